@@ -1,0 +1,207 @@
+//! The handle of a memoized function: store + single-flight + statistics.
+
+use std::hash::Hash;
+use std::sync::{Arc, Once};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::flight::{Flights, Join};
+use crate::janitor;
+use crate::lookup::{KeyPart, Lookup};
+use crate::stats::{Counters, Event, Stats};
+use crate::store::{MemoryStore, Store};
+
+/// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`.
+///
+/// `K` is the owned key (for `fn f(name: &str, n: u32)`, `(String, u32)`), `V` the function's return
+/// type. Lookups take borrowed forms (`invalidate("alice")` on a `String`-keyed cache).
+///
+/// # Concurrent calls on the same key
+///
+/// [`get_or_compute`](Self::get_or_compute) (and every memoized call) runs the computation once for
+/// all callers that miss one key at the same time; the others wait for that one result. Callers of
+/// other keys never wait for it, and hits never wait for any computation. If the computing caller
+/// panics, the panic reaches that caller and one of the waiters computes instead.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Cache, Config};
+///
+/// let cache: Cache<String, usize> = Cache::new(Config::new().maxsize(100));
+/// assert_eq!(cache.get_or_compute("hello", |name| name.len()), 5);
+/// assert_eq!(cache.get_or_compute("hello", |_| unreachable!("cached")), 5);
+/// assert!(cache.invalidate("hello"));
+/// assert_eq!(cache.stats().misses, 1);
+/// ```
+pub struct Cache<K, V, S = MemoryStore<K, V>> {
+    store: S,
+    flights: Flights<K, V>,
+    counters: Arc<Counters>,
+    janitor: Once,
+}
+
+impl<K, V> Cache<K, V> {
+    /// An in-memory cache configured by `config`.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        let counters = Arc::<Counters>::default();
+        Self {
+            store: MemoryStore::with_counters(&config, Arc::clone(&counters)),
+            flights: Flights::default(),
+            counters,
+            janitor: Once::new(),
+        }
+    }
+
+    /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
+    /// advancing it instead of sleeping.
+    pub fn set_clock(&self, clock: Clock) {
+        self.store.set_clock(clock);
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    /// The cached value for `key`, without computing anything or counting a hit.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + KeyPart + ToOwned<Owned = K>,
+    {
+        self.store.get(&key)
+    }
+
+    /// Whether a live value is cached for `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        Q: ?Sized + KeyPart + ToOwned<Owned = K>,
+    {
+        self.get(key).is_some()
+    }
+
+    /// Stores `value` under `key` (e.g. to warm the cache), replacing any previous value.
+    pub fn insert(&self, key: K, value: V) {
+        self.store.insert(key, value);
+    }
+
+    /// Removes `key`'s entry, so the next call computes again; `true` if there was one.
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
+    where
+        Q: ?Sized + KeyPart + ToOwned<Owned = K>,
+    {
+        self.store.remove(&key)
+    }
+
+    /// Removes every entry. Statistics are kept.
+    pub fn clear(&self) {
+        self.store.clear();
+    }
+
+    /// How many entries are held.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Removes every expired entry now, instead of waiting for the background sweep; returns how many.
+    pub fn purge_expired(&self) -> usize {
+        self.store.purge_expired()
+    }
+
+    /// Counters since the cache was created.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot(self.store.len())
+    }
+
+    /// The value for `key`: from the cache, or computed by `compute` (from the key's borrowed
+    /// view) once for all concurrent callers, then stored.
+    pub fn get_or_compute<L>(&self, key: L, compute: impl FnOnce(L) -> V) -> V
+    where
+        L: Lookup<Key = K>,
+    {
+        if let Some(value) = self.hit(&key) {
+            return value;
+        }
+        let owned = key.to_key();
+        self.compute(owned, || compute(key), |_| true)
+    }
+
+    /// A counted lookup: the hit path of every memoized call.
+    #[inline]
+    pub(crate) fn hit<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let value = self.store.get(key)?;
+        self.counters.record(Event::Hit);
+        Some(value)
+    }
+
+    /// The miss path: single-flight around `body`; the value is stored when `keep` says so.
+    ///
+    /// Callers that were waiting get the leader's value either way: they asked at the same time.
+    pub(crate) fn compute(&self, key: K, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
+        loop {
+            match self.flights.join(key.clone()) {
+                Join::Lead(leader) => {
+                    // A value may have landed between the caller's miss and its taking the lead.
+                    if let Some(value) = self.store.get(&&key) {
+                        self.counters.record(Event::Hit);
+                        leader.finish(&value);
+                        return value;
+                    }
+                    self.counters.record(Event::Miss);
+                    let value = body();
+                    if keep(&value) {
+                        self.store.insert(key, value.clone());
+                    }
+                    leader.finish(&value);
+                    return value;
+                }
+                Join::Wait(flight) => {
+                    if let Some(value) = flight.wait() {
+                        self.counters.record(Event::Coalesced);
+                        return value;
+                    }
+                    // The leader panicked: try again, perhaps as the new leader.
+                    if let Some(value) = self.hit(&&key) {
+                        return value;
+                    }
+                }
+                Join::Reentrant => {
+                    self.counters.record(Event::Miss);
+                    return body();
+                }
+            }
+        }
+    }
+
+    /// Lets the background sweep free this cache's expired entries.
+    pub(crate) fn watch_expiry(&'static self) {
+        if self.store.has_ttl() {
+            self.janitor.call_once(|| janitor::watch(self));
+        }
+    }
+}
+
+impl<K, V, S> janitor::Purge for Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    fn purge_expired(&self) -> usize {
+        self.store.purge_expired()
+    }
+}
+
+impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}

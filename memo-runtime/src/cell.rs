@@ -1,0 +1,101 @@
+//! Where a memoized function finds its cache.
+//!
+//! The expansion of `#[cached] fn f` reaches the cache from two places: `f`'s body and the
+//! companion `f_cache()`. Inside an `impl` neither can name the other without knowing it is in an
+//! `impl`, and a `static` there cannot name `Self`; so each holds a type-erased [`CacheCell`] and
+//! both cells resolve, once, through a process-wide registry keyed by the function's unique id
+//! and the cache's type. After that a lookup is one atomic load and a type-id compare.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
+
+type Erased = &'static (dyn Any + Send + Sync);
+
+/// A `static`-friendly slot that resolves to one leaked cache per (function, type).
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Cache, CacheCell, Config};
+///
+/// static BODY: CacheCell = CacheCell::new();
+/// static COMPANION: CacheCell = CacheCell::new();
+/// let a: &'static Cache<u32, u32> = BODY.get_or_init("doc::f#0", || Cache::new(Config::new()));
+/// let b: &'static Cache<u32, u32> = COMPANION.get_or_init("doc::f#0", || Cache::new(Config::new()));
+/// assert!(std::ptr::eq(a, b));
+/// ```
+#[derive(Debug)]
+pub struct CacheCell {
+    first: OnceLock<Erased>,
+}
+
+static REGISTRY: LazyLock<Mutex<HashMap<(&'static str, TypeId), Erased>>> =
+    LazyLock::new(Mutex::default);
+
+impl CacheCell {
+    /// An empty cell.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { first: OnceLock::new() }
+    }
+
+    /// The cache registered under `id` for type `C`, created by `init` if it is the first.
+    ///
+    /// A cell must always be asked with the same `id` (each expansion has its own cells).
+    #[inline]
+    pub fn get_or_init<C: Any + Send + Sync>(&self, id: &'static str, init: impl FnOnce() -> C) -> &'static C {
+        if let Some(cache) = self.first.get().and_then(|c| c.downcast_ref::<C>()) {
+            return cache;
+        }
+        self.resolve(id, init)
+    }
+
+    #[cold]
+    fn resolve<C: Any + Send + Sync>(&self, id: &'static str, init: impl FnOnce() -> C) -> &'static C {
+        let key = (id, TypeId::of::<C>());
+        let found = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
+        let erased = found.unwrap_or_else(|| {
+            // Build outside the lock: `init` may itself call a memoized function.
+            let fresh = init();
+            *REGISTRY
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key)
+                .or_insert_with(|| Box::leak(Box::new(fresh)))
+        });
+        // The first type seen gets the fast path; a generic `impl` may bring others.
+        let _ = self.first.set(erased);
+        erased.downcast_ref::<C>().unwrap_or_else(|| unreachable!("registered under its own type id"))
+    }
+}
+
+impl Default for CacheCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_instance_per_id_and_type() {
+        static A: CacheCell = CacheCell::new();
+        static B: CacheCell = CacheCell::new();
+        static C: CacheCell = CacheCell::new();
+        let a1: &'static Vec<u8> = A.get_or_init("t#1", || vec![1]);
+        let b1: &'static Vec<u8> = B.get_or_init("t#1", || vec![2]);
+        assert!(std::ptr::eq(a1, b1));
+        assert_eq!(*b1, [1]);
+        // Another type in the same cell (a generic impl): its own instance, shared too.
+        let a2: &'static Vec<u16> = A.get_or_init("t#1", || vec![3]);
+        let b2: &'static Vec<u16> = B.get_or_init("t#1", || vec![4]);
+        assert!(std::ptr::eq(a2, b2));
+        // Another id: another instance.
+        let c: &'static Vec<u8> = C.get_or_init("t#2", || vec![5]);
+        assert_eq!(*c, [5]);
+        assert_eq!(*A.get_or_init::<Vec<u8>>("t#1", || unreachable!()), [1]);
+    }
+}

@@ -1,0 +1,158 @@
+//! Time as the caches see it: the real monotonic clock, or a mock that tests advance by hand.
+//!
+//! Every expiry decision reads time through a [`Clock`], so a test can expire entries by calling
+//! [`MockClock::increment`] instead of sleeping.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The source of "now" for a cache.
+///
+/// Time is counted in nanoseconds from a process-wide origin, which keeps expiry stamps in a `u64`.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::Clock;
+/// use std::time::Duration;
+///
+/// let (clock, mock) = Clock::mock();
+/// let start = clock.now();
+/// mock.increment(Duration::from_secs(5));
+/// assert_eq!(clock.now() - start, Duration::from_secs(5).as_nanos() as u64);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    mock: Option<Arc<AtomicU64>>,
+}
+
+/// The hand that moves a mock [`Clock`]; see [`Clock::mock`].
+#[derive(Clone, Debug)]
+pub struct MockClock {
+    nanos: Arc<AtomicU64>,
+}
+
+static ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+impl Clock {
+    /// The real monotonic clock.
+    #[must_use]
+    pub fn real() -> Self {
+        Self { mock: None }
+    }
+
+    /// A clock that stands still until the returned [`MockClock`] moves it.
+    ///
+    /// It starts at the real clock's current reading, so stamps taken before and after
+    /// switching a cache to it stay comparable.
+    #[must_use]
+    pub fn mock() -> (Self, MockClock) {
+        let nanos = Arc::new(AtomicU64::new(real_now()));
+        (Self { mock: Some(Arc::clone(&nanos)) }, MockClock { nanos })
+    }
+
+    /// Nanoseconds since the process-wide origin.
+    #[inline]
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        match &self.mock {
+            None => real_now(),
+            Some(nanos) => nanos.load(Ordering::Acquire),
+        }
+    }
+
+    /// The reading `after` from now, saturating instead of overflowing.
+    #[must_use]
+    pub fn deadline(&self, after: Duration) -> u64 {
+        self.now().saturating_add(duration_nanos(after))
+    }
+}
+
+impl MockClock {
+    /// Moves the mock clock forward.
+    pub fn increment(&self, by: Duration) {
+        self.nanos.fetch_add(duration_nanos(by), Ordering::AcqRel);
+    }
+}
+
+fn real_now() -> u64 {
+    // Saturate after ~584 years of uptime rather than wrap.
+    u64::try_from(ORIGIN.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A cache's clock, switchable to a mock while the cache is in use.
+///
+/// Reading it is one atomic load plus the clock itself, so the hit path stays cheap.
+#[derive(Debug, Default)]
+pub(crate) struct ClockCell {
+    mock: AtomicPtr<AtomicU64>,
+    /// Keeps every mock that was ever installed alive, so `mock` never dangles.
+    installed: Mutex<Vec<Arc<AtomicU64>>>,
+}
+
+impl ClockCell {
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        let mock = self.mock.load(Ordering::Acquire);
+        if mock.is_null() {
+            real_now()
+        } else {
+            // SAFETY: a non-null pointer comes from an `Arc` held in `installed` for as long as `self` lives.
+            unsafe { &*mock }.load(Ordering::Acquire)
+        }
+    }
+
+    pub(crate) fn set(&self, clock: Clock) {
+        let ptr = match clock.mock {
+            None => ptr::null_mut(),
+            Some(nanos) => {
+                let ptr = Arc::as_ptr(&nanos).cast_mut();
+                self.installed.lock().unwrap_or_else(PoisonError::into_inner).push(nanos);
+                ptr
+            }
+        };
+        self.mock.store(ptr, Ordering::Release);
+    }
+}
+
+pub(crate) fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_clock_moves_forward() {
+        let clock = Clock::real();
+        let a = clock.now();
+        let b = clock.now();
+        assert!(b >= a);
+    }
+
+    #[test]
+    fn mock_clock_only_moves_when_told() {
+        let (clock, mock) = Clock::mock();
+        let a = clock.now();
+        assert_eq!(clock.now(), a);
+        mock.increment(Duration::from_millis(1500));
+        assert_eq!(clock.now(), a + 1_500_000_000);
+        assert_eq!(clock.deadline(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn clock_cell_switches_between_real_and_mock() {
+        let cell = ClockCell::default();
+        let (clock, mock) = Clock::mock();
+        cell.set(clock);
+        let a = cell.now();
+        mock.increment(Duration::from_secs(1));
+        assert_eq!(cell.now(), a + 1_000_000_000);
+        cell.set(Clock::real());
+        let before = real_now();
+        assert!(cell.now() >= before);
+    }
+}

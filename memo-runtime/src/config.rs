@@ -1,0 +1,45 @@
+//! How a cache is bounded and expired: what `#[cached(maxsize = …, ttl = …)]` turns into.
+
+use std::time::Duration;
+
+/// The settings of a cache.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::Config;
+/// use std::time::Duration;
+///
+/// let config = Config::new().maxsize(10_000).ttl(Duration::from_secs(300));
+/// assert_eq!(config.maxsize, Some(10_000));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The most entries held at once; `None` for no bound. `Some(0)` caches nothing.
+    pub maxsize: Option<usize>,
+    /// How long an entry stays valid after it is stored; `None` for ever.
+    pub ttl: Option<Duration>,
+}
+
+impl Config {
+    /// Unbounded, never expiring.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self { maxsize: None, ttl: None }
+    }
+
+    /// Bounds the cache to `maxsize` entries.
+    #[must_use]
+    pub const fn maxsize(mut self, maxsize: usize) -> Self {
+        self.maxsize = Some(maxsize);
+        self
+    }
+
+    /// Expires entries `ttl` after they are stored.
+    #[must_use]
+    pub const fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}

@@ -1,0 +1,226 @@
+//! Per-key single-flight: concurrent misses of one key run the computation once.
+//!
+//! The first caller to miss a key becomes its *leader* and registers a [`Flight`] for it; callers
+//! that miss the same key meanwhile wait on that flight alone, so unrelated keys never share a lock
+//! or a wake-up. The table lock is held only to add or remove a flight, never across a computation,
+//! and a hit never looks at this table.
+//!
+//! If the leader panics, its [`Leader`] guard marks the flight abandoned while unwinding; the
+//! waiters wake up and one of them becomes the next leader. A leader that calls back into its own
+//! key is told so ([`Join::Reentrant`]) instead of waiting for itself.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, ThreadId};
+
+use hashbrown::HashTable;
+
+/// How many table shards: misses of different keys rarely meet on one table lock.
+const SHARDS: usize = 32;
+
+/// One shard of the in-flight table: key → its flight.
+type Table<K, V> = Mutex<HashTable<(K, Arc<Flight<V>>)>>;
+
+/// The in-flight computations of one cache.
+pub(crate) struct Flights<K, V> {
+    shards: Box<[Table<K, V>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// One computation in progress, shared by its leader and its waiters.
+pub(crate) struct Flight<V> {
+    state: Mutex<State<V>>,
+    done: Condvar,
+    leader: ThreadId,
+}
+
+enum State<V> {
+    Running,
+    /// The leader's result, for the waiters that were there to see it.
+    Done(V),
+    /// The leader panicked: someone else must compute.
+    Abandoned,
+}
+
+/// What a caller that missed should do.
+pub(crate) enum Join<'a, K: Hash + Eq, V> {
+    /// Compute, then call [`Leader::finish`].
+    Lead(Leader<'a, K, V>),
+    /// Wait for the leader with [`Flight::wait`].
+    Wait(Arc<Flight<V>>),
+    /// This thread is already computing this key further up its stack: compute without caching.
+    Reentrant,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held except user `Eq`/`Hash`, which leaves no half-state.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<K: Hash + Eq, V> Flights<K, V> {
+    /// Leads the computation of `key`, or joins the one already running.
+    pub(crate) fn join(&self, key: K) -> Join<'_, K, V> {
+        let hash = self.hasher.hash_one(&key);
+        let mut table = lock(self.shard(hash));
+        if let Some((_, flight)) = table.find(hash, |(k, _)| *k == key) {
+            return if flight.leader == thread::current().id() {
+                Join::Reentrant
+            } else {
+                Join::Wait(Arc::clone(flight))
+            };
+        }
+        let flight = Arc::new(Flight {
+            state: Mutex::new(State::Running),
+            done: Condvar::new(),
+            leader: thread::current().id(),
+        });
+        table.insert_unique(hash, (key, Arc::clone(&flight)), |(k, _)| self.hasher.hash_one(k));
+        drop(table);
+        Join::Lead(Leader { flights: self, hash, flight, finished: false })
+    }
+
+    /// Number of computations in progress.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    fn shard(&self, hash: u64) -> &Table<K, V> {
+        #[allow(clippy::cast_possible_truncation, reason = "reduced modulo the shard count")]
+        &self.shards[(hash >> 40) as usize % SHARDS]
+    }
+
+    /// Unregisters `flight`, handing its key back.
+    fn remove(&self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
+        let mut table = lock(self.shard(hash));
+        let entry = table.find_entry(hash, |(_, f)| Arc::ptr_eq(f, flight)).ok()?;
+        Some(entry.remove().0.0)
+    }
+}
+
+impl<V: Clone> Flight<V> {
+    /// Waits for the leader; `None` if it gave up (panicked) and the caller must try again.
+    pub(crate) fn wait(&self) -> Option<V> {
+        let mut state = lock(&self.state);
+        loop {
+            match &*state {
+                State::Running => {
+                    state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
+                State::Done(value) => return Some(value.clone()),
+                State::Abandoned => return None,
+            }
+        }
+    }
+}
+
+impl<V> Flight<V> {
+    fn settle(&self, state: State<V>) {
+        *lock(&self.state) = state;
+        self.done.notify_all();
+    }
+}
+
+/// The duty to settle a flight. Dropped unfinished (the computation panicked), it abandons the
+/// flight so that a waiter takes over.
+pub(crate) struct Leader<'a, K: Hash + Eq, V> {
+    flights: &'a Flights<K, V>,
+    hash: u64,
+    flight: Arc<Flight<V>>,
+    finished: bool,
+}
+
+impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
+    /// Hands `value` to the waiters and retires the flight.
+    ///
+    /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
+    pub(crate) fn finish(mut self, value: &V) {
+        self.finished = true;
+        self.flights.remove(self.hash, &self.flight);
+        // After removal nobody new can join: if no one is waiting, skip the clone.
+        if Arc::strong_count(&self.flight) > 1 {
+            self.flight.settle(State::Done(value.clone()));
+        }
+    }
+}
+
+impl<K: Hash + Eq, V> Drop for Leader<'_, K, V> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.flights.remove(self.hash, &self.flight);
+            self.flight.settle(State::Abandoned);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn one_leader_many_waiters() {
+        let flights = Flights::<u32, String>::default();
+        let runs = AtomicUsize::new(0);
+        let joined = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| match flights.join(7) {
+                    Join::Lead(leader) => {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        // Finish only once every other caller is waiting on this flight.
+                        while joined.load(Ordering::SeqCst) < 15 {
+                            thread::yield_now();
+                        }
+                        leader.finish(&"seven".to_string());
+                    }
+                    Join::Wait(flight) => {
+                        joined.fetch_add(1, Ordering::SeqCst);
+                        assert_eq!(flight.wait().as_deref(), Some("seven"));
+                    }
+                    Join::Reentrant => unreachable!(),
+                });
+            }
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[test]
+    fn abandoned_flight_wakes_waiters() {
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(leader) = flights.join(1) else { panic!("first caller leads") };
+        let (joined, has_joined) = std::sync::mpsc::channel();
+        let waited = thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let Join::Wait(flight) = flights.join(1) else { panic!("second caller waits") };
+                joined.send(()).unwrap();
+                flight.wait()
+            });
+            has_joined.recv().unwrap();
+            drop(leader);
+            waiter.join().unwrap()
+        });
+        assert_eq!(waited, None);
+        assert_eq!(flights.len(), 0);
+        assert!(matches!(flights.join(1), Join::Lead(_)));
+    }
+
+    #[test]
+    fn reentrant_join_is_detected() {
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(leader) = flights.join(1) else { panic!("first caller leads") };
+        assert!(matches!(flights.join(1), Join::Reentrant));
+        assert!(matches!(flights.join(2), Join::Lead(_)));
+        leader.finish(&1);
+    }
+}

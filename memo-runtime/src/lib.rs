@@ -1,0 +1,29 @@
+//! The runtime of [`memo`](https://docs.rs/memo): concurrent stores, per-key single-flight, clock
+//! and statistics. Use it through the `memo` crate and its `#[cached]` attribute; the types here are
+//! re-exported there.
+//!
+//! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
+//! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
+//! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
+//! - [`Clock`]: real or mock time for expiry.
+
+mod cache;
+mod cell;
+mod clock;
+mod config;
+mod flight;
+mod janitor;
+mod lookup;
+mod stats;
+pub mod store;
+
+#[doc(hidden)]
+pub mod private;
+
+pub use cache::Cache;
+pub use cell::CacheCell;
+pub use clock::{Clock, MockClock};
+pub use config::Config;
+pub use lookup::{KeyPart, Lookup};
+pub use stats::Stats;
+pub use store::{MemoryStore, Store};

@@ -1,0 +1,214 @@
+//! The default store: concurrent, sharded, bounded by count, with per-entry expiry.
+
+use std::hash::BuildHasher;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::Store;
+use super::shard::{Removal, Shard};
+use crate::clock::{Clock, ClockCell, duration_nanos};
+use crate::config::Config;
+use crate::lookup::Lookup;
+use crate::stats::{Counters, Event};
+
+/// Keeps a shard's lock on cache lines of its own, so two shards never contend through one line.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+type LockedShard<K, V> = Padded<RwLock<Shard<K, V>>>;
+
+/// A concurrent in-memory store, split into shards each behind a read-write lock.
+///
+/// A hit takes one shard's read lock, so hits on different keys (and on the same key) run in
+/// parallel; only inserts and removals take a shard's write lock. The bound is split exactly over
+/// the shards, so `len() <= maxsize` holds at every instant.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Config, MemoryStore, Store};
+///
+/// let store: MemoryStore<String, u32> = MemoryStore::new(&Config::new().maxsize(100));
+/// store.insert("a".to_string(), 1);
+/// assert_eq!(store.get(&"a"), Some(1));
+/// assert!(store.remove(&"a"));
+/// assert!(store.is_empty());
+/// ```
+pub struct MemoryStore<K, V> {
+    shards: Box<[LockedShard<K, V>]>,
+    /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
+    mask: usize,
+    hasher: foldhash::fast::RandomState,
+    /// Time to live in nanoseconds; 0 for none.
+    ttl: u64,
+    clock: ClockCell,
+    counters: Arc<Counters>,
+}
+
+impl<K, V> MemoryStore<K, V> {
+    /// A store bounded and expired as `config` says.
+    #[must_use]
+    pub fn new(config: &Config) -> Self {
+        Self::with_counters(config, Arc::default())
+    }
+
+    pub(crate) fn with_counters(config: &Config, counters: Arc<Counters>) -> Self {
+        let count = shard_count(config.maxsize);
+        let shards = (0..count)
+            .map(|i| {
+                let capacity = config.maxsize.map_or(usize::MAX, |max| {
+                    // Split exactly: the first `max % count` shards hold one more.
+                    max / count + usize::from(i < max % count)
+                });
+                Padded(RwLock::new(Shard::new(capacity)))
+            })
+            .collect();
+        Self {
+            shards,
+            mask: count - 1,
+            hasher: foldhash::fast::RandomState::default(),
+            ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
+            clock: ClockCell::default(),
+            counters,
+        }
+    }
+
+    /// Reads time from `clock` from now on (tests use [`Clock::mock`]).
+    pub fn set_clock(&self, clock: Clock) {
+        self.clock.set(clock);
+    }
+
+    #[inline]
+    fn hash<T: std::hash::Hash + ?Sized>(&self, key: &T) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
+        // The index uses the low bits and its tags the top seven; take the shard from the middle.
+        #[allow(clippy::cast_possible_truncation, reason = "masked to the shard count")]
+        &self.shards[(hash >> 32) as usize & self.mask].0
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        if self.ttl == 0 { 0 } else { self.clock.now() }
+    }
+
+    fn count(&self, removal: Removal) {
+        self.counters.record(match removal {
+            Removal::Evicted => Event::Eviction,
+            Removal::Expired => Event::Expiry,
+        });
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // A panic in user code (a key's `Eq`) never leaves a shard half-updated, so poison is ignored.
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful
+/// share of a small bound.
+fn shard_count(maxsize: Option<usize>) -> usize {
+    static CPUS: LazyLock<usize> =
+        LazyLock::new(|| std::thread::available_parallelism().map_or(4, usize::from));
+    let mut count = (*CPUS * 32).next_power_of_two().clamp(64, 1024);
+    if let Some(max) = maxsize {
+        while count > 1 && max / count < 32 {
+            count /= 2;
+        }
+    }
+    count
+}
+
+impl<K, V> Store<K, V> for MemoryStore<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    #[inline]
+    fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let hash = self.hash(key);
+        let now = self.now();
+        read(self.shard(hash)).get(hash, key, now).cloned()
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let hash = self.hash(&key);
+        let now = self.now();
+        let expires = if self.ttl == 0 { 0 } else { now.saturating_add(self.ttl) };
+        write(self.shard(hash)).insert(hash, key, value, expires, now, |r| self.count(r));
+    }
+
+    fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
+        let hash = self.hash(key);
+        write(self.shard(hash)).remove(hash, key)
+    }
+
+    fn clear(&self) {
+        for shard in &self.shards {
+            write(&shard.0).clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| read(&s.0).len()).sum()
+    }
+
+    fn has_ttl(&self) -> bool {
+        self.ttl != 0
+    }
+
+    fn purge_expired(&self) -> usize {
+        if self.ttl == 0 {
+            return 0;
+        }
+        let mut purged = 0;
+        for shard in &self.shards {
+            let now = self.now();
+            purged += write(&shard.0).purge_expired(now);
+        }
+        self.counters.add(Event::Expiry, purged as u64);
+        purged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bound_is_split_exactly_over_shards() {
+        for max in [1, 7, 64, 100, 1000, 4097, 100_000] {
+            let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(max));
+            let total: usize = store.shards.iter().map(|s| read(&s.0).capacity()).sum();
+            assert_eq!(total, max);
+            for k in 0..(3 * max as u64) {
+                store.insert(k, k);
+                assert!(store.len() <= max);
+            }
+        }
+    }
+
+    #[test]
+    fn ttl_hides_then_purges_entries() {
+        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().ttl(Duration::from_secs(10)));
+        let (clock, mock) = Clock::mock();
+        store.set_clock(clock);
+        for k in 0..1000 {
+            store.insert(k, k);
+        }
+        mock.increment(Duration::from_secs(9));
+        assert_eq!(store.get(&&5), Some(5));
+        mock.increment(Duration::from_secs(1));
+        assert_eq!(store.get(&&5), None);
+        assert_eq!(store.len(), 1000);
+        assert_eq!(store.purge_expired(), 1000);
+        assert!(store.is_empty());
+    }
+}

@@ -1,0 +1,44 @@
+//! Where cached values live: the [`Store`] trait and the in-memory [`MemoryStore`].
+
+mod memory;
+mod shard;
+
+pub use memory::MemoryStore;
+
+use crate::lookup::Lookup;
+
+/// A place that holds cached values, shared by all threads.
+///
+/// A [`Cache`](crate::Cache) adds single-flight and statistics on top of a store; the store only
+/// keeps entries, bounds them and expires them.
+pub trait Store<K, V>: Send + Sync {
+    /// The live value stored under `key`, if any.
+    fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
+
+    /// Stores `value` under `key`, replacing any previous value.
+    fn insert(&self, key: K, value: V);
+
+    /// Removes `key`'s entry; `true` if there was one.
+    fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool;
+
+    /// Removes every entry.
+    fn clear(&self);
+
+    /// How many entries are held (expired entries not yet removed included).
+    fn len(&self) -> usize;
+
+    /// Whether the store holds no entries.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether entries expire (and [`purge_expired`](Self::purge_expired) has work to do).
+    fn has_ttl(&self) -> bool {
+        false
+    }
+
+    /// Removes the entries whose time to live has passed; returns how many.
+    fn purge_expired(&self) -> usize {
+        0
+    }
+}
