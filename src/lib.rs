@@ -1,1 +1,58 @@
+//! One attribute turns a function into a cached function.
+//!
+//! `#[memo::cached]` stores a function's results in a concurrent in-memory cache keyed by its
+//! arguments. Concurrent callers of one missing key run the body once and share the value; callers
+//! of other keys never wait for them; hits take no exclusive lock.
+//!
+//! # Example
+//!
+//! ```
+//! use memo::cached;
+//!
+//! #[cached(maxsize = 1024)]
+//! fn fib(n: u64) -> u64 {
+//!     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+//! }
+//!
+//! #[cached(ttl = "10s", maxsize = 100)]
+//! fn shout(word: &str) -> String {
+//!     word.to_uppercase()
+//! }
+//!
+//! assert_eq!(fib(90), 2_880_067_194_370_816_120);
+//! assert_eq!(fib_cache().stats().misses, 91);
+//! assert_eq!(shout("hi"), "HI");
+//! assert_eq!(shout("hi"), "HI");
+//! assert_eq!(shout_cache().stats().hits, 1);
+//! assert!(shout_cache().invalidate("hi"));
+//! ```
+//!
+//! # Options
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `maxsize = N` | keep at most `N` entries (CLOCK eviction); unbounded when omitted |
+//! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
+//! | `key = expr` | key by an expression over the arguments instead of all of them |
+//! | `key_type = T` | the type of `key = expr` when it is not an argument or a tuple of arguments |
+//! | `cache_err = true` | also cache `Err` results (by default only `Ok` is stored) |
+//! | `cache_none = true` | also cache `None` results (by default only `Some` is stored) |
+//! | `crate = path` | where to find `memo`, for crates that re-export it |
+//!
+//! # The cache handle
+//!
+//! Every memoized `f` gets a companion `f_cache()` (in an `impl`, `Self::f_cache()`) with `f`'s
+//! visibility. It returns the [`Cache`] behind `f`: [`stats`](Cache::stats), [`len`](Cache::len),
+//! [`clear`](Cache::clear), [`invalidate`](Cache::invalidate), [`insert`](Cache::insert). Its key
+//! type is the owned form of the arguments: one argument → its owned type (`&str` → `String`,
+//! `&[T]` → `Vec<T>`, `&T` → `T`); several → the tuple of them; a method → `Self` first;
+//! `key = expr` → that expression's type.
 
+pub use memo_macros::cached;
+pub use memo_runtime::{
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Stats, Store, store,
+};
+
+// Not public API: what `#[cached]` expansions call.
+#[doc(hidden)]
+pub use memo_runtime::private as __private;

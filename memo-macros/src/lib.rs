@@ -1,1 +1,18 @@
+//! Implementation detail of the `memo` crate: the `#[cached]` attribute.
+//!
+//! The pipeline lives in [`expand::cached`]: parse the options ([`args`]), parse the function
+//! ([`item`]), cross-check them ([`validate`]), generate code ([`expand`]).
 
+mod args;
+mod duration;
+mod expand;
+mod item;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Memoizes a function. See the `memo` crate for the options and the generated `f_cache()` handle.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(args.into(), item.into()).into()
+}

@@ -70,7 +70,7 @@ where
     /// The cached value for `key`, without computing anything or counting a hit.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        Q: ?Sized + KeyPart + ToOwned<Owned = K>,
+        Q: ?Sized + KeyPart<Owned = K>,
     {
         self.store.get(&key)
     }
@@ -78,7 +78,7 @@ where
     /// Whether a live value is cached for `key`.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        Q: ?Sized + KeyPart + ToOwned<Owned = K>,
+        Q: ?Sized + KeyPart<Owned = K>,
     {
         self.get(key).is_some()
     }
@@ -91,7 +91,7 @@ where
     /// Removes `key`'s entry, so the next call computes again; `true` if there was one.
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
-        Q: ?Sized + KeyPart + ToOwned<Owned = K>,
+        Q: ?Sized + KeyPart<Owned = K>,
     {
         self.store.remove(&key)
     }

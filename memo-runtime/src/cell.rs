@@ -37,14 +37,20 @@ impl CacheCell {
     /// An empty cell.
     #[must_use]
     pub const fn new() -> Self {
-        Self { first: OnceLock::new() }
+        Self {
+            first: OnceLock::new(),
+        }
     }
 
     /// The cache registered under `id` for type `C`, created by `init` if it is the first.
     ///
     /// A cell must always be asked with the same `id` (each expansion has its own cells).
     #[inline]
-    pub fn get_or_init<C: Any + Send + Sync>(&self, id: &'static str, init: impl FnOnce() -> C) -> &'static C {
+    pub fn get_or_init<C: Any + Send + Sync>(
+        &self,
+        id: &'static str,
+        init: impl FnOnce() -> C,
+    ) -> &'static C {
         if let Some(cache) = self.first.get().and_then(|c| c.downcast_ref::<C>()) {
             return cache;
         }
@@ -52,9 +58,17 @@ impl CacheCell {
     }
 
     #[cold]
-    fn resolve<C: Any + Send + Sync>(&self, id: &'static str, init: impl FnOnce() -> C) -> &'static C {
+    fn resolve<C: Any + Send + Sync>(
+        &self,
+        id: &'static str,
+        init: impl FnOnce() -> C,
+    ) -> &'static C {
         let key = (id, TypeId::of::<C>());
-        let found = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
+        let found = REGISTRY
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .copied();
         let erased = found.unwrap_or_else(|| {
             // Build outside the lock: `init` may itself call a memoized function.
             let fresh = init();
@@ -66,7 +80,9 @@ impl CacheCell {
         });
         // The first type seen gets the fast path; a generic `impl` may bring others.
         let _ = self.first.set(erased);
-        erased.downcast_ref::<C>().unwrap_or_else(|| unreachable!("registered under its own type id"))
+        erased
+            .downcast_ref::<C>()
+            .unwrap_or_else(|| unreachable!("registered under its own type id"))
     }
 }
 

@@ -50,7 +50,12 @@ impl Clock {
     #[must_use]
     pub fn mock() -> (Self, MockClock) {
         let nanos = Arc::new(AtomicU64::new(real_now()));
-        (Self { mock: Some(Arc::clone(&nanos)) }, MockClock { nanos })
+        (
+            Self {
+                mock: Some(Arc::clone(&nanos)),
+            },
+            MockClock { nanos },
+        )
     }
 
     /// Nanoseconds since the process-wide origin.
@@ -109,7 +114,10 @@ impl ClockCell {
             None => ptr::null_mut(),
             Some(nanos) => {
                 let ptr = Arc::as_ptr(&nanos).cast_mut();
-                self.installed.lock().unwrap_or_else(PoisonError::into_inner).push(nanos);
+                self.installed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(nanos);
                 ptr
             }
         };

@@ -26,7 +26,10 @@ impl Config {
     /// Unbounded, never expiring.
     #[must_use]
     pub const fn new() -> Self {
-        Self { maxsize: None, ttl: None }
+        Self {
+            maxsize: None,
+            ttl: None,
+        }
     }
 
     /// Bounds the cache to `maxsize` entries.

@@ -83,9 +83,16 @@ impl<K: Hash + Eq, V> Flights<K, V> {
             done: Condvar::new(),
             leader: thread::current().id(),
         });
-        table.insert_unique(hash, (key, Arc::clone(&flight)), |(k, _)| self.hasher.hash_one(k));
+        table.insert_unique(hash, (key, Arc::clone(&flight)), |(k, _)| {
+            self.hasher.hash_one(k)
+        });
         drop(table);
-        Join::Lead(Leader { flights: self, hash, flight, finished: false })
+        Join::Lead(Leader {
+            flights: self,
+            hash,
+            flight,
+            finished: false,
+        })
     }
 
     /// Number of computations in progress.
@@ -95,14 +102,19 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     }
 
     fn shard(&self, hash: u64) -> &Table<K, V> {
-        #[allow(clippy::cast_possible_truncation, reason = "reduced modulo the shard count")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "reduced modulo the shard count"
+        )]
         &self.shards[(hash >> 40) as usize % SHARDS]
     }
 
     /// Unregisters `flight`, handing its key back.
     fn remove(&self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
         let mut table = lock(self.shard(hash));
-        let entry = table.find_entry(hash, |(_, f)| Arc::ptr_eq(f, flight)).ok()?;
+        let entry = table
+            .find_entry(hash, |(_, f)| Arc::ptr_eq(f, flight))
+            .ok()?;
         Some(entry.remove().0.0)
     }
 }
@@ -114,7 +126,10 @@ impl<V: Clone> Flight<V> {
         loop {
             match &*state {
                 State::Running => {
-                    state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = self
+                        .done
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
                 State::Done(value) => return Some(value.clone()),
                 State::Abandoned => return None,
@@ -198,11 +213,15 @@ mod tests {
     #[test]
     fn abandoned_flight_wakes_waiters() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1) else { panic!("first caller leads") };
+        let Join::Lead(leader) = flights.join(1) else {
+            panic!("first caller leads")
+        };
         let (joined, has_joined) = std::sync::mpsc::channel();
         let waited = thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let Join::Wait(flight) = flights.join(1) else { panic!("second caller waits") };
+                let Join::Wait(flight) = flights.join(1) else {
+                    panic!("second caller waits")
+                };
                 joined.send(()).unwrap();
                 flight.wait()
             });
@@ -218,7 +237,9 @@ mod tests {
     #[test]
     fn reentrant_join_is_detected() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1) else { panic!("first caller leads") };
+        let Join::Lead(leader) = flights.join(1) else {
+            panic!("first caller leads")
+        };
         assert!(matches!(flights.join(1), Join::Reentrant));
         assert!(matches!(flights.join(2), Join::Lead(_)));
         leader.finish(&1);

@@ -20,17 +20,25 @@ static WATCHED: Mutex<Vec<&'static dyn Purge>> = Mutex::new(Vec::new());
 /// Purges `cache` once per period from now on.
 pub(crate) fn watch(cache: &'static dyn Purge) {
     static START: Once = Once::new();
-    WATCHED.lock().unwrap_or_else(PoisonError::into_inner).push(cache);
+    WATCHED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(cache);
     START.call_once(|| {
         // Without the thread, expired entries still leave on inserts and `purge_expired`.
-        let _ = std::thread::Builder::new().name("memo-expiry".into()).spawn(sweep);
+        let _ = std::thread::Builder::new()
+            .name("memo-expiry".into())
+            .spawn(sweep);
     });
 }
 
 fn sweep() {
     loop {
         std::thread::sleep(PERIOD);
-        let watched = WATCHED.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let watched = WATCHED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         for cache in watched {
             cache.purge_expired();
         }

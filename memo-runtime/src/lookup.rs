@@ -10,14 +10,21 @@ use std::hash::Hash;
 
 /// One part of a cache key, seen through a reference: `str` for a `String` part, `T` for a `T` part.
 ///
-/// Implemented for every `Hash + Eq` type whose owned form is `Hash + Eq + Clone + Send + Sync + 'static`.
+/// Implemented for every `Hash + Eq` type whose owned form ([`ToOwned`]) is
+/// `Hash + Eq + Clone + Send + Sync + 'static`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a cache key: it is not `Hash + Eq` (with an owned form that is `Clone + Send + Sync + 'static`)",
-    label = "this argument is part of the cache key",
+    label = "part of the cache key",
     note = "choose the key yourself with `key = ...`, e.g. `#[cached(key = id)]` to key by another argument, \
             or `#[cached(key = x.to_bits(), key_type = u64)]` to key by a value derived from this one"
 )]
-pub trait KeyPart: Hash + Eq + ToOwned<Owned: Hash + Eq + Clone + Send + Sync + 'static> {}
+pub trait KeyPart: Hash + Eq {
+    /// The owned form stored in the cache (`String` for `str`).
+    type Owned: Borrow<Self> + Hash + Eq + Clone + Send + Sync + 'static;
+
+    /// Builds the owned form.
+    fn to_owned_part(&self) -> Self::Owned;
+}
 
 #[diagnostic::do_not_recommend]
 impl<Q> KeyPart for Q
@@ -25,6 +32,11 @@ where
     Q: ?Sized + Hash + Eq + ToOwned,
     Q::Owned: Hash + Eq + Clone + Send + Sync + 'static,
 {
+    type Owned = Q::Owned;
+
+    fn to_owned_part(&self) -> Q::Owned {
+        self.to_owned()
+    }
 }
 
 /// A borrowed view of a cache key of type [`Lookup::Key`].
@@ -61,7 +73,7 @@ impl<Q: ?Sized + KeyPart> Lookup for &Q {
     }
 
     fn to_key(&self) -> Q::Owned {
-        (*self).to_owned()
+        self.to_owned_part()
     }
 }
 
@@ -76,7 +88,7 @@ macro_rules! tuple_lookup {
             }
 
             fn to_key(&self) -> Self::Key {
-                ($(self.$idx.to_owned(),)+)
+                ($(self.$idx.to_owned_part(),)+)
             }
         }
     };

@@ -24,7 +24,10 @@ impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 /// This is the one place that states the bounds on the key and the value, so a key or return type
 /// that cannot be cached produces one error, not one per use.
 #[inline]
-#[allow(clippy::needless_pass_by_value, reason = "callers build the borrowed view in place")]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
 pub fn hit_or_miss<L, V>(cache: &'static Cache<L::Key, V>, key: L) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
@@ -32,7 +35,11 @@ where
 {
     match cache.hit(&key) {
         Some(value) => Ok(value),
-        None => Err(Miss { cache, key: key.to_key(), run: run::<L::Key, V> }),
+        None => Err(Miss {
+            cache,
+            key: key.to_key(),
+            run: run::<L::Key, V>,
+        }),
     }
 }
 
@@ -50,13 +57,21 @@ impl<K: 'static, V: 'static> Miss<K, V> {
     /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
     pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
         let mut body = Some(body);
-        #[allow(clippy::missing_panics_doc, reason = "the runtime calls the body at most once")]
+        #[allow(
+            clippy::missing_panics_doc,
+            reason = "the runtime calls the body at most once"
+        )]
         let mut once = || body.take().expect("the body runs at most once")();
         (self.run)(self.cache, self.key, &mut once, keep)
     }
 }
 
-fn run<K, V>(cache: &'static Cache<K, V>, key: K, body: &mut dyn FnMut() -> V, keep: fn(&V) -> bool) -> V
+fn run<K, V>(
+    cache: &'static Cache<K, V>,
+    key: K,
+    body: &mut dyn FnMut() -> V,
+    keep: fn(&V) -> bool,
+) -> V
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: CacheValue,

@@ -40,10 +40,17 @@ pub struct Stats {
 impl Stats {
     /// Hits over all calls (`hits / (hits + misses + coalesced)`), or 0 before the first call.
     #[must_use]
-    #[allow(clippy::cast_precision_loss, reason = "a ratio does not need 64-bit precision")]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "a ratio does not need 64-bit precision"
+    )]
     pub fn hit_ratio(&self) -> f64 {
         let calls = self.hits + self.misses + self.coalesced;
-        if calls == 0 { 0.0 } else { self.hits as f64 / calls as f64 }
+        if calls == 0 {
+            0.0
+        } else {
+            self.hits as f64 / calls as f64
+        }
     }
 }
 
@@ -74,7 +81,9 @@ pub(crate) struct Counters {
 
 impl Default for Counters {
     fn default() -> Self {
-        Self { stripes: (0..=STRIPES).map(|_| Stripe::default()).collect() }
+        Self {
+            stripes: (0..=STRIPES).map(|_| Stripe::default()).collect(),
+        }
     }
 }
 
@@ -94,7 +103,10 @@ impl Counters {
             counter.fetch_add(n, Ordering::Relaxed);
         } else {
             // Only this thread writes an owned stripe, so a plain read-modify-write is exact.
-            counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            counter.store(
+                counter.load(Ordering::Relaxed).wrapping_add(n),
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -215,13 +227,20 @@ mod tests {
         let owned = (0..4 * STRIPES)
             .filter(|_| std::thread::spawn(this_thread_stripe).join().unwrap() < STRIPES)
             .count();
-        assert!(owned > 2 * STRIPES, "only {owned} threads got a stripe of their own");
+        assert!(
+            owned > 2 * STRIPES,
+            "only {owned} threads got a stripe of their own"
+        );
     }
 
     #[test]
     fn hit_ratio_of_no_calls_is_zero() {
         assert!(Stats::default().hit_ratio().abs() < f64::EPSILON);
-        let s = Stats { hits: 3, misses: 1, ..Stats::default() };
+        let s = Stats {
+            hits: 3,
+            misses: 1,
+            ..Stats::default()
+        };
         assert!((s.hit_ratio() - 0.75).abs() < 1e-9);
     }
 }

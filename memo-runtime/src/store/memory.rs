@@ -140,7 +140,11 @@ where
     fn insert(&self, key: K, value: V) {
         let hash = self.hash(&key);
         let now = self.now();
-        let expires = if self.ttl == 0 { 0 } else { now.saturating_add(self.ttl) };
+        let expires = if self.ttl == 0 {
+            0
+        } else {
+            now.saturating_add(self.ttl)
+        };
         write(self.shard(hash)).insert(hash, key, value, expires, now, |r| self.count(r));
     }
 
@@ -197,7 +201,8 @@ mod tests {
 
     #[test]
     fn ttl_hides_then_purges_entries() {
-        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().ttl(Duration::from_secs(10)));
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().ttl(Duration::from_secs(10)));
         let (clock, mock) = Clock::mock();
         store.set_clock(clock);
         for k in 0..1000 {

@@ -52,7 +52,13 @@ pub(crate) struct Shard<K, V> {
 
 impl<K, V> Shard<K, V> {
     pub(crate) const fn new(capacity: usize) -> Self {
-        Self { index: HashTable::new(), slots: Vec::new(), hand: 0, sweep: 0, capacity }
+        Self {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            hand: 0,
+            sweep: 0,
+            capacity,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -79,7 +85,9 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let &i = self.index.find(hash, |&i| key.matches(&self.slots[i].key))?;
+        let &i = self
+            .index
+            .find(hash, |&i| key.matches(&self.slots[i].key))?;
         let slot = &self.slots[i];
         if slot.is_expired(now) {
             return None;
@@ -127,7 +135,13 @@ impl<K, V> Shard<K, V> {
             removed(self.evict_one(now));
         }
         let i = self.slots.len();
-        self.slots.push(Slot { hash, expires, referenced: AtomicBool::new(false), key, value });
+        self.slots.push(Slot {
+            hash,
+            expires,
+            referenced: AtomicBool::new(false),
+            key,
+            value,
+        });
         let slots = &self.slots;
         self.index.insert_unique(hash, i, |&j| slots[j].hash);
     }
@@ -261,7 +275,11 @@ mod tests {
         assert_eq!(shard.purge_expired(50), 500);
         assert_eq!(shard.len(), 500);
         for k in 0..1000 {
-            assert_eq!(get(&shard, k, 50), (k % 2 == 1).then_some(k * 10), "key {k}");
+            assert_eq!(
+                get(&shard, k, 50),
+                (k % 2 == 1).then_some(k * 10),
+                "key {k}"
+            );
         }
     }
 

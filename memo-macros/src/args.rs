@@ -1,0 +1,351 @@
+//! The options of `#[cached(...)]`, parsed from real Rust syntax with `syn::meta`.
+//!
+//! Every option goes through one setter ([`Opt::set`]) that reports a second occurrence, and
+//! every mistake found while parsing is collected, so all of them are reported at once.
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::{Expr, ExprLit, ExprUnary, Lit, LitBool, LitInt, LitStr, Path, Type, UnOp};
+
+use crate::duration;
+
+const MAXSIZE: &str = "maxsize";
+const TTL: &str = "ttl";
+const KEY: &str = "key";
+const KEY_TYPE: &str = "key_type";
+const CACHE_ERR: &str = "cache_err";
+const CACHE_NONE: &str = "cache_none";
+const CRATE: &str = "crate";
+
+const VALID: &str =
+    "expected one of `maxsize`, `ttl`, `key`, `key_type`, `cache_err`, `cache_none`, `crate`";
+
+/// An option's value and where it was written.
+pub(crate) struct Opt<T> {
+    name: &'static str,
+    value: Option<(Path, T)>,
+}
+
+impl<T> Opt<T> {
+    const fn new(name: &'static str) -> Self {
+        Self { name, value: None }
+    }
+
+    /// Records the option; a second occurrence is an error at its path.
+    fn set(&mut self, path: &Path, value: T) -> syn::Result<()> {
+        if self.value.is_some() {
+            return Err(syn::Error::new_spanned(
+                path,
+                format!("duplicate `{}` option", self.name),
+            ));
+        }
+        self.value = Some((path.clone(), value));
+        Ok(())
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.value.as_ref().map(|(_, v)| v)
+    }
+
+    /// The option's name as written, for errors about it.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.value.as_ref().map(|(p, _)| p)
+    }
+}
+
+/// A `ttl`: a literal checked at compile time, or any `Duration` expression.
+pub(crate) enum Ttl {
+    Millis(u64, Span),
+    Expr(Expr),
+}
+
+/// The parsed options of one `#[cached(...)]`.
+pub(crate) struct Args {
+    pub(crate) maxsize: Opt<Expr>,
+    pub(crate) ttl: Opt<Ttl>,
+    pub(crate) key: Opt<Expr>,
+    pub(crate) key_type: Opt<Type>,
+    pub(crate) cache_err: Opt<bool>,
+    pub(crate) cache_none: Opt<bool>,
+    pub(crate) krate: Opt<Path>,
+}
+
+impl Args {
+    /// Parses the attribute's arguments, reporting every mistake found.
+    pub(crate) fn from_tokens(tokens: TokenStream) -> syn::Result<Self> {
+        let mut args = Self {
+            maxsize: Opt::new(MAXSIZE),
+            ttl: Opt::new(TTL),
+            key: Opt::new(KEY),
+            key_type: Opt::new(KEY_TYPE),
+            cache_err: Opt::new(CACHE_ERR),
+            cache_none: Opt::new(CACHE_NONE),
+            krate: Opt::new(CRATE),
+        };
+        let mut errors: Option<syn::Error> = None;
+        syn::meta::parser(|meta| {
+            if let Err(err) = args.parse_one(&meta) {
+                // Skip the value of a rejected option so parsing can go on to the next one.
+                if meta.input.peek(syn::Token![=]) {
+                    meta.value()?.parse::<Expr>()?;
+                }
+                combine(&mut errors, err);
+            }
+            Ok(())
+        })
+        .parse2(tokens)?;
+        match errors {
+            Some(err) => Err(err),
+            None => Ok(args),
+        }
+    }
+
+    fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident(MAXSIZE) {
+            let expr = value_of(meta, "maxsize = 1000")?;
+            check_maxsize(&expr)?;
+            self.maxsize.set(path, expr)
+        } else if path.is_ident(TTL) {
+            let expr = value_of(meta, "ttl = \"10s\"")?;
+            let ttl = ttl_of(expr)?;
+            self.ttl.set(path, ttl)
+        } else if path.is_ident(KEY) {
+            let expr = value_of(meta, "key = id")?;
+            self.key.set(path, expr)
+        } else if path.is_ident(KEY_TYPE) {
+            let ty = meta.value()?.parse::<Type>()?;
+            self.key_type.set(path, ty)
+        } else if path.is_ident(CACHE_ERR) {
+            let flag = flag_of(meta)?;
+            self.cache_err.set(path, flag)
+        } else if path.is_ident(CACHE_NONE) {
+            let flag = flag_of(meta)?;
+            self.cache_none.set(path, flag)
+        } else if path.is_ident(CRATE) || path.is_ident("crate_path") {
+            let krate = crate_of(meta)?;
+            self.krate.set(path, krate)
+        } else {
+            Err(meta.error(unknown_option(path)))
+        }
+    }
+}
+
+fn combine(errors: &mut Option<syn::Error>, err: syn::Error) {
+    match errors {
+        Some(all) => all.combine(err),
+        None => *errors = Some(err),
+    }
+}
+
+/// The value after `=`; a missing value gets an example of the option's form.
+fn value_of(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<Expr> {
+    if !meta.input.peek(syn::Token![=]) {
+        let name = meta.path.to_token_stream();
+        return Err(meta.error(format_args!("`{name}` needs a value, e.g. `{example}`")));
+    }
+    meta.value()?.parse()
+}
+
+/// `maxsize` literals are checked here; other expressions are evaluated at run time.
+fn check_maxsize(expr: &Expr) -> syn::Result<()> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => {
+            if int.base10_parse::<u128>()? == 0 {
+                return Err(syn::Error::new_spanned(
+                    int,
+                    "`maxsize = 0` would cache nothing; use at least 1, or omit `maxsize` for an unbounded cache",
+                ));
+            }
+            Ok(())
+        }
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new_spanned(
+            expr,
+            "`maxsize` is a count of entries: it cannot be negative",
+        )),
+        Expr::Lit(ExprLit { lit, .. }) => Err(syn::Error::new_spanned(
+            lit,
+            "`maxsize` expects an integer count of entries, e.g. `maxsize = 1000`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn ttl_of(expr: Expr) -> syn::Result<Ttl> {
+    match &expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => millis_of(text),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => Err(bare_number(int)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(float),
+            ..
+        }) => Err(syn::Error::new_spanned(
+            float,
+            format_args!(
+                "a `ttl` needs a unit: write `ttl = \"{float}s\"`-style text such as \"1500ms\", or a `Duration`"
+            ),
+        )),
+        Expr::Lit(ExprLit { lit, .. }) => Err(syn::Error::new_spanned(
+            lit,
+            "`ttl` expects a duration such as \"500ms\", \"10s\", \"5m\", \"1h\", or a `Duration` expression",
+        )),
+        _ => Ok(Ttl::Expr(expr)),
+    }
+}
+
+fn millis_of(text: &LitStr) -> syn::Result<Ttl> {
+    duration::parse_millis(&text.value())
+        .map(|ms| Ttl::Millis(ms, text.span()))
+        .map_err(|msg| syn::Error::new(text.span(), msg))
+}
+
+fn bare_number(int: &LitInt) -> syn::Error {
+    syn::Error::new_spanned(
+        int,
+        format_args!(
+            "a `ttl` needs a unit: write `ttl = \"{}s\"` for seconds (or \"ms\", \"m\", \"h\", \"d\"), or a `Duration`",
+            int.base10_digits()
+        ),
+    )
+}
+
+/// `cache_err`, `cache_err = true` or `cache_err = false`.
+fn flag_of(meta: &ParseNestedMeta<'_>) -> syn::Result<bool> {
+    if !meta.input.peek(syn::Token![=]) {
+        return Ok(true);
+    }
+    match meta.value()?.parse::<Expr>()? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(LitBool { value, .. }),
+            ..
+        }) => Ok(value),
+        other => {
+            let name = meta.path.to_token_stream();
+            Err(syn::Error::new_spanned(
+                other,
+                format_args!("`{name}` expects `true` or `false`"),
+            ))
+        }
+    }
+}
+
+/// `crate = path::to::memo`.
+fn crate_of(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        return Err(syn::Error::new_spanned(
+            &lit,
+            format_args!(
+                "`crate` expects a path without quotes: `crate = {}`",
+                lit.value()
+            ),
+        ));
+    }
+    value.call(Path::parse_mod_style)
+}
+
+/// The message for an option we do not know, with a hint where it is a known peer's spelling.
+fn unknown_option(path: &Path) -> String {
+    let name = path.to_token_stream().to_string().replace(' ', "");
+    let hint = match name.as_str() {
+        "max_size" | "size" | "capacity" | "max_capacity" => {
+            Some("`max_size` is spelled `maxsize` in memo")
+        }
+        "ttl_secs" | "ttl_millis" | "time" | "time_to_live" | "expire" => Some(
+            "write the time to live as `ttl = \"60s\"` (or \"500ms\", \"5m\", \"1h\") or `ttl = Duration::from_secs(60)`",
+        ),
+        "result" => Some(
+            "memo caches only `Ok` values by default; use `cache_err = true` to cache errors too",
+        ),
+        "option" => Some(
+            "memo caches only `Some` values by default; use `cache_none = true` to cache `None` too",
+        ),
+        "convert" | "key_fn" => {
+            Some("give the key as an expression over the arguments: `key = ...`")
+        }
+        "ty" | "type" | "key_ty" => Some("the key's type is given with `key_type = T`"),
+        "unbound" => Some("omit `maxsize` for an unbounded cache"),
+        "sync_writes" => {
+            Some("memo always runs concurrent misses of one key once; there is nothing to set")
+        }
+        "in_impl" => {
+            Some("not needed: `#[cached]` works on methods and associated functions as they are")
+        }
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("unknown `cached` option `{name}`: {hint}"),
+        None => format!("unknown `cached` option `{name}`; {VALID}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn errors(tokens: TokenStream) -> Vec<String> {
+        match Args::from_tokens(tokens) {
+            Ok(_) => Vec::new(),
+            Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let args = Args::from_tokens(quote!(
+            maxsize = 10,
+            ttl = "1h30m",
+            key = (a, b),
+            key_type = (u32, u32),
+            cache_err,
+            cache_none = false,
+            crate = ::my::memo
+        ))
+        .unwrap();
+        assert!(args.maxsize.get().is_some());
+        assert!(matches!(args.ttl.get(), Some(Ttl::Millis(5_400_000, _))));
+        assert_eq!(args.cache_err.get(), Some(&true));
+        assert_eq!(args.cache_none.get(), Some(&false));
+        assert!(
+            args.key.get().is_some() && args.key_type.get().is_some() && args.krate.get().is_some()
+        );
+    }
+
+    #[test]
+    fn reports_all_mistakes_at_once() {
+        let errs = errors(quote!(
+            max_size = 10,
+            ttl = 5,
+            ttl = "1s",
+            bogus = 1,
+            maxsize = 0
+        ));
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs[0].contains("`max_size` is spelled `maxsize`"));
+        assert!(errs[1].contains("ttl = \"5s\""));
+        assert!(errs[2].contains("unknown `cached` option `bogus`; expected one of"));
+        assert!(errs[3].contains("`maxsize = 0` would cache nothing"));
+        assert_eq!(
+            errors(quote!(ttl = "1s", ttl = "2s")),
+            ["duplicate `ttl` option"]
+        );
+    }
+
+    #[test]
+    fn ttl_expressions_pass_through() {
+        let args = Args::from_tokens(quote!(ttl = Duration::from_secs(60))).unwrap();
+        assert!(matches!(args.ttl.get(), Some(Ttl::Expr(_))));
+    }
+}

@@ -1,0 +1,229 @@
+//! Code generation: the pipeline entry point and the expansion of one cached function.
+//!
+//! ```text
+//! // Input:
+//! #[cached(maxsize = 100)]
+//! pub fn f(name: &str, n: u32) -> String { BODY }
+//!
+//! // Output:
+//! pub fn f(name: &str, n: u32) -> String {
+//!     static __MEMO_CELL: CacheCell = CacheCell::new();
+//!     let __memo_cache = __MEMO_CELL.get_or_init(ID, || Cache::new(Config::new().maxsize(100)));
+//!     match hit_or_miss(__memo_cache, (name, &n)) {
+//!         Ok(__memo_value) => __memo_value,
+//!         Err(__memo_miss) => __memo_miss.compute(move || -> String { BODY }, always),
+//!     }
+//! }
+//! pub fn f_cache() -> &'static Cache<(String, u32), String> { /* the same cache, by ID */ }
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote};
+use syn::spanned::Spanned;
+
+use crate::args::Args;
+use crate::item::CachedFn;
+use crate::validate::{Plan, validate};
+
+/// `#[cached(args)] item`, as tokens; errors become `compile_error!` next to the untouched item.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the proc-macro entry point hands over owned streams"
+)]
+pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    static EXPANSIONS: AtomicUsize = AtomicUsize::new(0);
+    let nonce = EXPANSIONS.fetch_add(1, Ordering::Relaxed);
+    expand_with_nonce(args, item.clone(), nonce).unwrap_or_else(|err| {
+        // Keep the function so that its callers, and the IDE, still see it.
+        let error = err.into_compile_error();
+        quote!(#item #error)
+    })
+}
+
+/// The pipeline. `nonce` makes the function's cache id unique within its module.
+fn expand_with_nonce(
+    args: TokenStream,
+    item: TokenStream,
+    nonce: usize,
+) -> syn::Result<TokenStream> {
+    let args = Args::from_tokens(args)?;
+    let func = CachedFn::parse(item)?;
+    let plan = validate(&args, &func)?;
+    Ok(expand(&plan, &func, nonce))
+}
+
+fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
+    let Plan {
+        runtime,
+        key_type,
+        key_prelude,
+        lookup,
+        keep,
+        config,
+        output,
+    } = plan;
+    let CachedFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = func;
+    let name = sig.ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name);
+    let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
+    let id = quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce));
+    let cell = quote! {
+        static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new();
+    };
+    // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
+    let companion = format_ident!("{}_cache", name, span = Span::call_site());
+    let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let doc = format!(
+        " The cache behind [`{name}`](fn@{self_prefix}{name}): statistics, length, invalidation, clearing.\n\n \
+         Its key is `{key}`.",
+        self_prefix = if func.receiver.is_some() {
+            "Self::"
+        } else {
+            ""
+        },
+        key = tidy(&key_type.to_token_stream().to_string()),
+    );
+    // rustc reports a key that cannot be cached at the call, and a value that cannot be cached at
+    // the argument whose type holds it: span them at the arguments and the return type.
+    let args_span = sig.paren_token.span.join();
+    let cache_arg = proc_macro2::Ident::new("__memo_cache", output.span());
+    let mut call_args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#cache_arg, #lookup),
+    );
+    call_args.set_span(args_span);
+    let hit_or_miss = respan(quote!(#runtime::hit_or_miss), args_span);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #cell
+            let __memo_cache = __MEMO_CELL.get_or_init(#id, || #runtime::Cache::new(#config));
+            #key_prelude
+            match #hit_or_miss #call_args {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_miss) => __memo_miss.compute(move || -> #output #block, #runtime::#keep),
+            }
+        }
+
+        #(#cfgs)*
+        #[doc = #doc]
+        #[must_use]
+        #[allow(dead_code)]
+        #vis fn #companion() -> &'static #runtime::Cache<#key_type, #output> {
+            #cell
+            __MEMO_CELL.get_or_init(#id, || #runtime::Cache::new(#config))
+        }
+    }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(group) = &tt {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tt = inner.into();
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// Token text as a person writes it: `(::std::string::String, u32)`, not `(:: std :: string :: String , u32)`.
+fn tidy(tokens: &str) -> String {
+    [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ,", ","),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+    ]
+    .iter()
+    .fold(tokens.to_string(), |text, (from, to)| {
+        text.replace(from, to)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expansion snapshots: `tests/expand/<case>.rs` holds one `#[cached]` function per file;
+    //! its expansion must match `<case>.expanded.rs`. Rewrite them with `MEMO_BLESS=1`.
+
+    use super::*;
+    use std::path::Path;
+
+    fn expand_file(source: &str) -> String {
+        let file: syn::File = syn::parse_str(source).expect("case parses");
+        let mut out = TokenStream::new();
+        for mut item in file.items {
+            let syn::Item::Fn(func) = &mut item else {
+                out.extend(item.into_token_stream());
+                continue;
+            };
+            let pos = func
+                .attrs
+                .iter()
+                .position(|a| a.path().is_ident("cached"))
+                .expect("a #[cached] fn");
+            let attr = func.attrs.remove(pos);
+            let args = match attr.meta {
+                syn::Meta::List(list) => list.tokens,
+                _ => TokenStream::new(),
+            };
+            out.extend(expand_with_nonce(args, func.to_token_stream(), 0).expect("case expands"));
+        }
+        prettyplease::unparse(&syn::parse2(out).expect("expansion parses"))
+    }
+
+    #[test]
+    fn expansion_snapshots() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expand");
+        let bless = std::env::var_os("MEMO_BLESS").is_some();
+        let mut cases = 0;
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".rs") || name.ends_with(".expanded.rs") {
+                continue;
+            }
+            cases += 1;
+            let expanded = expand_file(&std::fs::read_to_string(&path).unwrap());
+            let snapshot = path.with_extension("expanded.rs");
+            if bless {
+                std::fs::write(&snapshot, &expanded).unwrap();
+            } else {
+                let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
+                assert!(
+                    expected == expanded,
+                    "{name}: expansion changed (MEMO_BLESS=1 to accept):\n{expanded}"
+                );
+            }
+        }
+        assert!(
+            cases >= 5,
+            "expected the expansion cases in {}",
+            dir.display()
+        );
+    }
+}

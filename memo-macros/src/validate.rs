@@ -1,0 +1,485 @@
+//! Cross-checks between the options and the function, and the plan the expansion follows.
+//!
+//! Every independent mistake is collected and reported together, each at its own token.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{Expr, GenericParam, Ident, Lifetime, ReceiverKind, Type, TypePath, TypeReference};
+
+use crate::args::{Args, Ttl};
+use crate::item::{Arg, CachedFn};
+
+/// The most arguments keyed without `key = ...` (the runtime's largest `Lookup` tuple).
+const MAX_KEY_PARTS: usize = 12;
+
+/// Everything the expansion needs, decided.
+pub(crate) struct Plan {
+    /// `::memo::__private`, or `<crate = path>::__private`.
+    pub(crate) runtime: TokenStream,
+    /// The owned key type, written in the companion's signature.
+    pub(crate) key_type: Type,
+    /// Statements that compute the key before the lookup (`key = expr, key_type = T`).
+    pub(crate) key_prelude: TokenStream,
+    /// The borrowed view passed to the lookup.
+    pub(crate) lookup: TokenStream,
+    /// Which results are stored: `ok`, `some` or `always`.
+    pub(crate) keep: TokenStream,
+    /// The `Config` expression.
+    pub(crate) config: TokenStream,
+    /// The return type (`()` when none is written).
+    pub(crate) output: Type,
+}
+
+/// Errors collected during validation.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, err: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    fn at(&mut self, tokens: impl ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, msg));
+    }
+
+    fn finish<T>(self, value: T) -> syn::Result<T> {
+        self.0.map_or(Ok(value), Err)
+    }
+}
+
+/// One part of the key: how to view it borrowed, and its owned type.
+struct Part {
+    lookup: TokenStream,
+    ty: Type,
+}
+
+pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
+    let mut errors = Errors::default();
+    check_signature(func, &mut errors);
+    let output = func.output();
+    check_output(&output, &mut errors);
+    let keep = keep(args, &output, &mut errors);
+    let key = key(args, func, &mut errors);
+    let (key_type, key_prelude, lookup) =
+        key.unwrap_or_else(|| (syn::parse_quote!(()), quote!(), quote!(&())));
+    let runtime = args.krate.get().map_or_else(
+        || quote!(::memo::__private),
+        |path| quote!(#path::__private),
+    );
+    let config = config(args, &runtime);
+    errors.finish(Plan {
+        runtime,
+        key_type,
+        key_prelude,
+        lookup,
+        keep,
+        config,
+        output,
+    })
+}
+
+fn check_signature(func: &CachedFn, errors: &mut Errors) {
+    let sig = &func.sig;
+    if let Some(constness) = &sig.constness {
+        errors.at(
+            constness,
+            "`#[cached]` cannot wrap a `const fn`: a cache lives at run time; remove `const`",
+        );
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        errors.at(
+            asyncness,
+            "`#[cached]` does not support `async fn` yet; cache a sync function for now",
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.at(
+            variadic,
+            "`#[cached]` cannot wrap a variadic function: its arguments cannot be keyed",
+        );
+    }
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .find(|p| !matches!(p, GenericParam::Lifetime(_)));
+    if generic.is_some() {
+        errors.at(
+            &sig.generics,
+            "`#[cached]` cannot wrap a generic function: one cache holds one key type and one value type; \
+             write a non-generic function per type and cache that",
+        );
+    }
+}
+
+fn check_output(output: &Type, errors: &mut Errors) {
+    if let Some(impl_trait) = find_type(output, &|t| matches!(t, Type::ImplTrait(_))) {
+        errors.at(
+            impl_trait,
+            "a cached function cannot return `impl Trait`: the cache stores values of a type it can name; \
+             return a concrete type (or a `Box<dyn Trait>`/`Arc<dyn Trait>`)",
+        );
+    } else if let Some(borrowed) = find_borrow(output) {
+        errors.at(
+            borrowed,
+            "a cached function returns clones of a stored value, so its return type cannot borrow: \
+             return an owned type (`String` for `&str`, `Vec<T>` for `&[T]`, `Arc<T>` to share)",
+        );
+    }
+}
+
+/// The `keep` function: only `Ok`/`Some` are stored unless `cache_err`/`cache_none` say otherwise.
+fn keep(args: &Args, output: &Type, errors: &mut Errors) -> TokenStream {
+    let outer = outer_name(output);
+    let is = |name: &str| outer.as_ref().is_some_and(|i| i == name);
+    for (opt, wanted) in [(&args.cache_err, "Result"), (&args.cache_none, "Option")] {
+        if let Some(path) = opt.path()
+            && !is(wanted)
+        {
+            errors.at(
+                path,
+                format_args!(
+                    "`{}` only applies to functions returning `{wanted}`, and this one returns `{}`",
+                    path.to_token_stream(),
+                    output.to_token_stream()
+                ),
+            );
+        }
+    }
+    let span = output.span();
+    if is("Result") && args.cache_err.get() != Some(&true) {
+        quote_spanned!(span=> ok)
+    } else if is("Option") && args.cache_none.get() != Some(&true) {
+        quote_spanned!(span=> some)
+    } else {
+        quote!(always)
+    }
+}
+
+/// The name of a path type's last segment: `Result` for `io::Result<T>`.
+fn outer_name(ty: &Type) -> Option<Ident> {
+    match ty {
+        Type::Path(TypePath {
+            qself: None, path, ..
+        }) => path.segments.last().map(|s| s.ident.clone()),
+        Type::Group(g) => outer_name(&g.elem),
+        Type::Paren(p) => outer_name(&p.elem),
+        _ => None,
+    }
+}
+
+/// The key type, the statements computing it, and the lookup expression.
+fn key(
+    args: &Args,
+    func: &CachedFn,
+    errors: &mut Errors,
+) -> Option<(Type, TokenStream, TokenStream)> {
+    if let (Some(path), None) = (args.key_type.path(), args.key.get()) {
+        errors.at(
+            path,
+            "`key_type` gives the type of `key = ...`, which is missing; add `key = <expression>`",
+        );
+        return None;
+    }
+    let parts = match (args.key.get(), args.key_type.get()) {
+        (Some(expr), Some(ty)) => {
+            let ty = with_static_lifetimes(ty.clone());
+            let prelude = quote_spanned!(expr.span()=> let __memo_key: #ty = #expr;);
+            return Some((ty, prelude, quote!(&__memo_key)));
+        }
+        (Some(expr), None) => key_expr_parts(expr, func, errors)?,
+        (None, _) => all_parts(func, errors)?,
+    };
+    Some(combine(parts, func.sig.paren_token.span.join()))
+}
+
+/// Without `key = ...`: the receiver (if any) and every argument.
+fn all_parts(func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
+    let mut parts = Vec::new();
+    let mut ok = true;
+    if let Some(receiver) = &func.receiver {
+        if let Some(part) = receiver_part(receiver) {
+            parts.push(part);
+        } else {
+            errors.at(
+                receiver,
+                "`#[cached]` cannot key by this receiver; give `key = ...`",
+            );
+            ok = false;
+        }
+    }
+    for arg in &func.args {
+        match arg_part(arg, errors) {
+            Some(part) => parts.push(part),
+            None => ok = false,
+        }
+    }
+    if parts.len() > MAX_KEY_PARTS {
+        errors.at(
+            &func.sig.inputs,
+            format_args!(
+                "`#[cached]` keys by at most {MAX_KEY_PARTS} arguments; choose the key with `key = ...` \
+                 (e.g. a struct of the arguments, with `key_type = ...`)"
+            ),
+        );
+        ok = false;
+    }
+    ok.then_some(parts)
+}
+
+/// `key = arg` or `key = (a, b)`: parts named by the arguments; anything else needs `key_type`.
+fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
+    let named = |expr: &Expr| -> Option<Ident> {
+        match expr {
+            Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident().cloned(),
+            _ => None,
+        }
+    };
+    let elems: Vec<&Expr> = match expr {
+        Expr::Tuple(t) => t.elems.iter().collect(),
+        Expr::Paren(p) => vec![&*p.expr],
+        other => vec![other],
+    };
+    let idents: Option<Vec<Ident>> = elems.iter().map(|e| named(e)).collect();
+    let Some(idents) = idents.filter(|ids| ids.len() <= MAX_KEY_PARTS) else {
+        errors.at(
+            expr,
+            "the type of this key cannot be read from the attribute: add it with `key_type = ...`, \
+             e.g. `#[cached(key = user.id, key_type = u64)]` (arguments and tuples of arguments need no `key_type`)",
+        );
+        return None;
+    };
+    let mut parts = Vec::new();
+    for ident in &idents {
+        if ident == "self" {
+            let Some(receiver) = &func.receiver else {
+                errors.at(ident, "`self` is not an argument of this function");
+                return None;
+            };
+            parts.push(receiver_part(receiver)?);
+        } else if let Some(arg) = func.arg(ident) {
+            parts.push(arg_part(arg, errors)?);
+        } else {
+            errors.at(
+                ident,
+                format_args!(
+                    "`{ident}` is not an argument of `{}`; `key = ...` names arguments, or is any \
+                     expression over them given with `key_type = ...`",
+                    func.sig.ident
+                ),
+            );
+            return None;
+        }
+    }
+    if let Expr::Tuple(t) = expr
+        && t.elems.is_empty()
+    {
+        // `key = ()`: one value for every call.
+        return Some(Vec::new());
+    }
+    Some(parts)
+}
+
+/// One key from its parts; a tuple view is spanned at the argument list, where errors about it land.
+fn combine(parts: Vec<Part>, args_span: Span) -> (Type, TokenStream, TokenStream) {
+    match parts.len() {
+        0 => (syn::parse_quote!(()), quote!(), quote!(&())),
+        1 => {
+            let Part { lookup, ty } = parts.into_iter().next().expect("one part");
+            (ty, quote!(), lookup)
+        }
+        _ => {
+            let (lookups, tys): (Vec<_>, Vec<_>) =
+                parts.into_iter().map(|p| (p.lookup, p.ty)).unzip();
+            (
+                syn::parse_quote!((#(#tys),*)),
+                quote!(),
+                quote_spanned!(args_span=> (#(#lookups),*)),
+            )
+        }
+    }
+}
+
+fn receiver_part(receiver: &syn::Receiver) -> Option<Part> {
+    let self_token = &receiver.self_token;
+    let self_type: Type = syn::parse_quote_spanned!(self_token.span=> Self);
+    match &receiver.kind {
+        ReceiverKind::Reference(_, _, None) => Some(Part {
+            lookup: quote!(#self_token),
+            ty: self_type,
+        }),
+        ReceiverKind::Reference(_, _, Some(_)) => Some(Part {
+            lookup: quote!(&*#self_token),
+            ty: self_type,
+        }),
+        ReceiverKind::Value => Some(Part {
+            lookup: quote!(&#self_token),
+            ty: self_type,
+        }),
+        ReceiverKind::Typed(_, ty) => Some(owned_part(quote!(#self_token), ty)),
+        _ => None,
+    }
+}
+
+fn arg_part(arg: &Arg, errors: &mut Errors) -> Option<Part> {
+    let Some(ident) = &arg.ident else {
+        errors.at(
+            &arg.pat,
+            "`#[cached]` keys by each argument's value, so each needs a plain name: bind this one to a \
+             name, or choose the key with `key = ...`",
+        );
+        return None;
+    };
+    if let Some(impl_trait) = find_type(&arg.ty, &|t| matches!(t, Type::ImplTrait(_))) {
+        errors.at(
+            impl_trait,
+            "an `impl Trait` argument cannot be part of the key (its type is not known to the cache); \
+             use a concrete type, or choose the key with `key = ...`",
+        );
+        return None;
+    }
+    Some(owned_part(quote!(#ident), &arg.ty))
+}
+
+/// `x: &T` is viewed as `x` and owned as `T` (`String` for `str`, `Vec<T>` for `[T]`);
+/// `x: T` is viewed as `&x` and owned as `T`.
+///
+/// The view is spanned at the argument's type, so a type that cannot be keyed is reported there.
+fn owned_part(ident: TokenStream, ty: &Type) -> Part {
+    let span = ty.span();
+    match unwrap_group(ty) {
+        Type::Reference(TypeReference {
+            mutability, elem, ..
+        }) => Part {
+            lookup: if mutability.is_some() {
+                quote_spanned!(span=> &*#ident)
+            } else {
+                ident
+            },
+            ty: with_static_lifetimes(owned_of_borrowed(elem)),
+        },
+        other => Part {
+            lookup: quote_spanned!(span=> &#ident),
+            ty: with_static_lifetimes(other.clone()),
+        },
+    }
+}
+
+/// The owned form of a borrowed type, spelled as users know it.
+fn owned_of_borrowed(elem: &Type) -> Type {
+    let span = elem.span();
+    match unwrap_group(elem) {
+        Type::Slice(slice) => {
+            let inner = &slice.elem;
+            syn::parse_quote_spanned!(span=> ::std::vec::Vec<#inner>)
+        }
+        Type::Path(TypePath {
+            qself: None, path, ..
+        }) if path.segments.len() == 1 => {
+            let owned: Option<Type> = match path.segments[0].ident.to_string().as_str() {
+                "str" => Some(syn::parse_quote_spanned!(span=> ::std::string::String)),
+                "Path" => Some(syn::parse_quote_spanned!(span=> ::std::path::PathBuf)),
+                "OsStr" => Some(syn::parse_quote_spanned!(span=> ::std::ffi::OsString)),
+                "CStr" => Some(syn::parse_quote_spanned!(span=> ::std::ffi::CString)),
+                _ => None,
+            };
+            owned.unwrap_or_else(|| elem.clone())
+        }
+        _ => elem.clone(),
+    }
+}
+
+fn unwrap_group(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => unwrap_group(&g.elem),
+        Type::Paren(p) => unwrap_group(&p.elem),
+        other => other,
+    }
+}
+
+/// A key type lives in a `'static` cache: its lifetimes become `'static`.
+fn with_static_lifetimes(mut ty: Type) -> Type {
+    struct Static;
+    impl VisitMut for Static {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+            *lifetime = Lifetime::new("'static", lifetime.span());
+        }
+        fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
+            if reference.lifetime.is_none() {
+                reference.lifetime = Some(Lifetime::new("'static", reference.and_token.span));
+            }
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+    }
+    Static.visit_type_mut(&mut ty);
+    ty
+}
+
+/// The first type inside `ty` (itself included) matching `pred`.
+fn find_type(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
+    struct Find<'a> {
+        pred: &'a dyn Fn(&Type) -> bool,
+        found: Option<Type>,
+    }
+    impl VisitMut for Find<'_> {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if self.found.is_none() {
+                if (self.pred)(ty) {
+                    self.found = Some(ty.clone());
+                } else {
+                    syn::visit_mut::visit_type_mut(self, ty);
+                }
+            }
+        }
+    }
+    let mut find = Find { pred, found: None };
+    find.visit_type_mut(&mut ty.clone());
+    find.found
+}
+
+/// A reference or lifetime in `ty` that is not `'static`.
+fn find_borrow(ty: &Type) -> Option<TokenStream> {
+    struct Borrow(Option<TokenStream>);
+    impl VisitMut for Borrow {
+        fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
+            if reference
+                .lifetime
+                .as_ref()
+                .is_none_or(|l| l.ident != "static")
+                && self.0.is_none()
+            {
+                self.0 = Some(reference.to_token_stream());
+            }
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+            if lifetime.ident != "static" && self.0.is_none() {
+                self.0 = Some(lifetime.to_token_stream());
+            }
+        }
+    }
+    let mut borrow = Borrow(None);
+    borrow.visit_type_mut(&mut ty.clone());
+    borrow.0
+}
+
+fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
+    let mut config = quote!(#runtime::Config::new());
+    if let Some(maxsize) = args.maxsize.get() {
+        config = quote_spanned!(maxsize.span()=> #config.maxsize(#maxsize));
+    }
+    match args.ttl.get() {
+        Some(Ttl::Millis(ms, span)) => {
+            config = quote_spanned!(*span=> #config.ttl(#runtime::Duration::from_millis(#ms)));
+        }
+        Some(Ttl::Expr(expr)) => config = quote_spanned!(expr.span()=> #config.ttl(#expr)),
+        None => {}
+    }
+    config
+}

@@ -1,0 +1,34 @@
+pub fn word_count(text: &str) -> usize {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    let __memo_cache = __MEMO_CELL
+        .get_or_init(
+            ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
+            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
+        );
+    match ::memo::__private::hit_or_miss(__memo_cache, text) {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_miss) => {
+            __memo_miss
+                .compute(
+                    move || -> usize { text.split_whitespace().count() },
+                    ::memo::__private::always,
+                )
+        }
+    }
+}
+/** The cache behind [`word_count`](fn@word_count): statistics, length, invalidation, clearing.
+
+ Its key is `::std::string::String`.*/
+#[must_use]
+#[allow(dead_code)]
+pub fn word_count_cache() -> &'static ::memo::__private::Cache<
+    ::std::string::String,
+    usize,
+> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    __MEMO_CELL
+        .get_or_init(
+            ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
+            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
+        )
+}

@@ -1,0 +1,32 @@
+fn profile(user: &User, verbose: bool) -> Option<String> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    let __memo_cache = __MEMO_CELL
+        .get_or_init(
+            ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
+        );
+    let __memo_key: u64 = user.id;
+    match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_miss) => {
+            __memo_miss
+                .compute(
+                    move || -> Option<String> { verbose.then(|| user.name.clone()) },
+                    ::memo::__private::always,
+                )
+        }
+    }
+}
+/** The cache behind [`profile`](fn@profile): statistics, length, invalidation, clearing.
+
+ Its key is `u64`.*/
+#[must_use]
+#[allow(dead_code)]
+fn profile_cache() -> &'static ::memo::__private::Cache<u64, Option<String>> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    __MEMO_CELL
+        .get_or_init(
+            ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
+        )
+}

@@ -1,0 +1,35 @@
+pub fn area(&self, scale: Scale) -> u64 {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    let __memo_cache = __MEMO_CELL
+        .get_or_init(
+            ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
+            || ::memo::__private::Cache::new(
+                ::memo::__private::Config::new().maxsize(1_000),
+            ),
+        );
+    match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_miss) => {
+            __memo_miss
+                .compute(
+                    move || -> u64 { self.w * self.h * scale.0 },
+                    ::memo::__private::always,
+                )
+        }
+    }
+}
+/** The cache behind [`area`](fn@Self::area): statistics, length, invalidation, clearing.
+
+ Its key is `(Self, Scale)`.*/
+#[must_use]
+#[allow(dead_code)]
+pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    __MEMO_CELL
+        .get_or_init(
+            ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
+            || ::memo::__private::Cache::new(
+                ::memo::__private::Config::new().maxsize(1_000),
+            ),
+        )
+}
