@@ -58,7 +58,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let Plan {
         runtime,
         key_type,
-        key_prelude,
+        prelude,
         lookup,
         keep,
         config,
@@ -106,10 +106,10 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #vis #sig {
             #cell
             let __memo_cache = __MEMO_CELL.get_or_init(#id, || #runtime::Cache::new(#config));
-            #key_prelude
+            #prelude
             match #hit_or_miss #call_args {
                 #runtime::Ok(__memo_value) => __memo_value,
-                #runtime::Err(__memo_miss) => __memo_miss.compute(move || -> #output #block, #runtime::#keep),
+                #runtime::Err(__memo_miss) => __memo_miss.compute(move || -> #output #block, #keep),
             }
         }
 
@@ -204,7 +204,9 @@ mod tests {
         entries.sort();
         for path in entries {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if !name.ends_with(".rs") || name.ends_with(".expanded.rs") {
+            let is_case = path.extension().is_some_and(|e| e == "rs")
+                && !path.with_extension("").extension().is_some_and(|e| e == "expanded");
+            if !is_case {
                 continue;
             }
             cases += 1;

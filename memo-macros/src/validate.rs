@@ -20,11 +20,12 @@ pub(crate) struct Plan {
     pub(crate) runtime: TokenStream,
     /// The owned key type, written in the companion's signature.
     pub(crate) key_type: Type,
-    /// Statements that compute the key before the lookup (`key = expr, key_type = T`).
-    pub(crate) key_prelude: TokenStream,
+    /// Statements before the lookup: type assertions of `cache_err`/`cache_none`, and the key of
+    /// `key = expr, key_type = T`.
+    pub(crate) prelude: TokenStream,
     /// The borrowed view passed to the lookup.
     pub(crate) lookup: TokenStream,
-    /// Which results are stored: `ok`, `some` or `always`.
+    /// The expression choosing which results are stored.
     pub(crate) keep: TokenStream,
     /// The `Config` expression.
     pub(crate) config: TokenStream,
@@ -64,19 +65,20 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     check_signature(func, &mut errors);
     let output = func.output();
     check_output(&output, &mut errors);
-    let keep = keep(args, &output, &mut errors);
-    let key = key(args, func, &mut errors);
-    let (key_type, key_prelude, lookup) =
-        key.unwrap_or_else(|| (syn::parse_quote!(()), quote!(), quote!(&())));
     let runtime = args.krate.get().map_or_else(
         || quote!(::memo::__private),
         |path| quote!(#path::__private),
     );
+    let (keep, asserts) = keep(args, &output, &runtime);
+    let key = key(args, func, &mut errors);
+    let (key_type, key_prelude, lookup) =
+        key.unwrap_or_else(|| (syn::parse_quote!(()), quote!(), quote!(&())));
+    let prelude = quote!(#asserts #key_prelude);
     let config = config(args, &runtime);
     errors.finish(Plan {
         runtime,
         key_type,
-        key_prelude,
+        prelude,
         lookup,
         keep,
         config,
@@ -134,44 +136,24 @@ fn check_output(output: &Type, errors: &mut Errors) {
     }
 }
 
-/// The `keep` function: only `Ok`/`Some` are stored unless `cache_err`/`cache_none` say otherwise.
-fn keep(args: &Args, output: &Type, errors: &mut Errors) -> TokenStream {
-    let outer = outer_name(output);
-    let is = |name: &str| outer.as_ref().is_some_and(|i| i == name);
-    for (opt, wanted) in [(&args.cache_err, "Result"), (&args.cache_none, "Option")] {
-        if let Some(path) = opt.path()
-            && !is(wanted)
-        {
-            errors.at(
-                path,
-                format_args!(
-                    "`{}` only applies to functions returning `{wanted}`, and this one returns `{}`",
-                    path.to_token_stream(),
-                    output.to_token_stream()
-                ),
-            );
-        }
+/// The `keep` expression (which results are stored), decided from the return type at type-check
+/// time so that aliases of `Result` and `Option` count; plus the assertions `cache_err` and
+/// `cache_none` make about that type, spanned at the option.
+fn keep(args: &Args, output: &Type, runtime: &TokenStream) -> (TokenStream, TokenStream) {
+    let cache_err = args.cache_err.get() == Some(&true);
+    let cache_none = args.cache_none.get() == Some(&true);
+    let mut asserts = TokenStream::new();
+    if let Some(path) = args.cache_err.path() {
+        asserts.extend(quote_spanned!(path.span()=> #runtime::require_result::<#output>();));
     }
-    let span = output.span();
-    if is("Result") && args.cache_err.get() != Some(&true) {
-        quote_spanned!(span=> ok)
-    } else if is("Option") && args.cache_none.get() != Some(&true) {
-        quote_spanned!(span=> some)
-    } else {
-        quote!(always)
+    if let Some(path) = args.cache_none.path() {
+        asserts.extend(quote_spanned!(path.span()=> #runtime::require_option::<#output>();));
     }
-}
-
-/// The name of a path type's last segment: `Result` for `io::Result<T>`.
-fn outer_name(ty: &Type) -> Option<Ident> {
-    match ty {
-        Type::Path(TypePath {
-            qself: None, path, ..
-        }) => path.segments.last().map(|s| s.ident.clone()),
-        Type::Group(g) => outer_name(&g.elem),
-        Type::Paren(p) => outer_name(&p.elem),
-        _ => None,
-    }
+    let keep = quote! {{
+        use #runtime::{KeepAny as _, KeepOption as _, KeepResult as _};
+        (&&&#runtime::Outcome::<#output>::new()).keep(#cache_err, #cache_none)
+    }};
+    (keep, asserts)
 }
 
 /// The key type, the statements computing it, and the lookup expression.

@@ -1,7 +1,14 @@
 //! What `#[cached]` expansions call. Not public API: names and signatures change without notice.
+#![allow(
+    missing_docs,
+    reason = "hidden glue; each item is documented where it is not obvious"
+)]
+#![allow(clippy::must_use_candidate, reason = "only generated code calls these")]
 
 pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
+
+use core::marker::PhantomData;
 
 pub use crate::cache::Cache;
 pub use crate::cell::CacheCell;
@@ -80,20 +87,80 @@ where
     cache.compute(key, body, keep)
 }
 
-/// `keep` for functions returning `Result`: only `Ok` is stored.
-#[must_use]
-pub fn ok<T, E>(value: &Result<T, E>) -> bool {
-    value.is_ok()
+/// Picks what a function's results the cache keeps, from the return type itself (aliases of
+/// `Result` and `Option` included), by autoref specialization:
+/// `(&&&Outcome::<V>::new()).keep(cache_err, cache_none)` (each method takes `&self`, so the
+/// `&&Outcome` impls are found one step before the `&Outcome` fallback).
+pub struct Outcome<V>(PhantomData<fn() -> V>);
+
+impl<V> Outcome<V> {
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
 }
 
-/// `keep` for functions returning `Option`: only `Some` is stored.
-#[must_use]
-pub fn some<T>(value: &Option<T>) -> bool {
-    value.is_some()
+impl<V> Default for Outcome<V> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-/// `keep` for everything else, and for `cache_err`/`cache_none`.
-#[must_use]
-pub fn always<V>(_: &V) -> bool {
+/// `Result`: keep `Ok` unless `cache_err`.
+pub trait KeepResult<T, E> {
+    fn keep(&self, cache_err: bool, cache_none: bool) -> fn(&Result<T, E>) -> bool;
+}
+
+impl<T, E> KeepResult<T, E> for &&Outcome<Result<T, E>> {
+    fn keep(&self, cache_err: bool, _: bool) -> fn(&Result<T, E>) -> bool {
+        if cache_err { always } else { Result::is_ok }
+    }
+}
+
+/// `Option`: keep `Some` unless `cache_none`.
+pub trait KeepOption<T> {
+    fn keep(&self, cache_err: bool, cache_none: bool) -> fn(&Option<T>) -> bool;
+}
+
+impl<T> KeepOption<T> for &&Outcome<Option<T>> {
+    fn keep(&self, _: bool, cache_none: bool) -> fn(&Option<T>) -> bool {
+        if cache_none { always } else { Option::is_some }
+    }
+}
+
+/// Everything else: keep every value.
+pub trait KeepAny<V> {
+    fn keep(&self, cache_err: bool, cache_none: bool) -> fn(&V) -> bool;
+}
+
+impl<V> KeepAny<V> for &Outcome<V> {
+    fn keep(&self, _: bool, _: bool) -> fn(&V) -> bool {
+        always
+    }
+}
+
+fn always<V>(_: &V) -> bool {
     true
 }
+
+/// Asserts that a function with `cache_err` returns a `Result`.
+#[diagnostic::on_unimplemented(
+    message = "`cache_err` only applies to functions returning `Result`, and this one returns `{Self}`",
+    label = "`cache_err` needs a `Result` return type"
+)]
+pub trait IsResult {}
+
+impl<T, E> IsResult for Result<T, E> {}
+
+/// Asserts that a function with `cache_none` returns an `Option`.
+#[diagnostic::on_unimplemented(
+    message = "`cache_none` only applies to functions returning `Option`, and this one returns `{Self}`",
+    label = "`cache_none` needs an `Option` return type"
+)]
+pub trait IsOption {}
+
+impl<T> IsOption for Option<T> {}
+
+pub const fn require_result<V: IsResult>() {}
+
+pub const fn require_option<V: IsOption>() {}

@@ -5,6 +5,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
             || ::memo::__private::Cache::new(::memo::__private::Config::new()),
         );
+    ::memo::__private::require_option::<Option<String>>();
     let __memo_key: u64 = user.id;
     match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
@@ -12,7 +13,13 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             __memo_miss
                 .compute(
                     move || -> Option<String> { verbose.then(|| user.name.clone()) },
-                    ::memo::__private::always,
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<Option<String>>::new())
+                            .keep(false, true)
+                    },
                 )
         }
     }

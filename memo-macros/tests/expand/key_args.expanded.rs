@@ -16,7 +16,13 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                         log.push("computed".into());
                         a.iter().sum::<u64>() + b
                     },
-                    ::reexport::memo::__private::always,
+                    {
+                        use ::reexport::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                            .keep(false, false)
+                    },
                 )
         }
     }

@@ -18,7 +18,15 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
                     move || -> Result<String, std::io::Error> {
                         Ok(format!("{endpoint}?page={page}"))
                     },
-                    ::memo::__private::ok,
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<
+                            Result<String, std::io::Error>,
+                        >::new())
+                            .keep(false, false)
+                    },
                 )
         }
     }

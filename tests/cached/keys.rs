@@ -1,0 +1,219 @@
+//! Arguments are keyed by their owned form; hits look up the borrowed form and allocate nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memo::cached;
+
+use crate::alloc_count::allocations_during;
+
+static SHOUT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn shout(word: &str) -> String {
+    SHOUT_RUNS.fetch_add(1, Ordering::SeqCst);
+    word.to_uppercase()
+}
+
+#[test]
+fn str_arguments_are_keyed_by_string_and_hits_do_not_allocate() {
+    assert_eq!(shout("hello"), "HELLO");
+    let owned = String::from("hello");
+    assert_eq!(shout(&owned), "HELLO");
+    assert_eq!(SHOUT_RUNS.load(Ordering::SeqCst), 1);
+    // The handle's key type is `String`; lookups take `&str` too.
+    let cache: &'static memo::Cache<String, String> = shout_cache();
+    assert_eq!(cache.get("hello").as_deref(), Some("HELLO"));
+
+    let word = String::from("x");
+    shout(&word);
+    // The returned `String` is a clone (an allocation of the value); the lookup itself must add none.
+    let per_hit = allocations_during(|| {
+        for _ in 0..1000 {
+            std::hint::black_box(shout(&word));
+        }
+    });
+    assert_eq!(
+        per_hit, 1000,
+        "one allocation per hit: the cloned String, none for the key"
+    );
+}
+
+#[cached]
+fn len_of(word: &str) -> usize {
+    word.len()
+}
+
+#[test]
+fn hit_with_copy_value_allocates_nothing_at_all() {
+    len_of("warm");
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            std::hint::black_box(len_of("warm"));
+        }
+    });
+    assert_eq!(allocations, 0);
+    assert_eq!(len_of_cache().stats().hits, 1000);
+}
+
+static SUM_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn sum(values: &[u64]) -> u64 {
+    SUM_RUNS.fetch_add(1, Ordering::SeqCst);
+    values.iter().sum()
+}
+
+#[test]
+fn slices_are_keyed_by_vec() {
+    assert_eq!(sum(&[1, 2, 3]), 6);
+    assert_eq!(sum(&vec![1, 2, 3]), 6);
+    assert_eq!(SUM_RUNS.load(Ordering::SeqCst), 1);
+    let cache: &'static memo::Cache<Vec<u64>, u64> = sum_cache();
+    assert!(cache.invalidate(&[1, 2, 3][..]));
+    assert!(!cache.invalidate(&vec![1, 2, 3]));
+}
+
+#[derive(Clone, Hash, PartialEq, Eq, Debug)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+#[cached]
+fn norm1(p: &Point) -> i32 {
+    p.x.abs() + p.y.abs()
+}
+
+#[test]
+fn references_are_keyed_by_the_value() {
+    assert_eq!(norm1(&Point { x: 3, y: -4 }), 7);
+    let cache: &'static memo::Cache<Point, i32> = norm1_cache();
+    assert_eq!(cache.get(&Point { x: 3, y: -4 }), Some(7));
+}
+
+static CONCAT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn concat(name: &str, times: usize, sep: char) -> String {
+    CONCAT_RUNS.fetch_add(1, Ordering::SeqCst);
+    vec![name; times].join(&sep.to_string())
+}
+
+#[test]
+fn several_arguments_are_keyed_by_a_tuple() {
+    assert_eq!(concat("ab", 3, '-'), "ab-ab-ab");
+    assert_eq!(concat("ab", 3, '-'), "ab-ab-ab");
+    assert_eq!(concat("ab", 2, '-'), "ab-ab");
+    assert_eq!(CONCAT_RUNS.load(Ordering::SeqCst), 2);
+    let cache: &'static memo::Cache<(String, usize, char), String> = concat_cache();
+    assert!(cache.invalidate(&("ab".to_string(), 3, '-')));
+    assert_eq!(cache.len(), 1);
+}
+
+static BUMP_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn bump(mut n: u32) -> u32 {
+    BUMP_RUNS.fetch_add(1, Ordering::SeqCst);
+    n += 100;
+    n
+}
+
+#[test]
+fn mut_arguments_are_keyed_by_the_value_passed_in() {
+    assert_eq!(bump(1), 101);
+    assert_eq!(bump(1), 101);
+    assert_eq!(BUMP_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(bump_cache().get(&1), Some(101));
+    assert_eq!(bump_cache().get(&101), None);
+}
+
+static NOW_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn startup_time() -> u64 {
+    NOW_RUNS.fetch_add(1, Ordering::SeqCst) as u64 + 42
+}
+
+#[test]
+fn no_arguments_means_one_entry() {
+    assert_eq!(startup_time(), 42);
+    assert_eq!(startup_time(), 42);
+    assert_eq!(NOW_RUNS.load(Ordering::SeqCst), 1);
+    assert!(startup_time_cache().invalidate(&()));
+}
+
+static PAIR_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = (id, lang))]
+fn greeting(id: u32, lang: &str, _request_id: u64) -> String {
+    PAIR_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("{lang}:{id}")
+}
+
+#[test]
+fn key_names_a_subset_of_the_arguments() {
+    assert_eq!(greeting(1, "en", 100), "en:1");
+    assert_eq!(greeting(1, "en", 200), "en:1");
+    assert_eq!(PAIR_RUNS.load(Ordering::SeqCst), 1);
+    let cache: &'static memo::Cache<(u32, String), String> = greeting_cache();
+    assert!(cache.contains_key(&(1, "en".to_string())));
+}
+
+pub(crate) struct User {
+    id: u64,
+    name: String,
+}
+
+static PROFILE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = user.id, key_type = u64)]
+fn profile(user: &User) -> String {
+    PROFILE_RUNS.fetch_add(1, Ordering::SeqCst);
+    format!("#{} {}", user.id, user.name)
+}
+
+#[test]
+fn key_expressions_with_their_type() {
+    let alice = User {
+        id: 7,
+        name: "alice".into(),
+    };
+    let renamed = User {
+        id: 7,
+        name: "alicia".into(),
+    };
+    assert_eq!(profile(&alice), "#7 alice");
+    assert_eq!(profile(&renamed), "#7 alice", "keyed by id only");
+    assert_eq!(PROFILE_RUNS.load(Ordering::SeqCst), 1);
+    assert!(profile_cache().invalidate(&7));
+}
+
+static FLOAT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = x.to_bits(), key_type = u64)]
+fn half(x: f64) -> f64 {
+    FLOAT_RUNS.fetch_add(1, Ordering::SeqCst);
+    x / 2.0
+}
+
+#[test]
+fn non_hash_arguments_can_be_keyed_through_key() {
+    assert!((half(3.0) - 1.5).abs() < f64::EPSILON);
+    assert!((half(3.0) - 1.5).abs() < f64::EPSILON);
+    assert_eq!(FLOAT_RUNS.load(Ordering::SeqCst), 1);
+}
+
+static ONCE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = ())]
+fn config_value(_path: &str) -> u32 {
+    ONCE_RUNS.fetch_add(1, Ordering::SeqCst) as u32
+}
+
+#[test]
+fn unit_key_computes_once_for_all_arguments() {
+    assert_eq!(config_value("a"), 0);
+    assert_eq!(config_value("b"), 0);
+    assert_eq!(ONCE_RUNS.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,10 @@
+//! Behaviour of `#[memo::cached]` functions: one module per part of the contract.
+
+mod alloc_count;
+mod concurrency;
+mod keys;
+mod methods;
+mod options;
+mod outcomes;
+mod signature;
+mod ttl;

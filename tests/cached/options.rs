@@ -1,0 +1,113 @@
+//! `maxsize`, the handle's operations, and `crate = path`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memo::cached;
+
+#[cached(maxsize = 10)]
+fn square(n: u64) -> u64 {
+    n * n
+}
+
+#[test]
+fn maxsize_bounds_the_cache_at_all_times() {
+    let cache = square_cache();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for n in 0..2_000 {
+                    assert_eq!(square(t * 10_000 + n), (t * 10_000 + n).pow(2));
+                    assert!(cache.len() <= 10);
+                }
+            });
+        }
+    });
+    let stats = cache.stats();
+    assert!(stats.len <= 10);
+    assert_eq!(stats.misses, 8_000);
+    assert_eq!(stats.evictions, 8_000 - stats.len as u64);
+}
+
+static HOT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(maxsize = 64)]
+fn hot_or_cold(n: u64) -> u64 {
+    HOT_RUNS.fetch_add(1, Ordering::SeqCst);
+    n
+}
+
+#[test]
+fn frequently_used_entries_survive_a_scan() {
+    // A key used again before the scan keeps its reference bit and survives one pass of eviction.
+    for _ in 0..3 {
+        hot_or_cold(1);
+    }
+    for n in 1_000..1_040 {
+        hot_or_cold(n);
+        hot_or_cold(1);
+    }
+    let runs_before = HOT_RUNS.load(Ordering::SeqCst);
+    hot_or_cold(1);
+    assert_eq!(HOT_RUNS.load(Ordering::SeqCst), runs_before);
+}
+
+static TRACKED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn tracked(n: u32) -> u32 {
+    TRACKED_RUNS.fetch_add(1, Ordering::SeqCst);
+    n + 1
+}
+
+#[test]
+fn handle_reports_and_controls_the_cache() {
+    let cache = tracked_cache();
+    assert!(cache.is_empty());
+    tracked(1);
+    tracked(1);
+    tracked(2);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.len), (1, 2, 2));
+    assert!((stats.hit_ratio() - 1.0 / 3.0).abs() < 1e-9);
+    assert!(cache.invalidate(&1));
+    assert!(!cache.invalidate(&1));
+    tracked(1);
+    assert_eq!(TRACKED_RUNS.load(Ordering::SeqCst), 3);
+    cache.insert(10, 99);
+    assert_eq!(tracked(10), 99, "an inserted value is served");
+    cache.clear();
+    assert_eq!(cache.len(), 0);
+    assert_eq!(cache.stats().hits, 2, "clear keeps the counters");
+}
+
+const NO_ENTRIES: usize = 0;
+static ZERO_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(maxsize = NO_ENTRIES)]
+fn uncached(n: u32) -> u32 {
+    ZERO_RUNS.fetch_add(1, Ordering::SeqCst);
+    n
+}
+
+#[test]
+fn maxsize_zero_at_run_time_caches_nothing() {
+    uncached(1);
+    uncached(1);
+    assert_eq!(ZERO_RUNS.load(Ordering::SeqCst), 2);
+    assert!(uncached_cache().is_empty());
+}
+
+mod reexport {
+    pub(super) use memo as renamed;
+}
+
+#[cached(crate = crate::options::reexport::renamed, maxsize = 5)]
+fn through_reexport(n: u8) -> u8 {
+    n
+}
+
+#[test]
+fn crate_path_names_a_reexport() {
+    assert_eq!(through_reexport(3), 3);
+    assert_eq!(through_reexport_cache().len(), 1);
+}

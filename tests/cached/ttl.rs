@@ -1,0 +1,78 @@
+//! Expiry on the mock clock: no sleeping to expire entries.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use memo::{Clock, cached};
+
+static RATE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "10s")]
+fn rate(pair: &str) -> usize {
+    RATE_RUNS.fetch_add(1, Ordering::SeqCst) + pair.len()
+}
+
+#[test]
+fn entries_expire_after_their_ttl() {
+    let (clock, mock) = Clock::mock();
+    rate_cache().set_clock(clock);
+    let first = rate("EURUSD");
+    mock.increment(Duration::from_millis(9_999));
+    assert_eq!(rate("EURUSD"), first, "still fresh");
+    mock.increment(Duration::from_millis(1));
+    assert_ne!(rate("EURUSD"), first, "expired: recomputed");
+    assert_eq!(RATE_RUNS.load(Ordering::SeqCst), 2);
+}
+
+#[cached(ttl = Duration::from_secs(60), maxsize = 10_000)]
+fn token(user: u32) -> String {
+    format!("token-{user}")
+}
+
+#[test]
+fn expired_entries_are_freed_without_being_read() {
+    let (clock, mock) = Clock::mock();
+    let cache = token_cache();
+    cache.set_clock(clock);
+    for user in 0..1_000 {
+        token(user);
+    }
+    assert_eq!(cache.len(), 1_000);
+    mock.increment(Duration::from_secs(61));
+    // Nobody reads these keys again: the background sweep frees them (it runs every second).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cache.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(cache.len(), 0, "expired entries must not pile up");
+    assert_eq!(cache.stats().expired, 1_000);
+}
+
+#[cached(ttl = "1m")]
+fn session(id: u32) -> u32 {
+    id
+}
+
+#[test]
+fn writes_sweep_expired_entries_and_purge_frees_the_rest() {
+    let (clock, mock) = Clock::mock();
+    let cache = session_cache();
+    cache.set_clock(clock);
+    for id in 0..500 {
+        session(id);
+    }
+    mock.increment(Duration::from_secs(120));
+    // New writes remove expired entries as they go.
+    for id in 1_000..1_100 {
+        session(id);
+    }
+    assert!(cache.stats().expired > 0);
+    assert!(cache.len() < 600);
+    cache.purge_expired();
+    assert_eq!(cache.len(), 100);
+    assert_eq!(
+        cache.stats().expired,
+        500,
+        "each expired entry is counted once, whoever removed it"
+    );
+}
