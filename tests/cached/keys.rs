@@ -66,7 +66,8 @@ fn sum(values: &[u64]) -> u64 {
 #[test]
 fn slices_are_keyed_by_vec() {
     assert_eq!(sum(&[1, 2, 3]), 6);
-    assert_eq!(sum(&vec![1, 2, 3]), 6);
+    let owned: Vec<u64> = (1..=3).collect();
+    assert_eq!(sum(&owned), 6);
     assert_eq!(SUM_RUNS.load(Ordering::SeqCst), 1);
     let cache: &'static memo::Cache<Vec<u64>, u64> = sum_cache();
     assert!(cache.invalidate(&[1, 2, 3][..]));
@@ -207,8 +208,8 @@ fn non_hash_arguments_can_be_keyed_through_key() {
 static ONCE_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(key = ())]
-fn config_value(_path: &str) -> u32 {
-    ONCE_RUNS.fetch_add(1, Ordering::SeqCst) as u32
+fn config_value(_path: &str) -> usize {
+    ONCE_RUNS.fetch_add(1, Ordering::SeqCst)
 }
 
 #[test]

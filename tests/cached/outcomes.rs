@@ -59,7 +59,7 @@ static FIND_RUNS: AtomicUsize = AtomicUsize::new(0);
 #[cached]
 fn find(id: u32) -> Option<String> {
     FIND_RUNS.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("item {id}"))
+    id.is_multiple_of(2).then(|| format!("item {id}"))
 }
 
 #[test]
