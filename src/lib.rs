@@ -56,3 +56,8 @@ pub use memo_runtime::{
 // Not public API: what `#[cached]` expansions call.
 #[doc(hidden)]
 pub use memo_runtime::private as __private;
+
+/// The README's example, compiled and run as a doctest so it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

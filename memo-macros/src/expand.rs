@@ -205,7 +205,10 @@ mod tests {
         for path in entries {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             let is_case = path.extension().is_some_and(|e| e == "rs")
-                && path.with_extension("").extension().is_none_or(|e| e != "expanded");
+                && path
+                    .with_extension("")
+                    .extension()
+                    .is_none_or(|e| e != "expanded");
             if !is_case {
                 continue;
             }

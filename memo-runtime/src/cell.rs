@@ -27,7 +27,9 @@ type Erased = &'static (dyn Any + Send + Sync);
 /// ```
 #[derive(Debug)]
 pub struct CacheCell {
-    first: OnceLock<Erased>,
+    /// The first cache resolved here and its type: the fast path compares type ids without a
+    /// virtual call.
+    first: OnceLock<(TypeId, Erased)>,
 }
 
 static REGISTRY: LazyLock<Mutex<HashMap<(&'static str, TypeId), Erased>>> =
@@ -51,8 +53,11 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        if let Some(cache) = self.first.get().and_then(|c| c.downcast_ref::<C>()) {
-            return cache;
+        if let Some(&(type_id, erased)) = self.first.get()
+            && type_id == TypeId::of::<C>()
+        {
+            // SAFETY: `erased` was registered under `TypeId::of::<C>()`, so it is a `C`.
+            return unsafe { &*std::ptr::from_ref(erased).cast::<C>() };
         }
         self.resolve(id, init)
     }
@@ -79,7 +84,7 @@ impl CacheCell {
                 .or_insert_with(|| Box::leak(Box::new(fresh)))
         });
         // The first type seen gets the fast path; a generic `impl` may bring others.
-        let _ = self.first.set(erased);
+        let _ = self.first.set((key.1, erased));
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))

@@ -126,7 +126,10 @@ fn a_panicking_leader_hands_over_to_a_waiter() {
                 })
             })
             .collect();
-        handles.into_iter().map(thread::ScopedJoinHandle::join).collect()
+        handles
+            .into_iter()
+            .map(thread::ScopedJoinHandle::join)
+            .collect()
     });
     let panicked = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(panicked, 1, "only the leader's caller sees the panic");

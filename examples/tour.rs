@@ -1,0 +1,146 @@
+//! A short guided run of everything memo does so far.
+//!
+//! Run: `cargo run --release --example tour`
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use memo::{Clock, cached};
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
+// 1. One attribute: the function's results are cached by argument.
+#[cached]
+fn slow_square(n: u64) -> u64 {
+    thread::sleep(Duration::from_millis(100));
+    n * n
+}
+
+// 2. Borrowed arguments are keyed by their owned form; a hit allocates no key.
+#[cached(maxsize = 1_000)]
+fn word_count(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+// 3. `Result`: only `Ok` is cached.
+static PARSES: AtomicU32 = AtomicU32::new(0);
+#[cached]
+fn parse_port(text: &str) -> Result<u16, std::num::ParseIntError> {
+    PARSES.fetch_add(1, Ordering::SeqCst);
+    text.parse()
+}
+
+// 4. Methods key on `self` (when it is `Hash + Eq + Clone`) or on what `key = ...` says.
+struct Repo {
+    name: String,
+}
+impl Repo {
+    #[cached(key = path)]
+    fn file(&self, path: &str) -> String {
+        format!("{}:{path} ({} bytes)", self.name, path.len() * 100)
+    }
+}
+
+// 5. Single-flight: concurrent callers of a missing key run the body once.
+static REPORTS: AtomicU32 = AtomicU32::new(0);
+#[cached]
+fn daily_report(day: u32) -> String {
+    REPORTS.fetch_add(1, Ordering::SeqCst);
+    thread::sleep(Duration::from_millis(200));
+    format!("report for day {day}")
+}
+
+// 6. A bound: at most 3 entries, evicted by CLOCK (second chance).
+#[cached(maxsize = 3)]
+fn thumbnail(id: u32) -> Vec<u8> {
+    vec![0; id as usize]
+}
+
+// 7. Expiry, driven here by a mock clock instead of waiting.
+#[cached(ttl = "5m")]
+fn exchange_rate(pair: &str) -> f64 {
+    if pair == "EURUSD" { 1.08 } else { 1.0 }
+}
+
+fn main() {
+    section("1. memoize a slow function");
+    let start = Instant::now();
+    slow_square(12);
+    println!("slow_square(12) first call: {:?}", start.elapsed());
+    let start = Instant::now();
+    slow_square(12);
+    println!("slow_square(12) second call: {:?}", start.elapsed());
+
+    section("2. &str arguments");
+    word_count("the quick brown fox");
+    word_count("the quick brown fox");
+    println!("word_count stats: {:?}", word_count_cache().stats());
+    println!(
+        "invalidate(\"the quick brown fox\") -> {}",
+        word_count_cache().invalidate("the quick brown fox")
+    );
+
+    section("3. Result caches Ok only");
+    let _ = parse_port("8080");
+    let _ = parse_port("8080");
+    let _ = parse_port("http");
+    let _ = parse_port("http");
+    println!(
+        "4 calls, {} parses (the error was not cached)",
+        PARSES.load(Ordering::SeqCst)
+    );
+
+    section("4. methods and key = ...");
+    let repo = Repo {
+        name: "memo".into(),
+    };
+    println!("{}", repo.file("README.md"));
+    println!("Repo::file_cache().len() = {}", Repo::file_cache().len());
+
+    section("5. 64 threads, one cold key");
+    let barrier = Barrier::new(64);
+    let start = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..64 {
+            s.spawn(|| {
+                barrier.wait();
+                daily_report(7)
+            });
+        }
+    });
+    let stats = daily_report_cache().stats();
+    println!(
+        "executions: {}, coalesced callers: {}, wall: {:?}",
+        REPORTS.load(Ordering::SeqCst),
+        stats.coalesced,
+        start.elapsed()
+    );
+
+    section("6. maxsize = 3");
+    for id in 1..=10 {
+        thumbnail(id);
+    }
+    let stats = thumbnail_cache().stats();
+    println!(
+        "10 distinct calls: len {}, evictions {}",
+        stats.len, stats.evictions
+    );
+
+    section("7. ttl with a mock clock");
+    let (clock, hand) = Clock::mock();
+    exchange_rate_cache().set_clock(clock);
+    exchange_rate("EURUSD");
+    hand.increment(Duration::from_secs(299));
+    exchange_rate("EURUSD");
+    println!("after 4m59s: hits {}", exchange_rate_cache().stats().hits);
+    hand.increment(Duration::from_secs(1));
+    exchange_rate("EURUSD");
+    println!(
+        "after 5m: misses {} (expired, recomputed)",
+        exchange_rate_cache().stats().misses
+    );
+}
