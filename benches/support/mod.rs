@@ -81,7 +81,11 @@ pub(crate) fn shuffled(n: u64, seed: u64) -> Vec<u64> {
 }
 
 /// Operations per second when `threads` threads each run `per_thread(thread_index)` at once.
-pub(crate) fn throughput(threads: usize, ops_per_thread: u64, per_thread: impl Fn(usize) + Sync) -> f64 {
+pub(crate) fn throughput(
+    threads: usize,
+    ops_per_thread: u64,
+    per_thread: impl Fn(usize) + Sync,
+) -> f64 {
     let barrier = std::sync::Barrier::new(threads + 1);
     let elapsed = std::thread::scope(|s| {
         for t in 0..threads {

@@ -1,7 +1,7 @@
 //! The handle of a memoized function: store + single-flight + statistics.
 
 use std::hash::Hash;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -37,7 +37,7 @@ use crate::store::{MemoryStore, Store};
 pub struct Cache<K, V, S = MemoryStore<K, V>> {
     store: S,
     flights: Flights<K, V>,
-    counters: Arc<Counters>,
+    counters: Counters,
     janitor: Once,
 }
 
@@ -45,11 +45,10 @@ impl<K, V> Cache<K, V> {
     /// An in-memory cache configured by `config`.
     #[must_use]
     pub fn new(config: Config) -> Self {
-        let counters = Arc::<Counters>::default();
         Self {
-            store: MemoryStore::with_counters(&config, Arc::clone(&counters)),
+            store: MemoryStore::new(&config),
             flights: Flights::default(),
-            counters,
+            counters: Counters::default(),
             janitor: Once::new(),
         }
     }
@@ -118,7 +117,8 @@ where
 
     /// Counters since the cache was created.
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot(self.store.len())
+        self.counters
+            .snapshot(self.store.len(), self.store.removals())
     }
 
     /// The value for `key`: from the cache, or computed by `compute` (from the key's borrowed

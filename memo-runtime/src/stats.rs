@@ -8,6 +8,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::store::Removals;
+
 /// A snapshot of one cache's counters, from [`Cache::stats`](crate::Cache::stats).
 ///
 /// # Examples
@@ -60,29 +62,34 @@ pub(crate) enum Event {
     Hit,
     Miss,
     Coalesced,
-    Eviction,
-    Expiry,
 }
 
-const EVENTS: usize = 5;
+const EVENTS: usize = 3;
 
-/// Stripes a process hands out to threads; the overflow stripe comes on top.
+/// Stripes a process hands out to threads; the shared stripe comes on top.
 pub(crate) const STRIPES: usize = 64;
 
 /// One stripe per cache line pair, so neighbouring stripes never share a line (nor its prefetch twin).
 #[repr(align(128))]
-#[derive(Default)]
 struct Stripe([AtomicU64; EVENTS]);
 
-/// A cache's striped counters.
+impl Stripe {
+    const fn new() -> Self {
+        Self([const { AtomicU64::new(0) }; EVENTS])
+    }
+}
+
+/// A cache's striped counters: one stripe per thread that holds a claim, plus one shared.
 pub(crate) struct Counters {
-    stripes: Box<[Stripe]>,
+    owned: [Stripe; STRIPES],
+    shared: Stripe,
 }
 
 impl Default for Counters {
     fn default() -> Self {
         Self {
-            stripes: (0..=STRIPES).map(|_| Stripe::default()).collect(),
+            owned: [const { Stripe::new() }; STRIPES],
+            shared: Stripe::new(),
         }
     }
 }
@@ -97,35 +104,46 @@ impl Counters {
     /// Counts `n` events on this thread's stripe.
     #[inline]
     pub(crate) fn add(&self, event: Event, n: u64) {
-        let stripe = this_thread_stripe();
-        let counter = &self.stripes[stripe].0[event as usize];
-        if stripe == STRIPES {
-            counter.fetch_add(n, Ordering::Relaxed);
-        } else {
+        let stripe = STRIPE.with(Cell::get);
+        if stripe < STRIPES {
             // Only this thread writes an owned stripe, so a plain read-modify-write is exact.
+            let counter = &self.owned[stripe].0[event as usize];
             counter.store(
                 counter.load(Ordering::Relaxed).wrapping_add(n),
                 Ordering::Relaxed,
             );
+        } else {
+            self.add_slow(event, n);
+        }
+    }
+
+    #[cold]
+    fn add_slow(&self, event: Event, n: u64) {
+        match this_thread_stripe() {
+            STRIPES => {
+                self.shared.0[event as usize].fetch_add(n, Ordering::Relaxed);
+            }
+            _ => self.add(event, n),
         }
     }
 
     /// Sums one counter over all stripes.
     pub(crate) fn sum(&self, event: Event) -> u64 {
-        self.stripes
+        self.owned
             .iter()
+            .chain([&self.shared])
             .map(|s| s.0[event as usize].load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
     }
 
-    /// A snapshot; `len` is filled in by the caller, which knows the store.
-    pub(crate) fn snapshot(&self, len: usize) -> Stats {
+    /// A snapshot, completed with what the store counts itself.
+    pub(crate) fn snapshot(&self, len: usize, removals: Removals) -> Stats {
         Stats {
             hits: self.sum(Event::Hit),
             misses: self.sum(Event::Miss),
             coalesced: self.sum(Event::Coalesced),
-            evictions: self.sum(Event::Eviction),
-            expired: self.sum(Event::Expiry),
+            evictions: removals.evicted,
+            expired: removals.expired,
             len,
         }
     }
@@ -156,7 +174,7 @@ impl Drop for StripeRelease {
     }
 }
 
-#[inline]
+/// This thread's stripe, claiming one on first use; `STRIPES` means the shared one.
 fn this_thread_stripe() -> usize {
     match STRIPE.try_with(Cell::get) {
         Ok(UNCLAIMED) => claim_stripe(),
@@ -206,7 +224,7 @@ mod tests {
                     for _ in 0..1000 {
                         counters.record(Event::Hit);
                     }
-                    counters.add(Event::Eviction, 2);
+                    counters.add(Event::Miss, 2);
                     barrier.wait();
                 })
             })
@@ -214,9 +232,9 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let stats = counters.snapshot(7);
+        let stats = counters.snapshot(7, Removals::default());
         assert_eq!(stats.hits, (STRIPES as u64 + 16) * 1000);
-        assert_eq!(stats.evictions, (STRIPES as u64 + 16) * 2);
+        assert_eq!(stats.misses, (STRIPES as u64 + 16) * 2);
         assert_eq!(stats.len, 7);
     }
 

@@ -1,14 +1,15 @@
 //! The default store: concurrent, sharded, bounded by count, with per-entry expiry.
 
 use std::hash::BuildHasher;
-use std::sync::{Arc, LazyLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::LazyLock;
 
-use super::Store;
-use super::shard::{Removal, Shard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::shard::Shard;
+use super::{Removals, Store};
 use crate::clock::{Clock, ClockCell, duration_nanos};
 use crate::config::Config;
 use crate::lookup::Lookup;
-use crate::stats::{Counters, Event};
 
 /// Keeps a shard's lock on cache lines of its own, so two shards never contend through one line.
 #[repr(align(128))]
@@ -41,17 +42,12 @@ pub struct MemoryStore<K, V> {
     /// Time to live in nanoseconds; 0 for none.
     ttl: u64,
     clock: ClockCell,
-    counters: Arc<Counters>,
 }
 
 impl<K, V> MemoryStore<K, V> {
     /// A store bounded and expired as `config` says.
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        Self::with_counters(config, Arc::default())
-    }
-
-    pub(crate) fn with_counters(config: &Config, counters: Arc<Counters>) -> Self {
         let count = shard_count(config.maxsize);
         let shards = (0..count)
             .map(|i| {
@@ -68,7 +64,6 @@ impl<K, V> MemoryStore<K, V> {
             hasher: foldhash::fast::RandomState::default(),
             ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
             clock: ClockCell::default(),
-            counters,
         }
     }
 
@@ -93,22 +88,14 @@ impl<K, V> MemoryStore<K, V> {
     fn now(&self) -> u64 {
         if self.ttl == 0 { 0 } else { self.clock.now() }
     }
-
-    fn count(&self, removal: Removal) {
-        self.counters.record(match removal {
-            Removal::Evicted => Event::Eviction,
-            Removal::Expired => Event::Expiry,
-        });
-    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    // A panic in user code (a key's `Eq`) never leaves a shard half-updated, so poison is ignored.
-    lock.read().unwrap_or_else(PoisonError::into_inner)
+    lock.read()
 }
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
+    lock.write()
 }
 
 /// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful
@@ -130,7 +117,9 @@ where
     K: std::hash::Hash + Eq + Send + Sync,
     V: Clone + Send + Sync,
 {
-    #[inline]
+    // The hit path: measured 0.5 ns faster when forced inline into the memoized function.
+    #[allow(clippy::inline_always, reason = "measured on the hit path (benches/peers.rs)")]
+    #[inline(always)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let now = self.now();
@@ -145,7 +134,7 @@ where
         } else {
             now.saturating_add(self.ttl)
         };
-        write(self.shard(hash)).insert(hash, key, value, expires, now, |r| self.count(r));
+        write(self.shard(hash)).insert(hash, key, value, expires, now);
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
@@ -167,6 +156,18 @@ where
         self.ttl != 0
     }
 
+    fn removals(&self) -> Removals {
+        self.shards
+            .iter()
+            .fold(Removals::default(), |total, shard| {
+                let shard = read(&shard.0).removals();
+                Removals {
+                    evicted: total.evicted + shard.evicted,
+                    expired: total.expired + shard.expired,
+                }
+            })
+    }
+
     fn purge_expired(&self) -> usize {
         if self.ttl == 0 {
             return 0;
@@ -176,7 +177,6 @@ where
             let now = self.now();
             purged += write(&shard.0).purge_expired(now);
         }
-        self.counters.add(Event::Expiry, purged as u64);
         purged
     }
 }

@@ -7,6 +7,16 @@ pub use memory::MemoryStore;
 
 use crate::lookup::Lookup;
 
+/// Entries a store removed on its own, counted by the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Removals {
+    /// Removed to keep the store within its bound.
+    pub evicted: u64,
+    /// Removed because their time to live had passed.
+    pub expired: u64,
+}
+
 /// A place that holds cached values, shared by all threads.
 ///
 /// A [`Cache`](crate::Cache) adds single-flight and statistics on top of a store; the store only
@@ -40,5 +50,10 @@ pub trait Store<K, V>: Send + Sync {
     /// Removes the entries whose time to live has passed; returns how many.
     fn purge_expired(&self) -> usize {
         0
+    }
+
+    /// How many entries the store removed on its own so far.
+    fn removals(&self) -> Removals {
+        Removals::default()
     }
 }

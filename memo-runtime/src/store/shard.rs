@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hashbrown::HashTable;
 
+use super::Removals;
 use crate::lookup::Lookup;
 
 /// An entry: key, value, expiry stamp (0 = never) and the CLOCK reference bit.
@@ -26,28 +27,21 @@ impl<K, V> Slot<K, V> {
     }
 }
 
-/// Why an entry left a shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Removal {
-    /// Evicted by the bound.
-    Evicted,
-    /// Its time to live had passed.
-    Expired,
-}
-
 /// How many slots an insert examines for expired entries, so expired entries leave even when
 /// nobody reads them again.
 const SWEEP_PER_INSERT: usize = 4;
 
 pub(crate) struct Shard<K, V> {
-    /// Indexes into `slots`, keyed by the slot's hash.
-    index: HashTable<usize>,
+    /// Indexes into `slots`, keyed by the slot's hash (`u32`: a smaller index stays in cache).
+    index: HashTable<u32>,
     slots: Vec<Slot<K, V>>,
     /// The CLOCK hand: the next eviction candidate.
     hand: usize,
     /// The expiry sweep's position.
     sweep: usize,
     capacity: usize,
+    /// Entries this shard removed on its own; written under the write lock only.
+    removals: Removals,
 }
 
 impl<K, V> Shard<K, V> {
@@ -58,11 +52,19 @@ impl<K, V> Shard<K, V> {
             hand: 0,
             sweep: 0,
             capacity,
+            removals: Removals {
+                evicted: 0,
+                expired: 0,
+            },
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    pub(crate) fn removals(&self) -> Removals {
+        self.removals
     }
 
     #[cfg(test)]
@@ -87,8 +89,8 @@ impl<K, V> Shard<K, V> {
     {
         let &i = self
             .index
-            .find(hash, |&i| key.matches(&self.slots[i].key))?;
-        let slot = &self.slots[i];
+            .find(hash, |&i| key.matches(&self.slots[i as usize].key))?;
+        let slot = &self.slots[i as usize];
         if slot.is_expired(now) {
             return None;
         }
@@ -99,23 +101,19 @@ impl<K, V> Shard<K, V> {
         Some(&slot.value)
     }
 
-    /// Inserts or replaces; `removed` is told about every entry that had to leave.
-    pub(crate) fn insert(
-        &mut self,
-        hash: u64,
-        key: K,
-        value: V,
-        expires: u64,
-        now: u64,
-        mut removed: impl FnMut(Removal),
-    ) where
+    /// Inserts or replaces, evicting or expiring entries to make room.
+    pub(crate) fn insert(&mut self, hash: u64, key: K, value: V, expires: u64, now: u64)
+    where
         K: Eq,
     {
         if self.capacity == 0 {
             return;
         }
-        if let Some(&i) = self.index.find(hash, |&i| self.slots[i].key == key) {
-            let slot = &mut self.slots[i];
+        if let Some(&i) = self
+            .index
+            .find(hash, |&i| self.slots[i as usize].key == key)
+        {
+            let slot = &mut self.slots[i as usize];
             slot.value = value;
             slot.expires = expires;
             return;
@@ -126,15 +124,15 @@ impl<K, V> Shard<K, V> {
             }
             if self.slots[self.sweep].is_expired(now) {
                 self.remove_at(self.sweep);
-                removed(Removal::Expired);
+                self.removals.expired += 1;
             } else {
                 self.sweep += 1;
             }
         }
         if self.slots.len() >= self.capacity {
-            removed(self.evict_one(now));
+            self.evict_one(now);
         }
-        let i = self.slots.len();
+        let i = index_of(self.slots.len());
         self.slots.push(Slot {
             hash,
             expires,
@@ -143,7 +141,8 @@ impl<K, V> Shard<K, V> {
             value,
         });
         let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| slots[j].hash);
+        self.index
+            .insert_unique(hash, i, |&j| slots[j as usize].hash);
     }
 
     /// Removes `key`'s entry; `true` if there was one.
@@ -151,9 +150,12 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        match self.index.find(hash, |&i| key.matches(&self.slots[i].key)) {
+        match self
+            .index
+            .find(hash, |&i| key.matches(&self.slots[i as usize].key))
+        {
             Some(&i) => {
-                self.remove_at(i);
+                self.remove_at(i as usize);
                 true
             }
             None => false,
@@ -173,18 +175,20 @@ impl<K, V> Shard<K, V> {
             }
         }
         let purged = before - self.slots.len();
+        self.removals.expired += purged as u64;
         if purged > 0 && self.slots.len() < self.slots.capacity() / 4 {
             // Give the memory back after a mass expiry.
             self.slots.shrink_to(self.slots.len() * 2);
             let slots = &self.slots;
-            self.index.shrink_to(slots.len(), |&j| slots[j].hash);
+            self.index
+                .shrink_to(slots.len(), |&j| slots[j as usize].hash);
         }
         purged
     }
 
     /// Second-chance CLOCK: expired entries go first, then the first entry not used since the
     /// hand last passed it. Ends within two sweeps of the slots.
-    fn evict_one(&mut self, now: u64) -> Removal {
+    fn evict_one(&mut self, now: u64) {
         loop {
             if self.hand >= self.slots.len() {
                 self.hand = 0;
@@ -192,14 +196,16 @@ impl<K, V> Shard<K, V> {
             let slot = &mut self.slots[self.hand];
             if slot.is_expired(now) {
                 self.remove_at(self.hand);
-                return Removal::Expired;
+                self.removals.expired += 1;
+                return;
             }
             if *slot.referenced.get_mut() {
                 *slot.referenced.get_mut() = false;
                 self.hand += 1;
             } else {
                 self.remove_at(self.hand);
-                return Removal::Evicted;
+                self.removals.evicted += 1;
+                return;
             }
         }
     }
@@ -207,30 +213,46 @@ impl<K, V> Shard<K, V> {
     /// Removes slot `i`, moving the last slot into its place.
     fn remove_at(&mut self, i: usize) {
         let hash = self.slots[i].hash;
-        if let Ok(entry) = self.index.find_entry(hash, |&j| j == i) {
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
             entry.remove();
         }
         let last = self.slots.len() - 1;
         if i != last {
             let moved = self.slots[last].hash;
-            if let Some(j) = self.index.find_mut(moved, |&j| j == last) {
-                *j = i;
+            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *j = index_of(i);
             }
         }
         self.slots.swap_remove(i);
     }
 }
 
+/// A slot position as stored in the index.
+fn index_of(i: usize) -> u32 {
+    // 2^32 entries in one shard would take hundreds of gigabytes first.
+    u32::try_from(i).unwrap_or_else(|_| unreachable!("a shard holds fewer than 2^32 entries"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn put(shard: &mut Shard<u64, u64>, k: u64, expires: u64, now: u64) -> Vec<Removal> {
-        let mut removed = Vec::new();
+    /// Inserts `k` and returns what left the shard to make room.
+    fn put(shard: &mut Shard<u64, u64>, k: u64, expires: u64, now: u64) -> Removals {
+        let before = shard.removals();
         // A deliberately poor hash, so collisions in the index get exercised too.
-        shard.insert(k % 7, k, k * 10, expires, now, |r| removed.push(r));
-        removed
+        shard.insert(k % 7, k, k * 10, expires, now);
+        let after = shard.removals();
+        Removals {
+            evicted: after.evicted - before.evicted,
+            expired: after.expired - before.expired,
+        }
     }
+
+    const NONE: Removals = Removals {
+        evicted: 0,
+        expired: 0,
+    };
 
     fn get(shard: &Shard<u64, u64>, k: u64, now: u64) -> Option<u64> {
         shard.get(k % 7, &&k, now).copied()
@@ -240,11 +262,17 @@ mod tests {
     fn keeps_referenced_entries_and_evicts_cold_ones() {
         let mut shard = Shard::new(3);
         for k in 0..3 {
-            assert!(put(&mut shard, k, 0, 0).is_empty());
+            assert_eq!(put(&mut shard, k, 0, 0), NONE);
         }
         assert_eq!(get(&shard, 0, 0), Some(0));
         assert_eq!(get(&shard, 2, 0), Some(20));
-        assert_eq!(put(&mut shard, 3, 0, 0), vec![Removal::Evicted]);
+        assert_eq!(
+            put(&mut shard, 3, 0, 0),
+            Removals {
+                evicted: 1,
+                expired: 0
+            }
+        );
         assert_eq!(get(&shard, 1, 0), None, "the one unreferenced entry leaves");
         assert_eq!(shard.len(), 3);
         for k in [0, 2, 3] {
@@ -261,7 +289,13 @@ mod tests {
         assert_eq!(get(&shard, 1, 100), None);
         let _ = get(&shard, 2, 100);
         // The sweep on insert removes the expired entry, so nothing is evicted.
-        assert_eq!(put(&mut shard, 3, 0, 100), vec![Removal::Expired]);
+        assert_eq!(
+            put(&mut shard, 3, 0, 100),
+            Removals {
+                evicted: 0,
+                expired: 1
+            }
+        );
         assert_eq!(get(&shard, 2, 100), Some(20));
         assert_eq!(get(&shard, 3, 100), Some(30));
     }
@@ -273,6 +307,7 @@ mod tests {
             put(&mut shard, k, if k % 2 == 0 { 50 } else { 0 }, 0);
         }
         assert_eq!(shard.purge_expired(50), 500);
+        assert_eq!(shard.removals().expired, 500);
         assert_eq!(shard.len(), 500);
         for k in 0..1000 {
             assert_eq!(
@@ -287,7 +322,9 @@ mod tests {
     fn replace_and_remove() {
         let mut shard = Shard::new(4);
         put(&mut shard, 1, 0, 0);
-        shard.insert(1, 1, 99, 0, 0, |_| panic!("nothing leaves on replace"));
+        assert_eq!(shard.removals(), NONE);
+        shard.insert(1, 1, 99, 0, 0);
+        assert_eq!(shard.removals(), NONE, "nothing leaves on replace");
         assert_eq!(get(&shard, 1, 0), Some(99));
         assert!(shard.remove(1, &&1));
         assert!(!shard.remove(1, &&1));
