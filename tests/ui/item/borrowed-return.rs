@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached]
+fn f(name: &str) -> &str {
+    name
+}
+
+fn main() {}

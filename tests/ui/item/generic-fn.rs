@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached]
+fn f<T: Clone>(x: T) -> T {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached]
+fn f(x: impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+fn main() {}

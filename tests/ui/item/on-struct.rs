@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached]
+struct S {
+    x: u32,
+}
+
+fn main() {}

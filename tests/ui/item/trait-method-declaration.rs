@@ -1,0 +1,8 @@
+use memo::cached;
+
+trait T {
+    #[cached]
+    fn f(&self, x: u32) -> u32;
+}
+
+fn main() {}
