@@ -191,9 +191,8 @@ fn ttl_of(expr: Expr) -> syn::Result<Ttl> {
             ..
         }) => Err(syn::Error::new_spanned(
             float,
-            format_args!(
-                "a `ttl` needs a unit: write `ttl = \"{float}s\"`-style text such as \"1500ms\", or a `Duration`"
-            ),
+            "a `ttl` needs a unit: write it as text in whole units, such as `ttl = \"1500ms\"` or \
+             `ttl = \"2s\"`, or as a `Duration`",
         )),
         Expr::Lit(ExprLit { lit, .. }) => Err(syn::Error::new_spanned(
             lit,

@@ -75,8 +75,19 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let name = name.strip_prefix("r#").unwrap_or(&name);
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
     let id = quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce));
-    let cell = quote! {
-        static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new();
+    // The cache is found the same way in the body and in the companion, with the call spanned at
+    // the return type: a return type that cannot be cached is reported there, once.
+    let find_cache = {
+        let path = respan(quote!(#runtime::cache), output.span());
+        let mut args = proc_macro2::Group::new(
+            proc_macro2::Delimiter::Parenthesis,
+            quote!(&__MEMO_CELL, #id, || #config),
+        );
+        args.set_span(output.span());
+        quote! {
+            static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new();
+            #path #args
+        }
     };
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
@@ -104,8 +115,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
-            #cell
-            let __memo_cache = __MEMO_CELL.get_or_init(#id, || #runtime::Cache::new(#config));
+            let __memo_cache = { #find_cache };
             #prelude
             match #hit_or_miss #call_args {
                 #runtime::Ok(__memo_value) => __memo_value,
@@ -118,8 +128,8 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #[must_use]
         #[allow(dead_code)]
         #vis fn #companion() -> &'static #runtime::Cache<#key_type, #output> {
-            #cell
-            __MEMO_CELL.get_or_init(#id, || #runtime::Cache::new(#config))
+            let __memo_cache = { #find_cache };
+            __memo_cache
         }
     }
 }

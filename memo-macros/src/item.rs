@@ -31,15 +31,17 @@ impl CachedFn {
             modifiers,
             sig,
             block,
-        } = syn::parse2::<ItemFn>(item.clone()).map_err(|err| {
+        } = syn::parse2::<ItemFn>(item.clone()).map_err(|_| {
+            // Point at the attribute: the parse error's own span (a `;`, a `struct`) says little.
+            let span = proc_macro2::Span::call_site();
             if syn::parse2::<syn::TraitItemFn>(item).is_ok() {
                 syn::Error::new(
-                    err.span(),
+                    span,
                     "`#[cached]` needs a function body: it cannot go on a trait method declaration",
                 )
             } else {
                 syn::Error::new(
-                    err.span(),
+                    span,
                     "`#[cached]` applies to functions and methods with a body",
                 )
             }

@@ -143,11 +143,18 @@ fn keep(args: &Args, output: &Type, runtime: &TokenStream) -> (TokenStream, Toke
     let cache_err = args.cache_err.get() == Some(&true);
     let cache_none = args.cache_none.get() == Some(&true);
     let mut asserts = TokenStream::new();
-    if let Some(path) = args.cache_err.path() {
-        asserts.extend(quote_spanned!(path.span()=> #runtime::require_result::<#output>();));
-    }
-    if let Some(path) = args.cache_none.path() {
-        asserts.extend(quote_spanned!(path.span()=> #runtime::require_option::<#output>();));
+    for (opt, check) in [
+        (&args.cache_err, "require_result"),
+        (&args.cache_none, "require_option"),
+    ] {
+        if let Some(path) = opt.path() {
+            let check = Ident::new(check, path.span());
+            let call = quote_spanned!(path.span()=> #runtime::#check(__memo_outcome));
+            asserts.extend(quote! {
+                let __memo_outcome: #runtime::PhantomData<#output> = #runtime::PhantomData;
+                #call;
+            });
+        }
     }
     let keep = quote! {{
         use #runtime::{KeepAny as _, KeepOption as _, KeepResult as _};
@@ -204,7 +211,7 @@ fn all_parts(func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
     }
     if parts.len() > MAX_KEY_PARTS {
         errors.at(
-            &func.sig.inputs,
+            &func.sig.inputs[MAX_KEY_PARTS],
             format_args!(
                 "`#[cached]` keys by at most {MAX_KEY_PARTS} arguments; choose the key with `key = ...` \
                  (e.g. a struct of the arguments, with `key_type = ...`)"
@@ -241,7 +248,13 @@ fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<V
     for ident in &idents {
         if ident == "self" {
             let Some(receiver) = &func.receiver else {
-                errors.at(ident, "`self` is not an argument of this function");
+                errors.at(
+                    ident,
+                    format_args!(
+                        "`self` is not an argument of `{}`: it is not a method",
+                        func.sig.ident
+                    ),
+                );
                 return None;
             };
             parts.push(receiver_part(receiver)?);

@@ -8,7 +8,7 @@
 pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
-use core::marker::PhantomData;
+pub use core::marker::PhantomData;
 
 pub use crate::cache::Cache;
 pub use crate::cell::CacheCell;
@@ -25,6 +25,31 @@ pub trait CacheValue: Clone + Send + Sync + 'static {}
 
 #[diagnostic::do_not_recommend]
 impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
+
+/// The cache of one memoized function, found (or created from `config`) through `cell`.
+///
+/// Both the function's body and its `f_cache()` companion call this. It asks of `K` and `V` only
+/// what sharing the cache between threads needs; [`hit_or_miss`] checks the rest, so a key or a
+/// return type that cannot be cached is reported once, by one message of ours.
+#[inline]
+pub fn cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: impl FnOnce() -> Config,
+) -> &'static Cache<K, V> {
+    cell.get_or_init(id, || Cache::new(config()))
+}
+
+/// What a cache shared by all threads needs of its keys and values.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: a cached function's keys and return type must be `Send + Sync + 'static`",
+    label = "stored in a cache shared by all threads",
+    note = "use thread-safe types: `Arc` for `Rc`, `Mutex` or atomics for `Cell`/`RefCell`"
+)]
+pub trait Shared: Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Send + Sync + 'static> Shared for T {}
 
 /// The hit path of a memoized call: the cached value, or the [`Miss`] to compute it.
 ///
@@ -161,6 +186,7 @@ pub trait IsOption {}
 
 impl<T> IsOption for Option<T> {}
 
-pub const fn require_result<V: IsResult>() {}
+/// Takes a marker rather than a type argument, so the error lands on the option, not the type.
+pub const fn require_result<V: IsResult>(_: PhantomData<V>) {}
 
-pub const fn require_option<V: IsOption>() {}
+pub const fn require_option<V: IsOption>(_: PhantomData<V>) {}

@@ -1,10 +1,12 @@
 pub fn word_count(text: &str) -> usize {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    let __memo_cache = __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
-        );
+            || ::memo::__private::Config::new(),
+        )
+    };
     match ::memo::__private::hit_or_miss(__memo_cache, text) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
         ::memo::__private::Err(__memo_miss) => {
@@ -31,10 +33,13 @@ pub fn word_count_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     usize,
 > {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
+            || ::memo::__private::Config::new(),
         )
+    };
+    __memo_cache
 }

@@ -1,11 +1,14 @@
 fn profile(user: &User, verbose: bool) -> Option<String> {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    let __memo_cache = __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
-        );
-    ::memo::__private::require_option::<Option<String>>();
+            || ::memo::__private::Config::new(),
+        )
+    };
+    let __memo_outcome: ::memo::__private::PhantomData<Option<String>> = ::memo::__private::PhantomData;
+    ::memo::__private::require_option(__memo_outcome);
     let __memo_key: u64 = user.id;
     match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
@@ -30,10 +33,13 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
 #[must_use]
 #[allow(dead_code)]
 fn profile_cache() -> &'static ::memo::__private::Cache<u64, Option<String>> {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::memo::__private::Cache::new(::memo::__private::Config::new()),
+            || ::memo::__private::Config::new(),
         )
+    };
+    __memo_cache
 }

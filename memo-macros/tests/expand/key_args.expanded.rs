@@ -1,12 +1,12 @@
 fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
-    static __MEMO_CELL: ::reexport::memo::__private::CacheCell = ::reexport::memo::__private::CacheCell::new();
-    let __memo_cache = __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::reexport::memo::__private::CacheCell = ::reexport::memo::__private::CacheCell::new();
+        ::reexport::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-            || ::reexport::memo::__private::Cache::new(
-                ::reexport::memo::__private::Config::new(),
-            ),
-        );
+            || ::reexport::memo::__private::Config::new(),
+        )
+    };
     match ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)) {
         ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
         ::reexport::memo::__private::Err(__memo_miss) => {
@@ -36,12 +36,13 @@ fn sum_cache() -> &'static ::reexport::memo::__private::Cache<
     (::std::vec::Vec<u64>, u64),
     u64,
 > {
-    static __MEMO_CELL: ::reexport::memo::__private::CacheCell = ::reexport::memo::__private::CacheCell::new();
-    __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::reexport::memo::__private::CacheCell = ::reexport::memo::__private::CacheCell::new();
+        ::reexport::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-            || ::reexport::memo::__private::Cache::new(
-                ::reexport::memo::__private::Config::new(),
-            ),
+            || ::reexport::memo::__private::Config::new(),
         )
+    };
+    __memo_cache
 }

@@ -1,12 +1,12 @@
 pub fn area(&self, scale: Scale) -> u64 {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    let __memo_cache = __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            || ::memo::__private::Cache::new(
-                ::memo::__private::Config::new().maxsize(1_000),
-            ),
-        );
+            || ::memo::__private::Config::new().maxsize(1_000),
+        )
+    };
     match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
         ::memo::__private::Err(__memo_miss) => {
@@ -29,12 +29,13 @@ pub fn area(&self, scale: Scale) -> u64 {
 #[must_use]
 #[allow(dead_code)]
 pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            || ::memo::__private::Cache::new(
-                ::memo::__private::Config::new().maxsize(1_000),
-            ),
+            || ::memo::__private::Config::new().maxsize(1_000),
         )
+    };
+    __memo_cache
 }

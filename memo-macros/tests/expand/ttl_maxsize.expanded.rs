@@ -1,15 +1,17 @@
 /// Calls a slow API.
 fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    let __memo_cache = __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-            || ::memo::__private::Cache::new(
+            || {
                 ::memo::__private::Config::new()
                     .maxsize(100)
-                    .ttl(::memo::__private::Duration::from_millis(10000u64)),
-            ),
-        );
+                    .ttl(::memo::__private::Duration::from_millis(10000u64))
+            },
+        )
+    };
     match ::memo::__private::hit_or_miss(__memo_cache, (endpoint, &page)) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
         ::memo::__private::Err(__memo_miss) => {
@@ -40,14 +42,17 @@ fn api_call_cache() -> &'static ::memo::__private::Cache<
     (::std::string::String, u32),
     Result<String, std::io::Error>,
 > {
-    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    __MEMO_CELL
-        .get_or_init(
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-            || ::memo::__private::Cache::new(
+            || {
                 ::memo::__private::Config::new()
                     .maxsize(100)
-                    .ttl(::memo::__private::Duration::from_millis(10000u64)),
-            ),
+                    .ttl(::memo::__private::Duration::from_millis(10000u64))
+            },
         )
+    };
+    __memo_cache
 }

@@ -118,7 +118,10 @@ where
     V: Clone + Send + Sync,
 {
     // The hit path: measured 0.5 ns faster when forced inline into the memoized function.
-    #[allow(clippy::inline_always, reason = "measured on the hit path (benches/peers.rs)")]
+    #[allow(
+        clippy::inline_always,
+        reason = "measured on the hit path (benches/peers.rs)"
+    )]
     #[inline(always)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);

@@ -1,0 +1,84 @@
+//! Expansions are compiled in the user's crate under the user's lints: this file holds every code
+//! shape under strict ones, so `cargo clippy --all-targets -- -D warnings` fails if an expansion
+//! trips any of them.
+
+#![forbid(unsafe_code)]
+#![deny(
+    warnings,
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    unused_results,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery
+)]
+
+use std::time::Duration;
+
+use memo::cached;
+
+/// A free function with borrowed arguments and options.
+#[cached(maxsize = 100, ttl = "5m")]
+pub fn words(text: &str, limit: usize) -> Vec<String> {
+    text.split_whitespace()
+        .take(limit)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `Result`, `?` and an early `return`.
+#[cached(ttl = Duration::from_secs(60))]
+pub fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let n = text.parse::<u32>()?;
+    Ok(n)
+}
+
+/// `Option` with `cache_none`.
+#[cached(cache_none = true)]
+fn find(id: u64) -> Option<u64> {
+    id.checked_sub(1)
+}
+
+/// No arguments, no return value.
+#[cached]
+fn init() {}
+
+/// A type with cached methods.
+#[derive(Clone, Hash, PartialEq, Eq)]
+pub struct Shape {
+    side: u64,
+}
+
+impl Shape {
+    /// Keyed by `self` and the argument.
+    #[cached]
+    pub fn area(&self, scale: u64) -> u64 {
+        self.side * self.side * scale
+    }
+
+    /// An associated function keyed by an expression.
+    #[cached(key = side / 2, key_type = u64)]
+    #[must_use]
+    pub fn halved(side: u64) -> Self {
+        Self { side: side / 2 }
+    }
+}
+
+#[test]
+fn strict_lints_compile() {
+    assert_eq!(words("a b c", 2), ["a", "b"]);
+    assert_eq!(parse("7"), Ok(7));
+    assert_eq!(find(3), Some(2));
+    init();
+    assert_eq!(Shape { side: 2 }.area(3), 12);
+    assert_eq!(Shape::halved(8).side, 4);
+    assert_eq!(
+        words_cache().len() + parse_cache().len() + find_cache().len() + init_cache().len(),
+        4
+    );
+    assert_eq!(Shape::area_cache().len() + Shape::halved_cache().len(), 2);
+}
