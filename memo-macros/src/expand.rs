@@ -92,15 +92,10 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    // No intra-doc link: a receiver-less function in an `impl` cannot be told from a free one.
     let doc = format!(
-        " The cache behind [`{name}`](fn@{self_prefix}{name}): statistics, length, invalidation, clearing.\n\n \
-         Its key is `{key}`.",
-        self_prefix = if func.receiver.is_some() {
-            "Self::"
-        } else {
-            ""
-        },
-        key = tidy(&key_type.to_token_stream().to_string()),
+        " The cache behind `{name}`: statistics, length, invalidation, clearing.\n\n Its key is `{}`.",
+        tidy(&key_type.to_token_stream().to_string()),
     );
     // rustc reports a key that cannot be cached at the call, and a value that cannot be cached at
     // the argument whose type holds it: span them at the arguments and the return type.

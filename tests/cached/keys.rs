@@ -218,3 +218,19 @@ fn unit_key_computes_once_for_all_arguments() {
     assert_eq!(config_value("b"), 0);
     assert_eq!(ONCE_RUNS.load(Ordering::SeqCst), 1);
 }
+
+#[cached(key = id)]
+fn describe(id: u32, label: impl AsRef<str>) -> String {
+    format!("{id}:{}", label.as_ref())
+}
+
+#[test]
+fn impl_trait_arguments_can_stay_out_of_the_key() {
+    assert_eq!(describe(1, "a"), "1:a");
+    assert_eq!(
+        describe(1, String::from("b")),
+        "1:a",
+        "keyed by id only, whatever the label's type"
+    );
+    assert_eq!(describe_cache().len(), 1);
+}

@@ -24,7 +24,7 @@ pub fn word_count(text: &str) -> usize {
         }
     }
 }
-/** The cache behind [`word_count`](fn@word_count): statistics, length, invalidation, clearing.
+/** The cache behind `word_count`: statistics, length, invalidation, clearing.
 
  Its key is `::std::string::String`.*/
 #[must_use]

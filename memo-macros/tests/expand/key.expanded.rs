@@ -27,7 +27,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
         }
     }
 }
-/** The cache behind [`profile`](fn@profile): statistics, length, invalidation, clearing.
+/** The cache behind `profile`: statistics, length, invalidation, clearing.
 
  Its key is `u64`.*/
 #[must_use]

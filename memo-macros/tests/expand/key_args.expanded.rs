@@ -27,7 +27,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
         }
     }
 }
-/** The cache behind [`sum`](fn@sum): statistics, length, invalidation, clearing.
+/** The cache behind `sum`: statistics, length, invalidation, clearing.
 
  Its key is `(::std::vec::Vec<u64>, u64)`.*/
 #[must_use]

@@ -23,7 +23,7 @@ pub fn area(&self, scale: Scale) -> u64 {
         }
     }
 }
-/** The cache behind [`area`](fn@Self::area): statistics, length, invalidation, clearing.
+/** The cache behind `area`: statistics, length, invalidation, clearing.
 
  Its key is `(Self, Scale)`.*/
 #[must_use]

@@ -33,7 +33,7 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
         }
     }
 }
-/** The cache behind [`api_call`](fn@api_call): statistics, length, invalidation, clearing.
+/** The cache behind `api_call`: statistics, length, invalidation, clearing.
 
  Its key is `(::std::string::String, u32)`.*/
 #[must_use]
