@@ -137,7 +137,7 @@ where
         } else {
             now.saturating_add(self.ttl)
         };
-        write(self.shard(hash)).insert(hash, key, value, expires, now);
+        write(self.shard(hash)).insert(&self.hasher, hash, key, value, expires, now);
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
