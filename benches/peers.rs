@@ -18,12 +18,15 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Report, median_ns_per_op, shuffled, throughput};
+use support::{Report, best_ns_per_op, pin_to, scaling, shuffled};
 
 const KEYS: u64 = 10_000;
 /// Room for all warm keys in every sharded peer, so the hit loops measure hits only.
 const ROOM: usize = 16_384;
-const RUNS: usize = 9;
+/// Rounds over all implementations, timed passes per round, and key walks per timed pass.
+const ROUNDS: usize = 5;
+const PASSES: usize = 3;
+const REPEAT: u64 = 20;
 
 #[memo::cached(maxsize = 16_384)]
 fn memo_u64(k: u64) -> u64 {
@@ -42,8 +45,9 @@ fn cached_u64(k: u64) -> u64 {
 
 fn main() {
     let mut report = Report::new("peers");
+    // Every single-thread figure on the same core: the two cores of this machine differ.
+    pin_to(0);
     let order = shuffled(KEYS, 0x5EED);
-    let ops = order.len() as u64 * 20;
 
     // Warm every implementation with the same keys.
     let quick = quick_cache::sync::Cache::<u64, u64>::new(ROOM);
@@ -57,29 +61,25 @@ fn main() {
         std_map.insert(k, k);
     }
     let memo_misses = memo_u64_cache().stats().misses;
-
-    let hit = |f: &dyn Fn(u64) -> u64| {
-        median_ns_per_op(RUNS, ops, || {
-            for _ in 0..20 {
-                for &k in &order {
-                    black_box(f(black_box(k)));
-                }
-            }
-        })
-    };
-    report.figure("hit_ns/memo_u64", hit(&memo_u64), "ns");
-    report.figure("hit_ns/cached_u64", hit(&cached_u64), "ns");
-    report.figure(
-        "hit_ns/quick_cache_u64",
-        hit(&|k| quick.get(&k).unwrap_or(0)),
-        "ns",
-    );
-    report.figure("hit_ns/moka_u64", hit(&|k| moka.get(&k).unwrap_or(0)), "ns");
-    report.figure(
-        "hit_ns/std_hashmap_u64",
-        hit(&|k| *std_map.get(&k).unwrap_or(&0)),
-        "ns",
-    );
+    let u64_hits = [
+        ("hit_ns/memo_u64", walk(&order, memo_u64)),
+        ("hit_ns/cached_u64", walk(&order, cached_u64)),
+        (
+            "hit_ns/quick_cache_u64",
+            walk(&order, |k| quick.get(&k).unwrap_or(0)),
+        ),
+        (
+            "hit_ns/moka_u64",
+            walk(&order, |k| moka.get(&k).unwrap_or(0)),
+        ),
+        (
+            "hit_ns/std_hashmap_u64",
+            walk(&order, |k| *std_map.get(&k).unwrap_or(&0)),
+        ),
+    ];
+    for (name, ns) in interleaved(&u64_hits, KEYS) {
+        report.figure(name, ns, "ns");
+    }
     let stray = memo_u64_cache().stats().misses - memo_misses;
     report.figure(
         "hit_check/memo_u64_misses_in_hit_loop",
@@ -92,38 +92,27 @@ fn main() {
     for w in &words {
         memo_str(w);
     }
-    let str_ops = words.len() as u64 * 20;
-    let str_hit = |f: &dyn Fn(&str) -> usize| {
-        median_ns_per_op(RUNS, str_ops, || {
-            for _ in 0..20 {
-                for w in &words {
-                    black_box(f(black_box(w.as_str())));
-                }
-            }
-        })
-    };
-    report.figure("hit_ns/memo_str", str_hit(&memo_str), "ns");
-    report.figure(
-        "hit_ns/std_hashmap_str",
-        str_hit(&|w| *word_map.get(w).unwrap_or(&0)),
-        "ns",
-    );
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let str_hits = [
+        ("hit_ns/memo_str", walk(&words, memo_str)),
+        (
+            "hit_ns/std_hashmap_str",
+            walk(&words, |w: &str| *word_map.get(w).unwrap_or(&0)),
+        ),
+    ];
+    for (name, ns) in interleaved(&str_hits, KEYS) {
+        report.figure(name, ns, "ns");
+    }
 
     // Two threads against one: each thread walks its own order of the warm keys.
     let orders = [shuffled(KEYS, 1), shuffled(KEYS, 2)];
     let scale = |f: &(dyn Fn(u64) -> u64 + Sync)| {
-        let per_thread = |t: usize| {
-            for _ in 0..20 {
-                for &k in &orders[t] {
-                    black_box(f(black_box(k)));
-                }
+        let pass = |t: usize| {
+            for &k in &orders[t] {
+                black_box(f(black_box(k)));
             }
         };
-        let mut ratios: Vec<f64> = (0..5)
-            .map(|_| throughput(2, ops, per_thread) / throughput(1, ops, per_thread))
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        ratios[ratios.len() / 2]
+        scaling(5, KEYS, pass)
     };
     report.figure("scale_2t/memo", scale(&memo_u64), "x");
     report.figure("scale_2t/cached", scale(&cached_u64), "x");
@@ -136,6 +125,34 @@ fn main() {
 
     stampedes(&mut report);
     report.write();
+}
+
+/// One walk over a key set, calling one implementation on each key.
+type Walk<'a> = Box<dyn Fn() + 'a>;
+
+/// One walk over `keys`, calling `f` on each.
+fn walk<'a, K: Copy, R>(keys: &'a [K], f: impl Fn(K) -> R + 'a) -> Walk<'a> {
+    Box::new(move || {
+        for &k in keys {
+            black_box(f(black_box(k)));
+        }
+    })
+}
+
+/// Nanoseconds per call of each implementation (`walks` of `ops` calls): rounds in turn, so that
+/// a slow spell of the machine touches them all alike, keeping each one's best.
+fn interleaved<'a>(walks: &[(&'a str, Walk<'_>)], ops: u64) -> Vec<(&'a str, f64)> {
+    let mut best = vec![f64::INFINITY; walks.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, walk)) in walks.iter().enumerate() {
+            best[i] = best[i].min(best_ns_per_op(PASSES, ops * REPEAT, || {
+                for _ in 0..REPEAT {
+                    walk();
+                }
+            }));
+        }
+    }
+    walks.iter().map(|(name, _)| *name).zip(best).collect()
 }
 
 static SAME_KEY_RUNS: AtomicUsize = AtomicUsize::new(0);

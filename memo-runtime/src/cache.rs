@@ -71,7 +71,7 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
-        self.store.get(&key)
+        self.store.peek(&key)
     }
 
     /// Whether a live value is cached for `key`.
@@ -118,7 +118,7 @@ where
     /// Counters since the cache was created.
     pub fn stats(&self) -> Stats {
         self.counters
-            .snapshot(self.store.len(), self.store.removals())
+            .snapshot(self.store.len(), self.store.counts())
     }
 
     /// The value for `key`: from the cache, or computed by `compute` (from the key's borrowed
@@ -137,9 +137,7 @@ where
     /// A counted lookup: the hit path of every memoized call.
     #[inline]
     pub(crate) fn hit<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        let value = self.store.get(key)?;
-        self.counters.record(Event::Hit);
-        Some(value)
+        self.store.get(key)
     }
 
     /// The miss path: single-flight around `body`; the value is stored when `keep` says so.
@@ -151,7 +149,6 @@ where
                 Join::Lead(leader) => {
                     // A value may have landed between the caller's miss and its taking the lead.
                     if let Some(value) = self.store.get(&&key) {
-                        self.counters.record(Event::Hit);
                         leader.finish(&value);
                         return value;
                     }

@@ -8,7 +8,8 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 type Erased = &'static (dyn Any + Send + Sync);
 
@@ -27,9 +28,15 @@ type Erased = &'static (dyn Any + Send + Sync);
 /// ```
 #[derive(Debug)]
 pub struct CacheCell {
-    /// The first cache resolved here and its type: the fast path compares type ids without a
-    /// virtual call.
-    first: OnceLock<(TypeId, Erased)>,
+    /// The first cache resolved here, with its type: the fast path is one load and a type-id
+    /// compare, without a virtual call. Null until then; set once, never freed.
+    first: AtomicPtr<Resolved>,
+}
+
+/// A cache and the type it was registered under.
+struct Resolved {
+    type_id: TypeId,
+    cache: Erased,
 }
 
 static REGISTRY: LazyLock<Mutex<HashMap<(&'static str, TypeId), Erased>>> =
@@ -40,7 +47,7 @@ impl CacheCell {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            first: OnceLock::new(),
+            first: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -53,11 +60,12 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        if let Some(&(type_id, erased)) = self.first.get()
-            && type_id == TypeId::of::<C>()
+        // SAFETY: a non-null `first` points to a leaked `Resolved`, published with `Release`.
+        if let Some(resolved) = unsafe { self.first.load(Ordering::Acquire).as_ref() }
+            && resolved.type_id == TypeId::of::<C>()
         {
-            // SAFETY: `erased` was registered under `TypeId::of::<C>()`, so it is a `C`.
-            return unsafe { &*std::ptr::from_ref(erased).cast::<C>() };
+            // SAFETY: the cache was registered under `TypeId::of::<C>()`, so it is a `C`.
+            return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
         }
         self.resolve(id, init)
     }
@@ -84,7 +92,26 @@ impl CacheCell {
                 .or_insert_with(|| Box::leak(Box::new(fresh)))
         });
         // The first type seen gets the fast path; a generic `impl` may bring others.
-        let _ = self.first.set((key.1, erased));
+        if self.first.load(Ordering::Acquire).is_null() {
+            let resolved = Box::leak(Box::new(Resolved {
+                type_id: key.1,
+                cache: erased,
+            }));
+            if self
+                .first
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    resolved,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+            {
+                // Another thread published first: ours was never shared, so it can go.
+                // SAFETY: `resolved` came from `Box::leak` just above and nobody else saw it.
+                drop(unsafe { Box::from_raw(std::ptr::from_mut(resolved)) });
+            }
+        }
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))

@@ -16,6 +16,7 @@ mod janitor;
 mod lookup;
 mod stats;
 pub mod store;
+mod stripe;
 
 #[doc(hidden)]
 pub mod private;

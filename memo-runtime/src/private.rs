@@ -87,6 +87,9 @@ pub struct Miss<K: 'static, V: 'static> {
 
 impl<K: 'static, V: 'static> Miss<K, V> {
     /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
+    ///
+    /// Kept out of line, so the memoized function's hit path stays small (fewer registers to save).
+    #[inline(never)]
     pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
         let mut body = Some(body);
         #[allow(

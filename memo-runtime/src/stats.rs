@@ -1,14 +1,13 @@
-//! Hit, miss and eviction counters that cost a hit no shared write.
+//! Hit, miss and coalescing counters that cost a hit no shared write.
 //!
-//! Each thread claims one of [`STRIPES`] counter stripes for its lifetime and bumps its own stripe
-//! with a plain load and store; no other thread writes there, so no cache line bounces between
-//! cores. Threads beyond [`STRIPES`] share one overflow stripe and pay an atomic add instead.
-//! Reading the statistics sums the stripes.
+//! Each thread bumps the counters of its own [stripe](crate::stripe) with a plain load and store;
+//! no other thread writes there, so no cache line bounces between cores. Threads without a stripe
+//! of their own share one and pay an atomic add instead. Reading the statistics sums the stripes.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::Removals;
+use crate::store::Counts;
+use crate::stripe::{self, STRIPES};
 
 /// A snapshot of one cache's counters, from [`Cache::stats`](crate::Cache::stats).
 ///
@@ -59,15 +58,11 @@ impl Stats {
 /// What a counter counts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
-    Hit,
     Miss,
     Coalesced,
 }
 
-const EVENTS: usize = 3;
-
-/// Stripes a process hands out to threads; the shared stripe comes on top.
-pub(crate) const STRIPES: usize = 64;
+const EVENTS: usize = 2;
 
 /// One stripe per cache line pair, so neighbouring stripes never share a line (nor its prefetch twin).
 #[repr(align(128))]
@@ -104,26 +99,18 @@ impl Counters {
     /// Counts `n` events on this thread's stripe.
     #[inline]
     pub(crate) fn add(&self, event: Event, n: u64) {
-        let stripe = STRIPE.with(Cell::get);
-        if stripe < STRIPES {
-            // Only this thread writes an owned stripe, so a plain read-modify-write is exact.
-            let counter = &self.owned[stripe].0[event as usize];
-            counter.store(
-                counter.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
-        } else {
-            self.add_slow(event, n);
-        }
-    }
-
-    #[cold]
-    fn add_slow(&self, event: Event, n: u64) {
-        match this_thread_stripe() {
-            STRIPES => {
+        match self.owned.get(stripe::current()) {
+            Some(stripe) => {
+                // Only this thread writes its stripe, so a plain read-modify-write is exact.
+                let counter = &stripe.0[event as usize];
+                counter.store(
+                    counter.load(Ordering::Relaxed).wrapping_add(n),
+                    Ordering::Relaxed,
+                );
+            }
+            None => {
                 self.shared.0[event as usize].fetch_add(n, Ordering::Relaxed);
             }
-            _ => self.add(event, n),
         }
     }
 
@@ -137,72 +124,16 @@ impl Counters {
     }
 
     /// A snapshot, completed with what the store counts itself.
-    pub(crate) fn snapshot(&self, len: usize, removals: Removals) -> Stats {
+    pub(crate) fn snapshot(&self, len: usize, counts: Counts) -> Stats {
         Stats {
-            hits: self.sum(Event::Hit),
+            hits: counts.hits,
             misses: self.sum(Event::Miss),
             coalesced: self.sum(Event::Coalesced),
-            evictions: removals.evicted,
-            expired: removals.expired,
+            evictions: counts.evicted,
+            expired: counts.expired,
             len,
         }
     }
-}
-
-/// Which stripes are owned by a live thread.
-static CLAIMED: [AtomicBool; STRIPES] = [const { AtomicBool::new(false) }; STRIPES];
-
-const UNCLAIMED: usize = usize::MAX;
-
-thread_local! {
-    /// This thread's stripe; read on every counted event, so it has no destructor of its own.
-    static STRIPE: Cell<usize> = const { Cell::new(UNCLAIMED) };
-    /// Gives the stripe back when the thread ends.
-    static RELEASE: StripeRelease = const { StripeRelease(Cell::new(UNCLAIMED)) };
-}
-
-struct StripeRelease(Cell<usize>);
-
-impl Drop for StripeRelease {
-    fn drop(&mut self) {
-        let stripe = self.0.get();
-        if stripe < STRIPES {
-            // The stripe may be read again by this thread's other destructors: send them to overflow.
-            let _ = STRIPE.try_with(|s| s.set(STRIPES));
-            CLAIMED[stripe].store(false, Ordering::Release);
-        }
-    }
-}
-
-/// This thread's stripe, claiming one on first use; `STRIPES` means the shared one.
-fn this_thread_stripe() -> usize {
-    match STRIPE.try_with(Cell::get) {
-        Ok(UNCLAIMED) => claim_stripe(),
-        Ok(stripe) => stripe,
-        // Thread-local storage is being torn down.
-        Err(_) => STRIPES,
-    }
-}
-
-#[cold]
-fn claim_stripe() -> usize {
-    let claimed = (0..STRIPES)
-        .find(|&i| {
-            CLAIMED[i]
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        })
-        .unwrap_or(STRIPES);
-    // Register the release; if that is impossible (thread ending), do not keep the stripe.
-    let registered = RELEASE.try_with(|r| r.0.set(claimed)).is_ok();
-    let stripe = if registered || claimed == STRIPES {
-        claimed
-    } else {
-        CLAIMED[claimed].store(false, Ordering::Release);
-        STRIPES
-    };
-    let _ = STRIPE.try_with(|s| s.set(stripe));
-    stripe
 }
 
 #[cfg(test)]
@@ -222,7 +153,7 @@ mod tests {
                 std::thread::spawn(move || {
                     barrier.wait();
                     for _ in 0..1000 {
-                        counters.record(Event::Hit);
+                        counters.record(Event::Coalesced);
                     }
                     counters.add(Event::Miss, 2);
                     barrier.wait();
@@ -232,23 +163,10 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let stats = counters.snapshot(7, Removals::default());
-        assert_eq!(stats.hits, (STRIPES as u64 + 16) * 1000);
+        let stats = counters.snapshot(7, Counts::default());
+        assert_eq!(stats.coalesced, (STRIPES as u64 + 16) * 1000);
         assert_eq!(stats.misses, (STRIPES as u64 + 16) * 2);
         assert_eq!(stats.len, 7);
-    }
-
-    #[test]
-    fn stripes_are_reused_after_threads_end() {
-        // Far more short-lived threads than stripes: if ended threads kept their stripes, the
-        // later ones would all land on the overflow stripe.
-        let owned = (0..4 * STRIPES)
-            .filter(|_| std::thread::spawn(this_thread_stripe).join().unwrap() < STRIPES)
-            .count();
-        assert!(
-            owned > 2 * STRIPES,
-            "only {owned} threads got a stripe of their own"
-        );
     }
 
     #[test]

@@ -3,25 +3,25 @@
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-
+use super::gate::{Gate, Locked, ReadGuard, WriteGuard};
 use super::shard::Shard;
-use super::{Removals, Store};
+use super::{Counts, Store};
 use crate::clock::{Clock, ClockCell, duration_nanos};
 use crate::config::Config;
 use crate::lookup::Lookup;
 
-/// Keeps a shard's lock on cache lines of its own, so two shards never contend through one line.
+/// Keeps a shard's writer flag on cache lines of its own, so two shards never share one.
 #[repr(align(128))]
 struct Padded<T>(T);
 
-type LockedShard<K, V> = Padded<RwLock<Shard<K, V>>>;
+type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 
-/// A concurrent in-memory store, split into shards each behind a read-write lock.
+/// A concurrent in-memory store, split into shards.
 ///
-/// A hit takes one shard's read lock, so hits on different keys (and on the same key) run in
-/// parallel; only inserts and removals take a shard's write lock. The bound is split exactly over
-/// the shards, so `len() <= maxsize` holds at every instant.
+/// A hit writes no memory that another thread writes: it marks its own stripe of the store's
+/// [gate](super::gate) while it reads a shard, so hits on any keys run in parallel on all cores;
+/// inserts and counts exclude the readers of one shard. The bound is split exactly over the
+/// shards, so `len() <= maxsize` holds at every instant.
 ///
 /// # Examples
 ///
@@ -35,7 +35,8 @@ type LockedShard<K, V> = Padded<RwLock<Shard<K, V>>>;
 /// assert!(store.is_empty());
 /// ```
 pub struct MemoryStore<K, V> {
-    shards: Box<[LockedShard<K, V>]>,
+    shards: Box<[PaddedShard<K, V>]>,
+    gate: Gate,
     /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
     mask: usize,
     hasher: foldhash::fast::RandomState,
@@ -55,11 +56,12 @@ impl<K, V> MemoryStore<K, V> {
                     // Split exactly: the first `max % count` shards hold one more.
                     max / count + usize::from(i < max % count)
                 });
-                Padded(RwLock::new(Shard::new(capacity)))
+                Padded(Locked::new(Shard::new(capacity)))
             })
             .collect();
         Self {
             shards,
+            gate: Gate::default(),
             mask: count - 1,
             hasher: foldhash::fast::RandomState::default(),
             ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
@@ -77,25 +79,28 @@ impl<K, V> MemoryStore<K, V> {
         self.hasher.hash_one(key)
     }
 
+    /// The shard for `hash`, by number.
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V>> {
-        // The index uses the low bits and its tags the top seven; take the shard from the middle.
+    fn shard_of(&self, hash: u64) -> usize {
+        // The table uses the low bits and its tags the top seven; take the shard from the middle.
         #[allow(clippy::cast_possible_truncation, reason = "masked to the shard count")]
-        &self.shards[(hash >> 32) as usize & self.mask].0
+        let shard = (hash >> 32) as usize & self.mask;
+        shard
+    }
+
+    #[inline]
+    fn read(&self, shard: usize) -> ReadGuard<'_, Shard<K, V>> {
+        self.gate.read(shard, &self.shards[shard].0)
+    }
+
+    fn write(&self, shard: usize) -> WriteGuard<'_, Shard<K, V>> {
+        self.gate.write(shard, &self.shards[shard].0)
     }
 
     #[inline]
     fn now(&self) -> u64 {
         if self.ttl == 0 { 0 } else { self.clock.now() }
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read()
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
 }
 
 /// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful
@@ -126,7 +131,18 @@ where
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let now = self.now();
-        read(self.shard(hash)).get(hash, key, now).cloned()
+        let shard = self.read(self.shard_of(hash));
+        let value = shard.get(hash, key, now).cloned();
+        if value.is_some() {
+            shard.count_hit();
+        }
+        value
+    }
+
+    fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let hash = self.hash(key);
+        let now = self.now();
+        self.read(self.shard_of(hash)).get(hash, key, now).cloned()
     }
 
     fn insert(&self, key: K, value: V) {
@@ -137,38 +153,47 @@ where
         } else {
             now.saturating_add(self.ttl)
         };
-        write(self.shard(hash)).insert(&self.hasher, hash, key, value, expires, now);
+        self.write(self.shard_of(hash))
+            .insert(&self.hasher, hash, key, value, expires, now);
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let hash = self.hash(key);
-        write(self.shard(hash)).remove(hash, key)
+        self.write(self.shard_of(hash)).remove(hash, key)
     }
 
     fn clear(&self) {
-        for shard in &self.shards {
-            write(&shard.0).clear();
+        for shard in 0..self.shards.len() {
+            self.write(shard).clear();
         }
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(&s.0).len()).sum()
+        (0..self.shards.len())
+            .map(|shard| self.read(shard).len())
+            .sum()
     }
 
     fn has_ttl(&self) -> bool {
         self.ttl != 0
     }
 
-    fn removals(&self) -> Removals {
-        self.shards
-            .iter()
-            .fold(Removals::default(), |total, shard| {
-                let shard = read(&shard.0).removals();
-                Removals {
+    fn counts(&self) -> Counts {
+        let hits = self.gate.hits();
+        (0..self.shards.len()).fold(
+            Counts {
+                hits,
+                ..Counts::default()
+            },
+            |total, shard| {
+                let shard = self.read(shard).counts();
+                Counts {
+                    hits: total.hits,
                     evicted: total.evicted + shard.evicted,
                     expired: total.expired + shard.expired,
                 }
-            })
+            },
+        )
     }
 
     fn purge_expired(&self) -> usize {
@@ -176,9 +201,9 @@ where
             return 0;
         }
         let mut purged = 0;
-        for shard in &self.shards {
+        for shard in 0..self.shards.len() {
             let now = self.now();
-            purged += write(&shard.0).purge_expired(now);
+            purged += self.write(shard).purge_expired(now);
         }
         purged
     }
@@ -193,7 +218,9 @@ mod tests {
     fn bound_is_split_exactly_over_shards() {
         for max in [1, 7, 64, 100, 1000, 4097, 100_000] {
             let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(max));
-            let total: usize = store.shards.iter().map(|s| read(&s.0).capacity()).sum();
+            let total: usize = (0..store.shards.len())
+                .map(|s| store.read(s).capacity())
+                .sum();
             assert_eq!(total, max);
             for k in 0..(3 * max as u64) {
                 store.insert(k, k);

@@ -1,5 +1,6 @@
 //! Where cached values live: the [`Store`] trait and the in-memory [`MemoryStore`].
 
+mod gate;
 mod memory;
 mod shard;
 
@@ -7,10 +8,12 @@ pub use memory::MemoryStore;
 
 use crate::lookup::Lookup;
 
-/// Entries a store removed on its own, counted by the store.
+/// What a store counts itself: hits, and entries it removed on its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Removals {
+pub struct Counts {
+    /// Lookups by [`Store::get`] that found a live value.
+    pub hits: u64,
     /// Removed to keep the store within its bound.
     pub evicted: u64,
     /// Removed because their time to live had passed.
@@ -22,8 +25,14 @@ pub struct Removals {
 /// A [`Cache`](crate::Cache) adds single-flight and statistics on top of a store; the store only
 /// keeps entries, bounds them and expires them.
 pub trait Store<K, V>: Send + Sync {
-    /// The live value stored under `key`, if any.
+    /// The live value stored under `key`, if any, counted as a hit when found.
+    ///
+    /// Stores count hits themselves, where a hit is cheapest to count (the in-memory store counts
+    /// on a cache line the reading thread writes anyway).
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
+
+    /// Like [`get`](Self::get), without counting: for inspection.
+    fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
 
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: K, value: V);
@@ -52,8 +61,8 @@ pub trait Store<K, V>: Send + Sync {
         0
     }
 
-    /// How many entries the store removed on its own so far.
-    fn removals(&self) -> Removals {
-        Removals::default()
+    /// Hits so far, and how many entries the store removed on its own.
+    fn counts(&self) -> Counts {
+        Counts::default()
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hashbrown::HashTable;
 
-use super::Removals;
+use super::Counts;
 use crate::lookup::Lookup;
 
 /// An entry: key, value, expiry stamp (0 = never) and the CLOCK reference bit.
@@ -44,7 +44,7 @@ pub(crate) struct Shard<K, V> {
     since_sweep: usize,
     expiring: bool,
     /// Entries this shard removed on its own; written under the write lock only.
-    removals: Removals,
+    counts: Counts,
 }
 
 impl<K, V> Shard<K, V> {
@@ -55,7 +55,8 @@ impl<K, V> Shard<K, V> {
             hand: 0,
             since_sweep: 0,
             expiring: false,
-            removals: Removals {
+            counts: Counts {
+                hits: 0,
                 evicted: 0,
                 expired: 0,
             },
@@ -66,8 +67,8 @@ impl<K, V> Shard<K, V> {
         self.table.len()
     }
 
-    pub(crate) fn removals(&self) -> Removals {
-        self.removals
+    pub(crate) fn counts(&self) -> Counts {
+        self.counts
     }
 
     #[cfg(test)]
@@ -157,7 +158,7 @@ impl<K, V> Shard<K, V> {
         let before = self.table.len();
         self.table.retain(|slot| !slot.is_expired(now));
         let purged = before - self.table.len();
-        self.removals.expired += purged as u64;
+        self.counts.expired += purged as u64;
         purged
     }
 
@@ -167,7 +168,7 @@ impl<K, V> Shard<K, V> {
     fn make_room(&mut self, now: u64) {
         let target = (self.capacity / BATCH_DIVISOR).max(1);
         let mut freed = 0;
-        let mut removals = Removals::default();
+        let mut counts = Counts::default();
         let mut hand = self.hand;
         for lap in 0..3 {
             if freed >= target {
@@ -178,7 +179,7 @@ impl<K, V> Shard<K, V> {
                 let here = position;
                 position += 1;
                 if slot.is_expired(now) {
-                    removals.expired += 1;
+                    counts.expired += 1;
                     freed += 1;
                     return false;
                 }
@@ -190,14 +191,14 @@ impl<K, V> Shard<K, V> {
                     return true;
                 }
                 freed += 1;
-                removals.evicted += 1;
+                counts.evicted += 1;
                 hand = here;
                 false
             });
         }
         self.hand = hand;
-        self.removals.evicted += removals.evicted;
-        self.removals.expired += removals.expired;
+        self.counts.evicted += counts.evicted;
+        self.counts.expired += counts.expired;
     }
 }
 
@@ -230,11 +231,12 @@ mod tests {
     }
 
     /// Inserts `k` and returns what left the shard to make room.
-    fn put(shard: &mut Shard<u64, u64>, k: u64, expires: u64, now: u64) -> Removals {
-        let before = shard.removals();
+    fn put(shard: &mut Shard<u64, u64>, k: u64, expires: u64, now: u64) -> Counts {
+        let before = shard.counts();
         shard.insert(&Poor, Poor.hash_one(k), k, k * 10, expires, now);
-        let after = shard.removals();
-        Removals {
+        let after = shard.counts();
+        Counts {
+            hits: 0,
             evicted: after.evicted - before.evicted,
             expired: after.expired - before.expired,
         }
@@ -244,7 +246,8 @@ mod tests {
         shard.get(Poor.hash_one(k), &&k, now).copied()
     }
 
-    const NONE: Removals = Removals {
+    const NONE: Counts = Counts {
+        hits: 0,
         evicted: 0,
         expired: 0,
     };
@@ -259,7 +262,8 @@ mod tests {
         assert_eq!(get(&shard, 2, 0), Some(20));
         assert_eq!(
             put(&mut shard, 3, 0, 0),
-            Removals {
+            Counts {
+                hits: 0,
                 evicted: 1,
                 expired: 0
             }
@@ -280,7 +284,8 @@ mod tests {
         }
         assert_eq!(
             put(&mut shard, 9, 0, 0),
-            Removals {
+            Counts {
+                hits: 0,
                 evicted: 1,
                 expired: 0
             }
@@ -321,7 +326,8 @@ mod tests {
         let _ = get(&shard, 2, 100);
         assert_eq!(
             put(&mut shard, 3, 0, 100),
-            Removals {
+            Counts {
+                hits: 0,
                 evicted: 0,
                 expired: 1
             }
@@ -339,7 +345,7 @@ mod tests {
         for k in 1000..1200 {
             put(&mut shard, k, 0, 60);
         }
-        assert_eq!(shard.removals().expired, 1000);
+        assert_eq!(shard.counts().expired, 1000);
         assert_eq!(shard.len(), 200);
     }
 
@@ -350,7 +356,7 @@ mod tests {
             put(&mut shard, k, if k % 2 == 0 { 50 } else { 0 }, 0);
         }
         assert_eq!(shard.purge_expired(50), 500);
-        assert_eq!(shard.removals().expired, 500);
+        assert_eq!(shard.counts().expired, 500);
         assert_eq!(shard.len(), 500);
         for k in 0..1000 {
             assert_eq!(
