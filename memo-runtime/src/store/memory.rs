@@ -246,4 +246,62 @@ mod tests {
         assert_eq!(store.purge_expired(), 1000);
         assert!(store.is_empty());
     }
+
+    /// Many threads mixing every operation on a small store: the bound holds at every moment and
+    /// no lookup ever returns another key's value.
+    #[test]
+    fn stress_keeps_the_bound_and_never_mixes_keys() {
+        const MAX: usize = 64;
+        let store: MemoryStore<u64, (u64, u64)> = MemoryStore::new(&Config::new().maxsize(MAX));
+        std::thread::scope(|s| {
+            for t in 0..8_u64 {
+                let store = &store;
+                s.spawn(move || {
+                    let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                    for i in 0..20_000_u64 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let key = x % 256;
+                        match i % 50 {
+                            0..=29 => {
+                                if let Some((k, v)) = store.get(&&key) {
+                                    assert_eq!((k, v), (key, key * 3), "value of another key");
+                                }
+                            }
+                            30..=45 => store.insert(key, (key, key * 3)),
+                            46..=48 => {
+                                store.remove(&&key);
+                            }
+                            _ if t == 0 && i % 5_000 == 49 => store.clear(),
+                            _ => {}
+                        }
+                        assert!(store.len() <= MAX);
+                    }
+                });
+            }
+        });
+        assert!(store.len() <= MAX);
+    }
+
+    /// A value whose `Clone` panics on demand, to interrupt a reader in the middle of a hit.
+    struct Fragile(bool);
+
+    impl Clone for Fragile {
+        fn clone(&self) -> Self {
+            assert!(!self.0, "clone failed");
+            Fragile(false)
+        }
+    }
+
+    #[test]
+    fn a_reader_that_panics_lets_writers_in() {
+        let store: MemoryStore<u64, Fragile> = MemoryStore::new(&Config::new());
+        store.insert(1, Fragile(true));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.get(&&1)));
+        assert!(caught.is_err());
+        // The reader's mark was cleared while unwinding: a writer on that shard gets in.
+        store.insert(1, Fragile(false));
+        assert!(store.get(&&1).is_some());
+    }
 }
