@@ -1,4 +1,5 @@
 //! What every benchmark binary shares: the `BENCH` line format, the JSON file, timing helpers.
+#![allow(dead_code, reason = "each benchmark binary uses a part of this module")]
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

@@ -81,7 +81,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         let path = respan(quote!(#runtime::cache), output.span());
         let mut args = proc_macro2::Group::new(
             proc_macro2::Delimiter::Parenthesis,
-            quote!(&__MEMO_CELL, #id, || #config),
+            quote!(&__MEMO_CELL, #id, #config),
         );
         args.set_span(output.span());
         quote! {

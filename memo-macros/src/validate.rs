@@ -464,7 +464,25 @@ fn find_borrow(ty: &Type) -> Option<TokenStream> {
     borrow.0
 }
 
+/// A `fn() -> Config` for `cache()`. Literal options name a shared preset (no code per function);
+/// expressions get a closure, evaluated once, when the cache is created.
 fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
+    let literal_maxsize = match args.maxsize.get() {
+        None => Some(0),
+        Some(Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        })) => int.base10_parse::<usize>().ok(),
+        Some(_) => None,
+    };
+    let literal_ttl = match args.ttl.get() {
+        None => Some(0),
+        Some(Ttl::Millis(ms, _)) => Some(*ms),
+        Some(Ttl::Expr(_)) => None,
+    };
+    if let (Some(maxsize), Some(ttl_ms)) = (literal_maxsize, literal_ttl) {
+        return quote!(#runtime::preset::<#maxsize, #ttl_ms>);
+    }
     let mut config = quote!(#runtime::Config::new());
     if let Some(maxsize) = args.maxsize.get() {
         config = quote_spanned!(maxsize.span()=> #config.maxsize(#maxsize));
@@ -476,5 +494,5 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         Some(Ttl::Expr(expr)) => config = quote_spanned!(expr.span()=> #config.ttl(#expr)),
         None => {}
     }
-    config
+    quote!(|| #config)
 }

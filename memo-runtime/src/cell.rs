@@ -76,25 +76,46 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        let key = (id, TypeId::of::<C>());
+        let mut init = Some(init);
+        let mut make = || -> Box<dyn Any + Send + Sync> {
+            let init = init
+                .take()
+                .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
+            Box::new(init())
+        };
+        let erased = self.resolve_erased(id, TypeId::of::<C>(), &mut make);
+        erased
+            .downcast_ref::<C>()
+            .unwrap_or_else(|| unreachable!("registered under its own type id"))
+    }
+
+    /// The type-independent part of [`resolve`](Self::resolve), compiled once rather than once
+    /// per memoized function.
+    fn resolve_erased(
+        &self,
+        id: &'static str,
+        type_id: TypeId,
+        make: &mut dyn FnMut() -> Box<dyn Any + Send + Sync>,
+    ) -> Erased {
+        let key = (id, type_id);
         let found = REGISTRY
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&key)
             .copied();
         let erased = found.unwrap_or_else(|| {
-            // Build outside the lock: `init` may itself call a memoized function.
-            let fresh = init();
+            // Build outside the lock: the cache's configuration may call a memoized function.
+            let fresh = make();
             *REGISTRY
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(key)
-                .or_insert_with(|| Box::leak(Box::new(fresh)))
+                .or_insert_with(|| Box::leak(fresh))
         });
         // The first type seen gets the fast path; a generic `impl` may bring others.
         if self.first.load(Ordering::Acquire).is_null() {
             let resolved = Box::leak(Box::new(Resolved {
-                type_id: key.1,
+                type_id,
                 cache: erased,
             }));
             if self
@@ -113,8 +134,6 @@ impl CacheCell {
             }
         }
         erased
-            .downcast_ref::<C>()
-            .unwrap_or_else(|| unreachable!("registered under its own type id"))
     }
 }
 

@@ -32,12 +32,33 @@ impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 /// what sharing the cache between threads needs; [`hit_or_miss`] checks the rest, so a key or a
 /// return type that cannot be cached is reported once, by one message of ours.
 #[inline]
+///
+/// `config` is a function pointer, not a closure type, so this is compiled once per key and value
+/// type rather than once per memoized function.
 pub fn cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    config: impl FnOnce() -> Config,
+    config: fn() -> Config,
 ) -> &'static Cache<K, V> {
     cell.get_or_init(id, || Cache::new(config()))
+}
+
+/// The configuration of `#[cached(maxsize = MAXSIZE, ttl = "TTL_MS ms")]` with literal values
+/// (0 for an option not given; a literal 0 is rejected by the macro): one function per distinct
+/// pair, shared by every function that uses it.
+#[must_use]
+pub const fn preset<const MAXSIZE: usize, const TTL_MS: u64>() -> Config {
+    let config = Config::new();
+    let config = if MAXSIZE == 0 {
+        config
+    } else {
+        config.maxsize(MAXSIZE)
+    };
+    if TTL_MS == 0 {
+        config
+    } else {
+        config.ttl(Duration::from_millis(TTL_MS))
+    }
 }
 
 /// What a cache shared by all threads needs of its keys and values.

@@ -4,7 +4,7 @@ pub fn word_count(text: &str) -> usize {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-            || ::memo::__private::Config::new(),
+            ::memo::__private::preset::<0usize, 0u64>,
         )
     };
     match ::memo::__private::hit_or_miss(__memo_cache, text) {
@@ -38,7 +38,7 @@ pub fn word_count_cache() -> &'static ::memo::__private::Cache<
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-            || ::memo::__private::Config::new(),
+            ::memo::__private::preset::<0usize, 0u64>,
         )
     };
     __memo_cache

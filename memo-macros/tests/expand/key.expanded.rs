@@ -4,7 +4,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::memo::__private::Config::new(),
+            ::memo::__private::preset::<0usize, 0u64>,
         )
     };
     let __memo_outcome: ::memo::__private::PhantomData<Option<String>> = ::memo::__private::PhantomData;
@@ -38,7 +38,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<u64, Option<String>> {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::memo::__private::Config::new(),
+            ::memo::__private::preset::<0usize, 0u64>,
         )
     };
     __memo_cache

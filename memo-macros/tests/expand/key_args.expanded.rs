@@ -4,7 +4,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
         ::reexport::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-            || ::reexport::memo::__private::Config::new(),
+            ::reexport::memo::__private::preset::<0usize, 0u64>,
         )
     };
     match ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)) {
@@ -41,7 +41,7 @@ fn sum_cache() -> &'static ::reexport::memo::__private::Cache<
         ::reexport::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-            || ::reexport::memo::__private::Config::new(),
+            ::reexport::memo::__private::preset::<0usize, 0u64>,
         )
     };
     __memo_cache

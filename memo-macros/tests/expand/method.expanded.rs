@@ -4,7 +4,7 @@ pub fn area(&self, scale: Scale) -> u64 {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            || ::memo::__private::Config::new().maxsize(1_000),
+            ::memo::__private::preset::<1000usize, 0u64>,
         )
     };
     match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
@@ -34,7 +34,7 @@ pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            || ::memo::__private::Config::new().maxsize(1_000),
+            ::memo::__private::preset::<1000usize, 0u64>,
         )
     };
     __memo_cache

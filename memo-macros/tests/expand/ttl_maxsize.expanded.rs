@@ -5,11 +5,7 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-            || {
-                ::memo::__private::Config::new()
-                    .maxsize(100)
-                    .ttl(::memo::__private::Duration::from_millis(10000u64))
-            },
+            ::memo::__private::preset::<100usize, 10000u64>,
         )
     };
     match ::memo::__private::hit_or_miss(__memo_cache, (endpoint, &page)) {
@@ -47,11 +43,7 @@ fn api_call_cache() -> &'static ::memo::__private::Cache<
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-            || {
-                ::memo::__private::Config::new()
-                    .maxsize(100)
-                    .ttl(::memo::__private::Duration::from_millis(10000u64))
-            },
+            ::memo::__private::preset::<100usize, 10000u64>,
         )
     };
     __memo_cache
