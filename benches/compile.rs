@@ -134,8 +134,9 @@ fn main() {
     }
     let expanded =
         std::fs::read_to_string(root.join("memo-macros/tests/expand/ttl_maxsize.expanded.rs"))
-            .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count())
-            .unwrap_or(0);
+            .map_or(0, |text| {
+                text.lines().filter(|l| !l.trim().is_empty()).count()
+            });
     report.figure("expand/lines_per_fn/memo", expanded as f64, "lines");
     report.write();
 }

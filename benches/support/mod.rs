@@ -77,6 +77,10 @@ pub(crate) fn shuffled(n: u64, seed: u64) -> Vec<u64> {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "reduced below a slice length"
+        )]
         keys.swap(i, (state % (i as u64 + 1)) as usize);
     }
     keys

@@ -62,14 +62,14 @@ fn writes_sweep_expired_entries_and_purge_frees_the_rest() {
         session(id);
     }
     mock.increment(Duration::from_secs(120));
-    // New writes remove expired entries as they go.
-    for id in 1_000..1_100 {
+    // New writes remove expired entries as they go (every shard sees several of them).
+    for id in 1_000..2_000 {
         session(id);
     }
-    assert!(cache.stats().expired > 0);
-    assert!(cache.len() < 600);
+    assert!(cache.stats().expired > 0, "{:?}", cache.stats());
+    assert!(cache.len() < 1_500);
     cache.purge_expired();
-    assert_eq!(cache.len(), 100);
+    assert_eq!(cache.len(), 1_000);
     assert_eq!(
         cache.stats().expired,
         500,
