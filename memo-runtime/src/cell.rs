@@ -28,15 +28,17 @@ type Erased = &'static (dyn Any + Send + Sync);
 /// ```
 #[derive(Debug)]
 pub struct CacheCell {
-    /// The first cache resolved here, with its type: the fast path is one load and a type-id
-    /// compare, without a virtual call. Null until then; set once, never freed.
-    first: AtomicPtr<Resolved>,
+    /// The caches resolved here, newest first, with their types: the fast path is one load and a
+    /// type-id compare, without a virtual call or a lock. A generic `impl` adds one node per type.
+    /// Null until the first call; nodes are only added, never freed.
+    resolved: AtomicPtr<Resolved>,
 }
 
-/// A cache and the type it was registered under.
+/// A cache and the type it was registered under; a node of a cell's list.
 struct Resolved {
     type_id: TypeId,
     cache: Erased,
+    next: *const Resolved,
 }
 
 static REGISTRY: LazyLock<Mutex<HashMap<(&'static str, TypeId), Erased>>> =
@@ -47,7 +49,7 @@ impl CacheCell {
     #[must_use]
     pub const fn new() -> Self {
         Self {
-            first: AtomicPtr::new(std::ptr::null_mut()),
+            resolved: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -60,12 +62,14 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        // SAFETY: a non-null `first` points to a leaked `Resolved`, published with `Release`.
-        if let Some(resolved) = unsafe { self.first.load(Ordering::Acquire).as_ref() }
-            && resolved.type_id == TypeId::of::<C>()
-        {
-            // SAFETY: the cache was registered under `TypeId::of::<C>()`, so it is a `C`.
-            return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
+        let mut node = self.resolved.load(Ordering::Acquire);
+        // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
+        while let Some(resolved) = unsafe { node.as_ref() } {
+            if resolved.type_id == TypeId::of::<C>() {
+                // SAFETY: the cache was registered under `TypeId::of::<C>()`, so it is a `C`.
+                return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
+            }
+            node = resolved.next.cast_mut();
         }
         self.resolve(id, init)
     }
@@ -112,26 +116,20 @@ impl CacheCell {
                 .entry(key)
                 .or_insert_with(|| Box::leak(fresh))
         });
-        // The first type seen gets the fast path; a generic `impl` may bring others.
-        if self.first.load(Ordering::Acquire).is_null() {
-            let resolved = Box::leak(Box::new(Resolved {
-                type_id,
-                cache: erased,
-            }));
-            if self
-                .first
-                .compare_exchange(
-                    std::ptr::null_mut(),
-                    resolved,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-            {
-                // Another thread published first: ours was never shared, so it can go.
-                // SAFETY: `resolved` came from `Box::leak` just above and nobody else saw it.
-                drop(unsafe { Box::from_raw(std::ptr::from_mut(resolved)) });
-            }
+        // Publish on this cell's list, so the next call takes the fast path. A racing thread may
+        // add the same type too: a duplicate node is harmless.
+        let mut head = self.resolved.load(Ordering::Acquire);
+        let node = Box::leak(Box::new(Resolved {
+            type_id,
+            cache: erased,
+            next: head,
+        }));
+        while let Err(current) =
+            self.resolved
+                .compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire)
+        {
+            head = current;
+            node.next = head;
         }
         erased
     }

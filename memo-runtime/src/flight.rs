@@ -159,12 +159,14 @@ impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
     ///
     /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
     pub(crate) fn finish(mut self, value: &V) {
-        self.finished = true;
         self.flights.remove(self.hash, &self.flight);
         // After removal nobody new can join: if no one is waiting, skip the clone.
         if Arc::strong_count(&self.flight) > 1 {
             self.flight.settle(State::Done(value.clone()));
         }
+        // Only now: if removing the key or cloning the value panicked, `drop` abandons the
+        // flight and the waiters move on instead of waiting for ever.
+        self.finished = true;
     }
 }
 
@@ -243,5 +245,39 @@ mod tests {
         assert!(matches!(flights.join(1), Join::Reentrant));
         assert!(matches!(flights.join(2), Join::Lead(_)));
         leader.finish(&1);
+    }
+
+    /// A value whose clone panics: handing it to a waiter fails half-way through `finish`.
+    struct Unclonable;
+
+    impl Clone for Unclonable {
+        fn clone(&self) -> Self {
+            panic!("no clones")
+        }
+    }
+
+    #[test]
+    fn a_panic_while_finishing_still_releases_the_waiters() {
+        let flights = Flights::<u32, Unclonable>::default();
+        let Join::Lead(leader) = flights.join(1) else {
+            panic!("first caller leads")
+        };
+        let (joined, has_joined) = std::sync::mpsc::channel();
+        let waited = thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let Join::Wait(flight) = flights.join(1) else {
+                    panic!("second caller waits")
+                };
+                joined.send(()).unwrap();
+                flight.wait().is_some()
+            });
+            has_joined.recv().unwrap();
+            let finish = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                leader.finish(&Unclonable);
+            }));
+            assert!(finish.is_err());
+            waiter.join().unwrap()
+        });
+        assert!(!waited, "the waiter is told to try again, not left waiting");
     }
 }

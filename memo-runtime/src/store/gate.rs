@@ -9,11 +9,17 @@
 //! Dekker pattern), so readers and writers exclude each other as with a read-write lock.
 //!
 //! Threads without a stripe of their own count themselves in the shard's `shared_readers`, an
-//! ordinary reader count. A reader that calls back into the same store while reading (a key's
-//! `Eq` or a value's `Clone` doing so) takes that path too, since its stripe is already in use.
-//! Writers exclude each other with a mutex and are expected to be rare and short (misses).
+//! ordinary reader count. A reader that reads again while reading (a key's `Eq` or a value's
+//! `Clone` calling back into the store) enters the same shard freely, since its mark already keeps
+//! writers out, and another shard through the shared count. Writers exclude each other with a
+//! mutex and are expected to be rare and short (misses).
+//!
+//! As with any read-write lock, user code that runs inside a read (`Eq`, `Clone`) or a write
+//! (`Hash`, `Drop` of an evicted entry) must not write to the same store: that write would wait
+//! for its own thread. A write from inside a read is detected and panics instead of hanging.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -77,15 +83,20 @@ impl Default for Gate {
 }
 
 /// Shared access to a shard; leaving clears the reader's mark.
+///
+/// Not `Send`: the mark belongs to the thread's stripe, so only that thread may clear it.
 pub(crate) struct ReadGuard<'a, T> {
     data: &'a T,
     entry: Entry<'a>,
+    _this_thread: PhantomData<*const ()>,
 }
 
 /// How a reader got in, so that it counts and leaves the same way.
 enum Entry<'a> {
     /// Through its stripe's mark.
     Marked(&'a Mark),
+    /// Inside a read of the same shard by the same thread: that read's mark keeps writers out.
+    Nested(&'a Mark),
     /// Through the shard's reader count; hits go to the gate's shared counter.
     Shared {
         readers: &'a AtomicUsize,
@@ -93,29 +104,34 @@ enum Entry<'a> {
     },
 }
 
-/// Exclusive access to a shard.
+/// Exclusive access to a shard. Not `Send`, like the reader's guard.
 pub(crate) struct WriteGuard<'a, T> {
     locked: &'a Locked<T>,
     _writers: MutexGuard<'a, ()>,
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl Gate {
     /// Enters shard number `shard` (its `locked`) as a reader.
     #[inline]
     pub(crate) fn read<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
-        if let Some(mark) = self.marks.get(stripe::current())
-            && mark.reading.load(Ordering::Relaxed) == 0
-        {
+        if let Some(mark) = self.marks.get(stripe::current()) {
+            match mark.reading.load(Ordering::Relaxed) {
+                0 => {}
+                reading if reading == shard + 1 => {
+                    // SAFETY: this thread's own read of this shard is still open.
+                    let data = unsafe { &*locked.data.get() };
+                    return ReadGuard::new(data, Entry::Nested(mark));
+                }
+                _ => return self.read_shared(locked),
+            }
             loop {
                 mark.reading.store(shard + 1, Ordering::SeqCst);
                 if !locked.writing.load(Ordering::SeqCst) {
                     // SAFETY: a writer sets `writing` before it waits for marks to leave this
                     // shard; we marked first and saw no writer, so none writes until we leave.
                     let data = unsafe { &*locked.data.get() };
-                    return ReadGuard {
-                        data,
-                        entry: Entry::Marked(mark),
-                    };
+                    return ReadGuard::new(data, Entry::Marked(mark));
                 }
                 mark.reading.store(0, Ordering::Release);
                 wait_while(&locked.writing);
@@ -132,13 +148,11 @@ impl Gate {
             if !locked.writing.load(Ordering::SeqCst) {
                 // SAFETY: as in `read`, with the shared count in place of the mark.
                 let data = unsafe { &*locked.data.get() };
-                return ReadGuard {
-                    data,
-                    entry: Entry::Shared {
-                        readers,
-                        hits: &self.shared_hits,
-                    },
+                let entry = Entry::Shared {
+                    readers,
+                    hits: &self.shared_hits,
                 };
+                return ReadGuard::new(data, entry);
             }
             readers.fetch_sub(1, Ordering::Release);
             wait_while(&locked.writing);
@@ -147,6 +161,12 @@ impl Gate {
 
     /// Enters shard number `shard` (its `locked`) as its only writer, once its readers have left.
     pub(crate) fn write<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> WriteGuard<'a, T> {
+        if let Some(mark) = self.marks.get(stripe::current()) {
+            assert!(
+                mark.reading.load(Ordering::Relaxed) != shard + 1,
+                "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
+            );
+        }
         let writers = locked.writers.lock();
         locked.writing.store(true, Ordering::SeqCst);
         for mark in &self.marks[..stripe::high_water()] {
@@ -156,6 +176,7 @@ impl Gate {
         WriteGuard {
             locked,
             _writers: writers,
+            _this_thread: PhantomData,
         }
     }
 
@@ -168,16 +189,17 @@ impl Gate {
     }
 }
 
-/// Spins briefly, then yields, until `done` holds.
+/// Spins briefly, then yields, then sleeps in short naps, until `done` holds: waits are short
+/// (a write of one entry), but a long one (a large shard's sweep) must not burn a core.
 fn wait_until(mut done: impl FnMut() -> bool) {
-    let mut spins = 0_u32;
+    let mut tries = 0_u32;
     while !done() {
-        if spins < 64 {
-            std::hint::spin_loop();
-            spins += 1;
-        } else {
-            std::thread::yield_now();
+        match tries {
+            0..64 => std::hint::spin_loop(),
+            64..128 => std::thread::yield_now(),
+            _ => std::thread::sleep(std::time::Duration::from_micros(50)),
         }
+        tries = tries.saturating_add(1);
     }
 }
 
@@ -185,12 +207,20 @@ fn wait_while(flag: &AtomicBool) {
     wait_until(|| !flag.load(Ordering::Acquire));
 }
 
-impl<T> ReadGuard<'_, T> {
+impl<'a, T> ReadGuard<'a, T> {
+    const fn new(data: &'a T, entry: Entry<'a>) -> Self {
+        Self {
+            data,
+            entry,
+            _this_thread: PhantomData,
+        }
+    }
+
     /// Counts a hit by this reader.
     #[inline]
     pub(crate) fn count_hit(&self) {
         match self.entry {
-            Entry::Marked(mark) => {
+            Entry::Marked(mark) | Entry::Nested(mark) => {
                 // Only the stripe's owner writes its mark, so a plain read-modify-write is exact.
                 let hits = mark.hits.load(Ordering::Relaxed);
                 mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
@@ -215,6 +245,7 @@ impl<T> Drop for ReadGuard<'_, T> {
     fn drop(&mut self) {
         match self.entry {
             Entry::Marked(mark) => mark.reading.store(0, Ordering::Release),
+            Entry::Nested(_) => {}
             Entry::Shared { readers, .. } => {
                 readers.fetch_sub(1, Ordering::Release);
             }
@@ -282,18 +313,29 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_inside_a_reader_takes_the_shared_path() {
+    fn a_reader_inside_a_reader_enters_freely() {
         let gate = Gate::default();
         let locked = Locked::new(5);
         let outer = gate.read(0, &locked);
         let inner = gate.read(0, &locked);
         assert_eq!(*outer + *inner, 10);
-        assert!(matches!(inner.entry, Entry::Shared { .. }));
-        drop(inner);
-        drop(outer);
-        // Both left: a writer gets in.
-        *gate.write(0, &locked) += 1;
+        assert!(matches!(inner.entry, Entry::Nested(_)));
+        // A nested read must not wait for a writer that waits for the outer read.
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| *gate.write(0, &locked) += 1);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let again = gate.read(0, &locked);
+            assert_eq!(*again, 5);
+            drop((again, inner, outer));
+            writer.join().unwrap();
+        });
         assert_eq!(*gate.read(0, &locked), 6);
+        // Inside a read of one shard, a read of another goes through the shared count.
+        let other = Locked::new(1);
+        let outer = gate.read(0, &locked);
+        let elsewhere = gate.read(1, &other);
+        assert!(matches!(elsewhere.entry, Entry::Shared { .. }));
+        drop((elsewhere, outer));
     }
 
     #[test]

@@ -164,7 +164,8 @@ where
 
     fn clear(&self) {
         for shard in 0..self.shards.len() {
-            self.write(shard).clear();
+            let entries = self.write(shard).take_all();
+            drop(entries);
         }
     }
 

@@ -76,10 +76,13 @@ impl<K, V> Shard<K, V> {
         self.capacity
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.table = HashTable::new();
+    /// Empties the shard, handing back the entries so that the caller drops them after releasing
+    /// the shard (their `Drop` may be user code).
+    #[must_use = "drop the entries outside the shard's write guard"]
+    pub(crate) fn take_all(&mut self) -> impl Sized + use<K, V> {
         self.hand = 0;
         self.since_sweep = 0;
+        std::mem::take(&mut self.table)
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
