@@ -62,24 +62,32 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        let mut node = self.resolved.load(Ordering::Acquire);
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
-        while let Some(resolved) = unsafe { node.as_ref() } {
-            if resolved.type_id == TypeId::of::<C>() {
-                // SAFETY: the cache was registered under `TypeId::of::<C>()`, so it is a `C`.
-                return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
-            }
-            node = resolved.next.cast_mut();
+        if let Some(head) = unsafe { self.resolved.load(Ordering::Acquire).as_ref() }
+            && head.type_id == TypeId::of::<C>()
+        {
+            // SAFETY: the cache was registered under `TypeId::of::<C>()`, so it is a `C`.
+            return unsafe { &*std::ptr::from_ref(head.cache).cast::<C>() };
         }
         self.resolve(id, init)
     }
 
+    /// Not the newest type: walk this cell's list, else register (the first call, or a new type
+    /// of a generic `impl`).
     #[cold]
     fn resolve<C: Any + Send + Sync>(
         &self,
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
+        let mut node = self.resolved.load(Ordering::Acquire).cast_const();
+        // SAFETY: as in `get_or_init`.
+        while let Some(resolved) = unsafe { node.as_ref() } {
+            if let Some(cache) = resolved.cache.downcast_ref::<C>() {
+                return cache;
+            }
+            node = resolved.next;
+        }
         let mut init = Some(init);
         let mut make = || -> Box<dyn Any + Send + Sync> {
             let init = init

@@ -40,6 +40,9 @@ pub(crate) struct Gate {
     marks: Box<[Mark; STRIPES]>,
     /// Hits of readers without a mark of their own.
     shared_hits: AtomicU64,
+    /// Reads inside a read of the same shard by the same thread: counted only so that leaving
+    /// takes the same path as a shared read; nobody waits on this count.
+    nested: AtomicUsize,
 }
 
 /// One shard's data with its writer flag.
@@ -78,6 +81,7 @@ impl Default for Gate {
         Self {
             marks: Box::new(std::array::from_fn(|_| unmarked())),
             shared_hits: AtomicU64::new(0),
+            nested: AtomicUsize::new(0),
         }
     }
 }
@@ -95,8 +99,6 @@ pub(crate) struct ReadGuard<'a, T> {
 enum Entry<'a> {
     /// Through its stripe's mark.
     Marked(&'a Mark),
-    /// Inside a read of the same shard by the same thread: that read's mark keeps writers out.
-    Nested(&'a Mark),
     /// Through the shard's reader count; hits go to the gate's shared counter.
     Shared {
         readers: &'a AtomicUsize,
@@ -115,16 +117,9 @@ impl Gate {
     /// Enters shard number `shard` (its `locked`) as a reader.
     #[inline]
     pub(crate) fn read<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
-        if let Some(mark) = self.marks.get(stripe::current()) {
-            match mark.reading.load(Ordering::Relaxed) {
-                0 => {}
-                reading if reading == shard + 1 => {
-                    // SAFETY: this thread's own read of this shard is still open.
-                    let data = unsafe { &*locked.data.get() };
-                    return ReadGuard::new(data, Entry::Nested(mark));
-                }
-                _ => return self.read_shared(locked),
-            }
+        if let Some(mark) = self.marks.get(stripe::current())
+            && mark.reading.load(Ordering::Relaxed) == 0
+        {
             loop {
                 mark.reading.store(shard + 1, Ordering::SeqCst);
                 if !locked.writing.load(Ordering::SeqCst) {
@@ -137,10 +132,27 @@ impl Gate {
                 wait_while(&locked.writing);
             }
         }
+        self.read_unmarked(shard, locked)
+    }
+
+    /// A reader whose mark is taken (a read inside a read) or who has no stripe.
+    #[cold]
+    fn read_unmarked<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
+        if let Some(mark) = self.marks.get(stripe::current())
+            && mark.reading.load(Ordering::Relaxed) == shard + 1
+        {
+            self.nested.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: this thread's own read of this shard is still open and keeps writers out.
+            let data = unsafe { &*locked.data.get() };
+            let entry = Entry::Shared {
+                readers: &self.nested,
+                hits: &self.shared_hits,
+            };
+            return ReadGuard::new(data, entry);
+        }
         self.read_shared(locked)
     }
 
-    #[cold]
     fn read_shared<'a, T>(&'a self, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
         let readers = &locked.shared_readers;
         loop {
@@ -220,7 +232,7 @@ impl<'a, T> ReadGuard<'a, T> {
     #[inline]
     pub(crate) fn count_hit(&self) {
         match self.entry {
-            Entry::Marked(mark) | Entry::Nested(mark) => {
+            Entry::Marked(mark) => {
                 // Only the stripe's owner writes its mark, so a plain read-modify-write is exact.
                 let hits = mark.hits.load(Ordering::Relaxed);
                 mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
@@ -245,7 +257,6 @@ impl<T> Drop for ReadGuard<'_, T> {
     fn drop(&mut self) {
         match self.entry {
             Entry::Marked(mark) => mark.reading.store(0, Ordering::Release),
-            Entry::Nested(_) => {}
             Entry::Shared { readers, .. } => {
                 readers.fetch_sub(1, Ordering::Release);
             }
@@ -319,7 +330,7 @@ mod tests {
         let outer = gate.read(0, &locked);
         let inner = gate.read(0, &locked);
         assert_eq!(*outer + *inner, 10);
-        assert!(matches!(inner.entry, Entry::Nested(_)));
+        assert!(matches!(inner.entry, Entry::Shared { .. }));
         // A nested read must not wait for a writer that waits for the outer read.
         std::thread::scope(|s| {
             let writer = s.spawn(|| *gate.write(0, &locked) += 1);
