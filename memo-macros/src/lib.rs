@@ -1,7 +1,7 @@
 //! Implementation detail of the `memo` crate: the `#[cached]` attribute.
 //!
-//! The pipeline lives in [`expand::cached`]: parse the options ([`args`]), parse the function
-//! ([`item`]), cross-check them ([`validate`]), generate code ([`expand`]).
+//! The pipeline lives in `expand::cached`: parse the options (`args.rs`), parse the function
+//! (`item.rs`), cross-check them (`validate.rs`), generate code (`expand.rs`).
 
 mod args;
 mod duration;

@@ -19,7 +19,7 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// A concurrent in-memory store, split into shards.
 ///
 /// A hit writes no memory that another thread writes: it marks its own stripe of the store's
-/// [gate](super::gate) while it reads a shard, so hits on any keys run in parallel on all cores;
+/// gate (`store/gate.rs`) while it reads a shard, so hits on any keys run in parallel on all cores;
 /// inserts and counts exclude the readers of one shard. The bound is split exactly over the
 /// shards, so `len() <= maxsize` holds at every instant.
 ///
