@@ -66,6 +66,39 @@ fn exchange_rate(pair: &str) -> f64 {
     if pair == "EURUSD" { 1.08 } else { 1.0 }
 }
 
+// 8. `async fn`: the same single-flight, and a cancelled caller hands over to a waiting one.
+static FETCHES: AtomicU32 = AtomicU32::new(0);
+#[cached(ttl = "1h")]
+async fn fetch(url: &str) -> Result<String, String> {
+    FETCHES.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(format!("<html>{url}</html>"))
+}
+
+async fn async_section() {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..32).map(|_| tokio::spawn(fetch("/news"))).collect();
+    for task in tasks {
+        task.await.expect("task").expect("page");
+    }
+    println!(
+        "32 tasks, one cold URL: {} fetch, {:?}",
+        FETCHES.load(Ordering::SeqCst),
+        start.elapsed()
+    );
+    let impatient = tokio::time::timeout(Duration::from_millis(20), fetch("/slow"));
+    let patient = tokio::spawn(fetch("/slow"));
+    println!(
+        "a caller that gives up after 20 ms: {:?}",
+        impatient.await.map(|_| ())
+    );
+    println!(
+        "the one that waited still gets its page: {:?}",
+        patient.await.expect("task")
+    );
+    println!("fetches so far: {}", FETCHES.load(Ordering::SeqCst));
+}
+
 fn main() {
     section("1. memoize a slow function");
     let start = Instant::now();
@@ -143,4 +176,9 @@ fn main() {
         "after 5m: misses {} (expired, recomputed)",
         exchange_rate_cache().stats().misses
     );
+
+    section("8. async fn");
+    tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(async_section());
 }

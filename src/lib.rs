@@ -2,7 +2,8 @@
 //!
 //! `#[memo::cached]` stores a function's results in a concurrent in-memory cache keyed by its
 //! arguments. Concurrent callers of one missing key run the body once and share the value; callers
-//! of other keys never wait for them; hits write no memory that another thread writes.
+//! of other keys never wait for them; hits write no memory that another thread writes. `async fn`
+//! works the same way, and survives the computing caller being cancelled.
 //!
 //! # Example
 //!

@@ -43,6 +43,12 @@ fn find(id: u64) -> Option<u64> {
     id.checked_sub(1)
 }
 
+/// An `async fn`.
+#[cached(maxsize = 10)]
+pub async fn doubled(n: u64) -> u64 {
+    n * 2
+}
+
 /// No arguments, no return value.
 #[cached]
 fn init() {}

@@ -107,6 +107,15 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     );
     call_args.set_span(args_span);
     let hit_or_miss = respan(quote!(#runtime::hit_or_miss), args_span);
+    // The body runs in its own scope, so `return` and `?` act on it alone: a closure for a sync
+    // function, an `async` block (its output pinned to the return type) for an `async fn`.
+    let compute = if sig.asyncness.is_some() {
+        quote! {
+            __memo_miss.compute_async(#runtime::returns::<#output, _>(async move #block), #keep).await
+        }
+    } else {
+        quote!(__memo_miss.compute(move || -> #output #block, #keep))
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -114,7 +123,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
             #prelude
             match #hit_or_miss #call_args {
                 #runtime::Ok(__memo_value) => __memo_value,
-                #runtime::Err(__memo_miss) => __memo_miss.compute(move || -> #output #block, #keep),
+                #runtime::Err(__memo_miss) => #compute,
             }
         }
 

@@ -94,12 +94,6 @@ fn check_signature(func: &CachedFn, errors: &mut Errors) {
             "`#[cached]` cannot wrap a `const fn`: a cache lives at run time; remove `const`",
         );
     }
-    if let Some(asyncness) = &sig.asyncness {
-        errors.at(
-            asyncness,
-            "`#[cached]` does not support `async fn` yet; cache a sync function for now",
-        );
-    }
     if let Some(variadic) = &sig.variadic {
         errors.at(
             variadic,

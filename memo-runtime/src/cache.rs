@@ -1,15 +1,25 @@
 //! The handle of a memoized function: store + single-flight + statistics.
 
 use std::hash::Hash;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::flight::{Flights, Join};
+use crate::flight::{Flight, Flights, Join, Leader};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{MemoryStore, Store};
+
+/// Where a miss stands after [`Cache::begin`].
+pub(crate) enum Step<'a, K, V> {
+    /// A value is there (stored meanwhile, or handed over): return it.
+    Done(V),
+    /// Compute, then [`Cache::finish`]; no leader when a sync caller re-entered its own key.
+    Compute(Option<Leader<'a, K, V>>),
+    /// Another caller computes: wait on its flight, then [`Cache::waited`].
+    Wait(Arc<Flight<V>>),
+}
 
 /// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`.
 ///
@@ -140,41 +150,70 @@ where
         self.store.get(key)
     }
 
-    /// The miss path: single-flight around `body`; the value is stored when `keep` says so.
-    ///
-    /// Callers that were waiting get the leader's value either way: they asked at the same time.
+    /// The miss path, sync: single-flight around `body`; the value is stored when `keep` says so.
     pub(crate) fn compute(&self, key: K, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
         loop {
-            match self.flights.join(key.clone()) {
-                Join::Lead(leader) => {
-                    // A value may have landed between the caller's miss and its taking the lead.
-                    if let Some(value) = self.store.get(&&key) {
-                        leader.finish(&value);
+            match self.begin(&key, true) {
+                Step::Done(value) => return value,
+                Step::Compute(leader) => return self.finish(key, leader, body(), keep),
+                Step::Wait(flight) => {
+                    if let Some(value) = self.waited(&key, flight.wait()) {
                         return value;
                     }
-                    self.counters.record(Event::Miss);
-                    let value = body();
-                    if keep(&value) {
-                        self.store.insert(key, value.clone());
-                    }
-                    leader.finish(&value);
-                    return value;
-                }
-                Join::Wait(flight) => {
-                    if let Some(value) = flight.wait() {
-                        self.counters.record(Event::Coalesced);
-                        return value;
-                    }
-                    // The leader panicked: try again, perhaps as the new leader.
-                    if let Some(value) = self.hit(&&key) {
-                        return value;
-                    }
-                }
-                Join::Reentrant => {
-                    self.counters.record(Event::Miss);
-                    return body();
                 }
             }
+        }
+    }
+
+    /// The first step of a miss: lead the computation, wait for another caller's, or find that a
+    /// value landed meanwhile. `by_thread` detects a sync caller re-entering its own key.
+    pub(crate) fn begin(&self, key: &K, by_thread: bool) -> Step<'_, K, V> {
+        match self.flights.join(key.clone(), by_thread) {
+            Join::Lead(leader) => {
+                // A value may have landed between the caller's miss and its taking the lead.
+                if let Some(value) = self.store.get(&key) {
+                    leader.finish(&value);
+                    return Step::Done(value);
+                }
+                self.counters.record(Event::Miss);
+                Step::Compute(Some(leader))
+            }
+            Join::Wait(flight) => Step::Wait(flight),
+            Join::Reentrant => {
+                self.counters.record(Event::Miss);
+                Step::Compute(None)
+            }
+        }
+    }
+
+    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters.
+    ///
+    /// Callers that were waiting get the leader's value either way: they asked at the same time.
+    pub(crate) fn finish(
+        &self,
+        key: K,
+        leader: Option<Leader<'_, K, V>>,
+        value: V,
+        keep: fn(&V) -> bool,
+    ) -> V {
+        if let Some(leader) = leader {
+            if keep(&value) {
+                self.store.insert(key, value.clone());
+            }
+            leader.finish(&value);
+        }
+        value
+    }
+
+    /// A waiter's last step: the leader's value, or (it gave up) a value stored meanwhile; `None`
+    /// means begin again, perhaps as the new leader.
+    pub(crate) fn waited(&self, key: &K, waited: Option<V>) -> Option<V> {
+        match waited {
+            Some(value) => {
+                self.counters.record(Event::Coalesced);
+                Some(value)
+            }
+            None => self.hit(&key),
         }
     }
 

@@ -5,12 +5,17 @@
 //! or a wake-up. The table lock is held only to add or remove a flight, never across a computation,
 //! and a hit never looks at this table.
 //!
-//! If the leader panics, its [`Leader`] guard marks the flight abandoned while unwinding; the
-//! waiters wake up and one of them becomes the next leader. A leader that calls back into its own
-//! key is told so ([`Join::Reentrant`]) instead of waiting for itself.
+//! Waiting works for threads ([`Flight::wait`], a condition variable) and for tasks
+//! ([`Flight::poll_wait`], wakers), so sync and async callers share one table.
+//!
+//! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
+//! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A sync
+//! leader that calls back into its own key is told so ([`Join::Reentrant`]) instead of waiting for
+//! itself.
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
 
 use hashbrown::HashTable;
@@ -29,24 +34,30 @@ pub(crate) struct Flights<K, V> {
 
 /// One computation in progress, shared by its leader and its waiters.
 pub(crate) struct Flight<V> {
-    state: Mutex<State<V>>,
+    state: Mutex<Waiting<V>>,
     done: Condvar,
     leader: ThreadId,
+}
+
+struct Waiting<V> {
+    state: State<V>,
+    /// Tasks to wake when the flight settles.
+    wakers: Vec<Waker>,
 }
 
 enum State<V> {
     Running,
     /// The leader's result, for the waiters that were there to see it.
     Done(V),
-    /// The leader panicked: someone else must compute.
+    /// The leader panicked or was cancelled: someone else must compute.
     Abandoned,
 }
 
 /// What a caller that missed should do.
-pub(crate) enum Join<'a, K: Hash + Eq, V> {
+pub(crate) enum Join<'a, K, V> {
     /// Compute, then call [`Leader::finish`].
     Lead(Leader<'a, K, V>),
-    /// Wait for the leader with [`Flight::wait`].
+    /// Wait for the leader with [`Flight::wait`] or [`Flight::poll_wait`].
     Wait(Arc<Flight<V>>),
     /// This thread is already computing this key further up its stack: compute without caching.
     Reentrant,
@@ -68,18 +79,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<K: Hash + Eq, V> Flights<K, V> {
     /// Leads the computation of `key`, or joins the one already running.
-    pub(crate) fn join(&self, key: K) -> Join<'_, K, V> {
+    ///
+    /// With `by_thread`, a flight led by this very thread is [`Join::Reentrant`]. Async callers
+    /// pass `false`: tasks move between threads and share them, so a thread says nothing there.
+    pub(crate) fn join(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
         let hash = self.hasher.hash_one(&key);
         let mut table = lock(self.shard(hash));
         if let Some((_, flight)) = table.find(hash, |(k, _)| *k == key) {
-            return if flight.leader == thread::current().id() {
+            return if by_thread && flight.leader == thread::current().id() {
                 Join::Reentrant
             } else {
                 Join::Wait(Arc::clone(flight))
             };
         }
         let flight = Arc::new(Flight {
-            state: Mutex::new(State::Running),
+            state: Mutex::new(Waiting {
+                state: State::Running,
+                wakers: Vec::new(),
+            }),
             done: Condvar::new(),
             leader: thread::current().id(),
         });
@@ -91,6 +108,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
             flights: self,
             hash,
             flight,
+            retire: Self::abandon,
             finished: false,
         })
     }
@@ -117,18 +135,24 @@ impl<K: Hash + Eq, V> Flights<K, V> {
             .ok()?;
         Some(entry.remove().0.0)
     }
+
+    /// Unregisters `flight` and tells its waiters to try again.
+    fn abandon(&self, hash: u64, flight: &Arc<Flight<V>>) {
+        self.remove(hash, flight);
+        flight.settle(State::Abandoned);
+    }
 }
 
 impl<V: Clone> Flight<V> {
     /// Waits for the leader; `None` if it gave up (panicked) and the caller must try again.
     pub(crate) fn wait(&self) -> Option<V> {
-        let mut state = lock(&self.state);
+        let mut waiting = lock(&self.state);
         loop {
-            match &*state {
+            match &waiting.state {
                 State::Running => {
-                    state = self
+                    waiting = self
                         .done
-                        .wait(state)
+                        .wait(waiting)
                         .unwrap_or_else(PoisonError::into_inner);
                 }
                 State::Done(value) => return Some(value.clone()),
@@ -136,21 +160,48 @@ impl<V: Clone> Flight<V> {
             }
         }
     }
+
+    /// [`wait`](Self::wait) for a task: ready with the leader's value, or `None` if it gave up
+    /// (panicked, or its future was dropped) and the caller must try again.
+    pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
+        let mut waiting = lock(&self.state);
+        match &waiting.state {
+            State::Running => {
+                if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiting.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            State::Done(value) => Poll::Ready(Some(value.clone())),
+            State::Abandoned => Poll::Ready(None),
+        }
+    }
 }
 
 impl<V> Flight<V> {
     fn settle(&self, state: State<V>) {
-        *lock(&self.state) = state;
+        let wakers = {
+            let mut waiting = lock(&self.state);
+            waiting.state = state;
+            std::mem::take(&mut waiting.wakers)
+        };
         self.done.notify_all();
+        for waker in wakers {
+            waker.wake();
+        }
     }
 }
 
-/// The duty to settle a flight. Dropped unfinished (the computation panicked), it abandons the
-/// flight so that a waiter takes over.
-pub(crate) struct Leader<'a, K: Hash + Eq, V> {
+/// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
+/// computing it was dropped), it abandons the flight so that a waiter takes over.
+///
+/// No bounds on the type: it travels through code that must not restate the key's bounds (see
+/// `private.rs`); `retire` carries the bounded code in.
+pub(crate) struct Leader<'a, K, V> {
     flights: &'a Flights<K, V>,
     hash: u64,
     flight: Arc<Flight<V>>,
+    retire: fn(&Flights<K, V>, u64, &Arc<Flight<V>>),
     finished: bool,
 }
 
@@ -170,11 +221,10 @@ impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> Drop for Leader<'_, K, V> {
+impl<K, V> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
         if !self.finished {
-            self.flights.remove(self.hash, &self.flight);
-            self.flight.settle(State::Abandoned);
+            (self.retire)(self.flights, self.hash, &self.flight);
         }
     }
 }
@@ -191,7 +241,7 @@ mod tests {
         let joined = AtomicUsize::new(0);
         thread::scope(|s| {
             for _ in 0..16 {
-                s.spawn(|| match flights.join(7) {
+                s.spawn(|| match flights.join(7, true) {
                     Join::Lead(leader) => {
                         runs.fetch_add(1, Ordering::SeqCst);
                         // Finish only once every other caller is waiting on this flight.
@@ -215,13 +265,13 @@ mod tests {
     #[test]
     fn abandoned_flight_wakes_waiters() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1) else {
+        let Join::Lead(leader) = flights.join(1, true) else {
             panic!("first caller leads")
         };
         let (joined, has_joined) = std::sync::mpsc::channel();
         let waited = thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let Join::Wait(flight) = flights.join(1) else {
+                let Join::Wait(flight) = flights.join(1, true) else {
                     panic!("second caller waits")
                 };
                 joined.send(()).unwrap();
@@ -233,17 +283,59 @@ mod tests {
         });
         assert_eq!(waited, None);
         assert_eq!(flights.len(), 0);
-        assert!(matches!(flights.join(1), Join::Lead(_)));
+        assert!(matches!(flights.join(1, true), Join::Lead(_)));
+    }
+
+    #[test]
+    fn async_callers_are_never_reentrant() {
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(leader) = flights.join(1, false) else {
+            panic!("first caller leads")
+        };
+        assert!(matches!(flights.join(1, false), Join::Wait(_)));
+        leader.finish(&1);
+    }
+
+    #[test]
+    fn a_task_waiting_is_woken_when_the_flight_settles() {
+        use std::sync::atomic::AtomicBool;
+        use std::task::Wake;
+
+        struct Flag(AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(leader) = flights.join(1, false) else {
+            panic!("first caller leads")
+        };
+        let Join::Wait(flight) = flights.join(1, false) else {
+            panic!("second caller waits")
+        };
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&flag));
+        let cx = Context::from_waker(&waker);
+        assert_eq!(flight.poll_wait(&cx), Poll::Pending);
+        assert_eq!(
+            flight.poll_wait(&cx),
+            Poll::Pending,
+            "polled twice, registered once"
+        );
+        leader.finish(&42);
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert_eq!(flight.poll_wait(&cx), Poll::Ready(Some(42)));
     }
 
     #[test]
     fn reentrant_join_is_detected() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1) else {
+        let Join::Lead(leader) = flights.join(1, true) else {
             panic!("first caller leads")
         };
-        assert!(matches!(flights.join(1), Join::Reentrant));
-        assert!(matches!(flights.join(2), Join::Lead(_)));
+        assert!(matches!(flights.join(1, true), Join::Reentrant));
+        assert!(matches!(flights.join(2, true), Join::Lead(_)));
         leader.finish(&1);
     }
 
@@ -259,13 +351,13 @@ mod tests {
     #[test]
     fn a_panic_while_finishing_still_releases_the_waiters() {
         let flights = Flights::<u32, Unclonable>::default();
-        let Join::Lead(leader) = flights.join(1) else {
+        let Join::Lead(leader) = flights.join(1, true) else {
             panic!("first caller leads")
         };
         let (joined, has_joined) = std::sync::mpsc::channel();
         let waited = thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let Join::Wait(flight) = flights.join(1) else {
+                let Join::Wait(flight) = flights.join(1, true) else {
                     panic!("second caller waits")
                 };
                 joined.send(()).unwrap();

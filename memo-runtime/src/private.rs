@@ -15,6 +15,10 @@ pub use crate::cell::CacheCell;
 pub use crate::config::Config;
 pub use crate::lookup::Lookup;
 
+use crate::cache::Step;
+use crate::flight::{Flight, Leader};
+use std::task::{Context, Poll};
+
 /// What a cached function returns: cloned out of the cache on every hit.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached: a cached function must return a `Clone + Send + Sync + 'static` type",
@@ -94,49 +98,98 @@ where
         None => Err(Miss {
             cache,
             key: key.to_key(),
-            run: run::<L::Key, V>,
+            steps: Steps::of(),
         }),
     }
 }
 
-type RunMiss<K, V> = fn(&'static Cache<K, V>, K, &mut dyn FnMut() -> V, fn(&V) -> bool) -> V;
-
-/// A call that missed, holding its owned key; [`Miss::compute`] runs the body under single-flight.
+/// A call that missed, holding its owned key; [`Miss::compute`] (or [`Miss::compute_async`])
+/// runs the body under single-flight.
 pub struct Miss<K: 'static, V: 'static> {
     cache: &'static Cache<K, V>,
     key: K,
-    /// The bounded code, instantiated by [`hit_or_miss`] where the bounds are known.
-    run: RunMiss<K, V>,
+    steps: Steps<K, V>,
 }
 
-impl<K: 'static, V: 'static> Miss<K, V> {
-    /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
-    ///
-    /// Kept out of line, so the memoized function's hit path stays small (fewer registers to save).
-    #[inline(never)]
-    pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
-        let mut body = Some(body);
-        #[allow(
-            clippy::missing_panics_doc,
-            reason = "the runtime calls the body at most once"
-        )]
-        let mut once = || body.take().expect("the body runs at most once")();
-        (self.run)(self.cache, self.key, &mut once, keep)
-    }
+/// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
+/// that the unbounded [`Miss`] methods (compiled once per memoized function) stay small and
+/// restate no bounds.
+#[allow(
+    clippy::type_complexity,
+    reason = "a table of function pointers, each named by its field"
+)]
+struct Steps<K: 'static, V: 'static> {
+    begin: fn(&'static Cache<K, V>, &K, bool) -> Step<'static, K, V>,
+    finish: fn(&'static Cache<K, V>, K, Option<Leader<'static, K, V>>, V, fn(&V) -> bool) -> V,
+    waited: fn(&Cache<K, V>, &K, Option<V>) -> Option<V>,
+    wait: fn(&Flight<V>) -> Option<V>,
+    poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
 
-fn run<K, V>(
-    cache: &'static Cache<K, V>,
-    key: K,
-    body: &mut dyn FnMut() -> V,
-    keep: fn(&V) -> bool,
-) -> V
+impl<K, V> Steps<K, V>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: CacheValue,
 {
-    cache.watch_expiry();
-    cache.compute(key, body, keep)
+    fn of() -> Self {
+        Self {
+            begin: |cache, key, by_thread| {
+                cache.watch_expiry();
+                cache.begin(key, by_thread)
+            },
+            finish: Cache::finish,
+            waited: Cache::waited,
+            wait: Flight::wait,
+            poll_wait: Flight::poll_wait,
+        }
+    }
+}
+
+impl<K: 'static, V: 'static> Miss<K, V> {
+    /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
+    pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
+        let Self { cache, key, steps } = self;
+        loop {
+            match (steps.begin)(cache, &key, true) {
+                Step::Done(value) => return value,
+                Step::Compute(leader) => return (steps.finish)(cache, key, leader, body(), keep),
+                Step::Wait(flight) => {
+                    if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight)) {
+                        return value;
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`compute`](Self::compute) for an `async fn`: awaits `body` once for all concurrent callers.
+    ///
+    /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
+    /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.
+    pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
+        let Self { cache, key, steps } = self;
+        loop {
+            match (steps.begin)(cache, &key, false) {
+                Step::Done(value) => return value,
+                Step::Compute(leader) => {
+                    let value = body.await;
+                    return (steps.finish)(cache, key, leader, value, keep);
+                }
+                Step::Wait(flight) => {
+                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
+                    if let Some(value) = (steps.waited)(cache, &key, waited) {
+                        return value;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pins an `async` body's output type to the function's return type, so that `?` and `return`
+/// inside it infer as they would in the function itself.
+pub const fn returns<V, F: Future<Output = V>>(body: F) -> F {
+    body
 }
 
 /// Picks what a function's results the cache keeps, from the return type itself (aliases of

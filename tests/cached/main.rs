@@ -1,6 +1,7 @@
 //! Behaviour of `#[memo::cached]` functions: one module per part of the contract.
 
 mod alloc_count;
+mod asynchronous;
 mod concurrency;
 mod keys;
 mod methods;

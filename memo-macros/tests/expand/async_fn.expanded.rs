@@ -1,0 +1,52 @@
+async fn fetch(url: &str) -> Result<String, Error> {
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+            ::memo::__private::preset::<0usize, 3600000u64>,
+        )
+    };
+    match ::memo::__private::hit_or_miss(__memo_cache, url) {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_miss) => {
+            __memo_miss
+                .compute_async(
+                    ::memo::__private::returns::<
+                        Result<String, Error>,
+                        _,
+                    >(async move {
+                        let body = client().get(url).await?;
+                        Ok(body)
+                    }),
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<Result<String, Error>>::new())
+                            .keep(false, false)
+                    },
+                )
+                .await
+        }
+    }
+}
+/** The cache behind `fetch`: statistics, length, invalidation, clearing.
+
+ Its key is `::std::string::String`.*/
+#[must_use]
+#[allow(dead_code)]
+fn fetch_cache() -> &'static ::memo::__private::Cache<
+    ::std::string::String,
+    Result<String, Error>,
+> {
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+            ::memo::__private::preset::<0usize, 3600000u64>,
+        )
+    };
+    __memo_cache
+}
