@@ -80,10 +80,12 @@ impl<T: Send + Sync + 'static> Shared for T {}
 ///
 /// This is the one place that states the bounds on the key and the value, so a key or return type
 /// that cannot be cached produces one error, not one per use.
-// Forced: left to itself, LLVM calls it out of line and returns the `Result` through memory,
-// which measured about 1 ns more per hit (benches/peers.rs).
+// Forced in optimized builds: left to itself, LLVM calls it out of line and returns the `Result`
+// through memory, which measured about 1 ns more per hit (benches/peers.rs). Not forced in debug
+// builds, where it would copy the whole hit path into every memoized function.
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
-#[inline(always)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"

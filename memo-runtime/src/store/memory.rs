@@ -127,7 +127,8 @@ where
         clippy::inline_always,
         reason = "measured on the hit path (benches/peers.rs)"
     )]
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let now = self.now();
