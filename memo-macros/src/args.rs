@@ -18,9 +18,9 @@ const KEY_TYPE: &str = "key_type";
 const CACHE_ERR: &str = "cache_err";
 const CACHE_NONE: &str = "cache_none";
 const CRATE: &str = "crate";
+const JITTER: &str = "jitter";
 
-const VALID: &str =
-    "expected one of `maxsize`, `ttl`, `key`, `key_type`, `cache_err`, `cache_none`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `key`, `key_type`, `cache_err`, `cache_none`, `crate`";
 
 /// An option's value and where it was written.
 pub(crate) struct Opt<T> {
@@ -65,6 +65,7 @@ pub(crate) enum Ttl {
 pub(crate) struct Args {
     pub(crate) maxsize: Opt<Expr>,
     pub(crate) ttl: Opt<Ttl>,
+    pub(crate) jitter: Opt<Expr>,
     pub(crate) key: Opt<Expr>,
     pub(crate) key_type: Opt<Type>,
     pub(crate) cache_err: Opt<bool>,
@@ -78,6 +79,7 @@ impl Args {
         let mut args = Self {
             maxsize: Opt::new(MAXSIZE),
             ttl: Opt::new(TTL),
+            jitter: Opt::new(JITTER),
             key: Opt::new(KEY),
             key_type: Opt::new(KEY_TYPE),
             cache_err: Opt::new(CACHE_ERR),
@@ -112,6 +114,10 @@ impl Args {
             let expr = value_of(meta, "ttl = \"10s\"")?;
             let ttl = ttl_of(expr)?;
             self.ttl.set(path, ttl)
+        } else if path.is_ident(JITTER) {
+            let expr = value_of(meta, "jitter = 0.1")?;
+            check_jitter(&expr)?;
+            self.jitter.set(path, expr)
         } else if path.is_ident(KEY) {
             let expr = value_of(meta, "key = id")?;
             self.key.set(path, expr)
@@ -174,6 +180,34 @@ fn check_maxsize(expr: &Expr) -> syn::Result<()> {
             "`maxsize` expects an integer count of entries, e.g. `maxsize = 1000`",
         )),
         _ => Ok(()),
+    }
+}
+
+/// A literal `jitter` is a fraction of the time to live: above 0, at most 1.
+fn check_jitter(expr: &Expr) -> syn::Result<()> {
+    let fraction = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(float),
+            ..
+        }) => float.base10_parse::<f64>()?,
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<f64>()?,
+        Expr::Lit(ExprLit { lit, .. }) => {
+            return Err(syn::Error::new_spanned(
+                lit,
+                "`jitter` expects a fraction of the `ttl`, e.g. `jitter = 0.1` for ±10 %",
+            ));
+        }
+        _ => return Ok(()),
+    };
+    if fraction > 0.0 && fraction <= 1.0 {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(
+            expr,
+            "`jitter` is a fraction of the `ttl` above 0 and at most 1, e.g. `jitter = 0.1` for ±10 %",
+        ))
     }
 }
 

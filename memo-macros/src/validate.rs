@@ -63,6 +63,12 @@ struct Part {
 pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let mut errors = Errors::default();
     check_signature(func, &mut errors);
+    if let (Some(path), None) = (args.jitter.path(), args.ttl.get()) {
+        errors.at(
+            path,
+            "`jitter` spreads the time to live, which is missing; add `ttl = ...`",
+        );
+    }
     let output = func.output();
     check_output(&output, &mut errors);
     let runtime = args.krate.get().map_or_else(
@@ -470,6 +476,7 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         Some(_) => None,
     };
     let literal_ttl = match args.ttl.get() {
+        _ if args.jitter.get().is_some() => None,
         None => Some(0),
         Some(Ttl::Millis(ms, _)) => Some(*ms),
         Some(Ttl::Expr(_)) => None,
@@ -487,6 +494,9 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         }
         Some(Ttl::Expr(expr)) => config = quote_spanned!(expr.span()=> #config.ttl(#expr)),
         None => {}
+    }
+    if let Some(jitter) = args.jitter.get() {
+        config = quote_spanned!(jitter.span()=> #config.jitter(#jitter));
     }
     quote!(|| #config)
 }

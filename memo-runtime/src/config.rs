@@ -13,13 +13,16 @@ use std::time::Duration;
 /// let config = Config::new().maxsize(10_000).ttl(Duration::from_secs(300));
 /// assert_eq!(config.maxsize, Some(10_000));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
     /// The most entries held at once; `None` for no bound. `Some(0)` caches nothing.
     pub maxsize: Option<usize>,
     /// How long an entry stays valid after it is stored; `None` for ever.
     pub ttl: Option<Duration>,
+    /// Spreads each entry's time to live by up to ± this fraction (0 to 1), so that entries
+    /// stored together do not all expire together.
+    pub jitter: Option<f64>,
 }
 
 impl Config {
@@ -29,6 +32,7 @@ impl Config {
         Self {
             maxsize: None,
             ttl: None,
+            jitter: None,
         }
     }
 
@@ -43,6 +47,14 @@ impl Config {
     #[must_use]
     pub const fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// Spreads each entry's time to live uniformly over `ttl × (1 ± fraction)`; the fraction is
+    /// clamped to 0..=1.
+    #[must_use]
+    pub const fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Some(fraction.clamp(0.0, 1.0));
         self
     }
 }

@@ -76,3 +76,29 @@ fn writes_sweep_expired_entries_and_purge_frees_the_rest() {
         "each expired entry is counted once, whoever removed it"
     );
 }
+
+#[cached(ttl = "100s", jitter = 0.2)]
+fn quote_of(id: u32) -> u32 {
+    id
+}
+
+#[test]
+fn jitter_spreads_the_expiry_of_entries_stored_together() {
+    let (clock, mock) = Clock::mock();
+    let cache = quote_of_cache();
+    cache.set_clock(clock);
+    for id in 0..1_000 {
+        quote_of(id);
+    }
+    let live = || (0..1_000).filter(|id| cache.contains_key(id)).count();
+    mock.increment(Duration::from_secs(79));
+    assert_eq!(live(), 1_000);
+    mock.increment(Duration::from_secs(21));
+    let at_ttl = live();
+    assert!(
+        (300..700).contains(&at_ttl),
+        "about half expire by the ttl, got {at_ttl}"
+    );
+    mock.increment(Duration::from_secs(20));
+    assert_eq!(live(), 0);
+}

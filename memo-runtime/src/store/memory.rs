@@ -42,6 +42,8 @@ pub struct MemoryStore<K, V> {
     hasher: foldhash::fast::RandomState,
     /// Time to live in nanoseconds; 0 for none.
     ttl: u64,
+    /// The fraction each entry's time to live is spread by.
+    jitter: Option<f64>,
     clock: ClockCell,
 }
 
@@ -65,6 +67,7 @@ impl<K, V> MemoryStore<K, V> {
             mask: count - 1,
             hasher: foldhash::fast::RandomState::default(),
             ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
+            jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
             clock: ClockCell::default(),
         }
     }
@@ -97,10 +100,51 @@ impl<K, V> MemoryStore<K, V> {
         self.gate.write(shard, &self.shards[shard].0)
     }
 
+    /// This entry's time to live: the configured one, spread by the jitter.
+    fn entry_ttl(&self) -> u64 {
+        match self.jitter {
+            None => self.ttl,
+            Some(fraction) => {
+                // Uniform in ttl × [1 - fraction, 1 + fraction).
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a spread time to live need not be exact to the nanosecond"
+                )]
+                let spread =
+                    (self.ttl as f64 * (1.0 + fraction * (2.0 * random_unit() - 1.0))) as u64;
+                spread.max(1)
+            }
+        }
+    }
+
     #[inline]
     fn now(&self) -> u64 {
         if self.ttl == 0 { 0 } else { self.clock.now() }
     }
+}
+
+/// A uniform number in `[0, 1)` from a per-thread xorshift generator: cheap, and good enough to
+/// spread expiry times.
+fn random_unit() -> f64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(
+            foldhash::fast::RandomState::default().hash_one(std::thread::current().id()) | 1,
+        );
+    }
+    let bits = STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    });
+    #[allow(clippy::cast_precision_loss, reason = "53 bits are all an f64 holds")]
+    let unit = (bits >> 11) as f64 / (1_u64 << 53) as f64;
+    unit
 }
 
 /// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful
@@ -152,7 +196,7 @@ where
         let expires = if self.ttl == 0 {
             0
         } else {
-            now.saturating_add(self.ttl)
+            now.saturating_add(self.entry_ttl())
         };
         self.write(self.shard_of(hash))
             .insert(&self.hasher, hash, key, value, expires, now);
@@ -305,5 +349,28 @@ mod tests {
         // The reader's mark was cleared while unwinding: a writer on that shard gets in.
         store.insert(1, Fragile(false));
         assert!(store.get(&&1).is_some());
+    }
+
+    #[test]
+    fn jitter_spreads_expiry_around_the_ttl() {
+        let config = Config::new().ttl(Duration::from_secs(100)).jitter(0.2);
+        let store: MemoryStore<u64, u64> = MemoryStore::new(&config);
+        let (clock, mock) = Clock::mock();
+        store.set_clock(clock);
+        for k in 0..1000 {
+            store.insert(k, k);
+        }
+        let live =
+            |store: &MemoryStore<u64, u64>| (0..1000).filter(|k| store.peek(&k).is_some()).count();
+        mock.increment(Duration::from_secs(79));
+        assert_eq!(live(&store), 1000, "nothing expires before ttl × 0.8");
+        mock.increment(Duration::from_secs(21));
+        let at_ttl = live(&store);
+        assert!(
+            (300..700).contains(&at_ttl),
+            "about half live at the ttl, got {at_ttl}"
+        );
+        mock.increment(Duration::from_secs(20));
+        assert_eq!(live(&store), 0, "everything expired by ttl × 1.2");
     }
 }
