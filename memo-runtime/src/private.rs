@@ -5,10 +5,9 @@
 )]
 #![allow(clippy::must_use_candidate, reason = "only generated code calls these")]
 
+pub use core::marker::PhantomData;
 pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
-
-pub use core::marker::PhantomData;
 
 pub use crate::cache::Cache;
 pub use crate::cell::CacheCell;
@@ -35,10 +34,10 @@ impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 /// Both the function's body and its `f_cache()` companion call this. It asks of `K` and `V` only
 /// what sharing the cache between threads needs; [`hit_or_miss`] checks the rest, so a key or a
 /// return type that cannot be cached is reported once, by one message of ours.
-#[inline]
 ///
 /// `config` is a function pointer, not a closure type, so this is compiled once per key and value
 /// type rather than once per memoized function.
+#[inline]
 pub fn cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
