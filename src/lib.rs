@@ -35,6 +35,8 @@
 //! | `maxsize = N` | keep at most `N` entries (CLOCK eviction); unbounded when omitted |
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
 //! | `jitter = 0.1` | spread each entry's `ttl` by up to ± this fraction |
+//! | `stale = "30s"` | past the `ttl`, serve the old value this long while one caller refreshes it in the background |
+//! | `refresh = "early"`, `beta = 1.0` | refresh hot entries in the background just before they expire (`XFetch`) |
 //! | `key = expr` | key by an expression over the arguments instead of all of them |
 //! | `key_type = T` | the type of `key = expr` when it is not an argument or a tuple of arguments |
 //! | `cache_err = true` | also cache `Err` results (by default only `Ok` is stored) |

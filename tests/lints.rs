@@ -66,6 +66,12 @@ impl Shape {
         self.side * self.side * scale
     }
 
+    /// Refreshed in the background, from a copy of the body that reads `self` from the key.
+    #[cached(ttl = "1m", stale = "10s", refresh = "early")]
+    pub fn label(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.side)
+    }
+
     /// An associated function keyed by an expression.
     #[cached(key = side / 2, key_type = u64)]
     #[must_use]
@@ -86,5 +92,6 @@ fn strict_lints_compile() {
         words_cache().len() + parse_cache().len() + find_cache().len() + init_cache().len(),
         4
     );
+    assert_eq!(Shape { side: 2 }.label("s="), "s=2");
     assert_eq!(Shape::area_cache().len() + Shape::halved_cache().len(), 2);
 }

@@ -19,8 +19,11 @@ const CACHE_ERR: &str = "cache_err";
 const CACHE_NONE: &str = "cache_none";
 const CRATE: &str = "crate";
 const JITTER: &str = "jitter";
+const STALE: &str = "stale";
+const REFRESH: &str = "refresh";
+const BETA: &str = "beta";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `key`, `key_type`, `cache_err`, `cache_none`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `crate`";
 
 /// An option's value and where it was written.
 pub(crate) struct Opt<T> {
@@ -66,6 +69,10 @@ pub(crate) struct Args {
     pub(crate) maxsize: Opt<Expr>,
     pub(crate) ttl: Opt<Ttl>,
     pub(crate) jitter: Opt<Expr>,
+    pub(crate) stale: Opt<Ttl>,
+    /// `refresh = "early"`, the only refresh mode so far.
+    pub(crate) refresh: Opt<LitStr>,
+    pub(crate) beta: Opt<Expr>,
     pub(crate) key: Opt<Expr>,
     pub(crate) key_type: Opt<Type>,
     pub(crate) cache_err: Opt<bool>,
@@ -80,6 +87,9 @@ impl Args {
             maxsize: Opt::new(MAXSIZE),
             ttl: Opt::new(TTL),
             jitter: Opt::new(JITTER),
+            stale: Opt::new(STALE),
+            refresh: Opt::new(REFRESH),
+            beta: Opt::new(BETA),
             key: Opt::new(KEY),
             key_type: Opt::new(KEY_TYPE),
             cache_err: Opt::new(CACHE_ERR),
@@ -118,6 +128,31 @@ impl Args {
             let expr = value_of(meta, "jitter = 0.1")?;
             check_jitter(&expr)?;
             self.jitter.set(path, expr)
+        } else if path.is_ident(STALE) {
+            let expr = value_of(meta, "stale = \"30s\"")?;
+            let stale = ttl_of(expr).map_err(|err| retarget(err, "ttl", "stale"))?;
+            self.stale.set(path, stale)
+        } else if path.is_ident(REFRESH) {
+            let mode: LitStr = meta.value()?.parse().map_err(|err| {
+                syn::Error::new(
+                    err.span(),
+                    "`refresh` expects \"early\": `refresh = \"early\"`",
+                )
+            })?;
+            if mode.value() != "early" {
+                return Err(syn::Error::new_spanned(
+                    &mode,
+                    format_args!(
+                        "unknown refresh mode \"{}\"; expected \"early\"",
+                        mode.value()
+                    ),
+                ));
+            }
+            self.refresh.set(path, mode)
+        } else if path.is_ident(BETA) {
+            let expr = value_of(meta, "beta = 1.0")?;
+            check_beta(&expr)?;
+            self.beta.set(path, expr)
         } else if path.is_ident(KEY) {
             let expr = value_of(meta, "key = id")?;
             self.key.set(path, expr)
@@ -209,6 +244,45 @@ fn check_jitter(expr: &Expr) -> syn::Result<()> {
             "`jitter` is a fraction of the `ttl` above 0 and at most 1, e.g. `jitter = 0.1` for ±10 %",
         ))
     }
+}
+
+/// A literal `beta` must be positive.
+fn check_beta(expr: &Expr) -> syn::Result<()> {
+    let beta = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(float),
+            ..
+        }) => float.base10_parse::<f64>()?,
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<f64>()?,
+        _ => return Ok(()),
+    };
+    if beta > 0.0 {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(
+            expr,
+            "`beta` weighs early refresh and must be above 0 (1.0 is usual)",
+        ))
+    }
+}
+
+/// The same duration rules for `stale` as for `ttl`, with the option's own name in the message.
+fn retarget(err: syn::Error, from: &str, to: &str) -> syn::Error {
+    let mut all: Option<syn::Error> = None;
+    for e in err {
+        let e = syn::Error::new(
+            e.span(),
+            e.to_string()
+                .replace(&format!("`{from}`"), &format!("`{to}`")),
+        );
+        match &mut all {
+            Some(all) => all.combine(e),
+            None => all = Some(e),
+        }
+    }
+    all.unwrap_or_else(|| syn::Error::new(proc_macro2::Span::call_site(), "invalid duration"))
 }
 
 fn ttl_of(expr: Expr) -> syn::Result<Ttl> {

@@ -63,6 +63,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         keep,
         config,
         output,
+        renews,
     } = plan;
     let CachedFn {
         attrs,
@@ -101,12 +102,33 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // the argument whose type holds it: span them at the arguments and the return type.
     let args_span = sig.paren_token.span.join();
     let cache_arg = proc_macro2::Ident::new("__memo_cache", output.span());
+    // With background refresh, the hit path also gets the body as a `fn(Key) -> Output`.
+    let (entry, extra_args, renew) = if *renews {
+        let refresh = crate::renew::refresh_fn(func, key_type, output);
+        let renew = quote! {
+            #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+            let __memo_refresh: fn(#key_type) -> #output = #refresh;
+            let __memo_keep = #keep;
+        };
+        (
+            quote!(#runtime::hit_or_renew),
+            quote!(, __memo_refresh, __memo_keep),
+            renew,
+        )
+    } else {
+        (quote!(#runtime::hit_or_miss), quote!(), quote!())
+    };
+    let keep = if *renews {
+        quote!(__memo_keep)
+    } else {
+        keep.clone()
+    };
     let mut call_args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
-        quote!(#cache_arg, #lookup),
+        quote!(#cache_arg, #lookup #extra_args),
     );
     call_args.set_span(args_span);
-    let hit_or_miss = respan(quote!(#runtime::hit_or_miss), args_span);
+    let hit_or_miss = respan(entry, args_span);
     // The body runs in its own scope, so `return` and `?` act on it alone: a closure for a sync
     // function, an `async` block (its output pinned to the return type) for an `async fn`.
     let compute = if sig.asyncness.is_some() {
@@ -121,6 +143,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #vis #sig {
             let __memo_cache = { #find_cache };
             #prelude
+            #renew
             match #hit_or_miss #call_args {
                 #runtime::Ok(__memo_value) => __memo_value,
                 #runtime::Err(__memo_miss) => #compute,

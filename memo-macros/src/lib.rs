@@ -7,6 +7,7 @@ mod args;
 mod duration;
 mod expand;
 mod item;
+mod renew;
 mod validate;
 
 use proc_macro::TokenStream;

@@ -31,6 +31,9 @@ pub(crate) struct Plan {
     pub(crate) config: TokenStream,
     /// The return type (`()` when none is written).
     pub(crate) output: Type,
+    /// Entries are refreshed in the background (`stale`, `refresh = "early"`): the expansion
+    /// passes a copy of the body that runs from the owned key.
+    pub(crate) renews: bool,
 }
 
 /// Errors collected during validation.
@@ -69,6 +72,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
             "`jitter` spreads the time to live, which is missing; add `ttl = ...`",
         );
     }
+    let renews = check_renewal(args, func, &mut errors);
     let output = func.output();
     check_output(&output, &mut errors);
     let runtime = args.krate.get().map_or_else(
@@ -89,7 +93,47 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         keep,
         config,
         output,
+        renews,
     })
+}
+
+/// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a
+/// time to live, a key made of the arguments themselves, and (so far) a sync function.
+fn check_renewal(args: &Args, func: &CachedFn, errors: &mut Errors) -> bool {
+    if let (Some(path), None) = (args.beta.path(), args.refresh.get()) {
+        errors.at(
+            path,
+            "`beta` weighs early refresh, which is off; add `refresh = \"early\"`",
+        );
+    }
+    let Some(option) = args.stale.path().or(args.refresh.path()) else {
+        return false;
+    };
+    let name = option.to_token_stream().to_string();
+    if args.ttl.get().is_none() {
+        errors.at(
+            option,
+            format_args!(
+                "`{name}` acts when the time to live runs out, which is missing; add `ttl = ...`"
+            ),
+        );
+    }
+    if let Some(key) = args.key.path() {
+        errors.at(
+            key,
+            format_args!(
+                "`{name}` recomputes entries from their key, so the key must be the arguments \
+                 themselves; remove `key = ...`"
+            ),
+        );
+    }
+    if let Some(asyncness) = &func.sig.asyncness {
+        errors.at(
+            asyncness,
+            format_args!("`{name}` is not supported on `async fn` yet"),
+        );
+    }
+    true
 }
 
 fn check_signature(func: &CachedFn, errors: &mut Errors) {
@@ -475,8 +519,10 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         })) => int.base10_parse::<usize>().ok(),
         Some(_) => None,
     };
+    let plain =
+        args.jitter.get().is_none() && args.stale.get().is_none() && args.refresh.get().is_none();
     let literal_ttl = match args.ttl.get() {
-        _ if args.jitter.get().is_some() => None,
+        _ if !plain => None,
         None => Some(0),
         Some(Ttl::Millis(ms, _)) => Some(*ms),
         Some(Ttl::Expr(_)) => None,
@@ -497,6 +543,20 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
     }
     if let Some(jitter) = args.jitter.get() {
         config = quote_spanned!(jitter.span()=> #config.jitter(#jitter));
+    }
+    match args.stale.get() {
+        Some(Ttl::Millis(ms, span)) => {
+            config = quote_spanned!(*span=> #config.stale(#runtime::Duration::from_millis(#ms)));
+        }
+        Some(Ttl::Expr(expr)) => config = quote_spanned!(expr.span()=> #config.stale(#expr)),
+        None => {}
+    }
+    if args.refresh.get().is_some() {
+        let beta = args
+            .beta
+            .get()
+            .map_or_else(|| quote!(1.0), ToTokens::to_token_stream);
+        config = quote!(#config.refresh_early(#beta));
     }
     quote!(|| #config)
 }

@@ -1,7 +1,9 @@
 //! The handle of a memoized function: store + single-flight + statistics.
 
 use std::hash::Hash;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -155,7 +157,11 @@ where
         loop {
             match self.begin(&key, true) {
                 Step::Done(value) => return value,
-                Step::Compute(leader) => return self.finish(key, leader, body(), keep),
+                Step::Compute(leader) => {
+                    let started = Instant::now();
+                    let value = body();
+                    return self.finish(key, leader, value, keep, started.elapsed());
+                }
                 Step::Wait(flight) => {
                     if let Some(value) = self.waited(&key, flight.wait()) {
                         return value;
@@ -195,10 +201,11 @@ where
         leader: Option<Leader<'_, K, V>>,
         value: V,
         keep: fn(&V) -> bool,
+        cost: Duration,
     ) -> V {
         if let Some(leader) = leader {
             if keep(&value) {
-                self.store.insert(key, value.clone());
+                self.store.insert_timed(key, value.clone(), cost);
             }
             leader.finish(&value);
         }
@@ -214,6 +221,47 @@ where
                 Some(value)
             }
             None => self.hit(&key),
+        }
+    }
+
+    /// The hit path of a function with `stale` or early refresh: a value, and when it is due, a
+    /// background refresh by `refresh` (started by this one caller).
+    pub(crate) fn hit_renewing<L: Lookup<Key = K>>(
+        &'static self,
+        key: &L,
+        refresh: fn(K) -> V,
+        keep: fn(&V) -> bool,
+    ) -> Option<V> {
+        let (value, due) = self.store.get_renewing(key)?;
+        if due {
+            self.spawn_refresh(key.to_key(), refresh, keep);
+        }
+        Some(value)
+    }
+
+    /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
+    /// the new one is not kept (an error) or the computation panics.
+    fn spawn_refresh(&'static self, key: K, refresh: fn(K) -> V, keep: fn(&V) -> bool) {
+        self.counters.record(Event::Refresh);
+        let retry = key.clone();
+        let spawned = std::thread::Builder::new()
+            .name("memo-refresh".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let computed = std::panic::catch_unwind(AssertUnwindSafe(|| refresh(key.clone())));
+                match computed {
+                    Ok(value) if keep(&value) => {
+                        self.store.insert_timed(key, value, started.elapsed());
+                    }
+                    _ => {
+                        self.counters.record(Event::RefreshFailure);
+                        self.store.release_refresh(&&key);
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.counters.record(Event::RefreshFailure);
+            self.store.release_refresh(&&retry);
         }
     }
 

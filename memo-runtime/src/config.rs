@@ -23,6 +23,12 @@ pub struct Config {
     /// Spreads each entry's time to live by up to ± this fraction (0 to 1), so that entries
     /// stored together do not all expire together.
     pub jitter: Option<f64>,
+    /// How long past its time to live an entry may still be served while one caller refreshes it
+    /// in the background; `None` for not at all.
+    pub stale: Option<Duration>,
+    /// `β` of early refresh (`XFetch`): entries are refreshed in the background shortly before
+    /// they expire; `None` for no early refresh.
+    pub refresh_early: Option<f64>,
 }
 
 impl Config {
@@ -33,6 +39,8 @@ impl Config {
             maxsize: None,
             ttl: None,
             jitter: None,
+            stale: None,
+            refresh_early: None,
         }
     }
 
@@ -56,5 +64,25 @@ impl Config {
     pub const fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = Some(fraction.clamp(0.0, 1.0));
         self
+    }
+
+    /// Serves an entry up to `stale` past its time to live while one caller refreshes it.
+    #[must_use]
+    pub const fn stale(mut self, stale: Duration) -> Self {
+        self.stale = Some(stale);
+        self
+    }
+
+    /// Refreshes entries early (`XFetch` with this `β`; 1 is the usual choice).
+    #[must_use]
+    pub const fn refresh_early(mut self, beta: f64) -> Self {
+        self.refresh_early = Some(beta);
+        self
+    }
+
+    /// Whether entries are refreshed in the background (`stale` or early refresh).
+    #[must_use]
+    pub const fn renews(&self) -> bool {
+        self.ttl.is_some() && (self.stale.is_some() || self.refresh_early.is_some())
     }
 }

@@ -14,6 +14,7 @@ mod config;
 mod flight;
 mod janitor;
 mod lookup;
+mod random;
 mod stats;
 pub mod store;
 mod stripe;

@@ -17,6 +17,7 @@ pub use crate::lookup::Lookup;
 use crate::cache::Step;
 use crate::flight::{Flight, Leader};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 /// What a cached function returns: cloned out of the cache on every hit.
 #[diagnostic::on_unimplemented(
@@ -104,6 +105,34 @@ where
     }
 }
 
+/// The hit path of a function with `stale = …` or `refresh = "early"`: like [`hit_or_miss`], and
+/// a value that is due is refreshed in the background by `refresh` (the function's body, run
+/// from the owned key) while this caller, and others, are served the current value.
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> V,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    match cache.hit_renewing(&key, refresh, keep) {
+        Some(value) => Ok(value),
+        None => Err(Miss {
+            cache,
+            key: key.to_key(),
+            steps: Steps::of(),
+        }),
+    }
+}
+
 /// A call that missed, holding its owned key; [`Miss::compute`] (or [`Miss::compute_async`])
 /// runs the body under single-flight.
 pub struct Miss<K: 'static, V: 'static> {
@@ -121,7 +150,14 @@ pub struct Miss<K: 'static, V: 'static> {
 )]
 struct Steps<K: 'static, V: 'static> {
     begin: fn(&'static Cache<K, V>, &K, bool) -> Step<'static, K, V>,
-    finish: fn(&'static Cache<K, V>, K, Option<Leader<'static, K, V>>, V, fn(&V) -> bool) -> V,
+    finish: fn(
+        &'static Cache<K, V>,
+        K,
+        Option<Leader<'static, K, V>>,
+        V,
+        fn(&V) -> bool,
+        Duration,
+    ) -> V,
     waited: fn(&Cache<K, V>, &K, Option<V>) -> Option<V>,
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
@@ -153,7 +189,11 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         loop {
             match (steps.begin)(cache, &key, true) {
                 Step::Done(value) => return value,
-                Step::Compute(leader) => return (steps.finish)(cache, key, leader, body(), keep),
+                Step::Compute(leader) => {
+                    let started = Instant::now();
+                    let value = body();
+                    return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
+                }
                 Step::Wait(flight) => {
                     if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight)) {
                         return value;
@@ -173,8 +213,9 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             match (steps.begin)(cache, &key, false) {
                 Step::Done(value) => return value,
                 Step::Compute(leader) => {
+                    let started = Instant::now();
                     let value = body.await;
-                    return (steps.finish)(cache, key, leader, value, keep);
+                    return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;

@@ -34,6 +34,10 @@ pub struct Stats {
     pub evictions: u64,
     /// Entries removed because their time to live had passed.
     pub expired: u64,
+    /// Background refreshes started (`stale`, early refresh).
+    pub refreshes: u64,
+    /// Background refreshes whose result was not kept (an error, a panic): the old value stays.
+    pub refresh_failures: u64,
     /// Entries held when the snapshot was taken.
     pub len: usize,
 }
@@ -60,9 +64,11 @@ impl Stats {
 pub(crate) enum Event {
     Miss,
     Coalesced,
+    Refresh,
+    RefreshFailure,
 }
 
-const EVENTS: usize = 2;
+const EVENTS: usize = 4;
 
 /// One stripe per cache line pair, so neighbouring stripes never share a line (nor its prefetch twin).
 #[repr(align(128))]
@@ -131,6 +137,8 @@ impl Counters {
             coalesced: self.sum(Event::Coalesced),
             evictions: counts.evicted,
             expired: counts.expired,
+            refreshes: self.sum(Event::Refresh),
+            refresh_failures: self.sum(Event::RefreshFailure),
             len,
         }
     }

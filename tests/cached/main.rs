@@ -7,5 +7,6 @@ mod keys;
 mod methods;
 mod options;
 mod outcomes;
+mod renewal;
 mod signature;
 mod ttl;

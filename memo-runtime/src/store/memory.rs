@@ -4,7 +4,7 @@ use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
 use super::gate::{Gate, Locked, ReadGuard, WriteGuard};
-use super::shard::Shard;
+use super::shard::{Renewal, Shard, Stamp};
 use super::{Counts, Store};
 use crate::clock::{Clock, ClockCell, duration_nanos};
 use crate::config::Config;
@@ -52,13 +52,21 @@ impl<K, V> MemoryStore<K, V> {
     #[must_use]
     pub fn new(config: &Config) -> Self {
         let count = shard_count(config.maxsize);
+        let renewal = if config.renews() {
+            Renewal {
+                grace: config.stale.map_or(0, duration_nanos),
+                beta: config.refresh_early.unwrap_or(0.0),
+            }
+        } else {
+            Renewal::default()
+        };
         let shards = (0..count)
             .map(|i| {
                 let capacity = config.maxsize.map_or(usize::MAX, |max| {
                     // Split exactly: the first `max % count` shards hold one more.
                     max / count + usize::from(i < max % count)
                 });
-                Padded(Locked::new(Shard::new(capacity)))
+                Padded(Locked::new(Shard::new(capacity, renewal)))
             })
             .collect();
         Self {
@@ -112,8 +120,9 @@ impl<K, V> MemoryStore<K, V> {
                     clippy::cast_sign_loss,
                     reason = "a spread time to live need not be exact to the nanosecond"
                 )]
-                let spread =
-                    (self.ttl as f64 * (1.0 + fraction * (2.0 * random_unit() - 1.0))) as u64;
+                let spread = (self.ttl as f64
+                    * (1.0 + fraction * (2.0 * crate::random::unit() - 1.0)))
+                    as u64;
                 spread.max(1)
             }
         }
@@ -123,28 +132,6 @@ impl<K, V> MemoryStore<K, V> {
     fn now(&self) -> u64 {
         if self.ttl == 0 { 0 } else { self.clock.now() }
     }
-}
-
-/// A uniform number in `[0, 1)` from a per-thread xorshift generator: cheap, and good enough to
-/// spread expiry times.
-fn random_unit() -> f64 {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(
-            foldhash::fast::RandomState::default().hash_one(std::thread::current().id()) | 1,
-        );
-    }
-    let bits = STATE.with(|state| {
-        let mut x = state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.set(x);
-        x
-    });
-    #[allow(clippy::cast_precision_loss, reason = "53 bits are all an f64 holds")]
-    let unit = (bits >> 11) as f64 / (1_u64 << 53) as f64;
-    unit
 }
 
 /// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful
@@ -191,6 +178,10 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
+        self.insert_timed(key, value, std::time::Duration::ZERO);
+    }
+
+    fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
         let hash = self.hash(&key);
         let now = self.now();
         let expires = if self.ttl == 0 {
@@ -198,8 +189,29 @@ where
         } else {
             now.saturating_add(self.entry_ttl())
         };
+        let cost_us = u32::try_from(cost.as_micros()).unwrap_or(u32::MAX);
+        let stamp = Stamp { expires, cost_us };
         self.write(self.shard_of(hash))
-            .insert(&self.hasher, hash, key, value, expires, now);
+            .insert(&self.hasher, hash, key, value, stamp, now);
+    }
+
+    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        let hash = self.hash(key);
+        let now = self.now();
+        let shard = self.shard_of(hash);
+        let found = self.read(shard);
+        let value = found
+            .get_renewing(hash, key, now)
+            .map(|(value, refresh)| (value.clone(), refresh));
+        if value.is_some() {
+            found.count_hit();
+        }
+        value
+    }
+
+    fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
+        let hash = self.hash(key);
+        self.read(self.shard_of(hash)).release_refresh(hash, key);
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {

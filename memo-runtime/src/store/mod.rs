@@ -31,6 +31,24 @@ pub trait Store<K, V>: Send + Sync {
     /// on a cache line the reading thread writes anyway).
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
 
+    /// Like [`get`](Self::get), and `true` beside the value when the caller has become the one to
+    /// refresh it in the background (stores that renew entries; the others never ask).
+    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        self.get(key).map(|value| (value, false))
+    }
+
+    /// Like [`insert`](Self::insert), noting how long the value took to compute (for early
+    /// refresh).
+    fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
+        let _ = cost;
+        self.insert(key, value);
+    }
+
+    /// A background refresh of `key` failed: let a later caller try again.
+    fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
+        let _ = key;
+    }
+
     /// Like [`get`](Self::get), without counting: for inspection.
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
 

@@ -20,15 +20,58 @@ use crate::lookup::Lookup;
 struct Slot<K, V> {
     key: K,
     value: V,
+    /// When the time to live ends (0 = never); the entry may be served stale for the shard's
+    /// `grace` after that.
     expires: u64,
+    /// How long the value took to compute, in microseconds: early refresh weighs it.
+    cost_us: u32,
     referenced: AtomicBool,
+    /// Set by the one caller that refreshes this entry while others keep being served.
+    refreshing: AtomicBool,
 }
 
 impl<K, V> Slot<K, V> {
+    /// Past its time to live and its grace: gone for good.
     #[inline]
-    fn is_expired(&self, now: u64) -> bool {
-        self.expires != 0 && now >= self.expires
+    fn is_expired(&self, now: u64, grace: u64) -> bool {
+        self.expires != 0 && now >= self.expires.saturating_add(grace)
     }
+
+    /// Makes this caller the one that refreshes the entry; `false` if another already is.
+    fn claim_refresh(&self) -> bool {
+        !self.refreshing.load(Ordering::Relaxed) && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// `XFetch` (Vattani et al., VLDB 2015): recompute early when
+    /// `now − cost·β·ln(rand) ≥ expiry`, which spreads refreshes just ahead of the expiry, more
+    /// often for values that are slow to compute.
+    fn due_early(&self, now: u64, beta: f64) -> bool {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a probabilistic margin need not be exact to the nanosecond"
+        )]
+        let margin =
+            (f64::from(self.cost_us) * 1_000.0 * beta * -crate::random::unit().ln()) as u64;
+        now.saturating_add(margin) >= self.expires
+    }
+}
+
+/// When a new value expires (0 = never) and how long it took to compute (µs).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stamp {
+    pub(crate) expires: u64,
+    pub(crate) cost_us: u32,
+}
+
+/// How a shard serves entries near the end of their time to live.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Renewal {
+    /// How long past its time to live an entry may be served while it is refreshed (ns).
+    pub(crate) grace: u64,
+    /// `β` of early refresh; 0 for none.
+    pub(crate) beta: f64,
 }
 
 /// A full shard frees this share of its capacity at once (at least one entry), so the cost of a
@@ -38,6 +81,7 @@ const BATCH_DIVISOR: usize = 32;
 pub(crate) struct Shard<K, V> {
     table: HashTable<Slot<K, V>>,
     capacity: usize,
+    renewal: Renewal,
     /// Where the CLOCK hand stopped, as a position in bucket order.
     hand: usize,
     /// Inserts since expired entries were last swept out, and whether any entry can expire.
@@ -48,10 +92,11 @@ pub(crate) struct Shard<K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) const fn new(capacity: usize) -> Self {
+    pub(crate) const fn new(capacity: usize, renewal: Renewal) -> Self {
         Self {
             table: HashTable::new(),
             capacity,
+            renewal,
             hand: 0,
             since_sweep: 0,
             expiring: false,
@@ -92,7 +137,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         let slot = self.table.find(hash, |slot| key.matches(&slot.key))?;
-        if slot.is_expired(now) {
+        if slot.is_expired(now, self.renewal.grace) {
             return None;
         }
         // Write only when the bit is clear: a warm entry's cache line stays shared between readers.
@@ -102,6 +147,35 @@ impl<K, V> Shard<K, V> {
         Some(&slot.value)
     }
 
+    /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
+    /// to refresh it: the entry is past its time to live (within the grace), or due early.
+    pub(crate) fn get_renewing<L>(&self, hash: u64, key: &L, now: u64) -> Option<(&V, bool)>
+    where
+        L: Lookup<Key = K>,
+    {
+        let slot = self.table.find(hash, |slot| key.matches(&slot.key))?;
+        if slot.is_expired(now, self.renewal.grace) {
+            return None;
+        }
+        if !slot.referenced.load(Ordering::Relaxed) {
+            slot.referenced.store(true, Ordering::Relaxed);
+        }
+        let due = slot.expires != 0
+            && (now >= slot.expires
+                || (self.renewal.beta > 0.0 && slot.due_early(now, self.renewal.beta)));
+        Some((&slot.value, due && slot.claim_refresh()))
+    }
+
+    /// A refresh of `key` failed: let a later caller try again.
+    pub(crate) fn release_refresh<L>(&self, hash: u64, key: &L)
+    where
+        L: Lookup<Key = K>,
+    {
+        if let Some(slot) = self.table.find(hash, |slot| key.matches(&slot.key)) {
+            slot.refreshing.store(false, Ordering::Release);
+        }
+    }
+
     /// Inserts or replaces, making room first when the shard is full.
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
@@ -109,11 +183,12 @@ impl<K, V> Shard<K, V> {
         hash: u64,
         key: K,
         value: V,
-        expires: u64,
+        stamp: Stamp,
         now: u64,
     ) where
         K: Hash + Eq,
     {
+        let Stamp { expires, cost_us } = stamp;
         if self.capacity == 0 {
             return;
         }
@@ -121,6 +196,8 @@ impl<K, V> Shard<K, V> {
         if let Some(slot) = self.table.find_mut(hash, |slot| slot.key == key) {
             slot.value = value;
             slot.expires = expires;
+            slot.cost_us = cost_us;
+            *slot.refreshing.get_mut() = false;
             return;
         }
         self.since_sweep += 1;
@@ -135,7 +212,9 @@ impl<K, V> Shard<K, V> {
             key,
             value,
             expires,
+            cost_us,
             referenced: AtomicBool::new(false),
+            refreshing: AtomicBool::new(false),
         };
         self.table
             .insert_unique(hash, slot, |slot| hasher.hash_one(&slot.key));
@@ -159,7 +238,8 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
         self.since_sweep = 0;
         let before = self.table.len();
-        self.table.retain(|slot| !slot.is_expired(now));
+        let grace = self.renewal.grace;
+        self.table.retain(|slot| !slot.is_expired(now, grace));
         let purged = before - self.table.len();
         self.counts.expired += purged as u64;
         purged
@@ -173,6 +253,7 @@ impl<K, V> Shard<K, V> {
         let mut freed = 0;
         let mut counts = Counts::default();
         let mut hand = self.hand;
+        let grace = self.renewal.grace;
         for lap in 0..3 {
             if freed >= target {
                 break;
@@ -181,7 +262,7 @@ impl<K, V> Shard<K, V> {
             self.table.retain(|slot| {
                 let here = position;
                 position += 1;
-                if slot.is_expired(now) {
+                if slot.is_expired(now, grace) {
                     counts.expired += 1;
                     freed += 1;
                     return false;
@@ -236,7 +317,17 @@ mod tests {
     /// Inserts `k` and returns what left the shard to make room.
     fn put(shard: &mut Shard<u64, u64>, k: u64, expires: u64, now: u64) -> Counts {
         let before = shard.counts();
-        shard.insert(&Poor, Poor.hash_one(k), k, k * 10, expires, now);
+        shard.insert(
+            &Poor,
+            Poor.hash_one(k),
+            k,
+            k * 10,
+            Stamp {
+                expires,
+                cost_us: 0,
+            },
+            now,
+        );
         let after = shard.counts();
         Counts {
             hits: 0,
@@ -257,7 +348,7 @@ mod tests {
 
     #[test]
     fn keeps_referenced_entries_and_evicts_cold_ones() {
-        let mut shard = Shard::new(3);
+        let mut shard = Shard::new(3, Renewal::default());
         for k in 0..3 {
             assert_eq!(put(&mut shard, k, 0, 0), NONE);
         }
@@ -280,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_full_lap_of_referenced_entries_still_frees_room() {
-        let mut shard = Shard::new(4);
+        let mut shard = Shard::new(4, Renewal::default());
         for k in 0..4 {
             put(&mut shard, k, 0, 0);
             get(&shard, k, 0);
@@ -299,7 +390,7 @@ mod tests {
 
     #[test]
     fn the_hand_moves_on_so_cold_entries_anywhere_are_evicted() {
-        let mut shard = Shard::new(64);
+        let mut shard = Shard::new(64, Renewal::default());
         for k in 0..64 {
             put(&mut shard, k, 0, 0);
         }
@@ -321,7 +412,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_invisible_and_evicted_first() {
-        let mut shard = Shard::new(2);
+        let mut shard = Shard::new(2, Renewal::default());
         put(&mut shard, 1, 100, 0);
         put(&mut shard, 2, 0, 0);
         assert_eq!(get(&shard, 1, 99), Some(10));
@@ -341,7 +432,7 @@ mod tests {
 
     #[test]
     fn inserts_sweep_expired_entries_out_of_a_shard_that_is_not_full() {
-        let mut shard = Shard::new(usize::MAX);
+        let mut shard = Shard::new(usize::MAX, Renewal::default());
         for k in 0..1000 {
             put(&mut shard, k, 50, 0);
         }
@@ -354,7 +445,7 @@ mod tests {
 
     #[test]
     fn purge_frees_expired_entries() {
-        let mut shard = Shard::new(usize::MAX);
+        let mut shard = Shard::new(usize::MAX, Renewal::default());
         for k in 0..1000 {
             put(&mut shard, k, if k % 2 == 0 { 50 } else { 0 }, 0);
         }
@@ -372,10 +463,10 @@ mod tests {
 
     #[test]
     fn replace_and_remove() {
-        let mut shard = Shard::new(4);
+        let mut shard = Shard::new(4, Renewal::default());
         put(&mut shard, 1, 0, 0);
         assert_eq!(put(&mut shard, 1, 0, 0), NONE, "nothing leaves on replace");
-        shard.insert(&Poor, Poor.hash_one(1_u64), 1, 99, 0, 0);
+        shard.insert(&Poor, Poor.hash_one(1_u64), 1, 99, Stamp::default(), 0);
         assert_eq!(get(&shard, 1, 0), Some(99));
         assert!(shard.remove(Poor.hash_one(1_u64), &&1));
         assert!(!shard.remove(Poor.hash_one(1_u64), &&1));
@@ -384,7 +475,7 @@ mod tests {
 
     #[test]
     fn zero_capacity_keeps_nothing() {
-        let mut shard = Shard::new(0);
+        let mut shard = Shard::new(0, Renewal::default());
         put(&mut shard, 1, 0, 0);
         assert_eq!(shard.len(), 0);
     }

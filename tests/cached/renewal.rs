@@ -1,0 +1,132 @@
+//! `stale` and `refresh = "early"`: hot entries are recomputed in the background while callers
+//! keep being served, on the mock clock (the refresh itself runs on a real thread).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use memo::{Clock, cached};
+
+/// Waits (up to 10 s) until `done` holds: the background refresh runs on its own thread.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+static PRICE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "10s", stale = "5s")]
+fn price(symbol: &str) -> usize {
+    assert!(!symbol.is_empty());
+    PRICE_RUNS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+#[test]
+fn stale_values_are_served_while_one_caller_refreshes() {
+    let (clock, mock) = Clock::mock();
+    let cache = price_cache();
+    cache.set_clock(clock);
+    assert_eq!(price("ACME"), 1);
+    mock.increment(Duration::from_secs(11));
+    // Past the ttl, within `stale`: the old value now, a refresh in the background.
+    assert_eq!(price("ACME"), 1);
+    assert_eq!(price("ACME"), 1, "one refresh at a time");
+    assert!(
+        eventually(|| cache.get("ACME") == Some(2)),
+        "the refresh stored its value"
+    );
+    assert_eq!(price("ACME"), 2);
+    assert_eq!(PRICE_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().refreshes, 1);
+    // Past ttl + stale: an ordinary miss, computed by the caller.
+    mock.increment(Duration::from_secs(16));
+    assert_eq!(price("ACME"), 3);
+    assert_eq!(cache.stats().refreshes, 1);
+}
+
+static FLAKY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "10s", stale = "1m")]
+fn flaky(id: u32) -> Result<usize, String> {
+    let run = FLAKY_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        Err(format!("upstream down for {id}"))
+    } else {
+        Ok(run)
+    }
+}
+
+#[test]
+fn a_failed_refresh_keeps_the_old_value() {
+    let (clock, mock) = Clock::mock();
+    let cache = flaky_cache();
+    cache.set_clock(clock);
+    assert_eq!(flaky(1), Ok(1));
+    mock.increment(Duration::from_secs(11));
+    assert_eq!(flaky(1), Ok(1), "served stale; the refresh (run 2) fails");
+    assert!(eventually(|| cache.stats().refresh_failures == 1));
+    assert_eq!(flaky(1), Ok(1), "still the old value; a new refresh starts");
+    assert!(eventually(|| cache.get(&1) == Some(Ok(3))));
+    assert_eq!(cache.stats().refreshes, 2);
+}
+
+static EARLY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A large `beta` makes every hit after a computation "due early", deterministically.
+#[cached(ttl = "10s", refresh = "early", beta = 1e12)]
+fn report(day: u32) -> usize {
+    assert!(day > 0);
+    std::thread::sleep(Duration::from_millis(2));
+    EARLY_RUNS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+#[test]
+fn early_refresh_recomputes_before_the_expiry_without_a_miss() {
+    let (clock, _mock) = Clock::mock();
+    let cache = report_cache();
+    cache.set_clock(clock);
+    assert_eq!(report(7), 1);
+    // Well before the ttl: served at once, and refreshed behind the caller's back.
+    assert_eq!(report(7), 1);
+    assert!(eventually(|| cache.get(&7) == Some(2)));
+    assert_eq!(
+        cache.stats().misses,
+        1,
+        "no caller computed after the first"
+    );
+    assert!(cache.stats().refreshes >= 1);
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct Rect {
+    w: usize,
+    h: usize,
+}
+
+static AREA_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+impl Rect {
+    #[cached(ttl = "10s", stale = "5s")]
+    fn area(&self, scale: usize) -> String {
+        AREA_RUNS.fetch_add(1, Ordering::SeqCst);
+        format!("{}x{}x{scale}={}", self.w, self.h, self.w * self.h * scale)
+    }
+}
+
+#[test]
+fn methods_refresh_from_their_owned_self() {
+    let (clock, mock) = Clock::mock();
+    Rect::area_cache().set_clock(clock);
+    let r = Rect { w: 2, h: 3 };
+    assert_eq!(r.area(10), "2x3x10=60");
+    mock.increment(Duration::from_secs(12));
+    assert_eq!(r.area(10), "2x3x10=60");
+    assert!(eventually(|| AREA_RUNS.load(Ordering::SeqCst) == 2));
+    assert!(eventually(|| Rect::area_cache().stats().refreshes == 1));
+    assert_eq!(r.area(10), "2x3x10=60");
+}
