@@ -27,6 +27,22 @@ const BODY: Duration = Duration::from_millis(20);
 static MEMO_RUNS: AtomicUsize = AtomicUsize::new(0);
 static MEMO_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static STALE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static EARLY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memo::cached(ttl = "100ms", stale = "1s")]
+fn memo_hot_stale(key: u64) -> u64 {
+    STALE_RUNS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(BODY);
+    key
+}
+
+#[memo::cached(ttl = "100ms", refresh = "early")]
+fn memo_hot_early(key: u64) -> u64 {
+    EARLY_RUNS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(BODY);
+    key
+}
 
 #[memo::cached(ttl = "100ms")]
 fn memo_hot(key: u64) -> u64 {
@@ -125,6 +141,16 @@ fn main() {
         memo_hot(1);
     });
     record("memo_ttl", MEMO_RUNS.load(Ordering::SeqCst), latencies);
+
+    let latencies = hammer(|| {
+        memo_hot_stale(1);
+    });
+    record("memo_stale", STALE_RUNS.load(Ordering::SeqCst), latencies);
+
+    let latencies = hammer(|| {
+        memo_hot_early(1);
+    });
+    record("memo_early", EARLY_RUNS.load(Ordering::SeqCst), latencies);
 
     let latencies = hammer(|| {
         cached_hot(1);

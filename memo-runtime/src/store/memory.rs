@@ -44,6 +44,8 @@ pub struct MemoryStore<K, V> {
     ttl: u64,
     /// The fraction each entry's time to live is spread by.
     jitter: Option<f64>,
+    /// `β` of early refresh; 0 for none.
+    renewal_beta: f64,
     clock: ClockCell,
 }
 
@@ -55,7 +57,6 @@ impl<K, V> MemoryStore<K, V> {
         let renewal = if config.renews() {
             Renewal {
                 grace: config.stale.map_or(0, duration_nanos),
-                beta: config.refresh_early.unwrap_or(0.0),
             }
         } else {
             Renewal::default()
@@ -76,6 +77,11 @@ impl<K, V> MemoryStore<K, V> {
             hasher: foldhash::fast::RandomState::default(),
             ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
             jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
+            renewal_beta: if config.renews() {
+                config.refresh_early.unwrap_or(0.0)
+            } else {
+                0.0
+            },
             clock: ClockCell::default(),
         }
     }
@@ -106,6 +112,25 @@ impl<K, V> MemoryStore<K, V> {
 
     fn write(&self, shard: usize) -> WriteGuard<'_, Shard<K, V>> {
         self.gate.write(shard, &self.shards[shard].0)
+    }
+
+    /// When an early refresh of a value that took `cost` to compute is due: `XFetch` (Vattani et
+    /// al., VLDB 2015) refreshes when `now − cost·β·ln(rand) ≥ expiry`. The draw is made once per
+    /// value, not on every read, so a key read a million times a second is still refreshed once
+    /// per time to live, just ahead of its expiry (later for cheap values, earlier for slow ones).
+    fn refresh_at(&self, expires: u64, cost: std::time::Duration) -> u64 {
+        if expires == 0 || self.renewal_beta <= 0.0 {
+            return 0;
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a probabilistic margin need not be exact to the nanosecond"
+        )]
+        let margin =
+            (duration_nanos(cost) as f64 * self.renewal_beta * -crate::random::unit().ln()) as u64;
+        expires.saturating_sub(margin.min(self.ttl)).max(1)
     }
 
     /// This entry's time to live: the configured one, spread by the jitter.
@@ -189,8 +214,11 @@ where
         } else {
             now.saturating_add(self.entry_ttl())
         };
-        let cost_us = u32::try_from(cost.as_micros()).unwrap_or(u32::MAX);
-        let stamp = Stamp { expires, cost_us };
+        let refresh_at = self.refresh_at(expires, cost);
+        let stamp = Stamp {
+            expires,
+            refresh_at,
+        };
         self.write(self.shard_of(hash))
             .insert(&self.hasher, hash, key, value, stamp, now);
     }

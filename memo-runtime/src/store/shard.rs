@@ -23,8 +23,8 @@ struct Slot<K, V> {
     /// When the time to live ends (0 = never); the entry may be served stale for the shard's
     /// `grace` after that.
     expires: u64,
-    /// How long the value took to compute, in microseconds: early refresh weighs it.
-    cost_us: u32,
+    /// When to start an early refresh (0 = never): drawn once per value (see `Stamp`).
+    refresh_at: u64,
     referenced: AtomicBool,
     /// Set by the one caller that refreshes this entry while others keep being served.
     refreshing: AtomicBool,
@@ -41,28 +41,13 @@ impl<K, V> Slot<K, V> {
     fn claim_refresh(&self) -> bool {
         !self.refreshing.load(Ordering::Relaxed) && !self.refreshing.swap(true, Ordering::AcqRel)
     }
-
-    /// `XFetch` (Vattani et al., VLDB 2015): recompute early when
-    /// `now − cost·β·ln(rand) ≥ expiry`, which spreads refreshes just ahead of the expiry, more
-    /// often for values that are slow to compute.
-    fn due_early(&self, now: u64, beta: f64) -> bool {
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a probabilistic margin need not be exact to the nanosecond"
-        )]
-        let margin =
-            (f64::from(self.cost_us) * 1_000.0 * beta * -crate::random::unit().ln()) as u64;
-        now.saturating_add(margin) >= self.expires
-    }
 }
 
-/// When a new value expires (0 = never) and how long it took to compute (µs).
+/// When a new value expires and when its early refresh is due (0 = never, for each).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Stamp {
     pub(crate) expires: u64,
-    pub(crate) cost_us: u32,
+    pub(crate) refresh_at: u64,
 }
 
 /// How a shard serves entries near the end of their time to live.
@@ -70,8 +55,6 @@ pub(crate) struct Stamp {
 pub(crate) struct Renewal {
     /// How long past its time to live an entry may be served while it is refreshed (ns).
     pub(crate) grace: u64,
-    /// `β` of early refresh; 0 for none.
-    pub(crate) beta: f64,
 }
 
 /// A full shard frees this share of its capacity at once (at least one entry), so the cost of a
@@ -161,8 +144,7 @@ impl<K, V> Shard<K, V> {
             slot.referenced.store(true, Ordering::Relaxed);
         }
         let due = slot.expires != 0
-            && (now >= slot.expires
-                || (self.renewal.beta > 0.0 && slot.due_early(now, self.renewal.beta)));
+            && (now >= slot.expires || (slot.refresh_at != 0 && now >= slot.refresh_at));
         Some((&slot.value, due && slot.claim_refresh()))
     }
 
@@ -188,7 +170,10 @@ impl<K, V> Shard<K, V> {
     ) where
         K: Hash + Eq,
     {
-        let Stamp { expires, cost_us } = stamp;
+        let Stamp {
+            expires,
+            refresh_at,
+        } = stamp;
         if self.capacity == 0 {
             return;
         }
@@ -196,7 +181,7 @@ impl<K, V> Shard<K, V> {
         if let Some(slot) = self.table.find_mut(hash, |slot| slot.key == key) {
             slot.value = value;
             slot.expires = expires;
-            slot.cost_us = cost_us;
+            slot.refresh_at = refresh_at;
             *slot.refreshing.get_mut() = false;
             return;
         }
@@ -212,7 +197,7 @@ impl<K, V> Shard<K, V> {
             key,
             value,
             expires,
-            cost_us,
+            refresh_at,
             referenced: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
         };
@@ -324,7 +309,7 @@ mod tests {
             k * 10,
             Stamp {
                 expires,
-                cost_us: 0,
+                refresh_at: 0,
             },
             now,
         );
