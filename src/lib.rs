@@ -43,6 +43,12 @@
 //! | `cache_none = true` | also cache `None` results (by default only `Some` is stored) |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
 //!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tokio` | no | `stale` / `refresh = "early"` on `async fn`: the refresh runs as a task on the caller's tokio runtime |
+//!
 //! # The cache handle
 //!
 //! Every memoized `f` gets a companion `f_cache()` (in an `impl`, `Self::f_cache()`) with `f`'s

@@ -104,17 +104,23 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let cache_arg = proc_macro2::Ident::new("__memo_cache", output.span());
     // With background refresh, the hit path also gets the body as a `fn(Key) -> Output`.
     let (entry, extra_args, renew) = if *renews {
-        let refresh = crate::renew::refresh_fn(func, key_type, output);
+        let refresh = crate::renew::refresh_fn(func, key_type, output, runtime);
+        let (entry, refreshed, requirement) = if sig.asyncness.is_some() {
+            (
+                quote!(#runtime::hit_or_renew_async),
+                quote!(#runtime::BoxFuture<#output>),
+                quote!(#runtime::require_tokio!();),
+            )
+        } else {
+            (quote!(#runtime::hit_or_renew), quote!(#output), quote!())
+        };
         let renew = quote! {
+            #requirement
             #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
-            let __memo_refresh: fn(#key_type) -> #output = #refresh;
+            let __memo_refresh: fn(#key_type) -> #refreshed = #refresh;
             let __memo_keep = #keep;
         };
-        (
-            quote!(#runtime::hit_or_renew),
-            quote!(, __memo_refresh, __memo_keep),
-            renew,
-        )
+        (entry, quote!(, __memo_refresh, __memo_keep), renew)
     } else {
         (quote!(#runtime::hit_or_miss), quote!(), quote!())
     };

@@ -19,8 +19,14 @@ use syn::{Block, Lifetime, ReceiverKind, Type};
 
 use crate::item::CachedFn;
 
-/// The closure; it captures nothing, so it coerces to a function pointer.
-pub(crate) fn refresh_fn(func: &CachedFn, key_type: &Type, output: &Type) -> TokenStream {
+/// The closure; it captures nothing, so it coerces to a function pointer. For an `async fn` it
+/// returns the body as a boxed future (`runtime::BoxFuture`).
+pub(crate) fn refresh_fn(
+    func: &CachedFn,
+    key_type: &Type,
+    output: &Type,
+    runtime: &TokenStream,
+) -> TokenStream {
     let receiver = func.receiver.as_ref();
     let count = usize::from(receiver.is_some()) + func.args.len();
     let parts: Vec<Ident> = (0..count)
@@ -76,11 +82,23 @@ pub(crate) fn refresh_fn(func: &CachedFn, key_type: &Type, output: &Type) -> Tok
     }
     let mut block: Block = (*func.block).clone();
     RenameSelf.visit_block_mut(&mut block);
-    quote! {
-        |__memo_key: #key_type| -> #output {
-            #destructure
-            #(#rebinds)*
-            #block
+    if func.sig.asyncness.is_some() {
+        quote! {
+            |__memo_key: #key_type| -> #runtime::BoxFuture<#output> {
+                ::std::boxed::Box::pin(#runtime::returns::<#output, _>(async move {
+                    #destructure
+                    #(#rebinds)*
+                    #block
+                }))
+            }
+        }
+    } else {
+        quote! {
+            |__memo_key: #key_type| -> #output {
+                #destructure
+                #(#rebinds)*
+                #block
+            }
         }
     }
 }

@@ -72,7 +72,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
             "`jitter` spreads the time to live, which is missing; add `ttl = ...`",
         );
     }
-    let renews = check_renewal(args, func, &mut errors);
+    let renews = check_renewal(args, &mut errors);
     let output = func.output();
     check_output(&output, &mut errors);
     let runtime = args.krate.get().map_or_else(
@@ -98,8 +98,8 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
 }
 
 /// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a
-/// time to live, a key made of the arguments themselves, and (so far) a sync function.
-fn check_renewal(args: &Args, func: &CachedFn, errors: &mut Errors) -> bool {
+/// time to live and a key made of the arguments themselves.
+fn check_renewal(args: &Args, errors: &mut Errors) -> bool {
     if let (Some(path), None) = (args.beta.path(), args.refresh.get()) {
         errors.at(
             path,
@@ -125,12 +125,6 @@ fn check_renewal(args: &Args, func: &CachedFn, errors: &mut Errors) -> bool {
                 "`{name}` recomputes entries from their key, so the key must be the arguments \
                  themselves; remove `key = ...`"
             ),
-        );
-    }
-    if let Some(asyncness) = &func.sig.asyncness {
-        errors.at(
-            asyncness,
-            format_args!("`{name}` is not supported on `async fn` yet"),
         );
     }
     true

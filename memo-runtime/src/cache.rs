@@ -265,6 +265,53 @@ where
         }
     }
 
+    /// [`hit_renewing`](Self::hit_renewing) for an `async fn`: the refresh is a task on the
+    /// caller's tokio runtime.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn hit_renewing_async<L: Lookup<Key = K>>(
+        &'static self,
+        key: &L,
+        refresh: fn(K) -> crate::private::BoxFuture<V>,
+        keep: fn(&V) -> bool,
+    ) -> Option<V> {
+        let (value, due) = self.store.get_renewing(key)?;
+        if due {
+            self.spawn_refresh_task(key.to_key(), refresh, keep);
+        }
+        Some(value)
+    }
+
+    /// Runs the refresh as its own task, and a second task that stores its value (or, when it
+    /// errs or panics, keeps the old one): a panic ends only the first task.
+    #[cfg(feature = "tokio")]
+    fn spawn_refresh_task(
+        &'static self,
+        key: K,
+        refresh: fn(K) -> crate::private::BoxFuture<V>,
+        keep: fn(&V) -> bool,
+    ) {
+        self.counters.record(Event::Refresh);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Not called from within a tokio runtime: nothing to run the refresh on.
+            self.counters.record(Event::RefreshFailure);
+            self.store.release_refresh(&&key);
+            return;
+        };
+        let started = Instant::now();
+        let computing = runtime.spawn(refresh(key.clone()));
+        runtime.spawn(async move {
+            match computing.await {
+                Ok(value) if keep(&value) => {
+                    self.store.insert_timed(key, value, started.elapsed());
+                }
+                _ => {
+                    self.counters.record(Event::RefreshFailure);
+                    self.store.release_refresh(&&key);
+                }
+            }
+        });
+    }
+
     /// Lets the background sweep free this cache's expired entries.
     pub(crate) fn watch_expiry(&'static self) {
         if self.store.has_ttl() {

@@ -133,6 +133,77 @@ where
     }
 }
 
+/// An `async fn` body as a `'static` future, for a background refresh.
+pub type BoxFuture<V> = core::pin::Pin<Box<dyn Future<Output = V> + Send>>;
+
+/// [`hit_or_renew`] for an `async fn`: the refresh runs as a task on the caller's tokio runtime.
+#[cfg(feature = "tokio")]
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    match cache.hit_renewing_async(&key, refresh, keep) {
+        Some(value) => Ok(value),
+        None => Err(Miss {
+            cache,
+            key: key.to_key(),
+            steps: Steps::of(),
+        }),
+    }
+}
+
+/// Without the `tokio` feature: never called (`require_tokio!` stops the build first), only
+/// declared so that the build stops with that one sentence.
+#[cfg(not(feature = "tokio"))]
+#[allow(clippy::needless_pass_by_value, reason = "mirrors the tokio version")]
+pub fn hit_or_renew_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    let _ = (refresh, keep);
+    hit_or_miss(cache, key)
+}
+
+/// Stands for nothing when the `tokio` feature is on; a sentence when it is off.
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memo_require_tokio {
+    () => {};
+}
+
+/// Stands for nothing when the `tokio` feature is on; a sentence when it is off.
+#[cfg(not(feature = "tokio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memo_require_tokio {
+    () => {
+        ::core::compile_error!(
+            "`stale` and `refresh` on an `async fn` need memo's `tokio` feature: \
+             memo = { version = \"...\", features = [\"tokio\"] }"
+        );
+    };
+}
+
+pub use crate::__memo_require_tokio as require_tokio;
+
 /// A call that missed, holding its owned key; [`Miss::compute`] (or [`Miss::compute_async`])
 /// runs the body under single-flight.
 pub struct Miss<K: 'static, V: 'static> {

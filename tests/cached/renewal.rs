@@ -130,3 +130,96 @@ fn methods_refresh_from_their_owned_self() {
     assert!(eventually(|| Rect::area_cache().stats().refreshes == 1));
     assert_eq!(r.area(10), "2x3x10=60");
 }
+
+/// `stale` and `refresh` on `async fn`s refresh in a task of the caller's tokio runtime.
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use super::*;
+
+    static QUOTE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(ttl = "10s", stale = "5s")]
+    async fn quote(symbol: &str) -> Result<usize, String> {
+        tokio::task::yield_now().await;
+        if symbol.is_empty() {
+            return Err("no symbol".into());
+        }
+        Ok(QUOTE_RUNS.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_values_are_served_while_a_task_refreshes() {
+        let (clock, mock) = Clock::mock();
+        let cache = quote_cache();
+        cache.set_clock(clock);
+        assert_eq!(quote("ACME").await, Ok(1));
+        mock.increment(Duration::from_secs(11));
+        assert_eq!(quote("ACME").await, Ok(1), "stale, refreshing in a task");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cache.get("ACME") != Some(Ok(2)) {
+            assert!(
+                Instant::now() < deadline,
+                "the refresh task stored its value"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(quote("ACME").await, Ok(2));
+        assert_eq!(cache.stats().refreshes, 1);
+    }
+
+    struct Feed {
+        name: String,
+    }
+
+    static ITEMS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    impl Feed {
+        #[cached(ttl = "10s", refresh = "early", beta = 1e12)]
+        async fn items(&self, page: u32) -> String {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            ITEMS_RUNS.fetch_add(1, Ordering::SeqCst);
+            format!("{}#{page}", self.name)
+        }
+    }
+
+    impl Clone for Feed {
+        fn clone(&self) -> Self {
+            Self {
+                name: self.name.clone(),
+            }
+        }
+    }
+
+    impl PartialEq for Feed {
+        fn eq(&self, other: &Self) -> bool {
+            self.name == other.name
+        }
+    }
+
+    impl Eq for Feed {}
+
+    impl std::hash::Hash for Feed {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.name.hash(state);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_methods_refresh_early_from_their_owned_self() {
+        let feed = Feed {
+            name: "news".into(),
+        };
+        assert_eq!(feed.items(1).await, "news#1");
+        assert_eq!(
+            feed.items(1).await,
+            "news#1",
+            "served at once, refreshed behind"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ITEMS_RUNS.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < deadline, "the early refresh ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(Feed::items_cache().stats().misses, 1);
+    }
+}
