@@ -1,7 +1,7 @@
 //! A hot key under load: 64 callers ask for it in a loop for 2 s; its body takes 20 ms and its
 //! entries live 100 ms. How many times does the body run, and how long do callers wait?
 //!
-//! `cargo bench --bench stampede` prints `BENCH stampede/<mode>/executions` and
+//! `cargo bench --features tokio --bench stampede` prints `BENCH stampede/<mode>/executions` and
 //! `BENCH stampede/<mode>/p99_us`, sync and async (`…_async`), plus the cancellation case.
 
 #![allow(
@@ -28,6 +28,30 @@ static MEMO_RUNS: AtomicUsize = AtomicUsize::new(0);
 static MEMO_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CACHED_RUNS: AtomicUsize = AtomicUsize::new(0);
 static STALE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static STALE_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+static EARLY_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+static CACHED_ASYNC_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memo::cached(ttl = "100ms", stale = "1s")]
+async fn memo_hot_stale_async(key: u64) -> u64 {
+    STALE_ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(BODY).await;
+    key
+}
+
+#[memo::cached(ttl = "100ms", refresh = "early")]
+async fn memo_hot_early_async(key: u64) -> u64 {
+    EARLY_ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(BODY).await;
+    key
+}
+
+#[cached::proc_macro::cached(ttl_millis = 100, sync_writes = "by_key")]
+async fn cached_hot_async(key: u64) -> u64 {
+    CACHED_ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(BODY).await;
+    key
+}
 static EARLY_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[memo::cached(ttl = "100ms", stale = "1s")]
@@ -181,6 +205,33 @@ fn main() {
     record(
         "memo_ttl_async",
         MEMO_ASYNC_RUNS.load(Ordering::SeqCst),
+        latencies,
+    );
+
+    let latencies = runtime.block_on(hammer_async(|| async {
+        memo_hot_stale_async(1).await;
+    }));
+    record(
+        "memo_stale_async",
+        STALE_ASYNC_RUNS.load(Ordering::SeqCst),
+        latencies,
+    );
+
+    let latencies = runtime.block_on(hammer_async(|| async {
+        memo_hot_early_async(1).await;
+    }));
+    record(
+        "memo_early_async",
+        EARLY_ASYNC_RUNS.load(Ordering::SeqCst),
+        latencies,
+    );
+
+    let latencies = runtime.block_on(hammer_async(|| async {
+        cached_hot_async(1).await;
+    }));
+    record(
+        "cached_by_key_async",
+        CACHED_ASYNC_RUNS.load(Ordering::SeqCst),
         latencies,
     );
 
