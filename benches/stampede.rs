@@ -152,15 +152,22 @@ where
 
 fn main() {
     let mut report = Report::new("stampede");
-    let mut record = |mode: &str, executions: usize, latencies: Vec<Duration>| {
-        report.figure(
-            &format!("stampede/{mode}/executions"),
-            executions as f64,
-            "count",
-        );
-        report.figure(&format!("stampede/{mode}/p99_us"), p99_us(latencies), "us");
-    };
+    let mut record =
+        |report: &mut Report, mode: &str, executions: usize, latencies: Vec<Duration>| {
+            report.figure(
+                &format!("stampede/{mode}/executions"),
+                executions as f64,
+                "count",
+            );
+            report.figure(&format!("stampede/{mode}/p99_us"), p99_us(latencies), "us");
+        };
+    sync_modes(&mut |mode, executions, latencies| record(&mut report, mode, executions, latencies));
+    async_modes(&mut report, &mut record);
+    report.write();
+}
 
+/// The sync modes, one thread per caller.
+fn sync_modes(record: &mut impl FnMut(&str, usize, Vec<Duration>)) {
     let latencies = hammer(|| {
         memo_hot(1);
     });
@@ -197,12 +204,19 @@ fn main() {
         });
     });
     record("moka_get_with", moka_runs.load(Ordering::SeqCst), latencies);
+}
 
+/// The async modes, one task per caller.
+fn async_modes(
+    report: &mut Report,
+    record: &mut impl FnMut(&mut Report, &str, usize, Vec<Duration>),
+) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let latencies = runtime.block_on(hammer_async(|| async {
         memo_hot_async(1).await;
     }));
     record(
+        report,
         "memo_ttl_async",
         MEMO_ASYNC_RUNS.load(Ordering::SeqCst),
         latencies,
@@ -212,6 +226,7 @@ fn main() {
         memo_hot_stale_async(1).await;
     }));
     record(
+        report,
         "memo_stale_async",
         STALE_ASYNC_RUNS.load(Ordering::SeqCst),
         latencies,
@@ -221,6 +236,7 @@ fn main() {
         memo_hot_early_async(1).await;
     }));
     record(
+        report,
         "memo_early_async",
         EARLY_ASYNC_RUNS.load(Ordering::SeqCst),
         latencies,
@@ -230,6 +246,7 @@ fn main() {
         cached_hot_async(1).await;
     }));
     record(
+        report,
         "cached_by_key_async",
         CACHED_ASYNC_RUNS.load(Ordering::SeqCst),
         latencies,
@@ -255,6 +272,7 @@ fn main() {
         })
     });
     record(
+        report,
         "moka_get_with_async",
         moka_async_runs.load(Ordering::SeqCst),
         latencies,
@@ -267,7 +285,6 @@ fn main() {
         "count",
     );
     report.figure("stampede/cancel_async/served", served as f64, "count");
-    report.write();
 }
 
 static CANCEL_RUNS: AtomicUsize = AtomicUsize::new(0);
