@@ -2,6 +2,7 @@
 
 use std::hash::Hash;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,9 @@ use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{MemoryStore, Store};
+
+/// Background refreshes of sync functions running at once, process-wide.
+pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 
 /// Where a miss stands after [`Cache::begin`].
 pub(crate) enum Step<'a, K, V> {
@@ -240,8 +244,16 @@ where
     }
 
     /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
-    /// the new one is not kept (an error) or the computation panics.
+    /// the new one is not kept (an error) or the computation panics. At most
+    /// [`MAX_REFRESH_THREADS`] run at once in the process: past that the claim is given back and a
+    /// later read tries again, so a burst of expiring keys cannot spawn a thread each.
     fn spawn_refresh(&'static self, key: K, refresh: fn(K) -> V, keep: fn(&V) -> bool) {
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
+            RUNNING.fetch_sub(1, Ordering::AcqRel);
+            self.store.release_refresh(&&key);
+            return;
+        }
         self.counters.record(Event::Refresh);
         let retry = key.clone();
         let spawned = std::thread::Builder::new()
@@ -258,8 +270,10 @@ where
                         self.store.release_refresh(&&key);
                     }
                 }
+                RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
+            RUNNING.fetch_sub(1, Ordering::AcqRel);
             self.counters.record(Event::RefreshFailure);
             self.store.release_refresh(&&retry);
         }
