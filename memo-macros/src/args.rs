@@ -218,53 +218,49 @@ fn check_maxsize(expr: &Expr) -> syn::Result<()> {
     }
 }
 
-/// A literal `jitter` is a fraction of the time to live: above 0, at most 1.
-fn check_jitter(expr: &Expr) -> syn::Result<()> {
-    let fraction = match expr {
+/// The value of a numeric literal (`0.1`, `2`); `None` for any other expression.
+fn literal_number(expr: &Expr) -> syn::Result<Option<f64>> {
+    match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Float(float),
             ..
-        }) => float.base10_parse::<f64>()?,
+        }) => float.base10_parse().map(Some),
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
-        }) => int.base10_parse::<f64>()?,
-        Expr::Lit(ExprLit { lit, .. }) => {
-            return Err(syn::Error::new_spanned(
-                lit,
-                "`jitter` expects a fraction of the `ttl`, e.g. `jitter = 0.1` for ±10 %",
-            ));
-        }
-        _ => return Ok(()),
-    };
-    if fraction > 0.0 && fraction <= 1.0 {
-        Ok(())
-    } else {
-        Err(syn::Error::new_spanned(
+        }) => int.base10_parse().map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A literal `jitter` is a fraction of the time to live: above 0, at most 1.
+fn check_jitter(expr: &Expr) -> syn::Result<()> {
+    if let Expr::Lit(ExprLit {
+        lit: lit @ (Lit::Str(_) | Lit::Bool(_) | Lit::Char(_)),
+        ..
+    }) = expr
+    {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "`jitter` expects a fraction of the `ttl`, e.g. `jitter = 0.1` for ±10 %",
+        ));
+    }
+    match literal_number(expr)? {
+        Some(fraction) if fraction <= 0.0 || fraction > 1.0 => Err(syn::Error::new_spanned(
             expr,
             "`jitter` is a fraction of the `ttl` above 0 and at most 1, e.g. `jitter = 0.1` for ±10 %",
-        ))
+        )),
+        _ => Ok(()),
     }
 }
 
 /// A literal `beta` must be positive.
 fn check_beta(expr: &Expr) -> syn::Result<()> {
-    let beta = match expr {
-        Expr::Lit(ExprLit {
-            lit: Lit::Float(float),
-            ..
-        }) => float.base10_parse::<f64>()?,
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(int), ..
-        }) => int.base10_parse::<f64>()?,
-        _ => return Ok(()),
-    };
-    if beta > 0.0 {
-        Ok(())
-    } else {
-        Err(syn::Error::new_spanned(
+    match literal_number(expr)? {
+        Some(beta) if beta <= 0.0 => Err(syn::Error::new_spanned(
             expr,
             "`beta` weighs early refresh and must be above 0 (1.0 is usual)",
-        ))
+        )),
+        _ => Ok(()),
     }
 }
 

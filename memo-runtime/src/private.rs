@@ -97,11 +97,7 @@ where
 {
     match cache.hit(&key) {
         Some(value) => Ok(value),
-        None => Err(Miss {
-            cache,
-            key: key.to_key(),
-            steps: Steps::of(),
-        }),
+        None => Err(Miss::new(cache, &key)),
     }
 }
 
@@ -125,11 +121,7 @@ where
 {
     match cache.hit_renewing(&key, refresh, keep) {
         Some(value) => Ok(value),
-        None => Err(Miss {
-            cache,
-            key: key.to_key(),
-            steps: Steps::of(),
-        }),
+        None => Err(Miss::new(cache, &key)),
     }
 }
 
@@ -155,11 +147,7 @@ where
 {
     match cache.hit_renewing_async(&key, refresh, keep) {
         Some(value) => Ok(value),
-        None => Err(Miss {
-            cache,
-            key: key.to_key(),
-            steps: Steps::of(),
-        }),
+        None => Err(Miss::new(cache, &key)),
     }
 }
 
@@ -249,6 +237,21 @@ where
             waited: Cache::waited,
             wait: Flight::wait,
             poll_wait: Flight::poll_wait,
+        }
+    }
+}
+
+impl<K, V> Miss<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: CacheValue,
+{
+    /// The miss of `key`: its owned key, and the bounded steps the unbounded methods call.
+    fn new<L: Lookup<Key = K>>(cache: &'static Cache<K, V>, key: &L) -> Self {
+        Self {
+            cache,
+            key: key.to_key(),
+            steps: Steps::of(),
         }
     }
 }

@@ -119,15 +119,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let slot = self.table.find(hash, |slot| key.matches(&slot.key))?;
-        if slot.is_expired(now, self.renewal.grace) {
-            return None;
-        }
-        // Write only when the bit is clear: a warm entry's cache line stays shared between readers.
-        if !slot.referenced.load(Ordering::Relaxed) {
-            slot.referenced.store(true, Ordering::Relaxed);
-        }
-        Some(&slot.value)
+        self.live(hash, key, now).map(|slot| &slot.value)
     }
 
     /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
@@ -136,16 +128,27 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
+        let slot = self.live(hash, key, now)?;
+        let due = slot.expires != 0
+            && (now >= slot.expires || (slot.refresh_at != 0 && now >= slot.refresh_at));
+        Some((&slot.value, due && slot.claim_refresh()))
+    }
+
+    /// The entry for `key` unless it expired for good, marked recently used.
+    #[inline]
+    fn live<L>(&self, hash: u64, key: &L, now: u64) -> Option<&Slot<K, V>>
+    where
+        L: Lookup<Key = K>,
+    {
         let slot = self.table.find(hash, |slot| key.matches(&slot.key))?;
         if slot.is_expired(now, self.renewal.grace) {
             return None;
         }
+        // Write only when the bit is clear: a warm entry's cache line stays shared between readers.
         if !slot.referenced.load(Ordering::Relaxed) {
             slot.referenced.store(true, Ordering::Relaxed);
         }
-        let due = slot.expires != 0
-            && (now >= slot.expires || (slot.refresh_at != 0 && now >= slot.refresh_at));
-        Some((&slot.value, due && slot.claim_refresh()))
+        Some(slot)
     }
 
     /// A refresh of `key` failed: let a later caller try again.
