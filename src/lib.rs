@@ -48,6 +48,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tokio` | no | `stale` / `refresh = "early"` on `async fn`: the refresh runs as a task on the caller's tokio runtime |
+//! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
 //!
 //! # The cache handle
 //!
@@ -60,8 +61,10 @@
 
 pub use memo_macros::cached;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Stats, Store, store,
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Stats, Store, store, warm,
 };
+#[cfg(feature = "switch")]
+pub use memo_runtime::{disable, enable, is_disabled};
 
 // Not public API: what `#[cached]` expansions call.
 #[doc(hidden)]

@@ -54,6 +54,8 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     store: S,
     flights: Flights<K, V>,
     counters: Counters,
+    /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
+    baseline: parking_lot::Mutex<Stats>,
     janitor: Once,
 }
 
@@ -61,10 +63,13 @@ impl<K, V> Cache<K, V> {
     /// An in-memory cache configured by `config`.
     #[must_use]
     pub fn new(config: Config) -> Self {
+        #[cfg(feature = "switch")]
+        crate::switch::read_environment();
         Self {
             store: MemoryStore::new(&config),
             flights: Flights::default(),
             counters: Counters::default(),
+            baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
         }
     }
@@ -131,10 +136,24 @@ where
         self.store.purge_expired()
     }
 
-    /// Counters since the cache was created.
+    /// Counters since the cache was created, or since the last [`reset_stats`](Self::reset_stats).
     pub fn stats(&self) -> Stats {
+        self.raw_stats().since(&self.baseline.lock())
+    }
+
+    /// Starts the counters of [`stats`](Self::stats) from zero again (entries are kept).
+    pub fn reset_stats(&self) {
+        *self.baseline.lock() = self.raw_stats();
+    }
+
+    fn raw_stats(&self) -> Stats {
         self.counters
             .snapshot(self.store.len(), self.store.counts())
+    }
+
+    /// The keys of the live entries, where the store can list them (the in-memory store can).
+    pub fn keys(&self) -> Vec<K> {
+        self.store.keys()
     }
 
     /// The value for `key`: from the cache, or computed by `compute` (from the key's borrowed

@@ -18,6 +18,9 @@ mod random;
 mod stats;
 pub mod store;
 mod stripe;
+#[cfg(feature = "switch")]
+mod switch;
+mod warm;
 
 #[doc(hidden)]
 pub mod private;
@@ -29,3 +32,6 @@ pub use config::Config;
 pub use lookup::{KeyPart, Lookup};
 pub use stats::Stats;
 pub use store::{MemoryStore, Store};
+#[cfg(feature = "switch")]
+pub use switch::{disable, enable, is_disabled};
+pub use warm::warm;

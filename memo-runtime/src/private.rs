@@ -95,6 +95,10 @@ where
     L: Lookup,
     V: CacheValue,
 {
+    #[cfg(feature = "switch")]
+    if crate::switch::is_disabled() {
+        return Err(Miss::bypassing(cache, &key));
+    }
     match cache.hit(&key) {
         Some(value) => Ok(value),
         None => Err(Miss::new(cache, &key)),
@@ -119,6 +123,10 @@ where
     L: Lookup,
     V: CacheValue,
 {
+    #[cfg(feature = "switch")]
+    if crate::switch::is_disabled() {
+        return Err(Miss::bypassing(cache, &key));
+    }
     match cache.hit_renewing(&key, refresh, keep) {
         Some(value) => Ok(value),
         None => Err(Miss::new(cache, &key)),
@@ -145,6 +153,10 @@ where
     L: Lookup,
     V: CacheValue,
 {
+    #[cfg(feature = "switch")]
+    if crate::switch::is_disabled() {
+        return Err(Miss::bypassing(cache, &key));
+    }
     match cache.hit_renewing_async(&key, refresh, keep) {
         Some(value) => Ok(value),
         None => Err(Miss::new(cache, &key)),
@@ -198,6 +210,8 @@ pub struct Miss<K: 'static, V: 'static> {
     cache: &'static Cache<K, V>,
     key: K,
     steps: Steps<K, V>,
+    /// Caches are switched off (`memo::disable()`): run the body, store nothing.
+    bypass: bool,
 }
 
 /// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
@@ -252,6 +266,17 @@ where
             cache,
             key: key.to_key(),
             steps: Steps::of(),
+            bypass: false,
+        }
+    }
+
+    /// A call made while caches are switched off.
+    #[cfg(feature = "switch")]
+    #[cold]
+    fn bypassing<L: Lookup<Key = K>>(cache: &'static Cache<K, V>, key: &L) -> Self {
+        Self {
+            bypass: true,
+            ..Self::new(cache, key)
         }
     }
 }
@@ -259,7 +284,15 @@ where
 impl<K: 'static, V: 'static> Miss<K, V> {
     /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
     pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
-        let Self { cache, key, steps } = self;
+        let Self {
+            cache,
+            key,
+            steps,
+            bypass,
+        } = self;
+        if bypass {
+            return body();
+        }
         loop {
             match (steps.begin)(cache, &key, true) {
                 Step::Done(value) => return value,
@@ -282,7 +315,15 @@ impl<K: 'static, V: 'static> Miss<K, V> {
     /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
     /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let Self { cache, key, steps } = self;
+        let Self {
+            cache,
+            key,
+            steps,
+            bypass,
+        } = self;
+        if bypass {
+            return body.await;
+        }
         loop {
             match (steps.begin)(cache, &key, false) {
                 Step::Done(value) => return value,

@@ -43,6 +43,23 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// What happened between `earlier` and this snapshot (`len` is this snapshot's).
+    #[must_use]
+    pub const fn since(&self, earlier: &Self) -> Self {
+        Self {
+            hits: self.hits.saturating_sub(earlier.hits),
+            misses: self.misses.saturating_sub(earlier.misses),
+            coalesced: self.coalesced.saturating_sub(earlier.coalesced),
+            evictions: self.evictions.saturating_sub(earlier.evictions),
+            expired: self.expired.saturating_sub(earlier.expired),
+            refreshes: self.refreshes.saturating_sub(earlier.refreshes),
+            refresh_failures: self
+                .refresh_failures
+                .saturating_sub(earlier.refresh_failures),
+            len: self.len,
+        }
+    }
+
     /// Hits over all calls (`hits / (hits + misses + coalesced)`), or 0 before the first call.
     #[must_use]
     #[allow(

@@ -111,3 +111,36 @@ fn crate_path_names_a_reexport() {
     assert_eq!(through_reexport(3), 3);
     assert_eq!(through_reexport_cache().len(), 1);
 }
+
+#[cached]
+fn cube(n: u64) -> u64 {
+    n * n * n
+}
+
+#[test]
+fn warm_fills_a_cache_concurrently_with_progress() {
+    let reported = AtomicUsize::new(0);
+    memo::warm(
+        0..200_u64,
+        4,
+        |n| {
+            cube(n);
+        },
+        |done, total| {
+            assert_eq!(total, 200);
+            reported.fetch_max(done, Ordering::SeqCst);
+        },
+    );
+    assert_eq!(reported.load(Ordering::SeqCst), 200);
+    let cache = cube_cache();
+    assert_eq!(cache.len(), 200);
+    let mut keys = cache.keys();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..200).collect::<Vec<_>>());
+    assert_eq!(cache.stats().misses, 200);
+    cache.reset_stats();
+    assert_eq!(cache.stats().misses, 0, "counters restart");
+    assert_eq!(cache.stats().len, 200, "entries stay");
+    cube(5);
+    assert_eq!(cache.stats().hits, 1);
+}

@@ -175,7 +175,7 @@ fn shard_count(maxsize: Option<usize>) -> usize {
 
 impl<K, V> Store<K, V> for MemoryStore<K, V>
 where
-    K: std::hash::Hash + Eq + Send + Sync,
+    K: std::hash::Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
     // The hit path: measured 0.5 ns faster when forced inline into the memoized function.
@@ -252,6 +252,13 @@ where
             let entries = self.write(shard).take_all();
             drop(entries);
         }
+    }
+
+    fn keys(&self) -> Vec<K> {
+        let now = self.now();
+        (0..self.shards.len())
+            .flat_map(|shard| self.read(shard).keys(now).cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     fn len(&self) -> usize {

@@ -64,6 +64,11 @@ pub trait Store<K, V>: Send + Sync {
     /// How many entries are held (expired entries not yet removed included).
     fn len(&self) -> usize;
 
+    /// The keys of the live entries; empty for stores that cannot list them.
+    fn keys(&self) -> Vec<K> {
+        Vec::new()
+    }
+
     /// Whether the store holds no entries.
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -95,6 +95,15 @@ impl<K, V> Shard<K, V> {
         self.table.len()
     }
 
+    /// The keys of entries that have not expired for good.
+    pub(crate) fn keys(&self, now: u64) -> impl Iterator<Item = &K> {
+        let grace = self.renewal.grace;
+        self.table
+            .iter()
+            .filter(move |slot| !slot.is_expired(now, grace))
+            .map(|slot| &slot.key)
+    }
+
     pub(crate) fn counts(&self) -> Counts {
         self.counts
     }
