@@ -48,6 +48,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tokio` | no | `stale` / `refresh = "early"` on `async fn`: the refresh runs as a task on the caller's tokio runtime |
+//! | `metrics` | no | `memo_hits_total`, `memo_misses_total`, … per function (label `fn`) through the `metrics` facade, published off the hit path; `memo_load_seconds` histogram |
 //! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
 //!
 //! # The cache handle
@@ -63,6 +64,8 @@ pub use memo_macros::cached;
 pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Stats, Store, store, warm,
 };
+#[cfg(feature = "metrics")]
+pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
 #[cfg(feature = "switch")]
 pub use memo_runtime::{disable, enable, is_disabled};
 

@@ -54,6 +54,8 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     store: S,
     flights: Flights<K, V>,
     counters: Counters,
+    /// `module::function` of a memoized function, for metrics; empty for a hand-made cache.
+    name: &'static str,
     /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
     baseline: parking_lot::Mutex<Stats>,
     janitor: Once,
@@ -69,9 +71,22 @@ impl<K, V> Cache<K, V> {
             store: MemoryStore::new(&config),
             flights: Flights::default(),
             counters: Counters::default(),
+            name: "",
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
         }
+    }
+
+    /// Names the cache (`module::function`) for metrics and logs.
+    #[must_use]
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The name given with [`named`](Self::named); empty if none.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
@@ -226,11 +241,18 @@ where
         keep: fn(&V) -> bool,
         cost: Duration,
     ) -> V {
-        if let Some(leader) = leader {
-            if keep(&value) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::record_load(self.name, cost);
+        if keep(&value) {
+            if let Some(leader) = leader {
                 self.store.insert_timed(key, value.clone(), cost);
+                leader.finish(&value);
             }
-            leader.finish(&value);
+        } else {
+            self.counters.record(Event::LoadError);
+            if let Some(leader) = leader {
+                leader.finish(&value);
+            }
         }
         value
     }
@@ -346,10 +368,15 @@ where
     }
 
     /// Lets the background sweep free this cache's expired entries.
+    /// Also registers the cache with the metrics publisher (feature `metrics`), once.
     pub(crate) fn watch_expiry(&'static self) {
-        if self.store.has_ttl() {
-            self.janitor.call_once(|| janitor::watch(self));
-        }
+        self.janitor.call_once(|| {
+            if self.store.has_ttl() {
+                janitor::watch(self);
+            }
+            #[cfg(feature = "metrics")]
+            crate::metrics::observe(self);
+        });
     }
 }
 
@@ -361,6 +388,22 @@ where
 {
     fn purge_expired(&self) -> usize {
         self.store.purge_expired()
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl<K, V, S> crate::metrics::Observed for Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stats(&self) -> Stats {
+        Cache::stats(self)
     }
 }
 

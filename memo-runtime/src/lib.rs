@@ -14,6 +14,8 @@ mod config;
 mod flight;
 mod janitor;
 mod lookup;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod random;
 mod stats;
 pub mod store;
@@ -30,6 +32,8 @@ pub use cell::CacheCell;
 pub use clock::{Clock, MockClock};
 pub use config::Config;
 pub use lookup::{KeyPart, Lookup};
+#[cfg(feature = "metrics")]
+pub use metrics::{PERIOD as METRICS_PERIOD, publish as publish_metrics};
 pub use stats::Stats;
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "switch")]

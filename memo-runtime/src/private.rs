@@ -44,7 +44,9 @@ pub fn cache<K: Shared, V: Shared>(
     id: &'static str,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init(id, || Cache::new(config()))
+    // The id is `module::function#nonce`; the name is what a person reads in metrics.
+    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    cell.get_or_init(id, || Cache::new(config()).named(name))
 }
 
 /// The configuration of `#[cached(maxsize = MAXSIZE, ttl = "TTL_MS ms")]` with literal values

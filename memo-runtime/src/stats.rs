@@ -34,6 +34,8 @@ pub struct Stats {
     pub evictions: u64,
     /// Entries removed because their time to live had passed.
     pub expired: u64,
+    /// Computations whose result was not stored (an `Err` or a `None` under the default rules).
+    pub load_errors: u64,
     /// Background refreshes started (`stale`, early refresh).
     pub refreshes: u64,
     /// Background refreshes whose result was not kept (an error, a panic): the old value stays.
@@ -52,6 +54,7 @@ impl Stats {
             coalesced: self.coalesced.saturating_sub(earlier.coalesced),
             evictions: self.evictions.saturating_sub(earlier.evictions),
             expired: self.expired.saturating_sub(earlier.expired),
+            load_errors: self.load_errors.saturating_sub(earlier.load_errors),
             refreshes: self.refreshes.saturating_sub(earlier.refreshes),
             refresh_failures: self
                 .refresh_failures
@@ -83,9 +86,10 @@ pub(crate) enum Event {
     Coalesced,
     Refresh,
     RefreshFailure,
+    LoadError,
 }
 
-const EVENTS: usize = 4;
+const EVENTS: usize = 5;
 
 /// One stripe per cache line pair, so neighbouring stripes never share a line (nor its prefetch twin).
 #[repr(align(128))]
@@ -154,6 +158,7 @@ impl Counters {
             coalesced: self.sum(Event::Coalesced),
             evictions: counts.evicted,
             expired: counts.expired,
+            load_errors: self.sum(Event::LoadError),
             refreshes: self.sum(Event::Refresh),
             refresh_failures: self.sum(Event::RefreshFailure),
             len,

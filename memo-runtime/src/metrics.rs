@@ -1,0 +1,83 @@
+//! Per-function metrics through the `metrics` facade (feature `metrics`), so any exporter works.
+//!
+//! Hits stay free of shared writes: a publisher thread reads each cache's striped statistics once
+//! per [`PERIOD`] (and on [`publish`]) and sets absolute counters, labelled `fn` = module path and
+//! function name:
+//!
+//! | metric | kind |
+//! |---|---|
+//! | `memo_hits_total`, `memo_misses_total`, `memo_coalesced_total`, `memo_evictions_total`, `memo_expired_total`, `memo_load_errors_total`, `memo_refreshes_total` | counter |
+//! | `memo_entries` | gauge |
+//! | `memo_load_seconds` | histogram, recorded on each computation (a miss, not a hit) |
+
+use std::sync::{Mutex, Once, PoisonError};
+use std::time::Duration;
+
+use crate::stats::Stats;
+
+/// How often the publisher thread updates the metrics.
+pub const PERIOD: Duration = Duration::from_secs(1);
+
+/// A cache the publisher reports on.
+pub(crate) trait Observed: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stats(&self) -> Stats;
+}
+
+static OBSERVED: Mutex<Vec<&'static dyn Observed>> = Mutex::new(Vec::new());
+
+/// Reports on `cache` from now on.
+pub(crate) fn observe(cache: &'static dyn Observed) {
+    static START: Once = Once::new();
+    OBSERVED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(cache);
+    START.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("memo-metrics".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(PERIOD);
+                    publish();
+                }
+            });
+    });
+}
+
+/// Publishes every memoized function's counters now (a scrape right after sees them).
+///
+/// # Examples
+///
+/// ```
+/// memo_runtime::publish_metrics();
+/// ```
+pub fn publish() {
+    let observed = OBSERVED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for cache in observed {
+        let name = cache.name();
+        let stats = cache.stats();
+        let counters = [
+            ("memo_hits_total", stats.hits),
+            ("memo_misses_total", stats.misses),
+            ("memo_coalesced_total", stats.coalesced),
+            ("memo_evictions_total", stats.evictions),
+            ("memo_expired_total", stats.expired),
+            ("memo_load_errors_total", stats.load_errors),
+            ("memo_refreshes_total", stats.refreshes),
+        ];
+        for (metric, value) in counters {
+            metrics::counter!(metric, "fn" => name).absolute(value);
+        }
+        #[allow(clippy::cast_precision_loss, reason = "a gauge is an f64")]
+        metrics::gauge!("memo_entries", "fn" => name).set(stats.len as f64);
+    }
+}
+
+/// Records how long one computation of `name` took.
+pub(crate) fn record_load(name: &'static str, took: Duration) {
+    metrics::histogram!("memo_load_seconds", "fn" => name).record(took.as_secs_f64());
+}
