@@ -48,6 +48,12 @@ fn main() {
     // Every single-thread figure on the same core: the two cores of this machine differ.
     pin_to(0);
     let order = shuffled(KEYS, 0x5EED);
+    // With the `metrics` feature, a recorder is installed, as an application exporting them would.
+    #[cfg(feature = "metrics")]
+    metrics::set_global_recorder(
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    )
+    .expect("the only recorder");
 
     // Warm every implementation with the same keys.
     let quick = quick_cache::sync::Cache::<u64, u64>::new(ROOM);
@@ -79,6 +85,11 @@ fn main() {
     ];
     for (name, ns) in interleaved(&u64_hits, KEYS) {
         report.figure(name, ns, "ns");
+        #[cfg(feature = "metrics")]
+        if name == "hit_ns/memo_u64" {
+            memo::publish_metrics();
+            report.figure("hit_ns/memo_u64_metrics", ns, "ns");
+        }
     }
     let stray = memo_u64_cache().stats().misses - memo_misses;
     report.figure(

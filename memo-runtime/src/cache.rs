@@ -53,7 +53,9 @@ pub(crate) enum Step<'a, K, V> {
 pub struct Cache<K, V, S = MemoryStore<K, V>> {
     store: S,
     flights: Flights<K, V>,
-    counters: Counters,
+    /// Misses and refreshes, counted off the hit path: kept out of line, so the fields a hit
+    /// reads stay together.
+    counters: Box<Counters>,
     /// `module::function` of a memoized function, for metrics; empty for a hand-made cache.
     name: &'static str,
     /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
@@ -70,7 +72,7 @@ impl<K, V> Cache<K, V> {
         Self {
             store: MemoryStore::new(&config),
             flights: Flights::default(),
-            counters: Counters::default(),
+            counters: Box::default(),
             name: "",
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),

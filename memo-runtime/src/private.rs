@@ -44,9 +44,15 @@ pub fn cache<K: Shared, V: Shared>(
     id: &'static str,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    // The id is `module::function#nonce`; the name is what a person reads in metrics.
+    cell.get_or_init(id, || new_cache(id, config))
+}
+
+/// A memoized function's cache, named after its id (`module::function#nonce`) without the nonce.
+#[cold]
+#[inline(never)]
+fn new_cache<K, V>(id: &'static str, config: fn() -> Config) -> Cache<K, V> {
     let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
-    cell.get_or_init(id, || Cache::new(config()).named(name))
+    Cache::new(config()).named(name)
 }
 
 /// The configuration of `#[cached(maxsize = MAXSIZE, ttl = "TTL_MS ms")]` with literal values
