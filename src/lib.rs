@@ -49,6 +49,7 @@
 //! |---|---|---|
 //! | `tokio` | no | `stale` / `refresh = "early"` on `async fn`: the refresh runs as a task on the caller's tokio runtime |
 //! | `metrics` | no | `memo_hits_total`, `memo_misses_total`, … per function (label `fn`) through the `metrics` facade, published off the hit path; `memo_load_seconds` histogram |
+//! | `tracing` | no | a `memo.compute` span per computation (`function`, `outcome`) and a warning per failed background refresh; nothing on plain hits |
 //! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
 //!
 //! # The cache handle

@@ -13,6 +13,7 @@ use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{MemoryStore, Store};
+use crate::trace::Computation;
 
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
@@ -303,12 +304,18 @@ where
             .name("memo-refresh".into())
             .spawn(move || {
                 let started = Instant::now();
-                let computed = std::panic::catch_unwind(AssertUnwindSafe(|| refresh(key.clone())));
+                let trace = Computation::start(self.name, "refresh");
+                let computed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    trace.run(|| refresh(key.clone()))
+                }));
                 match computed {
                     Ok(value) if keep(&value) => {
+                        trace.outcome("refresh");
                         self.store.insert_timed(key, value, started.elapsed());
                     }
                     _ => {
+                        trace.outcome("error");
+                        crate::trace::refresh_failed(self.name);
                         self.counters.record(Event::RefreshFailure);
                         self.store.release_refresh(&&key);
                     }
@@ -362,6 +369,7 @@ where
                     self.store.insert_timed(key, value, started.elapsed());
                 }
                 _ => {
+                    crate::trace::refresh_failed(self.name);
                     self.counters.record(Event::RefreshFailure);
                     self.store.release_refresh(&&key);
                 }

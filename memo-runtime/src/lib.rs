@@ -22,6 +22,7 @@ pub mod store;
 mod stripe;
 #[cfg(feature = "switch")]
 mod switch;
+mod trace;
 mod warm;
 
 #[doc(hidden)]

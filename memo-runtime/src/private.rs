@@ -19,6 +19,8 @@ use crate::flight::{Flight, Leader};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::trace::Computation;
+
 /// What a cached function returns: cloned out of the cache on every hit.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached: a cached function must return a `Clone + Send + Sync + 'static` type",
@@ -301,16 +303,22 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         if bypass {
             return body();
         }
+        let trace = Computation::start(cache.name(), "call");
         loop {
             match (steps.begin)(cache, &key, true) {
-                Step::Done(value) => return value,
+                Step::Done(value) => {
+                    trace.outcome("hit");
+                    return value;
+                }
                 Step::Compute(leader) => {
                     let started = Instant::now();
-                    let value = body();
+                    let value = trace.run(body);
+                    trace.outcome(if keep(&value) { "miss" } else { "error" });
                     return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight)) {
+                        trace.outcome("coalesced");
                         return value;
                     }
                 }
@@ -332,17 +340,23 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         if bypass {
             return body.await;
         }
+        let trace = Computation::start(cache.name(), "call");
         loop {
             match (steps.begin)(cache, &key, false) {
-                Step::Done(value) => return value,
+                Step::Done(value) => {
+                    trace.outcome("hit");
+                    return value;
+                }
                 Step::Compute(leader) => {
                     let started = Instant::now();
-                    let value = body.await;
+                    let value = trace.run_async(body).await;
+                    trace.outcome(if keep(&value) { "miss" } else { "error" });
                     return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
                     if let Some(value) = (steps.waited)(cache, &key, waited) {
+                        trace.outcome("coalesced");
                         return value;
                     }
                 }

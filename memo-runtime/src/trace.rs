@@ -1,0 +1,61 @@
+//! What memo tells `tracing` (feature `tracing`): a `memo.compute` span around each computation,
+//! with `function` and `outcome` (`miss`, `error`, `coalesced`, `hit`, `refresh`), and a warning
+//! when a background refresh fails. Plain hits emit nothing. Without the feature, all of this
+//! compiles to nothing.
+
+/// One computation of a memoized function, traced as a span.
+pub(crate) struct Computation {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl Computation {
+    /// Opens the span for one computation of `function`.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn start(function: &'static str, kind: &'static str) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::debug_span!(
+                "memo.compute",
+                function,
+                kind,
+                outcome = tracing::field::Empty
+            ),
+        }
+    }
+
+    /// Records how the computation ended.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables, clippy::unused_self))]
+    pub(crate) fn outcome(&self, outcome: &'static str) {
+        #[cfg(feature = "tracing")]
+        self.span.record("outcome", outcome);
+    }
+
+    /// Runs `f` inside the span.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        return self.span.in_scope(f);
+        #[cfg(not(feature = "tracing"))]
+        f()
+    }
+
+    /// Polls `future` inside the span.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+    pub(crate) async fn run_async<F: Future>(&self, future: F) -> F::Output {
+        #[cfg(feature = "tracing")]
+        return tracing::Instrument::instrument(future, self.span.clone()).await;
+        #[cfg(not(feature = "tracing"))]
+        future.await
+    }
+}
+
+/// A background refresh of `function` failed (an error or a panic): the old value stays.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn refresh_failed(function: &'static str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        function,
+        "memo: background refresh failed; keeping the old value"
+    );
+}
