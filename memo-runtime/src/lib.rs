@@ -6,6 +6,10 @@
 //! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
 //! - [`Clock`]: real or mock time for expiry.
+//! - [`warm`]: fill a cache concurrently before traffic arrives.
+//!
+//! Features: `tokio` (background refresh of `async fn`s), `metrics`, `tracing`, `switch` (a global
+//! bypass for debugging); see the `memo` crate's docs.
 
 mod cache;
 mod cell;

@@ -1,4 +1,7 @@
-//! Hit, miss and coalescing counters that cost a hit no shared write.
+//! The statistics of a cache: the [`Stats`] snapshot, and the striped counters of what happens off
+//! the hit path (misses, coalesced waits, refreshes, load errors). Hits are counted by the store,
+//! on the line the reading thread writes anyway (`store/gate.rs`); evictions and expiries by the
+//! shards that make them.
 //!
 //! Each thread bumps the counters of its own [stripe](crate::stripe) with a plain load and store;
 //! no other thread writes there, so no cache line bounces between cores. Threads without a stripe
