@@ -272,17 +272,16 @@ where
         }
     }
 
-    /// The hit path of a function with `stale` or early refresh: a value, and when it is due, a
-    /// background refresh by `refresh` (started by this one caller).
+    /// The hit path of a function with `stale` or early refresh: a value, and when it is due,
+    /// `start_refresh` is handed its owned key (this one caller starts the background refresh).
     pub(crate) fn hit_renewing<L: Lookup<Key = K>>(
-        &'static self,
+        &self,
         key: &L,
-        refresh: fn(K) -> V,
-        keep: fn(&V) -> bool,
+        start_refresh: impl FnOnce(K),
     ) -> Option<V> {
         let (value, due) = self.store.get_renewing(key)?;
         if due {
-            self.spawn_refresh(key.to_key(), refresh, keep);
+            start_refresh(key.to_key());
         }
         Some(value)
     }
@@ -291,7 +290,7 @@ where
     /// the new one is not kept (an error) or the computation panics. At most
     /// [`MAX_REFRESH_THREADS`] run at once in the process: past that the claim is given back and a
     /// later read tries again, so a burst of expiring keys cannot spawn a thread each.
-    fn spawn_refresh(&'static self, key: K, refresh: fn(K) -> V, keep: fn(&V) -> bool) {
+    pub(crate) fn spawn_refresh(&'static self, key: K, refresh: fn(K) -> V, keep: fn(&V) -> bool) {
         static RUNNING: AtomicUsize = AtomicUsize::new(0);
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
@@ -308,73 +307,55 @@ where
                 let computed = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     trace.run(|| refresh(key.clone()))
                 }));
-                match computed {
-                    Ok(value) if keep(&value) => {
-                        trace.outcome("refresh");
-                        self.store.insert_timed(key, value, started.elapsed());
-                    }
-                    _ => {
-                        trace.outcome("error");
-                        crate::trace::refresh_failed(self.name);
-                        self.counters.record(Event::RefreshFailure);
-                        self.store.release_refresh(&&key);
-                    }
-                }
+                trace.outcome(if matches!(&computed, Ok(v) if keep(v)) {
+                    "refresh"
+                } else {
+                    "error"
+                });
+                self.refreshed(key, computed.ok(), keep, started);
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
-            self.counters.record(Event::RefreshFailure);
-            self.store.release_refresh(&&retry);
+            self.refreshed(retry, None, keep, Instant::now());
         }
-    }
-
-    /// [`hit_renewing`](Self::hit_renewing) for an `async fn`: the refresh is a task on the
-    /// caller's tokio runtime.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn hit_renewing_async<L: Lookup<Key = K>>(
-        &'static self,
-        key: &L,
-        refresh: fn(K) -> crate::private::BoxFuture<V>,
-        keep: fn(&V) -> bool,
-    ) -> Option<V> {
-        let (value, due) = self.store.get_renewing(key)?;
-        if due {
-            self.spawn_refresh_task(key.to_key(), refresh, keep);
-        }
-        Some(value)
     }
 
     /// Runs the refresh as its own task, and a second task that stores its value (or, when it
     /// errs or panics, keeps the old one): a panic ends only the first task.
     #[cfg(feature = "tokio")]
-    fn spawn_refresh_task(
+    pub(crate) fn spawn_refresh_task(
         &'static self,
         key: K,
         refresh: fn(K) -> crate::private::BoxFuture<V>,
         keep: fn(&V) -> bool,
     ) {
         self.counters.record(Event::Refresh);
+        let started = Instant::now();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Not called from within a tokio runtime: nothing to run the refresh on.
-            self.counters.record(Event::RefreshFailure);
-            self.store.release_refresh(&&key);
+            self.refreshed(key, None, keep, started);
             return;
         };
-        let started = Instant::now();
         let computing = runtime.spawn(refresh(key.clone()));
         runtime.spawn(async move {
-            match computing.await {
-                Ok(value) if keep(&value) => {
-                    self.store.insert_timed(key, value, started.elapsed());
-                }
-                _ => {
-                    crate::trace::refresh_failed(self.name);
-                    self.counters.record(Event::RefreshFailure);
-                    self.store.release_refresh(&&key);
-                }
-            }
+            let computed = computing.await.ok();
+            self.refreshed(key, computed, keep, started);
         });
+    }
+
+    /// The end of a background refresh: store the new value if it is kept; otherwise (an error,
+    /// a panic, nothing to run on) keep the old one, count and report the failure, and let a
+    /// later read try again.
+    fn refreshed(&self, key: K, computed: Option<V>, keep: fn(&V) -> bool, started: Instant) {
+        match computed {
+            Some(value) if keep(&value) => self.store.insert_timed(key, value, started.elapsed()),
+            _ => {
+                crate::trace::refresh_failed(self.name);
+                self.counters.record(Event::RefreshFailure);
+                self.store.release_refresh(&&key);
+            }
+        }
     }
 
     /// Lets the background sweep free this cache's expired entries.

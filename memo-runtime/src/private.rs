@@ -105,14 +105,7 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    #[cfg(feature = "switch")]
-    if crate::switch::is_disabled() {
-        return Err(Miss::bypassing(cache, &key));
-    }
-    match cache.hit(&key) {
-        Some(value) => Ok(value),
-        None => Err(Miss::new(cache, &key)),
-    }
+    answer(cache, &key, |key| cache.hit(key))
 }
 
 /// The hit path of a function with `stale = …` or `refresh = "early"`: like [`hit_or_miss`], and
@@ -133,21 +126,17 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    #[cfg(feature = "switch")]
-    if crate::switch::is_disabled() {
-        return Err(Miss::bypassing(cache, &key));
-    }
-    match cache.hit_renewing(&key, refresh, keep) {
-        Some(value) => Ok(value),
-        None => Err(Miss::new(cache, &key)),
-    }
+    answer(cache, &key, |key| {
+        cache.hit_renewing(key, |owned| cache.spawn_refresh(owned, refresh, keep))
+    })
 }
 
 /// An `async fn` body as a `'static` future, for a background refresh.
 pub type BoxFuture<V> = core::pin::Pin<Box<dyn Future<Output = V> + Send>>;
 
 /// [`hit_or_renew`] for an `async fn`: the refresh runs as a task on the caller's tokio runtime.
-#[cfg(feature = "tokio")]
+/// Without the `tokio` feature it is never called (`require_tokio!` stops the build first), only
+/// declared so that the build stops with that one sentence.
 #[inline]
 #[allow(
     clippy::needless_pass_by_value,
@@ -163,32 +152,39 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    #[cfg(feature = "switch")]
-    if crate::switch::is_disabled() {
-        return Err(Miss::bypassing(cache, &key));
-    }
-    match cache.hit_renewing_async(&key, refresh, keep) {
-        Some(value) => Ok(value),
-        None => Err(Miss::new(cache, &key)),
+    #[cfg(feature = "tokio")]
+    return answer(cache, &key, |key| {
+        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
+    });
+    #[cfg(not(feature = "tokio"))]
+    {
+        let _ = (refresh, keep);
+        hit_or_miss(cache, key)
     }
 }
 
-/// Without the `tokio` feature: never called (`require_tokio!` stops the build first), only
-/// declared so that the build stops with that one sentence.
-#[cfg(not(feature = "tokio"))]
-#[allow(clippy::needless_pass_by_value, reason = "mirrors the tokio version")]
-pub fn hit_or_renew_async<L, V>(
+/// What every hit path shares: the global switch (feature `switch`), then `found`'s value, or the
+/// [`Miss`] to compute it.
+#[allow(clippy::inline_always, reason = "measured on the hit path")]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+fn answer<L, V>(
     cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<V>,
-    keep: fn(&V) -> bool,
+    key: &L,
+    found: impl FnOnce(&L) -> Option<V>,
 ) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
     V: CacheValue,
 {
-    let _ = (refresh, keep);
-    hit_or_miss(cache, key)
+    #[cfg(feature = "switch")]
+    if crate::switch::is_disabled() {
+        return Err(Miss::bypassing(cache, key));
+    }
+    match found(key) {
+        Some(value) => Ok(value),
+        None => Err(Miss::new(cache, key)),
+    }
 }
 
 /// Stands for nothing when the `tokio` feature is on; a sentence when it is off.
