@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::flight::{Flight, Flights, Join, Leader};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
+use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{MemoryStore, Store};
 use crate::trace::Computation;
@@ -62,6 +63,8 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
     baseline: parking_lot::Mutex<Stats>,
     janitor: Once,
+    /// Forced refreshes running now, on any thread: while 0, lookups skip the thread-local check.
+    refreshing: AtomicUsize,
 }
 
 impl<K, V> Cache<K, V> {
@@ -77,6 +80,7 @@ impl<K, V> Cache<K, V> {
             name: "",
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
+            refreshing: AtomicUsize::new(0),
         }
     }
 
@@ -96,6 +100,79 @@ impl<K, V> Cache<K, V> {
     /// advancing it instead of sleeping.
     pub fn set_clock(&self, clock: Clock) {
         self.store.set_clock(clock);
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
+    /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
+    /// the cached one, and stores the new value (counted in [`Stats::refreshes`], not as a hit or a
+    /// miss). Only the outermost lookup in this cache is forced: recursive calls inside the body
+    /// hit as usual. A value the cache does not keep (an `Err`) leaves the old one in place.
+    ///
+    /// For an `async fn`, see [`refresh_async`](Self::refresh_async).
+    ///
+    /// # Examples
+    ///
+    /// With `#[cached] fn price(item: &str) -> u32`, `price_cache().refresh(|| price("tea"))`; with
+    /// a hand-made cache:
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// let price = |runs: u32| cache.get_or_compute("tea", |_| runs);
+    /// assert_eq!(price(1), 1);
+    /// assert_eq!(price(2), 1); // a hit
+    /// assert_eq!(cache.refresh(|| price(3)), 3); // computed again
+    /// assert_eq!(price(4), 3); // the new value is cached
+    /// assert_eq!(cache.stats().refreshes, 1);
+    /// ```
+    pub fn refresh<R>(&self, call: impl FnOnce() -> R) -> R {
+        let _forcing = Forcing::start(self.address(), &self.refreshing);
+        call()
+    }
+
+    /// [`refresh`](Self::refresh) for an `async fn`: `f_cache().refresh_async(f(args)).await`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// cache.insert("tea".to_string(), 1);
+    /// // An `async fn`'s call: it looks its key up when first polled.
+    /// let price = async { cache.get_or_compute("tea", |_| 2) };
+    /// let mut refresh = std::pin::pin!(cache.refresh_async(price));
+    /// let polled = refresh.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    /// assert_eq!(polled, Poll::Ready(2));
+    /// assert_eq!(cache.get("tea"), Some(2));
+    /// ```
+    pub async fn refresh_async<F: Future>(&self, call: F) -> F::Output {
+        let mut call = std::pin::pin!(call);
+        let mut first = true;
+        // An `async fn` looks its key up in its first poll: mark only that one.
+        std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                let _forcing = Forcing::start(self.address(), &self.refreshing);
+                call.as_mut().poll(cx)
+            } else {
+                call.as_mut().poll(cx)
+            }
+        })
+        .await
+    }
+
+    /// Whether this lookup is a forced refresh (see [`refresh`](Self::refresh)).
+    #[inline]
+    pub(crate) fn forced(&self) -> bool {
+        self.refreshing.load(Ordering::Relaxed) != 0 && refresh::take(self.address())
+    }
+
+    /// What marks this cache in the thread-local of [`refresh`](Self::refresh).
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self).addr()
     }
 }
 
@@ -180,6 +257,11 @@ where
     where
         L: Lookup<Key = K>,
     {
+        if self.forced() {
+            let owned = key.to_key();
+            let started = Instant::now();
+            return self.forced_refresh(owned, compute(key), |_| true, started);
+        }
         if let Some(value) = self.hit(&key) {
             return value;
         }
@@ -342,6 +424,20 @@ where
             let computed = computing.await.ok();
             self.refreshed(key, computed, keep, started);
         });
+    }
+
+    /// The end of a forced refresh (see [`refresh`](Self::refresh)): store `value` if it is kept,
+    /// and return it either way.
+    pub(crate) fn forced_refresh(
+        &self,
+        key: K,
+        value: V,
+        keep: fn(&V) -> bool,
+        started: Instant,
+    ) -> V {
+        self.counters.record(Event::Refresh);
+        self.refreshed(key, Some(value.clone()), keep, started);
+        value
     }
 
     /// The end of a background refresh: store the new value if it is kept; otherwise (an error,

@@ -21,6 +21,7 @@ mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod random;
+mod refresh;
 mod stats;
 pub mod store;
 mod stripe;

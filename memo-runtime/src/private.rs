@@ -179,7 +179,10 @@ where
 {
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
-        return Err(Miss::bypassing(cache, key));
+        return Err(Miss::with_mode(cache, key, Mode::Bypass));
+    }
+    if cache.forced() {
+        return Err(Miss::with_mode(cache, key, Mode::Refresh));
     }
     match found(key) {
         Some(value) => Ok(value),
@@ -216,8 +219,19 @@ pub struct Miss<K: 'static, V: 'static> {
     cache: &'static Cache<K, V>,
     key: K,
     steps: Steps<K, V>,
+    mode: Mode,
+}
+
+/// How a [`Miss`] computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Under single-flight, storing the value: an ordinary miss.
+    Lookup,
     /// Caches are switched off (`memo::disable()`): run the body, store nothing.
-    bypass: bool,
+    #[cfg(feature = "switch")]
+    Bypass,
+    /// A forced refresh (`f_cache().refresh(..)`): run the body, store its value.
+    Refresh,
 }
 
 /// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
@@ -238,6 +252,7 @@ struct Steps<K: 'static, V: 'static> {
         Duration,
     ) -> V,
     waited: fn(&Cache<K, V>, &K, Option<V>) -> Option<V>,
+    refreshed: fn(&Cache<K, V>, K, V, fn(&V) -> bool, Instant) -> V,
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
@@ -255,6 +270,7 @@ where
             },
             finish: Cache::finish,
             waited: Cache::waited,
+            refreshed: Cache::forced_refresh,
             wait: Flight::wait,
             poll_wait: Flight::poll_wait,
         }
@@ -272,16 +288,15 @@ where
             cache,
             key: key.to_key(),
             steps: Steps::of(),
-            bypass: false,
+            mode: Mode::Lookup,
         }
     }
 
-    /// A call made while caches are switched off.
-    #[cfg(feature = "switch")]
+    /// A call that computes another way (caches switched off, or a forced refresh).
     #[cold]
-    fn bypassing<L: Lookup<Key = K>>(cache: &'static Cache<K, V>, key: &L) -> Self {
+    fn with_mode<L: Lookup<Key = K>>(cache: &'static Cache<K, V>, key: &L, mode: Mode) -> Self {
         Self {
-            bypass: true,
+            mode,
             ..Self::new(cache, key)
         }
     }
@@ -294,10 +309,19 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             cache,
             key,
             steps,
-            bypass,
+            mode,
         } = self;
-        if bypass {
-            return body();
+        match mode {
+            Mode::Lookup => {}
+            #[cfg(feature = "switch")]
+            Mode::Bypass => return body(),
+            Mode::Refresh => {
+                let started = Instant::now();
+                let trace = Computation::start(cache.name(), "refresh");
+                let value = trace.run(body);
+                trace.outcome(if keep(&value) { "refresh" } else { "error" });
+                return (steps.refreshed)(cache, key, value, keep, started);
+            }
         }
         let trace = Computation::start(cache.name(), "call");
         loop {
@@ -331,10 +355,19 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             cache,
             key,
             steps,
-            bypass,
+            mode,
         } = self;
-        if bypass {
-            return body.await;
+        match mode {
+            Mode::Lookup => {}
+            #[cfg(feature = "switch")]
+            Mode::Bypass => return body.await,
+            Mode::Refresh => {
+                let started = Instant::now();
+                let trace = Computation::start(cache.name(), "refresh");
+                let value = trace.run_async(body).await;
+                trace.outcome(if keep(&value) { "refresh" } else { "error" });
+                return (steps.refreshed)(cache, key, value, keep, started);
+            }
         }
         let trace = Computation::start(cache.name(), "call");
         loop {

@@ -39,9 +39,10 @@ pub struct Stats {
     pub expired: u64,
     /// Computations whose result was not stored (an `Err` or a `None` under the default rules).
     pub load_errors: u64,
-    /// Background refreshes started (`stale`, early refresh).
+    /// Refreshes started: in the background (`stale`, early refresh) or forced
+    /// ([`Cache::refresh`](crate::Cache::refresh)).
     pub refreshes: u64,
-    /// Background refreshes whose result was not kept (an error, a panic): the old value stays.
+    /// Refreshes whose result was not kept (an error, a panic): the old value stays.
     pub refresh_failures: u64,
     /// Entries held when the snapshot was taken.
     pub len: usize,

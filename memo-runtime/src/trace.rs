@@ -50,12 +50,9 @@ impl Computation {
     }
 }
 
-/// A background refresh of `function` failed (an error or a panic): the old value stays.
+/// A refresh of `function` (background or forced) failed (an error or a panic): the old value stays.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub(crate) fn refresh_failed(function: &'static str) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(
-        function,
-        "memo: background refresh failed; keeping the old value"
-    );
+    tracing::warn!(function, "memo: refresh failed; keeping the old value");
 }

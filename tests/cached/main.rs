@@ -3,6 +3,7 @@
 mod alloc_count;
 mod asynchronous;
 mod concurrency;
+mod forced;
 mod keys;
 mod methods;
 mod options;
