@@ -1,6 +1,12 @@
 //! How to unit-test a memoized function: hits, misses, expiry and invalidation, without sleeping.
 //!
-//! Run: `cargo run --example testing` (the same assertions work in a `#[test]`).
+//! Run: `cargo run --example testing --features test-util` (the same assertions work in a
+//! `#[test]`). In your crate, turn the mock clock on for tests only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! memo = { version = "0.1", features = ["test-util"] }
+//! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -51,6 +51,7 @@
 //! | `metrics` | no | `memo_hits_total`, `memo_misses_total`, … per function (label `fn`) through the `metrics` facade, published off the hit path; `memo_load_seconds` histogram |
 //! | `tracing` | no | a `memo.compute` span per computation (`function`, `outcome`) and a warning per failed background refresh; nothing on plain hits |
 //! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
+//! | `test-util` | no | `Clock::mock()` and `f_cache().set_clock(..)`: test expiry by moving time by hand instead of sleeping (`examples/testing.rs`); for dev-dependencies |
 //!
 //! # The cache handle
 //!
@@ -62,8 +63,10 @@
 //! `key = expr` → that expression's type.
 
 pub use memo_macros::cached;
+#[cfg(feature = "test-util")]
+pub use memo_runtime::MockClock;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Stats, Store, store, warm,
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Stats, Store, store, warm,
 };
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+#[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::flight::{Flight, Flights, Join, Leader};
@@ -97,7 +98,8 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
-    /// advancing it instead of sleeping.
+    /// advancing it instead of sleeping (feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn set_clock(&self, clock: Clock) {
         self.store.set_clock(clock);
     }

@@ -1,11 +1,16 @@
 //! Time as the caches see it: the real monotonic clock, or a mock that tests advance by hand.
 //!
 //! Every expiry decision reads time through a [`Clock`], so a test can expire entries by calling
-//! [`MockClock::increment`] instead of sleeping.
+//! `MockClock::increment` instead of sleeping. The mock is compiled in only with the `test-util`
+//! feature: without it, a cache reads the real clock directly, with no check for a mock.
 
+#[cfg(any(test, feature = "test-util"))]
 use std::ptr;
+use std::sync::LazyLock;
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+#[cfg(any(test, feature = "test-util"))]
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The source of "now" for a cache.
@@ -14,7 +19,10 @@ use std::time::{Duration, Instant};
 ///
 /// # Examples
 ///
+/// With the `test-util` feature:
+///
 /// ```
+/// # #[cfg(feature = "test-util")] {
 /// use memo_runtime::Clock;
 /// use std::time::Duration;
 ///
@@ -22,13 +30,16 @@ use std::time::{Duration, Instant};
 /// let start = clock.now();
 /// mock.increment(Duration::from_secs(5));
 /// assert_eq!(clock.now() - start, Duration::from_secs(5).as_nanos() as u64);
+/// # }
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
+    #[cfg(any(test, feature = "test-util"))]
     mock: Option<Arc<AtomicU64>>,
 }
 
 /// The hand that moves a mock [`Clock`]; see [`Clock::mock`].
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Clone, Debug)]
 pub struct MockClock {
     nanos: Arc<AtomicU64>,
@@ -40,13 +51,14 @@ impl Clock {
     /// The real monotonic clock.
     #[must_use]
     pub fn real() -> Self {
-        Self { mock: None }
+        Self::default()
     }
 
-    /// A clock that stands still until the returned [`MockClock`] moves it.
+    /// A clock that stands still until the returned [`MockClock`] moves it (feature `test-util`).
     ///
     /// It starts at the real clock's current reading, so stamps taken before and after
     /// switching a cache to it stay comparable.
+    #[cfg(any(test, feature = "test-util"))]
     #[must_use]
     pub fn mock() -> (Self, MockClock) {
         let nanos = Arc::new(AtomicU64::new(real_now()));
@@ -62,10 +74,11 @@ impl Clock {
     #[inline]
     #[must_use]
     pub fn now(&self) -> u64 {
-        match &self.mock {
-            None => real_now(),
-            Some(nanos) => nanos.load(Ordering::Acquire),
+        #[cfg(any(test, feature = "test-util"))]
+        if let Some(nanos) = &self.mock {
+            return nanos.load(Ordering::Acquire);
         }
+        real_now()
     }
 
     /// The reading `after` from now, saturating instead of overflowing.
@@ -75,6 +88,7 @@ impl Clock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl MockClock {
     /// Moves the mock clock forward.
     pub fn increment(&self, by: Duration) {
@@ -87,17 +101,28 @@ fn real_now() -> u64 {
     u64::try_from(ORIGIN.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// A cache's clock, switchable to a mock while the cache is in use.
+/// A cache's clock, switchable to a mock while the cache is in use (feature `test-util`).
 ///
-/// Reading it is one atomic load plus the clock itself, so the hit path stays cheap.
+/// Reading it is one atomic load plus the clock itself, so the hit path stays cheap; without the
+/// feature, it is the real clock alone.
 #[derive(Debug, Default)]
 pub(crate) struct ClockCell {
+    #[cfg(any(test, feature = "test-util"))]
     mock: AtomicPtr<AtomicU64>,
     /// Keeps every mock that was ever installed alive, so `mock` never dangles.
+    #[cfg(any(test, feature = "test-util"))]
     installed: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 impl ClockCell {
+    #[cfg(not(any(test, feature = "test-util")))]
+    #[inline]
+    #[allow(clippy::unused_self, reason = "the same call as with a mock")]
+    pub(crate) fn now(&self) -> u64 {
+        real_now()
+    }
+
+    #[cfg(any(test, feature = "test-util"))]
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         let mock = self.mock.load(Ordering::Acquire);
@@ -109,6 +134,7 @@ impl ClockCell {
         }
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn set(&self, clock: Clock) {
         let ptr = match clock.mock {
             None => ptr::null_mut(),

@@ -5,11 +5,11 @@
 //! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
 //! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
-//! - [`Clock`]: real or mock time for expiry.
+//! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
 //!
 //! Features: `tokio` (background refresh of `async fn`s), `metrics`, `tracing`, `switch` (a global
-//! bypass for debugging); see the `memo` crate's docs.
+//! bypass for debugging), `test-util` (a mock clock); see the `memo` crate's docs.
 
 mod cache;
 mod cell;
@@ -35,7 +35,9 @@ pub mod private;
 
 pub use cache::Cache;
 pub use cell::CacheCell;
-pub use clock::{Clock, MockClock};
+pub use clock::Clock;
+#[cfg(any(test, feature = "test-util"))]
+pub use clock::MockClock;
 pub use config::Config;
 pub use lookup::{KeyPart, Lookup};
 #[cfg(feature = "metrics")]

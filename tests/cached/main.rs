@@ -8,6 +8,8 @@ mod keys;
 mod methods;
 mod options;
 mod outcomes;
+#[cfg(feature = "test-util")]
 mod renewal;
 mod signature;
+#[cfg(feature = "test-util")]
 mod ttl;

@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 use super::gate::{Gate, Locked, ReadGuard, WriteGuard};
 use super::shard::{Renewal, Shard, Stamp};
 use super::{Counts, Store};
-use crate::clock::{Clock, ClockCell, duration_nanos};
+#[cfg(any(test, feature = "test-util"))]
+use crate::clock::Clock;
+use crate::clock::{ClockCell, duration_nanos};
 use crate::config::Config;
 use crate::lookup::Lookup;
 
@@ -86,7 +88,8 @@ impl<K, V> MemoryStore<K, V> {
         }
     }
 
-    /// Reads time from `clock` from now on (tests use [`Clock::mock`]).
+    /// Reads time from `clock` from now on (tests use [`Clock::mock`]; feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn set_clock(&self, clock: Clock) {
         self.clock.set(clock);
     }
