@@ -1,4 +1,5 @@
-//! memo against its peers, in one process: hit cost, two-thread scaling, stampedes.
+//! memo against its peers, in one process: hit cost, two-thread scaling, stampedes; and bytes per
+//! entry, one child process per implementation.
 //!
 //! `cargo bench --bench peers` prints `BENCH <name> <value> <unit>` lines and writes
 //! `target/bench/peers.json`. Timings are meant to be read as ratios between rows of one run.
@@ -44,6 +45,10 @@ fn cached_u64(k: u64) -> u64 {
 }
 
 fn main() {
+    if let Ok(which) = std::env::var(MEMORY_CHILD) {
+        memory_child(&which);
+        return;
+    }
     let mut report = Report::new("peers");
     // Every single-thread figure on the same core: the two cores of this machine differ.
     pin_to(0);
@@ -135,7 +140,104 @@ fn main() {
     report.figure("scale_2t/moka", scale(&|k| moka.get(&k).unwrap_or(0)), "x");
 
     stampedes(&mut report);
+    memory(&mut report);
     report.write();
+}
+
+/// Set in a child process of this benchmark: fill one implementation and print its footprint.
+const MEMORY_CHILD: &str = "MEMO_BENCH_MEMORY_CHILD";
+const MEMORY_ENTRIES: u64 = 1_000_000;
+const MEMORY_IMPLS: [&str; 7] = [
+    "memo",
+    "memo_ttl",
+    "quick_cache",
+    "moka",
+    "moka_ttl",
+    "cached",
+    "std_hashmap",
+];
+
+/// Bytes per entry (`u64 -> u64`, a million entries, room for all of them): the growth of the
+/// resident set of a fresh process per implementation, so one's freed pages never count for another.
+fn memory(report: &mut Report) {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    for which in MEMORY_IMPLS {
+        let out = std::process::Command::new(&exe)
+            .env(MEMORY_CHILD, which)
+            .output()
+            .expect("run the memory child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bytes: f64 = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("memory child {which} printed {text:?}"));
+        report.figure(&format!("mem_bytes_per_entry/{which}"), bytes, "B");
+    }
+}
+
+fn memory_child(which: &str) {
+    let n = MEMORY_ENTRIES;
+    let room = usize::try_from(n).expect("fits");
+    let ttl = Duration::from_secs(3600);
+    let before = resident_bytes();
+    // Each implementation, and how many entries it holds (a sharded one may have evicted a few).
+    let (keep, held): (Box<dyn std::any::Any>, usize) = match which {
+        "memo" | "memo_ttl" => {
+            let mut config = memo::Config::new().maxsize(room);
+            if which == "memo_ttl" {
+                config = config.ttl(ttl);
+            }
+            let cache = memo::Cache::<u64, u64>::new(config);
+            (0..n).for_each(|k| cache.insert(k, k));
+            let held = cache.len();
+            (Box::new(cache), held)
+        }
+        "quick_cache" => {
+            let cache = quick_cache::sync::Cache::<u64, u64>::new(room);
+            (0..n).for_each(|k| cache.insert(k, k));
+            let held = cache.len();
+            (Box::new(cache), held)
+        }
+        "moka" | "moka_ttl" => {
+            let mut builder = moka::sync::Cache::<u64, u64>::builder().max_capacity(n);
+            if which == "moka_ttl" {
+                builder = builder.time_to_live(ttl);
+            }
+            let cache = builder.build();
+            (0..n).for_each(|k| cache.insert(k, k));
+            cache.run_pending_tasks();
+            let held = usize::try_from(cache.entry_count()).expect("fits");
+            (Box::new(cache), held)
+        }
+        "cached" => {
+            use cached::Cached;
+            let mut cache = cached::LruCache::<u64, u64>::new(room);
+            (0..n).for_each(|k| {
+                cache.cache_set(k, k);
+            });
+            let held = cache.cache_size();
+            (Box::new(cache), held)
+        }
+        "std_hashmap" => (
+            Box::new((0..n).map(|k| (k, k)).collect::<HashMap<u64, u64>>()),
+            room,
+        ),
+        other => panic!("no implementation named {other}"),
+    };
+    let after = resident_bytes();
+    black_box(&keep);
+    println!("{:.1}", (after - before) as f64 / held as f64);
+}
+
+/// The process's resident set, from `/proc/self/statm` (pages of 4 KiB).
+fn resident_bytes() -> i64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: i64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm's second field");
+    pages * 4096
 }
 
 /// One walk over a key set, calling one implementation on each key.
