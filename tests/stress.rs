@@ -1,0 +1,122 @@
+//! Many threads mixing every operation on small caches: the bound holds at every instant and no
+//! call ever sees another key's value.
+//!
+//! Values carry their key (`key * STRIDE + version`), so a value served for the wrong key, or a
+//! torn one, fails the check wherever it is read.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use memo::{Cache, Config};
+
+const STRIDE: u64 = 1 << 32;
+const MAXSIZE: usize = 64;
+const THREADS: usize = 8;
+const OPS_PER_THREAD: u64 = 40_000;
+/// Keys drawn from a range several times the bound, so the store evicts all the time.
+const KEYS: u64 = 512;
+
+fn key_of(value: u64) -> u64 {
+    value / STRIDE
+}
+
+/// A small xorshift stream per thread: deterministic, and different for each thread.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs the mixed load on `cache`; returns how many values were read back (all checked).
+fn hammer(cache: &Cache<u64, u64>) -> usize {
+    let version = AtomicU64::new(1);
+    let checked = AtomicUsize::new(0);
+    let running = AtomicBool::new(true);
+    let max_seen = AtomicUsize::new(0);
+    thread::scope(|s| {
+        // A watcher samples the length the whole time.
+        s.spawn(|| {
+            while running.load(Ordering::Relaxed) {
+                max_seen.fetch_max(cache.len(), Ordering::Relaxed);
+                thread::yield_now();
+            }
+        });
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (version, checked) = (&version, &checked);
+                s.spawn(move || {
+                    let mut draw = Draw(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                    for _ in 0..OPS_PER_THREAD {
+                        let roll = draw.next();
+                        let key = (roll >> 8) % KEYS;
+                        let fresh = || key * STRIDE + version.fetch_add(1, Ordering::Relaxed);
+                        let read = match roll % 100 {
+                            0..=59 => Some(cache.get_or_compute(&key, |_| fresh())),
+                            60..=79 => cache.get(&key),
+                            80..=91 => {
+                                cache.insert(key, fresh());
+                                None
+                            }
+                            92..=98 => {
+                                cache.invalidate(&key);
+                                None
+                            }
+                            _ => {
+                                if roll % 1000 == 999 {
+                                    cache.clear();
+                                } else {
+                                    for k in cache.keys() {
+                                        assert!(k < KEYS, "a key nobody stored: {k}");
+                                    }
+                                }
+                                None
+                            }
+                        };
+                        if let Some(value) = read {
+                            assert_eq!(key_of(value), key, "value {value:#x} served for key {key}");
+                            checked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        assert!(cache.len() <= MAXSIZE, "len {} > {MAXSIZE}", cache.len());
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("a worker failed a check");
+        }
+        running.store(false, Ordering::Relaxed);
+    });
+    let max_seen = max_seen.load(Ordering::Relaxed);
+    assert!(max_seen <= MAXSIZE, "the watcher saw {max_seen} entries");
+    let stats = cache.stats();
+    assert!(stats.evictions > 0, "the load must evict: {stats:?}");
+    checked.load(Ordering::Relaxed)
+}
+
+#[test]
+fn bounded_cache_under_mixed_load_keeps_its_bound_and_its_keys() {
+    let cache = Cache::new(Config::new().maxsize(MAXSIZE));
+    let checked = hammer(&cache);
+    assert!(checked > 100_000, "only {checked} reads checked");
+}
+
+#[test]
+fn bounded_ttl_cache_under_mixed_load_with_expiry_keeps_its_bound_and_its_keys() {
+    // A time to live shorter than the run, so entries also expire while the load runs.
+    let cache = Cache::new(
+        Config::new()
+            .maxsize(MAXSIZE)
+            .ttl(Duration::from_micros(200))
+            .jitter(0.5),
+    );
+    let checked = hammer(&cache);
+    assert!(checked > 100_000, "only {checked} reads checked");
+    let stats = cache.stats();
+    assert!(stats.expired > 0, "entries must also expire: {stats:?}");
+}
