@@ -2,8 +2,8 @@
 
 use std::hash::Hash;
 use std::panic::AssertUnwindSafe;
+use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 #[cfg(any(test, feature = "test-util"))]
@@ -15,6 +15,7 @@ use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{MemoryStore, Store};
+use crate::sync::Arc;
 use crate::trace::Computation;
 
 /// Background refreshes of sync functions running at once, process-wide.

@@ -14,9 +14,11 @@
 //! itself.
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
-use std::thread::{self, ThreadId};
+
+use crate::sync::thread::{self, ThreadId};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
@@ -229,7 +231,7 @@ impl<K, V> Drop for Leader<'_, K, V> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -371,5 +373,121 @@ mod tests {
             waiter.join().unwrap()
         });
         assert!(!waited, "the waiter is told to try again, not left waiting");
+    }
+}
+
+/// Every interleaving of two or three callers, explored by `loom`:
+/// `RUSTFLAGS="--cfg loom" cargo test -p memo-runtime --lib --release loom`.
+#[cfg(all(test, loom))]
+mod loom {
+    use super::*;
+    use ::loom::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What a miss does with the table alone: lead and finish with `value`, or wait, and on an
+    /// abandoned flight start over. Returns the value the caller ends with.
+    fn call(
+        flights: &Flights<u8, u32>,
+        runs: &AtomicUsize,
+        value: u32,
+        abandon_first: bool,
+    ) -> u32 {
+        loop {
+            match flights.join(1, true) {
+                Join::Lead(leader) => {
+                    let run = runs.fetch_add(1, Ordering::SeqCst);
+                    if abandon_first && run == 0 {
+                        // The computation panicked: the guard abandons the flight.
+                        drop(leader);
+                        return 0;
+                    }
+                    leader.finish(&value);
+                    return value;
+                }
+                Join::Wait(flight) => {
+                    if let Some(value) = flight.wait() {
+                        return value;
+                    }
+                }
+                Join::Reentrant => unreachable!("separate threads"),
+            }
+        }
+    }
+
+    #[test]
+    fn loom_a_waiter_gets_the_leaders_value_or_leads_itself() {
+        ::loom::model(|| {
+            let flights = Arc::new(Flights::<u8, u32>::default());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));
+                thread::spawn(move || call(&flights, &runs, 2, false))
+            };
+            let mine = call(&flights, &runs, 1, false);
+            let theirs = other.join().unwrap();
+            let runs = runs.load(Ordering::SeqCst);
+            // One run: both share it. Two runs: the second joined after the first had finished.
+            assert!(
+                (runs == 1 && mine == theirs) || (runs == 2 && mine != theirs),
+                "runs {runs}, values {mine} and {theirs}"
+            );
+            assert_eq!(flights.len(), 0, "no flight left behind");
+        });
+    }
+
+    #[test]
+    fn loom_an_abandoned_flight_hands_over_to_a_waiter() {
+        ::loom::model(|| {
+            let flights = Arc::new(Flights::<u8, u32>::default());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));
+                thread::spawn(move || call(&flights, &runs, 2, true))
+            };
+            let mine = call(&flights, &runs, 1, true);
+            let theirs = other.join().unwrap();
+            // Whoever ran first gave up (0); the other computed its own value, never stuck waiting.
+            assert!(
+                (mine, theirs) == (0, 2) || (mine, theirs) == (1, 0),
+                "values {mine} and {theirs}"
+            );
+            assert_eq!(runs.load(Ordering::SeqCst), 2);
+            assert_eq!(flights.len(), 0);
+        });
+    }
+
+    /// [`call`] for a task: waits through `poll_wait` and its waker.
+    fn call_async(flights: &Flights<u8, u32>, runs: &AtomicUsize) -> u32 {
+        loop {
+            match flights.join(1, false) {
+                Join::Lead(leader) => {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    leader.finish(&7);
+                    return 7;
+                }
+                Join::Wait(flight) => {
+                    let waited =
+                        ::loom::future::block_on(std::future::poll_fn(|cx| flight.poll_wait(cx)));
+                    if let Some(value) = waited {
+                        return value;
+                    }
+                }
+                Join::Reentrant => unreachable!("async callers are never reentrant"),
+            }
+        }
+    }
+
+    #[test]
+    fn loom_a_task_waiting_is_woken_by_the_leader() {
+        ::loom::model(|| {
+            let flights = Arc::new(Flights::<u8, u32>::default());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let other = {
+                let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));
+                thread::spawn(move || call_async(&flights, &runs))
+            };
+            assert_eq!(call_async(&flights, &runs), 7);
+            assert_eq!(other.join().unwrap(), 7, "never left pending");
+            assert_eq!(flights.len(), 0);
+        });
     }
 }

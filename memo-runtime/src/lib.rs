@@ -27,6 +27,7 @@ pub mod store;
 mod stripe;
 #[cfg(feature = "switch")]
 mod switch;
+mod sync;
 mod trace;
 mod warm;
 
