@@ -71,6 +71,19 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
 
 impl<K, V> Cache<K, V> {
     /// An in-memory cache configured by `config`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, String> = Cache::new(Config::new().maxsize(2));
+    /// for n in 0..5 {
+    ///     cache.insert(n, n.to_string());
+    /// }
+    /// assert_eq!(cache.len(), 2); // held within `maxsize`
+    /// assert_eq!(cache.stats().evictions, 3);
+    /// ```
     #[must_use]
     pub fn new(config: Config) -> Self {
         #[cfg(feature = "switch")]
@@ -87,6 +100,15 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Names the cache (`module::function`) for metrics and logs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new()).named("shop::price");
+    /// assert_eq!(cache.name(), "shop::price");
+    /// ```
     #[must_use]
     pub fn named(mut self, name: &'static str) -> Self {
         self.name = name;
@@ -94,12 +116,40 @@ impl<K, V> Cache<K, V> {
     }
 
     /// The name given with [`named`](Self::named); empty if none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// assert_eq!(cache.name(), "");
+    /// assert_eq!(cache.named("shop::price").name(), "shop::price");
+    /// ```
     pub fn name(&self) -> &'static str {
         self.name
     }
 
     /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
     /// advancing it instead of sleeping (feature `test-util`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use memo_runtime::{Cache, Clock, Config};
+    /// use std::time::Duration;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new().ttl(Duration::from_secs(60)));
+    /// let (clock, mock) = Clock::mock();
+    /// cache.set_clock(clock);
+    /// cache.insert(1, 10);
+    /// mock.increment(Duration::from_secs(59));
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// mock.increment(Duration::from_secs(2));
+    /// assert_eq!(cache.get(&1), None); // expired, without sleeping
+    /// # }
+    /// ```
     #[cfg(any(test, feature = "test-util"))]
     pub fn set_clock(&self, clock: Clock) {
         self.store.set_clock(clock);
@@ -186,6 +236,18 @@ where
     S: Store<K, V>,
 {
     /// The cached value for `key`, without computing anything or counting a hit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// cache.insert("tea".to_string(), 3);
+    /// assert_eq!(cache.get("tea"), Some(3));
+    /// assert_eq!(cache.get("milk"), None);
+    /// assert_eq!(cache.stats().hits, 0); // `get` only looks
+    /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         Q: ?Sized + KeyPart<Owned = K>,
@@ -194,6 +256,17 @@ where
     }
 
     /// Whether a live value is cached for `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// assert!(!cache.contains_key("tea"));
+    /// cache.insert("tea".to_string(), 3);
+    /// assert!(cache.contains_key("tea"));
+    /// ```
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         Q: ?Sized + KeyPart<Owned = K>,
@@ -202,11 +275,35 @@ where
     }
 
     /// Stores `value` under `key` (e.g. to warm the cache), replacing any previous value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// cache.insert("tea".to_string(), 3);
+    /// cache.insert("tea".to_string(), 4); // replaces 3
+    /// assert_eq!(cache.get_or_compute("tea", |_| unreachable!("inserted")), 4);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
     pub fn insert(&self, key: K, value: V) {
         self.store.insert(key, value);
     }
 
     /// Removes `key`'s entry, so the next call computes again; `true` if there was one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// cache.insert("tea".to_string(), 3);
+    /// assert!(cache.invalidate("tea"));
+    /// assert!(!cache.invalidate("tea")); // already gone
+    /// assert_eq!(cache.get_or_compute("tea", |_| 4), 4); // computed again
+    /// ```
     pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         Q: ?Sized + KeyPart<Owned = K>,
@@ -215,31 +312,110 @@ where
     }
 
     /// Removes every entry. Statistics are kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// cache.get_or_compute(&1, |n| n * 10);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// assert_eq!(cache.stats().misses, 1); // statistics are kept
+    /// ```
     pub fn clear(&self) {
         self.store.clear();
     }
 
     /// How many entries are held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// cache.insert(1, 10);
+    /// cache.insert(2, 20);
+    /// cache.insert(2, 21);
+    /// assert_eq!(cache.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.store.len()
     }
 
     /// Whether no entry is held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// assert!(cache.is_empty());
+    /// cache.insert(1, 10);
+    /// assert!(!cache.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.store.is_empty()
     }
 
     /// Removes every expired entry now, instead of waiting for the background sweep; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    /// use std::time::Duration;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new().ttl(Duration::from_secs(60)));
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.purge_expired(), 0); // still live
+    /// # #[cfg(feature = "test-util")] {
+    /// let (clock, mock) = memo_runtime::Clock::mock(); // feature `test-util`
+    /// cache.set_clock(clock);
+    /// mock.increment(Duration::from_secs(61));
+    /// assert_eq!(cache.len(), 1); // expired, but still held
+    /// assert_eq!(cache.purge_expired(), 1);
+    /// assert!(cache.is_empty());
+    /// # }
+    /// ```
     pub fn purge_expired(&self) -> usize {
         self.store.purge_expired()
     }
 
     /// Counters since the cache was created, or since the last [`reset_stats`](Self::reset_stats).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// cache.get_or_compute(&1, |n| n + 1); // a miss
+    /// cache.get_or_compute(&1, |n| n + 1); // a hit
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.len), (1, 1, 1));
+    /// ```
     pub fn stats(&self) -> Stats {
         self.raw_stats().since(&self.baseline.lock())
     }
 
     /// Starts the counters of [`stats`](Self::stats) from zero again (entries are kept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// cache.get_or_compute(&1, |n| n + 1);
+    /// cache.reset_stats();
+    /// assert_eq!(cache.stats().misses, 0);
+    /// cache.get_or_compute(&1, |n| n + 1); // the entry was kept: a hit
+    /// assert_eq!(cache.stats().hits, 1);
+    /// ```
     pub fn reset_stats(&self) {
         *self.baseline.lock() = self.raw_stats();
     }
@@ -250,12 +426,41 @@ where
     }
 
     /// The keys of the live entries, where the store can list them (the in-memory store can).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// cache.insert("tea".to_string(), 3);
+    /// cache.insert("coffee".to_string(), 4);
+    /// let mut keys = cache.keys();
+    /// keys.sort();
+    /// assert_eq!(keys, ["coffee", "tea"]);
+    /// ```
     pub fn keys(&self) -> Vec<K> {
         self.store.keys()
     }
 
     /// The value for `key`: from the cache, or computed by `compute` (from the key's borrowed
     /// view) once for all concurrent callers, then stored.
+    ///
+    /// # Examples
+    ///
+    /// A key of several parts is looked up by a tuple of references (see [`Lookup`]):
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<(String, u32), String> = Cache::new(Config::new());
+    /// let label = |name: &str, n: u32| {
+    ///     cache.get_or_compute((name, &n), |(name, n)| format!("{name}#{n}"))
+    /// };
+    /// assert_eq!(label("tea", 2), "tea#2"); // computed
+    /// assert_eq!(label("tea", 2), "tea#2"); // a hit, found without building a `String`
+    /// assert_eq!(cache.stats().misses, 1);
+    /// ```
     pub fn get_or_compute<L>(&self, key: L, compute: impl FnOnce(L) -> V) -> V
     where
         L: Lookup<Key = K>,

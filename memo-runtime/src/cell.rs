@@ -46,6 +46,16 @@ static REGISTRY: LazyLock<Mutex<HashMap<(&'static str, TypeId), Erased>>> =
 
 impl CacheCell {
     /// An empty cell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::CacheCell;
+    ///
+    /// static CELL: CacheCell = CacheCell::new();
+    /// let cache: &'static Vec<u8> = CELL.get_or_init("doc::new#0", || vec![1, 2]);
+    /// assert_eq!(*cache, [1, 2]);
+    /// ```
     #[must_use]
     pub const fn new() -> Self {
         Self {
@@ -56,6 +66,20 @@ impl CacheCell {
     /// The cache registered under `id` for type `C`, created by `init` if it is the first.
     ///
     /// A cell must always be asked with the same `id` (each expansion has its own cells).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::CacheCell;
+    ///
+    /// static CELL: CacheCell = CacheCell::new();
+    /// let first: &'static String = CELL.get_or_init("doc::cell#1", || "made".to_string());
+    /// let again: &'static String = CELL.get_or_init("doc::cell#1", || unreachable!("made once"));
+    /// assert!(std::ptr::eq(first, again));
+    /// // Another type under the same id: a cache of its own.
+    /// let other: &'static Vec<u8> = CELL.get_or_init("doc::cell#1", || vec![7]);
+    /// assert_eq!(*other, [7]);
+    /// ```
     #[inline]
     pub fn get_or_init<C: Any + Send + Sync>(
         &self,

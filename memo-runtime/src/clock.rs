@@ -39,6 +39,22 @@ pub struct Clock {
 }
 
 /// The hand that moves a mock [`Clock`]; see [`Clock::mock`].
+///
+/// # Examples
+///
+/// ```
+/// # #[cfg(feature = "test-util")] {
+/// use memo_runtime::Clock;
+/// use std::time::Duration;
+///
+/// let (clock, mock) = Clock::mock();
+/// let hand = mock.clone(); // every clone moves the same clock
+/// let start = clock.now();
+/// hand.increment(Duration::from_millis(1));
+/// mock.increment(Duration::from_millis(1));
+/// assert_eq!(clock.now() - start, 2_000_000);
+/// # }
+/// ```
 #[cfg(any(test, feature = "test-util"))]
 #[derive(Clone, Debug)]
 pub struct MockClock {
@@ -49,6 +65,16 @@ static ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 impl Clock {
     /// The real monotonic clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Clock;
+    ///
+    /// let clock = Clock::real();
+    /// let before = clock.now();
+    /// assert!(clock.now() >= before); // never goes back
+    /// ```
     #[must_use]
     pub fn real() -> Self {
         Self::default()
@@ -58,6 +84,21 @@ impl Clock {
     ///
     /// It starts at the real clock's current reading, so stamps taken before and after
     /// switching a cache to it stay comparable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use memo_runtime::Clock;
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = Clock::mock();
+    /// let start = clock.now();
+    /// assert_eq!(clock.now(), start); // stands still
+    /// mock.increment(Duration::from_secs(1));
+    /// assert_eq!(clock.now(), start + 1_000_000_000);
+    /// # }
+    /// ```
     #[cfg(any(test, feature = "test-util"))]
     #[must_use]
     pub fn mock() -> (Self, MockClock) {
@@ -71,6 +112,16 @@ impl Clock {
     }
 
     /// Nanoseconds since the process-wide origin.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Clock;
+    ///
+    /// let a = Clock::real().now();
+    /// let b = Clock::real().now(); // every real clock counts from the same origin
+    /// assert!(b >= a);
+    /// ```
     #[inline]
     #[must_use]
     pub fn now(&self) -> u64 {
@@ -82,6 +133,19 @@ impl Clock {
     }
 
     /// The reading `after` from now, saturating instead of overflowing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Clock;
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(Clock::real().deadline(Duration::MAX), u64::MAX); // saturates
+    /// # #[cfg(feature = "test-util")] {
+    /// let (clock, _mock) = Clock::mock(); // feature `test-util`: stands still
+    /// assert_eq!(clock.deadline(Duration::from_secs(2)), clock.now() + 2_000_000_000);
+    /// # }
+    /// ```
     #[must_use]
     pub fn deadline(&self, after: Duration) -> u64 {
         self.now().saturating_add(duration_nanos(after))
@@ -91,6 +155,21 @@ impl Clock {
 #[cfg(any(test, feature = "test-util"))]
 impl MockClock {
     /// Moves the mock clock forward.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use memo_runtime::Clock;
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = Clock::mock();
+    /// let start = clock.now();
+    /// mock.increment(Duration::from_millis(250));
+    /// mock.increment(Duration::from_millis(250));
+    /// assert_eq!(clock.now() - start, 500_000_000);
+    /// # }
+    /// ```
     pub fn increment(&self, by: Duration) {
         self.nanos.fetch_add(duration_nanos(by), Ordering::AcqRel);
     }

@@ -33,6 +33,16 @@ pub struct Config {
 
 impl Config {
     /// Unbounded, never expiring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    ///
+    /// const CONFIG: Config = Config::new(); // usable in a `const` or `static`
+    /// assert_eq!((CONFIG.maxsize, CONFIG.ttl), (None, None));
+    /// assert_eq!(CONFIG, Config::default());
+    /// ```
     #[must_use]
     pub const fn new() -> Self {
         Self {
@@ -45,6 +55,14 @@ impl Config {
     }
 
     /// Bounds the cache to `maxsize` entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    ///
+    /// assert_eq!(Config::new().maxsize(1_000).maxsize, Some(1_000));
+    /// ```
     #[must_use]
     pub const fn maxsize(mut self, maxsize: usize) -> Self {
         self.maxsize = Some(maxsize);
@@ -52,6 +70,16 @@ impl Config {
     }
 
     /// Expires entries `ttl` after they are stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().ttl(Duration::from_secs(30));
+    /// assert_eq!(config.ttl, Some(Duration::from_secs(30)));
+    /// ```
     #[must_use]
     pub const fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
@@ -60,6 +88,17 @@ impl Config {
 
     /// Spreads each entry's time to live uniformly over `ttl × (1 ± fraction)`; the fraction is
     /// clamped to 0..=1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().ttl(Duration::from_secs(60)).jitter(0.1); // 54 s to 66 s
+    /// assert_eq!(config.jitter, Some(0.1));
+    /// assert_eq!(Config::new().jitter(1.5).jitter, Some(1.0)); // clamped
+    /// ```
     #[must_use]
     pub const fn jitter(mut self, fraction: f64) -> Self {
         self.jitter = Some(fraction.clamp(0.0, 1.0));
@@ -67,6 +106,17 @@ impl Config {
     }
 
     /// Serves an entry up to `stale` past its time to live while one caller refreshes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(30));
+    /// assert_eq!(config.stale, Some(Duration::from_secs(30)));
+    /// assert!(config.renews());
+    /// ```
     #[must_use]
     pub const fn stale(mut self, stale: Duration) -> Self {
         self.stale = Some(stale);
@@ -74,6 +124,17 @@ impl Config {
     }
 
     /// Refreshes entries early (`XFetch` with this `β`; 1 is the usual choice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().ttl(Duration::from_secs(60)).refresh_early(1.0);
+    /// assert_eq!(config.refresh_early, Some(1.0));
+    /// assert!(config.renews());
+    /// ```
     #[must_use]
     pub const fn refresh_early(mut self, beta: f64) -> Self {
         self.refresh_early = Some(beta);
@@ -81,6 +142,18 @@ impl Config {
     }
 
     /// Whether entries are refreshed in the background (`stale` or early refresh).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    /// use std::time::Duration;
+    ///
+    /// let minute = Duration::from_secs(60);
+    /// assert!(Config::new().ttl(minute).stale(minute).renews());
+    /// assert!(!Config::new().ttl(minute).renews()); // expires, and is computed again on a call
+    /// assert!(!Config::new().stale(minute).renews()); // never expires: nothing to renew
+    /// ```
     #[must_use]
     pub const fn renews(&self) -> bool {
         self.ttl.is_some() && (self.stale.is_some() || self.refresh_early.is_some())

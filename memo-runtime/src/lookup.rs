@@ -12,6 +12,16 @@ use std::hash::Hash;
 ///
 /// Implemented for every `Hash + Eq` type whose owned form ([`ToOwned`]) is
 /// `Hash + Eq + Clone + Send + Sync + 'static`.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::KeyPart;
+///
+/// assert_eq!("alice".to_owned_part(), "alice".to_string());
+/// assert_eq!([1_u8, 2][..].to_owned_part(), vec![1, 2]);
+/// assert_eq!(7_u32.to_owned_part(), 7);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a cache key: it is not `Hash + Eq` (with an owned form that is `Clone + Send + Sync + 'static`)",
     label = "part of the cache key",

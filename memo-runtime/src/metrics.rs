@@ -16,6 +16,17 @@ use std::time::Duration;
 use crate::stats::Stats;
 
 /// How often the publisher thread updates the metrics.
+///
+/// # Examples
+///
+/// Between two publications a scrape sees the numbers of the last one;
+/// [`publish_metrics`](crate::publish_metrics) publishes at once.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(memo_runtime::METRICS_PERIOD, Duration::from_secs(1));
+/// ```
 pub const PERIOD: Duration = Duration::from_secs(1);
 
 /// A cache the publisher reports on.

@@ -50,6 +50,20 @@ pub struct Stats {
 
 impl Stats {
     /// What happened between `earlier` and this snapshot (`len` is this snapshot's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// cache.get_or_compute(&1, |n| n + 1);
+    /// let before = cache.stats();
+    /// cache.get_or_compute(&1, |n| n + 1); // a hit
+    /// cache.get_or_compute(&2, |n| n + 1); // a miss
+    /// let delta = cache.stats().since(&before);
+    /// assert_eq!((delta.hits, delta.misses, delta.len), (1, 1, 2));
+    /// ```
     #[must_use]
     pub const fn since(&self, earlier: &Self) -> Self {
         Self {
@@ -68,6 +82,19 @@ impl Stats {
     }
 
     /// Hits over all calls (`hits / (hits + misses + coalesced)`), or 0 before the first call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config};
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new());
+    /// assert_eq!(cache.stats().hit_ratio(), 0.0);
+    /// for _ in 0..4 {
+    ///     cache.get_or_compute(&1, |n| n + 1);
+    /// }
+    /// assert_eq!(cache.stats().hit_ratio(), 0.75); // 1 miss, then 3 hits
+    /// ```
     #[must_use]
     #[allow(
         clippy::cast_precision_loss,

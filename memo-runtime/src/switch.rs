@@ -25,11 +25,28 @@ pub fn disable() {
 }
 
 /// Uses the caches again (the default).
+///
+/// # Examples
+///
+/// ```
+/// memo_runtime::disable();
+/// memo_runtime::enable();
+/// assert!(!memo_runtime::is_disabled());
+/// ```
 pub fn enable() {
     DISABLED.store(false, Ordering::Relaxed);
 }
 
 /// Whether caches are bypassed ([`disable`], or `MEMO_DISABLE=1`).
+///
+/// # Examples
+///
+/// ```
+/// memo_runtime::enable();
+/// assert!(!memo_runtime::is_disabled());
+/// memo_runtime::disable();
+/// assert!(memo_runtime::is_disabled());
+/// ```
 #[inline]
 #[must_use]
 pub fn is_disabled() -> bool {

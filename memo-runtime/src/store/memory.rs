@@ -53,6 +53,22 @@ pub struct MemoryStore<K, V> {
 
 impl<K, V> MemoryStore<K, V> {
     /// A store bounded and expired as `config` says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Config, MemoryStore, Store};
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().maxsize(2).ttl(Duration::from_secs(60));
+    /// let store: MemoryStore<u32, u32> = MemoryStore::new(&config);
+    /// for n in 0..3 {
+    ///     store.insert(n, n * 10);
+    /// }
+    /// assert_eq!(store.len(), 2);
+    /// assert_eq!(store.counts().evicted, 1);
+    /// assert!(store.has_ttl());
+    /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
         let count = shard_count(config.maxsize);
@@ -89,6 +105,24 @@ impl<K, V> MemoryStore<K, V> {
     }
 
     /// Reads time from `clock` from now on (tests use [`Clock::mock`]; feature `test-util`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use memo_runtime::{Clock, Config, MemoryStore, Store};
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().ttl(Duration::from_secs(5));
+    /// let store: MemoryStore<String, u32> = MemoryStore::new(&config);
+    /// let (clock, mock) = Clock::mock();
+    /// store.set_clock(clock);
+    /// store.insert("tea".to_string(), 3);
+    /// mock.increment(Duration::from_secs(6));
+    /// assert_eq!(store.get(&"tea"), None);
+    /// assert_eq!(store.purge_expired(), 1);
+    /// # }
+    /// ```
     #[cfg(any(test, feature = "test-util"))]
     pub fn set_clock(&self, clock: Clock) {
         self.clock.set(clock);

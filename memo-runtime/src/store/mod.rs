@@ -9,6 +9,19 @@ pub use memory::MemoryStore;
 use crate::lookup::Lookup;
 
 /// What a store counts itself: hits, and entries it removed on its own.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Config, MemoryStore, Store};
+///
+/// let store: MemoryStore<String, u32> = MemoryStore::new(&Config::new().maxsize(1));
+/// store.insert("tea".to_string(), 3);
+/// store.insert("coffee".to_string(), 4); // evicts "tea"
+/// assert_eq!(store.get(&"coffee"), Some(4));
+/// let counts = store.counts();
+/// assert_eq!((counts.hits, counts.evicted, counts.expired), (1, 1, 0));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counts {
@@ -24,6 +37,26 @@ pub struct Counts {
 ///
 /// A [`Cache`](crate::Cache) adds single-flight and statistics on top of a store; the store only
 /// keeps entries, bounds them and expires them.
+///
+/// # Examples
+///
+/// Code generic over the store, here given the in-memory one:
+///
+/// ```
+/// use memo_runtime::{Config, MemoryStore, Store};
+///
+/// fn prefill<S: Store<String, usize>>(store: &S, words: &[&str]) {
+///     for word in words {
+///         store.insert(word.to_string(), word.len());
+///     }
+/// }
+///
+/// let store: MemoryStore<String, usize> = MemoryStore::new(&Config::new());
+/// prefill(&store, &["tea", "coffee"]);
+/// assert_eq!(store.peek(&"coffee"), Some(6)); // `peek` counts no hit
+/// assert_eq!(store.get(&"tea"), Some(3)); // `get` does
+/// assert_eq!((store.len(), store.counts().hits), (2, 1));
+/// ```
 pub trait Store<K, V>: Send + Sync {
     /// The live value stored under `key`, if any, counted as a hit when found.
     ///
