@@ -62,6 +62,28 @@
 //! `&[T]` → `Vec<T>`, `&T` → `T`); several → the tuple of them; a method → `Self` first;
 //! `key = expr` → that expression's type.
 
+/// Memoizes a function: `#[cached]`, `#[cached(maxsize = 1000, ttl = "5m", key = ...)]`.
+///
+/// The options are in the [crate docs](crate#options). The function keeps its signature; a
+/// companion `f_cache()` returns its [`Cache`] handle.
+///
+/// # Examples
+///
+/// ```
+/// use memo::cached;
+///
+/// #[cached(maxsize = 1_000, ttl = "10m")]
+/// fn word_count(text: &str) -> usize {
+///     text.split_whitespace().count()
+/// }
+///
+/// assert_eq!(word_count("a b c"), 3); // computed
+/// assert_eq!(word_count("a b c"), 3); // cached: keyed by the owned `String`
+/// let stats = word_count_cache().stats();
+/// assert_eq!((stats.misses, stats.hits), (1, 1));
+/// assert!(word_count_cache().invalidate("a b c"));
+/// ```
+#[doc(inline)]
 pub use memo_macros::cached;
 #[cfg(feature = "test-util")]
 pub use memo_runtime::MockClock;
