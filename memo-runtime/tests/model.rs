@@ -1,0 +1,180 @@
+//! Model-based tests of the in-memory store: random sequences of operations, checked against a
+//! plain map of what each key may hold.
+//!
+//! A bounded store may drop any entry at any time (that is its policy's business), so the model
+//! does not predict *which* entries stay; it predicts what a lookup may return. The properties:
+//! a lookup returns the last value stored under that key or nothing (never another key's value,
+//! never an older value); a removed or cleared key returns nothing; the bound holds after every
+//! operation; and the store's own counts add up (every stored key is held, evicted or removed).
+
+use std::collections::HashMap;
+
+use memo_runtime::{Config, MemoryStore, Store};
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(u16, u32),
+    Get(u16),
+    Peek(u16),
+    Remove(u16),
+    Clear,
+}
+
+fn op(keys: u16) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..keys, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        8 => (0..keys).prop_map(Op::Get),
+        2 => (0..keys).prop_map(Op::Peek),
+        2 => (0..keys).prop_map(Op::Remove),
+        1 => Just(Op::Clear),
+    ]
+}
+
+/// Runs `ops` on a store bounded by `maxsize` and checks every step against the model.
+fn check(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let store = MemoryStore::<u16, u32>::new(&Config::new().maxsize(maxsize));
+    // The last value stored under each key since it was last removed: what a lookup may return.
+    let mut last: HashMap<u16, u32> = HashMap::new();
+    let (mut stored, mut removed) = (0_u64, 0_u64);
+    for op in ops {
+        match *op {
+            Op::Insert(k, v) => {
+                let held = store.peek(&&k).is_some();
+                store.insert(k, v);
+                last.insert(k, v);
+                if !held {
+                    stored += 1;
+                }
+            }
+            Op::Get(k) | Op::Peek(k) => {
+                let found = if matches!(op, Op::Get(_)) {
+                    store.get(&&k)
+                } else {
+                    store.peek(&&k)
+                };
+                if let Some(value) = found {
+                    prop_assert_eq!(Some(&value), last.get(&k), "key {} returned {}", k, value);
+                }
+            }
+            Op::Remove(k) => {
+                if store.remove(&&k) {
+                    removed += 1;
+                }
+                last.remove(&k);
+                prop_assert_eq!(store.peek(&&k), None);
+            }
+            Op::Clear => {
+                removed += store.len() as u64;
+                store.clear();
+                last.clear();
+                prop_assert_eq!(store.len(), 0);
+            }
+        }
+        prop_assert!(store.len() <= maxsize, "len {} > {}", store.len(), maxsize);
+        let counts = store.counts();
+        prop_assert_eq!(
+            stored,
+            store.len() as u64 + counts.evicted + removed,
+            "stored keys are held, evicted or removed ({:?})",
+            counts
+        );
+    }
+    // Every key the store still holds has its last value.
+    for k in store.keys() {
+        prop_assert_eq!(store.peek(&&k), last.get(&k).copied());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// One shard (small bound): the policy works on every entry.
+    #[test]
+    fn small_store_agrees_with_the_model(ops in prop::collection::vec(op(40), 1..400)) {
+        check(8, &ops)?;
+    }
+
+    /// Many shards (bound split over them).
+    #[test]
+    fn sharded_store_agrees_with_the_model(ops in prop::collection::vec(op(3000), 1..2000)) {
+        check(2048, &ops)?;
+    }
+
+    /// A bound of one entry.
+    #[test]
+    fn single_entry_store_agrees_with_the_model(ops in prop::collection::vec(op(4), 1..200)) {
+        check(1, &ops)?;
+    }
+}
+
+/// With a time to live, on a mock clock: a lookup never returns a value past its time to live,
+/// and expired entries are counted as such.
+#[cfg(feature = "test-util")]
+mod expiry {
+    use super::*;
+    use memo_runtime::Clock;
+    use std::time::Duration;
+
+    #[derive(Clone, Debug)]
+    enum TimedOp {
+        Insert(u16, u32),
+        Get(u16),
+        Advance(u64),
+        Purge,
+    }
+
+    fn timed_op() -> impl Strategy<Value = TimedOp> {
+        prop_oneof![
+            6 => (0..30_u16, any::<u32>()).prop_map(|(k, v)| TimedOp::Insert(k, v)),
+            6 => (0..30_u16).prop_map(TimedOp::Get),
+            3 => (0..40_u64).prop_map(TimedOp::Advance),
+            1 => Just(TimedOp::Purge),
+        ]
+    }
+
+    const TTL_MS: u64 = 100;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn expired_values_are_never_returned(ops in prop::collection::vec(timed_op(), 1..400)) {
+            let store = MemoryStore::<u16, u32>::new(
+                &Config::new().maxsize(16).ttl(Duration::from_millis(TTL_MS)),
+            );
+            let (clock, hand) = Clock::mock();
+            store.set_clock(clock);
+            let mut now = 0_u64;
+            // Each key's last value and when it was stored (ms on the mock clock).
+            let mut last: HashMap<u16, (u32, u64)> = HashMap::new();
+            for op in &ops {
+                match *op {
+                    TimedOp::Insert(k, v) => {
+                        store.insert(k, v);
+                        last.insert(k, (v, now));
+                    }
+                    TimedOp::Get(k) => {
+                        if let Some(value) = store.get(&&k) {
+                            let (expected, at) = last[&k];
+                            prop_assert_eq!(value, expected);
+                            prop_assert!(now < at + TTL_MS, "served {}ms after storing", now - at);
+                        }
+                    }
+                    TimedOp::Advance(ms) => {
+                        hand.increment(Duration::from_millis(ms));
+                        now += ms;
+                    }
+                    TimedOp::Purge => {
+                        store.purge_expired();
+                        for k in store.keys() {
+                            prop_assert!(now < last[&k].1 + TTL_MS, "key {} outlived its ttl", k);
+                        }
+                    }
+                }
+                prop_assert!(store.len() <= 16);
+            }
+        }
+    }
+}
