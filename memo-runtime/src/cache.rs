@@ -12,7 +12,7 @@ use crate::flight::{Flight, Flights, Join, Leader};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::stats::{Counters, Event, Stats};
-use crate::store::{MemoryStore, Store};
+use crate::store::{Claim, Lease, MemoryStore, Store};
 use crate::trace::Computation;
 
 /// Background refreshes of sync functions running at once, process-wide.
@@ -23,7 +23,8 @@ pub(crate) enum Step<'a, K, V> {
     /// A value is there (stored meanwhile, or handed over): return it.
     Done(V),
     /// Compute, then [`Cache::finish`]; no leader when a sync caller re-entered its own key.
-    Compute(Option<Leader<'a, K, V>>),
+    /// The lease is the store's claim on the key (other processes wait while it is held).
+    Compute(Option<Leader<'a, K, V>>, Lease),
     /// Another caller computes: wait on its flight, then [`Cache::waited`].
     Wait(Arc<Flight<V>>),
 }
@@ -68,18 +69,17 @@ impl<K, V> Cache<K, V> {
     /// An in-memory cache configured by `config`.
     #[must_use]
     pub fn new(config: Config) -> Self {
-        #[cfg(feature = "switch")]
-        crate::switch::read_environment();
-        Self {
-            store: MemoryStore::new(&config),
-            flights: Flights::default(),
-            counters: Box::default(),
-            name: "",
-            baseline: parking_lot::Mutex::new(Stats::default()),
-            janitor: Once::new(),
-        }
+        Self::with_store(MemoryStore::new(&config))
     }
 
+    /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
+    /// advancing it instead of sleeping.
+    pub fn set_clock(&self, clock: Clock) {
+        self.store.set_clock(clock);
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
     /// Names the cache (`module::function`) for metrics and logs.
     #[must_use]
     pub fn named(mut self, name: &'static str) -> Self {
@@ -91,11 +91,27 @@ impl<K, V> Cache<K, V> {
     pub fn name(&self) -> &'static str {
         self.name
     }
+}
 
-    /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
-    /// advancing it instead of sleeping.
-    pub fn set_clock(&self, clock: Clock) {
-        self.store.set_clock(clock);
+impl<K, V, S> Cache<K, V, S> {
+    /// A cache over `store` (e.g. a [`DiskStore`](crate::DiskStore)).
+    #[must_use]
+    pub fn with_store(store: S) -> Self {
+        #[cfg(feature = "switch")]
+        crate::switch::read_environment();
+        Self {
+            store,
+            flights: Flights::default(),
+            counters: Box::default(),
+            name: "",
+            baseline: parking_lot::Mutex::new(Stats::default()),
+            janitor: Once::new(),
+        }
+    }
+
+    /// The store behind this cache.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 }
 
@@ -198,10 +214,10 @@ where
         loop {
             match self.begin(&key, true) {
                 Step::Done(value) => return value,
-                Step::Compute(leader) => {
+                Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = body();
-                    return self.finish(key, leader, value, keep, started.elapsed());
+                    return self.finish(key, (leader, lease), value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     if let Some(value) = self.waited(&key, flight.wait()) {
@@ -214,6 +230,9 @@ where
 
     /// The first step of a miss: lead the computation, wait for another caller's, or find that a
     /// value landed meanwhile. `by_thread` detects a sync caller re-entering its own key.
+    ///
+    /// The leader also claims the key from the store ([`Store::claim`]), so that callers in
+    /// other processes sharing the store wait for it too.
     pub(crate) fn begin(&self, key: &K, by_thread: bool) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), by_thread) {
             Join::Lead(leader) => {
@@ -222,24 +241,35 @@ where
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                self.counters.record(Event::Miss);
-                Step::Compute(Some(leader))
+                match self.store.claim(key) {
+                    Claim::Found(value) => {
+                        // Another process computed it while this one waited.
+                        self.counters.record(Event::Coalesced);
+                        leader.finish(&value);
+                        Step::Done(value)
+                    }
+                    Claim::Compute(lease) => {
+                        self.counters.record(Event::Miss);
+                        Step::Compute(Some(leader), lease)
+                    }
+                }
             }
             Join::Wait(flight) => Step::Wait(flight),
             Join::Reentrant => {
                 self.counters.record(Event::Miss);
-                Step::Compute(None)
+                Step::Compute(None, Lease::none())
             }
         }
     }
 
-    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters.
+    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters and
+    /// end the store's claim.
     ///
     /// Callers that were waiting get the leader's value either way: they asked at the same time.
     pub(crate) fn finish(
         &self,
         key: K,
-        leader: Option<Leader<'_, K, V>>,
+        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
         value: V,
         keep: fn(&V) -> bool,
         cost: Duration,
@@ -257,6 +287,8 @@ where
                 leader.finish(&value);
             }
         }
+        // After the value is stored: other processes find it once the claim is gone.
+        drop(lease);
         value
     }
 

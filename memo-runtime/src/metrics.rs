@@ -6,7 +6,7 @@
 //!
 //! | metric | kind |
 //! |---|---|
-//! | `memo_hits_total`, `memo_misses_total`, `memo_coalesced_total`, `memo_evictions_total`, `memo_expired_total`, `memo_load_errors_total`, `memo_refreshes_total` | counter |
+//! | `memo_hits_total`, `memo_misses_total`, `memo_coalesced_total`, `memo_evictions_total`, `memo_expired_total`, `memo_load_errors_total`, `memo_refreshes_total`, `memo_backend_errors_total` | counter |
 //! | `memo_entries` | gauge |
 //! | `memo_load_seconds` | histogram, recorded on each computation (a miss, not a hit) |
 
@@ -68,6 +68,7 @@ pub fn publish() {
             ("memo_expired_total", stats.expired),
             ("memo_load_errors_total", stats.load_errors),
             ("memo_refreshes_total", stats.refreshes),
+            ("memo_backend_errors_total", stats.backend_errors),
         ];
         for (metric, value) in counters {
             metrics::counter!(metric, "fn" => name).absolute(value);

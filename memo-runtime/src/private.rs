@@ -16,6 +16,7 @@ pub use crate::lookup::Lookup;
 
 use crate::cache::Step;
 use crate::flight::{Flight, Leader};
+use crate::store::Lease;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -232,7 +233,7 @@ struct Steps<K: 'static, V: 'static> {
     finish: fn(
         &'static Cache<K, V>,
         K,
-        Option<Leader<'static, K, V>>,
+        (Option<Leader<'static, K, V>>, Lease),
         V,
         fn(&V) -> bool,
         Duration,
@@ -306,11 +307,12 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                     trace.outcome("hit");
                     return value;
                 }
-                Step::Compute(leader) => {
+                Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = trace.run(body);
                     trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
+                    let claim = (leader, lease);
+                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight)) {
@@ -343,11 +345,12 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                     trace.outcome("hit");
                     return value;
                 }
-                Step::Compute(leader) => {
+                Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = trace.run_async(body).await;
                     trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
+                    let claim = (leader, lease);
+                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
