@@ -38,21 +38,13 @@ CREATE TABLE IF NOT EXISTS entries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires > 0;
 CREATE INDEX IF NOT EXISTS entries_stored ON entries (ns, stored);
+-- How many entries and bytes each namespace holds, kept by the writers in the same transactions
+-- (triggers doubled the cost of a write).
 CREATE TABLE IF NOT EXISTS spaces (
     ns BLOB PRIMARY KEY,
     count INTEGER NOT NULL,
     bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries BEGIN
-    INSERT INTO spaces (ns, count, bytes) VALUES (new.ns, 1, new.size)
-    ON CONFLICT (ns) DO UPDATE SET count = count + 1, bytes = bytes + new.size;
-END;
-CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
-    UPDATE spaces SET count = count - 1, bytes = bytes - old.size WHERE ns = old.ns;
-END;
-CREATE TRIGGER IF NOT EXISTS entries_replaced AFTER UPDATE ON entries BEGIN
-    UPDATE spaces SET bytes = bytes - old.size + new.size WHERE ns = old.ns;
-END;
 CREATE TABLE IF NOT EXISTS locks (
     ns BLOB NOT NULL,
     key BLOB NOT NULL,
@@ -297,7 +289,10 @@ pub(super) fn open_connection(file: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;")?;
+    // Pages read through a mapping rather than copied by `pread`: reads cost about half.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
+    )?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(SCHEMA)?;
     // Reads a page of each table, so that a damaged file fails here rather than later.

@@ -37,7 +37,7 @@ use crate::lookup::Lookup;
 const FRONT_MAX_BYTES: usize = 32 << 10;
 
 /// Entries the in-memory front holds when the store has no `maxsize`.
-const FRONT_ENTRIES: usize = 100_000;
+const FRONT_ENTRIES: usize = 1 << 17;
 
 /// Where and how a [`DiskStore`] keeps its entries.
 ///
@@ -117,7 +117,7 @@ impl DiskOptions {
     }
 
     /// Keeps up to `entries` decoded values in memory for fast hits (default: the `maxsize`, at
-    /// most 100,000).
+    /// most 131,072).
     #[must_use]
     pub const fn memory(mut self, entries: usize) -> Self {
         self.memory = Some(entries);
@@ -347,24 +347,23 @@ where
         };
         let shared = &self.db.shared;
         let before = shared.version.as_ref().map(version::Version::get);
-        let (bytes, expires): (Arc<[u8]>, i64) =
-            match shared.queue.pending(&self.ns, encoded.clone()) {
-                Some(Pending::Gone) => return None,
-                Some(Pending::Put { value, expires }) => (value, expires),
-                None => {
-                    let row = shared.read(&self.space, |conn| {
-                        conn.prepare_cached(
-                            "SELECT value, expires FROM entries WHERE ns = ?1 AND key = ?2",
-                        )?
-                        .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
-                            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
-                        })
-                        .optional()
-                    });
-                    let (bytes, expires) = row.flatten()?;
-                    (bytes.into(), expires)
-                }
-            };
+        let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, &encoded) {
+            Some(Pending::Gone) => return None,
+            Some(Pending::Put { value, expires }) => (value, expires),
+            None => {
+                let row = shared.read(&self.space, |conn| {
+                    conn.prepare_cached(
+                        "SELECT value, expires FROM entries WHERE ns = ?1 AND key = ?2",
+                    )?
+                    .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
+                        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .optional()
+                });
+                let (bytes, expires) = row.flatten()?;
+                (bytes.into(), expires)
+            }
+        };
         if expires > 0 && expires <= self.now_ms() {
             return None;
         }

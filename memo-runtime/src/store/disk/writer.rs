@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::db::{Shared, Space};
 
@@ -31,7 +31,7 @@ const MAX_QUEUED: usize = 65_536;
 pub(super) struct Op {
     seq: u64,
     ns: Arc<[u8]>,
-    key: Vec<u8>,
+    key: Arc<[u8]>,
     kind: Kind,
 }
 
@@ -57,14 +57,14 @@ pub(super) enum Pending {
     Gone,
 }
 
-/// A key of a namespace.
-type Id = (Arc<[u8]>, Vec<u8>);
+/// The newest uncommitted `Put` or `Delete` of each key of a namespace, with its sequence number.
+type Keys = HashMap<Arc<[u8]>, (u64, Pending)>;
 
 #[derive(Default)]
 struct State {
     ops: Vec<Op>,
-    /// The newest uncommitted `Put` or `Delete` of each key, with its sequence number.
-    pending: HashMap<Id, (u64, Pending)>,
+    /// By namespace, the writes that are not committed yet.
+    pending: HashMap<Arc<[u8]>, Keys>,
     next: u64,
     committed: u64,
     flush: bool,
@@ -103,23 +103,25 @@ impl Queue {
         }
         state.next += 1;
         let seq = state.next;
-        match &kind {
-            Kind::Put { value, expires } => {
-                let pending = Pending::Put {
-                    value: Arc::clone(value),
-                    expires: *expires,
-                };
-                state
-                    .pending
-                    .insert((Arc::clone(ns), key.clone()), (seq, pending));
+        let key: Arc<[u8]> = key.into();
+        let pending = match &kind {
+            Kind::Put { value, expires } => Some(Pending::Put {
+                value: Arc::clone(value),
+                expires: *expires,
+            }),
+            Kind::Delete => Some(Pending::Gone),
+            Kind::Clear => {
+                state.pending.remove(ns);
+                None
             }
-            Kind::Delete => {
-                state
-                    .pending
-                    .insert((Arc::clone(ns), key.clone()), (seq, Pending::Gone));
-            }
-            Kind::Clear => state.pending.retain(|(space, _), _| space != ns),
-            Kind::Release { .. } => {}
+            Kind::Release { .. } => None,
+        };
+        if let Some(pending) = pending {
+            state
+                .pending
+                .entry(Arc::clone(ns))
+                .or_default()
+                .insert(Arc::clone(&key), (seq, pending));
         }
         if state.ops.is_empty() {
             self.work.notify_one();
@@ -133,15 +135,10 @@ impl Queue {
     }
 
     /// The uncommitted write of `key`, if any.
-    pub(super) fn pending(&self, ns: &Arc<[u8]>, key: Vec<u8>) -> Option<Pending> {
+    pub(super) fn pending(&self, ns: &[u8], key: &[u8]) -> Option<Pending> {
         let state = lock(&self.state);
-        if state.pending.is_empty() {
-            return None;
-        }
-        state
-            .pending
-            .get(&(Arc::clone(ns), key))
-            .map(|(_, pending)| pending.clone())
+        let (_, pending) = state.pending.get(ns)?.get(key)?;
+        Some(pending.clone())
     }
 
     /// Waits until every write queued so far is committed (or failed).
@@ -189,14 +186,12 @@ impl Queue {
     fn done(&self, batch: &[Op]) {
         let mut state = lock(&self.state);
         for op in batch {
-            if matches!(op.kind, Kind::Put { .. } | Kind::Delete) {
-                let id = (Arc::clone(&op.ns), op.key.clone());
-                if state
-                    .pending
-                    .get(&id)
-                    .is_some_and(|(seq, _)| *seq == op.seq)
-                {
-                    state.pending.remove(&id);
+            if let Some(keys) = state.pending.get_mut(&op.ns)
+                && keys.get(&op.key).is_some_and(|(seq, _)| *seq == op.seq)
+            {
+                keys.remove(&op.key);
+                if keys.is_empty() {
+                    state.pending.remove(&op.ns);
                 }
             }
         }
@@ -285,17 +280,47 @@ fn stamp() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Applies `batch` in one transaction, evicting what the bounds require.
+/// What a batch changed in one namespace: entries and bytes added (or removed, if negative).
+struct Delta<'a> {
+    ns: &'a Arc<[u8]>,
+    count: i64,
+    bytes: i64,
+    /// Whether the namespace's bounds need checking (something was stored).
+    grew: bool,
+}
+
+/// The delta of `ns` in `deltas`, added if missing (a batch touches few namespaces).
+fn delta<'a, 'b>(deltas: &'b mut Vec<Delta<'a>>, ns: &'a Arc<[u8]>) -> &'b mut Delta<'a> {
+    let at = deltas.iter().position(|d| d.ns == ns).unwrap_or_else(|| {
+        deltas.push(Delta {
+            ns,
+            count: 0,
+            bytes: 0,
+            grew: false,
+        });
+        deltas.len() - 1
+    });
+    &mut deltas[at]
+}
+
+/// Applies `batch` in one transaction, keeps the `spaces` totals, and evicts what the bounds
+/// require.
 fn commit(conn: &mut Connection, shared: &Shared, batch: &[Op]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut touched: Vec<&Arc<[u8]>> = Vec::new();
+    let mut deltas: Vec<Delta<'_>> = Vec::new();
     {
-        let mut put = tx.prepare_cached(
-            "INSERT INTO entries (ns, key, value, size, expires, stored) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, size = excluded.size,
-             expires = excluded.expires, stored = excluded.stored",
+        let mut add = tx.prepare_cached(
+            "INSERT INTO entries (ns, key, value, size, expires, stored)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ns, key) DO NOTHING",
         )?;
-        let mut delete = tx.prepare_cached("DELETE FROM entries WHERE ns = ?1 AND key = ?2")?;
+        let mut size_of =
+            tx.prepare_cached("SELECT size FROM entries WHERE ns = ?1 AND key = ?2")?;
+        let mut replace = tx.prepare_cached(
+            "UPDATE entries SET value = ?3, size = ?4, expires = ?5, stored = ?6
+             WHERE ns = ?1 AND key = ?2",
+        )?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNING size")?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
         let mut clear = tx.prepare_cached("DELETE FROM entries WHERE ns = ?1")?;
@@ -306,66 +331,120 @@ fn commit(conn: &mut Connection, shared: &Shared, batch: &[Op]) -> rusqlite::Res
                 Kind::Put { value, expires } => {
                     stored += 1;
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
-                    put.execute(params![ns, key, &value[..], size, expires, stored])?;
-                    if !touched.contains(&&op.ns) {
-                        touched.push(&op.ns);
+                    let row = params![ns, key, &value[..], size, expires, stored];
+                    let delta = delta(&mut deltas, &op.ns);
+                    delta.grew = true;
+                    if add.execute(row)? == 1 {
+                        delta.count += 1;
+                        delta.bytes += size;
+                    } else {
+                        let old: i64 = size_of.query_row(params![ns, key], |row| row.get(0))?;
+                        replace.execute(row)?;
+                        delta.bytes += size - old;
                     }
                 }
                 Kind::Delete => {
-                    delete.execute(params![ns, key])?;
+                    if let Some(old) = delete
+                        .query_row(params![ns, key], |row| row.get::<_, i64>(0))
+                        .optional()?
+                    {
+                        let delta = delta(&mut deltas, &op.ns);
+                        delta.count -= 1;
+                        delta.bytes -= old;
+                    }
                 }
                 Kind::Release { token } => {
                     release.execute(params![ns, key, token])?;
                 }
                 Kind::Clear => {
                     clear.execute(params![ns])?;
+                    tx.prepare_cached("UPDATE spaces SET count = 0, bytes = 0 WHERE ns = ?1")?
+                        .execute(params![ns])?;
+                    let delta = delta(&mut deltas, &op.ns);
+                    (delta.count, delta.bytes) = (0, 0);
                 }
             }
         }
     }
-    for ns in touched {
+    for delta in deltas {
+        add_to_space(&tx, delta.ns, delta.count, delta.bytes)?;
         let space = shared
             .spaces
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(ns)
+            .get(delta.ns)
             .cloned();
-        if let Some(space) = space {
-            evict(&tx, ns, &space)?;
+        if let (true, Some(space)) = (delta.grew, space) {
+            evict(&tx, delta.ns, &space)?;
         }
     }
     tx.commit()
 }
 
+/// Adds `count` entries and `bytes` to the totals of `ns`.
+fn add_to_space(conn: &Connection, ns: &[u8], count: i64, bytes: i64) -> rusqlite::Result<()> {
+    if count != 0 || bytes != 0 {
+        conn.prepare_cached(
+            "INSERT INTO spaces (ns, count, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (ns) DO UPDATE SET count = count + ?2, bytes = bytes + ?3",
+        )?
+        .execute(params![ns, count, bytes])?;
+    }
+    Ok(())
+}
+
+/// Deletes the rows `sql` selects (its parameters: `params`), returning `size`; takes them off
+/// the totals of `ns` and returns how many went.
+fn remove_counted(
+    conn: &Connection,
+    ns: &[u8],
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<u64> {
+    let (mut count, mut bytes) = (0_i64, 0_i64);
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    while let Some(row) = rows.next()? {
+        count += 1;
+        bytes += row.get::<_, i64>(0)?;
+    }
+    add_to_space(conn, ns, -count, -bytes)?;
+    Ok(count.unsigned_abs())
+}
+
 /// Removes the oldest entries of `ns` until it is within its bounds (least recently stored
 /// first, as diskcache does by default).
 fn evict(conn: &Connection, ns: &[u8], space: &Space) -> rusqlite::Result<()> {
-    let (count, bytes): (i64, i64) = conn
-        .prepare_cached("SELECT count, bytes FROM spaces WHERE ns = ?1")?
-        .query_row([ns], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let (count, bytes) = (count.unsigned_abs(), bytes.unsigned_abs());
+    const OLDEST: &str = "DELETE FROM entries WHERE ns = ?1 AND key IN
+         (SELECT key FROM entries WHERE ns = ?1 ORDER BY stored LIMIT ?2) RETURNING size";
+    let mut totals = conn.prepare_cached("SELECT count, bytes FROM spaces WHERE ns = ?1")?;
+    let mut total = || {
+        totals.query_row([ns], |row| {
+            Ok((
+                row.get::<_, i64>(0)?.unsigned_abs(),
+                row.get::<_, i64>(1)?.unsigned_abs(),
+            ))
+        })
+    };
+    let (count, bytes) = total()?;
     let over_count = space.maxsize.map_or(0, |max| count.saturating_sub(max));
     if over_count == 0 && bytes <= space.max_bytes {
         return Ok(());
     }
-    let mut oldest = conn.prepare_cached(
-        "DELETE FROM entries WHERE ns = ?1 AND key IN
-         (SELECT key FROM entries WHERE ns = ?1 ORDER BY stored LIMIT ?2)",
+    let mut evicted = remove_counted(
+        conn,
+        ns,
+        OLDEST,
+        params![ns, i64::try_from(over_count).unwrap_or(i64::MAX)],
     )?;
-    let mut evicted = oldest.execute(params![ns, i64::try_from(over_count).unwrap_or(i64::MAX)])?;
-    let mut bytes_of = conn.prepare_cached("SELECT bytes FROM spaces WHERE ns = ?1")?;
-    while bytes_of
-        .query_row([ns], |row| row.get::<_, i64>(0))?
-        .unsigned_abs()
-        > space.max_bytes
-    {
-        let removed = oldest.execute(params![ns, 16])?;
+    while total()?.1 > space.max_bytes {
+        let removed = remove_counted(conn, ns, OLDEST, params![ns, 16])?;
         if removed == 0 {
             break;
         }
         evicted += removed;
     }
-    space.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+    space.evicted.fetch_add(evicted, Ordering::Relaxed);
     Ok(())
 }
 
@@ -376,9 +455,14 @@ pub(super) fn purge(
     now_ms: i64,
     expired: &AtomicU64,
 ) -> rusqlite::Result<usize> {
-    let purged = conn
-        .prepare_cached("DELETE FROM entries WHERE ns = ?1 AND expires > 0 AND expires <= ?2")?
-        .execute(params![ns, now_ms])?;
-    expired.fetch_add(purged as u64, Ordering::Relaxed);
-    Ok(purged)
+    let tx = conn.unchecked_transaction()?;
+    let purged = remove_counted(
+        &tx,
+        ns,
+        "DELETE FROM entries WHERE ns = ?1 AND expires > 0 AND expires <= ?2 RETURNING size",
+        params![ns, now_ms],
+    )?;
+    tx.commit()?;
+    expired.fetch_add(purged, Ordering::Relaxed);
+    Ok(usize::try_from(purged).unwrap_or(usize::MAX))
 }
