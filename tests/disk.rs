@@ -11,7 +11,8 @@ use memo::cached;
 fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("memo-tests-disk-{}", std::process::id()));
+        // Under `target/`, emptied at the start of each run.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-disk-tests");
         let _ = std::fs::remove_dir_all(&dir);
         // SAFETY: set once, before any cache is opened and before other threads read the
         // environment (every test calls `init` first, under this `Once`).
