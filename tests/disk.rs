@@ -14,8 +14,9 @@ fn init() {
         // Under `target/`, emptied at the start of each run.
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-disk-tests");
         let _ = std::fs::remove_dir_all(&dir);
-        // SAFETY: set once, before any cache is opened and before other threads read the
-        // environment (every test calls `init` first, under this `Once`).
+        // SAFETY: every test calls `init` before anything else, so the variable is set before
+        // any cache is opened; std's own readers of the environment take the lock `set_var`
+        // takes, and these tests run no foreign code that reads it meanwhile.
         unsafe { std::env::set_var("MEMO_CACHE_DIR", &dir) };
     });
 }
@@ -98,4 +99,19 @@ fn functions_sharing_a_store_are_namespaced() {
     assert_eq!(triple(3), 9);
     assert_eq!(double_cache().get(&3), Some(6));
     assert_eq!(triple_cache().get(&3), Some(9));
+}
+
+#[cached(store = disk, ttl = "1m")]
+async fn lookup(name: &str) -> Option<u32> {
+    tokio::task::yield_now().await;
+    u32::try_from(name.len()).ok()
+}
+
+#[tokio::test]
+async fn async_functions_use_the_disk_store_too() {
+    init();
+    assert_eq!(lookup("four").await, Some(4));
+    assert_eq!(lookup("four").await, Some(4));
+    let stats = lookup_cache().stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
 }

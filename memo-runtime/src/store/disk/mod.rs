@@ -94,6 +94,9 @@ impl DiskOptions {
     /// Namespaces the entries by a function's path and signature hash (what `#[cached]` passes),
     /// so that functions sharing a store never see each other's entries, and a function whose
     /// argument or return types changed never decodes an entry of the old layout.
+    ///
+    /// Open one store per namespace in a process: two stores of one namespace in one process
+    /// each keep their own in-memory front, and one does not see the other's writes there.
     #[must_use]
     pub fn function(mut self, path: &str, signature: u64) -> Self {
         self.function = path.to_string();
@@ -220,7 +223,9 @@ pub fn default_root() -> PathBuf {
 ///
 /// Processes that miss one key at the same time compute it once: the first takes a lock row
 /// (holder, expiry) and the others poll, with backoff, until the value appears or the lock is
-/// gone (then one of them computes) or its lease passes (a holder that died).
+/// gone (then one of them computes) or its lease passes (a holder that died). The wait blocks
+/// the calling thread, also under an `async fn` (a cross-process wait is rare: it needs another
+/// process computing the same key at the same moment).
 ///
 /// # Faults
 ///
