@@ -428,6 +428,10 @@ where
     fn stats(&self) -> Stats {
         Cache::stats(self)
     }
+
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
 }
 
 impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {

@@ -162,6 +162,11 @@ pub trait Store<K, V>: Send + Sync {
         0
     }
 
+    /// The kind of store, for metrics labels: `memory`, `disk`, ….
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     /// Hits so far, and how many entries the store removed on its own.
     fn counts(&self) -> Counts {
         Counts::default()

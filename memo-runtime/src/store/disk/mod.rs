@@ -546,6 +546,10 @@ where
     fn claim(&self, key: &K) -> Claim<V> {
         self.claim_key(key)
     }
+
+    fn backend(&self) -> &'static str {
+        "disk"
+    }
 }
 
 impl<K, V> std::fmt::Debug for DiskStore<K, V> {

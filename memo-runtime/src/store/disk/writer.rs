@@ -89,18 +89,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl Queue {
     /// Queues a write of `key` in namespace `ns`.
     pub(super) fn push(&self, ns: &Arc<[u8]>, key: Vec<u8>, kind: Kind) {
-        let mut state = lock(&self.state);
+        let state = lock(&self.state);
         if !state.running {
             return;
         }
-        while state.ops.len() >= MAX_QUEUED && state.running {
-            state.flush = true;
-            self.work.notify_one();
-            state = self
-                .done
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        let mut state = self.wait_while(state, |state| state.ops.len() >= MAX_QUEUED);
         state.next += 1;
         let seq = state.next;
         let key: Arc<[u8]> = key.into();
@@ -143,9 +136,18 @@ impl Queue {
 
     /// Waits until every write queued so far is committed (or failed).
     pub(super) fn flush(&self) {
-        let mut state = lock(&self.state);
+        let state = lock(&self.state);
         let target = state.next;
-        while state.committed < target && state.running {
+        drop(self.wait_while(state, |state| state.committed < target));
+    }
+
+    /// Asks the writer to commit at once, and waits while `waiting` holds (and the writer runs).
+    fn wait_while<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        waiting: impl Fn(&State) -> bool,
+    ) -> MutexGuard<'a, State> {
+        while waiting(&state) && state.running {
             state.flush = true;
             self.work.notify_one();
             state = self
@@ -153,6 +155,7 @@ impl Queue {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        state
     }
 
     /// The next batch, after the group-commit window; `None` when stopped with nothing left.
