@@ -221,6 +221,43 @@ fn a_truncated_file_is_moved_aside_and_rebuilt() {
     assert_eq!(cache.len(), 1);
 }
 
+#[test]
+fn a_file_damaged_while_in_use_is_moved_aside_once_and_rebuilt() {
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = TempDir::new("damaged-in-use");
+    let store = open(&tmp.0, &Config::new());
+    for i in 0..2000_u64 {
+        store.insert(format!("key number {i}"), i);
+    }
+    store.flush();
+    // Checkpointed into the file, then every page but the first overwritten.
+    store
+        .db
+        .shared
+        .read(&store.space, |conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        })
+        .unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(db_file(&tmp.0))
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.seek(SeekFrom::Start(4096)).unwrap();
+    file.write_all(&vec![0x77; usize::try_from(len - 4096).unwrap()])
+        .unwrap();
+    drop(file);
+    // A read of the damaged pages fails, is counted, and moves the file aside.
+    assert!(store.keys().is_empty());
+    assert!(store.counts().errors >= 1);
+    assert_eq!(corrupt_files(&tmp.0), 1);
+    // The rebuilt database works.
+    store.insert("after".into(), 1);
+    store.flush();
+    assert_eq!(store.keys(), vec!["after".to_string()]);
+    assert_eq!(corrupt_files(&tmp.0), 1);
+}
+
 fn corrupt_files(root: &Path) -> usize {
     std::fs::read_dir(root.join("test"))
         .unwrap()
