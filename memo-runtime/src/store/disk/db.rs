@@ -2,8 +2,8 @@
 //! the directory: opening it (permissions, pragmas, schema), moving a damaged file aside, reads,
 //! and error reports.
 //!
-//! Files: `cache.db` (+ SQLite's `-wal` and `-shm`) and `version` (see `version.rs`), in a
-//! directory created `0700`; files are created `0600`.
+//! Files: `cache.db` (+ SQLite's `-wal` and `-shm`), `version` (see `version.rs`) and `values/`
+//! (see `files.rs`), in a directory created `0700`; files are created `0600`.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS entries (
     ns BLOB NOT NULL,
     key BLOB NOT NULL,
     value BLOB NOT NULL,
+    -- The file under `values/` holding a large value (then `value` is empty).
+    file TEXT,
     size INTEGER NOT NULL,
     expires INTEGER NOT NULL,
     stored INTEGER NOT NULL,
@@ -249,7 +251,7 @@ impl Shared {
 }
 
 /// Creates `dir` (and its parents) `0700`.
-fn create_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn create_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 

@@ -6,9 +6,11 @@
 //! - `writer.rs`: group commit of writes by one thread per database.
 //! - `version.rs`: the change counter every process of the directory maps, which tells a process
 //!   whether the values in its front are still those on disk.
+//! - `files.rs`: large values, in files beside the database.
 //! - `lock.rs`: the per-key claim that makes processes missing one key compute it once.
 
 mod db;
+mod files;
 mod lock;
 mod version;
 mod writer;
@@ -32,9 +34,9 @@ use crate::config::Config;
 use crate::key;
 use crate::lookup::Lookup;
 
-/// Values whose encoding is at least this long are read from disk each time rather than kept in
-/// the in-memory front.
-const FRONT_MAX_BYTES: usize = 32 << 10;
+/// Values whose encoding is at least this long are kept in files and read from disk each time
+/// rather than kept in the in-memory front.
+const FRONT_MAX_BYTES: usize = files::LARGE;
 
 /// Entries the in-memory front holds when the store has no `maxsize`.
 const FRONT_ENTRIES: usize = 1 << 17;
@@ -211,7 +213,8 @@ pub fn default_root() -> PathBuf {
 ///
 /// Entries live in SQLite (WAL, `synchronous = NORMAL`) in the store's directory, keyed by the
 /// function (path and signature hash) and the encoded key, with an indexed expiry column; values
-/// are encoded by a [`Codec`]. Recently used values are also kept decoded in memory, and a hit
+/// are encoded by a [`Codec`], and those of 32 KiB or more are kept in files beside the database
+/// (`values/`). Recently used values are also kept decoded in memory, and a hit
 /// there costs about as much as an in-memory cache's: a counter that every process bumps after
 /// writing, mapped from a file beside the database, tells when they must be read again.
 ///
@@ -358,15 +361,19 @@ where
             None => {
                 let row = shared.read(&self.space, |conn| {
                     conn.prepare_cached(
-                        "SELECT value, expires FROM entries WHERE ns = ?1 AND key = ?2",
+                        "SELECT value, expires, file FROM entries WHERE ns = ?1 AND key = ?2",
                     )?
                     .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
-                        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                     })
                     .optional()
                 });
-                let (bytes, expires) = row.flatten()?;
-                (bytes.into(), expires)
+                let (bytes, expires, file): (Vec<u8>, i64, Option<String>) = row.flatten()?;
+                match file {
+                    // Removed meanwhile by another process: a miss.
+                    Some(name) => (files::read(&shared.dir, &name)?.into(), expires),
+                    None => (bytes.into(), expires),
+                }
             }
         };
         if expires > 0 && expires <= self.now_ms() {
@@ -529,7 +536,13 @@ where
         self.db
             .shared
             .read(&self.space, |conn| {
-                writer::purge(conn, &self.ns, now, &self.space.expired)
+                writer::purge(
+                    conn,
+                    &self.db.shared.dir,
+                    &self.ns,
+                    now,
+                    &self.space.expired,
+                )
             })
             .unwrap_or(0)
     }

@@ -137,16 +137,44 @@ fn bounds_evict_the_oldest_entries() {
     assert!(bytes.counts().evicted >= 10);
 }
 
+fn value_files(root: &Path) -> usize {
+    std::fs::read_dir(root.join("test").join("values")).map_or(0, Iterator::count)
+}
+
 #[test]
-fn large_values_are_read_from_disk() {
+fn large_values_live_in_files_removed_with_their_entries() {
     let tmp = TempDir::new("large");
-    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new().maxsize(3));
     let big = vec![1_u8; 100_000];
     store.insert(1, big.clone());
     assert_eq!(store.get(&&1), Some(big.clone()));
     store.flush();
-    assert_eq!(store.get(&&1), Some(big));
+    assert_eq!(value_files(&tmp.0), 1);
+    // Read back from its file.
+    assert_eq!(store.get(&&1), Some(big.clone()));
     assert_eq!(store.counts().hits, 2);
+    // Replaced, then removed: the old files go.
+    store.insert(1, vec![2; 50_000]);
+    store.insert(2, vec![3; 50_000]);
+    store.flush();
+    assert_eq!(value_files(&tmp.0), 2);
+    assert!(store.remove(&&2));
+    store.flush();
+    assert_eq!(value_files(&tmp.0), 1);
+    // Evicted past `maxsize`, then cleared.
+    for k in 10..15 {
+        store.insert(k, vec![4; 40_000]);
+    }
+    store.flush();
+    assert_eq!(store.len(), 3);
+    assert_eq!(value_files(&tmp.0), 3);
+    assert_eq!(store.get(&&14).map(|v| v.len()), Some(40_000));
+    store.clear();
+    assert_eq!(value_files(&tmp.0), 0);
+    // A small value stays in the row.
+    store.insert(1, vec![5; 10]);
+    store.flush();
+    assert_eq!(value_files(&tmp.0), 0);
 }
 
 #[test]

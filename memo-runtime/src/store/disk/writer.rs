@@ -14,9 +14,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::db::{Shared, Space};
+use super::files;
 
 /// How long the writer waits for more writes after the first one.
 const WINDOW: Duration = Duration::from_millis(1);
@@ -307,26 +308,41 @@ fn delta<'a, 'b>(deltas: &'b mut Vec<Delta<'a>>, ns: &'a Arc<[u8]>) -> &'b mut D
 }
 
 /// Applies `batch` in one transaction, keeps the `spaces` totals, and evicts what the bounds
-/// require.
+/// require; large values go to files, and the files of dropped rows are removed once committed.
 fn commit(conn: &mut Connection, shared: &Shared, batch: &[Op]) -> rusqlite::Result<()> {
+    let mut written = Vec::new();
+    let mut dropped = Vec::new();
+    let result = commit_rows(conn, shared, batch, &mut written, &mut dropped);
+    // Committed: the dropped rows' files go. Not committed: the new files go.
+    files::remove(
+        &shared.dir,
+        if result.is_ok() { &dropped } else { &written },
+    );
+    result
+}
+
+fn commit_rows(
+    conn: &mut Connection,
+    shared: &Shared,
+    batch: &[Op],
+    written: &mut Vec<String>,
+    dropped: &mut Vec<String>,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deltas: Vec<Delta<'_>> = Vec::new();
     {
         let mut add = tx.prepare_cached(
-            "INSERT INTO entries (ns, key, value, size, expires, stored)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ns, key) DO NOTHING",
+            "INSERT INTO entries (ns, key, value, size, expires, stored, file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, key) DO NOTHING",
         )?;
-        let mut size_of =
-            tx.prepare_cached("SELECT size FROM entries WHERE ns = ?1 AND key = ?2")?;
+        let mut old_of =
+            tx.prepare_cached("SELECT size, file FROM entries WHERE ns = ?1 AND key = ?2")?;
         let mut replace = tx.prepare_cached(
-            "UPDATE entries SET value = ?3, size = ?4, expires = ?5, stored = ?6
+            "UPDATE entries SET value = ?3, size = ?4, expires = ?5, stored = ?6, file = ?7
              WHERE ns = ?1 AND key = ?2",
         )?;
-        let mut delete =
-            tx.prepare_cached("DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNING size")?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
-        let mut clear = tx.prepare_cached("DELETE FROM entries WHERE ns = ?1")?;
         let mut stored = stamp();
         for op in batch {
             let (ns, key) = (&op.ns[..], &op.key[..]);
@@ -334,33 +350,48 @@ fn commit(conn: &mut Connection, shared: &Shared, batch: &[Op]) -> rusqlite::Res
                 Kind::Put { value, expires } => {
                     stored += 1;
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
-                    let row = params![ns, key, &value[..], size, expires, stored];
+                    let (inline, file) = if value.len() >= files::LARGE {
+                        let name = files::write(&shared.dir, value).map_err(io_error)?;
+                        written.push(name.clone());
+                        (&[][..], Some(name))
+                    } else {
+                        (&value[..], None)
+                    };
+                    let row = params![ns, key, inline, size, expires, stored, file];
                     let delta = delta(&mut deltas, &op.ns);
                     delta.grew = true;
                     if add.execute(row)? == 1 {
                         delta.count += 1;
                         delta.bytes += size;
                     } else {
-                        let old: i64 = size_of.query_row(params![ns, key], |row| row.get(0))?;
+                        let (old, old_file): (i64, Option<String>) = old_of
+                            .query_row(params![ns, key], |row| Ok((row.get(0)?, row.get(1)?)))?;
                         replace.execute(row)?;
                         delta.bytes += size - old;
+                        dropped.extend(old_file);
                     }
                 }
                 Kind::Delete => {
-                    if let Some(old) = delete
-                        .query_row(params![ns, key], |row| row.get::<_, i64>(0))
-                        .optional()?
-                    {
-                        let delta = delta(&mut deltas, &op.ns);
-                        delta.count -= 1;
-                        delta.bytes -= old;
-                    }
+                    let (count, bytes) = remove_rows(
+                        &tx,
+                        "DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNING size, file",
+                        params![ns, key],
+                        dropped,
+                    )?;
+                    let delta = delta(&mut deltas, &op.ns);
+                    delta.count -= count;
+                    delta.bytes -= bytes;
                 }
                 Kind::Release { token } => {
                     release.execute(params![ns, key, token])?;
                 }
                 Kind::Clear => {
-                    clear.execute(params![ns])?;
+                    remove_rows(
+                        &tx,
+                        "DELETE FROM entries WHERE ns = ?1 RETURNING size, file",
+                        params![ns],
+                        dropped,
+                    )?;
                     tx.prepare_cached("UPDATE spaces SET count = 0, bytes = 0 WHERE ns = ?1")?
                         .execute(params![ns])?;
                     let delta = delta(&mut deltas, &op.ns);
@@ -378,10 +409,34 @@ fn commit(conn: &mut Connection, shared: &Shared, batch: &[Op]) -> rusqlite::Res
             .get(delta.ns)
             .cloned();
         if let (true, Some(space)) = (delta.grew, space) {
-            evict(&tx, delta.ns, &space)?;
+            evict(&tx, delta.ns, &space, dropped)?;
         }
     }
     tx.commit()
+}
+
+/// A failure to write a value's file, as the batch's error.
+fn io_error(err: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(err))
+}
+
+/// Deletes the rows `sql` selects (`params`), `RETURNING size, file`; notes their files in
+/// `dropped`; returns how many rows and bytes went.
+fn remove_rows(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    dropped: &mut Vec<String>,
+) -> rusqlite::Result<(i64, i64)> {
+    let (mut count, mut bytes) = (0_i64, 0_i64);
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    while let Some(row) = rows.next()? {
+        count += 1;
+        bytes += row.get::<_, i64>(0)?;
+        dropped.extend(row.get::<_, Option<String>>(1)?);
+    }
+    Ok((count, bytes))
 }
 
 /// Adds `count` entries and `bytes` to the totals of `ns`.
@@ -396,30 +451,29 @@ fn add_to_space(conn: &Connection, ns: &[u8], count: i64, bytes: i64) -> rusqlit
     Ok(())
 }
 
-/// Deletes the rows `sql` selects (its parameters: `params`), returning `size`; takes them off
-/// the totals of `ns` and returns how many went.
+/// [`remove_rows`], taken off the totals of `ns` at once; returns how many rows went.
 fn remove_counted(
     conn: &Connection,
     ns: &[u8],
     sql: &str,
     params: impl rusqlite::Params,
+    dropped: &mut Vec<String>,
 ) -> rusqlite::Result<u64> {
-    let (mut count, mut bytes) = (0_i64, 0_i64);
-    let mut statement = conn.prepare_cached(sql)?;
-    let mut rows = statement.query(params)?;
-    while let Some(row) = rows.next()? {
-        count += 1;
-        bytes += row.get::<_, i64>(0)?;
-    }
+    let (count, bytes) = remove_rows(conn, sql, params, dropped)?;
     add_to_space(conn, ns, -count, -bytes)?;
     Ok(count.unsigned_abs())
 }
 
 /// Removes the oldest entries of `ns` until it is within its bounds (least recently stored
 /// first, as diskcache does by default).
-fn evict(conn: &Connection, ns: &[u8], space: &Space) -> rusqlite::Result<()> {
+fn evict(
+    conn: &Connection,
+    ns: &[u8],
+    space: &Space,
+    dropped: &mut Vec<String>,
+) -> rusqlite::Result<()> {
     const OLDEST: &str = "DELETE FROM entries WHERE ns = ?1 AND key IN
-         (SELECT key FROM entries WHERE ns = ?1 ORDER BY stored LIMIT ?2) RETURNING size";
+         (SELECT key FROM entries WHERE ns = ?1 ORDER BY stored LIMIT ?2) RETURNING size, file";
     let mut totals = conn.prepare_cached("SELECT count, bytes FROM spaces WHERE ns = ?1")?;
     let mut total = || {
         totals.query_row([ns], |row| {
@@ -439,9 +493,10 @@ fn evict(conn: &Connection, ns: &[u8], space: &Space) -> rusqlite::Result<()> {
         ns,
         OLDEST,
         params![ns, i64::try_from(over_count).unwrap_or(i64::MAX)],
+        dropped,
     )?;
     while total()?.1 > space.max_bytes {
-        let removed = remove_counted(conn, ns, OLDEST, params![ns, 16])?;
+        let removed = remove_counted(conn, ns, OLDEST, params![ns, 16], dropped)?;
         if removed == 0 {
             break;
         }
@@ -451,21 +506,26 @@ fn evict(conn: &Connection, ns: &[u8], space: &Space) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Removes the entries of `ns` whose lifetime has passed, counted on `expired`; returns how many.
+/// Removes the entries of `ns` whose lifetime has passed (and their files), counted on `expired`;
+/// returns how many.
 pub(super) fn purge(
     conn: &Connection,
+    dir: &std::path::Path,
     ns: &[u8],
     now_ms: i64,
     expired: &AtomicU64,
 ) -> rusqlite::Result<usize> {
+    let mut dropped = Vec::new();
     let tx = conn.unchecked_transaction()?;
     let purged = remove_counted(
         &tx,
         ns,
-        "DELETE FROM entries WHERE ns = ?1 AND expires > 0 AND expires <= ?2 RETURNING size",
+        "DELETE FROM entries WHERE ns = ?1 AND expires > 0 AND expires <= ?2 RETURNING size, file",
         params![ns, now_ms],
+        &mut dropped,
     )?;
     tx.commit()?;
+    files::remove(dir, &dropped);
     expired.fetch_add(purged, Ordering::Relaxed);
     Ok(usize::try_from(purged).unwrap_or(usize::MAX))
 }
