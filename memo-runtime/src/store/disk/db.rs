@@ -2,8 +2,8 @@
 //! the directory: opening it (permissions, pragmas, schema), moving a damaged file aside, reads,
 //! and error reports.
 //!
-//! Files: `cache.db` (+ SQLite's `-wal` and `-shm`), `version` (see `version.rs`) and `values/`
-//! (see `files.rs`), in a directory created `0700`; files are created `0600`.
+//! Files: `cache.db` (+ SQLite's `-wal` and `-shm`), `version` (see `version.rs`), `values/`
+//! (see `files.rs`) and `open.lock`, in a directory created `0700`; files are created `0600`.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -120,6 +120,7 @@ impl Db {
     fn open(dir: &Path) -> Self {
         let (reader, writer, version) = match create_dir(dir) {
             Ok(()) => {
+                let _opening = OpenLock::take(dir);
                 let file = dir.join("cache.db");
                 let reader = open_recovering(&file);
                 let writer = reader.as_ref().ok().map(|_| open_connection(&file));
@@ -243,10 +244,38 @@ impl Shared {
         let mut reader = lock(&self.reader);
         writer.take();
         reader.take();
+        let _opening = OpenLock::take(&self.dir);
         let file = self.dir.join("cache.db");
         move_aside(&file, &err.to_string());
         *reader = open_connection(&file).ok();
         *writer = open_connection(&file).ok();
+    }
+}
+
+/// An exclusive `flock` on `<dir>/open.lock`, held while a process opens (or rebuilds) the
+/// database: a file another process is creating is never taken for a damaged one, and two
+/// processes never switch a new file to WAL at once. Released on drop (the file is closed).
+struct OpenLock {
+    _file: Option<File>,
+}
+
+impl OpenLock {
+    fn take(dir: &Path) -> Self {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join("open.lock"))
+            .ok();
+        if let Some(file) = &file {
+            // SAFETY: `flock` on a descriptor this function owns; it only blocks until granted.
+            // Without the lock (an error), opening goes on as it would have.
+            let _ = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        }
+        Self { _file: file }
     }
 }
 
@@ -352,6 +381,15 @@ fn move_aside(file: &Path, why: &str) {
         if side.exists() {
             let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
         }
+    }
+    // The large values the old file referred to go with it.
+    if let Some(dir) = file.parent()
+        && dir.join("values").exists()
+    {
+        let _ = std::fs::rename(
+            dir.join("values"),
+            dir.join(format!("values.corrupt-{stamp}")),
+        );
     }
     match moved {
         Ok(()) => warn(&format!(

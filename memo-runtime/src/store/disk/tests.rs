@@ -357,7 +357,8 @@ fn spawn_child(root: &Path, role: &str, extra: &[(&str, String)]) -> std::proces
         ])
         .env("MEMO_DISK_CHILD", role)
         .env("MEMO_DISK_ROOT", root)
-        .stdout(std::process::Stdio::piped());
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for (name, value) in extra {
         command.env(name, value);
     }
@@ -423,12 +424,14 @@ fn two_processes_missing_one_key_compute_it_once() {
         spawn_child(&tmp.0, "compute", &env),
         spawn_child(&tmp.0, "compute", &env),
     ];
+    let mut errors = String::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("value=42"));
+        errors.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     let executions = std::fs::read_to_string(&count).unwrap().lines().count();
-    assert_eq!(executions, 1);
+    assert_eq!(executions, 1, "{errors}");
     assert_eq!(open(&tmp.0, &Config::new()).get(&"shared"), Some(42));
 }
