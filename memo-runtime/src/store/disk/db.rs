@@ -27,19 +27,21 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 const SCHEMA: &str = "
+-- Rows in the order they were stored (the rowid `id` grows), which is the order eviction takes
+-- them in; a rowid table with a small key index writes about twice as fast as a table keyed by
+-- (ns, key) with an index on the storing order.
 CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
     ns BLOB NOT NULL,
     key BLOB NOT NULL,
     value BLOB NOT NULL,
     -- The file under `values/` holding a large value (then `value` is empty).
     file TEXT,
     size INTEGER NOT NULL,
-    expires INTEGER NOT NULL,
-    stored INTEGER NOT NULL,
-    PRIMARY KEY (ns, key)
-) WITHOUT ROWID;
+    expires INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_key ON entries (ns, key);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires > 0;
-CREATE INDEX IF NOT EXISTS entries_stored ON entries (ns, stored);
 -- How many entries and bytes each namespace holds, kept by the writers in the same transactions
 -- (triggers doubled the cost of a write).
 CREATE TABLE IF NOT EXISTS spaces (

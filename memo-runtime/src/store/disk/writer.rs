@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -277,13 +277,6 @@ fn run(shared: &Shared) {
     }
 }
 
-/// Microseconds since the Unix epoch: the order entries were stored in, for eviction.
-fn stamp() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
 /// What a batch changed in one namespace: entries and bytes added (or removed, if negative).
 struct Delta<'a> {
     ns: &'a Arc<[u8]>,
@@ -332,23 +325,15 @@ fn commit_rows(
     let mut deltas: Vec<Delta<'_>> = Vec::new();
     {
         let mut add = tx.prepare_cached(
-            "INSERT INTO entries (ns, key, value, size, expires, stored, file)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, key) DO NOTHING",
-        )?;
-        let mut old_of =
-            tx.prepare_cached("SELECT size, file FROM entries WHERE ns = ?1 AND key = ?2")?;
-        let mut replace = tx.prepare_cached(
-            "UPDATE entries SET value = ?3, size = ?4, expires = ?5, stored = ?6, file = ?7
-             WHERE ns = ?1 AND key = ?2",
+            "INSERT INTO entries (ns, key, value, size, expires, file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ns, key) DO NOTHING",
         )?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
-        let mut stored = stamp();
         for op in batch {
             let (ns, key) = (&op.ns[..], &op.key[..]);
             match &op.kind {
                 Kind::Put { value, expires } => {
-                    stored += 1;
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
                         let name = files::write(&shared.dir, value).map_err(io_error)?;
@@ -357,27 +342,22 @@ fn commit_rows(
                     } else {
                         (&value[..], None)
                     };
-                    let row = params![ns, key, inline, size, expires, stored, file];
+                    let row = params![ns, key, inline, size, expires, file];
                     let delta = delta(&mut deltas, &op.ns);
                     delta.grew = true;
-                    if add.execute(row)? == 1 {
-                        delta.count += 1;
-                        delta.bytes += size;
-                    } else {
-                        let (old, old_file): (i64, Option<String>) = old_of
-                            .query_row(params![ns, key], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                        replace.execute(row)?;
-                        delta.bytes += size - old;
-                        dropped.extend(old_file);
+                    if add.execute(row)? == 0 {
+                        // Stored before: the old row goes, and the new one is the newest.
+                        let (old_count, old_bytes) =
+                            remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
+                        delta.count -= old_count;
+                        delta.bytes -= old_bytes;
+                        add.execute(row)?;
                     }
+                    delta.count += 1;
+                    delta.bytes += size;
                 }
                 Kind::Delete => {
-                    let (count, bytes) = remove_rows(
-                        &tx,
-                        "DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNING size, file",
-                        params![ns, key],
-                        dropped,
-                    )?;
+                    let (count, bytes) = remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
                     let delta = delta(&mut deltas, &op.ns);
                     delta.count -= count;
                     delta.bytes -= bytes;
@@ -414,6 +394,9 @@ fn commit_rows(
     }
     tx.commit()
 }
+
+/// Deletes one key's row.
+const DELETE_KEY: &str = "DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNING size, file";
 
 /// A failure to write a value's file, as the batch's error.
 fn io_error(err: std::io::Error) -> rusqlite::Error {
@@ -472,8 +455,8 @@ fn evict(
     space: &Space,
     dropped: &mut Vec<String>,
 ) -> rusqlite::Result<()> {
-    const OLDEST: &str = "DELETE FROM entries WHERE ns = ?1 AND key IN
-         (SELECT key FROM entries WHERE ns = ?1 ORDER BY stored LIMIT ?2) RETURNING size, file";
+    const OLDEST: &str = "DELETE FROM entries WHERE id IN
+         (SELECT id FROM entries WHERE ns = ?1 ORDER BY id LIMIT ?2) RETURNING size, file";
     let mut totals = conn.prepare_cached("SELECT count, bytes FROM spaces WHERE ns = ?1")?;
     let mut total = || {
         totals.query_row([ns], |row| {
