@@ -1,9 +1,9 @@
 //! Group commit: writes are queued and committed by one thread per database, many to a
 //! transaction.
 //!
-//! A commit costs an `fsync`-free WAL append plus SQLite's bookkeeping (≈ 8 µs); a write on its own
-//! would cap a process near 100,000 writes a second, one transaction each. The writer waits up to
-//! [`WINDOW`] after the first queued write for others, then commits them all at once. Until its
+//! A transaction of its own per write caps a process near 100,000 writes a second (a commit is a
+//! WAL append plus SQLite's bookkeeping); the writer waits up to [`WINDOW`] after the first queued
+//! write for others, then commits them all at once, and a write costs a few microseconds. Until its
 //! commit, a write is answered from the queue (`pending`), so the process that wrote it reads it
 //! back at once; other processes see it after the commit, which also bumps the shared change
 //! counter.
