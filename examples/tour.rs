@@ -1,6 +1,6 @@
 //! A short guided run of everything memo does so far.
 //!
-//! Run: `cargo run --release --example tour`
+//! Run: `cargo run --release --example tour` (`--features disk` adds the disk store's section)
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -99,7 +99,57 @@ async fn async_section() {
     println!("fetches so far: {}", FETCHES.load(Ordering::SeqCst));
 }
 
+// 9. On disk (feature `disk`): entries outlive the process and are shared with other processes.
+#[cfg(feature = "disk")]
+#[cached(store = disk("tour"), ttl = "1h")]
+fn geocode(city: &str) -> (f64, f64) {
+    thread::sleep(Duration::from_millis(50));
+    let code = city.bytes().map(f64::from).sum::<f64>();
+    (code % 90.0, code % 180.0)
+}
+
+/// The disk section; `second` is this tour run again as another process.
+#[cfg(feature = "disk")]
+fn disk_section(second: bool) {
+    let started = Instant::now();
+    let place = geocode("Lisbon");
+    let stats = geocode_cache().stats();
+    println!(
+        "{} process: geocode(\"Lisbon\") = {place:?} in {:?} (misses {}, hits {})",
+        if second { "second" } else { "first" },
+        started.elapsed(),
+        stats.misses,
+        stats.hits
+    );
+    if second {
+        return;
+    }
+    geocode("Lisbon");
+    println!(
+        "again: hits {}; stored in {}",
+        geocode_cache().stats().hits,
+        geocode_cache().store().dir().display()
+    );
+    // Committed (the writer does so within a millisecond; this waits for it).
+    geocode_cache().store().flush();
+    let second = std::process::Command::new(std::env::current_exe().expect("this tour"))
+        .env("MEMO_TOUR_SECOND", "1")
+        .status();
+    println!("the second process ran: {second:?}");
+}
+
 fn main() {
+    #[cfg(feature = "disk")]
+    {
+        if std::env::var_os("MEMO_TOUR_SECOND").is_some() {
+            // Run by the first process, with its cache directory.
+            disk_section(true);
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("memo-tour-{}", std::process::id()));
+        // SAFETY: the first statement of `main`: no other thread runs yet.
+        unsafe { std::env::set_var("MEMO_CACHE_DIR", &dir) };
+    }
     section("1. memoize a slow function");
     let start = Instant::now();
     slow_square(12);
@@ -184,4 +234,16 @@ fn main() {
     tokio::runtime::Runtime::new()
         .expect("tokio runtime")
         .block_on(async_section());
+
+    section("9. on disk (store = disk)");
+    #[cfg(feature = "disk")]
+    {
+        disk_section(false);
+        // The temporary directory set at the start of `main`.
+        if let Some(dir) = std::env::var_os("MEMO_CACHE_DIR") {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    #[cfg(not(feature = "disk"))]
+    println!("run with `--features disk` to see it");
 }

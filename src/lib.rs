@@ -41,12 +41,15 @@
 //! | `key_type = T` | the type of `key = expr` when it is not an argument or a tuple of arguments |
 //! | `cache_err = true` | also cache `Err` results (by default only `Ok` is stored) |
 //! | `cache_none = true` | also cache `None` results (by default only `Some` is stored) |
+//! | `store = disk` / `disk("name")` | keep entries on disk, shared by processes and kept across runs (feature `disk`); `memory` is the default |
+//! | `codec = "json"` | with `store = disk`: values as JSON instead of compact binary (postcard) |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
 //!
 //! # Cargo features
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `disk` | no | `store = disk`: a persistent store on SQLite (bundled) in `$MEMO_CACHE_DIR` or the OS cache directory, shared safely by processes (single-flight across them), values encoded with serde; [`DiskStore`], [`Codec`] |
 //! | `tokio` | no | `stale` / `refresh = "early"` on `async fn`: the refresh runs as a task on the caller's tokio runtime |
 //! | `metrics` | no | `memo_hits_total`, `memo_misses_total`, … per function (label `fn`) through the `metrics` facade, published off the hit path; `memo_load_seconds` histogram |
 //! | `tracing` | no | a `memo.compute` span per computation (`function`, `outcome`) and a warning per failed background refresh; nothing on plain hits |
@@ -90,6 +93,8 @@ pub use memo_runtime::MockClock;
 pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Stats, Store, store, warm,
 };
+#[cfg(feature = "disk")]
+pub use memo_runtime::{Codec, DiskOptions, DiskStore};
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
 #[cfg(feature = "switch")]

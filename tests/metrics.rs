@@ -19,6 +19,13 @@ fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
     text.parse()
 }
 
+/// A disk cache whose directory cannot be made (see the test): each call is a backend error.
+#[cfg(feature = "disk")]
+#[cached(store = disk)]
+fn stored(n: u64) -> u64 {
+    n + 1
+}
+
 /// One Prometheus scrape of a loopback endpoint serving `render()`.
 fn scrape(render: impl Fn() -> String + Send + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,6 +63,16 @@ fn value(text: &str, line_start: &str) -> Option<f64> {
 
 #[test]
 fn a_scrape_shows_the_calls_made() {
+    #[cfg(feature = "disk")]
+    let file = {
+        // A cache directory under a regular file: it cannot be created, not even by root.
+        let file = std::env::temp_dir().join(format!("memo-metrics-{}", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        // SAFETY: the only test of this binary, before any cache opens or thread reads it.
+        unsafe { std::env::set_var("MEMO_CACHE_DIR", file.join("cache")) };
+        assert_eq!(stored(1), 2);
+        file
+    };
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).unwrap();
@@ -97,4 +114,15 @@ fn a_scrape_shows_the_calls_made() {
         value(&text, &format!("memo_load_seconds_count{square_fn}")),
         Some(3.0)
     );
+    #[cfg(feature = "disk")]
+    {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("memo_backend_errors_total{") && l.contains("metrics::stored"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains(r#"backend="disk""#), "{line}");
+        assert!(line.ends_with(" 1"), "{line}");
+        assert!(!text.contains(r#"memo_backend_errors_total{fn="metrics::square""#));
+        std::fs::remove_file(file).unwrap();
+    }
 }

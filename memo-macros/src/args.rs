@@ -22,8 +22,12 @@ const JITTER: &str = "jitter";
 const STALE: &str = "stale";
 const REFRESH: &str = "refresh";
 const BETA: &str = "beta";
+const STORE: &str = "store";
+const CODEC: &str = "codec";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `crate`";
+
+const STORES: &str = "expected `memory`, `disk`, or `disk(\"name\")`";
 
 /// An option's value and where it was written.
 pub(crate) struct Opt<T> {
@@ -64,6 +68,13 @@ pub(crate) enum Ttl {
     Expr(Expr),
 }
 
+/// Where the entries live: `store = memory` (the default) or `store = disk` / `disk("name")`.
+pub(crate) enum StoreKind {
+    Memory,
+    /// The persistent store, under its name (`default` when none is given).
+    Disk(Option<LitStr>),
+}
+
 /// The parsed options of one `#[cached(...)]`.
 pub(crate) struct Args {
     pub(crate) maxsize: Opt<Expr>,
@@ -77,6 +88,9 @@ pub(crate) struct Args {
     pub(crate) key_type: Opt<Type>,
     pub(crate) cache_err: Opt<bool>,
     pub(crate) cache_none: Opt<bool>,
+    pub(crate) store: Opt<StoreKind>,
+    /// `codec = "binary" | "json"`, for `store = disk`.
+    pub(crate) codec: Opt<LitStr>,
     pub(crate) krate: Opt<Path>,
 }
 
@@ -94,6 +108,8 @@ impl Args {
             key_type: Opt::new(KEY_TYPE),
             cache_err: Opt::new(CACHE_ERR),
             cache_none: Opt::new(CACHE_NONE),
+            store: Opt::new(STORE),
+            codec: Opt::new(CODEC),
             krate: Opt::new(CRATE),
         };
         let mut errors: Option<syn::Error> = None;
@@ -165,6 +181,26 @@ impl Args {
         } else if path.is_ident(CACHE_NONE) {
             let flag = flag_of(meta)?;
             self.cache_none.set(path, flag)
+        } else if path.is_ident(STORE) {
+            let expr = value_of(meta, "store = disk")?;
+            self.store.set(path, store_of(&expr)?)
+        } else if path.is_ident(CODEC) {
+            let codec: LitStr = meta.value()?.parse().map_err(|err| {
+                syn::Error::new(
+                    err.span(),
+                    "`codec` expects \"binary\" or \"json\": `codec = \"json\"`",
+                )
+            })?;
+            if !matches!(codec.value().as_str(), "binary" | "json") {
+                return Err(syn::Error::new_spanned(
+                    &codec,
+                    format_args!(
+                        "unknown codec \"{}\"; expected \"binary\" or \"json\"",
+                        codec.value()
+                    ),
+                ));
+            }
+            self.codec.set(path, codec)
         } else if path.is_ident(CRATE) || path.is_ident("crate_path") {
             let krate = crate_of(meta)?;
             self.krate.set(path, krate)
@@ -188,6 +224,43 @@ fn value_of(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<Expr> {
         return Err(meta.error(format_args!("`{name}` needs a value, e.g. `{example}`")));
     }
     meta.value()?.parse()
+}
+
+/// `memory`, `disk`, or `disk("name")` with a name that makes a directory name.
+fn store_of(expr: &Expr) -> syn::Result<StoreKind> {
+    let named = |path: &Expr, name: &str| matches!(path, Expr::Path(p) if p.path.is_ident(name));
+    match expr {
+        _ if named(expr, "memory") => Ok(StoreKind::Memory),
+        _ if named(expr, "disk") => Ok(StoreKind::Disk(None)),
+        Expr::Call(call) if named(&call.func, "disk") => match call.args.first() {
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Str(name),
+                ..
+            })) if call.args.len() == 1 => {
+                let text = name.value();
+                if text.is_empty()
+                    || text.starts_with('.')
+                    || !text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
+                    return Err(syn::Error::new_spanned(
+                        name,
+                        "a disk store's name is a directory name: ASCII letters, digits, `-`, `_` and `.`, not first",
+                    ));
+                }
+                Ok(StoreKind::Disk(Some(name.clone())))
+            }
+            _ => Err(syn::Error::new_spanned(
+                &call.args,
+                "`disk(...)` takes the store's name as a string: `store = disk(\"pages\")`",
+            )),
+        },
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format_args!("unknown store; {STORES}"),
+        )),
+    }
 }
 
 /// `maxsize` literals are checked here; other expressions are evaluated at run time.

@@ -61,9 +61,9 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         prelude,
         lookup,
         keep,
-        config,
         output,
         renews,
+        ..
     } = plan;
     let CachedFn {
         attrs,
@@ -76,20 +76,12 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let name = name.strip_prefix("r#").unwrap_or(&name);
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
     let id = quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce));
-    // The cache is found the same way in the body and in the companion, with the call spanned at
-    // the return type: a return type that cannot be cached is reported there, once.
-    let find_cache = {
-        let path = respan(quote!(#runtime::cache), output.span());
-        let mut args = proc_macro2::Group::new(
-            proc_macro2::Delimiter::Parenthesis,
-            quote!(&__MEMO_CELL, #id, #config),
-        );
-        args.set_span(output.span());
-        quote! {
-            static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new();
-            #path #args
-        }
-    };
+    let StoreParts {
+        find_cache,
+        store_type,
+        require,
+        hit_entry,
+    } = store_parts(plan, &id);
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
@@ -122,7 +114,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         };
         (entry, quote!(, __memo_refresh, __memo_keep), renew)
     } else {
-        (quote!(#runtime::hit_or_miss), quote!(), quote!())
+        (hit_entry, quote!(), quote!())
     };
     let keep = if *renews {
         quote!(__memo_keep)
@@ -147,6 +139,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
+            #require
             let __memo_cache = { #find_cache };
             #prelude
             #renew
@@ -160,11 +153,86 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #[doc = #doc]
         #[must_use]
         #[allow(dead_code)]
-        #vis fn #companion() -> &'static #runtime::Cache<#key_type, #output> {
+        #vis fn #companion() -> &'static #runtime::Cache<#key_type, #output #store_type> {
             let __memo_cache = { #find_cache };
             __memo_cache
         }
     }
+}
+
+/// What differs between a memory and a disk cache in the expansion.
+struct StoreParts {
+    /// The statements that find (or open) the cache, the same in the body and the companion.
+    find_cache: TokenStream,
+    /// The store type argument of the companion's `Cache<K, V, S>` (empty for memory).
+    store_type: TokenStream,
+    /// `require_disk!();`, which stops the build with one sentence without the `disk` feature.
+    require: TokenStream,
+    /// The hit path's entry.
+    hit_entry: TokenStream,
+}
+
+/// How the cache is found: the call is spanned at the return type, so a return type that cannot
+/// be cached is reported there, once. A disk cache also gets its store's name, its codec and the
+/// signature hash that keeps entries of another layout out of reach.
+fn store_parts(plan: &Plan, id: &TokenStream) -> StoreParts {
+    let Plan {
+        runtime,
+        key_type,
+        output,
+        config,
+        ..
+    } = plan;
+    let (finder, disk_args, parts) = match &plan.disk {
+        Some((store, json)) => {
+            let signature = signature_hash(&format!(
+                "{} -> {}",
+                tidy(&key_type.to_token_stream().to_string()),
+                tidy(&output.to_token_stream().to_string())
+            ));
+            (
+                quote!(#runtime::disk_cache),
+                quote!(, #store, #json, #signature),
+                StoreParts {
+                    find_cache: TokenStream::new(),
+                    store_type: quote!(, #runtime::DiskStore<#key_type, #output>),
+                    require: quote!(#runtime::require_disk!();),
+                    hit_entry: quote!(#runtime::hit_or_miss_disk),
+                },
+            )
+        }
+        None => (
+            quote!(#runtime::cache),
+            quote!(),
+            StoreParts {
+                find_cache: TokenStream::new(),
+                store_type: quote!(),
+                require: quote!(),
+                hit_entry: quote!(#runtime::hit_or_miss),
+            },
+        ),
+    };
+    let path = respan(finder, output.span());
+    let mut args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(&__MEMO_CELL, #id, #config #disk_args),
+    );
+    args.set_span(output.span());
+    StoreParts {
+        find_cache: quote! {
+            static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new();
+            #path #args
+        },
+        ..parts
+    }
+}
+
+/// 64-bit FNV-1a of a signature's text, as the runtime's `key::signature_hash` computes it:
+/// stable across builds and platforms.
+fn signature_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// `tokens` with every span set to `span`.

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, GenericParam, Ident, Lifetime, ReceiverKind, Type, TypePath, TypeReference};
 
-use crate::args::{Args, Ttl};
+use crate::args::{Args, StoreKind, Ttl};
 use crate::item::{Arg, CachedFn};
 
 /// The most arguments keyed without `key = ...` (the runtime's largest `Lookup` tuple).
@@ -34,6 +34,8 @@ pub(crate) struct Plan {
     /// Entries are refreshed in the background (`stale`, `refresh = "early"`): the expansion
     /// passes a copy of the body that runs from the owned key.
     pub(crate) renews: bool,
+    /// `store = disk`: the store's name and whether values are JSON.
+    pub(crate) disk: Option<(String, bool)>,
 }
 
 /// Errors collected during validation.
@@ -85,6 +87,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         key.unwrap_or_else(|| (syn::parse_quote!(()), quote!(), quote!(&())));
     let prelude = quote!(#asserts #key_prelude);
     let config = config(args, &runtime);
+    let disk = check_disk(args, &mut errors);
     errors.finish(Plan {
         runtime,
         key_type,
@@ -94,7 +97,40 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         config,
         output,
         renews,
+        disk,
     })
+}
+
+/// `store = disk`, with its name and codec; `codec` needs it, and it does not (yet) combine with
+/// the options that renew or spread entries in memory.
+fn check_disk(args: &Args, errors: &mut Errors) -> Option<(String, bool)> {
+    let json = args
+        .codec
+        .get()
+        .is_some_and(|codec| codec.value() == "json");
+    let Some(StoreKind::Disk(name)) = args.store.get() else {
+        if let Some(codec) = args.codec.path() {
+            errors.at(
+                codec,
+                "`codec` sets how `store = disk` encodes values; add `store = disk`",
+            );
+        }
+        return None;
+    };
+    for option in [args.stale.path(), args.refresh.path(), args.jitter.path()]
+        .into_iter()
+        .flatten()
+    {
+        let name = option.to_token_stream().to_string();
+        errors.at(
+            option,
+            format_args!("`{name}` is not supported with `store = disk` yet; remove one of them"),
+        );
+    }
+    let name = name
+        .as_ref()
+        .map_or_else(|| "default".to_string(), syn::LitStr::value);
+    Some((name, json))
 }
 
 /// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a

@@ -14,7 +14,7 @@ use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
-use crate::store::{MemoryStore, Store};
+use crate::store::{Claim, Lease, MemoryStore, Store};
 use crate::sync::Arc;
 use crate::trace::Computation;
 
@@ -26,7 +26,8 @@ pub(crate) enum Step<'a, K, V> {
     /// A value is there (stored meanwhile, or handed over): return it.
     Done(V),
     /// Compute, then [`Cache::finish`]; no leader when a sync caller re-entered its own key.
-    Compute(Option<Leader<'a, K, V>>),
+    /// The lease is the store's claim on the key (other processes wait while it is held).
+    Compute(Option<Leader<'a, K, V>>, Lease),
     /// Another caller computes: wait on its flight, then [`Cache::waited`].
     Wait(Arc<Flight<V>>),
 }
@@ -86,10 +87,43 @@ impl<K, V> Cache<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: Config) -> Self {
+        Self::with_store(MemoryStore::new(&config))
+    }
+
+    /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
+    /// advancing it instead of sleeping (feature `test-util`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use memo_runtime::{Cache, Clock, Config};
+    /// use std::time::Duration;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(Config::new().ttl(Duration::from_secs(60)));
+    /// let (clock, mock) = Clock::mock();
+    /// cache.set_clock(clock);
+    /// cache.insert(1, 10);
+    /// mock.increment(Duration::from_secs(59));
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// mock.increment(Duration::from_secs(2));
+    /// assert_eq!(cache.get(&1), None); // expired, without sleeping
+    /// # }
+    /// ```
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn set_clock(&self, clock: Clock) {
+        self.store.set_clock(clock);
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
+    /// A cache over `store` (e.g. a [`DiskStore`](crate::DiskStore)).
+    #[must_use]
+    pub fn with_store(store: S) -> Self {
         #[cfg(feature = "switch")]
         crate::switch::read_environment();
         Self {
-            store: MemoryStore::new(&config),
+            store,
             flights: Flights::default(),
             counters: Box::default(),
             name: "",
@@ -97,6 +131,11 @@ impl<K, V> Cache<K, V> {
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
         }
+    }
+
+    /// The store behind this cache.
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     /// Names the cache (`module::function`) for metrics and logs.
@@ -130,33 +169,6 @@ impl<K, V> Cache<K, V> {
         self.name
     }
 
-    /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
-    /// advancing it instead of sleeping (feature `test-util`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[cfg(feature = "test-util")] {
-    /// use memo_runtime::{Cache, Clock, Config};
-    /// use std::time::Duration;
-    ///
-    /// let cache: Cache<u32, u32> = Cache::new(Config::new().ttl(Duration::from_secs(60)));
-    /// let (clock, mock) = Clock::mock();
-    /// cache.set_clock(clock);
-    /// cache.insert(1, 10);
-    /// mock.increment(Duration::from_secs(59));
-    /// assert_eq!(cache.get(&1), Some(10));
-    /// mock.increment(Duration::from_secs(2));
-    /// assert_eq!(cache.get(&1), None); // expired, without sleeping
-    /// # }
-    /// ```
-    #[cfg(any(test, feature = "test-util"))]
-    pub fn set_clock(&self, clock: Clock) {
-        self.store.set_clock(clock);
-    }
-}
-
-impl<K, V, S> Cache<K, V, S> {
     /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
     /// the cached one, and stores the new value (counted in [`Stats::refreshes`], not as a hit or a
     /// miss). Only the outermost lookup in this cache is forced: recursive calls inside the body
@@ -488,10 +500,10 @@ where
         loop {
             match self.begin(&key, true) {
                 Step::Done(value) => return value,
-                Step::Compute(leader) => {
+                Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = body();
-                    return self.finish(key, leader, value, keep, started.elapsed());
+                    return self.finish(key, (leader, lease), value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     if let Some(value) = self.waited(&key, flight.wait()) {
@@ -504,6 +516,9 @@ where
 
     /// The first step of a miss: lead the computation, wait for another caller's, or find that a
     /// value landed meanwhile. `by_thread` detects a sync caller re-entering its own key.
+    ///
+    /// The leader also claims the key from the store ([`Store::claim`]), so that callers in
+    /// other processes sharing the store wait for it too.
     pub(crate) fn begin(&self, key: &K, by_thread: bool) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), by_thread) {
             Join::Lead(leader) => {
@@ -512,24 +527,35 @@ where
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                self.counters.record(Event::Miss);
-                Step::Compute(Some(leader))
+                match self.store.claim(key) {
+                    Claim::Found(value) => {
+                        // Another process computed it while this one waited.
+                        self.counters.record(Event::Coalesced);
+                        leader.finish(&value);
+                        Step::Done(value)
+                    }
+                    Claim::Compute(lease) => {
+                        self.counters.record(Event::Miss);
+                        Step::Compute(Some(leader), lease)
+                    }
+                }
             }
             Join::Wait(flight) => Step::Wait(flight),
             Join::Reentrant => {
                 self.counters.record(Event::Miss);
-                Step::Compute(None)
+                Step::Compute(None, Lease::none())
             }
         }
     }
 
-    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters.
+    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters and
+    /// end the store's claim.
     ///
     /// Callers that were waiting get the leader's value either way: they asked at the same time.
     pub(crate) fn finish(
         &self,
         key: K,
-        leader: Option<Leader<'_, K, V>>,
+        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
         value: V,
         keep: fn(&V) -> bool,
         cost: Duration,
@@ -547,6 +573,8 @@ where
                 leader.finish(&value);
             }
         }
+        // After the value is stored: other processes find it once the claim is gone.
+        drop(lease);
         value
     }
 
@@ -699,6 +727,10 @@ where
 
     fn stats(&self) -> Stats {
         Cache::stats(self)
+    }
+
+    fn backend(&self) -> &'static str {
+        self.store.backend()
     }
 }
 

@@ -234,6 +234,19 @@ pub(crate) fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Milliseconds since the Unix epoch at `now` (a reading of a [`Clock`]): the wall time that
+/// stores shared with other processes stamp expiry in. A mock clock moves it too.
+#[cfg(feature = "disk")]
+pub(crate) fn unix_millis(now: u64) -> u64 {
+    static UNIX_AT_ORIGIN: LazyLock<u64> = LazyLock::new(|| {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, duration_nanos);
+        since_epoch.saturating_sub(real_now())
+    });
+    UNIX_AT_ORIGIN.saturating_add(now) / 1_000_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

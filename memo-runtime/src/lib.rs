@@ -5,18 +5,25 @@
 //! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
 //! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
+//! - `DiskStore`, `Codec`, `key` (feature `disk`): the persistent store shared by processes,
+//!   its serde formats and its key encoding.
 //! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
 //!
-//! Features: `tokio` (background refresh of `async fn`s), `metrics`, `tracing`, `switch` (a global
-//! bypass for debugging), `test-util` (a mock clock); see the `memo` crate's docs.
+//! Features: `disk` (the persistent store), `tokio` (background refresh of `async fn`s),
+//! `metrics`, `tracing`, `switch` (a global bypass for debugging), `test-util` (a mock clock);
+//! see the `memo` crate's docs.
 
 mod cache;
 mod cell;
 mod clock;
+#[cfg(feature = "disk")]
+mod codec;
 mod config;
 mod flight;
 mod janitor;
+#[cfg(feature = "disk")]
+pub mod key;
 mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -39,11 +46,15 @@ pub use cell::CacheCell;
 pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::MockClock;
+#[cfg(feature = "disk")]
+pub use codec::Codec;
 pub use config::Config;
 pub use lookup::{KeyPart, Lookup};
 #[cfg(feature = "metrics")]
 pub use metrics::{PERIOD as METRICS_PERIOD, publish as publish_metrics};
 pub use stats::Stats;
+#[cfg(feature = "disk")]
+pub use store::{DiskOptions, DiskStore};
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "switch")]
 pub use switch::{disable, enable, is_disabled};

@@ -7,6 +7,7 @@
 //! | metric | kind |
 //! |---|---|
 //! | `memo_hits_total`, `memo_misses_total`, `memo_coalesced_total`, `memo_evictions_total`, `memo_expired_total`, `memo_load_errors_total`, `memo_refreshes_total` | counter |
+//! | `memo_backend_errors_total` (also labelled `backend`, e.g. `disk`; not for in-memory caches) | counter |
 //! | `memo_entries` | gauge |
 //! | `memo_load_seconds` | histogram, recorded on each computation (a miss, not a hit) |
 
@@ -33,6 +34,7 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 pub(crate) trait Observed: Send + Sync {
     fn name(&self) -> &'static str;
     fn stats(&self) -> Stats;
+    fn backend(&self) -> &'static str;
 }
 
 static OBSERVED: Mutex<Vec<&'static dyn Observed>> = Mutex::new(Vec::new());
@@ -82,6 +84,11 @@ pub fn publish() {
         ];
         for (metric, value) in counters {
             metrics::counter!(metric, "fn" => name).absolute(value);
+        }
+        let backend = cache.backend();
+        if backend != "memory" {
+            metrics::counter!("memo_backend_errors_total", "fn" => name, "backend" => backend)
+                .absolute(stats.backend_errors);
         }
         #[allow(clippy::cast_precision_loss, reason = "a gauge is an f64")]
         metrics::gauge!("memo_entries", "fn" => name).set(stats.len as f64);

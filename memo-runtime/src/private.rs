@@ -16,6 +16,7 @@ pub use crate::lookup::Lookup;
 
 use crate::cache::Step;
 use crate::flight::{Flight, Leader};
+use crate::store::{Lease, MemoryStore, Store};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -56,6 +57,103 @@ fn new_cache<K, V>(id: &'static str, config: fn() -> Config) -> Cache<K, V> {
     let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
     Cache::new(config()).named(name)
 }
+
+/// What a disk cache needs of its keys and values: serde, both ways.
+#[cfg(feature = "disk")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored on disk: with `store = disk`, the key and the return type must implement serde's `Serialize` and `Deserialize`",
+    label = "stored on disk",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`, or keep this function in memory"
+)]
+pub trait Persist: Shared + serde::Serialize + serde::de::DeserializeOwned {}
+
+#[cfg(feature = "disk")]
+#[diagnostic::do_not_recommend]
+impl<T: Shared + serde::Serialize + serde::de::DeserializeOwned> Persist for T {}
+
+#[cfg(feature = "disk")]
+pub use crate::store::DiskStore;
+
+/// Without the `disk` feature, `require_disk!` stops the build with one sentence; this alias only
+/// keeps the rest of the expansion from adding errors of its own.
+#[cfg(not(feature = "disk"))]
+pub type DiskStore<K, V> = MemoryStore<K, V>;
+
+/// The cache of a memoized function with `store = disk`: [`cache`] over a
+/// [`DiskStore`](crate::DiskStore) named `store`, namespaced by the function's path and the
+/// `signature` hash of its key and return types. Serde is asked for by [`hit_or_miss_disk`].
+#[cfg(feature = "disk")]
+#[inline]
+pub fn disk_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> &'static Cache<K, V, DiskStore<K, V>> {
+    cell.get_or_init(id, || new_disk_cache(id, config, store, json, signature))
+}
+
+#[cfg(feature = "disk")]
+#[cold]
+#[inline(never)]
+fn new_disk_cache<K, V>(
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> Cache<K, V, DiskStore<K, V>> {
+    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    let codec = if json {
+        crate::Codec::Json
+    } else {
+        crate::Codec::Binary
+    };
+    let store = crate::DiskOptions::new(store)
+        .function(name, signature)
+        .codec(codec)
+        .open(&config());
+    Cache::with_store(store).named(name)
+}
+
+/// Stands for [`disk_cache`] without the `disk` feature (never reached: `require_disk!` stops the
+/// build first).
+#[cfg(not(feature = "disk"))]
+pub fn disk_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    _: &'static str,
+    _: bool,
+    _: u64,
+) -> &'static Cache<K, V, DiskStore<K, V>> {
+    cache(cell, id, config)
+}
+
+/// Stands for nothing when the `disk` feature is on; a sentence when it is off.
+#[cfg(feature = "disk")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memo_require_disk {
+    () => {};
+}
+
+/// Stands for nothing when the `disk` feature is on; a sentence when it is off.
+#[cfg(not(feature = "disk"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memo_require_disk {
+    () => {
+        ::core::compile_error!(
+            "`store = disk` needs memo's `disk` feature: \
+             memo = { version = \"...\", features = [\"disk\"] }"
+        );
+    };
+}
+
+pub use crate::__memo_require_disk as require_disk;
 
 /// The configuration of `#[cached(maxsize = MAXSIZE, ttl = "TTL_MS ms")]` with literal values
 /// (0 for an option not given; a literal 0 is rejected by the macro): one function per distinct
@@ -106,6 +204,44 @@ where
     V: CacheValue,
 {
     answer(cache, &key, |key| cache.hit(key))
+}
+
+/// [`hit_or_miss`] of a function with `store = disk`: the one place that asks for serde, so a key
+/// or return type without it gets one message of ours.
+#[cfg(feature = "disk")]
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_disk<L, V>(
+    cache: &'static Cache<L::Key, V, DiskStore<L::Key, V>>,
+    key: L,
+) -> Result<V, DiskMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Persist,
+    V: CacheValue + Persist,
+{
+    answer(cache, &key, |key| cache.hit(key))
+}
+
+/// A miss of a function with `store = disk`.
+#[cfg(feature = "disk")]
+pub type DiskMiss<K, V> = Miss<K, V, DiskStore<K, V>>;
+
+/// Stands for [`hit_or_miss_disk`] without the `disk` feature (never reached: `require_disk!`
+/// stops the build first).
+#[cfg(not(feature = "disk"))]
+pub fn hit_or_miss_disk<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_miss(cache, key)
 }
 
 /// The hit path of a function with `stale = …` or `refresh = "early"`: like [`hit_or_miss`], and
@@ -168,14 +304,15 @@ where
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
-fn answer<L, V>(
-    cache: &'static Cache<L::Key, V>,
+fn answer<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
     key: &L,
     found: impl FnOnce(&L) -> Option<V>,
-) -> Result<V, Miss<L::Key, V>>
+) -> Result<V, Miss<L::Key, V, S>>
 where
     L: Lookup,
     V: CacheValue,
+    S: Store<L::Key, V> + 'static,
 {
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
@@ -215,10 +352,10 @@ pub use crate::__memo_require_tokio as require_tokio;
 
 /// A call that missed, holding its owned key; [`Miss::compute`] (or [`Miss::compute_async`])
 /// runs the body under single-flight.
-pub struct Miss<K: 'static, V: 'static> {
-    cache: &'static Cache<K, V>,
+pub struct Miss<K: 'static, V: 'static, S: 'static = MemoryStore<K, V>> {
+    cache: &'static Cache<K, V, S>,
     key: K,
-    steps: Steps<K, V>,
+    steps: Steps<K, V, S>,
     mode: Mode,
 }
 
@@ -241,26 +378,27 @@ enum Mode {
     clippy::type_complexity,
     reason = "a table of function pointers, each named by its field"
 )]
-struct Steps<K: 'static, V: 'static> {
-    begin: fn(&'static Cache<K, V>, &K, bool) -> Step<'static, K, V>,
+struct Steps<K: 'static, V: 'static, S: 'static> {
+    begin: fn(&'static Cache<K, V, S>, &K, bool) -> Step<'static, K, V>,
     finish: fn(
-        &'static Cache<K, V>,
+        &'static Cache<K, V, S>,
         K,
-        Option<Leader<'static, K, V>>,
+        (Option<Leader<'static, K, V>>, Lease),
         V,
         fn(&V) -> bool,
         Duration,
     ) -> V,
-    waited: fn(&Cache<K, V>, &K, Option<V>) -> Option<V>,
-    refreshed: fn(&Cache<K, V>, K, V, fn(&V) -> bool, Instant) -> V,
+    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
+    refreshed: fn(&Cache<K, V, S>, K, V, fn(&V) -> bool, Instant) -> V,
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
 
-impl<K, V> Steps<K, V>
+impl<K, V, S> Steps<K, V, S>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: CacheValue,
+    S: Store<K, V> + 'static,
 {
     fn of() -> Self {
         Self {
@@ -277,13 +415,14 @@ where
     }
 }
 
-impl<K, V> Miss<K, V>
+impl<K, V, S> Miss<K, V, S>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: CacheValue,
+    S: Store<K, V> + 'static,
 {
     /// The miss of `key`: its owned key, and the bounded steps the unbounded methods call.
-    fn new<L: Lookup<Key = K>>(cache: &'static Cache<K, V>, key: &L) -> Self {
+    fn new<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, key: &L) -> Self {
         Self {
             cache,
             key: key.to_key(),
@@ -294,7 +433,7 @@ where
 
     /// A call that computes another way (caches switched off, or a forced refresh).
     #[cold]
-    fn with_mode<L: Lookup<Key = K>>(cache: &'static Cache<K, V>, key: &L, mode: Mode) -> Self {
+    fn with_mode<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, key: &L, mode: Mode) -> Self {
         Self {
             mode,
             ..Self::new(cache, key)
@@ -302,7 +441,7 @@ where
     }
 }
 
-impl<K: 'static, V: 'static> Miss<K, V> {
+impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
     pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
         let Self {
@@ -330,11 +469,12 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                     trace.outcome("hit");
                     return value;
                 }
-                Step::Compute(leader) => {
+                Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = trace.run(body);
                     trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
+                    let claim = (leader, lease);
+                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight)) {
@@ -376,11 +516,12 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                     trace.outcome("hit");
                     return value;
                 }
-                Step::Compute(leader) => {
+                Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = trace.run_async(body).await;
                     trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    return (steps.finish)(cache, key, leader, value, keep, started.elapsed());
+                    let claim = (leader, lease);
+                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
                 }
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;

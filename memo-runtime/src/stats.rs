@@ -44,6 +44,9 @@ pub struct Stats {
     pub refreshes: u64,
     /// Refreshes whose result was not kept (an error, a panic): the old value stays.
     pub refresh_failures: u64,
+    /// Failures of the store's backend (feature `disk`: a full or read-only disk, a value that
+    /// did not decode); each call went on as if uncached.
+    pub backend_errors: u64,
     /// Entries held when the snapshot was taken.
     pub len: usize,
 }
@@ -77,6 +80,7 @@ impl Stats {
             refresh_failures: self
                 .refresh_failures
                 .saturating_sub(earlier.refresh_failures),
+            backend_errors: self.backend_errors.saturating_sub(earlier.backend_errors),
             len: self.len,
         }
     }
@@ -192,6 +196,7 @@ impl Counters {
             load_errors: self.sum(Event::LoadError),
             refreshes: self.sum(Event::Refresh),
             refresh_failures: self.sum(Event::RefreshFailure),
+            backend_errors: counts.errors,
             len,
         }
     }

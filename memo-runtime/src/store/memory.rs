@@ -190,6 +190,24 @@ impl<K, V> MemoryStore<K, V> {
         }
     }
 
+    /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
+    /// for a front that mirrors the expiry of the store behind it.
+    #[cfg(feature = "disk")]
+    pub(crate) fn insert_expiring(&self, key: K, value: V, expires: u64)
+    where
+        K: std::hash::Hash + Eq,
+    {
+        let hash = self.hash(&key);
+        let now = self.now();
+        let stamp = Stamp {
+            expires,
+            refresh_at: 0,
+        };
+        self.write(self.shard_of(hash))
+            .insert(&self.hasher, hash, key, value, stamp, now);
+    }
+
+    /// The current reading of this store's clock (0 when entries never expire).
     #[inline]
     fn now(&self) -> u64 {
         if self.ttl == 0 { 0 } else { self.clock.now() }
@@ -321,6 +339,7 @@ where
                     hits: total.hits,
                     evicted: total.evicted + shard.evicted,
                     expired: total.expired + shard.expired,
+                    errors: 0,
                 }
             },
         )

@@ -1,9 +1,14 @@
-//! Where cached values live: the [`Store`] trait and the in-memory [`MemoryStore`].
+//! Where cached values live: the [`Store`] trait, the in-memory [`MemoryStore`], and (feature
+//! `disk`) the persistent [`DiskStore`].
 
+#[cfg(feature = "disk")]
+mod disk;
 mod gate;
 mod memory;
 mod shard;
 
+#[cfg(feature = "disk")]
+pub use disk::{DiskOptions, DiskStore, default_root};
 pub use memory::MemoryStore;
 
 use crate::lookup::Lookup;
@@ -31,6 +36,65 @@ pub struct Counts {
     pub evicted: u64,
     /// Removed because their time to live had passed.
     pub expired: u64,
+    /// Failures of the backend (a full disk, a damaged value): each time the call went on as if
+    /// uncached.
+    pub errors: u64,
+}
+
+/// What a store answers a caller that is about to compute a key that missed; see
+/// [`Store::claim`].
+pub enum Claim<V> {
+    /// Another process stored the value meanwhile: use it instead of computing.
+    Found(V),
+    /// Compute the value and store it; hold the lease until it is stored (or the computation
+    /// failed), then drop it.
+    Compute(Lease),
+}
+
+/// A claim on one key, held by the caller computing it: dropping it (after the value is stored,
+/// or when the computation failed, panicked or was cancelled) lets other processes' callers go on.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::store::Lease;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let released = Arc::new(AtomicBool::new(false));
+/// let flag = Arc::clone(&released);
+/// let lease = Lease::new(move || flag.store(true, Ordering::Relaxed));
+/// drop(lease);
+/// assert!(released.load(Ordering::Relaxed));
+/// drop(Lease::none()); // what stores without cross-process coordination hand out
+/// ```
+#[must_use = "the claim ends when the lease is dropped"]
+pub struct Lease(Option<Box<dyn FnOnce() + Send>>);
+
+impl Lease {
+    /// No claim at all: nothing happens on drop.
+    pub const fn none() -> Self {
+        Self(None)
+    }
+
+    /// A claim that `release` ends.
+    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(release)))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Lease").field(&self.0.is_some()).finish()
+    }
 }
 
 /// A place that holds cached values, shared by all threads.
@@ -88,6 +152,20 @@ pub trait Store<K, V>: Send + Sync {
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: K, value: V);
 
+    /// Called by the one caller in this process that is about to compute `key` after a miss
+    /// (the [`Cache`](crate::Cache) has already made the others of this process wait for it):
+    /// a store shared by several processes makes the callers of other processes wait too, or
+    /// hands back the value one of them stored meanwhile.
+    ///
+    /// The default claims nothing. The disk store takes a lock row with a lease (holder and
+    /// expiry) and waits, polling, while another process holds it; a Redis store would
+    /// `SET NX PX` a token. A claim whose holder died expires with its lease, and a waiter then
+    /// takes over: a lost claim costs a second computation, never a wrong value.
+    fn claim(&self, key: &K) -> Claim<V> {
+        let _ = key;
+        Claim::Compute(Lease::none())
+    }
+
     /// Removes `key`'s entry; `true` if there was one.
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool;
 
@@ -115,6 +193,11 @@ pub trait Store<K, V>: Send + Sync {
     /// Removes the entries whose time to live has passed; returns how many.
     fn purge_expired(&self) -> usize {
         0
+    }
+
+    /// The kind of store, for metrics labels: `memory`, `disk`, ….
+    fn backend(&self) -> &'static str {
+        "memory"
     }
 
     /// Hits so far, and how many entries the store removed on its own.

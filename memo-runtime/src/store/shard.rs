@@ -87,6 +87,7 @@ impl<K, V> Shard<K, V> {
                 hits: 0,
                 evicted: 0,
                 expired: 0,
+                errors: 0,
             },
         }
     }
@@ -330,6 +331,7 @@ mod tests {
             hits: 0,
             evicted: after.evicted - before.evicted,
             expired: after.expired - before.expired,
+            errors: 0,
         }
     }
 
@@ -341,6 +343,7 @@ mod tests {
         hits: 0,
         evicted: 0,
         expired: 0,
+        errors: 0,
     };
 
     #[test]
@@ -356,7 +359,8 @@ mod tests {
             Counts {
                 hits: 0,
                 evicted: 1,
-                expired: 0
+                expired: 0,
+                errors: 0,
             }
         );
         assert_eq!(get(&shard, 1, 0), None, "the one unreferenced entry leaves");
@@ -378,7 +382,8 @@ mod tests {
             Counts {
                 hits: 0,
                 evicted: 1,
-                expired: 0
+                expired: 0,
+                errors: 0,
             }
         );
         assert_eq!(shard.len(), 4);
@@ -420,7 +425,8 @@ mod tests {
             Counts {
                 hits: 0,
                 evicted: 0,
-                expired: 1
+                expired: 1,
+                errors: 0,
             }
         );
         assert_eq!(get(&shard, 2, 100), Some(20));

@@ -1,0 +1,53 @@
+pub fn fetch(url: &str) -> Result<String, String> {
+    ::memo::__private::require_disk!();
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::disk_cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+            ::memo::__private::preset::<0usize, 900000u64>,
+            "pages",
+            true,
+            2035174694640683848u64,
+        )
+    };
+    match ::memo::__private::hit_or_miss_disk(__memo_cache, url) {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_miss) => {
+            __memo_miss
+                .compute(
+                    move || -> Result<String, String> { Ok(url.to_string()) },
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<Result<String, String>>::new())
+                            .keep(false, false)
+                    },
+                )
+        }
+    }
+}
+/** The cache behind `fetch`: statistics, length, invalidation, clearing.
+
+ Its key is `::std::string::String`.*/
+#[must_use]
+#[allow(dead_code)]
+pub fn fetch_cache() -> &'static ::memo::__private::Cache<
+    ::std::string::String,
+    Result<String, String>,
+    ::memo::__private::DiskStore<::std::string::String, Result<String, String>>,
+> {
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::disk_cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+            ::memo::__private::preset::<0usize, 900000u64>,
+            "pages",
+            true,
+            2035174694640683848u64,
+        )
+    };
+    __memo_cache
+}

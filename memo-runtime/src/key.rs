@@ -1,0 +1,100 @@
+//! Keys of stores outside the process (feature `disk`): `namespace : function path : signature
+//! hash : encoded key`, encoded injectively.
+//!
+//! Each part is length-prefixed (a LEB128 length, then the bytes), never joined with a separator,
+//! so no two different part lists give the same bytes (`("a:b", "c")` and `("a", "b:c")` differ).
+//! The key itself is encoded with postcard, which is injective for a given type; the signature
+//! hash, computed by `#[cached]` from the function's argument and return types, keeps entries
+//! written under another layout out of reach: a changed signature never decodes an old entry.
+
+use serde::Serialize;
+
+/// Appends `part`, length-prefixed.
+fn put(out: &mut Vec<u8>, part: &[u8]) {
+    let mut len = part.len();
+    loop {
+        #[allow(clippy::cast_possible_truncation, reason = "the low seven bits")]
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(part);
+}
+
+/// The prefix shared by every key of one function: its namespace (the store's name and codec),
+/// its path (`module::function`) and its signature hash.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::key::namespace;
+///
+/// assert_ne!(namespace("a:b", "c", 1), namespace("a", "b:c", 1));
+/// assert_ne!(namespace("a", "f", 1), namespace("a", "f", 2));
+/// ```
+#[must_use]
+pub fn namespace(namespace: &str, function: &str, signature: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(namespace.len() + function.len() + 12);
+    put(&mut out, namespace.as_bytes());
+    put(&mut out, function.as_bytes());
+    put(&mut out, &signature.to_le_bytes());
+    out
+}
+
+/// The bytes of `key` (postcard); `None` if its `Serialize` fails.
+pub fn encode<K: Serialize + ?Sized>(key: &K) -> Option<Vec<u8>> {
+    postcard::to_allocvec(key).ok()
+}
+
+/// The whole key, `prefix` then the length-prefixed encoded key: the form a remote store that
+/// has one key column (Redis) uses.
+#[must_use]
+pub fn full(prefix: &[u8], encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + encoded.len() + 4);
+    out.extend_from_slice(prefix);
+    put(&mut out, encoded);
+    out
+}
+
+/// A 64-bit FNV-1a hash: what `#[cached]` hashes a signature with (stable across builds and
+/// platforms, unlike `std`'s hashers).
+#[must_use]
+pub const fn signature_hash(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_length_prefixed() {
+        let long = "x".repeat(300);
+        let a = namespace(&long, "f", 0);
+        // 300 = 0b10_0101100: two length bytes.
+        assert_eq!(&a[..2], &[0xac, 0x02]);
+        assert_ne!(full(b"", b"ab"), full(b"\x01a", b"b"));
+        assert_ne!(encode(&("a:b", "c")), encode(&("a", "b:c")));
+    }
+
+    #[test]
+    fn signature_hash_is_fixed() {
+        assert_eq!(signature_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(
+            signature_hash("(u32) -> u64"),
+            signature_hash("(u64) -> u64")
+        );
+    }
+}

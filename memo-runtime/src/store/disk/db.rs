@@ -1,0 +1,437 @@
+//! One cache directory's SQLite database, shared by every disk store of the process that uses
+//! the directory: opening it (permissions, pragmas, schema), moving a damaged file aside, reads,
+//! and error reports.
+//!
+//! Files: `cache.db` (+ SQLite's `-wal` and `-shm`), `version` (see `version.rs`), `values/`
+//! (see `files.rs`) and `open.lock`, in a directory created `0700`; files are created `0600`.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use super::version::Version;
+use super::writer::{Queue, Writer};
+
+/// How long a statement waits for another process's write lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors are logged at most once per this interval per directory (all are counted).
+const LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+const SCHEMA: &str = "
+-- Rows in the order they were stored (the rowid `id` grows), which is the order eviction takes
+-- them in; a rowid table with a small key index writes about twice as fast as a table keyed by
+-- (ns, key) with an index on the storing order.
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    ns BLOB NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    -- The file under `values/` holding a large value (then `value` is empty).
+    file TEXT,
+    size INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_key ON entries (ns, key);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires > 0;
+-- How many entries and bytes each namespace holds, kept by the writers in the same transactions
+-- (triggers doubled the cost of a write).
+CREATE TABLE IF NOT EXISTS spaces (
+    ns BLOB PRIMARY KEY,
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS locks (
+    ns BLOB NOT NULL,
+    key BLOB NOT NULL,
+    pid INTEGER NOT NULL,
+    token INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+";
+
+/// What one function's store shares with the writer: its bounds and what happened to it.
+#[derive(Debug)]
+pub(super) struct Space {
+    pub(super) maxsize: Option<u64>,
+    pub(super) max_bytes: u64,
+    pub(super) evicted: AtomicU64,
+    pub(super) expired: AtomicU64,
+    pub(super) errors: AtomicU64,
+}
+
+/// The parts of a [`Db`] its writer thread shares.
+pub(super) struct Shared {
+    pub(super) dir: PathBuf,
+    pub(super) reader: Mutex<Option<Connection>>,
+    pub(super) writer: Mutex<Option<Connection>>,
+    pub(super) version: Option<Version>,
+    /// The last count of [`Version`] whose changes this process's in-memory fronts reflect.
+    pub(super) known: AtomicU64,
+    /// Bumped each time a change by another process is seen; a front older than it is cleared.
+    pub(super) epoch: AtomicU64,
+    /// Held (shared) while a value read from disk enters a front, (exclusive) while `epoch` moves.
+    pub(super) gate: RwLock<()>,
+    pub(super) queue: Queue,
+    pub(super) spaces: Mutex<HashMap<Arc<[u8]>, Arc<Space>>>,
+    last_log: Mutex<Option<Instant>>,
+    recovered: AtomicBool,
+}
+
+/// A cache directory's database, opened once per process.
+pub(super) struct Db {
+    pub(super) shared: Arc<Shared>,
+    writer: Option<Writer>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+static OPEN: Mutex<Vec<(PathBuf, Weak<Db>)>> = Mutex::new(Vec::new());
+
+impl Db {
+    /// The database of `dir`, opened (or created) if this process has not yet; never fails: a
+    /// database that cannot be opened leaves the stores in memory only, with the error logged
+    /// (see [`is_usable`](Self::is_usable)).
+    pub(super) fn shared(dir: &Path) -> Arc<Self> {
+        let mut open = lock(&OPEN);
+        open.retain(|(_, db)| db.strong_count() > 0);
+        if let Some(db) = open
+            .iter()
+            .find(|(path, _)| path == dir)
+            .and_then(|(_, db)| db.upgrade())
+        {
+            return db;
+        }
+        let db = Arc::new(Self::open(dir));
+        open.push((dir.to_path_buf(), Arc::downgrade(&db)));
+        register_exit_flush();
+        db
+    }
+
+    fn open(dir: &Path) -> Self {
+        let (reader, writer, version) = match create_dir(dir) {
+            Ok(()) => {
+                let _opening = OpenLock::take(dir);
+                let file = dir.join("cache.db");
+                let reader = open_recovering(&file);
+                let writer = reader.as_ref().ok().map(|_| open_connection(&file));
+                (reader, writer, Version::open(&dir.join("version")))
+            }
+            Err(err) => (Err(err.to_string()), None, None),
+        };
+        let reader = reader
+            .map_err(|err| {
+                warn(&format!(
+                    "memo: the disk cache in {} cannot be used ({err}); caching in memory only",
+                    dir.display()
+                ));
+            })
+            .ok();
+        let writer = writer.and_then(Result::ok);
+        let usable = reader.is_some() && writer.is_some();
+        let known = version.as_ref().map_or(0, Version::get);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+            version,
+            known: AtomicU64::new(known),
+            epoch: AtomicU64::new(0),
+            gate: RwLock::new(()),
+            queue: Queue::default(),
+            spaces: Mutex::new(HashMap::new()),
+            last_log: Mutex::new(None),
+            recovered: AtomicBool::new(false),
+        });
+        let writer = usable.then(|| Writer::start(&shared)).flatten();
+        Self { shared, writer }
+    }
+
+    /// Whether writes reach the disk (the database opened and its writer runs).
+    pub(super) fn is_usable(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Waits until every write queued so far is committed (or failed).
+    pub(super) fn flush(&self) {
+        if self.is_usable() {
+            self.shared.queue.flush();
+        }
+    }
+
+    /// Registers (or finds) the space of namespace `ns`.
+    pub(super) fn space(&self, ns: &Arc<[u8]>, maxsize: Option<u64>, max_bytes: u64) -> Arc<Space> {
+        let mut spaces = lock(&self.shared.spaces);
+        Arc::clone(spaces.entry(Arc::clone(ns)).or_insert_with(|| {
+            Arc::new(Space {
+                maxsize,
+                max_bytes,
+                evicted: AtomicU64::new(0),
+                expired: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+            })
+        }))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.stop(&self.shared.queue);
+        }
+    }
+}
+
+impl Shared {
+    /// Runs `op` on the reader connection; `None` when the database is not usable or `op` failed
+    /// (counted on `space` and reported; a damaged file is moved aside and rebuilt).
+    pub(super) fn read<T>(
+        &self,
+        space: &Space,
+        op: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        let result = {
+            let reader = lock(&self.reader);
+            op(reader.as_ref()?)
+        };
+        result.map_err(|err| self.failed(space, &err)).ok()
+    }
+
+    /// Counts and reports a failure; moves a damaged database aside.
+    pub(super) fn failed(&self, space: &Space, err: &rusqlite::Error) {
+        space.errors.fetch_add(1, Ordering::Relaxed);
+        self.trouble(err);
+    }
+
+    /// Reports a failure (already counted); moves a damaged database aside.
+    pub(super) fn trouble(&self, err: &rusqlite::Error) {
+        if is_damage(err) {
+            self.recover(err);
+        } else {
+            self.report(err);
+        }
+    }
+
+    /// Logs `err`, at most once per [`LOG_INTERVAL`].
+    pub(super) fn report(&self, err: &dyn Display) {
+        let mut last = lock(&self.last_log);
+        if last.is_none_or(|at| at.elapsed() >= LOG_INTERVAL) {
+            *last = Some(Instant::now());
+            warn(&format!(
+                "memo: the disk cache in {} failed ({err}); calls go on uncached",
+                self.dir.display()
+            ));
+        }
+    }
+
+    /// The database turned out damaged while in use: move it aside and start an empty one.
+    fn recover(&self, err: &rusqlite::Error) {
+        if self.recovered.swap(true, Ordering::AcqRel) {
+            // Once per process: a file that keeps failing is reported, not moved again and again.
+            self.report(err);
+            return;
+        }
+        let mut writer = lock(&self.writer);
+        let mut reader = lock(&self.reader);
+        writer.take();
+        reader.take();
+        let _opening = OpenLock::take(&self.dir);
+        let file = self.dir.join("cache.db");
+        move_aside(&file, &err.to_string());
+        *reader = open_connection(&file).ok();
+        *writer = open_connection(&file).ok();
+    }
+}
+
+/// An exclusive `flock` on `<dir>/open.lock`, held while a process opens (or rebuilds) the
+/// database: a file another process is creating is never taken for a damaged one, and two
+/// processes never switch a new file to WAL at once. Released on drop (the file is closed).
+struct OpenLock {
+    _file: Option<File>,
+}
+
+impl OpenLock {
+    fn take(dir: &Path) -> Self {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join("open.lock"))
+            .ok();
+        if let Some(file) = &file {
+            // SAFETY: `flock` on a descriptor this function owns; it only blocks until granted.
+            // Without the lock (an error), opening goes on as it would have.
+            let _ = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        }
+        Self { _file: file }
+    }
+}
+
+/// Creates `dir` (and its parents) `0700`.
+pub(super) fn create_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Opens `file`, first moving it aside if it is visibly damaged or SQLite rejects it.
+fn open_recovering(file: &Path) -> Result<Connection, String> {
+    if let Some(damage) = header_damage(file) {
+        move_aside(file, &damage);
+    }
+    match open_connection(file) {
+        Err(err) if is_damage(&err) => {
+            move_aside(file, &err.to_string());
+            open_connection(file).map_err(|err| err.to_string())
+        }
+        opened => opened.map_err(|err| err.to_string()),
+    }
+}
+
+/// Opens `file` (created `0600`) with the cache's settings and schema.
+pub(super) fn open_connection(file: &Path) -> rusqlite::Result<Connection> {
+    // Create it ourselves so that its mode (which SQLite copies to `-wal` and `-shm`) is ours.
+    let created = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(file);
+    if let Err(err) = created {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("{}: {err}", file.display())),
+        ));
+    }
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    // Pages read through a mapping rather than copied by `pread`: reads cost about half.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(32);
+    conn.execute_batch(SCHEMA)?;
+    // Reads a page of each table, so that a damaged file fails here rather than later.
+    conn.query_row("SELECT count(*) FROM spaces", [], |_| Ok(()))?;
+    conn.query_row("SELECT 1 FROM entries LIMIT 1", [], |_| Ok(()))
+        .optional()?;
+    Ok(conn)
+}
+
+/// Whether `err` says the file is not a sound database.
+pub(super) fn is_damage(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// What is wrong with `file`'s header, if anything visibly is: not an SQLite file, or shorter
+/// than the pages its header counts (truncated).
+fn header_damage(file: &Path) -> Option<String> {
+    let mut handle = File::open(file).ok()?;
+    let len = handle.metadata().ok()?.len();
+    if len == 0 {
+        return None;
+    }
+    let mut header = [0_u8; 100];
+    if handle.read_exact(&mut header).is_err() {
+        return Some(format!("{len} bytes, shorter than a database header"));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Some("not an SQLite database".into());
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u64::from(size),
+    };
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    // The page count is valid when the change counter matches "version-valid-for".
+    let valid = header[24..28] == header[92..96];
+    (valid && len < pages * page_size)
+        .then(|| format!("truncated: {len} bytes for {pages} pages of {page_size}"))
+}
+
+/// Moves a damaged `file` (and its WAL) to `<file>.corrupt-<unix time>` and warns once.
+fn move_aside(file: &Path, why: &str) {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", file.display()));
+    let moved = std::fs::rename(file, &aside);
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", file.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+        }
+    }
+    // The large values the old file referred to go with it.
+    if let Some(dir) = file.parent()
+        && dir.join("values").exists()
+    {
+        let _ = std::fs::rename(
+            dir.join("values"),
+            dir.join(format!("values.corrupt-{stamp}")),
+        );
+    }
+    match moved {
+        Ok(()) => warn(&format!(
+            "memo: the disk cache {} was damaged ({why}); moved it to {} and started an empty one",
+            file.display(),
+            aside.display()
+        )),
+        Err(err) => warn(&format!(
+            "memo: the disk cache {} is damaged ({why}) and could not be moved aside ({err})",
+            file.display()
+        )),
+    }
+}
+
+/// A warning: a `tracing` event with the `tracing` feature, else a line on standard error.
+fn warn(message: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!("{message}");
+    #[cfg(not(feature = "tracing"))]
+    eprintln!("{message}");
+}
+
+/// Flushes every open database when the process exits normally (`main` returns, or
+/// `std::process::exit`), so that writes queued in the last moments are not lost.
+fn register_exit_flush() {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn flush_all() {
+        let open: Vec<_> = lock(&OPEN)
+            .iter()
+            .filter_map(|(_, db)| db.upgrade())
+            .collect();
+        for db in open {
+            db.flush();
+        }
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: `flush_all` is a plain `extern "C" fn` that does not unwind (it only locks
+        // mutexes and waits for the writer threads, which run until the process ends).
+        unsafe {
+            libc::atexit(flush_all);
+        }
+    });
+}

@@ -1,0 +1,154 @@
+//! Single-flight across processes: a lock row per key being computed.
+//!
+//! The process that takes the row (holder pid, random token, lease expiry) computes; the others
+//! poll, with backoff from 1 ms to 50 ms, until the value is committed, or the row is gone (the
+//! holder's computation was not stored, e.g. an `Err`: one of them computes), or the lease has
+//! passed or its holder has died (one of them takes the row over). The row is released in the
+//! same transaction as the value it guarded, so no waiter sees neither.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::DiskStore;
+use super::writer::Kind;
+use crate::key;
+use crate::store::{Claim, Lease};
+
+/// The longest pause between two polls of a waiting process.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// Wall time in milliseconds: leases are compared across processes, so never a mock clock.
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What happened when this process asked for the lock of one key.
+enum Attempt {
+    Taken,
+    /// Held by another process, with this pid and token.
+    Held(i64, i64),
+}
+
+fn try_lock(
+    conn: &Connection,
+    ns: &[u8],
+    key: &[u8],
+    token: i64,
+    lease: Duration,
+) -> rusqlite::Result<Attempt> {
+    let now = wall_ms();
+    let expires = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let pid = i64::from(std::process::id());
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO locks (ns, key, pid, token, expires) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (ns, key) DO UPDATE SET pid = excluded.pid, token = excluded.token,
+             expires = excluded.expires WHERE locks.expires <= ?6",
+        )?
+        .execute(params![ns, key, pid, token, expires, now])?;
+    if changed == 1 {
+        return Ok(Attempt::Taken);
+    }
+    let holder = conn
+        .prepare_cached("SELECT pid, token FROM locks WHERE ns = ?1 AND key = ?2")?
+        .query_row(params![ns, key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(match holder {
+        Some((pid, token)) => Attempt::Held(pid, token),
+        // Released between the two statements: try again at once.
+        None => Attempt::Held(0, 0),
+    })
+}
+
+/// Whether process `pid` of this machine has ended (a lock it holds will never be released).
+fn is_dead(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 || pid == libc::pid_t::try_from(std::process::id()).unwrap_or(0) {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    !alive && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+impl<K, V> DiskStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// [`Store::claim`](crate::Store::claim) for the disk: take `key`'s lock row, or wait for
+    /// the process holding it.
+    pub(super) fn claim_key(&self, key: &K) -> Claim<V> {
+        if !self.db.is_usable() {
+            return Claim::Compute(Lease::none());
+        }
+        let Some(encoded) = key::encode(key) else {
+            return Claim::Compute(Lease::none());
+        };
+        let token = i64::from_ne_bytes(
+            foldhash::fast::RandomState::default()
+                .hash_one((std::process::id(), Instant::now()))
+                .to_ne_bytes(),
+        );
+        let shared = &self.db.shared;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let attempt = shared.read(&self.space, |conn| {
+                try_lock(conn, &self.ns, &encoded, token, self.lease)
+            });
+            match attempt {
+                // The database failed (counted): compute without coordination.
+                None => return Claim::Compute(Lease::none()),
+                Some(Attempt::Taken) => {
+                    let release = {
+                        let db = Arc::clone(&self.db);
+                        let ns = Arc::clone(&self.ns);
+                        let encoded = encoded.clone();
+                        move || db.shared.queue.push(&ns, encoded, Kind::Release { token })
+                    };
+                    // The value may have been committed between this caller's miss and its lock.
+                    if let Some(value) = self.load(&key, false) {
+                        release();
+                        return Claim::Found(value);
+                    }
+                    return Claim::Compute(Lease::new(release));
+                }
+                Some(Attempt::Held(pid, holder)) => {
+                    if let Some(value) = self.load(&key, false) {
+                        return Claim::Found(value);
+                    }
+                    if is_dead(pid) {
+                        // Its holder ended without releasing it: remove it and try again.
+                        shared.read(&self.space, |conn| {
+                            conn.prepare_cached(
+                                "DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3",
+                            )?
+                            .execute(params![
+                                &self.ns[..],
+                                encoded,
+                                holder
+                            ])
+                        });
+                        continue;
+                    }
+                }
+            }
+            if started.elapsed() > self.lease + Duration::from_secs(1) {
+                // Held past any lease (the holder keeps renewing it?): stop waiting.
+                return Claim::Compute(Lease::none());
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+}

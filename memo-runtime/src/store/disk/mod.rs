@@ -1,0 +1,577 @@
+//! A persistent store shared by processes (feature `disk`): SQLite in WAL mode under the cache
+//! directory, values encoded with serde, an in-memory front for hits.
+//!
+//! - `db.rs`: the database of one cache directory (shared by the process's stores), opening,
+//!   moving a damaged file aside, reads, error reports.
+//! - `writer.rs`: group commit of writes by one thread per database.
+//! - `version.rs`: the change counter every process of the directory maps, which tells a process
+//!   whether the values in its front are still those on disk.
+//! - `files.rs`: large values, in files beside the database.
+//! - `lock.rs`: the per-key claim that makes processes missing one key compute it once.
+
+mod db;
+mod files;
+mod lock;
+mod version;
+mod writer;
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use self::db::{Db, Space};
+use self::writer::{Kind, Pending};
+use super::{Claim, Counts, MemoryStore, Store};
+use crate::clock::{Clock, ClockCell, unix_millis};
+use crate::codec::Codec;
+use crate::config::Config;
+use crate::key;
+use crate::lookup::Lookup;
+
+/// Values whose encoding is at least this long are kept in files and read from disk each time
+/// rather than kept in the in-memory front.
+const FRONT_MAX_BYTES: usize = files::LARGE;
+
+/// Entries the in-memory front holds when the store has no `maxsize`.
+const FRONT_ENTRIES: usize = 1 << 17;
+
+/// Where and how a [`DiskStore`] keeps its entries.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Codec, Config, DiskOptions, DiskStore, Store};
+///
+/// let dir = std::env::temp_dir().join(format!("memo-doc-{}", std::process::id()));
+/// let store: DiskStore<String, u64> = DiskOptions::new("doc")
+///     .root(&dir)
+///     .codec(Codec::Json)
+///     .open(&Config::new().maxsize(1000));
+/// store.insert("answer".to_string(), 42);
+/// assert_eq!(store.get(&"answer"), Some(42));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// ```
+#[derive(Clone, Debug)]
+pub struct DiskOptions {
+    name: String,
+    root: Option<PathBuf>,
+    function: String,
+    signature: u64,
+    codec: Codec,
+    max_bytes: u64,
+    memory: Option<usize>,
+    lease: Duration,
+}
+
+impl DiskOptions {
+    /// The store called `name`: a subdirectory of the cache directory (characters other than
+    /// ASCII letters, digits, `-`, `_` and `.` become `_`).
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            root: None,
+            function: String::new(),
+            signature: 0,
+            codec: Codec::Binary,
+            max_bytes: 1 << 30,
+            memory: None,
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    /// Keeps the store under `root` instead of the cache directory.
+    #[must_use]
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Namespaces the entries by a function's path and signature hash (what `#[cached]` passes),
+    /// so that functions sharing a store never see each other's entries, and a function whose
+    /// argument or return types changed never decodes an entry of the old layout.
+    ///
+    /// Open one store per namespace in a process: two stores of one namespace in one process
+    /// each keep their own in-memory front, and one does not see the other's writes there.
+    #[must_use]
+    pub fn function(mut self, path: &str, signature: u64) -> Self {
+        self.function = path.to_string();
+        self.signature = signature;
+        self
+    }
+
+    /// Encodes values with `codec` (default: [`Codec::Binary`]).
+    #[must_use]
+    pub const fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Bounds the encoded values of this function to `bytes` in total (default 1 GiB); the
+    /// entries stored longest ago go first.
+    #[must_use]
+    pub const fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Keeps up to `entries` decoded values in memory for fast hits (default: the `maxsize`, at
+    /// most 131,072).
+    #[must_use]
+    pub const fn memory(mut self, entries: usize) -> Self {
+        self.memory = Some(entries);
+        self
+    }
+
+    /// How long another process's claim on a key is honoured before a waiter takes over
+    /// (default 60 s): the longest computation that runs once across processes.
+    #[must_use]
+    pub const fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The directory of this store: `<root>/<name>`, where the root is the one given to
+    /// [`root`](Self::root), else `$MEMO_CACHE_DIR`, else the OS cache directory's `memo`.
+    #[must_use]
+    pub fn path(&self) -> PathBuf {
+        let root = self.root.clone().unwrap_or_else(default_root);
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = match name.as_str() {
+            "" | "." | ".." => "_".to_string(),
+            _ => name,
+        };
+        root.join(name)
+    }
+
+    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`).
+    ///
+    /// This never fails: a directory or database that cannot be used leaves the store in memory
+    /// only, with the error counted in [`Counts::errors`] and logged.
+    #[must_use]
+    pub fn open<K, V>(&self, config: &Config) -> DiskStore<K, V> {
+        let db = Db::shared(&self.path());
+        let space_name = format!("{}/{}", self.name, self.codec.name());
+        let ns: Arc<[u8]> = key::namespace(&space_name, &self.function, self.signature).into();
+        let maxsize = config.maxsize.map(|max| max as u64);
+        let space = db.space(&ns, maxsize, self.max_bytes);
+        if !db.is_usable() {
+            space.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let front_entries = self
+            .memory
+            .unwrap_or_else(|| config.maxsize.unwrap_or(FRONT_ENTRIES).min(FRONT_ENTRIES));
+        let mut front = Config::new().maxsize(front_entries);
+        front.ttl = config.ttl;
+        let epoch = db.shared.epoch.load(Ordering::Acquire);
+        DiskStore {
+            front: MemoryStore::new(&front),
+            epoch: AtomicU64::new(epoch),
+            db,
+            ns,
+            space,
+            codec: self.codec,
+            ttl_ms: config
+                .ttl
+                .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
+            lease: self.lease,
+            clock: ClockCell::default(),
+            disk_hits: AtomicU64::new(0),
+            types: PhantomData,
+        }
+    }
+}
+
+/// `$MEMO_CACHE_DIR`, else the OS cache directory's `memo` (`~/.cache/memo` on Linux), else the
+/// temporary directory's `memo-cache`.
+#[must_use]
+pub fn default_root() -> PathBuf {
+    std::env::var_os("MEMO_CACHE_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|dir| dir.join("memo")))
+        .unwrap_or_else(|| std::env::temp_dir().join("memo-cache"))
+}
+
+/// A persistent store shared by processes: what `#[cached(store = disk)]` uses.
+///
+/// Entries live in SQLite (WAL, `synchronous = NORMAL`) in the store's directory, keyed by the
+/// function (path and signature hash) and the encoded key, with an indexed expiry column; values
+/// are encoded by a [`Codec`], and those of 32 KiB or more are kept in files beside the database
+/// (`values/`). Recently used values are also kept decoded in memory, and a hit
+/// there costs about as much as an in-memory cache's: a counter that every process bumps after
+/// writing, mapped from a file beside the database, tells when they must be read again.
+///
+/// Writes are committed in groups by one thread per database (within about a millisecond), and
+/// read back from the queue until then; `clear`, `len` and `keys` wait for the queue first.
+/// Writes still queued when the process exits normally are committed before it ends.
+///
+/// # Concurrent calls on the same key
+///
+/// Processes that miss one key at the same time compute it once: the first takes a lock row
+/// (holder, expiry) and the others poll, with backoff, until the value appears or the lock is
+/// gone (then one of them computes) or its lease passes (a holder that died). The wait blocks
+/// the calling thread, also under an `async fn` (a cross-process wait is rare: it needs another
+/// process computing the same key at the same moment).
+///
+/// # Faults
+///
+/// A damaged database is moved aside (`cache.db.corrupt-<time>`) and rebuilt, with a warning; a
+/// value that does not decode is a miss; a full or read-only disk makes calls compute as if
+/// uncached. Each failure is counted in [`Counts::errors`] (`Stats::backend_errors`) and logged
+/// at most once a minute; nothing panics.
+pub struct DiskStore<K, V> {
+    front: MemoryStore<K, V>,
+    /// The epoch of the database this front reflects.
+    epoch: AtomicU64,
+    db: Arc<Db>,
+    ns: Arc<[u8]>,
+    space: Arc<Space>,
+    codec: Codec,
+    ttl_ms: Option<u64>,
+    lease: Duration,
+    clock: ClockCell,
+    disk_hits: AtomicU64,
+    types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> DiskStore<K, V> {
+    /// Reads time from `clock` from now on (tests use [`Clock::mock`]); expiry on disk is in
+    /// wall time, moved along with the clock.
+    pub fn set_clock(&self, clock: Clock) {
+        self.front.set_clock(clock.clone());
+        self.clock.set(clock);
+    }
+
+    /// Waits until every write made so far is committed, so other processes see it.
+    pub fn flush(&self) {
+        self.db.flush();
+    }
+
+    /// The directory the store keeps its files in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.db.shared.dir
+    }
+
+    /// Whether entries reach the disk (`false`: the directory or database could not be used,
+    /// and the store keeps entries in memory only).
+    pub fn is_persistent(&self) -> bool {
+        self.db.is_usable()
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(unix_millis(self.clock.now())).unwrap_or(i64::MAX)
+    }
+
+    /// The front's expiry stamp for a disk expiry of `expires_ms` (0: never).
+    fn front_expiry(&self, expires_ms: i64) -> u64 {
+        if expires_ms <= 0 {
+            return 0;
+        }
+        let now = self.clock.now();
+        let left = expires_ms
+            .saturating_sub(self.now_ms())
+            .max(0)
+            .unsigned_abs();
+        now.saturating_add(left.saturating_mul(1_000_000)).max(1)
+    }
+}
+
+impl<K, V> DiskStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// Whether the front may answer: no other process has written since it was filled (a
+    /// write seen now clears it first). Without a shared counter, only a store that keeps
+    /// nothing on disk trusts its front.
+    #[inline]
+    fn front_is_current(&self) -> bool {
+        let shared = &self.db.shared;
+        let Some(version) = &shared.version else {
+            return !self.db.is_usable();
+        };
+        if version.get() != shared.known.load(Ordering::Acquire) {
+            self.observe_change();
+        }
+        let epoch = shared.epoch.load(Ordering::Acquire);
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            self.front.clear();
+            self.epoch.store(epoch, Ordering::Release);
+        }
+        true
+    }
+
+    /// Another process wrote: every front of this process must be read again.
+    #[cold]
+    fn observe_change(&self) {
+        let shared = &self.db.shared;
+        let Some(version) = &shared.version else {
+            return;
+        };
+        let _exclusive = shared
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = version.get();
+        if shared.known.swap(now, Ordering::AcqRel) != now {
+            shared.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Counts a failure that has no SQLite error behind it (encoding, decoding).
+    fn count_error(&self) {
+        self.space.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The value of `key` from the write queue or the database (the front missed); kept in
+    /// the front if no other process wrote meanwhile. `count`: a hit is counted.
+    #[cold]
+    #[inline(never)]
+    fn load<L: Lookup<Key = K>>(&self, key: &L, count: bool) -> Option<V> {
+        if !self.db.is_usable() {
+            return None;
+        }
+        let owned = key.to_key();
+        let Some(encoded) = key::encode(&owned) else {
+            self.count_error();
+            return None;
+        };
+        let shared = &self.db.shared;
+        let before = shared.version.as_ref().map(version::Version::get);
+        let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, &encoded) {
+            Some(Pending::Gone) => return None,
+            Some(Pending::Put { value, expires }) => (value, expires),
+            None => {
+                let row = shared.read(&self.space, |conn| {
+                    conn.prepare_cached(
+                        "SELECT value, expires, file FROM entries WHERE ns = ?1 AND key = ?2",
+                    )?
+                    .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()
+                });
+                let (bytes, expires, file): (Vec<u8>, i64, Option<String>) = row.flatten()?;
+                match file {
+                    // Removed meanwhile by another process: a miss.
+                    Some(name) => (files::read(&shared.dir, &name)?.into(), expires),
+                    None => (bytes.into(), expires),
+                }
+            }
+        };
+        if expires > 0 && expires <= self.now_ms() {
+            return None;
+        }
+        let Some(value) = self.codec.decode::<V>(&bytes) else {
+            // Damaged: a miss, and removed, so that it is counted once and the next insert
+            // overwrites it.
+            self.count_error();
+            shared.queue.push(&self.ns, encoded, Kind::Delete);
+            return None;
+        };
+        if count {
+            self.disk_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(before) = before
+            && bytes.len() < FRONT_MAX_BYTES
+        {
+            self.remember(owned, value.clone(), expires, before);
+        }
+        Some(value)
+    }
+
+    /// Keeps a value read from disk in the front, unless a write by another process may have
+    /// come after the read began (`before`: the change counter then).
+    fn remember(&self, key: K, value: V, expires_ms: i64, before: u64) {
+        let shared = &self.db.shared;
+        let Some(version) = &shared.version else {
+            return;
+        };
+        let _shared = shared
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if version.get() == before
+            && shared.known.load(Ordering::Acquire) == before
+            && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
+        {
+            self.front
+                .insert_expiring(key, value, self.front_expiry(expires_ms));
+        }
+    }
+}
+
+impl<K, V> Store<K, V> for DiskStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    #[inline]
+    fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        if self.front_is_current()
+            && let Some(value) = self.front.get(key)
+        {
+            return Some(value);
+        }
+        self.load(key, true)
+    }
+
+    fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        if self.front_is_current()
+            && let Some(value) = self.front.peek(key)
+        {
+            return Some(value);
+        }
+        self.load(key, false)
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let encoded = key::encode(&key);
+        let bytes = self.codec.encode(&value);
+        let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
+            // Cannot be written: kept in memory only.
+            self.count_error();
+            self.front.insert_expiring(key, value, 0);
+            return;
+        };
+        let expires = self.ttl_ms.map_or(0, |ttl| {
+            self.now_ms()
+                .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
+        });
+        if bytes.len() < FRONT_MAX_BYTES {
+            // Checked first, so a change seen now does not clear this value right after.
+            self.front_is_current();
+            self.front
+                .insert_expiring(key, value, self.front_expiry(expires));
+        } else {
+            self.front.remove(&&key);
+        }
+        let value = bytes.into();
+        self.db
+            .shared
+            .queue
+            .push(&self.ns, encoded, Kind::Put { value, expires });
+    }
+
+    fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
+        let existed = self.peek(key).is_some();
+        self.front.remove(key);
+        if let Some(encoded) = key::encode(&key.to_key()) {
+            self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
+        }
+        existed
+    }
+
+    fn clear(&self) {
+        self.front.clear();
+        self.db.shared.queue.push(&self.ns, Vec::new(), Kind::Clear);
+        self.db.flush();
+    }
+
+    fn len(&self) -> usize {
+        if !self.db.is_usable() {
+            return self.front.len();
+        }
+        self.db.flush();
+        self.db
+            .shared
+            .read(&self.space, |conn| {
+                conn.prepare_cached("SELECT count FROM spaces WHERE ns = ?1")?
+                    .query_row([&self.ns[..]], |row| row.get::<_, i64>(0))
+                    .optional()
+            })
+            .flatten()
+            .map_or(0, |count| usize::try_from(count).unwrap_or(0))
+    }
+
+    fn keys(&self) -> Vec<K> {
+        if !self.db.is_usable() {
+            return self.front.keys();
+        }
+        self.db.flush();
+        let now = self.now_ms();
+        let encoded = self.db.shared.read(&self.space, |conn| {
+            conn.prepare_cached(
+                "SELECT key FROM entries WHERE ns = ?1 AND (expires = 0 OR expires > ?2)",
+            )?
+            .query_map(rusqlite::params![&self.ns[..], now], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        encoded
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|bytes| postcard::from_bytes(bytes).ok())
+            .collect()
+    }
+
+    fn has_ttl(&self) -> bool {
+        self.ttl_ms.is_some()
+    }
+
+    fn purge_expired(&self) -> usize {
+        let purged = self.front.purge_expired();
+        if !self.db.is_usable() {
+            return purged;
+        }
+        let now = self.now_ms();
+        self.db
+            .shared
+            .read(&self.space, |conn| {
+                writer::purge(
+                    conn,
+                    &self.db.shared.dir,
+                    &self.ns,
+                    now,
+                    &self.space.expired,
+                )
+            })
+            .unwrap_or(0)
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            hits: self.front.counts().hits + self.disk_hits.load(Ordering::Relaxed),
+            evicted: self.space.evicted.load(Ordering::Relaxed),
+            expired: self.space.expired.load(Ordering::Relaxed),
+            errors: self.space.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    fn claim(&self, key: &K) -> Claim<V> {
+        self.claim_key(key)
+    }
+
+    fn backend(&self) -> &'static str {
+        "disk"
+    }
+}
+
+impl<K, V> std::fmt::Debug for DiskStore<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("dir", &self.db.shared.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

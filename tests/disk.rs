@@ -1,0 +1,117 @@
+//! `#[cached(store = disk)]` end to end: persistence through the attribute, namespaces,
+//! invalidation through the handle, serde types, JSON values.
+#![cfg(feature = "disk")]
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memo::cached;
+
+/// One cache directory for this test binary (the caches are process-wide statics).
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // Under `target/`, emptied at the start of each run.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-disk-tests");
+        let _ = std::fs::remove_dir_all(&dir);
+        // SAFETY: every test calls `init` before anything else, so the variable is set before
+        // any cache is opened; std's own readers of the environment take the lock `set_var`
+        // takes, and these tests run no foreign code that reads it meanwhile.
+        unsafe { std::env::set_var("MEMO_CACHE_DIR", &dir) };
+    });
+}
+
+static SQUARES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = disk)]
+fn square(n: u64) -> u64 {
+    SQUARES.fetch_add(1, Ordering::Relaxed);
+    n * n
+}
+
+#[test]
+fn a_disk_function_computes_once_and_counts_hits() {
+    init();
+    assert_eq!(square(12), 144);
+    assert_eq!(square(12), 144);
+    assert_eq!(SQUARES.load(Ordering::Relaxed), 1);
+    let stats = square_cache().stats();
+    assert_eq!((stats.hits, stats.misses, stats.backend_errors), (1, 1, 0));
+    assert!(square_cache().store().is_persistent());
+    assert!(square_cache().store().dir().ends_with("default"));
+    assert!(square_cache().invalidate(&12));
+    assert_eq!(square(12), 144);
+    assert_eq!(SQUARES.load(Ordering::Relaxed), 2);
+    assert_eq!(square_cache().len(), 1);
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Page {
+    title: String,
+    links: Vec<String>,
+}
+
+static FETCHES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = disk("pages"), codec = "json", ttl = "15m", maxsize = 100)]
+fn page(url: &str) -> Result<Page, String> {
+    FETCHES.fetch_add(1, Ordering::Relaxed);
+    if url.is_empty() {
+        return Err("no url".into());
+    }
+    Ok(Page {
+        title: format!("title of {url}"),
+        links: vec![url.to_string()],
+    })
+}
+
+#[test]
+fn named_json_stores_keep_serde_types_and_only_ok() {
+    init();
+    assert!(page("").is_err());
+    assert!(page("").is_err());
+    assert_eq!(FETCHES.load(Ordering::Relaxed), 2, "errors are not cached");
+    let first = page("/a").unwrap();
+    assert_eq!(page("/a").unwrap(), first);
+    assert_eq!(FETCHES.load(Ordering::Relaxed), 3);
+    assert!(page_cache().store().dir().ends_with("pages"));
+    assert_eq!(page_cache().keys(), vec!["/a".to_string()]);
+    page_cache().clear();
+    assert!(page_cache().is_empty());
+}
+
+/// Two functions with the same key type in one store never see each other's entries.
+#[cached(store = disk)]
+fn double(n: u64) -> u64 {
+    n * 2
+}
+
+#[cached(store = disk)]
+fn triple(n: u64) -> u64 {
+    n * 3
+}
+
+#[test]
+fn functions_sharing_a_store_are_namespaced() {
+    init();
+    assert_eq!(triple(3), 9);
+    assert_eq!(double(3), 6);
+    assert_eq!(triple(3), 9);
+    assert_eq!(double_cache().get(&3), Some(6));
+    assert_eq!(triple_cache().get(&3), Some(9));
+}
+
+#[cached(store = disk, ttl = "1m")]
+async fn lookup(name: &str) -> Option<u32> {
+    tokio::task::yield_now().await;
+    u32::try_from(name.len()).ok()
+}
+
+#[tokio::test]
+async fn async_functions_use_the_disk_store_too() {
+    init();
+    assert_eq!(lookup("four").await, Some(4));
+    assert_eq!(lookup("four").await, Some(4));
+    let stats = lookup_cache().stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+}

@@ -1,0 +1,267 @@
+//! The scraper and CLI recipes (`examples/scraper.rs`, `examples/cli.rs`) run as real processes
+//! against a real HTTP server on `127.0.0.1`, each test with a cache directory of its own.
+//!
+//! `cargo test` builds the examples before it runs the tests; they are found beside the test
+//! binary (`target/<profile>/examples/`).
+#![cfg(feature = "disk")]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A request the server answered: its path, and whether it was conditional (`If-None-Match`).
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    path: String,
+    conditional: bool,
+    status: u16,
+}
+
+/// A page server on a loopback port: `/missing` is a 404; every other path is a page with two
+/// headings and an `ETag`, answered `304` to a request that carries that tag.
+struct Server {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        // Ends with the test process; each connection carries one request.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || answer(stream, &log));
+            }
+        });
+        Self { base, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many requests for `path` had each status.
+    fn count(&self, path: &str, status: u16) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.path == path && s.status == status)
+            .count()
+    }
+}
+
+fn answer(mut stream: std::net::TcpStream, log: &Mutex<Vec<Seen>>) {
+    let mut request = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let tag = format!("\"v1{path}\"");
+    let conditional = text
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("if-none-match:") && l.contains(&tag));
+    let (status, body) = if path == "/missing" {
+        (404, String::new())
+    } else if conditional {
+        (304, String::new())
+    } else {
+        (
+            200,
+            format!("<h1>Title {path}</h1><p>x</p><h2>Part {path}</h2>"),
+        )
+    };
+    log.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Seen {
+            path,
+            conditional,
+            status,
+        });
+    let reason = match status {
+        200 => "OK",
+        304 => "Not Modified",
+        _ => "Not Found",
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nETag: {tag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// A cache directory of its own for each test, removed at the end.
+struct CacheDir(PathBuf);
+
+impl CacheDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "memo-recipes-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The example `name`, built by `cargo test` beside this test binary.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is built by `cargo test --features disk`",
+        path.display()
+    );
+    path
+}
+
+fn command(name: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(example(name));
+    command.args(args).env("MEMO_CACHE_DIR", dir);
+    command
+}
+
+fn run(name: &str, dir: &Path, args: &[&str]) -> Output {
+    let out = command(name, dir, args).output().unwrap();
+    assert!(
+        out.status.success() || args.iter().any(|a| a.ends_with("/missing")),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_scrapers_second_run_downloads_nothing() {
+    let server = Server::start();
+    let dir = CacheDir::new();
+    let (a, b) = (server.url("/a"), server.url("/b"));
+    let first = stdout(&run("scraper", &dir.0, &[&a, &b]));
+    assert!(first.contains("Title /a | Part /a"), "{first}");
+    let second = stdout(&run("scraper", &dir.0, &[&a, &b]));
+    assert!(second.contains("Title /b | Part /b"), "{second}");
+    assert_eq!(server.seen().len(), 2, "{:?}", server.seen());
+    assert!(second.contains("downloads: 0, from disk: 2"), "{second}");
+}
+
+#[test]
+fn a_stale_page_is_asked_for_conditionally_and_a_304_keeps_its_body() {
+    let server = Server::start();
+    let dir = CacheDir::new();
+    let page = server.url("/page");
+    // Fresh for no time at all: the next run finds the entry stale.
+    let first = stdout(&run("cli", &dir.0, &["--ttl", "0", "titles", &page]));
+    let second = stdout(&run("cli", &dir.0, &["titles", &page]));
+    assert_eq!(first, second);
+    assert!(second.contains("Title /page | Part /page"), "{second}");
+    assert_eq!(server.count("/page", 200), 1);
+    assert_eq!(server.count("/page", 304), 1);
+    assert!(server.seen().iter().filter(|s| s.conditional).count() == 1);
+    // Fresh again (for the default 15 minutes): a third run asks nothing.
+    run("cli", &dir.0, &["titles", &page]);
+    assert_eq!(server.seen().len(), 2);
+}
+
+#[test]
+fn http_errors_are_not_cached() {
+    let server = Server::start();
+    let dir = CacheDir::new();
+    let missing = server.url("/missing");
+    for _ in 0..2 {
+        let out = run("cli", &dir.0, &["titles", &missing]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    }
+    assert_eq!(server.count("/missing", 404), 2);
+}
+
+#[test]
+fn no_cache_always_downloads_and_cache_clear_forgets() {
+    let server = Server::start();
+    let dir = CacheDir::new();
+    let page = server.url("/p");
+    run("cli", &dir.0, &["--no-cache", "titles", &page]);
+    run("cli", &dir.0, &["--no-cache", "titles", &page]);
+    assert_eq!(server.count("/p", 200), 2);
+    run("cli", &dir.0, &["titles", &page]);
+    let stats = stdout(&run("cli", &dir.0, &["cache", "stats"]));
+    assert!(stats.contains("pages: 1"), "{stats}");
+    let cleared = stdout(&run("cli", &dir.0, &["cache", "clear"]));
+    assert!(cleared.contains("removed 1 pages"), "{cleared}");
+    run("cli", &dir.0, &["titles", &page]);
+    // Cleared, validators included: a full download again, not a conditional one.
+    assert_eq!(server.count("/p", 200), 4);
+    assert_eq!(server.count("/p", 304), 0);
+}
+
+#[test]
+fn two_cli_processes_at_once_download_each_url_once() {
+    let server = Server::start();
+    let dir = CacheDir::new();
+    let paths: Vec<String> = (0..12).map(|i| format!("/many/{i}")).collect();
+    let list = dir.0.with_extension("urls.txt");
+    let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let list_arg = list.display().to_string();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            command("cli", &dir.0, &["titles", "--from", &list_arg])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 12, "{text}");
+        assert!(text.contains("Title /many/11"), "{text}");
+    }
+    let _ = std::fs::remove_file(&list);
+    for path in &paths {
+        assert_eq!(server.count(path, 200), 1, "{path}: {:?}", server.seen());
+    }
+    assert_eq!(server.seen().len(), 12);
+}
