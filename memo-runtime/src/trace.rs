@@ -1,6 +1,6 @@
 //! What memo tells `tracing` (feature `tracing`): a `memo.compute` span around each computation,
-//! with `function` and `outcome` (`miss`, `error`, `coalesced`, `hit`, `refresh`), and a warning
-//! when a background refresh fails. Plain hits emit nothing. Without the feature, all of this
+//! with `function` and `outcome` (`miss`, `error`, `coalesced`, `hit`, `refresh`), a warning
+//! when a refresh fails, and an event per backend error (a disk or Redis failure). Plain hits emit nothing. Without the feature, all of this
 //! compiles to nothing.
 
 /// One computation of a memoized function, traced as a span.
@@ -55,4 +55,12 @@ impl Computation {
 pub(crate) fn refresh_failed(function: &'static str) {
     #[cfg(feature = "tracing")]
     tracing::warn!(function, "memo: refresh failed; keeping the old value");
+}
+
+/// One failure of a store's backend (`backend`: `disk`, `redis`): the call went on uncached. An
+/// event for each, at DEBUG; the store itself warns at most once per interval.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn backend_error(backend: &'static str, error: &dyn std::fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(backend, %error, "memo: backend error; the call goes on uncached");
 }

@@ -69,6 +69,14 @@ pub(super) struct Space {
     pub(super) errors: AtomicU64,
 }
 
+impl Space {
+    /// Counts one failure of this namespace's storage (each is also a `tracing` event).
+    pub(super) fn count_error(&self, what: &dyn Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        crate::trace::backend_error("disk", what);
+    }
+}
+
 /// The parts of a [`Db`] its writer thread shares.
 pub(super) struct Shared {
     pub(super) dir: PathBuf,
@@ -210,7 +218,7 @@ impl Shared {
 
     /// Counts and reports a failure; moves a damaged database aside.
     pub(super) fn failed(&self, space: &Space, err: &rusqlite::Error) {
-        space.errors.fetch_add(1, Ordering::Relaxed);
+        space.count_error(err);
         self.trouble(err);
     }
 

@@ -28,7 +28,9 @@ use serde::de::DeserializeOwned;
 use self::db::{Db, Space};
 use self::writer::{Kind, Pending};
 use super::{Claim, Counts, MemoryStore, Store};
-use crate::clock::{Clock, ClockCell, unix_millis};
+#[cfg(any(test, feature = "test-util"))]
+use crate::clock::Clock;
+use crate::clock::{ClockCell, unix_millis};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::key;
@@ -172,7 +174,7 @@ impl DiskOptions {
         let maxsize = config.maxsize.map(|max| max as u64);
         let space = db.space(&ns, maxsize, self.max_bytes);
         if !db.is_usable() {
-            space.errors.fetch_add(1, Ordering::Relaxed);
+            space.count_error(&"the cache directory or database cannot be opened");
         }
         let front_entries = self
             .memory
@@ -253,7 +255,8 @@ pub struct DiskStore<K, V> {
 
 impl<K, V> DiskStore<K, V> {
     /// Reads time from `clock` from now on (tests use [`Clock::mock`]); expiry on disk is in
-    /// wall time, moved along with the clock.
+    /// wall time, moved along with the clock (feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn set_clock(&self, clock: Clock) {
         self.front.set_clock(clock.clone());
         self.clock.set(clock);
@@ -336,8 +339,8 @@ where
     }
 
     /// Counts a failure that has no SQLite error behind it (encoding, decoding).
-    fn count_error(&self) {
-        self.space.errors.fetch_add(1, Ordering::Relaxed);
+    fn count_error(&self, what: &'static str) {
+        self.space.count_error(&what);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -350,7 +353,7 @@ where
         }
         let owned = key.to_key();
         let Some(encoded) = key::encode(&owned) else {
-            self.count_error();
+            self.count_error("a key could not be encoded");
             return None;
         };
         let shared = &self.db.shared;
@@ -382,7 +385,7 @@ where
         let Some(value) = self.codec.decode::<V>(&bytes) else {
             // Damaged: a miss, and removed, so that it is counted once and the next insert
             // overwrites it.
-            self.count_error();
+            self.count_error("a stored value did not decode");
             shared.queue.push(&self.ns, encoded, Kind::Delete);
             return None;
         };
@@ -447,7 +450,7 @@ where
         let bytes = self.codec.encode(&value);
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
-            self.count_error();
+            self.count_error("a key or value could not be encoded");
             self.front.insert_expiring(key, value, 0);
             return;
         };

@@ -265,7 +265,7 @@ fn run(shared: &Shared) {
                     if !counted.contains(&&op.ns) {
                         counted.push(&op.ns);
                         if let Some(space) = spaces.get(&op.ns) {
-                            space.errors.fetch_add(1, Ordering::Relaxed);
+                            space.count_error(&err);
                         }
                     }
                 }
