@@ -63,7 +63,8 @@
 
 pub use memo_macros::cached;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Stats, Store, store, warm,
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, MockClock, Policy, Stats, Store, store,
+    warm,
 };
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};

@@ -35,7 +35,7 @@ pub mod private;
 pub use cache::Cache;
 pub use cell::CacheCell;
 pub use clock::{Clock, MockClock};
-pub use config::Config;
+pub use config::{Config, Policy, UnknownPolicy};
 pub use lookup::{KeyPart, Lookup};
 #[cfg(feature = "metrics")]
 pub use metrics::{PERIOD as METRICS_PERIOD, publish as publish_metrics};

@@ -67,7 +67,7 @@ impl<K, V> MemoryStore<K, V> {
                     // Split exactly: the first `max % count` shards hold one more.
                     max / count + usize::from(i < max % count)
                 });
-                Padded(Locked::new(Shard::new(capacity, renewal)))
+                Padded(Locked::new(Shard::new(capacity, renewal, config.policy)))
             })
             .collect();
         Self {
@@ -305,12 +305,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Policy;
     use std::time::Duration;
 
     #[test]
     fn bound_is_split_exactly_over_shards() {
-        for max in [1, 7, 64, 100, 1000, 4097, 100_000] {
-            let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(max));
+        let policies = [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo];
+        for (max, policy) in [1, 7, 64, 100, 1000, 4097, 100_000]
+            .into_iter()
+            .flat_map(|max| policies.map(|policy| (max, policy)))
+        {
+            let store: MemoryStore<u64, u64> =
+                MemoryStore::new(&Config::new().maxsize(max).policy(policy));
             let total: usize = (0..store.shards.len())
                 .map(|s| store.read(s).capacity())
                 .sum();

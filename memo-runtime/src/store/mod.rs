@@ -1,6 +1,7 @@
 //! Where cached values live: the [`Store`] trait and the in-memory [`MemoryStore`].
 
 mod gate;
+mod ghost;
 mod memory;
 mod shard;
 
