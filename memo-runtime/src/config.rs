@@ -54,13 +54,14 @@ pub struct Config {
 #[non_exhaustive]
 pub enum Policy {
     /// The default, and the best hit ratio across the traces measured: S3-FIFO (Yang et al.,
-    /// SOSP '23) with a door on its main queue. New keys enter a small FIFO queue (10 %); those
-    /// used again while there move to the main queue, the others leave and are remembered in a
-    /// ghost filter. A remembered key that comes back enters main only if main's CLOCK hand
-    /// stands on an entry unused since the hand last passed; otherwise that entry loses one use
-    /// and the key is not stored this time. One-hit wonders and scans pass through the small
-    /// queue without disturbing main, and a loop larger than the cache keeps a fixed part of
-    /// itself cached instead of churning (as LRU does, to a zero hit ratio).
+    /// SOSP '23) with a `TinyLFU` door on its main queue. New keys enter a small FIFO queue (3 %);
+    /// those used again while there move to the main queue (CLOCK, up to 3 banked uses), the
+    /// others leave and are remembered in a ghost. A remembered key that comes back enters main
+    /// in place of an entry without uses, main's or the small queue's oldest, and only if a
+    /// frequency sketch says it is asked for more often than main's; otherwise it is not stored
+    /// this time (and remembered afresh). One-hit wonders and scans pass through the small queue
+    /// without disturbing main, and a loop over more keys than the cache holds keeps a fixed part
+    /// of itself cached, near the optimum, instead of churning (as LRU does, to no hits at all).
     #[default]
     Auto,
     /// Least recently used, approximated by CLOCK (second chance): each entry has a reference

@@ -1,85 +1,83 @@
-//! The ghost of the default policy: which keys left the small queue lately, remembered by hash
-//! in two Bloom filters (two bytes a key in all), not as entries.
+//! The ghost of the default policy: the keys that left the small queue lately, remembered by a
+//! 32-bit fingerprint of their hash (not as entries), in the order they left.
 //!
-//! A key is remembered while either filter holds it; once the newer filter has taken in half the
-//! ghost's size, it becomes the older one and a cleared filter takes its place. So the ghost
-//! remembers between `size / 2` and `size` of the latest keys, and a false positive (about 0.5 %)
-//! only lets a new key into the main queue a little early.
+//! A fingerprint queue holds the latest `size` departures; a small table counts how many of them
+//! each fingerprint has, so a lookup is one probe. About 4 bytes of queue and 8 to 16 of table per
+//! remembered key. Two keys sharing a fingerprint (about one in 4 billion per pair) only let a new
+//! key into the main queue a little early.
 
-/// Bits set per key in a filter.
-const PROBES: u32 = 4;
+use std::collections::VecDeque;
+
+use hashbrown::HashTable;
 
 pub(crate) struct Ghost {
-    newer: Box<[u64]>,
-    older: Box<[u64]>,
-    /// Keys taken in by `newer`, and how many make it the older one.
-    added: usize,
-    generation: usize,
+    /// Fingerprints in the order their keys left, oldest first.
+    order: VecDeque<u32>,
+    /// Each fingerprint in `order`, with how many times it is there.
+    counts: HashTable<(u32, u32)>,
+    size: usize,
+}
+
+/// The fingerprint of a key's hash: its bits mixed, so that the bits the store used to pick the
+/// shard (all alike within a shard) do not weaken it.
+#[allow(clippy::cast_possible_truncation, reason = "the mixed top half")]
+fn fingerprint(hash: u64) -> u32 {
+    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+}
+
+/// Where a fingerprint sits in `counts`.
+fn slot_hash(fingerprint: u32) -> u64 {
+    u64::from(fingerprint).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 impl Ghost {
-    /// A ghost remembering about `size` keys; none for a size of 0.
+    /// A ghost remembering the latest `size` keys; none for a size of 0.
     pub(crate) fn new(size: usize) -> Self {
-        let generation = size.div_ceil(2);
-        // 16 bits per key of a generation: with 4 probes, about 0.25 % false positives a filter.
-        let words = if size == 0 {
-            0
-        } else {
-            (generation * 16).div_ceil(64).next_power_of_two()
-        };
         Self {
-            newer: vec![0; words].into_boxed_slice(),
-            older: vec![0; words].into_boxed_slice(),
-            added: 0,
-            generation,
+            order: VecDeque::new(),
+            counts: HashTable::new(),
+            size,
         }
     }
 
     /// Whether a key with this hash left the small queue lately.
     pub(crate) fn contains(&self, hash: u64) -> bool {
-        !self.newer.is_empty() && (Self::holds(&self.newer, hash) || Self::holds(&self.older, hash))
+        let fp = fingerprint(hash);
+        self.counts.find(slot_hash(fp), |e| e.0 == fp).is_some()
     }
 
-    /// Remembers a key with this hash.
+    /// Remembers a key with this hash (again, if it is remembered already: for longer).
     pub(crate) fn add(&mut self, hash: u64) {
-        if self.newer.is_empty() {
+        if self.size == 0 {
             return;
         }
-        for (word, bit) in Self::probes(self.newer.len(), hash) {
-            self.newer[word] |= bit;
+        let fp = fingerprint(hash);
+        match self
+            .counts
+            .entry(slot_hash(fp), |e| e.0 == fp, |e| slot_hash(e.0))
+        {
+            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 += 1,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert((fp, 1));
+            }
         }
-        self.added += 1;
-        if self.added >= self.generation {
-            self.added = 0;
-            std::mem::swap(&mut self.newer, &mut self.older);
-            self.newer.fill(0);
+        self.order.push_back(fp);
+        if self.order.len() > self.size
+            && let Some(old) = self.order.pop_front()
+            && let Ok(mut e) = self.counts.find_entry(slot_hash(old), |e| e.0 == old)
+        {
+            if e.get().1 > 1 {
+                e.get_mut().1 -= 1;
+            } else {
+                e.remove();
+            }
         }
     }
 
     /// Forgets every key.
     pub(crate) fn clear(&mut self) {
-        self.newer.fill(0);
-        self.older.fill(0);
-        self.added = 0;
-    }
-
-    fn holds(filter: &[u64], hash: u64) -> bool {
-        Self::probes(filter.len(), hash).all(|(word, bit)| filter[word] & bit != 0)
-    }
-
-    /// The bits for `hash`: each probe a different rotation of the hash, mixed (the table already
-    /// used the hash's low and top bits, so they are not reused as they are).
-    fn probes(words: usize, hash: u64) -> impl Iterator<Item = (usize, u64)> {
-        let mask = words * 64 - 1;
-        (0..PROBES).map(move |i| {
-            #[allow(
-                clippy::cast_possible_truncation,
-                reason = "masked to the filter's size"
-            )]
-            let bit = (hash.rotate_left(16 * i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) as usize
-                & mask;
-            (bit / 64, 1 << (bit % 64))
-        })
+        self.order = VecDeque::new();
+        self.counts = HashTable::new();
     }
 }
 
@@ -97,17 +95,19 @@ mod tests {
         for k in 0..1000 {
             ghost.add(mix(k));
         }
-        assert!(
-            (500..1000).all(|k| ghost.contains(mix(k))),
-            "the latest half"
-        );
-        for k in 1000..2000 {
+        assert!((0..1000).all(|k| ghost.contains(mix(k))));
+        // Remembered again, key 0 outlives the keys that left after it.
+        ghost.add(mix(0));
+        for k in 1000..1999 {
             ghost.add(mix(k));
         }
-        let stale = (0..1000).filter(|&k| ghost.contains(mix(k))).count();
-        assert!(stale < 20, "forgotten but for false positives: {stale}");
+        assert!(ghost.contains(mix(0)));
+        assert!(!(1..1000).any(|k| ghost.contains(mix(k))));
+        assert!((1000..1999).all(|k| ghost.contains(mix(k))));
+        assert_eq!(ghost.order.len(), 1000);
+        assert_eq!(ghost.counts.len(), 1000);
         ghost.clear();
-        assert!(!(1000..2000).any(|k| ghost.contains(mix(k))));
+        assert!(!(1000..1999).any(|k| ghost.contains(mix(k))));
     }
 
     #[test]

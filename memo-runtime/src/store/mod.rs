@@ -4,6 +4,7 @@ mod gate;
 mod ghost;
 mod memory;
 mod shard;
+mod sketch;
 
 pub use memory::MemoryStore;
 

@@ -23,6 +23,7 @@ use hashbrown::HashTable;
 
 use super::Counts;
 use super::ghost::Ghost;
+use super::sketch::Sketch;
 use crate::config::Policy;
 use crate::lookup::Lookup;
 
@@ -90,6 +91,8 @@ pub(crate) struct Shard<K, V> {
     small_target: usize,
     /// Auto: keys lately evicted from the small queue.
     ghost: Ghost,
+    /// Auto: how often keys were asked for lately (misses, and hits credited by the hand).
+    sketch: Sketch,
     /// LFU: inserts since the use counts were last halved.
     since_aging: usize,
     /// Inserts since expired entries were last swept out, and whether any entry can expire.
@@ -123,6 +126,7 @@ impl<K, V> Shard<K, V> {
                 0
             },
             ghost: Ghost::new(if auto { auto::ghost_size(capacity) } else { 0 }),
+            sketch: Sketch::new(if auto { capacity } else { 0 }),
             since_aging: 0,
             since_sweep: 0,
             expiring: false,
@@ -166,6 +170,7 @@ impl<K, V> Shard<K, V> {
         self.small = VecDeque::new();
         self.small_len = 0;
         self.ghost.clear();
+        self.sketch.clear();
         std::mem::take(&mut self.table)
     }
 
