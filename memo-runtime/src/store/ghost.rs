@@ -1,10 +1,10 @@
 //! The ghost of the default policy: the keys that left the small queue lately, remembered by a
-//! 32-bit fingerprint of their hash (not as entries), in the order they left.
+//! 24-bit fingerprint of their hash (not as entries), in the order they left.
 //!
 //! A fingerprint queue holds the latest `size` departures; a small table counts how many of them
-//! each fingerprint has, so a lookup is one probe. About 4 bytes of queue and 8 to 16 of table per
-//! remembered key. Two keys sharing a fingerprint (about one in 4 billion per pair) only let a new
-//! key into the main queue a little early.
+//! each fingerprint has (fingerprint and count packed in 4 bytes), so a lookup is one probe. About
+//! 4 bytes of queue and 5 to 10 of table per remembered key. A new key mistaken for a remembered
+//! one (a chance of `size` in 16 million) only enters the main queue a little early.
 
 use std::collections::VecDeque;
 
@@ -13,16 +13,20 @@ use hashbrown::HashTable;
 pub(crate) struct Ghost {
     /// Fingerprints in the order their keys left, oldest first.
     order: VecDeque<u32>,
-    /// Each fingerprint in `order`, with how many times it is there.
-    counts: HashTable<(u32, u32)>,
+    /// Each fingerprint in `order` (high 24 bits) with how many times it is there (low 8 bits; a
+    /// count that reached 255 stays, so a key left that often is remembered until cleared).
+    counts: HashTable<u32>,
     size: usize,
 }
 
-/// The fingerprint of a key's hash: its bits mixed, so that the bits the store used to pick the
-/// shard (all alike within a shard) do not weaken it.
+/// The low 8 bits of a `counts` entry.
+const COUNT: u32 = 0xFF;
+
+/// The fingerprint of a key's hash (in the high 24 bits): its bits mixed, so that the bits the
+/// store used to pick the shard (all alike within a shard) do not weaken it.
 #[allow(clippy::cast_possible_truncation, reason = "the mixed top half")]
 fn fingerprint(hash: u64) -> u32 {
-    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32 & !COUNT
 }
 
 /// Where a fingerprint sits in `counts`.
@@ -43,7 +47,9 @@ impl Ghost {
     /// Whether a key with this hash left the small queue lately.
     pub(crate) fn contains(&self, hash: u64) -> bool {
         let fp = fingerprint(hash);
-        self.counts.find(slot_hash(fp), |e| e.0 == fp).is_some()
+        self.counts
+            .find(slot_hash(fp), |e| e & !COUNT == fp)
+            .is_some()
     }
 
     /// Remembers a key with this hash (again, if it is remembered already: for longer).
@@ -52,24 +58,37 @@ impl Ghost {
             return;
         }
         let fp = fingerprint(hash);
-        match self
-            .counts
-            .entry(slot_hash(fp), |e| e.0 == fp, |e| slot_hash(e.0))
-        {
-            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().1 += 1,
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert((fp, 1));
+        match self.counts.entry(
+            slot_hash(fp),
+            |e| e & !COUNT == fp,
+            |e| slot_hash(e & !COUNT),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => {
+                if *e.get() & COUNT < COUNT {
+                    *e.get_mut() += 1;
+                }
             }
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(fp | 1);
+            }
+        }
+        if self.order.capacity() == 0 {
+            // Its full size at once: the queue fills within one shard's worth of evictions.
+            self.order.reserve_exact(self.size + 1);
         }
         self.order.push_back(fp);
         if self.order.len() > self.size
             && let Some(old) = self.order.pop_front()
-            && let Ok(mut e) = self.counts.find_entry(slot_hash(old), |e| e.0 == old)
+            && let Ok(mut e) = self
+                .counts
+                .find_entry(slot_hash(old), |e| e & !COUNT == old)
         {
-            if e.get().1 > 1 {
-                e.get_mut().1 -= 1;
-            } else {
-                e.remove();
+            match *e.get() & COUNT {
+                COUNT => {}
+                1 => {
+                    e.remove();
+                }
+                _ => *e.get_mut() -= 1,
             }
         }
     }

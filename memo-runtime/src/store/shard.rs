@@ -8,7 +8,7 @@
 //! The eviction order lives beside the table in rings of hashes (8 bytes an entry): the writer
 //! pops a hash, finds its entry, and keeps, moves or evicts it as the policy says
 //! (`shard/{auto,clock,lfu,fifo}.rs`). Entries removed by other means leave their hash behind;
-//! popping skips it, and a ring grown to twice its live entries is compacted.
+//! popping skips it, and a ring grown past 1.25 times its live entries is compacted.
 
 mod auto;
 mod clock;
@@ -286,7 +286,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Puts a new entry's hash at the back of its ring, compacting the ring when stale hashes
-    /// (of entries removed by other means) make up half of it.
+    /// (of entries removed by other means) make up a fifth of it.
     fn enqueue<S: BuildHasher>(&mut self, hasher: &S, hash: u64, uses: u8)
     where
         K: Hash,
@@ -298,8 +298,13 @@ impl<K, V> Shard<K, V> {
             self.small_len += 1;
             (&mut self.small, self.small_len)
         };
+        if ring.len() == ring.capacity() {
+            // Grow by a quarter, not by doubling: the ring is 8 bytes of every entry.
+            let want = (live + live / 4 + 16).min(self.capacity.saturating_add(16));
+            ring.reserve_exact(want.saturating_sub(ring.len()).max(1));
+        }
         ring.push_back(hash);
-        if ring.len() > 2 * live + 32 {
+        if ring.len() > live + live / 4 + 32 {
             let table = &self.table;
             ring.retain(|&hash| find_in(table, hash, main, hasher).is_some());
         }
