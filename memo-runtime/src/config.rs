@@ -72,7 +72,7 @@ pub enum Policy {
     Lru,
     /// Least frequently used: each entry counts its hits (up to 127); eviction takes the least
     /// used of the 8 oldest entries (the others go round again). Counts are halved every
-    /// `maxsize` insertions, so that once-popular keys age out.
+    /// 10 × `maxsize` insertions, so that once-popular keys age out.
     Lfu,
     /// First in, first out: the oldest entry leaves, whatever its hits (which write nothing).
     Fifo,

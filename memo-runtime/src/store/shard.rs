@@ -737,6 +737,26 @@ mod tests {
         assert_eq!(shard.len(), 10);
     }
 
+    /// LFU counts age: keys used often long ago give way to keys used a little now.
+    #[test]
+    fn lfu_forgets_old_favourites() {
+        let mut shard = Shard::new(10, Renewal::default(), Policy::Lfu);
+        for k in 0..5 {
+            put(&mut shard, k, 0, 0);
+            for _ in 0..20 {
+                get(&shard, k, 0);
+            }
+        }
+        for k in 100..1_100 {
+            put(&mut shard, k, 0, 0);
+            get(&shard, k, 0);
+            get(&shard, k, 0);
+        }
+        for k in 0..5 {
+            assert_eq!(get(&shard, k, 0), None, "old favourite {k}");
+        }
+    }
+
     /// FIFO evicts the oldest entry, hits or not.
     #[test]
     fn fifo_evicts_in_insertion_order() {

@@ -3,8 +3,8 @@
 //! A hit adds one to the entry's count (up to 127; past that it writes nothing). To make room, the
 //! oldest `SAMPLE` entries in ring order are looked at and the one with the lowest count leaves
 //! (the oldest among equals); the others go round to the back. An exact LFU would keep entries
-//! sorted by count, moving an entry on every hit, a write every reader shares. Every `maxsize`
-//! inserts (per shard) all counts are halved, so that keys popular long ago give way.
+//! sorted by count, moving an entry on every hit, a write every reader shares. Every 10 × the
+//! shard's bound inserts all counts are halved, so that keys popular long ago give way.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -16,11 +16,16 @@ pub(super) const CAP: u8 = USES;
 /// Entries compared per eviction.
 const SAMPLE: usize = 8;
 
+/// Counts are halved every `AGING × capacity` inserts (the sample period of `TinyLFU`): often
+/// enough that yesterday's favourites leave, seldom enough that counts tell keys apart (halving
+/// every `capacity` inserts left Zipf 0.7 at 10,000 entries no better than LRU, 12.7 %).
+const AGING: usize = 10;
+
 impl<K: Hash + Eq, V> Shard<K, V> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
     pub(super) fn admit_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
         self.since_aging += 1;
-        if self.since_aging >= self.capacity {
+        if self.since_aging >= self.capacity.saturating_mul(AGING) {
             self.since_aging = 0;
             for slot in &mut self.table {
                 let uses = slot.uses.get_mut();
