@@ -91,7 +91,7 @@ pub use memo_macros::cached;
 #[cfg(feature = "test-util")]
 pub use memo_runtime::MockClock;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Stats, Store, store, warm,
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, Stats, Store, store, warm,
 };
 #[cfg(feature = "disk")]
 pub use memo_runtime::{Codec, DiskOptions, DiskStore};

@@ -24,10 +24,9 @@ struct Fields<'a>(&'a mut (String, String, String));
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "function" => self.0.0 = value.to_string(),
+            "function" | "backend" => self.0.0 = value.to_string(),
             "outcome" => self.0.1 = value.to_string(),
             "kind" => self.0.2 = value.to_string(),
-            "backend" => self.0.0 = value.to_string(),
             _ => {}
         }
     }

@@ -29,6 +29,92 @@ pub struct Config {
     /// `β` of early refresh (`XFetch`): entries are refreshed in the background shortly before
     /// they expire; `None` for no early refresh.
     pub refresh_early: Option<f64>,
+    /// Which entries leave first when the cache is full.
+    pub policy: Policy,
+}
+
+/// Which entries a full cache evicts (and which new keys it keeps at all).
+///
+/// Every policy keeps `len() <= maxsize` at every instant, removes expired entries before live
+/// ones, and lets a hit write nothing shared: a hit at most raises the entry's own use count, and
+/// only while it is below the policy's cap, so a warm entry's cache line stays shared between
+/// readers. `benches/hitratio.rs` measures them against moka, `quick_cache`, `lru` and the optimum.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Config, Policy};
+///
+/// let config = Config::new().maxsize(1_000).policy(Policy::Lru);
+/// assert_eq!(config.policy, Policy::Lru);
+/// assert_eq!(Config::new().policy, Policy::Auto);
+/// assert_eq!("lfu".parse(), Ok(Policy::Lfu));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Policy {
+    /// The default, and the best hit ratio across the traces measured: S3-FIFO (Yang et al.,
+    /// SOSP '23) with a `TinyLFU` door on its main queue. New keys enter a small FIFO queue (3 %);
+    /// those used again while there move to the main queue (CLOCK, up to 3 banked uses), the
+    /// others leave and are remembered in a ghost. A remembered key that comes back enters main
+    /// in place of an entry without uses, main's or the small queue's oldest, and only if a
+    /// frequency sketch says it is asked for more often than main's; otherwise it is not stored
+    /// this time (and remembered afresh). One-hit wonders and scans pass through the small queue
+    /// without disturbing main, and a loop over more keys than the cache holds keeps a fixed part
+    /// of itself cached, near the optimum, instead of churning (as LRU does, to no hits at all).
+    #[default]
+    Auto,
+    /// Least recently used, approximated by CLOCK (second chance): each entry has a reference
+    /// bit, set by a hit; eviction goes round the entries in insertion order, clearing set bits
+    /// and evicting the first entry whose bit is clear. Exact LRU would relink a list on every
+    /// hit, a shared write; CLOCK is the usual concurrent stand-in and evicts nearly the same
+    /// entries.
+    Lru,
+    /// Least frequently used: each entry counts its hits (up to 127); eviction takes the least
+    /// used of the 8 oldest entries (the others go round again). Counts are halved every
+    /// 10 × `maxsize` insertions, so that once-popular keys age out.
+    Lfu,
+    /// First in, first out: the oldest entry leaves, whatever its hits (which write nothing).
+    Fifo,
+}
+
+impl Policy {
+    /// The name used by `#[cached(policy = "…")]`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Lru => "lru",
+            Self::Lfu => "lfu",
+            Self::Fifo => "fifo",
+        }
+    }
+}
+
+/// A policy name that is not one of `auto`, `lru`, `lfu`, `fifo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownPolicy;
+
+impl std::fmt::Display for UnknownPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unknown policy; expected one of `auto`, `lru`, `lfu`, `fifo`")
+    }
+}
+
+impl std::error::Error for UnknownPolicy {}
+
+impl std::str::FromStr for Policy {
+    type Err = UnknownPolicy;
+
+    fn from_str(name: &str) -> Result<Self, UnknownPolicy> {
+        match name {
+            "auto" => Ok(Self::Auto),
+            "lru" => Ok(Self::Lru),
+            "lfu" => Ok(Self::Lfu),
+            "fifo" => Ok(Self::Fifo),
+            _ => Err(UnknownPolicy),
+        }
+    }
 }
 
 impl Config {
@@ -51,7 +137,15 @@ impl Config {
             jitter: None,
             stale: None,
             refresh_early: None,
+            policy: Policy::Auto,
         }
+    }
+
+    /// Evicts by `policy` when the cache is full.
+    #[must_use]
+    pub const fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Bounds the cache to `maxsize` entries.

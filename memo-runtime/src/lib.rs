@@ -48,7 +48,7 @@ pub use clock::Clock;
 pub use clock::MockClock;
 #[cfg(feature = "disk")]
 pub use codec::Codec;
-pub use config::Config;
+pub use config::{Config, Policy, UnknownPolicy};
 pub use lookup::{KeyPart, Lookup};
 #[cfg(feature = "metrics")]
 pub use metrics::{PERIOD as METRICS_PERIOD, publish as publish_metrics};

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use memo_runtime::{Config, MemoryStore, Store};
+use memo_runtime::{Config, MemoryStore, Policy, Store};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -31,9 +31,19 @@ fn op(keys: u16) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Runs `ops` on a store bounded by `maxsize` and checks every step against the model.
+const POLICIES: [Policy; 4] = [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo];
+
+/// Runs `ops` on a store of each policy bounded by `maxsize`, checking every step.
 fn check(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
-    let store = MemoryStore::<u16, u32>::new(&Config::new().maxsize(maxsize));
+    for policy in POLICIES {
+        check_policy(maxsize, policy, ops)?;
+    }
+    Ok(())
+}
+
+/// Runs `ops` on a store bounded by `maxsize` and checks every step against the model.
+fn check_policy(maxsize: usize, policy: Policy, ops: &[Op]) -> Result<(), TestCaseError> {
+    let store = MemoryStore::<u16, u32>::new(&Config::new().maxsize(maxsize).policy(policy));
     // The last value stored under each key since it was last removed: what a lookup may return.
     let mut last: HashMap<u16, u32> = HashMap::new();
     let (mut stored, mut removed) = (0_u64, 0_u64);
@@ -54,7 +64,14 @@ fn check(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     store.peek(&&k)
                 };
                 if let Some(value) = found {
-                    prop_assert_eq!(Some(&value), last.get(&k), "key {} returned {}", k, value);
+                    prop_assert_eq!(
+                        Some(&value),
+                        last.get(&k),
+                        "{:?}: key {} returned {}",
+                        policy,
+                        k,
+                        value
+                    );
                 }
             }
             Op::Remove(k) => {
@@ -71,12 +88,19 @@ fn check(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(store.len(), 0);
             }
         }
-        prop_assert!(store.len() <= maxsize, "len {} > {}", store.len(), maxsize);
+        prop_assert!(
+            store.len() <= maxsize,
+            "{:?}: len {} > {}",
+            policy,
+            store.len(),
+            maxsize
+        );
         let counts = store.counts();
         prop_assert_eq!(
             stored,
             store.len() as u64 + counts.evicted + removed,
-            "stored keys are held, evicted or removed ({:?})",
+            "{:?}: stored keys are held, evicted or removed ({:?})",
+            policy,
             counts
         );
     }
@@ -87,8 +111,59 @@ fn check(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Fewer cases than the default 256 for the larger runs; no regression files in the source tree.
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(n)
+    }
+}
+
+/// FIFO in one shard is exact: the reference is a queue of keys in insertion order, and the store
+/// must hold exactly the keys the queue holds.
+fn check_fifo_exactly(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let store = MemoryStore::<u16, u32>::new(&Config::new().maxsize(maxsize).policy(Policy::Fifo));
+    let mut queue: std::collections::VecDeque<(u16, u32)> = std::collections::VecDeque::new();
+    for op in ops {
+        match *op {
+            Op::Insert(k, v) => {
+                store.insert(k, v);
+                if let Some(entry) = queue.iter_mut().find(|(key, _)| *key == k) {
+                    entry.1 = v; // a replacement keeps its place
+                } else {
+                    if queue.len() == maxsize {
+                        queue.pop_front();
+                    }
+                    queue.push_back((k, v));
+                }
+            }
+            Op::Get(k) | Op::Peek(k) => {
+                let expected = queue.iter().find(|(key, _)| *key == k).map(|e| e.1);
+                prop_assert_eq!(store.get(&&k), expected, "key {}", k);
+            }
+            Op::Remove(k) => {
+                let held = queue.iter().any(|(key, _)| *key == k);
+                prop_assert_eq!(store.remove(&&k), held);
+                queue.retain(|(key, _)| *key != k);
+            }
+            Op::Clear => {
+                store.clear();
+                queue.clear();
+            }
+        }
+        prop_assert_eq!(store.len(), queue.len());
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
+
+    /// FIFO against an exact queue model.
+    #[test]
+    fn fifo_evicts_exactly_in_insertion_order(ops in prop::collection::vec(op(40), 1..400)) {
+        check_fifo_exactly(8, &ops)?;
+    }
 
     /// One shard (small bound): the policy works on every entry.
     #[test]
@@ -137,19 +212,30 @@ mod expiry {
     const TTL_MS: u64 = 100;
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(cases(256))]
 
         #[test]
         fn expired_values_are_never_returned(ops in prop::collection::vec(timed_op(), 1..400)) {
+            for policy in POLICIES {
+                expiry_agrees(policy, &ops)?;
+            }
+        }
+    }
+
+    fn expiry_agrees(policy: Policy, ops: &[TimedOp]) -> Result<(), TestCaseError> {
+        {
             let store = MemoryStore::<u16, u32>::new(
-                &Config::new().maxsize(16).ttl(Duration::from_millis(TTL_MS)),
+                &Config::new()
+                    .maxsize(16)
+                    .ttl(Duration::from_millis(TTL_MS))
+                    .policy(policy),
             );
             let (clock, hand) = Clock::mock();
             store.set_clock(clock);
             let mut now = 0_u64;
             // Each key's last value and when it was stored (ms on the mock clock).
             let mut last: HashMap<u16, (u32, u64)> = HashMap::new();
-            for op in &ops {
+            for op in ops {
                 match *op {
                     TimedOp::Insert(k, v) => {
                         store.insert(k, v);
@@ -176,5 +262,6 @@ mod expiry {
                 prop_assert!(store.len() <= 16);
             }
         }
+        Ok(())
     }
 }

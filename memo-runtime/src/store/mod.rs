@@ -4,8 +4,10 @@
 #[cfg(feature = "disk")]
 mod disk;
 mod gate;
+mod ghost;
 mod memory;
 mod shard;
+mod sketch;
 
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};

@@ -1,22 +1,38 @@
-//! One shard of the in-memory store: entries held inline in a hash table, evicted by CLOCK.
+//! One shard of the in-memory store: entries held inline in a hash table, evicted by a policy.
 //!
 //! Keeping the entries in the table itself (not in a side array behind an index) makes a hit one
-//! probe and one cache line fewer. A hit only sets the entry's reference bit, and only when it is
-//! clear, so readers sharing the shard's read lock do not write to a warm entry.
+//! probe and one cache line fewer. A hit only raises the entry's use count, and only while it is
+//! below the policy's cap (1 for LRU's reference bit, 0 for FIFO), so readers sharing the shard's
+//! read lock do not write to a warm entry.
 //!
-//! Eviction runs the CLOCK hand over the table a batch at a time: when the shard is full, one pass
-//! in bucket order, starting where the last one stopped, clears the reference bits it passes and
-//! evicts unreferenced entries until a batch is free. Expired entries met on the way always go.
+//! The eviction order lives beside the table in rings of hashes (8 bytes an entry): the writer
+//! pops a hash, finds its entry, and keeps, moves or evicts it as the policy says
+//! (`shard/{auto,clock,lfu,fifo}.rs`). Entries removed by other means leave their hash behind;
+//! popping skips it, and a ring grown past 1.25 times its live entries is compacted.
 
+mod auto;
+mod clock;
+mod fifo;
+mod lfu;
+
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use hashbrown::HashTable;
 
 use super::Counts;
+use super::ghost::Ghost;
+use super::sketch::Sketch;
+use crate::config::Policy;
 use crate::lookup::Lookup;
 
-/// An entry: key, value, expiry stamp (0 = never) and the CLOCK reference bit.
+/// The use count in a slot's `uses` byte.
+const USES: u8 = 0x7F;
+/// Set in a slot's `uses` byte while its hash is in the `main` ring (not `small`).
+const MAIN: u8 = 0x80;
+
+/// An entry: key, value, expiry stamp (0 = never) and its use count.
 struct Slot<K, V> {
     key: K,
     value: V,
@@ -25,7 +41,9 @@ struct Slot<K, V> {
     expires: u64,
     /// When to start an early refresh (0 = never): drawn once per value (see `Stamp`).
     refresh_at: u64,
-    referenced: AtomicBool,
+    /// Hits counted up to the shard's cap (`USES`), and which ring holds the hash (`MAIN`). Hits
+    /// write the count, the writer everything.
+    uses: AtomicU8,
     /// Set by the one caller that refreshes this entry while others keep being served.
     refreshing: AtomicBool,
 }
@@ -57,16 +75,26 @@ pub(crate) struct Renewal {
     pub(crate) grace: u64,
 }
 
-/// A full shard frees this share of its capacity at once (at least one entry), so the cost of a
-/// pass over the table is spread over that many inserts.
-const BATCH_DIVISOR: usize = 32;
-
 pub(crate) struct Shard<K, V> {
     table: HashTable<Slot<K, V>>,
+    /// The most uses a hit records: a hit writes its entry only while the count is below this.
+    cap: u8,
+    policy: Policy,
     capacity: usize,
     renewal: Renewal,
-    /// Where the CLOCK hand stopped, as a position in bucket order.
-    hand: usize,
+    /// Hashes in eviction order: of every entry (LRU, LFU, FIFO) or of the main queue (auto).
+    main: VecDeque<u64>,
+    /// Auto: the hashes of the small queue, how many live entries it holds, and how many it may
+    /// hold before it gives way.
+    small: VecDeque<u64>,
+    small_len: usize,
+    small_target: usize,
+    /// Auto: keys lately evicted from the small queue.
+    ghost: Ghost,
+    /// Auto: how often keys were asked for lately (misses, and hits credited by the hand).
+    sketch: Sketch,
+    /// LFU: inserts since the use counts were last halved.
+    since_aging: usize,
     /// Inserts since expired entries were last swept out, and whether any entry can expire.
     since_sweep: usize,
     expiring: bool,
@@ -75,12 +103,31 @@ pub(crate) struct Shard<K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) const fn new(capacity: usize, renewal: Renewal) -> Self {
+    pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
+        let bounded = capacity != usize::MAX;
+        let auto = bounded && policy == Policy::Auto;
         Self {
             table: HashTable::new(),
+            cap: match policy {
+                Policy::Auto => auto::CAP,
+                Policy::Lru => clock::CAP,
+                Policy::Lfu => lfu::CAP,
+                Policy::Fifo => fifo::CAP,
+            },
+            policy,
             capacity,
             renewal,
-            hand: 0,
+            main: VecDeque::new(),
+            small: VecDeque::new(),
+            small_len: 0,
+            small_target: if auto {
+                auto::small_target(capacity)
+            } else {
+                0
+            },
+            ghost: Ghost::new(if auto { auto::ghost_size(capacity) } else { 0 }),
+            sketch: Sketch::new(if auto { capacity } else { 0 }),
+            since_aging: 0,
             since_sweep: 0,
             expiring: false,
             counts: Counts {
@@ -118,8 +165,13 @@ impl<K, V> Shard<K, V> {
     /// the shard (their `Drop` may be user code).
     #[must_use = "drop the entries outside the shard's write guard"]
     pub(crate) fn take_all(&mut self) -> impl Sized + use<K, V> {
-        self.hand = 0;
         self.since_sweep = 0;
+        self.since_aging = 0;
+        self.main = VecDeque::new();
+        self.small = VecDeque::new();
+        self.small_len = 0;
+        self.ghost.clear();
+        self.sketch.clear();
         std::mem::take(&mut self.table)
     }
 
@@ -154,9 +206,11 @@ impl<K, V> Shard<K, V> {
         if slot.is_expired(now, self.renewal.grace) {
             return None;
         }
-        // Write only when the bit is clear: a warm entry's cache line stays shared between readers.
-        if !slot.referenced.load(Ordering::Relaxed) {
-            slot.referenced.store(true, Ordering::Relaxed);
+        // Write only while the count is below the cap: a warm entry's cache line stays shared
+        // between readers. Two readers may both write the same count; one hit is then lost.
+        let uses = slot.uses.load(Ordering::Relaxed);
+        if uses & USES < self.cap {
+            slot.uses.store(uses + 1, Ordering::Relaxed);
         }
         Some(slot)
     }
@@ -171,7 +225,8 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// Inserts or replaces, making room first when the shard is full.
+    /// Inserts or replaces, making room first when the shard is full. The default policy may
+    /// decline to store a new key (see `auto.rs`); that counts as an eviction.
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hasher: &S,
@@ -200,22 +255,126 @@ impl<K, V> Shard<K, V> {
         }
         self.since_sweep += 1;
         if self.expiring && self.since_sweep > self.table.len() / 8 {
-            // Expired entries leave even when nobody reads them and the shard is not full.
-            self.purge_expired(now);
+            // Expired entries leave even when nobody reads them and the shard is not full, and
+            // before any live entry is evicted.
+            self.purge_expired(hasher, now);
         }
-        if self.table.len() >= self.capacity {
-            self.make_room(now);
-        }
+        let uses = if self.capacity == usize::MAX {
+            0
+        } else {
+            let admitted = match self.policy {
+                Policy::Auto => self.admit_auto(hasher, hash, now),
+                Policy::Lru => Some(self.admit_clock(hasher, now)),
+                Policy::Lfu => Some(self.admit_lfu(hasher, now)),
+                Policy::Fifo => Some(self.admit_fifo(hasher, now)),
+            };
+            let Some(uses) = admitted else {
+                // Declined: counted as evicted on arrival, as Caffeine and moka count a rejected
+                // candidate, so that every stored key is held, evicted, expired or removed.
+                self.counts.evicted += 1;
+                return;
+            };
+            self.enqueue(hasher, hash, uses);
+            uses
+        };
         let slot = Slot {
             key,
             value,
             expires,
             refresh_at,
-            referenced: AtomicBool::new(false),
+            uses: AtomicU8::new(uses),
             refreshing: AtomicBool::new(false),
         };
         self.table
             .insert_unique(hash, slot, |slot| hasher.hash_one(&slot.key));
+    }
+
+    /// Puts a new entry's hash at the back of its ring, compacting the ring when stale hashes
+    /// (of entries removed by other means) make up a fifth of it.
+    fn enqueue<S: BuildHasher>(&mut self, hasher: &S, hash: u64, uses: u8)
+    where
+        K: Hash,
+    {
+        let main = uses & MAIN != 0;
+        let (ring, live) = if main {
+            (&mut self.main, self.table.len() + 1 - self.small_len)
+        } else {
+            self.small_len += 1;
+            (&mut self.small, self.small_len)
+        };
+        if ring.len() == ring.capacity() {
+            // Grow by a quarter, not by doubling: the ring is 8 bytes of every entry.
+            let want = (live + live / 4 + 16).min(self.capacity.saturating_add(16));
+            ring.reserve_exact(want.saturating_sub(ring.len()).max(1));
+        }
+        ring.push_back(hash);
+        if ring.len() > live + live / 4 + 32 {
+            let table = &self.table;
+            ring.retain(|&hash| find_in(table, hash, main, hasher).is_some());
+        }
+    }
+
+    /// Pops hashes off the front of the `main` (or small) ring until one names a live entry of
+    /// that ring; its hash and bucket.
+    fn pop<S: BuildHasher>(&mut self, main: bool, hasher: &S) -> Option<(u64, usize)>
+    where
+        K: Hash,
+    {
+        let ring = if main {
+            &mut self.main
+        } else {
+            &mut self.small
+        };
+        while let Some(hash) = ring.pop_front() {
+            if let Some(index) = find_in(&self.table, hash, main, hasher) {
+                return Some((hash, index));
+            }
+        }
+        None
+    }
+
+    /// The entry in bucket `index` (found by [`pop`](Self::pop) since the last change).
+    fn slot_mut(&mut self, index: usize) -> &mut Slot<K, V> {
+        self.table
+            .get_bucket_mut(index)
+            .expect("a bucket found since the last change")
+    }
+
+    /// Whether the entry in bucket `index` has expired for good.
+    fn expired_at(&mut self, index: usize, now: u64) -> bool {
+        let grace = self.renewal.grace;
+        self.slot_mut(index).is_expired(now, grace)
+    }
+
+    /// Removes the entry in bucket `index`, counted as expired or evicted.
+    fn drop_slot(&mut self, index: usize, expired: bool) {
+        let Ok(entry) = self.table.get_bucket_entry(index) else {
+            return;
+        };
+        let (slot, _) = entry.remove();
+        if slot.uses.into_inner() & MAIN == 0 {
+            self.small_len -= 1;
+        }
+        if expired {
+            self.counts.expired += 1;
+        } else {
+            self.counts.evicted += 1;
+        }
+    }
+
+    /// A last resort that keeps the bound if the rings ever lost track of an entry: evicts the
+    /// first entry in table order.
+    #[cold]
+    fn evict_any(&mut self) {
+        debug_assert!(false, "every entry has its hash in a ring");
+        let mut first = true;
+        self.table.retain(|_| !std::mem::take(&mut first));
+        self.counts.evicted += 1;
+        self.small_len = self
+            .table
+            .iter()
+            .filter(|slot| slot.uses.load(Ordering::Relaxed) & MAIN == 0)
+            .count();
     }
 
     /// Removes `key`'s entry; `true` if there was one.
@@ -225,7 +384,22 @@ impl<K, V> Shard<K, V> {
     {
         match self.table.find_entry(hash, |slot| key.matches(&slot.key)) {
             Ok(entry) => {
-                entry.remove();
+                let (slot, _) = entry.remove();
+                let main = slot.uses.into_inner() & MAIN != 0;
+                if !main && self.capacity != usize::MAX {
+                    self.small_len -= 1;
+                }
+                // Take the hash out of its ring now: left there, it would stand for the key's
+                // next entry at this old place, and FIFO (and the others) would evict that entry
+                // too early.
+                let ring = if main {
+                    &mut self.main
+                } else {
+                    &mut self.small
+                };
+                if let Some(at) = ring.iter().rposition(|&h| h == hash) {
+                    ring.remove(at);
+                }
                 true
             }
             Err(_) => false,
@@ -233,55 +407,46 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes every expired entry and returns how many left.
-    pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
+    pub(crate) fn purge_expired<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> usize
+    where
+        K: Hash,
+    {
         self.since_sweep = 0;
         let before = self.table.len();
         let grace = self.renewal.grace;
-        self.table.retain(|slot| !slot.is_expired(now, grace));
+        let bounded = self.capacity != usize::MAX;
+        let small_len = &mut self.small_len;
+        self.table.retain(|slot| {
+            let expired = slot.is_expired(now, grace);
+            if expired && bounded && *slot.uses.get_mut() & MAIN == 0 {
+                *small_len -= 1;
+            }
+            !expired
+        });
         let purged = before - self.table.len();
+        if purged > 0 && bounded {
+            // The rings forget the purged entries too (see `remove`).
+            let table = &self.table;
+            for (ring, main) in [(&mut self.main, true), (&mut self.small, false)] {
+                ring.retain(|&hash| find_in(table, hash, main, hasher).is_some());
+            }
+        }
         self.counts.expired += purged as u64;
         purged
     }
+}
 
-    /// One CLOCK batch: from the hand to the end of the table, then from the start, clear the
-    /// reference bits passed and evict unreferenced entries until a batch is free. Three laps at
-    /// most: by the third, every bit the hand passed is clear.
-    fn make_room(&mut self, now: u64) {
-        let target = (self.capacity / BATCH_DIVISOR).max(1);
-        let mut freed = 0;
-        let mut counts = Counts::default();
-        let mut hand = self.hand;
-        let grace = self.renewal.grace;
-        for lap in 0..3 {
-            if freed >= target {
-                break;
-            }
-            let mut position = 0;
-            self.table.retain(|slot| {
-                let here = position;
-                position += 1;
-                if slot.is_expired(now, grace) {
-                    counts.expired += 1;
-                    freed += 1;
-                    return false;
-                }
-                if freed >= target || (lap == 0 && here < self.hand) {
-                    return true;
-                }
-                if *slot.referenced.get_mut() {
-                    *slot.referenced.get_mut() = false;
-                    return true;
-                }
-                freed += 1;
-                counts.evicted += 1;
-                hand = here;
-                false
-            });
-        }
-        self.hand = hand;
-        self.counts.evicted += counts.evicted;
-        self.counts.expired += counts.expired;
-    }
+/// The bucket of the live entry with this hash in the `main` (or small) ring.
+fn find_in<K: Hash, V, S: BuildHasher>(
+    table: &HashTable<Slot<K, V>>,
+    hash: u64,
+    main: bool,
+    hasher: &S,
+) -> Option<usize> {
+    table.find_bucket_index(hash, |slot| {
+        (slot.uses.load(Ordering::Relaxed) & MAIN != 0) == main
+            && hasher.hash_one(&slot.key) == hash
+    })
 }
 
 #[cfg(test)]
@@ -312,12 +477,17 @@ mod tests {
         }
     }
 
+    /// A good hash with a fixed seed, so that tests are deterministic.
+    fn fixed() -> foldhash::fast::FixedState {
+        foldhash::fast::FixedState::with_seed(7)
+    }
+
     /// Inserts `k` and returns what left the shard to make room.
     fn put(shard: &mut Shard<u64, u64>, k: u64, expires: u64, now: u64) -> Counts {
         let before = shard.counts();
         shard.insert(
-            &Poor,
-            Poor.hash_one(k),
+            &fixed(),
+            fixed().hash_one(k),
             k,
             k * 10,
             Stamp {
@@ -336,7 +506,7 @@ mod tests {
     }
 
     fn get(shard: &Shard<u64, u64>, k: u64, now: u64) -> Option<u64> {
-        shard.get(Poor.hash_one(k), &&k, now).copied()
+        shard.get(fixed().hash_one(k), &&k, now).copied()
     }
 
     const NONE: Counts = Counts {
@@ -348,7 +518,7 @@ mod tests {
 
     #[test]
     fn keeps_referenced_entries_and_evicts_cold_ones() {
-        let mut shard = Shard::new(3, Renewal::default());
+        let mut shard = Shard::new(3, Renewal::default(), Policy::Lru);
         for k in 0..3 {
             assert_eq!(put(&mut shard, k, 0, 0), NONE);
         }
@@ -372,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_full_lap_of_referenced_entries_still_frees_room() {
-        let mut shard = Shard::new(4, Renewal::default());
+        let mut shard = Shard::new(4, Renewal::default(), Policy::Lru);
         for k in 0..4 {
             put(&mut shard, k, 0, 0);
             get(&shard, k, 0);
@@ -392,7 +562,7 @@ mod tests {
 
     #[test]
     fn the_hand_moves_on_so_cold_entries_anywhere_are_evicted() {
-        let mut shard = Shard::new(64, Renewal::default());
+        let mut shard = Shard::new(64, Renewal::default(), Policy::Lru);
         for k in 0..64 {
             put(&mut shard, k, 0, 0);
         }
@@ -414,7 +584,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_invisible_and_evicted_first() {
-        let mut shard = Shard::new(2, Renewal::default());
+        let mut shard = Shard::new(2, Renewal::default(), Policy::Auto);
         put(&mut shard, 1, 100, 0);
         put(&mut shard, 2, 0, 0);
         assert_eq!(get(&shard, 1, 99), Some(10));
@@ -435,7 +605,7 @@ mod tests {
 
     #[test]
     fn inserts_sweep_expired_entries_out_of_a_shard_that_is_not_full() {
-        let mut shard = Shard::new(usize::MAX, Renewal::default());
+        let mut shard = Shard::new(usize::MAX, Renewal::default(), Policy::Auto);
         for k in 0..1000 {
             put(&mut shard, k, 50, 0);
         }
@@ -448,11 +618,11 @@ mod tests {
 
     #[test]
     fn purge_frees_expired_entries() {
-        let mut shard = Shard::new(usize::MAX, Renewal::default());
+        let mut shard = Shard::new(usize::MAX, Renewal::default(), Policy::Auto);
         for k in 0..1000 {
             put(&mut shard, k, if k % 2 == 0 { 50 } else { 0 }, 0);
         }
-        assert_eq!(shard.purge_expired(50), 500);
+        assert_eq!(shard.purge_expired(&Poor, 50), 500);
         assert_eq!(shard.counts().expired, 500);
         assert_eq!(shard.len(), 500);
         for k in 0..1000 {
@@ -466,20 +636,191 @@ mod tests {
 
     #[test]
     fn replace_and_remove() {
-        let mut shard = Shard::new(4, Renewal::default());
+        let mut shard = Shard::new(4, Renewal::default(), Policy::Lru);
         put(&mut shard, 1, 0, 0);
         assert_eq!(put(&mut shard, 1, 0, 0), NONE, "nothing leaves on replace");
-        shard.insert(&Poor, Poor.hash_one(1_u64), 1, 99, Stamp::default(), 0);
+        shard.insert(
+            &fixed(),
+            fixed().hash_one(1_u64),
+            1,
+            99,
+            Stamp::default(),
+            0,
+        );
         assert_eq!(get(&shard, 1, 0), Some(99));
-        assert!(shard.remove(Poor.hash_one(1_u64), &&1));
-        assert!(!shard.remove(Poor.hash_one(1_u64), &&1));
+        assert!(shard.remove(fixed().hash_one(1_u64), &&1));
+        assert!(!shard.remove(fixed().hash_one(1_u64), &&1));
         assert_eq!(shard.len(), 0);
     }
 
     #[test]
     fn zero_capacity_keeps_nothing() {
-        let mut shard = Shard::new(0, Renewal::default());
+        let mut shard = Shard::new(0, Renewal::default(), Policy::Auto);
         put(&mut shard, 1, 0, 0);
         assert_eq!(shard.len(), 0);
+    }
+
+    const POLICIES: [Policy; 4] = [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo];
+
+    /// Runs `requests` as get-or-insert on a shard of `capacity`; the hits.
+    fn hits(policy: Policy, capacity: usize, requests: impl IntoIterator<Item = u64>) -> usize {
+        let mut shard = Shard::new(capacity, Renewal::default(), policy);
+        let mut hits = 0;
+        for k in requests {
+            if get(&shard, k, 0).is_some() {
+                hits += 1;
+            } else {
+                put(&mut shard, k, 0, 0);
+            }
+            assert!(shard.len() <= capacity, "{policy:?} over its bound");
+        }
+        hits
+    }
+
+    /// With only seven distinct hashes, every ring entry stands for several keys: eviction may
+    /// pick among them, but the bound holds and no lookup returns another key's value.
+    #[test]
+    fn colliding_hashes_keep_the_bound_and_the_values() {
+        for policy in POLICIES {
+            let mut shard = Shard::new(16, Renewal::default(), policy);
+            for k in 0..2_000_u64 {
+                let key = (k * 7919) % 97;
+                match shard.get(Poor.hash_one(key), &&key, 0) {
+                    Some(&v) => assert_eq!(v, key * 10, "{policy:?}"),
+                    None => shard.insert(
+                        &Poor,
+                        Poor.hash_one(key),
+                        key,
+                        key * 10,
+                        Stamp::default(),
+                        0,
+                    ),
+                }
+                if k % 13 == 0 {
+                    shard.remove(Poor.hash_one(key), &&key);
+                }
+                assert!(shard.len() <= 16, "{policy:?}");
+            }
+        }
+    }
+
+    /// Removing entries without evicting leaves hashes in the rings; they are compacted away, so
+    /// insert/remove churn does not grow memory.
+    #[test]
+    fn rings_do_not_grow_with_churn() {
+        for policy in POLICIES {
+            let mut shard = Shard::new(100, Renewal::default(), policy);
+            for k in 0..10_000_u64 {
+                put(&mut shard, k, 0, 0);
+                shard.remove(fixed().hash_one(k), &&k);
+            }
+            assert!(
+                shard.main.len() + shard.small.len() <= 2 * 100 + 64,
+                "{policy:?}"
+            );
+        }
+    }
+
+    /// A hot set of 50 keys, read again after every 100 keys of a scan of 10,000 keys seen
+    /// once, through a shard of 100: under the default policy the scan passes through the small
+    /// queue and the hot keys stay; under LRU and FIFO each 100 scan keys push them all out.
+    #[test]
+    fn the_default_policy_resists_scans() {
+        let requests = || {
+            (0..100_u64)
+                .flat_map(|round| (0..50).chain(1_000 + round * 100..1_000 + round * 100 + 100))
+        };
+        let hot_reads = 100 * 50;
+        let auto = hits(Policy::Auto, 100, requests());
+        assert!(auto >= hot_reads * 95 / 100, "{auto} of {hot_reads}");
+        assert_eq!(hits(Policy::Lru, 100, requests()), 0);
+        assert_eq!(hits(Policy::Fifo, 100, requests()), 0);
+    }
+
+    /// A loop over 110 keys through a shard of 100: LRU and FIFO always evict the key needed
+    /// next (no hits); the default policy keeps a fixed part of the loop (almost 100 of 110).
+    #[test]
+    fn the_default_policy_resists_loops() {
+        let requests = || (0..110 * 100).map(|i| i % 110);
+        assert_eq!(hits(Policy::Lru, 100, requests()), 0);
+        assert_eq!(hits(Policy::Fifo, 100, requests()), 0);
+        let auto = hits(Policy::Auto, 100, requests());
+        assert!(auto > 110 * 100 * 80 / 100, "{auto} hits");
+    }
+
+    /// LFU keeps keys used often over keys used once, even newer ones.
+    #[test]
+    fn lfu_keeps_frequent_keys() {
+        let mut shard = Shard::new(10, Renewal::default(), Policy::Lfu);
+        for k in 0..5 {
+            put(&mut shard, k, 0, 0);
+            for _ in 0..10 {
+                get(&shard, k, 0);
+            }
+        }
+        for k in 100..120 {
+            put(&mut shard, k, 0, 0);
+            get(&shard, k, 0);
+        }
+        for k in 0..5 {
+            assert_eq!(get(&shard, k, 0), Some(k * 10), "frequent key {k}");
+        }
+        assert_eq!(shard.len(), 10);
+    }
+
+    /// LFU counts age: keys used often long ago give way to keys used a little now.
+    #[test]
+    fn lfu_forgets_old_favourites() {
+        let mut shard = Shard::new(10, Renewal::default(), Policy::Lfu);
+        for k in 0..5 {
+            put(&mut shard, k, 0, 0);
+            for _ in 0..20 {
+                get(&shard, k, 0);
+            }
+        }
+        for k in 100..1_100 {
+            put(&mut shard, k, 0, 0);
+            get(&shard, k, 0);
+            get(&shard, k, 0);
+        }
+        for k in 0..5 {
+            assert_eq!(get(&shard, k, 0), None, "old favourite {k}");
+        }
+    }
+
+    /// FIFO evicts the oldest entry, hits or not.
+    #[test]
+    fn fifo_evicts_in_insertion_order() {
+        let mut shard = Shard::new(3, Renewal::default(), Policy::Fifo);
+        for k in 0..3 {
+            put(&mut shard, k, 0, 0);
+            get(&shard, k, 0);
+        }
+        put(&mut shard, 3, 0, 0);
+        assert_eq!(get(&shard, 0, 0), None);
+        put(&mut shard, 4, 0, 0);
+        assert_eq!(get(&shard, 1, 0), None);
+        for k in 2..5 {
+            assert_eq!(get(&shard, k, 0), Some(k * 10));
+        }
+    }
+
+    /// Expired entries leave before live ones, under every policy.
+    #[test]
+    fn every_policy_evicts_expired_entries_first() {
+        for policy in POLICIES {
+            let mut shard = Shard::new(4, Renewal::default(), policy);
+            for k in 0..4 {
+                put(&mut shard, k, if k == 2 { 100 } else { 0 }, 0);
+            }
+            assert_eq!(
+                put(&mut shard, 9, 0, 200),
+                Counts { expired: 1, ..NONE },
+                "{policy:?}"
+            );
+            for k in [0, 1, 3, 9] {
+                assert!(get(&shard, k, 200).is_some(), "{policy:?} key {k}");
+            }
+        }
     }
 }

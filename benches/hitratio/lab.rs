@@ -1,0 +1,713 @@
+//! The policy lab: single-threaded reference versions of candidate policies, split over shards the
+//! way `MemoryStore` splits its bound, so that a choice is made on numbers before the store changes.
+//!
+//! Each policy only sees what the real store can see without a shared write on a hit: a hit may
+//! raise a small per-entry counter (up to a cap); everything else (sketches, queues, ghosts) is
+//! updated on misses, under the shard's write lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+
+/// Lab policies by name (`lab_<name>` rows).
+pub(crate) const NAMES: [&str; 6] = [
+    "s3fifo",
+    "s3fifo_1shard",
+    "wtlfu1",
+    "wtlfu1_1shard",
+    "wtlfu_adapt",
+    "wtlfu_adapt_1shard",
+];
+
+pub(crate) fn hits(name: &str, requests: &[u64], size: usize) -> u64 {
+    let (name, shards) = match name.strip_suffix("_1shard") {
+        Some(base) => (base, 1),
+        None => (name, store_shards(size)),
+    };
+    match name {
+        "s3fifo" => run(requests, size, shards, S3Fifo::new),
+        "wtlfu1" => run(requests, size, shards, |c| Wtlfu::new(c, 0.01, false)),
+        "wtlfu_adapt" => run(requests, size, shards, |c| Wtlfu::new(c, 0.01, true)),
+        other if other.starts_with("door") => {
+            let params = DoorParams::parse(other);
+            let shards = if params.one_shard {
+                1
+            } else if let Some(least) = params.least {
+                let mut count = 64;
+                while count > 1 && size / count < least {
+                    count /= 2;
+                }
+                count
+            } else {
+                shards
+            };
+            run(requests, size, shards, |c| Door::new(c, &params))
+        }
+        other => panic!("unknown lab policy {other}"),
+    }
+}
+
+/// The store's shard count for a bound of `size` on this two-core machine (`shard_count`).
+fn store_shards(size: usize) -> usize {
+    let mut count = 64;
+    while count > 1 && size / count < 32 {
+        count /= 2;
+    }
+    count
+}
+
+trait Policy {
+    /// Looks `key` up, storing it on a miss; `true` on a hit.
+    fn access(&mut self, key: u64, hash: u64) -> bool;
+}
+
+fn run<P: Policy>(requests: &[u64], size: usize, shards: usize, new: impl Fn(usize) -> P) -> u64 {
+    let hasher = foldhash::fast::FixedState::with_seed(7);
+    let mut parts: Vec<P> = (0..shards)
+        .map(|i| new(size / shards + usize::from(i < size % shards)))
+        .collect();
+    let mask = shards - 1;
+    let mut hits = 0;
+    for &k in requests {
+        let hash = hasher.hash_one(k);
+        let shard = (hash >> 32) as usize & mask;
+        hits += u64::from(parts[shard].access(k, hash));
+    }
+    hits
+}
+
+/// A count-min sketch of 4-bit counters (4 rows), halved every `10 × capacity` increments.
+struct Sketch {
+    rows: [Vec<u8>; 4],
+    mask: usize,
+    added: usize,
+    period: usize,
+}
+
+impl Sketch {
+    fn new(capacity: usize) -> Self {
+        let width = capacity.max(16).next_power_of_two();
+        Self {
+            rows: std::array::from_fn(|_| vec![0; width]),
+            mask: width - 1,
+            added: 0,
+            period: 10 * capacity.max(1),
+        }
+    }
+
+    fn index(&self, hash: u64, row: usize) -> usize {
+        const SEEDS: [u64; 4] = [
+            0x9E37_79B9_7F4A_7C15,
+            0xC2B2_AE3D_27D4_EB4F,
+            0x1656_67B1_9E37_79F9,
+            0x27D4_EB2F_1656_67C5,
+        ];
+        (hash.wrapping_mul(SEEDS[row]) >> 40) as usize & self.mask
+    }
+
+    fn estimate(&self, hash: u64) -> u8 {
+        (0..4)
+            .map(|r| self.rows[r][self.index(hash, r)])
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn add(&mut self, hash: u64, times: u8) {
+        for _ in 0..times {
+            self.increment(hash);
+        }
+    }
+
+    fn increment(&mut self, hash: u64) {
+        let min = self.estimate(hash);
+        if min < 15 {
+            for r in 0..4 {
+                let i = self.index(hash, r);
+                if self.rows[r][i] == min {
+                    self.rows[r][i] += 1;
+                }
+            }
+        }
+        self.added += 1;
+        if self.added >= self.period {
+            self.added = 0;
+            for row in &mut self.rows {
+                for c in row.iter_mut() {
+                    *c /= 2;
+                }
+            }
+        }
+    }
+}
+
+/// S3-FIFO (Yang et al., SOSP '23): a small FIFO (10 %) for new keys, a main FIFO with
+/// reinsertion, a ghost FIFO of keys recently evicted from the small one.
+struct S3Fifo {
+    capacity: usize,
+    small: VecDeque<u64>,
+    main: VecDeque<u64>,
+    ghost: VecDeque<u64>,
+    ghosts: HashMap<u64, u32>,
+    /// key → (frequency 0..=3, in main)
+    entries: HashMap<u64, (u8, bool)>,
+}
+
+impl S3Fifo {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            small: VecDeque::new(),
+            main: VecDeque::new(),
+            ghost: VecDeque::new(),
+            ghosts: HashMap::new(),
+            entries: HashMap::new(),
+        }
+    }
+
+    fn evict(&mut self) {
+        let small_target = (self.capacity / 10).max(1);
+        loop {
+            if self.small.len() >= small_target || self.main.is_empty() {
+                let Some(k) = self.small.pop_front() else {
+                    return;
+                };
+                let e = self.entries.get_mut(&k).expect("held");
+                if e.0 > 0 {
+                    *e = (0, true);
+                    self.main.push_back(k);
+                    continue;
+                }
+                self.entries.remove(&k);
+                self.ghost.push_back(k);
+                *self.ghosts.entry(k).or_default() += 1;
+                if self.ghost.len() > self.capacity {
+                    let old = self.ghost.pop_front().expect("ghost");
+                    if let Some(n) = self.ghosts.get_mut(&old) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.ghosts.remove(&old);
+                        }
+                    }
+                }
+                return;
+            }
+            let k = self.main.pop_front().expect("main");
+            let e = self.entries.get_mut(&k).expect("held");
+            if e.0 > 0 {
+                e.0 -= 1;
+                self.main.push_back(k);
+                continue;
+            }
+            self.entries.remove(&k);
+            return;
+        }
+    }
+}
+
+impl Policy for S3Fifo {
+    fn access(&mut self, key: u64, _hash: u64) -> bool {
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.0 = (e.0 + 1).min(3);
+            return true;
+        }
+        if self.capacity == 0 {
+            return false;
+        }
+        while self.entries.len() >= self.capacity {
+            self.evict();
+        }
+        if self.ghosts.contains_key(&key) {
+            self.entries.insert(key, (0, true));
+            self.main.push_back(key);
+        } else {
+            self.entries.insert(key, (0, false));
+            self.small.push_back(key);
+        }
+        false
+    }
+}
+
+/// W-TinyLFU as the store can run it: a FIFO window for new keys; a main CLOCK whose entries count
+/// their hits (up to `CAP`, credited to the sketch as the hand passes); a key leaving the window
+/// enters main only when the sketch says it is asked for more often than main's victim.
+/// With `adapt`, the window's share climbs towards whichever size missed less over the last period
+/// (hill climbing on the miss count, which the store's writers see).
+struct Wtlfu {
+    capacity: usize,
+    window_target: usize,
+    window: VecDeque<u64>,
+    main: VecDeque<u64>,
+    /// key → (hits not yet credited, in main)
+    entries: HashMap<u64, (u8, bool)>,
+    sketch: Sketch,
+    adapt: Option<Climber>,
+}
+
+/// Hill climbing over the window's size: every `period` requests, keep moving the way that made
+/// hits rise, turn back when they fell; steps shrink as it settles.
+struct Climber {
+    period: usize,
+    seen: usize,
+    hits: usize,
+    last_rate: f64,
+    step: f64,
+    window: f64,
+}
+
+const CAP: u8 = 3;
+
+impl Wtlfu {
+    fn new(capacity: usize, window: f64, adapt: bool) -> Self {
+        Self {
+            capacity,
+            window_target: window_size(capacity, window),
+            window: VecDeque::new(),
+            main: VecDeque::new(),
+            entries: HashMap::new(),
+            sketch: Sketch::new(capacity),
+            adapt: adapt.then(|| Climber {
+                period: 10 * capacity.max(10),
+                seen: 0,
+                hits: 0,
+                last_rate: 0.0,
+                step: 0.0625,
+                window,
+            }),
+        }
+    }
+
+    /// Main's next victim by CLOCK: entries with uncredited hits are credited and passed over.
+    fn main_victim(&mut self) -> Option<u64> {
+        loop {
+            let &k = self.main.front()?;
+            let e = self.entries.get_mut(&k).expect("held");
+            if e.0 == 0 {
+                return Some(k);
+            }
+            e.0 -= 1;
+            self.sketch.increment(key_hash(k));
+            self.main.rotate_left(1);
+        }
+    }
+
+    fn evict(&mut self) {
+        if self.window.len() > self.window_target || self.main.is_empty() {
+            let cand = self.window.pop_front().expect("window");
+            let (freq, _) = self.entries[&cand];
+            let cand_est = self.sketch.estimate(key_hash(cand)).saturating_add(freq);
+            if self.main.len() < self.capacity.saturating_sub(self.window_target) {
+                self.entries.insert(cand, (freq, true));
+                self.main.push_back(cand);
+                return;
+            }
+            let Some(victim) = self.main_victim() else {
+                self.entries.remove(&cand);
+                return;
+            };
+            let victim_est = self.sketch.estimate(key_hash(victim));
+            if cand_est > victim_est {
+                self.main.pop_front();
+                self.entries.remove(&victim);
+                self.entries.insert(cand, (freq, true));
+                self.main.push_back(cand);
+            } else {
+                self.entries.remove(&cand);
+                self.sketch.add(key_hash(cand), freq);
+            }
+        } else {
+            let victim = self.main_victim().expect("main");
+            self.main.pop_front();
+            self.entries.remove(&victim);
+        }
+    }
+
+    fn climb(&mut self, hit: bool) {
+        let Some(c) = &mut self.adapt else { return };
+        c.seen += 1;
+        c.hits += usize::from(hit);
+        if c.seen < c.period {
+            return;
+        }
+        let rate = c.hits as f64 / c.seen as f64;
+        c.seen = 0;
+        c.hits = 0;
+        if rate < c.last_rate {
+            c.step = -c.step * 0.98;
+        } else if (rate - c.last_rate).abs() < 0.0005 {
+            c.step *= 0.98;
+        }
+        c.last_rate = rate;
+        c.window = (c.window + c.step).clamp(0.0, 0.8);
+        self.window_target = window_size(self.capacity, c.window);
+    }
+}
+
+fn window_size(capacity: usize, fraction: f64) -> usize {
+    ((capacity as f64 * fraction) as usize).max(1)
+}
+
+fn key_hash(key: u64) -> u64 {
+    foldhash::fast::FixedState::with_seed(11).hash_one(key)
+}
+
+impl Policy for Wtlfu {
+    fn access(&mut self, key: u64, _hash: u64) -> bool {
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.0 = (e.0 + 1).min(CAP);
+            self.climb(true);
+            return true;
+        }
+        self.climb(false);
+        if self.capacity == 0 {
+            return false;
+        }
+        self.sketch.increment(key_hash(key));
+        self.entries.insert(key, (0, false));
+        self.window.push_back(key);
+        while self.entries.len() > self.capacity {
+            self.evict();
+        }
+        false
+    }
+}
+
+/// `door-s<small %>-g<ghost % of capacity>-c<cap>-<bypass|small|plain>-<exact|sketch>[-one]`.
+#[derive(Clone, Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of a lab variant"
+)]
+struct DoorParams {
+    small: f64,
+    ghost: f64,
+    cap: u8,
+    fallback: Fallback,
+    exact: bool,
+    bloom: bool,
+    one_shard: bool,
+    /// Fewer shards, so that each holds at least this many entries.
+    least: Option<usize>,
+    /// With `tlfu`: a key the sketch has counted this many times (this miss included) returns
+    /// like a key the ghost remembers.
+    threshold: Option<u8>,
+    /// No ghost: only the sketch says which keys return.
+    no_ghost: bool,
+    /// Break ties at the door by a frequency sketch of misses (and hits credited as the hand
+    /// passes): an unused main entry is replaced only by a key asked for more often.
+    tlfu: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fallback {
+    /// A ghost-hit key that main turns away is not stored.
+    Bypass,
+    /// ... is stored in the small queue.
+    Small,
+    /// No door: ghost hits always enter main (S3-FIFO).
+    Plain,
+    /// Turned away by main, the key takes the place of the small queue's oldest entry if that
+    /// one has no uses (so a loop drains the small queue into main); else it is not stored and
+    /// the ghost remembers it again.
+    Drain,
+    /// Like `Bypass`, and the ghost remembers the key again.
+    Refresh,
+}
+
+impl DoorParams {
+    fn parse(name: &str) -> Self {
+        let mut p = Self {
+            small: 0.1,
+            ghost: 1.0,
+            cap: 3,
+            fallback: Fallback::Bypass,
+            exact: true,
+            bloom: false,
+            one_shard: false,
+            least: None,
+            threshold: None,
+            no_ghost: false,
+            tlfu: false,
+        };
+        for part in name.split('-').skip(1) {
+            match part {
+                "bypass" => p.fallback = Fallback::Bypass,
+                "small" => p.fallback = Fallback::Small,
+                "plain" => p.fallback = Fallback::Plain,
+                "drain" => p.fallback = Fallback::Drain,
+                "refresh" => p.fallback = Fallback::Refresh,
+                "exact" => p.exact = true,
+                "sketch" => p.exact = false,
+                "bloom" => {
+                    p.exact = false;
+                    p.bloom = true;
+                }
+                "one" => p.one_shard = true,
+                "tlfu" => p.tlfu = true,
+                "nog" => p.no_ghost = true,
+                _ => {
+                    let (tag, num) = part.split_at(1);
+                    let v: f64 = num.parse().expect("a number");
+                    match tag {
+                        "s" => p.small = v / 100.0,
+                        "g" => p.ghost = v / 100.0,
+                        "c" => p.cap = v as u8,
+                        "m" => p.least = Some(v as usize),
+                        "t" => p.threshold = Some(v as u8),
+                        _ => panic!("bad part {part}"),
+                    }
+                }
+            }
+        }
+        p
+    }
+}
+
+/// Keys recently evicted from the small queue.
+enum Ghost {
+    Exact {
+        ring: VecDeque<u64>,
+        count: HashMap<u64, u32>,
+        max: usize,
+    },
+    Sketch(Sketch),
+    /// Two Bloom filters (4 bits a key): a key is remembered while it is in either; the newer
+    /// becomes the older after `max / 2` keys.
+    Bloom {
+        new: Vec<u64>,
+        old: Vec<u64>,
+        added: usize,
+        max: usize,
+    },
+}
+
+fn bloom_bits(bits: &[u64], hash: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
+    let mask = bits.len() * 64 - 1;
+    (0..4).map(move |i| {
+        let h = hash.rotate_left(16 * i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+        let bit = h as usize & mask;
+        (bit / 64, 1_u64 << (bit % 64))
+    })
+}
+
+impl Ghost {
+    fn contains(&self, key: u64) -> bool {
+        match self {
+            Ghost::Exact { count, .. } => count.contains_key(&key),
+            Ghost::Sketch(s) => s.estimate(key_hash(key)) > 0,
+            Ghost::Bloom { new, old, .. } => {
+                let h = key_hash(key);
+                bloom_bits(new, h).all(|(w, b)| new[w] & b != 0)
+                    || bloom_bits(old, h).all(|(w, b)| old[w] & b != 0)
+            }
+        }
+    }
+
+    fn add(&mut self, key: u64) {
+        match self {
+            Ghost::Exact { ring, count, max } => {
+                ring.push_back(key);
+                *count.entry(key).or_default() += 1;
+                if ring.len() > *max {
+                    let old = ring.pop_front().expect("ghost");
+                    if let Some(n) = count.get_mut(&old) {
+                        *n -= 1;
+                        if *n == 0 {
+                            count.remove(&old);
+                        }
+                    }
+                }
+            }
+            Ghost::Sketch(s) => s.increment(key_hash(key)),
+            Ghost::Bloom {
+                new,
+                old,
+                added,
+                max,
+            } => {
+                let h = key_hash(key);
+                for (w, b) in bloom_bits(new, h).collect::<Vec<_>>() {
+                    new[w] |= b;
+                }
+                *added += 1;
+                if *added >= (*max / 2).max(1) {
+                    *added = 0;
+                    std::mem::swap(new, old);
+                    new.fill(0);
+                }
+            }
+        }
+    }
+}
+
+/// S3-FIFO with a door on main: a key back from the ghost enters main only when main's CLOCK hand
+/// stands on an entry not used since the hand last passed; otherwise the hand moves on (the entry
+/// loses one use) and the key is turned away. Loops then keep a fixed set instead of churning.
+struct Door {
+    capacity: usize,
+    small_target: usize,
+    cap: u8,
+    fallback: Fallback,
+    small: VecDeque<u64>,
+    main: VecDeque<u64>,
+    ghost: Ghost,
+    entries: HashMap<u64, u8>,
+    sketch: Option<Sketch>,
+    threshold: Option<u8>,
+    no_ghost: bool,
+}
+
+impl Door {
+    fn new(capacity: usize, p: &DoorParams) -> Self {
+        let ghost_max = ((capacity as f64 * p.ghost) as usize).max(1);
+        Self {
+            capacity,
+            small_target: ((capacity as f64 * p.small) as usize).max(1),
+            cap: p.cap,
+            fallback: p.fallback,
+            small: VecDeque::new(),
+            main: VecDeque::new(),
+            ghost: if p.bloom {
+                // 8 bits a key for each half: false positives about 2 %.
+                let words = (ghost_max * 4).div_ceil(64).next_power_of_two();
+                Ghost::Bloom {
+                    new: vec![0; words],
+                    old: vec![0; words],
+                    added: 0,
+                    max: ghost_max,
+                }
+            } else if p.exact {
+                Ghost::Exact {
+                    ring: VecDeque::new(),
+                    count: HashMap::new(),
+                    max: ghost_max,
+                }
+            } else {
+                let mut s = Sketch::new(ghost_max);
+                s.period = ghost_max;
+                Ghost::Sketch(s)
+            },
+            entries: HashMap::new(),
+            sketch: p.tlfu.then(|| Sketch::new(capacity)),
+            threshold: p.threshold,
+            no_ghost: p.no_ghost,
+        }
+    }
+
+    fn credit(&mut self, key: u64) {
+        if let Some(s) = &mut self.sketch {
+            s.increment(key_hash(key));
+        }
+    }
+
+    /// Frees one place (S3-FIFO).
+    fn evict(&mut self) {
+        loop {
+            if self.small.len() >= self.small_target || self.main.is_empty() {
+                let Some(k) = self.small.pop_front() else {
+                    return;
+                };
+                let f = self.entries.get_mut(&k).expect("held");
+                if *f > 0 {
+                    *f = 0;
+                    self.main.push_back(k);
+                    continue;
+                }
+                self.entries.remove(&k);
+                self.ghost.add(k);
+                return;
+            }
+            let k = self.main.pop_front().expect("main");
+            let f = self.entries.get_mut(&k).expect("held");
+            if *f > 0 {
+                *f -= 1;
+                self.main.push_back(k);
+                self.credit(k);
+                continue;
+            }
+            self.entries.remove(&k);
+            return;
+        }
+    }
+}
+
+impl Policy for Door {
+    fn access(&mut self, key: u64, _hash: u64) -> bool {
+        if let Some(f) = self.entries.get_mut(&key) {
+            *f = (*f + 1).min(self.cap);
+            return true;
+        }
+        if self.capacity == 0 {
+            return false;
+        }
+        self.credit(key);
+        let by_sketch = match (self.threshold, &self.sketch) {
+            (Some(t), Some(s)) => s.estimate(key_hash(key)) >= t,
+            _ => false,
+        };
+        if by_sketch || (!self.no_ghost && self.ghost.contains(key)) {
+            if self.entries.len() < self.capacity {
+                self.entries.insert(key, 0);
+                self.main.push_back(key);
+                return false;
+            }
+            if self.fallback == Fallback::Plain
+                || self.main.is_empty()
+                || self.small.len() >= self.small_target
+            {
+                self.evict();
+                self.entries.insert(key, 0);
+                self.main.push_back(key);
+                return false;
+            }
+            let front = *self.main.front().expect("main");
+            let f = self.entries.get_mut(&front).expect("held");
+            if *f == 0
+                && let Some(s) = &self.sketch
+                && s.estimate(key_hash(key)) <= s.estimate(key_hash(front))
+            {
+                if self.fallback != Fallback::Bypass {
+                    self.ghost.add(key);
+                }
+                return false;
+            }
+            let f = self.entries.get_mut(&front).expect("held");
+            if *f == 0 {
+                self.main.pop_front();
+                self.entries.remove(&front);
+                self.entries.insert(key, 0);
+                self.main.push_back(key);
+                return false;
+            }
+            *f -= 1;
+            self.main.rotate_left(1);
+            self.credit(front);
+            match self.fallback {
+                Fallback::Bypass => return false,
+                Fallback::Refresh => {
+                    self.ghost.add(key);
+                    return false;
+                }
+                Fallback::Drain => {
+                    if let Some(&oldest) = self.small.front()
+                        && self.entries[&oldest] == 0
+                    {
+                        self.small.pop_front();
+                        self.entries.remove(&oldest);
+                        self.ghost.add(oldest);
+                        self.entries.insert(key, 0);
+                        self.main.push_back(key);
+                    } else {
+                        self.ghost.add(key);
+                    }
+                    return false;
+                }
+                Fallback::Small | Fallback::Plain => {}
+            }
+        }
+        while self.entries.len() >= self.capacity {
+            self.evict();
+        }
+        self.entries.insert(key, 0);
+        self.small.push_back(key);
+        false
+    }
+}

@@ -1,0 +1,144 @@
+//! The default policy: S3-FIFO (Yang et al., SOSP '23) with a `TinyLFU` door on its main queue.
+//!
+//! New keys enter the small queue. When room is needed and the small queue holds its share, its
+//! oldest entry leaves: to the main queue if it was hit meanwhile, otherwise out, remembered by
+//! the ghost. Otherwise the main queue's CLOCK hand evicts: an entry with uses loses one (credited
+//! to the frequency sketch) and goes round again, one without leaves.
+//!
+//! The door: a key the ghost remembers comes back to the main queue. When main holds its share,
+//! the hand's entry decides. Without uses, it gives way only to a key the sketch counts more often
+//! (`TinyLFU`, Einziger et al., 2017); with uses, it loses one and goes round, and the key takes
+//! the place of the small queue's oldest entry if that one has no uses. Otherwise the key is not
+//! stored this time and the ghost remembers it afresh. In a loop over more keys than the cache
+//! holds, every key is asked for alike, so the cached part stays (near the optimum, where CLOCK
+//! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
+//!
+//! The shares (small queue 3 %, ghost 50 %, 3 banked uses) were chosen in the policy lab
+//! (`benches/hitratio/lab.rs`, `door-s3-g50-c3-drain-exact-tlfu-m1000`) over the Zipf, loop, scan
+//! and ARC traces of `benches/hitratio.rs`, against moka and `quick_cache`.
+
+use std::hash::{BuildHasher, Hash};
+
+use super::{MAIN, Shard, USES};
+
+/// Uses a main entry can bank: up to three laps of the hand without a hit.
+pub(super) const CAP: u8 = 3;
+
+/// The small queue's share of a shard: 3 %, at least one entry.
+pub(super) fn small_target(capacity: usize) -> usize {
+    (capacity / 33).max(1)
+}
+
+/// How many evicted keys the ghost remembers: half as many as the shard holds.
+pub(super) const fn ghost_size(capacity: usize) -> usize {
+    capacity.div_ceil(2)
+}
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Makes room for a new key if the shard is full; the new entry's `uses` byte (which ring it
+    /// joins), or `None` when the door turns it away.
+    pub(super) fn admit_auto<S: BuildHasher>(
+        &mut self,
+        hasher: &S,
+        hash: u64,
+        now: u64,
+    ) -> Option<u8> {
+        self.sketch.increment(hash);
+        let returning = self.ghost.contains(hash);
+        let joins = if returning { MAIN } else { 0 };
+        if self.table.len() < self.capacity {
+            return Some(joins);
+        }
+        // The door stands only where main would give up an entry anyway: when the small queue is
+        // within its share.
+        if returning
+            && self.small_len < self.small_target
+            && self.table.len() > self.small_len
+            && let Some((front, index)) = self.pop(true, hasher)
+        {
+            if self.expired_at(index, now) {
+                self.drop_slot(index, true);
+                return Some(MAIN);
+            }
+            let uses = self.slot_mut(index).uses.get_mut();
+            if *uses & USES == 0 {
+                // An unused entry gives way only to a key asked for more often (TinyLFU): in a
+                // loop all are asked for alike, and the cached part stays.
+                if self.sketch.estimate(hash) <= self.sketch.estimate(front) {
+                    self.main.push_front(front);
+                    self.ghost.add(hash);
+                    return None;
+                }
+                self.drop_slot(index, false);
+                return Some(MAIN);
+            }
+            *uses -= 1;
+            self.main.push_back(front);
+            self.sketch.increment(front);
+            // Turned away by main: the key takes the place of the small queue's oldest entry if
+            // that one is unused (so a loop drains the small queue into main), else it is not
+            // stored and the ghost remembers it afresh.
+            if let Some((oldest, index)) = self.pop(false, hasher) {
+                if self.expired_at(index, now) {
+                    self.drop_slot(index, true);
+                    return Some(MAIN);
+                }
+                if *self.slot_mut(index).uses.get_mut() & USES == 0 {
+                    self.drop_slot(index, false);
+                    self.ghost.add(oldest);
+                    return Some(MAIN);
+                }
+                self.small.push_front(oldest);
+            }
+            self.ghost.add(hash);
+            return None;
+        }
+        self.evict_auto(hasher, now);
+        Some(joins)
+    }
+
+    /// Frees one place: from the small queue when it holds its share (or main is empty), else
+    /// from main.
+    fn evict_auto<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+        loop {
+            let main_len = self.table.len() - self.small_len;
+            if self.small_len >= self.small_target || main_len == 0 {
+                let Some((hash, index)) = self.pop(false, hasher) else {
+                    if main_len == 0 {
+                        return self.evict_any();
+                    }
+                    // The small queue's count was off; main has entries.
+                    self.small_len = 0;
+                    continue;
+                };
+                if self.expired_at(index, now) {
+                    return self.drop_slot(index, true);
+                }
+                let uses = self.slot_mut(index).uses.get_mut();
+                if *uses & USES > 0 {
+                    *uses = MAIN;
+                    self.small_len -= 1;
+                    self.main.push_back(hash);
+                    continue;
+                }
+                self.drop_slot(index, false);
+                self.ghost.add(hash);
+                return;
+            }
+            let Some((hash, index)) = self.pop(true, hasher) else {
+                return self.evict_any();
+            };
+            if self.expired_at(index, now) {
+                return self.drop_slot(index, true);
+            }
+            let uses = self.slot_mut(index).uses.get_mut();
+            if *uses & USES > 0 {
+                *uses -= 1;
+                self.main.push_back(hash);
+                self.sketch.increment(hash);
+                continue;
+            }
+            return self.drop_slot(index, false);
+        }
+    }
+}

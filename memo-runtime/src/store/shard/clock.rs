@@ -1,0 +1,37 @@
+//! `Policy::Lru`: least recently used, approximated by CLOCK (second chance).
+//!
+//! A hit sets the entry's reference bit (a use count capped at one) when it is clear. To make
+//! room, the hand goes round the entries in insertion order: a set bit is cleared and the entry
+//! goes round again; the first entry found clear leaves. Exact LRU would move the entry to the
+//! front of a list on every hit, a write every reader shares.
+
+use std::hash::{BuildHasher, Hash};
+
+use super::{MAIN, Shard, USES};
+
+/// One reference bit.
+pub(super) const CAP: u8 = 1;
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
+    pub(super) fn admit_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
+        while self.table.len() >= self.capacity {
+            let Some((hash, index)) = self.pop(true, hasher) else {
+                self.evict_any();
+                break;
+            };
+            if self.expired_at(index, now) {
+                self.drop_slot(index, true);
+                break;
+            }
+            let uses = self.slot_mut(index).uses.get_mut();
+            if *uses & USES > 0 {
+                *uses = MAIN;
+                self.main.push_back(hash);
+                continue;
+            }
+            self.drop_slot(index, false);
+        }
+        MAIN
+    }
+}

@@ -1,0 +1,24 @@
+//! `Policy::Fifo`: the oldest entry leaves, whatever its hits; a hit writes nothing at all.
+
+use std::hash::{BuildHasher, Hash};
+
+use super::{MAIN, Shard};
+
+/// Hits are not counted.
+pub(super) const CAP: u8 = 0;
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
+    pub(super) fn admit_fifo<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
+        if self.table.len() >= self.capacity {
+            match self.pop(true, hasher) {
+                Some((_, index)) => {
+                    let expired = self.expired_at(index, now);
+                    self.drop_slot(index, expired);
+                }
+                None => self.evict_any(),
+            }
+        }
+        MAIN
+    }
+}

@@ -1,0 +1,74 @@
+//! `Policy::Lfu`: least frequently used, by sampling.
+//!
+//! A hit adds one to the entry's count (up to 127; past that it writes nothing). To make room, the
+//! oldest `SAMPLE` entries in ring order are looked at and the one with the lowest count leaves
+//! (the oldest among equals); the others go round to the back. An exact LFU would keep entries
+//! sorted by count, moving an entry on every hit, a write every reader shares. Every 10 × the
+//! shard's bound inserts all counts are halved, so that keys popular long ago give way.
+
+use std::hash::{BuildHasher, Hash};
+
+use super::{MAIN, Shard, USES};
+
+/// The highest count.
+pub(super) const CAP: u8 = USES;
+
+/// Entries compared per eviction.
+const SAMPLE: usize = 8;
+
+/// Counts are halved every `AGING × capacity` inserts (the sample period of `TinyLFU`): often
+/// enough that yesterday's favourites leave, seldom enough that counts tell keys apart (halving
+/// every `capacity` inserts left Zipf 0.7 at 10,000 entries no better than LRU, 12.7 %).
+const AGING: usize = 10;
+
+impl<K: Hash + Eq, V> Shard<K, V> {
+    /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
+    pub(super) fn admit_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
+        self.since_aging += 1;
+        if self.since_aging >= self.capacity.saturating_mul(AGING) {
+            self.since_aging = 0;
+            for slot in &mut self.table {
+                let uses = slot.uses.get_mut();
+                *uses = MAIN | ((*uses & USES) / 2);
+            }
+        }
+        if self.table.len() < self.capacity {
+            return MAIN;
+        }
+        let mut sample = [(0_u64, 0_usize); SAMPLE];
+        let mut taken = 0;
+        while taken < SAMPLE {
+            let Some((hash, index)) = self.pop(true, hasher) else {
+                break;
+            };
+            if self.expired_at(index, now) {
+                // An expired entry makes the room; the others keep their places at the front.
+                for &(hash, _) in sample[..taken].iter().rev() {
+                    self.main.push_front(hash);
+                }
+                self.drop_slot(index, true);
+                return MAIN;
+            }
+            sample[taken] = (hash, index);
+            taken += 1;
+        }
+        if taken == 0 {
+            self.evict_any();
+            return MAIN;
+        }
+        let uses_of = |shard: &mut Self, index| *shard.slot_mut(index).uses.get_mut() & USES;
+        let mut victim = 0;
+        for i in 1..taken {
+            if uses_of(self, sample[i].1) < uses_of(self, sample[victim].1) {
+                victim = i;
+            }
+        }
+        for (i, &(hash, _)) in sample[..taken].iter().enumerate() {
+            if i != victim {
+                self.main.push_back(hash);
+            }
+        }
+        self.drop_slot(sample[victim].1, false);
+        MAIN
+    }
+}
