@@ -32,7 +32,8 @@
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `maxsize = N` | keep at most `N` entries (CLOCK eviction); unbounded when omitted |
+//! | `maxsize = N` | keep at most `N` entries; unbounded when omitted |
+//! | `policy = "auto"` | which entries a full cache evicts: `"auto"` (S3-FIFO with `TinyLFU` admission, the default), `"lru"`, `"lfu"`, `"fifo"` |
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
 //! | `jitter = 0.1` | spread each entry's `ttl` by up to ± this fraction |
 //! | `stale = "30s"` | past the `ttl`, serve the old value this long while one caller refreshes it in the background |

@@ -24,8 +24,9 @@ const REFRESH: &str = "refresh";
 const BETA: &str = "beta";
 const STORE: &str = "store";
 const CODEC: &str = "codec";
+const POLICY: &str = "policy";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `policy`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, or `disk(\"name\")`";
 
@@ -91,6 +92,8 @@ pub(crate) struct Args {
     pub(crate) store: Opt<StoreKind>,
     /// `codec = "binary" | "json"`, for `store = disk`.
     pub(crate) codec: Opt<LitStr>,
+    /// `policy = "auto" | "lru" | "lfu" | "fifo"`: which entries a full cache evicts.
+    pub(crate) policy: Opt<LitStr>,
     pub(crate) krate: Opt<Path>,
 }
 
@@ -110,6 +113,7 @@ impl Args {
             cache_none: Opt::new(CACHE_NONE),
             store: Opt::new(STORE),
             codec: Opt::new(CODEC),
+            policy: Opt::new(POLICY),
             krate: Opt::new(CRATE),
         };
         let mut errors: Option<syn::Error> = None;
@@ -149,21 +153,7 @@ impl Args {
             let stale = ttl_of(expr).map_err(|err| retarget(err, "ttl", "stale"))?;
             self.stale.set(path, stale)
         } else if path.is_ident(REFRESH) {
-            let mode: LitStr = meta.value()?.parse().map_err(|err| {
-                syn::Error::new(
-                    err.span(),
-                    "`refresh` expects \"early\": `refresh = \"early\"`",
-                )
-            })?;
-            if mode.value() != "early" {
-                return Err(syn::Error::new_spanned(
-                    &mode,
-                    format_args!(
-                        "unknown refresh mode \"{}\"; expected \"early\"",
-                        mode.value()
-                    ),
-                ));
-            }
+            let mode = choice_of(meta, "refresh mode", &["early"])?;
             self.refresh.set(path, mode)
         } else if path.is_ident(BETA) {
             let expr = value_of(meta, "beta = 1.0")?;
@@ -185,22 +175,11 @@ impl Args {
             let expr = value_of(meta, "store = disk")?;
             self.store.set(path, store_of(&expr)?)
         } else if path.is_ident(CODEC) {
-            let codec: LitStr = meta.value()?.parse().map_err(|err| {
-                syn::Error::new(
-                    err.span(),
-                    "`codec` expects \"binary\" or \"json\": `codec = \"json\"`",
-                )
-            })?;
-            if !matches!(codec.value().as_str(), "binary" | "json") {
-                return Err(syn::Error::new_spanned(
-                    &codec,
-                    format_args!(
-                        "unknown codec \"{}\"; expected \"binary\" or \"json\"",
-                        codec.value()
-                    ),
-                ));
-            }
+            let codec = choice_of(meta, "codec", &["binary", "json"])?;
             self.codec.set(path, codec)
+        } else if path.is_ident(POLICY) {
+            let policy = choice_of(meta, "policy", &["auto", "lru", "lfu", "fifo"])?;
+            self.policy.set(path, policy)
         } else if path.is_ident(CRATE) || path.is_ident("crate_path") {
             let krate = crate_of(meta)?;
             self.krate.set(path, krate)
@@ -215,6 +194,40 @@ fn combine(errors: &mut Option<syn::Error>, err: syn::Error) {
         Some(all) => all.combine(err),
         None => *errors = Some(err),
     }
+}
+
+/// A string naming one of `choices` (`what`: how an error calls the value).
+fn choice_of(meta: &ParseNestedMeta<'_>, what: &str, choices: &[&str]) -> syn::Result<LitStr> {
+    let name = meta.path.to_token_stream().to_string();
+    let listed = choices
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>();
+    let listed = match listed.as_slice() {
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    // Parsed as any expression first, so that a wrong kind of value is consumed and reported here.
+    let value = match value_of(meta, &format!("{name} = \"{}\"", choices[0]))? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(value),
+            ..
+        }) => value,
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                format_args!("`{name}` expects {listed}: `{name} = \"{}\"`", choices[0]),
+            ));
+        }
+    };
+    if !choices.contains(&value.value().as_str()) {
+        return Err(syn::Error::new_spanned(
+            &value,
+            format_args!("unknown {what} \"{}\"; expected {listed}", value.value()),
+        ));
+    }
+    Ok(value)
 }
 
 /// The value after `=`; a missing value gets an example of the option's form.

@@ -117,9 +117,14 @@ fn check_disk(args: &Args, errors: &mut Errors) -> Option<(String, bool)> {
         }
         return None;
     };
-    for option in [args.stale.path(), args.refresh.path(), args.jitter.path()]
-        .into_iter()
-        .flatten()
+    for option in [
+        args.stale.path(),
+        args.refresh.path(),
+        args.jitter.path(),
+        args.policy.path(),
+    ]
+    .into_iter()
+    .flatten()
     {
         let name = option.to_token_stream().to_string();
         errors.at(
@@ -549,8 +554,10 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         })) => int.base10_parse::<usize>().ok(),
         Some(_) => None,
     };
-    let plain =
-        args.jitter.get().is_none() && args.stale.get().is_none() && args.refresh.get().is_none();
+    let plain = args.jitter.get().is_none()
+        && args.stale.get().is_none()
+        && args.refresh.get().is_none()
+        && args.policy.get().is_none();
     let literal_ttl = match args.ttl.get() {
         _ if !plain => None,
         None => Some(0),
@@ -587,6 +594,15 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
             .get()
             .map_or_else(|| quote!(1.0), ToTokens::to_token_stream);
         config = quote!(#config.refresh_early(#beta));
+    }
+    if let Some(policy) = args.policy.get() {
+        let variant = match policy.value().as_str() {
+            "lru" => quote!(Lru),
+            "lfu" => quote!(Lfu),
+            "fifo" => quote!(Fifo),
+            _ => quote!(Auto),
+        };
+        config = quote_spanned!(policy.span()=> #config.policy(#runtime::Policy::#variant));
     }
     quote!(|| #config)
 }

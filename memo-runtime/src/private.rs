@@ -11,7 +11,7 @@ pub use core::time::Duration;
 
 pub use crate::cache::Cache;
 pub use crate::cell::CacheCell;
-pub use crate::config::Config;
+pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
 use crate::cache::Step;

@@ -144,3 +144,37 @@ fn warm_fills_a_cache_concurrently_with_progress() {
     cube(5);
     assert_eq!(cache.stats().hits, 1);
 }
+
+static FIFO_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(maxsize = 2, policy = "fifo")]
+fn fifo_square(n: u64) -> u64 {
+    FIFO_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * n
+}
+
+static LRU_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(maxsize = 2, policy = "lru")]
+fn lru_square(n: u64) -> u64 {
+    LRU_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * n
+}
+
+#[test]
+fn policy_chooses_what_a_full_cache_evicts() {
+    // 1 and 2 fill the cache; 1 is used again; 3 makes room.
+    for f in [fifo_square, lru_square] {
+        f(1);
+        f(2);
+        f(1);
+        f(3);
+    }
+    // FIFO evicts the oldest (1) whatever its use; LRU keeps the recently used 1 and evicts 2.
+    assert!(!fifo_square_cache().contains_key(&1));
+    assert!(fifo_square_cache().contains_key(&2));
+    assert!(lru_square_cache().contains_key(&1));
+    assert!(!lru_square_cache().contains_key(&2));
+    assert_eq!(FIFO_RUNS.load(Ordering::SeqCst), 3);
+    assert_eq!(LRU_RUNS.load(Ordering::SeqCst), 3);
+}
