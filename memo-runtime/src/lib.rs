@@ -7,6 +7,7 @@
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
 //! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
+//! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock.
 //!
 //! Features: `tokio` (background refresh of `async fn`s), `metrics`, `tracing`, `switch` (a global
 //! bypass for debugging), `test-util` (a mock clock); see the `memo` crate's docs.
@@ -21,6 +22,9 @@ mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod random;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod refresh;
 mod stats;
 pub mod store;

@@ -1,0 +1,391 @@
+//! The Redis layer against real `redis-server`s started by the test (`tests/support/redis_server.rs`):
+//! commands, the lock protocol, pub/sub, the circuit breaker across a server crash, and a cluster.
+#![cfg(feature = "redis")]
+#![allow(missing_docs, clippy::missing_panics_doc, reason = "tests")]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use memo_runtime::redis::{
+    BreakerConfig, Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig,
+};
+use redis_server::{RedisCluster, RedisServer, command};
+
+/// Generous: these tests count outcomes; the timeout only has to be met on a loaded machine.
+fn config(url: &str) -> RedisConfig {
+    RedisConfig::from_url(url)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .command_timeout(Duration::from_secs(2))
+}
+
+/// A server of the test's own (a static one would outlive the test binary: statics are never
+/// dropped) and a client for it.
+fn server() -> (RedisServer, RedisClient) {
+    let server = RedisServer::start();
+    let client = RedisClient::new(config(&server.url())).unwrap();
+    (server, client)
+}
+
+/// Polls `check` for up to 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn get_set_del_and_expiry() {
+    let (server, client) = server();
+    assert_eq!(client.get(b"gsd:missing").unwrap(), None);
+    client.set_px(b"gsd:a", b"\x00binary\xff", 60_000).unwrap();
+    assert_eq!(
+        client.get(b"gsd:a").unwrap().as_deref(),
+        Some(&b"\x00binary\xff"[..])
+    );
+    assert!(client.del(b"gsd:a").unwrap());
+    assert!(!client.del(b"gsd:a").unwrap());
+    client.set_px(b"gsd:short", b"v", 30).unwrap();
+    eventually("a 30 ms key expires", || {
+        client.get(b"gsd:short").unwrap().is_none()
+    });
+    client.set(b"gsd:forever", b"v").unwrap();
+    assert_eq!(command(server.port(), "PTTL gsd:forever").trim(), ":-1");
+}
+
+#[test]
+fn async_calls_need_no_runtime_timer_of_their_own() {
+    let (_server, client) = server();
+    // A runtime without time or IO drivers: the client's own thread does the waiting.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        client.set_px_async(b"async:k", b"v", 60_000).await.unwrap();
+        assert_eq!(
+            client.get_async(b"async:k").await.unwrap(),
+            Some(b"v".to_vec())
+        );
+        assert!(client.del_async(b"async:k").await.unwrap());
+    });
+}
+
+#[test]
+fn lock_is_exclusive_across_threads() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 20;
+    let (_server, client) = server();
+    let (inside, most, acquired) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (client, inside, most, acquired) = (&client, &inside, &most, &acquired);
+            s.spawn(move || {
+                let token = format!("thread-{t}");
+                for _ in 0..ROUNDS {
+                    while !client.lock(b"excl:lock", token.as_bytes(), 10_000).unwrap() {
+                        std::thread::yield_now();
+                    }
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_micros(200));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    acquired.fetch_add(1, Ordering::SeqCst);
+                    assert!(client.unlock(b"excl:lock", token.as_bytes()).unwrap());
+                }
+            });
+        }
+    });
+    assert_eq!(most.load(Ordering::SeqCst), 1, "two holders at once");
+    assert_eq!(acquired.load(Ordering::SeqCst), THREADS * ROUNDS);
+}
+
+#[test]
+fn unlock_and_extend_only_by_the_owner() {
+    let (server, client) = server();
+    assert!(client.lock(b"own:lock", b"alice", 100).unwrap());
+    assert!(!client.lock(b"own:lock", b"bob", 100).unwrap());
+    assert!(!client.unlock(b"own:lock", b"bob").unwrap());
+    assert!(!client.extend(b"own:lock", b"bob", 60_000).unwrap());
+    assert!(client.extend(b"own:lock", b"alice", 60_000).unwrap());
+    let pttl: i64 = command(server.port(), "PTTL own:lock")
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(pttl > 1_000, "the lease was not extended: {pttl} ms left");
+    assert!(client.unlock(b"own:lock", b"alice").unwrap());
+    assert!(!client.unlock(b"own:lock", b"alice").unwrap());
+    assert!(!client.extend(b"own:lock", b"alice", 60_000).unwrap());
+}
+
+#[test]
+fn one_claimant_computes_and_the_others_get_its_value() {
+    const THREADS: usize = 8;
+    let (_server, client) = server();
+    let locks = Locks::new(client, LockConfig::default());
+    let executions = AtomicUsize::new(0);
+    let barrier = Barrier::new(THREADS);
+    let values: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (locks, executions, barrier) = (&locks, &executions, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    match locks.claim(b"{sf}:v", b"{sf}:lock") {
+                        Claimed::Value(value) => value,
+                        Claimed::Compute(guard) => {
+                            executions.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            locks
+                                .client()
+                                .set_px(b"{sf}:v", b"computed", 60_000)
+                                .unwrap();
+                            guard.release().unwrap();
+                            b"computed".to_vec()
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(executions.load(Ordering::SeqCst), 1);
+    assert!(values.iter().all(|v| v == b"computed"));
+}
+
+#[test]
+fn a_dead_holders_lock_expires_with_its_lease() {
+    let (_server, client) = server();
+    let locks = Locks::new(client, LockConfig::default());
+    // A holder that took the lock and died: nobody renews or releases it.
+    assert!(
+        locks
+            .client()
+            .lock(b"{dead}:lock", b"crashed", 300)
+            .unwrap()
+    );
+    match locks.claim(b"{dead}:v", b"{dead}:lock") {
+        Claimed::Compute(guard) => assert!(!guard.is_lost()),
+        other => panic!("the waiter should take over the expired lock, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_lease_is_renewed_while_the_holder_computes() {
+    let lease = Duration::from_millis(300);
+    let (_server, client) = server();
+    let locks = Locks::new(
+        client,
+        LockConfig {
+            lease,
+            ..LockConfig::default()
+        },
+    );
+    let Claimed::Compute(guard) = locks.claim(b"{renew}:v", b"{renew}:lock") else {
+        panic!("nobody else holds this lock");
+    };
+    std::thread::sleep(lease * 4);
+    // Still ours: the others cannot take it.
+    assert!(
+        !locks
+            .client()
+            .lock(b"{renew}:lock", b"intruder", 1_000)
+            .unwrap()
+    );
+    assert!(!guard.is_lost());
+    assert!(guard.release().unwrap());
+}
+
+#[test]
+fn a_release_wakes_a_waiter_without_polling() {
+    // The waiter never polls before its 60 s wait is over: only the notification can wake it.
+    let slow = LockConfig {
+        wait: Duration::from_secs(60),
+        poll_min: Duration::from_secs(60),
+        poll_max: Duration::from_secs(60),
+        ..LockConfig::default()
+    };
+    let (server, client) = server();
+    let holder = Locks::new(client, slow.clone());
+    // Another client, as another process would have.
+    let waiter = Locks::new(RedisClient::new(config(&server.url())).unwrap(), slow);
+    let Claimed::Compute(guard) = holder.claim(b"{wake}:v", b"{wake}:lock") else {
+        panic!("nobody else holds this lock");
+    };
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| waiter.claim(b"{wake}:v", b"{wake}:lock"));
+        std::thread::sleep(Duration::from_millis(200));
+        holder
+            .client()
+            .set_px(b"{wake}:v", b"done", 60_000)
+            .unwrap();
+        guard.release().unwrap();
+        match waiting.join().unwrap() {
+            Claimed::Value(value) => assert_eq!(value, b"done"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "woken by the poll, not the message"
+    );
+}
+
+#[test]
+fn claim_async_runs_on_a_bare_executor() {
+    let (_server, client) = server();
+    let locks = Locks::new(client, LockConfig::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let Claimed::Compute(guard) = locks.claim_async(b"{ca}:v", b"{ca}:lock").await else {
+            panic!("nobody else holds this lock");
+        };
+        locks
+            .client()
+            .set_px_async(b"{ca}:v", b"x", 60_000)
+            .await
+            .unwrap();
+        assert!(guard.release_async().await.unwrap());
+        match locks.claim_async(b"{ca}:v", b"{ca}:lock").await {
+            Claimed::Value(value) => assert_eq!(value, b"x"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn pubsub_delivers_messages() {
+    let (_server, client) = server();
+    let (tx, rx) = mpsc::channel();
+    let subscription = client
+        .subscribe(b"ps:channel", move |message| {
+            let _ = tx.send(message);
+        })
+        .unwrap();
+    assert_eq!(client.publish(b"ps:channel", b"hello").unwrap(), 1);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"hello");
+    drop(subscription);
+    eventually("the subscription ends on drop", || {
+        client.publish(b"ps:channel", b"bye").unwrap() == 0
+    });
+}
+
+#[test]
+fn scan_del_removes_exactly_the_prefix() {
+    let (_server, client) = server();
+    for i in 0..1_200 {
+        client
+            .set_px(format!("sd*:{i}").as_bytes(), b"v", 60_000)
+            .unwrap();
+    }
+    client.set_px(b"sdx:other", b"v", 60_000).unwrap();
+    assert_eq!(client.scan_del(b"sd*:").unwrap(), 1_200);
+    assert_eq!(client.get(b"sd*:7").unwrap(), None);
+    assert_eq!(client.get(b"sdx:other").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn a_dead_server_at_start_up_is_an_error_not_a_panic() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let client = RedisClient::new(config(&url)).unwrap();
+    assert!(client.get(b"k").is_err());
+    let locks = Locks::new(client, LockConfig::default());
+    assert!(matches!(locks.claim(b"v", b"l"), Claimed::Unavailable(_)));
+}
+
+#[test]
+fn breaker_opens_on_a_crash_and_recovers_on_its_own() {
+    let mut server = RedisServer::start();
+    let config = RedisConfig::from_url(&server.url())
+        .unwrap()
+        .connect_timeout(Duration::from_millis(200))
+        .command_timeout(Duration::from_millis(200))
+        .breaker(BreakerConfig {
+            threshold: 3,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(400),
+            log_interval: Duration::from_secs(60),
+        });
+    let client = RedisClient::new(config).unwrap();
+    client.set(b"brk:k", b"v").unwrap();
+    for _ in 0..50 {
+        assert_eq!(client.get(b"brk:k").unwrap(), Some(b"v".to_vec()));
+    }
+    server.kill();
+    let (mut failed, mut fast) = (0, 0);
+    for _ in 0..50 {
+        let started = Instant::now();
+        match client.get(b"brk:k") {
+            Ok(_) => panic!("a dead server answered"),
+            Err(Error::Open) => fast += 1,
+            Err(_) => failed += 1,
+        }
+        // Bounded by the command timeout (plus scheduling slack), never hanging.
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    assert!(failed >= 3, "{failed} calls tried the dead server");
+    assert!(fast > 0, "the breaker never opened");
+    assert!(client.breaker().errors() >= 3 && client.breaker().rejected() > 0);
+    server.restart();
+    eventually("the client recovers on its own", || {
+        client.get(b"brk:k").is_ok()
+    });
+    assert!(!client.breaker().is_open());
+    // The restarted server is empty: a miss, not an error.
+    assert_eq!(client.get(b"brk:k").unwrap(), None);
+}
+
+#[test]
+fn cluster_spans_slots_and_hash_tags_pin_value_and_lock_together() {
+    let cluster = RedisCluster::start();
+    let client = RedisClient::new(config(&cluster.url())).unwrap();
+    for i in 0..200 {
+        client
+            .set_px(
+                format!("cl:{i}").as_bytes(),
+                format!("v{i}").as_bytes(),
+                60_000,
+            )
+            .unwrap();
+    }
+    for i in 0..200 {
+        let value = client.get(format!("cl:{i}").as_bytes()).unwrap();
+        assert_eq!(value, Some(format!("v{i}").into_bytes()));
+    }
+    // The keys landed on every master.
+    for node in cluster.nodes() {
+        let size = command(node.port(), "DBSIZE");
+        assert_ne!(size.trim(), ":0", "a master holds no key");
+    }
+    let port = cluster.nodes()[0].port();
+    let slot = |key: &str| command(port, &format!("CLUSTER KEYSLOT {key}"));
+    assert_eq!(slot("{f:42}:v"), slot("{f:42}:lock"));
+    assert_ne!(slot("f:42:v"), slot("f:42:lock"));
+
+    let locks = Locks::new(client.clone(), LockConfig::default());
+    let Claimed::Compute(guard) = locks.claim(b"{f:42}:v", b"{f:42}:lock") else {
+        panic!("nobody else holds this lock");
+    };
+    client.set_px(b"{f:42}:v", b"42", 60_000).unwrap();
+    assert!(guard.release().unwrap());
+    assert!(matches!(locks.claim(b"{f:42}:v", b"{f:42}:lock"), Claimed::Value(v) if v == b"42"));
+
+    assert_eq!(client.scan_del(b"cl:").unwrap(), 200);
+    assert_eq!(client.get(b"cl:7").unwrap(), None);
+}
