@@ -6,7 +6,7 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, mpsc};
 use std::time::{Duration, Instant};
 
@@ -310,7 +310,8 @@ fn a_dead_server_at_start_up_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn breaker_opens_on_a_crash_and_recovers_on_its_own() {
+fn breaker_opens_on_a_crash_mid_load_and_recovers_on_its_own() {
+    const THREADS: usize = 4;
     let mut server = RedisServer::start();
     let config = RedisConfig::from_url(&server.url())
         .unwrap()
@@ -324,31 +325,85 @@ fn breaker_opens_on_a_crash_and_recovers_on_its_own() {
         });
     let client = RedisClient::new(config).unwrap();
     client.set(b"brk:k", b"v").unwrap();
-    for _ in 0..50 {
-        assert_eq!(client.get(b"brk:k").unwrap(), Some(b"v".to_vec()));
-    }
-    server.kill();
-    let (mut failed, mut fast) = (0, 0);
-    for _ in 0..50 {
-        let started = Instant::now();
-        match client.get(b"brk:k") {
-            Ok(_) => panic!("a dead server answered"),
-            Err(Error::Open) => fast += 1,
-            Err(_) => failed += 1,
+    let stop = AtomicBool::new(false);
+    let (ok, failed, fast, slow) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                // Bounded in time as well as by the flag.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let started = Instant::now();
+                    match client.get(b"brk:k") {
+                        // Before the crash the value, after the restart an empty server: never
+                        // anything else.
+                        Ok(value) => {
+                            assert!(value.is_none() || value.as_deref() == Some(&b"v"[..]));
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Error::Open) => {
+                            fast.fetch_add(1, Ordering::Relaxed);
+                            // Failing fast costs nothing; leave the cores to the server.
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                        Err(_) => _ = failed.fetch_add(1, Ordering::Relaxed),
+                    }
+                    // Bounded by the command timeout (plus scheduling slack), never hanging.
+                    if started.elapsed() > Duration::from_secs(2) {
+                        slow.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
         }
-        // Bounded by the command timeout (plus scheduling slack), never hanging.
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-    assert!(failed >= 3, "{failed} calls tried the dead server");
-    assert!(fast > 0, "the breaker never opened");
-    assert!(client.breaker().errors() >= 3 && client.breaker().rejected() > 0);
-    server.restart();
-    eventually("the client recovers on its own", || {
-        client.get(b"brk:k").is_ok()
+        eventually("calls succeed under load", || {
+            ok.load(Ordering::Relaxed) > 100
+        });
+        server.kill();
+        eventually("the breaker opens", || client.breaker().is_open());
+        eventually("calls fail fast", || fast.load(Ordering::Relaxed) > 100);
+        server.restart();
+        let before = ok.load(Ordering::Relaxed);
+        eventually("the client recovers on its own", || {
+            !client.breaker().is_open() && ok.load(Ordering::Relaxed) > before + 100
+        });
+        stop.store(true, Ordering::Relaxed);
     });
-    assert!(!client.breaker().is_open());
+    assert!(
+        failed.load(Ordering::Relaxed) >= 3,
+        "the dead server was tried"
+    );
+    assert_eq!(
+        slow.load(Ordering::Relaxed),
+        0,
+        "a call outlived the command timeout"
+    );
+    assert!(client.breaker().errors() >= 3 && client.breaker().rejected() > 100);
     // The restarted server is empty: a miss, not an error.
     assert_eq!(client.get(b"brk:k").unwrap(), None);
+}
+
+#[test]
+fn a_subscription_survives_a_server_restart() {
+    let mut server = RedisServer::start();
+    let client = RedisClient::new(config(&server.url())).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let _subscription = client
+        .subscribe(b"ps:restart", move |message| {
+            let _ = tx.send(message);
+        })
+        .unwrap();
+    server.restart();
+    eventually("the subscription is back", || {
+        client
+            .publish(b"ps:restart", b"again")
+            .is_ok_and(|receivers| receivers == 1)
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"again");
 }
 
 #[test]
