@@ -165,10 +165,12 @@ impl RedisClient {
                     .build()?,
             )
         } else {
+            // No reconnect retries inside the manager: each would make every waiting call sleep
+            // (15 ms a call against a refused port); the breaker is our back-off.
             let manager = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.command_timeout))
-                .set_number_of_retries(1)
+                .set_number_of_retries(0)
                 .set_min_delay(Duration::from_millis(10))
                 .set_max_delay(config.connect_timeout);
             Target::Single(first_node.clone(), manager)
