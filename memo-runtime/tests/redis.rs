@@ -433,14 +433,50 @@ fn cluster_spans_slots_and_hash_tags_pin_value_and_lock_together() {
     assert_eq!(slot("{f:42}:v"), slot("{f:42}:lock"));
     assert_ne!(slot("f:42:v"), slot("f:42:lock"));
 
+    let (tx, rx) = mpsc::channel();
+    let _releases = client
+        .subscribe(&LockConfig::default().channel, move |message| {
+            let _ = tx.send(message);
+        })
+        .unwrap();
     let locks = Locks::new(client.clone(), LockConfig::default());
     let Claimed::Compute(guard) = locks.claim(b"{f:42}:v", b"{f:42}:lock") else {
         panic!("nobody else holds this lock");
     };
     client.set_px(b"{f:42}:v", b"42", 60_000).unwrap();
     assert!(guard.release().unwrap());
+    // The release (a PUBLISH inside the unlock script, on the slot's node) reaches a subscriber
+    // connected to the first seed node.
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        b"{f:42}:lock"
+    );
     assert!(matches!(locks.claim(b"{f:42}:v", b"{f:42}:lock"), Claimed::Value(v) if v == b"42"));
 
     assert_eq!(client.scan_del(b"cl:").unwrap(), 200);
     assert_eq!(client.get(b"cl:7").unwrap(), None);
+}
+
+#[test]
+fn rediss_with_a_private_ca() {
+    let server = RedisServer::start_tls();
+    let client = RedisClient::new(config(&server.url()).tls_root_cert(server.ca_pem())).unwrap();
+    client.set_px(b"tls:k", b"secret", 60_000).unwrap();
+    assert_eq!(client.get(b"tls:k").unwrap(), Some(b"secret".to_vec()));
+    // Without the CA, the certificate is not trusted: an error, not a panic.
+    let untrusting = RedisClient::new(config(&server.url())).unwrap();
+    assert!(untrusting.get(b"tls:k").is_err());
+}
+
+#[test]
+fn acl_users_authenticate_through_the_url() {
+    let (server, _) = server();
+    let port = server.port();
+    assert!(command(port, "ACL SETUSER app on >s3cret ~* &* +@all").starts_with("+OK"));
+    let url = |auth: &str| format!("redis://{auth}@127.0.0.1:{port}");
+    let app = RedisClient::new(config(&url("app:s3cret"))).unwrap();
+    app.set_px(b"acl:k", b"v", 60_000).unwrap();
+    assert_eq!(app.get(b"acl:k").unwrap(), Some(b"v".to_vec()));
+    let wrong = RedisClient::new(config(&url("app:wrong"))).unwrap();
+    assert!(wrong.get(b"acl:k").is_err());
 }

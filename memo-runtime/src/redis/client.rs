@@ -155,15 +155,16 @@ impl RedisClient {
             .nodes()
             .first()
             .ok_or_else(|| Error::Config("no node".into()))?;
-        let first_node = ::redis::Client::open(seed.as_str())?;
+        let first_node = open_node(seed, config.root_cert.as_deref())?;
         let target = if config.is_cluster() {
-            Target::Cluster(
-                ClusterClient::builder(config.nodes().iter().map(String::as_str))
-                    .connection_timeout(config.connect_timeout)
-                    .response_timeout(config.command_timeout)
-                    .retries(1)
-                    .build()?,
-            )
+            let mut cluster = ClusterClient::builder(config.nodes().iter().map(String::as_str))
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(1);
+            if let Some(pem) = &config.root_cert {
+                cluster = cluster.certs(certificates(pem));
+            }
+            Target::Cluster(cluster.build()?)
         } else {
             // No reconnect retries inside the manager: each would make every waiting call sleep
             // (15 ms a call against a refused port); the breaker is our back-off.
@@ -366,6 +367,7 @@ impl RedisClient {
         let link = Arc::clone(&self.inner.link);
         let pattern = glob_prefix(prefix);
         let seed = self.inner.seed.clone();
+        let root_cert = self.inner.config.root_cert.clone();
         let result = self
             .inner
             .driver
@@ -377,7 +379,7 @@ impl RedisClient {
                             cmd("CLUSTER").arg("NODES").query_async(&mut conn).await?;
                         let mut deleted = 0;
                         for address in masters(&nodes) {
-                            let node = ::redis::Client::open(node_url(&seed, address).as_str())?;
+                            let node = open_node(&node_url(&seed, address), root_cert.as_deref())?;
                             let conn = node.get_multiplexed_async_connection().await?;
                             deleted += ops::scan_del(conn, &pattern).await?;
                         }
@@ -542,6 +544,21 @@ fn masters(nodes: &str) -> impl Iterator<Item = &str> {
                 .any(|flag| matches!(flag, "fail" | "noaddr" | "handshake"));
         live_master.then(|| address.split(['@', ',']).next().unwrap_or(address))
     })
+}
+
+/// A plain client for one node, trusting `root_cert` (PEM) if given.
+fn open_node(url: &str, root_cert: Option<&[u8]>) -> Result<::redis::Client, Error> {
+    Ok(match root_cert {
+        Some(pem) => ::redis::Client::build_with_tls(url, certificates(pem))?,
+        None => ::redis::Client::open(url)?,
+    })
+}
+
+fn certificates(pem: &[u8]) -> ::redis::TlsCertificates {
+    ::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.to_vec()),
+    }
 }
 
 /// rustls needs a process-wide crypto provider for `rediss://`; install ring's unless the

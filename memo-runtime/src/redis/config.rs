@@ -39,6 +39,7 @@ pub struct RedisConfig {
     pub(crate) command_timeout: Duration,
     pub(crate) bulk_timeout: Duration,
     pub(crate) breaker: BreakerConfig,
+    pub(crate) root_cert: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -93,6 +94,7 @@ impl RedisConfig {
             command_timeout: Duration::from_millis(100),
             bulk_timeout: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
+            root_cert: None,
         })
     }
 
@@ -126,6 +128,14 @@ impl RedisConfig {
         self
     }
 
+    /// Trusts this CA (PEM) for `rediss://` instead of the system's roots: a server whose
+    /// certificate comes from a private CA.
+    #[must_use]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
     /// The node URLs: one server, or a cluster's seeds.
     #[must_use]
     pub fn nodes(&self) -> &[String] {
@@ -152,6 +162,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("command_timeout", &self.command_timeout)
             .field("bulk_timeout", &self.bulk_timeout)
             .field("breaker", &self.breaker)
+            .field("tls_root_cert", &self.root_cert.is_some())
             .finish()
     }
 }

@@ -16,15 +16,22 @@ pub(crate) struct RedisServer {
     dir: std::path::PathBuf,
     child: Option<Child>,
     cluster: bool,
+    tls: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     pub(crate) fn start() -> Self {
-        Self::start_on(free_port(), false)
+        Self::start_on(free_port(), false, false)
     }
 
-    fn start_on(port: u16, cluster: bool) -> Self {
+    /// A server that speaks TLS only, with a certificate for `127.0.0.1` from a CA made here
+    /// ([`ca_pem`](Self::ca_pem)); needs `openssl`.
+    pub(crate) fn start_tls() -> Self {
+        Self::start_on(free_port(), false, true)
+    }
+
+    fn start_on(port: u16, cluster: bool, tls: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("memo-redis-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
@@ -33,14 +40,24 @@ impl RedisServer {
             dir,
             child: None,
             cluster,
+            tls,
         };
+        if tls {
+            make_certificates(&server.dir);
+        }
         server.restart();
         server
     }
 
     /// `redis://127.0.0.1:port`.
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed a TLS server's certificate, in PEM.
+    pub(crate) fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("a TLS server has a CA")
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -79,8 +96,25 @@ impl RedisServer {
     pub(crate) fn restart(&mut self) {
         self.kill();
         let mut command = Command::new("redis-server");
+        let port = self.port.to_string();
+        if self.tls {
+            let file = |name: &str| self.dir.join(name).display().to_string();
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .args(["--tls-cert-file", &file("server.crt")])
+                .args(["--tls-key-file", &file("server.key")])
+                .args(["--tls-ca-cert-file", &file("ca.crt")]);
+        } else {
+            command.args(["--port", &port]);
+        }
         command
-            .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir);
@@ -93,7 +127,31 @@ impl RedisServer {
             .spawn()
             .expect("redis-server not found: install it with `apt-get install -y redis-server`");
         self.child = Some(child);
-        wait_for_pong(self.port);
+        if self.tls {
+            self.wait_for_tls_pong();
+        } else {
+            wait_for_pong(self.port);
+        }
+    }
+
+    fn wait_for_tls_pong(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong = Command::new("redis-cli")
+                .args(["--tls", "--cacert"])
+                .arg(self.dir.join("ca.crt"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "PING"])
+                .output()
+                .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("PONG"));
+            if pong {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the TLS redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -114,7 +172,7 @@ impl RedisCluster {
     /// until every node reports the cluster ok.
     pub(crate) fn start() -> Self {
         let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_on(free_port(), true))
+            .map(|_| RedisServer::start_on(free_port(), true, false))
             .collect();
         let addresses: Vec<String> = nodes
             .iter()
@@ -194,4 +252,65 @@ pub(crate) fn command(port: u16, line: &str) -> String {
     let mut buffer = [0_u8; 4096];
     let n = stream.read(&mut buffer).unwrap_or(0);
     String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+/// A CA and a server certificate for `127.0.0.1` signed by it, in `dir`.
+fn make_certificates(dir: &std::path::Path) {
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write san.ext");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=memo test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    ];
+    for args in steps {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl not found: install it with `apt-get install -y openssl`");
+        assert!(status.success(), "openssl {args:?} failed");
+    }
 }
