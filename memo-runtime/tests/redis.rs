@@ -56,6 +56,9 @@ fn get_set_del_and_expiry() {
         client.get(b"gsd:short").unwrap().is_none()
     });
     client.set(b"gsd:forever", b"v").unwrap();
+    // A key of the wrong type (garbage, to a cache): an error, never a panic.
+    assert!(command(server.port(), "LPUSH gsd:list x").starts_with(':'));
+    assert!(matches!(client.get(b"gsd:list"), Err(Error::Redis(_))));
     assert_eq!(command(server.port(), "PTTL gsd:forever").trim(), ":-1");
 }
 
@@ -226,7 +229,12 @@ fn a_release_wakes_a_waiter_without_polling() {
     let started = Instant::now();
     std::thread::scope(|s| {
         let waiting = s.spawn(|| waiter.claim(b"{wake}:v", b"{wake}:lock"));
-        std::thread::sleep(Duration::from_millis(200));
+        // Both processes' subscriptions are up (they start on first use, in the background).
+        eventually("both listen for releases", || {
+            let reply = command(server.port(), "PUBSUB NUMSUB memo:released");
+            reply.trim_end().ends_with(":2")
+        });
+        std::thread::sleep(Duration::from_millis(50));
         holder
             .client()
             .set_px(b"{wake}:v", b"done", 60_000)

@@ -358,6 +358,27 @@ impl RedisClient {
         result.map(|()| Subscription { _stop: stop })
     }
 
+    /// [`subscribe`](Self::subscribe) without waiting for the first connection: never blocks,
+    /// and keeps trying (with back-off) while the server is unreachable.
+    pub(crate) fn subscribe_detached(
+        &self,
+        channel: &[u8],
+        on_message: impl Fn(Vec<u8>) + Send + 'static,
+    ) -> Subscription {
+        let (stop, stopped) = oneshot::channel();
+        let (ready, _) = oneshot::channel();
+        let timeout = self.inner.config.connect_timeout + self.inner.config.command_timeout;
+        self.inner.driver.detach(pump(
+            self.inner.first_node.clone(),
+            channel.to_vec(),
+            timeout,
+            Box::new(on_message),
+            stopped,
+            ready,
+        ));
+        Subscription { _stop: stop }
+    }
+
     /// Deletes every key starting with `prefix` (`SCAN MATCH` + `UNLINK`; on a cluster, on every
     /// master): how many were deleted. Bounded by the bulk timeout, not the command timeout.
     pub fn scan_del(&self, prefix: &[u8]) -> Result<u64, Error> {
@@ -506,8 +527,11 @@ async fn pump(
                 }
             }
             Err(err) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(err));
+                // A caller waiting for the first attempt gets the error and the pump ends; a
+                // detached pump keeps trying.
+                if let Some(ready) = ready.take()
+                    && ready.send(Err(err)).is_ok()
+                {
                     return;
                 }
             }

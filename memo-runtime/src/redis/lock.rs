@@ -98,13 +98,8 @@ pub struct Locks {
     client: RedisClient,
     config: LockConfig,
     notices: Arc<Notices>,
-    subscription: Mutex<Listening>,
-}
-
-#[derive(Debug)]
-enum Listening {
-    Not { retry_at: Instant },
-    Yes(#[allow(dead_code, reason = "held for its drop")] Subscription),
+    /// Release announcements, subscribed on first use; held for its drop.
+    subscription: Mutex<Option<Subscription>>,
 }
 
 /// Release announcements seen by this process, as a counter waiters watch.
@@ -143,9 +138,7 @@ impl Locks {
             client,
             config,
             notices: Arc::default(),
-            subscription: Mutex::new(Listening::Not {
-                retry_at: Instant::now(),
-            }),
+            subscription: Mutex::new(None),
         }
     }
 
@@ -283,26 +276,17 @@ impl Locks {
         }
     }
 
-    /// Subscribes to release announcements, at most one attempt per second while it fails
-    /// (waiters poll meanwhile).
+    /// Subscribes to release announcements once, without blocking: until the subscription is
+    /// up (or while it reconnects), waiters still poll.
     fn listen(&self) {
-        let mut listening = self.subscription.lock();
-        let Listening::Not { retry_at } = *listening else {
-            return;
-        };
-        if Instant::now() < retry_at {
-            return;
+        let mut subscription = self.subscription.lock();
+        if subscription.is_none() {
+            let notices = Arc::clone(&self.notices);
+            *subscription = Some(
+                self.client
+                    .subscribe_detached(&self.config.channel, move |_| notices.bump()),
+            );
         }
-        let notices = Arc::clone(&self.notices);
-        *listening = match self
-            .client
-            .subscribe(&self.config.channel, move |_| notices.bump())
-        {
-            Ok(subscription) => Listening::Yes(subscription),
-            Err(_) => Listening::Not {
-                retry_at: Instant::now() + Duration::from_secs(1),
-            },
-        };
     }
 
     fn lease_ms(&self) -> u64 {
