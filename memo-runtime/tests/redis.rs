@@ -76,6 +76,11 @@ fn async_calls_need_no_runtime_timer_of_their_own() {
             Some(b"v".to_vec())
         );
         assert!(client.del_async(b"async:k").await.unwrap());
+        client.set_async(b"async:forever", b"v").await.unwrap();
+        assert_eq!(
+            client.publish_async(b"async:nobody", b"m").await.unwrap(),
+            0
+        );
     });
 }
 

@@ -235,6 +235,13 @@ impl RedisClient {
         self.call(move |conn| ops::set(conn, key, value, None))
     }
 
+    /// [`set`](Self::set), awaitable on any executor.
+    pub async fn set_async(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call_async(move |conn| ops::set(conn, key, value, None))
+            .await
+    }
+
     /// `DEL key`: whether a key was removed.
     pub fn del(&self, key: &[u8]) -> Result<bool, Error> {
         let key = key.to_vec();
@@ -322,6 +329,13 @@ impl RedisClient {
     pub fn publish(&self, channel: &[u8], message: &[u8]) -> Result<u64, Error> {
         let (channel, message) = (channel.to_vec(), message.to_vec());
         self.call(move |conn| ops::publish(conn, channel, message))
+    }
+
+    /// [`publish`](Self::publish), awaitable on any executor.
+    pub async fn publish_async(&self, channel: &[u8], message: &[u8]) -> Result<u64, Error> {
+        let (channel, message) = (channel.to_vec(), message.to_vec());
+        self.call_async(move |conn| ops::publish(conn, channel, message))
+            .await
     }
 
     /// Calls `on_message` with each message published on `channel` until the returned
