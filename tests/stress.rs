@@ -94,8 +94,6 @@ fn hammer(cache: &Cache<u64, u64>) -> usize {
     });
     let max_seen = max_seen.load(Ordering::Relaxed);
     assert!(max_seen <= MAXSIZE, "the watcher saw {max_seen} entries");
-    let stats = cache.stats();
-    assert!(stats.evictions > 0, "the load must evict: {stats:?}");
     checked.load(Ordering::Relaxed)
 }
 
@@ -104,6 +102,8 @@ fn bounded_cache_under_mixed_load_keeps_its_bound_and_its_keys() {
     let cache = Cache::new(Config::new().maxsize(MAXSIZE));
     let checked = hammer(&cache);
     assert!(checked > 100_000, "only {checked} reads checked");
+    let stats = cache.stats();
+    assert!(stats.evictions > 0, "the load must evict: {stats:?}");
 }
 
 #[test]
@@ -117,6 +117,8 @@ fn bounded_ttl_cache_under_mixed_load_with_expiry_keeps_its_bound_and_its_keys()
     );
     let checked = hammer(&cache);
     assert!(checked > 100_000, "only {checked} reads checked");
+    // On a slow machine entries may all expire before the bound is reached: then nothing is
+    // evicted, but something must have expired.
     let stats = cache.stats();
-    assert!(stats.expired > 0, "entries must also expire: {stats:?}");
+    assert!(stats.expired > 0, "entries must expire: {stats:?}");
 }

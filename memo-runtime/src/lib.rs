@@ -9,6 +9,7 @@
 //!   its serde formats and its key encoding.
 //! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
+//! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock.
 //!
 //! Features: `disk` (the persistent store), `tokio` (background refresh of `async fn`s),
 //! `metrics`, `tracing`, `switch` (a global bypass for debugging), `test-util` (a mock clock);
@@ -28,6 +29,9 @@ mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod random;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod refresh;
 mod stats;
 pub mod store;

@@ -77,6 +77,20 @@ fn claim() -> usize {
     stripe
 }
 
+/// Makes this thread take the shared path from now on, as a thread beyond the first
+/// [`STRIPES`] does (for tests of that path). Must be called before the thread claims a stripe.
+#[cfg(test)]
+pub(crate) fn go_without_stripe() {
+    STRIPE.with(|s| {
+        assert_eq!(
+            s.get(),
+            UNCLAIMED,
+            "the thread has claimed a stripe already"
+        );
+        s.set(SHARED);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! `stale` and `refresh = "early"`: hot entries are recomputed in the background while callers
 //! keep being served, on the mock clock (the refresh itself runs on a real thread).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use memo::{Clock, cached};
@@ -19,11 +19,18 @@ fn eventually(done: impl Fn() -> bool) -> bool {
 }
 
 static PRICE_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Holds the background refresh (run 2) until the test has made its calls, so that it cannot
+/// finish before them.
+static RELEASE_REFRESH: AtomicBool = AtomicBool::new(false);
 
 #[cached(ttl = "10s", stale = "5s")]
 fn price(symbol: &str) -> usize {
     assert!(!symbol.is_empty());
-    PRICE_RUNS.fetch_add(1, Ordering::SeqCst) + 1
+    let run = PRICE_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        assert!(eventually(|| RELEASE_REFRESH.load(Ordering::SeqCst)));
+    }
+    run
 }
 
 #[test]
@@ -36,6 +43,7 @@ fn stale_values_are_served_while_one_caller_refreshes() {
     // Past the ttl, within `stale`: the old value now, a refresh in the background.
     assert_eq!(price("ACME"), 1);
     assert_eq!(price("ACME"), 1, "one refresh at a time");
+    RELEASE_REFRESH.store(true, Ordering::SeqCst);
     assert!(
         eventually(|| cache.get("ACME") == Some(2)),
         "the refresh stored its value"

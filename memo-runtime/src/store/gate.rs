@@ -10,15 +10,16 @@
 //!
 //! Threads without a stripe of their own count themselves in the shard's `shared_readers`, an
 //! ordinary reader count. A reader that reads again while reading (a key's `Eq` or a value's
-//! `Clone` calling back into the store) enters the same shard freely, since its mark already keeps
-//! writers out, and another shard through the shared count. Writers exclude each other with a
+//! `Clone` calling back into the store) enters the same shard freely, since its own first read
+//! already keeps writers out (its mark, or for a thread without a stripe, the shared count it
+//! holds, remembered per thread), and another shard through the shared count. Writers exclude each other with a
 //! mutex and are expected to be rare and short (misses).
 //!
 //! As with any read-write lock, user code that runs inside a read (`Eq`, `Clone`) or a write
 //! (`Hash`, `Drop` of an evicted entry) must not write to the same store: that write would wait
 //! for its own thread. A write from inside a read is detected and panics instead of hanging.
 
-use std::cell::UnsafeCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -99,11 +100,25 @@ pub(crate) struct ReadGuard<'a, T> {
 enum Entry<'a> {
     /// Through its stripe's mark.
     Marked(&'a Mark),
-    /// Through the shard's reader count; hits go to the gate's shared counter.
+    /// Through the shard's reader count; hits go to the gate's shared counter. `held`: the shard
+    /// this thread entered this way, forgotten when it leaves (see [`HELD`]).
     Shared {
         readers: &'a AtomicUsize,
         hits: &'a AtomicU64,
+        held: Option<usize>,
     },
+}
+
+thread_local! {
+    /// The shards (their `Locked` addresses) this thread reads through a shared count: a read
+    /// inside one of them enters freely instead of waiting for a writer that waits for it.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether this thread reads the shard at `locked` through a shared count.
+fn holds(locked: usize) -> bool {
+    HELD.try_with(|held| held.borrow().contains(&locked))
+        .unwrap_or(false)
 }
 
 /// Exclusive access to a shard. Not `Send`, like the reader's guard.
@@ -138,15 +153,18 @@ impl Gate {
     /// A reader whose mark is taken (a read inside a read) or who has no stripe.
     #[cold]
     fn read_unmarked<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
-        if let Some(mark) = self.marks.get(stripe::current())
-            && mark.reading.load(Ordering::Relaxed) == shard + 1
-        {
+        let marked = self
+            .marks
+            .get(stripe::current())
+            .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
+        if marked || holds(std::ptr::from_ref(locked).addr()) {
             self.nested.fetch_add(1, Ordering::Relaxed);
             // SAFETY: this thread's own read of this shard is still open and keeps writers out.
             let data = unsafe { &*locked.data.get() };
             let entry = Entry::Shared {
                 readers: &self.nested,
                 hits: &self.shared_hits,
+                held: None,
             };
             return ReadGuard::new(data, entry);
         }
@@ -160,9 +178,12 @@ impl Gate {
             if !locked.writing.load(Ordering::SeqCst) {
                 // SAFETY: as in `read`, with the shared count in place of the mark.
                 let data = unsafe { &*locked.data.get() };
+                let address = std::ptr::from_ref(locked).addr();
+                HELD.with(|held| held.borrow_mut().push(address));
                 let entry = Entry::Shared {
                     readers,
                     hits: &self.shared_hits,
+                    held: Some(address),
                 };
                 return ReadGuard::new(data, entry);
             }
@@ -173,12 +194,14 @@ impl Gate {
 
     /// Enters shard number `shard` (its `locked`) as its only writer, once its readers have left.
     pub(crate) fn write<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> WriteGuard<'a, T> {
-        if let Some(mark) = self.marks.get(stripe::current()) {
-            assert!(
-                mark.reading.load(Ordering::Relaxed) != shard + 1,
-                "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
-            );
-        }
+        let marked = self
+            .marks
+            .get(stripe::current())
+            .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
+        assert!(
+            !marked && !holds(std::ptr::from_ref(locked).addr()),
+            "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
+        );
         let writers = locked.writers.lock();
         locked.writing.store(true, Ordering::SeqCst);
         for mark in &self.marks[..stripe::high_water()] {
@@ -257,7 +280,15 @@ impl<T> Drop for ReadGuard<'_, T> {
     fn drop(&mut self) {
         match self.entry {
             Entry::Marked(mark) => mark.reading.store(0, Ordering::Release),
-            Entry::Shared { readers, .. } => {
+            Entry::Shared { readers, held, .. } => {
+                if let Some(address) = held {
+                    let _ = HELD.try_with(|shards| {
+                        let mut shards = shards.borrow_mut();
+                        if let Some(at) = shards.iter().rposition(|&a| a == address) {
+                            shards.swap_remove(at);
+                        }
+                    });
+                }
                 readers.fetch_sub(1, Ordering::Release);
             }
         }
@@ -347,6 +378,42 @@ mod tests {
         let elsewhere = gate.read(1, &other);
         assert!(matches!(elsewhere.entry, Entry::Shared { .. }));
         drop((elsewhere, outer));
+    }
+
+    /// The same, for a thread without a stripe (past the first `STRIPES` threads): its nested
+    /// read must not wait for the writer either, nor may it write inside its read.
+    #[test]
+    fn a_reader_without_a_stripe_inside_a_reader_enters_freely() {
+        let gate = Gate::default();
+        let locked = Locked::new(5);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                stripe::go_without_stripe();
+                let outer = gate.read(0, &locked);
+                assert!(matches!(outer.entry, Entry::Shared { held: Some(_), .. }));
+                std::thread::scope(|s| {
+                    let writer = s.spawn(|| *gate.write(0, &locked) += 1);
+                    while !locked.writing.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    // The writer waits for `outer`; this read must not wait for the writer.
+                    let again = gate.read(0, &locked);
+                    assert_eq!(*again, 5);
+                    drop((again, outer));
+                    writer.join().unwrap();
+                });
+                let reading = gate.read(0, &locked);
+                let write = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    drop(gate.write(0, &locked));
+                }));
+                assert!(
+                    write.is_err(),
+                    "a write inside a read is refused, not a hang"
+                );
+                drop(reading);
+                assert_eq!(*gate.read(0, &locked), 6);
+            });
+        });
     }
 
     #[test]

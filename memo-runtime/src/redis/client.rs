@@ -1,0 +1,729 @@
+//! A Redis client in bytes for sync and async callers: every command runs on the client's own
+//! runtime thread, bounded by the command timeout and guarded by a circuit breaker.
+
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value, cmd};
+use futures_util::StreamExt as _;
+use tokio::sync::{OnceCell, oneshot};
+
+use super::breaker::Breaker;
+use super::config::{RedisConfig, node_url};
+use super::error::Error;
+use super::runtime::Driver;
+
+/// Deletes the lock only if it still holds our token (another caller may own it by now).
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) \
+         else return 0 end",
+    )
+});
+
+/// The same, then tells the waiters on `ARGV[2]` (one round trip for both).
+static UNLOCK_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) \
+         redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end",
+    )
+});
+
+/// Extends the lease only while the lock still holds our token.
+static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then \
+         return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
+    )
+});
+
+/// A connection to one server (reconnecting on its own) or to a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+enum Target {
+    Single(::redis::Client, ConnectionManagerConfig),
+    Cluster(ClusterClient),
+}
+
+/// The connection, made on first use; a failed attempt is retried by the next call.
+struct Link {
+    target: Target,
+    conn: OnceCell<Conn>,
+}
+
+impl Link {
+    async fn conn(&self) -> Result<Conn, Error> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                Ok::<_, Error>(match &self.target {
+                    Target::Single(client, config) => Conn::Single(
+                        ConnectionManager::new_with_config(client.clone(), config.clone()).await?,
+                    ),
+                    Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+                })
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+}
+
+struct Inner {
+    config: RedisConfig,
+    link: Arc<Link>,
+    /// Pub/sub and per-node work (`scan_del` on a cluster) use plain connections to one node.
+    first_node: ::redis::Client,
+    /// The first node's URL, whose scheme and credentials the other cluster nodes share.
+    seed: String,
+    breaker: Breaker,
+    driver: Driver,
+}
+
+/// A Redis client for byte keys and values, usable from sync and async code alike.
+///
+/// Commands run on a runtime thread the client owns, so a sync caller needs no runtime and an
+/// async caller may use any executor. Each call adds at most the command timeout; after repeated
+/// failures the [`Breaker`] opens and calls fail at once ([`Error::Open`]) until a probe succeeds.
+/// Cloning is cheap and shares the connection.
+///
+/// # Examples
+///
+/// ```no_run
+/// use memo_runtime::redis::{RedisClient, RedisConfig};
+///
+/// let client = RedisClient::new(RedisConfig::from_env()?)?;
+/// client.set_px(b"greeting", b"hello", 60_000)?;
+/// assert_eq!(client.get(b"greeting")?, Some(b"hello".to_vec()));
+/// # Ok::<(), memo_runtime::redis::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient")
+            .field("config", &self.inner.config)
+            .field("breaker", &self.inner.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisClient {
+    /// A client for `config`. It connects on first use, so a server that is down now costs
+    /// nothing here; the first calls fail (and count) until it is up.
+    pub fn new(config: RedisConfig) -> Result<Self, Error> {
+        install_crypto_provider();
+        let seed = config
+            .nodes()
+            .first()
+            .ok_or_else(|| Error::Config("no node".into()))?;
+        let first_node = open_node(seed, config.root_cert.as_deref())?;
+        let target = if config.is_cluster() {
+            let mut cluster = ClusterClient::builder(config.nodes().iter().map(String::as_str))
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .retries(1);
+            if let Some(pem) = &config.root_cert {
+                cluster = cluster.certs(certificates(pem));
+            }
+            Target::Cluster(cluster.build()?)
+        } else {
+            // No reconnect retries inside the manager: each would make every waiting call sleep
+            // (15 ms a call against a refused port); the breaker is our back-off.
+            let manager = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.command_timeout))
+                .set_number_of_retries(0)
+                .set_min_delay(Duration::from_millis(10))
+                .set_max_delay(config.connect_timeout);
+            Target::Single(first_node.clone(), manager)
+        };
+        let breaker = Breaker::new("redis", config.breaker);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                link: Arc::new(Link {
+                    target,
+                    conn: OnceCell::new(),
+                }),
+                first_node,
+                seed: seed.clone(),
+                breaker,
+                driver: Driver::start()?,
+                config,
+            }),
+        })
+    }
+
+    /// The configuration this client was made with.
+    #[must_use]
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The circuit breaker: its error and rejection counters are what a cache reports.
+    #[must_use]
+    pub fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
+    }
+
+    /// `GET key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let key = key.to_vec();
+        self.call(move |conn| ops::get(conn, key))
+    }
+
+    /// `GET key`, awaitable on any executor.
+    pub async fn get_async(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let key = key.to_vec();
+        self.call_async(move |conn| ops::get(conn, key)).await
+    }
+
+    /// `SET key value PX ttl_ms`: value and expiry in one command (a `ttl_ms` of 0 counts as 1).
+    pub fn set_px(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Error> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call(move |conn| ops::set(conn, key, value, Some(ttl_ms)))
+    }
+
+    /// [`set_px`](Self::set_px), awaitable on any executor.
+    pub async fn set_px_async(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Error> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call_async(move |conn| ops::set(conn, key, value, Some(ttl_ms)))
+            .await
+    }
+
+    /// `SET key value`, with no expiry (a cache without a `ttl`).
+    pub fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call(move |conn| ops::set(conn, key, value, None))
+    }
+
+    /// [`set`](Self::set), awaitable on any executor.
+    pub async fn set_async(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        self.call_async(move |conn| ops::set(conn, key, value, None))
+            .await
+    }
+
+    /// `DEL key`: whether a key was removed.
+    pub fn del(&self, key: &[u8]) -> Result<bool, Error> {
+        let key = key.to_vec();
+        self.call(move |conn| ops::del(conn, key))
+    }
+
+    /// [`del`](Self::del), awaitable on any executor.
+    pub async fn del_async(&self, key: &[u8]) -> Result<bool, Error> {
+        let key = key.to_vec();
+        self.call_async(move |conn| ops::del(conn, key)).await
+    }
+
+    /// `SET lock_key token NX PX lease_ms`: whether this caller now holds the lock.
+    pub fn lock(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
+        let (key, token) = (lock_key.to_vec(), token.to_vec());
+        self.call(move |conn| ops::lock(conn, key, token, lease_ms))
+    }
+
+    /// [`lock`](Self::lock), awaitable on any executor.
+    pub async fn lock_async(
+        &self,
+        lock_key: &[u8],
+        token: &[u8],
+        lease_ms: u64,
+    ) -> Result<bool, Error> {
+        let (key, token) = (lock_key.to_vec(), token.to_vec());
+        self.call_async(move |conn| ops::lock(conn, key, token, lease_ms))
+            .await
+    }
+
+    /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
+    pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
+        let (key, token) = (lock_key.to_vec(), token.to_vec());
+        self.call(move |conn| ops::script(conn, &UNLOCK, key, vec![token]))
+    }
+
+    /// [`unlock`](Self::unlock), then `PUBLISH channel lock_key` if it did, in one round trip.
+    pub fn unlock_and_publish(
+        &self,
+        lock_key: &[u8],
+        token: &[u8],
+        channel: &[u8],
+    ) -> Result<bool, Error> {
+        let args = vec![token.to_vec(), channel.to_vec()];
+        let key = lock_key.to_vec();
+        self.call(move |conn| ops::script(conn, &UNLOCK_NOTIFY, key, args))
+    }
+
+    /// [`unlock_and_publish`](Self::unlock_and_publish), awaitable on any executor.
+    pub async fn unlock_and_publish_async(
+        &self,
+        lock_key: &[u8],
+        token: &[u8],
+        channel: &[u8],
+    ) -> Result<bool, Error> {
+        let args = vec![token.to_vec(), channel.to_vec()];
+        let key = lock_key.to_vec();
+        self.call_async(move |conn| ops::script(conn, &UNLOCK_NOTIFY, key, args))
+            .await
+    }
+
+    /// Sets the lease of `lock_key` to `lease_ms` if it still holds `token`: whether it did
+    /// (`false`: the lock was lost, to expiry or to another owner).
+    pub fn extend(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
+        let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
+        let key = lock_key.to_vec();
+        self.call(move |conn| ops::script(conn, &EXTEND, key, args))
+    }
+
+    /// [`extend`](Self::extend), awaitable on any executor.
+    pub async fn extend_async(
+        &self,
+        lock_key: &[u8],
+        token: &[u8],
+        lease_ms: u64,
+    ) -> Result<bool, Error> {
+        let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
+        let key = lock_key.to_vec();
+        self.call_async(move |conn| ops::script(conn, &EXTEND, key, args))
+            .await
+    }
+
+    /// `PUBLISH channel message`: how many subscribers got it (on a cluster, those of the node
+    /// that took the command; the message still reaches every node).
+    pub fn publish(&self, channel: &[u8], message: &[u8]) -> Result<u64, Error> {
+        let (channel, message) = (channel.to_vec(), message.to_vec());
+        self.call(move |conn| ops::publish(conn, channel, message))
+    }
+
+    /// [`publish`](Self::publish), awaitable on any executor.
+    pub async fn publish_async(&self, channel: &[u8], message: &[u8]) -> Result<u64, Error> {
+        let (channel, message) = (channel.to_vec(), message.to_vec());
+        self.call_async(move |conn| ops::publish(conn, channel, message))
+            .await
+    }
+
+    /// Calls `on_message` with each message published on `channel` until the returned
+    /// [`Subscription`] is dropped; a lost connection is re-established with back-off (messages
+    /// published meanwhile are missed, so treat them as hints).
+    ///
+    /// `on_message` runs on the client's runtime thread: keep it short, and never call this
+    /// client's blocking methods from it.
+    pub fn subscribe(
+        &self,
+        channel: &[u8],
+        on_message: impl Fn(Vec<u8>) + Send + 'static,
+    ) -> Result<Subscription, Error> {
+        if !self.inner.breaker.allow() {
+            return Err(Error::Open);
+        }
+        let (stop, stopped) = oneshot::channel();
+        let (ready, subscribed) = oneshot::channel();
+        let client = self.inner.first_node.clone();
+        let channel = channel.to_vec();
+        let timeout = self.inner.config.connect_timeout + self.inner.config.command_timeout;
+        self.inner.driver.detach(pump(
+            client,
+            channel,
+            timeout,
+            Box::new(on_message),
+            stopped,
+            ready,
+        ));
+        let result = self.inner.driver.block(timeout, async move {
+            subscribed.await.unwrap_or(Err(Error::Closed))
+        });
+        self.record(&result);
+        result.map(|()| Subscription { _stop: stop })
+    }
+
+    /// [`subscribe`](Self::subscribe) without waiting for the first connection: never blocks,
+    /// and keeps trying (with back-off) while the server is unreachable.
+    pub(crate) fn subscribe_detached(
+        &self,
+        channel: &[u8],
+        on_message: impl Fn(Vec<u8>) + Send + 'static,
+    ) -> Subscription {
+        let (stop, stopped) = oneshot::channel();
+        let (ready, _) = oneshot::channel();
+        let timeout = self.inner.config.connect_timeout + self.inner.config.command_timeout;
+        self.inner.driver.detach(pump(
+            self.inner.first_node.clone(),
+            channel.to_vec(),
+            timeout,
+            Box::new(on_message),
+            stopped,
+            ready,
+        ));
+        Subscription { _stop: stop }
+    }
+
+    /// Deletes every key starting with `prefix` (`SCAN MATCH` + `UNLINK`; on a cluster, on every
+    /// master): how many were deleted. Bounded by the bulk timeout, not the command timeout.
+    pub fn scan_del(&self, prefix: &[u8]) -> Result<u64, Error> {
+        if !self.inner.breaker.allow() {
+            return Err(Error::Open);
+        }
+        let link = Arc::clone(&self.inner.link);
+        let pattern = glob_prefix(prefix);
+        let seed = self.inner.seed.clone();
+        let root_cert = self.inner.config.root_cert.clone();
+        let result = self
+            .inner
+            .driver
+            .block(self.inner.config.bulk_timeout, async move {
+                match link.conn().await? {
+                    conn @ Conn::Single(_) => ops::scan_del(conn, &pattern).await,
+                    mut conn @ Conn::Cluster(_) => {
+                        let nodes: String =
+                            cmd("CLUSTER").arg("NODES").query_async(&mut conn).await?;
+                        let mut deleted = 0;
+                        for address in masters(&nodes) {
+                            let node = open_node(&node_url(&seed, address), root_cert.as_deref())?;
+                            let conn = node.get_multiplexed_async_connection().await?;
+                            deleted += ops::scan_del(conn, &pattern).await?;
+                        }
+                        Ok(deleted)
+                    }
+                }
+            });
+        self.record(&result);
+        result
+    }
+
+    /// Runs a command through the breaker and blocks for it.
+    fn call<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        if !self.inner.breaker.allow() {
+            return Err(Error::Open);
+        }
+        let link = Arc::clone(&self.inner.link);
+        let result = self
+            .inner
+            .driver
+            .block(self.inner.config.command_timeout, async move {
+                op(link.conn().await?).await
+            });
+        self.record(&result);
+        result
+    }
+
+    /// Runs a command through the breaker; the future can be awaited on any executor.
+    async fn call_async<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        if !self.inner.breaker.allow() {
+            return Err(Error::Open);
+        }
+        let link = Arc::clone(&self.inner.link);
+        let result = self
+            .inner
+            .driver
+            .run(self.inner.config.command_timeout, async move {
+                op(link.conn().await?).await
+            })
+            .await;
+        self.record(&result);
+        result
+    }
+
+    fn record<T>(&self, result: &Result<T, Error>) {
+        match result {
+            Ok(_) => self.inner.breaker.success(),
+            Err(err) => self.inner.breaker.failure(err),
+        }
+    }
+
+    /// Sleeps on the client's runtime (an async caller's executor may have no timer).
+    pub(crate) async fn sleep_until_notified(
+        &self,
+        notify: Arc<tokio::sync::Notify>,
+        at_most: Duration,
+    ) {
+        let _ = self
+            .inner
+            .driver
+            .run(at_most + Duration::from_millis(1), async move {
+                let _ = tokio::time::timeout(at_most, notify.notified()).await;
+                Ok(())
+            })
+            .await;
+    }
+
+    /// Runs `fut` on the client's runtime without waiting (lease renewal, release on drop).
+    pub(crate) fn detach(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.inner.driver.detach(fut);
+    }
+}
+
+/// Stops its subscription when dropped.
+#[derive(Debug)]
+pub struct Subscription {
+    _stop: oneshot::Sender<()>,
+}
+
+/// Receives one channel's messages, reconnecting with back-off, until `stopped`.
+async fn pump(
+    client: ::redis::Client,
+    channel: Vec<u8>,
+    timeout: Duration,
+    on_message: Box<dyn Fn(Vec<u8>) + Send>,
+    mut stopped: oneshot::Receiver<()>,
+    ready: oneshot::Sender<Result<(), Error>>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let attempt = tokio::time::timeout(timeout, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, Error>(pubsub)
+        })
+        .await
+        .unwrap_or(Err(Error::Timeout));
+        match attempt {
+            Ok(pubsub) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+                backoff = Duration::from_millis(20);
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        message = messages.next() => match message {
+                            Some(message) => on_message(message.get_payload_bytes().to_vec()),
+                            None => break,
+                        },
+                    }
+                }
+            }
+            Err(err) => {
+                // A caller waiting for the first attempt gets the error and the pump ends; a
+                // detached pump keeps trying.
+                if let Some(ready) = ready.take()
+                    && ready.send(Err(err)).is_ok()
+                {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut stopped => return,
+            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// `ab*c` → `ab\*c*`: the prefix matched literally.
+fn glob_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut pattern = Vec::with_capacity(prefix.len() + 1);
+    for &byte in prefix {
+        if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+            pattern.push(b'\\');
+        }
+        pattern.push(byte);
+    }
+    pattern.push(b'*');
+    pattern
+}
+
+/// The `host:port` of each live master in `CLUSTER NODES` output.
+fn masters(nodes: &str) -> impl Iterator<Item = &str> {
+    nodes.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let address = fields.nth(1)?;
+        let flags = fields.next()?;
+        let live_master = flags.split(',').any(|flag| flag == "master")
+            && !flags
+                .split(',')
+                .any(|flag| matches!(flag, "fail" | "noaddr" | "handshake"));
+        live_master.then(|| address.split(['@', ',']).next().unwrap_or(address))
+    })
+}
+
+/// A plain client for one node, trusting `root_cert` (PEM) if given.
+fn open_node(url: &str, root_cert: Option<&[u8]>) -> Result<::redis::Client, Error> {
+    Ok(match root_cert {
+        Some(pem) => ::redis::Client::build_with_tls(url, certificates(pem))?,
+        None => ::redis::Client::open(url)?,
+    })
+}
+
+fn certificates(pem: &[u8]) -> ::redis::TlsCertificates {
+    ::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.to_vec()),
+    }
+}
+
+/// rustls needs a process-wide crypto provider for `rediss://`; install ring's unless the
+/// application already chose one.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The commands, as futures over an owned connection.
+mod ops {
+    use super::{Conn, Error, Script, Value, cmd};
+    use ::redis::aio::ConnectionLike;
+
+    pub(super) async fn get(mut conn: Conn, key: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
+        Ok(cmd("GET").arg(key).query_async(&mut conn).await?)
+    }
+
+    pub(super) async fn set(
+        mut conn: Conn,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), Error> {
+        let mut set = cmd("SET");
+        set.arg(key).arg(value);
+        if let Some(ttl_ms) = ttl_ms {
+            set.arg("PX").arg(ttl_ms.max(1));
+        }
+        Ok(set.query_async(&mut conn).await?)
+    }
+
+    pub(super) async fn del(mut conn: Conn, key: Vec<u8>) -> Result<bool, Error> {
+        let removed: u64 = cmd("DEL").arg(key).query_async(&mut conn).await?;
+        Ok(removed > 0)
+    }
+
+    pub(super) async fn lock(
+        mut conn: Conn,
+        key: Vec<u8>,
+        token: Vec<u8>,
+        lease_ms: u64,
+    ) -> Result<bool, Error> {
+        let reply: Value = cmd("SET")
+            .arg(key)
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(lease_ms.max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+
+    pub(super) async fn script(
+        mut conn: Conn,
+        script: &Script,
+        key: Vec<u8>,
+        args: Vec<Vec<u8>>,
+    ) -> Result<bool, Error> {
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let done: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    pub(super) async fn publish(
+        mut conn: Conn,
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    ) -> Result<u64, Error> {
+        Ok(cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// `SCAN MATCH pattern` + `UNLINK` of each batch found, one key per command so that a
+    /// cluster node never sees a cross-slot request.
+    pub(super) async fn scan_del(
+        mut conn: impl ConnectionLike,
+        pattern: &[u8],
+    ) -> Result<u64, Error> {
+        let (mut cursor, mut deleted) = (0_u64, 0_u64);
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let mut unlink = ::redis::pipe();
+                for key in &keys {
+                    unlink.cmd("UNLINK").arg(key);
+                }
+                let counts: Vec<u64> = unlink.query_async(&mut conn).await?;
+                deleted += counts.iter().sum::<u64>();
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn glob_prefix_escapes_pattern_bytes() {
+        assert_eq!(super::glob_prefix(b"a*b?[c]\\"), b"a\\*b\\?\\[c\\]\\\\*");
+    }
+
+    #[test]
+    fn masters_skip_replicas_and_failed_nodes() {
+        let nodes = "id1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                     id2 127.0.0.1:7001@17001,host master - 0 0 2 connected 5461-10922\n\
+                     id3 127.0.0.1:7002@17002 slave id1 0 0 3 connected\n\
+                     id4 127.0.0.1:7003@17003 master,fail - 0 0 4 disconnected\n";
+        let found: Vec<&str> = super::masters(nodes).collect();
+        assert_eq!(found, ["127.0.0.1:7000", "127.0.0.1:7001"]);
+    }
+}

@@ -1,0 +1,241 @@
+//! Where the Redis server is and how long to wait for it.
+//!
+//! One URL names the server: `MEMO_REDIS_URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379`.
+//! `rediss://` turns TLS on, and `redis://user:password@host` authenticates (ACL user, or only a
+//! password with `redis://:password@host`). A cluster is named by its own scheme,
+//! `redis+cluster://host:port,host:port` (`rediss+cluster://` with TLS), listing seed nodes: one
+//! string in one environment variable says everything, and a plain `redis://` URL can never be
+//! mistaken for a cluster (a flag beside the URL would be one more thing to forget).
+
+use std::time::Duration;
+
+use ::redis::IntoConnectionInfo;
+
+use super::breaker::BreakerConfig;
+use super::error::Error;
+
+/// The URL used when neither `MEMO_REDIS_URL` nor `REDIS_URL` is set.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// How to reach Redis and how long to wait for it.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::redis::RedisConfig;
+/// use std::time::Duration;
+///
+/// let config = RedisConfig::from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000")?
+///     .command_timeout(Duration::from_millis(50));
+/// assert!(config.is_cluster());
+/// assert_eq!(config.nodes().len(), 2);
+/// # Ok::<(), memo_runtime::redis::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisConfig {
+    nodes: Vec<String>,
+    cluster: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) bulk_timeout: Duration,
+    pub(crate) breaker: BreakerConfig,
+    pub(crate) root_cert: Option<Vec<u8>>,
+}
+
+impl RedisConfig {
+    /// The server named by `MEMO_REDIS_URL`, else `REDIS_URL`, else [`DEFAULT_URL`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::from_env()?;
+    /// assert_eq!(config.nodes().len(), 1);
+    /// # Ok::<(), memo_runtime::redis::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        let url = ["MEMO_REDIS_URL", "REDIS_URL"]
+            .iter()
+            .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()))
+            .unwrap_or_else(|| DEFAULT_URL.to_string());
+        Self::from_url(&url)
+    }
+
+    /// One server (`redis://`, `rediss://`, `unix://`) or a cluster's seed nodes
+    /// (`redis+cluster://host:port,host:port`, `rediss+cluster://…`); user and password apply
+    /// to every node of a cluster.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::from_url("rediss://app:secret@cache.internal:6380/2")?;
+    /// assert!(!config.is_cluster());
+    /// assert!(RedisConfig::from_url("http://nope").is_err());
+    /// # Ok::<(), memo_runtime::redis::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let url = url.trim();
+        let (nodes, cluster) = match url.split_once("+cluster://") {
+            Some((scheme, rest)) => (cluster_nodes(scheme, rest)?, true),
+            None => (vec![url.to_string()], false),
+        };
+        for node in &nodes {
+            node.as_str()
+                .into_connection_info()
+                .map_err(|err| Error::Config(format!("{}: {err}", redact(node))))?;
+        }
+        Ok(Self {
+            nodes,
+            cluster,
+            connect_timeout: Duration::from_millis(250),
+            command_timeout: Duration::from_millis(100),
+            bulk_timeout: Duration::from_secs(5),
+            breaker: BreakerConfig::default(),
+            root_cert: None,
+        })
+    }
+
+    /// How long a connection attempt may take (default 250 ms).
+    #[must_use]
+    pub const fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most one command adds to a call, connection included (default 100 ms): past it the
+    /// call reports [`Error::Timeout`] and the cache computes.
+    #[must_use]
+    pub const fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The bound on multi-round-trip work such as [`scan_del`](super::RedisClient::scan_del)
+    /// (default 5 s).
+    #[must_use]
+    pub const fn bulk_timeout(mut self, timeout: Duration) -> Self {
+        self.bulk_timeout = timeout;
+        self
+    }
+
+    /// When to stop trying a failing server, and for how long.
+    #[must_use]
+    pub const fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// Trusts this CA (PEM) for `rediss://` instead of the system's roots: a server whose
+    /// certificate comes from a private CA.
+    #[must_use]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
+    /// The node URLs: one server, or a cluster's seeds.
+    #[must_use]
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// Whether the URL named a cluster (`redis+cluster://`).
+    #[must_use]
+    pub const fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+}
+
+/// Passwords stay out of logs and `Debug` output.
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| redact(n)).collect::<Vec<_>>(),
+            )
+            .field("cluster", &self.cluster)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("bulk_timeout", &self.bulk_timeout)
+            .field("breaker", &self.breaker)
+            .field("tls_root_cert", &self.root_cert.is_some())
+            .finish()
+    }
+}
+
+/// `redis+cluster://user:pw@a:1,b:2/` → `["redis://user:pw@a:1", "redis://user:pw@b:2"]`.
+fn cluster_nodes(scheme: &str, rest: &str) -> Result<Vec<String>, Error> {
+    if scheme != "redis" && scheme != "rediss" {
+        return Err(Error::Config(format!(
+            "unknown scheme `{scheme}+cluster`; expected `redis+cluster` or `rediss+cluster`"
+        )));
+    }
+    let rest = rest.split(['/', '?']).next().unwrap_or_default();
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("{scheme}://{auth}{host}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err(Error::Config("a cluster URL names no node".to_string()));
+    }
+    Ok(nodes)
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((auth, host)) => {
+            let user = auth.split(':').next().unwrap_or_default();
+            let masked = if auth.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{masked}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// A cluster node's URL for `host:port`, with the scheme and credentials of the seeds.
+pub(crate) fn node_url(seed: &str, host_port: &str) -> String {
+    let (scheme, rest) = seed.split_once("://").unwrap_or(("redis", seed));
+    let auth = rest.rsplit_once('@').map(|(auth, _)| format!("{auth}@"));
+    format!("{scheme}://{}{host_port}", auth.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_split_into_nodes_with_credentials() {
+        let config = RedisConfig::from_url("rediss+cluster://u:p@a:1, b:2/0").unwrap();
+        assert!(config.is_cluster());
+        assert_eq!(config.nodes(), ["rediss://u:p@a:1", "rediss://u:p@b:2"]);
+        assert!(RedisConfig::from_url("redis+cluster://").is_err());
+        assert!(RedisConfig::from_url("mongo+cluster://a:1").is_err());
+        assert!(RedisConfig::from_url("not a url").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let config = RedisConfig::from_url("redis://app:hunter2@h:6379").unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:***@h:6379"), "{shown}");
+        assert_eq!(
+            node_url("redis://app:pw@h:1", "10.0.0.9:7001"),
+            "redis://app:pw@10.0.0.9:7001"
+        );
+    }
+}

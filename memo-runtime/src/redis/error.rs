@@ -1,0 +1,47 @@
+//! Why a Redis call gave no answer: the caller computes instead, and counts it.
+
+use std::fmt;
+
+/// A failed Redis call. Every one of these means "no answer": the cache computes the value itself.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The circuit breaker is open: Redis failed repeatedly and is left alone until the back-off
+    /// ends, so this call failed without a round trip.
+    Open,
+    /// No answer within the command timeout.
+    Timeout,
+    /// Redis answered with an error, or the connection failed.
+    Redis(::redis::RedisError),
+    /// The configuration cannot be used (a malformed URL, say).
+    Config(String),
+    /// The client's runtime thread is gone.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open => f.write_str("circuit breaker open"),
+            Self::Timeout => f.write_str("command timed out"),
+            Self::Redis(err) => write!(f, "{err}"),
+            Self::Config(why) => write!(f, "configuration: {why}"),
+            Self::Closed => f.write_str("client closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Redis(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<::redis::RedisError> for Error {
+    fn from(err: ::redis::RedisError) -> Self {
+        Self::Redis(err)
+    }
+}

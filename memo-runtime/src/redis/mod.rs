@@ -1,0 +1,20 @@
+//! Redis, in bytes: a client for sync and async callers, a circuit breaker and the distributed
+//! single-flight lock. The cache's Redis store encodes keys and values and builds on this.
+//!
+//! - [`RedisConfig`]: the URL (`MEMO_REDIS_URL`, `REDIS_URL`, `redis+cluster://…`) and timeouts.
+//! - [`RedisClient`]: `GET`, `SET … PX`, locks, pub/sub, `SCAN`-delete; bounded by the command
+//!   timeout, failing fast while its [`Breaker`] is open.
+//! - [`Locks`]: one computation per missing key across processes ([`Claimed`], [`LockGuard`]).
+
+mod breaker;
+mod client;
+mod config;
+mod error;
+mod lock;
+mod runtime;
+
+pub use breaker::{Breaker, BreakerConfig};
+pub use client::{RedisClient, Subscription};
+pub use config::{DEFAULT_URL, RedisConfig};
+pub use error::Error;
+pub use lock::{Claimed, LockConfig, LockGuard, Locks};

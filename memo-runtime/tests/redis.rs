@@ -1,0 +1,495 @@
+//! The Redis layer against real `redis-server`s started by the test (`tests/support/redis_server.rs`):
+//! commands, the lock protocol, pub/sub, the circuit breaker across a server crash, and a cluster.
+#![cfg(feature = "redis")]
+#![allow(missing_docs, clippy::missing_panics_doc, reason = "tests")]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use memo_runtime::redis::{
+    BreakerConfig, Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig,
+};
+use redis_server::{RedisCluster, RedisServer, command};
+
+/// Generous: these tests count outcomes; the timeout only has to be met on a loaded machine.
+fn config(url: &str) -> RedisConfig {
+    RedisConfig::from_url(url)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .command_timeout(Duration::from_secs(2))
+}
+
+/// A server of the test's own (a static one would outlive the test binary: statics are never
+/// dropped) and a client for it.
+fn server() -> (RedisServer, RedisClient) {
+    let server = RedisServer::start();
+    let client = RedisClient::new(config(&server.url())).unwrap();
+    (server, client)
+}
+
+/// Polls `check` for up to 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn get_set_del_and_expiry() {
+    let (server, client) = server();
+    assert_eq!(client.get(b"gsd:missing").unwrap(), None);
+    client.set_px(b"gsd:a", b"\x00binary\xff", 60_000).unwrap();
+    assert_eq!(
+        client.get(b"gsd:a").unwrap().as_deref(),
+        Some(&b"\x00binary\xff"[..])
+    );
+    assert!(client.del(b"gsd:a").unwrap());
+    assert!(!client.del(b"gsd:a").unwrap());
+    client.set_px(b"gsd:short", b"v", 30).unwrap();
+    eventually("a 30 ms key expires", || {
+        client.get(b"gsd:short").unwrap().is_none()
+    });
+    client.set(b"gsd:forever", b"v").unwrap();
+    // A key of the wrong type (garbage, to a cache): an error, never a panic.
+    assert!(command(server.port(), "LPUSH gsd:list x").starts_with(':'));
+    assert!(matches!(client.get(b"gsd:list"), Err(Error::Redis(_))));
+    assert_eq!(command(server.port(), "PTTL gsd:forever").trim(), ":-1");
+}
+
+#[test]
+fn async_calls_need_no_runtime_timer_of_their_own() {
+    let (_server, client) = server();
+    // A runtime without time or IO drivers: the client's own thread does the waiting.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        client.set_px_async(b"async:k", b"v", 60_000).await.unwrap();
+        assert_eq!(
+            client.get_async(b"async:k").await.unwrap(),
+            Some(b"v".to_vec())
+        );
+        assert!(client.del_async(b"async:k").await.unwrap());
+        client.set_async(b"async:forever", b"v").await.unwrap();
+        assert_eq!(
+            client.publish_async(b"async:nobody", b"m").await.unwrap(),
+            0
+        );
+    });
+}
+
+#[test]
+fn lock_is_exclusive_across_threads() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 20;
+    let (_server, client) = server();
+    let (inside, most, acquired) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (client, inside, most, acquired) = (&client, &inside, &most, &acquired);
+            s.spawn(move || {
+                let token = format!("thread-{t}");
+                for _ in 0..ROUNDS {
+                    while !client.lock(b"excl:lock", token.as_bytes(), 10_000).unwrap() {
+                        std::thread::yield_now();
+                    }
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_micros(200));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    acquired.fetch_add(1, Ordering::SeqCst);
+                    assert!(client.unlock(b"excl:lock", token.as_bytes()).unwrap());
+                }
+            });
+        }
+    });
+    assert_eq!(most.load(Ordering::SeqCst), 1, "two holders at once");
+    assert_eq!(acquired.load(Ordering::SeqCst), THREADS * ROUNDS);
+}
+
+#[test]
+fn unlock_and_extend_only_by_the_owner() {
+    let (server, client) = server();
+    assert!(client.lock(b"own:lock", b"alice", 100).unwrap());
+    assert!(!client.lock(b"own:lock", b"bob", 100).unwrap());
+    assert!(!client.unlock(b"own:lock", b"bob").unwrap());
+    assert!(!client.extend(b"own:lock", b"bob", 60_000).unwrap());
+    assert!(client.extend(b"own:lock", b"alice", 60_000).unwrap());
+    let pttl: i64 = command(server.port(), "PTTL own:lock")
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(pttl > 1_000, "the lease was not extended: {pttl} ms left");
+    assert!(client.unlock(b"own:lock", b"alice").unwrap());
+    assert!(!client.unlock(b"own:lock", b"alice").unwrap());
+    assert!(!client.extend(b"own:lock", b"alice", 60_000).unwrap());
+}
+
+#[test]
+fn one_claimant_computes_and_the_others_get_its_value() {
+    const THREADS: usize = 8;
+    let (_server, client) = server();
+    let locks = Locks::new(client, LockConfig::default());
+    let executions = AtomicUsize::new(0);
+    let barrier = Barrier::new(THREADS);
+    let values: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (locks, executions, barrier) = (&locks, &executions, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    match locks.claim(b"{sf}:v", b"{sf}:lock") {
+                        Claimed::Value(value) => value,
+                        Claimed::Compute(guard) => {
+                            executions.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            locks
+                                .client()
+                                .set_px(b"{sf}:v", b"computed", 60_000)
+                                .unwrap();
+                            guard.release().unwrap();
+                            b"computed".to_vec()
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(executions.load(Ordering::SeqCst), 1);
+    assert!(values.iter().all(|v| v == b"computed"));
+}
+
+#[test]
+fn a_dead_holders_lock_expires_with_its_lease() {
+    let (_server, client) = server();
+    let locks = Locks::new(client, LockConfig::default());
+    // A holder that took the lock and died: nobody renews or releases it.
+    assert!(
+        locks
+            .client()
+            .lock(b"{dead}:lock", b"crashed", 300)
+            .unwrap()
+    );
+    match locks.claim(b"{dead}:v", b"{dead}:lock") {
+        Claimed::Compute(guard) => assert!(!guard.is_lost()),
+        other => panic!("the waiter should take over the expired lock, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_lease_is_renewed_while_the_holder_computes() {
+    let lease = Duration::from_millis(300);
+    let (_server, client) = server();
+    let locks = Locks::new(
+        client,
+        LockConfig {
+            lease,
+            ..LockConfig::default()
+        },
+    );
+    let Claimed::Compute(guard) = locks.claim(b"{renew}:v", b"{renew}:lock") else {
+        panic!("nobody else holds this lock");
+    };
+    std::thread::sleep(lease * 4);
+    // Still ours: the others cannot take it.
+    assert!(
+        !locks
+            .client()
+            .lock(b"{renew}:lock", b"intruder", 1_000)
+            .unwrap()
+    );
+    assert!(!guard.is_lost());
+    assert!(guard.release().unwrap());
+}
+
+#[test]
+fn a_release_wakes_a_waiter_without_polling() {
+    // The waiter never polls before its 60 s wait is over: only the notification can wake it.
+    let slow = LockConfig {
+        wait: Duration::from_secs(60),
+        poll_min: Duration::from_secs(60),
+        poll_max: Duration::from_secs(60),
+        ..LockConfig::default()
+    };
+    let (server, client) = server();
+    let holder = Locks::new(client, slow.clone());
+    // Another client, as another process would have.
+    let waiter = Locks::new(RedisClient::new(config(&server.url())).unwrap(), slow);
+    let Claimed::Compute(guard) = holder.claim(b"{wake}:v", b"{wake}:lock") else {
+        panic!("nobody else holds this lock");
+    };
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| waiter.claim(b"{wake}:v", b"{wake}:lock"));
+        // Both processes' subscriptions are up (they start on first use, in the background).
+        eventually("both listen for releases", || {
+            let reply = command(server.port(), "PUBSUB NUMSUB memo:released");
+            reply.trim_end().ends_with(":2")
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        holder
+            .client()
+            .set_px(b"{wake}:v", b"done", 60_000)
+            .unwrap();
+        guard.release().unwrap();
+        match waiting.join().unwrap() {
+            Claimed::Value(value) => assert_eq!(value, b"done"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "woken by the poll, not the message"
+    );
+}
+
+#[test]
+fn claim_async_runs_on_a_bare_executor() {
+    let (_server, client) = server();
+    let locks = Locks::new(client, LockConfig::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let Claimed::Compute(guard) = locks.claim_async(b"{ca}:v", b"{ca}:lock").await else {
+            panic!("nobody else holds this lock");
+        };
+        locks
+            .client()
+            .set_px_async(b"{ca}:v", b"x", 60_000)
+            .await
+            .unwrap();
+        assert!(guard.release_async().await.unwrap());
+        match locks.claim_async(b"{ca}:v", b"{ca}:lock").await {
+            Claimed::Value(value) => assert_eq!(value, b"x"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn pubsub_delivers_messages() {
+    let (_server, client) = server();
+    let (tx, rx) = mpsc::channel();
+    let subscription = client
+        .subscribe(b"ps:channel", move |message| {
+            let _ = tx.send(message);
+        })
+        .unwrap();
+    assert_eq!(client.publish(b"ps:channel", b"hello").unwrap(), 1);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"hello");
+    drop(subscription);
+    eventually("the subscription ends on drop", || {
+        client.publish(b"ps:channel", b"bye").unwrap() == 0
+    });
+}
+
+#[test]
+fn scan_del_removes_exactly_the_prefix() {
+    let (_server, client) = server();
+    for i in 0..1_200 {
+        client
+            .set_px(format!("sd*:{i}").as_bytes(), b"v", 60_000)
+            .unwrap();
+    }
+    client.set_px(b"sdx:other", b"v", 60_000).unwrap();
+    assert_eq!(client.scan_del(b"sd*:").unwrap(), 1_200);
+    assert_eq!(client.get(b"sd*:7").unwrap(), None);
+    assert_eq!(client.get(b"sdx:other").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn a_dead_server_at_start_up_is_an_error_not_a_panic() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let client = RedisClient::new(config(&url)).unwrap();
+    assert!(client.get(b"k").is_err());
+    let locks = Locks::new(client, LockConfig::default());
+    assert!(matches!(locks.claim(b"v", b"l"), Claimed::Unavailable(_)));
+}
+
+#[test]
+fn breaker_opens_on_a_crash_mid_load_and_recovers_on_its_own() {
+    const THREADS: usize = 4;
+    let mut server = RedisServer::start();
+    let config = RedisConfig::from_url(&server.url())
+        .unwrap()
+        .connect_timeout(Duration::from_millis(200))
+        .command_timeout(Duration::from_millis(200))
+        .breaker(BreakerConfig {
+            threshold: 3,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(400),
+            log_interval: Duration::from_secs(60),
+        });
+    let client = RedisClient::new(config).unwrap();
+    client.set(b"brk:k", b"v").unwrap();
+    let stop = AtomicBool::new(false);
+    let (ok, failed, fast, slow) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                // Bounded in time as well as by the flag.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let started = Instant::now();
+                    match client.get(b"brk:k") {
+                        // Before the crash the value, after the restart an empty server: never
+                        // anything else.
+                        Ok(value) => {
+                            assert!(value.is_none() || value.as_deref() == Some(&b"v"[..]));
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Error::Open) => {
+                            fast.fetch_add(1, Ordering::Relaxed);
+                            // Failing fast costs nothing; leave the cores to the server.
+                            std::thread::sleep(Duration::from_micros(100));
+                        }
+                        Err(_) => _ = failed.fetch_add(1, Ordering::Relaxed),
+                    }
+                    // Bounded by the command timeout (plus scheduling slack), never hanging.
+                    if started.elapsed() > Duration::from_secs(2) {
+                        slow.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        eventually("calls succeed under load", || {
+            ok.load(Ordering::Relaxed) > 100
+        });
+        server.kill();
+        eventually("the breaker opens", || client.breaker().is_open());
+        eventually("calls fail fast", || fast.load(Ordering::Relaxed) > 100);
+        server.restart();
+        let before = ok.load(Ordering::Relaxed);
+        eventually("the client recovers on its own", || {
+            !client.breaker().is_open() && ok.load(Ordering::Relaxed) > before + 100
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(
+        failed.load(Ordering::Relaxed) >= 3,
+        "the dead server was tried"
+    );
+    assert_eq!(
+        slow.load(Ordering::Relaxed),
+        0,
+        "a call outlived the command timeout"
+    );
+    assert!(client.breaker().errors() >= 3 && client.breaker().rejected() > 100);
+    // The restarted server is empty: a miss, not an error.
+    assert_eq!(client.get(b"brk:k").unwrap(), None);
+}
+
+#[test]
+fn a_subscription_survives_a_server_restart() {
+    let mut server = RedisServer::start();
+    let client = RedisClient::new(config(&server.url())).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let _subscription = client
+        .subscribe(b"ps:restart", move |message| {
+            let _ = tx.send(message);
+        })
+        .unwrap();
+    server.restart();
+    eventually("the subscription is back", || {
+        client
+            .publish(b"ps:restart", b"again")
+            .is_ok_and(|receivers| receivers == 1)
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), b"again");
+}
+
+#[test]
+fn cluster_spans_slots_and_hash_tags_pin_value_and_lock_together() {
+    let cluster = RedisCluster::start();
+    let client = RedisClient::new(config(&cluster.url())).unwrap();
+    for i in 0..200 {
+        client
+            .set_px(
+                format!("cl:{i}").as_bytes(),
+                format!("v{i}").as_bytes(),
+                60_000,
+            )
+            .unwrap();
+    }
+    for i in 0..200 {
+        let value = client.get(format!("cl:{i}").as_bytes()).unwrap();
+        assert_eq!(value, Some(format!("v{i}").into_bytes()));
+    }
+    // The keys landed on every master.
+    for node in cluster.nodes() {
+        let size = command(node.port(), "DBSIZE");
+        assert_ne!(size.trim(), ":0", "a master holds no key");
+    }
+    let port = cluster.nodes()[0].port();
+    let slot = |key: &str| command(port, &format!("CLUSTER KEYSLOT {key}"));
+    assert_eq!(slot("{f:42}:v"), slot("{f:42}:lock"));
+    assert_ne!(slot("f:42:v"), slot("f:42:lock"));
+
+    let (tx, rx) = mpsc::channel();
+    let _releases = client
+        .subscribe(&LockConfig::default().channel, move |message| {
+            let _ = tx.send(message);
+        })
+        .unwrap();
+    let locks = Locks::new(client.clone(), LockConfig::default());
+    let Claimed::Compute(guard) = locks.claim(b"{f:42}:v", b"{f:42}:lock") else {
+        panic!("nobody else holds this lock");
+    };
+    client.set_px(b"{f:42}:v", b"42", 60_000).unwrap();
+    assert!(guard.release().unwrap());
+    // The release (a PUBLISH inside the unlock script, on the slot's node) reaches a subscriber
+    // connected to the first seed node.
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        b"{f:42}:lock"
+    );
+    assert!(matches!(locks.claim(b"{f:42}:v", b"{f:42}:lock"), Claimed::Value(v) if v == b"42"));
+
+    assert_eq!(client.scan_del(b"cl:").unwrap(), 200);
+    assert_eq!(client.get(b"cl:7").unwrap(), None);
+}
+
+#[test]
+fn rediss_with_a_private_ca() {
+    let server = RedisServer::start_tls();
+    let client = RedisClient::new(config(&server.url()).tls_root_cert(server.ca_pem())).unwrap();
+    client.set_px(b"tls:k", b"secret", 60_000).unwrap();
+    assert_eq!(client.get(b"tls:k").unwrap(), Some(b"secret".to_vec()));
+    // Without the CA, the certificate is not trusted: an error, not a panic.
+    let untrusting = RedisClient::new(config(&server.url())).unwrap();
+    assert!(untrusting.get(b"tls:k").is_err());
+}
+
+#[test]
+fn acl_users_authenticate_through_the_url() {
+    let (server, _) = server();
+    let port = server.port();
+    assert!(command(port, "ACL SETUSER app on >s3cret ~* &* +@all").starts_with("+OK"));
+    let url = |auth: &str| format!("redis://{auth}@127.0.0.1:{port}");
+    let app = RedisClient::new(config(&url("app:s3cret"))).unwrap();
+    app.set_px(b"acl:k", b"v", 60_000).unwrap();
+    assert_eq!(app.get(b"acl:k").unwrap(), Some(b"v".to_vec()));
+    let wrong = RedisClient::new(config(&url("app:wrong"))).unwrap();
+    assert!(wrong.get(b"acl:k").is_err());
+}
