@@ -12,6 +12,7 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -99,35 +100,51 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Prints the headings of each page, with a progress bar on a terminal when there are many.
+/// Pages fetched at once.
+const FETCHERS: usize = 4;
+
+/// A page's headings, or why they could not be had; `None` until fetched.
+type Slot = Mutex<Option<Result<Vec<String>, String>>>;
+
+/// Prints the headings of each page, in the order given. The pages are fetched on
+/// [`FETCHERS`] threads by `memo::warm`, whose progress callback drives a progress bar (on a
+/// terminal, when there are many pages).
 fn titles(urls: &[String], no_cache: bool) -> std::process::ExitCode {
     let progress = if urls.len() > 3 {
         ProgressBar::new(urls.len() as u64)
     } else {
         ProgressBar::hidden()
     };
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}") {
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} fetched") {
         progress.set_style(style);
     }
+    // One slot per URL, filled by whichever thread fetches it.
+    let results: Vec<Slot> = urls.iter().map(|_| Mutex::new(None)).collect();
+    memo::warm(
+        urls.iter().enumerate(),
+        FETCHERS,
+        |(i, url)| {
+            let titles = if no_cache {
+                scraper::download(url, None).map(|page| scraper::headings(&page.body))
+            } else {
+                scraper::titles(url)
+            };
+            *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(titles);
+        },
+        |done, _| progress.set_position(done as u64),
+    );
+    progress.finish_and_clear();
     let mut failed = false;
-    for url in urls {
-        progress.set_message(url.clone());
-        let titles = if no_cache {
-            scraper::download(url, None).map(|page| scraper::headings(&page.body))
-        } else {
-            scraper::titles(url)
-        };
-        progress.inc(1);
-        match titles {
-            // Printed above the bar (which is hidden when standard error is not a terminal).
-            Ok(titles) => progress.suspend(|| println!("{url}: {}", titles.join(" | "))),
-            Err(err) => {
+    for (url, result) in urls.iter().zip(results) {
+        match result.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            Some(Ok(titles)) => println!("{url}: {}", titles.join(" | ")),
+            Some(Err(err)) => {
                 failed = true;
-                progress.suspend(|| eprintln!("{url}: error: {err}"));
+                eprintln!("{url}: error: {err}");
             }
+            None => failed = true,
         }
     }
-    progress.finish_and_clear();
     if failed {
         std::process::ExitCode::FAILURE
     } else {
