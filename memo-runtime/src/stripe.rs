@@ -79,7 +79,7 @@ fn claim() -> usize {
 
 /// Makes this thread take the shared path from now on, as a thread beyond the first
 /// [`STRIPES`] does (for tests of that path). Must be called before the thread claims a stripe.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn go_without_stripe() {
     STRIPE.with(|s| {
         assert_eq!(

@@ -22,11 +22,11 @@
 use std::cell::{RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
 
 use crate::stripe::{self, STRIPES};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use crate::sync::{WriterGuard, WriterLock, lock_writers};
 
 /// A stripe's mark: 0 when outside, `shard + 1` while reading that shard; and the hits its
 /// thread counted, on the line it writes anyway.
@@ -52,7 +52,7 @@ pub(crate) struct Locked<T> {
     writing: AtomicBool,
     /// Readers without a stripe of their own, counted the ordinary way.
     shared_readers: AtomicUsize,
-    writers: Mutex<()>,
+    writers: WriterLock<()>,
     data: UnsafeCell<T>,
 }
 
@@ -63,11 +63,11 @@ unsafe impl<T: Send> Send for Locked<T> {}
 unsafe impl<T: Send + Sync> Sync for Locked<T> {}
 
 impl<T> Locked<T> {
-    pub(crate) const fn new(data: T) -> Self {
+    pub(crate) fn new(data: T) -> Self {
         Self {
             writing: AtomicBool::new(false),
             shared_readers: AtomicUsize::new(0),
-            writers: Mutex::new(()),
+            writers: WriterLock::new(()),
             data: UnsafeCell::new(data),
         }
     }
@@ -124,7 +124,7 @@ fn holds(locked: usize) -> bool {
 /// Exclusive access to a shard. Not `Send`, like the reader's guard.
 pub(crate) struct WriteGuard<'a, T> {
     locked: &'a Locked<T>,
-    _writers: MutexGuard<'a, ()>,
+    _writers: WriterGuard<'a, ()>,
     _this_thread: PhantomData<*const ()>,
 }
 
@@ -132,11 +132,24 @@ impl Gate {
     /// Enters shard number `shard` (its `locked`) as a reader.
     #[inline]
     pub(crate) fn read<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
-        if let Some(mark) = self.marks.get(stripe::current())
+        self.read_as(stripe::current(), shard, locked)
+    }
+
+    /// [`read`](Self::read) by the thread holding stripe `stripe` (the loom tests name it: their
+    /// threads share one OS thread, and so its thread-locals).
+    #[inline]
+    fn read_as<'a, T>(
+        &'a self,
+        stripe: usize,
+        shard: usize,
+        locked: &'a Locked<T>,
+    ) -> ReadGuard<'a, T> {
+        if let Some(mark) = self.marks.get(stripe)
             && mark.reading.load(Ordering::Relaxed) == 0
         {
             loop {
                 mark.reading.store(shard + 1, Ordering::SeqCst);
+                loom_seq_cst();
                 if !locked.writing.load(Ordering::SeqCst) {
                     // SAFETY: a writer sets `writing` before it waits for marks to leave this
                     // shard; we marked first and saw no writer, so none writes until we leave.
@@ -147,15 +160,20 @@ impl Gate {
                 wait_while(&locked.writing);
             }
         }
-        self.read_unmarked(shard, locked)
+        self.read_unmarked(stripe, shard, locked)
     }
 
     /// A reader whose mark is taken (a read inside a read) or who has no stripe.
     #[cold]
-    fn read_unmarked<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
+    fn read_unmarked<'a, T>(
+        &'a self,
+        stripe: usize,
+        shard: usize,
+        locked: &'a Locked<T>,
+    ) -> ReadGuard<'a, T> {
         let marked = self
             .marks
-            .get(stripe::current())
+            .get(stripe)
             .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
         if marked || holds(std::ptr::from_ref(locked).addr()) {
             self.nested.fetch_add(1, Ordering::Relaxed);
@@ -175,6 +193,7 @@ impl Gate {
         let readers = &locked.shared_readers;
         loop {
             readers.fetch_add(1, Ordering::SeqCst);
+            loom_seq_cst();
             if !locked.writing.load(Ordering::SeqCst) {
                 // SAFETY: as in `read`, with the shared count in place of the mark.
                 let data = unsafe { &*locked.data.get() };
@@ -194,17 +213,30 @@ impl Gate {
 
     /// Enters shard number `shard` (its `locked`) as its only writer, once its readers have left.
     pub(crate) fn write<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> WriteGuard<'a, T> {
+        self.write_as(stripe::current(), stripe::high_water(), shard, locked)
+    }
+
+    /// [`write`](Self::write) by the thread holding stripe `stripe`, while stripes below
+    /// `claimed` may be in use (see [`read_as`](Self::read_as)).
+    fn write_as<'a, T>(
+        &'a self,
+        stripe: usize,
+        claimed: usize,
+        shard: usize,
+        locked: &'a Locked<T>,
+    ) -> WriteGuard<'a, T> {
         let marked = self
             .marks
-            .get(stripe::current())
+            .get(stripe)
             .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
         assert!(
             !marked && !holds(std::ptr::from_ref(locked).addr()),
             "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
         );
-        let writers = locked.writers.lock();
+        let writers = lock_writers(&locked.writers);
         locked.writing.store(true, Ordering::SeqCst);
-        for mark in &self.marks[..stripe::high_water()] {
+        loom_seq_cst();
+        for mark in &self.marks[..claimed.min(STRIPES)] {
             wait_until(|| mark.reading.load(Ordering::SeqCst) != shard + 1);
         }
         wait_until(|| locked.shared_readers.load(Ordering::SeqCst) == 0);
@@ -229,6 +261,9 @@ impl Gate {
 fn wait_until(mut done: impl FnMut() -> bool) {
     let mut tries = 0_u32;
     while !done() {
+        // The model checker must be told that this thread waits for another.
+        #[cfg(loom)]
+        ::loom::thread::yield_now();
         match tries {
             0..64 => std::hint::spin_loop(),
             64..128 => std::thread::yield_now(),
@@ -236,6 +271,16 @@ fn wait_until(mut done: impl FnMut() -> bool) {
         }
         tries = tries.saturating_add(1);
     }
+}
+
+/// Nothing, except under loom: loom models `SeqCst` accesses as `AcqRel` (a documented
+/// limitation that raises false alarms on the Dekker pattern above), but models `SeqCst` fences
+/// fully, so a fence after each `SeqCst` store restores, for the checker, the order the language
+/// guarantees the real code.
+#[inline(always)]
+fn loom_seq_cst() {
+    #[cfg(loom)]
+    crate::sync::atomic::fence(Ordering::SeqCst);
 }
 
 fn wait_while(flag: &AtomicBool) {
@@ -317,7 +362,7 @@ impl<T> Drop for WriteGuard<'_, T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
@@ -457,5 +502,68 @@ mod tests {
             *gate.read(0, &locked),
             200 * (STRIPES as u64 + 8).div_ceil(8)
         );
+    }
+}
+
+/// The gate's exclusion under the loom model checker: every interleaving of readers and a writer
+/// (`RUSTFLAGS="--cfg loom" cargo test -p memo-runtime --lib --release loom`).
+#[cfg(all(test, loom))]
+mod loom {
+    use super::*;
+    use crate::sync::Arc;
+    use crate::sync::thread;
+
+    /// A shard whose writer sets two fields one after the other: a reader that ever sees them
+    /// differ read during a write.
+    type Pair = (AtomicUsize, AtomicUsize);
+
+    fn pair() -> Pair {
+        (AtomicUsize::new(0), AtomicUsize::new(0))
+    }
+
+    fn write_pair(gate: &Gate, stripe: usize, locked: &Locked<Pair>) {
+        let guard = gate.write_as(stripe, 2, 0, locked);
+        let n = guard.0.load(Ordering::Relaxed) + 1;
+        guard.0.store(n, Ordering::Relaxed);
+        guard.1.store(n, Ordering::Relaxed);
+    }
+
+    fn read_pair(gate: &Gate, stripe: usize, locked: &Locked<Pair>) -> (usize, usize) {
+        let guard = gate.read_as(stripe, 0, locked);
+        let first = guard.0.load(Ordering::Relaxed);
+        guard.count_hit();
+        (first, guard.1.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn loom_a_marked_reader_never_sees_a_write_in_progress() {
+        ::loom::model(|| {
+            let gate = Arc::new(Gate::default());
+            let locked = Arc::new(Locked::new(pair()));
+            let writer = {
+                let (gate, locked) = (Arc::clone(&gate), Arc::clone(&locked));
+                thread::spawn(move || write_pair(&gate, 1, &locked))
+            };
+            let (first, second) = read_pair(&gate, 0, &locked);
+            assert_eq!(first, second, "read during a write");
+            writer.join().unwrap();
+            assert_eq!(read_pair(&gate, 0, &locked), (1, 1));
+            assert_eq!(gate.hits(), 2, "hits counted on the reader's mark");
+        });
+    }
+
+    #[test]
+    fn loom_two_writers_exclude_each_other() {
+        ::loom::model(|| {
+            let gate = Arc::new(Gate::default());
+            let locked = Arc::new(Locked::new(pair()));
+            let other = {
+                let (gate, locked) = (Arc::clone(&gate), Arc::clone(&locked));
+                thread::spawn(move || write_pair(&gate, 1, &locked))
+            };
+            write_pair(&gate, 0, &locked);
+            other.join().unwrap();
+            assert_eq!(read_pair(&gate, 0, &locked), (2, 2), "no write lost");
+        });
     }
 }
