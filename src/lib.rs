@@ -90,6 +90,8 @@
 /// ```
 #[doc(inline)]
 pub use memo_macros::cached;
+#[cfg(any(feature = "disk", feature = "redis"))]
+pub use memo_runtime::Codec;
 #[cfg(feature = "test-util")]
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
@@ -98,9 +100,11 @@ pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, Stats, Store, store, warm,
 };
 #[cfg(feature = "disk")]
-pub use memo_runtime::{Codec, DiskOptions, DiskStore};
+pub use memo_runtime::{DiskOptions, DiskStore};
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
+#[cfg(feature = "redis")]
+pub use memo_runtime::{RedisOptions, RedisStore};
 #[cfg(feature = "switch")]
 pub use memo_runtime::{disable, enable, is_disabled};
 

@@ -1,17 +1,21 @@
-//! Where cached values live: the [`Store`] trait, the in-memory [`MemoryStore`], and (feature
-//! `disk`) the persistent [`DiskStore`].
+//! Where cached values live: the [`Store`] trait, the in-memory [`MemoryStore`], (feature
+//! `disk`) the persistent [`DiskStore`] and (feature `redis`) the shared [`RedisStore`].
 
 #[cfg(feature = "disk")]
 mod disk;
 mod gate;
 mod ghost;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod shard;
 mod sketch;
 
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisOptions, RedisStore};
 
 use crate::lookup::Lookup;
 
@@ -166,6 +170,41 @@ pub trait Store<K, V>: Send + Sync {
     fn claim(&self, key: &K) -> Claim<V> {
         let _ = key;
         Claim::Compute(Lease::none())
+    }
+
+    /// Whether the store answers over the network: the async miss path then awaits
+    /// [`get_async`](Self::get_async), [`claim_async`](Self::claim_async) and
+    /// [`insert_async`](Self::insert_async) instead of blocking its executor's thread; for the
+    /// other stores it keeps the plain calls.
+    const REMOTE: bool = false;
+
+    /// [`get`](Self::get) for async callers. The default answers at once (in memory).
+    fn get_async<'a, L: Lookup<Key = K> + Sync>(
+        &'a self,
+        key: &'a L,
+    ) -> impl Future<Output = Option<V>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        std::future::ready(self.get(key))
+    }
+
+    /// [`claim`](Self::claim) for async callers. The default claims at once.
+    fn claim_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Claim<V>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        std::future::ready(self.claim(key))
+    }
+
+    /// [`insert`](Self::insert) for async callers. The default stores at once.
+    fn insert_async<'a>(&'a self, key: K, value: V) -> impl Future<Output = ()> + Send + 'a
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        self.insert(key, value);
+        std::future::ready(())
     }
 
     /// Removes `key`'s entry; `true` if there was one.
