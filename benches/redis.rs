@@ -34,6 +34,17 @@ fn profile(id: u64) -> String {
     format!("{id:0>100}")
 }
 
+/// Hits from the local copy of a tiered store, beside the same function in memory.
+#[cached(store = tiered, maxsize = 1000)]
+fn tiered_square(n: u64) -> u64 {
+    n * n
+}
+
+#[cached(maxsize = 1000)]
+fn memory_square(n: u64) -> u64 {
+    n * n
+}
+
 /// The stampede's body: 100 ms, each execution a line in `MEMO_BENCH_LOG`.
 #[cached(store = redis, ttl = "1m")]
 fn cold(key: u64) -> u64 {
@@ -133,6 +144,25 @@ fn main() {
     report.figure("redis/raw_get_alternated_us", raw / 1e3, "us");
     report.figure("redis/hit_us", hit / 1e3, "us");
     report.figure("redis/hit_vs_raw_get", hit / raw, "x");
+
+    assert_eq!((tiered_square(9), memory_square(9)), (81, 81));
+    let local_hits = 1_000_000;
+    let (mut tiered, mut memory) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        memory = memory.min(best_ns_per_op(1, local_hits, || {
+            for _ in 0..local_hits {
+                black_box(memory_square(black_box(9)));
+            }
+        }));
+        tiered = tiered.min(best_ns_per_op(1, local_hits, || {
+            for _ in 0..local_hits {
+                black_box(tiered_square(black_box(9)));
+            }
+        }));
+    }
+    report.figure("redis/memory_hit_ns", memory, "ns");
+    report.figure("redis/tiered_hit_ns", tiered, "ns");
+    report.figure("redis/tiered_vs_memory_hit", tiered / memory, "x");
 
     report.figure(
         "redis/stampede_executions",

@@ -75,6 +75,29 @@ fn slow(key: &str) -> String {
     format!("value of {key}")
 }
 
+static SHOUTS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 100, ttl = "10m")]
+fn shout(word: &str) -> String {
+    SHOUTS.fetch_add(1, Ordering::Relaxed);
+    word.to_uppercase()
+}
+
+#[cached(store = tiered, maxsize = 100, ttl = "10m")]
+async fn whisper(word: String) -> String {
+    SHOUTS.fetch_add(1, Ordering::Relaxed);
+    word.to_lowercase()
+}
+
+/// Calls `shout(word)` until it returns `expected` (its L1 copy dropped by a message).
+fn shout_until(word: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while shout(word) != expected {
+        assert!(std::time::Instant::now() < deadline, "never saw {expected}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// What this binary does when run as a child process.
 #[test]
 fn child() {
@@ -109,6 +132,27 @@ fn child() {
                 assert_eq!(handle.join().unwrap(), "value of cold");
             }
             println!("RESULT ok");
+        }
+        "tiered" => {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            assert_eq!(shout("hi"), "HI");
+            assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
+            assert_eq!(shout("hi"), "HI"); // from the L1
+            let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
+            println!("READY");
+            line();
+            // The parent stored a new value: this process's copy goes.
+            shout_until("hi", "NEW");
+            println!("SEEN");
+            line();
+            // The parent invalidated it: computed here again.
+            shout_until("hi", "HI");
+            let hits = shout_cache().stats().hits;
+            println!(
+                "RESULT executions={} hits>=3:{}",
+                SHOUTS.load(Ordering::Relaxed),
+                hits >= 3
+            );
         }
         other => panic!("unknown role {other}"),
     }
@@ -166,6 +210,49 @@ fn a_second_process_hits_what_the_first_computed() {
     assert_eq!(result(&out), "executions=1 hits=1");
     assert_eq!(square(7), 49);
     assert_eq!(SQUARES.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
+    use std::io::{BufRead as _, BufReader};
+    init();
+    assert_eq!(shout("hi"), "HI");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
+    assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "tiered")
+        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut wait_for = |marker: &str| {
+        for line in lines.by_ref() {
+            if line.unwrap().contains(marker) {
+                return;
+            }
+        }
+        panic!("the child ended before {marker}");
+    };
+    wait_for("READY");
+    shout_cache().insert("hi".to_string(), "NEW".to_string());
+    writeln!(stdin).unwrap();
+    wait_for("SEEN");
+    assert!(shout_cache().invalidate("hi"));
+    writeln!(stdin).unwrap();
+    let mut rest = String::new();
+    for line in lines {
+        rest.push_str(&line.unwrap());
+        rest.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{rest}");
+    // The child computed once, after the invalidation; everything else came from the parent.
+    assert!(rest.contains("RESULT executions=1 hits>=3:true"), "{rest}");
+    assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
 }
 
 #[test]

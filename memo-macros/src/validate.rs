@@ -152,14 +152,7 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
                 );
             }
         }
-        RemoteKind::Tiered => {
-            if let Some(store) = args.store.path() {
-                errors.at(
-                    store,
-                    "`store = tiered` is not built yet; use `store = redis`",
-                );
-            }
-        }
+        RemoteKind::Tiered => {}
     }
     for option in unsupported.into_iter().flatten() {
         let option_name = option.to_token_stream().to_string();

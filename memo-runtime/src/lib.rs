@@ -62,7 +62,7 @@ pub use stats::Stats;
 pub use store::{DiskOptions, DiskStore};
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "redis")]
-pub use store::{RedisOptions, RedisStore};
+pub use store::{RedisOptions, RedisStore, TieredStore};
 #[cfg(feature = "switch")]
 pub use switch::{disable, enable, is_disabled};
 pub use warm::warm;

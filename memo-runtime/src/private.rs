@@ -304,6 +304,144 @@ where
     core::future::ready(hit_or_miss(cache, key))
 }
 
+#[cfg(feature = "redis")]
+pub use crate::store::TieredStore;
+
+/// Without the `redis` feature, an alias that only keeps the expansion from adding errors.
+#[cfg(not(feature = "redis"))]
+pub type TieredStore<K, V> = MemoryStore<K, V>;
+
+/// A miss of a function with `store = tiered`.
+pub type TieredMiss<K, V> = Miss<K, V, TieredStore<K, V>>;
+
+/// The cache of a memoized function with `store = tiered`: [`redis_cache`]'s store behind an
+/// in-memory L1 bounded by `maxsize`.
+#[cfg(feature = "redis")]
+#[inline]
+pub fn tiered_cache<K, V>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> &'static Cache<K, V, TieredStore<K, V>>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Shared + Clone,
+{
+    cell.get_or_init(id, || new_tiered_cache(id, config, store, json, signature))
+}
+
+#[cfg(feature = "redis")]
+#[cold]
+#[inline(never)]
+fn new_tiered_cache<K, V>(
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> Cache<K, V, TieredStore<K, V>>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Shared + Clone,
+{
+    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    let codec = if json {
+        crate::Codec::Json
+    } else {
+        crate::Codec::Binary
+    };
+    let store = crate::RedisOptions::new(store)
+        .function(name, signature)
+        .codec(codec)
+        .open_tiered(&config());
+    Cache::with_store(store).named(name)
+}
+
+/// Stands for [`tiered_cache`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn tiered_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    _: &'static str,
+    _: bool,
+    _: u64,
+) -> &'static Cache<K, V, TieredStore<K, V>> {
+    cache(cell, id, config)
+}
+
+/// [`hit_or_miss`] of a sync function with `store = tiered`: the L1 first.
+#[cfg(feature = "redis")]
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_tiered<L, V>(
+    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
+    key: L,
+) -> Result<V, TieredMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    answer(cache, &key, |key| cache.hit(key))
+}
+
+/// [`hit_or_miss`] of an `async fn` with `store = tiered`: the L1 first, then an awaited `GET`.
+#[cfg(feature = "redis")]
+pub async fn hit_or_miss_tiered_async<L, V>(
+    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
+    key: L,
+) -> Result<V, TieredMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    let owned = {
+        let key = key;
+        match answer(cache, &key, |key| cache.store().local(key)) {
+            Err(miss) if miss.mode == Mode::Lookup => miss.key,
+            other => return other,
+        }
+    };
+    match cache.store().get_async(&&owned).await {
+        Some(value) => Ok(value),
+        None => Err(Miss::new(cache, &&owned)),
+    }
+}
+
+/// Stands for [`hit_or_miss_tiered`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_miss_tiered<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_miss(cache, key)
+}
+
+/// Stands for [`hit_or_miss_tiered_async`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_miss_tiered_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    core::future::ready(hit_or_miss(cache, key))
+}
+
 /// Stands for nothing when the `redis` feature is on; a sentence when it is off.
 #[cfg(feature = "redis")]
 #[doc(hidden)]

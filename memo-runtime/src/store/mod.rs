@@ -10,12 +10,16 @@ mod memory;
 mod redis;
 mod shard;
 mod sketch;
+#[cfg(feature = "redis")]
+mod tiered;
 
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
+#[cfg(feature = "redis")]
+pub use tiered::TieredStore;
 
 use crate::lookup::Lookup;
 

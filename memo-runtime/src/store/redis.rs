@@ -269,6 +269,10 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// The 128-bit hash naming a long key (truncated by [`RedisOptions::hash_bits`] in tests).
+    #[cfg_attr(
+        not(any(test, feature = "test-util")),
+        allow(clippy::unused_self, reason = "the test hook reads it")
+    )]
     fn hash(&self, encoded: &[u8]) -> u128 {
         #[cfg(any(test, feature = "test-util"))]
         if self.hash_bits < 128 {
@@ -377,6 +381,44 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
+    /// [`read`](Self::read), awaited.
+    async fn read_async(&self, key: &K, count: bool) -> Option<V>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        let remote = self.remote()?;
+        let names = self.names_of(key)?;
+        match remote.locks.client().get_async(&names.value).await {
+            Ok(Some(bytes)) => {
+                let value = self.unwrap(&names, &bytes)?;
+                if count {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(value)
+            }
+            Ok(None) => None,
+            Err(err) => {
+                self.failed(&err);
+                None
+            }
+        }
+    }
+
+    /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
+    pub(crate) async fn peek_async(&self, key: &K) -> Option<V>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        self.read_async(key, false).await
+    }
+
+    /// `memo:<namespace hex>:`, the start of every key of this store.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
     /// What [`Locks::claim`] answered, as the cache's [`Claim`].
     fn claimed(&self, names: &Names, claimed: Claimed) -> Claim<V>
     where
@@ -448,20 +490,7 @@ where
     where
         V: Send + 'a,
     {
-        let remote = self.remote()?;
-        let names = self.names_of(&key.to_key())?;
-        match remote.locks.client().get_async(&names.value).await {
-            Ok(Some(bytes)) => {
-                let value = self.unwrap(&names, &bytes)?;
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(value)
-            }
-            Ok(None) => None,
-            Err(err) => {
-                self.failed(&err);
-                None
-            }
-        }
+        self.read_async(&key.to_key(), true).await
     }
 
     async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
