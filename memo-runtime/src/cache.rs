@@ -548,8 +548,9 @@ where
         }
     }
 
-    /// [`begin`](Self::begin) for an `async fn` over a remote store ([`Store::REMOTE`]): the
+    /// [`begin`](Self::begin) for an `async fn` over a remote store (`RemoteMiss`): the
     /// store's reads and claim are awaited, never blocking the executor's thread.
+    #[cfg(feature = "redis")]
     pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), false) {
             Join::Lead(leader) => {
@@ -579,6 +580,7 @@ where
 
     /// [`finish`](Self::finish) for an `async fn` over a remote store: the value is stored
     /// with an awaited write.
+    #[cfg(feature = "redis")]
     pub(crate) async fn finish_async(
         &self,
         key: K,

@@ -258,7 +258,7 @@ where
 pub async fn hit_or_miss_redis_async<L, V>(
     cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
     key: L,
-) -> Result<V, RedisMiss<L::Key, V>>
+) -> Result<V, RemoteMiss<L::Key, V, RedisStore<L::Key, V>>>
 where
     L: Lookup,
     L::Key: Share,
@@ -267,14 +267,14 @@ where
     // The borrowed view ends here: the future need not hold it across the `GET`.
     let owned = {
         let key = key;
-        match answer(cache, &key, |_| None) {
-            Err(miss) if miss.mode == Mode::Lookup => miss.key,
+        match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
+            Err(RemoteMiss::Lookup(_, owned)) => owned,
             other => return other,
         }
     };
     match cache.store().get_async(&&owned).await {
         Some(value) => Ok(value),
-        None => Err(Miss::new(cache, &&owned)),
+        None => Err(RemoteMiss::Lookup(cache, owned)),
     }
 }
 
@@ -397,7 +397,7 @@ where
 pub async fn hit_or_miss_tiered_async<L, V>(
     cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
     key: L,
-) -> Result<V, TieredMiss<L::Key, V>>
+) -> Result<V, RemoteMiss<L::Key, V, TieredStore<L::Key, V>>>
 where
     L: Lookup,
     L::Key: Share,
@@ -405,14 +405,14 @@ where
 {
     let owned = {
         let key = key;
-        match answer(cache, &key, |key| cache.store().local(key)) {
-            Err(miss) if miss.mode == Mode::Lookup => miss.key,
+        match answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of) {
+            Err(RemoteMiss::Lookup(_, owned)) => owned,
             other => return other,
         }
     };
     match cache.store().get_async(&&owned).await {
         Some(value) => Ok(value),
-        None => Err(Miss::new(cache, &&owned)),
+        None => Err(RemoteMiss::Lookup(cache, owned)),
     }
 }
 
@@ -702,41 +702,7 @@ struct Steps<K: 'static, V: 'static, S: 'static> {
     refreshed: fn(&Cache<K, V, S>, K, V, fn(&V) -> bool, Instant) -> V,
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
-    /// The awaited steps of an `async fn` over a remote store ([`Store::REMOTE`]); `None` for
-    /// the others, whose async misses keep the plain steps.
-    remote: Option<RemoteSteps<K, V, S>>,
 }
-
-/// A future that borrows for `'a`.
-type BorrowingFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A leader's claim: its flight (none when a sync caller re-entered its key) and the store's lease.
-type LeaderClaim<K, V> = (Option<Leader<'static, K, V>>, Lease);
-
-/// [`Steps::begin`] and [`Steps::finish`] as futures, for stores that answer over the network.
-#[allow(
-    clippy::type_complexity,
-    reason = "a table of function pointers, each named by its field"
-)]
-struct RemoteSteps<K: 'static, V: 'static, S: 'static> {
-    begin: for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
-    finish: fn(
-        &'static Cache<K, V, S>,
-        K,
-        LeaderClaim<K, V>,
-        V,
-        fn(&V) -> bool,
-        Duration,
-    ) -> BoxFuture<V>,
-}
-
-impl<K: 'static, V: 'static, S: 'static> Clone for RemoteSteps<K, V, S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<K: 'static, V: 'static, S: 'static> Copy for RemoteSteps<K, V, S> {}
 
 impl<K, V, S> Steps<K, V, S>
 where
@@ -755,17 +721,6 @@ where
             refreshed: Cache::forced_refresh,
             wait: Flight::wait,
             poll_wait: Flight::poll_wait,
-            remote: S::REMOTE.then_some(RemoteSteps {
-                begin: |cache, key| {
-                    Box::pin(async move {
-                        cache.watch_expiry();
-                        cache.begin_async(key).await
-                    })
-                },
-                finish: |cache, key, claim, value, keep, cost| {
-                    Box::pin(cache.finish_async(key, claim, value, keep, cost))
-                },
-            }),
         }
     }
 }
@@ -865,9 +820,6 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
             }
         }
         let trace = Computation::start(cache.name(), "call");
-        if let Some(remote) = steps.remote {
-            return remote_compute(cache, key, steps, remote, trace, body, keep).await;
-        }
         loop {
             match (steps.begin)(cache, &key, false) {
                 Step::Done(value) => {
@@ -893,37 +845,64 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     }
 }
 
-/// The miss path of an `async fn` over a remote store: like [`Miss::compute_async`], with the
-/// store's steps awaited; a waiter whose leader gave up begins again (reading the store).
-async fn remote_compute<K, V, S>(
-    cache: &'static Cache<K, V, S>,
-    key: K,
-    steps: Steps<K, V, S>,
-    remote: RemoteSteps<K, V, S>,
-    trace: Computation,
-    body: impl Future<Output = V>,
-    keep: fn(&V) -> bool,
-) -> V {
-    loop {
-        match (remote.begin)(cache, &key).await {
-            Step::Done(value) => {
-                trace.outcome("hit");
-                return value;
-            }
-            Step::Compute(leader, lease) => {
-                let started = Instant::now();
-                let value = trace.run_async(body).await;
-                trace.outcome(if keep(&value) { "miss" } else { "error" });
-                let claim = (leader, lease);
-                return (remote.finish)(cache, key, claim, value, keep, started.elapsed()).await;
-            }
-            Step::Wait(flight) => {
-                let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                if waited.is_some()
-                    && let Some(value) = (steps.waited)(cache, &key, waited)
-                {
-                    trace.outcome("coalesced");
+/// A miss of an `async fn` over a store that answers over the network (`store = redis`,
+/// `tiered`): the store's reads, claim and write are awaited, never blocking the executor's
+/// thread. Kept apart from [`Miss`], so that the in-memory hit path returns no larger a value.
+pub enum RemoteMiss<K: 'static, V: 'static, S: 'static> {
+    /// A forced refresh or a bypass: as any miss.
+    Plain(Miss<K, V, S>),
+    /// An ordinary miss of `key`.
+    Lookup(&'static Cache<K, V, S>, K),
+}
+
+#[cfg(feature = "redis")]
+impl<K, V, S> RemoteMiss<K, V, S>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: CacheValue,
+    S: Store<K, V> + 'static,
+{
+    /// The miss of `key`, or a miss of another mode from `answer`.
+    fn of(answered: Miss<K, V, S>) -> Self {
+        if answered.mode == Mode::Lookup {
+            Self::Lookup(answered.cache, answered.key)
+        } else {
+            Self::Plain(answered)
+        }
+    }
+
+    /// [`Miss::compute_async`], with the store's steps awaited; a waiter whose leader gave up
+    /// begins again (reading the store).
+    pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
+        let (cache, key) = match self {
+            Self::Plain(miss) => return miss.compute_async(body, keep).await,
+            Self::Lookup(cache, key) => (cache, key),
+        };
+        let trace = Computation::start(cache.name(), "call");
+        cache.watch_expiry();
+        loop {
+            match cache.begin_async(&key).await {
+                Step::Done(value) => {
+                    trace.outcome("hit");
                     return value;
+                }
+                Step::Compute(leader, lease) => {
+                    let started = Instant::now();
+                    let value = trace.run_async(body).await;
+                    trace.outcome(if keep(&value) { "miss" } else { "error" });
+                    let claim = (leader, lease);
+                    return cache
+                        .finish_async(key, claim, value, keep, started.elapsed())
+                        .await;
+                }
+                Step::Wait(flight) => {
+                    let waited = std::future::poll_fn(|cx| flight.poll_wait(cx)).await;
+                    if waited.is_some()
+                        && let Some(value) = cache.waited(&key, waited)
+                    {
+                        trace.outcome("coalesced");
+                        return value;
+                    }
                 }
             }
         }

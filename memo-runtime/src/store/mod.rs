@@ -176,13 +176,8 @@ pub trait Store<K, V>: Send + Sync {
         Claim::Compute(Lease::none())
     }
 
-    /// Whether the store answers over the network: the async miss path then awaits
-    /// [`get_async`](Self::get_async), [`claim_async`](Self::claim_async) and
-    /// [`insert_async`](Self::insert_async) instead of blocking its executor's thread; for the
-    /// other stores it keeps the plain calls.
-    const REMOTE: bool = false;
-
-    /// [`get`](Self::get) for async callers. The default answers at once (in memory).
+    /// [`get`](Self::get) for async callers: a store that answers over the network awaits it
+    /// (the async paths of `store = redis` and `tiered` call it). The default answers at once.
     fn get_async<'a, L: Lookup<Key = K> + Sync>(
         &'a self,
         key: &'a L,

@@ -448,8 +448,6 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
-    const REMOTE: bool = true;
-
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         self.read(&key.to_key(), true)
     }

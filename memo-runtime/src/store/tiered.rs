@@ -155,8 +155,6 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
-    const REMOTE: bool = true;
-
     #[inline]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         if let Some(value) = self.l1.get(key) {
