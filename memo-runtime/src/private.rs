@@ -268,13 +268,13 @@ where
     let owned = {
         let key = key;
         match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
-            Err(RemoteMiss::Lookup(_, owned)) => owned,
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
             other => return other,
         }
     };
     match cache.store().get_async(&&owned).await {
         Some(value) => Ok(value),
-        None => Err(RemoteMiss::Lookup(cache, owned)),
+        None => Err(RemoteMiss::lookup(cache, owned)),
     }
 }
 
@@ -406,13 +406,13 @@ where
     let owned = {
         let key = key;
         match answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of) {
-            Err(RemoteMiss::Lookup(_, owned)) => owned,
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
             other => return other,
         }
     };
     match cache.store().get_async(&&owned).await {
         Some(value) => Ok(value),
-        None => Err(RemoteMiss::Lookup(cache, owned)),
+        None => Err(RemoteMiss::lookup(cache, owned)),
     }
 }
 
@@ -851,8 +851,34 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
 pub enum RemoteMiss<K: 'static, V: 'static, S: 'static> {
     /// A forced refresh or a bypass: as any miss.
     Plain(Miss<K, V, S>),
-    /// An ordinary miss of `key`.
-    Lookup(&'static Cache<K, V, S>, K),
+    /// An ordinary miss of a key, with the bounded steps to compute it.
+    Lookup(&'static Cache<K, V, S>, K, RemoteSteps<K, V, S>),
+}
+
+/// A future that borrows for `'a`.
+type BorrowingFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A leader's claim: its flight (none when a sync caller re-entered its key) and the store's lease.
+type LeaderClaim<K, V> = (Option<Leader<'static, K, V>>, Lease);
+
+/// The bounded, awaited steps of a [`RemoteMiss`], instantiated where the bounds are known (as
+/// `Steps` are for [`Miss`]), so that a key without serde is reported once, by the hit path.
+#[allow(
+    clippy::type_complexity,
+    reason = "a table of function pointers, each named by its field"
+)]
+pub struct RemoteSteps<K: 'static, V: 'static, S: 'static> {
+    begin: for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
+    finish: fn(
+        &'static Cache<K, V, S>,
+        K,
+        LeaderClaim<K, V>,
+        V,
+        fn(&V) -> bool,
+        Duration,
+    ) -> BorrowingFuture<'static, V>,
+    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
+    poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
 
 #[cfg(feature = "redis")]
@@ -862,26 +888,43 @@ where
     V: CacheValue,
     S: Store<K, V> + 'static,
 {
-    /// The miss of `key`, or a miss of another mode from `answer`.
+    /// The miss `answer` gave, with the awaited steps for an ordinary one.
     fn of(answered: Miss<K, V, S>) -> Self {
-        if answered.mode == Mode::Lookup {
-            Self::Lookup(answered.cache, answered.key)
-        } else {
-            Self::Plain(answered)
+        if answered.mode != Mode::Lookup {
+            return Self::Plain(answered);
         }
+        Self::lookup(answered.cache, answered.key)
     }
 
+    fn lookup(cache: &'static Cache<K, V, S>, key: K) -> Self {
+        let steps = RemoteSteps {
+            begin: |cache, key| {
+                Box::pin(async move {
+                    cache.watch_expiry();
+                    cache.begin_async(key).await
+                })
+            },
+            finish: |cache, key, claim, value, keep, cost| {
+                Box::pin(cache.finish_async(key, claim, value, keep, cost))
+            },
+            waited: Cache::waited,
+            poll_wait: Flight::poll_wait,
+        };
+        Self::Lookup(cache, key, steps)
+    }
+}
+
+impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
     /// [`Miss::compute_async`], with the store's steps awaited; a waiter whose leader gave up
     /// begins again (reading the store).
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let (cache, key) = match self {
+        let (cache, key, steps) = match self {
             Self::Plain(miss) => return miss.compute_async(body, keep).await,
-            Self::Lookup(cache, key) => (cache, key),
+            Self::Lookup(cache, key, steps) => (cache, key, steps),
         };
         let trace = Computation::start(cache.name(), "call");
-        cache.watch_expiry();
         loop {
-            match cache.begin_async(&key).await {
+            match (steps.begin)(cache, &key).await {
                 Step::Done(value) => {
                     trace.outcome("hit");
                     return value;
@@ -891,14 +934,12 @@ where
                     let value = trace.run_async(body).await;
                     trace.outcome(if keep(&value) { "miss" } else { "error" });
                     let claim = (leader, lease);
-                    return cache
-                        .finish_async(key, claim, value, keep, started.elapsed())
-                        .await;
+                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed()).await;
                 }
                 Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| flight.poll_wait(cx)).await;
+                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
                     if waited.is_some()
-                        && let Some(value) = cache.waited(&key, waited)
+                        && let Some(value) = (steps.waited)(cache, &key, waited)
                     {
                         trace.outcome("coalesced");
                         return value;
