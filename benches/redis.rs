@@ -1,5 +1,6 @@
 //! The Redis layer against a local `redis-server` that this binary starts: a bare `GET` round
-//! trip, a single-instance lock, and what a dead or frozen server adds to a call.
+//! trip beside a memoized hit of `#[cached(store = redis)]`, a single-instance lock, a stampede
+//! of processes on one cold key, and what a dead or frozen server adds to a call.
 //!
 //! `cargo bench --bench redis --features redis` prints `BENCH <name> <value> <unit>` lines and
 //! writes `target/bench/redis.json`. Needs `redis-server` (`apt-get install -y redis-server`).
@@ -16,17 +17,99 @@ mod support;
 mod redis_server;
 
 use std::hint::black_box;
+use std::io::Write as _;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use memo::cached;
 use memo::redis::{BreakerConfig, RedisClient, RedisConfig};
 use redis_server::RedisServer;
 use support::{Report, best_ns_per_op};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// A memoized function whose hits read Redis: a value of the raw `GET`'s size.
+#[cached(store = redis)]
+fn profile(id: u64) -> String {
+    format!("{id:0>100}")
+}
+
+/// Hits from the local copy of a tiered store, beside the same function in memory.
+#[cached(store = tiered, maxsize = 1000)]
+fn tiered_square(n: u64) -> u64 {
+    n * n
+}
+
+#[cached(maxsize = 1000)]
+fn memory_square(n: u64) -> u64 {
+    n * n
+}
+
+/// The stampede's body: 100 ms, each execution a line in `MEMO_BENCH_LOG`.
+#[cached(store = redis, ttl = "1m")]
+fn cold(key: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(100));
+    let log = std::env::var_os("MEMO_BENCH_LOG").expect("the log file");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .expect("open the log");
+    writeln!(file, "{}", std::process::id()).expect("log an execution");
+    key * 2
+}
+
+const STAMPEDE_PROCESSES: usize = 4;
+const STAMPEDE_THREADS: usize = 16;
+
+/// One process of the stampede: 16 threads call `cold(1)` at once.
+fn stampede_child() {
+    let barrier = Arc::new(Barrier::new(STAMPEDE_THREADS));
+    let threads: Vec<_> = (0..STAMPEDE_THREADS)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                cold(1)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().expect("a caller"), 2);
+    }
+}
+
+/// Executions of `cold(1)` by 4 processes of 16 threads each.
+fn stampede(url: &str) -> usize {
+    let log = std::env::temp_dir().join(format!("memo-bench-stampede-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let children: Vec<_> = (0..STAMPEDE_PROCESSES)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().expect("this binary"))
+                .env("MEMO_BENCH_ROLE", "stampede")
+                .env("MEMO_REDIS_URL", url)
+                .env("MEMO_BENCH_LOG", &log)
+                .spawn()
+                .expect("spawn a stampede process")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("a stampede process").success());
+    }
+    let executions = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    executions.lines().count()
+}
+
 fn main() {
+    if std::env::var_os("MEMO_BENCH_ROLE").is_some() {
+        stampede_child();
+        return;
+    }
     let mut report = Report::new("redis");
     let mut server = RedisServer::start();
+    // SAFETY: set before any cache is opened, with no other thread running.
+    unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };
     let config = RedisConfig::from_url(&server.url())
         .expect("the harness gives a valid URL")
         .command_timeout(COMMAND_TIMEOUT);
@@ -40,6 +123,52 @@ fn main() {
         }
     });
     report.figure("redis/raw_get_us", raw_get / 1e3, "us");
+
+    // A memoized hit through the store (no local copy: every hit is a `GET`), measured in
+    // alternation with the raw `GET` so both see the same machine.
+    assert_eq!(profile(7).len(), 100);
+    let (mut hit, mut raw) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        raw = raw.min(best_ns_per_op(1, gets, || {
+            for _ in 0..gets {
+                black_box(client.get(b"bench:k").expect("GET"));
+            }
+        }));
+        hit = hit.min(best_ns_per_op(1, gets, || {
+            for _ in 0..gets {
+                black_box(profile(black_box(7)));
+            }
+        }));
+    }
+    assert_eq!(profile_cache().stats().backend_errors, 0);
+    report.figure("redis/raw_get_alternated_us", raw / 1e3, "us");
+    report.figure("redis/hit_us", hit / 1e3, "us");
+    report.figure("redis/hit_vs_raw_get", hit / raw, "x");
+
+    assert_eq!((tiered_square(9), memory_square(9)), (81, 81));
+    let local_hits = 1_000_000;
+    let (mut tiered, mut memory) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        memory = memory.min(best_ns_per_op(1, local_hits, || {
+            for _ in 0..local_hits {
+                black_box(memory_square(black_box(9)));
+            }
+        }));
+        tiered = tiered.min(best_ns_per_op(1, local_hits, || {
+            for _ in 0..local_hits {
+                black_box(tiered_square(black_box(9)));
+            }
+        }));
+    }
+    report.figure("redis/memory_hit_ns", memory, "ns");
+    report.figure("redis/tiered_hit_ns", tiered, "ns");
+    report.figure("redis/tiered_vs_memory_hit", tiered / memory, "x");
+
+    report.figure(
+        "redis/stampede_executions",
+        stampede(&server.url()) as f64,
+        "executions",
+    );
 
     let locks = 1_000;
     let lock = best_ns_per_op(5, locks, || {

@@ -1,6 +1,7 @@
 //! A short guided run of everything memo does so far.
 //!
-//! Run: `cargo run --release --example tour` (`--features disk` adds the disk store's section)
+//! Run: `cargo run --release --example tour` (`--features disk` adds the disk store's section,
+//! `--features redis` the Redis one when a server answers at `MEMO_REDIS_URL`)
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -246,4 +247,45 @@ fn main() {
     }
     #[cfg(not(feature = "disk"))]
     println!("run with `--features disk` to see it");
+
+    section("10. in Redis (store = redis)");
+    #[cfg(feature = "redis")]
+    redis_section();
+    #[cfg(not(feature = "redis"))]
+    println!("run with `--features redis` and a server at MEMO_REDIS_URL to see it");
+}
+
+// 10. In Redis (feature `redis`): shared by every process using the server; one computation per
+// missing key across all of them.
+#[cfg(feature = "redis")]
+#[cached(store = redis, ttl = "1m")]
+fn shared_rate(currency: &str) -> f64 {
+    thread::sleep(Duration::from_millis(100));
+    if currency == "EUR" { 1.08 } else { 1.0 }
+}
+
+#[cfg(feature = "redis")]
+fn redis_section() {
+    let url = std::env::var("MEMO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let reachable = memo::redis::RedisConfig::from_url(&url)
+        .and_then(memo::redis::RedisClient::new)
+        .and_then(|client| client.get(b"memo:ping"))
+        .is_ok();
+    if !reachable {
+        println!("no Redis at {url}: start one with `redis-server --save \"\" --appendonly no`");
+        println!("(or `docker run -p 6379:6379 redis`), or set MEMO_REDIS_URL");
+        return;
+    }
+    shared_rate_cache().invalidate("EUR");
+    let started = Instant::now();
+    let rate = shared_rate("EUR");
+    println!("EUR {rate} computed in {:?}", started.elapsed());
+    let started = Instant::now();
+    let rate = shared_rate("EUR");
+    println!(
+        "EUR {rate} from Redis in {:?} (any process would hit it now)",
+        started.elapsed()
+    );
+    let stats = shared_rate_cache().stats();
+    println!("hits {}, misses {}", stats.hits, stats.misses);
 }

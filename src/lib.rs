@@ -43,7 +43,9 @@
 //! | `cache_err = true` | also cache `Err` results (by default only `Ok` is stored) |
 //! | `cache_none = true` | also cache `None` results (by default only `Some` is stored) |
 //! | `store = disk` / `disk("name")` | keep entries on disk, shared by processes and kept across runs (feature `disk`); `memory` is the default |
-//! | `codec = "json"` | with `store = disk`: values as JSON instead of compact binary (postcard) |
+//! | `store = redis` | keep entries in Redis (feature `redis`): the server of `MEMO_REDIS_URL` (`redis+cluster://…` for Redis Cluster), shared by processes, one computation per missing key across them; every hit is a `GET` |
+//! | `store = tiered` | `store = redis` with a local copy bounded by `maxsize`: hits from memory, copies in other processes dropped by pub/sub on a new value or an `invalidate` |
+//! | `codec = "json"` | with `store = disk`, `redis` or `tiered`: values as JSON instead of compact binary (postcard) |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
 //!
 //! # Cargo features
@@ -56,7 +58,7 @@
 //! | `tracing` | no | a `memo.compute` span per computation (`function`, `outcome`) and a warning per failed background refresh; nothing on plain hits |
 //! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
 //! | `test-util` | no | `Clock::mock()` and `f_cache().set_clock(..)`: test expiry by moving time by hand instead of sleeping (`examples/testing.rs`); for dev-dependencies |
-//! | `redis` | no | [`redis`]: the Redis layer in bytes (client for sync and async code, circuit breaker, distributed single-flight lock, Redis Cluster, `rediss://`); `store = redis` builds on it |
+//! | `redis` | no | [`redis`]: the Redis layer in bytes (client for sync and async code, circuit breaker, distributed single-flight lock, Redis Cluster, `rediss://`); `store = redis` and `store = tiered` build on it ([`RedisStore`], [`TieredStore`], [`RedisOptions`]) |
 //!
 //! # The cache handle
 //!
@@ -90,6 +92,8 @@
 /// ```
 #[doc(inline)]
 pub use memo_macros::cached;
+#[cfg(any(feature = "disk", feature = "redis"))]
+pub use memo_runtime::Codec;
 #[cfg(feature = "test-util")]
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
@@ -98,9 +102,11 @@ pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, Stats, Store, store, warm,
 };
 #[cfg(feature = "disk")]
-pub use memo_runtime::{Codec, DiskOptions, DiskStore};
+pub use memo_runtime::{DiskOptions, DiskStore};
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
+#[cfg(feature = "redis")]
+pub use memo_runtime::{RedisOptions, RedisStore, TieredStore};
 #[cfg(feature = "switch")]
 pub use memo_runtime::{disable, enable, is_disabled};
 

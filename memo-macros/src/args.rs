@@ -28,7 +28,7 @@ const POLICY: &str = "policy";
 
 const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `policy`, `crate`";
 
-const STORES: &str = "expected `memory`, `disk`, or `disk(\"name\")`";
+const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
 /// An option's value and where it was written.
 pub(crate) struct Opt<T> {
@@ -69,11 +69,16 @@ pub(crate) enum Ttl {
     Expr(Expr),
 }
 
-/// Where the entries live: `store = memory` (the default) or `store = disk` / `disk("name")`.
+/// Where the entries live: `store = memory` (the default), `store = disk` / `disk("name")`,
+/// `store = redis` or `store = tiered`.
 pub(crate) enum StoreKind {
     Memory,
     /// The persistent store, under its name (`default` when none is given).
     Disk(Option<LitStr>),
+    /// Redis, every hit a `GET`.
+    Redis,
+    /// An in-memory L1 in front of Redis.
+    Tiered,
 }
 
 /// The parsed options of one `#[cached(...)]`.
@@ -90,7 +95,7 @@ pub(crate) struct Args {
     pub(crate) cache_err: Opt<bool>,
     pub(crate) cache_none: Opt<bool>,
     pub(crate) store: Opt<StoreKind>,
-    /// `codec = "binary" | "json"`, for `store = disk`.
+    /// `codec = "binary" | "json"`, for `store = disk`, `redis` and `tiered`.
     pub(crate) codec: Opt<LitStr>,
     /// `policy = "auto" | "lru" | "lfu" | "fifo"`: which entries a full cache evicts.
     pub(crate) policy: Opt<LitStr>,
@@ -245,6 +250,8 @@ fn store_of(expr: &Expr) -> syn::Result<StoreKind> {
     match expr {
         _ if named(expr, "memory") => Ok(StoreKind::Memory),
         _ if named(expr, "disk") => Ok(StoreKind::Disk(None)),
+        _ if named(expr, "redis") => Ok(StoreKind::Redis),
+        _ if named(expr, "tiered") => Ok(StoreKind::Tiered),
         Expr::Call(call) if named(&call.func, "disk") => match call.args.first() {
             Some(Expr::Lit(ExprLit {
                 lit: Lit::Str(name),

@@ -25,7 +25,7 @@ use syn::spanned::Spanned;
 
 use crate::args::Args;
 use crate::item::CachedFn;
-use crate::validate::{Plan, validate};
+use crate::validate::{Plan, Remote, RemoteKind, validate};
 
 /// `#[cached(args)] item`, as tokens; errors become `compile_error!` next to the untouched item.
 #[allow(
@@ -81,7 +81,8 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         store_type,
         require,
         hit_entry,
-    } = store_parts(plan, &id);
+        awaits,
+    } = store_parts(plan, &id, sig.asyncness.is_some());
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
@@ -127,6 +128,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     );
     call_args.set_span(args_span);
     let hit_or_miss = respan(entry, args_span);
+    let awaited = if awaits { quote!(.await) } else { quote!() };
     // The body runs in its own scope, so `return` and `?` act on it alone: a closure for a sync
     // function, an `async` block (its output pinned to the return type) for an `async fn`.
     let compute = if sig.asyncness.is_some() {
@@ -143,7 +145,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
             let __memo_cache = { #find_cache };
             #prelude
             #renew
-            match #hit_or_miss #call_args {
+            match #hit_or_miss #call_args #awaited {
                 #runtime::Ok(__memo_value) => __memo_value,
                 #runtime::Err(__memo_miss) => #compute,
             }
@@ -160,22 +162,25 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     }
 }
 
-/// What differs between a memory and a disk cache in the expansion.
+/// What differs between a memory cache and one outside the process in the expansion.
 struct StoreParts {
     /// The statements that find (or open) the cache, the same in the body and the companion.
     find_cache: TokenStream,
     /// The store type argument of the companion's `Cache<K, V, S>` (empty for memory).
     store_type: TokenStream,
-    /// `require_disk!();`, which stops the build with one sentence without the `disk` feature.
+    /// `require_disk!();` (or `require_redis!();`), which stops the build with one sentence
+    /// without the store's feature.
     require: TokenStream,
     /// The hit path's entry.
     hit_entry: TokenStream,
+    /// The hit path is awaited (an `async fn` over Redis: its `GET` must not block).
+    awaits: bool,
 }
 
 /// How the cache is found: the call is spanned at the return type, so a return type that cannot
-/// be cached is reported there, once. A disk cache also gets its store's name, its codec and the
-/// signature hash that keeps entries of another layout out of reach.
-fn store_parts(plan: &Plan, id: &TokenStream) -> StoreParts {
+/// be cached is reported there, once. A cache outside the process also gets its store's name,
+/// its codec and the signature hash that keeps entries of another layout out of reach.
+fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
     let Plan {
         runtime,
         key_type,
@@ -183,21 +188,36 @@ fn store_parts(plan: &Plan, id: &TokenStream) -> StoreParts {
         config,
         ..
     } = plan;
-    let (finder, disk_args, parts) = match &plan.disk {
-        Some((store, json)) => {
+    let (finder, remote_args, parts) = match &plan.remote {
+        Some(Remote { kind, name, json }) => {
             let signature = signature_hash(&format!(
                 "{} -> {}",
                 tidy(&key_type.to_token_stream().to_string()),
                 tidy(&output.to_token_stream().to_string())
             ));
+            let (store, feature) = match kind {
+                RemoteKind::Disk => ("disk", "disk"),
+                RemoteKind::Redis => ("redis", "redis"),
+                RemoteKind::Tiered => ("tiered", "redis"),
+            };
+            let awaits = is_async && *kind != RemoteKind::Disk;
+            let finder = format_ident!("{store}_cache");
+            let store_ty = format_ident!("{}Store", capitalized(store));
+            let require = format_ident!("require_{feature}");
+            let hit = if awaits {
+                format_ident!("hit_or_miss_{store}_async")
+            } else {
+                format_ident!("hit_or_miss_{store}")
+            };
             (
-                quote!(#runtime::disk_cache),
-                quote!(, #store, #json, #signature),
+                quote!(#runtime::#finder),
+                quote!(, #name, #json, #signature),
                 StoreParts {
                     find_cache: TokenStream::new(),
-                    store_type: quote!(, #runtime::DiskStore<#key_type, #output>),
-                    require: quote!(#runtime::require_disk!();),
-                    hit_entry: quote!(#runtime::hit_or_miss_disk),
+                    store_type: quote!(, #runtime::#store_ty<#key_type, #output>),
+                    require: quote!(#runtime::#require!();),
+                    hit_entry: quote!(#runtime::#hit),
+                    awaits,
                 },
             )
         }
@@ -209,13 +229,14 @@ fn store_parts(plan: &Plan, id: &TokenStream) -> StoreParts {
                 store_type: quote!(),
                 require: quote!(),
                 hit_entry: quote!(#runtime::hit_or_miss),
+                awaits: false,
             },
         ),
     };
     let path = respan(finder, output.span());
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
-        quote!(&__MEMO_CELL, #id, #config #disk_args),
+        quote!(&__MEMO_CELL, #id, #config #remote_args),
     );
     args.set_span(output.span());
     StoreParts {
@@ -225,6 +246,14 @@ fn store_parts(plan: &Plan, id: &TokenStream) -> StoreParts {
         },
         ..parts
     }
+}
+
+/// `disk` → `Disk`.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_ascii_uppercase().to_string() + chars.as_str()
+    })
 }
 
 /// 64-bit FNV-1a of a signature's text, as the runtime's `key::signature_hash` computes it:

@@ -34,8 +34,25 @@ pub(crate) struct Plan {
     /// Entries are refreshed in the background (`stale`, `refresh = "early"`): the expansion
     /// passes a copy of the body that runs from the owned key.
     pub(crate) renews: bool,
-    /// `store = disk`: the store's name and whether values are JSON.
-    pub(crate) disk: Option<(String, bool)>,
+    /// `store = disk`, `redis` or `tiered`: where, under which name, and in which codec.
+    pub(crate) remote: Option<Remote>,
+}
+
+/// A store outside the process.
+pub(crate) struct Remote {
+    pub(crate) kind: RemoteKind,
+    /// The store's name (a disk store's directory; `default` otherwise).
+    pub(crate) name: String,
+    /// Values are JSON (`codec = "json"`), not the binary default.
+    pub(crate) json: bool,
+}
+
+/// Which store outside the process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteKind {
+    Disk,
+    Redis,
+    Tiered,
 }
 
 /// Errors collected during validation.
@@ -87,7 +104,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         key.unwrap_or_else(|| (syn::parse_quote!(()), quote!(), quote!(&())));
     let prelude = quote!(#asserts #key_prelude);
     let config = config(args, &runtime);
-    let disk = check_disk(args, &mut errors);
+    let remote = check_remote(args, &mut errors);
     errors.finish(Plan {
         runtime,
         key_type,
@@ -97,45 +114,57 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         config,
         output,
         renews,
-        disk,
+        remote,
     })
 }
 
-/// `store = disk`, with its name and codec; `codec` needs it, and it does not (yet) combine with
-/// the options that renew or spread entries in memory.
-fn check_disk(args: &Args, errors: &mut Errors) -> Option<(String, bool)> {
+/// `store = disk`, `redis` or `tiered`, with its name and codec; `codec` needs one of them, and
+/// each rejects the options it cannot honour, at the option.
+fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
     let json = args
         .codec
         .get()
         .is_some_and(|codec| codec.value() == "json");
-    let Some(StoreKind::Disk(name)) = args.store.get() else {
-        if let Some(codec) = args.codec.path() {
-            errors.at(
-                codec,
-                "`codec` sets how `store = disk` encodes values; add `store = disk`",
-            );
+    let (kind, name, store) = match args.store.get() {
+        Some(StoreKind::Disk(name)) => (RemoteKind::Disk, name.as_ref(), "disk"),
+        Some(StoreKind::Redis) => (RemoteKind::Redis, None, "redis"),
+        Some(StoreKind::Tiered) => (RemoteKind::Tiered, None, "tiered"),
+        Some(StoreKind::Memory) | None => {
+            if let Some(codec) = args.codec.path() {
+                errors.at(
+                    codec,
+                    "`codec` sets how `store = disk`, `redis` or `tiered` encode values; add one of them",
+                );
+            }
+            return None;
         }
-        return None;
     };
-    for option in [
-        args.stale.path(),
-        args.refresh.path(),
-        args.jitter.path(),
-        args.policy.path(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let name = option.to_token_stream().to_string();
+    let mut unsupported = vec![args.stale.path(), args.refresh.path()];
+    match kind {
+        RemoteKind::Disk => unsupported.extend([args.jitter.path(), args.policy.path()]),
+        RemoteKind::Redis => {
+            unsupported.push(args.policy.path());
+            if let Some(maxsize) = args.maxsize.path() {
+                errors.at(
+                    maxsize,
+                    "`store = redis` keeps no entries in the process: Redis bounds its memory itself \
+                     (`maxmemory`); remove `maxsize`, or use `store = tiered` for a bounded local copy",
+                );
+            }
+        }
+        RemoteKind::Tiered => {}
+    }
+    for option in unsupported.into_iter().flatten() {
+        let option_name = option.to_token_stream().to_string();
         errors.at(
             option,
-            format_args!("`{name}` is not supported with `store = disk` yet; remove one of them"),
+            format_args!(
+                "`{option_name}` is not supported with `store = {store}` yet; remove one of them"
+            ),
         );
     }
-    let name = name
-        .as_ref()
-        .map_or_else(|| "default".to_string(), syn::LitStr::value);
-    Some((name, json))
+    let name = name.map_or_else(|| "default".to_string(), syn::LitStr::value);
+    Some(Remote { kind, name, json })
 }
 
 /// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a

@@ -548,6 +548,66 @@ where
         }
     }
 
+    /// [`begin`](Self::begin) for an `async fn` over a remote store (`RemoteMiss`): the
+    /// store's reads and claim are awaited, never blocking the executor's thread.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
+        match self.flights.join(key.clone(), false) {
+            Join::Lead(leader) => {
+                if let Some(value) = self.store.get_async(&key).await {
+                    leader.finish(&value);
+                    return Step::Done(value);
+                }
+                match self.store.claim_async(key).await {
+                    Claim::Found(value) => {
+                        self.counters.record(Event::Coalesced);
+                        leader.finish(&value);
+                        Step::Done(value)
+                    }
+                    Claim::Compute(lease) => {
+                        self.counters.record(Event::Miss);
+                        Step::Compute(Some(leader), lease)
+                    }
+                }
+            }
+            Join::Wait(flight) => Step::Wait(flight),
+            Join::Reentrant => {
+                self.counters.record(Event::Miss);
+                Step::Compute(None, Lease::none())
+            }
+        }
+    }
+
+    /// [`finish`](Self::finish) for an `async fn` over a remote store: the value is stored
+    /// with an awaited write.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn finish_async(
+        &self,
+        key: K,
+        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        value: V,
+        keep: fn(&V) -> bool,
+        cost: Duration,
+    ) -> V {
+        #[cfg(feature = "metrics")]
+        crate::metrics::record_load(self.name, cost);
+        #[cfg(not(feature = "metrics"))]
+        let _ = cost;
+        if keep(&value) {
+            if let Some(leader) = leader {
+                self.store.insert_async(key, value.clone()).await;
+                leader.finish(&value);
+            }
+        } else {
+            self.counters.record(Event::LoadError);
+            if let Some(leader) = leader {
+                leader.finish(&value);
+            }
+        }
+        drop(lease);
+        value
+    }
+
     /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters and
     /// end the store's claim.
     ///

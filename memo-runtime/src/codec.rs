@@ -1,4 +1,4 @@
-//! How values become bytes for a store outside the process (feature `disk`): serde, in a compact
+//! How values become bytes for a store outside the process (features `disk`, `redis`): serde, in a compact
 //! binary format by default or in JSON.
 //!
 //! The binary format is [postcard](https://docs.rs/postcard): serde-native, with a documented,

@@ -1,4 +1,4 @@
-//! Keys of stores outside the process (feature `disk`): `namespace : function path : signature
+//! Keys of stores outside the process (features `disk`, `redis`): `namespace : function path : signature
 //! hash : encoded key`, encoded injectively.
 //!
 //! Each part is length-prefixed (a LEB128 length, then the bytes), never joined with a separator,
@@ -75,6 +75,21 @@ pub const fn signature_hash(text: &str) -> u64 {
     hash
 }
 
+/// A 128-bit FNV-1a hash: what remote stores name a long key by. Not collision-resistant
+/// against an adversary, and it need not be: the full key is stored beside the value and
+/// compared on read, so a collision costs a miss, never another key's value.
+#[must_use]
+pub const fn long_hash(bytes: &[u8]) -> u128 {
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u128;
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        i += 1;
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +102,12 @@ mod tests {
         assert_eq!(&a[..2], &[0xac, 0x02]);
         assert_ne!(full(b"", b"ab"), full(b"\x01a", b"b"));
         assert_ne!(encode(&("a:b", "c")), encode(&("a", "b:c")));
+    }
+
+    #[test]
+    fn long_hash_is_fnv_1a_128() {
+        assert_eq!(long_hash(b""), 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d);
+        assert_eq!(long_hash(b"a"), 0xd228_cb69_6f1a_8caf_7891_2b70_4e4a_8964);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   its serde formats and its key encoding.
 //! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
-//! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock.
+//! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock;
+//!   `RedisStore` (`store = redis`) builds the cache's store on it.
 //!
 //! Features: `disk` (the persistent store), `tokio` (background refresh of `async fn`s),
 //! `metrics`, `tracing`, `switch` (a global bypass for debugging), `test-util` (a mock clock);
@@ -18,12 +19,12 @@
 mod cache;
 mod cell;
 mod clock;
-#[cfg(feature = "disk")]
+#[cfg(any(feature = "disk", feature = "redis"))]
 mod codec;
 mod config;
 mod flight;
 mod janitor;
-#[cfg(feature = "disk")]
+#[cfg(any(feature = "disk", feature = "redis"))]
 pub mod key;
 mod lookup;
 #[cfg(feature = "metrics")]
@@ -50,7 +51,7 @@ pub use cell::CacheCell;
 pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::MockClock;
-#[cfg(feature = "disk")]
+#[cfg(any(feature = "disk", feature = "redis"))]
 pub use codec::Codec;
 pub use config::{Config, Policy, UnknownPolicy};
 pub use lookup::{KeyPart, Lookup};
@@ -60,6 +61,8 @@ pub use stats::Stats;
 #[cfg(feature = "disk")]
 pub use store::{DiskOptions, DiskStore};
 pub use store::{MemoryStore, Store};
+#[cfg(feature = "redis")]
+pub use store::{RedisOptions, RedisStore, TieredStore};
 #[cfg(feature = "switch")]
 pub use switch::{disable, enable, is_disabled};
 pub use warm::warm;

@@ -155,6 +155,316 @@ macro_rules! __memo_require_disk {
 
 pub use crate::__memo_require_disk as require_disk;
 
+/// What a Redis cache needs of its keys and values: serde, both ways.
+#[cfg(feature = "redis")]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in Redis: with `store = redis`, the key and the return type must implement serde's `Serialize` and `Deserialize`",
+    label = "stored in Redis",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`, or keep this function in memory"
+)]
+pub trait Share: Shared + serde::Serialize + serde::de::DeserializeOwned {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<T: Shared + serde::Serialize + serde::de::DeserializeOwned> Share for T {}
+
+#[cfg(feature = "redis")]
+pub use crate::store::RedisStore;
+
+/// Without the `redis` feature, `require_redis!` stops the build with one sentence; this alias
+/// only keeps the rest of the expansion from adding errors of its own.
+#[cfg(not(feature = "redis"))]
+pub type RedisStore<K, V> = MemoryStore<K, V>;
+
+/// A miss of a function with `store = redis`.
+pub type RedisMiss<K, V> = Miss<K, V, RedisStore<K, V>>;
+
+/// The cache of a memoized function with `store = redis`: [`cache`] over a
+/// [`RedisStore`](crate::RedisStore) named `store`, namespaced by the function's path and the
+/// `signature` hash of its key and return types, on the process-wide client of
+/// `MEMO_REDIS_URL`. Serde is asked for by [`hit_or_miss_redis`].
+#[cfg(feature = "redis")]
+#[inline]
+pub fn redis_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> &'static Cache<K, V, RedisStore<K, V>> {
+    cell.get_or_init(id, || new_redis_cache(id, config, store, json, signature))
+}
+
+#[cfg(feature = "redis")]
+#[cold]
+#[inline(never)]
+fn new_redis_cache<K, V>(
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> Cache<K, V, RedisStore<K, V>> {
+    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    let codec = if json {
+        crate::Codec::Json
+    } else {
+        crate::Codec::Binary
+    };
+    let store = crate::RedisOptions::new(store)
+        .function(name, signature)
+        .codec(codec)
+        .open(&config());
+    Cache::with_store(store).named(name)
+}
+
+/// Stands for [`redis_cache`] without the `redis` feature (never reached: `require_redis!`
+/// stops the build first).
+#[cfg(not(feature = "redis"))]
+pub fn redis_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    _: &'static str,
+    _: bool,
+    _: u64,
+) -> &'static Cache<K, V, RedisStore<K, V>> {
+    cache(cell, id, config)
+}
+
+/// [`hit_or_miss`] of a sync function with `store = redis`: one `GET`.
+#[cfg(feature = "redis")]
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_redis<L, V>(
+    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
+    key: L,
+) -> Result<V, RedisMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    answer(cache, &key, |key| cache.hit(key))
+}
+
+/// [`hit_or_miss`] of an `async fn` with `store = redis`: the `GET` is awaited, so the
+/// executor's thread is free meanwhile.
+#[cfg(feature = "redis")]
+pub async fn hit_or_miss_redis_async<L, V>(
+    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
+    key: L,
+) -> Result<V, RemoteMiss<L::Key, V, RedisStore<L::Key, V>>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    // The borrowed view ends here: the future need not hold it across the `GET`.
+    let owned = {
+        let key = key;
+        match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            other => return other,
+        }
+    };
+    match cache.store().get_async(&&owned).await {
+        Some(value) => Ok(value),
+        None => Err(RemoteMiss::lookup(cache, owned)),
+    }
+}
+
+/// Stands for [`hit_or_miss_redis`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_miss_redis<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_miss(cache, key)
+}
+
+/// Stands for [`hit_or_miss_redis_async`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_miss_redis_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    core::future::ready(hit_or_miss(cache, key))
+}
+
+#[cfg(feature = "redis")]
+pub use crate::store::TieredStore;
+
+/// Without the `redis` feature, an alias that only keeps the expansion from adding errors.
+#[cfg(not(feature = "redis"))]
+pub type TieredStore<K, V> = MemoryStore<K, V>;
+
+/// A miss of a function with `store = tiered`.
+pub type TieredMiss<K, V> = Miss<K, V, TieredStore<K, V>>;
+
+/// The cache of a memoized function with `store = tiered`: [`redis_cache`]'s store behind an
+/// in-memory L1 bounded by `maxsize`.
+#[cfg(feature = "redis")]
+#[inline]
+pub fn tiered_cache<K, V>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> &'static Cache<K, V, TieredStore<K, V>>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Shared + Clone,
+{
+    cell.get_or_init(id, || new_tiered_cache(id, config, store, json, signature))
+}
+
+#[cfg(feature = "redis")]
+#[cold]
+#[inline(never)]
+fn new_tiered_cache<K, V>(
+    id: &'static str,
+    config: fn() -> Config,
+    store: &'static str,
+    json: bool,
+    signature: u64,
+) -> Cache<K, V, TieredStore<K, V>>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Shared + Clone,
+{
+    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    let codec = if json {
+        crate::Codec::Json
+    } else {
+        crate::Codec::Binary
+    };
+    let store = crate::RedisOptions::new(store)
+        .function(name, signature)
+        .codec(codec)
+        .open_tiered(&config());
+    Cache::with_store(store).named(name)
+}
+
+/// Stands for [`tiered_cache`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn tiered_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    _: &'static str,
+    _: bool,
+    _: u64,
+) -> &'static Cache<K, V, TieredStore<K, V>> {
+    cache(cell, id, config)
+}
+
+/// [`hit_or_miss`] of a sync function with `store = tiered`: the L1 first.
+#[cfg(feature = "redis")]
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_tiered<L, V>(
+    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
+    key: L,
+) -> Result<V, TieredMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    answer(cache, &key, |key| cache.hit(key))
+}
+
+/// [`hit_or_miss`] of an `async fn` with `store = tiered`: the L1 first, then an awaited `GET`.
+#[cfg(feature = "redis")]
+pub async fn hit_or_miss_tiered_async<L, V>(
+    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
+    key: L,
+) -> Result<V, RemoteMiss<L::Key, V, TieredStore<L::Key, V>>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    let owned = {
+        let key = key;
+        match answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of) {
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            other => return other,
+        }
+    };
+    match cache.store().get_async(&&owned).await {
+        Some(value) => Ok(value),
+        None => Err(RemoteMiss::lookup(cache, owned)),
+    }
+}
+
+/// Stands for [`hit_or_miss_tiered`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_miss_tiered<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_miss(cache, key)
+}
+
+/// Stands for [`hit_or_miss_tiered_async`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_miss_tiered_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    core::future::ready(hit_or_miss(cache, key))
+}
+
+/// Stands for nothing when the `redis` feature is on; a sentence when it is off.
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memo_require_redis {
+    () => {};
+}
+
+/// Stands for nothing when the `redis` feature is on; a sentence when it is off.
+#[cfg(not(feature = "redis"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memo_require_redis {
+    () => {
+        ::core::compile_error!(
+            "`store = redis` needs memo's `redis` feature: \
+             memo = { version = \"...\", features = [\"redis\"] }"
+        );
+    };
+}
+
+pub use crate::__memo_require_redis as require_redis;
+
 /// The configuration of `#[cached(maxsize = MAXSIZE, ttl = "TTL_MS ms")]` with literal values
 /// (0 for an option not given; a literal 0 is rejected by the macro): one function per distinct
 /// pair, shared by every function that uses it.
@@ -526,6 +836,111 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
                     if let Some(value) = (steps.waited)(cache, &key, waited) {
+                        trace.outcome("coalesced");
+                        return value;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A miss of an `async fn` over a store that answers over the network (`store = redis`,
+/// `tiered`): the store's reads, claim and write are awaited, never blocking the executor's
+/// thread. Kept apart from [`Miss`], so that the in-memory hit path returns no larger a value.
+pub enum RemoteMiss<K: 'static, V: 'static, S: 'static> {
+    /// A forced refresh or a bypass: as any miss.
+    Plain(Miss<K, V, S>),
+    /// An ordinary miss of a key, with the bounded steps to compute it.
+    Lookup(&'static Cache<K, V, S>, K, RemoteSteps<K, V, S>),
+}
+
+/// A future that borrows for `'a`.
+type BorrowingFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A leader's claim: its flight (none when a sync caller re-entered its key) and the store's lease.
+type LeaderClaim<K, V> = (Option<Leader<'static, K, V>>, Lease);
+
+/// The bounded, awaited steps of a [`RemoteMiss`], instantiated where the bounds are known (as
+/// `Steps` are for [`Miss`]), so that a key without serde is reported once, by the hit path.
+#[allow(
+    clippy::type_complexity,
+    reason = "a table of function pointers, each named by its field"
+)]
+pub struct RemoteSteps<K: 'static, V: 'static, S: 'static> {
+    begin: for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
+    finish: fn(
+        &'static Cache<K, V, S>,
+        K,
+        LeaderClaim<K, V>,
+        V,
+        fn(&V) -> bool,
+        Duration,
+    ) -> BorrowingFuture<'static, V>,
+    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
+    poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
+}
+
+#[cfg(feature = "redis")]
+impl<K, V, S> RemoteMiss<K, V, S>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: CacheValue,
+    S: Store<K, V> + 'static,
+{
+    /// The miss `answer` gave, with the awaited steps for an ordinary one.
+    fn of(answered: Miss<K, V, S>) -> Self {
+        if answered.mode != Mode::Lookup {
+            return Self::Plain(answered);
+        }
+        Self::lookup(answered.cache, answered.key)
+    }
+
+    fn lookup(cache: &'static Cache<K, V, S>, key: K) -> Self {
+        let steps = RemoteSteps {
+            begin: |cache, key| {
+                Box::pin(async move {
+                    cache.watch_expiry();
+                    cache.begin_async(key).await
+                })
+            },
+            finish: |cache, key, claim, value, keep, cost| {
+                Box::pin(cache.finish_async(key, claim, value, keep, cost))
+            },
+            waited: Cache::waited,
+            poll_wait: Flight::poll_wait,
+        };
+        Self::Lookup(cache, key, steps)
+    }
+}
+
+impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
+    /// [`Miss::compute_async`], with the store's steps awaited; a waiter whose leader gave up
+    /// begins again (reading the store).
+    pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
+        let (cache, key, steps) = match self {
+            Self::Plain(miss) => return miss.compute_async(body, keep).await,
+            Self::Lookup(cache, key, steps) => (cache, key, steps),
+        };
+        let trace = Computation::start(cache.name(), "call");
+        loop {
+            match (steps.begin)(cache, &key).await {
+                Step::Done(value) => {
+                    trace.outcome("hit");
+                    return value;
+                }
+                Step::Compute(leader, lease) => {
+                    let started = Instant::now();
+                    let value = trace.run_async(body).await;
+                    trace.outcome(if keep(&value) { "miss" } else { "error" });
+                    let claim = (leader, lease);
+                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed()).await;
+                }
+                Step::Wait(flight) => {
+                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
+                    if waited.is_some()
+                        && let Some(value) = (steps.waited)(cache, &key, waited)
+                    {
                         trace.outcome("coalesced");
                         return value;
                     }

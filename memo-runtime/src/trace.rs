@@ -59,7 +59,7 @@ pub(crate) fn refresh_failed(function: &'static str) {
 
 /// One failure of a store's backend (`backend`: `disk`, `redis`): the call went on uncached. An
 /// event for each, at DEBUG; the store itself warns at most once per interval.
-#[cfg(feature = "disk")]
+#[cfg(any(feature = "disk", feature = "redis"))]
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub(crate) fn backend_error(backend: &'static str, error: &dyn std::fmt::Display) {
     #[cfg(feature = "tracing")]

@@ -17,4 +17,5 @@ pub use breaker::{Breaker, BreakerConfig};
 pub use client::{RedisClient, Subscription};
 pub use config::{DEFAULT_URL, RedisConfig};
 pub use error::Error;
+pub(crate) use lock::new_token;
 pub use lock::{Claimed, LockConfig, LockGuard, Locks};

@@ -1,17 +1,25 @@
-//! Where cached values live: the [`Store`] trait, the in-memory [`MemoryStore`], and (feature
-//! `disk`) the persistent [`DiskStore`].
+//! Where cached values live: the [`Store`] trait, the in-memory [`MemoryStore`], (feature
+//! `disk`) the persistent [`DiskStore`] and (feature `redis`) the shared [`RedisStore`].
 
 #[cfg(feature = "disk")]
 mod disk;
 mod gate;
 mod ghost;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod shard;
 mod sketch;
+#[cfg(feature = "redis")]
+mod tiered;
 
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisOptions, RedisStore};
+#[cfg(feature = "redis")]
+pub use tiered::TieredStore;
 
 use crate::lookup::Lookup;
 
@@ -166,6 +174,36 @@ pub trait Store<K, V>: Send + Sync {
     fn claim(&self, key: &K) -> Claim<V> {
         let _ = key;
         Claim::Compute(Lease::none())
+    }
+
+    /// [`get`](Self::get) for async callers: a store that answers over the network awaits it
+    /// (the async paths of `store = redis` and `tiered` call it). The default answers at once.
+    fn get_async<'a, L: Lookup<Key = K> + Sync>(
+        &'a self,
+        key: &'a L,
+    ) -> impl Future<Output = Option<V>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        std::future::ready(self.get(key))
+    }
+
+    /// [`claim`](Self::claim) for async callers. The default claims at once.
+    fn claim_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Claim<V>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        std::future::ready(self.claim(key))
+    }
+
+    /// [`insert`](Self::insert) for async callers. The default stores at once.
+    fn insert_async<'a>(&'a self, key: K, value: V) -> impl Future<Output = ()> + Send + 'a
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        self.insert(key, value);
+        std::future::ready(())
     }
 
     /// Removes `key`'s entry; `true` if there was one.

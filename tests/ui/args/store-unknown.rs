@@ -1,6 +1,6 @@
 use memo::cached;
 
-#[cached(store = redis)]
+#[cached(store = postgres)]
 fn f(x: u32) -> u32 {
     x
 }

@@ -1,0 +1,57 @@
+async fn profile(id: u64) -> Option<String> {
+    ::memo::__private::require_redis!();
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::redis_cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+            ::memo::__private::preset::<0usize, 300000u64>,
+            "default",
+            true,
+            11533797449997425975u64,
+        )
+    };
+    match ::memo::__private::hit_or_miss_redis_async(__memo_cache, &id).await {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_miss) => {
+            __memo_miss
+                .compute_async(
+                    ::memo::__private::returns::<
+                        Option<String>,
+                        _,
+                    >(async move { load(id).await }),
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<Option<String>>::new())
+                            .keep(false, false)
+                    },
+                )
+                .await
+        }
+    }
+}
+/** The cache behind `profile`: statistics, length, invalidation, clearing.
+
+ Its key is `u64`.*/
+#[must_use]
+#[allow(dead_code)]
+fn profile_cache() -> &'static ::memo::__private::Cache<
+    u64,
+    Option<String>,
+    ::memo::__private::RedisStore<u64, Option<String>>,
+> {
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::redis_cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+            ::memo::__private::preset::<0usize, 300000u64>,
+            "default",
+            true,
+            11533797449997425975u64,
+        )
+    };
+    __memo_cache
+}

@@ -1,0 +1,616 @@
+//! A store shared by processes and machines through Redis (feature `redis`): what
+//! `#[cached(store = redis)]` uses.
+//!
+//! Keys follow the remote layout of [`key`](crate::key): `memo:` + the hex of the namespace
+//! (store name and codec, function path, signature hash), then the key in a Redis hash tag,
+//! `{…}`, so that a value and its lock (`…:lock`) live in one cluster slot. A key whose encoding
+//! is longer than 100 bytes is named by its 128-bit hash instead, and its full encoding
+//! is stored beside the value and compared on read: a hash collision is a miss, never another
+//! key's value.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Claim, Counts, Lease, Store};
+use crate::codec::Codec;
+use crate::config::Config;
+use crate::key;
+use crate::lookup::Lookup;
+use crate::redis::{Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig};
+
+/// Encoded keys longer than this many bytes are named by their hash (their hex would pass 200
+/// bytes of Redis key).
+pub(crate) const LONG_KEY: usize = 100;
+
+/// Marks a value stored under its key's own name.
+const PLAIN: u8 = 0;
+/// Marks a value stored under its key's hash: the full encoded key follows, then the value.
+const HASHED: u8 = 1;
+
+/// What a [`RedisStore`] talks to: the client and the lock protocol over it.
+#[derive(Debug)]
+struct Remote {
+    locks: Locks,
+}
+
+/// One client (and lock protocol) per URL in the process: every store of one server shares its
+/// connection, breaker and release subscription.
+fn shared(url: &str) -> Result<Arc<Remote>, Error> {
+    static REMOTES: LazyLock<Mutex<HashMap<String, Arc<Remote>>>> = LazyLock::new(Mutex::default);
+    let mut remotes = REMOTES.lock();
+    if let Some(remote) = remotes.get(url) {
+        return Ok(Arc::clone(remote));
+    }
+    let client = RedisClient::new(RedisConfig::from_url(url)?)?;
+    let remote = Arc::new(Remote {
+        locks: Locks::new(client, LockConfig::default()),
+    });
+    remotes.insert(url.to_string(), Arc::clone(&remote));
+    Ok(remote)
+}
+
+/// The URL `RedisConfig::from_env` reads: `MEMO_REDIS_URL`, else `REDIS_URL`, else the default.
+fn env_url() -> String {
+    ["MEMO_REDIS_URL", "REDIS_URL"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()))
+        .unwrap_or_else(|| crate::redis::DEFAULT_URL.to_string())
+}
+
+/// How a [`RedisStore`] names and encodes its entries, and which server it uses.
+///
+/// # Examples
+///
+/// ```no_run
+/// use memo_runtime::{Cache, Codec, Config, RedisOptions};
+/// use std::time::Duration;
+///
+/// let store = RedisOptions::new("profiles")
+///     .codec(Codec::Json)
+///     .open::<u64, String>(&Config::new().ttl(Duration::from_secs(300)));
+/// let cache = Cache::with_store(store);
+/// assert_eq!(cache.get_or_compute(&7, |id| format!("user {id}")), "user 7");
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    name: String,
+    function: String,
+    signature: u64,
+    codec: Codec,
+    client: Option<Given>,
+    #[cfg(any(test, feature = "test-util"))]
+    hash_bits: u32,
+}
+
+/// A client given by the application, with its own lock protocol.
+#[derive(Clone, Debug)]
+struct Given(Arc<Remote>);
+
+impl RedisOptions {
+    /// The store called `name` (part of every key, so stores of one name share entries).
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            function: String::new(),
+            signature: 0,
+            codec: Codec::Binary,
+            client: None,
+            #[cfg(any(test, feature = "test-util"))]
+            hash_bits: 128,
+        }
+    }
+
+    /// Namespaces the entries by a function's path and signature hash (what `#[cached]` passes):
+    /// functions sharing a server never see each other's entries, and a build whose argument or
+    /// return types changed never decodes an entry of the old layout.
+    #[must_use]
+    pub fn function(mut self, path: &str, signature: u64) -> Self {
+        self.function = path.to_string();
+        self.signature = signature;
+        self
+    }
+
+    /// Encodes values with `codec` (default: [`Codec::Binary`]).
+    #[must_use]
+    pub const fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Uses `client` instead of the process-wide client of `MEMO_REDIS_URL` (then `REDIS_URL`,
+    /// then `redis://127.0.0.1:6379`).
+    #[must_use]
+    pub fn client(mut self, client: RedisClient) -> Self {
+        self.client = Some(Given(Arc::new(Remote {
+            locks: Locks::new(client, LockConfig::default()),
+        })));
+        self
+    }
+
+    /// Keeps only the low `bits` of a long key's hash, so that tests can make keys collide
+    /// (feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
+    #[must_use]
+    pub const fn hash_bits(mut self, bits: u32) -> Self {
+        self.hash_bits = if bits > 128 { 128 } else { bits };
+        self
+    }
+
+    /// Opens the store, with the time to live (and jitter) of `config`; `maxsize` does not apply
+    /// (Redis bounds its memory itself: `maxmemory`).
+    ///
+    /// This never fails: a URL that cannot be used leaves a store whose every call misses, with
+    /// the error counted in [`Counts::errors`].
+    #[must_use]
+    pub fn open<K, V>(&self, config: &Config) -> RedisStore<K, V> {
+        let remote = match &self.client {
+            Some(given) => Ok(Arc::clone(&given.0)),
+            None => shared(&env_url()),
+        };
+        let space = format!("{}/{}", self.name, self.codec.name());
+        let ns = key::namespace(&space, &self.function, self.signature);
+        let mut prefix = b"memo:".to_vec();
+        prefix.extend_from_slice(hex(&ns).as_bytes());
+        prefix.push(b':');
+        RedisStore {
+            remote: remote.map_err(|err| {
+                crate::trace::backend_error("redis", &err);
+                err.to_string()
+            }),
+            prefix,
+            codec: self.codec,
+            ttl_ms: config
+                .ttl
+                .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
+            jitter: config.jitter.filter(|j| *j > 0.0),
+            hits: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            #[cfg(any(test, feature = "test-util"))]
+            hash_bits: self.hash_bits,
+            types: PhantomData,
+        }
+    }
+}
+
+/// A store in Redis, shared by every process that uses the same server and namespace.
+///
+/// Every hit reads Redis (one `GET`), so an `invalidate` or a new value in one process is seen
+/// by the next call in every other; for hits from memory, with invalidation by pub/sub, use
+/// `store = tiered`. Values are written with their time to live in one `SET … PX`.
+///
+/// # Concurrent calls on the same key
+///
+/// Callers in all processes that miss one key at the same time compute it once: the first takes
+/// the key's lock (`SET NX PX` with a random token, renewed while the body runs) and the others
+/// wait for its value (woken by pub/sub, polling as a fallback), up to a 5 s wait after which
+/// they compute themselves. A lock whose holder died expires with its lease (10 s).
+///
+/// # Faults
+///
+/// Redis down, slow or answering garbage never fails a call: it computes, adds at most the
+/// command timeout (100 ms by default; nothing once the circuit breaker is open), and the failure
+/// is counted in [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval.
+///
+/// # Length
+///
+/// [`len`](Store::len) is 0 and [`keys`](Store::keys) empty: Redis cannot count one function's
+/// keys without a `SCAN` of the whole keyspace.
+pub struct RedisStore<K, V> {
+    remote: Result<Arc<Remote>, String>,
+    /// `memo:<namespace hex>:`: every key of this store starts with it.
+    prefix: Vec<u8>,
+    codec: Codec,
+    ttl_ms: Option<u64>,
+    jitter: Option<f64>,
+    hits: AtomicU64,
+    errors: AtomicU64,
+    #[cfg(any(test, feature = "test-util"))]
+    hash_bits: u32,
+    types: PhantomData<fn() -> (K, V)>,
+}
+
+/// A key's Redis names and the encoding its value is checked against.
+struct Names {
+    value: Vec<u8>,
+    lock: Vec<u8>,
+    /// The full encoded key, when the names carry only its hash.
+    hashed: Option<Vec<u8>>,
+}
+
+impl<K, V> RedisStore<K, V> {
+    /// The client, unless the store's URL could not be used.
+    pub fn client(&self) -> Option<&RedisClient> {
+        self.remote
+            .as_ref()
+            .ok()
+            .map(|remote| remote.locks.client())
+    }
+
+    /// Counts a failed call (the breaker logs it, at most once an interval).
+    fn failed(&self, err: &dyn std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        crate::trace::backend_error("redis", err);
+    }
+
+    fn remote(&self) -> Option<&Remote> {
+        match &self.remote {
+            Ok(remote) => Some(remote),
+            Err(why) => {
+                self.failed(why);
+                None
+            }
+        }
+    }
+
+    /// The time to live of a value stored now, spread by the jitter.
+    fn entry_ttl(&self) -> Option<u64> {
+        let ttl = self.ttl_ms?;
+        Some(match self.jitter {
+            None => ttl,
+            Some(fraction) => {
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a spread time to live need not be exact to the millisecond"
+                )]
+                let spread = (ttl as f64 * (1.0 + fraction * (2.0 * crate::random::unit() - 1.0)))
+                    .max(1.0) as u64;
+                spread
+            }
+        })
+    }
+
+    /// The 128-bit hash naming a long key (truncated by [`RedisOptions::hash_bits`] in tests).
+    #[cfg_attr(
+        not(any(test, feature = "test-util")),
+        allow(clippy::unused_self, reason = "the test hook reads it")
+    )]
+    fn hash(&self, encoded: &[u8]) -> u128 {
+        #[cfg(any(test, feature = "test-util"))]
+        if self.hash_bits < 128 {
+            return key::long_hash(encoded) & ((1_u128 << self.hash_bits) - 1);
+        }
+        key::long_hash(encoded)
+    }
+
+    fn names(&self, encoded: Vec<u8>) -> Names {
+        let mut value = self.prefix.clone();
+        value.push(b'{');
+        let hashed = if encoded.len() > LONG_KEY {
+            value.push(b'#');
+            value.extend_from_slice(format!("{:032x}", self.hash(&encoded)).as_bytes());
+            Some(encoded)
+        } else {
+            value.extend_from_slice(hex(&encoded).as_bytes());
+            None
+        };
+        value.push(b'}');
+        let mut lock = value.clone();
+        lock.extend_from_slice(b":lock");
+        Names {
+            value,
+            lock,
+            hashed,
+        }
+    }
+
+    /// The names of `key`; `None` (counted) if it cannot be encoded.
+    fn names_of(&self, key: &K) -> Option<Names>
+    where
+        K: Serialize,
+    {
+        if let Some(encoded) = key::encode(key) {
+            Some(self.names(encoded))
+        } else {
+            self.failed(&"a key could not be encoded");
+            None
+        }
+    }
+
+    /// The bytes stored for `value` under `names`.
+    fn wrap(&self, names: &Names, value: &V) -> Option<Vec<u8>>
+    where
+        V: Serialize,
+    {
+        let encoded = self.codec.encode(value)?;
+        let mut out = Vec::with_capacity(encoded.len() + 1);
+        match &names.hashed {
+            None => out.push(PLAIN),
+            Some(key) => {
+                out.push(HASHED);
+                out.extend_from_slice(&key::full(&[], key));
+            }
+        }
+        out.extend_from_slice(&encoded);
+        Some(out)
+    }
+
+    /// The value in `bytes`, if they hold one for this very key; a value of another key (a hash
+    /// collision) is a miss, damaged bytes a counted miss.
+    fn unwrap(&self, names: &Names, bytes: &[u8]) -> Option<V>
+    where
+        V: DeserializeOwned,
+    {
+        let rest = match (bytes.split_first(), &names.hashed) {
+            (Some((&PLAIN, rest)), None) => rest,
+            (Some((&HASHED, rest)), Some(key)) => {
+                let expected = key::full(&[], key);
+                // Another key whose hash collided with ours: not our value.
+                rest.strip_prefix(expected.as_slice())?
+            }
+            _ => {
+                self.failed(&"a stored value has an unknown layout");
+                return None;
+            }
+        };
+        let value = self.codec.decode(rest);
+        if value.is_none() {
+            self.failed(&"a stored value did not decode");
+        }
+        value
+    }
+
+    fn read(&self, key: &K, count: bool) -> Option<V>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        let remote = self.remote()?;
+        let names = self.names_of(key)?;
+        match remote.locks.client().get(&names.value) {
+            Ok(Some(bytes)) => {
+                let value = self.unwrap(&names, &bytes)?;
+                if count {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(value)
+            }
+            Ok(None) => None,
+            Err(err) => {
+                self.failed(&err);
+                None
+            }
+        }
+    }
+
+    /// [`read`](Self::read), awaited.
+    async fn read_async(&self, key: &K, count: bool) -> Option<V>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        let remote = self.remote()?;
+        let names = self.names_of(key)?;
+        match remote.locks.client().get_async(&names.value).await {
+            Ok(Some(bytes)) => {
+                let value = self.unwrap(&names, &bytes)?;
+                if count {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(value)
+            }
+            Ok(None) => None,
+            Err(err) => {
+                self.failed(&err);
+                None
+            }
+        }
+    }
+
+    /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
+    pub(crate) async fn peek_async(&self, key: &K) -> Option<V>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        self.read_async(key, false).await
+    }
+
+    /// `memo:<namespace hex>:`, the start of every key of this store.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// What [`Locks::claim`] answered, as the cache's [`Claim`].
+    fn claimed(&self, names: &Names, claimed: Claimed) -> Claim<V>
+    where
+        V: DeserializeOwned,
+    {
+        match claimed {
+            Claimed::Value(bytes) => match self.unwrap(names, &bytes) {
+                Some(value) => Claim::Found(value),
+                None => Claim::Compute(Lease::none()),
+            },
+            Claimed::Compute(guard) => Claim::Compute(Lease::new(move || drop(guard))),
+            Claimed::TimedOut => Claim::Compute(Lease::none()),
+            Claimed::Unavailable(err) => {
+                self.failed(&err);
+                Claim::Compute(Lease::none())
+            }
+        }
+    }
+
+    fn record<T>(&self, result: Result<T, Error>) -> Option<T> {
+        result.map_err(|err| self.failed(&err)).ok()
+    }
+}
+
+impl<K, V> Store<K, V> for RedisStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.read(&key.to_key(), true)
+    }
+
+    fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.read(&key.to_key(), false)
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let Some(remote) = self.remote() else { return };
+        let Some(names) = self.names_of(&key) else {
+            return;
+        };
+        let Some(bytes) = self.wrap(&names, &value) else {
+            self.failed(&"a value could not be encoded");
+            return;
+        };
+        let client = remote.locks.client();
+        let result = match self.entry_ttl() {
+            Some(ttl) => client.set_px(&names.value, &bytes, ttl),
+            None => client.set(&names.value, &bytes),
+        };
+        self.record(result);
+    }
+
+    fn claim(&self, key: &K) -> Claim<V> {
+        let Some(remote) = self.remote() else {
+            return Claim::Compute(Lease::none());
+        };
+        let Some(names) = self.names_of(key) else {
+            return Claim::Compute(Lease::none());
+        };
+        let claimed = remote.locks.claim(&names.value, &names.lock);
+        self.claimed(&names, claimed)
+    }
+
+    async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, key: &'a L) -> Option<V>
+    where
+        V: Send + 'a,
+    {
+        self.read_async(&key.to_key(), true).await
+    }
+
+    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    where
+        V: Send + 'a,
+    {
+        let Some(remote) = self.remote() else {
+            return Claim::Compute(Lease::none());
+        };
+        let Some(names) = self.names_of(key) else {
+            return Claim::Compute(Lease::none());
+        };
+        let claimed = remote.locks.claim_async(&names.value, &names.lock).await;
+        self.claimed(&names, claimed)
+    }
+
+    async fn insert_async<'a>(&'a self, key: K, value: V)
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        let Some(remote) = self.remote() else { return };
+        let Some(names) = self.names_of(&key) else {
+            return;
+        };
+        let Some(bytes) = self.wrap(&names, &value) else {
+            self.failed(&"a value could not be encoded");
+            return;
+        };
+        let client = remote.locks.client();
+        let result = match self.entry_ttl() {
+            Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
+            None => client.set_async(&names.value, &bytes).await,
+        };
+        self.record(result);
+    }
+
+    fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
+        let Some(remote) = self.remote() else {
+            return false;
+        };
+        let Some(names) = self.names_of(&key.to_key()) else {
+            return false;
+        };
+        self.record(remote.locks.client().del(&names.value))
+            .unwrap_or(false)
+    }
+
+    fn clear(&self) {
+        if let Some(remote) = self.remote() {
+            self.record(remote.locks.client().scan_del(&self.prefix));
+        }
+    }
+
+    /// 0: see [`RedisStore`]'s "Length".
+    fn len(&self) -> usize {
+        0
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            hits: self.hits.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            ..Counts::default()
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for RedisStore<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lower-case hex: key bytes as Redis key text with no `{` or `}` in it (the hash tag stays
+/// the one we put).
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_and_its_lock_share_a_hash_tag() {
+        let store: RedisStore<String, u32> = RedisOptions::new("t").open(&Config::new());
+        for key in ["a".to_string(), "}{".repeat(200)] {
+            let names = store.names_of(&key).unwrap();
+            let tag = |name: &[u8]| {
+                let open = name.iter().position(|&b| b == b'{').unwrap();
+                let close = open + name[open..].iter().position(|&b| b == b'}').unwrap();
+                name[open + 1..close].to_vec()
+            };
+            assert_eq!(tag(&names.value), tag(&names.lock));
+            assert!(names.value.starts_with(&store.prefix));
+            assert!(names.value.len() <= 200 + store.prefix.len() + 8);
+        }
+    }
+
+    #[test]
+    fn a_collision_is_a_miss() {
+        let store: RedisStore<String, u32> =
+            RedisOptions::new("t").hash_bits(0).open(&Config::new());
+        let (a, b) = ("a".repeat(200), "b".repeat(200));
+        let (names_a, names_b) = (store.names_of(&a).unwrap(), store.names_of(&b).unwrap());
+        assert_eq!(names_a.value, names_b.value);
+        let bytes = store.wrap(&names_a, &1).unwrap();
+        assert_eq!(store.unwrap(&names_a, &bytes), Some(1));
+        assert_eq!(store.unwrap(&names_b, &bytes), None);
+        assert_eq!(store.counts().errors, 0);
+    }
+}

@@ -1,0 +1,278 @@
+//! An in-memory L1 in front of Redis (feature `redis`): what `#[cached(store = tiered)]` uses.
+//!
+//! Hits are served from the process's own [`MemoryStore`]; a miss there reads Redis and keeps
+//! the value. A new value or an invalidation in one process is announced on the namespace's
+//! channel, and every other process drops its L1 copy of that key (or all of them, on `clear`).
+//! Announcements are hints (a process that is disconnected at that moment misses them), so the
+//! L1 copies expire with the time to live as the safety net.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::redis::RedisStore;
+use super::{Claim, Counts, MemoryStore, RedisOptions, Store};
+use crate::config::Config;
+use crate::lookup::Lookup;
+use crate::redis::Subscription;
+
+/// Messages on the invalidation channel: this process's id, then what to drop.
+const EVICT: u8 = 0;
+const CLEAR: u8 = 1;
+
+/// Local copies in front of a [`RedisStore`], kept coherent across processes by pub/sub.
+///
+/// # Concurrent calls on the same key
+///
+/// As [`RedisStore`]: one computation per missing key across processes.
+///
+/// # Coherence
+///
+/// An `insert` (a computed value) or an `invalidate` is published after it reaches Redis, and
+/// the other processes drop their L1 copy when the message arrives (about a round trip later).
+/// A message missed (the subscription was reconnecting) leaves a copy until its time to live
+/// ends: give tiered caches a `ttl`.
+pub struct TieredStore<K, V> {
+    l1: Arc<MemoryStore<K, V>>,
+    l2: RedisStore<K, V>,
+    channel: Vec<u8>,
+    origin: [u8; 16],
+    l2_hits: AtomicU64,
+    _subscription: Option<Subscription>,
+}
+
+impl RedisOptions {
+    /// Opens a [`TieredStore`]: an L1 bounded by `config`'s `maxsize` (and `ttl`) before the
+    /// Redis store these options describe.
+    #[must_use]
+    pub fn open_tiered<K, V>(&self, config: &Config) -> TieredStore<K, V>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + DeserializeOwned + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        let l1 = Arc::new(MemoryStore::new(config));
+        let l2: RedisStore<K, V> = self.open(config);
+        let mut channel = b"memo:evict:".to_vec();
+        channel.extend_from_slice(l2.prefix());
+        let origin: [u8; 16] = crate::redis::new_token()[..16]
+            .try_into()
+            .unwrap_or([0; 16]);
+        let subscription = l2.client().map(|client| {
+            let l1 = Arc::clone(&l1);
+            client.subscribe_detached(&channel, move |message| {
+                evicted(&l1, &origin, &message);
+            })
+        });
+        TieredStore {
+            l1,
+            l2,
+            channel,
+            origin,
+            l2_hits: AtomicU64::new(0),
+            _subscription: subscription,
+        }
+    }
+}
+
+/// Applies one message of another process to this one's L1.
+fn evicted<K, V>(l1: &MemoryStore<K, V>, origin: &[u8; 16], message: &[u8])
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let Some((from, rest)) = message.split_at_checked(16) else {
+        return;
+    };
+    if from == origin {
+        return;
+    }
+    match rest.split_first() {
+        Some((&CLEAR, _)) => l1.clear(),
+        Some((&EVICT, key)) => {
+            if let Ok(key) = postcard::from_bytes::<K>(key) {
+                l1.remove(&&key);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl<K, V> TieredStore<K, V> {
+    /// The Redis store behind the local copies.
+    pub const fn remote(&self) -> &RedisStore<K, V> {
+        &self.l2
+    }
+
+    /// A hit in this process's L1 only (the async hit path's first step).
+    pub(crate) fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        self.l1.get(key)
+    }
+
+    /// Tells the other processes to drop `key` (`None`: everything).
+    fn announce(&self, key: Option<&K>)
+    where
+        K: Serialize,
+    {
+        let mut message = self.origin.to_vec();
+        match key.map(crate::key::encode) {
+            None => message.push(CLEAR),
+            Some(Some(encoded)) => {
+                message.push(EVICT);
+                message.extend_from_slice(&encoded);
+            }
+            Some(None) => return,
+        }
+        if let Some(client) = self.l2.client() {
+            // A failure is counted by the breaker; the TTL bounds what it leaves behind.
+            let _ = client.publish(&self.channel, &message);
+        }
+    }
+
+    async fn announce_async(&self, key: &K)
+    where
+        K: Serialize,
+    {
+        let Some(encoded) = crate::key::encode(key) else {
+            return;
+        };
+        let mut message = self.origin.to_vec();
+        message.push(EVICT);
+        message.extend_from_slice(&encoded);
+        if let Some(client) = self.l2.client() {
+            let _ = client.publish_async(&self.channel, &message).await;
+        }
+    }
+}
+
+impl<K, V> Store<K, V> for TieredStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    #[inline]
+    fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        if let Some(value) = self.l1.get(key) {
+            return Some(value);
+        }
+        let value = self.l2.peek(key)?;
+        self.l2_hits.fetch_add(1, Ordering::Relaxed);
+        self.l1.insert(key.to_key(), value.clone());
+        Some(value)
+    }
+
+    fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.l1.peek(key).or_else(|| self.l2.peek(key))
+    }
+
+    fn insert(&self, key: K, value: V) {
+        self.l2.insert(key.clone(), value.clone());
+        self.announce(Some(&key));
+        self.l1.insert(key, value);
+    }
+
+    fn claim(&self, key: &K) -> Claim<V> {
+        match self.l2.claim(key) {
+            Claim::Found(value) => {
+                self.l1.insert(key.clone(), value.clone());
+                Claim::Found(value)
+            }
+            compute @ Claim::Compute(_) => compute,
+        }
+    }
+
+    async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, key: &'a L) -> Option<V>
+    where
+        V: Send + 'a,
+    {
+        if let Some(value) = self.l1.get(key) {
+            return Some(value);
+        }
+        let owned = key.to_key();
+        let value = self.l2.peek_async(&owned).await?;
+        self.l2_hits.fetch_add(1, Ordering::Relaxed);
+        self.l1.insert(owned, value.clone());
+        Some(value)
+    }
+
+    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    where
+        V: Send + 'a,
+    {
+        match self.l2.claim_async(key).await {
+            Claim::Found(value) => {
+                self.l1.insert(key.clone(), value.clone());
+                Claim::Found(value)
+            }
+            compute @ Claim::Compute(_) => compute,
+        }
+    }
+
+    async fn insert_async<'a>(&'a self, key: K, value: V)
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        self.l2.insert_async(key.clone(), value.clone()).await;
+        self.announce_async(&key).await;
+        self.l1.insert(key, value);
+    }
+
+    fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
+        let owned = key.to_key();
+        let local = self.l1.remove(key);
+        let remote = self.l2.remove(key);
+        self.announce(Some(&owned));
+        local || remote
+    }
+
+    fn clear(&self) {
+        self.l1.clear();
+        self.l2.clear();
+        self.announce(None);
+    }
+
+    /// The entries of this process's L1.
+    fn len(&self) -> usize {
+        self.l1.len()
+    }
+
+    fn keys(&self) -> Vec<K> {
+        self.l1.keys()
+    }
+
+    fn has_ttl(&self) -> bool {
+        self.l1.has_ttl()
+    }
+
+    fn purge_expired(&self) -> usize {
+        self.l1.purge_expired()
+    }
+
+    fn backend(&self) -> &'static str {
+        "tiered"
+    }
+
+    fn counts(&self) -> Counts {
+        let (l1, l2) = (self.l1.counts(), self.l2.counts());
+        Counts {
+            hits: l1.hits + self.l2_hits.load(Ordering::Relaxed),
+            evicted: l1.evicted,
+            expired: l1.expired,
+            errors: l2.errors,
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for TieredStore<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TieredStore")
+            .field("remote", &self.l2)
+            .finish_non_exhaustive()
+    }
+}

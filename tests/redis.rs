@@ -1,0 +1,397 @@
+//! `#[cached(store = redis)]` end to end, against real servers this binary starts: hits across
+//! processes (sync and async), one computation for a stampede of processes, a server killed and
+//! restarted under load, a forced hash collision of long keys, and a 3-master cluster.
+//!
+//! Processes: the test binary runs itself with `MEMO_TEST_ROLE` set (see [`child`]).
+#![cfg(feature = "redis")]
+
+#[path = "../memo-runtime/tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::Duration;
+
+use memo::redis::{RedisClient, RedisConfig};
+use memo::{Cache, Config, RedisOptions, cached};
+use redis_server::{RedisCluster, RedisServer};
+
+/// The server of this binary's `#[cached]` functions (a child gets its URL from the parent).
+fn init() {
+    static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if std::env::var_os("MEMO_TEST_ROLE").is_some() {
+            return None;
+        }
+        let server = RedisServer::start();
+        // Statics are never dropped: stop the server when the process exits.
+        PORT.store(server.port(), Ordering::Relaxed);
+        // SAFETY: `stop` is an `extern "C" fn` that only sends one command.
+        unsafe { libc::atexit(stop) };
+        // SAFETY: every test calls `init` first, before any cache is opened, and no foreign
+        // code reads the environment meanwhile.
+        unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };
+        Some(server)
+    });
+}
+
+static PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+extern "C" fn stop() {
+    redis_server::command(PORT.load(Ordering::Relaxed), "SHUTDOWN NOSAVE");
+}
+
+static SQUARES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, ttl = "10m")]
+fn square(n: u64) -> u64 {
+    SQUARES.fetch_add(1, Ordering::Relaxed);
+    n * n
+}
+
+static CUBES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, codec = "json")]
+async fn cube(n: u64) -> u64 {
+    tokio::task::yield_now().await;
+    CUBES.fetch_add(1, Ordering::Relaxed);
+    n * n * n
+}
+
+/// Each execution appends a line to `MEMO_TEST_LOG`: counted across processes.
+#[cached(store = redis, ttl = "1m")]
+fn slow(key: &str) -> String {
+    std::thread::sleep(Duration::from_millis(200));
+    if let Some(log) = std::env::var_os("MEMO_TEST_LOG") {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .unwrap();
+        writeln!(file, "{}", std::process::id()).unwrap();
+    }
+    format!("value of {key}")
+}
+
+static SHOUTS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 100, ttl = "10m")]
+fn shout(word: &str) -> String {
+    SHOUTS.fetch_add(1, Ordering::Relaxed);
+    word.to_uppercase()
+}
+
+#[cached(store = tiered, maxsize = 100, ttl = "10m")]
+async fn whisper(word: String) -> String {
+    SHOUTS.fetch_add(1, Ordering::Relaxed);
+    word.to_lowercase()
+}
+
+/// Calls `shout(word)` until it returns `expected` (its L1 copy dropped by a message).
+fn shout_until(word: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while shout(word) != expected {
+        assert!(std::time::Instant::now() < deadline, "never saw {expected}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What this binary does when run as a child process.
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("MEMO_TEST_ROLE") else {
+        return;
+    };
+    match role.as_str() {
+        "hits" => {
+            assert_eq!(square(7), 49);
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            assert_eq!(runtime.block_on(cube(3)), 27);
+            let (squares, cubes) = (
+                SQUARES.load(Ordering::Relaxed),
+                CUBES.load(Ordering::Relaxed),
+            );
+            let hits = square_cache().stats().hits + cube_cache().stats().hits;
+            println!("RESULT executions={} hits={hits}", squares + cubes);
+        }
+        "stampede" => {
+            let threads = 8;
+            let barrier = Arc::new(Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let barrier = Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        slow("cold")
+                    })
+                })
+                .collect();
+            for handle in handles {
+                assert_eq!(handle.join().unwrap(), "value of cold");
+            }
+            println!("RESULT ok");
+        }
+        "tiered" => {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            assert_eq!(shout("hi"), "HI");
+            assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
+            assert_eq!(shout("hi"), "HI"); // from the L1
+            let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
+            println!("READY");
+            line();
+            // The parent stored a new value: this process's copy goes.
+            shout_until("hi", "NEW");
+            println!("SEEN");
+            line();
+            // The parent invalidated it: computed here again.
+            shout_until("hi", "HI");
+            let hits = shout_cache().stats().hits;
+            println!(
+                "RESULT executions={} hits>=3:{}",
+                SHOUTS.load(Ordering::Relaxed),
+                hits >= 3
+            );
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Runs this binary as `role`, against this binary's server.
+fn spawn(role: &str, log: Option<&std::path::Path>) -> std::process::Child {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", role)
+        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(log) = log {
+        command.env("MEMO_TEST_LOG", log);
+    }
+    command.spawn().unwrap()
+}
+
+fn result(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|line| line.split_once("RESULT ").map(|(_, result)| result.trim()))
+        .unwrap_or_else(|| panic!("no RESULT line in {text}"))
+        .to_string()
+}
+
+#[test]
+fn a_second_process_hits_what_the_first_computed() {
+    init();
+    assert_eq!(square(7), 49);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(runtime.block_on(cube(3)), 27);
+    assert_eq!(square(7), 49);
+    assert_eq!(runtime.block_on(cube(3)), 27);
+    assert_eq!(SQUARES.load(Ordering::Relaxed), 1);
+    assert_eq!(CUBES.load(Ordering::Relaxed), 1);
+    let stats = square_cache().stats();
+    assert_eq!((stats.hits, stats.misses, stats.backend_errors), (1, 1, 0));
+    assert_eq!(cube_cache().stats().hits, 1);
+
+    let out = spawn("hits", None).wait_with_output().unwrap();
+    assert_eq!(result(&out), "executions=0 hits=2");
+
+    // An invalidation reaches every process: the next call computes again.
+    assert!(square_cache().invalidate(&7));
+    assert!(!square_cache().invalidate(&7));
+    let out = spawn("hits", None).wait_with_output().unwrap();
+    assert_eq!(result(&out), "executions=1 hits=1");
+    assert_eq!(square(7), 49);
+    assert_eq!(SQUARES.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
+    use std::io::{BufRead as _, BufReader};
+    init();
+    assert_eq!(shout("hi"), "HI");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
+    assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "tiered")
+        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut wait_for = |marker: &str| {
+        for line in lines.by_ref() {
+            if line.unwrap().contains(marker) {
+                return;
+            }
+        }
+        panic!("the child ended before {marker}");
+    };
+    wait_for("READY");
+    shout_cache().insert("hi".to_string(), "NEW".to_string());
+    writeln!(stdin).unwrap();
+    wait_for("SEEN");
+    assert!(shout_cache().invalidate("hi"));
+    writeln!(stdin).unwrap();
+    let mut rest = String::new();
+    for line in lines {
+        rest.push_str(&line.unwrap());
+        rest.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{rest}");
+    // The child computed once, after the invalidation; everything else came from the parent.
+    assert!(rest.contains("RESULT executions=1 hits>=3:true"), "{rest}");
+    assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_stampede_of_processes_computes_once() {
+    init();
+    let log = std::env::temp_dir().join(format!("memo-redis-stampede-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let children: Vec<_> = (0..3).map(|_| spawn("stampede", Some(&log))).collect();
+    for child in children {
+        assert_eq!(result(&child.wait_with_output().unwrap()), "ok");
+    }
+    let executions = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(executions.lines().count(), 1, "{executions}");
+}
+
+/// A cache over its own client of `url`, with a short command timeout.
+fn cache_at(
+    url: &str,
+    name: &str,
+    options: impl FnOnce(RedisOptions) -> RedisOptions,
+) -> Cache<String, String, memo::RedisStore<String, String>> {
+    let config = RedisConfig::from_url(url)
+        .unwrap()
+        .command_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(200));
+    let store = options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
+        .open(&Config::new().ttl(Duration::from_secs(60)));
+    Cache::with_store(store)
+}
+
+#[test]
+fn a_restarted_server_fails_no_call_and_returns_no_wrong_value() {
+    let mut server = RedisServer::start();
+    let cache = Arc::new(cache_at(&server.url(), "fault", |options| options));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (cache, stop, calls) = (Arc::clone(&cache), Arc::clone(&stop), Arc::clone(&calls));
+            std::thread::spawn(move || {
+                let mut i = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("k{}", i % 50);
+                    // Values carry their key: a value of another key would show.
+                    let value = cache.get_or_compute(key.as_str(), |key| format!("value of {key}"));
+                    assert_eq!(value, format!("value of {key}"));
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    i += 7;
+                }
+            })
+        })
+        .collect();
+    let wait_for = |at_least: usize| {
+        while calls.load(Ordering::Relaxed) < at_least {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(500);
+    server.kill();
+    let before = calls.load(Ordering::Relaxed);
+    wait_for(before + 500);
+    server.restart();
+    let restarted = calls.load(Ordering::Relaxed);
+    wait_for(restarted + 500);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert!(cache.stats().backend_errors > 0);
+    // Recovered: a value stored now is found again.
+    let client = cache.store().client().unwrap().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while client.get(b"probe").is_err() {
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cache.insert("after".to_string(), "value of after".to_string());
+    assert_eq!(cache.get("after").as_deref(), Some("value of after"));
+}
+
+/// The hash is truncated by a test hook of feature `test-util`.
+#[cfg(feature = "test-util")]
+#[test]
+fn a_forced_collision_of_long_keys_never_returns_the_other_keys_value() {
+    let server = RedisServer::start();
+    // Every long key hashes to 0: all of them share one Redis key.
+    let cache = cache_at(&server.url(), "collide", |options| options.hash_bits(0));
+    let (a, b) = ("a".repeat(300), "b".repeat(300));
+    let runs = AtomicUsize::new(0);
+    let compute = |key: &str| {
+        runs.fetch_add(1, Ordering::Relaxed);
+        format!("value of {}", &key[..1])
+    };
+    for _ in 0..3 {
+        assert_eq!(cache.get_or_compute(a.as_str(), compute), "value of a");
+        assert_eq!(cache.get_or_compute(b.as_str(), compute), "value of b");
+    }
+    // Each call overwrote the other key's value: every one computed, none took the other's.
+    assert_eq!(runs.load(Ordering::Relaxed), 6);
+    assert_eq!(cache.stats().backend_errors, 0);
+    // Short keys are named by their own bytes: unaffected.
+    assert_eq!(cache.get_or_compute("c", compute), "value of c");
+    assert_eq!(cache.get_or_compute("c", compute), "value of c");
+    assert_eq!(runs.load(Ordering::Relaxed), 7);
+}
+
+#[test]
+fn the_same_cache_works_against_a_cluster() {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    assert!(url.starts_with("redis+cluster://"), "{url}");
+    let cache = Arc::new(cache_at(&url, "cluster", |options| options));
+    let runs = Arc::new(AtomicUsize::new(0));
+    // Keys spread over the masters' slots; each computed once by 4 threads.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, runs) = (Arc::clone(&cache), Arc::clone(&runs));
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let key = format!("user:{i}");
+                    let value = cache.get_or_compute(key.as_str(), |key| {
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        format!("value of {key}")
+                    });
+                    assert_eq!(value, format!("value of {key}"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(runs.load(Ordering::Relaxed), 40);
+    assert_eq!(cache.stats().backend_errors, 0);
+    // Async hits too, on a bare executor thread.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let found = runtime.block_on(async { memo::Store::get_async(cache.store(), &"user:3").await });
+    assert_eq!(found.as_deref(), Some("value of user:3"));
+    cache.clear();
+    assert_eq!(cache.get("user:3"), None);
+}
