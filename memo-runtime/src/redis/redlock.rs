@@ -175,8 +175,9 @@ struct Shared {
     store: RedisClient,
     servers: Vec<RedisClient>,
     config: RedlockConfig,
-    /// Runs the parallel rounds, so that sync callers need no runtime and async ones any.
-    driver: Driver,
+    /// Runs the parallel rounds and the servers' connections, so that sync callers need no
+    /// runtime and async ones any.
+    driver: Arc<Driver>,
     released: Arc<Notify>,
     warnings: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
@@ -186,11 +187,12 @@ impl Redlock {
     /// The algorithm over `config.servers`, reading and writing values in `store` (which may be
     /// one of them). Connects on first use, like [`RedisClient::new`].
     pub fn new(config: RedlockConfig, store: RedisClient) -> Result<Self, Error> {
+        // One runtime thread for the round and every server's connection.
+        let driver = Arc::new(Driver::start()?);
         let servers = config
             .servers
             .iter()
-            .cloned()
-            .map(RedisClient::new)
+            .map(|server| RedisClient::on_driver(server.clone(), Arc::clone(&driver)))
             .collect::<Result<Vec<_>, _>>()?;
         let released = Arc::new(Notify::new());
         let subscriptions = servers
@@ -207,7 +209,7 @@ impl Redlock {
                 store,
                 servers,
                 config,
-                driver: Driver::start()?,
+                driver,
                 released,
                 warnings: AtomicU64::new(0),
                 last_warning: Mutex::new(None),
