@@ -1,6 +1,7 @@
-//! The Redis layer against a local `redis-server` that this binary starts: a bare `GET` round
-//! trip beside a memoized hit of `#[cached(store = redis)]`, a single-instance lock, a stampede
-//! of processes on one cold key, and what a dead or frozen server adds to a call.
+//! The Redis layer against local `redis-server`s that this binary starts: a bare `GET` round
+//! trip beside a memoized hit of `#[cached(store = redis)]`, a tiered hit, a single-instance
+//! lock, stampedes of processes on one cold key (through the cache, and through Redlock over 5
+//! servers), and what a dead or frozen server adds to a call.
 //!
 //! `cargo bench --bench redis --features redis` prints `BENCH <name> <value> <unit>` lines and
 //! writes `target/bench/redis.json`. Needs `redis-server` (`apt-get install -y redis-server`).
@@ -18,15 +19,22 @@ mod redis_server;
 
 use std::hint::black_box;
 use std::io::Write as _;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use memo::cached;
-use memo::redis::{BreakerConfig, RedisClient, RedisConfig};
-use redis_server::RedisServer;
+use memo::redis::{
+    BreakerConfig, Claimed, RedisClient, RedisConfig, Redlock, RedlockConfig, URLS_VAR,
+};
+use redis_server::{RedisServer, command};
 use support::{Report, best_ns_per_op};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(100);
+/// Set in a stampede child process: `<store port>;<key>`; the servers are in `URLS_VAR`.
+const CHILD: &str = "MEMO_BENCH_REDLOCK_CHILD";
+const STAMPEDE_PROCESSES: usize = 4;
+const STAMPEDE_THREADS: usize = 16;
 
 /// A memoized function whose hits read Redis: a value of the raw `GET`'s size.
 #[cached(store = redis)]
@@ -58,9 +66,6 @@ fn cold(key: u64) -> u64 {
     writeln!(file, "{}", std::process::id()).expect("log an execution");
     key * 2
 }
-
-const STAMPEDE_PROCESSES: usize = 4;
-const STAMPEDE_THREADS: usize = 16;
 
 /// One process of the stampede: 16 threads call `cold(1)` at once.
 fn stampede_child() {
@@ -104,6 +109,10 @@ fn stampede(url: &str) -> usize {
 fn main() {
     if std::env::var_os("MEMO_BENCH_ROLE").is_some() {
         stampede_child();
+        return;
+    }
+    if let Ok(spec) = std::env::var(CHILD) {
+        redlock_stampede_child(&spec);
         return;
     }
     let mut report = Report::new("redis");
@@ -178,6 +187,7 @@ fn main() {
         }
     });
     report.figure("redis/lock_acquire_us", lock / 1e3, "us");
+    redlock(&mut report, lock);
 
     // Killed: connections are refused at once. Frozen: nothing answers, so each call waits for
     // the command timeout. Both with a breaker that never opens, then with one that is open.
@@ -214,4 +224,93 @@ fn mean_ms(client: &RedisClient, calls: u32) -> f64 {
         assert!(client.get(b"bench:k").is_err(), "the server is down");
     }
     start.elapsed().as_secs_f64() * 1e3 / f64::from(calls)
+}
+
+/// `redlock/acquire_us` (one round on 5 servers in parallel, then the release) against the
+/// single-instance lock, and `redlock/stampede_executions`.
+fn redlock(report: &mut Report, single_ns: f64) {
+    let servers: Vec<RedisServer> = (0..5).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let redlock = new_redlock(
+        RedlockConfig::from_urls(&urls).expect("the harness gives valid URLs"),
+        &urls[0],
+    );
+    let rounds = 500;
+    let acquire = best_ns_per_op(5, rounds, || {
+        for _ in 0..rounds {
+            let guard = redlock
+                .try_lock(b"bench:redlock", Duration::from_secs(10))
+                .expect("an uncontended lock");
+            assert!(guard.release().expect("release"));
+        }
+    });
+    report.figure("redlock/acquire_us", acquire / 1e3, "us");
+    report.figure("redlock/acquire_vs_lock", acquire / single_ns, "x");
+
+    let children: Vec<_> = (0..STAMPEDE_PROCESSES)
+        .map(|_| {
+            Command::new(std::env::current_exe().expect("this binary"))
+                .env(URLS_VAR, urls.join(","))
+                .env(CHILD, format!("{};stampede", servers[0].port()))
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("a child process")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("a child").success(), "a child failed");
+    }
+    let executions = command(servers[0].port(), "GET stampede:executions");
+    let executions: f64 = executions
+        .lines()
+        .nth(1)
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0.0);
+    report.figure("redlock/stampede_executions", executions, "count");
+}
+
+fn new_redlock(config: RedlockConfig, store_url: &str) -> Redlock {
+    let config = config.map_servers(|server| server.command_timeout(COMMAND_TIMEOUT * 10));
+    let store = RedisClient::new(
+        RedisConfig::from_url(store_url)
+            .expect("a valid URL")
+            .command_timeout(COMMAND_TIMEOUT * 10),
+    )
+    .expect("a client");
+    Redlock::new(config, store).expect("a Redlock")
+}
+
+/// One Redlock stampede process: 16 threads miss one key at once; a computation takes 100 ms
+/// and is counted with `INCR` on the store.
+fn redlock_stampede_child(spec: &str) {
+    let (port, key) = spec.split_once(';').expect("<port>;<key>");
+    let port: u16 = port.parse().expect("a port");
+    let redlock = new_redlock(
+        RedlockConfig::from_env().expect(URLS_VAR),
+        &format!("redis://127.0.0.1:{port}"),
+    );
+    let (value_key, lock_key) = (format!("{{{key}}}:v"), format!("{{{key}}}:lock"));
+    let compute = || {
+        command(port, &format!("INCR {key}:executions"));
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = redlock
+            .store()
+            .set_px(value_key.as_bytes(), b"value", 60_000);
+    };
+    let barrier = Barrier::new(STAMPEDE_THREADS);
+    std::thread::scope(|scope| {
+        for _ in 0..STAMPEDE_THREADS {
+            scope.spawn(|| {
+                barrier.wait();
+                match redlock.claim(value_key.as_bytes(), lock_key.as_bytes()) {
+                    Claimed::Value(_) => {}
+                    Claimed::Compute(guard) => {
+                        compute();
+                        drop(guard);
+                    }
+                    Claimed::TimedOut | Claimed::Unavailable(_) => compute(),
+                }
+            });
+        }
+    });
 }

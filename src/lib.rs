@@ -58,7 +58,7 @@
 //! | `tracing` | no | a `memo.compute` span per computation (`function`, `outcome`) and a warning per failed background refresh; nothing on plain hits |
 //! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
 //! | `test-util` | no | `Clock::mock()` and `f_cache().set_clock(..)`: test expiry by moving time by hand instead of sleeping (`examples/testing.rs`); for dev-dependencies |
-//! | `redis` | no | [`redis`]: the Redis layer in bytes (client for sync and async code, circuit breaker, distributed single-flight lock, Redis Cluster, `rediss://`); `store = redis` and `store = tiered` build on it ([`RedisStore`], [`TieredStore`], [`RedisOptions`]) |
+//! | `redis` | no | [`redis`]: the Redis layer in bytes (client for sync and async code, circuit breaker, distributed single-flight lock on one server or, as Redlock, on a majority of several, Redis Cluster, `rediss://`); `store = redis` and `store = tiered` build on it ([`RedisStore`], [`TieredStore`], [`RedisOptions`]) |
 //!
 //! # The cache handle
 //!

@@ -9,8 +9,9 @@
 //!   its serde formats and its key encoding.
 //! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
-//! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock;
-//!   `RedisStore` (`store = redis`) builds the cache's store on it.
+//! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock
+//!   (on one server, or Redlock over several); `RedisStore` (`store = redis`) builds the cache's
+//!   store on it.
 //!
 //! Features: `disk` (the persistent store), `tokio` (background refresh of `async fn`s),
 //! `metrics`, `tracing`, `switch` (a global bypass for debugging), `test-util` (a mock clock);

@@ -112,7 +112,9 @@ struct Inner {
     /// The first node's URL, whose scheme and credentials the other cluster nodes share.
     seed: String,
     breaker: Breaker,
-    driver: Driver,
+    /// Shared by the clients of one [`Redlock`](super::Redlock): its round is then one thread's
+    /// parallel I/O instead of a hop to a thread per server.
+    driver: Arc<Driver>,
 }
 
 /// A Redis client for byte keys and values, usable from sync and async code alike.
@@ -150,6 +152,11 @@ impl RedisClient {
     /// A client for `config`. It connects on first use, so a server that is down now costs
     /// nothing here; the first calls fail (and count) until it is up.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
+        Self::on_driver(config, Arc::new(Driver::start()?))
+    }
+
+    /// A client whose commands run on `driver`, which other clients may share.
+    pub(crate) fn on_driver(config: RedisConfig, driver: Arc<Driver>) -> Result<Self, Error> {
         install_crypto_provider();
         let seed = config
             .nodes()
@@ -186,7 +193,7 @@ impl RedisClient {
                 first_node,
                 seed: seed.clone(),
                 breaker,
-                driver: Driver::start()?,
+                driver,
                 config,
             }),
         })

@@ -17,6 +17,13 @@ pub enum Error {
     Config(String),
     /// The client's runtime thread is gone.
     Closed,
+    /// A [`Redlock`](super::Redlock) heard from fewer than a majority of its servers.
+    NoQuorum {
+        /// Servers that answered.
+        answered: usize,
+        /// The majority needed.
+        needed: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -27,6 +34,10 @@ impl fmt::Display for Error {
             Self::Redis(err) => write!(f, "{err}"),
             Self::Config(why) => write!(f, "configuration: {why}"),
             Self::Closed => f.write_str("client closed"),
+            Self::NoQuorum { answered, needed } => write!(
+                f,
+                "redlock: {answered} servers answered, a majority needs {needed}"
+            ),
         }
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::client::{RedisClient, Subscription};
 use super::error::Error;
+use super::redlock::RedlockGuard;
 
 /// The lock's lease and how long waiters wait.
 ///
@@ -265,7 +266,7 @@ impl Locks {
             Arc::clone(&lost),
             stopped,
         ));
-        LockGuard {
+        LockGuard(Held::Single(SingleGuard {
             client: self.client.clone(),
             lock_key: lock_key.to_vec(),
             token,
@@ -273,7 +274,7 @@ impl Locks {
             renewal: Some(stop),
             lost,
             released: false,
-        }
+        }))
     }
 
     /// Subscribes to release announcements once, without blocking: until the subscription is
@@ -295,8 +296,63 @@ impl Locks {
 }
 
 /// Holding the lock: its lease is renewed until the guard is dropped or released.
+///
+/// The same guard for both kinds of lock: one server ([`Locks`]) or a majority of several
+/// ([`Redlock`](super::Redlock)).
 #[derive(Debug)]
-pub struct LockGuard {
+pub struct LockGuard(Held);
+
+#[derive(Debug)]
+enum Held {
+    Single(SingleGuard),
+    Redlock(RedlockGuard),
+}
+
+impl LockGuard {
+    pub(super) const fn redlock(guard: RedlockGuard) -> Self {
+        Self(Held::Redlock(guard))
+    }
+
+    /// This holder's random token.
+    #[must_use]
+    pub fn token(&self) -> &[u8] {
+        match &self.0 {
+            Held::Single(guard) => &guard.token,
+            Held::Redlock(guard) => guard.token(),
+        }
+    }
+
+    /// Whether a renewal found the lock gone or owned by another caller (the lease ran out):
+    /// the value computed is still right, only its exclusivity was lost.
+    #[must_use]
+    pub fn is_lost(&self) -> bool {
+        match &self.0 {
+            Held::Single(guard) => guard.lost.load(Ordering::Relaxed),
+            Held::Redlock(guard) => guard.is_lost(),
+        }
+    }
+
+    /// Releases now and waits for it: whether the lock was still ours (on a majority of the
+    /// servers, for a Redlock).
+    pub fn release(self) -> Result<bool, Error> {
+        match self.0 {
+            Held::Single(guard) => guard.release(),
+            Held::Redlock(guard) => guard.release(),
+        }
+    }
+
+    /// [`release`](Self::release) for async callers.
+    pub async fn release_async(self) -> Result<bool, Error> {
+        match self.0 {
+            Held::Single(guard) => guard.release_async().await,
+            Held::Redlock(guard) => guard.release_async().await,
+        }
+    }
+}
+
+/// The lock on one server.
+#[derive(Debug)]
+struct SingleGuard {
     client: RedisClient,
     lock_key: Vec<u8>,
     token: Vec<u8>,
@@ -306,30 +362,15 @@ pub struct LockGuard {
     released: bool,
 }
 
-impl LockGuard {
-    /// This holder's random token.
-    #[must_use]
-    pub fn token(&self) -> &[u8] {
-        &self.token
-    }
-
-    /// Whether a renewal found the lock gone or owned by another caller (the lease ran out):
-    /// the value computed is still right, only its exclusivity was lost.
-    #[must_use]
-    pub fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
-    }
-
-    /// Releases now and waits for it: whether the lock was still ours.
-    pub fn release(mut self) -> Result<bool, Error> {
+impl SingleGuard {
+    fn release(mut self) -> Result<bool, Error> {
         self.stop_renewal();
         self.released = true;
         self.client
             .unlock_and_publish(&self.lock_key, &self.token, &self.channel)
     }
 
-    /// [`release`](Self::release) for async callers.
-    pub async fn release_async(mut self) -> Result<bool, Error> {
+    async fn release_async(mut self) -> Result<bool, Error> {
         self.stop_renewal();
         self.released = true;
         self.client
@@ -344,7 +385,7 @@ impl LockGuard {
     }
 }
 
-impl Drop for LockGuard {
+impl Drop for SingleGuard {
     /// Releases in the background: a drop never blocks, not even inside an async task.
     fn drop(&mut self) {
         self.stop_renewal();
@@ -404,7 +445,7 @@ pub(crate) fn new_token() -> Vec<u8> {
 }
 
 /// `interval` spread over `[interval / 2, interval]`, so waiters do not poll in step.
-fn jitter(interval: Duration) -> Duration {
+pub(super) fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(0.5 + crate::random::unit() / 2.0)
 }
 

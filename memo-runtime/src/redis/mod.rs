@@ -5,17 +5,24 @@
 //! - [`RedisClient`]: `GET`, `SET … PX`, locks, pub/sub, `SCAN`-delete; bounded by the command
 //!   timeout, failing fast while its [`Breaker`] is open.
 //! - [`Locks`]: one computation per missing key across processes ([`Claimed`], [`LockGuard`]).
+//! - [`Redlock`]: the same over N independent servers (`MEMO_REDLOCK_URLS`), held on a majority,
+//!   so that it outlives a minority of them; an efficiency lock, see its module docs.
+//! - [`DistributedLock`]: either of the two, as a cache uses them.
 
 mod breaker;
+mod claim;
 mod client;
 mod config;
 mod error;
 mod lock;
+mod redlock;
 mod runtime;
 
 pub use breaker::{Breaker, BreakerConfig};
+pub use claim::DistributedLock;
 pub use client::{RedisClient, Subscription};
 pub use config::{DEFAULT_URL, RedisConfig};
 pub use error::Error;
 pub(crate) use lock::new_token;
 pub use lock::{Claimed, LockConfig, LockGuard, Locks};
+pub use redlock::{Redlock, RedlockConfig, Refused, URLS_VAR};
