@@ -55,7 +55,7 @@ pub use metrics::{PERIOD as METRICS_PERIOD, publish as publish_metrics};
 pub use stats::Stats;
 #[cfg(feature = "disk")]
 pub use store::{DiskOptions, DiskStore};
-pub use store::{MemoryStore, Store};
+pub use store::{MemoryStore, RemovalCause, Store};
 #[cfg(feature = "switch")]
 pub use switch::{disable, enable, is_disabled};
 pub use warm::warm;

@@ -5,13 +5,17 @@
 mod disk;
 mod gate;
 mod ghost;
+mod listener;
 mod memory;
 mod shard;
 mod sketch;
+mod weight;
 
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
+pub use listener::RemovalCause;
 pub use memory::MemoryStore;
+pub use weight::{Weigher, Weight};
 
 use crate::lookup::Lookup;
 
@@ -200,6 +204,12 @@ pub trait Store<K, V>: Send + Sync {
     /// The kind of store, for metrics labels: `memory`, `disk`, ….
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    /// The total weight of the entries held, when the store weighs them (see
+    /// [`MemoryStore::weigher`]); `None` otherwise.
+    fn weight(&self) -> Option<u64> {
+        None
     }
 
     /// Hits so far, and how many entries the store removed on its own.
