@@ -35,7 +35,10 @@ fn stale_values_are_served_while_one_caller_refreshes() {
     mock.increment(Duration::from_secs(11));
     // Past the ttl, within `stale`: the old value now, a refresh in the background.
     assert_eq!(price("ACME"), 1);
-    assert_eq!(price("ACME"), 1, "one refresh at a time");
+    // The refresh may have finished already (it runs on a real thread): the old value or the new
+    // one, but never a second refresh (the runs are counted below).
+    let again = price("ACME");
+    assert!(again == 1 || again == 2, "one refresh at a time: {again}");
     assert!(
         eventually(|| cache.get("ACME") == Some(2)),
         "the refresh stored its value"

@@ -24,6 +24,11 @@ pub type Weigher<K, V> = fn(&K, &V) -> u64;
 /// assert_eq!((-3_i32).into_weight(), 0);
 /// assert_eq!(u128::MAX.into_weight(), u64::MAX);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a weight: `weight = ...` must return an integer",
+    label = "the weigher returns this",
+    note = "return the entry's size, e.g. `weight = |key, value| value.len()`"
+)]
 pub trait Weight {
     /// This weight as a `u64`.
     fn into_weight(self) -> u64;
