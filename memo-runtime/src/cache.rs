@@ -371,6 +371,7 @@ where
     /// cache.insert(1, "tea".to_string());
     /// cache.insert(2, "coffee".to_string());
     /// assert_eq!(cache.weight(), Some(9));
+    /// assert_eq!(cache.stats().weight, Some(9));
     /// assert_eq!(Cache::<u32, u32>::new(Config::new()).weight(), None);
     /// ```
     pub fn weight(&self) -> Option<u64> {
@@ -454,7 +455,7 @@ where
 
     fn raw_stats(&self) -> Stats {
         self.counters
-            .snapshot(self.store.len(), self.store.counts())
+            .snapshot(self.store.len(), self.store.weight(), self.store.counts())
     }
 
     /// The keys of the live entries, where the store can list them (the in-memory store can).

@@ -199,6 +199,7 @@ fn maxweight_bounds_the_total_weight_and_on_evict_hears_why() {
     assert_eq!(cache.weight(), Some(60));
     page(30);
     assert_eq!(cache.weight(), Some(90));
+    assert_eq!(cache.stats().weight, Some(90));
     page(20); // 110 would not fit: the policy makes room
     assert!(cache.weight().unwrap() <= 100);
     page(101); // heavier than the bound: returned, never stored
