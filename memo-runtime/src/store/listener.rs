@@ -52,6 +52,16 @@ pub enum RemovalCause {
 impl RemovalCause {
     /// Whether the cache removed the entry on its own (`Expired` or `Evicted`), as moka's
     /// `RemovalCause::was_evicted`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::RemovalCause;
+    ///
+    /// assert!(RemovalCause::Expired.was_evicted());
+    /// assert!(!RemovalCause::Invalidated.was_evicted());
+    /// assert!(!RemovalCause::Replaced.was_evicted());
+    /// ```
     #[must_use]
     pub const fn was_evicted(self) -> bool {
         matches!(self, Self::Expired | Self::Evicted)

@@ -208,6 +208,18 @@ pub trait Store<K, V>: Send + Sync {
 
     /// The total weight of the entries held, when the store weighs them (see
     /// [`MemoryStore::weigher`]); `None` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Config, MemoryStore, Store};
+    ///
+    /// let store: MemoryStore<u32, String> = MemoryStore::new(&Config::new());
+    /// assert_eq!(store.weight(), None); // not weighed
+    /// let store = store.weigher(|_, text| text.len() as u64);
+    /// store.insert(1, "tea".to_string());
+    /// assert_eq!(store.weight(), Some(3));
+    /// ```
     fn weight(&self) -> Option<u64> {
         None
     }

@@ -10,6 +10,16 @@
 ///
 /// It runs while the entry's shard is locked for writing: it must be quick, must not call the
 /// cache, and must give the same answer for the same key and value every time.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::store::Weigher;
+///
+/// // Bytes of the key and the value, roughly.
+/// let weigher: Weigher<String, Vec<u8>> = |key, value| (key.len() + value.len()) as u64;
+/// assert_eq!(weigher(&"page".to_string(), &vec![0; 100]), 104);
+/// ```
 pub type Weigher<K, V> = fn(&K, &V) -> u64;
 
 /// An integer a weigher may return (`#[cached(weight = |k, v| v.len())]` returns a `usize`);
