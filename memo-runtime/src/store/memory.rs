@@ -169,9 +169,10 @@ impl<K, V> MemoryStore<K, V> {
     /// leaves the store: expired, evicted (or not stored: see [`RemovalCause::Evicted`]),
     /// invalidated (by [`remove`](Store::remove) or [`clear`](Store::clear)) or replaced.
     ///
-    /// The listener runs on the thread whose call removed the entry, after the shard's lock is
-    /// released, so it may use the store (or the cache around it). Without a listener nothing is
-    /// collected, and hits never pay for it.
+    /// The listener runs on the thread whose call removed the entry (expired entries swept in the
+    /// background: the sweeping thread), after the shard's lock is released, so it may use the
+    /// store (or the cache around it). A panic in it reaches that caller, and the entries not yet
+    /// told of are dropped. Without a listener nothing is collected, and hits never pay for it.
     ///
     /// # Examples
     ///
