@@ -215,3 +215,31 @@ fn maxweight_bounds_the_total_weight_and_on_evict_hears_why() {
         cache.stats().evictions
     );
 }
+
+/// Keys `echo`'s listener put back after their eviction.
+static ECHOED: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(
+    maxsize = 2,
+    on_evict = |n, value, cause| {
+        // Runs after the cache's lock is released: calling back into the cache does not deadlock.
+        let cache = echo_cache();
+        let _ = (cache.len(), cache.get(&n));
+        if cause == memo::RemovalCause::Evicted && n < 100 {
+            cache.insert(n + 100, value);
+            ECHOED.fetch_add(1, Ordering::SeqCst);
+        }
+    },
+)]
+fn echo(n: u64) -> u64 {
+    n
+}
+
+#[test]
+fn on_evict_may_call_back_into_its_cache() {
+    for n in 0..10 {
+        assert_eq!(echo(n), n);
+    }
+    assert!(echo_cache().len() <= 2);
+    assert!(ECHOED.load(Ordering::SeqCst) > 0);
+}
