@@ -33,6 +33,8 @@
 //! | option | meaning |
 //! |---|---|
 //! | `maxsize = N` | keep at most `N` entries; unbounded when omitted |
+//! | `maxweight = N`, `weight = \|k, v\| v.len()` | keep the total weight of the entries (as `weight` weighs them: any integer, bytes usually) at most `N`; an entry heavier than its shard's share (`N` split over up to 16 shards of at least 65,536) is not stored |
+//! | `on_evict = \|k, v, cause\| ...` | call this with every entry that leaves and its [`RemovalCause`]: `Expired`, `Evicted`, `Invalidated`, `Replaced` (after the cache's lock is released: it may use the cache) |
 //! | `policy = "auto"` | which entries a full cache evicts: `"auto"` (S3-FIFO with `TinyLFU` admission, the default), `"lru"`, `"lfu"`, `"fifo"` |
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
 //! | `jitter = 0.1` | spread each entry's `ttl` by up to ± this fraction |
@@ -99,7 +101,8 @@ pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, Stats, Store, store, warm,
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store, store,
+    warm,
 };
 #[cfg(feature = "disk")]
 pub use memo_runtime::{DiskOptions, DiskStore};

@@ -27,6 +27,16 @@ pub fn words(text: &str, limit: usize) -> Vec<String> {
         .collect()
 }
 
+/// A weight bound and an eviction listener.
+#[cached(
+    maxweight = 1 << 20,
+    weight = |_text, words| words.len(),
+    on_evict = |_text, _words, _cause| {}
+)]
+pub fn weighed_words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
 /// `Result`, `?` and an early `return`.
 #[cached(ttl = Duration::from_secs(60))]
 pub fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {

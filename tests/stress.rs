@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use memo::{Cache, Config};
+use memo::{Cache, Config, MemoryStore};
 
 const STRIDE: u64 = 1 << 32;
 const MAXSIZE: usize = 64;
@@ -35,15 +35,22 @@ impl Draw {
 
 /// Runs the mixed load on `cache`; returns how many values were read back (all checked).
 fn hammer(cache: &Cache<u64, u64>) -> usize {
+    hammer_within(cache, MAXSIZE, u64::MAX)
+}
+
+/// [`hammer`], checking the bounds `maxsize` and `max_weight` all along.
+fn hammer_within(cache: &Cache<u64, u64>, maxsize: usize, max_weight: u64) -> usize {
     let version = AtomicU64::new(1);
     let checked = AtomicUsize::new(0);
     let running = AtomicBool::new(true);
     let max_seen = AtomicUsize::new(0);
+    let max_weighed = AtomicU64::new(0);
     thread::scope(|s| {
         // A watcher samples the length the whole time.
         s.spawn(|| {
             while running.load(Ordering::Relaxed) {
                 max_seen.fetch_max(cache.len(), Ordering::Relaxed);
+                max_weighed.fetch_max(cache.weight().unwrap_or(0), Ordering::Relaxed);
                 thread::yield_now();
             }
         });
@@ -82,7 +89,9 @@ fn hammer(cache: &Cache<u64, u64>) -> usize {
                             assert_eq!(key_of(value), key, "value {value:#x} served for key {key}");
                             checked.fetch_add(1, Ordering::Relaxed);
                         }
-                        assert!(cache.len() <= MAXSIZE, "len {} > {MAXSIZE}", cache.len());
+                        assert!(cache.len() <= maxsize, "len {} > {maxsize}", cache.len());
+                        let weight = cache.weight().unwrap_or(0);
+                        assert!(weight <= max_weight, "weight {weight} > {max_weight}");
                     }
                 })
             })
@@ -93,7 +102,12 @@ fn hammer(cache: &Cache<u64, u64>) -> usize {
         running.store(false, Ordering::Relaxed);
     });
     let max_seen = max_seen.load(Ordering::Relaxed);
-    assert!(max_seen <= MAXSIZE, "the watcher saw {max_seen} entries");
+    assert!(max_seen <= maxsize, "the watcher saw {max_seen} entries");
+    let max_weighed = max_weighed.load(Ordering::Relaxed);
+    assert!(
+        max_weighed <= max_weight,
+        "the watcher saw a weight of {max_weighed}"
+    );
     checked.load(Ordering::Relaxed)
 }
 
@@ -121,4 +135,23 @@ fn bounded_ttl_cache_under_mixed_load_with_expiry_keeps_its_bound_and_its_keys()
     // evicted, but something must have expired.
     let stats = cache.stats();
     assert!(stats.expired > 0, "entries must expire: {stats:?}");
+}
+
+/// A value weighs 0 to 60 KiB, by its version: a replacement changes the weight.
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "a weigher's signature")]
+fn weigh(_: &u64, value: &u64) -> u64 {
+    (value % 61) << 10
+}
+
+#[test]
+fn weighted_cache_under_mixed_load_keeps_its_weight_bound_and_its_keys() {
+    // 16 shards of 64 KiB: about 30 entries held, of the 512 keys.
+    const MAX_WEIGHT: u64 = 16 << 16;
+    let store = MemoryStore::new(&Config::new().max_weight(MAX_WEIGHT)).weigher(weigh);
+    let cache = Cache::with_store(store);
+    let checked = hammer_within(&cache, usize::MAX, MAX_WEIGHT);
+    assert!(checked > 100_000, "only {checked} reads checked");
+    let stats = cache.stats();
+    assert!(stats.evictions > 0, "the load must evict: {stats:?}");
+    assert!(cache.weight().unwrap() <= MAX_WEIGHT);
 }

@@ -25,8 +25,11 @@ const BETA: &str = "beta";
 const STORE: &str = "store";
 const CODEC: &str = "codec";
 const POLICY: &str = "policy";
+const MAXWEIGHT: &str = "maxweight";
+const WEIGHT: &str = "weight";
+const ON_EVICT: &str = "on_evict";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `policy`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -99,6 +102,12 @@ pub(crate) struct Args {
     pub(crate) codec: Opt<LitStr>,
     /// `policy = "auto" | "lru" | "lfu" | "fifo"`: which entries a full cache evicts.
     pub(crate) policy: Opt<LitStr>,
+    /// `maxweight = N`: the most total weight held, as `weight` weighs entries.
+    pub(crate) maxweight: Opt<Expr>,
+    /// `weight = |k, v| v.len()`: a closure or a fn path taking `(&K, &V)`, returning an integer.
+    pub(crate) weight: Opt<Expr>,
+    /// `on_evict = |k, v, cause| ...`: told of every entry that leaves.
+    pub(crate) on_evict: Opt<Expr>,
     pub(crate) krate: Opt<Path>,
 }
 
@@ -119,6 +128,9 @@ impl Args {
             store: Opt::new(STORE),
             codec: Opt::new(CODEC),
             policy: Opt::new(POLICY),
+            maxweight: Opt::new(MAXWEIGHT),
+            weight: Opt::new(WEIGHT),
+            on_evict: Opt::new(ON_EVICT),
             krate: Opt::new(CRATE),
         };
         let mut errors: Option<syn::Error> = None;
@@ -185,6 +197,16 @@ impl Args {
         } else if path.is_ident(POLICY) {
             let policy = choice_of(meta, "policy", &["auto", "lru", "lfu", "fifo"])?;
             self.policy.set(path, policy)
+        } else if path.is_ident(MAXWEIGHT) {
+            let expr = value_of(meta, "maxweight = 1_000_000")?;
+            check_maxweight(&expr)?;
+            self.maxweight.set(path, expr)
+        } else if path.is_ident(WEIGHT) {
+            let expr = value_of(meta, "weight = |key, value| value.len()")?;
+            self.weight.set(path, expr)
+        } else if path.is_ident(ON_EVICT) {
+            let expr = value_of(meta, "on_evict = |key, value, cause| ...")?;
+            self.on_evict.set(path, expr)
         } else if path.is_ident(CRATE) || path.is_ident("crate_path") {
             let krate = crate_of(meta)?;
             self.krate.set(path, krate)
@@ -451,6 +473,30 @@ fn crate_of(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
     value.call(Path::parse_mod_style)
 }
 
+/// A literal `maxweight` must be a positive integer (`0` would cache nothing).
+fn check_maxweight(expr: &Expr) -> syn::Result<()> {
+    let literal = match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => Some(int.base10_parse::<u64>()),
+        Expr::Lit(ExprLit { lit, .. }) => {
+            return Err(syn::Error::new_spanned(
+                lit,
+                "`maxweight` expects an integer: `maxweight = 1_000_000`",
+            ));
+        }
+        _ => None,
+    };
+    match literal {
+        Some(Ok(0)) => Err(syn::Error::new_spanned(
+            expr,
+            "`maxweight = 0` would cache nothing; remove `#[cached]` instead",
+        )),
+        Some(Err(err)) => Err(syn::Error::new_spanned(expr, err)),
+        _ => Ok(()),
+    }
+}
+
 /// The message for an option we do not know, with a hint where it is a known peer's spelling.
 fn unknown_option(path: &Path) -> String {
     let name = path.to_token_stream().to_string().replace(' ', "");
@@ -474,6 +520,13 @@ fn unknown_option(path: &Path) -> String {
         "unbound" => Some("omit `maxsize` for an unbounded cache"),
         "sync_writes" => {
             Some("memo always runs concurrent misses of one key once; there is nothing to set")
+        }
+        "max_weight" | "max_bytes" => Some("`max_weight` is spelled `maxweight` in memo"),
+        "weigher" | "getsizeof" => {
+            Some("the weigher is `weight = |key, value| ...` in memo, beside `maxweight = N`")
+        }
+        "eviction_listener" | "on_evicted" | "on_remove" | "listener" => {
+            Some("the eviction listener is `on_evict = |key, value, cause| ...` in memo")
         }
         "in_impl" => {
             Some("not needed: `#[cached]` works on methods and associated functions as they are")

@@ -222,8 +222,15 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             )
         }
         None => (
-            quote!(#runtime::cache),
-            quote!(),
+            if plan.hooks.is_some() {
+                quote!(#runtime::cache_with)
+            } else {
+                quote!(#runtime::cache)
+            },
+            plan.hooks
+                .as_ref()
+                .map(|hooks| quote!(, #hooks))
+                .unwrap_or_default(),
             StoreParts {
                 find_cache: TokenStream::new(),
                 store_type: quote!(),
@@ -265,7 +272,7 @@ fn signature_hash(text: &str) -> u64 {
 }
 
 /// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tt| {

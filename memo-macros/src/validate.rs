@@ -36,6 +36,8 @@ pub(crate) struct Plan {
     pub(crate) renews: bool,
     /// `store = disk`, `redis` or `tiered`: where, under which name, and in which codec.
     pub(crate) remote: Option<Remote>,
+    /// `weight`, `on_evict`: a `fn(MemoryStore<K, V>) -> MemoryStore<K, V>` that sets them.
+    pub(crate) hooks: Option<TokenStream>,
 }
 
 /// A store outside the process.
@@ -105,6 +107,8 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let prelude = quote!(#asserts #key_prelude);
     let config = config(args, &runtime);
     let remote = check_remote(args, &mut errors);
+    check_weight(args, &mut errors);
+    let hooks = hooks(args, &runtime, &key_type, &output);
     errors.finish(Plan {
         runtime,
         key_type,
@@ -115,7 +119,46 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         output,
         renews,
         remote,
+        hooks,
     })
+}
+
+/// `maxweight` and `weight` come together: each without the other is an error at it.
+fn check_weight(args: &Args, errors: &mut Errors) {
+    match (args.maxweight.path(), args.weight.path()) {
+        (Some(maxweight), None) => errors.at(
+            maxweight,
+            "`maxweight` bounds the total of the entries' weights, which needs a weigher; add `weight = |key, value| ...`",
+        ),
+        (None, Some(weight)) => errors.at(
+            weight,
+            "`weight` weighs entries for a bound that is missing; add `maxweight = N`",
+        ),
+        _ => {}
+    }
+}
+
+/// The store's weigher and eviction listener, set on the new store by a `fn` the runtime calls
+/// once, when the cache is created. The weigher is a non-capturing closure (a `fn` pointer), so
+/// the user's `weight` may return any integer.
+fn hooks(args: &Args, runtime: &TokenStream, key: &Type, value: &Type) -> Option<TokenStream> {
+    if args.weight.get().is_none() && args.on_evict.get().is_none() {
+        return None;
+    }
+    let mut store = quote!(__memo_store);
+    if let Some(weight) = args.weight.get() {
+        // Spanned at `weight`'s value, so a weigher that returns no integer is reported there.
+        let weigh = crate::expand::respan(quote!(#runtime::weigh), weight.span());
+        store = quote_spanned! {weight.span()=>
+            #store.weigher(|__memo_key: &#key, __memo_value: &#value| {
+                #weigh(#weight, __memo_key, __memo_value)
+            })
+        };
+    }
+    if let Some(on_evict) = args.on_evict.get() {
+        store = quote_spanned!(on_evict.span()=> #store.eviction_listener(#on_evict));
+    }
+    Some(quote!(|__memo_store: #runtime::MemoryStore<#key, #value>| #store))
 }
 
 /// `store = disk`, `redis` or `tiered`, with its name and codec; `codec` needs one of them, and
@@ -139,7 +182,14 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
             return None;
         }
     };
-    let mut unsupported = vec![args.stale.path(), args.refresh.path()];
+    // The weigher and the eviction listener belong to the in-memory store.
+    let mut unsupported = vec![
+        args.stale.path(),
+        args.refresh.path(),
+        args.maxweight.path(),
+        args.weight.path(),
+        args.on_evict.path(),
+    ];
     match kind {
         RemoteKind::Disk => unsupported.extend([args.jitter.path(), args.policy.path()]),
         RemoteKind::Redis => {
@@ -586,7 +636,8 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
     let plain = args.jitter.get().is_none()
         && args.stale.get().is_none()
         && args.refresh.get().is_none()
-        && args.policy.get().is_none();
+        && args.policy.get().is_none()
+        && args.maxweight.get().is_none();
     let literal_ttl = match args.ttl.get() {
         _ if !plain => None,
         None => Some(0),
@@ -623,6 +674,9 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
             .get()
             .map_or_else(|| quote!(1.0), ToTokens::to_token_stream);
         config = quote!(#config.refresh_early(#beta));
+    }
+    if let Some(maxweight) = args.maxweight.get() {
+        config = quote_spanned!(maxweight.span()=> #config.max_weight(#maxweight));
     }
     if let Some(policy) = args.policy.get() {
         let variant = match policy.value().as_str() {

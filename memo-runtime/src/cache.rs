@@ -357,6 +357,27 @@ where
         self.store.len()
     }
 
+    /// The total weight of the entries held, when the store weighs them (a
+    /// [`MemoryStore::weigher`], `#[cached(weight = …)]`); `None` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(&Config::new().max_weight(100))
+    ///     .weigher(|_: &u32, text: &String| text.len() as u64);
+    /// let cache = Cache::with_store(store);
+    /// cache.insert(1, "tea".to_string());
+    /// cache.insert(2, "coffee".to_string());
+    /// assert_eq!(cache.weight(), Some(9));
+    /// assert_eq!(cache.stats().weight, Some(9));
+    /// assert_eq!(Cache::<u32, u32>::new(Config::new()).weight(), None);
+    /// ```
+    pub fn weight(&self) -> Option<u64> {
+        self.store.weight()
+    }
+
     /// Whether no entry is held.
     ///
     /// # Examples
@@ -434,7 +455,7 @@ where
 
     fn raw_stats(&self) -> Stats {
         self.counters
-            .snapshot(self.store.len(), self.store.counts())
+            .snapshot(self.store.len(), self.store.weight(), self.store.counts())
     }
 
     /// The keys of the live entries, where the store can list them (the in-memory store can).

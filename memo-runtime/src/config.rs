@@ -31,6 +31,9 @@ pub struct Config {
     pub refresh_early: Option<f64>,
     /// Which entries leave first when the cache is full.
     pub policy: Policy,
+    /// The most total weight held at once, as weighed by the store's weigher
+    /// ([`MemoryStore::weigher`](crate::MemoryStore::weigher)); ignored without one.
+    pub max_weight: Option<u64>,
 }
 
 /// Which entries a full cache evicts (and which new keys it keeps at all).
@@ -138,7 +141,28 @@ impl Config {
             stale: None,
             refresh_early: None,
             policy: Policy::Auto,
+            max_weight: None,
         }
+    }
+
+    /// Bounds the total weight of the entries to `max_weight`, in the unit of the store's weigher
+    /// (bytes, usually); see [`MemoryStore::weigher`](crate::MemoryStore::weigher).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config, MemoryStore};
+    ///
+    /// let config = Config::new().max_weight(1 << 20); // 1 MiB of values
+    /// let store = MemoryStore::new(&config).weigher(|_: &u32, page: &Vec<u8>| page.len() as u64);
+    /// let cache = Cache::with_store(store);
+    /// cache.insert(1, vec![0; 4096]);
+    /// assert_eq!(cache.weight(), Some(4096));
+    /// ```
+    #[must_use]
+    pub const fn max_weight(mut self, max_weight: u64) -> Self {
+        self.max_weight = Some(max_weight);
+        self
     }
 
     /// Evicts by `policy` when the cache is full.

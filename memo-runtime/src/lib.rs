@@ -61,7 +61,7 @@ pub use metrics::{PERIOD as METRICS_PERIOD, publish as publish_metrics};
 pub use stats::Stats;
 #[cfg(feature = "disk")]
 pub use store::{DiskOptions, DiskStore};
-pub use store::{MemoryStore, Store};
+pub use store::{MemoryStore, RemovalCause, Store};
 #[cfg(feature = "redis")]
 pub use store::{RedisOptions, RedisStore, TieredStore};
 #[cfg(feature = "switch")]

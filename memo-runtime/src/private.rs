@@ -16,7 +16,8 @@ pub use crate::lookup::Lookup;
 
 use crate::cache::Step;
 use crate::flight::{Flight, Leader};
-use crate::store::{Lease, MemoryStore, Store};
+pub use crate::store::MemoryStore;
+use crate::store::{Lease, Store, Weight};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -56,6 +57,35 @@ pub fn cache<K: Shared, V: Shared>(
 fn new_cache<K, V>(id: &'static str, config: fn() -> Config) -> Cache<K, V> {
     let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
     Cache::new(config()).named(name)
+}
+
+/// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the
+/// listener on the new store.
+#[inline]
+pub fn cache_with<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+    hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
+) -> &'static Cache<K, V> {
+    cell.get_or_init(id, || new_hooked_cache(id, config, hooks))
+}
+
+#[cold]
+#[inline(never)]
+fn new_hooked_cache<K, V>(
+    id: &'static str,
+    config: fn() -> Config,
+    hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
+) -> Cache<K, V> {
+    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    Cache::with_store(hooks(MemoryStore::new(&config()))).named(name)
+}
+
+/// The weight of an entry by the user's `weight = …`, which may return any integer.
+#[inline]
+pub fn weigh<K, V, W: Weight>(weigher: impl FnOnce(&K, &V) -> W, key: &K, value: &V) -> u64 {
+    weigher(key, value).into_weight()
 }
 
 /// What a disk cache needs of its keys and values: serde, both ways.

@@ -49,10 +49,13 @@ pub struct Stats {
     pub backend_errors: u64,
     /// Entries held when the snapshot was taken.
     pub len: usize,
+    /// Their total weight, when the cache weighs entries (`#[cached(weight = …)]`,
+    /// [`MemoryStore::weigher`](crate::MemoryStore::weigher)); `None` otherwise.
+    pub weight: Option<u64>,
 }
 
 impl Stats {
-    /// What happened between `earlier` and this snapshot (`len` is this snapshot's).
+    /// What happened between `earlier` and this snapshot (`len` and `weight` are this snapshot's).
     ///
     /// # Examples
     ///
@@ -82,6 +85,7 @@ impl Stats {
                 .saturating_sub(earlier.refresh_failures),
             backend_errors: self.backend_errors.saturating_sub(earlier.backend_errors),
             len: self.len,
+            weight: self.weight,
         }
     }
 
@@ -186,7 +190,7 @@ impl Counters {
     }
 
     /// A snapshot, completed with what the store counts itself.
-    pub(crate) fn snapshot(&self, len: usize, counts: Counts) -> Stats {
+    pub(crate) fn snapshot(&self, len: usize, weight: Option<u64>, counts: Counts) -> Stats {
         Stats {
             hits: counts.hits,
             misses: self.sum(Event::Miss),
@@ -198,6 +202,7 @@ impl Counters {
             refresh_failures: self.sum(Event::RefreshFailure),
             backend_errors: counts.errors,
             len,
+            weight,
         }
     }
 }
@@ -229,7 +234,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let stats = counters.snapshot(7, Counts::default());
+        let stats = counters.snapshot(7, None, Counts::default());
         assert_eq!(stats.coalesced, (STRIPES as u64 + 16) * 1000);
         assert_eq!(stats.misses, (STRIPES as u64 + 16) * 2);
         assert_eq!(stats.len, 7);

@@ -6,10 +6,15 @@
 //! a lookup returns the last value stored under that key or nothing (never another key's value,
 //! never an older value); a removed or cleared key returns nothing; the bound holds after every
 //! operation; and the store's own counts add up (every stored key is held, evicted or removed).
+//! Weighted stores also keep their total weight within `max_weight` after every operation, the
+//! total is the sum of the weights held, and the eviction listener hears of every entry that left,
+//! with the right cause.
 
 use std::collections::HashMap;
 
-use memo_runtime::{Config, MemoryStore, Policy, Store};
+use std::sync::{Arc, Mutex};
+
+use memo_runtime::{Config, MemoryStore, Policy, RemovalCause, Store};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -44,10 +49,100 @@ fn check(maxsize: usize, ops: &[Op]) -> Result<(), TestCaseError> {
 /// Runs `ops` on a store bounded by `maxsize` and checks every step against the model.
 fn check_policy(maxsize: usize, policy: Policy, ops: &[Op]) -> Result<(), TestCaseError> {
     let store = MemoryStore::<u16, u32>::new(&Config::new().maxsize(maxsize).policy(policy));
+    check_store(&store, maxsize, policy, ops, &mut |_, _| Ok(()))
+}
+
+/// A value weighs its last two decimal digits.
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "a weigher's signature")]
+fn weigh(_: &u16, value: &u32) -> u64 {
+    u64::from(*value % 100)
+}
+
+type Log = Arc<Mutex<Vec<(u16, u32, RemovalCause)>>>;
+
+/// Runs `ops` on a store of each policy bounded by `max_weight` (and `maxsize`, if any), with a
+/// listener: the model's checks, plus the weight bound and the listener's account.
+fn check_weighted(
+    maxsize: Option<usize>,
+    max_weight: u64,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    for policy in POLICIES {
+        let mut config = Config::new().max_weight(max_weight).policy(policy);
+        config.maxsize = maxsize;
+        let log = Log::default();
+        let sink = Arc::clone(&log);
+        let store = MemoryStore::<u16, u32>::new(&config)
+            .weigher(weigh)
+            .eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)));
+        let (mut replaced, mut removed) = (0, 0);
+        let mut each = |op: &Op, done: bool| {
+            if !done {
+                match *op {
+                    Op::Insert(k, _) => replaced += usize::from(store.peek(&&k).is_some()),
+                    Op::Remove(k) => removed += usize::from(store.peek(&&k).is_some()),
+                    Op::Clear => removed += store.len(),
+                    Op::Get(_) | Op::Peek(_) => {}
+                }
+                return Ok(());
+            }
+            let weight = store.weight().unwrap();
+            prop_assert!(
+                weight <= max_weight,
+                "{:?}: weight {} > {}",
+                policy,
+                weight,
+                max_weight
+            );
+            let held: u64 = store
+                .keys()
+                .iter()
+                .map(|k| weigh(k, &store.peek(&k).unwrap()))
+                .sum();
+            prop_assert_eq!(
+                weight,
+                held,
+                "{:?}: the total is the sum of the weights held",
+                policy
+            );
+            Ok(())
+        };
+        check_store(
+            &store,
+            maxsize.unwrap_or(usize::MAX),
+            policy,
+            ops,
+            &mut each,
+        )?;
+        let log = log.lock().unwrap();
+        let told = |cause| log.iter().filter(|e| e.2 == cause).count();
+        prop_assert_eq!(
+            told(RemovalCause::Evicted) as u64,
+            store.counts().evicted,
+            "{:?}",
+            policy
+        );
+        prop_assert_eq!(told(RemovalCause::Expired), 0);
+        // A replacement too heavy to stay in place is told as replaced too, once.
+        prop_assert_eq!(told(RemovalCause::Replaced), replaced, "{:?}", policy);
+        prop_assert_eq!(told(RemovalCause::Invalidated), removed, "{:?}", policy);
+    }
+    Ok(())
+}
+
+/// Runs `ops` on `store` and checks every step against the model.
+fn check_store(
+    store: &MemoryStore<u16, u32>,
+    maxsize: usize,
+    policy: Policy,
+    ops: &[Op],
+    each: &mut dyn FnMut(&Op, bool) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
     // The last value stored under each key since it was last removed: what a lookup may return.
     let mut last: HashMap<u16, u32> = HashMap::new();
     let (mut stored, mut removed) = (0_u64, 0_u64);
     for op in ops {
+        each(op, false)?;
         match *op {
             Op::Insert(k, v) => {
                 let held = store.peek(&&k).is_some();
@@ -95,6 +190,7 @@ fn check_policy(maxsize: usize, policy: Policy, ops: &[Op]) -> Result<(), TestCa
             store.len(),
             maxsize
         );
+        each(op, true)?;
         let counts = store.counts();
         prop_assert_eq!(
             stored,
@@ -175,6 +271,18 @@ proptest! {
     #[test]
     fn sharded_store_agrees_with_the_model(ops in prop::collection::vec(op(3000), 1..2000)) {
         check(2048, &ops)?;
+    }
+
+    /// Bounded by weight alone, in 16 shards of 40.
+    #[test]
+    fn weighted_store_agrees_with_the_model(ops in prop::collection::vec(op(200), 1..600)) {
+        check_weighted(None, 16 * 40, &ops)?;
+    }
+
+    /// Bounded by count and by weight, in one shard.
+    #[test]
+    fn small_weighted_store_agrees_with_the_model(ops in prop::collection::vec(op(40), 1..400)) {
+        check_weighted(Some(8), 150, &ops)?;
     }
 
     /// A bound of one entry.

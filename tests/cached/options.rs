@@ -178,3 +178,68 @@ fn policy_chooses_what_a_full_cache_evicts() {
     assert_eq!(FIFO_RUNS.load(Ordering::SeqCst), 3);
     assert_eq!(LRU_RUNS.load(Ordering::SeqCst), 3);
 }
+
+/// What `page`'s listener heard: (key, cause).
+static LEFT: std::sync::Mutex<Vec<(u64, memo::RemovalCause)>> = std::sync::Mutex::new(Vec::new());
+
+#[cached(
+    maxweight = 100,
+    weight = |_n, text| text.len(),
+    on_evict = |n, _text, cause| LEFT.lock().unwrap().push((n, cause)),
+)]
+fn page(n: u64) -> String {
+    "x".repeat(usize::try_from(n).unwrap())
+}
+
+#[test]
+fn maxweight_bounds_the_total_weight_and_on_evict_hears_why() {
+    use memo::RemovalCause::{Evicted, Invalidated};
+    let cache = page_cache();
+    page(60);
+    assert_eq!(cache.weight(), Some(60));
+    page(30);
+    assert_eq!(cache.weight(), Some(90));
+    assert_eq!(cache.stats().weight, Some(90));
+    page(20); // 110 would not fit: the policy makes room
+    assert!(cache.weight().unwrap() <= 100);
+    page(101); // heavier than the bound: returned, never stored
+    assert!(!cache.contains_key(&101));
+    assert!(cache.weight().unwrap() <= 100);
+    let held = cache.keys();
+    assert!(cache.invalidate(&held[0]));
+    let left = LEFT.lock().unwrap().clone();
+    assert!(left.contains(&(101, Evicted)), "{left:?}");
+    assert_eq!(left.last(), Some(&(held[0], Invalidated)));
+    assert_eq!(
+        left.iter().filter(|(_, cause)| *cause == Evicted).count() as u64,
+        cache.stats().evictions
+    );
+}
+
+/// Keys `echo`'s listener put back after their eviction.
+static ECHOED: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(
+    maxsize = 2,
+    on_evict = |n, value, cause| {
+        // Runs after the cache's lock is released: calling back into the cache does not deadlock.
+        let cache = echo_cache();
+        let _ = (cache.len(), cache.get(&n));
+        if cause == memo::RemovalCause::Evicted && n < 100 {
+            cache.insert(n + 100, value);
+            ECHOED.fetch_add(1, Ordering::SeqCst);
+        }
+    },
+)]
+fn echo(n: u64) -> u64 {
+    n
+}
+
+#[test]
+fn on_evict_may_call_back_into_its_cache() {
+    for n in 0..10 {
+        assert_eq!(echo(n), n);
+    }
+    assert!(echo_cache().len() <= 2);
+    assert!(ECHOED.load(Ordering::SeqCst) > 0);
+}

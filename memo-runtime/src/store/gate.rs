@@ -71,6 +71,11 @@ impl<T> Locked<T> {
             data: UnsafeCell::new(data),
         }
     }
+
+    /// The data, through exclusive access to the whole lock (while the store is being built).
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
 }
 
 impl Default for Gate {

@@ -1,10 +1,13 @@
-//! The default store: concurrent, sharded, bounded by count, with per-entry expiry.
+//! The default store: concurrent, sharded, bounded by count and by weight, with per-entry expiry
+//! and an eviction listener.
 
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
 use super::gate::{Gate, Locked, ReadGuard, WriteGuard};
+use super::listener::{Listener, RemovalCause};
 use super::shard::{Renewal, Shard, Stamp};
+use super::weight::{self, Weigher};
 use super::{Counts, Store};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
@@ -49,6 +52,12 @@ pub struct MemoryStore<K, V> {
     /// `β` of early refresh; 0 for none.
     renewal_beta: f64,
     clock: ClockCell,
+    /// The total weight bound (`Config::max_weight`), split over the shards by
+    /// [`weigher`](Self::weigher); whether entries are weighed.
+    max_weight: Option<u64>,
+    weighed: bool,
+    /// Told of every entry that leaves, after the shard's lock is released.
+    listener: Option<Listener<K, V>>,
 }
 
 impl<K, V> MemoryStore<K, V> {
@@ -71,7 +80,15 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let count = shard_count(config.maxsize);
+        let mut count = shard_count(config.maxsize);
+        if let Some(max) = config.max_weight {
+            // Each shard holds its share of the weight, and an entry heavier than a share is not
+            // stored: few shards keep the shares large.
+            count = count.min(WEIGHED_SHARDS);
+            while count > 1 && max / (count as u64) < MIN_SHARD_WEIGHT {
+                count /= 2;
+            }
+        }
         let renewal = if config.renews() {
             Renewal {
                 grace: config.stale.map_or(0, duration_nanos),
@@ -101,6 +118,102 @@ impl<K, V> MemoryStore<K, V> {
                 0.0
             },
             clock: ClockCell::default(),
+            max_weight: config.max_weight,
+            weighed: false,
+            listener: None,
+        }
+    }
+
+    /// Weighs each entry with `weigher` and keeps the total within [`Config::max_weight`] at
+    /// every instant: an insert evicts by the policy's order until the new entry fits. The bound
+    /// is split over the store's shards (up to 16, as many as leave each at least 65,536 of
+    /// weight: one below 131,072), and an entry heavier than its shard's share is not stored at
+    /// all (counted as evicted). Without
+    /// `max_weight`, entries are only weighed, for [`Store::weight`].
+    ///
+    /// The weigher runs under the shard's write lock, when an entry comes in and again when it
+    /// leaves (no weight is stored beside the entry, so an entry costs no more memory): it must be
+    /// quick, must not call this store, and must weigh the same key and value the same every time.
+    /// Call it on a new store: entries held before are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Config, MemoryStore, Store};
+    ///
+    /// let config = Config::new().max_weight(10);
+    /// let store: MemoryStore<u32, String> =
+    ///     MemoryStore::new(&config).weigher(|_key, value| value.len() as u64);
+    /// store.insert(1, "abcd".to_string());
+    /// store.insert(2, "efgh".to_string());
+    /// store.insert(3, "ijkl".to_string()); // 12 bytes would not fit: one entry leaves
+    /// assert_eq!((store.len(), store.weight()), (2, Some(8)));
+    /// store.insert(4, "x".repeat(11)); // heavier than the bound: never stored
+    /// assert_eq!(store.get(&&4), None);
+    /// assert_eq!(store.counts().evicted, 2);
+    /// ```
+    #[must_use]
+    pub fn weigher(mut self, weigher: Weigher<K, V>) -> Self {
+        let count = self.shards.len();
+        for (i, shard) in self.shards.iter_mut().enumerate() {
+            let budget = self
+                .max_weight
+                .map_or(u64::MAX, |max| weight::share(max, count, i));
+            shard.0.get_mut().weigh(weigher, budget);
+        }
+        self.weighed = true;
+        self
+    }
+
+    /// Calls `listener` with the key, the value and the [`RemovalCause`] of every entry that
+    /// leaves the store: expired, evicted (or not stored: see [`RemovalCause::Evicted`]),
+    /// invalidated (by [`remove`](Store::remove) or [`clear`](Store::clear)) or replaced.
+    ///
+    /// The listener runs on the thread whose call removed the entry (expired entries swept in the
+    /// background: the sweeping thread), after the shard's lock is released, so it may use the
+    /// store (or the cache around it). A panic in it reaches that caller, and the entries not yet
+    /// told of are dropped. Without a listener nothing is collected, and hits never pay for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Config, MemoryStore, RemovalCause, Store};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let evicted = Arc::new(AtomicU64::new(0));
+    /// let count = Arc::clone(&evicted);
+    /// let store: MemoryStore<u32, u32> = MemoryStore::new(&Config::new().maxsize(10))
+    ///     .eviction_listener(move |_key, _value, cause| {
+    ///         if cause == RemovalCause::Evicted {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     });
+    /// for n in 0..100 {
+    ///     store.insert(n, n);
+    /// }
+    /// assert_eq!(evicted.load(Ordering::Relaxed), 90);
+    /// ```
+    #[must_use]
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        for shard in &mut self.shards {
+            shard.0.get_mut().listen();
+        }
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Releases a shard after a write, then tells the listener what left it meanwhile.
+    fn release(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
+        if let Some(listener) = &self.listener {
+            let removed = shard.take_removed();
+            drop(shard);
+            for (key, value, cause) in removed {
+                listener(key, value, cause);
+            }
         }
     }
 
@@ -203,8 +316,9 @@ impl<K, V> MemoryStore<K, V> {
             expires,
             refresh_at: 0,
         };
-        self.write(self.shard_of(hash))
-            .insert(&self.hasher, hash, key, value, stamp, now);
+        let mut shard = self.write(self.shard_of(hash));
+        shard.insert(&self.hasher, hash, key, value, stamp, now);
+        self.release(shard);
     }
 
     /// The current reading of this store's clock (0 when entries never expire).
@@ -233,6 +347,13 @@ fn shard_count(maxsize: Option<usize>) -> usize {
 
 /// The fewest entries a shard of a bounded store holds, unless the bound is smaller still.
 const MIN_SHARD: usize = 1000;
+
+/// The most shards of a store bounded by weight.
+const WEIGHED_SHARDS: usize = 16;
+
+/// The least share of `max_weight` a shard holds, unless the bound is smaller still: 64 KiB when
+/// weights are bytes.
+const MIN_SHARD_WEIGHT: u64 = 1 << 16;
 
 impl<K, V> Store<K, V> for MemoryStore<K, V>
 where
@@ -280,8 +401,9 @@ where
             expires,
             refresh_at,
         };
-        self.write(self.shard_of(hash))
-            .insert(&self.hasher, hash, key, value, stamp, now);
+        let mut shard = self.write(self.shard_of(hash));
+        shard.insert(&self.hasher, hash, key, value, stamp, now);
+        self.release(shard);
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
@@ -305,13 +427,23 @@ where
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let hash = self.hash(key);
-        self.write(self.shard_of(hash)).remove(hash, key)
+        let mut shard = self.write(self.shard_of(hash));
+        let removed = shard.remove(hash, key);
+        self.release(shard);
+        removed
     }
 
     fn clear(&self) {
         for shard in 0..self.shards.len() {
             let entries = self.write(shard).take_all();
-            drop(entries);
+            match &self.listener {
+                Some(listener) => {
+                    for (key, value) in entries {
+                        listener(key, value, RemovalCause::Invalidated);
+                    }
+                }
+                None => drop(entries),
+            }
         }
     }
 
@@ -330,6 +462,14 @@ where
 
     fn has_ttl(&self) -> bool {
         self.ttl != 0
+    }
+
+    fn weight(&self) -> Option<u64> {
+        self.weighed.then(|| {
+            (0..self.shards.len())
+                .map(|shard| self.read(shard).weight())
+                .sum()
+        })
     }
 
     fn counts(&self) -> Counts {
@@ -358,7 +498,9 @@ where
         let mut purged = 0;
         for shard in 0..self.shards.len() {
             let now = self.now();
-            purged += self.write(shard).purge_expired(&self.hasher, now);
+            let mut shard = self.write(shard);
+            purged += shard.purge_expired(&self.hasher, now);
+            self.release(shard);
         }
         purged
     }
@@ -487,5 +629,213 @@ mod tests {
         );
         mock.increment(Duration::from_secs(20));
         assert_eq!(live(&store), 0, "everything expired by ttl × 1.2");
+    }
+
+    use crate::store::RemovalCause;
+    use std::sync::{Arc, Mutex};
+
+    type Log = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+    /// A store whose listener writes to the returned log.
+    fn logged(store: MemoryStore<u64, u64>) -> (MemoryStore<u64, u64>, Log) {
+        let log = Log::default();
+        let sink = Arc::clone(&log);
+        let store =
+            store.eviction_listener(move |k, v, cause| sink.lock().unwrap().push((k, v, cause)));
+        (store, log)
+    }
+
+    /// Value `v` weighs `v`.
+    #[allow(clippy::trivially_copy_pass_by_ref, reason = "a weigher's signature")]
+    fn by_value(_: &u64, value: &u64) -> u64 {
+        *value
+    }
+
+    const POLICIES: [Policy; 4] = [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo];
+
+    #[test]
+    fn weight_bound_holds_under_every_policy() {
+        for policy in POLICIES {
+            for maxsize in [None, Some(50)] {
+                let mut config = Config::new().max_weight(16 << 16).policy(policy);
+                config.maxsize = maxsize;
+                let store = MemoryStore::new(&config).weigher(by_value);
+                let mut x = 0x2545_F491_4F6C_DD1D_u64;
+                for _ in 0..20_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = x % 500;
+                    if store.get(&&key).is_none() {
+                        store.insert(key, (key % 40) << 8);
+                    }
+                    let weight = store.weight().unwrap();
+                    assert!(weight <= 16 << 16, "{policy:?} {maxsize:?}: {weight}");
+                    assert!(store.len() <= maxsize.unwrap_or(usize::MAX));
+                }
+                let held: u64 = store.keys().iter().map(|k| store.peek(&k).unwrap()).sum();
+                assert_eq!(store.weight(), Some(held), "{policy:?} {maxsize:?}");
+                // Kept full by whichever bound binds: not emptied by evicting too much.
+                let full = match maxsize {
+                    Some(max) => store.len() == max,
+                    None => store.weight().unwrap() > 12 << 16,
+                };
+                assert!(
+                    full,
+                    "{policy:?} {maxsize:?}: {} {:?}",
+                    store.len(),
+                    store.weight()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_heavier_than_its_share_is_not_stored() {
+        // One shard of 10.
+        let (store, log) =
+            logged(MemoryStore::new(&Config::new().max_weight(10)).weigher(by_value));
+        store.insert(1, 10);
+        store.insert(2, 11);
+        assert_eq!(store.peek(&&1), Some(10));
+        assert_eq!(store.peek(&&2), None);
+        assert_eq!(store.counts().evicted, 1);
+        assert_eq!(store.weight(), Some(10));
+        assert_eq!(*log.lock().unwrap(), [(2, 11, RemovalCause::Evicted)]);
+        // 16 shards of 65,536: more than a share is refused, whatever room the others have.
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().max_weight(16 << 16)).weigher(by_value);
+        assert_eq!(store.shards.len(), 16);
+        store.insert(1, 1 << 16);
+        store.insert(2, (1 << 16) + 1);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn replacing_a_value_adjusts_the_weight() {
+        let (store, log) =
+            logged(MemoryStore::new(&Config::new().max_weight(10)).weigher(by_value));
+        store.insert(1, 5);
+        store.insert(1, 2);
+        assert_eq!(store.weight(), Some(2));
+        store.insert(1, 9);
+        assert_eq!(store.weight(), Some(9));
+        assert_eq!(store.len(), 1);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                (1, 5, RemovalCause::Replaced),
+                (1, 2, RemovalCause::Replaced)
+            ]
+        );
+        // A heavier value that does not fit beside the shard's others pushes them out.
+        let one_shard: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().maxsize(100).max_weight(10)).weigher(by_value);
+        for k in 0..5 {
+            one_shard.insert(k, 2);
+        }
+        one_shard.insert(0, 8);
+        assert_eq!(one_shard.peek(&&0), Some(8));
+        assert!(one_shard.weight().unwrap() <= 10);
+        assert_eq!(one_shard.len(), 2);
+    }
+
+    #[test]
+    fn the_listener_hears_every_cause() {
+        let (store, log) = logged(MemoryStore::new(
+            &Config::new().maxsize(2).ttl(Duration::from_secs(10)),
+        ));
+        let (clock, mock) = Clock::mock();
+        store.set_clock(clock);
+        store.insert(1, 10);
+        store.insert(1, 11); // replaced
+        store.insert(2, 20);
+        assert!(store.remove(&&2)); // invalidated
+        store.insert(3, 30);
+        store.insert(4, 40); // evicts 1 or 3
+        mock.increment(Duration::from_secs(11));
+        assert_eq!(store.purge_expired(), 2); // the two left expire
+        store.insert(5, 50);
+        store.clear(); // invalidated
+        let log = log.lock().unwrap();
+        assert_eq!(
+            log[..2],
+            [
+                (1, 10, RemovalCause::Replaced),
+                (2, 20, RemovalCause::Invalidated)
+            ]
+        );
+        assert_eq!(log[2].2, RemovalCause::Evicted);
+        assert_eq!(
+            log[3..5]
+                .iter()
+                .filter(|e| e.2 == RemovalCause::Expired)
+                .count(),
+            2
+        );
+        assert_eq!(log[5], (5, 50, RemovalCause::Invalidated));
+        assert_eq!(log.len(), 6);
+    }
+
+    /// The listener runs after the shard's lock is released: it may read and write the store.
+    #[test]
+    fn a_listener_may_call_back_into_the_store() {
+        static STORE: std::sync::OnceLock<MemoryStore<u64, u64>> = std::sync::OnceLock::new();
+        let store = STORE.get_or_init(|| {
+            MemoryStore::new(&Config::new().maxsize(4)).eviction_listener(|k, v, _| {
+                let store = STORE.get().expect("set");
+                let _ = store.get(&&k);
+                let _ = store.len();
+                if k < 1_000 {
+                    store.insert(k + 1_000, v); // may evict again, and be told again
+                }
+            })
+        });
+        for k in 0..100 {
+            store.insert(k, k);
+            store.remove(&&(k / 2));
+        }
+        store.clear();
+        assert!(store.len() <= 4);
+    }
+
+    /// The weight bound holds at every instant while threads insert, replace and remove.
+    #[test]
+    fn weight_bound_holds_under_concurrency() {
+        const MAX: u64 = 16 << 16;
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().max_weight(MAX)).weigher(by_value);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let writers: Vec<_> = (0..4_u64)
+                .map(|t| {
+                    let store = &store;
+                    s.spawn(move || {
+                        let mut x = (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        for i in 0..20_000_u64 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let key = x % 1_000;
+                            if i % 10 == 0 {
+                                store.remove(&&key);
+                            } else {
+                                store.insert(key, (x % 70) << 12);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert!(store.weight().unwrap() <= MAX);
+                }
+            });
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert!(store.weight().unwrap() <= MAX);
     }
 }

@@ -5,6 +5,7 @@
 mod disk;
 mod gate;
 mod ghost;
+mod listener;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -12,14 +13,17 @@ mod shard;
 mod sketch;
 #[cfg(feature = "redis")]
 mod tiered;
+mod weight;
 
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
+pub use listener::RemovalCause;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
 #[cfg(feature = "redis")]
 pub use tiered::TieredStore;
+pub use weight::{Weigher, Weight};
 
 use crate::lookup::Lookup;
 
@@ -238,6 +242,24 @@ pub trait Store<K, V>: Send + Sync {
     /// The kind of store, for metrics labels: `memory`, `disk`, ….
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    /// The total weight of the entries held, when the store weighs them (see
+    /// [`MemoryStore::weigher`]); `None` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Config, MemoryStore, Store};
+    ///
+    /// let store: MemoryStore<u32, String> = MemoryStore::new(&Config::new());
+    /// assert_eq!(store.weight(), None); // not weighed
+    /// let store = store.weigher(|_, text| text.len() as u64);
+    /// store.insert(1, "tea".to_string());
+    /// assert_eq!(store.weight(), Some(3));
+    /// ```
+    fn weight(&self) -> Option<u64> {
+        None
     }
 
     /// Hits so far, and how many entries the store removed on its own.

@@ -23,7 +23,9 @@ use hashbrown::HashTable;
 
 use super::Counts;
 use super::ghost::Ghost;
+use super::listener::{RemovalCause, Removed};
 use super::sketch::Sketch;
+use super::weight::{Scale, Weigher};
 use crate::config::Policy;
 use crate::lookup::Lookup;
 
@@ -81,6 +83,8 @@ pub(crate) struct Shard<K, V> {
     cap: u8,
     policy: Policy,
     capacity: usize,
+    /// Whether the rings hold the eviction order: the shard is bounded by count or by weight.
+    ordered: bool,
     renewal: Renewal,
     /// Hashes in eviction order: of every entry (LRU, LFU, FIFO) or of the main queue (auto).
     main: VecDeque<u64>,
@@ -100,6 +104,10 @@ pub(crate) struct Shard<K, V> {
     expiring: bool,
     /// Entries this shard removed on its own; written under the write lock only.
     counts: Counts,
+    /// The weigher, the weight held and this shard's share of `max_weight` (`weight.rs`).
+    scale: Scale<K, V>,
+    /// What left during the current write, for the store's listener (`listener.rs`).
+    removed: Removed<K, V>,
 }
 
 impl<K, V> Shard<K, V> {
@@ -116,6 +124,7 @@ impl<K, V> Shard<K, V> {
             },
             policy,
             capacity,
+            ordered: bounded,
             renewal,
             main: VecDeque::new(),
             small: VecDeque::new(),
@@ -136,7 +145,32 @@ impl<K, V> Shard<K, V> {
                 expired: 0,
                 errors: 0,
             },
+            scale: Scale::none(),
+            removed: Removed::new(),
         }
+    }
+
+    /// Weighs entries with `weigher` and keeps their total within `budget` (`u64::MAX`: only
+    /// weighs). Set on a new shard; entries held before are dropped.
+    pub(crate) fn weigh(&mut self, weigher: Weigher<K, V>, budget: u64) {
+        drop(self.take_all());
+        self.scale = Scale::new(weigher, budget);
+        self.ordered |= budget != u64::MAX;
+    }
+
+    /// Collects what leaves the shard for a listener, to be taken by [`take_removed`](Self::take_removed).
+    pub(crate) fn listen(&mut self) {
+        self.removed.collect();
+    }
+
+    /// What left the shard since the last call (with a listener; otherwise nothing is kept).
+    pub(crate) fn take_removed(&mut self) -> Vec<(K, V, RemovalCause)> {
+        self.removed.take()
+    }
+
+    /// The weight of the entries held (0 without a weigher).
+    pub(crate) fn weight(&self) -> u64 {
+        self.scale.total()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -164,7 +198,8 @@ impl<K, V> Shard<K, V> {
     /// Empties the shard, handing back the entries so that the caller drops them after releasing
     /// the shard (their `Drop` may be user code).
     #[must_use = "drop the entries outside the shard's write guard"]
-    pub(crate) fn take_all(&mut self) -> impl Sized + use<K, V> {
+    pub(crate) fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
+        self.scale.clear();
         self.since_sweep = 0;
         self.since_aging = 0;
         self.main = VecDeque::new();
@@ -173,6 +208,8 @@ impl<K, V> Shard<K, V> {
         self.ghost.clear();
         self.sketch.clear();
         std::mem::take(&mut self.table)
+            .into_iter()
+            .map(|slot| (slot.key, slot.value))
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -225,8 +262,9 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// Inserts or replaces, making room first when the shard is full. The default policy may
-    /// decline to store a new key (see `auto.rs`); that counts as an eviction.
+    /// Inserts or replaces, making room first when the shard is full (by count or by weight).
+    /// The default policy may decline to store a new key (see `auto.rs`), and an entry heavier
+    /// than the shard's share of `max_weight` is never stored; both count as evictions.
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hasher: &S,
@@ -246,11 +284,32 @@ impl<K, V> Shard<K, V> {
             return;
         }
         self.expiring |= expires != 0;
+        let weight = self.scale.weigh(&key, &value);
         if let Some(slot) = self.table.find_mut(hash, |slot| slot.key == key) {
-            slot.value = value;
-            slot.expires = expires;
-            slot.refresh_at = refresh_at;
-            *slot.refreshing.get_mut() = false;
+            // Weighed afresh, as on removal: the slot keeps no weight of its own.
+            let old = self.scale.weigh(&slot.key, &slot.value);
+            let swap = weight.zip(old);
+            if swap.is_none_or(|(new, old)| self.scale.fits_instead(old, new)) {
+                if let Some((new, old)) = swap {
+                    self.scale.swap(old, new);
+                }
+                let old = std::mem::replace(&mut slot.value, value);
+                slot.expires = expires;
+                slot.refresh_at = refresh_at;
+                *slot.refreshing.get_mut() = false;
+                self.removed.push(key, old, RemovalCause::Replaced);
+                return;
+            }
+            // The new value does not fit beside the others in place: the old one leaves, and the
+            // new one comes in as a new entry, making room by the policy.
+            if let Some(old) = self.take_out(hash, |k| *k == key) {
+                self.discard(old.key, old.value, RemovalCause::Replaced);
+            }
+        }
+        if weight.is_some_and(|weight| weight > self.scale.budget()) {
+            // Heavier than the whole shard may hold: not stored, like a declined key.
+            self.counts.evicted += 1;
+            self.removed.push(key, value, RemovalCause::Evicted);
             return;
         }
         self.since_sweep += 1;
@@ -259,9 +318,17 @@ impl<K, V> Shard<K, V> {
             // before any live entry is evicted.
             self.purge_expired(hasher, now);
         }
-        let uses = if self.capacity == usize::MAX {
-            0
-        } else {
+        let uses = if self.ordered {
+            if let Some(weight) = weight {
+                while !self.scale.fits(weight) && !self.table.is_empty() {
+                    self.evict_one(hasher, now);
+                }
+                if self.table.is_empty() {
+                    // Nothing left to weigh: forget any drift of a weigher that was not
+                    // deterministic after all.
+                    self.scale.clear();
+                }
+            }
             let admitted = match self.policy {
                 Policy::Auto => self.admit_auto(hasher, hash, now),
                 Policy::Lru => Some(self.admit_clock(hasher, now)),
@@ -272,11 +339,17 @@ impl<K, V> Shard<K, V> {
                 // Declined: counted as evicted on arrival, as Caffeine and moka count a rejected
                 // candidate, so that every stored key is held, evicted, expired or removed.
                 self.counts.evicted += 1;
+                self.removed.push(key, value, RemovalCause::Evicted);
                 return;
             };
             self.enqueue(hasher, hash, uses);
             uses
+        } else {
+            0
         };
+        if let Some(weight) = weight {
+            self.scale.add(weight);
+        }
         let slot = Slot {
             key,
             value,
@@ -287,6 +360,31 @@ impl<K, V> Shard<K, V> {
         };
         self.table
             .insert_unique(hash, slot, |slot| hasher.hash_one(&slot.key));
+    }
+
+    /// Frees one place by the policy's order, for an entry that does not fit by weight.
+    fn evict_one<S: BuildHasher>(&mut self, hasher: &S, now: u64)
+    where
+        K: Hash + Eq,
+    {
+        match self.policy {
+            Policy::Auto => {
+                if self.capacity == usize::MAX {
+                    // Bounded by weight alone: the small queue's share follows the entries held.
+                    self.small_target = auto::small_target(self.table.len());
+                }
+                self.evict_auto(hasher, now);
+            }
+            Policy::Lru => self.evict_clock(hasher, now),
+            Policy::Lfu => self.evict_lfu(hasher, now),
+            Policy::Fifo => self.evict_fifo(hasher, now),
+        }
+    }
+
+    /// An entry left the shard: its weight leaves the total, and the listener will hear of it.
+    fn discard(&mut self, key: K, value: V, cause: RemovalCause) {
+        self.scale.remove(&key, &value);
+        self.removed.push(key, value, cause);
     }
 
     /// Puts a new entry's hash at the back of its ring, compacting the ring when stale hashes
@@ -355,11 +453,14 @@ impl<K, V> Shard<K, V> {
         if slot.uses.into_inner() & MAIN == 0 {
             self.small_len -= 1;
         }
-        if expired {
+        let cause = if expired {
             self.counts.expired += 1;
+            RemovalCause::Expired
         } else {
             self.counts.evicted += 1;
-        }
+            RemovalCause::Evicted
+        };
+        self.discard(slot.key, slot.value, cause);
     }
 
     /// A last resort that keeps the bound if the rings ever lost track of an entry: evicts the
@@ -367,9 +468,11 @@ impl<K, V> Shard<K, V> {
     #[cold]
     fn evict_any(&mut self) {
         debug_assert!(false, "every entry has its hash in a ring");
-        let mut first = true;
-        self.table.retain(|_| !std::mem::take(&mut first));
+        let Some(slot) = self.table.extract_if(|_| true).next() else {
+            return;
+        };
         self.counts.evicted += 1;
+        self.discard(slot.key, slot.value, RemovalCause::Evicted);
         self.small_len = self
             .table
             .iter()
@@ -382,28 +485,35 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        match self.table.find_entry(hash, |slot| key.matches(&slot.key)) {
-            Ok(entry) => {
-                let (slot, _) = entry.remove();
-                let main = slot.uses.into_inner() & MAIN != 0;
-                if !main && self.capacity != usize::MAX {
-                    self.small_len -= 1;
-                }
-                // Take the hash out of its ring now: left there, it would stand for the key's
-                // next entry at this old place, and FIFO (and the others) would evict that entry
-                // too early.
-                let ring = if main {
-                    &mut self.main
-                } else {
-                    &mut self.small
-                };
-                if let Some(at) = ring.iter().rposition(|&h| h == hash) {
-                    ring.remove(at);
-                }
-                true
-            }
-            Err(_) => false,
+        let Some(slot) = self.take_out(hash, |k| key.matches(k)) else {
+            return false;
+        };
+        self.discard(slot.key, slot.value, RemovalCause::Invalidated);
+        true
+    }
+
+    /// Takes the entry whose key `is` out of the table and its ring.
+    fn take_out(&mut self, hash: u64, is: impl Fn(&K) -> bool) -> Option<Slot<K, V>> {
+        let (slot, _) = self
+            .table
+            .find_entry(hash, |slot| is(&slot.key))
+            .ok()?
+            .remove();
+        let main = slot.uses.load(Ordering::Relaxed) & MAIN != 0;
+        if !main && self.ordered {
+            self.small_len -= 1;
         }
+        // Take the hash out of its ring now: left there, it would stand for the key's next entry
+        // at this old place, and FIFO (and the others) would evict that entry too early.
+        let ring = if main {
+            &mut self.main
+        } else {
+            &mut self.small
+        };
+        if let Some(at) = ring.iter().rposition(|&h| h == hash) {
+            ring.remove(at);
+        }
+        Some(slot)
     }
 
     /// Removes every expired entry and returns how many left.
@@ -412,18 +522,18 @@ impl<K, V> Shard<K, V> {
         K: Hash,
     {
         self.since_sweep = 0;
-        let before = self.table.len();
         let grace = self.renewal.grace;
-        let bounded = self.capacity != usize::MAX;
-        let small_len = &mut self.small_len;
-        self.table.retain(|slot| {
-            let expired = slot.is_expired(now, grace);
-            if expired && bounded && *slot.uses.get_mut() & MAIN == 0 {
-                *small_len -= 1;
+        let bounded = self.ordered;
+        let mut purged = 0;
+        for slot in self.table.extract_if(|slot| slot.is_expired(now, grace)) {
+            purged += 1;
+            if bounded && slot.uses.into_inner() & MAIN == 0 {
+                self.small_len -= 1;
             }
-            !expired
-        });
-        let purged = before - self.table.len();
+            self.scale.remove(&slot.key, &slot.value);
+            self.removed
+                .push(slot.key, slot.value, RemovalCause::Expired);
+        }
         if purged > 0 && bounded {
             // The rings forget the purged entries too (see `remove`).
             let table = &self.table;
@@ -820,6 +930,59 @@ mod tests {
             );
             for k in [0, 1, 3, 9] {
                 assert!(get(&shard, k, 200).is_some(), "{policy:?} key {k}");
+            }
+        }
+    }
+
+    /// Key `k` weighs `k % 100`.
+    #[allow(clippy::trivially_copy_pass_by_ref, reason = "a weigher's signature")]
+    fn weigh_value(key: &u64, _: &u64) -> u64 {
+        *key % 100
+    }
+
+    /// Bounded by weight alone, every policy evicts expired entries before live ones too.
+    #[test]
+    fn every_policy_evicts_expired_entries_first_by_weight() {
+        for policy in POLICIES {
+            let mut shard = Shard::new(usize::MAX, Renewal::default(), policy);
+            shard.weigh(weigh_value, 10);
+            for k in 1..=4 {
+                put(&mut shard, k, if k == 2 { 100 } else { 0 }, 0);
+            }
+            assert_eq!(shard.weight(), 10);
+            assert_eq!(
+                put(&mut shard, 102, 0, 200),
+                Counts { expired: 1, ..NONE },
+                "{policy:?}"
+            );
+            assert_eq!(shard.weight(), 10, "{policy:?}");
+            for k in [1, 102, 3, 4] {
+                assert!(get(&shard, k, 200).is_some(), "{policy:?} key {k}");
+            }
+        }
+    }
+
+    /// Weight and count bounds together: each holds after every insert, under every policy, and
+    /// the shard's total is the sum of its entries' weights.
+    #[test]
+    fn weight_and_count_bounds_hold_together() {
+        for policy in POLICIES {
+            let mut shard = Shard::new(20, Renewal::default(), policy);
+            shard.weigh(weigh_value, 60);
+            let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+            for _ in 0..5_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Weights 0..=99 (some heavier than the budget of 60).
+                let key = x % 100;
+                if get(&shard, key, 0).is_none() {
+                    put(&mut shard, key, 0, 0);
+                }
+                let sum: u64 = shard.table.iter().map(|slot| slot.key % 100).sum();
+                assert_eq!(shard.weight(), sum, "{policy:?}");
+                assert!(shard.weight() <= 60, "{policy:?}");
+                assert!(shard.len() <= 20, "{policy:?}");
             }
         }
     }

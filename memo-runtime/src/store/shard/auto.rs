@@ -99,7 +99,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Frees one place: from the small queue when it holds its share (or main is empty), else
     /// from main.
-    fn evict_auto<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+    pub(super) fn evict_auto<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         loop {
             let main_len = self.table.len() - self.small_len;
             if self.small_len >= self.small_target || main_len == 0 {

@@ -16,13 +16,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
     pub(super) fn admit_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
         while self.table.len() >= self.capacity {
+            self.evict_clock(hasher, now);
+        }
+        MAIN
+    }
+
+    /// Evicts one entry: the hand clears set bits until it finds an entry whose bit is clear.
+    pub(super) fn evict_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+        loop {
             let Some((hash, index)) = self.pop(true, hasher) else {
-                self.evict_any();
-                break;
+                return self.evict_any();
             };
             if self.expired_at(index, now) {
-                self.drop_slot(index, true);
-                break;
+                return self.drop_slot(index, true);
             }
             let uses = self.slot_mut(index).uses.get_mut();
             if *uses & USES > 0 {
@@ -30,8 +36,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.main.push_back(hash);
                 continue;
             }
-            self.drop_slot(index, false);
+            return self.drop_slot(index, false);
         }
-        MAIN
     }
 }

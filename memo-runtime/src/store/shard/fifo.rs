@@ -11,14 +11,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
     pub(super) fn admit_fifo<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
         if self.table.len() >= self.capacity {
-            match self.pop(true, hasher) {
-                Some((_, index)) => {
-                    let expired = self.expired_at(index, now);
-                    self.drop_slot(index, expired);
-                }
-                None => self.evict_any(),
-            }
+            self.evict_fifo(hasher, now);
         }
         MAIN
+    }
+
+    /// Evicts the oldest entry.
+    pub(super) fn evict_fifo<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+        match self.pop(true, hasher) {
+            Some((_, index)) => {
+                let expired = self.expired_at(index, now);
+                self.drop_slot(index, expired);
+            }
+            None => self.evict_any(),
+        }
     }
 }

@@ -25,16 +25,27 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
     pub(super) fn admit_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
         self.since_aging += 1;
-        if self.since_aging >= self.capacity.saturating_mul(AGING) {
+        // Bounded by weight alone, the period follows the entries held.
+        let period = if self.capacity == usize::MAX {
+            self.table.len().max(1)
+        } else {
+            self.capacity
+        };
+        if self.since_aging >= period.saturating_mul(AGING) {
             self.since_aging = 0;
             for slot in &mut self.table {
                 let uses = slot.uses.get_mut();
                 *uses = MAIN | ((*uses & USES) / 2);
             }
         }
-        if self.table.len() < self.capacity {
-            return MAIN;
+        if self.table.len() >= self.capacity {
+            self.evict_lfu(hasher, now);
         }
+        MAIN
+    }
+
+    /// Evicts the least used of the oldest `SAMPLE` entries (or an expired one among them).
+    pub(super) fn evict_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         let mut sample = [(0_u64, 0_usize); SAMPLE];
         let mut taken = 0;
         while taken < SAMPLE {
@@ -46,15 +57,13 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 for &(hash, _) in sample[..taken].iter().rev() {
                     self.main.push_front(hash);
                 }
-                self.drop_slot(index, true);
-                return MAIN;
+                return self.drop_slot(index, true);
             }
             sample[taken] = (hash, index);
             taken += 1;
         }
         if taken == 0 {
-            self.evict_any();
-            return MAIN;
+            return self.evict_any();
         }
         let uses_of = |shard: &mut Self, index| *shard.slot_mut(index).uses.get_mut() & USES;
         let mut victim = 0;
@@ -69,6 +78,5 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             }
         }
         self.drop_slot(sample[victim].1, false);
-        MAIN
     }
 }

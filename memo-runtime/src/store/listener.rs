@@ -1,0 +1,106 @@
+//! The eviction listener: user code told of every entry that leaves a store, and why.
+//!
+//! A shard collects what leaves it while its write lock is held and the store calls the listener
+//! after releasing the lock, so a listener may call back into the cache (a listener run under the
+//! lock would wait for its own thread). Without a listener nothing is collected: evicted entries
+//! are dropped where they leave, as before, and hits never look at any of this.
+
+/// Why an entry left the cache, as told to an eviction listener.
+///
+/// `clear()` reports every entry it removes as [`Invalidated`](Self::Invalidated): like
+/// `invalidate`, it is the user removing entries, and a listener that tells user removals from
+/// the cache's own (`Expired`, `Evicted`) needs no fifth case for it.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::{Config, MemoryStore, RemovalCause, Store};
+/// use std::sync::{Arc, Mutex};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = Arc::clone(&seen);
+/// let store: MemoryStore<u32, &str> = MemoryStore::new(&Config::new().maxsize(1))
+///     .eviction_listener(move |key, value, cause| log.lock().unwrap().push((key, value, cause)));
+/// store.insert(1, "a");
+/// store.insert(1, "b"); // replaces "a"
+/// store.insert(2, "c"); // evicts 1
+/// store.remove(&&2);
+/// assert_eq!(
+///     *seen.lock().unwrap(),
+///     [
+///         (1, "a", RemovalCause::Replaced),
+///         (1, "b", RemovalCause::Evicted),
+///         (2, "c", RemovalCause::Invalidated),
+///     ]
+/// );
+/// assert!(RemovalCause::Evicted.was_evicted());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Its time to live had passed.
+    Expired,
+    /// Removed to keep the cache within `maxsize` or `max_weight`, or not stored at all (a key the
+    /// policy declined, or an entry heavier than its shard's share of `max_weight`).
+    Evicted,
+    /// Removed by the user: `invalidate`, `remove`, `clear`.
+    Invalidated,
+    /// A new value for the same key took its place.
+    Replaced,
+}
+
+impl RemovalCause {
+    /// Whether the cache removed the entry on its own (`Expired` or `Evicted`), as moka's
+    /// `RemovalCause::was_evicted`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::RemovalCause;
+    ///
+    /// assert!(RemovalCause::Expired.was_evicted());
+    /// assert!(!RemovalCause::Invalidated.was_evicted());
+    /// assert!(!RemovalCause::Replaced.was_evicted());
+    /// ```
+    #[must_use]
+    pub const fn was_evicted(self) -> bool {
+        matches!(self, Self::Expired | Self::Evicted)
+    }
+}
+
+/// A store's listener.
+pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
+
+/// What left a shard during one write, kept for the listener until the lock is released; only
+/// collected when the store has a listener.
+pub(crate) struct Removed<K, V> {
+    collect: bool,
+    entries: Vec<(K, V, RemovalCause)>,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            collect: false,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Starts collecting (the store has a listener).
+    pub(crate) fn collect(&mut self) {
+        self.collect = true;
+    }
+
+    /// Notes that `key`'s entry left; dropped here when nobody listens.
+    #[inline]
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+        if self.collect {
+            self.entries.push((key, value, cause));
+        }
+    }
+
+    /// What was collected since the last call.
+    pub(crate) fn take(&mut self) -> Vec<(K, V, RemovalCause)> {
+        std::mem::take(&mut self.entries)
+    }
+}
