@@ -548,25 +548,33 @@ where
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                match self.store.claim(key) {
-                    Claim::Found(value) => {
-                        // Another process computed it while this one waited.
-                        self.counters.record(Event::Coalesced);
-                        leader.finish(&value);
-                        Step::Done(value)
-                    }
-                    Claim::Compute(lease) => {
-                        self.counters.record(Event::Miss);
-                        Step::Compute(Some(leader), lease)
-                    }
-                }
+                self.claimed(leader, self.store.claim(key))
             }
             Join::Wait(flight) => Step::Wait(flight),
-            Join::Reentrant => {
+            Join::Reentrant => self.reentrant(),
+        }
+    }
+
+    /// The leader's step once the store answered its claim: another process's value, or compute.
+    fn claimed<'a>(&self, leader: Leader<'a, K, V>, claim: Claim<V>) -> Step<'a, K, V> {
+        match claim {
+            Claim::Found(value) => {
+                // Another process computed it while this one waited.
+                self.counters.record(Event::Coalesced);
+                leader.finish(&value);
+                Step::Done(value)
+            }
+            Claim::Compute(lease) => {
                 self.counters.record(Event::Miss);
-                Step::Compute(None, Lease::none())
+                Step::Compute(Some(leader), lease)
             }
         }
+    }
+
+    /// A sync caller re-entered its own key: compute without caching or claiming.
+    fn reentrant<'a>(&self) -> Step<'a, K, V> {
+        self.counters.record(Event::Miss);
+        Step::Compute(None, Lease::none())
     }
 
     /// [`begin`](Self::begin) for an `async fn` over a remote store (`RemoteMiss`): the
@@ -579,23 +587,11 @@ where
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                match self.store.claim_async(key).await {
-                    Claim::Found(value) => {
-                        self.counters.record(Event::Coalesced);
-                        leader.finish(&value);
-                        Step::Done(value)
-                    }
-                    Claim::Compute(lease) => {
-                        self.counters.record(Event::Miss);
-                        Step::Compute(Some(leader), lease)
-                    }
-                }
+                let claim = self.store.claim_async(key).await;
+                self.claimed(leader, claim)
             }
             Join::Wait(flight) => Step::Wait(flight),
-            Join::Reentrant => {
-                self.counters.record(Event::Miss);
-                Step::Compute(None, Lease::none())
-            }
+            Join::Reentrant => self.reentrant(),
         }
     }
 

@@ -51,11 +51,26 @@ pub fn cache<K: Shared, V: Shared>(
     cell.get_or_init(id, || new_cache(id, config))
 }
 
+/// A memoized function's name: its id (`module::function#nonce`) without the nonce.
+fn function_name(id: &'static str) -> &'static str {
+    id.rsplit_once('#').map_or(id, |(name, _)| name)
+}
+
+/// The codec of `codec = "json"` (`json`), or the binary default.
+#[cfg(any(feature = "disk", feature = "redis"))]
+const fn codec_of(json: bool) -> crate::Codec {
+    if json {
+        crate::Codec::Json
+    } else {
+        crate::Codec::Binary
+    }
+}
+
 /// A memoized function's cache, named after its id (`module::function#nonce`) without the nonce.
 #[cold]
 #[inline(never)]
 fn new_cache<K, V>(id: &'static str, config: fn() -> Config) -> Cache<K, V> {
-    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    let name = function_name(id);
     Cache::new(config()).named(name)
 }
 
@@ -78,7 +93,7 @@ fn new_hooked_cache<K, V>(
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> Cache<K, V> {
-    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
+    let name = function_name(id);
     Cache::with_store(hooks(MemoryStore::new(&config()))).named(name)
 }
 
@@ -135,15 +150,10 @@ fn new_disk_cache<K, V>(
     json: bool,
     signature: u64,
 ) -> Cache<K, V, DiskStore<K, V>> {
-    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
-    let codec = if json {
-        crate::Codec::Json
-    } else {
-        crate::Codec::Binary
-    };
+    let name = function_name(id);
     let store = crate::DiskOptions::new(store)
         .function(name, signature)
-        .codec(codec)
+        .codec(codec_of(json))
         .open(&config());
     Cache::with_store(store).named(name)
 }
@@ -236,15 +246,10 @@ fn new_redis_cache<K, V>(
     json: bool,
     signature: u64,
 ) -> Cache<K, V, RedisStore<K, V>> {
-    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
-    let codec = if json {
-        crate::Codec::Json
-    } else {
-        crate::Codec::Binary
-    };
+    let name = function_name(id);
     let store = crate::RedisOptions::new(store)
         .function(name, signature)
-        .codec(codec)
+        .codec(codec_of(json))
         .open(&config());
     Cache::with_store(store).named(name)
 }
@@ -377,15 +382,10 @@ where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
-    let name = id.rsplit_once('#').map_or(id, |(name, _)| name);
-    let codec = if json {
-        crate::Codec::Json
-    } else {
-        crate::Codec::Binary
-    };
+    let name = function_name(id);
     let store = crate::RedisOptions::new(store)
         .function(name, signature)
-        .codec(codec)
+        .codec(codec_of(json))
         .open_tiered(&config());
     Cache::with_store(store).named(name)
 }
