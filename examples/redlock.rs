@@ -1,5 +1,7 @@
 //! Redlock: several threads (or processes) miss one key at once, and one of them computes it,
-//! under a lock held on a majority of 5 independent Redis servers.
+//! under a lock held on a majority of 5 independent Redis servers. One attribute:
+//! `#[cached(store = redis, lock = "redlock")]`; values stay in the store's server
+//! (`MEMO_REDIS_URL`), the lock goes to the servers of `MEMO_REDLOCK_URLS`.
 //!
 //! This recipe starts no server. Start five and name them in `MEMO_REDLOCK_URLS`:
 //!
@@ -9,92 +11,75 @@
 //! cargo run --example redlock --features redis
 //! ```
 //!
-//! Kill two of the servers (`redis-cli -p 7004 shutdown nosave`) and run it again: still one
-//! computation. Kill a third: every thread computes, and one warning says why. The lock prevents
-//! duplicate work; it is not a correctness lock (see the README's Redlock section).
+//! Run it in two terminals at once: one computation between them. Kill two of the servers
+//! (`redis-cli -p 7004 shutdown nosave`) and run it again: still one computation. Kill a third:
+//! every process computes (its threads still share one computation), and a warning says why. The lock prevents duplicate work; it is not a
+//! correctness lock (see the README's Redlock section).
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use memo::redis::{Claimed, DistributedLock, RedisClient, RedisConfig, Redlock, RedlockConfig};
+use memo::cached;
+use memo::redis::{RedlockConfig, URLS_VAR};
 
 const THREADS: usize = 8;
 
-fn main() -> Result<(), memo::redis::Error> {
+static COMPUTATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// The expensive part, computed once across every thread and process that asks at once.
+#[cached(store = redis, lock = "redlock", ttl = "10m")]
+fn report(quarter: u64) -> String {
+    COMPUTATIONS.fetch_add(1, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    format!("report for quarter {quarter}")
+}
+
+fn main() {
     let Ok(config) = RedlockConfig::from_env() else {
-        println!("MEMO_REDLOCK_URLS is not set: start five Redis servers, then name them:\n");
+        println!("{URLS_VAR} is not set: start five Redis servers, then name them:\n");
         println!(
             "  for port in 7001 7002 7003 7004 7005; do redis-server --port $port --save \"\" --appendonly no --daemonize yes; done"
         );
         println!(
             "  MEMO_REDLOCK_URLS=redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003,redis://127.0.0.1:7004,redis://127.0.0.1:7005 \\\n      cargo run --example redlock --features redis"
         );
-        return Ok(());
+        return;
     };
-    // Values live in the store: here the first lock server (any Redis will do).
-    let store = RedisClient::new(RedisConfig::from_url(
-        config.servers[0].nodes().first().map_or("", String::as_str),
-    )?)?;
     println!(
-        "{} servers, a majority is {}",
+        "{} lock servers, a majority is {}",
         config.servers.len(),
         config.quorum()
     );
-    let redlock = Redlock::new(config, store)?;
+    if std::env::var_os("MEMO_REDIS_URL").is_none() {
+        // Values need a store too: here the first lock server (any Redis will do).
+        let first = config.servers[0]
+            .nodes()
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        // SAFETY: no other thread runs yet, and nothing reads the environment meanwhile.
+        unsafe { std::env::set_var("MEMO_REDIS_URL", first) };
+    }
 
-    // A key no earlier run has computed.
-    let run = SystemTime::now()
+    // A quarter no earlier run has computed (two terminals started in one minute share it).
+    let quarter = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    let value_key = format!("{{report:{run}}}:v");
-    let lock_key = format!("{{report:{run}}}:lock");
-
-    let computations = AtomicUsize::new(0);
+        .map_or(0, |since| since.as_secs() / 60);
     let barrier = Barrier::new(THREADS);
     std::thread::scope(|scope| {
         for thread in 0..THREADS {
-            let (redlock, computations, barrier) = (&redlock, &computations, &barrier);
-            let (value_key, lock_key) = (value_key.as_bytes(), lock_key.as_bytes());
+            let barrier = &barrier;
             scope.spawn(move || {
                 barrier.wait();
-                let value = report(redlock, value_key, lock_key, computations);
-                println!("thread {thread}: {}", String::from_utf8_lossy(&value));
+                println!("thread {thread}: {}", report(quarter));
             });
         }
     });
+    let stats = report_cache().stats();
     println!(
-        "{THREADS} threads, {} computation(s)",
-        computations.load(Ordering::Relaxed)
+        "{THREADS} threads, {} computation(s) here; backend errors: {}",
+        COMPUTATIONS.load(Ordering::Relaxed),
+        stats.backend_errors
     );
-    Ok(())
-}
-
-/// Cache-aside over the lock: the stored value, or compute it (once across every caller).
-fn report(
-    lock: &impl DistributedLock,
-    value_key: &[u8],
-    lock_key: &[u8],
-    computations: &AtomicUsize,
-) -> Vec<u8> {
-    let compute = || {
-        computations.fetch_add(1, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(300)); // the expensive part
-        b"quarterly report".to_vec()
-    };
-    match lock.claim(value_key, lock_key) {
-        Claimed::Value(value) => value,
-        Claimed::Compute(guard) => {
-            let value = compute();
-            let _ = lock.store().set_px(value_key, &value, 60_000);
-            drop(guard); // releases on every server; the waiters read the value
-            value
-        }
-        // The holder took too long, or no majority answered: compute without the lock.
-        Claimed::TimedOut | Claimed::Unavailable(_) => {
-            let value = compute();
-            let _ = lock.store().set_px(value_key, &value, 60_000);
-            value
-        }
-    }
 }

@@ -48,6 +48,7 @@
 //! | `store = redis` | keep entries in Redis (feature `redis`): the server of `MEMO_REDIS_URL` (`redis+cluster://…` for Redis Cluster), shared by processes, one computation per missing key across them; every hit is a `GET` |
 //! | `store = tiered` | `store = redis` with a local copy bounded by `maxsize`: hits from memory, copies in other processes dropped by pub/sub on a new value or an `invalidate` |
 //! | `codec = "json"` | with `store = disk`, `redis` or `tiered`: values as JSON instead of compact binary (postcard) |
+//! | `lock = "redlock"` | with `store = redis` or `tiered`: take the stampede lock on a majority of the independent servers of `MEMO_REDLOCK_URLS` (Redlock) instead of the store's one server |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
 //!
 //! # Cargo features

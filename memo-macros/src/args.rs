@@ -28,8 +28,9 @@ const POLICY: &str = "policy";
 const MAXWEIGHT: &str = "maxweight";
 const WEIGHT: &str = "weight";
 const ON_EVICT: &str = "on_evict";
+const LOCK: &str = "lock";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -100,6 +101,8 @@ pub(crate) struct Args {
     pub(crate) store: Opt<StoreKind>,
     /// `codec = "binary" | "json"`, for `store = disk`, `redis` and `tiered`.
     pub(crate) codec: Opt<LitStr>,
+    /// `lock = "single" | "redlock"`: where `store = redis` and `tiered` take the stampede lock.
+    pub(crate) lock: Opt<LitStr>,
     /// `policy = "auto" | "lru" | "lfu" | "fifo"`: which entries a full cache evicts.
     pub(crate) policy: Opt<LitStr>,
     /// `maxweight = N`: the most total weight held, as `weight` weighs entries.
@@ -127,6 +130,7 @@ impl Args {
             cache_none: Opt::new(CACHE_NONE),
             store: Opt::new(STORE),
             codec: Opt::new(CODEC),
+            lock: Opt::new(LOCK),
             policy: Opt::new(POLICY),
             maxweight: Opt::new(MAXWEIGHT),
             weight: Opt::new(WEIGHT),
@@ -194,6 +198,9 @@ impl Args {
         } else if path.is_ident(CODEC) {
             let codec = choice_of(meta, "codec", &["binary", "json"])?;
             self.codec.set(path, codec)
+        } else if path.is_ident(LOCK) {
+            let lock = choice_of(meta, "lock", &["single", "redlock"])?;
+            self.lock.set(path, lock)
         } else if path.is_ident(POLICY) {
             let policy = choice_of(meta, "policy", &["auto", "lru", "lfu", "fifo"])?;
             self.policy.set(path, policy)

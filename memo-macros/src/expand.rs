@@ -189,7 +189,12 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
         ..
     } = plan;
     let (finder, remote_args, parts) = match &plan.remote {
-        Some(Remote { kind, name, json }) => {
+        Some(Remote {
+            kind,
+            name,
+            json,
+            redlock,
+        }) => {
             let signature = signature_hash(&format!(
                 "{} -> {}",
                 tidy(&key_type.to_token_stream().to_string()),
@@ -209,9 +214,11 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             } else {
                 format_ident!("hit_or_miss_{store}")
             };
+            // Only the Redis stores have a lock to choose.
+            let lock = (*kind != RemoteKind::Disk).then(|| quote!(, #redlock));
             (
                 quote!(#runtime::#finder),
-                quote!(, #name, #json, #signature),
+                quote!(, #name, #json, #signature #lock),
                 StoreParts {
                     find_cache: TokenStream::new(),
                     store_type: quote!(, #runtime::#store_ty<#key_type, #output>),

@@ -47,6 +47,8 @@ pub(crate) struct Remote {
     pub(crate) name: String,
     /// Values are JSON (`codec = "json"`), not the binary default.
     pub(crate) json: bool,
+    /// The stampede lock is Redlock over several servers (`lock = "redlock"`).
+    pub(crate) redlock: bool,
 }
 
 /// Which store outside the process.
@@ -179,6 +181,12 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
                     "`codec` sets how `store = disk`, `redis` or `tiered` encode values; add one of them",
                 );
             }
+            if let Some(lock) = args.lock.path() {
+                errors.at(
+                    lock,
+                    "`lock` chooses where `store = redis` or `tiered` take the stampede lock; add one of them",
+                );
+            }
             return None;
         }
     };
@@ -191,7 +199,16 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
         args.on_evict.path(),
     ];
     match kind {
-        RemoteKind::Disk => unsupported.extend([args.jitter.path(), args.policy.path()]),
+        RemoteKind::Disk => {
+            unsupported.extend([args.jitter.path(), args.policy.path()]);
+            if let Some(lock) = args.lock.path() {
+                errors.at(
+                    lock,
+                    "`store = disk` takes its stampede lock in its own database; `lock` chooses \
+                     the lock of `store = redis` or `tiered`",
+                );
+            }
+        }
         RemoteKind::Redis => {
             unsupported.push(args.policy.path());
             if let Some(maxsize) = args.maxsize.path() {
@@ -214,7 +231,16 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
         );
     }
     let name = name.map_or_else(|| "default".to_string(), syn::LitStr::value);
-    Some(Remote { kind, name, json })
+    let redlock = args
+        .lock
+        .get()
+        .is_some_and(|lock| lock.value() == "redlock");
+    Some(Remote {
+        kind,
+        name,
+        json,
+        redlock,
+    })
 }
 
 /// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a

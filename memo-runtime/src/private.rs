@@ -232,8 +232,11 @@ pub fn redis_cache<K: Shared, V: Shared>(
     store: &'static str,
     json: bool,
     signature: u64,
+    redlock: bool,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cell.get_or_init(id, || new_redis_cache(id, config, store, json, signature))
+    cell.get_or_init(id, || {
+        new_redis_cache(id, config, store, json, signature, redlock)
+    })
 }
 
 #[cfg(feature = "redis")]
@@ -245,13 +248,26 @@ fn new_redis_cache<K, V>(
     store: &'static str,
     json: bool,
     signature: u64,
+    redlock: bool,
 ) -> Cache<K, V, RedisStore<K, V>> {
     let name = function_name(id);
-    let store = crate::RedisOptions::new(store)
-        .function(name, signature)
-        .codec(codec_of(json))
-        .open(&config());
+    let store = redis_options(store, name, json, signature, redlock).open(&config());
     Cache::with_store(store).named(name)
+}
+
+/// The options of a memoized function's Redis store: its name, namespace, codec and lock.
+#[cfg(feature = "redis")]
+fn redis_options(
+    store: &str,
+    function: &str,
+    json: bool,
+    signature: u64,
+    redlock: bool,
+) -> crate::RedisOptions {
+    let options = crate::RedisOptions::new(store)
+        .function(function, signature)
+        .codec(codec_of(json));
+    if redlock { options.redlock() } else { options }
 }
 
 /// Stands for [`redis_cache`] without the `redis` feature (never reached: `require_redis!`
@@ -264,6 +280,7 @@ pub fn redis_cache<K: Shared, V: Shared>(
     _: &'static str,
     _: bool,
     _: u64,
+    _: bool,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
     cache(cell, id, config)
 }
@@ -360,12 +377,15 @@ pub fn tiered_cache<K, V>(
     store: &'static str,
     json: bool,
     signature: u64,
+    redlock: bool,
 ) -> &'static Cache<K, V, TieredStore<K, V>>
 where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
-    cell.get_or_init(id, || new_tiered_cache(id, config, store, json, signature))
+    cell.get_or_init(id, || {
+        new_tiered_cache(id, config, store, json, signature, redlock)
+    })
 }
 
 #[cfg(feature = "redis")]
@@ -377,16 +397,14 @@ fn new_tiered_cache<K, V>(
     store: &'static str,
     json: bool,
     signature: u64,
+    redlock: bool,
 ) -> Cache<K, V, TieredStore<K, V>>
 where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
     let name = function_name(id);
-    let store = crate::RedisOptions::new(store)
-        .function(name, signature)
-        .codec(codec_of(json))
-        .open_tiered(&config());
+    let store = redis_options(store, name, json, signature, redlock).open_tiered(&config());
     Cache::with_store(store).named(name)
 }
 
@@ -399,6 +417,7 @@ pub fn tiered_cache<K: Shared, V: Shared>(
     _: &'static str,
     _: bool,
     _: u64,
+    _: bool,
 ) -> &'static Cache<K, V, TieredStore<K, V>> {
     cache(cell, id, config)
 }

@@ -65,3 +65,13 @@ pub(crate) fn backend_error(backend: &'static str, error: &dyn std::fmt::Display
     #[cfg(feature = "tracing")]
     tracing::debug!(backend, %error, "memo: backend error; the call goes on uncached");
 }
+
+/// A warning about a store (its backend down, damaged or misconfigured): a `tracing` event with
+/// the `tracing` feature, else a line on standard error. Callers limit how often.
+#[cfg(any(feature = "disk", feature = "redis"))]
+pub(crate) fn warn(line: &dyn std::fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "memo", "{line}");
+    #[cfg(not(feature = "tracing"))]
+    eprintln!("memo: {line}");
+}

@@ -9,6 +9,7 @@ async fn profile(id: u64) -> Option<String> {
             "default",
             true,
             11533797449997425975u64,
+            false,
         )
     };
     match ::memo::__private::hit_or_miss_redis_async(__memo_cache, &id).await {
@@ -51,6 +52,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
             "default",
             true,
             11533797449997425975u64,
+            false,
         )
     };
     __memo_cache

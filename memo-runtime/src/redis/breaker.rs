@@ -70,7 +70,7 @@ enum State {
 /// ```
 #[derive(Debug)]
 pub struct Breaker {
-    name: &'static str,
+    name: String,
     config: BreakerConfig,
     state: Mutex<State>,
     errors: AtomicU64,
@@ -81,9 +81,9 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker; `name` prefixes its log lines.
     #[must_use]
-    pub fn new(name: &'static str, config: BreakerConfig) -> Self {
+    pub fn new(name: impl Into<String>, config: BreakerConfig) -> Self {
         Self {
-            name,
+            name: name.into(),
             config,
             state: Mutex::new(State::Closed { failures: 0 }),
             errors: AtomicU64::new(0),
@@ -212,10 +212,7 @@ impl Breaker {
             }
             *last = Some(now);
         }
-        #[cfg(feature = "tracing")]
-        tracing::warn!(target: "memo", "{line}");
-        #[cfg(not(feature = "tracing"))]
-        eprintln!("memo: {line}");
+        crate::trace::warn(line);
     }
 }
 

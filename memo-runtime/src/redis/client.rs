@@ -183,7 +183,8 @@ impl RedisClient {
                 .set_max_delay(config.connect_timeout);
             Target::Single(first_node.clone(), manager)
         };
-        let breaker = Breaker::new("redis", config.breaker);
+        // Named by its server, so that the lines of several (Redlock) tell which one failed.
+        let breaker = Breaker::new(format!("redis {}", config.host()), config.breaker);
         Ok(Self {
             inner: Arc::new(Inner {
                 link: Arc::new(Link {

@@ -142,6 +142,15 @@ impl RedisConfig {
         &self.nodes
     }
 
+    /// `host:port` of the first node, without scheme or credentials: for log lines.
+    #[must_use]
+    pub fn host(&self) -> &str {
+        let url = self.nodes.first().map_or("", String::as_str);
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
     /// Whether the URL named a cluster (`redis+cluster://`).
     #[must_use]
     pub const fn is_cluster(&self) -> bool {
@@ -233,6 +242,11 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("app:***@h:6379"), "{shown}");
+        assert_eq!(config.host(), "h:6379");
+        assert_eq!(
+            RedisConfig::from_url("rediss://h2:1/0").unwrap().host(),
+            "h2:1"
+        );
         assert_eq!(
             node_url("redis://app:pw@h:1", "10.0.0.9:7001"),
             "redis://app:pw@10.0.0.9:7001"

@@ -341,10 +341,7 @@ impl Shared {
             self.servers.len(),
             self.config.quorum()
         );
-        #[cfg(feature = "tracing")]
-        tracing::warn!(target: "memo", "{line}");
-        #[cfg(not(feature = "tracing"))]
-        eprintln!("memo: {line}");
+        crate::trace::warn(&line);
     }
 }
 

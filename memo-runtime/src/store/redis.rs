@@ -22,7 +22,9 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::key;
 use crate::lookup::Lookup;
-use crate::redis::{Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig};
+use crate::redis::{
+    Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
+};
 
 /// Encoded keys longer than this many bytes are named by their hash (their hex would pass 200
 /// bytes of Redis key).
@@ -33,25 +35,113 @@ const PLAIN: u8 = 0;
 /// Marks a value stored under its key's hash: the full encoded key follows, then the value.
 const HASHED: u8 = 1;
 
-/// What a [`RedisStore`] talks to: the client and the lock protocol over it.
+/// What a [`RedisStore`] talks to: its server's client and the lock it claims missing keys
+/// through.
 #[derive(Debug)]
 struct Remote {
-    locks: Locks,
+    client: RedisClient,
+    lock: RemoteLock,
+    /// Why the Redlock asked for could not be set up (the lock is then on the store's server):
+    /// reported by every store opened on this remote.
+    fallback: Option<String>,
 }
 
-/// One client (and lock protocol) per URL in the process: every store of one server shares its
-/// connection, breaker and release subscription.
-fn shared(url: &str) -> Result<Arc<Remote>, Error> {
+/// The stampede lock of a store: on its own server, or on a majority of independent ones.
+#[derive(Debug)]
+enum RemoteLock {
+    Single(Locks),
+    Redlock(Redlock),
+}
+
+/// Which lock [`RedisOptions`] asked for.
+#[derive(Clone, Debug, Default)]
+enum LockChoice {
+    /// `SET NX` on the store's own server.
+    #[default]
+    Single,
+    /// [`Redlock`] over the servers of `MEMO_REDLOCK_URLS`.
+    RedlockFromEnv,
+    /// [`Redlock`] over these servers.
+    Redlock(RedlockConfig),
+}
+
+impl Remote {
+    /// The client and the lock chosen. A Redlock that cannot be set up (no `MEMO_REDLOCK_URLS`,
+    /// a bad URL) leaves the lock on the store's server: calls keep their stampede protection,
+    /// and the store reports why.
+    fn new(client: RedisClient, choice: &LockChoice) -> Self {
+        let config = match choice {
+            LockChoice::Single => Ok(None),
+            LockChoice::RedlockFromEnv => RedlockConfig::from_env().map(Some),
+            LockChoice::Redlock(config) => Ok(Some(config.clone())),
+        };
+        let redlock = config.and_then(|config| {
+            config
+                .map(|config| Redlock::new(config, client.clone()))
+                .transpose()
+        });
+        let (lock, fallback) = match redlock {
+            Ok(Some(redlock)) => (RemoteLock::Redlock(redlock), None),
+            Ok(None) => (RemoteLock::single(&client), None),
+            Err(err) => {
+                let why = format!(
+                    "lock = redlock: {err}; the lock is taken on the store's server instead"
+                );
+                crate::trace::warn(&why);
+                (RemoteLock::single(&client), Some(why))
+            }
+        };
+        Self {
+            client,
+            lock,
+            fallback,
+        }
+    }
+}
+
+impl RemoteLock {
+    fn single(client: &RedisClient) -> Self {
+        Self::Single(Locks::new(client.clone(), LockConfig::default()))
+    }
+
+    fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
+        match self {
+            Self::Single(locks) => locks.claim(value_key, lock_key),
+            Self::Redlock(redlock) => redlock.claim(value_key, lock_key),
+        }
+    }
+
+    async fn claim_async(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
+        match self {
+            Self::Single(locks) => locks.claim_async(value_key, lock_key).await,
+            Self::Redlock(redlock) => redlock.claim_async(value_key, lock_key).await,
+        }
+    }
+}
+
+/// One client (and lock) per URL and lock choice in the process: every store of one server
+/// shares its connection, breaker and release subscriptions.
+fn shared(url: &str, choice: &LockChoice) -> Result<Arc<Remote>, Error> {
     static REMOTES: LazyLock<Mutex<HashMap<String, Arc<Remote>>>> = LazyLock::new(Mutex::default);
+    let id = match choice {
+        LockChoice::Single => url.to_string(),
+        LockChoice::RedlockFromEnv => format!(
+            "{url} redlock {}",
+            std::env::var(crate::redis::URLS_VAR).unwrap_or_default()
+        ),
+        // Servers given in code: a remote of its own.
+        LockChoice::Redlock(_) => {
+            let client = RedisClient::new(RedisConfig::from_url(url)?)?;
+            return Ok(Arc::new(Remote::new(client, choice)));
+        }
+    };
     let mut remotes = REMOTES.lock();
-    if let Some(remote) = remotes.get(url) {
+    if let Some(remote) = remotes.get(&id) {
         return Ok(Arc::clone(remote));
     }
     let client = RedisClient::new(RedisConfig::from_url(url)?)?;
-    let remote = Arc::new(Remote {
-        locks: Locks::new(client, LockConfig::default()),
-    });
-    remotes.insert(url.to_string(), Arc::clone(&remote));
+    let remote = Arc::new(Remote::new(client, choice));
+    remotes.insert(id, Arc::clone(&remote));
     Ok(remote)
 }
 
@@ -83,14 +173,11 @@ pub struct RedisOptions {
     function: String,
     signature: u64,
     codec: Codec,
-    client: Option<Given>,
+    client: Option<RedisClient>,
+    lock: LockChoice,
     #[cfg(any(test, feature = "test-util"))]
     hash_bits: u32,
 }
-
-/// A client given by the application, with its own lock protocol.
-#[derive(Clone, Debug)]
-struct Given(Arc<Remote>);
 
 impl RedisOptions {
     /// The store called `name` (part of every key, so stores of one name share entries).
@@ -102,6 +189,7 @@ impl RedisOptions {
             signature: 0,
             codec: Codec::Binary,
             client: None,
+            lock: LockChoice::Single,
             #[cfg(any(test, feature = "test-util"))]
             hash_bits: 128,
         }
@@ -125,12 +213,29 @@ impl RedisOptions {
     }
 
     /// Uses `client` instead of the process-wide client of `MEMO_REDIS_URL` (then `REDIS_URL`,
-    /// then `redis://127.0.0.1:6379`).
+    /// then `redis://127.0.0.1:6379`). Each store opened with it gets a lock of its own.
     #[must_use]
     pub fn client(mut self, client: RedisClient) -> Self {
-        self.client = Some(Given(Arc::new(Remote {
-            locks: Locks::new(client, LockConfig::default()),
-        })));
+        self.client = Some(client);
+        self
+    }
+
+    /// Takes the stampede lock with [`Redlock`] on a majority of the servers named by
+    /// `MEMO_REDLOCK_URLS` (comma-separated) instead of on the store's one server
+    /// (`#[cached(lock = "redlock")]`). Values stay in the store's server.
+    ///
+    /// Without that variable, or with a URL that cannot be used, the lock stays on the store's
+    /// server and the store reports why (a logged backend error, counted once per store).
+    #[must_use]
+    pub fn redlock(mut self) -> Self {
+        self.lock = LockChoice::RedlockFromEnv;
+        self
+    }
+
+    /// [`redlock`](Self::redlock) over the servers of `config`.
+    #[must_use]
+    pub fn redlock_with(mut self, config: RedlockConfig) -> Self {
+        self.lock = LockChoice::Redlock(config);
         self
     }
 
@@ -151,9 +256,16 @@ impl RedisOptions {
     #[must_use]
     pub fn open<K, V>(&self, config: &Config) -> RedisStore<K, V> {
         let remote = match &self.client {
-            Some(given) => Ok(Arc::clone(&given.0)),
-            None => shared(&env_url()),
+            Some(client) => Ok(Arc::new(Remote::new(client.clone(), &self.lock))),
+            None => shared(&env_url(), &self.lock),
         };
+        let fallback = remote
+            .as_ref()
+            .ok()
+            .and_then(|remote| remote.fallback.clone());
+        if let Some(why) = &fallback {
+            crate::trace::backend_error("redis", why);
+        }
         let space = format!("{}/{}", self.name, self.codec.name());
         let ns = key::namespace(&space, &self.function, self.signature);
         let mut prefix = b"memo:".to_vec();
@@ -171,7 +283,7 @@ impl RedisOptions {
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
             jitter: config.jitter.filter(|j| *j > 0.0),
             hits: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
+            errors: AtomicU64::new(u64::from(fallback.is_some())),
             #[cfg(any(test, feature = "test-util"))]
             hash_bits: self.hash_bits,
             types: PhantomData,
@@ -190,7 +302,8 @@ impl RedisOptions {
 /// Callers in all processes that miss one key at the same time compute it once: the first takes
 /// the key's lock (`SET NX PX` with a random token, renewed while the body runs) and the others
 /// wait for its value (woken by pub/sub, polling as a fallback), up to a 5 s wait after which
-/// they compute themselves. A lock whose holder died expires with its lease (10 s).
+/// they compute themselves. A lock whose holder died expires with its lease (10 s). With
+/// [`RedisOptions::redlock`] the lock is taken on a majority of several servers instead.
 ///
 /// # Faults
 ///
@@ -227,10 +340,7 @@ struct Names {
 impl<K, V> RedisStore<K, V> {
     /// The client, unless the store's URL could not be used.
     pub fn client(&self) -> Option<&RedisClient> {
-        self.remote
-            .as_ref()
-            .ok()
-            .map(|remote| remote.locks.client())
+        self.remote.as_ref().ok().map(|remote| &remote.client)
     }
 
     /// Counts a failed call (the breaker logs it, at most once an interval).
@@ -365,7 +475,7 @@ impl<K, V> RedisStore<K, V> {
     {
         let remote = self.remote()?;
         let names = self.names_of(key)?;
-        match remote.locks.client().get(&names.value) {
+        match remote.client.get(&names.value) {
             Ok(Some(bytes)) => {
                 let value = self.unwrap(&names, &bytes)?;
                 if count {
@@ -389,7 +499,7 @@ impl<K, V> RedisStore<K, V> {
     {
         let remote = self.remote()?;
         let names = self.names_of(key)?;
-        match remote.locks.client().get_async(&names.value).await {
+        match remote.client.get_async(&names.value).await {
             Ok(Some(bytes)) => {
                 let value = self.unwrap(&names, &bytes)?;
                 if count {
@@ -465,7 +575,7 @@ where
             self.failed(&"a value could not be encoded");
             return;
         };
-        let client = remote.locks.client();
+        let client = &remote.client;
         let result = match self.entry_ttl() {
             Some(ttl) => client.set_px(&names.value, &bytes, ttl),
             None => client.set(&names.value, &bytes),
@@ -480,7 +590,7 @@ where
         let Some(names) = self.names_of(key) else {
             return Claim::Compute(Lease::none());
         };
-        let claimed = remote.locks.claim(&names.value, &names.lock);
+        let claimed = remote.lock.claim(&names.value, &names.lock);
         self.claimed(&names, claimed)
     }
 
@@ -501,7 +611,7 @@ where
         let Some(names) = self.names_of(key) else {
             return Claim::Compute(Lease::none());
         };
-        let claimed = remote.locks.claim_async(&names.value, &names.lock).await;
+        let claimed = remote.lock.claim_async(&names.value, &names.lock).await;
         self.claimed(&names, claimed)
     }
 
@@ -518,7 +628,7 @@ where
             self.failed(&"a value could not be encoded");
             return;
         };
-        let client = remote.locks.client();
+        let client = &remote.client;
         let result = match self.entry_ttl() {
             Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
             None => client.set_async(&names.value, &bytes).await,
@@ -533,13 +643,13 @@ where
         let Some(names) = self.names_of(&key.to_key()) else {
             return false;
         };
-        self.record(remote.locks.client().del(&names.value))
+        self.record(remote.client.del(&names.value))
             .unwrap_or(false)
     }
 
     fn clear(&self) {
         if let Some(remote) = self.remote() {
-            self.record(remote.locks.client().scan_del(&self.prefix));
+            self.record(remote.client.scan_del(&self.prefix));
         }
     }
 

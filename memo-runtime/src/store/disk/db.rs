@@ -140,8 +140,8 @@ impl Db {
         };
         let reader = reader
             .map_err(|err| {
-                warn(&format!(
-                    "memo: the disk cache in {} cannot be used ({err}); caching in memory only",
+                crate::trace::warn(&format!(
+                    "the disk cache in {} cannot be used ({err}); caching in memory only",
                     dir.display()
                 ));
             })
@@ -236,8 +236,8 @@ impl Shared {
         let mut last = lock(&self.last_log);
         if last.is_none_or(|at| at.elapsed() >= LOG_INTERVAL) {
             *last = Some(Instant::now());
-            warn(&format!(
-                "memo: the disk cache in {} failed ({err}); calls go on uncached",
+            crate::trace::warn(&format!(
+                "the disk cache in {} failed ({err}); calls go on uncached",
                 self.dir.display()
             ));
         }
@@ -402,24 +402,16 @@ fn move_aside(file: &Path, why: &str) {
         );
     }
     match moved {
-        Ok(()) => warn(&format!(
-            "memo: the disk cache {} was damaged ({why}); moved it to {} and started an empty one",
+        Ok(()) => crate::trace::warn(&format!(
+            "the disk cache {} was damaged ({why}); moved it to {} and started an empty one",
             file.display(),
             aside.display()
         )),
-        Err(err) => warn(&format!(
-            "memo: the disk cache {} is damaged ({why}) and could not be moved aside ({err})",
+        Err(err) => crate::trace::warn(&format!(
+            "the disk cache {} is damaged ({why}) and could not be moved aside ({err})",
             file.display()
         )),
     }
-}
-
-/// A warning: a `tracing` event with the `tracing` feature, else a line on standard error.
-fn warn(message: &str) {
-    #[cfg(feature = "tracing")]
-    tracing::warn!("{message}");
-    #[cfg(not(feature = "tracing"))]
-    eprintln!("{message}");
 }
 
 /// Flushes every open database when the process exits normally (`main` returns, or

@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached(store = redis, lock = "zookeeper")]
+fn load(id: u64) -> u64 {
+    id
+}
+
+fn main() {}
