@@ -1,7 +1,7 @@
 //! The Redis layer against local `redis-server`s that this binary starts: a bare `GET` round
 //! trip beside a memoized hit of `#[cached(store = redis)]`, a tiered hit, a single-instance
-//! lock, stampedes of processes on one cold key (through the cache, and through Redlock over 5
-//! servers), and what a dead or frozen server adds to a call.
+//! lock, stampedes of processes on one cold key (through the cache, through Redlock over 5
+//! servers, and through the cache with `lock = "redlock"`), and what a dead or frozen server adds to a call.
 //!
 //! `cargo bench --bench redis --features redis` prints `BENCH <name> <value> <unit>` lines and
 //! writes `target/bench/redis.json`. Needs `redis-server` (`apt-get install -y redis-server`).
@@ -54,8 +54,7 @@ fn memory_square(n: u64) -> u64 {
 }
 
 /// The stampede's body: 100 ms, each execution a line in `MEMO_BENCH_LOG`.
-#[cached(store = redis, ttl = "1m")]
-fn cold(key: u64) -> u64 {
+fn slow_double(key: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(100));
     let log = std::env::var_os("MEMO_BENCH_LOG").expect("the log file");
     let mut file = std::fs::OpenOptions::new()
@@ -67,15 +66,26 @@ fn cold(key: u64) -> u64 {
     key * 2
 }
 
-/// One process of the stampede: 16 threads call `cold(1)` at once.
-fn stampede_child() {
+#[cached(store = redis, ttl = "1m")]
+fn cold(key: u64) -> u64 {
+    slow_double(key)
+}
+
+/// The same, its lock taken on the Redlock servers of `MEMO_REDLOCK_URLS`.
+#[cached(store = redis, lock = "redlock", ttl = "1m")]
+fn cold_redlock(key: u64) -> u64 {
+    slow_double(key)
+}
+
+/// One process of the stampede: 16 threads call `cold(1)` (or `cold_redlock(1)`) at once.
+fn stampede_child(redlock: bool) {
     let barrier = Arc::new(Barrier::new(STAMPEDE_THREADS));
     let threads: Vec<_> = (0..STAMPEDE_THREADS)
         .map(|_| {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 barrier.wait();
-                cold(1)
+                if redlock { cold_redlock(1) } else { cold(1) }
             })
         })
         .collect();
@@ -84,8 +94,9 @@ fn stampede_child() {
     }
 }
 
-/// Executions of `cold(1)` by 4 processes of 16 threads each.
-fn stampede(url: &str) -> usize {
+/// Executions of `cold(1)` by 4 processes of 16 threads each; of `cold_redlock(1)` with the
+/// lock servers `redlock_urls`.
+fn stampede(url: &str, redlock_urls: Option<&str>) -> usize {
     let log = std::env::temp_dir().join(format!("memo-bench-stampede-{}", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let children: Vec<_> = (0..STAMPEDE_PROCESSES)
@@ -94,6 +105,7 @@ fn stampede(url: &str) -> usize {
                 .env("MEMO_BENCH_ROLE", "stampede")
                 .env("MEMO_REDIS_URL", url)
                 .env("MEMO_BENCH_LOG", &log)
+                .env(URLS_VAR, redlock_urls.unwrap_or_default())
                 .spawn()
                 .expect("spawn a stampede process")
         })
@@ -108,7 +120,7 @@ fn stampede(url: &str) -> usize {
 
 fn main() {
     if std::env::var_os("MEMO_BENCH_ROLE").is_some() {
-        stampede_child();
+        stampede_child(std::env::var_os(URLS_VAR).is_some_and(|urls| !urls.is_empty()));
         return;
     }
     if let Ok(spec) = std::env::var(CHILD) {
@@ -175,7 +187,7 @@ fn main() {
 
     report.figure(
         "redis/stampede_executions",
-        stampede(&server.url()) as f64,
+        stampede(&server.url(), None) as f64,
         "executions",
     );
 
@@ -267,6 +279,8 @@ fn redlock(report: &mut Report, single_ns: f64) {
         .and_then(|count| count.parse().ok())
         .unwrap_or(0.0);
     report.figure("redlock/stampede_executions", executions, "count");
+    let cached = stampede(&urls[0], Some(&urls.join(","))) as f64;
+    report.figure("redlock/cached_stampede_executions", cached, "count");
 }
 
 fn new_redlock(config: RedlockConfig, store_url: &str) -> Redlock {
