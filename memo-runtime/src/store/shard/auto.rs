@@ -29,9 +29,10 @@ pub(super) fn small_target(capacity: usize) -> usize {
     (capacity / 33).max(1)
 }
 
-/// How many evicted keys the ghost remembers: half as many as the shard holds.
+/// The capacity the ghost is built for: the shard's (it remembers up to twice as many keys that
+/// left the small queue, and half as many that main evicted; see `ghost.rs`).
 pub(super) const fn ghost_size(capacity: usize) -> usize {
-    capacity.div_ceil(2)
+    capacity
 }
 
 impl<K: Hash + Eq, V> Shard<K, V> {
@@ -44,7 +45,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         now: u64,
     ) -> Option<u8> {
         self.sketch.increment(hash);
-        let returning = self.ghost.contains(hash);
+        let returning = self.ghost.returning(hash);
         let joins = if returning { MAIN } else { 0 };
         if self.table.len() < self.capacity {
             return Some(joins);
@@ -70,6 +71,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     return None;
                 }
                 self.drop_slot(index, false);
+                self.ghost.evicted_from_main(front);
                 return Some(MAIN);
             }
             *uses -= 1;
@@ -138,7 +140,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.sketch.increment(hash);
                 continue;
             }
-            return self.drop_slot(index, false);
+            self.drop_slot(index, false);
+            self.ghost.evicted_from_main(hash);
+            return;
         }
     }
 }
