@@ -13,9 +13,12 @@
 //! holds, every key is asked for alike, so the cached part stays (near the optimum, where CLOCK
 //! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
 //!
-//! The shares (small queue 3 %, ghost 50 %, 3 banked uses) were chosen in the policy lab
-//! (`benches/hitratio/lab.rs`, `door-s3-g50-c3-drain-exact-tlfu-m1000`) over the Zipf, loop, scan
-//! and ARC traces of `benches/hitratio.rs`, against moka and `quick_cache`.
+//! How far back a key may have left the small queue and still count as returning adapts (see
+//! `ghost.rs`): main also tells the ghost what it evicts, and keys back soon after that narrow
+//! the window. The shares (small queue 3 %, 3 banked uses) and the door were chosen in the policy
+//! lab (`benches/hitratio/lab.rs`, `door-s3-g50-c3-drain-exact-tlfu-m1000`, with the adaptive
+//! window `-ad10_200_50_1_5_0_n1`) over the Zipf, loop, scan and ARC traces of
+//! `benches/hitratio.rs`, against moka and `quick_cache`.
 
 use std::hash::{BuildHasher, Hash};
 
