@@ -46,10 +46,11 @@ pub(crate) fn hits(name: &str, requests: &[u64], size: usize) -> u64 {
     }
 }
 
-/// The store's shard count for a bound of `size` on this two-core machine (`shard_count`).
+/// The store's shard count for a bound of `size` on this two-core machine (`shard_count`: at
+/// most 64, each of at least 1,000 entries).
 fn store_shards(size: usize) -> usize {
     let mut count = 64;
-    while count > 1 && size / count < 32 {
+    while count > 1 && size / count < 1000 {
         count /= 2;
     }
     count
@@ -85,12 +86,18 @@ struct Sketch {
 
 impl Sketch {
     fn new(capacity: usize) -> Self {
-        let width = capacity.max(16).next_power_of_two();
+        Self::sized(capacity, 1, 10)
+    }
+
+    /// `width` counters per row for each entry of `capacity`, halved every `period × capacity`
+    /// increments.
+    fn sized(capacity: usize, width: usize, period: usize) -> Self {
+        let width = (capacity * width).max(16).next_power_of_two();
         Self {
             rows: std::array::from_fn(|_| vec![0; width]),
             mask: width - 1,
             added: 0,
-            period: 10 * capacity.max(1),
+            period: period * capacity.max(1),
         }
     }
 
@@ -394,6 +401,19 @@ struct DoorParams {
     /// Break ties at the door by a frequency sketch of misses (and hits credited as the hand
     /// passes): an unused main entry is replaced only by a key asked for more often.
     tlfu: bool,
+    /// The sketch's counters per row per entry, and its halving period in entries.
+    width: usize,
+    period: usize,
+    /// Bloom ghost: bits per key in each of its two filters.
+    bloom_bits: usize,
+    /// An unused entry leaving the small queue goes to main instead when the sketch counts it
+    /// more often than main's next victim (`TinyLFU` admission), this many times at least.
+    exit: Option<u8>,
+    /// The door stands even when the small queue holds its share.
+    always: bool,
+    /// `ad<lo>_<hi>_<main ghost>_<up>_<down>` (shares of capacity in %, steps in entries): an
+    /// adaptive exact ghost (`Adapt`), starting from `g`.
+    adapt: Option<(f64, f64, f64, f64, f64, f64, f64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -426,6 +446,12 @@ impl DoorParams {
             threshold: None,
             no_ghost: false,
             tlfu: false,
+            width: 1,
+            period: 10,
+            bloom_bits: 8,
+            exit: None,
+            always: false,
+            adapt: None,
         };
         for part in name.split('-').skip(1) {
             match part {
@@ -443,6 +469,24 @@ impl DoorParams {
                 "one" => p.one_shard = true,
                 "tlfu" => p.tlfu = true,
                 "nog" => p.no_ghost = true,
+                "a" => p.always = true,
+                _ if part.starts_with("ad") => {
+                    let v: Vec<f64> = part[2..]
+                        .split('_')
+                        .map(|x| x.replace('n', "-").parse().expect("a number"))
+                        .collect();
+                    p.adapt = Some((
+                        v[0] / 100.0,
+                        v[1] / 100.0,
+                        v[2] / 100.0,
+                        v[3],
+                        v[4],
+                        v.get(5)
+                            .filter(|z| **z > 0.0)
+                            .map_or(f64::INFINITY, |z| z / 100.0),
+                        v.get(6).copied().unwrap_or(0.0),
+                    ));
+                }
                 _ => {
                     let (tag, num) = part.split_at(1);
                     let v: f64 = num.parse().expect("a number");
@@ -452,6 +496,14 @@ impl DoorParams {
                         "c" => p.cap = v as u8,
                         "m" => p.least = Some(v as usize),
                         "t" => p.threshold = Some(v as u8),
+                        "w" => p.width = v as usize,
+                        "p" => p.period = v as usize,
+                        "b" => {
+                            p.exact = false;
+                            p.bloom = true;
+                            p.bloom_bits = v as usize;
+                        }
+                        "x" => p.exit = Some(v as u8),
                         _ => panic!("bad part {part}"),
                     }
                 }
@@ -553,6 +605,9 @@ struct Door {
     sketch: Option<Sketch>,
     threshold: Option<u8>,
     no_ghost: bool,
+    exit: Option<u8>,
+    always: bool,
+    adapt: Option<Adapt>,
 }
 
 impl Door {
@@ -566,8 +621,10 @@ impl Door {
             small: VecDeque::new(),
             main: VecDeque::new(),
             ghost: if p.bloom {
-                // 8 bits a key for each half: false positives about 2 %.
-                let words = (ghost_max * 4).div_ceil(64).next_power_of_two();
+                // 8 bits a key for each half by default: false positives about 2 %.
+                let words = (ghost_max * p.bloom_bits / 2)
+                    .div_ceil(64)
+                    .next_power_of_two();
                 Ghost::Bloom {
                     new: vec![0; words],
                     old: vec![0; words],
@@ -586,9 +643,31 @@ impl Door {
                 Ghost::Sketch(s)
             },
             entries: HashMap::new(),
-            sketch: p.tlfu.then(|| Sketch::new(capacity)),
+            sketch: p.tlfu.then(|| Sketch::sized(capacity, p.width, p.period)),
             threshold: p.threshold,
             no_ghost: p.no_ghost,
+            exit: p.exit,
+            always: p.always,
+            adapt: p.adapt.map(|(lo, hi, mw, up, down, zone, weigh)| Adapt {
+                now: 0,
+                at: HashMap::new(),
+                ring: VecDeque::new(),
+                main_now: 0,
+                main_at: HashMap::new(),
+                main_ring: VecDeque::new(),
+                main_window: (capacity as f64 * mw) as u64,
+                window: ghost_max as f64,
+                lo: capacity as f64 * lo,
+                hi: capacity as f64 * hi,
+                up,
+                down,
+                zone: capacity as f64 * zone,
+                weigh,
+                hist: [0; 32],
+                hi_share: hi,
+                stats: [0; 4],
+                sum_window: 0.0,
+            }),
         }
     }
 
@@ -611,8 +690,23 @@ impl Door {
                     self.main.push_back(k);
                     continue;
                 }
+                if let (Some(least), Some(s), Some(&front)) =
+                    (self.exit, &self.sketch, self.main.front())
+                {
+                    let est = s.estimate(key_hash(k));
+                    if est >= least
+                        && self.entries[&front] == 0
+                        && est > s.estimate(key_hash(front))
+                    {
+                        self.main.pop_front();
+                        self.entries.remove(&front);
+                        self.main_evicted(front);
+                        self.main.push_back(k);
+                        return;
+                    }
+                }
                 self.entries.remove(&k);
-                self.ghost.add(k);
+                self.ghost_add(k);
                 return;
             }
             let k = self.main.pop_front().expect("main");
@@ -624,7 +718,135 @@ impl Door {
                 continue;
             }
             self.entries.remove(&k);
+            self.main_evicted(k);
             return;
+        }
+    }
+
+    fn ghost_add(&mut self, key: u64) {
+        match &mut self.adapt {
+            Some(a) => a.add(key),
+            None => self.ghost.add(key),
+        }
+    }
+
+    fn ghost_contains(&mut self, key: u64) -> bool {
+        match &mut self.adapt {
+            Some(a) => a.contains(key),
+            None => self.ghost.contains(key),
+        }
+    }
+
+    fn main_evicted(&mut self, key: u64) {
+        if let Some(a) = &mut self.adapt {
+            a.main_evicted(key);
+        }
+    }
+}
+
+/// An exact ghost whose window adapts, ARC-like, on misses alone: a key back from beyond the
+/// window (but within `hi`) widens it; a key back soon after main evicted it narrows it.
+struct Adapt {
+    now: u64,
+    at: HashMap<u64, u64>,
+    ring: VecDeque<(u64, u64)>,
+    main_now: u64,
+    main_at: HashMap<u64, u64>,
+    main_ring: VecDeque<(u64, u64)>,
+    main_window: u64,
+    window: f64,
+    lo: f64,
+    hi: f64,
+    up: f64,
+    down: f64,
+    zone: f64,
+    weigh: f64,
+    hist: [u64; 32],
+    hi_share: f64,
+    stats: [u64; 4],
+    sum_window: f64,
+}
+
+impl Drop for Adapt {
+    fn drop(&mut self) {
+        if std::env::var("LAB_DEBUG").is_ok() {
+            eprintln!(
+                "adapt ups {} downs {} returns {} misses {} mean window {:.2} × capacity (lo {} hi {})",
+                self.stats[0],
+                self.stats[1],
+                self.stats[2],
+                self.stats[3],
+                self.sum_window / self.stats[3].max(1) as f64 / (self.hi / self.hi_share),
+                self.lo,
+                self.hi
+            );
+            eprintln!("ages by quarter capacity: {:?}", self.hist);
+        }
+    }
+}
+
+impl Adapt {
+    fn add(&mut self, key: u64) {
+        self.now += 1;
+        self.at.insert(key, self.now);
+        self.ring.push_back((key, self.now));
+        while let Some(&(k, t)) = self.ring.front() {
+            if (self.now - t) as f64 <= self.hi {
+                break;
+            }
+            self.ring.pop_front();
+            if self.at.get(&k) == Some(&t) {
+                self.at.remove(&k);
+            }
+        }
+    }
+
+    fn contains(&mut self, key: u64) -> bool {
+        self.stats[3] += 1;
+        self.sum_window += self.window;
+        if let Some(t) = self.main_at.remove(&key)
+            && self.main_now - t <= self.main_window
+        {
+            self.stats[1] += 1;
+            self.window = (self.window - self.down).max(self.lo);
+        }
+        let Some(&t) = self.at.get(&key) else {
+            return false;
+        };
+        let age = (self.now - t) as f64;
+        let bucket = ((age / (self.hi / (self.hi_share * 4.0))) as usize).min(31);
+        self.hist[bucket] += 1;
+        if age <= self.window {
+            self.stats[2] += 1;
+            if self.weigh < 0.0 {
+                self.window = (self.window + self.up).min(self.hi);
+            }
+            return true;
+        }
+        if age <= self.window + self.zone {
+            self.stats[0] += 1;
+            let weight = if self.weigh == 0.0 {
+                1.0
+            } else {
+                (age / self.window).min(self.weigh.abs())
+            };
+            self.window = (self.window + self.up * weight).min(self.hi);
+        }
+        false
+    }
+
+    fn main_evicted(&mut self, key: u64) {
+        self.main_now += 1;
+        self.main_at.insert(key, self.main_now);
+        self.main_ring.push_back((key, self.main_now));
+        while let Some(&(k, t)) = self.main_ring.front() {
+            if self.main_now - t <= self.main_window {
+                break;
+            }
+            self.main_ring.pop_front();
+            if self.main_at.get(&k) == Some(&t) {
+                self.main_at.remove(&k);
+            }
         }
     }
 }
@@ -643,7 +865,7 @@ impl Policy for Door {
             (Some(t), Some(s)) => s.estimate(key_hash(key)) >= t,
             _ => false,
         };
-        if by_sketch || (!self.no_ghost && self.ghost.contains(key)) {
+        if by_sketch || (!self.no_ghost && self.ghost_contains(key)) {
             if self.entries.len() < self.capacity {
                 self.entries.insert(key, 0);
                 self.main.push_back(key);
@@ -651,7 +873,7 @@ impl Policy for Door {
             }
             if self.fallback == Fallback::Plain
                 || self.main.is_empty()
-                || self.small.len() >= self.small_target
+                || (!self.always && self.small.len() >= self.small_target)
             {
                 self.evict();
                 self.entries.insert(key, 0);
@@ -665,7 +887,7 @@ impl Policy for Door {
                 && s.estimate(key_hash(key)) <= s.estimate(key_hash(front))
             {
                 if self.fallback != Fallback::Bypass {
-                    self.ghost.add(key);
+                    self.ghost_add(key);
                 }
                 return false;
             }
@@ -683,7 +905,7 @@ impl Policy for Door {
             match self.fallback {
                 Fallback::Bypass => return false,
                 Fallback::Refresh => {
-                    self.ghost.add(key);
+                    self.ghost_add(key);
                     return false;
                 }
                 Fallback::Drain => {
@@ -692,11 +914,11 @@ impl Policy for Door {
                     {
                         self.small.pop_front();
                         self.entries.remove(&oldest);
-                        self.ghost.add(oldest);
+                        self.ghost_add(oldest);
                         self.entries.insert(key, 0);
                         self.main.push_back(key);
                     } else {
-                        self.ghost.add(key);
+                        self.ghost_add(key);
                     }
                     return false;
                 }

@@ -1,102 +1,213 @@
-//! The ghost of the default policy: the keys that left the small queue lately, remembered by a
-//! 24-bit fingerprint of their hash (not as entries), in the order they left.
+//! The ghost of the default policy: which keys left the shard lately and how long ago, remembered
+//! by fingerprint (not as entries), and how far back a key may have left the small queue and
+//! still come back to the main queue.
 //!
-//! A fingerprint queue holds the latest `size` departures; a small table counts how many of them
-//! each fingerprint has (fingerprint and count packed in 4 bytes), so a lookup is one probe. About
-//! 4 bytes of queue and 5 to 10 of table per remembered key. A new key mistaken for a remembered
-//! one (a chance of `size` in 16 million) only enters the main queue a little early.
+//! Two aged filters remember departures: the keys that left the small queue (over a little more
+//! than twice as many departures as the shard holds) and those evicted from main (over half as
+//! many). The window, how many of the small queue's latest departures count as recent, adapts on
+//! misses alone, the way ARC (Megiddo and Modha, FAST '03) sizes its lists: each key back from
+//! the small queue's ghost widens it by one; each key back soon after main evicted it narrows it
+//! by [`DOWN`], between a tenth of the shard and 2.1 times it. Where returns from afar pay (the
+//! long loops of a disk trace such as the ARC paper's P3), main seldom regrets an eviction and
+//! the window grows; under Zipf, main's lukewarm keys come back often and it shrinks. The rule
+//! was chosen in the policy lab (`benches/hitratio/lab.rs`, `door-…-ad10_200_50_1_5_0_n1`), the
+//! widest window and the slack of the filter then on the real store.
+//!
+//! Each filter is a table of 16-bit slots in buckets of 4: a 12-bit fingerprint over a 4-bit
+//! epoch (a fourteenth of the filter's span). A key may sit in either of two buckets; a full pair
+//! gives up its oldest slot, so the filter forgets in about the order keys left. At 2 bytes a
+//! slot the ghost costs about 5.7 bytes per entry of the shard (4.7 for the small queue's
+//! departures, 1 for main's), allocated on the first departure. A new key mistaken for a
+//! remembered one (a chance of about 1 in 512) only enters the main queue a little early, or
+//! nudges the window.
 
-use std::collections::VecDeque;
+/// Slots per bucket.
+const WAYS: usize = 4;
+/// The epoch in a slot's low bits; the fingerprint is above it.
+const EPOCH: u16 = 0xF;
+/// Epochs a filter remembers: one more and a slot counts as empty (ages wrap at 16).
+const EPOCHS: u64 = 14;
 
-use hashbrown::HashTable;
+/// Keys added lately, each with the epoch of its last addition.
+struct Aged {
+    /// Allocated on the first addition (a store bounded far above what it holds pays nothing).
+    slots: Box<[u16]>,
+    size: usize,
+    /// Additions so far, and how many make an epoch.
+    adds: u64,
+    epoch_len: u64,
+    /// The next slot to clear if expired (16 per addition: all of them within an epoch, so that
+    /// no age wraps round).
+    sweep: usize,
+}
+
+/// A key's fingerprint (never 0, which marks an empty slot) and its two buckets, from bits of its
+/// hash mixed anew, so that the bits the store used to pick the shard do not weaken them.
+#[allow(clippy::cast_possible_truncation, reason = "bits of the mixed hash")]
+fn place(hash: u64, buckets: usize) -> (u16, usize, usize) {
+    let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let fingerprint = ((mixed >> 52) as u16).max(1) << 4;
+    let other = (hash ^ (hash >> 29)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    let reduce = |bits: u64| (((bits >> 32) * buckets as u64) >> 32) as usize;
+    (fingerprint, reduce(mixed << 12), reduce(other))
+}
+
+impl Aged {
+    /// Room for `size` keys, remembered for about `size` additions; none for 0.
+    fn new(size: usize) -> Self {
+        Self {
+            slots: Box::default(),
+            size,
+            adds: 0,
+            epoch_len: (size as u64).div_ceil(EPOCHS).max(1),
+            sweep: 0,
+        }
+    }
+
+    fn buckets(&self) -> usize {
+        self.slots.len() / WAYS
+    }
+
+    #[allow(clippy::cast_possible_truncation, reason = "an epoch mod 16")]
+    fn epoch(&self) -> u16 {
+        (self.adds / self.epoch_len) as u16 & EPOCH
+    }
+
+    /// How many epochs ago this slot was written; more than `EPOCHS` for an empty one.
+    fn age_of(&self, slot: u16) -> u64 {
+        if slot == 0 {
+            return u64::MAX;
+        }
+        u64::from(self.epoch().wrapping_sub(slot) & EPOCH)
+    }
+
+    /// Where the key with this fingerprint sits in buckets `a` and `b`, if it is remembered.
+    fn find(&self, fingerprint: u16, a: usize, b: usize) -> Option<usize> {
+        [a, b]
+            .into_iter()
+            .flat_map(|bucket| bucket * WAYS..(bucket + 1) * WAYS)
+            .find(|&i| {
+                let slot = self.slots[i];
+                slot & !EPOCH == fingerprint && self.age_of(slot) <= EPOCHS
+            })
+    }
+
+    /// How many additions ago the key with this hash was last added (to within an epoch), if it
+    /// is remembered; `forget` forgets it.
+    fn age(&mut self, hash: u64, forget: bool) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let (fingerprint, a, b) = place(hash, self.buckets());
+        let i = self.find(fingerprint, a, b)?;
+        let epochs = self.age_of(self.slots[i]);
+        if forget {
+            self.slots[i] = 0;
+        }
+        Some(epochs * self.epoch_len + self.epoch_len / 2)
+    }
+
+    /// Remembers the key with this hash as added now.
+    fn add(&mut self, hash: u64) {
+        if self.slots.is_empty() {
+            if self.size == 0 {
+                return;
+            }
+            self.slots = vec![0; self.size.div_ceil(WAYS).max(2) * WAYS].into_boxed_slice();
+        }
+        self.adds += 1;
+        let buckets = self.buckets();
+        // Clear 16 slots past `EPOCHS`, before they wrap round to a young age: all of them
+        // within 14 / 16 of an epoch.
+        for _ in 0..16 {
+            self.sweep = (self.sweep + 1) % self.slots.len();
+            let slot = self.slots[self.sweep];
+            if slot != 0 && self.age_of(slot) > EPOCHS {
+                self.slots[self.sweep] = 0;
+            }
+        }
+        let (fingerprint, a, b) = place(hash, buckets);
+        let slot = fingerprint | self.epoch();
+        if let Some(i) = self.find(fingerprint, a, b) {
+            self.slots[i] = slot;
+            return;
+        }
+        // The oldest slot of the two buckets (an empty one first) makes room.
+        let oldest = [a, b]
+            .into_iter()
+            .flat_map(|bucket| bucket * WAYS..(bucket + 1) * WAYS)
+            .max_by_key(|&i| self.age_of(self.slots[i]))
+            .expect("two buckets");
+        self.slots[oldest] = slot;
+    }
+
+    fn clear(&mut self) {
+        self.slots = Box::default();
+        self.adds = 0;
+        self.sweep = 0;
+    }
+}
+
+/// How much a key back soon after main evicted it narrows the window (a return widens it by 1).
+const DOWN: usize = 5;
 
 pub(crate) struct Ghost {
-    /// Fingerprints in the order their keys left, oldest first.
-    order: VecDeque<u32>,
-    /// Each fingerprint in `order` (high 24 bits) with how many times it is there (low 8 bits; a
-    /// count that reached 255 stays, so a key left that often is remembered until cleared).
-    counts: HashTable<u32>,
-    size: usize,
-}
-
-/// The low 8 bits of a `counts` entry.
-const COUNT: u32 = 0xFF;
-
-/// The fingerprint of a key's hash (in the high 24 bits): its bits mixed, so that the bits the
-/// store used to pick the shard (all alike within a shard) do not weaken it.
-#[allow(clippy::cast_possible_truncation, reason = "the mixed top half")]
-fn fingerprint(hash: u64) -> u32 {
-    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32 & !COUNT
-}
-
-/// Where a fingerprint sits in `counts`.
-fn slot_hash(fingerprint: u32) -> u64 {
-    u64::from(fingerprint).wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    /// Keys that left the small queue, over twice the shard's capacity.
+    small: Aged,
+    /// Keys evicted from main, over half the shard's capacity.
+    main: Aged,
+    /// How many of the small queue's latest departures come back to main, and its bounds.
+    window: usize,
+    least: usize,
+    most: usize,
+    /// The window to start from: half the shard.
+    start: usize,
 }
 
 impl Ghost {
-    /// A ghost remembering the latest `size` keys; none for a size of 0.
-    pub(crate) fn new(size: usize) -> Self {
+    /// A ghost for a shard of `capacity` entries; none (remembering nothing) for 0.
+    pub(crate) fn new(capacity: usize) -> Self {
+        let most = capacity.saturating_mul(21) / 10;
         Self {
-            order: VecDeque::new(),
-            counts: HashTable::new(),
-            size,
+            // An eighth more slots than the window's widest, as a full pair of buckets gives up
+            // its oldest slot a little early.
+            small: Aged::new(most.saturating_add(most / 8)),
+            main: Aged::new(capacity.div_ceil(2)),
+            window: capacity.div_ceil(2),
+            least: capacity.div_ceil(10),
+            most,
+            start: capacity.div_ceil(2),
         }
     }
 
-    /// Whether a key with this hash left the small queue lately.
-    pub(crate) fn contains(&self, hash: u64) -> bool {
-        let fp = fingerprint(hash);
-        self.counts
-            .find(slot_hash(fp), |e| e & !COUNT == fp)
-            .is_some()
+    /// On a miss: whether the key with this hash left the small queue lately enough to come back
+    /// to main. Adjusts the window on the way.
+    pub(crate) fn returning(&mut self, hash: u64) -> bool {
+        if self.main.age(hash, true).is_some() {
+            self.window = self.window.saturating_sub(DOWN).max(self.least);
+        }
+        let Some(age) = self.small.age(hash, false) else {
+            return false;
+        };
+        self.window = (self.window + 1).min(self.most);
+        age <= self.window as u64
     }
 
-    /// Remembers a key with this hash (again, if it is remembered already: for longer).
+    /// Remembers a key with this hash that left the small queue (or was turned away).
     pub(crate) fn add(&mut self, hash: u64) {
-        if self.size == 0 {
-            return;
-        }
-        let fp = fingerprint(hash);
-        match self.counts.entry(
-            slot_hash(fp),
-            |e| e & !COUNT == fp,
-            |e| slot_hash(e & !COUNT),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut e) => {
-                if *e.get() & COUNT < COUNT {
-                    *e.get_mut() += 1;
-                }
-            }
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(fp | 1);
-            }
-        }
-        if self.order.capacity() == 0 {
-            // Its full size at once: the queue fills within one shard's worth of evictions.
-            self.order.reserve_exact(self.size + 1);
-        }
-        self.order.push_back(fp);
-        if self.order.len() > self.size
-            && let Some(old) = self.order.pop_front()
-            && let Ok(mut e) = self
-                .counts
-                .find_entry(slot_hash(old), |e| e & !COUNT == old)
-        {
-            match *e.get() & COUNT {
-                COUNT => {}
-                1 => {
-                    e.remove();
-                }
-                _ => *e.get_mut() -= 1,
-            }
-        }
+        self.small.add(hash);
+    }
+
+    /// Remembers a key with this hash that main evicted.
+    pub(crate) fn evicted_from_main(&mut self, hash: u64) {
+        self.main.add(hash);
     }
 
     /// Forgets every key.
     pub(crate) fn clear(&mut self) {
-        self.order = VecDeque::new();
-        self.counts = HashTable::new();
+        self.small.clear();
+        self.main.clear();
+        self.window = self.start;
     }
 }
 
@@ -109,30 +220,71 @@ mod tests {
     }
 
     #[test]
-    fn remembers_the_latest_keys_and_forgets_older_ones() {
+    fn remembers_the_latest_keys_with_their_age_and_forgets_older_ones() {
+        let mut aged = Aged::new(1400);
+        for k in 0..1400 {
+            aged.add(mix(k));
+        }
+        let found = (0..1400)
+            .filter(|&k| aged.age(mix(k), false).is_some())
+            .count();
+        // At full load a few leave early: a full pair of buckets gives up its oldest slot.
+        assert!(found > 1200, "{found} of 1400");
+        let age = aged.age(mix(1399), false).expect("the latest");
+        assert!(age < 100, "{age}");
+        let age = aged.age(mix(0), false).unwrap_or(1400);
+        assert!(age > 1200, "{age}");
+        // Added again, key 0 outlives the keys added before it.
+        for k in 1400..2100 {
+            aged.add(mix(k));
+        }
+        aged.add(mix(0));
+        for k in 2100..2800 {
+            aged.add(mix(k));
+        }
+        assert!(aged.age(mix(0), false).is_some());
+        let stale = (1..1400)
+            .filter(|&k| aged.age(mix(k), false).is_some())
+            .count();
+        assert!(stale < 100, "{stale} of the older keys");
+        assert!(aged.age(mix(0), true).is_some());
+        assert!(aged.age(mix(0), false).is_none(), "forgotten");
+        aged.clear();
+        assert!(!(1400..2800).any(|k| aged.age(mix(k), false).is_some()));
+    }
+
+    #[test]
+    fn no_age_wraps_round() {
+        let mut aged = Aged::new(1000);
+        aged.add(mix(7));
+        for k in 100_000..120_000 {
+            aged.add(mix(k));
+            assert!(k < 101_100 || aged.age(mix(7), false).is_none(), "{k}");
+        }
+    }
+
+    #[test]
+    fn the_window_widens_on_returns_and_narrows_on_regrets() {
         let mut ghost = Ghost::new(1000);
-        for k in 0..1000 {
+        let start = ghost.window;
+        for k in 0..100 {
             ghost.add(mix(k));
         }
-        assert!((0..1000).all(|k| ghost.contains(mix(k))));
-        // Remembered again, key 0 outlives the keys that left after it.
-        ghost.add(mix(0));
-        for k in 1000..1999 {
-            ghost.add(mix(k));
-        }
-        assert!(ghost.contains(mix(0)));
-        assert!(!(1..1000).any(|k| ghost.contains(mix(k))));
-        assert!((1000..1999).all(|k| ghost.contains(mix(k))));
-        assert_eq!(ghost.order.len(), 1000);
-        assert_eq!(ghost.counts.len(), 1000);
-        ghost.clear();
-        assert!(!(1000..1999).any(|k| ghost.contains(mix(k))));
+        assert!((0..100).all(|k| ghost.returning(mix(k))));
+        assert_eq!(ghost.window, start + 100);
+        ghost.evicted_from_main(mix(5000));
+        assert!(!ghost.returning(mix(5000)));
+        assert_eq!(ghost.window, start + 100 - DOWN);
+        assert!(!ghost.returning(mix(5000)), "counted once");
+        assert_eq!(ghost.window, start + 100 - DOWN);
     }
 
     #[test]
     fn a_zero_size_ghost_remembers_nothing() {
         let mut ghost = Ghost::new(0);
         ghost.add(1);
-        assert!(!ghost.contains(1));
+        ghost.evicted_from_main(2);
+        assert!(!ghost.returning(1));
+        assert!(!ghost.returning(2));
     }
 }

@@ -13,9 +13,12 @@
 //! holds, every key is asked for alike, so the cached part stays (near the optimum, where CLOCK
 //! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
 //!
-//! The shares (small queue 3 %, ghost 50 %, 3 banked uses) were chosen in the policy lab
-//! (`benches/hitratio/lab.rs`, `door-s3-g50-c3-drain-exact-tlfu-m1000`) over the Zipf, loop, scan
-//! and ARC traces of `benches/hitratio.rs`, against moka and `quick_cache`.
+//! How far back a key may have left the small queue and still count as returning adapts (see
+//! `ghost.rs`): main also tells the ghost what it evicts, and keys back soon after that narrow
+//! the window. The shares (small queue 3 %, 3 banked uses) and the door were chosen in the policy
+//! lab (`benches/hitratio/lab.rs`, `door-s3-g50-c3-drain-exact-tlfu-m1000`, with the adaptive
+//! window `-ad10_200_50_1_5_0_n1`) over the Zipf, loop, scan and ARC traces of
+//! `benches/hitratio.rs`, against moka and `quick_cache`.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -29,9 +32,10 @@ pub(super) fn small_target(capacity: usize) -> usize {
     (capacity / 33).max(1)
 }
 
-/// How many evicted keys the ghost remembers: half as many as the shard holds.
+/// The capacity the ghost is built for: the shard's (it remembers up to twice as many keys that
+/// left the small queue, and half as many that main evicted; see `ghost.rs`).
 pub(super) const fn ghost_size(capacity: usize) -> usize {
-    capacity.div_ceil(2)
+    capacity
 }
 
 impl<K: Hash + Eq, V> Shard<K, V> {
@@ -44,7 +48,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         now: u64,
     ) -> Option<u8> {
         self.sketch.increment(hash);
-        let returning = self.ghost.contains(hash);
+        let returning = self.ghost.returning(hash);
         let joins = if returning { MAIN } else { 0 };
         if self.table.len() < self.capacity {
             return Some(joins);
@@ -70,6 +74,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     return None;
                 }
                 self.drop_slot(index, false);
+                self.ghost.evicted_from_main(front);
                 return Some(MAIN);
             }
             *uses -= 1;
@@ -138,7 +143,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 self.sketch.increment(hash);
                 continue;
             }
-            return self.drop_slot(index, false);
+            self.drop_slot(index, false);
+            self.ghost.evicted_from_main(hash);
+            return;
         }
     }
 }
