@@ -127,7 +127,9 @@ pub(crate) struct Renewal {
 pub(crate) struct Shard<K, V> {
     /// The entries, by number.
     slab: Slab<Slot<K, V>>,
-    /// The number of each entry, by the hash of its key.
+    /// The number of each entry, by the hash of its key. It names only entries the slab holds
+    /// (`find` reads them unchecked): a number goes into it after its entry enters the slab, and
+    /// out of it before its entry leaves.
     index: HashTable<u32>,
     /// The most uses a hit records: a hit writes its entry only while the count is below this.
     cap: u8,
@@ -270,12 +272,16 @@ impl<K, V> Shard<K, V> {
     fn find(&self, hash: u64, is: impl Fn(&K) -> bool) -> Option<(u32, &Slot<K, V>)> {
         let slab = &self.slab;
         let mut found = None;
-        self.index.find(hash, |&at| match slab.get(at) {
-            Some(slot) if is(&slot.key) => {
+        self.index.find(hash, |&at| {
+            // SAFETY: the index names only held entries (see `index`); unchecked, the hit path
+            // saves a bitmap load.
+            let slot = unsafe { slab.get_unchecked(at) };
+            if is(&slot.key) {
                 found = Some((at, slot));
                 true
+            } else {
+                false
             }
-            _ => false,
         })?;
         found
     }
@@ -526,8 +532,11 @@ impl<K, V> Shard<K, V> {
 
     /// [`drop_slot`](Self::drop_slot) with the hash of the entry's key known.
     fn drop_hashed(&mut self, hash: u64, at: u32, expired: bool) {
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i == at) {
-            entry.remove();
+        match self.index.find_entry(hash, |&i| i == at) {
+            Ok(entry) => drop(entry.remove()),
+            // The key hashes differently than when it was stored (its `Hash` is not
+            // deterministic): look for the number everywhere, since it must not outlive its entry.
+            Err(_) => self.index.retain(|&mut i| i != at),
         }
         let Some(slot) = self.slab.remove(at) else {
             return;
@@ -936,7 +945,41 @@ mod tests {
         }
     }
 
-    /// Removing entries without evicting leaves hashes in the rings; they are compacted away, so
+    /// A hasher that never gives the same hash twice, as a key whose `Hash` is not deterministic.
+    #[derive(Default)]
+    struct Fickle(std::cell::Cell<u64>);
+
+    impl BuildHasher for Fickle {
+        type Hasher = std::hash::DefaultHasher;
+        fn build_hasher(&self) -> Self::Hasher {
+            self.0.set(self.0.get() + 1);
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hasher::write_u64(&mut hasher, self.0.get());
+            hasher
+        }
+    }
+
+    /// Evicting an entry whose key now hashes elsewhere still takes its number out of the
+    /// index, which must name only held entries (hits read them unchecked).
+    #[test]
+    fn a_hash_that_is_not_deterministic_leaves_no_stale_number() {
+        for policy in POLICIES {
+            let fickle = Fickle::default();
+            let mut shard = Shard::new(8, Renewal::default(), policy);
+            for k in 0..1_000_u64 {
+                let hash = fickle.hash_one(k);
+                shard.insert(&fickle, hash, k, k * 10, Stamp::default(), 0);
+                assert!(shard.len() <= 8, "{policy:?}");
+                assert_eq!(shard.index.len(), shard.len(), "{policy:?}");
+                assert!(
+                    shard.index.iter().all(|&at| shard.slab.get(at).is_some()),
+                    "{policy:?}"
+                );
+            }
+        }
+    }
+
+    /// Removing entries without evicting takes their numbers out of the rings at once, so
     /// insert/remove churn does not grow memory.
     #[test]
     fn rings_do_not_grow_with_churn() {
