@@ -3,8 +3,8 @@
 //! The entries sit in a vector that grows to the shard's bound and no further (`shard/slab.rs`);
 //! the hash table holds only their 4-byte numbers. The table's buckets are a power of two, at
 //! most 7/8 full and after eviction churn (tombstones make it double) under half full: paid in
-//! 5-byte buckets rather than in whole entries, that is about 50 bytes an entry of `u64` keys and
-//! values instead of 100, for one more load on a hit. A hit only raises the entry's use count, and
+//! 5-byte buckets rather than in whole entries, that is about 53 bytes an entry of `u64` keys and
+//! values instead of 101 (`benches/peers.rs`), for one more load on a hit. A hit only raises the entry's use count, and
 //! only while it is below the policy's cap (1 for LRU's reference bit, 0 for FIFO), so readers
 //! sharing the shard's read lock do not write to a warm entry.
 //!
