@@ -105,13 +105,19 @@ impl<T> Slab<T> {
 
     /// Takes the value numbered `at` out; its number may be given to the next value stored.
     pub(super) fn remove(&mut self, at: u32) -> Option<T> {
+        let value = self.take(at)?;
+        self.free.push(at);
+        Some(value)
+    }
+
+    /// Takes the value numbered `at` out, leaving its place unused.
+    fn take(&mut self, at: u32) -> Option<T> {
         let word = self.live.get_mut(at as usize / 64)?;
         if *word & bit(at) == 0 {
             return None;
         }
         *word &= !bit(at);
         self.len -= 1;
-        self.free.push(at);
         // SAFETY: the live bit was set, so the slot held a value; clearing the bit gave up our
         // claim to it, so it is read out exactly once.
         Some(unsafe { self.slots[at as usize].assume_init_read() })
@@ -190,7 +196,7 @@ impl<T> Iterator for IntoIter<T> {
         while self.slab.len > 0 {
             let at = self.next;
             self.next += 1;
-            if let Some(value) = self.slab.remove(at) {
+            if let Some(value) = self.slab.take(at) {
                 return Some(value);
             }
         }
