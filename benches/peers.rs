@@ -147,17 +147,20 @@ fn main() {
 /// Set in a child process of this benchmark: fill one implementation and print its footprint.
 const MEMORY_CHILD: &str = "MEMO_BENCH_MEMORY_CHILD";
 const MEMORY_ENTRIES: u64 = 1_000_000;
-const MEMORY_IMPLS: [&str; 7] = [
+const MEMORY_IMPLS: [&str; 9] = [
     "memo",
     "memo_ttl",
+    "memo_churn",
     "quick_cache",
+    "quick_cache_churn",
     "moka",
     "moka_ttl",
     "cached",
     "std_hashmap",
 ];
 
-/// Bytes per entry (`u64 -> u64`, a million entries, room for all of them): the growth of the
+/// Bytes per entry (`u64 -> u64`, a million entries, room for all of them; `_churn`: three
+/// million through room for one): the growth of the
 /// resident set of a fresh process per implementation, so one's freed pages never count for another.
 fn memory(report: &mut Report) {
     let exe = std::env::current_exe().expect("the benchmark's own path");
@@ -182,19 +185,19 @@ fn memory_child(which: &str) {
     let before = resident_bytes();
     // Each implementation, and how many entries it holds (a sharded one may have evicted a few).
     let (keep, held): (Box<dyn std::any::Any>, usize) = match which {
-        "memo" | "memo_ttl" => {
+        "memo" | "memo_ttl" | "memo_churn" => {
             let mut config = memo::Config::new().maxsize(room);
             if which == "memo_ttl" {
                 config = config.ttl(ttl);
             }
             let cache = memo::Cache::<u64, u64>::new(config);
-            (0..n).for_each(|k| cache.insert(k, k));
+            (0..churned(which, n)).for_each(|k| cache.insert(k, k));
             let held = cache.len();
             (Box::new(cache), held)
         }
-        "quick_cache" => {
+        "quick_cache" | "quick_cache_churn" => {
             let cache = quick_cache::sync::Cache::<u64, u64>::new(room);
-            (0..n).for_each(|k| cache.insert(k, k));
+            (0..churned(which, n)).for_each(|k| cache.insert(k, k));
             let held = cache.len();
             (Box::new(cache), held)
         }
@@ -227,6 +230,12 @@ fn memory_child(which: &str) {
     let after = resident_bytes();
     black_box(&keep);
     println!("{:.1}", (after - before) as f64 / held as f64);
+}
+
+/// How many keys to insert: `n`, or for a `_churn` row `3 × n`, so that two thirds of them are
+/// evicted on the way (a bounded cache's steady state, tombstones and all).
+fn churned(which: &str, n: u64) -> u64 {
+    if which.ends_with("_churn") { 3 * n } else { n }
 }
 
 /// The process's resident set, from `/proc/self/statm` (pages of 4 KiB).

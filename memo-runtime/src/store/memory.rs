@@ -499,7 +499,7 @@ where
         for shard in 0..self.shards.len() {
             let now = self.now();
             let mut shard = self.write(shard);
-            purged += shard.purge_expired(&self.hasher, now);
+            purged += shard.purge_expired(now);
             self.release(shard);
         }
         purged

@@ -1,19 +1,24 @@
-//! One shard of the in-memory store: entries held inline in a hash table, evicted by a policy.
+//! One shard of the in-memory store: entries in a slab behind a hash index, evicted by a policy.
 //!
-//! Keeping the entries in the table itself (not in a side array behind an index) makes a hit one
-//! probe and one cache line fewer. A hit only raises the entry's use count, and only while it is
-//! below the policy's cap (1 for LRU's reference bit, 0 for FIFO), so readers sharing the shard's
-//! read lock do not write to a warm entry.
+//! The entries sit in a vector that grows to the shard's bound and no further (`shard/slab.rs`);
+//! the hash table holds only their 4-byte numbers. The table's buckets are a power of two, at
+//! most 7/8 full and after eviction churn (tombstones make it double) under half full: paid in
+//! 5-byte buckets rather than in whole entries, that is about 53 bytes an entry of `u64` keys and
+//! values instead of 101 (`benches/peers.rs`), for one more load on a hit. A hit only raises the entry's use count, and
+//! only while it is below the policy's cap (1 for LRU's reference bit, 0 for FIFO), so readers
+//! sharing the shard's read lock do not write to a warm entry.
 //!
-//! The eviction order lives beside the table in rings of hashes (8 bytes an entry): the writer
-//! pops a hash, finds its entry, and keeps, moves or evicts it as the policy says
-//! (`shard/{auto,clock,lfu,fifo}.rs`). Entries removed by other means leave their hash behind;
-//! popping skips it, and a ring grown past 1.25 times its live entries is compacted.
+//! The eviction order lives beside the table in rings of entry numbers (4 bytes an entry): the
+//! writer pops a number and keeps, moves or evicts its entry as the policy says
+//! (`shard/{auto,clock,lfu,fifo}.rs`). In a bounded shard every entry's number is in exactly one
+//! ring, once: an entry removed by other means is taken out of its ring at once, so that its
+//! number, given to the next entry stored, does not stand for that entry at the old place.
 
 mod auto;
 mod clock;
 mod fifo;
 mod lfu;
+mod slab;
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
@@ -21,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use hashbrown::HashTable;
 
+use self::slab::Slab;
 use super::Counts;
 use super::ghost::Ghost;
 use super::listener::{RemovalCause, Removed};
@@ -31,30 +37,71 @@ use crate::lookup::Lookup;
 
 /// The use count in a slot's `uses` byte.
 const USES: u8 = 0x7F;
-/// Set in a slot's `uses` byte while its hash is in the `main` ring (not `small`).
+/// Set in a slot's `uses` byte while its number is in the `main` ring (not `small`).
 const MAIN: u8 = 0x80;
+/// The longest early refresh a slot records (2^48 ns, 78 hours; see `Slot::early_low`).
+const EARLY: u64 = (1 << 48) - 1;
 
-/// An entry: key, value, expiry stamp (0 = never) and its use count.
+/// An entry: key, value, expiry stamps and its use count; 32 bytes for `u64` keys and values.
 struct Slot<K, V> {
     key: K,
     value: V,
     /// When the time to live ends (0 = never); the entry may be served stale for the shard's
     /// `grace` after that.
     expires: u64,
-    /// When to start an early refresh (0 = never): drawn once per value (see `Stamp`).
-    refresh_at: u64,
-    /// Hits counted up to the shard's cap (`USES`), and which ring holds the hash (`MAIN`). Hits
-    /// write the count, the writer everything.
+    /// How long before `expires` an early refresh is due (0 = at `expires`), in 48 bits split in
+    /// two: an offset in 6 bytes where a second stamp would take 8 and round the slot up to 40.
+    /// A longer lead is cut to 78 hours, so such a refresh starts a little later than drawn.
+    early_low: u32,
+    early_high: u16,
+    /// Hits counted up to the shard's cap (`USES`), and which ring holds the number (`MAIN`).
+    /// Hits write the count, the writer everything.
     uses: AtomicU8,
     /// Set by the one caller that refreshes this entry while others keep being served.
     refreshing: AtomicBool,
 }
 
 impl<K, V> Slot<K, V> {
+    fn new(key: K, value: V, stamp: Stamp, uses: u8) -> Self {
+        let mut slot = Self {
+            key,
+            value,
+            expires: 0,
+            early_low: 0,
+            early_high: 0,
+            uses: AtomicU8::new(uses),
+            refreshing: AtomicBool::new(false),
+        };
+        slot.stamp(stamp);
+        slot
+    }
+
+    /// Records when the value expires and when its early refresh is due.
+    fn stamp(&mut self, stamp: Stamp) {
+        self.expires = stamp.expires;
+        let early = if stamp.refresh_at == 0 {
+            0
+        } else {
+            stamp.expires.saturating_sub(stamp.refresh_at).min(EARLY)
+        };
+        #[allow(clippy::cast_possible_truncation, reason = "split into 32 + 16 bits")]
+        {
+            self.early_low = early as u32;
+            self.early_high = (early >> 32) as u16;
+        }
+    }
+
     /// Past its time to live and its grace: gone for good.
     #[inline]
     fn is_expired(&self, now: u64, grace: u64) -> bool {
         self.expires != 0 && now >= self.expires.saturating_add(grace)
+    }
+
+    /// Past its time to live, or its early refresh is due.
+    fn refresh_due(&self, now: u64) -> bool {
+        let early = u64::from(self.early_low) | u64::from(self.early_high) << 32;
+        // `early` is at most `expires`: it was cut from `expires - refresh_at`.
+        self.expires != 0 && now >= self.expires - early
     }
 
     /// Makes this caller the one that refreshes the entry; `false` if another already is.
@@ -78,7 +125,12 @@ pub(crate) struct Renewal {
 }
 
 pub(crate) struct Shard<K, V> {
-    table: HashTable<Slot<K, V>>,
+    /// The entries, by number.
+    slab: Slab<Slot<K, V>>,
+    /// The number of each entry, by the hash of its key. It names only entries the slab holds
+    /// (`find` reads them unchecked): a number goes into it after its entry enters the slab, and
+    /// out of it before its entry leaves.
+    index: HashTable<u32>,
     /// The most uses a hit records: a hit writes its entry only while the count is below this.
     cap: u8,
     policy: Policy,
@@ -86,11 +138,12 @@ pub(crate) struct Shard<K, V> {
     /// Whether the rings hold the eviction order: the shard is bounded by count or by weight.
     ordered: bool,
     renewal: Renewal,
-    /// Hashes in eviction order: of every entry (LRU, LFU, FIFO) or of the main queue (auto).
-    main: VecDeque<u64>,
-    /// Auto: the hashes of the small queue, how many live entries it holds, and how many it may
+    /// Entry numbers in eviction order: of every entry (LRU, LFU, FIFO) or of the main queue
+    /// (auto).
+    main: VecDeque<u32>,
+    /// Auto: the numbers of the small queue, how many entries it holds, and how many it may
     /// hold before it gives way.
-    small: VecDeque<u64>,
+    small: VecDeque<u32>,
     small_len: usize,
     small_target: usize,
     /// Auto: keys lately evicted from the small queue.
@@ -115,7 +168,8 @@ impl<K, V> Shard<K, V> {
         let bounded = capacity != usize::MAX;
         let auto = bounded && policy == Policy::Auto;
         Self {
-            table: HashTable::new(),
+            slab: Slab::new(capacity),
+            index: HashTable::new(),
             cap: match policy {
                 Policy::Auto => auto::CAP,
                 Policy::Lru => clock::CAP,
@@ -174,13 +228,13 @@ impl<K, V> Shard<K, V> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.table.len()
+        self.slab.len()
     }
 
     /// The keys of entries that have not expired for good.
     pub(crate) fn keys(&self, now: u64) -> impl Iterator<Item = &K> {
         let grace = self.renewal.grace;
-        self.table
+        self.slab
             .iter()
             .filter(move |slot| !slot.is_expired(now, grace))
             .map(|slot| &slot.key)
@@ -207,9 +261,29 @@ impl<K, V> Shard<K, V> {
         self.small_len = 0;
         self.ghost.clear();
         self.sketch.clear();
-        std::mem::take(&mut self.table)
+        self.index = HashTable::new();
+        std::mem::replace(&mut self.slab, Slab::new(self.capacity))
             .into_iter()
             .map(|slot| (slot.key, slot.value))
+    }
+
+    /// The number and the entry of the key that `is`.
+    #[inline]
+    fn find(&self, hash: u64, is: impl Fn(&K) -> bool) -> Option<(u32, &Slot<K, V>)> {
+        let slab = &self.slab;
+        let mut found = None;
+        self.index.find(hash, |&at| {
+            // SAFETY: the index names only held entries (see `index`); unchecked, the hit path
+            // saves a bitmap load.
+            let slot = unsafe { slab.get_unchecked(at) };
+            if is(&slot.key) {
+                found = Some((at, slot));
+                true
+            } else {
+                false
+            }
+        })?;
+        found
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -228,9 +302,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         let slot = self.live(hash, key, now)?;
-        let due = slot.expires != 0
-            && (now >= slot.expires || (slot.refresh_at != 0 && now >= slot.refresh_at));
-        Some((&slot.value, due && slot.claim_refresh()))
+        Some((&slot.value, slot.refresh_due(now) && slot.claim_refresh()))
     }
 
     /// The entry for `key` unless it expired for good, marked recently used.
@@ -239,7 +311,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let slot = self.table.find(hash, |slot| key.matches(&slot.key))?;
+        let (_, slot) = self.find(hash, |k| key.matches(k))?;
         if slot.is_expired(now, self.renewal.grace) {
             return None;
         }
@@ -257,7 +329,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        if let Some(slot) = self.table.find(hash, |slot| key.matches(&slot.key)) {
+        if let Some((_, slot)) = self.find(hash, |k| key.matches(k)) {
             slot.refreshing.store(false, Ordering::Release);
         }
     }
@@ -276,16 +348,13 @@ impl<K, V> Shard<K, V> {
     ) where
         K: Hash + Eq,
     {
-        let Stamp {
-            expires,
-            refresh_at,
-        } = stamp;
         if self.capacity == 0 {
             return;
         }
-        self.expiring |= expires != 0;
+        self.expiring |= stamp.expires != 0;
         let weight = self.scale.weigh(&key, &value);
-        if let Some(slot) = self.table.find_mut(hash, |slot| slot.key == key) {
+        if let Some((at, _)) = self.find(hash, |k| *k == key) {
+            let slot = self.slab.get_mut(at).expect("an entry just found");
             // Weighed afresh, as on removal: the slot keeps no weight of its own.
             let old = self.scale.weigh(&slot.key, &slot.value);
             let swap = weight.zip(old);
@@ -294,8 +363,7 @@ impl<K, V> Shard<K, V> {
                     self.scale.swap(old, new);
                 }
                 let old = std::mem::replace(&mut slot.value, value);
-                slot.expires = expires;
-                slot.refresh_at = refresh_at;
+                slot.stamp(stamp);
                 *slot.refreshing.get_mut() = false;
                 self.removed.push(key, old, RemovalCause::Replaced);
                 return;
@@ -313,17 +381,17 @@ impl<K, V> Shard<K, V> {
             return;
         }
         self.since_sweep += 1;
-        if self.expiring && self.since_sweep > self.table.len() / 8 {
+        if self.expiring && self.since_sweep > self.len() / 8 {
             // Expired entries leave even when nobody reads them and the shard is not full, and
             // before any live entry is evicted.
-            self.purge_expired(hasher, now);
+            self.purge_expired(now);
         }
         let uses = if self.ordered {
             if let Some(weight) = weight {
-                while !self.scale.fits(weight) && !self.table.is_empty() {
+                while !self.scale.fits(weight) && self.len() > 0 {
                     self.evict_one(hasher, now);
                 }
-                if self.table.is_empty() {
+                if self.len() == 0 {
                     // Nothing left to weigh: forget any drift of a weigher that was not
                     // deterministic after all.
                     self.scale.clear();
@@ -342,7 +410,6 @@ impl<K, V> Shard<K, V> {
                 self.removed.push(key, value, RemovalCause::Evicted);
                 return;
             };
-            self.enqueue(hasher, hash, uses);
             uses
         } else {
             0
@@ -350,16 +417,14 @@ impl<K, V> Shard<K, V> {
         if let Some(weight) = weight {
             self.scale.add(weight);
         }
-        let slot = Slot {
-            key,
-            value,
-            expires,
-            refresh_at,
-            uses: AtomicU8::new(uses),
-            refreshing: AtomicBool::new(false),
-        };
-        self.table
-            .insert_unique(hash, slot, |slot| hasher.hash_one(&slot.key));
+        let at = self.slab.insert(Slot::new(key, value, stamp, uses));
+        let slab = &self.slab;
+        self.index.insert_unique(hash, at, |&at| {
+            hasher.hash_one(&slab.get(at).expect("indexed entries are held").key)
+        });
+        if self.ordered {
+            self.enqueue(at, uses);
+        }
     }
 
     /// Frees one place by the policy's order, for an entry that does not fit by weight.
@@ -371,7 +436,7 @@ impl<K, V> Shard<K, V> {
             Policy::Auto => {
                 if self.capacity == usize::MAX {
                     // Bounded by weight alone: the small queue's share follows the entries held.
-                    self.small_target = auto::small_target(self.table.len());
+                    self.small_target = auto::small_target(self.len());
                 }
                 self.evict_auto(hasher, now);
             }
@@ -387,69 +452,95 @@ impl<K, V> Shard<K, V> {
         self.removed.push(key, value, cause);
     }
 
-    /// Puts a new entry's hash at the back of its ring, compacting the ring when stale hashes
-    /// (of entries removed by other means) make up a fifth of it.
-    fn enqueue<S: BuildHasher>(&mut self, hasher: &S, hash: u64, uses: u8)
-    where
-        K: Hash,
-    {
-        let main = uses & MAIN != 0;
-        let (ring, live) = if main {
-            (&mut self.main, self.table.len() + 1 - self.small_len)
+    /// Puts a new entry's number at the back of its ring.
+    fn enqueue(&mut self, at: u32, uses: u8) {
+        let (ring, live) = if uses & MAIN != 0 {
+            (&mut self.main, self.slab.len() - self.small_len)
         } else {
             self.small_len += 1;
             (&mut self.small, self.small_len)
         };
         if ring.len() == ring.capacity() {
-            // Grow by a quarter, not by doubling: the ring is 8 bytes of every entry.
+            // Grow by a quarter, not by doubling: the ring is 4 bytes of every entry.
             let want = (live + live / 4 + 16).min(self.capacity.saturating_add(16));
             ring.reserve_exact(want.saturating_sub(ring.len()).max(1));
         }
-        ring.push_back(hash);
-        if ring.len() > live + live / 4 + 32 {
-            let table = &self.table;
-            ring.retain(|&hash| find_in(table, hash, main, hasher).is_some());
-        }
+        ring.push_back(at);
     }
 
-    /// Pops hashes off the front of the `main` (or small) ring until one names a live entry of
-    /// that ring; its hash and bucket.
-    fn pop<S: BuildHasher>(&mut self, main: bool, hasher: &S) -> Option<(u64, usize)>
-    where
-        K: Hash,
-    {
+    /// Pops the number off the front of the `main` (or small) ring.
+    fn pop(&mut self, main: bool) -> Option<u32> {
         let ring = if main {
             &mut self.main
         } else {
             &mut self.small
         };
-        while let Some(hash) = ring.pop_front() {
-            if let Some(index) = find_in(&self.table, hash, main, hasher) {
-                return Some((hash, index));
+        while let Some(at) = ring.pop_front() {
+            let held = self.slab.get(at);
+            if held.is_some_and(|slot| (slot.uses.load(Ordering::Relaxed) & MAIN != 0) == main) {
+                return Some(at);
             }
+            debug_assert!(false, "a ring names only entries of its own");
         }
         None
     }
 
-    /// The entry in bucket `index` (found by [`pop`](Self::pop) since the last change).
-    fn slot_mut(&mut self, index: usize) -> &mut Slot<K, V> {
-        self.table
-            .get_bucket_mut(index)
-            .expect("a bucket found since the last change")
+    /// Like [`pop`](Self::pop), with the hash of the entry's key.
+    fn pop_hashed<S: BuildHasher>(&mut self, main: bool, hasher: &S) -> Option<(u64, u32)>
+    where
+        K: Hash,
+    {
+        let at = self.pop(main)?;
+        Some((self.hash_of(hasher, at), at))
     }
 
-    /// Whether the entry in bucket `index` has expired for good.
-    fn expired_at(&mut self, index: usize, now: u64) -> bool {
-        let grace = self.renewal.grace;
-        self.slot_mut(index).is_expired(now, grace)
+    /// The hash of entry `at`'s key.
+    fn hash_of<S: BuildHasher>(&self, hasher: &S, at: u32) -> u64
+    where
+        K: Hash,
+    {
+        hasher.hash_one(&self.slot(at).key)
     }
 
-    /// Removes the entry in bucket `index`, counted as expired or evicted.
-    fn drop_slot(&mut self, index: usize, expired: bool) {
-        let Ok(entry) = self.table.get_bucket_entry(index) else {
+    /// Entry `at` (popped since the last change).
+    fn slot(&self, at: u32) -> &Slot<K, V> {
+        self.slab
+            .get(at)
+            .expect("an entry popped since the last change")
+    }
+
+    /// Entry `at` (popped since the last change).
+    fn slot_mut(&mut self, at: u32) -> &mut Slot<K, V> {
+        self.slab
+            .get_mut(at)
+            .expect("an entry popped since the last change")
+    }
+
+    /// Whether entry `at` has expired for good.
+    fn expired_at(&mut self, at: u32, now: u64) -> bool {
+        self.slot(at).is_expired(now, self.renewal.grace)
+    }
+
+    /// Removes entry `at` (popped off its ring), counted as expired or evicted.
+    fn drop_slot<S: BuildHasher>(&mut self, hasher: &S, at: u32, expired: bool)
+    where
+        K: Hash,
+    {
+        let hash = self.hash_of(hasher, at);
+        self.drop_hashed(hash, at, expired);
+    }
+
+    /// [`drop_slot`](Self::drop_slot) with the hash of the entry's key known.
+    fn drop_hashed(&mut self, hash: u64, at: u32, expired: bool) {
+        match self.index.find_entry(hash, |&i| i == at) {
+            Ok(entry) => drop(entry.remove()),
+            // The key hashes differently than when it was stored (its `Hash` is not
+            // deterministic): look for the number everywhere, since it must not outlive its entry.
+            Err(_) => self.index.retain(|&mut i| i != at),
+        }
+        let Some(slot) = self.slab.remove(at) else {
             return;
         };
-        let (slot, _) = entry.remove();
         if slot.uses.into_inner() & MAIN == 0 {
             self.small_len -= 1;
         }
@@ -467,14 +558,20 @@ impl<K, V> Shard<K, V> {
     /// first entry in table order.
     #[cold]
     fn evict_any(&mut self) {
-        debug_assert!(false, "every entry has its hash in a ring");
-        let Some(slot) = self.table.extract_if(|_| true).next() else {
+        debug_assert!(false, "every entry has its number in a ring");
+        let Some(at) = self.index.extract_if(|_| true).next() else {
             return;
         };
+        let Some(slot) = self.slab.remove(at) else {
+            return;
+        };
+        for ring in [&mut self.main, &mut self.small] {
+            ring.retain(|&i| i != at);
+        }
         self.counts.evicted += 1;
         self.discard(slot.key, slot.value, RemovalCause::Evicted);
         self.small_len = self
-            .table
+            .slab
             .iter()
             .filter(|slot| slot.uses.load(Ordering::Relaxed) & MAIN == 0)
             .count();
@@ -494,39 +591,44 @@ impl<K, V> Shard<K, V> {
 
     /// Takes the entry whose key `is` out of the table and its ring.
     fn take_out(&mut self, hash: u64, is: impl Fn(&K) -> bool) -> Option<Slot<K, V>> {
-        let (slot, _) = self
-            .table
-            .find_entry(hash, |slot| is(&slot.key))
+        let slab = &self.slab;
+        let (at, _) = self
+            .index
+            .find_entry(hash, |&at| slab.get(at).is_some_and(|slot| is(&slot.key)))
             .ok()?
             .remove();
+        let slot = self.slab.remove(at)?;
         let main = slot.uses.load(Ordering::Relaxed) & MAIN != 0;
         if !main && self.ordered {
             self.small_len -= 1;
         }
-        // Take the hash out of its ring now: left there, it would stand for the key's next entry
-        // at this old place, and FIFO (and the others) would evict that entry too early.
+        // Take the number out of its ring now: left there, it would stand for the next entry
+        // stored in this place, and FIFO (and the others) would evict that entry too early.
         let ring = if main {
             &mut self.main
         } else {
             &mut self.small
         };
-        if let Some(at) = ring.iter().rposition(|&h| h == hash) {
-            ring.remove(at);
+        if let Some(pos) = ring.iter().rposition(|&i| i == at) {
+            ring.remove(pos);
         }
         Some(slot)
     }
 
     /// Removes every expired entry and returns how many left.
-    pub(crate) fn purge_expired<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> usize
-    where
-        K: Hash,
-    {
+    pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
         self.since_sweep = 0;
         let grace = self.renewal.grace;
+        let slab = &self.slab;
+        let expired: Vec<u32> = self
+            .index
+            .extract_if(|&mut at| slab.get(at).is_some_and(|slot| slot.is_expired(now, grace)))
+            .collect();
         let bounded = self.ordered;
-        let mut purged = 0;
-        for slot in self.table.extract_if(|slot| slot.is_expired(now, grace)) {
-            purged += 1;
+        for &at in &expired {
+            let Some(slot) = self.slab.remove(at) else {
+                continue;
+            };
             if bounded && slot.uses.into_inner() & MAIN == 0 {
                 self.small_len -= 1;
             }
@@ -534,29 +636,17 @@ impl<K, V> Shard<K, V> {
             self.removed
                 .push(slot.key, slot.value, RemovalCause::Expired);
         }
-        if purged > 0 && bounded {
-            // The rings forget the purged entries too (see `remove`).
-            let table = &self.table;
-            for (ring, main) in [(&mut self.main, true), (&mut self.small, false)] {
-                ring.retain(|&hash| find_in(table, hash, main, hasher).is_some());
+        if !expired.is_empty() && bounded {
+            // The rings forget the purged entries too (see `take_out`); their numbers are reused
+            // only after this.
+            let slab = &self.slab;
+            for ring in [&mut self.main, &mut self.small] {
+                ring.retain(|&at| slab.get(at).is_some());
             }
         }
-        self.counts.expired += purged as u64;
-        purged
+        self.counts.expired += expired.len() as u64;
+        expired.len()
     }
-}
-
-/// The bucket of the live entry with this hash in the `main` (or small) ring.
-fn find_in<K: Hash, V, S: BuildHasher>(
-    table: &HashTable<Slot<K, V>>,
-    hash: u64,
-    main: bool,
-    hasher: &S,
-) -> Option<usize> {
-    table.find_bucket_index(hash, |slot| {
-        (slot.uses.load(Ordering::Relaxed) & MAIN != 0) == main
-            && hasher.hash_one(&slot.key) == hash
-    })
 }
 
 #[cfg(test)]
@@ -625,6 +715,47 @@ mod tests {
         expired: 0,
         errors: 0,
     };
+
+    /// The layout the module doc counts on: the early refresh costs no second 8-byte stamp.
+    #[test]
+    fn a_u64_entry_takes_32_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<u64, u64>>(), 32);
+    }
+
+    /// An early refresh falls due exactly when drawn, whatever the lead up to 78 hours.
+    #[test]
+    fn the_early_refresh_offset_is_exact() {
+        let due = |expires, refresh_at, now| {
+            Slot::new(
+                0_u64,
+                0_u64,
+                Stamp {
+                    expires,
+                    refresh_at,
+                },
+                0,
+            )
+            .refresh_due(now)
+        };
+        assert!(!due(0, 0, u64::MAX), "never expires");
+        assert!(!due(100, 0, 99) && due(100, 0, 100), "no early refresh");
+        assert!(!due(100, 60, 59) && due(100, 60, 60));
+        assert!(!due(100, 1, 0) && due(100, 1, 1));
+        let hours = 3_600_000_000_000_u64;
+        let expires = 100 * hours;
+        assert!(!due(
+            expires,
+            expires - 77 * hours - 1,
+            expires - 77 * hours - 2
+        ));
+        assert!(due(
+            expires,
+            expires - 77 * hours - 1,
+            expires - 77 * hours - 1
+        ));
+        // A longer lead is cut to 2^48 ns.
+        assert!(!due(expires, 1, expires - EARLY - 1) && due(expires, 1, expires - EARLY));
+    }
 
     #[test]
     fn keeps_referenced_entries_and_evicts_cold_ones() {
@@ -732,7 +863,7 @@ mod tests {
         for k in 0..1000 {
             put(&mut shard, k, if k % 2 == 0 { 50 } else { 0 }, 0);
         }
-        assert_eq!(shard.purge_expired(&Poor, 50), 500);
+        assert_eq!(shard.purge_expired(50), 500);
         assert_eq!(shard.counts().expired, 500);
         assert_eq!(shard.len(), 500);
         for k in 0..1000 {
@@ -814,7 +945,41 @@ mod tests {
         }
     }
 
-    /// Removing entries without evicting leaves hashes in the rings; they are compacted away, so
+    /// A hasher that never gives the same hash twice, as a key whose `Hash` is not deterministic.
+    #[derive(Default)]
+    struct Fickle(std::cell::Cell<u64>);
+
+    impl BuildHasher for Fickle {
+        type Hasher = std::hash::DefaultHasher;
+        fn build_hasher(&self) -> Self::Hasher {
+            self.0.set(self.0.get() + 1);
+            let mut hasher = std::hash::DefaultHasher::new();
+            std::hash::Hasher::write_u64(&mut hasher, self.0.get());
+            hasher
+        }
+    }
+
+    /// Evicting an entry whose key now hashes elsewhere still takes its number out of the
+    /// index, which must name only held entries (hits read them unchecked).
+    #[test]
+    fn a_hash_that_is_not_deterministic_leaves_no_stale_number() {
+        for policy in POLICIES {
+            let fickle = Fickle::default();
+            let mut shard = Shard::new(8, Renewal::default(), policy);
+            for k in 0..1_000_u64 {
+                let hash = fickle.hash_one(k);
+                shard.insert(&fickle, hash, k, k * 10, Stamp::default(), 0);
+                assert!(shard.len() <= 8, "{policy:?}");
+                assert_eq!(shard.index.len(), shard.len(), "{policy:?}");
+                assert!(
+                    shard.index.iter().all(|&at| shard.slab.get(at).is_some()),
+                    "{policy:?}"
+                );
+            }
+        }
+    }
+
+    /// Removing entries without evicting takes their numbers out of the rings at once, so
     /// insert/remove churn does not grow memory.
     #[test]
     fn rings_do_not_grow_with_churn() {
@@ -979,7 +1144,7 @@ mod tests {
                 if get(&shard, key, 0).is_none() {
                     put(&mut shard, key, 0, 0);
                 }
-                let sum: u64 = shard.table.iter().map(|slot| slot.key % 100).sum();
+                let sum: u64 = shard.slab.iter().map(|slot| slot.key % 100).sum();
                 assert_eq!(shard.weight(), sum, "{policy:?}");
                 assert!(shard.weight() <= 60, "{policy:?}");
                 assert!(shard.len() <= 20, "{policy:?}");

@@ -50,18 +50,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.sketch.increment(hash);
         let returning = self.ghost.returning(hash);
         let joins = if returning { MAIN } else { 0 };
-        if self.table.len() < self.capacity {
+        if self.len() < self.capacity {
             return Some(joins);
         }
         // The door stands only where main would give up an entry anyway: when the small queue is
         // within its share.
         if returning
             && self.small_len < self.small_target
-            && self.table.len() > self.small_len
-            && let Some((front, index)) = self.pop(true, hasher)
+            && self.len() > self.small_len
+            && let Some((front, index)) = self.pop_hashed(true, hasher)
         {
             if self.expired_at(index, now) {
-                self.drop_slot(index, true);
+                self.drop_hashed(front, index, true);
                 return Some(MAIN);
             }
             let uses = self.slot_mut(index).uses.get_mut();
@@ -69,31 +69,31 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 // An unused entry gives way only to a key asked for more often (TinyLFU): in a
                 // loop all are asked for alike, and the cached part stays.
                 if self.sketch.estimate(hash) <= self.sketch.estimate(front) {
-                    self.main.push_front(front);
+                    self.main.push_front(index);
                     self.ghost.add(hash);
                     return None;
                 }
-                self.drop_slot(index, false);
+                self.drop_hashed(front, index, false);
                 self.ghost.evicted_from_main(front);
                 return Some(MAIN);
             }
             *uses -= 1;
-            self.main.push_back(front);
+            self.main.push_back(index);
             self.sketch.increment(front);
             // Turned away by main: the key takes the place of the small queue's oldest entry if
             // that one is unused (so a loop drains the small queue into main), else it is not
             // stored and the ghost remembers it afresh.
-            if let Some((oldest, index)) = self.pop(false, hasher) {
+            if let Some((oldest, index)) = self.pop_hashed(false, hasher) {
                 if self.expired_at(index, now) {
-                    self.drop_slot(index, true);
+                    self.drop_hashed(oldest, index, true);
                     return Some(MAIN);
                 }
                 if *self.slot_mut(index).uses.get_mut() & USES == 0 {
-                    self.drop_slot(index, false);
+                    self.drop_hashed(oldest, index, false);
                     self.ghost.add(oldest);
                     return Some(MAIN);
                 }
-                self.small.push_front(oldest);
+                self.small.push_front(index);
             }
             self.ghost.add(hash);
             return None;
@@ -106,9 +106,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// from main.
     pub(super) fn evict_auto<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         loop {
-            let main_len = self.table.len() - self.small_len;
+            let main_len = self.len() - self.small_len;
             if self.small_len >= self.small_target || main_len == 0 {
-                let Some((hash, index)) = self.pop(false, hasher) else {
+                let Some((hash, index)) = self.pop_hashed(false, hasher) else {
                     if main_len == 0 {
                         return self.evict_any();
                     }
@@ -117,33 +117,33 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     continue;
                 };
                 if self.expired_at(index, now) {
-                    return self.drop_slot(index, true);
+                    return self.drop_hashed(hash, index, true);
                 }
                 let uses = self.slot_mut(index).uses.get_mut();
                 if *uses & USES > 0 {
                     *uses = MAIN;
                     self.small_len -= 1;
-                    self.main.push_back(hash);
+                    self.main.push_back(index);
                     continue;
                 }
-                self.drop_slot(index, false);
+                self.drop_hashed(hash, index, false);
                 self.ghost.add(hash);
                 return;
             }
-            let Some((hash, index)) = self.pop(true, hasher) else {
+            let Some((hash, index)) = self.pop_hashed(true, hasher) else {
                 return self.evict_any();
             };
             if self.expired_at(index, now) {
-                return self.drop_slot(index, true);
+                return self.drop_hashed(hash, index, true);
             }
             let uses = self.slot_mut(index).uses.get_mut();
             if *uses & USES > 0 {
                 *uses -= 1;
-                self.main.push_back(hash);
+                self.main.push_back(index);
                 self.sketch.increment(hash);
                 continue;
             }
-            self.drop_slot(index, false);
+            self.drop_hashed(hash, index, false);
             self.ghost.evicted_from_main(hash);
             return;
         }

@@ -15,7 +15,7 @@ pub(super) const CAP: u8 = 1;
 impl<K: Hash + Eq, V> Shard<K, V> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
     pub(super) fn admit_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
-        while self.table.len() >= self.capacity {
+        while self.len() >= self.capacity {
             self.evict_clock(hasher, now);
         }
         MAIN
@@ -24,19 +24,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
     /// Evicts one entry: the hand clears set bits until it finds an entry whose bit is clear.
     pub(super) fn evict_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
         loop {
-            let Some((hash, index)) = self.pop(true, hasher) else {
+            let Some(at) = self.pop(true) else {
                 return self.evict_any();
             };
-            if self.expired_at(index, now) {
-                return self.drop_slot(index, true);
+            if self.expired_at(at, now) {
+                return self.drop_slot(hasher, at, true);
             }
-            let uses = self.slot_mut(index).uses.get_mut();
+            let uses = self.slot_mut(at).uses.get_mut();
             if *uses & USES > 0 {
                 *uses = MAIN;
-                self.main.push_back(hash);
+                self.main.push_back(at);
                 continue;
             }
-            return self.drop_slot(index, false);
+            return self.drop_slot(hasher, at, false);
         }
     }
 }

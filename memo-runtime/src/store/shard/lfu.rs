@@ -27,18 +27,18 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         self.since_aging += 1;
         // Bounded by weight alone, the period follows the entries held.
         let period = if self.capacity == usize::MAX {
-            self.table.len().max(1)
+            self.len().max(1)
         } else {
             self.capacity
         };
         if self.since_aging >= period.saturating_mul(AGING) {
             self.since_aging = 0;
-            for slot in &mut self.table {
+            for slot in self.slab.iter_mut() {
                 let uses = slot.uses.get_mut();
                 *uses = MAIN | ((*uses & USES) / 2);
             }
         }
-        if self.table.len() >= self.capacity {
+        if self.len() >= self.capacity {
             self.evict_lfu(hasher, now);
         }
         MAIN
@@ -46,37 +46,37 @@ impl<K: Hash + Eq, V> Shard<K, V> {
 
     /// Evicts the least used of the oldest `SAMPLE` entries (or an expired one among them).
     pub(super) fn evict_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
-        let mut sample = [(0_u64, 0_usize); SAMPLE];
+        let mut sample = [0_u32; SAMPLE];
         let mut taken = 0;
         while taken < SAMPLE {
-            let Some((hash, index)) = self.pop(true, hasher) else {
+            let Some(at) = self.pop(true) else {
                 break;
             };
-            if self.expired_at(index, now) {
+            if self.expired_at(at, now) {
                 // An expired entry makes the room; the others keep their places at the front.
-                for &(hash, _) in sample[..taken].iter().rev() {
-                    self.main.push_front(hash);
+                for &at in sample[..taken].iter().rev() {
+                    self.main.push_front(at);
                 }
-                return self.drop_slot(index, true);
+                return self.drop_slot(hasher, at, true);
             }
-            sample[taken] = (hash, index);
+            sample[taken] = at;
             taken += 1;
         }
         if taken == 0 {
             return self.evict_any();
         }
-        let uses_of = |shard: &mut Self, index| *shard.slot_mut(index).uses.get_mut() & USES;
+        let uses_of = |shard: &mut Self, at| *shard.slot_mut(at).uses.get_mut() & USES;
         let mut victim = 0;
         for i in 1..taken {
-            if uses_of(self, sample[i].1) < uses_of(self, sample[victim].1) {
+            if uses_of(self, sample[i]) < uses_of(self, sample[victim]) {
                 victim = i;
             }
         }
-        for (i, &(hash, _)) in sample[..taken].iter().enumerate() {
+        for (i, &at) in sample[..taken].iter().enumerate() {
             if i != victim {
-                self.main.push_back(hash);
+                self.main.push_back(at);
             }
         }
-        self.drop_slot(sample[victim].1, false);
+        self.drop_slot(hasher, sample[victim], false);
     }
 }
