@@ -59,7 +59,8 @@ pub enum Policy {
     /// The default, and the best hit ratio across the traces measured: S3-FIFO (Yang et al.,
     /// SOSP '23) with a `TinyLFU` door on its main queue. New keys enter a small FIFO queue (3 %);
     /// those used again while there move to the main queue (CLOCK, up to 3 banked uses), the
-    /// others leave and are remembered in a ghost. A remembered key that comes back enters main
+    /// others leave and are remembered in a ghost, whose window (how long ago a key may have left
+    /// and still count as returning) adapts as ARC sizes its lists. A returning key enters main
     /// in place of an entry without uses, main's or the small queue's oldest, and only if a
     /// frequency sketch says it is asked for more often than main's; otherwise it is not stored
     /// this time (and remembered afresh). One-hit wonders and scans pass through the small queue
