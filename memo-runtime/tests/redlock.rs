@@ -230,3 +230,48 @@ fn claim_async_runs_on_a_bare_executor() {
     });
     drop(servers);
 }
+
+#[test]
+fn a_store_given_redlock_servers_in_code_takes_its_lock_there() {
+    use memo_runtime::{Cache, Config, RedisOptions};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (servers, urls) = five();
+    let store_server = RedisServer::start();
+    let store = RedisOptions::new("given")
+        .client(
+            RedisClient::new(generous(
+                RedisConfig::from_url(&store_server.url()).unwrap(),
+            ))
+            .unwrap(),
+        )
+        .redlock_with(
+            RedlockConfig::from_urls(&urls)
+                .unwrap()
+                .map_servers(generous),
+        )
+        .open::<u64, String>(&Config::new().ttl(Duration::from_secs(60)));
+    let cache = Cache::with_store(store);
+    let executions = AtomicUsize::new(0);
+    let barrier = Barrier::new(8);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                barrier.wait();
+                let value = cache.get_or_compute(&7, |n| {
+                    executions.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(100));
+                    format!("value {n}")
+                });
+                assert_eq!(value, "value 7");
+            });
+        }
+    });
+    assert_eq!(executions.load(Ordering::Relaxed), 1);
+    assert_eq!(cache.stats().backend_errors, 0);
+    // The lock went to the Redlock servers; the value to the store's.
+    for server in &servers {
+        assert!(command(server.port(), "INFO commandstats").contains("cmdstat_set:calls="));
+    }
+    assert!(command(store_server.port(), "DBSIZE").starts_with(":1"));
+}
