@@ -11,8 +11,10 @@
 //! The eviction order lives beside the table in rings of entry numbers (4 bytes an entry): the
 //! writer pops a number and keeps, moves or evicts its entry as the policy says
 //! (`shard/{auto,clock,lfu,fifo}.rs`). In a bounded shard every entry's number is in exactly one
-//! ring, once: an entry removed by other means is taken out of its ring at once, so that its
-//! number, given to the next entry stored, does not stand for that entry at the old place.
+//! ring, once. An entry removed by other means (invalidated, expired) leaves its number behind,
+//! *vacated*: the slab gives it to no new entry until the ring lets it go (the hand passes it, or
+//! a compaction once vacated numbers make up a fifth of the rings), so a number never stands for
+//! a newer entry at an older one's place, and a removal costs no search of the ring.
 
 mod auto;
 mod clock;
@@ -146,6 +148,9 @@ pub(crate) struct Shard<K, V> {
     small: VecDeque<u32>,
     small_len: usize,
     small_target: usize,
+    /// Numbers the rings still name whose entries were removed by other means (see the module
+    /// doc); kept from reuse until the rings let them go.
+    vacated: usize,
     /// Auto: keys lately evicted from the small queue.
     ghost: Ghost,
     /// Auto: how often keys were asked for lately (misses, and hits credited by the hand).
@@ -183,6 +188,7 @@ impl<K, V> Shard<K, V> {
             main: VecDeque::new(),
             small: VecDeque::new(),
             small_len: 0,
+            vacated: 0,
             small_target: if auto {
                 auto::small_target(capacity)
             } else {
@@ -259,6 +265,7 @@ impl<K, V> Shard<K, V> {
         self.main = VecDeque::new();
         self.small = VecDeque::new();
         self.small_len = 0;
+        self.vacated = 0;
         self.ghost.clear();
         self.sketch.clear();
         self.index = HashTable::new();
@@ -462,7 +469,9 @@ impl<K, V> Shard<K, V> {
         };
         if ring.len() == ring.capacity() {
             // Grow by a quarter, not by doubling: the ring is 4 bytes of every entry.
-            let want = (live + live / 4 + 16).min(self.capacity.saturating_add(16));
+            // A ring holds at most the shard's bound, plus vacated numbers up to a fifth more.
+            let most = self.capacity.saturating_add(self.capacity / 4 + 32);
+            let want = (ring.len() + live / 4 + 16).min(most);
             ring.reserve_exact(want.saturating_sub(ring.len()).max(1));
         }
         ring.push_back(at);
@@ -476,13 +485,43 @@ impl<K, V> Shard<K, V> {
             &mut self.small
         };
         while let Some(at) = ring.pop_front() {
-            let held = self.slab.get(at);
-            if held.is_some_and(|slot| (slot.uses.load(Ordering::Relaxed) & MAIN != 0) == main) {
+            if let Some(slot) = self.slab.get(at) {
+                debug_assert_eq!(
+                    slot.uses.load(Ordering::Relaxed) & MAIN != 0,
+                    main,
+                    "a ring names only entries of its own"
+                );
                 return Some(at);
             }
-            debug_assert!(false, "a ring names only entries of its own");
+            // A vacated number: free for the next entry now that no ring names it.
+            self.slab.release(at);
+            self.vacated -= 1;
         }
         None
+    }
+
+    /// Lets the rings' vacated numbers go once they make up a fifth of the rings, so that a shard
+    /// that seldom evicts does not grow with its removals.
+    fn compact_vacated(&mut self) {
+        if self.vacated <= self.len() / 4 + 16 {
+            return;
+        }
+        self.release_vacated();
+    }
+
+    /// Drops every vacated number from the rings and frees it for new entries.
+    fn release_vacated(&mut self) {
+        let slab = &mut self.slab;
+        for ring in [&mut self.main, &mut self.small] {
+            ring.retain(|&at| {
+                let held = slab.get(at).is_some();
+                if !held {
+                    slab.release(at);
+                }
+                held
+            });
+        }
+        self.vacated = 0;
     }
 
     /// Like [`pop`](Self::pop), with the hash of the entry's key.
@@ -597,21 +636,16 @@ impl<K, V> Shard<K, V> {
             .find_entry(hash, |&at| slab.get(at).is_some_and(|slot| is(&slot.key)))
             .ok()?
             .remove();
-        let slot = self.slab.remove(at)?;
-        let main = slot.uses.load(Ordering::Relaxed) & MAIN != 0;
-        if !main && self.ordered {
+        if !self.ordered {
+            return self.slab.remove(at);
+        }
+        // Its number stays in its ring, vacated (see the module doc).
+        let slot = self.slab.vacate(at)?;
+        if slot.uses.load(Ordering::Relaxed) & MAIN == 0 {
             self.small_len -= 1;
         }
-        // Take the number out of its ring now: left there, it would stand for the next entry
-        // stored in this place, and FIFO (and the others) would evict that entry too early.
-        let ring = if main {
-            &mut self.main
-        } else {
-            &mut self.small
-        };
-        if let Some(pos) = ring.iter().rposition(|&i| i == at) {
-            ring.remove(pos);
-        }
+        self.vacated += 1;
+        self.compact_vacated();
         Some(slot)
     }
 
@@ -626,7 +660,12 @@ impl<K, V> Shard<K, V> {
             .collect();
         let bounded = self.ordered;
         for &at in &expired {
-            let Some(slot) = self.slab.remove(at) else {
+            let taken = if bounded {
+                self.slab.vacate(at)
+            } else {
+                self.slab.remove(at)
+            };
+            let Some(slot) = taken else {
                 continue;
             };
             if bounded && slot.uses.into_inner() & MAIN == 0 {
@@ -637,12 +676,8 @@ impl<K, V> Shard<K, V> {
                 .push(slot.key, slot.value, RemovalCause::Expired);
         }
         if !expired.is_empty() && bounded {
-            // The rings forget the purged entries too (see `take_out`); their numbers are reused
-            // only after this.
-            let slab = &self.slab;
-            for ring in [&mut self.main, &mut self.small] {
-                ring.retain(|&at| slab.get(at).is_some());
-            }
+            // One pass over the rings frees the purged entries' numbers with any vacated before.
+            self.release_vacated();
         }
         self.counts.expired += expired.len() as u64;
         expired.len()
@@ -979,7 +1014,7 @@ mod tests {
         }
     }
 
-    /// Removing entries without evicting takes their numbers out of the rings at once, so
+    /// Removing entries without evicting leaves vacated numbers that compaction lets go, so
     /// insert/remove churn does not grow memory.
     #[test]
     fn rings_do_not_grow_with_churn() {
@@ -993,6 +1028,31 @@ mod tests {
                 shard.main.len() + shard.small.len() <= 2 * 100 + 64,
                 "{policy:?}"
             );
+        }
+    }
+
+    /// A full shard whose oldest entry is removed and replaced, 10,000 times: its rings and its
+    /// slab stay within a fifth of its bound, and it keeps all 100 entries.
+    #[test]
+    fn vacated_numbers_stay_bounded_in_a_full_shard() {
+        for policy in POLICIES {
+            let mut shard = Shard::new(100, Renewal::default(), policy);
+            for k in 0..100_u64 {
+                put(&mut shard, k, 0, 0);
+            }
+            for k in 100..10_100_u64 {
+                assert!(
+                    shard.remove(fixed().hash_one(k - 100), &&(k - 100)),
+                    "{policy:?}"
+                );
+                put(&mut shard, k, 0, 0);
+                assert_eq!(shard.len(), 100, "{policy:?}");
+            }
+            assert!(
+                shard.main.len() + shard.small.len() <= 100 + 100 / 4 + 32,
+                "{policy:?}"
+            );
+            assert!(shard.slab.places() <= 100 + 100 / 4 + 32, "{policy:?}");
         }
     }
 
