@@ -18,6 +18,7 @@
 
 mod auto;
 mod clock;
+mod expiry;
 mod fifo;
 mod lfu;
 mod slab;
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use hashbrown::HashTable;
 
+use self::expiry::Expiry;
 use self::slab::Slab;
 use super::Counts;
 use super::ghost::Ghost;
@@ -151,14 +153,15 @@ pub(crate) struct Shard<K, V> {
     /// Numbers the rings still name whose entries were removed by other means (see the module
     /// doc); kept from reuse until the rings let them go.
     vacated: usize,
+    /// When the entries with a time to live expire, earliest first (`shard/expiry.rs`).
+    expiry: Expiry,
     /// Auto: keys lately evicted from the small queue.
     ghost: Ghost,
     /// Auto: how often keys were asked for lately (misses, and hits credited by the hand).
     sketch: Sketch,
     /// LFU: inserts since the use counts were last halved.
     since_aging: usize,
-    /// Inserts since expired entries were last swept out, and whether any entry can expire.
-    since_sweep: usize,
+    /// Whether any entry can expire.
     expiring: bool,
     /// Entries this shard removed on its own; written under the write lock only.
     counts: Counts,
@@ -189,6 +192,7 @@ impl<K, V> Shard<K, V> {
             small: VecDeque::new(),
             small_len: 0,
             vacated: 0,
+            expiry: Expiry::default(),
             small_target: if auto {
                 auto::small_target(capacity)
             } else {
@@ -197,7 +201,6 @@ impl<K, V> Shard<K, V> {
             ghost: Ghost::new(if auto { auto::ghost_size(capacity) } else { 0 }),
             sketch: Sketch::new(if auto { capacity } else { 0 }),
             since_aging: 0,
-            since_sweep: 0,
             expiring: false,
             counts: Counts {
                 hits: 0,
@@ -260,12 +263,12 @@ impl<K, V> Shard<K, V> {
     #[must_use = "drop the entries outside the shard's write guard"]
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
         self.scale.clear();
-        self.since_sweep = 0;
         self.since_aging = 0;
         self.main = VecDeque::new();
         self.small = VecDeque::new();
         self.small_len = 0;
         self.vacated = 0;
+        self.expiry.clear();
         self.ghost.clear();
         self.sketch.clear();
         self.index = HashTable::new();
@@ -372,6 +375,7 @@ impl<K, V> Shard<K, V> {
                 let old = std::mem::replace(&mut slot.value, value);
                 slot.stamp(stamp);
                 *slot.refreshing.get_mut() = false;
+                self.expiry.push(at, self.gone_at(stamp));
                 self.removed.push(key, old, RemovalCause::Replaced);
                 return;
             }
@@ -387,11 +391,10 @@ impl<K, V> Shard<K, V> {
             self.removed.push(key, value, RemovalCause::Evicted);
             return;
         }
-        self.since_sweep += 1;
-        if self.expiring && self.since_sweep > self.len() / 8 {
-            // Expired entries leave even when nobody reads them and the shard is not full, and
-            // before any live entry is evicted.
-            self.purge_expired(now);
+        if self.expiring {
+            // Expired entries leave before any live entry is evicted, and whether or not anyone
+            // reads them.
+            self.expire_due(hasher, now);
         }
         let uses = if self.ordered {
             if let Some(weight) = weight {
@@ -425,6 +428,7 @@ impl<K, V> Shard<K, V> {
             self.scale.add(weight);
         }
         let at = self.slab.insert(Slot::new(key, value, stamp, uses));
+        self.expiry.push(at, self.gone_at(stamp));
         let slab = &self.slab;
         self.index.insert_unique(hash, at, |&at| {
             hasher.hash_one(&slab.get(at).expect("indexed entries are held").key)
@@ -571,12 +575,7 @@ impl<K, V> Shard<K, V> {
 
     /// [`drop_slot`](Self::drop_slot) with the hash of the entry's key known.
     fn drop_hashed(&mut self, hash: u64, at: u32, expired: bool) {
-        match self.index.find_entry(hash, |&i| i == at) {
-            Ok(entry) => drop(entry.remove()),
-            // The key hashes differently than when it was stored (its `Hash` is not
-            // deterministic): look for the number everywhere, since it must not outlive its entry.
-            Err(_) => self.index.retain(|&mut i| i != at),
-        }
+        self.unindex(hash, at);
         let Some(slot) = self.slab.remove(at) else {
             return;
         };
@@ -591,6 +590,64 @@ impl<K, V> Shard<K, V> {
             RemovalCause::Evicted
         };
         self.discard(slot.key, slot.value, cause);
+    }
+
+    /// Takes entry `at`'s number out of the index.
+    fn unindex(&mut self, hash: u64, at: u32) {
+        match self.index.find_entry(hash, |&i| i == at) {
+            Ok(entry) => drop(entry.remove()),
+            // The key hashes differently than when it was stored (its `Hash` is not
+            // deterministic): look for the number everywhere, since it must not outlive its entry.
+            Err(_) => self.index.retain(|&mut i| i != at),
+        }
+    }
+
+    /// When an entry stamped `stamp` goes for good: its expiry and the shard's grace (0 = never).
+    const fn gone_at(&self, stamp: Stamp) -> u64 {
+        if stamp.expires == 0 {
+            0
+        } else {
+            stamp.expires.saturating_add(self.renewal.grace)
+        }
+    }
+
+    /// Removes the entries whose time has passed, earliest first (`shard/expiry.rs`).
+    fn expire_due<S: BuildHasher>(&mut self, hasher: &S, now: u64)
+    where
+        K: Hash,
+    {
+        let grace = self.renewal.grace;
+        while let Some((due, at)) = self.expiry.peek_due(now) {
+            let current = self.slab.get(at).filter(|slot| {
+                slot.expires != 0 && Expiry::rounded(slot.expires.saturating_add(grace)) == due
+            });
+            let Some(slot) = current else {
+                // Removed, or restamped since: its entry has another item or none.
+                self.expiry.pop();
+                continue;
+            };
+            if !slot.is_expired(now, grace) {
+                // Due later within this unit.
+                break;
+            }
+            self.expiry.pop();
+            let hash = self.hash_of(hasher, at);
+            self.unindex(hash, at);
+            if let Some(slot) = self.take_vacating(at) {
+                self.counts.expired += 1;
+                self.discard(slot.key, slot.value, RemovalCause::Expired);
+            }
+        }
+        if self.expiry.len() > 2 * self.len() + 64 {
+            // Items of removed or restamped entries: keep those that stand for an entry's
+            // current expiry.
+            let slab = &self.slab;
+            self.expiry.retain(|at, due| {
+                slab.get(at).is_some_and(|slot| {
+                    slot.expires != 0 && Expiry::rounded(slot.expires.saturating_add(grace)) == due
+                })
+            });
+        }
     }
 
     /// A last resort that keeps the bound if the rings ever lost track of an entry: evicts the
@@ -636,10 +693,15 @@ impl<K, V> Shard<K, V> {
             .find_entry(hash, |&at| slab.get(at).is_some_and(|slot| is(&slot.key)))
             .ok()?
             .remove();
+        self.take_vacating(at)
+    }
+
+    /// Takes entry `at`, already out of the index, out of the slab; in a bounded shard its number
+    /// stays in its ring, vacated (see the module doc).
+    fn take_vacating(&mut self, at: u32) -> Option<Slot<K, V>> {
         if !self.ordered {
             return self.slab.remove(at);
         }
-        // Its number stays in its ring, vacated (see the module doc).
         let slot = self.slab.vacate(at)?;
         if slot.uses.load(Ordering::Relaxed) & MAIN == 0 {
             self.small_len -= 1;
@@ -651,7 +713,6 @@ impl<K, V> Shard<K, V> {
 
     /// Removes every expired entry and returns how many left.
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
-        self.since_sweep = 0;
         let grace = self.renewal.grace;
         let slab = &self.slab;
         let expired: Vec<u32> = self
@@ -1028,6 +1089,33 @@ mod tests {
                 shard.main.len() + shard.small.len() <= 2 * 100 + 64,
                 "{policy:?}"
             );
+        }
+    }
+
+    /// Entries whose time has passed leave before any live entry is evicted, whatever their
+    /// place in the eviction order and their time to live, and without anyone reading them.
+    #[test]
+    fn expired_entries_leave_before_live_ones() {
+        const SECOND: u64 = 1_000_000_000;
+        for policy in POLICIES {
+            let mut shard = Shard::new(100, Renewal::default(), policy);
+            // Long-lived entries first (the oldest, first in line for eviction), then short-lived.
+            for k in 0..50_u64 {
+                put(&mut shard, k, 3_600 * SECOND, 0);
+            }
+            for k in 50..100_u64 {
+                put(&mut shard, k, SECOND, 0);
+            }
+            for k in 100..150_u64 {
+                put(&mut shard, k, 3_600 * SECOND, 2 * SECOND);
+            }
+            let counts = shard.counts();
+            assert_eq!((counts.expired, counts.evicted), (50, 0), "{policy:?}");
+            assert_eq!(shard.len(), 100, "{policy:?}");
+            for k in (0..50).chain(100..150) {
+                let held = shard.get(fixed().hash_one(k), &&k, 2 * SECOND).is_some();
+                assert!(held, "{policy:?}: {k} was evicted");
+            }
         }
     }
 
