@@ -1,7 +1,7 @@
 //! A background sweep that frees expired entries nobody reads again.
 //!
-//! Inserts already remove a few expired entries each, but a cache that stops being written keeps
-//! its expired entries until someone looks. One process-wide thread, started with the first cache
+//! Inserts already remove every entry whose time has passed, but a cache that stops being
+//! written keeps its expired entries until someone looks. One process-wide thread, started with the first cache
 //! that has a time to live, purges each watched cache once per [`PERIOD`].
 
 use std::sync::{Mutex, Once, PoisonError};
