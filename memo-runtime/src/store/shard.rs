@@ -95,6 +95,12 @@ impl<K, V> Slot<K, V> {
         }
     }
 
+    /// Whether an expiry item due at `due` stands for this entry's current expiry (not for an
+    /// earlier value's, nor another entry's at this place).
+    fn is_due_at(&self, due: u64, grace: u64) -> bool {
+        self.expires != 0 && Expiry::rounded(self.expires.saturating_add(grace)) == due
+    }
+
     /// Past its time to live and its grace: gone for good.
     #[inline]
     fn is_expired(&self, now: u64, grace: u64) -> bool {
@@ -618,9 +624,7 @@ impl<K, V> Shard<K, V> {
     {
         let grace = self.renewal.grace;
         while let Some((due, at)) = self.expiry.peek_due(now) {
-            let current = self.slab.get(at).filter(|slot| {
-                slot.expires != 0 && Expiry::rounded(slot.expires.saturating_add(grace)) == due
-            });
+            let current = self.slab.get(at).filter(|slot| slot.is_due_at(due, grace));
             let Some(slot) = current else {
                 // Removed, or restamped since: its entry has another item or none.
                 self.expiry.pop();
@@ -642,11 +646,8 @@ impl<K, V> Shard<K, V> {
             // Items of removed or restamped entries: keep those that stand for an entry's
             // current expiry.
             let slab = &self.slab;
-            self.expiry.retain(|at, due| {
-                slab.get(at).is_some_and(|slot| {
-                    slot.expires != 0 && Expiry::rounded(slot.expires.saturating_add(grace)) == due
-                })
-            });
+            self.expiry
+                .retain(|at, due| slab.get(at).is_some_and(|slot| slot.is_due_at(due, grace)));
         }
     }
 
