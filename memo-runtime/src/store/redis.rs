@@ -473,11 +473,29 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: DeserializeOwned,
     {
-        let remote = self.remote()?;
-        let names = self.names_of(key)?;
-        match remote.client.get(&names.value) {
+        let (remote, names) = self.remote_names(key)?;
+        self.got(&names, remote.client.get(&names.value), count)
+    }
+
+    /// [`read`](Self::read), awaited.
+    async fn read_async(&self, key: &K, count: bool) -> Option<V>
+    where
+        K: Serialize,
+        V: DeserializeOwned,
+    {
+        let (remote, names) = self.remote_names(key)?;
+        let got = remote.client.get_async(&names.value).await;
+        self.got(&names, got, count)
+    }
+
+    /// The value a `GET` of `names` answered, if it holds one (a hit counted when `count`).
+    fn got(&self, names: &Names, got: Result<Option<Vec<u8>>, Error>, count: bool) -> Option<V>
+    where
+        V: DeserializeOwned,
+    {
+        match got {
             Ok(Some(bytes)) => {
-                let value = self.unwrap(&names, &bytes)?;
+                let value = self.unwrap(names, &bytes)?;
                 if count {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                 }
@@ -491,28 +509,28 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
-    /// [`read`](Self::read), awaited.
-    async fn read_async(&self, key: &K, count: bool) -> Option<V>
+    /// The remote and `key`'s names; `None` (counted) if either is unusable.
+    fn remote_names(&self, key: &K) -> Option<(&Remote, Names)>
     where
         K: Serialize,
-        V: DeserializeOwned,
     {
         let remote = self.remote()?;
-        let names = self.names_of(key)?;
-        match remote.client.get_async(&names.value).await {
-            Ok(Some(bytes)) => {
-                let value = self.unwrap(&names, &bytes)?;
-                if count {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(value)
-            }
-            Ok(None) => None,
-            Err(err) => {
-                self.failed(&err);
-                None
-            }
-        }
+        Some((remote, self.names_of(key)?))
+    }
+
+    /// What storing `value` under `key` takes: the remote, the key's names and the bytes; `None`
+    /// (counted) when the store is unusable or either cannot be encoded.
+    fn to_store(&self, key: &K, value: &V) -> Option<(&Remote, Names, Vec<u8>)>
+    where
+        K: Serialize,
+        V: Serialize,
+    {
+        let (remote, names) = self.remote_names(key)?;
+        let Some(bytes) = self.wrap(&names, value) else {
+            self.failed(&"a value could not be encoded");
+            return None;
+        };
+        Some((remote, names, bytes))
     }
 
     /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
@@ -567,12 +585,7 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        let Some(remote) = self.remote() else { return };
-        let Some(names) = self.names_of(&key) else {
-            return;
-        };
-        let Some(bytes) = self.wrap(&names, &value) else {
-            self.failed(&"a value could not be encoded");
+        let Some((remote, names, bytes)) = self.to_store(&key, &value) else {
             return;
         };
         let client = &remote.client;
@@ -584,10 +597,7 @@ where
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
-        let Some(remote) = self.remote() else {
-            return Claim::Compute(Lease::none());
-        };
-        let Some(names) = self.names_of(key) else {
+        let Some((remote, names)) = self.remote_names(key) else {
             return Claim::Compute(Lease::none());
         };
         let claimed = remote.lock.claim(&names.value, &names.lock);
@@ -605,10 +615,7 @@ where
     where
         V: Send + 'a,
     {
-        let Some(remote) = self.remote() else {
-            return Claim::Compute(Lease::none());
-        };
-        let Some(names) = self.names_of(key) else {
+        let Some((remote, names)) = self.remote_names(key) else {
             return Claim::Compute(Lease::none());
         };
         let claimed = remote.lock.claim_async(&names.value, &names.lock).await;
@@ -620,12 +627,7 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        let Some(remote) = self.remote() else { return };
-        let Some(names) = self.names_of(&key) else {
-            return;
-        };
-        let Some(bytes) = self.wrap(&names, &value) else {
-            self.failed(&"a value could not be encoded");
+        let Some((remote, names, bytes)) = self.to_store(&key, &value) else {
             return;
         };
         let client = &remote.client;
