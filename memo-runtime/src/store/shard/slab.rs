@@ -105,15 +105,9 @@ impl<T> Slab<T> {
 
     /// Takes the value numbered `at` out; its number may be given to the next value stored.
     pub(super) fn remove(&mut self, at: u32) -> Option<T> {
-        let value = self.take(at)?;
+        let value = self.vacate(at)?;
         self.free.push(at);
         Some(value)
-    }
-
-    /// Takes the value numbered `at` out, keeping its number from the next values stored until
-    /// [`release`](Self::release): for a number an eviction ring still names.
-    pub(super) fn vacate(&mut self, at: u32) -> Option<T> {
-        self.take(at)
     }
 
     /// Places allocated: held, free or kept by vacated numbers.
@@ -128,8 +122,9 @@ impl<T> Slab<T> {
         self.free.push(at);
     }
 
-    /// Takes the value numbered `at` out, leaving its place unused.
-    fn take(&mut self, at: u32) -> Option<T> {
+    /// Takes the value numbered `at` out, keeping its number from the next values stored until
+    /// [`release`](Self::release): for a number an eviction ring still names.
+    pub(super) fn vacate(&mut self, at: u32) -> Option<T> {
         let word = self.live.get_mut(at as usize / 64)?;
         if *word & bit(at) == 0 {
             return None;
@@ -214,7 +209,7 @@ impl<T> Iterator for IntoIter<T> {
         while self.slab.len > 0 {
             let at = self.next;
             self.next += 1;
-            if let Some(value) = self.slab.take(at) {
+            if let Some(value) = self.slab.vacate(at) {
                 return Some(value);
             }
         }
