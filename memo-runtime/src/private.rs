@@ -48,7 +48,7 @@ pub fn cache<K: Shared, V: Shared>(
     id: &'static str,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init(id, || new_cache(id, config))
+    cell.get_or_init(id, move || new_cache(id, config))
 }
 
 /// A memoized function's name: its id (`module::function#nonce`) without the nonce.
@@ -562,7 +562,13 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    answer(cache, &key, |key| cache.hit(key))
+    // The lookup is forced inline too: out of line, it measured 0.8 ns more per hit.
+    answer(
+        cache,
+        &key,
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        |key| cache.hit(key),
+    )
 }
 
 /// [`hit_or_miss`] of a function with `store = disk`: the one place that asks for serde, so a key

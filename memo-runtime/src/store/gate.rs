@@ -134,6 +134,75 @@ pub(crate) struct WriteGuard<'a, T> {
 }
 
 impl Gate {
+    /// Runs `find` on shard number `shard` (its `locked`) as a reader and counts a hit when it
+    /// finds something: the store's hit path. A thread with a stripe that is not reading already
+    /// takes it straight through (mark, check, find, count, unmark); any other reader, or one
+    /// that meets a writer, goes the way of [`read`](Self::read).
+    // Forced in optimized builds, with `hit_as`: out of line, the lookup's captures go through
+    // memory (measured 0.4 ns of 8.4 per hit, benches/peers.rs).
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn hit<T, R>(
+        &self,
+        shard: usize,
+        locked: &Locked<T>,
+        find: impl FnOnce(&T) -> Option<R>,
+    ) -> Option<R> {
+        self.hit_as(stripe::claimed(), shard, locked, find)
+    }
+
+    /// [`hit`](Self::hit) by the thread holding stripe `stripe` (see [`read_as`](Self::read_as)).
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn hit_as<T, R>(
+        &self,
+        stripe: usize,
+        shard: usize,
+        locked: &Locked<T>,
+        find: impl FnOnce(&T) -> Option<R>,
+    ) -> Option<R> {
+        if stripe < STRIPES {
+            // SAFETY: checked just above; `marks` has `STRIPES` entries.
+            let mark = unsafe { self.marks.get_unchecked(stripe) };
+            if mark.reading.load(Ordering::Relaxed) == 0 {
+                mark.reading.store(shard + 1, Ordering::SeqCst);
+                loom_seq_cst();
+                // Clears the mark however `find` ends (a key's `Eq` may panic).
+                let unmark = Unmark(&mark.reading);
+                if !locked.writing.load(Ordering::SeqCst) {
+                    // SAFETY: as in `read_as`.
+                    let found = find(unsafe { &*locked.data.get() });
+                    if found.is_some() {
+                        let hits = mark.hits.load(Ordering::Relaxed);
+                        mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
+                    }
+                    return found;
+                }
+                drop(unmark);
+            }
+        }
+        self.hit_through_read(shard, locked, find)
+    }
+
+    /// [`hit`](Self::hit) for a reader off its fast path.
+    #[cold]
+    #[inline(never)]
+    fn hit_through_read<T, R>(
+        &self,
+        shard: usize,
+        locked: &Locked<T>,
+        find: impl FnOnce(&T) -> Option<R>,
+    ) -> Option<R> {
+        let guard = self.read(shard, locked);
+        let found = find(&guard);
+        if found.is_some() {
+            guard.count_hit();
+        }
+        found
+    }
+
     /// Enters shard number `shard` (its `locked`) as a reader.
     #[inline]
     pub(crate) fn read<'a, T>(&'a self, shard: usize, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
@@ -345,6 +414,16 @@ impl<T> Drop for ReadGuard<'_, T> {
     }
 }
 
+/// Clears a reader's mark when dropped.
+struct Unmark<'a>(&'a AtomicUsize);
+
+impl Drop for Unmark<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
 impl<T> Deref for WriteGuard<'_, T> {
     type Target = T;
 
@@ -466,6 +545,27 @@ mod tests {
         });
     }
 
+    /// The hit path counts only what it found, lets a hit inside a hit through, and clears its
+    /// mark when the lookup panics, so that a writer does not wait for it forever.
+    #[test]
+    fn the_hit_path_counts_nests_and_survives_a_panic() {
+        let gate = Gate::default();
+        let locked = Locked::new(7);
+        assert_eq!(gate.hit(0, &locked, |&n| Some(n)), Some(7));
+        assert_eq!(gate.hit(0, &locked, |_| None::<u32>), None);
+        let nested = gate.hit(0, &locked, |&n| gate.hit(0, &locked, |&m| Some(n + m)));
+        assert_eq!(nested, Some(14));
+        assert_eq!(gate.hits(), 3);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gate.hit(0, &locked, |_| -> Option<()> {
+                panic!("a key's Eq panicked")
+            })
+        }));
+        assert!(panicked.is_err());
+        *gate.write(0, &locked) += 1;
+        assert_eq!(gate.hit(0, &locked, |&n| Some(n)), Some(8));
+    }
+
     #[test]
     fn hits_are_counted_on_marks_and_on_the_shared_path() {
         let gate = Gate::default();
@@ -553,6 +653,30 @@ mod loom {
             assert_eq!(first, second, "read during a write");
             writer.join().unwrap();
             assert_eq!(read_pair(&gate, 0, &locked), (1, 1));
+            assert_eq!(gate.hits(), 2, "hits counted on the reader's mark");
+        });
+    }
+
+    /// The same through the hit path, which marks and unmarks without a guard.
+    #[test]
+    fn loom_a_hit_never_sees_a_write_in_progress() {
+        ::loom::model(|| {
+            let gate = Arc::new(Gate::default());
+            let locked = Arc::new(Locked::new(pair()));
+            let writer = {
+                let (gate, locked) = (Arc::clone(&gate), Arc::clone(&locked));
+                thread::spawn(move || write_pair(&gate, 1, &locked))
+            };
+            let read = |pair: &Pair| {
+                Some((
+                    pair.0.load(Ordering::Relaxed),
+                    pair.1.load(Ordering::Relaxed),
+                ))
+            };
+            let (first, second) = gate.hit_as(0, 0, &locked, read).unwrap();
+            assert_eq!(first, second, "read during a write");
+            writer.join().unwrap();
+            assert_eq!(gate.hit_as(0, 0, &locked, read), Some((1, 1)));
             assert_eq!(gate.hits(), 2, "hits counted on the reader's mark");
         });
     }

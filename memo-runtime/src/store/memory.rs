@@ -370,12 +370,12 @@ where
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let now = self.now();
-        let shard = self.read(self.shard_of(hash));
-        let value = shard.get(hash, key, now).cloned();
-        if value.is_some() {
-            shard.count_hit();
-        }
-        value
+        let shard = self.shard_of(hash);
+        // SAFETY: `shard_of` masks to the shard count.
+        let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
+        self.gate.hit(shard, locked, move |found| {
+            found.get(hash, key, now).cloned()
+        })
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {

@@ -1,12 +1,12 @@
 //! One shard of the in-memory store: entries in a slab behind a hash index, evicted by a policy.
 //!
 //! The entries sit in a vector that grows to the shard's bound and no further (`shard/slab.rs`);
-//! the hash table holds only their 4-byte numbers. The table's buckets are a power of two, at
-//! most 7/8 full and after eviction churn (tombstones make it double) under half full: paid in
-//! 5-byte buckets rather than in whole entries, that is about 53 bytes an entry of `u64` keys and
-//! values instead of 101 (`benches/peers.rs`), for one more load on a hit. A hit only raises the entry's use count, and
-//! only while it is below the policy's cap (1 for LRU's reference bit, 0 for FIFO), so readers
-//! sharing the shard's read lock do not write to a warm entry.
+//! the hash index holds only their 4-byte numbers, in a power of two of 4-byte buckets at most
+//! three quarters full (`shard/index.rs`): paid in buckets rather than in whole entries, that is
+//! about 52 bytes an entry of `u64` keys and values instead of 101 (`benches/peers.rs`), for one
+//! more load on a hit. A hit only raises the entry's use count, and only while it is below the
+//! policy's cap (1 for LRU's reference bit, 0 for FIFO), so readers sharing the shard's read lock
+//! do not write to a warm entry.
 //!
 //! The eviction order lives beside the table in rings of entry numbers (4 bytes an entry): the
 //! writer pops a number and keeps, moves or evicts its entry as the policy says
@@ -20,6 +20,7 @@ mod auto;
 mod clock;
 mod expiry;
 mod fifo;
+mod index;
 mod lfu;
 mod slab;
 
@@ -27,9 +28,8 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use hashbrown::HashTable;
-
 use self::expiry::Expiry;
+use self::index::Index;
 use self::slab::Slab;
 use super::Counts;
 use super::ghost::Ghost;
@@ -140,7 +140,7 @@ pub(crate) struct Shard<K, V> {
     /// The number of each entry, by the hash of its key. It names only entries the slab holds
     /// (`find` reads them unchecked): a number goes into it after its entry enters the slab, and
     /// out of it before its entry leaves.
-    index: HashTable<u32>,
+    index: Index,
     /// The most uses a hit records: a hit writes its entry only while the count is below this.
     cap: u8,
     policy: Policy,
@@ -183,7 +183,7 @@ impl<K, V> Shard<K, V> {
         let auto = bounded && policy == Policy::Auto;
         Self {
             slab: Slab::new(capacity),
-            index: HashTable::new(),
+            index: Index::new(),
             cap: match policy {
                 Policy::Auto => auto::CAP,
                 Policy::Lru => clock::CAP,
@@ -277,7 +277,7 @@ impl<K, V> Shard<K, V> {
         self.expiry.clear();
         self.ghost.clear();
         self.sketch.clear();
-        self.index = HashTable::new();
+        self.index = Index::new();
         std::mem::replace(&mut self.slab, Slab::new(self.capacity))
             .into_iter()
             .map(|slot| (slot.key, slot.value))
@@ -287,19 +287,13 @@ impl<K, V> Shard<K, V> {
     #[inline]
     fn find(&self, hash: u64, is: impl Fn(&K) -> bool) -> Option<(u32, &Slot<K, V>)> {
         let slab = &self.slab;
-        let mut found = None;
-        self.index.find(hash, |&at| {
-            // SAFETY: the index names only held entries (see `index`); unchecked, the hit path
-            // saves a bitmap load.
-            let slot = unsafe { slab.get_unchecked(at) };
-            if is(&slot.key) {
-                found = Some((at, slot));
-                true
-            } else {
-                false
-            }
-        })?;
-        found
+        // SAFETY: the index names only held entries (see `index`); unchecked, the hit path
+        // saves a bitmap load.
+        let at = self
+            .index
+            .find(hash, |at| is(&unsafe { slab.get_unchecked(at) }.key))?;
+        // SAFETY: as above.
+        Some((at, unsafe { slab.get_unchecked(at) }))
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -436,7 +430,7 @@ impl<K, V> Shard<K, V> {
         let at = self.slab.insert(Slot::new(key, value, stamp, uses));
         self.expiry.push(at, self.gone_at(stamp));
         let slab = &self.slab;
-        self.index.insert_unique(hash, at, |&at| {
+        self.index.insert(hash, at, |at| {
             hasher.hash_one(&slab.get(at).expect("indexed entries are held").key)
         });
         if self.ordered {
@@ -600,11 +594,10 @@ impl<K, V> Shard<K, V> {
 
     /// Takes entry `at`'s number out of the index.
     fn unindex(&mut self, hash: u64, at: u32) {
-        match self.index.find_entry(hash, |&i| i == at) {
-            Ok(entry) => drop(entry.remove()),
+        if !self.index.remove(hash, at) {
             // The key hashes differently than when it was stored (its `Hash` is not
             // deterministic): look for the number everywhere, since it must not outlive its entry.
-            Err(_) => self.index.retain(|&mut i| i != at),
+            self.index.remove_anywhere(at);
         }
     }
 
@@ -656,9 +649,10 @@ impl<K, V> Shard<K, V> {
     #[cold]
     fn evict_any(&mut self) {
         debug_assert!(false, "every entry has its number in a ring");
-        let Some(at) = self.index.extract_if(|_| true).next() else {
+        let Some(at) = self.index.iter().next() else {
             return;
         };
+        self.index.remove_anywhere(at);
         let Some(slot) = self.slab.remove(at) else {
             return;
         };
@@ -689,11 +683,10 @@ impl<K, V> Shard<K, V> {
     /// Takes the entry whose key `is` out of the table and its ring.
     fn take_out(&mut self, hash: u64, is: impl Fn(&K) -> bool) -> Option<Slot<K, V>> {
         let slab = &self.slab;
-        let (at, _) = self
+        let at = self
             .index
-            .find_entry(hash, |&at| slab.get(at).is_some_and(|slot| is(&slot.key)))
-            .ok()?
-            .remove();
+            .find(hash, |at| slab.get(at).is_some_and(|slot| is(&slot.key)))?;
+        self.index.remove(hash, at);
         self.take_vacating(at)
     }
 
@@ -716,10 +709,14 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
         let grace = self.renewal.grace;
         let slab = &self.slab;
-        let expired: Vec<u32> = self
-            .index
-            .extract_if(|&mut at| slab.get(at).is_some_and(|slot| slot.is_expired(now, grace)))
-            .collect();
+        let mut expired = Vec::new();
+        self.index.retain(|at| {
+            let gone = slab.get(at).is_some_and(|slot| slot.is_expired(now, grace));
+            if gone {
+                expired.push(at);
+            }
+            !gone
+        });
         let bounded = self.ordered;
         for &at in &expired {
             let taken = if bounded {
@@ -1069,7 +1066,7 @@ mod tests {
                 assert!(shard.len() <= 8, "{policy:?}");
                 assert_eq!(shard.index.len(), shard.len(), "{policy:?}");
                 assert!(
-                    shard.index.iter().all(|&at| shard.slab.get(at).is_some()),
+                    shard.index.iter().all(|at| shard.slab.get(at).is_some()),
                     "{policy:?}"
                 );
             }
