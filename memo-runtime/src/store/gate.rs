@@ -46,14 +46,16 @@ pub(crate) struct Gate {
     nested: AtomicUsize,
 }
 
-/// One shard's data with its writer flag.
+/// One shard's data with its writer flag. In this order (`repr(C)`): a hit reads the flag and
+/// then the first fields of the data, which the shard keeps for it, from the same cache lines.
+#[repr(C)]
 pub(crate) struct Locked<T> {
     /// Set while a writer waits for readers to leave or writes.
     writing: AtomicBool,
+    data: UnsafeCell<T>,
     /// Readers without a stripe of their own, counted the ordinary way.
     shared_readers: AtomicUsize,
     writers: WriterLock<()>,
-    data: UnsafeCell<T>,
 }
 
 // SAFETY: `data` is only reached through `ReadGuard` (shared, `T: Sync`) and `WriteGuard`

@@ -134,15 +134,18 @@ pub(crate) struct Renewal {
     pub(crate) grace: u64,
 }
 
+/// The fields a hit reads come first, in this order (`repr(C)`): with the gate's writer flag
+/// before them, they fill the shard's first 72 bytes rather than four scattered cache lines.
+#[repr(C)]
 pub(crate) struct Shard<K, V> {
-    /// The entries, by number.
-    slab: Slab<Slot<K, V>>,
     /// The number of each entry, by the hash of its key. It names only entries the slab holds
     /// (`find` reads them unchecked): a number goes into it after its entry enters the slab, and
     /// out of it before its entry leaves.
     index: Index,
     /// The most uses a hit records: a hit writes its entry only while the count is below this.
     cap: u8,
+    /// The entries, by number.
+    slab: Slab<Slot<K, V>>,
     policy: Policy,
     capacity: usize,
     /// Whether the rings hold the eviction order: the shard is bounded by count or by weight.

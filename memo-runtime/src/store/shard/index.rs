@@ -20,6 +20,9 @@ const TOMBSTONE: u32 = u32::MAX;
 /// The fewest buckets of an index that holds anything.
 const MIN_BUCKETS: usize = 8;
 
+/// What a hit reads first (`repr(C)`); counts in 4 bytes (a shard holds fewer than 2^31
+/// entries), so that the shard's next fields share its cache line.
+#[repr(C)]
 pub(super) struct Index {
     buckets: Box<[u32]>,
     /// `buckets.len() − 1`: the hash's low bits pick the home bucket.
@@ -27,8 +30,8 @@ pub(super) struct Index {
     /// The low bits of a bucket, which hold `number + 1`: `2^n − 1` for `n` bits. A bucket XOR
     /// the wanted tag is below this iff the tags match and the bucket holds a number.
     numbers: u32,
-    len: usize,
-    tombstones: usize,
+    len: u32,
+    tombstones: u32,
 }
 
 impl Index {
@@ -55,7 +58,7 @@ impl Index {
 
     #[cfg(test)]
     pub(super) const fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// The tag of `hash`, in place above the number bits: the top bits of the hash.
@@ -91,7 +94,7 @@ impl Index {
     /// Indexes number `number` under `hash`; the caller knows its key is not indexed yet.
     /// `rehash` gives the hash of an indexed number, for a rebuild.
     pub(super) fn insert(&mut self, hash: u64, number: u32, rehash: impl Fn(u32) -> u64) {
-        let full = self.len + self.tombstones + 1 > self.buckets.len() / 4 * 3;
+        let full = (self.len + self.tombstones) as usize + 1 > self.buckets.len() / 4 * 3;
         if full || number >= self.numbers - 1 {
             self.rebuild(number, &rehash);
         }
@@ -183,7 +186,9 @@ impl Index {
     /// with room for numbers up to `most`.
     #[cold]
     fn rebuild(&mut self, most: u32, rehash: &impl Fn(u32) -> u64) {
-        let buckets = ((self.len + 1) * 2).next_power_of_two().max(MIN_BUCKETS);
+        let buckets = ((self.len as usize + 1) * 2)
+            .next_power_of_two()
+            .max(MIN_BUCKETS);
         let most = self.iter().fold(most, u32::max);
         let mut rebuilt = Self::with_buckets(buckets, most);
         for number in self.iter() {

@@ -10,6 +10,8 @@
 
 use std::mem::MaybeUninit;
 
+/// `slots` first (`repr(C)`): the hit path reads only its pointer, next to the shard's index.
+#[repr(C)]
 pub(super) struct Slab<T> {
     slots: Vec<MaybeUninit<T>>,
     /// Bit `i % 64` of word `i / 64` is set while slot `i` holds a value.
