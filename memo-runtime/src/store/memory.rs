@@ -249,7 +249,8 @@ impl<K, V> MemoryStore<K, V> {
     /// The shard for `hash`, by number.
     #[inline]
     fn shard_of(&self, hash: u64) -> usize {
-        // The table uses the low bits and its tags the top seven; take the shard from the middle.
+        // The index takes a bucket from the low bits and a tag from the top ones (as many as its
+        // entry numbers leave free); the shard comes from the bits just above the low half.
         #[allow(clippy::cast_possible_truncation, reason = "masked to the shard count")]
         let shard = (hash >> 32) as usize & self.mask;
         shard

@@ -134,8 +134,9 @@ pub(crate) struct Renewal {
     pub(crate) grace: u64,
 }
 
-/// The fields a hit reads come first, in this order (`repr(C)`): with the gate's writer flag
-/// before them, they fill the shard's first 72 bytes rather than four scattered cache lines.
+/// The fields a hit reads come first, in this order (`repr(C)`), so that with the gate's writer
+/// flag before them they sit in the shard's first two cache lines rather than in four scattered
+/// ones.
 #[repr(C)]
 pub(crate) struct Shard<K, V> {
     /// The number of each entry, by the hash of its key. It names only entries the slab holds
@@ -144,13 +145,14 @@ pub(crate) struct Shard<K, V> {
     index: Index,
     /// The most uses a hit records: a hit writes its entry only while the count is below this.
     cap: u8,
+    /// Read by hits on entries with a time to live.
+    renewal: Renewal,
     /// The entries, by number.
     slab: Slab<Slot<K, V>>,
     policy: Policy,
     capacity: usize,
     /// Whether the rings hold the eviction order: the shard is bounded by count or by weight.
     ordered: bool,
-    renewal: Renewal,
     /// Entry numbers in eviction order: of every entry (LRU, LFU, FIFO) or of the main queue
     /// (auto).
     main: VecDeque<u32>,
@@ -689,7 +691,8 @@ impl<K, V> Shard<K, V> {
         let at = self
             .index
             .find(hash, |at| slab.get(at).is_some_and(|slot| is(&slot.key)))?;
-        self.index.remove(hash, at);
+        let removed = self.index.remove(hash, at);
+        debug_assert!(removed, "found under this hash a moment ago");
         self.take_vacating(at)
     }
 

@@ -5,7 +5,7 @@
 //! neighbours share its cache line) and then the entry itself: one dependent load fewer than a
 //! `SwissTable` of numbers (`hashbrown`), which loads a group of control bytes, then the number,
 //! then the entry; the hit path is a chain of such loads. It also spends 4 bytes a bucket rather
-//! than 5. Removal leaves a tombstone; the array is rebuilt once live buckets and tombstones fill
+//! than 5. Removal leaves a tombstone (or an empty bucket, before an empty one); the array is rebuilt once live buckets and tombstones fill
 //! three quarters of it (linear probing stays short below that: 2.5 buckets on average for a hit,
 //! 8.5 for a miss, at the fullest).
 //!
@@ -219,43 +219,116 @@ mod tests {
         u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Inserts, finds and removes against a map, for two hashes.
-    #[test]
-    fn agrees_with_a_map() {
-        for hash in [crowded as fn(u32) -> u64, spread] {
-            let mut index = Index::new();
-            let mut model: HashMap<u32, u32> = HashMap::new();
-            // The key each number holds; numbers are reused after removal, as the slab does.
-            let mut key_of: Vec<Option<u32>> = Vec::new();
-            for step in 0..20_000_u32 {
-                let key = step.wrapping_mul(2_654_435_761) % 500;
-                if let Some(&number) = model.get(&key) {
-                    if step % 3 == 0 {
-                        assert!(index.remove(hash(key), number));
-                        model.remove(&key);
-                        key_of[number as usize] = None;
-                    }
-                } else {
-                    let number = key_of.iter().position(Option::is_none).unwrap_or_else(|| {
-                        key_of.push(None);
-                        key_of.len() - 1
-                    });
-                    let number = u32::try_from(number).unwrap();
-                    index.insert(hash(key), number, |n| hash(key_of[n as usize].unwrap()));
-                    model.insert(key, number);
-                    key_of[number as usize] = Some(key);
+    /// The index's own bookkeeping agrees with its buckets, and one is left empty (probes end).
+    fn check(index: &Index) {
+        let live = index.iter().count();
+        let tombstones = index.buckets.iter().filter(|&&b| b == TOMBSTONE).count();
+        assert_eq!(live, index.len());
+        assert_eq!(tombstones, index.tombstones as usize);
+        assert!(index.buckets.contains(&EMPTY));
+    }
+
+    /// Every key's tag all ones, the tag a tombstone also carries.
+    fn all_ones_tag(key: u32) -> u64 {
+        spread(key) | 0xFFFF_FFFF_0000_0000
+    }
+
+    /// Every key's home the last bucket, so probes and removals wrap around to the first.
+    fn last_home(key: u32) -> u64 {
+        (spread(key) & 0xFFFF_FFFF_0000_0000) | 0xFFFF_FFFF
+    }
+
+    /// Inserts, finds, removes and retains against a map; `find` may only ever ask about numbers
+    /// that hold a key (the shard reads them unchecked).
+    fn agrees_with_a_map(hash: fn(u32) -> u64) {
+        let mut index = Index::new();
+        let mut model: HashMap<u32, u32> = HashMap::new();
+        // The key each number holds; numbers are reused after removal, as the slab does.
+        let mut key_of: Vec<Option<u32>> = Vec::new();
+        for step in 0..20_000_u32 {
+            let key = step.wrapping_mul(2_654_435_761) % 500;
+            if let Some(&number) = model.get(&key) {
+                if step % 3 == 0 {
+                    assert!(index.remove(hash(key), number));
+                    model.remove(&key);
+                    key_of[number as usize] = None;
                 }
-                assert_eq!(index.len(), model.len());
-                for probe in [key, step % 500] {
-                    let found = index.find(hash(probe), |n| key_of[n as usize] == Some(probe));
-                    assert_eq!(found, model.get(&probe).copied(), "key {probe}");
-                }
+            } else {
+                let number = key_of.iter().position(Option::is_none).unwrap_or_else(|| {
+                    key_of.push(None);
+                    key_of.len() - 1
+                });
+                let number = u32::try_from(number).unwrap();
+                index.insert(hash(key), number, |n| hash(key_of[n as usize].unwrap()));
+                model.insert(key, number);
+                key_of[number as usize] = Some(key);
             }
-            let mut numbers: Vec<u32> = index.iter().collect();
-            let mut expected: Vec<u32> = model.values().copied().collect();
-            numbers.sort_unstable();
-            expected.sort_unstable();
-            assert_eq!(numbers, expected);
+            if step % 5_000 == 4_999 {
+                // Drop the keys divisible by 7, as `retain` does for expired entries.
+                index.retain(|n| key_of[n as usize].is_some_and(|k| k % 7 != 0));
+                model.retain(|&k, &mut n| {
+                    let keep = k % 7 != 0;
+                    if !keep {
+                        key_of[n as usize] = None;
+                    }
+                    keep
+                });
+            }
+            check(&index);
+            for probe in [key, step % 500] {
+                let found = index.find(hash(probe), |n| {
+                    let held = key_of.get(n as usize).copied().flatten();
+                    assert!(
+                        held.is_some(),
+                        "asked about number {n}, which holds nothing"
+                    );
+                    held == Some(probe)
+                });
+                assert_eq!(found, model.get(&probe).copied(), "key {probe}");
+            }
+        }
+        let mut numbers: Vec<u32> = index.iter().collect();
+        let mut expected: Vec<u32> = model.values().copied().collect();
+        numbers.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(numbers, expected);
+    }
+
+    #[test]
+    fn agrees_with_a_map_under_a_spread_hash() {
+        agrees_with_a_map(spread);
+    }
+
+    #[test]
+    fn agrees_with_a_map_under_a_crowded_hash() {
+        agrees_with_a_map(crowded);
+    }
+
+    #[test]
+    fn agrees_with_a_map_when_tags_look_like_tombstones() {
+        agrees_with_a_map(all_ones_tag);
+    }
+
+    #[test]
+    fn agrees_with_a_map_when_probes_wrap_around() {
+        agrees_with_a_map(last_home);
+    }
+
+    /// The largest numbers the bits hold, under the tag a tombstone carries: each is found, none
+    /// taken for a tombstone.
+    #[test]
+    fn numbers_at_the_edge_of_their_bits() {
+        let mut index = Index::new();
+        index.insert(all_ones_tag(0), 0, |_| all_ones_tag(0));
+        let edge = index.numbers;
+        let numbers = [0, edge - 2, edge - 1, edge];
+        let key_of = |n| (0..).zip(numbers).find(|&(_, m)| m == n).unwrap().0;
+        for (key, number) in (0..).zip(numbers).skip(1) {
+            index.insert(all_ones_tag(key), number, |n| all_ones_tag(key_of(n)));
+            check(&index);
+        }
+        for (key, number) in (0..).zip(numbers) {
+            assert_eq!(index.find(all_ones_tag(key), |n| n == number), Some(number));
         }
     }
 
