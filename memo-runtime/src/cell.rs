@@ -4,10 +4,13 @@
 //! companion `f_cache()`. Inside an `impl` neither can name the other without knowing it is in an
 //! `impl`, and a `static` there cannot name `Self`; so each holds a type-erased [`CacheCell`] and
 //! both cells resolve, once, through a process-wide registry keyed by the function's unique id
-//! and the cache's type. After that a lookup is one atomic load and a type-id compare.
+//! and the cache's type. After that a lookup is one atomic load and a type-id compare, both of
+//! the cell itself.
 
 use std::any::{Any, TypeId};
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
@@ -26,12 +29,28 @@ type Erased = &'static (dyn Any + Send + Sync);
 /// let b: &'static Cache<u32, u32> = COMPANION.get_or_init("doc::f#0", || Cache::new(Config::new()));
 /// assert!(std::ptr::eq(a, b));
 /// ```
-#[derive(Debug)]
 pub struct CacheCell {
-    /// The caches resolved here, newest first, with their types: the fast path is one load and a
-    /// type-id compare, without a virtual call or a lock. A generic `impl` adds one node per type.
-    /// Null until the first call; nodes are only added, never freed.
+    /// The first cache resolved here, once published (`Release`, after `first_type`): the fast
+    /// path reads it and its type from the cell itself, one load and a type-id compare that do
+    /// not wait on each other (a list node would add a load before both).
+    first: AtomicPtr<()>,
+    /// The type of `first`: written once, under the registry's lock, before `first` is published.
+    first_type: UnsafeCell<MaybeUninit<TypeId>>,
+    /// The caches resolved here, newest first, with their types: where a generic `impl`'s other
+    /// types are found. Null until the first call; nodes are only added, never freed.
     resolved: AtomicPtr<Resolved>,
+}
+
+// SAFETY: `first_type` is written once, before `first` is published with `Release`, and read
+// only after `first` is seen published with `Acquire`; every other field is atomic.
+unsafe impl Sync for CacheCell {}
+
+impl std::fmt::Debug for CacheCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheCell")
+            .field("resolved", &!self.first.load(Ordering::Acquire).is_null())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A cache and the type it was registered under; a node of a cell's list.
@@ -59,6 +78,8 @@ impl CacheCell {
     #[must_use]
     pub const fn new() -> Self {
         Self {
+            first: AtomicPtr::new(std::ptr::null_mut()),
+            first_type: UnsafeCell::new(MaybeUninit::uninit()),
             resolved: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
@@ -86,17 +107,18 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
-        if let Some(head) = unsafe { self.resolved.load(Ordering::Acquire).as_ref() }
-            && head.type_id == TypeId::of::<C>()
+        let first = self.first.load(Ordering::Acquire);
+        // SAFETY: `first_type` was written before `first` was published (see `Sync`).
+        if !first.is_null()
+            && unsafe { (*self.first_type.get()).assume_init() } == TypeId::of::<C>()
         {
-            // SAFETY: the cache was registered under `TypeId::of::<C>()`, so it is a `C`.
-            return unsafe { &*std::ptr::from_ref(head.cache).cast::<C>() };
+            // SAFETY: a cache registered under `TypeId::of::<C>()` is a leaked `C`.
+            return unsafe { &*first.cast_const().cast::<C>() };
         }
         self.resolve(id, init)
     }
 
-    /// Not the newest type: walk this cell's list, else register (the first call, or a new type
+    /// Not the first type: walk this cell's list, else register (the first call, or a new type
     /// of a generic `impl`).
     #[cold]
     fn resolve<C: Any + Send + Sync>(
@@ -104,11 +126,13 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
+        // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.
         while let Some(resolved) = unsafe { node.as_ref() } {
-            if let Some(cache) = resolved.cache.downcast_ref::<C>() {
-                return cache;
+            if resolved.type_id == TypeId::of::<C>() {
+                // SAFETY: as in `get_or_init`.
+                return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
             }
             node = resolved.next;
         }
@@ -148,6 +172,17 @@ impl CacheCell {
                 .entry(key)
                 .or_insert_with(|| Box::leak(fresh))
         });
+        {
+            // The first type resolved here takes the fast path; the lock keeps its writers apart.
+            let _registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.first.load(Ordering::Acquire).is_null() {
+                // SAFETY: `first` is unpublished and the registry's lock is held, so no other
+                // thread reads or writes `first_type` now.
+                unsafe { (*self.first_type.get()).write(type_id) };
+                let cache = std::ptr::from_ref(erased).cast::<()>().cast_mut();
+                self.first.store(cache, Ordering::Release);
+            }
+        }
         // Publish on this cell's list, so the next call takes the fast path. A racing thread may
         // add the same type too: a duplicate node is harmless.
         let mut head = self.resolved.load(Ordering::Acquire);
@@ -194,5 +229,41 @@ mod tests {
         let c: &'static Vec<u8> = C.get_or_init("t#2", || vec![5]);
         assert_eq!(*c, [5]);
         assert_eq!(*A.get_or_init::<Vec<u8>>("t#1", || unreachable!()), [1]);
+    }
+
+    /// Threads racing on a fresh cell with two types all get the one instance of their type,
+    /// whichever type took the cell's fast path.
+    #[test]
+    fn racing_first_calls_agree() {
+        static CELL: CacheCell = CacheCell::new();
+        let found: Vec<(usize, usize)> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8)
+                .map(|t| {
+                    s.spawn(move || {
+                        if t % 2 == 0 {
+                            let v: &'static Vec<u8> = CELL.get_or_init("t#race", || vec![1]);
+                            (0, std::ptr::from_ref(v).addr())
+                        } else {
+                            let v: &'static Vec<u32> = CELL.get_or_init("t#race", || vec![2]);
+                            (1, std::ptr::from_ref(v).addr())
+                        }
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for kind in [0, 1] {
+            let mut addresses = found.iter().filter(|f| f.0 == kind).map(|f| f.1);
+            let first = addresses.next().unwrap();
+            assert!(addresses.all(|a| a == first), "one instance of type {kind}");
+        }
+        assert_eq!(
+            *CELL.get_or_init::<Vec<u8>>("t#race", || unreachable!()),
+            [1]
+        );
+        assert_eq!(
+            *CELL.get_or_init::<Vec<u32>>("t#race", || unreachable!()),
+            [2]
+        );
     }
 }
