@@ -370,19 +370,20 @@ where
     #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
-        let now = self.now();
         let shard = self.shard_of(hash);
         // SAFETY: `shard_of` masks to the shard count.
         let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
         self.gate.hit(shard, locked, move |found| {
-            found.get(hash, key, now).cloned()
+            found.get(hash, key, || self.now()).cloned()
         })
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let now = self.now();
-        self.read(self.shard_of(hash)).get(hash, key, now).cloned()
+        self.read(self.shard_of(hash))
+            .get(hash, key, || now)
+            .cloned()
     }
 
     fn insert(&self, key: K, value: V) {
