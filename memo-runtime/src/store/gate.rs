@@ -137,72 +137,78 @@ pub(crate) struct WriteGuard<'a, T> {
 
 impl Gate {
     /// Runs `find` on shard number `shard` (its `locked`) as a reader and counts a hit when it
-    /// finds something: the store's hit path. A thread with a stripe that is not reading already
-    /// takes it straight through (mark, check, find, count, unmark); any other reader, or one
-    /// that meets a writer, goes the way of [`read`](Self::read).
-    // Forced in optimized builds, with `hit_as`: out of line, the lookup's captures go through
-    // memory (measured 0.4 ns of 8.4 per hit, benches/peers.rs).
-    #[allow(clippy::inline_always, reason = "measured on the hit path")]
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    #[cfg_attr(debug_assertions, inline)]
+    /// finds something: the store's hit path. Goes the way of [`read`](Self::read) when
+    /// [`try_hit`](Self::try_hit) cannot.
+    #[cfg(test)]
     pub(crate) fn hit<T, R>(
         &self,
         shard: usize,
         locked: &Locked<T>,
-        find: impl FnOnce(&T) -> Option<R>,
+        find: impl Fn(&T) -> Option<R>,
     ) -> Option<R> {
-        self.hit_as(stripe::claimed(), shard, locked, find)
+        self.try_hit(shard, locked, &find)
+            .unwrap_or_else(|SlowPath| {
+                let guard = self.read(shard, locked);
+                let found = find(&guard);
+                if found.is_some() {
+                    guard.count_hit();
+                }
+                found
+            })
     }
 
-    /// [`hit`](Self::hit) by the thread holding stripe `stripe` (see [`read_as`](Self::read_as)).
+    /// [`hit`](Self::hit)'s fast path alone: a thread with a stripe that is not reading already
+    /// marks it, checks for a writer, finds, counts and unmarks. [`SlowPath`] for any other
+    /// reader, or one that meets a writer: the caller then reads the slower way, out of line, so
+    /// that the fast path keeps `find`'s captures in registers.
+    // Forced in optimized builds, with `try_hit_as`: out of line, the lookup's captures go
+    // through memory (measured 0.4 ns of 8.4 per hit, benches/peers.rs).
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn hit_as<T, R>(
+    pub(crate) fn try_hit<T, R>(
+        &self,
+        shard: usize,
+        locked: &Locked<T>,
+        find: impl FnOnce(&T) -> Option<R>,
+    ) -> Result<Option<R>, SlowPath> {
+        self.try_hit_as(stripe::claimed(), shard, locked, find)
+    }
+
+    /// [`try_hit`](Self::try_hit) by the thread holding stripe `stripe` (see
+    /// [`read_as`](Self::read_as)).
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn try_hit_as<T, R>(
         &self,
         stripe: usize,
         shard: usize,
         locked: &Locked<T>,
         find: impl FnOnce(&T) -> Option<R>,
-    ) -> Option<R> {
-        if stripe < STRIPES {
-            // SAFETY: checked just above; `marks` has `STRIPES` entries.
-            let mark = unsafe { self.marks.get_unchecked(stripe) };
-            if mark.reading.load(Ordering::Relaxed) == 0 {
-                mark.reading.store(shard + 1, Ordering::SeqCst);
-                loom_seq_cst();
-                // Clears the mark however `find` ends (a key's `Eq` may panic).
-                let unmark = Unmark(&mark.reading);
-                if !locked.writing.load(Ordering::SeqCst) {
-                    // SAFETY: as in `read_as`.
-                    let found = find(unsafe { &*locked.data.get() });
-                    if found.is_some() {
-                        let hits = mark.hits.load(Ordering::Relaxed);
-                        mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
-                    }
-                    return found;
-                }
-                drop(unmark);
-            }
+    ) -> Result<Option<R>, SlowPath> {
+        if stripe >= STRIPES {
+            return Err(SlowPath);
         }
-        self.hit_through_read(shard, locked, find)
-    }
-
-    /// [`hit`](Self::hit) for a reader off its fast path.
-    #[cold]
-    #[inline(never)]
-    fn hit_through_read<T, R>(
-        &self,
-        shard: usize,
-        locked: &Locked<T>,
-        find: impl FnOnce(&T) -> Option<R>,
-    ) -> Option<R> {
-        let guard = self.read(shard, locked);
-        let found = find(&guard);
+        // SAFETY: checked just above; `marks` has `STRIPES` entries.
+        let mark = unsafe { self.marks.get_unchecked(stripe) };
+        if mark.reading.load(Ordering::Relaxed) != 0 {
+            return Err(SlowPath);
+        }
+        mark.reading.store(shard + 1, Ordering::SeqCst);
+        loom_seq_cst();
+        // Clears the mark however `find` ends (a key's `Eq` may panic).
+        let _unmark = Unmark(&mark.reading);
+        if locked.writing.load(Ordering::SeqCst) {
+            return Err(SlowPath);
+        }
+        // SAFETY: as in `read_as`.
+        let found = find(unsafe { &*locked.data.get() });
         if found.is_some() {
-            guard.count_hit();
+            let hits = mark.hits.load(Ordering::Relaxed);
+            mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
         }
-        found
+        Ok(found)
     }
 
     /// Enters shard number `shard` (its `locked`) as a reader.
@@ -415,6 +421,10 @@ impl<T> Drop for ReadGuard<'_, T> {
         }
     }
 }
+
+/// Why [`Gate::try_hit`] did not look: the reader must take the slower way ([`Gate::read`]).
+#[derive(Debug)]
+pub(crate) struct SlowPath;
 
 /// Clears a reader's mark when dropped.
 struct Unmark<'a>(&'a AtomicUsize);
@@ -675,10 +685,19 @@ mod loom {
                     pair.1.load(Ordering::Relaxed),
                 ))
             };
-            let (first, second) = gate.hit_as(0, 0, &locked, read).unwrap();
+            // A reader that meets the writer reads the slower way, as the store does.
+            let hit = || match gate.try_hit_as(0, 0, &locked, read) {
+                Ok(found) => found.unwrap(),
+                Err(SlowPath) => {
+                    let guard = gate.read_as(0, 0, &locked);
+                    guard.count_hit();
+                    read(&guard).unwrap()
+                }
+            };
+            let (first, second) = hit();
             assert_eq!(first, second, "read during a write");
             writer.join().unwrap();
-            assert_eq!(gate.hit_as(0, 0, &locked, read), Some((1, 1)));
+            assert_eq!(hit(), (1, 1));
             assert_eq!(gate.hits(), 2, "hits counted on the reader's mark");
         });
     }
