@@ -107,15 +107,22 @@ impl CacheCell {
         id: &'static str,
         init: impl FnOnce() -> C,
     ) -> &'static C {
+        self.first().unwrap_or_else(|| self.resolve(id, init))
+    }
+
+    /// The cell's first cache, if it is a `C`: [`get_or_init`](Self::get_or_init)'s fast path,
+    /// for callers that keep the slow one out of line themselves.
+    #[inline]
+    pub(crate) fn first<C: Any + Send + Sync>(&self) -> Option<&'static C> {
         let first = self.first.load(Ordering::Acquire);
         // SAFETY: `first_type` was written before `first` was published (see `Sync`).
         if !first.is_null()
             && unsafe { (*self.first_type.get()).assume_init() } == TypeId::of::<C>()
         {
             // SAFETY: a cache registered under `TypeId::of::<C>()` is a leaked `C`.
-            return unsafe { &*first.cast_const().cast::<C>() };
+            return Some(unsafe { &*first.cast_const().cast::<C>() });
         }
-        self.resolve(id, init)
+        None
     }
 
     /// Not the first type: walk this cell's list, else register (the first call, or a new type

@@ -48,6 +48,19 @@ pub fn cache<K: Shared, V: Shared>(
     id: &'static str,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
+    cell.first()
+        .unwrap_or_else(|| resolve_cache(cell, id, config))
+}
+
+/// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
+/// stores nothing for it.
+#[cold]
+#[inline(never)]
+fn resolve_cache<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    config: fn() -> Config,
+) -> &'static Cache<K, V> {
     cell.get_or_init(id, move || new_cache(id, config))
 }
 
