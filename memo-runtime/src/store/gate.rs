@@ -36,6 +36,16 @@ struct Mark {
     hits: AtomicU64,
 }
 
+impl Mark {
+    /// Counts a hit by the stripe's owner, the only thread that writes its mark: a plain
+    /// read-modify-write is exact.
+    #[inline]
+    fn count_hit(&self) {
+        let hits = self.hits.load(Ordering::Relaxed);
+        self.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
+    }
+}
+
 /// The per-stripe reader marks of one store.
 pub(crate) struct Gate {
     marks: Box<[Mark; STRIPES]>,
@@ -146,9 +156,21 @@ impl Gate {
         locked: &Locked<T>,
         find: impl Fn(&T) -> Option<R>,
     ) -> Option<R> {
-        self.try_hit(shard, locked, &find)
+        self.hit_as(stripe::current(), shard, locked, find)
+    }
+
+    /// [`hit`](Self::hit) by the thread holding stripe `stripe` (see [`read_as`](Self::read_as)).
+    #[cfg(test)]
+    fn hit_as<T, R>(
+        &self,
+        stripe: usize,
+        shard: usize,
+        locked: &Locked<T>,
+        find: impl Fn(&T) -> Option<R>,
+    ) -> Option<R> {
+        self.try_hit_as(stripe, shard, locked, &find)
             .unwrap_or_else(|SlowPath| {
-                let guard = self.read(shard, locked);
+                let guard = self.read_as(stripe, shard, locked);
                 let found = find(&guard);
                 if found.is_some() {
                     guard.count_hit();
@@ -205,8 +227,7 @@ impl Gate {
         // SAFETY: as in `read_as`.
         let found = find(unsafe { &*locked.data.get() });
         if found.is_some() {
-            let hits = mark.hits.load(Ordering::Relaxed);
-            mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
+            mark.count_hit();
         }
         Ok(found)
     }
@@ -382,11 +403,7 @@ impl<'a, T> ReadGuard<'a, T> {
     #[inline]
     pub(crate) fn count_hit(&self) {
         match self.entry {
-            Entry::Marked(mark) => {
-                // Only the stripe's owner writes its mark, so a plain read-modify-write is exact.
-                let hits = mark.hits.load(Ordering::Relaxed);
-                mark.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
-            }
+            Entry::Marked(mark) => mark.count_hit(),
             Entry::Shared { hits, .. } => {
                 hits.fetch_add(1, Ordering::Relaxed);
             }
@@ -652,54 +669,41 @@ mod loom {
         (first, guard.1.load(Ordering::Relaxed))
     }
 
-    #[test]
-    fn loom_a_marked_reader_never_sees_a_write_in_progress() {
-        ::loom::model(|| {
+    /// The same through the hit path, which marks and unmarks without a guard (and reads the
+    /// slower way when it meets the writer, as the store does).
+    fn hit_pair(gate: &Gate, stripe: usize, locked: &Locked<Pair>) -> (usize, usize) {
+        let read = |pair: &Pair| {
+            let first = pair.0.load(Ordering::Relaxed);
+            Some((first, pair.1.load(Ordering::Relaxed)))
+        };
+        gate.hit_as(stripe, 0, locked, read).unwrap()
+    }
+
+    /// A reader beside a writer never sees the write half done, and counts its hits on its mark.
+    fn never_sees_a_write_in_progress(read: fn(&Gate, usize, &Locked<Pair>) -> (usize, usize)) {
+        ::loom::model(move || {
             let gate = Arc::new(Gate::default());
             let locked = Arc::new(Locked::new(pair()));
             let writer = {
                 let (gate, locked) = (Arc::clone(&gate), Arc::clone(&locked));
                 thread::spawn(move || write_pair(&gate, 1, &locked))
             };
-            let (first, second) = read_pair(&gate, 0, &locked);
+            let (first, second) = read(&gate, 0, &locked);
             assert_eq!(first, second, "read during a write");
             writer.join().unwrap();
-            assert_eq!(read_pair(&gate, 0, &locked), (1, 1));
+            assert_eq!(read(&gate, 0, &locked), (1, 1));
             assert_eq!(gate.hits(), 2, "hits counted on the reader's mark");
         });
     }
 
-    /// The same through the hit path, which marks and unmarks without a guard.
+    #[test]
+    fn loom_a_marked_reader_never_sees_a_write_in_progress() {
+        never_sees_a_write_in_progress(read_pair);
+    }
+
     #[test]
     fn loom_a_hit_never_sees_a_write_in_progress() {
-        ::loom::model(|| {
-            let gate = Arc::new(Gate::default());
-            let locked = Arc::new(Locked::new(pair()));
-            let writer = {
-                let (gate, locked) = (Arc::clone(&gate), Arc::clone(&locked));
-                thread::spawn(move || write_pair(&gate, 1, &locked))
-            };
-            let read = |pair: &Pair| {
-                Some((
-                    pair.0.load(Ordering::Relaxed),
-                    pair.1.load(Ordering::Relaxed),
-                ))
-            };
-            // A reader that meets the writer reads the slower way, as the store does.
-            let hit = || match gate.try_hit_as(0, 0, &locked, read) {
-                Ok(found) => found.unwrap(),
-                Err(SlowPath) => {
-                    let guard = gate.read_as(0, 0, &locked);
-                    guard.count_hit();
-                    read(&guard).unwrap()
-                }
-            };
-            let (first, second) = hit();
-            assert_eq!(first, second, "read during a write");
-            writer.join().unwrap();
-            assert_eq!(hit(), (1, 1));
-            assert_eq!(gate.hits(), 2, "hits counted on the reader's mark");
-        });
+        never_sees_a_write_in_progress(hit_pair);
     }
 
     #[test]
