@@ -5,15 +5,18 @@
 //! Processes: the test binary runs itself with `MEMO_TEST_ROLE` set (see [`child`]).
 #![cfg(feature = "redis")]
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
 use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
+use child::result;
 use memo::redis::{RedisClient, RedisConfig};
 use memo::{Cache, Config, RedisOptions, cached};
 use redis_server::{RedisCluster, RedisServer};
@@ -171,19 +174,6 @@ fn spawn(role: &str, log: Option<&std::path::Path>) -> std::process::Child {
         command.env("MEMO_TEST_LOG", log);
     }
     command.spawn().unwrap()
-}
-
-fn result(out: &Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines()
-        .find_map(|line| line.split_once("RESULT ").map(|(_, result)| result.trim()))
-        .unwrap_or_else(|| panic!("no RESULT line in {text}"))
-        .to_string()
 }
 
 #[test]

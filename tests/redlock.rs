@@ -6,6 +6,8 @@
 //! Counts, not timings.
 #![cfg(feature = "redis")]
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -140,16 +142,11 @@ fn errors(outputs: &[Output]) -> Vec<u64> {
     outputs
         .iter()
         .map(|out| {
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            text.lines()
-                .find_map(|line| line.split_once("RESULT errors="))
-                .and_then(|(_, errors)| errors.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no RESULT line in {text}"))
+            let result = child::result(out);
+            result
+                .strip_prefix("errors=")
+                .and_then(|errors| errors.parse().ok())
+                .unwrap_or_else(|| panic!("no error count in RESULT {result}"))
         })
         .collect()
 }
