@@ -8,11 +8,17 @@
 //! // Output:
 //! pub fn f(name: &str, n: u32) -> String {
 //!     static __MEMO_CELL: CacheCell = CacheCell::new();
-//!     let __memo_cache = __MEMO_CELL.get_or_init(ID, || Cache::new(Config::new().maxsize(100)));
-//!     match hit_or_miss(__memo_cache, (name, &n)) {
-//!         Ok(__memo_value) => __memo_value,
-//!         Err(__memo_miss) => __memo_miss.compute(move || -> String { BODY }, always),
+//!     // Only where entries never expire (no `ttl`) in a sync function over memory:
+//!     if let Some(__memo_value) = (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
+//!         return __memo_value;
 //!     }
+//!     out_of_line(move || {
+//!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
+//!         match hit_or_miss(__memo_cache, (name, &n)) {
+//!             Ok(__memo_value) => __memo_value,
+//!             Err(__memo_miss) => __memo_miss.compute(move || -> String { BODY }, always),
+//!         }
+//!     })
 //! }
 //! pub fn f_cache() -> &'static Cache<(String, u32), String> { /* the same cache, by ID */ }
 //! ```
@@ -60,9 +66,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         key_type,
         prelude,
         lookup,
-        keep,
         output,
-        renews,
         ..
     } = plan;
     let CachedFn {
@@ -77,7 +81,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
     let id = quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce));
     let StoreParts {
-        find_cache,
+        find,
         store_type,
         require,
         hit_entry,
@@ -95,33 +99,12 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // the argument whose type holds it: span them at the arguments and the return type.
     let args_span = sig.paren_token.span.join();
     let cache_arg = proc_macro2::Ident::new("__memo_cache", output.span());
-    // With background refresh, the hit path also gets the body as a `fn(Key) -> Output`.
-    let (entry, extra_args, renew) = if *renews {
-        let refresh = crate::renew::refresh_fn(func, key_type, output, runtime);
-        let (entry, refreshed, requirement) = if sig.asyncness.is_some() {
-            (
-                quote!(#runtime::hit_or_renew_async),
-                quote!(#runtime::BoxFuture<#output>),
-                quote!(#runtime::require_tokio!();),
-            )
-        } else {
-            (quote!(#runtime::hit_or_renew), quote!(#output), quote!())
-        };
-        let renew = quote! {
-            #requirement
-            #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
-            let __memo_refresh: fn(#key_type) -> #refreshed = #refresh;
-            let __memo_keep = #keep;
-        };
-        (entry, quote!(, __memo_refresh, __memo_keep), renew)
-    } else {
-        (hit_entry, quote!(), quote!())
-    };
-    let keep = if *renews {
-        quote!(__memo_keep)
-    } else {
-        keep.clone()
-    };
+    let HitEntry {
+        entry,
+        extra_args,
+        renew,
+        keep,
+    } = hit_entry_of(plan, func, hit_entry);
     let mut call_args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
         quote!(#cache_arg, #lookup #extra_args),
@@ -138,17 +121,45 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     } else {
         quote!(__memo_miss.compute(move || -> #output #block, #keep))
     };
+    let lookup_and_compute = quote! {
+        match #hit_or_miss #call_args #awaited {
+            #runtime::Ok(__memo_value) => __memo_value,
+            #runtime::Err(__memo_miss) => #compute,
+        }
+    };
+    // Each function (and its companion) finds its cache through a `static` cell of its own.
+    let cell = quote!(static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new(););
+    // Where entries never expire, a plain hit is tried first, with no call on its path, and the
+    // rest (finding the cache, the full lookup, the miss) runs out of line: see `private::Quick`.
+    let body = if plan.quick {
+        quote! {
+            #require
+            #cell
+            #prelude
+            if let #runtime::Some(__memo_value) = {
+                use #runtime::{QuickHit as _, QuickNone as _};
+                (&#runtime::Quick(#lookup, #runtime::PhantomData::<#output>)).quick_hit(&__MEMO_CELL)
+            } {
+                return __memo_value;
+            }
+            #runtime::out_of_line(move || {
+                let __memo_cache = #find;
+                #lookup_and_compute
+            })
+        }
+    } else {
+        quote! {
+            #require
+            let __memo_cache = { #cell #find };
+            #prelude
+            #renew
+            #lookup_and_compute
+        }
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
-            #require
-            let __memo_cache = { #find_cache };
-            #prelude
-            #renew
-            match #hit_or_miss #call_args #awaited {
-                #runtime::Ok(__memo_value) => __memo_value,
-                #runtime::Err(__memo_miss) => #compute,
-            }
+            #body
         }
 
         #(#cfgs)*
@@ -156,16 +167,71 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #[must_use]
         #[allow(dead_code)]
         #vis fn #companion() -> &'static #runtime::Cache<#key_type, #output #store_type> {
-            let __memo_cache = { #find_cache };
-            __memo_cache
+            #cell
+            #find
         }
+    }
+}
+
+/// The hit path's entry, and what it needs besides the cache and the lookup.
+struct HitEntry {
+    /// `hit_or_miss` (or its store's), or `hit_or_renew` with background refresh.
+    entry: TokenStream,
+    /// The arguments after the lookup: with background refresh, the refresh and the keep.
+    extra_args: TokenStream,
+    /// The statements that declare them.
+    renew: TokenStream,
+    /// The expression choosing which results are stored.
+    keep: TokenStream,
+}
+
+/// With background refresh, the hit path also gets the body as a `fn(Key) -> Output`, and the
+/// keep expression, named, since the refresh uses it too.
+fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntry {
+    let Plan {
+        runtime,
+        key_type,
+        keep,
+        output,
+        renews,
+        ..
+    } = plan;
+    if !*renews {
+        return HitEntry {
+            entry: hit_entry,
+            extra_args: quote!(),
+            renew: quote!(),
+            keep: keep.clone(),
+        };
+    }
+    let refresh = crate::renew::refresh_fn(func, key_type, output, runtime);
+    let (entry, refreshed, requirement) = if func.sig.asyncness.is_some() {
+        (
+            quote!(#runtime::hit_or_renew_async),
+            quote!(#runtime::BoxFuture<#output>),
+            quote!(#runtime::require_tokio!();),
+        )
+    } else {
+        (quote!(#runtime::hit_or_renew), quote!(#output), quote!())
+    };
+    HitEntry {
+        entry,
+        extra_args: quote!(, __memo_refresh, __memo_keep),
+        renew: quote! {
+            #requirement
+            #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+            let __memo_refresh: fn(#key_type) -> #refreshed = #refresh;
+            let __memo_keep = #keep;
+        },
+        keep: quote!(__memo_keep),
     }
 }
 
 /// What differs between a memory cache and one outside the process in the expansion.
 struct StoreParts {
-    /// The statements that find (or open) the cache, the same in the body and the companion.
-    find_cache: TokenStream,
+    /// The call that finds (or opens) the cache through `__MEMO_CELL`, the same in the body and
+    /// the companion.
+    find: TokenStream,
     /// The store type argument of the companion's `Cache<K, V, S>` (empty for memory).
     store_type: TokenStream,
     /// `require_disk!();` (or `require_redis!();`), which stops the build with one sentence
@@ -220,7 +286,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 quote!(#runtime::#finder),
                 quote!(, #name, #json, #signature #lock),
                 StoreParts {
-                    find_cache: TokenStream::new(),
+                    find: TokenStream::new(),
                     store_type: quote!(, #runtime::#store_ty<#key_type, #output>),
                     require: quote!(#runtime::#require!();),
                     hit_entry: quote!(#runtime::#hit),
@@ -239,7 +305,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 .map(|hooks| quote!(, #hooks))
                 .unwrap_or_default(),
             StoreParts {
-                find_cache: TokenStream::new(),
+                find: TokenStream::new(),
                 store_type: quote!(),
                 require: quote!(),
                 hit_entry: quote!(#runtime::hit_or_miss),
@@ -254,10 +320,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
     );
     args.set_span(output.span());
     StoreParts {
-        find_cache: quote! {
-            static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new();
-            #path #args
-        },
+        find: quote!(#path #args),
         ..parts
     }
 }

@@ -38,6 +38,9 @@ pub(crate) struct Plan {
     pub(crate) remote: Option<Remote>,
     /// `weight`, `on_evict`: a `fn(MemoryStore<K, V>) -> MemoryStore<K, V>` that sets them.
     pub(crate) hooks: Option<TokenStream>,
+    /// A sync function over memory whose entries never expire (no `ttl`, nothing renewed): its
+    /// expansion tries `quick_hit` first and runs the rest out of line.
+    pub(crate) quick: bool,
 }
 
 /// A store outside the process.
@@ -111,6 +114,8 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let remote = check_remote(args, &mut errors);
     check_weight(args, &mut errors);
     let hooks = hooks(args, &runtime, &key_type, &output);
+    let quick =
+        func.sig.asyncness.is_none() && remote.is_none() && !renews && args.ttl.get().is_none();
     errors.finish(Plan {
         runtime,
         key_type,
@@ -122,6 +127,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         renews,
         remote,
         hooks,
+        quick,
     })
 }
 

@@ -232,7 +232,14 @@ impl<K, V, S> Cache<K, V, S> {
     /// Whether this lookup is a forced refresh (see [`refresh`](Self::refresh)).
     #[inline]
     pub(crate) fn forced(&self) -> bool {
-        self.refreshing.load(Ordering::Relaxed) != 0 && refresh::take(self.address())
+        self.may_be_forced() && refresh::take(self.address())
+    }
+
+    /// Whether a forced refresh of this cache may be under way on some thread: the cheap half of
+    /// [`forced`](Self::forced), which makes no call.
+    #[inline]
+    pub(crate) fn may_be_forced(&self) -> bool {
+        self.refreshing.load(Ordering::Relaxed) != 0
     }
 
     /// What marks this cache in the thread-local of [`refresh`](Self::refresh).

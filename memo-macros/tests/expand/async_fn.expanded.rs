@@ -40,13 +40,10 @@ fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     Result<String, Error>,
 > {
-    let __memo_cache = {
-        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::cache(
-            &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-            ::memo::__private::preset::<0usize, 3600000u64>,
-        )
-    };
-    __memo_cache
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+        ::memo::__private::preset::<0usize, 3600000u64>,
+    )
 }

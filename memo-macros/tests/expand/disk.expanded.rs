@@ -38,16 +38,13 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     Result<String, String>,
     ::memo::__private::DiskStore<::std::string::String, Result<String, String>>,
 > {
-    let __memo_cache = {
-        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::disk_cache(
-            &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-            ::memo::__private::preset::<0usize, 900000u64>,
-            "pages",
-            true,
-            2035174694640683848u64,
-        )
-    };
-    __memo_cache
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::disk_cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+        ::memo::__private::preset::<0usize, 900000u64>,
+        "pages",
+        true,
+        2035174694640683848u64,
+    )
 }

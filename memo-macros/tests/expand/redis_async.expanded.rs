@@ -43,17 +43,14 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
     Option<String>,
     ::memo::__private::RedisStore<u64, Option<String>>,
 > {
-    let __memo_cache = {
-        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::redis_cache(
-            &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            ::memo::__private::preset::<0usize, 300000u64>,
-            "default",
-            true,
-            11533797449997425975u64,
-            false,
-        )
-    };
-    __memo_cache
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::redis_cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+        ::memo::__private::preset::<0usize, 300000u64>,
+        "default",
+        true,
+        11533797449997425975u64,
+        false,
+    )
 }

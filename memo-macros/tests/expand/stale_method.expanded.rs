@@ -57,18 +57,15 @@ fn describe_cache() -> &'static ::memo::__private::Cache<
     (Self, ::std::string::String, u32),
     String,
 > {
-    let __memo_cache = {
-        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::cache(
-            &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "describe", "#", 0),
-            || {
-                ::memo::__private::Config::new()
-                    .ttl(::memo::__private::Duration::from_millis(10000u64))
-                    .stale(::memo::__private::Duration::from_millis(5000u64))
-                    .refresh_early(1.0)
-            },
-        )
-    };
-    __memo_cache
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "describe", "#", 0),
+        || {
+            ::memo::__private::Config::new()
+                .ttl(::memo::__private::Duration::from_millis(10000u64))
+                .stale(::memo::__private::Duration::from_millis(5000u64))
+                .refresh_early(1.0)
+        },
+    )
 }

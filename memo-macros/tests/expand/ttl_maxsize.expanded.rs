@@ -38,13 +38,10 @@ fn api_call_cache() -> &'static ::memo::__private::Cache<
     (::std::string::String, u32),
     Result<String, std::io::Error>,
 > {
-    let __memo_cache = {
-        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::cache(
-            &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-            ::memo::__private::preset::<100usize, 10000u64>,
-        )
-    };
-    __memo_cache
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
+        ::memo::__private::preset::<100usize, 10000u64>,
+    )
 }

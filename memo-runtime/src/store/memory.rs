@@ -328,6 +328,30 @@ impl<K, V> MemoryStore<K, V> {
         if self.ttl == 0 { 0 } else { self.clock.now() }
     }
 
+    /// A counted hit on an entry that never expires, by the gate's fast path alone; `None` for
+    /// anything else: a miss, an entry with a time to live, a reader off the fast path. The
+    /// caller then takes the full path ([`Store::get`]).
+    ///
+    /// It makes no call, so a memoized function can try it first with all its values in scratch
+    /// registers and leave every other case to a tail call (`private::Quick`).
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn get_untimed<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    where
+        K: std::hash::Hash + Eq,
+        V: Clone,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard_of(hash);
+        // SAFETY: `shard_of` masks to the shard count.
+        let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
+        let found = self.gate.try_hit(shard, locked, move |found| {
+            found.get_untimed(hash, key).cloned()
+        });
+        found.ok().flatten()
+    }
+
     /// A counted lookup off the gate's fast path (a read inside a read, a thread without a
     /// stripe, a writer at work), out of line and given only the key, so that the hit path keeps
     /// its values in registers.

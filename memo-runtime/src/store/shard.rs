@@ -322,6 +322,20 @@ impl<K, V> Shard<K, V> {
         Some((&slot.value, slot.refresh_due(now) && slot.claim_refresh()))
     }
 
+    /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
+    /// live as for a miss. Needing no clock, it makes no call (see `MemoryStore::get_untimed`).
+    #[inline]
+    pub(crate) fn get_untimed<L>(&self, hash: u64, key: &L) -> Option<&V>
+    where
+        L: Lookup<Key = K>,
+    {
+        let (_, slot) = self.find(hash, |k| key.matches(k))?;
+        if slot.expires != 0 {
+            return None;
+        }
+        Some(&self.used(slot).value)
+    }
+
     /// The entry for `key` unless it expired for good, marked recently used.
     #[inline]
     fn live<L>(&self, hash: u64, key: &L, now: impl FnOnce() -> u64) -> Option<&Slot<K, V>>
@@ -332,13 +346,19 @@ impl<K, V> Shard<K, V> {
         if slot.expires != 0 && slot.is_expired(now(), self.renewal.grace) {
             return None;
         }
+        Some(self.used(slot))
+    }
+
+    /// `slot`, marked recently used.
+    #[inline]
+    fn used<'a>(&self, slot: &'a Slot<K, V>) -> &'a Slot<K, V> {
         // Write only while the count is below the cap: a warm entry's cache line stays shared
         // between readers. Two readers may both write the same count; one hit is then lost.
         let uses = slot.uses.load(Ordering::Relaxed);
         if uses & USES < self.cap {
             slot.uses.store(uses + 1, Ordering::Relaxed);
         }
-        Some(slot)
+        slot
     }
 
     /// A refresh of `key` failed: let a later caller try again.
