@@ -9,6 +9,7 @@
 //! pub fn f(name: &str, n: u32) -> String {
 //!     static __MEMO_CELL: CacheCell = CacheCell::new();
 //!     // Only where entries never expire (no `ttl`) in a sync function over memory:
+//!     #[cfg(not(debug_assertions))]
 //!     if let Some(__memo_value) = (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
 //!         return __memo_value;
 //!     }
@@ -129,24 +130,8 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     };
     // Each function (and its companion) finds its cache through a `static` cell of its own.
     let cell = quote!(static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new(););
-    // Where entries never expire, a plain hit is tried first, with no call on its path, and the
-    // rest (finding the cache, the full lookup, the miss) runs out of line: see `private::Quick`.
     let body = if plan.quick {
-        quote! {
-            #require
-            #cell
-            #prelude
-            if let #runtime::Some(__memo_value) = {
-                use #runtime::{QuickHit as _, QuickNone as _};
-                (&#runtime::Quick(#lookup, #runtime::PhantomData::<#output>)).quick_hit(&__MEMO_CELL)
-            } {
-                return __memo_value;
-            }
-            #runtime::out_of_line(move || {
-                let __memo_cache = #find;
-                #lookup_and_compute
-            })
-        }
+        quick_body(plan, &cell, &find, &lookup_and_compute)
     } else {
         quote! {
             #require
@@ -170,6 +155,41 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
             #cell
             #find
         }
+    }
+}
+
+/// The body of a sync function over memory whose entries never expire: a plain hit is tried
+/// first, with no call on its path, and the rest (finding the cache, the full lookup, the miss)
+/// runs out of line (see `private::Quick`). The try is compiled only where debug assertions are
+/// off: unoptimized, nothing is inlined, so it would gain nothing and cost build time (`.ci/run`
+/// runs the behaviour tests in release for it).
+fn quick_body(
+    plan: &Plan,
+    cell: &TokenStream,
+    find: &TokenStream,
+    lookup_and_compute: &TokenStream,
+) -> TokenStream {
+    let Plan {
+        runtime,
+        prelude,
+        lookup,
+        output,
+        ..
+    } = plan;
+    quote! {
+        #cell
+        #prelude
+        #[cfg(not(debug_assertions))]
+        if let #runtime::Some(__memo_value) = {
+            use #runtime::{QuickHit as _, QuickNone as _};
+            (&#runtime::Quick(#lookup, #runtime::PhantomData::<#output>)).quick_hit(&__MEMO_CELL)
+        } {
+            return __memo_value;
+        }
+        #runtime::out_of_line(move || {
+            let __memo_cache = #find;
+            #lookup_and_compute
+        })
     }
 }
 

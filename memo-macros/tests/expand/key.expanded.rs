@@ -3,6 +3,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
     let __memo_outcome: ::memo::__private::PhantomData<Option<String>> = ::memo::__private::PhantomData;
     ::memo::__private::require_option(__memo_outcome);
     let __memo_key: u64 = user.id;
+    #[cfg(not(debug_assertions))]
     if let ::memo::__private::Some(__memo_value) = {
         use ::memo::__private::{QuickHit as _, QuickNone as _};
         (&::memo::__private::Quick(
