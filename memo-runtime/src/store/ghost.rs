@@ -11,7 +11,8 @@
 //! long loops of a disk trace such as the ARC paper's P3), main seldom regrets an eviction and
 //! the window grows; under Zipf, main's lukewarm keys come back often and it shrinks. The rule
 //! was chosen in the policy lab (`benches/hitratio/lab.rs`, `door-…-ad10_200_50_1_5_0_n1`), the
-//! widest window and the slack of the filter then on the real store.
+//! widest window and the slack of the filter then on the real store. The ghost also counts how
+//! many misses in a row were returning keys: 64 or more, and the shard is serving a loop.
 //!
 //! Each filter is a table of 16-bit slots in buckets of 4: a 12-bit fingerprint over a 4-bit
 //! epoch (a fourteenth of the filter's span). A key may sit in either of two buckets; a full pair
@@ -151,6 +152,10 @@ impl Aged {
 /// How much a key back soon after main evicted it narrows the window (a return widens it by 1).
 const DOWN: usize = 5;
 
+/// How many returning keys in a row make a loop (see `auto.rs`): a disk trace such as P3 has runs
+/// of returning keys, shorter than that but for a few.
+const LOOP: u32 = 64;
+
 pub(crate) struct Ghost {
     /// Keys that left the small queue, over twice the shard's capacity.
     small: Aged,
@@ -162,6 +167,8 @@ pub(crate) struct Ghost {
     most: usize,
     /// The window to start from: half the shard.
     start: usize,
+    /// How many misses in a row were returning keys.
+    run: u32,
 }
 
 impl Ghost {
@@ -177,6 +184,7 @@ impl Ghost {
             least: capacity.div_ceil(10),
             most,
             start: capacity.div_ceil(2),
+            run: 0,
         }
     }
 
@@ -186,11 +194,22 @@ impl Ghost {
         if self.main.age(hash, true).is_some() {
             self.window = self.window.saturating_sub(DOWN).max(self.least);
         }
-        let Some(age) = self.small.age(hash, false) else {
-            return false;
+        let returning = self.small.age(hash, false).is_some_and(|age| {
+            self.window = (self.window + 1).min(self.most);
+            age <= self.window as u64
+        });
+        self.run = if returning {
+            self.run.saturating_add(1)
+        } else {
+            0
         };
-        self.window = (self.window + 1).min(self.most);
-        age <= self.window as u64
+        returning
+    }
+
+    /// Whether the latest [`LOOP`] misses were all returning keys, as in a loop over more keys
+    /// than the shard holds.
+    pub(crate) fn looping(&self) -> bool {
+        self.run >= LOOP
     }
 
     /// Remembers a key with this hash that left the small queue (or was turned away).
@@ -208,6 +227,7 @@ impl Ghost {
         self.small.clear();
         self.main.clear();
         self.window = self.start;
+        self.run = 0;
     }
 }
 
@@ -277,6 +297,22 @@ mod tests {
         assert_eq!(ghost.window, start + 100 - DOWN);
         assert!(!ghost.returning(mix(5000)), "counted once");
         assert_eq!(ghost.window, start + 100 - DOWN);
+    }
+
+    #[test]
+    fn a_run_of_returning_keys_makes_a_loop() {
+        let mut ghost = Ghost::new(1000);
+        for k in 0..100 {
+            ghost.add(mix(k));
+        }
+        for k in 0..u64::from(LOOP) - 1 {
+            assert!(ghost.returning(mix(k)));
+        }
+        assert!(!ghost.looping());
+        assert!(ghost.returning(mix(99)));
+        assert!(ghost.looping());
+        assert!(!ghost.returning(mix(5000)));
+        assert!(!ghost.looping(), "a new key ends the run");
     }
 
     #[test]

@@ -1197,6 +1197,28 @@ mod tests {
         assert!(auto > 110 * 100 * 80 / 100, "{auto} hits");
     }
 
+    /// Back after the first fill, while the small queue still holds nearly every entry, a loop
+    /// over a little more keys than the shard holds misses only the keys it cannot hold, not a
+    /// whole pass as each returning key pushes out the next one asked for.
+    #[test]
+    fn a_loop_back_after_the_first_fill_misses_only_what_does_not_fit() {
+        let mut shard = Shard::new(1000, Renewal::default(), Policy::Auto);
+        let mut misses = Vec::new();
+        for _ in 0..5 {
+            let mut pass = 0;
+            for k in 0..1100 {
+                if get(&shard, k, 0).is_none() {
+                    pass += 1;
+                    put(&mut shard, k, 0, 0);
+                }
+            }
+            misses.push(pass);
+        }
+        assert_eq!(misses[0], 1100);
+        assert!(misses[1] < 200, "{misses:?}");
+        assert!(misses[2..].iter().all(|&m| m <= 110), "{misses:?}");
+    }
+
     /// LFU keeps keys used often over keys used once, even newer ones.
     #[test]
     fn lfu_keeps_frequent_keys() {

@@ -13,6 +13,15 @@
 //! holds, every key is asked for alike, so the cached part stays (near the optimum, where CLOCK
 //! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
 //!
+//! While the shard first fills, every key joins the small queue, which then holds far more than
+//! its share until its entries move on to main or out. A key returning meanwhile takes the place
+//! of the small queue's oldest entry and joins main; but when a loop over a little more keys than
+//! the shard holds comes round again, that oldest entry is the next key it asks for, which comes
+//! back in turn and pushes out the next: the whole pass would miss. So once 64 misses in a row
+//! were returning keys (the ghost counts them), a returning key finding the small queue past its
+//! share is not stored, and the ghost remembers it afresh: the small queue keeps the part of the
+//! loop it holds, and the loop loses only the keys it cannot hold.
+//!
 //! How far back a key may have left the small queue and still count as returning adapts (see
 //! `ghost.rs`): main also tells the ghost what it evicts, and keys back soon after that narrow
 //! the window. The shares (small queue 3 %, 3 banked uses) and the door were chosen in the policy
@@ -95,6 +104,14 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 }
                 self.small.push_front(index);
             }
+            self.ghost.add(hash);
+            return None;
+        }
+        if returning && self.small_len > self.small_target && self.ghost.looping() {
+            // The shard filled lately, every key in the small queue, and a loop over more keys
+            // than it holds is back: each returning key would push out the small queue's oldest
+            // entry, the very key the loop asks for next, and the whole pass would miss. Not
+            // stored, the key leaves the small queue as it is, the part of the loop it holds.
             self.ghost.add(hash);
             return None;
         }
