@@ -4,17 +4,45 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
     ::memo::__private::require_option(__memo_outcome);
     let __memo_key: u64 = user.id;
     #[cfg(not(debug_assertions))]
-    if let ::memo::__private::Some(__memo_value) = {
-        use ::memo::__private::{QuickHit as _, QuickNone as _};
-        (&::memo::__private::Quick(
-            &__memo_key,
-            ::memo::__private::PhantomData::<Option<String>>,
-        ))
-            .quick_hit(&__MEMO_CELL)
-    } {
-        return __memo_value;
+    {
+        if let ::memo::__private::Some(__memo_value) = {
+            use ::memo::__private::{QuickHit as _, QuickNone as _};
+            (&::memo::__private::Quick(
+                &__memo_key,
+                ::memo::__private::PhantomData::<Option<String>>,
+            ))
+                .quick_hit(&__MEMO_CELL)
+        } {
+            return __memo_value;
+        }
+        ::memo::__private::out_of_line(move || {
+            let __memo_cache = ::memo::__private::cache(
+                &__MEMO_CELL,
+                ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+                ::memo::__private::preset::<0usize, 0u64>,
+            );
+            match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_miss) => {
+                    __memo_miss
+                        .compute(
+                            move || -> Option<String> {
+                                verbose.then(|| user.name.clone())
+                            },
+                            {
+                                use ::memo::__private::{
+                                    KeepAny as _, KeepOption as _, KeepResult as _,
+                                };
+                                (&&&::memo::__private::Outcome::<Option<String>>::new())
+                                    .keep(false, true)
+                            },
+                        )
+                }
+            }
+        })
     }
-    ::memo::__private::out_of_line(move || {
+    #[cfg(debug_assertions)]
+    {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
@@ -36,7 +64,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                     )
             }
         }
-    })
+    }
 }
 /** The cache behind `profile`: statistics, length, invalidation, clearing.
 

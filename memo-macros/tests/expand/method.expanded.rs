@@ -1,17 +1,43 @@
 pub fn area(&self, scale: Scale) -> u64 {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     #[cfg(not(debug_assertions))]
-    if let ::memo::__private::Some(__memo_value) = {
-        use ::memo::__private::{QuickHit as _, QuickNone as _};
-        (&::memo::__private::Quick(
-            (self, &scale),
-            ::memo::__private::PhantomData::<u64>,
-        ))
-            .quick_hit(&__MEMO_CELL)
-    } {
-        return __memo_value;
+    {
+        if let ::memo::__private::Some(__memo_value) = {
+            use ::memo::__private::{QuickHit as _, QuickNone as _};
+            (&::memo::__private::Quick(
+                (self, &scale),
+                ::memo::__private::PhantomData::<u64>,
+            ))
+                .quick_hit(&__MEMO_CELL)
+        } {
+            return __memo_value;
+        }
+        ::memo::__private::out_of_line(move || {
+            let __memo_cache = ::memo::__private::cache(
+                &__MEMO_CELL,
+                ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
+                ::memo::__private::preset::<1000usize, 0u64>,
+            );
+            match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_miss) => {
+                    __memo_miss
+                        .compute(
+                            move || -> u64 { self.w * self.h * scale.0 },
+                            {
+                                use ::memo::__private::{
+                                    KeepAny as _, KeepOption as _, KeepResult as _,
+                                };
+                                (&&&::memo::__private::Outcome::<u64>::new())
+                                    .keep(false, false)
+                            },
+                        )
+                }
+            }
+        })
     }
-    ::memo::__private::out_of_line(move || {
+    #[cfg(debug_assertions)]
+    {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
@@ -33,7 +59,7 @@ pub fn area(&self, scale: Scale) -> u64 {
                     )
             }
         }
-    })
+    }
 }
 /** The cache behind `area`: statistics, length, invalidation, clearing.
 
