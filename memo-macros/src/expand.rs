@@ -179,6 +179,10 @@ fn quick_body(
         output,
         ..
     } = plan;
+    let rest = quote! {
+        let __memo_cache = #find;
+        #lookup_and_compute
+    };
     quote! {
         #cell
         #prelude
@@ -190,16 +194,10 @@ fn quick_body(
             } {
                 return __memo_value;
             }
-            #runtime::out_of_line(move || {
-                let __memo_cache = #find;
-                #lookup_and_compute
-            })
+            #runtime::out_of_line(move || { #rest })
         }
         #[cfg(debug_assertions)]
-        {
-            let __memo_cache = #find;
-            #lookup_and_compute
-        }
+        { #rest }
     }
 }
 

@@ -338,14 +338,28 @@ impl<K, V> MemoryStore<K, V> {
         K: std::hash::Hash + Eq,
         V: Clone,
     {
+        self.try_hit(key, |shard, hash| shard.get_untimed(hash, key).cloned())
+            .ok()
+            .flatten()
+    }
+
+    /// `find` in `key`'s shard (given the key's hash) by the gate's fast path, counting a hit;
+    /// [`SlowPath`] when that path cannot run. Both hit paths, [`Store::get`] and
+    /// [`get_untimed`](Self::get_untimed), start here.
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn try_hit<L: Lookup<Key = K>, R>(
+        &self,
+        key: &L,
+        find: impl FnOnce(&Shard<K, V>, u64) -> Option<R>,
+    ) -> Result<Option<R>, SlowPath> {
         let hash = self.hash(key);
         let shard = self.shard_of(hash);
         // SAFETY: `shard_of` masks to the shard count.
         let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
-        let found = self.gate.try_hit(shard, locked, move |found| {
-            found.get_untimed(hash, key).cloned()
-        });
-        found.ok().flatten()
+        self.gate
+            .try_hit(shard, locked, move |found| find(found, hash))
     }
 
     /// A counted lookup off the gate's fast path (a read inside a read, a thread without a
@@ -432,12 +446,8 @@ where
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        let hash = self.hash(key);
-        let shard = self.shard_of(hash);
-        // SAFETY: `shard_of` masks to the shard count.
-        let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
-        let found = self.gate.try_hit(shard, locked, move |found| {
-            found.get(hash, key, || self.now()).cloned()
+        let found = self.try_hit(key, |shard, hash| {
+            shard.get(hash, key, || self.now()).cloned()
         });
         match found {
             Ok(found) => found,
