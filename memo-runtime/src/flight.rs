@@ -17,12 +17,13 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
+use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
-/// How many table shards: misses of different keys rarely meet on one table lock.
+/// How many table shards (a power of two): misses of different keys rarely meet on one lock.
 const SHARDS: usize = 32;
 
 /// One shard of the in-flight table: key → its flight.
@@ -121,12 +122,10 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
+    /// The table of `hash`, by [`shard_of`]: bits of the hash itself would crowd consecutive
+    /// integer keys onto a few tables in some processes.
     fn shard(&self, hash: u64) -> &Table<K, V> {
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "reduced modulo the shard count"
-        )]
-        &self.shards[(hash >> 40) as usize % SHARDS]
+        &self.shards[shard_of(hash, SHARDS - 1)]
     }
 
     /// Unregisters `flight`, handing its key back.

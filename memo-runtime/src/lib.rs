@@ -35,6 +35,7 @@ mod random;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod refresh;
+mod spread;
 mod stats;
 pub mod store;
 mod stripe;
