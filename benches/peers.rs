@@ -44,6 +44,17 @@ fn cached_u64(k: u64) -> u64 {
     k.wrapping_mul(0x9E37_79B9)
 }
 
+/// The same functions with a time to live (an hour: nothing expires while measured).
+#[memo::cached(maxsize = 16_384, ttl = "1h")]
+fn memo_ttl_u64(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9)
+}
+
+#[cached::proc_macro::cached(max_size = 10000, ttl_secs = 3600)]
+fn cached_ttl_u64(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9)
+}
+
 fn main() {
     if let Ok(which) = std::env::var(MEMORY_CHILD) {
         memory_child(&which);
@@ -102,6 +113,28 @@ fn main() {
         stray as f64,
         "count",
     );
+
+    // Hits on entries with a time to live: each one reads the clock.
+    let moka_ttl = moka::sync::Cache::<u64, u64>::builder()
+        .max_capacity(ROOM as u64)
+        .time_to_live(Duration::from_secs(3600))
+        .build();
+    for &k in &order {
+        memo_ttl_u64(k);
+        cached_ttl_u64(k);
+        moka_ttl.insert(k, k);
+    }
+    let ttl_hits = [
+        ("hit_ns/memo_ttl_u64", walk(&order, memo_ttl_u64)),
+        ("hit_ns/cached_ttl_u64", walk(&order, cached_ttl_u64)),
+        (
+            "hit_ns/moka_ttl_u64",
+            walk(&order, |k| moka_ttl.get(&k).unwrap_or(0)),
+        ),
+    ];
+    for (name, ns) in interleaved(&ttl_hits, KEYS) {
+        report.figure(name, ns, "ns");
+    }
 
     let words: Vec<String> = order.iter().map(|k| format!("key-{k}")).collect();
     let word_map: HashMap<String, usize> = words.iter().map(|w| (w.clone(), w.len())).collect();
