@@ -55,6 +55,7 @@ fn cached_ttl_u64(k: u64) -> u64 {
     k.wrapping_mul(0x9E37_79B9)
 }
 
+#[allow(clippy::too_many_lines, reason = "one figure after another")]
 fn main() {
     if let Ok(which) = std::env::var(MEMORY_CHILD) {
         memory_child(&which);
