@@ -319,6 +319,13 @@ impl<K, V> MemoryStore<K, V> {
         self.release(shard);
     }
 
+    /// Whether this store's clock still reads before `deadline` (always, when entries never
+    /// expire); the real clock is read only near the deadline (`ClockCell::before`).
+    #[inline]
+    fn before(&self, deadline: u64) -> bool {
+        self.ttl == 0 || self.clock.before(deadline)
+    }
+
     /// The current reading of this store's clock (0 when entries never expire).
     #[inline]
     fn now(&self) -> u64 {
@@ -375,7 +382,9 @@ impl<K, V> MemoryStore<K, V> {
     {
         let hash = self.hash(key);
         let shard = self.read(self.shard_of(hash));
-        let value = shard.get(hash, key, || self.now()).cloned();
+        let value = shard
+            .get(hash, key, |deadline| self.before(deadline))
+            .cloned();
         if value.is_some() {
             shard.count_hit();
         }
@@ -424,7 +433,9 @@ where
     #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let found = self.try_hit(key, |shard, hash| {
-            shard.get(hash, key, || self.now()).cloned()
+            shard
+                .get(hash, key, |deadline| self.before(deadline))
+                .cloned()
         });
         match found {
             Ok(found) => found,
@@ -436,7 +447,7 @@ where
         let hash = self.hash(key);
         let now = self.now();
         self.read(self.shard_of(hash))
-            .get(hash, key, || now)
+            .get(hash, key, |deadline| now < deadline)
             .cloned()
     }
 
@@ -464,11 +475,10 @@ where
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
         let hash = self.hash(key);
-        let now = self.now();
         let shard = self.shard_of(hash);
         let found = self.read(shard);
         let value = found
-            .get_renewing(hash, key, now)
+            .get_renewing(hash, key, |deadline| self.before(deadline))
             .map(|(value, refresh)| (value.clone(), refresh));
         if value.is_some() {
             found.count_hit();

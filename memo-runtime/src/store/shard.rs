@@ -107,11 +107,11 @@ impl<K, V> Slot<K, V> {
         self.expires != 0 && now >= self.expires.saturating_add(grace)
     }
 
-    /// Past its time to live, or its early refresh is due.
-    fn refresh_due(&self, now: u64) -> bool {
+    /// Past its time to live, or its early refresh is due (`before` as for `Shard::get`).
+    fn refresh_due(&self, before: impl FnOnce(u64) -> bool) -> bool {
         let early = u64::from(self.early_low) | u64::from(self.early_high) << 32;
         // `early` is at most `expires`: it was cut from `expires - refresh_at`.
-        self.expires != 0 && now >= self.expires - early
+        self.expires != 0 && !before(self.expires - early)
     }
 
     /// Makes this caller the one that refreshes the entry; `false` if another already is.
@@ -302,24 +302,33 @@ impl<K, V> Shard<K, V> {
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
-    /// `now` is read only for an entry with a time to live: a store without one never calls the
-    /// clock, and its hit path keeps no time in a register.
+    /// `before(deadline)` tells whether time is still before `deadline`; it is asked only about an
+    /// entry with a time to live: a store without one never calls the clock, and its hit path
+    /// keeps no time in a register.
     #[inline]
-    pub(crate) fn get<L>(&self, hash: u64, key: &L, now: impl FnOnce() -> u64) -> Option<&V>
+    pub(crate) fn get<L>(&self, hash: u64, key: &L, before: impl FnOnce(u64) -> bool) -> Option<&V>
     where
         L: Lookup<Key = K>,
     {
-        self.live(hash, key, now).map(|slot| &slot.value)
+        self.live(hash, key, before).map(|slot| &slot.value)
     }
 
     /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
     /// to refresh it: the entry is past its time to live (within the grace), or due early.
-    pub(crate) fn get_renewing<L>(&self, hash: u64, key: &L, now: u64) -> Option<(&V, bool)>
+    pub(crate) fn get_renewing<L>(
+        &self,
+        hash: u64,
+        key: &L,
+        before: impl Fn(u64) -> bool,
+    ) -> Option<(&V, bool)>
     where
         L: Lookup<Key = K>,
     {
-        let slot = self.live(hash, key, || now)?;
-        Some((&slot.value, slot.refresh_due(now) && slot.claim_refresh()))
+        let slot = self.live(hash, key, &before)?;
+        Some((
+            &slot.value,
+            slot.refresh_due(before) && slot.claim_refresh(),
+        ))
     }
 
     /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
@@ -338,12 +347,12 @@ impl<K, V> Shard<K, V> {
 
     /// The entry for `key` unless it expired for good, marked recently used.
     #[inline]
-    fn live<L>(&self, hash: u64, key: &L, now: impl FnOnce() -> u64) -> Option<&Slot<K, V>>
+    fn live<L>(&self, hash: u64, key: &L, before: impl FnOnce(u64) -> bool) -> Option<&Slot<K, V>>
     where
         L: Lookup<Key = K>,
     {
         let (_, slot) = self.find(hash, |k| key.matches(k))?;
-        if slot.expires != 0 && slot.is_expired(now(), self.renewal.grace) {
+        if slot.expires != 0 && !before(slot.expires.saturating_add(self.renewal.grace)) {
             return None;
         }
         Some(self.used(slot))
@@ -828,7 +837,9 @@ mod tests {
     }
 
     fn get(shard: &Shard<u64, u64>, k: u64, now: u64) -> Option<u64> {
-        shard.get(fixed().hash_one(k), &&k, || now).copied()
+        shard
+            .get(fixed().hash_one(k), &&k, |deadline| now < deadline)
+            .copied()
     }
 
     const NONE: Counts = Counts {
@@ -857,7 +868,7 @@ mod tests {
                 },
                 0,
             )
-            .refresh_due(now)
+            .refresh_due(|deadline| now < deadline)
         };
         assert!(!due(0, 0, u64::MAX), "never expires");
         assert!(!due(100, 0, 99) && due(100, 0, 100), "no early refresh");
@@ -1048,7 +1059,7 @@ mod tests {
             let mut shard = Shard::new(16, Renewal::default(), policy);
             for k in 0..2_000_u64 {
                 let key = (k * 7919) % 97;
-                match shard.get(Poor.hash_one(key), &&key, || 0) {
+                match shard.get(Poor.hash_one(key), &&key, |deadline| 0 < deadline) {
                     Some(&v) => assert_eq!(v, key * 10, "{policy:?}"),
                     None => shard.insert(
                         &Poor,
@@ -1139,7 +1150,9 @@ mod tests {
             assert_eq!((counts.expired, counts.evicted), (50, 0), "{policy:?}");
             assert_eq!(shard.len(), 100, "{policy:?}");
             for k in (0..50).chain(100..150) {
-                let held = shard.get(fixed().hash_one(k), &&k, || 2 * SECOND).is_some();
+                let held = shard
+                    .get(fixed().hash_one(k), &&k, |deadline| 2 * SECOND < deadline)
+                    .is_some();
                 assert!(held, "{policy:?}: {k} was evicted");
             }
         }
