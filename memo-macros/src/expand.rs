@@ -17,7 +17,10 @@
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
 //!         match hit_or_miss(__memo_cache, (name, &n)) {
 //!             Ok(__memo_value) => __memo_value,
-//!             Err(__memo_miss) => __memo_miss.compute(move || -> String { BODY }, always),
+//!             Err(__memo_miss) => match __memo_miss.lead(always) {
+//!                 Ok(__memo_value) => __memo_value,
+//!                 Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
+//!             },
 //!         }
 //!     })
 //! }
@@ -114,13 +117,20 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let hit_or_miss = respan(entry, args_span);
     let awaited = if awaits { quote!(.await) } else { quote!() };
     // The body runs in its own scope, so `return` and `?` act on it alone: a closure for a sync
-    // function, an `async` block (its output pinned to the return type) for an `async fn`.
+    // function, an `async` block (its output pinned to the return type) for an `async fn`. The
+    // closure is called here, between the miss's lead and finish, rather than handed to the
+    // runtime: a runtime function generic over it would be compiled anew for every function.
     let compute = if sig.asyncness.is_some() {
         quote! {
             __memo_miss.compute_async(#runtime::returns::<#output, _>(async move #block), #keep).await
         }
     } else {
-        quote!(__memo_miss.compute(move || -> #output #block, #keep))
+        quote! {
+            match __memo_miss.lead(#keep) {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
+            }
+        }
     };
     let lookup_and_compute = quote! {
         match #hit_or_miss #call_args #awaited {

@@ -22,7 +22,7 @@ use crate::store::{Lease, Store, Weight};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::trace::Computation;
+use crate::trace::{Computation, Running};
 
 /// What a cached function returns: cloned out of the cache on every hit.
 #[diagnostic::on_unimplemented(
@@ -787,8 +787,8 @@ macro_rules! __memo_require_tokio {
 
 pub use crate::__memo_require_tokio as require_tokio;
 
-/// A call that missed, holding its owned key; [`Miss::compute`] (or [`Miss::compute_async`])
-/// runs the body under single-flight.
+/// A call that missed, holding its owned key; [`Miss::lead`] and [`Lead::finish`] (or
+/// [`Miss::compute_async`]) run the body under single-flight.
 pub struct Miss<K: 'static, V: 'static, S: 'static = MemoryStore<K, V>> {
     cache: &'static Cache<K, V, S>,
     key: K,
@@ -808,9 +808,64 @@ enum Mode {
     Refresh,
 }
 
+/// A sync call that runs the body: [`Miss::lead`] gave it, [`Lead::finish`] takes the body's value.
+///
+/// The body runs in the memoized function's own frame, between the two, so that no runtime
+/// function is generic over it: the miss path compiles once per key and value type, not once per
+/// memoized function (as a `compute(body)` did: most of the code each function added to a build).
+/// A panicking body drops the lead, which hands the key to a waiting caller.
+pub struct Lead<K: 'static, V: 'static, S: 'static> {
+    cache: &'static Cache<K, V, S>,
+    key: K,
+    steps: Steps<K, V, S>,
+    keep: fn(&V) -> bool,
+    run: Run<K, V>,
+}
+
+/// What a [`Lead`] is for.
+enum Run<K: 'static, V: 'static> {
+    /// Caches are switched off: return the value, store nothing.
+    #[cfg(feature = "switch")]
+    Bypass,
+    /// A forced refresh, started at this instant: store the value if kept.
+    Refresh(Running, Instant),
+    /// The leader's computation, started at this instant: store the value if kept, then release
+    /// the claim.
+    Compute(Running, LeaderClaim<K, V>, Instant),
+}
+
+impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
+    /// Stores `value` as the lead says (the waiting callers get it too), and returns it.
+    pub fn finish(self, value: V) -> V {
+        let Self {
+            cache,
+            key,
+            steps,
+            keep,
+            run,
+        } = self;
+        match run {
+            #[cfg(feature = "switch")]
+            Run::Bypass => value,
+            Run::Refresh(running, started) => {
+                let kept = keep(&value);
+                running
+                    .exit()
+                    .outcome(if kept { "refresh" } else { "error" });
+                (steps.refreshed)(cache, key, value, keep, started)
+            }
+            Run::Compute(running, claim, started) => {
+                let kept = keep(&value);
+                running.exit().outcome(if kept { "miss" } else { "error" });
+                (steps.finish)(cache, key, claim, value, keep, started.elapsed())
+            }
+        }
+    }
+}
+
 /// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
-/// that the unbounded [`Miss`] methods (compiled once per memoized function) stay small and
-/// restate no bounds.
+/// that the [`Miss`] and [`Lead`] methods restate no bounds: a key or value that cannot be cached
+/// is reported once, at the hit path.
 #[allow(
     clippy::type_complexity,
     reason = "a table of function pointers, each named by its field"
@@ -879,51 +934,59 @@ where
 }
 
 impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
-    /// Runs `body` once for all concurrent callers of this key; stores the value if `keep` says so.
-    pub fn compute(self, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
+    /// The first half of a sync miss: the value, if another caller computed it meanwhile, or the
+    /// [`Lead`] under which this caller runs the body, once for all concurrent callers.
+    #[allow(
+        clippy::result_large_err,
+        reason = "once per call that computes, where the body's cost dwarfs a copy"
+    )]
+    pub fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V, S>> {
         let Self {
             cache,
             key,
             steps,
             mode,
         } = self;
-        match mode {
-            Mode::Lookup => {}
+        let run = match mode {
             #[cfg(feature = "switch")]
-            Mode::Bypass => return body(),
+            Mode::Bypass => Run::Bypass,
             Mode::Refresh => {
-                let started = Instant::now();
                 let trace = Computation::start(cache.name(), "refresh");
-                let value = trace.run(body);
-                trace.outcome(if keep(&value) { "refresh" } else { "error" });
-                return (steps.refreshed)(cache, key, value, keep, started);
+                Run::Refresh(trace.enter(), Instant::now())
             }
-        }
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin)(cache, &key, true) {
-                Step::Done(value) => {
-                    trace.outcome("hit");
-                    return value;
-                }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = trace.run(body);
-                    trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    let claim = (leader, lease);
-                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
-                }
-                Step::Wait(flight) => {
-                    if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight)) {
-                        trace.outcome("coalesced");
-                        return value;
+            Mode::Lookup => {
+                let trace = Computation::start(cache.name(), "call");
+                loop {
+                    match (steps.begin)(cache, &key, true) {
+                        Step::Done(value) => {
+                            trace.outcome("hit");
+                            return Ok(value);
+                        }
+                        Step::Compute(leader, lease) => {
+                            break Run::Compute(trace.enter(), (leader, lease), Instant::now());
+                        }
+                        Step::Wait(flight) => {
+                            if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight))
+                            {
+                                trace.outcome("coalesced");
+                                return Ok(value);
+                            }
+                        }
                     }
                 }
             }
-        }
+        };
+        Err(Lead {
+            cache,
+            key,
+            steps,
+            keep,
+            run,
+        })
     }
 
-    /// [`compute`](Self::compute) for an `async fn`: awaits `body` once for all concurrent callers.
+    /// [`lead`](Self::lead) and [`Lead::finish`] for an `async fn`: awaits `body` once for all
+    /// concurrent callers.
     ///
     /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
     /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.

@@ -40,6 +40,16 @@ impl Computation {
         f()
     }
 
+    /// Enters the span until [`Running::exit`] (or until a panic unwinds past it): a sync body
+    /// runs in it, in the memoized function's own frame.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+    pub(crate) fn enter(self) -> Running {
+        Running {
+            #[cfg(feature = "tracing")]
+            span: self.span.entered(),
+        }
+    }
+
     /// Polls `future` inside the span.
     #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
     pub(crate) async fn run_async<F: Future>(&self, future: F) -> F::Output {
@@ -47,6 +57,23 @@ impl Computation {
         return tracing::Instrument::instrument(future, self.span.clone()).await;
         #[cfg(not(feature = "tracing"))]
         future.await
+    }
+}
+
+/// A [`Computation`] whose span is entered.
+pub(crate) struct Running {
+    #[cfg(feature = "tracing")]
+    span: tracing::span::EnteredSpan,
+}
+
+impl Running {
+    /// Leaves the span, to record how the computation ended.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+    pub(crate) fn exit(self) -> Computation {
+        Computation {
+            #[cfg(feature = "tracing")]
+            span: self.span.exit(),
+        }
     }
 }
 

@@ -14,17 +14,23 @@ pub fn fetch(url: &str) -> Result<String, String> {
     match ::memo::__private::hit_or_miss_disk(__memo_cache, url) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
         ::memo::__private::Err(__memo_miss) => {
-            __memo_miss
-                .compute(
-                    move || -> Result<String, String> { Ok(url.to_string()) },
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Result<String, String>>::new())
-                            .keep(false, false)
-                    },
-                )
+            match __memo_miss
+                .lead({
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Result<String, String>>::new())
+                        .keep(false, false)
+                })
+            {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish(
+                            (move || -> Result<String, String> { Ok(url.to_string()) })(),
+                        )
+                }
+            }
         }
     }
 }

@@ -18,17 +18,23 @@ pub fn word_count(text: &str) -> usize {
             match ::memo::__private::hit_or_miss(__memo_cache, text) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
                 ::memo::__private::Err(__memo_miss) => {
-                    __memo_miss
-                        .compute(
-                            move || -> usize { text.split_whitespace().count() },
-                            {
-                                use ::memo::__private::{
-                                    KeepAny as _, KeepOption as _, KeepResult as _,
-                                };
-                                (&&&::memo::__private::Outcome::<usize>::new())
-                                    .keep(false, false)
-                            },
-                        )
+                    match __memo_miss
+                        .lead({
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<usize>::new())
+                                .keep(false, false)
+                        })
+                    {
+                        ::memo::__private::Ok(__memo_value) => __memo_value,
+                        ::memo::__private::Err(__memo_lead) => {
+                            __memo_lead
+                                .finish(
+                                    (move || -> usize { text.split_whitespace().count() })(),
+                                )
+                        }
+                    }
                 }
             }
         })
@@ -43,17 +49,23 @@ pub fn word_count(text: &str) -> usize {
         match ::memo::__private::hit_or_miss(__memo_cache, text) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_miss) => {
-                __memo_miss
-                    .compute(
-                        move || -> usize { text.split_whitespace().count() },
-                        {
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<usize>::new())
-                                .keep(false, false)
-                        },
-                    )
+                match __memo_miss
+                    .lead({
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<usize>::new())
+                            .keep(false, false)
+                    })
+                {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish(
+                                (move || -> usize { text.split_whitespace().count() })(),
+                            )
+                    }
+                }
             }
         }
     }

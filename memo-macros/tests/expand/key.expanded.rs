@@ -24,19 +24,25 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
                 ::memo::__private::Err(__memo_miss) => {
-                    __memo_miss
-                        .compute(
-                            move || -> Option<String> {
-                                verbose.then(|| user.name.clone())
-                            },
-                            {
-                                use ::memo::__private::{
-                                    KeepAny as _, KeepOption as _, KeepResult as _,
-                                };
-                                (&&&::memo::__private::Outcome::<Option<String>>::new())
-                                    .keep(false, true)
-                            },
-                        )
+                    match __memo_miss
+                        .lead({
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<Option<String>>::new())
+                                .keep(false, true)
+                        })
+                    {
+                        ::memo::__private::Ok(__memo_value) => __memo_value,
+                        ::memo::__private::Err(__memo_lead) => {
+                            __memo_lead
+                                .finish(
+                                    (move || -> Option<String> {
+                                        verbose.then(|| user.name.clone())
+                                    })(),
+                                )
+                        }
+                    }
                 }
             }
         })
@@ -51,17 +57,25 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
         match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_miss) => {
-                __memo_miss
-                    .compute(
-                        move || -> Option<String> { verbose.then(|| user.name.clone()) },
-                        {
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<Option<String>>::new())
-                                .keep(false, true)
-                        },
-                    )
+                match __memo_miss
+                    .lead({
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<Option<String>>::new())
+                            .keep(false, true)
+                    })
+                {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish(
+                                (move || -> Option<String> {
+                                    verbose.then(|| user.name.clone())
+                                })(),
+                            )
+                    }
+                }
             }
         }
     }

@@ -21,20 +21,26 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             match ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)) {
                 ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
                 ::reexport::memo::__private::Err(__memo_miss) => {
-                    __memo_miss
-                        .compute(
-                            move || -> u64 {
-                                log.push("computed".into());
-                                a.iter().sum::<u64>() + b
-                            },
-                            {
-                                use ::reexport::memo::__private::{
-                                    KeepAny as _, KeepOption as _, KeepResult as _,
-                                };
-                                (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                                    .keep(false, false)
-                            },
-                        )
+                    match __memo_miss
+                        .lead({
+                            use ::reexport::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                                .keep(false, false)
+                        })
+                    {
+                        ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
+                        ::reexport::memo::__private::Err(__memo_lead) => {
+                            __memo_lead
+                                .finish(
+                                    (move || -> u64 {
+                                        log.push("computed".into());
+                                        a.iter().sum::<u64>() + b
+                                    })(),
+                                )
+                        }
+                    }
                 }
             }
         })
@@ -49,20 +55,26 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
         match ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)) {
             ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
             ::reexport::memo::__private::Err(__memo_miss) => {
-                __memo_miss
-                    .compute(
-                        move || -> u64 {
-                            log.push("computed".into());
-                            a.iter().sum::<u64>() + b
-                        },
-                        {
-                            use ::reexport::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                                .keep(false, false)
-                        },
-                    )
+                match __memo_miss
+                    .lead({
+                        use ::reexport::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                            .keep(false, false)
+                    })
+                {
+                    ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::reexport::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish(
+                                (move || -> u64 {
+                                    log.push("computed".into());
+                                    a.iter().sum::<u64>() + b
+                                })(),
+                            )
+                    }
+                }
             }
         }
     }

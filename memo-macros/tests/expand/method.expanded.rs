@@ -21,17 +21,21 @@ pub fn area(&self, scale: Scale) -> u64 {
             match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
                 ::memo::__private::Err(__memo_miss) => {
-                    __memo_miss
-                        .compute(
-                            move || -> u64 { self.w * self.h * scale.0 },
-                            {
-                                use ::memo::__private::{
-                                    KeepAny as _, KeepOption as _, KeepResult as _,
-                                };
-                                (&&&::memo::__private::Outcome::<u64>::new())
-                                    .keep(false, false)
-                            },
-                        )
+                    match __memo_miss
+                        .lead({
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<u64>::new())
+                                .keep(false, false)
+                        })
+                    {
+                        ::memo::__private::Ok(__memo_value) => __memo_value,
+                        ::memo::__private::Err(__memo_lead) => {
+                            __memo_lead
+                                .finish((move || -> u64 { self.w * self.h * scale.0 })())
+                        }
+                    }
                 }
             }
         })
@@ -46,17 +50,20 @@ pub fn area(&self, scale: Scale) -> u64 {
         match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_miss) => {
-                __memo_miss
-                    .compute(
-                        move || -> u64 { self.w * self.h * scale.0 },
-                        {
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<u64>::new())
-                                .keep(false, false)
-                        },
-                    )
+                match __memo_miss
+                    .lead({
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
+                    })
+                {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish((move || -> u64 { self.w * self.h * scale.0 })())
+                    }
+                }
             }
         }
     }

@@ -37,14 +37,18 @@ fn describe(&self, name: &str, mut n: u32) -> String {
     ) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
         ::memo::__private::Err(__memo_miss) => {
-            __memo_miss
-                .compute(
-                    move || -> String {
-                        n += 1;
-                        format!("{}: {name} #{n}", self.id)
-                    },
-                    __memo_keep,
-                )
+            match __memo_miss.lead(__memo_keep) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish(
+                            (move || -> String {
+                                n += 1;
+                                format!("{}: {name} #{n}", self.id)
+                            })(),
+                        )
+                }
+            }
         }
     }
 }

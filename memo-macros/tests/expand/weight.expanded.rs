@@ -37,17 +37,20 @@ pub fn page(url: &str) -> String {
             match ::memo::__private::hit_or_miss(__memo_cache, url) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
                 ::memo::__private::Err(__memo_miss) => {
-                    __memo_miss
-                        .compute(
-                            move || -> String { url.to_string() },
-                            {
-                                use ::memo::__private::{
-                                    KeepAny as _, KeepOption as _, KeepResult as _,
-                                };
-                                (&&&::memo::__private::Outcome::<String>::new())
-                                    .keep(false, false)
-                            },
-                        )
+                    match __memo_miss
+                        .lead({
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<String>::new())
+                                .keep(false, false)
+                        })
+                    {
+                        ::memo::__private::Ok(__memo_value) => __memo_value,
+                        ::memo::__private::Err(__memo_lead) => {
+                            __memo_lead.finish((move || -> String { url.to_string() })())
+                        }
+                    }
                 }
             }
         })
@@ -78,17 +81,20 @@ pub fn page(url: &str) -> String {
         match ::memo::__private::hit_or_miss(__memo_cache, url) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_miss) => {
-                __memo_miss
-                    .compute(
-                        move || -> String { url.to_string() },
-                        {
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<String>::new())
-                                .keep(false, false)
-                        },
-                    )
+                match __memo_miss
+                    .lead({
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<String>::new())
+                            .keep(false, false)
+                    })
+                {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead.finish((move || -> String { url.to_string() })())
+                    }
+                }
             }
         }
     }
