@@ -15,12 +15,9 @@
 //!     }
 //!     out_of_line(move || {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
-//!         match hit_or_miss(__memo_cache, (name, &n)) {
+//!         match lead(hit_or_miss(__memo_cache, (name, &n)), always) {
 //!             Ok(__memo_value) => __memo_value,
-//!             Err(__memo_miss) => match __memo_miss.lead(always) {
-//!                 Ok(__memo_value) => __memo_value,
-//!                 Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
-//!             },
+//!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }
 //!     })
 //! }
@@ -120,22 +117,21 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // function, an `async` block (its output pinned to the return type) for an `async fn`. The
     // closure is called here, between the miss's lead and finish, rather than handed to the
     // runtime: a runtime function generic over it would be compiled anew for every function.
-    let compute = if sig.asyncness.is_some() {
+    let lookup_and_compute = if sig.asyncness.is_some() {
         quote! {
-            __memo_miss.compute_async(#runtime::returns::<#output, _>(async move #block), #keep).await
+            match #hit_or_miss #call_args #awaited {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_miss) => __memo_miss.compute_async(
+                    #runtime::returns::<#output, _>(async move #block), #keep
+                ).await,
+            }
         }
     } else {
         quote! {
-            match __memo_miss.lead(#keep) {
+            match #runtime::lead(#hit_or_miss #call_args, #keep) {
                 #runtime::Ok(__memo_value) => __memo_value,
                 #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
             }
-        }
-    };
-    let lookup_and_compute = quote! {
-        match #hit_or_miss #call_args #awaited {
-            #runtime::Ok(__memo_value) => __memo_value,
-            #runtime::Err(__memo_miss) => #compute,
         }
     };
     // Each function (and its companion) finds its cache through a `static` cell of its own.

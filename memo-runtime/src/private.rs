@@ -787,7 +787,7 @@ macro_rules! __memo_require_tokio {
 
 pub use crate::__memo_require_tokio as require_tokio;
 
-/// A call that missed, holding its owned key; [`Miss::lead`] and [`Lead::finish`] (or
+/// A call that missed, holding its owned key; [`lead`] and [`Lead::finish`] (or
 /// [`Miss::compute_async`]) run the body under single-flight.
 pub struct Miss<K: 'static, V: 'static, S: 'static = MemoryStore<K, V>> {
     cache: &'static Cache<K, V, S>,
@@ -808,7 +808,7 @@ enum Mode {
     Refresh,
 }
 
-/// A sync call that runs the body: [`Miss::lead`] gave it, [`Lead::finish`] takes the body's value.
+/// A sync call that runs the body: [`lead`] gave it, [`Lead::finish`] takes the body's value.
 ///
 /// The body runs in the memoized function's own frame, between the two, so that no runtime
 /// function is generic over it: the miss path compiles once per key and value type, not once per
@@ -933,14 +933,32 @@ where
     }
 }
 
+/// What a sync function does with its hit path's answer: the value of a hit, or the value another
+/// caller computed meanwhile, or the [`Lead`] under which this caller runs the body (once for all
+/// concurrent callers), then hands its value to [`Lead::finish`].
+///
+/// One call and one `match` in each function, for any store's hit path.
+#[allow(
+    clippy::result_large_err,
+    reason = "once per call that computes, where the body's cost dwarfs a copy"
+)]
+pub fn lead<K, V, S>(
+    found: Result<V, Miss<K, V, S>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Lead<K, V, S>> {
+    match found {
+        Ok(value) => Ok(value),
+        Err(miss) => miss.lead(keep),
+    }
+}
+
 impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
-    /// The first half of a sync miss: the value, if another caller computed it meanwhile, or the
-    /// [`Lead`] under which this caller runs the body, once for all concurrent callers.
+    /// A miss, under single-flight: see [`lead`].
     #[allow(
         clippy::result_large_err,
         reason = "once per call that computes, where the body's cost dwarfs a copy"
     )]
-    pub fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V, S>> {
+    fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V, S>> {
         let Self {
             cache,
             key,
@@ -985,8 +1003,8 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         })
     }
 
-    /// [`lead`](Self::lead) and [`Lead::finish`] for an `async fn`: awaits `body` once for all
-    /// concurrent callers.
+    /// [`lead`] and [`Lead::finish`] for an `async fn`: awaits `body` once for all concurrent
+    /// callers.
     ///
     /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
     /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.

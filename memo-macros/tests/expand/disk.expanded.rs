@@ -11,26 +11,18 @@ pub fn fetch(url: &str) -> Result<String, String> {
             2035174694640683848u64,
         )
     };
-    match ::memo::__private::hit_or_miss_disk(__memo_cache, url) {
+    match ::memo::__private::lead(
+        ::memo::__private::hit_or_miss_disk(__memo_cache, url),
+        {
+            use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+            (&&&::memo::__private::Outcome::<Result<String, String>>::new())
+                .keep(false, false)
+        },
+    ) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
-        ::memo::__private::Err(__memo_miss) => {
-            match __memo_miss
-                .lead({
-                    use ::memo::__private::{
-                        KeepAny as _, KeepOption as _, KeepResult as _,
-                    };
-                    (&&&::memo::__private::Outcome::<Result<String, String>>::new())
-                        .keep(false, false)
-                })
-            {
-                ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_lead) => {
-                    __memo_lead
-                        .finish(
-                            (move || -> Result<String, String> { Ok(url.to_string()) })(),
-                        )
-                }
-            }
+        ::memo::__private::Err(__memo_lead) => {
+            __memo_lead
+                .finish((move || -> Result<String, String> { Ok(url.to_string()) })())
         }
     }
 }

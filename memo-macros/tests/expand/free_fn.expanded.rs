@@ -15,26 +15,19 @@ pub fn word_count(text: &str) -> usize {
                 ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
                 ::memo::__private::preset::<0usize, 0u64>,
             );
-            match ::memo::__private::hit_or_miss(__memo_cache, text) {
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, text),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<usize>::new()).keep(false, false)
+                },
+            ) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_miss) => {
-                    match __memo_miss
-                        .lead({
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<usize>::new())
-                                .keep(false, false)
-                        })
-                    {
-                        ::memo::__private::Ok(__memo_value) => __memo_value,
-                        ::memo::__private::Err(__memo_lead) => {
-                            __memo_lead
-                                .finish(
-                                    (move || -> usize { text.split_whitespace().count() })(),
-                                )
-                        }
-                    }
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish((move || -> usize { text.split_whitespace().count() })())
                 }
             }
         })
@@ -46,26 +39,17 @@ pub fn word_count(text: &str) -> usize {
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
             ::memo::__private::preset::<0usize, 0u64>,
         );
-        match ::memo::__private::hit_or_miss(__memo_cache, text) {
+        match ::memo::__private::lead(
+            ::memo::__private::hit_or_miss(__memo_cache, text),
+            {
+                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+                (&&&::memo::__private::Outcome::<usize>::new()).keep(false, false)
+            },
+        ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
-            ::memo::__private::Err(__memo_miss) => {
-                match __memo_miss
-                    .lead({
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<usize>::new())
-                            .keep(false, false)
-                    })
-                {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead
-                            .finish(
-                                (move || -> usize { text.split_whitespace().count() })(),
-                            )
-                    }
-                }
+            ::memo::__private::Err(__memo_lead) => {
+                __memo_lead
+                    .finish((move || -> usize { text.split_whitespace().count() })())
             }
         }
     }

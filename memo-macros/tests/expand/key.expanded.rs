@@ -21,28 +21,24 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                 ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
                 ::memo::__private::preset::<0usize, 0u64>,
             );
-            match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, &__memo_key),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Option<String>>::new())
+                        .keep(false, true)
+                },
+            ) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_miss) => {
-                    match __memo_miss
-                        .lead({
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<Option<String>>::new())
-                                .keep(false, true)
-                        })
-                    {
-                        ::memo::__private::Ok(__memo_value) => __memo_value,
-                        ::memo::__private::Err(__memo_lead) => {
-                            __memo_lead
-                                .finish(
-                                    (move || -> Option<String> {
-                                        verbose.then(|| user.name.clone())
-                                    })(),
-                                )
-                        }
-                    }
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish(
+                            (move || -> Option<String> {
+                                verbose.then(|| user.name.clone())
+                            })(),
+                        )
                 }
             }
         })
@@ -54,28 +50,22 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
             ::memo::__private::preset::<0usize, 0u64>,
         );
-        match ::memo::__private::hit_or_miss(__memo_cache, &__memo_key) {
+        match ::memo::__private::lead(
+            ::memo::__private::hit_or_miss(__memo_cache, &__memo_key),
+            {
+                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+                (&&&::memo::__private::Outcome::<Option<String>>::new())
+                    .keep(false, true)
+            },
+        ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
-            ::memo::__private::Err(__memo_miss) => {
-                match __memo_miss
-                    .lead({
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Option<String>>::new())
-                            .keep(false, true)
-                    })
-                {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead
-                            .finish(
-                                (move || -> Option<String> {
-                                    verbose.then(|| user.name.clone())
-                                })(),
-                            )
-                    }
-                }
+            ::memo::__private::Err(__memo_lead) => {
+                __memo_lead
+                    .finish(
+                        (move || -> Option<String> {
+                            verbose.then(|| user.name.clone())
+                        })(),
+                    )
             }
         }
     }

@@ -18,29 +18,25 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                 ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
                 ::reexport::memo::__private::preset::<0usize, 0u64>,
             );
-            match ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)) {
+            match ::reexport::memo::__private::lead(
+                ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)),
+                {
+                    use ::reexport::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                        .keep(false, false)
+                },
+            ) {
                 ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
-                ::reexport::memo::__private::Err(__memo_miss) => {
-                    match __memo_miss
-                        .lead({
-                            use ::reexport::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                                .keep(false, false)
-                        })
-                    {
-                        ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
-                        ::reexport::memo::__private::Err(__memo_lead) => {
-                            __memo_lead
-                                .finish(
-                                    (move || -> u64 {
-                                        log.push("computed".into());
-                                        a.iter().sum::<u64>() + b
-                                    })(),
-                                )
-                        }
-                    }
+                ::reexport::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish(
+                            (move || -> u64 {
+                                log.push("computed".into());
+                                a.iter().sum::<u64>() + b
+                            })(),
+                        )
                 }
             }
         })
@@ -52,29 +48,25 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
             ::reexport::memo::__private::preset::<0usize, 0u64>,
         );
-        match ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)) {
+        match ::reexport::memo::__private::lead(
+            ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)),
+            {
+                use ::reexport::memo::__private::{
+                    KeepAny as _, KeepOption as _, KeepResult as _,
+                };
+                (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                    .keep(false, false)
+            },
+        ) {
             ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
-            ::reexport::memo::__private::Err(__memo_miss) => {
-                match __memo_miss
-                    .lead({
-                        use ::reexport::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                            .keep(false, false)
-                    })
-                {
-                    ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::reexport::memo::__private::Err(__memo_lead) => {
-                        __memo_lead
-                            .finish(
-                                (move || -> u64 {
-                                    log.push("computed".into());
-                                    a.iter().sum::<u64>() + b
-                                })(),
-                            )
-                    }
-                }
+            ::reexport::memo::__private::Err(__memo_lead) => {
+                __memo_lead
+                    .finish(
+                        (move || -> u64 {
+                            log.push("computed".into());
+                            a.iter().sum::<u64>() + b
+                        })(),
+                    )
             }
         }
     }

@@ -18,24 +18,18 @@ pub fn area(&self, scale: Scale) -> u64 {
                 ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
                 ::memo::__private::preset::<1000usize, 0u64>,
             );
-            match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
+                },
+            ) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_miss) => {
-                    match __memo_miss
-                        .lead({
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<u64>::new())
-                                .keep(false, false)
-                        })
-                    {
-                        ::memo::__private::Ok(__memo_value) => __memo_value,
-                        ::memo::__private::Err(__memo_lead) => {
-                            __memo_lead
-                                .finish((move || -> u64 { self.w * self.h * scale.0 })())
-                        }
-                    }
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead.finish((move || -> u64 { self.w * self.h * scale.0 })())
                 }
             }
         })
@@ -47,23 +41,16 @@ pub fn area(&self, scale: Scale) -> u64 {
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
             ::memo::__private::preset::<1000usize, 0u64>,
         );
-        match ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)) {
+        match ::memo::__private::lead(
+            ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)),
+            {
+                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+                (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
+            },
+        ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
-            ::memo::__private::Err(__memo_miss) => {
-                match __memo_miss
-                    .lead({
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
-                    })
-                {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead
-                            .finish((move || -> u64 { self.w * self.h * scale.0 })())
-                    }
-                }
+            ::memo::__private::Err(__memo_lead) => {
+                __memo_lead.finish((move || -> u64 { self.w * self.h * scale.0 })())
             }
         }
     }

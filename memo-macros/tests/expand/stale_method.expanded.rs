@@ -29,26 +29,24 @@ fn describe(&self, name: &str, mut n: u32) -> String {
         use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
         (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
     };
-    match ::memo::__private::hit_or_renew(
-        __memo_cache,
-        (self, name, &n),
-        __memo_refresh,
+    match ::memo::__private::lead(
+        ::memo::__private::hit_or_renew(
+            __memo_cache,
+            (self, name, &n),
+            __memo_refresh,
+            __memo_keep,
+        ),
         __memo_keep,
     ) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
-        ::memo::__private::Err(__memo_miss) => {
-            match __memo_miss.lead(__memo_keep) {
-                ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_lead) => {
-                    __memo_lead
-                        .finish(
-                            (move || -> String {
-                                n += 1;
-                                format!("{}: {name} #{n}", self.id)
-                            })(),
-                        )
-                }
-            }
+        ::memo::__private::Err(__memo_lead) => {
+            __memo_lead
+                .finish(
+                    (move || -> String {
+                        n += 1;
+                        format!("{}: {name} #{n}", self.id)
+                    })(),
+                )
         }
     }
 }

@@ -8,30 +8,22 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
             ::memo::__private::preset::<100usize, 10000u64>,
         )
     };
-    match ::memo::__private::hit_or_miss(__memo_cache, (endpoint, &page)) {
+    match ::memo::__private::lead(
+        ::memo::__private::hit_or_miss(__memo_cache, (endpoint, &page)),
+        {
+            use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+            (&&&::memo::__private::Outcome::<Result<String, std::io::Error>>::new())
+                .keep(false, false)
+        },
+    ) {
         ::memo::__private::Ok(__memo_value) => __memo_value,
-        ::memo::__private::Err(__memo_miss) => {
-            match __memo_miss
-                .lead({
-                    use ::memo::__private::{
-                        KeepAny as _, KeepOption as _, KeepResult as _,
-                    };
-                    (&&&::memo::__private::Outcome::<
-                        Result<String, std::io::Error>,
-                    >::new())
-                        .keep(false, false)
-                })
-            {
-                ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_lead) => {
-                    __memo_lead
-                        .finish(
-                            (move || -> Result<String, std::io::Error> {
-                                Ok(format!("{endpoint}?page={page}"))
-                            })(),
-                        )
-                }
-            }
+        ::memo::__private::Err(__memo_lead) => {
+            __memo_lead
+                .finish(
+                    (move || -> Result<String, std::io::Error> {
+                        Ok(format!("{endpoint}?page={page}"))
+                    })(),
+                )
         }
     }
 }

@@ -34,23 +34,18 @@ pub fn page(url: &str) -> String {
                         .eviction_listener(log_eviction)
                 },
             );
-            match ::memo::__private::hit_or_miss(__memo_cache, url) {
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, url),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
+                },
+            ) {
                 ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_miss) => {
-                    match __memo_miss
-                        .lead({
-                            use ::memo::__private::{
-                                KeepAny as _, KeepOption as _, KeepResult as _,
-                            };
-                            (&&&::memo::__private::Outcome::<String>::new())
-                                .keep(false, false)
-                        })
-                    {
-                        ::memo::__private::Ok(__memo_value) => __memo_value,
-                        ::memo::__private::Err(__memo_lead) => {
-                            __memo_lead.finish((move || -> String { url.to_string() })())
-                        }
-                    }
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead.finish((move || -> String { url.to_string() })())
                 }
             }
         })
@@ -78,23 +73,16 @@ pub fn page(url: &str) -> String {
                     .eviction_listener(log_eviction)
             },
         );
-        match ::memo::__private::hit_or_miss(__memo_cache, url) {
+        match ::memo::__private::lead(
+            ::memo::__private::hit_or_miss(__memo_cache, url),
+            {
+                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+                (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
+            },
+        ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
-            ::memo::__private::Err(__memo_miss) => {
-                match __memo_miss
-                    .lead({
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<String>::new())
-                            .keep(false, false)
-                    })
-                {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead.finish((move || -> String { url.to_string() })())
-                    }
-                }
+            ::memo::__private::Err(__memo_lead) => {
+                __memo_lead.finish((move || -> String { url.to_string() })())
             }
         }
     }
