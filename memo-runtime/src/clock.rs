@@ -260,44 +260,34 @@ pub(crate) struct ClockCell {
 }
 
 impl ClockCell {
-    #[cfg(not(any(test, feature = "test-util")))]
-    #[inline]
-    #[allow(clippy::unused_self, reason = "the same call as with a mock")]
-    pub(crate) fn now(&self) -> u64 {
-        real_now()
-    }
-
-    #[cfg(any(test, feature = "test-util"))]
+    /// The current reading of this clock.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        let mock = self.mock.load(Ordering::Acquire);
-        if mock.is_null() {
-            real_now()
-        } else {
-            // SAFETY: a non-null pointer comes from an `Arc` held in `installed` for as long as `self` lives.
-            unsafe { &*mock }.load(Ordering::Acquire)
-        }
+        self.mocked().unwrap_or_else(real_now)
     }
 
     /// Whether this clock still reads before `deadline`: the hit path's question, answered
     /// without the precise real clock far from the deadline ([`real_before`]).
+    #[inline]
+    pub(crate) fn before(&self, deadline: u64) -> bool {
+        self.mocked()
+            .map_or_else(|| real_before(deadline), |now| now < deadline)
+    }
+
+    /// The installed mock's reading; `None` for the real clock (always, without `test-util`).
     #[cfg(not(any(test, feature = "test-util")))]
     #[inline]
     #[allow(clippy::unused_self, reason = "the same call as with a mock")]
-    pub(crate) fn before(&self, deadline: u64) -> bool {
-        real_before(deadline)
+    fn mocked(&self) -> Option<u64> {
+        None
     }
 
     #[cfg(any(test, feature = "test-util"))]
     #[inline]
-    pub(crate) fn before(&self, deadline: u64) -> bool {
+    fn mocked(&self) -> Option<u64> {
         let mock = self.mock.load(Ordering::Acquire);
-        if mock.is_null() {
-            real_before(deadline)
-        } else {
-            // SAFETY: as in `now`.
-            unsafe { &*mock }.load(Ordering::Acquire) < deadline
-        }
+        // SAFETY: a non-null pointer comes from an `Arc` held in `installed` for as long as `self` lives.
+        (!mock.is_null()).then(|| unsafe { &*mock }.load(Ordering::Acquire))
     }
 
     #[cfg(any(test, feature = "test-util"))]

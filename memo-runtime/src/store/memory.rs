@@ -445,9 +445,8 @@ where
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
-        let now = self.now();
         self.read(self.shard_of(hash))
-            .get(hash, key, |deadline| now < deadline)
+            .get(hash, key, |deadline| self.before(deadline))
             .cloned()
     }
 

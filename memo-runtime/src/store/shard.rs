@@ -104,7 +104,13 @@ impl<K, V> Slot<K, V> {
     /// Past its time to live and its grace: gone for good.
     #[inline]
     fn is_expired(&self, now: u64, grace: u64) -> bool {
-        self.expires != 0 && now >= self.expires.saturating_add(grace)
+        self.expires != 0 && now >= self.end(grace)
+    }
+
+    /// When it is gone for good: its time to live and the grace after it.
+    #[inline]
+    fn end(&self, grace: u64) -> u64 {
+        self.expires.saturating_add(grace)
     }
 
     /// Past its time to live, or its early refresh is due (`before` as for `Shard::get`).
@@ -352,7 +358,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         let (_, slot) = self.find(hash, |k| key.matches(k))?;
-        if slot.expires != 0 && !before(slot.expires.saturating_add(self.renewal.grace)) {
+        if slot.expires != 0 && !before(slot.end(self.renewal.grace)) {
             return None;
         }
         Some(self.used(slot))
