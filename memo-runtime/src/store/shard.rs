@@ -1216,6 +1216,55 @@ mod tests {
         assert!(auto > 110 * 100 * 80 / 100, "{auto} hits");
     }
 
+    /// A key the ghost forgot but recalls as recurring meets main's hand entry: it takes an
+    /// unused entry's place if the sketch counts it more often, is not stored if not, and joins
+    /// the small queue like a new key past a used entry.
+    #[test]
+    fn a_recurring_key_meets_the_hand_of_main() {
+        let hash = |k: u64| fixed().hash_one(k);
+        let mut shard = Shard::new(100, Renewal::default(), Policy::Auto);
+        // Keys 200..297 return while the shard fills, so they join main; 0..3, the small queue.
+        for k in 200..297 {
+            shard.ghost.add(hash(k));
+            put(&mut shard, k, 0, 0);
+        }
+        for k in 0..3 {
+            put(&mut shard, k, 0, 0);
+        }
+        // Keys 1,000..1,003 came back once, then 1,000 departures went by: the small queue's
+        // ghost forgot them, not that they came back.
+        for k in 1_000..1_003 {
+            shard.ghost.add(hash(k));
+            shard.ghost.recall(hash(k));
+        }
+        for k in 10_000..11_000 {
+            shard.ghost.add(hash(k));
+        }
+        assert_eq!((shard.len(), shard.small_len), (100, 3));
+        // Asked for more often than key 200 (under the hand, unused): takes its place.
+        for _ in 0..3 {
+            shard.sketch.increment(hash(1_000));
+        }
+        put(&mut shard, 1_000, 0, 0);
+        assert_eq!(get(&shard, 1_000, 0), Some(10_000));
+        assert_eq!(get(&shard, 200, 0), None);
+        assert_eq!(shard.small_len, 3);
+        // Asked for less often than key 201 (unused): not stored, and 201 stays.
+        for _ in 0..3 {
+            shard.sketch.increment(hash(201));
+        }
+        put(&mut shard, 1_001, 0, 0);
+        assert_eq!(get(&shard, 1_001, 0), None);
+        assert_eq!(get(&shard, 201, 0), Some(2_010));
+        // Key 201 was just used: it goes round, and the key joins the small queue, pushing
+        // out its oldest entry.
+        put(&mut shard, 1_002, 0, 0);
+        assert_eq!(get(&shard, 1_002, 0), Some(10_020));
+        assert_eq!(get(&shard, 201, 0), Some(2_010));
+        assert_eq!(get(&shard, 0, 0), None);
+        assert_eq!((shard.len(), shard.small_len), (100, 3));
+    }
+
     /// Back after the first fill, while the small queue still holds nearly every entry, a loop
     /// over a little more keys than the shard holds misses only the keys it cannot hold, not a
     /// whole pass as each returning key pushes out the next one asked for.

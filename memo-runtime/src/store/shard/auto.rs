@@ -13,6 +13,12 @@
 //! holds, every key is asked for alike, so the cached part stays (near the optimum, where CLOCK
 //! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
 //!
+//! A key the ghost has forgotten, but recalls as one that came back before (recurring, see
+//! `ghost.rs`), meets the hand's entry too, whatever the small queue holds: if that entry is
+//! unused, the key takes its place when the sketch counts it more often and is not stored
+//! otherwise; past a used entry it joins the small queue like a new key. A disk trace such as
+//! P3 asks for many keys again and again at intervals longer than the ghost reaches.
+//!
 //! While the shard first fills, every key joins the small queue, which then holds far more than
 //! its share until its entries move on to main or out. A key returning meanwhile takes the place
 //! of the small queue's oldest entry and joins main; but when a loop over a little more keys than
@@ -31,6 +37,7 @@
 
 use std::hash::{BuildHasher, Hash};
 
+use super::super::ghost::Recall;
 use super::{MAIN, Shard, USES};
 
 /// Uses a main entry can bank: up to three laps of the hand without a hit.
@@ -47,6 +54,17 @@ pub(super) const fn ghost_size(capacity: usize) -> usize {
     capacity
 }
 
+/// How a missed key fared against the entry under main's hand.
+enum Duel {
+    /// The entry was unused and asked for less often (or expired): it left, the key takes its
+    /// place in main.
+    Won,
+    /// The entry was unused and asked for at least as often: it stays where it is.
+    Lost,
+    /// The entry was used: it lost one use and went round.
+    Passed,
+}
+
 impl<K: Hash + Eq, V> Shard<K, V> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte (which ring it
     /// joins), or `None` when the door turns it away.
@@ -57,55 +75,37 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         now: u64,
     ) -> Option<u8> {
         self.sketch.increment(hash);
-        let returning = self.ghost.returning(hash);
-        let joins = if returning { MAIN } else { 0 };
+        let recall = self.ghost.recall(hash);
+        let joins = if recall == Recall::New { 0 } else { MAIN };
         if self.len() < self.capacity {
             return Some(joins);
         }
-        // The door stands only where main would give up an entry anyway: when the small queue is
-        // within its share.
-        if returning
-            && self.small_len < self.small_target
-            && self.len() > self.small_len
-            && let Some((front, index)) = self.pop_hashed(true, hasher)
-        {
-            if self.expired_at(index, now) {
-                self.drop_hashed(front, index, true);
-                return Some(MAIN);
-            }
-            let uses = self.slot_mut(index).uses.get_mut();
-            if *uses & USES == 0 {
-                // An unused entry gives way only to a key asked for more often (TinyLFU): in a
-                // loop all are asked for alike, and the cached part stays.
-                if self.sketch.estimate(hash) <= self.sketch.estimate(front) {
-                    self.main.push_front(index);
-                    self.ghost.add(hash);
-                    return None;
+        let returning = recall == Recall::Returning;
+        match recall {
+            // Back from further than the ghost reaches, but not for the first time: the key takes
+            // the place of main's unused entry if it is asked for more often, else is not stored;
+            // past a used entry it joins the small queue as a new key does.
+            Recall::Recurring => match self.duel(hasher, hash, now) {
+                Some(Duel::Won) => return Some(MAIN),
+                Some(Duel::Lost) => return None,
+                Some(Duel::Passed) | None => {}
+            },
+            // The door stands only where main would give up an entry anyway: when the small
+            // queue is within its share.
+            Recall::Returning if self.small_len < self.small_target => {
+                match self.duel(hasher, hash, now) {
+                    Some(Duel::Won) => return Some(MAIN),
+                    Some(Duel::Lost) => {
+                        self.ghost.add(hash);
+                        return None;
+                    }
+                    Some(Duel::Passed) => {
+                        return self.take_the_oldest_small_place(hasher, hash, now);
+                    }
+                    None => {}
                 }
-                self.drop_hashed(front, index, false);
-                self.ghost.evicted_from_main(front);
-                return Some(MAIN);
             }
-            *uses -= 1;
-            self.main.push_back(index);
-            self.sketch.increment(front);
-            // Turned away by main: the key takes the place of the small queue's oldest entry if
-            // that one is unused (so a loop drains the small queue into main), else it is not
-            // stored and the ghost remembers it afresh.
-            if let Some((oldest, index)) = self.pop_hashed(false, hasher) {
-                if self.expired_at(index, now) {
-                    self.drop_hashed(oldest, index, true);
-                    return Some(MAIN);
-                }
-                if *self.slot_mut(index).uses.get_mut() & USES == 0 {
-                    self.drop_hashed(oldest, index, false);
-                    self.ghost.add(oldest);
-                    return Some(MAIN);
-                }
-                self.small.push_front(index);
-            }
-            self.ghost.add(hash);
-            return None;
+            Recall::Returning | Recall::New => {}
         }
         if returning && self.small_len > self.small_target && self.ghost.looping() {
             // The shard filled lately, every key in the small queue, and a loop over more keys
@@ -116,7 +116,60 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             return None;
         }
         self.evict_auto(hasher, now);
-        Some(joins)
+        Some(if returning { MAIN } else { 0 })
+    }
+
+    /// The door of main: the missed key against the entry under main's hand (`None` if main is
+    /// empty). An unused entry gives way only to a key asked for more often (`TinyLFU`): in a loop
+    /// all are asked for alike, and the cached part stays.
+    fn duel<S: BuildHasher>(&mut self, hasher: &S, hash: u64, now: u64) -> Option<Duel> {
+        if self.len() <= self.small_len {
+            return None;
+        }
+        let (front, index) = self.pop_hashed(true, hasher)?;
+        if self.expired_at(index, now) {
+            self.drop_hashed(front, index, true);
+            return Some(Duel::Won);
+        }
+        let uses = self.slot_mut(index).uses.get_mut();
+        if *uses & USES > 0 {
+            *uses -= 1;
+            self.main.push_back(index);
+            self.sketch.increment(front);
+            return Some(Duel::Passed);
+        }
+        if self.sketch.estimate(hash) <= self.sketch.estimate(front) {
+            self.main.push_front(index);
+            return Some(Duel::Lost);
+        }
+        self.drop_hashed(front, index, false);
+        self.ghost.evicted_from_main(front);
+        Some(Duel::Won)
+    }
+
+    /// A returning key turned away by main takes the place of the small queue's oldest entry if
+    /// that one is unused (so a loop drains the small queue into main); else it is not stored and
+    /// the ghost remembers it afresh.
+    fn take_the_oldest_small_place<S: BuildHasher>(
+        &mut self,
+        hasher: &S,
+        hash: u64,
+        now: u64,
+    ) -> Option<u8> {
+        if let Some((oldest, index)) = self.pop_hashed(false, hasher) {
+            if self.expired_at(index, now) {
+                self.drop_hashed(oldest, index, true);
+                return Some(MAIN);
+            }
+            if *self.slot_mut(index).uses.get_mut() & USES == 0 {
+                self.drop_hashed(oldest, index, false);
+                self.ghost.add(oldest);
+                return Some(MAIN);
+            }
+            self.small.push_front(index);
+        }
+        self.ghost.add(hash);
+        None
     }
 
     /// Frees one place: from the small queue when it holds its share (or main is empty), else
