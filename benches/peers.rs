@@ -181,10 +181,11 @@ fn main() {
 /// Set in a child process of this benchmark: fill one implementation and print its footprint.
 const MEMORY_CHILD: &str = "MEMO_BENCH_MEMORY_CHILD";
 const MEMORY_ENTRIES: u64 = 1_000_000;
-const MEMORY_IMPLS: [&str; 9] = [
+const MEMORY_IMPLS: [&str; 10] = [
     "memo",
     "memo_ttl",
     "memo_churn",
+    "memo_ttl_churn",
     "quick_cache",
     "quick_cache_churn",
     "moka",
@@ -219,9 +220,9 @@ fn memory_child(which: &str) {
     let before = resident_bytes();
     // Each implementation, and how many entries it holds (a sharded one may have evicted a few).
     let (keep, held): (Box<dyn std::any::Any>, usize) = match which {
-        "memo" | "memo_ttl" | "memo_churn" => {
+        "memo" | "memo_ttl" | "memo_churn" | "memo_ttl_churn" => {
             let mut config = memo::Config::new().maxsize(room);
-            if which == "memo_ttl" {
+            if which.starts_with("memo_ttl") {
                 config = config.ttl(ttl);
             }
             let cache = memo::Cache::<u64, u64>::new(config);
