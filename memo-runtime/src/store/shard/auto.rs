@@ -13,8 +13,8 @@
 //! holds, every key is asked for alike, so the cached part stays (near the optimum, where CLOCK
 //! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
 //!
-//! A key the ghost has forgotten, but recalls as one that came back before (recurring, see
-//! `ghost.rs`), meets the hand's entry too, whatever the small queue holds: if that entry is
+//! A key outside the ghost's window (or forgotten by it), but recalled as one that came back
+//! before (recurring, see `ghost.rs`), meets the hand's entry too, whatever the small queue holds: if that entry is
 //! unused, the key takes its place when the sketch counts it more often and is not stored
 //! otherwise; past a used entry it joins the small queue like a new key. A disk trace such as
 //! P3 asks for many keys again and again at intervals longer than the ghost reaches.
@@ -37,8 +37,8 @@
 
 use std::hash::{BuildHasher, Hash};
 
-use super::super::ghost::Recall;
 use super::{MAIN, Shard, USES};
+use crate::store::ghost::Recall;
 
 /// Uses a main entry can bank: up to three laps of the hand without a hit.
 pub(super) const CAP: u8 = 3;
