@@ -14,10 +14,11 @@
 //! and S3-FIFO churn); scans and one-hit wonders pass through the small queue.
 //!
 //! A key outside the ghost's window (or forgotten by it), but recalled as one that came back
-//! before (recurring, see `ghost.rs`), meets the hand's entry too, whatever the small queue holds: if that entry is
-//! unused, the key takes its place when the sketch counts it more often and is not stored
-//! otherwise; past a used entry it joins the small queue like a new key. A disk trace such as
-//! P3 asks for many keys again and again at intervals longer than the ghost reaches.
+//! before (recurring, see `ghost.rs`), meets the hand's entry too, whatever the small queue
+//! holds: if that entry is unused, the key takes its place when the sketch counts it more often
+//! and is not stored otherwise; past a used entry it joins the small queue like a new key. A disk
+//! trace such as P3 asks for many keys again and again at intervals longer than the ghost
+//! reaches.
 //!
 //! While the shard first fills, every key joins the small queue, which then holds far more than
 //! its share until its entries move on to main or out. A key returning meanwhile takes the place
