@@ -15,10 +15,9 @@
 //!
 //! A key outside the ghost's window (or forgotten by it), but recalled as one that came back
 //! before (recurring, see `ghost.rs`), meets the hand's entry too, whatever the small queue
-//! holds: if that entry is unused, the key takes its place when the sketch counts it more often
-//! and is not stored otherwise; past a used entry it joins the small queue like a new key. A disk
-//! trace such as P3 asks for many keys again and again at intervals longer than the ghost
-//! reaches.
+//! holds: it takes the place of an unused entry, and past a used one it joins the small queue
+//! like a new key. A disk trace such as P3 asks for many keys again and again at intervals
+//! longer than the ghost reaches.
 //!
 //! While the shard first fills, every key joins the small queue, which then holds far more than
 //! its share until its entries move on to main or out. A key returning meanwhile takes the place
@@ -40,6 +39,7 @@ use std::hash::{BuildHasher, Hash};
 
 use super::{MAIN, Shard, USES};
 use crate::store::ghost::Recall;
+use crate::store::sketch::Sketch;
 
 /// Uses a main entry can bank: up to three laps of the hand without a hit.
 pub(super) const CAP: u8 = 3;
@@ -57,10 +57,9 @@ pub(super) const fn ghost_size(capacity: usize) -> usize {
 
 /// How a missed key fared against the entry under main's hand.
 enum Duel {
-    /// The entry was unused and asked for less often (or expired): it left, the key takes its
-    /// place in main.
+    /// The entry was expired, or unused and beaten: it left, the key takes its place in main.
     Won,
-    /// The entry was unused and asked for at least as often: it stays where it is.
+    /// The entry was unused and not beaten: it stays where it is.
     Lost,
     /// The entry was used: it lost one use and went round.
     Passed,
@@ -84,17 +83,20 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         let returning = recall == Recall::Returning;
         match recall {
             // Back from further than the ghost reaches, but not for the first time: the key takes
-            // the place of main's unused entry if it is asked for more often, else is not stored;
-            // past a used entry it joins the small queue as a new key does.
-            Recall::Recurring => match self.duel(hasher, hash, now) {
-                Some(Duel::Won) => return Some(MAIN),
-                Some(Duel::Lost) => return None,
-                Some(Duel::Passed) | None => {}
-            },
+            // the place of main's entry if that one is unused; past a used one it joins the small
+            // queue as a new key does.
+            Recall::Recurring => {
+                if let Some(Duel::Won) = self.duel(hasher, now, |_, _| true) {
+                    return Some(MAIN);
+                }
+            }
             // The door stands only where main would give up an entry anyway: when the small
             // queue is within its share.
             Recall::Returning if self.small_len < self.small_target => {
-                match self.duel(hasher, hash, now) {
+                // TinyLFU: in a loop all are asked for alike, and the cached part stays.
+                let more_often =
+                    |sketch: &Sketch, front| sketch.estimate(hash) > sketch.estimate(front);
+                match self.duel(hasher, now, more_often) {
                     Some(Duel::Won) => return Some(MAIN),
                     Some(Duel::Lost) => {
                         self.ghost.add(hash);
@@ -120,10 +122,15 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         Some(if returning { MAIN } else { 0 })
     }
 
-    /// The door of main: the missed key against the entry under main's hand (`None` if main is
-    /// empty). An unused entry gives way only to a key asked for more often (`TinyLFU`): in a loop
-    /// all are asked for alike, and the cached part stays.
-    fn duel<S: BuildHasher>(&mut self, hasher: &S, hash: u64, now: u64) -> Option<Duel> {
+    /// The door of main: a missed key meets the entry under main's hand (`None` if main is
+    /// empty). An expired entry leaves; a used one loses a use and goes round; an unused one gives
+    /// way if `beats(sketch, its hash)` says the key should have its place.
+    fn duel<S: BuildHasher>(
+        &mut self,
+        hasher: &S,
+        now: u64,
+        beats: impl FnOnce(&Sketch, u64) -> bool,
+    ) -> Option<Duel> {
         if self.len() <= self.small_len {
             return None;
         }
@@ -139,7 +146,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             self.sketch.increment(front);
             return Some(Duel::Passed);
         }
-        if self.sketch.estimate(hash) <= self.sketch.estimate(front) {
+        if !beats(&self.sketch, front) {
             self.main.push_front(index);
             return Some(Duel::Lost);
         }
