@@ -19,7 +19,7 @@
 //! only returning keys are added, it reaches much further back than the departures: a key asked
 //! for again and again at long intervals, missed each time as the ghost forgot it, is recalled
 //! as recurring (see `auto.rs` for what it may then displace). On P3 at 20,000 that took the hit
-//! ratio from about 11.9 to about 12.3, and every other trace of `benches/hitratio.rs` gained or
+//! ratio from about 11.9 to about 12.4, and every other trace of `benches/hitratio.rs` gained or
 //! held.
 //!
 //! Each filter is a table of 16-bit slots in buckets of 4: a 12-bit fingerprint over a 4-bit
