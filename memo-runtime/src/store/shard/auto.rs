@@ -80,7 +80,6 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if self.len() < self.capacity {
             return Some(joins);
         }
-        let returning = recall == Recall::Returning;
         match recall {
             // Back from further than the ghost reaches, but not for the first time: the key takes
             // the place of main's entry if that one is unused; past a used one it joins the small
@@ -89,6 +88,8 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                 if let Some(Duel::Won) = self.duel(hasher, now, |_, _| true) {
                     return Some(MAIN);
                 }
+                self.evict_auto(hasher, now);
+                return Some(0);
             }
             // The door stands only where main would give up an entry anyway: when the small
             // queue is within its share.
@@ -108,18 +109,19 @@ impl<K: Hash + Eq, V> Shard<K, V> {
                     None => {}
                 }
             }
+            Recall::Returning if self.small_len > self.small_target && self.ghost.looping() => {
+                // The shard filled lately, every key in the small queue, and a loop over more
+                // keys than it holds is back: each returning key would push out the small
+                // queue's oldest entry, the very key the loop asks for next, and the whole pass
+                // would miss. Not stored, the key leaves the small queue as it is, the part of
+                // the loop it holds.
+                self.ghost.add(hash);
+                return None;
+            }
             Recall::Returning | Recall::New => {}
         }
-        if returning && self.small_len > self.small_target && self.ghost.looping() {
-            // The shard filled lately, every key in the small queue, and a loop over more keys
-            // than it holds is back: each returning key would push out the small queue's oldest
-            // entry, the very key the loop asks for next, and the whole pass would miss. Not
-            // stored, the key leaves the small queue as it is, the part of the loop it holds.
-            self.ghost.add(hash);
-            return None;
-        }
         self.evict_auto(hasher, now);
-        Some(if returning { MAIN } else { 0 })
+        Some(joins)
     }
 
     /// The door of main: a missed key meets the entry under main's hand (`None` if main is
