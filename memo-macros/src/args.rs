@@ -29,8 +29,9 @@ const MAXWEIGHT: &str = "maxweight";
 const WEIGHT: &str = "weight";
 const ON_EVICT: &str = "on_evict";
 const LOCK: &str = "lock";
+const VERSION: &str = "version";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -103,6 +104,9 @@ pub(crate) struct Args {
     pub(crate) codec: Opt<LitStr>,
     /// `lock = "single" | "redlock"`: where `store = redis` and `tiered` take the stampede lock.
     pub(crate) lock: Opt<LitStr>,
+    /// `version = N`: part of the namespace of `store = disk`, `redis` and `tiered`, to set old
+    /// entries aside by hand.
+    pub(crate) version: Opt<u64>,
     /// `policy = "auto" | "lru" | "lfu" | "fifo"`: which entries a full cache evicts.
     pub(crate) policy: Opt<LitStr>,
     /// `maxweight = N`: the most total weight held, as `weight` weighs entries.
@@ -131,6 +135,7 @@ impl Args {
             store: Opt::new(STORE),
             codec: Opt::new(CODEC),
             lock: Opt::new(LOCK),
+            version: Opt::new(VERSION),
             policy: Opt::new(POLICY),
             maxweight: Opt::new(MAXWEIGHT),
             weight: Opt::new(WEIGHT),
@@ -201,6 +206,9 @@ impl Args {
         } else if path.is_ident(LOCK) {
             let lock = choice_of(meta, "lock", &["single", "redlock"])?;
             self.lock.set(path, lock)
+        } else if path.is_ident(VERSION) {
+            let version = version_of(meta)?;
+            self.version.set(path, version)
         } else if path.is_ident(POLICY) {
             let policy = choice_of(meta, "policy", &["auto", "lru", "lfu", "fifo"])?;
             self.policy.set(path, policy)
@@ -262,6 +270,19 @@ fn choice_of(meta: &ParseNestedMeta<'_>, what: &str, choices: &[&str]) -> syn::R
         ));
     }
     Ok(value)
+}
+
+/// `version = N`: an integer literal that fits in a `u64`.
+fn version_of(meta: &ParseNestedMeta<'_>) -> syn::Result<u64> {
+    match value_of(meta, "version = 2")? {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) if int.suffix().is_empty() => int.base10_parse::<u64>(),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`version` expects an integer literal, e.g. `version = 2`",
+        )),
+    }
 }
 
 /// The value after `=`; a missing value gets an example of the option's form.

@@ -279,7 +279,8 @@ struct StoreParts {
 
 /// How the cache is found: the call is spanned at the return type, so a return type that cannot
 /// be cached is reported there, once. A cache outside the process also gets its store's name,
-/// its codec and the signature hash that keeps entries of another layout out of reach.
+/// its codec, the fingerprint of its key and value types' shapes and its `version`, which keep
+/// entries of another layout out of reach.
 fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
     let Plan {
         runtime,
@@ -294,12 +295,14 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             name,
             json,
             redlock,
+            version,
         }) => {
-            let signature = signature_hash(&format!(
-                "{} -> {}",
-                tidy(&key_type.to_token_stream().to_string()),
-                tidy(&output.to_token_stream().to_string())
-            ));
+            // The key and value types' serde shapes, traced when the cache is made.
+            let shape = quote! {{
+                use #runtime::{Shaped as _, Unshaped as _};
+                (&#runtime::Shape::<#key_type, #output>::NEW).fingerprint()
+            }};
+            let version = proc_macro2::Literal::u64_unsuffixed(*version);
             let (store, feature) = match kind {
                 RemoteKind::Disk => ("disk", "disk"),
                 RemoteKind::Redis => ("redis", "redis"),
@@ -314,11 +317,15 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             } else {
                 format_ident!("hit_or_miss_{store}")
             };
-            // Only the Redis stores have a lock to choose.
-            let lock = (*kind != RemoteKind::Disk).then(|| quote!(, #redlock));
             (
                 quote!(#runtime::#finder),
-                quote!(, #name, #json, #signature #lock),
+                quote!(, #runtime::Remote {
+                    store: #name,
+                    json: #json,
+                    shape: #shape,
+                    version: #version,
+                    redlock: #redlock,
+                }),
                 StoreParts {
                     find: TokenStream::new(),
                     store_type: quote!(, #runtime::#store_ty<#key_type, #output>),
@@ -348,9 +355,12 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
         ),
     };
     let path = respan(finder, output.span());
+    // The scope of the call (see the runtime's `cell`): the `type_name` of a closure in the
+    // function names it with the impl's type and generic arguments resolved.
+    let scope = quote!(|| ::core::any::type_name_of_val(&|| ()));
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
-        quote!(&__MEMO_CELL, #id, #config #remote_args),
+        quote!(&__MEMO_CELL, #id, #scope, #config #remote_args),
     );
     args.set_span(output.span());
     StoreParts {
@@ -364,14 +374,6 @@ fn capitalized(word: &str) -> String {
     let mut chars = word.chars();
     chars.next().map_or_else(String::new, |first| {
         first.to_ascii_uppercase().to_string() + chars.as_str()
-    })
-}
-
-/// 64-bit FNV-1a of a signature's text, as the runtime's `key::signature_hash` computes it:
-/// stable across builds and platforms.
-fn signature_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 

@@ -52,6 +52,8 @@ pub(crate) struct Remote {
     pub(crate) json: bool,
     /// The stampede lock is Redlock over several servers (`lock = "redlock"`).
     pub(crate) redlock: bool,
+    /// `version = N` (0 without it).
+    pub(crate) version: u64,
 }
 
 /// Which store outside the process.
@@ -193,6 +195,13 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
                     "`lock` chooses where `store = redis` or `tiered` take the stampede lock; add one of them",
                 );
             }
+            if let Some(version) = args.version.path() {
+                errors.at(
+                    version,
+                    "`version` names the entries of `store = disk`, `redis` or `tiered`, which outlive \
+                     the process; a memory cache starts empty in each build: add one of them, or remove `version`",
+                );
+            }
             return None;
         }
     };
@@ -246,6 +255,7 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
         name,
         json,
         redlock,
+        version: args.version.get().copied().unwrap_or(0),
     })
 }
 

@@ -3,9 +3,17 @@
 //! The expansion of `#[cached] fn f` reaches the cache from two places: `f`'s body and the
 //! companion `f_cache()`. Inside an `impl` neither can name the other without knowing it is in an
 //! `impl`, and a `static` there cannot name `Self`; so each holds a type-erased [`CacheCell`] and
-//! both cells resolve, once, through a process-wide registry keyed by the function's unique id
-//! and the cache's type. After that a lookup is one atomic load and a type-id compare, both of
-//! the cell itself.
+//! both cells resolve, once, through a process-wide registry keyed by the function's unique id,
+//! its instance and the cache's type. After that a lookup is one atomic load and a type-id
+//! compare, both of the cell itself.
+//!
+//! A `static` in a method of a generic `impl` is one for all the impl's instances, yet each
+//! instance's body may compute other values (`Length::<Feet>::label(3)` is not
+//! `Length::<Meters>::label(3)`). The expansion hands the cell the *scope* of the call: the
+//! `type_name` of a closure in the function, which names the function with the impl's type and
+//! generic arguments resolved (`app::Length<app::Feet>::label::{{closure}}`). Each instance gets
+//! a cache of its own, and the scope gives the function its identity for the stores outside
+//! the process.
 
 use std::any::{Any, TypeId};
 use std::cell::UnsafeCell;
@@ -16,28 +24,34 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 
 type Erased = &'static (dyn Any + Send + Sync);
 
-/// A `static`-friendly slot that resolves to one leaked cache per (function, type).
+/// The `type_name` of a closure in the memoized function (or its companion): what the
+/// expansion passes as a cache's scope, called only when a cell resolves.
+pub type Scope = fn() -> &'static str;
+
+/// A `static`-friendly slot that resolves to one leaked cache per (function, instance, type).
 ///
 /// # Examples
 ///
 /// ```
 /// use memo_runtime::{Cache, CacheCell, Config};
 ///
+/// fn scope() -> &'static str { "doc::f::{{closure}}" }
 /// static BODY: CacheCell = CacheCell::new();
 /// static COMPANION: CacheCell = CacheCell::new();
-/// let a: &'static Cache<u32, u32> = BODY.get_or_init("doc::f#0", || Cache::new(Config::new()));
-/// let b: &'static Cache<u32, u32> = COMPANION.get_or_init("doc::f#0", || Cache::new(Config::new()));
+/// let a: &'static Cache<u32, u32> = BODY.get_or_init("doc::f#0", scope, |_| Cache::new(Config::new()));
+/// let b: &'static Cache<u32, u32> = COMPANION.get_or_init("doc::f#0", scope, |_| Cache::new(Config::new()));
 /// assert!(std::ptr::eq(a, b));
 /// ```
 pub struct CacheCell {
     /// The first cache resolved here, once published (`Release`, after `first_type`): the fast
     /// path reads it and its type from the cell itself, one load and a type-id compare that do
-    /// not wait on each other (a list node would add a load before both).
+    /// not wait on each other (a list node would add a load before both). Never published in an
+    /// impl with generic arguments, which may have other instances.
     first: AtomicPtr<()>,
     /// The type of `first`: written once, under the registry's lock, before `first` is published.
     first_type: UnsafeCell<MaybeUninit<TypeId>>,
-    /// The caches resolved here, newest first, with their types: where a generic `impl`'s other
-    /// types are found. Null until the first call; nodes are only added, never freed.
+    /// The caches resolved here, newest first, with their types and scopes: where a generic
+    /// `impl`'s instances are found. Null until the first call; nodes are only added, never freed.
     resolved: AtomicPtr<Resolved>,
 }
 
@@ -53,15 +67,19 @@ impl std::fmt::Debug for CacheCell {
     }
 }
 
-/// A cache and the type it was registered under; a node of a cell's list.
+/// A cache and the type and scope it was resolved for; a node of a cell's list.
 struct Resolved {
     type_id: TypeId,
+    scope: &'static str,
     cache: Erased,
     next: *const Resolved,
 }
 
-static REGISTRY: LazyLock<Mutex<HashMap<(&'static str, TypeId), Erased>>> =
-    LazyLock::new(Mutex::default);
+/// The caches by id, instance (what encloses the function, so that the body and the companion
+/// agree) and type.
+type Registry = HashMap<(&'static str, String, TypeId), Erased>;
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
 impl CacheCell {
     /// An empty cell.
@@ -72,7 +90,7 @@ impl CacheCell {
     /// use memo_runtime::CacheCell;
     ///
     /// static CELL: CacheCell = CacheCell::new();
-    /// let cache: &'static Vec<u8> = CELL.get_or_init("doc::new#0", || vec![1, 2]);
+    /// let cache: &'static Vec<u8> = CELL.get_or_init("doc::new#0", || "doc::new", |_| vec![1, 2]);
     /// assert_eq!(*cache, [1, 2]);
     /// ```
     #[must_use]
@@ -84,7 +102,9 @@ impl CacheCell {
         }
     }
 
-    /// The cache registered under `id` for type `C`, created by `init` if it is the first.
+    /// The cache registered under `id`, the instance that `scope` names and type `C`, created
+    /// by `init` if it is the first; `init` gets the function's identity, e.g.
+    /// `app::Length<app::Feet>::label`.
     ///
     /// A cell must always be asked with the same `id` (each expansion has its own cells).
     ///
@@ -94,20 +114,25 @@ impl CacheCell {
     /// use memo_runtime::CacheCell;
     ///
     /// static CELL: CacheCell = CacheCell::new();
-    /// let first: &'static String = CELL.get_or_init("doc::cell#1", || "made".to_string());
-    /// let again: &'static String = CELL.get_or_init("doc::cell#1", || unreachable!("made once"));
+    /// let feet = || "app::Length<app::Feet>::label::{{closure}}";
+    /// let meters = || "app::Length<app::Meters>::label::{{closure}}";
+    /// let first: &'static String = CELL.get_or_init("app::label#1", feet, ToString::to_string);
+    /// let again: &'static String = CELL.get_or_init("app::label#1", feet, |_| unreachable!("made once"));
     /// assert!(std::ptr::eq(first, again));
-    /// // Another type under the same id: a cache of its own.
-    /// let other: &'static Vec<u8> = CELL.get_or_init("doc::cell#1", || vec![7]);
-    /// assert_eq!(*other, [7]);
+    /// assert_eq!(*first, "app::Length<app::Feet>::label");
+    /// // Another instance of a generic impl, or another type: a cache of its own.
+    /// let other: &'static String = CELL.get_or_init("app::label#1", meters, ToString::to_string);
+    /// assert_eq!(*other, "app::Length<app::Meters>::label");
     /// ```
     #[inline]
     pub fn get_or_init<C: Any + Send + Sync>(
         &self,
         id: &'static str,
-        init: impl FnOnce() -> C,
+        scope: Scope,
+        init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
-        self.first().unwrap_or_else(|| self.resolve(id, init))
+        self.first()
+            .unwrap_or_else(|| self.resolve(id, scope(), init))
     }
 
     /// The cell's first cache, if it is a `C`: [`get_or_init`](Self::get_or_init)'s fast path,
@@ -125,32 +150,34 @@ impl CacheCell {
         None
     }
 
-    /// Not the first type: walk this cell's list, else register (the first call, or a new type
-    /// of a generic `impl`).
+    /// Not the first type, or a scope with generic arguments: walk this cell's list, else
+    /// register (the first call, or a new instance of a generic `impl`).
     #[cold]
     fn resolve<C: Any + Send + Sync>(
         &self,
         id: &'static str,
-        init: impl FnOnce() -> C,
+        scope: &'static str,
+        init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.
         while let Some(resolved) = unsafe { node.as_ref() } {
-            if resolved.type_id == TypeId::of::<C>() {
+            // By content: one instance's name may sit at several addresses (codegen units).
+            if resolved.type_id == TypeId::of::<C>() && resolved.scope == scope {
                 // SAFETY: as in `get_or_init`.
                 return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
             }
             node = resolved.next;
         }
         let mut init = Some(init);
-        let mut make = || -> Box<dyn Any + Send + Sync> {
+        let mut make = |identity: &'static str| -> Box<dyn Any + Send + Sync> {
             let init = init
                 .take()
                 .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
-            Box::new(init())
+            Box::new(init(identity))
         };
-        let erased = self.resolve_erased(id, TypeId::of::<C>(), &mut make);
+        let erased = self.resolve_erased(id, scope, TypeId::of::<C>(), &mut make);
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))
@@ -161,10 +188,12 @@ impl CacheCell {
     fn resolve_erased(
         &self,
         id: &'static str,
+        scope: &'static str,
         type_id: TypeId,
-        make: &mut dyn FnMut() -> Box<dyn Any + Send + Sync>,
+        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
     ) -> Erased {
-        let key = (id, type_id);
+        let path = enclosing(scope);
+        let key = (id, path.to_string(), type_id);
         let found = REGISTRY
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -172,7 +201,7 @@ impl CacheCell {
             .copied();
         let erased = found.unwrap_or_else(|| {
             // Build outside the lock: the cache's configuration may call a memoized function.
-            let fresh = make();
+            let fresh = make(identity(id, scope));
             *REGISTRY
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -182,7 +211,7 @@ impl CacheCell {
         {
             // The first type resolved here takes the fast path; the lock keeps its writers apart.
             let _registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-            if self.first.load(Ordering::Acquire).is_null() {
+            if self.first.load(Ordering::Acquire).is_null() && !path.contains('<') {
                 // SAFETY: `first` is unpublished and the registry's lock is held, so no other
                 // thread reads or writes `first_type` now.
                 unsafe { (*self.first_type.get()).write(type_id) };
@@ -195,6 +224,7 @@ impl CacheCell {
         let mut head = self.resolved.load(Ordering::Acquire);
         let node = Box::leak(Box::new(Resolved {
             type_id,
+            scope,
             cache: erased,
             next: head,
         }));
@@ -209,6 +239,46 @@ impl CacheCell {
     }
 }
 
+/// The identity of the memoized function with this `id` (`module::function#nonce`) called from
+/// `scope`: its path with the crate, the module, the impl's type and the generic arguments
+/// resolved, as `std::any::type_name` writes them, e.g. `app::Celsius::boiling` or
+/// `<app::Length<app::Feet> as app::Label>::label`. Leaked: one per instance, for the process.
+///
+/// The function's own generic arguments (its `impl Trait` arguments) are not part of it: such an
+/// argument is left out of the key with `key = …`, which says that the value does not depend on it.
+#[must_use]
+pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
+    let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
+    let identity = match (enclosing(scope), path.rsplit_once("::")) {
+        ("", _) | (_, None) => path.to_string(),
+        (outer, Some((_, name))) => format!("{outer}::{name}"),
+    };
+    Box::leak(identity.into_boxed_str())
+}
+
+/// What encloses the function that `scope` names: the scope without its trailing closures and
+/// the function's own segment (`""` if there is none).
+fn enclosing(scope: &str) -> &str {
+    let mut path = scope;
+    while let Some(outer) = path.strip_suffix("::{{closure}}") {
+        path = outer;
+    }
+    // The last `::` outside angle brackets starts the function's own segment (`->` is not one).
+    let bytes = path.as_bytes();
+    let mut depth = 0_usize;
+    let mut i = bytes.len();
+    while i > 1 {
+        i -= 1;
+        match bytes[i] {
+            b'>' if bytes[i - 1] != b'-' => depth += 1,
+            b'<' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes[i - 1] == b':' => return &path[..i - 1],
+            _ => {}
+        }
+    }
+    ""
+}
+
 impl Default for CacheCell {
     fn default() -> Self {
         Self::new()
@@ -219,23 +289,145 @@ impl Default for CacheCell {
 mod tests {
     use super::*;
 
+    const SCOPE: Scope = || "cell::tests::f::{{closure}}";
+
+    fn scope_of<F>(_: &F) -> &'static str {
+        std::any::type_name::<F>()
+    }
+
+    struct Celsius;
+    struct Fahrenheit;
+    struct Length<U>(U);
+    trait Label {
+        fn label() -> &'static str;
+    }
+
+    impl Celsius {
+        fn boiling() -> &'static str {
+            scope_of(&|| ())
+        }
+        fn boiling_cache() -> &'static str {
+            scope_of(&|| ())
+        }
+    }
+
+    impl Fahrenheit {
+        fn boiling() -> &'static str {
+            scope_of(&|| ())
+        }
+    }
+
+    impl<U> Length<U> {
+        fn label() -> &'static str {
+            scope_of(&|| ())
+        }
+    }
+
+    impl<U> Label for Length<U> {
+        fn label() -> &'static str {
+            scope_of(&|| ())
+        }
+    }
+
+    #[allow(
+        clippy::unused_async,
+        reason = "the scope of an `async fn`'s body is the point"
+    )]
+    async fn page() -> &'static str {
+        scope_of(&|| ())
+    }
+
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut context) {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn identities_name_the_impl_and_its_generic_arguments() {
+        let here = module_path!();
+        let boiling = "memo_runtime::cell::tests::boiling#0";
+        assert_eq!(
+            identity(boiling, Celsius::boiling()),
+            format!("{here}::Celsius::boiling")
+        );
+        assert_eq!(
+            identity(boiling, Celsius::boiling_cache()),
+            identity(boiling, Celsius::boiling()),
+            "the companion names the same function"
+        );
+        assert_eq!(
+            identity(boiling, Fahrenheit::boiling()),
+            format!("{here}::Fahrenheit::boiling")
+        );
+        let label = "memo_runtime::cell::tests::label#1";
+        assert_eq!(
+            identity(label, Length::<u8>::label()),
+            format!("{here}::Length<u8>::label")
+        );
+        assert_eq!(
+            identity(label, <Length<u16> as Label>::label()),
+            format!("<{here}::Length<u16> as {here}::Label>::label")
+        );
+        assert_eq!(
+            identity("memo_runtime::cell::tests::page#2", run(page())),
+            format!("{here}::page")
+        );
+        assert_eq!(
+            enclosing("a::B<fn() -> u8>::f<u8>::{{closure}}"),
+            "a::B<fn() -> u8>"
+        );
+        assert_eq!(enclosing("f"), "");
+    }
+
+    #[test]
+    fn each_instance_of_a_generic_impl_has_its_own_cache() {
+        static BODY: CacheCell = CacheCell::new();
+        static COMPANION: CacheCell = CacheCell::new();
+        let id = "memo_runtime::cell::tests::label#9";
+        let feet: &'static String = BODY.get_or_init(id, Length::<u8>::label, ToString::to_string);
+        let meters: &'static String =
+            BODY.get_or_init(id, Length::<u16>::label, ToString::to_string);
+        assert!(!std::ptr::eq(feet, meters));
+        assert!(feet.ends_with("Length<u8>::label"), "{feet}");
+        assert!(meters.ends_with("Length<u16>::label"), "{meters}");
+        let again: &'static String =
+            BODY.get_or_init(id, Length::<u8>::label, |_| unreachable!("made once"));
+        assert!(std::ptr::eq(feet, again));
+        // The companion's scope names the same instances.
+        let companion: &'static String = COMPANION.get_or_init(
+            id,
+            || "memo_runtime::cell::tests::Length<u16>::label_cache::{{closure}}",
+            |_| unreachable!("made by the body"),
+        );
+        assert!(std::ptr::eq(meters, companion));
+    }
+
     #[test]
     fn one_instance_per_id_and_type() {
         static A: CacheCell = CacheCell::new();
         static B: CacheCell = CacheCell::new();
         static C: CacheCell = CacheCell::new();
-        let a1: &'static Vec<u8> = A.get_or_init("t#1", || vec![1]);
-        let b1: &'static Vec<u8> = B.get_or_init("t#1", || vec![2]);
+        let a1: &'static Vec<u8> = A.get_or_init("t#1", SCOPE, |_| vec![1]);
+        let b1: &'static Vec<u8> = B.get_or_init("t#1", SCOPE, |_| vec![2]);
         assert!(std::ptr::eq(a1, b1));
         assert_eq!(*b1, [1]);
         // Another type in the same cell (a generic impl): its own instance, shared too.
-        let a2: &'static Vec<u16> = A.get_or_init("t#1", || vec![3]);
-        let b2: &'static Vec<u16> = B.get_or_init("t#1", || vec![4]);
+        let a2: &'static Vec<u16> = A.get_or_init("t#1", SCOPE, |_| vec![3]);
+        let b2: &'static Vec<u16> = B.get_or_init("t#1", SCOPE, |_| vec![4]);
         assert!(std::ptr::eq(a2, b2));
         // Another id: another instance.
-        let c: &'static Vec<u8> = C.get_or_init("t#2", || vec![5]);
+        let c: &'static Vec<u8> = C.get_or_init("t#2", SCOPE, |_| vec![5]);
         assert_eq!(*c, [5]);
-        assert_eq!(*A.get_or_init::<Vec<u8>>("t#1", || unreachable!()), [1]);
+        assert_eq!(
+            *A.get_or_init::<Vec<u8>>("t#1", SCOPE, |_| unreachable!()),
+            [1]
+        );
     }
 
     /// Threads racing on a fresh cell with two types all get the one instance of their type,
@@ -248,10 +440,12 @@ mod tests {
                 .map(|t| {
                     s.spawn(move || {
                         if t % 2 == 0 {
-                            let v: &'static Vec<u8> = CELL.get_or_init("t#race", || vec![1]);
+                            let v: &'static Vec<u8> =
+                                CELL.get_or_init("t#race", SCOPE, |_| vec![1]);
                             (0, std::ptr::from_ref(v).addr())
                         } else {
-                            let v: &'static Vec<u32> = CELL.get_or_init("t#race", || vec![2]);
+                            let v: &'static Vec<u32> =
+                                CELL.get_or_init("t#race", SCOPE, |_| vec![2]);
                             (1, std::ptr::from_ref(v).addr())
                         }
                     })
@@ -265,11 +459,11 @@ mod tests {
             assert!(addresses.all(|a| a == first), "one instance of type {kind}");
         }
         assert_eq!(
-            *CELL.get_or_init::<Vec<u8>>("t#race", || unreachable!()),
+            *CELL.get_or_init::<Vec<u8>>("t#race", SCOPE, |_| unreachable!()),
             [1]
         );
         assert_eq!(
-            *CELL.get_or_init::<Vec<u32>>("t#race", || unreachable!()),
+            *CELL.get_or_init::<Vec<u32>>("t#race", SCOPE, |_| unreachable!()),
             [2]
         );
     }

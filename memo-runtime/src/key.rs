@@ -1,13 +1,16 @@
-//! Keys of stores outside the process (features `disk`, `redis`): `namespace : function path : signature
-//! hash : encoded key`, encoded injectively.
+//! Keys of stores outside the process (features `disk`, `redis`): `namespace : function identity :
+//! fingerprint : encoded key`, encoded injectively.
 //!
 //! Each part is length-prefixed (a LEB128 length, then the bytes), never joined with a separator,
 //! so no two different part lists give the same bytes (`("a:b", "c")` and `("a", "b:c")` differ).
-//! The key itself is encoded with postcard, which is injective for a given type; the signature
-//! hash, computed by `#[cached]` from the function's argument and return types, keeps entries
-//! written under another layout out of reach: a changed signature never decodes an old entry.
+//! The key itself is encoded with postcard, which is injective for a given type; the
+//! [`fingerprint`] of the key and value types' serde shapes (and the user's `version`) keeps
+//! entries written under another layout out of reach: a build whose types changed never decodes
+//! an old entry.
 
 use serde::Serialize;
+
+pub use crate::schema::fingerprint;
 
 /// Appends `part`, length-prefixed.
 fn put(out: &mut Vec<u8>, part: &[u8]) {
@@ -26,7 +29,7 @@ fn put(out: &mut Vec<u8>, part: &[u8]) {
 }
 
 /// The prefix shared by every key of one function: its namespace (the store's name and codec),
-/// its path (`module::function`) and its signature hash.
+/// its identity (`app::Celsius::boiling`) and its [`fingerprint`].
 ///
 /// # Examples
 ///
@@ -37,11 +40,11 @@ fn put(out: &mut Vec<u8>, part: &[u8]) {
 /// assert_ne!(namespace("a", "f", 1), namespace("a", "f", 2));
 /// ```
 #[must_use]
-pub fn namespace(namespace: &str, function: &str, signature: u64) -> Vec<u8> {
+pub fn namespace(namespace: &str, function: &str, fingerprint: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(namespace.len() + function.len() + 12);
     put(&mut out, namespace.as_bytes());
     put(&mut out, function.as_bytes());
-    put(&mut out, &signature.to_le_bytes());
+    put(&mut out, &fingerprint.to_le_bytes());
     out
 }
 
@@ -60,7 +63,7 @@ pub fn full(prefix: &[u8], encoded: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A 64-bit FNV-1a hash: what `#[cached]` hashes a signature with (stable across builds and
+/// A 64-bit FNV-1a hash: what a [`fingerprint`] hashes the shapes' text with (stable across builds and
 /// platforms, unlike `std`'s hashers).
 #[must_use]
 pub const fn signature_hash(text: &str) -> u64 {

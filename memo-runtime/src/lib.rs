@@ -35,6 +35,8 @@ mod random;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod refresh;
+#[cfg(any(feature = "disk", feature = "redis"))]
+mod schema;
 mod spread;
 mod stats;
 pub mod store;

@@ -11,7 +11,7 @@ pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
 pub use crate::cache::Cache;
-pub use crate::cell::CacheCell;
+pub use crate::cell::{CacheCell, Scope};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
@@ -47,10 +47,11 @@ impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 pub fn cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
     cell.first()
-        .unwrap_or_else(|| resolve_cache(cell, id, config))
+        .unwrap_or_else(|| resolve_cache(cell, id, scope, config))
 }
 
 /// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
@@ -60,14 +61,10 @@ pub fn cache<K: Shared, V: Shared>(
 fn resolve_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init(id, move || new_cache(id, config))
-}
-
-/// A memoized function's name: its id (`module::function#nonce`) without the nonce.
-fn function_name(id: &'static str) -> &'static str {
-    id.rsplit_once('#').map_or(id, |(name, _)| name)
+    cell.get_or_init(id, scope, move |name| new_cache(name, config))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -80,11 +77,10 @@ const fn codec_of(json: bool) -> crate::Codec {
     }
 }
 
-/// A memoized function's cache, named after its id (`module::function#nonce`) without the nonce.
+/// A memoized function's cache, named after the function's identity (see `cell`).
 #[cold]
 #[inline(never)]
-fn new_cache<K, V>(id: &'static str, config: fn() -> Config) -> Cache<K, V> {
-    let name = function_name(id);
+fn new_cache<K, V>(name: &'static str, config: fn() -> Config) -> Cache<K, V> {
     Cache::new(config()).named(name)
 }
 
@@ -94,20 +90,20 @@ fn new_cache<K, V>(id: &'static str, config: fn() -> Config) -> Cache<K, V> {
 pub fn cache_with<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init(id, || new_hooked_cache(id, config, hooks))
+    cell.get_or_init(id, scope, |name| new_hooked_cache(name, config, hooks))
 }
 
 #[cold]
 #[inline(never)]
 fn new_hooked_cache<K, V>(
-    id: &'static str,
+    name: &'static str,
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> Cache<K, V> {
-    let name = function_name(id);
     Cache::with_store(hooks(MemoryStore::new(&config()))).named(name)
 }
 
@@ -115,6 +111,61 @@ fn new_hooked_cache<K, V>(
 #[inline]
 pub fn weigh<K, V, W: Weight>(weigher: impl FnOnce(&K, &V) -> W, key: &K, value: &V) -> u64 {
     weigher(key, value).into_weight()
+}
+
+/// The fingerprint of a function's key and value types and its `version`, for the stores outside
+/// the process (see `key::fingerprint`).
+pub type Fingerprint = fn(u64) -> u64;
+
+/// What `store = disk`, `redis` or `tiered` say of their store, as the expansion writes it.
+#[derive(Clone, Copy)]
+pub struct Remote {
+    /// The store's name (`disk("name")`; `default` otherwise).
+    pub store: &'static str,
+    /// `codec = "json"`.
+    pub json: bool,
+    /// The key and value types' [`Fingerprint`].
+    pub shape: Fingerprint,
+    /// `version = N`.
+    pub version: u64,
+    /// `lock = "redlock"`.
+    pub redlock: bool,
+}
+
+/// The [`Fingerprint`] of `K` and `V`, by autoref specialization:
+/// `(&Shape::<K, V>::NEW).fingerprint()`. Where they cannot be deserialized, [`Unshaped`] answers
+/// with one that is never used, so that only [`hit_or_miss_disk`] (or its Redis twins) reports
+/// the missing serde: one error, not two.
+pub struct Shape<K, V>(PhantomData<(K, V)>);
+
+impl<K, V> Shape<K, V> {
+    /// The one value, to take a reference of.
+    pub const NEW: Self = Self(PhantomData);
+}
+
+/// [`Shape`] of types that can be traced.
+pub trait Shaped {
+    fn fingerprint(&self) -> Fingerprint;
+}
+
+#[cfg(any(feature = "disk", feature = "redis"))]
+impl<K: serde::de::DeserializeOwned, V: serde::de::DeserializeOwned> Shaped for Shape<K, V> {
+    #[inline]
+    fn fingerprint(&self) -> Fingerprint {
+        crate::schema::fingerprint::<K, V>
+    }
+}
+
+/// [`Shape`] of anything else (the build fails elsewhere, or no store outside the process).
+pub trait Unshaped {
+    fn fingerprint(&self) -> Fingerprint;
+}
+
+impl<K, V> Unshaped for &Shape<K, V> {
+    #[inline]
+    fn fingerprint(&self) -> Fingerprint {
+        |version| version
+    }
 }
 
 /// What a disk cache needs of its keys and values: serde, both ways.
@@ -140,35 +191,31 @@ pub type DiskStore<K, V> = MemoryStore<K, V>;
 
 /// The cache of a memoized function with `store = disk`: [`cache`] over a
 /// [`DiskStore`](crate::DiskStore) named `store`, namespaced by the function's path and the
-/// `signature` hash of its key and return types. Serde is asked for by [`hit_or_miss_disk`].
+/// fingerprint of its key and return types' serde shapes. Serde is asked for by [`hit_or_miss_disk`].
 #[cfg(feature = "disk")]
 #[inline]
 pub fn disk_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
-    store: &'static str,
-    json: bool,
-    signature: u64,
+    remote: Remote,
 ) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cell.get_or_init(id, || new_disk_cache(id, config, store, json, signature))
+    cell.get_or_init(id, scope, |name| new_disk_cache(name, config, remote))
 }
 
 #[cfg(feature = "disk")]
 #[cold]
 #[inline(never)]
 fn new_disk_cache<K, V>(
-    id: &'static str,
+    name: &'static str,
     config: fn() -> Config,
-    store: &'static str,
-    json: bool,
-    signature: u64,
+    remote: Remote,
 ) -> Cache<K, V, DiskStore<K, V>> {
-    let name = function_name(id);
-    let store = crate::DiskOptions::new(store)
-        .function(name, signature)
-        .codec(codec_of(json))
-        .open(&config());
+    let store = crate::DiskOptions::new(remote.store)
+        .function(name, remote.version)
+        .codec(codec_of(remote.json))
+        .open_shaped(&config(), (remote.shape)(remote.version));
     Cache::with_store(store).named(name)
 }
 
@@ -178,12 +225,11 @@ fn new_disk_cache<K, V>(
 pub fn disk_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
-    _: &'static str,
-    _: bool,
-    _: u64,
+    _: Remote,
 ) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cache(cell, id, config)
+    cache(cell, id, scope, config)
 }
 
 /// Stands for nothing when the `disk` feature is on; a sentence when it is off.
@@ -235,53 +281,43 @@ pub type RedisMiss<K, V> = Miss<K, V, RedisStore<K, V>>;
 
 /// The cache of a memoized function with `store = redis`: [`cache`] over a
 /// [`RedisStore`](crate::RedisStore) named `store`, namespaced by the function's path and the
-/// `signature` hash of its key and return types, on the process-wide client of
+/// fingerprint of its key and return types' serde shapes, on the process-wide client of
 /// `MEMO_REDIS_URL`. Serde is asked for by [`hit_or_miss_redis`].
 #[cfg(feature = "redis")]
 #[inline]
 pub fn redis_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
-    store: &'static str,
-    json: bool,
-    signature: u64,
-    redlock: bool,
+    remote: Remote,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cell.get_or_init(id, || {
-        new_redis_cache(id, config, store, json, signature, redlock)
-    })
+    cell.get_or_init(id, scope, |name| new_redis_cache(name, config, remote))
 }
 
 #[cfg(feature = "redis")]
 #[cold]
 #[inline(never)]
 fn new_redis_cache<K, V>(
-    id: &'static str,
+    name: &'static str,
     config: fn() -> Config,
-    store: &'static str,
-    json: bool,
-    signature: u64,
-    redlock: bool,
+    remote: Remote,
 ) -> Cache<K, V, RedisStore<K, V>> {
-    let name = function_name(id);
-    let store = redis_options(store, name, json, signature, redlock).open(&config());
+    let store = redis_options(name, remote).open_shaped(&config(), (remote.shape)(remote.version));
     Cache::with_store(store).named(name)
 }
 
 /// The options of a memoized function's Redis store: its name, namespace, codec and lock.
 #[cfg(feature = "redis")]
-fn redis_options(
-    store: &str,
-    function: &str,
-    json: bool,
-    signature: u64,
-    redlock: bool,
-) -> crate::RedisOptions {
-    let options = crate::RedisOptions::new(store)
-        .function(function, signature)
-        .codec(codec_of(json));
-    if redlock { options.redlock() } else { options }
+fn redis_options(function: &str, remote: Remote) -> crate::RedisOptions {
+    let options = crate::RedisOptions::new(remote.store)
+        .function(function, remote.version)
+        .codec(codec_of(remote.json));
+    if remote.redlock {
+        options.redlock()
+    } else {
+        options
+    }
 }
 
 /// Stands for [`redis_cache`] without the `redis` feature (never reached: `require_redis!`
@@ -290,13 +326,11 @@ fn redis_options(
 pub fn redis_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
-    _: &'static str,
-    _: bool,
-    _: u64,
-    _: bool,
+    _: Remote,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cache(cell, id, config)
+    cache(cell, id, scope, config)
 }
 
 /// [`hit_or_miss`] of a sync function with `store = redis`: one `GET`.
@@ -387,38 +421,31 @@ pub type TieredMiss<K, V> = Miss<K, V, TieredStore<K, V>>;
 pub fn tiered_cache<K, V>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
-    store: &'static str,
-    json: bool,
-    signature: u64,
-    redlock: bool,
+    remote: Remote,
 ) -> &'static Cache<K, V, TieredStore<K, V>>
 where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
-    cell.get_or_init(id, || {
-        new_tiered_cache(id, config, store, json, signature, redlock)
-    })
+    cell.get_or_init(id, scope, |name| new_tiered_cache(name, config, remote))
 }
 
 #[cfg(feature = "redis")]
 #[cold]
 #[inline(never)]
 fn new_tiered_cache<K, V>(
-    id: &'static str,
+    name: &'static str,
     config: fn() -> Config,
-    store: &'static str,
-    json: bool,
-    signature: u64,
-    redlock: bool,
+    remote: Remote,
 ) -> Cache<K, V, TieredStore<K, V>>
 where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
-    let name = function_name(id);
-    let store = redis_options(store, name, json, signature, redlock).open_tiered(&config());
+    let store =
+        redis_options(name, remote).open_tiered_shaped(&config(), (remote.shape)(remote.version));
     Cache::with_store(store).named(name)
 }
 
@@ -427,13 +454,11 @@ where
 pub fn tiered_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
+    scope: Scope,
     config: fn() -> Config,
-    _: &'static str,
-    _: bool,
-    _: u64,
-    _: bool,
+    _: Remote,
 ) -> &'static Cache<K, V, TieredStore<K, V>> {
-    cache(cell, id, config)
+    cache(cell, id, scope, config)
 }
 
 /// [`hit_or_miss`] of a sync function with `store = tiered`: the L1 first.
@@ -1261,7 +1286,12 @@ mod tests {
             None,
             "no cache before the first call"
         );
-        let cache: &Cache<u64, u64> = cache(&CELL, "private::tests::quick#0", preset::<0, 0>);
+        let cache: &Cache<u64, u64> = cache(
+            &CELL,
+            "private::tests::quick#0",
+            || "private::tests::quick",
+            preset::<0, 0>,
+        );
         assert_eq!(quick!(&CELL, &7_u64, u64), None, "a miss");
         cache.insert(7, 49);
         assert_eq!(quick!(&CELL, &7_u64, u64), Some(49));
@@ -1278,8 +1308,12 @@ mod tests {
     #[test]
     fn borrowed_and_tuple_keys_hit_quickly() {
         static CELL: CacheCell = CacheCell::new();
-        let cache: &Cache<(String, u32), String> =
-            cache(&CELL, "private::tests::quick#1", preset::<100, 0>);
+        let cache: &Cache<(String, u32), String> = cache(
+            &CELL,
+            "private::tests::quick#1",
+            || "private::tests::quick",
+            preset::<100, 0>,
+        );
         cache.insert(("a".to_string(), 1), "one".to_string());
         let found = quick!(&CELL, ("a", &1_u32), String);
         assert_eq!(found.as_deref(), Some("one"));
@@ -1289,7 +1323,12 @@ mod tests {
     #[test]
     fn an_entry_with_a_time_to_live_takes_the_full_path() {
         static CELL: CacheCell = CacheCell::new();
-        let cache: &Cache<u64, u64> = cache(&CELL, "private::tests::quick#2", preset::<0, 60_000>);
+        let cache: &Cache<u64, u64> = cache(
+            &CELL,
+            "private::tests::quick#2",
+            || "private::tests::quick",
+            preset::<0, 60_000>,
+        );
         cache.insert(1, 2);
         assert_eq!(quick!(&CELL, &1_u64, u64), None);
         assert_eq!(cache.stats().hits, 0);

@@ -5,10 +5,22 @@ pub fn fetch(url: &str) -> Result<String, String> {
         ::memo::__private::disk_cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+            || ::core::any::type_name_of_val(&|| ()),
             ::memo::__private::preset::<0usize, 900000u64>,
-            "pages",
-            true,
-            2035174694640683848u64,
+            ::memo::__private::Remote {
+                store: "pages",
+                json: true,
+                shape: {
+                    use ::memo::__private::{Shaped as _, Unshaped as _};
+                    (&::memo::__private::Shape::<
+                        ::std::string::String,
+                        Result<String, String>,
+                    >::NEW)
+                        .fingerprint()
+                },
+                version: 0,
+                redlock: false,
+            },
         )
     };
     match ::memo::__private::lead(
@@ -40,9 +52,21 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::disk_cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
+        || ::core::any::type_name_of_val(&|| ()),
         ::memo::__private::preset::<0usize, 900000u64>,
-        "pages",
-        true,
-        2035174694640683848u64,
+        ::memo::__private::Remote {
+            store: "pages",
+            json: true,
+            shape: {
+                use ::memo::__private::{Shaped as _, Unshaped as _};
+                (&::memo::__private::Shape::<
+                    ::std::string::String,
+                    Result<String, String>,
+                >::NEW)
+                    .fingerprint()
+            },
+            version: 0,
+            redlock: false,
+        },
     )
 }

@@ -5,11 +5,18 @@ async fn profile(id: u64) -> Option<String> {
         ::memo::__private::redis_cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+            || ::core::any::type_name_of_val(&|| ()),
             ::memo::__private::preset::<0usize, 300000u64>,
-            "default",
-            true,
-            11533797449997425975u64,
-            false,
+            ::memo::__private::Remote {
+                store: "default",
+                json: true,
+                shape: {
+                    use ::memo::__private::{Shaped as _, Unshaped as _};
+                    (&::memo::__private::Shape::<u64, Option<String>>::NEW).fingerprint()
+                },
+                version: 0,
+                redlock: false,
+            },
         )
     };
     match ::memo::__private::hit_or_miss_redis_async(__memo_cache, &id).await {
@@ -47,10 +54,17 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::redis_cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+        || ::core::any::type_name_of_val(&|| ()),
         ::memo::__private::preset::<0usize, 300000u64>,
-        "default",
-        true,
-        11533797449997425975u64,
-        false,
+        ::memo::__private::Remote {
+            store: "default",
+            json: true,
+            shape: {
+                use ::memo::__private::{Shaped as _, Unshaped as _};
+                (&::memo::__private::Shape::<u64, Option<String>>::NEW).fingerprint()
+            },
+            version: 0,
+            redlock: false,
+        },
     )
 }

@@ -2,7 +2,7 @@
 //! `#[cached(store = redis)]` uses.
 //!
 //! Keys follow the remote layout of [`key`](crate::key): `memo:` + the hex of the namespace
-//! (store name and codec, function path, signature hash), then the key in a Redis hash tag,
+//! (store name and codec, function identity, fingerprint of the types' shapes), then the key in a Redis hash tag,
 //! `{…}`, so that a value and its lock (`…:lock`) live in one cluster slot. A key whose encoding
 //! is longer than 100 bytes is named by its 128-bit hash instead, and its full encoding
 //! is stored beside the value and compared on read: a hash collision is a miss, never another
@@ -171,7 +171,7 @@ fn env_url() -> String {
 pub struct RedisOptions {
     name: String,
     function: String,
-    signature: u64,
+    pub(super) version: u64,
     codec: Codec,
     client: Option<RedisClient>,
     lock: LockChoice,
@@ -186,7 +186,7 @@ impl RedisOptions {
         Self {
             name: name.to_string(),
             function: String::new(),
-            signature: 0,
+            version: 0,
             codec: Codec::Binary,
             client: None,
             lock: LockChoice::Single,
@@ -195,13 +195,15 @@ impl RedisOptions {
         }
     }
 
-    /// Namespaces the entries by a function's path and signature hash (what `#[cached]` passes):
-    /// functions sharing a server never see each other's entries, and a build whose argument or
-    /// return types changed never decodes an entry of the old layout.
+    /// Namespaces the entries by a function's identity (`#[cached]` passes the resolved path,
+    /// e.g. `app::Celsius::boiling`) and a `version` to set old entries aside by hand: functions
+    /// sharing a server never see each other's entries. The key and value types' serde shapes are
+    /// always part of the namespace (see [`key::fingerprint`]): a build whose types changed never
+    /// decodes an entry of the old layout.
     #[must_use]
-    pub fn function(mut self, path: &str, signature: u64) -> Self {
+    pub fn function(mut self, path: &str, version: u64) -> Self {
         self.function = path.to_string();
-        self.signature = signature;
+        self.version = version;
         self
     }
 
@@ -254,7 +256,17 @@ impl RedisOptions {
     /// This never fails: a URL that cannot be used leaves a store whose every call misses, with
     /// the error counted in [`Counts::errors`].
     #[must_use]
-    pub fn open<K, V>(&self, config: &Config) -> RedisStore<K, V> {
+    pub fn open<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        config: &Config,
+    ) -> RedisStore<K, V> {
+        self.open_shaped(config, key::fingerprint::<K, V>(self.version))
+    }
+
+    /// [`open`](Self::open) with the fingerprint of the types and version already taken: what
+    /// `#[cached]` calls, from code that does not require serde of them (it reports a missing
+    /// serde once, elsewhere).
+    pub(crate) fn open_shaped<K, V>(&self, config: &Config, fingerprint: u64) -> RedisStore<K, V> {
         let remote = match &self.client {
             Some(client) => Ok(Arc::new(Remote::new(client.clone(), &self.lock))),
             None => shared(&env_url(), &self.lock),
@@ -267,7 +279,7 @@ impl RedisOptions {
             crate::trace::backend_error("redis", why);
         }
         let space = format!("{}/{}", self.name, self.codec.name());
-        let ns = key::namespace(&space, &self.function, self.signature);
+        let ns = key::namespace(&space, &self.function, fingerprint);
         let mut prefix = b"memo:".to_vec();
         prefix.extend_from_slice(hex(&ns).as_bytes());
         prefix.push(b':');

@@ -50,10 +50,24 @@ impl RedisOptions {
     pub fn open_tiered<K, V>(&self, config: &Config) -> TieredStore<K, V>
     where
         K: std::hash::Hash + Eq + Clone + Send + Sync + DeserializeOwned + 'static,
+        V: Clone + Send + Sync + DeserializeOwned + 'static,
+    {
+        self.open_tiered_shaped(config, crate::key::fingerprint::<K, V>(self.version))
+    }
+
+    /// [`open_tiered`](Self::open_tiered) with the fingerprint already taken (see
+    /// [`RedisOptions::open_shaped`]).
+    pub(crate) fn open_tiered_shaped<K, V>(
+        &self,
+        config: &Config,
+        fingerprint: u64,
+    ) -> TieredStore<K, V>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + DeserializeOwned + 'static,
         V: Clone + Send + Sync + 'static,
     {
         let l1 = Arc::new(MemoryStore::new(config));
-        let l2: RedisStore<K, V> = self.open(config);
+        let l2: RedisStore<K, V> = self.open_shaped(config, fingerprint);
         let mut channel = b"memo:evict:".to_vec();
         channel.extend_from_slice(l2.prefix());
         let origin: [u8; 16] = crate::redis::new_token()[..16]

@@ -64,7 +64,7 @@ pub struct DiskOptions {
     name: String,
     root: Option<PathBuf>,
     function: String,
-    signature: u64,
+    version: u64,
     codec: Codec,
     max_bytes: u64,
     memory: Option<usize>,
@@ -80,7 +80,7 @@ impl DiskOptions {
             name: name.to_string(),
             root: None,
             function: String::new(),
-            signature: 0,
+            version: 0,
             codec: Codec::Binary,
             max_bytes: 1 << 30,
             memory: None,
@@ -95,16 +95,18 @@ impl DiskOptions {
         self
     }
 
-    /// Namespaces the entries by a function's path and signature hash (what `#[cached]` passes),
-    /// so that functions sharing a store never see each other's entries, and a function whose
-    /// argument or return types changed never decodes an entry of the old layout.
+    /// Namespaces the entries by a function's identity (`#[cached]` passes the resolved path,
+    /// e.g. `app::Celsius::boiling`) and a `version` to set old entries aside by hand, so that
+    /// functions sharing a store never see each other's entries. The key and value types' serde
+    /// shapes are always part of the namespace (see [`key::fingerprint`]): a build whose types
+    /// changed never decodes an entry of the old layout.
     ///
     /// Open one store per namespace in a process: two stores of one namespace in one process
     /// each keep their own in-memory front, and one does not see the other's writes there.
     #[must_use]
-    pub fn function(mut self, path: &str, signature: u64) -> Self {
+    pub fn function(mut self, path: &str, version: u64) -> Self {
         self.function = path.to_string();
-        self.signature = signature;
+        self.version = version;
         self
     }
 
@@ -167,10 +169,20 @@ impl DiskOptions {
     /// This never fails: a directory or database that cannot be used leaves the store in memory
     /// only, with the error counted in [`Counts::errors`] and logged.
     #[must_use]
-    pub fn open<K, V>(&self, config: &Config) -> DiskStore<K, V> {
+    pub fn open<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        config: &Config,
+    ) -> DiskStore<K, V> {
+        self.open_shaped(config, key::fingerprint::<K, V>(self.version))
+    }
+
+    /// [`open`](Self::open) with the fingerprint of the types and version already taken: what
+    /// `#[cached]` calls, from code that does not require serde of them (it reports a missing
+    /// serde once, elsewhere).
+    pub(crate) fn open_shaped<K, V>(&self, config: &Config, fingerprint: u64) -> DiskStore<K, V> {
         let db = Db::shared(&self.path());
         let space_name = format!("{}/{}", self.name, self.codec.name());
-        let ns: Arc<[u8]> = key::namespace(&space_name, &self.function, self.signature).into();
+        let ns: Arc<[u8]> = key::namespace(&space_name, &self.function, fingerprint).into();
         let maxsize = config.maxsize.map(|max| max as u64);
         let space = db.space(&ns, maxsize, self.max_bytes);
         if !db.is_usable() {
@@ -214,7 +226,7 @@ pub fn default_root() -> PathBuf {
 /// A persistent store shared by processes: what `#[cached(store = disk)]` uses.
 ///
 /// Entries live in SQLite (WAL, `synchronous = NORMAL`) in the store's directory, keyed by the
-/// function (path and signature hash) and the encoded key, with an indexed expiry column; values
+/// function (identity and fingerprint of the types' shapes) and the encoded key, with an indexed expiry column; values
 /// are encoded by a [`Codec`], and those of 32 KiB or more are kept in files beside the database
 /// (`values/`). Recently used values are also kept decoded in memory, and a hit
 /// there costs about as much as an in-memory cache's: a counter that every process bumps after

@@ -87,7 +87,7 @@ fn functions_and_signatures_do_not_share_entries() {
     let tmp = TempDir::new("ns");
     let f: DiskStore<String, u64> = options(&tmp.0).open(&Config::new());
     let g: DiskStore<String, u64> = options(&tmp.0).function("tests::g", 1).open(&Config::new());
-    // The same function after its return type changed: another signature hash.
+    // The same function after its return type changed: another fingerprint.
     let f2: DiskStore<String, String> =
         options(&tmp.0).function("tests::f", 2).open(&Config::new());
     f.insert("k".into(), 7);

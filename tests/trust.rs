@@ -1,0 +1,325 @@
+//! A cached call returns what the function would have returned for these arguments in this
+//! build: never another function's value (same-named functions of two impls, instances of a
+//! generic impl, methods keyed by `self`), never a value written under another layout of the key
+//! or value types.
+//!
+//! Each test here failed before function identities were resolved (`type_name` of the call's
+//! scope) and namespaces carried the types' serde shapes.
+
+use std::marker::PhantomData;
+
+use memo::cached;
+
+/// The units of a generic impl whose key and value types do not mention the unit.
+trait Unit {
+    const SUFFIX: &'static str;
+}
+
+struct Feet;
+struct Meters;
+
+impl Unit for Feet {
+    const SUFFIX: &'static str = "ft";
+}
+
+impl Unit for Meters {
+    const SUFFIX: &'static str = "m";
+}
+
+struct Length<U>(PhantomData<U>);
+
+impl<U: Unit> Length<U> {
+    #[cached]
+    fn label(n: u32) -> String {
+        format!("{n}{}", U::SUFFIX)
+    }
+}
+
+#[test]
+fn each_instance_of_a_generic_impl_has_its_own_memory_cache() {
+    assert_eq!(Length::<Meters>::label(3), "3m");
+    assert_eq!(Length::<Feet>::label(3), "3ft");
+    assert_eq!(Length::<Meters>::label(3), "3m");
+    assert_eq!(Length::<Feet>::label(3), "3ft");
+    let meters = Length::<Meters>::label_cache().stats();
+    let feet = Length::<Feet>::label_cache().stats();
+    assert_eq!((meters.hits, meters.misses), (1, 1));
+    assert_eq!((feet.hits, feet.misses), (1, 1));
+    assert!(Length::<Feet>::label_cache().invalidate(&3));
+    assert_eq!(
+        Length::<Meters>::label_cache().len(),
+        1,
+        "the other instance keeps its entry"
+    );
+}
+
+#[cfg(feature = "disk")]
+mod disk {
+    use std::path::PathBuf;
+    use std::sync::Once;
+
+    use memo::{Cache, Codec, Config, DiskOptions, DiskStore, cached};
+    use serde::{Deserialize, Serialize};
+
+    /// One cache directory for this test binary (the caches are process-wide statics).
+    fn init() {
+        static INIT: Once = Once::new();
+        INIT.call_once(|| {
+            let dir = root().join("attribute");
+            let _ = std::fs::remove_dir_all(&dir);
+            // SAFETY: every disk test calls `init` before any cache is opened; std's readers of
+            // the environment take the lock `set_var` takes, and no foreign code reads it meanwhile.
+            unsafe { std::env::set_var("MEMO_CACHE_DIR", &dir) };
+        });
+    }
+
+    fn root() -> PathBuf {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-trust-tests")
+    }
+
+    struct Celsius;
+    struct Fahrenheit;
+
+    impl Celsius {
+        #[cached(store = disk)]
+        fn boiling(scale: u32) -> String {
+            format!("celsius:{}", 100 * scale)
+        }
+    }
+
+    impl Fahrenheit {
+        #[cached(store = disk)]
+        fn boiling(scale: u32) -> String {
+            format!("fahrenheit:{}", 212 * scale)
+        }
+    }
+
+    #[test]
+    fn same_named_associated_functions_of_two_impls_never_share_entries() {
+        init();
+        assert_eq!(Celsius::boiling(1), "celsius:100");
+        assert_eq!(Fahrenheit::boiling(1), "fahrenheit:212");
+        assert_eq!(Celsius::boiling(1), "celsius:100");
+        assert_eq!(Fahrenheit::boiling(1), "fahrenheit:212");
+        assert_eq!(Fahrenheit::boiling_cache().stats().misses, 1);
+    }
+
+    #[derive(Clone, Hash, PartialEq, Eq, Serialize, Deserialize)]
+    struct UserId(u32);
+
+    #[derive(Clone, Hash, PartialEq, Eq, Serialize, Deserialize)]
+    struct OrderId(u32);
+
+    impl UserId {
+        #[cached(store = disk)]
+        fn describe(&self) -> String {
+            format!("user #{}", self.0)
+        }
+    }
+
+    impl OrderId {
+        #[cached(store = disk)]
+        fn describe(&self) -> String {
+            format!("order #{}", self.0)
+        }
+    }
+
+    #[test]
+    fn methods_keyed_by_self_of_two_types_never_share_entries() {
+        init();
+        assert_eq!(UserId(7).describe(), "user #7");
+        assert_eq!(OrderId(7).describe(), "order #7");
+        assert_eq!(OrderId(7).describe(), "order #7");
+    }
+
+    mod before {
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub(super) struct Account {
+            pub(super) balance: u64,
+            pub(super) limit: u64,
+        }
+
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub(super) enum Plan {
+            Free,
+            Pro,
+        }
+    }
+
+    mod after {
+        /// The same name; two fields swapped, and `limit` became signed.
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub(super) struct Account {
+            pub(super) limit: i64,
+            pub(super) balance: u64,
+        }
+
+        /// The same variants, reordered.
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub(super) enum Plan {
+            Pro,
+            Free,
+        }
+    }
+
+    /// The store of `app::account` as one build or the next opens it: what `#[cached]` passes.
+    fn account_store<K, V>(dir: &str, codec: Codec, version: u64) -> Cache<K, V, DiskStore<K, V>>
+    where
+        K: serde::de::DeserializeOwned,
+        V: serde::de::DeserializeOwned,
+    {
+        let store = DiskOptions::new("default")
+            .root(root().join(dir))
+            .function("app::account", version)
+            .codec(codec)
+            .open(&Config::new());
+        Cache::with_store(store)
+    }
+
+    #[test]
+    fn a_changed_layout_is_a_miss_not_garbage() {
+        for codec in [Codec::Binary, Codec::Json] {
+            let dir = format!("layout-{}", codec.name());
+            let _ = std::fs::remove_dir_all(root().join(&dir));
+            let old: Cache<u32, before::Account, _> = account_store(&dir, codec, 0);
+            let account = before::Account {
+                balance: 1001,
+                limit: 50,
+            };
+            old.insert(1, account.clone());
+            assert_eq!(old.get(&1), Some(account));
+            let new: Cache<u32, after::Account, _> = account_store(&dir, codec, 0);
+            assert_eq!(new.get(&1), None, "{codec:?}: fields reordered and retyped");
+
+            let old: Cache<u32, before::Plan, _> = account_store(&dir, codec, 0);
+            old.insert(1, before::Plan::Free);
+            let new: Cache<u32, after::Plan, _> = account_store(&dir, codec, 0);
+            assert_eq!(new.get(&1), None, "{codec:?}: variants reordered");
+
+            // A key type alias that became signed: postcard reads 5 as -3.
+            let old: Cache<u32, String, _> = account_store(&dir, codec, 0);
+            old.insert(5, "id=5".to_string());
+            let new: Cache<i32, String, _> = account_store(&dir, codec, 0);
+            assert_eq!(new.get(&-3), None, "{codec:?}: key type changed");
+            assert_eq!(new.get(&5), None, "{codec:?}: key type changed");
+
+            // The same types, by hand: `version = N` sets the old entries aside.
+            let bumped: Cache<u32, String, _> = account_store(&dir, codec, 1);
+            assert_eq!(bumped.get(&5), None, "{codec:?}: version bumped");
+            let same: Cache<u32, String, _> = account_store(&dir, codec, 0);
+            assert_eq!(
+                same.get(&5).as_deref(),
+                Some("id=5"),
+                "{codec:?}: same build"
+            );
+        }
+    }
+
+    static VERSIONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[cached(store = disk, version = 3)]
+    fn versioned(n: u64) -> u64 {
+        VERSIONED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        n + 1
+    }
+
+    #[test]
+    fn version_is_accepted_and_caches() {
+        init();
+        assert_eq!(versioned(1), 2);
+        assert_eq!(versioned(1), 2);
+        assert_eq!(VERSIONED.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+}
+
+#[cfg(feature = "redis")]
+#[path = "../memo-runtime/tests/support/redis_server.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
+mod redis {
+    use std::sync::OnceLock;
+
+    use memo::cached;
+    use serde::{Deserialize, Serialize};
+
+    use super::redis_server::RedisServer;
+
+    /// The server of this binary's Redis functions, for the life of the process.
+    fn init() {
+        static SERVER: OnceLock<RedisServer> = OnceLock::new();
+        SERVER.get_or_init(|| {
+            let server = RedisServer::start();
+            // SAFETY: every Redis test calls `init` before any Redis cache is opened, and no
+            // foreign code reads the environment meanwhile.
+            unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };
+            server
+        });
+    }
+
+    struct Celsius;
+    struct Fahrenheit;
+
+    impl Celsius {
+        #[cached(store = redis)]
+        fn boiling(scale: u32) -> String {
+            format!("celsius:{}", 100 * scale)
+        }
+    }
+
+    impl Fahrenheit {
+        #[cached(store = redis)]
+        fn boiling(scale: u32) -> String {
+            format!("fahrenheit:{}", 212 * scale)
+        }
+    }
+
+    #[derive(Clone, Hash, PartialEq, Eq, Serialize, Deserialize)]
+    struct UserId(u32);
+
+    #[derive(Clone, Hash, PartialEq, Eq, Serialize, Deserialize)]
+    struct OrderId(u32);
+
+    impl UserId {
+        #[cached(store = tiered)]
+        async fn describe(&self) -> String {
+            format!("user #{}", self.0)
+        }
+    }
+
+    impl OrderId {
+        #[cached(store = tiered)]
+        async fn describe(&self) -> String {
+            format!("order #{}", self.0)
+        }
+    }
+
+    #[test]
+    fn same_named_functions_of_two_impls_never_share_redis_entries() {
+        init();
+        assert_eq!(Celsius::boiling(1), "celsius:100");
+        assert_eq!(Fahrenheit::boiling(1), "fahrenheit:212");
+        assert_eq!(Fahrenheit::boiling(1), "fahrenheit:212");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(UserId(7).describe().await, "user #7");
+            assert_eq!(OrderId(7).describe().await, "order #7");
+            assert_eq!(OrderId(7).describe().await, "order #7");
+        });
+    }
+}
+
+#[cached]
+fn after_the_modules(n: u32) -> u32 {
+    n
+}
+
+#[test]
+fn a_plain_function_keeps_its_fast_path() {
+    assert_eq!(after_the_modules(1), 1);
+    assert_eq!(after_the_modules(1), 1);
+    assert_eq!(after_the_modules_cache().stats().hits, 1);
+}

@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached(maxsize = 100, version = 2)]
+fn load(id: u64) -> u64 {
+    id
+}
+
+fn main() {}
