@@ -165,10 +165,15 @@ fn new_disk_cache<K, V>(
     signature: u64,
 ) -> Cache<K, V, DiskStore<K, V>> {
     let name = function_name(id);
-    let store = crate::DiskOptions::new(store)
-        .function(name, signature)
-        .codec(codec_of(json))
-        .open(&config());
+    // No name: the program's own store; a name is shared by the programs that give it.
+    let store = if store == "default" {
+        crate::DiskOptions::program()
+    } else {
+        crate::DiskOptions::new(store)
+    }
+    .function(name, signature)
+    .codec(codec_of(json))
+    .open(&config());
     Cache::with_store(store).named(name)
 }
 

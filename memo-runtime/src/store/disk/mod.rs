@@ -12,6 +12,7 @@
 mod db;
 mod files;
 mod lock;
+mod perms;
 mod version;
 mod writer;
 
@@ -86,6 +87,37 @@ impl DiskOptions {
             memory: None,
             lease: Duration::from_secs(60),
         }
+    }
+
+    /// The store of the running program alone: what `#[cached(store = disk)]` uses when no
+    /// store is named. Its directory is `default-<program>-<hash>`, where `<program>` is the
+    /// executable's file name and `<hash>` a hash of its canonical path, so every run of one
+    /// executable (and every process it runs of itself, such as a test binary's children) finds
+    /// its entries again, and two programs never share them, even with the same crate and
+    /// function names. Programs that are meant to share entries name a store:
+    /// [`new`](Self::new) (`#[cached(store = disk("name"))]`).
+    ///
+    /// Moving or renaming the executable starts an empty store. Without a known executable path
+    /// (no `/proc`), `argv[0]` stands for it.
+    #[must_use]
+    pub fn program() -> Self {
+        let exe = std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .map(std::path::PathBuf::into_os_string)
+            .ok()
+            .or_else(|| std::env::args_os().next())
+            .unwrap_or_default();
+        let stem = std::path::Path::new(&exe)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // FNV-1a: stable across builds and versions of memo (the name must not change).
+        let hash = std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str())
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        Self::new(&format!("default-{stem}-{hash:016x}"))
     }
 
     /// Keeps the store under `root` instead of the cache directory.
@@ -195,20 +227,27 @@ impl DiskOptions {
             lease: self.lease,
             clock: ClockCell::default(),
             disk_hits: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
             types: PhantomData,
         }
     }
 }
 
-/// `$MEMO_CACHE_DIR`, else the OS cache directory's `memo` (`~/.cache/memo` on Linux), else the
-/// temporary directory's `memo-cache`.
+/// The root of the stores: `$MEMO_CACHE_DIR`, else the user's cache directory's `memo`
+/// (`$XDG_CACHE_HOME/memo` or `~/.cache/memo` on Linux), else, for a user with neither (no home
+/// directory), `memo-<uid>` in the temporary directory, the user's own.
+///
+/// Whichever it is, a store uses it only if it is a directory of the user's that no one else can
+/// write to, reached through no other user's symlink (it is created `0700` if missing); otherwise
+/// the store keeps its entries in memory and says why (see [`DiskStore`]). A `memo-<uid>` that
+/// another user made first is refused so, never used.
 #[must_use]
 pub fn default_root() -> PathBuf {
     std::env::var_os("MEMO_CACHE_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|dir| dir.join("memo")))
-        .unwrap_or_else(|| std::env::temp_dir().join("memo-cache"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("memo-{}", perms::uid())))
 }
 
 /// A persistent store shared by processes: what `#[cached(store = disk)]` uses.
@@ -250,6 +289,8 @@ pub struct DiskStore<K, V> {
     lease: Duration,
     clock: ClockCell,
     disk_hits: AtomicU64,
+    /// Claims that waited for another caller's lock (tests check that none wait for nothing).
+    waits: AtomicU64,
     types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -364,18 +405,31 @@ where
             None => {
                 let row = shared.read(&self.space, |conn| {
                     conn.prepare_cached(
-                        "SELECT value, expires, file FROM entries WHERE ns = ?1 AND key = ?2",
+                        "SELECT value, expires, file, size FROM entries WHERE ns = ?1 AND key = ?2",
                     )?
                     .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                     })
                     .optional()
                 });
-                let (bytes, expires, file): (Vec<u8>, i64, Option<String>) = row.flatten()?;
+                let (bytes, expires, file, size): (Vec<u8>, i64, Option<String>, i64) =
+                    row.flatten()?;
                 match file {
-                    // Removed meanwhile by another process: a miss.
-                    Some(name) => (files::read(&shared.dir, &name)?.into(), expires),
                     None => (bytes.into(), expires),
+                    Some(name) => {
+                        let size = usize::try_from(size).unwrap_or(usize::MAX);
+                        match files::read(&shared.dir, &name, &self.ns, &encoded, size) {
+                            files::Found::Value(bytes) => (bytes.into(), expires),
+                            // Removed meanwhile by another process: a miss.
+                            files::Found::Gone => return None,
+                            files::Found::Wrong => {
+                                // Swapped or cut short: a miss, and the row goes.
+                                self.count_error("a value file is not this key's value");
+                                shared.queue.push(&self.ns, encoded, Kind::Delete);
+                                return None;
+                            }
+                        }
+                    }
                 }
             }
         };
