@@ -3,7 +3,8 @@
 //! and error reports.
 //!
 //! Files: `cache.db` (+ SQLite's `-wal` and `-shm`), `version` (see `version.rs`), `values/`
-//! (see `files.rs`) and `open.lock`, in a directory created `0700`; files are created `0600`.
+//! (see `files.rs`) and `open.lock`, in a directory created `0700`; files are created `0600`,
+//! and the directory and files are checked before use (see `perms.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;

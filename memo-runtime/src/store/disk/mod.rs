@@ -8,6 +8,7 @@
 //!   whether the values in its front are still those on disk.
 //! - `files.rs`: large values, in files beside the database.
 //! - `lock.rs`: the per-key claim that makes processes missing one key compute it once.
+//! - `perms.rs`: the checks that make a store's directory and files the user's own.
 
 mod db;
 mod files;
@@ -46,6 +47,12 @@ const FRONT_ENTRIES: usize = 1 << 17;
 
 /// Where and how a [`DiskStore`] keeps its entries.
 ///
+/// A store is a directory under a root ([`default_root`], or [`root`](Self::root)): a store
+/// made with [`new`](Self::new) is shared by every program of the user that names it; the
+/// store of [`program`](Self::program) (`#[cached(store = disk)]` with no name) is the running
+/// program's alone. The root must be the user's own, writable by no one else (see
+/// [`DiskStore`]'s `# Trust`).
+///
 /// # Examples
 ///
 /// ```
@@ -74,7 +81,8 @@ pub struct DiskOptions {
 
 impl DiskOptions {
     /// The store called `name`: a subdirectory of the cache directory (characters other than
-    /// ASCII letters, digits, `-`, `_` and `.` become `_`).
+    /// ASCII letters, digits, `-`, `_` and `.` become `_`), shared by the programs of this
+    /// user that name it (`#[cached(store = disk("name"))]`).
     #[must_use]
     pub fn new(name: &str) -> Self {
         Self {
@@ -172,7 +180,8 @@ impl DiskOptions {
     }
 
     /// The directory of this store: `<root>/<name>`, where the root is the one given to
-    /// [`root`](Self::root), else `$MEMO_CACHE_DIR`, else the OS cache directory's `memo`.
+    /// [`root`](Self::root), else [`default_root`] (as given: [`open`](Self::open) checks it and
+    /// resolves symlinks).
     #[must_use]
     pub fn path(&self) -> PathBuf {
         let root = self.root.clone().unwrap_or_else(default_root);
@@ -196,8 +205,9 @@ impl DiskOptions {
 
     /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`).
     ///
-    /// This never fails: a directory or database that cannot be used leaves the store in memory
-    /// only, with the error counted in [`Counts::errors`] and logged.
+    /// This never fails: a directory or database that cannot be used, or that is refused
+    /// because another user could have written to it, leaves the store in memory only, with the
+    /// error counted in [`Counts::errors`] and logged once (with the reason).
     #[must_use]
     pub fn open<K, V>(&self, config: &Config) -> DiskStore<K, V> {
         let db = Db::shared(&self.path());
@@ -271,10 +281,28 @@ pub fn default_root() -> PathBuf {
 /// the calling thread, also under an `async fn` (a cross-process wait is rare: it needs another
 /// process computing the same key at the same moment).
 ///
+/// # Trust
+///
+/// A value read back is returned as the function's, so the store's files must be the user's
+/// alone. The root must be a directory owned by the user (the effective uid) and not writable by
+/// group or others, reached through no symlink owned by another user (root's are trusted) and
+/// no directory above it that everyone may write to without the sticky bit; the store's
+/// directory must be a real directory of the user's. Otherwise the store is refused: it keeps
+/// entries in memory only, warns once with the reason, and counts the error. Directories are
+/// created `0700` and files `0600` (with `O_NOFOLLOW`, and `O_EXCL` for value files); a file of
+/// another user is refused, and a looser mode of one of the user's own (a database copied in,
+/// which SQLite would pass on to its `-wal` and `-shm`) is tightened.
+///
 /// # Faults
 ///
-/// A damaged database is moved aside (`cache.db.corrupt-<time>`) and rebuilt, with a warning; a
-/// value that does not decode is a miss; a full or read-only disk makes calls compute as if
+/// A damaged database is moved aside (`cache.db.corrupt-<time>`, then `.1`, `.2`, …) and
+/// rebuilt, with a warning; processes that find it damaged at once converge on one new
+/// database (one moves it aside; the others see that `cache.db` is no longer the file they
+/// opened, and open the new one). A value that does not decode is a miss; so is a value file
+/// that does not hold this key's value of the recorded length (each starts with its namespaced
+/// key and length). Value files that no row names (a process killed between writing one and
+/// committing its row, a failed write) are removed an hour after they were written, when a
+/// process next opens the directory. A full or read-only disk makes calls compute as if
 /// uncached. Each failure is counted in [`Counts::errors`] (`Stats::backend_errors`) and logged
 /// at most once a minute; nothing panics.
 pub struct DiskStore<K, V> {

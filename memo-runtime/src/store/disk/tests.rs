@@ -73,13 +73,29 @@ fn entries_survive_reopening() {
 fn directory_and_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = TempDir::new("modes");
-    let store = open(&tmp.0, &Config::new());
-    store.insert("a".into(), 1);
+    let root = tmp.0.join("root");
+    let store: DiskStore<u32, Vec<u8>> = options(&root).open(&Config::new());
+    store.insert(1, vec![1; 40_000]);
     store.flush();
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&tmp.0.join("test")), 0o700);
-    assert_eq!(mode(&db_file(&tmp.0)), 0o600);
-    assert_eq!(mode(&tmp.0.join("test").join("version")), 0o600);
+    let dir = root.join("test");
+    for made in [&root, &dir, &dir.join("values")] {
+        assert_eq!(mode(made), 0o700, "{}", made.display());
+    }
+    let names = [
+        "cache.db",
+        "cache.db-wal",
+        "cache.db-shm",
+        "version",
+        "open.lock",
+    ];
+    for file in names.iter().map(|name| dir.join(name)).chain(
+        std::fs::read_dir(dir.join("values"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path()),
+    ) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
 }
 
 #[test]
@@ -674,7 +690,9 @@ fn old_value_files_no_row_names_are_swept_at_open() {
     // The writer sweeps when it starts, before its first batch.
     store.insert(2, vec![2; 10]);
     store.flush();
-    assert_eq!(file_names(&values), vec!["0c.val".to_string(), kept]);
+    let mut expected = vec!["0c.val".to_string(), kept];
+    expected.sort();
+    assert_eq!(file_names(&values), expected);
     assert_eq!(store.get(&&1), Some(vec![1; 40_000]));
 }
 
@@ -973,6 +991,18 @@ fn without_a_home_the_root_is_the_users_own_temporary_directory() {
             })
             .unwrap()
     };
+    // With `$XDG_CACHE_HOME` (and no `MEMO_CACHE_DIR`): its `memo`.
+    let xdg = tmp.0.join("xdg");
+    let mut command = child_command(None, &tmp.0, "default-root", &[]);
+    command
+        .env_remove("MEMO_CACHE_DIR")
+        .env("XDG_CACHE_HOME", &xdg);
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("RESULT {} true", xdg.join("memo/test").display())),
+        "{text}"
+    );
     let own = tmp.0.join("memo-12345");
     assert_eq!(run(), format!("{} true", own.join("test").display()));
     let meta = std::fs::metadata(&own).unwrap();
