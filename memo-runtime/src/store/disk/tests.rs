@@ -439,6 +439,28 @@ fn child() {
             store.flush();
             println!("RESULT planted");
         }
+        "refused" => {
+            // Two functions' stores in a refused directory, called three times each.
+            let runs = AtomicUsize::new(0);
+            let mut errors = 0;
+            for function in ["tests::refused_f", "tests::refused_g"] {
+                let store: DiskStore<String, u64> =
+                    options(&root).function(function, 1).open(&Config::new());
+                let cache = Cache::with_store(store);
+                for _ in 0..3 {
+                    let value = cache.get_or_compute("a", |_| {
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        1
+                    });
+                    assert_eq!(value, 1);
+                }
+                errors += cache.stats().backend_errors;
+            }
+            println!(
+                "RESULT runs={} errors={errors}",
+                runs.load(Ordering::Relaxed)
+            );
+        }
         "write-large" => {
             let store: DiskStore<u64, Vec<u8>> = options(&root).open(&Config::new());
             println!("RESULT writing");
@@ -867,6 +889,16 @@ fn a_root_others_can_write_to_is_refused() {
         open(&tmp.0, &Config::new()).insert("a".into(), 666);
         std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(mode)).unwrap();
         assert_refused(&tmp.0);
+        // In a process of its own: one warning, whatever the functions and calls.
+        let out = spawn_child(&tmp.0, "refused", &[])
+            .wait_with_output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(stdout.contains("RESULT runs=2 errors=2"), "{stdout}");
+        assert_eq!(stderr.matches("refusing to use it").count(), 1, "{stderr}");
         // The store's own directory, too.
         std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::set_permissions(tmp.0.join("test"), std::fs::Permissions::from_mode(mode))
