@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::DiskStore;
+use super::db::Shared;
 use super::writer::Kind;
 use crate::key;
 use crate::store::{Claim, Lease};
@@ -78,6 +79,33 @@ fn try_lock(
     })
 }
 
+/// A lock token of this process registered in `Shared::held` while its claim may hold a row;
+/// unregistered on drop unless `keep` (the claim's release does it then).
+struct Held<'a> {
+    shared: &'a Shared,
+    token: i64,
+    keep: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(shared: &'a Shared, token: i64) -> Self {
+        lock(&shared.held).insert(token);
+        Self {
+            shared,
+            token,
+            keep: false,
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            lock(&self.shared.held).remove(&self.token);
+        }
+    }
+}
+
 /// Whether process `pid` of this machine has ended (a lock it holds will never be released).
 fn is_dead(pid: i64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -111,6 +139,8 @@ where
                 .to_ne_bytes(),
         );
         let shared = &self.db.shared;
+        // Registered before the row can exist, so no other caller here takes it for stale.
+        let mut held = Held::new(shared, token);
         let started = Instant::now();
         let mut pause = FIRST_PAUSE;
         loop {
@@ -121,7 +151,8 @@ where
                 // The database failed (counted): compute without coordination.
                 None => return Claim::Compute(Lease::none()),
                 Some(Attempt::Taken) => {
-                    lock(&shared.held).insert(token);
+                    // From here the release (which unregisters it) owns the token.
+                    held.keep = true;
                     let release = {
                         let db = Arc::clone(&self.db);
                         let ns = Arc::clone(&self.ns);

@@ -612,11 +612,33 @@ fn a_lock_of_this_process_that_no_caller_holds_is_taken_over() {
     assert_eq!(cache.stats().backend_errors, 0);
     // Taken over and released, not left for its lease.
     cache.store().flush();
-    let locks: i64 = rusqlite::Connection::open(db_file(&tmp.0))
+    assert_eq!(lock_rows(&tmp.0), 0);
+}
+
+fn lock_rows(root: &Path) -> i64 {
+    rusqlite::Connection::open(db_file(root))
         .unwrap()
         .query_row("SELECT count(*) FROM locks", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(locks, 0);
+        .unwrap()
+}
+
+/// A batch that fails (here: its value file cannot be written) still releases its locks, or
+/// other processes' callers of the key would wait for the lease.
+#[test]
+fn a_failed_write_still_releases_its_lock() {
+    let tmp = TempDir::new("failed-release");
+    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    store.insert(0, vec![0; 10]);
+    store.flush();
+    // `values` a file: no value file can be written.
+    let values = tmp.0.join("test").join("values");
+    let _ = std::fs::remove_dir_all(&values);
+    std::fs::write(&values, b"").unwrap();
+    let cache = Cache::with_store(store);
+    assert_eq!(cache.get_or_compute(&1, |_| vec![1; 40_000]).len(), 40_000);
+    cache.store().flush();
+    assert!(cache.stats().backend_errors >= 1);
+    assert_eq!(lock_rows(&tmp.0), 0);
 }
 
 /// The names of the value files, by the key (a `u32`) whose row names them.

@@ -293,6 +293,12 @@ fn sweep(shared: &Shared) {
 /// The locks a failed batch was to release, released in a transaction of their own: a lock
 /// left behind would keep every process's callers of its key waiting for its lease.
 fn release_alone(shared: &Shared, batch: &[Op]) {
+    if !batch
+        .iter()
+        .any(|op| matches!(op.kind, Kind::Release { .. }))
+    {
+        return;
+    }
     let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(conn) = conn.as_mut() else {
         return;
