@@ -135,6 +135,32 @@ async fn async_functions_use_the_disk_store_too() {
     assert_eq!((stats.hits, stats.misses), (1, 1));
 }
 
+static STALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// In a store of its own, so that its database is new.
+#[cached(store = disk("stall"))]
+fn stall(n: u64) -> u64 {
+    STALLS.fetch_add(1, Ordering::Relaxed);
+    n + 1
+}
+
+// Issue 17, item 8: on a new store, a call, an `invalidate` at once, and the call again waited
+// 60 s for a lock nobody held, with "failed (Query returned no rows)".
+#[test]
+fn a_call_invalidated_at_once_on_a_new_store_is_computed_again_without_waiting() {
+    init();
+    assert_eq!(stall(1), 2);
+    assert!(stall_cache().invalidate(&1));
+    assert_eq!(stall(1), 2);
+    assert_eq!(stall(1), 2);
+    stall_cache().clear();
+    assert_eq!(stall(1), 2);
+    let stats = stall_cache().stats();
+    assert_eq!(STALLS.load(Ordering::Relaxed), 3);
+    assert_eq!((stats.hits, stats.backend_errors), (1, 0));
+    assert!(stall_cache().store().is_persistent());
+}
+
 /// What a program computes: its name, from the parent.
 fn program() -> String {
     std::env::var("MEMO_TEST_PROGRAM").unwrap_or_default()
