@@ -8,8 +8,9 @@
 //! - no component of the root's path is a symlink owned by another user (root's own symlinks,
 //!   such as `/var/run`, are trusted), and no directory above the root is writable by everyone
 //!   without the sticky bit (anyone could swap the root there);
-//! - the store's directory under the root is a real directory (not a symlink), owned by the
-//!   user and not writable by others; it is created `0700` and tightened to `0700` if looser;
+//! - the store's directory under the root (and its `values/`) is a real directory (not a
+//!   symlink), owned by the user and not writable by others; it is created `0700`, and one
+//!   that others may only read or enter is tightened to `0700`;
 //! - every file is opened with `O_NOFOLLOW`, owned by the user, and `0600` (created so, or
 //!   tightened: SQLite gives its `-wal` and `-shm` files the mode of the database file).
 //!
@@ -95,7 +96,7 @@ fn check_symlinks(path: &Path) -> Result<()> {
 }
 
 /// Creates the directory `path` `0700`, or checks the one there: a real directory of this
-/// user's that no one else can write to (looser modes are tightened to `0700`).
+/// user's that no one else can write to (one that others may read is tightened to `0700`).
 pub(super) fn private_dir(path: &Path) -> Result<()> {
     match DirBuilder::new().mode(0o700).create(path) {
         Err(err) if err.kind() != ErrorKind::AlreadyExists => return Err(err),
