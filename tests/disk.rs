@@ -1,19 +1,34 @@
 //! `#[cached(store = disk)]` end to end: persistence through the attribute, namespaces,
-//! invalidation through the handle, serde types, JSON values.
+//! invalidation through the handle, serde types, JSON values, the program's own store.
+//!
+//! Processes: the test binary runs itself (or a copy of itself, another program) with
+//! `MEMO_TEST_ROLE` set (see [`child`]).
 #![cfg(feature = "disk")]
 
+#[path = "support/child.rs"]
+mod child;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memo::cached;
 
+/// The cache directory of this test binary and its children.
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-disk-tests")
+}
+
 /// One cache directory for this test binary (the caches are process-wide statics).
 fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        // Under `target/`, emptied at the start of each run.
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-disk-tests");
-        let _ = std::fs::remove_dir_all(&dir);
+        // Under `target/`, emptied at the start of each run (by the parent, not its children).
+        let dir = cache_dir();
+        if std::env::var_os("MEMO_TEST_ROLE").is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         // SAFETY: every test calls `init` before anything else, so the variable is set before
         // any cache is opened; std's own readers of the environment take the lock `set_var`
         // takes, and these tests run no foreign code that reads it meanwhile.
@@ -38,7 +53,11 @@ fn a_disk_function_computes_once_and_counts_hits() {
     let stats = square_cache().stats();
     assert_eq!((stats.hits, stats.misses, stats.backend_errors), (1, 1, 0));
     assert!(square_cache().store().is_persistent());
-    assert!(square_cache().store().dir().ends_with("default"));
+    let dir = square_cache().store().dir().file_name().unwrap();
+    assert!(
+        dir.to_string_lossy().starts_with("default-disk-"),
+        "{dir:?}"
+    );
     assert!(square_cache().invalidate(&12));
     assert_eq!(square(12), 144);
     assert_eq!(SQUARES.load(Ordering::Relaxed), 2);
@@ -114,4 +133,96 @@ async fn async_functions_use_the_disk_store_too() {
     assert_eq!(lookup("four").await, Some(4));
     let stats = lookup_cache().stats();
     assert_eq!((stats.hits, stats.misses), (1, 1));
+}
+
+static STALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// In a store of its own, so that its database is new.
+#[cached(store = disk("stall"))]
+fn stall(n: u64) -> u64 {
+    STALLS.fetch_add(1, Ordering::Relaxed);
+    n + 1
+}
+
+// Issue 17, item 8: on a new store, a call, an `invalidate` at once, and the call again waited
+// 60 s for a lock nobody held, with "failed (Query returned no rows)".
+#[test]
+fn a_call_invalidated_at_once_on_a_new_store_is_computed_again_without_waiting() {
+    init();
+    assert_eq!(stall(1), 2);
+    assert!(stall_cache().invalidate(&1));
+    assert_eq!(stall(1), 2);
+    assert_eq!(stall(1), 2);
+    stall_cache().clear();
+    assert_eq!(stall(1), 2);
+    let stats = stall_cache().stats();
+    assert_eq!(STALLS.load(Ordering::Relaxed), 3);
+    assert_eq!((stats.hits, stats.backend_errors), (1, 0));
+    assert!(stall_cache().store().is_persistent());
+}
+
+/// What a program computes: its name, from the parent.
+fn program() -> String {
+    std::env::var("MEMO_TEST_PROGRAM").unwrap_or_default()
+}
+
+#[cached(store = disk)]
+fn lookup_id(id: u64) -> String {
+    format!("{}:{id}", program())
+}
+
+#[cached(store = disk("shared-lookups"))]
+fn shared_lookup_id(id: u64) -> String {
+    format!("{}:{id}", program())
+}
+
+/// What this binary does when run as a child process.
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("MEMO_TEST_ROLE") else {
+        return;
+    };
+    init();
+    match role.as_str() {
+        "lookup" => {
+            let (own, shared) = (lookup_id(7), shared_lookup_id(7));
+            assert_eq!(lookup_id_cache().stats().backend_errors, 0);
+            lookup_id_cache().store().flush();
+            shared_lookup_id_cache().store().flush();
+            println!("RESULT {own} {shared}");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Runs `exe` (this binary or a copy) as the child `role`, as program `name`.
+fn run(exe: &Path, role: &str, name: &str) -> String {
+    let out = Command::new(exe)
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", role)
+        .env("MEMO_TEST_PROGRAM", name)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap();
+    child::result(&out)
+}
+
+// Issue 17, item 2: two programs with the same crate and function names, each with the default
+// store, shared entries: the second got the first one's values.
+#[test]
+fn the_default_store_is_the_programs_own_and_a_named_store_is_shared() {
+    init();
+    let this = std::env::current_exe().unwrap();
+    // Another program: the same code at another path (another build, another crate named alike).
+    let other_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-other-program");
+    let _ = std::fs::remove_dir_all(&other_dir);
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = other_dir.join("app");
+    std::fs::copy(&this, &other).unwrap();
+    assert_eq!(run(&this, "lookup", "first"), "first:7 first:7");
+    assert_eq!(run(&other, "lookup", "second"), "second:7 first:7");
+    // Each program finds its own entries again, in its next runs.
+    assert_eq!(run(&this, "lookup", "third"), "first:7 first:7");
+    assert_eq!(run(&other, "lookup", "fourth"), "second:7 first:7");
+    let _ = std::fs::remove_dir_all(&other_dir);
 }

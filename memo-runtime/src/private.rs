@@ -212,7 +212,13 @@ fn new_disk_cache<K, V>(
     config: fn() -> Config,
     remote: Remote,
 ) -> Cache<K, V, DiskStore<K, V>> {
-    let store = crate::DiskOptions::new(remote.store)
+    // No name: the program's own store; a name is shared by the programs that give it.
+    let options = if remote.store == "default" {
+        crate::DiskOptions::program()
+    } else {
+        crate::DiskOptions::new(remote.store)
+    };
+    let store = options
         .function(name, remote.version)
         .codec(codec_of(remote.json))
         .open_shaped(&config(), (remote.shape)(remote.version));

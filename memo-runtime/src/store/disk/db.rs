@@ -3,13 +3,14 @@
 //! and error reports.
 //!
 //! Files: `cache.db` (+ SQLite's `-wal` and `-shm`), `version` (see `version.rs`), `values/`
-//! (see `files.rs`) and `open.lock`, in a directory created `0700`; files are created `0600`.
+//! (see `files.rs`) and `open.lock`, in a directory created `0700`; files are created `0600`,
+//! and the directory and files are checked before use (see `perms.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
+use super::perms;
 use super::version::Version;
 use super::writer::{Queue, Writer};
 
@@ -42,6 +44,8 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_key ON entries (ns, key);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires > 0;
+-- The rows of large values by file name, for the sweep of files no row names (`files.rs`).
+CREATE INDEX IF NOT EXISTS entries_file ON entries (file) WHERE file IS NOT NULL;
 -- How many entries and bytes each namespace holds, kept by the writers in the same transactions
 -- (triggers doubled the cost of a write).
 CREATE TABLE IF NOT EXISTS spaces (
@@ -93,6 +97,11 @@ pub(super) struct Shared {
     pub(super) spaces: Mutex<HashMap<Arc<[u8]>, Arc<Space>>>,
     last_log: Mutex<Option<Instant>>,
     recovered: AtomicBool,
+    /// The identity of the `cache.db` the connections opened: a process that finds its file
+    /// damaged moves it aside only if it is still the one named `cache.db`.
+    file_id: Mutex<Option<FileId>>,
+    /// The tokens of the key locks this process holds (see `lock.rs`).
+    pub(super) held: Mutex<HashSet<i64>>,
 }
 
 /// A cache directory's database, opened once per process.
@@ -112,23 +121,30 @@ impl Db {
     /// database that cannot be opened leaves the stores in memory only, with the error logged
     /// (see [`is_usable`](Self::is_usable)).
     pub(super) fn shared(dir: &Path) -> Arc<Self> {
+        // Checked each time, and keyed by the resolved path: two paths of one directory share
+        // one database (a second set of connections closing its own descriptors would drop the
+        // first's POSIX locks).
+        let (dir, checked) = match perms::store_dir(dir) {
+            Ok(resolved) => (resolved, Ok(())),
+            Err(err) => (dir.to_path_buf(), Err(err)),
+        };
         let mut open = lock(&OPEN);
         open.retain(|(_, db)| db.strong_count() > 0);
         if let Some(db) = open
             .iter()
-            .find(|(path, _)| path == dir)
+            .find(|(path, _)| *path == dir)
             .and_then(|(_, db)| db.upgrade())
         {
             return db;
         }
-        let db = Arc::new(Self::open(dir));
-        open.push((dir.to_path_buf(), Arc::downgrade(&db)));
+        let db = Arc::new(Self::open(&dir, checked));
+        open.push((dir, Arc::downgrade(&db)));
         register_exit_flush();
         db
     }
 
-    fn open(dir: &Path) -> Self {
-        let (reader, writer, version) = match create_dir(dir) {
+    fn open(dir: &Path, checked: std::io::Result<()>) -> Self {
+        let (reader, writer, version) = match checked {
             Ok(()) => {
                 let _opening = OpenLock::take(dir);
                 let file = dir.join("cache.db");
@@ -138,14 +154,16 @@ impl Db {
             }
             Err(err) => (Err(err.to_string()), None, None),
         };
-        let reader = reader
-            .map_err(|err| {
+        let (reader, file_id) = match reader {
+            Ok((reader, id)) => (Some(reader), Some(id)),
+            Err(err) => {
                 crate::trace::warn(&format!(
                     "the disk cache in {} cannot be used ({err}); caching in memory only",
                     dir.display()
                 ));
-            })
-            .ok();
+                (None, None)
+            }
+        };
         let writer = writer.and_then(Result::ok);
         let usable = reader.is_some() && writer.is_some();
         let known = version.as_ref().map_or(0, Version::get);
@@ -161,6 +179,8 @@ impl Db {
             spaces: Mutex::new(HashMap::new()),
             last_log: Mutex::new(None),
             recovered: AtomicBool::new(false),
+            file_id: Mutex::new(file_id),
+            held: Mutex::new(HashSet::new()),
         });
         let writer = usable.then(|| Writer::start(&shared)).flatten();
         Self { shared, writer }
@@ -243,7 +263,9 @@ impl Shared {
         }
     }
 
-    /// The database turned out damaged while in use: move it aside and start an empty one.
+    /// The database turned out damaged while in use: move it aside and start an empty one,
+    /// unless another process did so first (`cache.db` is no longer the file this process
+    /// opened): then open that one, so that every process converges on one database.
     fn recover(&self, err: &rusqlite::Error) {
         if self.recovered.swap(true, Ordering::AcqRel) {
             // Once per process: a file that keeps failing is reported, not moved again and again.
@@ -256,9 +278,29 @@ impl Shared {
         reader.take();
         let _opening = OpenLock::take(&self.dir);
         let file = self.dir.join("cache.db");
-        move_aside(&file, &err.to_string());
+        let mut file_id = lock(&self.file_id);
+        if file_id.is_some() && *file_id == FileId::of(&file) {
+            move_aside(&file, &err.to_string());
+        }
+        *file_id = None;
+        let Ok(id) = check_files(&file) else {
+            return;
+        };
         *reader = open_connection(&file).ok();
         *writer = open_connection(&file).ok();
+        *file_id = Some(id);
+    }
+}
+
+/// Which file a path names (device and inode), to tell a file from its replacement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FileId(u64, u64);
+
+impl FileId {
+    fn of(path: &Path) -> Option<Self> {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|meta| Self(meta.dev(), meta.ino()))
     }
 }
 
@@ -272,14 +314,7 @@ struct OpenLock {
 impl OpenLock {
     fn take(dir: &Path) -> Self {
         use std::os::fd::AsRawFd;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(dir.join("open.lock"))
-            .ok();
+        let file = perms::open_file(&dir.join("open.lock"), true).ok();
         if let Some(file) = &file {
             // SAFETY: `flock` on a descriptor this function owns; it only blocks until granted.
             // Without the lock (an error), opening goes on as it would have.
@@ -289,44 +324,48 @@ impl OpenLock {
     }
 }
 
-/// Creates `dir` (and its parents) `0700`.
-pub(super) fn create_dir(dir: &Path) -> std::io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
-}
-
-/// Opens `file`, first moving it aside if it is visibly damaged or SQLite rejects it.
-fn open_recovering(file: &Path) -> Result<Connection, String> {
+/// Opens `file`, first moving it aside if it is visibly damaged or SQLite rejects it; returns
+/// the connection and the identity of the file it opened.
+fn open_recovering(file: &Path) -> Result<(Connection, FileId), String> {
     if let Some(damage) = header_damage(file) {
         move_aside(file, &damage);
     }
-    match open_connection(file) {
+    let open = || {
+        let id = check_files(file)?;
+        open_connection(file).map(|conn| (conn, id))
+    };
+    match open() {
         Err(err) if is_damage(&err) => {
             move_aside(file, &err.to_string());
-            open_connection(file).map_err(|err| err.to_string())
+            open().map_err(|err| err.to_string())
         }
         opened => opened.map_err(|err| err.to_string()),
     }
 }
 
-/// Opens `file` (created `0600`) with the cache's settings and schema.
-pub(super) fn open_connection(file: &Path) -> rusqlite::Result<Connection> {
-    // Create it ourselves so that its mode (which SQLite copies to `-wal` and `-shm`) is ours.
-    let created = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(file);
-    if let Err(err) = created {
-        return Err(rusqlite::Error::SqliteFailure(
+/// Creates `file` `0600` if missing and checks it and its side files (see
+/// [`perms::database`]), before SQLite opens them; returns its identity.
+///
+/// Only while this process has no connection to `file`: closing a descriptor of a file drops
+/// every POSIX lock the process holds on it, SQLite's included.
+fn check_files(file: &Path) -> rusqlite::Result<FileId> {
+    let checked = perms::database(file).and_then(|handle| handle.metadata());
+    match checked {
+        Ok(meta) => Ok(FileId(meta.dev(), meta.ino())),
+        Err(err) => Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
             Some(format!("{}: {err}", file.display())),
-        ));
+        )),
     }
+}
+
+/// Opens `file` (which [`check_files`] made) with the cache's settings and schema.
+pub(super) fn open_connection(file: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         file,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
@@ -379,27 +418,35 @@ fn header_damage(file: &Path) -> Option<String> {
         .then(|| format!("truncated: {len} bytes for {pages} pages of {page_size}"))
 }
 
-/// Moves a damaged `file` (and its WAL) to `<file>.corrupt-<unix time>` and warns once.
+/// Moves a damaged `file` (and its WAL) to `<file>.corrupt-<unix time>` (with `.1`, `.2`, …
+/// when taken: callers hold the [`OpenLock`], so the first free name is this caller's), and the
+/// large values it referred to with it, and warns once.
 fn move_aside(file: &Path, why: &str) {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", file.display()));
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let taken = |suffix: &str| {
+        PathBuf::from(format!("{}.{suffix}", file.display())).exists()
+            || dir.join(format!("values.{suffix}")).exists()
+    };
+    let mut suffix = format!("corrupt-{stamp}");
+    for n in 1..u32::MAX {
+        if !taken(&suffix) {
+            break;
+        }
+        suffix = format!("corrupt-{stamp}.{n}");
+    }
+    let aside = PathBuf::from(format!("{}.{suffix}", file.display()));
     let moved = std::fs::rename(file, &aside);
-    for suffix in ["-wal", "-shm"] {
-        let side = PathBuf::from(format!("{}{suffix}", file.display()));
-        if side.exists() {
-            let _ = std::fs::rename(&side, format!("{}{suffix}", aside.display()));
+    for side in ["-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{side}", file.display()));
+        if from.exists() {
+            let _ = std::fs::rename(&from, format!("{}{side}", aside.display()));
         }
     }
-    // The large values the old file referred to go with it.
-    if let Some(dir) = file.parent()
-        && dir.join("values").exists()
-    {
-        let _ = std::fs::rename(
-            dir.join("values"),
-            dir.join(format!("values.corrupt-{stamp}")),
-        );
+    if dir.join("values").exists() {
+        let _ = std::fs::rename(dir.join("values"), dir.join(format!("values.{suffix}")));
     }
     match moved {
         Ok(()) => crate::trace::warn(&format!(

@@ -5,9 +5,13 @@
 //! holder's computation was not stored, e.g. an `Err`: one of them computes), or the lease has
 //! passed or its holder has died (one of them takes the row over). The row is released in the
 //! same transaction as the value it guarded, so no waiter sees neither.
+//!
+//! A row of this process whose token no caller here holds any more is stale (its release was
+//! lost with a failed write) and is taken over at once: a process never waits for itself.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,12 +19,20 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::DiskStore;
+use super::db::Shared;
 use super::writer::Kind;
 use crate::key;
 use crate::store::{Claim, Lease};
 
+/// The first pause of a waiting process.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+
 /// The longest pause between two polls of a waiting process.
 const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Wall time in milliseconds: leases are compared across processes, so never a mock clock.
 fn wall_ms() -> i64 {
@@ -67,6 +79,33 @@ fn try_lock(
     })
 }
 
+/// A lock token of this process registered in `Shared::held` while its claim may hold a row;
+/// unregistered on drop unless `keep` (the claim's release does it then).
+struct Held<'a> {
+    shared: &'a Shared,
+    token: i64,
+    keep: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(shared: &'a Shared, token: i64) -> Self {
+        lock(&shared.held).insert(token);
+        Self {
+            shared,
+            token,
+            keep: false,
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            lock(&self.shared.held).remove(&self.token);
+        }
+    }
+}
+
 /// Whether process `pid` of this machine has ended (a lock it holds will never be released).
 fn is_dead(pid: i64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -100,8 +139,10 @@ where
                 .to_ne_bytes(),
         );
         let shared = &self.db.shared;
+        // Registered before the row can exist, so no other caller here takes it for stale.
+        let mut held = Held::new(shared, token);
         let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut pause = FIRST_PAUSE;
         loop {
             let attempt = shared.read(&self.space, |conn| {
                 try_lock(conn, &self.ns, &encoded, token, self.lease)
@@ -110,11 +151,16 @@ where
                 // The database failed (counted): compute without coordination.
                 None => return Claim::Compute(Lease::none()),
                 Some(Attempt::Taken) => {
+                    // From here the release (which unregisters it) owns the token.
+                    held.keep = true;
                     let release = {
                         let db = Arc::clone(&self.db);
                         let ns = Arc::clone(&self.ns);
                         let encoded = encoded.clone();
-                        move || db.shared.queue.push(&ns, encoded, Kind::Release { token })
+                        move || {
+                            lock(&db.shared.held).remove(&token);
+                            db.shared.queue.push(&ns, encoded, Kind::Release { token });
+                        }
                     };
                     // The value may have been committed between this caller's miss and its lock.
                     if let Some(value) = self.load(&key, false) {
@@ -127,7 +173,12 @@ where
                     if let Some(value) = self.load(&key, false) {
                         return Claim::Found(value);
                     }
-                    if is_dead(pid) {
+                    let stale = if pid == i64::from(std::process::id()) {
+                        !lock(&shared.held).contains(&holder)
+                    } else {
+                        is_dead(pid)
+                    };
+                    if stale {
                         // Its holder ended without releasing it: remove it and try again.
                         shared.read(&self.space, |conn| {
                             conn.prepare_cached(
@@ -146,6 +197,9 @@ where
             if started.elapsed() > self.lease + Duration::from_secs(1) {
                 // Held past any lease (the holder keeps renewing it?): stop waiting.
                 return Claim::Compute(Lease::none());
+            }
+            if pause == FIRST_PAUSE {
+                self.waits.fetch_add(1, Ordering::Relaxed);
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(MAX_PAUSE);

@@ -8,10 +8,12 @@
 //!   whether the values in its front are still those on disk.
 //! - `files.rs`: large values, in files beside the database.
 //! - `lock.rs`: the per-key claim that makes processes missing one key compute it once.
+//! - `perms.rs`: the checks that make a store's directory and files the user's own.
 
 mod db;
 mod files;
 mod lock;
+mod perms;
 mod version;
 mod writer;
 
@@ -45,6 +47,12 @@ const FRONT_ENTRIES: usize = 1 << 17;
 
 /// Where and how a [`DiskStore`] keeps its entries.
 ///
+/// A store is a directory under a root ([`default_root`], or [`root`](Self::root)): a store
+/// made with [`new`](Self::new) is shared by every program of the user that names it; the
+/// store of [`program`](Self::program) (`#[cached(store = disk)]` with no name) is the running
+/// program's alone. The root must be the user's own, writable by no one else (see
+/// [`DiskStore`]'s `# Trust`).
+///
 /// # Examples
 ///
 /// ```
@@ -73,7 +81,8 @@ pub struct DiskOptions {
 
 impl DiskOptions {
     /// The store called `name`: a subdirectory of the cache directory (characters other than
-    /// ASCII letters, digits, `-`, `_` and `.` become `_`).
+    /// ASCII letters, digits, `-`, `_` and `.` become `_`), shared by the programs of this
+    /// user that name it (`#[cached(store = disk("name"))]`).
     #[must_use]
     pub fn new(name: &str) -> Self {
         Self {
@@ -86,6 +95,37 @@ impl DiskOptions {
             memory: None,
             lease: Duration::from_secs(60),
         }
+    }
+
+    /// The store of the running program alone: what `#[cached(store = disk)]` uses when no
+    /// store is named. Its directory is `default-<program>-<hash>`, where `<program>` is the
+    /// executable's file name and `<hash>` a hash of its canonical path, so every run of one
+    /// executable (and every process it runs of itself, such as a test binary's children) finds
+    /// its entries again, and two programs never share them, even with the same crate and
+    /// function names. Programs that are meant to share entries name a store:
+    /// [`new`](Self::new) (`#[cached(store = disk("name"))]`).
+    ///
+    /// Moving or renaming the executable starts an empty store. Without a known executable path
+    /// (no `/proc`), `argv[0]` stands for it.
+    #[must_use]
+    pub fn program() -> Self {
+        let exe = std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .map(std::path::PathBuf::into_os_string)
+            .ok()
+            .or_else(|| std::env::args_os().next())
+            .unwrap_or_default();
+        let stem = std::path::Path::new(&exe)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // FNV-1a: stable across builds and versions of memo (the name must not change).
+        let hash = std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str())
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        Self::new(&format!("default-{stem}-{hash:016x}"))
     }
 
     /// Keeps the store under `root` instead of the cache directory.
@@ -142,7 +182,8 @@ impl DiskOptions {
     }
 
     /// The directory of this store: `<root>/<name>`, where the root is the one given to
-    /// [`root`](Self::root), else `$MEMO_CACHE_DIR`, else the OS cache directory's `memo`.
+    /// [`root`](Self::root), else [`default_root`] (as given: [`open`](Self::open) checks it and
+    /// resolves symlinks).
     #[must_use]
     pub fn path(&self) -> PathBuf {
         let root = self.root.clone().unwrap_or_else(default_root);
@@ -166,8 +207,9 @@ impl DiskOptions {
 
     /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`).
     ///
-    /// This never fails: a directory or database that cannot be used leaves the store in memory
-    /// only, with the error counted in [`Counts::errors`] and logged.
+    /// This never fails: a directory or database that cannot be used, or that is refused
+    /// because another user could have written to it, leaves the store in memory only, with the
+    /// error counted in [`Counts::errors`] and logged once (with the reason).
     #[must_use]
     pub fn open<K: DeserializeOwned, V: DeserializeOwned>(
         &self,
@@ -207,20 +249,27 @@ impl DiskOptions {
             lease: self.lease,
             clock: ClockCell::default(),
             disk_hits: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
             types: PhantomData,
         }
     }
 }
 
-/// `$MEMO_CACHE_DIR`, else the OS cache directory's `memo` (`~/.cache/memo` on Linux), else the
-/// temporary directory's `memo-cache`.
+/// The root of the stores: `$MEMO_CACHE_DIR`, else the user's cache directory's `memo`
+/// (`$XDG_CACHE_HOME/memo` or `~/.cache/memo` on Linux), else, for a user with neither (no home
+/// directory), `memo-<uid>` in the temporary directory, the user's own.
+///
+/// Whichever it is, a store uses it only if it is a directory of the user's that no one else can
+/// write to, reached through no other user's symlink (it is created `0700` if missing); otherwise
+/// the store keeps its entries in memory and says why (see [`DiskStore`]). A `memo-<uid>` that
+/// another user made first is refused so, never used.
 #[must_use]
 pub fn default_root() -> PathBuf {
     std::env::var_os("MEMO_CACHE_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|dir| dir.join("memo")))
-        .unwrap_or_else(|| std::env::temp_dir().join("memo-cache"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("memo-{}", perms::uid())))
 }
 
 /// A persistent store shared by processes: what `#[cached(store = disk)]` uses.
@@ -244,10 +293,28 @@ pub fn default_root() -> PathBuf {
 /// the calling thread, also under an `async fn` (a cross-process wait is rare: it needs another
 /// process computing the same key at the same moment).
 ///
+/// # Trust
+///
+/// A value read back is returned as the function's, so the store's files must be the user's
+/// alone. The root must be a directory owned by the user (the effective uid) and not writable by
+/// group or others, reached through no symlink owned by another user (root's are trusted) and
+/// no directory above it that everyone may write to without the sticky bit; the store's
+/// directory must be a real directory of the user's. Otherwise the store is refused: it keeps
+/// entries in memory only, warns once with the reason, and counts the error. Directories are
+/// created `0700` and files `0600` (with `O_NOFOLLOW`, and `O_EXCL` for value files); a file of
+/// another user is refused, and a looser mode of one of the user's own (a database copied in,
+/// which SQLite would pass on to its `-wal` and `-shm`) is tightened.
+///
 /// # Faults
 ///
-/// A damaged database is moved aside (`cache.db.corrupt-<time>`) and rebuilt, with a warning; a
-/// value that does not decode is a miss; a full or read-only disk makes calls compute as if
+/// A damaged database is moved aside (`cache.db.corrupt-<time>`, then `.1`, `.2`, …) and
+/// rebuilt, with a warning; processes that find it damaged at once converge on one new
+/// database (one moves it aside; the others see that `cache.db` is no longer the file they
+/// opened, and open the new one). A value that does not decode is a miss; so is a value file
+/// that does not hold this key's value of the recorded length (each starts with its namespaced
+/// key and length). Value files that no row names (a process killed between writing one and
+/// committing its row, a failed write) are removed an hour after they were written, when a
+/// process next opens the directory. A full or read-only disk makes calls compute as if
 /// uncached. Each failure is counted in [`Counts::errors`] (`Stats::backend_errors`) and logged
 /// at most once a minute; nothing panics.
 pub struct DiskStore<K, V> {
@@ -262,6 +329,8 @@ pub struct DiskStore<K, V> {
     lease: Duration,
     clock: ClockCell,
     disk_hits: AtomicU64,
+    /// Claims that waited for another caller's lock (tests check that none wait for nothing).
+    waits: AtomicU64,
     types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -376,18 +445,31 @@ where
             None => {
                 let row = shared.read(&self.space, |conn| {
                     conn.prepare_cached(
-                        "SELECT value, expires, file FROM entries WHERE ns = ?1 AND key = ?2",
+                        "SELECT value, expires, file, size FROM entries WHERE ns = ?1 AND key = ?2",
                     )?
                     .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                     })
                     .optional()
                 });
-                let (bytes, expires, file): (Vec<u8>, i64, Option<String>) = row.flatten()?;
+                let (bytes, expires, file, size): (Vec<u8>, i64, Option<String>, i64) =
+                    row.flatten()?;
                 match file {
-                    // Removed meanwhile by another process: a miss.
-                    Some(name) => (files::read(&shared.dir, &name)?.into(), expires),
                     None => (bytes.into(), expires),
+                    Some(name) => {
+                        let size = usize::try_from(size).unwrap_or(usize::MAX);
+                        match files::read(&shared.dir, &name, &self.ns, &encoded, size) {
+                            files::Found::Value(bytes) => (bytes.into(), expires),
+                            // Removed meanwhile by another process: a miss.
+                            files::Found::Gone => return None,
+                            files::Found::Wrong => {
+                                // Swapped or cut short: a miss, and the row goes.
+                                self.count_error("a value file is not this key's value");
+                                shared.queue.push(&self.ns, encoded, Kind::Delete);
+                                return None;
+                            }
+                        }
+                    }
                 }
             }
         };

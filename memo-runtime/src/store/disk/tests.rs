@@ -73,13 +73,29 @@ fn entries_survive_reopening() {
 fn directory_and_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = TempDir::new("modes");
-    let store = open(&tmp.0, &Config::new());
-    store.insert("a".into(), 1);
+    let root = tmp.0.join("root");
+    let store: DiskStore<u32, Vec<u8>> = options(&root).open(&Config::new());
+    store.insert(1, vec![1; 40_000]);
     store.flush();
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&tmp.0.join("test")), 0o700);
-    assert_eq!(mode(&db_file(&tmp.0)), 0o600);
-    assert_eq!(mode(&tmp.0.join("test").join("version")), 0o600);
+    let dir = root.join("test");
+    for made in [&root, &dir, &dir.join("values")] {
+        assert_eq!(mode(made), 0o700, "{}", made.display());
+    }
+    let names = [
+        "cache.db",
+        "cache.db-wal",
+        "cache.db-shm",
+        "version",
+        "open.lock",
+    ];
+    for file in names.iter().map(|name| dir.join(name)).chain(
+        std::fs::read_dir(dir.join("values"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path()),
+    ) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
 }
 
 #[test]
@@ -347,7 +363,42 @@ fn a_full_disk_counts_errors_and_calls_go_on() {
 
 /// Runs this test binary again as another process, for the test `child` (below), with `role`.
 fn spawn_child(root: &Path, role: &str, extra: &[(&str, String)]) -> std::process::Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    child_command(None, root, role, extra).spawn().unwrap()
+}
+
+/// [`spawn_child`] as user `uid` (and group `uid`, no other groups), through `setpriv`; waits
+/// for it and returns what it printed after `RESULT `.
+fn run_child_as(uid: u32, root: &Path, role: &str, extra: &[(&str, String)]) -> String {
+    let out = child_command(Some(uid), root, role, extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|line| {
+            line.split_once("RESULT ")
+                .map(|(_, rest)| rest.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no RESULT line in {text}"))
+}
+
+fn child_command(uid: Option<u32>, root: &Path, role: &str, extra: &[(&str, String)]) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match uid {
+        None => Command::new(exe),
+        Some(uid) => {
+            let mut command = Command::new("setpriv");
+            let id = uid.to_string();
+            command
+                .args(["--reuid", &id, "--regid", &id, "--clear-groups"])
+                .arg(exe);
+            command
+        }
+    };
     command
         .args([
             "--exact",
@@ -362,7 +413,7 @@ fn spawn_child(root: &Path, role: &str, extra: &[(&str, String)]) -> std::proces
     for (name, value) in extra {
         command.env(name, value);
     }
-    command.spawn().unwrap()
+    command
 }
 
 /// What another process does, when this binary is run by `spawn_child`; nothing otherwise.
@@ -371,9 +422,69 @@ fn child() {
     let Some(role) = std::env::var_os("MEMO_DISK_CHILD") else {
         return;
     };
+    if role == "default-root" {
+        // The root this user gets with no `MEMO_CACHE_DIR` (the parent removed it).
+        let store: DiskStore<String, u64> = DiskOptions::new("test").open(&Config::new());
+        store.insert("a".into(), 1);
+        store.flush();
+        println!("RESULT {} {}", store.dir().display(), store.is_persistent());
+        return;
+    }
     let root = PathBuf::from(std::env::var_os("MEMO_DISK_ROOT").unwrap());
     let store = open(&root, &Config::new());
     match role.to_str().unwrap() {
+        "plant" => {
+            assert!(store.is_persistent());
+            store.insert("a".into(), 666);
+            store.flush();
+            println!("RESULT planted");
+        }
+        "refused" => {
+            // Two functions' stores in a refused directory, called three times each.
+            let runs = AtomicUsize::new(0);
+            let mut errors = 0;
+            for function in ["tests::refused_f", "tests::refused_g"] {
+                let store: DiskStore<String, u64> =
+                    options(&root).function(function, 1).open(&Config::new());
+                let cache = Cache::with_store(store);
+                for _ in 0..3 {
+                    let value = cache.get_or_compute("a", |_| {
+                        runs.fetch_add(1, Ordering::Relaxed);
+                        1
+                    });
+                    assert_eq!(value, 1);
+                }
+                errors += cache.stats().backend_errors;
+            }
+            println!(
+                "RESULT runs={} errors={errors}",
+                runs.load(Ordering::Relaxed)
+            );
+        }
+        "write-large" => {
+            let store: DiskStore<u64, Vec<u8>> = options(&root).open(&Config::new());
+            println!("RESULT writing");
+            for i in 0.. {
+                store.insert(i % 50, vec![7; 40_000 + usize::try_from(i % 50).unwrap()]);
+            }
+        }
+        "recover" => {
+            let tag = std::env::var("MEMO_DISK_TAG").unwrap();
+            assert_eq!(store.keys().len(), 2000);
+            std::fs::write(root.join(format!("ready-{tag}")), b"").unwrap();
+            let go = root.join("go");
+            for _ in 0..30_000 {
+                if go.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Reads the damaged pages: the file is found damaged, here and in the other child.
+            assert!(store.keys().is_empty());
+            store.insert(tag.clone(), 1);
+            store.flush();
+            println!("RESULT {tag} errors={}", store.counts().errors);
+        }
         "invalidate" => {
             assert!(store.remove(&"a"));
             store.insert("b".into(), 5);
@@ -434,4 +545,527 @@ fn two_processes_missing_one_key_compute_it_once() {
     let executions = std::fs::read_to_string(&count).unwrap().lines().count();
     assert_eq!(executions, 1, "{errors}");
     assert_eq!(open(&tmp.0, &Config::new()).get(&"shared"), Some(42));
+}
+
+// Issue 17, item 8: a new store, a key stored and at once removed (one batch: the store's
+// totals row did not exist yet, the batch failed and took the lock's release with it), then the
+// key again: that call waited the lease, and the error was counted.
+#[test]
+fn a_key_stored_and_removed_at_once_leaves_no_lock_behind() {
+    for how in ["invalidate", "clear"] {
+        let tmp = TempDir::new("stall");
+        let store: DiskStore<u64, String> = options(&tmp.0)
+            .lease(Duration::from_secs(5))
+            .open(&Config::new());
+        let cache = Cache::with_store(store);
+        let runs = AtomicUsize::new(0);
+        let compute = |k: &u64| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            format!("v{k}")
+        };
+        assert_eq!(cache.get_or_compute(&1, compute), "v1");
+        if how == "invalidate" {
+            assert!(cache.invalidate(&1));
+        } else {
+            cache.clear();
+        }
+        assert_eq!(cache.get_or_compute(&1, compute), "v1");
+        assert_eq!(cache.get_or_compute(&1, compute), "v1");
+        cache.store().flush();
+        assert_eq!(runs.load(Ordering::Relaxed), 2, "{how}");
+        assert_eq!(cache.store().waits.load(Ordering::Relaxed), 0, "{how}");
+        assert_eq!(cache.stats().backend_errors, 0, "{how}");
+        // Still on disk: another process (a new database of the directory) reads it.
+        drop(cache);
+        let store: DiskStore<u64, String> = options(&tmp.0).open(&Config::new());
+        assert_eq!(store.get(&&1).as_deref(), Some("v1"), "{how}");
+    }
+}
+
+/// A lock row of this process whose caller is gone (its release was lost) is taken over at
+/// once: a process never waits for itself.
+#[test]
+fn a_lock_of_this_process_that_no_caller_holds_is_taken_over() {
+    let tmp = TempDir::new("own-lock");
+    let store: DiskStore<u64, u64> = options(&tmp.0)
+        .lease(Duration::from_secs(5))
+        .open(&Config::new());
+    let encoded = key::encode(&7_u64).unwrap();
+    store
+        .db
+        .shared
+        .read(&store.space, |conn| {
+            conn.execute(
+                "INSERT INTO locks (ns, key, pid, token, expires) VALUES (?1, ?2, ?3, 12345, ?4)",
+                rusqlite::params![
+                    &store.ns[..],
+                    encoded,
+                    i64::from(std::process::id()),
+                    i64::MAX
+                ],
+            )
+        })
+        .unwrap();
+    let cache = Cache::with_store(store);
+    assert_eq!(cache.get_or_compute(&7, |k| k * 2), 14);
+    assert_eq!(cache.store().waits.load(Ordering::Relaxed), 0);
+    assert_eq!(cache.stats().backend_errors, 0);
+    // Taken over and released, not left for its lease.
+    cache.store().flush();
+    assert_eq!(lock_rows(&tmp.0), 0);
+}
+
+fn lock_rows(root: &Path) -> i64 {
+    rusqlite::Connection::open(db_file(root))
+        .unwrap()
+        .query_row("SELECT count(*) FROM locks", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A batch that fails (here: its value file cannot be written) still releases its locks, or
+/// other processes' callers of the key would wait for the lease.
+#[test]
+fn a_failed_write_still_releases_its_lock() {
+    let tmp = TempDir::new("failed-release");
+    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    store.insert(0, vec![0; 10]);
+    store.flush();
+    // `values` a file: no value file can be written.
+    let values = tmp.0.join("test").join("values");
+    let _ = std::fs::remove_dir_all(&values);
+    std::fs::write(&values, b"").unwrap();
+    let cache = Cache::with_store(store);
+    assert_eq!(cache.get_or_compute(&1, |_| vec![1; 40_000]).len(), 40_000);
+    cache.store().flush();
+    assert!(cache.stats().backend_errors >= 1);
+    assert_eq!(lock_rows(&tmp.0), 0);
+}
+
+/// The names of the value files, by the key (a `u32`) whose row names them.
+fn value_file_names(root: &Path) -> Vec<(u32, String)> {
+    let conn = rusqlite::Connection::open(db_file(root)).unwrap();
+    let mut statement = conn
+        .prepare("SELECT key, file FROM entries WHERE file IS NOT NULL ORDER BY key")
+        .unwrap();
+    statement
+        .query_map([], |row| {
+            let key: Vec<u8> = row.get(0)?;
+            Ok((postcard::from_bytes(&key).unwrap(), row.get(1)?))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+// Issue 17, item 7: two swapped value files returned each other's values.
+#[test]
+fn a_value_file_of_another_key_or_cut_short_is_a_miss() {
+    let tmp = TempDir::new("swapped");
+    {
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        for k in 1..=3 {
+            store.insert(k, vec![u8::try_from(k).unwrap(); 40_000]);
+        }
+    }
+    let values = tmp.0.join("test").join("values");
+    let names = value_file_names(&tmp.0);
+    assert_eq!(names.len(), 3);
+    let (one, two, three) = (&names[0].1, &names[1].1, &names[2].1);
+    std::fs::rename(values.join(one), values.join("swap")).unwrap();
+    std::fs::rename(values.join(two), values.join(one)).unwrap();
+    std::fs::rename(values.join("swap"), values.join(two)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(values.join(three))
+        .unwrap();
+    file.set_len(30_000).unwrap();
+    drop(file);
+    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    // Compared by length and first byte: a failure prints three numbers, not 40,000.
+    let first = |key: u32| store.get(&&key).map(|value| (value.len(), value[0]));
+    assert_eq!((first(1), first(2), first(3)), (None, None, None));
+    assert_eq!(store.counts().errors, 3);
+    // The rows went: the next values are stored afresh.
+    store.insert(1, vec![9; 40_000]);
+    store.flush();
+    assert_eq!(first(1), Some((40_000, 9)));
+    assert_eq!(store.len(), 1);
+}
+
+/// Sets the modification time of every file in `dir` to two hours ago.
+fn age_files(dir: &Path) {
+    let then = std::time::SystemTime::now() - Duration::from_secs(2 * 60 * 60);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(then).unwrap();
+    }
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// Issue 17, item 7: value files no row names (a process killed between writing a file and
+// committing its row, a write that failed) were never removed.
+#[test]
+fn old_value_files_no_row_names_are_swept_at_open() {
+    let tmp = TempDir::new("orphans");
+    let values = tmp.0.join("test").join("values");
+    {
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+    }
+    let kept = value_file_names(&tmp.0)[0].1.clone();
+    for name in ["0a.val", "0b.val.tmp"] {
+        std::fs::write(values.join(name), b"orphan").unwrap();
+    }
+    age_files(&values);
+    // Young: perhaps another process's file whose row is not committed yet.
+    std::fs::write(values.join("0c.val"), b"young").unwrap();
+    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    // The writer sweeps when it starts, before its first batch.
+    store.insert(2, vec![2; 10]);
+    store.flush();
+    let mut expected = vec!["0c.val".to_string(), kept];
+    expected.sort();
+    assert_eq!(file_names(&values), expected);
+    assert_eq!(store.get(&&1), Some(vec![1; 40_000]));
+}
+
+/// Processes killed while writing large values (`kill -9`) leave files that, once old, are
+/// swept: every file left is one a row names.
+#[test]
+fn value_files_of_killed_writers_are_swept() {
+    let tmp = TempDir::new("killed");
+    let values = tmp.0.join("test").join("values");
+    for round in 0..6_u64 {
+        let mut child = spawn_child(&tmp.0, "write-large", &[]);
+        // Until it writes files, then a little more, different each round.
+        for _ in 0..10_000 {
+            if std::fs::read_dir(&values).is_ok_and(|mut dir| dir.next().is_some()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20 + 15 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let before = file_names(&values).len();
+    age_files(&values);
+    let store: DiskStore<u64, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    store.insert(1000, vec![1; 10]);
+    store.flush();
+    let mut named: Vec<String> = value_file_names_u64(&tmp.0);
+    named.sort();
+    assert_eq!(
+        file_names(&values),
+        named,
+        "{before} files before the sweep"
+    );
+}
+
+fn value_file_names_u64(root: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db_file(root)).unwrap();
+    let mut statement = conn
+        .prepare("SELECT file FROM entries WHERE file IS NOT NULL")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+// Issue 17, item 7: two processes finding the database damaged at once each moved "the" file
+// aside (the second moved the first one's new database), and went on with different files.
+#[test]
+fn processes_recovering_a_damaged_database_at_once_converge_on_one() {
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = TempDir::new("recover-together");
+    {
+        let store = open(&tmp.0, &Config::new());
+        for i in 0..2000_u64 {
+            store.insert(format!("key number {i}"), i);
+        }
+    }
+    let children: Vec<_> = ["first", "second"]
+        .iter()
+        .map(|tag| spawn_child(&tmp.0, "recover", &[("MEMO_DISK_TAG", (*tag).to_string())]))
+        .collect();
+    for tag in ["first", "second"] {
+        let ready = tmp.0.join(format!("ready-{tag}"));
+        for _ in 0..30_000 {
+            if ready.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // Every page but the first overwritten, under both children.
+    {
+        let conn = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(db_file(&tmp.0))
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.seek(SeekFrom::Start(4096)).unwrap();
+    file.write_all(&vec![0x77; usize::try_from(len - 4096).unwrap()])
+        .unwrap();
+    drop(file);
+    std::fs::write(tmp.0.join("go"), b"").unwrap();
+    let mut seen = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        seen.push(text);
+    }
+    assert_eq!(corrupt_files(&tmp.0), 1, "{seen:?}");
+    let mut keys = open(&tmp.0, &Config::new()).keys();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec!["first".to_string(), "second".to_string()],
+        "{seen:?}"
+    );
+}
+
+fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `args` as user `uid` through `setpriv`.
+fn as_user(uid: u32, args: &[&str]) {
+    let id = uid.to_string();
+    let status = Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups"])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{args:?} as {uid}");
+}
+
+/// A directory under `/tmp` that user 65534 creates (`mode`), where that user stored a value
+/// of key `a` through this store's options; removed on drop.
+fn planted_by_another_user(tag: &str, mode: &str) -> TempDir {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "memo-foreign-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.to_str().unwrap();
+    as_user(65534, &["mkdir", "-m", "0700", path]);
+    assert_eq!(run_child_as(65534, &dir, "plant", &[]), "planted");
+    as_user(65534, &["chmod", mode, path]);
+    TempDir(dir)
+}
+
+/// The store refuses its directory: nothing is read from it or written to it, calls compute.
+fn assert_refused(root: &Path) {
+    let store = open(root, &Config::new());
+    assert!(!store.is_persistent(), "{}", root.display());
+    let cache = Cache::with_store(store);
+    assert_eq!(cache.get_or_compute("a", |_| 1), 1, "{}", root.display());
+    assert_eq!(cache.stats().backend_errors, 1);
+}
+
+// Issue 17, item 4: a cache directory another user created `0777` was used as is, and the
+// values they planted were returned.
+#[test]
+fn a_root_another_user_owns_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root, to act as two users");
+        return;
+    }
+    for mode in ["0777", "0755", "0700"] {
+        let theirs = planted_by_another_user("owner", mode);
+        assert_refused(&theirs.0);
+    }
+}
+
+#[test]
+fn a_root_others_can_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in [0o777, 0o770, 0o757] {
+        let tmp = TempDir::new("writable");
+        open(&tmp.0, &Config::new()).insert("a".into(), 666);
+        std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_refused(&tmp.0);
+        // In a process of its own: one warning, whatever the functions and calls.
+        let out = spawn_child(&tmp.0, "refused", &[])
+            .wait_with_output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(stdout.contains("RESULT runs=2 errors=2"), "{stdout}");
+        // With `tracing`, the warning is an event for the subscriber, not a line on stderr.
+        if cfg!(not(feature = "tracing")) {
+            assert_eq!(stderr.matches("refusing to use it").count(), 1, "{stderr}");
+        }
+        // The store's own directory, too.
+        std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(tmp.0.join("test"), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+        assert_refused(&tmp.0);
+    }
+}
+
+#[test]
+fn a_symlink_of_another_user_or_to_their_directory_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root, to act as two users");
+        return;
+    }
+    // Their symlink, even to a directory of ours: they can point it elsewhere at any time.
+    let links = TempDir::new("links");
+    std::fs::set_permissions(
+        &links.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let ours = TempDir::new("ours");
+    open(&ours.0, &Config::new()).insert("a".into(), 666);
+    let their_link = links.0.join("their-link");
+    as_user(
+        65534,
+        &[
+            "ln",
+            "-s",
+            ours.0.to_str().unwrap(),
+            their_link.to_str().unwrap(),
+        ],
+    );
+    assert_refused(&their_link);
+    // Our symlink to their directory.
+    let theirs = planted_by_another_user("link-target", "0700");
+    let our_link = links.0.join("our-link");
+    std::os::unix::fs::symlink(&theirs.0, &our_link).unwrap();
+    assert_refused(&our_link);
+    // Our symlink to our directory is ours to make.
+    let fine = links.0.join("fine");
+    std::os::unix::fs::symlink(&ours.0, &fine).unwrap();
+    assert_eq!(open(&fine, &Config::new()).get(&"a"), Some(666));
+}
+
+#[test]
+fn a_database_file_another_user_owns_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root, to act as two users");
+        return;
+    }
+    let tmp = TempDir::new("their-db");
+    open(&tmp.0, &Config::new()).insert("a".into(), 666);
+    std::os::unix::fs::chown(db_file(&tmp.0), Some(65534), Some(65534)).unwrap();
+    assert_refused(&tmp.0);
+}
+
+// Issue 17, item 4: a database file `0666` made SQLite create its `-wal` and `-shm` `0666`.
+#[test]
+fn a_loose_database_file_and_its_side_files_are_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = TempDir::new("loose");
+    {
+        let store = open(&tmp.0, &Config::new());
+        store.insert("a".into(), 1);
+    }
+    let loose = std::fs::Permissions::from_mode(0o666);
+    std::fs::set_permissions(db_file(&tmp.0), loose.clone()).unwrap();
+    std::fs::set_permissions(tmp.0.join("test").join("version"), loose).unwrap();
+    let store = open(&tmp.0, &Config::new());
+    store.insert("b".into(), 2);
+    store.flush();
+    let dir = tmp.0.join("test");
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for name in [
+        "cache.db",
+        "cache.db-wal",
+        "cache.db-shm",
+        "version",
+        "open.lock",
+    ] {
+        assert_eq!(mode(name), 0o600, "{name}");
+    }
+    assert_eq!(store.get(&"a"), Some(1));
+}
+
+// Issue 17, item 4: with no home directory, the root was the shared `<tmp>/memo-cache`.
+#[test]
+fn without_a_home_the_root_is_the_users_own_temporary_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        eprintln!("skipped: needs root, to act as a user without a home");
+        return;
+    }
+    // User 12345 has no entry in /etc/passwd, so no home directory.
+    let tmp = TempDir::new("no-home");
+    std::fs::set_permissions(&tmp.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = || {
+        let mut command = child_command(Some(12345), &tmp.0, "default-root", &[]);
+        command
+            .env_remove("HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("MEMO_CACHE_DIR")
+            .env("TMPDIR", &tmp.0);
+        let out = command.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .find_map(|line| {
+                line.split_once("RESULT ")
+                    .map(|(_, rest)| rest.trim().to_string())
+            })
+            .unwrap()
+    };
+    // With `$XDG_CACHE_HOME` (and no `MEMO_CACHE_DIR`): its `memo`.
+    let xdg = tmp.0.join("xdg");
+    let mut command = child_command(None, &tmp.0, "default-root", &[]);
+    command
+        .env_remove("MEMO_CACHE_DIR")
+        .env("XDG_CACHE_HOME", &xdg);
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("RESULT {} true", xdg.join("memo/test").display())),
+        "{text}"
+    );
+    let own = tmp.0.join("memo-12345");
+    assert_eq!(run(), format!("{} true", own.join("test").display()));
+    let meta = std::fs::metadata(&own).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (12345, 0o700));
+    // Made first by another user (here root): refused.
+    std::fs::remove_dir_all(&own).unwrap();
+    std::fs::create_dir(&own).unwrap();
+    assert_eq!(run(), format!("{} false", own.join("test").display()));
 }

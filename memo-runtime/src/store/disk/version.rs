@@ -5,8 +5,6 @@
 //! from shared memory, a few nanoseconds) tells it whether another process has written since, so
 //! its hits need not ask SQLite. A counter that cannot be mapped makes every read go to SQLite.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,16 +16,9 @@ pub(super) struct Version {
 }
 
 impl Version {
-    /// Maps `path` (created `0600`, 8 bytes), or `None` if it cannot be.
+    /// Maps `path` (created `0600`, 8 bytes; see `perms::open_file`), or `None` if it cannot be.
     pub(super) fn open(path: &Path) -> Option<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .ok()?;
+        let file = super::perms::open_file(path, true).ok()?;
         if file.metadata().ok()?.len() < 8 {
             file.set_len(8).ok()?;
         }

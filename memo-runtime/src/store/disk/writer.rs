@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::db::{Shared, Space};
 use super::files;
@@ -236,6 +236,7 @@ impl Writer {
 }
 
 fn run(shared: &Shared) {
+    sweep(shared);
     while let Some(batch) = shared.queue.next_batch() {
         let result = {
             let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -271,9 +272,52 @@ fn run(shared: &Shared) {
                 }
                 drop(spaces);
                 shared.trouble(&err);
+                release_alone(shared, &batch);
             }
         }
         shared.queue.done(&batch);
+    }
+}
+
+/// Removes the orphaned value files of the directory (see [`files::sweep`]), once, when the
+/// writer starts.
+fn sweep(shared: &Shared) {
+    let conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(conn) = conn.as_ref()
+        && let Err(err) = files::sweep(&shared.dir, conn, files::ORPHAN_AGE)
+    {
+        shared.report(&err);
+    }
+}
+
+/// The locks a failed batch was to release, released in a transaction of their own: a lock
+/// left behind would keep every process's callers of its key waiting for its lease.
+fn release_alone(shared: &Shared, batch: &[Op]) {
+    if !batch
+        .iter()
+        .any(|op| matches!(op.kind, Kind::Release { .. }))
+    {
+        return;
+    }
+    let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(conn) = conn.as_mut() else {
+        return;
+    };
+    let released = (|| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut release =
+                tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
+            for op in batch {
+                if let Kind::Release { token } = op.kind {
+                    release.execute(params![&op.ns[..], &op.key[..], token])?;
+                }
+            }
+        }
+        tx.commit()
+    })();
+    if let Err(err) = released {
+        shared.report(&err);
     }
 }
 
@@ -336,7 +380,7 @@ fn commit_rows(
                 Kind::Put { value, expires } => {
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
-                        let name = files::write(&shared.dir, value).map_err(io_error)?;
+                        let name = files::write(&shared.dir, ns, key, value).map_err(io_error)?;
                         written.push(name.clone());
                         (&[][..], Some(name))
                     } else {
@@ -458,13 +502,17 @@ fn evict(
     const OLDEST: &str = "DELETE FROM entries WHERE id IN
          (SELECT id FROM entries WHERE ns = ?1 ORDER BY id LIMIT ?2) RETURNING size, file";
     let mut totals = conn.prepare_cached("SELECT count, bytes FROM spaces WHERE ns = ?1")?;
+    // No row: nothing stored (a batch that stored a key and removed it again adds none).
     let mut total = || {
-        totals.query_row([ns], |row| {
-            Ok((
-                row.get::<_, i64>(0)?.unsigned_abs(),
-                row.get::<_, i64>(1)?.unsigned_abs(),
-            ))
-        })
+        totals
+            .query_row([ns], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?.unsigned_abs(),
+                    row.get::<_, i64>(1)?.unsigned_abs(),
+                ))
+            })
+            .optional()
+            .map(Option::unwrap_or_default)
     };
     let (count, bytes) = total()?;
     let over_count = space.maxsize.map_or(0, |max| count.saturating_sub(max));
