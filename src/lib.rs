@@ -49,6 +49,7 @@
 //! | `store = tiered` | `store = redis` with a local copy bounded by `maxsize`: hits from memory, copies in other processes dropped by pub/sub on a new value or an `invalidate` |
 //! | `codec = "json"` | with `store = disk`, `redis` or `tiered`: values as JSON instead of compact binary (postcard) |
 //! | `lock = "redlock"` | with `store = redis` or `tiered`: take the stampede lock on a majority of the independent servers of `MEMO_REDLOCK_URLS` (Redlock) instead of the store's one server |
+//! | `version = N` | with `store = disk`, `redis` or `tiered`: part of every entry's namespace, to set old entries aside by hand (the key and value types' serde shapes are always part of it, so a build whose types changed misses instead of decoding the old layout) |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
 //!
 //! # Cargo features
