@@ -44,6 +44,19 @@ fn db_file(root: &Path) -> PathBuf {
     root.join("test").join("cache.db")
 }
 
+/// Overwrites every page of the database file but the first.
+fn damage_after_first_page(dir: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(db_file(dir))
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.seek(SeekFrom::Start(4096)).unwrap();
+    file.write_all(&vec![0x77; usize::try_from(len - 4096).unwrap()])
+        .unwrap();
+}
+
 #[test]
 fn entries_survive_reopening() {
     let tmp = TempDir::new("reopen");
@@ -267,7 +280,6 @@ fn a_truncated_file_is_moved_aside_and_rebuilt() {
 
 #[test]
 fn a_file_damaged_while_in_use_is_moved_aside_once_and_rebuilt() {
-    use std::io::{Seek, SeekFrom, Write};
     let tmp = TempDir::new("damaged-in-use");
     let store = open(&tmp.0, &Config::new());
     for i in 0..2000_u64 {
@@ -282,15 +294,7 @@ fn a_file_damaged_while_in_use_is_moved_aside_once_and_rebuilt() {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         })
         .unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(db_file(&tmp.0))
-        .unwrap();
-    let len = file.metadata().unwrap().len();
-    file.seek(SeekFrom::Start(4096)).unwrap();
-    file.write_all(&vec![0x77; usize::try_from(len - 4096).unwrap()])
-        .unwrap();
-    drop(file);
+    damage_after_first_page(&tmp.0);
     // A read of the damaged pages fails, is counted, and moves the file aside.
     assert!(store.keys().is_empty());
     assert!(store.counts().errors >= 1);
@@ -789,7 +793,6 @@ fn value_file_names_u64(root: &Path) -> Vec<String> {
 // aside (the second moved the first one's new database), and went on with different files.
 #[test]
 fn processes_recovering_a_damaged_database_at_once_converge_on_one() {
-    use std::io::{Seek, SeekFrom, Write};
     let tmp = TempDir::new("recover-together");
     {
         let store = open(&tmp.0, &Config::new());
@@ -816,15 +819,7 @@ fn processes_recovering_a_damaged_database_at_once_converge_on_one() {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(db_file(&tmp.0))
-        .unwrap();
-    let len = file.metadata().unwrap().len();
-    file.seek(SeekFrom::Start(4096)).unwrap();
-    file.write_all(&vec![0x77; usize::try_from(len - 4096).unwrap()])
-        .unwrap();
-    drop(file);
+    damage_after_first_page(&tmp.0);
     std::fs::write(tmp.0.join("go"), b"").unwrap();
     let mut seen = Vec::new();
     for child in children {
