@@ -493,3 +493,243 @@ fn acl_users_authenticate_through_the_url() {
     let wrong = RedisClient::new(config(&url("app:wrong"))).unwrap();
     assert!(wrong.get(b"acl:k").is_err());
 }
+
+// ---- Trust: one deadline per call, no leaked lock, quick recovery (issue 17) ----
+
+mod trust {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::{Context, Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    use memo_runtime::private::{hit_or_miss_redis_async, hit_or_miss_tiered_async};
+    use memo_runtime::redis::{BreakerConfig, RedisClient, RedisConfig};
+    use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Store, TieredStore};
+
+    use super::redis_server::{RedisServer, command};
+
+    const TIMEOUT: Duration = Duration::from_millis(100);
+
+    /// A client whose breaker never opens, so that every call tries the server.
+    fn stubborn(url: &str) -> RedisClient {
+        let config = RedisConfig::from_url(url)
+            .unwrap()
+            .connect_timeout(TIMEOUT)
+            .command_timeout(TIMEOUT)
+            .breaker(BreakerConfig {
+                threshold: u32::MAX,
+                ..BreakerConfig::default()
+            });
+        RedisClient::new(config).unwrap()
+    }
+
+    fn options(name: &str, client: &RedisClient) -> RedisOptions {
+        RedisOptions::new(name).client(client.clone())
+    }
+
+    fn config() -> Config {
+        Config::new().ttl(Duration::from_secs(60))
+    }
+
+    fn keep(_: &String) -> bool {
+        true
+    }
+
+    /// Polls `fut` to completion on this thread (the client's own thread does the I/O).
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// The backend errors of `calls` calls of distinct keys through `call`, each of which must
+    /// return the computed value, and the longest call.
+    fn errors_of<S: Store<u64, String>>(
+        cache: &Cache<u64, String, S>,
+        first: u64,
+        calls: u64,
+        call: impl Fn(u64) -> String,
+    ) -> (u64, Duration) {
+        let before = cache.stats().backend_errors;
+        let mut longest = Duration::ZERO;
+        for key in first..first + calls {
+            let started = Instant::now();
+            assert_eq!(call(key), format!("value {key}"));
+            longest = longest.max(started.elapsed());
+        }
+        (cache.stats().backend_errors - before, longest)
+    }
+
+    /// A frozen server (`SIGSTOP`) costs each call at most one timed-out command: the call's
+    /// later commands find its deadline passed and are not sent. Sync, async and tiered.
+    #[test]
+    fn a_frozen_server_costs_a_call_one_timeout_not_one_per_command() {
+        const CALLS: u64 = 3;
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let redis: &'static Cache<u64, String, RedisStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("frozen", &client).open(&config())),
+        ));
+        let tiered: &'static Cache<u64, String, TieredStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("frozen-tiered", &client).open_tiered(&config())),
+        ));
+        let compute = |key: &u64| format!("value {key}");
+        // Connected and warm before the fault.
+        assert_eq!(redis.get_or_compute(&0, compute), "value 0");
+        assert_eq!(tiered.get_or_compute(&0, compute), "value 0");
+        server.pause();
+        let sync = errors_of(redis, 100, CALLS, |key| redis.get_or_compute(&key, compute));
+        let sync_tiered = errors_of(tiered, 200, CALLS, |key| {
+            tiered.get_or_compute(&key, compute)
+        });
+        let async_redis = errors_of(redis, 300, CALLS, |key| {
+            block_on(async move {
+                match hit_or_miss_redis_async(redis, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        });
+        let async_tiered = errors_of(tiered, 400, CALLS, |key| {
+            block_on(async move {
+                match hit_or_miss_tiered_async(tiered, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        });
+        server.resume();
+        let runs = [sync, sync_tiered, async_redis, async_tiered];
+        assert_eq!(
+            runs.map(|(errors, _)| errors),
+            [CALLS; 4],
+            "timed-out commands per {CALLS} calls: sync, sync tiered, async, async tiered"
+        );
+        // A loose wall-clock check beside the count (a loaded machine adds its own delays).
+        let longest = runs.iter().map(|(_, took)| *took).max().unwrap();
+        assert!(longest < TIMEOUT * 3, "a call took {longest:?}");
+    }
+
+    /// xorshift: the tests need spread, not quality.
+    fn random(state: &AtomicU64, below: u64) -> u64 {
+        let mut x = state.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.store(x, Ordering::Relaxed);
+        x % below
+    }
+
+    /// The lock keys left on the server.
+    fn locks_left(port: u16) -> usize {
+        let reply = command(port, "KEYS *:lock");
+        reply
+            .strip_prefix('*')
+            .and_then(|rest| rest.split("\r\n").next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Cancelled at random await points (polled a random number of times, then dropped), 300
+    /// async callers leave no lock behind: once their releases have run, which takes a round
+    /// trip, not the 10 s lease, no lock key is left for a later caller to wait on.
+    #[test]
+    fn cancelled_async_callers_leave_no_lock_behind() {
+        let server = RedisServer::start();
+        let client = RedisClient::new(
+            RedisConfig::from_url(&server.url())
+                .unwrap()
+                .command_timeout(Duration::from_secs(2)),
+        )
+        .unwrap();
+        let cache: &'static Cache<u64, String, RedisStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("cancel", &client).open(&config())),
+        ));
+        let seed = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut finished, mut cancelled) = (0, 0);
+        for key in 0..300_u64 {
+            let polls = 1 + random(&seed, 8);
+            let mut call = std::pin::pin!(async move {
+                match hit_or_miss_redis_async(cache, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => {
+                        miss.compute_async(async move { format!("value {key}") }, keep)
+                            .await
+                    }
+                }
+            });
+            let mut done = false;
+            for _ in 0..polls {
+                if call.as_mut().poll(&mut cx).is_ready() {
+                    done = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(random(&seed, 1500)));
+            }
+            if done { finished += 1 } else { cancelled += 1 }
+        }
+        assert!(
+            cancelled > 100,
+            "only {cancelled} cancelled ({finished} finished)"
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while locks_left(server.port()) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            locks_left(server.port()),
+            0,
+            "locks outlived their cancelled callers"
+        );
+    }
+
+    /// Redis stopped for 12 s under light load, then started again on the same port: with the
+    /// default breaker and timeouts, a call hits again within 2 s (the promise), not after a
+    /// back-off that doubled through the outage.
+    #[test]
+    fn caching_resumes_within_two_seconds_of_the_server_coming_back() {
+        let mut server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let cache = Cache::with_store(options("outage", &client).open::<u64, u64>(&config()));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let restarted = std::sync::Mutex::new(None::<Instant>);
+        let resumed = std::thread::scope(|s| {
+            let load = s.spawn(|| {
+                // Light load: one call every 10 ms, bounded in time as well as by the flag.
+                let end = Instant::now() + Duration::from_secs(40);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                    let before = cache.stats().hits;
+                    assert_eq!(cache.get_or_compute(&7, |n| n * 2), 14);
+                    let back = *restarted.lock().unwrap();
+                    if let Some(back) = back
+                        && cache.stats().hits > before
+                    {
+                        return Some(back.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                None
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(cache.stats().hits > 0, "hits before the outage");
+            server.kill();
+            std::thread::sleep(Duration::from_secs(12));
+            server.restart();
+            *restarted.lock().unwrap() = Some(Instant::now());
+            let resumed = load.join().unwrap();
+            stop.store(true, Ordering::Relaxed);
+            resumed
+        });
+        let resumed = resumed.expect("no hit within 40 s of the restart");
+        assert!(
+            resumed < Duration::from_secs(2),
+            "the first hit came {resumed:?} after the restart"
+        );
+    }
+}

@@ -314,3 +314,64 @@ fn make_certificates(dir: &std::path::Path) {
         assert!(status.success(), "openssl {args:?} failed");
     }
 }
+
+/// A TCP proxy on a free loopback port in front of `127.0.0.1:upstream` that holds every reply
+/// for `delay` (requests pass at once): a slow server, or one whose replies are lost to a
+/// timeout after it ran the command. Its threads end with the process.
+pub(crate) struct SlowProxy {
+    port: u16,
+}
+
+impl SlowProxy {
+    pub(crate) fn start(upstream: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || pipe(client_in, server_out, Duration::ZERO));
+                std::thread::spawn(move || pipe(server, client, delay));
+            }
+        });
+        Self { port }
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it arrived (in order), until either closes.
+fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let (send, chunks) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (due, chunk) in chunks {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+    let mut buffer = [0_u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer) {
+        if send
+            .send((Instant::now() + delay, buffer[..n].to_vec()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(send);
+    let _ = writer.join();
+}
