@@ -503,10 +503,12 @@ mod trust {
     use std::time::{Duration, Instant};
 
     use memo_runtime::private::{hit_or_miss_redis_async, hit_or_miss_tiered_async};
-    use memo_runtime::redis::{BreakerConfig, RedisClient, RedisConfig};
+    use memo_runtime::redis::{
+        BreakerConfig, Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig,
+    };
     use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Store, TieredStore};
 
-    use super::redis_server::{RedisServer, command};
+    use super::redis_server::{RedisServer, SlowProxy, command};
 
     const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -731,5 +733,107 @@ mod trust {
             resumed < Duration::from_secs(2),
             "the first hit came {resumed:?} after the restart"
         );
+    }
+
+    /// How many times the server ran `command` at top level or from a script (`INFO
+    /// commandstats`).
+    fn runs_of(port: u16, command_name: &str) -> u64 {
+        let info = command(port, "INFO commandstats");
+        let prefix = format!("cmdstat_{command_name}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A slow server (each reply 60 ms late, a command timeout of 100 ms): a miss sends its
+    /// `GET` and its claim, whose reply the deadline cuts, then nothing: the value's `SET` would
+    /// start past the deadline, so it is skipped, not sent (only the claim's lock is released).
+    #[test]
+    fn a_slow_server_gets_no_command_past_the_calls_deadline() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::from_millis(60));
+        let client = stubborn(&proxy.url());
+        let cache = Cache::with_store(options("slow", &client).open::<u64, String>(&config()));
+        // Connected before measuring (the handshake's replies are slow too).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while client.get(b"warm").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "never connected through the proxy"
+            );
+        }
+        let (gets, sets, claims) = (
+            runs_of(server.port(), "get"),
+            runs_of(server.port(), "set"),
+            runs_of(server.port(), "eval"),
+        );
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        // Two scripts (the claim, its release) and one `GET` of the call's own (each script
+        // reads the key too); one `SET`, the claim's `SET NX`: the value's was never sent.
+        assert_eq!(runs_of(server.port(), "eval") - claims, 2);
+        assert_eq!(runs_of(server.port(), "get") - gets, 3);
+        assert_eq!(runs_of(server.port(), "set") - sets, 1);
+        assert_eq!(
+            command(server.port(), "DBSIZE"),
+            ":0\r\n",
+            "a value or a lock left"
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.backend_errors, stats.skipped), (1, 1), "{stats:?}");
+    }
+
+    /// The claim's reply lost to a timeout after Redis ran it (replies held back 300 ms, a
+    /// 100 ms command timeout): the release armed before the request deletes the lock, so no
+    /// caller waits out its 10 s lease.
+    #[test]
+    fn a_timed_out_lock_reply_leaves_no_lock_behind() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::from_millis(300));
+        let locks = Locks::new(stubborn(&proxy.url()), LockConfig::default());
+        for round in 0..5 {
+            let lock = format!("{{t{round}}}:lock");
+            let claimed = locks.claim(format!("{{t{round}}}:v").as_bytes(), lock.as_bytes());
+            assert!(
+                matches!(claimed, Claimed::Unavailable(Error::Timeout)),
+                "{claimed:?}"
+            );
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while command(server.port(), &format!("EXISTS {lock}")) != ":0\r\n" {
+                assert!(Instant::now() < deadline, "{lock} outlived its caller");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// With the server down and the breaker open, calls are counted as skipped, not as errors:
+    /// `backend_errors` keeps to the real failures (those that opened the breaker, and its
+    /// probes).
+    #[test]
+    fn a_known_down_server_counts_skips_apart_from_errors() {
+        let mut server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let cache = Cache::with_store(options("down", &client).open::<u64, u64>(&config()));
+        assert_eq!(cache.get_or_compute(&1, |n| n + 1), 2);
+        server.kill();
+        let end = Instant::now() + Duration::from_millis(1500);
+        let mut calls = 0_u64;
+        while Instant::now() < end {
+            assert_eq!(
+                cache.get_or_compute(&(calls % 10), |n| n + 1),
+                calls % 10 + 1
+            );
+            calls += 1;
+        }
+        let stats = cache.stats();
+        // Five failures open it; then one probe per back-off (250 ms doubling to 1 s), each
+        // call sending at most one command that fails.
+        assert!(stats.backend_errors <= 15, "{calls} calls: {stats:?}");
+        assert!(stats.skipped >= calls, "{calls} calls: {stats:?}");
     }
 }

@@ -2,13 +2,13 @@
 //! runtime thread, bounded by the command timeout and guarded by a circuit breaker.
 
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value, cmd};
+use ::redis::{Cmd, Pipeline, RedisFuture, Value, cmd};
 use futures_util::StreamExt as _;
 use tokio::sync::{OnceCell, oneshot};
 
@@ -18,31 +18,23 @@ use super::config::{RedisConfig, node_url};
 use super::error::Error;
 use super::runtime::Driver;
 
+// The scripts are sent whole with `EVAL`, one round trip each: `EVALSHA` costs two more whenever
+// the server has not seen the script yet (a restart), which a slow server turns into a timeout,
+// and a release lost that way leaves its lock for the whole lease.
+
 /// Deletes the lock only if it still holds our token (another caller may own it by now).
-static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) \
-         else return 0 end",
-    )
-});
+const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('del', KEYS[1]) else return 0 end";
 
 /// The same, then tells the waiters on `ARGV[2]` (one round trip for both).
-static UNLOCK_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) \
-         redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end",
-    )
-});
+const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
 
 /// A claim in one round trip: the value if there is one, else the lock if it is free.
 /// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
-static READ_OR_LOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
-         if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
-         return {0}",
-    )
-});
+const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
+     if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
+     return {0}";
 
 /// What [`RedisClient::read_or_lock`] found.
 #[derive(Debug)]
@@ -56,12 +48,8 @@ pub(crate) enum ReadOrLock {
 }
 
 /// Extends the lease only while the lock still holds our token.
-static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then \
-         return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
-    )
-});
+const EXTEND: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
 /// A connection to one server (reconnecting on its own) or to a cluster.
 #[derive(Clone)]
@@ -342,7 +330,7 @@ impl RedisClient {
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
     pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
         let (key, token) = (lock_key.to_vec(), token.to_vec());
-        self.call(move |conn| ops::script(conn, &UNLOCK, key, vec![token]))
+        self.call(move |conn| ops::script(conn, UNLOCK, key, vec![token]))
     }
 
     /// [`unlock`](Self::unlock), then `PUBLISH channel lock_key` if it did, in one round trip.
@@ -354,7 +342,7 @@ impl RedisClient {
     ) -> Result<bool, Error> {
         let args = vec![token.to_vec(), channel.to_vec()];
         let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, &UNLOCK_NOTIFY, key, args))
+        self.call(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
     }
 
     /// [`unlock_and_publish`](Self::unlock_and_publish), awaitable on any executor.
@@ -366,7 +354,7 @@ impl RedisClient {
     ) -> Result<bool, Error> {
         let args = vec![token.to_vec(), channel.to_vec()];
         let key = lock_key.to_vec();
-        self.call_async(move |conn| ops::script(conn, &UNLOCK_NOTIFY, key, args))
+        self.call_async(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
             .await
     }
 
@@ -375,7 +363,7 @@ impl RedisClient {
     pub fn extend(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
         let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
         let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, &EXTEND, key, args))
+        self.call(move |conn| ops::script(conn, EXTEND, key, args))
     }
 
     /// [`extend`](Self::extend), awaitable on any executor.
@@ -387,7 +375,7 @@ impl RedisClient {
     ) -> Result<bool, Error> {
         let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
         let key = lock_key.to_vec();
-        self.call_async(move |conn| ops::script(conn, &EXTEND, key, args))
+        self.call_async(move |conn| ops::script(conn, EXTEND, key, args))
             .await
     }
 
@@ -708,7 +696,7 @@ fn install_crypto_provider() {
 
 /// The commands, as futures over an owned connection.
 mod ops {
-    use super::{Conn, Error, READ_OR_LOCK, ReadOrLock, Script, Value, cmd};
+    use super::{Conn, Error, READ_OR_LOCK, ReadOrLock, Value, cmd};
     use ::redis::aio::ConnectionLike;
 
     pub(super) async fn get(mut conn: Conn, key: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
@@ -757,12 +745,14 @@ mod ops {
         token: Vec<u8>,
         lease_ms: u64,
     ) -> Result<ReadOrLock, Error> {
-        let reply: Value = READ_OR_LOCK
-            .key(value_key)
-            .key(lock_key)
+        let reply: Value = cmd("EVAL")
+            .arg(READ_OR_LOCK)
+            .arg(2)
+            .arg(value_key)
+            .arg(lock_key)
             .arg(token)
             .arg(lease_ms.max(1))
-            .invoke_async(&mut conn)
+            .query_async(&mut conn)
             .await?;
         match reply {
             Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
@@ -787,15 +777,16 @@ mod ops {
 
     pub(super) async fn script(
         mut conn: Conn,
-        script: &Script,
+        script: &str,
         key: Vec<u8>,
         args: Vec<Vec<u8>>,
     ) -> Result<bool, Error> {
-        let mut invocation = script.key(key);
+        let mut eval = cmd("EVAL");
+        eval.arg(script).arg(1).arg(key);
         for arg in args {
-            invocation.arg(arg);
+            eval.arg(arg);
         }
-        let done: i64 = invocation.invoke_async(&mut conn).await?;
+        let done: i64 = eval.query_async(&mut conn).await?;
         Ok(done == 1)
     }
 

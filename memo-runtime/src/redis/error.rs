@@ -56,7 +56,12 @@ impl std::error::Error for Error {
 }
 
 impl From<::redis::RedisError> for Error {
+    /// The connection's own response timeout (set to the command timeout) is a timeout too.
     fn from(err: ::redis::RedisError) -> Self {
-        Self::Redis(err)
+        if err.is_timeout() {
+            Self::Timeout
+        } else {
+            Self::Redis(err)
+        }
     }
 }
