@@ -836,4 +836,27 @@ mod trust {
         assert!(stats.backend_errors <= 15, "{calls} calls: {stats:?}");
         assert!(stats.skipped >= calls, "{calls} calls: {stats:?}");
     }
+
+    /// A miss without contention is three round trips (the `GET`, the claim's script, the
+    /// `SET`), and its lock's release: the scripts' own reads and writes subtracted, one `GET`
+    /// and one `SET` at top level, and two scripts.
+    #[test]
+    fn a_miss_is_three_round_trips_and_a_release() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let cache = Cache::with_store(options("trips", &client).open::<u64, String>(&config()));
+        assert!(client.get(b"warm").unwrap().is_none());
+        let runs = || ["get", "set", "eval"].map(|name| runs_of(server.port(), name));
+        let before = runs();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let [gets, sets, scripts] = [0, 1, 2].map(|i| runs()[i] - before[i]);
+        // Each script reads the key once; the claim's also sets its lock.
+        assert_eq!(scripts, 2, "the claim and the release");
+        assert_eq!(gets - scripts, 1, "one GET of the call's own");
+        assert_eq!(sets - 1, 1, "one SET of the value");
+    }
 }

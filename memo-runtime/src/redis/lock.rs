@@ -1,12 +1,18 @@
 //! Distributed single-flight in bytes: on a miss, one caller across every process computes while
 //! the others wait for its value.
 //!
-//! The holder takes `SET lock token NX PX lease` with a random token, renews the lease while its
-//! body runs, and releases by compare-and-delete, publishing the lock key on a channel. Waiters
-//! wake on that message or on a poll (backoff with jitter), re-read the value, and retry the lock
-//! (a holder that died leaves a lock that expires with its lease). Past the wait timeout they
-//! compute themselves. This is an efficiency lock: losing it costs a duplicate computation, never
-//! a wrong value.
+//! One script reads the value or, when there is none, takes `SET lock token NX PX lease` with a
+//! random token: a claim is one round trip. The holder renews the lease while its body runs and
+//! releases by compare-and-delete, publishing the lock key on a channel. Waiters wake on that
+//! message or on a poll (backoff with jitter) and try the script again (a holder that died leaves
+//! a lock that expires with its lease). Past the wait timeout they compute themselves. This is an
+//! efficiency lock: losing it costs a duplicate computation, never a wrong value.
+//!
+//! No lock outlives its caller: the release is armed before the request that may take the lock
+//! is sent, so a caller cancelled at any await point, or a reply lost to a timeout after Redis
+//! ran the request, still deletes the lock (in the background, behind the request on the same
+//! connection). Only a request that surely never left (breaker open, deadline spent, connection
+//! refused) disarms it.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -351,24 +351,39 @@ impl RedisOptions {
 ///
 /// Every hit reads Redis (one `GET`), so an `invalidate` or a new value in one process is seen
 /// by the next call in every other; for hits from memory, with invalidation by pub/sub, use
-/// `store = tiered`. Values are written with their time to live in one `SET … PX`.
+/// `store = tiered`. Values are written with their time to live in one `SET … PX`. A miss
+/// without contention is three round trips: the `GET`, the claim (one script that reads the
+/// value again and takes the lock), the `SET`; the lock's release follows in the background.
+///
+/// # Sharing
+///
+/// Entries are shared by the instances of one program by design: every process using the same
+/// server, function and types reads what another stored. Different programs on one server are
+/// kept apart by the prefix that starts every key ([`RedisOptions::prefix`], or
+/// `MEMO_REDIS_PREFIX`; `memo` by default).
 ///
 /// # Concurrent calls on the same key
 ///
 /// Callers in all processes that miss one key at the same time compute it once: the first takes
 /// the key's lock (`SET NX PX` with a random token, renewed while the body runs) and the others
 /// wait for its value (woken by pub/sub, polling as a fallback), up to a 5 s wait after which
-/// they compute themselves. A lock whose holder died expires with its lease (10 s). With
+/// they compute themselves. A lock whose holder died expires with its lease (10 s); a holder
+/// cancelled (an async caller dropped at any await point) or whose claim's reply timed out
+/// releases it at once, the release having been armed before the request was sent. With
 /// [`RedisOptions::redlock`] the lock is taken on a majority of several servers instead.
 ///
 /// # Faults
 ///
-/// Redis down, slow or answering garbage never fails a call: it computes, adds at most the
-/// command timeout (100 ms by default) in total over all the call's commands, nothing once the
-/// circuit breaker is open, and the failure is counted in [`Counts::errors`]
-/// (`Stats::backend_errors`) and logged at most once an interval. Requests not sent, because the
-/// breaker is open or the call has spent its timeout, are counted apart
-/// ([`Store::skipped`], `Stats::skipped`).
+/// Redis down, frozen, slow or answering garbage never fails a call: it computes, and adds at
+/// most the command timeout (100 ms by default) **in total** over all the call's commands: one
+/// deadline per call, so a command that would start past it is not sent (on a frozen server a
+/// miss pays one timeout, not one per command). Once the circuit breaker is open it adds nothing;
+/// it probes again within a second (a 250 ms back-off doubling to 1 s) on a fresh connection, so
+/// a server that comes back is used again about a second later. Failures are counted in
+/// [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval; requests
+/// not sent, because the breaker is open or the call has spent its deadline, are counted apart
+/// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. A lock taken with
+/// Redlock keeps its own bounds (its servers answer in parallel).
 ///
 /// # Length
 ///
