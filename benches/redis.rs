@@ -196,6 +196,12 @@ fn main() {
 
     redlock(&mut report, &client);
 
+    faults(&mut report, &mut server, config);
+    report.write();
+}
+
+/// What a killed, frozen or slow server adds to a call.
+fn faults(report: &mut Report, server: &mut RedisServer, config: RedisConfig) {
     // Killed: connections are refused at once. Frozen: nothing answers, so each call waits for
     // the command timeout. Both with a breaker that never opens, then with one that is open.
     let never_opens = BreakerConfig {
@@ -262,7 +268,6 @@ fn main() {
     }
     assert!(opens.breaker().is_open(), "three failures open the breaker");
     report.figure("redis/down_open_added_ms", mean_ms(&opens, 10_000), "ms");
-    report.write();
 }
 
 /// Caches for the frozen server's misses: sync, async and tiered.
