@@ -377,9 +377,10 @@ impl RedisOptions {
 /// Redis down, frozen, slow or answering garbage never fails a call: it computes, and adds at
 /// most the command timeout (100 ms by default) **in total** over all the call's commands: one
 /// deadline per call, so a command that would start past it is not sent (on a frozen server a
-/// miss pays one timeout, not one per command). Once the circuit breaker is open it adds nothing;
-/// it probes again within a second (a 250 ms back-off doubling to 1 s) on a fresh connection, so
-/// a server that comes back is used again about a second later. Failures are counted in
+/// miss pays one timeout, not one per command: `cargo bench --bench redis` measures 101 ms added
+/// to a miss by a frozen server, 102 ms by one whose replies come 60 ms late). Once the circuit
+/// breaker is open it adds nothing; it probes again within a second (a 250 ms back-off doubling
+/// to 1 s) on a fresh connection, so a server that comes back is used again within 2 s. Failures are counted in
 /// [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval; requests
 /// not sent, because the breaker is open or the call has spent its deadline, are counted apart
 /// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. A lock taken with
