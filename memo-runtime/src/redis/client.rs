@@ -451,10 +451,7 @@ impl RedisClient {
     /// Deletes every key starting with `prefix` (`SCAN MATCH` + `UNLINK`; on a cluster, on every
     /// master): how many were deleted. Bounded by the bulk timeout, not the command timeout.
     pub fn scan_del(&self, prefix: &[u8]) -> Result<u64, Error> {
-        if !self.inner.breaker.allow() {
-            return Err(Error::Open);
-        }
-        let link = Arc::clone(&self.inner.link);
+        let link = self.admit()?;
         let pattern = glob_prefix(prefix);
         let seed = self.inner.seed.clone();
         let root_cert = self.inner.config.root_cert.clone();
