@@ -221,7 +221,7 @@ fn faults(report: &mut Report, server: &mut RedisServer, config: RedisConfig) {
     // Slow: every reply 30 ms or 60 ms late. A miss is three round trips (GET, claim, SET);
     // past the one command timeout of the call, what is left is not sent.
     for (delay_ms, name) in [(30, "redis/slow30_added_ms"), (60, "redis/slow_added_ms")] {
-        let proxy = SlowProxy::start(server.port(), Duration::from_millis(delay_ms));
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
         let slow = RedisClient::new(
             RedisConfig::from_url(&proxy.url())
                 .expect("a valid URL")
@@ -229,7 +229,8 @@ fn faults(report: &mut Report, server: &mut RedisServer, config: RedisConfig) {
                 .breaker(never_opens),
         )
         .expect("a client");
-        while slow.get(b"bench:k").is_err() {} // the handshake is slow too
+        slow.get(b"bench:k").expect("connected before the slowdown");
+        proxy.set_delay(Duration::from_millis(delay_ms));
         let cache = Cache::with_store(
             RedisOptions::new(name)
                 .client(slow)

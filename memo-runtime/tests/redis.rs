@@ -514,10 +514,14 @@ mod trust {
 
     /// A client whose breaker never opens, so that every call tries the server.
     fn stubborn(url: &str) -> RedisClient {
+        stubborn_within(url, TIMEOUT)
+    }
+
+    fn stubborn_within(url: &str, timeout: Duration) -> RedisClient {
         let config = RedisConfig::from_url(url)
             .unwrap()
-            .connect_timeout(TIMEOUT)
-            .command_timeout(TIMEOUT)
+            .connect_timeout(timeout)
+            .command_timeout(timeout)
             .breaker(BreakerConfig {
                 threshold: u32::MAX,
                 ..BreakerConfig::default()
@@ -762,23 +766,20 @@ mod trust {
             .unwrap_or(0)
     }
 
-    /// A slow server (each reply 60 ms late, a command timeout of 100 ms): a miss sends its
+    /// A slow server (each reply 110 ms late, a command timeout of 200 ms): a miss sends its
     /// `GET` and its claim, whose reply the deadline cuts, then nothing: the value's `SET` would
     /// start past the deadline, so it is skipped, not sent (only the claim's lock is released).
     #[test]
     fn a_slow_server_gets_no_command_past_the_calls_deadline() {
         let server = RedisServer::start();
-        let proxy = SlowProxy::start(server.port(), Duration::from_millis(60));
-        let client = stubborn(&proxy.url());
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let client = stubborn_within(&proxy.url(), Duration::from_millis(200));
         let cache = Cache::with_store(options("slow", &client).open::<u64, String>(&config()));
-        // Connected before measuring (the handshake's replies are slow too).
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while client.get(b"warm").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "never connected through the proxy"
-            );
-        }
+        assert!(
+            client.get(b"warm").unwrap().is_none(),
+            "connected before the slowdown"
+        );
+        proxy.set_delay(Duration::from_millis(110));
         let (gets, sets, claims) = (
             runs_of(server.port(), "get"),
             runs_of(server.port(), "set"),
@@ -809,8 +810,15 @@ mod trust {
     #[test]
     fn a_timed_out_lock_reply_leaves_no_lock_behind() {
         let server = RedisServer::start();
-        let proxy = SlowProxy::start(server.port(), Duration::from_millis(300));
-        let locks = Locks::new(stubborn(&proxy.url()), LockConfig::default());
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let client = stubborn(&proxy.url());
+        assert!(
+            client.get(b"warm").unwrap().is_none(),
+            "connected before the slowdown"
+        );
+        proxy.set_delay(Duration::from_millis(300));
+        let locks = Locks::new(client, LockConfig::default());
+        let claims = runs_of(server.port(), "eval");
         for round in 0..5 {
             let lock = format!("{{t{round}}}:lock");
             let claimed = locks.claim(format!("{{t{round}}}:v").as_bytes(), lock.as_bytes());
@@ -824,6 +832,8 @@ mod trust {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        // Each claim reached Redis (and took its lock), then its release did.
+        assert_eq!(runs_of(server.port(), "eval") - claims, 10);
     }
 
     /// With the server down and the breaker open, calls are counted as skipped, not as errors:
