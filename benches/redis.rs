@@ -1,7 +1,9 @@
 //! The Redis layer against local `redis-server`s that this binary starts: a bare `GET` round
 //! trip beside a memoized hit of `#[cached(store = redis)]`, a tiered hit, a single-instance
 //! lock, stampedes of processes on one cold key (through the cache, through Redlock over 5
-//! servers, and through the cache with `lock = "redlock"`), and what a dead or frozen server adds to a call.
+//! servers, and through the cache with `lock = "redlock"`), and what a dead, frozen or slow server adds to a call
+//! (a miss sends several commands; they share one command timeout: `redis/frozen_added_ms`,
+//! `redis/slow_added_ms`).
 //!
 //! `cargo bench --bench redis --features redis` prints `BENCH <name> <value> <unit>` lines and
 //! writes `target/bench/redis.json`. Needs `redis-server` (`apt-get install -y redis-server`).
@@ -23,11 +25,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use memo::cached;
+use memo::__private::hit_or_miss_redis_async;
 use memo::redis::{
     BreakerConfig, Claimed, LockConfig, RedisClient, RedisConfig, Redlock, RedlockConfig, URLS_VAR,
 };
-use redis_server::{RedisServer, command};
+use memo::{Cache, Config, RedisOptions, RedisStore, TieredStore, cached};
+use redis_server::{RedisServer, SlowProxy, command};
 use support::{Report, best_ns_per_op};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -193,6 +196,12 @@ fn main() {
 
     redlock(&mut report, &client);
 
+    faults(&mut report, &mut server, config);
+    report.write();
+}
+
+/// What a killed, frozen or slow server adds to a call.
+fn faults(report: &mut Report, server: &mut RedisServer, config: RedisConfig) {
     // Killed: connections are refused at once. Frozen: nothing answers, so each call waits for
     // the command timeout. Both with a breaker that never opens, then with one that is open.
     let never_opens = BreakerConfig {
@@ -209,7 +218,49 @@ fn main() {
     closed.get(b"bench:k").expect("connected before the fault");
     opens.get(b"bench:k").expect("connected before the fault");
 
+    // Slow: every reply 30 ms or 60 ms late. A miss is three round trips (GET, claim, SET);
+    // past the one command timeout of the call, what is left is not sent.
+    for (delay_ms, name) in [(30, "redis/slow30_added_ms"), (60, "redis/slow_added_ms")] {
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let slow = RedisClient::new(
+            RedisConfig::from_url(&proxy.url())
+                .expect("a valid URL")
+                .command_timeout(COMMAND_TIMEOUT)
+                .breaker(never_opens),
+        )
+        .expect("a client");
+        slow.get(b"bench:k").expect("connected before the slowdown");
+        proxy.set_delay(Duration::from_millis(delay_ms));
+        let cache = Cache::with_store(
+            RedisOptions::new(name)
+                .client(slow)
+                .open::<u64, u64>(&Config::new()),
+        );
+        report.figure(
+            name,
+            miss_ms(10, |key| cache.get_or_compute(&key, |n| *n)),
+            "ms",
+        );
+    }
+
+    // Frozen: each miss pays one command timeout at most, however many commands it has.
+    let misses = Misses::new(&closed);
     server.pause();
+    report.figure(
+        "redis/frozen_added_ms",
+        miss_ms(5, |key| misses.sync(key)),
+        "ms",
+    );
+    report.figure(
+        "redis/frozen_added_async_ms",
+        miss_ms(5, |key| misses.run_async(key)),
+        "ms",
+    );
+    report.figure(
+        "redis/frozen_added_tiered_ms",
+        miss_ms(5, |key| misses.tiered(key)),
+        "ms",
+    );
     report.figure("redis/hung_added_ms", mean_ms(&closed, 20), "ms");
     server.kill();
     report.figure("redis/down_added_ms", mean_ms(&closed, 50), "ms");
@@ -218,7 +269,60 @@ fn main() {
     }
     assert!(opens.breaker().is_open(), "three failures open the breaker");
     report.figure("redis/down_open_added_ms", mean_ms(&opens, 10_000), "ms");
-    report.write();
+}
+
+/// Caches for the frozen server's misses: sync, async and tiered.
+struct Misses {
+    redis: &'static Cache<u64, u64, RedisStore<u64, u64>>,
+    tiered: &'static Cache<u64, u64, TieredStore<u64, u64>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Misses {
+    fn new(client: &RedisClient) -> Self {
+        let options = RedisOptions::new("bench-frozen").client(client.clone());
+        let redis = Box::leak(Box::new(Cache::with_store(options.open(&Config::new()))));
+        let tiered = Box::leak(Box::new(Cache::with_store(
+            options.open_tiered(&Config::new()),
+        )));
+        Self {
+            redis,
+            tiered,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime"),
+        }
+    }
+
+    fn sync(&self, key: u64) -> u64 {
+        self.redis.get_or_compute(&key, |n| *n)
+    }
+
+    fn tiered(&self, key: u64) -> u64 {
+        self.tiered.get_or_compute(&key, |n| *n)
+    }
+
+    fn run_async(&self, key: u64) -> u64 {
+        let redis = self.redis;
+        self.runtime.block_on(async move {
+            match hit_or_miss_redis_async(redis, &key).await {
+                Ok(value) => value,
+                Err(miss) => miss.compute_async(async move { key }, |_| true).await,
+            }
+        })
+    }
+}
+
+/// The mean time of `calls` misses (keys never used before, a body that costs nothing), in
+/// milliseconds: what the server adds to a call that computes.
+fn miss_ms(calls: u64, mut miss: impl FnMut(u64) -> u64) -> f64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+    let first = NEXT.fetch_add(calls, std::sync::atomic::Ordering::Relaxed);
+    let start = Instant::now();
+    for key in first..first + calls {
+        assert_eq!(miss(key), key);
+    }
+    start.elapsed().as_secs_f64() * 1e3 / calls as f64
 }
 
 /// The mean time of `calls` failing `GET`s, in milliseconds.

@@ -92,6 +92,15 @@ async fn whisper(word: String) -> String {
     word.to_lowercase()
 }
 
+static TAGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Run by child processes with different `MEMO_REDIS_PREFIX`es.
+#[cached(store = redis)]
+fn tagged(n: u64) -> String {
+    TAGS.fetch_add(1, Ordering::Relaxed);
+    format!("tag {n}")
+}
+
 /// Calls `shout(word)` until it returns `expected` (its L1 copy dropped by a message).
 fn shout_until(word: &str, expected: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -156,6 +165,10 @@ fn child() {
                 SHOUTS.load(Ordering::Relaxed),
                 hits >= 3
             );
+        }
+        "prefixed" => {
+            assert_eq!(tagged(1), "tag 1");
+            println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
         }
         other => panic!("unknown role {other}"),
     }
@@ -384,4 +397,58 @@ fn the_same_cache_works_against_a_cluster() {
     assert_eq!(found.as_deref(), Some("value of user:3"));
     cache.clear();
     assert_eq!(cache.get("user:3"), None);
+}
+
+/// Two programs on one server with prefixes of their own (`RedisOptions::prefix`) never see
+/// each other's entries, nor the default prefix's, and clearing one leaves the others.
+#[test]
+fn two_prefixes_never_see_each_others_entries() {
+    let server = RedisServer::start();
+    let billing = cache_at(&server.url(), "shared", |options| options.prefix("billing"));
+    let search = cache_at(&server.url(), "shared", |options| options.prefix("search"));
+    let plain = cache_at(&server.url(), "shared", |options| options);
+    billing.insert("k".to_string(), "billing's".to_string());
+    assert_eq!(search.get("k"), None);
+    assert_eq!(plain.get("k"), None);
+    search.insert("k".to_string(), "search's".to_string());
+    plain.insert("k".to_string(), "plain".to_string());
+    assert_eq!(billing.get("k").as_deref(), Some("billing's"));
+    assert_eq!(search.get("k").as_deref(), Some("search's"));
+    search.clear();
+    assert_eq!(search.get("k"), None);
+    assert_eq!(billing.get("k").as_deref(), Some("billing's"));
+    assert_eq!(plain.get("k").as_deref(), Some("plain"));
+    // The prefix starts the key, as `redis-cli` shows it.
+    let keys = redis_server::command(server.port(), "KEYS billing:*");
+    assert!(keys.starts_with("*1\r\n"), "{keys}");
+    let keys = redis_server::command(server.port(), "KEYS memo:*");
+    assert!(keys.starts_with("*1\r\n"), "{keys}");
+}
+
+/// `MEMO_REDIS_PREFIX` moves a program's `#[cached(store = redis)]` entries: a process with
+/// another prefix computes again, one with the same prefix hits.
+#[test]
+fn the_prefix_variable_separates_programs_on_one_server() {
+    init();
+    assert_eq!(tagged(1), "tag 1");
+    let run = |prefix: Option<&str>| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("MEMO_TEST_ROLE", "prefixed")
+            .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+            .env_remove("MEMO_REDIS_PREFIX");
+        if let Some(prefix) = prefix {
+            command.env("MEMO_REDIS_PREFIX", prefix);
+        }
+        result(&command.output().unwrap())
+    };
+    assert_eq!(run(Some("other-program")), "executions=1");
+    assert_eq!(run(Some("other-program")), "executions=0");
+    assert_eq!(
+        run(None),
+        "executions=0",
+        "the default prefix is this process's"
+    );
+    assert_eq!(run(Some("a-third")), "executions=1");
 }

@@ -461,8 +461,12 @@ where
     }
 
     fn raw_stats(&self) -> Stats {
-        self.counters
-            .snapshot(self.store.len(), self.store.weight(), self.store.counts())
+        self.counters.snapshot(
+            self.store.len(),
+            self.store.weight(),
+            self.store.counts(),
+            self.store.skipped(),
+        )
     }
 
     /// The keys of the live entries, where the store can list them (the in-memory store can).
@@ -550,8 +554,11 @@ where
     pub(crate) fn begin(&self, key: &K, by_thread: bool) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), by_thread) {
             Join::Lead(leader) => {
-                // A value may have landed between the caller's miss and its taking the lead.
-                if let Some(value) = self.store.get(&key) {
+                // A value may have landed between the caller's miss and its taking the lead (a
+                // store whose claim reads the value looks there, in the same round trip).
+                if !self.store.claim_reads()
+                    && let Some(value) = self.store.get(&key)
+                {
                     leader.finish(&value);
                     return Step::Done(value);
                 }
@@ -590,7 +597,9 @@ where
     pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), false) {
             Join::Lead(leader) => {
-                if let Some(value) = self.store.get_async(&key).await {
+                if !self.store.claim_reads()
+                    && let Some(value) = self.store.get_async(&key).await
+                {
                     leader.finish(&value);
                     return Step::Done(value);
                 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `memo_hits_total`, `memo_misses_total`, `memo_coalesced_total`, `memo_evictions_total`, `memo_expired_total`, `memo_load_errors_total`, `memo_refreshes_total` | counter |
 //! | `memo_backend_errors_total` (also labelled `backend`, e.g. `disk`; not for in-memory caches) | counter |
+//! | `memo_backend_skipped_total` (labelled as above): requests not tried, the backend being known down | counter |
 //! | `memo_entries` | gauge |
 //! | `memo_load_seconds` | histogram, recorded on each computation (a miss, not a hit) |
 
@@ -89,6 +90,8 @@ pub fn publish() {
         if backend != "memory" {
             metrics::counter!("memo_backend_errors_total", "fn" => name, "backend" => backend)
                 .absolute(stats.backend_errors);
+            metrics::counter!("memo_backend_skipped_total", "fn" => name, "backend" => backend)
+                .absolute(stats.skipped);
         }
         #[allow(clippy::cast_precision_loss, reason = "a gauge is an f64")]
         metrics::gauge!("memo_entries", "fn" => name).set(stats.len as f64);

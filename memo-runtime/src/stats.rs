@@ -45,8 +45,13 @@ pub struct Stats {
     /// Refreshes whose result was not kept (an error, a panic): the old value stays.
     pub refresh_failures: u64,
     /// Failures of the store's backend (feature `disk`: a full or read-only disk, a value that
-    /// did not decode); each call went on as if uncached.
+    /// did not decode; feature `redis`: a refused connection, a timed-out command, an error
+    /// reply); each call went on as if uncached.
     pub backend_errors: u64,
+    /// Backend requests not even tried, because the backend is known to be down (Redis: the
+    /// circuit breaker is open, or the call had spent its one command timeout); each call went
+    /// on as if uncached. Counted apart from `backend_errors`, so that real failures stand out.
+    pub skipped: u64,
     /// Entries held when the snapshot was taken.
     pub len: usize,
     /// Their total weight, when the cache weighs entries (`#[cached(weight = …)]`,
@@ -84,6 +89,7 @@ impl Stats {
                 .refresh_failures
                 .saturating_sub(earlier.refresh_failures),
             backend_errors: self.backend_errors.saturating_sub(earlier.backend_errors),
+            skipped: self.skipped.saturating_sub(earlier.skipped),
             len: self.len,
             weight: self.weight,
         }
@@ -189,8 +195,15 @@ impl Counters {
             .fold(0, u64::wrapping_add)
     }
 
-    /// A snapshot, completed with what the store counts itself.
-    pub(crate) fn snapshot(&self, len: usize, weight: Option<u64>, counts: Counts) -> Stats {
+    /// A snapshot, completed with what the store counts itself (`skipped`: requests it did not
+    /// try).
+    pub(crate) fn snapshot(
+        &self,
+        len: usize,
+        weight: Option<u64>,
+        counts: Counts,
+        skipped: u64,
+    ) -> Stats {
         Stats {
             hits: counts.hits,
             misses: self.sum(Event::Miss),
@@ -201,6 +214,7 @@ impl Counters {
             refreshes: self.sum(Event::Refresh),
             refresh_failures: self.sum(Event::RefreshFailure),
             backend_errors: counts.errors,
+            skipped,
             len,
             weight,
         }
@@ -234,7 +248,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let stats = counters.snapshot(7, None, Counts::default());
+        let stats = counters.snapshot(7, None, Counts::default(), 0);
         assert_eq!(stats.coalesced, (STRIPES as u64 + 16) * 1000);
         assert_eq!(stats.misses, (STRIPES as u64 + 16) * 2);
         assert_eq!(stats.len, 7);

@@ -493,3 +493,395 @@ fn acl_users_authenticate_through_the_url() {
     let wrong = RedisClient::new(config(&url("app:wrong"))).unwrap();
     assert!(wrong.get(b"acl:k").is_err());
 }
+
+// ---- Trust: one deadline per call, no leaked lock, quick recovery (issue 17) ----
+
+mod trust {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::{Context, Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    use memo_runtime::private::{hit_or_miss_redis_async, hit_or_miss_tiered_async};
+    use memo_runtime::redis::{
+        BreakerConfig, Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig,
+    };
+    use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Store, TieredStore};
+
+    use super::redis_server::{RedisServer, SlowProxy, command};
+
+    const TIMEOUT: Duration = Duration::from_millis(100);
+
+    /// A client whose breaker never opens, so that every call tries the server.
+    fn stubborn(url: &str) -> RedisClient {
+        stubborn_within(url, TIMEOUT)
+    }
+
+    fn stubborn_within(url: &str, timeout: Duration) -> RedisClient {
+        let config = RedisConfig::from_url(url)
+            .unwrap()
+            .connect_timeout(timeout)
+            .command_timeout(timeout)
+            .breaker(BreakerConfig {
+                threshold: u32::MAX,
+                ..BreakerConfig::default()
+            });
+        RedisClient::new(config).unwrap()
+    }
+
+    fn options(name: &str, client: &RedisClient) -> RedisOptions {
+        RedisOptions::new(name).client(client.clone())
+    }
+
+    fn config() -> Config {
+        Config::new().ttl(Duration::from_secs(60))
+    }
+
+    fn keep(_: &String) -> bool {
+        true
+    }
+
+    /// Polls `fut` to completion on this thread (the client's own thread does the I/O).
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// The backend errors of `calls` calls of distinct keys through `call`, each of which must
+    /// return the computed value, and the longest call.
+    fn errors_of<S: Store<u64, String>>(
+        cache: &Cache<u64, String, S>,
+        first: u64,
+        calls: u64,
+        call: impl Fn(u64) -> String,
+    ) -> (u64, Duration) {
+        let before = cache.stats().backend_errors;
+        let mut longest = Duration::ZERO;
+        for key in first..first + calls {
+            let started = Instant::now();
+            assert_eq!(call(key), format!("value {key}"));
+            longest = longest.max(started.elapsed());
+        }
+        (cache.stats().backend_errors - before, longest)
+    }
+
+    /// A frozen server (`SIGSTOP`) costs each call at most one timed-out command: the call's
+    /// later commands find its deadline passed and are not sent. Sync, async and tiered.
+    #[test]
+    fn a_frozen_server_costs_a_call_one_timeout_not_one_per_command() {
+        const CALLS: u64 = 3;
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let redis: &'static Cache<u64, String, RedisStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("frozen", &client).open(&config())),
+        ));
+        let tiered: &'static Cache<u64, String, TieredStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("frozen-tiered", &client).open_tiered(&config())),
+        ));
+        let compute = |key: &u64| format!("value {key}");
+        // Connected and warm before the fault.
+        assert_eq!(redis.get_or_compute(&0, compute), "value 0");
+        assert_eq!(tiered.get_or_compute(&0, compute), "value 0");
+        server.pause();
+        let sync = errors_of(redis, 100, CALLS, |key| redis.get_or_compute(&key, compute));
+        let sync_tiered = errors_of(tiered, 200, CALLS, |key| {
+            tiered.get_or_compute(&key, compute)
+        });
+        let async_redis = errors_of(redis, 300, CALLS, |key| {
+            block_on(async move {
+                match hit_or_miss_redis_async(redis, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        });
+        let async_tiered = errors_of(tiered, 400, CALLS, |key| {
+            block_on(async move {
+                match hit_or_miss_tiered_async(tiered, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        });
+        server.resume();
+        let runs = [sync, sync_tiered, async_redis, async_tiered];
+        assert_eq!(
+            runs.map(|(errors, _)| errors),
+            [CALLS; 4],
+            "timed-out commands per {CALLS} calls: sync, sync tiered, async, async tiered"
+        );
+        // A loose wall-clock check beside the count (a loaded machine adds its own delays).
+        let longest = runs.iter().map(|(_, took)| *took).max().unwrap();
+        assert!(longest < TIMEOUT * 3, "a call took {longest:?}");
+    }
+
+    /// xorshift: the tests need spread, not quality.
+    fn random(state: &AtomicU64, below: u64) -> u64 {
+        let mut x = state.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.store(x, Ordering::Relaxed);
+        x % below
+    }
+
+    /// The lock keys left on the server.
+    fn locks_left(port: u16) -> usize {
+        let reply = command(port, "KEYS *:lock");
+        reply
+            .strip_prefix('*')
+            .and_then(|rest| rest.split("\r\n").next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Polls `call` up to `polls` times, `random` microseconds apart, then drops it: whether it
+    /// finished first.
+    fn poll_then_drop(call: impl Future, polls: u64, mut pause: impl FnMut() -> u64) -> bool {
+        let mut call = std::pin::pin!(call);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..polls {
+            if call.as_mut().poll(&mut cx).is_ready() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(pause()));
+        }
+        false
+    }
+
+    /// Cancelled at random await points (polled a random number of times, then dropped), 300
+    /// async callers of a `redis` store and 200 of a `tiered` one leave no lock behind: once
+    /// their releases have run, which takes a round trip, not the 10 s lease, no lock key is
+    /// left for a later caller to wait on.
+    #[test]
+    fn cancelled_async_callers_leave_no_lock_behind() {
+        let server = RedisServer::start();
+        let client = RedisClient::new(
+            RedisConfig::from_url(&server.url())
+                .unwrap()
+                .command_timeout(Duration::from_secs(2)),
+        )
+        .unwrap();
+        let redis: &'static Cache<u64, String, RedisStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("cancel", &client).open(&config())),
+        ));
+        let tiered: &'static Cache<u64, String, TieredStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("cancel-tiered", &client).open_tiered(&config())),
+        ));
+        let seed = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+        let mut cancelled = 0;
+        for key in 0..500_u64 {
+            let polls = 1 + random(&seed, 8);
+            let body = async move { format!("value {key}") };
+            let finished = if key < 300 {
+                let call = async move {
+                    match hit_or_miss_redis_async(redis, &key).await {
+                        Ok(value) => value,
+                        Err(miss) => miss.compute_async(body, keep).await,
+                    }
+                };
+                poll_then_drop(call, polls, || random(&seed, 1500))
+            } else {
+                let call = async move {
+                    match hit_or_miss_tiered_async(tiered, &key).await {
+                        Ok(value) => value,
+                        Err(miss) => miss.compute_async(body, keep).await,
+                    }
+                };
+                poll_then_drop(call, polls, || random(&seed, 1500))
+            };
+            cancelled += u32::from(!finished);
+        }
+        assert!(cancelled > 150, "only {cancelled} of 500 cancelled");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while locks_left(server.port()) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            locks_left(server.port()),
+            0,
+            "locks outlived their cancelled callers"
+        );
+    }
+
+    /// Redis stopped for 12 s under light load, then started again on the same port: with the
+    /// default breaker and timeouts, a call hits again within 2 s (the promise), not after a
+    /// back-off that doubled through the outage.
+    #[test]
+    fn caching_resumes_within_two_seconds_of_the_server_coming_back() {
+        let mut server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let cache = Cache::with_store(options("outage", &client).open::<u64, u64>(&config()));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let restarted = std::sync::Mutex::new(None::<Instant>);
+        let resumed = std::thread::scope(|s| {
+            let load = s.spawn(|| {
+                // Light load: one call every 10 ms, bounded in time as well as by the flag.
+                let end = Instant::now() + Duration::from_secs(40);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                    let before = cache.stats().hits;
+                    assert_eq!(cache.get_or_compute(&7, |n| n * 2), 14);
+                    let back = *restarted.lock().unwrap();
+                    if let Some(back) = back
+                        && cache.stats().hits > before
+                    {
+                        return Some(back.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                None
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(cache.stats().hits > 0, "hits before the outage");
+            server.kill();
+            std::thread::sleep(Duration::from_secs(12));
+            server.restart();
+            *restarted.lock().unwrap() = Some(Instant::now());
+            let resumed = load.join().unwrap();
+            stop.store(true, Ordering::Relaxed);
+            resumed
+        });
+        let resumed = resumed.expect("no hit within 40 s of the restart");
+        assert!(
+            resumed < Duration::from_secs(2),
+            "the first hit came {resumed:?} after the restart"
+        );
+    }
+
+    /// How many times the server ran `command` at top level or from a script (`INFO
+    /// commandstats`).
+    fn runs_of(port: u16, command_name: &str) -> u64 {
+        let info = command(port, "INFO commandstats");
+        let prefix = format!("cmdstat_{command_name}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A slow server (each reply 110 ms late, a command timeout of 200 ms): a miss sends its
+    /// `GET` and its claim, whose reply the deadline cuts, then nothing: the value's `SET` would
+    /// start past the deadline, so it is skipped, not sent (only the claim's lock is released).
+    #[test]
+    fn a_slow_server_gets_no_command_past_the_calls_deadline() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let client = stubborn_within(&proxy.url(), Duration::from_millis(200));
+        let cache = Cache::with_store(options("slow", &client).open::<u64, String>(&config()));
+        assert!(
+            client.get(b"warm").unwrap().is_none(),
+            "connected before the slowdown"
+        );
+        proxy.set_delay(Duration::from_millis(110));
+        let (gets, sets, claims) = (
+            runs_of(server.port(), "get"),
+            runs_of(server.port(), "set"),
+            runs_of(server.port(), "eval"),
+        );
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        // Two scripts (the claim, its release) and one `GET` of the call's own (each script
+        // reads the key too); one `SET`, the claim's `SET NX`: the value's was never sent.
+        assert_eq!(runs_of(server.port(), "eval") - claims, 2);
+        assert_eq!(runs_of(server.port(), "get") - gets, 3);
+        assert_eq!(runs_of(server.port(), "set") - sets, 1);
+        assert_eq!(
+            command(server.port(), "DBSIZE"),
+            ":0\r\n",
+            "a value or a lock left"
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.backend_errors, stats.skipped), (1, 1), "{stats:?}");
+    }
+
+    /// The claim's reply lost to a timeout after Redis ran it (replies held back 300 ms, a
+    /// 100 ms command timeout): the release armed before the request deletes the lock, so no
+    /// caller waits out its 10 s lease.
+    #[test]
+    fn a_timed_out_lock_reply_leaves_no_lock_behind() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let client = stubborn(&proxy.url());
+        assert!(
+            client.get(b"warm").unwrap().is_none(),
+            "connected before the slowdown"
+        );
+        proxy.set_delay(Duration::from_millis(300));
+        let locks = Locks::new(client, LockConfig::default());
+        let claims = runs_of(server.port(), "eval");
+        for round in 0..5 {
+            let lock = format!("{{t{round}}}:lock");
+            let claimed = locks.claim(format!("{{t{round}}}:v").as_bytes(), lock.as_bytes());
+            assert!(
+                matches!(claimed, Claimed::Unavailable(Error::Timeout)),
+                "{claimed:?}"
+            );
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while command(server.port(), &format!("EXISTS {lock}")) != ":0\r\n" {
+                assert!(Instant::now() < deadline, "{lock} outlived its caller");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Each claim reached Redis (and took its lock), then its release did.
+        assert_eq!(runs_of(server.port(), "eval") - claims, 10);
+    }
+
+    /// With the server down and the breaker open, calls are counted as skipped, not as errors:
+    /// `backend_errors` keeps to the real failures (those that opened the breaker, and its
+    /// probes).
+    #[test]
+    fn a_known_down_server_counts_skips_apart_from_errors() {
+        let mut server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let cache = Cache::with_store(options("down", &client).open::<u64, u64>(&config()));
+        assert_eq!(cache.get_or_compute(&1, |n| n + 1), 2);
+        server.kill();
+        let end = Instant::now() + Duration::from_millis(1500);
+        let mut calls = 0_u64;
+        while Instant::now() < end {
+            assert_eq!(
+                cache.get_or_compute(&(calls % 10), |n| n + 1),
+                calls % 10 + 1
+            );
+            calls += 1;
+        }
+        let stats = cache.stats();
+        // Five failures open it; then one probe per back-off (250 ms doubling to 1 s), each
+        // call sending at most one command that fails.
+        assert!(stats.backend_errors <= 15, "{calls} calls: {stats:?}");
+        assert!(stats.skipped >= calls, "{calls} calls: {stats:?}");
+    }
+
+    /// A miss without contention is three round trips (the `GET`, the claim's script, the
+    /// `SET`), and its lock's release: the scripts' own reads and writes subtracted, one `GET`
+    /// and one `SET` at top level, and two scripts.
+    #[test]
+    fn a_miss_is_three_round_trips_and_a_release() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let cache = Cache::with_store(options("trips", &client).open::<u64, String>(&config()));
+        assert!(client.get(b"warm").unwrap().is_none());
+        let runs = || ["get", "set", "eval"].map(|name| runs_of(server.port(), name));
+        let before = runs();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let [gets, sets, scripts] = [0, 1, 2].map(|i| runs()[i] - before[i]);
+        // Each script reads the key once; the claim's also sets its lock.
+        assert_eq!(scripts, 2, "the claim and the release");
+        assert_eq!(gets - scripts, 1, "one GET of the call's own");
+        assert_eq!(sets - 1, 1, "one SET of the value");
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! Closed (calls go through) → `threshold` consecutive failures → open (calls fail at once) for
 //! `base`, doubling on every failed probe up to `cap` → half-open (one probe goes through; its
-//! success closes the breaker). Nothing here is Redis-specific: any store with a failure mode can
-//! own one.
+//! success closes the breaker). The cap is short (1 s by default): a probe costs one request, and
+//! a server that comes back is used again within about a second, not after a back-off that grew
+//! during a long outage. Nothing here is Redis-specific: any store with a failure mode can own one.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,7 @@ use parking_lot::Mutex;
 /// use std::time::Duration;
 ///
 /// let config = BreakerConfig { threshold: 3, ..BreakerConfig::default() };
-/// assert_eq!(config.base, Duration::from_secs(1));
+/// assert_eq!(config.cap, Duration::from_secs(1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -36,12 +37,12 @@ pub struct BreakerConfig {
 }
 
 impl Default for BreakerConfig {
-    /// 5 failures; 1 s back-off doubling to 30 s; a log line at most every 10 s.
+    /// 5 failures; 250 ms back-off doubling to 1 s; a log line at most every 10 s.
     fn default() -> Self {
         Self {
             threshold: 5,
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(30),
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(1),
             log_interval: Duration::from_secs(10),
         }
     }
@@ -52,6 +53,18 @@ enum State {
     Closed { failures: u32 },
     Open { until: Instant, backoff: Duration },
     HalfOpen { since: Instant, backoff: Duration },
+}
+
+/// What [`Breaker::permit`] lets a call do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Permit {
+    /// Closed: go ahead.
+    Go,
+    /// The one probe of a half-open breaker: go ahead, on a fresh connection (whatever error the
+    /// old one remembers is stale).
+    Probe,
+    /// Open: fail fast.
+    Refused,
 }
 
 /// A circuit breaker with error counters and a rate-limited log.
@@ -96,16 +109,21 @@ impl Breaker {
     /// When the back-off has passed, one caller gets `true` as the probe; the others keep failing
     /// fast until it reports.
     pub fn allow(&self) -> bool {
+        self.permit() != Permit::Refused
+    }
+
+    /// [`allow`](Self::allow), telling a probe apart.
+    pub(crate) fn permit(&self) -> Permit {
         let mut state = self.state.lock();
         let now = Instant::now();
-        let allowed = match *state {
-            State::Closed { .. } => true,
+        let permit = match *state {
+            State::Closed { .. } => Permit::Go,
             State::Open { until, backoff } if now >= until => {
                 *state = State::HalfOpen {
                     since: now,
                     backoff,
                 };
-                true
+                Permit::Probe
             }
             // A probe that never reported (its caller panicked): let another one try.
             State::HalfOpen { since, backoff } if now.duration_since(since) >= self.config.cap => {
@@ -113,15 +131,15 @@ impl Breaker {
                     since: now,
                     backoff,
                 };
-                true
+                Permit::Probe
             }
-            State::Open { .. } | State::HalfOpen { .. } => false,
+            State::Open { .. } | State::HalfOpen { .. } => Permit::Refused,
         };
         drop(state);
-        if !allowed {
+        if permit == Permit::Refused {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        allowed
+        permit
     }
 
     /// The call that [`allow`](Self::allow) let through succeeded: the breaker closes.

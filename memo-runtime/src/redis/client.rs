@@ -2,44 +2,54 @@
 //! runtime thread, bounded by the command timeout and guarded by a circuit breaker.
 
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value, cmd};
+use ::redis::{Cmd, Pipeline, RedisFuture, Value, cmd};
 use futures_util::StreamExt as _;
 use tokio::sync::{OnceCell, oneshot};
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, Permit};
+use super::budget::{self, Budget};
 use super::config::{RedisConfig, node_url};
 use super::error::Error;
 use super::runtime::Driver;
 
+// The scripts are sent whole with `EVAL`, one round trip each: `EVALSHA` costs two more whenever
+// the server has not seen the script yet (a restart), which a slow server turns into a timeout,
+// and a release lost that way leaves its lock for the whole lease.
+
 /// Deletes the lock only if it still holds our token (another caller may own it by now).
-static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) \
-         else return 0 end",
-    )
-});
+const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('del', KEYS[1]) else return 0 end";
 
 /// The same, then tells the waiters on `ARGV[2]` (one round trip for both).
-static UNLOCK_NOTIFY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) \
-         redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end",
-    )
-});
+const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
+
+/// A claim in one round trip: the value if there is one, else the lock if it is free.
+/// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
+const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
+     if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
+     return {0}";
+
+/// What [`RedisClient::read_or_lock`] found.
+#[derive(Debug)]
+pub(crate) enum ReadOrLock {
+    /// The value.
+    Value(Vec<u8>),
+    /// No value, and the lock is now ours.
+    Locked,
+    /// No value, and another caller holds the lock.
+    Held,
+}
 
 /// Extends the lease only while the lock still holds our token.
-static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then \
-         return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
-    )
-});
+const EXTEND: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
 /// A connection to one server (reconnecting on its own) or to a cluster.
 #[derive(Clone)]
@@ -81,16 +91,24 @@ enum Target {
     Cluster(ClusterClient),
 }
 
-/// The connection, made on first use; a failed attempt is retried by the next call.
+/// The connection, made on first use; a failed attempt is retried by the next call, and a probe
+/// of the breaker starts afresh ([`reset`](Self::reset)).
 struct Link {
     target: Target,
-    conn: OnceCell<Conn>,
+    conn: parking_lot::Mutex<Arc<OnceCell<Conn>>>,
 }
 
 impl Link {
+    /// Forgets the connection: the next command connects anew. A connection manager remembers
+    /// its last failed reconnect ("connection refused") and answers the next command with it, so
+    /// a probe on it would fail on a server that is back, and the breaker would back off again.
+    fn reset(&self) {
+        *self.conn.lock() = Arc::new(OnceCell::new());
+    }
+
     async fn conn(&self) -> Result<Conn, Error> {
-        let conn = self
-            .conn
+        let cell = Arc::clone(&self.conn.lock());
+        let conn = cell
             .get_or_try_init(|| async {
                 Ok::<_, Error>(match &self.target {
                     Target::Single(client, config) => Conn::Single(
@@ -120,8 +138,9 @@ struct Inner {
 /// A Redis client for byte keys and values, usable from sync and async code alike.
 ///
 /// Commands run on a runtime thread the client owns, so a sync caller needs no runtime and an
-/// async caller may use any executor. Each call adds at most the command timeout; after repeated
-/// failures the [`Breaker`] opens and calls fail at once ([`Error::Open`]) until a probe succeeds.
+/// async caller may use any executor. Each command adds at most the command timeout (the commands
+/// of one memoized call share one: [`Error::Deadline`]); after repeated failures the [`Breaker`]
+/// opens and calls fail at once ([`Error::Open`]) until a probe, on a fresh connection, succeeds.
 /// Cloning is cheap and shares the connection.
 ///
 /// # Examples
@@ -189,7 +208,7 @@ impl RedisClient {
             inner: Arc::new(Inner {
                 link: Arc::new(Link {
                     target,
-                    conn: OnceCell::new(),
+                    conn: parking_lot::Mutex::new(Arc::new(OnceCell::new())),
                 }),
                 first_node,
                 seed: seed.clone(),
@@ -280,10 +299,38 @@ impl RedisClient {
             .await
     }
 
+    /// The value of `value_key`, else `SET lock_key token NX PX lease_ms`, in one round trip (a
+    /// script: on a cluster both keys need one hash tag).
+    pub(crate) fn read_or_lock(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+        token: &[u8],
+        lease_ms: u64,
+    ) -> Result<ReadOrLock, Error> {
+        let keys = [value_key.to_vec(), lock_key.to_vec()];
+        let token = token.to_vec();
+        self.call(move |conn| ops::read_or_lock(conn, keys, token, lease_ms))
+    }
+
+    /// [`read_or_lock`](Self::read_or_lock), awaitable on any executor.
+    pub(crate) async fn read_or_lock_async(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+        token: &[u8],
+        lease_ms: u64,
+    ) -> Result<ReadOrLock, Error> {
+        let keys = [value_key.to_vec(), lock_key.to_vec()];
+        let token = token.to_vec();
+        self.call_async(move |conn| ops::read_or_lock(conn, keys, token, lease_ms))
+            .await
+    }
+
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
     pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
         let (key, token) = (lock_key.to_vec(), token.to_vec());
-        self.call(move |conn| ops::script(conn, &UNLOCK, key, vec![token]))
+        self.call(move |conn| ops::script(conn, UNLOCK, key, vec![token]))
     }
 
     /// [`unlock`](Self::unlock), then `PUBLISH channel lock_key` if it did, in one round trip.
@@ -295,7 +342,7 @@ impl RedisClient {
     ) -> Result<bool, Error> {
         let args = vec![token.to_vec(), channel.to_vec()];
         let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, &UNLOCK_NOTIFY, key, args))
+        self.call(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
     }
 
     /// [`unlock_and_publish`](Self::unlock_and_publish), awaitable on any executor.
@@ -307,7 +354,7 @@ impl RedisClient {
     ) -> Result<bool, Error> {
         let args = vec![token.to_vec(), channel.to_vec()];
         let key = lock_key.to_vec();
-        self.call_async(move |conn| ops::script(conn, &UNLOCK_NOTIFY, key, args))
+        self.call_async(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
             .await
     }
 
@@ -316,7 +363,7 @@ impl RedisClient {
     pub fn extend(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
         let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
         let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, &EXTEND, key, args))
+        self.call(move |conn| ops::script(conn, EXTEND, key, args))
     }
 
     /// [`extend`](Self::extend), awaitable on any executor.
@@ -328,7 +375,7 @@ impl RedisClient {
     ) -> Result<bool, Error> {
         let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
         let key = lock_key.to_vec();
-        self.call_async(move |conn| ops::script(conn, &EXTEND, key, args))
+        self.call_async(move |conn| ops::script(conn, EXTEND, key, args))
             .await
     }
 
@@ -404,10 +451,7 @@ impl RedisClient {
     /// Deletes every key starting with `prefix` (`SCAN MATCH` + `UNLINK`; on a cluster, on every
     /// master): how many were deleted. Bounded by the bulk timeout, not the command timeout.
     pub fn scan_del(&self, prefix: &[u8]) -> Result<u64, Error> {
-        if !self.inner.breaker.allow() {
-            return Err(Error::Open);
-        }
-        let link = Arc::clone(&self.inner.link);
+        let link = self.admit()?;
         let pattern = glob_prefix(prefix);
         let seed = self.inner.seed.clone();
         let root_cert = self.inner.config.root_cert.clone();
@@ -434,47 +478,79 @@ impl RedisClient {
         result
     }
 
-    /// Runs a command through the breaker and blocks for it.
+    /// Runs a command through the breaker, within its call's budget, and blocks for it.
     fn call<T, F, Fut>(&self, op: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        if !self.inner.breaker.allow() {
-            return Err(Error::Open);
-        }
-        let link = Arc::clone(&self.inner.link);
+        let budget = budget::current();
+        let timeout = self.timeout(budget.as_ref())?;
+        let link = self.admit()?;
+        let started = Instant::now();
         let result = self
             .inner
             .driver
-            .block(self.inner.config.command_timeout, async move {
-                op(link.conn().await?).await
-            });
+            .block(timeout, async move { op(link.conn().await?).await });
+        Self::spent(budget.as_ref(), started, &result);
         self.record(&result);
         result
     }
 
-    /// Runs a command through the breaker; the future can be awaited on any executor.
+    /// Runs a command through the breaker, within its call's budget; the future can be awaited
+    /// on any executor.
     async fn call_async<T, F, Fut>(&self, op: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        if !self.inner.breaker.allow() {
-            return Err(Error::Open);
-        }
-        let link = Arc::clone(&self.inner.link);
+        let budget = budget::current();
+        let timeout = self.timeout(budget.as_ref())?;
+        let link = self.admit()?;
+        let started = Instant::now();
         let result = self
             .inner
             .driver
-            .run(self.inner.config.command_timeout, async move {
-                op(link.conn().await?).await
-            })
+            .run(timeout, async move { op(link.conn().await?).await })
             .await;
+        Self::spent(budget.as_ref(), started, &result);
         self.record(&result);
         result
+    }
+
+    /// The bound of the next command: the command timeout, or what its call has left of it;
+    /// [`Error::Deadline`] when that is nothing (the command is not sent).
+    fn timeout(&self, budget: Option<&Budget>) -> Result<Duration, Error> {
+        let timeout = self.inner.config.command_timeout;
+        match budget.map(Budget::left) {
+            Some(left) if left.is_zero() => Err(Error::Deadline),
+            Some(left) => Ok(left.min(timeout)),
+            None => Ok(timeout),
+        }
+    }
+
+    /// The connection a command may use now: none while the breaker is open, a fresh one for
+    /// its probe.
+    fn admit(&self) -> Result<Arc<Link>, Error> {
+        match self.inner.breaker.permit() {
+            Permit::Refused => return Err(Error::Open),
+            Permit::Probe => self.inner.link.reset(),
+            Permit::Go => {}
+        }
+        Ok(Arc::clone(&self.inner.link))
+    }
+
+    /// Charges a command to its call: what it took, or everything if it timed out.
+    fn spent<T>(budget: Option<&Budget>, started: Instant, result: &Result<T, Error>) {
+        if let Some(budget) = budget {
+            if matches!(result, Err(Error::Timeout)) {
+                budget.spend();
+            } else {
+                budget.charge(started.elapsed());
+            }
+        }
     }
 
     fn record<T>(&self, result: &Result<T, Error>) {
@@ -617,7 +693,7 @@ fn install_crypto_provider() {
 
 /// The commands, as futures over an owned connection.
 mod ops {
-    use super::{Conn, Error, Script, Value, cmd};
+    use super::{Conn, Error, READ_OR_LOCK, ReadOrLock, Value, cmd};
     use ::redis::aio::ConnectionLike;
 
     pub(super) async fn get(mut conn: Conn, key: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
@@ -660,17 +736,54 @@ mod ops {
         Ok(!matches!(reply, Value::Nil))
     }
 
+    pub(super) async fn read_or_lock(
+        mut conn: Conn,
+        [value_key, lock_key]: [Vec<u8>; 2],
+        token: Vec<u8>,
+        lease_ms: u64,
+    ) -> Result<ReadOrLock, Error> {
+        let reply: Value = cmd("EVAL")
+            .arg(READ_OR_LOCK)
+            .arg(2)
+            .arg(value_key)
+            .arg(lock_key)
+            .arg(token)
+            .arg(lease_ms.max(1))
+            .query_async(&mut conn)
+            .await?;
+        match reply {
+            Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
+                Ok([Value::Int(1), Value::BulkString(value)]) => Ok(ReadOrLock::Value(value)),
+                Err(reply) if matches!(reply[..], [Value::Int(2)]) => Ok(ReadOrLock::Locked),
+                Err(reply) if matches!(reply[..], [Value::Int(0)]) => Ok(ReadOrLock::Held),
+                _ => Err(unexpected()),
+            },
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn unexpected() -> Error {
+        Error::Redis(
+            (
+                ::redis::ErrorKind::UnexpectedReturnType,
+                "unexpected reply to the claim script",
+            )
+                .into(),
+        )
+    }
+
     pub(super) async fn script(
         mut conn: Conn,
-        script: &Script,
+        script: &str,
         key: Vec<u8>,
         args: Vec<Vec<u8>>,
     ) -> Result<bool, Error> {
-        let mut invocation = script.key(key);
+        let mut eval = cmd("EVAL");
+        eval.arg(script).arg(1).arg(key);
         for arg in args {
-            invocation.arg(arg);
+            eval.arg(arg);
         }
-        let done: i64 = invocation.invoke_async(&mut conn).await?;
+        let done: i64 = eval.query_async(&mut conn).await?;
         Ok(done == 1)
     }
 

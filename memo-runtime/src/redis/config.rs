@@ -105,8 +105,10 @@ impl RedisConfig {
         self
     }
 
-    /// The most one command adds to a call, connection included (default 100 ms): past it the
-    /// call reports [`Error::Timeout`] and the cache computes.
+    /// The most one command waits, connection included (default 100 ms): past it the command
+    /// reports [`Error::Timeout`] and the cache computes. The commands of one memoized call
+    /// share it: together they add at most this much ([`Error::Deadline`] for one that would
+    /// start past it).
     #[must_use]
     pub const fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;

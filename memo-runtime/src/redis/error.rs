@@ -11,6 +11,9 @@ pub enum Error {
     Open,
     /// No answer within the command timeout.
     Timeout,
+    /// Not sent: the call had spent its command timeout on earlier commands (one deadline per
+    /// call, however many commands it sends).
+    Deadline,
     /// Redis answered with an error, or the connection failed.
     Redis(::redis::RedisError),
     /// The configuration cannot be used (a malformed URL, say).
@@ -31,6 +34,7 @@ impl fmt::Display for Error {
         match self {
             Self::Open => f.write_str("circuit breaker open"),
             Self::Timeout => f.write_str("command timed out"),
+            Self::Deadline => f.write_str("not sent: the call's deadline has passed"),
             Self::Redis(err) => write!(f, "{err}"),
             Self::Config(why) => write!(f, "configuration: {why}"),
             Self::Closed => f.write_str("client closed"),
@@ -52,7 +56,12 @@ impl std::error::Error for Error {
 }
 
 impl From<::redis::RedisError> for Error {
+    /// The connection's own response timeout (set to the command timeout) is a timeout too.
     fn from(err: ::redis::RedisError) -> Self {
-        Self::Redis(err)
+        if err.is_timeout() {
+            Self::Timeout
+        } else {
+            Self::Redis(err)
+        }
     }
 }

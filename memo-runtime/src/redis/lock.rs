@@ -1,12 +1,18 @@
 //! Distributed single-flight in bytes: on a miss, one caller across every process computes while
 //! the others wait for its value.
 //!
-//! The holder takes `SET lock token NX PX lease` with a random token, renews the lease while its
-//! body runs, and releases by compare-and-delete, publishing the lock key on a channel. Waiters
-//! wake on that message or on a poll (backoff with jitter), re-read the value, and retry the lock
-//! (a holder that died leaves a lock that expires with its lease). Past the wait timeout they
-//! compute themselves. This is an efficiency lock: losing it costs a duplicate computation, never
-//! a wrong value.
+//! One script reads the value or, when there is none, takes `SET lock token NX PX lease` with a
+//! random token: a claim is one round trip. The holder renews the lease while its body runs and
+//! releases by compare-and-delete, publishing the lock key on a channel. Waiters wake on that
+//! message or on a poll (backoff with jitter) and try the script again (a holder that died leaves
+//! a lock that expires with its lease). Past the wait timeout they compute themselves. This is an
+//! efficiency lock: losing it costs a duplicate computation, never a wrong value.
+//!
+//! No lock outlives its caller: the release is armed before the request that may take the lock
+//! is sent, so a caller cancelled at any await point, or a reply lost to a timeout after Redis
+//! ran the request, still deletes the lock (in the background, behind the request on the same
+//! connection). Only a request that surely never left (breaker open, deadline spent, connection
+//! refused) disarms it.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -17,7 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-use super::client::{RedisClient, Subscription};
+use super::client::{ReadOrLock, RedisClient, Subscription};
 use super::error::Error;
 use super::redlock::RedlockGuard;
 
@@ -159,21 +165,18 @@ impl Locks {
     /// lock key (while its lease is renewed); the others get the value it stores, or
     /// [`Claimed::TimedOut`] after the wait timeout.
     pub fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
-        match self.client.get(value_key) {
-            Ok(Some(value)) => return Claimed::Value(value),
-            Ok(None) => {}
-            Err(err) => return Claimed::Unavailable(err),
-        }
         self.listen();
         let token = new_token();
         let deadline = Instant::now() + self.config.wait;
         let mut poll = self.config.poll_min;
         loop {
             let seen = self.notices.generation();
-            match self.client.lock(lock_key, &token, self.lease_ms()) {
-                Ok(true) => return self.acquired(value_key, lock_key, token),
-                Ok(false) => {}
-                Err(err) => return Claimed::Unavailable(err),
+            let armed = self.arm(lock_key, &token);
+            let found = self
+                .client
+                .read_or_lock(value_key, lock_key, &token, self.lease_ms());
+            if let Some(claimed) = self.answer(armed, found) {
+                return claimed;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -181,49 +184,26 @@ impl Locks {
             }
             self.notices.wait(seen, jitter(poll).min(deadline - now));
             poll = (poll * 2).min(self.config.poll_max);
-            match self.client.get(value_key) {
-                Ok(Some(value)) => return Claimed::Value(value),
-                Ok(None) => {}
-                Err(err) => return Claimed::Unavailable(err),
-            }
         }
     }
 
     /// [`claim`](Self::claim) for async callers, on any executor.
+    ///
+    /// Dropping the future at any await point leaves no lock behind: the release is armed before
+    /// the request that takes the lock is sent.
     pub async fn claim_async(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
-        match self.client.get_async(value_key).await {
-            Ok(Some(value)) => return Claimed::Value(value),
-            Ok(None) => {}
-            Err(err) => return Claimed::Unavailable(err),
-        }
         self.listen();
         let token = new_token();
         let deadline = Instant::now() + self.config.wait;
         let mut poll = self.config.poll_min;
         loop {
-            match self
+            let armed = self.arm(lock_key, &token);
+            let found = self
                 .client
-                .lock_async(lock_key, &token, self.lease_ms())
-                .await
-            {
-                Ok(true) => {
-                    return match self.client.get_async(value_key).await {
-                        Ok(Some(value)) => {
-                            let _ = self
-                                .client
-                                .unlock_and_publish_async(lock_key, &token, &self.config.channel)
-                                .await;
-                            Claimed::Value(value)
-                        }
-                        Ok(None) => Claimed::Compute(self.guard(lock_key, token)),
-                        Err(err) => {
-                            drop(self.guard(lock_key, token));
-                            Claimed::Unavailable(err)
-                        }
-                    };
-                }
-                Ok(false) => {}
-                Err(err) => return Claimed::Unavailable(err),
+                .read_or_lock_async(value_key, lock_key, &token, self.lease_ms())
+                .await;
+            if let Some(claimed) = self.answer(armed, found) {
+                return claimed;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -234,47 +214,56 @@ impl Locks {
                 .sleep_until_notified(notify, jitter(poll).min(deadline - now))
                 .await;
             poll = (poll * 2).min(self.config.poll_max);
-            match self.client.get_async(value_key).await {
-                Ok(Some(value)) => return Claimed::Value(value),
-                Ok(None) => {}
-                Err(err) => return Claimed::Unavailable(err),
-            }
         }
     }
 
-    /// The lock is ours; the value may have been stored between our read and our lock.
-    fn acquired(&self, value_key: &[u8], lock_key: &[u8], token: Vec<u8>) -> Claimed {
-        let guard = self.guard(lock_key, token);
-        match self.client.get(value_key) {
-            Ok(Some(value)) => {
-                let _ = guard.release();
-                Claimed::Value(value)
-            }
-            Ok(None) => Claimed::Compute(guard),
-            Err(err) => Claimed::Unavailable(err),
-        }
-    }
-
-    fn guard(&self, lock_key: &[u8], token: Vec<u8>) -> LockGuard {
-        let lost = Arc::new(AtomicBool::new(false));
-        let (stop, stopped) = oneshot::channel();
-        self.client.detach(renew(
-            self.client.clone(),
-            lock_key.to_vec(),
-            token.clone(),
-            self.config.lease,
-            Arc::clone(&lost),
-            stopped,
-        ));
-        LockGuard(Held::Single(SingleGuard {
+    /// A release of `lock_key` with `token`, armed before the request that may take the lock is
+    /// sent: dropped armed (the caller was cancelled, or the reply was lost to a timeout after
+    /// Redis ran it), it deletes the lock if it is ours. Commands on one connection run in
+    /// order, so the release never overtakes the request.
+    fn arm(&self, lock_key: &[u8], token: &[u8]) -> SingleGuard {
+        SingleGuard {
             client: self.client.clone(),
             lock_key: lock_key.to_vec(),
-            token,
+            token: token.to_vec(),
             channel: self.config.channel.clone(),
-            renewal: Some(stop),
-            lost,
+            renewal: None,
+            lost: Arc::new(AtomicBool::new(false)),
             released: false,
-        }))
+        }
+    }
+
+    /// What one round of the claim found: the value, the lock (the armed release becomes its
+    /// guard, renewed from now on), or `None`: wait for the holder. Only a request that surely
+    /// never reached Redis disarms the release.
+    fn answer(&self, mut armed: SingleGuard, found: Result<ReadOrLock, Error>) -> Option<Claimed> {
+        match found {
+            Ok(ReadOrLock::Locked) => {
+                let (stop, stopped) = oneshot::channel();
+                self.client.detach(renew(
+                    self.client.clone(),
+                    armed.lock_key.clone(),
+                    armed.token.clone(),
+                    self.config.lease,
+                    Arc::clone(&armed.lost),
+                    stopped,
+                ));
+                armed.renewal = Some(stop);
+                Some(Claimed::Compute(LockGuard(Held::Single(armed))))
+            }
+            Ok(ReadOrLock::Value(value)) => {
+                armed.released = true;
+                Some(Claimed::Value(value))
+            }
+            Ok(ReadOrLock::Held) => {
+                armed.released = true;
+                None
+            }
+            Err(err) => {
+                armed.released = unsent(&err);
+                Some(Claimed::Unavailable(err))
+            }
+        }
     }
 
     /// Subscribes to release announcements once, without blocking: until the subscription is
@@ -425,6 +414,15 @@ async fn renew(
             lost.store(true, Ordering::Relaxed);
             return;
         }
+    }
+}
+
+/// Whether a request surely never reached Redis: nothing to release after it.
+fn unsent(err: &Error) -> bool {
+    match err {
+        Error::Open | Error::Deadline | Error::Closed | Error::Config(_) => true,
+        Error::Redis(err) => err.is_connection_refusal(),
+        _ => false,
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`DistributedLock`]: either of the two, as a cache uses them.
 
 mod breaker;
+pub(crate) mod budget;
 mod claim;
 mod client;
 mod config;

@@ -192,6 +192,12 @@ pub trait Store<K, V>: Send + Sync {
         std::future::ready(self.get(key))
     }
 
+    /// Whether [`claim`](Self::claim) reads the value itself (in the round trip that takes the
+    /// lock), so that the cache need not look again before claiming. The default: no.
+    fn claim_reads(&self) -> bool {
+        false
+    }
+
     /// [`claim`](Self::claim) for async callers. The default claims at once.
     fn claim_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Claim<V>> + Send + 'a
     where
@@ -265,5 +271,12 @@ pub trait Store<K, V>: Send + Sync {
     /// Hits so far, and how many entries the store removed on its own.
     fn counts(&self) -> Counts {
         Counts::default()
+    }
+
+    /// Backend requests not tried so far because the backend is known to be down (a remote
+    /// store's open circuit breaker): [`Stats::skipped`](crate::Stats::skipped), kept apart from
+    /// [`Counts::errors`] so that real failures stand out.
+    fn skipped(&self) -> u64 {
+        0
     }
 }

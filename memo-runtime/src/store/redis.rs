@@ -1,13 +1,16 @@
 //! A store shared by processes and machines through Redis (feature `redis`): what
 //! `#[cached(store = redis)]` uses.
 //!
-//! Keys follow the remote layout of [`key`](crate::key): `memo:` + the hex of the namespace
-//! (store name and codec, function identity, fingerprint of the types' shapes), then the key in a Redis hash tag,
+//! Keys follow the remote layout of [`key`](crate::key): the program's prefix (`memo` unless
+//! [`RedisOptions::prefix`] or `MEMO_REDIS_PREFIX` says otherwise), `:`, the hex of the namespace
+//! (store name and codec, function identity, fingerprint of the types' shapes), then the key in
+//! a Redis hash tag,
 //! `{…}`, so that a value and its lock (`…:lock`) live in one cluster slot. A key whose encoding
 //! is longer than 100 bytes is named by its 128-bit hash instead, and its full encoding
 //! is stored beside the value and compared on read: a hash collision is a miss, never another
 //! key's value.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,9 +25,17 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::key;
 use crate::lookup::Lookup;
+use crate::redis::budget::{self, Budget};
 use crate::redis::{
     Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
 };
+
+/// The environment variable that names the prefix of every key (default [`DEFAULT_PREFIX`]).
+pub(crate) const PREFIX_VAR: &str = "MEMO_REDIS_PREFIX";
+
+/// The start of every key when neither [`RedisOptions::prefix`] nor `MEMO_REDIS_PREFIX` names
+/// another.
+pub(crate) const DEFAULT_PREFIX: &str = "memo";
 
 /// Encoded keys longer than this many bytes are named by their hash (their hex would pass 200
 /// bytes of Redis key).
@@ -34,6 +45,16 @@ pub(crate) const LONG_KEY: usize = 100;
 const PLAIN: u8 = 0;
 /// Marks a value stored under its key's hash: the full encoded key follows, then the value.
 const HASHED: u8 = 1;
+
+thread_local! {
+    /// The budget of this thread's call from the read that missed to its claim, with the value
+    /// key it read (a claim of another key starts its own).
+    static PARKED: RefCell<Option<(Vec<u8>, Budget)>> = const { RefCell::new(None) };
+}
+
+/// Budgets of calls from their claim to the write of their value, by value key: the body runs in
+/// between, perhaps on another thread, perhaps with memoized calls of its own.
+type Pending = Arc<Mutex<HashMap<Vec<u8>, Budget>>>;
 
 /// What a [`RedisStore`] talks to: its server's client and the lock it claims missing keys
 /// through.
@@ -104,16 +125,23 @@ impl RemoteLock {
         Self::Single(Locks::new(client.clone(), LockConfig::default()))
     }
 
-    fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
+    /// A Redlock bounds its rounds itself (the servers answer in parallel): it is left out of
+    /// the call's budget.
+    fn claim(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
         match self {
-            Self::Single(locks) => locks.claim(value_key, lock_key),
+            Self::Single(locks) => {
+                let _entered = budget.enter();
+                locks.claim(value_key, lock_key)
+            }
             Self::Redlock(redlock) => redlock.claim(value_key, lock_key),
         }
     }
 
-    async fn claim_async(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
+    async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
         match self {
-            Self::Single(locks) => locks.claim_async(value_key, lock_key).await,
+            Self::Single(locks) => {
+                budget::within(budget, locks.claim_async(value_key, lock_key)).await
+            }
             Self::Redlock(redlock) => redlock.claim_async(value_key, lock_key).await,
         }
     }
@@ -175,6 +203,7 @@ pub struct RedisOptions {
     codec: Codec,
     client: Option<RedisClient>,
     lock: LockChoice,
+    prefix: Option<String>,
     #[cfg(any(test, feature = "test-util"))]
     hash_bits: u32,
 }
@@ -190,6 +219,7 @@ impl RedisOptions {
             codec: Codec::Binary,
             client: None,
             lock: LockChoice::Single,
+            prefix: None,
             #[cfg(any(test, feature = "test-util"))]
             hash_bits: 128,
         }
@@ -219,6 +249,30 @@ impl RedisOptions {
     #[must_use]
     pub fn client(mut self, client: RedisClient) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// Starts every key (and lock) of the store with `prefix` instead of `memo`, overriding
+    /// `MEMO_REDIS_PREFIX`.
+    ///
+    /// The instances of one program share their entries by design; a prefix of its own keeps
+    /// another program on the same server apart, even one whose functions have the same paths
+    /// and types (two crates both named `app`, two deployments of one build). `clear` deletes
+    /// only keys under the store's own prefix.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use memo_runtime::{Config, RedisOptions, RedisStore};
+    ///
+    /// // Keys read `billing:<namespace>:{<key>}` in `redis-cli`.
+    /// let store: RedisStore<u64, String> = RedisOptions::new("profiles")
+    ///     .prefix("billing")
+    ///     .open(&Config::new());
+    /// ```
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = Some(prefix.to_string());
         self
     }
 
@@ -280,7 +334,8 @@ impl RedisOptions {
         }
         let space = format!("{}/{}", self.name, self.codec.name());
         let ns = key::namespace(&space, &self.function, fingerprint);
-        let mut prefix = b"memo:".to_vec();
+        let start = key_prefix(self.prefix.as_deref(), std::env::var(PREFIX_VAR).ok());
+        let mut prefix = format!("{start}:").into_bytes();
         prefix.extend_from_slice(hex(&ns).as_bytes());
         prefix.push(b':');
         RedisStore {
@@ -296,6 +351,8 @@ impl RedisOptions {
             jitter: config.jitter.filter(|j| *j > 0.0),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
+            skipped: AtomicU64::new(0),
+            pending: Pending::default(),
             #[cfg(any(test, feature = "test-util"))]
             hash_bits: self.hash_bits,
             types: PhantomData,
@@ -307,21 +364,40 @@ impl RedisOptions {
 ///
 /// Every hit reads Redis (one `GET`), so an `invalidate` or a new value in one process is seen
 /// by the next call in every other; for hits from memory, with invalidation by pub/sub, use
-/// `store = tiered`. Values are written with their time to live in one `SET … PX`.
+/// `store = tiered`. Values are written with their time to live in one `SET … PX`. A miss
+/// without contention is three round trips: the `GET`, the claim (one script that reads the
+/// value again and takes the lock), the `SET`; the lock's release follows in the background.
+///
+/// # Sharing
+///
+/// Entries are shared by the instances of one program by design: every process using the same
+/// server, function and types reads what another stored. Different programs on one server are
+/// kept apart by the prefix that starts every key ([`RedisOptions::prefix`], or
+/// `MEMO_REDIS_PREFIX`; `memo` by default).
 ///
 /// # Concurrent calls on the same key
 ///
 /// Callers in all processes that miss one key at the same time compute it once: the first takes
 /// the key's lock (`SET NX PX` with a random token, renewed while the body runs) and the others
 /// wait for its value (woken by pub/sub, polling as a fallback), up to a 5 s wait after which
-/// they compute themselves. A lock whose holder died expires with its lease (10 s). With
+/// they compute themselves. A lock whose holder died expires with its lease (10 s); a holder
+/// cancelled (an async caller dropped at any await point) or whose claim's reply timed out
+/// releases it at once, the release having been armed before the request was sent. With
 /// [`RedisOptions::redlock`] the lock is taken on a majority of several servers instead.
 ///
 /// # Faults
 ///
-/// Redis down, slow or answering garbage never fails a call: it computes, adds at most the
-/// command timeout (100 ms by default; nothing once the circuit breaker is open), and the failure
-/// is counted in [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval.
+/// Redis down, frozen, slow or answering garbage never fails a call: it computes, and adds at
+/// most the command timeout (100 ms by default) **in total** over all the call's commands: one
+/// deadline per call, so a command that would start past it is not sent (on a frozen server a
+/// miss pays one timeout, not one per command: `cargo bench --bench redis` measures 101 ms added
+/// to a miss by a frozen server, 102 ms by one whose replies come 60 ms late). Once the circuit
+/// breaker is open it adds nothing; it probes again within a second (a 250 ms back-off doubling
+/// to 1 s) on a fresh connection, so a server that comes back is used again within 2 s. Failures are counted in
+/// [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval; requests
+/// not sent, because the breaker is open or the call has spent its deadline, are counted apart
+/// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. A lock taken with
+/// Redlock keeps its own bounds (its servers answer in parallel).
 ///
 /// # Length
 ///
@@ -329,13 +405,16 @@ impl RedisOptions {
 /// keys without a `SCAN` of the whole keyspace.
 pub struct RedisStore<K, V> {
     remote: Result<Arc<Remote>, String>,
-    /// `memo:<namespace hex>:`: every key of this store starts with it.
+    /// `<prefix>:<namespace hex>:`: every key of this store starts with it.
     prefix: Vec<u8>,
     codec: Codec,
     ttl_ms: Option<u64>,
     jitter: Option<f64>,
     hits: AtomicU64,
     errors: AtomicU64,
+    /// Requests not sent: the breaker was open, or the call had spent its deadline.
+    skipped: AtomicU64,
+    pending: Pending,
     #[cfg(any(test, feature = "test-util"))]
     hash_bits: u32,
     types: PhantomData<fn() -> (K, V)>,
@@ -359,6 +438,16 @@ impl<K, V> RedisStore<K, V> {
     fn failed(&self, err: &dyn std::fmt::Display) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         crate::trace::backend_error("redis", err);
+    }
+
+    /// Counts what a Redis request answered instead of a reply: a failure, or a request that was
+    /// never sent (breaker open, deadline spent), which is no news and is counted apart.
+    fn missed(&self, err: &Error) {
+        if matches!(err, Error::Open | Error::Deadline) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed(err);
+        }
     }
 
     fn remote(&self) -> Option<&Remote> {
@@ -486,7 +575,43 @@ impl<K, V> RedisStore<K, V> {
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
-        self.got(&names, remote.client.get(&names.value), count)
+        let budget = Self::budget(remote);
+        let got = {
+            let _entered = budget.enter();
+            remote.client.get(&names.value)
+        };
+        Self::park(&names, &budget, &got);
+        self.got(&names, got, count)
+    }
+
+    /// A new call's budget: one command timeout for all its commands.
+    fn budget(remote: &Remote) -> Budget {
+        Budget::new(remote.client.config().command_timeout)
+    }
+
+    /// After a read that found no value, keeps its call's budget for the claim that follows on
+    /// this thread.
+    fn park(names: &Names, budget: &Budget, got: &Result<Option<Vec<u8>>, Error>) {
+        if !matches!(got, Ok(Some(_))) {
+            let parked = (names.value.clone(), budget.clone());
+            PARKED.with(|slot| *slot.borrow_mut() = Some(parked));
+        }
+    }
+
+    /// The budget of the call claiming `names`: the one its read parked, else a new one.
+    fn unpark(remote: &Remote, names: &Names) -> Budget {
+        PARKED
+            .with(|slot| slot.borrow_mut().take())
+            .filter(|(key, _)| *key == names.value)
+            .map_or_else(|| Self::budget(remote), |(_, budget)| budget)
+    }
+
+    /// The budget of the call storing `names`' value: the one its claim kept, else a new one.
+    fn pending(&self, remote: &Remote, names: &Names) -> Budget {
+        self.pending
+            .lock()
+            .remove(&names.value)
+            .unwrap_or_else(|| Self::budget(remote))
     }
 
     /// [`read`](Self::read), awaited.
@@ -496,7 +621,9 @@ impl<K, V> RedisStore<K, V> {
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
-        let got = remote.client.get_async(&names.value).await;
+        let budget = Self::budget(remote);
+        let got = budget::within(&budget, remote.client.get_async(&names.value)).await;
+        Self::park(&names, &budget, &got);
         self.got(&names, got, count)
     }
 
@@ -515,7 +642,7 @@ impl<K, V> RedisStore<K, V> {
             }
             Ok(None) => None,
             Err(err) => {
-                self.failed(&err);
+                self.missed(&err);
                 None
             }
         }
@@ -554,32 +681,82 @@ impl<K, V> RedisStore<K, V> {
         self.read_async(key, false).await
     }
 
-    /// `memo:<namespace hex>:`, the start of every key of this store.
+    /// `<prefix>:<namespace hex>:`, the start of every key of this store.
     pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
 
-    /// What [`Locks::claim`] answered, as the cache's [`Claim`].
-    fn claimed(&self, names: &Names, claimed: Claimed) -> Claim<V>
+    /// What [`Locks::claim`] answered, as the cache's [`Claim`]. A caller that computes keeps
+    /// its call's budget for the write of its value; the lease drops it if no write comes.
+    fn claimed(&self, names: Names, claimed: Claimed, budget: Budget) -> Claim<V>
     where
         V: DeserializeOwned,
     {
-        match claimed {
-            Claimed::Value(bytes) => match self.unwrap(names, &bytes) {
-                Some(value) => Claim::Found(value),
-                None => Claim::Compute(Lease::none()),
+        let guard = match claimed {
+            Claimed::Value(bytes) => match self.unwrap(&names, &bytes) {
+                Some(value) => return Claim::Found(value),
+                None => None,
             },
-            Claimed::Compute(guard) => Claim::Compute(Lease::new(move || drop(guard))),
-            Claimed::TimedOut => Claim::Compute(Lease::none()),
+            Claimed::Compute(guard) => Some(guard),
+            Claimed::TimedOut => None,
             Claimed::Unavailable(err) => {
-                self.failed(&err);
-                Claim::Compute(Lease::none())
+                self.missed(&err);
+                None
             }
-        }
+        };
+        self.pending.lock().insert(names.value.clone(), budget);
+        let pending = Arc::clone(&self.pending);
+        Claim::Compute(Lease::new(move || {
+            pending.lock().remove(&names.value);
+            drop(guard);
+        }))
+    }
+
+    /// Stores `value` under `key`, then runs `then` (the tiered store's announcement) within the
+    /// same call's budget.
+    pub(crate) fn insert_then(&self, key: &K, value: &V, then: impl FnOnce())
+    where
+        K: Serialize,
+        V: Serialize,
+    {
+        let Some((remote, names, bytes)) = self.to_store(key, value) else {
+            return then();
+        };
+        let budget = self.pending(remote, &names);
+        let _entered = budget.enter();
+        let client = &remote.client;
+        let result = match self.entry_ttl() {
+            Some(ttl) => client.set_px(&names.value, &bytes, ttl),
+            None => client.set(&names.value, &bytes),
+        };
+        self.record(result);
+        then();
+    }
+
+    /// [`insert_then`](Self::insert_then), awaited.
+    pub(crate) async fn insert_then_async(&self, key: &K, value: &V, then: impl Future<Output = ()>)
+    where
+        K: Serialize,
+        V: Serialize,
+    {
+        let Some((remote, names, bytes)) = self.to_store(key, value) else {
+            return then.await;
+        };
+        let budget = self.pending(remote, &names);
+        let client = &remote.client;
+        let store = async {
+            let result = match self.entry_ttl() {
+                Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
+                None => client.set_async(&names.value, &bytes).await,
+            };
+            self.record(result);
+            then.await;
+        };
+        budget::within(&budget, store).await;
     }
 
     fn record<T>(&self, result: Result<T, Error>) -> Option<T> {
-        result.map_err(|err| self.failed(&err)).ok()
+        result.map_err(|err| self.missed(&err)).ok()
     }
 }
 
@@ -597,23 +774,21 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        let Some((remote, names, bytes)) = self.to_store(&key, &value) else {
-            return;
-        };
-        let client = &remote.client;
-        let result = match self.entry_ttl() {
-            Some(ttl) => client.set_px(&names.value, &bytes, ttl),
-            None => client.set(&names.value, &bytes),
-        };
-        self.record(result);
+        self.insert_then(&key, &value, || {});
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
         let Some((remote, names)) = self.remote_names(key) else {
             return Claim::Compute(Lease::none());
         };
-        let claimed = remote.lock.claim(&names.value, &names.lock);
-        self.claimed(&names, claimed)
+        let budget = Self::unpark(remote, &names);
+        let claimed = remote.lock.claim(&names.value, &names.lock, &budget);
+        self.claimed(names, claimed, budget)
+    }
+
+    /// The claim reads the value in its round trip: the cache's second look would be one more.
+    fn claim_reads(&self) -> bool {
+        true
     }
 
     async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, key: &'a L) -> Option<V>
@@ -630,8 +805,12 @@ where
         let Some((remote, names)) = self.remote_names(key) else {
             return Claim::Compute(Lease::none());
         };
-        let claimed = remote.lock.claim_async(&names.value, &names.lock).await;
-        self.claimed(&names, claimed)
+        let budget = Self::unpark(remote, &names);
+        let claimed = remote
+            .lock
+            .claim_async(&names.value, &names.lock, &budget)
+            .await;
+        self.claimed(names, claimed, budget)
     }
 
     async fn insert_async<'a>(&'a self, key: K, value: V)
@@ -639,15 +818,7 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        let Some((remote, names, bytes)) = self.to_store(&key, &value) else {
-            return;
-        };
-        let client = &remote.client;
-        let result = match self.entry_ttl() {
-            Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
-            None => client.set_async(&names.value, &bytes).await,
-        };
-        self.record(result);
+        self.insert_then_async(&key, &value, async {}).await;
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
@@ -683,6 +854,10 @@ where
             ..Counts::default()
         }
     }
+
+    fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
 }
 
 impl<K, V> std::fmt::Debug for RedisStore<K, V> {
@@ -691,6 +866,15 @@ impl<K, V> std::fmt::Debug for RedisStore<K, V> {
             .field("prefix", &String::from_utf8_lossy(&self.prefix))
             .finish_non_exhaustive()
     }
+}
+
+/// The start of every key: the one given in code, else the environment's (unless blank), else
+/// [`DEFAULT_PREFIX`].
+fn key_prefix(given: Option<&str>, env: Option<String>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| env.filter(|prefix| !prefix.trim().is_empty()))
+        .unwrap_or_else(|| DEFAULT_PREFIX.to_string())
 }
 
 /// Lower-case hex: key bytes as Redis key text with no `{` or `}` in it (the hash tag stays
@@ -723,6 +907,17 @@ mod tests {
             assert!(names.value.starts_with(&store.prefix));
             assert!(names.value.len() <= 200 + store.prefix.len() + 8);
         }
+    }
+
+    #[test]
+    fn the_prefix_comes_from_code_then_the_environment_then_the_default() {
+        let env = |value: &str| Some(value.to_string());
+        assert_eq!(key_prefix(Some("app"), env("ops")), "app");
+        assert_eq!(key_prefix(None, env("ops")), "ops");
+        assert_eq!(key_prefix(None, env("  ")), "memo");
+        assert_eq!(key_prefix(None, None), "memo");
+        let store: RedisStore<u32, u32> = RedisOptions::new("t").prefix("app").open(&Config::new());
+        assert!(store.prefix.starts_with(b"app:"));
     }
 
     #[test]

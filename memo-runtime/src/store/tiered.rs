@@ -185,12 +185,17 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.l2.insert(key.clone(), value.clone());
-        self.announce(Some(&key));
+        // The announcement counts against the same call's deadline as the write.
+        self.l2
+            .insert_then(&key, &value, || self.announce(Some(&key)));
         self.l1.insert(key, value);
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
+        // Filled by this process since the caller's miss: no round trip.
+        if let Some(value) = self.l1.peek(&key) {
+            return Claim::Found(value);
+        }
         match self.l2.claim(key) {
             Claim::Found(value) => {
                 self.l1.insert(key.clone(), value.clone());
@@ -218,6 +223,9 @@ where
     where
         V: Send + 'a,
     {
+        if let Some(value) = self.l1.peek(&key) {
+            return Claim::Found(value);
+        }
         match self.l2.claim_async(key).await {
             Claim::Found(value) => {
                 self.l1.insert(key.clone(), value.clone());
@@ -232,8 +240,9 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.l2.insert_async(key.clone(), value.clone()).await;
-        self.announce_async(&key).await;
+        self.l2
+            .insert_then_async(&key, &value, self.announce_async(&key))
+            .await;
         self.l1.insert(key, value);
     }
 
@@ -272,6 +281,11 @@ where
         "tiered"
     }
 
+    /// The claim reads Redis in its round trip, after a look at the local copies.
+    fn claim_reads(&self) -> bool {
+        true
+    }
+
     fn counts(&self) -> Counts {
         let (l1, l2) = (self.l1.counts(), self.l2.counts());
         Counts {
@@ -280,6 +294,10 @@ where
             expired: l1.expired,
             errors: l2.errors,
         }
+    }
+
+    fn skipped(&self) -> u64 {
+        self.l2.skipped()
     }
 }
 

@@ -314,3 +314,79 @@ fn make_certificates(dir: &std::path::Path) {
         assert!(status.success(), "openssl {args:?} failed");
     }
 }
+
+/// A TCP proxy on a free loopback port in front of `127.0.0.1:upstream` that holds every reply
+/// back for a delay (requests pass at once): a slow server, or one whose replies are lost to a
+/// timeout after it ran the command. The delay can change while it runs (connect fast, then
+/// slow down). Its threads end with the process.
+pub(crate) struct SlowProxy {
+    port: u16,
+    delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlowProxy {
+    pub(crate) fn start(upstream: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let delay_us = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let proxy = Self { port, delay_us };
+        proxy.set_delay(delay);
+        let delay_us = std::sync::Arc::clone(&proxy.delay_us);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                let none = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                std::thread::spawn(move || pipe(client_in, server_out, &none));
+                let delay_us = std::sync::Arc::clone(&delay_us);
+                std::thread::spawn(move || pipe(server, client, &delay_us));
+            }
+        });
+        proxy
+    }
+
+    /// How long replies are held back from now on.
+    pub(crate) fn set_delay(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.delay_us.store(micros, Ordering::Relaxed);
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copies `from` to `to`, each chunk the delay after it arrived (in order), until either closes.
+fn pipe(mut from: TcpStream, mut to: TcpStream, delay_us: &std::sync::atomic::AtomicU64) {
+    let (send, chunks) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        for (due, chunk) in chunks {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+    let mut buffer = [0_u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer) {
+        let delay = Duration::from_micros(delay_us.load(Ordering::Relaxed));
+        if send
+            .send((Instant::now() + delay, buffer[..n].to_vec()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(send);
+    let _ = writer.join();
+}
