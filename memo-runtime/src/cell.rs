@@ -211,7 +211,7 @@ impl CacheCell {
         {
             // The first type resolved here takes the fast path; the lock keeps its writers apart.
             let _registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-            if self.first.load(Ordering::Acquire).is_null() && !path.contains('<') {
+            if self.first.load(Ordering::Acquire).is_null() && !is_generic(path) {
                 // SAFETY: `first` is unpublished and the registry's lock is held, so no other
                 // thread reads or writes `first_type` now.
                 unsafe { (*self.first_type.get()).write(type_id) };
@@ -254,6 +254,12 @@ pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
         (outer, Some((_, name))) => format!("{outer}::{name}"),
     };
     Box::leak(identity.into_boxed_str())
+}
+
+/// Whether `path` has generic arguments other than lifetimes, which `type_name` writes `'_`: an
+/// impl with lifetimes only (`Parser<'_>`) has one instance, and keeps the fast path.
+fn is_generic(path: &str) -> bool {
+    path.replace("'_, ", "").replace("<'_>", "").contains('<')
 }
 
 /// What encloses the function that `scope` names: the scope without its trailing closures and
@@ -406,6 +412,32 @@ mod tests {
             |_| unreachable!("made by the body"),
         );
         assert!(std::ptr::eq(meters, companion));
+    }
+
+    struct Parser<'a>(std::marker::PhantomData<&'a str>);
+
+    impl Parser<'_> {
+        fn token() -> &'static str {
+            scope_of(&|| ())
+        }
+    }
+
+    /// Lifetimes are erased: an impl with lifetimes only has one instance, and its first cache
+    /// is published for the fast path; not so a trait's default method or a generic impl.
+    #[test]
+    fn an_impl_with_lifetimes_only_keeps_the_fast_path() {
+        static CELL: CacheCell = CacheCell::new();
+        static GENERIC: CacheCell = CacheCell::new();
+        let scope = Parser::token;
+        assert!(scope().contains("Parser<'_>"), "{}", scope());
+        let cache: &'static Vec<u8> = CELL.get_or_init("t#parser", scope, |_| vec![1]);
+        assert!(std::ptr::eq(CELL.first::<Vec<u8>>().unwrap(), cache));
+        assert!(!is_generic("a::P<'_, '_>"));
+        assert!(is_generic("a::P<'_, u8>"));
+        assert!(is_generic("<a::A as a::Tr>"));
+        assert!(is_generic("a::L<a::P<'_>>"));
+        let _: &'static Vec<u8> = GENERIC.get_or_init("t#generic", Length::<u8>::label, |_| vec![]);
+        assert!(GENERIC.first::<Vec<u8>>().is_none());
     }
 
     #[test]
