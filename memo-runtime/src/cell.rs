@@ -212,9 +212,10 @@ impl CacheCell {
         // SAFETY: as in `get_or_init`.
         while let Some(resolved) = unsafe { node.as_ref() } {
             // By content: one instance's name may sit at several addresses (codegen units).
+            // One closure type has one name: with a site, its compare is enough.
             if resolved.type_id == TypeId::of::<C>()
-                && resolved.scope == scope
                 && resolved.site == site
+                && (site.is_some() || resolved.scope == scope)
             {
                 // SAFETY: as in `get_or_init`.
                 return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
