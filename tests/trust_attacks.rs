@@ -128,6 +128,10 @@ fn the_companion_of_an_instance_is_its_cache() {
 /// Lifetimes are erased (`Borrowed<'_>`): one instance, and the companion finds it.
 struct Borrowed<'a>(&'a str);
 
+#[allow(
+    clippy::elidable_lifetime_names,
+    reason = "the lifetime parameter is the point"
+)]
 impl<'a> Borrowed<'a> {
     #[cached]
     fn size(n: usize) -> usize {
