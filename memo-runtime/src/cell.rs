@@ -13,7 +13,9 @@
 //! `type_name` of a closure in the function, which names the function with the impl's type and
 //! generic arguments resolved (`app::Length<app::Feet>::label::{{closure}}`). Each instance gets
 //! a cache of its own, and the scope gives the function its identity for the stores outside
-//! the process.
+//! the process. `type_name` is not injective (two closures, or two same-named types of two
+//! blocks, are written alike), so the body also claims its cache by the closure's `TypeId`;
+//! the companion, whose closure is another type, takes the first instance of that name.
 
 use std::any::{Any, TypeId};
 use std::cell::UnsafeCell;
@@ -27,6 +29,36 @@ type Erased = &'static (dyn Any + Send + Sync);
 /// The `type_name` of a closure in the memoized function (or its companion): what the
 /// expansion passes as a cache's scope, called only when a cell resolves.
 pub type Scope = fn() -> &'static str;
+
+/// The scope of a call (as [`Scope`]) and the `TypeId` of the closure it names: what the
+/// expansion passes, so that two instances that `type_name` writes alike (two closures, two
+/// same-named types of two blocks) are still told apart.
+pub type At = fn() -> (&'static str, TypeId);
+
+/// [`At`]'s answer for `closure`, whose type may borrow (`TypeId` ignores lifetimes).
+pub fn at<F>(closure: &F) -> (&'static str, TypeId) {
+    trait NonStatic {
+        fn id(&self) -> TypeId
+        where
+            Self: 'static;
+    }
+    impl<T> NonStatic for std::marker::PhantomData<T> {
+        fn id(&self) -> TypeId
+        where
+            Self: 'static,
+        {
+            TypeId::of::<T>()
+        }
+    }
+    let _ = closure;
+    let phantom = std::marker::PhantomData::<F>;
+    let erased: &dyn NonStatic = &phantom;
+    // SAFETY: only the lifetime of the trait object changes; `id` reads no data, and a type's
+    // `TypeId` does not depend on its lifetimes (the `typeid` crate does the same).
+    let erased =
+        unsafe { std::mem::transmute::<&dyn NonStatic, &(dyn NonStatic + 'static)>(erased) };
+    (std::any::type_name::<F>(), erased.id())
+}
 
 /// A `static`-friendly slot that resolves to one leaked cache per (function, instance, type).
 ///
@@ -71,13 +103,14 @@ impl std::fmt::Debug for CacheCell {
 struct Resolved {
     type_id: TypeId,
     scope: &'static str,
+    site: Option<TypeId>,
     cache: Erased,
     next: *const Resolved,
 }
 
 /// The caches by id, instance (what encloses the function, so that the body and the companion
-/// agree) and type.
-type Registry = HashMap<(&'static str, String, TypeId), Erased>;
+/// agree) and type; each with the type of the closure of the body that claimed it, if one did.
+type Registry = HashMap<(&'static str, String, TypeId), Vec<(Option<TypeId>, Erased)>>;
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
@@ -132,7 +165,21 @@ impl CacheCell {
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
         self.first()
-            .unwrap_or_else(|| self.resolve(id, scope(), init))
+            .unwrap_or_else(|| self.resolve(id, scope(), None, init))
+    }
+
+    /// [`get_or_init`](Self::get_or_init) with the scope's closure type too (see [`At`]).
+    #[inline]
+    pub fn get_or_init_at<C: Any + Send + Sync>(
+        &self,
+        id: &'static str,
+        at: At,
+        init: impl FnOnce(&'static str) -> C,
+    ) -> &'static C {
+        self.first().unwrap_or_else(|| {
+            let (scope, site) = at();
+            self.resolve(id, scope, Some(site), init)
+        })
     }
 
     /// The cell's first cache, if it is a `C`: [`get_or_init`](Self::get_or_init)'s fast path,
@@ -157,6 +204,7 @@ impl CacheCell {
         &self,
         id: &'static str,
         scope: &'static str,
+        site: Option<TypeId>,
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
@@ -164,7 +212,11 @@ impl CacheCell {
         // SAFETY: as in `get_or_init`.
         while let Some(resolved) = unsafe { node.as_ref() } {
             // By content: one instance's name may sit at several addresses (codegen units).
-            if resolved.type_id == TypeId::of::<C>() && resolved.scope == scope {
+            // One closure type has one name: with a site, its compare is enough.
+            if resolved.type_id == TypeId::of::<C>()
+                && resolved.site == site
+                && (site.is_some() || resolved.scope == scope)
+            {
                 // SAFETY: as in `get_or_init`.
                 return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
             }
@@ -177,7 +229,7 @@ impl CacheCell {
                 .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
             Box::new(init(identity))
         };
-        let erased = self.resolve_erased(id, scope, TypeId::of::<C>(), &mut make);
+        let erased = self.resolve_erased(id, scope, site, TypeId::of::<C>(), &mut make);
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))
@@ -189,29 +241,36 @@ impl CacheCell {
         &self,
         id: &'static str,
         scope: &'static str,
+        site: Option<TypeId>,
         type_id: TypeId,
         make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
     ) -> Erased {
         let path = enclosing(scope);
         let key = (id, path.to_string(), type_id);
-        let found = REGISTRY
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .copied();
+        // A body claims its cache by its closure's type; a companion (or a function with generic
+        // arguments of its own, which share one cache) takes the first.
+        let owner = site.filter(|_| is_body(id, scope, path));
+        let found = claim(
+            (REGISTRY.lock().unwrap_or_else(PoisonError::into_inner))
+                .entry(key.clone())
+                .or_default(),
+            owner,
+        );
         let erased = found.unwrap_or_else(|| {
             // Build outside the lock: the cache's configuration may call a memoized function.
             let fresh = make(identity(id, scope));
-            *REGISTRY
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(key)
-                .or_insert_with(|| Box::leak(fresh))
+            let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+            let entries = registry.entry(key).or_default();
+            claim(entries, owner).unwrap_or_else(|| {
+                let erased: Erased = Box::leak(fresh);
+                entries.push((owner, erased));
+                erased
+            })
         });
         {
             // The first type resolved here takes the fast path; the lock keeps its writers apart.
             let _registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-            if self.first.load(Ordering::Acquire).is_null() && !path.contains('<') {
+            if self.first.load(Ordering::Acquire).is_null() && !is_generic(path) {
                 // SAFETY: `first` is unpublished and the registry's lock is held, so no other
                 // thread reads or writes `first_type` now.
                 unsafe { (*self.first_type.get()).write(type_id) };
@@ -225,6 +284,7 @@ impl CacheCell {
         let node = Box::leak(Box::new(Resolved {
             type_id,
             scope,
+            site,
             cache: erased,
             next: head,
         }));
@@ -237,6 +297,33 @@ impl CacheCell {
         }
         erased
     }
+}
+
+/// The cache of `entries` for `owner`: the one it claimed, else one no body claimed (made by the
+/// companion), now its own; for no owner, the first.
+fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Option<TypeId>) -> Option<Erased> {
+    let Some(owner) = owner else {
+        return entries.first().map(|entry| entry.1);
+    };
+    let index = (entries.iter().position(|entry| entry.0 == Some(owner)))
+        .or_else(|| entries.iter().position(|entry| entry.0.is_none()))?;
+    entries[index].0 = Some(owner);
+    Some(entries[index].1)
+}
+
+/// Whether `scope` is in the body of the function `id` names (not its companion), which has no
+/// generic arguments of its own; `enclosing` is [`enclosing`]`(scope)`.
+fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
+    let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
+    let name = path.rsplit("::").next().unwrap_or(path);
+    let mut function = scope;
+    while let Some(outer) = function.strip_suffix("::{{closure}}") {
+        function = outer;
+    }
+    function
+        .get(enclosing.len()..)
+        .map(|f| f.trim_start_matches("::"))
+        == Some(name)
 }
 
 /// The identity of the memoized function with this `id` (`module::function#nonce`) called from
@@ -254,6 +341,12 @@ pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
         (outer, Some((_, name))) => format!("{outer}::{name}"),
     };
     Box::leak(identity.into_boxed_str())
+}
+
+/// Whether `path` has generic arguments other than lifetimes, which `type_name` writes `'_`: an
+/// impl with lifetimes only (`Parser<'_>`) has one instance, and keeps the fast path.
+fn is_generic(path: &str) -> bool {
+    path.replace("'_, ", "").replace("<'_>", "").contains('<')
 }
 
 /// What encloses the function that `scope` names: the scope without its trailing closures and
@@ -406,6 +499,79 @@ mod tests {
             |_| unreachable!("made by the body"),
         );
         assert!(std::ptr::eq(meters, companion));
+    }
+
+    struct Parser<'a>(std::marker::PhantomData<&'a str>);
+
+    impl Parser<'_> {
+        fn token() -> &'static str {
+            scope_of(&|| ())
+        }
+    }
+
+    /// Lifetimes are erased: an impl with lifetimes only has one instance, and its first cache
+    /// is published for the fast path; not so a trait's default method or a generic impl.
+    #[test]
+    fn an_impl_with_lifetimes_only_keeps_the_fast_path() {
+        static CELL: CacheCell = CacheCell::new();
+        static GENERIC: CacheCell = CacheCell::new();
+        let scope = Parser::token;
+        assert!(scope().contains("Parser<'_>"), "{}", scope());
+        let cache: &'static Vec<u8> = CELL.get_or_init("t#parser", scope, |_| vec![1]);
+        assert!(std::ptr::eq(CELL.first::<Vec<u8>>().unwrap(), cache));
+        assert!(!is_generic("a::P<'_, '_>"));
+        assert!(is_generic("a::P<'_, u8>"));
+        assert!(is_generic("<a::A as a::Tr>"));
+        assert!(is_generic("a::L<a::P<'_>>"));
+        let _: &'static Vec<u8> = GENERIC.get_or_init("t#generic", Length::<u8>::label, |_| vec![]);
+        assert!(GENERIC.first::<Vec<u8>>().is_none());
+    }
+
+    struct Op<F>(F);
+
+    impl<F> Op<F> {
+        fn run() -> (&'static str, TypeId) {
+            at(&|| ())
+        }
+        fn run_cache() -> (&'static str, TypeId) {
+            at(&|| ())
+        }
+    }
+
+    fn body_of<F>(_: &F) -> At {
+        Op::<F>::run
+    }
+
+    fn companion_of<F>(_: &F) -> At {
+        Op::<F>::run_cache
+    }
+
+    /// Two closures are one `type_name` (`…::{{closure}}`): the bodies of their instances claim
+    /// a cache each; a companion takes the first.
+    #[test]
+    fn instances_that_type_name_writes_alike_get_a_cache_each() {
+        static BODY: CacheCell = CacheCell::new();
+        static COMPANION: CacheCell = CacheCell::new();
+        let id = "memo_runtime::cell::tests::run#3";
+        let (add, double) = (|n: u8| n + 1, |n: u8| n * 2);
+        let _ = (add(1), double(1));
+        assert_eq!(body_of(&add)().0, body_of(&double)().0, "one name");
+        assert_ne!(body_of(&add)().1, body_of(&double)().1, "two types");
+        // The companion first: the body of the first instance claims what it made.
+        let companion: &'static Vec<u8> =
+            COMPANION.get_or_init_at(id, companion_of(&add), |_| vec![1]);
+        let first: &'static Vec<u8> =
+            BODY.get_or_init_at(id, body_of(&add), |_| unreachable!("made by the companion"));
+        assert!(std::ptr::eq(companion, first));
+        let second: &'static Vec<u8> = BODY.get_or_init_at(id, body_of(&double), |_| vec![2]);
+        assert_eq!((first[0], second[0]), (1, 2));
+        let again: &'static Vec<u8> =
+            BODY.get_or_init_at(id, body_of(&double), |_| unreachable!("made once"));
+        assert!(std::ptr::eq(second, again));
+        assert!(std::ptr::eq(
+            first,
+            BODY.get_or_init_at(id, body_of(&add), |_| unreachable!("made once"))
+        ));
     }
 
     #[test]

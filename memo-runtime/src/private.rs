@@ -11,7 +11,7 @@ pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
 pub use crate::cache::Cache;
-pub use crate::cell::{CacheCell, Scope};
+pub use crate::cell::{At, CacheCell, Scope, at};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
@@ -47,7 +47,7 @@ impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
 pub fn cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
     cell.first()
@@ -61,10 +61,10 @@ pub fn cache<K: Shared, V: Shared>(
 fn resolve_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init(id, scope, move |name| new_cache(name, config))
+    cell.get_or_init_at(id, scope, move |name| new_cache(name, config))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -90,11 +90,11 @@ fn new_cache<K, V>(name: &'static str, config: fn() -> Config) -> Cache<K, V> {
 pub fn cache_with<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init(id, scope, |name| new_hooked_cache(name, config, hooks))
+    cell.get_or_init_at(id, scope, |name| new_hooked_cache(name, config, hooks))
 }
 
 #[cold]
@@ -197,11 +197,11 @@ pub type DiskStore<K, V> = MemoryStore<K, V>;
 pub fn disk_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     remote: Remote,
 ) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cell.get_or_init(id, scope, |name| new_disk_cache(name, config, remote))
+    cell.get_or_init_at(id, scope, |name| new_disk_cache(name, config, remote))
 }
 
 #[cfg(feature = "disk")]
@@ -231,7 +231,7 @@ fn new_disk_cache<K, V>(
 pub fn disk_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     _: Remote,
 ) -> &'static Cache<K, V, DiskStore<K, V>> {
@@ -294,11 +294,11 @@ pub type RedisMiss<K, V> = Miss<K, V, RedisStore<K, V>>;
 pub fn redis_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     remote: Remote,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cell.get_or_init(id, scope, |name| new_redis_cache(name, config, remote))
+    cell.get_or_init_at(id, scope, |name| new_redis_cache(name, config, remote))
 }
 
 #[cfg(feature = "redis")]
@@ -332,7 +332,7 @@ fn redis_options(function: &str, remote: Remote) -> crate::RedisOptions {
 pub fn redis_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     _: Remote,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
@@ -427,7 +427,7 @@ pub type TieredMiss<K, V> = Miss<K, V, TieredStore<K, V>>;
 pub fn tiered_cache<K, V>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     remote: Remote,
 ) -> &'static Cache<K, V, TieredStore<K, V>>
@@ -435,7 +435,7 @@ where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
-    cell.get_or_init(id, scope, |name| new_tiered_cache(name, config, remote))
+    cell.get_or_init_at(id, scope, |name| new_tiered_cache(name, config, remote))
 }
 
 #[cfg(feature = "redis")]
@@ -460,7 +460,7 @@ where
 pub fn tiered_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
-    scope: Scope,
+    scope: At,
     config: fn() -> Config,
     _: Remote,
 ) -> &'static Cache<K, V, TieredStore<K, V>> {
@@ -1295,7 +1295,7 @@ mod tests {
         let cache: &Cache<u64, u64> = cache(
             &CELL,
             "private::tests::quick#0",
-            || "private::tests::quick",
+            || at(&|| ()),
             preset::<0, 0>,
         );
         assert_eq!(quick!(&CELL, &7_u64, u64), None, "a miss");
@@ -1317,7 +1317,7 @@ mod tests {
         let cache: &Cache<(String, u32), String> = cache(
             &CELL,
             "private::tests::quick#1",
-            || "private::tests::quick",
+            || at(&|| ()),
             preset::<100, 0>,
         );
         cache.insert(("a".to_string(), 1), "one".to_string());
@@ -1332,7 +1332,7 @@ mod tests {
         let cache: &Cache<u64, u64> = cache(
             &CELL,
             "private::tests::quick#2",
-            || "private::tests::quick",
+            || at(&|| ()),
             preset::<0, 60_000>,
         );
         cache.insert(1, 2);

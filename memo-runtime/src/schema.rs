@@ -5,7 +5,8 @@
 //! request with a plain sample (`1`, `""`, one element, the next unexplored enum variant) and
 //! writes down what was asked for: struct and field names in order, field types, tuple lengths,
 //! enum variants in order and each variant's content. It repeats until every variant of every
-//! enum met on the way has been explored. The text it returns changes whenever the bytes of a
+//! enum met on the way, at each place it is met (the same generic enum may hold other types
+//! elsewhere), has been explored. The text it returns changes whenever the bytes of a
 //! value would be read differently: reordered or renamed fields, a field that became signed,
 //! reordered or new variants.
 //!
@@ -27,8 +28,9 @@ use crate::key::signature_hash;
 /// Nesting deeper than this is taken for a recursive type.
 const MAX_DEPTH: usize = 64;
 
-/// Passes over the type before giving up on exploring its enums.
-const MAX_PASSES: usize = 1024;
+/// Values requested over all passes before the type is taken for untraceable: a bound on the
+/// time a trace takes (types whose size doubles at each level, enums of enums of enums).
+const MAX_STEPS: usize = 1 << 20;
 
 /// The fingerprint of a function's key and value types and the user's `version`: what remote
 /// and disk stores put in every key's namespace.
@@ -61,35 +63,60 @@ fn shape_or_name<T: DeserializeOwned>() -> String {
     shape::<T>().unwrap_or_else(|| format!("?{}", std::any::type_name::<T>()))
 }
 
-/// The serde shape of `T` as text, or `None` where it cannot be traced (see the module's docs).
+/// The serde shape of `T` as text, or `None` where it cannot be traced (see the module's docs):
+/// its compact form (postcard's, which is not human-readable) and its human-readable one
+/// (JSON's), where they differ (`IpAddr`: a string or an enum of byte arrays). A form that
+/// cannot be traced is named by the type's name.
 #[must_use]
 pub(crate) fn shape<T: DeserializeOwned>() -> Option<String> {
-    let mut tracer = Tracer::default();
+    match (trace::<T>(false), trace::<T>(true)) {
+        (None, None) => None,
+        (Some(compact), Some(readable)) if compact == readable => Some(compact),
+        (compact, readable) => {
+            let name = || format!("?{}", std::any::type_name::<T>());
+            Some(format!(
+                "{}|{}",
+                compact.unwrap_or_else(name),
+                readable.unwrap_or_else(name)
+            ))
+        }
+    }
+}
+
+/// One form of [`shape`]: as a human-readable format asks for it, or as a compact one does.
+fn trace<T: DeserializeOwned>(readable: bool) -> Option<String> {
+    let mut tracer = Tracer {
+        readable,
+        ..Tracer::default()
+    };
     let mut root = String::new();
-    for _ in 0..MAX_PASSES {
+    loop {
         tracer.out.clear();
-        T::deserialize(Tracing {
-            tracer: &mut tracer,
-            depth: 0,
-        })
-        .ok()?;
+        tracer.incomplete = false;
+        // A `Deserialize` may panic on a sample it never meets in real data (`parse().unwrap()`).
+        let passed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            T::deserialize(Tracing {
+                tracer: &mut tracer,
+                depth: 0,
+            })
+            .is_ok()
+        }));
+        if !matches!(passed, Ok(true)) {
+            return None;
+        }
         root.clone_from(&tracer.out);
-        let explored = tracer
-            .enums
-            .values()
-            .all(|known| known.contents.iter().all(Option::is_some));
-        if explored {
+        if !tracer.incomplete {
             let mut text = root;
-            for ((name, variants), known) in &tracer.enums {
-                let _ = write!(text, ";{name}[{}]", variants.join(","));
-                for (variant, content) in variants.iter().zip(&known.contents) {
-                    let _ = write!(text, ";{name}::{variant}={}", content.as_deref()?);
+            for (path, known) in &tracer.enums {
+                let name = known.name;
+                let _ = write!(text, ";{path}:{name}[{}]", known.variants.join(","));
+                for (variant, content) in known.variants.iter().zip(&known.contents) {
+                    let _ = write!(text, ";{path}:{name}::{variant}={}", content.as_deref()?);
                 }
             }
             return Some(text);
         }
     }
-    None
 }
 
 /// What the passes over one type have learnt.
@@ -97,17 +124,27 @@ pub(crate) fn shape<T: DeserializeOwned>() -> Option<String> {
 struct Tracer {
     /// The shape written so far in this pass (enum variants' contents go to `enums`).
     out: String,
-    /// Each enum met, by name and variant names.
-    enums: BTreeMap<(&'static str, Vec<&'static str>), Known>,
+    /// Where the value being requested is: a field's or element's index, `k`/`v` in a map, a
+    /// variant's name, for each level, from the root.
+    path: String,
+    /// Each enum met, by the path where it is met.
+    enums: BTreeMap<String, Known>,
+    /// Whether this pass met an enum with a variant still to explore (in the variant's content too).
+    incomplete: bool,
+    /// Values requested so far, over all passes.
+    steps: usize,
+    /// What `is_human_readable` answers.
+    readable: bool,
 }
 
-/// What is known of one enum.
+/// What is known of the enum met at one path.
 struct Known {
+    name: &'static str,
+    variants: &'static [&'static str],
     /// Each variant's content, once explored.
     contents: Vec<Option<String>>,
-    /// How often the enum was met: once every variant is explored, the next one is chosen in
-    /// turn, so that enums met only inside some variant are reached too.
-    met: usize,
+    /// Whether each variant's content and the enums in it are explored.
+    complete: Vec<bool>,
 }
 
 /// The tracing deserializer.
@@ -142,13 +179,27 @@ impl Tracing<'_> {
 
     /// A deserializer one level deeper, or an error past [`MAX_DEPTH`].
     fn deeper(&mut self) -> Result<Tracing<'_>, Untraceable> {
-        if self.depth >= MAX_DEPTH {
+        self.tracer.steps += 1;
+        if self.depth >= MAX_DEPTH || self.tracer.steps > MAX_STEPS {
             return Err(Untraceable);
         }
         Ok(Tracing {
             tracer: self.tracer,
             depth: self.depth + 1,
         })
+    }
+
+    /// `deserialize` at `segment` below the current path.
+    fn at<R>(
+        &mut self,
+        segment: impl std::fmt::Display,
+        deserialize: impl FnOnce(Tracing<'_>) -> Result<R, Untraceable>,
+    ) -> Result<R, Untraceable> {
+        let len = self.tracer.path.len();
+        let _ = write!(self.tracer.path, "/{segment}");
+        let value = deserialize(self.deeper()?);
+        self.tracer.path.truncate(len);
+        value
     }
 
     /// `count` elements in a row, each written after a comma, between `open` and `close`.
@@ -163,7 +214,7 @@ impl Tracing<'_> {
         let value = visitor.visit_seq(Elements {
             tracing: self.deeper()?,
             left: count,
-            first: true,
+            index: 0,
         })?;
         self.put(close);
         Ok(value)
@@ -203,6 +254,10 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         deserialize_bytes => visit_bytes(&[]), "bytes";
         deserialize_byte_buf => visit_byte_buf(Vec::new()), "bytes";
         deserialize_identifier => visit_str(""), "ident";
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.tracer.readable
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Untraceable> {
@@ -308,32 +363,37 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         }
         self.put("enum ");
         self.put(name);
+        let path = self.tracer.path.clone();
         let known = self
             .tracer
             .enums
-            .entry((name, variants.to_vec()))
+            .entry(path.clone())
             .or_insert_with(|| Known {
+                name,
+                variants,
                 contents: vec![None; variants.len()],
-                met: 0,
+                complete: vec![false; variants.len()],
             });
-        let index = (known.contents.iter())
-            .position(Option::is_none)
-            .unwrap_or(known.met % variants.len());
-        known.met += 1;
+        if (known.name, known.variants) != (name, variants) {
+            return Err(Untraceable);
+        }
+        // The first variant whose content is not explored through, then any.
+        let index = known.complete.iter().position(|done| !done).unwrap_or(0);
         // The variant's content is written apart, then kept with the enum.
         let outer = std::mem::take(&mut self.tracer.out);
-        let value = visitor.visit_enum(Variant {
-            tracing: self.deeper()?,
-            name: variants[index],
+        let incomplete = std::mem::replace(&mut self.tracer.incomplete, false);
+        let value = self.at(variants[index], |tracing| {
+            visitor.visit_enum(Variant {
+                tracing,
+                name: variants[index],
+            })
         });
         let content = std::mem::replace(&mut self.tracer.out, outer);
         let value = value?;
-        if let Some(slot) = (self.tracer.enums.get_mut(&(name, variants.to_vec())))
-            .and_then(|known| known.contents.get_mut(index))
-            .filter(|slot| slot.is_none())
-        {
-            *slot = Some(content);
-        }
+        let known = (self.tracer.enums.get_mut(&path)).ok_or(Untraceable)?;
+        known.complete[index] = !self.tracer.incomplete;
+        known.contents[index].get_or_insert(content);
+        self.tracer.incomplete = incomplete || known.complete.contains(&false);
         Ok(value)
     }
 }
@@ -342,7 +402,7 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
 struct Elements<'t> {
     tracing: Tracing<'t>,
     left: usize,
-    first: bool,
+    index: usize,
 }
 
 impl<'de> SeqAccess<'de> for Elements<'_> {
@@ -356,10 +416,13 @@ impl<'de> SeqAccess<'de> for Elements<'_> {
             return Ok(None);
         }
         self.left -= 1;
-        if !std::mem::take(&mut self.first) {
+        if self.index > 0 {
             self.tracing.put(",");
         }
-        seed.deserialize(self.tracing.deeper()?).map(Some)
+        self.index += 1;
+        (self.tracing)
+            .at(self.index - 1, |tracing| seed.deserialize(tracing))
+            .map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -393,7 +456,7 @@ impl<'de> MapAccess<'de> for Fields<'_> {
                 self.tracing.put(field);
                 seed.deserialize(IntoDeserializer::<Untraceable>::into_deserializer(field))?
             }
-            None => seed.deserialize(self.tracing.deeper()?)?,
+            None => (self.tracing).at("k", |tracing| seed.deserialize(tracing))?,
         };
         self.next += 1;
         self.tracing.put(":");
@@ -404,7 +467,12 @@ impl<'de> MapAccess<'de> for Fields<'_> {
         &mut self,
         seed: V,
     ) -> Result<V::Value, Untraceable> {
-        seed.deserialize(self.tracing.deeper()?)
+        let at = if self.names.is_empty() {
+            "v".to_string()
+        } else {
+            (self.next - 1).to_string()
+        };
+        (self.tracing).at(at, |tracing| seed.deserialize(tracing))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -562,5 +630,304 @@ mod tests {
         assert_eq!(shape::<Loose>(), None);
         assert_eq!(shape::<Tree>(), None);
         assert_ne!(fingerprint::<u8, Loose>(0), fingerprint::<u8, Tree>(0));
+    }
+}
+
+#[cfg(test)]
+mod attacks {
+    #![allow(dead_code, reason = "only the shapes of these types are read")]
+
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::{BTreeMap, HashMap};
+    use std::marker::PhantomData;
+    use std::time::Instant;
+
+    /// `true` where `shape` traces both and tells them apart.
+    fn apart<A: DeserializeOwned, B: DeserializeOwned>() -> bool {
+        let (a, b) = (shape::<A>(), shape::<B>());
+        assert!(a.is_some(), "{} traces", std::any::type_name::<A>());
+        assert!(b.is_some(), "{} traces", std::any::type_name::<B>());
+        a != b
+    }
+
+    #[test]
+    fn one_generic_enum_with_other_arguments_in_two_places() {
+        #[derive(Deserialize)]
+        enum Tagged<T> {
+            Plain(T),
+            Empty,
+        }
+        #[derive(Deserialize)]
+        struct Before {
+            a: Tagged<u8>,
+            b: Tagged<u8>,
+        }
+        #[derive(Deserialize)]
+        struct After {
+            a: Tagged<u8>,
+            b: Tagged<i64>,
+        }
+        // `Result` is one serde enum (`Result`, [Ok, Err]) whatever its arguments.
+        assert!(apart::<
+            (Result<u8, String>, Result<u8, String>),
+            (Result<u8, String>, Result<u64, String>),
+        >());
+        assert!(apart::<Before, After>());
+        assert!(apart::<Vec<Tagged<u8>>, Vec<Tagged<String>>>());
+    }
+
+    mod one {
+        #[derive(serde::Deserialize)]
+        pub(super) enum Id {
+            Num(u32),
+            Name(String),
+        }
+    }
+    mod two {
+        #[derive(serde::Deserialize)]
+        pub(super) enum Id {
+            Num(u64),
+            Name(String),
+        }
+    }
+
+    #[test]
+    fn two_enums_of_one_name_and_variants() {
+        assert!(apart::<(one::Id, one::Id), (one::Id, two::Id)>());
+        assert!(apart::<(two::Id, one::Id), (one::Id, one::Id)>());
+    }
+
+    #[derive(Deserialize)]
+    enum Inner {
+        X(u8),
+        Y(i8),
+    }
+    #[derive(Deserialize)]
+    enum Inner2 {
+        X(u8),
+        Y(u16),
+    }
+    #[derive(Deserialize)]
+    enum Deep<I> {
+        A,
+        B,
+        C(I),
+    }
+
+    #[test]
+    fn enums_reachable_only_through_later_variants() {
+        assert!(apart::<Deep<Deep<Inner>>, Deep<Deep<Inner2>>>());
+        assert!(apart::<Option<Deep<Inner>>, Option<Deep<Inner2>>>());
+        assert!(apart::<
+            HashMap<String, Deep<Inner>>,
+            HashMap<String, Deep<Inner2>>,
+        >());
+    }
+
+    #[derive(Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    enum Kind {
+        A,
+        B,
+    }
+    #[derive(Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    enum Kind2 {
+        A,
+        C,
+    }
+
+    #[test]
+    fn containers_of_enums() {
+        assert!(apart::<Option<Kind>, Option<Kind2>>());
+        assert!(apart::<Vec<Kind>, Vec<Kind2>>());
+        assert!(apart::<HashMap<Kind, u8>, HashMap<Kind2, u8>>());
+        assert!(apart::<BTreeMap<u8, Kind>, BTreeMap<u8, Kind2>>());
+        assert!(apart::<Box<Kind>, Box<Kind2>>());
+        assert!(apart::<Box<[Kind]>, Box<[Kind2]>>());
+    }
+
+    #[derive(Deserialize)]
+    struct Renamed {
+        #[serde(rename = "b")]
+        a: u8,
+    }
+    #[derive(Deserialize)]
+    struct Plain {
+        a: u8,
+    }
+    #[derive(Deserialize)]
+    struct Skipping {
+        a: u8,
+        #[serde(skip)]
+        _b: u64,
+    }
+    #[derive(Deserialize)]
+    struct Defaulting {
+        a: u8,
+        #[serde(default)]
+        b: u64,
+    }
+    #[derive(Deserialize)]
+    struct Tuple(u8, u16);
+    #[derive(Deserialize)]
+    struct Tuple2(u16, u8);
+    #[derive(Deserialize)]
+    struct UnitA;
+    #[derive(Deserialize)]
+    struct UnitB;
+    #[derive(Deserialize)]
+    struct NewKind(Kind);
+    #[derive(Deserialize)]
+    struct NewKind2(Kind2);
+
+    #[test]
+    fn serde_attributes_and_struct_forms() {
+        assert!(apart::<Renamed, Plain>());
+        // A skipped field is not in the bytes: the same shape is right.
+        assert_eq!(shape::<Skipping>().as_deref(), Some("Skipping{a:u8}"));
+        assert!(apart::<Defaulting, Plain>());
+        assert!(apart::<Tuple, Tuple2>());
+        assert!(apart::<UnitA, UnitB>());
+        assert!(apart::<NewKind, NewKind2>());
+        assert!(apart::<(u8, Kind), (u8, Kind2)>());
+    }
+
+    /// A `String` newtype that refuses the empty sample.
+    struct NonEmpty(String);
+    impl<'de> Deserialize<'de> for NonEmpty {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            if s.is_empty() {
+                return Err(de::Error::custom("empty"));
+            }
+            Ok(Self(s))
+        }
+    }
+
+    /// A string in JSON, an integer of type `N` in postcard (like `Uuid`, `IpAddr`, chrono's).
+    struct Dual<N>(PhantomData<N>);
+    impl<'de, N: Deserialize<'de>> Deserialize<'de> for Dual<N> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            if d.is_human_readable() {
+                String::deserialize(d)?;
+            } else {
+                N::deserialize(d)?;
+            }
+            Ok(Self(PhantomData))
+        }
+    }
+    #[derive(Deserialize)]
+    struct Row<N> {
+        v: Dual<N>,
+    }
+
+    #[test]
+    fn the_compact_form_is_traced_too() {
+        assert!(apart::<Row<u32>, Row<i64>>());
+        assert!(apart::<std::net::IpAddr, std::net::SocketAddr>());
+    }
+
+    /// A `Deserialize` that panics on what it never meets in real data.
+    struct Strict(u32);
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(Self(String::deserialize(d)?.parse().expect("a number")))
+        }
+    }
+
+    #[test]
+    fn a_deserialize_that_panics_on_the_samples_falls_back() {
+        assert_eq!(shape::<Strict>(), None);
+        assert_ne!(fingerprint::<u8, Strict>(0), fingerprint::<u8, String>(0));
+    }
+
+    #[test]
+    fn std_and_odd_types_trace_or_fall_back_without_panicking() {
+        let _ = shape::<NonEmpty>();
+        macro_rules! trace {
+            ($($t:ty),*) => {$(
+                assert!(shape::<$t>().is_some(), "{} traces", stringify!($t));
+            )*};
+        }
+        trace!(
+            char,
+            u128,
+            i128,
+            Result<Kind, Kind2>,
+            std::time::SystemTime,
+            std::net::IpAddr,
+            std::net::SocketAddr,
+            std::marker::PhantomData<u8>,
+            std::num::NonZeroU8,
+            std::path::PathBuf,
+            std::collections::HashSet<Kind>,
+            (u8, (u16, (u32, (u64, ()))))
+        );
+        assert!(apart::<std::net::IpAddr, std::net::SocketAddr>());
+        assert_ne!(fingerprint::<u8, NonEmpty>(0), fingerprint::<u8, String>(0));
+    }
+
+    macro_rules! big_enum {
+        ($name:ident, $last:ident, $($v:ident)*) => {
+            #[derive(Deserialize)]
+            enum $name { $($v(Kind),)* $last(Kind) }
+        };
+    }
+    macro_rules! hundred {
+        ($name:ident, $last:ident) => {
+            big_enum!($name, $last,
+                V00 V01 V02 V03 V04 V05 V06 V07 V08 V09 V10 V11 V12 V13 V14 V15 V16 V17 V18 V19
+                V20 V21 V22 V23 V24 V25 V26 V27 V28 V29 V30 V31 V32 V33 V34 V35 V36 V37 V38 V39
+                V40 V41 V42 V43 V44 V45 V46 V47 V48 V49 V50 V51 V52 V53 V54 V55 V56 V57 V58 V59
+                V60 V61 V62 V63 V64 V65 V66 V67 V68 V69 V70 V71 V72 V73 V74 V75 V76 V77 V78 V79
+                V80 V81 V82 V83 V84 V85 V86 V87 V88 V89 V90 V91 V92 V93 V94 V95 V96 V97 V98);
+        };
+    }
+    hundred!(Big, V99);
+    hundred!(Big2, W99);
+
+    /// A hundred variants each holding a hundred-variant enum, the inner one's content told
+    /// apart only in its last variant.
+    #[derive(Deserialize)]
+    enum Outer<I> {
+        A(u8),
+        B(Deep<Deep<Deep<Deep<I>>>>),
+    }
+
+    #[test]
+    fn large_and_nested_enums_trace_quickly() {
+        let start = Instant::now();
+        assert!(apart::<Big, Big2>());
+        assert!(apart::<Outer<Big>, Outer<Big2>>());
+        assert!(apart::<(Big, Big), (Big, Big2)>());
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+    }
+
+    macro_rules! nest {
+        ($t:ty;) => { $t };
+        ($t:ty; $x:tt $($rest:tt)*) => { nest!(Option<$t>; $($rest)*) };
+    }
+
+    #[derive(Deserialize)]
+    struct P<T>(Vec<T>, Vec<T>);
+
+    /// Depth 40, not recursive.
+    type Deep40 =
+        nest!(u8; a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a);
+    /// Doubling at each of 20 levels: 2^20 leaves per pass.
+    type Wide = P<P<P<P<P<P<P<P<P<P<P<P<P<P<P<P<P<P<P<P<Kind>>>>>>>>>>>>>>>>>>>>;
+
+    #[test]
+    fn deep_types_terminate_quickly() {
+        let start = Instant::now();
+        let _ = shape::<Deep40>();
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn wide_types_terminate_quickly() {
+        let start = Instant::now();
+        let _ = shape::<Wide>();
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
 }

@@ -5,7 +5,7 @@ pub fn fetch(url: &str) -> Result<String, String> {
         ::memo::__private::disk_cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-            || ::core::any::type_name_of_val(&|| ()),
+            || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<0usize, 900000u64>,
             ::memo::__private::Remote {
                 store: "pages",
@@ -52,7 +52,7 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::disk_cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-        || ::core::any::type_name_of_val(&|| ()),
+        || ::memo::__private::at(&|| ()),
         ::memo::__private::preset::<0usize, 900000u64>,
         ::memo::__private::Remote {
             store: "pages",

@@ -13,7 +13,7 @@ pub fn word_count(text: &str) -> usize {
             let __memo_cache = ::memo::__private::cache(
                 &__MEMO_CELL,
                 ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-                || ::core::any::type_name_of_val(&|| ()),
+                || ::memo::__private::at(&|| ()),
                 ::memo::__private::preset::<0usize, 0u64>,
             );
             match ::memo::__private::lead(
@@ -38,7 +38,7 @@ pub fn word_count(text: &str) -> usize {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-            || ::core::any::type_name_of_val(&|| ()),
+            || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::lead(
@@ -69,7 +69,7 @@ pub fn word_count_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-        || ::core::any::type_name_of_val(&|| ()),
+        || ::memo::__private::at(&|| ()),
         ::memo::__private::preset::<0usize, 0u64>,
     )
 }

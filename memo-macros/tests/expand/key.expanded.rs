@@ -19,7 +19,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             let __memo_cache = ::memo::__private::cache(
                 &__MEMO_CELL,
                 ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-                || ::core::any::type_name_of_val(&|| ()),
+                || ::memo::__private::at(&|| ()),
                 ::memo::__private::preset::<0usize, 0u64>,
             );
             match ::memo::__private::lead(
@@ -49,7 +49,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::core::any::type_name_of_val(&|| ()),
+            || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::lead(
@@ -82,7 +82,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<u64, Option<String>> {
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-        || ::core::any::type_name_of_val(&|| ()),
+        || ::memo::__private::at(&|| ()),
         ::memo::__private::preset::<0usize, 0u64>,
     )
 }

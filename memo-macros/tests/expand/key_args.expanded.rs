@@ -16,7 +16,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             let __memo_cache = ::reexport::memo::__private::cache(
                 &__MEMO_CELL,
                 ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-                || ::core::any::type_name_of_val(&|| ()),
+                || ::reexport::memo::__private::at(&|| ()),
                 ::reexport::memo::__private::preset::<0usize, 0u64>,
             );
             match ::reexport::memo::__private::lead(
@@ -47,7 +47,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
         let __memo_cache = ::reexport::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-            || ::core::any::type_name_of_val(&|| ()),
+            || ::reexport::memo::__private::at(&|| ()),
             ::reexport::memo::__private::preset::<0usize, 0u64>,
         );
         match ::reexport::memo::__private::lead(
@@ -86,7 +86,7 @@ fn sum_cache() -> &'static ::reexport::memo::__private::Cache<
     ::reexport::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-        || ::core::any::type_name_of_val(&|| ()),
+        || ::reexport::memo::__private::at(&|| ()),
         ::reexport::memo::__private::preset::<0usize, 0u64>,
     )
 }

@@ -16,7 +16,7 @@ pub fn area(&self, scale: Scale) -> u64 {
             let __memo_cache = ::memo::__private::cache(
                 &__MEMO_CELL,
                 ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-                || ::core::any::type_name_of_val(&|| ()),
+                || ::memo::__private::at(&|| ()),
                 ::memo::__private::preset::<1000usize, 0u64>,
             );
             match ::memo::__private::lead(
@@ -40,7 +40,7 @@ pub fn area(&self, scale: Scale) -> u64 {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            || ::core::any::type_name_of_val(&|| ()),
+            || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<1000usize, 0u64>,
         );
         match ::memo::__private::lead(
@@ -67,7 +67,7 @@ pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-        || ::core::any::type_name_of_val(&|| ()),
+        || ::memo::__private::at(&|| ()),
         ::memo::__private::preset::<1000usize, 0u64>,
     )
 }

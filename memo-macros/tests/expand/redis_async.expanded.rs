@@ -5,7 +5,7 @@ async fn profile(id: u64) -> Option<String> {
         ::memo::__private::redis_cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::core::any::type_name_of_val(&|| ()),
+            || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<0usize, 300000u64>,
             ::memo::__private::Remote {
                 store: "default",
@@ -54,7 +54,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::redis_cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-        || ::core::any::type_name_of_val(&|| ()),
+        || ::memo::__private::at(&|| ()),
         ::memo::__private::preset::<0usize, 300000u64>,
         ::memo::__private::Remote {
             store: "default",
