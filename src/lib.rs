@@ -73,6 +73,13 @@
 //! `&[T]` → `Vec<T>`, `&T` → `T`); several → the tuple of them; a method → `Self` first;
 //! `key = expr` → that expression's type.
 
+// The crate docs link the items of every feature (docs.rs documents them all); a build of the
+// docs with fewer features keeps the links' text.
+#![cfg_attr(
+    not(all(feature = "disk", feature = "redis")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
 /// Memoizes a function: `#[cached]`, `#[cached(maxsize = 1000, ttl = "5m", key = ...)]`.
 ///
 /// The options are in the [crate docs](crate#options). The function keeps its signature; a

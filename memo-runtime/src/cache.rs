@@ -117,7 +117,7 @@ impl<K, V> Cache<K, V> {
 }
 
 impl<K, V, S> Cache<K, V, S> {
-    /// A cache over `store` (e.g. a [`DiskStore`](crate::DiskStore)).
+    /// A cache over `store` (e.g. a `DiskStore`).
     #[must_use]
     pub fn with_store(store: S) -> Self {
         #[cfg(feature = "switch")]

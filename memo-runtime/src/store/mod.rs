@@ -1,5 +1,5 @@
 //! Where cached values live: the [`Store`] trait, the in-memory [`MemoryStore`], (feature
-//! `disk`) the persistent [`DiskStore`] and (feature `redis`) the shared [`RedisStore`].
+//! `disk`) the persistent `DiskStore` and (feature `redis`) the shared `RedisStore`.
 
 #[cfg(feature = "disk")]
 mod disk;
