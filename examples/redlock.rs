@@ -14,7 +14,7 @@
 //! Run it in two terminals at once: one computation between them. Kill two of the servers
 //! (`redis-cli -p 7004 shutdown nosave`) and run it again: still one computation. Kill a third:
 //! every process computes (its threads still share one computation), and a warning says why. The lock prevents duplicate work; it is not a
-//! correctness lock (see the README's Redlock section).
+//! correctness lock (see docs/redlock.md).
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
