@@ -67,7 +67,12 @@ pub fn full(prefix: &[u8], encoded: &[u8]) -> Vec<u8> {
 /// platforms, unlike `std`'s hashers).
 #[must_use]
 pub const fn signature_hash(text: &str) -> u64 {
-    let bytes = text.as_bytes();
+    fnv64(text.as_bytes())
+}
+
+/// [`signature_hash`] of any bytes (a path, for one): 64-bit FNV-1a.
+#[must_use]
+pub const fn fnv64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {

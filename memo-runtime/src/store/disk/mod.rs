@@ -120,11 +120,7 @@ impl DiskOptions {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
         // FNV-1a: stable across builds and versions of memo (the name must not change).
-        let hash = std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str())
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-                (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-            });
+        let hash = key::fnv64(std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str()));
         Self::new(&format!("default-{stem}-{hash:016x}"))
     }
 

@@ -373,9 +373,15 @@ fn spawn_child(root: &Path, role: &str, extra: &[(&str, String)]) -> std::proces
 /// [`spawn_child`] as user `uid` (and group `uid`, no other groups), through `setpriv`; waits
 /// for it and returns what it printed after `RESULT `.
 fn run_child_as(uid: u32, root: &Path, role: &str, extra: &[(&str, String)]) -> String {
-    let out = child_command(Some(uid), root, role, extra)
-        .output()
-        .unwrap();
+    result_of(
+        &child_command(Some(uid), root, role, extra)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// What a child that succeeded printed after `RESULT `.
+fn result_of(out: &std::process::Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -1029,19 +1035,7 @@ fn without_a_home_the_root_is_the_users_own_temporary_directory() {
             .env_remove("XDG_CACHE_HOME")
             .env_remove("MEMO_CACHE_DIR")
             .env("TMPDIR", &tmp.0);
-        let out = command.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text.lines()
-            .find_map(|line| {
-                line.split_once("RESULT ")
-                    .map(|(_, rest)| rest.trim().to_string())
-            })
-            .unwrap()
+        result_of(&command.output().unwrap())
     };
     // With `$XDG_CACHE_HOME` (and no `MEMO_CACHE_DIR`): its `memo`.
     let xdg = tmp.0.join("xdg");
