@@ -3,12 +3,12 @@
 //! going on at the same time (each page is downloaded once).
 //!
 //! ```sh
-//! cargo run --features disk --example cli -- titles http://127.0.0.1:8000/a http://127.0.0.1:8000/b
-//! cargo run --features disk --example cli -- titles --from urls.txt      # with a progress bar
-//! cargo run --features disk --example cli -- --ttl 60 titles URL         # fresh for a minute
-//! cargo run --features disk --example cli -- --no-cache titles URL       # always download
-//! cargo run --features disk --example cli -- cache stats
-//! cargo run --features disk --example cli -- cache clear
+//! cargo run --example cli -- titles http://127.0.0.1:8000/a http://127.0.0.1:8000/b
+//! cargo run --example cli -- titles --from urls.txt      # with a progress bar
+//! cargo run --example cli -- --ttl 60 titles URL         # fresh for a minute
+//! cargo run --example cli -- --no-cache titles URL       # always download
+//! cargo run --example cli -- cache stats
+//! cargo run --example cli -- cache clear
 //! ```
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! User profiles cached in Redis (cache-aside): every process of the service shares one cache,
 //! a profile is loaded once across them, and an update invalidates it everywhere.
 //!
-//! Run: `cargo run --release --example redis_profile --features redis` with a server at
+//! Run: `cargo run --release --example redis_profile` with a server at
 //! `MEMO_REDIS_URL` (default `redis://127.0.0.1:6379`; `redis+cluster://host:port,…` for a
 //! cluster). Start one with `redis-server --save "" --appendonly no`.
 

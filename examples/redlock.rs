@@ -8,7 +8,7 @@
 //! ```sh
 //! for port in 7001 7002 7003 7004 7005; do redis-server --port $port --save "" --appendonly no --daemonize yes; done
 //! export MEMO_REDLOCK_URLS=redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003,redis://127.0.0.1:7004,redis://127.0.0.1:7005
-//! cargo run --example redlock --features redis
+//! cargo run --example redlock
 //! ```
 //!
 //! Run it in two terminals at once: one computation between them. Kill two of the servers
@@ -42,7 +42,7 @@ fn main() {
             "  for port in 7001 7002 7003 7004 7005; do redis-server --port $port --save \"\" --appendonly no --daemonize yes; done"
         );
         println!(
-            "  MEMO_REDLOCK_URLS=redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003,redis://127.0.0.1:7004,redis://127.0.0.1:7005 \\\n      cargo run --example redlock --features redis"
+            "  MEMO_REDLOCK_URLS=redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003,redis://127.0.0.1:7004,redis://127.0.0.1:7005 \\\n      cargo run --example redlock"
         );
         return;
     };

@@ -3,7 +3,7 @@
 //! conditionally, so an unchanged page (`304 Not Modified`) costs no body.
 //!
 //! ```sh
-//! cargo run --features disk --example scraper -- http://127.0.0.1:8000/
+//! cargo run --example scraper -- http://127.0.0.1:8000/
 //! ```
 //!
 //! Without a URL it serves a page of its own on `127.0.0.1` and scrapes it twice. Entries live in

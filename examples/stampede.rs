@@ -1,7 +1,7 @@
 //! Several processes ask for one missing key at once; one of them computes it, the others wait
 //! for its value (a Redis lock per key, released with a pub/sub message).
 //!
-//! Run: `cargo run --release --example stampede --features redis` with a server at
+//! Run: `cargo run --release --example stampede` with a server at
 //! `MEMO_REDIS_URL` (default `redis://127.0.0.1:6379`). Start one with
 //! `redis-server --save "" --appendonly no`. It starts 4 copies of itself, 8 threads each.
 

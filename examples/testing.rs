@@ -5,7 +5,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! memo = { version = "0.1", features = ["test-util"] }
+//! memo-kit = { version = "0.1", features = ["test-util"] }
 //! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,7 +1,7 @@
 //! A local copy in front of Redis (`store = tiered`): hits cost about as much as an in-memory
 //! cache's, and a new value stored by one process drops the copies of every other.
 //!
-//! Run: `cargo run --release --example tiered --features redis` with a server at
+//! Run: `cargo run --release --example tiered` with a server at
 //! `MEMO_REDIS_URL` (default `redis://127.0.0.1:6379`). Start one with
 //! `redis-server --save "" --appendonly no`.
 

@@ -1,7 +1,8 @@
 //! A short guided run of everything memo does so far.
 //!
-//! Run: `cargo run --release --example tour` (`--features disk` adds the disk store's section,
-//! `--features redis` the Redis one when a server answers at `MEMO_REDIS_URL`)
+//! Run: `cargo run --release --example tour`. The examples are built with the `disk`, `redis`,
+//! `tokio` and `test-util` features (a dev-dependency turns them on), so every section runs; the
+//! Redis one starts its own `redis-server` on a free loopback port when it is installed.
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -101,7 +102,6 @@ async fn async_section() {
 }
 
 // 9. On disk (feature `disk`): entries outlive the process and are shared with other processes.
-#[cfg(feature = "disk")]
 #[cached(store = disk("tour"), ttl = "1h")]
 fn geocode(city: &str) -> (f64, f64) {
     thread::sleep(Duration::from_millis(50));
@@ -110,7 +110,6 @@ fn geocode(city: &str) -> (f64, f64) {
 }
 
 /// The disk section; `second` is this tour run again as another process.
-#[cfg(feature = "disk")]
 fn disk_section(second: bool) {
     let started = Instant::now();
     let place = geocode("Lisbon");
@@ -140,17 +139,15 @@ fn disk_section(second: bool) {
 }
 
 fn main() {
-    #[cfg(feature = "disk")]
-    {
-        if std::env::var_os("MEMO_TOUR_SECOND").is_some() {
-            // Run by the first process, with its cache directory.
-            disk_section(true);
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("memo-tour-{}", std::process::id()));
-        // SAFETY: the first statement of `main`: no other thread runs yet.
-        unsafe { std::env::set_var("MEMO_CACHE_DIR", &dir) };
+    if std::env::var_os("MEMO_TOUR_SECOND").is_some() {
+        // Run by the first process, with its cache directory.
+        disk_section(true);
+        return;
     }
+    let dir = std::env::temp_dir().join(format!("memo-tour-{}", std::process::id()));
+    // SAFETY: the first statement of `main`: no other thread runs yet.
+    unsafe { std::env::set_var("MEMO_CACHE_DIR", &dir) };
+    let _redis = private_redis();
     section("1. memoize a slow function");
     let start = Instant::now();
     slow_square(12);
@@ -237,43 +234,40 @@ fn main() {
         .block_on(async_section());
 
     section("9. on disk (store = disk)");
-    #[cfg(feature = "disk")]
-    {
-        disk_section(false);
-        // The temporary directory set at the start of `main`.
-        if let Some(dir) = std::env::var_os("MEMO_CACHE_DIR") {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    disk_section(false);
+    // The temporary directory set at the start of `main`.
+    if let Some(dir) = std::env::var_os("MEMO_CACHE_DIR") {
+        let _ = std::fs::remove_dir_all(dir);
     }
-    #[cfg(not(feature = "disk"))]
-    println!("run with `--features disk` to see it");
 
     section("10. in Redis (store = redis)");
-    #[cfg(feature = "redis")]
     redis_section();
-    #[cfg(not(feature = "redis"))]
-    println!("run with `--features redis` and a server at MEMO_REDIS_URL to see it");
 }
 
 // 10. In Redis (feature `redis`): shared by every process using the server; one computation per
 // missing key across all of them.
-#[cfg(feature = "redis")]
 #[cached(store = redis, ttl = "1m")]
 fn shared_rate(currency: &str) -> f64 {
     thread::sleep(Duration::from_millis(100));
     if currency == "EUR" { 1.08 } else { 1.0 }
 }
 
-#[cfg(feature = "redis")]
+/// The server the tour's Redis store uses: `MEMO_REDIS_URL`'s when it is set, else a private one
+/// (stopped when it is dropped) when `redis-server` is installed.
+fn private_redis() -> Option<memo::testing::RedisServer> {
+    if std::env::var_os("MEMO_REDIS_URL").is_some() || !memo::testing::RedisServer::installed() {
+        return None;
+    }
+    let server = memo::testing::RedisServer::start();
+    // SAFETY: called first thing in `main`: no other thread runs yet.
+    unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };
+    Some(server)
+}
+
 fn redis_section() {
-    let url = std::env::var("MEMO_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let reachable = memo::redis::RedisConfig::from_url(&url)
-        .and_then(memo::redis::RedisClient::new)
-        .and_then(|client| client.get(b"memo:ping"))
-        .is_ok();
-    if !reachable {
-        println!("no Redis at {url}: start one with `redis-server --save \"\" --appendonly no`");
-        println!("(or `docker run -p 6379:6379 redis`), or set MEMO_REDIS_URL");
+    if std::env::var_os("MEMO_REDIS_URL").is_none() {
+        println!("redis-server is not installed: `apt-get install redis-server` (or `brew install");
+        println!("redis`), then run the tour again; or set MEMO_REDIS_URL to a server of yours");
         return;
     }
     shared_rate_cache().invalidate("EUR");

@@ -75,6 +75,7 @@
 
 // The crate docs link the items of every feature (docs.rs documents them all); a build of the
 // docs with fewer features keeps the links' text.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     not(all(feature = "disk", feature = "redis")),
     allow(rustdoc::broken_intra_doc_links)
@@ -109,6 +110,8 @@ pub use memo_runtime::Codec;
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
+#[cfg(feature = "test-util")]
+pub use memo_runtime::testing;
 pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store, store,
     warm,

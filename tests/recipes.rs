@@ -265,3 +265,23 @@ fn two_cli_processes_at_once_download_each_url_once() {
     }
     assert_eq!(server.seen().len(), 12);
 }
+
+/// The README's first command shows every store without flags: the disk section runs a second
+/// process that hits, and the Redis section starts its own server.
+#[test]
+fn the_tour_shows_the_disk_and_redis_stores() {
+    let out = Command::new(example("tour"))
+        .env_remove("MEMO_REDIS_URL")
+        .env_remove("MEMO_CACHE_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("second process: geocode(\"Lisbon\") = (75.0, 75.0)")
+            && text.contains("(misses 0, hits 1)"),
+        "{text}"
+    );
+    assert!(text.contains("from Redis"), "{text}");
+    assert!(text.contains("hits 1, misses 1"), "{text}");
+}

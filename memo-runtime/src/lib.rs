@@ -1,5 +1,5 @@
-//! The runtime of [`memo`](https://docs.rs/memo): concurrent stores, per-key single-flight, clock
-//! and statistics. Use it through the `memo` crate and its `#[cached]` attribute; the types here are
+//! The runtime of [`memo-kit`](https://docs.rs/memo-kit): concurrent stores, per-key single-flight, clock
+//! and statistics. Use it through the `memo-kit` crate (`memo` in code) and its `#[cached]` attribute; the types here are
 //! re-exported there.
 //!
 //! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
@@ -17,6 +17,8 @@
 //! `metrics`, `tracing`, `switch` (a global bypass for debugging), `test-util` (a mock clock);
 //! see the `memo` crate's docs.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod cache;
 mod cell;
 mod clock;
@@ -32,7 +34,6 @@ mod lookup;
 mod metrics;
 mod random;
 #[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod refresh;
 #[cfg(any(feature = "disk", feature = "redis"))]
@@ -44,6 +45,8 @@ mod stripe;
 #[cfg(feature = "switch")]
 mod switch;
 mod sync;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod trace;
 mod warm;
 
