@@ -1,7 +1,8 @@
 //! Prometheus metrics of memoized functions, served on a local HTTP endpoint.
 //!
-//! Run: `cargo run --features metrics --example metrics`, then (while it waits 30 s)
-//! `curl http://127.0.0.1:<port>/metrics`. It scrapes itself once and prints the `memo_` lines.
+//! Run: `cargo run --features metrics --example metrics`: it scrapes itself once and prints the
+//! `memo_` lines. With `-- --serve` it then serves them for 30 s: point a Prometheus server or
+//! `curl http://127.0.0.1:<port>/metrics` at the address it prints.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

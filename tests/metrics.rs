@@ -52,6 +52,31 @@ fn scrape(render: impl Fn() -> String + Send + 'static) -> String {
     response.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
+/// `promtool check metrics` (Debian package `prometheus`) finds nothing to say about `text`:
+/// every metric has its HELP and TYPE, names and units follow Prometheus' rules.
+fn promtool_accepts(text: &str) {
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install it with `apt-get install -y prometheus`");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
+
 fn value(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(line_start))?
@@ -114,6 +139,7 @@ fn a_scrape_shows_the_calls_made() {
         value(&text, &format!("memo_load_seconds_count{square_fn}")),
         Some(3.0)
     );
+    promtool_accepts(&text);
     #[cfg(feature = "disk")]
     {
         let line = text

@@ -285,3 +285,92 @@ fn the_tour_shows_the_disk_and_redis_stores() {
     assert!(text.contains("from Redis"), "{text}");
     assert!(text.contains("hits 1, misses 1"), "{text}");
 }
+
+/// The metrics recipe scraped by a real Prometheus server (Debian package `prometheus`), which
+/// then answers a query for one of its counters.
+#[cfg(feature = "metrics")]
+#[test]
+fn prometheus_scrapes_the_metrics_recipe_and_answers_a_query() {
+    use std::io::BufRead;
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut recipe = Killed(
+        Command::new(example("metrics"))
+            .arg("--serve")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let target = std::io::BufReader::new(recipe.0.stdout.take().unwrap())
+        .lines()
+        .find_map(|line| {
+            let line = line.ok()?;
+            let rest = line.strip_prefix("serving http://")?;
+            Some(rest.split('/').next()?.to_string())
+        })
+        .expect("the recipe says where it serves");
+    let dir = CacheDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let config = dir.0.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: memo\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus not found: install it with `apt-get install -y prometheus`"),
+    );
+    // memo_hits_total{fn="metrics::square"}: the recipe calls square 7 times on 3 numbers.
+    let query = "/api/v1/query?query=memo_hits_total%7Bfn%3D%22metrics%3A%3Asquare%22%7D";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let answer = loop {
+        let answer = http_get(port, query);
+        if answer.contains("\"value\":[") || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(answer.contains(r#""job":"memo""#), "{answer}");
+    assert!(answer.ends_with(r#","4"]}]}}"#), "{answer}");
+}
+
+/// The body of `GET path` from `127.0.0.1:port` ("" when nothing answers).
+#[cfg(feature = "metrics")]
+fn http_get(port: u16, path: &str) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.trim().to_string())
+        .unwrap_or_default()
+}

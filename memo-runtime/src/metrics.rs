@@ -59,6 +59,57 @@ pub(crate) fn observe(cache: &'static dyn Observed) {
     });
 }
 
+/// Each metric's help text (Prometheus `# HELP`).
+const DESCRIPTIONS: [(&str, &str); 11] = [
+    ("memo_hits_total", "Calls answered from the cache."),
+    ("memo_misses_total", "Calls that ran the function's body."),
+    (
+        "memo_coalesced_total",
+        "Calls that waited for another caller's computation of the same key.",
+    ),
+    (
+        "memo_evictions_total",
+        "Entries removed to stay within maxsize.",
+    ),
+    (
+        "memo_expired_total",
+        "Entries removed because their ttl passed.",
+    ),
+    (
+        "memo_load_errors_total",
+        "Computations that returned an error or None (not cached).",
+    ),
+    (
+        "memo_refreshes_total",
+        "Recomputations of a cached key (stale, refresh = \"early\", forced).",
+    ),
+    (
+        "memo_backend_errors_total",
+        "Failed requests to the store (disk, Redis); the call computed instead.",
+    ),
+    (
+        "memo_backend_skipped_total",
+        "Requests to the store not tried because it was known to be down.",
+    ),
+    ("memo_entries", "Entries in the cache."),
+    (
+        "memo_load_seconds",
+        "Time taken by each computation of the function's body.",
+    ),
+];
+
+/// Registers the help texts with the recorder installed now (a recorder installed later gets
+/// them at the next publication).
+fn describe() {
+    for (name, help) in DESCRIPTIONS {
+        match name {
+            "memo_entries" => metrics::describe_gauge!(name, metrics::Unit::Count, help),
+            "memo_load_seconds" => metrics::describe_histogram!(name, metrics::Unit::Seconds, help),
+            _ => metrics::describe_counter!(name, metrics::Unit::Count, help),
+        }
+    }
+}
+
 /// Publishes every memoized function's counters now (a scrape right after sees them).
 ///
 /// # Examples
@@ -71,6 +122,7 @@ pub fn publish() {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    describe();
     for cache in observed {
         let name = cache.name();
         let stats = cache.stats();
