@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run --example cli -- titles http://127.0.0.1:8000/a http://127.0.0.1:8000/b
 //! cargo run --example cli -- titles --from urls.txt      # with a progress bar
-//! cargo run --example cli -- --ttl 60 titles URL         # fresh for a minute
+//! cargo run --example cli -- --ttl 60 titles URL         # pages fetched now stay fresh a minute
 //! cargo run --example cli -- --no-cache titles URL       # always download
 //! cargo run --example cli -- cache stats
 //! cargo run --example cli -- cache clear

@@ -56,7 +56,7 @@ fn daily_report(day: u32) -> String {
     format!("report for day {day}")
 }
 
-// 6. A bound: at most 3 entries, evicted by CLOCK (second chance).
+// 6. A bound: at most 3 entries; the default policy (S3-FIFO behind a TinyLFU door) picks which go.
 #[cached(maxsize = 3)]
 fn thumbnail(id: u32) -> Vec<u8> {
     vec![0; id as usize]

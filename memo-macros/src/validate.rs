@@ -393,7 +393,10 @@ fn all_parts(func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
     let mut parts = Vec::new();
     let mut ok = true;
     if let Some(receiver) = &func.receiver {
-        if let Some(part) = receiver_part(receiver) {
+        if let ReceiverKind::Reference(_, _, Some(_)) = &receiver.kind {
+            errors.at(receiver, MUT_IN_KEY);
+            ok = false;
+        } else if let Some(part) = receiver_part(receiver) {
             parts.push(part);
         } else {
             errors.at(
@@ -509,10 +512,6 @@ fn receiver_part(receiver: &syn::Receiver) -> Option<Part> {
             lookup: quote!(#self_token),
             ty: self_type,
         }),
-        ReceiverKind::Reference(_, _, Some(_)) => Some(Part {
-            lookup: quote!(&*#self_token),
-            ty: self_type,
-        }),
         ReceiverKind::Value => Some(Part {
             lookup: quote!(&#self_token),
             ty: self_type,
@@ -521,6 +520,11 @@ fn receiver_part(receiver: &syn::Receiver) -> Option<Part> {
         _ => None,
     }
 }
+
+/// Why a `&mut` argument or receiver is not keyed by default.
+const MUT_IN_KEY: &str = "a `&mut` argument is not keyed by default: on a hit the body does not run, so \
+     its writes through this reference would not happen; if that is intended, choose the key with \
+     `key = ...` (leaving this argument out)";
 
 fn arg_part(arg: &Arg, errors: &mut Errors) -> Option<Part> {
     let Some(ident) = &arg.ident else {
@@ -531,6 +535,16 @@ fn arg_part(arg: &Arg, errors: &mut Errors) -> Option<Part> {
         );
         return None;
     };
+    if let Type::Reference(
+        reference @ TypeReference {
+            mutability: Some(_),
+            ..
+        },
+    ) = unwrap_group(&arg.ty)
+    {
+        errors.at(reference, MUT_IN_KEY);
+        return None;
+    }
     if let Some(impl_trait) = find_type(&arg.ty, &|t| matches!(t, Type::ImplTrait(_))) {
         errors.at(
             impl_trait,
