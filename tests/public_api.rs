@@ -483,17 +483,17 @@ fn ty(ty: &Value) -> String {
     }
 }
 
-/// `<L>(&self, key: L) -> V`.
+/// `<L>(&self, key: L) -> V where …`, then ` (async)` or ` (const)`.
 fn signature(function: &Value) -> String {
     let header = &function["header"];
     let prefix = match (header["is_async"] == true, header["is_const"] == true) {
-        (true, _) => "async ",
-        (_, true) => "const ",
+        (true, _) => " (async)",
+        (_, true) => " (const)",
         _ => "",
     };
     let (params, predicates) = generics_split(&function["generics"]);
     format!(
-        "{prefix}{params}{}{predicates}",
+        "{params}{}{predicates}{prefix}",
         signature_of(&function["sig"])
     )
 }
