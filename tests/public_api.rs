@@ -472,12 +472,17 @@ fn ty(ty: &Value) -> String {
                 .collect();
             format!("dyn {}", traits.join(" + "))
         }
-        "qualified_path" => format!(
-            "<{} as {}>::{}",
-            self::ty(&body["self_type"]),
-            body["trait"]["path"].as_str().unwrap_or("?"),
-            body["name"].as_str().unwrap_or("?")
-        ),
+        "qualified_path" => {
+            let self_type = self::ty(&body["self_type"]);
+            let name = body["name"].as_str().unwrap_or("?");
+            match body["trait"]["path"]
+                .as_str()
+                .filter(|path| !path.is_empty())
+            {
+                Some(trait_path) => format!("<{self_type} as {trait_path}>::{name}"),
+                None => format!("{self_type}::{name}"),
+            }
+        }
         "function_pointer" => format!("fn{}", signature_of(&body["sig"])),
         other => other.to_string(),
     }
