@@ -17,6 +17,22 @@
 //!   use, its citation: Nimrod Megiddo and Dharmendra S. Modha, "ARC: A Self-Tuning, Low Overhead
 //!   Replacement Cache", USENIX FAST '03, San Francisco, CA, pp. 115-130, 2003.
 //!
+//! The broader families (issue 23), each over 100,000 keys and 2,000,000 requests, at 0.1 %, 1 %,
+//! 10 % and 50 % of the keys the trace requests; split into a half to tune a policy on and a half
+//! to check it on, never tuned on:
+//! - `tune/zipf0.6`, `tune/zipf1.0`, `check/zipf0.8`, `check/zipf1.2`: Zipf.
+//! - `tune/shift20k`, `check/shift200k`: a hot set of 2,000 keys (80 % of the requests, uniform
+//!   within it) that moves to 2,000 new keys every 20,000 (200,000) requests; the rest uniform over
+//!   all keys. Recency-heavy: a key hot now is cold soon.
+//! - `tune/loopmix25`, `check/loopmix50`: 25 % (50 %) of the requests walk a loop of 20,000 keys in
+//!   order, the rest are Zipf 0.8.
+//! - `tune/scanmix10`, `check/scanmix30`: Zipf 0.9 with 10 % (30 %) of the requests in scans of
+//!   5,000 keys never requested again.
+//!
+//! After the rows, per group (`today`, `tune`, `check`): `hitratio/<group>/rows/memo_within_0.2_of_best_peer`
+//! (of moka, `quick_cache` and lru; and the number of rows), `hitratio/<group>/rows/memo_at_least_best_of_moka_quick_cache`,
+//! and the mean gap to `opt` in points of memo and of each peer.
+//!
 //! Arguments filter the rows: each one is a substring that a row's name must contain (all of them).
 //! `HITRATIO_THREADS` (default 2) sets how many rows run at once. `HITRATIO_LAB=1` adds the
 //! reference policies of the policy lab (`benches/hitratio/lab.rs`) as `lab_<name>` rows (or
@@ -64,6 +80,8 @@ const IMPLS: [&str; 8] = [
 
 /// A trace: a name, how to build its requests, and the sizes it runs at.
 struct Trace {
+    /// `today` (the rows the default policy was chosen on), `tune` or `check`.
+    group: &'static str,
     name: String,
     build: Box<dyn Fn(usize) -> Vec<u64> + Sync>,
     /// Whether the requests depend on the size (the loop); built once per size if so.
@@ -92,6 +110,7 @@ fn main() {
     }
 
     let mut report = Report::new("hitratio");
+    let mut table: Vec<Row> = Vec::new();
     for trace in traces() {
         let jobs: Vec<(usize, &str)> = trace
             .sizes
@@ -133,17 +152,106 @@ fn main() {
         });
         let mut results = results.into_inner().expect("no panics");
         results.sort_by_key(|r| r.0);
-        for (_, row, pct) in results {
+        for (job, row, pct) in results {
             report.figure(&row, pct, "pct");
+            let (size, imp) = jobs[job];
+            table.push(Row {
+                group: trace.group,
+                trace: trace.name.clone(),
+                size,
+                imp: imp.to_string(),
+                pct,
+            });
         }
     }
+    summarize(&table, &mut report);
     report.write();
+}
+
+/// One measured row.
+struct Row {
+    group: &'static str,
+    trace: String,
+    size: usize,
+    imp: String,
+    pct: f64,
+}
+
+/// Per group: how often memo is within 0.2 points of the best peer, and every implementation's
+/// mean gap to the optimum, over the rows where all of them ran.
+fn summarize(table: &[Row], report: &mut Report) {
+    const PEERS: [&str; 3] = ["moka", "quick_cache", "lru"];
+    for group in ["today", "tune", "check"] {
+        let mut cells: HashMap<(&str, usize), HashMap<&str, f64>> = HashMap::new();
+        for row in table.iter().filter(|r| r.group == group) {
+            cells
+                .entry((row.trace.as_str(), row.size))
+                .or_default()
+                .insert(row.imp.as_str(), row.pct);
+        }
+        let complete: Vec<&HashMap<&str, f64>> = cells
+            .values()
+            .filter(|c| {
+                ["memo", "opt"]
+                    .iter()
+                    .chain(&PEERS)
+                    .all(|i| c.contains_key(i))
+            })
+            .collect();
+        if complete.is_empty() {
+            continue;
+        }
+        let best =
+            |c: &HashMap<&str, f64>, of: &[&str]| of.iter().map(|i| c[i]).fold(f64::MIN, f64::max);
+        let within = complete
+            .iter()
+            .filter(|c| c["memo"] >= best(c, &PEERS) - 0.2)
+            .count();
+        let at_least = complete
+            .iter()
+            .filter(|c| c["memo"] >= best(c, &["moka", "quick_cache"]) - 0.005)
+            .count();
+        report.figure(
+            &format!("hitratio/{group}/rows"),
+            complete.len() as f64,
+            "rows",
+        );
+        report.figure(
+            &format!("hitratio/{group}/rows/memo_within_0.2_of_best_peer"),
+            within as f64,
+            "rows",
+        );
+        report.figure(
+            &format!("hitratio/{group}/rows/memo_at_least_best_of_moka_quick_cache"),
+            at_least as f64,
+            "rows",
+        );
+        for imp in ["memo"].iter().chain(&PEERS) {
+            let gap =
+                complete.iter().map(|c| c["opt"] - c[imp]).sum::<f64>() / complete.len() as f64;
+            report.figure(
+                &format!("hitratio/{group}/mean_gap_to_opt/{imp}"),
+                gap,
+                "points",
+            );
+        }
+        let mut worst: Vec<(f64, String)> = cells
+            .iter()
+            .filter(|(_, c)| complete.contains(c))
+            .map(|((trace, size), c)| (c["memo"] - best(c, &PEERS), format!("{trace}/{size}")))
+            .collect();
+        worst.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (gap, row) in worst.iter().take(5) {
+            eprintln!("{group}: memo - best peer on {row}: {gap:+.2} points");
+        }
+    }
 }
 
 fn traces() -> Vec<Trace> {
     let mut traces = Vec::new();
     for alpha in [0.7, 0.9, 1.1] {
         traces.push(Trace {
+            group: "today",
             name: format!("zipf{alpha}"),
             build: Box::new(move |_| zipf_requests(alpha, REQUESTS, SEED, None)),
             per_size: false,
@@ -151,6 +259,7 @@ fn traces() -> Vec<Trace> {
         });
     }
     traces.push(Trace {
+        group: "today",
         name: "loop".to_string(),
         build: Box::new(|size| {
             let keys = (size + size / 10) as u64;
@@ -160,24 +269,172 @@ fn traces() -> Vec<Trace> {
         sizes: SYNTHETIC_SIZES.to_vec(),
     });
     traces.push(Trace {
+        group: "today",
         name: "zipf0.9_scan".to_string(),
         build: Box::new(|_| zipf_requests(0.9, REQUESTS, SEED, Some((400_000, 100_000)))),
         per_size: false,
         sizes: SYNTHETIC_SIZES.to_vec(),
     });
     traces.push(Trace {
+        group: "today",
         name: "oltp".to_string(),
         build: Box::new(|_| arc_trace("OLTP")),
         per_size: false,
         sizes: vec![1_000, 2_000, 5_000, 10_000, 15_000],
     });
     traces.push(Trace {
+        group: "today",
         name: "p3".to_string(),
         build: Box::new(|_| arc_trace("P3")),
         per_size: false,
         sizes: vec![20_000, 160_000],
     });
+    traces.extend(broader_traces());
     traces
+}
+
+/// Keys and requests of the broader families.
+const BROAD_KEYS: u64 = 100_000;
+const BROAD_REQUESTS: usize = 2_000_000;
+
+/// The broader families (see the module docs), each at 0.1 %, 1 %, 10 % and 50 % of its footprint.
+fn broader_traces() -> Vec<Trace> {
+    type Build = Box<dyn Fn(usize) -> Vec<u64> + Sync>;
+    let families: Vec<(&'static str, String, Build)> = vec![
+        ("tune", "zipf0.6".into(), Box::new(|_| broad_zipf(0.6, 1))),
+        ("tune", "zipf1.0".into(), Box::new(|_| broad_zipf(1.0, 2))),
+        ("check", "zipf0.8".into(), Box::new(|_| broad_zipf(0.8, 3))),
+        ("check", "zipf1.2".into(), Box::new(|_| broad_zipf(1.2, 4))),
+        (
+            "tune",
+            "shift20k".into(),
+            Box::new(|_| shifting_hot_set(20_000, 5)),
+        ),
+        (
+            "check",
+            "shift200k".into(),
+            Box::new(|_| shifting_hot_set(200_000, 6)),
+        ),
+        ("tune", "loopmix25".into(), Box::new(|_| loop_mix(0.25, 7))),
+        ("check", "loopmix50".into(), Box::new(|_| loop_mix(0.5, 8))),
+        ("tune", "scanmix10".into(), Box::new(|_| scan_mix(0.1, 9))),
+        ("check", "scanmix30".into(), Box::new(|_| scan_mix(0.3, 10))),
+    ];
+    families
+        .into_iter()
+        .map(|(group, name, build)| {
+            let footprint = footprint(&build(0));
+            Trace {
+                group,
+                name: format!("{group}/{name}"),
+                build,
+                per_size: false,
+                sizes: [0.001, 0.01, 0.1, 0.5]
+                    .iter()
+                    .map(|f| ((footprint as f64 * f).round() as usize).max(10))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// How many distinct keys `requests` names.
+fn footprint(requests: &[u64]) -> usize {
+    requests
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// Zipf(`alpha`) over the broad keys.
+fn broad_zipf(alpha: f64, seed: u64) -> Vec<u64> {
+    let sampler = Zipf::new(alpha, BROAD_KEYS as usize);
+    let mut rng = Rng(SEED ^ seed | 1);
+    (0..BROAD_REQUESTS)
+        .map(|_| sampler.sample(&mut rng))
+        .collect()
+}
+
+/// 80 % of the requests to a hot set of 2,000 keys that moves every `every` requests, the rest
+/// uniform over the broad keys.
+fn shifting_hot_set(every: usize, seed: u64) -> Vec<u64> {
+    const HOT: u64 = 2_000;
+    let mut rng = Rng(SEED ^ seed | 1);
+    (0..BROAD_REQUESTS)
+        .map(|i| {
+            let phase = (i / every) as u64;
+            if rng.next_f64() < 0.8 {
+                // The phase's hot keys, spread over the key space by a multiplicative hash.
+                let hot = phase * HOT + (rng.next_f64() * HOT as f64) as u64;
+                hot.wrapping_mul(0x9E37_79B9_7F4A_7C15) % BROAD_KEYS
+            } else {
+                (rng.next_f64() * BROAD_KEYS as f64) as u64
+            }
+        })
+        .collect()
+}
+
+/// A `share` of the requests walk a loop of 20,000 keys (apart from the Zipf keys), the rest Zipf 0.8.
+fn loop_mix(share: f64, seed: u64) -> Vec<u64> {
+    const LOOP: u64 = 20_000;
+    let sampler = Zipf::new(0.8, BROAD_KEYS as usize);
+    let mut rng = Rng(SEED ^ seed | 1);
+    let mut position = 0;
+    (0..BROAD_REQUESTS)
+        .map(|_| {
+            if rng.next_f64() < share {
+                position = (position + 1) % LOOP;
+                BROAD_KEYS + position
+            } else {
+                sampler.sample(&mut rng)
+            }
+        })
+        .collect()
+}
+
+/// Zipf 0.9, with a `share` of the requests in scans of 5,000 keys never requested again.
+fn scan_mix(share: f64, seed: u64) -> Vec<u64> {
+    const SCAN: usize = 5_000;
+    let sampler = Zipf::new(0.9, BROAD_KEYS as usize);
+    let mut rng = Rng(SEED ^ seed | 1);
+    let mut requests = Vec::with_capacity(BROAD_REQUESTS);
+    let mut fresh = BROAD_KEYS;
+    while requests.len() < BROAD_REQUESTS {
+        // A scan starts with the probability that makes its requests `share` of the total.
+        if rng.next_f64() < share / ((1.0 - share) * SCAN as f64) {
+            for _ in 0..SCAN.min(BROAD_REQUESTS - requests.len()) {
+                requests.push(fresh);
+                fresh += 1;
+            }
+        } else {
+            requests.push(sampler.sample(&mut rng));
+        }
+    }
+    requests
+}
+
+/// A Zipf law over `keys` keys (key `r` has rank `r + 1`), sampled by inverting its distribution.
+struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(alpha: f64, keys: usize) -> Self {
+        let mut total = 0.0;
+        let cdf = (1..=keys)
+            .map(|rank| {
+                total += (rank as f64).powf(-alpha);
+                total
+            })
+            .collect();
+        Self { cdf }
+    }
+
+    fn sample(&self, rng: &mut Rng) -> u64 {
+        let total = *self.cdf.last().expect("keys");
+        let u = rng.next_f64() * total;
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1) as u64
+    }
 }
 
 /// The hit percentage of implementation `imp` with room for `size` entries.
@@ -300,12 +557,7 @@ impl Rng {
 /// precomputed distribution. With `scan = Some((every, length))`, after every `every` Zipf requests
 /// come `length` requests for keys never seen elsewhere; `count` includes them.
 fn zipf_requests(alpha: f64, count: usize, seed: u64, scan: Option<(usize, usize)>) -> Vec<u64> {
-    let mut cdf = Vec::with_capacity(ZIPF_KEYS);
-    let mut total = 0.0;
-    for rank in 1..=ZIPF_KEYS {
-        total += (rank as f64).powf(-alpha);
-        cdf.push(total);
-    }
+    let sampler = Zipf::new(alpha, ZIPF_KEYS);
     let mut rng = Rng(seed | 1);
     let mut requests = Vec::with_capacity(count);
     let mut since_scan = 0;
@@ -321,9 +573,7 @@ fn zipf_requests(alpha: f64, count: usize, seed: u64, scan: Option<(usize, usize
             }
             continue;
         }
-        let u = rng.next_f64() * total;
-        let key = cdf.partition_point(|&c| c < u).min(ZIPF_KEYS - 1);
-        requests.push(key as u64);
+        requests.push(sampler.sample(&mut rng));
         since_scan += 1;
     }
     requests
