@@ -1,7 +1,7 @@
 //! A short guided run of everything memo does so far.
 //!
-//! Run: `cargo run --release --example tour`. The examples are built with the `disk`, `redis`,
-//! `tokio` and `test-util` features (a dev-dependency turns them on), so every section runs; the
+//! Run: `cargo run --release --example tour`. The examples are built with the `disk`, `redis` and
+//! `tokio` features (a dev-dependency turns them on), so every section runs; the
 //! Redis one starts its own `redis-server` on a free loopback port when it is installed.
 
 use std::sync::Barrier;

@@ -110,7 +110,7 @@ pub use memo_runtime::Codec;
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
-#[cfg(feature = "test-util")]
+#[cfg(feature = "redis")]
 pub use memo_runtime::testing;
 pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store, store,

@@ -45,7 +45,7 @@ mod stripe;
 #[cfg(feature = "switch")]
 mod switch;
 mod sync;
-#[cfg(feature = "test-util")]
+#[cfg(feature = "redis")]
 pub mod testing;
 mod trace;
 mod warm;

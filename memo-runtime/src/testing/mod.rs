@@ -1,4 +1,5 @@
-//! Helpers for the tests of code that uses memo (feature `test-util`).
+//! Helpers for the tests of code that uses memo: a private `redis-server` per test (feature
+//! `redis`; no cost outside the tests that start one).
 
 #[cfg(feature = "redis")]
 mod redis_server;
