@@ -62,7 +62,7 @@ fn thumbnail(id: u32) -> Vec<u8> {
     vec![0; id as usize]
 }
 
-// 7. Expiry (tests move a mock clock instead of sleeping: examples/testing.rs).
+// 7. Expiry (tests move a mock clock instead of sleeping: tests/testing_recipe.rs).
 #[cached(ttl = "200ms")]
 fn exchange_rate(pair: &str) -> f64 {
     if pair == "EURUSD" { 1.08 } else { 1.0 }

@@ -61,8 +61,40 @@
 //! | `metrics` | no | `memo_hits_total`, `memo_misses_total`, … per function (label `fn`) through the `metrics` facade, published off the hit path; `memo_load_seconds` histogram |
 //! | `tracing` | no | a `memo.compute` span per computation (`function`, `outcome`) and a warning per failed background refresh; nothing on plain hits |
 //! | `switch` | no | `memo::disable()` / `memo::enable()` and `MEMO_DISABLE=1`: bypass every cache while debugging (one load per call) |
-//! | `test-util` | no | `Clock::mock()` and `f_cache().set_clock(..)`: test expiry by moving time by hand instead of sleeping (`examples/testing.rs`); for dev-dependencies |
+//! | `test-util` | no | `Clock::mock()` and `f_cache().set_clock(..)`: test expiry by moving time by hand instead of sleeping (`tests/testing_recipe.rs`); `testing::isolate()`: caches private to one test; for dev-dependencies (a check on every call) |
 //! | `redis` | no | [`redis`]: the Redis layer in bytes (client for sync and async code, circuit breaker, distributed single-flight lock on one server or, as Redlock, on a majority of several, Redis Cluster, `rediss://`); `store = redis` and `store = tiered` build on it ([`RedisStore`], [`TieredStore`], [`RedisOptions`]) |
+//!
+//! # Testing
+//!
+//! A memoized function's cache is shared by the whole process, and so by tests running in
+//! parallel. [`testing::isolate()`] (feature `test-util`, in `[dev-dependencies]`) gives the calls
+//! of one test's thread caches of their own, and `store = disk` functions a fresh directory, until
+//! the guard is dropped:
+//!
+//! ```
+//! # #[cfg(feature = "test-util")] {
+//! use memo::cached;
+//!
+//! #[cached]
+//! fn square(n: u64) -> u64 {
+//!     n * n
+//! }
+//!
+//! // #[test]
+//! fn squares_once() {
+//!     let _scope = memo::testing::isolate();
+//!     square(3);
+//!     square(3);
+//!     let stats = square_cache().stats(); // this test's calls only
+//!     assert_eq!((stats.misses, stats.hits), (1, 1));
+//! }
+//! # squares_once();
+//! # squares_once();
+//! # }
+//! ```
+//!
+//! [`testing::RedisServer`] (feature `redis`) starts a private `redis-server` per test, and
+//! `f_cache().set_clock(Clock::mock().0)` (feature `test-util`) moves time by hand.
 //!
 //! # The cache handle
 //!
@@ -110,7 +142,7 @@ pub use memo_runtime::Codec;
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{
     Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store, store,

@@ -186,6 +186,10 @@ impl CacheCell {
     /// for callers that keep the slow one out of line themselves.
     #[inline]
     pub(crate) fn first<C: Any + Send + Sync>(&self) -> Option<&'static C> {
+        #[cfg(feature = "test-util")]
+        if crate::testing::isolated() {
+            return None;
+        }
         let first = self.first.load(Ordering::Acquire);
         // SAFETY: `first_type` was written before `first` was published (see `Sync`).
         if !first.is_null()
@@ -207,6 +211,20 @@ impl CacheCell {
         site: Option<TypeId>,
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
+        #[cfg(feature = "test-util")]
+        if crate::testing::isolated() {
+            let mut init = Some(init);
+            let key = (id, enclosing(scope).to_string(), TypeId::of::<C>());
+            let erased = crate::testing::isolated_cache(key, &mut || {
+                let init = init
+                    .take()
+                    .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
+                Box::new(init(identity(id, scope)))
+            });
+            return erased
+                .downcast_ref::<C>()
+                .unwrap_or_else(|| unreachable!("kept under its own type id"));
+        }
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.

@@ -45,7 +45,7 @@ mod stripe;
 #[cfg(feature = "switch")]
 mod switch;
 mod sync;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "test-util"))]
 pub mod testing;
 mod trace;
 mod warm;

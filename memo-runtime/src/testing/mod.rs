@@ -1,8 +1,17 @@
-//! Helpers for the tests of code that uses memo: a private `redis-server` per test (feature
-//! `redis`; no cost outside the tests that start one).
+//! Helpers for the tests of code that uses memo: a scope of caches private to one test
+//! ([`isolate`], feature `test-util`) and a private `redis-server` per test ([`RedisServer`],
+//! feature `redis`).
 
+#[cfg(feature = "test-util")]
+mod isolate;
 #[cfg(feature = "redis")]
 mod redis_server;
 
+#[cfg(feature = "test-util")]
+pub use isolate::{Isolated, isolate};
+#[cfg(feature = "test-util")]
+pub(crate) use isolate::{
+    active as isolated, cache as isolated_cache, disk_root as isolated_disk_root,
+};
 #[cfg(feature = "redis")]
 pub use redis_server::{RedisCluster, RedisServer, command as redis_command};

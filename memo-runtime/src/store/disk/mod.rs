@@ -261,6 +261,10 @@ impl DiskOptions {
 /// another user made first is refused so, never used.
 #[must_use]
 pub fn default_root() -> PathBuf {
+    #[cfg(feature = "test-util")]
+    if let Some(root) = crate::testing::isolated_disk_root() {
+        return root;
+    }
     std::env::var_os("MEMO_CACHE_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)

@@ -1,0 +1,117 @@
+//! A scope of caches private to one test: [`isolate`].
+
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type Erased = &'static (dyn Any + Send + Sync);
+
+/// The caches of one scope, by function id, instance and type (as the process-wide registry).
+type Caches = HashMap<(&'static str, String, TypeId), Erased>;
+
+thread_local! {
+    /// How many scopes are open on this thread: the hit path's one check.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The open scopes, innermost last.
+    static SCOPES: RefCell<Vec<(Caches, PathBuf)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Until it is dropped, every memoized function called **on this thread** uses a cache of its
+/// own, made empty at its first call in the scope, and `store = disk` functions keep their
+/// entries in a fresh directory: tests running in parallel (each `#[test]` runs on a thread of
+/// its own) never see each other's entries or counts, and need no environment variable.
+///
+/// `f_cache()` inside the scope returns the scope's cache, so its `stats()` count only the
+/// test's calls. Threads the test starts use the process-wide caches; a `#[tokio::test]` (a
+/// current-thread runtime) runs on the test's thread. Scopes nest; the caches of a scope are
+/// leaked when it ends (a test's worth of memory), its directory removed.
+///
+/// Needs the `test-util` feature, which adds a thread-local check to every call. The example is
+/// in the `memo` crate's docs, under "Testing".
+#[must_use = "the scope ends when this guard is dropped"]
+pub fn isolate() -> Isolated {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "memo-isolated-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    SCOPES.with(|scopes| scopes.borrow_mut().push((Caches::new(), dir.clone())));
+    DEPTH.with(|depth| depth.set(depth.get() + 1));
+    Isolated {
+        dir,
+        _this_thread: PhantomData,
+    }
+}
+
+/// The guard of an [`isolate`] scope: the scope ends when it is dropped.
+#[derive(Debug)]
+pub struct Isolated {
+    dir: PathBuf,
+    /// The scope belongs to the thread that opened it.
+    _this_thread: PhantomData<*const ()>,
+}
+
+impl Isolated {
+    /// The directory that `store = disk` functions use in this scope (instead of
+    /// `MEMO_CACHE_DIR` or the user's cache directory); made at the first such call.
+    #[must_use]
+    pub fn disk_root(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        SCOPES.with(|scopes| {
+            let mut scopes = scopes.borrow_mut();
+            if let Some(index) = scopes.iter().rposition(|(_, dir)| *dir == self.dir) {
+                scopes.remove(index);
+            }
+        });
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether a scope is open on this thread.
+#[inline]
+pub(crate) fn active() -> bool {
+    DEPTH.with(Cell::get) > 0
+}
+
+/// The innermost scope's cache for `key`, made by `make` if it has none yet.
+pub(crate) fn cache(
+    key: (&'static str, String, TypeId),
+    make: &mut dyn FnMut() -> Box<dyn Any + Send + Sync>,
+) -> Erased {
+    let found = SCOPES.with(|scopes| {
+        scopes
+            .borrow()
+            .last()
+            .and_then(|(caches, _)| caches.get(&key).copied())
+    });
+    if let Some(found) = found {
+        return found;
+    }
+    // Made outside the borrow: making a cache may call another memoized function.
+    let fresh: Erased = Box::leak(make());
+    SCOPES.with(|scopes| {
+        let mut scopes = scopes.borrow_mut();
+        match scopes.last_mut() {
+            Some((caches, _)) => *caches.entry(key).or_insert(fresh),
+            None => fresh,
+        }
+    })
+}
+
+/// The innermost scope's directory for disk stores, if a scope is open.
+pub(crate) fn disk_root() -> Option<PathBuf> {
+    if !active() {
+        return None;
+    }
+    SCOPES.with(|scopes| scopes.borrow().last().map(|(_, dir)| dir.clone()))
+}
