@@ -48,6 +48,46 @@ pub fn namespace(namespace: &str, function: &str, fingerprint: u64) -> Vec<u8> {
     out
 }
 
+/// The parts of a [`namespace`]: its store name, function identity and fingerprint; `None` for
+/// bytes that are not one.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::key::{namespace, parse_namespace};
+///
+/// let ns = namespace("scraper/json", "app::fetch", 7);
+/// assert_eq!(parse_namespace(&ns), Some(("scraper/json".into(), "app::fetch".into(), 7)));
+/// assert_eq!(parse_namespace(b"\x05ab"), None);
+/// ```
+#[must_use]
+pub fn parse_namespace(bytes: &[u8]) -> Option<(String, String, u64)> {
+    let (space, rest) = take(bytes)?;
+    let (function, rest) = take(rest)?;
+    let (fingerprint, rest) = take(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some((
+        String::from_utf8(space.to_vec()).ok()?,
+        String::from_utf8(function.to_vec()).ok()?,
+        u64::from_le_bytes(fingerprint.try_into().ok()?),
+    ))
+}
+
+/// The first length-prefixed part of `bytes` (as [`put`] writes it) and what follows it.
+fn take(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut len = 0_usize;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        len |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let rest = &bytes[i + 1..];
+            return (rest.len() >= len).then(|| rest.split_at(len));
+        }
+    }
+    None
+}
+
 /// The bytes of `key` (postcard); `None` if its `Serialize` fails.
 pub fn encode<K: Serialize + ?Sized>(key: &K) -> Option<Vec<u8>> {
     postcard::to_allocvec(key).ok()

@@ -15,6 +15,10 @@ mod sketch;
 mod tiered;
 mod weight;
 
+// Not public API: what memo-cli reads a store's directory with.
+#[cfg(feature = "disk")]
+#[doc(hidden)]
+pub use disk::admin as disk_admin;
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
 pub use listener::RemovalCause;

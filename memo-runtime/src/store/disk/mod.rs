@@ -10,6 +10,7 @@
 //! - `lock.rs`: the per-key claim that makes processes missing one key compute it once.
 //! - `perms.rs`: the checks that make a store's directory and files the user's own.
 
+pub mod admin;
 mod db;
 mod files;
 mod lock;

@@ -1,0 +1,149 @@
+//! `memo-cli disk …` against real disk stores written by this test through memo-runtime, as a
+//! program using `#[cached(store = disk)]` writes them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memo_runtime::{Cache, Codec, Config, DiskOptions, DiskStore};
+
+/// A root of stores of its own for each test, removed at the end.
+struct Root(PathBuf);
+
+impl Root {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "memo-cli-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    /// `app::price` (JSON values, text keys) in the store `shop`, with two entries.
+    fn prices(&self) -> Cache<String, u64, DiskStore<String, u64>> {
+        let store = DiskOptions::new("shop")
+            .root(&self.0)
+            .function("app::price", 0)
+            .codec(Codec::Json)
+            .open(&Config::new());
+        let cache = Cache::with_store(store);
+        cache.insert("apple".to_string(), 3);
+        cache.insert("pear".to_string(), 5);
+        cache.store().flush();
+        cache
+    }
+
+    /// `app::stock` (binary values, number keys) in the same store, with one entry.
+    fn stock(&self) -> Cache<u64, String, DiskStore<u64, String>> {
+        let store = DiskOptions::new("shop")
+            .root(&self.0)
+            .function("app::stock", 0)
+            .open(&Config::new());
+        let cache = Cache::with_store(store);
+        cache.insert(7, "seven crates".to_string());
+        cache.store().flush();
+        cache
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_memo-cli"))
+            .arg("disk")
+            .arg("--root")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn lists_the_stores_and_their_functions_with_counts() {
+    let root = Root::new();
+    let _prices = root.prices();
+    let _stock = root.stock();
+    let stores = stdout(&root.cli(&["stores"]));
+    assert!(
+        stores.starts_with("shop\t2 functions\t3 entries\t"),
+        "{stores}"
+    );
+    let functions = stdout(&root.cli(&["functions", "shop"]));
+    let lines: Vec<&str> = functions.lines().collect();
+    assert_eq!(lines.len(), 2, "{functions}");
+    assert!(lines[0].starts_with("app::price\t2 entries\t") && lines[0].ends_with("\tjson"));
+    assert!(lines[1].starts_with("app::stock\t1 entries\t") && lines[1].ends_with("\tbinary"));
+}
+
+#[test]
+fn shows_entries_as_json_with_text_keys() {
+    let root = Root::new();
+    let _prices = root.prices();
+    let _stock = root.stock();
+    let shown = stdout(&root.cli(&["show", "shop", "price"]));
+    let entries: Vec<serde_json::Value> = shown
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["key"], "apple");
+    assert_eq!(entries[0]["value"], 3);
+    assert_eq!(entries[1]["key"], "pear");
+    assert_eq!(entries[1]["value"], 5);
+    assert!(entries[0]["expires_ms"].is_null());
+    // A binary store's value is shown as its bytes; a number key is not text.
+    let stock = stdout(&root.cli(&["show", "shop", "app::stock"]));
+    let entry: serde_json::Value = serde_json::from_str(stock.trim()).unwrap();
+    assert_eq!(entry["key"], "0x07");
+    assert!(
+        entry["value"].as_str().unwrap().starts_with("0x0c"),
+        "{entry}"
+    );
+}
+
+#[test]
+fn clearing_a_function_leaves_the_others_and_reaches_running_programs() {
+    let root = Root::new();
+    let prices = root.prices();
+    let stock = root.stock();
+    assert_eq!(prices.get("apple"), Some(3));
+    let cleared = stdout(&root.cli(&["clear", "shop", "price"]));
+    assert_eq!(cleared.trim(), "cleared app::price (2 entries)");
+    let functions = stdout(&root.cli(&["functions", "shop"]));
+    assert!(functions.contains("app::price\t0 entries"), "{functions}");
+    assert!(functions.contains("app::stock\t1 entries"), "{functions}");
+    // This process kept a copy of "apple" in memory: the other process's clear drops it.
+    assert_eq!(prices.get("apple"), None);
+    assert_eq!(stock.get(&7), Some("seven crates".to_string()));
+    stdout(&root.cli(&["clear", "shop"]));
+    assert_eq!(stock.get(&7), None);
+}
+
+#[test]
+fn an_unknown_or_ambiguous_function_is_an_error_naming_the_candidates() {
+    let root = Root::new();
+    let _prices = root.prices();
+    let _stock = root.stock();
+    let out = root.cli(&["show", "shop", "nothing"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no function `nothing`") && said.contains("app::price, app::stock"),
+        "{said}"
+    );
+    let out = root.cli(&["functions", "no-such-store"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no disk store at"));
+}

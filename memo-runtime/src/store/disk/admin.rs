@@ -1,0 +1,160 @@
+//! A disk store's directory seen from outside its functions: which functions have entries there,
+//! how many and how large, what they hold, and clearing one. What `memo-cli` shows; not part of
+//! the API a memoized function uses.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::db::{Db, Space};
+use super::writer::Kind;
+
+/// The entries of one function in a store's directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFunction {
+    /// The store's name and codec as the function opened it: `scraper/json`, `default-app-…/binary`.
+    pub space: String,
+    /// The function's identity: `app::fetch`, `app::Celsius::boiling`.
+    pub function: String,
+    /// The fingerprint of its key and value types' shapes (and its `version`).
+    pub fingerprint: u64,
+    /// How many entries it has (expired ones not yet swept included).
+    pub entries: u64,
+    /// Their size in bytes (keys and values).
+    pub bytes: u64,
+    namespace: Vec<u8>,
+}
+
+impl StoredFunction {
+    /// `"json"` or `"binary"`: how its values are encoded.
+    #[must_use]
+    pub fn codec(&self) -> &str {
+        self.space.rsplit_once('/').map_or("", |(_, codec)| codec)
+    }
+}
+
+/// One stored entry, as bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The key, encoded with postcard.
+    pub key: Vec<u8>,
+    /// The value, encoded with the function's codec; `None` for a value kept in a file of its
+    /// own (32 KiB or more).
+    pub value: Option<Vec<u8>>,
+    /// The size of the value in bytes.
+    pub size: u64,
+    /// When it expires, in milliseconds since the Unix epoch (`None`: never).
+    pub expires_ms: Option<i64>,
+}
+
+/// A store's directory, opened for inspection (`<root>/<name>`, see `DiskOptions::path`).
+pub struct DiskDirectory {
+    dir: PathBuf,
+    db: Arc<Db>,
+    space: Arc<Space>,
+}
+
+impl DiskDirectory {
+    /// Opens the store in `dir`; `None` if it holds no usable database.
+    #[must_use]
+    pub fn open(dir: &Path) -> Option<Self> {
+        if !dir.join("cache.db").is_file() {
+            return None;
+        }
+        let db = Db::shared(dir);
+        if !db.is_usable() {
+            return None;
+        }
+        // Reads report their failures on a space; this one is the inspector's own.
+        let space = db.space(&Arc::from(&b"memo-cli"[..]), None, u64::MAX);
+        Some(Self {
+            dir: dir.to_path_buf(),
+            db,
+            space,
+        })
+    }
+
+    /// Its path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The functions that have entries here (or had: a cleared one shows 0), by identity.
+    #[must_use]
+    pub fn functions(&self) -> Vec<StoredFunction> {
+        self.db.flush();
+        let rows = self
+            .db
+            .shared
+            .read(&self.space, |conn| {
+                let mut statement = conn.prepare("SELECT ns, count, bytes FROM spaces")?;
+                let rows = statement.query_map([], |row| {
+                    Ok((
+                        row.get::<_, Vec<u8>>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default();
+        let mut functions: Vec<StoredFunction> = rows
+            .into_iter()
+            .filter_map(|(namespace, entries, bytes)| {
+                let (space, function, fingerprint) = crate::key::parse_namespace(&namespace)?;
+                Some(StoredFunction {
+                    space,
+                    function,
+                    fingerprint,
+                    entries: u64::try_from(entries).unwrap_or(0),
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    namespace,
+                })
+            })
+            .collect();
+        functions.sort_by(|a, b| (&a.function, &a.space).cmp(&(&b.function, &b.space)));
+        functions
+    }
+
+    /// Up to `limit` entries of `function`, oldest first.
+    #[must_use]
+    pub fn entries(&self, function: &StoredFunction, limit: usize) -> Vec<StoredEntry> {
+        self.db.flush();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .shared
+            .read(&self.space, |conn| {
+                let mut statement = conn.prepare(
+                    "SELECT key, value, file, size, expires FROM entries WHERE ns = ?1 \
+                     ORDER BY id LIMIT ?2",
+                )?;
+                let rows =
+                    statement.query_map(rusqlite::params![function.namespace, limit], |row| {
+                        let file: Option<String> = row.get(2)?;
+                        let expires: i64 = row.get(4)?;
+                        Ok(StoredEntry {
+                            key: row.get(0)?,
+                            value: if file.is_some() {
+                                None
+                            } else {
+                                Some(row.get(1)?)
+                            },
+                            size: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                            expires_ms: (expires > 0).then_some(expires),
+                        })
+                    })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes every entry of `function`, as its cache's `clear()` does (processes holding
+    /// copies in memory drop them).
+    pub fn clear(&self, function: &StoredFunction) {
+        self.db
+            .shared
+            .queue
+            .push(&Arc::from(&function.namespace[..]), Vec::new(), Kind::Clear);
+        self.db.flush();
+    }
+}
