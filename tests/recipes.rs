@@ -374,3 +374,16 @@ fn http_get(port: u16, path: &str) -> String {
         .map(|(_, body)| body.trim().to_string())
         .unwrap_or_default()
 }
+
+/// The async recipe over real HTTP: 32 concurrent callers of a cold key cost the API one
+/// request.
+#[test]
+fn the_async_recipe_fetches_a_cold_key_once() {
+    let out = Command::new(example("async_api")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("the API served /quote/INIT 1 times"),
+        "{text}"
+    );
+}
