@@ -226,3 +226,34 @@ fn the_default_store_is_the_programs_own_and_a_named_store_is_shared() {
     assert_eq!(run(&other, "lookup", "fourth"), "second:7 first:7");
     let _ = std::fs::remove_dir_all(&other_dir);
 }
+
+/// Two hand-made stores of one name whose value types differ are namespaced by their types, as
+/// the attribute's are: neither sees, overwrites or clears the other's entries.
+#[test]
+fn hand_made_stores_of_one_name_with_other_value_types_keep_apart() {
+    use memo::{Cache, Config, DiskOptions, DiskStore};
+    let root = cache_dir().join("hand-made");
+    let counts: Cache<String, u64, DiskStore<String, u64>> = Cache::with_store(
+        DiskOptions::new("inventory")
+            .root(&root)
+            .open(&Config::new()),
+    );
+    let labels: Cache<String, String, DiskStore<String, String>> = Cache::with_store(
+        DiskOptions::new("inventory")
+            .root(&root)
+            .open(&Config::new()),
+    );
+    counts.insert("apple".to_string(), 3);
+    labels.insert("apple".to_string(), "red".to_string());
+    counts.store().flush();
+    labels.store().flush();
+    assert_eq!(counts.get("apple"), Some(3));
+    assert_eq!(labels.get("apple"), Some("red".to_string()));
+    labels.clear();
+    assert_eq!(
+        counts.get("apple"),
+        Some(3),
+        "the other type's clear left it"
+    );
+    assert_eq!(counts.len(), 1);
+}
