@@ -145,8 +145,8 @@ pub use memo_runtime::redis;
 #[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store, store,
-    warm,
+    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store,
+    UnknownPolicy, warm,
 };
 #[cfg(feature = "disk")]
 pub use memo_runtime::{DiskOptions, DiskStore};

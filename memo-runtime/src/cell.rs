@@ -65,7 +65,8 @@ pub fn at<F>(closure: &F) -> (&'static str, TypeId) {
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Cache, CacheCell, Config};
+/// use memo_runtime::{Cache, Config};
+/// use memo_runtime::private::CacheCell;
 ///
 /// fn scope() -> &'static str { "doc::f::{{closure}}" }
 /// static BODY: CacheCell = CacheCell::new();
@@ -120,7 +121,7 @@ impl CacheCell {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::CacheCell;
+    /// use memo_runtime::private::CacheCell;
     ///
     /// static CELL: CacheCell = CacheCell::new();
     /// let cache: &'static Vec<u8> = CELL.get_or_init("doc::new#0", || "doc::new", |_| vec![1, 2]);
@@ -144,7 +145,7 @@ impl CacheCell {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::CacheCell;
+    /// use memo_runtime::private::CacheCell;
     ///
     /// static CELL: CacheCell = CacheCell::new();
     /// let feet = || "app::Length<app::Feet>::label::{{closure}}";

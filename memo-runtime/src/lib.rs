@@ -54,7 +54,6 @@ mod warm;
 pub mod private;
 
 pub use cache::Cache;
-pub use cell::CacheCell;
 pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::MockClock;
