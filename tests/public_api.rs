@@ -196,7 +196,9 @@ impl Api<'_> {
     fn impls(&mut self, doc: &Doc, body: &Value, path: &str) {
         for id in body["impls"].as_array().into_iter().flatten() {
             let (_, imp) = inner(doc.item(id));
-            if imp["is_synthetic"] == true || !imp["blanket_impl"].is_null() {
+            // Auto traits, blanket impls and derive's marker are not promises of the API.
+            let marker = imp["trait"]["path"].as_str() == Some("StructuralPartialEq");
+            if imp["is_synthetic"] == true || !imp["blanket_impl"].is_null() || marker {
                 continue;
             }
             if imp["trait"].is_null() {
