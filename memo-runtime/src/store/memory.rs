@@ -41,7 +41,9 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// assert!(store.is_empty());
 /// ```
 pub struct MemoryStore<K, V> {
-    shards: Box<[PaddedShard<K, V>]>,
+    /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking,
+    /// which would be compiled again for every key and value type.
+    shards: Vec<PaddedShard<K, V>>,
     gate: Gate,
     /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
     mask: usize,
@@ -81,43 +83,20 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let mut count = shard_count(config.maxsize);
-        if let Some(max) = config.max_weight {
-            // Each shard holds its share of the weight, and an entry heavier than a share is not
-            // stored: few shards keep the shares large.
-            count = count.min(WEIGHED_SHARDS);
-            while count > 1 && max / (count as u64) < MIN_SHARD_WEIGHT {
-                count /= 2;
-            }
+        let plan = Plan::new(config);
+        let mut shards = Vec::with_capacity(plan.count);
+        for i in 0..plan.count {
+            let shard = Shard::new(plan.capacity(i), plan.renewal, config.policy);
+            shards.push(Padded(Locked::new(shard)));
         }
-        let renewal = if config.renews() {
-            Renewal {
-                grace: config.stale.map_or(0, duration_nanos),
-            }
-        } else {
-            Renewal::default()
-        };
-        let shards = (0..count)
-            .map(|i| {
-                let capacity = config.maxsize.map_or(usize::MAX, |max| {
-                    // Split exactly: the first `max % count` shards hold one more.
-                    max / count + usize::from(i < max % count)
-                });
-                Padded(Locked::new(Shard::new(capacity, renewal, config.policy)))
-            })
-            .collect();
         Self {
             shards,
             gate: Gate::default(),
-            mask: count - 1,
+            mask: plan.count - 1,
             hasher: foldhash::fast::RandomState::default(),
-            ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
-            jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
-            renewal_beta: if config.renews() {
-                config.refresh_early.unwrap_or(0.0)
-            } else {
-                0.0
-            },
+            ttl: plan.ttl,
+            jitter: plan.jitter,
+            renewal_beta: plan.renewal_beta,
             clock: ClockCell::default(),
             max_weight: config.max_weight,
             weighed: false,
@@ -383,12 +362,64 @@ impl<K, V> MemoryStore<K, V> {
         let hash = self.hash(key);
         let shard = self.read(self.shard_of(hash));
         let value = shard
-            .get(hash, key, |deadline| self.before(deadline))
+            .get_cold(hash, key, &|deadline| self.before(deadline))
             .cloned();
         if value.is_some() {
             shard.count_hit();
         }
         value
+    }
+}
+
+/// What a store's `Config` makes of it, apart from its entries' types: worked out once, in code
+/// that is not generic.
+struct Plan {
+    count: usize,
+    maxsize: Option<usize>,
+    renewal: Renewal,
+    ttl: u64,
+    jitter: Option<f64>,
+    renewal_beta: f64,
+}
+
+impl Plan {
+    fn new(config: &Config) -> Self {
+        let mut count = shard_count(config.maxsize);
+        if let Some(max) = config.max_weight {
+            // Each shard holds its share of the weight, and an entry heavier than a share is not
+            // stored: few shards keep the shares large.
+            count = count.min(WEIGHED_SHARDS);
+            while count > 1 && max / (count as u64) < MIN_SHARD_WEIGHT {
+                count /= 2;
+            }
+        }
+        let renewal = if config.renews() {
+            Renewal {
+                grace: config.stale.map_or(0, duration_nanos),
+            }
+        } else {
+            Renewal::default()
+        };
+        Self {
+            count,
+            maxsize: config.maxsize,
+            renewal,
+            ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
+            jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
+            renewal_beta: if config.renews() {
+                config.refresh_early.unwrap_or(0.0)
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// Shard `i`'s bound: the store's, split exactly (the first `max % count` shards hold one
+    /// more).
+    fn capacity(&self, i: usize) -> usize {
+        self.maxsize.map_or(usize::MAX, |max| {
+            max / self.count + usize::from(i < max % self.count)
+        })
     }
 }
 
@@ -446,7 +477,7 @@ where
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         self.read(self.shard_of(hash))
-            .get(hash, key, |deadline| self.before(deadline))
+            .get_cold(hash, key, &|deadline| self.before(deadline))
             .cloned()
     }
 

@@ -217,6 +217,7 @@ struct Core {
 }
 
 impl Core {
+    #[inline(never)]
     fn new(capacity: usize, grace: u64, policy: Policy) -> Self {
         let bounded = capacity != usize::MAX;
         let auto = bounded && policy == Policy::Auto;
@@ -295,6 +296,15 @@ trait Entries {
     fn clear_weight(&mut self);
     /// Calls `each` with every held entry's stamps and use count.
     fn each(&mut self, each: &mut dyn FnMut(&mut Meta));
+    /// The weight of the entry being inserted, when entries are weighed.
+    fn weigh_new(&self) -> Option<u64>;
+    /// Puts the value being inserted in place of entry `at`'s (the same key), stamped `stamp`,
+    /// if its weight (`weight`) fits instead of the old one's; `false` if it does not.
+    fn replace(&mut self, at: u32, weight: Option<u64>, stamp: Stamp) -> bool;
+    /// The entry being inserted is not stored: it goes to the listener as evicted.
+    fn decline(&mut self);
+    /// Stores the entry being inserted, of weight `weight`, with `stamp` and `uses`; its number.
+    fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32;
 }
 
 /// A shard's entries as [`Entries`], with the hasher of their keys when the operation needs one.
@@ -303,6 +313,8 @@ struct Typed<'a, K, V, S> {
     scale: &'a mut Scale<K, V>,
     removed: &'a mut Removed<K, V>,
     hasher: Option<&'a S>,
+    /// The key and value being inserted.
+    new: Option<(K, V)>,
 }
 
 impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
@@ -358,6 +370,43 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
         for slot in self.slab.iter_mut() {
             each(&mut slot.meta);
         }
+    }
+
+    fn weigh_new(&self) -> Option<u64> {
+        let (key, value) = self.new.as_ref().expect("an entry being inserted");
+        self.scale.weigh(key, value)
+    }
+
+    fn replace(&mut self, at: u32, weight: Option<u64>, stamp: Stamp) -> bool {
+        let slot = self.slab.get_mut(at).expect("an entry just found");
+        // Weighed afresh, as on removal: the slot keeps no weight of its own.
+        let old = self.scale.weigh(&slot.key, &slot.value);
+        let swap = weight.zip(old);
+        if swap.is_some_and(|(new, old)| !self.scale.fits_instead(old, new)) {
+            return false;
+        }
+        if let Some((new, old)) = swap {
+            self.scale.swap(old, new);
+        }
+        let (key, value) = self.new.take().expect("an entry being inserted");
+        let old = std::mem::replace(&mut slot.value, value);
+        slot.meta.stamp(stamp);
+        *slot.meta.refreshing.get_mut() = false;
+        self.removed.push(key, old, RemovalCause::Replaced);
+        true
+    }
+
+    fn decline(&mut self) {
+        let (key, value) = self.new.take().expect("an entry being inserted");
+        self.removed.push(key, value, RemovalCause::Evicted);
+    }
+
+    fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32 {
+        let (key, value) = self.new.take().expect("an entry being inserted");
+        if let Some(weight) = weight {
+            self.scale.add(weight);
+        }
+        self.slab.insert(Slot::new(key, value, stamp, uses))
     }
 }
 
@@ -457,6 +506,7 @@ impl<K, V> Shard<K, V> {
             scale: &mut self.scale,
             removed: &mut self.removed,
             hasher,
+            new: None,
         };
         work(Ops {
             core: &mut self.core,
@@ -498,6 +548,19 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         self.live(hash, key, before).map(|slot| &slot.value)
+    }
+
+    /// [`get`](Self::get) off the hit path (a reader that took the gate's slow way, a peek):
+    /// through [`find_cold`](Self::find_cold), so that the probe is not compiled again here.
+    pub(crate) fn get_cold<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
+    where
+        L: Lookup<Key = K>,
+    {
+        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
+            return None;
+        }
+        Some(&self.used(slot).value)
     }
 
     /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
@@ -588,44 +651,20 @@ impl<K, V> Shard<K, V> {
         if self.core.capacity == 0 {
             return;
         }
-        self.core.expiring |= stamp.expires != 0;
-        let weight = self.scale.weigh(&key, &value);
-        if let Some((at, _)) = self.find_cold(hash, &|k| *k == key) {
-            let slot = self.slab.get_mut(at).expect("an entry just found");
-            // Weighed afresh, as on removal: the slot keeps no weight of its own.
-            let old = self.scale.weigh(&slot.key, &slot.value);
-            let swap = weight.zip(old);
-            if swap.is_none_or(|(new, old)| self.scale.fits_instead(old, new)) {
-                if let Some((new, old)) = swap {
-                    self.scale.swap(old, new);
-                }
-                let old = std::mem::replace(&mut slot.value, value);
-                slot.meta.stamp(stamp);
-                *slot.meta.refreshing.get_mut() = false;
-                self.core.expiry.push(at, self.core.gone_at(stamp));
-                self.removed.push(key, old, RemovalCause::Replaced);
-                return;
-            }
-            // The new value does not fit beside the others in place: the old one leaves, and the
-            // new one comes in as a new entry, making room by the policy.
-            self.ops(Some(hasher), |mut ops| {
-                ops.take_out(hash, at, RemovalCause::Replaced);
-            });
-        }
-        let admitted = self.ops(Some(hasher), |mut ops| ops.make_room(hash, weight, now));
-        let Some(uses) = admitted else {
-            // Declined, or heavier than the whole shard may hold: counted as evicted on
-            // arrival, as Caffeine and moka count a rejected candidate, so that every stored
-            // key is held, evicted, expired or removed.
-            self.core.counts.evicted += 1;
-            self.removed.push(key, value, RemovalCause::Evicted);
-            return;
+        let found = self.find_cold(hash, &|k| *k == key).map(|(at, _)| at);
+        let mut typed = Typed {
+            slab: &mut self.slab,
+            scale: &mut self.scale,
+            removed: &mut self.removed,
+            hasher: Some(hasher),
+            new: Some((key, value)),
         };
-        if let Some(weight) = weight {
-            self.scale.add(weight);
-        }
-        let at = self.slab.insert(Slot::new(key, value, stamp, uses));
-        self.ops(Some(hasher), |mut ops| ops.placed(hash, at, uses, stamp));
+        let mut ops = Ops {
+            core: &mut self.core,
+            index: &mut self.index,
+            entries: &mut typed,
+        };
+        ops.insert(hash, found, stamp, now);
     }
 
     /// Removes `key`'s entry; `true` if there was one.
@@ -652,6 +691,32 @@ impl<K, V> Shard<K, V> {
 }
 
 impl Ops<'_> {
+    /// Inserts the entry being inserted (see [`Entries`]) under `hash`, in place of entry
+    /// `found` of the same key if there is one, making room first when the shard is full.
+    fn insert(&mut self, hash: u64, found: Option<u32>, stamp: Stamp, now: u64) {
+        self.core.expiring |= stamp.expires != 0;
+        let weight = self.entries.weigh_new();
+        if let Some(at) = found {
+            if self.entries.replace(at, weight, stamp) {
+                self.core.expiry.push(at, self.core.gone_at(stamp));
+                return;
+            }
+            // The new value does not fit beside the others in place: the old one leaves, and the
+            // new one comes in as a new entry, making room by the policy.
+            self.take_out(hash, at, RemovalCause::Replaced);
+        }
+        let Some(uses) = self.make_room(hash, weight, now) else {
+            // Declined, or heavier than the whole shard may hold: counted as evicted on
+            // arrival, as Caffeine and moka count a rejected candidate, so that every stored
+            // key is held, evicted, expired or removed.
+            self.core.counts.evicted += 1;
+            self.entries.decline();
+            return;
+        };
+        let at = self.entries.place(weight, stamp, uses);
+        self.placed(hash, at, uses, stamp);
+    }
+
     /// Makes room for a new entry of weight `weight` (if weighed) under `hash`; the new entry's
     /// `uses` byte (which ring it joins), or `None` when it is not to be stored: the policy
     /// declined it, or it weighs more than the whole shard may hold.
