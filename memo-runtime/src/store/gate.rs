@@ -114,6 +114,15 @@ struct Door<'a> {
 
 impl Default for Gate {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A gate that no reader or writer has entered (out of line: it is built once per store,
+    /// and its stripes' array would be copied into every store's constructor).
+    #[inline(never)]
+    pub(crate) fn new() -> Self {
         let unmarked = || Mark {
             reading: AtomicUsize::new(0),
             hits: AtomicU64::new(0),

@@ -367,9 +367,7 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
     }
 
     fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
-        for slot in self.slab.iter_mut() {
-            each(&mut slot.meta);
-        }
+        self.slab.each_mut(&mut |slot| each(&mut slot.meta));
     }
 
     fn weigh_new(&self) -> Option<u64> {

@@ -35,6 +35,7 @@ pub(super) struct Index {
 }
 
 impl Index {
+    #[inline(never)]
     pub(super) fn new() -> Self {
         Self::with_buckets(1, 0)
     }

@@ -76,6 +76,17 @@ impl Places {
             .is_some_and(|word| word & bit(at) != 0)
     }
 
+    /// The first place from `at` on that holds a value.
+    fn next_live(&self, at: u32) -> Option<u32> {
+        let mut word_at = at as usize / 64;
+        let mut word = *self.live.get(word_at)? & (u64::MAX << (at % 64));
+        while word == 0 {
+            word_at += 1;
+            word = *self.live.get(word_at)?;
+        }
+        u32::try_from(word_at * 64 + word.trailing_zeros() as usize).ok()
+    }
+
     /// Clears place `at`'s live bit; `false` if it held nothing.
     fn unmark(&mut self, at: u32) -> bool {
         let Some(word) = self.live.get_mut(at as usize / 64) else {
@@ -196,15 +207,14 @@ impl<T> Slab<T> {
             .map(|(_, slot)| unsafe { slot.assume_init_ref() })
     }
 
-    /// The values held, in slot order.
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        let live = &self.places.live;
-        self.slots
-            .iter_mut()
-            .enumerate()
-            .filter(|(at, _)| is_set(live, *at))
-            // SAFETY: as in `get`.
-            .map(|(_, slot)| unsafe { slot.assume_init_mut() })
+    /// Calls `each` with every value held, in slot order.
+    pub(super) fn each_mut(&mut self, each: &mut dyn FnMut(&mut T)) {
+        let mut at = 0;
+        while let Some(next) = self.places.next_live(at) {
+            // SAFETY: a live place holds an initialized value.
+            each(unsafe { self.slots[next as usize].assume_init_mut() });
+            at = next + 1;
+        }
     }
 }
 
@@ -284,10 +294,30 @@ mod tests {
         let c = slab.insert("c".to_string());
         assert_eq!(c, a, "the emptied place is reused");
         *slab.get_mut(b).unwrap() += "!";
+        let mut seen = Vec::new();
+        slab.each_mut(&mut |value| seen.push(value.clone()));
+        seen.sort();
+        assert_eq!(seen, ["b!", "c"]);
         let mut held: Vec<_> = slab.iter().cloned().collect();
         held.sort();
         assert_eq!(held, ["b!", "c"]);
         assert_eq!(slab.len(), 2);
+    }
+
+    /// `each_mut` visits every held value once, across words of the live bitmap.
+    #[test]
+    fn each_mut_visits_every_held_value() {
+        let mut slab = Slab::new(usize::MAX);
+        for n in 0..300_u32 {
+            slab.insert(n);
+        }
+        for at in (0..300).filter(|at| at % 7 != 0 && at % 64 != 63) {
+            slab.remove(at);
+        }
+        let mut seen = Vec::new();
+        slab.each_mut(&mut |value| seen.push(*value));
+        let expected: Vec<u32> = (0..300).filter(|at| at % 7 == 0 || at % 64 == 63).collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]
