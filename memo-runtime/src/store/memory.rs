@@ -80,11 +80,21 @@ impl<K, V> MemoryStore<K, V> {
     #[must_use]
     pub fn new(config: &Config) -> Self {
         let plan = Plan::new(config);
+        // Written in place rather than pushed: `Vec::push` and its growth would be compiled
+        // again for every key and value type.
         let mut shards = Vec::with_capacity(plan.count);
+        let places = shards.spare_capacity_mut();
+        #[allow(
+            clippy::needless_range_loop,
+            reason = "an iterator over the places would be compiled per key and value type too"
+        )]
         for i in 0..plan.count {
             let shard = Shard::new(plan.capacity(i), plan.renewal, config.policy);
-            shards.push(Padded(Locked::new(shard)));
+            places[i].write(Padded(Locked::new(shard)));
         }
+        // SAFETY: the vector has room for `count` shards (`with_capacity`), and each of the
+        // first `count` places was just written (a panic above leaks the ones written, no more).
+        unsafe { shards.set_len(plan.count) };
         Self {
             shards,
             gate: Gate::new(),
