@@ -88,10 +88,41 @@ impl<T> Locked<T> {
     pub(crate) fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
+
+    /// Everything of the lock but the data: what the gate's protocol, compiled once for every
+    /// `T`, works on.
+    #[inline]
+    fn door(&self) -> Door<'_> {
+        Door {
+            writing: &self.writing,
+            shared_readers: &self.shared_readers,
+            writers: &self.writers,
+            address: std::ptr::from_ref(self).addr(),
+        }
+    }
+}
+
+/// A [`Locked`] without its data.
+#[derive(Clone, Copy)]
+struct Door<'a> {
+    writing: &'a AtomicBool,
+    shared_readers: &'a AtomicUsize,
+    writers: &'a WriterLock<()>,
+    /// The `Locked`'s address, by which a thread remembers the shards it reads (see [`HELD`]).
+    address: usize,
 }
 
 impl Default for Gate {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A gate that no reader or writer has entered (out of line: it is built once per store,
+    /// and its stripes' array would be copied into every store's constructor).
+    #[inline(never)]
+    pub(crate) fn new() -> Self {
         let unmarked = || Mark {
             reading: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
@@ -104,7 +135,7 @@ impl Default for Gate {
     }
 }
 
-/// Shared access to a shard; leaving clears the reader's mark.
+/// Shared access to a shard; leaving (dropping its [`Entry`]) clears the reader's mark.
 ///
 /// Not `Send`: the mark belongs to the thread's stripe, so only that thread may clear it.
 pub(crate) struct ReadGuard<'a, T> {
@@ -113,7 +144,7 @@ pub(crate) struct ReadGuard<'a, T> {
     _this_thread: PhantomData<*const ()>,
 }
 
-/// How a reader got in, so that it counts and leaves the same way.
+/// How a reader got in, so that it counts and leaves the same way: dropped, it leaves.
 enum Entry<'a> {
     /// Through its stripe's mark.
     Marked(&'a Mark),
@@ -247,70 +278,68 @@ impl Gate {
         shard: usize,
         locked: &'a Locked<T>,
     ) -> ReadGuard<'a, T> {
+        let entry = self.enter(stripe, shard, locked.door());
+        // SAFETY: `enter` returns once this reader keeps writers out of the shard (see there).
+        let data = unsafe { &*locked.data.get() };
+        ReadGuard::new(data, entry)
+    }
+
+    /// Enters the shard behind `door` as a reader: returns once no writer may write it until
+    /// the entry is dropped.
+    fn enter<'a>(&'a self, stripe: usize, shard: usize, door: Door<'a>) -> Entry<'a> {
         if let Some(mark) = self.marks.get(stripe)
             && mark.reading.load(Ordering::Relaxed) == 0
         {
             loop {
                 mark.reading.store(shard + 1, Ordering::SeqCst);
                 loom_seq_cst();
-                if !locked.writing.load(Ordering::SeqCst) {
-                    // SAFETY: a writer sets `writing` before it waits for marks to leave this
-                    // shard; we marked first and saw no writer, so none writes until we leave.
-                    let data = unsafe { &*locked.data.get() };
-                    return ReadGuard::new(data, Entry::Marked(mark));
+                if !door.writing.load(Ordering::SeqCst) {
+                    // A writer sets `writing` before it waits for marks to leave this shard; we
+                    // marked first and saw no writer, so none writes until we leave.
+                    return Entry::Marked(mark);
                 }
                 mark.reading.store(0, Ordering::Release);
-                wait_while(&locked.writing);
+                wait_while(door.writing);
             }
         }
-        self.read_unmarked(stripe, shard, locked)
+        self.enter_unmarked(stripe, shard, door)
     }
 
     /// A reader whose mark is taken (a read inside a read) or who has no stripe.
     #[cold]
-    fn read_unmarked<'a, T>(
-        &'a self,
-        stripe: usize,
-        shard: usize,
-        locked: &'a Locked<T>,
-    ) -> ReadGuard<'a, T> {
+    fn enter_unmarked<'a>(&'a self, stripe: usize, shard: usize, door: Door<'a>) -> Entry<'a> {
         let marked = self
             .marks
             .get(stripe)
             .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
-        if marked || holds(std::ptr::from_ref(locked).addr()) {
+        if marked || holds(door.address) {
             self.nested.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: this thread's own read of this shard is still open and keeps writers out.
-            let data = unsafe { &*locked.data.get() };
-            let entry = Entry::Shared {
+            // This thread's own read of this shard is still open and keeps writers out.
+            return Entry::Shared {
                 readers: &self.nested,
                 hits: &self.shared_hits,
                 held: None,
             };
-            return ReadGuard::new(data, entry);
         }
-        self.read_shared(locked)
+        self.enter_shared(door)
     }
 
-    fn read_shared<'a, T>(&'a self, locked: &'a Locked<T>) -> ReadGuard<'a, T> {
-        let readers = &locked.shared_readers;
+    fn enter_shared<'a>(&'a self, door: Door<'a>) -> Entry<'a> {
+        let readers = door.shared_readers;
         loop {
             readers.fetch_add(1, Ordering::SeqCst);
             loom_seq_cst();
-            if !locked.writing.load(Ordering::SeqCst) {
-                // SAFETY: as in `read`, with the shared count in place of the mark.
-                let data = unsafe { &*locked.data.get() };
-                let address = std::ptr::from_ref(locked).addr();
-                HELD.with(|held| held.borrow_mut().push(address));
-                let entry = Entry::Shared {
+            if !door.writing.load(Ordering::SeqCst) {
+                // As in `enter`, with the shared count in place of the mark.
+                HELD.with(|held| held.borrow_mut().push(door.address));
+                return Entry::Shared {
                     readers,
                     hits: &self.shared_hits,
-                    held: Some(address),
+                    held: Some(door.address),
                 };
-                return ReadGuard::new(data, entry);
             }
             readers.fetch_sub(1, Ordering::Release);
-            wait_while(&locked.writing);
+            wait_while(door.writing);
         }
     }
 
@@ -328,26 +357,38 @@ impl Gate {
         shard: usize,
         locked: &'a Locked<T>,
     ) -> WriteGuard<'a, T> {
+        WriteGuard {
+            _writers: self.enter_writer(stripe, claimed, shard, locked.door()),
+            locked,
+            _this_thread: PhantomData,
+        }
+    }
+
+    /// Enters the shard behind `door` as its only writer, once its readers have left; its
+    /// `writing` flag stays raised until the caller lowers it.
+    fn enter_writer<'a>(
+        &'a self,
+        stripe: usize,
+        claimed: usize,
+        shard: usize,
+        door: Door<'a>,
+    ) -> WriterGuard<'a, ()> {
         let marked = self
             .marks
             .get(stripe)
             .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
         assert!(
-            !marked && !holds(std::ptr::from_ref(locked).addr()),
+            !marked && !holds(door.address),
             "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
         );
-        let writers = lock_writers(&locked.writers);
-        locked.writing.store(true, Ordering::SeqCst);
+        let writers = lock_writers(door.writers);
+        door.writing.store(true, Ordering::SeqCst);
         loom_seq_cst();
         for mark in &self.marks[..claimed.min(STRIPES)] {
             wait_until(|| mark.reading.load(Ordering::SeqCst) != shard + 1);
         }
-        wait_until(|| locked.shared_readers.load(Ordering::SeqCst) == 0);
-        WriteGuard {
-            locked,
-            _writers: writers,
-            _this_thread: PhantomData,
-        }
+        wait_until(|| door.shared_readers.load(Ordering::SeqCst) == 0);
+        writers
     }
 
     /// Hits counted by all readers.
@@ -419,10 +460,9 @@ impl<T> Deref for ReadGuard<'_, T> {
     }
 }
 
-impl<T> Drop for ReadGuard<'_, T> {
-    #[inline]
+impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        match self.entry {
+        match *self {
             Entry::Marked(mark) => mark.reading.store(0, Ordering::Release),
             Entry::Shared { readers, held, .. } => {
                 if let Some(address) = held {

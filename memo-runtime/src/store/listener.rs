@@ -91,8 +91,9 @@ impl<K, V> Removed<K, V> {
         self.collect = true;
     }
 
-    /// Notes that `key`'s entry left; dropped here when nobody listens.
-    #[inline]
+    /// Notes that `key`'s entry left; dropped here when nobody listens. Out of line: called
+    /// from several places of a shard's typed side, it would be copied into each.
+    #[inline(never)]
     pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
         if self.collect {
             self.entries.push((key, value, cause));

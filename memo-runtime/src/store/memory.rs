@@ -41,17 +41,15 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// assert!(store.is_empty());
 /// ```
 pub struct MemoryStore<K, V> {
-    shards: Box<[PaddedShard<K, V>]>,
+    /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking,
+    /// which would be compiled again for every key and value type.
+    shards: Vec<PaddedShard<K, V>>,
     gate: Gate,
     /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
     mask: usize,
     hasher: foldhash::fast::RandomState,
-    /// Time to live in nanoseconds; 0 for none.
-    ttl: u64,
-    /// The fraction each entry's time to live is spread by.
-    jitter: Option<f64>,
-    /// `β` of early refresh; 0 for none.
-    renewal_beta: f64,
+    /// The time to live, its jitter and early refresh.
+    timing: Timing,
     clock: ClockCell,
     /// The total weight bound (`Config::max_weight`), split over the shards by
     /// [`weigher`](Self::weigher); whether entries are weighed.
@@ -81,43 +79,28 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let mut count = shard_count(config.maxsize);
-        if let Some(max) = config.max_weight {
-            // Each shard holds its share of the weight, and an entry heavier than a share is not
-            // stored: few shards keep the shares large.
-            count = count.min(WEIGHED_SHARDS);
-            while count > 1 && max / (count as u64) < MIN_SHARD_WEIGHT {
-                count /= 2;
-            }
+        let plan = Plan::new(config);
+        // Written in place rather than pushed: `Vec::push` and its growth would be compiled
+        // again for every key and value type.
+        let mut shards = Vec::with_capacity(plan.count);
+        let places = shards.spare_capacity_mut();
+        #[allow(
+            clippy::needless_range_loop,
+            reason = "an iterator over the places would be compiled per key and value type too"
+        )]
+        for i in 0..plan.count {
+            let shard = Shard::new(plan.capacity(i), plan.renewal, config.policy);
+            places[i].write(Padded(Locked::new(shard)));
         }
-        let renewal = if config.renews() {
-            Renewal {
-                grace: config.stale.map_or(0, duration_nanos),
-            }
-        } else {
-            Renewal::default()
-        };
-        let shards = (0..count)
-            .map(|i| {
-                let capacity = config.maxsize.map_or(usize::MAX, |max| {
-                    // Split exactly: the first `max % count` shards hold one more.
-                    max / count + usize::from(i < max % count)
-                });
-                Padded(Locked::new(Shard::new(capacity, renewal, config.policy)))
-            })
-            .collect();
+        // SAFETY: the vector has room for `count` shards (`with_capacity`), and each of the
+        // first `count` places was just written (a panic above leaks the ones written, no more).
+        unsafe { shards.set_len(plan.count) };
         Self {
             shards,
-            gate: Gate::default(),
-            mask: count - 1,
+            gate: Gate::new(),
+            mask: plan.count - 1,
             hasher: foldhash::fast::RandomState::default(),
-            ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
-            jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
-            renewal_beta: if config.renews() {
-                config.refresh_early.unwrap_or(0.0)
-            } else {
-                0.0
-            },
+            timing: plan.timing,
             clock: ClockCell::default(),
             max_weight: config.max_weight,
             weighed: false,
@@ -262,45 +245,6 @@ impl<K, V> MemoryStore<K, V> {
         self.gate.write(shard, &self.shards[shard].0)
     }
 
-    /// When an early refresh of a value that took `cost` to compute is due: `XFetch` (Vattani et
-    /// al., VLDB 2015) refreshes when `now − cost·β·ln(rand) ≥ expiry`. The draw is made once per
-    /// value, not on every read, so a key read a million times a second is still refreshed once
-    /// per time to live, just ahead of its expiry (later for cheap values, earlier for slow ones).
-    fn refresh_at(&self, expires: u64, cost: std::time::Duration) -> u64 {
-        if expires == 0 || self.renewal_beta <= 0.0 {
-            return 0;
-        }
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a probabilistic margin need not be exact to the nanosecond"
-        )]
-        let margin =
-            (duration_nanos(cost) as f64 * self.renewal_beta * -crate::random::unit().ln()) as u64;
-        expires.saturating_sub(margin.min(self.ttl)).max(1)
-    }
-
-    /// This entry's time to live: the configured one, spread by the jitter.
-    fn entry_ttl(&self) -> u64 {
-        match self.jitter {
-            None => self.ttl,
-            Some(fraction) => {
-                // Uniform in ttl × [1 - fraction, 1 + fraction).
-                #[allow(
-                    clippy::cast_precision_loss,
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "a spread time to live need not be exact to the nanosecond"
-                )]
-                let spread = (self.ttl as f64
-                    * (1.0 + fraction * (2.0 * crate::random::unit() - 1.0)))
-                    as u64;
-                spread.max(1)
-            }
-        }
-    }
-
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
     /// for a front that mirrors the expiry of the store behind it.
     #[cfg(feature = "disk")]
@@ -323,13 +267,17 @@ impl<K, V> MemoryStore<K, V> {
     /// expire); the real clock is read only near the deadline (`ClockCell::before`).
     #[inline]
     fn before(&self, deadline: u64) -> bool {
-        self.ttl == 0 || self.clock.before(deadline)
+        self.timing.ttl == 0 || self.clock.before(deadline)
     }
 
     /// The current reading of this store's clock (0 when entries never expire).
     #[inline]
     fn now(&self) -> u64 {
-        if self.ttl == 0 { 0 } else { self.clock.now() }
+        if self.timing.ttl == 0 {
+            0
+        } else {
+            self.clock.now()
+        }
     }
 
     /// A counted hit on an entry that never expires, by the gate's fast path alone; `None` for
@@ -383,12 +331,130 @@ impl<K, V> MemoryStore<K, V> {
         let hash = self.hash(key);
         let shard = self.read(self.shard_of(hash));
         let value = shard
-            .get(hash, key, |deadline| self.before(deadline))
+            .get_cold(hash, key, &|deadline| self.before(deadline))
             .cloned();
         if value.is_some() {
             shard.count_hit();
         }
         value
+    }
+}
+
+/// How a store times its entries: compiled once, not for each key and value type.
+#[derive(Clone, Copy)]
+struct Timing {
+    /// Time to live in nanoseconds; 0 for none.
+    ttl: u64,
+    /// The fraction each entry's time to live is spread by.
+    jitter: Option<f64>,
+    /// `β` of early refresh; 0 for none.
+    renewal_beta: f64,
+}
+
+impl Timing {
+    /// The stamp of a value stored at `now` that took `cost` to compute.
+    fn stamp(self, now: u64, cost: std::time::Duration) -> Stamp {
+        let expires = if self.ttl == 0 {
+            0
+        } else {
+            now.saturating_add(self.entry_ttl())
+        };
+        Stamp {
+            expires,
+            refresh_at: self.refresh_at(expires, cost),
+        }
+    }
+
+    /// When an early refresh of a value that took `cost` to compute is due: `XFetch` (Vattani et
+    /// al., VLDB 2015) refreshes when `now − cost·β·ln(rand) ≥ expiry`. The draw is made once per
+    /// value, not on every read, so a key read a million times a second is still refreshed once
+    /// per time to live, just ahead of its expiry (later for cheap values, earlier for slow ones).
+    fn refresh_at(self, expires: u64, cost: std::time::Duration) -> u64 {
+        if expires == 0 || self.renewal_beta <= 0.0 {
+            return 0;
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a probabilistic margin need not be exact to the nanosecond"
+        )]
+        let margin =
+            (duration_nanos(cost) as f64 * self.renewal_beta * -crate::random::unit().ln()) as u64;
+        expires.saturating_sub(margin.min(self.ttl)).max(1)
+    }
+
+    /// This entry's time to live: the configured one, spread by the jitter.
+    fn entry_ttl(self) -> u64 {
+        match self.jitter {
+            None => self.ttl,
+            Some(fraction) => {
+                // Uniform in ttl × [1 - fraction, 1 + fraction).
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a spread time to live need not be exact to the nanosecond"
+                )]
+                let spread = (self.ttl as f64
+                    * (1.0 + fraction * (2.0 * crate::random::unit() - 1.0)))
+                    as u64;
+                spread.max(1)
+            }
+        }
+    }
+}
+
+/// What a store's `Config` makes of it, apart from its entries' types: worked out once, in code
+/// that is not generic.
+struct Plan {
+    count: usize,
+    maxsize: Option<usize>,
+    renewal: Renewal,
+    timing: Timing,
+}
+
+impl Plan {
+    #[inline(never)]
+    fn new(config: &Config) -> Self {
+        let mut count = shard_count(config.maxsize);
+        if let Some(max) = config.max_weight {
+            // Each shard holds its share of the weight, and an entry heavier than a share is not
+            // stored: few shards keep the shares large.
+            count = count.min(WEIGHED_SHARDS);
+            while count > 1 && max / (count as u64) < MIN_SHARD_WEIGHT {
+                count /= 2;
+            }
+        }
+        let renewal = if config.renews() {
+            Renewal {
+                grace: config.stale.map_or(0, duration_nanos),
+            }
+        } else {
+            Renewal::default()
+        };
+        Self {
+            count,
+            maxsize: config.maxsize,
+            renewal,
+            timing: Timing {
+                ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
+                jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
+                renewal_beta: if config.renews() {
+                    config.refresh_early.unwrap_or(0.0)
+                } else {
+                    0.0
+                },
+            },
+        }
+    }
+
+    /// Shard `i`'s bound: the store's, split exactly (the first `max % count` shards hold one
+    /// more).
+    fn capacity(&self, i: usize) -> usize {
+        self.maxsize.map_or(usize::MAX, |max| {
+            max / self.count + usize::from(i < max % self.count)
+        })
     }
 }
 
@@ -446,7 +512,7 @@ where
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         self.read(self.shard_of(hash))
-            .get(hash, key, |deadline| self.before(deadline))
+            .get_cold(hash, key, &|deadline| self.before(deadline))
             .cloned()
     }
 
@@ -457,16 +523,7 @@ where
     fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
         let hash = self.hash(&key);
         let now = self.now();
-        let expires = if self.ttl == 0 {
-            0
-        } else {
-            now.saturating_add(self.entry_ttl())
-        };
-        let refresh_at = self.refresh_at(expires, cost);
-        let stamp = Stamp {
-            expires,
-            refresh_at,
-        };
+        let stamp = self.timing.stamp(now, cost);
         let mut shard = self.write(self.shard_of(hash));
         shard.insert(&self.hasher, hash, key, value, stamp, now);
         self.release(shard);
@@ -526,7 +583,7 @@ where
     }
 
     fn has_ttl(&self) -> bool {
-        self.ttl != 0
+        self.timing.ttl != 0
     }
 
     fn weight(&self) -> Option<u64> {
@@ -557,7 +614,7 @@ where
     }
 
     fn purge_expired(&self) -> usize {
-        if self.ttl == 0 {
+        if self.timing.ttl == 0 {
             return 0;
         }
         let mut purged = 0;
@@ -944,5 +1001,235 @@ mod tests {
             done.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         assert!(store.weight().unwrap() <= MAX);
+    }
+}
+
+/// Every key and value that enters a store is dropped exactly once, whichever way it leaves
+/// (evicted, declined, expired, replaced, removed, cleared, handed to a listener, dropped with
+/// the store), and a clone that panics leaks and doubles nothing: the shard's machinery moves
+/// entries through type-erased calls (`Entries`), and these counts are what Miri would check.
+#[cfg(test)]
+mod drop_counts {
+    use super::*;
+    use crate::config::Policy;
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::Duration;
+
+    /// What this thread's `Tracked` values did: made (with their ids), cloned, dropped.
+    #[derive(Default)]
+    struct Ledger {
+        next: u64,
+        alive: HashSet<u64>,
+        clones: u64,
+        drops: u64,
+        /// Clones to allow before one panics (`None`: never panics).
+        clones_before_panic: Option<u64>,
+    }
+
+    thread_local! {
+        static LEDGER: RefCell<Ledger> = RefCell::new(Ledger::default());
+    }
+
+    /// A key or value that records its life: each instance has an id of its own.
+    #[derive(Debug)]
+    struct Tracked {
+        n: u64,
+        id: u64,
+    }
+
+    impl Tracked {
+        fn new(n: u64) -> Self {
+            LEDGER.with(|ledger| {
+                let mut ledger = ledger.borrow_mut();
+                let id = ledger.next;
+                ledger.next += 1;
+                ledger.alive.insert(id);
+                Self { n, id }
+            })
+        }
+    }
+
+    impl Clone for Tracked {
+        fn clone(&self) -> Self {
+            let panics = LEDGER.with(|ledger| {
+                let mut ledger = ledger.borrow_mut();
+                match &mut ledger.clones_before_panic {
+                    Some(0) => true,
+                    Some(left) => {
+                        *left -= 1;
+                        false
+                    }
+                    None => false,
+                }
+            });
+            assert!(!panics, "a clone that panics");
+            LEDGER.with(|ledger| ledger.borrow_mut().clones += 1);
+            Self::new(self.n)
+        }
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            LEDGER.with(|ledger| {
+                let mut ledger = ledger.borrow_mut();
+                assert!(ledger.alive.remove(&self.id), "{} dropped twice", self.id);
+                ledger.drops += 1;
+            });
+        }
+    }
+
+    impl PartialEq for Tracked {
+        fn eq(&self, other: &Self) -> bool {
+            self.n == other.n
+        }
+    }
+
+    impl Eq for Tracked {}
+
+    impl std::hash::Hash for Tracked {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.n.hash(state);
+        }
+    }
+
+    /// Runs `work` on a fresh ledger and checks, after it, that every instance it made was
+    /// dropped exactly once; the ledger's (clones, drops).
+    fn counted(work: impl FnOnce()) -> (u64, u64) {
+        LEDGER.with(|ledger| *ledger.borrow_mut() = Ledger::default());
+        work();
+        LEDGER.with(|ledger| {
+            let ledger = ledger.borrow();
+            assert!(ledger.alive.is_empty(), "leaked: {:?}", ledger.alive);
+            assert_eq!(ledger.drops, ledger.next, "every instance dropped once");
+            (ledger.clones, ledger.drops)
+        })
+    }
+
+    fn alive() -> usize {
+        LEDGER.with(|ledger| ledger.borrow().alive.len())
+    }
+
+    fn key(n: u64) -> Tracked {
+        Tracked::new(n)
+    }
+
+    #[test]
+    fn eviction_overwrite_remove_clear_and_drop_each_drop_once() {
+        for policy in [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo] {
+            let (clones, drops) = counted(|| {
+                let store: MemoryStore<Tracked, Tracked> =
+                    MemoryStore::new(&Config::new().maxsize(16).policy(policy));
+                for n in 0..200 {
+                    store.insert(key(n % 40), Tracked::new(n));
+                    // Held entries are two instances each (key and value); all else is gone.
+                    assert_eq!(alive(), 2 * store.len(), "{policy:?} after insert {n}");
+                }
+                let mut hits = 0;
+                for n in 0..40 {
+                    if let Some(value) = store.get(&&key(n)) {
+                        assert_eq!(value.n % 40, n);
+                        hits += 1;
+                    }
+                }
+                assert!(hits > 0);
+                assert_eq!(
+                    alive(),
+                    2 * store.len(),
+                    "{policy:?}: clones handed out dropped"
+                );
+                assert!(store.remove(&&key(store.keys()[0].n)));
+                assert_eq!(alive(), 2 * store.len());
+                store.insert(key(1_000), Tracked::new(1_000));
+                store.insert(key(1_000), Tracked::new(1_001));
+                assert_eq!(
+                    alive(),
+                    2 * store.len(),
+                    "{policy:?}: overwritten value dropped"
+                );
+                store.clear();
+                assert_eq!(alive(), 0, "{policy:?}: cleared");
+                for n in 0..10 {
+                    store.insert(key(n), Tracked::new(n));
+                }
+                drop(store);
+                assert_eq!(alive(), 0, "{policy:?}: dropped with the store");
+            });
+            assert!(clones > 0 && drops > clones, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn expired_declined_and_too_heavy_entries_drop_once() {
+        counted(|| {
+            let config = Config::new().maxsize(8).ttl(Duration::from_secs(10));
+            let store: MemoryStore<Tracked, Tracked> = MemoryStore::new(&config);
+            let (clock, mock) = Clock::mock();
+            store.set_clock(clock);
+            for n in 0..8 {
+                store.insert(key(n), Tracked::new(n));
+            }
+            mock.increment(Duration::from_secs(11));
+            // Inserting sweeps the expired entries out.
+            for n in 100..104 {
+                store.insert(key(n), Tracked::new(n));
+            }
+            assert_eq!(alive(), 2 * store.len());
+            mock.increment(Duration::from_secs(11));
+            store.purge_expired();
+            assert_eq!(alive(), 0);
+        });
+        counted(|| {
+            let store: MemoryStore<Tracked, Tracked> =
+                MemoryStore::new(&Config::new().max_weight(10)).weigher(|_, value| value.n);
+            store.insert(key(1), Tracked::new(4));
+            store.insert(key(2), Tracked::new(11)); // heavier than the bound: never stored
+            store.insert(key(1), Tracked::new(9)); // replaces in place
+            store.insert(key(3), Tracked::new(5)); // evicts key 1 by weight
+            assert_eq!(alive(), 2 * store.len());
+        });
+    }
+
+    #[test]
+    fn a_listener_receives_each_entry_once() {
+        counted(|| {
+            let store: MemoryStore<Tracked, Tracked> = MemoryStore::new(&Config::new().maxsize(4))
+                .eviction_listener(|key, value, _| {
+                    assert!(alive() >= 2);
+                    drop((key, value));
+                });
+            for n in 0..50 {
+                store.insert(key(n % 9), Tracked::new(n));
+                assert_eq!(alive(), 2 * store.len());
+            }
+            store.remove(&&key(store.keys()[0].n));
+            store.clear();
+            assert_eq!(alive(), 0);
+        });
+    }
+
+    #[test]
+    fn a_clone_that_panics_leaks_and_doubles_nothing() {
+        counted(|| {
+            let store: MemoryStore<Tracked, Tracked> = MemoryStore::new(&Config::new().maxsize(8));
+            for n in 0..8 {
+                store.insert(key(n), Tracked::new(n));
+            }
+            let probe = key(3);
+            LEDGER.with(|ledger| ledger.borrow_mut().clones_before_panic = Some(0));
+            let hit = catch_unwind(AssertUnwindSafe(|| store.get(&&probe)));
+            assert!(hit.is_err(), "the value's clone panicked");
+            let peek = catch_unwind(AssertUnwindSafe(|| store.peek(&&probe)));
+            assert!(peek.is_err());
+            LEDGER.with(|ledger| ledger.borrow_mut().clones_before_panic = None);
+            drop(probe);
+            assert_eq!(alive(), 2 * store.len());
+            // The store is whole: the entry is still there, writers get in.
+            assert_eq!(store.get(&&key(3)).map(|value| value.n), Some(3));
+            store.insert(key(3), Tracked::new(30));
+            store.insert(key(100), Tracked::new(100));
+            assert_eq!(alive(), 2 * store.len());
+        });
     }
 }

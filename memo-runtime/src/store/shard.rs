@@ -15,6 +15,13 @@
 //! *vacated*: the slab gives it to no new entry until the ring lets it go (the hand passes it, or
 //! a compaction once vacated numbers make up a fifth of the rings), so a number never stands for
 //! a newer entry at an older one's place, and a removal costs no search of the ring.
+//!
+//! Compiled once: everything but the typed entries. The index, the rings, the ghost, the sketch,
+//! the expiry heap, the policies and their bookkeeping live in [`Core`] and run in [`Ops`],
+//! which is not generic; it reaches the entries only through [`Entries`], a trait object whose
+//! few methods (hash a key, read or write a slot's stamps and use count, take an entry out)
+//! are all that each key and value type adds. The hit path (`find`, `get`, `live`) stays typed
+//! and inlined; only misses, inserts and removals make indirect calls.
 
 mod auto;
 mod clock;
@@ -43,13 +50,18 @@ use crate::lookup::Lookup;
 const USES: u8 = 0x7F;
 /// Set in a slot's `uses` byte while its number is in the `main` ring (not `small`).
 const MAIN: u8 = 0x80;
-/// The longest early refresh a slot records (2^48 ns, 78 hours; see `Slot::early_low`).
+/// The longest early refresh a slot records (2^48 ns, 78 hours; see `Meta::early_low`).
 const EARLY: u64 = (1 << 48) - 1;
 
-/// An entry: key, value, expiry stamps and its use count; 32 bytes for `u64` keys and values.
+/// An entry: key, value, and its stamps and use count; 32 bytes for `u64` keys and values.
 struct Slot<K, V> {
+    meta: Meta,
     key: K,
     value: V,
+}
+
+/// What the shard's machinery reads and writes of an entry, whatever its types: 16 bytes.
+struct Meta {
     /// When the time to live ends (0 = never); the entry may be served stale for the shard's
     /// `grace` after that.
     expires: u64,
@@ -67,17 +79,25 @@ struct Slot<K, V> {
 
 impl<K, V> Slot<K, V> {
     fn new(key: K, value: V, stamp: Stamp, uses: u8) -> Self {
-        let mut slot = Self {
+        Self {
+            meta: Meta::new(stamp, uses),
             key,
             value,
+        }
+    }
+}
+
+impl Meta {
+    fn new(stamp: Stamp, uses: u8) -> Self {
+        let mut meta = Self {
             expires: 0,
             early_low: 0,
             early_high: 0,
             uses: AtomicU8::new(uses),
             refreshing: AtomicBool::new(false),
         };
-        slot.stamp(stamp);
-        slot
+        meta.stamp(stamp);
+        meta
     }
 
     /// Records when the value expires and when its early refresh is due.
@@ -114,7 +134,7 @@ impl<K, V> Slot<K, V> {
     }
 
     /// Past its time to live, or its early refresh is due (`before` as for `Shard::get`).
-    fn refresh_due(&self, before: impl FnOnce(u64) -> bool) -> bool {
+    fn refresh_due(&self, before: &dyn Fn(u64) -> bool) -> bool {
         let early = u64::from(self.early_low) | u64::from(self.early_high) << 32;
         // `early` is at most `expires`: it was cut from `expires - refresh_at`.
         self.expires != 0 && !before(self.expires - early)
@@ -155,8 +175,20 @@ pub(crate) struct Shard<K, V> {
     renewal: Renewal,
     /// The entries, by number.
     slab: Slab<Slot<K, V>>,
+    /// The eviction order, the expiry heap, the policy's state and the counts.
+    core: Core,
+    /// The weigher, the weight held and this shard's share of `max_weight` (`weight.rs`).
+    scale: Scale<K, V>,
+    /// What left during the current write, for the store's listener (`listener.rs`).
+    removed: Removed<K, V>,
+}
+
+/// A shard's state apart from its entries and its index; not generic.
+struct Core {
     policy: Policy,
     capacity: usize,
+    /// How long past its time to live an entry may be served (the shard's `renewal.grace`).
+    grace: u64,
     /// Whether the rings hold the eviction order: the shard is bounded by count or by weight.
     ordered: bool,
     /// Entry numbers in eviction order: of every entry (LRU, LFU, FIFO) or of the main queue
@@ -182,29 +214,18 @@ pub(crate) struct Shard<K, V> {
     expiring: bool,
     /// Entries this shard removed on its own; written under the write lock only.
     counts: Counts,
-    /// The weigher, the weight held and this shard's share of `max_weight` (`weight.rs`).
-    scale: Scale<K, V>,
-    /// What left during the current write, for the store's listener (`listener.rs`).
-    removed: Removed<K, V>,
 }
 
-impl<K, V> Shard<K, V> {
-    pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
+impl Core {
+    #[inline(never)]
+    fn new(capacity: usize, grace: u64, policy: Policy) -> Self {
         let bounded = capacity != usize::MAX;
         let auto = bounded && policy == Policy::Auto;
         Self {
-            slab: Slab::new(capacity),
-            index: Index::new(),
-            cap: match policy {
-                Policy::Auto => auto::CAP,
-                Policy::Lru => clock::CAP,
-                Policy::Lfu => lfu::CAP,
-                Policy::Fifo => fifo::CAP,
-            },
             policy,
             capacity,
+            grace,
             ordered: bounded,
-            renewal,
             main: VecDeque::new(),
             small: VecDeque::new(),
             small_len: 0,
@@ -225,6 +246,192 @@ impl<K, V> Shard<K, V> {
                 expired: 0,
                 errors: 0,
             },
+        }
+    }
+
+    /// Forgets the order of every entry (they are all taken out).
+    fn clear(&mut self) {
+        self.since_aging = 0;
+        self.main = VecDeque::new();
+        self.small = VecDeque::new();
+        self.small_len = 0;
+        self.vacated = 0;
+        self.expiry.clear();
+        self.ghost.clear();
+        self.sketch.clear();
+    }
+
+    /// When an entry stamped `stamp` goes for good: its expiry and the shard's grace (0 = never).
+    const fn gone_at(&self, stamp: Stamp) -> u64 {
+        if stamp.expires == 0 {
+            0
+        } else {
+            stamp.expires.saturating_add(self.grace)
+        }
+    }
+}
+
+/// The typed side of a shard, as its machinery sees it: one small vtable per key and value
+/// types. Numbers passed in are held unless a method says otherwise.
+trait Entries {
+    /// How many entries are held.
+    fn len(&self) -> usize;
+    /// The stamps and use count of entry `at`, if it is held.
+    fn meta(&self, at: u32) -> Option<&Meta>;
+    /// The same, to write.
+    fn meta_mut(&mut self, at: u32) -> Option<&mut Meta>;
+    /// The hash of entry `at`'s key.
+    fn hash(&self, at: u32) -> u64;
+    /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
+    fn release(&mut self, at: u32);
+    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`), its
+    /// weight out of the total, and hands it to the listener as `cause` (or drops it); its
+    /// `uses` byte, or `None` if nothing is held at `at`.
+    fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8>;
+    /// Whether an entry of weight `weight` fits beside those held.
+    fn fits(&self, weight: u64) -> bool;
+    /// This shard's share of `max_weight`.
+    fn budget(&self) -> u64;
+    /// Sets the weight held to 0 (nothing is held).
+    fn clear_weight(&mut self);
+    /// Calls `each` with every held entry's stamps and use count.
+    fn each(&mut self, each: &mut dyn FnMut(&mut Meta));
+    /// The weight of the entry being inserted, when entries are weighed.
+    fn weigh_new(&self) -> Option<u64>;
+    /// Puts the value being inserted in place of entry `at`'s (the same key), stamped `stamp`,
+    /// if its weight (`weight`) fits instead of the old one's; `false` if it does not.
+    fn replace(&mut self, at: u32, weight: Option<u64>, stamp: Stamp) -> bool;
+    /// The entry being inserted is not stored: it goes to the listener as evicted.
+    fn decline(&mut self);
+    /// Stores the entry being inserted, of weight `weight`, with `stamp` and `uses`; its number.
+    fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32;
+}
+
+/// A shard's entries as [`Entries`], with the hasher of their keys when the operation needs one.
+struct Typed<'a, K, V, S> {
+    slab: &'a mut Slab<Slot<K, V>>,
+    scale: &'a mut Scale<K, V>,
+    removed: &'a mut Removed<K, V>,
+    hasher: Option<&'a S>,
+    /// The key and value being inserted.
+    new: Option<(K, V)>,
+}
+
+impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
+    fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    fn meta(&self, at: u32) -> Option<&Meta> {
+        self.slab.get(at).map(|slot| &slot.meta)
+    }
+
+    fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
+        self.slab.get_mut(at).map(|slot| &mut slot.meta)
+    }
+
+    fn hash(&self, at: u32) -> u64 {
+        let hasher = self.hasher.expect("a hasher for operations that evict");
+        let slot = self
+            .slab
+            .get(at)
+            .expect("an entry popped since the last change");
+        hasher.hash_one(&slot.key)
+    }
+
+    fn release(&mut self, at: u32) {
+        self.slab.release(at);
+    }
+
+    fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
+        let slot = if vacate {
+            self.slab.vacate(at)
+        } else {
+            self.slab.remove(at)
+        }?;
+        self.scale.remove(&slot.key, &slot.value);
+        self.removed.push(slot.key, slot.value, cause);
+        Some(slot.meta.uses.into_inner())
+    }
+
+    fn fits(&self, weight: u64) -> bool {
+        self.scale.fits(weight)
+    }
+
+    fn budget(&self) -> u64 {
+        self.scale.budget()
+    }
+
+    fn clear_weight(&mut self) {
+        self.scale.clear();
+    }
+
+    fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
+        self.slab.each_mut(&mut |slot| each(&mut slot.meta));
+    }
+
+    fn weigh_new(&self) -> Option<u64> {
+        let (key, value) = self.new.as_ref().expect("an entry being inserted");
+        self.scale.weigh(key, value)
+    }
+
+    fn replace(&mut self, at: u32, weight: Option<u64>, stamp: Stamp) -> bool {
+        let slot = self.slab.get_mut(at).expect("an entry just found");
+        // Weighed afresh, as on removal: the slot keeps no weight of its own.
+        let old = self.scale.weigh(&slot.key, &slot.value);
+        let swap = weight.zip(old);
+        if swap.is_some_and(|(new, old)| !self.scale.fits_instead(old, new)) {
+            return false;
+        }
+        if let Some((new, old)) = swap {
+            self.scale.swap(old, new);
+        }
+        let (key, value) = self.new.take().expect("an entry being inserted");
+        let old = std::mem::replace(&mut slot.value, value);
+        slot.meta.stamp(stamp);
+        *slot.meta.refreshing.get_mut() = false;
+        self.removed.push(key, old, RemovalCause::Replaced);
+        true
+    }
+
+    fn decline(&mut self) {
+        let (key, value) = self.new.take().expect("an entry being inserted");
+        self.removed.push(key, value, RemovalCause::Evicted);
+    }
+
+    fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32 {
+        let (key, value) = self.new.take().expect("an entry being inserted");
+        if let Some(weight) = weight {
+            self.scale.add(weight);
+        }
+        self.slab.insert(Slot::new(key, value, stamp, uses))
+    }
+}
+
+/// The hasher type of operations that hash no key (removals, purges); the same type as the
+/// stores', so that they share its vtable.
+type NoHasher = foldhash::fast::RandomState;
+
+/// The shard's machinery at work on one write: compiled once, not per key and value types.
+struct Ops<'a> {
+    core: &'a mut Core,
+    index: &'a mut Index,
+    entries: &'a mut dyn Entries,
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
+        Self {
+            slab: Slab::new(capacity),
+            index: Index::new(),
+            cap: match policy {
+                Policy::Auto => auto::CAP,
+                Policy::Lru => clock::CAP,
+                Policy::Lfu => lfu::CAP,
+                Policy::Fifo => fifo::CAP,
+            },
+            renewal,
+            core: Core::new(capacity, renewal.grace, policy),
             scale: Scale::none(),
             removed: Removed::new(),
         }
@@ -235,7 +442,7 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn weigh(&mut self, weigher: Weigher<K, V>, budget: u64) {
         drop(self.take_all());
         self.scale = Scale::new(weigher, budget);
-        self.ordered |= budget != u64::MAX;
+        self.core.ordered |= budget != u64::MAX;
     }
 
     /// Collects what leaves the shard for a listener, to be taken by [`take_removed`](Self::take_removed).
@@ -262,17 +469,17 @@ impl<K, V> Shard<K, V> {
         let grace = self.renewal.grace;
         self.slab
             .iter()
-            .filter(move |slot| !slot.is_expired(now, grace))
+            .filter(move |slot| !slot.meta.is_expired(now, grace))
             .map(|slot| &slot.key)
     }
 
     pub(crate) fn counts(&self) -> Counts {
-        self.counts
+        self.core.counts
     }
 
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+        self.core.capacity
     }
 
     /// Empties the shard, handing back the entries so that the caller drops them after releasing
@@ -280,18 +487,30 @@ impl<K, V> Shard<K, V> {
     #[must_use = "drop the entries outside the shard's write guard"]
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
         self.scale.clear();
-        self.since_aging = 0;
-        self.main = VecDeque::new();
-        self.small = VecDeque::new();
-        self.small_len = 0;
-        self.vacated = 0;
-        self.expiry.clear();
-        self.ghost.clear();
-        self.sketch.clear();
+        self.core.clear();
         self.index = Index::new();
-        std::mem::replace(&mut self.slab, Slab::new(self.capacity))
+        std::mem::replace(&mut self.slab, Slab::new(self.core.capacity))
             .into_iter()
             .map(|slot| (slot.key, slot.value))
+    }
+
+    /// Runs `work` on the shard's machinery, with `hasher` for operations that hash keys.
+    fn ops<S: BuildHasher, R>(&mut self, hasher: Option<&S>, work: impl FnOnce(Ops<'_>) -> R) -> R
+    where
+        K: Hash,
+    {
+        let mut typed = Typed {
+            slab: &mut self.slab,
+            scale: &mut self.scale,
+            removed: &mut self.removed,
+            hasher,
+            new: None,
+        };
+        work(Ops {
+            core: &mut self.core,
+            index: &mut self.index,
+            entries: &mut typed,
+        })
     }
 
     /// The number and the entry of the key that `is`.
@@ -307,6 +526,16 @@ impl<K, V> Shard<K, V> {
         Some((at, unsafe { slab.get_unchecked(at) }))
     }
 
+    /// [`find`](Self::find) off the hit path: one probe loop for every key type, `is` called
+    /// through a pointer.
+    fn find_cold(&self, hash: u64, is: &dyn Fn(&K) -> bool) -> Option<(u32, &Slot<K, V>)> {
+        let slab = &self.slab;
+        let at = self.index.find_dyn(hash, &mut |at| {
+            slab.get(at).is_some_and(|slot| is(&slot.key))
+        })?;
+        Some((at, self.slab.get(at)?))
+    }
+
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
     /// `before(deadline)` tells whether time is still before `deadline`; it is asked only about an
     /// entry with a time to live: a store without one never calls the clock, and its hit path
@@ -317,6 +546,19 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         self.live(hash, key, before).map(|slot| &slot.value)
+    }
+
+    /// [`get`](Self::get) off the hit path (a reader that took the gate's slow way, a peek):
+    /// through [`find_cold`](Self::find_cold), so that the probe is not compiled again here.
+    pub(crate) fn get_cold<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
+    where
+        L: Lookup<Key = K>,
+    {
+        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
+            return None;
+        }
+        Some(&self.used(slot).value)
     }
 
     /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
@@ -330,10 +572,14 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let slot = self.live(hash, key, &before)?;
+        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
+            return None;
+        }
+        let slot = self.used(slot);
         Some((
             &slot.value,
-            slot.refresh_due(before) && slot.claim_refresh(),
+            slot.meta.refresh_due(&before) && slot.meta.claim_refresh(),
         ))
     }
 
@@ -345,7 +591,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         let (_, slot) = self.find(hash, |k| key.matches(k))?;
-        if slot.expires != 0 {
+        if slot.meta.expires != 0 {
             return None;
         }
         Some(&self.used(slot).value)
@@ -358,7 +604,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
     {
         let (_, slot) = self.find(hash, |k| key.matches(k))?;
-        if slot.expires != 0 && !before(slot.end(self.renewal.grace)) {
+        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
         Some(self.used(slot))
@@ -369,9 +615,9 @@ impl<K, V> Shard<K, V> {
     fn used<'a>(&self, slot: &'a Slot<K, V>) -> &'a Slot<K, V> {
         // Write only while the count is below the cap: a warm entry's cache line stays shared
         // between readers. Two readers may both write the same count; one hit is then lost.
-        let uses = slot.uses.load(Ordering::Relaxed);
+        let uses = slot.meta.uses.load(Ordering::Relaxed);
         if uses & USES < self.cap {
-            slot.uses.store(uses + 1, Ordering::Relaxed);
+            slot.meta.uses.store(uses + 1, Ordering::Relaxed);
         }
         slot
     }
@@ -381,8 +627,8 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        if let Some((_, slot)) = self.find(hash, |k| key.matches(k)) {
-            slot.refreshing.store(false, Ordering::Release);
+        if let Some((_, slot)) = self.find_cold(hash, &|k| key.matches(k)) {
+            slot.meta.refreshing.store(false, Ordering::Release);
         }
     }
 
@@ -400,123 +646,153 @@ impl<K, V> Shard<K, V> {
     ) where
         K: Hash + Eq,
     {
-        if self.capacity == 0 {
+        if self.core.capacity == 0 {
             return;
         }
-        self.expiring |= stamp.expires != 0;
-        let weight = self.scale.weigh(&key, &value);
-        if let Some((at, _)) = self.find(hash, |k| *k == key) {
-            let slot = self.slab.get_mut(at).expect("an entry just found");
-            // Weighed afresh, as on removal: the slot keeps no weight of its own.
-            let old = self.scale.weigh(&slot.key, &slot.value);
-            let swap = weight.zip(old);
-            if swap.is_none_or(|(new, old)| self.scale.fits_instead(old, new)) {
-                if let Some((new, old)) = swap {
-                    self.scale.swap(old, new);
-                }
-                let old = std::mem::replace(&mut slot.value, value);
-                slot.stamp(stamp);
-                *slot.refreshing.get_mut() = false;
-                self.expiry.push(at, self.gone_at(stamp));
-                self.removed.push(key, old, RemovalCause::Replaced);
+        let found = self.find_cold(hash, &|k| *k == key).map(|(at, _)| at);
+        let mut typed = Typed {
+            slab: &mut self.slab,
+            scale: &mut self.scale,
+            removed: &mut self.removed,
+            hasher: Some(hasher),
+            new: Some((key, value)),
+        };
+        let mut ops = Ops {
+            core: &mut self.core,
+            index: &mut self.index,
+            entries: &mut typed,
+        };
+        ops.insert(hash, found, stamp, now);
+    }
+
+    /// Removes `key`'s entry; `true` if there was one.
+    pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
+    where
+        L: Lookup<Key = K>,
+        K: Hash,
+    {
+        let Some((at, _)) = self.find_cold(hash, &|k| key.matches(k)) else {
+            return false;
+        };
+        self.ops(None::<&NoHasher>, |mut ops| {
+            ops.take_out(hash, at, RemovalCause::Invalidated)
+        })
+    }
+
+    /// Removes every expired entry and returns how many left.
+    pub(crate) fn purge_expired(&mut self, now: u64) -> usize
+    where
+        K: Hash,
+    {
+        self.ops(None::<&NoHasher>, |mut ops| ops.purge_expired(now))
+    }
+}
+
+impl Ops<'_> {
+    /// Inserts the entry being inserted (see [`Entries`]) under `hash`, in place of entry
+    /// `found` of the same key if there is one, making room first when the shard is full.
+    fn insert(&mut self, hash: u64, found: Option<u32>, stamp: Stamp, now: u64) {
+        self.core.expiring |= stamp.expires != 0;
+        let weight = self.entries.weigh_new();
+        if let Some(at) = found {
+            if self.entries.replace(at, weight, stamp) {
+                self.core.expiry.push(at, self.core.gone_at(stamp));
                 return;
             }
             // The new value does not fit beside the others in place: the old one leaves, and the
             // new one comes in as a new entry, making room by the policy.
-            if let Some(old) = self.take_out(hash, |k| *k == key) {
-                self.discard(old.key, old.value, RemovalCause::Replaced);
-            }
+            self.take_out(hash, at, RemovalCause::Replaced);
         }
-        if weight.is_some_and(|weight| weight > self.scale.budget()) {
-            // Heavier than the whole shard may hold: not stored, like a declined key.
-            self.counts.evicted += 1;
-            self.removed.push(key, value, RemovalCause::Evicted);
+        let Some(uses) = self.make_room(hash, weight, now) else {
+            // Declined, or heavier than the whole shard may hold: counted as evicted on
+            // arrival, as Caffeine and moka count a rejected candidate, so that every stored
+            // key is held, evicted, expired or removed.
+            self.core.counts.evicted += 1;
+            self.entries.decline();
             return;
+        };
+        let at = self.entries.place(weight, stamp, uses);
+        self.placed(hash, at, uses, stamp);
+    }
+
+    /// Makes room for a new entry of weight `weight` (if weighed) under `hash`; the new entry's
+    /// `uses` byte (which ring it joins), or `None` when it is not to be stored: the policy
+    /// declined it, or it weighs more than the whole shard may hold.
+    fn make_room(&mut self, hash: u64, weight: Option<u64>, now: u64) -> Option<u8> {
+        if weight.is_some_and(|weight| weight > self.entries.budget()) {
+            // Heavier than the whole shard may hold: not stored, like a declined key.
+            return None;
         }
-        if self.expiring {
+        if self.core.expiring {
             // Expired entries leave before any live entry is evicted, and whether or not anyone
             // reads them.
-            self.expire_due(hasher, now);
+            self.expire_due(now);
         }
-        let uses = if self.ordered {
-            if let Some(weight) = weight {
-                while !self.scale.fits(weight) && self.len() > 0 {
-                    self.evict_one(hasher, now);
-                }
-                if self.len() == 0 {
-                    // Nothing left to weigh: forget any drift of a weigher that was not
-                    // deterministic after all.
-                    self.scale.clear();
-                }
-            }
-            let admitted = match self.policy {
-                Policy::Auto => self.admit_auto(hasher, hash, now),
-                Policy::Lru => Some(self.admit_clock(hasher, now)),
-                Policy::Lfu => Some(self.admit_lfu(hasher, now)),
-                Policy::Fifo => Some(self.admit_fifo(hasher, now)),
-            };
-            let Some(uses) = admitted else {
-                // Declined: counted as evicted on arrival, as Caffeine and moka count a rejected
-                // candidate, so that every stored key is held, evicted, expired or removed.
-                self.counts.evicted += 1;
-                self.removed.push(key, value, RemovalCause::Evicted);
-                return;
-            };
-            uses
-        } else {
-            0
-        };
+        if !self.core.ordered {
+            return Some(0);
+        }
         if let Some(weight) = weight {
-            self.scale.add(weight);
+            while !self.entries.fits(weight) && self.entries.len() > 0 {
+                self.evict_one(now);
+            }
+            if self.entries.len() == 0 {
+                // Nothing left to weigh: forget any drift of a weigher that was not
+                // deterministic after all.
+                self.entries.clear_weight();
+            }
         }
-        let at = self.slab.insert(Slot::new(key, value, stamp, uses));
-        self.expiry.push(at, self.gone_at(stamp));
-        let slab = &self.slab;
-        self.index.insert(hash, at, |at| {
-            hasher.hash_one(&slab.get(at).expect("indexed entries are held").key)
-        });
-        if self.ordered {
+        match self.core.policy {
+            Policy::Auto => self.admit_auto(hash, now),
+            Policy::Lru => Some(self.admit_clock(now)),
+            Policy::Lfu => Some(self.admit_lfu(now)),
+            Policy::Fifo => Some(self.admit_fifo(now)),
+        }
+    }
+
+    /// Entry `at`, just put in the slab under `hash`, joins the index, the expiry heap and its
+    /// ring.
+    fn placed(&mut self, hash: u64, at: u32, uses: u8, stamp: Stamp) {
+        self.core.expiry.push(at, self.core.gone_at(stamp));
+        let entries = &*self.entries;
+        self.index.insert(hash, at, &|at| entries.hash(at));
+        if self.core.ordered {
             self.enqueue(at, uses);
         }
     }
 
     /// Frees one place by the policy's order, for an entry that does not fit by weight.
-    fn evict_one<S: BuildHasher>(&mut self, hasher: &S, now: u64)
-    where
-        K: Hash + Eq,
-    {
-        match self.policy {
+    fn evict_one(&mut self, now: u64) {
+        match self.core.policy {
             Policy::Auto => {
-                if self.capacity == usize::MAX {
+                if self.core.capacity == usize::MAX {
                     // Bounded by weight alone: the small queue's share follows the entries held.
-                    self.small_target = auto::small_target(self.len());
+                    self.core.small_target = auto::small_target(self.entries.len());
                 }
-                self.evict_auto(hasher, now);
+                self.evict_auto(now);
             }
-            Policy::Lru => self.evict_clock(hasher, now),
-            Policy::Lfu => self.evict_lfu(hasher, now),
-            Policy::Fifo => self.evict_fifo(hasher, now),
+            Policy::Lru => self.evict_clock(now),
+            Policy::Lfu => self.evict_lfu(now),
+            Policy::Fifo => self.evict_fifo(now),
         }
     }
 
-    /// An entry left the shard: its weight leaves the total, and the listener will hear of it.
-    fn discard(&mut self, key: K, value: V, cause: RemovalCause) {
-        self.scale.remove(&key, &value);
-        self.removed.push(key, value, cause);
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Puts a new entry's number at the back of its ring.
     fn enqueue(&mut self, at: u32, uses: u8) {
+        let core = &mut *self.core;
         let (ring, live) = if uses & MAIN != 0 {
-            (&mut self.main, self.slab.len() - self.small_len)
+            (&mut core.main, self.entries.len() - core.small_len)
         } else {
-            self.small_len += 1;
-            (&mut self.small, self.small_len)
+            core.small_len += 1;
+            (&mut core.small, core.small_len)
         };
         if ring.len() == ring.capacity() {
             // Grow by a quarter, not by doubling: the ring is 4 bytes of every entry.
             // A ring holds at most the shard's bound, plus vacated numbers up to a fifth more.
-            let most = self.capacity.saturating_add(self.capacity / 4 + 32);
+            let most = core.capacity.saturating_add(core.capacity / 4 + 32);
             let want = (ring.len() + live / 4 + 16).min(most);
             ring.reserve_exact(want.saturating_sub(ring.len()).max(1));
         }
@@ -525,23 +801,24 @@ impl<K, V> Shard<K, V> {
 
     /// Pops the number off the front of the `main` (or small) ring.
     fn pop(&mut self, main: bool) -> Option<u32> {
+        let core = &mut *self.core;
         let ring = if main {
-            &mut self.main
+            &mut core.main
         } else {
-            &mut self.small
+            &mut core.small
         };
         while let Some(at) = ring.pop_front() {
-            if let Some(slot) = self.slab.get(at) {
+            if let Some(meta) = self.entries.meta(at) {
                 debug_assert_eq!(
-                    slot.uses.load(Ordering::Relaxed) & MAIN != 0,
+                    meta.uses.load(Ordering::Relaxed) & MAIN != 0,
                     main,
                     "a ring names only entries of its own"
                 );
                 return Some(at);
             }
             // A vacated number: free for the next entry now that no ring names it.
-            self.slab.release(at);
-            self.vacated -= 1;
+            self.entries.release(at);
+            core.vacated -= 1;
         }
         None
     }
@@ -549,7 +826,7 @@ impl<K, V> Shard<K, V> {
     /// Lets the rings' vacated numbers go once they make up a fifth of the rings, so that a shard
     /// that seldom evicts does not grow with its removals.
     fn compact_vacated(&mut self) {
-        if self.vacated <= self.len() / 4 + 16 {
+        if self.core.vacated <= self.len() / 4 + 16 {
             return;
         }
         self.release_vacated();
@@ -557,81 +834,69 @@ impl<K, V> Shard<K, V> {
 
     /// Drops every vacated number from the rings and frees it for new entries.
     fn release_vacated(&mut self) {
-        let slab = &mut self.slab;
-        for ring in [&mut self.main, &mut self.small] {
+        let entries = &mut *self.entries;
+        let core = &mut *self.core;
+        for ring in [&mut core.main, &mut core.small] {
             ring.retain(|&at| {
-                let held = slab.get(at).is_some();
+                let held = entries.meta(at).is_some();
                 if !held {
-                    slab.release(at);
+                    entries.release(at);
                 }
                 held
             });
         }
-        self.vacated = 0;
+        core.vacated = 0;
     }
 
     /// Like [`pop`](Self::pop), with the hash of the entry's key.
-    fn pop_hashed<S: BuildHasher>(&mut self, main: bool, hasher: &S) -> Option<(u64, u32)>
-    where
-        K: Hash,
-    {
+    fn pop_hashed(&mut self, main: bool) -> Option<(u64, u32)> {
         let at = self.pop(main)?;
-        Some((self.hash_of(hasher, at), at))
+        Some((self.entries.hash(at), at))
     }
 
-    /// The hash of entry `at`'s key.
-    fn hash_of<S: BuildHasher>(&self, hasher: &S, at: u32) -> u64
-    where
-        K: Hash,
-    {
-        hasher.hash_one(&self.slot(at).key)
-    }
-
-    /// Entry `at` (popped since the last change).
-    fn slot(&self, at: u32) -> &Slot<K, V> {
-        self.slab
-            .get(at)
+    /// Entry `at`'s stamps and use count (popped since the last change).
+    fn meta_mut(&mut self, at: u32) -> &mut Meta {
+        self.entries
+            .meta_mut(at)
             .expect("an entry popped since the last change")
     }
 
-    /// Entry `at` (popped since the last change).
-    fn slot_mut(&mut self, at: u32) -> &mut Slot<K, V> {
-        self.slab
-            .get_mut(at)
-            .expect("an entry popped since the last change")
+    /// Entry `at`'s `uses` byte (popped since the last change).
+    fn uses_mut(&mut self, at: u32) -> &mut u8 {
+        self.meta_mut(at).uses.get_mut()
     }
 
     /// Whether entry `at` has expired for good.
     fn expired_at(&mut self, at: u32, now: u64) -> bool {
-        self.slot(at).is_expired(now, self.renewal.grace)
+        let grace = self.core.grace;
+        self.meta_mut(at).is_expired(now, grace)
     }
 
     /// Removes entry `at` (popped off its ring), counted as expired or evicted.
-    fn drop_slot<S: BuildHasher>(&mut self, hasher: &S, at: u32, expired: bool)
-    where
-        K: Hash,
-    {
-        let hash = self.hash_of(hasher, at);
+    fn drop_slot(&mut self, at: u32, expired: bool) {
+        let hash = self.entries.hash(at);
         self.drop_hashed(hash, at, expired);
     }
 
     /// [`drop_slot`](Self::drop_slot) with the hash of the entry's key known.
     fn drop_hashed(&mut self, hash: u64, at: u32, expired: bool) {
         self.unindex(hash, at);
-        let Some(slot) = self.slab.remove(at) else {
-            return;
-        };
-        if slot.uses.into_inner() & MAIN == 0 {
-            self.small_len -= 1;
-        }
         let cause = if expired {
-            self.counts.expired += 1;
             RemovalCause::Expired
         } else {
-            self.counts.evicted += 1;
             RemovalCause::Evicted
         };
-        self.discard(slot.key, slot.value, cause);
+        let Some(uses) = self.entries.take(at, false, cause) else {
+            return;
+        };
+        if uses & MAIN == 0 {
+            self.core.small_len -= 1;
+        }
+        if expired {
+            self.core.counts.expired += 1;
+        } else {
+            self.core.counts.evicted += 1;
+        }
     }
 
     /// Takes entry `at`'s number out of the index.
@@ -643,46 +908,39 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// When an entry stamped `stamp` goes for good: its expiry and the shard's grace (0 = never).
-    const fn gone_at(&self, stamp: Stamp) -> u64 {
-        if stamp.expires == 0 {
-            0
-        } else {
-            stamp.expires.saturating_add(self.renewal.grace)
-        }
-    }
-
     /// Removes the entries whose time has passed, earliest first (`shard/expiry.rs`).
-    fn expire_due<S: BuildHasher>(&mut self, hasher: &S, now: u64)
-    where
-        K: Hash,
-    {
-        let grace = self.renewal.grace;
-        while let Some((due, at)) = self.expiry.peek_due(now) {
-            let current = self.slab.get(at).filter(|slot| slot.is_due_at(due, grace));
-            let Some(slot) = current else {
+    fn expire_due(&mut self, now: u64) {
+        let grace = self.core.grace;
+        while let Some((due, at)) = self.core.expiry.peek_due(now) {
+            let current = self
+                .entries
+                .meta(at)
+                .filter(|meta| meta.is_due_at(due, grace));
+            let Some(meta) = current else {
                 // Removed, or restamped since: its entry has another item or none.
-                self.expiry.pop();
+                self.core.expiry.pop();
                 continue;
             };
-            if !slot.is_expired(now, grace) {
+            if !meta.is_expired(now, grace) {
                 // Due later within this unit.
                 break;
             }
-            self.expiry.pop();
-            let hash = self.hash_of(hasher, at);
+            self.core.expiry.pop();
+            let hash = self.entries.hash(at);
             self.unindex(hash, at);
-            if let Some(slot) = self.take_vacating(at) {
-                self.counts.expired += 1;
-                self.discard(slot.key, slot.value, RemovalCause::Expired);
+            if self.take_vacating(at, RemovalCause::Expired) {
+                self.core.counts.expired += 1;
             }
         }
-        if self.expiry.len() > 2 * self.len() + 64 {
+        if self.core.expiry.len() > 2 * self.len() + 64 {
             // Items of removed or restamped entries: keep those that stand for an entry's
             // current expiry.
-            let slab = &self.slab;
-            self.expiry
-                .retain(|at, due| slab.get(at).is_some_and(|slot| slot.is_due_at(due, grace)));
+            let entries = &*self.entries;
+            self.core.expiry.retain(&mut |at, due| {
+                entries
+                    .meta(at)
+                    .is_some_and(|meta| meta.is_due_at(due, grace))
+            });
         }
     }
 
@@ -695,93 +953,80 @@ impl<K, V> Shard<K, V> {
             return;
         };
         self.index.remove_anywhere(at);
-        let Some(slot) = self.slab.remove(at) else {
+        if self
+            .entries
+            .take(at, false, RemovalCause::Evicted)
+            .is_none()
+        {
             return;
-        };
-        for ring in [&mut self.main, &mut self.small] {
+        }
+        let core = &mut *self.core;
+        for ring in [&mut core.main, &mut core.small] {
             ring.retain(|&i| i != at);
         }
-        self.counts.evicted += 1;
-        self.discard(slot.key, slot.value, RemovalCause::Evicted);
-        self.small_len = self
-            .slab
-            .iter()
-            .filter(|slot| slot.uses.load(Ordering::Relaxed) & MAIN == 0)
-            .count();
+        core.counts.evicted += 1;
+        let mut small = 0;
+        self.entries.each(&mut |meta| {
+            if *meta.uses.get_mut() & MAIN == 0 {
+                small += 1;
+            }
+        });
+        self.core.small_len = small;
     }
 
-    /// Removes `key`'s entry; `true` if there was one.
-    pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
-    where
-        L: Lookup<Key = K>,
-    {
-        let Some(slot) = self.take_out(hash, |k| key.matches(k)) else {
+    /// Takes entry `at`, found under `hash`, out of the table and its ring, as `cause`; `true`
+    /// if it was held.
+    fn take_out(&mut self, hash: u64, at: u32, cause: RemovalCause) -> bool {
+        let removed = self.index.remove(hash, at);
+        debug_assert!(removed, "found under this hash a moment ago");
+        self.take_vacating(at, cause)
+    }
+
+    /// Takes entry `at`, already out of the index, out of the slab, as `cause`; in a bounded
+    /// shard its number stays in its ring, vacated (see the module doc). `true` if it was held.
+    fn take_vacating(&mut self, at: u32, cause: RemovalCause) -> bool {
+        let ordered = self.core.ordered;
+        let Some(uses) = self.entries.take(at, ordered, cause) else {
             return false;
         };
-        self.discard(slot.key, slot.value, RemovalCause::Invalidated);
+        if ordered {
+            if uses & MAIN == 0 {
+                self.core.small_len -= 1;
+            }
+            self.core.vacated += 1;
+            self.compact_vacated();
+        }
         true
     }
 
-    /// Takes the entry whose key `is` out of the table and its ring.
-    fn take_out(&mut self, hash: u64, is: impl Fn(&K) -> bool) -> Option<Slot<K, V>> {
-        let slab = &self.slab;
-        let at = self
-            .index
-            .find(hash, |at| slab.get(at).is_some_and(|slot| is(&slot.key)))?;
-        let removed = self.index.remove(hash, at);
-        debug_assert!(removed, "found under this hash a moment ago");
-        self.take_vacating(at)
-    }
-
-    /// Takes entry `at`, already out of the index, out of the slab; in a bounded shard its number
-    /// stays in its ring, vacated (see the module doc).
-    fn take_vacating(&mut self, at: u32) -> Option<Slot<K, V>> {
-        if !self.ordered {
-            return self.slab.remove(at);
-        }
-        let slot = self.slab.vacate(at)?;
-        if slot.uses.load(Ordering::Relaxed) & MAIN == 0 {
-            self.small_len -= 1;
-        }
-        self.vacated += 1;
-        self.compact_vacated();
-        Some(slot)
-    }
-
     /// Removes every expired entry and returns how many left.
-    pub(crate) fn purge_expired(&mut self, now: u64) -> usize {
-        let grace = self.renewal.grace;
-        let slab = &self.slab;
+    fn purge_expired(&mut self, now: u64) -> usize {
+        let grace = self.core.grace;
+        let entries = &*self.entries;
         let mut expired = Vec::new();
-        self.index.retain(|at| {
-            let gone = slab.get(at).is_some_and(|slot| slot.is_expired(now, grace));
+        self.index.retain(&mut |at| {
+            let gone = entries
+                .meta(at)
+                .is_some_and(|meta| meta.is_expired(now, grace));
             if gone {
                 expired.push(at);
             }
             !gone
         });
-        let bounded = self.ordered;
+        let bounded = self.core.ordered;
         for &at in &expired {
-            let taken = if bounded {
-                self.slab.vacate(at)
-            } else {
-                self.slab.remove(at)
-            };
-            let Some(slot) = taken else {
+            let Some(uses) = self.entries.take(at, bounded, RemovalCause::Expired) else {
                 continue;
             };
-            if bounded && slot.uses.into_inner() & MAIN == 0 {
-                self.small_len -= 1;
+            if bounded && uses & MAIN == 0 {
+                self.core.small_len -= 1;
             }
-            self.scale.remove(&slot.key, &slot.value);
-            self.removed
-                .push(slot.key, slot.value, RemovalCause::Expired);
         }
         if !expired.is_empty() && bounded {
             // One pass over the rings frees the purged entries' numbers with any vacated before.
             self.release_vacated();
         }
-        self.counts.expired += expired.len() as u64;
+        self.core.counts.expired += expired.len() as u64;
         expired.len()
     }
 }
@@ -874,7 +1119,8 @@ mod tests {
                 },
                 0,
             )
-            .refresh_due(|deadline| now < deadline)
+            .meta
+            .refresh_due(&|deadline| now < deadline)
         };
         assert!(!due(0, 0, u64::MAX), "never expires");
         assert!(!due(100, 0, 99) && due(100, 0, 100), "no early refresh");
@@ -1129,7 +1375,7 @@ mod tests {
                 shard.remove(fixed().hash_one(k), &&k);
             }
             assert!(
-                shard.main.len() + shard.small.len() <= 2 * 100 + 64,
+                shard.core.main.len() + shard.core.small.len() <= 2 * 100 + 64,
                 "{policy:?}"
             );
         }
@@ -1182,7 +1428,7 @@ mod tests {
                 assert_eq!(shard.len(), 100, "{policy:?}");
             }
             assert!(
-                shard.main.len() + shard.small.len() <= 100 + 100 / 4 + 32,
+                shard.core.main.len() + shard.core.small.len() <= 100 + 100 / 4 + 32,
                 "{policy:?}"
             );
             assert!(shard.slab.places() <= 100 + 100 / 4 + 32, "{policy:?}");
@@ -1224,7 +1470,7 @@ mod tests {
         let mut shard = Shard::new(100, Renewal::default(), Policy::Auto);
         // Keys 200..297 return while the shard fills, so they join main; 0..3, the small queue.
         for k in 200..297 {
-            shard.ghost.add(hash(k));
+            shard.core.ghost.add(hash(k));
             put(&mut shard, k, 0, 0);
         }
         for k in 0..3 {
@@ -1233,18 +1479,18 @@ mod tests {
         // Keys 1,000..1,003 came back once, then 1,000 departures went by: the small queue's
         // ghost forgot them, not that they came back.
         for k in 1_000..1_003 {
-            shard.ghost.add(hash(k));
-            shard.ghost.recall(hash(k));
+            shard.core.ghost.add(hash(k));
+            shard.core.ghost.recall(hash(k));
         }
         for k in 10_000..11_000 {
-            shard.ghost.add(hash(k));
+            shard.core.ghost.add(hash(k));
         }
-        assert_eq!((shard.len(), shard.small_len), (100, 3));
+        assert_eq!((shard.len(), shard.core.small_len), (100, 3));
         // Key 200, under the hand, is unused: key 1,000 takes its place in main.
         put(&mut shard, 1_000, 0, 0);
         assert_eq!(get(&shard, 1_000, 0), Some(10_000));
         assert_eq!(get(&shard, 200, 0), None);
-        assert_eq!(shard.small_len, 3);
+        assert_eq!(shard.core.small_len, 3);
         // Key 201, under the hand now, was just used: it goes round, and key 1,001 joins the
         // small queue, pushing out its oldest entry.
         assert_eq!(get(&shard, 201, 0), Some(2_010));
@@ -1256,7 +1502,7 @@ mod tests {
         put(&mut shard, 1_002, 0, 0);
         assert_eq!(get(&shard, 1_002, 0), Some(10_020));
         assert_eq!(get(&shard, 202, 0), None);
-        assert_eq!((shard.len(), shard.small_len), (100, 3));
+        assert_eq!((shard.len(), shard.core.small_len), (100, 3));
     }
 
     /// Back after the first fill, while the small queue still holds nearly every entry, a loop

@@ -35,9 +35,7 @@
 //! window `-ad10_200_50_1_5_0_n1`) over the Zipf, loop, scan and ARC traces of
 //! `benches/hitratio.rs`, against moka and `quick_cache`.
 
-use std::hash::{BuildHasher, Hash};
-
-use super::{MAIN, Shard, USES};
+use super::{MAIN, Ops, USES};
 use crate::store::ghost::Recall;
 use crate::store::sketch::Sketch;
 
@@ -65,19 +63,14 @@ enum Duel {
     Passed,
 }
 
-impl<K: Hash + Eq, V> Shard<K, V> {
+impl Ops<'_> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte (which ring it
     /// joins), or `None` when the door turns it away.
-    pub(super) fn admit_auto<S: BuildHasher>(
-        &mut self,
-        hasher: &S,
-        hash: u64,
-        now: u64,
-    ) -> Option<u8> {
-        self.sketch.increment(hash);
-        let recall = self.ghost.recall(hash);
+    pub(super) fn admit_auto(&mut self, hash: u64, now: u64) -> Option<u8> {
+        self.core.sketch.increment(hash);
+        let recall = self.core.ghost.recall(hash);
         let joins = if recall == Recall::New { 0 } else { MAIN };
-        if self.len() < self.capacity {
+        if self.len() < self.core.capacity {
             return Some(joins);
         }
         match recall {
@@ -85,146 +78,138 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             // the place of main's entry if that one is unused; past a used one it joins the small
             // queue as a new key does.
             Recall::Recurring => {
-                if let Some(Duel::Won) = self.duel(hasher, now, |_, _| true) {
+                if let Some(Duel::Won) = self.duel(now, |_, _| true) {
                     return Some(MAIN);
                 }
-                self.evict_auto(hasher, now);
+                self.evict_auto(now);
                 return Some(0);
             }
             // The door stands only where main would give up an entry anyway: when the small
             // queue is within its share.
-            Recall::Returning if self.small_len < self.small_target => {
+            Recall::Returning if self.core.small_len < self.core.small_target => {
                 // TinyLFU: in a loop all are asked for alike, and the cached part stays.
                 let more_often =
                     |sketch: &Sketch, front| sketch.estimate(hash) > sketch.estimate(front);
-                match self.duel(hasher, now, more_often) {
+                match self.duel(now, more_often) {
                     Some(Duel::Won) => return Some(MAIN),
                     Some(Duel::Lost) => {
-                        self.ghost.add(hash);
+                        self.core.ghost.add(hash);
                         return None;
                     }
                     Some(Duel::Passed) => {
-                        return self.take_the_oldest_small_place(hasher, hash, now);
+                        return self.take_the_oldest_small_place(hash, now);
                     }
                     None => {}
                 }
             }
-            Recall::Returning if self.small_len > self.small_target && self.ghost.looping() => {
+            Recall::Returning
+                if self.core.small_len > self.core.small_target && self.core.ghost.looping() =>
+            {
                 // The shard filled lately, every key in the small queue, and a loop over more
                 // keys than it holds is back: each returning key would push out the small
                 // queue's oldest entry, the very key the loop asks for next, and the whole pass
                 // would miss. Not stored, the key leaves the small queue as it is, the part of
                 // the loop it holds.
-                self.ghost.add(hash);
+                self.core.ghost.add(hash);
                 return None;
             }
             Recall::Returning | Recall::New => {}
         }
-        self.evict_auto(hasher, now);
+        self.evict_auto(now);
         Some(joins)
     }
 
     /// The door of main: a missed key meets the entry under main's hand (`None` if main is
     /// empty). An expired entry leaves; a used one loses a use and goes round; an unused one gives
     /// way if `beats(sketch, its hash)` says the key should have its place.
-    fn duel<S: BuildHasher>(
-        &mut self,
-        hasher: &S,
-        now: u64,
-        beats: impl FnOnce(&Sketch, u64) -> bool,
-    ) -> Option<Duel> {
-        if self.len() <= self.small_len {
+    fn duel(&mut self, now: u64, beats: impl FnOnce(&Sketch, u64) -> bool) -> Option<Duel> {
+        if self.len() <= self.core.small_len {
             return None;
         }
-        let (front, index) = self.pop_hashed(true, hasher)?;
+        let (front, index) = self.pop_hashed(true)?;
         if self.expired_at(index, now) {
             self.drop_hashed(front, index, true);
             return Some(Duel::Won);
         }
-        let uses = self.slot_mut(index).uses.get_mut();
+        let uses = self.uses_mut(index);
         if *uses & USES > 0 {
             *uses -= 1;
-            self.main.push_back(index);
-            self.sketch.increment(front);
+            self.core.main.push_back(index);
+            self.core.sketch.increment(front);
             return Some(Duel::Passed);
         }
-        if !beats(&self.sketch, front) {
-            self.main.push_front(index);
+        if !beats(&self.core.sketch, front) {
+            self.core.main.push_front(index);
             return Some(Duel::Lost);
         }
         self.drop_hashed(front, index, false);
-        self.ghost.evicted_from_main(front);
+        self.core.ghost.evicted_from_main(front);
         Some(Duel::Won)
     }
 
     /// A returning key turned away by main takes the place of the small queue's oldest entry if
     /// that one is unused (so a loop drains the small queue into main); else it is not stored and
     /// the ghost remembers it afresh.
-    fn take_the_oldest_small_place<S: BuildHasher>(
-        &mut self,
-        hasher: &S,
-        hash: u64,
-        now: u64,
-    ) -> Option<u8> {
-        if let Some((oldest, index)) = self.pop_hashed(false, hasher) {
+    fn take_the_oldest_small_place(&mut self, hash: u64, now: u64) -> Option<u8> {
+        if let Some((oldest, index)) = self.pop_hashed(false) {
             if self.expired_at(index, now) {
                 self.drop_hashed(oldest, index, true);
                 return Some(MAIN);
             }
-            if *self.slot_mut(index).uses.get_mut() & USES == 0 {
+            if *self.uses_mut(index) & USES == 0 {
                 self.drop_hashed(oldest, index, false);
-                self.ghost.add(oldest);
+                self.core.ghost.add(oldest);
                 return Some(MAIN);
             }
-            self.small.push_front(index);
+            self.core.small.push_front(index);
         }
-        self.ghost.add(hash);
+        self.core.ghost.add(hash);
         None
     }
 
     /// Frees one place: from the small queue when it holds its share (or main is empty), else
     /// from main.
-    pub(super) fn evict_auto<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+    pub(super) fn evict_auto(&mut self, now: u64) {
         loop {
-            let main_len = self.len() - self.small_len;
-            if self.small_len >= self.small_target || main_len == 0 {
-                let Some((hash, index)) = self.pop_hashed(false, hasher) else {
+            let main_len = self.len() - self.core.small_len;
+            if self.core.small_len >= self.core.small_target || main_len == 0 {
+                let Some((hash, index)) = self.pop_hashed(false) else {
                     if main_len == 0 {
                         return self.evict_any();
                     }
                     // The small queue's count was off; main has entries.
-                    self.small_len = 0;
+                    self.core.small_len = 0;
                     continue;
                 };
                 if self.expired_at(index, now) {
                     return self.drop_hashed(hash, index, true);
                 }
-                let uses = self.slot_mut(index).uses.get_mut();
+                let uses = self.uses_mut(index);
                 if *uses & USES > 0 {
                     *uses = MAIN;
-                    self.small_len -= 1;
-                    self.main.push_back(index);
+                    self.core.small_len -= 1;
+                    self.core.main.push_back(index);
                     continue;
                 }
                 self.drop_hashed(hash, index, false);
-                self.ghost.add(hash);
+                self.core.ghost.add(hash);
                 return;
             }
-            let Some((hash, index)) = self.pop_hashed(true, hasher) else {
+            let Some((hash, index)) = self.pop_hashed(true) else {
                 return self.evict_any();
             };
             if self.expired_at(index, now) {
                 return self.drop_hashed(hash, index, true);
             }
-            let uses = self.slot_mut(index).uses.get_mut();
+            let uses = self.uses_mut(index);
             if *uses & USES > 0 {
                 *uses -= 1;
-                self.main.push_back(index);
-                self.sketch.increment(hash);
+                self.core.main.push_back(index);
+                self.core.sketch.increment(hash);
                 continue;
             }
             self.drop_hashed(hash, index, false);
-            self.ghost.evicted_from_main(hash);
+            self.core.ghost.evicted_from_main(hash);
             return;
         }
     }

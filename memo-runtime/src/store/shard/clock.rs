@@ -5,38 +5,36 @@
 //! goes round again; the first entry found clear leaves. Exact LRU would move the entry to the
 //! front of a list on every hit, a write every reader shares.
 
-use std::hash::{BuildHasher, Hash};
-
-use super::{MAIN, Shard, USES};
+use super::{MAIN, Ops, USES};
 
 /// One reference bit.
 pub(super) const CAP: u8 = 1;
 
-impl<K: Hash + Eq, V> Shard<K, V> {
+impl Ops<'_> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
-    pub(super) fn admit_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
-        while self.len() >= self.capacity {
-            self.evict_clock(hasher, now);
+    pub(super) fn admit_clock(&mut self, now: u64) -> u8 {
+        while self.len() >= self.core.capacity {
+            self.evict_clock(now);
         }
         MAIN
     }
 
     /// Evicts one entry: the hand clears set bits until it finds an entry whose bit is clear.
-    pub(super) fn evict_clock<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+    pub(super) fn evict_clock(&mut self, now: u64) {
         loop {
             let Some(at) = self.pop(true) else {
                 return self.evict_any();
             };
             if self.expired_at(at, now) {
-                return self.drop_slot(hasher, at, true);
+                return self.drop_slot(at, true);
             }
-            let uses = self.slot_mut(at).uses.get_mut();
+            let uses = self.uses_mut(at);
             if *uses & USES > 0 {
                 *uses = MAIN;
-                self.main.push_back(at);
+                self.core.main.push_back(at);
                 continue;
             }
-            return self.drop_slot(hasher, at, false);
+            return self.drop_slot(at, false);
         }
     }
 }

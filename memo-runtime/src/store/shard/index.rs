@@ -35,6 +35,7 @@ pub(super) struct Index {
 }
 
 impl Index {
+    #[inline(never)]
     pub(super) fn new() -> Self {
         Self::with_buckets(1, 0)
     }
@@ -68,6 +69,12 @@ impl Index {
         (hash >> 32) as u32 & !self.numbers
     }
 
+    /// [`find`](Self::find) compiled once, for the lookups off the hit path: each caller's
+    /// closure would otherwise be a copy of the probe loop per key and value types.
+    pub(super) fn find_dyn(&self, hash: u64, is: &mut dyn FnMut(u32) -> bool) -> Option<u32> {
+        self.find(hash, is)
+    }
+
     /// The number under `hash` for which `is` holds.
     #[inline]
     pub(super) fn find(&self, hash: u64, mut is: impl FnMut(u32) -> bool) -> Option<u32> {
@@ -93,10 +100,10 @@ impl Index {
 
     /// Indexes number `number` under `hash`; the caller knows its key is not indexed yet.
     /// `rehash` gives the hash of an indexed number, for a rebuild.
-    pub(super) fn insert(&mut self, hash: u64, number: u32, rehash: impl Fn(u32) -> u64) {
+    pub(super) fn insert(&mut self, hash: u64, number: u32, rehash: &dyn Fn(u32) -> u64) {
         let full = (self.len + self.tombstones) as usize + 1 > self.buckets.len() / 4 * 3;
         if full || number >= self.numbers - 1 {
-            self.rebuild(number, &rehash);
+            self.rebuild(number, rehash);
         }
         let mut at = self.home(hash);
         loop {
@@ -131,11 +138,11 @@ impl Index {
 
     /// Takes `number` out of the index wherever it is (its key no longer hashes as it did).
     pub(super) fn remove_anywhere(&mut self, number: u32) {
-        self.retain(|n| n != number);
+        self.retain(&mut |n| n != number);
     }
 
     /// Takes out every number for which `keep` is false.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(u32) -> bool) {
+    pub(super) fn retain(&mut self, keep: &mut dyn FnMut(u32) -> bool) {
         for at in 0..self.buckets.len() {
             if self.number_at(at).is_some_and(|number| !keep(number)) {
                 self.vacate(at);
@@ -185,7 +192,7 @@ impl Index {
     /// that it doubles when full of live entries and keeps its size when full of tombstones),
     /// with room for numbers up to `most`.
     #[cold]
-    fn rebuild(&mut self, most: u32, rehash: &impl Fn(u32) -> u64) {
+    fn rebuild(&mut self, most: u32, rehash: &dyn Fn(u32) -> u64) {
         let buckets = ((self.len as usize + 1) * 2)
             .next_power_of_two()
             .max(MIN_BUCKETS);
@@ -259,13 +266,13 @@ mod tests {
                     key_of.len() - 1
                 });
                 let number = u32::try_from(number).unwrap();
-                index.insert(hash(key), number, |n| hash(key_of[n as usize].unwrap()));
+                index.insert(hash(key), number, &|n| hash(key_of[n as usize].unwrap()));
                 model.insert(key, number);
                 key_of[number as usize] = Some(key);
             }
             if step % 5_000 == 4_999 {
                 // Drop the keys divisible by 7, as `retain` does for expired entries.
-                index.retain(|n| key_of[n as usize].is_some_and(|k| k % 7 != 0));
+                index.retain(&mut |n| key_of[n as usize].is_some_and(|k| k % 7 != 0));
                 model.retain(|&k, &mut n| {
                     let keep = k % 7 != 0;
                     if !keep {
@@ -319,12 +326,12 @@ mod tests {
     #[test]
     fn numbers_at_the_edge_of_their_bits() {
         let mut index = Index::new();
-        index.insert(all_ones_tag(0), 0, |_| all_ones_tag(0));
+        index.insert(all_ones_tag(0), 0, &|_| all_ones_tag(0));
         let edge = index.numbers;
         let numbers = [0, edge - 2, edge - 1, edge];
         let key_of = |n| (0..).zip(numbers).find(|&(_, m)| m == n).unwrap().0;
         for (key, number) in (0..).zip(numbers).skip(1) {
-            index.insert(all_ones_tag(key), number, |n| all_ones_tag(key_of(n)));
+            index.insert(all_ones_tag(key), number, &|n| all_ones_tag(key_of(n)));
             check(&index);
         }
         for (key, number) in (0..).zip(numbers) {
@@ -339,7 +346,7 @@ mod tests {
         let numbers = [3_u32, 70_000, 5, 1 << 24, 9];
         let key_of = |n| (0..).zip(numbers).find(|&(_, m)| m == n).unwrap().0;
         for (key, number) in (0..).zip(numbers) {
-            index.insert(spread(key), number, |n| spread(key_of(n)));
+            index.insert(spread(key), number, &|n| spread(key_of(n)));
         }
         for (key, number) in (0..).zip(numbers) {
             assert_eq!(index.find(spread(key), |n| n == number), Some(number));
@@ -355,7 +362,7 @@ mod tests {
         // The hash of the key each number holds.
         let mut hashes: Vec<u64> = (0..1_000).map(spread).collect();
         for number in 0..1_000_u32 {
-            index.insert(hashes[number as usize], number, |n| hashes[n as usize]);
+            index.insert(hashes[number as usize], number, &|n| hashes[n as usize]);
         }
         let buckets = index.buckets.len();
         for round in 1..50_u32 {
@@ -363,7 +370,7 @@ mod tests {
                 assert!(index.remove(hashes[number as usize], number));
                 let hash = spread(round * 1_000 + number);
                 hashes[number as usize] = hash;
-                index.insert(hash, number, |n| hashes[n as usize]);
+                index.insert(hash, number, &|n| hashes[n as usize]);
             }
         }
         assert_eq!(index.len(), 1_000);
@@ -381,7 +388,7 @@ mod tests {
     fn remove_anywhere_finds_a_number_under_any_hash() {
         let mut index = Index::new();
         for number in 0..100_u32 {
-            index.insert(spread(number), number, spread);
+            index.insert(spread(number), number, &spread);
         }
         index.remove_anywhere(42);
         assert_eq!(index.len(), 99);

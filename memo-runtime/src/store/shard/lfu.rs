@@ -6,9 +6,7 @@
 //! sorted by count, moving an entry on every hit, a write every reader shares. Every 10 × the
 //! shard's bound inserts all counts are halved, so that keys popular long ago give way.
 
-use std::hash::{BuildHasher, Hash};
-
-use super::{MAIN, Shard, USES};
+use super::{MAIN, Ops, USES};
 
 /// The highest count.
 pub(super) const CAP: u8 = USES;
@@ -21,31 +19,31 @@ const SAMPLE: usize = 8;
 /// every `capacity` inserts left Zipf 0.7 at 10,000 entries no better than LRU, 12.7 %).
 const AGING: usize = 10;
 
-impl<K: Hash + Eq, V> Shard<K, V> {
+impl Ops<'_> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
-    pub(super) fn admit_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) -> u8 {
-        self.since_aging += 1;
+    pub(super) fn admit_lfu(&mut self, now: u64) -> u8 {
+        self.core.since_aging += 1;
         // Bounded by weight alone, the period follows the entries held.
-        let period = if self.capacity == usize::MAX {
+        let period = if self.core.capacity == usize::MAX {
             self.len().max(1)
         } else {
-            self.capacity
+            self.core.capacity
         };
-        if self.since_aging >= period.saturating_mul(AGING) {
-            self.since_aging = 0;
-            for slot in self.slab.iter_mut() {
-                let uses = slot.uses.get_mut();
+        if self.core.since_aging >= period.saturating_mul(AGING) {
+            self.core.since_aging = 0;
+            self.entries.each(&mut |meta| {
+                let uses = meta.uses.get_mut();
                 *uses = MAIN | ((*uses & USES) / 2);
-            }
+            });
         }
-        if self.len() >= self.capacity {
-            self.evict_lfu(hasher, now);
+        if self.len() >= self.core.capacity {
+            self.evict_lfu(now);
         }
         MAIN
     }
 
     /// Evicts the least used of the oldest `SAMPLE` entries (or an expired one among them).
-    pub(super) fn evict_lfu<S: BuildHasher>(&mut self, hasher: &S, now: u64) {
+    pub(super) fn evict_lfu(&mut self, now: u64) {
         let mut sample = [0_u32; SAMPLE];
         let mut taken = 0;
         while taken < SAMPLE {
@@ -55,9 +53,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
             if self.expired_at(at, now) {
                 // An expired entry makes the room; the others keep their places at the front.
                 for &at in sample[..taken].iter().rev() {
-                    self.main.push_front(at);
+                    self.core.main.push_front(at);
                 }
-                return self.drop_slot(hasher, at, true);
+                return self.drop_slot(at, true);
             }
             sample[taken] = at;
             taken += 1;
@@ -65,7 +63,7 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         if taken == 0 {
             return self.evict_any();
         }
-        let uses_of = |shard: &mut Self, at| *shard.slot_mut(at).uses.get_mut() & USES;
+        let uses_of = |ops: &mut Self, at| *ops.uses_mut(at) & USES;
         let mut victim = 0;
         for i in 1..taken {
             if uses_of(self, sample[i]) < uses_of(self, sample[victim]) {
@@ -74,9 +72,9 @@ impl<K: Hash + Eq, V> Shard<K, V> {
         }
         for (i, &at) in sample[..taken].iter().enumerate() {
             if i != victim {
-                self.main.push_back(at);
+                self.core.main.push_back(at);
             }
         }
-        self.drop_slot(hasher, sample[victim], false);
+        self.drop_slot(sample[victim], false);
     }
 }

@@ -14,6 +14,13 @@ use std::mem::MaybeUninit;
 #[repr(C)]
 pub(super) struct Slab<T> {
     slots: Vec<MaybeUninit<T>>,
+    /// Which places hold a value, and which are free: everything but the values, compiled once
+    /// for every value type.
+    places: Places,
+}
+
+/// A slab's bookkeeping, which does not depend on the values' type.
+struct Places {
     /// Bit `i % 64` of word `i / 64` is set while slot `i` holds a value.
     live: Vec<u64>,
     /// Emptied slots, reused before the vector grows.
@@ -24,19 +31,91 @@ pub(super) struct Slab<T> {
     len: usize,
 }
 
+impl Places {
+    /// A place for a new value: a free one, or the next one of a vector of `len` places and
+    /// room for `capacity`, and how many places to reserve before pushing it (0 for none). Its
+    /// live bit is set by [`mark`](Self::mark) once the value is in.
+    ///
+    /// # Panics
+    ///
+    /// If more than `u32::MAX` values are held (a shard of 4 billion entries).
+    fn claim(&mut self, len: usize, capacity: usize) -> (u32, usize) {
+        if let Some(at) = self.free.pop() {
+            return (at, 0);
+        }
+        let reserve = if len == capacity {
+            // Doubling, but not past the bound: a full bounded shard wastes no places. Past
+            // it (places kept by vacated numbers, at most a fifth more), by an eighth.
+            let want = if len < self.limit {
+                len.saturating_mul(2).max(8).min(self.limit)
+            } else {
+                len + (len / 8).max(8)
+            };
+            want - len
+        } else {
+            0
+        };
+        let at = u32::try_from(len).expect("a shard holds at most u32::MAX entries");
+        if len.is_multiple_of(64) {
+            self.live.push(0);
+        }
+        (at, reserve)
+    }
+
+    /// Place `at` now holds a value.
+    fn mark(&mut self, at: u32) {
+        self.live[at as usize / 64] |= bit(at);
+        self.len += 1;
+    }
+
+    /// Whether place `at` holds a value.
+    #[inline]
+    fn is_live(&self, at: u32) -> bool {
+        self.live
+            .get(at as usize / 64)
+            .is_some_and(|word| word & bit(at) != 0)
+    }
+
+    /// The first place from `at` on that holds a value.
+    fn next_live(&self, at: u32) -> Option<u32> {
+        let mut word_at = at as usize / 64;
+        let mut word = *self.live.get(word_at)? & (u64::MAX << (at % 64));
+        while word == 0 {
+            word_at += 1;
+            word = *self.live.get(word_at)?;
+        }
+        u32::try_from(word_at * 64 + word.trailing_zeros() as usize).ok()
+    }
+
+    /// Clears place `at`'s live bit; `false` if it held nothing.
+    fn unmark(&mut self, at: u32) -> bool {
+        let Some(word) = self.live.get_mut(at as usize / 64) else {
+            return false;
+        };
+        if *word & bit(at) == 0 {
+            return false;
+        }
+        *word &= !bit(at);
+        self.len -= 1;
+        true
+    }
+}
+
 impl<T> Slab<T> {
     pub(super) const fn new(limit: usize) -> Self {
         Self {
             slots: Vec::new(),
-            live: Vec::new(),
-            free: Vec::new(),
-            limit,
-            len: 0,
+            places: Places {
+                live: Vec::new(),
+                free: Vec::new(),
+                limit,
+                len: 0,
+            },
         }
     }
 
     pub(super) const fn len(&self) -> usize {
-        self.len
+        self.places.len
     }
 
     /// Stores `value` and returns its number.
@@ -45,38 +124,21 @@ impl<T> Slab<T> {
     ///
     /// If more than `u32::MAX` values are held (a shard of 4 billion entries).
     pub(super) fn insert(&mut self, value: T) -> u32 {
-        let at = if let Some(at) = self.free.pop() {
-            self.slots[at as usize] = MaybeUninit::new(value);
-            at
-        } else {
-            let len = self.slots.len();
-            if len == self.slots.capacity() {
-                // Doubling, but not past the bound: a full bounded shard wastes no places. Past
-                // it (places kept by vacated numbers, at most a fifth more), by an eighth.
-                let want = if len < self.limit {
-                    len.saturating_mul(2).max(8).min(self.limit)
-                } else {
-                    len + (len / 8).max(8)
-                };
-                self.slots.reserve_exact(want - len);
-            }
-            let at = u32::try_from(len).expect("a shard holds at most u32::MAX entries");
+        let (at, reserve) = self.places.claim(self.slots.len(), self.slots.capacity());
+        if at as usize == self.slots.len() {
+            self.slots.reserve_exact(reserve);
             self.slots.push(MaybeUninit::new(value));
-            if len.is_multiple_of(64) {
-                self.live.push(0);
-            }
-            at
-        };
-        self.live[at as usize / 64] |= bit(at);
-        self.len += 1;
+        } else {
+            self.slots[at as usize] = MaybeUninit::new(value);
+        }
+        self.places.mark(at);
         at
     }
 
     /// The value numbered `at`, if it is still held.
     #[inline]
     pub(super) fn get(&self, at: u32) -> Option<&T> {
-        let word = *self.live.get(at as usize / 64)?;
-        if word & bit(at) == 0 {
+        if !self.places.is_live(at) {
             return None;
         }
         // SAFETY: its live bit is set only while the slot holds an initialized value.
@@ -97,8 +159,7 @@ impl<T> Slab<T> {
 
     /// The value numbered `at`, if it is still held.
     pub(super) fn get_mut(&mut self, at: u32) -> Option<&mut T> {
-        let word = *self.live.get(at as usize / 64)?;
-        if word & bit(at) == 0 {
+        if !self.places.is_live(at) {
             return None;
         }
         // SAFETY: as in `get`.
@@ -108,7 +169,7 @@ impl<T> Slab<T> {
     /// Takes the value numbered `at` out; its number may be given to the next value stored.
     pub(super) fn remove(&mut self, at: u32) -> Option<T> {
         let value = self.vacate(at)?;
-        self.free.push(at);
+        self.places.free.push(at);
         Some(value)
     }
 
@@ -121,18 +182,15 @@ impl<T> Slab<T> {
     /// Lets the number of a value taken by [`vacate`](Self::vacate) be given to the next value.
     pub(super) fn release(&mut self, at: u32) {
         debug_assert!(self.get(at).is_none(), "only an emptied place is released");
-        self.free.push(at);
+        self.places.free.push(at);
     }
 
     /// Takes the value numbered `at` out, keeping its number from the next values stored until
     /// [`release`](Self::release): for a number an eviction ring still names.
     pub(super) fn vacate(&mut self, at: u32) -> Option<T> {
-        let word = self.live.get_mut(at as usize / 64)?;
-        if *word & bit(at) == 0 {
+        if !self.places.unmark(at) {
             return None;
         }
-        *word &= !bit(at);
-        self.len -= 1;
         // SAFETY: the live bit was set, so the slot held a value; clearing the bit gave up our
         // claim to it, so it is read out exactly once.
         Some(unsafe { self.slots[at as usize].assume_init_read() })
@@ -140,7 +198,7 @@ impl<T> Slab<T> {
 
     /// The values held, in slot order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
-        let live = &self.live;
+        let live = &self.places.live;
         self.slots
             .iter()
             .enumerate()
@@ -149,15 +207,14 @@ impl<T> Slab<T> {
             .map(|(_, slot)| unsafe { slot.assume_init_ref() })
     }
 
-    /// The values held, in slot order.
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        let live = &self.live;
-        self.slots
-            .iter_mut()
-            .enumerate()
-            .filter(|(at, _)| is_set(live, *at))
-            // SAFETY: as in `get`.
-            .map(|(_, slot)| unsafe { slot.assume_init_mut() })
+    /// Calls `each` with every value held, in slot order.
+    pub(super) fn each_mut(&mut self, each: &mut dyn FnMut(&mut T)) {
+        let mut at = 0;
+        while let Some(next) = self.places.next_live(at) {
+            // SAFETY: a live place holds an initialized value.
+            each(unsafe { self.slots[next as usize].assume_init_mut() });
+            at = next + 1;
+        }
     }
 }
 
@@ -174,7 +231,7 @@ const fn bit(at: u32) -> u64 {
 
 impl<T> Drop for Slab<T> {
     fn drop(&mut self) {
-        for (w, &word) in self.live.iter().enumerate() {
+        for (w, &word) in self.places.live.iter().enumerate() {
             let mut word = word;
             while word != 0 {
                 let at = w * 64 + word.trailing_zeros() as usize;
@@ -208,7 +265,7 @@ impl<T> Iterator for IntoIter<T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
-        while self.slab.len > 0 {
+        while self.slab.places.len > 0 {
             let at = self.next;
             self.next += 1;
             if let Some(value) = self.slab.vacate(at) {
@@ -237,10 +294,30 @@ mod tests {
         let c = slab.insert("c".to_string());
         assert_eq!(c, a, "the emptied place is reused");
         *slab.get_mut(b).unwrap() += "!";
+        let mut seen = Vec::new();
+        slab.each_mut(&mut |value| seen.push(value.clone()));
+        seen.sort();
+        assert_eq!(seen, ["b!", "c"]);
         let mut held: Vec<_> = slab.iter().cloned().collect();
         held.sort();
         assert_eq!(held, ["b!", "c"]);
         assert_eq!(slab.len(), 2);
+    }
+
+    /// `each_mut` visits every held value once, across words of the live bitmap.
+    #[test]
+    fn each_mut_visits_every_held_value() {
+        let mut slab = Slab::new(usize::MAX);
+        for n in 0..300_u32 {
+            slab.insert(n);
+        }
+        for at in (0..300).filter(|at| at % 7 != 0 && at % 64 != 63) {
+            slab.remove(at);
+        }
+        let mut seen = Vec::new();
+        slab.each_mut(&mut |value| seen.push(*value));
+        let expected: Vec<u32> = (0..300).filter(|at| at % 7 == 0 || at % 64 == 63).collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]
