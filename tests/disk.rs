@@ -257,3 +257,34 @@ fn hand_made_stores_of_one_name_with_other_value_types_keep_apart() {
     );
     assert_eq!(counts.len(), 1);
 }
+
+/// A generic function on disk: each instance has a namespace of its own (its identity names the
+/// type arguments), so instances never read each other's values.
+#[cached(store = disk)]
+fn zero_of<T: Default + std::fmt::Display>(n: u64) -> String {
+    format!("{n}:{}", T::default())
+}
+
+#[test]
+fn a_generic_functions_instances_keep_apart_on_disk() {
+    init();
+    assert_eq!(zero_of::<u8>(2), "2:0");
+    assert_eq!(zero_of::<bool>(2), "2:false");
+    zero_of_cache::<u8>().store().flush();
+    zero_of_cache::<bool>().store().flush();
+    assert_eq!(zero_of::<u8>(2), "2:0");
+    assert_eq!(zero_of::<bool>(2), "2:false");
+    assert_eq!(zero_of_cache::<u8>().stats().misses, 1);
+    assert_eq!(zero_of_cache::<bool>().stats().misses, 1);
+    let dir = zero_of_cache::<u8>().store().dir();
+    let store = memo_runtime::store::disk_admin::DiskDirectory::open(dir).expect("the store");
+    let names: Vec<String> = store.functions().into_iter().map(|f| f.function).collect();
+    assert!(
+        names.contains(&"disk::zero_of<u8>".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"disk::zero_of<bool>".to_string()),
+        "{names:?}"
+    );
+}

@@ -80,7 +80,14 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
-    let id = quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce));
+    // A generic function's nonce ends with `g`: the runtime then keys its caches by instance.
+    let generic_mark = if plan.generic {
+        quote!(, "g")
+    } else {
+        quote!()
+    };
+    let id =
+        quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #generic_mark));
     let StoreParts {
         find,
         store_type,
@@ -91,6 +98,15 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    // A generic function's companion takes its parameters: `parse_cache::<u32>()`.
+    let (generics, where_clause) = if plan.generic {
+        (
+            sig.generics.to_token_stream(),
+            sig.generics.where_clause.to_token_stream(),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
+    };
     // No intra-doc link: a receiver-less function in an `impl` cannot be told from a free one.
     let doc = format!(
         " The cache behind `{name}`: statistics, length, invalidation, clearing.\n\n Its key is `{}`.",
@@ -157,7 +173,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #[doc = #doc]
         #[must_use]
         #[allow(dead_code)]
-        #vis fn #companion() -> &'static #runtime::Cache<#key_type, #output #store_type> {
+        #vis fn #companion #generics () -> &'static #runtime::Cache<#key_type, #output #store_type> #where_clause {
             #cell
             #find
         }

@@ -41,6 +41,9 @@ pub(crate) struct Plan {
     /// A sync function over memory whose entries never expire (no `ttl`, nothing renewed): its
     /// expansion tries `quick_hit` first and runs the rest out of line.
     pub(crate) quick: bool,
+    /// The function has type or const parameters: each instance gets a cache of its own, and the
+    /// companion takes the same parameters.
+    pub(crate) generic: bool,
 }
 
 /// A store outside the process.
@@ -115,6 +118,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let config = config(args, &runtime);
     let remote = check_remote(args, &mut errors);
     check_weight(args, &mut errors);
+    let generic = check_generics(func, &key_type, &output, &mut errors);
     let hooks = hooks(args, &runtime, &key_type, &output);
     let quick =
         func.sig.asyncness.is_none() && remote.is_none() && !renews && args.ttl.get().is_none();
@@ -130,6 +134,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         remote,
         hooks,
         quick,
+        generic,
     })
 }
 
@@ -306,18 +311,44 @@ fn check_signature(func: &CachedFn, errors: &mut Errors) {
             "`#[cached]` cannot wrap a variadic function: its arguments cannot be keyed",
         );
     }
-    let generic = sig
+}
+
+/// The type and const parameters of a generic function, which gets one cache per instance: each
+/// holds one key type and one value type, so neither may name a parameter.
+fn check_generics(func: &CachedFn, key_type: &Type, output: &Type, errors: &mut Errors) -> bool {
+    let params: Vec<&Ident> = func
+        .sig
         .generics
         .params
         .iter()
-        .find(|p| !matches!(p, GenericParam::Lifetime(_)));
-    if generic.is_some() {
-        errors.at(
-            &sig.generics,
-            "`#[cached]` cannot wrap a generic function: one cache holds one key type and one value type; \
-             write a non-generic function per type and cache that",
-        );
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some(&param.ident),
+            GenericParam::Const(param) => Some(&param.ident),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    let names_param = |ty: &Type| {
+        matches!(ty, Type::Path(path)
+            if path.qself.is_none()
+                && path.path.segments.first().is_some_and(|s| params.contains(&&s.ident)))
+    };
+    for (ty, what) in [(key_type, "key"), (output, "return")] {
+        if let Some(found) = find_type(ty, &names_param) {
+            errors.at(
+                found,
+                format_args!(
+                    "`#[cached]` keeps one cache per instance of a generic function, so its {what} \
+                     type cannot depend on a type parameter; {}",
+                    if what == "key" {
+                        "choose a key that does not with `key = ..., key_type = ...`"
+                    } else {
+                        "return a type that does not name it"
+                    }
+                ),
+            );
+        }
     }
+    !params.is_empty()
 }
 
 fn check_output(output: &Type, errors: &mut Errors) {

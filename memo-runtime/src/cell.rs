@@ -265,7 +265,13 @@ impl CacheCell {
         make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
     ) -> Erased {
         let path = enclosing(scope);
-        let key = (id, path.to_string(), type_id);
+        // A generic function's instances differ by its own type arguments too.
+        let instance = if is_generic_fn(id) {
+            format!("{path}::{}", own_arguments(scope))
+        } else {
+            path.to_string()
+        };
+        let key = (id, instance, type_id);
         // A body claims its cache by its closure's type; a companion (or a function with generic
         // arguments of its own, which share one cache) takes the first.
         let owner = site.filter(|_| is_body(id, scope, path));
@@ -289,7 +295,10 @@ impl CacheCell {
         {
             // The first type resolved here takes the fast path; the lock keeps its writers apart.
             let _registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-            if self.first.load(Ordering::Acquire).is_null() && !is_generic(path) {
+            if self.first.load(Ordering::Acquire).is_null()
+                && !is_generic(path)
+                && !is_generic_fn(id)
+            {
                 // SAFETY: `first` is unpublished and the registry's lock is held, so no other
                 // thread reads or writes `first_type` now.
                 unsafe { (*self.first_type.get()).write(type_id) };
@@ -331,18 +340,42 @@ fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Option<TypeId>) -> Opt
 }
 
 /// Whether `scope` is in the body of the function `id` names (not its companion), which has no
-/// generic arguments of its own; `enclosing` is [`enclosing`]`(scope)`.
+/// generic arguments of its own unless it is a generic function (whose instances are keyed
+/// apart); `enclosing` is [`enclosing`]`(scope)`.
 fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
     let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
     let name = path.rsplit("::").next().unwrap_or(path);
+    let segment = own_segment(scope)
+        .get(enclosing.len()..)
+        .map(|f| f.trim_start_matches("::"));
+    let segment = if is_generic_fn(id) {
+        segment.map(|s| s.split('<').next().unwrap_or(s))
+    } else {
+        segment
+    };
+    segment == Some(name)
+}
+
+/// Whether `id` is a generic function's: the expansion ends the nonce of a function with type or
+/// const parameters with `g`, and each instance of it gets a cache of its own.
+fn is_generic_fn(id: &str) -> bool {
+    id.ends_with('g')
+}
+
+/// `scope` without its trailing closures: the function's path, with its own arguments.
+fn own_segment(scope: &str) -> &str {
     let mut function = scope;
     while let Some(outer) = function.strip_suffix("::{{closure}}") {
         function = outer;
     }
     function
-        .get(enclosing.len()..)
-        .map(|f| f.trim_start_matches("::"))
-        == Some(name)
+}
+
+/// The function's own generic arguments as `scope` writes them (`<u32, &str>`), or `""`.
+fn own_arguments(scope: &str) -> &str {
+    let function = own_segment(scope);
+    let segment = &function[enclosing(scope).len()..];
+    segment.find('<').map_or("", |start| &segment[start..])
 }
 
 /// The identity of the memoized function with this `id` (`module::function#nonce`) called from
@@ -350,14 +383,20 @@ fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
 /// resolved, as `std::any::type_name` writes them, e.g. `app::Celsius::boiling` or
 /// `<app::Length<app::Feet> as app::Label>::label`. Leaked: one per instance, for the process.
 ///
-/// The function's own generic arguments (its `impl Trait` arguments) are not part of it: such an
-/// argument is left out of the key with `key = …`, which says that the value does not depend on it.
+/// A generic function's own type arguments are part of it (`app::parse<u32>`). Those of a
+/// function with only `impl Trait` arguments are not: such an argument is left out of the key
+/// with `key = …`, which says that the value does not depend on it.
 #[must_use]
 pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
     let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
+    let arguments = if is_generic_fn(id) {
+        own_arguments(scope)
+    } else {
+        ""
+    };
     let identity = match (enclosing(scope), path.rsplit_once("::")) {
-        ("", _) | (_, None) => path.to_string(),
-        (outer, Some((_, name))) => format!("{outer}::{name}"),
+        ("", _) | (_, None) => format!("{path}{arguments}"),
+        (outer, Some((_, name))) => format!("{outer}::{name}{arguments}"),
     };
     Box::leak(identity.into_boxed_str())
 }

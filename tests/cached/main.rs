@@ -4,6 +4,7 @@ mod alloc_count;
 mod asynchronous;
 mod concurrency;
 mod forced;
+mod generics;
 mod keys;
 mod methods;
 mod options;
