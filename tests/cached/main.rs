@@ -4,6 +4,8 @@ mod alloc_count;
 mod asynchronous;
 mod concurrency;
 mod forced;
+#[cfg(feature = "test-util")]
+mod issue19;
 mod keys;
 mod methods;
 mod options;
