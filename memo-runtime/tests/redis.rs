@@ -508,7 +508,7 @@ mod trust {
     };
     use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Store, TieredStore};
 
-    use super::redis_server::{RedisServer, SlowProxy, command};
+    use super::redis_server::{Monitor, RedisServer, SlowProxy, command};
 
     const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -862,26 +862,43 @@ mod trust {
         assert!(stats.skipped >= calls, "{calls} calls: {stats:?}");
     }
 
-    /// A miss without contention is three round trips (the `GET`, the claim's script, the
-    /// `SET`), and its lock's release: the scripts' own reads and writes subtracted, one `GET`
-    /// and one `SET` at top level, and two scripts.
+    /// Issue 19: a miss without contention is three round trips, counted with `MONITOR`: the
+    /// `GET`, the claim's script (read or lock), and one script that stores the value and
+    /// releases the lock; a hit is one `GET`. Sync and async, redis and tiered.
     #[test]
-    fn a_miss_is_three_round_trips_and_a_release() {
+    fn issue19_a_miss_is_three_round_trips_and_a_hit_one() {
         let server = RedisServer::start();
         let client = stubborn(&server.url());
-        let cache = Cache::with_store(options("trips", &client).open::<u64, String>(&config()));
-        assert!(client.get(b"warm").unwrap().is_none());
-        let runs = || ["get", "set", "eval"].map(|name| runs_of(server.port(), name));
-        let before = runs();
-        assert_eq!(
-            cache.get_or_compute(&1, |n| format!("value {n}")),
-            "value 1"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-        let [gets, sets, scripts] = [0, 1, 2].map(|i| runs()[i] - before[i]);
-        // Each script reads the key once; the claim's also sets its lock.
-        assert_eq!(scripts, 2, "the claim and the release");
-        assert_eq!(gets - scripts, 1, "one GET of the call's own");
-        assert_eq!(sets - 1, 1, "one SET of the value");
+        let redis: &'static Cache<u64, String, RedisStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("trips", &client).open(&config())),
+        ));
+        let compute = |key: &u64| format!("value {key}");
+        // Connected, subscribed to releases, before the count.
+        assert_eq!(redis.get_or_compute(&0, compute), "value 0");
+        let monitor = Monitor::start(server.port());
+        let trips = |call: &dyn Fn()| {
+            let mark = monitor.mark();
+            call();
+            monitor.sent_since(mark)
+        };
+        let sync_miss = trips(&|| assert_eq!(redis.get_or_compute(&1, compute), "value 1"));
+        let sync_hit = trips(&|| assert_eq!(redis.get_or_compute(&1, compute), "value 1"));
+        let call_async = |key: u64| {
+            block_on(async move {
+                match hit_or_miss_redis_async(redis, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        };
+        let async_miss = trips(&|| assert_eq!(call_async(2), "value 2"));
+        let async_hit = trips(&|| assert_eq!(call_async(2), "value 2"));
+        assert_eq!(sync_miss, ["get", "eval", "eval"], "a sync miss");
+        assert_eq!(async_miss, ["get", "eval", "eval"], "an async miss");
+        assert_eq!(sync_hit, ["get"], "a sync hit");
+        assert_eq!(async_hit, ["get"], "an async hit");
+        assert_eq!(locks_left(server.port()), 0);
+        let stats = redis.stats();
+        assert_eq!((stats.misses, stats.hits, stats.backend_errors), (3, 2, 0));
     }
 }

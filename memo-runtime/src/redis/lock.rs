@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-use super::client::{ReadOrLock, RedisClient, Subscription};
+use super::client::{ReadOrLock, RedisClient, Stored, Subscription};
 use super::error::Error;
 use super::redlock::RedlockGuard;
 
@@ -321,6 +321,51 @@ impl LockGuard {
         }
     }
 
+    /// Stores `bytes` under `value_key` (with `ttl_ms`) and releases, in one round trip where the
+    /// lock is on one server: whether the lock was still ours. A Redlock's value is stored on
+    /// `store`, then its release runs in the background. A store that fails (a timeout, a
+    /// request never sent) leaves the release to the guard's drop, as before.
+    pub(crate) fn set_and_release(
+        self,
+        store: &RedisClient,
+        value_key: &[u8],
+        bytes: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, Error> {
+        match self.0 {
+            Held::Single(guard) => guard.set_and_release(value_key, bytes, ttl_ms),
+            Held::Redlock(guard) => {
+                let stored = match ttl_ms {
+                    Some(ttl) => store.set_px(value_key, bytes, ttl),
+                    None => store.set(value_key, bytes),
+                };
+                drop(guard);
+                stored.map(|()| true)
+            }
+        }
+    }
+
+    /// [`set_and_release`](Self::set_and_release) for async callers.
+    pub(crate) async fn set_and_release_async(
+        self,
+        store: &RedisClient,
+        value_key: &[u8],
+        bytes: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, Error> {
+        match self.0 {
+            Held::Single(guard) => guard.set_and_release_async(value_key, bytes, ttl_ms).await,
+            Held::Redlock(guard) => {
+                let stored = match ttl_ms {
+                    Some(ttl) => store.set_px_async(value_key, bytes, ttl).await,
+                    None => store.set_async(value_key, bytes).await,
+                };
+                drop(guard);
+                stored.map(|()| true)
+            }
+        }
+    }
+
     /// Releases now and waits for it: whether the lock was still ours (on a majority of the
     /// servers, for a Redlock).
     pub fn release(self) -> Result<bool, Error> {
@@ -365,6 +410,49 @@ impl SingleGuard {
         self.client
             .unlock_and_publish_async(&self.lock_key, &self.token, &self.channel)
             .await
+    }
+
+    fn set_and_release(
+        mut self,
+        value_key: &[u8],
+        bytes: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, Error> {
+        self.stop_renewal();
+        let stored = self.stored(value_key, bytes, ttl_ms);
+        let result = self.client.set_and_unlock(stored);
+        // Not done (a timeout, or never sent): the drop releases in the background.
+        self.released = result.is_ok();
+        result
+    }
+
+    async fn set_and_release_async(
+        mut self,
+        value_key: &[u8],
+        bytes: &[u8],
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, Error> {
+        self.stop_renewal();
+        let stored = self.stored(value_key, bytes, ttl_ms);
+        let result = self.client.set_and_unlock_async(stored).await;
+        self.released = result.is_ok();
+        result
+    }
+
+    fn stored<'a>(
+        &'a self,
+        value_key: &'a [u8],
+        bytes: &'a [u8],
+        ttl_ms: Option<u64>,
+    ) -> Stored<'a> {
+        Stored {
+            value_key,
+            bytes,
+            ttl_ms,
+            lock_key: &self.lock_key,
+            token: &self.token,
+            channel: &self.channel,
+        }
     }
 
     fn stop_renewal(&mut self) {

@@ -27,7 +27,7 @@ use crate::key;
 use crate::lookup::Lookup;
 use crate::redis::budget::{self, Budget};
 use crate::redis::{
-    Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
+    Claimed, Error, LockConfig, LockGuard, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
 };
 
 /// The environment variable that names the prefix of every key (default [`DEFAULT_PREFIX`]).
@@ -52,9 +52,16 @@ thread_local! {
     static PARKED: RefCell<Option<(Vec<u8>, Budget)>> = const { RefCell::new(None) };
 }
 
-/// Budgets of calls from their claim to the write of their value, by value key: the body runs in
-/// between, perhaps on another thread, perhaps with memoized calls of its own.
-type Pending = Arc<Mutex<HashMap<Vec<u8>, Budget>>>;
+/// Calls from their claim to the write of their value, by value key: the body runs in between,
+/// perhaps on another thread, perhaps with memoized calls of its own.
+type Pending = Arc<Mutex<HashMap<Vec<u8>, Claiming>>>;
+
+/// What a call that computes keeps until it writes its value: its budget, and the lock it holds
+/// (none when the claim timed out or failed), released in the write's own round trip.
+struct Claiming {
+    budget: Budget,
+    guard: Option<LockGuard>,
+}
 
 /// What a [`RedisStore`] talks to: its server's client and the lock it claims missing keys
 /// through.
@@ -606,12 +613,16 @@ impl<K, V> RedisStore<K, V> {
             .map_or_else(|| Self::budget(remote), |(_, budget)| budget)
     }
 
-    /// The budget of the call storing `names`' value: the one its claim kept, else a new one.
-    fn pending(&self, remote: &Remote, names: &Names) -> Budget {
+    /// The budget and lock of the call storing `names`' value: those its claim kept, else a new
+    /// budget and no lock.
+    fn pending(&self, remote: &Remote, names: &Names) -> Claiming {
         self.pending
             .lock()
             .remove(&names.value)
-            .unwrap_or_else(|| Self::budget(remote))
+            .unwrap_or_else(|| Claiming {
+                budget: Self::budget(remote),
+                guard: None,
+            })
     }
 
     /// [`read`](Self::read), awaited.
@@ -704,11 +715,14 @@ impl<K, V> RedisStore<K, V> {
                 None
             }
         };
-        self.pending.lock().insert(names.value.clone(), budget);
+        // The lock waits for the value's write, which releases it in the same round trip; a
+        // lease dropped without a write (a value not kept, a panic) releases it then.
+        let claiming = Claiming { budget, guard };
+        self.pending.lock().insert(names.value.clone(), claiming);
         let pending = Arc::clone(&self.pending);
         Claim::Compute(Lease::new(move || {
-            pending.lock().remove(&names.value);
-            drop(guard);
+            let left = pending.lock().remove(&names.value);
+            drop(left);
         }))
     }
 
@@ -722,12 +736,18 @@ impl<K, V> RedisStore<K, V> {
         let Some((remote, names, bytes)) = self.to_store(key, value) else {
             return then();
         };
-        let budget = self.pending(remote, &names);
+        let Claiming { budget, guard } = self.pending(remote, &names);
         let _entered = budget.enter();
         let client = &remote.client;
-        let result = match self.entry_ttl() {
-            Some(ttl) => client.set_px(&names.value, &bytes, ttl),
-            None => client.set(&names.value, &bytes),
+        let ttl = self.entry_ttl();
+        let result = match guard {
+            Some(guard) => guard
+                .set_and_release(client, &names.value, &bytes, ttl)
+                .map(drop),
+            None => match ttl {
+                Some(ttl) => client.set_px(&names.value, &bytes, ttl),
+                None => client.set(&names.value, &bytes),
+            },
         };
         self.record(result);
         then();
@@ -742,12 +762,19 @@ impl<K, V> RedisStore<K, V> {
         let Some((remote, names, bytes)) = self.to_store(key, value) else {
             return then.await;
         };
-        let budget = self.pending(remote, &names);
+        let Claiming { budget, guard } = self.pending(remote, &names);
         let client = &remote.client;
         let store = async {
-            let result = match self.entry_ttl() {
-                Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
-                None => client.set_async(&names.value, &bytes).await,
+            let ttl = self.entry_ttl();
+            let result = match guard {
+                Some(guard) => guard
+                    .set_and_release_async(client, &names.value, &bytes, ttl)
+                    .await
+                    .map(drop),
+                None => match ttl {
+                    Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
+                    None => client.set_async(&names.value, &bytes).await,
+                },
             };
             self.record(result);
             then.await;
