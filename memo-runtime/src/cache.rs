@@ -636,8 +636,12 @@ where
         let _ = cost;
         if keep(&value) {
             if let Some(leader) = leader {
-                self.store.insert_async(key, value.clone()).await;
+                // Stored, then the claim ended: other processes find the value once it is gone.
+                self.store
+                    .insert_claimed_async(key, value.clone(), lease)
+                    .await;
                 leader.finish(&value);
+                return value;
             }
         } else {
             self.counters.record(Event::LoadError);
@@ -665,8 +669,10 @@ where
         crate::metrics::record_load(self.name, cost);
         if keep(&value) {
             if let Some(leader) = leader {
-                self.store.insert_timed(key, value.clone(), cost);
+                // Stored, then the claim ended: other processes find the value once it is gone.
+                self.store.insert_claimed(key, value.clone(), cost, lease);
                 leader.finish(&value);
+                return value;
             }
         } else {
             self.counters.record(Event::LoadError);
@@ -674,7 +680,6 @@ where
                 leader.finish(&value);
             }
         }
-        // After the value is stored: other processes find it once the claim is gone.
         drop(lease);
         value
     }

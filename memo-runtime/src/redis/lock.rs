@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-use super::client::{ReadOrLock, RedisClient, Stored, Subscription};
+use super::client::{ReadOrLock, RedisClient, Stored, Subscription, Write};
 use super::error::Error;
 use super::redlock::RedlockGuard;
 
@@ -321,24 +321,19 @@ impl LockGuard {
         }
     }
 
-    /// Stores `bytes` under `value_key` (with `ttl_ms`) and releases, in one round trip where the
-    /// lock is on one server: whether the lock was still ours. A Redlock's value is stored on
-    /// `store`, then its release runs in the background. A store that fails (a timeout, a
+    /// Stores `write`'s value, publishes its announcement and releases, in one round trip where
+    /// the lock is on one server: whether the lock was still ours. A Redlock's value is written
+    /// on `store`, then its release runs in the background. A write that fails (a timeout, a
     /// request never sent) leaves the release to the guard's drop, as before.
     pub(crate) fn set_and_release(
         self,
         store: &RedisClient,
-        value_key: &[u8],
-        bytes: &[u8],
-        ttl_ms: Option<u64>,
+        write: Write<'_>,
     ) -> Result<bool, Error> {
         match self.0 {
-            Held::Single(guard) => guard.set_and_release(value_key, bytes, ttl_ms),
+            Held::Single(guard) => guard.set_and_release(write),
             Held::Redlock(guard) => {
-                let stored = match ttl_ms {
-                    Some(ttl) => store.set_px(value_key, bytes, ttl),
-                    None => store.set(value_key, bytes),
-                };
+                let stored = store.write(write);
                 drop(guard);
                 stored.map(|()| true)
             }
@@ -349,17 +344,12 @@ impl LockGuard {
     pub(crate) async fn set_and_release_async(
         self,
         store: &RedisClient,
-        value_key: &[u8],
-        bytes: &[u8],
-        ttl_ms: Option<u64>,
+        write: Write<'_>,
     ) -> Result<bool, Error> {
         match self.0 {
-            Held::Single(guard) => guard.set_and_release_async(value_key, bytes, ttl_ms).await,
+            Held::Single(guard) => guard.set_and_release_async(write).await,
             Held::Redlock(guard) => {
-                let stored = match ttl_ms {
-                    Some(ttl) => store.set_px_async(value_key, bytes, ttl).await,
-                    None => store.set_async(value_key, bytes).await,
-                };
+                let stored = store.write_async(write).await;
                 drop(guard);
                 stored.map(|()| true)
             }
@@ -412,46 +402,30 @@ impl SingleGuard {
             .await
     }
 
-    fn set_and_release(
-        mut self,
-        value_key: &[u8],
-        bytes: &[u8],
-        ttl_ms: Option<u64>,
-    ) -> Result<bool, Error> {
+    fn set_and_release(mut self, write: Write<'_>) -> Result<bool, Error> {
         self.stop_renewal();
-        let stored = self.stored(value_key, bytes, ttl_ms);
-        let result = self.client.set_and_unlock(stored);
+        let result = self.client.set_and_unlock(self.stored(write));
         // Not done (a timeout, or never sent): the drop releases in the background.
         self.released = result.is_ok();
         result
     }
 
-    async fn set_and_release_async(
-        mut self,
-        value_key: &[u8],
-        bytes: &[u8],
-        ttl_ms: Option<u64>,
-    ) -> Result<bool, Error> {
+    async fn set_and_release_async(mut self, write: Write<'_>) -> Result<bool, Error> {
         self.stop_renewal();
-        let stored = self.stored(value_key, bytes, ttl_ms);
-        let result = self.client.set_and_unlock_async(stored).await;
+        let result = self.client.set_and_unlock_async(self.stored(write)).await;
         self.released = result.is_ok();
         result
     }
 
-    fn stored<'a>(
-        &'a self,
-        value_key: &'a [u8],
-        bytes: &'a [u8],
-        ttl_ms: Option<u64>,
-    ) -> Stored<'a> {
+    fn stored<'a>(&'a self, write: Write<'a>) -> Stored<'a> {
         Stored {
-            value_key,
-            bytes,
-            ttl_ms,
+            value_key: write.key,
+            bytes: write.bytes,
+            ttl_ms: write.ttl_ms,
             lock_key: &self.lock_key,
             token: &self.token,
             channel: &self.channel,
+            announce: write.announce,
         }
     }
 

@@ -12,7 +12,7 @@
 mod breaker;
 pub(crate) mod budget;
 mod claim;
-mod client;
+pub(crate) mod client;
 mod config;
 mod error;
 mod lock;

@@ -83,7 +83,16 @@ pub enum Claim<V> {
 /// drop(Lease::none()); // what stores without cross-process coordination hand out
 /// ```
 #[must_use = "the claim ends when the lease is dropped"]
-pub struct Lease(Option<Box<dyn FnOnce() + Send>>);
+pub struct Lease(Option<Held>);
+
+/// What a [`Lease`] holds.
+enum Held {
+    /// A release to run on drop.
+    Release(Box<dyn FnOnce() + Send>),
+    /// The store's own claim (its drop releases it), which the store takes back when the value
+    /// is stored ([`Store::insert_claimed`]).
+    Claim(Box<dyn std::any::Any + Send>),
+}
 
 impl Lease {
     /// No claim at all: nothing happens on drop.
@@ -93,14 +102,33 @@ impl Lease {
 
     /// A claim that `release` ends.
     pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
-        Self(Some(Box::new(release)))
+        Self(Some(Held::Release(Box::new(release))))
+    }
+
+    /// A claim held as `claim`, which ends when it is dropped, and which the store that made it
+    /// takes back with [`take`](Self::take) to store the value (and end the claim) its own way.
+    pub(crate) fn holding<T: std::any::Any + Send>(claim: T) -> Self {
+        Self(Some(Held::Claim(Box::new(claim))))
+    }
+
+    /// The claim [`holding`](Self::holding) made, if this lease holds a `T`; else the lease.
+    pub(crate) fn take<T: std::any::Any>(mut self) -> Result<T, Self> {
+        match self.0.take() {
+            Some(Held::Claim(claim)) => match claim.downcast::<T>() {
+                Ok(claim) => Ok(*claim),
+                Err(claim) => Err(Self(Some(Held::Claim(claim)))),
+            },
+            other => Err(Self(other)),
+        }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(release) = self.0.take() {
-            release();
+        match self.0.take() {
+            Some(Held::Release(release)) => release(),
+            Some(Held::Claim(claim)) => drop(claim),
+            None => {}
         }
     }
 }
@@ -204,6 +232,33 @@ pub trait Store<K, V>: Send + Sync {
         V: Send + 'a,
     {
         std::future::ready(self.claim(key))
+    }
+
+    /// Stores the value the holder of a claim computed (as [`insert_timed`](Self::insert_timed)),
+    /// then ends the claim: the lease its [`claim`](Self::claim) gave. A store whose lease
+    /// carries what it needs (the key's names, the lock) stores and releases without working it
+    /// out again. The default inserts, then drops the lease.
+    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+        self.insert_timed(key, value, cost);
+        drop(lease);
+    }
+
+    /// [`insert_claimed`](Self::insert_claimed) for async callers. The default stores with
+    /// [`insert_async`](Self::insert_async), then drops the lease.
+    fn insert_claimed_async<'a>(
+        &'a self,
+        key: K,
+        value: V,
+        lease: Lease,
+    ) -> impl Future<Output = ()> + Send + 'a
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        async move {
+            self.insert_async(key, value).await;
+            drop(lease);
+        }
     }
 
     /// [`insert`](Self::insert) for async callers. The default stores at once.
