@@ -599,9 +599,9 @@ where
         Step::Compute(None, Lease::none())
     }
 
-    /// [`begin`](Self::begin) for an `async fn` over a remote store (`RemoteMiss`): the
-    /// store's reads and claim are awaited, never blocking the executor's thread.
-    #[cfg(feature = "redis")]
+    /// [`begin`](Self::begin) for an `async fn`: the store's reads and claim are awaited
+    /// (Redis's, and the disk's wait for another process's lock), never blocking the executor's
+    /// thread.
     pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), false) {
             Join::Lead(leader) => {

@@ -903,6 +903,8 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
 )]
 struct Steps<K: 'static, V: 'static, S: 'static> {
     begin: fn(&'static Cache<K, V, S>, &K, bool) -> Step<'static, K, V>,
+    begin_async:
+        for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
     finish: fn(
         &'static Cache<K, V, S>,
         K,
@@ -928,6 +930,12 @@ where
             begin: |cache, key, by_thread| {
                 cache.watch_expiry();
                 cache.begin(key, by_thread)
+            },
+            begin_async: |cache, key| {
+                Box::pin(async move {
+                    cache.watch_expiry();
+                    cache.begin_async(key).await
+                })
             },
             finish: Cache::finish,
             waited: Cache::waited,
@@ -1060,7 +1068,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         }
         let trace = Computation::start(cache.name(), "call");
         loop {
-            match (steps.begin)(cache, &key, false) {
+            match (steps.begin_async)(cache, &key).await {
                 Step::Done(value) => {
                     trace.outcome("hit");
                     return value;

@@ -27,6 +27,7 @@ pub(crate) fn unit() -> f64 {
 
 /// `ttl` spread uniformly over `ttl × [1 − fraction, 1 + fraction)`, at least 1: the time to
 /// live of one entry under `jitter = fraction` (remote stores; any unit).
+#[cfg(any(feature = "redis", feature = "disk"))]
 pub(crate) fn spread(ttl: u64, fraction: f64) -> u64 {
     #[allow(
         clippy::cast_precision_loss,

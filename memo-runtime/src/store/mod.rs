@@ -91,6 +91,10 @@ enum Held {
     Release(Box<dyn FnOnce() + Send>),
     /// The store's own claim (its drop releases it), which the store takes back when the value
     /// is stored ([`Store::insert_claimed`]).
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "made by the Redis store")
+    )]
     Claim(Box<dyn std::any::Any + Send>),
 }
 
@@ -107,11 +111,19 @@ impl Lease {
 
     /// A claim held as `claim`, which ends when it is dropped, and which the store that made it
     /// takes back with [`take`](Self::take) to store the value (and end the claim) its own way.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis store")
+    )]
     pub(crate) fn holding<T: std::any::Any + Send>(claim: T) -> Self {
         Self(Some(Held::Claim(Box::new(claim))))
     }
 
     /// The claim [`holding`](Self::holding) made, if this lease holds a `T`; else the lease.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis store")
+    )]
     pub(crate) fn take<T: std::any::Any>(mut self) -> Result<T, Self> {
         match self.0.take() {
             Some(Held::Claim(claim)) => match claim.downcast::<T>() {

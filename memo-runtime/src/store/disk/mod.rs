@@ -14,6 +14,7 @@ mod db;
 mod files;
 mod lock;
 mod perms;
+mod timer;
 mod version;
 mod writer;
 
@@ -657,6 +658,14 @@ where
 
     fn claim(&self, key: &K) -> Claim<V> {
         self.claim_key(key)
+    }
+
+    /// Waits for another process's lock without blocking the executor's thread.
+    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    where
+        V: Send + 'a,
+    {
+        self.claim_key_async(key).await
     }
 
     fn backend(&self) -> &'static str {
