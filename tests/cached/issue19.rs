@@ -28,6 +28,32 @@ fn eventually(done: impl Fn() -> bool) -> bool {
     true
 }
 
+/// Asserts that reading a key continuously left `misses` and `coalesced` at their warm-up
+/// values (`warm`), and that the key was refreshed every period or so.
+fn assert_nobody_waited(warm: &memo::Stats, stats: &memo::Stats) {
+    assert_eq!(
+        (stats.misses, stats.coalesced),
+        (warm.misses, warm.coalesced),
+        "no caller computed or waited after the first: {stats:?}"
+    );
+    assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+}
+
+/// Reads `read` [`READS`] times, [`STEP`] apart on the cache's clock (1 ms apart in real time),
+/// after a first read that fills the cache; returns the statistics after the first read.
+fn read_continuously(cache: &memo::Cache<u32, usize>, read: impl Fn()) -> memo::Stats {
+    let (clock, mock) = Clock::mock();
+    cache.set_clock(clock);
+    read();
+    let warm = cache.stats();
+    for _ in 0..READS {
+        mock.increment(STEP);
+        read();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    warm
+}
+
 #[cached(ttl = "200ms", refresh = "early")]
 fn gauge(sensor: u32) -> usize {
     assert!(sensor > 0);
@@ -37,23 +63,9 @@ fn gauge(sensor: u32) -> usize {
 
 #[test]
 fn early_refresh_keeps_every_caller_of_a_hot_key_from_waiting() {
-    let (clock, mock) = Clock::mock();
-    let cache = gauge_cache();
-    cache.set_clock(clock);
-    gauge(1);
-    let warm = cache.stats();
-    for _ in 0..READS {
-        mock.increment(STEP);
-        gauge(1);
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let stats = cache.stats();
-    assert_eq!(
-        (stats.misses, stats.coalesced),
-        (warm.misses, warm.coalesced),
-        "no caller computed or waited after the first: {stats:?}"
-    );
-    assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+    let warm = read_continuously(gauge_cache(), || assert_eq!(gauge(1), 1));
+    let stats = gauge_cache().stats();
+    assert_nobody_waited(&warm, &stats);
     assert_eq!(stats.hits, READS as u64);
 }
 
@@ -66,23 +78,8 @@ fn meter(sensor: u32) -> usize {
 
 #[test]
 fn stale_keeps_every_caller_of_a_hot_key_from_waiting() {
-    let (clock, mock) = Clock::mock();
-    let cache = meter_cache();
-    cache.set_clock(clock);
-    meter(1);
-    let warm = cache.stats();
-    for _ in 0..READS {
-        mock.increment(STEP);
-        meter(1);
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let stats = cache.stats();
-    assert_eq!(
-        (stats.misses, stats.coalesced),
-        (warm.misses, warm.coalesced),
-        "no caller computed or waited after the first: {stats:?}"
-    );
-    assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+    let warm = read_continuously(meter_cache(), || assert_eq!(meter(1), 1));
+    assert_nobody_waited(&warm, &meter_cache().stats());
 }
 
 static LEDGER_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -133,25 +130,27 @@ mod asynchronous {
         port as usize
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn early_refresh_keeps_every_async_caller_of_a_hot_key_from_waiting() {
+    /// [`read_continuously`] of an `async fn`, awaited.
+    async fn read_continuously_async<F: Future<Output = usize>>(
+        cache: &memo::Cache<u32, usize>,
+        read: impl Fn() -> F,
+    ) -> memo::Stats {
         let (clock, mock) = Clock::mock();
-        let cache = tide_cache();
         cache.set_clock(clock);
-        tide(1).await;
+        read().await;
         let warm = cache.stats();
         for _ in 0..READS {
             mock.increment(STEP);
-            tide(1).await;
+            assert_eq!(read().await, 1);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let stats = cache.stats();
-        assert_eq!(
-            (stats.misses, stats.coalesced),
-            (warm.misses, warm.coalesced),
-            "no caller computed or waited after the first: {stats:?}"
-        );
-        assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+        warm
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_refresh_keeps_every_async_caller_of_a_hot_key_from_waiting() {
+        let warm = read_continuously_async(tide_cache(), || tide(1)).await;
+        assert_nobody_waited(&warm, &tide_cache().stats());
     }
 
     #[cached(ttl = "200ms", stale = "100ms")]
@@ -163,22 +162,7 @@ mod asynchronous {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_key_from_waiting() {
-        let (clock, mock) = Clock::mock();
-        let cache = swell_cache();
-        cache.set_clock(clock);
-        swell(1).await;
-        let warm = cache.stats();
-        for _ in 0..READS {
-            mock.increment(STEP);
-            swell(1).await;
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let stats = cache.stats();
-        assert_eq!(
-            (stats.misses, stats.coalesced),
-            (warm.misses, warm.coalesced),
-            "no caller computed or waited after the first: {stats:?}"
-        );
-        assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+        let warm = read_continuously_async(swell_cache(), || swell(1)).await;
+        assert_nobody_waited(&warm, &swell_cache().stats());
     }
 }

@@ -62,6 +62,33 @@ struct Parked<K> {
     budget: Budget,
 }
 
+/// A value on its way to Redis: its key's names and bytes, the call's budget, and the lock the
+/// write releases (none for a plain insert, or a claim that timed out or failed).
+struct Outgoing<'a> {
+    client: &'a RedisClient,
+    names: Names,
+    budget: Budget,
+    guard: Option<LockGuard>,
+    bytes: Vec<u8>,
+    ttl_ms: Option<u64>,
+}
+
+impl Outgoing<'_> {
+    /// The write, with `announce` (channel and message head) published beside it.
+    fn write<'a>(&'a self, announce: Option<(&'a [u8], &'a [u8])>) -> Write<'a> {
+        Write {
+            key: &self.names.value,
+            bytes: &self.bytes,
+            ttl_ms: self.ttl_ms,
+            announce: announce.map(|(channel, head)| Announce {
+                channel,
+                head,
+                key: &self.names.encoded,
+            }),
+        }
+    }
+}
+
 /// What a call that computes holds from its claim to the write of its value (in its
 /// [`Lease`]; the body runs in between, perhaps on another thread): the key's names, the call's
 /// budget, and the lock (none when the claim timed out or failed), released in the write's own
@@ -765,20 +792,12 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some((remote, claiming)) = self.claiming(key, lease) else {
+        let Some(mut out) = self.outgoing(key, value, lease) else {
             return;
         };
-        let Claiming {
-            names,
-            budget,
-            guard,
-        } = claiming;
-        let _entered = budget.enter();
-        let Some(bytes) = self.encode_value(&names, value) else {
-            return;
-        };
-        let write = self.write(&names, &bytes, announce);
-        let client = &remote.client;
+        let (guard, client) = (out.guard.take(), out.client);
+        let _entered = out.budget.enter();
+        let write = out.write(announce);
         let result = match guard {
             Some(guard) => guard.set_and_release(client, write).map(drop),
             None => client.write(write),
@@ -797,58 +816,42 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some((remote, claiming)) = self.claiming(key, lease) else {
+        let Some(mut out) = self.outgoing(key, value, lease) else {
             return;
         };
-        let Claiming {
-            names,
-            budget,
-            guard,
-        } = claiming;
-        let Some(bytes) = self.encode_value(&names, value) else {
-            return;
-        };
-        let write = self.write(&names, &bytes, announce);
-        let client = &remote.client;
+        let (guard, client) = (out.guard.take(), out.client);
+        let write = out.write(announce);
         let store = async {
             let result = match guard {
-                Some(guard) => guard.set_and_release_async(client, write).await.map(drop),
-                None => client.write_async(write).await,
+                Some(guard) => guard.set_and_release_async(client, write).await,
+                None => client.write_async(write).await.map(|()| true),
             };
             self.record(result);
         };
-        budget::within(&budget, store).await;
+        budget::within(&out.budget, store).await;
     }
 
-    /// The write of `bytes` under `names`, with this store's time to live.
-    fn write<'a>(
-        &self,
-        names: &'a Names,
-        bytes: &'a [u8],
-        announce: Option<(&'a [u8], &'a [u8])>,
-    ) -> Write<'a> {
-        Write {
-            key: &names.value,
-            bytes,
-            ttl_ms: self.entry_ttl(),
-            announce: announce.map(|(channel, head)| Announce {
-                channel,
-                head,
-                key: &names.encoded,
-            }),
-        }
-    }
-
-    /// The bytes stored for `value` under `names`; `None` (counted) if it cannot be encoded.
-    fn encode_value(&self, names: &Names, value: &V) -> Option<Vec<u8>>
+    /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
+    /// a plain insert's; `None` (counted) if the store is unusable or the key or value cannot be
+    /// encoded (a claim's lock is then released in the background).
+    fn outgoing(&self, key: &K, value: &V, lease: Lease) -> Option<Outgoing<'_>>
     where
+        K: Serialize,
         V: Serialize,
     {
-        let bytes = self.wrap(names, value);
-        if bytes.is_none() {
+        let (remote, claiming) = self.claiming(key, lease)?;
+        let Some(bytes) = self.wrap(&claiming.names, value) else {
             self.failed(&"a value could not be encoded");
-        }
-        bytes
+            return None;
+        };
+        Some(Outgoing {
+            client: &remote.client,
+            names: claiming.names,
+            budget: claiming.budget,
+            guard: claiming.guard,
+            bytes,
+            ttl_ms: self.entry_ttl(),
+        })
     }
 
     fn record<T>(&self, result: Result<T, Error>) -> Option<T> {
