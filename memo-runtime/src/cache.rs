@@ -69,8 +69,13 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     /// Forced refreshes running now, on any thread: while 0, lookups skip the thread-local check.
     refreshing: AtomicUsize,
     /// The value each background refresh running now replaces, served to the callers that find
-    /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)); few at once.
-    renewing: parking_lot::Mutex<Vec<(K, V)>>,
+    /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)), with
+    /// when the refresh started; few at once.
+    renewing: parking_lot::Mutex<Vec<(K, V, Instant)>>,
+    /// How long after its refresh started an old value may still be served that way: one time to
+    /// live (none for a cache that does not renew), so a refresh that hangs or starves leaves
+    /// callers to compute, as before, instead of serving its old value for ever.
+    renew_for: Duration,
 }
 
 impl<K, V> Cache<K, V> {
@@ -90,7 +95,7 @@ impl<K, V> Cache<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: Config) -> Self {
-        Self::with_store(MemoryStore::new(&config))
+        Self::with_store(MemoryStore::new(&config)).renewing_as(&config)
     }
 
     /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
@@ -134,7 +139,17 @@ impl<K, V, S> Cache<K, V, S> {
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
             renewing: parking_lot::Mutex::new(Vec::new()),
+            renew_for: Duration::ZERO,
         }
+    }
+
+    /// Serves the old value of a key whose background refresh runs past its expiry for up to one
+    /// time to live, when `config` renews entries (`stale`, `refresh = "early"`).
+    pub(crate) fn renewing_as(mut self, config: &Config) -> Self {
+        if config.renews() {
+            self.renew_for = config.ttl.unwrap_or_default();
+        }
+        self
     }
 
     /// The store behind this cache.
@@ -333,7 +348,7 @@ where
     {
         self.renewing
             .lock()
-            .retain(|(k, _)| !Lookup::matches(&key, k));
+            .retain(|(k, _, _)| !Lookup::matches(&key, k));
         self.store.remove(&key)
     }
 
@@ -701,7 +716,9 @@ where
     ///
     /// While that refresh runs, the value it replaces is served even past the time to live (and
     /// past `stale`), so that no caller waits for a refresh started before the expiry: the store
-    /// misses, and the caller finds the value here instead of joining the refresh.
+    /// misses, and the caller finds the value here instead of joining the refresh. Only for one
+    /// time to live after the refresh started: a refresh that hangs, or a task that never gets to
+    /// run, leaves callers to compute.
     pub(crate) fn hit_renewing<L: Lookup<Key = K>>(
         &self,
         key: &L,
@@ -712,7 +729,11 @@ where
         };
         if due {
             let owned = key.to_key();
-            self.renewing.lock().push((owned.clone(), value.clone()));
+            if !self.renew_for.is_zero() {
+                let started = Instant::now();
+                let served = (owned.clone(), value.clone(), started);
+                self.renewing.lock().push(served);
+            }
             start_refresh(owned);
         }
         Some(value)
@@ -723,9 +744,9 @@ where
     #[inline(never)]
     fn renewed_meanwhile<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let renewing = self.renewing.lock();
-        let value = renewing
-            .iter()
-            .find_map(|(k, v)| key.matches(k).then(|| v.clone()))?;
+        let value = renewing.iter().find_map(|(k, v, started)| {
+            (key.matches(k) && started.elapsed() < self.renew_for).then(|| v.clone())
+        })?;
         drop(renewing);
         self.counters.record(Event::Hit);
         Some(value)
@@ -735,7 +756,7 @@ where
     /// longer served in its place. The first of `key`'s goes: refreshes of one key end in order.
     fn renewed(&self, key: &K) {
         let mut renewing = self.renewing.lock();
-        if let Some(at) = renewing.iter().position(|(k, _)| k == key) {
+        if let Some(at) = renewing.iter().position(|(k, _, _)| k == key) {
             renewing.remove(at);
         }
     }

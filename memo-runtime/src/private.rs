@@ -104,7 +104,10 @@ fn new_hooked_cache<K, V>(
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> Cache<K, V> {
-    Cache::with_store(hooks(MemoryStore::new(&config()))).named(name)
+    let config = config();
+    Cache::with_store(hooks(MemoryStore::new(&config)))
+        .renewing_as(&config)
+        .named(name)
 }
 
 /// The weight of an entry by the user's `weight = …`, which may return any integer.

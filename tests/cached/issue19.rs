@@ -119,6 +119,42 @@ fn the_old_value_is_served_past_the_ttl_while_its_refresh_runs_and_invalidate_dr
     assert_eq!(cache.stats().misses, 2);
 }
 
+static STUCK_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Holds the background refresh (run 2) until the test lets it go.
+static RELEASE_STUCK: AtomicBool = AtomicBool::new(false);
+
+#[cached(ttl = "200ms", refresh = "early", beta = 1e12)]
+fn stuck(account: u32) -> usize {
+    assert!(account > 0);
+    let run = STUCK_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        assert!(eventually(|| RELEASE_STUCK.load(Ordering::SeqCst)));
+    }
+    run
+}
+
+/// The old value is served while its refresh runs for one time to live after the refresh
+/// started, no longer: a refresh that hangs leaves callers to compute, as before.
+#[test]
+fn a_refresh_that_hangs_past_a_ttl_leaves_callers_to_compute() {
+    let (clock, mock) = Clock::mock();
+    let cache = stuck_cache();
+    cache.set_clock(clock);
+    assert_eq!(stuck(1), 1);
+    assert_eq!(stuck(1), 1, "due early: run 2 starts, and hangs");
+    assert!(eventually(|| STUCK_RUNS.load(Ordering::SeqCst) == 2));
+    mock.increment(Duration::from_secs(1));
+    assert_eq!(
+        stuck(1),
+        1,
+        "past the ttl, within a ttl of the refresh's start"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stuck(1), 3, "a ttl after the refresh started: computed");
+    assert_eq!(cache.stats().misses, 2);
+    RELEASE_STUCK.store(true, Ordering::SeqCst);
+}
+
 #[cfg(feature = "tokio")]
 mod asynchronous {
     use super::*;
