@@ -1,5 +1,6 @@
 //! The Redis layer against local `redis-server`s that this binary starts: a bare `GET` round
-//! trip beside a memoized hit of `#[cached(store = redis)]`, a tiered hit, a single-instance
+//! trip beside a memoized hit of `#[cached(store = redis)]`, a miss's latency and round trips
+//! (`redis/miss_us`, `redis/miss_round_trips`, counted with `MONITOR`), a tiered hit, a single-instance
 //! lock, stampedes of processes on one cold key (through the cache, through Redlock over 5
 //! servers, and through the cache with `lock = "redlock"`), and what a dead, frozen or slow server adds to a call
 //! (a miss sends several commands; they share one command timeout: `redis/frozen_added_ms`,
@@ -30,7 +31,7 @@ use memo::redis::{
     BreakerConfig, Claimed, LockConfig, RedisClient, RedisConfig, Redlock, RedlockConfig, URLS_VAR,
 };
 use memo::{Cache, Config, RedisOptions, RedisStore, TieredStore, cached};
-use redis_server::{RedisServer, SlowProxy, command};
+use redis_server::{Monitor, RedisServer, SlowProxy, command};
 use support::{Report, best_ns_per_op};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -169,6 +170,8 @@ fn main() {
     report.figure("redis/hit_us", hit / 1e3, "us");
     report.figure("redis/hit_vs_raw_get", hit / raw, "x");
 
+    miss_trips(&mut report, &server, raw);
+
     assert_eq!((tiered_square(9), memory_square(9)), (81, 81));
     let local_hits = 1_000_000;
     let (mut tiered, mut memory) = (f64::MAX, f64::MAX);
@@ -200,6 +203,41 @@ fn main() {
     report.write();
 }
 
+/// A miss with no contention: its latency (fresh keys of the memoized `profile`, a body that costs
+/// next to nothing) beside the raw `GET`'s, and its round trips, counted with `MONITOR`
+/// (commands sent by the client; those a script runs are not round trips), with a hit's.
+fn miss_trips(report: &mut Report, server: &RedisServer, raw_get_ns: f64) {
+    let misses = 500;
+    let mut next = 1_u64 << 32;
+    let miss = best_ns_per_op(5, misses, || {
+        for _ in 0..misses {
+            black_box(profile(black_box(next)));
+            next += 1;
+        }
+    });
+    report.figure("redis/miss_us", miss / 1e3, "us");
+    report.figure("redis/miss_vs_raw_get", miss / raw_get_ns, "x");
+    let monitor = Monitor::start(server.port());
+    let mark = monitor.mark();
+    black_box(profile(black_box(next)));
+    let miss_sent = monitor.sent_since(mark);
+    let mark = monitor.mark();
+    black_box(profile(black_box(next)));
+    let hit_sent = monitor.sent_since(mark);
+    println!("# a miss sends {miss_sent:?}, a hit {hit_sent:?}");
+    report.figure(
+        "redis/miss_round_trips",
+        miss_sent.len() as f64,
+        "round trips",
+    );
+    report.figure(
+        "redis/hit_round_trips",
+        hit_sent.len() as f64,
+        "round trips",
+    );
+    assert_eq!(profile_cache().stats().backend_errors, 0);
+}
+
 /// What a killed, frozen or slow server adds to a call.
 fn faults(report: &mut Report, server: &mut RedisServer, config: RedisConfig) {
     // Killed: connections are refused at once. Frozen: nothing answers, so each call waits for
@@ -218,7 +256,8 @@ fn faults(report: &mut Report, server: &mut RedisServer, config: RedisConfig) {
     closed.get(b"bench:k").expect("connected before the fault");
     opens.get(b"bench:k").expect("connected before the fault");
 
-    // Slow: every reply 30 ms or 60 ms late. A miss is three round trips (GET, claim, SET);
+    // Slow: every reply 30 ms or 60 ms late. A miss is three round trips (GET, claim, the SET
+    // that releases the lock);
     // past the one command timeout of the call, what is left is not sent.
     for (delay_ms, name) in [(30, "redis/slow30_added_ms"), (60, "redis/slow_added_ms")] {
         let proxy = SlowProxy::start(server.port(), Duration::ZERO);

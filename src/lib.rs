@@ -142,8 +142,7 @@ pub use memo_runtime::Codec;
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
-/// What `weight = ...` may return: any integer type.
-pub use memo_runtime::store::Weight;
+pub use memo_runtime::store::{Weigher, Weight};
 #[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{

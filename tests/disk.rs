@@ -288,3 +288,50 @@ fn a_generic_functions_instances_keep_apart_on_disk() {
         "{names:?}"
     );
 }
+
+/// `jitter` on `store = disk` spreads each entry's time to live.
+#[cached(store = disk("jitter"), ttl = "100s", jitter = 0.5)]
+fn spread(n: u64) -> u64 {
+    n + 1
+}
+
+#[cfg(feature = "test-util")]
+#[test]
+fn jitter_spreads_each_disk_entrys_time_to_live() {
+    init();
+    let cache = spread_cache();
+    let (clock, mock) = memo::Clock::mock();
+    cache.store().set_clock(clock);
+    let keys = 0..64_u64;
+    for n in keys.clone() {
+        assert_eq!(spread(n), n + 1);
+    }
+    let live = || keys.clone().filter(|n| cache.get(n).is_some()).count();
+    assert_eq!(live(), 64);
+    // Each time to live is in [50 s, 150 s): at 100 s about half are gone.
+    mock.increment(std::time::Duration::from_secs(100));
+    let at_100 = live();
+    assert!(0 < at_100 && at_100 < 64, "{at_100} of 64 live at 100 s");
+    mock.increment(std::time::Duration::from_secs(51));
+    assert_eq!(live(), 0, "all gone past 150 s");
+}
+
+static STAMPS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = disk("forced"))]
+fn stamp(n: u64) -> usize {
+    assert!(n > 0);
+    STAMPS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// a forced refresh recomputes past the stored value, stores the
+/// new one and counts a refresh, on `store = disk`.
+#[test]
+fn forced_refresh_recomputes_on_disk() {
+    init();
+    assert_eq!(stamp(1), 1);
+    assert_eq!(stamp(1), 1, "a hit");
+    assert_eq!(stamp_cache().refresh(|| stamp(1)), 2, "computed again");
+    assert_eq!(stamp(1), 2, "and stored");
+    assert_eq!(stamp_cache().stats().refreshes, 1);
+}

@@ -452,3 +452,86 @@ fn the_prefix_variable_separates_programs_on_one_server() {
     );
     assert_eq!(run(Some("a-third")), "executions=1");
 }
+
+static RATES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, ttl = "10m")]
+fn rate(n: u64) -> usize {
+    assert!(n > 0);
+    RATES.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+static TIERED_RATES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_rate(n: u64) -> usize {
+    assert!(n > 0);
+    TIERED_RATES.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// a forced refresh recomputes past the stored value, stores the
+/// new one and counts a refresh, on `store = redis` and `tiered`.
+#[test]
+fn forced_refresh_recomputes_on_redis_and_tiered() {
+    init();
+    assert_eq!(rate(1), 1);
+    assert_eq!(rate(1), 1, "a hit");
+    assert_eq!(rate_cache().refresh(|| rate(1)), 2, "computed again");
+    assert_eq!(rate(1), 2, "and stored");
+    assert_eq!(rate_cache().stats().refreshes, 1);
+    assert_eq!(tiered_rate(1), 1);
+    assert_eq!(tiered_rate(1), 1, "a hit");
+    assert_eq!(tiered_rate_cache().refresh(|| tiered_rate(1)), 2);
+    assert_eq!(tiered_rate(1), 2, "and stored");
+    assert_eq!(tiered_rate_cache().stats().refreshes, 1);
+}
+
+static GATHERS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn gather(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(100));
+    GATHERS.fetch_add(1, Ordering::SeqCst);
+    n * 2
+}
+
+/// concurrent callers of one cold key of `store = tiered` in one
+/// process run it once.
+#[test]
+fn concurrent_callers_of_a_cold_tiered_key_run_it_once() {
+    init();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                gather(21)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), 42);
+    }
+    assert_eq!(GATHERS.load(Ordering::SeqCst), 1);
+    assert_eq!(gather_cache().stats().misses, 1);
+}
+
+static BRIEFS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 10, ttl = "300ms")]
+fn brief(n: u64) -> usize {
+    assert!(n > 0);
+    BRIEFS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// `ttl` on `store = tiered` expires the local copy and the Redis
+/// entry (Redis keeps wall time, so this test waits past it).
+#[test]
+fn ttl_expires_tiered_entries() {
+    init();
+    assert_eq!(brief(1), 1);
+    assert_eq!(brief(1), 1, "a hit");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(brief(1), 2, "expired in both tiers: computed again");
+}

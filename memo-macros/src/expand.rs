@@ -79,15 +79,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     } = func;
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
-    let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
-    // A generic function's nonce ends with `g`: the runtime then keys its caches by instance.
-    let generic_mark = if plan.generic {
-        quote!(, "g")
-    } else {
-        quote!()
-    };
-    let id =
-        quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #generic_mark));
+    let id = cache_id(plan, name, nonce);
     let StoreParts {
         find,
         store_type,
@@ -98,15 +90,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
-    // A generic function's companion takes its parameters: `parse_cache::<u32>()`.
-    let (generics, where_clause) = if plan.generic {
-        (
-            sig.generics.to_token_stream(),
-            sig.generics.where_clause.to_token_stream(),
-        )
-    } else {
-        (TokenStream::new(), TokenStream::new())
-    };
+    let (generics, where_clause) = companion_generics(plan, sig);
     // No intra-doc link: a receiver-less function in an `impl` cannot be told from a free one.
     let doc = format!(
         " The cache behind `{name}`: statistics, length, invalidation, clearing.\n\n Its key is `{}`.",
@@ -177,6 +161,31 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
             #cell
             #find
         }
+    }
+}
+
+/// The id of the function's cache: its module path, name and `nonce`, which ends with `g` for a
+/// generic function (the runtime then keys its caches by instance).
+fn cache_id(plan: &Plan, name: &str, nonce: usize) -> TokenStream {
+    let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
+    let generic_mark = if plan.generic {
+        quote!(, "g")
+    } else {
+        quote!()
+    };
+    quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #generic_mark))
+}
+
+/// A generic function's companion takes its parameters (`parse_cache::<u32>()`): its generics
+/// and its `where` clause; nothing for another function.
+fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenStream) {
+    if plan.generic {
+        (
+            sig.generics.to_token_stream(),
+            sig.generics.where_clause.to_token_stream(),
+        )
+    } else {
+        (TokenStream::new(), TokenStream::new())
     }
 }
 

@@ -220,7 +220,7 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
     ];
     match kind {
         RemoteKind::Disk => {
-            unsupported.extend([args.jitter.path(), args.policy.path()]);
+            unsupported.push(args.policy.path());
             if let Some(lock) = args.lock.path() {
                 errors.at(
                     lock,

@@ -68,6 +68,14 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     janitor: Once,
     /// Forced refreshes running now, on any thread: while 0, lookups skip the thread-local check.
     refreshing: AtomicUsize,
+    /// The value each background refresh running now replaces, served to the callers that find
+    /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)), with
+    /// when the refresh started; few at once.
+    renewing: parking_lot::Mutex<Vec<(K, V, Instant)>>,
+    /// How long after its refresh started an old value may still be served that way: one time to
+    /// live (none for a cache that does not renew), so a refresh that hangs or starves leaves
+    /// callers to compute, as before, instead of serving its old value for ever.
+    renew_for: Duration,
 }
 
 impl<K, V> Cache<K, V> {
@@ -87,7 +95,7 @@ impl<K, V> Cache<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: Config) -> Self {
-        Self::with_store(MemoryStore::new(&config))
+        Self::with_store(MemoryStore::new(&config)).renewing_as(&config)
     }
 
     /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
@@ -130,7 +138,18 @@ impl<K, V, S> Cache<K, V, S> {
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
+            renewing: parking_lot::Mutex::new(Vec::new()),
+            renew_for: Duration::ZERO,
         }
+    }
+
+    /// Serves the old value of a key whose background refresh runs past its expiry for up to one
+    /// time to live, when `config` renews entries (`stale`, `refresh = "early"`).
+    pub(crate) fn renewing_as(mut self, config: &Config) -> Self {
+        if config.renews() {
+            self.renew_for = config.ttl.unwrap_or_default();
+        }
+        self
     }
 
     /// The store behind this cache.
@@ -327,6 +346,9 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
+        self.renewing
+            .lock()
+            .retain(|(k, _, _)| !Lookup::matches(&key, k));
         self.store.remove(&key)
     }
 
@@ -344,6 +366,7 @@ where
     /// assert_eq!(cache.stats().misses, 1); // statistics are kept
     /// ```
     pub fn clear(&self) {
+        self.renewing.lock().clear();
         self.store.clear();
     }
 
@@ -591,9 +614,9 @@ where
         Step::Compute(None, Lease::none())
     }
 
-    /// [`begin`](Self::begin) for an `async fn` over a remote store (`RemoteMiss`): the
-    /// store's reads and claim are awaited, never blocking the executor's thread.
-    #[cfg(feature = "redis")]
+    /// [`begin`](Self::begin) for an `async fn`: the store's reads and claim are awaited
+    /// (Redis's, and the disk's wait for another process's lock), never blocking the executor's
+    /// thread.
     pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
         match self.flights.join(key.clone(), false) {
             Join::Lead(leader) => {
@@ -628,8 +651,12 @@ where
         let _ = cost;
         if keep(&value) {
             if let Some(leader) = leader {
-                self.store.insert_async(key, value.clone()).await;
+                // Stored, then the claim ended: other processes find the value once it is gone.
+                self.store
+                    .insert_claimed_async(key, value.clone(), lease)
+                    .await;
                 leader.finish(&value);
+                return value;
             }
         } else {
             self.counters.record(Event::LoadError);
@@ -657,8 +684,10 @@ where
         crate::metrics::record_load(self.name, cost);
         if keep(&value) {
             if let Some(leader) = leader {
-                self.store.insert_timed(key, value.clone(), cost);
+                // Stored, then the claim ended: other processes find the value once it is gone.
+                self.store.insert_claimed(key, value.clone(), cost, lease);
                 leader.finish(&value);
+                return value;
             }
         } else {
             self.counters.record(Event::LoadError);
@@ -666,7 +695,6 @@ where
                 leader.finish(&value);
             }
         }
-        // After the value is stored: other processes find it once the claim is gone.
         drop(lease);
         value
     }
@@ -685,16 +713,52 @@ where
 
     /// The hit path of a function with `stale` or early refresh: a value, and when it is due,
     /// `start_refresh` is handed its owned key (this one caller starts the background refresh).
+    ///
+    /// While that refresh runs, the value it replaces is served even past the time to live (and
+    /// past `stale`), so that no caller waits for a refresh started before the expiry: the store
+    /// misses, and the caller finds the value here instead of joining the refresh. Only for one
+    /// time to live after the refresh started: a refresh that hangs, or a task that never gets to
+    /// run, leaves callers to compute.
     pub(crate) fn hit_renewing<L: Lookup<Key = K>>(
         &self,
         key: &L,
         start_refresh: impl FnOnce(K),
     ) -> Option<V> {
-        let (value, due) = self.store.get_renewing(key)?;
+        let Some((value, due)) = self.store.get_renewing(key) else {
+            return self.renewed_meanwhile(key);
+        };
         if due {
-            start_refresh(key.to_key());
+            let owned = key.to_key();
+            if !self.renew_for.is_zero() {
+                let started = Instant::now();
+                let served = (owned.clone(), value.clone(), started);
+                self.renewing.lock().push(served);
+            }
+            start_refresh(owned);
         }
         Some(value)
+    }
+
+    /// The value a background refresh of `key` running now replaces, counted as a hit.
+    #[cold]
+    #[inline(never)]
+    fn renewed_meanwhile<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let renewing = self.renewing.lock();
+        let value = renewing.iter().find_map(|(k, v, started)| {
+            (key.matches(k) && started.elapsed() < self.renew_for).then(|| v.clone())
+        })?;
+        drop(renewing);
+        self.counters.record(Event::Hit);
+        Some(value)
+    }
+
+    /// A background refresh of `key` ended (its value stored, or given up): its old value is no
+    /// longer served in its place. The first of `key`'s goes: refreshes of one key end in order.
+    fn renewed(&self, key: &K) {
+        let mut renewing = self.renewing.lock();
+        if let Some(at) = renewing.iter().position(|(k, _, _)| k == key) {
+            renewing.remove(at);
+        }
     }
 
     /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
@@ -706,6 +770,7 @@ where
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
             self.store.release_refresh(&&key);
+            self.renewed(&key);
             return;
         }
         self.counters.record(Event::Refresh);
@@ -723,12 +788,12 @@ where
                 } else {
                     "error"
                 });
-                self.refreshed(key, computed.ok(), keep, started);
+                self.refreshed_in_background(key, computed.ok(), keep, started);
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
-            self.refreshed(retry, None, keep, Instant::now());
+            self.refreshed_in_background(retry, None, keep, Instant::now());
         }
     }
 
@@ -745,13 +810,13 @@ where
         let started = Instant::now();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Not called from within a tokio runtime: nothing to run the refresh on.
-            self.refreshed(key, None, keep, started);
+            self.refreshed_in_background(key, None, keep, started);
             return;
         };
         let computing = runtime.spawn(refresh(key.clone()));
         runtime.spawn(async move {
             let computed = computing.await.ok();
-            self.refreshed(key, computed, keep, started);
+            self.refreshed_in_background(key, computed, keep, started);
         });
     }
 
@@ -769,7 +834,21 @@ where
         value
     }
 
-    /// The end of a background refresh: store the new value if it is kept; otherwise (an error,
+    /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is
+    /// no longer served in the new one's place.
+    fn refreshed_in_background(
+        &self,
+        key: K,
+        computed: Option<V>,
+        keep: fn(&V) -> bool,
+        started: Instant,
+    ) {
+        let done = key.clone();
+        self.refreshed(key, computed, keep, started);
+        self.renewed(&done);
+    }
+
+    /// The end of a refresh: store the new value if it is kept; otherwise (an error,
     /// a panic, nothing to run on) keep the old one, count and report the failure, and let a
     /// later read try again.
     fn refreshed(&self, key: K, computed: Option<V>, keep: fn(&V) -> bool, started: Instant) {

@@ -104,7 +104,10 @@ fn new_hooked_cache<K, V>(
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> Cache<K, V> {
-    Cache::with_store(hooks(MemoryStore::new(&config()))).named(name)
+    let config = config();
+    Cache::with_store(hooks(MemoryStore::new(&config)))
+        .renewing_as(&config)
+        .named(name)
 }
 
 /// The weight of an entry by the user's `weight = …`, which may return any integer.
@@ -903,6 +906,8 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
 )]
 struct Steps<K: 'static, V: 'static, S: 'static> {
     begin: fn(&'static Cache<K, V, S>, &K, bool) -> Step<'static, K, V>,
+    begin_async:
+        for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
     finish: fn(
         &'static Cache<K, V, S>,
         K,
@@ -928,6 +933,12 @@ where
             begin: |cache, key, by_thread| {
                 cache.watch_expiry();
                 cache.begin(key, by_thread)
+            },
+            begin_async: |cache, key| {
+                Box::pin(async move {
+                    cache.watch_expiry();
+                    cache.begin_async(key).await
+                })
             },
             finish: Cache::finish,
             waited: Cache::waited,
@@ -1060,7 +1071,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         }
         let trace = Computation::start(cache.name(), "call");
         loop {
-            match (steps.begin)(cache, &key, false) {
+            match (steps.begin_async)(cache, &key).await {
                 Step::Done(value) => {
                     trace.outcome("hit");
                     return value;

@@ -25,6 +25,20 @@ pub(crate) fn unit() -> f64 {
     unit
 }
 
+/// `ttl` spread uniformly over `ttl × [1 − fraction, 1 + fraction)`, at least 1: the time to
+/// live of one entry under `jitter = fraction` (remote stores; any unit).
+#[cfg(any(feature = "redis", feature = "disk"))]
+pub(crate) fn spread(ttl: u64, fraction: f64) -> u64 {
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a spread time to live need not be exact to the unit"
+    )]
+    let spread = (ttl as f64 * fraction.mul_add(2.0f64.mul_add(unit(), -1.0), 1.0)).max(1.0) as u64;
+    spread
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -127,6 +127,8 @@ impl Stats {
 /// What a counter counts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
+    /// A hit the store did not count: a value served while its background refresh runs.
+    Hit,
     Miss,
     Coalesced,
     Refresh,
@@ -134,7 +136,7 @@ pub(crate) enum Event {
     LoadError,
 }
 
-const EVENTS: usize = 5;
+const EVENTS: usize = 6;
 
 /// One stripe per cache line pair, so neighbouring stripes never share a line (nor its prefetch twin).
 #[repr(align(128))]
@@ -205,7 +207,7 @@ impl Counters {
         skipped: u64,
     ) -> Stats {
         Stats {
-            hits: counts.hits,
+            hits: counts.hits + self.sum(Event::Hit),
             misses: self.sum(Event::Miss),
             coalesced: self.sum(Event::Coalesced),
             evictions: counts.evicted,

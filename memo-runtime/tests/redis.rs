@@ -508,7 +508,7 @@ mod trust {
     };
     use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Store, TieredStore};
 
-    use super::redis_server::{RedisServer, SlowProxy, command};
+    use super::redis_server::{Monitor, RedisServer, SlowProxy, command};
 
     const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -862,26 +862,174 @@ mod trust {
         assert!(stats.skipped >= calls, "{calls} calls: {stats:?}");
     }
 
-    /// A miss without contention is three round trips (the `GET`, the claim's script, the
-    /// `SET`), and its lock's release: the scripts' own reads and writes subtracted, one `GET`
-    /// and one `SET` at top level, and two scripts.
+    /// a miss without contention is three round trips, counted with `MONITOR`: the
+    /// `GET`, the claim's script (read or lock), and one script that stores the value and
+    /// releases the lock; a hit is one `GET`. Sync and async, redis and tiered.
     #[test]
-    fn a_miss_is_three_round_trips_and_a_release() {
+    fn a_miss_is_three_round_trips_and_a_hit_one() {
         let server = RedisServer::start();
         let client = stubborn(&server.url());
-        let cache = Cache::with_store(options("trips", &client).open::<u64, String>(&config()));
-        assert!(client.get(b"warm").unwrap().is_none());
-        let runs = || ["get", "set", "eval"].map(|name| runs_of(server.port(), name));
-        let before = runs();
-        assert_eq!(
-            cache.get_or_compute(&1, |n| format!("value {n}")),
-            "value 1"
+        let redis: &'static Cache<u64, String, RedisStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("trips", &client).open(&config())),
+        ));
+        let compute = |key: &u64| format!("value {key}");
+        // Connected, subscribed to releases, before the count.
+        assert_eq!(redis.get_or_compute(&0, compute), "value 0");
+        let monitor = Monitor::start(server.port());
+        let trips = |call: &dyn Fn()| {
+            let mark = monitor.mark();
+            call();
+            monitor.sent_since(mark)
+        };
+        let sync_miss = trips(&|| assert_eq!(redis.get_or_compute(&1, compute), "value 1"));
+        let sync_hit = trips(&|| assert_eq!(redis.get_or_compute(&1, compute), "value 1"));
+        let call_async = |key: u64| {
+            block_on(async move {
+                match hit_or_miss_redis_async(redis, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        };
+        let async_miss = trips(&|| assert_eq!(call_async(2), "value 2"));
+        let async_hit = trips(&|| assert_eq!(call_async(2), "value 2"));
+        assert_eq!(sync_miss, ["get", "eval", "eval"], "a sync miss");
+        assert_eq!(async_miss, ["get", "eval", "eval"], "an async miss");
+        assert_eq!(sync_hit, ["get"], "a sync hit");
+        assert_eq!(async_hit, ["get"], "an async hit");
+        assert_eq!(locks_left(server.port()), 0);
+        let stats = redis.stats();
+        assert_eq!((stats.misses, stats.hits, stats.backend_errors), (3, 2, 0));
+
+        // Tiered: the same three round trips, the new value's announcement published by the
+        // script that stores it; a hit is served by the local copy, with none.
+        let tiered: &'static Cache<u64, String, TieredStore<u64, String>> = Box::leak(Box::new(
+            Cache::with_store(options("trips-tiered", &client).open_tiered(&config())),
+        ));
+        assert_eq!(tiered.get_or_compute(&0, compute), "value 0");
+        let tiered_async = |key: u64| {
+            block_on(async move {
+                match hit_or_miss_tiered_async(tiered, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
+                }
+            })
+        };
+        let sync_miss = trips(&|| assert_eq!(tiered.get_or_compute(&1, compute), "value 1"));
+        let sync_hit = trips(&|| assert_eq!(tiered.get_or_compute(&1, compute), "value 1"));
+        let async_miss = trips(&|| assert_eq!(tiered_async(2), "value 2"));
+        let async_hit = trips(&|| assert_eq!(tiered_async(2), "value 2"));
+        assert_eq!(sync_miss, ["get", "eval", "eval"], "a sync tiered miss");
+        assert_eq!(async_miss, ["get", "eval", "eval"], "an async tiered miss");
+        assert!(
+            sync_hit.is_empty() && async_hit.is_empty(),
+            "{sync_hit:?} {async_hit:?}"
         );
-        std::thread::sleep(Duration::from_millis(200));
-        let [gets, sets, scripts] = [0, 1, 2].map(|i| runs()[i] - before[i]);
-        // Each script reads the key once; the claim's also sets its lock.
-        assert_eq!(scripts, 2, "the claim and the release");
-        assert_eq!(gets - scripts, 1, "one GET of the call's own");
-        assert_eq!(sets - 1, 1, "one SET of the value");
+        assert_eq!(tiered.stats().backend_errors, 0);
+    }
+
+    /// `jitter` spreads the time to live of each Redis entry
+    /// (`SET … PX`): with ±50 % of 100 s, 32 entries stored together expire from 50 s to 150 s.
+    #[test]
+    fn jitter_spreads_each_redis_entrys_time_to_live() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let config = Config::new().ttl(Duration::from_secs(100)).jitter(0.5);
+        let store = options("jitter", &client).open::<u64, u64>(&config);
+        for n in 0..32 {
+            store.insert(n, n);
+        }
+        let keys = command(server.port(), "KEYS *");
+        let ttls: Vec<u64> = keys
+            .lines()
+            .filter(|line| line.starts_with("memo:"))
+            .map(|key| {
+                let reply = command(server.port(), &format!("PTTL {key}"));
+                reply.trim_start_matches(':').trim().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(ttls.len(), 32, "{keys}");
+        assert!(
+            ttls.iter().all(|ttl| (49_000..150_000).contains(ttl)),
+            "{ttls:?}"
+        );
+        let (low, high) = (ttls.iter().min().unwrap(), ttls.iter().max().unwrap());
+        assert!(*low < 75_000 && *high > 125_000, "spread: {low}..{high} ms");
+    }
+
+    /// Hashes and encodings of [`Counted`] keys, counted by its `Hash` and `Serialize`.
+    static HASHES: AtomicU64 = AtomicU64::new(0);
+    static ENCODES: AtomicU64 = AtomicU64::new(0);
+
+    /// A key that counts how often it is hashed and encoded.
+    #[derive(Clone, PartialEq, Eq)]
+    struct Counted(u64);
+
+    impl std::hash::Hash for Counted {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            HASHES.fetch_add(1, Ordering::SeqCst);
+            self.0.hash(state);
+        }
+    }
+
+    impl serde::Serialize for Counted {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            ENCODES.fetch_add(1, Ordering::SeqCst);
+            serializer.serialize_u64(self.0)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            <u64 as serde::Deserialize>::deserialize(deserializer).map(Counted)
+        }
+    }
+
+    /// The hashes and encodings of the key during `call`.
+    fn counted(call: impl FnOnce()) -> (u64, u64) {
+        let before = (
+            HASHES.load(Ordering::SeqCst),
+            ENCODES.load(Ordering::SeqCst),
+        );
+        call();
+        (
+            HASHES.load(Ordering::SeqCst) - before.0,
+            ENCODES.load(Ordering::SeqCst) - before.1,
+        )
+    }
+
+    /// a call of `store = redis` hashes its key at most once (the in-process
+    /// single-flight of a miss) and encodes it once (a miss's claim and write reuse the names its
+    /// read worked out), sync and async (as Python's `functools` tests ask, for one hash).
+    #[test]
+    fn a_key_is_hashed_at_most_once_and_encoded_once_per_call() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let cache: &'static Cache<Counted, String, RedisStore<Counted, String>> =
+            Box::leak(Box::new(Cache::with_store(
+                options("counted", &client).open(&config()),
+            )));
+        let compute = |key: &Counted| format!("value {}", key.0);
+        assert_eq!(cache.get_or_compute(&Counted(0), compute), "value 0");
+        let sync_miss =
+            counted(|| assert_eq!(cache.get_or_compute(&Counted(1), compute), "value 1"));
+        let sync_hit =
+            counted(|| assert_eq!(cache.get_or_compute(&Counted(1), compute), "value 1"));
+        let call_async = |key: u64| {
+            block_on(async move {
+                let key = Counted(key);
+                match hit_or_miss_redis_async(cache, &key).await {
+                    Ok(value) => value,
+                    Err(miss) => miss.compute_async(async { compute(&key) }, keep).await,
+                }
+            })
+        };
+        let async_miss = counted(|| assert_eq!(call_async(2), "value 2"));
+        let async_hit = counted(|| assert_eq!(call_async(2), "value 2"));
+        assert_eq!(sync_miss, (1, 1), "a sync miss: (hashes, encodings)");
+        assert_eq!(async_miss, (1, 1), "an async miss: (hashes, encodings)");
+        assert_eq!(sync_hit, (0, 1), "a sync hit: (hashes, encodings)");
+        assert_eq!(async_hit, (0, 1), "an async hit: (hashes, encodings)");
+        assert_eq!(cache.stats().backend_errors, 0);
     }
 }

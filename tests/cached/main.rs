@@ -7,6 +7,8 @@ mod forced;
 mod generics;
 mod keys;
 mod methods;
+#[cfg(feature = "test-util")]
+mod no_waiting;
 mod options;
 mod outcomes;
 #[cfg(feature = "test-util")]

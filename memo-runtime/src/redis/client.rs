@@ -36,6 +36,61 @@ const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then retur
      if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
      return {0}";
 
+/// A value to write: `SET key bytes [PX ttl_ms]`, then `announce` published.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Write<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) bytes: &'a [u8],
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) announce: Option<Announce<'a>>,
+}
+
+/// A value to store as its lock is released ([`RedisClient::set_and_unlock`]).
+pub(crate) struct Stored<'a> {
+    pub(crate) value_key: &'a [u8],
+    pub(crate) bytes: &'a [u8],
+    /// Its time to live in ms; `None` for none.
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) lock_key: &'a [u8],
+    pub(crate) token: &'a [u8],
+    pub(crate) channel: &'a [u8],
+    /// A message to publish once the value is stored, and its channel (a tiered store's
+    /// announcement of the new value).
+    pub(crate) announce: Option<Announce<'a>>,
+}
+
+/// A message published beside a write: on `channel`, `head` then the encoded key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Announce<'a> {
+    pub(crate) channel: &'a [u8],
+    pub(crate) head: &'a [u8],
+    pub(crate) key: &'a [u8],
+}
+
+impl Announce<'_> {
+    /// The message.
+    pub(crate) fn message(&self) -> Vec<u8> {
+        [self.head, self.key].concat()
+    }
+}
+
+impl Stored<'_> {
+    /// The script's keys and arguments.
+    fn into_parts(self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let ttl = self.ttl_ms.map_or(0, |ttl| ttl.max(1));
+        let mut args = vec![
+            self.bytes.to_vec(),
+            ttl.to_string().into_bytes(),
+            self.token.to_vec(),
+            self.channel.to_vec(),
+        ];
+        if let Some(announce) = self.announce {
+            args.extend([announce.channel.to_vec(), announce.message()]);
+        }
+        (vec![self.value_key.to_vec(), self.lock_key.to_vec()], args)
+    }
+}
+
 /// What [`RedisClient::read_or_lock`] found.
 #[derive(Debug)]
 pub(crate) enum ReadOrLock {
@@ -46,6 +101,16 @@ pub(crate) enum ReadOrLock {
     /// No value, and another caller holds the lock.
     Held,
 }
+
+/// A holder's last step in one round trip: stores the value (`ARGV[2]`: its time to live in ms, 0
+/// for none), publishes `ARGV[6]` on `ARGV[5]` if given (a tiered store's announcement), then
+/// deletes the lock if it still holds our token and tells the waiters on `ARGV[4]`. Replies 1 if
+/// the lock was still ours, else 0 (the value is stored either way).
+const SET_UNLOCK_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
+     else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     if ARGV[5] then redis.call('publish', ARGV[5], ARGV[6]) end \
+     if redis.call('get', KEYS[2]) == ARGV[3] then \
+     redis.call('del', KEYS[2]) redis.call('publish', ARGV[4], KEYS[2]) return 1 else return 0 end";
 
 /// Extends the lease only while the lock still holds our token.
 const EXTEND: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
@@ -355,6 +420,49 @@ impl RedisClient {
         let args = vec![token.to_vec(), channel.to_vec()];
         let key = lock_key.to_vec();
         self.call_async(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
+            .await
+    }
+
+    /// The `SET` of `write`, then its announcement if any (a second round trip; a write with a
+    /// lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead). An
+    /// announcement that fails is not reported: the time to live bounds what it leaves behind.
+    pub(crate) fn write(&self, write: Write<'_>) -> Result<(), Error> {
+        let stored = match write.ttl_ms {
+            Some(ttl) => self.set_px(write.key, write.bytes, ttl),
+            None => self.set(write.key, write.bytes),
+        };
+        if let Some(announce) = write.announce {
+            let _ = self.publish(announce.channel, &announce.message());
+        }
+        stored
+    }
+
+    /// [`write`](Self::write), awaitable on any executor.
+    pub(crate) async fn write_async(&self, write: Write<'_>) -> Result<(), Error> {
+        let stored = match write.ttl_ms {
+            Some(ttl) => self.set_px_async(write.key, write.bytes, ttl).await,
+            None => self.set_async(write.key, write.bytes).await,
+        };
+        if let Some(announce) = write.announce {
+            let _ = self
+                .publish_async(announce.channel, &announce.message())
+                .await;
+        }
+        stored
+    }
+
+    /// `SET value_key value [PX ttl_ms]`, then [`unlock_and_publish`](Self::unlock_and_publish),
+    /// in one round trip (a script: on a cluster both keys need one hash tag): whether the lock
+    /// was still ours. A `ttl_ms` of 0 counts as 1.
+    pub(crate) fn set_and_unlock(&self, stored: Stored<'_>) -> Result<bool, Error> {
+        let (keys, args) = stored.into_parts();
+        self.call(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))
+    }
+
+    /// [`set_and_unlock`](Self::set_and_unlock), awaitable on any executor.
+    pub(crate) async fn set_and_unlock_async(&self, stored: Stored<'_>) -> Result<bool, Error> {
+        let (keys, args) = stored.into_parts();
+        self.call_async(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))
             .await
     }
 
@@ -763,13 +871,10 @@ mod ops {
     }
 
     fn unexpected() -> Error {
-        Error::Redis(
-            (
-                ::redis::ErrorKind::UnexpectedReturnType,
-                "unexpected reply to the claim script",
-            )
-                .into(),
-        )
+        Error::from(::redis::RedisError::from((
+            ::redis::ErrorKind::UnexpectedReturnType,
+            "unexpected reply to the claim script",
+        )))
     }
 
     pub(super) async fn script(
@@ -780,6 +885,25 @@ mod ops {
     ) -> Result<bool, Error> {
         let mut eval = cmd("EVAL");
         eval.arg(script).arg(1).arg(key);
+        for arg in args {
+            eval.arg(arg);
+        }
+        let done: i64 = eval.query_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    /// A script over several keys that replies 1 or 0.
+    pub(super) async fn scripted(
+        mut conn: Conn,
+        script: &str,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+    ) -> Result<bool, Error> {
+        let mut eval = cmd("EVAL");
+        eval.arg(script).arg(keys.len());
+        for key in keys {
+            eval.arg(key);
+        }
         for arg in args {
             eval.arg(arg);
         }

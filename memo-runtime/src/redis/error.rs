@@ -15,7 +15,7 @@ pub enum Error {
     /// call, however many commands it sends).
     Deadline,
     /// Redis answered with an error, or the connection failed.
-    Redis(::redis::RedisError),
+    Redis(ServerError),
     /// The configuration cannot be used (a malformed URL, say).
     Config(String),
     /// The client's runtime thread is gone.
@@ -61,7 +61,29 @@ impl From<::redis::RedisError> for Error {
         if err.is_timeout() {
             Self::Timeout
         } else {
-            Self::Redis(err)
+            Self::Redis(ServerError(err))
         }
+    }
+}
+
+/// What Redis or the connection said when a call failed, as its `Display` (the client library's
+/// error type is not part of memo's API, so a new version of that library does not break memo's).
+pub struct ServerError(pub(super) ::redis::RedisError);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Notify, oneshot};
 
-use super::client::{ReadOrLock, RedisClient, Subscription};
+use super::client::{ReadOrLock, RedisClient, Stored, Subscription, Write};
 use super::error::Error;
 use super::redlock::RedlockGuard;
 
@@ -321,6 +321,41 @@ impl LockGuard {
         }
     }
 
+    /// Stores `write`'s value, publishes its announcement and releases, in one round trip where
+    /// the lock is on one server: whether the lock was still ours. A Redlock's value is written
+    /// on `store`, then its release runs in the background. A write that fails (a timeout, a
+    /// request never sent) leaves the release to the guard's drop, as before.
+    pub(crate) fn set_and_release(
+        self,
+        store: &RedisClient,
+        write: Write<'_>,
+    ) -> Result<bool, Error> {
+        match self.0 {
+            Held::Single(guard) => guard.set_and_release(write),
+            Held::Redlock(guard) => {
+                let stored = store.write(write);
+                drop(guard);
+                stored.map(|()| true)
+            }
+        }
+    }
+
+    /// [`set_and_release`](Self::set_and_release) for async callers.
+    pub(crate) async fn set_and_release_async(
+        self,
+        store: &RedisClient,
+        write: Write<'_>,
+    ) -> Result<bool, Error> {
+        match self.0 {
+            Held::Single(guard) => guard.set_and_release_async(write).await,
+            Held::Redlock(guard) => {
+                let stored = store.write_async(write).await;
+                drop(guard);
+                stored.map(|()| true)
+            }
+        }
+    }
+
     /// Releases now and waits for it: whether the lock was still ours (on a majority of the
     /// servers, for a Redlock).
     pub fn release(self) -> Result<bool, Error> {
@@ -365,6 +400,33 @@ impl SingleGuard {
         self.client
             .unlock_and_publish_async(&self.lock_key, &self.token, &self.channel)
             .await
+    }
+
+    fn set_and_release(mut self, write: Write<'_>) -> Result<bool, Error> {
+        self.stop_renewal();
+        let result = self.client.set_and_unlock(self.stored(write));
+        // Not done (a timeout, or never sent): the drop releases in the background.
+        self.released = result.is_ok();
+        result
+    }
+
+    async fn set_and_release_async(mut self, write: Write<'_>) -> Result<bool, Error> {
+        self.stop_renewal();
+        let result = self.client.set_and_unlock_async(self.stored(write)).await;
+        self.released = result.is_ok();
+        result
+    }
+
+    fn stored<'a>(&'a self, write: Write<'a>) -> Stored<'a> {
+        Stored {
+            value_key: write.key,
+            bytes: write.bytes,
+            ttl_ms: write.ttl_ms,
+            lock_key: &self.lock_key,
+            token: &self.token,
+            channel: &self.channel,
+            announce: write.announce,
+        }
     }
 
     fn stop_renewal(&mut self) {
@@ -421,7 +483,7 @@ async fn renew(
 fn unsent(err: &Error) -> bool {
     match err {
         Error::Open | Error::Deadline | Error::Closed | Error::Config(_) => true,
-        Error::Redis(err) => err.is_connection_refusal(),
+        Error::Redis(err) => err.0.is_connection_refusal(),
         _ => false,
     }
 }

@@ -12,7 +12,7 @@
 mod breaker;
 pub(crate) mod budget;
 mod claim;
-mod client;
+pub(crate) mod client;
 mod config;
 mod error;
 mod lock;
@@ -23,7 +23,7 @@ pub use breaker::{Breaker, BreakerConfig};
 pub use claim::DistributedLock;
 pub use client::{RedisClient, Subscription};
 pub use config::{DEFAULT_URL, RedisConfig};
-pub use error::Error;
+pub use error::{Error, ServerError};
 pub(crate) use lock::new_token;
 pub use lock::{Claimed, LockConfig, LockGuard, Locks};
 pub use redlock::{Redlock, RedlockConfig, Refused, URLS_VAR};

@@ -366,9 +366,12 @@ impl Timing {
     }
 
     /// When an early refresh of a value that took `cost` to compute is due: `XFetch` (Vattani et
-    /// al., VLDB 2015) refreshes when `now − cost·β·ln(rand) ≥ expiry`. The draw is made once per
-    /// value, not on every read, so a key read a million times a second is still refreshed once
-    /// per time to live, just ahead of its expiry (later for cheap values, earlier for slow ones).
+    /// al., VLDB 2015) with a lead that covers the computation itself, due when
+    /// `now + cost·(1 − β·ln(rand)) ≥ expiry`: a refresh started then lands before the expiry when
+    /// it takes as long as the last computation (`XFetch`'s `cost·β·(−ln rand)` alone is shorter
+    /// than `cost` in 63 % of draws for `β = 1`, and callers then waited for it). The draw is made
+    /// once per value, not on every read, so a key read a million times a second is still
+    /// refreshed once per time to live, just ahead of its expiry.
     fn refresh_at(self, expires: u64, cost: std::time::Duration) -> u64 {
         if expires == 0 || self.renewal_beta <= 0.0 {
             return 0;
@@ -379,8 +382,9 @@ impl Timing {
             clippy::cast_sign_loss,
             reason = "a probabilistic margin need not be exact to the nanosecond"
         )]
-        let margin =
-            (duration_nanos(cost) as f64 * self.renewal_beta * -crate::random::unit().ln()) as u64;
+        let margin = (duration_nanos(cost) as f64
+            * self.renewal_beta.mul_add(-crate::random::unit().ln(), 1.0))
+            as u64;
         expires.saturating_sub(margin.min(self.ttl)).max(1)
     }
 
@@ -633,6 +637,21 @@ mod tests {
     use super::*;
     use crate::config::Policy;
     use std::time::Duration;
+
+    /// a refresh that takes as long as the last computation lands before the expiry.
+    #[test]
+    fn an_early_refresh_is_due_at_least_its_cost_before_the_expiry() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(100))
+            .refresh_early(1.0);
+        let store: MemoryStore<u64, u64> = MemoryStore::new(&config);
+        let cost = Duration::from_secs(2);
+        let expires = 200_000_000_000;
+        for _ in 0..10_000 {
+            let at = store.timing.refresh_at(expires, cost);
+            assert!(at >= 1 && at <= expires - 2_000_000_000, "due at {at}");
+        }
+    }
 
     #[test]
     fn bound_is_split_exactly_over_shards() {

@@ -47,6 +47,7 @@ use crate::lookup::Lookup;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)]
 pub struct Counts {
     /// Lookups by [`Store::get`] that found a live value.
     pub hits: u64,
@@ -61,6 +62,7 @@ pub struct Counts {
 
 /// What a store answers a caller that is about to compute a key that missed; see
 /// [`Store::claim`].
+#[doc(hidden)]
 pub enum Claim<V> {
     /// Another process stored the value meanwhile: use it instead of computing.
     Found(V),
@@ -87,7 +89,21 @@ pub enum Claim<V> {
 /// drop(Lease::none()); // what stores without cross-process coordination hand out
 /// ```
 #[must_use = "the claim ends when the lease is dropped"]
-pub struct Lease(Option<Box<dyn FnOnce() + Send>>);
+#[doc(hidden)]
+pub struct Lease(Option<Held>);
+
+/// What a [`Lease`] holds.
+enum Held {
+    /// A release to run on drop.
+    Release(Box<dyn FnOnce() + Send>),
+    /// The store's own claim (its drop releases it), which the store takes back when the value
+    /// is stored ([`Store::insert_claimed`]).
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "made by the Redis store")
+    )]
+    Claim(Box<dyn std::any::Any + Send>),
+}
 
 impl Lease {
     /// No claim at all: nothing happens on drop.
@@ -97,14 +113,41 @@ impl Lease {
 
     /// A claim that `release` ends.
     pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
-        Self(Some(Box::new(release)))
+        Self(Some(Held::Release(Box::new(release))))
+    }
+
+    /// A claim held as `claim`, which ends when it is dropped, and which the store that made it
+    /// takes back with [`take`](Self::take) to store the value (and end the claim) its own way.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis store")
+    )]
+    pub(crate) fn holding<T: std::any::Any + Send>(claim: T) -> Self {
+        Self(Some(Held::Claim(Box::new(claim))))
+    }
+
+    /// The claim [`holding`](Self::holding) made, if this lease holds a `T`; else the lease.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis store")
+    )]
+    pub(crate) fn take<T: std::any::Any>(mut self) -> Result<T, Self> {
+        match self.0.take() {
+            Some(Held::Claim(claim)) => match claim.downcast::<T>() {
+                Ok(claim) => Ok(*claim),
+                Err(claim) => Err(Self(Some(Held::Claim(claim)))),
+            },
+            other => Err(Self(other)),
+        }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(release) = self.0.take() {
-            release();
+        match self.0.take() {
+            Some(Held::Release(release)) => release(),
+            Some(Held::Claim(claim)) => drop(claim),
+            None => {}
         }
     }
 }
@@ -137,21 +180,26 @@ impl std::fmt::Debug for Lease {
 /// prefill(&store, &["tea", "coffee"]);
 /// assert_eq!(store.peek(&"coffee"), Some(6)); // `peek` counts no hit
 /// assert_eq!(store.get(&"tea"), Some(3)); // `get` does
-/// assert_eq!((store.len(), store.counts().hits), (2, 1));
+/// assert_eq!(store.len(), 2);
 /// ```
-pub trait Store<K, V>: Send + Sync {
+///
+/// The trait is sealed: memo's stores implement it, and the methods not shown here are the
+/// protocol between a [`Cache`](crate::Cache) and its store, which may change in any release.
+pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// The live value stored under `key`, if any, counted as a hit when found.
     ///
     /// Stores count hits themselves, where a hit is cheapest to count (the in-memory store counts
     /// on a cache line the reading thread writes anyway).
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
 
+    #[doc(hidden)]
     /// Like [`get`](Self::get), and `true` beside the value when the caller has become the one to
     /// refresh it in the background (stores that renew entries; the others never ask).
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
         self.get(key).map(|value| (value, false))
     }
 
+    #[doc(hidden)]
     /// Like [`insert`](Self::insert), noting how long the value took to compute (for early
     /// refresh).
     fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
@@ -159,6 +207,7 @@ pub trait Store<K, V>: Send + Sync {
         self.insert(key, value);
     }
 
+    #[doc(hidden)]
     /// A background refresh of `key` failed: let a later caller try again.
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
         let _ = key;
@@ -170,6 +219,7 @@ pub trait Store<K, V>: Send + Sync {
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: K, value: V);
 
+    #[doc(hidden)]
     /// Called by the one caller in this process that is about to compute `key` after a miss
     /// (the [`Cache`](crate::Cache) has already made the others of this process wait for it):
     /// a store shared by several processes makes the callers of other processes wait too, or
@@ -184,6 +234,7 @@ pub trait Store<K, V>: Send + Sync {
         Claim::Compute(Lease::none())
     }
 
+    #[doc(hidden)]
     /// [`get`](Self::get) for async callers: a store that answers over the network awaits it
     /// (the async paths of `store = redis` and `tiered` call it). The default answers at once.
     fn get_async<'a, L: Lookup<Key = K> + Sync>(
@@ -196,12 +247,14 @@ pub trait Store<K, V>: Send + Sync {
         std::future::ready(self.get(key))
     }
 
+    #[doc(hidden)]
     /// Whether [`claim`](Self::claim) reads the value itself (in the round trip that takes the
     /// lock), so that the cache need not look again before claiming. The default: no.
     fn claim_reads(&self) -> bool {
         false
     }
 
+    #[doc(hidden)]
     /// [`claim`](Self::claim) for async callers. The default claims at once.
     fn claim_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Claim<V>> + Send + 'a
     where
@@ -210,6 +263,36 @@ pub trait Store<K, V>: Send + Sync {
         std::future::ready(self.claim(key))
     }
 
+    #[doc(hidden)]
+    /// Stores the value the holder of a claim computed (as [`insert_timed`](Self::insert_timed)),
+    /// then ends the claim: the lease its [`claim`](Self::claim) gave. A store whose lease
+    /// carries what it needs (the key's names, the lock) stores and releases without working it
+    /// out again. The default inserts, then drops the lease.
+    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+        self.insert_timed(key, value, cost);
+        drop(lease);
+    }
+
+    #[doc(hidden)]
+    /// [`insert_claimed`](Self::insert_claimed) for async callers. The default stores with
+    /// [`insert_async`](Self::insert_async), then drops the lease.
+    fn insert_claimed_async<'a>(
+        &'a self,
+        key: K,
+        value: V,
+        lease: Lease,
+    ) -> impl Future<Output = ()> + Send + 'a
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        async move {
+            self.insert_async(key, value).await;
+            drop(lease);
+        }
+    }
+
+    #[doc(hidden)]
     /// [`insert`](Self::insert) for async callers. The default stores at once.
     fn insert_async<'a>(&'a self, key: K, value: V) -> impl Future<Output = ()> + Send + 'a
     where
@@ -239,16 +322,19 @@ pub trait Store<K, V>: Send + Sync {
         self.len() == 0
     }
 
+    #[doc(hidden)]
     /// Whether entries expire (and [`purge_expired`](Self::purge_expired) has work to do).
     fn has_ttl(&self) -> bool {
         false
     }
 
+    #[doc(hidden)]
     /// Removes the entries whose time to live has passed; returns how many.
     fn purge_expired(&self) -> usize {
         0
     }
 
+    #[doc(hidden)]
     /// The kind of store, for metrics labels: `memory`, `disk`, ….
     fn backend(&self) -> &'static str {
         "memory"
@@ -272,15 +358,29 @@ pub trait Store<K, V>: Send + Sync {
         None
     }
 
+    #[doc(hidden)]
     /// Hits so far, and how many entries the store removed on its own.
     fn counts(&self) -> Counts {
         Counts::default()
     }
 
+    #[doc(hidden)]
     /// Backend requests not tried so far because the backend is known to be down (a remote
     /// store's open circuit breaker): [`Stats::skipped`](crate::Stats::skipped), kept apart from
     /// [`Counts::errors`] so that real failures stand out.
     fn skipped(&self) -> u64 {
         0
     }
+}
+
+/// Keeps [`Store`] to memo's own stores.
+mod sealed {
+    pub trait Sealed {}
+    impl<K, V> Sealed for super::MemoryStore<K, V> {}
+    #[cfg(feature = "disk")]
+    impl<K, V> Sealed for super::DiskStore<K, V> {}
+    #[cfg(feature = "redis")]
+    impl<K, V> Sealed for super::RedisStore<K, V> {}
+    #[cfg(feature = "redis")]
+    impl<K, V> Sealed for super::TieredStore<K, V> {}
 }

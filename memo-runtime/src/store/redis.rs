@@ -10,6 +10,7 @@
 //! is stored beside the value and compared on read: a hash collision is a miss, never another
 //! key's value.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -26,8 +27,9 @@ use crate::config::Config;
 use crate::key;
 use crate::lookup::Lookup;
 use crate::redis::budget::{self, Budget};
+use crate::redis::client::{Announce, Write};
 use crate::redis::{
-    Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
+    Claimed, Error, LockConfig, LockGuard, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
 };
 
 /// The environment variable that names the prefix of every key (default [`DEFAULT_PREFIX`]).
@@ -47,14 +49,55 @@ const PLAIN: u8 = 0;
 const HASHED: u8 = 1;
 
 thread_local! {
-    /// The budget of this thread's call from the read that missed to its claim, with the value
-    /// key it read (a claim of another key starts its own).
-    static PARKED: RefCell<Option<(Vec<u8>, Budget)>> = const { RefCell::new(None) };
+    /// This thread's call from the read that missed to its claim: a [`Parked`] of the store's
+    /// key type (a claim of another key works out its own).
+    static PARKED: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
 }
 
-/// Budgets of calls from their claim to the write of their value, by value key: the body runs in
-/// between, perhaps on another thread, perhaps with memoized calls of its own.
-type Pending = Arc<Mutex<HashMap<Vec<u8>, Budget>>>;
+/// What a read that missed keeps for the claim that follows on its thread: the key, its names
+/// (so that the key is encoded once per call) and the call's budget.
+struct Parked<K> {
+    key: K,
+    names: Names,
+    budget: Budget,
+}
+
+/// A value on its way to Redis: its key's names and bytes, the call's budget, and the lock the
+/// write releases (none for a plain insert, or a claim that timed out or failed).
+struct Outgoing<'a> {
+    client: &'a RedisClient,
+    names: Names,
+    budget: Budget,
+    guard: Option<LockGuard>,
+    bytes: Vec<u8>,
+    ttl_ms: Option<u64>,
+}
+
+impl Outgoing<'_> {
+    /// The write, with `announce` (channel and message head) published beside it.
+    fn write<'a>(&'a self, announce: Option<(&'a [u8], &'a [u8])>) -> Write<'a> {
+        Write {
+            key: &self.names.value,
+            bytes: &self.bytes,
+            ttl_ms: self.ttl_ms,
+            announce: announce.map(|(channel, head)| Announce {
+                channel,
+                head,
+                key: &self.names.encoded,
+            }),
+        }
+    }
+}
+
+/// What a call that computes holds from its claim to the write of its value (in its
+/// [`Lease`]; the body runs in between, perhaps on another thread): the key's names, the call's
+/// budget, and the lock (none when the claim timed out or failed), released in the write's own
+/// round trip, or in the background when the lease is dropped without a write.
+struct Claiming {
+    names: Names,
+    budget: Budget,
+    guard: Option<LockGuard>,
+}
 
 /// What a [`RedisStore`] talks to: its server's client and the lock it claims missing keys
 /// through.
@@ -352,7 +395,6 @@ impl RedisOptions {
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
-            pending: Pending::default(),
             #[cfg(any(test, feature = "test-util"))]
             hash_bits: self.hash_bits,
             types: PhantomData,
@@ -414,18 +456,20 @@ pub struct RedisStore<K, V> {
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
     skipped: AtomicU64,
-    pending: Pending,
     #[cfg(any(test, feature = "test-util"))]
     hash_bits: u32,
     types: PhantomData<fn() -> (K, V)>,
 }
 
-/// A key's Redis names and the encoding its value is checked against.
+/// A key's Redis names and its encoding.
 struct Names {
     value: Vec<u8>,
     lock: Vec<u8>,
-    /// The full encoded key, when the names carry only its hash.
-    hashed: Option<Vec<u8>>,
+    /// The encoded key (tiered announcements carry it).
+    encoded: Vec<u8>,
+    /// Whether the names carry only the key's hash: the full encoding is then stored beside the
+    /// value and checked on read.
+    hashed: bool,
 }
 
 impl<K, V> RedisStore<K, V> {
@@ -465,17 +509,7 @@ impl<K, V> RedisStore<K, V> {
         let ttl = self.ttl_ms?;
         Some(match self.jitter {
             None => ttl,
-            Some(fraction) => {
-                #[allow(
-                    clippy::cast_precision_loss,
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "a spread time to live need not be exact to the millisecond"
-                )]
-                let spread = (ttl as f64 * (1.0 + fraction * (2.0 * crate::random::unit() - 1.0)))
-                    .max(1.0) as u64;
-                spread
-            }
+            Some(fraction) => crate::random::spread(ttl, fraction),
         })
     }
 
@@ -495,20 +529,20 @@ impl<K, V> RedisStore<K, V> {
     fn names(&self, encoded: Vec<u8>) -> Names {
         let mut value = self.prefix.clone();
         value.push(b'{');
-        let hashed = if encoded.len() > LONG_KEY {
+        let hashed = encoded.len() > LONG_KEY;
+        if hashed {
             value.push(b'#');
             value.extend_from_slice(format!("{:032x}", self.hash(&encoded)).as_bytes());
-            Some(encoded)
         } else {
             value.extend_from_slice(hex(&encoded).as_bytes());
-            None
-        };
+        }
         value.push(b'}');
         let mut lock = value.clone();
         lock.extend_from_slice(b":lock");
         Names {
             value,
             lock,
+            encoded,
             hashed,
         }
     }
@@ -533,12 +567,11 @@ impl<K, V> RedisStore<K, V> {
     {
         let encoded = self.codec.encode(value)?;
         let mut out = Vec::with_capacity(encoded.len() + 1);
-        match &names.hashed {
-            None => out.push(PLAIN),
-            Some(key) => {
-                out.push(HASHED);
-                out.extend_from_slice(&key::full(&[], key));
-            }
+        if names.hashed {
+            out.push(HASHED);
+            out.extend_from_slice(&key::full(&[], &names.encoded));
+        } else {
+            out.push(PLAIN);
         }
         out.extend_from_slice(&encoded);
         Some(out)
@@ -550,10 +583,10 @@ impl<K, V> RedisStore<K, V> {
     where
         V: DeserializeOwned,
     {
-        let rest = match (bytes.split_first(), &names.hashed) {
-            (Some((&PLAIN, rest)), None) => rest,
-            (Some((&HASHED, rest)), Some(key)) => {
-                let expected = key::full(&[], key);
+        let rest = match (bytes.split_first(), names.hashed) {
+            (Some((&PLAIN, rest)), false) => rest,
+            (Some((&HASHED, rest)), true) => {
+                let expected = key::full(&[], &names.encoded);
                 // Another key whose hash collided with ours: not our value.
                 rest.strip_prefix(expected.as_slice())?
             }
@@ -571,7 +604,7 @@ impl<K, V> RedisStore<K, V> {
 
     fn read(&self, key: &K, count: bool) -> Option<V>
     where
-        K: Serialize,
+        K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
@@ -580,8 +613,34 @@ impl<K, V> RedisStore<K, V> {
             let _entered = budget.enter();
             remote.client.get(&names.value)
         };
-        Self::park(&names, &budget, &got);
-        self.got(&names, got, count)
+        self.answered(key, names, budget, got, count)
+    }
+
+    /// What a read's `GET` found; on a miss, the key, its names and the call's budget are parked
+    /// for the claim that follows.
+    fn answered(
+        &self,
+        key: &K,
+        names: Names,
+        budget: Budget,
+        got: Result<Option<Vec<u8>>, Error>,
+        count: bool,
+    ) -> Option<V>
+    where
+        K: Clone + 'static,
+        V: DeserializeOwned,
+    {
+        let found = matches!(got, Ok(Some(_)));
+        let value = self.got(&names, got, count);
+        if !found {
+            let parked: Box<dyn Any> = Box::new(Parked {
+                key: key.clone(),
+                names,
+                budget,
+            });
+            PARKED.with(|slot| *slot.borrow_mut() = Some(parked));
+        }
+        value
     }
 
     /// A new call's budget: one command timeout for all its commands.
@@ -589,42 +648,31 @@ impl<K, V> RedisStore<K, V> {
         Budget::new(remote.client.config().command_timeout)
     }
 
-    /// After a read that found no value, keeps its call's budget for the claim that follows on
-    /// this thread.
-    fn park(names: &Names, budget: &Budget, got: &Result<Option<Vec<u8>>, Error>) {
-        if !matches!(got, Ok(Some(_))) {
-            let parked = (names.value.clone(), budget.clone());
-            PARKED.with(|slot| *slot.borrow_mut() = Some(parked));
+    /// The names and budget of the call claiming `key`: those its read parked (the key is not
+    /// encoded again), else new ones; `None` (counted) if the key cannot be encoded.
+    fn unpark(&self, remote: &Remote, key: &K) -> Option<(Names, Budget)>
+    where
+        K: Eq + Serialize + 'static,
+    {
+        let parked = PARKED.with(|slot| slot.borrow_mut().take());
+        if let Some(parked) = parked.and_then(|parked| parked.downcast::<Parked<K>>().ok())
+            && parked.key == *key
+        {
+            return Some((parked.names, parked.budget));
         }
-    }
-
-    /// The budget of the call claiming `names`: the one its read parked, else a new one.
-    fn unpark(remote: &Remote, names: &Names) -> Budget {
-        PARKED
-            .with(|slot| slot.borrow_mut().take())
-            .filter(|(key, _)| *key == names.value)
-            .map_or_else(|| Self::budget(remote), |(_, budget)| budget)
-    }
-
-    /// The budget of the call storing `names`' value: the one its claim kept, else a new one.
-    fn pending(&self, remote: &Remote, names: &Names) -> Budget {
-        self.pending
-            .lock()
-            .remove(&names.value)
-            .unwrap_or_else(|| Self::budget(remote))
+        Some((self.names_of(key)?, Self::budget(remote)))
     }
 
     /// [`read`](Self::read), awaited.
     async fn read_async(&self, key: &K, count: bool) -> Option<V>
     where
-        K: Serialize,
+        K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
         let got = budget::within(&budget, remote.client.get_async(&names.value)).await;
-        Self::park(&names, &budget, &got);
-        self.got(&names, got, count)
+        self.answered(key, names, budget, got, count)
     }
 
     /// The value a `GET` of `names` answered, if it holds one (a hit counted when `count`).
@@ -657,25 +705,10 @@ impl<K, V> RedisStore<K, V> {
         Some((remote, self.names_of(key)?))
     }
 
-    /// What storing `value` under `key` takes: the remote, the key's names and the bytes; `None`
-    /// (counted) when the store is unusable or either cannot be encoded.
-    fn to_store(&self, key: &K, value: &V) -> Option<(&Remote, Names, Vec<u8>)>
-    where
-        K: Serialize,
-        V: Serialize,
-    {
-        let (remote, names) = self.remote_names(key)?;
-        let Some(bytes) = self.wrap(&names, value) else {
-            self.failed(&"a value could not be encoded");
-            return None;
-        };
-        Some((remote, names, bytes))
-    }
-
     /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
     pub(crate) async fn peek_async(&self, key: &K) -> Option<V>
     where
-        K: Serialize,
+        K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
         self.read_async(key, false).await
@@ -687,7 +720,8 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// What [`Locks::claim`] answered, as the cache's [`Claim`]. A caller that computes keeps
-    /// its call's budget for the write of its value; the lease drops it if no write comes.
+    /// the key's names, its call's budget and its lock in its lease, for the write of its value
+    /// (which releases the lock); dropped with no write, the lease releases it.
     fn claimed(&self, names: Names, claimed: Claimed, budget: Budget) -> Claim<V>
     where
         V: DeserializeOwned,
@@ -704,55 +738,120 @@ impl<K, V> RedisStore<K, V> {
                 None
             }
         };
-        self.pending.lock().insert(names.value.clone(), budget);
-        let pending = Arc::clone(&self.pending);
-        Claim::Compute(Lease::new(move || {
-            pending.lock().remove(&names.value);
-            drop(guard);
+        Claim::Compute(Lease::holding(Claiming {
+            names,
+            budget,
+            guard,
         }))
     }
 
-    /// Stores `value` under `key`, then runs `then` (the tiered store's announcement) within the
-    /// same call's budget.
-    pub(crate) fn insert_then(&self, key: &K, value: &V, then: impl FnOnce())
+    /// What storing `value` under `key` takes when no claim came first (a plain insert, a forced
+    /// refresh): the key's names and a budget of its own; `None` (counted) if the store is
+    /// unusable or the key cannot be encoded.
+    fn unclaimed(&self, key: &K) -> Option<(&Remote, Claiming)>
     where
+        K: Serialize,
+    {
+        let (remote, names) = self.remote_names(key)?;
+        let budget = Self::budget(remote);
+        let guard = None;
+        Some((
+            remote,
+            Claiming {
+                names,
+                budget,
+                guard,
+            },
+        ))
+    }
+
+    /// The claim `lease` holds, if this store made it; else the claim of a plain insert.
+    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming)>
+    where
+        K: Serialize,
+    {
+        match lease.take::<Claiming>() {
+            Ok(claiming) => Some((self.remote()?, claiming)),
+            Err(lease) => {
+                drop(lease);
+                self.unclaimed(key)
+            }
+        }
+    }
+
+    /// Stores `value` under `key`, ending the claim `lease` holds and publishing `announce`
+    /// (channel and message head, to which the encoded key is added: a tiered store's
+    /// announcement of the new value) in the same round trip, within the call's budget.
+    pub(crate) fn insert_then(
+        &self,
+        key: &K,
+        value: &V,
+        lease: Lease,
+        announce: Option<(&[u8], &[u8])>,
+    ) where
         K: Serialize,
         V: Serialize,
     {
-        let Some((remote, names, bytes)) = self.to_store(key, value) else {
-            return then();
+        let Some(mut out) = self.outgoing(key, value, lease) else {
+            return;
         };
-        let budget = self.pending(remote, &names);
-        let _entered = budget.enter();
-        let client = &remote.client;
-        let result = match self.entry_ttl() {
-            Some(ttl) => client.set_px(&names.value, &bytes, ttl),
-            None => client.set(&names.value, &bytes),
+        let (guard, client) = (out.guard.take(), out.client);
+        let _entered = out.budget.enter();
+        let write = out.write(announce);
+        let result = match guard {
+            Some(guard) => guard.set_and_release(client, write).map(drop),
+            None => client.write(write),
         };
         self.record(result);
-        then();
     }
 
     /// [`insert_then`](Self::insert_then), awaited.
-    pub(crate) async fn insert_then_async(&self, key: &K, value: &V, then: impl Future<Output = ()>)
+    pub(crate) async fn insert_then_async(
+        &self,
+        key: &K,
+        value: &V,
+        lease: Lease,
+        announce: Option<(&[u8], &[u8])>,
+    ) where
+        K: Serialize,
+        V: Serialize,
+    {
+        let Some(mut out) = self.outgoing(key, value, lease) else {
+            return;
+        };
+        let (guard, client) = (out.guard.take(), out.client);
+        let write = out.write(announce);
+        let store = async {
+            let result = match guard {
+                Some(guard) => guard.set_and_release_async(client, write).await,
+                None => client.write_async(write).await.map(|()| true),
+            };
+            self.record(result);
+        };
+        budget::within(&out.budget, store).await;
+    }
+
+    /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
+    /// a plain insert's; `None` (counted) if the store is unusable or the key or value cannot be
+    /// encoded (a claim's lock is then released in the background).
+    fn outgoing(&self, key: &K, value: &V, lease: Lease) -> Option<Outgoing<'_>>
     where
         K: Serialize,
         V: Serialize,
     {
-        let Some((remote, names, bytes)) = self.to_store(key, value) else {
-            return then.await;
+        let (remote, claiming) = self.claiming(key, lease)?;
+        let Some(bytes) = self.wrap(&claiming.names, value) else {
+            self.failed(&"a value could not be encoded");
+            return None;
         };
-        let budget = self.pending(remote, &names);
-        let client = &remote.client;
-        let store = async {
-            let result = match self.entry_ttl() {
-                Some(ttl) => client.set_px_async(&names.value, &bytes, ttl).await,
-                None => client.set_async(&names.value, &bytes).await,
-            };
-            self.record(result);
-            then.await;
-        };
-        budget::within(&budget, store).await;
+        Some(Outgoing {
+            client: &remote.client,
+            names: claiming.names,
+            budget: claiming.budget,
+            guard: claiming.guard,
+            bytes,
+            ttl_ms: self.entry_ttl(),
+        })
     }
 
     fn record<T>(&self, result: Result<T, Error>) -> Option<T> {
@@ -774,14 +873,21 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_then(&key, &value, || {});
+        self.insert_then(&key, &value, Lease::none(), None);
+    }
+
+    /// Stores the value and releases the lock in one round trip (one script).
+    fn insert_claimed(&self, key: K, value: V, _cost: std::time::Duration, lease: Lease) {
+        self.insert_then(&key, &value, lease, None);
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
-        let Some((remote, names)) = self.remote_names(key) else {
+        let Some((remote, (names, budget))) = self
+            .remote()
+            .and_then(|remote| Some((remote, self.unpark(remote, key)?)))
+        else {
             return Claim::Compute(Lease::none());
         };
-        let budget = Self::unpark(remote, &names);
         let claimed = remote.lock.claim(&names.value, &names.lock, &budget);
         self.claimed(names, claimed, budget)
     }
@@ -802,10 +908,12 @@ where
     where
         V: Send + 'a,
     {
-        let Some((remote, names)) = self.remote_names(key) else {
+        let Some((remote, (names, budget))) = self
+            .remote()
+            .and_then(|remote| Some((remote, self.unpark(remote, key)?)))
+        else {
             return Claim::Compute(Lease::none());
         };
-        let budget = Self::unpark(remote, &names);
         let claimed = remote
             .lock
             .claim_async(&names.value, &names.lock, &budget)
@@ -818,7 +926,16 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_then_async(&key, &value, async {}).await;
+        self.insert_then_async(&key, &value, Lease::none(), None)
+            .await;
+    }
+
+    async fn insert_claimed_async<'a>(&'a self, key: K, value: V, lease: Lease)
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        self.insert_then_async(&key, &value, lease, None).await;
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::redis::RedisStore;
-use super::{Claim, Counts, MemoryStore, RedisOptions, Store};
+use super::{Claim, Counts, Lease, MemoryStore, RedisOptions, Store};
 use crate::config::Config;
 use crate::lookup::Lookup;
 use crate::redis::Subscription;
@@ -128,38 +128,31 @@ impl<K, V> TieredStore<K, V> {
         self.l1.get(key)
     }
 
-    /// Tells the other processes to drop `key` (`None`: everything).
-    fn announce(&self, key: Option<&K>)
-    where
-        K: Serialize,
-    {
+    /// What tells the other processes to drop the key encoded as `evicted` (`None`: everything).
+    fn message(&self, evicted: Option<&[u8]>) -> Vec<u8> {
         let mut message = self.origin.to_vec();
-        match key.map(crate::key::encode) {
+        match evicted {
             None => message.push(CLEAR),
-            Some(Some(encoded)) => {
+            Some(encoded) => {
                 message.push(EVICT);
-                message.extend_from_slice(&encoded);
+                message.extend_from_slice(encoded);
             }
-            Some(None) => return,
         }
-        if let Some(client) = self.l2.client() {
-            // A failure is counted by the breaker; the TTL bounds what it leaves behind.
-            let _ = client.publish(&self.channel, &message);
-        }
+        message
     }
 
-    async fn announce_async(&self, key: &K)
-    where
-        K: Serialize,
-    {
-        let Some(encoded) = crate::key::encode(key) else {
-            return;
-        };
-        let mut message = self.origin.to_vec();
-        message.push(EVICT);
-        message.extend_from_slice(&encoded);
+    /// The start of the message that drops one key, to which its encoding is added.
+    fn evict_head(&self) -> Vec<u8> {
+        let mut head = self.origin.to_vec();
+        head.push(EVICT);
+        head
+    }
+
+    /// Tells the other processes to drop the key encoded as `evicted` (`None`: everything).
+    fn announce(&self, evicted: Option<&[u8]>) {
         if let Some(client) = self.l2.client() {
-            let _ = client.publish_async(&self.channel, &message).await;
+            // A failure is counted by the breaker; the TTL bounds what it leaves behind.
+            let _ = client.publish(&self.channel, &self.message(evicted));
         }
     }
 }
@@ -185,9 +178,15 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        // The announcement counts against the same call's deadline as the write.
+        self.insert_claimed(key, value, std::time::Duration::ZERO, Lease::none());
+    }
+
+    /// The write, its lock's release and the announcement, with the key encoded once (by the
+    /// read that missed); the announcement counts against the same call's deadline.
+    fn insert_claimed(&self, key: K, value: V, _cost: std::time::Duration, lease: Lease) {
+        let head = self.evict_head();
         self.l2
-            .insert_then(&key, &value, || self.announce(Some(&key)));
+            .insert_then(&key, &value, lease, Some((&self.channel, &head)));
         self.l1.insert(key, value);
     }
 
@@ -240,8 +239,17 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
+        self.insert_claimed_async(key, value, Lease::none()).await;
+    }
+
+    async fn insert_claimed_async<'a>(&'a self, key: K, value: V, lease: Lease)
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        let head = self.evict_head();
         self.l2
-            .insert_then_async(&key, &value, self.announce_async(&key))
+            .insert_then_async(&key, &value, lease, Some((&self.channel, &head)))
             .await;
         self.l1.insert(key, value);
     }
@@ -250,7 +258,9 @@ where
         let owned = key.to_key();
         let local = self.l1.remove(key);
         let remote = self.l2.remove(key);
-        self.announce(Some(&owned));
+        if let Some(encoded) = crate::key::encode(&owned) {
+            self.announce(Some(&encoded));
+        }
         local || remote
     }
 

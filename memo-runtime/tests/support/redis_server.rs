@@ -390,3 +390,72 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delay_us: &std::sync::atomic::At
     drop(send);
     let _ = writer.join();
 }
+
+/// The commands a server runs, as `MONITOR` shows them: each line one command sent by a client
+/// (one round trip, unless pipelined) or run by a script (`[0 lua]`, not a round trip).
+pub(crate) struct Monitor {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stream: TcpStream,
+}
+
+impl Monitor {
+    /// Starts watching the server on `port`; returns once it watches.
+    pub(crate) fn start(port: u16) -> Self {
+        let mut stream =
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to redis-server");
+        stream.write_all(b"MONITOR\r\n").expect("send MONITOR");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone the stream"));
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut first).expect("MONITOR's +OK");
+        assert!(first.starts_with("+OK"), "MONITOR answered {first:?}");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 0 {
+                seen.lock().unwrap().push(line.trim_end().to_string());
+                line.clear();
+            }
+        });
+        Self { lines, stream }
+    }
+
+    /// How many lines were seen so far: a mark for [`sent_since`](Self::sent_since).
+    pub(crate) fn mark(&self) -> usize {
+        self.settle();
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The names of the commands clients sent since `mark` (script-run commands left out), in
+    /// order, lower case: one round trip each.
+    pub(crate) fn sent_since(&self, mark: usize) -> Vec<String> {
+        self.settle();
+        self.lines.lock().unwrap()[mark..]
+            .iter()
+            .filter(|line| !line.contains(" lua] "))
+            .filter_map(|line| {
+                let name = line.split("] \"").nth(1)?;
+                Some(name.split('"').next()?.to_ascii_lowercase())
+            })
+            .collect()
+    }
+
+    /// Waits until no new line came for 100 ms (the stream lags the server a little).
+    fn settle(&self) {
+        let mut last = usize::MAX;
+        loop {
+            let now = self.lines.lock().unwrap().len();
+            if now == last {
+                return;
+            }
+            last = now;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}

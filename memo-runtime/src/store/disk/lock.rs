@@ -125,34 +125,73 @@ where
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
     /// [`Store::claim`](crate::Store::claim) for the disk: take `key`'s lock row, or wait for
-    /// the process holding it.
+    /// the process holding it (this thread sleeps between polls).
     pub(super) fn claim_key(&self, key: &K) -> Claim<V> {
+        let mut claiming = match self.claim_start(key) {
+            Ok(claiming) => claiming,
+            Err(done) => return done,
+        };
+        loop {
+            match self.claim_step(key, &mut claiming) {
+                Next::Done(claim) => return claim,
+                Next::Pause(pause) => std::thread::sleep(pause),
+            }
+        }
+    }
+
+    /// [`claim_key`](Self::claim_key) for async callers: between polls the task sleeps on a
+    /// timer, so the executor's thread is free while another process computes.
+    pub(super) async fn claim_key_async(&self, key: &K) -> Claim<V> {
+        let mut claiming = match self.claim_start(key) {
+            Ok(claiming) => claiming,
+            Err(done) => return done,
+        };
+        loop {
+            match self.claim_step(key, &mut claiming) {
+                Next::Done(claim) => return claim,
+                Next::Pause(pause) => super::timer::sleep(pause).await,
+            }
+        }
+    }
+
+    /// A claim of `key` about to make its first attempt, or its answer when there is nothing
+    /// to coordinate (the database is unusable, the key cannot be encoded).
+    fn claim_start(&self, key: &K) -> Result<Claiming<'_>, Claim<V>> {
         if !self.db.is_usable() {
-            return Claim::Compute(Lease::none());
+            return Err(Claim::Compute(Lease::none()));
         }
         let Some(encoded) = key::encode(key) else {
-            return Claim::Compute(Lease::none());
+            return Err(Claim::Compute(Lease::none()));
         };
         let token = i64::from_ne_bytes(
             foldhash::fast::RandomState::default()
                 .hash_one((std::process::id(), Instant::now()))
                 .to_ne_bytes(),
         );
+        Ok(Claiming {
+            encoded,
+            token,
+            // Registered before the row can exist, so no other caller here takes it for stale.
+            held: Held::new(&self.db.shared, token),
+            started: Instant::now(),
+            pause: FIRST_PAUSE,
+        })
+    }
+
+    /// One attempt of a claim: its answer, or how long to pause before the next.
+    fn claim_step(&self, key: &K, claiming: &mut Claiming<'_>) -> Next<V> {
         let shared = &self.db.shared;
-        // Registered before the row can exist, so no other caller here takes it for stale.
-        let mut held = Held::new(shared, token);
-        let started = Instant::now();
-        let mut pause = FIRST_PAUSE;
+        let (encoded, token) = (&claiming.encoded, claiming.token);
         loop {
             let attempt = shared.read(&self.space, |conn| {
-                try_lock(conn, &self.ns, &encoded, token, self.lease)
+                try_lock(conn, &self.ns, encoded, token, self.lease)
             });
             match attempt {
                 // The database failed (counted): compute without coordination.
-                None => return Claim::Compute(Lease::none()),
+                None => return Next::Done(Claim::Compute(Lease::none())),
                 Some(Attempt::Taken) => {
                     // From here the release (which unregisters it) owns the token.
-                    held.keep = true;
+                    claiming.held.keep = true;
                     let release = {
                         let db = Arc::clone(&self.db);
                         let ns = Arc::clone(&self.ns);
@@ -165,44 +204,57 @@ where
                     // The value may have been committed between this caller's miss and its lock.
                     if let Some(value) = self.load(&key, false) {
                         release();
-                        return Claim::Found(value);
+                        return Next::Done(Claim::Found(value));
                     }
-                    return Claim::Compute(Lease::new(release));
+                    return Next::Done(Claim::Compute(Lease::new(release)));
                 }
                 Some(Attempt::Held(pid, holder)) => {
                     if let Some(value) = self.load(&key, false) {
-                        return Claim::Found(value);
+                        return Next::Done(Claim::Found(value));
                     }
                     let stale = if pid == i64::from(std::process::id()) {
                         !lock(&shared.held).contains(&holder)
                     } else {
                         is_dead(pid)
                     };
-                    if stale {
-                        // Its holder ended without releasing it: remove it and try again.
-                        shared.read(&self.space, |conn| {
-                            conn.prepare_cached(
-                                "DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3",
-                            )?
-                            .execute(params![
-                                &self.ns[..],
-                                encoded,
-                                holder
-                            ])
-                        });
-                        continue;
+                    if !stale {
+                        break;
                     }
+                    // Its holder ended without releasing it: remove it and try again.
+                    shared.read(&self.space, |conn| {
+                        conn.prepare_cached(
+                            "DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3",
+                        )?
+                        .execute(params![&self.ns[..], encoded, holder])
+                    });
                 }
             }
-            if started.elapsed() > self.lease + Duration::from_secs(1) {
-                // Held past any lease (the holder keeps renewing it?): stop waiting.
-                return Claim::Compute(Lease::none());
-            }
-            if pause == FIRST_PAUSE {
-                self.waits.fetch_add(1, Ordering::Relaxed);
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(MAX_PAUSE);
         }
+        if claiming.started.elapsed() > self.lease + Duration::from_secs(1) {
+            // Held past any lease (the holder keeps renewing it?): stop waiting.
+            return Next::Done(Claim::Compute(Lease::none()));
+        }
+        if claiming.pause == FIRST_PAUSE {
+            self.waits.fetch_add(1, Ordering::Relaxed);
+        }
+        let pause = claiming.pause;
+        claiming.pause = (pause * 2).min(MAX_PAUSE);
+        Next::Pause(pause)
     }
+}
+
+/// A claim under way: the key's encoding, the lock token it tries with (registered while it
+/// may hold a row), when it started and its next pause.
+struct Claiming<'a> {
+    encoded: Vec<u8>,
+    token: i64,
+    held: Held<'a>,
+    started: Instant,
+    pause: Duration,
+}
+
+/// What a claim does after one attempt.
+enum Next<V> {
+    Done(Claim<V>),
+    Pause(Duration),
 }

@@ -15,6 +15,7 @@ mod db;
 mod files;
 mod lock;
 mod perms;
+mod timer;
 mod version;
 mod writer;
 
@@ -202,7 +203,7 @@ impl DiskOptions {
         root.join(name)
     }
 
-    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`).
+    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`, `jitter`).
     ///
     /// This never fails: a directory or database that cannot be used, or that is refused
     /// because another user could have written to it, leaves the store in memory only, with the
@@ -243,6 +244,7 @@ impl DiskOptions {
             ttl_ms: config
                 .ttl
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
+            jitter: config.jitter.filter(|j| *j > 0.0),
             lease: self.lease,
             clock: ClockCell::default(),
             disk_hits: AtomicU64::new(0),
@@ -327,6 +329,8 @@ pub struct DiskStore<K, V> {
     space: Arc<Space>,
     codec: Codec,
     ttl_ms: Option<u64>,
+    /// The fraction each entry's time to live is spread by (`jitter`).
+    jitter: Option<f64>,
     lease: Duration,
     clock: ClockCell,
     disk_hits: AtomicU64,
@@ -550,6 +554,9 @@ where
             return;
         };
         let expires = self.ttl_ms.map_or(0, |ttl| {
+            let ttl = self
+                .jitter
+                .map_or(ttl, |fraction| crate::random::spread(ttl, fraction));
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
@@ -656,6 +663,14 @@ where
 
     fn claim(&self, key: &K) -> Claim<V> {
         self.claim_key(key)
+    }
+
+    /// Waits for another process's lock without blocking the executor's thread.
+    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    where
+        V: Send + 'a,
+    {
+        self.claim_key_async(key).await
     }
 
     fn backend(&self) -> &'static str {

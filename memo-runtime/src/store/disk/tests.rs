@@ -1058,3 +1058,60 @@ fn without_a_home_the_root_is_the_users_own_temporary_directory() {
     std::fs::create_dir(&own).unwrap();
     assert_eq!(run(), format!("{} false", own.join("test").display()));
 }
+
+/// an async caller waiting for another process's computation of its key (a lock row
+/// of a live process: init, pid 1) leaves its executor's thread free. On a current-thread
+/// runtime, another task keeps running while it waits; its value then arrives.
+#[test]
+fn an_async_caller_waiting_for_another_process_leaves_its_thread_free() {
+    static KEY: u64 = 7;
+    static TICKS: AtomicUsize = AtomicUsize::new(0);
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let tmp = TempDir::new("async-wait");
+    let store: DiskStore<u64, u64> = options(&tmp.0)
+        .lease(Duration::from_secs(5))
+        .open(&Config::new());
+    let encoded = key::encode(&KEY).unwrap();
+    store
+        .db
+        .shared
+        .read(&store.space, |conn| {
+            conn.execute(
+                "INSERT INTO locks (ns, key, pid, token, expires) VALUES (?1, ?2, 1, 999, ?3)",
+                rusqlite::params![&store.ns[..], encoded, i64::MAX],
+            )
+        })
+        .unwrap();
+    let store: &'static DiskStore<u64, u64> = Box::leak(Box::new(store));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // The other process: computes for a while, then stores the value.
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        store.insert(KEY, 14);
+        store.flush();
+    });
+    let waiter = runtime.spawn(async move {
+        let claim = crate::Store::claim_async(store, &KEY).await;
+        DONE.store(true, Ordering::SeqCst);
+        (claim, TICKS.load(Ordering::SeqCst))
+    });
+    runtime.spawn(async {
+        while !DONE.load(Ordering::SeqCst) {
+            TICKS.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    let (claim, ticks) = runtime.block_on(waiter).unwrap();
+    holder.join().unwrap();
+    assert!(
+        matches!(claim, Claim::Found(14)),
+        "the other process's value"
+    );
+    assert!(
+        ticks > 10,
+        "the thread was free while the caller waited: {ticks} ticks"
+    );
+    assert!(store.waits.load(Ordering::Relaxed) >= 1);
+}

@@ -1,0 +1,204 @@
+//! A key read continuously never makes a caller wait for a computation after the first,
+//! with `refresh = "early"` (default `β`) as with `stale`, sync and async.
+//!
+//! The cache's clock is a mock advanced 2 ms per read (ten time-to-live periods of 200 ms in 1,000
+//! reads), while the bodies take 20 ms of real time (10 % of the time to live), so a refresh
+//! often ends past the expiry on the cache's clock. What is counted: `misses` and `coalesced`
+//! stay at their warm-up values (a caller that waited for a computation is one or the other).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use memo::{Clock, cached};
+
+/// Reads over ten time-to-live periods of the cache's clock.
+const READS: usize = 1_000;
+/// Cache-clock time between two reads.
+const STEP: Duration = Duration::from_millis(2);
+
+/// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Asserts that reading a key continuously left `misses` and `coalesced` at their warm-up
+/// values (`warm`), and that the key was refreshed every period or so.
+fn assert_nobody_waited(warm: &memo::Stats, stats: &memo::Stats) {
+    assert_eq!(
+        (stats.misses, stats.coalesced),
+        (warm.misses, warm.coalesced),
+        "no caller computed or waited after the first: {stats:?}"
+    );
+    assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+}
+
+/// Reads `read` [`READS`] times, [`STEP`] apart on the cache's clock (1 ms apart in real time),
+/// after a first read that fills the cache; returns the statistics after the first read.
+fn read_continuously(cache: &memo::Cache<u32, usize>, read: impl Fn()) -> memo::Stats {
+    let (clock, mock) = Clock::mock();
+    cache.set_clock(clock);
+    read();
+    let warm = cache.stats();
+    for _ in 0..READS {
+        mock.increment(STEP);
+        read();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    warm
+}
+
+#[cached(ttl = "200ms", refresh = "early")]
+fn gauge(sensor: u32) -> usize {
+    assert!(sensor > 0);
+    std::thread::sleep(Duration::from_millis(20));
+    sensor as usize
+}
+
+#[test]
+fn early_refresh_keeps_every_caller_of_a_hot_key_from_waiting() {
+    let warm = read_continuously(gauge_cache(), || assert_eq!(gauge(1), 1));
+    let stats = gauge_cache().stats();
+    assert_nobody_waited(&warm, &stats);
+    assert_eq!(stats.hits, READS as u64);
+}
+
+#[cached(ttl = "200ms", stale = "100ms")]
+fn meter(sensor: u32) -> usize {
+    assert!(sensor > 0);
+    std::thread::sleep(Duration::from_millis(20));
+    sensor as usize
+}
+
+#[test]
+fn stale_keeps_every_caller_of_a_hot_key_from_waiting() {
+    let warm = read_continuously(meter_cache(), || assert_eq!(meter(1), 1));
+    assert_nobody_waited(&warm, &meter_cache().stats());
+}
+
+static LEDGER_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Holds the background refresh (run 2) until the test lets it go.
+static RELEASE_LEDGER: AtomicBool = AtomicBool::new(false);
+
+/// A large `β` makes every hit after a computation due early, deterministically.
+#[cached(ttl = "10s", refresh = "early", beta = 1e12)]
+fn ledger(account: u32) -> usize {
+    assert!(account > 0);
+    let run = LEDGER_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        assert!(eventually(|| RELEASE_LEDGER.load(Ordering::SeqCst)));
+    }
+    run
+}
+
+#[test]
+fn the_old_value_is_served_past_the_ttl_while_its_refresh_runs_and_invalidate_drops_it() {
+    let (clock, mock) = Clock::mock();
+    let cache = ledger_cache();
+    cache.set_clock(clock);
+    assert_eq!(ledger(1), 1);
+    assert_eq!(ledger(1), 1, "due early: run 2 starts, and is held");
+    assert!(eventually(|| LEDGER_RUNS.load(Ordering::SeqCst) == 2));
+    mock.increment(Duration::from_secs(11));
+    assert_eq!(ledger(1), 1, "past the ttl, the refresh still running");
+    assert_eq!(ledger(1), 1);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.coalesced), (3, 1, 0));
+    assert_eq!(stats.refreshes, 1, "one refresh at a time");
+    // An invalidated key is not served from the running refresh: the caller computes (run 3).
+    cache.invalidate(&1);
+    assert_eq!(ledger(1), 3);
+    RELEASE_LEDGER.store(true, Ordering::SeqCst);
+    assert!(eventually(|| cache.get(&1) == Some(2)));
+    assert_eq!(cache.stats().misses, 2);
+}
+
+static STUCK_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Holds the background refresh (run 2) until the test lets it go.
+static RELEASE_STUCK: AtomicBool = AtomicBool::new(false);
+
+#[cached(ttl = "200ms", refresh = "early", beta = 1e12)]
+fn stuck(account: u32) -> usize {
+    assert!(account > 0);
+    let run = STUCK_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        assert!(eventually(|| RELEASE_STUCK.load(Ordering::SeqCst)));
+    }
+    run
+}
+
+/// The old value is served while its refresh runs for one time to live after the refresh
+/// started, no longer: a refresh that hangs leaves callers to compute, as before.
+#[test]
+fn a_refresh_that_hangs_past_a_ttl_leaves_callers_to_compute() {
+    let (clock, mock) = Clock::mock();
+    let cache = stuck_cache();
+    cache.set_clock(clock);
+    assert_eq!(stuck(1), 1);
+    assert_eq!(stuck(1), 1, "due early: run 2 starts, and hangs");
+    assert!(eventually(|| STUCK_RUNS.load(Ordering::SeqCst) == 2));
+    mock.increment(Duration::from_secs(1));
+    assert_eq!(
+        stuck(1),
+        1,
+        "past the ttl, within a ttl of the refresh's start"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stuck(1), 3, "a ttl after the refresh started: computed");
+    assert_eq!(cache.stats().misses, 2);
+    RELEASE_STUCK.store(true, Ordering::SeqCst);
+}
+
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use super::*;
+
+    #[cached(ttl = "200ms", refresh = "early")]
+    async fn tide(port: u32) -> usize {
+        assert!(port > 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        port as usize
+    }
+
+    /// [`read_continuously`] of an `async fn`, awaited.
+    async fn read_continuously_async<F: Future<Output = usize>>(
+        cache: &memo::Cache<u32, usize>,
+        read: impl Fn() -> F,
+    ) -> memo::Stats {
+        let (clock, mock) = Clock::mock();
+        cache.set_clock(clock);
+        read().await;
+        let warm = cache.stats();
+        for _ in 0..READS {
+            mock.increment(STEP);
+            assert_eq!(read().await, 1);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        warm
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_refresh_keeps_every_async_caller_of_a_hot_key_from_waiting() {
+        let warm = read_continuously_async(tide_cache(), || tide(1)).await;
+        assert_nobody_waited(&warm, &tide_cache().stats());
+    }
+
+    #[cached(ttl = "200ms", stale = "100ms")]
+    async fn swell(port: u32) -> usize {
+        assert!(port > 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        port as usize
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_keeps_every_async_caller_of_a_hot_key_from_waiting() {
+        let warm = read_continuously_async(swell_cache(), || swell(1)).await;
+        assert_nobody_waited(&warm, &swell_cache().stats());
+    }
+}
