@@ -5,8 +5,8 @@
 //! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
 //! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
-//! - `DiskStore`, `Codec`, `key` (feature `disk`): the persistent store shared by processes,
-//!   its serde formats and its key encoding.
+//! - `DiskStore`, `Codec` (feature `disk`): the persistent store shared by processes and its
+//!   serde formats.
 //! - [`Clock`]: real or mock time for expiry (the mock with feature `test-util`).
 //! - [`warm`]: fill a cache concurrently before traffic arrives.
 //! - `redis` (feature `redis`): the Redis layer in bytes: client, circuit breaker, distributed lock
@@ -27,7 +27,9 @@ mod codec;
 mod config;
 mod flight;
 mod janitor;
+// Not public API: the stores' key encoding, for the expansion and memo-cli.
 #[cfg(any(feature = "disk", feature = "redis"))]
+#[doc(hidden)]
 pub mod key;
 mod lookup;
 #[cfg(feature = "metrics")]

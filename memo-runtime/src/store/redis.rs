@@ -271,7 +271,7 @@ impl RedisOptions {
     /// Namespaces the entries by a function's identity (`#[cached]` passes the resolved path,
     /// e.g. `app::Celsius::boiling`) and a `version` to set old entries aside by hand: functions
     /// sharing a server never see each other's entries. The key and value types' serde shapes are
-    /// always part of the namespace (see [`key::fingerprint`]): a build whose types changed never
+    /// always part of the namespace (a fingerprint of their field names, order and types): a build whose types changed never
     /// decodes an entry of the old layout.
     #[must_use]
     pub fn function(mut self, path: &str, version: u64) -> Self {

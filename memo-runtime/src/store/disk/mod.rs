@@ -136,7 +136,7 @@ impl DiskOptions {
     /// Namespaces the entries by a function's identity (`#[cached]` passes the resolved path,
     /// e.g. `app::Celsius::boiling`) and a `version` to set old entries aside by hand, so that
     /// functions sharing a store never see each other's entries. The key and value types' serde
-    /// shapes are always part of the namespace (see [`key::fingerprint`]): a build whose types
+    /// shapes are always part of the namespace (a fingerprint of their field names, order and types): a build whose types
     /// changed never decodes an entry of the old layout.
     ///
     /// Open one store per namespace in a process: two stores of one namespace in one process
