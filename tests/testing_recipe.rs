@@ -132,3 +132,16 @@ fn parallel_scopes_never_see_each_other() {
         }
     });
 }
+
+#[cached]
+fn zero<T: Default + std::fmt::Display>(n: u64) -> String {
+    format!("{n}:{}", T::default())
+}
+
+#[test]
+fn a_generic_functions_instances_keep_apart_in_a_scope() {
+    let _scope = memo::testing::isolate();
+    assert_eq!(zero::<u8>(1), "1:0");
+    assert_eq!(zero::<bool>(1), "1:false");
+    assert_eq!(zero_cache::<u8>().stats().misses, 1);
+}

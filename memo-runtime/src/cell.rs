@@ -215,7 +215,7 @@ impl CacheCell {
         #[cfg(feature = "test-util")]
         if crate::testing::isolated() {
             let mut init = Some(init);
-            let key = (id, enclosing(scope).to_string(), TypeId::of::<C>());
+            let key = (id, instance(id, scope), TypeId::of::<C>());
             let erased = crate::testing::isolated_cache(key, &mut || {
                 let init = init
                     .take()
@@ -265,13 +265,7 @@ impl CacheCell {
         make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
     ) -> Erased {
         let path = enclosing(scope);
-        // A generic function's instances differ by its own type arguments too.
-        let instance = if is_generic_fn(id) {
-            format!("{path}::{}", own_arguments(scope))
-        } else {
-            path.to_string()
-        };
-        let key = (id, instance, type_id);
+        let key = (id, instance(id, scope), type_id);
         // A body claims its cache by its closure's type; a companion (or a function with generic
         // arguments of its own, which share one cache) takes the first.
         let owner = site.filter(|_| is_body(id, scope, path));
@@ -354,6 +348,17 @@ fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
         segment
     };
     segment == Some(name)
+}
+
+/// What tells the caches of the function `id` apart, called from `scope`: what encloses it (an
+/// impl's type with its generic arguments), and a generic function's own type arguments.
+fn instance(id: &str, scope: &str) -> String {
+    let path = enclosing(scope);
+    if is_generic_fn(id) {
+        format!("{path}::{}", own_arguments(scope))
+    } else {
+        path.to_string()
+    }
 }
 
 /// Whether `id` is a generic function's: the expansion ends the nonce of a function with type or
