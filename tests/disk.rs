@@ -335,3 +335,18 @@ fn forced_refresh_recomputes_on_disk() {
     assert_eq!(stamp(1), 2, "and stored");
     assert_eq!(stamp_cache().stats().refreshes, 1);
 }
+
+#[cached(store = disk, maxsize = 10, ttl = "1h")]
+fn settled(n: u64) -> u64 {
+    n
+}
+
+/// The handle tells its settings, as `functools`' `cache_parameters()` does.
+#[test]
+fn the_handle_tells_its_settings() {
+    init();
+    let config = settled_cache().config();
+    assert_eq!(config.maxsize, Some(10));
+    assert_eq!(config.ttl, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(settled_cache().backend(), "disk");
+}

@@ -535,3 +535,13 @@ fn ttl_expires_tiered_entries() {
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(brief(1), 2, "expired in both tiers: computed again");
 }
+
+/// The handle tells its settings, as `functools`' `cache_parameters()` does.
+#[test]
+fn the_handle_tells_its_settings() {
+    init();
+    let config = square_cache().config();
+    assert_eq!(config.ttl, Some(Duration::from_secs(600)));
+    assert_eq!(config.maxsize, None);
+    assert_eq!(square_cache().backend(), "redis");
+}

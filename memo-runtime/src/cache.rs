@@ -448,6 +448,32 @@ where
         self.store.purge_expired()
     }
 
+    /// The settings the cache was built with (what `functools`' `cache_parameters()` tells):
+    /// for a memoized function, its options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::{Cache, Config, Policy};
+    /// use std::time::Duration;
+    ///
+    /// let cache: Cache<u32, u32> =
+    ///     Cache::new(Config::new().maxsize(100).ttl(Duration::from_secs(300)).policy(Policy::Lru));
+    /// let config = cache.config();
+    /// assert_eq!(config.maxsize, Some(100));
+    /// assert_eq!(config.ttl, Some(Duration::from_secs(300)));
+    /// assert_eq!(config.policy, Policy::Lru);
+    /// assert_eq!(cache.backend(), "memory");
+    /// ```
+    pub fn config(&self) -> Config {
+        self.store.config()
+    }
+
+    /// Where the entries live: `"memory"`, `"disk"`, `"redis"` or `"tiered"`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
     /// Counters since the cache was created, or since the last [`reset_stats`](Self::reset_stats).
     ///
     /// # Examples

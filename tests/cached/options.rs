@@ -243,3 +243,20 @@ fn on_evict_may_call_back_into_its_cache() {
     assert!(echo_cache().len() <= 2);
     assert!(ECHOED.load(Ordering::SeqCst) > 0);
 }
+
+#[cached(maxsize = 100, ttl = "5m", policy = "lru")]
+fn settled(n: u64) -> u64 {
+    n
+}
+
+/// The handle tells its settings, as `functools`' `cache_parameters()` does (`maxsize`,
+/// `typed`, here `ttl`, `policy` and the store too).
+#[test]
+fn the_handle_tells_its_settings() {
+    let config = settled_cache().config();
+    assert_eq!(config.maxsize, Some(100));
+    assert_eq!(config.ttl, Some(std::time::Duration::from_secs(300)));
+    assert_eq!(config.policy, memo::Policy::Lru);
+    assert_eq!(settled_cache().backend(), "memory");
+    assert_eq!(square_cache().config().ttl, None);
+}

@@ -57,6 +57,8 @@ pub struct MemoryStore<K, V> {
     weighed: bool,
     /// Told of every entry that leaves, after the shard's lock is released.
     listener: Option<Listener<K, V>>,
+    /// What the store was built with, as [`Cache::config`](crate::Cache::config) tells it.
+    config: Config,
 }
 
 impl<K, V> MemoryStore<K, V> {
@@ -105,6 +107,7 @@ impl<K, V> MemoryStore<K, V> {
             max_weight: config.max_weight,
             weighed: false,
             listener: None,
+            config: *config,
         }
     }
 
@@ -494,6 +497,10 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
+    fn config(&self) -> Config {
+        self.config
+    }
+
     // The hit path: measured 0.5 ns faster when forced inline into the memoized function.
     #[allow(
         clippy::inline_always,

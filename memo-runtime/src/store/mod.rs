@@ -29,6 +29,7 @@ pub use redis::{RedisOptions, RedisStore};
 pub use tiered::TieredStore;
 pub use weight::{Weigher, Weight};
 
+use crate::config::Config;
 use crate::lookup::Lookup;
 
 /// What a store counts itself: hits, and entries it removed on its own.
@@ -339,6 +340,10 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     fn backend(&self) -> &'static str {
         "memory"
     }
+
+    #[doc(hidden)]
+    /// What the store was built with (its bound, time to live, policy).
+    fn config(&self) -> Config;
 
     /// The total weight of the entries held, when the store weighs them (see
     /// [`MemoryStore::weigher`]); `None` otherwise.

@@ -397,6 +397,7 @@ impl RedisOptions {
             skipped: AtomicU64::new(0),
             #[cfg(any(test, feature = "test-util"))]
             hash_bits: self.hash_bits,
+            config: *config,
             types: PhantomData,
         }
     }
@@ -458,6 +459,7 @@ pub struct RedisStore<K, V> {
     skipped: AtomicU64,
     #[cfg(any(test, feature = "test-util"))]
     hash_bits: u32,
+    config: Config,
     types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -958,6 +960,10 @@ where
     /// 0: see [`RedisStore`]'s "Length".
     fn len(&self) -> usize {
         0
+    }
+
+    fn config(&self) -> Config {
+        self.config
     }
 
     fn backend(&self) -> &'static str {

@@ -287,6 +287,10 @@ where
         self.l1.purge_expired()
     }
 
+    fn config(&self) -> Config {
+        self.l1.config()
+    }
+
     fn backend(&self) -> &'static str {
         "tiered"
     }

@@ -249,6 +249,7 @@ impl DiskOptions {
             clock: ClockCell::default(),
             disk_hits: AtomicU64::new(0),
             waits: AtomicU64::new(0),
+            config: *config,
             types: PhantomData,
         }
     }
@@ -336,6 +337,7 @@ pub struct DiskStore<K, V> {
     disk_hits: AtomicU64,
     /// Claims that waited for another caller's lock (tests check that none wait for nothing).
     waits: AtomicU64,
+    config: Config,
     types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -671,6 +673,10 @@ where
         V: Send + 'a,
     {
         self.claim_key_async(key).await
+    }
+
+    fn config(&self) -> Config {
+        self.config
     }
 
     fn backend(&self) -> &'static str {
