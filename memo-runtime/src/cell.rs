@@ -266,8 +266,8 @@ impl CacheCell {
     ) -> Erased {
         let path = enclosing(scope);
         let key = (id, instance(id, scope), type_id);
-        // A body claims its cache by its closure's type; a companion (or a function with generic
-        // arguments of its own, which share one cache) takes the first.
+        // A body claims its cache by its closure's type; a companion (or a function with
+        // `impl Trait` arguments, whose instances share one cache) takes the first.
         let owner = site.filter(|_| is_body(id, scope, path));
         let found = claim(
             (REGISTRY.lock().unwrap_or_else(PoisonError::into_inner))
