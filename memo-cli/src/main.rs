@@ -159,7 +159,7 @@ fn names(functions: &[StoredFunction]) -> String {
 /// `{"key": …, "value": …, "bytes": n, "expires_ms": n}`: the key as text where it is one (else
 /// its bytes in hex), the value as JSON for a JSON store (else hex).
 fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Value {
-    let key = postcard_text(&entry.key).unwrap_or_else(|| hex(&entry.key));
+    let key = memo_runtime::key::text_of(&entry.key).unwrap_or_else(|| hex(&entry.key));
     let value: serde_json::Value = match &entry.value {
         None => format!("({} bytes in a file of their own)", entry.size).into(),
         Some(bytes) if function.codec() == "json" => {
@@ -173,21 +173,6 @@ fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Val
         "bytes": entry.size,
         "expires_ms": entry.expires_ms,
     })
-}
-
-/// The text of a key that postcard encoded as one string (a length, then UTF-8).
-fn postcard_text(bytes: &[u8]) -> Option<String> {
-    let mut len = 0_usize;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        len |= usize::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let rest = &bytes[i + 1..];
-            return (rest.len() == len)
-                .then(|| String::from_utf8(rest.to_vec()).ok())
-                .flatten();
-        }
-    }
-    None
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -75,6 +75,26 @@ pub fn parse_namespace(bytes: &[u8]) -> Option<(String, String, u64)> {
     ))
 }
 
+/// The text of an [`encode`]d key that is one string (postcard writes a string as its length, as
+/// [`put`] does, then its UTF-8), for tools that show keys; `None` for any other key.
+///
+/// # Examples
+///
+/// ```
+/// use memo_runtime::key::{encode, text_of};
+///
+/// assert_eq!(text_of(&encode("apple").unwrap()).as_deref(), Some("apple"));
+/// assert_eq!(text_of(&encode(&7_u64).unwrap()), None);
+/// ```
+#[must_use]
+pub fn text_of(encoded: &[u8]) -> Option<String> {
+    let (text, rest) = take(encoded)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    String::from_utf8(text.to_vec()).ok()
+}
+
 /// The first length-prefixed part of `bytes` (as [`put`] writes it) and what follows it.
 fn take(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut len = 0_usize;

@@ -878,18 +878,12 @@ mod ops {
     }
 
     pub(super) async fn script(
-        mut conn: Conn,
+        conn: Conn,
         script: &str,
         key: Vec<u8>,
         args: Vec<Vec<u8>>,
     ) -> Result<bool, Error> {
-        let mut eval = cmd("EVAL");
-        eval.arg(script).arg(1).arg(key);
-        for arg in args {
-            eval.arg(arg);
-        }
-        let done: i64 = eval.query_async(&mut conn).await?;
-        Ok(done == 1)
+        scripted(conn, script, vec![key], args).await
     }
 
     /// A script over several keys that replies 1 or 0.

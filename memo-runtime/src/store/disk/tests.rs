@@ -239,6 +239,24 @@ fn a_value_that_does_not_decode_is_a_miss_and_is_overwritten() {
 }
 
 #[test]
+fn a_value_that_does_not_decode_is_deleted_and_counted_once() {
+    let tmp = TempDir::new("undecodable");
+    open(&tmp.0, &Config::new()).insert("a".into(), 1);
+    let conn = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    conn.execute("UPDATE entries SET value = x'ffffffffffffffffffff01'", [])
+        .unwrap();
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    assert_eq!(cache.get("a"), None);
+    assert_eq!(cache.get("a"), None);
+    cache.store().flush();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the damaged value is deleted");
+    assert_eq!(cache.stats().backend_errors, 1, "counted once");
+}
+
+#[test]
 fn a_garbage_file_is_moved_aside_and_rebuilt() {
     let tmp = TempDir::new("garbage-file");
     std::fs::create_dir_all(tmp.0.join("test")).unwrap();
