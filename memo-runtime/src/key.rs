@@ -75,7 +75,7 @@ pub fn parse_namespace(bytes: &[u8]) -> Option<(String, String, u64)> {
     ))
 }
 
-/// The text of an [`encode`]d key that is one string (postcard writes a string as its length, as
+/// The text of an [`encode`]d key that is one string (postcard writes a string as its length, as a
 /// namespace part is written, then its UTF-8), for tools that show keys; `None` for any other key.
 ///
 /// # Examples
