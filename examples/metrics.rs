@@ -1,7 +1,7 @@
 //! Prometheus metrics of memoized functions, served on a local HTTP endpoint.
 //!
 //! Run: `cargo run --features metrics --example metrics`: it scrapes itself once and prints the
-//! `memo_` lines. With `-- --serve` it then serves them for 30 s: point a Prometheus server or
+//! `memo_` lines. With `-- --serve` it then serves them until interrupted (Ctrl-C): point a Prometheus server or
 //! `curl http://127.0.0.1:<port>/metrics` at the address it prints.
 
 use std::io::{Read, Write};
@@ -71,7 +71,9 @@ fn main() {
         println!("{line}");
     }
     if std::env::args().any(|a| a == "--serve") {
-        println!("serving http://{addr}/metrics for 30 s");
-        std::thread::sleep(std::time::Duration::from_secs(30));
+        println!("serving http://{addr}/metrics until interrupted (Ctrl-C)");
+        loop {
+            std::thread::park();
+        }
     }
 }

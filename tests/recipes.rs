@@ -325,27 +325,48 @@ fn prometheus_scrapes_the_metrics_recipe_and_answers_a_query() {
         ),
     )
     .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("prometheus not found: install it with `apt-get install -y prometheus`"),
-    );
+    // Prometheus's log goes to a file so that a failure shows why; a port taken between our
+    // probe and Prometheus's bind is tried again with another.
+    let log_path = dir.0.join("prometheus.log");
+    let mut started = None;
+    for attempt in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut prometheus = Killed(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.0.join(format!("data{attempt}")).display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("prometheus not found: install it with `apt-get install -y prometheus`"),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline
+            && prometheus.0.try_wait().unwrap().is_none()
+            && !http_get(port, "/-/ready").contains("Ready")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        if http_get(port, "/-/ready").contains("Ready") {
+            started = Some((prometheus, port));
+            break;
+        }
+    }
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let (_prometheus, port) =
+        started.unwrap_or_else(|| panic!("Prometheus did not become ready; its log:\n{}", log()));
     // memo_hits_total{fn="metrics::square"}: the recipe calls square 7 times on 3 numbers.
     let query = "/api/v1/query?query=memo_hits_total%7Bfn%3D%22metrics%3A%3Asquare%22%7D";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let answer = loop {
         let answer = http_get(port, query);
         if answer.contains("\"value\":[") || std::time::Instant::now() > deadline {
@@ -353,8 +374,10 @@ fn prometheus_scrapes_the_metrics_recipe_and_answers_a_query() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
-    assert!(answer.contains(r#""job":"memo""#), "{answer}");
-    assert!(answer.ends_with(r#","4"]}]}}"#), "{answer}");
+    let targets = http_get(port, "/api/v1/targets");
+    let why = format!("query: {answer}\ntargets: {targets}\nlog:\n{}", log());
+    assert!(answer.contains(r#""job":"memo""#), "{why}");
+    assert!(answer.ends_with(r#","4"]}]}}"#), "{why}");
 }
 
 /// The body of `GET path` from `127.0.0.1:port` ("" when nothing answers).
