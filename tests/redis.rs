@@ -1,6 +1,6 @@
 //! `#[cached(store = redis)]` end to end, against real servers this binary starts: hits across
 //! processes (sync and async), one computation for a stampede of processes, a server killed and
-//! restarted under load, a forced hash collision of long keys, and a 3-master cluster.
+//! restarted under load, long keys named by their hash, JSON entries read from Python, and a 3-master cluster.
 //!
 //! Processes: the test binary runs itself with `MEMO_TEST_ROLE` set (see [`child`]).
 #![cfg(feature = "redis")]
@@ -337,13 +337,11 @@ fn a_restarted_server_fails_no_call_and_returns_no_wrong_value() {
     assert_eq!(cache.get("after").as_deref(), Some("value of after"));
 }
 
-/// The hash is truncated by a test hook of feature `test-util`.
-#[cfg(feature = "test-util")]
+/// Long keys are named by their SHA-256: two of them never share a value.
 #[test]
-fn a_forced_collision_of_long_keys_never_returns_the_other_keys_value() {
+fn long_keys_keep_values_of_their_own() {
     let server = RedisServer::start();
-    // Every long key hashes to 0: all of them share one Redis key.
-    let cache = cache_at(&server.url(), "collide", |options| options.hash_bits(0));
+    let cache = cache_at(&server.url(), "long", |options| options);
     let (a, b) = ("a".repeat(300), "b".repeat(300));
     let runs = AtomicUsize::new(0);
     let compute = |key: &str| {
@@ -354,13 +352,68 @@ fn a_forced_collision_of_long_keys_never_returns_the_other_keys_value() {
         assert_eq!(cache.get_or_compute(a.as_str(), compute), "value of a");
         assert_eq!(cache.get_or_compute(b.as_str(), compute), "value of b");
     }
-    // Each call overwrote the other key's value: every one computed, none took the other's.
-    assert_eq!(runs.load(Ordering::Relaxed), 6);
+    assert_eq!(runs.load(Ordering::Relaxed), 2);
     assert_eq!(cache.stats().backend_errors, 0);
-    // Short keys are named by their own bytes: unaffected.
-    assert_eq!(cache.get_or_compute("c", compute), "value of c");
-    assert_eq!(cache.get_or_compute("c", compute), "value of c");
-    assert_eq!(runs.load(Ordering::Relaxed), 7);
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Profile {
+    name: String,
+    visits: u32,
+}
+
+#[cached(store = redis, codec = "json")]
+fn profile(name: &str, region: u32) -> Profile {
+    Profile {
+        name: name.to_uppercase(),
+        visits: region * 10,
+    }
+}
+
+/// Runs `redis-cli -p port args…` and returns what it printed.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `codec = "json"` keeps the README's "readable by any language": the key names the function
+/// and the arguments in clear, and Python's `json.loads` reads the value as it is.
+#[test]
+fn json_entries_read_plainly_from_another_language() {
+    init();
+    let _ = profile("ada", 7);
+    let port = PORT.load(Ordering::Relaxed);
+    let keys = redis_cli(port, &["--scan", "--pattern", "memo:redis::profile:*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let fingerprint = keys[0]
+        .strip_prefix("memo:redis::profile:")
+        .and_then(|rest| rest.strip_suffix(r#":{["ada",7]}"#))
+        .unwrap_or_else(|| panic!("{}", keys[0]));
+    assert_eq!(fingerprint.len(), 16, "{fingerprint}");
+    let value = redis_cli(port, &["--raw", "GET", keys[0]]);
+    let mut python = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys; v = json.loads(sys.stdin.read()); print(v['name'], v['visits'])",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    let printed = python.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(printed.stdout).unwrap(), "ADA 70\n");
 }
 
 #[test]

@@ -113,16 +113,6 @@ pub fn encode<K: Serialize + ?Sized>(key: &K) -> Option<Vec<u8>> {
     postcard::to_allocvec(key).ok()
 }
 
-/// The whole key, `prefix` then the length-prefixed encoded key: the form a remote store that
-/// has one key column (Redis) uses.
-#[must_use]
-pub fn full(prefix: &[u8], encoded: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(prefix.len() + encoded.len() + 4);
-    out.extend_from_slice(prefix);
-    put(&mut out, encoded);
-    out
-}
-
 /// A 64-bit FNV-1a hash: what a [`fingerprint`] hashes the shapes' text with (stable across builds and
 /// platforms, unlike `std`'s hashers).
 #[must_use]
@@ -143,21 +133,6 @@ pub const fn fnv64(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// A 128-bit FNV-1a hash: what remote stores name a long key by. Not collision-resistant
-/// against an adversary, and it need not be: the full key is stored beside the value and
-/// compared on read, so a collision costs a miss, never another key's value.
-#[must_use]
-pub const fn long_hash(bytes: &[u8]) -> u128 {
-    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u128;
-        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
-        i += 1;
-    }
-    hash
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,14 +143,7 @@ mod tests {
         let a = namespace(&long, "f", 0);
         // 300 = 0b10_0101100: two length bytes.
         assert_eq!(&a[..2], &[0xac, 0x02]);
-        assert_ne!(full(b"", b"ab"), full(b"\x01a", b"b"));
         assert_ne!(encode(&("a:b", "c")), encode(&("a", "b:c")));
-    }
-
-    #[test]
-    fn long_hash_is_fnv_1a_128() {
-        assert_eq!(long_hash(b""), 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d);
-        assert_eq!(long_hash(b"a"), 0xd228_cb69_6f1a_8caf_7891_2b70_4e4a_8964);
     }
 
     #[test]

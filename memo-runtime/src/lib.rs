@@ -31,6 +31,8 @@ mod janitor;
 #[cfg(any(feature = "disk", feature = "redis"))]
 #[doc(hidden)]
 pub mod key;
+#[cfg(feature = "redis")]
+mod key_text;
 mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;

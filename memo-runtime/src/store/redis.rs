@@ -1,14 +1,15 @@
 //! A store shared by processes and machines through Redis (feature `redis`): what
 //! `#[cached(store = redis)]` uses.
 //!
-//! Keys follow the remote layout of [`key`](crate::key): the program's prefix (`memo` unless
-//! [`RedisOptions::prefix`] or `MEMO_REDIS_PREFIX` says otherwise), `:`, the hex of the namespace
-//! (store name and codec, function identity, fingerprint of the types' shapes), then the key in
-//! a Redis hash tag,
-//! `{…}`, so that a value and its lock (`…:lock`) live in one cluster slot. A key whose encoding
-//! is longer than 100 bytes is named by its 128-bit hash instead, and its full encoding
-//! is stored beside the value and compared on read: a hash collision is a miss, never another
-//! key's value.
+//! Keys read as `<prefix>:<function>:<fingerprint>:{<key>}`: the program's prefix (`memo` unless
+//! [`RedisOptions::prefix`] or `MEMO_REDIS_PREFIX` says otherwise), the function's identity
+//! (`app::fetch`; the store's name for a hand-made store), 16 hex digits naming everything else
+//! that sets entries apart (store name, codec, the types' shapes, the version), then the key in a
+//! Redis hash tag, `{…}`, so that a value and its lock (`…:lock`) live in one cluster slot. The
+//! key is in clear where it is text or numbers (`apple`, `42`, `["apple",42]`); a key that is long,
+//! binary or otherwise unreadable is named by its SHA-256 instead (`{#…}`), collision-resistant,
+//! so no key can be made to read another's value. Values are the codec's bytes and nothing else:
+//! with `codec = "json"`, plain JSON of the value.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -38,15 +39,6 @@ pub(crate) const PREFIX_VAR: &str = "MEMO_REDIS_PREFIX";
 /// The start of every key when neither [`RedisOptions::prefix`] nor `MEMO_REDIS_PREFIX` names
 /// another.
 pub(crate) const DEFAULT_PREFIX: &str = "memo";
-
-/// Encoded keys longer than this many bytes are named by their hash (their hex would pass 200
-/// bytes of Redis key).
-pub(crate) const LONG_KEY: usize = 100;
-
-/// Marks a value stored under its key's own name.
-const PLAIN: u8 = 0;
-/// Marks a value stored under its key's hash: the full encoded key follows, then the value.
-const HASHED: u8 = 1;
 
 thread_local! {
     /// This thread's call from the read that missed to its claim: a [`Parked`] of the store's
@@ -247,8 +239,6 @@ pub struct RedisOptions {
     client: Option<RedisClient>,
     lock: LockChoice,
     prefix: Option<String>,
-    #[cfg(any(test, feature = "test-util"))]
-    hash_bits: u32,
 }
 
 impl RedisOptions {
@@ -263,8 +253,6 @@ impl RedisOptions {
             client: None,
             lock: LockChoice::Single,
             prefix: None,
-            #[cfg(any(test, feature = "test-util"))]
-            hash_bits: 128,
         }
     }
 
@@ -338,15 +326,6 @@ impl RedisOptions {
         self
     }
 
-    /// Keeps only the low `bits` of a long key's hash, so that tests can make keys collide
-    /// (feature `test-util`).
-    #[cfg(any(test, feature = "test-util"))]
-    #[must_use]
-    pub const fn hash_bits(mut self, bits: u32) -> Self {
-        self.hash_bits = if bits > 128 { 128 } else { bits };
-        self
-    }
-
     /// Opens the store, with the time to live (and jitter) of `config`; `maxsize` does not apply
     /// (Redis bounds its memory itself: `maxmemory`).
     ///
@@ -378,9 +357,12 @@ impl RedisOptions {
         let space = format!("{}/{}", self.name, self.codec.name());
         let ns = key::namespace(&space, &self.function, fingerprint);
         let start = key_prefix(self.prefix.as_deref(), std::env::var(PREFIX_VAR).ok());
-        let mut prefix = format!("{start}:").into_bytes();
-        prefix.extend_from_slice(hex(&ns).as_bytes());
-        prefix.push(b':');
+        let shown = if self.function.is_empty() {
+            &self.name
+        } else {
+            &self.function
+        };
+        let prefix = format!("{start}:{shown}:{:016x}:", key::fnv64(&ns)).into_bytes();
         RedisStore {
             remote: remote.map_err(|err| {
                 crate::trace::backend_error("redis", &err);
@@ -395,8 +377,6 @@ impl RedisOptions {
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
-            #[cfg(any(test, feature = "test-util"))]
-            hash_bits: self.hash_bits,
             config: *config,
             types: PhantomData,
         }
@@ -448,7 +428,7 @@ impl RedisOptions {
 /// keys without a `SCAN` of the whole keyspace.
 pub struct RedisStore<K, V> {
     remote: Result<Arc<Remote>, String>,
-    /// `<prefix>:<namespace hex>:`: every key of this store starts with it.
+    /// `<prefix>:<function>:<fingerprint>:`: every key of this store starts with it.
     prefix: Vec<u8>,
     codec: Codec,
     ttl_ms: Option<u64>,
@@ -457,8 +437,6 @@ pub struct RedisStore<K, V> {
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
     skipped: AtomicU64,
-    #[cfg(any(test, feature = "test-util"))]
-    hash_bits: u32,
     config: Config,
     types: PhantomData<fn() -> (K, V)>,
 }
@@ -469,9 +447,6 @@ struct Names {
     lock: Vec<u8>,
     /// The encoded key (tiered announcements carry it).
     encoded: Vec<u8>,
-    /// Whether the names carry only the key's hash: the full encoding is then stored beside the
-    /// value and checked on read.
-    hashed: bool,
 }
 
 impl<K, V> RedisStore<K, V> {
@@ -515,28 +490,16 @@ impl<K, V> RedisStore<K, V> {
         })
     }
 
-    /// The 128-bit hash naming a long key (truncated by [`RedisOptions::hash_bits`] in tests).
-    #[cfg_attr(
-        not(any(test, feature = "test-util")),
-        allow(clippy::unused_self, reason = "the test hook reads it")
-    )]
-    fn hash(&self, encoded: &[u8]) -> u128 {
-        #[cfg(any(test, feature = "test-util"))]
-        if self.hash_bits < 128 {
-            return key::long_hash(encoded) & ((1_u128 << self.hash_bits) - 1);
-        }
-        key::long_hash(encoded)
-    }
-
-    fn names(&self, encoded: Vec<u8>) -> Names {
+    /// The names of a key encoded as `encoded`, whose text is `text` (`None`: it has none).
+    fn names(&self, encoded: Vec<u8>, text: Option<String>) -> Names {
         let mut value = self.prefix.clone();
         value.push(b'{');
-        let hashed = encoded.len() > LONG_KEY;
-        if hashed {
-            value.push(b'#');
-            value.extend_from_slice(format!("{:032x}", self.hash(&encoded)).as_bytes());
+        if let Some(text) = text {
+            value.extend_from_slice(text.as_bytes());
         } else {
-            value.extend_from_slice(hex(&encoded).as_bytes());
+            value.push(b'#');
+            let digest = ring::digest::digest(&ring::digest::SHA256, &encoded);
+            value.extend_from_slice(hex(digest.as_ref()).as_bytes());
         }
         value.push(b'}');
         let mut lock = value.clone();
@@ -545,7 +508,6 @@ impl<K, V> RedisStore<K, V> {
             value,
             lock,
             encoded,
-            hashed,
         }
     }
 
@@ -554,50 +516,28 @@ impl<K, V> RedisStore<K, V> {
     where
         K: Serialize,
     {
-        if let Some(encoded) = key::encode(key) {
-            Some(self.names(encoded))
+        if let Some((encoded, text)) = crate::key_text::encode(key) {
+            Some(self.names(encoded, text))
         } else {
             self.failed(&"a key could not be encoded");
             None
         }
     }
 
-    /// The bytes stored for `value` under `names`.
-    fn wrap(&self, names: &Names, value: &V) -> Option<Vec<u8>>
+    /// The bytes stored for `value`: the codec's, and nothing else.
+    fn wrap(&self, value: &V) -> Option<Vec<u8>>
     where
         V: Serialize,
     {
-        let encoded = self.codec.encode(value)?;
-        let mut out = Vec::with_capacity(encoded.len() + 1);
-        if names.hashed {
-            out.push(HASHED);
-            out.extend_from_slice(&key::full(&[], &names.encoded));
-        } else {
-            out.push(PLAIN);
-        }
-        out.extend_from_slice(&encoded);
-        Some(out)
+        self.codec.encode(value)
     }
 
-    /// The value in `bytes`, if they hold one for this very key; a value of another key (a hash
-    /// collision) is a miss, damaged bytes a counted miss.
-    fn unwrap(&self, names: &Names, bytes: &[u8]) -> Option<V>
+    /// The value in `bytes`; damaged bytes are a counted miss.
+    fn unwrap(&self, bytes: &[u8]) -> Option<V>
     where
         V: DeserializeOwned,
     {
-        let rest = match (bytes.split_first(), names.hashed) {
-            (Some((&PLAIN, rest)), false) => rest,
-            (Some((&HASHED, rest)), true) => {
-                let expected = key::full(&[], &names.encoded);
-                // Another key whose hash collided with ours: not our value.
-                rest.strip_prefix(expected.as_slice())?
-            }
-            _ => {
-                self.failed(&"a stored value has an unknown layout");
-                return None;
-            }
-        };
-        let value = self.codec.decode(rest);
+        let value = self.codec.decode(bytes);
         if value.is_none() {
             self.failed(&"a stored value did not decode");
         }
@@ -633,7 +573,7 @@ impl<K, V> RedisStore<K, V> {
         V: DeserializeOwned,
     {
         let found = matches!(got, Ok(Some(_)));
-        let value = self.got(&names, got, count);
+        let value = self.got(got, count);
         if !found {
             let parked: Box<dyn Any> = Box::new(Parked {
                 key: key.clone(),
@@ -677,14 +617,14 @@ impl<K, V> RedisStore<K, V> {
         self.answered(key, names, budget, got, count)
     }
 
-    /// The value a `GET` of `names` answered, if it holds one (a hit counted when `count`).
-    fn got(&self, names: &Names, got: Result<Option<Vec<u8>>, Error>, count: bool) -> Option<V>
+    /// The value a `GET` answered, if it holds one (a hit counted when `count`).
+    fn got(&self, got: Result<Option<Vec<u8>>, Error>, count: bool) -> Option<V>
     where
         V: DeserializeOwned,
     {
         match got {
             Ok(Some(bytes)) => {
-                let value = self.unwrap(names, &bytes)?;
+                let value = self.unwrap(&bytes)?;
                 if count {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                 }
@@ -716,7 +656,7 @@ impl<K, V> RedisStore<K, V> {
         self.read_async(key, false).await
     }
 
-    /// `<prefix>:<namespace hex>:`, the start of every key of this store.
+    /// `<prefix>:<function>:<fingerprint>:`, the start of every key of this store.
     pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
@@ -729,7 +669,7 @@ impl<K, V> RedisStore<K, V> {
         V: DeserializeOwned,
     {
         let guard = match claimed {
-            Claimed::Value(bytes) => match self.unwrap(&names, &bytes) {
+            Claimed::Value(bytes) => match self.unwrap(&bytes) {
                 Some(value) => return Claim::Found(value),
                 None => None,
             },
@@ -842,7 +782,7 @@ impl<K, V> RedisStore<K, V> {
         V: Serialize,
     {
         let (remote, claiming) = self.claiming(key, lease)?;
-        let Some(bytes) = self.wrap(&claiming.names, value) else {
+        let Some(bytes) = self.wrap(value) else {
             self.failed(&"a value could not be encoded");
             return None;
         };
@@ -1044,15 +984,37 @@ mod tests {
     }
 
     #[test]
-    fn a_collision_is_a_miss() {
-        let store: RedisStore<String, u32> =
-            RedisOptions::new("t").hash_bits(0).open(&Config::new());
-        let (a, b) = ("a".repeat(200), "b".repeat(200));
-        let (names_a, names_b) = (store.names_of(&a).unwrap(), store.names_of(&b).unwrap());
-        assert_eq!(names_a.value, names_b.value);
-        let bytes = store.wrap(&names_a, &1).unwrap();
-        assert_eq!(store.unwrap(&names_a, &bytes), Some(1));
-        assert_eq!(store.unwrap(&names_b, &bytes), None);
-        assert_eq!(store.counts().errors, 0);
+    fn keys_read_as_prefix_function_fingerprint_and_key() {
+        let store: RedisStore<String, u32> = RedisOptions::new("t")
+            .function("app::fetch", 0)
+            .prefix("shop")
+            .open(&Config::new());
+        let name = |key: &str| String::from_utf8(store.names_of(&key.to_string()).unwrap().value);
+        let apple = name("apple").unwrap();
+        let (start, tag) = apple.split_at(apple.len() - "{apple}".len());
+        assert_eq!(tag, "{apple}");
+        let fingerprint = start
+            .strip_prefix("shop:app::fetch:")
+            .and_then(|rest| rest.strip_suffix(':'))
+            .unwrap();
+        assert_eq!(fingerprint.len(), 16);
+        assert!(fingerprint.bytes().all(|b| b.is_ascii_hexdigit()));
+        // A long key is named by its SHA-256; a key that starts with `#` cannot read like one.
+        let long = name(&"x".repeat(200)).unwrap();
+        assert_eq!(long.len(), start.len() + 3 + 64);
+        assert!(long[start.len()..].starts_with("{#"));
+        assert!(name("#a").unwrap().ends_with("{##a}"));
+    }
+
+    #[test]
+    fn values_are_the_codecs_bytes_alone() {
+        let store: RedisStore<String, Vec<u32>> = RedisOptions::new("t")
+            .codec(Codec::Json)
+            .open(&Config::new());
+        let bytes = store.wrap(&vec![1, 2]).unwrap();
+        assert_eq!(bytes, b"[1,2]");
+        assert_eq!(store.unwrap(&bytes), Some(vec![1, 2]));
+        assert_eq!(store.unwrap(b"[1,"), None);
+        assert_eq!(store.counts().errors, 1);
     }
 }
