@@ -33,7 +33,10 @@ pub(crate) fn encode<K: Serialize + ?Sized>(key: &K) -> Option<(Vec<u8>, Option<
     };
     key.serialize(&mut text).ok()?;
     let Text {
-        bytes, out, readable, ..
+        bytes,
+        out,
+        readable,
+        ..
     } = text;
     if !readable || out.is_empty() || out.len() > MAX_TEXT {
         return Some((bytes, None));
@@ -107,7 +110,10 @@ impl Text {
     /// A signed integer of `bits` bits, zigzag-encoded (as postcard writes `i16` to `i128`).
     fn signed(&mut self, n: i128, bits: u32) {
         self.text(n);
-        #[allow(clippy::cast_sign_loss, reason = "zigzag: the sign moves to the low bit")]
+        #[allow(
+            clippy::cast_sign_loss,
+            reason = "zigzag: the sign moves to the low bit"
+        )]
         let zigzag = ((n << 1) ^ (n >> (bits - 1))) as u128 & (u128::MAX >> (128 - bits));
         self.varint(zigzag);
     }
@@ -369,11 +375,7 @@ impl<'a> ser::Serializer for &'a mut Text {
         })
     }
 
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        len: usize,
-    ) -> Result<Composite<'a>, NoText> {
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Composite<'a>, NoText> {
         self.serialize_tuple(len)
     }
 
@@ -632,10 +634,7 @@ mod tests {
             id: 7,
             tag: "a\"b".into(),
         };
-        assert_eq!(
-            readable(&user).as_deref(),
-            Some(r#"{"id":7,"tag":"a\"b"}"#)
-        );
+        assert_eq!(readable(&user).as_deref(), Some(r#"{"id":7,"tag":"a\"b"}"#));
         assert_eq!(readable(&Shape::Dot).as_deref(), Some("Dot"));
         assert_eq!(
             readable(&Shape::Circle(3)).as_deref(),
