@@ -388,11 +388,11 @@ fn json_entries_read_plainly_from_another_language() {
     init();
     let _ = profile("ada", 7);
     let port = PORT.load(Ordering::Relaxed);
-    let keys = redis_cli(port, &["--scan", "--pattern", "memo:redis::profile:*"]);
+    let keys = redis_cli(port, &["--scan", "--pattern", "memo:redis::profile:json:*"]);
     let keys: Vec<&str> = keys.lines().collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
     let fingerprint = keys[0]
-        .strip_prefix("memo:redis::profile:")
+        .strip_prefix("memo:redis::profile:json:")
         .and_then(|rest| rest.strip_suffix(r#":{["ada",7]}"#))
         .unwrap_or_else(|| panic!("{}", keys[0]));
     assert_eq!(fingerprint.len(), 16, "{fingerprint}");

@@ -1,14 +1,16 @@
-//! `memo-cli`: look inside memo's disk stores (see the README).
+//! `memo-cli`: look inside memo's disk and Redis stores (see the README).
 
-use std::path::{Path, PathBuf};
+mod disk;
+mod redis;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use memo_runtime::store::default_root;
-use memo_runtime::store::disk_admin::{DiskDirectory, StoredEntry, StoredFunction};
 
 #[derive(Parser)]
-#[command(about = "Look inside memo's disk stores", version)]
+#[command(about = "Look inside memo's disk and Redis stores", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,36 +24,32 @@ enum Command {
         #[arg(long, global = true, value_name = "DIR")]
         root: Option<PathBuf>,
         #[command(subcommand)]
-        action: DiskAction,
+        action: disk::DiskAction,
     },
-}
-
-#[derive(Subcommand)]
-enum DiskAction {
-    /// Lists the stores under the root, with their functions, entries and bytes.
-    Stores,
-    /// Lists a store's functions, with their entries and bytes.
-    Functions { store: String },
-    /// Prints a function's entries, one JSON object a line.
-    Show {
-        store: String,
-        /// The function's identity (`app::fetch`) or its last segments (`fetch`).
-        function: String,
-        /// At most this many entries, oldest first.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// Removes a function's entries, or every function's of the store.
-    Clear {
-        store: String,
-        function: Option<String>,
+    /// A Redis server: `store = redis` and `store = tiered` functions' entries.
+    Redis {
+        /// The server (default: `$MEMO_REDIS_URL`, else `$REDIS_URL`, else
+        /// `redis://127.0.0.1:6379`).
+        #[arg(long, global = true, value_name = "URL")]
+        url: Option<String>,
+        /// The prefix of the program's keys (default: `$MEMO_REDIS_PREFIX`, else `memo`).
+        #[arg(long, global = true)]
+        prefix: Option<String>,
+        #[command(subcommand)]
+        action: redis::RedisAction,
     },
 }
 
 fn main() -> ExitCode {
-    let Command::Disk { root, action } = Cli::parse().command;
-    let root = root.unwrap_or_else(default_root);
-    match run(&root, action) {
+    let result = match Cli::parse().command {
+        Command::Disk { root, action } => disk::run(&root.unwrap_or_else(default_root), action),
+        Command::Redis {
+            url,
+            prefix,
+            action,
+        } => redis::run(url, prefix, action),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("memo-cli: {message}");
@@ -60,121 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(root: &Path, action: DiskAction) -> Result<(), String> {
-    match action {
-        DiskAction::Stores => {
-            let mut names: Vec<String> = std::fs::read_dir(root)
-                .map_err(|err| format!("{}: {err}", root.display()))?
-                .filter_map(Result::ok)
-                .filter(|entry| entry.path().join("cache.db").is_file())
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            for name in names {
-                let Some(store) = DiskDirectory::open(&root.join(&name)) else {
-                    println!("{name}\t(cannot be opened)");
-                    continue;
-                };
-                let functions = store.functions();
-                let entries: u64 = functions.iter().map(|f| f.entries).sum();
-                let bytes: u64 = functions.iter().map(|f| f.bytes).sum();
-                println!(
-                    "{name}\t{} functions\t{entries} entries\t{bytes} bytes",
-                    functions.len()
-                );
-            }
-        }
-        DiskAction::Functions { store } => {
-            for function in open(root, &store)?.functions() {
-                println!(
-                    "{}\t{} entries\t{} bytes\t{}",
-                    function.function,
-                    function.entries,
-                    function.bytes,
-                    function.codec()
-                );
-            }
-        }
-        DiskAction::Show {
-            store,
-            function,
-            limit,
-        } => {
-            let store = open(root, &store)?;
-            let function = find(&store, &function)?;
-            for entry in store.entries(&function, limit) {
-                println!("{}", entry_json(&function, &entry));
-            }
-        }
-        DiskAction::Clear { store, function } => {
-            let store = open(root, &store)?;
-            let functions = match function {
-                Some(name) => vec![find(&store, &name)?],
-                None => store.functions(),
-            };
-            for function in functions {
-                store.clear(&function);
-                println!(
-                    "cleared {} ({} entries)",
-                    function.function, function.entries
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-fn open(root: &Path, name: &str) -> Result<DiskDirectory, String> {
-    let dir = root.join(name);
-    DiskDirectory::open(&dir).ok_or_else(|| format!("no disk store at {}", dir.display()))
-}
-
-/// The function whose identity is `name` or ends with `::name`; an error names the candidates.
-fn find(store: &DiskDirectory, name: &str) -> Result<StoredFunction, String> {
-    let functions = store.functions();
-    let suffix = format!("::{name}");
-    let matching: Vec<&StoredFunction> = functions
-        .iter()
-        .filter(|f| f.function == name || f.function.ends_with(&suffix))
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(format!(
-            "no function `{name}` in {}; it has: {}",
-            store.path().display(),
-            names(&functions)
-        )),
-        many => Err(format!(
-            "`{name}` names several functions: {}",
-            names(&many.iter().map(|f| (*f).clone()).collect::<Vec<_>>())
-        )),
-    }
-}
-
-fn names(functions: &[StoredFunction]) -> String {
-    let names: Vec<&str> = functions.iter().map(|f| f.function.as_str()).collect();
-    names.join(", ")
-}
-
-/// `{"key": …, "value": …, "bytes": n, "expires_ms": n}`: the key as text where it is one (else
-/// its bytes in hex), the value as JSON for a JSON store (else hex).
-fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Value {
-    let key = memo_runtime::key::text_of(&entry.key).unwrap_or_else(|| hex(&entry.key));
-    let value: serde_json::Value = match &entry.value {
-        None => format!("({} bytes in a file of their own)", entry.size).into(),
-        Some(bytes) if function.codec() == "json" => {
-            serde_json::from_slice(bytes).unwrap_or_else(|_| hex(bytes).into())
-        }
-        Some(bytes) => hex(bytes).into(),
-    };
-    serde_json::json!({
-        "key": key,
-        "value": value,
-        "bytes": entry.size,
-        "expires_ms": entry.expires_ms,
-    })
-}
-
+/// `bytes` as `0x…` hex: how values that are not JSON are shown.
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::from("0x"), |mut out, byte| {

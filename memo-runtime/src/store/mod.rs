@@ -9,6 +9,10 @@ mod listener;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+// Not public API: the names of a Redis store's keys, which memo-cli reads.
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+pub mod redis_names;
 mod shard;
 mod sketch;
 #[cfg(feature = "redis")]

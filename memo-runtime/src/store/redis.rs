@@ -1,15 +1,12 @@
 //! A store shared by processes and machines through Redis (feature `redis`): what
 //! `#[cached(store = redis)]` uses.
 //!
-//! Keys read as `<prefix>:<function>:<fingerprint>:{<key>}`: the program's prefix (`memo` unless
-//! [`RedisOptions::prefix`] or `MEMO_REDIS_PREFIX` says otherwise), the function's identity
-//! (`app::fetch`; the store's name for a hand-made store), 16 hex digits naming everything else
-//! that sets entries apart (store name, codec, the types' shapes, the version), then the key in a
-//! Redis hash tag, `{…}`, so that a value and its lock (`…:lock`) live in one cluster slot. The
-//! key is in clear where it is text or numbers (`apple`, `42`, `["apple",42]`); a key that is long,
-//! binary or otherwise unreadable is named by its SHA-256 instead (`{#…}`), collision-resistant,
-//! so no key can be made to read another's value. Values are the codec's bytes and nothing else:
-//! with `codec = "json"`, plain JSON of the value.
+//! Keys read as `<prefix>:<function>:<codec>:<fingerprint>:{<key>}` (see [`redis_names`]): the
+//! program's prefix (`memo` unless [`RedisOptions::prefix`] or `MEMO_REDIS_PREFIX` says
+//! otherwise), the function's identity, the codec, 16 hex digits for everything else that sets
+//! entries apart, then the key in clear where it is text or numbers, else its SHA-256
+//! (collision-resistant, so no key can be made to read another's value). Values are the codec's
+//! bytes and nothing else: with `codec = "json"`, plain JSON of the value.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -22,7 +19,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Claim, Counts, Lease, Store};
+use super::{Claim, Counts, Lease, Store, redis_names};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::key;
@@ -362,7 +359,7 @@ impl RedisOptions {
         } else {
             &self.function
         };
-        let prefix = format!("{start}:{shown}:{:016x}:", key::fnv64(&ns)).into_bytes();
+        let prefix = redis_names::store_prefix(&start, shown, self.codec.name(), key::fnv64(&ns));
         RedisStore {
             remote: remote.map_err(|err| {
                 crate::trace::backend_error("redis", &err);
@@ -428,7 +425,7 @@ impl RedisOptions {
 /// keys without a `SCAN` of the whole keyspace.
 pub struct RedisStore<K, V> {
     remote: Result<Arc<Remote>, String>,
-    /// `<prefix>:<function>:<fingerprint>:`: every key of this store starts with it.
+    /// `<prefix>:<function>:<codec>:<fingerprint>:`: every key of this store starts with it.
     prefix: Vec<u8>,
     codec: Codec,
     ttl_ms: Option<u64>,
@@ -491,19 +488,10 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// The names of a key encoded as `encoded`, whose text is `text` (`None`: it has none).
-    fn names(&self, encoded: Vec<u8>, text: Option<String>) -> Names {
-        let mut value = self.prefix.clone();
-        value.push(b'{');
-        if let Some(text) = text {
-            value.extend_from_slice(text.as_bytes());
-        } else {
-            value.push(b'#');
-            let digest = ring::digest::digest(&ring::digest::SHA256, &encoded);
-            value.extend_from_slice(hex(digest.as_ref()).as_bytes());
-        }
-        value.push(b'}');
+    fn names(&self, encoded: Vec<u8>, text: Option<&str>) -> Names {
+        let value = redis_names::value_name(&self.prefix, &encoded, text);
         let mut lock = value.clone();
-        lock.extend_from_slice(b":lock");
+        lock.extend_from_slice(redis_names::LOCK_SUFFIX.as_bytes());
         Names {
             value,
             lock,
@@ -517,7 +505,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
     {
         if let Some((encoded, text)) = crate::key_text::encode(key) {
-            Some(self.names(encoded, text))
+            Some(self.names(encoded, text.as_deref()))
         } else {
             self.failed(&"a key could not be encoded");
             None
@@ -656,7 +644,7 @@ impl<K, V> RedisStore<K, V> {
         self.read_async(key, false).await
     }
 
-    /// `<prefix>:<function>:<fingerprint>:`, the start of every key of this store.
+    /// `<prefix>:<function>:<codec>:<fingerprint>:`, the start of every key of this store.
     pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
@@ -940,18 +928,6 @@ fn key_prefix(given: Option<&str>, env: Option<String>) -> String {
         .unwrap_or_else(|| DEFAULT_PREFIX.to_string())
 }
 
-/// Lower-case hex: key bytes as Redis key text with no `{` or `}` in it (the hash tag stays
-/// the one we put).
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,7 +970,7 @@ mod tests {
         let (start, tag) = apple.split_at(apple.len() - "{apple}".len());
         assert_eq!(tag, "{apple}");
         let fingerprint = start
-            .strip_prefix("shop:app::fetch:")
+            .strip_prefix("shop:app::fetch:binary:")
             .and_then(|rest| rest.strip_suffix(':'))
             .unwrap();
         assert_eq!(fingerprint.len(), 16);
