@@ -37,6 +37,7 @@
 //! | `on_evict = \|k, v, cause\| ...` | call this with every entry that leaves and its [`RemovalCause`]: `Expired`, `Evicted`, `Invalidated`, `Replaced` (after the cache's lock is released: it may use the cache) |
 //! | `policy = "auto"` | which entries a full cache evicts: `"auto"` (S3-FIFO with `TinyLFU` admission, the default), `"lru"`, `"lfu"`, `"fifo"` |
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
+//! | `idle = "10m"` | in place of `ttl`: entries expire this long after their last use |
 //! | `jitter = 0.1` | spread each entry's `ttl` by up to ± this fraction |
 //! | `stale = "30s"` | past the `ttl`, serve the old value this long while one caller refreshes it in the background |
 //! | `refresh = "early"`, `beta = 1.0` | refresh hot entries in the background just before they expire (`XFetch`) |

@@ -316,6 +316,32 @@ fn jitter_spreads_each_disk_entrys_time_to_live() {
     assert_eq!(live(), 0, "all gone past 150 s");
 }
 
+/// `idle` on `store = disk`: an entry lives while it is used (cached's
+/// `test_cached_timed_refresh`: (hits, misses) = (4, 1)).
+#[cached(store = disk("idle"), idle = "1m")]
+fn visit(user: u64) -> String {
+    format!("profile of {user}")
+}
+
+#[cfg(feature = "test-util")]
+#[test]
+fn idle_disk_entries_live_while_they_are_used() {
+    init();
+    let cache = visit_cache();
+    let (clock, mock) = memo::Clock::mock();
+    cache.store().set_clock(clock);
+    visit(1);
+    for _ in 0..4 {
+        mock.increment(std::time::Duration::from_secs(30));
+        visit(1);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (4, 1));
+    mock.increment(std::time::Duration::from_secs(61));
+    visit(1);
+    assert_eq!(cache.stats().misses, 2, "idle for a whole period: expired");
+}
+
 static STAMPS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(store = disk("forced"))]

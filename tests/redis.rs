@@ -337,6 +337,47 @@ fn a_restarted_server_fails_no_call_and_returns_no_wrong_value() {
     assert_eq!(cache.get("after").as_deref(), Some("value of after"));
 }
 
+static GREETINGS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, idle = "2s")]
+fn greeting(n: u64) -> String {
+    GREETINGS.fetch_add(1, Ordering::SeqCst);
+    format!("hello {n}")
+}
+
+#[cached(store = tiered, maxsize = 10, idle = "2s")]
+fn farewell(n: u64) -> String {
+    GREETINGS.fetch_add(1, Ordering::SeqCst);
+    format!("bye {n}")
+}
+
+/// `idle` on Redis: each hit renews the key's time to live in its one round trip (`GETEX`), and
+/// a tiered store's hits from its copy renew the shared key too: read every 300 ms for 3 s, past
+/// the 2 s period, an entry is computed once and the Redis key is still there.
+#[test]
+fn idle_redis_entries_live_while_they_are_used() {
+    init();
+    let port = PORT.load(Ordering::Relaxed);
+    let pttl = |pattern: &str| -> i64 {
+        let keys = redis_cli(port, &["--scan", "--pattern", pattern]);
+        let key = keys
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no key {pattern}"));
+        redis_cli(port, &["PTTL", key]).trim().parse().unwrap()
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        assert_eq!(greeting(1), "hello 1");
+        assert_eq!(farewell(1), "bye 1");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(GREETINGS.load(Ordering::SeqCst), 2, "one computation each");
+    assert!(pttl("memo:redis::greeting:*") > 0);
+    assert!(pttl("memo:redis::farewell:*") > 0);
+    assert_eq!(greeting_cache().stats().misses, 1);
+}
+
 /// Long keys are named by their SHA-256: two of them never share a value.
 #[test]
 fn long_keys_keep_values_of_their_own() {

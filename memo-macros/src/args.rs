@@ -13,6 +13,7 @@ use crate::duration;
 
 const MAXSIZE: &str = "maxsize";
 const TTL: &str = "ttl";
+const IDLE: &str = "idle";
 const KEY: &str = "key";
 const KEY_TYPE: &str = "key_type";
 const CACHE_ERR: &str = "cache_err";
@@ -31,7 +32,7 @@ const ON_EVICT: &str = "on_evict";
 const LOCK: &str = "lock";
 const VERSION: &str = "version";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `idle`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -90,6 +91,7 @@ pub(crate) enum StoreKind {
 pub(crate) struct Args {
     pub(crate) maxsize: Opt<Expr>,
     pub(crate) ttl: Opt<Ttl>,
+    pub(crate) idle: Opt<Ttl>,
     pub(crate) jitter: Opt<Expr>,
     pub(crate) stale: Opt<Ttl>,
     /// `refresh = "early"`, the only refresh mode so far.
@@ -124,6 +126,7 @@ impl Args {
         let mut args = Self {
             maxsize: Opt::new(MAXSIZE),
             ttl: Opt::new(TTL),
+            idle: Opt::new(IDLE),
             jitter: Opt::new(JITTER),
             stale: Opt::new(STALE),
             refresh: Opt::new(REFRESH),
@@ -170,6 +173,10 @@ impl Args {
             let expr = value_of(meta, "ttl = \"10s\"")?;
             let ttl = ttl_of(expr)?;
             self.ttl.set(path, ttl)
+        } else if path.is_ident(IDLE) {
+            let expr = value_of(meta, "idle = \"10m\"")?;
+            let idle = ttl_of(expr).map_err(|err| retarget(err, "ttl", "idle"))?;
+            self.idle.set(path, idle)
         } else if path.is_ident(JITTER) {
             let expr = value_of(meta, "jitter = 0.1")?;
             check_jitter(&expr)?;
@@ -179,6 +186,7 @@ impl Args {
             let stale = ttl_of(expr).map_err(|err| retarget(err, "ttl", "stale"))?;
             self.stale.set(path, stale)
         } else if path.is_ident(REFRESH) {
+            refuse_refresh_flag(meta)?;
             let mode = choice_of(meta, "refresh mode", &["early"])?;
             self.refresh.set(path, mode)
         } else if path.is_ident(BETA) {
@@ -407,14 +415,16 @@ fn check_beta(expr: &Expr) -> syn::Result<()> {
     }
 }
 
-/// The same duration rules for `stale` as for `ttl`, with the option's own name in the message.
+/// The same duration rules for `stale` and `idle` as for `ttl`, with the option's own name in the
+/// message.
 fn retarget(err: syn::Error, from: &str, to: &str) -> syn::Error {
     let mut all: Option<syn::Error> = None;
     for e in err {
         let e = syn::Error::new(
             e.span(),
             e.to_string()
-                .replace(&format!("`{from}`"), &format!("`{to}`")),
+                .replace(&format!("`{from}"), &format!("`{to}"))
+                .replace(&format!("a `{to}`"), &format!("{} `{to}`", article(to))),
         );
         match &mut all {
             Some(all) => all.combine(e),
@@ -422,6 +432,15 @@ fn retarget(err: syn::Error, from: &str, to: &str) -> syn::Error {
         }
     }
     all.unwrap_or_else(|| syn::Error::new(proc_macro2::Span::call_site(), "invalid duration"))
+}
+
+/// "a" or "an", before `word`.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn ttl_of(expr: Expr) -> syn::Result<Ttl> {
@@ -463,6 +482,22 @@ fn bare_number(int: &LitInt) -> syn::Error {
             int.base10_digits()
         ),
     )
+}
+
+/// cached's `refresh = true` (each hit renews the time to live) is `idle` in memo: say so at the
+/// flag.
+fn refuse_refresh_flag(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    let fork = meta.input.fork();
+    if fork.parse::<syn::Token![=]>().is_err() || !fork.peek(LitBool) {
+        return Ok(());
+    }
+    let flag: LitBool = meta.value()?.parse()?;
+    Err(syn::Error::new_spanned(
+        flag,
+        "`refresh = \"early\"` refreshes entries before they expire; for what cached's \
+         `refresh = true` does (each hit renews the time to live), write `idle = \"…\"` in place \
+         of `ttl`",
+    ))
 }
 
 /// `cache_err`, `cache_err = true` or `cache_err = false`.
@@ -535,6 +570,9 @@ fn unknown_option(path: &Path) -> String {
         "ttl_secs" | "ttl_millis" | "time" | "time_to_live" | "expire" => Some(
             "write the time to live as `ttl = \"60s\"` (or \"500ms\", \"5m\", \"1h\") or `ttl = Duration::from_secs(60)`",
         ),
+        "time_to_idle" | "tti" | "idle_ttl" | "expire_after_access" => {
+            Some("an entry that lives while it is used is `idle = \"10m\"` in memo")
+        }
         "result" => Some(
             "memo caches only `Ok` values by default; use `cache_err = true` to cache errors too",
         ),

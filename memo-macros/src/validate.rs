@@ -103,6 +103,13 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
             "`jitter` spreads the time to live, which is missing; add `ttl = ...`",
         );
     }
+    if let (Some(idle), Some(_)) = (args.idle.path(), args.ttl.get()) {
+        errors.at(
+            idle,
+            "`idle` renews each entry's time to live whenever it is used, in place of a fixed \
+             `ttl`: keep one of them",
+        );
+    }
     let renews = check_renewal(args, &mut errors);
     let output = func.output();
     check_output(&output, &mut errors);
@@ -120,8 +127,11 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     check_weight(args, &mut errors);
     let generic = check_generics(func, &key_type, &output, &mut errors);
     let hooks = hooks(args, &runtime, &key_type, &output);
-    let quick =
-        func.sig.asyncness.is_none() && remote.is_none() && !renews && args.ttl.get().is_none();
+    let quick = func.sig.asyncness.is_none()
+        && remote.is_none()
+        && !renews
+        && args.ttl.get().is_none()
+        && args.idle.get().is_none();
     errors.finish(Plan {
         runtime,
         key_type,
@@ -721,6 +731,7 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         Some(_) => None,
     };
     let plain = args.jitter.get().is_none()
+        && args.idle.get().is_none()
         && args.stale.get().is_none()
         && args.refresh.get().is_none()
         && args.policy.get().is_none()
@@ -743,6 +754,13 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
             config = quote_spanned!(*span=> #config.ttl(#runtime::Duration::from_millis(#ms)));
         }
         Some(Ttl::Expr(expr)) => config = quote_spanned!(expr.span()=> #config.ttl(#expr)),
+        None => {}
+    }
+    match args.idle.get() {
+        Some(Ttl::Millis(ms, span)) => {
+            config = quote_spanned!(*span=> #config.idle(#runtime::Duration::from_millis(#ms)));
+        }
+        Some(Ttl::Expr(expr)) => config = quote_spanned!(expr.span()=> #config.idle(#expr)),
         None => {}
     }
     if let Some(jitter) = args.jitter.get() {

@@ -20,6 +20,10 @@ pub struct Config {
     pub maxsize: Option<usize>,
     /// How long an entry stays valid after it is stored; `None` for ever.
     pub ttl: Option<Duration>,
+    /// How long an entry stays valid after its last use (time to idle): every hit renews it, so
+    /// an entry lives while it is used; `None` for no such bound. It takes the place of `ttl`
+    /// (setting one clears the other).
+    pub idle: Option<Duration>,
     /// Spreads each entry's time to live by up to ± this fraction (0 to 1), so that entries
     /// stored together do not all expire together.
     pub jitter: Option<f64>,
@@ -141,6 +145,7 @@ impl Config {
         Self {
             maxsize: None,
             ttl: None,
+            idle: None,
             jitter: None,
             stale: None,
             refresh_early: None,
@@ -205,7 +210,34 @@ impl Config {
     #[must_use]
     pub const fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self.idle = None;
         self
+    }
+
+    /// Expires entries `idle` after their last use: a hit renews the entry (at most once per
+    /// sixteenth of `idle`, so that a hot key does not write on every hit), as moka's
+    /// `time_to_idle` and Caffeine's `expireAfterAccess`. It takes the place of a `ttl`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo_runtime::Config;
+    /// use std::time::Duration;
+    ///
+    /// let config = Config::new().idle(Duration::from_secs(600));
+    /// assert_eq!((config.idle, config.ttl), (Some(Duration::from_secs(600)), None));
+    /// ```
+    #[must_use]
+    pub const fn idle(mut self, idle: Duration) -> Self {
+        self.idle = Some(idle);
+        self.ttl = None;
+        self
+    }
+
+    /// How long an entry lives after it is stored (or last used, with [`idle`](Self::idle)).
+    #[must_use]
+    pub(crate) fn lifetime(&self) -> Option<Duration> {
+        self.ttl.or(self.idle)
     }
 
     /// Spreads each entry's time to live uniformly over `ttl × (1 ± fraction)`; the fraction is

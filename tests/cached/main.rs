@@ -5,6 +5,8 @@ mod asynchronous;
 mod concurrency;
 mod forced;
 mod generics;
+#[cfg(feature = "test-util")]
+mod idle;
 mod keys;
 mod methods;
 #[cfg(feature = "test-util")]

@@ -298,14 +298,34 @@ impl RedisClient {
 
     /// `GET key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let key = key.to_vec();
-        self.call(move |conn| ops::get(conn, key))
+        self.get_renewing(key, None)
     }
 
     /// `GET key`, awaitable on any executor.
     pub async fn get_async(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.get_renewing_async(key, None).await
+    }
+
+    /// `GET key`, or with `renew_ms` `GETEX key PX renew_ms`: the value, its time to live
+    /// renewed in the same round trip (time to idle).
+    pub(crate) fn get_renewing(
+        &self,
+        key: &[u8],
+        renew_ms: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let key = key.to_vec();
-        self.call_async(move |conn| ops::get(conn, key)).await
+        self.call(move |conn| ops::get(conn, key, renew_ms))
+    }
+
+    /// [`get_renewing`](Self::get_renewing), awaitable on any executor.
+    pub(crate) async fn get_renewing_async(
+        &self,
+        key: &[u8],
+        renew_ms: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let key = key.to_vec();
+        self.call_async(move |conn| ops::get(conn, key, renew_ms))
+            .await
     }
 
     /// `SET key value PX ttl_ms`: value and expiry in one command (a `ttl_ms` of 0 counts as 1).
@@ -804,8 +824,17 @@ mod ops {
     use super::{Conn, Error, READ_OR_LOCK, ReadOrLock, Value, cmd};
     use ::redis::aio::ConnectionLike;
 
-    pub(super) async fn get(mut conn: Conn, key: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
-        Ok(cmd("GET").arg(key).query_async(&mut conn).await?)
+    pub(super) async fn get(
+        mut conn: Conn,
+        key: Vec<u8>,
+        renew_ms: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let mut read = cmd(if renew_ms.is_some() { "GETEX" } else { "GET" });
+        read.arg(key);
+        if let Some(ms) = renew_ms {
+            read.arg("PX").arg(ms.max(1));
+        }
+        Ok(read.query_async(&mut conn).await?)
     }
 
     pub(super) async fn set(

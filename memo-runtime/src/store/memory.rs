@@ -343,11 +343,52 @@ impl<K, V> MemoryStore<K, V> {
     }
 }
 
+impl<K, V> MemoryStore<K, V> {
+    /// A counted lookup that renews the entry's time to live (time to idle), and whether it did.
+    /// The renewal takes the shard's write lock, so it is made at most once per sixteenth of the
+    /// time to live: a key read continuously writes a few times per period, not on every hit.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn get_renewed<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)>
+    where
+        K: std::hash::Hash + Eq,
+        V: Clone,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard_of(hash);
+        let expires = std::cell::Cell::new(0);
+        let value = {
+            let found = self.read(shard);
+            let value = found
+                .get_cold(hash, key, &|deadline| {
+                    expires.set(deadline);
+                    self.before(deadline)
+                })
+                .cloned();
+            if value.is_some() {
+                found.count_hit();
+            }
+            value
+        };
+        let value = value?;
+        let renewed_at = expires.get().saturating_sub(self.timing.ttl);
+        let due = !self.before(renewed_at.saturating_add(self.timing.ttl / 16));
+        if due {
+            let mut found = self.write(shard);
+            found.renew(hash, key, self.now().saturating_add(self.timing.ttl));
+            self.release(found);
+        }
+        Some((value, due))
+    }
+}
+
 /// How a store times its entries: compiled once, not for each key and value type.
 #[derive(Clone, Copy)]
 struct Timing {
     /// Time to live in nanoseconds; 0 for none.
     ttl: u64,
+    /// Whether a hit renews the time to live (time to idle).
+    idle: bool,
     /// The fraction each entry's time to live is spread by.
     jitter: Option<f64>,
     /// `β` of early refresh; 0 for none.
@@ -445,7 +486,10 @@ impl Plan {
             maxsize: config.maxsize,
             renewal,
             timing: Timing {
-                ttl: config.ttl.map_or(0, |ttl| duration_nanos(ttl).max(1)),
+                ttl: config
+                    .lifetime()
+                    .map_or(0, |ttl| duration_nanos(ttl).max(1)),
+                idle: config.idle.is_some(),
                 jitter: config.jitter.filter(|j| *j > 0.0 && config.ttl.is_some()),
                 renewal_beta: if config.renews() {
                     config.refresh_early.unwrap_or(0.0)
@@ -509,6 +553,9 @@ where
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        if self.timing.idle {
+            return self.get_renewed(key).map(|(value, _)| value);
+        }
         let found = self.try_hit(key, |shard, hash| {
             shard
                 .get(hash, key, |deadline| self.before(deadline))
@@ -696,6 +743,33 @@ mod tests {
         assert_eq!(store.len(), 1000);
         assert_eq!(store.purge_expired(), 1000);
         assert!(store.is_empty());
+    }
+
+    /// Time to idle: an entry read every half period lives on (cached's
+    /// `test_cached_timed_refresh`: (hits, misses) = (4, 1)); one left unread expires a period
+    /// after its last renewal; a read within a sixteenth of the period after a renewal writes
+    /// nothing (the entry then expires a period after the renewal, not after that read).
+    #[test]
+    fn idle_entries_live_while_they_are_used() {
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().idle(Duration::from_secs(2)));
+        let (clock, mock) = Clock::mock();
+        store.set_clock(clock);
+        store.insert(1, 10);
+        for _ in 0..4 {
+            mock.increment(Duration::from_secs(1));
+            assert_eq!(store.get(&&1), Some(10));
+        }
+        assert_eq!(store.counts().hits, 4);
+        mock.increment(Duration::from_millis(2_001));
+        assert_eq!(store.get(&&1), None);
+
+        store.insert(2, 20);
+        mock.increment(Duration::from_millis(100)); // under 2 s / 16: no renewal
+        assert_eq!(store.get(&&2), Some(20));
+        mock.increment(Duration::from_millis(1_901));
+        assert_eq!(store.get(&&2), None, "expired 2 s after its store");
+        assert_eq!(store.purge_expired(), 2);
     }
 
     /// Many threads mixing every operation on a small store: the bound holds at every moment and

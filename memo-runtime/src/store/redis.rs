@@ -368,7 +368,7 @@ impl RedisOptions {
             prefix,
             codec: self.codec,
             ttl_ms: config
-                .ttl
+                .lifetime()
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
             jitter: config.jitter.filter(|j| *j > 0.0),
             hits: AtomicU64::new(0),
@@ -478,6 +478,11 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
+    /// The time to live a hit renews its entry to (time to idle); `None`: hits renew nothing.
+    fn renew_ms(&self) -> Option<u64> {
+        self.ttl_ms.filter(|_| self.config.idle.is_some())
+    }
+
     /// The time to live of a value stored now, spread by the jitter.
     fn entry_ttl(&self) -> Option<u64> {
         let ttl = self.ttl_ms?;
@@ -541,9 +546,25 @@ impl<K, V> RedisStore<K, V> {
         let budget = Self::budget(remote);
         let got = {
             let _entered = budget.enter();
-            remote.client.get(&names.value)
+            remote.client.get_renewing(&names.value, self.renew_ms())
         };
         self.answered(key, names, budget, got, count)
+    }
+
+    /// Renews `key`'s time to live (time to idle) for a hit served by a copy in the process
+    /// (`store = tiered`), in one `GETEX`; failures are counted, as for any command.
+    pub(crate) fn renew(&self, key: &K)
+    where
+        K: Serialize,
+    {
+        let Some(((remote, names), ms)) = self.remote_names(key).zip(self.renew_ms()) else {
+            return;
+        };
+        let budget = Self::budget(remote);
+        let _entered = budget.enter();
+        if let Err(err) = remote.client.get_renewing(&names.value, Some(ms)) {
+            self.missed(&err);
+        }
     }
 
     /// What a read's `GET` found; on a miss, the key, its names and the call's budget are parked
@@ -601,7 +622,13 @@ impl<K, V> RedisStore<K, V> {
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
-        let got = budget::within(&budget, remote.client.get_async(&names.value)).await;
+        let got = budget::within(
+            &budget,
+            remote
+                .client
+                .get_renewing_async(&names.value, self.renew_ms()),
+        )
+        .await;
         self.answered(key, names, budget, got, count)
     }
 

@@ -583,6 +583,25 @@ impl<K, V> Shard<K, V> {
         ))
     }
 
+    /// Moves the expiry of `key`'s entry to `expires` (time to idle: a hit renews it); its old
+    /// expiry item then names another due time and is dropped when it comes.
+    pub(crate) fn renew<L>(&mut self, hash: u64, key: &L, expires: u64)
+    where
+        L: Lookup<Key = K>,
+    {
+        let Some((at, _)) = self.find_cold(hash, &|k| key.matches(k)) else {
+            return;
+        };
+        let stamp = Stamp {
+            expires,
+            refresh_at: 0,
+        };
+        if let Some(slot) = self.slab.get_mut(at) {
+            slot.meta.stamp(stamp);
+        }
+        self.core.expiry.push(at, self.core.gone_at(stamp));
+    }
+
     /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
     /// live as for a miss. Needing no clock, it makes no call (see `MemoryStore::get_untimed`).
     #[inline]

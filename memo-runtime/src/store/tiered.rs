@@ -164,7 +164,15 @@ where
 {
     #[inline]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        if let Some(value) = self.l1.get(key) {
+        if self.l2.config().idle.is_some() {
+            // Time to idle: a renewal of the copy here renews the shared entry too.
+            if let Some((value, renewed)) = self.l1.get_renewed(key) {
+                if renewed {
+                    self.l2.renew(&key.to_key());
+                }
+                return Some(value);
+            }
+        } else if let Some(value) = self.l1.get(key) {
             return Some(value);
         }
         let value = self.l2.peek(key)?;

@@ -233,6 +233,7 @@ impl DiskOptions {
             .unwrap_or_else(|| config.maxsize.unwrap_or(FRONT_ENTRIES).min(FRONT_ENTRIES));
         let mut front = Config::new().maxsize(front_entries);
         front.ttl = config.ttl;
+        front.idle = config.idle;
         let epoch = db.shared.epoch.load(Ordering::Acquire);
         DiskStore {
             front: MemoryStore::new(&front),
@@ -242,8 +243,9 @@ impl DiskOptions {
             space,
             codec: self.codec,
             ttl_ms: config
-                .ttl
+                .lifetime()
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
+            idle: config.idle.is_some(),
             jitter: config.jitter.filter(|j| *j > 0.0),
             lease: self.lease,
             clock: ClockCell::default(),
@@ -330,6 +332,9 @@ pub struct DiskStore<K, V> {
     space: Arc<Space>,
     codec: Codec,
     ttl_ms: Option<u64>,
+    /// Whether a hit renews the time to live (time to idle): the front renews its copy, and the
+    /// row's expiry follows (at most once per sixteenth of the time to live).
+    idle: bool,
     /// The fraction each entry's time to live is spread by (`jitter`).
     jitter: Option<f64>,
     lease: Duration,
@@ -368,6 +373,48 @@ impl<K, V> DiskStore<K, V> {
 
     fn now_ms(&self) -> i64 {
         i64::try_from(unix_millis(self.clock.now())).unwrap_or(i64::MAX)
+    }
+
+    /// [`Store::get`] of a store whose hits renew entries (time to idle): a renewal of the front's
+    /// copy moves the row's expiry too.
+    #[cold]
+    #[inline(never)]
+    fn get_renewed<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if self.front_is_current()
+            && let Some((value, renewed)) = self.front.get_renewed(key)
+        {
+            if renewed && let Some(encoded) = key::encode(&key.to_key()) {
+                self.touch(encoded);
+            }
+            return Some(value);
+        }
+        self.load(key, true)
+    }
+
+    /// Whether an entry of this time-to-idle store that expires at `expires_ms` is due for a
+    /// renewal: a sixteenth of its time to live has passed since the last one.
+    fn renewal_due(&self, expires_ms: i64) -> bool {
+        let Some(ttl) = self.ttl_ms.filter(|_| self.idle) else {
+            return false;
+        };
+        let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
+        expires_ms > 0 && self.now_ms() >= expires_ms.saturating_sub(ttl) + ttl / 16
+    }
+
+    /// Moves the row of the key encoded as `encoded` to expire a time to live from now, which it
+    /// returns.
+    fn touch(&self, encoded: Vec<u8>) -> i64 {
+        let ttl = i64::try_from(self.ttl_ms.unwrap_or(0)).unwrap_or(i64::MAX);
+        let expires = self.now_ms().saturating_add(ttl);
+        self.db
+            .shared
+            .queue
+            .push(&self.ns, encoded, Kind::Touch { expires });
+        expires
     }
 
     /// The front's expiry stamp for a disk expiry of `expires_ms` (0: never).
@@ -483,6 +530,11 @@ where
         if expires > 0 && expires <= self.now_ms() {
             return None;
         }
+        let expires = if count && self.renewal_due(expires) {
+            self.touch(encoded.clone())
+        } else {
+            expires
+        };
         let Some(value) = self.codec.decode::<V>(&bytes) else {
             // Damaged: a miss, and removed, so that it is counted once and the next insert
             // overwrites it.
@@ -529,6 +581,9 @@ where
 {
     #[inline]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        if self.idle {
+            return self.get_renewed(key);
+        }
         if self.front_is_current()
             && let Some(value) = self.front.get(key)
         {

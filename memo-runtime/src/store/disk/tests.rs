@@ -144,6 +144,37 @@ fn ttl_expires_on_disk_and_in_memory() {
     assert_eq!(store.len(), 0);
 }
 
+/// Time to idle on disk: hits served from memory renew the row too, so another process (a
+/// second store on the directory) finds the entry past its first expiry; unread, it expires.
+#[test]
+fn idle_entries_live_on_disk_while_they_are_used() {
+    let tmp = TempDir::new("idle");
+    let config = Config::new().idle(Duration::from_secs(60));
+    let store = open(&tmp.0, &config);
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock.clone());
+    store.insert("a".into(), 1);
+    store.flush();
+    for _ in 0..4 {
+        mock.increment(Duration::from_secs(30));
+        assert_eq!(store.get(&"a"), Some(1));
+    }
+    store.flush();
+    let other = open(&tmp.0, &config);
+    other.set_clock(clock);
+    assert_eq!(
+        other.get(&"a"),
+        Some(1),
+        "the row was renewed by the first store's hits"
+    );
+    mock.increment(Duration::from_secs(59));
+    assert_eq!(other.get(&"a"), Some(1));
+    other.flush();
+    mock.increment(Duration::from_secs(61));
+    assert_eq!(other.get(&"a"), None);
+    assert_eq!(store.get(&"a"), None);
+}
+
 #[test]
 fn bounds_evict_the_oldest_entries() {
     let tmp = TempDir::new("bounds");

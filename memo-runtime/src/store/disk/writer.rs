@@ -43,6 +43,10 @@ pub(super) enum Kind {
         expires: i64,
     },
     Delete,
+    /// Move the expiry of a stored value to `expires` (time to idle: it was used).
+    Touch {
+        expires: i64,
+    },
     /// End the lock of `key` taken with `token`.
     Release {
         token: i64,
@@ -108,7 +112,7 @@ impl Queue {
                 state.pending.remove(ns);
                 None
             }
-            Kind::Release { .. } => None,
+            Kind::Release { .. } | Kind::Touch { .. } => None,
         };
         if let Some(pending) = pending {
             state
@@ -374,6 +378,9 @@ fn commit_rows(
         )?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
+        let mut touch = tx.prepare_cached(
+            "UPDATE entries SET expires = ?3 WHERE ns = ?1 AND key = ?2 AND expires > 0",
+        )?;
         for op in batch {
             let (ns, key) = (&op.ns[..], &op.key[..]);
             match &op.kind {
@@ -405,6 +412,9 @@ fn commit_rows(
                     let delta = delta(&mut deltas, &op.ns);
                     delta.count -= count;
                     delta.bytes -= bytes;
+                }
+                Kind::Touch { expires } => {
+                    touch.execute(params![ns, key, expires])?;
                 }
                 Kind::Release { token } => {
                     release.execute(params![ns, key, token])?;
