@@ -484,6 +484,12 @@ fn the_same_cache_works_against_a_cluster() {
         thread.join().unwrap();
     }
     assert_eq!(runs.load(Ordering::Relaxed), 40);
+    // Keys whose text holds braces: a value and its lock stay in one slot (a miss claims both).
+    for key in ["}{odd", "{odd}", "a}b"] {
+        let compute = |key: &str| format!("value of {key}");
+        assert_eq!(cache.get_or_compute(key, compute), compute(key));
+        assert_eq!(cache.get(key), Some(compute(key)));
+    }
     assert_eq!(cache.stats().backend_errors, 0);
     // Async hits too, on a bare executor thread.
     let runtime = tokio::runtime::Runtime::new().unwrap();

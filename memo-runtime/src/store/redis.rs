@@ -962,13 +962,20 @@ mod tests {
     #[test]
     fn a_value_and_its_lock_share_a_hash_tag() {
         let store: RedisStore<String, u32> = RedisOptions::new("t").open(&Config::new());
-        for key in ["a".to_string(), "}{".repeat(200)] {
+        for key in [
+            "a".to_string(),
+            "}{b}".to_string(),
+            "{".into(),
+            "}{".repeat(200),
+        ] {
             let names = store.names_of(&key).unwrap();
             let tag = |name: &[u8]| {
                 let open = name.iter().position(|&b| b == b'{').unwrap();
                 let close = open + name[open..].iter().position(|&b| b == b'}').unwrap();
                 name[open + 1..close].to_vec()
             };
+            // An empty tag would make Redis Cluster hash the whole name.
+            assert!(!tag(&names.value).is_empty(), "{key}");
             assert_eq!(tag(&names.value), tag(&names.lock));
             assert!(names.value.starts_with(&store.prefix));
             assert!(names.value.len() <= 200 + store.prefix.len() + 8);

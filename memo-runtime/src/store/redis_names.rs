@@ -21,12 +21,14 @@ pub fn store_prefix(prefix: &str, function: &str, codec: &str, fingerprint: u64)
 }
 
 /// The name of a value: `store` (a [`store_prefix`]), then the key's text in a hash tag, or `#`
-/// and the SHA-256 of its `encoded` bytes where it has no text.
+/// and the SHA-256 of its `encoded` bytes where it has no text (or one that starts with `}`).
 #[must_use]
 pub fn value_name(store: &[u8], encoded: &[u8], text: Option<&str>) -> Vec<u8> {
     let mut name = store.to_vec();
     name.push(b'{');
-    if let Some(text) = text {
+    // A text starting with `}` would leave the hash tag empty, and Redis Cluster would then hash
+    // the whole name: the value and its lock would land in different slots.
+    if let Some(text) = text.filter(|text| !text.starts_with('}')) {
         name.extend_from_slice(text.as_bytes());
     } else {
         name.push(b'#');
