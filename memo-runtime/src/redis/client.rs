@@ -815,6 +815,11 @@ fn certificates(pem: &[u8]) -> ::redis::TlsCertificates {
 /// application already chose one.
 fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
+        #[allow(
+            deprecated,
+            reason = "rustls 0.23.48 prefers aws-lc-rs (post-quantum key exchange), which needs \
+                      cmake to build; an application that wants it installs it first"
+        )]
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
