@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::flight::{Flight, Flights, Join, Leader};
+use crate::flight::{Flight, Flights, Handing, Join, Leader};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
@@ -186,6 +186,31 @@ impl<K, V, S> Cache<K, V, S> {
     /// ```
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The leader's last step when its computation failed (an `Err` of a function whose cache
+    /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
+    /// `failure`, or without it try again; the store's claim ends.
+    pub(crate) fn failed(
+        &self,
+        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        failure: Handing<'_>,
+        cost: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::record_load(self.name, cost);
+        #[cfg(not(feature = "metrics"))]
+        let _ = cost;
+        self.counters.record(Event::LoadError);
+        if let Some(leader) = leader {
+            leader.fail(failure);
+        }
+        drop(lease);
+    }
+
+    /// A waiter took its failed leader's error: counted as coalesced, as a shared value is.
+    pub(crate) fn shared_failure(&self) {
+        self.counters.record(Event::Coalesced);
     }
 
     /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
@@ -858,6 +883,12 @@ where
         self.counters.record(Event::Refresh);
         self.refreshed(key, Some(value.clone()), keep, started);
         value
+    }
+
+    /// The end of a forced refresh whose computation failed: the old value stays.
+    pub(crate) fn forced_refresh_failed(&self, key: K, started: Instant) {
+        self.counters.record(Event::Refresh);
+        self.refreshed(key, None, |_| true, started);
     }
 
     /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is

@@ -15,8 +15,13 @@ pub use crate::cell::{At, CacheCell, Scope, at};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
+mod fallible;
+pub use fallible::{
+    Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
+};
+
 use crate::cache::Step;
-use crate::flight::{Flight, Leader};
+use crate::flight::{Flight, Handing, Leader};
 pub use crate::store::MemoryStore;
 use crate::store::{Lease, Store, Weight};
 use std::task::{Context, Poll};
@@ -28,7 +33,7 @@ use crate::trace::{Computation, Running};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached: a cached function must return a `Clone + Send + Sync + 'static` type",
     label = "this return type is stored in the cache",
-    note = "return an owned type; to share one large value without copying it, return `Arc<{Self}>`"
+    note = "return an owned type; to share one large value without copying it, put it in an `Arc`; a `Result` whose error is not `Clone`: spell it `…Result<…>` (e.g. `Result<T, E>`, `io::Result<T>`), which caches `Ok` values only and asks nothing of the error"
 )]
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 
@@ -897,6 +902,32 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
     }
 }
 
+impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
+    /// The body failed (see [`lead_fallible`]): nothing is stored; the waiters take a copy of
+    /// the error from `failure`, or without it try again.
+    fn fail(self, failure: Handing<'_>) {
+        let Self {
+            cache,
+            key,
+            steps,
+            run,
+            ..
+        } = self;
+        match run {
+            #[cfg(feature = "switch")]
+            Run::Bypass => {}
+            Run::Refresh(running, started) => {
+                running.exit().outcome("error");
+                (steps.refresh_failed)(cache, key, started);
+            }
+            Run::Compute(running, claim, started) => {
+                running.exit().outcome("error");
+                cache.failed(claim, failure, started.elapsed());
+            }
+        }
+    }
+}
+
 /// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
 /// that the [`Miss`] and [`Lead`] methods restate no bounds: a key or value that cannot be cached
 /// is reported once, at the hit path.
@@ -918,6 +949,7 @@ struct Steps<K: 'static, V: 'static, S: 'static> {
     ) -> V,
     waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
     refreshed: fn(&Cache<K, V, S>, K, V, fn(&V) -> bool, Instant) -> V,
+    refresh_failed: fn(&Cache<K, V, S>, K, Instant),
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
@@ -943,6 +975,7 @@ where
             finish: Cache::finish,
             waited: Cache::waited,
             refreshed: Cache::forced_refresh,
+            refresh_failed: Cache::forced_refresh_failed,
             wait: Flight::wait,
             poll_wait: Flight::poll_wait,
         }
@@ -1001,6 +1034,21 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         reason = "once per call that computes, where the body's cost dwarfs a copy"
     )]
     fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V, S>> {
+        let lead = self.lead_or(keep, |_| None::<core::convert::Infallible>);
+        lead.map(|found| found.unwrap_or_else(|never| match never {}))
+    }
+
+    /// [`lead`](Self::lead), where a waiter whose leader failed may take its error from the
+    /// flight (`failure`), returned as `Ok(Err(error))`.
+    #[allow(
+        clippy::result_large_err,
+        reason = "once per call that computes, where the body's cost dwarfs a copy"
+    )]
+    fn lead_or<E>(
+        self,
+        keep: fn(&V) -> bool,
+        failure: impl Fn(&Flight<V>) -> Option<E>,
+    ) -> Result<Result<V, E>, Lead<K, V, S>> {
         let Self {
             cache,
             key,
@@ -1020,16 +1068,23 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                     match (steps.begin)(cache, &key, true) {
                         Step::Done(value) => {
                             trace.outcome("hit");
-                            return Ok(value);
+                            return Ok(Ok(value));
                         }
                         Step::Compute(leader, lease) => {
                             break Run::Compute(trace.enter(), (leader, lease), Instant::now());
                         }
                         Step::Wait(flight) => {
-                            if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight))
+                            let waited = (steps.wait)(&flight);
+                            if waited.is_none()
+                                && let Some(error) = failure(&flight)
                             {
+                                cache.shared_failure();
                                 trace.outcome("coalesced");
-                                return Ok(value);
+                                return Ok(Err(error));
+                            }
+                            if let Some(value) = (steps.waited)(cache, &key, waited) {
+                                trace.outcome("coalesced");
+                                return Ok(Ok(value));
                             }
                         }
                     }
