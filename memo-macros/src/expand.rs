@@ -285,6 +285,7 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         key_type,
         keep,
         output,
+        value,
         renews,
         ..
     } = plan;
@@ -296,15 +297,20 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
             keep: keep.clone(),
         };
     }
-    let refresh = crate::renew::refresh_fn(func, key_type, output, runtime);
+    let fallible = plan.handover.is_some();
+    let refresh = crate::renew::refresh_fn(func, key_type, (output, value), fallible, runtime);
     let (entry, refreshed, requirement) = if func.sig.asyncness.is_some() {
         (
             quote!(#runtime::hit_or_renew_async),
-            quote!(#runtime::BoxFuture<#output>),
+            quote!(#runtime::BoxFuture<#runtime::Option<#value>>),
             quote!(#runtime::require_tokio!();),
         )
     } else {
-        (quote!(#runtime::hit_or_renew), quote!(#output), quote!())
+        (
+            quote!(#runtime::hit_or_renew),
+            quote!(#runtime::Option<#value>),
+            quote!(),
+        )
     };
     HitEntry {
         entry,

@@ -132,7 +132,13 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let remote = check_remote(args, &mut errors);
     check_weight(args, &mut errors);
     let generic = check_generics(func, &key_type, &output, &mut errors);
-    let (value, handover) = fallible(args, renews, &output, &runtime);
+    let (value, handover) = fallible(args, &output, &runtime);
+    // A `Result`'s `Ok` values alone reach its cache: each is kept.
+    let keep = if handover.is_some() {
+        quote!(#runtime::always)
+    } else {
+        keep
+    };
     let hooks = hooks(args, &runtime, &key_type, &value);
     let quick = func.sig.asyncness.is_none()
         && remote.is_none()
@@ -391,19 +397,13 @@ fn check_output(output: &Type, errors: &mut Errors) {
 /// Such a `Result` is stored as its `Ok` type only, so that its error type needs nothing: it is
 /// decided by the last path segment, and the runtime's `Fallible` (implemented for
 /// `std::result::Result` alone) rejects a user's own type named `Result` with a sentence. An
-/// alias of another name keeps the whole `Result` as the value (`keep` stores only `Ok`), as do
-/// `cache_err` (which stores errors too) and `stale`/`refresh` (whose background refresh stores
-/// the whole value).
-fn fallible(
-    args: &Args,
-    renews: bool,
-    output: &Type,
-    runtime: &TokenStream,
-) -> (Type, Option<TokenStream>) {
+/// alias of another name keeps the whole `Result` as the value (`keep` stores only `Ok`), as
+/// does `cache_err` (which stores errors too).
+fn fallible(args: &Args, output: &Type, runtime: &TokenStream) -> (Type, Option<TokenStream>) {
     let named_result = matches!(unwrap_group(output), Type::Path(TypePath { qself: None, path, .. })
         if path.segments.last().is_some_and(|last| last.ident == "Result"
             && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))));
-    if !named_result || renews || args.cache_err.get() == Some(&true) {
+    if !named_result || args.cache_err.get() == Some(&true) {
         return (output.clone(), None);
     }
     let span = output.span();

@@ -813,10 +813,15 @@ where
     }
 
     /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
-    /// the new one is not kept (an error) or the computation panics. At most
+    /// the new one is not kept (an error), `refresh` gives none (it failed) or panics. At most
     /// [`MAX_REFRESH_THREADS`] run at once in the process: past that the claim is given back and a
     /// later read tries again, so a burst of expiring keys cannot spawn a thread each.
-    pub(crate) fn spawn_refresh(&'static self, key: K, refresh: fn(K) -> V, keep: fn(&V) -> bool) {
+    pub(crate) fn spawn_refresh(
+        &'static self,
+        key: K,
+        refresh: fn(K) -> Option<V>,
+        keep: fn(&V) -> bool,
+    ) {
         static RUNNING: AtomicUsize = AtomicUsize::new(0);
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
@@ -834,12 +839,13 @@ where
                 let computed = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     trace.run(|| refresh(key.clone()))
                 }));
-                trace.outcome(if matches!(&computed, Ok(v) if keep(v)) {
+                let computed = computed.ok().flatten();
+                trace.outcome(if matches!(&computed, Some(v) if keep(v)) {
                     "refresh"
                 } else {
                     "error"
                 });
-                self.refreshed_in_background(key, computed.ok(), keep, started);
+                self.refreshed_in_background(key, computed, keep, started);
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
@@ -854,7 +860,7 @@ where
     pub(crate) fn spawn_refresh_task(
         &'static self,
         key: K,
-        refresh: fn(K) -> crate::private::BoxFuture<V>,
+        refresh: fn(K) -> crate::private::BoxFuture<Option<V>>,
         keep: fn(&V) -> bool,
     ) {
         self.counters.record(Event::Refresh);
@@ -866,7 +872,7 @@ where
         };
         let computing = runtime.spawn(refresh(key.clone()));
         runtime.spawn(async move {
-            let computed = computing.await.ok();
+            let computed = computing.await.ok().flatten();
             self.refreshed_in_background(key, computed, keep, started);
         });
     }

@@ -6,7 +6,7 @@
 #![allow(clippy::must_use_candidate, reason = "only generated code calls these")]
 
 pub use core::marker::PhantomData;
-pub use core::option::Option::Some;
+pub use core::option::Option::{self, Some};
 pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
@@ -722,7 +722,8 @@ where
 
 /// The hit path of a function with `stale = …` or `refresh = "early"`: like [`hit_or_miss`], and
 /// a value that is due is refreshed in the background by `refresh` (the function's body, run
-/// from the owned key) while this caller, and others, are served the current value.
+/// from the owned key; `None` where it failed, a `Result`'s `Err`) while this caller, and
+/// others, are served the current value.
 #[inline]
 #[allow(
     clippy::needless_pass_by_value,
@@ -731,7 +732,7 @@ where
 pub fn hit_or_renew<L, V>(
     cache: &'static Cache<L::Key, V>,
     key: L,
-    refresh: fn(L::Key) -> V,
+    refresh: fn(L::Key) -> Option<V>,
     keep: fn(&V) -> bool,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -757,7 +758,7 @@ pub type BoxFuture<V> = core::pin::Pin<Box<dyn Future<Output = V> + Send>>;
 pub fn hit_or_renew_async<L, V>(
     cache: &'static Cache<L::Key, V>,
     key: L,
-    refresh: fn(L::Key) -> BoxFuture<V>,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
     keep: fn(&V) -> bool,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -1313,7 +1314,8 @@ impl<V> KeepAny<V> for &Outcome<V> {
     }
 }
 
-fn always<V>(_: &V) -> bool {
+/// Keeps every value: the keep of a `Result` whose `Ok` values alone reach the cache.
+pub const fn always<V>(_: &V) -> bool {
     true
 }
 
