@@ -23,6 +23,10 @@
 //! }
 //! pub fn f_cache() -> &'static Cache<(String, u32), String> { /* the same cache, by ID */ }
 //! ```
+//!
+//! A return type spelled `…Result<…>` (without `cache_err`) caches its `Ok` type alone,
+//! `<R as Fallible>::Ok`, through `lead_fallible` (or `compute_fallible_async`), which hand a
+//! failed leader's error to its waiters where it can be cloned (see the runtime's `fallible.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
