@@ -737,3 +737,33 @@ fn waiters_of_a_failed_tiered_leader_get_its_error() {
     let stats = tiered_failure_cache().stats();
     assert_eq!((stats.misses, stats.coalesced, stats.len), (1, 7, 0));
 }
+
+/// An error that is not even `Send`.
+#[derive(Debug)]
+struct Local(std::rc::Rc<u64>);
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+async fn tiered_local(n: u64) -> Result<u64, Local> {
+    if n == 0 {
+        return Err(Local(std::rc::Rc::new(n)));
+    }
+    Ok(n)
+}
+
+fn assert_send<T: Send>(value: T) -> T {
+    value
+}
+
+#[test]
+fn an_async_tiered_future_is_send_whatever_the_error() {
+    init();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(runtime.block_on(assert_send(tiered_local(2))).unwrap(), 2);
+    assert_eq!(
+        *runtime
+            .block_on(assert_send(tiered_local(0)))
+            .unwrap_err()
+            .0,
+        0
+    );
+}

@@ -279,3 +279,27 @@ async fn futures_join<F: Future>(calls: impl Iterator<Item = F>) -> Vec<F::Outpu
     .await;
     outputs.into_iter().map(Option::unwrap).collect()
 }
+
+/// An error that is not even `Send`.
+#[derive(Debug)]
+struct Local(std::rc::Rc<u32>);
+
+#[cached]
+async fn local_failure(n: u32) -> Result<u32, Local> {
+    tokio::task::yield_now().await;
+    if n == 0 {
+        Err(Local(std::rc::Rc::new(n)))
+    } else {
+        Ok(n)
+    }
+}
+
+fn assert_send<T: Send>(value: T) -> T {
+    value
+}
+
+#[tokio::test]
+async fn the_future_is_send_when_the_body_is_whatever_the_error() {
+    assert_eq!(assert_send(local_failure(1)).await.unwrap(), 1);
+    assert_eq!(*assert_send(local_failure(0)).await.unwrap_err().0, 0);
+}

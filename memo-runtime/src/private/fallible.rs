@@ -216,7 +216,8 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
             Mode::Refresh => {
                 let started = Instant::now();
                 let trace = Computation::start(cache.name(), "refresh");
-                return match trace.run_async(body).await.into_result() {
+                let result = trace.run_async(body).await.into_result();
+                return match result {
                     Ok(value) => {
                         trace.outcome("refresh");
                         R::from_result(Ok((steps.refreshed)(cache, key, value, always, started)))
@@ -239,7 +240,8 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                 Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let claim = (leader, lease);
-                    return match trace.run_async(body).await.into_result() {
+                    let result = trace.run_async(body).await.into_result();
+                    return match result {
                         Ok(value) => {
                             trace.outcome("miss");
                             let cost = started.elapsed();
@@ -297,23 +299,22 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
                 Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let claim = (leader, lease);
-                    return match trace.run_async(body).await.into_result() {
-                        Ok(value) => {
-                            trace.outcome("miss");
-                            let cost = started.elapsed();
-                            R::from_result(Ok((steps.finish)(
-                                cache, key, claim, value, always, cost,
-                            )
-                            .await))
-                        }
+                    // The `Result` ends with this statement: the future holds no error
+                    // across the store's write (it is `Send` whatever the error type).
+                    let value = match trace.run_async(body).await.into_result() {
+                        Ok(value) => value,
                         Err(error) => {
                             trace.outcome("error");
                             let cost = started.elapsed();
                             let failed = R::from_result(Err(error));
                             handover.fail(&failed, |failure| cache.failed(claim, failure, cost));
-                            failed
+                            return failed;
                         }
                     };
+                    trace.outcome("miss");
+                    let cost = started.elapsed();
+                    let value = (steps.finish)(cache, key, claim, value, always, cost).await;
+                    return R::from_result(Ok(value));
                 }
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
