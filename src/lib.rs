@@ -43,7 +43,7 @@
 //! | `refresh = "early"`, `beta = 1.0` | refresh hot entries in the background just before they expire (`XFetch`) |
 //! | `key = expr` | key by an expression over the arguments instead of all of them |
 //! | `key_type = T` | the type of `key = expr` when it is not an argument or a tuple of arguments |
-//! | `cache_err = true` | also cache `Err` results (by default only `Ok` is stored) |
+//! | `cache_err = true` | also cache `Err` results, storing the whole `Result` (by default only `Ok` values are stored: see [Results](#results)) |
 //! | `cache_none = true` | also cache `None` results (by default only `Some` is stored) |
 //! | `store = disk` / `disk("name")` | keep entries on disk, kept across runs and shared by the processes of one program (by every program naming it, with `disk("name")`) (feature `disk`); `memory` is the default |
 //! | `store = redis` | keep entries in Redis (feature `redis`): the server of `MEMO_REDIS_URL` (`redis+cluster://…` for Redis Cluster), shared by processes, one computation per missing key across them; every hit is a `GET` |
@@ -52,6 +52,33 @@
 //! | `lock = "redlock"` | with `store = redis` or `tiered`: take the stampede lock on a majority of the independent servers of `MEMO_REDLOCK_URLS` (Redlock) instead of the store's one server |
 //! | `version = N` | with `store = disk`, `redis` or `tiered`: part of every entry's namespace, to set old entries aside by hand (the key and value types' serde shapes are always part of it, so a build whose types changed misses instead of decoding the old layout) |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
+//!
+//! # Results
+//!
+//! A function whose return type is spelled `…Result<…>` (`Result<T, E>`, `io::Result<T>`,
+//! `anyhow::Result<T>`, `std::result::Result<T, E>`) caches its `Ok` values only: its cache holds
+//! `T` (`f_cache()` is a `Cache<K, T>`, and disk and Redis encode `T`), so `E` needs neither
+//! `Clone` nor serde, and an error is returned to its caller, never stored. Callers waiting on a
+//! call of the same key that fails get a clone of its error (counted as `coalesced`) when
+//! `E: Clone + Send`; otherwise they run the body themselves, one at a time. A background refresh
+//! (`stale`, `refresh`) that fails keeps the old value.
+//!
+//! ```
+//! use memo::cached;
+//!
+//! #[cached(ttl = "10s")]
+//! fn read(path: &str) -> std::io::Result<String> {
+//!     std::fs::read_to_string(path)
+//! }
+//!
+//! assert!(read("/no/such/file").is_err());
+//! let cache: &memo::Cache<String, String> = read_cache(); // `Ok` values only
+//! assert_eq!((cache.len(), cache.stats().misses), (0, 1));
+//! ```
+//!
+//! The return type is read by its name: an alias of another name (`type Res<T> = Result<T, E>`)
+//! is cached as a whole value, `Ok` only, which must be `Clone` (and serde outside memory), as
+//! with `cache_err = true`; a type of your own named `Result` is refused with a message.
 //!
 //! # Cargo features
 //!

@@ -376,3 +376,70 @@ fn the_handle_tells_its_settings() {
     assert_eq!(config.ttl, Some(std::time::Duration::from_secs(3600)));
     assert_eq!(settled_cache().backend(), "disk");
 }
+
+/// An error that is neither `Clone` nor serde.
+#[derive(Debug)]
+struct Opaque(u64);
+
+static DISK_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// A `Result` spelled `…Result<…>` stores its `Ok` values alone: `io::Error` has no serde.
+#[cached(store = disk)]
+fn disk_read(name: &str) -> Result<String, std::io::Error> {
+    DISK_READS.fetch_add(1, Ordering::SeqCst);
+    if name.is_empty() {
+        return Err(std::io::Error::other("no name"));
+    }
+    Ok(name.to_uppercase())
+}
+
+#[test]
+fn an_error_without_serde_is_returned_and_never_stored_on_disk() {
+    init();
+    assert_eq!(disk_read("a").unwrap(), "A");
+    assert_eq!(disk_read("a").unwrap(), "A");
+    assert_eq!(disk_read("").unwrap_err().to_string(), "no name");
+    assert_eq!(disk_read("").unwrap_err().to_string(), "no name");
+    assert_eq!(DISK_READS.load(Ordering::SeqCst), 3);
+    let cache: &memo::Cache<String, String, memo::DiskStore<String, String>> = disk_read_cache();
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.load_errors), (1, 3, 2));
+    assert_eq!(cache.keys(), vec!["a".to_string()]);
+}
+
+static DISK_CHECKS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = disk, ttl = "1m")]
+async fn disk_check(n: u64) -> std::io::Result<u64> {
+    DISK_CHECKS.fetch_add(1, Ordering::SeqCst);
+    checked_half(n).map_err(|Opaque(n)| std::io::Error::other(format!("{n} is odd")))
+}
+
+#[cached(store = disk)]
+async fn disk_half(n: u64) -> Result<u64, Opaque> {
+    DISK_CHECKS.fetch_add(1, Ordering::SeqCst);
+    checked_half(n)
+}
+
+fn checked_half(n: u64) -> Result<u64, Opaque> {
+    if n.is_multiple_of(2) {
+        Ok(n / 2)
+    } else {
+        Err(Opaque(n))
+    }
+}
+
+#[tokio::test]
+async fn async_functions_on_disk_return_errors_that_are_neither_clone_nor_serde() {
+    init();
+    assert_eq!(disk_check(4).await.unwrap(), 2);
+    assert_eq!(disk_check(4).await.unwrap(), 2);
+    assert!(disk_check(3).await.is_err());
+    assert_eq!(disk_half(8).await.unwrap(), 4);
+    assert_eq!(disk_half(8).await.unwrap(), 4);
+    assert_eq!(disk_half(5).await.unwrap_err().0, 5);
+    assert_eq!(disk_half(5).await.unwrap_err().0, 5);
+    assert_eq!(DISK_CHECKS.load(Ordering::SeqCst), 5);
+    assert_eq!((disk_check_cache().len(), disk_half_cache().len()), (1, 1));
+    assert_eq!(disk_half_cache().stats().misses, 3);
+}

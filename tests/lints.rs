@@ -47,6 +47,21 @@ pub fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
     Ok(n)
 }
 
+/// An `io::Result` (its error is not `Clone`) in an `async fn`, refreshed in the background.
+#[cached(ttl = "1m", stale = "10s")]
+pub async fn read_text(path: &str) -> std::io::Result<String> {
+    if path.is_empty() {
+        return Err(std::io::Error::other("no path"));
+    }
+    Ok(path.to_uppercase())
+}
+
+/// A `Result` with `cache_err`: stored whole.
+#[cached(cache_err = true)]
+fn checked(n: u64) -> Result<u64, String> {
+    n.checked_sub(1).ok_or_else(|| "zero".to_owned())
+}
+
 /// `Option` with `cache_none`.
 #[cached(cache_none = true)]
 fn find(id: u64) -> Option<u64> {
@@ -95,6 +110,7 @@ fn strict_lints_compile() {
     assert_eq!(words("a b c", 2), ["a", "b"]);
     assert_eq!(parse("7"), Ok(7));
     assert_eq!(find(3), Some(2));
+    assert_eq!(checked(0), Err("zero".to_owned()));
     init();
     assert_eq!(Shape { side: 2 }.area(3), 12);
     assert_eq!(Shape::halved(8).side, 4);

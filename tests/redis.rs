@@ -645,3 +645,131 @@ fn the_handle_tells_its_settings() {
     assert_eq!(config.maxsize, None);
     assert_eq!(square_cache().backend(), "redis");
 }
+
+/// An error that is neither `Clone` nor serde.
+#[derive(Debug)]
+struct Opaque(u64);
+
+fn checked_half(n: u64) -> Result<u64, Opaque> {
+    if n.is_multiple_of(2) {
+        Ok(n / 2)
+    } else {
+        Err(Opaque(n))
+    }
+}
+
+static HALVES: AtomicUsize = AtomicUsize::new(0);
+
+/// A `Result` spelled `…Result<…>` stores its `Ok` values alone: its error needs no serde.
+#[cached(store = redis, ttl = "10m")]
+fn redis_half(n: u64) -> Result<u64, Opaque> {
+    HALVES.fetch_add(1, Ordering::SeqCst);
+    checked_half(n)
+}
+
+#[cached(store = redis, ttl = "10m")]
+async fn redis_half_async(n: u64) -> std::io::Result<u64> {
+    HALVES.fetch_add(1, Ordering::SeqCst);
+    checked_half(n).map_err(|Opaque(n)| std::io::Error::other(format!("{n} is odd")))
+}
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_half(n: u64) -> Result<u64, std::io::Error> {
+    HALVES.fetch_add(1, Ordering::SeqCst);
+    checked_half(n).map_err(|Opaque(n)| std::io::Error::other(format!("{n} is odd")))
+}
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+async fn tiered_half_async(n: u64) -> Result<u64, Opaque> {
+    HALVES.fetch_add(1, Ordering::SeqCst);
+    checked_half(n)
+}
+
+#[test]
+fn errors_that_are_neither_clone_nor_serde_are_returned_and_never_stored_on_redis_or_tiered() {
+    init();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for round in 0..2 {
+        assert_eq!(redis_half(4).unwrap(), 2);
+        assert_eq!(redis_half(3).unwrap_err().0, 3);
+        assert_eq!(runtime.block_on(redis_half_async(4)).unwrap(), 2);
+        assert!(runtime.block_on(redis_half_async(3)).is_err());
+        assert_eq!(tiered_half(4).unwrap(), 2);
+        assert_eq!(tiered_half(3).unwrap_err().to_string(), "3 is odd");
+        assert_eq!(runtime.block_on(tiered_half_async(4)).unwrap(), 2);
+        assert_eq!(runtime.block_on(tiered_half_async(3)).unwrap_err().0, 3);
+        // Each function ran once for its `Ok` and once a round for its `Err`.
+        assert_eq!(HALVES.load(Ordering::SeqCst), 4 * (round + 2));
+    }
+    let misses = [
+        redis_half_cache().stats(),
+        redis_half_async_cache().stats(),
+        tiered_half_cache().stats(),
+        tiered_half_async_cache().stats(),
+    ]
+    .map(|stats| (stats.hits, stats.misses, stats.load_errors));
+    assert_eq!(misses, [(1, 3, 2); 4]);
+    let local: &Cache<u64, u64, memo::TieredStore<u64, u64>> = tiered_half_cache();
+    assert_eq!(local.len(), 1, "only the Ok value");
+}
+
+static FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_failure(n: u64) -> Result<u64, String> {
+    std::thread::sleep(Duration::from_millis(200));
+    FAILURES.fetch_add(1, Ordering::SeqCst);
+    Err(format!("{n} failed"))
+}
+
+/// Callers waiting on a leader that fails get a clone of its error (a `Clone` error).
+#[test]
+fn waiters_of_a_failed_tiered_leader_get_its_error() {
+    init();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                tiered_failure(9)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().unwrap_err(), "9 failed");
+    }
+    assert_eq!(FAILURES.load(Ordering::SeqCst), 1);
+    let stats = tiered_failure_cache().stats();
+    assert_eq!((stats.misses, stats.coalesced, stats.len), (1, 7, 0));
+}
+
+/// An error that is not even `Send`.
+#[derive(Debug)]
+struct Local(std::rc::Rc<u64>);
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+async fn tiered_local(n: u64) -> Result<u64, Local> {
+    if n == 0 {
+        return Err(Local(std::rc::Rc::new(n)));
+    }
+    Ok(n)
+}
+
+fn assert_send<T: Send>(value: T) -> T {
+    value
+}
+
+#[test]
+fn an_async_tiered_future_is_send_whatever_the_error() {
+    init();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(runtime.block_on(assert_send(tiered_local(2))).unwrap(), 2);
+    assert_eq!(
+        *runtime
+            .block_on(assert_send(tiered_local(0)))
+            .unwrap_err()
+            .0,
+        0
+    );
+}

@@ -23,6 +23,10 @@
 //! }
 //! pub fn f_cache() -> &'static Cache<(String, u32), String> { /* the same cache, by ID */ }
 //! ```
+//!
+//! A return type spelled `…Result<…>` (without `cache_err`) caches its `Ok` type alone,
+//! `<R as Fallible>::Ok`, through `lead_fallible` (or `compute_fallible_async`), which hand a
+//! failed leader's error to its waiters where it can be cloned (see the runtime's `fallible.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -68,14 +72,11 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         prelude,
         lookup,
         output,
+        value,
         ..
     } = plan;
     let CachedFn {
-        attrs,
-        vis,
-        sig,
-        block,
-        ..
+        attrs, vis, sig, ..
     } = func;
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
@@ -113,27 +114,8 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     call_args.set_span(args_span);
     let hit_or_miss = respan(entry, args_span);
     let awaited = if awaits { quote!(.await) } else { quote!() };
-    // The body runs in its own scope, so `return` and `?` act on it alone: a closure for a sync
-    // function, an `async` block (its output pinned to the return type) for an `async fn`. The
-    // closure is called here, between the miss's lead and finish, rather than handed to the
-    // runtime: a runtime function generic over it would be compiled anew for every function.
-    let lookup_and_compute = if sig.asyncness.is_some() {
-        quote! {
-            match #hit_or_miss #call_args #awaited {
-                #runtime::Ok(__memo_value) => __memo_value,
-                #runtime::Err(__memo_miss) => __memo_miss.compute_async(
-                    #runtime::returns::<#output, _>(async move #block), #keep
-                ).await,
-            }
-        }
-    } else {
-        quote! {
-            match #runtime::lead(#hit_or_miss #call_args, #keep) {
-                #runtime::Ok(__memo_value) => __memo_value,
-                #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
-            }
-        }
-    };
+    let hit_or_miss = quote!(#hit_or_miss #call_args #awaited);
+    let lookup_and_compute = lookup_and_compute(plan, func, &hit_or_miss, &keep);
     // Each function (and its companion) finds its cache through a `static` cell of its own.
     let cell = quote!(static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new(););
     let body = if plan.quick {
@@ -157,10 +139,59 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #[doc = #doc]
         #[must_use]
         #[allow(dead_code)]
-        #vis fn #companion #generics () -> &'static #runtime::Cache<#key_type, #output #store_type> #where_clause {
+        #vis fn #companion #generics () -> &'static #runtime::Cache<#key_type, #value #store_type> #where_clause {
             #cell
             #find
         }
+    }
+}
+
+/// The hit path's `match`: the value of a hit, or the miss, under which the body runs.
+///
+/// The body runs in its own scope, so `return` and `?` act on it alone: a closure for a sync
+/// function, an `async` block (its output pinned to the return type) for an `async fn`. The
+/// closure is called here, between the miss's lead and finish, rather than handed to the
+/// runtime: a runtime function generic over it would be compiled anew for every function.
+fn lookup_and_compute(
+    plan: &Plan,
+    func: &CachedFn,
+    hit_or_miss: &TokenStream,
+    keep: &TokenStream,
+) -> TokenStream {
+    let Plan {
+        runtime, output, ..
+    } = plan;
+    let block = &func.block;
+    match (&plan.handover, func.sig.asyncness.is_some()) {
+        (None, true) => quote! {
+            match #hit_or_miss {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_miss) => __memo_miss.compute_async(
+                    #runtime::returns::<#output, _>(async move #block), #keep
+                ).await,
+            }
+        },
+        (None, false) => quote! {
+            match #runtime::lead(#hit_or_miss, #keep) {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
+            }
+        },
+        // A `Result` whose `Ok` values alone are stored: a hit is one.
+        (Some(handover), true) => quote! {
+            match #hit_or_miss {
+                #runtime::Ok(__memo_value) => #runtime::Ok(__memo_value),
+                #runtime::Err(__memo_miss) => __memo_miss.compute_fallible_async(
+                    #runtime::returns::<#output, _>(async move #block), #handover
+                ).await,
+            }
+        },
+        (Some(handover), false) => quote! {
+            match #runtime::lead_fallible(#hit_or_miss, #handover) {
+                #runtime::Ok(__memo_result) => __memo_result,
+                #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
+            }
+        },
     }
 }
 
@@ -207,9 +238,15 @@ fn quick_body(
         runtime,
         prelude,
         lookup,
-        output,
+        value,
         ..
     } = plan;
+    // A `Result` stores its `Ok` values: a hit is one.
+    let hit = if plan.handover.is_some() {
+        quote!(#runtime::Ok(__memo_value))
+    } else {
+        quote!(__memo_value)
+    };
     let rest = quote! {
         let __memo_cache = #find;
         #lookup_and_compute
@@ -221,9 +258,9 @@ fn quick_body(
         {
             if let #runtime::Some(__memo_value) = {
                 use #runtime::{QuickHit as _, QuickNone as _};
-                (&#runtime::Quick(#lookup, #runtime::PhantomData::<#output>)).quick_hit(&__MEMO_CELL)
+                (&#runtime::Quick(#lookup, #runtime::PhantomData::<#value>)).quick_hit(&__MEMO_CELL)
             } {
-                return __memo_value;
+                return #hit;
             }
             #runtime::out_of_line(move || { #rest })
         }
@@ -252,6 +289,7 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         key_type,
         keep,
         output,
+        value,
         renews,
         ..
     } = plan;
@@ -263,15 +301,20 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
             keep: keep.clone(),
         };
     }
-    let refresh = crate::renew::refresh_fn(func, key_type, output, runtime);
+    let fallible = plan.handover.is_some();
+    let refresh = crate::renew::refresh_fn(func, key_type, (output, value), fallible, runtime);
     let (entry, refreshed, requirement) = if func.sig.asyncness.is_some() {
         (
             quote!(#runtime::hit_or_renew_async),
-            quote!(#runtime::BoxFuture<#output>),
+            quote!(#runtime::BoxFuture<#runtime::Option<#value>>),
             quote!(#runtime::require_tokio!();),
         )
     } else {
-        (quote!(#runtime::hit_or_renew), quote!(#output), quote!())
+        (
+            quote!(#runtime::hit_or_renew),
+            quote!(#runtime::Option<#value>),
+            quote!(),
+        )
     };
     HitEntry {
         entry,
@@ -311,6 +354,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
         runtime,
         key_type,
         output,
+        value,
         config,
         ..
     } = plan;
@@ -325,7 +369,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             // The key and value types' serde shapes, traced when the cache is made.
             let shape = quote! {{
                 use #runtime::{Shaped as _, Unshaped as _};
-                (&#runtime::Shape::<#key_type, #output>::NEW).fingerprint()
+                (&#runtime::Shape::<#key_type, #value>::NEW).fingerprint()
             }};
             let version = proc_macro2::Literal::u64_unsuffixed(*version);
             let (store, feature) = match kind {
@@ -353,7 +397,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 }),
                 StoreParts {
                     find: TokenStream::new(),
-                    store_type: quote!(, #runtime::#store_ty<#key_type, #output>),
+                    store_type: quote!(, #runtime::#store_ty<#key_type, #value>),
                     require: quote!(#runtime::#require!();),
                     hit_entry: quote!(#runtime::#hit),
                     awaits,

@@ -24,7 +24,8 @@ use crate::item::CachedFn;
 pub(crate) fn refresh_fn(
     func: &CachedFn,
     key_type: &Type,
-    output: &Type,
+    (output, value): (&Type, &Type),
+    fallible: bool,
     runtime: &TokenStream,
 ) -> TokenStream {
     let receiver = func.receiver.as_ref();
@@ -82,23 +83,37 @@ pub(crate) fn refresh_fn(
     }
     let mut block: Block = (*func.block).clone();
     RenameSelf.visit_block_mut(&mut block);
-    if func.sig.asyncness.is_some() {
-        quote! {
-            |__memo_key: #key_type| -> #runtime::BoxFuture<#output> {
-                ::std::boxed::Box::pin(#runtime::returns::<#output, _>(async move {
-                    #destructure
-                    #(#rebinds)*
-                    #block
-                }))
-            }
+    // What the refresh stores: the body's value, or a `Result`'s `Ok` value (`None` for an `Err`).
+    let stored = |result: TokenStream| {
+        if fallible {
+            quote!(#result.ok())
+        } else {
+            quote!(#runtime::Some(#result))
         }
-    } else {
-        quote! {
-            |__memo_key: #key_type| -> #output {
+    };
+    if func.sig.asyncness.is_some() {
+        let stored = stored(quote! {
+            #runtime::returns::<#output, _>(async move {
                 #destructure
                 #(#rebinds)*
                 #block
+            }).await
+        });
+        quote! {
+            |__memo_key: #key_type| -> #runtime::BoxFuture<#runtime::Option<#value>> {
+                ::std::boxed::Box::pin(async move { #stored })
             }
+        }
+    } else {
+        let stored = stored(quote! {
+            (move || -> #output {
+                #destructure
+                #(#rebinds)*
+                #block
+            })()
+        });
+        quote! {
+            |__memo_key: #key_type| -> #runtime::Option<#value> { #stored }
         }
     }
 }

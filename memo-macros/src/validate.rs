@@ -31,6 +31,12 @@ pub(crate) struct Plan {
     pub(crate) config: TokenStream,
     /// The return type (`()` when none is written).
     pub(crate) output: Type,
+    /// The type the cache stores: the return type, or for a `…Result<…>` (without `cache_err`,
+    /// `stale`, `refresh`) its `Ok` type, `<R as Fallible>::Ok`.
+    pub(crate) value: Type,
+    /// For such a `Result`: the expression telling whether a failed leader's error can be
+    /// handed to its waiters (`Handover`).
+    pub(crate) handover: Option<TokenStream>,
     /// Entries are refreshed in the background (`stale`, `refresh = "early"`): the expansion
     /// passes a copy of the body that runs from the owned key.
     pub(crate) renews: bool,
@@ -126,7 +132,14 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let remote = check_remote(args, &mut errors);
     check_weight(args, &mut errors);
     let generic = check_generics(func, &key_type, &output, &mut errors);
-    let hooks = hooks(args, &runtime, &key_type, &output);
+    let (value, handover) = fallible(args, &output, &runtime);
+    // A `Result`'s `Ok` values alone reach its cache: each is kept.
+    let keep = if handover.is_some() {
+        quote!(#runtime::always)
+    } else {
+        keep
+    };
+    let hooks = hooks(args, &runtime, &key_type, &value);
     let quick = func.sig.asyncness.is_none()
         && remote.is_none()
         && !renews
@@ -140,6 +153,8 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         keep,
         config,
         output,
+        value,
+        handover,
         renews,
         remote,
         hooks,
@@ -375,6 +390,29 @@ fn check_output(output: &Type, errors: &mut Errors) {
              return an owned type (`String` for `&str`, `Vec<T>` for `&[T]`, `Arc<T>` to share)",
         );
     }
+}
+
+/// The value type of the cache, and for a return type spelled `…Result<…>` the error handover.
+///
+/// Such a `Result` is stored as its `Ok` type only, so that its error type needs nothing: it is
+/// decided by the last path segment, and the runtime's `Fallible` (implemented for
+/// `std::result::Result` alone) rejects a user's own type named `Result` with a sentence. An
+/// alias of another name keeps the whole `Result` as the value (`keep` stores only `Ok`), as
+/// does `cache_err` (which stores errors too).
+fn fallible(args: &Args, output: &Type, runtime: &TokenStream) -> (Type, Option<TokenStream>) {
+    let named_result = matches!(unwrap_group(output), Type::Path(TypePath { qself: None, path, .. })
+        if path.segments.last().is_some_and(|last| last.ident == "Result"
+            && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))));
+    if !named_result || args.cache_err.get() == Some(&true) {
+        return (output.clone(), None);
+    }
+    let span = output.span();
+    let value = syn::parse_quote_spanned!(span=> <#output as #runtime::Fallible>::Ok);
+    let handover = quote! {{
+        use #runtime::{ShareClone as _, ShareNone as _};
+        (&&#runtime::Sharing::<#output>::new()).share()
+    }};
+    (value, Some(handover))
 }
 
 /// The `keep` expression (which results are stored), decided from the return type at type-check

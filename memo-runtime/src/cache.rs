@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::flight::{Flight, Flights, Join, Leader};
+use crate::flight::{Flight, Flights, Handing, Join, Leader};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
@@ -186,6 +186,31 @@ impl<K, V, S> Cache<K, V, S> {
     /// ```
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The leader's last step when its computation failed (an `Err` of a function whose cache
+    /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
+    /// `failure`, or without it try again; the store's claim ends.
+    pub(crate) fn failed(
+        &self,
+        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        failure: Handing<'_>,
+        cost: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::record_load(self.name, cost);
+        #[cfg(not(feature = "metrics"))]
+        let _ = cost;
+        self.counters.record(Event::LoadError);
+        if let Some(leader) = leader {
+            leader.fail(failure);
+        }
+        drop(lease);
+    }
+
+    /// A waiter took its failed leader's error: counted as coalesced, as a shared value is.
+    pub(crate) fn shared_failure(&self) {
+        self.counters.record(Event::Coalesced);
     }
 
     /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
@@ -788,10 +813,15 @@ where
     }
 
     /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
-    /// the new one is not kept (an error) or the computation panics. At most
+    /// the new one is not kept (an error), `refresh` gives none (it failed) or panics. At most
     /// [`MAX_REFRESH_THREADS`] run at once in the process: past that the claim is given back and a
     /// later read tries again, so a burst of expiring keys cannot spawn a thread each.
-    pub(crate) fn spawn_refresh(&'static self, key: K, refresh: fn(K) -> V, keep: fn(&V) -> bool) {
+    pub(crate) fn spawn_refresh(
+        &'static self,
+        key: K,
+        refresh: fn(K) -> Option<V>,
+        keep: fn(&V) -> bool,
+    ) {
         static RUNNING: AtomicUsize = AtomicUsize::new(0);
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
@@ -809,12 +839,13 @@ where
                 let computed = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     trace.run(|| refresh(key.clone()))
                 }));
-                trace.outcome(if matches!(&computed, Ok(v) if keep(v)) {
+                let computed = computed.ok().flatten();
+                trace.outcome(if matches!(&computed, Some(v) if keep(v)) {
                     "refresh"
                 } else {
                     "error"
                 });
-                self.refreshed_in_background(key, computed.ok(), keep, started);
+                self.refreshed_in_background(key, computed, keep, started);
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
@@ -829,7 +860,7 @@ where
     pub(crate) fn spawn_refresh_task(
         &'static self,
         key: K,
-        refresh: fn(K) -> crate::private::BoxFuture<V>,
+        refresh: fn(K) -> crate::private::BoxFuture<Option<V>>,
         keep: fn(&V) -> bool,
     ) {
         self.counters.record(Event::Refresh);
@@ -841,7 +872,7 @@ where
         };
         let computing = runtime.spawn(refresh(key.clone()));
         runtime.spawn(async move {
-            let computed = computing.await.ok();
+            let computed = computing.await.ok().flatten();
             self.refreshed_in_background(key, computed, keep, started);
         });
     }
@@ -858,6 +889,12 @@ where
         self.counters.record(Event::Refresh);
         self.refreshed(key, Some(value.clone()), keep, started);
         value
+    }
+
+    /// The end of a forced refresh whose computation failed: the old value stays.
+    pub(crate) fn forced_refresh_failed(&self, key: K, started: Instant) {
+        self.counters.record(Event::Refresh);
+        self.refreshed(key, None, |_| true, started);
     }
 
     /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is

@@ -9,7 +9,9 @@
 //! ([`Flight::poll_wait`], wakers), so sync and async callers share one table.
 //!
 //! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
-//! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A sync
+//! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A leader
+//! whose computation failed hands its waiters a copy of the error ([`Leader::fail`]) where the error
+//! can be cloned, and abandons the flight otherwise. A sync
 //! leader that calls back into its own key is told so ([`Join::Reentrant`]) instead of waiting for
 //! itself.
 
@@ -52,8 +54,31 @@ enum State<V> {
     Running,
     /// The leader's result, for the waiters that were there to see it.
     Done(V),
+    /// The leader's computation failed: a copy of its error for each waiter.
+    Failed(Box<dyn Failure>),
     /// The leader panicked or was cancelled: someone else must compute.
     Abandoned,
+}
+
+/// How a failed leader's waiters get its error: a way to box a copy of it (called only if one
+/// waits), or none (they try again, one of them as the next leader).
+pub(crate) type Handing<'a> = Option<&'a dyn Fn() -> Box<dyn Failure>>;
+
+/// An error a failed leader hands to its waiters, its type erased so that flights (and the
+/// caches holding them) need no error type: each waiter takes a clone and downcasts it.
+pub(crate) trait Failure: Send {
+    fn clone_box(&self) -> Box<dyn Failure>;
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+}
+
+impl<E: Clone + Send + 'static> Failure for E {
+    fn clone_box(&self) -> Box<dyn Failure> {
+        Box::new(self.clone())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
 }
 
 /// What a caller that missed should do.
@@ -111,7 +136,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
             flights: self,
             hash,
             flight,
-            retire: Self::abandon,
+            retire: Self::retire,
             finished: false,
         })
     }
@@ -137,15 +162,19 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         Some(entry.remove().0.0)
     }
 
-    /// Unregisters `flight` and tells its waiters to try again.
-    fn abandon(&self, hash: u64, flight: &Arc<Flight<V>>) {
+    /// Unregisters `flight` and settles it: as failed with `failed()`'s error, which the waiters
+    /// take a copy of (built only if one waits), or as abandoned (they try again).
+    fn retire(&self, hash: u64, flight: &Arc<Flight<V>>, failed: Handing<'_>) {
         self.remove(hash, flight);
-        flight.settle(State::Abandoned);
+        // After removal nobody new can join: if no one is waiting, skip the copy.
+        let failed = failed.filter(|_| Arc::strong_count(flight) > 1);
+        flight.settle(failed.map_or(State::Abandoned, |failed| State::Failed(failed())));
     }
 }
 
 impl<V: Clone> Flight<V> {
-    /// Waits for the leader; `None` if it gave up (panicked) and the caller must try again.
+    /// Waits for the leader; `None` if it gave up (panicked) or failed, and the caller must try
+    /// again, or take the leader's error from [`failure`](Flight::failure).
     pub(crate) fn wait(&self) -> Option<V> {
         let mut waiting = lock(&self.state);
         loop {
@@ -157,7 +186,7 @@ impl<V: Clone> Flight<V> {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
                 State::Done(value) => return Some(value.clone()),
-                State::Abandoned => return None,
+                State::Failed(_) | State::Abandoned => return None,
             }
         }
     }
@@ -174,7 +203,17 @@ impl<V: Clone> Flight<V> {
                 Poll::Pending
             }
             State::Done(value) => Poll::Ready(Some(value.clone())),
-            State::Abandoned => Poll::Ready(None),
+            State::Failed(_) | State::Abandoned => Poll::Ready(None),
+        }
+    }
+}
+
+impl<V> Flight<V> {
+    /// A copy of the failed leader's error, once the flight settled so; `None` otherwise.
+    pub(crate) fn failure(&self) -> Option<Box<dyn Failure>> {
+        match &lock(&self.state).state {
+            State::Failed(failure) => Some(failure.clone_box()),
+            _ => None,
         }
     }
 }
@@ -193,6 +232,9 @@ impl<V> Flight<V> {
     }
 }
 
+/// How a [`Leader`] unregisters and settles its flight ([`Flights::retire`]).
+type Retire<K, V> = fn(&Flights<K, V>, u64, &Arc<Flight<V>>, Handing<'_>);
+
 /// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
 /// computing it was dropped), it abandons the flight so that a waiter takes over.
 ///
@@ -202,8 +244,17 @@ pub(crate) struct Leader<'a, K, V> {
     flights: &'a Flights<K, V>,
     hash: u64,
     flight: Arc<Flight<V>>,
-    retire: fn(&Flights<K, V>, u64, &Arc<Flight<V>>),
+    retire: Retire<K, V>,
     finished: bool,
+}
+
+impl<K, V> Leader<'_, K, V> {
+    /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
+    /// (an error that cannot be cloned), try again, one of them as the next leader.
+    pub(crate) fn fail(mut self, failure: Handing<'_>) {
+        (self.retire)(self.flights, self.hash, &self.flight, failure);
+        self.finished = true;
+    }
 }
 
 impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
@@ -225,7 +276,7 @@ impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
 impl<K, V> Drop for Leader<'_, K, V> {
     fn drop(&mut self) {
         if !self.finished {
-            (self.retire)(self.flights, self.hash, &self.flight);
+            (self.retire)(self.flights, self.hash, &self.flight, None);
         }
     }
 }
@@ -285,6 +336,40 @@ mod tests {
         assert_eq!(waited, None);
         assert_eq!(flights.len(), 0);
         assert!(matches!(flights.join(1, true), Join::Lead(_)));
+    }
+
+    #[test]
+    fn a_failed_flight_hands_its_waiters_a_copy_of_the_error() {
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(leader) = flights.join(1, false) else {
+            panic!("first caller leads")
+        };
+        let Join::Wait(flight) = flights.join(1, false) else {
+            panic!("second caller waits")
+        };
+        let error = String::from("failed");
+        leader.fail(Some(&|| Box::new(error.clone())));
+        assert_eq!(flight.wait(), None, "no value");
+        let copy = flight.failure().expect("the error").into_any();
+        assert_eq!(
+            copy.downcast_ref::<String>().map(String::as_str),
+            Some("failed")
+        );
+        assert_eq!(flights.len(), 0);
+        assert!(
+            matches!(flights.join(1, false), Join::Lead(_)),
+            "nothing stays"
+        );
+    }
+
+    #[test]
+    fn a_failure_without_waiters_copies_nothing() {
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(leader) = flights.join(1, true) else {
+            panic!("first caller leads")
+        };
+        leader.fail(Some(&|| unreachable!("nobody waits")));
+        assert_eq!(flights.len(), 0);
     }
 
     #[test]

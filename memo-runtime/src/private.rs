@@ -6,7 +6,7 @@
 #![allow(clippy::must_use_candidate, reason = "only generated code calls these")]
 
 pub use core::marker::PhantomData;
-pub use core::option::Option::Some;
+pub use core::option::Option::{self, Some};
 pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
@@ -15,8 +15,13 @@ pub use crate::cell::{At, CacheCell, Scope, at};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
+mod fallible;
+pub use fallible::{
+    Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
+};
+
 use crate::cache::Step;
-use crate::flight::{Flight, Leader};
+use crate::flight::{Flight, Handing, Leader};
 pub use crate::store::MemoryStore;
 use crate::store::{Lease, Store, Weight};
 use std::task::{Context, Poll};
@@ -28,7 +33,7 @@ use crate::trace::{Computation, Running};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached: a cached function must return a `Clone + Send + Sync + 'static` type",
     label = "this return type is stored in the cache",
-    note = "return an owned type; to share one large value without copying it, return `Arc<{Self}>`"
+    note = "return an owned type; to share one large value without copying it, put it in an `Arc`; a `Result` whose error is not `Clone`: spell it `…Result<…>` (e.g. `Result<T, E>`, `io::Result<T>`), which caches `Ok` values only and asks nothing of the error"
 )]
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 
@@ -717,7 +722,8 @@ where
 
 /// The hit path of a function with `stale = …` or `refresh = "early"`: like [`hit_or_miss`], and
 /// a value that is due is refreshed in the background by `refresh` (the function's body, run
-/// from the owned key) while this caller, and others, are served the current value.
+/// from the owned key; `None` where it failed, a `Result`'s `Err`) while this caller, and
+/// others, are served the current value.
 #[inline]
 #[allow(
     clippy::needless_pass_by_value,
@@ -726,7 +732,7 @@ where
 pub fn hit_or_renew<L, V>(
     cache: &'static Cache<L::Key, V>,
     key: L,
-    refresh: fn(L::Key) -> V,
+    refresh: fn(L::Key) -> Option<V>,
     keep: fn(&V) -> bool,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -752,7 +758,7 @@ pub type BoxFuture<V> = core::pin::Pin<Box<dyn Future<Output = V> + Send>>;
 pub fn hit_or_renew_async<L, V>(
     cache: &'static Cache<L::Key, V>,
     key: L,
-    refresh: fn(L::Key) -> BoxFuture<V>,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
     keep: fn(&V) -> bool,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -897,6 +903,32 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
     }
 }
 
+impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
+    /// The body failed (see [`lead_fallible`]): nothing is stored; the waiters take a copy of
+    /// the error from `failure`, or without it try again.
+    fn fail(self, failure: Handing<'_>) {
+        let Self {
+            cache,
+            key,
+            steps,
+            run,
+            ..
+        } = self;
+        match run {
+            #[cfg(feature = "switch")]
+            Run::Bypass => {}
+            Run::Refresh(running, started) => {
+                running.exit().outcome("error");
+                (steps.refresh_failed)(cache, key, started);
+            }
+            Run::Compute(running, claim, started) => {
+                running.exit().outcome("error");
+                cache.failed(claim, failure, started.elapsed());
+            }
+        }
+    }
+}
+
 /// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
 /// that the [`Miss`] and [`Lead`] methods restate no bounds: a key or value that cannot be cached
 /// is reported once, at the hit path.
@@ -918,6 +950,7 @@ struct Steps<K: 'static, V: 'static, S: 'static> {
     ) -> V,
     waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
     refreshed: fn(&Cache<K, V, S>, K, V, fn(&V) -> bool, Instant) -> V,
+    refresh_failed: fn(&Cache<K, V, S>, K, Instant),
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
@@ -943,6 +976,7 @@ where
             finish: Cache::finish,
             waited: Cache::waited,
             refreshed: Cache::forced_refresh,
+            refresh_failed: Cache::forced_refresh_failed,
             wait: Flight::wait,
             poll_wait: Flight::poll_wait,
         }
@@ -1001,6 +1035,21 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         reason = "once per call that computes, where the body's cost dwarfs a copy"
     )]
     fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V, S>> {
+        let lead = self.lead_or(keep, |_| None::<core::convert::Infallible>);
+        lead.map(|found| found.unwrap_or_else(|never| match never {}))
+    }
+
+    /// [`lead`](Self::lead), where a waiter whose leader failed may take its error from the
+    /// flight (`failure`), returned as `Ok(Err(error))`.
+    #[allow(
+        clippy::result_large_err,
+        reason = "once per call that computes, where the body's cost dwarfs a copy"
+    )]
+    fn lead_or<E>(
+        self,
+        keep: fn(&V) -> bool,
+        failure: impl Fn(&Flight<V>) -> Option<E>,
+    ) -> Result<Result<V, E>, Lead<K, V, S>> {
         let Self {
             cache,
             key,
@@ -1020,16 +1069,23 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                     match (steps.begin)(cache, &key, true) {
                         Step::Done(value) => {
                             trace.outcome("hit");
-                            return Ok(value);
+                            return Ok(Ok(value));
                         }
                         Step::Compute(leader, lease) => {
                             break Run::Compute(trace.enter(), (leader, lease), Instant::now());
                         }
                         Step::Wait(flight) => {
-                            if let Some(value) = (steps.waited)(cache, &key, (steps.wait)(&flight))
+                            let waited = (steps.wait)(&flight);
+                            if waited.is_none()
+                                && let Some(error) = failure(&flight)
                             {
+                                cache.shared_failure();
                                 trace.outcome("coalesced");
-                                return Ok(value);
+                                return Ok(Err(error));
+                            }
+                            if let Some(value) = (steps.waited)(cache, &key, waited) {
+                                trace.outcome("coalesced");
+                                return Ok(Ok(value));
                             }
                         }
                     }
@@ -1258,7 +1314,8 @@ impl<V> KeepAny<V> for &Outcome<V> {
     }
 }
 
-fn always<V>(_: &V) -> bool {
+/// Keeps every value: the keep of a `Result` whose `Ok` values alone reach the cache.
+pub const fn always<V>(_: &V) -> bool {
     true
 }
 

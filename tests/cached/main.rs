@@ -3,6 +3,7 @@
 mod alloc_count;
 mod asynchronous;
 mod concurrency;
+mod errors;
 mod forced;
 mod generics;
 #[cfg(feature = "test-util")]

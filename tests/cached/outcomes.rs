@@ -52,6 +52,9 @@ fn cache_err_caches_errors_too() {
     assert!(strict("no").is_err());
     assert!(strict("no").is_err());
     assert_eq!(STRICT_RUNS.load(Ordering::SeqCst), 1);
+    // The whole `Result` is the value.
+    let cache: &memo::Cache<String, Result<u32, String>> = strict_cache();
+    assert_eq!(cache.len(), 1);
 }
 
 static FIND_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -108,4 +111,7 @@ fn result_aliases_cache_ok_only() {
     assert_eq!(read_setting("a").unwrap(), "A");
     assert_eq!(read_setting("a").unwrap(), "A");
     assert_eq!(ALIAS_RUNS.load(Ordering::SeqCst), 3);
+    // An alias not spelled `…Result<…>` is stored whole (its error is `Clone`), `Ok` only.
+    let cache: &memo::Cache<String, AppResult<String>> = read_setting_cache();
+    assert_eq!(cache.len(), 1);
 }

@@ -9,10 +9,10 @@ async fn fetch(url: &str) -> Result<String, Error> {
         )
     };
     match ::memo::__private::hit_or_miss(__memo_cache, url) {
-        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Ok(__memo_value) => ::memo::__private::Ok(__memo_value),
         ::memo::__private::Err(__memo_miss) => {
             __memo_miss
-                .compute_async(
+                .compute_fallible_async(
                     ::memo::__private::returns::<
                         Result<String, Error>,
                         _,
@@ -21,11 +21,9 @@ async fn fetch(url: &str) -> Result<String, Error> {
                         Ok(body)
                     }),
                     {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Result<String, Error>>::new())
-                            .keep(false, false)
+                        use ::memo::__private::{ShareClone as _, ShareNone as _};
+                        (&&::memo::__private::Sharing::<Result<String, Error>>::new())
+                            .share()
                     },
                 )
                 .await
@@ -39,7 +37,7 @@ async fn fetch(url: &str) -> Result<String, Error> {
 #[allow(dead_code)]
 fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
-    Result<String, Error>,
+    <Result<String, Error> as ::memo::__private::Fallible>::Ok,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache(

@@ -14,7 +14,7 @@ pub fn fetch(url: &str) -> Result<String, String> {
                     use ::memo::__private::{Shaped as _, Unshaped as _};
                     (&::memo::__private::Shape::<
                         ::std::string::String,
-                        Result<String, String>,
+                        <Result<String, String> as ::memo::__private::Fallible>::Ok,
                     >::NEW)
                         .fingerprint()
                 },
@@ -23,15 +23,14 @@ pub fn fetch(url: &str) -> Result<String, String> {
             },
         )
     };
-    match ::memo::__private::lead(
+    match ::memo::__private::lead_fallible(
         ::memo::__private::hit_or_miss_disk(__memo_cache, url),
         {
-            use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
-            (&&&::memo::__private::Outcome::<Result<String, String>>::new())
-                .keep(false, false)
+            use ::memo::__private::{ShareClone as _, ShareNone as _};
+            (&&::memo::__private::Sharing::<Result<String, String>>::new()).share()
         },
     ) {
-        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Ok(__memo_result) => __memo_result,
         ::memo::__private::Err(__memo_lead) => {
             __memo_lead
                 .finish((move || -> Result<String, String> { Ok(url.to_string()) })())
@@ -45,8 +44,11 @@ pub fn fetch(url: &str) -> Result<String, String> {
 #[allow(dead_code)]
 pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
-    Result<String, String>,
-    ::memo::__private::DiskStore<::std::string::String, Result<String, String>>,
+    <Result<String, String> as ::memo::__private::Fallible>::Ok,
+    ::memo::__private::DiskStore<
+        ::std::string::String,
+        <Result<String, String> as ::memo::__private::Fallible>::Ok,
+    >,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::disk_cache(
@@ -61,7 +63,7 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
                 use ::memo::__private::{Shaped as _, Unshaped as _};
                 (&::memo::__private::Shape::<
                     ::std::string::String,
-                    Result<String, String>,
+                    <Result<String, String> as ::memo::__private::Fallible>::Ok,
                 >::NEW)
                     .fingerprint()
             },

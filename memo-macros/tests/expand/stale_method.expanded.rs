@@ -14,17 +14,23 @@ fn describe(&self, name: &str, mut n: u32) -> String {
         )
     };
     #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
-    let __memo_refresh: fn((Self, ::std::string::String, u32)) -> String = |
+    let __memo_refresh: fn(
+        (Self, ::std::string::String, u32),
+    ) -> ::memo::__private::Option<String> = |
         __memo_key: (Self, ::std::string::String, u32),
-    | -> String {
-        let (__memo_part0, __memo_part1, __memo_part2) = __memo_key;
-        let __memo_self: &Self = &__memo_part0;
-        let name: &str = &__memo_part1;
-        let mut n: u32 = __memo_part2;
-        {
-            n += 1;
-            format!("{}: {name} #{n}", __memo_self.id)
-        }
+    | -> ::memo::__private::Option<String> {
+        ::memo::__private::Some(
+            (move || -> String {
+                let (__memo_part0, __memo_part1, __memo_part2) = __memo_key;
+                let __memo_self: &Self = &__memo_part0;
+                let name: &str = &__memo_part1;
+                let mut n: u32 = __memo_part2;
+                {
+                    n += 1;
+                    format!("{}: {name} #{n}", __memo_self.id)
+                }
+            })(),
+        )
     };
     let __memo_keep = {
         use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};

@@ -9,15 +9,15 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
             ::memo::__private::preset::<100usize, 10000u64>,
         )
     };
-    match ::memo::__private::lead(
+    match ::memo::__private::lead_fallible(
         ::memo::__private::hit_or_miss(__memo_cache, (endpoint, &page)),
         {
-            use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
-            (&&&::memo::__private::Outcome::<Result<String, std::io::Error>>::new())
-                .keep(false, false)
+            use ::memo::__private::{ShareClone as _, ShareNone as _};
+            (&&::memo::__private::Sharing::<Result<String, std::io::Error>>::new())
+                .share()
         },
     ) {
-        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Ok(__memo_result) => __memo_result,
         ::memo::__private::Err(__memo_lead) => {
             __memo_lead
                 .finish(
@@ -35,7 +35,7 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
 #[allow(dead_code)]
 fn api_call_cache() -> &'static ::memo::__private::Cache<
     (::std::string::String, u32),
-    Result<String, std::io::Error>,
+    <Result<String, std::io::Error> as ::memo::__private::Fallible>::Ok,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache(

@@ -1,0 +1,79 @@
+/// An alias not spelled `…Result<…>`: the whole `Result` is the value, `Ok` only kept.
+fn parse(text: &str) -> Parsed<u32> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    #[cfg(not(debug_assertions))]
+    {
+        if let ::memo::__private::Some(__memo_value) = {
+            use ::memo::__private::{QuickHit as _, QuickNone as _};
+            (&::memo::__private::Quick(
+                text,
+                ::memo::__private::PhantomData::<Parsed<u32>>,
+            ))
+                .quick_hit(&__MEMO_CELL)
+        } {
+            return __memo_value;
+        }
+        ::memo::__private::out_of_line(move || {
+            let __memo_cache = ::memo::__private::cache(
+                &__MEMO_CELL,
+                ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
+                || ::memo::__private::at(&|| ()),
+                ::memo::__private::preset::<0usize, 0u64>,
+            );
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, text),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Parsed<u32>>::new())
+                        .keep(false, false)
+                },
+            ) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish((move || -> Parsed<u32> { Ok(text.len() as u32) })())
+                }
+            }
+        })
+    }
+    #[cfg(debug_assertions)]
+    {
+        let __memo_cache = ::memo::__private::cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
+            || ::memo::__private::at(&|| ()),
+            ::memo::__private::preset::<0usize, 0u64>,
+        );
+        match ::memo::__private::lead(
+            ::memo::__private::hit_or_miss(__memo_cache, text),
+            {
+                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+                (&&&::memo::__private::Outcome::<Parsed<u32>>::new()).keep(false, false)
+            },
+        ) {
+            ::memo::__private::Ok(__memo_value) => __memo_value,
+            ::memo::__private::Err(__memo_lead) => {
+                __memo_lead.finish((move || -> Parsed<u32> { Ok(text.len() as u32) })())
+            }
+        }
+    }
+}
+/** The cache behind `parse`: statistics, length, invalidation, clearing.
+
+ Its key is `::std::string::String`.*/
+#[must_use]
+#[allow(dead_code)]
+fn parse_cache() -> &'static ::memo::__private::Cache<
+    ::std::string::String,
+    Parsed<u32>,
+> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
+        || ::memo::__private::at(&|| ()),
+        ::memo::__private::preset::<0usize, 0u64>,
+    )
+}

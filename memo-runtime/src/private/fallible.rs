@@ -1,0 +1,338 @@
+//! Functions returning a `Result` spelled `…Result<…>`: their cache holds only `Ok` values, so the
+//! error type needs nothing (no `Clone`, no serde). A failed leader's error reaches the callers
+//! waiting on it where it can be cloned ([`Handover`]); otherwise they compute, one at a time.
+//!
+//! ```text
+//! // sync:
+//! match lead_fallible(hit_or_miss(cache, key), handover) {
+//!     Ok(result) => result,                        // a hit, or a shared value or error
+//!     Err(lead) => lead.finish((move || -> Result<T, E> { BODY })()),
+//! }
+//! // async:
+//! match hit_or_miss(cache, key) {
+//!     Ok(value) => Ok(value),
+//!     Err(miss) => miss.compute_fallible_async(async move { BODY }, handover).await,
+//! }
+//! ```
+
+use std::time::Instant;
+
+use super::{Lead, Miss, Mode, RemoteMiss, Step, always};
+use crate::flight::{Failure, Flight, Handing};
+use crate::trace::Computation;
+
+/// A return type whose last path segment is `Result`: `std::result::Result`, under any alias.
+/// The cache stores its [`Ok`](Fallible::Ok) values only.
+#[diagnostic::on_unimplemented(
+    message = "`#[cached]` reads a return type named `Result` as `std::result::Result`, caching only its `Ok` values, and `{Self}` is not one",
+    label = "a return type named `Result` that is not `std::result::Result`",
+    note = "to cache `{Self}` as a whole, return it through an alias with another name (`type Reply = …;`)"
+)]
+pub trait Fallible: Sized {
+    /// What the cache stores.
+    type Ok;
+    /// What it never stores.
+    type Err;
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
+}
+
+impl<T, E> Fallible for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+
+    #[inline]
+    fn into_result(self) -> Self {
+        self
+    }
+
+    #[inline]
+    fn from_result(result: Self) -> Self {
+        result
+    }
+}
+
+/// Whether a failed leader's error can be handed to its waiters, decided from the return type
+/// `R` by autoref specialization: `(&&Sharing::<R>::new()).share()`. [`ShareClone`] answers for a
+/// `Result` whose error is `Clone + Send + 'static`, [`ShareNone`] for any other.
+pub struct Sharing<R>(core::marker::PhantomData<fn() -> R>);
+
+impl<R> Sharing<R> {
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(core::marker::PhantomData)
+    }
+}
+
+impl<R> Default for Sharing<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a leader's `Err` of type `R` travels to its waiters, if it can: its error boxed (cloned)
+/// by the leader, taken back (as an `Err`) by each waiter.
+pub struct Handover<R>(Option<Sharer<R>>);
+
+struct Sharer<R> {
+    boxed: fn(&R) -> Box<dyn Failure>,
+    unboxed: fn(Box<dyn Failure>) -> Option<R>,
+}
+
+impl<R> Clone for Handover<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Handover<R> {}
+
+impl<R> Clone for Sharer<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Sharer<R> {}
+
+/// [`Sharing`] of a `Result` whose error can be cloned and sent: its waiters get a clone.
+pub trait ShareClone<R> {
+    fn share(&self) -> Handover<R>;
+}
+
+impl<T, E: Clone + Send + 'static> ShareClone<Result<T, E>> for &Sharing<Result<T, E>> {
+    fn share(&self) -> Handover<Result<T, E>> {
+        Handover(Some(Sharer {
+            // Only an `Err` is handed over; `None` stands for an `Ok` and is never taken back.
+            boxed: |result| Box::new(result.as_ref().err().cloned()),
+            unboxed: |failure| {
+                let error = failure.into_any().downcast::<Option<E>>().ok()?;
+                error.map(Err)
+            },
+        }))
+    }
+}
+
+/// [`Sharing`] of any other return type: its waiters compute.
+pub trait ShareNone<R> {
+    fn share(&self) -> Handover<R>;
+}
+
+impl<R> ShareNone<R> for Sharing<R> {
+    fn share(&self) -> Handover<R> {
+        Handover(None)
+    }
+}
+
+impl<R> Handover<R> {
+    /// Calls `fail` with the way to box `failed` (an `Err`) for the waiters, if it can be shared.
+    fn fail(self, failed: &R, fail: impl FnOnce(Handing<'_>)) {
+        match self.0 {
+            Some(sharer) => fail(Some(&|| (sharer.boxed)(failed))),
+            None => fail(None),
+        }
+    }
+
+    /// The failed leader's `Err`, for a waiter on `flight`; `None` if it did not fail, or its
+    /// error cannot be shared.
+    fn take<V>(self, flight: &Flight<V>) -> Option<R> {
+        (self.0?.unboxed)(flight.failure()?)
+    }
+}
+
+/// [`lead`](super::lead) for a function returning a `Result` (`R`): the value of a hit, or the
+/// value or error of the leader this caller waited for (`Ok`), or the [`FallibleLead`] under
+/// which this caller runs the body.
+///
+/// The one place of a sync function that asks for [`Fallible`], so that a user's own type named
+/// `Result` gets one message of ours here (and one at the companion).
+#[allow(
+    clippy::result_large_err,
+    reason = "once per call that computes, where the body's cost dwarfs a copy"
+)]
+pub fn lead_fallible<K: 'static, V: 'static, S: 'static, R: Fallible<Ok = V>>(
+    found: Result<V, Miss<K, V, S>>,
+    handover: Handover<R>,
+) -> Result<R, FallibleLead<K, V, S, R>> {
+    let join = |value| R::from_result(Ok(value));
+    match found {
+        Ok(value) => Ok(join(value)),
+        Err(miss) => match miss.lead_or(always, |flight| handover.take(flight)) {
+            Ok(waited) => Ok(waited.map_or_else(|failed| failed, join)),
+            Err(lead) => Err(FallibleLead {
+                lead,
+                handover,
+                split: |result| result.into_result().map_err(|e| R::from_result(Err(e))),
+                join,
+            }),
+        },
+    }
+}
+
+/// A sync call of a function returning a `Result` (`R`) that runs the body; see
+/// [`lead_fallible`].
+pub struct FallibleLead<K: 'static, V: 'static, S: 'static, R> {
+    lead: Lead<K, V, S>,
+    handover: Handover<R>,
+    /// `R`'s `Ok` value, or `R` itself (an `Err`).
+    split: fn(R) -> Result<V, R>,
+    join: fn(V) -> R,
+}
+
+impl<K: 'static, V: 'static, S: 'static, R> FallibleLead<K, V, S, R> {
+    /// Stores an `Ok` value (the waiting callers get it too); an `Err` is not stored, and goes to
+    /// the waiting callers where it can be shared. Returns `result`.
+    pub fn finish(self, result: R) -> R {
+        match (self.split)(result) {
+            Ok(value) => (self.join)(self.lead.finish(value)),
+            Err(failed) => {
+                self.handover
+                    .fail(&failed, |failure| self.lead.fail(failure));
+                failed
+            }
+        }
+    }
+}
+
+impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
+    /// [`compute_async`](Miss::compute_async) for a function returning a `Result`: an `Ok` value
+    /// is stored and shared; an `Err` is not stored, and goes to the waiting callers where it can
+    /// be shared (otherwise they compute, one at a time).
+    pub async fn compute_fallible_async<R: Fallible<Ok = V>>(
+        self,
+        body: impl Future<Output = R>,
+        handover: Handover<R>,
+    ) -> R {
+        let Self {
+            cache,
+            key,
+            steps,
+            mode,
+        } = self;
+        match mode {
+            Mode::Lookup => {}
+            #[cfg(feature = "switch")]
+            Mode::Bypass => return body.await,
+            Mode::Refresh => {
+                let started = Instant::now();
+                let trace = Computation::start(cache.name(), "refresh");
+                let result = trace.run_async(body).await.into_result();
+                return match result {
+                    Ok(value) => {
+                        trace.outcome("refresh");
+                        R::from_result(Ok((steps.refreshed)(cache, key, value, always, started)))
+                    }
+                    Err(error) => {
+                        trace.outcome("error");
+                        (steps.refresh_failed)(cache, key, started);
+                        R::from_result(Err(error))
+                    }
+                };
+            }
+        }
+        let trace = Computation::start(cache.name(), "call");
+        loop {
+            match (steps.begin_async)(cache, &key).await {
+                Step::Done(value) => {
+                    trace.outcome("hit");
+                    return R::from_result(Ok(value));
+                }
+                Step::Compute(leader, lease) => {
+                    let started = Instant::now();
+                    let claim = (leader, lease);
+                    let result = trace.run_async(body).await.into_result();
+                    return match result {
+                        Ok(value) => {
+                            trace.outcome("miss");
+                            let cost = started.elapsed();
+                            R::from_result(Ok((steps.finish)(
+                                cache, key, claim, value, always, cost,
+                            )))
+                        }
+                        Err(error) => {
+                            trace.outcome("error");
+                            let cost = started.elapsed();
+                            let failed = R::from_result(Err(error));
+                            handover.fail(&failed, |failure| cache.failed(claim, failure, cost));
+                            failed
+                        }
+                    };
+                }
+                Step::Wait(flight) => {
+                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
+                    if waited.is_none()
+                        && let Some(failed) = handover.take(&flight)
+                    {
+                        cache.shared_failure();
+                        trace.outcome("coalesced");
+                        return failed;
+                    }
+                    if let Some(value) = (steps.waited)(cache, &key, waited) {
+                        trace.outcome("coalesced");
+                        return R::from_result(Ok(value));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
+    /// [`Miss::compute_fallible_async`], with the store's steps awaited; a waiter whose leader
+    /// gave up, or failed with an error that cannot be shared, begins again (reading the store).
+    pub async fn compute_fallible_async<R: Fallible<Ok = V>>(
+        self,
+        body: impl Future<Output = R>,
+        handover: Handover<R>,
+    ) -> R {
+        let (cache, key, steps) = match self {
+            Self::Plain(miss) => return miss.compute_fallible_async(body, handover).await,
+            Self::Lookup(cache, key, steps) => (cache, key, steps),
+        };
+        let trace = Computation::start(cache.name(), "call");
+        loop {
+            match (steps.begin)(cache, &key).await {
+                Step::Done(value) => {
+                    trace.outcome("hit");
+                    return R::from_result(Ok(value));
+                }
+                Step::Compute(leader, lease) => {
+                    let started = Instant::now();
+                    let claim = (leader, lease);
+                    // The `Result` ends with this statement: the future holds no error
+                    // across the store's write (it is `Send` whatever the error type).
+                    let value = match trace.run_async(body).await.into_result() {
+                        Ok(value) => value,
+                        Err(error) => {
+                            trace.outcome("error");
+                            let cost = started.elapsed();
+                            let failed = R::from_result(Err(error));
+                            handover.fail(&failed, |failure| cache.failed(claim, failure, cost));
+                            return failed;
+                        }
+                    };
+                    trace.outcome("miss");
+                    let cost = started.elapsed();
+                    let value = (steps.finish)(cache, key, claim, value, always, cost).await;
+                    return R::from_result(Ok(value));
+                }
+                Step::Wait(flight) => {
+                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
+                    if waited.is_none()
+                        && let Some(failed) = handover.take(&flight)
+                    {
+                        cache.shared_failure();
+                        trace.outcome("coalesced");
+                        return failed;
+                    }
+                    if waited.is_some()
+                        && let Some(value) = (steps.waited)(cache, &key, waited)
+                    {
+                        trace.outcome("coalesced");
+                        return R::from_result(Ok(value));
+                    }
+                }
+            }
+        }
+    }
+}
