@@ -95,6 +95,22 @@ fn named_json_stores_keep_serde_types_and_only_ok() {
     assert_eq!(FETCHES.load(Ordering::Relaxed), 3);
     assert!(page_cache().store().dir().ends_with("pages"));
     assert_eq!(page_cache().keys(), vec!["/a".to_string()]);
+    // "Readable by any language": Python reads the stored value with `json.loads`, as it is,
+    // the `Ok` value alone (not `{"Ok": …}`).
+    page_cache().store().flush();
+    let db = page_cache().store().dir().join("cache.db");
+    let read = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sqlite3, sys\n\
+             rows = sqlite3.connect(sys.argv[1]).execute('SELECT value FROM entries').fetchall()\n\
+             for (value,) in rows: print(json.loads(value)['title'])",
+        )
+        .arg(&db)
+        .output()
+        .expect("python3 runs");
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "title of /a\n");
     page_cache().clear();
     assert!(page_cache().is_empty());
 }

@@ -404,11 +404,11 @@ struct Profile {
 }
 
 #[cached(store = redis, codec = "json")]
-fn profile(name: &str, region: u32) -> Profile {
-    Profile {
+fn profile(name: &str, region: u32) -> std::io::Result<Profile> {
+    Ok(Profile {
         name: name.to_uppercase(),
         visits: region * 10,
-    }
+    })
 }
 
 /// Runs `redis-cli -p port args…` and returns what it printed.
@@ -423,11 +423,12 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 }
 
 /// `codec = "json"` keeps the README's "readable by any language": the key names the function
-/// and the arguments in clear, and Python's `json.loads` reads the value as it is.
+/// and the arguments in clear, and Python's `json.loads` reads the value as it is (a `Result`'s
+/// `Ok` value alone).
 #[test]
 fn json_entries_read_plainly_from_another_language() {
     init();
-    let _ = profile("ada", 7);
+    profile("ada", 7).unwrap();
     let port = PORT.load(Ordering::Relaxed);
     let keys = redis_cli(port, &["--scan", "--pattern", "memo:redis::profile:json:*"]);
     let keys: Vec<&str> = keys.lines().collect();
