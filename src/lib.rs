@@ -146,15 +146,15 @@ pub use memo_runtime::store::{Weigher, Weight};
 #[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store,
-    UnknownPolicy, warm,
+    Cache, CacheBuilder, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats,
+    Store, UnknownPolicy, warm,
 };
 #[cfg(feature = "disk")]
-pub use memo_runtime::{DiskOptions, DiskStore};
+pub use memo_runtime::{DiskCache, DiskOptions, DiskStore};
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
 #[cfg(feature = "redis")]
-pub use memo_runtime::{RedisOptions, RedisStore, TieredStore};
+pub use memo_runtime::{RedisCache, RedisOptions, RedisStore, TieredStore};
 #[cfg(feature = "switch")]
 pub use memo_runtime::{disable, enable, is_disabled};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::Config;
+/// use memo::Config;
 /// use std::time::Duration;
 ///
 /// let config = Config::new().maxsize(10_000).ttl(Duration::from_secs(300));
@@ -46,7 +46,7 @@ pub struct Config {
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Config, Policy};
+/// use memo::{Config, Policy};
 ///
 /// let config = Config::new().maxsize(1_000).policy(Policy::Lru);
 /// assert_eq!(config.policy, Policy::Lru);
@@ -130,7 +130,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     ///
     /// const CONFIG: Config = Config::new(); // usable in a `const` or `static`
     /// assert_eq!((CONFIG.maxsize, CONFIG.ttl), (None, None));
@@ -155,7 +155,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config, MemoryStore};
+    /// use memo::{Cache, Config, MemoryStore};
     ///
     /// let config = Config::new().max_weight(1 << 20); // 1 MiB of values
     /// let store = MemoryStore::new(&config).weigher(|_: &u32, page: &Vec<u8>| page.len() as u64);
@@ -181,7 +181,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     ///
     /// assert_eq!(Config::new().maxsize(1_000).maxsize, Some(1_000));
     /// ```
@@ -196,7 +196,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(30));
@@ -214,7 +214,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(60)).jitter(0.1); // 54 s to 66 s
@@ -232,7 +232,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(30));
@@ -250,7 +250,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(60)).refresh_early(1.0);
@@ -268,7 +268,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let minute = Duration::from_secs(60);

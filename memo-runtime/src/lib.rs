@@ -19,6 +19,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 mod cache;
 mod cell;
 mod clock;
@@ -55,6 +56,11 @@ mod warm;
 #[doc(hidden)]
 pub mod private;
 
+pub use builder::CacheBuilder;
+#[cfg(feature = "disk")]
+pub use builder::DiskCache;
+#[cfg(feature = "redis")]
+pub use builder::RedisCache;
 pub use cache::Cache;
 pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]

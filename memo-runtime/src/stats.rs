@@ -17,7 +17,7 @@ use crate::stripe::{self, STRIPES};
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Cache, Config};
+/// use memo::{Cache, Config};
 ///
 /// let cache: Cache<u32, u32> = Cache::new(Config::new());
 /// cache.insert(1, 10);
@@ -65,7 +65,7 @@ impl Stats {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// cache.get_or_compute(&1, |n| n + 1);
@@ -100,7 +100,7 @@ impl Stats {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// assert_eq!(cache.stats().hit_ratio(), 0.0);

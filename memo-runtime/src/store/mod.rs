@@ -37,7 +37,7 @@ use crate::lookup::Lookup;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Config, MemoryStore, Store};
+/// use memo::{Config, MemoryStore, Store};
 ///
 /// let store: MemoryStore<String, u32> = MemoryStore::new(&Config::new().maxsize(1));
 /// store.insert("tea".to_string(), 3);
@@ -169,7 +169,7 @@ impl std::fmt::Debug for Lease {
 /// Code generic over the store, here given the in-memory one:
 ///
 /// ```
-/// use memo_runtime::{Config, MemoryStore, Store};
+/// use memo::{Config, MemoryStore, Store};
 ///
 /// fn prefill<S: Store<String, usize>>(store: &S, words: &[&str]) {
 ///     for word in words {
@@ -304,8 +304,22 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
         std::future::ready(())
     }
 
-    /// Removes `key`'s entry; `true` if there was one.
+    #[doc(hidden)]
+    /// Stores `value` under `key` to expire after `ttl`, whatever the store's own time to live.
+    fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration);
+
+    /// Removes `key`'s entry; `true` if there was a live one (an expired entry is removed too,
+    /// and counts as gone already).
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool;
+
+    #[doc(hidden)]
+    /// Removes `key`'s entry and returns its live value. The default reads, then removes: a
+    /// value stored between the two is removed and not returned.
+    fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let value = self.peek(key);
+        let removed = self.remove(key);
+        value.filter(|_| removed)
+    }
 
     /// Removes every entry.
     fn clear(&self);
@@ -351,7 +365,7 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Config, MemoryStore, Store};
+    /// use memo::{Config, MemoryStore, Store};
     ///
     /// let store: MemoryStore<u32, String> = MemoryStore::new(&Config::new());
     /// assert_eq!(store.weight(), None); // not weighed
