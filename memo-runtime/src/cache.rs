@@ -125,7 +125,20 @@ impl<K, V> Cache<K, V> {
 }
 
 impl<K, V, S> Cache<K, V, S> {
-    /// A cache over `store` (e.g. a `DiskStore`).
+    /// A cache over `store`: for a store built by hand (a [`MemoryStore`] with a weigher or an
+    /// eviction listener, a `TieredStore`); [`Cache::builder`] builds the others.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::{Cache, Config, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(&Config::new().max_weight(10))
+    ///     .weigher(|_: &u32, text: &String| text.len() as u64);
+    /// let cache = Cache::with_store(store);
+    /// cache.insert(1, "tea".to_string());
+    /// assert_eq!(cache.weight(), Some(3));
+    /// ```
     #[must_use]
     pub fn with_store(store: S) -> Self {
         #[cfg(feature = "switch")]
@@ -153,6 +166,16 @@ impl<K, V, S> Cache<K, V, S> {
     }
 
     /// The store behind this cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::Store;
+    ///
+    /// let cache: memo::Cache<u32, u32> = memo::Cache::builder().build();
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.store().len(), 1);
+    /// ```
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -554,6 +577,13 @@ where
     }
 
     /// Where the entries live: `"memory"`, `"disk"`, `"redis"` or `"tiered"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<u32, u32> = memo::Cache::builder().build();
+    /// assert_eq!(cache.backend(), "memory");
+    /// ```
     pub fn backend(&self) -> &'static str {
         self.store.backend()
     }

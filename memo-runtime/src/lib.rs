@@ -2,7 +2,8 @@
 //! and statistics. Use it through the `memo-kit` crate (`memo` in code) and its `#[cached]` attribute; the types here are
 //! re-exported there.
 //!
-//! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
+//! - [`Cache`]: a memoized function's handle, or a cache object built with [`Cache::builder`]:
+//!   store + single-flight + [`Stats`].
 //! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
 //! - `DiskStore`, `Codec` (feature `disk`): the persistent store shared by processes and its
