@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::config::{Config, Policy};
+use crate::store::listener::Listener;
 #[cfg(feature = "disk")]
 use crate::store::{DiskOptions, DiskStore};
+use crate::store::{MemoryStore, RemovalCause, Weigher};
 #[cfg(feature = "redis")]
 use crate::store::{RedisOptions, RedisStore};
 
@@ -41,6 +43,9 @@ pub type RedisCache<K, V> = Cache<K, V, RedisStore<K, V>>;
 pub struct CacheBuilder<K, V, B = ()> {
     config: Config,
     backend: B,
+    /// In memory: what weighs each entry, and what is told of each that leaves.
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
     types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -61,6 +66,8 @@ impl<K, V> Cache<K, V> {
         CacheBuilder {
             config: Config::new(),
             backend: (),
+            weigher: None,
+            listener: None,
             types: PhantomData,
         }
     }
@@ -169,6 +176,8 @@ impl<K, V, B> CacheBuilder<K, V, B> {
         CacheBuilder {
             config: self.config,
             backend: options,
+            weigher: None,
+            listener: None,
             types: PhantomData,
         }
     }
@@ -217,12 +226,83 @@ impl<K, V, B> CacheBuilder<K, V, B> {
         CacheBuilder {
             config: self.config,
             backend: options,
+            weigher: None,
+            listener: None,
             types: PhantomData,
         }
     }
 }
 
 impl<K, V> CacheBuilder<K, V> {
+    /// Keeps the total weight of the entries at most `max_weight`, as weighed by
+    /// [`weigher`](Self::weigher) (moka's `max_capacity` with a `weigher`); each needs the other.
+    /// See [`MemoryStore::weigher`] for how the bound is kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<u32, String> = memo::Cache::builder()
+    ///     .max_weight(10)
+    ///     .weigher(|_key, text: &String| text.len() as u64)
+    ///     .build();
+    /// cache.insert(1, "abcd".to_string());
+    /// cache.insert(2, "efgh".to_string());
+    /// cache.insert(3, "ijkl".to_string()); // 12 > 10: one leaves
+    /// assert!(cache.weight().unwrap() <= 10);
+    /// ```
+    pub fn max_weight(mut self, max_weight: u64) -> Self {
+        self.config.max_weight = Some(max_weight);
+        self
+    }
+
+    /// Weighs each entry (bytes, usually) for [`max_weight`](Self::max_weight) and
+    /// [`Cache::weight`]: quick, and the same answer for the same entry every time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<u32, String> =
+    ///     memo::Cache::builder().weigher(|_key, text: &String| text.len() as u64).build();
+    /// cache.insert(1, "tea".to_string());
+    /// assert_eq!(cache.weight(), Some(3));
+    /// ```
+    pub fn weigher(mut self, weigher: Weigher<K, V>) -> Self {
+        self.weigher = Some(weigher);
+        self
+    }
+
+    /// Calls `listener` with every entry that leaves, and why (moka's `eviction_listener`): see
+    /// [`MemoryStore::eviction_listener`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::RemovalCause;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let evicted = Arc::new(AtomicUsize::new(0));
+    /// let count = Arc::clone(&evicted);
+    /// let cache: memo::Cache<u32, u32> = memo::Cache::builder()
+    ///     .maxsize(1)
+    ///     .eviction_listener(move |_key, _value, cause| {
+    ///         if cause == RemovalCause::Evicted {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build();
+    /// cache.insert(1, 10);
+    /// cache.insert(2, 20);
+    /// assert_eq!(evicted.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
     /// The in-memory cache.
     ///
     /// # Examples
@@ -233,7 +313,17 @@ impl<K, V> CacheBuilder<K, V> {
     /// ```
     #[must_use]
     pub fn build(self) -> Cache<K, V> {
-        Cache::new(self.config)
+        if self.weigher.is_none() && self.listener.is_none() {
+            return Cache::new(self.config);
+        }
+        let mut store = MemoryStore::new(&self.config);
+        if let Some(weigher) = self.weigher {
+            store = store.weigher(weigher);
+        }
+        if let Some(listener) = self.listener {
+            store = store.listening(listener);
+        }
+        Cache::with_store(store).renewing_as(&self.config)
     }
 }
 
@@ -289,6 +379,6 @@ impl<K, V, B: std::fmt::Debug> std::fmt::Debug for CacheBuilder<K, V, B> {
         f.debug_struct("CacheBuilder")
             .field("config", &self.config)
             .field("backend", &self.backend)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -625,7 +625,7 @@ where
 
     fn raw_stats(&self) -> Stats {
         self.counters.snapshot(
-            self.store.len(),
+            self.store.held(),
             self.store.weight(),
             self.store.counts(),
             self.store.skipped(),

@@ -52,7 +52,9 @@ pub struct Stats {
     /// circuit breaker is open, or the call had spent its one command timeout); each call went
     /// on as if uncached. Counted apart from `backend_errors`, so that real failures stand out.
     pub skipped: u64,
-    /// Entries held when the snapshot was taken.
+    /// Entries held when the snapshot was taken (expired ones not yet freed included); with
+    /// `store = redis`, 0 and with `tiered` the local copies: [`Cache::len`](crate::Cache::len)
+    /// counts Redis's with a `SCAN`.
     pub len: usize,
     /// Their total weight, when the cache weighs entries (`#[cached(weight = …)]`,
     /// [`MemoryStore::weigher`](crate::MemoryStore::weigher)); `None` otherwise.

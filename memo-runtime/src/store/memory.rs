@@ -188,13 +188,18 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn eviction_listener(
-        mut self,
+        self,
         listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
+        self.listening(Box::new(listener))
+    }
+
+    /// [`eviction_listener`](Self::eviction_listener) with the listener boxed already.
+    pub(crate) fn listening(mut self, listener: Listener<K, V>) -> Self {
         for shard in &mut self.shards {
             shard.0.get_mut().listen();
         }
-        self.listener = Some(Box::new(listener));
+        self.listener = Some(listener);
         self
     }
 

@@ -5,7 +5,7 @@
 mod disk;
 mod gate;
 mod ghost;
-mod listener;
+pub(crate) mod listener;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -326,6 +326,13 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
 
     /// How many entries are held (expired entries not yet removed included).
     fn len(&self) -> usize;
+
+    #[doc(hidden)]
+    /// How many entries are held, as far as the store knows without a scan: what statistics
+    /// and the metrics gauge report each second. The default: [`len`](Self::len).
+    fn held(&self) -> usize {
+        self.len()
+    }
 
     /// The keys of the live entries; empty for stores that cannot list them.
     fn keys(&self) -> Vec<K> {

@@ -995,6 +995,11 @@ where
             .map_or(0, |count| usize::try_from(count).unwrap_or(usize::MAX))
     }
 
+    /// 0: counting takes a `SCAN` of the keyspace, too much for statistics taken each second.
+    fn held(&self) -> usize {
+        0
+    }
+
     fn config(&self) -> Config {
         self.config
     }

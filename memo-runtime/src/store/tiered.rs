@@ -284,6 +284,11 @@ where
         self.l2.len()
     }
 
+    /// The local copies: Redis's count takes a `SCAN`.
+    fn held(&self) -> usize {
+        self.l1.len()
+    }
+
     fn keys(&self) -> Vec<K> {
         self.l1.keys()
     }
