@@ -32,7 +32,8 @@ pub(crate) enum Step<'a, K, V> {
     Wait(Arc<Flight<V>>),
 }
 
-/// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`.
+/// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`,
+/// and a cache object of your own from [`Cache::builder`] (in memory, on disk or in Redis).
 ///
 /// `K` is the owned key (for `fn f(name: &str, n: u32)`, `(String, u32)`), `V` the function's return
 /// type. Lookups take borrowed forms (`invalidate("alice")` on a `String`-keyed cache).
@@ -47,9 +48,9 @@ pub(crate) enum Step<'a, K, V> {
 /// # Examples
 ///
 /// ```
-/// use memo::{Cache, Config};
+/// use memo::Cache;
 ///
-/// let cache: Cache<String, usize> = Cache::new(Config::new().maxsize(100));
+/// let cache: Cache<String, usize> = Cache::builder().maxsize(100).build();
 /// assert_eq!(cache.get_or_compute("hello", |name| name.len()), 5);
 /// assert_eq!(cache.get_or_compute("hello", |_| unreachable!("cached")), 5);
 /// assert!(cache.invalidate("hello"));

@@ -186,6 +186,11 @@ impl std::fmt::Debug for Lease {
 ///
 /// The trait is sealed: memo's stores implement it, and the methods not shown here are the
 /// protocol between a [`Cache`](crate::Cache) and its store, which may change in any release.
+///
+/// Its lookups take a reference to a [`Lookup`] (a borrowed view): `store.get(&"tea")` or
+/// `store.get(&key.as_str())` for a `String` key, `store.get(&&key)` for any key. The
+/// [`Cache`](crate::Cache)'s own methods take the borrowed form directly (`cache.get("tea")`,
+/// `cache.get(&key)`) and are the ones to call.
 pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// The live value stored under `key`, if any, counted as a hit when found.
     ///
