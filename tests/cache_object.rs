@@ -303,6 +303,38 @@ fn redis_single_flight() {
     single_flight(&Arc::new(cache));
 }
 
+/// The async forms' futures are `Send` over every concrete store, so they can be spawned (a
+/// future generic over the store hid rust-lang/rust#100013, which the concrete types hit).
+#[test]
+fn async_forms_can_be_spawned_on_every_store() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let memory: Arc<Cache<u32, String>> = Arc::new(Cache::builder().build());
+    let cache = Arc::clone(&memory);
+    let spawned = runtime.spawn(async move {
+        let two = cache.get_or_insert_with_async(2, async { "two".to_string() });
+        two.await
+    });
+    assert_eq!(runtime.block_on(spawned).unwrap(), "two");
+    let disk = Arc::new(disk("spawned", Cache::builder()));
+    let cache = Arc::clone(&disk);
+    let spawned = runtime.spawn(async move {
+        let one = cache
+            .cache
+            .try_get_or_insert_with_async(1, async { Ok::<_, String>(1) });
+        one.await
+    });
+    assert_eq!(runtime.block_on(spawned).unwrap(), Ok(1));
+    let (redis, _server) = redis::<u32, String>(Cache::builder());
+    let redis = Arc::new(redis);
+    let cache = Arc::clone(&redis);
+    let spawned = runtime.spawn(async move {
+        let two = cache.get_or_insert_with_async(2, async { "two".to_string() });
+        two.await
+    });
+    assert_eq!(runtime.block_on(spawned).unwrap(), "two");
+    assert_eq!(redis.get(&2).as_deref(), Some("two"));
+}
+
 /// `insert_with_ttl` outlives nothing: a shorter time to live than the cache's wins, and a
 /// longer one too.
 #[test]

@@ -18,6 +18,11 @@ use crate::store::{Claim, Lease, MemoryStore, Store};
 use crate::sync::Arc;
 use crate::trace::Computation;
 
+/// A boxed future that borrows for `'a`: the store's awaited steps, boxed so that a caller's
+/// future over them is proved `Send` (rust-lang/rust#100013: without the box, the store's
+/// `where V: 'a` bounds become higher-ranked and fail to prove).
+type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 
@@ -771,9 +776,7 @@ where
     /// # });
     /// ```
     pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
-        let computed = self.try_get_or_insert_with_async(key, async {
-            Ok::<V, std::convert::Infallible>(init.await)
-        });
+        let computed = self.get_or_make_async(key, init, Ok::<V, std::convert::Infallible>);
         match computed.await {
             Ok(value) => value,
             Err(never) => match never {},
@@ -801,18 +804,36 @@ where
         key: K,
         init: impl Future<Output = Result<V, E>>,
     ) -> Result<V, E> {
-        if let Some(value) = self.store.get_async(&&key).await {
+        self.get_or_make_async(key, init, std::convert::identity)
+            .await
+    }
+
+    /// The async forms' one body: `made` tells what `init`'s output makes (a value to store, or
+    /// an error). A function rather than an `async` block around `init`, which would keep the
+    /// caller's future from being proved `Send` (rust-lang/rust#100013).
+    async fn get_or_make_async<R, E>(
+        &self,
+        key: K,
+        init: impl Future<Output = R>,
+        made: fn(R) -> Result<V, E>,
+    ) -> Result<V, E> {
+        let lookup = &key;
+        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(&lookup));
+        if let Some(value) = hit.await {
             return Ok(value);
         }
         loop {
-            match self.begin_async(&key).await {
+            let begin: Boxed<'_, Step<'_, K, V>> = Box::pin(self.begin_async(&key));
+            match begin.await {
                 Step::Done(value) => return Ok(value),
                 Step::Compute(leader, lease) => {
                     let started = Instant::now();
-                    return match init.await {
+                    return match made(init.await) {
                         Ok(value) => {
                             let (claim, cost) = ((leader, lease), started.elapsed());
-                            Ok(self.finish_async(key, claim, value, |_| true, cost).await)
+                            let finish: Boxed<'_, V> =
+                                Box::pin(self.finish_async(key, claim, value, |_| true, cost));
+                            Ok(finish.await)
                         }
                         Err(err) => Err(self.failed(err)),
                     };
