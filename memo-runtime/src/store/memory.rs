@@ -279,11 +279,12 @@ impl<K, V> MemoryStore<K, V> {
         self.release(shard);
     }
 
-    /// Whether this store's clock still reads before `deadline` (always, when entries never
-    /// expire); the real clock is read only near the deadline (`ClockCell::before`).
+    /// Whether this store's clock still reads before `deadline`; the real clock is read only
+    /// near the deadline (`ClockCell::before`). Shards ask only about an entry that expires (a
+    /// `ttl`, or [`Store::insert_with_ttl`]), so the hit path checks nothing else.
     #[inline]
     fn before(&self, deadline: u64) -> bool {
-        !self.expires() || self.clock.before(deadline)
+        self.clock.before(deadline)
     }
 
     /// The current reading of this store's clock (0 when entries never expire).
