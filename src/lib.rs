@@ -132,6 +132,23 @@
 //! type is the owned form of the arguments: one argument → its owned type (`&str` → `String`,
 //! `&[T]` → `Vec<T>`, `&T` → `T`); several → the tuple of them; a method → `Self` first;
 //! `key = expr` → that expression's type.
+//!
+//! # The cache object
+//!
+//! The same [`Cache`] can be built and called directly, as diskcache's `Cache`, cachetools'
+//! `TTLCache` or moka's `Cache` are: [`Cache::builder`] for memory, disk ([`DiskCache`]) and
+//! Redis ([`RedisCache`]), with [`get`](Cache::get), [`insert_with_ttl`](Cache::insert_with_ttl),
+//! [`remove`](Cache::remove), [`get_or_insert_with`](Cache::get_or_insert_with) (single-flight)
+//! and its `try_` and `_async` forms:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let cache: memo::Cache<String, u64> =
+//!     memo::Cache::builder().maxsize(10_000).ttl(Duration::from_secs(300)).build();
+//! assert_eq!(cache.get_or_insert_with("answer".to_string(), || 42), 42);
+//! assert_eq!(cache.get("answer"), Some(42));
+//! ```
 
 // The crate docs link the items of every feature (docs.rs documents them all); a build of the
 // docs with fewer features keeps the links' text.
@@ -174,15 +191,15 @@ pub use memo_runtime::store::{Weigher, Weight};
 #[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{
-    Cache, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats, Store,
-    UnknownPolicy, warm,
+    Cache, CacheBuilder, Clock, Config, KeyPart, Lookup, MemoryStore, Policy, RemovalCause, Stats,
+    Store, UnknownPolicy, warm,
 };
 #[cfg(feature = "disk")]
-pub use memo_runtime::{DiskOptions, DiskStore};
+pub use memo_runtime::{DiskCache, DiskOptions, DiskStore};
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
 #[cfg(feature = "redis")]
-pub use memo_runtime::{RedisOptions, RedisStore, TieredStore};
+pub use memo_runtime::{RedisCache, RedisOptions, RedisStore, TieredStore};
 #[cfg(feature = "switch")]
 pub use memo_runtime::{disable, enable, is_disabled};
 
@@ -194,3 +211,8 @@ pub use memo_runtime::private as __private;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// The cache object's guide, its examples compiled and run as doctests.
+#[cfg(all(doctest, feature = "disk", feature = "redis"))]
+#[doc = include_str!("../docs/cache-object.md")]
+struct CacheObjectDoctests;

@@ -18,6 +18,11 @@ use crate::store::{Claim, Lease, MemoryStore, Store};
 use crate::sync::Arc;
 use crate::trace::Computation;
 
+/// A boxed future that borrows for `'a`: the store's awaited steps, boxed so that a caller's
+/// future over them is proved `Send` (rust-lang/rust#100013: without the box, the store's
+/// `where V: 'a` bounds become higher-ranked and fail to prove).
+type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 
@@ -32,7 +37,8 @@ pub(crate) enum Step<'a, K, V> {
     Wait(Arc<Flight<V>>),
 }
 
-/// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`.
+/// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`,
+/// and a cache object of your own from [`Cache::builder`] (in memory, on disk or in Redis).
 ///
 /// `K` is the owned key (for `fn f(name: &str, n: u32)`, `(String, u32)`), `V` the function's return
 /// type. Lookups take borrowed forms (`invalidate("alice")` on a `String`-keyed cache).
@@ -47,9 +53,9 @@ pub(crate) enum Step<'a, K, V> {
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Cache, Config};
+/// use memo::Cache;
 ///
-/// let cache: Cache<String, usize> = Cache::new(Config::new().maxsize(100));
+/// let cache: Cache<String, usize> = Cache::builder().maxsize(100).build();
 /// assert_eq!(cache.get_or_compute("hello", |name| name.len()), 5);
 /// assert_eq!(cache.get_or_compute("hello", |_| unreachable!("cached")), 5);
 /// assert!(cache.invalidate("hello"));
@@ -84,7 +90,7 @@ impl<K, V> Cache<K, V> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, String> = Cache::new(Config::new().maxsize(2));
     /// for n in 0..5 {
@@ -105,7 +111,7 @@ impl<K, V> Cache<K, V> {
     ///
     /// ```
     /// # #[cfg(feature = "test-util")] {
-    /// use memo_runtime::{Cache, Clock, Config};
+    /// use memo::{Cache, Clock, Config};
     /// use std::time::Duration;
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new().ttl(Duration::from_secs(60)));
@@ -125,7 +131,20 @@ impl<K, V> Cache<K, V> {
 }
 
 impl<K, V, S> Cache<K, V, S> {
-    /// A cache over `store` (e.g. a `DiskStore`).
+    /// A cache over `store`: for a store built by hand (a [`MemoryStore`] with a weigher or an
+    /// eviction listener, a `TieredStore`); [`Cache::builder`] builds the others.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::{Cache, Config, MemoryStore};
+    ///
+    /// let store = MemoryStore::new(&Config::new().max_weight(10))
+    ///     .weigher(|_: &u32, text: &String| text.len() as u64);
+    /// let cache = Cache::with_store(store);
+    /// cache.insert(1, "tea".to_string());
+    /// assert_eq!(cache.weight(), Some(3));
+    /// ```
     #[must_use]
     pub fn with_store(store: S) -> Self {
         #[cfg(feature = "switch")]
@@ -153,6 +172,16 @@ impl<K, V, S> Cache<K, V, S> {
     }
 
     /// The store behind this cache.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::Store;
+    ///
+    /// let cache: memo::Cache<u32, u32> = memo::Cache::builder().build();
+    /// cache.insert(1, 10);
+    /// assert_eq!(cache.store().len(), 1);
+    /// ```
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -162,7 +191,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new()).named("shop::price");
     /// assert_eq!(cache.name(), "shop::price");
@@ -178,7 +207,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// assert_eq!(cache.name(), "");
@@ -226,7 +255,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// a hand-made cache:
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<String, u32> = Cache::new(Config::new());
     /// let price = |runs: u32| cache.get_or_compute("tea", |_| runs);
@@ -246,7 +275,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     /// use std::task::{Context, Poll, Waker};
     ///
     /// let cache: Cache<String, u32> = Cache::new(Config::new());
@@ -298,34 +327,63 @@ where
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
 {
-    /// The cached value for `key`, without computing anything or counting a hit.
+    /// The cached value for `key`, or `None` (absent or expired); computes nothing.
+    ///
+    /// A lookup like moka's `get` and cachetools' `cache[key]`: counted in [`stats`](Self::stats)
+    /// as a hit or a miss, and a use of the entry for the eviction policy. To look without
+    /// either, [`peek`](Self::peek).
     ///
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
-    ///
-    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// let cache: memo::Cache<String, u32> = memo::Cache::builder().build();
     /// cache.insert("tea".to_string(), 3);
-    /// assert_eq!(cache.get("tea"), Some(3));
+    /// assert_eq!(cache.get("tea"), Some(3)); // a `&str` finds a `String` key
     /// assert_eq!(cache.get("milk"), None);
-    /// assert_eq!(cache.stats().hits, 0); // `get` only looks
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 1));
     /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + KeyPart<Owned = K>,
+    {
+        let value = self.store.get(&key);
+        if value.is_none() {
+            self.counters.record(Event::Miss);
+        }
+        value
+    }
+
+    /// The cached value for `key`, without counting a hit or a miss and without marking the
+    /// entry used (so it does not keep the entry from eviction): for inspection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::{Cache, Policy};
+    ///
+    /// let cache: Cache<u32, &str> = Cache::builder().maxsize(2).policy(Policy::Lru).build();
+    /// cache.insert(1, "one");
+    /// cache.insert(2, "two");
+    /// assert_eq!(cache.peek(&1), Some("one")); // not a use: 1 stays the least recently used
+    /// cache.insert(3, "three");
+    /// assert!(!cache.contains_key(&1));
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
         self.store.peek(&key)
     }
 
-    /// Whether a live value is cached for `key`.
+    /// Whether a live value is cached for `key`; like [`peek`](Self::peek), neither counted nor
+    /// a use of the entry (as cachetools' `key in cache`).
     ///
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
-    ///
-    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// let cache: memo::Cache<String, u32> = memo::Cache::builder().build();
     /// assert!(!cache.contains_key("tea"));
     /// cache.insert("tea".to_string(), 3);
     /// assert!(cache.contains_key("tea"));
@@ -334,7 +392,7 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
-        self.get(key).is_some()
+        self.peek(key).is_some()
     }
 
     /// Stores `value` under `key` (e.g. to warm the cache), replacing any previous value.
@@ -342,7 +400,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<String, u32> = Cache::new(Config::new());
     /// cache.insert("tea".to_string(), 3);
@@ -354,14 +412,34 @@ where
         self.store.insert(key, value);
     }
 
-    /// Removes `key`'s entry, so the next call computes again; `true` if there was one.
+    /// Stores `value` under `key` to expire after `ttl`, in place of the cache's own time to
+    /// live (none, or the `ttl` it was built with), replacing any previous value.
     ///
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use std::time::Duration;
     ///
-    /// let cache: Cache<String, u32> = Cache::new(Config::new());
+    /// let cache: memo::Cache<String, u32> = memo::Cache::builder().build(); // no `ttl` of its own
+    /// cache.insert_with_ttl("token".to_string(), 7, Duration::from_millis(20));
+    /// assert_eq!(cache.get("token"), Some(7));
+    /// std::thread::sleep(Duration::from_millis(30));
+    /// assert_eq!(cache.get("token"), None); // expired
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        self.store.insert_with_ttl(key, value, ttl);
+    }
+
+    /// Removes `key`'s entry, so the next call computes again; `true` if there was a live one.
+    ///
+    /// The name memoized functions' handles use (`f_cache().invalidate(..)`, as `cached` does);
+    /// [`remove`](Self::remove) does the same and returns the value. An expired entry counts as
+    /// gone: `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<String, u32> = memo::Cache::builder().build();
     /// cache.insert("tea".to_string(), 3);
     /// assert!(cache.invalidate("tea"));
     /// assert!(!cache.invalidate("tea")); // already gone
@@ -371,10 +449,40 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
-        self.renewing
-            .lock()
-            .retain(|(k, _, _)| !Lookup::matches(&key, k));
+        self.forget_renewing(key);
         self.store.remove(&key)
+    }
+
+    /// Removes `key`'s entry and returns its value, if it held a live one (as moka's `remove`
+    /// and a dict's `pop`). The disk and Redis stores read the value, then remove it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<String, u32> = memo::Cache::builder().build();
+    /// cache.insert("tea".to_string(), 3);
+    /// assert_eq!(cache.remove("tea"), Some(3));
+    /// assert_eq!(cache.remove("tea"), None); // already gone
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + KeyPart<Owned = K>,
+    {
+        self.forget_renewing(key);
+        self.store.take(&key)
+    }
+
+    /// Stops serving an old value of `key` in place of a refresh (see
+    /// [`hit_renewing`](Self::hit_renewing)): the key is gone.
+    fn forget_renewing<Q>(&self, key: &Q)
+    where
+        Q: ?Sized + KeyPart<Owned = K>,
+    {
+        if !self.renew_for.is_zero() {
+            self.renewing
+                .lock()
+                .retain(|(k, _, _)| !Lookup::matches(&key, k));
+        }
     }
 
     /// Removes every entry. Statistics are kept.
@@ -382,7 +490,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// cache.get_or_compute(&1, |n| n * 10);
@@ -395,12 +503,15 @@ where
         self.store.clear();
     }
 
-    /// How many entries are held.
+    /// How many live entries are held (expired ones are freed first, and not counted).
+    ///
+    /// With `store = redis`, the values in the store's namespace, counted with `SCAN`: a walk of
+    /// the server's whole keyspace, for inspection rather than a hot path.
     ///
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// cache.insert(1, 10);
@@ -409,6 +520,8 @@ where
     /// assert_eq!(cache.len(), 2);
     /// ```
     pub fn len(&self) -> usize {
+        // Expired entries not yet freed are freed first, so that they are not counted.
+        self.store.purge_expired();
         self.store.len()
     }
 
@@ -418,7 +531,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config, MemoryStore};
+    /// use memo::{Cache, Config, MemoryStore};
     ///
     /// let store = MemoryStore::new(&Config::new().max_weight(100))
     ///     .weigher(|_: &u32, text: &String| text.len() as u64);
@@ -438,7 +551,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// assert!(cache.is_empty());
@@ -446,7 +559,7 @@ where
     /// assert!(!cache.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
+        self.len() == 0
     }
 
     /// Removes every expired entry now, instead of waiting for the background sweep; returns how many.
@@ -454,17 +567,17 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     /// use std::time::Duration;
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new().ttl(Duration::from_secs(60)));
     /// cache.insert(1, 10);
     /// assert_eq!(cache.purge_expired(), 0); // still live
     /// # #[cfg(feature = "test-util")] {
-    /// let (clock, mock) = memo_runtime::Clock::mock(); // feature `test-util`
+    /// let (clock, mock) = memo::Clock::mock(); // feature `test-util`
     /// cache.set_clock(clock);
     /// mock.increment(Duration::from_secs(61));
-    /// assert_eq!(cache.len(), 1); // expired, but still held
+    /// assert_eq!(cache.stats().len, 1); // expired, but still held
     /// assert_eq!(cache.purge_expired(), 1);
     /// assert!(cache.is_empty());
     /// # }
@@ -479,7 +592,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config, Policy};
+    /// use memo::{Cache, Config, Policy};
     /// use std::time::Duration;
     ///
     /// let cache: Cache<u32, u32> =
@@ -495,6 +608,13 @@ where
     }
 
     /// Where the entries live: `"memory"`, `"disk"`, `"redis"` or `"tiered"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<u32, u32> = memo::Cache::builder().build();
+    /// assert_eq!(cache.backend(), "memory");
+    /// ```
     pub fn backend(&self) -> &'static str {
         self.store.backend()
     }
@@ -504,7 +624,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// cache.get_or_compute(&1, |n| n + 1); // a miss
@@ -521,7 +641,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// cache.get_or_compute(&1, |n| n + 1);
@@ -536,7 +656,7 @@ where
 
     fn raw_stats(&self) -> Stats {
         self.counters.snapshot(
-            self.store.len(),
+            self.store.held(),
             self.store.weight(),
             self.store.counts(),
             self.store.skipped(),
@@ -548,7 +668,7 @@ where
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<String, u32> = Cache::new(Config::new());
     /// cache.insert("tea".to_string(), 3);
@@ -569,7 +689,7 @@ where
     /// A key of several parts is looked up by a tuple of references (see [`Lookup`]):
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<(String, u32), String> = Cache::new(Config::new());
     /// let label = |name: &str, n: u32| {
@@ -593,6 +713,171 @@ where
         }
         let owned = key.to_key();
         self.compute(owned, || compute(key), |_| true)
+    }
+
+    /// The value for `key`: from the cache, or made by `init` once for all concurrent callers
+    /// of `key` (the others wait for it), then stored. Counted as a hit or a miss. moka's
+    /// `get_with`; [`get_or_compute`](Self::get_or_compute) looks up by a borrowed key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<u32, String> = memo::Cache::builder().maxsize(100).build();
+    /// assert_eq!(cache.get_or_insert_with(7, || "seven".to_string()), "seven");
+    /// assert_eq!(cache.get_or_insert_with(7, || unreachable!("cached")), "seven");
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 1));
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        if self.forced() {
+            let started = Instant::now();
+            return self.forced_refresh(key, init(), |_| true, started);
+        }
+        if let Some(value) = self.hit(&&key) {
+            return value;
+        }
+        self.compute(key, init, |_| true)
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) for a computation that can fail: an
+    /// `Err` is returned to this caller and not stored (moka's `try_get_with`). Callers that
+    /// were waiting for this one then compute in turn, one at a time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<String, u64> = memo::Cache::builder().build();
+    /// let parsed = cache.try_get_or_insert_with("x".to_string(), || "x".parse::<u64>());
+    /// assert!(parsed.is_err());
+    /// assert!(!cache.contains_key("x")); // the error was not stored
+    /// let parsed = cache.try_get_or_insert_with("42".to_string(), || "42".parse::<u64>());
+    /// assert_eq!(parsed, Ok(42));
+    /// assert_eq!(cache.get("42"), Some(42));
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if let Some(value) = self.hit(&&key) {
+            return Ok(value);
+        }
+        loop {
+            match self.begin(&key, true) {
+                Step::Done(value) => return Ok(value),
+                Step::Compute(leader, lease) => {
+                    let started = Instant::now();
+                    return match init() {
+                        Ok(value) => {
+                            let claim = (leader, lease);
+                            Ok(self.finish(key, claim, value, |_| true, started.elapsed()))
+                        }
+                        Err(err) => Err(self.count_failure(err)),
+                    };
+                }
+                Step::Wait(flight) => {
+                    if let Some(value) = self.waited(&key, flight.wait()) {
+                        return Ok(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) for async code: `init` is awaited once
+    /// for all concurrent callers of `key`; the others await its value. A disk or Redis store
+    /// is read, claimed and written with awaited calls, never blocking the executor's thread.
+    /// If the computing caller's future is dropped, a waiting caller computes instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// let cache: memo::Cache<u32, String> = memo::Cache::builder().build();
+    /// let page = cache.get_or_insert_with_async(1, async { "page 1".to_string() }).await;
+    /// assert_eq!(page, "page 1");
+    /// assert_eq!(cache.get(&1).as_deref(), Some("page 1"));
+    /// # });
+    /// ```
+    pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
+        let computed = self.get_or_make_async(key, init, Ok::<V, std::convert::Infallible>);
+        match computed.await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`try_get_or_insert_with`](Self::try_get_or_insert_with) for async code, as
+    /// [`get_or_insert_with_async`](Self::get_or_insert_with_async): an `Err` is returned to
+    /// this caller and not stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # runtime.block_on(async {
+    /// let cache: memo::Cache<u32, u32> = memo::Cache::builder().build();
+    /// let failed = cache.try_get_or_insert_with_async(1, async { Err("down") }).await;
+    /// assert_eq!(failed, Err("down"));
+    /// let ok = cache.try_get_or_insert_with_async(1, async { Ok::<_, &str>(10) }).await;
+    /// assert_eq!(ok, Ok(10));
+    /// # });
+    /// ```
+    pub async fn try_get_or_insert_with_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        self.get_or_make_async(key, init, std::convert::identity)
+            .await
+    }
+
+    /// The async forms' one body: `made` tells what `init`'s output makes (a value to store, or
+    /// an error). A function rather than an `async` block around `init`, which would keep the
+    /// caller's future from being proved `Send` (rust-lang/rust#100013).
+    async fn get_or_make_async<R, E>(
+        &self,
+        key: K,
+        init: impl Future<Output = R>,
+        made: fn(R) -> Result<V, E>,
+    ) -> Result<V, E> {
+        let lookup = &key;
+        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(&lookup));
+        if let Some(value) = hit.await {
+            return Ok(value);
+        }
+        loop {
+            let begin: Boxed<'_, Step<'_, K, V>> = Box::pin(self.begin_async(&key));
+            match begin.await {
+                Step::Done(value) => return Ok(value),
+                Step::Compute(leader, lease) => {
+                    let started = Instant::now();
+                    return match made(init.await) {
+                        Ok(value) => {
+                            let (claim, cost) = ((leader, lease), started.elapsed());
+                            let finish: Boxed<'_, V> =
+                                Box::pin(self.finish_async(key, claim, value, |_| true, cost));
+                            Ok(finish.await)
+                        }
+                        Err(err) => Err(self.count_failure(err)),
+                    };
+                }
+                Step::Wait(flight) => {
+                    let waited = std::future::poll_fn(|cx| flight.poll_wait(cx)).await;
+                    if let Some(value) = self.waited(&key, waited) {
+                        return Ok(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A computation of the object's failed: counted; dropping the leader and the lease (by
+    /// the caller) lets a waiting caller compute.
+    fn count_failure<E>(&self, err: E) -> E {
+        self.counters.record(Event::LoadError);
+        err
     }
 
     /// A counted lookup: the hit path of every memoized call.
@@ -687,7 +972,6 @@ where
 
     /// [`finish`](Self::finish) for an `async fn` over a remote store: the value is stored
     /// with an awaited write.
-    #[cfg(feature = "redis")]
     pub(crate) async fn finish_async(
         &self,
         key: K,

@@ -65,7 +65,7 @@ pub fn at<F>(closure: &F) -> (&'static str, TypeId) {
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Cache, Config};
+/// use memo::{Cache, Config};
 /// use memo_runtime::private::CacheCell;
 ///
 /// fn scope() -> &'static str { "doc::f::{{closure}}" }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// # #[cfg(feature = "test-util")] {
-/// use memo_runtime::Clock;
+/// use memo::Clock;
 /// use std::time::Duration;
 ///
 /// let (clock, mock) = Clock::mock();
@@ -44,7 +44,7 @@ pub struct Clock {
 ///
 /// ```
 /// # #[cfg(feature = "test-util")] {
-/// use memo_runtime::Clock;
+/// use memo::Clock;
 /// use std::time::Duration;
 ///
 /// let (clock, mock) = Clock::mock();
@@ -69,7 +69,7 @@ impl Clock {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Clock;
+    /// use memo::Clock;
     ///
     /// let clock = Clock::real();
     /// let before = clock.now();
@@ -89,7 +89,7 @@ impl Clock {
     ///
     /// ```
     /// # #[cfg(feature = "test-util")] {
-    /// use memo_runtime::Clock;
+    /// use memo::Clock;
     /// use std::time::Duration;
     ///
     /// let (clock, mock) = Clock::mock();
@@ -116,7 +116,7 @@ impl Clock {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Clock;
+    /// use memo::Clock;
     ///
     /// let a = Clock::real().now();
     /// let b = Clock::real().now(); // every real clock counts from the same origin
@@ -137,7 +137,7 @@ impl Clock {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Clock;
+    /// use memo::Clock;
     /// use std::time::Duration;
     ///
     /// assert_eq!(Clock::real().deadline(Duration::MAX), u64::MAX); // saturates
@@ -160,7 +160,7 @@ impl MockClock {
     ///
     /// ```
     /// # #[cfg(feature = "test-util")] {
-    /// use memo_runtime::Clock;
+    /// use memo::Clock;
     /// use std::time::Duration;
     ///
     /// let (clock, mock) = Clock::mock();

@@ -20,7 +20,7 @@ pub(crate) const MAX_DECODE: usize = 256 << 20;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::Codec;
+/// use memo::Codec;
 ///
 /// for codec in [Codec::Binary, Codec::Json] {
 ///     let bytes = codec.encode(&(7_u32, "seven")).unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::Config;
+/// use memo::Config;
 /// use std::time::Duration;
 ///
 /// let config = Config::new().maxsize(10_000).ttl(Duration::from_secs(300));
@@ -50,7 +50,7 @@ pub struct Config {
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Config, Policy};
+/// use memo::{Config, Policy};
 ///
 /// let config = Config::new().maxsize(1_000).policy(Policy::Lru);
 /// assert_eq!(config.policy, Policy::Lru);
@@ -134,7 +134,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     ///
     /// const CONFIG: Config = Config::new(); // usable in a `const` or `static`
     /// assert_eq!((CONFIG.maxsize, CONFIG.ttl), (None, None));
@@ -160,7 +160,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config, MemoryStore};
+    /// use memo::{Cache, Config, MemoryStore};
     ///
     /// let config = Config::new().max_weight(1 << 20); // 1 MiB of values
     /// let store = MemoryStore::new(&config).weigher(|_: &u32, page: &Vec<u8>| page.len() as u64);
@@ -186,7 +186,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     ///
     /// assert_eq!(Config::new().maxsize(1_000).maxsize, Some(1_000));
     /// ```
@@ -201,7 +201,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(30));
@@ -246,7 +246,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(60)).jitter(0.1); // 54 s to 66 s
@@ -264,7 +264,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(60)).stale(Duration::from_secs(30));
@@ -282,7 +282,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(60)).refresh_early(1.0);
@@ -300,7 +300,7 @@ impl Config {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::Config;
+    /// use memo::Config;
     /// use std::time::Duration;
     ///
     /// let minute = Duration::from_secs(60);

@@ -2,7 +2,8 @@
 //! and statistics. Use it through the `memo-kit` crate (`memo` in code) and its `#[cached]` attribute; the types here are
 //! re-exported there.
 //!
-//! - [`Cache`]: a memoized function's handle: store + single-flight + [`Stats`].
+//! - [`Cache`]: a memoized function's handle, or a cache object built with [`Cache::builder`]:
+//!   store + single-flight + [`Stats`].
 //! - [`store`]: the [`Store`] trait and the sharded in-memory [`MemoryStore`].
 //! - [`Lookup`]: how borrowed arguments find owned keys without allocating.
 //! - `DiskStore`, `Codec` (feature `disk`): the persistent store shared by processes and its
@@ -19,6 +20,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 mod cache;
 mod cell;
 mod clock;
@@ -57,6 +59,11 @@ mod warm;
 #[doc(hidden)]
 pub mod private;
 
+pub use builder::CacheBuilder;
+#[cfg(feature = "disk")]
+pub use builder::DiskCache;
+#[cfg(feature = "redis")]
+pub use builder::RedisCache;
 pub use cache::Cache;
 pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]

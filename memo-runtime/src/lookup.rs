@@ -16,7 +16,7 @@ use std::hash::Hash;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::KeyPart;
+/// use memo::KeyPart;
 ///
 /// assert_eq!("alice".to_owned_part(), "alice".to_string());
 /// assert_eq!([1_u8, 2][..].to_owned_part(), vec![1, 2]);
@@ -57,7 +57,7 @@ where
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::Lookup;
+/// use memo::Lookup;
 ///
 /// let view = ("alice", &7_u32);
 /// assert!(view.matches(&("alice".to_string(), 7)));

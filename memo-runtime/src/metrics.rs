@@ -27,7 +27,7 @@ use crate::stats::Stats;
 /// ```
 /// use std::time::Duration;
 ///
-/// assert_eq!(memo_runtime::METRICS_PERIOD, Duration::from_secs(1));
+/// assert_eq!(memo::METRICS_PERIOD, Duration::from_secs(1));
 /// ```
 pub const PERIOD: Duration = Duration::from_secs(1);
 
@@ -115,7 +115,7 @@ fn describe() {
 /// # Examples
 ///
 /// ```
-/// memo_runtime::publish_metrics();
+/// memo::publish_metrics();
 /// ```
 pub fn publish() {
     let observed = OBSERVED

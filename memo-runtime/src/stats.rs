@@ -17,7 +17,7 @@ use crate::stripe::{self, STRIPES};
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Cache, Config};
+/// use memo::{Cache, Config};
 ///
 /// let cache: Cache<u32, u32> = Cache::new(Config::new());
 /// cache.insert(1, 10);
@@ -52,7 +52,9 @@ pub struct Stats {
     /// circuit breaker is open, or the call had spent its one command timeout); each call went
     /// on as if uncached. Counted apart from `backend_errors`, so that real failures stand out.
     pub skipped: u64,
-    /// Entries held when the snapshot was taken.
+    /// Entries held when the snapshot was taken (expired ones not yet freed included); with
+    /// `store = redis`, 0 and with `tiered` the local copies: [`Cache::len`](crate::Cache::len)
+    /// counts Redis's with a `SCAN`.
     pub len: usize,
     /// Their total weight, when the cache weighs entries (`#[cached(weight = …)]`,
     /// [`MemoryStore::weigher`](crate::MemoryStore::weigher)); `None` otherwise.
@@ -65,7 +67,7 @@ impl Stats {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// cache.get_or_compute(&1, |n| n + 1);
@@ -100,7 +102,7 @@ impl Stats {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Cache, Config};
+    /// use memo::{Cache, Config};
     ///
     /// let cache: Cache<u32, u32> = Cache::new(Config::new());
     /// assert_eq!(cache.stats().hit_ratio(), 0.0);

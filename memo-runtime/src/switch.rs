@@ -15,10 +15,10 @@ static DISABLED: AtomicBool = AtomicBool::new(false);
 /// # Examples
 ///
 /// ```
-/// memo_runtime::disable();
-/// assert!(memo_runtime::is_disabled());
-/// memo_runtime::enable();
-/// assert!(!memo_runtime::is_disabled());
+/// memo::disable();
+/// assert!(memo::is_disabled());
+/// memo::enable();
+/// assert!(!memo::is_disabled());
 /// ```
 pub fn disable() {
     DISABLED.store(true, Ordering::Relaxed);
@@ -29,9 +29,9 @@ pub fn disable() {
 /// # Examples
 ///
 /// ```
-/// memo_runtime::disable();
-/// memo_runtime::enable();
-/// assert!(!memo_runtime::is_disabled());
+/// memo::disable();
+/// memo::enable();
+/// assert!(!memo::is_disabled());
 /// ```
 pub fn enable() {
     DISABLED.store(false, Ordering::Relaxed);
@@ -42,10 +42,10 @@ pub fn enable() {
 /// # Examples
 ///
 /// ```
-/// memo_runtime::enable();
-/// assert!(!memo_runtime::is_disabled());
-/// memo_runtime::disable();
-/// assert!(memo_runtime::is_disabled());
+/// memo::enable();
+/// assert!(!memo::is_disabled());
+/// memo::disable();
+/// assert!(memo::is_disabled());
 /// ```
 #[inline]
 #[must_use]

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Cache, Config};
+/// use memo::{Cache, Config};
 ///
 /// let squares: Cache<u64, u64> = Cache::new(Config::new());
-/// memo_runtime::warm(0..100_u64, 4, |n| { squares.get_or_compute(&n, |n| n * n); }, |done, total| {
+/// memo::warm(0..100_u64, 4, |n| { squares.get_or_compute(&n, |n| n * n); }, |done, total| {
 ///     assert!(done <= total);
 /// });
 /// assert_eq!(squares.len(), 100);

@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::redis::BreakerConfig;
+/// use memo::redis::BreakerConfig;
 /// use std::time::Duration;
 ///
 /// let config = BreakerConfig { threshold: 3, ..BreakerConfig::default() };
@@ -72,7 +72,7 @@ pub(crate) enum Permit {
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::redis::{Breaker, BreakerConfig};
+/// use memo::redis::{Breaker, BreakerConfig};
 ///
 /// let breaker = Breaker::new("example", BreakerConfig { threshold: 2, ..BreakerConfig::default() });
 /// assert!(breaker.allow());

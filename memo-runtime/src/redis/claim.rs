@@ -12,7 +12,7 @@ use super::redlock::Redlock;
 /// # Examples
 ///
 /// ```no_run
-/// use memo_runtime::redis::{Claimed, DistributedLock};
+/// use memo::redis::{Claimed, DistributedLock};
 ///
 /// /// Cache-aside over either lock.
 /// fn load(lock: &impl DistributedLock, compute: impl FnOnce() -> Vec<u8>) -> Vec<u8> {

@@ -211,12 +211,12 @@ struct Inner {
 /// # Examples
 ///
 /// ```no_run
-/// use memo_runtime::redis::{RedisClient, RedisConfig};
+/// use memo::redis::{RedisClient, RedisConfig};
 ///
 /// let client = RedisClient::new(RedisConfig::from_env()?)?;
 /// client.set_px(b"greeting", b"hello", 60_000)?;
 /// assert_eq!(client.get(b"greeting")?, Some(b"hello".to_vec()));
-/// # Ok::<(), memo_runtime::redis::Error>(())
+/// # Ok::<(), memo::redis::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisClient {
@@ -606,6 +606,38 @@ impl RedisClient {
         result
     }
 
+    /// How many keys start with `prefix` and end with `ending`, counted with `SCAN` (on every
+    /// master of a cluster): a walk of the whole keyspace, for inspection.
+    pub(crate) fn scan_count(&self, prefix: &[u8], ending: &[u8]) -> Result<u64, Error> {
+        let link = self.admit()?;
+        let mut pattern = glob_prefix(prefix);
+        pattern.extend_from_slice(&glob_prefix(ending)[..]);
+        pattern.pop(); // the ending's `*`
+        let seed = self.inner.seed.clone();
+        let root_cert = self.inner.config.root_cert.clone();
+        let result = self
+            .inner
+            .driver
+            .block(self.inner.config.bulk_timeout, async move {
+                match link.conn().await? {
+                    conn @ Conn::Single(_) => ops::scan_count(conn, &pattern).await,
+                    mut conn @ Conn::Cluster(_) => {
+                        let nodes: String =
+                            cmd("CLUSTER").arg("NODES").query_async(&mut conn).await?;
+                        let mut count = 0;
+                        for address in masters(&nodes) {
+                            let node = open_node(&node_url(&seed, address), root_cert.as_deref())?;
+                            let conn = node.get_multiplexed_async_connection().await?;
+                            count += ops::scan_count(conn, &pattern).await?;
+                        }
+                        Ok(count)
+                    }
+                }
+            });
+        self.record(&result);
+        result
+    }
+
     /// Runs a command through the breaker, within its call's budget, and blocks for it.
     fn call<T, F, Fut>(&self, op: F) -> Result<T, Error>
     where
@@ -953,6 +985,28 @@ mod ops {
 
     /// `SCAN MATCH pattern` + `UNLINK` of each batch found, one key per command so that a
     /// cluster node never sees a cross-slot request.
+    pub(super) async fn scan_count(
+        mut conn: impl ConnectionLike,
+        pattern: &[u8],
+    ) -> Result<u64, Error> {
+        let (mut cursor, mut count) = (0_u64, 0_u64);
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            count += keys.len() as u64;
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+
     pub(super) async fn scan_del(
         mut conn: impl ConnectionLike,
         pattern: &[u8],

@@ -22,14 +22,14 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::redis::RedisConfig;
+/// use memo::redis::RedisConfig;
 /// use std::time::Duration;
 ///
 /// let config = RedisConfig::from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000")?
 ///     .command_timeout(Duration::from_millis(50));
 /// assert!(config.is_cluster());
 /// assert_eq!(config.nodes().len(), 2);
-/// # Ok::<(), memo_runtime::redis::Error>(())
+/// # Ok::<(), memo::redis::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisConfig {
@@ -48,11 +48,11 @@ impl RedisConfig {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::redis::RedisConfig;
+    /// use memo::redis::RedisConfig;
     ///
     /// let config = RedisConfig::from_env()?;
     /// assert_eq!(config.nodes().len(), 1);
-    /// # Ok::<(), memo_runtime::redis::Error>(())
+    /// # Ok::<(), memo::redis::Error>(())
     /// ```
     pub fn from_env() -> Result<Self, Error> {
         let url = ["MEMO_REDIS_URL", "REDIS_URL"]
@@ -69,12 +69,12 @@ impl RedisConfig {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::redis::RedisConfig;
+    /// use memo::redis::RedisConfig;
     ///
     /// let config = RedisConfig::from_url("rediss://app:secret@cache.internal:6380/2")?;
     /// assert!(!config.is_cluster());
     /// assert!(RedisConfig::from_url("http://nope").is_err());
-    /// # Ok::<(), memo_runtime::redis::Error>(())
+    /// # Ok::<(), memo::redis::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<Self, Error> {
         let url = url.trim();

@@ -32,7 +32,7 @@ use super::redlock::RedlockGuard;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::redis::LockConfig;
+/// use memo::redis::LockConfig;
 /// use std::time::Duration;
 ///
 /// let config = LockConfig { wait: Duration::from_secs(2), ..LockConfig::default() };
@@ -85,7 +85,7 @@ pub enum Claimed {
 /// # Examples
 ///
 /// ```no_run
-/// use memo_runtime::redis::{Claimed, LockConfig, Locks, RedisClient, RedisConfig};
+/// use memo::redis::{Claimed, LockConfig, Locks, RedisClient, RedisConfig};
 ///
 /// let locks = Locks::new(RedisClient::new(RedisConfig::from_env()?)?, LockConfig::default());
 /// let value = match locks.claim(b"{user:7}:v", b"{user:7}:lock") {
@@ -98,7 +98,7 @@ pub enum Claimed {
 ///     }
 ///     Claimed::TimedOut | Claimed::Unavailable(_) => b"computed".to_vec(),
 /// };
-/// # Ok::<(), memo_runtime::redis::Error>(())
+/// # Ok::<(), memo::redis::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Locks {

@@ -50,11 +50,11 @@ pub const URLS_VAR: &str = "MEMO_REDLOCK_URLS";
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::redis::RedlockConfig;
+/// use memo::redis::RedlockConfig;
 ///
 /// let config = RedlockConfig::from_urls("redis://10.0.0.1,redis://10.0.0.2,redis://10.0.0.3".split(','))?;
 /// assert_eq!((config.servers.len(), config.quorum()), (3, 2));
-/// # Ok::<(), memo_runtime::redis::Error>(())
+/// # Ok::<(), memo::redis::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct RedlockConfig {
@@ -146,7 +146,7 @@ pub enum Refused {
 /// # Examples
 ///
 /// ```no_run
-/// use memo_runtime::redis::{Claimed, RedisClient, RedisConfig, Redlock, RedlockConfig};
+/// use memo::redis::{Claimed, RedisClient, RedisConfig, Redlock, RedlockConfig};
 ///
 /// let store = RedisClient::new(RedisConfig::from_env()?)?;
 /// let redlock = Redlock::new(RedlockConfig::from_env()?, store)?;
@@ -160,7 +160,7 @@ pub enum Refused {
 ///     }
 ///     Claimed::TimedOut | Claimed::Unavailable(_) => b"computed".to_vec(),
 /// };
-/// # Ok::<(), memo_runtime::redis::Error>(())
+/// # Ok::<(), memo::redis::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Redlock {

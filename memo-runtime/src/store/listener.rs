@@ -14,7 +14,7 @@
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Config, MemoryStore, RemovalCause, Store};
+/// use memo::{Config, MemoryStore, RemovalCause, Store};
 /// use std::sync::{Arc, Mutex};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -56,7 +56,7 @@ impl RemovalCause {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::RemovalCause;
+    /// use memo::RemovalCause;
     ///
     /// assert!(RemovalCause::Expired.was_evicted());
     /// assert!(!RemovalCause::Invalidated.was_evicted());

@@ -3,6 +3,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::listener::{Listener, RemovalCause};
@@ -32,7 +33,7 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Config, MemoryStore, Store};
+/// use memo::{Config, MemoryStore, Store};
 ///
 /// let store: MemoryStore<String, u32> = MemoryStore::new(&Config::new().maxsize(100));
 /// store.insert("a".to_string(), 1);
@@ -50,6 +51,9 @@ pub struct MemoryStore<K, V> {
     hasher: foldhash::fast::RandomState,
     /// The time to live, its jitter and early refresh.
     timing: Timing,
+    /// Whether an entry was given a time to live of its own ([`Store::insert_with_ttl`]): the
+    /// clock is then read as if the store had a `ttl`.
+    timed: AtomicBool,
     clock: ClockCell,
     /// The total weight bound (`Config::max_weight`), split over the shards by
     /// [`weigher`](Self::weigher); whether entries are weighed.
@@ -67,7 +71,7 @@ impl<K, V> MemoryStore<K, V> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Config, MemoryStore, Store};
+    /// use memo::{Config, MemoryStore, Store};
     /// use std::time::Duration;
     ///
     /// let config = Config::new().maxsize(2).ttl(Duration::from_secs(60));
@@ -103,6 +107,7 @@ impl<K, V> MemoryStore<K, V> {
             mask: plan.count - 1,
             hasher: foldhash::fast::RandomState::default(),
             timing: plan.timing,
+            timed: AtomicBool::new(false),
             clock: ClockCell::default(),
             max_weight: config.max_weight,
             weighed: false,
@@ -126,7 +131,7 @@ impl<K, V> MemoryStore<K, V> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Config, MemoryStore, Store};
+    /// use memo::{Config, MemoryStore, Store};
     ///
     /// let config = Config::new().max_weight(10);
     /// let store: MemoryStore<u32, String> =
@@ -164,7 +169,7 @@ impl<K, V> MemoryStore<K, V> {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Config, MemoryStore, RemovalCause, Store};
+    /// use memo::{Config, MemoryStore, RemovalCause, Store};
     /// use std::sync::atomic::{AtomicU64, Ordering};
     /// use std::sync::Arc;
     ///
@@ -183,13 +188,18 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn eviction_listener(
-        mut self,
+        self,
         listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
+        self.listening(Box::new(listener))
+    }
+
+    /// [`eviction_listener`](Self::eviction_listener) with the listener boxed already.
+    pub(crate) fn listening(mut self, listener: Listener<K, V>) -> Self {
         for shard in &mut self.shards {
             shard.0.get_mut().listen();
         }
-        self.listener = Some(Box::new(listener));
+        self.listener = Some(listener);
         self
     }
 
@@ -210,7 +220,7 @@ impl<K, V> MemoryStore<K, V> {
     ///
     /// ```
     /// # #[cfg(feature = "test-util")] {
-    /// use memo_runtime::{Clock, Config, MemoryStore, Store};
+    /// use memo::{Clock, Config, MemoryStore, Store};
     /// use std::time::Duration;
     ///
     /// let config = Config::new().ttl(Duration::from_secs(5));
@@ -255,6 +265,9 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
+        if expires != 0 && !self.expires() {
+            self.timed.store(true, Ordering::Relaxed);
+        }
         let hash = self.hash(&key);
         let now = self.now();
         let stamp = Stamp {
@@ -266,21 +279,24 @@ impl<K, V> MemoryStore<K, V> {
         self.release(shard);
     }
 
-    /// Whether this store's clock still reads before `deadline` (always, when entries never
-    /// expire); the real clock is read only near the deadline (`ClockCell::before`).
+    /// Whether this store's clock still reads before `deadline`; the real clock is read only
+    /// near the deadline (`ClockCell::before`). Shards ask only about an entry that expires (a
+    /// `ttl`, or [`Store::insert_with_ttl`]), so the hit path checks nothing else.
     #[inline]
     fn before(&self, deadline: u64) -> bool {
-        self.timing.ttl == 0 || self.clock.before(deadline)
+        self.clock.before(deadline)
     }
 
     /// The current reading of this store's clock (0 when entries never expire).
     #[inline]
     fn now(&self) -> u64 {
-        if self.timing.ttl == 0 {
-            0
-        } else {
-            self.clock.now()
-        }
+        if self.expires() { self.clock.now() } else { 0 }
+    }
+
+    /// Whether any entry may expire: the store has a `ttl`, or an entry was given its own.
+    #[inline]
+    fn expires(&self) -> bool {
+        self.timing.ttl != 0 || self.timed.load(Ordering::Relaxed)
     }
 
     /// A counted hit on an entry that never expires, by the gate's fast path alone; `None` for
@@ -570,8 +586,35 @@ where
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         self.read(self.shard_of(hash))
-            .get_cold(hash, key, &|deadline| self.before(deadline))
+            .peek(hash, key, &|deadline| self.before(deadline))
             .cloned()
+    }
+
+    fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
+        if !self.expires() {
+            self.timed.store(true, Ordering::Relaxed);
+        }
+        let hash = self.hash(&key);
+        let now = self.clock.now();
+        let stamp = Stamp {
+            expires: now.saturating_add(duration_nanos(ttl)).max(1),
+            refresh_at: 0,
+        };
+        let mut shard = self.write(self.shard_of(hash));
+        shard.insert(&self.hasher, hash, key, value, stamp, now);
+        self.release(shard);
+    }
+
+    /// The live value, read and removed under one lock.
+    fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let hash = self.hash(key);
+        let mut shard = self.write(self.shard_of(hash));
+        let value = shard
+            .peek(hash, key, &|deadline| self.before(deadline))
+            .cloned();
+        let removed = shard.remove(hash, key);
+        self.release(shard);
+        value.filter(|_| removed)
     }
 
     fn insert(&self, key: K, value: V) {
@@ -605,12 +648,9 @@ where
         self.read(self.shard_of(hash)).release_refresh(hash, key);
     }
 
+    /// `true` only for a live entry: an expired one is removed too, as if already gone.
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
-        let hash = self.hash(key);
-        let mut shard = self.write(self.shard_of(hash));
-        let removed = shard.remove(hash, key);
-        self.release(shard);
-        removed
+        self.take(key).is_some()
     }
 
     fn clear(&self) {
@@ -641,7 +681,7 @@ where
     }
 
     fn has_ttl(&self) -> bool {
-        self.timing.ttl != 0
+        self.expires()
     }
 
     fn weight(&self) -> Option<u64> {
@@ -672,7 +712,7 @@ where
     }
 
     fn purge_expired(&self) -> usize {
-        if self.timing.ttl == 0 {
+        if !self.expires() {
             return 0;
         }
         let mut purged = 0;

@@ -5,7 +5,7 @@
 mod disk;
 mod gate;
 mod ghost;
-mod listener;
+pub(crate) mod listener;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -41,7 +41,7 @@ use crate::lookup::Lookup;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Config, MemoryStore, Store};
+/// use memo::{Config, MemoryStore, Store};
 ///
 /// let store: MemoryStore<String, u32> = MemoryStore::new(&Config::new().maxsize(1));
 /// store.insert("tea".to_string(), 3);
@@ -173,7 +173,7 @@ impl std::fmt::Debug for Lease {
 /// Code generic over the store, here given the in-memory one:
 ///
 /// ```
-/// use memo_runtime::{Config, MemoryStore, Store};
+/// use memo::{Config, MemoryStore, Store};
 ///
 /// fn prefill<S: Store<String, usize>>(store: &S, words: &[&str]) {
 ///     for word in words {
@@ -190,6 +190,11 @@ impl std::fmt::Debug for Lease {
 ///
 /// The trait is sealed: memo's stores implement it, and the methods not shown here are the
 /// protocol between a [`Cache`](crate::Cache) and its store, which may change in any release.
+///
+/// Its lookups take a reference to a [`Lookup`] (a borrowed view): `store.get(&"tea")` or
+/// `store.get(&key.as_str())` for a `String` key, `store.get(&&key)` for any key. The
+/// [`Cache`](crate::Cache)'s own methods take the borrowed form directly (`cache.get("tea")`,
+/// `cache.get(&key)`) and are the ones to call.
 pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// The live value stored under `key`, if any, counted as a hit when found.
     ///
@@ -308,14 +313,35 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
         std::future::ready(())
     }
 
-    /// Removes `key`'s entry; `true` if there was one.
+    #[doc(hidden)]
+    /// Stores `value` under `key` to expire after `ttl`, whatever the store's own time to live.
+    fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration);
+
+    /// Removes `key`'s entry; `true` if there was a live one (an expired entry is removed too,
+    /// and counts as gone already).
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool;
+
+    #[doc(hidden)]
+    /// Removes `key`'s entry and returns its live value. The default reads, then removes: a
+    /// value stored between the two is removed and not returned.
+    fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let value = self.peek(key);
+        let removed = self.remove(key);
+        value.filter(|_| removed)
+    }
 
     /// Removes every entry.
     fn clear(&self);
 
     /// How many entries are held (expired entries not yet removed included).
     fn len(&self) -> usize;
+
+    #[doc(hidden)]
+    /// How many entries are held, as far as the store knows without a scan: what statistics
+    /// and the metrics gauge report each second. The default: [`len`](Self::len).
+    fn held(&self) -> usize {
+        self.len()
+    }
 
     /// The keys of the live entries; empty for stores that cannot list them.
     fn keys(&self) -> Vec<K> {
@@ -355,7 +381,7 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// # Examples
     ///
     /// ```
-    /// use memo_runtime::{Config, MemoryStore, Store};
+    /// use memo::{Config, MemoryStore, Store};
     ///
     /// let store: MemoryStore<u32, String> = MemoryStore::new(&Config::new());
     /// assert_eq!(store.weight(), None); // not weighed

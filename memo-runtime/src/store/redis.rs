@@ -218,7 +218,7 @@ fn env_url() -> String {
 /// # Examples
 ///
 /// ```no_run
-/// use memo_runtime::{Cache, Codec, Config, RedisOptions};
+/// use memo::{Cache, Codec, Config, RedisOptions};
 /// use std::time::Duration;
 ///
 /// let store = RedisOptions::new("profiles")
@@ -291,7 +291,7 @@ impl RedisOptions {
     /// # Examples
     ///
     /// ```no_run
-    /// use memo_runtime::{Config, RedisOptions, RedisStore};
+    /// use memo::{Config, RedisOptions, RedisStore};
     ///
     /// // Keys read `billing:<namespace>:{<key>}` in `redis-cli`.
     /// let store: RedisStore<u64, String> = RedisOptions::new("profiles")
@@ -421,8 +421,9 @@ impl RedisOptions {
 ///
 /// # Length
 ///
-/// [`len`](Store::len) is 0 and [`keys`](Store::keys) empty: Redis cannot count one function's
-/// keys without a `SCAN` of the whole keyspace.
+/// [`len`](Store::len) counts the store's values with `SCAN` over the keys that start with its
+/// namespace: a walk of the whole keyspace (on every master of a cluster), for inspection, not
+/// for a hot path. [`keys`](Store::keys) is empty: a long key is named by its hash.
 pub struct RedisStore<K, V> {
     remote: Result<Arc<Remote>, String>,
     /// `<prefix>:<function>:<codec>:<fingerprint>:`: every key of this store starts with it.
@@ -749,7 +750,22 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some(mut out) = self.outgoing(key, value, lease) else {
+        self.write_then(key, value, lease, announce, self.entry_ttl());
+    }
+
+    /// [`insert_then`](Self::insert_then) with the value's time to live given (`None`: none).
+    pub(crate) fn write_then(
+        &self,
+        key: &K,
+        value: &V,
+        lease: Lease,
+        announce: Option<(&[u8], &[u8])>,
+        ttl_ms: Option<u64>,
+    ) where
+        K: Serialize,
+        V: Serialize,
+    {
+        let Some(mut out) = self.outgoing(key, value, lease, ttl_ms) else {
             return;
         };
         let (guard, client) = (out.guard.take(), out.client);
@@ -773,7 +789,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some(mut out) = self.outgoing(key, value, lease) else {
+        let Some(mut out) = self.outgoing(key, value, lease, self.entry_ttl()) else {
             return;
         };
         let (guard, client) = (out.guard.take(), out.client);
@@ -791,7 +807,13 @@ impl<K, V> RedisStore<K, V> {
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
     /// a plain insert's; `None` (counted) if the store is unusable or the key or value cannot be
     /// encoded (a claim's lock is then released in the background).
-    fn outgoing(&self, key: &K, value: &V, lease: Lease) -> Option<Outgoing<'_>>
+    fn outgoing(
+        &self,
+        key: &K,
+        value: &V,
+        lease: Lease,
+        ttl_ms: Option<u64>,
+    ) -> Option<Outgoing<'_>>
     where
         K: Serialize,
         V: Serialize,
@@ -807,7 +829,7 @@ impl<K, V> RedisStore<K, V> {
             budget: claiming.budget,
             guard: claiming.guard,
             bytes,
-            ttl_ms: self.entry_ttl(),
+            ttl_ms,
         })
     }
 
@@ -895,6 +917,11 @@ where
         self.insert_then_async(&key, &value, lease, None).await;
     }
 
+    fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.write_then(&key, &value, Lease::none(), None, Some(ttl_ms));
+    }
+
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let Some(remote) = self.remote() else {
             return false;
@@ -912,8 +939,19 @@ where
         }
     }
 
-    /// 0: see [`RedisStore`]'s "Length".
+    /// Counted with `SCAN`: see [`RedisStore`]'s "Length".
     fn len(&self) -> usize {
+        let Some(remote) = self.remote() else {
+            return 0;
+        };
+        let mut values = self.prefix.clone();
+        values.push(b'{');
+        self.record(remote.client.scan_count(&values, b"}"))
+            .map_or(0, |count| usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    /// 0: counting takes a `SCAN` of the keyspace, too much for statistics taken each second.
+    fn held(&self) -> usize {
         0
     }
 

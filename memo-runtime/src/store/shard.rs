@@ -561,6 +561,19 @@ impl<K, V> Shard<K, V> {
         Some(&self.used(slot).value)
     }
 
+    /// The live value for `key`, leaving it unmarked: a look that the policy does not count as
+    /// a use (`contains_key`, `peek`).
+    pub(crate) fn peek<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
+    where
+        L: Lookup<Key = K>,
+    {
+        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
+            return None;
+        }
+        Some(&slot.value)
+    }
+
     /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
     /// to refresh it: the entry is past its time to live (within the grace), or due early.
     pub(crate) fn get_renewing<L>(

@@ -262,6 +262,15 @@ where
         self.l1.insert(key, value);
     }
 
+    fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
+        let head = self.evict_head();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let announce = Some((&self.channel[..], &head[..]));
+        self.l2
+            .write_then(&key, &value, Lease::none(), announce, Some(ttl_ms));
+        self.l1.insert_with_ttl(key, value, ttl);
+    }
+
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let owned = key.to_key();
         let local = self.l1.remove(key);
@@ -278,8 +287,13 @@ where
         self.announce(None);
     }
 
-    /// The entries of this process's L1.
+    /// The entries in Redis, counted with `SCAN` (see [`RedisStore`]'s "Length").
     fn len(&self) -> usize {
+        self.l2.len()
+    }
+
+    /// The local copies: Redis's count takes a `SCAN`.
+    fn held(&self) -> usize {
         self.l1.len()
     }
 

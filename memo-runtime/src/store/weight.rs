@@ -14,7 +14,7 @@
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::store::Weigher;
+/// use memo::Weigher;
 ///
 /// // Bytes of the key and the value, roughly.
 /// let weigher: Weigher<String, Vec<u8>> = |key, value| (key.len() + value.len()) as u64;
@@ -28,7 +28,7 @@ pub type Weigher<K, V> = fn(&K, &V) -> u64;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::store::Weight;
+/// use memo::Weight;
 ///
 /// assert_eq!(7_usize.into_weight(), 7);
 /// assert_eq!((-3_i32).into_weight(), 0);

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 /// Each test starts its own, so tests running in parallel never see each other's keys:
 ///
 /// ```no_run
-/// use memo_runtime::redis::{RedisClient, RedisConfig};
-/// use memo_runtime::testing::RedisServer;
+/// use memo::redis::{RedisClient, RedisConfig};
+/// use memo::testing::RedisServer;
 ///
 /// let server = RedisServer::start();
 /// let client = RedisClient::new(RedisConfig::from_url(&server.url())?)?;
 /// client.set(b"greeting", b"hello")?;
 /// assert_eq!(client.get(b"greeting")?.as_deref(), Some(&b"hello"[..]));
-/// # Ok::<(), memo_runtime::redis::Error>(())
+/// # Ok::<(), memo::redis::Error>(())
 /// ```
 ///
 /// # Panics

@@ -58,7 +58,7 @@ const FRONT_ENTRIES: usize = 1 << 17;
 /// # Examples
 ///
 /// ```
-/// use memo_runtime::{Codec, Config, DiskOptions, DiskStore, Store};
+/// use memo::{Codec, Config, DiskOptions, DiskStore, Store};
 ///
 /// let dir = std::env::temp_dir().join(format!("memo-doc-{}", std::process::id()));
 /// let store: DiskStore<String, u64> = DiskOptions::new("doc")
@@ -553,6 +553,33 @@ where
         Some(value)
     }
 
+    /// Stores `value` under `key` to expire at `expires` (Unix milliseconds; 0 for never):
+    /// in the front (unless large) and, through the write queue, on disk.
+    fn put(&self, key: K, value: V, expires: i64) {
+        let encoded = key::encode(&key);
+        let bytes = self.codec.encode(&value);
+        let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
+            // Cannot be written: kept in memory only.
+            self.count_error("a key or value could not be encoded");
+            self.front
+                .insert_expiring(key, value, self.front_expiry(expires));
+            return;
+        };
+        if bytes.len() < FRONT_MAX_BYTES {
+            // Checked first, so a change seen now does not clear this value right after.
+            self.front_is_current();
+            self.front
+                .insert_expiring(key, value, self.front_expiry(expires));
+        } else {
+            self.front.remove(&&key);
+        }
+        let value = bytes.into();
+        self.db
+            .shared
+            .queue
+            .push(&self.ns, encoded, Kind::Put { value, expires });
+    }
+
     /// Keeps a value read from disk in the front, unless a write by another process may have
     /// come after the read began (`before`: the change counter then).
     fn remember(&self, key: K, value: V, expires_ms: i64, before: u64) {
@@ -602,14 +629,6 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        let encoded = key::encode(&key);
-        let bytes = self.codec.encode(&value);
-        let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
-            // Cannot be written: kept in memory only.
-            self.count_error("a key or value could not be encoded");
-            self.front.insert_expiring(key, value, 0);
-            return;
-        };
         let expires = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
                 .jitter
@@ -617,28 +636,25 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        if bytes.len() < FRONT_MAX_BYTES {
-            // Checked first, so a change seen now does not clear this value right after.
-            self.front_is_current();
-            self.front
-                .insert_expiring(key, value, self.front_expiry(expires));
-        } else {
-            self.front.remove(&&key);
-        }
-        let value = bytes.into();
-        self.db
-            .shared
-            .queue
-            .push(&self.ns, encoded, Kind::Put { value, expires });
+        self.put(key, value, expires);
+    }
+
+    fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        self.put(key, value, self.now_ms().saturating_add(ttl));
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
-        let existed = self.peek(key).is_some();
+        self.take(key).is_some()
+    }
+
+    fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let value = self.peek(key);
         self.front.remove(key);
         if let Some(encoded) = key::encode(&key.to_key()) {
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
         }
-        existed
+        value
     }
 
     fn clear(&self) {

@@ -1,0 +1,372 @@
+//! The cache object (`memo::Cache::builder()`), used directly as diskcache's `Cache`,
+//! cachetools' `TTLCache` or moka's `Cache` are: the same methods and semantics in memory, on
+//! disk and in Redis (a private `redis-server`), each tested on every store it applies to.
+#![cfg(all(feature = "disk", feature = "redis"))]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::Duration;
+
+use memo::redis::{RedisClient, RedisConfig};
+use memo::testing::RedisServer;
+use memo::{Cache, DiskCache, DiskOptions, Policy, RedisCache, RedisOptions, Store};
+
+/// A disk cache in a directory of its own, removed on drop.
+struct TempDisk<K, V> {
+    cache: DiskCache<K, V>,
+    dir: std::path::PathBuf,
+}
+
+impl<K, V> Drop for TempDisk<K, V> {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn disk<K, V>(test: &str, builder: memo::CacheBuilder<K, V>) -> TempDisk<K, V>
+where
+    K: serde::de::DeserializeOwned,
+    V: serde::de::DeserializeOwned,
+{
+    let dir = std::env::temp_dir().join(format!("memo-object-{test}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cache = builder
+        .disk_options(DiskOptions::new(test).root(&dir))
+        .build();
+    assert!(cache.store().is_persistent());
+    TempDisk { cache, dir }
+}
+
+/// A Redis cache on a private server (kept alive beside it).
+fn redis<K, V>(builder: memo::CacheBuilder<K, V>) -> (RedisCache<K, V>, RedisServer)
+where
+    K: serde::de::DeserializeOwned,
+    V: serde::de::DeserializeOwned,
+{
+    let server = RedisServer::start();
+    let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    let cache = builder
+        .redis_options(RedisOptions::new("object").client(client))
+        .build();
+    (cache, server)
+}
+
+/// What every store must do with a `String`-keyed cache (`S` any store).
+fn borrowed_keys_and_counts<S: Store<String, u32>>(cache: &Cache<String, u32, S>) {
+    cache.insert("tea".to_string(), 3);
+    assert_eq!(cache.get("tea"), Some(3), "a `&str` finds a `String` key");
+    assert_eq!(
+        cache.get(&"tea".to_string()),
+        Some(3),
+        "so does a `&String`"
+    );
+    assert_eq!(cache.get("milk"), None);
+    assert!(cache.contains_key("tea"));
+    assert_eq!(cache.peek("tea"), Some(3));
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (2, 1),
+        "`get` counts; `contains_key` and `peek` do not"
+    );
+    assert_eq!(cache.len(), 1);
+    assert!(!cache.is_empty());
+    assert_eq!(cache.remove("tea"), Some(3));
+    assert_eq!(cache.remove("tea"), None);
+    cache.insert("tea".to_string(), 4);
+    assert!(cache.invalidate("tea"));
+    assert!(!cache.invalidate("tea"));
+    assert!(cache.is_empty());
+    assert_eq!(
+        cache.get_or_insert_with("coffee".to_string(), || 5),
+        5,
+        "computed"
+    );
+    assert_eq!(cache.get_or_insert_with("coffee".to_string(), || 6), 5);
+    assert_eq!(
+        cache.try_get_or_insert_with("juice".to_string(), || Err::<u32, _>("no juice")),
+        Err("no juice")
+    );
+    assert!(!cache.contains_key("juice"), "an `Err` is not stored");
+    assert_eq!(
+        cache.try_get_or_insert_with("juice".to_string(), || Ok::<_, &str>(7)),
+        Ok(7)
+    );
+    assert_eq!(cache.get("juice"), Some(7));
+    cache.clear();
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn memory_borrowed_keys_and_counts() {
+    borrowed_keys_and_counts(&Cache::builder().maxsize(100).build());
+}
+
+#[test]
+fn disk_borrowed_keys_and_counts() {
+    let disk = disk("borrowed", Cache::builder().maxsize(100));
+    borrowed_keys_and_counts(&disk.cache);
+}
+
+#[test]
+fn redis_borrowed_keys_and_counts() {
+    let (cache, _server) = redis(Cache::builder());
+    borrowed_keys_and_counts(&cache);
+}
+
+#[test]
+fn tiered_borrowed_keys_and_counts() {
+    let server = RedisServer::start();
+    let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    let store = RedisOptions::new("object-tiered")
+        .client(client)
+        .open_tiered(&memo::Config::new().maxsize(100));
+    borrowed_keys_and_counts(&Cache::with_store(store));
+}
+
+/// `policy = "lru"`, two entries: `get` is a use of the entry (as in moka and cachetools), so
+/// the other key is evicted; `contains_key` and `peek` are not, so the looked-at key is.
+#[test]
+fn lru_get_marks_used_contains_key_and_peek_do_not() {
+    let evicted_after = |look: &dyn Fn(&Cache<u32, u32>)| {
+        let cache = Cache::builder().maxsize(2).policy(Policy::Lru).build();
+        cache.insert(1, 10);
+        cache.insert(2, 20);
+        look(&cache);
+        cache.insert(3, 30);
+        let mut keys = cache.keys();
+        keys.sort_unstable();
+        keys
+    };
+    assert_eq!(evicted_after(&|_| {}), [2, 3], "untouched: the oldest goes");
+    assert_eq!(
+        evicted_after(&|cache| assert_eq!(cache.get(&1), Some(10))),
+        [1, 3],
+        "`get` keeps key 1"
+    );
+    assert_eq!(
+        evicted_after(&|cache| assert!(cache.contains_key(&1))),
+        [2, 3],
+        "`contains_key` does not"
+    );
+    assert_eq!(
+        evicted_after(&|cache| assert_eq!(cache.peek(&1), Some(10))),
+        [2, 3],
+        "`peek` does not"
+    );
+}
+
+/// An expired entry is gone for every method alike.
+fn expired_is_gone<S: Store<u32, u32>>(cache: &Cache<u32, u32, S>, lists_keys: bool) {
+    cache.insert(1, 10); // the cache's own time to live: an hour
+    cache.insert_with_ttl(2, 20, Duration::from_millis(100));
+    assert_eq!(cache.get(&2), Some(20));
+    assert_eq!(cache.len(), 2);
+    sleep(Duration::from_millis(250));
+    assert_eq!(cache.get(&2), None);
+    assert!(!cache.contains_key(&2));
+    assert_eq!(cache.peek(&2), None);
+    assert_eq!(cache.len(), 1, "not counted");
+    if lists_keys {
+        assert_eq!(cache.keys(), [1], "not listed");
+    }
+    assert!(!cache.invalidate(&2), "already gone");
+    cache.insert_with_ttl(3, 30, Duration::from_millis(100));
+    sleep(Duration::from_millis(250));
+    assert_eq!(cache.remove(&3), None, "already gone");
+    assert_eq!(cache.get(&1), Some(10), "the hour-long entry stays");
+}
+
+#[test]
+fn memory_expired_is_gone() {
+    let cache = Cache::builder().ttl(Duration::from_secs(3600)).build();
+    expired_is_gone(&cache, true);
+    // A cache without a `ttl` of its own expires an entry given one too.
+    let cache: Cache<u32, u32> = Cache::builder().build();
+    cache.insert_with_ttl(1, 10, Duration::from_millis(50));
+    sleep(Duration::from_millis(150));
+    assert_eq!((cache.get(&1), cache.len()), (None, 0));
+}
+
+#[test]
+fn disk_expired_is_gone() {
+    let timed = disk("expired", Cache::builder().ttl(Duration::from_secs(3600)));
+    expired_is_gone(&timed.cache, true);
+    let untimed = disk("expired-no-ttl", Cache::builder());
+    untimed
+        .cache
+        .insert_with_ttl(1, 10, Duration::from_millis(50));
+    sleep(Duration::from_millis(150));
+    assert_eq!((untimed.cache.get(&1), untimed.cache.len()), (None, 0));
+}
+
+#[test]
+fn redis_expired_is_gone() {
+    let (cache, _server) = redis(Cache::builder().ttl(Duration::from_secs(3600)));
+    expired_is_gone(&cache, false);
+}
+
+/// `len()` counts the namespace's values with SCAN: never 0 while entries exist, and only this
+/// cache's (not another namespace's, nor the lock keys).
+#[test]
+fn redis_len_counts_the_namespace() {
+    let server = RedisServer::start();
+    let open = |name: &str| -> RedisCache<u32, u32> {
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        Cache::builder()
+            .redis_options(RedisOptions::new(name).client(client))
+            .build()
+    };
+    let (ours, theirs) = (open("ours"), open("theirs"));
+    assert!(ours.is_empty());
+    for n in 0..25 {
+        ours.insert(n, n);
+    }
+    theirs.insert(1, 1);
+    assert_eq!(ours.len(), 25);
+    assert!(!ours.is_empty());
+    assert_eq!(theirs.len(), 1);
+    ours.clear();
+    assert_eq!((ours.len(), theirs.len()), (0, 1));
+}
+
+/// Concurrent callers of one missing key compute once, sync and async; an `Err` is not shared.
+fn single_flight<S: Store<u32, u32> + 'static>(cache: &Arc<Cache<u32, u32, S>>) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, runs) = (Arc::clone(cache), Arc::clone(&runs));
+            std::thread::spawn(move || {
+                cache.get_or_insert_with(1, || {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                    sleep(Duration::from_millis(100));
+                    10
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), 10);
+    }
+    assert_eq!(runs.load(Ordering::Relaxed), 1, "sync: computed once");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, runs) = (Arc::clone(cache), Arc::clone(&runs));
+                tokio::spawn(async move {
+                    cache
+                        .try_get_or_insert_with_async(2, async {
+                            runs.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Ok::<_, String>(20)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Ok(20));
+        }
+        assert_eq!(runs.load(Ordering::Relaxed), 2, "async: computed once");
+        let failed = cache
+            .try_get_or_insert_with_async(3, async { Err::<u32, _>("down") })
+            .await;
+        assert_eq!(failed, Err("down"));
+        assert!(!cache.contains_key(&3));
+        let value = cache.get_or_insert_with_async(3, async { 30 }).await;
+        assert_eq!(value, 30);
+    });
+    assert_eq!(cache.get(&3), Some(30));
+}
+
+#[test]
+fn memory_single_flight() {
+    single_flight(&Arc::new(Cache::builder().build()));
+}
+
+#[test]
+fn disk_single_flight() {
+    let dir = std::env::temp_dir().join(format!("memo-object-flight-{}", std::process::id()));
+    let cache = Cache::builder()
+        .disk_options(DiskOptions::new("flight").root(&dir))
+        .build();
+    single_flight(&Arc::new(cache));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn redis_single_flight() {
+    let (cache, _server) = redis(Cache::builder());
+    single_flight(&Arc::new(cache));
+}
+
+/// The async forms' futures are `Send` over every concrete store, so they can be spawned (a
+/// future generic over the store hid rust-lang/rust#100013, which the concrete types hit).
+#[test]
+fn async_forms_can_be_spawned_on_every_store() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let memory: Arc<Cache<u32, String>> = Arc::new(Cache::builder().build());
+    let cache = Arc::clone(&memory);
+    let spawned = runtime.spawn(async move {
+        let two = cache.get_or_insert_with_async(2, async { "two".to_string() });
+        two.await
+    });
+    assert_eq!(runtime.block_on(spawned).unwrap(), "two");
+    let disk = Arc::new(disk("spawned", Cache::builder()));
+    let cache = Arc::clone(&disk);
+    let spawned = runtime.spawn(async move {
+        let one = cache
+            .cache
+            .try_get_or_insert_with_async(1, async { Ok::<_, String>(1) });
+        one.await
+    });
+    assert_eq!(runtime.block_on(spawned).unwrap(), Ok(1));
+    let (redis, _server) = redis::<u32, String>(Cache::builder());
+    let redis = Arc::new(redis);
+    let cache = Arc::clone(&redis);
+    let spawned = runtime.spawn(async move {
+        let two = cache.get_or_insert_with_async(2, async { "two".to_string() });
+        two.await
+    });
+    assert_eq!(runtime.block_on(spawned).unwrap(), "two");
+    assert_eq!(redis.get(&2).as_deref(), Some("two"));
+}
+
+/// `insert_with_ttl` outlives nothing: a shorter time to live than the cache's wins, and a
+/// longer one too.
+#[test]
+fn insert_with_ttl_overrides_the_cache_ttl() {
+    let cache = Cache::builder().ttl(Duration::from_millis(100)).build();
+    cache.insert_with_ttl(1, 10, Duration::from_secs(3600));
+    cache.insert(2, 20);
+    sleep(Duration::from_millis(250));
+    assert_eq!((cache.get(&1), cache.get(&2)), (Some(10), None));
+}
+
+/// The builder's settings reach the store, whichever it is.
+#[test]
+fn the_builder_configures_every_store() {
+    let memory: Cache<u32, u32> = Cache::builder()
+        .maxsize(3)
+        .ttl(Duration::from_secs(300))
+        .policy(Policy::Lfu)
+        .build();
+    for n in 0..10 {
+        memory.insert(n, n);
+    }
+    assert_eq!(memory.len(), 3);
+    assert_eq!(memory.config().policy, Policy::Lfu);
+    let disk = disk("builder", Cache::builder().maxsize(3));
+    for n in 0..10 {
+        disk.cache.insert(n, n);
+    }
+    disk.cache.store().flush();
+    assert_eq!(disk.cache.len(), 3);
+    assert_eq!(disk.cache.backend(), "disk");
+    let (redis, _server) = redis::<u32, u32>(Cache::builder().ttl(Duration::from_secs(300)));
+    assert_eq!(redis.config().ttl, Some(Duration::from_secs(300)));
+    assert_eq!(redis.backend(), "redis");
+}
