@@ -51,6 +51,7 @@
 //! | `codec = "json"` | with `store = disk`, `redis` or `tiered`: values as JSON instead of compact binary (postcard) |
 //! | `lock = "redlock"` | with `store = redis` or `tiered`: take the stampede lock on a majority of the independent servers of `MEMO_REDLOCK_URLS` (Redlock) instead of the store's one server |
 //! | `version = N` | with `store = disk`, `redis` or `tiered`: part of every entry's namespace, to set old entries aside by hand (the key and value types' serde shapes are always part of it, so a build whose types changed misses instead of decoding the old layout) |
+//! | `cache = self.lookups` | use this [`Cache`] (a field: one per instance) instead of the function's own; the key leaves out `self` |
 //! | `crate = path` | where to find `memo`, for crates that re-export it |
 //!
 //! # Results

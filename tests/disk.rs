@@ -358,6 +358,49 @@ fn idle_disk_entries_live_while_they_are_used() {
     assert_eq!(cache.stats().misses, 2, "idle for a whole period: expired");
 }
 
+/// `cache = self.field` over a disk cache: each object's own store, named by the object.
+struct Repo {
+    pages: memo::DiskCache<u64, String>,
+    runs: AtomicUsize,
+}
+
+impl Repo {
+    fn open(name: &str) -> Self {
+        Self {
+            pages: memo::Cache::builder().disk(name).build(),
+            runs: AtomicUsize::new(0),
+        }
+    }
+
+    #[cached(cache = self.pages)]
+    fn page(&self, n: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("page {n}")
+    }
+}
+
+#[test]
+fn an_instance_cache_on_disk_is_the_objects_own() {
+    init();
+    let first = Repo::open("repo-first");
+    first.pages.clear();
+    assert_eq!(first.page(1), "page 1");
+    assert_eq!(first.page(1), "page 1");
+    assert_eq!(first.runs.load(Ordering::SeqCst), 1);
+    let stats = first.pages.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+    let second = Repo::open("repo-second");
+    second.pages.clear();
+    assert_eq!(second.pages.len(), 0, "another object's store starts empty");
+    assert_eq!(second.page(1), "page 1");
+    assert_eq!(second.runs.load(Ordering::SeqCst), 1);
+    // The same store name again (another run of the program): its entries are found on disk.
+    drop(first);
+    let again = Repo::open("repo-first");
+    assert_eq!(again.page(1), "page 1");
+    assert_eq!(again.runs.load(Ordering::SeqCst), 0);
+}
+
 static STAMPS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(store = disk("forced"))]

@@ -378,6 +378,38 @@ fn idle_redis_entries_live_while_they_are_used() {
     assert_eq!(greeting_cache().stats().misses, 1);
 }
 
+/// `cache = self.field` over a Redis cache: the object's own namespace on the server.
+struct Directory {
+    people: memo::RedisCache<u64, String>,
+    runs: AtomicUsize,
+}
+
+impl Directory {
+    #[cached(cache = self.people)]
+    fn person(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("person {id}")
+    }
+}
+
+#[test]
+fn an_instance_cache_on_redis_is_the_objects_own() {
+    init();
+    let open = |name: &str| Directory {
+        people: memo::Cache::builder().redis(name).build(),
+        runs: AtomicUsize::new(0),
+    };
+    let staff = open("staff");
+    assert_eq!(staff.person(1), "person 1");
+    assert_eq!(staff.person(1), "person 1");
+    assert_eq!(staff.runs.load(Ordering::SeqCst), 1);
+    let guests = open("guests");
+    assert_eq!(guests.people.get(&1), None, "another object's namespace");
+    assert_eq!(guests.person(1), "person 1");
+    assert_eq!(guests.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(staff.people.stats().hits, 1);
+}
+
 /// Long keys are named by their SHA-256: two of them never share a value.
 #[test]
 fn long_keys_keep_values_of_their_own() {

@@ -31,8 +31,9 @@ const WEIGHT: &str = "weight";
 const ON_EVICT: &str = "on_evict";
 const LOCK: &str = "lock";
 const VERSION: &str = "version";
+const CACHE: &str = "cache";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `idle`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `idle`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `cache`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -117,6 +118,8 @@ pub(crate) struct Args {
     pub(crate) weight: Opt<Expr>,
     /// `on_evict = |k, v, cause| ...`: told of every entry that leaves.
     pub(crate) on_evict: Opt<Expr>,
+    /// `cache = self.lookups`: a `memo::Cache` held elsewhere (a field: one per instance).
+    pub(crate) cache: Opt<Expr>,
     pub(crate) krate: Opt<Path>,
 }
 
@@ -139,6 +142,7 @@ impl Args {
             codec: Opt::new(CODEC),
             lock: Opt::new(LOCK),
             version: Opt::new(VERSION),
+            cache: Opt::new(CACHE),
             policy: Opt::new(POLICY),
             maxweight: Opt::new(MAXWEIGHT),
             weight: Opt::new(WEIGHT),
@@ -214,6 +218,9 @@ impl Args {
         } else if path.is_ident(LOCK) {
             let lock = choice_of(meta, "lock", &["single", "redlock"])?;
             self.lock.set(path, lock)
+        } else if path.is_ident(CACHE) {
+            let expr = value_of(meta, "cache = self.lookups")?;
+            self.cache.set(path, expr)
         } else if path.is_ident(VERSION) {
             let version = version_of(meta)?;
             self.version.set(path, version)

@@ -31,7 +31,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::args::Args;
@@ -66,6 +66,9 @@ fn expand_with_nonce(
 }
 
 fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
+    if let Some(cache) = &plan.instance {
+        return expand_instance(plan, func, cache);
+    }
     let Plan {
         runtime,
         key_type,
@@ -142,6 +145,88 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #vis fn #companion #generics () -> &'static #runtime::Cache<#key_type, #value #store_type> #where_clause {
             #cell
             #find
+        }
+    }
+}
+
+/// A function whose cache is `cache = expr`'s (a field: one cache per instance): the lookup
+/// goes to that cache, and a miss runs the body under its single-flight through the cache
+/// object's own methods; no static, no companion.
+///
+/// ```text
+/// fn name(&self, id: u64) -> String {
+///     let __memo_cache = &(self.names);
+///     let __memo_key = &id;
+///     match instance_hit(__memo_cache, &__memo_key) {
+///         Some(__memo_value) => __memo_value,
+///         None => instance_miss(__memo_cache, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
+///     }
+/// }
+/// ```
+fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStream {
+    let Plan {
+        runtime,
+        prelude,
+        lookup,
+        output,
+        keep,
+        ..
+    } = plan;
+    let CachedFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = func;
+    // Spanned at the expression, so a field of another type is reported there.
+    let cache_ref = quote_spanned!(cache.span()=> &(#cache));
+    let body = match (&plan.handover, sig.asyncness.is_some()) {
+        (None, false) => quote! {
+            let __memo_key = #lookup;
+            match #runtime::instance_hit(__memo_cache, &__memo_key) {
+                #runtime::Some(__memo_value) => __memo_value,
+                #runtime::Option::None => {
+                    let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
+                    #runtime::instance_miss(
+                        __memo_cache, __memo_owned, move || -> #output #block, #keep,
+                    )
+                }
+            }
+        },
+        (Some(_), false) => quote! {
+            let __memo_key = #lookup;
+            match #runtime::instance_hit(__memo_cache, &__memo_key) {
+                #runtime::Some(__memo_value) => #runtime::Ok(__memo_value),
+                #runtime::Option::None => {
+                    let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
+                    __memo_cache.try_get_or_insert_with(__memo_owned, move || -> #output #block)
+                }
+            }
+        },
+        (None, true) => quote! {
+            let __memo_owned = #runtime::Lookup::to_key(&#lookup);
+            #runtime::instance_miss_async(
+                __memo_cache,
+                __memo_owned,
+                #runtime::returns::<#output, _>(async move #block),
+                #keep,
+            ).await
+        },
+        (Some(_), true) => quote! {
+            let __memo_owned = #runtime::Lookup::to_key(&#lookup);
+            __memo_cache.try_get_or_insert_with_async(
+                __memo_owned,
+                #runtime::returns::<#output, _>(async move #block),
+            ).await
+        },
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __memo_cache = #cache_ref;
+            #prelude
+            #body
         }
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct Plan {
     /// The function has type or const parameters: each instance gets a cache of its own, and the
     /// companion takes the same parameters.
     pub(crate) generic: bool,
+    /// `cache = self.lookups`: the cache is this expression's (one per instance of the type
+    /// holding it), not a static of the function's; there is no companion.
+    pub(crate) instance: Option<Expr>,
 }
 
 /// A store outside the process.
@@ -116,6 +119,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
              `ttl`: keep one of them",
         );
     }
+    check_instance(args, &mut errors);
     let renews = check_renewal(args, &mut errors);
     let output = func.output();
     check_output(&output, &mut errors);
@@ -141,6 +145,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     };
     let hooks = hooks(args, &runtime, &key_type, &value);
     let quick = func.sig.asyncness.is_none()
+        && args.cache.get().is_none()
         && remote.is_none()
         && !renews
         && args.ttl.get().is_none()
@@ -160,7 +165,44 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         hooks,
         quick,
         generic,
+        instance: args.cache.get().cloned(),
     })
+}
+
+/// With `cache = …` the cache is built elsewhere: each option that configures a cache is an
+/// error at it, saying where it goes instead.
+fn check_instance(args: &Args, errors: &mut Errors) {
+    let Some(cache) = args.cache.get() else {
+        return;
+    };
+    let cache = cache.to_token_stream().to_string().replace(' ', "");
+    let configuring = [
+        args.maxsize.path(),
+        args.ttl.path(),
+        args.idle.path(),
+        args.jitter.path(),
+        args.stale.path(),
+        args.refresh.path(),
+        args.beta.path(),
+        args.store.path(),
+        args.codec.path(),
+        args.lock.path(),
+        args.version.path(),
+        args.policy.path(),
+        args.maxweight.path(),
+        args.weight.path(),
+        args.on_evict.path(),
+    ];
+    for path in configuring.into_iter().flatten() {
+        let name = path.to_token_stream().to_string();
+        errors.at(
+            path,
+            format_args!(
+                "`{name}` configures a cache, and `cache = {cache}` names one built elsewhere: set \
+                 it where that cache is built (`memo::Cache::builder()`)"
+            ),
+        );
+    }
 }
 
 /// `maxweight` and `weight` come together: each without the other is an error at it.
@@ -462,16 +504,17 @@ fn key(
             return Some((ty, prelude, quote!(&__memo_key)));
         }
         (Some(expr), None) => key_expr_parts(expr, func, errors)?,
-        (None, _) => all_parts(func, errors)?,
+        (None, _) => all_parts(func, args.cache.get().is_none(), errors)?,
     };
     Some(combine(parts, func.sig.paren_token.span.join()))
 }
 
-/// Without `key = ...`: the receiver (if any) and every argument.
-fn all_parts(func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
+/// Without `key = ...`: the receiver (if any, and if `keyed`: a cache held by the receiver is
+/// the receiver's alone) and every argument.
+fn all_parts(func: &CachedFn, keyed: bool, errors: &mut Errors) -> Option<Vec<Part>> {
     let mut parts = Vec::new();
     let mut ok = true;
-    if let Some(receiver) = &func.receiver {
+    if let Some(receiver) = func.receiver.as_ref().filter(|_| keyed) {
         if let ReceiverKind::Reference(_, _, Some(_)) = &receiver.kind {
             errors.at(receiver, MUT_IN_KEY);
             ok = false;

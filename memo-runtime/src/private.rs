@@ -16,9 +16,11 @@ pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
 mod fallible;
+mod instance;
 pub use fallible::{
     Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
 };
+pub use instance::{instance_hit, instance_miss, instance_miss_async};
 
 use crate::cache::Step;
 use crate::flight::{Flight, Handing, Leader};

@@ -8,6 +8,7 @@ mod forced;
 mod generics;
 #[cfg(feature = "test-util")]
 mod idle;
+mod instance;
 mod keys;
 mod methods;
 #[cfg(feature = "test-util")]

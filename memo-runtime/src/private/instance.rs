@@ -1,0 +1,86 @@
+//! `#[cached(cache = self.lookups)]`: a function whose cache is held elsewhere (a field: one per
+//! instance of its type). The expansion looks the borrowed key up here, and a miss runs the body
+//! under the cache object's own single-flight.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::cache::Cache;
+use crate::lookup::Lookup;
+use crate::store::Store;
+
+/// A counted hit by the borrowed key (no owned key is built).
+#[inline]
+pub fn instance_hit<K, V, S, L>(cache: &Cache<K, V, S>, key: &L) -> Option<V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+    L: Lookup<Key = K>,
+{
+    cache.hit(key)
+}
+
+/// A miss: `body` runs once for the concurrent callers of `key`, and its value is stored where
+/// `keep` says (`Some`, unless `cache_none`); a value not kept is returned to this caller alone.
+pub fn instance_miss<K, V, S>(
+    cache: &Cache<K, V, S>,
+    key: K,
+    body: impl FnOnce() -> V,
+    keep: fn(&V) -> bool,
+) -> V
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    let kept = cache.try_get_or_insert_with(key, || {
+        let value = body();
+        if keep(&value) { Ok(value) } else { Err(value) }
+    });
+    kept.unwrap_or_else(|value| value)
+}
+
+/// [`instance_miss`] for an `async fn`.
+pub async fn instance_miss_async<K, V, S, F>(
+    cache: &Cache<K, V, S>,
+    key: K,
+    body: F,
+    keep: fn(&V) -> bool,
+) -> V
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+    F: Future<Output = V>,
+{
+    let kept = Kept {
+        body: Box::pin(body),
+        keep,
+    };
+    match cache.try_get_or_insert_with_async(key, kept).await {
+        Ok(value) | Err(value) => value,
+    }
+}
+
+/// `body`'s value as `Ok` where `keep` stores it, else as `Err` (returned, not stored). A named
+/// future rather than an `async` block, so that the caller's future is proved `Send` when the
+/// body's is (rust-lang/rust#100013).
+struct Kept<F: Future> {
+    body: Pin<Box<F>>,
+    keep: fn(&F::Output) -> bool,
+}
+
+impl<F: Future> Future for Kept<F> {
+    type Output = Result<F::Output, F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let keep = self.keep;
+        self.body
+            .as_mut()
+            .poll(cx)
+            .map(|value| if keep(&value) { Ok(value) } else { Err(value) })
+    }
+}

@@ -1,0 +1,135 @@
+//! `cache = self.field`: a cache per instance (cachetools' `cachedmethod`), held in a field and
+//! dropped with its object; the key need not contain `self`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memo::{Cache, cached};
+
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// A value that counts its drops, to see a cache go with its object.
+#[derive(Clone, Debug, PartialEq)]
+struct Name(String);
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Catalog {
+    prefix: &'static str,
+    names: Cache<u64, Name>,
+    parsed: Cache<String, u64>,
+    pages: Cache<(String, u32), String>,
+    runs: AtomicUsize,
+}
+
+impl Catalog {
+    fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            names: Cache::builder().maxsize(100).build(),
+            parsed: Cache::builder().build(),
+            pages: Cache::builder().build(),
+            runs: AtomicUsize::new(0),
+        }
+    }
+
+    #[cached(cache = self.names)]
+    fn name(&self, id: u64) -> Name {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        if id == 5 {
+            // Long enough for concurrent callers to find the computation running.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Name(format!("{} {id}", self.prefix))
+    }
+
+    #[cached(cache = self.parsed)]
+    fn parse(&self, text: &str) -> Result<u64, std::num::ParseIntError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        text.parse()
+    }
+
+    #[cached(cache = self.pages)]
+    async fn page(&self, site: &str, n: u32) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("{site} page {n} by {}", self.prefix)
+    }
+}
+
+/// cachetools' `cachedmethod`: each object has its own entries; a new object starts empty.
+#[test]
+fn each_instance_has_a_cache_of_its_own() {
+    let first = Catalog::new("first");
+    assert_eq!(first.name(1), Name("first 1".into()));
+    assert_eq!(first.name(2), Name("first 2".into()));
+    assert_eq!(first.name(1), Name("first 1".into()));
+    assert_eq!(first.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(first.names.len(), 2);
+    let stats = first.names.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 2));
+
+    let second = Catalog::new("second");
+    assert_eq!(
+        second.names.len(),
+        0,
+        "a new instance sees none of the other's entries"
+    );
+    assert_eq!(second.name(1), Name("second 1".into()));
+    assert_eq!(second.runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn the_cache_goes_with_its_object() {
+    let catalog = Catalog::new("gone");
+    catalog.name(7);
+    let before = DROPPED.load(Ordering::SeqCst);
+    drop(catalog);
+    assert!(
+        DROPPED.load(Ordering::SeqCst) > before,
+        "the cached value was dropped"
+    );
+}
+
+#[test]
+fn errors_are_returned_and_not_stored() {
+    let catalog = Catalog::new("p");
+    assert!(catalog.parse("x").is_err());
+    assert!(catalog.parse("x").is_err());
+    assert_eq!(catalog.parse("42"), Ok(42));
+    assert_eq!(catalog.parse("42"), Ok(42));
+    assert_eq!(catalog.runs.load(Ordering::SeqCst), 3);
+    assert_eq!(catalog.parsed.keys(), vec!["42".to_string()]);
+}
+
+#[test]
+fn async_methods_use_the_instance_cache_too() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let catalog = Catalog::new("a");
+    runtime.block_on(async {
+        assert_eq!(catalog.page("docs", 1).await, "docs page 1 by a");
+        assert_eq!(catalog.page("docs", 1).await, "docs page 1 by a");
+    });
+    assert_eq!(catalog.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(catalog.pages.len(), 1);
+    // The method's future can be spawned on a multi-threaded runtime.
+    is_send(&catalog.page("docs", 2));
+}
+
+fn is_send<T: Send>(_: &T) {}
+
+/// Concurrent callers of one key on one instance compute it once.
+#[test]
+fn callers_of_one_key_on_one_instance_compute_once() {
+    let catalog = Catalog::new("c");
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| catalog.name(5));
+        }
+    });
+    assert_eq!(catalog.runs.load(Ordering::SeqCst), 1);
+}
