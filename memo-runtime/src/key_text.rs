@@ -427,61 +427,56 @@ impl<'a> ser::Serializer for &'a mut Text {
     }
 }
 
-impl ser::SerializeSeq for Composite<'_> {
-    type Ok = ();
-    type Error = NoText;
+/// The element-wise `Serialize*` traits of a composite: each element is a part of it.
+macro_rules! elements {
+    ($($trait:ident :: $method:ident),*) => {
+        $(impl ser::$trait for Composite<'_> {
+            type Ok = ();
+            type Error = NoText;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoText> {
-        self.element(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoText> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<(), NoText> {
-        self.close();
-        Ok(())
-    }
+            fn end(self) -> Result<(), NoText> {
+                self.close();
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTuple for Composite<'_> {
-    type Ok = ();
-    type Error = NoText;
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoText> {
-        self.element(value)
-    }
+/// The named-field `Serialize*` traits of a composite: `"name":value` parts.
+macro_rules! fields {
+    ($($trait:ident),*) => {
+        $(impl ser::$trait for Composite<'_> {
+            type Ok = ();
+            type Error = NoText;
 
-    fn end(self) -> Result<(), NoText> {
-        self.close();
-        Ok(())
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                name: &'static str,
+                value: &T,
+            ) -> Result<(), NoText> {
+                self.field(name, value)
+            }
+
+            fn end(self) -> Result<(), NoText> {
+                self.close();
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl ser::SerializeTupleStruct for Composite<'_> {
-    type Ok = ();
-    type Error = NoText;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoText> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), NoText> {
-        self.close();
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Composite<'_> {
-    type Ok = ();
-    type Error = NoText;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoText> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), NoText> {
-        self.close();
-        Ok(())
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for Composite<'_> {
     type Ok = ();
@@ -493,42 +488,6 @@ impl ser::SerializeMap for Composite<'_> {
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoText> {
         self.text.part(value)
-    }
-
-    fn end(self) -> Result<(), NoText> {
-        self.close();
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for Composite<'_> {
-    type Ok = ();
-    type Error = NoText;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), NoText> {
-        self.field(name, value)
-    }
-
-    fn end(self) -> Result<(), NoText> {
-        self.close();
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for Composite<'_> {
-    type Ok = ();
-    type Error = NoText;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), NoText> {
-        self.field(name, value)
     }
 
     fn end(self) -> Result<(), NoText> {

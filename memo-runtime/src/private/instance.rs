@@ -36,10 +36,7 @@ where
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
 {
-    let kept = cache.try_get_or_insert_with(key, || {
-        let value = body();
-        if keep(&value) { Ok(value) } else { Err(value) }
-    });
+    let kept = cache.try_get_or_insert_with(key, || kept(body(), keep));
     kept.unwrap_or_else(|value| value)
 }
 
@@ -78,9 +75,11 @@ impl<F: Future> Future for Kept<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let keep = self.keep;
-        self.body
-            .as_mut()
-            .poll(cx)
-            .map(|value| if keep(&value) { Ok(value) } else { Err(value) })
+        self.body.as_mut().poll(cx).map(|value| kept(value, keep))
     }
+}
+
+/// `value` as `Ok` where `keep` stores it, else as `Err`: returned to its caller, not stored.
+fn kept<V>(value: V, keep: fn(&V) -> bool) -> Result<V, V> {
+    if keep(&value) { Ok(value) } else { Err(value) }
 }

@@ -579,40 +579,22 @@ impl RedisClient {
     /// Deletes every key starting with `prefix` (`SCAN MATCH` + `UNLINK`; on a cluster, on every
     /// master): how many were deleted. Bounded by the bulk timeout, not the command timeout.
     pub fn scan_del(&self, prefix: &[u8]) -> Result<u64, Error> {
-        let link = self.admit()?;
-        let pattern = glob_prefix(prefix);
-        let seed = self.inner.seed.clone();
-        let root_cert = self.inner.config.root_cert.clone();
-        let result = self
-            .inner
-            .driver
-            .block(self.inner.config.bulk_timeout, async move {
-                match link.conn().await? {
-                    conn @ Conn::Single(_) => ops::scan_del(conn, &pattern).await,
-                    mut conn @ Conn::Cluster(_) => {
-                        let nodes: String =
-                            cmd("CLUSTER").arg("NODES").query_async(&mut conn).await?;
-                        let mut deleted = 0;
-                        for address in masters(&nodes) {
-                            let node = open_node(&node_url(&seed, address), root_cert.as_deref())?;
-                            let conn = node.get_multiplexed_async_connection().await?;
-                            deleted += ops::scan_del(conn, &pattern).await?;
-                        }
-                        Ok(deleted)
-                    }
-                }
-            });
-        self.record(&result);
-        result
+        self.scan(glob_prefix(prefix), true)
     }
 
     /// How many keys start with `prefix` and end with `ending`, counted with `SCAN` (on every
     /// master of a cluster): a walk of the whole keyspace, for inspection.
     pub(crate) fn scan_count(&self, prefix: &[u8], ending: &[u8]) -> Result<u64, Error> {
-        let link = self.admit()?;
         let mut pattern = glob_prefix(prefix);
         pattern.extend_from_slice(&glob_prefix(ending)[..]);
         pattern.pop(); // the ending's `*`
+        self.scan(pattern, false)
+    }
+
+    /// [`ops::scan`] on the server, or on every master of a cluster, summed; bounded by the bulk
+    /// timeout, not the command timeout.
+    fn scan(&self, pattern: Vec<u8>, unlink: bool) -> Result<u64, Error> {
+        let link = self.admit()?;
         let seed = self.inner.seed.clone();
         let root_cert = self.inner.config.root_cert.clone();
         let result = self
@@ -620,17 +602,17 @@ impl RedisClient {
             .driver
             .block(self.inner.config.bulk_timeout, async move {
                 match link.conn().await? {
-                    conn @ Conn::Single(_) => ops::scan_count(conn, &pattern).await,
+                    conn @ Conn::Single(_) => ops::scan(conn, &pattern, unlink).await,
                     mut conn @ Conn::Cluster(_) => {
                         let nodes: String =
                             cmd("CLUSTER").arg("NODES").query_async(&mut conn).await?;
-                        let mut count = 0;
+                        let mut found = 0;
                         for address in masters(&nodes) {
                             let node = open_node(&node_url(&seed, address), root_cert.as_deref())?;
                             let conn = node.get_multiplexed_async_connection().await?;
-                            count += ops::scan_count(conn, &pattern).await?;
+                            found += ops::scan(conn, &pattern, unlink).await?;
                         }
-                        Ok(count)
+                        Ok(found)
                     }
                 }
             });
@@ -985,33 +967,14 @@ mod ops {
 
     /// `SCAN MATCH pattern` + `UNLINK` of each batch found, one key per command so that a
     /// cluster node never sees a cross-slot request.
-    pub(super) async fn scan_count(
+    /// `SCAN MATCH pattern`: how many keys match, each batch found `UNLINK`ed first when `unlink`
+    /// (one key per command, so that a cluster node never sees a cross-slot request).
+    pub(super) async fn scan(
         mut conn: impl ConnectionLike,
         pattern: &[u8],
+        unlink: bool,
     ) -> Result<u64, Error> {
-        let (mut cursor, mut count) = (0_u64, 0_u64);
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            count += keys.len() as u64;
-            if next == 0 {
-                return Ok(count);
-            }
-            cursor = next;
-        }
-    }
-
-    pub(super) async fn scan_del(
-        mut conn: impl ConnectionLike,
-        pattern: &[u8],
-    ) -> Result<u64, Error> {
-        let (mut cursor, mut deleted) = (0_u64, 0_u64);
+        let (mut cursor, mut found) = (0_u64, 0_u64);
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = cmd("SCAN")
                 .arg(cursor)
@@ -1021,16 +984,18 @@ mod ops {
                 .arg(500)
                 .query_async(&mut conn)
                 .await?;
-            if !keys.is_empty() {
-                let mut unlink = ::redis::pipe();
+            if !unlink {
+                found += keys.len() as u64;
+            } else if !keys.is_empty() {
+                let mut batch = ::redis::pipe();
                 for key in &keys {
-                    unlink.cmd("UNLINK").arg(key);
+                    batch.cmd("UNLINK").arg(key);
                 }
-                let counts: Vec<u64> = unlink.query_async(&mut conn).await?;
-                deleted += counts.iter().sum::<u64>();
+                let counts: Vec<u64> = batch.query_async(&mut conn).await?;
+                found += counts.iter().sum::<u64>();
             }
             if next == 0 {
-                return Ok(deleted);
+                return Ok(found);
             }
             cursor = next;
         }
