@@ -6,8 +6,20 @@
 //! scans): main keeps the frequent keys and the door turns the rest away. Where the popular keys
 //! change quickly (a hot set that moves), the keys hot now are asked for again soon but not yet
 //! often, and only a wider small queue keeps them long enough to be asked for again and move on
-//! to main, as LRU would. The climber tries a wider or narrower small queue, keeps going while
-//! the hit ratio rises, and turns back when it falls.
+//! to main, as LRU would.
+//!
+//! The climb, per sample of the store's requests (4 times its capacity, at least 100,000): the
+//! share holds while the hit ratio stays level; every few samples it probes, doubling the share
+//! (halving it when above the least). A move that raised the hit ratio by more than half a point
+//! goes on; one that lowered it by as much is undone; a wider share that did not pay is undone
+//! too, a narrower one that cost nothing is kept. Each probe that does not pay doubles the wait
+//! before the next (up to 48 samples), so a workload that never wants a wider small queue
+//! (Zipf, loops) is probed ever more seldom. A change of more than a fifth of the hit ratio is
+//! the workload's own (a scan, a new phase of a disk trace) and judges no move. Unlike
+//! Caffeine's climber, which always moves (its window is a plain LRU that still passes the
+//! frequency filter on its way to main), this one keeps the share the policy was tuned with
+//! unless a wider one clearly pays: here the small queue's keys reach main without the door, so
+//! on the workloads the policy was tuned on every probe costs.
 //!
 //! It is driven from the miss path alone: each shard counts its misses under its write lock and
 //! reports them in batches; the report that completes a sample (enough requests since the last
