@@ -61,8 +61,10 @@ pub struct Config {
 #[non_exhaustive]
 pub enum Policy {
     /// The default, and the best hit ratio across the traces measured: S3-FIFO (Yang et al.,
-    /// SOSP '23) with a `TinyLFU` door on its main queue. New keys enter a small FIFO queue (3 %);
-    /// those used again while there move to the main queue (CLOCK, up to 3 banked uses), the
+    /// SOSP '23) with a `TinyLFU` door on its main queue. New keys enter a small FIFO queue (3 %,
+    /// widened by hill climbing on the hit ratio where a wider one pays, as when the popular keys
+    /// keep changing); those used again while there move to the main queue (CLOCK, up to 3
+    /// banked uses), the
     /// others leave and are remembered in a ghost, whose window (how long ago a key may have left
     /// and still count as returning) adapts as ARC sizes its lists. A returning key enters main
     /// in place of an entry without uses, main's or the small queue's oldest, and only if a

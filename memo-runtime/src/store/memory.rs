@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::listener::{Listener, RemovalCause};
+use super::shard::climb::{Batch, Climber};
 use super::shard::{Renewal, Shard, Stamp};
 use super::weight::{self, Weigher};
 use super::{Counts, Store};
@@ -46,6 +47,8 @@ pub struct MemoryStore<K, V> {
     /// which would be compiled again for every key and value type.
     shards: Vec<PaddedShard<K, V>>,
     gate: Gate,
+    /// The default policy's share of each shard for its small queue (`shard/climb.rs`).
+    climber: Climber,
     /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
     mask: usize,
     hasher: foldhash::fast::RandomState,
@@ -104,6 +107,7 @@ impl<K, V> MemoryStore<K, V> {
         Self {
             shards,
             gate: Gate::new(),
+            climber: Climber::new(config.maxsize.unwrap_or(0)),
             mask: plan.count - 1,
             hasher: foldhash::fast::RandomState::default(),
             timing: plan.timing,
@@ -204,6 +208,13 @@ impl<K, V> MemoryStore<K, V> {
     }
 
     /// Releases a shard after a write, then tells the listener what left it meanwhile.
+    /// Reports a shard's batch of misses to the climber (outside the shard's lock).
+    fn climb(&self, batch: Batch) {
+        if batch.misses > 0 {
+            self.climber.report(batch, || self.gate.hits());
+        }
+    }
+
     fn release(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
         if let Some(listener) = &self.listener {
             let removed = shard.take_removed();
@@ -274,9 +285,11 @@ impl<K, V> MemoryStore<K, V> {
             expires,
             refresh_at: 0,
         };
+        let small = self.climber.share();
         let mut shard = self.write(self.shard_of(hash));
-        shard.insert(&self.hasher, hash, key, value, stamp, now);
+        let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
         self.release(shard);
+        self.climb(batch);
     }
 
     /// Whether this store's clock still reads before `deadline`; the real clock is read only
@@ -625,9 +638,11 @@ where
         let hash = self.hash(&key);
         let now = self.now();
         let stamp = self.timing.stamp(now, cost);
+        let small = self.climber.share();
         let mut shard = self.write(self.shard_of(hash));
-        shard.insert(&self.hasher, hash, key, value, stamp, now);
+        let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
         self.release(shard);
+        self.climb(batch);
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {

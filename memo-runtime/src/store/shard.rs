@@ -24,6 +24,7 @@
 //! and inlined; only misses, inserts and removals make indirect calls.
 
 mod auto;
+pub(crate) mod climb;
 mod clock;
 mod expiry;
 mod fifo;
@@ -199,6 +200,10 @@ struct Core {
     small: VecDeque<u32>,
     small_len: usize,
     small_target: usize,
+    /// Auto: the share of the shard `small_target` was made from (`climb.rs`), and the misses
+    /// not yet reported to the store's climber.
+    share: u32,
+    batch: climb::Batch,
     /// Numbers the rings still name whose entries were removed by other means (see the module
     /// doc); kept from reuse until the rings let them go.
     vacated: usize,
@@ -236,6 +241,8 @@ impl Core {
             } else {
                 0
             },
+            share: climb::START,
+            batch: climb::Batch::default(),
             ghost: Ghost::new(if auto { auto::ghost_size(capacity) } else { 0 }),
             sketch: Sketch::new(if auto { capacity } else { 0 }),
             since_aging: 0,
@@ -247,6 +254,26 @@ impl Core {
                 errors: 0,
             },
         }
+    }
+
+    /// On a miss of the default policy: takes the climber's `share` of the shard for the small
+    /// queue, and counts the miss; the misses to report to the climber (0 but once a batch).
+    #[inline]
+    fn climb(&mut self, share: u32) -> climb::Batch {
+        if self.policy != Policy::Auto || self.capacity == usize::MAX {
+            return climb::Batch::default();
+        }
+        if share != self.share {
+            self.share = share;
+            self.small_target = climb::part(self.capacity, share);
+        }
+        self.batch.misses += 1;
+        #[allow(clippy::cast_possible_truncation, reason = "at most 256")]
+        let batch = (self.capacity / 16).clamp(8, 256) as u32;
+        if self.batch.misses < batch {
+            return climb::Batch::default();
+        }
+        std::mem::take(&mut self.batch)
     }
 
     /// Forgets the order of every entry (they are all taken out).
@@ -667,6 +694,12 @@ impl<K, V> Shard<K, V> {
     /// Inserts or replaces, making room first when the shard is full (by count or by weight).
     /// The default policy may decline to store a new key (see `auto.rs`), and an entry heavier
     /// than the shard's share of `max_weight` is never stored; both count as evictions.
+    /// `share` is the small queue's share of the shard (the store's climber's, `climb.rs`); the
+    /// misses to report to the climber come back (0 but once a batch).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the insert and the climber's share"
+    )]
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hasher: &S,
@@ -675,12 +708,15 @@ impl<K, V> Shard<K, V> {
         value: V,
         stamp: Stamp,
         now: u64,
-    ) where
+        share: u32,
+    ) -> climb::Batch
+    where
         K: Hash + Eq,
     {
         if self.core.capacity == 0 {
-            return;
+            return climb::Batch::default();
         }
+        let report = self.core.climb(share);
         let found = self.find_cold(hash, &|k| *k == key).map(|(at, _)| at);
         let mut typed = Typed {
             slab: &mut self.slab,
@@ -695,6 +731,7 @@ impl<K, V> Shard<K, V> {
             entries: &mut typed,
         };
         ops.insert(hash, found, stamp, now);
+        report
     }
 
     /// Removes `key`'s entry; `true` if there was one.
@@ -1109,6 +1146,7 @@ mod tests {
                 refresh_at: 0,
             },
             now,
+            climb::START,
         );
         let after = shard.counts();
         Counts {
@@ -1304,6 +1342,7 @@ mod tests {
             99,
             Stamp::default(),
             0,
+            climb::START,
         );
         assert_eq!(get(&shard, 1, 0), Some(99));
         assert!(shard.remove(fixed().hash_one(1_u64), &&1));
@@ -1345,14 +1384,17 @@ mod tests {
                 let key = (k * 7919) % 97;
                 match shard.get(Poor.hash_one(key), &&key, |deadline| 0 < deadline) {
                     Some(&v) => assert_eq!(v, key * 10, "{policy:?}"),
-                    None => shard.insert(
-                        &Poor,
-                        Poor.hash_one(key),
-                        key,
-                        key * 10,
-                        Stamp::default(),
-                        0,
-                    ),
+                    None => {
+                        shard.insert(
+                            &Poor,
+                            Poor.hash_one(key),
+                            key,
+                            key * 10,
+                            Stamp::default(),
+                            0,
+                            climb::START,
+                        );
+                    }
                 }
                 if k % 13 == 0 {
                     shard.remove(Poor.hash_one(key), &&key);
@@ -1385,7 +1427,7 @@ mod tests {
             let mut shard = Shard::new(8, Renewal::default(), policy);
             for k in 0..1_000_u64 {
                 let hash = fickle.hash_one(k);
-                shard.insert(&fickle, hash, k, k * 10, Stamp::default(), 0);
+                shard.insert(&fickle, hash, k, k * 10, Stamp::default(), 0, climb::START);
                 assert!(shard.len() <= 8, "{policy:?}");
                 assert_eq!(shard.index.len(), shard.len(), "{policy:?}");
                 assert!(

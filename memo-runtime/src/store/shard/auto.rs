@@ -28,6 +28,11 @@
 //! share is not stored, and the ghost remembers it afresh: the small queue keeps the part of the
 //! loop it holds, and the loop loses only the keys it cannot hold.
 //!
+//! The small queue's share starts at 3 % and adapts to the workload (`climb.rs`): the store's
+//! climber widens it, up to 80 %, while a wider one raises the hit ratio, as when the popular
+//! keys keep changing and only a wide small queue keeps a new one until it is asked for again;
+//! elsewhere it stays at 3 %.
+//!
 //! How far back a key may have left the small queue and still count as returning adapts (see
 //! `ghost.rs`): main also tells the ghost what it evicts, and keys back soon after that narrow
 //! the window. The shares (small queue 3 %, 3 banked uses) and the door were chosen in the policy
@@ -42,7 +47,8 @@ use crate::store::sketch::Sketch;
 /// Uses a main entry can bank: up to three laps of the hand without a hit.
 pub(super) const CAP: u8 = 3;
 
-/// The small queue's share of a shard: 3 %, at least one entry.
+/// The small queue's share of a shard to start with: 3 %, at least one entry (the climber moves
+/// it, `climb.rs`).
 pub(super) fn small_target(capacity: usize) -> usize {
     (capacity / 33).max(1)
 }
