@@ -613,9 +613,11 @@ where
             expires: now.saturating_add(duration_nanos(ttl)).max(1),
             refresh_at: 0,
         };
+        let small = self.climber.share();
         let mut shard = self.write(self.shard_of(hash));
-        shard.insert(&self.hasher, hash, key, value, stamp, now);
+        let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
         self.release(shard);
+        self.climb(batch);
     }
 
     /// The live value, read and removed under one lock.
