@@ -159,7 +159,7 @@ pub use memo_runtime::Codec;
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
-pub use memo_runtime::store::{Weigher, Weight};
+pub use memo_runtime::store::{TtlFrom, Weigher, Weight};
 #[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{

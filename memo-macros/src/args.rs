@@ -13,6 +13,7 @@ use crate::duration;
 
 const MAXSIZE: &str = "maxsize";
 const TTL: &str = "ttl";
+const TTL_FROM: &str = "ttl_from";
 const KEY: &str = "key";
 const KEY_TYPE: &str = "key_type";
 const CACHE_ERR: &str = "cache_err";
@@ -31,7 +32,7 @@ const ON_EVICT: &str = "on_evict";
 const LOCK: &str = "lock";
 const VERSION: &str = "version";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `ttl_from`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -113,6 +114,9 @@ pub(crate) struct Args {
     pub(crate) maxweight: Opt<Expr>,
     /// `weight = |k, v| v.len()`: a closure or a fn path taking `(&K, &V)`, returning an integer.
     pub(crate) weight: Opt<Expr>,
+    /// `ttl_from = |v| ...`: a closure or a fn path taking `&V`, returning each value's own
+    /// `Option<Duration>` (`None`: the `ttl`).
+    pub(crate) ttl_from: Opt<Expr>,
     /// `on_evict = |k, v, cause| ...`: told of every entry that leaves.
     pub(crate) on_evict: Opt<Expr>,
     pub(crate) krate: Opt<Path>,
@@ -139,6 +143,7 @@ impl Args {
             policy: Opt::new(POLICY),
             maxweight: Opt::new(MAXWEIGHT),
             weight: Opt::new(WEIGHT),
+            ttl_from: Opt::new(TTL_FROM),
             on_evict: Opt::new(ON_EVICT),
             krate: Opt::new(CRATE),
         };
@@ -219,6 +224,9 @@ impl Args {
         } else if path.is_ident(WEIGHT) {
             let expr = value_of(meta, "weight = |key, value| value.len()")?;
             self.weight.set(path, expr)
+        } else if path.is_ident(TTL_FROM) {
+            let expr = value_of(meta, "ttl_from = |value| value.max_age")?;
+            self.ttl_from.set(path, expr)
         } else if path.is_ident(ON_EVICT) {
             let expr = value_of(meta, "on_evict = |key, value, cause| ...")?;
             self.on_evict.set(path, expr)
@@ -549,6 +557,10 @@ fn unknown_option(path: &Path) -> String {
         "sync_writes" => {
             Some("memo always runs concurrent misses of one key once; there is nothing to set")
         }
+        "expires" | "expire_after" | "expiry" | "ttl_of" => Some(
+            "a time to live read from the value is `ttl_from = |value| ...` in memo, returning an \
+             `Option<Duration>`, beside `ttl = ...` for the values it answers `None` for",
+        ),
         "max_weight" | "max_bytes" => Some("`max_weight` is spelled `maxweight` in memo"),
         "weigher" | "getsizeof" => {
             Some("the weigher is `weight = |key, value| ...` in memo, beside `maxweight = N`")
