@@ -369,7 +369,7 @@ impl<K, V> DiskStore<K, V> {
     ///     .open(&Config::new().ttl(Duration::from_secs(60)))
     ///     .ttl_from(|max_age| max_age.map(Duration::from_secs));
     /// store.insert(1, Some(5)); // its row expires in 5 s
-    /// assert_eq!(store.get(&1), Some(Some(5)));
+    /// assert_eq!(store.get(&&1), Some(Some(5)));
     /// # std::fs::remove_dir_all(&dir).ok();
     /// ```
     #[must_use]
