@@ -38,6 +38,7 @@
 //! | `policy = "auto"` | which entries a full cache evicts: `"auto"` (S3-FIFO with `TinyLFU` admission, the default), `"lru"`, `"lfu"`, `"fifo"` |
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
 //! | `jitter = 0.1` | spread each entry's `ttl` by up to ± this fraction |
+//! | `ttl_from = \|v\| v.max_age` | each value's own time to live, read from it (`&V`, or `&T` of a `Result<T, E>`; returns `Option<Duration>`, `None` for the `ttl`, which it needs): an HTTP response's `max-age`, a token's expiry; on every store; not with `jitter`, `stale`, `refresh` ([`TtlFrom`]) |
 //! | `stale = "30s"` | past the `ttl`, serve the old value this long while one caller refreshes it in the background |
 //! | `refresh = "early"`, `beta = 1.0` | refresh hot entries in the background just before they expire (`XFetch`) |
 //! | `key = expr` | key by an expression over the arguments instead of all of them |

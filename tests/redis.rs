@@ -630,6 +630,25 @@ mod issue21 {
         );
     }
 
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_tiered_stores_local_copy_follows_the_value_too() {
+        init();
+        let cache = tiered_page_cache();
+        let (clock, mock) = memo::Clock::mock();
+        cache.store().set_clock(clock);
+        tiered_page("issue21-local-news");
+        tiered_page("issue21-local-about");
+        let local = |key: &str| cache.keys().contains(&key.to_string());
+        assert!(local("issue21-local-news") && local("issue21-local-about"));
+        mock.increment(Duration::from_secs(5));
+        assert!(
+            !local("issue21-local-news"),
+            "the local copy expired at the max-age"
+        );
+        assert!(local("issue21-local-about"), "the ttl");
+    }
+
     #[test]
     fn an_explicit_ttl_wins_in_redis() {
         init();

@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::redis::RedisStore;
 use super::{Claim, Counts, Lease, MemoryStore, RedisOptions, Store, TtlFrom};
+#[cfg(any(test, feature = "test-util"))]
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::lookup::Lookup;
 use crate::redis::Subscription;
@@ -137,6 +139,13 @@ impl<K, V> TieredStore<K, V> {
         self.ttl_from = Some(ttl_from);
         self.l2 = self.l2.ttl_from(ttl_from);
         self
+    }
+
+    /// Reads the local copies' time from `clock` from now on (tests use
+    /// [`Clock::mock`]; feature `test-util`); Redis keeps its own time.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn set_clock(&self, clock: Clock) {
+        self.l1.set_clock(clock);
     }
 
     /// Keeps a local copy of `value`, timed as `ttl_from` says (else by the store's `ttl`).
