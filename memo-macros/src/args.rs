@@ -633,6 +633,25 @@ mod tests {
     }
 
     #[test]
+    fn ttl_from_takes_a_closure_or_a_path_and_hints_at_its_peers_names() {
+        let args = Args::from_tokens(quote!(ttl = "1m", ttl_from = |page| page.max_age)).unwrap();
+        assert!(matches!(args.ttl_from.get(), Some(Expr::Closure(_))));
+        let args = Args::from_tokens(quote!(ttl = "1m", ttl_from = Page::fresh_for)).unwrap();
+        assert!(matches!(args.ttl_from.get(), Some(Expr::Path(_))));
+        assert_eq!(
+            errors(quote!(ttl_from = a, ttl_from = b)),
+            ["duplicate `ttl_from` option"]
+        );
+        for peer in [quote!(expires = true), quote!(expire_after = f)] {
+            let errs = errors(peer);
+            assert!(
+                errs[0].contains("is `ttl_from = |value| ...` in memo"),
+                "{errs:?}"
+            );
+        }
+    }
+
+    #[test]
     fn ttl_expressions_pass_through() {
         let args = Args::from_tokens(quote!(ttl = Duration::from_secs(60))).unwrap();
         assert!(matches!(args.ttl.get(), Some(Ttl::Expr(_))));
