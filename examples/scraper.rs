@@ -1,5 +1,6 @@
-//! A web scraper whose second run downloads nothing: `fetch(url)` is memoized on disk for 15
-//! minutes, and past that a page that sent `ETag` or `Last-Modified` is asked for again
+//! A web scraper whose second run downloads nothing: `fetch(url)` is memoized on disk for as
+//! long as the page's `Cache-Control: max-age` says (`ttl_from`), 15 minutes for a page that
+//! does not say, and past that a page that sent `ETag` or `Last-Modified` is asked for again
 //! conditionally, so an unchanged page (`304 Not Modified`) costs no body.
 //!
 //! ```sh
@@ -14,7 +15,7 @@ use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use memo::{Config, DiskOptions, DiskStore, Store, cached};
-use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{CACHE_CONTROL, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde::{Deserialize, Serialize};
 
 /// A downloaded page and the validators to ask for it again.
@@ -26,9 +27,28 @@ pub(crate) struct Page {
     pub(crate) etag: Option<String>,
     /// The `Last-Modified` header, for `If-Modified-Since`.
     pub(crate) last_modified: Option<String>,
+    /// How long the page may be kept, in seconds: `Cache-Control: max-age`, as the server sent
+    /// it with the page (or with the `304` that renewed it).
+    pub(crate) max_age: Option<u64>,
 }
 
-/// How long a page is fresh: 15 minutes, unless the program set another time first.
+impl Page {
+    /// How long the cache keeps this page: its `max-age`, if it gave one.
+    fn fresh_for(&self) -> Option<Duration> {
+        self.max_age.map(Duration::from_secs)
+    }
+}
+
+/// The `max-age` of a `Cache-Control` header (`public, max-age=60`).
+fn max_age(cache_control: &str) -> Option<u64> {
+    cache_control
+        .split(',')
+        .find_map(|directive| directive.trim().strip_prefix("max-age="))
+        .and_then(|seconds| seconds.trim().parse().ok())
+}
+
+/// How long a page that gives no `max-age` is fresh: 15 minutes, unless the program set another
+/// time first.
 pub(crate) static TTL: OnceLock<Duration> = OnceLock::new();
 
 fn ttl() -> Duration {
@@ -65,30 +85,33 @@ pub(crate) fn download(url: &str, previous: Option<Page>) -> Result<Page, String
         }
     }
     let response = request.send().map_err(|err| err.to_string())?;
-    if response.status() == reqwest::StatusCode::NOT_MODIFIED
-        && let Some(page) = previous
-    {
-        return Ok(page);
-    }
-    let response = response.error_for_status().map_err(|err| err.to_string())?;
-    let header = |name| {
+    let header = |response: &reqwest::blocking::Response, name| {
         response
             .headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
+    let max_age = header(&response, CACHE_CONTROL).and_then(|value| max_age(&value));
+    if response.status() == reqwest::StatusCode::NOT_MODIFIED
+        && let Some(page) = previous
+    {
+        return Ok(Page { max_age, ..page });
+    }
+    let response = response.error_for_status().map_err(|err| err.to_string())?;
+    let (etag, last_modified) = (header(&response, ETAG), header(&response, LAST_MODIFIED));
     let body = response.text().map_err(|err| err.to_string())?;
     Ok(Page {
         body,
         etag,
         last_modified,
+        max_age,
     })
 }
 
-/// `url`'s page: from disk while fresh, else downloaded (conditionally when it can be).
-#[cached(store = disk("scraper"), ttl = ttl())]
+/// `url`'s page: from disk while fresh (for its `max-age`, else the `ttl`), else downloaded
+/// (conditionally when it can be).
+#[cached(store = disk("scraper"), ttl = ttl(), ttl_from = Page::fresh_for)]
 pub(crate) fn fetch(url: &str) -> Result<Page, String> {
     let page = download(url, VALIDATED.get(&url))?;
     if page.etag.is_some() || page.last_modified.is_some() {

@@ -39,6 +39,7 @@
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |
 //! | `idle = "10m"` | in place of `ttl`: entries expire this long after their last use |
 //! | `jitter = 0.1` | spread each entry's `ttl` by up to ± this fraction |
+//! | `ttl_from = \|v\| v.max_age` | each value's own time to live, read from it (`&V`, or `&T` of a `Result<T, E>`; returns `Option<Duration>`, `None` for the `ttl`, which it needs): an HTTP response's `max-age`, a token's expiry; on every store; not with `jitter`, `stale`, `refresh` ([`TtlFrom`]) |
 //! | `stale = "30s"` | past the `ttl`, serve the old value this long while one caller refreshes it in the background |
 //! | `refresh = "early"`, `beta = 1.0` | refresh hot entries in the background just before they expire (`XFetch`) |
 //! | `key = expr` | key by an expression over the arguments instead of all of them |
@@ -188,7 +189,7 @@ pub use memo_runtime::Codec;
 pub use memo_runtime::MockClock;
 #[cfg(feature = "redis")]
 pub use memo_runtime::redis;
-pub use memo_runtime::store::{Weigher, Weight};
+pub use memo_runtime::store::{TtlFrom, Weigher, Weight};
 #[cfg(any(feature = "redis", feature = "test-util"))]
 pub use memo_runtime::testing;
 pub use memo_runtime::{

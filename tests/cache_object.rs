@@ -370,3 +370,93 @@ fn the_builder_configures_every_store() {
     assert_eq!(redis.config().ttl, Some(Duration::from_secs(300)));
     assert_eq!(redis.backend(), "redis");
 }
+
+/// Issue 21: `ttl_from` on the builder times each value as it says, in every store; the `ttl`
+/// where it answers `None`.
+#[cfg(feature = "test-util")]
+mod issue21 {
+    use std::time::Duration;
+
+    use memo::{Cache, Clock, Store};
+
+    /// Seconds to live, if the value says.
+    fn max_age(value: &(u32, Option<u64>)) -> Option<Duration> {
+        value.1.map(Duration::from_secs)
+    }
+
+    fn lives_as_it_says<S: Store<u32, (u32, Option<u64>)>>(
+        cache: &Cache<u32, (u32, Option<u64>), S>,
+        mock: &memo::MockClock,
+    ) {
+        cache.insert(1, (10, Some(5)));
+        cache.insert(2, (20, None));
+        cache.insert_with_ttl(3, (30, Some(5)), Duration::from_secs(30));
+        mock.increment(Duration::from_millis(4_999));
+        assert!(cache.get(&1).is_some());
+        mock.increment(Duration::from_millis(1));
+        assert_eq!(cache.get(&1), None, "5 s, as the value said");
+        assert!(cache.get(&2).is_some(), "the ttl");
+        assert!(cache.get(&3).is_some(), "insert_with_ttl wins");
+        mock.increment(Duration::from_secs(55));
+        assert_eq!(cache.get(&2), None, "60 s, the ttl");
+    }
+
+    #[test]
+    fn memory() {
+        let cache = Cache::builder()
+            .ttl(Duration::from_secs(60))
+            .ttl_from(max_age)
+            .build();
+        let (clock, mock) = Clock::mock();
+        cache.set_clock(clock);
+        lives_as_it_says(&cache, &mock);
+        // Without a `ttl`, a value that does not say never expires.
+        let cache = Cache::builder().ttl_from(max_age).build();
+        let (clock, mock) = Clock::mock();
+        cache.set_clock(clock);
+        cache.insert(1, (10, Some(5)));
+        cache.insert(2, (20, None));
+        mock.increment(Duration::from_secs(3600));
+        assert_eq!((cache.get(&1), cache.get(&2)), (None, Some((20, None))));
+    }
+
+    #[test]
+    fn disk() {
+        let disk = super::disk(
+            "ttl-from",
+            Cache::builder()
+                .ttl(Duration::from_secs(60))
+                .ttl_from(max_age),
+        );
+        let (clock, mock) = Clock::mock();
+        disk.cache.store().set_clock(clock);
+        lives_as_it_says(&disk.cache, &mock);
+    }
+
+    #[test]
+    fn redis() {
+        let (cache, server) = super::redis(
+            Cache::builder()
+                .ttl(Duration::from_secs(60))
+                .ttl_from(max_age),
+        );
+        cache.insert(1, (10, Some(5)));
+        cache.insert(2, (20, None));
+        // The two values' times to live, shortest first, as `redis-cli` reads them.
+        let keys = memo::testing::redis_command(server.port(), "KEYS memo:*");
+        let mut pttls: Vec<i64> = keys
+            .split("\r\n")
+            .filter(|line| line.starts_with("memo:"))
+            .map(|name| {
+                let reply = memo::testing::redis_command(server.port(), &format!("PTTL {name}"));
+                reply.trim_start_matches(':').trim().parse().unwrap()
+            })
+            .collect();
+        pttls.sort_unstable();
+        let [short, long] = pttls[..] else {
+            panic!("two values: {keys:?}");
+        };
+        assert!(0 < short && short <= 5_000, "PX from the value: {short}");
+        assert!(5_000 < long && long <= 60_000, "PX from the ttl: {long}");
+    }
+}

@@ -502,3 +502,64 @@ async fn async_functions_on_disk_return_errors_that_are_neither_clone_nor_serde(
     assert_eq!((disk_check_cache().len(), disk_half_cache().len()), (1, 1));
     assert_eq!(disk_half_cache().stats().misses, 3);
 }
+/// Issue 21: `ttl_from` on `store = disk` writes each value's own time to live as its row's
+/// expiry; `ttl` where it answers `None`.
+mod issue21 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use memo::{Store, cached};
+
+    static FETCHES: AtomicUsize = AtomicUsize::new(0);
+
+    /// `(body, max-age in seconds)`.
+    #[cached(store = disk("issue21"), ttl = "60s", ttl_from = |page: &(String, Option<u64>)| page.1.map(Duration::from_secs))]
+    fn fetch(url: &str) -> (String, Option<u64>) {
+        FETCHES.fetch_add(1, Ordering::SeqCst);
+        (format!("<{url}>"), (url == "/news").then_some(5))
+    }
+
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn each_row_expires_as_its_value_says_and_the_others_at_the_ttl() {
+        super::init();
+        let cache = fetch_cache();
+        let (clock, mock) = memo::Clock::mock();
+        cache.store().set_clock(clock);
+        fetch("/news");
+        fetch("/about");
+        cache.store().flush();
+        mock.increment(Duration::from_millis(4_999));
+        assert_eq!(cache.store().purge_expired(), 0, "no row expired yet");
+        fetch("/news");
+        assert_eq!(FETCHES.load(Ordering::SeqCst), 2);
+        mock.increment(Duration::from_millis(1));
+        assert_eq!(
+            cache.store().purge_expired(),
+            1,
+            "the /news row expired at its max-age"
+        );
+        fetch("/news");
+        fetch("/about");
+        assert_eq!(
+            FETCHES.load(Ordering::SeqCst),
+            3,
+            "/news again; /about lives the ttl"
+        );
+        cache.store().flush();
+        mock.increment(Duration::from_millis(54_999));
+        assert_eq!(
+            cache.store().purge_expired(),
+            1,
+            "the new /news row, at its max-age"
+        );
+        mock.increment(Duration::from_millis(1));
+        assert_eq!(
+            cache.store().purge_expired(),
+            1,
+            "the /about row expired at the ttl"
+        );
+        fetch("/about");
+        assert_eq!(FETCHES.load(Ordering::SeqCst), 4);
+    }
+}

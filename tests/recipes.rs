@@ -21,7 +21,8 @@ struct Seen {
 }
 
 /// A page server on a loopback port: `/missing` is a 404; every other path is a page with two
-/// headings and an `ETag`, answered `304` to a request that carries that tag.
+/// headings and an `ETag`, answered `304` to a request that carries that tag. Paths under
+/// `/short/` say `Cache-Control: max-age=1`.
 struct Server {
     base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -88,6 +89,11 @@ fn answer(mut stream: std::net::TcpStream, log: &Mutex<Vec<Seen>>) {
             format!("<h1>Title {path}</h1><p>x</p><h2>Part {path}</h2>"),
         )
     };
+    let cache_control = if path.starts_with("/short/") {
+        "Cache-Control: max-age=1\r\n"
+    } else {
+        ""
+    };
     log.lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(Seen {
@@ -102,7 +108,7 @@ fn answer(mut stream: std::net::TcpStream, log: &Mutex<Vec<Seen>>) {
     };
     let _ = write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nETag: {tag}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nETag: {tag}\r\n{cache_control}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
 }
@@ -178,6 +184,31 @@ fn the_scrapers_second_run_downloads_nothing() {
     assert!(second.contains("Title /b | Part /b"), "{second}");
     assert_eq!(server.seen().len(), 2, "{:?}", server.seen());
     assert!(second.contains("downloads: 0, from disk: 2"), "{second}");
+}
+
+/// Issue 21: a page is kept as long as its `Cache-Control: max-age` says (`ttl_from`), and a
+/// page that says nothing for the recipe's 15 minutes.
+#[test]
+fn a_page_is_fetched_again_after_its_max_age_and_one_without_keeps_the_ttl() {
+    let server = Server::start();
+    let dir = CacheDir::new();
+    let (short, plain) = (server.url("/short/news"), server.url("/plain"));
+    run("scraper", &dir.0, &[&short, &plain]);
+    assert_eq!(server.count("/short/news", 200), 1);
+    assert_eq!(server.count("/plain", 200), 1);
+    // Past the page's 1 s, the next run asks for it again (conditionally: it has an ETag);
+    // runs are repeated for at most 10 s, so a slow machine only takes longer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.count("/short/news", 304) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        run("scraper", &dir.0, &[&short, &plain]);
+    }
+    assert_eq!(server.count("/short/news", 304), 1, "{:?}", server.seen());
+    // The page without a max-age was never asked for again.
+    assert_eq!(
+        server.seen().iter().filter(|s| s.path == "/plain").count(),
+        1
+    );
 }
 
 #[test]

@@ -806,3 +806,123 @@ fn an_async_tiered_future_is_send_whatever_the_error() {
         0
     );
 }
+/// Issue 21: `ttl_from` on `store = redis` and `tiered` sets each value's own time to live as
+/// the `PX` of its `SET`; `ttl` where it answers `None`. Read back with `PTTL`, as `redis-cli`
+/// would.
+mod issue21 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use memo::cached;
+
+    use super::{PORT, init, redis_server};
+
+    /// Calls of `redis_page`'s body.
+    static FETCHES: AtomicUsize = AtomicUsize::new(0);
+
+    /// `(body, max-age in seconds)`: `…-news` pages say 5 s.
+    fn page_of(url: &str) -> (String, Option<u64>) {
+        (format!("<{url}>"), url.ends_with("-news").then_some(5))
+    }
+
+    #[cached(store = redis, ttl = "10m", ttl_from = |page: &(String, Option<u64>)| page.1.map(Duration::from_secs))]
+    fn redis_page(url: &str) -> (String, Option<u64>) {
+        FETCHES.fetch_add(1, Ordering::SeqCst);
+        page_of(url)
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "10m", ttl_from = |page: &(String, Option<u64>)| page.1.map(Duration::from_secs))]
+    fn tiered_page(url: &str) -> (String, Option<u64>) {
+        page_of(url)
+    }
+
+    /// The `PTTL` of the one value stored under the `String` key `key` (postcard: its length,
+    /// then its bytes, in hex between braces).
+    fn pttl(key: &str) -> i64 {
+        let port = PORT.load(Ordering::Relaxed);
+        let hex = std::iter::once(u8::try_from(key.len()).unwrap())
+            .chain(key.bytes())
+            .fold(String::new(), |mut hex, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            });
+        let reply = redis_server::command(port, &format!("KEYS *{{{hex}}}"));
+        let lines: Vec<&str> = reply.split("\r\n").collect();
+        assert_eq!(lines[0], "*1", "one value named {hex}: {reply:?}");
+        let reply = redis_server::command(port, &format!("PTTL {}", lines[2]));
+        reply.trim_start_matches(':').trim().parse().unwrap()
+    }
+
+    #[test]
+    fn each_value_is_set_with_its_own_time_to_live() {
+        init();
+        redis_page("issue21-redis-news");
+        redis_page("issue21-redis-about");
+        assert_eq!(redis_page("issue21-redis-news").1, Some(5), "a hit");
+        let news = pttl("issue21-redis-news");
+        assert!(
+            0 < news && news <= 5_000,
+            "PX from the value's max-age: {news}"
+        );
+        let about = pttl("issue21-redis-about");
+        assert!(
+            5_000 < about && about <= 600_000,
+            "PX from the ttl: {about}"
+        );
+        assert_eq!(FETCHES.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_tiered_store_sets_it_in_redis_too() {
+        init();
+        tiered_page("issue21-tiered-news");
+        tiered_page("issue21-tiered-about");
+        let news = pttl("issue21-tiered-news");
+        assert!(
+            0 < news && news <= 5_000,
+            "PX from the value's max-age: {news}"
+        );
+        let about = pttl("issue21-tiered-about");
+        assert!(
+            5_000 < about && about <= 600_000,
+            "PX from the ttl: {about}"
+        );
+    }
+
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_tiered_stores_local_copy_follows_the_value_too() {
+        init();
+        let cache = tiered_page_cache();
+        let (clock, mock) = memo::Clock::mock();
+        cache.store().set_clock(clock);
+        tiered_page("issue21-local-news");
+        tiered_page("issue21-local-about");
+        let local = |key: &str| cache.keys().contains(&key.to_string());
+        assert!(local("issue21-local-news") && local("issue21-local-about"));
+        mock.increment(Duration::from_secs(5));
+        assert!(
+            !local("issue21-local-news"),
+            "the local copy expired at the max-age"
+        );
+        assert!(local("issue21-local-about"), "the ttl");
+    }
+
+    #[test]
+    fn an_explicit_ttl_wins_in_redis() {
+        init();
+        let cache = redis_page_cache();
+        let value = ("pinned".to_string(), Some(5));
+        cache.insert_with_ttl(
+            "issue21-pinned".to_string(),
+            value,
+            Duration::from_secs(300),
+        );
+        let pinned = pttl("issue21-pinned");
+        assert!(
+            5_000 < pinned && pinned <= 300_000,
+            "PX from insert_with_ttl: {pinned}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ use crate::duration;
 const MAXSIZE: &str = "maxsize";
 const TTL: &str = "ttl";
 const IDLE: &str = "idle";
+const TTL_FROM: &str = "ttl_from";
 const KEY: &str = "key";
 const KEY_TYPE: &str = "key_type";
 const CACHE_ERR: &str = "cache_err";
@@ -33,7 +34,7 @@ const LOCK: &str = "lock";
 const VERSION: &str = "version";
 const CACHE: &str = "cache";
 
-const VALID: &str = "expected one of `maxsize`, `ttl`, `idle`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `cache`, `crate`";
+const VALID: &str = "expected one of `maxsize`, `ttl`, `ttl_from`, `idle`, `jitter`, `stale`, `refresh`, `beta`, `key`, `key_type`, `cache_err`, `cache_none`, `store`, `codec`, `lock`, `version`, `policy`, `maxweight`, `weight`, `on_evict`, `cache`, `crate`";
 
 const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `tiered`";
 
@@ -116,6 +117,9 @@ pub(crate) struct Args {
     pub(crate) maxweight: Opt<Expr>,
     /// `weight = |k, v| v.len()`: a closure or a fn path taking `(&K, &V)`, returning an integer.
     pub(crate) weight: Opt<Expr>,
+    /// `ttl_from = |v| ...`: a closure or a fn path taking `&V`, returning each value's own
+    /// `Option<Duration>` (`None`: the `ttl`).
+    pub(crate) ttl_from: Opt<Expr>,
     /// `on_evict = |k, v, cause| ...`: told of every entry that leaves.
     pub(crate) on_evict: Opt<Expr>,
     /// `cache = self.lookups`: a `memo::Cache` held elsewhere (a field: one per instance).
@@ -146,6 +150,7 @@ impl Args {
             policy: Opt::new(POLICY),
             maxweight: Opt::new(MAXWEIGHT),
             weight: Opt::new(WEIGHT),
+            ttl_from: Opt::new(TTL_FROM),
             on_evict: Opt::new(ON_EVICT),
             krate: Opt::new(CRATE),
         };
@@ -234,6 +239,9 @@ impl Args {
         } else if path.is_ident(WEIGHT) {
             let expr = value_of(meta, "weight = |key, value| value.len()")?;
             self.weight.set(path, expr)
+        } else if path.is_ident(TTL_FROM) {
+            let expr = value_of(meta, "ttl_from = |value| value.max_age")?;
+            self.ttl_from.set(path, expr)
         } else if path.is_ident(ON_EVICT) {
             let expr = value_of(meta, "on_evict = |key, value, cause| ...")?;
             self.on_evict.set(path, expr)
@@ -594,6 +602,10 @@ fn unknown_option(path: &Path) -> String {
         "sync_writes" => {
             Some("memo always runs concurrent misses of one key once; there is nothing to set")
         }
+        "expires" | "expire_after" | "expiry" | "ttl_of" => Some(
+            "a time to live read from the value is `ttl_from = |value| ...` in memo, returning an \
+             `Option<Duration>`, beside `ttl = ...` for the values it answers `None` for",
+        ),
         "max_weight" | "max_bytes" => Some("`max_weight` is spelled `maxweight` in memo"),
         "weigher" | "getsizeof" => {
             Some("the weigher is `weight = |key, value| ...` in memo, beside `maxweight = N`")
@@ -663,6 +675,25 @@ mod tests {
             errors(quote!(ttl = "1s", ttl = "2s")),
             ["duplicate `ttl` option"]
         );
+    }
+
+    #[test]
+    fn ttl_from_takes_a_closure_or_a_path_and_hints_at_its_peers_names() {
+        let args = Args::from_tokens(quote!(ttl = "1m", ttl_from = |page| page.max_age)).unwrap();
+        assert!(matches!(args.ttl_from.get(), Some(Expr::Closure(_))));
+        let args = Args::from_tokens(quote!(ttl = "1m", ttl_from = Page::fresh_for)).unwrap();
+        assert!(matches!(args.ttl_from.get(), Some(Expr::Path(_))));
+        assert_eq!(
+            errors(quote!(ttl_from = a, ttl_from = b)),
+            ["duplicate `ttl_from` option"]
+        );
+        for peer in [quote!(expires = true), quote!(expire_after = f)] {
+            let errs = errors(peer);
+            assert!(
+                errs[0].contains("is `ttl_from = |value| ...` in memo"),
+                "{errs:?}"
+            );
+        }
     }
 
     #[test]

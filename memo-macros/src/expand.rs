@@ -463,7 +463,11 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 RemoteKind::Tiered => ("tiered", "redis"),
             };
             let awaits = is_async && *kind != RemoteKind::Disk;
-            let finder = format_ident!("{store}_cache");
+            let finder = if plan.hooks.is_some() {
+                format_ident!("{store}_cache_with")
+            } else {
+                format_ident!("{store}_cache")
+            };
             let store_ty = format_ident!("{}Store", capitalized(store));
             let require = format_ident!("require_{feature}");
             let hit = if awaits {
@@ -473,13 +477,16 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             };
             (
                 quote!(#runtime::#finder),
-                quote!(, #runtime::Remote {
-                    store: #name,
-                    json: #json,
-                    shape: #shape,
-                    version: #version,
-                    redlock: #redlock,
-                }),
+                {
+                    let hooks = plan.hooks.as_ref().map(|hooks| quote!(, #hooks));
+                    quote!(, #runtime::Remote {
+                        store: #name,
+                        json: #json,
+                        shape: #shape,
+                        version: #version,
+                        redlock: #redlock,
+                    } #hooks)
+                },
                 StoreParts {
                     find: TokenStream::new(),
                     store_type: quote!(, #runtime::#store_ty<#key_type, #value>),

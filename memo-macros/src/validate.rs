@@ -42,7 +42,7 @@ pub(crate) struct Plan {
     pub(crate) renews: bool,
     /// `store = disk`, `redis` or `tiered`: where, under which name, and in which codec.
     pub(crate) remote: Option<Remote>,
-    /// `weight`, `on_evict`: a `fn(MemoryStore<K, V>) -> MemoryStore<K, V>` that sets them.
+    /// `weight`, `on_evict`, `ttl_from`: a `fn(S) -> S` that sets them on the new store `S`.
     pub(crate) hooks: Option<TokenStream>,
     /// A sync function over memory whose entries never expire (no `ttl`, nothing renewed): its
     /// expansion tries `quick_hit` first and runs the rest out of line.
@@ -135,6 +135,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let config = config(args, &runtime);
     let remote = check_remote(args, &mut errors);
     check_weight(args, &mut errors);
+    check_ttl_from(args, &mut errors);
     let generic = check_generics(func, &key_type, &output, &mut errors);
     let (value, handover) = fallible(args, &output, &runtime);
     // A `Result`'s `Ok` values alone reach its cache: each is kept.
@@ -143,7 +144,8 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     } else {
         keep
     };
-    let hooks = hooks(args, &runtime, &key_type, &value);
+    let store = remote.as_ref().map(|remote| remote.kind);
+    let hooks = hooks(args, &runtime, store, &key_type, &value);
     let quick = func.sig.asyncness.is_none()
         && args.cache.get().is_none()
         && remote.is_none()
@@ -179,6 +181,7 @@ fn check_instance(args: &Args, errors: &mut Errors) {
     let configuring = [
         args.maxsize.path(),
         args.ttl.path(),
+        args.ttl_from.path(),
         args.idle.path(),
         args.jitter.path(),
         args.stale.path(),
@@ -220,11 +223,87 @@ fn check_weight(args: &Args, errors: &mut Errors) {
     }
 }
 
-/// The store's weigher and eviction listener, set on the new store by a `fn` the runtime calls
-/// once, when the cache is created. The weigher is a non-capturing closure (a `fn` pointer), so
-/// the user's `weight` may return any integer.
-fn hooks(args: &Args, runtime: &TokenStream, key: &Type, value: &Type) -> Option<TokenStream> {
-    if args.weight.get().is_none() && args.on_evict.get().is_none() {
+/// `ttl_from` reads each value's own time to live, with `ttl` for the values it answers `None`
+/// for; what spreads, serves past or refreshes the `ttl` cannot follow times chosen per value.
+fn check_ttl_from(args: &Args, errors: &mut Errors) {
+    let Some(ttl_from) = args.ttl_from.path() else {
+        return;
+    };
+    if let Some(idle) = args.idle.path() {
+        errors.at(
+            idle,
+            "`idle` renews each entry's time to live on use, while `ttl_from` chooses it per \
+             value; keep one of them",
+        );
+    } else if args.ttl.get().is_none() {
+        errors.at(
+            ttl_from,
+            "`ttl_from` falls back to `ttl` for the values it answers `None` for, which is missing; \
+             add `ttl = ...`",
+        );
+    }
+    if let Some(jitter) = args.jitter.path() {
+        errors.at(
+            jitter,
+            "`jitter` spreads the `ttl`, while `ttl_from` gives each value its own time to live; \
+             remove one of them",
+        );
+    }
+    for option in [args.stale.path(), args.refresh.path()]
+        .into_iter()
+        .flatten()
+    {
+        let name = option.to_token_stream().to_string();
+        errors.at(
+            option,
+            format_args!(
+                "`{name}` renews entries by the `ttl`, and cannot follow the times to live \
+                 `ttl_from` chooses per value yet; remove one of them"
+            ),
+        );
+    }
+}
+
+/// The value `ttl_from` is given, from the value the cache stores: `T` of a return type spelled
+/// `…Result<T, …>` (an `Err` kept by `cache_err` lives the `ttl`), the return type otherwise.
+/// The expression maps `__memo_value: &V` to the `Option<Duration>` chosen.
+fn ttl_from_call(ttl_from: &Expr, runtime: &TokenStream, value: &Type) -> TokenStream {
+    // Spanned at `ttl_from`'s value, so a closure of the wrong shape is reported there.
+    let ttl_of = crate::expand::respan(quote!(#runtime::ttl_of), ttl_from.span());
+    let result = match unwrap_group(value) {
+        Type::Path(TypePath {
+            qself: None, path, ..
+        }) => path.segments.last().is_some_and(|last| {
+            last.ident == "Result"
+                && matches!(&last.arguments, syn::PathArguments::AngleBracketed(args)
+                    if matches!(args.args.first(), Some(syn::GenericArgument::Type(_))))
+        }),
+        _ => false,
+    };
+    if result {
+        quote_spanned! {ttl_from.span()=>
+            match __memo_value {
+                #runtime::Ok(__memo_ok) => #ttl_of(#ttl_from, __memo_ok),
+                #runtime::Err(_) => #runtime::None,
+            }
+        }
+    } else {
+        quote_spanned!(ttl_from.span()=> #ttl_of(#ttl_from, __memo_value))
+    }
+}
+
+/// The store's weigher, eviction listener and `ttl_from`, set on the new store by a `fn` the
+/// runtime calls once, when the cache is created. The weigher is a non-capturing closure (a `fn`
+/// pointer), so the user's `weight` may return any integer; so is `ttl_from`'s.
+fn hooks(
+    args: &Args,
+    runtime: &TokenStream,
+    remote: Option<RemoteKind>,
+    key: &Type,
+    value: &Type,
+) -> Option<TokenStream> {
+    if args.weight.get().is_none() && args.on_evict.get().is_none() && args.ttl_from.get().is_none()
+    {
         return None;
     }
     let mut store = quote!(__memo_store);
@@ -240,7 +319,19 @@ fn hooks(args: &Args, runtime: &TokenStream, key: &Type, value: &Type) -> Option
     if let Some(on_evict) = args.on_evict.get() {
         store = quote_spanned!(on_evict.span()=> #store.eviction_listener(#on_evict));
     }
-    Some(quote!(|__memo_store: #runtime::MemoryStore<#key, #value>| #store))
+    if let Some(ttl_from) = args.ttl_from.get() {
+        let call = ttl_from_call(ttl_from, runtime, value);
+        store = quote_spanned! {ttl_from.span()=>
+            #store.ttl_from(|__memo_value: &#value| #call)
+        };
+    }
+    let store_type = match remote {
+        None => quote!(MemoryStore),
+        Some(RemoteKind::Disk) => quote!(DiskStore),
+        Some(RemoteKind::Redis) => quote!(RedisStore),
+        Some(RemoteKind::Tiered) => quote!(TieredStore),
+    };
+    Some(quote!(|__memo_store: #runtime::#store_type<#key, #value>| #store))
 }
 
 /// `store = disk`, `redis` or `tiered`, with its name and codec; `codec` needs one of them, and

@@ -8,7 +8,7 @@ use crate::config::{Config, Policy};
 use crate::store::listener::Listener;
 #[cfg(feature = "disk")]
 use crate::store::{DiskOptions, DiskStore};
-use crate::store::{MemoryStore, RemovalCause, Weigher};
+use crate::store::{MemoryStore, RemovalCause, TtlFrom, Weigher};
 #[cfg(feature = "redis")]
 use crate::store::{RedisOptions, RedisStore};
 
@@ -46,6 +46,8 @@ pub struct CacheBuilder<K, V, B = ()> {
     /// In memory: what weighs each entry, and what is told of each that leaves.
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
+    /// Each value's own time to live, in every store.
+    ttl_from: Option<TtlFrom<V>>,
     types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -68,6 +70,7 @@ impl<K, V> Cache<K, V> {
             backend: (),
             weigher: None,
             listener: None,
+            ttl_from: None,
             types: PhantomData,
         }
     }
@@ -101,6 +104,36 @@ impl<K, V, B> CacheBuilder<K, V, B> {
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.config.ttl = Some(ttl);
+        self
+    }
+
+    /// Gives each value the time to live `ttl_from` reads from it (an HTTP response's
+    /// `max-age`, a token's expiry), in memory, on disk and in Redis alike; where it answers
+    /// `None`, [`ttl`](Self::ttl) applies (and [`jitter`](Self::jitter) spreads that one only).
+    /// Every insert reads it, a hit never does, and [`Cache::insert_with_ttl`] wins over it.
+    ///
+    /// moka calls this `expire_after` (its `Expiry`); the name here is the attribute's,
+    /// `#[cached(ttl_from = …)]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Clone)]
+    /// struct Token {
+    ///     expires_in: Option<Duration>,
+    /// }
+    ///
+    /// let cache: memo::Cache<u32, Token> = memo::Cache::builder()
+    ///     .ttl(Duration::from_secs(3600)) // for tokens that do not say
+    ///     .ttl_from(|token: &Token| token.expires_in)
+    ///     .build();
+    /// cache.insert(1, Token { expires_in: Some(Duration::from_secs(300)) });
+    /// assert!(cache.get(&1).is_some());
+    /// ```
+    pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
+        self.ttl_from = Some(ttl_from);
         self
     }
 
@@ -178,6 +211,7 @@ impl<K, V, B> CacheBuilder<K, V, B> {
             backend: options,
             weigher: None,
             listener: None,
+            ttl_from: self.ttl_from,
             types: PhantomData,
         }
     }
@@ -228,6 +262,7 @@ impl<K, V, B> CacheBuilder<K, V, B> {
             backend: options,
             weigher: None,
             listener: None,
+            ttl_from: self.ttl_from,
             types: PhantomData,
         }
     }
@@ -313,10 +348,13 @@ impl<K, V> CacheBuilder<K, V> {
     /// ```
     #[must_use]
     pub fn build(self) -> Cache<K, V> {
-        if self.weigher.is_none() && self.listener.is_none() {
+        if self.weigher.is_none() && self.listener.is_none() && self.ttl_from.is_none() {
             return Cache::new(self.config);
         }
         let mut store = MemoryStore::new(&self.config);
+        if let Some(ttl_from) = self.ttl_from {
+            store = store.ttl_from(ttl_from);
+        }
         if let Some(weigher) = self.weigher {
             store = store.weigher(weigher);
         }
@@ -349,7 +387,11 @@ where
     /// ```
     #[must_use]
     pub fn build(self) -> DiskCache<K, V> {
-        Cache::with_store(self.backend.open(&self.config))
+        let store = self.backend.open(&self.config);
+        Cache::with_store(match self.ttl_from {
+            Some(ttl_from) => store.ttl_from(ttl_from),
+            None => store,
+        })
     }
 }
 
@@ -370,7 +412,11 @@ where
     /// ```
     #[must_use]
     pub fn build(self) -> RedisCache<K, V> {
-        Cache::with_store(self.backend.open(&self.config))
+        let store = self.backend.open(&self.config);
+        Cache::with_store(match self.ttl_from {
+            Some(ttl_from) => store.ttl_from(ttl_from),
+            None => store,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 #![allow(clippy::must_use_candidate, reason = "only generated code calls these")]
 
 pub use core::marker::PhantomData;
-pub use core::option::Option::{self, Some};
+pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
@@ -123,6 +123,12 @@ pub fn weigh<K, V, W: Weight>(weigher: impl FnOnce(&K, &V) -> W, key: &K, value:
     weigher(key, value).into_weight()
 }
 
+/// The time to live the user's `ttl_from = …` reads from a value (`None`: the `ttl`).
+#[inline]
+pub fn ttl_of<V>(ttl_from: impl FnOnce(&V) -> Option<Duration>, value: &V) -> Option<Duration> {
+    ttl_from(value)
+}
+
 /// The fingerprint of a function's key and value types and its `version`, for the stores outside
 /// the process (see `key::fingerprint`).
 pub type Fingerprint = fn(u64) -> u64;
@@ -211,7 +217,25 @@ pub fn disk_cache<K: Shared, V: Shared>(
     config: fn() -> Config,
     remote: Remote,
 ) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cell.get_or_init_at(id, scope, |name| new_disk_cache(name, config, remote))
+    cell.get_or_init_at(id, scope, |name| {
+        new_disk_cache(name, config, remote, |s| s)
+    })
+}
+
+/// [`disk_cache`] for `#[cached(store = disk, ttl_from = …)]`: `hooks` sets it on the new store.
+#[cfg(feature = "disk")]
+#[inline]
+pub fn disk_cache_with<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    scope: At,
+    config: fn() -> Config,
+    remote: Remote,
+    hooks: fn(DiskStore<K, V>) -> DiskStore<K, V>,
+) -> &'static Cache<K, V, DiskStore<K, V>> {
+    cell.get_or_init_at(id, scope, |name| {
+        new_disk_cache(name, config, remote, hooks)
+    })
 }
 
 #[cfg(feature = "disk")]
@@ -221,6 +245,7 @@ fn new_disk_cache<K, V>(
     name: &'static str,
     config: fn() -> Config,
     remote: Remote,
+    hooks: fn(DiskStore<K, V>) -> DiskStore<K, V>,
 ) -> Cache<K, V, DiskStore<K, V>> {
     // No name: the program's own store; a name is shared by the programs that give it.
     let options = if remote.store == "default" {
@@ -232,7 +257,7 @@ fn new_disk_cache<K, V>(
         .function(name, remote.version)
         .codec(codec_of(remote.json))
         .open_shaped(&config(), (remote.shape)(remote.version));
-    Cache::with_store(store).named(name)
+    Cache::with_store(hooks(store)).named(name)
 }
 
 /// Stands for [`disk_cache`] without the `disk` feature (never reached: `require_disk!` stops the
@@ -246,6 +271,19 @@ pub fn disk_cache<K: Shared, V: Shared>(
     _: Remote,
 ) -> &'static Cache<K, V, DiskStore<K, V>> {
     cache(cell, id, scope, config)
+}
+
+/// Stands for [`disk_cache_with`] without the `disk` feature (never reached).
+#[cfg(not(feature = "disk"))]
+pub fn disk_cache_with<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    scope: At,
+    config: fn() -> Config,
+    _: Remote,
+    hooks: fn(DiskStore<K, V>) -> DiskStore<K, V>,
+) -> &'static Cache<K, V, DiskStore<K, V>> {
+    cache_with(cell, id, scope, config, hooks)
 }
 
 /// Stands for nothing when the `disk` feature is on; a sentence when it is off.
@@ -308,7 +346,25 @@ pub fn redis_cache<K: Shared, V: Shared>(
     config: fn() -> Config,
     remote: Remote,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cell.get_or_init_at(id, scope, |name| new_redis_cache(name, config, remote))
+    cell.get_or_init_at(id, scope, |name| {
+        new_redis_cache(name, config, remote, |s| s)
+    })
+}
+
+/// [`redis_cache`] for `#[cached(store = redis, ttl_from = …)]`: `hooks` sets it on the new store.
+#[cfg(feature = "redis")]
+#[inline]
+pub fn redis_cache_with<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    scope: At,
+    config: fn() -> Config,
+    remote: Remote,
+    hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
+) -> &'static Cache<K, V, RedisStore<K, V>> {
+    cell.get_or_init_at(id, scope, |name| {
+        new_redis_cache(name, config, remote, hooks)
+    })
 }
 
 #[cfg(feature = "redis")]
@@ -318,9 +374,10 @@ fn new_redis_cache<K, V>(
     name: &'static str,
     config: fn() -> Config,
     remote: Remote,
+    hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
 ) -> Cache<K, V, RedisStore<K, V>> {
     let store = redis_options(name, remote).open_shaped(&config(), (remote.shape)(remote.version));
-    Cache::with_store(store).named(name)
+    Cache::with_store(hooks(store)).named(name)
 }
 
 /// The options of a memoized function's Redis store: its name, namespace, codec and lock.
@@ -347,6 +404,19 @@ pub fn redis_cache<K: Shared, V: Shared>(
     _: Remote,
 ) -> &'static Cache<K, V, RedisStore<K, V>> {
     cache(cell, id, scope, config)
+}
+
+/// Stands for [`redis_cache_with`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn redis_cache_with<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    scope: At,
+    config: fn() -> Config,
+    _: Remote,
+    hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
+) -> &'static Cache<K, V, RedisStore<K, V>> {
+    cache_with(cell, id, scope, config, hooks)
 }
 
 /// [`hit_or_miss`] of a sync function with `store = redis`: one `GET`.
@@ -445,7 +515,30 @@ where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
-    cell.get_or_init_at(id, scope, |name| new_tiered_cache(name, config, remote))
+    cell.get_or_init_at(id, scope, |name| {
+        new_tiered_cache(name, config, remote, |s| s)
+    })
+}
+
+/// [`tiered_cache`] for `#[cached(store = tiered, ttl_from = …)]`: `hooks` sets it on the new
+/// store.
+#[cfg(feature = "redis")]
+#[inline]
+pub fn tiered_cache_with<K, V>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    scope: At,
+    config: fn() -> Config,
+    remote: Remote,
+    hooks: fn(TieredStore<K, V>) -> TieredStore<K, V>,
+) -> &'static Cache<K, V, TieredStore<K, V>>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Shared + Clone,
+{
+    cell.get_or_init_at(id, scope, |name| {
+        new_tiered_cache(name, config, remote, hooks)
+    })
 }
 
 #[cfg(feature = "redis")]
@@ -455,6 +548,7 @@ fn new_tiered_cache<K, V>(
     name: &'static str,
     config: fn() -> Config,
     remote: Remote,
+    hooks: fn(TieredStore<K, V>) -> TieredStore<K, V>,
 ) -> Cache<K, V, TieredStore<K, V>>
 where
     K: Share + std::hash::Hash + Eq + Clone,
@@ -462,7 +556,7 @@ where
 {
     let store =
         redis_options(name, remote).open_tiered_shaped(&config(), (remote.shape)(remote.version));
-    Cache::with_store(store).named(name)
+    Cache::with_store(hooks(store)).named(name)
 }
 
 /// Stands for [`tiered_cache`] without the `redis` feature (never reached).
@@ -475,6 +569,19 @@ pub fn tiered_cache<K: Shared, V: Shared>(
     _: Remote,
 ) -> &'static Cache<K, V, TieredStore<K, V>> {
     cache(cell, id, scope, config)
+}
+
+/// Stands for [`tiered_cache_with`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn tiered_cache_with<K: Shared, V: Shared>(
+    cell: &'static CacheCell,
+    id: &'static str,
+    scope: At,
+    config: fn() -> Config,
+    _: Remote,
+    hooks: fn(TieredStore<K, V>) -> TieredStore<K, V>,
+) -> &'static Cache<K, V, TieredStore<K, V>> {
+    cache_with(cell, id, scope, config, hooks)
 }
 
 /// [`hit_or_miss`] of a sync function with `store = tiered`: the L1 first.

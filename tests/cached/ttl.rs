@@ -102,3 +102,143 @@ fn jitter_spreads_the_expiry_of_entries_stored_together() {
     mock.increment(Duration::from_secs(20));
     assert_eq!(live(), 0);
 }
+
+/// Issue 21: a time to live per entry, read from the value (`ttl_from`), with `ttl` as the
+/// fallback where it answers `None`.
+mod issue21 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use memo::{Clock, cached};
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Response {
+        body: String,
+        max_age: Option<Duration>,
+    }
+
+    static FETCHES: AtomicUsize = AtomicUsize::new(0);
+
+    /// `/news` says `max-age=5`; `/about` says nothing, and lives the `ttl`.
+    #[cached(ttl = "60s", ttl_from = |response: &Response| response.max_age)]
+    fn fetch(url: &str) -> Response {
+        FETCHES.fetch_add(1, Ordering::SeqCst);
+        Response {
+            body: format!("<{url}>"),
+            max_age: (url == "/news").then_some(Duration::from_secs(5)),
+        }
+    }
+
+    #[test]
+    fn each_value_lives_as_long_as_it_says_and_the_others_the_ttl() {
+        let (clock, mock) = Clock::mock();
+        fetch_cache().set_clock(clock);
+        fetch("/news");
+        fetch("/about");
+        mock.increment(Duration::from_millis(4_999));
+        fetch("/news");
+        fetch("/about");
+        assert_eq!(FETCHES.load(Ordering::SeqCst), 2, "both still fresh");
+        mock.increment(Duration::from_millis(1));
+        fetch("/news");
+        assert_eq!(
+            FETCHES.load(Ordering::SeqCst),
+            3,
+            "/news expired at its max-age"
+        );
+        fetch("/about");
+        assert_eq!(FETCHES.load(Ordering::SeqCst), 3, "/about lives the ttl");
+        mock.increment(Duration::from_secs(55));
+        fetch("/about");
+        assert_eq!(
+            FETCHES.load(Ordering::SeqCst),
+            4,
+            "/about expired at the ttl"
+        );
+    }
+
+    /// The same, for the cache's own methods (its own cache: tests run in parallel).
+    #[cached(ttl = "60s", ttl_from = |response: &Response| response.max_age)]
+    fn page(url: &str) -> Response {
+        fetch_uncached(url)
+    }
+
+    #[test]
+    fn an_explicit_ttl_wins() {
+        let (clock, mock) = Clock::mock();
+        let cache = page_cache();
+        cache.set_clock(clock);
+        let stored = Response {
+            body: "pinned".to_string(),
+            max_age: Some(Duration::from_secs(1)),
+        };
+        cache.insert_with_ttl(
+            "/pinned".to_string(),
+            stored.clone(),
+            Duration::from_secs(30),
+        );
+        mock.increment(Duration::from_secs(10));
+        assert_eq!(
+            cache.get("/pinned"),
+            Some(stored),
+            "30 s, not the value's 1 s"
+        );
+        cache.insert("/plain".to_string(), fetch_uncached("/news"));
+        mock.increment(Duration::from_secs(6));
+        assert_eq!(
+            cache.get("/plain"),
+            None,
+            "a plain insert follows the value's 5 s"
+        );
+    }
+
+    fn fetch_uncached(url: &str) -> Response {
+        Response {
+            body: format!("<{url}>"),
+            max_age: (url == "/news").then_some(Duration::from_secs(5)),
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Token {
+        expires_in: u64,
+    }
+
+    static LOGINS: AtomicUsize = AtomicUsize::new(0);
+
+    /// A token that does not say lives the `ttl`.
+    fn token_ttl(token: &Token) -> Option<Duration> {
+        (token.expires_in > 0).then(|| Duration::from_secs(token.expires_in))
+    }
+
+    /// A `fn` path, over the `Ok` value of a `Result`; errors are not stored.
+    #[cached(ttl = "1h", ttl_from = token_ttl)]
+    fn login(user: u32) -> Result<Token, String> {
+        LOGINS.fetch_add(1, Ordering::SeqCst);
+        if user == 0 {
+            return Err("no such user".to_string());
+        }
+        Ok(Token {
+            expires_in: u64::from(user),
+        })
+    }
+
+    #[test]
+    fn a_result_gives_its_ok_value() {
+        let (clock, mock) = Clock::mock();
+        login_cache().set_clock(clock);
+        login(10).unwrap();
+        login(100).unwrap();
+        mock.increment(Duration::from_secs(10));
+        login(10).unwrap();
+        login(100).unwrap();
+        assert_eq!(
+            LOGINS.load(Ordering::SeqCst),
+            3,
+            "the 10 s token expired, not the 100 s one"
+        );
+        assert!(login(0).is_err());
+        assert!(login(0).is_err());
+        assert_eq!(LOGINS.load(Ordering::SeqCst), 5, "errors are not stored");
+    }
+}

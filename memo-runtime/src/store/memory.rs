@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
+use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{Renewal, Shard, Stamp};
@@ -62,6 +63,8 @@ pub struct MemoryStore<K, V> {
     /// [`weigher`](Self::weigher); whether entries are weighed.
     max_weight: Option<u64>,
     weighed: bool,
+    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), read on insert only.
+    ttl_from: Option<TtlFrom<V>>,
     /// Told of every entry that leaves, after the shard's lock is released.
     listener: Option<Listener<K, V>>,
     /// What the store was built with, as [`Cache::config`](crate::Cache::config) tells it.
@@ -115,6 +118,7 @@ impl<K, V> MemoryStore<K, V> {
             clock: ClockCell::default(),
             max_weight: config.max_weight,
             weighed: false,
+            ttl_from: None,
             listener: None,
             config: *config,
         }
@@ -158,6 +162,39 @@ impl<K, V> MemoryStore<K, V> {
             shard.0.get_mut().weigh(weigher, budget);
         }
         self.weighed = true;
+        self
+    }
+
+    /// Gives each value the time to live `ttl_from` reads from it (an HTTP response's
+    /// `max-age`, a token's expiry); where it answers `None`, the store's `ttl` applies (none
+    /// without one). Every insert reads it, the miss path of a cache included, and a hit never
+    /// does; [`Store::insert_with_ttl`] gives its own and wins. It replaces the jitter and early
+    /// refresh of the values it times (moka's `Expiry::expire_after_create`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use memo::{Clock, Config, MemoryStore, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store: MemoryStore<String, (String, Option<u64>)> =
+    ///     MemoryStore::new(&Config::new().ttl(Duration::from_secs(60)))
+    ///         .ttl_from(|(_, max_age)| max_age.map(Duration::from_secs));
+    /// let (clock, mock) = Clock::mock();
+    /// store.set_clock(clock);
+    /// store.insert("news".to_string(), ("…".to_string(), Some(5))); // 5 s, as the value says
+    /// store.insert("about".to_string(), ("…".to_string(), None)); // 60 s, the store's `ttl`
+    /// mock.increment(Duration::from_secs(6));
+    /// assert_eq!(store.get(&"news"), None);
+    /// assert!(store.get(&"about").is_some());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
+        self.ttl_from = Some(ttl_from);
+        // Entries may expire even without a `ttl`: the clock is read.
+        *self.timed.get_mut() = true;
         self
     }
 
@@ -637,6 +674,9 @@ where
     }
 
     fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
+        if let Some(ttl) = super::chosen(self.ttl_from, &value) {
+            return self.insert_with_ttl(key, value, ttl);
+        }
         let hash = self.hash(&key);
         let now = self.now();
         let stamp = self.timing.stamp(now, cost);

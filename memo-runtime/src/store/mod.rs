@@ -5,6 +5,7 @@
 mod disk;
 mod gate;
 mod ghost;
+mod lifetime;
 pub(crate) mod listener;
 mod memory;
 #[cfg(feature = "redis")]
@@ -25,6 +26,8 @@ mod weight;
 pub use disk::admin as disk_admin;
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
+pub use lifetime::TtlFrom;
+pub(crate) use lifetime::chosen;
 pub use listener::RemovalCause;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]

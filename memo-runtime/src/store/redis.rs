@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Claim, Counts, Lease, Store, redis_names};
+use super::{Claim, Counts, Lease, Store, TtlFrom, redis_names};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::key;
@@ -371,6 +371,7 @@ impl RedisOptions {
                 .lifetime()
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
             jitter: config.jitter.filter(|j| *j > 0.0),
+            ttl_from: None,
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
@@ -431,6 +432,8 @@ pub struct RedisStore<K, V> {
     codec: Codec,
     ttl_ms: Option<u64>,
     jitter: Option<f64>,
+    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)).
+    ttl_from: Option<TtlFrom<V>>,
     hits: AtomicU64,
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
@@ -484,8 +487,33 @@ impl<K, V> RedisStore<K, V> {
         self.ttl_ms.filter(|_| self.config.idle.is_some())
     }
 
-    /// The time to live of a value stored now, spread by the jitter.
-    fn entry_ttl(&self) -> Option<u64> {
+    /// Gives each value the time to live `ttl_from` reads from it, as the `PX` of its `SET`;
+    /// `None` leaves the store's `ttl`. See
+    /// [`MemoryStore::ttl_from`](crate::MemoryStore::ttl_from).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use memo::{Config, RedisOptions, RedisStore, Store};
+    /// use std::time::Duration;
+    ///
+    /// let store: RedisStore<u32, Option<u64>> = RedisOptions::new("doc")
+    ///     .open(&Config::new().ttl(Duration::from_secs(60)))
+    ///     .ttl_from(|max_age| max_age.map(Duration::from_secs));
+    /// store.insert(1, Some(5)); // SET … PX 5000
+    /// ```
+    #[must_use]
+    pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
+        self.ttl_from = Some(ttl_from);
+        self
+    }
+
+    /// The time to live of `value` stored now: the one [`ttl_from`](Self::ttl_from) reads from
+    /// it, else the store's, spread by the jitter.
+    fn entry_ttl(&self, value: &V) -> Option<u64> {
+        if let Some(ttl) = super::chosen(self.ttl_from, value) {
+            return Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
         let ttl = self.ttl_ms?;
         Some(match self.jitter {
             None => ttl,
@@ -750,7 +778,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        self.write_then(key, value, lease, announce, self.entry_ttl());
+        self.write_then(key, value, lease, announce, self.entry_ttl(value));
     }
 
     /// [`insert_then`](Self::insert_then) with the value's time to live given (`None`: none).
@@ -789,7 +817,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some(mut out) = self.outgoing(key, value, lease, self.entry_ttl()) else {
+        let Some(mut out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
             return;
         };
         let (guard, client) = (out.guard.take(), out.client);

@@ -13,7 +13,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::redis::RedisStore;
-use super::{Claim, Counts, Lease, MemoryStore, RedisOptions, Store};
+use super::{Claim, Counts, Lease, MemoryStore, RedisOptions, Store, TtlFrom};
+#[cfg(any(test, feature = "test-util"))]
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::lookup::Lookup;
 use crate::redis::Subscription;
@@ -40,6 +42,8 @@ pub struct TieredStore<K, V> {
     channel: Vec<u8>,
     origin: [u8; 16],
     l2_hits: AtomicU64,
+    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), for both layers.
+    ttl_from: Option<TtlFrom<V>>,
     _subscription: Option<Subscription>,
 }
 
@@ -85,6 +89,7 @@ impl RedisOptions {
             channel,
             origin,
             l2_hits: AtomicU64::new(0),
+            ttl_from: None,
             _subscription: subscription,
         }
     }
@@ -114,6 +119,47 @@ where
 }
 
 impl<K, V> TieredStore<K, V> {
+    /// Gives each value the time to live `ttl_from` reads from it, in Redis (the `PX` of its
+    /// `SET`) and in the local copy alike; `None` leaves the store's `ttl`. See
+    /// [`MemoryStore::ttl_from`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use memo::{Config, RedisOptions, Store, TieredStore};
+    /// use std::time::Duration;
+    ///
+    /// let store: TieredStore<u32, Option<u64>> = RedisOptions::new("doc")
+    ///     .open_tiered(&Config::new().ttl(Duration::from_secs(60)))
+    ///     .ttl_from(|max_age| max_age.map(Duration::from_secs));
+    /// store.insert(1, Some(5)); // 5 s in Redis and in memory
+    /// ```
+    #[must_use]
+    pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
+        self.ttl_from = Some(ttl_from);
+        self.l2 = self.l2.ttl_from(ttl_from);
+        self
+    }
+
+    /// Reads the local copies' time from `clock` from now on (tests use
+    /// [`Clock::mock`]; feature `test-util`); Redis keeps its own time.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn set_clock(&self, clock: Clock) {
+        self.l1.set_clock(clock);
+    }
+
+    /// Keeps a local copy of `value`, timed as `ttl_from` says (else by the store's `ttl`).
+    fn keep_local(&self, key: K, value: V)
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
+        match super::chosen(self.ttl_from, &value) {
+            Some(ttl) => self.l1.insert_with_ttl(key, value, ttl),
+            None => self.l1.insert(key, value),
+        }
+    }
+
     /// The Redis store behind the local copies.
     pub const fn remote(&self) -> &RedisStore<K, V> {
         &self.l2
@@ -177,7 +223,7 @@ where
         }
         let value = self.l2.peek(key)?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.l1.insert(key.to_key(), value.clone());
+        self.keep_local(key.to_key(), value.clone());
         Some(value)
     }
 
@@ -195,7 +241,7 @@ where
         let head = self.evict_head();
         self.l2
             .insert_then(&key, &value, lease, Some((&self.channel, &head)));
-        self.l1.insert(key, value);
+        self.keep_local(key, value);
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
@@ -205,7 +251,7 @@ where
         }
         match self.l2.claim(key) {
             Claim::Found(value) => {
-                self.l1.insert(key.clone(), value.clone());
+                self.keep_local(key.clone(), value.clone());
                 Claim::Found(value)
             }
             compute @ Claim::Compute(_) => compute,
@@ -222,7 +268,7 @@ where
         let owned = key.to_key();
         let value = self.l2.peek_async(&owned).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.l1.insert(owned, value.clone());
+        self.keep_local(owned, value.clone());
         Some(value)
     }
 
@@ -235,7 +281,7 @@ where
         }
         match self.l2.claim_async(key).await {
             Claim::Found(value) => {
-                self.l1.insert(key.clone(), value.clone());
+                self.keep_local(key.clone(), value.clone());
                 Claim::Found(value)
             }
             compute @ Claim::Compute(_) => compute,
@@ -259,7 +305,7 @@ where
         self.l2
             .insert_then_async(&key, &value, lease, Some((&self.channel, &head)))
             .await;
-        self.l1.insert(key, value);
+        self.keep_local(key, value);
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {

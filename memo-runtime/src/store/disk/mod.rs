@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 
 use self::db::{Db, Space};
 use self::writer::{Kind, Pending};
-use super::{Claim, Counts, MemoryStore, Store};
+use super::{Claim, Counts, MemoryStore, Store, TtlFrom};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::clock::{ClockCell, unix_millis};
@@ -247,6 +247,7 @@ impl DiskOptions {
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
             idle: config.idle.is_some(),
             jitter: config.jitter.filter(|j| *j > 0.0),
+            ttl_from: None,
             lease: self.lease,
             clock: ClockCell::default(),
             disk_hits: AtomicU64::new(0),
@@ -337,6 +338,8 @@ pub struct DiskStore<K, V> {
     idle: bool,
     /// The fraction each entry's time to live is spread by (`jitter`).
     jitter: Option<f64>,
+    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)).
+    ttl_from: Option<TtlFrom<V>>,
     lease: Duration,
     clock: ClockCell,
     disk_hits: AtomicU64,
@@ -353,6 +356,31 @@ impl<K, V> DiskStore<K, V> {
     pub fn set_clock(&self, clock: Clock) {
         self.front.set_clock(clock.clone());
         self.clock.set(clock);
+    }
+
+    /// Gives each value the time to live `ttl_from` reads from it, written as its row's expiry
+    /// (and its copy in memory's); `None` leaves the store's `ttl`. See
+    /// [`MemoryStore::ttl_from`](crate::MemoryStore::ttl_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::{Config, DiskOptions, DiskStore, Store};
+    /// use std::time::Duration;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("memo-doc-ttl-from-{}", std::process::id()));
+    /// let store: DiskStore<u32, Option<u64>> = DiskOptions::new("doc")
+    ///     .root(&dir)
+    ///     .open(&Config::new().ttl(Duration::from_secs(60)))
+    ///     .ttl_from(|max_age| max_age.map(Duration::from_secs));
+    /// store.insert(1, Some(5)); // its row expires in 5 s
+    /// assert_eq!(store.get(&&1), Some(Some(5)));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
+    #[must_use]
+    pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
+        self.ttl_from = Some(ttl_from);
+        self
     }
 
     /// Waits until every write made so far is committed, so other processes see it.
@@ -629,6 +657,9 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
+        if let Some(ttl) = super::chosen(self.ttl_from, &value) {
+            return self.insert_with_ttl(key, value, ttl);
+        }
         let expires = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
                 .jitter
@@ -702,7 +733,7 @@ where
     }
 
     fn has_ttl(&self) -> bool {
-        self.ttl_ms.is_some()
+        self.ttl_ms.is_some() || self.ttl_from.is_some()
     }
 
     fn purge_expired(&self) -> usize {

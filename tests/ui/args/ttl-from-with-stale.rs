@@ -1,0 +1,8 @@
+use memo::cached;
+
+#[cached(ttl = "1m", stale = "10s", ttl_from = |secs: &u64| Some(std::time::Duration::from_secs(*secs)))]
+fn f(x: u64) -> u64 {
+    x
+}
+
+fn main() {}
