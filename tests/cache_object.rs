@@ -460,3 +460,39 @@ mod issue21 {
         assert!(5_000 < long && long <= 60_000, "PX from the ttl: {long}");
     }
 }
+
+/// The builder's `idle` (moka's `time_to_idle`): an entry read every half period lives on (cached's
+/// `test_cached_timed_refresh`: 4 hits, 1 miss), one left unread expires, in memory and on disk.
+mod idle {
+    use std::time::Duration;
+
+    use memo::{Cache, Clock, MockClock};
+
+    fn lives_while_used<S: memo::Store<u32, u32>>(cache: &Cache<u32, u32, S>, mock: &MockClock) {
+        cache.insert(1, 10);
+        for _ in 0..4 {
+            mock.increment(Duration::from_secs(30));
+            assert_eq!(cache.get(&1), Some(10));
+        }
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (4, 0));
+        mock.increment(Duration::from_secs(61));
+        assert_eq!(cache.get(&1), None);
+    }
+
+    #[test]
+    fn memory() {
+        let cache = Cache::builder().idle(Duration::from_secs(60)).build();
+        let (clock, mock) = Clock::mock();
+        cache.set_clock(clock);
+        lives_while_used(&cache, &mock);
+    }
+
+    #[test]
+    fn disk() {
+        let disk = super::disk("idle", Cache::builder().idle(Duration::from_secs(60)));
+        let (clock, mock) = Clock::mock();
+        disk.cache.store().set_clock(clock);
+        lives_while_used(&disk.cache, &mock);
+    }
+}

@@ -103,7 +103,26 @@ impl<K, V, B> CacheBuilder<K, V, B> {
     /// assert_eq!(cache.config().ttl, Some(Duration::from_secs(60)));
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.config.ttl = Some(ttl);
+        self.config = self.config.ttl(ttl);
+        self
+    }
+
+    /// Entries expire `idle` after their last use, in place of a [`ttl`](Self::ttl): a hit
+    /// renews the entry (at most once per sixteenth of `idle`), in memory, on disk and in Redis
+    /// alike. moka's `time_to_idle`; the attribute's `#[cached(idle = …)]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let sessions: memo::Cache<u32, String> =
+    ///     memo::Cache::builder().idle(Duration::from_secs(600)).build();
+    /// sessions.insert(7, "ada".to_string());
+    /// assert_eq!(sessions.config().idle, Some(Duration::from_secs(600)));
+    /// ```
+    pub fn idle(mut self, idle: Duration) -> Self {
+        self.config = self.config.idle(idle);
         self
     }
 
