@@ -836,20 +836,13 @@ mod issue21 {
         page_of(url)
     }
 
-    /// The `PTTL` of the one value stored under the `String` key `key` (postcard: its length,
-    /// then its bytes, in hex between braces).
+    /// The `PTTL` of the one value stored under the `String` key `key` (in clear between
+    /// braces, the end of its name).
     fn pttl(key: &str) -> i64 {
         let port = PORT.load(Ordering::Relaxed);
-        let hex = std::iter::once(u8::try_from(key.len()).unwrap())
-            .chain(key.bytes())
-            .fold(String::new(), |mut hex, byte| {
-                use std::fmt::Write as _;
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            });
-        let reply = redis_server::command(port, &format!("KEYS *{{{hex}}}"));
+        let reply = redis_server::command(port, &format!("KEYS *{{{key}}}"));
         let lines: Vec<&str> = reply.split("\r\n").collect();
-        assert_eq!(lines[0], "*1", "one value named {hex}: {reply:?}");
+        assert_eq!(lines[0], "*1", "one value named {key}: {reply:?}");
         let reply = redis_server::command(port, &format!("PTTL {}", lines[2]));
         reply.trim_start_matches(':').trim().parse().unwrap()
     }
