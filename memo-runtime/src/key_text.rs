@@ -191,7 +191,17 @@ struct Composite<'a> {
     close: &'static str,
 }
 
-impl Composite<'_> {
+impl<'a> Composite<'a> {
+    /// Writes `open` and starts a composite that `close` ends.
+    fn open(text: &'a mut Text, open: char, close: &'static str) -> Self {
+        text.out.push(open);
+        Self {
+            text,
+            first: true,
+            close,
+        }
+    }
+
     fn separate(&mut self) {
         if !std::mem::replace(&mut self.first, false) {
             self.text.out.push(',');
@@ -367,12 +377,7 @@ impl<'a> ser::Serializer for &'a mut Text {
     }
 
     fn serialize_tuple(self, _: usize) -> Result<Composite<'a>, NoText> {
-        self.out.push('[');
-        Ok(Composite {
-            text: self,
-            first: true,
-            close: "]",
-        })
+        Ok(Composite::open(self, '[', "]"))
     }
 
     fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Composite<'a>, NoText> {
@@ -387,12 +392,7 @@ impl<'a> ser::Serializer for &'a mut Text {
         _: usize,
     ) -> Result<Composite<'a>, NoText> {
         self.open_variant(index, variant);
-        self.out.push('[');
-        Ok(Composite {
-            text: self,
-            first: true,
-            close: "]}",
-        })
+        Ok(Composite::open(self, '[', "]}"))
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Composite<'a>, NoText> {
@@ -402,12 +402,7 @@ impl<'a> ser::Serializer for &'a mut Text {
     }
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Composite<'a>, NoText> {
-        self.out.push('{');
-        Ok(Composite {
-            text: self,
-            first: true,
-            close: "}",
-        })
+        Ok(Composite::open(self, '{', "}"))
     }
 
     fn serialize_struct_variant(
@@ -418,12 +413,7 @@ impl<'a> ser::Serializer for &'a mut Text {
         _: usize,
     ) -> Result<Composite<'a>, NoText> {
         self.open_variant(index, variant);
-        self.out.push('{');
-        Ok(Composite {
-            text: self,
-            first: true,
-            close: "}}",
-        })
+        Ok(Composite::open(self, '{', "}}"))
     }
 }
 
