@@ -33,7 +33,8 @@
 //! (of moka, `quick_cache` and lru; and the number of rows), `hitratio/<group>/rows/memo_at_least_best_of_moka_quick_cache`,
 //! and the mean gap to `opt` in points of memo and of each peer.
 //!
-//! Arguments filter the rows: each one is a substring that a row's name must contain (all of them).
+//! Arguments filter the rows: each one is a substring that `<group>/<row>/` must contain (all of
+//! them), so `today/` selects a group and `/3877/` one size (not also `38770`).
 //! `HITRATIO_THREADS` (default 2) sets how many rows run at once. `HITRATIO_LAB=1` adds the
 //! reference policies of the policy lab (`benches/hitratio/lab.rs`) as `lab_<name>` rows (or
 //! `HITRATIO_LAB="<name> <name>"` the ones named); `HITRATIO_IMPLS="moka opt"` replaces the
@@ -117,7 +118,7 @@ fn main() {
             .iter()
             .flat_map(|&size| impls.iter().map(move |i| (size, i.as_str())))
             .filter(|(size, imp)| {
-                let row = format!("hit_pct/{}/{size}/{imp}", trace.name);
+                let row = format!("{}/hit_pct/{}/{size}/{imp}/", trace.group, trace.name);
                 filters.iter().all(|f| row.contains(f.as_str()))
             })
             .collect();
