@@ -201,7 +201,7 @@ pub use memo_runtime::{DiskCache, DiskOptions, DiskStore};
 #[cfg(feature = "metrics")]
 pub use memo_runtime::{METRICS_PERIOD, publish_metrics};
 #[cfg(feature = "redis")]
-pub use memo_runtime::{RedisCache, RedisOptions, RedisStore, TieredStore};
+pub use memo_runtime::{RedisCache, RedisOptions, RedisStore, Tiered, TieredCache, TieredStore};
 #[cfg(feature = "switch")]
 pub use memo_runtime::{disable, enable, is_disabled};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use memo::redis::{RedisClient, RedisConfig};
 use memo::testing::RedisServer;
-use memo::{Cache, DiskCache, DiskOptions, Policy, RedisCache, RedisOptions, Store};
+use memo::{Cache, DiskCache, DiskOptions, Policy, RedisCache, RedisOptions, Store, TieredCache};
 
 /// A disk cache in a directory of its own, removed on drop.
 struct TempDisk<K, V> {
@@ -371,6 +371,32 @@ fn the_builder_configures_every_store() {
     assert_eq!(redis.backend(), "redis");
 }
 
+/// The builder's `tiered`: every entry in Redis, at most `maxsize` copies in this process, the
+/// builder's settings on both.
+#[test]
+fn the_builder_makes_a_tiered_cache() {
+    let server = RedisServer::start();
+    let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    let cache: TieredCache<u32, u32> = Cache::builder()
+        .maxsize(2)
+        .ttl(Duration::from_secs(300))
+        .tiered_options(RedisOptions::new("object-tiered-builder").client(client))
+        .build();
+    for n in 0..5 {
+        cache.insert(n, n * 10);
+    }
+    assert_eq!(cache.backend(), "tiered");
+    assert_eq!(cache.len(), 5, "every entry in Redis");
+    assert!(cache.store().held() <= 2, "{} copies", cache.store().held());
+    for n in 0..5 {
+        assert_eq!(cache.get(&n), Some(n * 10));
+    }
+    assert_eq!(cache.stats().hits, 5);
+    assert_eq!(cache.config().ttl, Some(Duration::from_secs(300)));
+    let names = memo::testing::redis_command(server.port(), "KEYS memo:*");
+    assert_eq!(names.matches("object-tiered-builder").count(), 5, "{names}");
+}
+
 /// Issue 21: `ttl_from` on the builder times each value as it says, in every store; the `ttl`
 /// where it answers `None`.
 #[cfg(feature = "test-util")]
@@ -442,7 +468,27 @@ mod issue21 {
         );
         cache.insert(1, (10, Some(5)));
         cache.insert(2, (20, None));
-        // The two values' times to live, shortest first, as `redis-cli` reads them.
+        set_as_they_say(&server);
+    }
+
+    #[test]
+    fn tiered() {
+        use super::{RedisClient, RedisConfig, RedisOptions, RedisServer};
+        let server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let cache: memo::TieredCache<u32, (u32, Option<u64>)> = Cache::builder()
+            .ttl(Duration::from_secs(60))
+            .ttl_from(max_age)
+            .tiered_options(RedisOptions::new("object").client(client))
+            .build();
+        cache.insert(1, (10, Some(5)));
+        cache.insert(2, (20, None));
+        set_as_they_say(&server);
+    }
+
+    /// The two values in Redis live 5 s (from the value) and 60 s (the `ttl`), as `redis-cli`
+    /// reads their `PTTL`.
+    fn set_as_they_say(server: &super::RedisServer) {
         let keys = memo::testing::redis_command(server.port(), "KEYS memo:*");
         let mut pttls: Vec<i64> = keys
             .split("\r\n")

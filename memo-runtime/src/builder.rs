@@ -10,7 +10,7 @@ use crate::store::listener::Listener;
 use crate::store::{DiskOptions, DiskStore};
 use crate::store::{MemoryStore, RemovalCause, TtlFrom, Weigher};
 #[cfg(feature = "redis")]
-use crate::store::{RedisOptions, RedisStore};
+use crate::store::{RedisOptions, RedisStore, TieredStore};
 
 /// A cache on disk, as [`CacheBuilder::disk`] builds it (feature `disk`).
 #[cfg(feature = "disk")]
@@ -19,6 +19,17 @@ pub type DiskCache<K, V> = Cache<K, V, DiskStore<K, V>>;
 /// A cache in Redis, as [`CacheBuilder::redis`] builds it (feature `redis`).
 #[cfg(feature = "redis")]
 pub type RedisCache<K, V> = Cache<K, V, RedisStore<K, V>>;
+
+/// A cache in Redis with a copy of each entry in this process's memory, as
+/// [`CacheBuilder::tiered`] builds it (feature `redis`; the attribute's `store = "tiered"`).
+#[cfg(feature = "redis")]
+pub type TieredCache<K, V> = Cache<K, V, TieredStore<K, V>>;
+
+/// Where a tiered cache keeps its entries: in memory (bounded by `maxsize`) before Redis, as the
+/// [`RedisOptions`] say; from [`CacheBuilder::tiered`] (feature `redis`).
+#[cfg(feature = "redis")]
+#[derive(Debug)]
+pub struct Tiered(RedisOptions);
 
 /// Settings of a [`Cache`] under construction, from [`Cache::builder`]: its bound, time to live
 /// and policy, and where its entries live (`B`: `()` in memory, `DiskOptions` on disk,
@@ -225,14 +236,7 @@ impl<K, V, B> CacheBuilder<K, V, B> {
     /// ```
     #[cfg(feature = "disk")]
     pub fn disk_options(self, options: DiskOptions) -> CacheBuilder<K, V, DiskOptions> {
-        CacheBuilder {
-            config: self.config,
-            backend: options,
-            weigher: None,
-            listener: None,
-            ttl_from: self.ttl_from,
-            types: PhantomData,
-        }
+        self.keeping_in(options)
     }
 
     /// Keeps the entries in Redis (feature `redis`), in the namespace `name`, on the server of
@@ -276,9 +280,62 @@ impl<K, V, B> CacheBuilder<K, V, B> {
     /// ```
     #[cfg(feature = "redis")]
     pub fn redis_options(self, options: RedisOptions) -> CacheBuilder<K, V, RedisOptions> {
+        self.keeping_in(options)
+    }
+
+    /// Keeps the entries in Redis as [`redis`](Self::redis) does, and a copy of each in this
+    /// process's memory, at most `maxsize` of them: a hit on a copy is a hit without a round trip,
+    /// and a new value or an invalidation anywhere drops the other processes' copies (feature
+    /// `redis`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let cache: memo::TieredCache<String, u64> = memo::Cache::builder()
+    ///     .maxsize(1_000) // copies kept in this process
+    ///     .ttl(std::time::Duration::from_secs(300))
+    ///     .tiered("sessions")
+    ///     .build();
+    /// cache.insert("answer".to_string(), 42);
+    /// assert_eq!(cache.get("answer"), Some(42)); // from the copy
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn tiered(self, name: &str) -> CacheBuilder<K, V, Tiered> {
+        self.tiered_options(RedisOptions::new(name))
+    }
+
+    /// [`tiered`](Self::tiered), in Redis as `options` say (a client of your own, a key prefix,
+    /// …; feature `redis`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::redis::{RedisClient, RedisConfig};
+    /// use memo::testing::RedisServer;
+    /// use memo::{Cache, RedisOptions, TieredCache};
+    ///
+    /// # if !RedisServer::installed() { return; }
+    /// let server = RedisServer::start(); // a private `redis-server`, stopped on drop
+    /// let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    /// let cache: TieredCache<String, u64> = Cache::builder()
+    ///     .maxsize(100)
+    ///     .tiered_options(RedisOptions::new("doc").client(client))
+    ///     .build();
+    /// cache.insert("answer".to_string(), 42);
+    /// assert_eq!(cache.get("answer"), Some(42));
+    /// assert_eq!(cache.backend(), "tiered");
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn tiered_options(self, options: RedisOptions) -> CacheBuilder<K, V, Tiered> {
+        self.keeping_in(Tiered(options))
+    }
+
+    /// The same settings, the entries kept in `backend`.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    fn keeping_in<C>(self, backend: C) -> CacheBuilder<K, V, C> {
         CacheBuilder {
             config: self.config,
-            backend: options,
+            backend,
             weigher: None,
             listener: None,
             ttl_from: self.ttl_from,
@@ -432,6 +489,31 @@ where
     #[must_use]
     pub fn build(self) -> RedisCache<K, V> {
         let store = self.backend.open(&self.config);
+        Cache::with_store(match self.ttl_from {
+            Some(ttl_from) => store.ttl_from(ttl_from),
+            None => store,
+        })
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<K, V> CacheBuilder<K, V, Tiered>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + serde::de::DeserializeOwned + 'static,
+    V: Clone + Send + Sync + serde::de::DeserializeOwned + 'static,
+{
+    /// The tiered cache. It never fails: while Redis cannot be reached, the copies in memory
+    /// still answer, and the misses are counted in `stats().backend_errors`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let cache: memo::TieredCache<u32, u32> = memo::Cache::builder().tiered("doc").build();
+    /// assert_eq!(cache.backend(), "tiered");
+    /// ```
+    #[must_use]
+    pub fn build(self) -> TieredCache<K, V> {
+        let store = self.backend.0.open_tiered(&self.config);
         Cache::with_store(match self.ttl_from {
             Some(ttl_from) => store.ttl_from(ttl_from),
             None => store,

@@ -63,7 +63,7 @@ pub use builder::CacheBuilder;
 #[cfg(feature = "disk")]
 pub use builder::DiskCache;
 #[cfg(feature = "redis")]
-pub use builder::RedisCache;
+pub use builder::{RedisCache, Tiered, TieredCache};
 pub use cache::Cache;
 pub use clock::Clock;
 #[cfg(any(test, feature = "test-util"))]
