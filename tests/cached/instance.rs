@@ -133,3 +133,87 @@ fn callers_of_one_key_on_one_instance_compute_once() {
     });
     assert_eq!(catalog.runs.load(Ordering::SeqCst), 1);
 }
+
+/// A feed whose first computation of each key waits for [`Feed::release`]; the later ones do not.
+struct Feed {
+    items: Cache<u32, String>,
+    runs: AtomicUsize,
+    release: tokio::sync::Notify,
+}
+
+impl Feed {
+    fn new() -> Self {
+        Self {
+            items: Cache::builder().build(),
+            runs: AtomicUsize::new(0),
+            release: tokio::sync::Notify::new(),
+        }
+    }
+
+    #[cached(cache = self.items)]
+    async fn item(&self, id: u32) -> String {
+        if self.runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.release.notified().await;
+        }
+        format!("item {id}")
+    }
+}
+
+/// Polls `future` once, without a runtime: `true` if it finished.
+fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    future.poll(&mut context).is_ready()
+}
+
+/// Runs `future` to its end; one left waiting for a cancelled leader would hang, so it fails.
+fn finish<F: std::future::Future>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output {
+    runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), future)
+            .await
+            .expect("not left waiting")
+    })
+}
+
+/// Cancellation at each await of an instance cache's miss: a leader dropped in its body hands
+/// the key over to its waiter, which computes it; a waiter dropped while it waits holds the
+/// leader back in nothing; a future dropped before its first poll leaves no trace.
+#[test]
+fn a_cancelled_async_caller_of_an_instance_cache_leaves_nothing_behind() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let feed = Feed::new();
+    drop(feed.item(1));
+    assert_eq!((feed.runs.load(Ordering::SeqCst), feed.items.len()), (0, 0));
+
+    // The leader is in its body (run 1, waiting for a release that never comes) and a waiter
+    // has joined it; the leader is dropped there.
+    let mut leader = Box::pin(feed.item(1));
+    assert!(!poll_once(leader.as_mut()), "the leader waits in its body");
+    let mut waiter = Box::pin(feed.item(1));
+    assert!(!poll_once(waiter.as_mut()), "the waiter joins the leader");
+    assert_eq!(
+        feed.runs.load(Ordering::SeqCst),
+        1,
+        "one computation at a time"
+    );
+    drop(leader);
+    assert_eq!(finish(&runtime, waiter), "item 1", "the waiter takes over");
+    assert_eq!(feed.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(finish(&runtime, feed.item(1)), "item 1");
+    assert_eq!(feed.runs.load(Ordering::SeqCst), 2, "then a hit");
+
+    // A waiter dropped while it waits: the leader finishes once released, and stores its value.
+    let feed = Feed::new();
+    let mut leader = Box::pin(feed.item(2));
+    assert!(!poll_once(leader.as_mut()));
+    let mut waiter = Box::pin(feed.item(2));
+    assert!(!poll_once(waiter.as_mut()));
+    drop(waiter);
+    feed.release.notify_one();
+    assert_eq!(finish(&runtime, leader), "item 2");
+    assert_eq!(finish(&runtime, feed.item(2)), "item 2");
+    assert_eq!(feed.runs.load(Ordering::SeqCst), 1, "computed once");
+    assert_eq!(feed.items.stats().hits, 1);
+}
