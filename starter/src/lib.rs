@@ -15,25 +15,33 @@ pub struct Page {
     pub bytes: usize,
 }
 
-/// Why a page could not be had. Errors are returned, never cached: the next call tries again.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Why a page could not be had. Errors are returned, never cached (only a `Page` is stored): the
+/// next call tries again. They need neither `Clone` nor serde.
+#[derive(Debug)]
 pub enum FetchError {
     /// The server answered with an error status (404, 500, …).
     Status(u16),
     /// No answer: connection refused, timeout, a body that is not text.
-    Network(String),
+    Network(reqwest::Error),
 }
 
 impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Status(code) => write!(f, "HTTP {code}"),
-            Self::Network(reason) => f.write_str(reason),
+            Self::Network(err) => err.fmt(f),
         }
     }
 }
 
-impl std::error::Error for FetchError {}
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Status(_) => None,
+            Self::Network(err) => Some(err),
+        }
+    }
+}
 
 /// The page at `url`: from the disk cache when it was fetched in the last 15 minutes (by this
 /// process or another), else downloaded. The cache lives in `$MEMO_CACHE_DIR/pages`, else the
@@ -51,16 +59,11 @@ pub fn download(url: &str) -> Result<Page, FetchError> {
             .build()
             .expect("an HTTP client")
     });
-    let response = CLIENT
-        .get(url)
-        .send()
-        .map_err(|err| FetchError::Network(err.to_string()))?;
+    let response = CLIENT.get(url).send().map_err(FetchError::Network)?;
     if !response.status().is_success() {
         return Err(FetchError::Status(response.status().as_u16()));
     }
-    let body = response
-        .text()
-        .map_err(|err| FetchError::Network(err.to_string()))?;
+    let body = response.text().map_err(FetchError::Network)?;
     Ok(Page {
         title: title(&body).to_string(),
         bytes: body.len(),
