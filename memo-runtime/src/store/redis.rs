@@ -10,7 +10,8 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -379,7 +380,7 @@ impl RedisOptions {
                 beta: config.refresh_early.unwrap_or(0.0),
                 cost_ns: AtomicU64::new(0),
             }),
-            refreshing: Mutex::new(HashSet::new()),
+            refreshing: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
@@ -444,8 +445,10 @@ pub struct RedisStore<K, V> {
     ttl_from: Option<TtlFrom<V>>,
     /// How entries are refreshed in the background (`stale`, early refresh); `None`: never.
     renewal: Option<Renewal>,
-    /// The keys this process refreshes in the background now: one refresh per key.
-    refreshing: Mutex<HashSet<K>>,
+    /// The keys this process refreshes in the background now, with when each started: one
+    /// refresh per key. A mark older than a time to live (a refresh another process took, whose
+    /// value this one never stored) lets a later read refresh the key again.
+    refreshing: Mutex<HashMap<K, std::time::Instant>>,
     hits: AtomicU64,
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
@@ -806,8 +809,30 @@ impl<K, V> RedisStore<K, V> {
             .renewal
             .as_ref()
             .is_some_and(|renewal| renewal.is_due(pttl, self.ttl_ms.unwrap_or(0)))
-            && self.refreshing.lock().insert(key.clone());
+            && self.mark_refreshing(key);
         Some((value, due))
+    }
+
+    /// Makes this caller the one of this process to refresh `key`; `false` if a refresh of it
+    /// started less than a time to live ago.
+    fn mark_refreshing(&self, key: &K) -> bool
+    where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        let ttl = std::time::Duration::from_millis(self.ttl_ms.unwrap_or(0));
+        let now = std::time::Instant::now();
+        match self.refreshing.lock().entry(key.clone()) {
+            Entry::Occupied(mut started) => {
+                if started.get().elapsed() < ttl {
+                    return false;
+                }
+                started.insert(now);
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(now);
+            }
+        }
+        true
     }
 
     /// A value of `key` computed in `cost` was stored (or its refresh given up): a later read

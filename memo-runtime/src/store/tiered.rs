@@ -255,6 +255,15 @@ where
         Some(self.fetched_due(key, value, fresh_ms))
     }
 
+    /// The value of `key` from Redis (the local copy missed), kept here: a hit that refreshes
+    /// nothing.
+    fn fetch(&self, key: K) -> Option<V> {
+        let (value, fresh_ms) = self.l2.peek_fresh_for(&key)?;
+        self.l2_hits.fetch_add(1, Ordering::Relaxed);
+        self.keep_fetched(key, value.clone(), fresh_ms);
+        Some(value)
+    }
+
     /// A value read from Redis for [`get_due`](Self::get_due), kept here, then asked again.
     fn fetched_due(&self, key: &K, value: V, fresh_ms: Option<i64>) -> (V, bool) {
         self.keep_fetched(key.clone(), value.clone(), fresh_ms);
@@ -284,7 +293,7 @@ where
             return Some(value);
         }
         if self.renews() {
-            return self.get_due(&key.to_key()).map(|(value, _)| value);
+            return self.fetch(key.to_key());
         }
         let value = self.l2.peek(key)?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
@@ -355,7 +364,10 @@ where
         }
         let owned = key.to_key();
         if self.renews() {
-            return self.get_due_async(&owned).await.map(|(value, _)| value);
+            let (value, fresh_ms) = self.l2.peek_fresh_for_async(&owned).await?;
+            self.l2_hits.fetch_add(1, Ordering::Relaxed);
+            self.keep_fetched(owned, value.clone(), fresh_ms);
+            return Some(value);
         }
         let value = self.l2.peek_async(&owned).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);

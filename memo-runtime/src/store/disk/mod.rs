@@ -470,11 +470,14 @@ impl<K, V> DiskStore<K, V> {
         }
         let expires_ms = expires_ms.saturating_sub(self.stale_ms).max(1);
         let now = self.clock.now();
-        let left = expires_ms
-            .saturating_sub(self.now_ms())
-            .max(0)
-            .unsigned_abs();
-        now.saturating_add(left.saturating_mul(1_000_000)).max(1)
+        let left = expires_ms.saturating_sub(self.now_ms());
+        // Past already for a value served stale: it goes `stale` after its time to live.
+        let nanos = left.unsigned_abs().saturating_mul(1_000_000);
+        if left >= 0 {
+            now.saturating_add(nanos).max(1)
+        } else {
+            now.saturating_sub(nanos).max(1)
+        }
     }
 }
 

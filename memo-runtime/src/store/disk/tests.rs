@@ -1164,3 +1164,73 @@ fn an_async_caller_waiting_for_another_process_leaves_its_thread_free() {
     );
     assert!(store.waits.load(Ordering::Relaxed) >= 1);
 }
+
+/// Issue 19: a background refresh takes the key's lock row only when no one holds it (another
+/// refresh, or a miss computing the key), so one process refreshes a key; the value's write
+/// releases it.
+#[test]
+fn a_background_refresh_claims_the_key_only_when_no_one_holds_it() {
+    let tmp = TempDir::new("refresh-claim");
+    let config = Config::new()
+        .ttl(Duration::from_secs(60))
+        .stale(Duration::from_secs(60));
+    let (a, b) = (open(&tmp.0, &config), open(&tmp.0, &config));
+    let key = "hot".to_string();
+    let lease = a.claim_refresh(&key).expect("the lock is free");
+    assert!(b.claim_refresh(&key).is_none(), "held by a's refresh");
+    a.insert_claimed(key.clone(), 1, Duration::from_millis(5), lease);
+    a.flush();
+    drop(b.claim_refresh(&key).expect("released with the value"));
+    let cold = "cold".to_string();
+    let Claim::Compute(miss) = a.claim(&cold) else {
+        panic!("a miss computes")
+    };
+    assert!(b.claim_refresh(&cold).is_none(), "held by the miss");
+    drop(miss);
+    a.flush();
+    assert!(b.claim_refresh(&cold).is_some());
+}
+
+/// Issue 19: with `stale`, the row outlives the time to live by `stale`, and the value is
+/// served (due for a refresh) until then; without a read from disk it is gone past both.
+#[test]
+fn a_stale_row_is_served_due_until_ttl_and_stale_have_passed() {
+    let tmp = TempDir::new("stale-row");
+    let config = Config::new()
+        .ttl(Duration::from_secs(10))
+        .stale(Duration::from_secs(5));
+    let store = open(&tmp.0, &config);
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock.clone());
+    store.insert("k".to_string(), 7);
+    store.flush();
+    assert_eq!(store.get_renewing(&"k"), Some((7, false)), "fresh");
+    mock.increment(Duration::from_secs(12));
+    assert_eq!(
+        store.get_renewing(&"k"),
+        Some((7, true)),
+        "stale: this caller refreshes"
+    );
+    assert_eq!(
+        store.get_renewing(&"k"),
+        Some((7, false)),
+        "one refresh at a time"
+    );
+    // Another process's store (no copy in memory) reads the row.
+    let other = open(&tmp.0, &config);
+    other.set_clock(clock);
+    assert_eq!(
+        other.get_renewing(&"k"),
+        Some((7, true)),
+        "stale on disk too"
+    );
+    mock.increment(Duration::from_secs(2));
+    assert_eq!(
+        store.get_renewing(&"k").map(|(v, _)| v),
+        Some(7),
+        "14 s: still stale"
+    );
+    mock.increment(Duration::from_secs(2));
+    assert_eq!(store.get_renewing(&"k"), None, "past ttl + stale");
+    assert_eq!(other.get(&"k"), None);
+}
