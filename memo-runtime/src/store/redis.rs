@@ -394,7 +394,9 @@ impl RedisOptions {
 ///
 /// Every hit reads Redis (one `GET`), so an `invalidate` or a new value in one process is seen
 /// by the next call in every other; for hits from memory, with invalidation by pub/sub, use
-/// `store = tiered`. Values are written with their time to live in one `SET … PX`. A miss
+/// `store = tiered`. Values are written with their time to live in one `SET … PX` (with
+/// `stale`, that much longer; a hit of such a store reads the `PTTL` beside the value, in the
+/// same round trip, to tell a value due for a refresh). A miss
 /// without contention is three round trips: the `GET`, the claim (one script that reads the
 /// value again and takes the lock), the `SET`; the lock's release follows in the background.
 ///
@@ -698,13 +700,8 @@ impl<K, V> RedisStore<K, V> {
         K: std::hash::Hash + Eq + Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (remote, names) = self.remote_names(key)?;
-        let budget = Self::budget(remote);
-        let got = {
-            let _entered = budget.enter();
-            remote.client.get_with_pttl(&names.value)
-        };
-        self.answered_due(key, names, budget, got)
+        let (value, pttl) = self.read_timed(key, true)?;
+        Some((value, self.is_due(key, pttl)))
     }
 
     /// [`read_due`](Self::read_due), awaited.
@@ -713,10 +710,8 @@ impl<K, V> RedisStore<K, V> {
         K: std::hash::Hash + Eq + Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (remote, names) = self.remote_names(key)?;
-        let budget = Self::budget(remote);
-        let got = budget::within(&budget, remote.client.get_with_pttl_async(&names.value)).await;
-        self.answered_due(key, names, budget, got)
+        let (value, pttl) = self.read_timed_async(key, true).await?;
+        Some((value, self.is_due(key, pttl)))
     }
 
     /// The value of `key` and how long its time to live has left in milliseconds (negative when
@@ -727,13 +722,8 @@ impl<K, V> RedisStore<K, V> {
         K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (remote, names) = self.remote_names(key)?;
-        let budget = Self::budget(remote);
-        let got = {
-            let _entered = budget.enter();
-            remote.client.get_with_pttl(&names.value)
-        };
-        self.answered_fresh(key, names, budget, got)
+        let (value, pttl) = self.read_timed(key, false)?;
+        Some((value, self.fresh_for(pttl)))
     }
 
     /// [`peek_fresh_for`](Self::peek_fresh_for), awaited.
@@ -742,20 +732,47 @@ impl<K, V> RedisStore<K, V> {
         K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
+        let (value, pttl) = self.read_timed_async(key, false).await?;
+        Some((value, self.fresh_for(pttl)))
+    }
+
+    /// `GET` and `PTTL` of `key` in one round trip (a pipeline): the value (a hit counted when
+    /// `count`; a miss parked for the claim, as [`read`](Self::read)'s) and its `PTTL`.
+    fn read_timed(&self, key: &K, count: bool) -> Option<(V, i64)>
+    where
+        K: Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (remote, names) = self.remote_names(key)?;
+        let budget = Self::budget(remote);
+        let got = {
+            let _entered = budget.enter();
+            remote.client.get_with_pttl(&names.value)
+        };
+        self.answered_timed(key, names, budget, got, count)
+    }
+
+    /// [`read_timed`](Self::read_timed), awaited.
+    async fn read_timed_async(&self, key: &K, count: bool) -> Option<(V, i64)>
+    where
+        K: Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
         let got = budget::within(&budget, remote.client.get_with_pttl_async(&names.value)).await;
-        self.answered_fresh(key, names, budget, got)
+        self.answered_timed(key, names, budget, got, count)
     }
 
-    /// What a `GET` and `PTTL` found, as [`peek_fresh_for`](Self::peek_fresh_for) answers.
-    fn answered_fresh(
+    /// What a `GET` and `PTTL` found (see [`answered`](Self::answered)).
+    fn answered_timed(
         &self,
         key: &K,
         names: Names,
         budget: Budget,
         got: Result<(Option<Vec<u8>>, i64), Error>,
-    ) -> Option<(V, Option<i64>)>
+        count: bool,
+    ) -> Option<(V, i64)>
     where
         K: Clone + 'static,
         V: DeserializeOwned,
@@ -764,10 +781,26 @@ impl<K, V> RedisStore<K, V> {
             Ok((bytes, pttl)) => (Ok(bytes), pttl),
             Err(err) => (Err(err), -1),
         };
-        let value = self.answered(key, names, budget, got, false)?;
+        Some((self.answered(key, names, budget, got, count)?, pttl))
+    }
+
+    /// How long the time to live of a value with `pttl_ms` left in Redis has left (the rest
+    /// is `stale`); `None` when it never expires.
+    fn fresh_for(&self, pttl_ms: i64) -> Option<i64> {
         let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
-        let fresh = (pttl >= 0).then(|| pttl.saturating_sub(i64::try_from(stale).unwrap_or(0)));
-        Some((value, fresh))
+        (pttl_ms >= 0).then(|| pttl_ms.saturating_sub(i64::try_from(stale).unwrap_or(i64::MAX)))
+    }
+
+    /// Whether the value of `key`, with `pttl_ms` left in Redis, is due for a refresh that
+    /// this caller is to run.
+    fn is_due(&self, key: &K, pttl_ms: i64) -> bool
+    where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        self.renewal
+            .as_ref()
+            .is_some_and(|renewal| renewal.is_due(pttl_ms, self.ttl_ms.unwrap_or(0)))
+            && self.mark_refreshing(key)
     }
 
     /// The time the last computation measured here took (after
@@ -786,31 +819,6 @@ impl<K, V> RedisStore<K, V> {
             renewal.measured(cost);
         }
         self.cost()
-    }
-
-    /// What a `GET` and `PTTL` found: the value, and whether this caller refreshes it.
-    fn answered_due(
-        &self,
-        key: &K,
-        names: Names,
-        budget: Budget,
-        got: Result<(Option<Vec<u8>>, i64), Error>,
-    ) -> Option<(V, bool)>
-    where
-        K: std::hash::Hash + Eq + Clone + 'static,
-        V: DeserializeOwned,
-    {
-        let (got, pttl) = match got {
-            Ok((bytes, pttl)) => (Ok(bytes), pttl),
-            Err(err) => (Err(err), -1),
-        };
-        let value = self.answered(key, names, budget, got, true)?;
-        let due = self
-            .renewal
-            .as_ref()
-            .is_some_and(|renewal| renewal.is_due(pttl, self.ttl_ms.unwrap_or(0)))
-            && self.mark_refreshing(key);
-        Some((value, due))
     }
 
     /// Makes this caller the one of this process to refresh `key`; `false` if a refresh of it

@@ -203,7 +203,8 @@ impl DiskOptions {
         root.join(name)
     }
 
-    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`, `jitter`).
+    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`, `jitter`; with
+    /// `stale`, rows are kept that much past their time to live, served while refreshed).
     ///
     /// This never fails: a directory or database that cannot be used, or that is refused
     /// because another user could have written to it, leaves the store in memory only, with the
