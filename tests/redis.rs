@@ -166,12 +166,62 @@ fn child() {
                 hits >= 3
             );
         }
+        "stale" => {
+            let served = stale_shared("s");
+            let key = "s".to_string();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while stale_shared_cache().get(&key).as_deref() != Some("refreshed") {
+                assert!(std::time::Instant::now() < deadline, "never refreshed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            println!("RESULT served={served}");
+        }
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Issue 19: a stale value read by several processes, refreshed by the one that takes its lock;
+/// each refresh (run by a child, with `MEMO_TEST_LOG`) appends a line to the log.
+#[cached(store = redis, ttl = "1s", stale = "1m")]
+fn stale_shared(key: &str) -> String {
+    let Some(log) = std::env::var_os("MEMO_TEST_LOG") else {
+        return format!("first {key}");
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .unwrap();
+    writeln!(file, "{}", std::process::id()).unwrap();
+    // Long enough that the other process finds the value due meanwhile.
+    std::thread::sleep(Duration::from_millis(500));
+    "refreshed".to_string()
+}
+
+#[test]
+fn processes_reading_a_stale_redis_key_refresh_it_once() {
+    init();
+    assert_eq!(stale_shared("s"), "first s");
+    // Past the time to live (Redis keeps wall time), within `stale`.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let log = std::env::temp_dir().join(format!("memo-redis-stale-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let children: Vec<_> = (0..2).map(|_| spawn("stale", Some(&log))).collect();
+    for child in children {
+        let served = result(&child.wait_with_output().unwrap());
+        assert!(
+            served == "served=first s" || served == "served=refreshed",
+            "{served}"
+        );
+    }
+    let refreshes = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(refreshes.lines().count(), 1, "one refresh: {refreshes}");
+    assert_eq!(stale_shared("s"), "refreshed");
 }
 
 /// Runs this binary as `role`, against this binary's server.

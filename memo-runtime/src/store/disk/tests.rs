@@ -565,6 +565,7 @@ fn child() {
             });
             println!("value={value}");
         }
+        "refresh" => refresh_stale_key(&root),
         other => panic!("unknown role {other}"),
     }
     // Writes still queued are committed at exit (the `atexit` flush); make sure in tests.
@@ -1233,4 +1234,74 @@ fn a_stale_row_is_served_due_until_ttl_and_stale_have_passed() {
     mock.increment(Duration::from_secs(2));
     assert_eq!(store.get_renewing(&"k"), None, "past ttl + stale");
     assert_eq!(other.get(&"k"), None);
+}
+
+/// A second of time to live, then a minute of `stale` (wall time: processes share it).
+fn stale_config() -> Config {
+    Config::new()
+        .ttl(Duration::from_secs(1))
+        .stale(Duration::from_secs(60))
+}
+
+/// A refresh that records each run in `MEMO_DISK_COUNT` and takes long enough that the other
+/// process finds the value due meanwhile.
+fn count_and_compute(_: String) -> u64 {
+    use std::io::Write;
+    let count_file = PathBuf::from(std::env::var_os("MEMO_DISK_COUNT").unwrap());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&count_file)
+        .unwrap();
+    writeln!(file, "{}", std::process::id()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    2
+}
+
+/// The child of [`two_processes_reading_a_stale_key_refresh_it_once`]: reads the stale value,
+/// refreshes it in the background if it takes the lock, and waits for the new value.
+fn refresh_stale_key(root: &Path) {
+    let config = stale_config();
+    let store = options(root).open(&config);
+    let cache: &'static Cache<String, u64, DiskStore<String, u64>> =
+        Box::leak(Box::new(Cache::with_store(store).renewing_as(&config)));
+    let served = cache.hit_renewing(&"shared", |owned| {
+        cache.spawn_refresh(owned, |key| Some(count_and_compute(key)), |_| true);
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.store().peek(&"shared") != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refreshed: served {served:?}, {:?}",
+            cache.stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("RESULT served={served:?}");
+}
+
+/// Issue 19: two processes reading one stale key refresh it once: the refresh takes the key's
+/// lock row only if it is free, and the other process serves the stale value until the new one
+/// is on disk.
+#[test]
+fn two_processes_reading_a_stale_key_refresh_it_once() {
+    let tmp = TempDir::new("cross-refresh");
+    let count = tmp.0.join("executions");
+    let store: DiskStore<String, u64> = options(&tmp.0).open(&stale_config());
+    store.insert("shared".into(), 1);
+    store.flush();
+    // Past the time to live (wall time), within `stale`.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let env = [("MEMO_DISK_COUNT", count.display().to_string())];
+    let children = [
+        spawn_child(&tmp.0, "refresh", &env),
+        spawn_child(&tmp.0, "refresh", &env),
+    ];
+    for child in children {
+        let served = result_of(&child.wait_with_output().unwrap());
+        assert!(served.starts_with("served=Some("), "{served}");
+    }
+    let executions = std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(executions, 1, "one refresh across the two processes");
+    assert_eq!(store.get(&"shared"), Some(2));
 }
