@@ -726,6 +726,11 @@ mod issue19 {
     mod asynchronous {
         use super::*;
 
+        /// The futures of these functions are `Send`: they can be spawned.
+        fn assert_send<T: Send>(value: T) -> T {
+            value
+        }
+
         async fn read_continuously_async<F: Future<Output = usize>>(
             cache: &Disk<usize>,
             read: impl Fn() -> F,
@@ -751,7 +756,7 @@ mod issue19 {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn early_refresh_keeps_every_async_caller_of_a_hot_disk_key_from_waiting() {
             init();
-            let warm = read_continuously_async(tide_cache(), || tide(1)).await;
+            let warm = read_continuously_async(tide_cache(), || assert_send(tide(1))).await;
             assert_nobody_waited(&warm, &tide_cache().stats());
         }
 
@@ -764,7 +769,7 @@ mod issue19 {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn stale_keeps_every_async_caller_of_a_hot_disk_key_from_waiting() {
             init();
-            let warm = read_continuously_async(swell_cache(), || swell(1)).await;
+            let warm = read_continuously_async(swell_cache(), || assert_send(swell(1))).await;
             assert_nobody_waited(&warm, &swell_cache().stats());
         }
     }

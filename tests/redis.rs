@@ -1098,7 +1098,7 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_tide_cache().stats();
-        let warm = read_continuously_async(stats, || redis_tide(1)).await;
+        let warm = read_continuously_async(stats, || super::assert_send(redis_tide(1))).await;
         assert_nobody_waited(&warm, &stats());
     }
 
@@ -1111,7 +1111,7 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_swell_cache().stats();
-        let warm = read_continuously_async(stats, || redis_swell(1)).await;
+        let warm = read_continuously_async(stats, || super::assert_send(redis_swell(1))).await;
         assert_nobody_waited(&warm, &stats());
     }
 
@@ -1124,7 +1124,7 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_tide_cache().stats();
-        let warm = read_continuously_async(stats, || tiered_tide(1)).await;
+        let warm = read_continuously_async(stats, || super::assert_send(tiered_tide(1))).await;
         assert_nobody_waited(&warm, &stats());
     }
 
@@ -1137,7 +1137,7 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_swell_cache().stats();
-        let warm = read_continuously_async(stats, || tiered_swell(1)).await;
+        let warm = read_continuously_async(stats, || super::assert_send(tiered_swell(1))).await;
         assert_nobody_waited(&warm, &stats());
     }
 

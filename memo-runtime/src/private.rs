@@ -1053,9 +1053,12 @@ where
     L::Key: Share,
     V: CacheValue + Share,
 {
+    let start = |owned| cache.spawn_refresh_task(owned, refresh, keep);
+    // The local copy first, with the borrowed key; Redis, awaited, only when it misses.
     let owned = {
         let key = key;
-        match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
+        let local = |key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
+        match answer(cache, &key, local).map_err(RemoteMiss::of) {
             Err(RemoteMiss::Lookup(_, owned, _)) => owned,
             other => return other,
         }

@@ -217,11 +217,7 @@ where
     /// Keeps a local copy of a value read from Redis whose time to live has `fresh_ms` left
     /// there (negative: served stale; `None`: none), so that it goes stale here when it does
     /// there.
-    fn keep_fetched(&self, key: K, value: V, fresh_ms: Option<i64>)
-    where
-        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-    {
+    fn keep_fetched(&self, key: K, value: V, fresh_ms: Option<i64>) {
         let Some(fresh_ms) = fresh_ms.filter(|_| self.ttl_from.is_none()) else {
             return self.keep_local(key, value, std::time::Duration::ZERO);
         };
@@ -238,12 +234,18 @@ where
     /// [`Store::get_renewing`] of a store that renews entries: the local copy decides whether
     /// the value is due and makes one caller of this process the one to refresh it; a value
     /// read from Redis (with its `PTTL`, in the same round trip) becomes the local copy first.
-    pub(crate) fn get_due(&self, key: &K) -> Option<(V, bool)> {
-        if let Some(found) = self.l1.get_renewing(&key) {
+    pub(crate) fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        if let Some(found) = self.l1.get_renewing(key) {
             return Some(found);
         }
-        let (value, fresh_ms) = self.l2.peek_fresh_for(key)?;
-        Some(self.fetched_due(key, value, fresh_ms))
+        let owned = key.to_key();
+        let (value, fresh_ms) = self.l2.peek_fresh_for(&owned)?;
+        Some(self.fetched_due(&owned, value, fresh_ms))
+    }
+
+    /// [`get_due`](Self::get_due) of the local copy alone (the async hit path's first step).
+    pub(crate) fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        self.l1.get_renewing(key)
     }
 
     /// [`get_due`](Self::get_due), awaited.
@@ -322,7 +324,7 @@ where
         if !self.renews() {
             return self.get(key).map(|value| (value, false));
         }
-        self.get_due(&key.to_key())
+        self.get_due(key)
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
