@@ -556,8 +556,6 @@ where
     /// [`Store::get_renewing`]: the front decides whether the value is due, and makes one
     /// caller of this process the one to refresh it; a value read from disk goes to the front
     /// first. A value too large for the front is served, never refreshed in the background.
-    #[cold]
-    #[inline(never)]
     fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
         if self.front_is_current()
             && let Some(found) = self.front.get_renewing(key)
