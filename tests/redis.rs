@@ -167,14 +167,16 @@ fn child() {
             );
         }
         "stale" => {
-            let served = stale_shared("s");
+            let (redis, tiered) = (stale_shared("s"), tiered_stale_shared("s"));
             let key = "s".to_string();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while stale_shared_cache().get(&key).as_deref() != Some("refreshed") {
+            while stale_shared_cache().get(&key).as_deref() != Some("refreshed")
+                || tiered_stale_shared_cache().get(&key).as_deref() != Some("refreshed")
+            {
                 assert!(std::time::Instant::now() < deadline, "never refreshed");
                 std::thread::sleep(Duration::from_millis(5));
             }
-            println!("RESULT served={served}");
+            println!("RESULT served={redis},{tiered}");
         }
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
@@ -188,6 +190,16 @@ fn child() {
 /// each refresh (run by a child, with `MEMO_TEST_LOG`) appends a line to the log.
 #[cached(store = redis, ttl = "1s", stale = "1m")]
 fn stale_shared(key: &str) -> String {
+    logged_refresh("redis", key)
+}
+
+#[cached(store = tiered, maxsize = 10, ttl = "1s", stale = "1m")]
+fn tiered_stale_shared(key: &str) -> String {
+    logged_refresh("tiered", key)
+}
+
+/// The first value (in the parent), or a refresh (in a child) logged as `store`.
+fn logged_refresh(store: &str, key: &str) -> String {
     let Some(log) = std::env::var_os("MEMO_TEST_LOG") else {
         return format!("first {key}");
     };
@@ -196,16 +208,17 @@ fn stale_shared(key: &str) -> String {
         .create(true)
         .open(log)
         .unwrap();
-    writeln!(file, "{}", std::process::id()).unwrap();
+    writeln!(file, "{store} {}", std::process::id()).unwrap();
     // Long enough that the other process finds the value due meanwhile.
     std::thread::sleep(Duration::from_millis(500));
     "refreshed".to_string()
 }
 
 #[test]
-fn processes_reading_a_stale_redis_key_refresh_it_once() {
+fn processes_reading_a_stale_redis_or_tiered_key_refresh_it_once() {
     init();
     assert_eq!(stale_shared("s"), "first s");
+    assert_eq!(tiered_stale_shared("s"), "first s");
     // Past the time to live (Redis keeps wall time), within `stale`.
     std::thread::sleep(Duration::from_millis(1_100));
     let log = std::env::temp_dir().join(format!("memo-redis-stale-{}", std::process::id()));
@@ -213,15 +226,18 @@ fn processes_reading_a_stale_redis_key_refresh_it_once() {
     let children: Vec<_> = (0..2).map(|_| spawn("stale", Some(&log))).collect();
     for child in children {
         let served = result(&child.wait_with_output().unwrap());
-        assert!(
-            served == "served=first s" || served == "served=refreshed",
-            "{served}"
-        );
+        for value in served.trim_start_matches("served=").split(',') {
+            assert!(value == "first s" || value == "refreshed", "{served}");
+        }
     }
     let refreshes = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
-    assert_eq!(refreshes.lines().count(), 1, "one refresh: {refreshes}");
+    for store in ["redis", "tiered"] {
+        let runs = refreshes.lines().filter(|line| line.starts_with(store));
+        assert_eq!(runs.count(), 1, "one refresh of {store}'s key: {refreshes}");
+    }
     assert_eq!(stale_shared("s"), "refreshed");
+    assert_eq!(tiered_stale_shared("s"), "refreshed");
 }
 
 /// Runs this binary as `role`, against this binary's server.
