@@ -1244,6 +1244,76 @@ mod issue19 {
         assert_eq!(tiered_knob_cache().stats().misses, 2);
     }
 
+    static ASYNC_KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Run 2 (the first background refresh) fails.
+    #[cached(store = redis, ttl = "300ms", stale = "1m")]
+    async fn redis_async_knob(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        tokio::task::yield_now().await;
+        match ASYNC_KNOBS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    static ASYNC_TIERED_KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "1m")]
+    async fn tiered_async_knob(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        tokio::task::yield_now().await;
+        match ASYNC_TIERED_KNOBS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    /// [`a_stale_redis_or_tiered_value_is_refreshed_once_kept_on_failure_and_invalidated`] for
+    /// an `async fn`: the refresh is a task; its `Err` keeps the old value.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_stale_value_is_kept_when_its_refresh_fails_and_invalidated() {
+        init();
+        assert_eq!(redis_async_knob(1).await, Ok(1));
+        assert_eq!(tiered_async_knob(1).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(redis_async_knob(1).await, Ok(1), "stale: refresh 2 fails");
+        assert_eq!(tiered_async_knob(1).await, Ok(1), "stale: refresh 2 fails");
+        let failed = || {
+            redis_async_knob_cache().stats().refresh_failures == 1
+                && tiered_async_knob_cache().stats().refresh_failures == 1
+        };
+        assert!(
+            tokio::task::spawn_blocking(move || eventually(failed))
+                .await
+                .unwrap()
+        );
+        assert_eq!(redis_async_knob(1).await, Ok(1), "kept; refresh 3 starts");
+        assert_eq!(tiered_async_knob(1).await, Ok(1), "kept; refresh 3 starts");
+        for _ in 0..2_000 {
+            if (redis_async_knob(1).await, tiered_async_knob(1).await) == (Ok(3), Ok(3)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            (redis_async_knob(1).await, tiered_async_knob(1).await),
+            (Ok(3), Ok(3))
+        );
+        assert!(redis_async_knob_cache().invalidate(&1));
+        assert!(tiered_async_knob_cache().invalidate(&1));
+        assert_eq!(
+            (redis_async_knob(1).await, tiered_async_knob(1).await),
+            (Ok(4), Ok(4))
+        );
+        for stats in [
+            redis_async_knob_cache().stats(),
+            tiered_async_knob_cache().stats(),
+        ] {
+            assert_eq!((stats.misses, stats.refresh_failures), (2, 1), "{stats:?}");
+        }
+    }
+
     /// Values stay plain codec bytes (here JSON) with `stale`: the `PTTL` tells their age.
     #[cached(store = redis, codec = "json", ttl = "10m", stale = "5m")]
     fn plain(n: u32) -> Vec<u32> {
