@@ -563,3 +563,214 @@ mod issue21 {
         assert_eq!(FETCHES.load(Ordering::SeqCst), 4);
     }
 }
+
+/// Issue 19: `stale` and `refresh = "early"` on `store = disk`, sync and async: a key read
+/// continuously makes no caller wait for a computation after the first, a value past
+/// `ttl + stale` is computed again, and `invalidate` drops a stale value.
+///
+/// The store's clock is a mock advanced 2 ms per read (ten time-to-live periods of 200 ms in
+/// 1,000 reads), while the bodies take 20 ms of real time, as in `tests/cached/no_waiting.rs`.
+#[cfg(feature = "test-util")]
+mod issue19 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use memo::{Cache, Clock, DiskStore, Stats, cached};
+
+    use super::init;
+
+    const READS: usize = 1_000;
+    const STEP: Duration = Duration::from_millis(2);
+
+    type Disk<V> = Cache<u32, V, DiskStore<u32, V>>;
+
+    /// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    fn assert_nobody_waited(warm: &Stats, stats: &Stats) {
+        assert_eq!(
+            (stats.misses, stats.coalesced),
+            (warm.misses, warm.coalesced),
+            "no caller computed or waited after the first: {stats:?}"
+        );
+        assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+        assert_eq!(stats.backend_errors, 0, "{stats:?}");
+    }
+
+    fn read_continuously(cache: &Disk<usize>, read: impl Fn()) -> Stats {
+        let (clock, mock) = Clock::mock();
+        cache.store().set_clock(clock);
+        read();
+        let warm = cache.stats();
+        for _ in 0..READS {
+            mock.increment(STEP);
+            read();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        warm
+    }
+
+    #[cached(store = disk("issue19"), ttl = "200ms", refresh = "early")]
+    fn gauge(sensor: u32) -> usize {
+        std::thread::sleep(Duration::from_millis(20));
+        sensor as usize
+    }
+
+    #[test]
+    fn early_refresh_keeps_every_caller_of_a_hot_disk_key_from_waiting() {
+        init();
+        let warm = read_continuously(gauge_cache(), || assert_eq!(gauge(1), 1));
+        assert_nobody_waited(&warm, &gauge_cache().stats());
+    }
+
+    #[cached(store = disk("issue19"), ttl = "200ms", stale = "100ms")]
+    fn meter(sensor: u32) -> usize {
+        std::thread::sleep(Duration::from_millis(20));
+        sensor as usize
+    }
+
+    #[test]
+    fn stale_keeps_every_caller_of_a_hot_disk_key_from_waiting() {
+        init();
+        let warm = read_continuously(meter_cache(), || assert_eq!(meter(1), 1));
+        assert_nobody_waited(&warm, &meter_cache().stats());
+    }
+
+    static DIALS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = disk("issue19"), ttl = "10s", stale = "5s")]
+    fn dial(n: u32) -> usize {
+        assert!(n > 0);
+        DIALS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    #[test]
+    fn a_stale_disk_value_is_served_once_refreshed_and_past_ttl_and_stale_computed() {
+        init();
+        let cache = dial_cache();
+        let (clock, mock) = Clock::mock();
+        cache.store().set_clock(clock);
+        assert_eq!(dial(1), 1);
+        mock.increment(Duration::from_secs(12));
+        assert_eq!(dial(1), 1, "stale: served, refreshed in the background");
+        assert!(eventually(|| DIALS.load(Ordering::SeqCst) == 2));
+        assert!(eventually(|| cache.get(&1) == Some(2)));
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.refreshes), (1, 1), "{stats:?}");
+        mock.increment(Duration::from_secs(16));
+        assert_eq!(dial(1), 3, "past ttl + stale: a miss");
+        assert_eq!(cache.stats().misses, 2);
+    }
+
+    static KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = disk("issue19"), ttl = "10s", stale = "1m")]
+    fn knob(n: u32) -> usize {
+        assert!(n > 0);
+        KNOBS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    #[test]
+    fn invalidate_drops_a_stale_disk_value() {
+        init();
+        let cache = knob_cache();
+        let (clock, mock) = Clock::mock();
+        cache.store().set_clock(clock);
+        assert_eq!(knob(1), 1);
+        mock.increment(Duration::from_secs(30));
+        assert!(cache.invalidate(&1), "a stale value is still held");
+        assert_eq!(knob(1), 2, "computed, not served stale");
+        assert_eq!(cache.stats().misses, 2);
+    }
+
+    static LEVERS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Run 2 (the first background refresh) fails.
+    #[cached(store = disk("issue19"), ttl = "10s", stale = "1m")]
+    fn lever(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        match LEVERS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    #[test]
+    fn a_failed_background_refresh_on_disk_keeps_the_old_value_and_is_tried_again() {
+        init();
+        let cache = lever_cache();
+        let (clock, mock) = Clock::mock();
+        cache.store().set_clock(clock);
+        assert_eq!(lever(1), Ok(1));
+        mock.increment(Duration::from_secs(11));
+        assert_eq!(lever(1), Ok(1), "stale: refresh 2 starts, and fails");
+        assert!(eventually(|| cache.stats().refresh_failures == 1));
+        assert_eq!(lever(1), Ok(1), "the old value kept; refresh 3 starts");
+        assert!(eventually(|| lever(1) == Ok(3)));
+        assert_eq!(cache.refresh(|| lever(1)), Ok(4), "a forced refresh");
+        assert_eq!(lever(1), Ok(4));
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.refresh_failures), (1, 1), "{stats:?}");
+    }
+
+    #[cfg(feature = "tokio")]
+    mod asynchronous {
+        use super::*;
+
+        /// The futures of these functions are `Send`: they can be spawned.
+        fn assert_send<T: Send>(value: T) -> T {
+            value
+        }
+
+        async fn read_continuously_async<F: Future<Output = usize>>(
+            cache: &Disk<usize>,
+            read: impl Fn() -> F,
+        ) -> Stats {
+            let (clock, mock) = Clock::mock();
+            cache.store().set_clock(clock);
+            read().await;
+            let warm = cache.stats();
+            for _ in 0..READS {
+                mock.increment(STEP);
+                assert_eq!(read().await, 1);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            warm
+        }
+
+        #[cached(store = disk("issue19"), ttl = "200ms", refresh = "early")]
+        async fn tide(port: u32) -> usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            port as usize
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn early_refresh_keeps_every_async_caller_of_a_hot_disk_key_from_waiting() {
+            init();
+            let warm = read_continuously_async(tide_cache(), || assert_send(tide(1))).await;
+            assert_nobody_waited(&warm, &tide_cache().stats());
+        }
+
+        #[cached(store = disk("issue19"), ttl = "200ms", stale = "100ms")]
+        async fn swell(port: u32) -> usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            port as usize
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn stale_keeps_every_async_caller_of_a_hot_disk_key_from_waiting() {
+            init();
+            let warm = read_continuously_async(swell_cache(), || assert_send(swell(1))).await;
+            assert_nobody_waited(&warm, &swell_cache().stats());
+        }
+    }
+}

@@ -166,12 +166,78 @@ fn child() {
                 hits >= 3
             );
         }
+        "stale" => {
+            let (redis, tiered) = (stale_shared("s"), tiered_stale_shared("s"));
+            let key = "s".to_string();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while stale_shared_cache().get(&key).as_deref() != Some("refreshed")
+                || tiered_stale_shared_cache().get(&key).as_deref() != Some("refreshed")
+            {
+                assert!(std::time::Instant::now() < deadline, "never refreshed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            println!("RESULT served={redis},{tiered}");
+        }
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Issue 19: a stale value read by several processes, refreshed by the one that takes its lock;
+/// each refresh (run by a child, with `MEMO_TEST_LOG`) appends a line to the log.
+#[cached(store = redis, ttl = "1s", stale = "1m")]
+fn stale_shared(key: &str) -> String {
+    logged_refresh("redis", key)
+}
+
+#[cached(store = tiered, maxsize = 10, ttl = "1s", stale = "1m")]
+fn tiered_stale_shared(key: &str) -> String {
+    logged_refresh("tiered", key)
+}
+
+/// The first value (in the parent), or a refresh (in a child) logged as `store`.
+fn logged_refresh(store: &str, key: &str) -> String {
+    let Some(log) = std::env::var_os("MEMO_TEST_LOG") else {
+        return format!("first {key}");
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .unwrap();
+    writeln!(file, "{store} {}", std::process::id()).unwrap();
+    // Long enough that the other process finds the value due meanwhile.
+    std::thread::sleep(Duration::from_millis(500));
+    "refreshed".to_string()
+}
+
+#[test]
+fn processes_reading_a_stale_redis_or_tiered_key_refresh_it_once() {
+    init();
+    assert_eq!(stale_shared("s"), "first s");
+    assert_eq!(tiered_stale_shared("s"), "first s");
+    // Past the time to live (Redis keeps wall time), within `stale`.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let log = std::env::temp_dir().join(format!("memo-redis-stale-{}", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let children: Vec<_> = (0..2).map(|_| spawn("stale", Some(&log))).collect();
+    for child in children {
+        let served = result(&child.wait_with_output().unwrap());
+        for value in served.trim_start_matches("served=").split(',') {
+            assert!(value == "first s" || value == "refreshed", "{served}");
+        }
+    }
+    let refreshes = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    for store in ["redis", "tiered"] {
+        let runs = refreshes.lines().filter(|line| line.starts_with(store));
+        assert_eq!(runs.count(), 1, "one refresh of {store}'s key: {refreshes}");
+    }
+    assert_eq!(stale_shared("s"), "refreshed");
+    assert_eq!(tiered_stale_shared("s"), "refreshed");
 }
 
 /// Runs this binary as `role`, against this binary's server.
@@ -917,5 +983,397 @@ mod issue21 {
             5_000 < pinned && pinned <= 300_000,
             "PX from insert_with_ttl: {pinned}"
         );
+    }
+}
+
+/// Issue 19: `stale` and `refresh = "early"` on `store = redis` and `tiered`, sync and async:
+/// a key read continuously makes no caller wait for a computation after the first, a value past
+/// `ttl + stale` is computed again, `invalidate` drops a stale value, and `jitter` spreads a
+/// tiered store's Redis entries.
+///
+/// Redis keeps wall time, so these tests read for ten time-to-live periods of 300 ms, a read
+/// every 2 ms, with bodies of 30 ms (10 % of the time to live); what is counted: `misses` and
+/// `coalesced` stay at their warm-up values.
+mod issue19 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use memo::{Stats, cached};
+
+    use super::{PORT, init, redis_server};
+
+    const READS: usize = 1_500;
+    const PAUSE: Duration = Duration::from_millis(2);
+    const BODY: Duration = Duration::from_millis(30);
+
+    /// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    fn assert_nobody_waited(warm: &Stats, stats: &Stats) {
+        assert_eq!(
+            (stats.misses, stats.coalesced),
+            (warm.misses, warm.coalesced),
+            "no caller computed or waited after the first: {stats:?}"
+        );
+        assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+        assert_eq!(stats.backend_errors, 0, "{stats:?}");
+    }
+
+    fn read_continuously(stats: impl Fn() -> Stats, read: impl Fn()) -> Stats {
+        init();
+        read();
+        let warm = stats();
+        for _ in 0..READS {
+            read();
+            std::thread::sleep(PAUSE);
+        }
+        warm
+    }
+
+    #[cached(store = redis, ttl = "300ms", refresh = "early")]
+    fn redis_gauge(sensor: u32) -> usize {
+        std::thread::sleep(BODY);
+        sensor as usize
+    }
+
+    #[test]
+    fn early_refresh_keeps_every_caller_of_a_hot_redis_key_from_waiting() {
+        let stats = || redis_gauge_cache().stats();
+        let warm = read_continuously(stats, || assert_eq!(redis_gauge(1), 1));
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    #[cached(store = redis, ttl = "300ms", stale = "300ms")]
+    fn redis_meter(sensor: u32) -> usize {
+        std::thread::sleep(BODY);
+        sensor as usize
+    }
+
+    #[test]
+    fn stale_keeps_every_caller_of_a_hot_redis_key_from_waiting() {
+        let stats = || redis_meter_cache().stats();
+        let warm = read_continuously(stats, || assert_eq!(redis_meter(1), 1));
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", refresh = "early")]
+    fn tiered_gauge(sensor: u32) -> usize {
+        std::thread::sleep(BODY);
+        sensor as usize
+    }
+
+    #[test]
+    fn early_refresh_keeps_every_caller_of_a_hot_tiered_key_from_waiting() {
+        let stats = || tiered_gauge_cache().stats();
+        let warm = read_continuously(stats, || assert_eq!(tiered_gauge(1), 1));
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
+    fn tiered_meter(sensor: u32) -> usize {
+        std::thread::sleep(BODY);
+        sensor as usize
+    }
+
+    #[test]
+    fn stale_keeps_every_caller_of_a_hot_tiered_key_from_waiting() {
+        let stats = || tiered_meter_cache().stats();
+        let warm = read_continuously(stats, || assert_eq!(tiered_meter(1), 1));
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    async fn read_continuously_async<F: Future<Output = usize>>(
+        stats: impl Fn() -> Stats,
+        read: impl Fn() -> F,
+    ) -> Stats {
+        init();
+        read().await;
+        let warm = stats();
+        for _ in 0..READS {
+            assert_eq!(read().await, 1);
+            tokio::time::sleep(PAUSE).await;
+        }
+        warm
+    }
+
+    #[cached(store = redis, ttl = "300ms", refresh = "early")]
+    async fn redis_tide(port: u32) -> usize {
+        tokio::time::sleep(BODY).await;
+        port as usize
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_refresh_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
+        let stats = || redis_tide_cache().stats();
+        let warm = read_continuously_async(stats, || super::assert_send(redis_tide(1))).await;
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    #[cached(store = redis, ttl = "300ms", stale = "300ms")]
+    async fn redis_swell(port: u32) -> usize {
+        tokio::time::sleep(BODY).await;
+        port as usize
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
+        let stats = || redis_swell_cache().stats();
+        let warm = read_continuously_async(stats, || super::assert_send(redis_swell(1))).await;
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", refresh = "early")]
+    async fn tiered_tide(port: u32) -> usize {
+        tokio::time::sleep(BODY).await;
+        port as usize
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_refresh_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
+        let stats = || tiered_tide_cache().stats();
+        let warm = read_continuously_async(stats, || super::assert_send(tiered_tide(1))).await;
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
+    async fn tiered_swell(port: u32) -> usize {
+        tokio::time::sleep(BODY).await;
+        port as usize
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
+        let stats = || tiered_swell_cache().stats();
+        let warm = read_continuously_async(stats, || super::assert_send(tiered_swell(1))).await;
+        assert_nobody_waited(&warm, &stats());
+    }
+
+    static DIALS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = redis, ttl = "300ms", stale = "300ms")]
+    fn redis_dial(n: u32) -> usize {
+        assert!(n > 0);
+        DIALS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    static TIERED_DIALS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
+    fn tiered_dial(n: u32) -> usize {
+        assert!(n > 0);
+        TIERED_DIALS.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Unread past `ttl + stale` (Redis's wall time: the test waits past it), a value is gone.
+    #[test]
+    fn past_ttl_and_stale_a_redis_or_tiered_value_is_computed_again() {
+        init();
+        assert_eq!((redis_dial(1), tiered_dial(1)), (1, 1));
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!((redis_dial(1), tiered_dial(1)), (2, 2), "misses");
+        for stats in [redis_dial_cache().stats(), tiered_dial_cache().stats()] {
+            assert_eq!((stats.misses, stats.refreshes), (2, 0), "{stats:?}");
+        }
+    }
+
+    static KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Run 2 (the first background refresh) fails.
+    #[cached(store = redis, ttl = "300ms", stale = "1m")]
+    fn redis_knob(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        match KNOBS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    static TIERED_KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "1m")]
+    fn tiered_knob(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        match TIERED_KNOBS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    /// A stale value is served while one background refresh replaces it; a refresh that fails
+    /// keeps it (counted) and a later read tries again; a forced refresh and `invalidate` work
+    /// as without `stale`.
+    #[test]
+    fn a_stale_redis_or_tiered_value_is_refreshed_once_kept_on_failure_and_invalidated() {
+        type Knob = fn(u32) -> Result<usize, String>;
+        init();
+        let stores: [(Knob, &dyn Fn() -> Stats); 2] = [
+            (redis_knob, &|| redis_knob_cache().stats()),
+            (tiered_knob, &|| tiered_knob_cache().stats()),
+        ];
+        for (knob, stats) in stores {
+            assert_eq!(knob(1), Ok(1));
+            std::thread::sleep(Duration::from_millis(400));
+            assert_eq!(knob(1), Ok(1), "stale: refresh 2 starts, and fails");
+            assert!(
+                eventually(|| stats().refresh_failures == 1),
+                "{:?}",
+                stats()
+            );
+            assert_eq!(knob(1), Ok(1), "the old value kept; refresh 3 starts");
+            assert!(eventually(|| knob(1) == Ok(3)), "{:?}", stats());
+            let stats = stats();
+            assert_eq!((stats.misses, stats.refresh_failures), (1, 1), "{stats:?}");
+        }
+        assert_eq!(redis_knob_cache().refresh(|| redis_knob(1)), Ok(4));
+        assert_eq!(tiered_knob_cache().refresh(|| tiered_knob(1)), Ok(4));
+        // Stale again, then invalidated: computed, not served stale.
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(redis_knob_cache().invalidate(&1));
+        assert!(tiered_knob_cache().invalidate(&1));
+        assert_eq!((redis_knob(1), tiered_knob(1)), (Ok(5), Ok(5)));
+        assert_eq!(redis_knob_cache().stats().misses, 2);
+        assert_eq!(tiered_knob_cache().stats().misses, 2);
+    }
+
+    static ASYNC_KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Run 2 (the first background refresh) fails.
+    #[cached(store = redis, ttl = "300ms", stale = "1m")]
+    async fn redis_async_knob(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        tokio::task::yield_now().await;
+        match ASYNC_KNOBS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    static ASYNC_TIERED_KNOBS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "1m")]
+    async fn tiered_async_knob(n: u32) -> Result<usize, String> {
+        assert!(n > 0);
+        tokio::task::yield_now().await;
+        match ASYNC_TIERED_KNOBS.fetch_add(1, Ordering::SeqCst) + 1 {
+            2 => Err("down".to_string()),
+            run => Ok(run),
+        }
+    }
+
+    /// [`a_stale_redis_or_tiered_value_is_refreshed_once_kept_on_failure_and_invalidated`] for
+    /// an `async fn`: the refresh is a task; its `Err` keeps the old value.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_stale_value_is_kept_when_its_refresh_fails_and_invalidated() {
+        init();
+        assert_eq!(redis_async_knob(1).await, Ok(1));
+        assert_eq!(tiered_async_knob(1).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(redis_async_knob(1).await, Ok(1), "stale: refresh 2 fails");
+        assert_eq!(tiered_async_knob(1).await, Ok(1), "stale: refresh 2 fails");
+        let failed = || {
+            redis_async_knob_cache().stats().refresh_failures == 1
+                && tiered_async_knob_cache().stats().refresh_failures == 1
+        };
+        assert!(
+            tokio::task::spawn_blocking(move || eventually(failed))
+                .await
+                .unwrap()
+        );
+        assert_eq!(redis_async_knob(1).await, Ok(1), "kept; refresh 3 starts");
+        assert_eq!(tiered_async_knob(1).await, Ok(1), "kept; refresh 3 starts");
+        for _ in 0..2_000 {
+            if (redis_async_knob(1).await, tiered_async_knob(1).await) == (Ok(3), Ok(3)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            (redis_async_knob(1).await, tiered_async_knob(1).await),
+            (Ok(3), Ok(3))
+        );
+        assert!(redis_async_knob_cache().invalidate(&1));
+        assert!(tiered_async_knob_cache().invalidate(&1));
+        assert_eq!(
+            (redis_async_knob(1).await, tiered_async_knob(1).await),
+            (Ok(4), Ok(4))
+        );
+        for stats in [
+            redis_async_knob_cache().stats(),
+            tiered_async_knob_cache().stats(),
+        ] {
+            assert_eq!((stats.misses, stats.refresh_failures), (2, 1), "{stats:?}");
+        }
+    }
+
+    /// Values stay plain codec bytes (here JSON) with `stale`: the `PTTL` tells their age.
+    #[cached(store = redis, codec = "json", ttl = "10m", stale = "5m")]
+    fn plain(n: u32) -> Vec<u32> {
+        vec![n; 2]
+    }
+
+    /// The `PTTL`s of the values whose names contain `function`.
+    fn pttls(function: &str) -> Vec<i64> {
+        let port = PORT.load(Ordering::Relaxed);
+        let reply = redis_server::command(port, &format!("KEYS *{function}*"));
+        reply
+            .split("\r\n")
+            .filter(|line| line.starts_with("memo:") && !line.ends_with(":lock"))
+            .map(|name| {
+                let reply = redis_server::command(port, &format!("PTTL {name}"));
+                reply.trim_start_matches(':').trim().parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stale_redis_value_is_its_plain_bytes_kept_ttl_and_stale() {
+        init();
+        assert_eq!(plain(7), [7, 7]);
+        let port = PORT.load(Ordering::Relaxed);
+        let reply = redis_server::command(port, "KEYS *issue19::plain*");
+        let name = reply
+            .split("\r\n")
+            .find(|line| line.starts_with("memo:"))
+            .unwrap();
+        let value = redis_server::command(port, &format!("GET {name}"));
+        assert!(value.ends_with("[7,7]\r\n"), "{value:?}");
+        let [pttl] = pttls("issue19::plain")[..] else {
+            panic!("one value")
+        };
+        assert!(
+            (600_000..=900_000).contains(&pttl),
+            "PX = ttl + stale: {pttl}"
+        );
+    }
+
+    /// `jitter` on `store = tiered` spreads each Redis entry's time to live.
+    #[cached(store = tiered, maxsize = 100, ttl = "100s", jitter = 0.5)]
+    fn tiered_spread(n: u64) -> u64 {
+        n + 1
+    }
+
+    #[test]
+    fn jitter_spreads_each_tiered_entrys_time_to_live_in_redis() {
+        init();
+        for n in 0..32 {
+            assert_eq!(tiered_spread(n), n + 1);
+        }
+        let ttls = pttls("issue19::tiered_spread");
+        assert_eq!(ttls.len(), 32, "{ttls:?}");
+        assert!(
+            ttls.iter().all(|ttl| (49_000..150_000).contains(ttl)),
+            "{ttls:?}"
+        );
+        let (low, high) = (ttls.iter().min().unwrap(), ttls.iter().max().unwrap());
+        assert!(*low < 75_000 && *high > 125_000, "spread: {low}..{high} ms");
     }
 }

@@ -388,15 +388,24 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
     }
     let fallible = plan.handover.is_some();
     let refresh = crate::renew::refresh_fn(func, key_type, (output, value), fallible, runtime);
+    // The store's own entry: `hit_or_renew`, `hit_or_renew_disk`, ….
+    let store = match plan.remote.as_ref().map(|remote| remote.kind) {
+        None => String::new(),
+        Some(RemoteKind::Disk) => "_disk".to_string(),
+        Some(RemoteKind::Redis) => "_redis".to_string(),
+        Some(RemoteKind::Tiered) => "_tiered".to_string(),
+    };
     let (entry, refreshed, requirement) = if func.sig.asyncness.is_some() {
+        let entry = format_ident!("hit_or_renew{store}_async");
         (
-            quote!(#runtime::hit_or_renew_async),
+            quote!(#runtime::#entry),
             quote!(#runtime::BoxFuture<#runtime::Option<#value>>),
             quote!(#runtime::require_tokio!();),
         )
     } else {
+        let entry = format_ident!("hit_or_renew{store}");
         (
-            quote!(#runtime::hit_or_renew),
+            quote!(#runtime::#entry),
             quote!(#runtime::Option<#value>),
             quote!(),
         )

@@ -370,8 +370,6 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
     };
     // The weigher and the eviction listener belong to the in-memory store.
     let mut unsupported = vec![
-        args.stale.path(),
-        args.refresh.path(),
         args.maxweight.path(),
         args.weight.path(),
         args.on_evict.path(),

@@ -982,13 +982,11 @@ where
     ) -> V {
         #[cfg(feature = "metrics")]
         crate::metrics::record_load(self.name, cost);
-        #[cfg(not(feature = "metrics"))]
-        let _ = cost;
         if keep(&value) {
             if let Some(leader) = leader {
                 // Stored, then the claim ended: other processes find the value once it is gone.
                 self.store
-                    .insert_claimed_async(key, value.clone(), lease)
+                    .insert_claimed_async(key, value.clone(), cost, lease)
                     .await;
                 leader.finish(&value);
                 return value;
@@ -1059,7 +1057,18 @@ where
         key: &L,
         start_refresh: impl FnOnce(K),
     ) -> Option<V> {
-        let Some((value, due)) = self.store.get_renewing(key) else {
+        self.renewal_hit(key, self.store.get_renewing(key), start_refresh)
+    }
+
+    /// [`hit_renewing`](Self::hit_renewing) of what the store answered (`found`: the value, and
+    /// whether this caller refreshes it), for a store read awaited by the caller.
+    pub(crate) fn renewal_hit<L: Lookup<Key = K>>(
+        &self,
+        key: &L,
+        found: Option<(V, bool)>,
+        start_refresh: impl FnOnce(K),
+    ) -> Option<V> {
+        let Some((value, due)) = found else {
             return self.renewed_meanwhile(key);
         };
         if due {
@@ -1118,6 +1127,12 @@ where
         let spawned = std::thread::Builder::new()
             .name("memo-refresh".into())
             .spawn(move || {
+                let Some(lease) = self.store.claim_refresh(&key) else {
+                    // Another process refreshes it: its value replaces this one.
+                    self.renewed(&key);
+                    RUNNING.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                };
                 let started = Instant::now();
                 let trace = Computation::start(self.name, "refresh");
                 let computed = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -1129,17 +1144,18 @@ where
                 } else {
                     "error"
                 });
-                self.refreshed_in_background(key, computed, keep, started);
+                self.refreshed_in_background(key, computed, keep, started, lease);
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
-            self.refreshed_in_background(retry, None, keep, Instant::now());
+            self.refreshed_in_background(retry, None, keep, Instant::now(), Lease::none());
         }
     }
 
-    /// Runs the refresh as its own task, and a second task that stores its value (or, when it
-    /// errs or panics, keeps the old one): a panic ends only the first task.
+    /// A task claims the key from the store ([`Store::claim_refresh`]), runs the refresh as a
+    /// task of its own (a panic ends only that one), then stores its value (or, when it errs or
+    /// panics, keeps the old one) with the store's awaited write.
     #[cfg(feature = "tokio")]
     pub(crate) fn spawn_refresh_task(
         &'static self,
@@ -1148,16 +1164,32 @@ where
         keep: fn(&V) -> bool,
     ) {
         self.counters.record(Event::Refresh);
-        let started = Instant::now();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Not called from within a tokio runtime: nothing to run the refresh on.
-            self.refreshed_in_background(key, None, keep, started);
+            self.refreshed_in_background(key, None, keep, Instant::now(), Lease::none());
             return;
         };
-        let computing = runtime.spawn(refresh(key.clone()));
+        let spawner = runtime.clone();
         runtime.spawn(async move {
-            let computed = computing.await.ok().flatten();
-            self.refreshed_in_background(key, computed, keep, started);
+            let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
+            let Some(lease) = claim.await else {
+                // Another process refreshes it: its value replaces this one.
+                self.renewed(&key);
+                return;
+            };
+            let started = Instant::now();
+            let computed = spawner.spawn(refresh(key.clone())).await.ok().flatten();
+            let done = key.clone();
+            match computed {
+                Some(value) if keep(&value) => {
+                    let cost = started.elapsed();
+                    let store: Boxed<'_, ()> =
+                        Box::pin(self.store.insert_claimed_async(key, value, cost, lease));
+                    store.await;
+                }
+                _ => self.refreshed(key, None, keep, started, lease),
+            }
+            self.renewed(&done);
         });
     }
 
@@ -1171,14 +1203,14 @@ where
         started: Instant,
     ) -> V {
         self.counters.record(Event::Refresh);
-        self.refreshed(key, Some(value.clone()), keep, started);
+        self.refreshed(key, Some(value.clone()), keep, started, Lease::none());
         value
     }
 
     /// The end of a forced refresh whose computation failed: the old value stays.
     pub(crate) fn forced_refresh_failed(&self, key: K, started: Instant) {
         self.counters.record(Event::Refresh);
-        self.refreshed(key, None, |_| true, started);
+        self.refreshed(key, None, |_| true, started, Lease::none());
     }
 
     /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is
@@ -1189,19 +1221,31 @@ where
         computed: Option<V>,
         keep: fn(&V) -> bool,
         started: Instant,
+        lease: Lease,
     ) {
         let done = key.clone();
-        self.refreshed(key, computed, keep, started);
+        self.refreshed(key, computed, keep, started, lease);
         self.renewed(&done);
     }
 
-    /// The end of a refresh: store the new value if it is kept; otherwise (an error,
-    /// a panic, nothing to run on) keep the old one, count and report the failure, and let a
-    /// later read try again.
-    fn refreshed(&self, key: K, computed: Option<V>, keep: fn(&V) -> bool, started: Instant) {
+    /// The end of a refresh: store the new value if it is kept (ending the store's claim
+    /// `lease`); otherwise (an error, a panic, nothing to run on) keep the old one, count and
+    /// report the failure, and let a later read try again.
+    fn refreshed(
+        &self,
+        key: K,
+        computed: Option<V>,
+        keep: fn(&V) -> bool,
+        started: Instant,
+        lease: Lease,
+    ) {
         match computed {
-            Some(value) if keep(&value) => self.store.insert_timed(key, value, started.elapsed()),
+            Some(value) if keep(&value) => {
+                self.store
+                    .insert_claimed(key, value, started.elapsed(), lease);
+            }
             _ => {
+                drop(lease);
                 crate::trace::refresh_failed(self.name);
                 self.counters.record(Event::RefreshFailure);
                 self.store.release_refresh(&&key);

@@ -253,11 +253,14 @@ fn new_disk_cache<K, V>(
     } else {
         crate::DiskOptions::new(remote.store)
     };
+    let config = config();
     let store = options
         .function(name, remote.version)
         .codec(codec_of(remote.json))
-        .open_shaped(&config(), (remote.shape)(remote.version));
-    Cache::with_store(hooks(store)).named(name)
+        .open_shaped(&config, (remote.shape)(remote.version));
+    Cache::with_store(hooks(store))
+        .renewing_as(&config)
+        .named(name)
 }
 
 /// Stands for [`disk_cache`] without the `disk` feature (never reached: `require_disk!` stops the
@@ -376,8 +379,11 @@ fn new_redis_cache<K, V>(
     remote: Remote,
     hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
 ) -> Cache<K, V, RedisStore<K, V>> {
-    let store = redis_options(name, remote).open_shaped(&config(), (remote.shape)(remote.version));
-    Cache::with_store(hooks(store)).named(name)
+    let config = config();
+    let store = redis_options(name, remote).open_shaped(&config, (remote.shape)(remote.version));
+    Cache::with_store(hooks(store))
+        .renewing_as(&config)
+        .named(name)
 }
 
 /// The options of a memoized function's Redis store: its name, namespace, codec and lock.
@@ -554,9 +560,12 @@ where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Shared + Clone,
 {
+    let config = config();
     let store =
-        redis_options(name, remote).open_tiered_shaped(&config(), (remote.shape)(remote.version));
-    Cache::with_store(hooks(store)).named(name)
+        redis_options(name, remote).open_tiered_shaped(&config, (remote.shape)(remote.version));
+    Cache::with_store(hooks(store))
+        .renewing_as(&config)
+        .named(name)
 }
 
 /// Stands for [`tiered_cache`] without the `redis` feature (never reached).
@@ -848,9 +857,296 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    answer(cache, &key, |key| {
+    renew(cache, &key, refresh, keep)
+}
+
+/// [`hit_or_renew`] over any store whose reads answer at once.
+fn renew<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
+    key: &L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V, S>>
+where
+    L: Lookup,
+    V: CacheValue,
+    S: Store<L::Key, V> + 'static,
+{
+    answer(cache, key, |key| {
         cache.hit_renewing(key, |owned| cache.spawn_refresh(owned, refresh, keep))
     })
+}
+
+/// [`hit_or_renew_async`] over any store whose reads answer at once.
+#[cfg(feature = "tokio")]
+fn renew_task<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
+    key: &L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V, S>>
+where
+    L: Lookup,
+    V: CacheValue,
+    S: Store<L::Key, V> + 'static,
+{
+    answer(cache, key, |key| {
+        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
+    })
+}
+
+/// [`hit_or_renew`] of a function with `store = disk`: the front says when a value is due, and
+/// the refresh takes the key's lock row, so that one process refreshes it.
+#[cfg(feature = "disk")]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew_disk<L, V>(
+    cache: &'static Cache<L::Key, V, DiskStore<L::Key, V>>,
+    key: L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, DiskMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Persist,
+    V: CacheValue + Persist,
+{
+    renew(cache, &key, refresh, keep)
+}
+
+/// [`hit_or_renew_async`] of a function with `store = disk`.
+#[cfg(feature = "disk")]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew_disk_async<L, V>(
+    cache: &'static Cache<L::Key, V, DiskStore<L::Key, V>>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, DiskMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Persist,
+    V: CacheValue + Persist,
+{
+    #[cfg(feature = "tokio")]
+    return renew_task(cache, &key, refresh, keep);
+    #[cfg(not(feature = "tokio"))]
+    {
+        let _ = (refresh, keep);
+        hit_or_miss_disk(cache, key)
+    }
+}
+
+/// Stands for [`hit_or_renew_disk`] without the `disk` feature (never reached).
+#[cfg(not(feature = "disk"))]
+pub fn hit_or_renew_disk<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_renew(cache, key, refresh, keep)
+}
+
+/// Stands for [`hit_or_renew_disk_async`] without the `disk` feature (never reached).
+#[cfg(not(feature = "disk"))]
+pub fn hit_or_renew_disk_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_renew_async(cache, key, refresh, keep)
+}
+
+/// [`hit_or_renew`] of a function with `store = redis`: the `GET` and the `PTTL` that tells
+/// whether the value is due, in one round trip; the refresh takes the key's lock only if it is
+/// free, so that one process refreshes it.
+#[cfg(feature = "redis")]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew_redis<L, V>(
+    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
+    key: L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, RedisMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    renew(cache, &key, refresh, keep)
+}
+
+/// [`hit_or_renew_redis`] of an `async fn`: the read is awaited, the refresh runs as a task.
+#[cfg(feature = "redis")]
+pub async fn hit_or_renew_redis_async<L, V>(
+    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, RemoteMiss<L::Key, V, RedisStore<L::Key, V>>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    let owned = {
+        let key = key;
+        match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            other => return other,
+        }
+    };
+    let found = cache.store().read_due_async(&owned).await;
+    renewed_or_missed(cache, owned, found, refresh, keep)
+}
+
+/// [`hit_or_renew`] of a function with `store = tiered`: the local copy says when a value is
+/// due; one read of Redis (with its `PTTL`) fills it.
+#[cfg(feature = "redis")]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew_tiered<L, V>(
+    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
+    key: L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, TieredMiss<L::Key, V>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    renew(cache, &key, refresh, keep)
+}
+
+/// [`hit_or_renew_tiered`] of an `async fn`: a read of Redis is awaited, the refresh runs as a
+/// task.
+#[cfg(feature = "redis")]
+pub async fn hit_or_renew_tiered_async<L, V>(
+    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, RemoteMiss<L::Key, V, TieredStore<L::Key, V>>>
+where
+    L: Lookup,
+    L::Key: Share,
+    V: CacheValue + Share,
+{
+    let start = |owned| cache.spawn_refresh_task(owned, refresh, keep);
+    // The local copy first, with the borrowed key; Redis, awaited, only when it misses.
+    let owned = {
+        let key = key;
+        let local = |key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
+        match answer(cache, &key, local).map_err(RemoteMiss::of) {
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            other => return other,
+        }
+    };
+    let found = cache.store().get_due_async(&owned).await;
+    renewed_or_missed(cache, owned, found, refresh, keep)
+}
+
+/// The end of an awaited renewing hit path: the value (its refresh started as a task when it
+/// is due), or the miss to compute it.
+#[cfg(feature = "redis")]
+fn renewed_or_missed<K, V, S>(
+    cache: &'static Cache<K, V, S>,
+    owned: K,
+    found: Option<(V, bool)>,
+    refresh: fn(K) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> Result<V, RemoteMiss<K, V, S>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: CacheValue,
+    S: Store<K, V> + 'static,
+{
+    let start = |key| cache.spawn_refresh_task(key, refresh, keep);
+    match cache.renewal_hit(&&owned, found, start) {
+        Some(value) => Ok(value),
+        None => Err(RemoteMiss::lookup(cache, owned)),
+    }
+}
+
+/// Stands for [`hit_or_renew_redis`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_renew_redis<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_renew(cache, key, refresh, keep)
+}
+
+/// Stands for [`hit_or_renew_redis_async`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_renew_redis_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    core::future::ready(hit_or_renew_async(cache, key, refresh, keep))
+}
+
+/// Stands for [`hit_or_renew_tiered`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_renew_tiered<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> Option<V>,
+    keep: fn(&V) -> bool,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    hit_or_renew(cache, key, refresh, keep)
+}
+
+/// Stands for [`hit_or_renew_tiered_async`] without the `redis` feature (never reached).
+#[cfg(not(feature = "redis"))]
+pub fn hit_or_renew_tiered_async<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    core::future::ready(hit_or_renew_async(cache, key, refresh, keep))
 }
 
 /// An `async fn` body as a `'static` future, for a background refresh.
@@ -875,9 +1171,7 @@ where
     V: CacheValue,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, |key| {
-        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
-    });
+    return renew_task(cache, &key, refresh, keep);
     #[cfg(not(feature = "tokio"))]
     {
         let _ = (refresh, keep);

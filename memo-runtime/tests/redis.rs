@@ -1032,4 +1032,33 @@ mod trust {
         assert_eq!(async_hit, (0, 1), "an async hit: (hashes, encodings)");
         assert_eq!(cache.stats().backend_errors, 0);
     }
+
+    /// Issue 19: with `stale` (or early refresh), a hit is the `GET` and the `PTTL` in one
+    /// pipelined round trip; a background refresh takes the key's lock only when it is free (so
+    /// one process refreshes a key), and its value's write releases it.
+    #[test]
+    fn a_renewing_hit_reads_the_pttl_beside_the_value_and_one_refresh_holds_the_lock() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let config = config().stale(Duration::from_secs(60));
+        let a = options("renewing", &client).open::<u64, u64>(&config);
+        let b = options("renewing", &client).open::<u64, u64>(&config);
+        a.insert(1, 10);
+        let monitor = Monitor::start(server.port());
+        let mark = monitor.mark();
+        assert_eq!(a.get_renewing(&&1), Some((10, false)), "fresh: not due");
+        assert_eq!(monitor.sent_since(mark), ["get", "pttl"]);
+        let lease = a.claim_refresh(&1).expect("the lock is free");
+        assert!(b.claim_refresh(&1).is_none(), "held by a's refresh");
+        a.insert_claimed(1, 11, Duration::from_millis(5), lease);
+        assert_eq!(locks_left(server.port()), 0, "released with the value");
+        assert_eq!(b.get(&&1), Some(11));
+        drop(b.claim_refresh(&1).expect("free again"));
+        // A plain store's hit stays one `GET`.
+        let plain = options("plain", &client).open::<u64, u64>(&super::trust::config());
+        plain.insert(1, 10);
+        let mark = monitor.mark();
+        assert_eq!(plain.get_renewing(&&1), Some((10, false)));
+        assert_eq!(monitor.sent_since(mark), ["get"]);
+    }
 }

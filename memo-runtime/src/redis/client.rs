@@ -328,6 +328,23 @@ impl RedisClient {
             .await
     }
 
+    /// `GET key` and `PTTL key` in one round trip (a pipeline): the value, and how long it
+    /// has left in milliseconds (negative: no expiry, or gone).
+    pub(crate) fn get_with_pttl(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, i64), Error> {
+        let key = key.to_vec();
+        self.call(move |conn| ops::get_with_pttl(conn, key))
+    }
+
+    /// [`get_with_pttl`](Self::get_with_pttl), awaitable on any executor.
+    pub(crate) async fn get_with_pttl_async(
+        &self,
+        key: &[u8],
+    ) -> Result<(Option<Vec<u8>>, i64), Error> {
+        let key = key.to_vec();
+        self.call_async(move |conn| ops::get_with_pttl(conn, key))
+            .await
+    }
+
     /// `SET key value PX ttl_ms`: value and expiry in one command (a `ttl_ms` of 0 counts as 1).
     pub fn set_px(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Error> {
         let (key, value) = (key.to_vec(), value.to_vec());
@@ -854,6 +871,15 @@ mod ops {
             read.arg("PX").arg(ms.max(1));
         }
         Ok(read.query_async(&mut conn).await?)
+    }
+
+    pub(super) async fn get_with_pttl(
+        mut conn: Conn,
+        key: Vec<u8>,
+    ) -> Result<(Option<Vec<u8>>, i64), Error> {
+        let mut batch = ::redis::pipe();
+        batch.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        Ok(batch.query_async(&mut conn).await?)
     }
 
     pub(super) async fn set(

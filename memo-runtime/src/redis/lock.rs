@@ -238,19 +238,7 @@ impl Locks {
     /// never reached Redis disarms the release.
     fn answer(&self, mut armed: SingleGuard, found: Result<ReadOrLock, Error>) -> Option<Claimed> {
         match found {
-            Ok(ReadOrLock::Locked) => {
-                let (stop, stopped) = oneshot::channel();
-                self.client.detach(renew(
-                    self.client.clone(),
-                    armed.lock_key.clone(),
-                    armed.token.clone(),
-                    self.config.lease,
-                    Arc::clone(&armed.lost),
-                    stopped,
-                ));
-                armed.renewal = Some(stop);
-                Some(Claimed::Compute(LockGuard(Held::Single(armed))))
-            }
+            Ok(ReadOrLock::Locked) => Some(Claimed::Compute(self.held(armed))),
             Ok(ReadOrLock::Value(value)) => {
                 armed.released = true;
                 Some(Claimed::Value(value))
@@ -262,6 +250,63 @@ impl Locks {
             Err(err) => {
                 armed.released = unsent(&err);
                 Some(Claimed::Unavailable(err))
+            }
+        }
+    }
+
+    /// The lock just taken with `armed`'s token, its lease renewed from now on.
+    fn held(&self, mut armed: SingleGuard) -> LockGuard {
+        let (stop, stopped) = oneshot::channel();
+        self.client.detach(renew(
+            self.client.clone(),
+            armed.lock_key.clone(),
+            armed.token.clone(),
+            self.config.lease,
+            Arc::clone(&armed.lost),
+            stopped,
+        ));
+        armed.renewal = Some(stop);
+        LockGuard(Held::Single(armed))
+    }
+
+    /// Takes `lock_key` if no one holds it, without waiting (`SET NX PX`): what a background
+    /// refresh claims, so that one process refreshes a key; `Ok(None)` when it is held.
+    pub(crate) fn try_claim(&self, lock_key: &[u8]) -> Result<Option<LockGuard>, Error> {
+        let token = new_token();
+        let armed = self.arm(lock_key, &token);
+        let locked = self.client.lock(lock_key, &token, self.lease_ms());
+        self.tried(armed, locked)
+    }
+
+    /// [`try_claim`](Self::try_claim), awaitable on any executor.
+    pub(crate) async fn try_claim_async(
+        &self,
+        lock_key: &[u8],
+    ) -> Result<Option<LockGuard>, Error> {
+        let token = new_token();
+        let armed = self.arm(lock_key, &token);
+        let locked = self
+            .client
+            .lock_async(lock_key, &token, self.lease_ms())
+            .await;
+        self.tried(armed, locked)
+    }
+
+    /// What a [`try_claim`](Self::try_claim) got: the lock, or nothing to release.
+    fn tried(
+        &self,
+        mut armed: SingleGuard,
+        taken: Result<bool, Error>,
+    ) -> Result<Option<LockGuard>, Error> {
+        match taken {
+            Ok(true) => Ok(Some(self.held(armed))),
+            Ok(false) => {
+                armed.released = true;
+                Ok(None)
+            }
+            Err(err) => {
+                armed.released = unsent(&err);
+                Err(err)
             }
         }
     }

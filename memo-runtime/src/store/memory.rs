@@ -307,9 +307,10 @@ impl<K, V> MemoryStore<K, V> {
     }
 
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
-    /// for a front that mirrors the expiry of the store behind it.
-    #[cfg(feature = "disk")]
-    pub(crate) fn insert_expiring(&self, key: K, value: V, expires: u64)
+    /// for a front that mirrors the expiry of the store behind it; its early refresh is drawn
+    /// for a computation that took `cost`.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    pub(crate) fn insert_expiring(&self, key: K, value: V, expires: u64, cost: std::time::Duration)
     where
         K: std::hash::Hash + Eq,
     {
@@ -320,13 +321,20 @@ impl<K, V> MemoryStore<K, V> {
         let now = self.now();
         let stamp = Stamp {
             expires,
-            refresh_at: 0,
+            refresh_at: self.timing.refresh_at(expires, cost),
         };
         let small = self.climber.share();
         let mut shard = self.write(self.shard_of(hash));
         let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
         self.release(shard);
         self.climb(batch);
+    }
+
+    /// The current reading of this store's clock, for a front that times its entries by the
+    /// store behind it.
+    #[cfg(feature = "redis")]
+    pub(crate) fn clock_now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// Whether this store's clock still reads before `deadline`; the real clock is read only

@@ -226,6 +226,29 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
         let _ = key;
     }
 
+    #[doc(hidden)]
+    /// Called before a background refresh of `key` computes: a store shared by processes takes
+    /// the key's claim without waiting, so that one process refreshes it; `None` when another
+    /// holds it (that one refreshes, and this process goes on serving the current value). The
+    /// lease goes to [`insert_claimed`](Self::insert_claimed) with the new value. The default
+    /// claims nothing.
+    fn claim_refresh(&self, key: &K) -> Option<Lease> {
+        let _ = key;
+        Some(Lease::none())
+    }
+
+    #[doc(hidden)]
+    /// [`claim_refresh`](Self::claim_refresh) for async callers. The default claims at once.
+    fn claim_refresh_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Option<Lease>> + Send + 'a
+    where
+        V: 'a,
+    {
+        std::future::ready(self.claim_refresh(key))
+    }
+
     /// Like [`get`](Self::get), without counting: for inspection.
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
 
@@ -287,22 +310,20 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
-    /// [`insert_claimed`](Self::insert_claimed) for async callers. The default stores with
-    /// [`insert_async`](Self::insert_async), then drops the lease.
+    /// [`insert_claimed`](Self::insert_claimed) for async callers. The default stores at once.
     fn insert_claimed_async<'a>(
         &'a self,
         key: K,
         value: V,
+        cost: std::time::Duration,
         lease: Lease,
     ) -> impl Future<Output = ()> + Send + 'a
     where
         K: Send + 'a,
         V: Send + 'a,
     {
-        async move {
-            self.insert_async(key, value).await;
-            drop(lease);
-        }
+        self.insert_claimed(key, value, cost, lease);
+        std::future::ready(())
     }
 
     #[doc(hidden)]

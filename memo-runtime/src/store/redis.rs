@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -372,6 +373,14 @@ impl RedisOptions {
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
             jitter: config.jitter.filter(|j| *j > 0.0),
             ttl_from: None,
+            renewal: config.renews().then(|| Renewal {
+                stale_ms: config.stale.map_or(0, |stale| {
+                    u64::try_from(stale.as_millis()).unwrap_or(u64::MAX)
+                }),
+                beta: config.refresh_early.unwrap_or(0.0),
+                cost_ns: AtomicU64::new(0),
+            }),
+            refreshing: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
@@ -385,7 +394,9 @@ impl RedisOptions {
 ///
 /// Every hit reads Redis (one `GET`), so an `invalidate` or a new value in one process is seen
 /// by the next call in every other; for hits from memory, with invalidation by pub/sub, use
-/// `store = tiered`. Values are written with their time to live in one `SET … PX`. A miss
+/// `store = tiered`. Values are written with their time to live in one `SET … PX` (with
+/// `stale`, that much longer; a hit of such a store reads the `PTTL` beside the value, in the
+/// same round trip, to tell a value due for a refresh). A miss
 /// without contention is three round trips: the `GET`, the claim (one script that reads the
 /// value again and takes the lock), the `SET`; the lock's release follows in the background.
 ///
@@ -434,12 +445,69 @@ pub struct RedisStore<K, V> {
     jitter: Option<f64>,
     /// Each value's own time to live ([`ttl_from`](Self::ttl_from)).
     ttl_from: Option<TtlFrom<V>>,
+    /// How entries are refreshed in the background (`stale`, early refresh); `None`: never.
+    renewal: Option<Renewal>,
+    /// The keys this process refreshes in the background now, with when each started: one
+    /// refresh per key. A mark older than a time to live (a refresh another process took, whose
+    /// value this one never stored) lets a later read refresh the key again.
+    refreshing: Mutex<HashMap<K, std::time::Instant>>,
     hits: AtomicU64,
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
     skipped: AtomicU64,
     config: Config,
     types: PhantomData<fn() -> (K, V)>,
+}
+
+/// How a store that refreshes entries in the background times them. Values stay plain codec
+/// bytes: a value lives `stale` past its time to live in Redis (its `PX`), and a read takes
+/// its remaining `PTTL` in the same round trip to tell whether it is due.
+#[derive(Debug)]
+struct Renewal {
+    /// How long past its time to live a value is served while it is refreshed, in ms.
+    stale_ms: u64,
+    /// `β` of early refresh; 0 for none.
+    beta: f64,
+    /// How long the last computation measured here took, in ns: the early-refresh lead.
+    cost_ns: AtomicU64,
+}
+
+impl Renewal {
+    /// Whether a value with `pttl_ms` left in Redis is due for a refresh: past its time to live
+    /// (served stale), or, with early refresh, within a lead of it that covers the computation
+    /// (`cost·(1 − β·ln rand)`, as the memory store draws it; drawn per read here, since the
+    /// value carries nothing but itself).
+    fn is_due(&self, pttl_ms: i64, ttl_ms: u64) -> bool {
+        let Ok(left) = u64::try_from(pttl_ms) else {
+            // No expiry, or gone meanwhile.
+            return false;
+        };
+        let fresh_left = left.saturating_sub(self.stale_ms);
+        if fresh_left == 0 {
+            return true;
+        }
+        if self.beta <= 0.0 {
+            return false;
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a probabilistic margin need not be exact to the millisecond"
+        )]
+        let lead = (self.cost_ns.load(Ordering::Relaxed) as f64
+            * self.beta.mul_add(-crate::random::unit().ln(), 1.0)
+            / 1e6) as u64;
+        fresh_left <= lead.min(ttl_ms)
+    }
+
+    /// Remembers what a computation took (none measured: nothing to remember).
+    fn measured(&self, cost: std::time::Duration) {
+        if !cost.is_zero() {
+            let nanos = u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX);
+            self.cost_ns.store(nanos, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A key's Redis names and its encoding.
@@ -515,10 +583,12 @@ impl<K, V> RedisStore<K, V> {
             return Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         }
         let ttl = self.ttl_ms?;
-        Some(match self.jitter {
+        let ttl = match self.jitter {
             None => ttl,
             Some(fraction) => crate::random::spread(ttl, fraction),
-        })
+        };
+        let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
+        Some(ttl.saturating_add(stale))
     }
 
     /// The names of a key encoded as `encoded`, whose text is `text` (`None`: it has none).
@@ -621,6 +691,205 @@ impl<K, V> RedisStore<K, V> {
             PARKED.with(|slot| *slot.borrow_mut() = Some(parked));
         }
         value
+    }
+
+    /// [`Store::get_renewing`]: the value and its `PTTL` in one round trip; `true` beside the
+    /// value when it is due and this caller is the one of this process to refresh it.
+    fn read_due(&self, key: &K) -> Option<(V, bool)>
+    where
+        K: std::hash::Hash + Eq + Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (value, pttl) = self.read_timed(key, true)?;
+        Some((value, self.is_due(key, pttl)))
+    }
+
+    /// [`read_due`](Self::read_due), awaited.
+    pub(crate) async fn read_due_async(&self, key: &K) -> Option<(V, bool)>
+    where
+        K: std::hash::Hash + Eq + Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (value, pttl) = self.read_timed_async(key, true).await?;
+        Some((value, self.is_due(key, pttl)))
+    }
+
+    /// The value of `key` and how long its time to live has left in milliseconds (negative when
+    /// it is served stale; `None` when it never expires), in one round trip, without counting a
+    /// hit: what a tiered store times its local copy by.
+    pub(crate) fn peek_fresh_for(&self, key: &K) -> Option<(V, Option<i64>)>
+    where
+        K: Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (value, pttl) = self.read_timed(key, false)?;
+        Some((value, self.fresh_for(pttl)))
+    }
+
+    /// [`peek_fresh_for`](Self::peek_fresh_for), awaited.
+    pub(crate) async fn peek_fresh_for_async(&self, key: &K) -> Option<(V, Option<i64>)>
+    where
+        K: Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (value, pttl) = self.read_timed_async(key, false).await?;
+        Some((value, self.fresh_for(pttl)))
+    }
+
+    /// `GET` and `PTTL` of `key` in one round trip (a pipeline): the value (a hit counted when
+    /// `count`; a miss parked for the claim, as [`read`](Self::read)'s) and its `PTTL`.
+    fn read_timed(&self, key: &K, count: bool) -> Option<(V, i64)>
+    where
+        K: Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (remote, names) = self.remote_names(key)?;
+        let budget = Self::budget(remote);
+        let got = {
+            let _entered = budget.enter();
+            remote.client.get_with_pttl(&names.value)
+        };
+        self.answered_timed(key, names, budget, got, count)
+    }
+
+    /// [`read_timed`](Self::read_timed), awaited.
+    async fn read_timed_async(&self, key: &K, count: bool) -> Option<(V, i64)>
+    where
+        K: Clone + Serialize + 'static,
+        V: DeserializeOwned,
+    {
+        let (remote, names) = self.remote_names(key)?;
+        let budget = Self::budget(remote);
+        let got = budget::within(&budget, remote.client.get_with_pttl_async(&names.value)).await;
+        self.answered_timed(key, names, budget, got, count)
+    }
+
+    /// What a `GET` and `PTTL` found (see [`answered`](Self::answered)).
+    fn answered_timed(
+        &self,
+        key: &K,
+        names: Names,
+        budget: Budget,
+        got: Result<(Option<Vec<u8>>, i64), Error>,
+        count: bool,
+    ) -> Option<(V, i64)>
+    where
+        K: Clone + 'static,
+        V: DeserializeOwned,
+    {
+        let (got, pttl) = match got {
+            Ok((bytes, pttl)) => (Ok(bytes), pttl),
+            Err(err) => (Err(err), -1),
+        };
+        Some((self.answered(key, names, budget, got, count)?, pttl))
+    }
+
+    /// How long the time to live of a value with `pttl_ms` left in Redis has left (the rest
+    /// is `stale`); `None` when it never expires.
+    fn fresh_for(&self, pttl_ms: i64) -> Option<i64> {
+        let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
+        (pttl_ms >= 0).then(|| pttl_ms.saturating_sub(i64::try_from(stale).unwrap_or(i64::MAX)))
+    }
+
+    /// Whether the value of `key`, with `pttl_ms` left in Redis, is due for a refresh that
+    /// this caller is to run.
+    fn is_due(&self, key: &K, pttl_ms: i64) -> bool
+    where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        self.renewal
+            .as_ref()
+            .is_some_and(|renewal| renewal.is_due(pttl_ms, self.ttl_ms.unwrap_or(0)))
+            && self.mark_refreshing(key)
+    }
+
+    /// The time the last computation measured here took (after
+    /// [`measured`](Self::measured)); zero for a store that refreshes nothing.
+    pub(crate) fn cost(&self) -> std::time::Duration {
+        self.renewal
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |renewal| {
+                std::time::Duration::from_nanos(renewal.cost_ns.load(Ordering::Relaxed))
+            })
+    }
+
+    /// Remembers what a computation took, for the early-refresh lead; returns [`cost`](Self::cost).
+    pub(crate) fn measured(&self, cost: std::time::Duration) -> std::time::Duration {
+        if let Some(renewal) = &self.renewal {
+            renewal.measured(cost);
+        }
+        self.cost()
+    }
+
+    /// Makes this caller the one of this process to refresh `key`; `false` if a refresh of it
+    /// started less than a time to live ago.
+    fn mark_refreshing(&self, key: &K) -> bool
+    where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        let ttl = std::time::Duration::from_millis(self.ttl_ms.unwrap_or(0));
+        let now = std::time::Instant::now();
+        match self.refreshing.lock().entry(key.clone()) {
+            Entry::Occupied(mut started) => {
+                if started.get().elapsed() < ttl {
+                    return false;
+                }
+                started.insert(now);
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(now);
+            }
+        }
+        true
+    }
+
+    /// A value of `key` computed in `cost` was stored (or its refresh given up): a later read
+    /// may refresh it again.
+    fn refreshed(&self, key: &K, cost: std::time::Duration)
+    where
+        K: std::hash::Hash + Eq,
+    {
+        if let Some(renewal) = &self.renewal {
+            renewal.measured(cost);
+            self.refreshing.lock().remove(key);
+        }
+    }
+
+    /// [`Store::claim_refresh`]: the key's lock, taken only if free (`taken`: what the `SET NX`
+    /// answered; `None` when refreshes take no lock, under Redlock, whose rounds are for
+    /// misses), kept in the lease for the write of the new value, which releases it.
+    fn refresh_lease(
+        &self,
+        names: Names,
+        taken: Option<Result<Option<LockGuard>, Error>>,
+    ) -> Option<Lease> {
+        let Some(remote) = self.remote() else {
+            return Some(Lease::none());
+        };
+        let guard = match taken {
+            None => None,
+            Some(Ok(Some(guard))) => Some(guard),
+            // Held: a miss computes it, or another process refreshes it.
+            Some(Ok(None)) => return None,
+            Some(Err(err)) => {
+                // Refreshed anyway; its write fails too if Redis is gone, counted.
+                self.missed(&err);
+                None
+            }
+        };
+        Some(Lease::holding(Claiming {
+            names,
+            budget: Self::budget(remote),
+            guard,
+        }))
+    }
+
+    /// The single server's lock of a store, if it has one (not under Redlock).
+    fn single_lock(&self) -> Option<&Locks> {
+        match &self.remote.as_ref().ok()?.lock {
+            RemoteLock::Single(locks) => Some(locks),
+            RemoteLock::Redlock(_) => None,
+        }
     }
 
     /// A new call's budget: one command timeout for all its commands.
@@ -880,12 +1149,35 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_then(&key, &value, Lease::none(), None);
+        self.insert_claimed(key, value, std::time::Duration::ZERO, Lease::none());
     }
 
     /// Stores the value and releases the lock in one round trip (one script).
-    fn insert_claimed(&self, key: K, value: V, _cost: std::time::Duration, lease: Lease) {
+    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
         self.insert_then(&key, &value, lease, None);
+        self.refreshed(&key, cost);
+    }
+
+    /// The value and its `PTTL`, in one round trip, for a store that refreshes entries; else
+    /// a plain [`get`](Store::get).
+    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        let key = key.to_key();
+        if self.renewal.is_none() {
+            return self.read(&key, true).map(|value| (value, false));
+        }
+        self.read_due(&key)
+    }
+
+    fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
+        self.refreshed(&key.to_key(), std::time::Duration::ZERO);
+    }
+
+    fn claim_refresh(&self, key: &K) -> Option<Lease> {
+        let Some(names) = self.names_of(key) else {
+            return Some(Lease::none());
+        };
+        let taken = self.single_lock().map(|locks| locks.try_claim(&names.lock));
+        self.refresh_lease(names, taken)
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
@@ -935,14 +1227,35 @@ where
     {
         self.insert_then_async(&key, &value, Lease::none(), None)
             .await;
+        self.refreshed(&key, std::time::Duration::ZERO);
     }
 
-    async fn insert_claimed_async<'a>(&'a self, key: K, value: V, lease: Lease)
+    async fn claim_refresh_async<'a>(&'a self, key: &'a K) -> Option<Lease>
     where
+        V: 'a,
+    {
+        let Some(names) = self.names_of(key) else {
+            return Some(Lease::none());
+        };
+        let taken = match self.single_lock() {
+            Some(locks) => Some(locks.try_claim_async(&names.lock).await),
+            None => None,
+        };
+        self.refresh_lease(names, taken)
+    }
+
+    async fn insert_claimed_async<'a>(
+        &'a self,
+        key: K,
+        value: V,
+        cost: std::time::Duration,
+        lease: Lease,
+    ) where
         K: Send + 'a,
         V: Send + 'a,
     {
         self.insert_then_async(&key, &value, lease, None).await;
+        self.refreshed(&key, cost);
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {

@@ -148,15 +148,16 @@ impl<K, V> TieredStore<K, V> {
         self.l1.set_clock(clock);
     }
 
-    /// Keeps a local copy of `value`, timed as `ttl_from` says (else by the store's `ttl`).
-    fn keep_local(&self, key: K, value: V)
+    /// Keeps a local copy of `value`, computed in `cost`, timed as `ttl_from` says (else by
+    /// the store's `ttl`).
+    fn keep_local(&self, key: K, value: V, cost: std::time::Duration)
     where
         K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
         match super::chosen(self.ttl_from, &value) {
             Some(ttl) => self.l1.insert_with_ttl(key, value, ttl),
-            None => self.l1.insert(key, value),
+            None => self.l1.insert_timed(key, value, self.l2.measured(cost)),
         }
     }
 
@@ -203,6 +204,78 @@ impl<K, V> TieredStore<K, V> {
     }
 }
 
+impl<K, V> TieredStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+{
+    /// Whether entries are refreshed in the background (`stale`, early refresh).
+    fn renews(&self) -> bool {
+        self.l1.config().renews()
+    }
+
+    /// Keeps a local copy of a value read from Redis whose time to live has `fresh_ms` left
+    /// there (negative: served stale; `None`: none), so that it goes stale here when it does
+    /// there.
+    fn keep_fetched(&self, key: K, value: V, fresh_ms: Option<i64>) {
+        let Some(fresh_ms) = fresh_ms.filter(|_| self.ttl_from.is_none()) else {
+            return self.keep_local(key, value, std::time::Duration::ZERO);
+        };
+        let now = self.l1.clock_now();
+        let expires = if fresh_ms >= 0 {
+            now.saturating_add(fresh_ms.unsigned_abs().saturating_mul(1_000_000))
+        } else {
+            now.saturating_sub(fresh_ms.unsigned_abs().saturating_mul(1_000_000))
+        };
+        self.l1
+            .insert_expiring(key, value, expires.max(1), self.l2.cost());
+    }
+
+    /// [`Store::get_renewing`] of a store that renews entries: the local copy decides whether
+    /// the value is due and makes one caller of this process the one to refresh it; a value
+    /// read from Redis (with its `PTTL`, in the same round trip) becomes the local copy first.
+    pub(crate) fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        if let Some(found) = self.l1.get_renewing(key) {
+            return Some(found);
+        }
+        let owned = key.to_key();
+        let (value, fresh_ms) = self.l2.peek_fresh_for(&owned)?;
+        Some(self.fetched_due(&owned, value, fresh_ms))
+    }
+
+    /// [`get_due`](Self::get_due) of the local copy alone (the async hit path's first step).
+    pub(crate) fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        self.l1.get_renewing(key)
+    }
+
+    /// [`get_due`](Self::get_due), awaited.
+    pub(crate) async fn get_due_async(&self, key: &K) -> Option<(V, bool)> {
+        if let Some(found) = self.l1.get_renewing(&key) {
+            return Some(found);
+        }
+        let (value, fresh_ms) = self.l2.peek_fresh_for_async(key).await?;
+        Some(self.fetched_due(key, value, fresh_ms))
+    }
+
+    /// The value of `key` from Redis (the local copy missed), kept here: a hit that refreshes
+    /// nothing.
+    fn fetch(&self, key: K) -> Option<V> {
+        let (value, fresh_ms) = self.l2.peek_fresh_for(&key)?;
+        self.l2_hits.fetch_add(1, Ordering::Relaxed);
+        self.keep_fetched(key, value.clone(), fresh_ms);
+        Some(value)
+    }
+
+    /// A value read from Redis for [`get_due`](Self::get_due), kept here, then asked again.
+    fn fetched_due(&self, key: &K, value: V, fresh_ms: Option<i64>) -> (V, bool) {
+        self.keep_fetched(key.clone(), value.clone(), fresh_ms);
+        self.l1.get_renewing(&key).unwrap_or_else(|| {
+            self.l2_hits.fetch_add(1, Ordering::Relaxed);
+            (value, false)
+        })
+    }
+}
+
 impl<K, V> Store<K, V> for TieredStore<K, V>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -221,9 +294,12 @@ where
         } else if let Some(value) = self.l1.get(key) {
             return Some(value);
         }
+        if self.renews() {
+            return self.fetch(key.to_key());
+        }
         let value = self.l2.peek(key)?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(key.to_key(), value.clone());
+        self.keep_local(key.to_key(), value.clone(), std::time::Duration::ZERO);
         Some(value)
     }
 
@@ -237,11 +313,34 @@ where
 
     /// The write, its lock's release and the announcement, with the key encoded once (by the
     /// read that missed); the announcement counts against the same call's deadline.
-    fn insert_claimed(&self, key: K, value: V, _cost: std::time::Duration, lease: Lease) {
+    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
         let head = self.evict_head();
         self.l2
             .insert_then(&key, &value, lease, Some((&self.channel, &head)));
-        self.keep_local(key, value);
+        self.keep_local(key, value, cost);
+    }
+
+    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        if !self.renews() {
+            return self.get(key).map(|value| (value, false));
+        }
+        self.get_due(key)
+    }
+
+    fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
+        self.l1.release_refresh(key);
+    }
+
+    /// The Redis lock of the key, so that one process refreshes it.
+    fn claim_refresh(&self, key: &K) -> Option<Lease> {
+        self.l2.claim_refresh(key)
+    }
+
+    async fn claim_refresh_async<'a>(&'a self, key: &'a K) -> Option<Lease>
+    where
+        V: 'a,
+    {
+        self.l2.claim_refresh_async(key).await
     }
 
     fn claim(&self, key: &K) -> Claim<V> {
@@ -251,7 +350,7 @@ where
         }
         match self.l2.claim(key) {
             Claim::Found(value) => {
-                self.keep_local(key.clone(), value.clone());
+                self.keep_local(key.clone(), value.clone(), std::time::Duration::ZERO);
                 Claim::Found(value)
             }
             compute @ Claim::Compute(_) => compute,
@@ -266,9 +365,15 @@ where
             return Some(value);
         }
         let owned = key.to_key();
+        if self.renews() {
+            let (value, fresh_ms) = self.l2.peek_fresh_for_async(&owned).await?;
+            self.l2_hits.fetch_add(1, Ordering::Relaxed);
+            self.keep_fetched(owned, value.clone(), fresh_ms);
+            return Some(value);
+        }
         let value = self.l2.peek_async(&owned).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(owned, value.clone());
+        self.keep_local(owned, value.clone(), std::time::Duration::ZERO);
         Some(value)
     }
 
@@ -281,7 +386,7 @@ where
         }
         match self.l2.claim_async(key).await {
             Claim::Found(value) => {
-                self.keep_local(key.clone(), value.clone());
+                self.keep_local(key.clone(), value.clone(), std::time::Duration::ZERO);
                 Claim::Found(value)
             }
             compute @ Claim::Compute(_) => compute,
@@ -293,11 +398,17 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_claimed_async(key, value, Lease::none()).await;
+        self.insert_claimed_async(key, value, std::time::Duration::ZERO, Lease::none())
+            .await;
     }
 
-    async fn insert_claimed_async<'a>(&'a self, key: K, value: V, lease: Lease)
-    where
+    async fn insert_claimed_async<'a>(
+        &'a self,
+        key: K,
+        value: V,
+        cost: std::time::Duration,
+        lease: Lease,
+    ) where
         K: Send + 'a,
         V: Send + 'a,
     {
@@ -305,7 +416,7 @@ where
         self.l2
             .insert_then_async(&key, &value, lease, Some((&self.channel, &head)))
             .await;
-        self.keep_local(key, value);
+        self.keep_local(key, value, cost);
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {

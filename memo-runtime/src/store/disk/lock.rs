@@ -163,11 +163,7 @@ where
         let Some(encoded) = key::encode(key) else {
             return Err(Claim::Compute(Lease::none()));
         };
-        let token = i64::from_ne_bytes(
-            foldhash::fast::RandomState::default()
-                .hash_one((std::process::id(), Instant::now()))
-                .to_ne_bytes(),
-        );
+        let token = new_token();
         Ok(Claiming {
             encoded,
             token,
@@ -192,15 +188,7 @@ where
                 Some(Attempt::Taken) => {
                     // From here the release (which unregisters it) owns the token.
                     claiming.held.keep = true;
-                    let release = {
-                        let db = Arc::clone(&self.db);
-                        let ns = Arc::clone(&self.ns);
-                        let encoded = encoded.clone();
-                        move || {
-                            lock(&db.shared.held).remove(&token);
-                            db.shared.queue.push(&ns, encoded, Kind::Release { token });
-                        }
-                    };
+                    let release = self.release_of(encoded, token);
                     // The value may have been committed between this caller's miss and its lock.
                     if let Some(value) = self.load(&key, false) {
                         release();
@@ -212,21 +200,9 @@ where
                     if let Some(value) = self.load(&key, false) {
                         return Next::Done(Claim::Found(value));
                     }
-                    let stale = if pid == i64::from(std::process::id()) {
-                        !lock(&shared.held).contains(&holder)
-                    } else {
-                        is_dead(pid)
-                    };
-                    if !stale {
+                    if !self.drop_if_abandoned(encoded, pid, holder) {
                         break;
                     }
-                    // Its holder ended without releasing it: remove it and try again.
-                    shared.read(&self.space, |conn| {
-                        conn.prepare_cached(
-                            "DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3",
-                        )?
-                        .execute(params![&self.ns[..], encoded, holder])
-                    });
                 }
             }
         }
@@ -241,6 +217,76 @@ where
         claiming.pause = (pause * 2).min(MAX_PAUSE);
         Next::Pause(pause)
     }
+}
+
+impl<K, V> DiskStore<K, V> {
+    /// [`Store::claim_refresh`](crate::Store::claim_refresh) for the disk: `key`'s lock row if
+    /// no caller holds it (a miss computing it, or another process's refresh), without waiting.
+    pub(super) fn claim_refresh_key(&self, encoded: &[u8]) -> Option<Lease> {
+        if !self.db.is_usable() {
+            return Some(Lease::none());
+        }
+        let token = new_token();
+        let mut held = Held::new(&self.db.shared, token);
+        // Twice at most: once more after removing a lock its holder abandoned.
+        for _ in 0..2 {
+            let attempt = self.db.shared.read(&self.space, |conn| {
+                try_lock(conn, &self.ns, encoded, token, self.lease)
+            });
+            match attempt {
+                None => return Some(Lease::none()),
+                Some(Attempt::Taken) => {
+                    held.keep = true;
+                    return Some(Lease::new(self.release_of(encoded, token)));
+                }
+                Some(Attempt::Held(pid, holder)) => {
+                    if !self.drop_if_abandoned(encoded, pid, holder) {
+                        return None;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// What ends a claim of the key encoded as `encoded` with `token`: the lock row goes (with
+    /// the value's write, when one was queued first).
+    fn release_of(&self, encoded: &[u8], token: i64) -> impl FnOnce() + Send + 'static {
+        let db = Arc::clone(&self.db);
+        let ns = Arc::clone(&self.ns);
+        let encoded = encoded.to_vec();
+        move || {
+            lock(&db.shared.held).remove(&token);
+            db.shared.queue.push(&ns, encoded, Kind::Release { token });
+        }
+    }
+
+    /// Removes the lock row `holder` of process `pid` holds on the key encoded as `encoded` if
+    /// that holder ended without releasing it; whether it did (the lock is free to take).
+    fn drop_if_abandoned(&self, encoded: &[u8], pid: i64, holder: i64) -> bool {
+        let shared = &self.db.shared;
+        let abandoned = if pid == i64::from(std::process::id()) {
+            !lock(&shared.held).contains(&holder)
+        } else {
+            is_dead(pid)
+        };
+        if abandoned {
+            shared.read(&self.space, |conn| {
+                conn.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?
+                    .execute(params![&self.ns[..], encoded, holder])
+            });
+        }
+        abandoned
+    }
+}
+
+/// A random lock token.
+fn new_token() -> i64 {
+    i64::from_ne_bytes(
+        foldhash::fast::RandomState::default()
+            .hash_one((std::process::id(), Instant::now()))
+            .to_ne_bytes(),
+    )
 }
 
 /// A claim under way: the key's encoding, the lock token it tries with (registered while it

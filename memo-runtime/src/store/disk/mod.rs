@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 
 use self::db::{Db, Space};
 use self::writer::{Kind, Pending};
-use super::{Claim, Counts, MemoryStore, Store, TtlFrom};
+use super::{Claim, Counts, Lease, MemoryStore, Store, TtlFrom};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::clock::{ClockCell, unix_millis};
@@ -203,7 +203,8 @@ impl DiskOptions {
         root.join(name)
     }
 
-    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`, `jitter`).
+    /// Opens the store, bounded and expired as `config` says (`maxsize`, `ttl`, `jitter`; with
+    /// `stale`, rows are kept that much past their time to live, served while refreshed).
     ///
     /// This never fails: a directory or database that cannot be used, or that is refused
     /// because another user could have written to it, leaves the store in memory only, with the
@@ -234,6 +235,13 @@ impl DiskOptions {
         let mut front = Config::new().maxsize(front_entries);
         front.ttl = config.ttl;
         front.idle = config.idle;
+        // The front serves stale values and draws early refreshes as a memory store does; the
+        // rows outlive the time to live by `stale`.
+        front.stale = config.stale;
+        front.refresh_early = config.refresh_early;
+        let stale_ms = config.stale.filter(|_| config.renews()).map_or(0, |stale| {
+            i64::try_from(stale.as_millis()).unwrap_or(i64::MAX)
+        });
         let epoch = db.shared.epoch.load(Ordering::Acquire);
         DiskStore {
             front: MemoryStore::new(&front),
@@ -248,6 +256,9 @@ impl DiskOptions {
             idle: config.idle.is_some(),
             jitter: config.jitter.filter(|j| *j > 0.0),
             ttl_from: None,
+            renews: config.renews(),
+            stale_ms,
+            cost_ns: AtomicU64::new(0),
             lease: self.lease,
             clock: ClockCell::default(),
             disk_hits: AtomicU64::new(0),
@@ -340,6 +351,13 @@ pub struct DiskStore<K, V> {
     jitter: Option<f64>,
     /// Each value's own time to live ([`ttl_from`](Self::ttl_from)).
     ttl_from: Option<TtlFrom<V>>,
+    /// Entries are refreshed in the background (`stale`, early refresh): the front says when.
+    renews: bool,
+    /// How long a row outlives its time to live, served stale meanwhile (`stale`), in ms.
+    stale_ms: i64,
+    /// How long the last computation measured here took, in ns: the early-refresh lead of a
+    /// value read from disk (computed by another process, or before a restart).
+    cost_ns: AtomicU64,
     lease: Duration,
     clock: ClockCell,
     disk_hits: AtomicU64,
@@ -445,17 +463,22 @@ impl<K, V> DiskStore<K, V> {
         expires
     }
 
-    /// The front's expiry stamp for a disk expiry of `expires_ms` (0: never).
+    /// The front's expiry stamp for a row that expires at `expires_ms` (0: never): the end of
+    /// its time to live, `stale` before the row's end (the front serves it stale until then).
     fn front_expiry(&self, expires_ms: i64) -> u64 {
         if expires_ms <= 0 {
             return 0;
         }
+        let expires_ms = expires_ms.saturating_sub(self.stale_ms).max(1);
         let now = self.clock.now();
-        let left = expires_ms
-            .saturating_sub(self.now_ms())
-            .max(0)
-            .unsigned_abs();
-        now.saturating_add(left.saturating_mul(1_000_000)).max(1)
+        let left = expires_ms.saturating_sub(self.now_ms());
+        // Past already for a value served stale: it goes `stale` after its time to live.
+        let nanos = left.unsigned_abs().saturating_mul(1_000_000);
+        if left >= 0 {
+            now.saturating_add(nanos).max(1)
+        } else {
+            now.saturating_sub(nanos).max(1)
+        }
     }
 }
 
@@ -504,6 +527,63 @@ where
     /// Counts a failure that has no SQLite error behind it (encoding, decoding).
     fn count_error(&self, what: &'static str) {
         self.space.count_error(&what);
+    }
+
+    /// The early-refresh lead's cost: `measured` when there is one (remembered), else the last
+    /// measured here.
+    fn cost(&self, measured: Duration) -> Duration {
+        if !self.renews {
+            return Duration::ZERO;
+        }
+        if measured.is_zero() {
+            return Duration::from_nanos(self.cost_ns.load(Ordering::Relaxed));
+        }
+        let nanos = u64::try_from(measured.as_nanos()).unwrap_or(u64::MAX);
+        self.cost_ns.store(nanos, Ordering::Relaxed);
+        measured
+    }
+
+    /// The row expiry of a value whose time to live ends at `fresh_ms` (0: never): `stale`
+    /// later.
+    const fn row_expiry(&self, fresh_ms: i64) -> i64 {
+        if fresh_ms <= 0 {
+            0
+        } else {
+            fresh_ms.saturating_add(self.stale_ms)
+        }
+    }
+
+    /// [`Store::get_renewing`]: the front decides whether the value is due, and makes one
+    /// caller of this process the one to refresh it; a value read from disk goes to the front
+    /// first. A value too large for the front is served, never refreshed in the background.
+    fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        if self.front_is_current()
+            && let Some(found) = self.front.get_renewing(key)
+        {
+            return Some(found);
+        }
+        let value = self.load(key, false)?;
+        if let Some(found) = self.front.get_renewing(key) {
+            return Some(found);
+        }
+        self.disk_hits.fetch_add(1, Ordering::Relaxed);
+        Some((value, false))
+    }
+
+    /// Stores `value` under `key`, computed in `cost`, to expire a time to live from now.
+    fn insert_costed(&self, key: K, value: V, cost: Duration) {
+        if let Some(ttl) = super::chosen(self.ttl_from, &value) {
+            let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+            return self.put(key, value, self.now_ms().saturating_add(ttl), cost);
+        }
+        let fresh = self.ttl_ms.map_or(0, |ttl| {
+            let ttl = self
+                .jitter
+                .map_or(ttl, |fraction| crate::random::spread(ttl, fraction));
+            self.now_ms()
+                .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
+        });
+        self.put(key, value, fresh, cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -581,23 +661,26 @@ where
         Some(value)
     }
 
-    /// Stores `value` under `key` to expire at `expires` (Unix milliseconds; 0 for never):
-    /// in the front (unless large) and, through the write queue, on disk.
-    fn put(&self, key: K, value: V, expires: i64) {
+    /// Stores `value` under `key`, computed in `cost`, its time to live ending at `fresh`
+    /// (Unix milliseconds; 0 for never; the row is kept `stale` longer): in the front (unless
+    /// large) and, through the write queue, on disk.
+    fn put(&self, key: K, value: V, fresh: i64, cost: Duration) {
+        let expires = self.row_expiry(fresh);
+        let cost = self.cost(cost);
         let encoded = key::encode(&key);
         let bytes = self.codec.encode(&value);
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
             self.count_error("a key or value could not be encoded");
             self.front
-                .insert_expiring(key, value, self.front_expiry(expires));
+                .insert_expiring(key, value, self.front_expiry(expires), cost);
             return;
         };
         if bytes.len() < FRONT_MAX_BYTES {
             // Checked first, so a change seen now does not clear this value right after.
             self.front_is_current();
             self.front
-                .insert_expiring(key, value, self.front_expiry(expires));
+                .insert_expiring(key, value, self.front_expiry(expires), cost);
         } else {
             self.front.remove(&&key);
         }
@@ -623,8 +706,9 @@ where
             && shared.known.load(Ordering::Acquire) == before
             && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
         {
+            let cost = self.cost(Duration::ZERO);
             self.front
-                .insert_expiring(key, value, self.front_expiry(expires_ms));
+                .insert_expiring(key, value, self.front_expiry(expires_ms), cost);
         }
     }
 }
@@ -657,22 +741,40 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        if let Some(ttl) = super::chosen(self.ttl_from, &value) {
-            return self.insert_with_ttl(key, value, ttl);
+        self.insert_costed(key, value, Duration::ZERO);
+    }
+
+    fn insert_timed(&self, key: K, value: V, cost: Duration) {
+        self.insert_costed(key, value, cost);
+    }
+
+    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        if !self.renews {
+            return self.get(key).map(|value| (value, false));
         }
-        let expires = self.ttl_ms.map_or(0, |ttl| {
-            let ttl = self
-                .jitter
-                .map_or(ttl, |fraction| crate::random::spread(ttl, fraction));
-            self.now_ms()
-                .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
-        });
-        self.put(key, value, expires);
+        self.get_due(key)
+    }
+
+    fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
+        self.front.release_refresh(key);
+    }
+
+    /// The key's lock row, as a miss takes it, so that one process refreshes the key.
+    fn claim_refresh(&self, key: &K) -> Option<Lease> {
+        let Some(encoded) = key::encode(key) else {
+            return Some(Lease::none());
+        };
+        self.claim_refresh_key(&encoded)
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-        self.put(key, value, self.now_ms().saturating_add(ttl));
+        self.put(
+            key,
+            value,
+            self.now_ms().saturating_add(ttl),
+            Duration::ZERO,
+        );
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {

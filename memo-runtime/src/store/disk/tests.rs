@@ -565,6 +565,7 @@ fn child() {
             });
             println!("value={value}");
         }
+        "refresh" => refresh_stale_key(&root),
         other => panic!("unknown role {other}"),
     }
     // Writes still queued are committed at exit (the `atexit` flush); make sure in tests.
@@ -1163,4 +1164,144 @@ fn an_async_caller_waiting_for_another_process_leaves_its_thread_free() {
         "the thread was free while the caller waited: {ticks} ticks"
     );
     assert!(store.waits.load(Ordering::Relaxed) >= 1);
+}
+
+/// Issue 19: a background refresh takes the key's lock row only when no one holds it (another
+/// refresh, or a miss computing the key), so one process refreshes a key; the value's write
+/// releases it.
+#[test]
+fn a_background_refresh_claims_the_key_only_when_no_one_holds_it() {
+    let tmp = TempDir::new("refresh-claim");
+    let config = Config::new()
+        .ttl(Duration::from_secs(60))
+        .stale(Duration::from_secs(60));
+    let (a, b) = (open(&tmp.0, &config), open(&tmp.0, &config));
+    let key = "hot".to_string();
+    let lease = a.claim_refresh(&key).expect("the lock is free");
+    assert!(b.claim_refresh(&key).is_none(), "held by a's refresh");
+    a.insert_claimed(key.clone(), 1, Duration::from_millis(5), lease);
+    a.flush();
+    drop(b.claim_refresh(&key).expect("released with the value"));
+    let cold = "cold".to_string();
+    let Claim::Compute(miss) = a.claim(&cold) else {
+        panic!("a miss computes")
+    };
+    assert!(b.claim_refresh(&cold).is_none(), "held by the miss");
+    drop(miss);
+    a.flush();
+    assert!(b.claim_refresh(&cold).is_some());
+}
+
+/// Issue 19: with `stale`, the row outlives the time to live by `stale`, and the value is
+/// served (due for a refresh) until then; without a read from disk it is gone past both.
+#[test]
+fn a_stale_row_is_served_due_until_ttl_and_stale_have_passed() {
+    let tmp = TempDir::new("stale-row");
+    let config = Config::new()
+        .ttl(Duration::from_secs(10))
+        .stale(Duration::from_secs(5));
+    let store = open(&tmp.0, &config);
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock.clone());
+    store.insert("k".to_string(), 7);
+    store.flush();
+    assert_eq!(store.get_renewing(&"k"), Some((7, false)), "fresh");
+    mock.increment(Duration::from_secs(12));
+    assert_eq!(
+        store.get_renewing(&"k"),
+        Some((7, true)),
+        "stale: this caller refreshes"
+    );
+    assert_eq!(
+        store.get_renewing(&"k"),
+        Some((7, false)),
+        "one refresh at a time"
+    );
+    // Another process's store (no copy in memory) reads the row.
+    let other = open(&tmp.0, &config);
+    other.set_clock(clock);
+    assert_eq!(
+        other.get_renewing(&"k"),
+        Some((7, true)),
+        "stale on disk too"
+    );
+    mock.increment(Duration::from_secs(2));
+    assert_eq!(
+        store.get_renewing(&"k").map(|(v, _)| v),
+        Some(7),
+        "14 s: still stale"
+    );
+    mock.increment(Duration::from_secs(2));
+    assert_eq!(store.get_renewing(&"k"), None, "past ttl + stale");
+    assert_eq!(other.get(&"k"), None);
+}
+
+/// A second of time to live, then a minute of `stale` (wall time: processes share it).
+fn stale_config() -> Config {
+    Config::new()
+        .ttl(Duration::from_secs(1))
+        .stale(Duration::from_secs(60))
+}
+
+/// A refresh that records each run in `MEMO_DISK_COUNT` and takes long enough that the other
+/// process finds the value due meanwhile.
+fn count_and_compute(_: String) -> u64 {
+    use std::io::Write;
+    let count_file = PathBuf::from(std::env::var_os("MEMO_DISK_COUNT").unwrap());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&count_file)
+        .unwrap();
+    writeln!(file, "{}", std::process::id()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    2
+}
+
+/// The child of [`two_processes_reading_a_stale_key_refresh_it_once`]: reads the stale value,
+/// refreshes it in the background if it takes the lock, and waits for the new value.
+fn refresh_stale_key(root: &Path) {
+    let config = stale_config();
+    let store = options(root).open(&config);
+    let cache: &'static Cache<String, u64, DiskStore<String, u64>> =
+        Box::leak(Box::new(Cache::with_store(store).renewing_as(&config)));
+    let served = cache.hit_renewing(&"shared", |owned| {
+        cache.spawn_refresh(owned, |key| Some(count_and_compute(key)), |_| true);
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.store().peek(&"shared") != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refreshed: served {served:?}, {:?}",
+            cache.stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("RESULT served={served:?}");
+}
+
+/// Issue 19: two processes reading one stale key refresh it once: the refresh takes the key's
+/// lock row only if it is free, and the other process serves the stale value until the new one
+/// is on disk.
+#[test]
+fn two_processes_reading_a_stale_key_refresh_it_once() {
+    let tmp = TempDir::new("cross-refresh");
+    let count = tmp.0.join("executions");
+    let store: DiskStore<String, u64> = options(&tmp.0).open(&stale_config());
+    store.insert("shared".into(), 1);
+    store.flush();
+    // Past the time to live (wall time), within `stale`.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let env = [("MEMO_DISK_COUNT", count.display().to_string())];
+    let children = [
+        spawn_child(&tmp.0, "refresh", &env),
+        spawn_child(&tmp.0, "refresh", &env),
+    ];
+    for child in children {
+        let served = result_of(&child.wait_with_output().unwrap());
+        assert!(served.starts_with("served=Some("), "{served}");
+    }
+    let executions = std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(executions, 1, "one refresh across the two processes");
+    assert_eq!(store.get(&"shared"), Some(2));
 }

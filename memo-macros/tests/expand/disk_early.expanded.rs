@@ -1,0 +1,90 @@
+fn rate(currency: &str) -> f64 {
+    ::memo::__private::require_disk!();
+    let __memo_cache = {
+        static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+        ::memo::__private::disk_cache(
+            &__MEMO_CELL,
+            ::core::concat!(::core::module_path!(), "::", "rate", "#", 0),
+            || ::memo::__private::at(&|| ()),
+            || {
+                ::memo::__private::Config::new()
+                    .ttl(::memo::__private::Duration::from_millis(600000u64))
+                    .refresh_early(1.0)
+            },
+            ::memo::__private::Remote {
+                store: "rates",
+                json: false,
+                shape: {
+                    use ::memo::__private::{Shaped as _, Unshaped as _};
+                    (&::memo::__private::Shape::<::std::string::String, f64>::NEW)
+                        .fingerprint()
+                },
+                version: 0,
+                redlock: false,
+            },
+        )
+    };
+    #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+    let __memo_refresh: fn(::std::string::String) -> ::memo::__private::Option<f64> = |
+        __memo_key: ::std::string::String,
+    | -> ::memo::__private::Option<f64> {
+        ::memo::__private::Some(
+            (move || -> f64 {
+                let __memo_part0 = __memo_key;
+                let currency: &str = &__memo_part0;
+                { lookup(currency) }
+            })(),
+        )
+    };
+    let __memo_keep = {
+        use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
+        (&&&::memo::__private::Outcome::<f64>::new()).keep(false, false)
+    };
+    match ::memo::__private::lead(
+        ::memo::__private::hit_or_renew_disk(
+            __memo_cache,
+            currency,
+            __memo_refresh,
+            __memo_keep,
+        ),
+        __memo_keep,
+    ) {
+        ::memo::__private::Ok(__memo_value) => __memo_value,
+        ::memo::__private::Err(__memo_lead) => {
+            __memo_lead.finish((move || -> f64 { lookup(currency) })())
+        }
+    }
+}
+/** The cache behind `rate`: statistics, length, invalidation, clearing.
+
+ Its key is `::std::string::String`.*/
+#[must_use]
+#[allow(dead_code)]
+fn rate_cache() -> &'static ::memo::__private::Cache<
+    ::std::string::String,
+    f64,
+    ::memo::__private::DiskStore<::std::string::String, f64>,
+> {
+    static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
+    ::memo::__private::disk_cache(
+        &__MEMO_CELL,
+        ::core::concat!(::core::module_path!(), "::", "rate", "#", 0),
+        || ::memo::__private::at(&|| ()),
+        || {
+            ::memo::__private::Config::new()
+                .ttl(::memo::__private::Duration::from_millis(600000u64))
+                .refresh_early(1.0)
+        },
+        ::memo::__private::Remote {
+            store: "rates",
+            json: false,
+            shape: {
+                use ::memo::__private::{Shaped as _, Unshaped as _};
+                (&::memo::__private::Shape::<::std::string::String, f64>::NEW)
+                    .fingerprint()
+            },
+            version: 0,
+            redlock: false,
+        },
+    )
+}

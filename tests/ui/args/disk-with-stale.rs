@@ -1,8 +1,0 @@
-use memo::cached;
-
-#[cached(store = disk, ttl = "1m", stale = "10s")]
-fn f(x: u32) -> u32 {
-    x
-}
-
-fn main() {}
