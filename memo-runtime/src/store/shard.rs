@@ -19,8 +19,8 @@
 //! Compiled once: everything but the typed entries. The index, the rings, the ghost, the sketch,
 //! the expiry heap, the policies and their bookkeeping live in [`Core`] and run in [`Ops`],
 //! which is not generic; it reaches the entries only through [`Entries`], a trait object whose
-//! few methods (hash a key, read or write a slot's stamps and use count, take an entry out)
-//! are all that each key and value type adds. The hit path (`find`, `get`, `live`) stays typed
+//! few methods (hash a key, take an entry out, weigh, place) are all that each key and value
+//! type adds; a slot's stamps and use count it reads in the untyped slab. The hit path (`find`, `get`, `live`) stays typed
 //! and inlined; only misses, inserts and removals make indirect calls.
 
 mod auto;
