@@ -61,7 +61,10 @@ impl Flavor {
     fn dependency(self, root: &Path) -> String {
         match self {
             Self::Plain => String::new(),
-            Self::Memo => format!("memo = {{ path = {:?} }}\n", root.display().to_string()),
+            Self::Memo => format!(
+                "memo = {{ package = \"memo-kit\", path = {:?} }}\n",
+                root.display().to_string()
+            ),
             Self::Cached => "cached = \"4.1\"\n".to_string(),
         }
     }

@@ -14,8 +14,15 @@
 //! can be cloned, and abandons the flight otherwise. A sync
 //! leader that calls back into its own key is told so ([`Join::Reentrant`]) instead of waiting for
 //! itself.
+//!
+//! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
+//! and values as [`Erased`] boxes and compare keys through a `&dyn Fn`. The typed [`Flights`],
+//! [`Leader`] and [`Flight`] add only what needs the types (hash, compare, box, clone), so a
+//! memoized function with its own key and value types adds little to its crate's build.
 
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
@@ -28,36 +35,28 @@ use hashbrown::HashTable;
 /// How many table shards (a power of two): misses of different keys rarely meet on one lock.
 const SHARDS: usize = 32;
 
-/// One shard of the in-flight table: key → its flight.
-type Table<K, V> = Mutex<HashTable<(K, Arc<Flight<V>>)>>;
-
-/// The in-flight computations of one cache.
+/// The in-flight computations of one cache, keyed by `K`, settled with a `V`.
 pub(crate) struct Flights<K, V> {
-    shards: Box<[Table<K, V>]>,
-    hasher: foldhash::fast::RandomState,
+    raw: RawFlights,
+    /// The table owns `K`s and `V`s: it is `Send` and `Sync` as a lock over them would be.
+    _types: PhantomData<std::sync::Mutex<(K, V)>>,
 }
 
-/// One computation in progress, shared by its leader and its waiters.
+/// One computation in progress, shared by its leader and its waiters; it settles with a `V`.
+#[repr(transparent)]
 pub(crate) struct Flight<V> {
-    state: Mutex<Waiting<V>>,
-    done: Condvar,
-    leader: ThreadId,
+    raw: RawFlight,
+    _value: PhantomData<std::sync::Mutex<V>>,
 }
 
-struct Waiting<V> {
-    state: State<V>,
-    /// Tasks to wake when the flight settles.
-    wakers: Vec<Waker>,
-}
-
-enum State<V> {
-    Running,
-    /// The leader's result, for the waiters that were there to see it.
-    Done(V),
-    /// The leader's computation failed: a copy of its error for each waiter.
-    Failed(Box<dyn Failure>),
-    /// The leader panicked or was cancelled: someone else must compute.
-    Abandoned,
+/// What a caller that missed should do.
+pub(crate) enum Join<'a, K, V> {
+    /// Compute, then call [`Leader::finish`].
+    Lead(Leader<'a, K, V>),
+    /// Wait for the leader with [`Flight::wait`] or [`Flight::poll_wait`].
+    Wait(Arc<Flight<V>>),
+    /// This thread is already computing this key further up its stack: compute without caching.
+    Reentrant,
 }
 
 /// How a failed leader's waiters get its error: a way to box a copy of it (called only if one
@@ -81,28 +80,13 @@ impl<E: Clone + Send + 'static> Failure for E {
     }
 }
 
-/// What a caller that missed should do.
-pub(crate) enum Join<'a, K, V> {
-    /// Compute, then call [`Leader::finish`].
-    Lead(Leader<'a, K, V>),
-    /// Wait for the leader with [`Flight::wait`] or [`Flight::poll_wait`].
-    Wait(Arc<Flight<V>>),
-    /// This thread is already computing this key further up its stack: compute without caching.
-    Reentrant,
-}
-
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            raw: RawFlights::new(),
+            _types: PhantomData,
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while these locks are held except user `Eq`/`Hash`, which leaves no half-state.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<K: Hash + Eq, V> Flights<K, V> {
@@ -111,64 +95,26 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     /// With `by_thread`, a flight led by this very thread is [`Join::Reentrant`]. Async callers
     /// pass `false`: tasks move between threads and share them, so a thread says nothing there.
     pub(crate) fn join(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
-        let hash = self.hasher.hash_one(&key);
-        let mut table = lock(self.shard(hash));
-        if let Some((_, flight)) = table.find(hash, |(k, _)| *k == key) {
-            return if by_thread && flight.leader == thread::current().id() {
-                Join::Reentrant
-            } else {
-                Join::Wait(Arc::clone(flight))
-            };
-        }
-        let flight = Arc::new(Flight {
-            state: Mutex::new(Waiting {
-                state: State::Running,
-                wakers: Vec::new(),
+        let hash = self.raw.hasher.hash_one(&key);
+        let key = Erased::new(key);
+        let probe = key.ptr.cast::<K>();
+        // SAFETY: every key in this table is a `K` (only this function adds them), and `probe`
+        // stays alive while `RawFlights::join` may compare (it owns `key` until it returns).
+        let same = |stored: &Erased| unsafe { stored.ptr.cast::<K>().as_ref() == probe.as_ref() };
+        match self.raw.join(hash, key, &same, by_thread) {
+            RawJoin::Lead(raw) => Join::Lead(Leader {
+                raw,
+                _types: PhantomData,
             }),
-            done: Condvar::new(),
-            leader: thread::current().id(),
-        });
-        table.insert_unique(hash, (key, Arc::clone(&flight)), |(k, _)| {
-            self.hasher.hash_one(k)
-        });
-        drop(table);
-        Join::Lead(Leader {
-            flights: self,
-            hash,
-            flight,
-            retire: Self::retire,
-            finished: false,
-        })
+            RawJoin::Wait(flight) => Join::Wait(Flight::typed(flight)),
+            RawJoin::Reentrant => Join::Reentrant,
+        }
     }
 
     /// Number of computations in progress.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
-    }
-
-    /// The table of `hash`, by [`shard_of`]: bits of the hash itself would crowd consecutive
-    /// integer keys onto a few tables in some processes.
-    fn shard(&self, hash: u64) -> &Table<K, V> {
-        &self.shards[shard_of(hash, SHARDS - 1)]
-    }
-
-    /// Unregisters `flight`, handing its key back.
-    fn remove(&self, hash: u64, flight: &Arc<Flight<V>>) -> Option<K> {
-        let mut table = lock(self.shard(hash));
-        let entry = table
-            .find_entry(hash, |(_, f)| Arc::ptr_eq(f, flight))
-            .ok()?;
-        Some(entry.remove().0.0)
-    }
-
-    /// Unregisters `flight` and settles it: as failed with `failed()`'s error, which the waiters
-    /// take a copy of (built only if one waits), or as abandoned (they try again).
-    fn retire(&self, hash: u64, flight: &Arc<Flight<V>>, failed: Handing<'_>) {
-        self.remove(hash, flight);
-        // After removal nobody new can join: if no one is waiting, skip the copy.
-        let failed = failed.filter(|_| Arc::strong_count(flight) > 1);
-        flight.settle(failed.map_or(State::Abandoned, |failed| State::Failed(failed())));
+        self.raw.shards.iter().map(|s| lock(s).len()).sum()
     }
 }
 
@@ -176,34 +122,21 @@ impl<V: Clone> Flight<V> {
     /// Waits for the leader; `None` if it gave up (panicked) or failed, and the caller must try
     /// again, or take the leader's error from [`failure`](Flight::failure).
     pub(crate) fn wait(&self) -> Option<V> {
-        let mut waiting = lock(&self.state);
-        loop {
-            match &waiting.state {
-                State::Running => {
-                    waiting = self
-                        .done
-                        .wait(waiting)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                State::Done(value) => return Some(value.clone()),
-                State::Failed(_) | State::Abandoned => return None,
-            }
-        }
+        Self::value(&self.raw.wait())
     }
 
     /// [`wait`](Self::wait) for a task: ready with the leader's value, or `None` if it gave up
     /// (panicked, or its future was dropped) and the caller must try again.
     pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
-        let mut waiting = lock(&self.state);
-        match &waiting.state {
-            State::Running => {
-                if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    waiting.wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-            State::Done(value) => Poll::Ready(Some(value.clone())),
-            State::Failed(_) | State::Abandoned => Poll::Ready(None),
+        self.raw.poll_wait(cx).map(|settled| Self::value(&settled))
+    }
+
+    /// A clone of the leader's value, taken under the flight's lock as a `Mutex<V>` would.
+    fn value(settled: &Waiting) -> Option<V> {
+        match &settled.state {
+            // SAFETY: a `Flight<V>` is settled only by its `Leader::finish`, with a `V`.
+            State::Done(value) => Some(unsafe { value.ptr.cast::<V>().as_ref() }.clone()),
+            _ => None,
         }
     }
 }
@@ -211,15 +144,245 @@ impl<V: Clone> Flight<V> {
 impl<V> Flight<V> {
     /// A copy of the failed leader's error, once the flight settled so; `None` otherwise.
     pub(crate) fn failure(&self) -> Option<Box<dyn Failure>> {
-        match &lock(&self.state).state {
-            State::Failed(failure) => Some(failure.clone_box()),
-            _ => None,
+        self.raw.failure()
+    }
+
+    /// The typed view of a flight of a `Flights<_, V>` table.
+    fn typed(raw: Arc<RawFlight>) -> Arc<Self> {
+        // SAFETY: `Flight<V>` is a transparent `RawFlight`, and a flight of a table keyed for
+        // `V` holds (or will hold) only a `V`.
+        unsafe { Arc::from_raw(Arc::into_raw(raw).cast::<Self>()) }
+    }
+}
+
+/// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
+/// computing it was dropped), it abandons the flight so that a waiter takes over.
+///
+/// No bounds on the types: it travels through code that must not restate the key's bounds (see
+/// `private.rs`).
+pub(crate) struct Leader<'a, K, V> {
+    raw: RawLeader<'a>,
+    _types: PhantomData<&'a Flights<K, V>>,
+}
+
+impl<K, V> Leader<'_, K, V> {
+    /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
+    /// (an error that cannot be cloned), try again, one of them as the next leader.
+    pub(crate) fn fail(self, failure: Handing<'_>) {
+        self.raw.fail(failure);
+    }
+}
+
+impl<K, V: Clone> Leader<'_, K, V> {
+    /// Hands `value` to the waiters and retires the flight.
+    ///
+    /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
+    pub(crate) fn finish(mut self, value: &V) {
+        // After removal nobody new can join: if no one is waiting, skip the clone.
+        if self.raw.unregister() {
+            self.raw
+                .flight
+                .settle(State::Done(Erased::new(value.clone())));
+        }
+        // Only now: if dropping the key or cloning the value panicked, `drop` abandons the
+        // flight and the waiters move on instead of waiting for ever.
+        self.raw.finished = true;
+    }
+}
+
+/// An owned value whose type only the typed side knows: a `Box<T>` without its `T`.
+struct Erased {
+    ptr: NonNull<()>,
+    drop: unsafe fn(NonNull<()>),
+}
+
+// SAFETY: built only by the typed wrappers, whose markers carry the `Send` bounds of their `K`
+// and `V`; the value is reached only under a lock (compared, cloned) or by its owner.
+unsafe impl Send for Erased {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Erased {}
+
+impl Erased {
+    fn new<T>(value: T) -> Self {
+        /// # Safety
+        /// `ptr` comes from `Erased::new::<T>` and is dropped once.
+        unsafe fn drop_box<T>(ptr: NonNull<()>) {
+            // SAFETY: the caller's promise: `ptr` is a leaked `Box<T>`.
+            drop(unsafe { Box::from_raw(ptr.cast::<T>().as_ptr()) });
+        }
+        Self {
+            ptr: NonNull::from(Box::leak(Box::new(value))).cast(),
+            drop: drop_box::<T>,
         }
     }
 }
 
-impl<V> Flight<V> {
-    fn settle(&self, state: State<V>) {
+impl Drop for Erased {
+    fn drop(&mut self) {
+        // SAFETY: `drop` is the thunk `new` paired with `ptr`; this is the one drop.
+        unsafe { (self.drop)(self.ptr) }
+    }
+}
+
+/// One shard of the in-flight table: a key's hash and the key → its flight.
+type Table = Mutex<HashTable<Entry>>;
+
+struct Entry {
+    hash: u64,
+    key: Erased,
+    flight: Arc<RawFlight>,
+}
+
+/// [`Flights`] without its types.
+struct RawFlights {
+    shards: Box<[Table]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// [`Flight`] without its type.
+struct RawFlight {
+    state: Mutex<Waiting>,
+    done: Condvar,
+    leader: ThreadId,
+}
+
+struct Waiting {
+    state: State,
+    /// Tasks to wake when the flight settles.
+    wakers: Vec<Waker>,
+}
+
+enum State {
+    Running,
+    /// The leader's result, for the waiters that were there to see it.
+    Done(Erased),
+    /// The leader's computation failed: a copy of its error for each waiter.
+    Failed(Box<dyn Failure>),
+    /// The leader panicked or was cancelled: someone else must compute.
+    Abandoned,
+}
+
+/// What [`RawFlights::join`] found: [`Join`] without its types.
+enum RawJoin<'a> {
+    Lead(RawLeader<'a>),
+    Wait(Arc<RawFlight>),
+    Reentrant,
+}
+
+/// [`Leader`] without its types.
+struct RawLeader<'a> {
+    flights: &'a RawFlights,
+    hash: u64,
+    flight: Arc<RawFlight>,
+    finished: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held except user `Eq`/`Clone`, which leaves no
+    // half-state.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RawFlights {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// The table of `hash`, by [`shard_of`]: bits of the hash itself would crowd consecutive
+    /// integer keys onto a few tables in some processes.
+    fn shard(&self, hash: u64) -> &Table {
+        &self.shards[shard_of(hash, SHARDS - 1)]
+    }
+
+    /// Joins the flight of the key `same` recognizes, or registers `key` (of hash `hash`) and
+    /// leads it.
+    fn join(
+        &self,
+        hash: u64,
+        key: Erased,
+        same: &dyn Fn(&Erased) -> bool,
+        by_thread: bool,
+    ) -> RawJoin<'_> {
+        let mut table = lock(self.shard(hash));
+        if let Some(entry) = table.find(hash, |e| e.hash == hash && same(&e.key)) {
+            let join = if by_thread && entry.flight.leader == thread::current().id() {
+                RawJoin::Reentrant
+            } else {
+                RawJoin::Wait(Arc::clone(&entry.flight))
+            };
+            drop(table);
+            drop(key);
+            return join;
+        }
+        let flight = Arc::new(RawFlight {
+            state: Mutex::new(Waiting {
+                state: State::Running,
+                wakers: Vec::new(),
+            }),
+            done: Condvar::new(),
+            leader: thread::current().id(),
+        });
+        let entry = Entry {
+            hash,
+            key,
+            flight: Arc::clone(&flight),
+        };
+        table.insert_unique(hash, entry, |e| e.hash);
+        drop(table);
+        RawJoin::Lead(RawLeader {
+            flights: self,
+            hash,
+            flight,
+            finished: false,
+        })
+    }
+
+    /// Unregisters `flight`, handing its key back.
+    fn remove(&self, hash: u64, flight: &Arc<RawFlight>) -> Option<Erased> {
+        let mut table = lock(self.shard(hash));
+        let entry = table
+            .find_entry(hash, |e| Arc::ptr_eq(&e.flight, flight))
+            .ok()?;
+        Some(entry.remove().0.key)
+    }
+}
+
+impl RawLeader<'_> {
+    /// Unregisters the flight and drops its key; `true` if someone waits on it (after removal
+    /// nobody new can join).
+    fn unregister(&self) -> bool {
+        drop(self.flights.remove(self.hash, &self.flight));
+        Arc::strong_count(&self.flight) > 1
+    }
+
+    /// Unregisters the flight and settles it: as failed with `failed()`'s error, which the
+    /// waiters take a copy of (built only if one waits), or as abandoned (they try again).
+    fn retire(&self, failed: Handing<'_>) {
+        let waited = self.unregister();
+        let failed = failed.filter(|_| waited);
+        self.flight
+            .settle(failed.map_or(State::Abandoned, |failed| State::Failed(failed())));
+    }
+
+    fn fail(mut self, failure: Handing<'_>) {
+        self.retire(failure);
+        self.finished = true;
+    }
+}
+
+impl Drop for RawLeader<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.retire(None);
+        }
+    }
+}
+
+impl RawFlight {
+    fn settle(&self, state: State) {
         let wakers = {
             let mut waiting = lock(&self.state);
             waiting.state = state;
@@ -230,53 +393,35 @@ impl<V> Flight<V> {
             waker.wake();
         }
     }
-}
 
-/// How a [`Leader`] unregisters and settles its flight ([`Flights::retire`]).
-type Retire<K, V> = fn(&Flights<K, V>, u64, &Arc<Flight<V>>, Handing<'_>);
-
-/// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
-/// computing it was dropped), it abandons the flight so that a waiter takes over.
-///
-/// No bounds on the type: it travels through code that must not restate the key's bounds (see
-/// `private.rs`); `retire` carries the bounded code in.
-pub(crate) struct Leader<'a, K, V> {
-    flights: &'a Flights<K, V>,
-    hash: u64,
-    flight: Arc<Flight<V>>,
-    retire: Retire<K, V>,
-    finished: bool,
-}
-
-impl<K, V> Leader<'_, K, V> {
-    /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
-    /// (an error that cannot be cloned), try again, one of them as the next leader.
-    pub(crate) fn fail(mut self, failure: Handing<'_>) {
-        (self.retire)(self.flights, self.hash, &self.flight, failure);
-        self.finished = true;
-    }
-}
-
-impl<K: Hash + Eq, V: Clone> Leader<'_, K, V> {
-    /// Hands `value` to the waiters and retires the flight.
-    ///
-    /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
-    pub(crate) fn finish(mut self, value: &V) {
-        self.flights.remove(self.hash, &self.flight);
-        // After removal nobody new can join: if no one is waiting, skip the clone.
-        if Arc::strong_count(&self.flight) > 1 {
-            self.flight.settle(State::Done(value.clone()));
+    /// Waits until the flight settles; the lock stays held, for the typed side to clone.
+    fn wait(&self) -> MutexGuard<'_, Waiting> {
+        let mut waiting = lock(&self.state);
+        while let State::Running = waiting.state {
+            waiting = self
+                .done
+                .wait(waiting)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        // Only now: if removing the key or cloning the value panicked, `drop` abandons the
-        // flight and the waiters move on instead of waiting for ever.
-        self.finished = true;
+        waiting
     }
-}
 
-impl<K, V> Drop for Leader<'_, K, V> {
-    fn drop(&mut self) {
-        if !self.finished {
-            (self.retire)(self.flights, self.hash, &self.flight, None);
+    /// [`wait`](Self::wait) for a task: pending (its waker registered once) while running.
+    fn poll_wait(&self, cx: &Context<'_>) -> Poll<MutexGuard<'_, Waiting>> {
+        let mut waiting = lock(&self.state);
+        if let State::Running = waiting.state {
+            if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                waiting.wakers.push(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        Poll::Ready(waiting)
+    }
+
+    fn failure(&self) -> Option<Box<dyn Failure>> {
+        match &lock(&self.state).state {
+            State::Failed(failure) => Some(failure.clone_box()),
+            _ => None,
         }
     }
 }
@@ -423,6 +568,53 @@ mod tests {
         assert!(matches!(flights.join(1, true), Join::Reentrant));
         assert!(matches!(flights.join(2, true), Join::Lead(_)));
         leader.finish(&1);
+    }
+
+    /// A key whose every value hashes alike: the table tells them apart by equality alone.
+    #[derive(PartialEq, Eq)]
+    struct Colliding(u32);
+
+    impl std::hash::Hash for Colliding {
+        fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+    }
+
+    #[test]
+    fn keys_of_one_hash_are_told_apart_by_equality() {
+        let flights = Flights::<Colliding, u32>::default();
+        let Join::Lead(one) = flights.join(Colliding(1), true) else {
+            panic!("first key leads")
+        };
+        let Join::Lead(two) = flights.join(Colliding(2), true) else {
+            panic!("another key of the same hash leads too")
+        };
+        assert!(matches!(flights.join(Colliding(1), false), Join::Wait(_)));
+        assert_eq!(flights.len(), 2);
+        one.finish(&1);
+        two.finish(&2);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[test]
+    fn keys_and_values_handed_over_are_dropped() {
+        let flights = Flights::<Arc<u32>, Arc<String>>::default();
+        let (key, value) = (Arc::new(1), Arc::new("one".to_string()));
+        let Join::Lead(leader) = flights.join(Arc::clone(&key), true) else {
+            panic!("first caller leads")
+        };
+        let Join::Wait(flight) = flights.join(Arc::clone(&key), false) else {
+            panic!("second caller waits")
+        };
+        assert_eq!(
+            Arc::strong_count(&key),
+            2,
+            "the waiter's key is dropped, the leader's kept"
+        );
+        leader.finish(&value);
+        assert_eq!(Arc::strong_count(&key), 1, "the key leaves with the flight");
+        assert_eq!(flight.wait().as_deref().map(String::as_str), Some("one"));
+        assert_eq!(Arc::strong_count(&value), 2, "the flight's copy");
+        drop(flight);
+        assert_eq!(Arc::strong_count(&value), 1, "and it goes with the flight");
     }
 
     /// A value whose clone panics: handing it to a waiter fails half-way through `finish`.

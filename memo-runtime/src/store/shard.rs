@@ -19,8 +19,8 @@
 //! Compiled once: everything but the typed entries. The index, the rings, the ghost, the sketch,
 //! the expiry heap, the policies and their bookkeeping live in [`Core`] and run in [`Ops`],
 //! which is not generic; it reaches the entries only through [`Entries`], a trait object whose
-//! few methods (hash a key, read or write a slot's stamps and use count, take an entry out)
-//! are all that each key and value type adds. The hit path (`find`, `get`, `live`) stays typed
+//! few methods (hash a key, take an entry out, weigh, place) are all that each key and value
+//! type adds; a slot's stamps and use count it reads in the untyped slab. The hit path (`find`, `get`, `live`) stays typed
 //! and inlined; only misses, inserts and removals make indirect calls.
 
 mod auto;
@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use self::expiry::Expiry;
 use self::index::Index;
-use self::slab::Slab;
+use self::slab::{RawSlab, Slab};
 use super::Counts;
 use super::ghost::Ghost;
 use super::listener::{RemovalCause, Removed};
@@ -55,6 +55,10 @@ const MAIN: u8 = 0x80;
 const EARLY: u64 = (1 << 48) - 1;
 
 /// An entry: key, value, and its stamps and use count; 32 bytes for `u64` keys and values.
+///
+/// `meta` first (`repr(C)`): the shard's machinery reads it at the start of a place, whatever
+/// the types.
+#[repr(C)]
 struct Slot<K, V> {
     meta: Meta,
     key: K,
@@ -301,16 +305,12 @@ impl Core {
 /// The typed side of a shard, as its machinery sees it: one small vtable per key and value
 /// types. Numbers passed in are held unless a method says otherwise.
 trait Entries {
-    /// How many entries are held.
-    fn len(&self) -> usize;
-    /// The stamps and use count of entry `at`, if it is held.
-    fn meta(&self, at: u32) -> Option<&Meta>;
+    /// The slab of entries, without their types.
+    fn slab(&self) -> &RawSlab;
     /// The same, to write.
-    fn meta_mut(&mut self, at: u32) -> Option<&mut Meta>;
+    fn slab_mut(&mut self) -> &mut RawSlab;
     /// The hash of entry `at`'s key.
     fn hash(&self, at: u32) -> u64;
-    /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
-    fn release(&mut self, at: u32);
     /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`), its
     /// weight out of the total, and hands it to the listener as `cause` (or drops it); its
     /// `uses` byte, or `None` if nothing is held at `at`.
@@ -321,8 +321,6 @@ trait Entries {
     fn budget(&self) -> u64;
     /// Sets the weight held to 0 (nothing is held).
     fn clear_weight(&mut self);
-    /// Calls `each` with every held entry's stamps and use count.
-    fn each(&mut self, each: &mut dyn FnMut(&mut Meta));
     /// The weight of the entry being inserted, when entries are weighed.
     fn weigh_new(&self) -> Option<u64>;
     /// Puts the value being inserted in place of entry `at`'s (the same key), stamped `stamp`,
@@ -332,6 +330,43 @@ trait Entries {
     fn decline(&mut self);
     /// Stores the entry being inserted, of weight `weight`, with `stamp` and `uses`; its number.
     fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32;
+}
+
+/// What the machinery reads of the entries through their untyped slab, compiled once: every
+/// place starts with the entry's [`Meta`] (see [`Slot`]).
+impl dyn Entries + '_ {
+    /// How many entries are held.
+    fn len(&self) -> usize {
+        self.slab().len()
+    }
+
+    /// The stamps and use count of entry `at`, if it is held.
+    fn meta(&self, at: u32) -> Option<&Meta> {
+        // SAFETY: a held place is a `Slot`, which starts with its `Meta`.
+        self.slab()
+            .get(at)
+            .map(|place| unsafe { place.cast::<Meta>().as_ref() })
+    }
+
+    /// The same, to write.
+    fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
+        // SAFETY: as in `meta`; `&mut self` makes it the only reference.
+        self.slab_mut()
+            .get(at)
+            .map(|place| unsafe { place.cast::<Meta>().as_mut() })
+    }
+
+    /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
+    fn release(&mut self, at: u32) {
+        self.slab_mut().release(at);
+    }
+
+    /// Calls `each` with every held entry's stamps and use count.
+    fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
+        // SAFETY: as in `meta_mut`.
+        self.slab_mut()
+            .each(&mut |place| each(unsafe { place.cast::<Meta>().as_mut() }));
+    }
 }
 
 /// A shard's entries as [`Entries`], with the hasher of their keys when the operation needs one.
@@ -345,16 +380,12 @@ struct Typed<'a, K, V, S> {
 }
 
 impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
-    fn len(&self) -> usize {
-        self.slab.len()
+    fn slab(&self) -> &RawSlab {
+        self.slab.raw()
     }
 
-    fn meta(&self, at: u32) -> Option<&Meta> {
-        self.slab.get(at).map(|slot| &slot.meta)
-    }
-
-    fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
-        self.slab.get_mut(at).map(|slot| &mut slot.meta)
+    fn slab_mut(&mut self) -> &mut RawSlab {
+        self.slab.raw_mut()
     }
 
     fn hash(&self, at: u32) -> u64 {
@@ -364,10 +395,6 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
             .get(at)
             .expect("an entry popped since the last change");
         hasher.hash_one(&slot.key)
-    }
-
-    fn release(&mut self, at: u32) {
-        self.slab.release(at);
     }
 
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
@@ -391,10 +418,6 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
 
     fn clear_weight(&mut self) {
         self.scale.clear();
-    }
-
-    fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
-        self.slab.each_mut(&mut |slot| each(&mut slot.meta));
     }
 
     fn weigh_new(&self) -> Option<u64> {

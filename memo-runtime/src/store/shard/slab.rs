@@ -7,16 +7,70 @@
 //! Which places hold an entry is kept in a bitmap (1 bit each), so that accesses are checked: a number that went stale yields `None`, never another place's bytes. Only the hit
 //! path reads unchecked (a bitmap load saved, 0.7 ns of 10), through numbers the shard's index
 //! guarantees are held.
+//!
+//! Compiled once: the memory, its growth, the bitmap, the free list and dropping what is left are
+//! a [`RawSlab`] of places of one size and alignment, with a thunk to drop a value; [`Slab<T>`]
+//! only moves values in and out and reads them where the raw slab says.
 
-use std::mem::MaybeUninit;
+use std::alloc::{self, Layout};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
-/// `slots` first (`repr(C)`): the hit path reads only its pointer, next to the shard's index.
+/// `raw` first (`repr(C)`): the hit path reads only its pointer, next to the shard's index.
 #[repr(C)]
 pub(super) struct Slab<T> {
-    slots: Vec<MaybeUninit<T>>,
-    /// Which places hold a value, and which are free: everything but the values, compiled once
-    /// for every value type.
+    raw: RawSlab,
+    _values: PhantomData<T>,
+}
+
+// SAFETY: a `Slab<T>` owns its `T`s, as a `Vec<T>` does.
+unsafe impl<T: Send> Send for Slab<T> {}
+// SAFETY: as for `Send`: shared, it hands out only `&T`.
+unsafe impl<T: Sync> Sync for Slab<T> {}
+
+/// A slab without its values' type: places of one layout in one block of memory.
+#[repr(C)]
+pub(super) struct RawSlab {
+    block: Block,
+    /// Places handed out so far (held, free or vacated); those past it are unused memory.
+    filled: usize,
+    /// Drops the value at a place; `None` for values that need no drop.
+    drop: Option<unsafe fn(*mut u8)>,
+    /// Which places hold a value, and which are free.
     places: Places,
+}
+
+/// The places' memory: `capacity` places of `size` bytes (a multiple of `align`), or no memory
+/// (`ptr` dangling and aligned) while `capacity` or `size` is 0. Its own type so that the memory
+/// is freed even if dropping a value panics.
+#[repr(C)]
+struct Block {
+    ptr: NonNull<u8>,
+    capacity: usize,
+    size: usize,
+    align: usize,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(layout) = self.layout(self.capacity) {
+            // SAFETY: allocated with this layout by `RawSlab::grow`.
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+impl Block {
+    /// The layout of `capacity` places, or `None` if that is no memory.
+    fn layout(&self, capacity: usize) -> Option<Layout> {
+        let bytes = capacity
+            .checked_mul(self.size)
+            .expect("a slab's places fit in memory");
+        if bytes == 0 {
+            return None;
+        }
+        Some(Layout::from_size_align(bytes, self.align).expect("a slab's places fit in memory"))
+    }
 }
 
 /// A slab's bookkeeping, which does not depend on the values' type.
@@ -101,10 +155,25 @@ impl Places {
     }
 }
 
-impl<T> Slab<T> {
-    pub(super) const fn new(limit: usize) -> Self {
+impl RawSlab {
+    /// An empty slab of places for values of `layout`, dropped by `drop`; `dangling` is a
+    /// pointer aligned for them.
+    fn new(
+        limit: usize,
+        layout: Layout,
+        drop: Option<unsafe fn(*mut u8)>,
+        dangling: NonNull<u8>,
+    ) -> Self {
         Self {
-            slots: Vec::new(),
+            block: Block {
+                ptr: dangling,
+                // Values of no size need no memory: room for as many as can be numbered.
+                capacity: if layout.size() == 0 { usize::MAX } else { 0 },
+                size: layout.size(),
+                align: layout.align(),
+            },
+            filled: 0,
+            drop,
             places: Places {
                 live: Vec::new(),
                 free: Vec::new(),
@@ -114,8 +183,134 @@ impl<T> Slab<T> {
         }
     }
 
+    /// How many values are held.
     pub(super) const fn len(&self) -> usize {
         self.places.len
+    }
+
+    /// Place `at`, unchecked.
+    ///
+    /// # Safety
+    ///
+    /// `at` is below `filled`.
+    #[inline]
+    unsafe fn place(&self, at: u32) -> NonNull<u8> {
+        // SAFETY: within the block, by the caller's promise.
+        unsafe { self.block.ptr.add(at as usize * self.block.size) }
+    }
+
+    /// Place `at`, if it holds a value.
+    pub(super) fn get(&self, at: u32) -> Option<NonNull<u8>> {
+        // SAFETY: a live place is below `filled`.
+        self.places.is_live(at).then(|| unsafe { self.place(at) })
+    }
+
+    /// A place for a new value, marked as holding one: the caller writes it before anything
+    /// reads it.
+    ///
+    /// # Panics
+    ///
+    /// If more than `u32::MAX` values are held (a shard of 4 billion entries).
+    fn claim(&mut self) -> u32 {
+        let (at, reserve) = self.places.claim(self.filled, self.block.capacity);
+        if at as usize == self.filled {
+            if reserve > 0 {
+                self.grow(reserve);
+            }
+            self.filled += 1;
+        }
+        self.places.mark(at);
+        at
+    }
+
+    /// Makes room for `additional` more places, moving the values (bitwise, as Rust moves).
+    fn grow(&mut self, additional: usize) {
+        let block = &mut self.block;
+        let capacity = block
+            .capacity
+            .checked_add(additional)
+            .expect("a slab's places fit in memory");
+        let Some(layout) = block.layout(capacity) else {
+            return;
+        };
+        let ptr = match block.layout(block.capacity) {
+            // SAFETY: `layout` has a size (checked by `Block::layout`).
+            None => unsafe { alloc::alloc(layout) },
+            // SAFETY: the block was allocated with `old`; the new size is larger and fits.
+            Some(old) => unsafe { alloc::realloc(block.ptr.as_ptr(), old, layout.size()) },
+        };
+        block.ptr = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        block.capacity = capacity;
+    }
+
+    /// Lets the number of a value taken by [`Slab::vacate`] be given to the next value.
+    pub(super) fn release(&mut self, at: u32) {
+        debug_assert!(self.get(at).is_none(), "only an emptied place is released");
+        self.places.free.push(at);
+    }
+
+    /// Calls `each` with every place that holds a value, in order.
+    pub(super) fn each(&mut self, each: &mut dyn FnMut(NonNull<u8>)) {
+        let mut at = 0;
+        while let Some(next) = self.places.next_live(at) {
+            // SAFETY: a live place is below `filled`.
+            each(unsafe { self.place(next) });
+            at = next + 1;
+        }
+    }
+}
+
+impl Drop for RawSlab {
+    fn drop(&mut self) {
+        let Some(drop) = self.drop else {
+            return;
+        };
+        for (w, &word) in self.places.live.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                #[allow(clippy::cast_possible_truncation, reason = "place numbers are u32")]
+                let at = (w * 64 + word.trailing_zeros() as usize) as u32;
+                word &= word - 1;
+                // SAFETY: a live place holds a value of the type `drop` drops, dropped once:
+                // the slab goes away with it.
+                unsafe { drop(self.place(at).as_ptr()) };
+            }
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub(super) fn new(limit: usize) -> Self {
+        /// # Safety
+        /// `value` points to a `T`, dropped once.
+        unsafe fn drop_value<T>(value: *mut u8) {
+            // SAFETY: the caller's promise.
+            unsafe { value.cast::<T>().drop_in_place() };
+        }
+        let drop = std::mem::needs_drop::<T>().then_some(drop_value::<T> as unsafe fn(*mut u8));
+        Self {
+            raw: RawSlab::new(
+                limit,
+                Layout::new::<T>(),
+                drop,
+                NonNull::<T>::dangling().cast(),
+            ),
+            _values: PhantomData,
+        }
+    }
+
+    /// The slab without its type, for the shard's machinery.
+    pub(super) const fn raw(&self) -> &RawSlab {
+        &self.raw
+    }
+
+    /// The same, to write.
+    pub(super) const fn raw_mut(&mut self) -> &mut RawSlab {
+        &mut self.raw
+    }
+
+    pub(super) const fn len(&self) -> usize {
+        self.raw.places.len
     }
 
     /// Stores `value` and returns its number.
@@ -124,25 +319,20 @@ impl<T> Slab<T> {
     ///
     /// If more than `u32::MAX` values are held (a shard of 4 billion entries).
     pub(super) fn insert(&mut self, value: T) -> u32 {
-        let (at, reserve) = self.places.claim(self.slots.len(), self.slots.capacity());
-        if at as usize == self.slots.len() {
-            self.slots.reserve_exact(reserve);
-            self.slots.push(MaybeUninit::new(value));
-        } else {
-            self.slots[at as usize] = MaybeUninit::new(value);
-        }
-        self.places.mark(at);
+        let at = self.raw.claim();
+        // SAFETY: a place just claimed, with room for a `T`; it held nothing.
+        unsafe { self.raw.place(at).cast::<T>().write(value) };
         at
     }
 
     /// The value numbered `at`, if it is still held.
     #[inline]
     pub(super) fn get(&self, at: u32) -> Option<&T> {
-        if !self.places.is_live(at) {
+        if !self.raw.places.is_live(at) {
             return None;
         }
-        // SAFETY: its live bit is set only while the slot holds an initialized value.
-        Some(unsafe { self.slots.get(at as usize)?.assume_init_ref() })
+        // SAFETY: its live bit is set only while the place holds an initialized value.
+        Some(unsafe { self.get_unchecked(at) })
     }
 
     /// The value numbered `at`, unchecked.
@@ -152,95 +342,66 @@ impl<T> Slab<T> {
     /// `at` names a value held.
     #[inline]
     pub(super) unsafe fn get_unchecked(&self, at: u32) -> &T {
-        debug_assert!(self.get(at).is_some());
-        // SAFETY: the caller's promise.
-        unsafe { self.slots.get_unchecked(at as usize).assume_init_ref() }
+        debug_assert!(self.raw.places.is_live(at));
+        // SAFETY: the caller's promise; places are `size_of::<T>()` apart.
+        unsafe { &*self.raw.block.ptr.as_ptr().cast::<T>().add(at as usize) }
     }
 
     /// The value numbered `at`, if it is still held.
     pub(super) fn get_mut(&mut self, at: u32) -> Option<&mut T> {
-        if !self.places.is_live(at) {
-            return None;
-        }
-        // SAFETY: as in `get`.
-        Some(unsafe { self.slots.get_mut(at as usize)?.assume_init_mut() })
+        let place = self.raw.get(at)?;
+        // SAFETY: as in `get`; `&mut self` makes it the only reference.
+        Some(unsafe { place.cast::<T>().as_mut() })
     }
 
     /// Takes the value numbered `at` out; its number may be given to the next value stored.
     pub(super) fn remove(&mut self, at: u32) -> Option<T> {
         let value = self.vacate(at)?;
-        self.places.free.push(at);
+        self.raw.release(at);
         Some(value)
     }
 
     /// Places allocated: held, free or kept by vacated numbers.
     #[cfg(test)]
     pub(super) fn places(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Lets the number of a value taken by [`vacate`](Self::vacate) be given to the next value.
-    pub(super) fn release(&mut self, at: u32) {
-        debug_assert!(self.get(at).is_none(), "only an emptied place is released");
-        self.places.free.push(at);
+        self.raw.filled
     }
 
     /// Takes the value numbered `at` out, keeping its number from the next values stored until
-    /// [`release`](Self::release): for a number an eviction ring still names.
+    /// [`RawSlab::release`]: for a number an eviction ring still names.
     pub(super) fn vacate(&mut self, at: u32) -> Option<T> {
-        if !self.places.unmark(at) {
+        if !self.raw.places.unmark(at) {
             return None;
         }
-        // SAFETY: the live bit was set, so the slot held a value; clearing the bit gave up our
+        // SAFETY: the live bit was set, so the place held a value; clearing the bit gave up our
         // claim to it, so it is read out exactly once.
-        Some(unsafe { self.slots[at as usize].assume_init_read() })
+        Some(unsafe { self.raw.place(at).cast::<T>().read() })
     }
 
     /// The values held, in slot order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
-        let live = &self.places.live;
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|&(at, _)| is_set(live, at))
-            // SAFETY: as in `get`.
-            .map(|(_, slot)| unsafe { slot.assume_init_ref() })
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let next = self.raw.places.next_live(at)?;
+            at = next + 1;
+            // SAFETY: a live place holds a value.
+            Some(unsafe { self.get_unchecked(next) })
+        })
     }
 
     /// Calls `each` with every value held, in slot order.
+    #[cfg(test)]
     pub(super) fn each_mut(&mut self, each: &mut dyn FnMut(&mut T)) {
-        let mut at = 0;
-        while let Some(next) = self.places.next_live(at) {
-            // SAFETY: a live place holds an initialized value.
-            each(unsafe { self.slots[next as usize].assume_init_mut() });
-            at = next + 1;
-        }
+        // SAFETY: a live place holds a `T`; `&mut self` makes it the only reference.
+        self.raw
+            .each(&mut |place| each(unsafe { place.cast::<T>().as_mut() }));
     }
-}
-
-/// Whether slot `at` holds a value, by the live bitmap.
-fn is_set(live: &[u64], at: usize) -> bool {
-    live[at / 64] & (1 << (at % 64)) != 0
 }
 
 /// The bit of slot `at` in its word of the live bitmap.
 #[inline]
 const fn bit(at: u32) -> u64 {
     1 << (at % 64)
-}
-
-impl<T> Drop for Slab<T> {
-    fn drop(&mut self) {
-        for (w, &word) in self.places.live.iter().enumerate() {
-            let mut word = word;
-            while word != 0 {
-                let at = w * 64 + word.trailing_zeros() as usize;
-                word &= word - 1;
-                // SAFETY: a live slot, dropped once: the slab goes away with it.
-                unsafe { self.slots[at].assume_init_drop() };
-            }
-        }
-    }
 }
 
 /// The values of a slab, taken out in slot order.
@@ -265,7 +426,7 @@ impl<T> Iterator for IntoIter<T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
-        while self.slab.places.len > 0 {
+        while self.slab.raw.places.len > 0 {
             let at = self.next;
             self.next += 1;
             if let Some(value) = self.slab.vacate(at) {
@@ -326,8 +487,40 @@ mod tests {
         for n in 0..1000 {
             slab.insert(n);
         }
-        assert_eq!(slab.slots.capacity(), 1000);
+        assert_eq!(slab.raw.block.capacity, 1000);
         assert_eq!(slab.len(), 1000);
+    }
+
+    #[test]
+    fn values_keep_their_place_as_the_block_grows() {
+        let mut slab = Slab::new(usize::MAX);
+        let numbers: Vec<u32> = (0..1000).map(|n| slab.insert(n.to_string())).collect();
+        for (n, &at) in numbers.iter().enumerate() {
+            assert_eq!(slab.get(at), Some(&n.to_string()));
+        }
+        assert_eq!(slab.iter().count(), 1000);
+    }
+
+    #[test]
+    fn values_of_no_size_are_counted_and_dropped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static DROPPED: AtomicUsize = AtomicUsize::new(0);
+        struct Token;
+        impl Drop for Token {
+            fn drop(&mut self) {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut slab = Slab::new(usize::MAX);
+        let first = slab.insert(Token);
+        for _ in 0..99 {
+            slab.insert(Token);
+        }
+        assert_eq!(slab.len(), 100);
+        drop(slab.remove(first));
+        assert_eq!(DROPPED.load(Ordering::Relaxed), 1);
+        drop(slab);
+        assert_eq!(DROPPED.load(Ordering::Relaxed), 100);
     }
 
     #[test]
