@@ -466,6 +466,39 @@ fn an_error_without_serde_is_returned_and_never_stored_on_disk() {
     assert_eq!(cache.keys(), vec!["a".to_string()]);
 }
 
+static DISK_FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = disk, ttl = "10m")]
+fn disk_failure(n: u64) -> Result<u64, String> {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    DISK_FAILURES.fetch_add(1, Ordering::SeqCst);
+    Err(format!("{n} failed"))
+}
+
+/// Callers waiting on a `store = disk` leader that fails get a clone of its error (a `Clone`
+/// error); nothing is stored.
+#[test]
+fn waiters_of_a_failed_disk_leader_get_its_error() {
+    init();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                disk_failure(9)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().unwrap_err(), "9 failed");
+    }
+    assert_eq!(DISK_FAILURES.load(Ordering::SeqCst), 1);
+    let stats = disk_failure_cache().stats();
+    assert_eq!((stats.misses, stats.coalesced), (1, 7));
+    assert!(disk_failure_cache().is_empty(), "no row on disk");
+}
+
 static DISK_CHECKS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(store = disk, ttl = "1m")]

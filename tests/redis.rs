@@ -476,6 +476,80 @@ fn an_instance_cache_on_redis_is_the_objects_own() {
     assert_eq!(staff.people.stats().hits, 1);
 }
 
+/// `cache = self.field` over a tiered cache (`Cache::builder().tiered(..)`): the object's own
+/// namespace in Redis and its own copies in memory.
+struct Roster {
+    people: memo::TieredCache<u64, String>,
+    runs: AtomicUsize,
+}
+
+impl Roster {
+    fn open(name: &str) -> Self {
+        Self {
+            people: memo::Cache::builder().maxsize(10).tiered(name).build(),
+            runs: AtomicUsize::new(0),
+        }
+    }
+
+    #[cached(cache = self.people)]
+    fn person(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("person {id}")
+    }
+}
+
+#[test]
+fn an_instance_cache_on_tiered_is_the_objects_own() {
+    use memo::Store as _;
+    init();
+    let staff = Roster::open("staff-tiered");
+    assert_eq!(staff.person(1), "person 1");
+    assert_eq!(staff.person(1), "person 1");
+    assert_eq!(staff.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(staff.people.store().held(), 1, "a copy in this process");
+    let guests = Roster::open("guests-tiered");
+    assert_eq!(guests.people.get(&1), None, "another object's namespace");
+    assert_eq!(guests.person(1), "person 1");
+    assert_eq!(guests.runs.load(Ordering::SeqCst), 1);
+    // Another object over the first one's namespace finds its value in Redis.
+    let again = Roster::open("staff-tiered");
+    assert_eq!(again.person(1), "person 1");
+    assert_eq!(again.runs.load(Ordering::SeqCst), 0);
+}
+
+static REDIS_FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, ttl = "10m")]
+fn redis_failure(n: u64) -> Result<u64, String> {
+    std::thread::sleep(Duration::from_millis(200));
+    REDIS_FAILURES.fetch_add(1, Ordering::SeqCst);
+    Err(format!("{n} failed"))
+}
+
+/// Callers waiting on a `store = redis` leader that fails get a clone of its error (a `Clone`
+/// error); nothing is stored.
+#[test]
+fn waiters_of_a_failed_redis_leader_get_its_error() {
+    init();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                redis_failure(9)
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap().unwrap_err(), "9 failed");
+    }
+    assert_eq!(REDIS_FAILURES.load(Ordering::SeqCst), 1);
+    let stats = redis_failure_cache().stats();
+    assert_eq!((stats.misses, stats.coalesced), (1, 7));
+    assert_eq!(redis_failure_cache().len(), 0, "no value in Redis");
+}
+
 /// Long keys are named by their SHA-256: two of them never share a value.
 #[test]
 fn long_keys_keep_values_of_their_own() {
