@@ -836,6 +836,41 @@ mod trust {
         assert_eq!(runs_of(server.port(), "eval") - claims, 10);
     }
 
+    /// With `idle`, a hit is one `GETEX` that renews the key's time to live as it reads it (no
+    /// second command), counted with `MONITOR`; the key lives a full period from the hit.
+    #[test]
+    fn an_idle_hit_is_one_getex() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let idle = Config::new().idle(Duration::from_secs(600));
+        let cache = Cache::with_store(options("idle-trips", &client).open::<u64, String>(&idle));
+        let compute = |key: &u64| format!("value {key}");
+        assert_eq!(cache.get_or_compute(&1, compute), "value 1");
+        let name = command(server.port(), "KEYS memo:*idle-trips*");
+        let name = name
+            .split("\r\n")
+            .find(|line| line.starts_with("memo:"))
+            .expect("the value's key")
+            .to_string();
+        command(server.port(), &format!("PEXPIRE {name} 1000"));
+        let monitor = Monitor::start(server.port());
+        let mark = monitor.mark();
+        assert_eq!(cache.get_or_compute(&1, compute), "value 1");
+        assert_eq!(
+            monitor.sent_since(mark),
+            ["getex"],
+            "one round trip, one command"
+        );
+        let pttl: i64 = command(server.port(), &format!("PTTL {name}"))
+            .trim_start_matches(':')
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(pttl > 1_000, "renewed to the period by the hit: {pttl}");
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 1));
+    }
+
     /// With the server down and the breaker open, calls are counted as skipped, not as errors:
     /// `backend_errors` keeps to the real failures (those that opened the breaker, and its
     /// probes).

@@ -175,6 +175,38 @@ fn idle_entries_live_on_disk_while_they_are_used() {
     assert_eq!(store.get(&"a"), None);
 }
 
+/// Time to idle writes a row at most once per sixteenth of the period, however often it is
+/// read: hits within the first sixteenth move nothing; the first hit after it moves the row's
+/// expiry once, to a period from then, and the hits right after it nothing more.
+#[test]
+fn idle_hits_renew_a_row_at_most_once_per_sixteenth_of_the_period() {
+    let tmp = TempDir::new("idle-rate");
+    let store = open(&tmp.0, &Config::new().idle(Duration::from_secs(160)));
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock);
+    store.insert("a".into(), 1);
+    store.flush();
+    let conn = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    let expires = || -> i64 {
+        conn.query_row("SELECT expires FROM entries", [], |row| row.get(0))
+            .unwrap()
+    };
+    let first = expires();
+    for _ in 0..90 {
+        mock.increment(Duration::from_millis(100));
+        assert_eq!(store.get(&"a"), Some(1));
+    }
+    store.flush();
+    assert_eq!(expires(), first, "9 s of hits, within a sixteenth (10 s)");
+    mock.increment(Duration::from_secs(2));
+    for _ in 0..100 {
+        assert_eq!(store.get(&"a"), Some(1));
+        mock.increment(Duration::from_millis(10));
+    }
+    store.flush();
+    assert_eq!(expires(), first + 11_000, "one renewal, by the hit at 11 s");
+}
+
 #[test]
 fn bounds_evict_the_oldest_entries() {
     let tmp = TempDir::new("bounds");
