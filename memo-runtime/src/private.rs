@@ -17,6 +17,7 @@ pub use crate::lookup::Lookup;
 
 mod fallible;
 mod instance;
+use fallible::Plain;
 pub use fallible::{
     Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
 };
@@ -1069,47 +1070,10 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
     /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let Self {
-            cache,
-            key,
-            steps,
-            mode,
-        } = self;
-        match mode {
-            Mode::Lookup => {}
-            #[cfg(feature = "switch")]
-            Mode::Bypass => return body.await,
-            Mode::Refresh => {
-                let started = Instant::now();
-                let trace = Computation::start(cache.name(), "refresh");
-                let value = trace.run_async(body).await;
-                trace.outcome(if keep(&value) { "refresh" } else { "error" });
-                return (steps.refreshed)(cache, key, value, keep, started);
-            }
-        }
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin_async)(cache, &key).await {
-                Step::Done(value) => {
-                    trace.outcome("hit");
-                    return value;
-                }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = trace.run_async(body).await;
-                    trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    let claim = (leader, lease);
-                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                    if let Some(value) = (steps.waited)(cache, &key, waited) {
-                        trace.outcome("coalesced");
-                        return value;
-                    }
-                }
-            }
-        }
+        let body = async move { Plain(body.await) };
+        self.compute_kept_async(body, keep, Handover::none())
+            .await
+            .0
     }
 }
 
@@ -1185,35 +1149,10 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
     /// [`Miss::compute_async`], with the store's steps awaited; a waiter whose leader gave up
     /// begins again (reading the store).
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let (cache, key, steps) = match self {
-            Self::Plain(miss) => return miss.compute_async(body, keep).await,
-            Self::Lookup(cache, key, steps) => (cache, key, steps),
-        };
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin)(cache, &key).await {
-                Step::Done(value) => {
-                    trace.outcome("hit");
-                    return value;
-                }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = trace.run_async(body).await;
-                    trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    let claim = (leader, lease);
-                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed()).await;
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                    if waited.is_some()
-                        && let Some(value) = (steps.waited)(cache, &key, waited)
-                    {
-                        trace.outcome("coalesced");
-                        return value;
-                    }
-                }
-            }
-        }
+        let body = async move { Plain(body.await) };
+        self.compute_kept_async(body, keep, Handover::none())
+            .await
+            .0
     }
 }
 
