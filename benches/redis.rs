@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use memo::__private::hit_or_miss_redis_async;
+use memo::__private::hit_or_miss_async_in;
 use memo::redis::{
     BreakerConfig, Claimed, LockConfig, RedisClient, RedisConfig, Redlock, RedlockConfig, URLS_VAR,
 };
@@ -344,7 +344,7 @@ impl Misses {
     fn run_async(&self, key: u64) -> u64 {
         let redis = self.redis;
         self.runtime.block_on(async move {
-            match hit_or_miss_redis_async(redis, &key).await {
+            match hit_or_miss_async_in(redis, &key).await {
                 Ok(value) => value,
                 Err(miss) => miss.compute_async(async move { key }, |_| true).await,
             }

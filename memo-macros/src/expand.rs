@@ -388,24 +388,26 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
     }
     let fallible = plan.handover.is_some();
     let refresh = crate::renew::refresh_fn(func, key_type, (output, value), fallible, runtime);
-    // The store's own entry: `hit_or_renew`, `hit_or_renew_disk`, ….
-    let store = match plan.remote.as_ref().map(|remote| remote.kind) {
-        None => String::new(),
-        Some(RemoteKind::Disk) => "_disk".to_string(),
-        Some(RemoteKind::Redis) => "_redis".to_string(),
-        Some(RemoteKind::Tiered) => "_tiered".to_string(),
-    };
+    // One entry for every store (the cache's type says which); an `async fn` over a store read
+    // over the network awaits its read.
+    let awaited = plan
+        .remote
+        .as_ref()
+        .is_some_and(|remote| remote.kind != RemoteKind::Disk);
     let (entry, refreshed, requirement) = if func.sig.asyncness.is_some() {
-        let entry = format_ident!("hit_or_renew{store}_async");
+        let entry = if awaited {
+            quote!(hit_or_renew_async_in)
+        } else {
+            quote!(hit_or_renew_async)
+        };
         (
             quote!(#runtime::#entry),
             quote!(#runtime::BoxFuture<#runtime::Option<#value>>),
             quote!(#runtime::require_tokio!();),
         )
     } else {
-        let entry = format_ident!("hit_or_renew{store}");
         (
-            quote!(#runtime::#entry),
+            quote!(#runtime::hit_or_renew),
             quote!(#runtime::Option<#value>),
             quote!(),
         )
@@ -472,29 +474,28 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 RemoteKind::Tiered => ("tiered", "redis"),
             };
             let awaits = is_async && *kind != RemoteKind::Disk;
-            let finder = if plan.hooks.is_some() {
-                format_ident!("{store}_cache_with")
-            } else {
-                format_ident!("{store}_cache")
-            };
             let store_ty = format_ident!("{}Store", capitalized(store));
             let require = format_ident!("require_{feature}");
             let hit = if awaits {
-                format_ident!("hit_or_miss_{store}_async")
+                quote!(hit_or_miss_async_in)
             } else {
-                format_ident!("hit_or_miss_{store}")
+                quote!(hit_or_miss_in)
             };
             (
-                quote!(#runtime::#finder),
+                // The store is named once, here; the hit path takes it from the cache's type.
+                quote!(#runtime::store_cache::<_, _, #runtime::#store_ty<_, _>>),
                 {
-                    let hooks = plan.hooks.as_ref().map(|hooks| quote!(, #hooks));
+                    let hooks = plan
+                        .hooks
+                        .as_ref()
+                        .map_or_else(|| quote!(::core::convert::identity), |hooks| quote!(#hooks));
                     quote!(, #runtime::Remote {
                         store: #name,
                         json: #json,
                         shape: #shape,
                         version: #version,
                         redlock: #redlock,
-                    } #hooks)
+                    }, #hooks)
                 },
                 StoreParts {
                     find: TokenStream::new(),

@@ -17,6 +17,7 @@ pub use crate::lookup::Lookup;
 
 mod fallible;
 mod instance;
+use fallible::Plain;
 pub use fallible::{
     Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
 };
@@ -150,7 +151,7 @@ pub struct Remote {
 
 /// The [`Fingerprint`] of `K` and `V`, by autoref specialization:
 /// `(&Shape::<K, V>::NEW).fingerprint()`. Where they cannot be deserialized, [`Unshaped`] answers
-/// with one that is never used, so that only [`hit_or_miss_disk`] (or its Redis twins) reports
+/// with one that is never used, so that only [`hit_or_miss_in`] (or its async twin) reports
 /// the missing serde: one error, not two.
 pub struct Shape<K, V>(PhantomData<(K, V)>);
 
@@ -201,92 +202,71 @@ impl<T: Shared + serde::Serialize + serde::de::DeserializeOwned> Persist for T {
 pub use crate::store::DiskStore;
 
 /// Without the `disk` feature, `require_disk!` stops the build with one sentence; this alias only
-/// keeps the rest of the expansion from adding errors of its own.
+/// keeps the rest of the expansion (which then reaches the memory store's impls) from adding
+/// errors of its own.
 #[cfg(not(feature = "disk"))]
 pub type DiskStore<K, V> = MemoryStore<K, V>;
 
-/// The cache of a memoized function with `store = disk`: [`cache`] over a
-/// [`DiskStore`](crate::DiskStore) named `store`, namespaced by the function's path and the
-/// fingerprint of its key and return types' serde shapes. Serde is asked for by [`hit_or_miss_disk`].
+/// How the store `S` of a memoized function with `store = disk`, `redis` or `tiered` is opened
+/// from what the expansion says of it ([`Remote`]). Memory, which stands for a store whose
+/// feature is off, ignores `remote`.
+pub trait Open<K, V>: Sized {
+    fn open(function: &'static str, config: &Config, remote: Remote) -> Self;
+}
+
+impl<K, V> Open<K, V> for MemoryStore<K, V> {
+    fn open(_: &'static str, config: &Config, _: Remote) -> Self {
+        Self::new(config)
+    }
+}
+
+/// A [`DiskStore`](crate::DiskStore) named `store`, namespaced by the function's path and the
+/// fingerprint of its key and return types' serde shapes.
 #[cfg(feature = "disk")]
+impl<K, V> Open<K, V> for DiskStore<K, V> {
+    fn open(function: &'static str, config: &Config, remote: Remote) -> Self {
+        // No name: the program's own store; a name is shared by the programs that give it.
+        let options = if remote.store == "default" {
+            crate::DiskOptions::program()
+        } else {
+            crate::DiskOptions::new(remote.store)
+        };
+        options
+            .function(function, remote.version)
+            .codec(codec_of(remote.json))
+            .open_shaped(config, (remote.shape)(remote.version))
+    }
+}
+
+/// The cache of a memoized function with `store = disk`, `redis` or `tiered`: [`cache_with`]
+/// over the store `S` the expansion names, opened by [`Open`]. Serde is asked for by the hit
+/// path ([`hit_or_miss_in`]), so that a key without it is reported once.
 #[inline]
-pub fn disk_cache<K: Shared, V: Shared>(
+pub fn store_cache<K: Shared, V: Shared, S: Open<K, V> + Send + Sync + 'static>(
     cell: &'static CacheCell,
     id: &'static str,
     scope: At,
     config: fn() -> Config,
     remote: Remote,
-) -> &'static Cache<K, V, DiskStore<K, V>> {
+    hooks: fn(S) -> S,
+) -> &'static Cache<K, V, S> {
     cell.get_or_init_at(id, scope, |name| {
-        new_disk_cache(name, config, remote, |s| s)
+        new_store_cache(name, config, remote, hooks)
     })
 }
 
-/// [`disk_cache`] for `#[cached(store = disk, ttl_from = …)]`: `hooks` sets it on the new store.
-#[cfg(feature = "disk")]
-#[inline]
-pub fn disk_cache_with<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    remote: Remote,
-    hooks: fn(DiskStore<K, V>) -> DiskStore<K, V>,
-) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cell.get_or_init_at(id, scope, |name| {
-        new_disk_cache(name, config, remote, hooks)
-    })
-}
-
-#[cfg(feature = "disk")]
 #[cold]
 #[inline(never)]
-fn new_disk_cache<K, V>(
+fn new_store_cache<K, V, S: Open<K, V>>(
     name: &'static str,
     config: fn() -> Config,
     remote: Remote,
-    hooks: fn(DiskStore<K, V>) -> DiskStore<K, V>,
-) -> Cache<K, V, DiskStore<K, V>> {
-    // No name: the program's own store; a name is shared by the programs that give it.
-    let options = if remote.store == "default" {
-        crate::DiskOptions::program()
-    } else {
-        crate::DiskOptions::new(remote.store)
-    };
+    hooks: fn(S) -> S,
+) -> Cache<K, V, S> {
     let config = config();
-    let store = options
-        .function(name, remote.version)
-        .codec(codec_of(remote.json))
-        .open_shaped(&config, (remote.shape)(remote.version));
-    Cache::with_store(hooks(store))
+    Cache::with_store(hooks(S::open(name, &config, remote)))
         .renewing_as(&config)
         .named(name)
-}
-
-/// Stands for [`disk_cache`] without the `disk` feature (never reached: `require_disk!` stops the
-/// build first).
-#[cfg(not(feature = "disk"))]
-pub fn disk_cache<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    _: Remote,
-) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cache(cell, id, scope, config)
-}
-
-/// Stands for [`disk_cache_with`] without the `disk` feature (never reached).
-#[cfg(not(feature = "disk"))]
-pub fn disk_cache_with<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    _: Remote,
-    hooks: fn(DiskStore<K, V>) -> DiskStore<K, V>,
-) -> &'static Cache<K, V, DiskStore<K, V>> {
-    cache_with(cell, id, scope, config, hooks)
 }
 
 /// Stands for nothing when the `disk` feature is on; a sentence when it is off.
@@ -326,64 +306,36 @@ pub trait Share: Shared + serde::Serialize + serde::de::DeserializeOwned {}
 impl<T: Shared + serde::Serialize + serde::de::DeserializeOwned> Share for T {}
 
 #[cfg(feature = "redis")]
-pub use crate::store::RedisStore;
+pub use crate::store::{RedisStore, TieredStore};
 
-/// Without the `redis` feature, `require_redis!` stops the build with one sentence; this alias
-/// only keeps the rest of the expansion from adding errors of its own.
+/// Without the `redis` feature, `require_redis!` stops the build with one sentence; these
+/// aliases only keep the rest of the expansion from adding errors of its own.
 #[cfg(not(feature = "redis"))]
 pub type RedisStore<K, V> = MemoryStore<K, V>;
 
-/// A miss of a function with `store = redis`.
-pub type RedisMiss<K, V> = Miss<K, V, RedisStore<K, V>>;
+#[cfg(not(feature = "redis"))]
+pub type TieredStore<K, V> = MemoryStore<K, V>;
 
-/// The cache of a memoized function with `store = redis`: [`cache`] over a
-/// [`RedisStore`](crate::RedisStore) named `store`, namespaced by the function's path and the
+/// A [`RedisStore`](crate::RedisStore) named `store`, namespaced by the function's path and the
 /// fingerprint of its key and return types' serde shapes, on the process-wide client of
-/// `MEMO_REDIS_URL`. Serde is asked for by [`hit_or_miss_redis`].
+/// `MEMO_REDIS_URL`.
 #[cfg(feature = "redis")]
-#[inline]
-pub fn redis_cache<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    remote: Remote,
-) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cell.get_or_init_at(id, scope, |name| {
-        new_redis_cache(name, config, remote, |s| s)
-    })
+impl<K, V> Open<K, V> for RedisStore<K, V> {
+    fn open(function: &'static str, config: &Config, remote: Remote) -> Self {
+        redis_options(function, remote).open_shaped(config, (remote.shape)(remote.version))
+    }
 }
 
-/// [`redis_cache`] for `#[cached(store = redis, ttl_from = …)]`: `hooks` sets it on the new store.
+/// [`RedisStore`]'s store behind an in-memory L1 bounded by `maxsize`.
 #[cfg(feature = "redis")]
-#[inline]
-pub fn redis_cache_with<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    remote: Remote,
-    hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
-) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cell.get_or_init_at(id, scope, |name| {
-        new_redis_cache(name, config, remote, hooks)
-    })
-}
-
-#[cfg(feature = "redis")]
-#[cold]
-#[inline(never)]
-fn new_redis_cache<K, V>(
-    name: &'static str,
-    config: fn() -> Config,
-    remote: Remote,
-    hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
-) -> Cache<K, V, RedisStore<K, V>> {
-    let config = config();
-    let store = redis_options(name, remote).open_shaped(&config, (remote.shape)(remote.version));
-    Cache::with_store(hooks(store))
-        .renewing_as(&config)
-        .named(name)
+impl<K, V> Open<K, V> for TieredStore<K, V>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Shared + Clone,
+{
+    fn open(function: &'static str, config: &Config, remote: Remote) -> Self {
+        redis_options(function, remote).open_tiered_shaped(config, (remote.shape)(remote.version))
+    }
 }
 
 /// The options of a memoized function's Redis store: its name, namespace, codec and lock.
@@ -397,269 +349,6 @@ fn redis_options(function: &str, remote: Remote) -> crate::RedisOptions {
     } else {
         options
     }
-}
-
-/// Stands for [`redis_cache`] without the `redis` feature (never reached: `require_redis!`
-/// stops the build first).
-#[cfg(not(feature = "redis"))]
-pub fn redis_cache<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    _: Remote,
-) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cache(cell, id, scope, config)
-}
-
-/// Stands for [`redis_cache_with`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn redis_cache_with<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    _: Remote,
-    hooks: fn(RedisStore<K, V>) -> RedisStore<K, V>,
-) -> &'static Cache<K, V, RedisStore<K, V>> {
-    cache_with(cell, id, scope, config, hooks)
-}
-
-/// [`hit_or_miss`] of a sync function with `store = redis`: one `GET`.
-#[cfg(feature = "redis")]
-#[inline]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_miss_redis<L, V>(
-    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
-    key: L,
-) -> Result<V, RedisMiss<L::Key, V>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    answer(cache, &key, |key| cache.hit(key))
-}
-
-/// [`hit_or_miss`] of an `async fn` with `store = redis`: the `GET` is awaited, so the
-/// executor's thread is free meanwhile.
-#[cfg(feature = "redis")]
-pub async fn hit_or_miss_redis_async<L, V>(
-    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
-    key: L,
-) -> Result<V, RemoteMiss<L::Key, V, RedisStore<L::Key, V>>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    // The borrowed view ends here: the future need not hold it across the `GET`.
-    let owned = {
-        let key = key;
-        match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
-            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
-            other => return other,
-        }
-    };
-    match cache.store().get_async(&&owned).await {
-        Some(value) => Ok(value),
-        None => Err(RemoteMiss::lookup(cache, owned)),
-    }
-}
-
-/// Stands for [`hit_or_miss_redis`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_miss_redis<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    hit_or_miss(cache, key)
-}
-
-/// Stands for [`hit_or_miss_redis_async`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_miss_redis_async<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    core::future::ready(hit_or_miss(cache, key))
-}
-
-#[cfg(feature = "redis")]
-pub use crate::store::TieredStore;
-
-/// Without the `redis` feature, an alias that only keeps the expansion from adding errors.
-#[cfg(not(feature = "redis"))]
-pub type TieredStore<K, V> = MemoryStore<K, V>;
-
-/// A miss of a function with `store = tiered`.
-pub type TieredMiss<K, V> = Miss<K, V, TieredStore<K, V>>;
-
-/// The cache of a memoized function with `store = tiered`: [`redis_cache`]'s store behind an
-/// in-memory L1 bounded by `maxsize`.
-#[cfg(feature = "redis")]
-#[inline]
-pub fn tiered_cache<K, V>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    remote: Remote,
-) -> &'static Cache<K, V, TieredStore<K, V>>
-where
-    K: Share + std::hash::Hash + Eq + Clone,
-    V: Shared + Clone,
-{
-    cell.get_or_init_at(id, scope, |name| {
-        new_tiered_cache(name, config, remote, |s| s)
-    })
-}
-
-/// [`tiered_cache`] for `#[cached(store = tiered, ttl_from = …)]`: `hooks` sets it on the new
-/// store.
-#[cfg(feature = "redis")]
-#[inline]
-pub fn tiered_cache_with<K, V>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    remote: Remote,
-    hooks: fn(TieredStore<K, V>) -> TieredStore<K, V>,
-) -> &'static Cache<K, V, TieredStore<K, V>>
-where
-    K: Share + std::hash::Hash + Eq + Clone,
-    V: Shared + Clone,
-{
-    cell.get_or_init_at(id, scope, |name| {
-        new_tiered_cache(name, config, remote, hooks)
-    })
-}
-
-#[cfg(feature = "redis")]
-#[cold]
-#[inline(never)]
-fn new_tiered_cache<K, V>(
-    name: &'static str,
-    config: fn() -> Config,
-    remote: Remote,
-    hooks: fn(TieredStore<K, V>) -> TieredStore<K, V>,
-) -> Cache<K, V, TieredStore<K, V>>
-where
-    K: Share + std::hash::Hash + Eq + Clone,
-    V: Shared + Clone,
-{
-    let config = config();
-    let store =
-        redis_options(name, remote).open_tiered_shaped(&config, (remote.shape)(remote.version));
-    Cache::with_store(hooks(store))
-        .renewing_as(&config)
-        .named(name)
-}
-
-/// Stands for [`tiered_cache`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn tiered_cache<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    _: Remote,
-) -> &'static Cache<K, V, TieredStore<K, V>> {
-    cache(cell, id, scope, config)
-}
-
-/// Stands for [`tiered_cache_with`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn tiered_cache_with<K: Shared, V: Shared>(
-    cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-    _: Remote,
-    hooks: fn(TieredStore<K, V>) -> TieredStore<K, V>,
-) -> &'static Cache<K, V, TieredStore<K, V>> {
-    cache_with(cell, id, scope, config, hooks)
-}
-
-/// [`hit_or_miss`] of a sync function with `store = tiered`: the L1 first.
-#[cfg(feature = "redis")]
-#[inline]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_miss_tiered<L, V>(
-    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
-    key: L,
-) -> Result<V, TieredMiss<L::Key, V>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    answer(cache, &key, |key| cache.hit(key))
-}
-
-/// [`hit_or_miss`] of an `async fn` with `store = tiered`: the L1 first, then an awaited `GET`.
-#[cfg(feature = "redis")]
-pub async fn hit_or_miss_tiered_async<L, V>(
-    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
-    key: L,
-) -> Result<V, RemoteMiss<L::Key, V, TieredStore<L::Key, V>>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    let owned = {
-        let key = key;
-        match answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of) {
-            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
-            other => return other,
-        }
-    };
-    match cache.store().get_async(&&owned).await {
-        Some(value) => Ok(value),
-        None => Err(RemoteMiss::lookup(cache, owned)),
-    }
-}
-
-/// Stands for [`hit_or_miss_tiered`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_miss_tiered<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    hit_or_miss(cache, key)
-}
-
-/// Stands for [`hit_or_miss_tiered_async`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_miss_tiered_async<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    core::future::ready(hit_or_miss(cache, key))
 }
 
 /// Stands for nothing when the `redis` feature is on; a sentence when it is off.
@@ -800,382 +489,253 @@ pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
     rest()
 }
 
-/// [`hit_or_miss`] of a function with `store = disk`: the one place that asks for serde, so a key
-/// or return type without it gets one message of ours.
+/// What the hit paths need of a memoized function's store besides [`Store`]: its impl states
+/// the store's bounds (serde outside the process), so that a key or return type without them is
+/// reported once, by [`hit_or_miss_in`] (or its twins). A store read over the network also says
+/// what it answers without waiting, and how its read is awaited.
+pub trait Backend<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V>:
+    Store<K, V> + 'static
+{
+    /// The value this process holds for `key`, read without waiting: the local copy of a tiered
+    /// store; none of Redis, whose read is awaited. Only awaited hit paths ask.
+    fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        let _ = key;
+        None
+    }
+
+    /// [`local`](Self::local) and whether the value is due for a background refresh.
+    fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        let _ = key;
+        None
+    }
+
+    /// The value of `key` and whether it is due, awaited (Redis: `GET` and `PTTL` in one round
+    /// trip). The default answers at once.
+    fn read_due_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        core::future::ready(self.get_renewing(&key))
+    }
+}
+
+/// Memory, which also stands for a store whose feature is off.
+impl<K, V> Backend<K, V> for MemoryStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+}
+
+/// The front says when a value is due, and a refresh takes the key's lock row, so that one
+/// process refreshes it. Its reads answer at once: an `async fn` does not await them.
 #[cfg(feature = "disk")]
+impl<K, V> Backend<K, V> for DiskStore<K, V>
+where
+    K: Persist + std::hash::Hash + Eq + Clone,
+    V: Persist + Clone,
+{
+}
+
+/// A read is one `GET` (with its `PTTL` where a value may be due); a refresh takes the key's
+/// lock only if it is free, so that one process refreshes it.
+#[cfg(feature = "redis")]
+impl<K, V> Backend<K, V> for RedisStore<K, V>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Share + Clone,
+{
+    fn read_due_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        self.read_due_async(key)
+    }
+}
+
+/// The local copy first (it says when a value is due); one read of Redis fills it.
+#[cfg(feature = "redis")]
+impl<K, V> Backend<K, V> for TieredStore<K, V>
+where
+    K: Share + std::hash::Hash + Eq + Clone,
+    V: Share + Clone,
+{
+    fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.local(key)
+    }
+
+    fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        self.local_due(key)
+    }
+
+    fn read_due_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        self.get_due_async(key)
+    }
+}
+
+/// [`hit_or_miss`] over another store (`store = disk`, `redis`, `tiered`): the one place that
+/// asks for its bounds ([`Backend`]), so a key or return type without serde gets one message of
+/// ours.
 #[inline]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
 )]
-pub fn hit_or_miss_disk<L, V>(
-    cache: &'static Cache<L::Key, V, DiskStore<L::Key, V>>,
+pub fn hit_or_miss_in<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
     key: L,
-) -> Result<V, DiskMiss<L::Key, V>>
+) -> Result<V, Miss<L::Key, V, S>>
 where
     L: Lookup,
-    L::Key: Persist,
-    V: CacheValue + Persist,
+    V: CacheValue,
+    S: Backend<L::Key, V>,
 {
     answer(cache, &key, |key| cache.hit(key))
 }
 
-/// A miss of a function with `store = disk`.
-#[cfg(feature = "disk")]
-pub type DiskMiss<K, V> = Miss<K, V, DiskStore<K, V>>;
-
-/// Stands for [`hit_or_miss_disk`] without the `disk` feature (never reached: `require_disk!`
-/// stops the build first).
-#[cfg(not(feature = "disk"))]
-pub fn hit_or_miss_disk<L, V>(
-    cache: &'static Cache<L::Key, V>,
+/// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
+/// what the process holds first, then an awaited read, so the executor's thread is free
+/// meanwhile.
+///
+/// Not an `async fn`: the future is proven `Send` here, over any store, so that the caller's
+/// check need not see through the store's read, which rustc cannot do for a generic store
+/// (rust-lang/rust#100013). The borrowed view ends before the future, which holds the owned key.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_async_in<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
     key: L,
-) -> Result<V, Miss<L::Key, V>>
+) -> impl Future<Output = Result<V, RemoteMiss<L::Key, V, S>>> + Send
 where
     L: Lookup,
     V: CacheValue,
+    S: Backend<L::Key, V>,
 {
-    hit_or_miss(cache, key)
+    let first = answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of);
+    async move {
+        let owned = match first {
+            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            other => return other,
+        };
+        match cache.store().get_async(&&owned).await {
+            Some(value) => Ok(value),
+            None => Err(RemoteMiss::lookup(cache, owned)),
+        }
+    }
 }
 
 /// The hit path of a function with `stale = …` or `refresh = "early"`: like [`hit_or_miss`], and
 /// a value that is due is refreshed in the background by `refresh` (the function's body, run
 /// from the owned key; `None` where it failed, a `Result`'s `Err`) while this caller, and
-/// others, are served the current value.
+/// others, are served the current value. Any store whose reads answer at once.
 #[inline]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
 )]
-pub fn hit_or_renew<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    renew(cache, &key, refresh, keep)
-}
-
-/// [`hit_or_renew`] over any store whose reads answer at once.
-fn renew<L, V, S>(
+pub fn hit_or_renew<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
-    key: &L,
+    key: L,
     refresh: fn(L::Key) -> Option<V>,
     keep: fn(&V) -> bool,
 ) -> Result<V, Miss<L::Key, V, S>>
 where
     L: Lookup,
     V: CacheValue,
-    S: Store<L::Key, V> + 'static,
+    S: Backend<L::Key, V>,
 {
-    answer(cache, key, |key| {
+    answer(cache, &key, |key| {
         cache.hit_renewing(key, |owned| cache.spawn_refresh(owned, refresh, keep))
     })
-}
-
-/// [`hit_or_renew_async`] over any store whose reads answer at once.
-#[cfg(feature = "tokio")]
-fn renew_task<L, V, S>(
-    cache: &'static Cache<L::Key, V, S>,
-    key: &L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V, S>>
-where
-    L: Lookup,
-    V: CacheValue,
-    S: Store<L::Key, V> + 'static,
-{
-    answer(cache, key, |key| {
-        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
-    })
-}
-
-/// [`hit_or_renew`] of a function with `store = disk`: the front says when a value is due, and
-/// the refresh takes the key's lock row, so that one process refreshes it.
-#[cfg(feature = "disk")]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_renew_disk<L, V>(
-    cache: &'static Cache<L::Key, V, DiskStore<L::Key, V>>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, DiskMiss<L::Key, V>>
-where
-    L: Lookup,
-    L::Key: Persist,
-    V: CacheValue + Persist,
-{
-    renew(cache, &key, refresh, keep)
-}
-
-/// [`hit_or_renew_async`] of a function with `store = disk`.
-#[cfg(feature = "disk")]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_renew_disk_async<L, V>(
-    cache: &'static Cache<L::Key, V, DiskStore<L::Key, V>>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, DiskMiss<L::Key, V>>
-where
-    L: Lookup,
-    L::Key: Persist,
-    V: CacheValue + Persist,
-{
-    #[cfg(feature = "tokio")]
-    return renew_task(cache, &key, refresh, keep);
-    #[cfg(not(feature = "tokio"))]
-    {
-        let _ = (refresh, keep);
-        hit_or_miss_disk(cache, key)
-    }
-}
-
-/// Stands for [`hit_or_renew_disk`] without the `disk` feature (never reached).
-#[cfg(not(feature = "disk"))]
-pub fn hit_or_renew_disk<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    hit_or_renew(cache, key, refresh, keep)
-}
-
-/// Stands for [`hit_or_renew_disk_async`] without the `disk` feature (never reached).
-#[cfg(not(feature = "disk"))]
-pub fn hit_or_renew_disk_async<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    hit_or_renew_async(cache, key, refresh, keep)
-}
-
-/// [`hit_or_renew`] of a function with `store = redis`: the `GET` and the `PTTL` that tells
-/// whether the value is due, in one round trip; the refresh takes the key's lock only if it is
-/// free, so that one process refreshes it.
-#[cfg(feature = "redis")]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_renew_redis<L, V>(
-    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, RedisMiss<L::Key, V>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    renew(cache, &key, refresh, keep)
-}
-
-/// [`hit_or_renew_redis`] of an `async fn`: the read is awaited, the refresh runs as a task.
-#[cfg(feature = "redis")]
-pub async fn hit_or_renew_redis_async<L, V>(
-    cache: &'static Cache<L::Key, V, RedisStore<L::Key, V>>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, RemoteMiss<L::Key, V, RedisStore<L::Key, V>>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    let owned = {
-        let key = key;
-        match answer(cache, &key, |_| None).map_err(RemoteMiss::of) {
-            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
-            other => return other,
-        }
-    };
-    let found = cache.store().read_due_async(&owned).await;
-    renewed_or_missed(cache, owned, found, refresh, keep)
-}
-
-/// [`hit_or_renew`] of a function with `store = tiered`: the local copy says when a value is
-/// due; one read of Redis (with its `PTTL`) fills it.
-#[cfg(feature = "redis")]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_renew_tiered<L, V>(
-    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, TieredMiss<L::Key, V>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    renew(cache, &key, refresh, keep)
-}
-
-/// [`hit_or_renew_tiered`] of an `async fn`: a read of Redis is awaited, the refresh runs as a
-/// task.
-#[cfg(feature = "redis")]
-pub async fn hit_or_renew_tiered_async<L, V>(
-    cache: &'static Cache<L::Key, V, TieredStore<L::Key, V>>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, RemoteMiss<L::Key, V, TieredStore<L::Key, V>>>
-where
-    L: Lookup,
-    L::Key: Share,
-    V: CacheValue + Share,
-{
-    let start = |owned| cache.spawn_refresh_task(owned, refresh, keep);
-    // The local copy first, with the borrowed key; Redis, awaited, only when it misses.
-    let owned = {
-        let key = key;
-        let local = |key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
-        match answer(cache, &key, local).map_err(RemoteMiss::of) {
-            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
-            other => return other,
-        }
-    };
-    let found = cache.store().get_due_async(&owned).await;
-    renewed_or_missed(cache, owned, found, refresh, keep)
-}
-
-/// The end of an awaited renewing hit path: the value (its refresh started as a task when it
-/// is due), or the miss to compute it.
-#[cfg(feature = "redis")]
-fn renewed_or_missed<K, V, S>(
-    cache: &'static Cache<K, V, S>,
-    owned: K,
-    found: Option<(V, bool)>,
-    refresh: fn(K) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, RemoteMiss<K, V, S>>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    V: CacheValue,
-    S: Store<K, V> + 'static,
-{
-    let start = |key| cache.spawn_refresh_task(key, refresh, keep);
-    match cache.renewal_hit(&&owned, found, start) {
-        Some(value) => Ok(value),
-        None => Err(RemoteMiss::lookup(cache, owned)),
-    }
-}
-
-/// Stands for [`hit_or_renew_redis`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_renew_redis<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    hit_or_renew(cache, key, refresh, keep)
-}
-
-/// Stands for [`hit_or_renew_redis_async`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_renew_redis_async<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    core::future::ready(hit_or_renew_async(cache, key, refresh, keep))
-}
-
-/// Stands for [`hit_or_renew_tiered`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_renew_tiered<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> Option<V>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    hit_or_renew(cache, key, refresh, keep)
-}
-
-/// Stands for [`hit_or_renew_tiered_async`] without the `redis` feature (never reached).
-#[cfg(not(feature = "redis"))]
-pub fn hit_or_renew_tiered_async<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
-    keep: fn(&V) -> bool,
-) -> impl Future<Output = Result<V, Miss<L::Key, V>>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    core::future::ready(hit_or_renew_async(cache, key, refresh, keep))
 }
 
 /// An `async fn` body as a `'static` future, for a background refresh.
 pub type BoxFuture<V> = core::pin::Pin<Box<dyn Future<Output = V> + Send>>;
 
-/// [`hit_or_renew`] for an `async fn`: the refresh runs as a task on the caller's tokio runtime.
-/// Without the `tokio` feature it is never called (`require_tokio!` stops the build first), only
-/// declared so that the build stops with that one sentence.
+/// [`hit_or_renew`] for an `async fn` over a store whose reads answer at once (memory, disk):
+/// the refresh runs as a task on the caller's tokio runtime. Without the `tokio` feature it is
+/// never called (`require_tokio!` stops the build first), only declared so that the build stops
+/// with that one sentence.
 #[inline]
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
 )]
-pub fn hit_or_renew_async<L, V>(
-    cache: &'static Cache<L::Key, V>,
+pub fn hit_or_renew_async<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
     key: L,
     refresh: fn(L::Key) -> BoxFuture<Option<V>>,
     keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V>>
+) -> Result<V, Miss<L::Key, V, S>>
 where
     L: Lookup,
     V: CacheValue,
+    S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return renew_task(cache, &key, refresh, keep);
+    return answer(cache, &key, |key| {
+        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
+    });
     #[cfg(not(feature = "tokio"))]
     {
         let _ = (refresh, keep);
-        hit_or_miss(cache, key)
+        hit_or_miss_in(cache, key)
+    }
+}
+
+/// [`hit_or_renew_async`] over a store read over the network (`redis`, `tiered`): what the
+/// process holds first, then an awaited read that says whether the value is due; the refresh
+/// runs as a task. Not an `async fn`, for the reason [`hit_or_miss_async_in`] gives.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_renew_async_in<L, V, S>(
+    cache: &'static Cache<L::Key, V, S>,
+    key: L,
+    refresh: fn(L::Key) -> BoxFuture<Option<V>>,
+    keep: fn(&V) -> bool,
+) -> impl Future<Output = Result<V, RemoteMiss<L::Key, V, S>>> + Send
+where
+    L: Lookup,
+    V: CacheValue,
+    S: Backend<L::Key, V>,
+{
+    #[cfg(not(feature = "tokio"))]
+    {
+        let _ = (refresh, keep);
+        hit_or_miss_async_in(cache, key)
+    }
+    #[cfg(feature = "tokio")]
+    {
+        let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
+        let local = |key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
+        let first = answer(cache, &key, local).map_err(RemoteMiss::of);
+        async move {
+            let owned = match first {
+                Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+                other => return other,
+            };
+            let found = cache.store().read_due_async(&owned).await;
+            match cache.renewal_hit(&&owned, found, start) {
+                Some(value) => Ok(value),
+                None => Err(RemoteMiss::lookup(cache, owned)),
+            }
+        }
     }
 }
 
@@ -1510,47 +1070,10 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
     /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let Self {
-            cache,
-            key,
-            steps,
-            mode,
-        } = self;
-        match mode {
-            Mode::Lookup => {}
-            #[cfg(feature = "switch")]
-            Mode::Bypass => return body.await,
-            Mode::Refresh => {
-                let started = Instant::now();
-                let trace = Computation::start(cache.name(), "refresh");
-                let value = trace.run_async(body).await;
-                trace.outcome(if keep(&value) { "refresh" } else { "error" });
-                return (steps.refreshed)(cache, key, value, keep, started);
-            }
-        }
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin_async)(cache, &key).await {
-                Step::Done(value) => {
-                    trace.outcome("hit");
-                    return value;
-                }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = trace.run_async(body).await;
-                    trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    let claim = (leader, lease);
-                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed());
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                    if let Some(value) = (steps.waited)(cache, &key, waited) {
-                        trace.outcome("coalesced");
-                        return value;
-                    }
-                }
-            }
-        }
+        let body = async move { Plain(body.await) };
+        self.compute_kept_async(body, keep, Handover::none())
+            .await
+            .0
     }
 }
 
@@ -1590,7 +1113,6 @@ pub struct RemoteSteps<K: 'static, V: 'static, S: 'static> {
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
 
-#[cfg(feature = "redis")]
 impl<K, V, S> RemoteMiss<K, V, S>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
@@ -1627,35 +1149,10 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
     /// [`Miss::compute_async`], with the store's steps awaited; a waiter whose leader gave up
     /// begins again (reading the store).
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let (cache, key, steps) = match self {
-            Self::Plain(miss) => return miss.compute_async(body, keep).await,
-            Self::Lookup(cache, key, steps) => (cache, key, steps),
-        };
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin)(cache, &key).await {
-                Step::Done(value) => {
-                    trace.outcome("hit");
-                    return value;
-                }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = trace.run_async(body).await;
-                    trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    let claim = (leader, lease);
-                    return (steps.finish)(cache, key, claim, value, keep, started.elapsed()).await;
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                    if waited.is_some()
-                        && let Some(value) = (steps.waited)(cache, &key, waited)
-                    {
-                        trace.outcome("coalesced");
-                        return value;
-                    }
-                }
-            }
-        }
+        let body = async move { Plain(body.await) };
+        self.compute_kept_async(body, keep, Handover::none())
+            .await
+            .0
     }
 }
 

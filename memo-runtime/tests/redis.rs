@@ -502,7 +502,7 @@ mod trust {
     use std::task::{Context, Poll, Waker};
     use std::time::{Duration, Instant};
 
-    use memo_runtime::private::{hit_or_miss_redis_async, hit_or_miss_tiered_async};
+    use memo_runtime::private::hit_or_miss_async_in;
     use memo_runtime::redis::{
         BreakerConfig, Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig,
     };
@@ -595,7 +595,7 @@ mod trust {
         });
         let async_redis = errors_of(redis, 300, CALLS, |key| {
             block_on(async move {
-                match hit_or_miss_redis_async(redis, &key).await {
+                match hit_or_miss_async_in(redis, &key).await {
                     Ok(value) => value,
                     Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
                 }
@@ -603,7 +603,7 @@ mod trust {
         });
         let async_tiered = errors_of(tiered, 400, CALLS, |key| {
             block_on(async move {
-                match hit_or_miss_tiered_async(tiered, &key).await {
+                match hit_or_miss_async_in(tiered, &key).await {
                     Ok(value) => value,
                     Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
                 }
@@ -681,7 +681,7 @@ mod trust {
             let body = async move { format!("value {key}") };
             let finished = if key < 300 {
                 let call = async move {
-                    match hit_or_miss_redis_async(redis, &key).await {
+                    match hit_or_miss_async_in(redis, &key).await {
                         Ok(value) => value,
                         Err(miss) => miss.compute_async(body, keep).await,
                     }
@@ -689,7 +689,7 @@ mod trust {
                 poll_then_drop(call, polls, || random(&seed, 1500))
             } else {
                 let call = async move {
-                    match hit_or_miss_tiered_async(tiered, &key).await {
+                    match hit_or_miss_async_in(tiered, &key).await {
                         Ok(value) => value,
                         Err(miss) => miss.compute_async(body, keep).await,
                     }
@@ -920,7 +920,7 @@ mod trust {
         let sync_hit = trips(&|| assert_eq!(redis.get_or_compute(&1, compute), "value 1"));
         let call_async = |key: u64| {
             block_on(async move {
-                match hit_or_miss_redis_async(redis, &key).await {
+                match hit_or_miss_async_in(redis, &key).await {
                     Ok(value) => value,
                     Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
                 }
@@ -944,7 +944,7 @@ mod trust {
         assert_eq!(tiered.get_or_compute(&0, compute), "value 0");
         let tiered_async = |key: u64| {
             block_on(async move {
-                match hit_or_miss_tiered_async(tiered, &key).await {
+                match hit_or_miss_async_in(tiered, &key).await {
                     Ok(value) => value,
                     Err(miss) => miss.compute_async(async move { compute(&key) }, keep).await,
                 }
@@ -1053,7 +1053,7 @@ mod trust {
         let call_async = |key: u64| {
             block_on(async move {
                 let key = Counted(key);
-                match hit_or_miss_redis_async(cache, &key).await {
+                match hit_or_miss_async_in(cache, &key).await {
                     Ok(value) => value,
                     Err(miss) => miss.compute_async(async { compute(&key) }, keep).await,
                 }

@@ -2,7 +2,11 @@ pub fn fetch(url: &str) -> Result<String, String> {
     ::memo::__private::require_disk!();
     let __memo_cache = {
         static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::disk_cache(
+        ::memo::__private::store_cache::<
+            _,
+            _,
+            ::memo::__private::DiskStore<_, _>,
+        >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
             || ::memo::__private::at(&|| ()),
@@ -21,10 +25,11 @@ pub fn fetch(url: &str) -> Result<String, String> {
                 version: 0,
                 redlock: false,
             },
+            ::core::convert::identity,
         )
     };
     match ::memo::__private::lead_fallible(
-        ::memo::__private::hit_or_miss_disk(__memo_cache, url),
+        ::memo::__private::hit_or_miss_in(__memo_cache, url),
         {
             use ::memo::__private::{ShareClone as _, ShareNone as _};
             (&&::memo::__private::Sharing::<Result<String, String>>::new()).share()
@@ -51,7 +56,11 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     >,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    ::memo::__private::disk_cache(
+    ::memo::__private::store_cache::<
+        _,
+        _,
+        ::memo::__private::DiskStore<_, _>,
+    >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
         || ::memo::__private::at(&|| ()),
@@ -70,5 +79,6 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
             version: 0,
             redlock: false,
         },
+        ::core::convert::identity,
     )
 }

@@ -2,7 +2,11 @@ fn rate(currency: &str) -> f64 {
     ::memo::__private::require_disk!();
     let __memo_cache = {
         static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::disk_cache(
+        ::memo::__private::store_cache::<
+            _,
+            _,
+            ::memo::__private::DiskStore<_, _>,
+        >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "rate", "#", 0),
             || ::memo::__private::at(&|| ()),
@@ -22,6 +26,7 @@ fn rate(currency: &str) -> f64 {
                 version: 0,
                 redlock: false,
             },
+            ::core::convert::identity,
         )
     };
     #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
@@ -41,7 +46,7 @@ fn rate(currency: &str) -> f64 {
         (&&&::memo::__private::Outcome::<f64>::new()).keep(false, false)
     };
     match ::memo::__private::lead(
-        ::memo::__private::hit_or_renew_disk(
+        ::memo::__private::hit_or_renew(
             __memo_cache,
             currency,
             __memo_refresh,
@@ -66,7 +71,11 @@ fn rate_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::DiskStore<::std::string::String, f64>,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    ::memo::__private::disk_cache(
+    ::memo::__private::store_cache::<
+        _,
+        _,
+        ::memo::__private::DiskStore<_, _>,
+    >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "rate", "#", 0),
         || ::memo::__private::at(&|| ()),
@@ -86,5 +95,6 @@ fn rate_cache() -> &'static ::memo::__private::Cache<
             version: 0,
             redlock: false,
         },
+        ::core::convert::identity,
     )
 }

@@ -2,7 +2,11 @@ async fn profile(id: u64) -> Option<String> {
     ::memo::__private::require_redis!();
     let __memo_cache = {
         static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::redis_cache(
+        ::memo::__private::store_cache::<
+            _,
+            _,
+            ::memo::__private::RedisStore<_, _>,
+        >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
             || ::memo::__private::at(&|| ()),
@@ -17,9 +21,10 @@ async fn profile(id: u64) -> Option<String> {
                 version: 0,
                 redlock: false,
             },
+            ::core::convert::identity,
         )
     };
-    match ::memo::__private::hit_or_miss_redis_async(__memo_cache, &id).await {
+    match ::memo::__private::hit_or_miss_async_in(__memo_cache, &id).await {
         ::memo::__private::Ok(__memo_value) => __memo_value,
         ::memo::__private::Err(__memo_miss) => {
             __memo_miss
@@ -51,7 +56,11 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::RedisStore<u64, Option<String>>,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    ::memo::__private::redis_cache(
+    ::memo::__private::store_cache::<
+        _,
+        _,
+        ::memo::__private::RedisStore<_, _>,
+    >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
         || ::memo::__private::at(&|| ()),
@@ -66,5 +75,6 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
             version: 0,
             redlock: false,
         },
+        ::core::convert::identity,
     )
 }

@@ -2,7 +2,11 @@ async fn profile(id: u64) -> Option<String> {
     ::memo::__private::require_redis!();
     let __memo_cache = {
         static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::redis_cache(
+        ::memo::__private::store_cache::<
+            _,
+            _,
+            ::memo::__private::RedisStore<_, _>,
+        >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
             || ::memo::__private::at(&|| ()),
@@ -21,6 +25,7 @@ async fn profile(id: u64) -> Option<String> {
                 version: 0,
                 redlock: false,
             },
+            ::core::convert::identity,
         )
     };
     ::memo::__private::require_tokio!();
@@ -48,7 +53,7 @@ async fn profile(id: u64) -> Option<String> {
         use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
         (&&&::memo::__private::Outcome::<Option<String>>::new()).keep(false, false)
     };
-    match ::memo::__private::hit_or_renew_redis_async(
+    match ::memo::__private::hit_or_renew_async_in(
             __memo_cache,
             &id,
             __memo_refresh,
@@ -81,7 +86,11 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::RedisStore<u64, Option<String>>,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    ::memo::__private::redis_cache(
+    ::memo::__private::store_cache::<
+        _,
+        _,
+        ::memo::__private::RedisStore<_, _>,
+    >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
         || ::memo::__private::at(&|| ()),
@@ -100,5 +109,6 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
             version: 0,
             redlock: false,
         },
+        ::core::convert::identity,
     )
 }

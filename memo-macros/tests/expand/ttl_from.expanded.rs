@@ -55,7 +55,11 @@ fn login(user: u32) -> Result<Token, Error> {
     ::memo::__private::require_disk!();
     let __memo_cache = {
         static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-        ::memo::__private::disk_cache_with(
+        ::memo::__private::store_cache::<
+            _,
+            _,
+            ::memo::__private::DiskStore<_, _>,
+        >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "login", "#", 0),
             || ::memo::__private::at(&|| ()),
@@ -91,7 +95,7 @@ fn login(user: u32) -> Result<Token, Error> {
         )
     };
     match ::memo::__private::lead_fallible(
-        ::memo::__private::hit_or_miss_disk(__memo_cache, &user),
+        ::memo::__private::hit_or_miss_in(__memo_cache, &user),
         {
             use ::memo::__private::{ShareClone as _, ShareNone as _};
             (&&::memo::__private::Sharing::<Result<Token, Error>>::new()).share()
@@ -117,7 +121,11 @@ fn login_cache() -> &'static ::memo::__private::Cache<
     >,
 > {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
-    ::memo::__private::disk_cache_with(
+    ::memo::__private::store_cache::<
+        _,
+        _,
+        ::memo::__private::DiskStore<_, _>,
+    >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "login", "#", 0),
         || ::memo::__private::at(&|| ()),

@@ -52,6 +52,28 @@ impl<T, E> Fallible for Result<T, E> {
     }
 }
 
+/// The value of a function that returns no `Result`, as an `Ok` that is never an `Err`: how a
+/// plain `async fn` takes the one async miss path.
+pub(super) struct Plain<V>(pub(super) V);
+
+impl<V> Fallible for Plain<V> {
+    type Ok = V;
+    type Err = core::convert::Infallible;
+
+    #[inline]
+    fn into_result(self) -> Result<V, Self::Err> {
+        Ok(self.0)
+    }
+
+    #[inline]
+    fn from_result(result: Result<V, Self::Err>) -> Self {
+        match result {
+            Ok(value) => Self(value),
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// Whether a failed leader's error can be handed to its waiters, decided from the return type
 /// `R` by autoref specialization: `(&&Sharing::<R>::new()).share()`. [`ShareClone`] answers for a
 /// `Result` whose error is `Clone + Send + 'static`, [`ShareNone`] for any other.
@@ -125,6 +147,11 @@ impl<R> ShareNone<R> for Sharing<R> {
 }
 
 impl<R> Handover<R> {
+    /// No handover: the waiters of a failed leader compute (a [`Plain`] value never fails).
+    pub(super) const fn none() -> Self {
+        Self(None)
+    }
+
     /// Calls `fail` with the way to box `failed` (an `Err`) for the waiters, if it can be shared.
     fn fail(self, failed: &R, fail: impl FnOnce(Handing<'_>)) {
         match self.0 {
@@ -203,6 +230,18 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         body: impl Future<Output = R>,
         handover: Handover<R>,
     ) -> R {
+        self.compute_kept_async(body, always, handover).await
+    }
+
+    /// The one async miss over a store whose reads answer at once, for both: an `Ok` value is
+    /// stored if `keep` says so (a plain value is a [`Plain`] `Ok`); an `Err` is not stored, and
+    /// goes to the waiting callers by `handover`.
+    pub(super) async fn compute_kept_async<R: Fallible<Ok = V>>(
+        self,
+        body: impl Future<Output = R>,
+        keep: fn(&V) -> bool,
+        handover: Handover<R>,
+    ) -> R {
         let Self {
             cache,
             key,
@@ -219,8 +258,8 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                 let result = trace.run_async(body).await.into_result();
                 return match result {
                     Ok(value) => {
-                        trace.outcome("refresh");
-                        R::from_result(Ok((steps.refreshed)(cache, key, value, always, started)))
+                        trace.outcome(if keep(&value) { "refresh" } else { "error" });
+                        R::from_result(Ok((steps.refreshed)(cache, key, value, keep, started)))
                     }
                     Err(error) => {
                         trace.outcome("error");
@@ -243,11 +282,9 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                     let result = trace.run_async(body).await.into_result();
                     return match result {
                         Ok(value) => {
-                            trace.outcome("miss");
+                            trace.outcome(if keep(&value) { "miss" } else { "error" });
                             let cost = started.elapsed();
-                            R::from_result(Ok((steps.finish)(
-                                cache, key, claim, value, always, cost,
-                            )))
+                            R::from_result(Ok((steps.finish)(cache, key, claim, value, keep, cost)))
                         }
                         Err(error) => {
                             trace.outcome("error");
@@ -285,8 +322,18 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
         body: impl Future<Output = R>,
         handover: Handover<R>,
     ) -> R {
+        self.compute_kept_async(body, always, handover).await
+    }
+
+    /// [`Miss::compute_kept_async`], with the store's steps awaited.
+    pub(super) async fn compute_kept_async<R: Fallible<Ok = V>>(
+        self,
+        body: impl Future<Output = R>,
+        keep: fn(&V) -> bool,
+        handover: Handover<R>,
+    ) -> R {
         let (cache, key, steps) = match self {
-            Self::Plain(miss) => return miss.compute_fallible_async(body, handover).await,
+            Self::Plain(miss) => return miss.compute_kept_async(body, keep, handover).await,
             Self::Lookup(cache, key, steps) => (cache, key, steps),
         };
         let trace = Computation::start(cache.name(), "call");
@@ -311,9 +358,9 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
                             return failed;
                         }
                     };
-                    trace.outcome("miss");
+                    trace.outcome(if keep(&value) { "miss" } else { "error" });
                     let cost = started.elapsed();
-                    let value = (steps.finish)(cache, key, claim, value, always, cost).await;
+                    let value = (steps.finish)(cache, key, claim, value, keep, cost).await;
                     return R::from_result(Ok(value));
                 }
                 Step::Wait(flight) => {
