@@ -74,29 +74,35 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 /// What left a shard during one write, kept for the listener until the lock is released; only
 /// collected when the store has a listener.
 pub(crate) struct Removed<K, V> {
-    collect: bool,
+    /// How an entry is kept: set by [`collect`](Self::collect) only, so that a store without a
+    /// listener compiles no code that keeps entries (`Vec::push` and its growth) for its key and
+    /// value types.
+    keep: Option<Keep<K, V>>,
     entries: Vec<(K, V, RemovalCause)>,
 }
+
+/// Keeps one entry that left.
+type Keep<K, V> = fn(&mut Vec<(K, V, RemovalCause)>, K, V, RemovalCause);
 
 impl<K, V> Removed<K, V> {
     pub(crate) const fn new() -> Self {
         Self {
-            collect: false,
+            keep: None,
             entries: Vec::new(),
         }
     }
 
     /// Starts collecting (the store has a listener).
     pub(crate) fn collect(&mut self) {
-        self.collect = true;
+        self.keep = Some(|entries, key, value, cause| entries.push((key, value, cause)));
     }
 
     /// Notes that `key`'s entry left; dropped here when nobody listens. Out of line: called
     /// from several places of a shard's typed side, it would be copied into each.
     #[inline(never)]
     pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
-        if self.collect {
-            self.entries.push((key, value, cause));
+        if let Some(keep) = self.keep {
+            keep(&mut self.entries, key, value, cause);
         }
     }
 

@@ -53,7 +53,13 @@ pub struct MemoryStore<K, V> {
     ttl_from: Option<TtlFrom<V>>,
     /// Told of every entry that leaves, after the shard's lock is released.
     listener: Option<Listener<K, V>>,
+    /// Releases a shard and tells the listener what left it: set with the listener, so that a
+    /// store without one compiles none of that for its key and value types.
+    tell: Option<Tell<K, V>>,
 }
+
+/// [`MemoryStore::tell`], for a store's key and value types.
+type Tell<K, V> = for<'a> fn(&'a MemoryStore<K, V>, WriteGuard<'a, Shard<K, V>>);
 
 /// A store apart from its entries: its gate, clock, timing and counters, with what the store
 /// does with them, compiled once in memo-runtime rather than for every key and value type.
@@ -119,6 +125,7 @@ impl<K, V> MemoryStore<K, V> {
             base,
             ttl_from: None,
             listener: None,
+            tell: None,
         }
     }
 
@@ -240,19 +247,28 @@ impl<K, V> MemoryStore<K, V> {
             shard.0.get_mut().listen();
         }
         self.listener = Some(listener);
+        self.tell = Some(Self::tell);
         self
     }
 
-    /// Releases a shard after a write, then tells the listener what left it meanwhile.
     /// Reports a shard's batch of misses to the climber (outside the shard's lock).
     fn climb(&self, batch: Batch) {
         self.base.climb(batch);
     }
 
-    fn release(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
+    /// Releases a shard after a write, then tells the listener what left it meanwhile.
+    #[inline]
+    fn release(&self, shard: WriteGuard<'_, Shard<K, V>>) {
+        if let Some(tell) = self.tell {
+            tell(self, shard);
+        }
+    }
+
+    /// [`release`](Self::release) with a listener.
+    fn tell(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
+        let removed = shard.take_removed();
+        drop(shard);
         if let Some(listener) = &self.listener {
-            let removed = shard.take_removed();
-            drop(shard);
             for (key, value, cause) in removed {
                 listener(key, value, cause);
             }
