@@ -9,18 +9,18 @@ use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
-use super::shard::{Renewal, Shard, Stamp};
+use super::shard::{RawShard, Renewal, Shard, SlabKind, Stamp};
 use super::weight::{self, Weigher};
 use super::{Counts, Store};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::clock::{ClockCell, duration_nanos};
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::lookup::Lookup;
 use crate::spread::shard_of;
 
 /// Keeps a shard's writer flag on cache lines of its own, so two shards never share one.
-#[repr(align(128))]
+#[repr(C, align(128))]
 struct Padded<T>(T);
 
 type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
@@ -105,21 +105,23 @@ impl<K, V> MemoryStore<K, V> {
     #[must_use]
     pub fn new(config: &Config) -> Self {
         let (base, plan) = Base::new(config);
-        // Written in place rather than pushed: `Vec::push` and its growth would be compiled
-        // again for every key and value type.
-        let mut shards = Vec::with_capacity(plan.count);
-        let places = shards.spare_capacity_mut();
-        #[allow(
-            clippy::needless_range_loop,
-            reason = "an iterator over the places would be compiled per key and value type too"
-        )]
-        for i in 0..plan.count {
-            let shard = Shard::new(plan.capacity(i), plan.renewal, config.policy);
-            places[i].write(Padded(Locked::new(shard)));
+        let shards =
+            std::mem::ManuallyDrop::new(raw_shards(&plan, config.policy, Shard::<K, V>::kind()));
+        const {
+            assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
+            assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
         }
-        // SAFETY: the vector has room for `count` shards (`with_capacity`), and each of the
-        // first `count` places was just written (a panic above leaks the ones written, no more).
-        unsafe { shards.set_len(plan.count) };
+        // SAFETY: the shards were built for these slots (`Shard::kind`), and a `RawShard` is laid
+        // out as a `Shard` (`repr(C)` field for field, see `RawShard`), so the `repr(C)` wrappers
+        // `Locked` and `Padded` of each are too: the vector's block holds `count` of them, of the
+        // same size and alignment (checked above), and is handed over whole.
+        let shards = unsafe {
+            Vec::from_raw_parts(
+                shards.as_ptr().cast_mut().cast::<PaddedShard<K, V>>(),
+                shards.len(),
+                shards.capacity(),
+            )
+        };
         Self {
             shards,
             base,
@@ -691,6 +693,22 @@ impl Plan {
             max / self.count + usize::from(i < max % self.count)
         })
     }
+}
+
+/// A store's shards as `plan` makes them, without their types: built once for every key and value
+/// type, holding slots of `kind`.
+#[inline(never)]
+fn raw_shards(plan: &Plan, policy: Policy, kind: SlabKind) -> Vec<Padded<Locked<RawShard>>> {
+    (0..plan.count)
+        .map(|i| {
+            Padded(Locked::new(RawShard::new(
+                plan.capacity(i),
+                plan.renewal,
+                policy,
+                kind,
+            )))
+        })
+        .collect()
 }
 
 /// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful

@@ -38,10 +38,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use self::expiry::Expiry;
 use self::index::Index;
+pub(crate) use self::slab::Kind as SlabKind;
 use self::slab::{RawSlab, Slab};
 use super::Counts;
 use super::ghost::Ghost;
-use super::listener::{RemovalCause, Removed};
+use super::listener::{RawRemoved, RemovalCause, Removed};
 use super::sketch::Sketch;
 use super::weight::{Tally, Weigher};
 use crate::config::Policy;
@@ -186,6 +187,42 @@ pub(crate) struct Shard<K, V> {
     weigher: Option<Weigher<K, V>>,
     /// What left during the current write, for the store's listener (`listener.rs`).
     removed: Removed<K, V>,
+}
+
+/// A [`Shard`] without its types, just built: the same fields in the same order (`repr(C)`),
+/// each laid out as its typed counterpart (a slab's typed side is a `repr(C)` wrapper of
+/// [`RawSlab`]; a weigher and a [`Removed`] are null pointers until set). The store builds its
+/// shards this way, in code compiled once, and [`Shard::from_raw`] gives them their types.
+#[repr(C)]
+pub(crate) struct RawShard {
+    index: Index,
+    cap: u8,
+    renewal: Renewal,
+    slab: RawSlab,
+    core: Core,
+    weigher: Option<fn()>,
+    removed: RawRemoved,
+}
+
+impl RawShard {
+    /// An empty shard holding up to `capacity` entries (`usize::MAX`: unbounded) of `kind`.
+    #[inline(never)]
+    pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy, kind: SlabKind) -> Self {
+        Self {
+            index: Index::new(),
+            cap: match policy {
+                Policy::Auto => auto::CAP,
+                Policy::Lru => clock::CAP,
+                Policy::Lfu => lfu::CAP,
+                Policy::Fifo => fifo::CAP,
+            },
+            renewal,
+            slab: RawSlab::of(capacity, kind),
+            core: Core::new(capacity, renewal.grace, policy),
+            weigher: None,
+            removed: RawRemoved::NONE,
+        }
+    }
 }
 
 /// A shard's state apart from its entries and its index; not generic.
@@ -451,21 +488,20 @@ struct Ops<'a> {
 }
 
 impl<K, V> Shard<K, V> {
+    #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
-        Self {
-            slab: Slab::new(capacity),
-            index: Index::new(),
-            cap: match policy {
-                Policy::Auto => auto::CAP,
-                Policy::Lru => clock::CAP,
-                Policy::Lfu => lfu::CAP,
-                Policy::Fifo => fifo::CAP,
-            },
-            renewal,
-            core: Core::new(capacity, renewal.grace, policy),
-            weigher: None,
-            removed: Removed::new(),
+        let raw = RawShard::new(capacity, renewal, policy, Self::kind());
+        // SAFETY: `raw` was built for this shard's slots (`kind`).
+        unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(raw)) }
+    }
+
+    /// What [`RawShard::new`] needs to know of this shard's entries.
+    pub(crate) fn kind() -> SlabKind {
+        const {
+            assert!(size_of::<Self>() == size_of::<RawShard>());
+            assert!(align_of::<Self>() == align_of::<RawShard>());
         }
+        Slab::<Slot<K, V>>::kind()
     }
 
     /// Weighs entries with `weigher` and keeps their total within `budget` (`u64::MAX`: only
