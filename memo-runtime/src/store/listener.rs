@@ -73,35 +73,66 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 
 /// What left a shard during one write, kept for the listener until the lock is released; only
 /// collected when the store has a listener.
+///
+/// Laid out as [`RawRemoved`] (`repr(C)`, two pointers that are null when nothing is collected),
+/// so that a shard is built without its types.
+#[repr(C)]
 pub(crate) struct Removed<K, V> {
-    collect: bool,
-    entries: Vec<(K, V, RemovalCause)>,
+    /// How an entry is kept: set by [`collect`](Self::collect) only, so that a store without a
+    /// listener compiles no code that keeps entries (`Vec::push` and its growth) for its key and
+    /// value types.
+    keep: Option<Keep<K, V>>,
+    /// Boxed: a null pointer until something is kept.
+    #[allow(
+        clippy::box_collection,
+        reason = "one pointer, null until something is kept, so that untyped code can build it"
+    )]
+    entries: Option<Box<Vec<(K, V, RemovalCause)>>>,
 }
 
-impl<K, V> Removed<K, V> {
-    pub(crate) const fn new() -> Self {
-        Self {
-            collect: false,
-            entries: Vec::new(),
-        }
-    }
+/// [`Removed`] without its types, collecting nothing: what a shard built by untyped code holds.
+#[repr(C)]
+pub(crate) struct RawRemoved {
+    keep: Option<fn()>,
+    entries: Option<std::ptr::NonNull<u8>>,
+}
 
+impl RawRemoved {
+    /// Nothing collected, nothing to collect.
+    pub(crate) const NONE: Self = Self {
+        keep: None,
+        entries: None,
+    };
+}
+
+/// Keeps one entry that left.
+#[allow(clippy::box_collection, reason = "the field it fills")]
+type Keep<K, V> = fn(&mut Option<Box<Vec<(K, V, RemovalCause)>>>, K, V, RemovalCause);
+
+impl<K, V> Removed<K, V> {
     /// Starts collecting (the store has a listener).
     pub(crate) fn collect(&mut self) {
-        self.collect = true;
+        self.keep = Some(|entries, key, value, cause| {
+            entries
+                .get_or_insert_with(Box::default)
+                .push((key, value, cause));
+        });
     }
 
     /// Notes that `key`'s entry left; dropped here when nobody listens. Out of line: called
     /// from several places of a shard's typed side, it would be copied into each.
     #[inline(never)]
     pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
-        if self.collect {
-            self.entries.push((key, value, cause));
+        if let Some(keep) = self.keep {
+            keep(&mut self.entries, key, value, cause);
         }
     }
 
     /// What was collected since the last call.
     pub(crate) fn take(&mut self) -> Vec<(K, V, RemovalCause)> {
-        std::mem::take(&mut self.entries)
+        self.entries
+            .as_deref_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }

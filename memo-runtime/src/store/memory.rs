@@ -9,18 +9,18 @@ use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
-use super::shard::{Renewal, Shard, Stamp};
+use super::shard::{RawShard, Renewal, Shard, SlabKind, Stamp};
 use super::weight::{self, Weigher};
 use super::{Counts, Store};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::clock::{ClockCell, duration_nanos};
-use crate::config::Config;
+use crate::config::{Config, Policy};
 use crate::lookup::Lookup;
 use crate::spread::shard_of;
 
 /// Keeps a shard's writer flag on cache lines of its own, so two shards never share one.
-#[repr(align(128))]
+#[repr(C, align(128))]
 struct Padded<T>(T);
 
 type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
@@ -47,6 +47,23 @@ pub struct MemoryStore<K, V> {
     /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking,
     /// which would be compiled again for every key and value type.
     shards: Vec<PaddedShard<K, V>>,
+    /// Everything but the entries, with the code that needs no key or value type.
+    base: Base,
+    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), read on insert only.
+    ttl_from: Option<TtlFrom<V>>,
+    /// Told of every entry that leaves, after the shard's lock is released.
+    listener: Option<Listener<K, V>>,
+    /// Releases a shard and tells the listener what left it: set with the listener, so that a
+    /// store without one compiles none of that for its key and value types.
+    tell: Option<Tell<K, V>>,
+}
+
+/// [`MemoryStore::tell`], for a store's key and value types.
+type Tell<K, V> = for<'a> fn(&'a MemoryStore<K, V>, WriteGuard<'a, Shard<K, V>>);
+
+/// A store apart from its entries: its gate, clock, timing and counters, with what the store
+/// does with them, compiled once in memo-runtime rather than for every key and value type.
+struct Base {
     gate: Gate,
     /// The default policy's share of each shard for its small queue (`shard/climb.rs`).
     climber: Climber,
@@ -60,13 +77,9 @@ pub struct MemoryStore<K, V> {
     timed: AtomicBool,
     clock: ClockCell,
     /// The total weight bound (`Config::max_weight`), split over the shards by
-    /// [`weigher`](Self::weigher); whether entries are weighed.
+    /// [`MemoryStore::weigher`]; whether entries are weighed.
     max_weight: Option<u64>,
     weighed: bool,
-    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), read on insert only.
-    ttl_from: Option<TtlFrom<V>>,
-    /// Told of every entry that leaves, after the shard's lock is released.
-    listener: Option<Listener<K, V>>,
     /// What the store was built with, as [`Cache::config`](crate::Cache::config) tells it.
     config: Config,
 }
@@ -91,36 +104,30 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let plan = Plan::new(config);
-        // Written in place rather than pushed: `Vec::push` and its growth would be compiled
-        // again for every key and value type.
-        let mut shards = Vec::with_capacity(plan.count);
-        let places = shards.spare_capacity_mut();
-        #[allow(
-            clippy::needless_range_loop,
-            reason = "an iterator over the places would be compiled per key and value type too"
-        )]
-        for i in 0..plan.count {
-            let shard = Shard::new(plan.capacity(i), plan.renewal, config.policy);
-            places[i].write(Padded(Locked::new(shard)));
+        let (base, plan) = Base::new(config);
+        let shards =
+            std::mem::ManuallyDrop::new(raw_shards(&plan, config.policy, Shard::<K, V>::kind()));
+        const {
+            assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
+            assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
         }
-        // SAFETY: the vector has room for `count` shards (`with_capacity`), and each of the
-        // first `count` places was just written (a panic above leaks the ones written, no more).
-        unsafe { shards.set_len(plan.count) };
+        // SAFETY: the shards were built for these slots (`Shard::kind`), and a `RawShard` is laid
+        // out as a `Shard` (`repr(C)` field for field, see `RawShard`), so the `repr(C)` wrappers
+        // `Locked` and `Padded` of each are too: the vector's block holds `count` of them, of the
+        // same size and alignment (checked above), and is handed over whole.
+        let shards = unsafe {
+            Vec::from_raw_parts(
+                shards.as_ptr().cast_mut().cast::<PaddedShard<K, V>>(),
+                shards.len(),
+                shards.capacity(),
+            )
+        };
         Self {
             shards,
-            gate: Gate::new(),
-            climber: Climber::new(config.maxsize.unwrap_or(0)),
-            mask: plan.count - 1,
-            hasher: foldhash::fast::RandomState::default(),
-            timing: plan.timing,
-            timed: AtomicBool::new(false),
-            clock: ClockCell::default(),
-            max_weight: config.max_weight,
-            weighed: false,
+            base,
             ttl_from: None,
             listener: None,
-            config: *config,
+            tell: None,
         }
     }
 
@@ -157,11 +164,12 @@ impl<K, V> MemoryStore<K, V> {
         let count = self.shards.len();
         for (i, shard) in self.shards.iter_mut().enumerate() {
             let budget = self
+                .base
                 .max_weight
                 .map_or(u64::MAX, |max| weight::share(max, count, i));
             shard.0.get_mut().weigh(weigher, budget);
         }
-        self.weighed = true;
+        self.base.weighed = true;
         self
     }
 
@@ -194,7 +202,7 @@ impl<K, V> MemoryStore<K, V> {
     pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
         self.ttl_from = Some(ttl_from);
         // Entries may expire even without a `ttl`: the clock is read.
-        *self.timed.get_mut() = true;
+        *self.base.timed.get_mut() = true;
         self
     }
 
@@ -241,21 +249,28 @@ impl<K, V> MemoryStore<K, V> {
             shard.0.get_mut().listen();
         }
         self.listener = Some(listener);
+        self.tell = Some(Self::tell);
         self
     }
 
-    /// Releases a shard after a write, then tells the listener what left it meanwhile.
     /// Reports a shard's batch of misses to the climber (outside the shard's lock).
     fn climb(&self, batch: Batch) {
-        if batch.misses > 0 {
-            self.climber.report(batch, || self.gate.hits());
+        self.base.climb(batch);
+    }
+
+    /// Releases a shard after a write, then tells the listener what left it meanwhile.
+    #[inline]
+    fn release(&self, shard: WriteGuard<'_, Shard<K, V>>) {
+        if let Some(tell) = self.tell {
+            tell(self, shard);
         }
     }
 
-    fn release(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
+    /// [`release`](Self::release) with a listener.
+    fn tell(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
+        let removed = shard.take_removed();
+        drop(shard);
         if let Some(listener) = &self.listener {
-            let removed = shard.take_removed();
-            drop(shard);
             for (key, value, cause) in removed {
                 listener(key, value, cause);
             }
@@ -283,27 +298,27 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[cfg(any(test, feature = "test-util"))]
     pub fn set_clock(&self, clock: Clock) {
-        self.clock.set(clock);
+        self.base.clock.set(clock);
     }
 
     #[inline]
     fn hash<T: std::hash::Hash + ?Sized>(&self, key: &T) -> u64 {
-        self.hasher.hash_one(key)
+        self.base.hasher.hash_one(key)
     }
 
     /// The shard for `hash`, by number.
     #[inline]
     fn shard_of(&self, hash: u64) -> usize {
-        shard_of(hash, self.mask)
+        shard_of(hash, self.base.mask)
     }
 
     #[inline]
     fn read(&self, shard: usize) -> ReadGuard<'_, Shard<K, V>> {
-        self.gate.read(shard, &self.shards[shard].0)
+        self.base.gate.read(shard, &self.shards[shard].0)
     }
 
     fn write(&self, shard: usize) -> WriteGuard<'_, Shard<K, V>> {
-        self.gate.write(shard, &self.shards[shard].0)
+        self.base.gate.write(shard, &self.shards[shard].0)
     }
 
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
@@ -314,18 +329,21 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
-        if expires != 0 && !self.expires() {
-            self.timed.store(true, Ordering::Relaxed);
-        }
+        let (stamp, now) = self.base.stamp_expiring(expires, cost);
+        self.put(key, value, stamp, now);
+    }
+
+    /// Stores `key` and `value` stamped `stamp` at `now`: the one copy of the insert for every
+    /// way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
+    #[inline(never)]
+    fn put(&self, key: K, value: V, stamp: Stamp, now: u64)
+    where
+        K: std::hash::Hash + Eq,
+    {
         let hash = self.hash(&key);
-        let now = self.now();
-        let stamp = Stamp {
-            expires,
-            refresh_at: self.timing.refresh_at(expires, cost),
-        };
-        let small = self.climber.share();
+        let small = self.base.climber.share();
         let mut shard = self.write(self.shard_of(hash));
-        let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
+        let batch = shard.insert(&self.base.hasher, hash, key, value, stamp, now, small);
         self.release(shard);
         self.climb(batch);
     }
@@ -334,7 +352,7 @@ impl<K, V> MemoryStore<K, V> {
     /// store behind it.
     #[cfg(feature = "redis")]
     pub(crate) fn clock_now(&self) -> u64 {
-        self.clock.now()
+        self.base.clock.now()
     }
 
     /// Whether this store's clock still reads before `deadline`; the real clock is read only
@@ -342,19 +360,19 @@ impl<K, V> MemoryStore<K, V> {
     /// `ttl`, or [`Store::insert_with_ttl`]), so the hit path checks nothing else.
     #[inline]
     fn before(&self, deadline: u64) -> bool {
-        self.clock.before(deadline)
+        self.base.before(deadline)
     }
 
     /// The current reading of this store's clock (0 when entries never expire).
     #[inline]
     fn now(&self) -> u64 {
-        if self.expires() { self.clock.now() } else { 0 }
+        self.base.now()
     }
 
     /// Whether any entry may expire: the store has a `ttl`, or an entry was given its own.
     #[inline]
     fn expires(&self) -> bool {
-        self.timing.ttl != 0 || self.timed.load(Ordering::Relaxed)
+        self.base.expires()
     }
 
     /// A counted hit on an entry that never expires, by the gate's fast path alone; `None` for
@@ -391,7 +409,8 @@ impl<K, V> MemoryStore<K, V> {
         let shard = self.shard_of(hash);
         // SAFETY: `shard_of` masks to the shard count.
         let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
-        self.gate
+        self.base
+            .gate
             .try_hit(shard, locked, move |found| find(found, hash))
     }
 
@@ -406,10 +425,24 @@ impl<K, V> MemoryStore<K, V> {
         V: Clone,
     {
         let hash = self.hash(key);
+        self.read_cold(hash, key, &|deadline| self.before(deadline))
+    }
+
+    /// A counted lookup of `key` (of hash `hash`) under the read lock, `before` asked about an
+    /// entry that expires: the one copy behind [`get_through_read`](Self::get_through_read) and
+    /// [`get_renewed`](Self::get_renewed).
+    #[inline(never)]
+    fn read_cold<L: Lookup<Key = K>>(
+        &self,
+        hash: u64,
+        key: &L,
+        before: &dyn Fn(u64) -> bool,
+    ) -> Option<V>
+    where
+        V: Clone,
+    {
         let shard = self.read(self.shard_of(hash));
-        let value = shard
-            .get_cold(hash, key, &|deadline| self.before(deadline))
-            .cloned();
+        let value = shard.get_cold(hash, key, before).cloned();
         if value.is_some() {
             shard.count_hit();
         }
@@ -429,30 +462,109 @@ impl<K, V> MemoryStore<K, V> {
         V: Clone,
     {
         let hash = self.hash(key);
-        let shard = self.shard_of(hash);
         let expires = std::cell::Cell::new(0);
-        let value = {
-            let found = self.read(shard);
-            let value = found
-                .get_cold(hash, key, &|deadline| {
-                    expires.set(deadline);
-                    self.before(deadline)
-                })
-                .cloned();
-            if value.is_some() {
-                found.count_hit();
-            }
-            value
-        };
-        let value = value?;
-        let renewed_at = expires.get().saturating_sub(self.timing.ttl);
-        let due = !self.before(renewed_at.saturating_add(self.timing.ttl / 16));
-        if due {
-            let mut found = self.write(shard);
-            found.renew(hash, key, self.now().saturating_add(self.timing.ttl));
+        let value = self.read_cold(hash, key, &|deadline| {
+            expires.set(deadline);
+            self.before(deadline)
+        })?;
+        let renewed = self.base.renewal(expires.get());
+        if let Some(renewed) = renewed {
+            let mut found = self.write(self.shard_of(hash));
+            found.renew(hash, key, renewed);
             self.release(found);
         }
-        Some((value, due))
+        Some((value, renewed.is_some()))
+    }
+}
+
+impl Base {
+    /// The parts of a store `config` makes that hold no entries, and the plan of its shards.
+    #[inline(never)]
+    fn new(config: &Config) -> (Self, Plan) {
+        let plan = Plan::new(config);
+        let base = Self {
+            gate: Gate::new(),
+            climber: Climber::new(config.maxsize.unwrap_or(0)),
+            mask: plan.count - 1,
+            hasher: foldhash::fast::RandomState::default(),
+            timing: plan.timing,
+            timed: AtomicBool::new(false),
+            clock: ClockCell::default(),
+            max_weight: config.max_weight,
+            weighed: false,
+            config: *config,
+        };
+        (base, plan)
+    }
+
+    #[inline]
+    fn before(&self, deadline: u64) -> bool {
+        self.clock.before(deadline)
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        if self.expires() { self.clock.now() } else { 0 }
+    }
+
+    #[inline]
+    fn expires(&self) -> bool {
+        self.timing.ttl != 0 || self.timed.load(Ordering::Relaxed)
+    }
+
+    /// Reports a shard's batch of misses to the climber (outside the shard's lock).
+    #[inline(never)]
+    fn climb(&self, batch: Batch) {
+        if batch.misses > 0 {
+            self.climber.report(batch, || self.gate.hits());
+        }
+    }
+
+    /// The stamp of a value that took `cost` to compute, stored now, and the time now.
+    #[inline(never)]
+    fn stamp(&self, cost: std::time::Duration) -> (Stamp, u64) {
+        let now = self.now();
+        (self.timing.stamp(now, cost), now)
+    }
+
+    /// The stamp of a value given its own time to live, `ttl`, and the time now.
+    #[inline(never)]
+    fn stamp_ttl(&self, ttl: std::time::Duration) -> (Stamp, u64) {
+        if !self.expires() {
+            self.timed.store(true, Ordering::Relaxed);
+        }
+        let now = self.clock.now();
+        let stamp = Stamp {
+            expires: now.saturating_add(duration_nanos(ttl)).max(1),
+            refresh_at: 0,
+        };
+        (stamp, now)
+    }
+
+    /// The stamp of a value that expires at `expires` (0 for never) and took `cost`, and the
+    /// time now.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    #[inline(never)]
+    fn stamp_expiring(&self, expires: u64, cost: std::time::Duration) -> (Stamp, u64) {
+        if expires != 0 && !self.expires() {
+            self.timed.store(true, Ordering::Relaxed);
+        }
+        let stamp = Stamp {
+            expires,
+            refresh_at: self.timing.refresh_at(expires, cost),
+        };
+        (stamp, self.now())
+    }
+
+    /// After a hit on an entry that expires at `expires` in a store with a time to idle: the
+    /// entry's new expiry when a renewal is due (at most one per sixteenth of the time to live),
+    /// or `None`.
+    #[inline(never)]
+    fn renewal(&self, expires: u64) -> Option<u64> {
+        let ttl = self.timing.ttl;
+        let renewed_at = expires.saturating_sub(ttl);
+        let due = !self.before(renewed_at.saturating_add(ttl / 16));
+        due.then(|| self.now().saturating_add(ttl))
     }
 }
 
@@ -583,6 +695,22 @@ impl Plan {
     }
 }
 
+/// A store's shards as `plan` makes them, without their types: built once for every key and value
+/// type, holding slots of `kind`.
+#[inline(never)]
+fn raw_shards(plan: &Plan, policy: Policy, kind: SlabKind) -> Vec<Padded<Locked<RawShard>>> {
+    (0..plan.count)
+        .map(|i| {
+            Padded(Locked::new(RawShard::new(
+                plan.capacity(i),
+                plan.renewal,
+                policy,
+                kind,
+            )))
+        })
+        .collect()
+}
+
 /// Enough shards that two threads rarely meet on one lock, few enough that each keeps a useful
 /// share of a small bound: a shard's policy sees only the keys of its shard, and below about a
 /// thousand entries a shard's hit ratio falls (OLTP at 1,000 entries: 35.3 % in 16 shards, 37.1 %
@@ -616,7 +744,7 @@ where
     V: Clone + Send + Sync,
 {
     fn config(&self) -> Config {
-        self.config
+        self.base.config
     }
 
     // The hit path: measured 0.5 ns faster when forced inline into the memoized function.
@@ -627,7 +755,7 @@ where
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        if self.timing.idle {
+        if self.base.timing.idle {
             return self.get_renewed(key).map(|(value, _)| value);
         }
         let found = self.try_hit(key, |shard, hash| {
@@ -649,20 +777,8 @@ where
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
-        if !self.expires() {
-            self.timed.store(true, Ordering::Relaxed);
-        }
-        let hash = self.hash(&key);
-        let now = self.clock.now();
-        let stamp = Stamp {
-            expires: now.saturating_add(duration_nanos(ttl)).max(1),
-            refresh_at: 0,
-        };
-        let small = self.climber.share();
-        let mut shard = self.write(self.shard_of(hash));
-        let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
-        self.release(shard);
-        self.climb(batch);
+        let (stamp, now) = self.base.stamp_ttl(ttl);
+        self.put(key, value, stamp, now);
     }
 
     /// The live value, read and removed under one lock.
@@ -685,14 +801,8 @@ where
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             return self.insert_with_ttl(key, value, ttl);
         }
-        let hash = self.hash(&key);
-        let now = self.now();
-        let stamp = self.timing.stamp(now, cost);
-        let small = self.climber.share();
-        let mut shard = self.write(self.shard_of(hash));
-        let batch = shard.insert(&self.hasher, hash, key, value, stamp, now, small);
-        self.release(shard);
-        self.climb(batch);
+        let (stamp, now) = self.base.stamp(cost);
+        self.put(key, value, stamp, now);
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
@@ -750,7 +860,7 @@ where
     }
 
     fn weight(&self) -> Option<u64> {
-        self.weighed.then(|| {
+        self.base.weighed.then(|| {
             (0..self.shards.len())
                 .map(|shard| self.read(shard).weight())
                 .sum()
@@ -758,7 +868,7 @@ where
     }
 
     fn counts(&self) -> Counts {
-        let hits = self.gate.hits();
+        let hits = self.base.gate.hits();
         (0..self.shards.len()).fold(
             Counts {
                 hits,
@@ -807,7 +917,7 @@ mod tests {
         let cost = Duration::from_secs(2);
         let expires = 200_000_000_000;
         for _ in 0..10_000 {
-            let at = store.timing.refresh_at(expires, cost);
+            let at = store.base.timing.refresh_at(expires, cost);
             assert!(at >= 1 && at <= expires - 2_000_000_000, "due at {at}");
         }
     }

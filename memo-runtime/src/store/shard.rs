@@ -38,12 +38,13 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use self::expiry::Expiry;
 use self::index::Index;
+pub(crate) use self::slab::Kind as SlabKind;
 use self::slab::{RawSlab, Slab};
 use super::Counts;
 use super::ghost::Ghost;
-use super::listener::{RemovalCause, Removed};
+use super::listener::{RawRemoved, RemovalCause, Removed};
 use super::sketch::Sketch;
-use super::weight::{Scale, Weigher};
+use super::weight::{Tally, Weigher};
 use crate::config::Policy;
 use crate::lookup::Lookup;
 
@@ -182,10 +183,46 @@ pub(crate) struct Shard<K, V> {
     slab: Slab<Slot<K, V>>,
     /// The eviction order, the expiry heap, the policy's state and the counts.
     core: Core,
-    /// The weigher, the weight held and this shard's share of `max_weight` (`weight.rs`).
-    scale: Scale<K, V>,
+    /// The weigher, if entries are weighed (their total is the core's `weight`).
+    weigher: Option<Weigher<K, V>>,
     /// What left during the current write, for the store's listener (`listener.rs`).
     removed: Removed<K, V>,
+}
+
+/// A [`Shard`] without its types, just built: the same fields in the same order (`repr(C)`),
+/// each laid out as its typed counterpart (a slab's typed side is a `repr(C)` wrapper of
+/// [`RawSlab`]; a weigher and a [`Removed`] are null pointers until set). The store builds its
+/// shards this way, in code compiled once, and [`Shard::from_raw`] gives them their types.
+#[repr(C)]
+pub(crate) struct RawShard {
+    index: Index,
+    cap: u8,
+    renewal: Renewal,
+    slab: RawSlab,
+    core: Core,
+    weigher: Option<fn()>,
+    removed: RawRemoved,
+}
+
+impl RawShard {
+    /// An empty shard holding up to `capacity` entries (`usize::MAX`: unbounded) of `kind`.
+    #[inline(never)]
+    pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy, kind: SlabKind) -> Self {
+        Self {
+            index: Index::new(),
+            cap: match policy {
+                Policy::Auto => auto::CAP,
+                Policy::Lru => clock::CAP,
+                Policy::Lfu => lfu::CAP,
+                Policy::Fifo => fifo::CAP,
+            },
+            renewal,
+            slab: RawSlab::of(capacity, kind),
+            core: Core::new(capacity, renewal.grace, policy),
+            weigher: None,
+            removed: RawRemoved::NONE,
+        }
+    }
 }
 
 /// A shard's state apart from its entries and its index; not generic.
@@ -223,6 +260,9 @@ struct Core {
     expiring: bool,
     /// Entries this shard removed on its own; written under the write lock only.
     counts: Counts,
+    /// Whether entries are weighed; the weight held and this shard's share of `max_weight`.
+    weighed: bool,
+    weight: Tally,
 }
 
 impl Core {
@@ -257,6 +297,8 @@ impl Core {
                 expired: 0,
                 errors: 0,
             },
+            weighed: false,
+            weight: Tally::none(),
         }
     }
 
@@ -311,25 +353,22 @@ trait Entries {
     fn slab_mut(&mut self) -> &mut RawSlab;
     /// The hash of entry `at`'s key.
     fn hash(&self, at: u32) -> u64;
-    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`), its
-    /// weight out of the total, and hands it to the listener as `cause` (or drops it); its
-    /// `uses` byte, or `None` if nothing is held at `at`.
+    /// The weight of entry `at`, if entries are weighed and it is held.
+    fn weigh(&self, at: u32) -> Option<u64>;
+    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
+    /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
+    /// is held at `at`. Its weight is the caller's to take out of the total first.
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8>;
-    /// Whether an entry of weight `weight` fits beside those held.
-    fn fits(&self, weight: u64) -> bool;
-    /// This shard's share of `max_weight`.
-    fn budget(&self) -> u64;
-    /// Sets the weight held to 0 (nothing is held).
-    fn clear_weight(&mut self);
     /// The weight of the entry being inserted, when entries are weighed.
     fn weigh_new(&self) -> Option<u64>;
-    /// Puts the value being inserted in place of entry `at`'s (the same key), stamped `stamp`,
-    /// if its weight (`weight`) fits instead of the old one's; `false` if it does not.
-    fn replace(&mut self, at: u32, weight: Option<u64>, stamp: Stamp) -> bool;
+    /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
+    /// one to the listener as replaced; the caller stamps it.
+    fn replace(&mut self, at: u32);
     /// The entry being inserted is not stored: it goes to the listener as evicted.
     fn decline(&mut self);
-    /// Stores the entry being inserted, of weight `weight`, with `stamp` and `uses`; its number.
-    fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32;
+    /// Stores the entry being inserted with `stamp` and `uses` (its weight is the caller's to
+    /// add); its number.
+    fn place(&mut self, stamp: Stamp, uses: u8) -> u32;
 }
 
 /// What the machinery reads of the entries through their untyped slab, compiled once: every
@@ -372,7 +411,7 @@ impl dyn Entries + '_ {
 /// A shard's entries as [`Entries`], with the hasher of their keys when the operation needs one.
 struct Typed<'a, K, V, S> {
     slab: &'a mut Slab<Slot<K, V>>,
-    scale: &'a mut Scale<K, V>,
+    weigher: Option<Weigher<K, V>>,
     removed: &'a mut Removed<K, V>,
     hasher: Option<&'a S>,
     /// The key and value being inserted.
@@ -397,51 +436,33 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
         hasher.hash_one(&slot.key)
     }
 
+    fn weigh(&self, at: u32) -> Option<u64> {
+        let weigh = self.weigher?;
+        let slot = self.slab.get(at)?;
+        Some(weigh(&slot.key, &slot.value))
+    }
+
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
         let slot = if vacate {
             self.slab.vacate(at)
         } else {
             self.slab.remove(at)
         }?;
-        self.scale.remove(&slot.key, &slot.value);
         self.removed.push(slot.key, slot.value, cause);
         Some(slot.meta.uses.into_inner())
     }
 
-    fn fits(&self, weight: u64) -> bool {
-        self.scale.fits(weight)
-    }
-
-    fn budget(&self) -> u64 {
-        self.scale.budget()
-    }
-
-    fn clear_weight(&mut self) {
-        self.scale.clear();
-    }
-
     fn weigh_new(&self) -> Option<u64> {
+        let weigh = self.weigher?;
         let (key, value) = self.new.as_ref().expect("an entry being inserted");
-        self.scale.weigh(key, value)
+        Some(weigh(key, value))
     }
 
-    fn replace(&mut self, at: u32, weight: Option<u64>, stamp: Stamp) -> bool {
-        let slot = self.slab.get_mut(at).expect("an entry just found");
-        // Weighed afresh, as on removal: the slot keeps no weight of its own.
-        let old = self.scale.weigh(&slot.key, &slot.value);
-        let swap = weight.zip(old);
-        if swap.is_some_and(|(new, old)| !self.scale.fits_instead(old, new)) {
-            return false;
-        }
-        if let Some((new, old)) = swap {
-            self.scale.swap(old, new);
-        }
+    fn replace(&mut self, at: u32) {
         let (key, value) = self.new.take().expect("an entry being inserted");
+        let slot = self.slab.get_mut(at).expect("an entry just found");
         let old = std::mem::replace(&mut slot.value, value);
-        slot.meta.stamp(stamp);
-        *slot.meta.refreshing.get_mut() = false;
         self.removed.push(key, old, RemovalCause::Replaced);
-        true
     }
 
     fn decline(&mut self) {
@@ -449,11 +470,8 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
         self.removed.push(key, value, RemovalCause::Evicted);
     }
 
-    fn place(&mut self, weight: Option<u64>, stamp: Stamp, uses: u8) -> u32 {
+    fn place(&mut self, stamp: Stamp, uses: u8) -> u32 {
         let (key, value) = self.new.take().expect("an entry being inserted");
-        if let Some(weight) = weight {
-            self.scale.add(weight);
-        }
         self.slab.insert(Slot::new(key, value, stamp, uses))
     }
 }
@@ -470,28 +488,29 @@ struct Ops<'a> {
 }
 
 impl<K, V> Shard<K, V> {
+    #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
-        Self {
-            slab: Slab::new(capacity),
-            index: Index::new(),
-            cap: match policy {
-                Policy::Auto => auto::CAP,
-                Policy::Lru => clock::CAP,
-                Policy::Lfu => lfu::CAP,
-                Policy::Fifo => fifo::CAP,
-            },
-            renewal,
-            core: Core::new(capacity, renewal.grace, policy),
-            scale: Scale::none(),
-            removed: Removed::new(),
+        let raw = RawShard::new(capacity, renewal, policy, Self::kind());
+        // SAFETY: `raw` was built for this shard's slots (`kind`).
+        unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(raw)) }
+    }
+
+    /// What [`RawShard::new`] needs to know of this shard's entries.
+    pub(crate) fn kind() -> SlabKind {
+        const {
+            assert!(size_of::<Self>() == size_of::<RawShard>());
+            assert!(align_of::<Self>() == align_of::<RawShard>());
         }
+        Slab::<Slot<K, V>>::kind()
     }
 
     /// Weighs entries with `weigher` and keeps their total within `budget` (`u64::MAX`: only
     /// weighs). Set on a new shard; entries held before are dropped.
     pub(crate) fn weigh(&mut self, weigher: Weigher<K, V>, budget: u64) {
         drop(self.take_all());
-        self.scale = Scale::new(weigher, budget);
+        self.weigher = Some(weigher);
+        self.core.weighed = true;
+        self.core.weight = Tally::new(budget);
         self.core.ordered |= budget != u64::MAX;
     }
 
@@ -507,7 +526,7 @@ impl<K, V> Shard<K, V> {
 
     /// The weight of the entries held (0 without a weigher).
     pub(crate) fn weight(&self) -> u64 {
-        self.scale.total()
+        self.core.weight.total()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -536,7 +555,7 @@ impl<K, V> Shard<K, V> {
     /// the shard (their `Drop` may be user code).
     #[must_use = "drop the entries outside the shard's write guard"]
     pub(crate) fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V> {
-        self.scale.clear();
+        self.core.weight.clear();
         self.core.clear();
         self.index = Index::new();
         std::mem::replace(&mut self.slab, Slab::new(self.core.capacity))
@@ -551,7 +570,7 @@ impl<K, V> Shard<K, V> {
     {
         let mut typed = Typed {
             slab: &mut self.slab,
-            scale: &mut self.scale,
+            weigher: self.weigher,
             removed: &mut self.removed,
             hasher,
             new: None,
@@ -743,7 +762,7 @@ impl<K, V> Shard<K, V> {
         let found = self.find_cold(hash, &|k| *k == key).map(|(at, _)| at);
         let mut typed = Typed {
             slab: &mut self.slab,
-            scale: &mut self.scale,
+            weigher: self.weigher,
             removed: &mut self.removed,
             hasher: Some(hasher),
             new: Some((key, value)),
@@ -785,9 +804,17 @@ impl Ops<'_> {
     /// `found` of the same key if there is one, making room first when the shard is full.
     fn insert(&mut self, hash: u64, found: Option<u32>, stamp: Stamp, now: u64) {
         self.core.expiring |= stamp.expires != 0;
-        let weight = self.entries.weigh_new();
+        let weight = if self.core.weighed {
+            self.entries.weigh_new()
+        } else {
+            None
+        };
         if let Some(at) = found {
-            if self.entries.replace(at, weight, stamp) {
+            if self.replaces(at, weight) {
+                self.entries.replace(at);
+                let meta = self.entries.meta_mut(at).expect("an entry just found");
+                meta.stamp(stamp);
+                *meta.refreshing.get_mut() = false;
                 self.core.expiry.push(at, self.core.gone_at(stamp));
                 return;
             }
@@ -803,15 +830,44 @@ impl Ops<'_> {
             self.entries.decline();
             return;
         };
-        let at = self.entries.place(weight, stamp, uses);
+        if let Some(weight) = weight {
+            self.core.weight.add(weight);
+        }
+        let at = self.entries.place(stamp, uses);
         self.placed(hash, at, uses, stamp);
+    }
+
+    /// Whether a new value of weight `weight` may take the place of entry `at`'s (weighed
+    /// afresh, as on removal: the slot keeps no weight of its own); if so, its weight is swapped
+    /// in.
+    fn replaces(&mut self, at: u32, weight: Option<u64>) -> bool {
+        let old = weight.and_then(|_| self.entries.weigh(at));
+        let Some((new, old)) = weight.zip(old) else {
+            return true;
+        };
+        if !self.core.weight.fits_instead(old, new) {
+            return false;
+        }
+        self.core.weight.swap(old, new);
+        true
+    }
+
+    /// Takes entry `at` out of the slab and its weight out of the total (see
+    /// [`Entries::take`]).
+    fn take_entry(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
+        if self.core.weighed
+            && let Some(weight) = self.entries.weigh(at)
+        {
+            self.core.weight.sub(weight);
+        }
+        self.entries.take(at, vacate, cause)
     }
 
     /// Makes room for a new entry of weight `weight` (if weighed) under `hash`; the new entry's
     /// `uses` byte (which ring it joins), or `None` when it is not to be stored: the policy
     /// declined it, or it weighs more than the whole shard may hold.
     fn make_room(&mut self, hash: u64, weight: Option<u64>, now: u64) -> Option<u8> {
-        if weight.is_some_and(|weight| weight > self.entries.budget()) {
+        if weight.is_some_and(|weight| weight > self.core.weight.budget()) {
             // Heavier than the whole shard may hold: not stored, like a declined key.
             return None;
         }
@@ -824,13 +880,13 @@ impl Ops<'_> {
             return Some(0);
         }
         if let Some(weight) = weight {
-            while !self.entries.fits(weight) && self.entries.len() > 0 {
+            while !self.core.weight.fits(weight) && self.entries.len() > 0 {
                 self.evict_one(now);
             }
             if self.entries.len() == 0 {
                 // Nothing left to weigh: forget any drift of a weigher that was not
                 // deterministic after all.
-                self.entries.clear_weight();
+                self.core.weight.clear();
             }
         }
         match self.core.policy {
@@ -978,7 +1034,7 @@ impl Ops<'_> {
         } else {
             RemovalCause::Evicted
         };
-        let Some(uses) = self.entries.take(at, false, cause) else {
+        let Some(uses) = self.take_entry(at, false, cause) else {
             return;
         };
         if uses & MAIN == 0 {
@@ -1078,7 +1134,7 @@ impl Ops<'_> {
     /// shard its number stays in its ring, vacated (see the module doc). `true` if it was held.
     fn take_vacating(&mut self, at: u32, cause: RemovalCause) -> bool {
         let ordered = self.core.ordered;
-        let Some(uses) = self.entries.take(at, ordered, cause) else {
+        let Some(uses) = self.take_entry(at, ordered, cause) else {
             return false;
         };
         if ordered {
@@ -1107,7 +1163,7 @@ impl Ops<'_> {
         });
         let bounded = self.core.ordered;
         for &at in &expired {
-            let Some(uses) = self.entries.take(at, bounded, RemovalCause::Expired) else {
+            let Some(uses) = self.take_entry(at, bounded, RemovalCause::Expired) else {
                 continue;
             };
             if bounded && uses & MAIN == 0 {

@@ -75,35 +75,23 @@ weights!(lossless u8 u16 u32 u64);
 weights!(unsigned u128 usize);
 weights!(signed i8 i16 i32 i64 i128 isize);
 
-/// A shard's weight: its weigher, the total of its entries, and its share of `max_weight`.
-pub(crate) struct Scale<K, V> {
-    weigher: Option<Weigher<K, V>>,
+/// A shard's weight: the total of its entries, and its share of `max_weight`. Not generic: the
+/// shard weighs its entries with the typed weigher and keeps the sums here, in code compiled once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tally {
     total: u64,
     budget: u64,
 }
 
-impl<K, V> Scale<K, V> {
-    /// No weigher: nothing is weighed.
+impl Tally {
+    /// Nothing weighed: an unbounded share.
     pub(crate) const fn none() -> Self {
-        Self {
-            weigher: None,
-            total: 0,
-            budget: u64::MAX,
-        }
+        Self::new(u64::MAX)
     }
 
-    pub(crate) const fn new(weigher: Weigher<K, V>, budget: u64) -> Self {
-        Self {
-            weigher: Some(weigher),
-            total: 0,
-            budget,
-        }
-    }
-
-    /// The entry's weight, when entries are weighed.
-    #[inline]
-    pub(crate) fn weigh(&self, key: &K, value: &V) -> Option<u64> {
-        self.weigher.map(|weigh| weigh(key, value))
+    /// Nothing held yet, within `budget` (`u64::MAX`: only weighs).
+    pub(crate) const fn new(budget: u64) -> Self {
+        Self { total: 0, budget }
     }
 
     /// The weight of the entries held.
@@ -116,33 +104,32 @@ impl<K, V> Scale<K, V> {
         self.budget
     }
 
-    /// Whether `more` fits beside what is held.
+    /// Whether `more` fits beside the weight held.
     pub(crate) const fn fits(&self, more: u64) -> bool {
         self.total.saturating_add(more) <= self.budget
     }
 
-    /// Whether an entry of weight `new` fits in place of one of weight `old`.
+    /// Whether `new` fits in place of `old`.
     pub(crate) const fn fits_instead(&self, old: u64, new: u64) -> bool {
         self.total.saturating_sub(old).saturating_add(new) <= self.budget
     }
 
-    /// A value of weight `new` took the place of one of weight `old`.
+    /// `new` in place of `old`.
     pub(crate) const fn swap(&mut self, old: u64, new: u64) {
         self.total = self.total.saturating_sub(old).saturating_add(new);
     }
 
+    /// An entry of weight `weight` comes in.
     pub(crate) const fn add(&mut self, weight: u64) {
         self.total = self.total.saturating_add(weight);
     }
 
-    /// An entry left: its weight, computed afresh, leaves the total.
-    #[inline]
-    pub(crate) fn remove(&mut self, key: &K, value: &V) {
-        if let Some(weigh) = self.weigher {
-            self.total = self.total.saturating_sub(weigh(key, value));
-        }
+    /// An entry of weight `weight` leaves.
+    pub(crate) const fn sub(&mut self, weight: u64) {
+        self.total = self.total.saturating_sub(weight);
     }
 
+    /// Nothing is held.
     pub(crate) const fn clear(&mut self) {
         self.total = 0;
     }

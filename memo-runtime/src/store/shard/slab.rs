@@ -279,23 +279,42 @@ impl Drop for RawSlab {
     }
 }
 
+/// What a raw slab needs to know of its values' type: their layout, how to drop one, and an
+/// aligned dangling pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct Kind {
+    layout: Layout,
+    drop: Option<unsafe fn(*mut u8)>,
+    dangling: NonNull<u8>,
+}
+
+impl RawSlab {
+    /// An empty slab for values of `kind`, which a [`Slab`] of their type may then take over.
+    pub(super) fn of(limit: usize, kind: Kind) -> Self {
+        Self::new(limit, kind.layout, kind.drop, kind.dangling)
+    }
+}
+
 impl<T> Slab<T> {
     pub(super) fn new(limit: usize) -> Self {
+        Self {
+            raw: RawSlab::of(limit, Self::kind()),
+            _values: PhantomData,
+        }
+    }
+
+    /// The [`Kind`] of `T`.
+    pub(super) fn kind() -> Kind {
         /// # Safety
         /// `value` points to a `T`, dropped once.
         unsafe fn drop_value<T>(value: *mut u8) {
             // SAFETY: the caller's promise.
             unsafe { value.cast::<T>().drop_in_place() };
         }
-        let drop = std::mem::needs_drop::<T>().then_some(drop_value::<T> as unsafe fn(*mut u8));
-        Self {
-            raw: RawSlab::new(
-                limit,
-                Layout::new::<T>(),
-                drop,
-                NonNull::<T>::dangling().cast(),
-            ),
-            _values: PhantomData,
+        Kind {
+            layout: Layout::new::<T>(),
+            drop: std::mem::needs_drop::<T>().then_some(drop_value::<T> as unsafe fn(*mut u8)),
+            dangling: NonNull::<T>::dangling().cast(),
         }
     }
 
