@@ -5,6 +5,8 @@
 //! `MEMO_TEST_ROLE` set (see [`child`]).
 #![cfg(feature = "disk")]
 
+#[path = "support/calls.rs"]
+mod calls;
 #[path = "support/child.rs"]
 mod child;
 
@@ -480,18 +482,8 @@ fn disk_failure(n: u64) -> Result<u64, String> {
 #[test]
 fn waiters_of_a_failed_disk_leader_get_its_error() {
     init();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let barrier = std::sync::Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                barrier.wait();
-                disk_failure(9)
-            })
-        })
-        .collect();
-    for thread in threads {
-        assert_eq!(thread.join().unwrap().unwrap_err(), "9 failed");
+    for result in calls::at_once(8, || disk_failure(9)) {
+        assert_eq!(result.unwrap_err(), "9 failed");
     }
     assert_eq!(DISK_FAILURES.load(Ordering::SeqCst), 1);
     let stats = disk_failure_cache().stats();
@@ -606,38 +598,17 @@ mod issue21 {
 #[cfg(feature = "test-util")]
 mod issue19 {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use memo::{Cache, Clock, DiskStore, Stats, cached};
 
     use super::init;
+    use crate::calls::{assert_nobody_waited, eventually};
 
     const READS: usize = 1_000;
     const STEP: Duration = Duration::from_millis(2);
 
     type Disk<V> = Cache<u32, V, DiskStore<u32, V>>;
-
-    /// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
-    fn eventually(done: impl Fn() -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
-    }
-
-    fn assert_nobody_waited(warm: &Stats, stats: &Stats) {
-        assert_eq!(
-            (stats.misses, stats.coalesced),
-            (warm.misses, warm.coalesced),
-            "no caller computed or waited after the first: {stats:?}"
-        );
-        assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
-        assert_eq!(stats.backend_errors, 0, "{stats:?}");
-    }
 
     fn read_continuously(cache: &Disk<usize>, read: impl Fn()) -> Stats {
         let (clock, mock) = Clock::mock();

@@ -5,6 +5,8 @@
 //! Processes: the test binary runs itself with `MEMO_TEST_ROLE` set (see [`child`]).
 #![cfg(feature = "redis")]
 
+#[path = "support/calls.rs"]
+mod calls;
 #[path = "support/child.rs"]
 mod child;
 #[path = "../memo-runtime/tests/support/redis_server.rs"]
@@ -531,18 +533,8 @@ fn redis_failure(n: u64) -> Result<u64, String> {
 #[test]
 fn waiters_of_a_failed_redis_leader_get_its_error() {
     init();
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                barrier.wait();
-                redis_failure(9)
-            })
-        })
-        .collect();
-    for thread in threads {
-        assert_eq!(thread.join().unwrap().unwrap_err(), "9 failed");
+    for result in calls::at_once(8, || redis_failure(9)) {
+        assert_eq!(result.unwrap_err(), "9 failed");
     }
     assert_eq!(REDIS_FAILURES.load(Ordering::SeqCst), 1);
     let stats = redis_failure_cache().stats();
@@ -899,18 +891,8 @@ fn tiered_failure(n: u64) -> Result<u64, String> {
 #[test]
 fn waiters_of_a_failed_tiered_leader_get_its_error() {
     init();
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                barrier.wait();
-                tiered_failure(9)
-            })
-        })
-        .collect();
-    for thread in threads {
-        assert_eq!(thread.join().unwrap().unwrap_err(), "9 failed");
+    for result in calls::at_once(8, || tiered_failure(9)) {
+        assert_eq!(result.unwrap_err(), "9 failed");
     }
     assert_eq!(FAILURES.load(Ordering::SeqCst), 1);
     let stats = tiered_failure_cache().stats();
@@ -1075,32 +1057,11 @@ mod issue19 {
     use memo::{Stats, cached};
 
     use super::{PORT, init, redis_server};
+    use crate::calls::{assert_nobody_waited, eventually};
 
     const READS: usize = 1_500;
     const PAUSE: Duration = Duration::from_millis(2);
     const BODY: Duration = Duration::from_millis(30);
-
-    /// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
-    fn eventually(done: impl Fn() -> bool) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
-    }
-
-    fn assert_nobody_waited(warm: &Stats, stats: &Stats) {
-        assert_eq!(
-            (stats.misses, stats.coalesced),
-            (warm.misses, warm.coalesced),
-            "no caller computed or waited after the first: {stats:?}"
-        );
-        assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
-        assert_eq!(stats.backend_errors, 0, "{stats:?}");
-    }
 
     fn read_continuously(stats: impl Fn() -> Stats, read: impl Fn()) -> Stats {
         init();

@@ -2,6 +2,8 @@
 
 mod alloc_count;
 mod asynchronous;
+#[path = "../support/calls.rs"]
+mod calls;
 mod concurrency;
 mod errors;
 mod forced;

@@ -7,37 +7,16 @@
 //! stay at their warm-up values (a caller that waited for a computation is one or the other).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memo::{Clock, cached};
+
+use crate::calls::{assert_nobody_waited, eventually};
 
 /// Reads over ten time-to-live periods of the cache's clock.
 const READS: usize = 1_000;
 /// Cache-clock time between two reads.
 const STEP: Duration = Duration::from_millis(2);
-
-/// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
-fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
-}
-
-/// Asserts that reading a key continuously left `misses` and `coalesced` at their warm-up
-/// values (`warm`), and that the key was refreshed every period or so.
-fn assert_nobody_waited(warm: &memo::Stats, stats: &memo::Stats) {
-    assert_eq!(
-        (stats.misses, stats.coalesced),
-        (warm.misses, warm.coalesced),
-        "no caller computed or waited after the first: {stats:?}"
-    );
-    assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
-}
 
 /// Reads `read` [`READS`] times, [`STEP`] apart on the cache's clock (1 ms apart in real time),
 /// after a first read that fills the cache; returns the statistics after the first read.

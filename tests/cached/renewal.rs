@@ -6,17 +6,7 @@ use std::time::{Duration, Instant};
 
 use memo::{Clock, cached};
 
-/// Waits (up to 10 s) until `done` holds: the background refresh runs on its own thread.
-fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
-}
+use crate::calls::eventually;
 
 static PRICE_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// Holds the background refresh (run 2) until the test has made its calls, so that it cannot

@@ -1,0 +1,46 @@
+//! How the facade's tests call and wait: callers released together, a condition awaited while
+//! background refreshes run, and the count that says no caller waited.
+#![allow(dead_code, reason = "each test binary uses a part")]
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
+pub(crate) fn eventually(done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Asserts that reading a key continuously left `misses` and `coalesced` at their warm-up
+/// values (`warm`: a caller that waited for a computation is one or the other), that the key
+/// was refreshed every period or so, and that the store never failed.
+pub(crate) fn assert_nobody_waited(warm: &memo::Stats, stats: &memo::Stats) {
+    assert_eq!(
+        (stats.misses, stats.coalesced),
+        (warm.misses, warm.coalesced),
+        "no caller computed or waited after the first: {stats:?}"
+    );
+    assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
+    assert_eq!(stats.backend_errors, 0, "{stats:?}");
+}
+
+/// Runs `call` on `threads` threads released together; what each returned, in order.
+pub(crate) fn at_once<T: Send + 'static>(threads: usize, call: fn() -> T) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                call()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
