@@ -397,6 +397,23 @@ fn the_builder_makes_a_tiered_cache() {
     assert_eq!(names.matches("object-tiered-builder").count(), 5, "{names}");
 }
 
+/// A tiered cache whose server is gone never fails: its copies still answer, and a key it holds
+/// no copy of is computed and returned, the failure counted.
+#[test]
+fn a_tiered_cache_without_its_server_answers_from_its_copies() {
+    let mut server = RedisServer::start();
+    let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    let cache: TieredCache<u32, u32> = Cache::builder()
+        .maxsize(10)
+        .tiered_options(RedisOptions::new("object-tiered-down").client(client))
+        .build();
+    cache.insert(1, 10);
+    server.kill();
+    assert_eq!(cache.get(&1), Some(10), "from the copy");
+    assert_eq!(cache.get_or_insert_with(2, || 20), 20);
+    assert!(cache.stats().backend_errors > 0, "{:?}", cache.stats());
+}
+
 /// Issue 21: `ttl_from` on the builder times each value as it says, in every store; the `ttl`
 /// where it answers `None`.
 #[cfg(feature = "test-util")]

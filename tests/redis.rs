@@ -15,7 +15,7 @@ mod redis_server;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use child::result;
@@ -131,19 +131,8 @@ fn child() {
             println!("RESULT executions={} hits={hits}", squares + cubes);
         }
         "stampede" => {
-            let threads = 8;
-            let barrier = Arc::new(Barrier::new(threads));
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    let barrier = Arc::clone(&barrier);
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        slow("cold")
-                    })
-                })
-                .collect();
-            for handle in handles {
-                assert_eq!(handle.join().unwrap(), "value of cold");
+            for value in calls::at_once(8, || slow("cold")) {
+                assert_eq!(value, "value of cold");
             }
             println!("RESULT ok");
         }
@@ -765,18 +754,8 @@ fn gather(n: u64) -> u64 {
 #[test]
 fn concurrent_callers_of_a_cold_tiered_key_run_it_once() {
     init();
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                barrier.wait();
-                gather(21)
-            })
-        })
-        .collect();
-    for thread in threads {
-        assert_eq!(thread.join().unwrap(), 42);
+    for value in calls::at_once(8, || gather(21)) {
+        assert_eq!(value, 42);
     }
     assert_eq!(GATHERS.load(Ordering::SeqCst), 1);
     assert_eq!(gather_cache().stats().misses, 1);
