@@ -603,24 +603,19 @@ mod issue19 {
     use memo::{Cache, Clock, DiskStore, Stats, cached};
 
     use super::init;
-    use crate::calls::{assert_nobody_waited, eventually};
+    use crate::calls::{self, assert_nobody_waited, eventually};
 
     const READS: usize = 1_000;
     const STEP: Duration = Duration::from_millis(2);
+    const PAUSE: Duration = Duration::from_millis(1);
 
     type Disk<V> = Cache<u32, V, DiskStore<u32, V>>;
 
     fn read_continuously(cache: &Disk<usize>, read: impl Fn()) -> Stats {
         let (clock, mock) = Clock::mock();
         cache.store().set_clock(clock);
-        read();
-        let warm = cache.stats();
-        for _ in 0..READS {
-            mock.increment(STEP);
-            read();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        warm
+        let tick = || mock.increment(STEP);
+        calls::read_continuously(READS, PAUSE, tick, || cache.stats(), read)
     }
 
     #[cached(store = disk("issue19"), ttl = "200ms", refresh = "early")]
@@ -741,14 +736,8 @@ mod issue19 {
         ) -> Stats {
             let (clock, mock) = Clock::mock();
             cache.store().set_clock(clock);
-            read().await;
-            let warm = cache.stats();
-            for _ in 0..READS {
-                mock.increment(STEP);
-                assert_eq!(read().await, 1);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            warm
+            let tick = || mock.increment(STEP);
+            calls::read_continuously_async(READS, PAUSE, tick, || cache.stats(), read).await
         }
 
         #[cached(store = disk("issue19"), ttl = "200ms", refresh = "early")]

@@ -1036,7 +1036,7 @@ mod issue19 {
     use memo::{Stats, cached};
 
     use super::{PORT, init, redis_server};
-    use crate::calls::{assert_nobody_waited, eventually};
+    use crate::calls::{self, assert_nobody_waited, eventually};
 
     const READS: usize = 1_500;
     const PAUSE: Duration = Duration::from_millis(2);
@@ -1044,13 +1044,7 @@ mod issue19 {
 
     fn read_continuously(stats: impl Fn() -> Stats, read: impl Fn()) -> Stats {
         init();
-        read();
-        let warm = stats();
-        for _ in 0..READS {
-            read();
-            std::thread::sleep(PAUSE);
-        }
-        warm
+        calls::read_continuously(READS, PAUSE, || {}, stats, read)
     }
 
     #[cached(store = redis, ttl = "300ms", refresh = "early")]
@@ -1110,13 +1104,7 @@ mod issue19 {
         read: impl Fn() -> F,
     ) -> Stats {
         init();
-        read().await;
-        let warm = stats();
-        for _ in 0..READS {
-            assert_eq!(read().await, 1);
-            tokio::time::sleep(PAUSE).await;
-        }
-        warm
+        calls::read_continuously_async(READS, PAUSE, || {}, stats, read).await
     }
 
     #[cached(store = redis, ttl = "300ms", refresh = "early")]

@@ -11,26 +11,22 @@ use std::time::Duration;
 
 use memo::{Clock, cached};
 
-use crate::calls::{assert_nobody_waited, eventually};
+use crate::calls::{self, assert_nobody_waited, eventually};
 
 /// Reads over ten time-to-live periods of the cache's clock.
 const READS: usize = 1_000;
 /// Cache-clock time between two reads.
 const STEP: Duration = Duration::from_millis(2);
+/// Real time between two reads.
+const PAUSE: Duration = Duration::from_millis(1);
 
 /// Reads `read` [`READS`] times, [`STEP`] apart on the cache's clock (1 ms apart in real time),
 /// after a first read that fills the cache; returns the statistics after the first read.
 fn read_continuously(cache: &memo::Cache<u32, usize>, read: impl Fn()) -> memo::Stats {
     let (clock, mock) = Clock::mock();
     cache.set_clock(clock);
-    read();
-    let warm = cache.stats();
-    for _ in 0..READS {
-        mock.increment(STEP);
-        read();
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    warm
+    let tick = || mock.increment(STEP);
+    calls::read_continuously(READS, PAUSE, tick, || cache.stats(), read)
 }
 
 #[cached(ttl = "200ms", refresh = "early")]
@@ -152,14 +148,8 @@ mod asynchronous {
     ) -> memo::Stats {
         let (clock, mock) = Clock::mock();
         cache.set_clock(clock);
-        read().await;
-        let warm = cache.stats();
-        for _ in 0..READS {
-            mock.increment(STEP);
-            assert_eq!(read().await, 1);
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        warm
+        let tick = || mock.increment(STEP);
+        calls::read_continuously_async(READS, PAUSE, tick, || cache.stats(), read).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

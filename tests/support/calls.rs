@@ -44,3 +44,41 @@ pub(crate) fn at_once<T: Send + 'static>(threads: usize, call: fn() -> T) -> Vec
         .collect();
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
+
+/// Reads a key continuously: `read` once to fill the cache, then `reads` times more, each after
+/// `tick` (which advances a mock clock, or does nothing) and followed by `pause` of real time;
+/// returns the statistics after the first read, for [`assert_nobody_waited`].
+pub(crate) fn read_continuously(
+    reads: usize,
+    pause: Duration,
+    tick: impl Fn(),
+    stats: impl Fn() -> memo::Stats,
+    read: impl Fn(),
+) -> memo::Stats {
+    read();
+    let warm = stats();
+    for _ in 0..reads {
+        tick();
+        read();
+        std::thread::sleep(pause);
+    }
+    warm
+}
+
+/// [`read_continuously`] of an `async fn` whose every call gives 1, awaited.
+pub(crate) async fn read_continuously_async<F: Future<Output = usize>>(
+    reads: usize,
+    pause: Duration,
+    tick: impl Fn(),
+    stats: impl Fn() -> memo::Stats,
+    read: impl Fn() -> F,
+) -> memo::Stats {
+    read().await;
+    let warm = stats();
+    for _ in 0..reads {
+        tick();
+        assert_eq!(read().await, 1);
+        tokio::time::sleep(pause).await;
+    }
+    warm
+}
