@@ -26,6 +26,7 @@ use tokio::sync::{Notify, oneshot};
 use super::client::{ReadOrLock, RedisClient, Stored, Subscription, Write};
 use super::error::Error;
 use super::redlock::RedlockGuard;
+use super::runtime::wait;
 
 /// The lock's lease and how long waiters wait.
 ///
@@ -172,9 +173,11 @@ impl Locks {
         loop {
             let seen = self.notices.generation();
             let armed = self.arm(lock_key, &token);
-            let found = self
-                .client
-                .read_or_lock(value_key, lock_key, &token, self.lease_ms());
+            let found =
+                wait(
+                    self.client
+                        .read_or_lock(value_key, lock_key, &token, self.lease_ms()),
+                );
             if let Some(claimed) = self.answer(armed, found) {
                 return claimed;
             }
@@ -200,7 +203,7 @@ impl Locks {
             let armed = self.arm(lock_key, &token);
             let found = self
                 .client
-                .read_or_lock_async(value_key, lock_key, &token, self.lease_ms())
+                .read_or_lock(value_key, lock_key, &token, self.lease_ms())
                 .await;
             if let Some(claimed) = self.answer(armed, found) {
                 return claimed;
@@ -211,7 +214,10 @@ impl Locks {
             }
             let notify = Arc::clone(&self.notices.notify);
             self.client
-                .sleep_until_notified(notify, jitter(poll).min(deadline - now))
+                .sleep_until(
+                    async move { notify.notified().await },
+                    jitter(poll).min(deadline - now),
+                )
                 .await;
             poll = (poll * 2).min(self.config.poll_max);
         }
@@ -378,7 +384,7 @@ impl LockGuard {
         match self.0 {
             Held::Single(guard) => guard.set_and_release(write),
             Held::Redlock(guard) => {
-                let stored = store.write(write);
+                let stored = wait(store.write(write));
                 drop(guard);
                 stored.map(|()| true)
             }
@@ -394,7 +400,7 @@ impl LockGuard {
         match self.0 {
             Held::Single(guard) => guard.set_and_release_async(write).await,
             Held::Redlock(guard) => {
-                let stored = store.write_async(write).await;
+                let stored = store.write(write).await;
                 drop(guard);
                 stored.map(|()| true)
             }
@@ -449,7 +455,7 @@ impl SingleGuard {
 
     fn set_and_release(mut self, write: Write<'_>) -> Result<bool, Error> {
         self.stop_renewal();
-        let result = self.client.set_and_unlock(self.stored(write));
+        let result = wait(self.client.set_and_unlock(self.stored(write)));
         // Not done (a timeout, or never sent): the drop releases in the background.
         self.released = result.is_ok();
         result
@@ -457,7 +463,7 @@ impl SingleGuard {
 
     async fn set_and_release_async(mut self, write: Write<'_>) -> Result<bool, Error> {
         self.stop_renewal();
-        let result = self.client.set_and_unlock_async(self.stored(write)).await;
+        let result = self.client.set_and_unlock(self.stored(write)).await;
         self.released = result.is_ok();
         result
     }

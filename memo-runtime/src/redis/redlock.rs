@@ -40,7 +40,7 @@ use super::client::{RedisClient, Subscription};
 use super::config::RedisConfig;
 use super::error::Error;
 use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token};
-use super::runtime::Driver;
+use super::runtime::{Driver, wait};
 
 /// The environment variable naming the servers: comma-separated URLs.
 pub const URLS_VAR: &str = "MEMO_REDLOCK_URLS";
@@ -258,11 +258,11 @@ impl Redlock {
             value_key.to_vec(),
             lock_key.to_vec(),
         );
-        settle(
+        settle(wait(
             self.shared
                 .driver
-                .block(self.shared.bound(), async move { Ok(claim.await) }),
-        )
+                .run(self.shared.bound(), async move { Ok(claim.await) }),
+        ))
     }
 
     /// [`claim`](Self::claim) for async callers, on any executor.
@@ -292,10 +292,12 @@ impl Redlock {
             new_token(),
             lease,
         );
-        self.shared
-            .driver
-            .block(self.shared.bound(), async move { Ok(attempt.await) })
-            .unwrap_or_else(|err| Err(Refused::Unavailable(err)))
+        wait(
+            self.shared
+                .driver
+                .run(self.shared.bound(), async move { Ok(attempt.await) }),
+        )
+        .unwrap_or_else(|err| Err(Refused::Unavailable(err)))
     }
 
     /// Compare-and-delete of `lock_key` on every server: on how many it still held `token` (and
@@ -303,10 +305,12 @@ impl Redlock {
     #[must_use]
     pub fn release(&self, lock_key: &[u8], token: &[u8]) -> usize {
         let release = release(Arc::clone(&self.shared), lock_key.to_vec(), token.to_vec());
-        self.shared
-            .driver
-            .block(self.shared.bound(), async move { Ok(release.await) })
-            .unwrap_or(0)
+        wait(
+            self.shared
+                .driver
+                .run(self.shared.bound(), async move { Ok(release.await) }),
+        )
+        .unwrap_or(0)
     }
 }
 
@@ -345,7 +349,7 @@ impl Shared {
     }
 }
 
-/// [`Driver::block`]'s result as a claim: past the bound, the caller stops waiting.
+/// [`Driver::run`]'s result as a claim: past the bound, the caller stops waiting.
 fn settle(result: Result<Claimed, Error>) -> Claimed {
     match result {
         Ok(claimed) => claimed,
@@ -537,10 +541,10 @@ impl RedlockGuard {
     pub(super) fn release(mut self) -> Result<bool, Error> {
         let release = self.take_release();
         let quorum = self.shared.config.quorum();
-        self.shared.driver.block(
+        wait(self.shared.driver.run(
             self.shared.bound(),
             async move { Ok(release.await >= quorum) },
-        )
+        ))
     }
 
     pub(super) async fn release_async(mut self) -> Result<bool, Error> {

@@ -29,6 +29,7 @@ use crate::redis::budget::{self, Budget};
 use crate::redis::client::{Announce, Write};
 use crate::redis::{
     Claimed, Error, LockConfig, LockGuard, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
+    wait,
 };
 
 /// The environment variable that names the prefix of every key (default [`DEFAULT_PREFIX`]).
@@ -645,7 +646,7 @@ impl<K, V> RedisStore<K, V> {
         let budget = Self::budget(remote);
         let got = {
             let _entered = budget.enter();
-            remote.client.get_renewing(&names.value, self.renew_ms())
+            wait(remote.client.get_renewing(&names.value, self.renew_ms()))
         };
         self.answered(key, names, budget, got, count)
     }
@@ -661,7 +662,7 @@ impl<K, V> RedisStore<K, V> {
         };
         let budget = Self::budget(remote);
         let _entered = budget.enter();
-        if let Err(err) = remote.client.get_renewing(&names.value, Some(ms)) {
+        if let Err(err) = wait(remote.client.get_renewing(&names.value, Some(ms))) {
             self.missed(&err);
         }
     }
@@ -747,7 +748,7 @@ impl<K, V> RedisStore<K, V> {
         let budget = Self::budget(remote);
         let got = {
             let _entered = budget.enter();
-            remote.client.get_with_pttl(&names.value)
+            wait(remote.client.get_with_pttl(&names.value))
         };
         self.answered_timed(key, names, budget, got, count)
     }
@@ -760,7 +761,7 @@ impl<K, V> RedisStore<K, V> {
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
-        let got = budget::within(&budget, remote.client.get_with_pttl_async(&names.value)).await;
+        let got = budget::within(&budget, remote.client.get_with_pttl(&names.value)).await;
         self.answered_timed(key, names, budget, got, count)
     }
 
@@ -922,9 +923,7 @@ impl<K, V> RedisStore<K, V> {
         let budget = Self::budget(remote);
         let got = budget::within(
             &budget,
-            remote
-                .client
-                .get_renewing_async(&names.value, self.renew_ms()),
+            remote.client.get_renewing(&names.value, self.renew_ms()),
         )
         .await;
         self.answered(key, names, budget, got, count)
@@ -1070,7 +1069,7 @@ impl<K, V> RedisStore<K, V> {
         let write = out.write(announce);
         let result = match guard {
             Some(guard) => guard.set_and_release(client, write).map(drop),
-            None => client.write(write),
+            None => wait(client.write(write)),
         };
         self.record(result);
     }
@@ -1094,7 +1093,7 @@ impl<K, V> RedisStore<K, V> {
         let store = async {
             let result = match guard {
                 Some(guard) => guard.set_and_release_async(client, write).await,
-                None => client.write_async(write).await.map(|()| true),
+                None => client.write(write).await.map(|()| true),
             };
             self.record(result);
         };
