@@ -1068,7 +1068,7 @@ impl<K, V> RedisStore<K, V> {
         let _entered = out.budget.enter();
         let write = out.write(announce);
         let result = match guard {
-            Some(guard) => guard.set_and_release(client, write).map(drop),
+            Some(guard) => wait(guard.set_and_release(client, write)).map(drop),
             None => wait(client.write(write)),
         };
         self.record(result);
@@ -1092,7 +1092,7 @@ impl<K, V> RedisStore<K, V> {
         let write = out.write(announce);
         let store = async {
             let result = match guard {
-                Some(guard) => guard.set_and_release_async(client, write).await,
+                Some(guard) => guard.set_and_release(client, write).await,
                 None => client.write(write).await.map(|()| true),
             };
             self.record(result);
