@@ -107,7 +107,8 @@ impl<T> Future for Reply<T> {
         if Instant::now() >= self.due {
             return Poll::Ready(Err(Error::Timeout));
         }
-        PARKING.with(|parking| parking.set(parking.get().until(self.due)));
+        // `try_with`: a reply may be polled while its thread's locals are torn down.
+        let _ = PARKING.try_with(|parking| parking.set(parking.get().until(self.due)));
         Poll::Pending
     }
 }
@@ -121,7 +122,7 @@ thread_local! {
 /// time of the pending [`Reply`]s of its last poll.
 #[derive(Clone, Copy, Debug)]
 enum Parking {
-    /// The thread is not in [`wait`]: a reply's due time is for its own poll only.
+    /// The thread is not in [`wait`]: a reply checks its due time only when polled.
     Outside,
     /// Until a wake.
     Unbounded,
