@@ -397,8 +397,7 @@ impl RedisClient {
 
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
     pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
-        let (key, token) = (lock_key.to_vec(), token.to_vec());
-        wait(self.call(move |conn| ops::script(conn, UNLOCK, key, vec![token])))
+        wait(self.script(UNLOCK, lock_key, [token]))
     }
 
     /// [`unlock`](Self::unlock), then `PUBLISH channel lock_key` if it did, in one round trip.
@@ -418,10 +417,7 @@ impl RedisClient {
         token: &[u8],
         channel: &[u8],
     ) -> Result<bool, Error> {
-        let args = vec![token.to_vec(), channel.to_vec()];
-        let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
-            .await
+        self.script(UNLOCK_NOTIFY, lock_key, [token, channel]).await
     }
 
     /// The `SET` of `write`, then its announcement if any (a second round trip; a write with a
@@ -435,6 +431,19 @@ impl RedisClient {
                 .await;
         }
         stored
+    }
+
+    /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.
+    async fn script<const N: usize>(
+        &self,
+        script: &'static str,
+        key: &[u8],
+        args: [&[u8]; N],
+    ) -> Result<bool, Error> {
+        let keys = vec![key.to_vec()];
+        let args = args.map(<[u8]>::to_vec).to_vec();
+        self.call(move |conn| ops::scripted(conn, script, keys, args))
+            .await
     }
 
     /// `SET value_key value [PX ttl_ms]`, then
@@ -460,9 +469,8 @@ impl RedisClient {
         token: &[u8],
         lease_ms: u64,
     ) -> Result<bool, Error> {
-        let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
-        let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, EXTEND, key, args))
+        let lease_ms = lease_ms.to_string();
+        self.script(EXTEND, lock_key, [token, lease_ms.as_bytes()])
             .await
     }
 
@@ -872,15 +880,6 @@ mod ops {
             ::redis::ErrorKind::UnexpectedReturnType,
             "unexpected reply to the claim script",
         )))
-    }
-
-    pub(super) async fn script(
-        conn: Conn,
-        script: &str,
-        key: Vec<u8>,
-        args: Vec<Vec<u8>>,
-    ) -> Result<bool, Error> {
-        scripted(conn, script, vec![key], args).await
     }
 
     /// A script over several keys that replies 1 or 0.
