@@ -720,15 +720,6 @@ impl<K, V> RedisStore<K, V> {
     /// The value of `key` and how long its time to live has left in milliseconds (negative when
     /// it is served stale; `None` when it never expires), in one round trip, without counting a
     /// hit: what a tiered store times its local copy by.
-    pub(crate) fn peek_fresh_for(&self, key: &K) -> Option<(V, Option<i64>)>
-    where
-        K: Clone + Serialize + 'static,
-        V: DeserializeOwned,
-    {
-        wait(self.peek_fresh_for_async(key))
-    }
-
-    /// [`peek_fresh_for`](Self::peek_fresh_for), awaited.
     pub(crate) async fn peek_fresh_for_async(&self, key: &K) -> Option<(V, Option<i64>)>
     where
         K: Clone + Serialize + 'static,

@@ -266,7 +266,12 @@ where
     /// The value of `key` from Redis (the local copy missed), kept here: a hit that refreshes
     /// nothing.
     fn fetch(&self, key: K) -> Option<V> {
-        let (value, fresh_ms) = self.l2.peek_fresh_for(&key)?;
+        wait(self.fetch_async(key))
+    }
+
+    /// [`fetch`](Self::fetch), awaited.
+    async fn fetch_async(&self, key: K) -> Option<V> {
+        let (value, fresh_ms) = self.l2.peek_fresh_for_async(&key).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
         self.keep_fetched(key, value.clone(), fresh_ms);
         Some(value)
