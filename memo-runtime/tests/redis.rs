@@ -281,6 +281,29 @@ fn claim_async_runs_on_a_bare_executor() {
 }
 
 #[test]
+fn sync_calls_block_a_runtimes_thread_and_its_blocking_threads() {
+    let (_server, client) = server();
+    let locks = std::sync::Arc::new(Locks::new(client, LockConfig::default()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // On the runtime's own thread: the sync call blocks it, as any sync call does.
+        let Claimed::Compute(guard) = locks.claim(b"{sb}:v", b"{sb}:lock") else {
+            panic!("nobody else holds this lock");
+        };
+        let waiter = std::sync::Arc::clone(&locks);
+        let waiting = tokio::task::spawn_blocking(move || waiter.claim(b"{sb}:v", b"{sb}:lock"));
+        locks.client().set_px(b"{sb}:v", b"x", 60_000).unwrap();
+        assert!(guard.release().unwrap());
+        match waiting.await.unwrap() {
+            Claimed::Value(value) => assert_eq!(value, b"x"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+#[test]
 fn pubsub_delivers_messages() {
     let (_server, client) = server();
     let (tx, rx) = mpsc::channel();

@@ -6,6 +6,7 @@ use std::future::Future;
 use super::client::RedisClient;
 use super::lock::{Claimed, Locks};
 use super::redlock::Redlock;
+use super::runtime::wait;
 
 /// Single-flight across processes: read the value, or hold the lock, or wait for its holder.
 ///
@@ -32,8 +33,11 @@ pub trait DistributedLock: Send + Sync {
     /// Where values are read (and where the holder stores what it computed).
     fn store(&self) -> &RedisClient;
 
-    /// Reads `value_key`; on a miss, takes `lock_key` or waits for whoever holds it.
-    fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed;
+    /// Reads `value_key`; on a miss, takes `lock_key` or waits for whoever holds it. Blocks the
+    /// calling thread on [`claim_async`](Self::claim_async).
+    fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
+        wait(self.claim_async(value_key, lock_key))
+    }
 
     /// [`claim`](Self::claim) for async callers, on any executor.
     fn claim_async(
@@ -48,10 +52,6 @@ impl DistributedLock for Locks {
         self.client()
     }
 
-    fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
-        Locks::claim(self, value_key, lock_key)
-    }
-
     fn claim_async(
         &self,
         value_key: &[u8],
@@ -64,10 +64,6 @@ impl DistributedLock for Locks {
 impl DistributedLock for Redlock {
     fn store(&self) -> &RedisClient {
         Redlock::store(self)
-    }
-
-    fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
-        Redlock::claim(self, value_key, lock_key)
     }
 
     fn claim_async(

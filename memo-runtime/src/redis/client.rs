@@ -1,5 +1,6 @@
 //! A Redis client in bytes for sync and async callers: every command runs on the client's own
-//! runtime thread, bounded by the command timeout and guarded by a circuit breaker.
+//! runtime thread, bounded by the command timeout and guarded by a circuit breaker. Each command
+//! is one async method; its sync form blocks on it ([`wait`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use super::breaker::{Breaker, Permit};
 use super::budget::{self, Budget};
 use super::config::{RedisConfig, node_url};
 use super::error::Error;
-use super::runtime::Driver;
+use super::runtime::{Driver, wait};
 
 // The scripts are sent whole with `EVAL`, one round trip each: `EVALSHA` costs two more whenever
 // the server has not seen the script yet (a restart), which a slow server turns into a timeout,
@@ -298,95 +299,73 @@ impl RedisClient {
 
     /// `GET key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.get_renewing(key, None)
+        wait(self.get_async(key))
     }
 
-    /// `GET key`, awaitable on any executor.
+    /// [`get`](Self::get), awaitable on any executor.
     pub async fn get_async(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.get_renewing_async(key, None).await
+        self.get_renewing(key, None).await
     }
 
     /// `GET key`, or with `renew_ms` `GETEX key PX renew_ms`: the value, its time to live
     /// renewed in the same round trip (time to idle).
-    pub(crate) fn get_renewing(
+    pub(crate) async fn get_renewing(
         &self,
         key: &[u8],
         renew_ms: Option<u64>,
     ) -> Result<Option<Vec<u8>>, Error> {
         let key = key.to_vec();
-        self.call(move |conn| ops::get(conn, key, renew_ms))
-    }
-
-    /// [`get_renewing`](Self::get_renewing), awaitable on any executor.
-    pub(crate) async fn get_renewing_async(
-        &self,
-        key: &[u8],
-        renew_ms: Option<u64>,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        let key = key.to_vec();
-        self.call_async(move |conn| ops::get(conn, key, renew_ms))
-            .await
+        self.call(move |conn| ops::get(conn, key, renew_ms)).await
     }
 
     /// `GET key` and `PTTL key` in one round trip (a pipeline): the value, and how long it
     /// has left in milliseconds (negative: no expiry, or gone).
-    pub(crate) fn get_with_pttl(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, i64), Error> {
+    pub(crate) async fn get_with_pttl(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, i64), Error> {
         let key = key.to_vec();
-        self.call(move |conn| ops::get_with_pttl(conn, key))
-    }
-
-    /// [`get_with_pttl`](Self::get_with_pttl), awaitable on any executor.
-    pub(crate) async fn get_with_pttl_async(
-        &self,
-        key: &[u8],
-    ) -> Result<(Option<Vec<u8>>, i64), Error> {
-        let key = key.to_vec();
-        self.call_async(move |conn| ops::get_with_pttl(conn, key))
-            .await
+        self.call(move |conn| ops::get_with_pttl(conn, key)).await
     }
 
     /// `SET key value PX ttl_ms`: value and expiry in one command (a `ttl_ms` of 0 counts as 1).
     pub fn set_px(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Error> {
-        let (key, value) = (key.to_vec(), value.to_vec());
-        self.call(move |conn| ops::set(conn, key, value, Some(ttl_ms)))
+        wait(self.set_px_async(key, value, ttl_ms))
     }
 
     /// [`set_px`](Self::set_px), awaitable on any executor.
     pub async fn set_px_async(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Error> {
-        let (key, value) = (key.to_vec(), value.to_vec());
-        self.call_async(move |conn| ops::set(conn, key, value, Some(ttl_ms)))
-            .await
+        self.store(key, value, Some(ttl_ms)).await
     }
 
     /// `SET key value`, with no expiry (a cache without a `ttl`).
     pub fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        let (key, value) = (key.to_vec(), value.to_vec());
-        self.call(move |conn| ops::set(conn, key, value, None))
+        wait(self.set_async(key, value))
     }
 
     /// [`set`](Self::set), awaitable on any executor.
     pub async fn set_async(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.store(key, value, None).await
+    }
+
+    /// `SET key value [PX ttl_ms]`.
+    async fn store(&self, key: &[u8], value: &[u8], ttl_ms: Option<u64>) -> Result<(), Error> {
         let (key, value) = (key.to_vec(), value.to_vec());
-        self.call_async(move |conn| ops::set(conn, key, value, None))
+        self.call(move |conn| ops::set(conn, key, value, ttl_ms))
             .await
     }
 
     /// `DEL key`: whether a key was removed.
     pub fn del(&self, key: &[u8]) -> Result<bool, Error> {
-        let key = key.to_vec();
-        self.call(move |conn| ops::del(conn, key))
+        wait(self.del_async(key))
     }
 
     /// [`del`](Self::del), awaitable on any executor.
     pub async fn del_async(&self, key: &[u8]) -> Result<bool, Error> {
         let key = key.to_vec();
-        self.call_async(move |conn| ops::del(conn, key)).await
+        self.call(move |conn| ops::del(conn, key)).await
     }
 
     /// `SET lock_key token NX PX lease_ms`: whether this caller now holds the lock.
     pub fn lock(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
-        let (key, token) = (lock_key.to_vec(), token.to_vec());
-        self.call(move |conn| ops::lock(conn, key, token, lease_ms))
+        wait(self.lock_async(lock_key, token, lease_ms))
     }
 
     /// [`lock`](Self::lock), awaitable on any executor.
@@ -397,13 +376,13 @@ impl RedisClient {
         lease_ms: u64,
     ) -> Result<bool, Error> {
         let (key, token) = (lock_key.to_vec(), token.to_vec());
-        self.call_async(move |conn| ops::lock(conn, key, token, lease_ms))
+        self.call(move |conn| ops::lock(conn, key, token, lease_ms))
             .await
     }
 
     /// The value of `value_key`, else `SET lock_key token NX PX lease_ms`, in one round trip (a
     /// script: on a cluster both keys need one hash tag).
-    pub(crate) fn read_or_lock(
+    pub(crate) async fn read_or_lock(
         &self,
         value_key: &[u8],
         lock_key: &[u8],
@@ -413,26 +392,12 @@ impl RedisClient {
         let keys = [value_key.to_vec(), lock_key.to_vec()];
         let token = token.to_vec();
         self.call(move |conn| ops::read_or_lock(conn, keys, token, lease_ms))
-    }
-
-    /// [`read_or_lock`](Self::read_or_lock), awaitable on any executor.
-    pub(crate) async fn read_or_lock_async(
-        &self,
-        value_key: &[u8],
-        lock_key: &[u8],
-        token: &[u8],
-        lease_ms: u64,
-    ) -> Result<ReadOrLock, Error> {
-        let keys = [value_key.to_vec(), lock_key.to_vec()];
-        let token = token.to_vec();
-        self.call_async(move |conn| ops::read_or_lock(conn, keys, token, lease_ms))
             .await
     }
 
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
     pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
-        let (key, token) = (lock_key.to_vec(), token.to_vec());
-        self.call(move |conn| ops::script(conn, UNLOCK, key, vec![token]))
+        wait(self.script(UNLOCK, lock_key, [token]))
     }
 
     /// [`unlock`](Self::unlock), then `PUBLISH channel lock_key` if it did, in one round trip.
@@ -442,9 +407,7 @@ impl RedisClient {
         token: &[u8],
         channel: &[u8],
     ) -> Result<bool, Error> {
-        let args = vec![token.to_vec(), channel.to_vec()];
-        let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
+        wait(self.unlock_and_publish_async(lock_key, token, channel))
     }
 
     /// [`unlock_and_publish`](Self::unlock_and_publish), awaitable on any executor.
@@ -454,32 +417,14 @@ impl RedisClient {
         token: &[u8],
         channel: &[u8],
     ) -> Result<bool, Error> {
-        let args = vec![token.to_vec(), channel.to_vec()];
-        let key = lock_key.to_vec();
-        self.call_async(move |conn| ops::script(conn, UNLOCK_NOTIFY, key, args))
-            .await
+        self.script(UNLOCK_NOTIFY, lock_key, [token, channel]).await
     }
 
     /// The `SET` of `write`, then its announcement if any (a second round trip; a write with a
     /// lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead). An
     /// announcement that fails is not reported: the time to live bounds what it leaves behind.
-    pub(crate) fn write(&self, write: Write<'_>) -> Result<(), Error> {
-        let stored = match write.ttl_ms {
-            Some(ttl) => self.set_px(write.key, write.bytes, ttl),
-            None => self.set(write.key, write.bytes),
-        };
-        if let Some(announce) = write.announce {
-            let _ = self.publish(announce.channel, &announce.message());
-        }
-        stored
-    }
-
-    /// [`write`](Self::write), awaitable on any executor.
-    pub(crate) async fn write_async(&self, write: Write<'_>) -> Result<(), Error> {
-        let stored = match write.ttl_ms {
-            Some(ttl) => self.set_px_async(write.key, write.bytes, ttl).await,
-            None => self.set_async(write.key, write.bytes).await,
-        };
+    pub(crate) async fn write(&self, write: Write<'_>) -> Result<(), Error> {
+        let stored = self.store(write.key, write.bytes, write.ttl_ms).await;
         if let Some(announce) = write.announce {
             let _ = self
                 .publish_async(announce.channel, &announce.message())
@@ -488,27 +433,33 @@ impl RedisClient {
         stored
     }
 
-    /// `SET value_key value [PX ttl_ms]`, then [`unlock_and_publish`](Self::unlock_and_publish),
-    /// in one round trip (a script: on a cluster both keys need one hash tag): whether the lock
-    /// was still ours. A `ttl_ms` of 0 counts as 1.
-    pub(crate) fn set_and_unlock(&self, stored: Stored<'_>) -> Result<bool, Error> {
-        let (keys, args) = stored.into_parts();
-        self.call(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))
+    /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.
+    async fn script<const N: usize>(
+        &self,
+        script: &'static str,
+        key: &[u8],
+        args: [&[u8]; N],
+    ) -> Result<bool, Error> {
+        let keys = vec![key.to_vec()];
+        let args = args.map(<[u8]>::to_vec).to_vec();
+        self.call(move |conn| ops::scripted(conn, script, keys, args))
+            .await
     }
 
-    /// [`set_and_unlock`](Self::set_and_unlock), awaitable on any executor.
-    pub(crate) async fn set_and_unlock_async(&self, stored: Stored<'_>) -> Result<bool, Error> {
+    /// `SET value_key value [PX ttl_ms]`, then
+    /// [`unlock_and_publish`](Self::unlock_and_publish), in one round trip (a script: on a
+    /// cluster both keys need one hash tag): whether the lock was still ours. A `ttl_ms` of 0
+    /// counts as 1.
+    pub(crate) async fn set_and_unlock(&self, stored: Stored<'_>) -> Result<bool, Error> {
         let (keys, args) = stored.into_parts();
-        self.call_async(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))
+        self.call(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))
             .await
     }
 
     /// Sets the lease of `lock_key` to `lease_ms` if it still holds `token`: whether it did
     /// (`false`: the lock was lost, to expiry or to another owner).
     pub fn extend(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
-        let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
-        let key = lock_key.to_vec();
-        self.call(move |conn| ops::script(conn, EXTEND, key, args))
+        wait(self.extend_async(lock_key, token, lease_ms))
     }
 
     /// [`extend`](Self::extend), awaitable on any executor.
@@ -518,23 +469,21 @@ impl RedisClient {
         token: &[u8],
         lease_ms: u64,
     ) -> Result<bool, Error> {
-        let args = vec![token.to_vec(), lease_ms.to_string().into_bytes()];
-        let key = lock_key.to_vec();
-        self.call_async(move |conn| ops::script(conn, EXTEND, key, args))
+        let lease_ms = lease_ms.to_string();
+        self.script(EXTEND, lock_key, [token, lease_ms.as_bytes()])
             .await
     }
 
     /// `PUBLISH channel message`: how many subscribers got it (on a cluster, those of the node
     /// that took the command; the message still reaches every node).
     pub fn publish(&self, channel: &[u8], message: &[u8]) -> Result<u64, Error> {
-        let (channel, message) = (channel.to_vec(), message.to_vec());
-        self.call(move |conn| ops::publish(conn, channel, message))
+        wait(self.publish_async(channel, message))
     }
 
     /// [`publish`](Self::publish), awaitable on any executor.
     pub async fn publish_async(&self, channel: &[u8], message: &[u8]) -> Result<u64, Error> {
         let (channel, message) = (channel.to_vec(), message.to_vec());
-        self.call_async(move |conn| ops::publish(conn, channel, message))
+        self.call(move |conn| ops::publish(conn, channel, message))
             .await
     }
 
@@ -565,9 +514,9 @@ impl RedisClient {
             stopped,
             ready,
         ));
-        let result = self.inner.driver.block(timeout, async move {
+        let result = wait(self.inner.driver.run(timeout, async move {
             subscribed.await.unwrap_or(Err(Error::Closed))
-        });
+        }));
         self.record(&result);
         result.map(|()| Subscription { _stop: stop })
     }
@@ -614,10 +563,10 @@ impl RedisClient {
         let link = self.admit()?;
         let seed = self.inner.seed.clone();
         let root_cert = self.inner.config.root_cert.clone();
-        let result = self
+        let scan = self
             .inner
             .driver
-            .block(self.inner.config.bulk_timeout, async move {
+            .run(self.inner.config.bulk_timeout, async move {
                 match link.conn().await? {
                     conn @ Conn::Single(_) => ops::scan(conn, &pattern, unlink).await,
                     mut conn @ Conn::Cluster(_) => {
@@ -633,33 +582,14 @@ impl RedisClient {
                     }
                 }
             });
-        self.record(&result);
-        result
-    }
-
-    /// Runs a command through the breaker, within its call's budget, and blocks for it.
-    fn call<T, F, Fut>(&self, op: F) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, Error>> + Send + 'static,
-    {
-        let budget = budget::current();
-        let timeout = self.timeout(budget.as_ref())?;
-        let link = self.admit()?;
-        let started = Instant::now();
-        let result = self
-            .inner
-            .driver
-            .block(timeout, async move { op(link.conn().await?).await });
-        Self::spent(budget.as_ref(), started, &result);
+        let result = wait(scan);
         self.record(&result);
         result
     }
 
     /// Runs a command through the breaker, within its call's budget; the future can be awaited
-    /// on any executor.
-    async fn call_async<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    /// on any executor, or blocked on with [`wait`].
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(Conn) -> Fut + Send + 'static,
@@ -719,17 +649,18 @@ impl RedisClient {
         }
     }
 
-    /// Sleeps on the client's runtime (an async caller's executor may have no timer).
-    pub(crate) async fn sleep_until_notified(
+    /// Sleeps on the client's runtime (an async caller's executor may have no timer) for
+    /// `at_most`, or until `woken` completes.
+    pub(crate) async fn sleep_until(
         &self,
-        notify: Arc<tokio::sync::Notify>,
+        woken: impl Future<Output = ()> + Send + 'static,
         at_most: Duration,
     ) {
         let _ = self
             .inner
             .driver
             .run(at_most + Duration::from_millis(1), async move {
-                let _ = tokio::time::timeout(at_most, notify.notified()).await;
+                let _ = tokio::time::timeout(at_most, woken).await;
                 Ok(())
             })
             .await;
@@ -949,15 +880,6 @@ mod ops {
             ::redis::ErrorKind::UnexpectedReturnType,
             "unexpected reply to the claim script",
         )))
-    }
-
-    pub(super) async fn script(
-        conn: Conn,
-        script: &str,
-        key: Vec<u8>,
-        args: Vec<Vec<u8>>,
-    ) -> Result<bool, Error> {
-        scripted(conn, script, vec![key], args).await
     }
 
     /// A script over several keys that replies 1 or 0.

@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 
 use super::client::{ReadOrLock, RedisClient, Stored, Subscription, Write};
 use super::error::Error;
 use super::redlock::RedlockGuard;
+use super::runtime::wait;
 
 /// The lock's lease and how long waiters wait.
 ///
@@ -112,27 +113,28 @@ pub struct Locks {
 /// Release announcements seen by this process, as a counter waiters watch.
 #[derive(Debug, Default)]
 struct Notices {
-    generation: Mutex<u64>,
-    changed: Condvar,
-    notify: Arc<Notify>,
+    generation: AtomicU64,
+    notify: Notify,
 }
 
 impl Notices {
     fn bump(&self) {
-        *self.generation.lock() += 1;
-        self.changed.notify_all();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 
     fn generation(&self) -> u64 {
-        *self.generation.lock()
+        self.generation.load(Ordering::SeqCst)
     }
 
-    /// Blocks until a release is announced after `seen`, or for `at_most`.
-    fn wait(&self, seen: u64, at_most: Duration) {
-        let mut generation = self.generation.lock();
-        if *generation == seen {
-            let _ = self.changed.wait_for(&mut generation, at_most);
+    /// Completes once a release is announced after `seen`.
+    async fn after(self: Arc<Self>, seen: u64) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a bump between the two still wakes it.
+        notified.as_mut().enable();
+        if self.generation() == seen {
+            notified.await;
         }
     }
 }
@@ -165,26 +167,7 @@ impl Locks {
     /// lock key (while its lease is renewed); the others get the value it stores, or
     /// [`Claimed::TimedOut`] after the wait timeout.
     pub fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
-        self.listen();
-        let token = new_token();
-        let deadline = Instant::now() + self.config.wait;
-        let mut poll = self.config.poll_min;
-        loop {
-            let seen = self.notices.generation();
-            let armed = self.arm(lock_key, &token);
-            let found = self
-                .client
-                .read_or_lock(value_key, lock_key, &token, self.lease_ms());
-            if let Some(claimed) = self.answer(armed, found) {
-                return claimed;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Claimed::TimedOut;
-            }
-            self.notices.wait(seen, jitter(poll).min(deadline - now));
-            poll = (poll * 2).min(self.config.poll_max);
-        }
+        wait(self.claim_async(value_key, lock_key))
     }
 
     /// [`claim`](Self::claim) for async callers, on any executor.
@@ -197,10 +180,12 @@ impl Locks {
         let deadline = Instant::now() + self.config.wait;
         let mut poll = self.config.poll_min;
         loop {
+            // Read before the round, so that a release announced during it still wakes us.
+            let seen = self.notices.generation();
             let armed = self.arm(lock_key, &token);
             let found = self
                 .client
-                .read_or_lock_async(value_key, lock_key, &token, self.lease_ms())
+                .read_or_lock(value_key, lock_key, &token, self.lease_ms())
                 .await;
             if let Some(claimed) = self.answer(armed, found) {
                 return claimed;
@@ -209,9 +194,9 @@ impl Locks {
             if now >= deadline {
                 return Claimed::TimedOut;
             }
-            let notify = Arc::clone(&self.notices.notify);
+            let released = Arc::clone(&self.notices).after(seen);
             self.client
-                .sleep_until_notified(notify, jitter(poll).min(deadline - now))
+                .sleep_until(released, jitter(poll).min(deadline - now))
                 .await;
             poll = (poll * 2).min(self.config.poll_max);
         }
@@ -272,10 +257,7 @@ impl Locks {
     /// Takes `lock_key` if no one holds it, without waiting (`SET NX PX`): what a background
     /// refresh claims, so that one process refreshes a key; `Ok(None)` when it is held.
     pub(crate) fn try_claim(&self, lock_key: &[u8]) -> Result<Option<LockGuard>, Error> {
-        let token = new_token();
-        let armed = self.arm(lock_key, &token);
-        let locked = self.client.lock(lock_key, &token, self.lease_ms());
-        self.tried(armed, locked)
+        wait(self.try_claim_async(lock_key))
     }
 
     /// [`try_claim`](Self::try_claim), awaitable on any executor.
@@ -370,31 +352,15 @@ impl LockGuard {
     /// the lock is on one server: whether the lock was still ours. A Redlock's value is written
     /// on `store`, then its release runs in the background. A write that fails (a timeout, a
     /// request never sent) leaves the release to the guard's drop, as before.
-    pub(crate) fn set_and_release(
+    pub(crate) async fn set_and_release(
         self,
         store: &RedisClient,
         write: Write<'_>,
     ) -> Result<bool, Error> {
         match self.0 {
-            Held::Single(guard) => guard.set_and_release(write),
+            Held::Single(guard) => guard.set_and_release(write).await,
             Held::Redlock(guard) => {
-                let stored = store.write(write);
-                drop(guard);
-                stored.map(|()| true)
-            }
-        }
-    }
-
-    /// [`set_and_release`](Self::set_and_release) for async callers.
-    pub(crate) async fn set_and_release_async(
-        self,
-        store: &RedisClient,
-        write: Write<'_>,
-    ) -> Result<bool, Error> {
-        match self.0 {
-            Held::Single(guard) => guard.set_and_release_async(write).await,
-            Held::Redlock(guard) => {
-                let stored = store.write_async(write).await;
+                let stored = store.write(write).await;
                 drop(guard);
                 stored.map(|()| true)
             }
@@ -404,17 +370,14 @@ impl LockGuard {
     /// Releases now and waits for it: whether the lock was still ours (on a majority of the
     /// servers, for a Redlock).
     pub fn release(self) -> Result<bool, Error> {
-        match self.0 {
-            Held::Single(guard) => guard.release(),
-            Held::Redlock(guard) => guard.release(),
-        }
+        wait(self.release_async())
     }
 
     /// [`release`](Self::release) for async callers.
     pub async fn release_async(self) -> Result<bool, Error> {
         match self.0 {
-            Held::Single(guard) => guard.release_async().await,
-            Held::Redlock(guard) => guard.release_async().await,
+            Held::Single(guard) => guard.release().await,
+            Held::Redlock(guard) => guard.release().await,
         }
     }
 }
@@ -432,14 +395,7 @@ struct SingleGuard {
 }
 
 impl SingleGuard {
-    fn release(mut self) -> Result<bool, Error> {
-        self.stop_renewal();
-        self.released = true;
-        self.client
-            .unlock_and_publish(&self.lock_key, &self.token, &self.channel)
-    }
-
-    async fn release_async(mut self) -> Result<bool, Error> {
+    async fn release(mut self) -> Result<bool, Error> {
         self.stop_renewal();
         self.released = true;
         self.client
@@ -447,17 +403,10 @@ impl SingleGuard {
             .await
     }
 
-    fn set_and_release(mut self, write: Write<'_>) -> Result<bool, Error> {
+    async fn set_and_release(mut self, write: Write<'_>) -> Result<bool, Error> {
         self.stop_renewal();
-        let result = self.client.set_and_unlock(self.stored(write));
+        let result = self.client.set_and_unlock(self.stored(write)).await;
         // Not done (a timeout, or never sent): the drop releases in the background.
-        self.released = result.is_ok();
-        result
-    }
-
-    async fn set_and_release_async(mut self, write: Write<'_>) -> Result<bool, Error> {
-        self.stop_renewal();
-        let result = self.client.set_and_unlock_async(self.stored(write)).await;
         self.released = result.is_ok();
         result
     }

@@ -27,3 +27,4 @@ pub use error::{Error, ServerError};
 pub(crate) use lock::new_token;
 pub use lock::{Claimed, LockConfig, LockGuard, Locks};
 pub use redlock::{Redlock, RedlockConfig, Refused, URLS_VAR};
+pub(crate) use runtime::wait;

@@ -40,7 +40,7 @@ use super::client::{RedisClient, Subscription};
 use super::config::RedisConfig;
 use super::error::Error;
 use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token};
-use super::runtime::Driver;
+use super::runtime::{Driver, Reply, wait};
 
 /// The environment variable naming the servers: comma-separated URLs.
 pub const URLS_VAR: &str = "MEMO_REDLOCK_URLS";
@@ -253,16 +253,7 @@ impl Redlock {
     /// [`Claimed::TimedOut`] after the wait timeout. With fewer than a majority of the servers
     /// reachable every caller gets [`Claimed::Unavailable`] (and computes).
     pub fn claim(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
-        let claim = claim(
-            Arc::clone(&self.shared),
-            value_key.to_vec(),
-            lock_key.to_vec(),
-        );
-        settle(
-            self.shared
-                .driver
-                .block(self.shared.bound(), async move { Ok(claim.await) }),
-        )
+        wait(self.claim_async(value_key, lock_key))
     }
 
     /// [`claim`](Self::claim) for async callers, on any executor.
@@ -276,10 +267,7 @@ impl Redlock {
             value_key.to_vec(),
             lock_key.to_vec(),
         );
-        let result = self
-            .shared
-            .driver
-            .run(self.shared.bound(), async move { Ok(claim.await) });
+        let result = self.shared.run(claim);
         async move { settle(result.await) }
     }
 
@@ -292,10 +280,7 @@ impl Redlock {
             new_token(),
             lease,
         );
-        self.shared
-            .driver
-            .block(self.shared.bound(), async move { Ok(attempt.await) })
-            .unwrap_or_else(|err| Err(Refused::Unavailable(err)))
+        wait(self.shared.run(attempt)).unwrap_or_else(|err| Err(Refused::Unavailable(err)))
     }
 
     /// Compare-and-delete of `lock_key` on every server: on how many it still held `token` (and
@@ -303,14 +288,17 @@ impl Redlock {
     #[must_use]
     pub fn release(&self, lock_key: &[u8], token: &[u8]) -> usize {
         let release = release(Arc::clone(&self.shared), lock_key.to_vec(), token.to_vec());
-        self.shared
-            .driver
-            .block(self.shared.bound(), async move { Ok(release.await) })
-            .unwrap_or(0)
+        wait(self.shared.run(release)).unwrap_or(0)
     }
 }
 
 impl Shared {
+    /// Runs `fut` on the driver (its rounds spawn tasks there), bounded by
+    /// [`bound`](Self::bound).
+    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Reply<T> {
+        self.driver.run(self.bound(), async move { Ok(fut.await) })
+    }
+
     /// How long a whole claim may take: the wait, plus a few commands after it.
     fn bound(&self) -> Duration {
         let command = self
@@ -345,7 +333,7 @@ impl Shared {
     }
 }
 
-/// [`Driver::block`]'s result as a claim: past the bound, the caller stops waiting.
+/// [`Shared::run`]'s result as a claim: past the bound, the caller stops waiting.
 fn settle(result: Result<Claimed, Error>) -> Claimed {
     match result {
         Ok(claimed) => claimed,
@@ -534,25 +522,10 @@ impl RedlockGuard {
         self.lost.load(Ordering::Relaxed)
     }
 
-    pub(super) fn release(mut self) -> Result<bool, Error> {
+    pub(super) async fn release(mut self) -> Result<bool, Error> {
         let release = self.take_release();
         let quorum = self.shared.config.quorum();
-        self.shared.driver.block(
-            self.shared.bound(),
-            async move { Ok(release.await >= quorum) },
-        )
-    }
-
-    pub(super) async fn release_async(mut self) -> Result<bool, Error> {
-        let release = self.take_release();
-        let quorum = self.shared.config.quorum();
-        self.shared
-            .driver
-            .run(
-                self.shared.bound(),
-                async move { Ok(release.await >= quorum) },
-            )
-            .await
+        self.shared.run(release).await.map(|held| held >= quorum)
     }
 
     /// Stops the renewal and marks the guard released: the returned future does the release.

@@ -1,8 +1,14 @@
 //! The client's private tokio runtime: one thread that drives every connection, so sync callers
-//! need no runtime of their own and async callers can use any executor.
+//! need no runtime of their own and async callers can use any executor. A sync caller blocks on
+//! the same futures an async one awaits, with [`wait`].
 
+use std::cell::Cell;
 use std::future::Future;
-use std::time::Duration;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
@@ -37,32 +43,9 @@ impl Driver {
         })
     }
 
-    /// Runs `fut` on the runtime, bounded by `timeout`, and blocks the calling thread (any thread,
-    /// inside an async runtime or not) for the result.
-    pub(crate) fn block<T, F>(&self, timeout: Duration, fut: F) -> Result<T, Error>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T, Error>> + Send + 'static,
-    {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(bounded(timeout, fut).await);
-        });
-        // The runtime enforces the timeout; the margin only covers a stalled runtime thread.
-        match rx.recv_timeout(timeout + Duration::from_millis(50)) {
-            Ok(result) => result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::Closed),
-        }
-    }
-
     /// Runs `fut` on the runtime, bounded by `timeout`; the returned future can be awaited on
-    /// any executor.
-    pub(crate) fn run<T, F>(
-        &self,
-        timeout: Duration,
-        fut: F,
-    ) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    /// any executor, or blocked on with [`wait`].
+    pub(crate) fn run<T, F>(&self, timeout: Duration, fut: F) -> Reply<T>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
@@ -71,7 +54,11 @@ impl Driver {
         self.handle.spawn(async move {
             let _ = tx.send(bounded(timeout, fut).await);
         });
-        async move { rx.await.unwrap_or(Err(Error::Closed)) }
+        Reply {
+            rx,
+            // The runtime enforces the timeout; the margin only covers a stalled runtime thread.
+            due: Instant::now() + timeout + Duration::from_millis(50),
+        }
     }
 
     /// Runs `fut` on the runtime without waiting for it.
@@ -98,4 +85,127 @@ async fn bounded<T>(
     tokio::time::timeout(timeout, fut)
         .await
         .unwrap_or(Err(Error::Timeout))
+}
+
+/// The result of a future run on the [`Driver`]; past its bound and a margin it answers
+/// [`Error::Timeout`] by itself, so a caller blocked in [`wait`] never outlasts a stalled runtime
+/// thread.
+#[derive(Debug)]
+#[must_use = "a reply does nothing unless awaited"]
+pub(crate) struct Reply<T> {
+    rx: oneshot::Receiver<Result<T, Error>>,
+    due: Instant,
+}
+
+impl<T> Future for Reply<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(reply) = Pin::new(&mut self.rx).poll(cx) {
+            return Poll::Ready(reply.unwrap_or(Err(Error::Closed)));
+        }
+        if Instant::now() >= self.due {
+            return Poll::Ready(Err(Error::Timeout));
+        }
+        // `try_with`: a reply may be polled while its thread's locals are torn down.
+        let _ = PARKING.try_with(|parking| parking.set(parking.get().until(self.due)));
+        Poll::Pending
+    }
+}
+
+thread_local! {
+    /// How long this thread, blocked in [`wait`], may park after the current poll.
+    static PARKING: Cell<Parking> = const { Cell::new(Parking::Outside) };
+}
+
+/// How long a thread blocked in [`wait`] parks: until a wake, or also until the earliest due
+/// time of the pending [`Reply`]s of its last poll.
+#[derive(Clone, Copy, Debug)]
+enum Parking {
+    /// The thread is not in [`wait`]: a reply checks its due time only when polled.
+    Outside,
+    /// Until a wake.
+    Unbounded,
+    /// Until a wake or this time, whichever comes first.
+    Until(Instant),
+}
+
+impl Parking {
+    /// This, cut short at `due`.
+    fn until(self, due: Instant) -> Self {
+        match self {
+            Self::Outside => Self::Outside,
+            Self::Unbounded => Self::Until(due),
+            Self::Until(at) => Self::Until(at.min(due)),
+        }
+    }
+}
+
+/// Blocks the calling thread until `fut` completes: a sync caller's way to run the async code.
+///
+/// Works on any thread: one with no runtime, a `spawn_blocking` thread, or another runtime's
+/// worker (which it blocks, as any sync call does). The I/O itself runs on the [`Driver`], whose
+/// [`Reply`] wakes this thread; a reply past its bound ends the wait.
+pub(crate) fn wait<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        let outer = PARKING.with(|parking| parking.replace(Parking::Unbounded));
+        let polled = fut.as_mut().poll(&mut cx);
+        let parking = PARKING.with(|parking| parking.replace(outer));
+        match (polled, parking) {
+            (Poll::Ready(output), _) => return output,
+            (Poll::Pending, Parking::Until(at)) => {
+                std::thread::park_timeout(at.saturating_duration_since(Instant::now()));
+            }
+            (Poll::Pending, Parking::Unbounded | Parking::Outside) => std::thread::park(),
+        }
+    }
+}
+
+/// Wakes the thread blocked in [`wait`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stalled_runtime_thread_ends_a_blocked_callers_wait() {
+        let driver = Driver::start().unwrap();
+        let (release, stalled) = std::sync::mpsc::channel::<()>();
+        // Holds the runtime's one thread: the command's own timeout cannot fire.
+        driver.detach(async move {
+            let _ = stalled.recv();
+        });
+        let reply = driver.run(Duration::from_millis(1), async { Ok(()) });
+        assert!(matches!(wait(reply), Err(Error::Timeout)));
+        release.send(()).unwrap();
+    }
+
+    #[test]
+    fn wait_blocks_inside_another_runtime_and_on_its_blocking_threads() {
+        let driver = Arc::new(Driver::start().unwrap());
+        let runtime = Builder::new_current_thread().build().unwrap();
+        let (inside, blocking) = runtime.block_on(async {
+            let inside = wait(driver.run(Duration::from_secs(60), async { Ok(1) }));
+            let driver = Arc::clone(&driver);
+            let blocking = tokio::task::spawn_blocking(move || {
+                wait(driver.run(Duration::from_secs(60), async { Ok(2) }))
+            });
+            (inside, blocking.await.unwrap())
+        });
+        assert_eq!((inside.unwrap(), blocking.unwrap()), (1, 2));
+    }
 }

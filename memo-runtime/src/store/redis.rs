@@ -29,6 +29,7 @@ use crate::redis::budget::{self, Budget};
 use crate::redis::client::{Announce, Write};
 use crate::redis::{
     Claimed, Error, LockConfig, LockGuard, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
+    wait,
 };
 
 /// The environment variable that names the prefix of every key (default [`DEFAULT_PREFIX`]).
@@ -64,6 +65,20 @@ struct Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
+    /// Sends the write, releasing the lock if one is held and publishing `announce` (channel and
+    /// message head) beside it, within the call's budget: whether the lock was still ours.
+    async fn send(mut self, announce: Option<(&[u8], &[u8])>) -> Result<bool, Error> {
+        let guard = self.guard.take();
+        let write = self.write(announce);
+        let sent = async {
+            match guard {
+                Some(guard) => guard.set_and_release(self.client, write).await,
+                None => self.client.write(write).await.map(|()| true),
+            }
+        };
+        budget::within(&self.budget, sent).await
+    }
+
     /// The write, with `announce` (channel and message head) published beside it.
     fn write<'a>(&'a self, announce: Option<(&'a [u8], &'a [u8])>) -> Write<'a> {
         Write {
@@ -161,13 +176,7 @@ impl RemoteLock {
     /// A Redlock bounds its rounds itself (the servers answer in parallel): it is left out of
     /// the call's budget.
     fn claim(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
-        match self {
-            Self::Single(locks) => {
-                let _entered = budget.enter();
-                locks.claim(value_key, lock_key)
-            }
-            Self::Redlock(redlock) => redlock.claim(value_key, lock_key),
-        }
+        wait(self.claim_async(value_key, lock_key, budget))
     }
 
     async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
@@ -636,18 +645,13 @@ impl<K, V> RedisStore<K, V> {
         value
     }
 
+    /// The value of `key` (a hit counted when `count`; a miss parked for the claim).
     fn read(&self, key: &K, count: bool) -> Option<V>
     where
         K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (remote, names) = self.remote_names(key)?;
-        let budget = Self::budget(remote);
-        let got = {
-            let _entered = budget.enter();
-            remote.client.get_renewing(&names.value, self.renew_ms())
-        };
-        self.answered(key, names, budget, got, count)
+        wait(self.read_async(key, count))
     }
 
     /// Renews `key`'s time to live (time to idle) for a hit served by a copy in the process
@@ -660,8 +664,8 @@ impl<K, V> RedisStore<K, V> {
             return;
         };
         let budget = Self::budget(remote);
-        let _entered = budget.enter();
-        if let Err(err) = remote.client.get_renewing(&names.value, Some(ms)) {
+        let renewed = budget::within(&budget, remote.client.get_renewing(&names.value, Some(ms)));
+        if let Err(err) = wait(renewed) {
             self.missed(&err);
         }
     }
@@ -700,8 +704,7 @@ impl<K, V> RedisStore<K, V> {
         K: std::hash::Hash + Eq + Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (value, pttl) = self.read_timed(key, true)?;
-        Some((value, self.is_due(key, pttl)))
+        wait(self.read_due_async(key))
     }
 
     /// [`read_due`](Self::read_due), awaited.
@@ -710,57 +713,32 @@ impl<K, V> RedisStore<K, V> {
         K: std::hash::Hash + Eq + Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (value, pttl) = self.read_timed_async(key, true).await?;
+        let (value, pttl) = self.read_timed(key, true).await?;
         Some((value, self.is_due(key, pttl)))
     }
 
     /// The value of `key` and how long its time to live has left in milliseconds (negative when
     /// it is served stale; `None` when it never expires), in one round trip, without counting a
     /// hit: what a tiered store times its local copy by.
-    pub(crate) fn peek_fresh_for(&self, key: &K) -> Option<(V, Option<i64>)>
-    where
-        K: Clone + Serialize + 'static,
-        V: DeserializeOwned,
-    {
-        let (value, pttl) = self.read_timed(key, false)?;
-        Some((value, self.fresh_for(pttl)))
-    }
-
-    /// [`peek_fresh_for`](Self::peek_fresh_for), awaited.
     pub(crate) async fn peek_fresh_for_async(&self, key: &K) -> Option<(V, Option<i64>)>
     where
         K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
-        let (value, pttl) = self.read_timed_async(key, false).await?;
+        let (value, pttl) = self.read_timed(key, false).await?;
         Some((value, self.fresh_for(pttl)))
     }
 
     /// `GET` and `PTTL` of `key` in one round trip (a pipeline): the value (a hit counted when
     /// `count`; a miss parked for the claim, as [`read`](Self::read)'s) and its `PTTL`.
-    fn read_timed(&self, key: &K, count: bool) -> Option<(V, i64)>
+    async fn read_timed(&self, key: &K, count: bool) -> Option<(V, i64)>
     where
         K: Clone + Serialize + 'static,
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
-        let got = {
-            let _entered = budget.enter();
-            remote.client.get_with_pttl(&names.value)
-        };
-        self.answered_timed(key, names, budget, got, count)
-    }
-
-    /// [`read_timed`](Self::read_timed), awaited.
-    async fn read_timed_async(&self, key: &K, count: bool) -> Option<(V, i64)>
-    where
-        K: Clone + Serialize + 'static,
-        V: DeserializeOwned,
-    {
-        let (remote, names) = self.remote_names(key)?;
-        let budget = Self::budget(remote);
-        let got = budget::within(&budget, remote.client.get_with_pttl_async(&names.value)).await;
+        let got = budget::within(&budget, remote.client.get_with_pttl(&names.value)).await;
         self.answered_timed(key, names, budget, got, count)
     }
 
@@ -922,9 +900,7 @@ impl<K, V> RedisStore<K, V> {
         let budget = Self::budget(remote);
         let got = budget::within(
             &budget,
-            remote
-                .client
-                .get_renewing_async(&names.value, self.renew_ms()),
+            remote.client.get_renewing(&names.value, self.renew_ms()),
         )
         .await;
         self.answered(key, names, budget, got, count)
@@ -1062,17 +1038,9 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some(mut out) = self.outgoing(key, value, lease, ttl_ms) else {
-            return;
-        };
-        let (guard, client) = (out.guard.take(), out.client);
-        let _entered = out.budget.enter();
-        let write = out.write(announce);
-        let result = match guard {
-            Some(guard) => guard.set_and_release(client, write).map(drop),
-            None => client.write(write),
-        };
-        self.record(result);
+        if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
+            self.record(wait(out.send(announce)));
+        }
     }
 
     /// [`insert_then`](Self::insert_then), awaited.
@@ -1086,19 +1054,9 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize,
         V: Serialize,
     {
-        let Some(mut out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
-            return;
-        };
-        let (guard, client) = (out.guard.take(), out.client);
-        let write = out.write(announce);
-        let store = async {
-            let result = match guard {
-                Some(guard) => guard.set_and_release_async(client, write).await,
-                None => client.write_async(write).await.map(|()| true),
-            };
-            self.record(result);
-        };
-        budget::within(&out.budget, store).await;
+        if let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) {
+            self.record(out.send(announce).await);
+        }
     }
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or

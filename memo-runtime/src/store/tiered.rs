@@ -18,7 +18,7 @@ use super::{Claim, Counts, Lease, MemoryStore, RedisOptions, Store, TtlFrom};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::lookup::Lookup;
-use crate::redis::Subscription;
+use crate::redis::{Subscription, wait};
 
 /// Messages on the invalidation channel: this process's id, then what to drop.
 const EVICT: u8 = 0;
@@ -235,12 +235,8 @@ where
     /// the value is due and makes one caller of this process the one to refresh it; a value
     /// read from Redis (with its `PTTL`, in the same round trip) becomes the local copy first.
     pub(crate) fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        if let Some(found) = self.l1.get_renewing(key) {
-            return Some(found);
-        }
-        let owned = key.to_key();
-        let (value, fresh_ms) = self.l2.peek_fresh_for(&owned)?;
-        Some(self.fetched_due(&owned, value, fresh_ms))
+        self.local_due(key)
+            .or_else(|| wait(self.fetch_due(&key.to_key())))
     }
 
     /// [`get_due`](Self::get_due) of the local copy alone (the async hit path's first step).
@@ -250,29 +246,35 @@ where
 
     /// [`get_due`](Self::get_due), awaited.
     pub(crate) async fn get_due_async(&self, key: &K) -> Option<(V, bool)> {
-        if let Some(found) = self.l1.get_renewing(&key) {
-            return Some(found);
+        match self.local_due(&key) {
+            Some(found) => Some(found),
+            None => self.fetch_due(key).await,
         }
+    }
+
+    /// [`get_due`](Self::get_due) past a local miss: the value read from Redis with its
+    /// `PTTL`, kept here, then asked again.
+    async fn fetch_due(&self, key: &K) -> Option<(V, bool)> {
         let (value, fresh_ms) = self.l2.peek_fresh_for_async(key).await?;
-        Some(self.fetched_due(key, value, fresh_ms))
+        self.keep_fetched(key.clone(), value.clone(), fresh_ms);
+        Some(self.l1.get_renewing(&key).unwrap_or_else(|| {
+            self.l2_hits.fetch_add(1, Ordering::Relaxed);
+            (value, false)
+        }))
     }
 
     /// The value of `key` from Redis (the local copy missed), kept here: a hit that refreshes
     /// nothing.
     fn fetch(&self, key: K) -> Option<V> {
-        let (value, fresh_ms) = self.l2.peek_fresh_for(&key)?;
+        wait(self.fetch_async(key))
+    }
+
+    /// [`fetch`](Self::fetch), awaited.
+    async fn fetch_async(&self, key: K) -> Option<V> {
+        let (value, fresh_ms) = self.l2.peek_fresh_for_async(&key).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
         self.keep_fetched(key, value.clone(), fresh_ms);
         Some(value)
-    }
-
-    /// A value read from Redis for [`get_due`](Self::get_due), kept here, then asked again.
-    fn fetched_due(&self, key: &K, value: V, fresh_ms: Option<i64>) -> (V, bool) {
-        self.keep_fetched(key.clone(), value.clone(), fresh_ms);
-        self.l1.get_renewing(&key).unwrap_or_else(|| {
-            self.l2_hits.fetch_add(1, Ordering::Relaxed);
-            (value, false)
-        })
     }
 }
 
