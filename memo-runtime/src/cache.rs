@@ -703,16 +703,17 @@ where
     where
         L: Lookup<Key = K>,
     {
+        let hash = self.store.hash_of(&key);
         if self.forced() {
             let owned = key.to_key();
             let started = Instant::now();
-            return self.forced_refresh(owned, compute(key), |_| true, started);
+            return self.forced_refresh(hash, owned, compute(key), |_| true, started);
         }
-        if let Some(value) = self.hit(&key) {
+        if let Some(value) = self.hit(hash, &key) {
             return value;
         }
         let owned = key.to_key();
-        self.compute(owned, || compute(key), |_| true)
+        self.compute(hash, owned, || compute(key), |_| true)
     }
 
     /// The value for `key`: from the cache, or made by `init` once for all concurrent callers
@@ -729,14 +730,15 @@ where
     /// assert_eq!((stats.hits, stats.misses), (1, 1));
     /// ```
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        let hash = self.store.hash_of(&&key);
         if self.forced() {
             let started = Instant::now();
-            return self.forced_refresh(key, init(), |_| true, started);
+            return self.forced_refresh(hash, key, init(), |_| true, started);
         }
-        if let Some(value) = self.hit(&&key) {
+        if let Some(value) = self.hit(hash, &&key) {
             return value;
         }
-        self.compute(key, init, |_| true)
+        self.compute(hash, key, init, |_| true)
     }
 
     /// [`get_or_insert_with`](Self::get_or_insert_with) for a computation that can fail: an
@@ -759,24 +761,25 @@ where
         key: K,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
-        if let Some(value) = self.hit(&&key) {
+        let hash = self.store.hash_of(&&key);
+        if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
         loop {
-            match self.begin(&key, true) {
+            match self.begin(hash, &key, true) {
                 Step::Done(value) => return Ok(value),
                 Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     return match init() {
                         Ok(value) => {
-                            let claim = (leader, lease);
-                            Ok(self.finish(key, claim, value, |_| true, started.elapsed()))
+                            let (claim, cost) = ((leader, lease), started.elapsed());
+                            Ok(self.finish(hash, key, claim, value, |_| true, cost))
                         }
                         Err(err) => Err(self.count_failure(err)),
                     };
                 }
                 Step::Wait(flight) => {
-                    if let Some(value) = self.waited(&key, flight.wait()) {
+                    if let Some(value) = self.waited(hash, &key, flight.wait()) {
                         return Ok(value);
                     }
                 }
@@ -843,12 +846,13 @@ where
         made: fn(R) -> Result<V, E>,
     ) -> Result<V, E> {
         let lookup = &key;
-        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(&lookup));
+        let hash = self.store.hash_of(&lookup);
+        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(hash, &lookup));
         if let Some(value) = hit.await {
             return Ok(value);
         }
         loop {
-            let begin: Boxed<'_, Step<'_, K, V>> = Box::pin(self.begin_async(&key));
+            let begin: Boxed<'_, Step<'_, K, V>> = Box::pin(self.begin_async(hash, &key));
             match begin.await {
                 Step::Done(value) => return Ok(value),
                 Step::Compute(leader, lease) => {
@@ -856,8 +860,14 @@ where
                     return match made(init.await) {
                         Ok(value) => {
                             let (claim, cost) = ((leader, lease), started.elapsed());
-                            let finish: Boxed<'_, V> =
-                                Box::pin(self.finish_async(key, claim, value, |_| true, cost));
+                            let finish: Boxed<'_, V> = Box::pin(self.finish_async(
+                                hash,
+                                key,
+                                claim,
+                                value,
+                                |_| true,
+                                cost,
+                            ));
                             Ok(finish.await)
                         }
                         Err(err) => Err(self.count_failure(err)),
@@ -865,7 +875,7 @@ where
                 }
                 Step::Wait(flight) => {
                     let waited = std::future::poll_fn(|cx| flight.poll_wait(cx)).await;
-                    if let Some(value) = self.waited(&key, waited) {
+                    if let Some(value) = self.waited(hash, &key, waited) {
                         return Ok(value);
                     }
                 }
@@ -880,24 +890,34 @@ where
         err
     }
 
-    /// A counted lookup: the hit path of every memoized call.
-    #[inline]
-    pub(crate) fn hit<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        self.store.get(key)
+    /// A counted lookup of a key whose hash (by [`Store::hash_of`]) is `hash`: the hit path of
+    /// every memoized call.
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn hit<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        self.store.get_hashed(hash, key)
     }
 
     /// The miss path, sync: single-flight around `body`; the value is stored when `keep` says so.
-    pub(crate) fn compute(&self, key: K, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
+    pub(crate) fn compute(
+        &self,
+        hash: u64,
+        key: K,
+        body: impl FnOnce() -> V,
+        keep: fn(&V) -> bool,
+    ) -> V {
         loop {
-            match self.begin(&key, true) {
+            match self.begin(hash, &key, true) {
                 Step::Done(value) => return value,
                 Step::Compute(leader, lease) => {
                     let started = Instant::now();
                     let value = body();
-                    return self.finish(key, (leader, lease), value, keep, started.elapsed());
+                    let cost = started.elapsed();
+                    return self.finish(hash, key, (leader, lease), value, keep, cost);
                 }
                 Step::Wait(flight) => {
-                    if let Some(value) = self.waited(&key, flight.wait()) {
+                    if let Some(value) = self.waited(hash, &key, flight.wait()) {
                         return value;
                     }
                 }
@@ -910,13 +930,13 @@ where
     ///
     /// The leader also claims the key from the store ([`Store::claim`]), so that callers in
     /// other processes sharing the store wait for it too.
-    pub(crate) fn begin(&self, key: &K, by_thread: bool) -> Step<'_, K, V> {
-        match self.flights.join(key.clone(), by_thread) {
+    pub(crate) fn begin(&self, hash: u64, key: &K, by_thread: bool) -> Step<'_, K, V> {
+        match self.flights.join(hash, key.clone(), by_thread) {
             Join::Lead(leader) => {
                 // A value may have landed between the caller's miss and its taking the lead (a
                 // store whose claim reads the value looks there, in the same round trip).
                 if !self.store.claim_reads()
-                    && let Some(value) = self.store.get(&key)
+                    && let Some(value) = self.store.get_hashed(hash, &key)
                 {
                     leader.finish(&value);
                     return Step::Done(value);
@@ -953,11 +973,11 @@ where
     /// [`begin`](Self::begin) for an `async fn`: the store's reads and claim are awaited
     /// (Redis's, and the disk's wait for another process's lock), never blocking the executor's
     /// thread.
-    pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
-        match self.flights.join(key.clone(), false) {
+    pub(crate) async fn begin_async(&self, hash: u64, key: &K) -> Step<'_, K, V> {
+        match self.flights.join(hash, key.clone(), false) {
             Join::Lead(leader) => {
                 if !self.store.claim_reads()
-                    && let Some(value) = self.store.get_async(&key).await
+                    && let Some(value) = self.store.get_async(hash, &key).await
                 {
                     leader.finish(&value);
                     return Step::Done(value);
@@ -974,6 +994,7 @@ where
     /// with an awaited write.
     pub(crate) async fn finish_async(
         &self,
+        hash: u64,
         key: K,
         (leader, lease): (Option<Leader<'_, K, V>>, Lease),
         value: V,
@@ -986,7 +1007,7 @@ where
             if let Some(leader) = leader {
                 // Stored, then the claim ended: other processes find the value once it is gone.
                 self.store
-                    .insert_claimed_async(key, value.clone(), cost, lease)
+                    .insert_claimed_async(hash, key, value.clone(), cost, lease)
                     .await;
                 leader.finish(&value);
                 return value;
@@ -1007,6 +1028,7 @@ where
     /// Callers that were waiting get the leader's value either way: they asked at the same time.
     pub(crate) fn finish(
         &self,
+        hash: u64,
         key: K,
         (leader, lease): (Option<Leader<'_, K, V>>, Lease),
         value: V,
@@ -1018,7 +1040,8 @@ where
         if keep(&value) {
             if let Some(leader) = leader {
                 // Stored, then the claim ended: other processes find the value once it is gone.
-                self.store.insert_claimed(key, value.clone(), cost, lease);
+                self.store
+                    .insert_claimed(hash, key, value.clone(), cost, lease);
                 leader.finish(&value);
                 return value;
             }
@@ -1034,13 +1057,13 @@ where
 
     /// A waiter's last step: the leader's value, or (it gave up) a value stored meanwhile; `None`
     /// means begin again, perhaps as the new leader.
-    pub(crate) fn waited(&self, key: &K, waited: Option<V>) -> Option<V> {
+    pub(crate) fn waited(&self, hash: u64, key: &K, waited: Option<V>) -> Option<V> {
         match waited {
             Some(value) => {
                 self.counters.record(Event::Coalesced);
                 Some(value)
             }
-            None => self.hit(&key),
+            None => self.hit(hash, &key),
         }
     }
 
@@ -1054,10 +1077,12 @@ where
     /// run, leaves callers to compute.
     pub(crate) fn hit_renewing<L: Lookup<Key = K>>(
         &self,
+        hash: u64,
         key: &L,
         start_refresh: impl FnOnce(K),
     ) -> Option<V> {
-        self.renewal_hit(key, self.store.get_renewing(key), start_refresh)
+        let found = self.store.get_renewing_hashed(hash, key);
+        self.renewal_hit(key, found, start_refresh)
     }
 
     /// [`hit_renewing`](Self::hit_renewing) of what the store answered (`found`: the value, and
@@ -1183,11 +1208,14 @@ where
             match computed {
                 Some(value) if keep(&value) => {
                     let cost = started.elapsed();
-                    let store: Boxed<'_, ()> =
-                        Box::pin(self.store.insert_claimed_async(key, value, cost, lease));
+                    let hash = self.store.hash_of(&&key);
+                    let store: Boxed<'_, ()> = Box::pin(
+                        self.store
+                            .insert_claimed_async(hash, key, value, cost, lease),
+                    );
                     store.await;
                 }
-                _ => self.refreshed(key, None, keep, started, lease),
+                _ => self.refreshed(None, key, None, keep, started, lease),
             }
             self.renewed(&done);
         });
@@ -1197,20 +1225,22 @@ where
     /// and return it either way.
     pub(crate) fn forced_refresh(
         &self,
+        hash: u64,
         key: K,
         value: V,
         keep: fn(&V) -> bool,
         started: Instant,
     ) -> V {
         self.counters.record(Event::Refresh);
-        self.refreshed(key, Some(value.clone()), keep, started, Lease::none());
+        let lease = Lease::none();
+        self.refreshed(Some(hash), key, Some(value.clone()), keep, started, lease);
         value
     }
 
     /// The end of a forced refresh whose computation failed: the old value stays.
     pub(crate) fn forced_refresh_failed(&self, key: K, started: Instant) {
         self.counters.record(Event::Refresh);
-        self.refreshed(key, None, |_| true, started, Lease::none());
+        self.refreshed(None, key, None, |_| true, started, Lease::none());
     }
 
     /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is
@@ -1224,15 +1254,17 @@ where
         lease: Lease,
     ) {
         let done = key.clone();
-        self.refreshed(key, computed, keep, started, lease);
+        self.refreshed(None, key, computed, keep, started, lease);
         self.renewed(&done);
     }
 
     /// The end of a refresh: store the new value if it is kept (ending the store's claim
     /// `lease`); otherwise (an error, a panic, nothing to run on) keep the old one, count and
-    /// report the failure, and let a later read try again.
+    /// report the failure, and let a later read try again. `hash`: the key's, if the call
+    /// hashed it already.
     fn refreshed(
         &self,
+        hash: Option<u64>,
         key: K,
         computed: Option<V>,
         keep: fn(&V) -> bool,
@@ -1241,8 +1273,9 @@ where
     ) {
         match computed {
             Some(value) if keep(&value) => {
+                let hash = hash.unwrap_or_else(|| self.store.hash_of(&&key));
                 self.store
-                    .insert_claimed(key, value, started.elapsed(), lease);
+                    .insert_claimed(hash, key, value, started.elapsed(), lease);
             }
             _ => {
                 drop(lease);

@@ -427,7 +427,7 @@ where
         cache,
         &key,
         #[cfg_attr(not(debug_assertions), inline(always))]
-        |key| cache.hit(key),
+        |hash, key| cache.hit(hash, key),
     )
 }
 
@@ -602,7 +602,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |key| cache.hit(key))
+    answer(cache, &key, |hash, key| cache.hit(hash, key))
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -625,15 +625,15 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of);
+    let first = answer(cache, &key, |_, key| cache.store().local(key)).map_err(RemoteMiss::of);
     async move {
-        let owned = match first {
-            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+        let (hash, owned) = match first {
+            Err(RemoteMiss::Lookup(_, hash, owned, _)) => (hash, owned),
             other => return other,
         };
-        match cache.store().get_async(&&owned).await {
+        match cache.store().get_async(hash, &&owned).await {
             Some(value) => Ok(value),
-            None => Err(RemoteMiss::lookup(cache, owned)),
+            None => Err(RemoteMiss::lookup(cache, hash, owned)),
         }
     }
 }
@@ -658,8 +658,10 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |key| {
-        cache.hit_renewing(key, |owned| cache.spawn_refresh(owned, refresh, keep))
+    answer(cache, &key, |hash, key| {
+        cache.hit_renewing(hash, key, |owned| {
+            cache.spawn_refresh(owned, refresh, keep);
+        })
     })
 }
 
@@ -687,8 +689,10 @@ where
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, |key| {
-        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
+    return answer(cache, &key, |hash, key| {
+        cache.hit_renewing(hash, key, |owned| {
+            cache.spawn_refresh_task(owned, refresh, keep);
+        })
     });
     #[cfg(not(feature = "tokio"))]
     {
@@ -723,47 +727,49 @@ where
     #[cfg(feature = "tokio")]
     {
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
-        let local = |key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
+        let local = |_, key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
         let first = answer(cache, &key, local).map_err(RemoteMiss::of);
         async move {
-            let owned = match first {
-                Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            let (hash, owned) = match first {
+                Err(RemoteMiss::Lookup(_, hash, owned, _)) => (hash, owned),
                 other => return other,
             };
             let found = cache.store().read_due_async(&owned).await;
             match cache.renewal_hit(&&owned, found, start) {
                 Some(value) => Ok(value),
-                None => Err(RemoteMiss::lookup(cache, owned)),
+                None => Err(RemoteMiss::lookup(cache, hash, owned)),
             }
         }
     }
 }
 
-/// What every hit path shares: the global switch (feature `switch`), then `found`'s value, or the
-/// [`Miss`] to compute it.
+/// What every hit path shares: the key hashed by the store (once per call: the miss carries the
+/// hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
+/// compute it.
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: &L,
-    found: impl FnOnce(&L) -> Option<V>,
+    found: impl FnOnce(u64, &L) -> Option<V>,
 ) -> Result<V, Miss<L::Key, V, S>>
 where
     L: Lookup,
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
+    let hash = cache.store().hash_of(key);
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
-        return Err(Miss::with_mode(cache, key, Mode::Bypass));
+        return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
     }
     if cache.forced() {
-        return Err(Miss::with_mode(cache, key, Mode::Refresh));
+        return Err(Miss::with_mode(cache, hash, key, Mode::Refresh));
     }
-    match found(key) {
+    match found(hash, key) {
         Some(value) => Ok(value),
-        None => Err(Miss::new(cache, key)),
+        None => Err(Miss::new(cache, hash, key)),
     }
 }
 
@@ -794,6 +800,8 @@ pub use crate::__memo_require_tokio as require_tokio;
 /// [`Miss::compute_async`]) run the body under single-flight.
 pub struct Miss<K: 'static, V: 'static, S: 'static = MemoryStore<K, V>> {
     cache: &'static Cache<K, V, S>,
+    /// The key's hash by the store ([`Store::hash_of`]), made once by the hit path.
+    hash: u64,
     key: K,
     steps: Steps<K, V, S>,
     mode: Mode,
@@ -819,6 +827,7 @@ enum Mode {
 /// A panicking body drops the lead, which hands the key to a waiting caller.
 pub struct Lead<K: 'static, V: 'static, S: 'static> {
     cache: &'static Cache<K, V, S>,
+    hash: u64,
     key: K,
     steps: Steps<K, V, S>,
     keep: fn(&V) -> bool,
@@ -842,6 +851,7 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
     pub fn finish(self, value: V) -> V {
         let Self {
             cache,
+            hash,
             key,
             steps,
             keep,
@@ -855,12 +865,12 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
                 running
                     .exit()
                     .outcome(if kept { "refresh" } else { "error" });
-                (steps.refreshed)(cache, key, value, keep, started)
+                (steps.refreshed)(cache, hash, key, value, keep, started)
             }
             Run::Compute(running, claim, started) => {
                 let kept = keep(&value);
                 running.exit().outcome(if kept { "miss" } else { "error" });
-                (steps.finish)(cache, key, claim, value, keep, started.elapsed())
+                (steps.finish)(cache, hash, key, claim, value, keep, started.elapsed())
             }
         }
     }
@@ -900,19 +910,20 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
     reason = "a table of function pointers, each named by its field"
 )]
 struct Steps<K: 'static, V: 'static, S: 'static> {
-    begin: fn(&'static Cache<K, V, S>, &K, bool) -> Step<'static, K, V>,
+    begin: fn(&'static Cache<K, V, S>, u64, &K, bool) -> Step<'static, K, V>,
     begin_async:
-        for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
+        for<'k> fn(&'static Cache<K, V, S>, u64, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
     finish: fn(
         &'static Cache<K, V, S>,
+        u64,
         K,
         (Option<Leader<'static, K, V>>, Lease),
         V,
         fn(&V) -> bool,
         Duration,
     ) -> V,
-    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
-    refreshed: fn(&Cache<K, V, S>, K, V, fn(&V) -> bool, Instant) -> V,
+    waited: fn(&Cache<K, V, S>, u64, &K, Option<V>) -> Option<V>,
+    refreshed: fn(&Cache<K, V, S>, u64, K, V, fn(&V) -> bool, Instant) -> V,
     refresh_failed: fn(&Cache<K, V, S>, K, Instant),
     wait: fn(&Flight<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
@@ -926,14 +937,14 @@ where
 {
     fn of() -> Self {
         Self {
-            begin: |cache, key, by_thread| {
+            begin: |cache, hash, key, by_thread| {
                 cache.watch_expiry();
-                cache.begin(key, by_thread)
+                cache.begin(hash, key, by_thread)
             },
-            begin_async: |cache, key| {
+            begin_async: |cache, hash, key| {
                 Box::pin(async move {
                     cache.watch_expiry();
-                    cache.begin_async(key).await
+                    cache.begin_async(hash, key).await
                 })
             },
             finish: Cache::finish,
@@ -953,9 +964,10 @@ where
     S: Store<K, V> + 'static,
 {
     /// The miss of `key`: its owned key, and the bounded steps the unbounded methods call.
-    fn new<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, key: &L) -> Self {
+    fn new<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, hash: u64, key: &L) -> Self {
         Self {
             cache,
+            hash,
             key: key.to_key(),
             steps: Steps::of(),
             mode: Mode::Lookup,
@@ -964,10 +976,15 @@ where
 
     /// A call that computes another way (caches switched off, or a forced refresh).
     #[cold]
-    fn with_mode<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, key: &L, mode: Mode) -> Self {
+    fn with_mode<L: Lookup<Key = K>>(
+        cache: &'static Cache<K, V, S>,
+        hash: u64,
+        key: &L,
+        mode: Mode,
+    ) -> Self {
         Self {
             mode,
-            ..Self::new(cache, key)
+            ..Self::new(cache, hash, key)
         }
     }
 }
@@ -1015,6 +1032,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     ) -> Result<Result<V, E>, Lead<K, V, S>> {
         let Self {
             cache,
+            hash,
             key,
             steps,
             mode,
@@ -1029,7 +1047,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
             Mode::Lookup => {
                 let trace = Computation::start(cache.name(), "call");
                 loop {
-                    match (steps.begin)(cache, &key, true) {
+                    match (steps.begin)(cache, hash, &key, true) {
                         Step::Done(value) => {
                             trace.outcome("hit");
                             return Ok(Ok(value));
@@ -1046,7 +1064,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                                 trace.outcome("coalesced");
                                 return Ok(Err(error));
                             }
-                            if let Some(value) = (steps.waited)(cache, &key, waited) {
+                            if let Some(value) = (steps.waited)(cache, hash, &key, waited) {
                                 trace.outcome("coalesced");
                                 return Ok(Ok(value));
                             }
@@ -1057,6 +1075,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         };
         Err(Lead {
             cache,
+            hash,
             key,
             steps,
             keep,
@@ -1084,7 +1103,7 @@ pub enum RemoteMiss<K: 'static, V: 'static, S: 'static> {
     /// A forced refresh or a bypass: as any miss.
     Plain(Miss<K, V, S>),
     /// An ordinary miss of a key, with the bounded steps to compute it.
-    Lookup(&'static Cache<K, V, S>, K, RemoteSteps<K, V, S>),
+    Lookup(&'static Cache<K, V, S>, u64, K, RemoteSteps<K, V, S>),
 }
 
 /// A future that borrows for `'a`.
@@ -1100,16 +1119,18 @@ type LeaderClaim<K, V> = (Option<Leader<'static, K, V>>, Lease);
     reason = "a table of function pointers, each named by its field"
 )]
 pub struct RemoteSteps<K: 'static, V: 'static, S: 'static> {
-    begin: for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
+    begin:
+        for<'k> fn(&'static Cache<K, V, S>, u64, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
     finish: fn(
         &'static Cache<K, V, S>,
+        u64,
         K,
         LeaderClaim<K, V>,
         V,
         fn(&V) -> bool,
         Duration,
     ) -> BorrowingFuture<'static, V>,
-    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
+    waited: fn(&Cache<K, V, S>, u64, &K, Option<V>) -> Option<V>,
     poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
 }
 
@@ -1124,24 +1145,24 @@ where
         if answered.mode != Mode::Lookup {
             return Self::Plain(answered);
         }
-        Self::lookup(answered.cache, answered.key)
+        Self::lookup(answered.cache, answered.hash, answered.key)
     }
 
-    fn lookup(cache: &'static Cache<K, V, S>, key: K) -> Self {
+    fn lookup(cache: &'static Cache<K, V, S>, hash: u64, key: K) -> Self {
         let steps = RemoteSteps {
-            begin: |cache, key| {
+            begin: |cache, hash, key| {
                 Box::pin(async move {
                     cache.watch_expiry();
-                    cache.begin_async(key).await
+                    cache.begin_async(hash, key).await
                 })
             },
-            finish: |cache, key, claim, value, keep, cost| {
-                Box::pin(cache.finish_async(key, claim, value, keep, cost))
+            finish: |cache, hash, key, claim, value, keep, cost| {
+                Box::pin(cache.finish_async(hash, key, claim, value, keep, cost))
             },
             waited: Cache::waited,
             poll_wait: Flight::poll_wait,
         };
-        Self::Lookup(cache, key, steps)
+        Self::Lookup(cache, hash, key, steps)
     }
 }
 

@@ -244,6 +244,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     ) -> R {
         let Self {
             cache,
+            hash,
             key,
             steps,
             mode,
@@ -259,7 +260,8 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                 return match result {
                     Ok(value) => {
                         trace.outcome(if keep(&value) { "refresh" } else { "error" });
-                        R::from_result(Ok((steps.refreshed)(cache, key, value, keep, started)))
+                        let value = (steps.refreshed)(cache, hash, key, value, keep, started);
+                        R::from_result(Ok(value))
                     }
                     Err(error) => {
                         trace.outcome("error");
@@ -271,7 +273,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         }
         let trace = Computation::start(cache.name(), "call");
         loop {
-            match (steps.begin_async)(cache, &key).await {
+            match (steps.begin_async)(cache, hash, &key).await {
                 Step::Done(value) => {
                     trace.outcome("hit");
                     return R::from_result(Ok(value));
@@ -284,7 +286,8 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                         Ok(value) => {
                             trace.outcome(if keep(&value) { "miss" } else { "error" });
                             let cost = started.elapsed();
-                            R::from_result(Ok((steps.finish)(cache, key, claim, value, keep, cost)))
+                            let value = (steps.finish)(cache, hash, key, claim, value, keep, cost);
+                            R::from_result(Ok(value))
                         }
                         Err(error) => {
                             trace.outcome("error");
@@ -304,7 +307,7 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
                         trace.outcome("coalesced");
                         return failed;
                     }
-                    if let Some(value) = (steps.waited)(cache, &key, waited) {
+                    if let Some(value) = (steps.waited)(cache, hash, &key, waited) {
                         trace.outcome("coalesced");
                         return R::from_result(Ok(value));
                     }
@@ -332,13 +335,13 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
         keep: fn(&V) -> bool,
         handover: Handover<R>,
     ) -> R {
-        let (cache, key, steps) = match self {
+        let (cache, hash, key, steps) = match self {
             Self::Plain(miss) => return miss.compute_kept_async(body, keep, handover).await,
-            Self::Lookup(cache, key, steps) => (cache, key, steps),
+            Self::Lookup(cache, hash, key, steps) => (cache, hash, key, steps),
         };
         let trace = Computation::start(cache.name(), "call");
         loop {
-            match (steps.begin)(cache, &key).await {
+            match (steps.begin)(cache, hash, &key).await {
                 Step::Done(value) => {
                     trace.outcome("hit");
                     return R::from_result(Ok(value));
@@ -360,7 +363,7 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
                     };
                     trace.outcome(if keep(&value) { "miss" } else { "error" });
                     let cost = started.elapsed();
-                    let value = (steps.finish)(cache, key, claim, value, keep, cost).await;
+                    let value = (steps.finish)(cache, hash, key, claim, value, keep, cost).await;
                     return R::from_result(Ok(value));
                 }
                 Step::Wait(flight) => {
@@ -373,7 +376,7 @@ impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
                         return failed;
                     }
                     if waited.is_some()
-                        && let Some(value) = (steps.waited)(cache, &key, waited)
+                        && let Some(value) = (steps.waited)(cache, hash, &key, waited)
                     {
                         trace.outcome("coalesced");
                         return R::from_result(Ok(value));
