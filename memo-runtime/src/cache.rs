@@ -6,6 +6,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::call::{self, Begun, Boxed, LeaderClaim};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
@@ -18,22 +19,17 @@ use crate::store::{Claim, Lease, MemoryStore, Store};
 use crate::sync::Arc;
 use crate::trace::Computation;
 
-/// A boxed future that borrows for `'a`: the store's awaited steps, boxed so that a caller's
-/// future over them is proved `Send` (rust-lang/rust#100013: without the box, the store's
-/// `where V: 'a` bounds become higher-ranked and fail to prove).
-type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 
-/// Where a miss stands after [`Cache::begin`].
+/// Where a miss stands after [`Cache::begin_call`].
 pub(crate) enum Step<'a, K, V> {
     /// A value is there (stored meanwhile, or handed over): return it.
     Done(V),
-    /// Compute, then [`Cache::finish`]; no leader when a sync caller re-entered its own key.
+    /// Compute, then [`Cache::finish_call`]; no leader when a sync caller re-entered its own key.
     /// The lease is the store's claim on the key (other processes wait while it is held).
     Compute(Option<Leader<'a, K, V>>, Lease),
-    /// Another caller computes: wait on its flight, then [`Cache::waited`].
+    /// Another caller computes: wait on its flight (see [`call::begin`]).
     Wait(Arc<Flight<V>>),
 }
 
@@ -222,7 +218,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// `failure`, or without it try again; the store's claim ends.
     pub(crate) fn failed(
         &self,
-        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        (leader, lease): LeaderClaim<'_, K, V>,
         failure: Handing<'_>,
         cost: Duration,
     ) {
@@ -235,11 +231,6 @@ impl<K, V, S> Cache<K, V, S> {
             leader.fail(failure);
         }
         drop(lease);
-    }
-
-    /// A waiter took its failed leader's error: counted as coalesced, as a shared value is.
-    pub(crate) fn shared_failure(&self) {
-        self.counters.record(Event::Coalesced);
     }
 
     /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
@@ -765,25 +756,18 @@ where
         if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
-        loop {
-            match self.begin(hash, &key, true) {
-                Step::Done(value) => return Ok(value),
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    return match init() {
-                        Ok(value) => {
-                            let (claim, cost) = ((leader, lease), started.elapsed());
-                            Ok(self.finish(hash, key, claim, value, |_| true, cost))
-                        }
-                        Err(err) => Err(self.count_failure(err)),
-                    };
-                }
-                Step::Wait(flight) => {
-                    if let Some(value) = self.waited(hash, &key, flight.wait()) {
-                        return Ok(value);
-                    }
-                }
+        let claim = match call::block_on(self.lead(hash, &key, true)) {
+            Ok(value) => return Ok(value),
+            Err(claim) => claim,
+        };
+        let started = Instant::now();
+        match init() {
+            Ok(value) => {
+                let cost = started.elapsed();
+                let finish = self.finish_call(hash, key, claim, value, |_| true, cost);
+                Ok(call::block_on(finish))
             }
+            Err(err) => Err(self.count_failure(err)),
         }
     }
 
@@ -851,35 +835,21 @@ where
         if let Some(value) = hit.await {
             return Ok(value);
         }
-        loop {
-            let begin: Boxed<'_, Step<'_, K, V>> = Box::pin(self.begin_async(hash, &key));
-            match begin.await {
-                Step::Done(value) => return Ok(value),
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    return match made(init.await) {
-                        Ok(value) => {
-                            let (claim, cost) = ((leader, lease), started.elapsed());
-                            let finish: Boxed<'_, V> = Box::pin(self.finish_async(
-                                hash,
-                                key,
-                                claim,
-                                value,
-                                |_| true,
-                                cost,
-                            ));
-                            Ok(finish.await)
-                        }
-                        Err(err) => Err(self.count_failure(err)),
-                    };
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| flight.poll_wait(cx)).await;
-                    if let Some(value) = self.waited(hash, &key, waited) {
-                        return Ok(value);
-                    }
-                }
+        let lead: Boxed<'_, Result<V, LeaderClaim<'_, K, V>>> =
+            Box::pin(self.lead(hash, &key, false));
+        let claim = match lead.await {
+            Ok(value) => return Ok(value),
+            Err(claim) => claim,
+        };
+        let started = Instant::now();
+        match made(init.await) {
+            Ok(value) => {
+                let cost = started.elapsed();
+                let finish: Boxed<'_, V> =
+                    Box::pin(self.finish_call(hash, key, claim, value, |_| true, cost));
+                Ok(finish.await)
             }
+            Err(err) => Err(self.count_failure(err)),
         }
     }
 
@@ -907,20 +877,25 @@ where
         body: impl FnOnce() -> V,
         keep: fn(&V) -> bool,
     ) -> V {
+        let claim = match call::block_on(self.lead(hash, &key, true)) {
+            Ok(value) => return value,
+            Err(claim) => claim,
+        };
+        let started = Instant::now();
+        let value = body();
+        let cost = started.elapsed();
+        call::block_on(self.finish_call(hash, key, claim, value, keep, cost))
+    }
+
+    /// The cache object's miss of `key` (of hash `hash`), through the one loop of a call: a
+    /// value (stored meanwhile, or another caller's), or the claim under which to compute it.
+    async fn lead(&self, hash: u64, key: &K, by_thread: bool) -> Result<V, LeaderClaim<'_, K, V>> {
         loop {
-            match self.begin(hash, &key, true) {
-                Step::Done(value) => return value,
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = body();
-                    let cost = started.elapsed();
-                    return self.finish(hash, key, (leader, lease), value, keep, cost);
-                }
-                Step::Wait(flight) => {
-                    if let Some(value) = self.waited(hash, &key, flight.wait()) {
-                        return value;
-                    }
-                }
+            match call::begin(self, hash, key, by_thread, false).await {
+                Begun::Value(value, _) => return Ok(value),
+                Begun::Lead(claim) => return Err(claim),
+                // Not asked for (`false`): this caller takes no error.
+                Begun::Failed(_) => {}
             }
         }
     }
@@ -928,20 +903,22 @@ where
     /// The first step of a miss: lead the computation, wait for another caller's, or find that a
     /// value landed meanwhile. `by_thread` detects a sync caller re-entering its own key.
     ///
-    /// The leader also claims the key from the store ([`Store::claim`]), so that callers in
-    /// other processes sharing the store wait for it too.
-    pub(crate) fn begin(&self, hash: u64, key: &K, by_thread: bool) -> Step<'_, K, V> {
+    /// The leader also claims the key from the store ([`Store::claim_async`], ready at once but
+    /// for a store outside the process), so that callers in other processes sharing the store
+    /// wait for it too.
+    pub(crate) async fn begin_call(&self, hash: u64, key: &K, by_thread: bool) -> Step<'_, K, V> {
         match self.flights.join(hash, key.clone(), by_thread) {
             Join::Lead(leader) => {
                 // A value may have landed between the caller's miss and its taking the lead (a
                 // store whose claim reads the value looks there, in the same round trip).
                 if !self.store.claim_reads()
-                    && let Some(value) = self.store.get_hashed(hash, &key)
+                    && let Some(value) = self.store.get_async(hash, &key).await
                 {
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                self.claimed(leader, self.store.claim(key))
+                let claim = self.store.claim_async(key).await;
+                self.claimed(leader, claim)
             }
             Join::Wait(flight) => Step::Wait(flight),
             Join::Reentrant => self.reentrant(),
@@ -970,33 +947,16 @@ where
         Step::Compute(None, Lease::none())
     }
 
-    /// [`begin`](Self::begin) for an `async fn`: the store's reads and claim are awaited
-    /// (Redis's, and the disk's wait for another process's lock), never blocking the executor's
-    /// thread.
-    pub(crate) async fn begin_async(&self, hash: u64, key: &K) -> Step<'_, K, V> {
-        match self.flights.join(hash, key.clone(), false) {
-            Join::Lead(leader) => {
-                if !self.store.claim_reads()
-                    && let Some(value) = self.store.get_async(hash, &key).await
-                {
-                    leader.finish(&value);
-                    return Step::Done(value);
-                }
-                let claim = self.store.claim_async(key).await;
-                self.claimed(leader, claim)
-            }
-            Join::Wait(flight) => Step::Wait(flight),
-            Join::Reentrant => self.reentrant(),
-        }
-    }
-
-    /// [`finish`](Self::finish) for an `async fn` over a remote store: the value is stored
-    /// with an awaited write.
-    pub(crate) async fn finish_async(
+    /// The leader's last step: store `value` if `keep` says so (an awaited write, ready at once
+    /// but for a store outside the process), then hand it to the waiters and end the store's
+    /// claim.
+    ///
+    /// Callers that were waiting get the leader's value either way: they asked at the same time.
+    pub(crate) async fn finish_call(
         &self,
         hash: u64,
         key: K,
-        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        (leader, lease): LeaderClaim<'_, K, V>,
         value: V,
         keep: fn(&V) -> bool,
         cost: Duration,
@@ -1022,49 +982,9 @@ where
         value
     }
 
-    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters and
-    /// end the store's claim.
-    ///
-    /// Callers that were waiting get the leader's value either way: they asked at the same time.
-    pub(crate) fn finish(
-        &self,
-        hash: u64,
-        key: K,
-        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
-        value: V,
-        keep: fn(&V) -> bool,
-        cost: Duration,
-    ) -> V {
-        #[cfg(feature = "metrics")]
-        crate::metrics::record_load(self.name, cost);
-        if keep(&value) {
-            if let Some(leader) = leader {
-                // Stored, then the claim ended: other processes find the value once it is gone.
-                self.store
-                    .insert_claimed(hash, key, value.clone(), cost, lease);
-                leader.finish(&value);
-                return value;
-            }
-        } else {
-            self.counters.record(Event::LoadError);
-            if let Some(leader) = leader {
-                leader.finish(&value);
-            }
-        }
-        drop(lease);
-        value
-    }
-
-    /// A waiter's last step: the leader's value, or (it gave up) a value stored meanwhile; `None`
-    /// means begin again, perhaps as the new leader.
-    pub(crate) fn waited(&self, hash: u64, key: &K, waited: Option<V>) -> Option<V> {
-        match waited {
-            Some(value) => {
-                self.counters.record(Event::Coalesced);
-                Some(value)
-            }
-            None => self.hit(hash, &key),
-        }
+    /// A waiter took the leader's value or its error: counted as coalesced.
+    pub(crate) fn coalesced(&self) {
+        self.counters.record(Event::Coalesced);
     }
 
     /// The hit path of a function with `stale` or early refresh: a value, and when it is due,

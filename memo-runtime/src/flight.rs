@@ -5,8 +5,8 @@
 //! or a wake-up. The table lock is held only to add or remove a flight, never across a computation,
 //! and a hit never looks at this table.
 //!
-//! Waiting works for threads ([`Flight::wait`], a condition variable) and for tasks
-//! ([`Flight::poll_wait`], wakers), so sync and async callers share one table.
+//! Waiters are woken through wakers ([`Flight::poll_wait`]): a task's, or a sync caller's that
+//! parks its thread meanwhile (`call::block_on`), so sync and async callers share one table.
 //!
 //! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
 //! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A leader
@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
-use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crate::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
@@ -53,7 +53,7 @@ pub(crate) struct Flight<V> {
 pub(crate) enum Join<'a, K, V> {
     /// Compute, then call [`Leader::finish`].
     Lead(Leader<'a, K, V>),
-    /// Wait for the leader with [`Flight::wait`] or [`Flight::poll_wait`].
+    /// Wait for the leader with [`Flight::poll_wait`].
     Wait(Arc<Flight<V>>),
     /// This thread is already computing this key further up its stack: compute without caching.
     Reentrant,
@@ -119,13 +119,18 @@ impl<K: Hash + Eq, V> Flights<K, V> {
 }
 
 impl<V: Clone> Flight<V> {
-    /// Waits for the leader; `None` if it gave up (panicked) or failed, and the caller must try
-    /// again, or take the leader's error from [`failure`](Flight::failure).
+    /// Waits for the leader on this thread, parked, as a sync caller does; `None` if it gave
+    /// up (panicked) or failed.
+    #[cfg(test)]
     pub(crate) fn wait(&self) -> Option<V> {
-        Self::value(&self.raw.wait())
+        let waited = std::future::poll_fn(|cx| self.poll_wait(cx));
+        #[cfg(loom)]
+        return ::loom::future::block_on(waited);
+        #[cfg(not(loom))]
+        return crate::call::block_on(waited);
     }
 
-    /// [`wait`](Self::wait) for a task: ready with the leader's value, or `None` if it gave up
+    /// Waits for the leader as a task: ready with the leader's value, or `None` if it gave up
     /// (panicked, or its future was dropped) and the caller must try again.
     pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
         self.raw.poll_wait(cx).map(|settled| Self::value(&settled))
@@ -241,7 +246,6 @@ struct RawFlights {
 /// [`Flight`] without its type.
 struct RawFlight {
     state: Mutex<Waiting>,
-    done: Condvar,
     leader: ThreadId,
 }
 
@@ -320,7 +324,6 @@ impl RawFlights {
                 state: State::Running,
                 wakers: Vec::new(),
             }),
-            done: Condvar::new(),
             leader: thread::current().id(),
         });
         let entry = Entry {
@@ -386,25 +389,13 @@ impl RawFlight {
             waiting.state = state;
             std::mem::take(&mut waiting.wakers)
         };
-        self.done.notify_all();
         for waker in wakers {
             waker.wake();
         }
     }
 
-    /// Waits until the flight settles; the lock stays held, for the typed side to clone.
-    fn wait(&self) -> MutexGuard<'_, Waiting> {
-        let mut waiting = lock(&self.state);
-        while let State::Running = waiting.state {
-            waiting = self
-                .done
-                .wait(waiting)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        waiting
-    }
-
-    /// [`wait`](Self::wait) for a task: pending (its waker registered once) while running.
+    /// Ready once the flight settles (the lock held, for the typed side to clone); pending
+    /// while it runs, its waker registered once.
     fn poll_wait(&self, cx: &Context<'_>) -> Poll<MutexGuard<'_, Waiting>> {
         let mut waiting = lock(&self.state);
         if let State::Running = waiting.state {
