@@ -783,7 +783,12 @@ where
         self.get_hashed(self.hash(key), key)
     }
 
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "the hit path's hash, inlined as `get` is"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
     fn hash_of<L: Lookup<Key = K>>(&self, key: &L) -> u64 {
         self.hash(key)
     }
