@@ -647,7 +647,8 @@ fn the_same_cache_works_against_a_cluster() {
     assert_eq!(cache.stats().backend_errors, 0);
     // Async hits too, on a bare executor thread.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let found = runtime.block_on(async { memo::Store::get_async(cache.store(), &"user:3").await });
+    let hash = memo::Store::hash_of(cache.store(), &"user:3");
+    let found = runtime.block_on(memo::Store::get_async(cache.store(), hash, &"user:3"));
     assert_eq!(found.as_deref(), Some("value of user:3"));
     cache.clear();
     assert_eq!(cache.get("user:3"), None);

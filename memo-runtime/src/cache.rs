@@ -6,6 +6,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::call::{self, Begun, Boxed, LeaderClaim};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
@@ -18,22 +19,17 @@ use crate::store::{Claim, Lease, MemoryStore, Store};
 use crate::sync::Arc;
 use crate::trace::Computation;
 
-/// A boxed future that borrows for `'a`: the store's awaited steps, boxed so that a caller's
-/// future over them is proved `Send` (rust-lang/rust#100013: without the box, the store's
-/// `where V: 'a` bounds become higher-ranked and fail to prove).
-type Boxed<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 
-/// Where a miss stands after [`Cache::begin`].
+/// Where a miss stands after [`Cache::begin_call`].
 pub(crate) enum Step<'a, K, V> {
     /// A value is there (stored meanwhile, or handed over): return it.
     Done(V),
-    /// Compute, then [`Cache::finish`]; no leader when a sync caller re-entered its own key.
+    /// Compute, then [`Cache::finish_call`]; no leader when a sync caller re-entered its own key.
     /// The lease is the store's claim on the key (other processes wait while it is held).
     Compute(Option<Leader<'a, K, V>>, Lease),
-    /// Another caller computes: wait on its flight, then [`Cache::waited`].
+    /// Another caller computes: wait on its flight (see [`call::begin`]).
     Wait(Arc<Flight<V>>),
 }
 
@@ -222,7 +218,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// `failure`, or without it try again; the store's claim ends.
     pub(crate) fn failed(
         &self,
-        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        (leader, lease): LeaderClaim<'_, K, V>,
         failure: Handing<'_>,
         cost: Duration,
     ) {
@@ -235,11 +231,6 @@ impl<K, V, S> Cache<K, V, S> {
             leader.fail(failure);
         }
         drop(lease);
-    }
-
-    /// A waiter took its failed leader's error: counted as coalesced, as a shared value is.
-    pub(crate) fn shared_failure(&self) {
-        self.counters.record(Event::Coalesced);
     }
 
     /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
@@ -703,16 +694,17 @@ where
     where
         L: Lookup<Key = K>,
     {
+        let hash = self.store.hash_of(&key);
         if self.forced() {
             let owned = key.to_key();
             let started = Instant::now();
-            return self.forced_refresh(owned, compute(key), |_| true, started);
+            return self.forced_refresh(hash, owned, compute(key), |_| true, started);
         }
-        if let Some(value) = self.hit(&key) {
+        if let Some(value) = self.hit(hash, &key) {
             return value;
         }
         let owned = key.to_key();
-        self.compute(owned, || compute(key), |_| true)
+        self.compute(hash, owned, || compute(key), |_| true)
     }
 
     /// The value for `key`: from the cache, or made by `init` once for all concurrent callers
@@ -729,14 +721,15 @@ where
     /// assert_eq!((stats.hits, stats.misses), (1, 1));
     /// ```
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+        let hash = self.store.hash_of(&&key);
         if self.forced() {
             let started = Instant::now();
-            return self.forced_refresh(key, init(), |_| true, started);
+            return self.forced_refresh(hash, key, init(), |_| true, started);
         }
-        if let Some(value) = self.hit(&&key) {
+        if let Some(value) = self.hit(hash, &&key) {
             return value;
         }
-        self.compute(key, init, |_| true)
+        self.compute(hash, key, init, |_| true)
     }
 
     /// [`get_or_insert_with`](Self::get_or_insert_with) for a computation that can fail: an
@@ -759,28 +752,22 @@ where
         key: K,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
-        if let Some(value) = self.hit(&&key) {
+        let hash = self.store.hash_of(&&key);
+        if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
-        loop {
-            match self.begin(&key, true) {
-                Step::Done(value) => return Ok(value),
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    return match init() {
-                        Ok(value) => {
-                            let claim = (leader, lease);
-                            Ok(self.finish(key, claim, value, |_| true, started.elapsed()))
-                        }
-                        Err(err) => Err(self.count_failure(err)),
-                    };
-                }
-                Step::Wait(flight) => {
-                    if let Some(value) = self.waited(&key, flight.wait()) {
-                        return Ok(value);
-                    }
-                }
+        let claim = match call::block_on(self.lead(hash, &key, true)) {
+            Ok(value) => return Ok(value),
+            Err(claim) => claim,
+        };
+        let started = Instant::now();
+        match init() {
+            Ok(value) => {
+                let cost = started.elapsed();
+                let finish = self.finish_call(hash, key, claim, value, |_| true, cost);
+                Ok(call::block_on(finish))
             }
+            Err(err) => Err(self.count_failure(err)),
         }
     }
 
@@ -843,33 +830,26 @@ where
         made: fn(R) -> Result<V, E>,
     ) -> Result<V, E> {
         let lookup = &key;
-        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(&lookup));
+        let hash = self.store.hash_of(&lookup);
+        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(hash, &lookup));
         if let Some(value) = hit.await {
             return Ok(value);
         }
-        loop {
-            let begin: Boxed<'_, Step<'_, K, V>> = Box::pin(self.begin_async(&key));
-            match begin.await {
-                Step::Done(value) => return Ok(value),
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    return match made(init.await) {
-                        Ok(value) => {
-                            let (claim, cost) = ((leader, lease), started.elapsed());
-                            let finish: Boxed<'_, V> =
-                                Box::pin(self.finish_async(key, claim, value, |_| true, cost));
-                            Ok(finish.await)
-                        }
-                        Err(err) => Err(self.count_failure(err)),
-                    };
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| flight.poll_wait(cx)).await;
-                    if let Some(value) = self.waited(&key, waited) {
-                        return Ok(value);
-                    }
-                }
+        let lead: Boxed<'_, Result<V, LeaderClaim<'_, K, V>>> =
+            Box::pin(self.lead(hash, &key, false));
+        let claim = match lead.await {
+            Ok(value) => return Ok(value),
+            Err(claim) => claim,
+        };
+        let started = Instant::now();
+        match made(init.await) {
+            Ok(value) => {
+                let cost = started.elapsed();
+                let finish: Boxed<'_, V> =
+                    Box::pin(self.finish_call(hash, key, claim, value, |_| true, cost));
+                Ok(finish.await)
             }
+            Err(err) => Err(self.count_failure(err)),
         }
     }
 
@@ -880,27 +860,42 @@ where
         err
     }
 
-    /// A counted lookup: the hit path of every memoized call.
-    #[inline]
-    pub(crate) fn hit<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        self.store.get(key)
+    /// A counted lookup of a key whose hash (by [`Store::hash_of`]) is `hash`: the hit path of
+    /// every memoized call.
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    pub(crate) fn hit<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        self.store.get_hashed(hash, key)
     }
 
     /// The miss path, sync: single-flight around `body`; the value is stored when `keep` says so.
-    pub(crate) fn compute(&self, key: K, body: impl FnOnce() -> V, keep: fn(&V) -> bool) -> V {
+    pub(crate) fn compute(
+        &self,
+        hash: u64,
+        key: K,
+        body: impl FnOnce() -> V,
+        keep: fn(&V) -> bool,
+    ) -> V {
+        let claim = match call::block_on(self.lead(hash, &key, true)) {
+            Ok(value) => return value,
+            Err(claim) => claim,
+        };
+        let started = Instant::now();
+        let value = body();
+        let cost = started.elapsed();
+        call::block_on(self.finish_call(hash, key, claim, value, keep, cost))
+    }
+
+    /// The cache object's miss of `key` (of hash `hash`), through the one loop of a call: a
+    /// value (stored meanwhile, or another caller's), or the claim under which to compute it.
+    async fn lead(&self, hash: u64, key: &K, by_thread: bool) -> Result<V, LeaderClaim<'_, K, V>> {
         loop {
-            match self.begin(&key, true) {
-                Step::Done(value) => return value,
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let value = body();
-                    return self.finish(key, (leader, lease), value, keep, started.elapsed());
-                }
-                Step::Wait(flight) => {
-                    if let Some(value) = self.waited(&key, flight.wait()) {
-                        return value;
-                    }
-                }
+            match call::begin(self, hash, key, by_thread, false).await {
+                Begun::Value(value, _) => return Ok(value),
+                Begun::Lead(claim) => return Err(claim),
+                // Not asked for (`false`): this caller takes no error.
+                Begun::Failed(_) => {}
             }
         }
     }
@@ -908,20 +903,22 @@ where
     /// The first step of a miss: lead the computation, wait for another caller's, or find that a
     /// value landed meanwhile. `by_thread` detects a sync caller re-entering its own key.
     ///
-    /// The leader also claims the key from the store ([`Store::claim`]), so that callers in
-    /// other processes sharing the store wait for it too.
-    pub(crate) fn begin(&self, key: &K, by_thread: bool) -> Step<'_, K, V> {
-        match self.flights.join(key.clone(), by_thread) {
+    /// The leader also claims the key from the store ([`Store::claim_async`], ready at once but
+    /// for a store outside the process), so that callers in other processes sharing the store
+    /// wait for it too.
+    pub(crate) async fn begin_call(&self, hash: u64, key: &K, by_thread: bool) -> Step<'_, K, V> {
+        match self.flights.join(hash, key.clone(), by_thread) {
             Join::Lead(leader) => {
                 // A value may have landed between the caller's miss and its taking the lead (a
                 // store whose claim reads the value looks there, in the same round trip).
                 if !self.store.claim_reads()
-                    && let Some(value) = self.store.get(&key)
+                    && let Some(value) = self.store.get_async(hash, &key).await
                 {
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                self.claimed(leader, self.store.claim(key))
+                let claim = self.store.claim_async(key).await;
+                self.claimed(leader, claim)
             }
             Join::Wait(flight) => Step::Wait(flight),
             Join::Reentrant => self.reentrant(),
@@ -950,32 +947,16 @@ where
         Step::Compute(None, Lease::none())
     }
 
-    /// [`begin`](Self::begin) for an `async fn`: the store's reads and claim are awaited
-    /// (Redis's, and the disk's wait for another process's lock), never blocking the executor's
-    /// thread.
-    pub(crate) async fn begin_async(&self, key: &K) -> Step<'_, K, V> {
-        match self.flights.join(key.clone(), false) {
-            Join::Lead(leader) => {
-                if !self.store.claim_reads()
-                    && let Some(value) = self.store.get_async(&key).await
-                {
-                    leader.finish(&value);
-                    return Step::Done(value);
-                }
-                let claim = self.store.claim_async(key).await;
-                self.claimed(leader, claim)
-            }
-            Join::Wait(flight) => Step::Wait(flight),
-            Join::Reentrant => self.reentrant(),
-        }
-    }
-
-    /// [`finish`](Self::finish) for an `async fn` over a remote store: the value is stored
-    /// with an awaited write.
-    pub(crate) async fn finish_async(
+    /// The leader's last step: store `value` if `keep` says so (an awaited write, ready at once
+    /// but for a store outside the process), then hand it to the waiters and end the store's
+    /// claim.
+    ///
+    /// Callers that were waiting get the leader's value either way: they asked at the same time.
+    pub(crate) async fn finish_call(
         &self,
+        hash: u64,
         key: K,
-        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
+        (leader, lease): LeaderClaim<'_, K, V>,
         value: V,
         keep: fn(&V) -> bool,
         cost: Duration,
@@ -986,7 +967,7 @@ where
             if let Some(leader) = leader {
                 // Stored, then the claim ended: other processes find the value once it is gone.
                 self.store
-                    .insert_claimed_async(key, value.clone(), cost, lease)
+                    .insert_claimed_async(hash, key, value.clone(), cost, lease)
                     .await;
                 leader.finish(&value);
                 return value;
@@ -1001,47 +982,9 @@ where
         value
     }
 
-    /// The leader's last step: store `value` if `keep` says so, then hand it to the waiters and
-    /// end the store's claim.
-    ///
-    /// Callers that were waiting get the leader's value either way: they asked at the same time.
-    pub(crate) fn finish(
-        &self,
-        key: K,
-        (leader, lease): (Option<Leader<'_, K, V>>, Lease),
-        value: V,
-        keep: fn(&V) -> bool,
-        cost: Duration,
-    ) -> V {
-        #[cfg(feature = "metrics")]
-        crate::metrics::record_load(self.name, cost);
-        if keep(&value) {
-            if let Some(leader) = leader {
-                // Stored, then the claim ended: other processes find the value once it is gone.
-                self.store.insert_claimed(key, value.clone(), cost, lease);
-                leader.finish(&value);
-                return value;
-            }
-        } else {
-            self.counters.record(Event::LoadError);
-            if let Some(leader) = leader {
-                leader.finish(&value);
-            }
-        }
-        drop(lease);
-        value
-    }
-
-    /// A waiter's last step: the leader's value, or (it gave up) a value stored meanwhile; `None`
-    /// means begin again, perhaps as the new leader.
-    pub(crate) fn waited(&self, key: &K, waited: Option<V>) -> Option<V> {
-        match waited {
-            Some(value) => {
-                self.counters.record(Event::Coalesced);
-                Some(value)
-            }
-            None => self.hit(&key),
-        }
+    /// A waiter took the leader's value or its error: counted as coalesced.
+    pub(crate) fn coalesced(&self) {
+        self.counters.record(Event::Coalesced);
     }
 
     /// The hit path of a function with `stale` or early refresh: a value, and when it is due,
@@ -1054,10 +997,12 @@ where
     /// run, leaves callers to compute.
     pub(crate) fn hit_renewing<L: Lookup<Key = K>>(
         &self,
+        hash: u64,
         key: &L,
         start_refresh: impl FnOnce(K),
     ) -> Option<V> {
-        self.renewal_hit(key, self.store.get_renewing(key), start_refresh)
+        let found = self.store.get_renewing_hashed(hash, key);
+        self.renewal_hit(key, found, start_refresh)
     }
 
     /// [`hit_renewing`](Self::hit_renewing) of what the store answered (`found`: the value, and
@@ -1183,11 +1128,14 @@ where
             match computed {
                 Some(value) if keep(&value) => {
                     let cost = started.elapsed();
-                    let store: Boxed<'_, ()> =
-                        Box::pin(self.store.insert_claimed_async(key, value, cost, lease));
+                    let hash = self.store.hash_of(&&key);
+                    let store: Boxed<'_, ()> = Box::pin(
+                        self.store
+                            .insert_claimed_async(hash, key, value, cost, lease),
+                    );
                     store.await;
                 }
-                _ => self.refreshed(key, None, keep, started, lease),
+                _ => self.refreshed(None, key, None, keep, started, lease),
             }
             self.renewed(&done);
         });
@@ -1197,20 +1145,22 @@ where
     /// and return it either way.
     pub(crate) fn forced_refresh(
         &self,
+        hash: u64,
         key: K,
         value: V,
         keep: fn(&V) -> bool,
         started: Instant,
     ) -> V {
         self.counters.record(Event::Refresh);
-        self.refreshed(key, Some(value.clone()), keep, started, Lease::none());
+        let lease = Lease::none();
+        self.refreshed(Some(hash), key, Some(value.clone()), keep, started, lease);
         value
     }
 
     /// The end of a forced refresh whose computation failed: the old value stays.
     pub(crate) fn forced_refresh_failed(&self, key: K, started: Instant) {
         self.counters.record(Event::Refresh);
-        self.refreshed(key, None, |_| true, started, Lease::none());
+        self.refreshed(None, key, None, |_| true, started, Lease::none());
     }
 
     /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is
@@ -1224,15 +1174,17 @@ where
         lease: Lease,
     ) {
         let done = key.clone();
-        self.refreshed(key, computed, keep, started, lease);
+        self.refreshed(None, key, computed, keep, started, lease);
         self.renewed(&done);
     }
 
     /// The end of a refresh: store the new value if it is kept (ending the store's claim
     /// `lease`); otherwise (an error, a panic, nothing to run on) keep the old one, count and
-    /// report the failure, and let a later read try again.
+    /// report the failure, and let a later read try again. `hash`: the key's, if the call
+    /// hashed it already.
     fn refreshed(
         &self,
+        hash: Option<u64>,
         key: K,
         computed: Option<V>,
         keep: fn(&V) -> bool,
@@ -1241,8 +1193,9 @@ where
     ) {
         match computed {
             Some(value) if keep(&value) => {
+                let hash = hash.unwrap_or_else(|| self.store.hash_of(&&key));
                 self.store
-                    .insert_claimed(key, value, started.elapsed(), lease);
+                    .insert_claimed(hash, key, value, started.elapsed(), lease);
             }
             _ => {
                 drop(lease);

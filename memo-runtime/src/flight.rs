@@ -5,8 +5,8 @@
 //! or a wake-up. The table lock is held only to add or remove a flight, never across a computation,
 //! and a hit never looks at this table.
 //!
-//! Waiting works for threads ([`Flight::wait`], a condition variable) and for tasks
-//! ([`Flight::poll_wait`], wakers), so sync and async callers share one table.
+//! Waiters are woken through wakers ([`Flight::poll_wait`]): a task's, or a sync caller's that
+//! parks its thread meanwhile (`call::block_on`), so sync and async callers share one table.
 //!
 //! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
 //! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A leader
@@ -20,7 +20,7 @@
 //! [`Leader`] and [`Flight`] add only what needs the types (hash, compare, box, clone), so a
 //! memoized function with its own key and value types adds little to its crate's build.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::PoisonError;
@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
-use crate::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crate::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
@@ -53,7 +53,7 @@ pub(crate) struct Flight<V> {
 pub(crate) enum Join<'a, K, V> {
     /// Compute, then call [`Leader::finish`].
     Lead(Leader<'a, K, V>),
-    /// Wait for the leader with [`Flight::wait`] or [`Flight::poll_wait`].
+    /// Wait for the leader with [`Flight::poll_wait`].
     Wait(Arc<Flight<V>>),
     /// This thread is already computing this key further up its stack: compute without caching.
     Reentrant,
@@ -90,12 +90,12 @@ impl<K, V> Default for Flights<K, V> {
 }
 
 impl<K: Hash + Eq, V> Flights<K, V> {
-    /// Leads the computation of `key`, or joins the one already running.
+    /// Leads the computation of `key`, or joins the one already running. `hash` is the key's
+    /// hash by the cache's store: a call hashes its key once, and any good hash picks a shard.
     ///
     /// With `by_thread`, a flight led by this very thread is [`Join::Reentrant`]. Async callers
     /// pass `false`: tasks move between threads and share them, so a thread says nothing there.
-    pub(crate) fn join(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
-        let hash = self.raw.hasher.hash_one(&key);
+    pub(crate) fn join(&self, hash: u64, key: K, by_thread: bool) -> Join<'_, K, V> {
         let key = Erased::new(key);
         let probe = key.ptr.cast::<K>();
         // SAFETY: every key in this table is a `K` (only this function adds them), and `probe`
@@ -119,13 +119,18 @@ impl<K: Hash + Eq, V> Flights<K, V> {
 }
 
 impl<V: Clone> Flight<V> {
-    /// Waits for the leader; `None` if it gave up (panicked) or failed, and the caller must try
-    /// again, or take the leader's error from [`failure`](Flight::failure).
+    /// Waits for the leader on this thread, parked, as a sync caller does; `None` if it gave
+    /// up (panicked) or failed.
+    #[cfg(test)]
     pub(crate) fn wait(&self) -> Option<V> {
-        Self::value(&self.raw.wait())
+        let waited = std::future::poll_fn(|cx| self.poll_wait(cx));
+        #[cfg(loom)]
+        return ::loom::future::block_on(waited);
+        #[cfg(not(loom))]
+        return crate::call::block_on(waited);
     }
 
-    /// [`wait`](Self::wait) for a task: ready with the leader's value, or `None` if it gave up
+    /// Waits for the leader as a task: ready with the leader's value, or `None` if it gave up
     /// (panicked, or its future was dropped) and the caller must try again.
     pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
         self.raw.poll_wait(cx).map(|settled| Self::value(&settled))
@@ -236,13 +241,11 @@ struct Entry {
 /// [`Flights`] without its types.
 struct RawFlights {
     shards: Box<[Table]>,
-    hasher: foldhash::fast::RandomState,
 }
 
 /// [`Flight`] without its type.
 struct RawFlight {
     state: Mutex<Waiting>,
-    done: Condvar,
     leader: ThreadId,
 }
 
@@ -287,7 +290,6 @@ impl RawFlights {
     fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
-            hasher: foldhash::fast::RandomState::default(),
         }
     }
 
@@ -322,7 +324,6 @@ impl RawFlights {
                 state: State::Running,
                 wakers: Vec::new(),
             }),
-            done: Condvar::new(),
             leader: thread::current().id(),
         });
         let entry = Entry {
@@ -388,25 +389,13 @@ impl RawFlight {
             waiting.state = state;
             std::mem::take(&mut waiting.wakers)
         };
-        self.done.notify_all();
         for waker in wakers {
             waker.wake();
         }
     }
 
-    /// Waits until the flight settles; the lock stays held, for the typed side to clone.
-    fn wait(&self) -> MutexGuard<'_, Waiting> {
-        let mut waiting = lock(&self.state);
-        while let State::Running = waiting.state {
-            waiting = self
-                .done
-                .wait(waiting)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        waiting
-    }
-
-    /// [`wait`](Self::wait) for a task: pending (its waker registered once) while running.
+    /// Ready once the flight settles (the lock held, for the typed side to clone); pending
+    /// while it runs, its waker registered once.
     fn poll_wait(&self, cx: &Context<'_>) -> Poll<MutexGuard<'_, Waiting>> {
         let mut waiting = lock(&self.state);
         if let State::Running = waiting.state {
@@ -429,6 +418,15 @@ impl RawFlight {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    impl<K: Hash + Eq, V> Flights<K, V> {
+        /// [`Flights::join`], hashing `key` as a store would.
+        fn join_key(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
+            use std::hash::BuildHasher;
+            let hash = foldhash::fast::FixedState::default().hash_one(&key);
+            self.join(hash, key, by_thread)
+        }
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -438,7 +436,7 @@ mod tests {
         let joined = AtomicUsize::new(0);
         thread::scope(|s| {
             for _ in 0..16 {
-                s.spawn(|| match flights.join(7, true) {
+                s.spawn(|| match flights.join_key(7, true) {
                     Join::Lead(leader) => {
                         runs.fetch_add(1, Ordering::SeqCst);
                         // Finish only once every other caller is waiting on this flight.
@@ -462,13 +460,13 @@ mod tests {
     #[test]
     fn abandoned_flight_wakes_waiters() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1, true) else {
+        let Join::Lead(leader) = flights.join_key(1, true) else {
             panic!("first caller leads")
         };
         let (joined, has_joined) = std::sync::mpsc::channel();
         let waited = thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let Join::Wait(flight) = flights.join(1, true) else {
+                let Join::Wait(flight) = flights.join_key(1, true) else {
                     panic!("second caller waits")
                 };
                 joined.send(()).unwrap();
@@ -480,16 +478,16 @@ mod tests {
         });
         assert_eq!(waited, None);
         assert_eq!(flights.len(), 0);
-        assert!(matches!(flights.join(1, true), Join::Lead(_)));
+        assert!(matches!(flights.join_key(1, true), Join::Lead(_)));
     }
 
     #[test]
     fn a_failed_flight_hands_its_waiters_a_copy_of_the_error() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1, false) else {
+        let Join::Lead(leader) = flights.join_key(1, false) else {
             panic!("first caller leads")
         };
-        let Join::Wait(flight) = flights.join(1, false) else {
+        let Join::Wait(flight) = flights.join_key(1, false) else {
             panic!("second caller waits")
         };
         let error = String::from("failed");
@@ -502,7 +500,7 @@ mod tests {
         );
         assert_eq!(flights.len(), 0);
         assert!(
-            matches!(flights.join(1, false), Join::Lead(_)),
+            matches!(flights.join_key(1, false), Join::Lead(_)),
             "nothing stays"
         );
     }
@@ -510,7 +508,7 @@ mod tests {
     #[test]
     fn a_failure_without_waiters_copies_nothing() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1, true) else {
+        let Join::Lead(leader) = flights.join_key(1, true) else {
             panic!("first caller leads")
         };
         leader.fail(Some(&|| unreachable!("nobody waits")));
@@ -520,10 +518,10 @@ mod tests {
     #[test]
     fn async_callers_are_never_reentrant() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1, false) else {
+        let Join::Lead(leader) = flights.join_key(1, false) else {
             panic!("first caller leads")
         };
-        assert!(matches!(flights.join(1, false), Join::Wait(_)));
+        assert!(matches!(flights.join_key(1, false), Join::Wait(_)));
         leader.finish(&1);
     }
 
@@ -539,10 +537,10 @@ mod tests {
             }
         }
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1, false) else {
+        let Join::Lead(leader) = flights.join_key(1, false) else {
             panic!("first caller leads")
         };
-        let Join::Wait(flight) = flights.join(1, false) else {
+        let Join::Wait(flight) = flights.join_key(1, false) else {
             panic!("second caller waits")
         };
         let flag = Arc::new(Flag(AtomicBool::new(false)));
@@ -562,11 +560,11 @@ mod tests {
     #[test]
     fn reentrant_join_is_detected() {
         let flights = Flights::<u32, u32>::default();
-        let Join::Lead(leader) = flights.join(1, true) else {
+        let Join::Lead(leader) = flights.join_key(1, true) else {
             panic!("first caller leads")
         };
-        assert!(matches!(flights.join(1, true), Join::Reentrant));
-        assert!(matches!(flights.join(2, true), Join::Lead(_)));
+        assert!(matches!(flights.join_key(1, true), Join::Reentrant));
+        assert!(matches!(flights.join_key(2, true), Join::Lead(_)));
         leader.finish(&1);
     }
 
@@ -581,13 +579,16 @@ mod tests {
     #[test]
     fn keys_of_one_hash_are_told_apart_by_equality() {
         let flights = Flights::<Colliding, u32>::default();
-        let Join::Lead(one) = flights.join(Colliding(1), true) else {
+        let Join::Lead(one) = flights.join_key(Colliding(1), true) else {
             panic!("first key leads")
         };
-        let Join::Lead(two) = flights.join(Colliding(2), true) else {
+        let Join::Lead(two) = flights.join_key(Colliding(2), true) else {
             panic!("another key of the same hash leads too")
         };
-        assert!(matches!(flights.join(Colliding(1), false), Join::Wait(_)));
+        assert!(matches!(
+            flights.join_key(Colliding(1), false),
+            Join::Wait(_)
+        ));
         assert_eq!(flights.len(), 2);
         one.finish(&1);
         two.finish(&2);
@@ -598,10 +599,10 @@ mod tests {
     fn keys_and_values_handed_over_are_dropped() {
         let flights = Flights::<Arc<u32>, Arc<String>>::default();
         let (key, value) = (Arc::new(1), Arc::new("one".to_string()));
-        let Join::Lead(leader) = flights.join(Arc::clone(&key), true) else {
+        let Join::Lead(leader) = flights.join_key(Arc::clone(&key), true) else {
             panic!("first caller leads")
         };
-        let Join::Wait(flight) = flights.join(Arc::clone(&key), false) else {
+        let Join::Wait(flight) = flights.join_key(Arc::clone(&key), false) else {
             panic!("second caller waits")
         };
         assert_eq!(
@@ -629,13 +630,13 @@ mod tests {
     #[test]
     fn a_panic_while_finishing_still_releases_the_waiters() {
         let flights = Flights::<u32, Unclonable>::default();
-        let Join::Lead(leader) = flights.join(1, true) else {
+        let Join::Lead(leader) = flights.join_key(1, true) else {
             panic!("first caller leads")
         };
         let (joined, has_joined) = std::sync::mpsc::channel();
         let waited = thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let Join::Wait(flight) = flights.join(1, true) else {
+                let Join::Wait(flight) = flights.join_key(1, true) else {
                     panic!("second caller waits")
                 };
                 joined.send(()).unwrap();
@@ -657,6 +658,15 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom {
     use super::*;
+
+    impl<K: Hash + Eq, V> Flights<K, V> {
+        /// [`Flights::join`], hashing `key` as a store would.
+        fn join_key(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
+            use std::hash::BuildHasher;
+            let hash = foldhash::fast::FixedState::default().hash_one(&key);
+            self.join(hash, key, by_thread)
+        }
+    }
     use ::loom::sync::atomic::{AtomicUsize, Ordering};
 
     /// What a miss does with the table alone: lead and finish with `value`, or wait, and on an
@@ -668,7 +678,7 @@ mod loom {
         abandon_first: bool,
     ) -> u32 {
         loop {
-            match flights.join(1, true) {
+            match flights.join_key(1, true) {
                 Join::Lead(leader) => {
                     let run = runs.fetch_add(1, Ordering::SeqCst);
                     if abandon_first && run == 0 {
@@ -734,7 +744,7 @@ mod loom {
     /// [`call`] for a task: waits through `poll_wait` and its waker.
     fn call_async(flights: &Flights<u8, u32>, runs: &AtomicUsize) -> u32 {
         loop {
-            match flights.join(1, false) {
+            match flights.join_key(1, false) {
                 Join::Lead(leader) => {
                     runs.fetch_add(1, Ordering::SeqCst);
                     leader.finish(&7);

@@ -22,6 +22,7 @@
 
 mod builder;
 mod cache;
+mod call;
 mod cell;
 mod clock;
 #[cfg(any(feature = "disk", feature = "redis"))]

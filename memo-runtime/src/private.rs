@@ -23,11 +23,10 @@ pub use fallible::{
 };
 pub use instance::{instance_hit, instance_miss, instance_miss_async};
 
-use crate::cache::Step;
-use crate::flight::{Flight, Handing, Leader};
+use crate::call::{self, Begun, LeaderClaim, Steps};
+use crate::flight::Handing;
 pub use crate::store::MemoryStore;
-use crate::store::{Lease, Store, Weight};
-use std::task::{Context, Poll};
+use crate::store::{Store, Weight};
 use std::time::Instant;
 
 use crate::trace::{Computation, Running};
@@ -427,7 +426,7 @@ where
         cache,
         &key,
         #[cfg_attr(not(debug_assertions), inline(always))]
-        |key| cache.hit(key),
+        |hash, key| cache.hit(hash, key),
     )
 }
 
@@ -596,13 +595,13 @@ where
 pub fn hit_or_miss_in<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: L,
-) -> Result<V, Miss<L::Key, V, S>>
+) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |key| cache.hit(key))
+    answer(cache, &key, |hash, key| cache.hit(hash, key))
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -619,21 +618,21 @@ where
 pub fn hit_or_miss_async_in<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: L,
-) -> impl Future<Output = Result<V, RemoteMiss<L::Key, V, S>>> + Send
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>> + Send
 where
     L: Lookup,
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |key| cache.store().local(key)).map_err(RemoteMiss::of);
+    let first = answer(cache, &key, |_, key| cache.store().local(key));
     async move {
-        let owned = match first {
-            Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+        let miss = match first {
+            Err(miss) if miss.mode == Mode::Lookup => miss,
             other => return other,
         };
-        match cache.store().get_async(&&owned).await {
+        match cache.store().get_async(miss.hash, &&miss.key).await {
             Some(value) => Ok(value),
-            None => Err(RemoteMiss::lookup(cache, owned)),
+            None => Err(miss),
         }
     }
 }
@@ -652,14 +651,16 @@ pub fn hit_or_renew<L, V, S>(
     key: L,
     refresh: fn(L::Key) -> Option<V>,
     keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V, S>>
+) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |key| {
-        cache.hit_renewing(key, |owned| cache.spawn_refresh(owned, refresh, keep))
+    answer(cache, &key, |hash, key| {
+        cache.hit_renewing(hash, key, |owned| {
+            cache.spawn_refresh(owned, refresh, keep);
+        })
     })
 }
 
@@ -680,15 +681,17 @@ pub fn hit_or_renew_async<L, V, S>(
     key: L,
     refresh: fn(L::Key) -> BoxFuture<Option<V>>,
     keep: fn(&V) -> bool,
-) -> Result<V, Miss<L::Key, V, S>>
+) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, |key| {
-        cache.hit_renewing(key, |owned| cache.spawn_refresh_task(owned, refresh, keep))
+    return answer(cache, &key, |hash, key| {
+        cache.hit_renewing(hash, key, |owned| {
+            cache.spawn_refresh_task(owned, refresh, keep);
+        })
     });
     #[cfg(not(feature = "tokio"))]
     {
@@ -709,7 +712,7 @@ pub fn hit_or_renew_async_in<L, V, S>(
     key: L,
     refresh: fn(L::Key) -> BoxFuture<Option<V>>,
     keep: fn(&V) -> bool,
-) -> impl Future<Output = Result<V, RemoteMiss<L::Key, V, S>>> + Send
+) -> impl Future<Output = Result<V, Miss<L::Key, V>>> + Send
 where
     L: Lookup,
     V: CacheValue,
@@ -723,47 +726,49 @@ where
     #[cfg(feature = "tokio")]
     {
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
-        let local = |key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
-        let first = answer(cache, &key, local).map_err(RemoteMiss::of);
+        let local = |_, key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
+        let first = answer(cache, &key, local);
         async move {
-            let owned = match first {
-                Err(RemoteMiss::Lookup(_, owned, _)) => owned,
+            let miss = match first {
+                Err(miss) if miss.mode == Mode::Lookup => miss,
                 other => return other,
             };
-            let found = cache.store().read_due_async(&owned).await;
-            match cache.renewal_hit(&&owned, found, start) {
+            let found = cache.store().read_due_async(&miss.key).await;
+            match cache.renewal_hit(&&miss.key, found, start) {
                 Some(value) => Ok(value),
-                None => Err(RemoteMiss::lookup(cache, owned)),
+                None => Err(miss),
             }
         }
     }
 }
 
-/// What every hit path shares: the global switch (feature `switch`), then `found`'s value, or the
-/// [`Miss`] to compute it.
+/// What every hit path shares: the key hashed by the store (once per call: the miss carries the
+/// hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
+/// compute it.
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: &L,
-    found: impl FnOnce(&L) -> Option<V>,
-) -> Result<V, Miss<L::Key, V, S>>
+    found: impl FnOnce(u64, &L) -> Option<V>,
+) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
+    let hash = cache.store().hash_of(key);
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
-        return Err(Miss::with_mode(cache, key, Mode::Bypass));
+        return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
     }
     if cache.forced() {
-        return Err(Miss::with_mode(cache, key, Mode::Refresh));
+        return Err(Miss::with_mode(cache, hash, key, Mode::Refresh));
     }
-    match found(key) {
+    match found(hash, key) {
         Some(value) => Ok(value),
-        None => Err(Miss::new(cache, key)),
+        None => Err(Miss::new(cache, hash, key)),
     }
 }
 
@@ -790,12 +795,15 @@ macro_rules! __memo_require_tokio {
 
 pub use crate::__memo_require_tokio as require_tokio;
 
-/// A call that missed, holding its owned key; [`lead`] and [`Lead::finish`] (or
+/// A call that missed, holding its owned key and its hash; [`lead`] and [`Lead::finish`] (or
 /// [`Miss::compute_async`]) run the body under single-flight.
-pub struct Miss<K: 'static, V: 'static, S: 'static = MemoryStore<K, V>> {
-    cache: &'static Cache<K, V, S>,
+pub struct Miss<K: 'static, V: 'static> {
+    /// The cache's steps, as the hit path made them where the bounds are known: the rest of
+    /// the call restates none, so a key or value that cannot be cached is reported once.
+    steps: &'static dyn Steps<K, V>,
+    /// The key's hash by the store ([`Store::hash_of`]), made once by the hit path.
+    hash: u64,
     key: K,
-    steps: Steps<K, V, S>,
     mode: Mode,
 }
 
@@ -817,10 +825,10 @@ enum Mode {
 /// function is generic over it: the miss path compiles once per key and value type, not once per
 /// memoized function (as a `compute(body)` did: most of the code each function added to a build).
 /// A panicking body drops the lead, which hands the key to a waiting caller.
-pub struct Lead<K: 'static, V: 'static, S: 'static> {
-    cache: &'static Cache<K, V, S>,
+pub struct Lead<K: 'static, V: 'static> {
+    steps: &'static dyn Steps<K, V>,
+    hash: u64,
     key: K,
-    steps: Steps<K, V, S>,
     keep: fn(&V) -> bool,
     run: Run<K, V>,
 }
@@ -834,16 +842,16 @@ enum Run<K: 'static, V: 'static> {
     Refresh(Running, Instant),
     /// The leader's computation, started at this instant: store the value if kept, then release
     /// the claim.
-    Compute(Running, LeaderClaim<K, V>, Instant),
+    Compute(Running, LeaderClaim<'static, K, V>, Instant),
 }
 
-impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
+impl<K: 'static, V: 'static> Lead<K, V> {
     /// Stores `value` as the lead says (the waiting callers get it too), and returns it.
     pub fn finish(self, value: V) -> V {
         let Self {
-            cache,
-            key,
             steps,
+            hash,
+            key,
             keep,
             run,
         } = self;
@@ -855,119 +863,67 @@ impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
                 running
                     .exit()
                     .outcome(if kept { "refresh" } else { "error" });
-                (steps.refreshed)(cache, key, value, keep, started)
+                steps.refreshed(hash, key, value, keep, started)
             }
             Run::Compute(running, claim, started) => {
                 let kept = keep(&value);
                 running.exit().outcome(if kept { "miss" } else { "error" });
-                (steps.finish)(cache, key, claim, value, keep, started.elapsed())
+                let cost = started.elapsed();
+                call::block_on(steps.finish(hash, key, claim, value, keep, cost))
             }
         }
     }
-}
 
-impl<K: 'static, V: 'static, S: 'static> Lead<K, V, S> {
     /// The body failed (see [`lead_fallible`]): nothing is stored; the waiters take a copy of
     /// the error from `failure`, or without it try again.
     fn fail(self, failure: Handing<'_>) {
         let Self {
-            cache,
-            key,
-            steps,
-            run,
-            ..
+            steps, key, run, ..
         } = self;
         match run {
             #[cfg(feature = "switch")]
             Run::Bypass => {}
             Run::Refresh(running, started) => {
                 running.exit().outcome("error");
-                (steps.refresh_failed)(cache, key, started);
+                steps.refresh_failed(key, started);
             }
             Run::Compute(running, claim, started) => {
                 running.exit().outcome("error");
-                cache.failed(claim, failure, started.elapsed());
+                steps.failed(claim, failure, started.elapsed());
             }
         }
     }
 }
 
-/// The bounded steps of a miss, instantiated by [`hit_or_miss`] where the bounds are known, so
-/// that the [`Miss`] and [`Lead`] methods restate no bounds: a key or value that cannot be cached
-/// is reported once, at the hit path.
-#[allow(
-    clippy::type_complexity,
-    reason = "a table of function pointers, each named by its field"
-)]
-struct Steps<K: 'static, V: 'static, S: 'static> {
-    begin: fn(&'static Cache<K, V, S>, &K, bool) -> Step<'static, K, V>,
-    begin_async:
-        for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
-    finish: fn(
-        &'static Cache<K, V, S>,
-        K,
-        (Option<Leader<'static, K, V>>, Lease),
-        V,
-        fn(&V) -> bool,
-        Duration,
-    ) -> V,
-    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
-    refreshed: fn(&Cache<K, V, S>, K, V, fn(&V) -> bool, Instant) -> V,
-    refresh_failed: fn(&Cache<K, V, S>, K, Instant),
-    wait: fn(&Flight<V>) -> Option<V>,
-    poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
-}
-
-impl<K, V, S> Steps<K, V, S>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    V: CacheValue,
-    S: Store<K, V> + 'static,
-{
-    fn of() -> Self {
+impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K, V> {
+    /// The miss of `key` (of hash `hash`): its owned key, and the cache's steps, made here where
+    /// the bounds are known.
+    fn new<L, S>(cache: &'static Cache<K, V, S>, hash: u64, key: &L) -> Self
+    where
+        L: Lookup<Key = K>,
+        V: CacheValue,
+        S: Store<K, V> + 'static,
+    {
+        cache.watch_expiry();
         Self {
-            begin: |cache, key, by_thread| {
-                cache.watch_expiry();
-                cache.begin(key, by_thread)
-            },
-            begin_async: |cache, key| {
-                Box::pin(async move {
-                    cache.watch_expiry();
-                    cache.begin_async(key).await
-                })
-            },
-            finish: Cache::finish,
-            waited: Cache::waited,
-            refreshed: Cache::forced_refresh,
-            refresh_failed: Cache::forced_refresh_failed,
-            wait: Flight::wait,
-            poll_wait: Flight::poll_wait,
-        }
-    }
-}
-
-impl<K, V, S> Miss<K, V, S>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    V: CacheValue,
-    S: Store<K, V> + 'static,
-{
-    /// The miss of `key`: its owned key, and the bounded steps the unbounded methods call.
-    fn new<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, key: &L) -> Self {
-        Self {
-            cache,
+            steps: cache,
+            hash,
             key: key.to_key(),
-            steps: Steps::of(),
             mode: Mode::Lookup,
         }
     }
 
     /// A call that computes another way (caches switched off, or a forced refresh).
     #[cold]
-    fn with_mode<L: Lookup<Key = K>>(cache: &'static Cache<K, V, S>, key: &L, mode: Mode) -> Self {
+    fn with_mode<L, S>(cache: &'static Cache<K, V, S>, hash: u64, key: &L, mode: Mode) -> Self
+    where
+        L: Lookup<Key = K>,
+        V: CacheValue,
+        S: Store<K, V> + 'static,
+    {
         Self {
             mode,
-            ..Self::new(cache, key)
+            ..Self::new(cache, hash, key)
         }
     }
 }
@@ -981,29 +937,26 @@ where
     clippy::result_large_err,
     reason = "once per call that computes, where the body's cost dwarfs a copy"
 )]
-pub fn lead<K, V, S>(
-    found: Result<V, Miss<K, V, S>>,
-    keep: fn(&V) -> bool,
-) -> Result<V, Lead<K, V, S>> {
+pub fn lead<K, V>(found: Result<V, Miss<K, V>>, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
     match found {
         Ok(value) => Ok(value),
         Err(miss) => miss.lead(keep),
     }
 }
 
-impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
+impl<K: 'static, V: 'static> Miss<K, V> {
     /// A miss, under single-flight: see [`lead`].
     #[allow(
         clippy::result_large_err,
         reason = "once per call that computes, where the body's cost dwarfs a copy"
     )]
-    fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V, S>> {
-        let lead = self.lead_or(keep, |_| None::<core::convert::Infallible>);
+    fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
+        let lead = self.lead_or(keep, Handover::<core::convert::Infallible>::none());
         lead.map(|found| found.unwrap_or_else(|never| match never {}))
     }
 
-    /// [`lead`](Self::lead), where a waiter whose leader failed may take its error from the
-    /// flight (`failure`), returned as `Ok(Err(error))`.
+    /// [`lead`](Self::lead), where a waiter whose leader failed takes its error by `handover`
+    /// (where it can be shared), returned as `Ok(Err(error))`.
     #[allow(
         clippy::result_large_err,
         reason = "once per call that computes, where the body's cost dwarfs a copy"
@@ -1011,54 +964,47 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     fn lead_or<E>(
         self,
         keep: fn(&V) -> bool,
-        failure: impl Fn(&Flight<V>) -> Option<E>,
-    ) -> Result<Result<V, E>, Lead<K, V, S>> {
+        handover: Handover<E>,
+    ) -> Result<Result<V, E>, Lead<K, V>> {
         let Self {
-            cache,
-            key,
             steps,
+            hash,
+            key,
             mode,
         } = self;
         let run = match mode {
             #[cfg(feature = "switch")]
             Mode::Bypass => Run::Bypass,
             Mode::Refresh => {
-                let trace = Computation::start(cache.name(), "refresh");
+                let trace = Computation::start(steps.name(), "refresh");
                 Run::Refresh(trace.enter(), Instant::now())
             }
             Mode::Lookup => {
-                let trace = Computation::start(cache.name(), "call");
+                let trace = Computation::start(steps.name(), "call");
                 loop {
-                    match (steps.begin)(cache, &key, true) {
-                        Step::Done(value) => {
-                            trace.outcome("hit");
+                    let begun = call::begin(steps, hash, &key, true, handover.takes());
+                    match call::block_on(begun) {
+                        Begun::Value(value, outcome) => {
+                            trace.outcome(outcome);
                             return Ok(Ok(value));
                         }
-                        Step::Compute(leader, lease) => {
-                            break Run::Compute(trace.enter(), (leader, lease), Instant::now());
-                        }
-                        Step::Wait(flight) => {
-                            let waited = (steps.wait)(&flight);
-                            if waited.is_none()
-                                && let Some(error) = failure(&flight)
-                            {
-                                cache.shared_failure();
+                        Begun::Failed(failure) => {
+                            if let Some(error) = handover.unbox(failure) {
                                 trace.outcome("coalesced");
                                 return Ok(Err(error));
                             }
-                            if let Some(value) = (steps.waited)(cache, &key, waited) {
-                                trace.outcome("coalesced");
-                                return Ok(Ok(value));
-                            }
+                        }
+                        Begun::Lead(claim) => {
+                            break Run::Compute(trace.enter(), claim, Instant::now());
                         }
                     }
                 }
             }
         };
         Err(Lead {
-            cache,
-            key,
             steps,
+            hash,
+            key,
             keep,
             run,
         })
@@ -1069,85 +1015,6 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
     ///
     /// If this future is dropped while it computes (a timeout, a `select!`), a waiting caller takes
     /// over; a waiter that is dropped holds nobody back. The future is `Send` when `body` is.
-    pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
-        let body = async move { Plain(body.await) };
-        self.compute_kept_async(body, keep, Handover::none())
-            .await
-            .0
-    }
-}
-
-/// A miss of an `async fn` over a store that answers over the network (`store = redis`,
-/// `tiered`): the store's reads, claim and write are awaited, never blocking the executor's
-/// thread. Kept apart from [`Miss`], so that the in-memory hit path returns no larger a value.
-pub enum RemoteMiss<K: 'static, V: 'static, S: 'static> {
-    /// A forced refresh or a bypass: as any miss.
-    Plain(Miss<K, V, S>),
-    /// An ordinary miss of a key, with the bounded steps to compute it.
-    Lookup(&'static Cache<K, V, S>, K, RemoteSteps<K, V, S>),
-}
-
-/// A future that borrows for `'a`.
-type BorrowingFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A leader's claim: its flight (none when a sync caller re-entered its key) and the store's lease.
-type LeaderClaim<K, V> = (Option<Leader<'static, K, V>>, Lease);
-
-/// The bounded, awaited steps of a [`RemoteMiss`], instantiated where the bounds are known (as
-/// `Steps` are for [`Miss`]), so that a key without serde is reported once, by the hit path.
-#[allow(
-    clippy::type_complexity,
-    reason = "a table of function pointers, each named by its field"
-)]
-pub struct RemoteSteps<K: 'static, V: 'static, S: 'static> {
-    begin: for<'k> fn(&'static Cache<K, V, S>, &'k K) -> BorrowingFuture<'k, Step<'static, K, V>>,
-    finish: fn(
-        &'static Cache<K, V, S>,
-        K,
-        LeaderClaim<K, V>,
-        V,
-        fn(&V) -> bool,
-        Duration,
-    ) -> BorrowingFuture<'static, V>,
-    waited: fn(&Cache<K, V, S>, &K, Option<V>) -> Option<V>,
-    poll_wait: fn(&Flight<V>, &Context<'_>) -> Poll<Option<V>>,
-}
-
-impl<K, V, S> RemoteMiss<K, V, S>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-    V: CacheValue,
-    S: Store<K, V> + 'static,
-{
-    /// The miss `answer` gave, with the awaited steps for an ordinary one.
-    fn of(answered: Miss<K, V, S>) -> Self {
-        if answered.mode != Mode::Lookup {
-            return Self::Plain(answered);
-        }
-        Self::lookup(answered.cache, answered.key)
-    }
-
-    fn lookup(cache: &'static Cache<K, V, S>, key: K) -> Self {
-        let steps = RemoteSteps {
-            begin: |cache, key| {
-                Box::pin(async move {
-                    cache.watch_expiry();
-                    cache.begin_async(key).await
-                })
-            },
-            finish: |cache, key, claim, value, keep, cost| {
-                Box::pin(cache.finish_async(key, claim, value, keep, cost))
-            },
-            waited: Cache::waited,
-            poll_wait: Flight::poll_wait,
-        };
-        Self::Lookup(cache, key, steps)
-    }
-}
-
-impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
-    /// [`Miss::compute_async`], with the store's steps awaited; a waiter whose leader gave up
-    /// begins again (reading the store).
     pub async fn compute_async(self, body: impl Future<Output = V>, keep: fn(&V) -> bool) -> V {
         let body = async move { Plain(body.await) };
         self.compute_kept_async(body, keep, Handover::none())

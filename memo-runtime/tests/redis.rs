@@ -525,11 +525,15 @@ mod trust {
     use std::task::{Context, Poll, Waker};
     use std::time::{Duration, Instant};
 
-    use memo_runtime::private::hit_or_miss_async_in;
+    use memo_runtime::private::{
+        Backend, hit_or_miss_async_in, hit_or_miss_in, hit_or_renew, lead,
+    };
     use memo_runtime::redis::{
         BreakerConfig, Claimed, Error, LockConfig, Locks, RedisClient, RedisConfig,
     };
-    use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Store, TieredStore};
+    use memo_runtime::{
+        Cache, Config, DiskOptions, DiskStore, RedisOptions, RedisStore, Store, TieredStore,
+    };
 
     use super::redis_server::{Monitor, RedisServer, SlowProxy, command};
 
@@ -1056,39 +1060,120 @@ mod trust {
         )
     }
 
-    /// a call of `store = redis` hashes its key at most once (the in-process
-    /// single-flight of a miss) and encodes it once (a miss's claim and write reuse the names its
-    /// read worked out), sync and async (as Python's `functools` tests ask, for one hash).
+    /// A call's key is hashed once, hit or miss, sync or async, on every store (the hash made by
+    /// the hit path goes to the store's lookup, the single-flight and the insert), and Redis
+    /// encodes it once (a miss's claim and write reuse the names its read worked out). Python's
+    /// `functools` tests ask for one hash per call.
     #[test]
     fn a_key_is_hashed_at_most_once_and_encoded_once_per_call() {
+        let memory: &'static Cache<Counted, String> = Box::leak(Box::new(Cache::new(config())));
+        for (call, counts) in per_call(memory, false) {
+            assert_eq!(counts.0, 1, "memory, {call}: hashes");
+        }
+        let stale = config().stale(Duration::from_secs(60));
+        let renewing: &'static Cache<Counted, String> = Box::leak(Box::new(Cache::new(stale)));
+        for outcome in ["miss", "hit"] {
+            let key = Counted(7);
+            let refresh = |key: Counted| Some(format!("value {}", key.0));
+            let (hashes, _) = counted(|| {
+                let value = match lead(hit_or_renew(renewing, &key, refresh, keep), keep) {
+                    Ok(value) => value,
+                    Err(lead) => lead.finish(format!("value {}", key.0)),
+                };
+                assert_eq!(value, "value 7");
+            });
+            assert_eq!(
+                hashes, 1,
+                "memory with `stale`, a sync function, {outcome}: hashes"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("memo-hashes-{}", std::process::id()));
+        let disk = DiskOptions::new("counted").root(&dir).open(&config());
+        let disk: &'static Cache<Counted, String, DiskStore<Counted, String>> =
+            Box::leak(Box::new(Cache::with_store(disk)));
+        for (call, counts) in per_call(disk, false) {
+            assert_eq!(counts.0, 1, "disk, {call}: hashes");
+        }
+        drop(std::fs::remove_dir_all(&dir));
         let server = RedisServer::start();
         let client = stubborn(&server.url());
-        let cache: &'static Cache<Counted, String, RedisStore<Counted, String>> =
+        let redis: &'static Cache<Counted, String, RedisStore<Counted, String>> =
             Box::leak(Box::new(Cache::with_store(
                 options("counted", &client).open(&config()),
             )));
+        for (call, counts) in per_call(redis, true) {
+            assert_eq!(counts, (1, 1), "redis, {call}: (hashes, encodings)");
+        }
+        assert_eq!(redis.stats().backend_errors, 0);
+        let tiered: &'static Cache<Counted, String, TieredStore<Counted, String>> =
+            Box::leak(Box::new(Cache::with_store(
+                options("counted-tiered", &client).open_tiered(&config()),
+            )));
+        // Tiered finds its local copy by the call's hash; its claim's look at the local copies
+        // and the copy it keeps still hash again (and an async call's first, local look).
+        for (call, counts) in per_call(tiered, true) {
+            let most = if call.ends_with("miss") { 4 } else { 2 };
+            assert!(counts.0 <= most, "tiered, {call}: {} hashes", counts.0);
+            assert_eq!(
+                counts.1,
+                u64::from(call.ends_with("miss")),
+                "tiered, {call}"
+            );
+        }
+    }
+
+    /// The hashes and encodings of the key in a miss, then a hit, of each way in: the cache
+    /// object's `get_or_compute`, `get_or_insert_with` and `get_or_insert_with_async`, and a
+    /// memoized function's sync and async calls as the expansion writes them (`remote`: as for
+    /// `store = redis`).
+    fn per_call<S: Backend<Counted, String>>(
+        cache: &'static Cache<Counted, String, S>,
+        remote: bool,
+    ) -> Vec<(String, (u64, u64))> {
         let compute = |key: &Counted| format!("value {}", key.0);
-        assert_eq!(cache.get_or_compute(&Counted(0), compute), "value 0");
-        let sync_miss =
-            counted(|| assert_eq!(cache.get_or_compute(&Counted(1), compute), "value 1"));
-        let sync_hit =
-            counted(|| assert_eq!(cache.get_or_compute(&Counted(1), compute), "value 1"));
-        let call_async = |key: u64| {
-            block_on(async move {
-                let key = Counted(key);
-                match hit_or_miss_async_in(cache, &key).await {
+        let calls: [(&str, &dyn Fn(Counted) -> String); 5] = [
+            ("get_or_compute", &|key| cache.get_or_compute(&key, compute)),
+            ("get_or_insert_with", &|key| {
+                let value = compute(&key);
+                cache.get_or_insert_with(key, || value)
+            }),
+            ("get_or_insert_with_async", &|key| {
+                let value = compute(&key);
+                block_on(cache.get_or_insert_with_async(key, async { value }))
+            }),
+            (
+                "a sync function",
+                &|key| match lead(hit_or_miss_in(cache, &key), keep) {
                     Ok(value) => value,
-                    Err(miss) => miss.compute_async(async { compute(&key) }, keep).await,
-                }
-            })
-        };
-        let async_miss = counted(|| assert_eq!(call_async(2), "value 2"));
-        let async_hit = counted(|| assert_eq!(call_async(2), "value 2"));
-        assert_eq!(sync_miss, (1, 1), "a sync miss: (hashes, encodings)");
-        assert_eq!(async_miss, (1, 1), "an async miss: (hashes, encodings)");
-        assert_eq!(sync_hit, (0, 1), "a sync hit: (hashes, encodings)");
-        assert_eq!(async_hit, (0, 1), "an async hit: (hashes, encodings)");
-        assert_eq!(cache.stats().backend_errors, 0);
+                    Err(lead) => lead.finish(compute(&key)),
+                },
+            ),
+            ("an async function", &|key| {
+                block_on(async {
+                    let body = async { compute(&key) };
+                    if remote {
+                        match hit_or_miss_async_in(cache, &key).await {
+                            Ok(value) => value,
+                            Err(miss) => miss.compute_async(body, keep).await,
+                        }
+                    } else {
+                        match hit_or_miss_in(cache, &key) {
+                            Ok(value) => value,
+                            Err(miss) => miss.compute_async(body, keep).await,
+                        }
+                    }
+                })
+            }),
+        ];
+        let mut counts = Vec::new();
+        for (n, (name, call)) in (100..).zip(calls) {
+            for outcome in ["miss", "hit"] {
+                let key = Counted(n);
+                let found = counted(|| assert_eq!(call(key), format!("value {n}")));
+                counts.push((format!("{name}, {outcome}"), found));
+            }
+        }
+        counts
     }
 
     /// Issue 19: with `stale` (or early refresh), a hit is the `GET` and the `PTTL` in one
@@ -1108,7 +1193,7 @@ mod trust {
         assert_eq!(monitor.sent_since(mark), ["get", "pttl"]);
         let lease = a.claim_refresh(&1).expect("the lock is free");
         assert!(b.claim_refresh(&1).is_none(), "held by a's refresh");
-        a.insert_claimed(1, 11, Duration::from_millis(5), lease);
+        a.insert_claimed(a.hash_of(&&1), 1, 11, Duration::from_millis(5), lease);
         assert_eq!(locks_left(server.port()), 0, "released with the value");
         assert_eq!(b.get(&&1), Some(11));
         drop(b.claim_refresh(&1).expect("free again"));

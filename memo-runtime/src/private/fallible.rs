@@ -17,8 +17,9 @@
 
 use std::time::Instant;
 
-use super::{Lead, Miss, Mode, RemoteMiss, Step, always};
-use crate::flight::{Failure, Flight, Handing};
+use super::{Lead, Miss, Mode, always};
+use crate::call::{self, Begun};
+use crate::flight::{Failure, Handing};
 use crate::trace::Computation;
 
 /// A return type whose last path segment is `Result`: `std::result::Result`, under any alias.
@@ -160,10 +161,14 @@ impl<R> Handover<R> {
         }
     }
 
-    /// The failed leader's `Err`, for a waiter on `flight`; `None` if it did not fail, or its
-    /// error cannot be shared.
-    fn take<V>(self, flight: &Flight<V>) -> Option<R> {
-        (self.0?.unboxed)(flight.failure()?)
+    /// Whether a waiter takes its failed leader's error: it can be shared.
+    pub(super) const fn takes(self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The failed leader's `Err`, from the copy it left a waiter.
+    pub(super) fn unbox(self, failure: Box<dyn Failure>) -> Option<R> {
+        (self.0?.unboxed)(failure)
     }
 }
 
@@ -177,14 +182,14 @@ impl<R> Handover<R> {
     clippy::result_large_err,
     reason = "once per call that computes, where the body's cost dwarfs a copy"
 )]
-pub fn lead_fallible<K: 'static, V: 'static, S: 'static, R: Fallible<Ok = V>>(
-    found: Result<V, Miss<K, V, S>>,
+pub fn lead_fallible<K: 'static, V: 'static, R: Fallible<Ok = V>>(
+    found: Result<V, Miss<K, V>>,
     handover: Handover<R>,
-) -> Result<R, FallibleLead<K, V, S, R>> {
+) -> Result<R, FallibleLead<K, V, R>> {
     let join = |value| R::from_result(Ok(value));
     match found {
         Ok(value) => Ok(join(value)),
-        Err(miss) => match miss.lead_or(always, |flight| handover.take(flight)) {
+        Err(miss) => match miss.lead_or(always, handover) {
             Ok(waited) => Ok(waited.map_or_else(|failed| failed, join)),
             Err(lead) => Err(FallibleLead {
                 lead,
@@ -198,15 +203,15 @@ pub fn lead_fallible<K: 'static, V: 'static, S: 'static, R: Fallible<Ok = V>>(
 
 /// A sync call of a function returning a `Result` (`R`) that runs the body; see
 /// [`lead_fallible`].
-pub struct FallibleLead<K: 'static, V: 'static, S: 'static, R> {
-    lead: Lead<K, V, S>,
+pub struct FallibleLead<K: 'static, V: 'static, R> {
+    lead: Lead<K, V>,
     handover: Handover<R>,
     /// `R`'s `Ok` value, or `R` itself (an `Err`).
     split: fn(R) -> Result<V, R>,
     join: fn(V) -> R,
 }
 
-impl<K: 'static, V: 'static, S: 'static, R> FallibleLead<K, V, S, R> {
+impl<K: 'static, V: 'static, R> FallibleLead<K, V, R> {
     /// Stores an `Ok` value (the waiting callers get it too); an `Err` is not stored, and goes to
     /// the waiting callers where it can be shared. Returns `result`.
     pub fn finish(self, result: R) -> R {
@@ -221,7 +226,7 @@ impl<K: 'static, V: 'static, S: 'static, R> FallibleLead<K, V, S, R> {
     }
 }
 
-impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
+impl<K: 'static, V: 'static> Miss<K, V> {
     /// [`compute_async`](Miss::compute_async) for a function returning a `Result`: an `Ok` value
     /// is stored and shared; an `Err` is not stored, and goes to the waiting callers where it can
     /// be shared (otherwise they compute, one at a time).
@@ -233,9 +238,10 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         self.compute_kept_async(body, always, handover).await
     }
 
-    /// The one async miss over a store whose reads answer at once, for both: an `Ok` value is
-    /// stored if `keep` says so (a plain value is a [`Plain`] `Ok`); an `Err` is not stored, and
-    /// goes to the waiting callers by `handover`.
+    /// The one async miss, over any store: an `Ok` value is stored if `keep` says so (a plain
+    /// value is a [`Plain`] `Ok`); an `Err` is not stored, and goes to the waiting callers by
+    /// `handover`. The store's reads, claim and write are awaited, never blocking the executor's
+    /// thread (ready at once in memory).
     pub(super) async fn compute_kept_async<R: Fallible<Ok = V>>(
         self,
         body: impl Future<Output = R>,
@@ -243,9 +249,9 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
         handover: Handover<R>,
     ) -> R {
         let Self {
-            cache,
-            key,
             steps,
+            hash,
+            key,
             mode,
         } = self;
         match mode {
@@ -254,132 +260,53 @@ impl<K: 'static, V: 'static, S: 'static> Miss<K, V, S> {
             Mode::Bypass => return body.await,
             Mode::Refresh => {
                 let started = Instant::now();
-                let trace = Computation::start(cache.name(), "refresh");
+                let trace = Computation::start(steps.name(), "refresh");
                 let result = trace.run_async(body).await.into_result();
                 return match result {
                     Ok(value) => {
                         trace.outcome(if keep(&value) { "refresh" } else { "error" });
-                        R::from_result(Ok((steps.refreshed)(cache, key, value, keep, started)))
+                        R::from_result(Ok(steps.refreshed(hash, key, value, keep, started)))
                     }
                     Err(error) => {
                         trace.outcome("error");
-                        (steps.refresh_failed)(cache, key, started);
+                        steps.refresh_failed(key, started);
                         R::from_result(Err(error))
                     }
                 };
             }
         }
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin_async)(cache, &key).await {
-                Step::Done(value) => {
-                    trace.outcome("hit");
+        let trace = Computation::start(steps.name(), "call");
+        let claim = loop {
+            match call::begin(steps, hash, &key, false, handover.takes()).await {
+                Begun::Value(value, outcome) => {
+                    trace.outcome(outcome);
                     return R::from_result(Ok(value));
                 }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let claim = (leader, lease);
-                    let result = trace.run_async(body).await.into_result();
-                    return match result {
-                        Ok(value) => {
-                            trace.outcome(if keep(&value) { "miss" } else { "error" });
-                            let cost = started.elapsed();
-                            R::from_result(Ok((steps.finish)(cache, key, claim, value, keep, cost)))
-                        }
-                        Err(error) => {
-                            trace.outcome("error");
-                            let cost = started.elapsed();
-                            let failed = R::from_result(Err(error));
-                            handover.fail(&failed, |failure| cache.failed(claim, failure, cost));
-                            failed
-                        }
-                    };
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                    if waited.is_none()
-                        && let Some(failed) = handover.take(&flight)
-                    {
-                        cache.shared_failure();
+                Begun::Failed(failure) => {
+                    if let Some(failed) = handover.unbox(failure) {
                         trace.outcome("coalesced");
                         return failed;
                     }
-                    if let Some(value) = (steps.waited)(cache, &key, waited) {
-                        trace.outcome("coalesced");
-                        return R::from_result(Ok(value));
-                    }
                 }
+                Begun::Lead(claim) => break claim,
             }
-        }
-    }
-}
-
-impl<K: 'static, V: 'static, S: 'static> RemoteMiss<K, V, S> {
-    /// [`Miss::compute_fallible_async`], with the store's steps awaited; a waiter whose leader
-    /// gave up, or failed with an error that cannot be shared, begins again (reading the store).
-    pub async fn compute_fallible_async<R: Fallible<Ok = V>>(
-        self,
-        body: impl Future<Output = R>,
-        handover: Handover<R>,
-    ) -> R {
-        self.compute_kept_async(body, always, handover).await
-    }
-
-    /// [`Miss::compute_kept_async`], with the store's steps awaited.
-    pub(super) async fn compute_kept_async<R: Fallible<Ok = V>>(
-        self,
-        body: impl Future<Output = R>,
-        keep: fn(&V) -> bool,
-        handover: Handover<R>,
-    ) -> R {
-        let (cache, key, steps) = match self {
-            Self::Plain(miss) => return miss.compute_kept_async(body, keep, handover).await,
-            Self::Lookup(cache, key, steps) => (cache, key, steps),
         };
-        let trace = Computation::start(cache.name(), "call");
-        loop {
-            match (steps.begin)(cache, &key).await {
-                Step::Done(value) => {
-                    trace.outcome("hit");
-                    return R::from_result(Ok(value));
-                }
-                Step::Compute(leader, lease) => {
-                    let started = Instant::now();
-                    let claim = (leader, lease);
-                    // The `Result` ends with this statement: the future holds no error
-                    // across the store's write (it is `Send` whatever the error type).
-                    let value = match trace.run_async(body).await.into_result() {
-                        Ok(value) => value,
-                        Err(error) => {
-                            trace.outcome("error");
-                            let cost = started.elapsed();
-                            let failed = R::from_result(Err(error));
-                            handover.fail(&failed, |failure| cache.failed(claim, failure, cost));
-                            return failed;
-                        }
-                    };
-                    trace.outcome(if keep(&value) { "miss" } else { "error" });
-                    let cost = started.elapsed();
-                    let value = (steps.finish)(cache, key, claim, value, keep, cost).await;
-                    return R::from_result(Ok(value));
-                }
-                Step::Wait(flight) => {
-                    let waited = std::future::poll_fn(|cx| (steps.poll_wait)(&flight, cx)).await;
-                    if waited.is_none()
-                        && let Some(failed) = handover.take(&flight)
-                    {
-                        cache.shared_failure();
-                        trace.outcome("coalesced");
-                        return failed;
-                    }
-                    if waited.is_some()
-                        && let Some(value) = (steps.waited)(cache, &key, waited)
-                    {
-                        trace.outcome("coalesced");
-                        return R::from_result(Ok(value));
-                    }
-                }
+        let started = Instant::now();
+        // The `Result` ends with this statement: the future holds no error across the store's
+        // write (it is `Send` whatever the error type).
+        let value = match trace.run_async(body).await.into_result() {
+            Ok(value) => value,
+            Err(error) => {
+                trace.outcome("error");
+                let failed = R::from_result(Err(error));
+                handover.fail(&failed, |failure| {
+                    steps.failed(claim, failure, started.elapsed());
+                });
+                return failed;
             }
-        }
+        };
+        trace.outcome(if keep(&value) { "miss" } else { "error" });
+        let cost = started.elapsed();
+        R::from_result(Ok(steps.finish(hash, key, claim, value, keep, cost).await))
     }
 }

@@ -20,7 +20,7 @@ where
     S: Store<K, V>,
     L: Lookup<Key = K>,
 {
-    cache.hit(key)
+    cache.hit(cache.store().hash_of(key), key)
 }
 
 /// A miss: `body` runs once for the concurrent callers of `key`, and its value is stored where

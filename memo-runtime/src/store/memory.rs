@@ -11,7 +11,7 @@ use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{RawShard, Renewal, Shard, SlabKind, Stamp};
 use super::weight::{self, Weigher};
-use super::{Counts, Store};
+use super::{Counts, Lease, Store};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::clock::{ClockCell, duration_nanos};
@@ -329,18 +329,33 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = self.base.stamp_expiring(expires, cost);
-        self.put(key, value, stamp, now);
+        self.insert_expiring_hashed(self.hash(&key), key, value, expires, cost);
     }
 
-    /// Stores `key` and `value` stamped `stamp` at `now`: the one copy of the insert for every
-    /// way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
+    /// [`insert_expiring`](Self::insert_expiring) of a key of hash `hash` (its
+    /// [`Store::hash_of`]).
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    pub(crate) fn insert_expiring_hashed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        expires: u64,
+        cost: std::time::Duration,
+    ) where
+        K: std::hash::Hash + Eq,
+    {
+        let (stamp, now) = self.base.stamp_expiring(expires, cost);
+        self.put(hash, key, value, stamp, now);
+    }
+
+    /// Stores `key` (of hash `hash`) and `value` stamped `stamp` at `now`: the one copy of the
+    /// insert for every way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
     #[inline(never)]
-    fn put(&self, key: K, value: V, stamp: Stamp, now: u64)
+    fn put(&self, hash: u64, key: K, value: V, stamp: Stamp, now: u64)
     where
         K: std::hash::Hash + Eq,
     {
-        let hash = self.hash(&key);
         let small = self.base.climber.share();
         let mut shard = self.write(self.shard_of(hash));
         let batch = shard.insert(&self.base.hasher, hash, key, value, stamp, now, small);
@@ -405,7 +420,18 @@ impl<K, V> MemoryStore<K, V> {
         key: &L,
         find: impl FnOnce(&Shard<K, V>, u64) -> Option<R>,
     ) -> Result<Option<R>, SlowPath> {
-        let hash = self.hash(key);
+        self.try_hit_hashed(self.hash(key), find)
+    }
+
+    /// [`try_hit`](Self::try_hit) of a key of hash `hash`.
+    #[allow(clippy::inline_always, reason = "measured on the hit path")]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn try_hit_hashed<R>(
+        &self,
+        hash: u64,
+        find: impl FnOnce(&Shard<K, V>, u64) -> Option<R>,
+    ) -> Result<Option<R>, SlowPath> {
         let shard = self.shard_of(hash);
         // SAFETY: `shard_of` masks to the shard count.
         let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
@@ -419,12 +445,11 @@ impl<K, V> MemoryStore<K, V> {
     /// its values in registers.
     #[cold]
     #[inline(never)]
-    fn get_through_read<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    fn get_through_read<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
     where
         K: std::hash::Hash + Eq,
         V: Clone,
     {
-        let hash = self.hash(key);
         self.read_cold(hash, key, &|deadline| self.before(deadline))
     }
 
@@ -451,17 +476,17 @@ impl<K, V> MemoryStore<K, V> {
 }
 
 impl<K, V> MemoryStore<K, V> {
-    /// A counted lookup that renews the entry's time to live (time to idle), and whether it did.
+    /// A counted lookup of `key` (of hash `hash`) that renews the entry's time to live (time to
+    /// idle), and whether it did.
     /// The renewal takes the shard's write lock, so it is made at most once per sixteenth of the
     /// time to live: a key read continuously writes a few times per period, not on every hit.
     #[cold]
     #[inline(never)]
-    pub(crate) fn get_renewed<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)>
+    pub(crate) fn get_renewed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)>
     where
         K: std::hash::Hash + Eq,
         V: Clone,
     {
-        let hash = self.hash(key);
         let expires = std::cell::Cell::new(0);
         let value = self.read_cold(hash, key, &|deadline| {
             expires.set(deadline);
@@ -755,17 +780,37 @@ where
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.get_hashed(self.hash(key), key)
+    }
+
+    #[allow(
+        clippy::inline_always,
+        reason = "the hit path's hash, inlined as `get` is"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn hash_of<L: Lookup<Key = K>>(&self, key: &L) -> u64 {
+        self.hash(key)
+    }
+
+    #[allow(
+        clippy::inline_always,
+        reason = "measured on the hit path (benches/peers.rs)"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline)]
+    fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.base.timing.idle {
-            return self.get_renewed(key).map(|(value, _)| value);
+            return self.get_renewed(hash, key).map(|(value, _)| value);
         }
-        let found = self.try_hit(key, |shard, hash| {
+        let found = self.try_hit_hashed(hash, |shard, hash| {
             shard
                 .get(hash, key, |deadline| self.before(deadline))
                 .cloned()
         });
         match found {
             Ok(found) => found,
-            Err(SlowPath) => self.get_through_read(key),
+            Err(SlowPath) => self.get_through_read(hash, key),
         }
     }
 
@@ -778,7 +823,7 @@ where
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
         let (stamp, now) = self.base.stamp_ttl(ttl);
-        self.put(key, value, stamp, now);
+        self.put(self.hash(&key), key, value, stamp, now);
     }
 
     /// The live value, read and removed under one lock.
@@ -798,15 +843,23 @@ where
     }
 
     fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
-        if let Some(ttl) = super::chosen(self.ttl_from, &value) {
-            return self.insert_with_ttl(key, value, ttl);
-        }
-        let (stamp, now) = self.base.stamp(cost);
-        self.put(key, value, stamp, now);
+        self.insert_claimed(self.hash(&key), key, value, cost, Lease::none());
+    }
+
+    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+        let (stamp, now) = match super::chosen(self.ttl_from, &value) {
+            Some(ttl) => self.base.stamp_ttl(ttl),
+            None => self.base.stamp(cost),
+        };
+        self.put(hash, key, value, stamp, now);
+        drop(lease);
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        let hash = self.hash(key);
+        self.get_renewing_hashed(self.hash(key), key)
+    }
+
+    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
         let shard = self.shard_of(hash);
         let found = self.read(shard);
         let value = found

@@ -206,10 +206,33 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>;
 
     #[doc(hidden)]
+    /// The hash this store finds `key` by: a call hashes its key once, with this, and hands the
+    /// hash to the store's lookup ([`get_hashed`](Self::get_hashed)), the cache's single-flight
+    /// and the store's insert ([`insert_claimed`](Self::insert_claimed)). The default, for a
+    /// store that hashes nothing itself: a hasher of the process's own.
+    fn hash_of<L: Lookup<Key = K>>(&self, key: &L) -> u64 {
+        process_hash(key)
+    }
+
+    #[doc(hidden)]
+    /// [`get`](Self::get) of a key whose [`hash_of`](Self::hash_of) is `hash`.
+    fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        let _ = hash;
+        self.get(key)
+    }
+
+    #[doc(hidden)]
     /// Like [`get`](Self::get), and `true` beside the value when the caller has become the one to
     /// refresh it in the background (stores that renew entries; the others never ask).
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
         self.get(key).map(|value| (value, false))
+    }
+
+    #[doc(hidden)]
+    /// [`get_renewing`](Self::get_renewing) of a key whose [`hash_of`](Self::hash_of) is `hash`.
+    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        let _ = hash;
+        self.get_renewing(key)
     }
 
     #[doc(hidden)]
@@ -271,16 +294,18 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
-    /// [`get`](Self::get) for async callers: a store that answers over the network awaits it
-    /// (the async paths of `store = redis` and `tiered` call it). The default answers at once.
+    /// [`get_hashed`](Self::get_hashed) for async callers: a store that answers over the network
+    /// awaits it (the async paths of `store = redis` and `tiered` call it). The default answers
+    /// at once.
     fn get_async<'a, L: Lookup<Key = K> + Sync>(
         &'a self,
+        hash: u64,
         key: &'a L,
     ) -> impl Future<Output = Option<V>> + Send + 'a
     where
         V: Send + 'a,
     {
-        std::future::ready(self.get(key))
+        std::future::ready(self.get_hashed(hash, key))
     }
 
     #[doc(hidden)]
@@ -303,8 +328,10 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// Stores the value the holder of a claim computed (as [`insert_timed`](Self::insert_timed)),
     /// then ends the claim: the lease its [`claim`](Self::claim) gave. A store whose lease
     /// carries what it needs (the key's names, the lock) stores and releases without working it
-    /// out again. The default inserts, then drops the lease.
-    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+    /// out again, and one that hashes files the key by `hash` (its [`hash_of`](Self::hash_of)).
+    /// The default inserts, then drops the lease.
+    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+        let _ = hash;
         self.insert_timed(key, value, cost);
         drop(lease);
     }
@@ -313,6 +340,7 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// [`insert_claimed`](Self::insert_claimed) for async callers. The default stores at once.
     fn insert_claimed_async<'a>(
         &'a self,
+        hash: u64,
         key: K,
         value: V,
         cost: std::time::Duration,
@@ -322,7 +350,7 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_claimed(key, value, cost, lease);
+        self.insert_claimed(hash, key, value, cost, lease);
         std::future::ready(())
     }
 
@@ -430,6 +458,14 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     fn skipped(&self) -> u64 {
         0
     }
+}
+
+/// `key`'s hash by a hasher seeded once per process: [`Store::hash_of`] of a store that hashes
+/// nothing itself (Redis), so that its calls still hash once, for the single-flight.
+fn process_hash<L: Lookup>(key: &L) -> u64 {
+    use std::hash::BuildHasher;
+    static HASHER: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
+    HASHER.get_or_init(Default::default).hash_one(key)
 }
 
 /// Keeps [`Store`] to memo's own stores.

@@ -1107,11 +1107,12 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_claimed(key, value, std::time::Duration::ZERO, Lease::none());
+        self.insert_claimed(0, key, value, std::time::Duration::ZERO, Lease::none());
     }
 
-    /// Stores the value and releases the lock in one round trip (one script).
-    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+    /// Stores the value and releases the lock in one round trip (one script); the hash is
+    /// not needed (the names of the key are).
+    fn insert_claimed(&self, _: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
         self.insert_then(&key, &value, lease, None);
         self.refreshed(&key, cost);
     }
@@ -1154,7 +1155,7 @@ where
         true
     }
 
-    async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, key: &'a L) -> Option<V>
+    async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, _: u64, key: &'a L) -> Option<V>
     where
         V: Send + 'a,
     {
@@ -1204,6 +1205,7 @@ where
 
     async fn insert_claimed_async<'a>(
         &'a self,
+        _: u64,
         key: K,
         value: V,
         cost: std::time::Duration,

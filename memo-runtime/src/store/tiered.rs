@@ -285,15 +285,25 @@ where
 {
     #[inline]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.get_hashed(self.l1.hash_of(key), key)
+    }
+
+    /// The local copies': the hash a call carries finds the key there.
+    #[inline]
+    fn hash_of<L: Lookup<Key = K>>(&self, key: &L) -> u64 {
+        self.l1.hash_of(key)
+    }
+
+    fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.l2.config().idle.is_some() {
             // Time to idle: a renewal of the copy here renews the shared entry too.
-            if let Some((value, renewed)) = self.l1.get_renewed(key) {
+            if let Some((value, renewed)) = self.l1.get_renewed(hash, key) {
                 if renewed {
                     self.l2.renew(&key.to_key());
                 }
                 return Some(value);
             }
-        } else if let Some(value) = self.l1.get(key) {
+        } else if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
         if self.renews() {
@@ -310,12 +320,12 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_claimed(key, value, std::time::Duration::ZERO, Lease::none());
+        self.insert_claimed(0, key, value, std::time::Duration::ZERO, Lease::none());
     }
 
     /// The write, its lock's release and the announcement, with the key encoded once (by the
     /// read that missed); the announcement counts against the same call's deadline.
-    fn insert_claimed(&self, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+    fn insert_claimed(&self, _: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
         let head = self.evict_head();
         self.l2
             .insert_then(&key, &value, lease, Some((&self.channel, &head)));
@@ -359,11 +369,11 @@ where
         }
     }
 
-    async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, key: &'a L) -> Option<V>
+    async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, hash: u64, key: &'a L) -> Option<V>
     where
         V: Send + 'a,
     {
-        if let Some(value) = self.l1.get(key) {
+        if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
         let owned = key.to_key();
@@ -400,12 +410,13 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_claimed_async(key, value, std::time::Duration::ZERO, Lease::none())
+        self.insert_claimed_async(0, key, value, std::time::Duration::ZERO, Lease::none())
             .await;
     }
 
     async fn insert_claimed_async<'a>(
         &'a self,
+        _: u64,
         key: K,
         value: V,
         cost: std::time::Duration,

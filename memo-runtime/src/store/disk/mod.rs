@@ -425,13 +425,13 @@ impl<K, V> DiskStore<K, V> {
     /// copy moves the row's expiry too.
     #[cold]
     #[inline(never)]
-    fn get_renewed<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    fn get_renewed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
     where
         K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
         V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     {
         if self.front_is_current()
-            && let Some((value, renewed)) = self.front.get_renewed(key)
+            && let Some((value, renewed)) = self.front.get_renewed(hash, key)
         {
             if renewed && let Some(encoded) = key::encode(&key.to_key()) {
                 self.touch(encoded);
@@ -556,25 +556,26 @@ where
     /// [`Store::get_renewing`]: the front decides whether the value is due, and makes one
     /// caller of this process the one to refresh it; a value read from disk goes to the front
     /// first. A value too large for the front is served, never refreshed in the background.
-    fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+    fn get_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
         if self.front_is_current()
-            && let Some(found) = self.front.get_renewing(key)
+            && let Some(found) = self.front.get_renewing_hashed(hash, key)
         {
             return Some(found);
         }
         let value = self.load(key, false)?;
-        if let Some(found) = self.front.get_renewing(key) {
+        if let Some(found) = self.front.get_renewing_hashed(hash, key) {
             return Some(found);
         }
         self.disk_hits.fetch_add(1, Ordering::Relaxed);
         Some((value, false))
     }
 
-    /// Stores `value` under `key`, computed in `cost`, to expire a time to live from now.
-    fn insert_costed(&self, key: K, value: V, cost: Duration) {
+    /// Stores `value` under `key` (of hash `hash`, the front's), computed in `cost`, to expire a
+    /// time to live from now.
+    fn insert_costed(&self, hash: u64, key: K, value: V, cost: Duration) {
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-            return self.put(key, value, self.now_ms().saturating_add(ttl), cost);
+            return self.put(hash, key, value, self.now_ms().saturating_add(ttl), cost);
         }
         let fresh = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
@@ -583,7 +584,7 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        self.put(key, value, fresh, cost);
+        self.put(hash, key, value, fresh, cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -661,10 +662,10 @@ where
         Some(value)
     }
 
-    /// Stores `value` under `key`, computed in `cost`, its time to live ending at `fresh`
-    /// (Unix milliseconds; 0 for never; the row is kept `stale` longer): in the front (unless
-    /// large) and, through the write queue, on disk.
-    fn put(&self, key: K, value: V, fresh: i64, cost: Duration) {
+    /// Stores `value` under `key` (of hash `hash`), computed in `cost`, its time to live ending
+    /// at `fresh` (Unix milliseconds; 0 for never; the row is kept `stale` longer): in the front
+    /// (unless large) and, through the write queue, on disk.
+    fn put(&self, hash: u64, key: K, value: V, fresh: i64, cost: Duration) {
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
         let encoded = key::encode(&key);
@@ -673,14 +674,14 @@ where
             // Cannot be written: kept in memory only.
             self.count_error("a key or value could not be encoded");
             self.front
-                .insert_expiring(key, value, self.front_expiry(expires), cost);
+                .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
             return;
         };
         if bytes.len() < FRONT_MAX_BYTES {
             // Checked first, so a change seen now does not clear this value right after.
             self.front_is_current();
             self.front
-                .insert_expiring(key, value, self.front_expiry(expires), cost);
+                .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
         } else {
             self.front.remove(&&key);
         }
@@ -720,11 +721,22 @@ where
 {
     #[inline]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
+        self.get_hashed(self.front.hash_of(key), key)
+    }
+
+    /// The front's: the hash a call carries finds the key there.
+    #[inline]
+    fn hash_of<L: Lookup<Key = K>>(&self, key: &L) -> u64 {
+        self.front.hash_of(key)
+    }
+
+    #[inline]
+    fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.idle {
-            return self.get_renewed(key);
+            return self.get_renewed(hash, key);
         }
         if self.front_is_current()
-            && let Some(value) = self.front.get(key)
+            && let Some(value) = self.front.get_hashed(hash, key)
         {
             return Some(value);
         }
@@ -741,18 +753,27 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_costed(key, value, Duration::ZERO);
+        self.insert_costed(self.front.hash_of(&&key), key, value, Duration::ZERO);
     }
 
     fn insert_timed(&self, key: K, value: V, cost: Duration) {
-        self.insert_costed(key, value, cost);
+        self.insert_costed(self.front.hash_of(&&key), key, value, cost);
+    }
+
+    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: Duration, lease: Lease) {
+        self.insert_costed(hash, key, value, cost);
+        drop(lease);
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        self.get_renewing_hashed(self.front.hash_of(key), key)
+    }
+
+    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
         if !self.renews {
-            return self.get(key).map(|value| (value, false));
+            return self.get_hashed(hash, key).map(|value| (value, false));
         }
-        self.get_due(key)
+        self.get_due(hash, key)
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
@@ -769,7 +790,9 @@ where
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let hash = self.front.hash_of(&&key);
         self.put(
+            hash,
             key,
             value,
             self.now_ms().saturating_add(ttl),

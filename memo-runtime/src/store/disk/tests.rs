@@ -1211,7 +1211,13 @@ fn a_background_refresh_claims_the_key_only_when_no_one_holds_it() {
     let key = "hot".to_string();
     let lease = a.claim_refresh(&key).expect("the lock is free");
     assert!(b.claim_refresh(&key).is_none(), "held by a's refresh");
-    a.insert_claimed(key.clone(), 1, Duration::from_millis(5), lease);
+    a.insert_claimed(
+        a.hash_of(&&key),
+        key.clone(),
+        1,
+        Duration::from_millis(5),
+        lease,
+    );
     a.flush();
     drop(b.claim_refresh(&key).expect("released with the value"));
     let cold = "cold".to_string();
@@ -1297,7 +1303,8 @@ fn refresh_stale_key(root: &Path) {
     let store = options(root).open(&config);
     let cache: &'static Cache<String, u64, DiskStore<String, u64>> =
         Box::leak(Box::new(Cache::with_store(store).renewing_as(&config)));
-    let served = cache.hit_renewing(&"shared", |owned| {
+    let hash = cache.store().hash_of(&"shared");
+    let served = cache.hit_renewing(hash, &"shared", |owned| {
         cache.spawn_refresh(owned, |key| Some(count_and_compute(key)), |_| true);
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
