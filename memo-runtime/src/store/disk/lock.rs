@@ -58,25 +58,30 @@ fn try_lock(
     let now = wall_ms();
     let expires = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     let pid = i64::from(std::process::id());
-    let changed = conn
-        .prepare_cached(
-            "INSERT INTO locks (ns, key, pid, token, expires) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (ns, key) DO UPDATE SET pid = excluded.pid, token = excluded.token,
-             expires = excluded.expires WHERE locks.expires <= ?6",
-        )?
-        .execute(params![ns, key, pid, token, expires, now])?;
-    if changed == 1 {
-        return Ok(Attempt::Taken);
+    // A row released between the two statements (this process's writer deletes released rows
+    // while its callers try again) is free: take it at once, rather than report no holder and
+    // have a background refresh give up.
+    for _ in 0..3 {
+        let changed = conn
+            .prepare_cached(
+                "INSERT INTO locks (ns, key, pid, token, expires) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (ns, key) DO UPDATE SET pid = excluded.pid, token = excluded.token,
+                 expires = excluded.expires WHERE locks.expires <= ?6",
+            )?
+            .execute(params![ns, key, pid, token, expires, now])?;
+        if changed == 1 {
+            return Ok(Attempt::Taken);
+        }
+        let holder = conn
+            .prepare_cached("SELECT pid, token FROM locks WHERE ns = ?1 AND key = ?2")?
+            .query_row(params![ns, key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((pid, token)) = holder {
+            return Ok(Attempt::Held(pid, token));
+        }
     }
-    let holder = conn
-        .prepare_cached("SELECT pid, token FROM locks WHERE ns = ?1 AND key = ?2")?
-        .query_row(params![ns, key], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    Ok(match holder {
-        Some((pid, token)) => Attempt::Held(pid, token),
-        // Released between the two statements: try again at once.
-        None => Attempt::Held(0, 0),
-    })
+    // Taken and released three times over meanwhile: a busy key; the caller tries again later.
+    Ok(Attempt::Held(0, 0))
 }
 
 /// A lock token of this process registered in `Shared::held` while its claim may hold a row;
