@@ -6,6 +6,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::block;
 use crate::call::{self, Begun, Boxed, LeaderClaim};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
@@ -756,7 +757,7 @@ where
         if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
-        let claim = match call::block_on(self.lead(hash, &key, true)) {
+        let claim = match block::wait(self.lead(hash, &key, true)) {
             Ok(value) => return Ok(value),
             Err(claim) => claim,
         };
@@ -765,7 +766,7 @@ where
             Ok(value) => {
                 let cost = started.elapsed();
                 let finish = self.finish_call(hash, key, claim, value, |_| true, cost);
-                Ok(call::block_on(finish))
+                Ok(block::wait(finish))
             }
             Err(err) => Err(self.count_failure(err)),
         }
@@ -877,14 +878,14 @@ where
         body: impl FnOnce() -> V,
         keep: fn(&V) -> bool,
     ) -> V {
-        let claim = match call::block_on(self.lead(hash, &key, true)) {
+        let claim = match block::wait(self.lead(hash, &key, true)) {
             Ok(value) => return value,
             Err(claim) => claim,
         };
         let started = Instant::now();
         let value = body();
         let cost = started.elapsed();
-        call::block_on(self.finish_call(hash, key, claim, value, keep, cost))
+        block::wait(self.finish_call(hash, key, claim, value, keep, cost))
     }
 
     /// The cache object's miss of `key` (of hash `hash`), through the one loop of a call: a

@@ -3,14 +3,13 @@
 //!
 //! What differs between stores is behind [`Steps`]: the store's reads, claim and write, awaited
 //! (a store in memory, or a disk's front, answers at once: its futures are ready when first
-//! polled). A sync caller drives the same futures on its own thread ([`block_on`]), parking
+//! polled). A sync caller drives the same futures on its own thread ([`wait`](crate::block::wait)), parking
 //! while it waits for another caller or another process, and runs the body in its own frame
 //! between [`begin`] and [`Steps::finish`], so that no function here is generic over a body.
 
 use std::hash::Hash;
-use std::pin::{Pin, pin};
-use std::sync::Arc as StdArc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, Step};
@@ -168,39 +167,5 @@ pub(crate) async fn begin<'a, K, V>(
                 }
             }
         }
-    }
-}
-
-/// Runs `future` to its end on this thread, parking the thread while it is pending: how a sync
-/// call takes the steps of [`begin`] and [`Steps::finish`] (ready at once in memory).
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    // Ready at the first poll (a hit, a lead in memory): no waker is made.
-    if let Poll::Ready(output) = future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        return output;
-    }
-    let waker = Waker::from(StdArc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
-}
-
-/// Wakes a thread parked in [`block_on`].
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: StdArc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &StdArc<Self>) {
-        self.0.unpark();
     }
 }

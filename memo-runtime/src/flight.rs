@@ -6,7 +6,7 @@
 //! and a hit never looks at this table.
 //!
 //! Waiters are woken through wakers ([`Flight::poll_wait`]): a task's, or a sync caller's that
-//! parks its thread meanwhile (`call::block_on`), so sync and async callers share one table.
+//! parks its thread meanwhile (`block::wait`), so sync and async callers share one table.
 //!
 //! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
 //! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A leader
@@ -127,7 +127,7 @@ impl<V: Clone> Flight<V> {
         #[cfg(loom)]
         return ::loom::future::block_on(waited);
         #[cfg(not(loom))]
-        return crate::call::block_on(waited);
+        return crate::block::wait(waited);
     }
 
     /// Waits for the leader as a task: ready with the leader's value, or `None` if it gave up

@@ -23,6 +23,7 @@ pub use fallible::{
 };
 pub use instance::{instance_hit, instance_miss, instance_miss_async};
 
+use crate::block;
 use crate::call::{self, Begun, LeaderClaim, Steps};
 use crate::flight::Handing;
 pub use crate::store::MemoryStore;
@@ -869,7 +870,7 @@ impl<K: 'static, V: 'static> Lead<K, V> {
                 let kept = keep(&value);
                 running.exit().outcome(if kept { "miss" } else { "error" });
                 let cost = started.elapsed();
-                call::block_on(steps.finish(hash, key, claim, value, keep, cost))
+                block::wait(steps.finish(hash, key, claim, value, keep, cost))
             }
         }
     }
@@ -983,7 +984,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                 let trace = Computation::start(steps.name(), "call");
                 loop {
                     let begun = call::begin(steps, hash, &key, true, handover.takes());
-                    match call::block_on(begun) {
+                    match block::wait(begun) {
                         Begun::Value(value, outcome) => {
                             trace.outcome(outcome);
                             return Ok(Ok(value));
