@@ -1,18 +1,18 @@
 //! Per-key single-flight: concurrent misses of one key run the computation once.
 //!
-//! The first caller to miss a key becomes its *leader* and registers a [`Flight`] for it; callers
+//! The first caller to miss a key becomes its *leader* and registers a [`RawFlight`] for it; callers
 //! that miss the same key meanwhile wait on that flight alone, so unrelated keys never share a lock
 //! or a wake-up. The table lock is held only to add or remove a flight, never across a computation,
 //! and a hit never looks at this table.
 //!
-//! Waiters are woken through wakers ([`Flight::poll_wait`]): a task's, or a sync caller's that
+//! Waiters are woken through wakers ([`RawFlight::poll_value`]): a task's, or a sync caller's that
 //! parks its thread meanwhile (`block::wait`), so sync and async callers share one table.
 //!
-//! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
+//! If the leader panics, or its future is dropped (an async caller cancelled), its [`RawLeader`] guard
 //! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A leader
-//! whose computation failed hands its waiters a copy of the error ([`Leader::fail`]) where the error
+//! whose computation failed hands its waiters a copy of the error ([`RawLeader::fail`]) where the error
 //! can be cloned, and abandons the flight otherwise. A sync
-//! leader that calls back into its own key is told so ([`Join::Reentrant`]) instead of waiting for
+//! leader that calls back into its own key is told so ([`RawJoin::Reentrant`]) instead of waiting for
 //! itself.
 //!
 //! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
@@ -114,9 +114,11 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         }
     }
 
-    /// [`join`](Self::join) without the types, for the miss loop: the leader settles with
-    /// [`RawLeader::finish`] and a waiter takes the value with [`RawFlight::poll_value`], both
-    /// with this table's `V`.
+    /// Leads the computation of `key` (of hash `hash`, by the cache's store), or joins the one
+    /// already running; with `by_thread`, a flight led by this very thread is
+    /// [`RawJoin::Reentrant`] (async callers pass `false`: tasks move between threads). Without
+    /// the types, for the miss loop: the leader settles with [`RawLeader::finish`] and a waiter
+    /// takes the value with [`RawFlight::poll_value`], both with this table's `V`.
     pub(crate) fn join_raw(&self, hash: u64, key: K, by_thread: bool) -> RawJoin<'_> {
         let key = Erased::new(key);
         let probe = key.ptr.cast::<K>();
@@ -241,7 +243,8 @@ struct RawFlights {
     shards: Box<[Table]>,
 }
 
-/// [`Flight`] without its type.
+/// One computation in progress, shared by its leader and its waiters, without its value's
+/// type.
 pub(crate) struct RawFlight {
     state: Mutex<Waiting>,
     leader: ThreadId,
@@ -263,14 +266,17 @@ enum State {
     Abandoned,
 }
 
-/// What [`RawFlights::join`] found: [`Join`] without its types.
+/// What a caller that missed should do: lead, wait for the leader with
+/// [`RawFlight::poll_value`], or (this thread already computes this key further up its stack)
+/// compute without caching.
 pub(crate) enum RawJoin<'a> {
     Lead(RawLeader<'a>),
     Wait(Arc<RawFlight>),
     Reentrant,
 }
 
-/// [`Leader`] without its types: the duty to settle a flight, abandoned if dropped unfinished.
+/// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
+/// computing it was dropped), it abandons the flight so that a waiter takes over.
 pub(crate) struct RawLeader<'a> {
     flights: &'a RawFlights,
     hash: u64,
