@@ -6,32 +6,21 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::call::{self, Begun, Boxed, LeaderClaim};
+use crate::block;
+use crate::call::{self, Boxed, Claimed, LeaderClaim};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::flight::{Flight, Flights, Handing, Join, Leader};
+use crate::flight::{Flights, Handing};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{Claim, Lease, MemoryStore, Store};
-use crate::sync::Arc;
 use crate::trace::Computation;
 
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
-
-/// Where a miss stands after [`Cache::begin_call`].
-pub(crate) enum Step<'a, K, V> {
-    /// A value is there (stored meanwhile, or handed over): return it.
-    Done(V),
-    /// Compute, then [`Cache::finish_call`]; no leader when a sync caller re-entered its own key.
-    /// The lease is the store's claim on the key (other processes wait while it is held).
-    Compute(Option<Leader<'a, K, V>>, Lease),
-    /// Another caller computes: wait on its flight (see [`call::begin`]).
-    Wait(Arc<Flight<V>>),
-}
 
 /// A concurrent cache with per-key single-flight: what `f_cache()` returns for a memoized `f`,
 /// and a cache object of your own from [`Cache::builder`] (in memory, on disk or in Redis).
@@ -213,12 +202,17 @@ impl<K, V, S> Cache<K, V, S> {
         self.name
     }
 
+    /// The in-flight computations of this cache's keys.
+    pub(crate) fn flights(&self) -> &Flights<K, V> {
+        &self.flights
+    }
+
     /// The leader's last step when its computation failed (an `Err` of a function whose cache
     /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
     /// `failure`, or without it try again; the store's claim ends.
     pub(crate) fn failed(
         &self,
-        (leader, lease): LeaderClaim<'_, K, V>,
+        (leader, lease): LeaderClaim<'_>,
         failure: Handing<'_>,
         cost: Duration,
     ) {
@@ -698,7 +692,7 @@ where
         if self.forced() {
             let owned = key.to_key();
             let started = Instant::now();
-            return self.forced_refresh(hash, owned, compute(key), |_| true, started);
+            return self.forced_refresh(hash, owned, compute(key), true, started);
         }
         if let Some(value) = self.hit(hash, &key) {
             return value;
@@ -724,7 +718,7 @@ where
         let hash = self.store.hash_of(&&key);
         if self.forced() {
             let started = Instant::now();
-            return self.forced_refresh(hash, key, init(), |_| true, started);
+            return self.forced_refresh(hash, key, init(), true, started);
         }
         if let Some(value) = self.hit(hash, &&key) {
             return value;
@@ -756,16 +750,19 @@ where
         if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
-        let claim = match call::block_on(self.lead(hash, &key, true)) {
-            Ok(value) => return Ok(value),
-            Err(claim) => claim,
+        let mut found = None;
+        let Some(claim) = block::wait(call::lead(self, hash, &key, &mut found, true)) else {
+            return Ok(Self::found(found));
         };
         let started = Instant::now();
         match init() {
             Ok(value) => {
                 let cost = started.elapsed();
-                let finish = self.finish_call(hash, key, claim, value, |_| true, cost);
-                Ok(call::block_on(finish))
+                let mut key = Some(key);
+                block::wait(call::finish(
+                    self, hash, &mut key, claim, &value, true, cost,
+                ));
+                Ok(value)
             }
             Err(err) => Err(self.count_failure(err)),
         }
@@ -835,19 +832,22 @@ where
         if let Some(value) = hit.await {
             return Ok(value);
         }
-        let lead: Boxed<'_, Result<V, LeaderClaim<'_, K, V>>> =
-            Box::pin(self.lead(hash, &key, false));
-        let claim = match lead.await {
-            Ok(value) => return Ok(value),
-            Err(claim) => claim,
+        let mut found = None;
+        let lead: Boxed<'_, Option<LeaderClaim<'_>>> =
+            Box::pin(call::lead(self, hash, &key, &mut found, false));
+        let Some(claim) = lead.await else {
+            return Ok(Self::found(found));
         };
         let started = Instant::now();
         match made(init.await) {
             Ok(value) => {
                 let cost = started.elapsed();
-                let finish: Boxed<'_, V> =
-                    Box::pin(self.finish_call(hash, key, claim, value, |_| true, cost));
-                Ok(finish.await)
+                let mut key = Some(key);
+                let finish: Boxed<'_, ()> = Box::pin(call::finish(
+                    self, hash, &mut key, claim, &value, true, cost,
+                ));
+                finish.await;
+                Ok(value)
             }
             Err(err) => Err(self.count_failure(err)),
         }
@@ -877,109 +877,62 @@ where
         body: impl FnOnce() -> V,
         keep: fn(&V) -> bool,
     ) -> V {
-        let claim = match call::block_on(self.lead(hash, &key, true)) {
-            Ok(value) => return value,
-            Err(claim) => claim,
+        let mut found = None;
+        let Some(claim) = block::wait(call::lead(self, hash, &key, &mut found, true)) else {
+            return Self::found(found);
         };
         let started = Instant::now();
         let value = body();
         let cost = started.elapsed();
-        call::block_on(self.finish_call(hash, key, claim, value, keep, cost))
+        let mut key = Some(key);
+        let kept = keep(&value);
+        block::wait(call::finish(
+            self, hash, &mut key, claim, &value, kept, cost,
+        ));
+        value
     }
 
-    /// The cache object's miss of `key` (of hash `hash`), through the one loop of a call: a
-    /// value (stored meanwhile, or another caller's), or the claim under which to compute it.
-    async fn lead(&self, hash: u64, key: &K, by_thread: bool) -> Result<V, LeaderClaim<'_, K, V>> {
-        loop {
-            match call::begin(self, hash, key, by_thread, false).await {
-                Begun::Value(value, _) => return Ok(value),
-                Begun::Lead(claim) => return Err(claim),
-                // Not asked for (`false`): this caller takes no error.
-                Begun::Failed(_) => {}
-            }
-        }
+    /// The value [`call::lead`] put in the caller's slot when it ended with one.
+    fn found(found: Option<V>) -> V {
+        found.expect("the loop ends with a value or a claim")
     }
 
-    /// The first step of a miss: lead the computation, wait for another caller's, or find that a
-    /// value landed meanwhile. `by_thread` detects a sync caller re-entering its own key.
+    /// The new leader's step after [`call::begin`] joined: a value landed meanwhile (put in
+    /// `out`), or the store's claim on the key, under which to compute.
     ///
-    /// The leader also claims the key from the store ([`Store::claim_async`], ready at once but
-    /// for a store outside the process), so that callers in other processes sharing the store
-    /// wait for it too.
-    pub(crate) async fn begin_call(&self, hash: u64, key: &K, by_thread: bool) -> Step<'_, K, V> {
-        match self.flights.join(hash, key.clone(), by_thread) {
-            Join::Lead(leader) => {
-                // A value may have landed between the caller's miss and its taking the lead (a
-                // store whose claim reads the value looks there, in the same round trip).
-                if !self.store.claim_reads()
-                    && let Some(value) = self.store.get_async(hash, &key).await
-                {
-                    leader.finish(&value);
-                    return Step::Done(value);
-                }
-                let claim = self.store.claim_async(key).await;
-                self.claimed(leader, claim)
-            }
-            Join::Wait(flight) => Step::Wait(flight),
-            Join::Reentrant => self.reentrant(),
+    /// The claim ([`Store::claim_async`], ready at once but for a store outside the process)
+    /// makes callers in other processes sharing the store wait too.
+    pub(crate) async fn claim_call(&self, hash: u64, key: &K, out: &mut Option<V>) -> Claimed {
+        // A value may have landed between the caller's miss and its taking the lead (a store
+        // whose claim reads the value looks there, in the same round trip).
+        if !self.store.claim_reads()
+            && let Some(value) = self.store.get_async(hash, &key).await
+        {
+            *out = Some(value);
+            return Claimed::Found;
         }
-    }
-
-    /// The leader's step once the store answered its claim: another process's value, or compute.
-    fn claimed<'a>(&self, leader: Leader<'a, K, V>, claim: Claim<V>) -> Step<'a, K, V> {
-        match claim {
+        match self.store.claim_async(key).await {
             Claim::Found(value) => {
                 // Another process computed it while this one waited.
                 self.counters.record(Event::Coalesced);
-                leader.finish(&value);
-                Step::Done(value)
+                *out = Some(value);
+                Claimed::Found
             }
             Claim::Compute(lease) => {
-                self.counters.record(Event::Miss);
-                Step::Compute(Some(leader), lease)
+                self.missed();
+                Claimed::Compute(lease)
             }
         }
     }
 
-    /// A sync caller re-entered its own key: compute without caching or claiming.
-    fn reentrant<'a>(&self) -> Step<'a, K, V> {
+    /// A call that computes: counted as a miss.
+    pub(crate) fn missed(&self) {
         self.counters.record(Event::Miss);
-        Step::Compute(None, Lease::none())
     }
 
-    /// The leader's last step: store `value` if `keep` says so (an awaited write, ready at once
-    /// but for a store outside the process), then hand it to the waiters and end the store's
-    /// claim.
-    ///
-    /// Callers that were waiting get the leader's value either way: they asked at the same time.
-    pub(crate) async fn finish_call(
-        &self,
-        hash: u64,
-        key: K,
-        (leader, lease): LeaderClaim<'_, K, V>,
-        value: V,
-        keep: fn(&V) -> bool,
-        cost: Duration,
-    ) -> V {
-        #[cfg(feature = "metrics")]
-        crate::metrics::record_load(self.name, cost);
-        if keep(&value) {
-            if let Some(leader) = leader {
-                // Stored, then the claim ended: other processes find the value once it is gone.
-                self.store
-                    .insert_claimed_async(hash, key, value.clone(), cost, lease)
-                    .await;
-                leader.finish(&value);
-                return value;
-            }
-        } else {
-            self.counters.record(Event::LoadError);
-            if let Some(leader) = leader {
-                leader.finish(&value);
-            }
-        }
-        drop(lease);
-        value
+    /// A computed value the cache does not keep (an `Err`): counted.
+    pub(crate) fn not_kept(&self) {
+        self.counters.record(Event::LoadError);
     }
 
     /// A waiter took the leader's value or its error: counted as coalesced.
@@ -1148,13 +1101,19 @@ where
         hash: u64,
         key: K,
         value: V,
-        keep: fn(&V) -> bool,
+        kept: bool,
         started: Instant,
     ) -> V {
+        self.store_refresh(hash, key, value.clone(), kept, started);
+        value
+    }
+
+    /// [`forced_refresh`](Self::forced_refresh) of a copy of the value.
+    pub(crate) fn store_refresh(&self, hash: u64, key: K, value: V, kept: bool, started: Instant) {
         self.counters.record(Event::Refresh);
         let lease = Lease::none();
-        self.refreshed(Some(hash), key, Some(value.clone()), keep, started, lease);
-        value
+        let computed = Some(value).filter(|_| kept);
+        self.refreshed(Some(hash), key, computed, |_| true, started, lease);
     }
 
     /// The end of a forced refresh whose computation failed: the old value stays.

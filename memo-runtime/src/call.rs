@@ -3,75 +3,131 @@
 //!
 //! What differs between stores is behind [`Steps`]: the store's reads, claim and write, awaited
 //! (a store in memory, or a disk's front, answers at once: its futures are ready when first
-//! polled). A sync caller drives the same futures on its own thread ([`block_on`]), parking
-//! while it waits for another caller or another process, and runs the body in its own frame
-//! between [`begin`] and [`Steps::finish`], so that no function here is generic over a body.
+//! polled). A sync caller drives the same futures on its own thread
+//! ([`wait`](crate::block::wait)), parking while it waits for another caller or another
+//! process, and runs the body in its own frame between [`begin`] and [`finish`], so that no
+//! function here is generic over a body.
+//!
+//! Nor over the key and value types: the loop holds them as `dyn Any` ([`Item`], [`Slot`]) and
+//! reaches the typed code (compare, clone, the store's steps) through [`Steps`], one object per
+//! cache. So the loop and its state machines are compiled once, not once per memoized
+//! function's key and value types (issue 18).
 
+use std::any::Any;
 use std::hash::Hash;
-use std::pin::{Pin, pin};
-use std::sync::Arc as StdArc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::cache::{Cache, Step};
-use crate::flight::{Failure, Flight, Handing, Leader};
+use crate::cache::Cache;
+use crate::flight::{Failure, Handing, RawFlight, RawJoin, RawLeader};
 use crate::store::{Lease, Store};
 
 /// A boxed future that borrows for `'a`: how a [`Steps`] object returns its awaited steps.
 pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A key or a value lent to the loop: a `K` or a `V` whose type only the cache's [`Steps`]
+/// know.
+pub(crate) type Item = dyn Any + Sync;
+
+/// Where the loop puts a value (or takes an owned key from): the caller's `Option<V>` (or
+/// `Option<K>`).
+pub(crate) type Slot = dyn Any + Send;
+
 /// A leader's claim: its flight (none when a sync caller re-entered its key) and the store's
 /// lease.
-pub(crate) type LeaderClaim<'a, K, V> = (Option<Leader<'a, K, V>>, Lease);
+pub(crate) type LeaderClaim<'a> = (Option<RawLeader<'a>>, Lease);
 
-/// The steps of a call over one cache, as an object: the entry point, where the key's and
-/// value's bounds are known, makes it (a key without `Hash` or serde is reported there, once),
-/// and the unbounded rest of the call reaches the cache through it.
-pub(crate) trait Steps<K, V>: Sync {
-    /// The cache's name, for traces.
+/// What the leader's look at the store and claim of the key found.
+pub(crate) enum Claimed {
+    /// A value, put in the caller's slot: stored meanwhile, or by another process.
+    Found,
+    /// Compute, under this lease of the store's.
+    Compute(Lease),
+}
+
+/// The steps of a call over one cache, as an object with no type parameters: the entry point,
+/// where the key's and value's bounds are known, makes it (a key without `Hash` or serde is
+/// reported there, once), and the loop reaches the cache through it. Every [`Item`] and
+/// [`Slot`] given to a cache's steps holds that cache's key or value type.
+pub(crate) trait Steps: Sync {
+    /// The cache's name, for traces and metrics.
     fn name(&self) -> &'static str;
 
-    /// Leads the computation of `key` (of hash `hash`), joins the one running, or finds a value
-    /// landed meanwhile. `by_thread`: a sync caller, which may re-enter its own key.
-    fn begin<'a, 'k>(&'a self, hash: u64, key: &'k K, by_thread: bool) -> Boxed<'k, Step<'a, K, V>>
-    where
-        'a: 'k;
+    /// Leads the computation of `key` (of hash `hash`), or joins the one running. `by_thread`:
+    /// a sync caller, which may re-enter its own key.
+    fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_>;
 
-    /// The leader's last step: stores `value` if `keep` says so, hands it to the waiters, ends
-    /// the store's claim; returns it.
-    fn finish<'a>(
-        &'a self,
-        hash: u64,
-        key: K,
-        claim: LeaderClaim<'a, K, V>,
-        value: V,
-        keep: fn(&V) -> bool,
-        cost: Duration,
-    ) -> Boxed<'a, V>;
+    /// The new leader's look at the store (unless the store's claim reads the value itself)
+    /// and claim of the key; a value found is put in `out`.
+    fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed>;
 
-    /// The leader's computation failed: the waiters take `failure`'s copy of the error, or
-    /// without one try again; nothing is stored.
-    fn failed(&self, claim: LeaderClaim<'_, K, V>, failure: Handing<'_>, cost: Duration);
+    /// A leader that re-entered its own key computes without caching: counted as a miss.
+    fn reentered(&self);
 
-    /// A waiter's look at the store after its leader gave up, counted as a hit when found;
-    /// `None` without looking where the store's claim reads the value itself (Redis, tiered):
-    /// the waiter begins again at once.
-    fn look_again(&self, hash: u64, key: &K) -> Option<V>;
+    /// Hands `value` to the waiters of `leader`'s flight and retires it.
+    fn settle(&self, leader: RawLeader<'_>, value: &Item);
 
-    /// Waits for the leader of `flight`: its value, or `None` if it gave up or failed.
-    fn poll_wait(&self, flight: &Flight<V>, cx: &Context<'_>) -> Poll<Option<V>>;
+    /// [`settle`](Self::settle) with the value [`claim`](Self::claim) put in `out`.
+    fn settle_found(&self, leader: RawLeader<'_>, out: &mut Slot);
+
+    /// Waits for the leader of `flight`: its value put in `out` (`true`), or `false` if it gave
+    /// up or failed.
+    fn poll_wait(&self, flight: &RawFlight, cx: &Context<'_>, out: &mut Slot) -> Poll<bool>;
+
+    /// A waiter's look at the store after its leader gave up, counted as a hit when found (put
+    /// in `out`); `false` without looking where the store's claim reads the value itself
+    /// (Redis, tiered): the waiter begins again at once.
+    fn look_again(&self, hash: u64, key: &Item, out: &mut Slot) -> bool;
 
     /// A waiter took its leader's value, or its error: counted as coalesced.
     fn coalesced(&self);
 
-    /// The end of a forced refresh: stores `value` if kept, and returns it.
-    fn refreshed(&self, hash: u64, key: K, value: V, keep: fn(&V) -> bool, started: Instant) -> V;
+    /// Stores `value` under the key taken from `key` (an awaited write, ready at once but for a
+    /// store outside the process), then ends the store's claim `lease`.
+    fn store<'a>(
+        &'a self,
+        hash: u64,
+        key: &mut Slot,
+        value: &Item,
+        cost: Duration,
+        lease: Lease,
+    ) -> Boxed<'a, ()>;
+
+    /// A computed value not kept (an `Err` of a function that keeps `Ok`s): counted.
+    fn not_kept(&self);
+
+    /// The leader's computation failed: counted; the waiters take `failure`'s copy of the
+    /// error, or without one try again; nothing is stored.
+    fn failed(&self, claim: LeaderClaim<'_>, failure: Handing<'_>, cost: Duration);
+
+    /// The end of a forced refresh: stores `value` under the key taken from `key` if `kept`.
+    fn refreshed(&self, hash: u64, key: &mut Slot, value: &Item, kept: bool, started: Instant);
 
     /// The end of a forced refresh whose computation failed: the old value stays.
-    fn refresh_failed(&self, key: K, started: Instant);
+    fn refresh_failed(&self, key: &mut Slot, started: Instant);
 }
 
-impl<K, V, S> Steps<K, V> for Cache<K, V, S>
+/// The `T` a cache's steps were lent.
+fn item<T: 'static>(item: &Item) -> &T {
+    let item: &dyn Any = item;
+    item.downcast_ref()
+        .expect("a cache's steps are lent its own key and value types")
+}
+
+/// The `Option<T>` a cache's steps were given to fill or take from.
+fn slot<T: 'static>(slot: &mut Slot) -> &mut Option<T> {
+    let slot: &mut dyn Any = slot;
+    slot.downcast_mut()
+        .expect("a cache's steps are given its own key and value types")
+}
+
+/// The owned key a cache's steps were given.
+fn take<T: 'static>(key: &mut Slot) -> T {
+    slot(key).take().expect("a key to take")
+}
+
+impl<K, V, S> Steps for Cache<K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -81,126 +137,217 @@ where
         Cache::name(self)
     }
 
-    fn begin<'a, 'k>(&'a self, hash: u64, key: &'k K, by_thread: bool) -> Boxed<'k, Step<'a, K, V>>
-    where
-        'a: 'k,
-    {
-        Box::pin(self.begin_call(hash, key, by_thread))
+    fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_> {
+        self.flights()
+            .join_raw(hash, item::<K>(key).clone(), by_thread)
     }
 
-    fn finish<'a>(
-        &'a self,
-        hash: u64,
-        key: K,
-        claim: LeaderClaim<'a, K, V>,
-        value: V,
-        keep: fn(&V) -> bool,
-        cost: Duration,
-    ) -> Boxed<'a, V> {
-        Box::pin(self.finish_call(hash, key, claim, value, keep, cost))
+    fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed> {
+        Box::pin(self.claim_call(hash, item::<K>(key), slot::<V>(out)))
     }
 
-    fn failed(&self, claim: LeaderClaim<'_, K, V>, failure: Handing<'_>, cost: Duration) {
-        Cache::failed(self, claim, failure, cost);
+    fn reentered(&self) {
+        self.missed();
     }
 
-    fn look_again(&self, hash: u64, key: &K) -> Option<V> {
-        if self.store().claim_reads() {
-            return None;
+    fn settle(&self, leader: RawLeader<'_>, value: &Item) {
+        leader.finish(item::<V>(value));
+    }
+
+    fn settle_found(&self, leader: RawLeader<'_>, out: &mut Slot) {
+        if let Some(value) = slot::<V>(out) {
+            leader.finish(value);
         }
-        self.hit(hash, &key)
     }
 
-    fn poll_wait(&self, flight: &Flight<V>, cx: &Context<'_>) -> Poll<Option<V>> {
-        flight.poll_wait(cx)
+    fn poll_wait(&self, flight: &RawFlight, cx: &Context<'_>, out: &mut Slot) -> Poll<bool> {
+        flight.poll_value::<V>(cx).map(|value| {
+            let found = value.is_some();
+            *slot(out) = value;
+            found
+        })
+    }
+
+    fn look_again(&self, hash: u64, key: &Item, out: &mut Slot) -> bool {
+        if self.store().claim_reads() {
+            return false;
+        }
+        let value = self.hit(hash, &item::<K>(key));
+        let found = value.is_some();
+        *slot(out) = value;
+        found
     }
 
     fn coalesced(&self) {
         Cache::coalesced(self);
     }
 
-    fn refreshed(&self, hash: u64, key: K, value: V, keep: fn(&V) -> bool, started: Instant) -> V {
-        self.forced_refresh(hash, key, value, keep, started)
+    fn store<'a>(
+        &'a self,
+        hash: u64,
+        key: &mut Slot,
+        value: &Item,
+        cost: Duration,
+        lease: Lease,
+    ) -> Boxed<'a, ()> {
+        let (key, value) = (take::<K>(key), item::<V>(value).clone());
+        Box::pin(
+            self.store()
+                .insert_claimed_async(hash, key, value, cost, lease),
+        )
     }
 
-    fn refresh_failed(&self, key: K, started: Instant) {
-        self.forced_refresh_failed(key, started);
+    fn not_kept(&self) {
+        Cache::not_kept(self);
     }
+
+    fn failed(&self, claim: LeaderClaim<'_>, failure: Handing<'_>, cost: Duration) {
+        Cache::failed(self, claim, failure, cost);
+    }
+
+    fn refreshed(&self, hash: u64, key: &mut Slot, value: &Item, kept: bool, started: Instant) {
+        let value = item::<V>(value).clone();
+        self.store_refresh(hash, take::<K>(key), value, kept, started);
+    }
+
+    fn refresh_failed(&self, key: &mut Slot, started: Instant) {
+        self.forced_refresh_failed(take::<K>(key), started);
+    }
+}
+
+/// How a miss whose types are not bounded (`private.rs`: its key and value are reported once,
+/// at the entry point) lends them to the loop: made where the bounds are known.
+pub(crate) struct Lend<K, V> {
+    /// The key, lent.
+    pub(crate) key: fn(&K) -> &Item,
+    /// The caller's owned key, to take.
+    pub(crate) key_slot: fn(&mut Option<K>) -> &mut Slot,
+    /// The value, lent.
+    pub(crate) value: fn(&V) -> &Item,
+    /// The caller's slot for a value found.
+    pub(crate) value_slot: fn(&mut Option<V>) -> &mut Slot,
+}
+
+impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Lend<K, V> {
+    /// The one for `K` and `V`.
+    pub(crate) const NEW: &'static Self = &Self {
+        key: lend,
+        key_slot: lend_slot,
+        value: lend,
+        value_slot: lend_slot,
+    };
+}
+
+fn lend<T: Sync + 'static>(item: &T) -> &Item {
+    item
+}
+
+fn lend_slot<T: Send + 'static>(slot: &mut Option<T>) -> &mut Slot {
+    slot
 }
 
 /// Where a call stands once [`begin`] answered.
-pub(crate) enum Begun<'a, K, V> {
-    /// A value, and how the call got it (for its trace): `hit` (stored meanwhile, or another
-    /// process's) or `coalesced` (the leader's).
-    Value(V, &'static str),
+pub(crate) enum Begun<'a> {
+    /// A value, put in the caller's slot, and how the call got it (for its trace): `hit`
+    /// (stored meanwhile, or another process's) or `coalesced` (the leader's).
+    Value(&'static str),
     /// The leader failed, and left this copy of its error for the caller, which asked for one.
     Failed(Box<dyn Failure>),
-    /// Compute, then [`Steps::finish`] (or [`Steps::failed`]).
-    Lead(LeaderClaim<'a, K, V>),
+    /// Compute, then [`finish`] (or [`Steps::failed`]).
+    Lead(LeaderClaim<'a>),
 }
 
-/// The loop of a call that missed `key` (of hash `hash`): begin; a value ends it, and a lead
-/// is returned for the caller to run the body. A waiter takes the leader's value, or (the
-/// leader failed) a copy of its error when the caller `takes_errors`, or else looks at the
-/// store and begins again, perhaps as the next leader.
-pub(crate) async fn begin<'a, K, V>(
-    steps: &'a dyn Steps<K, V>,
+/// The loop of a call that missed `key` (of hash `hash`): begin; a value (put in `out`) ends
+/// it, and a lead is returned for the caller to run the body. A waiter takes the leader's
+/// value, or (the leader failed) a copy of its error when the caller `takes_errors`, or else
+/// looks at the store and begins again, perhaps as the next leader.
+pub(crate) async fn begin<'a>(
+    steps: &'a dyn Steps,
     hash: u64,
-    key: &K,
+    key: &Item,
+    out: &mut Slot,
     by_thread: bool,
     takes_errors: bool,
-) -> Begun<'a, K, V> {
+) -> Begun<'a> {
     loop {
-        match steps.begin(hash, key, by_thread).await {
-            Step::Done(value) => return Begun::Value(value, "hit"),
-            Step::Compute(leader, lease) => return Begun::Lead((leader, lease)),
-            Step::Wait(flight) => {
-                if let Some(value) = std::future::poll_fn(|cx| steps.poll_wait(&flight, cx)).await {
+        match steps.join(hash, key, by_thread) {
+            RawJoin::Lead(leader) => {
+                return match steps.claim(hash, key, out).await {
+                    Claimed::Found => {
+                        steps.settle_found(leader, out);
+                        Begun::Value("hit")
+                    }
+                    Claimed::Compute(lease) => Begun::Lead((Some(leader), lease)),
+                };
+            }
+            RawJoin::Reentrant => {
+                steps.reentered();
+                return Begun::Lead((None, Lease::none()));
+            }
+            RawJoin::Wait(flight) => {
+                if std::future::poll_fn(|cx| steps.poll_wait(&flight, cx, out)).await {
                     steps.coalesced();
-                    return Begun::Value(value, "coalesced");
+                    return Begun::Value("coalesced");
                 }
                 if takes_errors && let Some(failure) = flight.failure() {
                     steps.coalesced();
                     return Begun::Failed(failure);
                 }
-                if let Some(value) = steps.look_again(hash, key) {
-                    return Begun::Value(value, "coalesced");
+                if steps.look_again(hash, key, out) {
+                    return Begun::Value("coalesced");
                 }
             }
         }
     }
 }
 
-/// Runs `future` to its end on this thread, parking the thread while it is pending: how a sync
-/// call takes the steps of [`begin`] and [`Steps::finish`] (ready at once in memory).
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    // Ready at the first poll (a hit, a lead in memory): no waker is made.
-    if let Poll::Ready(output) = future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        return output;
-    }
-    let waker = Waker::from(StdArc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
+/// [`begin`] for a caller that takes no error: `None` once a value is in `out`, or the claim
+/// under which to compute.
+pub(crate) async fn lead<'a>(
+    steps: &'a dyn Steps,
+    hash: u64,
+    key: &Item,
+    out: &mut Slot,
+    by_thread: bool,
+) -> Option<LeaderClaim<'a>> {
     loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
+        match begin(steps, hash, key, out, by_thread, false).await {
+            Begun::Value(_) => return None,
+            Begun::Lead(claim) => return Some(claim),
+            // Not asked for (`false`): this caller takes no error.
+            Begun::Failed(_) => {}
         }
-        std::thread::park();
     }
 }
 
-/// Wakes a thread parked in [`block_on`].
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: StdArc<Self>) {
-        self.0.unpark();
+/// The leader's last step: stores `value` (taking the owned key from `key`) if `kept` (an
+/// awaited write, ready at once but for a store outside the process), then hands it to the
+/// waiters and ends the store's claim.
+///
+/// Callers that were waiting get the leader's value either way: they asked at the same time.
+pub(crate) async fn finish(
+    steps: &dyn Steps,
+    hash: u64,
+    key: &mut Slot,
+    (leader, lease): LeaderClaim<'_>,
+    value: &Item,
+    kept: bool,
+    cost: Duration,
+) {
+    #[cfg(feature = "metrics")]
+    crate::metrics::record_load(steps.name(), cost);
+    if kept {
+        if let Some(leader) = leader {
+            // Stored, then the claim ended: other processes find the value once it is gone.
+            steps.store(hash, key, value, cost, lease).await;
+            steps.settle(leader, value);
+            return;
+        }
+    } else {
+        steps.not_kept();
+        if let Some(leader) = leader {
+            steps.settle(leader, value);
+        }
     }
-
-    fn wake_by_ref(self: &StdArc<Self>) {
-        self.0.unpark();
-    }
+    drop(lease);
 }

@@ -1,25 +1,28 @@
 //! Per-key single-flight: concurrent misses of one key run the computation once.
 //!
-//! The first caller to miss a key becomes its *leader* and registers a [`Flight`] for it; callers
+//! The first caller to miss a key becomes its *leader* and registers a [`RawFlight`] for it; callers
 //! that miss the same key meanwhile wait on that flight alone, so unrelated keys never share a lock
 //! or a wake-up. The table lock is held only to add or remove a flight, never across a computation,
 //! and a hit never looks at this table.
 //!
-//! Waiters are woken through wakers ([`Flight::poll_wait`]): a task's, or a sync caller's that
-//! parks its thread meanwhile (`call::block_on`), so sync and async callers share one table.
+//! Waiters are woken through wakers ([`RawFlight::poll_value`]): a task's, or a sync caller's that
+//! parks its thread meanwhile (`block::wait`), so sync and async callers share one table.
 //!
-//! If the leader panics, or its future is dropped (an async caller cancelled), its [`Leader`] guard
+//! If the leader panics, or its future is dropped (an async caller cancelled), its [`RawLeader`] guard
 //! marks the flight abandoned; the waiters wake up and one of them becomes the next leader. A leader
-//! whose computation failed hands its waiters a copy of the error ([`Leader::fail`]) where the error
+//! whose computation failed hands its waiters a copy of the error ([`RawLeader::fail`]) where the error
 //! can be cloned, and abandons the flight otherwise. A sync
-//! leader that calls back into its own key is told so ([`Join::Reentrant`]) instead of waiting for
+//! leader that calls back into its own key is told so ([`RawJoin::Reentrant`]) instead of waiting for
 //! itself.
 //!
 //! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
-//! and values as [`Erased`] boxes and compare keys through a `&dyn Fn`. The typed [`Flights`],
-//! [`Leader`] and [`Flight`] add only what needs the types (hash, compare, box, clone), so a
-//! memoized function with its own key and value types adds little to its crate's build.
+//! as [`Erased`] boxes, compared through a `&dyn Fn`, and values as `dyn Any` boxes. The typed
+//! [`Flights::join_raw`], [`RawLeader::finish`] and [`RawFlight::poll_value`] add only what needs
+//! the types (compare, box, clone), so a memoized function with its own key and value types adds
+//! little to its crate's build; the miss loop (`call.rs`) holds the untyped [`RawLeader`] and
+//! [`RawFlight`].
 
+use std::any::Any;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -42,14 +45,18 @@ pub(crate) struct Flights<K, V> {
     _types: PhantomData<std::sync::Mutex<(K, V)>>,
 }
 
-/// One computation in progress, shared by its leader and its waiters; it settles with a `V`.
+/// One computation in progress, shared by its leader and its waiters; it settles with a `V`
+/// (the typed view the tests take of a [`RawFlight`]).
+#[cfg(test)]
 #[repr(transparent)]
 pub(crate) struct Flight<V> {
     raw: RawFlight,
     _value: PhantomData<std::sync::Mutex<V>>,
 }
 
-/// What a caller that missed should do.
+/// What a caller that missed should do (the typed view the tests take; the miss loop takes
+/// [`RawJoin`]).
+#[cfg(test)]
 pub(crate) enum Join<'a, K, V> {
     /// Compute, then call [`Leader::finish`].
     Lead(Leader<'a, K, V>),
@@ -95,13 +102,9 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     ///
     /// With `by_thread`, a flight led by this very thread is [`Join::Reentrant`]. Async callers
     /// pass `false`: tasks move between threads and share them, so a thread says nothing there.
+    #[cfg(test)]
     pub(crate) fn join(&self, hash: u64, key: K, by_thread: bool) -> Join<'_, K, V> {
-        let key = Erased::new(key);
-        let probe = key.ptr.cast::<K>();
-        // SAFETY: every key in this table is a `K` (only this function adds them), and `probe`
-        // stays alive while `RawFlights::join` may compare (it owns `key` until it returns).
-        let same = |stored: &Erased| unsafe { stored.ptr.cast::<K>().as_ref() == probe.as_ref() };
-        match self.raw.join(hash, key, &same, by_thread) {
+        match self.join_raw(hash, key, by_thread) {
             RawJoin::Lead(raw) => Join::Lead(Leader {
                 raw,
                 _types: PhantomData,
@@ -111,6 +114,20 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         }
     }
 
+    /// Leads the computation of `key` (of hash `hash`, by the cache's store), or joins the one
+    /// already running; with `by_thread`, a flight led by this very thread is
+    /// [`RawJoin::Reentrant`] (async callers pass `false`: tasks move between threads). Without
+    /// the types, for the miss loop: the leader settles with [`RawLeader::finish`] and a waiter
+    /// takes the value with [`RawFlight::poll_value`], both with this table's `V`.
+    pub(crate) fn join_raw(&self, hash: u64, key: K, by_thread: bool) -> RawJoin<'_> {
+        let key = Erased::new(key);
+        let probe = key.ptr.cast::<K>();
+        // SAFETY: every key in this table is a `K` (only this function adds them), and `probe`
+        // stays alive while `RawFlights::join` may compare (it owns `key` until it returns).
+        let same = |stored: &Erased| unsafe { stored.ptr.cast::<K>().as_ref() == probe.as_ref() };
+        self.raw.join(hash, key, &same, by_thread)
+    }
+
     /// Number of computations in progress.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -118,7 +135,8 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     }
 }
 
-impl<V: Clone> Flight<V> {
+#[cfg(test)]
+impl<V: Clone + 'static> Flight<V> {
     /// Waits for the leader on this thread, parked, as a sync caller does; `None` if it gave
     /// up (panicked) or failed.
     #[cfg(test)]
@@ -127,27 +145,20 @@ impl<V: Clone> Flight<V> {
         #[cfg(loom)]
         return ::loom::future::block_on(waited);
         #[cfg(not(loom))]
-        return crate::call::block_on(waited);
+        return crate::block::wait(waited);
     }
 
     /// Waits for the leader as a task: ready with the leader's value, or `None` if it gave up
     /// (panicked, or its future was dropped) and the caller must try again.
     pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
-        self.raw.poll_wait(cx).map(|settled| Self::value(&settled))
-    }
-
-    /// A clone of the leader's value, taken under the flight's lock as a `Mutex<V>` would.
-    fn value(settled: &Waiting) -> Option<V> {
-        match &settled.state {
-            // SAFETY: a `Flight<V>` is settled only by its `Leader::finish`, with a `V`.
-            State::Done(value) => Some(unsafe { value.ptr.cast::<V>().as_ref() }.clone()),
-            _ => None,
-        }
+        self.raw.poll_value(cx)
     }
 }
 
+#[cfg(test)]
 impl<V> Flight<V> {
     /// A copy of the failed leader's error, once the flight settled so; `None` otherwise.
+    #[cfg(not(loom))]
     pub(crate) fn failure(&self) -> Option<Box<dyn Failure>> {
         self.raw.failure()
     }
@@ -160,16 +171,14 @@ impl<V> Flight<V> {
     }
 }
 
-/// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
-/// computing it was dropped), it abandons the flight so that a waiter takes over.
-///
-/// No bounds on the types: it travels through code that must not restate the key's bounds (see
-/// `private.rs`).
+/// The duty to settle a flight (the typed view the tests take of a [`RawLeader`]).
+#[cfg(test)]
 pub(crate) struct Leader<'a, K, V> {
     raw: RawLeader<'a>,
     _types: PhantomData<&'a Flights<K, V>>,
 }
 
+#[cfg(all(test, not(loom)))]
 impl<K, V> Leader<'_, K, V> {
     /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
     /// (an error that cannot be cloned), try again, one of them as the next leader.
@@ -178,20 +187,11 @@ impl<K, V> Leader<'_, K, V> {
     }
 }
 
-impl<K, V: Clone> Leader<'_, K, V> {
+#[cfg(test)]
+impl<K, V: Clone + Send + Sync + 'static> Leader<'_, K, V> {
     /// Hands `value` to the waiters and retires the flight.
-    ///
-    /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
-    pub(crate) fn finish(mut self, value: &V) {
-        // After removal nobody new can join: if no one is waiting, skip the clone.
-        if self.raw.unregister() {
-            self.raw
-                .flight
-                .settle(State::Done(Erased::new(value.clone())));
-        }
-        // Only now: if dropping the key or cloning the value panicked, `drop` abandons the
-        // flight and the waiters move on instead of waiting for ever.
-        self.raw.finished = true;
+    pub(crate) fn finish(self, value: &V) {
+        self.raw.finish(value);
     }
 }
 
@@ -243,8 +243,9 @@ struct RawFlights {
     shards: Box<[Table]>,
 }
 
-/// [`Flight`] without its type.
-struct RawFlight {
+/// One computation in progress, shared by its leader and its waiters, without its value's
+/// type.
+pub(crate) struct RawFlight {
     state: Mutex<Waiting>,
     leader: ThreadId,
 }
@@ -257,23 +258,26 @@ struct Waiting {
 
 enum State {
     Running,
-    /// The leader's result, for the waiters that were there to see it.
-    Done(Erased),
+    /// The leader's result, for the waiters that were there to see it: a `V` of the table's.
+    Done(Box<dyn Any + Send + Sync>),
     /// The leader's computation failed: a copy of its error for each waiter.
     Failed(Box<dyn Failure>),
     /// The leader panicked or was cancelled: someone else must compute.
     Abandoned,
 }
 
-/// What [`RawFlights::join`] found: [`Join`] without its types.
-enum RawJoin<'a> {
+/// What a caller that missed should do: lead, wait for the leader with
+/// [`RawFlight::poll_value`], or (this thread already computes this key further up its stack)
+/// compute without caching.
+pub(crate) enum RawJoin<'a> {
     Lead(RawLeader<'a>),
     Wait(Arc<RawFlight>),
     Reentrant,
 }
 
-/// [`Leader`] without its types.
-struct RawLeader<'a> {
+/// The duty to settle a flight. Dropped unfinished (the computation panicked, or the future
+/// computing it was dropped), it abandons the flight so that a waiter takes over.
+pub(crate) struct RawLeader<'a> {
     flights: &'a RawFlights,
     hash: u64,
     flight: Arc<RawFlight>,
@@ -368,8 +372,23 @@ impl RawLeader<'_> {
             .settle(failed.map_or(State::Abandoned, |failed| State::Failed(failed())));
     }
 
-    fn fail(mut self, failure: Handing<'_>) {
+    /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
+    /// (an error that cannot be cloned), try again, one of them as the next leader.
+    pub(crate) fn fail(mut self, failure: Handing<'_>) {
         self.retire(failure);
+        self.finished = true;
+    }
+
+    /// Hands `value`, a `V` of the leader's table, to the waiters and retires the flight.
+    ///
+    /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
+    pub(crate) fn finish<V: Clone + Send + Sync + 'static>(mut self, value: &V) {
+        // After removal nobody new can join: if no one is waiting, skip the clone.
+        if self.unregister() {
+            self.flight.settle(State::Done(Box::new(value.clone())));
+        }
+        // Only now: if dropping the key or cloning the value panicked, `drop` abandons the
+        // flight and the waiters move on instead of waiting for ever.
         self.finished = true;
     }
 }
@@ -407,7 +426,18 @@ impl RawFlight {
         Poll::Ready(waiting)
     }
 
-    fn failure(&self) -> Option<Box<dyn Failure>> {
+    /// Waits for the leader as a task: ready with a clone of the leader's value (a `V` of the
+    /// flight's table), taken under the flight's lock as a `Mutex<V>` would, or `None` if it
+    /// gave up (panicked, or its future was dropped) or failed.
+    pub(crate) fn poll_value<V: Clone + 'static>(&self, cx: &Context<'_>) -> Poll<Option<V>> {
+        self.poll_wait(cx).map(|settled| match &settled.state {
+            State::Done(value) => value.downcast_ref::<V>().cloned(),
+            _ => None,
+        })
+    }
+
+    /// A copy of the failed leader's error, once the flight settled so; `None` otherwise.
+    pub(crate) fn failure(&self) -> Option<Box<dyn Failure>> {
         match &lock(&self.state).state {
             State::Failed(failure) => Some(failure.clone_box()),
             _ => None,

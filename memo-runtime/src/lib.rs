@@ -20,6 +20,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod block;
 mod builder;
 mod cache;
 mod call;

@@ -23,7 +23,8 @@ pub use fallible::{
 };
 pub use instance::{instance_hit, instance_miss, instance_miss_async};
 
-use crate::call::{self, Begun, LeaderClaim, Steps};
+use crate::block;
+use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
 use crate::flight::Handing;
 pub use crate::store::MemoryStore;
 use crate::store::{Store, Weight};
@@ -800,7 +801,9 @@ pub use crate::__memo_require_tokio as require_tokio;
 pub struct Miss<K: 'static, V: 'static> {
     /// The cache's steps, as the hit path made them where the bounds are known: the rest of
     /// the call restates none, so a key or value that cannot be cached is reported once.
-    steps: &'static dyn Steps<K, V>,
+    steps: &'static dyn Steps,
+    /// How the key and value are lent to the steps, made there too.
+    lend: &'static Lend<K, V>,
     /// The key's hash by the store ([`Store::hash_of`]), made once by the hit path.
     hash: u64,
     key: K,
@@ -826,15 +829,16 @@ enum Mode {
 /// memoized function (as a `compute(body)` did: most of the code each function added to a build).
 /// A panicking body drops the lead, which hands the key to a waiting caller.
 pub struct Lead<K: 'static, V: 'static> {
-    steps: &'static dyn Steps<K, V>,
+    steps: &'static dyn Steps,
+    lend: &'static Lend<K, V>,
     hash: u64,
     key: K,
     keep: fn(&V) -> bool,
-    run: Run<K, V>,
+    run: Run,
 }
 
 /// What a [`Lead`] is for.
-enum Run<K: 'static, V: 'static> {
+enum Run {
     /// Caches are switched off: return the value, store nothing.
     #[cfg(feature = "switch")]
     Bypass,
@@ -842,7 +846,7 @@ enum Run<K: 'static, V: 'static> {
     Refresh(Running, Instant),
     /// The leader's computation, started at this instant: store the value if kept, then release
     /// the claim.
-    Compute(Running, LeaderClaim<'static, K, V>, Instant),
+    Compute(Running, LeaderClaim<'static>, Instant),
 }
 
 impl<K: 'static, V: 'static> Lead<K, V> {
@@ -850,42 +854,51 @@ impl<K: 'static, V: 'static> Lead<K, V> {
     pub fn finish(self, value: V) -> V {
         let Self {
             steps,
+            lend,
             hash,
             key,
             keep,
             run,
         } = self;
+        let mut key = Some(key);
         match run {
             #[cfg(feature = "switch")]
-            Run::Bypass => value,
+            Run::Bypass => {}
             Run::Refresh(running, started) => {
                 let kept = keep(&value);
                 running
                     .exit()
                     .outcome(if kept { "refresh" } else { "error" });
-                steps.refreshed(hash, key, value, keep, started)
+                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+                steps.refreshed(hash, key, lent, kept, started);
             }
             Run::Compute(running, claim, started) => {
                 let kept = keep(&value);
                 running.exit().outcome(if kept { "miss" } else { "error" });
                 let cost = started.elapsed();
-                call::block_on(steps.finish(hash, key, claim, value, keep, cost))
+                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+                block::wait(call::finish(steps, hash, key, claim, lent, kept, cost));
             }
         }
+        value
     }
 
     /// The body failed (see [`lead_fallible`]): nothing is stored; the waiters take a copy of
     /// the error from `failure`, or without it try again.
     fn fail(self, failure: Handing<'_>) {
         let Self {
-            steps, key, run, ..
+            steps,
+            lend,
+            key,
+            run,
+            ..
         } = self;
         match run {
             #[cfg(feature = "switch")]
             Run::Bypass => {}
             Run::Refresh(running, started) => {
                 running.exit().outcome("error");
-                steps.refresh_failed(key, started);
+                steps.refresh_failed((lend.key_slot)(&mut Some(key)), started);
             }
             Run::Compute(running, claim, started) => {
                 running.exit().outcome("error");
@@ -907,6 +920,7 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
         cache.watch_expiry();
         Self {
             steps: cache,
+            lend: Lend::NEW,
             hash,
             key: key.to_key(),
             mode: Mode::Lookup,
@@ -968,6 +982,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
     ) -> Result<Result<V, E>, Lead<K, V>> {
         let Self {
             steps,
+            lend,
             hash,
             key,
             mode,
@@ -981,12 +996,15 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             }
             Mode::Lookup => {
                 let trace = Computation::start(steps.name(), "call");
+                let mut found = None;
                 loop {
-                    let begun = call::begin(steps, hash, &key, true, handover.takes());
-                    match call::block_on(begun) {
-                        Begun::Value(value, outcome) => {
+                    let out = (lend.value_slot)(&mut found);
+                    let begun =
+                        call::begin(steps, hash, (lend.key)(&key), out, true, handover.takes());
+                    match block::wait(begun) {
+                        Begun::Value(outcome) => {
                             trace.outcome(outcome);
-                            return Ok(Ok(value));
+                            return Ok(Ok(found.expect("the loop ends with a value")));
                         }
                         Begun::Failed(failure) => {
                             if let Some(error) = handover.unbox(failure) {
@@ -1003,6 +1021,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         };
         Err(Lead {
             steps,
+            lend,
             hash,
             key,
             keep,

@@ -250,6 +250,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
     ) -> R {
         let Self {
             steps,
+            lend,
             hash,
             key,
             mode,
@@ -259,28 +260,34 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             #[cfg(feature = "switch")]
             Mode::Bypass => return body.await,
             Mode::Refresh => {
+                let mut key = Some(key);
                 let started = Instant::now();
                 let trace = Computation::start(steps.name(), "refresh");
                 let result = trace.run_async(body).await.into_result();
                 return match result {
                     Ok(value) => {
-                        trace.outcome(if keep(&value) { "refresh" } else { "error" });
-                        R::from_result(Ok(steps.refreshed(hash, key, value, keep, started)))
+                        let kept = keep(&value);
+                        trace.outcome(if kept { "refresh" } else { "error" });
+                        let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+                        steps.refreshed(hash, key, lent, kept, started);
+                        R::from_result(Ok(value))
                     }
                     Err(error) => {
                         trace.outcome("error");
-                        steps.refresh_failed(key, started);
+                        steps.refresh_failed((lend.key_slot)(&mut key), started);
                         R::from_result(Err(error))
                     }
                 };
             }
         }
         let trace = Computation::start(steps.name(), "call");
+        let mut found = None;
         let claim = loop {
-            match call::begin(steps, hash, &key, false, handover.takes()).await {
-                Begun::Value(value, outcome) => {
+            let (lent, out) = ((lend.key)(&key), (lend.value_slot)(&mut found));
+            match call::begin(steps, hash, lent, out, false, handover.takes()).await {
+                Begun::Value(outcome) => {
                     trace.outcome(outcome);
-                    return R::from_result(Ok(value));
+                    return R::from_result(Ok(found.expect("the loop ends with a value")));
                 }
                 Begun::Failed(failure) => {
                     if let Some(failed) = handover.unbox(failure) {
@@ -305,8 +312,12 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                 return failed;
             }
         };
-        trace.outcome(if keep(&value) { "miss" } else { "error" });
+        let kept = keep(&value);
+        trace.outcome(if kept { "miss" } else { "error" });
         let cost = started.elapsed();
-        R::from_result(Ok(steps.finish(hash, key, claim, value, keep, cost).await))
+        let mut key = Some(key);
+        let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+        call::finish(steps, hash, key, claim, lent, kept, cost).await;
+        R::from_result(Ok(value))
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use super::client::RedisClient;
 use super::lock::{Claimed, Locks};
 use super::redlock::Redlock;
-use super::runtime::wait;
+use crate::block::wait;
 
 /// Single-flight across processes: read the value, or hold the lock, or wait for its holder.
 ///

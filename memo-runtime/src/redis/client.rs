@@ -17,7 +17,8 @@ use super::breaker::{Breaker, Permit};
 use super::budget::{self, Budget};
 use super::config::{RedisConfig, node_url};
 use super::error::Error;
-use super::runtime::{Driver, wait};
+use super::runtime::Driver;
+use crate::block::wait;
 
 // The scripts are sent whole with `EVAL`, one round trip each: `EVALSHA` costs two more whenever
 // the server has not seen the script yet (a restart), which a slow server turns into a timeout,

@@ -26,7 +26,7 @@ use tokio::sync::{Notify, oneshot};
 use super::client::{ReadOrLock, RedisClient, Stored, Subscription, Write};
 use super::error::Error;
 use super::redlock::RedlockGuard;
-use super::runtime::wait;
+use crate::block::wait;
 
 /// The lock's lease and how long waiters wait.
 ///

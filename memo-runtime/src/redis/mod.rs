@@ -19,6 +19,8 @@ mod lock;
 mod redlock;
 mod runtime;
 
+/// How the stores' sync calls block on the client's async ones.
+pub(crate) use crate::block::wait;
 pub use breaker::{Breaker, BreakerConfig};
 pub use claim::DistributedLock;
 pub use client::{RedisClient, Subscription};
@@ -27,4 +29,3 @@ pub use error::{Error, ServerError};
 pub(crate) use lock::new_token;
 pub use lock::{Claimed, LockConfig, LockGuard, Locks};
 pub use redlock::{Redlock, RedlockConfig, Refused, URLS_VAR};
-pub(crate) use runtime::wait;

@@ -40,7 +40,8 @@ use super::client::{RedisClient, Subscription};
 use super::config::RedisConfig;
 use super::error::Error;
 use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token};
-use super::runtime::{Driver, Reply, wait};
+use super::runtime::{Driver, Reply};
+use crate::block::wait;
 
 /// The environment variable naming the servers: comma-separated URLs.
 pub const URLS_VAR: &str = "MEMO_REDLOCK_URLS";

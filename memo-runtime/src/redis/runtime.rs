@@ -1,13 +1,10 @@
 //! The client's private tokio runtime: one thread that drives every connection, so sync callers
 //! need no runtime of their own and async callers can use any executor. A sync caller blocks on
-//! the same futures an async one awaits, with [`wait`].
+//! the same futures an async one awaits, with [`wait`](crate::block::wait).
 
-use std::cell::Cell;
 use std::future::Future;
-use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Handle};
@@ -44,7 +41,7 @@ impl Driver {
     }
 
     /// Runs `fut` on the runtime, bounded by `timeout`; the returned future can be awaited on
-    /// any executor, or blocked on with [`wait`].
+    /// any executor, or blocked on with [`wait`](crate::block::wait).
     pub(crate) fn run<T, F>(&self, timeout: Duration, fut: F) -> Reply<T>
     where
         T: Send + 'static,
@@ -88,7 +85,7 @@ async fn bounded<T>(
 }
 
 /// The result of a future run on the [`Driver`]; past its bound and a margin it answers
-/// [`Error::Timeout`] by itself, so a caller blocked in [`wait`] never outlasts a stalled runtime
+/// [`Error::Timeout`] by itself, so a caller blocked in [`wait`](crate::block::wait) never outlasts a stalled runtime
 /// thread.
 #[derive(Debug)]
 #[must_use = "a reply does nothing unless awaited"]
@@ -107,79 +104,16 @@ impl<T> Future for Reply<T> {
         if Instant::now() >= self.due {
             return Poll::Ready(Err(Error::Timeout));
         }
-        // `try_with`: a reply may be polled while its thread's locals are torn down.
-        let _ = PARKING.try_with(|parking| parking.set(parking.get().until(self.due)));
+        crate::block::wake_by(self.due);
         Poll::Pending
-    }
-}
-
-thread_local! {
-    /// How long this thread, blocked in [`wait`], may park after the current poll.
-    static PARKING: Cell<Parking> = const { Cell::new(Parking::Outside) };
-}
-
-/// How long a thread blocked in [`wait`] parks: until a wake, or also until the earliest due
-/// time of the pending [`Reply`]s of its last poll.
-#[derive(Clone, Copy, Debug)]
-enum Parking {
-    /// The thread is not in [`wait`]: a reply checks its due time only when polled.
-    Outside,
-    /// Until a wake.
-    Unbounded,
-    /// Until a wake or this time, whichever comes first.
-    Until(Instant),
-}
-
-impl Parking {
-    /// This, cut short at `due`.
-    fn until(self, due: Instant) -> Self {
-        match self {
-            Self::Outside => Self::Outside,
-            Self::Unbounded => Self::Until(due),
-            Self::Until(at) => Self::Until(at.min(due)),
-        }
-    }
-}
-
-/// Blocks the calling thread until `fut` completes: a sync caller's way to run the async code.
-///
-/// Works on any thread: one with no runtime, a `spawn_blocking` thread, or another runtime's
-/// worker (which it blocks, as any sync call does). The I/O itself runs on the [`Driver`], whose
-/// [`Reply`] wakes this thread; a reply past its bound ends the wait.
-pub(crate) fn wait<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        let outer = PARKING.with(|parking| parking.replace(Parking::Unbounded));
-        let polled = fut.as_mut().poll(&mut cx);
-        let parking = PARKING.with(|parking| parking.replace(outer));
-        match (polled, parking) {
-            (Poll::Ready(output), _) => return output,
-            (Poll::Pending, Parking::Until(at)) => {
-                std::thread::park_timeout(at.saturating_duration_since(Instant::now()));
-            }
-            (Poll::Pending, Parking::Unbounded | Parking::Outside) => std::thread::park(),
-        }
-    }
-}
-
-/// Wakes the thread blocked in [`wait`].
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::wait;
+    use std::sync::Arc;
 
     #[test]
     fn a_stalled_runtime_thread_ends_a_blocked_callers_wait() {
