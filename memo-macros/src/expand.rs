@@ -10,12 +10,13 @@
 //!     static __MEMO_CELL: CacheCell = CacheCell::new();
 //!     // Only where entries never expire (no `ttl`) in a sync function over memory:
 //!     #[cfg(not(debug_assertions))]
-//!     if let Some(__memo_value) = (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
-//!         return __memo_value;
-//!     }
-//!     out_of_line(move || {
+//!     let __memo_quick = match (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
+//!         Ok(__memo_value) => return __memo_value,
+//!         Err(__memo_quick) => __memo_quick, // the key's hash, if it got that far
+//!     };
+//!     out_of_line(__memo_quick, move |__memo_quick| {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
-//!         match lead(hit_or_miss(__memo_cache, (name, &n)), always) {
+//!         match lead(hit_or_miss_after(__memo_cache, (name, &n), __memo_quick), always) {
 //!             Ok(__memo_value) => __memo_value,
 //!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }
@@ -158,8 +159,9 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
 ///     let __memo_cache = &(self.names);
 ///     let __memo_key = &id;
 ///     match instance_hit(__memo_cache, &__memo_key) {
-///         Some(__memo_value) => __memo_value,
-///         None => instance_miss(__memo_cache, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
+///         Ok(__memo_value) => __memo_value,
+///         // The hash the lookup made goes to the miss: the key is hashed once.
+///         Err(__memo_hash) => instance_miss(__memo_cache, __memo_hash, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
 ///     }
 /// }
 /// ```
@@ -185,11 +187,11 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
         (None, false) => quote! {
             let __memo_key = #lookup;
             match #runtime::instance_hit(__memo_cache, &__memo_key) {
-                #runtime::Some(__memo_value) => __memo_value,
-                #runtime::Option::None => {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_hash) => {
                     let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
                     #runtime::instance_miss(
-                        __memo_cache, __memo_owned, move || -> #output #block, #keep,
+                        __memo_cache, __memo_hash, __memo_owned, move || -> #output #block, #keep,
                     )
                 }
             }
@@ -197,10 +199,12 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
         (Some(_), false) => quote! {
             let __memo_key = #lookup;
             match #runtime::instance_hit(__memo_cache, &__memo_key) {
-                #runtime::Some(__memo_value) => #runtime::Ok(__memo_value),
-                #runtime::Option::None => {
+                #runtime::Ok(__memo_value) => #runtime::Ok(__memo_value),
+                #runtime::Err(__memo_hash) => {
                     let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
-                    __memo_cache.try_get_or_insert_with(__memo_owned, move || -> #output #block)
+                    #runtime::instance_try_miss(
+                        __memo_cache, __memo_hash, __memo_owned, move || -> #output #block,
+                    )
                 }
             }
         },
@@ -311,8 +315,9 @@ fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenS
 ///
 /// Only where debug assertions are off: unoptimized, nothing is inlined, so the try would gain
 /// nothing, and the closure around the rest would cost build time (0.6 ms of an incremental build
-/// per function, `benches/compile.rs`). With them on, the rest is the body as it is; `.ci/run`
-/// runs the behaviour tests in release for the other form.
+/// per function, `benches/compile.rs`). With them on, the rest is the body as it is, told that
+/// nothing was tried; `scripts/test` runs the behaviour tests in release for the other form.
+/// A quick try that found nothing hands the key's hash to the rest, which does not make it again.
 fn quick_body(
     plan: &Plan,
     cell: &TokenStream,
@@ -341,16 +346,20 @@ fn quick_body(
         #prelude
         #[cfg(not(debug_assertions))]
         {
-            if let #runtime::Some(__memo_value) = {
+            let __memo_quick = match {
                 use #runtime::{QuickHit as _, QuickNone as _};
                 (&#runtime::Quick(#lookup, #runtime::PhantomData::<#value>)).quick_hit(&__MEMO_CELL)
             } {
-                return #hit;
-            }
-            #runtime::out_of_line(move || { #rest })
+                #runtime::Ok(__memo_value) => return #hit,
+                #runtime::Err(__memo_quick) => __memo_quick,
+            };
+            #runtime::out_of_line(__memo_quick, move |__memo_quick| { #rest })
         }
         #[cfg(debug_assertions)]
-        { #rest }
+        {
+            let __memo_quick = #runtime::QuickMiss::UNTRIED;
+            #rest
+        }
     }
 }
 
@@ -378,6 +387,15 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         renews,
         ..
     } = plan;
+    if plan.quick {
+        // What the quick try learned (the key's hash) goes on to the full path.
+        return HitEntry {
+            entry: quote!(#runtime::hit_or_miss_after),
+            extra_args: quote!(, __memo_quick),
+            renew: quote!(),
+            keep: keep.clone(),
+        };
+    }
     if !*renews {
         return HitEntry {
             entry: hit_entry,

@@ -756,6 +756,17 @@ where
         if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
+        self.try_compute(hash, key, init)
+    }
+
+    /// The miss of [`try_get_or_insert_with`](Self::try_get_or_insert_with), for a key whose
+    /// hash (by [`Store::hash_of`]) the caller's lookup made.
+    pub(crate) fn try_compute<E>(
+        &self,
+        hash: u64,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
         let claim = match call::block_on(self.lead(hash, &key, true)) {
             Ok(value) => return Ok(value),
             Err(claim) => claim,
@@ -917,7 +928,7 @@ where
                     leader.finish(&value);
                     return Step::Done(value);
                 }
-                let claim = self.store.claim_async(key).await;
+                let claim = self.store.claim_async(hash, key).await;
                 self.claimed(leader, claim)
             }
             Join::Wait(flight) => Step::Wait(flight),

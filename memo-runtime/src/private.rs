@@ -21,7 +21,7 @@ use fallible::Plain;
 pub use fallible::{
     Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
 };
-pub use instance::{instance_hit, instance_miss, instance_miss_async};
+pub use instance::{instance_hit, instance_miss, instance_miss_async, instance_try_miss};
 
 use crate::call::{self, Begun, LeaderClaim, Steps};
 use crate::flight::Handing;
@@ -425,9 +425,29 @@ where
     answer(
         cache,
         &key,
+        None,
         #[cfg_attr(not(debug_assertions), inline(always))]
         |hash, key| cache.hit(hash, key),
     )
+}
+
+/// [`hit_or_miss`] after the quick try ([`Quick`]) found nothing: the key's hash it made is
+/// not made again. Out of line, so not forced inline.
+#[inline]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_after<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    quick: QuickMiss,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    answer(cache, &key, quick.hash, |hash, key| cache.hit(hash, key))
 }
 
 /// The first try of a memoized function whose entries never expire (no `ttl`), by autoref
@@ -444,48 +464,66 @@ where
 /// rest is a tail call. That measured about 1 ns of 6.8 per hit (benches/peers.rs).
 pub struct Quick<L, V>(pub L, pub PhantomData<V>);
 
+/// What a quick try that found nothing hands to the full path ([`hit_or_miss_after`]): the
+/// key's hash by the store, when it got as far as making it, so that a call hashes its key once.
+#[derive(Clone, Copy)]
+pub struct QuickMiss {
+    hash: Option<u64>,
+}
+
+impl QuickMiss {
+    /// Nothing tried (no cache yet, caches switched off, a forced refresh, or a debug build,
+    /// which makes no quick try).
+    pub const UNTRIED: Self = Self { hash: None };
+}
+
 /// [`Quick`] for a key and value that can be cached.
 pub trait QuickHit<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, QuickMiss>;
 }
 
 impl<L: Lookup, V: CacheValue> QuickHit<V> for Quick<L, V> {
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V> {
-        let cache: &'static Cache<L::Key, V> = cell.first()?;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, QuickMiss> {
+        let Some(cache): Option<&'static Cache<L::Key, V>> = cell.first() else {
+            return Err(QuickMiss::UNTRIED);
+        };
         #[cfg(feature = "switch")]
         if crate::switch::is_disabled() {
-            return None;
+            return Err(QuickMiss::UNTRIED);
         }
         if cache.may_be_forced() {
-            return None;
+            return Err(QuickMiss::UNTRIED);
         }
-        cache.store().get_untimed(&self.0)
+        let hash = cache.store().hash_of(&self.0);
+        let found = cache.store().get_untimed(hash, &self.0);
+        found.ok_or(QuickMiss { hash: Some(hash) })
     }
 }
 
 /// [`Quick`] for anything else: no quick hit.
 pub trait QuickNone<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, QuickMiss>;
 }
 
 impl<L, V> QuickNone<V> for &Quick<L, V> {
     #[inline]
-    fn quick_hit(&self, _: &'static CacheCell) -> Option<V> {
-        None
+    fn quick_hit(&self, _: &'static CacheCell) -> Result<V, QuickMiss> {
+        Err(QuickMiss::UNTRIED)
     }
 }
 
-/// Runs `rest` out of line: the path of a memoized call after [`Quick`] found nothing.
+/// Runs `rest` out of line on what the quick try found (`quick`): the path of a memoized call
+/// after [`Quick`] found nothing.
 ///
-/// Called last, with the function's arguments moved into `rest`, it compiles to a jump when
-/// they fit in registers, so the caller needs no frame of its own.
+/// Called last, with the function's arguments moved into `rest` and `quick` beside them, it
+/// compiles to a jump when they fit in registers, so the caller needs no frame of its own.
 #[cold]
 #[inline(never)]
-pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
-    rest()
+pub fn out_of_line<R>(quick: QuickMiss, rest: impl FnOnce(QuickMiss) -> R) -> R {
+    rest(quick)
 }
 
 /// What the hit paths need of a memoized function's store besides [`Store`]: its impl states
@@ -495,29 +533,31 @@ pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
 pub trait Backend<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V>:
     Store<K, V> + 'static
 {
-    /// The value this process holds for `key`, read without waiting: the local copy of a tiered
-    /// store; none of Redis, whose read is awaited. Only awaited hit paths ask.
-    fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        let _ = key;
+    /// The value this process holds for `key` (of hash `hash`, its [`Store::hash_of`]), read
+    /// without waiting: the local copy of a tiered store; none of Redis, whose read is awaited.
+    /// Only awaited hit paths ask.
+    fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        let _ = (hash, key);
         None
     }
 
     /// [`local`](Self::local) and whether the value is due for a background refresh.
-    fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        let _ = key;
+    fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        let _ = (hash, key);
         None
     }
 
-    /// The value of `key` and whether it is due, awaited (Redis: `GET` and `PTTL` in one round
-    /// trip). The default answers at once.
+    /// The value of `key` (of hash `hash`) and whether it is due, awaited (Redis: `GET` and
+    /// `PTTL` in one round trip). The default answers at once.
     fn read_due_async<'a>(
         &'a self,
+        hash: u64,
         key: &'a K,
     ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
     where
         V: Send + 'a,
     {
-        core::future::ready(self.get_renewing(&key))
+        core::future::ready(self.get_renewing_hashed(hash, &key))
     }
 }
 
@@ -549,6 +589,7 @@ where
 {
     fn read_due_async<'a>(
         &'a self,
+        _: u64,
         key: &'a K,
     ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
     where
@@ -565,22 +606,23 @@ where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Share + Clone,
 {
-    fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        self.local(key)
+    fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        self.local(hash, key)
     }
 
-    fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.local_due(key)
+    fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        self.local_due(hash, key)
     }
 
     fn read_due_async<'a>(
         &'a self,
+        hash: u64,
         key: &'a K,
     ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
     where
         V: Send + 'a,
     {
-        self.get_due_async(key)
+        self.get_due_async(hash, key)
     }
 }
 
@@ -601,7 +643,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |hash, key| cache.hit(hash, key))
+    answer(cache, &key, None, |hash, key| cache.hit(hash, key))
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -624,7 +666,9 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |_, key| cache.store().local(key));
+    let first = answer(cache, &key, None, |hash, key| {
+        cache.store().local(hash, key)
+    });
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -657,7 +701,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |hash, key| {
+    answer(cache, &key, None, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh(owned, refresh, keep);
         })
@@ -688,7 +732,7 @@ where
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, |hash, key| {
+    return answer(cache, &key, None, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh_task(owned, refresh, keep);
         })
@@ -726,14 +770,16 @@ where
     #[cfg(feature = "tokio")]
     {
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
-        let local = |_, key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
-        let first = answer(cache, &key, local);
+        let local = |hash, key: &L| {
+            cache.renewal_hit(key, Some(cache.store().local_due(hash, key)?), start)
+        };
+        let first = answer(cache, &key, None, local);
         async move {
             let miss = match first {
                 Err(miss) if miss.mode == Mode::Lookup => miss,
                 other => return other,
             };
-            let found = cache.store().read_due_async(&miss.key).await;
+            let found = cache.store().read_due_async(miss.hash, &miss.key).await;
             match cache.renewal_hit(&&miss.key, found, start) {
                 Some(value) => Ok(value),
                 None => Err(miss),
@@ -742,8 +788,8 @@ where
     }
 }
 
-/// What every hit path shares: the key hashed by the store (once per call: the miss carries the
-/// hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
+/// What every hit path shares: the key hashed by the store, unless the quick try did (`hashed`;
+/// once per call: the miss carries the hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
 /// compute it.
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
 #[cfg_attr(not(debug_assertions), inline(always))]
@@ -751,6 +797,7 @@ where
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: &L,
+    hashed: Option<u64>,
     found: impl FnOnce(u64, &L) -> Option<V>,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -758,7 +805,7 @@ where
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
-    let hash = cache.store().hash_of(key);
+    let hash = hashed.unwrap_or_else(|| cache.store().hash_of(key));
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
         return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
@@ -1116,7 +1163,11 @@ mod tests {
     /// The quick try as the expansion writes it (autoref specialization needs the concrete types
     /// at the call).
     macro_rules! quick {
-        ($cell:expr, $lookup:expr, $value:ty) => {{ (&Quick($lookup, PhantomData::<$value>)).quick_hit($cell) }};
+        ($cell:expr, $lookup:expr, $value:ty) => {{
+            (&Quick($lookup, PhantomData::<$value>))
+                .quick_hit($cell)
+                .ok()
+        }};
     }
 
     #[test]
