@@ -10,13 +10,12 @@
 //!     static __MEMO_CELL: CacheCell = CacheCell::new();
 //!     // Only where entries never expire (no `ttl`) in a sync function over memory:
 //!     #[cfg(not(debug_assertions))]
-//!     let __memo_quick = match (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
-//!         Ok(__memo_value) => return __memo_value,
-//!         Err(__memo_quick) => __memo_quick, // the key's hash, if it got that far
-//!     };
-//!     out_of_line(__memo_quick, move |__memo_quick| {
+//!     if let Some(__memo_value) = (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
+//!         return __memo_value;
+//!     }
+//!     out_of_line(move || {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
-//!         match lead(hit_or_miss_after(__memo_cache, (name, &n), __memo_quick), always) {
+//!         match lead(hit_or_miss(__memo_cache, (name, &n)), always) {
 //!             Ok(__memo_value) => __memo_value,
 //!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }
@@ -315,9 +314,8 @@ fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenS
 ///
 /// Only where debug assertions are off: unoptimized, nothing is inlined, so the try would gain
 /// nothing, and the closure around the rest would cost build time (0.6 ms of an incremental build
-/// per function, `benches/compile.rs`). With them on, the rest is the body as it is, told that
-/// nothing was tried; `scripts/test` runs the behaviour tests in release for the other form.
-/// A quick try that found nothing hands the key's hash to the rest, which does not make it again.
+/// per function, `benches/compile.rs`). With them on, the rest is the body as it is; `.ci/run`
+/// runs the behaviour tests in release for the other form.
 fn quick_body(
     plan: &Plan,
     cell: &TokenStream,
@@ -346,20 +344,16 @@ fn quick_body(
         #prelude
         #[cfg(not(debug_assertions))]
         {
-            let __memo_quick = match {
+            if let #runtime::Some(__memo_value) = {
                 use #runtime::{QuickHit as _, QuickNone as _};
                 (&#runtime::Quick(#lookup, #runtime::PhantomData::<#value>)).quick_hit(&__MEMO_CELL)
             } {
-                #runtime::Ok(__memo_value) => return #hit,
-                #runtime::Err(__memo_quick) => __memo_quick,
-            };
-            #runtime::out_of_line(__memo_quick, move |__memo_quick| { #rest })
+                return #hit;
+            }
+            #runtime::out_of_line(move || { #rest })
         }
         #[cfg(debug_assertions)]
-        {
-            let __memo_quick = #runtime::QuickMiss::UNTRIED;
-            #rest
-        }
+        { #rest }
     }
 }
 
@@ -387,15 +381,6 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         renews,
         ..
     } = plan;
-    if plan.quick {
-        // What the quick try learned (the key's hash) goes on to the full path.
-        return HitEntry {
-            entry: quote!(#runtime::hit_or_miss_after),
-            extra_args: quote!(, __memo_quick),
-            renew: quote!(),
-            keep: keep.clone(),
-        };
-    }
     if !*renews {
         return HitEntry {
             entry: hit_entry,

@@ -425,29 +425,9 @@ where
     answer(
         cache,
         &key,
-        None,
         #[cfg_attr(not(debug_assertions), inline(always))]
         |hash, key| cache.hit(hash, key),
     )
-}
-
-/// [`hit_or_miss`] after the quick try ([`Quick`]) found nothing: the key's hash it made is
-/// not made again. Out of line, so not forced inline.
-#[inline]
-#[allow(
-    clippy::needless_pass_by_value,
-    reason = "callers build the borrowed view in place"
-)]
-pub fn hit_or_miss_after<L, V>(
-    cache: &'static Cache<L::Key, V>,
-    key: L,
-    quick: QuickMiss,
-) -> Result<V, Miss<L::Key, V>>
-where
-    L: Lookup,
-    V: CacheValue,
-{
-    answer(cache, &key, quick.hash, |hash, key| cache.hit(hash, key))
 }
 
 /// The first try of a memoized function whose entries never expire (no `ttl`), by autoref
@@ -464,66 +444,49 @@ where
 /// rest is a tail call. That measured about 1 ns of 6.8 per hit (benches/peers.rs).
 pub struct Quick<L, V>(pub L, pub PhantomData<V>);
 
-/// What a quick try that found nothing hands to the full path ([`hit_or_miss_after`]): the
-/// key's hash by the store, when it got as far as making it, so that a call hashes its key once.
-#[derive(Clone, Copy)]
-pub struct QuickMiss {
-    hash: Option<u64>,
-}
-
-impl QuickMiss {
-    /// Nothing tried (no cache yet, caches switched off, a forced refresh, or a debug build,
-    /// which makes no quick try).
-    pub const UNTRIED: Self = Self { hash: None };
-}
-
 /// [`Quick`] for a key and value that can be cached.
 pub trait QuickHit<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, QuickMiss>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
 }
 
 impl<L: Lookup, V: CacheValue> QuickHit<V> for Quick<L, V> {
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, QuickMiss> {
-        let Some(cache): Option<&'static Cache<L::Key, V>> = cell.first() else {
-            return Err(QuickMiss::UNTRIED);
-        };
+    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V> {
+        let cache: &'static Cache<L::Key, V> = cell.first()?;
         #[cfg(feature = "switch")]
         if crate::switch::is_disabled() {
-            return Err(QuickMiss::UNTRIED);
+            return None;
         }
         if cache.may_be_forced() {
-            return Err(QuickMiss::UNTRIED);
+            return None;
         }
-        let hash = cache.store().hash_of(&self.0);
-        let found = cache.store().get_untimed(hash, &self.0);
-        found.ok_or(QuickMiss { hash: Some(hash) })
+        let store = cache.store();
+        store.get_untimed(store.hash_of(&self.0), &self.0)
     }
 }
 
 /// [`Quick`] for anything else: no quick hit.
 pub trait QuickNone<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, QuickMiss>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
 }
 
 impl<L, V> QuickNone<V> for &Quick<L, V> {
     #[inline]
-    fn quick_hit(&self, _: &'static CacheCell) -> Result<V, QuickMiss> {
-        Err(QuickMiss::UNTRIED)
+    fn quick_hit(&self, _: &'static CacheCell) -> Option<V> {
+        None
     }
 }
 
-/// Runs `rest` out of line on what the quick try found (`quick`): the path of a memoized call
-/// after [`Quick`] found nothing.
+/// Runs `rest` out of line: the path of a memoized call after [`Quick`] found nothing.
 ///
-/// Called last, with the function's arguments moved into `rest` and `quick` beside them, it
-/// compiles to a jump when they fit in registers, so the caller needs no frame of its own.
+/// Called last, with the function's arguments moved into `rest`, it compiles to a jump when
+/// they fit in registers, so the caller needs no frame of its own.
 #[cold]
 #[inline(never)]
-pub fn out_of_line<R>(quick: QuickMiss, rest: impl FnOnce(QuickMiss) -> R) -> R {
-    rest(quick)
+pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
+    rest()
 }
 
 /// What the hit paths need of a memoized function's store besides [`Store`]: its impl states
@@ -643,7 +606,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, None, |hash, key| cache.hit(hash, key))
+    answer(cache, &key, |hash, key| cache.hit(hash, key))
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -666,9 +629,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, None, |hash, key| {
-        cache.store().local(hash, key)
-    });
+    let first = answer(cache, &key, |hash, key| cache.store().local(hash, key));
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -701,7 +662,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, None, |hash, key| {
+    answer(cache, &key, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh(owned, refresh, keep);
         })
@@ -732,7 +693,7 @@ where
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, None, |hash, key| {
+    return answer(cache, &key, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh_task(owned, refresh, keep);
         })
@@ -773,7 +734,7 @@ where
         let local = |hash, key: &L| {
             cache.renewal_hit(key, Some(cache.store().local_due(hash, key)?), start)
         };
-        let first = answer(cache, &key, None, local);
+        let first = answer(cache, &key, local);
         async move {
             let miss = match first {
                 Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -788,8 +749,8 @@ where
     }
 }
 
-/// What every hit path shares: the key hashed by the store, unless the quick try did (`hashed`;
-/// once per call: the miss carries the hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
+/// What every hit path shares: the key hashed by the store (once per call: the miss carries the
+/// hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
 /// compute it.
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
 #[cfg_attr(not(debug_assertions), inline(always))]
@@ -797,7 +758,6 @@ where
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: &L,
-    hashed: Option<u64>,
     found: impl FnOnce(u64, &L) -> Option<V>,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -805,7 +765,7 @@ where
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
-    let hash = hashed.unwrap_or_else(|| cache.store().hash_of(key));
+    let hash = cache.store().hash_of(key);
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
         return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
@@ -1163,11 +1123,7 @@ mod tests {
     /// The quick try as the expansion writes it (autoref specialization needs the concrete types
     /// at the call).
     macro_rules! quick {
-        ($cell:expr, $lookup:expr, $value:ty) => {{
-            (&Quick($lookup, PhantomData::<$value>))
-                .quick_hit($cell)
-                .ok()
-        }};
+        ($cell:expr, $lookup:expr, $value:ty) => {{ (&Quick($lookup, PhantomData::<$value>)).quick_hit($cell) }};
     }
 
     #[test]

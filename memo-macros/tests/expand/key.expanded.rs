@@ -5,7 +5,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
     let __memo_key: u64 = user.id;
     #[cfg(not(debug_assertions))]
     {
-        let __memo_quick = match {
+        if let ::memo::__private::Some(__memo_value) = {
             use ::memo::__private::{QuickHit as _, QuickNone as _};
             (&::memo::__private::Quick(
                 &__memo_key,
@@ -13,48 +13,39 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ))
                 .quick_hit(&__MEMO_CELL)
         } {
-            ::memo::__private::Ok(__memo_value) => return __memo_value,
-            ::memo::__private::Err(__memo_quick) => __memo_quick,
-        };
-        ::memo::__private::out_of_line(
-            __memo_quick,
-            move |__memo_quick| {
-                let __memo_cache = ::memo::__private::cache(
-                    &__MEMO_CELL,
-                    ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-                    || ::memo::__private::at(&|| ()),
-                    ::memo::__private::preset::<0usize, 0u64>,
-                );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_after(
-                        __memo_cache,
-                        &__memo_key,
-                        __memo_quick,
-                    ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Option<String>>::new())
-                            .keep(false, true)
-                    },
-                ) {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead
-                            .finish(
-                                (move || -> Option<String> {
-                                    verbose.then(|| user.name.clone())
-                                })(),
-                            )
-                    }
+            return __memo_value;
+        }
+        ::memo::__private::out_of_line(move || {
+            let __memo_cache = ::memo::__private::cache(
+                &__MEMO_CELL,
+                ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+                || ::memo::__private::at(&|| ()),
+                ::memo::__private::preset::<0usize, 0u64>,
+            );
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, &__memo_key),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Option<String>>::new())
+                        .keep(false, true)
+                },
+            ) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish(
+                            (move || -> Option<String> {
+                                verbose.then(|| user.name.clone())
+                            })(),
+                        )
                 }
-            },
-        )
+            }
+        })
     }
     #[cfg(debug_assertions)]
     {
-        let __memo_quick = ::memo::__private::QuickMiss::UNTRIED;
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
@@ -62,11 +53,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss_after(
-                __memo_cache,
-                &__memo_key,
-                __memo_quick,
-            ),
+            ::memo::__private::hit_or_miss(__memo_cache, &__memo_key),
             {
                 use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
                 (&&&::memo::__private::Outcome::<Option<String>>::new())

@@ -3,7 +3,7 @@ fn parse(text: &str) -> Parsed<u32> {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     #[cfg(not(debug_assertions))]
     {
-        let __memo_quick = match {
+        if let ::memo::__private::Some(__memo_value) = {
             use ::memo::__private::{QuickHit as _, QuickNone as _};
             (&::memo::__private::Quick(
                 text,
@@ -11,44 +11,35 @@ fn parse(text: &str) -> Parsed<u32> {
             ))
                 .quick_hit(&__MEMO_CELL)
         } {
-            ::memo::__private::Ok(__memo_value) => return __memo_value,
-            ::memo::__private::Err(__memo_quick) => __memo_quick,
-        };
-        ::memo::__private::out_of_line(
-            __memo_quick,
-            move |__memo_quick| {
-                let __memo_cache = ::memo::__private::cache(
-                    &__MEMO_CELL,
-                    ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
-                    || ::memo::__private::at(&|| ()),
-                    ::memo::__private::preset::<0usize, 0u64>,
-                );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_after(
-                        __memo_cache,
-                        text,
-                        __memo_quick,
-                    ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Parsed<u32>>::new())
-                            .keep(false, false)
-                    },
-                ) {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead
-                            .finish((move || -> Parsed<u32> { Ok(text.len() as u32) })())
-                    }
+            return __memo_value;
+        }
+        ::memo::__private::out_of_line(move || {
+            let __memo_cache = ::memo::__private::cache(
+                &__MEMO_CELL,
+                ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
+                || ::memo::__private::at(&|| ()),
+                ::memo::__private::preset::<0usize, 0u64>,
+            );
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, text),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Parsed<u32>>::new())
+                        .keep(false, false)
+                },
+            ) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead
+                        .finish((move || -> Parsed<u32> { Ok(text.len() as u32) })())
                 }
-            },
-        )
+            }
+        })
     }
     #[cfg(debug_assertions)]
     {
-        let __memo_quick = ::memo::__private::QuickMiss::UNTRIED;
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
@@ -56,7 +47,7 @@ fn parse(text: &str) -> Parsed<u32> {
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss_after(__memo_cache, text, __memo_quick),
+            ::memo::__private::hit_or_miss(__memo_cache, text),
             {
                 use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
                 (&&&::memo::__private::Outcome::<Parsed<u32>>::new()).keep(false, false)

@@ -2,67 +2,57 @@ pub fn page(url: &str) -> String {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     #[cfg(not(debug_assertions))]
     {
-        let __memo_quick = match {
+        if let ::memo::__private::Some(__memo_value) = {
             use ::memo::__private::{QuickHit as _, QuickNone as _};
             (&::memo::__private::Quick(url, ::memo::__private::PhantomData::<String>))
                 .quick_hit(&__MEMO_CELL)
         } {
-            ::memo::__private::Ok(__memo_value) => return __memo_value,
-            ::memo::__private::Err(__memo_quick) => __memo_quick,
-        };
-        ::memo::__private::out_of_line(
-            __memo_quick,
-            move |__memo_quick| {
-                let __memo_cache = ::memo::__private::cache_with(
-                    &__MEMO_CELL,
-                    ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
-                    || ::memo::__private::at(&|| ()),
-                    || ::memo::__private::Config::new().max_weight(1_000_000),
-                    |
-                        __memo_store: ::memo::__private::MemoryStore<
-                            ::std::string::String,
-                            String,
-                        >|
-                    {
-                        __memo_store
-                            .weigher(|
-                                __memo_key: &::std::string::String,
-                                __memo_value: &String|
-                            {
-                                ::memo::__private::weigh(
-                                    |_url, page| page.len(),
-                                    __memo_key,
-                                    __memo_value,
-                                )
-                            })
-                            .eviction_listener(log_eviction)
-                    },
-                );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_after(
-                        __memo_cache,
-                        url,
-                        __memo_quick,
-                    ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<String>::new())
-                            .keep(false, false)
-                    },
-                ) {
-                    ::memo::__private::Ok(__memo_value) => __memo_value,
-                    ::memo::__private::Err(__memo_lead) => {
-                        __memo_lead.finish((move || -> String { url.to_string() })())
-                    }
+            return __memo_value;
+        }
+        ::memo::__private::out_of_line(move || {
+            let __memo_cache = ::memo::__private::cache_with(
+                &__MEMO_CELL,
+                ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
+                || ::memo::__private::at(&|| ()),
+                || ::memo::__private::Config::new().max_weight(1_000_000),
+                |
+                    __memo_store: ::memo::__private::MemoryStore<
+                        ::std::string::String,
+                        String,
+                    >|
+                {
+                    __memo_store
+                        .weigher(|
+                            __memo_key: &::std::string::String,
+                            __memo_value: &String|
+                        {
+                            ::memo::__private::weigh(
+                                |_url, page| page.len(),
+                                __memo_key,
+                                __memo_value,
+                            )
+                        })
+                        .eviction_listener(log_eviction)
+                },
+            );
+            match ::memo::__private::lead(
+                ::memo::__private::hit_or_miss(__memo_cache, url),
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
+                },
+            ) {
+                ::memo::__private::Ok(__memo_value) => __memo_value,
+                ::memo::__private::Err(__memo_lead) => {
+                    __memo_lead.finish((move || -> String { url.to_string() })())
                 }
-            },
-        )
+            }
+        })
     }
     #[cfg(debug_assertions)]
     {
-        let __memo_quick = ::memo::__private::QuickMiss::UNTRIED;
         let __memo_cache = ::memo::__private::cache_with(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
@@ -86,7 +76,7 @@ pub fn page(url: &str) -> String {
             },
         );
         match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss_after(__memo_cache, url, __memo_quick),
+            ::memo::__private::hit_or_miss(__memo_cache, url),
             {
                 use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
                 (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
