@@ -158,8 +158,9 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
 ///     let __memo_cache = &(self.names);
 ///     let __memo_key = &id;
 ///     match instance_hit(__memo_cache, &__memo_key) {
-///         Some(__memo_value) => __memo_value,
-///         None => instance_miss(__memo_cache, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
+///         Ok(__memo_value) => __memo_value,
+///         // The hash the lookup made goes to the miss: the key is hashed once.
+///         Err(__memo_hash) => instance_miss(__memo_cache, __memo_hash, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
 ///     }
 /// }
 /// ```
@@ -185,11 +186,11 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
         (None, false) => quote! {
             let __memo_key = #lookup;
             match #runtime::instance_hit(__memo_cache, &__memo_key) {
-                #runtime::Some(__memo_value) => __memo_value,
-                #runtime::Option::None => {
+                #runtime::Ok(__memo_value) => __memo_value,
+                #runtime::Err(__memo_hash) => {
                     let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
                     #runtime::instance_miss(
-                        __memo_cache, __memo_owned, move || -> #output #block, #keep,
+                        __memo_cache, __memo_hash, __memo_owned, move || -> #output #block, #keep,
                     )
                 }
             }
@@ -197,10 +198,12 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
         (Some(_), false) => quote! {
             let __memo_key = #lookup;
             match #runtime::instance_hit(__memo_cache, &__memo_key) {
-                #runtime::Some(__memo_value) => #runtime::Ok(__memo_value),
-                #runtime::Option::None => {
+                #runtime::Ok(__memo_value) => #runtime::Ok(__memo_value),
+                #runtime::Err(__memo_hash) => {
                     let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
-                    __memo_cache.try_get_or_insert_with(__memo_owned, move || -> #output #block)
+                    #runtime::instance_try_miss(
+                        __memo_cache, __memo_hash, __memo_owned, move || -> #output #block,
+                    )
                 }
             }
         },

@@ -750,6 +750,17 @@ where
         if let Some(value) = self.hit(hash, &&key) {
             return Ok(value);
         }
+        self.try_compute(hash, key, init)
+    }
+
+    /// The miss of [`try_get_or_insert_with`](Self::try_get_or_insert_with), for a key whose
+    /// hash (by [`Store::hash_of`]) the caller's lookup made.
+    pub(crate) fn try_compute<E>(
+        &self,
+        hash: u64,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
         let mut found = None;
         let Some(claim) = block::wait(call::lead(self, hash, &key, &mut found, true)) else {
             return Ok(Self::found(found));
@@ -911,7 +922,7 @@ where
             *out = Some(value);
             return Claimed::Found;
         }
-        match self.store.claim_async(key).await {
+        match self.store.claim_async(hash, key).await {
             Claim::Found(value) => {
                 // Another process computed it while this one waited.
                 self.counters.record(Event::Coalesced);

@@ -21,7 +21,7 @@ use fallible::Plain;
 pub use fallible::{
     Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
 };
-pub use instance::{instance_hit, instance_miss, instance_miss_async};
+pub use instance::{instance_hit, instance_miss, instance_miss_async, instance_try_miss};
 
 use crate::block;
 use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
@@ -463,7 +463,8 @@ impl<L: Lookup, V: CacheValue> QuickHit<V> for Quick<L, V> {
         if cache.may_be_forced() {
             return None;
         }
-        cache.store().get_untimed(&self.0)
+        let store = cache.store();
+        store.get_untimed(store.hash_of(&self.0), &self.0)
     }
 }
 
@@ -496,29 +497,31 @@ pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
 pub trait Backend<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V>:
     Store<K, V> + 'static
 {
-    /// The value this process holds for `key`, read without waiting: the local copy of a tiered
-    /// store; none of Redis, whose read is awaited. Only awaited hit paths ask.
-    fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        let _ = key;
+    /// The value this process holds for `key` (of hash `hash`, its [`Store::hash_of`]), read
+    /// without waiting: the local copy of a tiered store; none of Redis, whose read is awaited.
+    /// Only awaited hit paths ask.
+    fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        let _ = (hash, key);
         None
     }
 
     /// [`local`](Self::local) and whether the value is due for a background refresh.
-    fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        let _ = key;
+    fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        let _ = (hash, key);
         None
     }
 
-    /// The value of `key` and whether it is due, awaited (Redis: `GET` and `PTTL` in one round
-    /// trip). The default answers at once.
+    /// The value of `key` (of hash `hash`) and whether it is due, awaited (Redis: `GET` and
+    /// `PTTL` in one round trip). The default answers at once.
     fn read_due_async<'a>(
         &'a self,
+        hash: u64,
         key: &'a K,
     ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
     where
         V: Send + 'a,
     {
-        core::future::ready(self.get_renewing(&key))
+        core::future::ready(self.get_renewing_hashed(hash, &key))
     }
 }
 
@@ -550,6 +553,7 @@ where
 {
     fn read_due_async<'a>(
         &'a self,
+        _: u64,
         key: &'a K,
     ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
     where
@@ -566,22 +570,23 @@ where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Share + Clone,
 {
-    fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        self.local(key)
+    fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        self.local(hash, key)
     }
 
-    fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.local_due(key)
+    fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        self.local_due(hash, key)
     }
 
     fn read_due_async<'a>(
         &'a self,
+        hash: u64,
         key: &'a K,
     ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
     where
         V: Send + 'a,
     {
-        self.get_due_async(key)
+        self.get_due_async(hash, key)
     }
 }
 
@@ -625,7 +630,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |_, key| cache.store().local(key));
+    let first = answer(cache, &key, |hash, key| cache.store().local(hash, key));
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -727,14 +732,16 @@ where
     #[cfg(feature = "tokio")]
     {
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
-        let local = |_, key: &L| cache.renewal_hit(key, Some(cache.store().local_due(key)?), start);
+        let local = |hash, key: &L| {
+            cache.renewal_hit(key, Some(cache.store().local_due(hash, key)?), start)
+        };
         let first = answer(cache, &key, local);
         async move {
             let miss = match first {
                 Err(miss) if miss.mode == Mode::Lookup => miss,
                 other => return other,
             };
-            let found = cache.store().read_due_async(&miss.key).await;
+            let found = cache.store().read_due_async(miss.hash, &miss.key).await;
             match cache.renewal_hit(&&miss.key, found, start) {
                 Some(value) => Ok(value),
                 None => Err(miss),

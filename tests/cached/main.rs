@@ -8,6 +8,7 @@ mod concurrency;
 mod errors;
 mod forced;
 mod generics;
+mod hashes;
 #[cfg(feature = "test-util")]
 mod idle;
 mod instance;

@@ -2,16 +2,17 @@ fn lookup(&self, name: &str, n: u32) -> Result<String, std::io::Error> {
     let __memo_cache = &(self.lookups);
     let __memo_key = (name, &n);
     match ::memo::__private::instance_hit(__memo_cache, &__memo_key) {
-        ::memo::__private::Some(__memo_value) => ::memo::__private::Ok(__memo_value),
-        ::memo::__private::Option::None => {
+        ::memo::__private::Ok(__memo_value) => ::memo::__private::Ok(__memo_value),
+        ::memo::__private::Err(__memo_hash) => {
             let __memo_owned = ::memo::__private::Lookup::to_key(&__memo_key);
-            __memo_cache
-                .try_get_or_insert_with(
-                    __memo_owned,
-                    move || -> Result<String, std::io::Error> {
-                        Ok(format!("{}: {name} #{n}", self.id))
-                    },
-                )
+            ::memo::__private::instance_try_miss(
+                __memo_cache,
+                __memo_hash,
+                __memo_owned,
+                move || -> Result<String, std::io::Error> {
+                    Ok(format!("{}: {name} #{n}", self.id))
+                },
+            )
         }
     }
 }

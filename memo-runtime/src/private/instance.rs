@@ -1,6 +1,7 @@
 //! `#[cached(cache = self.lookups)]`: a function whose cache is held elsewhere (a field: one per
 //! instance of its type). The expansion looks the borrowed key up here, and a miss runs the body
-//! under the cache object's own single-flight.
+//! under the cache object's own single-flight, with the hash the lookup made (a sync call hashes
+//! its key once).
 
 use std::future::Future;
 use std::hash::Hash;
@@ -11,22 +12,26 @@ use crate::cache::Cache;
 use crate::lookup::Lookup;
 use crate::store::Store;
 
-/// A counted hit by the borrowed key (no owned key is built).
+/// A counted hit by the borrowed key (no owned key is built); on a miss, the key's hash (by
+/// [`Store::hash_of`]), for [`instance_miss`] or [`instance_try_miss`].
 #[inline]
-pub fn instance_hit<K, V, S, L>(cache: &Cache<K, V, S>, key: &L) -> Option<V>
+pub fn instance_hit<K, V, S, L>(cache: &Cache<K, V, S>, key: &L) -> Result<V, u64>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
     L: Lookup<Key = K>,
 {
-    cache.hit(cache.store().hash_of(key), key)
+    let hash = cache.store().hash_of(key);
+    cache.hit(hash, key).ok_or(hash)
 }
 
-/// A miss: `body` runs once for the concurrent callers of `key`, and its value is stored where
-/// `keep` says (`Some`, unless `cache_none`); a value not kept is returned to this caller alone.
+/// A miss of `key` (of hash `hash`, as [`instance_hit`] gave it): `body` runs once for the
+/// concurrent callers of `key`, and its value is stored where `keep` says (`Some`, unless
+/// `cache_none`); a value not kept is returned to this caller alone.
 pub fn instance_miss<K, V, S>(
     cache: &Cache<K, V, S>,
+    hash: u64,
     key: K,
     body: impl FnOnce() -> V,
     keep: fn(&V) -> bool,
@@ -36,8 +41,24 @@ where
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
 {
-    let kept = cache.try_get_or_insert_with(key, || kept(body(), keep));
+    let kept = cache.try_compute(hash, key, || kept(body(), keep));
     kept.unwrap_or_else(|value| value)
+}
+
+/// [`instance_miss`] of a function returning a `Result`: an `Err` is returned to this caller
+/// and not stored ([`Cache::try_get_or_insert_with`]).
+pub fn instance_try_miss<K, V, S, E>(
+    cache: &Cache<K, V, S>,
+    hash: u64,
+    key: K,
+    body: impl FnOnce() -> Result<V, E>,
+) -> Result<V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    cache.try_compute(hash, key, body)
 }
 
 /// [`instance_miss`] for an `async fn`.

@@ -349,6 +349,31 @@ impl<K, V> MemoryStore<K, V> {
         self.put(hash, key, value, stamp, now);
     }
 
+    /// [`Store::peek`] of a key of hash `hash` (its [`Store::hash_of`]): for a front that was
+    /// handed the call's hash.
+    pub(crate) fn peek_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
+    where
+        V: Clone,
+    {
+        self.read(self.shard_of(hash))
+            .peek(hash, key, &|deadline| self.before(deadline))
+            .cloned()
+    }
+
+    /// [`Store::insert_with_ttl`] of a key of hash `hash` (its [`Store::hash_of`]).
+    pub(crate) fn insert_with_ttl_hashed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        ttl: std::time::Duration,
+    ) where
+        K: std::hash::Hash + Eq,
+    {
+        let (stamp, now) = self.base.stamp_ttl(ttl);
+        self.put(hash, key, value, stamp, now);
+    }
+
     /// Stores `key` (of hash `hash`) and `value` stamped `stamp` at `now`: the one copy of the
     /// insert for every way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
     #[inline(never)]
@@ -390,44 +415,33 @@ impl<K, V> MemoryStore<K, V> {
         self.base.expires()
     }
 
-    /// A counted hit on an entry that never expires, by the gate's fast path alone; `None` for
-    /// anything else: a miss, an entry with a time to live, a reader off the fast path. The
-    /// caller then takes the full path ([`Store::get`]).
+    /// A counted hit on an entry that never expires (of a key of hash `hash`, its
+    /// [`Store::hash_of`]), by the gate's fast path alone; `None` for anything else: a miss, an
+    /// entry with a time to live, a reader off the fast path. The caller then takes the full
+    /// path ([`Store::get_hashed`]) with the same hash.
     ///
     /// It makes no call, so a memoized function can try it first with all its values in scratch
     /// registers and leave every other case to a tail call (`private::Quick`).
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    pub(crate) fn get_untimed<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    pub(crate) fn get_untimed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
     where
         K: std::hash::Hash + Eq,
         V: Clone,
     {
-        self.try_hit(key, |shard, hash| shard.get_untimed(hash, key).cloned())
+        self.try_hit(hash, |shard, hash| shard.get_untimed(hash, key).cloned())
             .ok()
             .flatten()
     }
 
-    /// `find` in `key`'s shard (given the key's hash) by the gate's fast path, counting a hit;
-    /// [`SlowPath`] when that path cannot run. Both hit paths, [`Store::get`] and
+    /// `find` in the shard of a key of hash `hash` by the gate's fast path, counting a hit;
+    /// [`SlowPath`] when that path cannot run. Both hit paths, [`Store::get_hashed`] and
     /// [`get_untimed`](Self::get_untimed), start here.
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn try_hit<L: Lookup<Key = K>, R>(
-        &self,
-        key: &L,
-        find: impl FnOnce(&Shard<K, V>, u64) -> Option<R>,
-    ) -> Result<Option<R>, SlowPath> {
-        self.try_hit_hashed(self.hash(key), find)
-    }
-
-    /// [`try_hit`](Self::try_hit) of a key of hash `hash`.
-    #[allow(clippy::inline_always, reason = "measured on the hit path")]
-    #[cfg_attr(not(debug_assertions), inline(always))]
-    #[cfg_attr(debug_assertions, inline)]
-    fn try_hit_hashed<R>(
+    fn try_hit<R>(
         &self,
         hash: u64,
         find: impl FnOnce(&Shard<K, V>, u64) -> Option<R>,
@@ -803,7 +817,7 @@ where
         if self.base.timing.idle {
             return self.get_renewed(hash, key).map(|(value, _)| value);
         }
-        let found = self.try_hit_hashed(hash, |shard, hash| {
+        let found = self.try_hit(hash, |shard, hash| {
             shard
                 .get(hash, key, |deadline| self.before(deadline))
                 .cloned()
@@ -815,15 +829,11 @@ where
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
-        let hash = self.hash(key);
-        self.read(self.shard_of(hash))
-            .peek(hash, key, &|deadline| self.before(deadline))
-            .cloned()
+        self.peek_hashed(self.hash(key), key)
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
-        let (stamp, now) = self.base.stamp_ttl(ttl);
-        self.put(self.hash(&key), key, value, stamp, now);
+        self.insert_with_ttl_hashed(self.hash(&key), key, value, ttl);
     }
 
     /// The live value, read and removed under one lock.

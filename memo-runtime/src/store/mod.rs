@@ -107,8 +107,8 @@ enum Held {
     /// The store's own claim (its drop releases it), which the store takes back when the value
     /// is stored ([`Store::insert_claimed`]).
     #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "made by the Redis store")
+        not(any(feature = "redis", feature = "disk")),
+        allow(dead_code, reason = "made by the Redis and disk stores")
     )]
     Claim(Box<dyn std::any::Any + Send>),
 }
@@ -127,8 +127,8 @@ impl Lease {
     /// A claim held as `claim`, which ends when it is dropped, and which the store that made it
     /// takes back with [`take`](Self::take) to store the value (and end the claim) its own way.
     #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "used by the Redis store")
+        not(any(feature = "redis", feature = "disk")),
+        allow(dead_code, reason = "used by the Redis and disk stores")
     )]
     pub(crate) fn holding<T: std::any::Any + Send>(claim: T) -> Self {
         Self(Some(Held::Claim(Box::new(claim))))
@@ -136,8 +136,8 @@ impl Lease {
 
     /// The claim [`holding`](Self::holding) made, if this lease holds a `T`; else the lease.
     #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "used by the Redis store")
+        not(any(feature = "redis", feature = "disk")),
+        allow(dead_code, reason = "used by the Redis and disk stores")
     )]
     pub(crate) fn take<T: std::any::Any>(mut self) -> Result<T, Self> {
         match self.0.take() {
@@ -287,9 +287,10 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// The default claims nothing. The disk store takes a lock row with a lease (holder and
     /// expiry) and waits, polling, while another process holds it; a Redis store would
     /// `SET NX PX` a token. A claim whose holder died expires with its lease, and a waiter then
-    /// takes over: a lost claim costs a second computation, never a wrong value.
-    fn claim(&self, key: &K) -> Claim<V> {
-        let _ = key;
+    /// takes over: a lost claim costs a second computation, never a wrong value. `hash` is the
+    /// key's [`hash_of`](Self::hash_of), for a store with a copy in memory (tiered).
+    fn claim(&self, hash: u64, key: &K) -> Claim<V> {
+        let _ = (hash, key);
         Claim::Compute(Lease::none())
     }
 
@@ -317,11 +318,15 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
 
     #[doc(hidden)]
     /// [`claim`](Self::claim) for async callers. The default claims at once.
-    fn claim_async<'a>(&'a self, key: &'a K) -> impl Future<Output = Claim<V>> + Send + 'a
+    fn claim_async<'a>(
+        &'a self,
+        hash: u64,
+        key: &'a K,
+    ) -> impl Future<Output = Claim<V>> + Send + 'a
     where
         V: Send + 'a,
     {
-        std::future::ready(self.claim(key))
+        std::future::ready(self.claim(hash, key))
     }
 
     #[doc(hidden)]

@@ -1139,7 +1139,7 @@ where
         self.refresh_lease(names, taken)
     }
 
-    fn claim(&self, key: &K) -> Claim<V> {
+    fn claim(&self, _: u64, key: &K) -> Claim<V> {
         let Some((remote, (names, budget))) = self
             .remote()
             .and_then(|remote| Some((remote, self.unpark(remote, key)?)))
@@ -1162,7 +1162,7 @@ where
         self.read_async(&key.to_key(), true).await
     }
 
-    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    async fn claim_async<'a>(&'a self, _: u64, key: &'a K) -> Claim<V>
     where
         V: Send + 'a,
     {

@@ -148,16 +148,19 @@ impl<K, V> TieredStore<K, V> {
         self.l1.set_clock(clock);
     }
 
-    /// Keeps a local copy of `value`, computed in `cost`, timed as `ttl_from` says (else by
-    /// the store's `ttl`).
-    fn keep_local(&self, key: K, value: V, cost: std::time::Duration)
+    /// Keeps a local copy of `value` under `key` (of hash `hash`, the local copies'), computed
+    /// in `cost`, timed as `ttl_from` says (else by the store's `ttl`).
+    fn keep_local(&self, hash: u64, key: K, value: V, cost: std::time::Duration)
     where
         K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        match super::chosen(self.ttl_from, &value) {
-            Some(ttl) => self.l1.insert_with_ttl(key, value, ttl),
-            None => self.l1.insert_timed(key, value, self.l2.measured(cost)),
+        if let Some(ttl) = super::chosen(self.ttl_from, &value) {
+            self.l1.insert_with_ttl_hashed(hash, key, value, ttl);
+        } else {
+            let cost = self.l2.measured(cost);
+            self.l1
+                .insert_claimed(hash, key, value, cost, Lease::none());
         }
     }
 
@@ -166,13 +169,13 @@ impl<K, V> TieredStore<K, V> {
         &self.l2
     }
 
-    /// A hit in this process's L1 only (the async hit path's first step).
-    pub(crate) fn local<L: Lookup<Key = K>>(&self, key: &L) -> Option<V>
+    /// A hit in this process's L1 only (the async hit path's first step), by the call's hash.
+    pub(crate) fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
     where
         K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
-        self.l1.get(key)
+        self.l1.get_hashed(hash, key)
     }
 
     /// What tells the other processes to drop the key encoded as `evicted` (`None`: everything).
@@ -217,9 +220,9 @@ where
     /// Keeps a local copy of a value read from Redis whose time to live has `fresh_ms` left
     /// there (negative: served stale; `None`: none), so that it goes stale here when it does
     /// there.
-    fn keep_fetched(&self, key: K, value: V, fresh_ms: Option<i64>) {
+    fn keep_fetched(&self, hash: u64, key: K, value: V, fresh_ms: Option<i64>) {
         let Some(fresh_ms) = fresh_ms.filter(|_| self.ttl_from.is_none()) else {
-            return self.keep_local(key, value, std::time::Duration::ZERO);
+            return self.keep_local(hash, key, value, std::time::Duration::ZERO);
         };
         let now = self.l1.clock_now();
         let expires = if fresh_ms >= 0 {
@@ -228,52 +231,53 @@ where
             now.saturating_sub(fresh_ms.unsigned_abs().saturating_mul(1_000_000))
         };
         self.l1
-            .insert_expiring(key, value, expires.max(1), self.l2.cost());
+            .insert_expiring_hashed(hash, key, value, expires.max(1), self.l2.cost());
     }
 
     /// [`Store::get_renewing`] of a store that renews entries: the local copy decides whether
     /// the value is due and makes one caller of this process the one to refresh it; a value
     /// read from Redis (with its `PTTL`, in the same round trip) becomes the local copy first.
-    pub(crate) fn get_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.local_due(key)
-            .or_else(|| wait(self.fetch_due(&key.to_key())))
+    /// The key's hash is the local copies' ([`Store::hash_of`]), which the call carries.
+    pub(crate) fn get_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        self.local_due(hash, key)
+            .or_else(|| wait(self.fetch_due(hash, &key.to_key())))
     }
 
     /// [`get_due`](Self::get_due) of the local copy alone (the async hit path's first step).
-    pub(crate) fn local_due<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.l1.get_renewing(key)
+    pub(crate) fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        self.l1.get_renewing_hashed(hash, key)
     }
 
     /// [`get_due`](Self::get_due), awaited.
-    pub(crate) async fn get_due_async(&self, key: &K) -> Option<(V, bool)> {
-        match self.local_due(&key) {
+    pub(crate) async fn get_due_async(&self, hash: u64, key: &K) -> Option<(V, bool)> {
+        match self.local_due(hash, &key) {
             Some(found) => Some(found),
-            None => self.fetch_due(key).await,
+            None => self.fetch_due(hash, key).await,
         }
     }
 
     /// [`get_due`](Self::get_due) past a local miss: the value read from Redis with its
     /// `PTTL`, kept here, then asked again.
-    async fn fetch_due(&self, key: &K) -> Option<(V, bool)> {
+    async fn fetch_due(&self, hash: u64, key: &K) -> Option<(V, bool)> {
         let (value, fresh_ms) = self.l2.peek_fresh_for_async(key).await?;
-        self.keep_fetched(key.clone(), value.clone(), fresh_ms);
-        Some(self.l1.get_renewing(&key).unwrap_or_else(|| {
+        self.keep_fetched(hash, key.clone(), value.clone(), fresh_ms);
+        Some(self.l1.get_renewing_hashed(hash, &key).unwrap_or_else(|| {
             self.l2_hits.fetch_add(1, Ordering::Relaxed);
             (value, false)
         }))
     }
 
-    /// The value of `key` from Redis (the local copy missed), kept here: a hit that refreshes
-    /// nothing.
-    fn fetch(&self, key: K) -> Option<V> {
-        wait(self.fetch_async(key))
+    /// The value of `key` (of hash `hash`) from Redis (the local copy missed), kept here: a hit
+    /// that refreshes nothing.
+    fn fetch(&self, hash: u64, key: K) -> Option<V> {
+        wait(self.fetch_async(hash, key))
     }
 
     /// [`fetch`](Self::fetch), awaited.
-    async fn fetch_async(&self, key: K) -> Option<V> {
+    async fn fetch_async(&self, hash: u64, key: K) -> Option<V> {
         let (value, fresh_ms) = self.l2.peek_fresh_for_async(&key).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_fetched(key, value.clone(), fresh_ms);
+        self.keep_fetched(hash, key, value.clone(), fresh_ms);
         Some(value)
     }
 }
@@ -307,11 +311,11 @@ where
             return Some(value);
         }
         if self.renews() {
-            return self.fetch(key.to_key());
+            return self.fetch(hash, key.to_key());
         }
         let value = self.l2.peek(key)?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(key.to_key(), value.clone(), std::time::Duration::ZERO);
+        self.keep_local(hash, key.to_key(), value.clone(), std::time::Duration::ZERO);
         Some(value)
     }
 
@@ -320,23 +324,29 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_claimed(0, key, value, std::time::Duration::ZERO, Lease::none());
+        let hash = self.hash_of(&&key);
+        self.insert_claimed(hash, key, value, std::time::Duration::ZERO, Lease::none());
     }
 
     /// The write, its lock's release and the announcement, with the key encoded once (by the
-    /// read that missed); the announcement counts against the same call's deadline.
-    fn insert_claimed(&self, _: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
+    /// read that missed); the announcement counts against the same call's deadline. The local
+    /// copy is filed by the call's `hash`.
+    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
         let head = self.evict_head();
         self.l2
             .insert_then(&key, &value, lease, Some((&self.channel, &head)));
-        self.keep_local(key, value, cost);
+        self.keep_local(hash, key, value, cost);
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+        self.get_renewing_hashed(self.hash_of(key), key)
+    }
+
+    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
         if !self.renews() {
-            return self.get(key).map(|value| (value, false));
+            return self.get_hashed(hash, key).map(|value| (value, false));
         }
-        self.get_due(key)
+        self.get_due(hash, key)
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
@@ -355,14 +365,14 @@ where
         self.l2.claim_refresh_async(key).await
     }
 
-    fn claim(&self, key: &K) -> Claim<V> {
+    fn claim(&self, hash: u64, key: &K) -> Claim<V> {
         // Filled by this process since the caller's miss: no round trip.
-        if let Some(value) = self.l1.peek(&key) {
+        if let Some(value) = self.l1.peek_hashed(hash, &key) {
             return Claim::Found(value);
         }
-        match self.l2.claim(key) {
+        match self.l2.claim(hash, key) {
             Claim::Found(value) => {
-                self.keep_local(key.clone(), value.clone(), std::time::Duration::ZERO);
+                self.keep_local(hash, key.clone(), value.clone(), std::time::Duration::ZERO);
                 Claim::Found(value)
             }
             compute @ Claim::Compute(_) => compute,
@@ -380,25 +390,25 @@ where
         if self.renews() {
             let (value, fresh_ms) = self.l2.peek_fresh_for_async(&owned).await?;
             self.l2_hits.fetch_add(1, Ordering::Relaxed);
-            self.keep_fetched(owned, value.clone(), fresh_ms);
+            self.keep_fetched(hash, owned, value.clone(), fresh_ms);
             return Some(value);
         }
         let value = self.l2.peek_async(&owned).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(owned, value.clone(), std::time::Duration::ZERO);
+        self.keep_local(hash, owned, value.clone(), std::time::Duration::ZERO);
         Some(value)
     }
 
-    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    async fn claim_async<'a>(&'a self, hash: u64, key: &'a K) -> Claim<V>
     where
         V: Send + 'a,
     {
-        if let Some(value) = self.l1.peek(&key) {
+        if let Some(value) = self.l1.peek_hashed(hash, &key) {
             return Claim::Found(value);
         }
-        match self.l2.claim_async(key).await {
+        match self.l2.claim_async(hash, key).await {
             Claim::Found(value) => {
-                self.keep_local(key.clone(), value.clone(), std::time::Duration::ZERO);
+                self.keep_local(hash, key.clone(), value.clone(), std::time::Duration::ZERO);
                 Claim::Found(value)
             }
             compute @ Claim::Compute(_) => compute,
@@ -410,13 +420,14 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_claimed_async(0, key, value, std::time::Duration::ZERO, Lease::none())
+        let hash = self.hash_of(&&key);
+        self.insert_claimed_async(hash, key, value, std::time::Duration::ZERO, Lease::none())
             .await;
     }
 
     async fn insert_claimed_async<'a>(
         &'a self,
-        _: u64,
+        hash: u64,
         key: K,
         value: V,
         cost: std::time::Duration,
@@ -429,7 +440,7 @@ where
         self.l2
             .insert_then_async(&key, &value, lease, Some((&self.channel, &head)))
             .await;
-        self.keep_local(key, value, cost);
+        self.keep_local(hash, key, value, cost);
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {

@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::DiskStore;
-use super::db::Shared;
+use super::db::{Db, Shared};
+use super::encoded;
 use super::writer::Kind;
-use crate::key;
 use crate::store::{Claim, Lease};
 
 /// The first pause of a waiting process.
@@ -165,7 +165,8 @@ where
         if !self.db.is_usable() {
             return Err(Claim::Compute(Lease::none()));
         }
-        let Some(encoded) = key::encode(key) else {
+        // Parked by the read that missed: the key is not encoded again.
+        let Some(encoded) = encoded::encoding_of(key) else {
             return Err(Claim::Compute(Lease::none()));
         };
         let token = new_token();
@@ -191,18 +192,18 @@ where
                 // The database failed (counted): compute without coordination.
                 None => return Next::Done(Claim::Compute(Lease::none())),
                 Some(Attempt::Taken) => {
-                    // From here the release (which unregisters it) owns the token.
+                    // From here the claim (which unregisters it) owns the token.
                     claiming.held.keep = true;
-                    let release = self.release_of(encoded, token);
+                    let claim = self.lock_claim(encoded.clone(), token);
                     // The value may have been committed between this caller's miss and its lock.
-                    if let Some(value) = self.load(&key, false) {
-                        release();
+                    if let Some(value) = self.load_encoded(key, encoded, false) {
+                        drop(claim);
                         return Next::Done(Claim::Found(value));
                     }
-                    return Next::Done(Claim::Compute(Lease::new(release)));
+                    return Next::Done(Claim::Compute(Lease::holding(claim)));
                 }
                 Some(Attempt::Held(pid, holder)) => {
-                    if let Some(value) = self.load(&key, false) {
+                    if let Some(value) = self.load_encoded(key, encoded, false) {
                         return Next::Done(Claim::Found(value));
                     }
                     if !self.drop_if_abandoned(encoded, pid, holder) {
@@ -227,7 +228,7 @@ where
 impl<K, V> DiskStore<K, V> {
     /// [`Store::claim_refresh`](crate::Store::claim_refresh) for the disk: `key`'s lock row if
     /// no caller holds it (a miss computing it, or another process's refresh), without waiting.
-    pub(super) fn claim_refresh_key(&self, encoded: &[u8]) -> Option<Lease> {
+    pub(super) fn claim_refresh_key(&self, encoded: Vec<u8>) -> Option<Lease> {
         if !self.db.is_usable() {
             return Some(Lease::none());
         }
@@ -236,16 +237,16 @@ impl<K, V> DiskStore<K, V> {
         // Twice at most: once more after removing a lock its holder abandoned.
         for _ in 0..2 {
             let attempt = self.db.shared.read(&self.space, |conn| {
-                try_lock(conn, &self.ns, encoded, token, self.lease)
+                try_lock(conn, &self.ns, &encoded, token, self.lease)
             });
             match attempt {
                 None => return Some(Lease::none()),
                 Some(Attempt::Taken) => {
                     held.keep = true;
-                    return Some(Lease::new(self.release_of(encoded, token)));
+                    return Some(Lease::holding(self.lock_claim(encoded, token)));
                 }
                 Some(Attempt::Held(pid, holder)) => {
-                    if !self.drop_if_abandoned(encoded, pid, holder) {
+                    if !self.drop_if_abandoned(&encoded, pid, holder) {
                         return None;
                     }
                 }
@@ -254,15 +255,13 @@ impl<K, V> DiskStore<K, V> {
         None
     }
 
-    /// What ends a claim of the key encoded as `encoded` with `token`: the lock row goes (with
-    /// the value's write, when one was queued first).
-    fn release_of(&self, encoded: &[u8], token: i64) -> impl FnOnce() + Send + 'static {
-        let db = Arc::clone(&self.db);
-        let ns = Arc::clone(&self.ns);
-        let encoded = encoded.to_vec();
-        move || {
-            lock(&db.shared.held).remove(&token);
-            db.shared.queue.push(&ns, encoded, Kind::Release { token });
+    /// The claim of the lock row of the key encoded as `encoded`, taken with `token`.
+    fn lock_claim(&self, encoded: Vec<u8>, token: i64) -> LockClaim {
+        LockClaim {
+            db: Arc::clone(&self.db),
+            ns: Arc::clone(&self.ns),
+            encoded,
+            token,
         }
     }
 
@@ -292,6 +291,34 @@ fn new_token() -> i64 {
             .hash_one((std::process::id(), Instant::now()))
             .to_ne_bytes(),
     )
+}
+
+/// A lock row this process holds (in a [`Lease`]), until dropped: then the row goes, with the
+/// value's write when one was queued first. It carries the key's encoding, which that write
+/// takes ([`encoded`](Self::encoded)) rather than encoding the key again.
+pub(super) struct LockClaim {
+    db: Arc<Db>,
+    ns: Arc<[u8]>,
+    encoded: Vec<u8>,
+    token: i64,
+}
+
+impl LockClaim {
+    /// The encoding of the key whose row this is.
+    pub(super) fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+impl Drop for LockClaim {
+    fn drop(&mut self) {
+        let (shared, token) = (&self.db.shared, self.token);
+        lock(&shared.held).remove(&token);
+        let encoded = std::mem::take(&mut self.encoded);
+        shared
+            .queue
+            .push(&self.ns, encoded, Kind::Release { token });
+    }
 }
 
 /// A claim under way: the key's encoding, the lock token it tries with (registered while it

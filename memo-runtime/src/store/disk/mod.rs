@@ -12,6 +12,7 @@
 
 pub mod admin;
 mod db;
+mod encoded;
 mod files;
 mod lock;
 mod perms;
@@ -570,12 +571,13 @@ where
         Some((value, false))
     }
 
-    /// Stores `value` under `key` (of hash `hash`, the front's), computed in `cost`, to expire a
-    /// time to live from now.
-    fn insert_costed(&self, hash: u64, key: K, value: V, cost: Duration) {
+    /// Stores `value` under `key` (of hash `hash`, the front's; `encoded`, if its claim carried
+    /// it), computed in `cost`, to expire a time to live from now.
+    fn insert_costed(&self, hash: u64, key: K, encoded: Option<Vec<u8>>, value: V, cost: Duration) {
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-            return self.put(hash, key, value, self.now_ms().saturating_add(ttl), cost);
+            let fresh = self.now_ms().saturating_add(ttl);
+            return self.put(hash, key, encoded, value, fresh, cost);
         }
         let fresh = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
@@ -584,7 +586,7 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        self.put(hash, key, value, fresh, cost);
+        self.put(hash, key, encoded, value, fresh, cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -596,13 +598,23 @@ where
             return None;
         }
         let owned = key.to_key();
-        let Some(encoded) = key::encode(&owned) else {
+        let Some(encoded) = encoded::encoding_of(&owned) else {
             self.count_error("a key could not be encoded");
             return None;
         };
+        let found = self.load_encoded(&owned, &encoded, count);
+        if found.is_none() {
+            // For the claim that follows on this thread: the key is encoded once per call.
+            encoded::park(owned, encoded);
+        }
+        found
+    }
+
+    /// [`load`](Self::load) of `key` encoded as `encoded`.
+    fn load_encoded(&self, key: &K, encoded: &[u8], count: bool) -> Option<V> {
         let shared = &self.db.shared;
         let before = shared.version.as_ref().map(version::Version::get);
-        let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, &encoded) {
+        let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, encoded) {
             Some(Pending::Gone) => return None,
             Some(Pending::Put { value, expires }) => (value, expires),
             None => {
@@ -621,14 +633,14 @@ where
                     None => (bytes.into(), expires),
                     Some(name) => {
                         let size = usize::try_from(size).unwrap_or(usize::MAX);
-                        match files::read(&shared.dir, &name, &self.ns, &encoded, size) {
+                        match files::read(&shared.dir, &name, &self.ns, encoded, size) {
                             files::Found::Value(bytes) => (bytes.into(), expires),
                             // Removed meanwhile by another process: a miss.
                             files::Found::Gone => return None,
                             files::Found::Wrong => {
                                 // Swapped or cut short: a miss, and the row goes.
                                 self.count_error("a value file is not this key's value");
-                                shared.queue.push(&self.ns, encoded, Kind::Delete);
+                                shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete);
                                 return None;
                             }
                         }
@@ -640,7 +652,7 @@ where
             return None;
         }
         let expires = if count && self.renewal_due(expires) {
-            self.touch(encoded.clone())
+            self.touch(encoded.to_vec())
         } else {
             expires
         };
@@ -648,7 +660,7 @@ where
             // Damaged: a miss, and removed, so that it is counted once and the next insert
             // overwrites it.
             self.count_error("a stored value did not decode");
-            shared.queue.push(&self.ns, encoded, Kind::Delete);
+            shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete);
             return None;
         };
         if count {
@@ -657,18 +669,26 @@ where
         if let Some(before) = before
             && bytes.len() < FRONT_MAX_BYTES
         {
-            self.remember(owned, value.clone(), expires, before);
+            self.remember(key.clone(), value.clone(), expires, before);
         }
         Some(value)
     }
 
-    /// Stores `value` under `key` (of hash `hash`), computed in `cost`, its time to live ending
-    /// at `fresh` (Unix milliseconds; 0 for never; the row is kept `stale` longer): in the front
-    /// (unless large) and, through the write queue, on disk.
-    fn put(&self, hash: u64, key: K, value: V, fresh: i64, cost: Duration) {
+    /// Stores `value` under `key` (of hash `hash`; `encoded`, or encoded here), computed in
+    /// `cost`, its time to live ending at `fresh` (Unix milliseconds; 0 for never; the row is
+    /// kept `stale` longer): in the front (unless large) and, through the write queue, on disk.
+    fn put(
+        &self,
+        hash: u64,
+        key: K,
+        encoded: Option<Vec<u8>>,
+        value: V,
+        fresh: i64,
+        cost: Duration,
+    ) {
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
-        let encoded = key::encode(&key);
+        let encoded = encoded.or_else(|| key::encode(&key));
         let bytes = self.codec.encode(&value);
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
@@ -753,16 +773,29 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_costed(self.front.hash_of(&&key), key, value, Duration::ZERO);
+        let hash = self.front.hash_of(&&key);
+        self.insert_costed(hash, key, None, value, Duration::ZERO);
     }
 
     fn insert_timed(&self, key: K, value: V, cost: Duration) {
-        self.insert_costed(self.front.hash_of(&&key), key, value, cost);
+        let hash = self.front.hash_of(&&key);
+        self.insert_costed(hash, key, None, value, cost);
     }
 
+    /// The key's encoding comes with its claim's lease (the lock row is the key's); the lock is
+    /// released after the value's write is queued, so both land in one transaction.
     fn insert_claimed(&self, hash: u64, key: K, value: V, cost: Duration, lease: Lease) {
-        self.insert_costed(hash, key, value, cost);
-        drop(lease);
+        match lease.take::<lock::LockClaim>() {
+            Ok(claim) => {
+                let encoded = Some(claim.encoded().to_vec());
+                self.insert_costed(hash, key, encoded, value, cost);
+                drop(claim);
+            }
+            Err(lease) => {
+                self.insert_costed(hash, key, None, value, cost);
+                drop(lease);
+            }
+        }
     }
 
     fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
@@ -785,7 +818,7 @@ where
         let Some(encoded) = key::encode(key) else {
             return Some(Lease::none());
         };
-        self.claim_refresh_key(&encoded)
+        self.claim_refresh_key(encoded)
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
@@ -794,6 +827,7 @@ where
         self.put(
             hash,
             key,
+            None,
             value,
             self.now_ms().saturating_add(ttl),
             Duration::ZERO,
@@ -890,12 +924,12 @@ where
         }
     }
 
-    fn claim(&self, key: &K) -> Claim<V> {
+    fn claim(&self, _: u64, key: &K) -> Claim<V> {
         self.claim_key(key)
     }
 
     /// Waits for another process's lock without blocking the executor's thread.
-    async fn claim_async<'a>(&'a self, key: &'a K) -> Claim<V>
+    async fn claim_async<'a>(&'a self, _: u64, key: &'a K) -> Claim<V>
     where
         V: Send + 'a,
     {

@@ -1175,7 +1175,7 @@ fn an_async_caller_waiting_for_another_process_leaves_its_thread_free() {
         store.flush();
     });
     let waiter = runtime.spawn(async move {
-        let claim = crate::Store::claim_async(store, &KEY).await;
+        let claim = crate::Store::claim_async(store, store.hash_of(&&KEY), &KEY).await;
         DONE.store(true, Ordering::SeqCst);
         (claim, TICKS.load(Ordering::SeqCst))
     });
@@ -1221,7 +1221,7 @@ fn a_background_refresh_claims_the_key_only_when_no_one_holds_it() {
     a.flush();
     drop(b.claim_refresh(&key).expect("released with the value"));
     let cold = "cold".to_string();
-    let Claim::Compute(miss) = a.claim(&cold) else {
+    let Claim::Compute(miss) = a.claim(a.hash_of(&&cold), &cold) else {
         panic!("a miss computes")
     };
     assert!(b.claim_refresh(&cold).is_none(), "held by the miss");
