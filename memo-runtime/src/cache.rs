@@ -692,7 +692,7 @@ where
         if self.forced() {
             let owned = key.to_key();
             let started = Instant::now();
-            return self.forced_refresh(hash, owned, compute(key), true, started);
+            return self.forced_refresh(hash, owned, compute(key), started);
         }
         if let Some(value) = self.hit(hash, &key) {
             return value;
@@ -718,7 +718,7 @@ where
         let hash = self.store.hash_of(&&key);
         if self.forced() {
             let started = Instant::now();
-            return self.forced_refresh(hash, key, init(), true, started);
+            return self.forced_refresh(hash, key, init(), started);
         }
         if let Some(value) = self.hit(hash, &&key) {
             return value;
@@ -1036,35 +1036,31 @@ where
         let spawned = std::thread::Builder::new()
             .name("memo-refresh".into())
             .spawn(move || {
-                let Some(lease) = self.store.claim_refresh(&key) else {
-                    // Another process refreshes it: its value replaces this one.
-                    self.renewed(&key);
-                    RUNNING.fetch_sub(1, Ordering::AcqRel);
-                    return;
+                let compute = |key: K| {
+                    let trace = Computation::start(self.name, "refresh");
+                    let computed =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| trace.run(|| refresh(key))));
+                    let computed = computed.ok().flatten();
+                    trace.outcome(if matches!(&computed, Some(v) if keep(v)) {
+                        "refresh"
+                    } else {
+                        "error"
+                    });
+                    std::future::ready(computed)
                 };
-                let started = Instant::now();
-                let trace = Computation::start(self.name, "refresh");
-                let computed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    trace.run(|| refresh(key.clone()))
-                }));
-                let computed = computed.ok().flatten();
-                trace.outcome(if matches!(&computed, Some(v) if keep(v)) {
-                    "refresh"
-                } else {
-                    "error"
-                });
-                self.refreshed_in_background(key, computed, keep, started, lease);
+                block::wait(self.refresh_in_background(key, compute, keep));
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
-            self.refreshed_in_background(retry, None, keep, Instant::now(), Lease::none());
+            self.refresh_failed(&retry);
+            self.renewed(&retry);
         }
     }
 
-    /// A task claims the key from the store ([`Store::claim_refresh`]), runs the refresh as a
-    /// task of its own (a panic ends only that one), then stores its value (or, when it errs or
-    /// panics, keeps the old one) with the store's awaited write.
+    /// A task claims the key from the store ([`Store::claim_refresh_async`]), runs the refresh
+    /// as a task of its own (a panic ends only that one), then stores its value (or, when it
+    /// errs or panics, keeps the old one) with the store's awaited write.
     #[cfg(feature = "tokio")]
     pub(crate) fn spawn_refresh_task(
         &'static self,
@@ -1075,105 +1071,81 @@ where
         self.counters.record(Event::Refresh);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Not called from within a tokio runtime: nothing to run the refresh on.
-            self.refreshed_in_background(key, None, keep, Instant::now(), Lease::none());
+            self.refresh_failed(&key);
+            self.renewed(&key);
             return;
         };
         let spawner = runtime.clone();
-        runtime.spawn(async move {
-            let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
-            let Some(lease) = claim.await else {
-                // Another process refreshes it: its value replaces this one.
-                self.renewed(&key);
-                return;
-            };
+        let compute = move |key: K| async move { spawner.spawn(refresh(key)).await.ok().flatten() };
+        runtime.spawn(self.refresh_in_background(key, compute, keep));
+    }
+
+    /// A background refresh of `key`, sync or async: claims the key from the store (when
+    /// another process holds it, that one refreshes, and its value replaces this one), computes
+    /// it with `compute`, stores the value if kept (an awaited write, ending the claim) or else
+    /// keeps the old one; then the old value is no longer served in the new one's place.
+    async fn refresh_in_background<F>(
+        &self,
+        key: K,
+        compute: impl FnOnce(K) -> F,
+        keep: fn(&V) -> bool,
+    ) where
+        F: Future<Output = Option<V>>,
+    {
+        let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
+        if let Some(lease) = claim.await {
             let started = Instant::now();
-            let computed = spawner.spawn(refresh(key.clone())).await.ok().flatten();
-            let done = key.clone();
-            match computed {
+            match compute(key.clone()).await {
                 Some(value) if keep(&value) => {
-                    let cost = started.elapsed();
-                    let hash = self.store.hash_of(&&key);
-                    let store: Boxed<'_, ()> = Box::pin(
-                        self.store
-                            .insert_claimed_async(hash, key, value, cost, lease),
-                    );
+                    let (hash, cost) = (self.store.hash_of(&&key), started.elapsed());
+                    let store: Boxed<'_, ()> = Box::pin(self.store.insert_claimed_async(
+                        hash,
+                        key.clone(),
+                        value,
+                        cost,
+                        lease,
+                    ));
                     store.await;
                 }
-                _ => self.refreshed(None, key, None, keep, started, lease),
-            }
-            self.renewed(&done);
-        });
-    }
-
-    /// The end of a forced refresh (see [`refresh`](Self::refresh)): store `value` if it is kept,
-    /// and return it either way.
-    pub(crate) fn forced_refresh(
-        &self,
-        hash: u64,
-        key: K,
-        value: V,
-        kept: bool,
-        started: Instant,
-    ) -> V {
-        self.store_refresh(hash, key, value.clone(), kept, started);
-        value
-    }
-
-    /// [`forced_refresh`](Self::forced_refresh) of a copy of the value.
-    pub(crate) fn store_refresh(&self, hash: u64, key: K, value: V, kept: bool, started: Instant) {
-        self.counters.record(Event::Refresh);
-        let lease = Lease::none();
-        let computed = Some(value).filter(|_| kept);
-        self.refreshed(Some(hash), key, computed, |_| true, started, lease);
-    }
-
-    /// The end of a forced refresh whose computation failed: the old value stays.
-    pub(crate) fn forced_refresh_failed(&self, key: K, started: Instant) {
-        self.counters.record(Event::Refresh);
-        self.refreshed(None, key, None, |_| true, started, Lease::none());
-    }
-
-    /// The end of a background refresh: as [`refreshed`](Self::refreshed), then the old value is
-    /// no longer served in the new one's place.
-    fn refreshed_in_background(
-        &self,
-        key: K,
-        computed: Option<V>,
-        keep: fn(&V) -> bool,
-        started: Instant,
-        lease: Lease,
-    ) {
-        let done = key.clone();
-        self.refreshed(None, key, computed, keep, started, lease);
-        self.renewed(&done);
-    }
-
-    /// The end of a refresh: store the new value if it is kept (ending the store's claim
-    /// `lease`); otherwise (an error, a panic, nothing to run on) keep the old one, count and
-    /// report the failure, and let a later read try again. `hash`: the key's, if the call
-    /// hashed it already.
-    fn refreshed(
-        &self,
-        hash: Option<u64>,
-        key: K,
-        computed: Option<V>,
-        keep: fn(&V) -> bool,
-        started: Instant,
-        lease: Lease,
-    ) {
-        match computed {
-            Some(value) if keep(&value) => {
-                let hash = hash.unwrap_or_else(|| self.store.hash_of(&&key));
-                self.store
-                    .insert_claimed(hash, key, value, started.elapsed(), lease);
-            }
-            _ => {
-                drop(lease);
-                crate::trace::refresh_failed(self.name);
-                self.counters.record(Event::RefreshFailure);
-                self.store.release_refresh(&&key);
+                _ => {
+                    drop(lease);
+                    self.refresh_failed(&key);
+                }
             }
         }
+        self.renewed(&key);
+    }
+
+    /// A forced refresh of `key` ended (see [`refresh`](Self::refresh)): counted, and when it
+    /// `failed` the old value stays (see [`refresh_failed`](Self::refresh_failed)).
+    pub(crate) fn refresh_ended(&self, key: &K, failed: bool) {
+        self.counters.record(Event::Refresh);
+        if failed {
+            self.refresh_failed(key);
+        }
+    }
+
+    /// A refresh of `key` failed (an error, a panic, nothing to run on): the old value stays;
+    /// counted and reported, and a later read may try again.
+    fn refresh_failed(&self, key: &K) {
+        crate::trace::refresh_failed(self.name);
+        self.counters.record(Event::RefreshFailure);
+        self.store.release_refresh(&key);
+    }
+
+    /// The end of a forced refresh of the cache object's own (`get_or_compute`,
+    /// `get_or_insert_with`): stores `value`, and returns it.
+    fn forced_refresh(&self, hash: u64, key: K, value: V, started: Instant) -> V {
+        let (mut key, lent): (Option<K>, &call::Item) = (Some(key), &value);
+        block::wait(call::refreshed(
+            self,
+            hash,
+            &mut key,
+            Some(lent),
+            true,
+            started,
+        ));
+        value
     }
 
     /// Lets the background sweep free this cache's expired entries.

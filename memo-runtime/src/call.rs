@@ -101,11 +101,10 @@ pub(crate) trait Steps: Sync {
     /// error, or without one try again; nothing is stored.
     fn failed(&self, claim: LeaderClaim<'_>, failure: Handing<'_>, cost: Duration);
 
-    /// The end of a forced refresh: stores `value` under the key taken from `key` if `kept`.
-    fn refreshed(&self, hash: u64, key: &mut Slot, value: &Item, kept: bool, started: Instant);
-
-    /// The end of a forced refresh whose computation failed: the old value stays.
-    fn refresh_failed(&self, key: &mut Slot, started: Instant);
+    /// A forced refresh of the key in `key` ended: counted. When it `failed` (its computation
+    /// failed, or its value is not kept) the old value stays; the failure is counted and
+    /// reported, and a later read may refresh the key again.
+    fn refresh_ended(&self, key: &mut Slot, failed: bool);
 }
 
 /// The `T` a cache's steps were lent.
@@ -205,13 +204,9 @@ where
         Cache::failed(self, claim, failure, cost);
     }
 
-    fn refreshed(&self, hash: u64, key: &mut Slot, value: &Item, kept: bool, started: Instant) {
-        let value = item::<V>(value).clone();
-        self.store_refresh(hash, take::<K>(key), value, kept, started);
-    }
-
-    fn refresh_failed(&self, key: &mut Slot, started: Instant) {
-        self.forced_refresh_failed(take::<K>(key), started);
+    fn refresh_ended(&self, key: &mut Slot, failed: bool) {
+        let key = slot::<K>(key).as_ref().expect("a key to refresh");
+        Cache::refresh_ended(self, key, failed);
     }
 }
 
@@ -317,6 +312,26 @@ pub(crate) async fn lead<'a>(
             // Not asked for (`false`): this caller takes no error.
             Begun::Failed(_) => {}
         }
+    }
+}
+
+/// The end of a forced refresh (`f_cache().refresh(..)`, a computation run whether or not the
+/// key was cached): stores `value` under the key taken from `key` if it is `kept` (an awaited
+/// write, as [`finish`]'s); `value` is `None` when the computation failed. Nobody waits for a
+/// forced refresh, so there is no flight to settle and no claim to end.
+pub(crate) async fn refreshed(
+    steps: &dyn Steps,
+    hash: u64,
+    key: &mut Slot,
+    value: Option<&Item>,
+    kept: bool,
+    started: Instant,
+) {
+    let stored = value.filter(|_| kept);
+    steps.refresh_ended(key, stored.is_none());
+    if let Some(value) = stored {
+        let cost = started.elapsed();
+        steps.store(hash, key, value, cost, Lease::none()).await;
     }
 }
 

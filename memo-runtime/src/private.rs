@@ -877,7 +877,7 @@ impl<K: 'static, V: 'static> Lead<K, V> {
                     .exit()
                     .outcome(if kept { "refresh" } else { "error" });
                 let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
-                steps.refreshed(hash, key, lent, kept, started);
+                block::wait(call::refreshed(steps, hash, key, Some(lent), kept, started));
             }
             Run::Compute(running, claim, started) => {
                 let kept = keep(&value);
@@ -903,9 +903,9 @@ impl<K: 'static, V: 'static> Lead<K, V> {
         match run {
             #[cfg(feature = "switch")]
             Run::Bypass => {}
-            Run::Refresh(running, started) => {
+            Run::Refresh(running, _) => {
                 running.exit().outcome("error");
-                steps.refresh_failed((lend.key_slot)(&mut Some(key)), started);
+                steps.refresh_ended((lend.key_slot)(&mut Some(key)), true);
             }
             Run::Compute(running, claim, started) => {
                 running.exit().outcome("error");

@@ -1188,19 +1188,25 @@ mod trust {
         a.insert(1, 10);
         let monitor = Monitor::start(server.port());
         let mark = monitor.mark();
-        assert_eq!(a.get_renewing(&&1), Some((10, false)), "fresh: not due");
+        let renewing = a.get_renewing_hashed(a.hash_of(&&1), &&1);
+        assert_eq!(renewing, Some((10, false)), "fresh: not due");
         assert_eq!(monitor.sent_since(mark), ["get", "pttl"]);
-        let lease = a.claim_refresh(&1).expect("the lock is free");
-        assert!(b.claim_refresh(&1).is_none(), "held by a's refresh");
-        a.insert_claimed(a.hash_of(&&1), 1, 11, Duration::from_millis(5), lease);
+        let lease = block_on(a.claim_refresh_async(&1)).expect("the lock is free");
+        assert!(
+            block_on(b.claim_refresh_async(&1)).is_none(),
+            "held by a's refresh"
+        );
+        let cost = Duration::from_millis(5);
+        block_on(a.insert_claimed_async(a.hash_of(&&1), 1, 11, cost, lease));
         assert_eq!(locks_left(server.port()), 0, "released with the value");
         assert_eq!(b.get(&&1), Some(11));
-        drop(b.claim_refresh(&1).expect("free again"));
+        drop(block_on(b.claim_refresh_async(&1)).expect("free again"));
         // A plain store's hit stays one `GET`.
         let plain = options("plain", &client).open::<u64, u64>(&super::trust::config());
         plain.insert(1, 10);
         let mark = monitor.mark();
-        assert_eq!(plain.get_renewing(&&1), Some((10, false)));
+        let renewing = plain.get_renewing_hashed(plain.hash_of(&&1), &&1);
+        assert_eq!(renewing, Some((10, false)));
         assert_eq!(monitor.sent_since(mark), ["get"]);
     }
 }

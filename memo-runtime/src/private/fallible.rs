@@ -263,21 +263,20 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                 let mut key = Some(key);
                 let started = Instant::now();
                 let trace = Computation::start(steps.name(), "refresh");
-                let result = trace.run_async(body).await.into_result();
-                return match result {
-                    Ok(value) => {
-                        let kept = keep(&value);
-                        trace.outcome(if kept { "refresh" } else { "error" });
-                        let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
-                        steps.refreshed(hash, key, lent, kept, started);
-                        R::from_result(Ok(value))
-                    }
+                let value = match trace.run_async(body).await.into_result() {
+                    Ok(value) => value,
                     Err(error) => {
                         trace.outcome("error");
-                        steps.refresh_failed((lend.key_slot)(&mut key), started);
-                        R::from_result(Err(error))
+                        steps.refresh_ended((lend.key_slot)(&mut key), true);
+                        return R::from_result(Err(error));
                     }
                 };
+                let kept = keep(&value);
+                trace.outcome(if kept { "refresh" } else { "error" });
+                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+                // The error type (perhaps not `Send`) is not held across this await.
+                call::refreshed(steps, hash, key, Some(lent), kept, started).await;
+                return R::from_result(Ok(value));
             }
         }
         let trace = Computation::start(steps.name(), "call");

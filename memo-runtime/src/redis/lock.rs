@@ -256,11 +256,6 @@ impl Locks {
 
     /// Takes `lock_key` if no one holds it, without waiting (`SET NX PX`): what a background
     /// refresh claims, so that one process refreshes a key; `Ok(None)` when it is held.
-    pub(crate) fn try_claim(&self, lock_key: &[u8]) -> Result<Option<LockGuard>, Error> {
-        wait(self.try_claim_async(lock_key))
-    }
-
-    /// [`try_claim`](Self::try_claim), awaitable on any executor.
     pub(crate) async fn try_claim_async(
         &self,
         lock_key: &[u8],

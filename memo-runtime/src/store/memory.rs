@@ -374,6 +374,19 @@ impl<K, V> MemoryStore<K, V> {
         self.put(hash, key, value, stamp, now);
     }
 
+    /// [`Store::insert_timed`] of a key of hash `hash` (its [`Store::hash_of`]): timed as
+    /// `ttl_from` says, else by the store's `ttl` (with `cost`, for early refresh).
+    pub(crate) fn insert_timed_hashed(&self, hash: u64, key: K, value: V, cost: std::time::Duration)
+    where
+        K: std::hash::Hash + Eq,
+    {
+        let (stamp, now) = match super::chosen(self.ttl_from, &value) {
+            Some(ttl) => self.base.stamp_ttl(ttl),
+            None => self.base.stamp(cost),
+        };
+        self.put(hash, key, value, stamp, now);
+    }
+
     /// Stores `key` (of hash `hash`) and `value` stamped `stamp` at `now`: the one copy of the
     /// insert for every way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
     #[inline(never)]
@@ -853,20 +866,24 @@ where
     }
 
     fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {
-        self.insert_claimed(self.hash(&key), key, value, cost, Lease::none());
+        self.insert_timed_hashed(self.hash(&key), key, value, cost);
     }
 
-    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
-        let (stamp, now) = match super::chosen(self.ttl_from, &value) {
-            Some(ttl) => self.base.stamp_ttl(ttl),
-            None => self.base.stamp(cost),
-        };
-        self.put(hash, key, value, stamp, now);
+    fn insert_claimed_async<'a>(
+        &'a self,
+        hash: u64,
+        key: K,
+        value: V,
+        cost: std::time::Duration,
+        lease: Lease,
+    ) -> impl Future<Output = ()> + Send + 'a
+    where
+        K: Send + 'a,
+        V: Send + 'a,
+    {
+        self.insert_timed_hashed(hash, key, value, cost);
         drop(lease);
-    }
-
-    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.get_renewing_hashed(self.hash(key), key)
+        std::future::ready(())
     }
 
     fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {

@@ -69,7 +69,7 @@ pub struct Counts {
 }
 
 /// What a store answers a caller that is about to compute a key that missed; see
-/// [`Store::claim`].
+/// [`Store::claim_async`].
 #[doc(hidden)]
 pub enum Claim<V> {
     /// Another process stored the value meanwhile: use it instead of computing.
@@ -208,7 +208,7 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     #[doc(hidden)]
     /// The hash this store finds `key` by: a call hashes its key once, with this, and hands the
     /// hash to the store's lookup ([`get_hashed`](Self::get_hashed)), the cache's single-flight
-    /// and the store's insert ([`insert_claimed`](Self::insert_claimed)). The default, for a
+    /// and the store's insert ([`insert_claimed_async`](Self::insert_claimed_async)). The default, for a
     /// store that hashes nothing itself: a hasher of the process's own.
     fn hash_of<L: Lookup<Key = K>>(&self, key: &L) -> u64 {
         process_hash(key)
@@ -222,17 +222,11 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
-    /// Like [`get`](Self::get), and `true` beside the value when the caller has become the one to
-    /// refresh it in the background (stores that renew entries; the others never ask).
-    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.get(key).map(|value| (value, false))
-    }
-
-    #[doc(hidden)]
-    /// [`get_renewing`](Self::get_renewing) of a key whose [`hash_of`](Self::hash_of) is `hash`.
+    /// [`get_hashed`](Self::get_hashed), and `true` beside the value when the caller has become
+    /// the one to refresh it in the background (stores that renew entries; the others never
+    /// ask).
     fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        let _ = hash;
-        self.get_renewing(key)
+        self.get_hashed(hash, key).map(|value| (value, false))
     }
 
     #[doc(hidden)]
@@ -253,15 +247,8 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// Called before a background refresh of `key` computes: a store shared by processes takes
     /// the key's claim without waiting, so that one process refreshes it; `None` when another
     /// holds it (that one refreshes, and this process goes on serving the current value). The
-    /// lease goes to [`insert_claimed`](Self::insert_claimed) with the new value. The default
-    /// claims nothing.
-    fn claim_refresh(&self, key: &K) -> Option<Lease> {
-        let _ = key;
-        Some(Lease::none())
-    }
-
-    #[doc(hidden)]
-    /// [`claim_refresh`](Self::claim_refresh) for async callers. The default claims at once.
+    /// lease goes to [`insert_claimed_async`](Self::insert_claimed_async) with the new value.
+    /// The default claims nothing, at once.
     fn claim_refresh_async<'a>(
         &'a self,
         key: &'a K,
@@ -269,7 +256,8 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     where
         V: 'a,
     {
-        std::future::ready(self.claim_refresh(key))
+        let _ = key;
+        std::future::ready(Some(Lease::none()))
     }
 
     /// Like [`get`](Self::get), without counting: for inspection.
@@ -277,22 +265,6 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
 
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: K, value: V);
-
-    #[doc(hidden)]
-    /// Called by the one caller in this process that is about to compute `key` after a miss
-    /// (the [`Cache`](crate::Cache) has already made the others of this process wait for it):
-    /// a store shared by several processes makes the callers of other processes wait too, or
-    /// hands back the value one of them stored meanwhile.
-    ///
-    /// The default claims nothing. The disk store takes a lock row with a lease (holder and
-    /// expiry) and waits, polling, while another process holds it; a Redis store would
-    /// `SET NX PX` a token. A claim whose holder died expires with its lease, and a waiter then
-    /// takes over: a lost claim costs a second computation, never a wrong value. `hash` is the
-    /// key's [`hash_of`](Self::hash_of), for a store with a copy in memory (tiered).
-    fn claim(&self, hash: u64, key: &K) -> Claim<V> {
-        let _ = (hash, key);
-        Claim::Compute(Lease::none())
-    }
 
     #[doc(hidden)]
     /// [`get_hashed`](Self::get_hashed) for async callers: a store that answers over the network
@@ -310,14 +282,26 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
-    /// Whether [`claim`](Self::claim) reads the value itself (in the round trip that takes the
+    /// Whether [`claim_async`](Self::claim_async) reads the value itself (in the round trip that takes the
     /// lock), so that the cache need not look again before claiming. The default: no.
     fn claim_reads(&self) -> bool {
         false
     }
 
     #[doc(hidden)]
-    /// [`claim`](Self::claim) for async callers. The default claims at once.
+    /// Called by the one caller in this process that is about to compute `key` after a miss
+    /// (the [`Cache`](crate::Cache) has already made the others of this process wait for it):
+    /// a store shared by several processes makes the callers of other processes wait too, or
+    /// hands back the value one of them stored meanwhile. Awaited, so that an async caller
+    /// waiting for another process leaves its executor's thread free; a sync caller drives it
+    /// on its own thread.
+    ///
+    /// The default claims nothing, at once. The disk store takes a lock row with a lease
+    /// (holder and expiry) and waits, polling, while another process holds it; Redis takes a
+    /// lock with `SET NX PX` (reading the value in the same round trip). A claim whose holder
+    /// died expires with its lease, and a waiter then takes over: a lost claim costs a second
+    /// computation, never a wrong value. `hash` is the key's [`hash_of`](Self::hash_of), for a
+    /// store with a copy in memory (tiered).
     fn claim_async<'a>(
         &'a self,
         hash: u64,
@@ -326,23 +310,18 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     where
         V: Send + 'a,
     {
-        std::future::ready(self.claim(hash, key))
+        let _ = (hash, key);
+        std::future::ready(Claim::Compute(Lease::none()))
     }
 
     #[doc(hidden)]
     /// Stores the value the holder of a claim computed (as [`insert_timed`](Self::insert_timed)),
-    /// then ends the claim: the lease its [`claim`](Self::claim) gave. A store whose lease
-    /// carries what it needs (the key's names, the lock) stores and releases without working it
-    /// out again, and one that hashes files the key by `hash` (its [`hash_of`](Self::hash_of)).
-    /// The default inserts, then drops the lease.
-    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
-        let _ = hash;
-        self.insert_timed(key, value, cost);
-        drop(lease);
-    }
-
-    #[doc(hidden)]
-    /// [`insert_claimed`](Self::insert_claimed) for async callers. The default stores at once.
+    /// then ends the claim: the lease its [`claim_async`](Self::claim_async) (or
+    /// [`claim_refresh_async`](Self::claim_refresh_async)) gave. Awaited: a store outside the
+    /// process writes over the network. A store whose lease carries what it needs (the key's
+    /// names, the lock) stores and releases without working it out again, and one that hashes
+    /// files the key by `hash` (its [`hash_of`](Self::hash_of)). The default inserts at once,
+    /// then drops the lease.
     fn insert_claimed_async<'a>(
         &'a self,
         hash: u64,
@@ -355,7 +334,9 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_claimed(hash, key, value, cost, lease);
+        let _ = hash;
+        self.insert_timed(key, value, cost);
+        drop(lease);
         std::future::ready(())
     }
 

@@ -175,10 +175,6 @@ impl RemoteLock {
 
     /// A Redlock bounds its rounds itself (the servers answer in parallel): it is left out of
     /// the call's budget.
-    fn claim(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
-        wait(self.claim_async(value_key, lock_key, budget))
-    }
-
     async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
         match self {
             Self::Single(locks) => {
@@ -1010,23 +1006,8 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
-    /// Stores `value` under `key`, ending the claim `lease` holds and publishing `announce`
-    /// (channel and message head, to which the encoded key is added: a tiered store's
-    /// announcement of the new value) in the same round trip, within the call's budget.
-    pub(crate) fn insert_then(
-        &self,
-        key: &K,
-        value: &V,
-        lease: Lease,
-        announce: Option<(&[u8], &[u8])>,
-    ) where
-        K: Serialize,
-        V: Serialize,
-    {
-        self.write_then(key, value, lease, announce, self.entry_ttl(value));
-    }
-
-    /// [`insert_then`](Self::insert_then) with the value's time to live given (`None`: none).
+    /// [`insert_then_async`](Self::insert_then_async), for a sync caller, with the value's time
+    /// to live given (`None`: none).
     pub(crate) fn write_then(
         &self,
         key: &K,
@@ -1043,7 +1024,9 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
-    /// [`insert_then`](Self::insert_then), awaited.
+    /// Stores `value` under `key`, ending the claim `lease` holds and publishing `announce`
+    /// (channel and message head, to which the encoded key is added: a tiered store's
+    /// announcement of the new value) in the same round trip, within the call's budget.
     pub(crate) async fn insert_then_async(
         &self,
         key: &K,
@@ -1107,19 +1090,12 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        self.insert_claimed(0, key, value, std::time::Duration::ZERO, Lease::none());
-    }
-
-    /// Stores the value and releases the lock in one round trip (one script); the hash is
-    /// not needed (the names of the key are).
-    fn insert_claimed(&self, _: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
-        self.insert_then(&key, &value, lease, None);
-        self.refreshed(&key, cost);
+        wait(self.insert_async(key, value));
     }
 
     /// The value and its `PTTL`, in one round trip, for a store that refreshes entries; else
-    /// a plain [`get`](Store::get).
-    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
+    /// a plain [`get`](Store::get). The hash is not needed (the names of the key are).
+    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, _: u64, key: &L) -> Option<(V, bool)> {
         let key = key.to_key();
         if self.renewal.is_none() {
             return self.read(&key, true).map(|value| (value, false));
@@ -1129,25 +1105,6 @@ where
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
         self.refreshed(&key.to_key(), std::time::Duration::ZERO);
-    }
-
-    fn claim_refresh(&self, key: &K) -> Option<Lease> {
-        let Some(names) = self.names_of(key) else {
-            return Some(Lease::none());
-        };
-        let taken = self.single_lock().map(|locks| locks.try_claim(&names.lock));
-        self.refresh_lease(names, taken)
-    }
-
-    fn claim(&self, _: u64, key: &K) -> Claim<V> {
-        let Some((remote, (names, budget))) = self
-            .remote()
-            .and_then(|remote| Some((remote, self.unpark(remote, key)?)))
-        else {
-            return Claim::Compute(Lease::none());
-        };
-        let claimed = remote.lock.claim(&names.value, &names.lock, &budget);
-        self.claimed(names, claimed, budget)
     }
 
     /// The claim reads the value in its round trip: the cache's second look would be one more.
@@ -1184,9 +1141,8 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_then_async(&key, &value, Lease::none(), None)
+        self.insert_claimed_async(0, key, value, std::time::Duration::ZERO, Lease::none())
             .await;
-        self.refreshed(&key, std::time::Duration::ZERO);
     }
 
     async fn claim_refresh_async<'a>(&'a self, key: &'a K) -> Option<Lease>
@@ -1203,6 +1159,8 @@ where
         self.refresh_lease(names, taken)
     }
 
+    /// Stores the value and releases the lock in one round trip (one script); the hash is
+    /// not needed (the names of the key are).
     async fn insert_claimed_async<'a>(
         &'a self,
         _: u64,

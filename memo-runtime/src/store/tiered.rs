@@ -159,8 +159,7 @@ impl<K, V> TieredStore<K, V> {
             self.l1.insert_with_ttl_hashed(hash, key, value, ttl);
         } else {
             let cost = self.l2.measured(cost);
-            self.l1
-                .insert_claimed(hash, key, value, cost, Lease::none());
+            self.l1.insert_timed_hashed(hash, key, value, cost);
         }
     }
 
@@ -324,22 +323,7 @@ where
     }
 
     fn insert(&self, key: K, value: V) {
-        let hash = self.hash_of(&&key);
-        self.insert_claimed(hash, key, value, std::time::Duration::ZERO, Lease::none());
-    }
-
-    /// The write, its lock's release and the announcement, with the key encoded once (by the
-    /// read that missed); the announcement counts against the same call's deadline. The local
-    /// copy is filed by the call's `hash`.
-    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: std::time::Duration, lease: Lease) {
-        let head = self.evict_head();
-        self.l2
-            .insert_then(&key, &value, lease, Some((&self.channel, &head)));
-        self.keep_local(hash, key, value, cost);
-    }
-
-    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.get_renewing_hashed(self.hash_of(key), key)
+        wait(self.insert_async(key, value));
     }
 
     fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
@@ -354,29 +338,11 @@ where
     }
 
     /// The Redis lock of the key, so that one process refreshes it.
-    fn claim_refresh(&self, key: &K) -> Option<Lease> {
-        self.l2.claim_refresh(key)
-    }
-
     async fn claim_refresh_async<'a>(&'a self, key: &'a K) -> Option<Lease>
     where
         V: 'a,
     {
         self.l2.claim_refresh_async(key).await
-    }
-
-    fn claim(&self, hash: u64, key: &K) -> Claim<V> {
-        // Filled by this process since the caller's miss: no round trip.
-        if let Some(value) = self.l1.peek_hashed(hash, &key) {
-            return Claim::Found(value);
-        }
-        match self.l2.claim(hash, key) {
-            Claim::Found(value) => {
-                self.keep_local(hash, key.clone(), value.clone(), std::time::Duration::ZERO);
-                Claim::Found(value)
-            }
-            compute @ Claim::Compute(_) => compute,
-        }
     }
 
     async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, hash: u64, key: &'a L) -> Option<V>
@@ -425,6 +391,9 @@ where
             .await;
     }
 
+    /// The write, its lock's release and the announcement, with the key encoded once (by the
+    /// read that missed); the announcement counts against the same call's deadline. The local
+    /// copy is filed by the call's `hash`.
     async fn insert_claimed_async<'a>(
         &'a self,
         hash: u64,

@@ -129,23 +129,9 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
-    /// [`Store::claim`](crate::Store::claim) for the disk: take `key`'s lock row, or wait for
-    /// the process holding it (this thread sleeps between polls).
-    pub(super) fn claim_key(&self, key: &K) -> Claim<V> {
-        let mut claiming = match self.claim_start(key) {
-            Ok(claiming) => claiming,
-            Err(done) => return done,
-        };
-        loop {
-            match self.claim_step(key, &mut claiming) {
-                Next::Done(claim) => return claim,
-                Next::Pause(pause) => std::thread::sleep(pause),
-            }
-        }
-    }
-
-    /// [`claim_key`](Self::claim_key) for async callers: between polls the task sleeps on a
-    /// timer, so the executor's thread is free while another process computes.
+    /// [`Store::claim_async`](crate::Store::claim_async) for the disk: take `key`'s lock row,
+    /// or wait for the process holding it; between polls the task sleeps on a timer, so an
+    /// async caller's executor thread is free while another process computes.
     pub(super) async fn claim_key_async(&self, key: &K) -> Claim<V> {
         let mut claiming = match self.claim_start(key) {
             Ok(claiming) => claiming,
@@ -226,7 +212,7 @@ where
 }
 
 impl<K, V> DiskStore<K, V> {
-    /// [`Store::claim_refresh`](crate::Store::claim_refresh) for the disk: `key`'s lock row if
+    /// [`Store::claim_refresh_async`](crate::Store::claim_refresh_async) for the disk: `key`'s lock row if
     /// no caller holds it (a miss computing it, or another process's refresh), without waiting.
     pub(super) fn claim_refresh_key(&self, encoded: Vec<u8>) -> Option<Lease> {
         if !self.db.is_usable() {

@@ -783,8 +783,20 @@ where
     }
 
     /// The key's encoding comes with its claim's lease (the lock row is the key's); the lock is
-    /// released after the value's write is queued, so both land in one transaction.
-    fn insert_claimed(&self, hash: u64, key: K, value: V, cost: Duration, lease: Lease) {
+    /// released after the value's write is queued, so both land in one transaction. Queued at
+    /// once: the writer thread writes.
+    fn insert_claimed_async<'a>(
+        &'a self,
+        hash: u64,
+        key: K,
+        value: V,
+        cost: Duration,
+        lease: Lease,
+    ) -> impl Future<Output = ()> + Send + 'a
+    where
+        K: 'a,
+        V: 'a,
+    {
         match lease.take::<lock::LockClaim>() {
             Ok(claim) => {
                 let encoded = Some(claim.encoded().to_vec());
@@ -796,10 +808,7 @@ where
                 drop(lease);
             }
         }
-    }
-
-    fn get_renewing<L: Lookup<Key = K>>(&self, key: &L) -> Option<(V, bool)> {
-        self.get_renewing_hashed(self.front.hash_of(key), key)
+        std::future::ready(())
     }
 
     fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
@@ -813,12 +822,19 @@ where
         self.front.release_refresh(key);
     }
 
-    /// The key's lock row, as a miss takes it, so that one process refreshes the key.
-    fn claim_refresh(&self, key: &K) -> Option<Lease> {
-        let Some(encoded) = key::encode(key) else {
-            return Some(Lease::none());
-        };
-        self.claim_refresh_key(encoded)
+    /// The key's lock row, as a miss takes it, so that one process refreshes the key; taken
+    /// at once, or not at all.
+    fn claim_refresh_async<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Option<Lease>> + Send + 'a
+    where
+        V: 'a,
+    {
+        std::future::ready(match key::encode(key) {
+            Some(encoded) => self.claim_refresh_key(encoded),
+            None => Some(Lease::none()),
+        })
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
@@ -922,10 +938,6 @@ where
             expired: self.space.expired.load(Ordering::Relaxed),
             errors: self.space.errors.load(Ordering::Relaxed),
         }
-    }
-
-    fn claim(&self, _: u64, key: &K) -> Claim<V> {
-        self.claim_key(key)
     }
 
     /// Waits for another process's lock without blocking the executor's thread.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::Cache;
+use crate::block::wait;
 
 /// A fresh directory under the system's temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -1208,26 +1209,22 @@ fn a_background_refresh_claims_the_key_only_when_no_one_holds_it() {
         .ttl(Duration::from_secs(60))
         .stale(Duration::from_secs(60));
     let (a, b) = (open(&tmp.0, &config), open(&tmp.0, &config));
+    let claim_refresh = |store: &DiskStore<String, u64>, key| wait(store.claim_refresh_async(key));
     let key = "hot".to_string();
-    let lease = a.claim_refresh(&key).expect("the lock is free");
-    assert!(b.claim_refresh(&key).is_none(), "held by a's refresh");
-    a.insert_claimed(
-        a.hash_of(&&key),
-        key.clone(),
-        1,
-        Duration::from_millis(5),
-        lease,
-    );
+    let lease = claim_refresh(&a, &key).expect("the lock is free");
+    assert!(claim_refresh(&b, &key).is_none(), "held by a's refresh");
+    let cost = Duration::from_millis(5);
+    wait(a.insert_claimed_async(a.hash_of(&&key), key.clone(), 1, cost, lease));
     a.flush();
-    drop(b.claim_refresh(&key).expect("released with the value"));
+    drop(claim_refresh(&b, &key).expect("released with the value"));
     let cold = "cold".to_string();
-    let Claim::Compute(miss) = a.claim(a.hash_of(&&cold), &cold) else {
+    let Claim::Compute(miss) = wait(a.claim_async(a.hash_of(&&cold), &cold)) else {
         panic!("a miss computes")
     };
-    assert!(b.claim_refresh(&cold).is_none(), "held by the miss");
+    assert!(claim_refresh(&b, &cold).is_none(), "held by the miss");
     drop(miss);
     a.flush();
-    assert!(b.claim_refresh(&cold).is_some());
+    assert!(claim_refresh(&b, &cold).is_some());
 }
 
 /// Issue 19: with `stale`, the row outlives the time to live by `stale`, and the value is
@@ -1243,34 +1240,28 @@ fn a_stale_row_is_served_due_until_ttl_and_stale_have_passed() {
     store.set_clock(clock.clone());
     store.insert("k".to_string(), 7);
     store.flush();
-    assert_eq!(store.get_renewing(&"k"), Some((7, false)), "fresh");
+    let renewing =
+        |store: &DiskStore<String, u64>| store.get_renewing_hashed(store.hash_of(&"k"), &"k");
+    assert_eq!(renewing(&store), Some((7, false)), "fresh");
     mock.increment(Duration::from_secs(12));
     assert_eq!(
-        store.get_renewing(&"k"),
+        renewing(&store),
         Some((7, true)),
         "stale: this caller refreshes"
     );
-    assert_eq!(
-        store.get_renewing(&"k"),
-        Some((7, false)),
-        "one refresh at a time"
-    );
+    assert_eq!(renewing(&store), Some((7, false)), "one refresh at a time");
     // Another process's store (no copy in memory) reads the row.
     let other = open(&tmp.0, &config);
     other.set_clock(clock);
-    assert_eq!(
-        other.get_renewing(&"k"),
-        Some((7, true)),
-        "stale on disk too"
-    );
+    assert_eq!(renewing(&other), Some((7, true)), "stale on disk too");
     mock.increment(Duration::from_secs(2));
     assert_eq!(
-        store.get_renewing(&"k").map(|(v, _)| v),
+        renewing(&store).map(|(v, _)| v),
         Some(7),
         "14 s: still stale"
     );
     mock.increment(Duration::from_secs(2));
-    assert_eq!(store.get_renewing(&"k"), None, "past ttl + stale");
+    assert_eq!(renewing(&store), None, "past ttl + stale");
     assert_eq!(other.get(&"k"), None);
 }
 
