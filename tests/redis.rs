@@ -741,6 +741,55 @@ fn forced_refresh_recomputes_on_redis_and_tiered() {
     assert_eq!(tiered_rate_cache().stats().refreshes, 1);
 }
 
+static QUOTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Set by `quote`'s body: its forced refresh has computed and is storing.
+static QUOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached(store = redis, ttl = "10m")]
+async fn quote(n: usize) -> usize {
+    QUOTED.store(true, Ordering::SeqCst);
+    QUOTES.fetch_add(1, Ordering::SeqCst) + n
+}
+
+/// A forced refresh of an `async fn` on Redis awaits its write: on a runtime of one thread,
+/// another task runs while the value travels to Redis (a write that blocked the thread would
+/// let it run only once the refresh returned).
+#[test]
+fn a_forced_async_refresh_leaves_the_executor_thread_free_while_it_writes() {
+    init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        assert_eq!(quote(1).await, 1);
+        QUOTED.store(false, Ordering::SeqCst);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ran_while_writing = Arc::new(AtomicUsize::new(0));
+        let other = tokio::spawn({
+            let (done, ran) = (Arc::clone(&done), Arc::clone(&ran_while_writing));
+            async move {
+                while !done.load(Ordering::SeqCst) {
+                    if QUOTED.load(Ordering::SeqCst) {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(quote_cache().refresh_async(quote(1)).await, 2);
+        done.store(true, Ordering::SeqCst);
+        other.await.expect("the other task");
+        assert_eq!(quote(1).await, 2, "stored");
+        assert!(
+            ran_while_writing.load(Ordering::SeqCst) > 0,
+            "the other task ran while the refresh wrote"
+        );
+    });
+}
+
 static GATHERS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(store = tiered, maxsize = 10, ttl = "10m")]
