@@ -153,6 +153,35 @@ async fn async_functions_use_the_disk_store_too() {
     assert_eq!((stats.hits, stats.misses), (1, 1));
 }
 
+static CANCELLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = disk("cancelled"))]
+async fn cancelled(n: u64) -> u64 {
+    CANCELLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
+    n * 2
+}
+
+/// A caller dropped at any of its await points leaves no flight and no lock row behind: the
+/// caller that joined it computes the key (once), and the next one hits.
+#[tokio::test]
+async fn a_caller_cancelled_at_any_await_point_leaves_nothing_behind() {
+    init();
+    let cancelled = calls::cancel_at_every_await(
+        cancelled,
+        |n| n * 2,
+        || CANCELLED_RUNS.load(Ordering::SeqCst),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    assert_eq!(
+        cancelled, 3,
+        "dropped at each of the body's three await points"
+    );
+}
+
 static STALLS: AtomicUsize = AtomicUsize::new(0);
 
 /// In a store of its own, so that its database is new.

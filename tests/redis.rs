@@ -790,6 +790,40 @@ fn a_forced_async_refresh_leaves_the_executor_thread_free_while_it_writes() {
     });
 }
 
+static CANCELLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, ttl = "10m")]
+async fn cancelled(n: u64) -> u64 {
+    CANCELLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    n * 2
+}
+
+static TIERED_CANCELLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 1000, ttl = "10m")]
+async fn tiered_cancelled(n: u64) -> u64 {
+    TIERED_CANCELLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    n * 2
+}
+
+/// A caller dropped at any of its await points (the lock's round trip, the body's, the
+/// write's) leaves no flight and no lock behind that holds the next caller: the caller that
+/// joined it computes the key (once), and the next one hits; on `store = redis` and `tiered`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_cancelled_at_any_await_point_leaves_nothing_behind() {
+    init();
+    let pause = Duration::from_micros(300);
+    let runs = || CANCELLED_RUNS.load(Ordering::SeqCst);
+    let cancelled = calls::cancel_at_every_await(cancelled, |n| n * 2, runs, pause).await;
+    // The read, the lock, the body and the write: 4 here, unless a reply beats a poll.
+    assert!(cancelled >= 3, "only {cancelled} cancelled");
+    let runs = || TIERED_CANCELLED_RUNS.load(Ordering::SeqCst);
+    let tiered = calls::cancel_at_every_await(tiered_cancelled, |n| n * 2, runs, pause).await;
+    assert!(tiered >= 3, "only {tiered} cancelled");
+}
+
 static GATHERS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(store = tiered, maxsize = 10, ttl = "10m")]

@@ -158,3 +158,43 @@ async fn async_methods_work() {
     assert_eq!(USER_CALLS.load(Ordering::SeqCst), 1);
     assert!(Api::user_cache().contains_key(&1));
 }
+
+static STEPPED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Pending `steps` times (waking itself at once), then ready: a body with await points.
+async fn steps(steps: u32) {
+    let mut left = steps;
+    std::future::poll_fn(|cx| {
+        if left == 0 {
+            return std::task::Poll::Ready(());
+        }
+        left -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+#[cached]
+async fn stepped(n: u64) -> u64 {
+    STEPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    steps(3).await;
+    n * 2
+}
+
+/// A caller dropped at any of its await points leaves no flight behind: the caller that joined
+/// it computes the key (once), and the next one hits.
+#[tokio::test]
+async fn a_caller_cancelled_at_any_await_point_leaves_nothing_behind() {
+    let cancelled = crate::calls::cancel_at_every_await(
+        stepped,
+        |n| n * 2,
+        || STEPPED_RUNS.load(Ordering::SeqCst),
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(
+        cancelled, 3,
+        "dropped at each of the body's three await points"
+    );
+}

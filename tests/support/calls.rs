@@ -82,3 +82,60 @@ pub(crate) async fn read_continuously_async<F: Future<Output = usize>>(
     }
     warm
 }
+
+/// Cancels a call at each of its await points in turn. For `polls` = 1, 2, … a call of key
+/// `polls` is polled that many times and dropped; a second caller of the same key, polled once
+/// after the first poll (so it joins the first if that one leads), is then awaited and must
+/// get `call`'s value for the key, and a third call must hit (`runs`, the body's executions,
+/// unchanged), with at most two executions for the key. Between polls, `pause` of real time
+/// lets a store outside the process answer. Ends when a call finishes within its polls;
+/// returns how many were cancelled.
+pub(crate) async fn cancel_at_every_await<F: Future<Output = u64>>(
+    call: impl Fn(u64) -> F,
+    expected: impl Fn(u64) -> u64,
+    runs: impl Fn() -> usize,
+    pause: Duration,
+) -> u64 {
+    use std::task::{Context, Waker};
+    for polls in 1..=200_u64 {
+        let key = polls;
+        let before = runs();
+        // Boxed, so that dropping it drops the call.
+        let mut first = Box::pin(call(key));
+        let mut second = Box::pin(call(key));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut finished = false;
+        for poll in 0..polls {
+            if first.as_mut().poll(&mut cx).is_ready() {
+                finished = true;
+                break;
+            }
+            if poll == 0 {
+                let second_done = second.as_mut().poll(&mut cx).is_ready();
+                assert!(!second_done, "key {key}: the second caller did not wait");
+            }
+            tokio::time::sleep(pause).await;
+        }
+        drop(first);
+        // Bounded: a flight or lock the dropped call left behind would hold it.
+        let second = tokio::time::timeout(Duration::from_secs(10), second).await;
+        let second = second.unwrap_or_else(|_| panic!("key {key}: the second caller is held"));
+        assert_eq!(second, expected(key), "key {key}: the second caller");
+        let computed = runs();
+        assert_eq!(
+            call(key).await,
+            expected(key),
+            "key {key}: the third caller"
+        );
+        assert_eq!(runs(), computed, "key {key}: the third caller hit");
+        assert!(
+            computed - before <= 2,
+            "key {key}: {} executions",
+            computed - before
+        );
+        if finished {
+            return polls - 1;
+        }
+    }
+    panic!("a call did not finish within 200 polls");
+}
