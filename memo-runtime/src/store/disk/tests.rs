@@ -553,6 +553,15 @@ fn child() {
                 runs.load(Ordering::Relaxed)
             );
         }
+        "hold-lock" => {
+            // Takes the key's lock row, says so, and computes until it is killed.
+            let cache = Cache::with_store(store);
+            cache.get_or_compute("held", |_| {
+                println!("RESULT computing");
+                std::thread::sleep(Duration::from_secs(600));
+                0
+            });
+        }
         "write-large" => {
             let store: DiskStore<u64, Vec<u8>> = options(&root).open(&Config::new());
             println!("RESULT writing");
@@ -706,6 +715,43 @@ fn a_lock_of_this_process_that_no_caller_holds_is_taken_over() {
     // Taken over and released, not left for its lease.
     cache.store().flush();
     assert_eq!(lock_rows(&tmp.0), 0);
+}
+
+/// A process killed (`kill -9`) while it holds a key's lock row, between its claim and its
+/// write, leaves the row; another process's caller of the key takes it over at once (its
+/// holder is gone), computes once, and leaves no row, instead of waiting out the lease.
+#[test]
+fn a_lock_of_a_killed_process_is_taken_over_at_once() {
+    use std::io::BufRead;
+    let tmp = TempDir::new("killed-holder");
+    let mut child = spawn_child(&tmp.0, "hold-lock", &[]);
+    let stdout = child.stdout.take().unwrap();
+    let holding = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("RESULT computing"));
+    assert!(holding, "the child took the lock and computes");
+    assert_eq!(lock_rows(&tmp.0), 1, "the child's lock row");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store: DiskStore<String, u64> = options(&tmp.0)
+        .lease(Duration::from_secs(600))
+        .open(&Config::new());
+    let cache = Cache::with_store(store);
+    let runs = AtomicUsize::new(0);
+    let value = cache.get_or_compute("held", |_| {
+        runs.fetch_add(1, Ordering::Relaxed);
+        7
+    });
+    assert_eq!(value, 7);
+    assert_eq!(runs.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        cache.store().waits.load(Ordering::Relaxed),
+        0,
+        "no wait for the dead"
+    );
+    cache.store().flush();
+    assert_eq!(lock_rows(&tmp.0), 0, "taken over and released");
 }
 
 fn lock_rows(root: &Path) -> i64 {
