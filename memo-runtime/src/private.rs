@@ -490,40 +490,10 @@ pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
     rest()
 }
 
-/// What the hit paths need of a memoized function's store besides [`Store`]: its impl states
-/// the store's bounds (serde outside the process), so that a key or return type without them is
-/// reported once, by [`hit_or_miss_in`] (or its twins). A store read over the network also says
-/// what it answers without waiting, and how its read is awaited.
-pub trait Backend<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V>:
-    Store<K, V> + 'static
-{
-    /// The value this process holds for `key` (of hash `hash`, its [`Store::hash_of`]), read
-    /// without waiting: the local copy of a tiered store; none of Redis, whose read is awaited.
-    /// Only awaited hit paths ask.
-    fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
-        let _ = (hash, key);
-        None
-    }
-
-    /// [`local`](Self::local) and whether the value is due for a background refresh.
-    fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        let _ = (hash, key);
-        None
-    }
-
-    /// The value of `key` (of hash `hash`) and whether it is due, awaited (Redis: `GET` and
-    /// `PTTL` in one round trip). The default answers at once.
-    fn read_due_async<'a>(
-        &'a self,
-        hash: u64,
-        key: &'a K,
-    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
-    where
-        V: Send + 'a,
-    {
-        core::future::ready(self.get_renewing_hashed(hash, &key))
-    }
-}
+/// The bounds of a memoized function's store: its impl states them (serde outside the
+/// process), so that a key or return type without them is reported once, by
+/// [`hit_or_miss_in`] (or its twins). What stores do differently is all in [`Store`].
+pub trait Backend<K, V>: Store<K, V> + 'static {}
 
 /// Memory, which also stands for a store whose feature is off.
 impl<K, V> Backend<K, V> for MemoryStore<K, V>
@@ -533,8 +503,6 @@ where
 {
 }
 
-/// The front says when a value is due, and a refresh takes the key's lock row, so that one
-/// process refreshes it. Its reads answer at once: an `async fn` does not await them.
 #[cfg(feature = "disk")]
 impl<K, V> Backend<K, V> for DiskStore<K, V>
 where
@@ -543,51 +511,20 @@ where
 {
 }
 
-/// A read is one `GET` (with its `PTTL` where a value may be due); a refresh takes the key's
-/// lock only if it is free, so that one process refreshes it.
 #[cfg(feature = "redis")]
 impl<K, V> Backend<K, V> for RedisStore<K, V>
 where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Share + Clone,
 {
-    fn read_due_async<'a>(
-        &'a self,
-        _: u64,
-        key: &'a K,
-    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
-    where
-        V: Send + 'a,
-    {
-        self.read_due_async(key)
-    }
 }
 
-/// The local copy first (it says when a value is due); one read of Redis fills it.
 #[cfg(feature = "redis")]
 impl<K, V> Backend<K, V> for TieredStore<K, V>
 where
     K: Share + std::hash::Hash + Eq + Clone,
     V: Share + Clone,
 {
-    fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
-        self.local(hash, key)
-    }
-
-    fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        self.local_due(hash, key)
-    }
-
-    fn read_due_async<'a>(
-        &'a self,
-        hash: u64,
-        key: &'a K,
-    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
-    where
-        V: Send + 'a,
-    {
-        self.get_due_async(hash, key)
-    }
 }
 
 /// [`hit_or_miss`] over another store (`store = disk`, `redis`, `tiered`): the one place that
@@ -630,7 +567,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |hash, key| cache.store().local(hash, key));
+    let first = answer(cache, &key, |hash, key| cache.store().get_local(hash, key));
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -733,7 +670,7 @@ where
     {
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
         let local = |hash, key: &L| {
-            cache.renewal_hit(key, Some(cache.store().local_due(hash, key)?), start)
+            cache.renewal_hit(key, Some(cache.store().get_local_due(hash, key)?), start)
         };
         let first = answer(cache, &key, local);
         async move {
@@ -741,7 +678,7 @@ where
                 Err(miss) if miss.mode == Mode::Lookup => miss,
                 other => return other,
             };
-            let found = cache.store().read_due_async(miss.hash, &miss.key).await;
+            let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
             match cache.renewal_hit(&&miss.key, found, start) {
                 Some(value) => Ok(value),
                 None => Err(miss),

@@ -230,6 +230,37 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
+    /// The value this process holds for `key` (of hash `hash`), read without waiting, for an
+    /// awaited hit path that tries it before its awaited read: the local copy of a tiered
+    /// store. The default, for stores that are read over the network or not awaited: none.
+    fn get_local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        let _ = (hash, key);
+        None
+    }
+
+    #[doc(hidden)]
+    /// [`get_local`](Self::get_local), and whether the value is due for a background refresh.
+    fn get_local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        let _ = (hash, key);
+        None
+    }
+
+    #[doc(hidden)]
+    /// [`get_renewing_hashed`](Self::get_renewing_hashed) for async callers (Redis: `GET` and
+    /// `PTTL` in one round trip). The default answers at once.
+    fn get_renewing_async<'a>(
+        &'a self,
+        hash: u64,
+        key: &'a K,
+    ) -> impl Future<Output = Option<(V, bool)>> + Send + 'a
+    where
+        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+        V: Send + 'a,
+    {
+        std::future::ready(self.get_renewing_hashed(hash, &key))
+    }
+
+    #[doc(hidden)]
     /// Like [`insert`](Self::insert), noting how long the value took to compute (for early
     /// refresh).
     fn insert_timed(&self, key: K, value: V, cost: std::time::Duration) {

@@ -693,18 +693,9 @@ impl<K, V> RedisStore<K, V> {
         value
     }
 
-    /// [`Store::get_renewing`]: the value and its `PTTL` in one round trip; `true` beside the
-    /// value when it is due and this caller is the one of this process to refresh it.
-    fn read_due(&self, key: &K) -> Option<(V, bool)>
-    where
-        K: std::hash::Hash + Eq + Clone + Serialize + 'static,
-        V: DeserializeOwned,
-    {
-        wait(self.read_due_async(key))
-    }
-
-    /// [`read_due`](Self::read_due), awaited.
-    pub(crate) async fn read_due_async(&self, key: &K) -> Option<(V, bool)>
+    /// [`Store::get_renewing_async`]: the value and its `PTTL` in one round trip; `true` beside
+    /// the value when it is due and this caller is the one of this process to refresh it.
+    async fn read_due_async(&self, key: &K) -> Option<(V, bool)>
     where
         K: std::hash::Hash + Eq + Clone + Serialize + 'static,
         V: DeserializeOwned,
@@ -1095,12 +1086,18 @@ where
 
     /// The value and its `PTTL`, in one round trip, for a store that refreshes entries; else
     /// a plain [`get`](Store::get). The hash is not needed (the names of the key are).
-    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, _: u64, key: &L) -> Option<(V, bool)> {
-        let key = key.to_key();
+    fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        wait(self.get_renewing_async(hash, &key.to_key()))
+    }
+
+    async fn get_renewing_async<'a>(&'a self, _: u64, key: &'a K) -> Option<(V, bool)>
+    where
+        V: Send + 'a,
+    {
         if self.renewal.is_none() {
-            return self.read(&key, true).map(|value| (value, false));
+            return self.read_async(key, true).await.map(|value| (value, false));
         }
-        self.read_due(&key)
+        self.read_due_async(key).await
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {

@@ -168,15 +168,6 @@ impl<K, V> TieredStore<K, V> {
         &self.l2
     }
 
-    /// A hit in this process's L1 only (the async hit path's first step), by the call's hash.
-    pub(crate) fn local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
-    where
-        K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-    {
-        self.l1.get_hashed(hash, key)
-    }
-
     /// What tells the other processes to drop the key encoded as `evicted` (`None`: everything).
     fn message(&self, evicted: Option<&[u8]>) -> Vec<u8> {
         let mut message = self.origin.to_vec();
@@ -233,23 +224,19 @@ where
             .insert_expiring_hashed(hash, key, value, expires.max(1), self.l2.cost());
     }
 
-    /// [`Store::get_renewing`] of a store that renews entries: the local copy decides whether
+    /// [`Store::get_renewing_hashed`] of a store that renews entries: the local copy decides whether
     /// the value is due and makes one caller of this process the one to refresh it; a value
     /// read from Redis (with its `PTTL`, in the same round trip) becomes the local copy first.
     /// The key's hash is the local copies' ([`Store::hash_of`]), which the call carries.
     pub(crate) fn get_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        self.local_due(hash, key)
+        self.l1
+            .get_renewing_hashed(hash, key)
             .or_else(|| wait(self.fetch_due(hash, &key.to_key())))
     }
 
-    /// [`get_due`](Self::get_due) of the local copy alone (the async hit path's first step).
-    pub(crate) fn local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        self.l1.get_renewing_hashed(hash, key)
-    }
-
     /// [`get_due`](Self::get_due), awaited.
-    pub(crate) async fn get_due_async(&self, hash: u64, key: &K) -> Option<(V, bool)> {
-        match self.local_due(hash, &key) {
+    async fn get_due_async(&self, hash: u64, key: &K) -> Option<(V, bool)> {
+        match self.l1.get_renewing_hashed(hash, &key) {
             Some(found) => Some(found),
             None => self.fetch_due(hash, key).await,
         }
@@ -331,6 +318,27 @@ where
             return self.get_hashed(hash, key).map(|value| (value, false));
         }
         self.get_due(hash, key)
+    }
+
+    /// The local copy, by the call's hash (the async hit path's first step).
+    fn get_local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        self.l1.get_hashed(hash, key)
+    }
+
+    /// The local copy, which says when a value is due.
+    fn get_local_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
+        self.l1.get_renewing_hashed(hash, key)
+    }
+
+    /// The local copy first; one read of Redis fills it.
+    async fn get_renewing_async<'a>(&'a self, hash: u64, key: &'a K) -> Option<(V, bool)>
+    where
+        V: Send + 'a,
+    {
+        if !self.renews() {
+            return self.get_async(hash, &key).await.map(|value| (value, false));
+        }
+        self.get_due_async(hash, key).await
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
