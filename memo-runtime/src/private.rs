@@ -422,10 +422,32 @@ where
     L: Lookup,
     V: CacheValue,
 {
+    hit_or_miss_hashed(cache, key, None)
+}
+
+/// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made,
+/// if it got that far, so that the call hashes its key once (issue 19).
+#[allow(clippy::inline_always, reason = "measured on the hit path")]
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline)]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_hashed<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    hashed: Option<u64>,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
     // The lookup is forced inline too: out of line, it measured 0.8 ns more per hit.
     answer(
         cache,
         &key,
+        hashed,
         #[cfg_attr(not(debug_assertions), inline(always))]
         |hash, key| cache.hit(hash, key),
     )
@@ -434,11 +456,13 @@ where
 /// The first try of a memoized function whose entries never expire (no `ttl`), by autoref
 /// specialization: `(&Quick(lookup, PhantomData::<V>)).quick_hit(&CELL)`.
 ///
-/// Where the key and value can be cached, [`QuickHit`] gives the value of a plain hit, or `None`
-/// for anything else, which [`out_of_line`] then takes through [`cache`] and [`hit_or_miss`] (the
-/// first call, a miss, a forced refresh, switched-off caches, an entry with a time to live, a
-/// reader off the gate's fast path). Where they cannot, [`QuickNone`] answers `None`, so that
-/// only [`hit_or_miss`] reports them: one error, not two.
+/// Where the key and value can be cached, [`QuickHit`] gives the value of a plain hit, or
+/// `Err` for anything else, which [`out_of_line`] then takes through [`cache`] and
+/// [`hit_or_miss_hashed`] (the first call, a miss, a forced refresh, switched-off caches, an
+/// entry with a time to live, a reader off the gate's fast path). The `Err` holds the key's hash
+/// where the try made one, so that a miss hashes once (issue 19). Where they cannot,
+/// [`QuickNone`] answers `Err(None)`, so that only [`hit_or_miss_hashed`] reports them: one
+/// error, not two.
 ///
 /// Nothing on the hit's path is a call, so a function whose key compares without one (integers,
 /// tuples of them) keeps every value in scratch registers: no saved registers, no frame, and the
@@ -447,47 +471,52 @@ pub struct Quick<L, V>(pub L, pub PhantomData<V>);
 
 /// [`Quick`] for a key and value that can be cached.
 pub trait QuickHit<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, Option<u64>>;
 }
 
 impl<L: Lookup, V: CacheValue> QuickHit<V> for Quick<L, V> {
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V> {
-        let cache: &'static Cache<L::Key, V> = cell.first()?;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, Option<u64>> {
+        let Some(cache): Option<&'static Cache<L::Key, V>> = cell.first() else {
+            return Err(None);
+        };
         #[cfg(feature = "switch")]
         if crate::switch::is_disabled() {
-            return None;
+            return Err(None);
         }
         if cache.may_be_forced() {
-            return None;
+            return Err(None);
         }
         let store = cache.store();
-        store.get_untimed(store.hash_of(&self.0), &self.0)
+        let hash = store.hash_of(&self.0);
+        store.get_untimed(hash, &self.0).ok_or(Some(hash))
     }
 }
 
 /// [`Quick`] for anything else: no quick hit.
 pub trait QuickNone<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, Option<u64>>;
 }
 
 impl<L, V> QuickNone<V> for &Quick<L, V> {
     #[inline]
-    fn quick_hit(&self, _: &'static CacheCell) -> Option<V> {
-        None
+    fn quick_hit(&self, _: &'static CacheCell) -> Result<V, Option<u64>> {
+        Err(None)
     }
 }
 
-/// Runs `rest` out of line: the path of a memoized call after [`Quick`] found nothing.
+/// Runs `rest` out of line, handing it `hashed`: the path of a memoized call after [`Quick`]
+/// found nothing, with the hash the try made.
 ///
 /// Called last, with the function's arguments moved into `rest`, it compiles to a jump when
-/// they fit in registers, so the caller needs no frame of its own.
+/// they fit in registers, so the caller needs no frame of its own; the hash goes beside them,
+/// not in the closure, which would then travel through memory.
 #[cold]
 #[inline(never)]
-pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
-    rest()
+pub fn out_of_line<R>(hashed: Option<u64>, rest: impl FnOnce(Option<u64>) -> R) -> R {
+    rest(hashed)
 }
 
 /// What the hit paths need of a memoized function's store besides [`Store`]: its impl states
@@ -607,7 +636,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |hash, key| cache.hit(hash, key))
+    answer(cache, &key, None, |hash, key| cache.hit(hash, key))
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -630,7 +659,9 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |hash, key| cache.store().local(hash, key));
+    let first = answer(cache, &key, None, |hash, key| {
+        cache.store().local(hash, key)
+    });
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -663,7 +694,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |hash, key| {
+    answer(cache, &key, None, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh(owned, refresh, keep);
         })
@@ -694,7 +725,7 @@ where
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, |hash, key| {
+    return answer(cache, &key, None, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh_task(owned, refresh, keep);
         })
@@ -735,7 +766,7 @@ where
         let local = |hash, key: &L| {
             cache.renewal_hit(key, Some(cache.store().local_due(hash, key)?), start)
         };
-        let first = answer(cache, &key, local);
+        let first = answer(cache, &key, None, local);
         async move {
             let miss = match first {
                 Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -759,6 +790,7 @@ where
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: &L,
+    hashed: Option<u64>,
     found: impl FnOnce(u64, &L) -> Option<V>,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -766,7 +798,7 @@ where
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
-    let hash = cache.store().hash_of(key);
+    let hash = hashed.unwrap_or_else(|| cache.store().hash_of(key));
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
         return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
@@ -1142,7 +1174,30 @@ mod tests {
     /// The quick try as the expansion writes it (autoref specialization needs the concrete types
     /// at the call).
     macro_rules! quick {
-        ($cell:expr, $lookup:expr, $value:ty) => {{ (&Quick($lookup, PhantomData::<$value>)).quick_hit($cell) }};
+        ($cell:expr, $lookup:expr, $value:ty) => {{
+            (&Quick($lookup, PhantomData::<$value>))
+                .quick_hit($cell)
+                .ok()
+        }};
+    }
+
+    mod issue19 {
+        use super::*;
+
+        #[test]
+        fn a_quick_miss_hands_its_hash_on() {
+            static CELL: CacheCell = CacheCell::new();
+            let first = (&Quick(&7_u64, PhantomData::<u64>)).quick_hit(&CELL);
+            assert_eq!(first, Err(None), "no cache yet: nothing hashed");
+            let cache: &Cache<u64, u64> = cache(
+                &CELL,
+                "private::tests::quick#3",
+                || at(&|| ()),
+                preset::<0, 0>,
+            );
+            let missed = (&Quick(&7_u64, PhantomData::<u64>)).quick_hit(&CELL);
+            assert_eq!(missed, Err(Some(cache.store().hash_of(&&7_u64))));
+        }
     }
 
     #[test]
