@@ -908,23 +908,12 @@ where
         found.expect("the loop ends with a value or a claim")
     }
 
-    /// The new leader's step after [`call::begin`] joined: a value landed meanwhile (put in
-    /// `out`), or the store's claim on the key, under which to compute.
-    ///
-    /// The claim ([`Store::claim_async`], ready at once but for a store outside the process)
-    /// makes callers in other processes sharing the store wait too.
-    pub(crate) async fn claim_call(&self, hash: u64, key: &K, out: &mut Option<V>) -> Claimed {
-        // A value may have landed between the caller's miss and its taking the lead (a store
-        // whose claim reads the value looks there, in the same round trip).
-        if !self.store.claim_reads()
-            && let Some(value) = self.store.get_async(hash, &key).await
-        {
-            *out = Some(value);
-            return Claimed::Found;
-        }
-        match self.store.claim_async(hash, key).await {
+    /// What the new leader's claim of a key found: a value another process computed while
+    /// this one waited (put in `out`), or the lease under which to compute. Not generic over the
+    /// store's future, so that each store's claim adds only its own.
+    pub(crate) fn claimed(&self, claim: Claim<V>, out: &mut Option<V>) -> Claimed {
+        match claim {
             Claim::Found(value) => {
-                // Another process computed it while this one waited.
                 self.counters.record(Event::Coalesced);
                 *out = Some(value);
                 Claimed::Found

@@ -899,26 +899,15 @@ impl<K: 'static, V: 'static> Lead<K, V> {
             keep,
             run,
         } = self;
+        let kept = keep(&value);
         let mut key = Some(key);
-        match run {
-            #[cfg(feature = "switch")]
-            Run::Bypass => {}
-            Run::Refresh(running, started) => {
-                let kept = keep(&value);
-                running
-                    .exit()
-                    .outcome(if kept { "refresh" } else { "error" });
-                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
-                steps.refreshed(hash, key, lent, kept, started);
-            }
-            Run::Compute(running, claim, started) => {
-                let kept = keep(&value);
-                running.exit().outcome(if kept { "miss" } else { "error" });
-                let cost = started.elapsed();
-                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
-                block::wait(call::finish(steps, hash, key, claim, lent, kept, cost));
-            }
-        }
+        run.finish(
+            steps,
+            hash,
+            (lend.key_slot)(&mut key),
+            (lend.value)(&value),
+            kept,
+        );
         value
     }
 
@@ -932,14 +921,93 @@ impl<K: 'static, V: 'static> Lead<K, V> {
             run,
             ..
         } = self;
-        match run {
+        run.fail(steps, (lend.key_slot)(&mut Some(key)), failure);
+    }
+}
+
+/// A lead's steps with the key and value lent (`call::Item`, `call::Slot`): compiled once, not
+/// once per key and value type (issue 18).
+impl Run {
+    /// The loop of a sync call that missed `key` (of hash `hash`) in `mode`: `None` once a
+    /// value is in `out` or `take_error` took a failed leader's error (a caller that `takes`
+    /// them), or what the lead is for.
+    #[inline(never)]
+    fn start(
+        steps: &'static dyn Steps,
+        mode: Mode,
+        (hash, key): (u64, &call::Item),
+        out: &mut call::Slot,
+        takes: bool,
+        take_error: &mut dyn FnMut(Box<dyn crate::flight::Failure>) -> bool,
+    ) -> Option<Self> {
+        match mode {
             #[cfg(feature = "switch")]
-            Run::Bypass => {}
-            Run::Refresh(running, started) => {
-                running.exit().outcome("error");
-                steps.refresh_failed((lend.key_slot)(&mut Some(key)), started);
+            Mode::Bypass => Some(Self::Bypass),
+            Mode::Refresh => {
+                let trace = Computation::start(steps.name(), "refresh");
+                Some(Self::Refresh(trace.enter(), Instant::now()))
             }
-            Run::Compute(running, claim, started) => {
+            Mode::Lookup => {
+                let trace = Computation::start(steps.name(), "call");
+                loop {
+                    match block::wait(call::begin(steps, hash, key, out, true, takes)) {
+                        Begun::Value(outcome) => {
+                            trace.outcome(outcome);
+                            return None;
+                        }
+                        Begun::Failed(failure) => {
+                            if take_error(failure) {
+                                trace.outcome("coalesced");
+                                return None;
+                            }
+                        }
+                        Begun::Lead(claim) => {
+                            return Some(Self::Compute(trace.enter(), claim, Instant::now()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Lead::finish`]: stores `value` (kept) under the key taken from `key`, as the lead says.
+    #[inline(never)]
+    fn finish(
+        self,
+        steps: &'static dyn Steps,
+        hash: u64,
+        key: &mut call::Slot,
+        value: &call::Item,
+        kept: bool,
+    ) {
+        match self {
+            #[cfg(feature = "switch")]
+            Self::Bypass => {}
+            Self::Refresh(running, started) => {
+                running
+                    .exit()
+                    .outcome(if kept { "refresh" } else { "error" });
+                steps.refreshed(hash, key, value, kept, started);
+            }
+            Self::Compute(running, claim, started) => {
+                running.exit().outcome(if kept { "miss" } else { "error" });
+                let cost = started.elapsed();
+                block::wait(call::finish(steps, hash, key, claim, value, kept, cost));
+            }
+        }
+    }
+
+    /// [`Lead::fail`].
+    #[inline(never)]
+    fn fail(self, steps: &'static dyn Steps, key: &mut call::Slot, failure: Handing<'_>) {
+        match self {
+            #[cfg(feature = "switch")]
+            Self::Bypass => {}
+            Self::Refresh(running, started) => {
+                running.exit().outcome("error");
+                steps.refresh_failed(key, started);
+            }
+            Self::Compute(running, claim, started) => {
                 running.exit().outcome("error");
                 steps.failed(claim, failure, started.elapsed());
             }
@@ -1026,46 +1094,30 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             key,
             mode,
         } = self;
-        let run = match mode {
-            #[cfg(feature = "switch")]
-            Mode::Bypass => Run::Bypass,
-            Mode::Refresh => {
-                let trace = Computation::start(steps.name(), "refresh");
-                Run::Refresh(trace.enter(), Instant::now())
-            }
-            Mode::Lookup => {
-                let trace = Computation::start(steps.name(), "call");
-                let mut found = None;
-                loop {
-                    let out = (lend.value_slot)(&mut found);
-                    let begun =
-                        call::begin(steps, hash, (lend.key)(&key), out, true, handover.takes());
-                    match block::wait(begun) {
-                        Begun::Value(outcome) => {
-                            trace.outcome(outcome);
-                            return Ok(Ok(found.expect("the loop ends with a value")));
-                        }
-                        Begun::Failed(failure) => {
-                            if let Some(error) = handover.unbox(failure) {
-                                trace.outcome("coalesced");
-                                return Ok(Err(error));
-                            }
-                        }
-                        Begun::Lead(claim) => {
-                            break Run::Compute(trace.enter(), claim, Instant::now());
-                        }
-                    }
-                }
-            }
-        };
-        Err(Lead {
+        let (mut found, mut error) = (None, None);
+        let run = Run::start(
             steps,
-            lend,
-            hash,
-            key,
-            keep,
-            run,
-        })
+            mode,
+            (hash, (lend.key)(&key)),
+            (lend.value_slot)(&mut found),
+            handover.takes(),
+            &mut |failure| {
+                error = handover.unbox(failure);
+                error.is_some()
+            },
+        );
+        match (run, error) {
+            (Some(run), _) => Err(Lead {
+                steps,
+                lend,
+                hash,
+                key,
+                keep,
+                run,
+            }),
+            (None, Some(error)) => Ok(Err(error)),
+            (None, None) => Ok(Ok(found.expect("the loop ends with a value"))),
+        }
     }
 
     /// [`lead`] and [`Lead::finish`] for an `async fn`: awaits `body` once for all concurrent
