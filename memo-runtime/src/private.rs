@@ -422,14 +422,19 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    hit_or_miss_hashed(cache, key, None)
+    // The lookup is forced inline too: out of line, it measured 0.8 ns more per hit.
+    answer(
+        cache,
+        &key,
+        None,
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        |hash, key| cache.hit(hash, key),
+    )
 }
 
 /// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made,
-/// if it got that far, so that the call hashes its key once (issue 19).
-#[allow(clippy::inline_always, reason = "measured on the hit path")]
-#[cfg_attr(not(debug_assertions), inline(always))]
-#[cfg_attr(debug_assertions, inline)]
+/// if it got that far, so that the call hashes its key once (issue 19). The store is read out
+/// of line: the quick try was the hit path, and this copy would be the function's second.
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
@@ -443,14 +448,9 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    // The lookup is forced inline too: out of line, it measured 0.8 ns more per hit.
-    answer(
-        cache,
-        &key,
-        hashed,
-        #[cfg_attr(not(debug_assertions), inline(always))]
-        |hash, key| cache.hit(hash, key),
-    )
+    answer(cache, &key, hashed, |hash, key| {
+        cache.store().get_out_of_line(hash, key)
+    })
 }
 
 /// The first try of a memoized function whose entries never expire (no `ttl`), by autoref
