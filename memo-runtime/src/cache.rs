@@ -69,6 +69,13 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     renew_for: Duration,
 }
 
+/// A cache's counters: out of line, compiled once here rather than in each key and value type's
+/// constructor.
+#[inline(never)]
+fn new_counters() -> Box<Counters> {
+    Box::default()
+}
+
 impl<K, V> Cache<K, V> {
     /// An in-memory cache configured by `config`.
     ///
@@ -137,7 +144,7 @@ impl<K, V, S> Cache<K, V, S> {
         Self {
             store,
             flights: Flights::default(),
-            counters: Box::default(),
+            counters: new_counters(),
             name: "",
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
