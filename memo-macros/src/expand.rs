@@ -12,7 +12,7 @@
 //!     #[cfg(not(debug_assertions))]
 //!     let __memo_hash = match (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
 //!         Ok(__memo_value) => return __memo_value,
-//!         Err(__memo_hash) => __memo_hash, // the key's hash, if the try made one
+//!         Err(__memo_hash) => __memo_hash, // the key's hash, or `UNHASHED`
 //!     };
 //!     out_of_line(__memo_hash, move |__memo_hash| {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);

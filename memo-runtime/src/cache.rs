@@ -1175,14 +1175,31 @@ where
     /// Lets the background sweep free this cache's expired entries.
     /// Also registers the cache with the metrics publisher (feature `metrics`), once.
     pub(crate) fn watch_expiry(&'static self) {
-        self.janitor.call_once(|| {
-            if self.store.has_ttl() {
-                janitor::watch(self);
-            }
+        if !self.janitor.is_completed() {
             #[cfg(feature = "metrics")]
-            crate::metrics::observe(self);
-        });
+            watch_once(&self.janitor, self, self.store.has_ttl(), self);
+            #[cfg(not(feature = "metrics"))]
+            watch_once(&self.janitor, self, self.store.has_ttl());
+        }
     }
+}
+
+/// [`Cache::watch_expiry`] without the cache's types: compiled once, not once per key and value
+/// type.
+#[inline(never)]
+fn watch_once(
+    once: &Once,
+    purge: &'static dyn janitor::Purge,
+    has_ttl: bool,
+    #[cfg(feature = "metrics")] observed: &'static dyn crate::metrics::Observed,
+) {
+    once.call_once(|| {
+        if has_ttl {
+            janitor::watch(purge);
+        }
+        #[cfg(feature = "metrics")]
+        crate::metrics::observe(observed);
+    });
 }
 
 impl<K, V, S> janitor::Purge for Cache<K, V, S>

@@ -432,9 +432,10 @@ where
     )
 }
 
-/// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made,
-/// if it got that far, so that the call hashes its key once (issue 19). The store is read out
-/// of line: the quick try was the hit path, and this copy would be the function's second.
+/// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made
+/// ([`UNHASHED`] if it made none), so that the call hashes its key once (issue 19). The store is
+/// read out of line: the quick try was the hit path, and this copy would be the function's
+/// second.
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
@@ -442,12 +443,13 @@ where
 pub fn hit_or_miss_hashed<L, V>(
     cache: &'static Cache<L::Key, V>,
     key: L,
-    hashed: Option<u64>,
+    hashed: u64,
 ) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
     V: CacheValue,
 {
+    let hashed = (hashed != UNHASHED).then_some(hashed);
     answer(cache, &key, hashed, |hash, key| {
         cache.store().get_out_of_line(hash, key)
     })
@@ -460,62 +462,67 @@ where
 /// `Err` for anything else, which [`out_of_line`] then takes through [`cache`] and
 /// [`hit_or_miss_hashed`] (the first call, a miss, a forced refresh, switched-off caches, an
 /// entry with a time to live, a reader off the gate's fast path). The `Err` holds the key's hash
-/// where the try made one, so that a miss hashes once (issue 19). Where they cannot,
-/// [`QuickNone`] answers `Err(None)`, so that only [`hit_or_miss_hashed`] reports them: one
-/// error, not two.
+/// ([`UNHASHED`] before the first call), so that a miss hashes once (issue 19). Where they
+/// cannot, [`QuickNone`] answers `Err(UNHASHED)`, so that only [`hit_or_miss_hashed`] reports
+/// them: one error, not two.
 ///
 /// Nothing on the hit's path is a call, so a function whose key compares without one (integers,
 /// tuples of them) keeps every value in scratch registers: no saved registers, no frame, and the
 /// rest is a tail call. That measured about 1 ns of 6.8 per hit (benches/peers.rs).
 pub struct Quick<L, V>(pub L, pub PhantomData<V>);
 
+/// What a [`QuickHit`] that made no hash (no cache yet) hands on. A plain `u64` rather than an
+/// `Option`: a tag would be one more register kept through the probe, which costs every hit a
+/// saved register (`benches/peers.rs`). A key whose hash is 0 is hashed again: still right.
+pub const UNHASHED: u64 = 0;
+
 /// [`Quick`] for a key and value that can be cached.
 pub trait QuickHit<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, Option<u64>>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, u64>;
 }
 
 impl<L: Lookup, V: CacheValue> QuickHit<V> for Quick<L, V> {
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, Option<u64>> {
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, u64> {
         let Some(cache): Option<&'static Cache<L::Key, V>> = cell.first() else {
-            return Err(None);
+            return Err(UNHASHED);
         };
-        #[cfg(feature = "switch")]
-        if crate::switch::is_disabled() {
-            return Err(None);
-        }
-        if cache.may_be_forced() {
-            return Err(None);
-        }
         let store = cache.store();
         let hash = store.hash_of(&self.0);
-        store.get_untimed(hash, &self.0).ok_or(Some(hash))
+        #[cfg(feature = "switch")]
+        if crate::switch::is_disabled() {
+            return Err(hash);
+        }
+        if cache.may_be_forced() {
+            return Err(hash);
+        }
+        store.get_untimed(hash, &self.0).ok_or(hash)
     }
 }
 
 /// [`Quick`] for anything else: no quick hit.
 pub trait QuickNone<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, Option<u64>>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, u64>;
 }
 
 impl<L, V> QuickNone<V> for &Quick<L, V> {
     #[inline]
-    fn quick_hit(&self, _: &'static CacheCell) -> Result<V, Option<u64>> {
-        Err(None)
+    fn quick_hit(&self, _: &'static CacheCell) -> Result<V, u64> {
+        Err(UNHASHED)
     }
 }
 
 /// Runs `rest` out of line, handing it `hashed`: the path of a memoized call after [`Quick`]
-/// found nothing, with the hash the try made.
+/// found nothing, with the hash the try made (or [`UNHASHED`]).
 ///
 /// Called last, with the function's arguments moved into `rest`, it compiles to a jump when
 /// they fit in registers, so the caller needs no frame of its own; the hash goes beside them,
 /// not in the closure, which would then travel through memory.
 #[cold]
 #[inline(never)]
-pub fn out_of_line<R>(hashed: Option<u64>, rest: impl FnOnce(Option<u64>) -> R) -> R {
+pub fn out_of_line<R>(hashed: u64, rest: impl FnOnce(u64) -> R) -> R {
     rest(hashed)
 }
 
@@ -925,12 +932,21 @@ impl<K: 'static, V: 'static> Lead<K, V> {
     }
 }
 
+/// What [`Run::start`] found.
+enum Started {
+    /// A value, put in the caller's slot.
+    Value,
+    /// The leader failed, and left this copy of its error for the caller, which asked for one.
+    Failed(Box<dyn crate::flight::Failure>),
+    /// Compute, for this.
+    Lead(Run),
+}
+
 /// A lead's steps with the key and value lent (`call::Item`, `call::Slot`): compiled once, not
 /// once per key and value type (issue 18).
 impl Run {
-    /// The loop of a sync call that missed `key` (of hash `hash`) in `mode`: `None` once a
-    /// value is in `out` or `take_error` took a failed leader's error (a caller that `takes`
-    /// them), or what the lead is for.
+    /// The loop of a sync call that missed `key` (of hash `hash`) in `mode`: a value put in
+    /// `out`, a failed leader's error (for a caller that `takes` them), or what the lead is for.
     #[inline(never)]
     fn start(
         steps: &'static dyn Steps,
@@ -938,32 +954,27 @@ impl Run {
         (hash, key): (u64, &call::Item),
         out: &mut call::Slot,
         takes: bool,
-        take_error: &mut dyn FnMut(Box<dyn crate::flight::Failure>) -> bool,
-    ) -> Option<Self> {
+    ) -> Started {
         match mode {
             #[cfg(feature = "switch")]
-            Mode::Bypass => Some(Self::Bypass),
+            Mode::Bypass => Started::Lead(Self::Bypass),
             Mode::Refresh => {
                 let trace = Computation::start(steps.name(), "refresh");
-                Some(Self::Refresh(trace.enter(), Instant::now()))
+                Started::Lead(Self::Refresh(trace.enter(), Instant::now()))
             }
             Mode::Lookup => {
                 let trace = Computation::start(steps.name(), "call");
-                loop {
-                    match block::wait(call::begin(steps, hash, key, out, true, takes)) {
-                        Begun::Value(outcome) => {
-                            trace.outcome(outcome);
-                            return None;
-                        }
-                        Begun::Failed(failure) => {
-                            if take_error(failure) {
-                                trace.outcome("coalesced");
-                                return None;
-                            }
-                        }
-                        Begun::Lead(claim) => {
-                            return Some(Self::Compute(trace.enter(), claim, Instant::now()));
-                        }
+                match block::wait(call::begin(steps, hash, key, out, true, takes)) {
+                    Begun::Value(outcome) => {
+                        trace.outcome(outcome);
+                        Started::Value
+                    }
+                    Begun::Failed(failure) => {
+                        trace.outcome("coalesced");
+                        Started::Failed(failure)
+                    }
+                    Begun::Lead(claim) => {
+                        Started::Lead(Self::Compute(trace.enter(), claim, Instant::now()))
                     }
                 }
             }
@@ -1094,29 +1105,28 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             key,
             mode,
         } = self;
-        let (mut found, mut error) = (None, None);
-        let run = Run::start(
-            steps,
-            mode,
-            (hash, (lend.key)(&key)),
-            (lend.value_slot)(&mut found),
-            handover.takes(),
-            &mut |failure| {
-                error = handover.unbox(failure);
-                error.is_some()
-            },
-        );
-        match (run, error) {
-            (Some(run), _) => Err(Lead {
-                steps,
-                lend,
-                hash,
-                key,
-                keep,
-                run,
-            }),
-            (None, Some(error)) => Ok(Err(error)),
-            (None, None) => Ok(Ok(found.expect("the loop ends with a value"))),
+        let mut found = None;
+        loop {
+            let out = (lend.value_slot)(&mut found);
+            match Run::start(steps, mode, (hash, (lend.key)(&key)), out, handover.takes()) {
+                Started::Value => return Ok(Ok(found.expect("the loop ends with a value"))),
+                // An error of the function's own type, shared; else (never) try again.
+                Started::Failed(failure) => {
+                    if let Some(error) = handover.unbox(failure) {
+                        return Ok(Err(error));
+                    }
+                }
+                Started::Lead(run) => {
+                    return Err(Lead {
+                        steps,
+                        lend,
+                        hash,
+                        key,
+                        keep,
+                        run,
+                    });
+                }
+            }
         }
     }
 
@@ -1240,7 +1250,7 @@ mod tests {
         fn a_quick_miss_hands_its_hash_on() {
             static CELL: CacheCell = CacheCell::new();
             let first = (&Quick(&7_u64, PhantomData::<u64>)).quick_hit(&CELL);
-            assert_eq!(first, Err(None), "no cache yet: nothing hashed");
+            assert_eq!(first, Err(UNHASHED), "no cache yet: nothing hashed");
             let cache: &Cache<u64, u64> = cache(
                 &CELL,
                 "private::tests::quick#3",
@@ -1248,7 +1258,7 @@ mod tests {
                 preset::<0, 0>,
             );
             let missed = (&Quick(&7_u64, PhantomData::<u64>)).quick_hit(&CELL);
-            assert_eq!(missed, Err(Some(cache.store().hash_of(&&7_u64))));
+            assert_eq!(missed, Err(cache.store().hash_of(&&7_u64)));
         }
     }
 
