@@ -1174,6 +1174,10 @@ where
 
     /// Lets the background sweep free this cache's expired entries.
     /// Also registers the cache with the metrics publisher (feature `metrics`), once.
+    ///
+    /// Inline, so that its trait objects are made where the miss makes its [`call::Steps`]:
+    /// each place that makes one compiles the cache's drop again (a vtable holds it).
+    #[inline]
     pub(crate) fn watch_expiry(&'static self) {
         if !self.janitor.is_completed() {
             #[cfg(feature = "metrics")]
