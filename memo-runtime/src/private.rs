@@ -1249,7 +1249,7 @@ mod tests {
         #[test]
         fn a_quick_miss_hands_its_hash_on() {
             static CELL: CacheCell = CacheCell::new();
-            let first = (&Quick(&7_u64, PhantomData::<u64>)).quick_hit(&CELL);
+            let first = QuickHit::quick_hit(&Quick(&7_u64, PhantomData::<u64>), &CELL);
             assert_eq!(first, Err(UNHASHED), "no cache yet: nothing hashed");
             let cache: &Cache<u64, u64> = cache(
                 &CELL,
@@ -1257,7 +1257,7 @@ mod tests {
                 || at(&|| ()),
                 preset::<0, 0>,
             );
-            let missed = (&Quick(&7_u64, PhantomData::<u64>)).quick_hit(&CELL);
+            let missed = QuickHit::quick_hit(&Quick(&7_u64, PhantomData::<u64>), &CELL);
             assert_eq!(missed, Err(cache.store().hash_of(&&7_u64)));
         }
     }
