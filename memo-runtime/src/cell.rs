@@ -177,10 +177,20 @@ impl CacheCell {
         at: At,
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
-        self.first().unwrap_or_else(|| {
-            let (scope, site) = at();
-            self.resolve(id, scope, Some(site), init)
-        })
+        self.first()
+            .unwrap_or_else(|| self.resolve_at(id, at, init))
+    }
+
+    /// [`get_or_init_at`](Self::get_or_init_at) past its fast path, for a caller that tried
+    /// [`first`](Self::first) itself (the memoized functions' `cache`).
+    pub(crate) fn resolve_at<C: Any + Send + Sync>(
+        &self,
+        id: &'static str,
+        at: At,
+        init: impl FnOnce(&'static str) -> C,
+    ) -> &'static C {
+        let (scope, site) = at();
+        self.resolve(id, scope, Some(site), init)
     }
 
     /// The cell's first cache, if it is a `C`: [`get_or_init`](Self::get_or_init)'s fast path,

@@ -72,7 +72,7 @@ fn resolve_cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init_at(id, scope, move |name| new_cache(name, config))
+    cell.resolve_at(id, scope, move |name| new_cache(name, config))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
