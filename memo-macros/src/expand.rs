@@ -10,12 +10,13 @@
 //!     static __MEMO_CELL: CacheCell = CacheCell::new();
 //!     // Only where entries never expire (no `ttl`) in a sync function over memory:
 //!     #[cfg(not(debug_assertions))]
-//!     if let Some(__memo_value) = (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
-//!         return __memo_value;
-//!     }
-//!     out_of_line(move || {
+//!     let __memo_hash = match (&Quick((name, &n), PhantomData::<String>)).quick_hit(&__MEMO_CELL) {
+//!         Ok(__memo_value) => return __memo_value,
+//!         Err(__memo_hash) => __memo_hash, // the key's hash, or `UNHASHED`
+//!     };
+//!     out_of_line(__memo_hash, move |__memo_hash| {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
-//!         match lead(hit_or_miss(__memo_cache, (name, &n)), always) {
+//!         match lead(hit_or_miss_hashed(__memo_cache, (name, &n), __memo_hash), always) {
 //!             Ok(__memo_value) => __memo_value,
 //!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }
@@ -118,11 +119,19 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let hit_or_miss = respan(entry, args_span);
     let awaited = if awaits { quote!(.await) } else { quote!() };
     let hit_or_miss = quote!(#hit_or_miss #call_args #awaited);
+    // After the quick try, the lookup takes the hash it made (issue 19).
+    let mut hashed_args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#cache_arg, #lookup, __memo_hash),
+    );
+    hashed_args.set_span(args_span);
+    let hashed = respan(quote!(#runtime::hit_or_miss_hashed), args_span);
+    let hashed = lookup_and_compute(plan, func, &quote!(#hashed #hashed_args), &keep);
     let lookup_and_compute = lookup_and_compute(plan, func, &hit_or_miss, &keep);
     // Each function (and its companion) finds its cache through a `static` cell of its own.
     let cell = quote!(static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new(););
     let body = if plan.quick {
-        quick_body(plan, &cell, &find, &lookup_and_compute)
+        quick_body(plan, &cell, &find, (&lookup_and_compute, &hashed))
     } else {
         quote! {
             #require
@@ -310,7 +319,8 @@ fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenS
 
 /// The body of a sync function over memory whose entries never expire: a plain hit is tried
 /// first, with no call on its path, and the rest (finding the cache, the full lookup, the miss)
-/// runs out of line (see `private::Quick`).
+/// runs out of line (see `private::Quick`), given the hash the try made. `lookup_and_compute`
+/// is the rest without a try, and with its hash.
 ///
 /// Only where debug assertions are off: unoptimized, nothing is inlined, so the try would gain
 /// nothing, and the closure around the rest would cost build time (0.6 ms of an incremental build
@@ -320,7 +330,7 @@ fn quick_body(
     plan: &Plan,
     cell: &TokenStream,
     find: &TokenStream,
-    lookup_and_compute: &TokenStream,
+    (lookup_and_compute, hashed): (&TokenStream, &TokenStream),
 ) -> TokenStream {
     let Plan {
         runtime,
@@ -335,25 +345,28 @@ fn quick_body(
     } else {
         quote!(__memo_value)
     };
-    let rest = quote! {
-        let __memo_cache = #find;
-        #lookup_and_compute
-    };
     quote! {
         #cell
         #prelude
         #[cfg(not(debug_assertions))]
         {
-            if let #runtime::Some(__memo_value) = {
+            let __memo_hash = match {
                 use #runtime::{QuickHit as _, QuickNone as _};
                 (&#runtime::Quick(#lookup, #runtime::PhantomData::<#value>)).quick_hit(&__MEMO_CELL)
             } {
-                return #hit;
-            }
-            #runtime::out_of_line(move || { #rest })
+                #runtime::Ok(__memo_value) => return #hit,
+                #runtime::Err(__memo_hash) => __memo_hash,
+            };
+            #runtime::out_of_line(__memo_hash, move |__memo_hash| {
+                let __memo_cache = #find;
+                #hashed
+            })
         }
         #[cfg(debug_assertions)]
-        { #rest }
+        {
+            let __memo_cache = #find;
+            #lookup_and_compute
+        }
     }
 }
 

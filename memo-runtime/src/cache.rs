@@ -69,6 +69,13 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     renew_for: Duration,
 }
 
+/// A cache's counters: out of line, compiled once here rather than in each key and value type's
+/// constructor.
+#[inline(never)]
+fn new_counters() -> Box<Counters> {
+    Box::default()
+}
+
 impl<K, V> Cache<K, V> {
     /// An in-memory cache configured by `config`.
     ///
@@ -137,7 +144,7 @@ impl<K, V, S> Cache<K, V, S> {
         Self {
             store,
             flights: Flights::default(),
-            counters: Box::default(),
+            counters: new_counters(),
             name: "",
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
@@ -908,23 +915,12 @@ where
         found.expect("the loop ends with a value or a claim")
     }
 
-    /// The new leader's step after [`call::begin`] joined: a value landed meanwhile (put in
-    /// `out`), or the store's claim on the key, under which to compute.
-    ///
-    /// The claim ([`Store::claim_async`], ready at once but for a store outside the process)
-    /// makes callers in other processes sharing the store wait too.
-    pub(crate) async fn claim_call(&self, hash: u64, key: &K, out: &mut Option<V>) -> Claimed {
-        // A value may have landed between the caller's miss and its taking the lead (a store
-        // whose claim reads the value looks there, in the same round trip).
-        if !self.store.claim_reads()
-            && let Some(value) = self.store.get_async(hash, &key).await
-        {
-            *out = Some(value);
-            return Claimed::Found;
-        }
-        match self.store.claim_async(hash, key).await {
+    /// What the new leader's claim of a key found: a value another process computed while
+    /// this one waited (put in `out`), or the lease under which to compute. Not generic over the
+    /// store's future, so that each store's claim adds only its own.
+    pub(crate) fn claimed(&self, claim: Claim<V>, out: &mut Option<V>) -> Claimed {
+        match claim {
             Claim::Found(value) => {
-                // Another process computed it while this one waited.
                 self.counters.record(Event::Coalesced);
                 *out = Some(value);
                 Claimed::Found
@@ -1150,15 +1146,36 @@ where
 
     /// Lets the background sweep free this cache's expired entries.
     /// Also registers the cache with the metrics publisher (feature `metrics`), once.
+    ///
+    /// Inline, so that its trait objects are made where the miss makes its [`call::Steps`]:
+    /// each place that makes one compiles the cache's drop again (a vtable holds it).
+    #[inline]
     pub(crate) fn watch_expiry(&'static self) {
-        self.janitor.call_once(|| {
-            if self.store.has_ttl() {
-                janitor::watch(self);
-            }
+        if !self.janitor.is_completed() {
             #[cfg(feature = "metrics")]
-            crate::metrics::observe(self);
-        });
+            watch_once(&self.janitor, self, self.store.has_ttl(), self);
+            #[cfg(not(feature = "metrics"))]
+            watch_once(&self.janitor, self, self.store.has_ttl());
+        }
     }
+}
+
+/// [`Cache::watch_expiry`] without the cache's types: compiled once, not once per key and value
+/// type.
+#[inline(never)]
+fn watch_once(
+    once: &Once,
+    purge: &'static dyn janitor::Purge,
+    has_ttl: bool,
+    #[cfg(feature = "metrics")] observed: &'static dyn crate::metrics::Observed,
+) {
+    once.call_once(|| {
+        if has_ttl {
+            janitor::watch(purge);
+        }
+        #[cfg(feature = "metrics")]
+        crate::metrics::observe(observed);
+    });
 }
 
 impl<K, V, S> janitor::Purge for Cache<K, V, S>

@@ -58,8 +58,14 @@ pub(crate) trait Steps: Sync {
     /// a sync caller, which may re-enter its own key.
     fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_>;
 
-    /// The new leader's look at the store (unless the store's claim reads the value itself)
-    /// and claim of the key; a value found is put in `out`.
+    /// Whether the store's [`claim`](Self::claim) reads the value itself (Redis, tiered), so
+    /// that the loop need not [`look`](Self::look) before it.
+    fn claim_reads(&self) -> bool;
+
+    /// A look at the store (counted as a hit when found): `true` with the value put in `out`.
+    fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool>;
+
+    /// The new leader's claim of the key in the store; a value found is put in `out`.
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed>;
 
     /// A leader that re-entered its own key computes without caching: counted as a miss.
@@ -74,11 +80,6 @@ pub(crate) trait Steps: Sync {
     /// Waits for the leader of `flight`: its value put in `out` (`true`), or `false` if it gave
     /// up or failed.
     fn poll_wait(&self, flight: &RawFlight, cx: &Context<'_>, out: &mut Slot) -> Poll<bool>;
-
-    /// A waiter's look at the store after its leader gave up, counted as a hit when found (put
-    /// in `out`); `false` without looking where the store's claim reads the value itself
-    /// (Redis, tiered): the waiter begins again at once.
-    fn look_again(&self, hash: u64, key: &Item, out: &mut Slot) -> bool;
 
     /// A waiter took its leader's value, or its error: counted as coalesced.
     fn coalesced(&self);
@@ -141,8 +142,21 @@ where
             .join_raw(hash, item::<K>(key).clone(), by_thread)
     }
 
+    fn claim_reads(&self) -> bool {
+        self.store().claim_reads()
+    }
+
+    fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool> {
+        let (key, out) = (item::<K>(key), slot::<V>(out));
+        Box::pin(async move {
+            *out = self.store().get_async(hash, &key).await;
+            out.is_some()
+        })
+    }
+
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed> {
-        Box::pin(self.claim_call(hash, item::<K>(key), slot::<V>(out)))
+        let (key, out) = (item::<K>(key), slot::<V>(out));
+        Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
     }
 
     fn reentered(&self) {
@@ -165,16 +179,6 @@ where
             *slot(out) = value;
             found
         })
-    }
-
-    fn look_again(&self, hash: u64, key: &Item, out: &mut Slot) -> bool {
-        if self.store().claim_reads() {
-            return false;
-        }
-        let value = self.hit(hash, &item::<K>(key));
-        let found = value.is_some();
-        *slot(out) = value;
-        found
     }
 
     fn coalesced(&self) {
@@ -267,7 +271,16 @@ pub(crate) async fn begin<'a>(
     loop {
         match steps.join(hash, key, by_thread) {
             RawJoin::Lead(leader) => {
-                return match steps.claim(hash, key, out).await {
+                // A value may have landed between the caller's miss and its taking the lead (a
+                // store whose claim reads the value looks there, in the same round trip). The
+                // claim makes callers in other processes sharing the store wait too.
+                let looked = !steps.claim_reads() && steps.look(hash, key, out).await;
+                let claimed = if looked {
+                    Claimed::Found
+                } else {
+                    steps.claim(hash, key, out).await
+                };
+                return match claimed {
                     Claimed::Found => {
                         steps.settle_found(leader, out);
                         Begun::Value("hit")
@@ -288,7 +301,9 @@ pub(crate) async fn begin<'a>(
                     steps.coalesced();
                     return Begun::Failed(failure);
                 }
-                if steps.look_again(hash, key, out) {
+                // The leader gave up: look at the store again, unless its claim reads it (the
+                // waiter then begins again at once).
+                if !steps.claim_reads() && steps.look(hash, key, out).await {
                     return Begun::Value("coalesced");
                 }
             }

@@ -177,10 +177,20 @@ impl CacheCell {
         at: At,
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
-        self.first().unwrap_or_else(|| {
-            let (scope, site) = at();
-            self.resolve(id, scope, Some(site), init)
-        })
+        self.first()
+            .unwrap_or_else(|| self.resolve_at(id, at, init))
+    }
+
+    /// [`get_or_init_at`](Self::get_or_init_at) past its fast path, for a caller that tried
+    /// [`first`](Self::first) itself (the memoized functions' `cache`).
+    pub(crate) fn resolve_at<C: Any + Send + Sync>(
+        &self,
+        id: &'static str,
+        at: At,
+        init: impl FnOnce(&'static str) -> C,
+    ) -> &'static C {
+        let (scope, site) = at();
+        self.resolve(id, scope, Some(site), init)
     }
 
     /// The cell's first cache, if it is a `C`: [`get_or_init`](Self::get_or_init)'s fast path,
@@ -226,21 +236,6 @@ impl CacheCell {
                 .downcast_ref::<C>()
                 .unwrap_or_else(|| unreachable!("kept under its own type id"));
         }
-        // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
-        let mut node = self.resolved.load(Ordering::Acquire).cast_const();
-        // SAFETY: as in `get_or_init`.
-        while let Some(resolved) = unsafe { node.as_ref() } {
-            // By content: one instance's name may sit at several addresses (codegen units).
-            // One closure type has one name: with a site, its compare is enough.
-            if resolved.type_id == TypeId::of::<C>()
-                && resolved.site == site
-                && (site.is_some() || resolved.scope == scope)
-            {
-                // SAFETY: as in `get_or_init`.
-                return unsafe { &*std::ptr::from_ref(resolved.cache).cast::<C>() };
-            }
-            node = resolved.next;
-        }
         let mut init = Some(init);
         let mut make = |identity: &'static str| -> Box<dyn Any + Send + Sync> {
             let init = init
@@ -248,10 +243,38 @@ impl CacheCell {
                 .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
             Box::new(init(identity))
         };
-        let erased = self.resolve_erased(id, scope, site, TypeId::of::<C>(), &mut make);
+        let erased = self.resolve_listed(id, scope, site, TypeId::of::<C>(), &mut make);
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))
+    }
+
+    /// [`resolve`](Self::resolve) without its types: this cell's list first, else
+    /// [`resolve_erased`](Self::resolve_erased). Compiled once rather than once per memoized
+    /// function.
+    fn resolve_listed(
+        &self,
+        id: &'static str,
+        scope: &'static str,
+        site: Option<TypeId>,
+        type_id: TypeId,
+        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
+    ) -> Erased {
+        // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
+        let mut node = self.resolved.load(Ordering::Acquire).cast_const();
+        // SAFETY: as in `get_or_init`.
+        while let Some(resolved) = unsafe { node.as_ref() } {
+            // By content: one instance's name may sit at several addresses (codegen units).
+            // One closure type has one name: with a site, its compare is enough.
+            if resolved.type_id == type_id
+                && resolved.site == site
+                && (site.is_some() || resolved.scope == scope)
+            {
+                return resolved.cache;
+            }
+            node = resolved.next;
+        }
+        self.resolve_erased(id, scope, site, type_id, make)
     }
 
     /// The type-independent part of [`resolve`](Self::resolve), compiled once rather than once

@@ -291,6 +291,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RawFlights {
+    /// Out of line: compiled once here, not in each key and value type's cache constructor.
+    #[inline(never)]
     fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),

@@ -72,7 +72,7 @@ fn resolve_cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init_at(id, scope, move |name| new_cache(name, config))
+    cell.resolve_at(id, scope, move |name| new_cache(name, config))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -426,68 +426,104 @@ where
     answer(
         cache,
         &key,
+        None,
         #[cfg_attr(not(debug_assertions), inline(always))]
         |hash, key| cache.hit(hash, key),
     )
 }
 
+/// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made
+/// ([`UNHASHED`] if it made none), so that the call hashes its key once (issue 19). The store is
+/// read out of line: the quick try was the hit path, and this copy would be the function's
+/// second.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+pub fn hit_or_miss_hashed<L, V>(
+    cache: &'static Cache<L::Key, V>,
+    key: L,
+    hashed: u64,
+) -> Result<V, Miss<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    let hashed = (hashed != UNHASHED).then_some(hashed);
+    answer(cache, &key, hashed, |hash, key| {
+        cache.store().get_out_of_line(hash, key)
+    })
+}
+
 /// The first try of a memoized function whose entries never expire (no `ttl`), by autoref
 /// specialization: `(&Quick(lookup, PhantomData::<V>)).quick_hit(&CELL)`.
 ///
-/// Where the key and value can be cached, [`QuickHit`] gives the value of a plain hit, or `None`
-/// for anything else, which [`out_of_line`] then takes through [`cache`] and [`hit_or_miss`] (the
-/// first call, a miss, a forced refresh, switched-off caches, an entry with a time to live, a
-/// reader off the gate's fast path). Where they cannot, [`QuickNone`] answers `None`, so that
-/// only [`hit_or_miss`] reports them: one error, not two.
+/// Where the key and value can be cached, [`QuickHit`] gives the value of a plain hit, or
+/// `Err` for anything else, which [`out_of_line`] then takes through [`cache`] and
+/// [`hit_or_miss_hashed`] (the first call, a miss, a forced refresh, switched-off caches, an
+/// entry with a time to live, a reader off the gate's fast path). The `Err` holds the key's hash
+/// ([`UNHASHED`] before the first call), so that a miss hashes once (issue 19). Where they
+/// cannot, [`QuickNone`] answers `Err(UNHASHED)`, so that only [`hit_or_miss_hashed`] reports
+/// them: one error, not two.
 ///
 /// Nothing on the hit's path is a call, so a function whose key compares without one (integers,
 /// tuples of them) keeps every value in scratch registers: no saved registers, no frame, and the
 /// rest is a tail call. That measured about 1 ns of 6.8 per hit (benches/peers.rs).
 pub struct Quick<L, V>(pub L, pub PhantomData<V>);
 
+/// What a [`QuickHit`] that made no hash (no cache yet) hands on. A plain `u64` rather than an
+/// `Option`: a tag would be one more register kept through the probe, which costs every hit a
+/// saved register (`benches/peers.rs`). A key whose hash is 0 is hashed again: still right.
+pub const UNHASHED: u64 = 0;
+
 /// [`Quick`] for a key and value that can be cached.
 pub trait QuickHit<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, u64>;
 }
 
 impl<L: Lookup, V: CacheValue> QuickHit<V> for Quick<L, V> {
     #[allow(clippy::inline_always, reason = "measured on the hit path")]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V> {
-        let cache: &'static Cache<L::Key, V> = cell.first()?;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, u64> {
+        let Some(cache): Option<&'static Cache<L::Key, V>> = cell.first() else {
+            return Err(UNHASHED);
+        };
+        let store = cache.store();
+        let hash = store.hash_of(&self.0);
         #[cfg(feature = "switch")]
         if crate::switch::is_disabled() {
-            return None;
+            return Err(hash);
         }
         if cache.may_be_forced() {
-            return None;
+            return Err(hash);
         }
-        let store = cache.store();
-        store.get_untimed(store.hash_of(&self.0), &self.0)
+        store.get_untimed(hash, &self.0).ok_or(hash)
     }
 }
 
 /// [`Quick`] for anything else: no quick hit.
 pub trait QuickNone<V> {
-    fn quick_hit(&self, cell: &'static CacheCell) -> Option<V>;
+    fn quick_hit(&self, cell: &'static CacheCell) -> Result<V, u64>;
 }
 
 impl<L, V> QuickNone<V> for &Quick<L, V> {
     #[inline]
-    fn quick_hit(&self, _: &'static CacheCell) -> Option<V> {
-        None
+    fn quick_hit(&self, _: &'static CacheCell) -> Result<V, u64> {
+        Err(UNHASHED)
     }
 }
 
-/// Runs `rest` out of line: the path of a memoized call after [`Quick`] found nothing.
+/// Runs `rest` out of line, handing it `hashed`: the path of a memoized call after [`Quick`]
+/// found nothing, with the hash the try made (or [`UNHASHED`]).
 ///
 /// Called last, with the function's arguments moved into `rest`, it compiles to a jump when
-/// they fit in registers, so the caller needs no frame of its own.
+/// they fit in registers, so the caller needs no frame of its own; the hash goes beside them,
+/// not in the closure, which would then travel through memory.
 #[cold]
 #[inline(never)]
-pub fn out_of_line<R>(rest: impl FnOnce() -> R) -> R {
-    rest()
+pub fn out_of_line<R>(hashed: u64, rest: impl FnOnce(u64) -> R) -> R {
+    rest(hashed)
 }
 
 /// The bounds of a memoized function's store: its impl states them (serde outside the
@@ -544,7 +580,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |hash, key| cache.hit(hash, key))
+    answer(cache, &key, None, |hash, key| cache.hit(hash, key))
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -567,7 +603,9 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, |hash, key| cache.store().get_local(hash, key));
+    let first = answer(cache, &key, None, |hash, key| {
+        cache.store().get_local(hash, key)
+    });
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -600,7 +638,7 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, |hash, key| {
+    answer(cache, &key, None, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh(owned, refresh, keep);
         })
@@ -631,7 +669,7 @@ where
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, |hash, key| {
+    return answer(cache, &key, None, |hash, key| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh_task(owned, refresh, keep);
         })
@@ -672,7 +710,7 @@ where
         let local = |hash, key: &L| {
             cache.renewal_hit(key, Some(cache.store().get_local_due(hash, key)?), start)
         };
-        let first = answer(cache, &key, local);
+        let first = answer(cache, &key, None, local);
         async move {
             let miss = match first {
                 Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -696,6 +734,7 @@ where
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
     key: &L,
+    hashed: Option<u64>,
     found: impl FnOnce(u64, &L) -> Option<V>,
 ) -> Result<V, Miss<L::Key, V>>
 where
@@ -703,7 +742,7 @@ where
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
-    let hash = cache.store().hash_of(key);
+    let hash = hashed.unwrap_or_else(|| cache.store().hash_of(key));
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
         return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
@@ -804,26 +843,15 @@ impl<K: 'static, V: 'static> Lead<K, V> {
             keep,
             run,
         } = self;
+        let kept = keep(&value);
         let mut key = Some(key);
-        match run {
-            #[cfg(feature = "switch")]
-            Run::Bypass => {}
-            Run::Refresh(running, started) => {
-                let kept = keep(&value);
-                running
-                    .exit()
-                    .outcome(if kept { "refresh" } else { "error" });
-                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
-                block::wait(call::refreshed(steps, hash, key, Some(lent), kept, started));
-            }
-            Run::Compute(running, claim, started) => {
-                let kept = keep(&value);
-                running.exit().outcome(if kept { "miss" } else { "error" });
-                let cost = started.elapsed();
-                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
-                block::wait(call::finish(steps, hash, key, claim, lent, kept, cost));
-            }
-        }
+        run.finish(
+            steps,
+            hash,
+            (lend.key_slot)(&mut key),
+            (lend.value)(&value),
+            kept,
+        );
         value
     }
 
@@ -837,14 +865,104 @@ impl<K: 'static, V: 'static> Lead<K, V> {
             run,
             ..
         } = self;
-        match run {
+        run.fail(steps, (lend.key_slot)(&mut Some(key)), failure);
+    }
+}
+
+/// What [`Run::start`] found.
+enum Started {
+    /// A value, put in the caller's slot.
+    Value,
+    /// The leader failed, and left this copy of its error for the caller, which asked for one.
+    Failed(Box<dyn crate::flight::Failure>),
+    /// Compute, for this.
+    Lead(Run),
+}
+
+/// A lead's steps with the key and value lent (`call::Item`, `call::Slot`): compiled once, not
+/// once per key and value type (issue 18).
+impl Run {
+    /// The loop of a sync call that missed `key` (of hash `hash`) in `mode`: a value put in
+    /// `out`, a failed leader's error (for a caller that `takes` them), or what the lead is for.
+    #[inline(never)]
+    fn start(
+        steps: &'static dyn Steps,
+        mode: Mode,
+        (hash, key): (u64, &call::Item),
+        out: &mut call::Slot,
+        takes: bool,
+    ) -> Started {
+        match mode {
             #[cfg(feature = "switch")]
-            Run::Bypass => {}
-            Run::Refresh(running, _) => {
-                running.exit().outcome("error");
-                steps.refresh_ended((lend.key_slot)(&mut Some(key)), true);
+            Mode::Bypass => Started::Lead(Self::Bypass),
+            Mode::Refresh => {
+                let trace = Computation::start(steps.name(), "refresh");
+                Started::Lead(Self::Refresh(trace.enter(), Instant::now()))
             }
-            Run::Compute(running, claim, started) => {
+            Mode::Lookup => {
+                let trace = Computation::start(steps.name(), "call");
+                match block::wait(call::begin(steps, hash, key, out, true, takes)) {
+                    Begun::Value(outcome) => {
+                        trace.outcome(outcome);
+                        Started::Value
+                    }
+                    Begun::Failed(failure) => {
+                        trace.outcome("coalesced");
+                        Started::Failed(failure)
+                    }
+                    Begun::Lead(claim) => {
+                        Started::Lead(Self::Compute(trace.enter(), claim, Instant::now()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Lead::finish`]: stores `value` (kept) under the key taken from `key`, as the lead says.
+    #[inline(never)]
+    fn finish(
+        self,
+        steps: &'static dyn Steps,
+        hash: u64,
+        key: &mut call::Slot,
+        value: &call::Item,
+        kept: bool,
+    ) {
+        match self {
+            #[cfg(feature = "switch")]
+            Self::Bypass => {}
+            Self::Refresh(running, started) => {
+                running
+                    .exit()
+                    .outcome(if kept { "refresh" } else { "error" });
+                block::wait(call::refreshed(
+                    steps,
+                    hash,
+                    key,
+                    Some(value),
+                    kept,
+                    started,
+                ));
+            }
+            Self::Compute(running, claim, started) => {
+                running.exit().outcome(if kept { "miss" } else { "error" });
+                let cost = started.elapsed();
+                block::wait(call::finish(steps, hash, key, claim, value, kept, cost));
+            }
+        }
+    }
+
+    /// [`Lead::fail`].
+    #[inline(never)]
+    fn fail(self, steps: &'static dyn Steps, key: &mut call::Slot, failure: Handing<'_>) {
+        match self {
+            #[cfg(feature = "switch")]
+            Self::Bypass => {}
+            Self::Refresh(running, _) => {
+                running.exit().outcome("error");
+                steps.refresh_ended(key, true);
+            }
+            Self::Compute(running, claim, started) => {
                 running.exit().outcome("error");
                 steps.failed(claim, failure, started.elapsed());
             }
@@ -931,46 +1049,29 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             key,
             mode,
         } = self;
-        let run = match mode {
-            #[cfg(feature = "switch")]
-            Mode::Bypass => Run::Bypass,
-            Mode::Refresh => {
-                let trace = Computation::start(steps.name(), "refresh");
-                Run::Refresh(trace.enter(), Instant::now())
-            }
-            Mode::Lookup => {
-                let trace = Computation::start(steps.name(), "call");
-                let mut found = None;
-                loop {
-                    let out = (lend.value_slot)(&mut found);
-                    let begun =
-                        call::begin(steps, hash, (lend.key)(&key), out, true, handover.takes());
-                    match block::wait(begun) {
-                        Begun::Value(outcome) => {
-                            trace.outcome(outcome);
-                            return Ok(Ok(found.expect("the loop ends with a value")));
-                        }
-                        Begun::Failed(failure) => {
-                            if let Some(error) = handover.unbox(failure) {
-                                trace.outcome("coalesced");
-                                return Ok(Err(error));
-                            }
-                        }
-                        Begun::Lead(claim) => {
-                            break Run::Compute(trace.enter(), claim, Instant::now());
-                        }
+        let mut found = None;
+        loop {
+            let out = (lend.value_slot)(&mut found);
+            match Run::start(steps, mode, (hash, (lend.key)(&key)), out, handover.takes()) {
+                Started::Value => return Ok(Ok(found.expect("the loop ends with a value"))),
+                // An error of the function's own type, shared; else (never) try again.
+                Started::Failed(failure) => {
+                    if let Some(error) = handover.unbox(failure) {
+                        return Ok(Err(error));
                     }
                 }
+                Started::Lead(run) => {
+                    return Err(Lead {
+                        steps,
+                        lend,
+                        hash,
+                        key,
+                        keep,
+                        run,
+                    });
+                }
             }
-        };
-        Err(Lead {
-            steps,
-            lend,
-            hash,
-            key,
-            keep,
-            run,
-        })
+        }
     }
 
     /// [`lead`] and [`Lead::finish`] for an `async fn`: awaits `body` once for all concurrent
@@ -1079,7 +1180,30 @@ mod tests {
     /// The quick try as the expansion writes it (autoref specialization needs the concrete types
     /// at the call).
     macro_rules! quick {
-        ($cell:expr, $lookup:expr, $value:ty) => {{ (&Quick($lookup, PhantomData::<$value>)).quick_hit($cell) }};
+        ($cell:expr, $lookup:expr, $value:ty) => {{
+            (&Quick($lookup, PhantomData::<$value>))
+                .quick_hit($cell)
+                .ok()
+        }};
+    }
+
+    mod issue19 {
+        use super::*;
+
+        #[test]
+        fn a_quick_miss_hands_its_hash_on() {
+            static CELL: CacheCell = CacheCell::new();
+            let first = QuickHit::quick_hit(&Quick(&7_u64, PhantomData::<u64>), &CELL);
+            assert_eq!(first, Err(UNHASHED), "no cache yet: nothing hashed");
+            let cache: &Cache<u64, u64> = cache(
+                &CELL,
+                "private::tests::quick#3",
+                || at(&|| ()),
+                preset::<0, 0>,
+            );
+            let missed = QuickHit::quick_hit(&Quick(&7_u64, PhantomData::<u64>), &CELL);
+            assert_eq!(missed, Err(cache.store().hash_of(&&7_u64)));
+        }
     }
 
     #[test]

@@ -2,36 +2,47 @@ pub fn word_count(text: &str) -> usize {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     #[cfg(not(debug_assertions))]
     {
-        if let ::memo::__private::Some(__memo_value) = {
+        let __memo_hash = match {
             use ::memo::__private::{QuickHit as _, QuickNone as _};
             (&::memo::__private::Quick(text, ::memo::__private::PhantomData::<usize>))
                 .quick_hit(&__MEMO_CELL)
         } {
-            return __memo_value;
-        }
-        ::memo::__private::out_of_line(move || {
-            let __memo_cache = ::memo::__private::cache(
-                &__MEMO_CELL,
-                ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-                || ::memo::__private::at(&|| ()),
-                ::memo::__private::preset::<0usize, 0u64>,
-            );
-            match ::memo::__private::lead(
-                ::memo::__private::hit_or_miss(__memo_cache, text),
-                {
-                    use ::memo::__private::{
-                        KeepAny as _, KeepOption as _, KeepResult as _,
-                    };
-                    (&&&::memo::__private::Outcome::<usize>::new()).keep(false, false)
-                },
-            ) {
-                ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_lead) => {
-                    __memo_lead
-                        .finish((move || -> usize { text.split_whitespace().count() })())
+            ::memo::__private::Ok(__memo_value) => return __memo_value,
+            ::memo::__private::Err(__memo_hash) => __memo_hash,
+        };
+        ::memo::__private::out_of_line(
+            __memo_hash,
+            move |__memo_hash| {
+                let __memo_cache = ::memo::__private::cache(
+                    &__MEMO_CELL,
+                    ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
+                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::preset::<0usize, 0u64>,
+                );
+                match ::memo::__private::lead(
+                    ::memo::__private::hit_or_miss_hashed(
+                        __memo_cache,
+                        text,
+                        __memo_hash,
+                    ),
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<usize>::new())
+                            .keep(false, false)
+                    },
+                ) {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish(
+                                (move || -> usize { text.split_whitespace().count() })(),
+                            )
+                    }
                 }
-            }
-        })
+            },
+        )
     }
     #[cfg(debug_assertions)]
     {

@@ -5,7 +5,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
     let __memo_key: u64 = user.id;
     #[cfg(not(debug_assertions))]
     {
-        if let ::memo::__private::Some(__memo_value) = {
+        let __memo_hash = match {
             use ::memo::__private::{QuickHit as _, QuickNone as _};
             (&::memo::__private::Quick(
                 &__memo_key,
@@ -13,36 +13,44 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ))
                 .quick_hit(&__MEMO_CELL)
         } {
-            return __memo_value;
-        }
-        ::memo::__private::out_of_line(move || {
-            let __memo_cache = ::memo::__private::cache(
-                &__MEMO_CELL,
-                ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-                || ::memo::__private::at(&|| ()),
-                ::memo::__private::preset::<0usize, 0u64>,
-            );
-            match ::memo::__private::lead(
-                ::memo::__private::hit_or_miss(__memo_cache, &__memo_key),
-                {
-                    use ::memo::__private::{
-                        KeepAny as _, KeepOption as _, KeepResult as _,
-                    };
-                    (&&&::memo::__private::Outcome::<Option<String>>::new())
-                        .keep(false, true)
-                },
-            ) {
-                ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_lead) => {
-                    __memo_lead
-                        .finish(
-                            (move || -> Option<String> {
-                                verbose.then(|| user.name.clone())
-                            })(),
-                        )
+            ::memo::__private::Ok(__memo_value) => return __memo_value,
+            ::memo::__private::Err(__memo_hash) => __memo_hash,
+        };
+        ::memo::__private::out_of_line(
+            __memo_hash,
+            move |__memo_hash| {
+                let __memo_cache = ::memo::__private::cache(
+                    &__MEMO_CELL,
+                    ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
+                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::preset::<0usize, 0u64>,
+                );
+                match ::memo::__private::lead(
+                    ::memo::__private::hit_or_miss_hashed(
+                        __memo_cache,
+                        &__memo_key,
+                        __memo_hash,
+                    ),
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<Option<String>>::new())
+                            .keep(false, true)
+                    },
+                ) {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish(
+                                (move || -> Option<String> {
+                                    verbose.then(|| user.name.clone())
+                                })(),
+                            )
+                    }
                 }
-            }
-        })
+            },
+        )
     }
     #[cfg(debug_assertions)]
     {

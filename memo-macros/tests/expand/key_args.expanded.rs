@@ -2,7 +2,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
     static __MEMO_CELL: ::reexport::memo::__private::CacheCell = ::reexport::memo::__private::CacheCell::new();
     #[cfg(not(debug_assertions))]
     {
-        if let ::reexport::memo::__private::Some(__memo_value) = {
+        let __memo_hash = match {
             use ::reexport::memo::__private::{QuickHit as _, QuickNone as _};
             (&::reexport::memo::__private::Quick(
                 (a, &b),
@@ -10,37 +10,45 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             ))
                 .quick_hit(&__MEMO_CELL)
         } {
-            return __memo_value;
-        }
-        ::reexport::memo::__private::out_of_line(move || {
-            let __memo_cache = ::reexport::memo::__private::cache(
-                &__MEMO_CELL,
-                ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-                || ::reexport::memo::__private::at(&|| ()),
-                ::reexport::memo::__private::preset::<0usize, 0u64>,
-            );
-            match ::reexport::memo::__private::lead(
-                ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)),
-                {
-                    use ::reexport::memo::__private::{
-                        KeepAny as _, KeepOption as _, KeepResult as _,
-                    };
-                    (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                        .keep(false, false)
-                },
-            ) {
-                ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
-                ::reexport::memo::__private::Err(__memo_lead) => {
-                    __memo_lead
-                        .finish(
-                            (move || -> u64 {
-                                log.push("computed".into());
-                                a.iter().sum::<u64>() + b
-                            })(),
-                        )
+            ::reexport::memo::__private::Ok(__memo_value) => return __memo_value,
+            ::reexport::memo::__private::Err(__memo_hash) => __memo_hash,
+        };
+        ::reexport::memo::__private::out_of_line(
+            __memo_hash,
+            move |__memo_hash| {
+                let __memo_cache = ::reexport::memo::__private::cache(
+                    &__MEMO_CELL,
+                    ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
+                    || ::reexport::memo::__private::at(&|| ()),
+                    ::reexport::memo::__private::preset::<0usize, 0u64>,
+                );
+                match ::reexport::memo::__private::lead(
+                    ::reexport::memo::__private::hit_or_miss_hashed(
+                        __memo_cache,
+                        (a, &b),
+                        __memo_hash,
+                    ),
+                    {
+                        use ::reexport::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                            .keep(false, false)
+                    },
+                ) {
+                    ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::reexport::memo::__private::Err(__memo_lead) => {
+                        __memo_lead
+                            .finish(
+                                (move || -> u64 {
+                                    log.push("computed".into());
+                                    a.iter().sum::<u64>() + b
+                                })(),
+                            )
+                    }
                 }
-            }
-        })
+            },
+        )
     }
     #[cfg(debug_assertions)]
     {

@@ -2,54 +2,63 @@ pub fn page(url: &str) -> String {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     #[cfg(not(debug_assertions))]
     {
-        if let ::memo::__private::Some(__memo_value) = {
+        let __memo_hash = match {
             use ::memo::__private::{QuickHit as _, QuickNone as _};
             (&::memo::__private::Quick(url, ::memo::__private::PhantomData::<String>))
                 .quick_hit(&__MEMO_CELL)
         } {
-            return __memo_value;
-        }
-        ::memo::__private::out_of_line(move || {
-            let __memo_cache = ::memo::__private::cache_with(
-                &__MEMO_CELL,
-                ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
-                || ::memo::__private::at(&|| ()),
-                || ::memo::__private::Config::new().max_weight(1_000_000),
-                |
-                    __memo_store: ::memo::__private::MemoryStore<
-                        ::std::string::String,
-                        String,
-                    >|
-                {
-                    __memo_store
-                        .weigher(|
-                            __memo_key: &::std::string::String,
-                            __memo_value: &String|
-                        {
-                            ::memo::__private::weigh(
-                                |_url, page| page.len(),
-                                __memo_key,
-                                __memo_value,
-                            )
-                        })
-                        .eviction_listener(log_eviction)
-                },
-            );
-            match ::memo::__private::lead(
-                ::memo::__private::hit_or_miss(__memo_cache, url),
-                {
-                    use ::memo::__private::{
-                        KeepAny as _, KeepOption as _, KeepResult as _,
-                    };
-                    (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
-                },
-            ) {
-                ::memo::__private::Ok(__memo_value) => __memo_value,
-                ::memo::__private::Err(__memo_lead) => {
-                    __memo_lead.finish((move || -> String { url.to_string() })())
+            ::memo::__private::Ok(__memo_value) => return __memo_value,
+            ::memo::__private::Err(__memo_hash) => __memo_hash,
+        };
+        ::memo::__private::out_of_line(
+            __memo_hash,
+            move |__memo_hash| {
+                let __memo_cache = ::memo::__private::cache_with(
+                    &__MEMO_CELL,
+                    ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
+                    || ::memo::__private::at(&|| ()),
+                    || ::memo::__private::Config::new().max_weight(1_000_000),
+                    |
+                        __memo_store: ::memo::__private::MemoryStore<
+                            ::std::string::String,
+                            String,
+                        >|
+                    {
+                        __memo_store
+                            .weigher(|
+                                __memo_key: &::std::string::String,
+                                __memo_value: &String|
+                            {
+                                ::memo::__private::weigh(
+                                    |_url, page| page.len(),
+                                    __memo_key,
+                                    __memo_value,
+                                )
+                            })
+                            .eviction_listener(log_eviction)
+                    },
+                );
+                match ::memo::__private::lead(
+                    ::memo::__private::hit_or_miss_hashed(
+                        __memo_cache,
+                        url,
+                        __memo_hash,
+                    ),
+                    {
+                        use ::memo::__private::{
+                            KeepAny as _, KeepOption as _, KeepResult as _,
+                        };
+                        (&&&::memo::__private::Outcome::<String>::new())
+                            .keep(false, false)
+                    },
+                ) {
+                    ::memo::__private::Ok(__memo_value) => __memo_value,
+                    ::memo::__private::Err(__memo_lead) => {
+                        __memo_lead.finish((move || -> String { url.to_string() })())
+                    }
                 }
-            }
-        })
+            },
+        )
     }
     #[cfg(debug_assertions)]
     {

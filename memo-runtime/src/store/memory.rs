@@ -502,6 +502,20 @@ impl<K, V> MemoryStore<K, V> {
     }
 }
 
+impl<K, V> MemoryStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// [`Store::get_hashed`] out of line: the one copy of the hit path, per key and value type,
+    /// for the paths that are not a memoized function's first try (a miss's looks at the store,
+    /// the lookup after a quick try found nothing), which inline it.
+    #[inline(never)]
+    pub(crate) fn get_out_of_line<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        self.get_hashed(hash, key)
+    }
+}
+
 impl<K, V> MemoryStore<K, V> {
     /// A counted lookup of `key` (of hash `hash`) that renews the entry's time to live (time to
     /// idle), and whether it did.
@@ -839,6 +853,19 @@ where
             Ok(found) => found,
             Err(SlowPath) => self.get_through_read(hash, key),
         }
+    }
+
+    /// Out of line ([`MemoryStore::get_out_of_line`]): the miss's look at the store, and the
+    /// cache object's async hit.
+    fn get_async<'a, L: Lookup<Key = K> + Sync>(
+        &'a self,
+        hash: u64,
+        key: &'a L,
+    ) -> impl Future<Output = Option<V>> + Send + 'a
+    where
+        V: Send + 'a,
+    {
+        std::future::ready(self.get_out_of_line(hash, key))
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
