@@ -269,7 +269,7 @@ impl Locks {
         self.tried(armed, locked)
     }
 
-    /// What a [`try_claim`](Self::try_claim) got: the lock, or nothing to release.
+    /// What a [`try_claim_async`](Self::try_claim_async) got: the lock, or nothing to release.
     fn tried(
         &self,
         mut armed: SingleGuard,

@@ -105,7 +105,7 @@ enum Held {
     /// A release to run on drop.
     Release(Box<dyn FnOnce() + Send>),
     /// The store's own claim (its drop releases it), which the store takes back when the value
-    /// is stored ([`Store::insert_claimed`]).
+    /// is stored ([`Store::insert_claimed_async`]).
     #[cfg_attr(
         not(any(feature = "redis", feature = "disk")),
         allow(dead_code, reason = "made by the Redis and disk stores")

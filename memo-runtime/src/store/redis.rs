@@ -820,7 +820,7 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
-    /// [`Store::claim_refresh`]: the key's lock, taken only if free (`taken`: what the `SET NX`
+    /// [`Store::claim_refresh_async`]: the key's lock, taken only if free (`taken`: what the `SET NX`
     /// answered; `None` when refreshes take no lock, under Redlock, whose rounds are for
     /// misses), kept in the lease for the write of the new value, which releases it.
     fn refresh_lease(

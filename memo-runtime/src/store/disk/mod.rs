@@ -554,7 +554,7 @@ where
         }
     }
 
-    /// [`Store::get_renewing`]: the front decides whether the value is due, and makes one
+    /// [`Store::get_renewing_hashed`]: the front decides whether the value is due, and makes one
     /// caller of this process the one to refresh it; a value read from disk goes to the front
     /// first. A value too large for the front is served, never refreshed in the background.
     fn get_due<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
