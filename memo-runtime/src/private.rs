@@ -28,6 +28,7 @@ use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
 use crate::flight::Handing;
 pub use crate::store::MemoryStore;
 use crate::store::{Store, Weight};
+use std::any::{Any, TypeId};
 use std::time::Instant;
 
 use crate::trace::{Computation, Running};
@@ -63,7 +64,10 @@ pub fn cache<K: Shared, V: Shared>(
 }
 
 /// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
-/// stores nothing for it.
+/// stores nothing for it. The cache is boxed as `dyn Any` here, in this module, where the miss
+/// makes its `&dyn Steps` ([`Miss::new`]): each vtable holds the cache's drop, and the two made
+/// in one module share one copy of it (made in the cell's, they compiled it twice per key and
+/// value type).
 #[cold]
 #[inline(never)]
 fn resolve_cache<K: Shared, V: Shared>(
@@ -72,7 +76,11 @@ fn resolve_cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.resolve_at(id, scope, move |name| new_cache(name, config))
+    let mut make =
+        |name| -> Box<dyn Any + Send + Sync> { Box::new(new_cache::<K, V>(name, config)) };
+    cell.resolve_boxed_at(id, scope, TypeId::of::<Cache<K, V>>(), &mut make)
+        .downcast_ref()
+        .unwrap_or_else(|| unreachable!("registered under its own type id"))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
