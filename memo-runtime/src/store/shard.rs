@@ -487,6 +487,29 @@ struct Ops<'a> {
     entries: &'a mut dyn Entries,
 }
 
+/// What [`Shard::find_cold`] looks for, by key `K`: a lookup's key, or the owned key of an
+/// insert (whose key type need not be a lookup's).
+trait Sought<K> {
+    fn is(&self, key: &K) -> bool;
+}
+
+impl<L: Lookup> Sought<L::Key> for L {
+    #[inline]
+    fn is(&self, key: &L::Key) -> bool {
+        self.matches(key)
+    }
+}
+
+/// The key of a [`Shard::insert`], sought as itself.
+struct Owned<'a, K>(&'a K);
+
+impl<K: Eq> Sought<K> for Owned<'_, K> {
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        self.0 == key
+    }
+}
+
 impl<K, V> Shard<K, V> {
     #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
@@ -595,12 +618,14 @@ impl<K, V> Shard<K, V> {
         Some((at, unsafe { slab.get_unchecked(at) }))
     }
 
-    /// [`find`](Self::find) off the hit path: one probe loop for every key type, `is` called
-    /// through a pointer.
-    fn find_cold(&self, hash: u64, is: &dyn Fn(&K) -> bool) -> Option<(u32, &Slot<K, V>)> {
+    /// [`find`](Self::find) off the hit path: one probe loop for every key type, the compare
+    /// called through a pointer. Its one closure is compiled once per key and [`Sought`] type,
+    /// not once per caller.
+    #[inline]
+    fn find_cold<Q: Sought<K>>(&self, hash: u64, sought: &Q) -> Option<(u32, &Slot<K, V>)> {
         let slab = &self.slab;
         let at = self.index.find_dyn(hash, &mut |at| {
-            slab.get(at).is_some_and(|slot| is(&slot.key))
+            slab.get(at).is_some_and(|slot| sought.is(&slot.key))
         })?;
         Some((at, self.slab.get(at)?))
     }
@@ -623,7 +648,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        let (_, slot) = self.find_cold(hash, key)?;
         if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
@@ -636,7 +661,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        let (_, slot) = self.find_cold(hash, key)?;
         if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
@@ -654,7 +679,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        let (_, slot) = self.find_cold(hash, key)?;
         if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
@@ -671,7 +696,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let Some((at, _)) = self.find_cold(hash, &|k| key.matches(k)) else {
+        let Some((at, _)) = self.find_cold(hash, key) else {
             return;
         };
         let stamp = Stamp {
@@ -728,7 +753,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        if let Some((_, slot)) = self.find_cold(hash, &|k| key.matches(k)) {
+        if let Some((_, slot)) = self.find_cold(hash, key) {
             slot.meta.refreshing.store(false, Ordering::Release);
         }
     }
@@ -759,7 +784,7 @@ impl<K, V> Shard<K, V> {
             return climb::Batch::default();
         }
         let report = self.core.climb(share);
-        let found = self.find_cold(hash, &|k| *k == key).map(|(at, _)| at);
+        let found = self.find_cold(hash, &Owned(&key)).map(|(at, _)| at);
         let mut typed = Typed {
             slab: &mut self.slab,
             weigher: self.weigher,
@@ -782,7 +807,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
         K: Hash,
     {
-        let Some((at, _)) = self.find_cold(hash, &|k| key.matches(k)) else {
+        let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
         };
         self.ops(None::<&NoHasher>, |mut ops| {
