@@ -510,6 +510,18 @@ impl<K: Eq> Sought<K> for Owned<'_, K> {
     }
 }
 
+/// A [`Sought`] key as the index asks for it, by the number of its slot.
+struct InSlab<'a, K, V, Q> {
+    slab: &'a Slab<Slot<K, V>>,
+    sought: &'a Q,
+}
+
+impl<K, V, Q: Sought<K>> index::Sought for InSlab<'_, K, V, Q> {
+    fn is(&self, number: u32) -> bool {
+        (self.slab.get(number)).is_some_and(|slot| self.sought.is(&slot.key))
+    }
+}
+
 impl<K, V> Shard<K, V> {
     #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
@@ -623,10 +635,13 @@ impl<K, V> Shard<K, V> {
     /// not once per caller.
     #[inline]
     fn find_cold<Q: Sought<K>>(&self, hash: u64, sought: &Q) -> Option<(u32, &Slot<K, V>)> {
-        let slab = &self.slab;
-        let at = self.index.find_dyn(hash, &mut |at| {
-            slab.get(at).is_some_and(|slot| sought.is(&slot.key))
-        })?;
+        let at = self.index.find_dyn(
+            hash,
+            &InSlab {
+                slab: &self.slab,
+                sought,
+            },
+        )?;
         Some((at, self.slab.get(at)?))
     }
 
