@@ -97,7 +97,8 @@ const fn codec_of(json: bool) -> crate::Codec {
 #[cold]
 #[inline(never)]
 fn new_cache<K, V>(name: &'static str, config: fn() -> Config) -> Cache<K, V> {
-    Cache::new(config()).named(name)
+    let config = config();
+    Cache::from_parts(MemoryStore::new(&config), Some(&config), name)
 }
 
 /// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the
@@ -121,9 +122,7 @@ fn new_hooked_cache<K, V>(
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> Cache<K, V> {
     let config = config();
-    Cache::with_store(hooks(MemoryStore::new(&config)))
-        .renewing_as(&config)
-        .named(name)
+    Cache::from_parts(hooks(MemoryStore::new(&config)), Some(&config), name)
 }
 
 /// The weight of an entry by the user's `weight = …`, which may return any integer.
@@ -272,9 +271,7 @@ fn new_store_cache<K, V, S: Open<K, V>>(
     hooks: fn(S) -> S,
 ) -> Cache<K, V, S> {
     let config = config();
-    Cache::with_store(hooks(S::open(name, &config, remote)))
-        .renewing_as(&config)
-        .named(name)
+    Cache::from_parts(hooks(S::open(name, &config, remote)), Some(&config), name)
 }
 
 /// Stands for nothing when the `disk` feature is on; a sentence when it is off.
