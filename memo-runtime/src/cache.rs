@@ -947,14 +947,9 @@ where
         self.counters.record(Event::Miss);
     }
 
-    /// A computed value the cache does not keep (an `Err`): counted.
-    pub(crate) fn not_kept(&self) {
-        self.counters.record(Event::LoadError);
-    }
-
-    /// A waiter took the leader's value or its error: counted as coalesced.
-    pub(crate) fn coalesced(&self) {
-        self.counters.record(Event::Coalesced);
+    /// The counters of misses, hits and the rest.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// The hit path of a function with `stale` or early refresh: a value, and when it is due,
