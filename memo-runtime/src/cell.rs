@@ -236,18 +236,21 @@ impl CacheCell {
 
     /// [`get_or_init_at`](Self::get_or_init_at) past its fast path (the caller tried
     /// [`first`](Self::first) itself), for a caller that boxes its cache itself, under
-    /// `type_id` (its type's): the memoized functions' `cache`, which makes the box where the
-    /// miss makes its `call::Steps`, so that the cache's drop (each vtable holds it) is compiled
-    /// once per key and value type rather than twice.
-    pub(crate) fn resolve_boxed_at(
+    /// `type_id` (its type's), with `make(identity, with)`: the memoized functions' `cache`,
+    /// which makes the box where the miss makes its `call::Steps`, so that the cache's drop
+    /// (each vtable holds it) is compiled once per key and value type rather than twice.
+    pub(crate) fn resolve_boxed_at<A: Copy>(
         &self,
         id: &'static str,
         at: At,
         type_id: TypeId,
-        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
+        make: fn(&'static str, A) -> Box<dyn Any + Send + Sync>,
+        with: A,
     ) -> Erased {
         let (scope, site) = at();
-        self.resolve_boxed(id, scope, Some(site), type_id, make)
+        self.resolve_boxed(id, scope, Some(site), type_id, &mut |identity| {
+            make(identity, with)
+        })
     }
 
     /// [`resolve`](Self::resolve) without its types: in a test's own registry (feature

@@ -64,10 +64,7 @@ pub fn cache<K: Shared, V: Shared>(
 }
 
 /// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
-/// stores nothing for it. The cache is boxed as `dyn Any` here, in this module, where the miss
-/// makes its `&dyn Steps` ([`Miss::new`]): each vtable holds the cache's drop, and the two made
-/// in one module share one copy of it (made in the cell's, they compiled it twice per key and
-/// value type).
+/// stores nothing for it.
 #[cold]
 #[inline(never)]
 fn resolve_cache<K: Shared, V: Shared>(
@@ -76,11 +73,15 @@ fn resolve_cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    let mut make =
-        |name| -> Box<dyn Any + Send + Sync> { Box::new(new_cache::<K, V>(name, config)) };
-    cell.resolve_boxed_at(id, scope, TypeId::of::<Cache<K, V>>(), &mut make)
-        .downcast_ref()
-        .unwrap_or_else(|| unreachable!("registered under its own type id"))
+    cell.resolve_boxed_at(
+        id,
+        scope,
+        TypeId::of::<Cache<K, V>>(),
+        new_cache::<K, V>,
+        config,
+    )
+    .downcast_ref()
+    .unwrap_or_else(|| unreachable!("registered under its own type id"))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -93,12 +94,25 @@ const fn codec_of(json: bool) -> crate::Codec {
     }
 }
 
-/// A memoized function's cache, named after the function's identity (see `cell`).
+/// A memoized function's cache, named after the function's identity (see `cell`), boxed for
+/// the cell's registry.
+///
+/// Boxed as `dyn Any` here, in this module, where the miss makes its `&dyn Steps`
+/// ([`Miss::new`]): each vtable holds the cache's drop, and the two made in one module share one
+/// copy of it (made in the cell's, they compiled it twice per key and value type). A plain
+/// function, not a closure, which would add its `FnOnce` shim.
 #[cold]
 #[inline(never)]
-fn new_cache<K, V>(name: &'static str, config: fn() -> Config) -> Cache<K, V> {
+fn new_cache<K: Shared, V: Shared>(
+    name: &'static str,
+    config: fn() -> Config,
+) -> Box<dyn Any + Send + Sync> {
     let config = config();
-    Cache::from_parts(MemoryStore::new(&config), Some(&config), name)
+    Box::new(Cache::<K, V>::from_parts(
+        MemoryStore::new(&config),
+        Some(&config),
+        name,
+    ))
 }
 
 /// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the
