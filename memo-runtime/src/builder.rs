@@ -437,7 +437,7 @@ impl<K, V> CacheBuilder<K, V> {
         if let Some(listener) = self.listener {
             store = store.listening(listener);
         }
-        Cache::with_store(store).renewing_as(&self.config)
+        Cache::from_parts(store, Some(&self.config), "")
     }
 }
 

@@ -69,6 +69,16 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     renew_for: Duration,
 }
 
+/// How long a cache built by `config` serves the old value of a key whose background refresh
+/// runs past its expiry: one time to live when `config` renews entries, else not at all.
+fn renew_for(config: &Config) -> Duration {
+    if config.renews() {
+        config.ttl.unwrap_or_default()
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// A cache's counters: out of line, compiled once here rather than in each key and value type's
 /// constructor.
 #[inline(never)]
@@ -93,7 +103,7 @@ impl<K, V> Cache<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: Config) -> Self {
-        Self::with_store(MemoryStore::new(&config)).renewing_as(&config)
+        Self::from_parts(MemoryStore::new(&config), Some(&config), "")
     }
 
     /// Reads time from `clock` from now on: tests pass a [`Clock::mock`] and expire entries by
@@ -139,28 +149,28 @@ impl<K, V, S> Cache<K, V, S> {
     /// ```
     #[must_use]
     pub fn with_store(store: S) -> Self {
+        Self::from_parts(store, None, "")
+    }
+
+    /// [`with_store`](Self::with_store), [`named`](Self::named) `name`, and serving the old
+    /// value of a key whose background refresh runs past its expiry for up to one time to live
+    /// when `config` renews entries (`stale`, `refresh = "early"`). All in one place: a cache
+    /// moved from call to call is copied each time, in code compiled for every key and value
+    /// type.
+    pub(crate) fn from_parts(store: S, config: Option<&Config>, name: &'static str) -> Self {
         #[cfg(feature = "switch")]
         crate::switch::read_environment();
         Self {
             store,
             flights: Flights::default(),
             counters: new_counters(),
-            name: "",
+            name,
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
             renewing: parking_lot::Mutex::new(Vec::new()),
-            renew_for: Duration::ZERO,
+            renew_for: config.map_or(Duration::ZERO, renew_for),
         }
-    }
-
-    /// Serves the old value of a key whose background refresh runs past its expiry for up to one
-    /// time to live, when `config` renews entries (`stale`, `refresh = "early"`).
-    pub(crate) fn renewing_as(mut self, config: &Config) -> Self {
-        if config.renews() {
-            self.renew_for = config.ttl.unwrap_or_default();
-        }
-        self
     }
 
     /// The store behind this cache.
@@ -937,14 +947,9 @@ where
         self.counters.record(Event::Miss);
     }
 
-    /// A computed value the cache does not keep (an `Err`): counted.
-    pub(crate) fn not_kept(&self) {
-        self.counters.record(Event::LoadError);
-    }
-
-    /// A waiter took the leader's value or its error: counted as coalesced.
-    pub(crate) fn coalesced(&self) {
-        self.counters.record(Event::Coalesced);
+    /// The counters of misses, hits and the rest.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// The hit path of a function with `stale` or early refresh: a value, and when it is due,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::Cache;
 use crate::flight::{Failure, Handing, RawFlight, RawJoin, RawLeader};
+use crate::stats::{Counters, Event};
 use crate::store::{Lease, Store};
 
 /// A boxed future that borrows for `'a`: how a [`Steps`] object returns its awaited steps.
@@ -54,6 +55,11 @@ pub(crate) trait Steps: Sync {
     /// The cache's name, for traces and metrics.
     fn name(&self) -> &'static str;
 
+    /// The cache's counters, which the loop counts on itself: a miss of a leader that
+    /// re-entered its key, a waiter coalesced, a value not kept (compiled once, not once per
+    /// key and value type).
+    fn counters(&self) -> &Counters;
+
     /// Leads the computation of `key` (of hash `hash`), or joins the one running. `by_thread`:
     /// a sync caller, which may re-enter its own key.
     fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_>;
@@ -68,9 +74,6 @@ pub(crate) trait Steps: Sync {
     /// The new leader's claim of the key in the store; a value found is put in `out`.
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed>;
 
-    /// A leader that re-entered its own key computes without caching: counted as a miss.
-    fn reentered(&self);
-
     /// Hands `value` to the waiters of `leader`'s flight and retires it.
     fn settle(&self, leader: RawLeader<'_>, value: &Item);
 
@@ -80,9 +83,6 @@ pub(crate) trait Steps: Sync {
     /// Waits for the leader of `flight`: its value put in `out` (`true`), or `false` if it gave
     /// up or failed.
     fn poll_wait(&self, flight: &RawFlight, cx: &Context<'_>, out: &mut Slot) -> Poll<bool>;
-
-    /// A waiter took its leader's value, or its error: counted as coalesced.
-    fn coalesced(&self);
 
     /// Stores `value` under the key taken from `key` (an awaited write, ready at once but for a
     /// store outside the process), then ends the store's claim `lease`.
@@ -94,9 +94,6 @@ pub(crate) trait Steps: Sync {
         cost: Duration,
         lease: Lease,
     ) -> Boxed<'a, ()>;
-
-    /// A computed value not kept (an `Err` of a function that keeps `Ok`s): counted.
-    fn not_kept(&self);
 
     /// The leader's computation failed: counted; the waiters take `failure`'s copy of the
     /// error, or without one try again; nothing is stored.
@@ -137,6 +134,10 @@ where
         Cache::name(self)
     }
 
+    fn counters(&self) -> &Counters {
+        Cache::counters(self)
+    }
+
     fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_> {
         self.flights()
             .join_raw(hash, item::<K>(key).clone(), by_thread)
@@ -159,10 +160,6 @@ where
         Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
     }
 
-    fn reentered(&self) {
-        self.missed();
-    }
-
     fn settle(&self, leader: RawLeader<'_>, value: &Item) {
         leader.finish(item::<V>(value));
     }
@@ -181,10 +178,6 @@ where
         })
     }
 
-    fn coalesced(&self) {
-        Cache::coalesced(self);
-    }
-
     fn store<'a>(
         &'a self,
         hash: u64,
@@ -198,10 +191,6 @@ where
             self.store()
                 .insert_claimed_async(hash, key, value, cost, lease),
         )
-    }
-
-    fn not_kept(&self) {
-        Cache::not_kept(self);
     }
 
     fn failed(&self, claim: LeaderClaim<'_>, failure: Handing<'_>, cost: Duration) {
@@ -289,16 +278,16 @@ pub(crate) async fn begin<'a>(
                 };
             }
             RawJoin::Reentrant => {
-                steps.reentered();
+                steps.counters().record(Event::Miss);
                 return Begun::Lead((None, Lease::none()));
             }
             RawJoin::Wait(flight) => {
                 if std::future::poll_fn(|cx| steps.poll_wait(&flight, cx, out)).await {
-                    steps.coalesced();
+                    steps.counters().record(Event::Coalesced);
                     return Begun::Value("coalesced");
                 }
                 if takes_errors && let Some(failure) = flight.failure() {
-                    steps.coalesced();
+                    steps.counters().record(Event::Coalesced);
                     return Begun::Failed(failure);
                 }
                 // The leader gave up: look at the store again, unless its claim reads it (the
@@ -374,7 +363,7 @@ pub(crate) async fn finish(
             return;
         }
     } else {
-        steps.not_kept();
+        steps.counters().record(Event::LoadError);
         if let Some(leader) = leader {
             steps.settle(leader, value);
         }

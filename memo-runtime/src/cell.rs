@@ -181,9 +181,8 @@ impl CacheCell {
             .unwrap_or_else(|| self.resolve_at(id, at, init))
     }
 
-    /// [`get_or_init_at`](Self::get_or_init_at) past its fast path, for a caller that tried
-    /// [`first`](Self::first) itself (the memoized functions' `cache`).
-    pub(crate) fn resolve_at<C: Any + Send + Sync>(
+    /// [`get_or_init_at`](Self::get_or_init_at) past its fast path.
+    fn resolve_at<C: Any + Send + Sync>(
         &self,
         id: &'static str,
         at: At,
@@ -222,20 +221,6 @@ impl CacheCell {
         site: Option<TypeId>,
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
-        #[cfg(feature = "test-util")]
-        if crate::testing::isolated() {
-            let mut init = Some(init);
-            let key = (id, instance(id, scope), TypeId::of::<C>());
-            let erased = crate::testing::isolated_cache(key, &mut || {
-                let init = init
-                    .take()
-                    .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
-                Box::new(init(identity(id, scope)))
-            });
-            return erased
-                .downcast_ref::<C>()
-                .unwrap_or_else(|| unreachable!("kept under its own type id"));
-        }
         let mut init = Some(init);
         let mut make = |identity: &'static str| -> Box<dyn Any + Send + Sync> {
             let init = init
@@ -243,10 +228,47 @@ impl CacheCell {
                 .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
             Box::new(init(identity))
         };
-        let erased = self.resolve_listed(id, scope, site, TypeId::of::<C>(), &mut make);
+        let erased = self.resolve_boxed(id, scope, site, TypeId::of::<C>(), &mut make);
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))
+    }
+
+    /// [`get_or_init_at`](Self::get_or_init_at) past its fast path (the caller tried
+    /// [`first`](Self::first) itself), for a caller that boxes its cache itself, under
+    /// `type_id` (its type's), with `make(identity, with)`: the memoized functions' `cache`,
+    /// which makes the box where the miss makes its `call::Steps`, so that the cache's drop
+    /// (each vtable holds it) is compiled once per key and value type rather than twice.
+    pub(crate) fn resolve_boxed_at<A: Copy>(
+        &self,
+        id: &'static str,
+        at: At,
+        type_id: TypeId,
+        make: fn(&'static str, A) -> Box<dyn Any + Send + Sync>,
+        with: A,
+    ) -> Erased {
+        let (scope, site) = at();
+        self.resolve_boxed(id, scope, Some(site), type_id, &mut |identity| {
+            make(identity, with)
+        })
+    }
+
+    /// [`resolve`](Self::resolve) without its types: in a test's own registry (feature
+    /// `test-util`), else [`resolve_listed`](Self::resolve_listed).
+    fn resolve_boxed(
+        &self,
+        id: &'static str,
+        scope: &'static str,
+        site: Option<TypeId>,
+        type_id: TypeId,
+        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
+    ) -> Erased {
+        #[cfg(feature = "test-util")]
+        if crate::testing::isolated() {
+            let key = (id, instance(id, scope), type_id);
+            return crate::testing::isolated_cache(key, &mut || make(identity(id, scope)));
+        }
+        self.resolve_listed(id, scope, site, type_id, make)
     }
 
     /// [`resolve`](Self::resolve) without its types: this cell's list first, else

@@ -120,12 +120,14 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     /// the types, for the miss loop: the leader settles with [`RawLeader::finish`] and a waiter
     /// takes the value with [`RawFlight::poll_value`], both with this table's `V`.
     pub(crate) fn join_raw(&self, hash: u64, key: K, by_thread: bool) -> RawJoin<'_> {
-        let key = Erased::new(key);
-        let probe = key.ptr.cast::<K>();
-        // SAFETY: every key in this table is a `K` (only this function adds them), and `probe`
-        // stays alive while `RawFlights::join` may compare (it owns `key` until it returns).
-        let same = |stored: &Erased| unsafe { stored.ptr.cast::<K>().as_ref() == probe.as_ref() };
-        self.raw.join(hash, key, &same, by_thread)
+        /// Whether two keys of this table are equal: a plain function, one per key type, where a
+        /// closure over the key sought would add its `FnOnce` shim.
+        fn same<K: Eq>(stored: &Erased, sought: &Erased) -> bool {
+            // SAFETY: every key in this table is a `K` (only `join_raw` adds them), and so is the
+            // key sought, which `RawFlights::join` owns while it compares, under the table's lock.
+            unsafe { stored.ptr.cast::<K>().as_ref() == sought.ptr.cast::<K>().as_ref() }
+        }
+        self.raw.join(hash, Erased::new(key), same::<K>, by_thread)
     }
 
     /// Number of computations in progress.
@@ -305,17 +307,17 @@ impl RawFlights {
         &self.shards[shard_of(hash, SHARDS - 1)]
     }
 
-    /// Joins the flight of the key `same` recognizes, or registers `key` (of hash `hash`) and
-    /// leads it.
+    /// Joins the flight of a key that `same` finds equal to `key`, or registers `key` (of hash
+    /// `hash`) and leads it.
     fn join(
         &self,
         hash: u64,
         key: Erased,
-        same: &dyn Fn(&Erased) -> bool,
+        same: fn(&Erased, &Erased) -> bool,
         by_thread: bool,
     ) -> RawJoin<'_> {
         let mut table = lock(self.shard(hash));
-        if let Some(entry) = table.find(hash, |e| e.hash == hash && same(&e.key)) {
+        if let Some(entry) = table.find(hash, |e| e.hash == hash && same(&e.key, &key)) {
             let join = if by_thread && entry.flight.leader == thread::current().id() {
                 RawJoin::Reentrant
             } else {

@@ -28,6 +28,7 @@ use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
 use crate::flight::Handing;
 pub use crate::store::MemoryStore;
 use crate::store::{Store, Weight};
+use std::any::{Any, TypeId};
 use std::time::Instant;
 
 use crate::trace::{Computation, Running};
@@ -72,7 +73,15 @@ fn resolve_cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.resolve_at(id, scope, move |name| new_cache(name, config))
+    cell.resolve_boxed_at(
+        id,
+        scope,
+        TypeId::of::<Cache<K, V>>(),
+        new_cache::<K, V>,
+        config,
+    )
+    .downcast_ref()
+    .unwrap_or_else(|| unreachable!("registered under its own type id"))
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -85,11 +94,25 @@ const fn codec_of(json: bool) -> crate::Codec {
     }
 }
 
-/// A memoized function's cache, named after the function's identity (see `cell`).
+/// A memoized function's cache, named after the function's identity (see `cell`), boxed for
+/// the cell's registry.
+///
+/// Boxed as `dyn Any` here, in this module, where the miss makes its `&dyn Steps`
+/// ([`Miss::new`]): each vtable holds the cache's drop, and the two made in one module share one
+/// copy of it (made in the cell's, they compiled it twice per key and value type). A plain
+/// function, not a closure, which would add its `FnOnce` shim.
 #[cold]
 #[inline(never)]
-fn new_cache<K, V>(name: &'static str, config: fn() -> Config) -> Cache<K, V> {
-    Cache::new(config()).named(name)
+fn new_cache<K: Shared, V: Shared>(
+    name: &'static str,
+    config: fn() -> Config,
+) -> Box<dyn Any + Send + Sync> {
+    let config = config();
+    Box::new(Cache::<K, V>::from_parts(
+        MemoryStore::new(&config),
+        Some(&config),
+        name,
+    ))
 }
 
 /// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the
@@ -113,9 +136,7 @@ fn new_hooked_cache<K, V>(
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> Cache<K, V> {
     let config = config();
-    Cache::with_store(hooks(MemoryStore::new(&config)))
-        .renewing_as(&config)
-        .named(name)
+    Cache::from_parts(hooks(MemoryStore::new(&config)), Some(&config), name)
 }
 
 /// The weight of an entry by the user's `weight = …`, which may return any integer.
@@ -264,9 +285,7 @@ fn new_store_cache<K, V, S: Open<K, V>>(
     hooks: fn(S) -> S,
 ) -> Cache<K, V, S> {
     let config = config();
-    Cache::with_store(hooks(S::open(name, &config, remote)))
-        .renewing_as(&config)
-        .named(name)
+    Cache::from_parts(hooks(S::open(name, &config, remote)), Some(&config), name)
 }
 
 /// Stands for nothing when the `disk` feature is on; a sentence when it is off.

@@ -104,9 +104,8 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let (base, plan) = Base::new(config);
-        let shards =
-            std::mem::ManuallyDrop::new(raw_shards(&plan, config.policy, Shard::<K, V>::kind()));
+        let (base, shards) = Base::with_shards(config, Shard::<K, V>::kind());
+        let shards = std::mem::ManuallyDrop::new(shards);
         const {
             assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
             assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
@@ -544,8 +543,15 @@ impl<K, V> MemoryStore<K, V> {
 }
 
 impl Base {
-    /// The parts of a store `config` makes that hold no entries, and the plan of its shards.
+    /// The parts of a store `config` makes that hold no entries, with its shards untyped
+    /// (holding slots of `kind`): one call, compiled once, for [`MemoryStore::new`].
     #[inline(never)]
+    fn with_shards(config: &Config, kind: SlabKind) -> (Self, Vec<Padded<Locked<RawShard>>>) {
+        let (base, plan) = Self::new(config);
+        (base, raw_shards(&plan, config.policy, kind))
+    }
+
+    /// The parts of a store `config` makes that hold no entries, and the plan of its shards.
     fn new(config: &Config) -> (Self, Plan) {
         let plan = Plan::new(config);
         let base = Self {

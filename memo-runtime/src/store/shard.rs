@@ -487,6 +487,41 @@ struct Ops<'a> {
     entries: &'a mut dyn Entries,
 }
 
+/// What [`Shard::find_cold`] looks for, by key `K`: a lookup's key, or the owned key of an
+/// insert (whose key type need not be a lookup's).
+trait Sought<K> {
+    fn is(&self, key: &K) -> bool;
+}
+
+impl<L: Lookup> Sought<L::Key> for L {
+    #[inline]
+    fn is(&self, key: &L::Key) -> bool {
+        self.matches(key)
+    }
+}
+
+/// The key of a [`Shard::insert`], sought as itself.
+struct Owned<'a, K>(&'a K);
+
+impl<K: Eq> Sought<K> for Owned<'_, K> {
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        self.0 == key
+    }
+}
+
+/// A [`Sought`] key as the index asks for it, by the number of its slot.
+struct InSlab<'a, K, V, Q> {
+    slab: &'a Slab<Slot<K, V>>,
+    sought: &'a Q,
+}
+
+impl<K, V, Q: Sought<K>> index::Sought for InSlab<'_, K, V, Q> {
+    fn is(&self, number: u32) -> bool {
+        (self.slab.get(number)).is_some_and(|slot| self.sought.is(&slot.key))
+    }
+}
+
 impl<K, V> Shard<K, V> {
     #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
@@ -595,13 +630,18 @@ impl<K, V> Shard<K, V> {
         Some((at, unsafe { slab.get_unchecked(at) }))
     }
 
-    /// [`find`](Self::find) off the hit path: one probe loop for every key type, `is` called
-    /// through a pointer.
-    fn find_cold(&self, hash: u64, is: &dyn Fn(&K) -> bool) -> Option<(u32, &Slot<K, V>)> {
-        let slab = &self.slab;
-        let at = self.index.find_dyn(hash, &mut |at| {
-            slab.get(at).is_some_and(|slot| is(&slot.key))
-        })?;
+    /// [`find`](Self::find) off the hit path: one probe loop for every key type, the compare
+    /// called through a pointer. Its one closure is compiled once per key and [`Sought`] type,
+    /// not once per caller.
+    #[inline]
+    fn find_cold<Q: Sought<K>>(&self, hash: u64, sought: &Q) -> Option<(u32, &Slot<K, V>)> {
+        let at = self.index.find_dyn(
+            hash,
+            &InSlab {
+                slab: &self.slab,
+                sought,
+            },
+        )?;
         Some((at, self.slab.get(at)?))
     }
 
@@ -623,7 +663,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        let (_, slot) = self.find_cold(hash, key)?;
         if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
@@ -636,7 +676,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        let (_, slot) = self.find_cold(hash, key)?;
         if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
@@ -654,7 +694,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let (_, slot) = self.find_cold(hash, &|k| key.matches(k))?;
+        let (_, slot) = self.find_cold(hash, key)?;
         if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
             return None;
         }
@@ -671,7 +711,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        let Some((at, _)) = self.find_cold(hash, &|k| key.matches(k)) else {
+        let Some((at, _)) = self.find_cold(hash, key) else {
             return;
         };
         let stamp = Stamp {
@@ -728,7 +768,7 @@ impl<K, V> Shard<K, V> {
     where
         L: Lookup<Key = K>,
     {
-        if let Some((_, slot)) = self.find_cold(hash, &|k| key.matches(k)) {
+        if let Some((_, slot)) = self.find_cold(hash, key) {
             slot.meta.refreshing.store(false, Ordering::Release);
         }
     }
@@ -759,7 +799,7 @@ impl<K, V> Shard<K, V> {
             return climb::Batch::default();
         }
         let report = self.core.climb(share);
-        let found = self.find_cold(hash, &|k| *k == key).map(|(at, _)| at);
+        let found = self.find_cold(hash, &Owned(&key)).map(|(at, _)| at);
         let mut typed = Typed {
             slab: &mut self.slab,
             weigher: self.weigher,
@@ -782,7 +822,7 @@ impl<K, V> Shard<K, V> {
         L: Lookup<Key = K>,
         K: Hash,
     {
-        let Some((at, _)) = self.find_cold(hash, &|k| key.matches(k)) else {
+        let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
         };
         self.ops(None::<&NoHasher>, |mut ops| {

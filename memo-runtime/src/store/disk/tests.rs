@@ -1339,7 +1339,7 @@ fn refresh_stale_key(root: &Path) {
     let config = stale_config();
     let store = options(root).open(&config);
     let cache: &'static Cache<String, u64, DiskStore<String, u64>> =
-        Box::leak(Box::new(Cache::with_store(store).renewing_as(&config)));
+        Box::leak(Box::new(Cache::from_parts(store, Some(&config), "")));
     let hash = cache.store().hash_of(&"shared");
     let served = cache.hit_renewing(hash, &"shared", |owned| {
         cache.spawn_refresh(owned, |key| Some(count_and_compute(key)), |_| true);

@@ -34,6 +34,13 @@ pub(super) struct Index {
     tombstones: u32,
 }
 
+/// What [`Index::find_dyn`] asks of each number under a hash: whether its entry holds the key
+/// sought. A trait of its own rather than `dyn FnMut`, whose vtable would carry a `FnOnce` shim
+/// per key and value type.
+pub(super) trait Sought {
+    fn is(&self, number: u32) -> bool;
+}
+
 impl Index {
     #[inline(never)]
     pub(super) fn new() -> Self {
@@ -71,8 +78,8 @@ impl Index {
 
     /// [`find`](Self::find) compiled once, for the lookups off the hit path: each caller's
     /// closure would otherwise be a copy of the probe loop per key and value types.
-    pub(super) fn find_dyn(&self, hash: u64, is: &mut dyn FnMut(u32) -> bool) -> Option<u32> {
-        self.find(hash, is)
+    pub(super) fn find_dyn(&self, hash: u64, sought: &dyn Sought) -> Option<u32> {
+        self.find(hash, |number| sought.is(number))
     }
 
     /// The number under `hash` for which `is` holds.
