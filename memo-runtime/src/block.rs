@@ -46,6 +46,10 @@ pub(crate) fn wait<F: Future>(future: F) -> F::Output {
 /// Called by a future that returns `Pending` and must be polled again by `due` even if
 /// nothing wakes it: a thread blocked in [`wait`] on it parks no longer than that. Elsewhere
 /// (a task on an executor) it does nothing: the future checks its due time when next polled.
+#[cfg_attr(
+    not(feature = "redis"),
+    allow(dead_code, reason = "only a Redis reply bounds a park")
+)]
 pub(crate) fn wake_by(due: Instant) {
     // `try_with`: a future may be polled while its thread's locals are torn down.
     let _ = PARKING.try_with(|parking| parking.set(parking.get().until(due)));
@@ -65,11 +69,19 @@ enum Parking {
     /// Until a wake.
     Unbounded,
     /// Until a wake or this time, whichever comes first.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only a Redis reply bounds a park")
+    )]
     Until(Instant),
 }
 
 impl Parking {
     /// This, cut short at `due`.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "only a Redis reply bounds a park")
+    )]
     fn until(self, due: Instant) -> Self {
         match self {
             Self::Outside => Self::Outside,
