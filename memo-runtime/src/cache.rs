@@ -49,11 +49,7 @@ pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 pub struct Cache<K, V, S = MemoryStore<K, V>> {
     store: S,
     flights: Flights<K, V>,
-    /// Misses and refreshes, counted off the hit path: kept out of line, so the fields a hit
-    /// reads stay together.
-    counters: Box<Counters>,
-    /// `module::function` of a memoized function, for metrics; empty for a hand-made cache.
-    name: &'static str,
+    head: Head,
     /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
     baseline: parking_lot::Mutex<Stats>,
     janitor: Once,
@@ -76,6 +72,39 @@ fn renew_for(config: &Config) -> Duration {
         config.ttl.unwrap_or_default()
     } else {
         Duration::ZERO
+    }
+}
+
+/// What the miss loop (`call.rs`) reads of a cache apart from its key and value types, with
+/// what it does with them: compiled once, not once per key and value type as the cache's own
+/// methods are.
+pub(crate) struct Head {
+    /// `module::function` of a memoized function, for metrics; empty for a hand-made cache.
+    pub(crate) name: &'static str,
+    /// Misses and refreshes, counted off the hit path: kept out of line, so the fields a hit
+    /// reads stay together.
+    pub(crate) counters: Box<Counters>,
+}
+
+impl Head {
+    /// The leader's last step when its computation failed (an `Err` of a function whose cache
+    /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
+    /// `failure`, or without it try again; the store's claim ends.
+    pub(crate) fn failed(
+        &self,
+        (leader, lease): LeaderClaim<'_>,
+        failure: Handing<'_>,
+        cost: Duration,
+    ) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::record_load(self.name, cost);
+        #[cfg(not(feature = "metrics"))]
+        let _ = cost;
+        self.counters.record(Event::LoadError);
+        if let Some(leader) = leader {
+            leader.fail(failure);
+        }
+        drop(lease);
     }
 }
 
@@ -161,10 +190,12 @@ impl<K, V, S> Cache<K, V, S> {
         #[cfg(feature = "switch")]
         crate::switch::read_environment();
         Self {
+            head: Head {
+                name,
+                counters: new_counters(),
+            },
             store,
             flights: Flights::default(),
-            counters: new_counters(),
-            name,
             baseline: parking_lot::Mutex::new(Stats::default()),
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
@@ -200,7 +231,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// ```
     #[must_use]
     pub fn named(mut self, name: &'static str) -> Self {
-        self.name = name;
+        self.head.name = name;
         self
     }
 
@@ -216,32 +247,12 @@ impl<K, V, S> Cache<K, V, S> {
     /// assert_eq!(cache.named("shop::price").name(), "shop::price");
     /// ```
     pub fn name(&self) -> &'static str {
-        self.name
+        self.head.name
     }
 
     /// The in-flight computations of this cache's keys.
     pub(crate) fn flights(&self) -> &Flights<K, V> {
         &self.flights
-    }
-
-    /// The leader's last step when its computation failed (an `Err` of a function whose cache
-    /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
-    /// `failure`, or without it try again; the store's claim ends.
-    pub(crate) fn failed(
-        &self,
-        (leader, lease): LeaderClaim<'_>,
-        failure: Handing<'_>,
-        cost: Duration,
-    ) {
-        #[cfg(feature = "metrics")]
-        crate::metrics::record_load(self.name, cost);
-        #[cfg(not(feature = "metrics"))]
-        let _ = cost;
-        self.counters.record(Event::LoadError);
-        if let Some(leader) = leader {
-            leader.fail(failure);
-        }
-        drop(lease);
     }
 
     /// Runs `call`, a call of the memoized function, recomputing its value instead of returning
@@ -351,7 +362,7 @@ where
     {
         let value = self.store.get(&key);
         if value.is_none() {
-            self.counters.record(Event::Miss);
+            self.head.counters.record(Event::Miss);
         }
         value
     }
@@ -657,7 +668,7 @@ where
     }
 
     fn raw_stats(&self) -> Stats {
-        self.counters.snapshot(
+        self.head.counters.snapshot(
             self.store.held(),
             self.store.weight(),
             self.store.counts(),
@@ -884,7 +895,7 @@ where
     /// A computation of the object's failed: counted; dropping the leader and the lease (by
     /// the caller) lets a waiting caller compute.
     fn count_failure<E>(&self, err: E) -> E {
-        self.counters.record(Event::LoadError);
+        self.head.counters.record(Event::LoadError);
         err
     }
 
@@ -931,7 +942,7 @@ where
     pub(crate) fn claimed(&self, claim: Claim<V>, out: &mut Option<V>) -> Claimed {
         match claim {
             Claim::Found(value) => {
-                self.counters.record(Event::Coalesced);
+                self.head.counters.record(Event::Coalesced);
                 *out = Some(value);
                 Claimed::Found
             }
@@ -944,12 +955,12 @@ where
 
     /// A call that computes: counted as a miss.
     pub(crate) fn missed(&self) {
-        self.counters.record(Event::Miss);
+        self.head.counters.record(Event::Miss);
     }
 
-    /// The counters of misses, hits and the rest.
-    pub(crate) fn counters(&self) -> &Counters {
-        &self.counters
+    /// What the miss loop reads of this cache apart from its types.
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
     }
 
     /// The hit path of a function with `stale` or early refresh: a value, and when it is due,
@@ -1002,7 +1013,7 @@ where
             (key.matches(k) && started.elapsed() < self.renew_for).then(|| v.clone())
         })?;
         drop(renewing);
-        self.counters.record(Event::Hit);
+        self.head.counters.record(Event::Hit);
         Some(value)
     }
 
@@ -1032,13 +1043,13 @@ where
             self.renewed(&key);
             return;
         }
-        self.counters.record(Event::Refresh);
+        self.head.counters.record(Event::Refresh);
         let retry = key.clone();
         let spawned = std::thread::Builder::new()
             .name("memo-refresh".into())
             .spawn(move || {
                 let compute = |key: K| {
-                    let trace = Computation::start(self.name, "refresh");
+                    let trace = Computation::start(self.head.name, "refresh");
                     let computed =
                         std::panic::catch_unwind(AssertUnwindSafe(|| trace.run(|| refresh(key))));
                     let computed = computed.ok().flatten();
@@ -1069,7 +1080,7 @@ where
         refresh: fn(K) -> crate::private::BoxFuture<Option<V>>,
         keep: fn(&V) -> bool,
     ) {
-        self.counters.record(Event::Refresh);
+        self.head.counters.record(Event::Refresh);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Not called from within a tokio runtime: nothing to run the refresh on.
             self.refresh_failed(&key);
@@ -1120,7 +1131,7 @@ where
     /// A forced refresh of `key` ended (see [`refresh`](Self::refresh)): counted, and when it
     /// `failed` the old value stays (see [`refresh_failed`](Self::refresh_failed)).
     pub(crate) fn refresh_ended(&self, key: &K, failed: bool) {
-        self.counters.record(Event::Refresh);
+        self.head.counters.record(Event::Refresh);
         if failed {
             self.refresh_failed(key);
         }
@@ -1129,15 +1140,15 @@ where
     /// A refresh of `key` failed (an error, a panic, nothing to run on): the old value stays;
     /// counted and reported, and a later read may try again.
     fn refresh_failed(&self, key: &K) {
-        crate::trace::refresh_failed(self.name);
-        self.counters.record(Event::RefreshFailure);
+        crate::trace::refresh_failed(self.head.name);
+        self.head.counters.record(Event::RefreshFailure);
         self.store.release_refresh(&key);
     }
 
     /// The end of a forced refresh of the cache object's own (`get_or_compute`,
     /// `get_or_insert_with`): stores `value`, and returns it.
     fn forced_refresh(&self, hash: u64, key: K, value: V, started: Instant) -> V {
-        let (mut key, lent): (Option<K>, &call::Item) = (Some(key), &value);
+        let (mut key, lent): (Option<K>, &call::Value) = (Some(key), &value);
         block::wait(call::refreshed(
             self,
             hash,
@@ -1202,7 +1213,7 @@ where
     S: Store<K, V>,
 {
     fn name(&self) -> &'static str {
-        self.name
+        self.head.name
     }
 
     fn stats(&self) -> Stats {

@@ -8,28 +8,29 @@
 //! process, and runs the body in its own frame between [`begin`] and [`finish`], so that no
 //! function here is generic over a body.
 //!
-//! Nor over the key and value types: the loop holds them as `dyn Any` ([`Item`], [`Slot`]) and
-//! reaches the typed code (compare, clone, the store's steps) through [`Steps`], one object per
-//! cache. So the loop and its state machines are compiled once, not once per memoized
-//! function's key and value types (issue 18).
+//! Nor over the key and value types: the loop holds them as `dyn Any` ([`Item`], [`Slot`],
+//! [`Value`]) and reaches the typed code (compare, clone, the store's steps) through [`Steps`],
+//! one object per cache. So the loop and its state machines are compiled once, not once per
+//! memoized function's key and value types (issue 18).
 
 use std::any::Any;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::cache::Cache;
-use crate::flight::{Failure, Handing, RawFlight, RawJoin, RawLeader};
-use crate::stats::{Counters, Event};
+use crate::cache::{Cache, Head};
+use crate::flight::{Failure, Handed, RawJoin, RawLeader};
+use crate::stats::Event;
 use crate::store::{Lease, Store};
 
 /// A boxed future that borrows for `'a`: how a [`Steps`] object returns its awaited steps.
 pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A key or a value lent to the loop: a `K` or a `V` whose type only the cache's [`Steps`]
-/// know.
+/// A key lent to the loop: a `K` whose type only the cache's [`Steps`] know.
 pub(crate) type Item = dyn Any + Sync;
+
+/// A value lent to the loop: a `V` that the flight hands to waiters by itself.
+pub(crate) type Value = dyn Handed;
 
 /// Where the loop puts a value (or takes an owned key from): the caller's `Option<V>` (or
 /// `Option<K>`).
@@ -49,24 +50,21 @@ pub(crate) enum Claimed {
 
 /// The steps of a call over one cache, as an object with no type parameters: the entry point,
 /// where the key's and value's bounds are known, makes it (a key without `Hash` or serde is
-/// reported there, once), and the loop reaches the cache through it. Every [`Item`] and
-/// [`Slot`] given to a cache's steps holds that cache's key or value type.
+/// reported there, once), and the loop reaches the cache through it. Every [`Item`], [`Value`]
+/// and [`Slot`] given to a cache's steps holds that cache's key or value type.
 pub(crate) trait Steps: Sync {
-    /// The cache's name, for traces and metrics.
-    fn name(&self) -> &'static str;
-
-    /// The cache's counters, which the loop counts on itself: a miss of a leader that
-    /// re-entered its key, a waiter coalesced, a value not kept (compiled once, not once per
-    /// key and value type).
-    fn counters(&self) -> &Counters;
-
-    /// Leads the computation of `key` (of hash `hash`), or joins the one running. `by_thread`:
-    /// a sync caller, which may re-enter its own key.
-    fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_>;
+    /// What the loop reads of the cache apart from its types: its name (for traces and
+    /// metrics) and its counters (the loop counts a miss of a leader that re-entered its key, a
+    /// waiter coalesced, a value not kept, a computation that failed).
+    fn head(&self) -> &Head;
 
     /// Whether the store's [`claim`](Self::claim) reads the value itself (Redis, tiered), so
     /// that the loop need not [`look`](Self::look) before it.
     fn claim_reads(&self) -> bool;
+
+    /// Leads the computation of `key` (of hash `hash`), or joins the one running. `by_thread`:
+    /// a sync caller, which may re-enter its own key.
+    fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_>;
 
     /// A look at the store (counted as a hit when found): `true` with the value put in `out`.
     fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool>;
@@ -74,15 +72,9 @@ pub(crate) trait Steps: Sync {
     /// The new leader's claim of the key in the store; a value found is put in `out`.
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed>;
 
-    /// Hands `value` to the waiters of `leader`'s flight and retires it.
-    fn settle(&self, leader: RawLeader<'_>, value: &Item);
-
-    /// [`settle`](Self::settle) with the value [`claim`](Self::claim) put in `out`.
+    /// Hands the value [`claim`](Self::claim) put in `out` to the waiters of `leader`'s flight
+    /// and retires it.
     fn settle_found(&self, leader: RawLeader<'_>, out: &mut Slot);
-
-    /// Waits for the leader of `flight`: its value put in `out` (`true`), or `false` if it gave
-    /// up or failed.
-    fn poll_wait(&self, flight: &RawFlight, cx: &Context<'_>, out: &mut Slot) -> Poll<bool>;
 
     /// Stores `value` under the key taken from `key` (an awaited write, ready at once but for a
     /// store outside the process), then ends the store's claim `lease`.
@@ -90,14 +82,10 @@ pub(crate) trait Steps: Sync {
         &'a self,
         hash: u64,
         key: &mut Slot,
-        value: &Item,
+        value: &Value,
         cost: Duration,
         lease: Lease,
     ) -> Boxed<'a, ()>;
-
-    /// The leader's computation failed: counted; the waiters take `failure`'s copy of the
-    /// error, or without one try again; nothing is stored.
-    fn failed(&self, claim: LeaderClaim<'_>, failure: Handing<'_>, cost: Duration);
 
     /// A forced refresh of the key in `key` ended: counted. When it `failed` (its computation
     /// failed, or its value is not kept) the old value stays; the failure is counted and
@@ -106,8 +94,7 @@ pub(crate) trait Steps: Sync {
 }
 
 /// The `T` a cache's steps were lent.
-fn item<T: 'static>(item: &Item) -> &T {
-    let item: &dyn Any = item;
+fn item<T: 'static>(item: &dyn Any) -> &T {
     item.downcast_ref()
         .expect("a cache's steps are lent its own key and value types")
 }
@@ -130,21 +117,17 @@ where
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
 {
-    fn name(&self) -> &'static str {
-        Cache::name(self)
+    fn head(&self) -> &Head {
+        Cache::head(self)
     }
 
-    fn counters(&self) -> &Counters {
-        Cache::counters(self)
+    fn claim_reads(&self) -> bool {
+        self.store().claim_reads()
     }
 
     fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_> {
         self.flights()
             .join_raw(hash, item::<K>(key).clone(), by_thread)
-    }
-
-    fn claim_reads(&self) -> bool {
-        self.store().claim_reads()
     }
 
     fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool> {
@@ -160,29 +143,17 @@ where
         Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
     }
 
-    fn settle(&self, leader: RawLeader<'_>, value: &Item) {
-        leader.finish(item::<V>(value));
-    }
-
     fn settle_found(&self, leader: RawLeader<'_>, out: &mut Slot) {
         if let Some(value) = slot::<V>(out) {
             leader.finish(value);
         }
     }
 
-    fn poll_wait(&self, flight: &RawFlight, cx: &Context<'_>, out: &mut Slot) -> Poll<bool> {
-        flight.poll_value::<V>(cx).map(|value| {
-            let found = value.is_some();
-            *slot(out) = value;
-            found
-        })
-    }
-
     fn store<'a>(
         &'a self,
         hash: u64,
         key: &mut Slot,
-        value: &Item,
+        value: &Value,
         cost: Duration,
         lease: Lease,
     ) -> Boxed<'a, ()> {
@@ -191,10 +162,6 @@ where
             self.store()
                 .insert_claimed_async(hash, key, value, cost, lease),
         )
-    }
-
-    fn failed(&self, claim: LeaderClaim<'_>, failure: Handing<'_>, cost: Duration) {
-        Cache::failed(self, claim, failure, cost);
     }
 
     fn refresh_ended(&self, key: &mut Slot, failed: bool) {
@@ -211,23 +178,27 @@ pub(crate) struct Lend<K, V> {
     /// The caller's owned key, to take.
     pub(crate) key_slot: fn(&mut Option<K>) -> &mut Slot,
     /// The value, lent.
-    pub(crate) value: fn(&V) -> &Item,
+    pub(crate) value: fn(&V) -> &Value,
     /// The caller's slot for a value found.
     pub(crate) value_slot: fn(&mut Option<V>) -> &mut Slot,
 }
 
-impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Lend<K, V> {
+impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
     /// The one for `K` and `V`.
     pub(crate) const NEW: &'static Self = &Self {
         key: lend,
         key_slot: lend_slot,
-        value: lend,
+        value: lend_value,
         value_slot: lend_slot,
     };
 }
 
 fn lend<T: Sync + 'static>(item: &T) -> &Item {
     item
+}
+
+fn lend_value<T: Clone + Send + Sync + 'static>(value: &T) -> &Value {
+    value
 }
 
 fn lend_slot<T: Send + 'static>(slot: &mut Option<T>) -> &mut Slot {
@@ -278,16 +249,16 @@ pub(crate) async fn begin<'a>(
                 };
             }
             RawJoin::Reentrant => {
-                steps.counters().record(Event::Miss);
+                steps.head().counters.record(Event::Miss);
                 return Begun::Lead((None, Lease::none()));
             }
             RawJoin::Wait(flight) => {
-                if std::future::poll_fn(|cx| steps.poll_wait(&flight, cx, out)).await {
-                    steps.counters().record(Event::Coalesced);
+                if std::future::poll_fn(|cx| flight.poll_value(cx, out)).await {
+                    steps.head().counters.record(Event::Coalesced);
                     return Begun::Value("coalesced");
                 }
                 if takes_errors && let Some(failure) = flight.failure() {
-                    steps.counters().record(Event::Coalesced);
+                    steps.head().counters.record(Event::Coalesced);
                     return Begun::Failed(failure);
                 }
                 // The leader gave up: look at the store again, unless its claim reads it (the
@@ -327,7 +298,7 @@ pub(crate) async fn refreshed(
     steps: &dyn Steps,
     hash: u64,
     key: &mut Slot,
-    value: Option<&Item>,
+    value: Option<&Value>,
     kept: bool,
     started: Instant,
 ) {
@@ -349,23 +320,23 @@ pub(crate) async fn finish(
     hash: u64,
     key: &mut Slot,
     (leader, lease): LeaderClaim<'_>,
-    value: &Item,
+    value: &Value,
     kept: bool,
     cost: Duration,
 ) {
     #[cfg(feature = "metrics")]
-    crate::metrics::record_load(steps.name(), cost);
+    crate::metrics::record_load(steps.head().name, cost);
     if kept {
         if let Some(leader) = leader {
             // Stored, then the claim ended: other processes find the value once it is gone.
             steps.store(hash, key, value, cost, lease).await;
-            steps.settle(leader, value);
+            leader.finish(value);
             return;
         }
     } else {
-        steps.counters().record(Event::LoadError);
+        steps.head().counters.record(Event::LoadError);
         if let Some(leader) = leader {
-            steps.settle(leader, value);
+            leader.finish(value);
         }
     }
     drop(lease);

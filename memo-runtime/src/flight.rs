@@ -16,15 +16,15 @@
 //! itself.
 //!
 //! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
-//! as [`Erased`] boxes, compared through a `&dyn Fn`, and values as `dyn Any` boxes. The typed
-//! [`Flights::join_raw`], [`RawLeader::finish`] and [`RawFlight::poll_value`] add only what needs
-//! the types (compare, box, clone), so a memoized function with its own key and value types adds
-//! little to its crate's build; the miss loop (`call.rs`) holds the untyped [`RawLeader`] and
-//! [`RawFlight`].
+//! as [`Erased`] boxes, compared through a plain function, and values as [`Handed`] boxes. Only
+//! [`Flights::join_raw`] and [`Handed`]'s two methods need the types (compare, box, clone), so a
+//! memoized function with its own key and value types adds little to its crate's build; the miss
+//! loop (`call.rs`) holds the untyped [`RawLeader`] and [`RawFlight`].
 
 use std::any::Any;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
@@ -75,6 +75,30 @@ pub(crate) type Handing<'a> = Option<&'a dyn Fn() -> Box<dyn Failure>>;
 pub(crate) trait Failure: Send {
     fn clone_box(&self) -> Box<dyn Failure>;
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+}
+
+/// A leader's value as its flight hands it over: boxed once for the waiters, then cloned into
+/// each waiter's slot. One small vtable per value type; the flight's code has no type
+/// parameters.
+pub(crate) trait Handed: Any + Send + Sync {
+    /// A copy, boxed, for the flight to keep.
+    fn boxed(&self) -> Box<dyn Handed>;
+
+    /// Puts a copy in `out`, an `Option` of this type.
+    fn copy_into(&self, out: &mut dyn Any);
+}
+
+impl<V: Clone + Send + Sync + 'static> Handed for V {
+    fn boxed(&self) -> Box<dyn Handed> {
+        Box::new(self.clone())
+    }
+
+    fn copy_into(&self, out: &mut dyn Any) {
+        let out = out
+            .downcast_mut::<Option<V>>()
+            .expect("a waiter's slot for its flight's value type");
+        *out = Some(self.clone());
+    }
 }
 
 impl<E: Clone + Send + 'static> Failure for E {
@@ -153,7 +177,8 @@ impl<V: Clone + 'static> Flight<V> {
     /// Waits for the leader as a task: ready with the leader's value, or `None` if it gave up
     /// (panicked, or its future was dropped) and the caller must try again.
     pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
-        self.raw.poll_value(cx)
+        let mut out = None;
+        self.raw.poll_value(cx, &mut out).map(|_| out)
     }
 }
 
@@ -242,7 +267,17 @@ struct Entry {
 
 /// [`Flights`] without its types.
 struct RawFlights {
-    shards: Box<[Table]>,
+    /// Dropped by [`RawFlights`]' own `drop`, so that a typed table's drop is a call to it
+    /// rather than a copy of it per key and value type.
+    shards: ManuallyDrop<Box<[Table]>>,
+}
+
+impl Drop for RawFlights {
+    #[inline(never)]
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; the field is not used after.
+        unsafe { ManuallyDrop::drop(&mut self.shards) }
+    }
 }
 
 /// One computation in progress, shared by its leader and its waiters, without its value's
@@ -261,7 +296,7 @@ struct Waiting {
 enum State {
     Running,
     /// The leader's result, for the waiters that were there to see it: a `V` of the table's.
-    Done(Box<dyn Any + Send + Sync>),
+    Done(Box<dyn Handed>),
     /// The leader's computation failed: a copy of its error for each waiter.
     Failed(Box<dyn Failure>),
     /// The leader panicked or was cancelled: someone else must compute.
@@ -297,7 +332,7 @@ impl RawFlights {
     #[inline(never)]
     fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            shards: ManuallyDrop::new((0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect()),
         }
     }
 
@@ -386,10 +421,10 @@ impl RawLeader<'_> {
     /// Hands `value`, a `V` of the leader's table, to the waiters and retires the flight.
     ///
     /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
-    pub(crate) fn finish<V: Clone + Send + Sync + 'static>(mut self, value: &V) {
+    pub(crate) fn finish(mut self, value: &dyn Handed) {
         // After removal nobody new can join: if no one is waiting, skip the clone.
         if self.unregister() {
-            self.flight.settle(State::Done(Box::new(value.clone())));
+            self.flight.settle(State::Done(value.boxed()));
         }
         // Only now: if dropping the key or cloning the value panicked, `drop` abandons the
         // flight and the waiters move on instead of waiting for ever.
@@ -430,13 +465,18 @@ impl RawFlight {
         Poll::Ready(waiting)
     }
 
-    /// Waits for the leader as a task: ready with a clone of the leader's value (a `V` of the
-    /// flight's table), taken under the flight's lock as a `Mutex<V>` would, or `None` if it
-    /// gave up (panicked, or its future was dropped) or failed.
-    pub(crate) fn poll_value<V: Clone + 'static>(&self, cx: &Context<'_>) -> Poll<Option<V>> {
+    /// Waits for the leader as a task: ready once it settles, `true` with a copy of its value
+    /// put in `out` (an `Option` of the table's `V`), taken under the flight's lock as a
+    /// `Mutex<V>` would, or `false` if it gave up (panicked, or its future was dropped) or
+    /// failed.
+    pub(crate) fn poll_value(&self, cx: &Context<'_>, out: &mut dyn Any) -> Poll<bool> {
         self.poll_wait(cx).map(|settled| match &settled.state {
-            State::Done(value) => value.downcast_ref::<V>().cloned(),
-            _ => None,
+            State::Done(value) => {
+                let value: &dyn Handed = &**value;
+                value.copy_into(out);
+                true
+            }
+            _ => false,
         })
     }
 

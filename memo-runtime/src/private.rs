@@ -898,7 +898,7 @@ enum Started {
     Lead(Run),
 }
 
-/// A lead's steps with the key and value lent (`call::Item`, `call::Slot`): compiled once, not
+/// A lead's steps with the key and value lent (`call::Item`, `call::Value`, `call::Slot`): compiled once, not
 /// once per key and value type (issue 18).
 impl Run {
     /// The loop of a sync call that missed `key` (of hash `hash`) in `mode`: a value put in
@@ -915,11 +915,11 @@ impl Run {
             #[cfg(feature = "switch")]
             Mode::Bypass => Started::Lead(Self::Bypass),
             Mode::Refresh => {
-                let trace = Computation::start(steps.name(), "refresh");
+                let trace = Computation::start(steps.head().name, "refresh");
                 Started::Lead(Self::Refresh(trace.enter(), Instant::now()))
             }
             Mode::Lookup => {
-                let trace = Computation::start(steps.name(), "call");
+                let trace = Computation::start(steps.head().name, "call");
                 match block::wait(call::begin(steps, hash, key, out, true, takes)) {
                     Begun::Value(outcome) => {
                         trace.outcome(outcome);
@@ -944,7 +944,7 @@ impl Run {
         steps: &'static dyn Steps,
         hash: u64,
         key: &mut call::Slot,
-        value: &call::Item,
+        value: &call::Value,
         kept: bool,
     ) {
         match self {
@@ -983,7 +983,7 @@ impl Run {
             }
             Self::Compute(running, claim, started) => {
                 running.exit().outcome("error");
-                steps.failed(claim, failure, started.elapsed());
+                steps.head().failed(claim, failure, started.elapsed());
             }
         }
     }

@@ -262,7 +262,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             Mode::Refresh => {
                 let mut key = Some(key);
                 let started = Instant::now();
-                let trace = Computation::start(steps.name(), "refresh");
+                let trace = Computation::start(steps.head().name, "refresh");
                 let value = match trace.run_async(body).await.into_result() {
                     Ok(value) => value,
                     Err(error) => {
@@ -279,7 +279,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                 return R::from_result(Ok(value));
             }
         }
-        let trace = Computation::start(steps.name(), "call");
+        let trace = Computation::start(steps.head().name, "call");
         let mut found = None;
         let claim = loop {
             let (lent, out) = ((lend.key)(&key), (lend.value_slot)(&mut found));
@@ -306,7 +306,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                 trace.outcome("error");
                 let failed = R::from_result(Err(error));
                 handover.fail(&failed, |failure| {
-                    steps.failed(claim, failure, started.elapsed());
+                    steps.head().failed(claim, failure, started.elapsed());
                 });
                 return failed;
             }
