@@ -106,6 +106,22 @@ impl Head {
         }
         drop(lease);
     }
+
+    /// A forced refresh ended (see [`Cache::refresh`]): counted, and when it `failed` the
+    /// failure too (see [`refresh_failed`](Self::refresh_failed)).
+    pub(crate) fn refresh_ended(&self, failed: bool) {
+        self.counters.record(Event::Refresh);
+        if failed {
+            self.refresh_failed();
+        }
+    }
+
+    /// A refresh failed (an error, a panic, nothing to run on): counted and reported. The old
+    /// value stays, and the caller lets the store refresh the key again.
+    pub(crate) fn refresh_failed(&self) {
+        crate::trace::refresh_failed(self.name);
+        self.counters.record(Event::RefreshFailure);
+    }
 }
 
 /// A cache's counters: out of line, compiled once here rather than in each key and value type's
@@ -1128,20 +1144,10 @@ where
         self.renewed(&key);
     }
 
-    /// A forced refresh of `key` ended (see [`refresh`](Self::refresh)): counted, and when it
-    /// `failed` the old value stays (see [`refresh_failed`](Self::refresh_failed)).
-    pub(crate) fn refresh_ended(&self, key: &K, failed: bool) {
-        self.head.counters.record(Event::Refresh);
-        if failed {
-            self.refresh_failed(key);
-        }
-    }
-
     /// A refresh of `key` failed (an error, a panic, nothing to run on): the old value stays;
     /// counted and reported, and a later read may try again.
     fn refresh_failed(&self, key: &K) {
-        crate::trace::refresh_failed(self.head.name);
-        self.head.counters.record(Event::RefreshFailure);
+        self.head.refresh_failed();
         self.store.release_refresh(&key);
     }
 

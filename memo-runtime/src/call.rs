@@ -16,6 +16,7 @@
 use std::any::Any;
 use std::hash::Hash;
 use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::cache::{Cache, Head};
@@ -72,9 +73,8 @@ pub(crate) trait Steps: Sync {
     /// The new leader's claim of the key in the store; a value found is put in `out`.
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed>;
 
-    /// Hands the value [`claim`](Self::claim) put in `out` to the waiters of `leader`'s flight
-    /// and retires it.
-    fn settle_found(&self, leader: RawLeader<'_>, out: &mut Slot);
+    /// The value [`claim`](Self::claim) put in `out`, lent.
+    fn found<'a>(&self, out: &'a Slot) -> Option<&'a Value>;
 
     /// Stores `value` under the key taken from `key` (an awaited write, ready at once but for a
     /// store outside the process), then ends the store's claim `lease`.
@@ -87,10 +87,8 @@ pub(crate) trait Steps: Sync {
         lease: Lease,
     ) -> Boxed<'a, ()>;
 
-    /// A forced refresh of the key in `key` ended: counted. When it `failed` (its computation
-    /// failed, or its value is not kept) the old value stays; the failure is counted and
-    /// reported, and a later read may refresh the key again.
-    fn refresh_ended(&self, key: &mut Slot, failed: bool);
+    /// A refresh of the key in `key` failed: the store lets a later read refresh it again.
+    fn release_refresh(&self, key: &Slot);
 }
 
 /// The `T` a cache's steps were lent.
@@ -104,6 +102,21 @@ fn slot<T: 'static>(slot: &mut Slot) -> &mut Option<T> {
     let slot: &mut dyn Any = slot;
     slot.downcast_mut()
         .expect("a cache's steps are given its own key and value types")
+}
+
+/// The output of a [`Store::LOCAL`] store's future, which is ready when first polled. Its
+/// steps then return a ready future of a type every cache shares, rather than one of their
+/// own: fewer functions compiled for each key and value type.
+#[inline]
+fn at_once<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("a local store's futures are ready when first polled"),
+    }
 }
 
 /// The owned key a cache's steps were given.
@@ -132,6 +145,10 @@ where
 
     fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool> {
         let (key, out) = (item::<K>(key), slot::<V>(out));
+        if S::LOCAL {
+            *out = at_once(self.store().get_async(hash, &key));
+            return Box::pin(std::future::ready(out.is_some()));
+        }
         Box::pin(async move {
             *out = self.store().get_async(hash, &key).await;
             out.is_some()
@@ -140,13 +157,19 @@ where
 
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed> {
         let (key, out) = (item::<K>(key), slot::<V>(out));
+        if S::LOCAL {
+            let claim = at_once(self.store().claim_async(hash, key));
+            return Box::pin(std::future::ready(self.claimed(claim, out)));
+        }
         Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
     }
 
-    fn settle_found(&self, leader: RawLeader<'_>, out: &mut Slot) {
-        if let Some(value) = slot::<V>(out) {
-            leader.finish(value);
-        }
+    fn found<'a>(&self, out: &'a Slot) -> Option<&'a Value> {
+        let out: &dyn Any = out;
+        let found = out
+            .downcast_ref::<Option<V>>()
+            .expect("a slot of the cache's value type");
+        found.as_ref().map(|value| value as &Value)
     }
 
     fn store<'a>(
@@ -158,15 +181,23 @@ where
         lease: Lease,
     ) -> Boxed<'a, ()> {
         let (key, value) = (take::<K>(key), item::<V>(value).clone());
-        Box::pin(
-            self.store()
-                .insert_claimed_async(hash, key, value, cost, lease),
-        )
+        let stored = self
+            .store()
+            .insert_claimed_async(hash, key, value, cost, lease);
+        if S::LOCAL {
+            at_once(stored);
+            return Box::pin(std::future::ready(()));
+        }
+        Box::pin(stored)
     }
 
-    fn refresh_ended(&self, key: &mut Slot, failed: bool) {
-        let key = slot::<K>(key).as_ref().expect("a key to refresh");
-        Cache::refresh_ended(self, key, failed);
+    fn release_refresh(&self, key: &Slot) {
+        let key: &dyn Any = key;
+        let key = key
+            .downcast_ref::<Option<K>>()
+            .expect("a slot of the cache's key type");
+        self.store()
+            .release_refresh(&key.as_ref().expect("a key to refresh"));
     }
 }
 
@@ -242,7 +273,9 @@ pub(crate) async fn begin<'a>(
                 };
                 return match claimed {
                     Claimed::Found => {
-                        steps.settle_found(leader, out);
+                        if let Some(value) = steps.found(out) {
+                            leader.finish(value);
+                        }
                         Begun::Value("hit")
                     }
                     Claimed::Compute(lease) => Begun::Lead((Some(leader), lease)),
@@ -303,10 +336,20 @@ pub(crate) async fn refreshed(
     started: Instant,
 ) {
     let stored = value.filter(|_| kept);
-    steps.refresh_ended(key, stored.is_none());
+    refresh_ended(steps, key, stored.is_none());
     if let Some(value) = stored {
         let cost = started.elapsed();
         steps.store(hash, key, value, cost, Lease::none()).await;
+    }
+}
+
+/// A forced refresh of the key in `key` ended: counted. When it `failed` (its computation
+/// failed, or its value is not kept) the old value stays; the failure is counted and reported,
+/// and a later read may refresh the key again.
+pub(crate) fn refresh_ended(steps: &dyn Steps, key: &Slot, failed: bool) {
+    steps.head().refresh_ended(failed);
+    if failed {
+        steps.release_refresh(key);
     }
 }
 

@@ -979,7 +979,7 @@ impl Run {
             Self::Bypass => {}
             Self::Refresh(running, _) => {
                 running.exit().outcome("error");
-                steps.refresh_ended(key, true);
+                call::refresh_ended(steps, key, true);
             }
             Self::Compute(running, claim, started) => {
                 running.exit().outcome("error");

@@ -815,6 +815,8 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
+    const LOCAL: bool = true;
+
     fn config(&self) -> Config {
         self.base.config
     }

@@ -313,6 +313,13 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
+    /// Whether the store is this process's alone and answers at once: the futures of its
+    /// [`get_async`](Self::get_async), [`claim_async`](Self::claim_async) (which claims
+    /// nothing) and [`insert_claimed_async`](Self::insert_claimed_async) are ready when first
+    /// polled. The cache then takes those steps without futures of its own.
+    const LOCAL: bool = false;
+
+    #[doc(hidden)]
     /// Whether [`claim_async`](Self::claim_async) reads the value itself (in the round trip that takes the
     /// lock), so that the cache need not look again before claiming. The default: no.
     fn claim_reads(&self) -> bool {
