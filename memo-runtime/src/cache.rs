@@ -949,7 +949,10 @@ where
 
     /// The value [`call::lead`] put in the caller's slot when it ended with one.
     fn found(found: Option<V>) -> V {
-        found.expect("the loop ends with a value or a claim")
+        let Some(found) = found else {
+            unreachable!("the loop ends with a value or a claim")
+        };
+        found
     }
 
     /// What the new leader's claim of a key found: a value another process computed while

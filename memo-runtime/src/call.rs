@@ -93,15 +93,35 @@ pub(crate) trait Steps: Sync {
 
 /// The `T` a cache's steps were lent.
 fn item<T: 'static>(item: &dyn Any) -> &T {
-    item.downcast_ref()
-        .expect("a cache's steps are lent its own key and value types")
+    let Some(item) = item.downcast_ref() else {
+        not_its_types()
+    };
+    item
 }
 
 /// The `Option<T>` a cache's steps were given to fill or take from.
 fn slot<T: 'static>(slot: &mut Slot) -> &mut Option<T> {
     let slot: &mut dyn Any = slot;
-    slot.downcast_mut()
-        .expect("a cache's steps are given its own key and value types")
+    let Some(slot) = slot.downcast_mut() else {
+        not_its_types()
+    };
+    slot
+}
+
+/// The `Option<T>` a cache's steps were given to read.
+fn slot_ref<T: 'static>(slot: &Slot) -> &Option<T> {
+    let slot: &dyn Any = slot;
+    let Some(slot) = slot.downcast_ref() else {
+        not_its_types()
+    };
+    slot
+}
+
+/// A cache's steps were lent a key or a value of other types than its own: a bug of the loop.
+/// One function rather than an `expect` per type (which a debug build compiles for each).
+#[cold]
+fn not_its_types() -> ! {
+    panic!("a cache's steps are lent its own key and value types")
 }
 
 /// The output of a [`Store::LOCAL`] store's future, which is ready when first polled. Its
@@ -121,7 +141,10 @@ fn at_once<F: Future>(future: F) -> F::Output {
 
 /// The owned key a cache's steps were given.
 fn take<T: 'static>(key: &mut Slot) -> T {
-    slot(key).take().expect("a key to take")
+    let Some(key) = slot(key).take() else {
+        not_its_types()
+    };
+    key
 }
 
 impl<K, V, S> Steps for Cache<K, V, S>
@@ -165,11 +188,10 @@ where
     }
 
     fn found<'a>(&self, out: &'a Slot) -> Option<&'a Value> {
-        let out: &dyn Any = out;
-        let found = out
-            .downcast_ref::<Option<V>>()
-            .expect("a slot of the cache's value type");
-        found.as_ref().map(|value| value as &Value)
+        match slot_ref::<V>(out) {
+            Some(value) => Some(value),
+            None => None,
+        }
     }
 
     fn store<'a>(
@@ -192,12 +214,10 @@ where
     }
 
     fn release_refresh(&self, key: &Slot) {
-        let key: &dyn Any = key;
-        let key = key
-            .downcast_ref::<Option<K>>()
-            .expect("a slot of the cache's key type");
-        self.store()
-            .release_refresh(&key.as_ref().expect("a key to refresh"));
+        let Some(key) = slot_ref::<K>(key) else {
+            not_its_types()
+        };
+        self.store().release_refresh(&key);
     }
 }
 

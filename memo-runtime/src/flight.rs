@@ -94,9 +94,9 @@ impl<V: Clone + Send + Sync + 'static> Handed for V {
     }
 
     fn copy_into(&self, out: &mut dyn Any) {
-        let out = out
-            .downcast_mut::<Option<V>>()
-            .expect("a waiter's slot for its flight's value type");
+        let Some(out) = out.downcast_mut::<Option<V>>() else {
+            unreachable!("a waiter's slot for its flight's value type")
+        };
         *out = Some(self.clone());
     }
 }

@@ -1072,7 +1072,12 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         loop {
             let out = (lend.value_slot)(&mut found);
             match Run::start(steps, mode, (hash, (lend.key)(&key)), out, handover.takes()) {
-                Started::Value => return Ok(Ok(found.expect("the loop ends with a value"))),
+                Started::Value => {
+                    let Some(found) = found else {
+                        unreachable!("the loop ends with a value")
+                    };
+                    return Ok(Ok(found));
+                }
                 // An error of the function's own type, shared; else (never) try again.
                 Started::Failed(failure) => {
                     if let Some(error) = handover.unbox(failure) {

@@ -286,7 +286,10 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             match call::begin(steps, hash, lent, out, false, handover.takes()).await {
                 Begun::Value(outcome) => {
                     trace.outcome(outcome);
-                    return R::from_result(Ok(found.expect("the loop ends with a value")));
+                    let Some(found) = found else {
+                        unreachable!("the loop ends with a value")
+                    };
+                    return R::from_result(Ok(found));
                 }
                 Begun::Failed(failure) => {
                     if let Some(failed) = handover.unbox(failure) {
