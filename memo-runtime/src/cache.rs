@@ -50,19 +50,10 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     store: S,
     flights: Flights<K, V>,
     head: Head,
-    /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
-    baseline: parking_lot::Mutex<Stats>,
-    janitor: Once,
-    /// Forced refreshes running now, on any thread: while 0, lookups skip the thread-local check.
-    refreshing: AtomicUsize,
     /// The value each background refresh running now replaces, served to the callers that find
     /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)), with
     /// when the refresh started; few at once.
     renewing: parking_lot::Mutex<Vec<(K, V, Instant)>>,
-    /// How long after its refresh started an old value may still be served that way: one time to
-    /// live (none for a cache that does not renew), so a refresh that hangs or starves leaves
-    /// callers to compute, as before, instead of serving its old value for ever.
-    renew_for: Duration,
 }
 
 /// How long a cache built by `config` serves the old value of a key whose background refresh
@@ -75,18 +66,42 @@ fn renew_for(config: &Config) -> Duration {
     }
 }
 
-/// What the miss loop (`call.rs`) reads of a cache apart from its key and value types, with
-/// what it does with them: compiled once, not once per key and value type as the cache's own
-/// methods are.
+/// A cache apart from its key and value types, with what the miss loop (`call.rs`) does with
+/// it: built and compiled once, not once per key and value type as the cache's own methods
+/// are.
 pub(crate) struct Head {
     /// `module::function` of a memoized function, for metrics; empty for a hand-made cache.
     pub(crate) name: &'static str,
     /// Misses and refreshes, counted off the hit path: kept out of line, so the fields a hit
     /// reads stay together.
     pub(crate) counters: Box<Counters>,
+    /// What [`reset_stats`](Cache::reset_stats) saw last; [`stats`](Cache::stats) counts from it.
+    baseline: parking_lot::Mutex<Stats>,
+    janitor: Once,
+    /// Forced refreshes running now, on any thread: while 0, lookups skip the thread-local check.
+    refreshing: AtomicUsize,
+    /// How long after its refresh started an old value may still be served while the refresh
+    /// runs (see `Cache::renewing`): one time to live (none for a cache that does not renew), so
+    /// a refresh that hangs or starves leaves callers to compute, as before, instead of serving
+    /// its old value for ever.
+    renew_for: Duration,
 }
 
 impl Head {
+    /// The head of a cache named `name`, built by `config` (`None`: a cache that does not
+    /// renew).
+    #[inline(never)]
+    fn new(name: &'static str, config: Option<&Config>) -> Self {
+        Self {
+            name,
+            counters: Box::default(),
+            baseline: parking_lot::Mutex::new(Stats::default()),
+            janitor: Once::new(),
+            refreshing: AtomicUsize::new(0),
+            renew_for: config.map_or(Duration::ZERO, renew_for),
+        }
+    }
+
     /// The leader's last step when its computation failed (an `Err` of a function whose cache
     /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
     /// `failure`, or without it try again; the store's claim ends.
@@ -122,13 +137,6 @@ impl Head {
         crate::trace::refresh_failed(self.name);
         self.counters.record(Event::RefreshFailure);
     }
-}
-
-/// A cache's counters: out of line, compiled once here rather than in each key and value type's
-/// constructor.
-#[inline(never)]
-fn new_counters() -> Box<Counters> {
-    Box::default()
 }
 
 impl<K, V> Cache<K, V> {
@@ -206,17 +214,10 @@ impl<K, V, S> Cache<K, V, S> {
         #[cfg(feature = "switch")]
         crate::switch::read_environment();
         Self {
-            head: Head {
-                name,
-                counters: new_counters(),
-            },
+            head: Head::new(name, config),
             store,
             flights: Flights::default(),
-            baseline: parking_lot::Mutex::new(Stats::default()),
-            janitor: Once::new(),
-            refreshing: AtomicUsize::new(0),
             renewing: parking_lot::Mutex::new(Vec::new()),
-            renew_for: config.map_or(Duration::ZERO, renew_for),
         }
     }
 
@@ -295,7 +296,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// assert_eq!(cache.stats().refreshes, 1);
     /// ```
     pub fn refresh<R>(&self, call: impl FnOnce() -> R) -> R {
-        let _forcing = Forcing::start(self.address(), &self.refreshing);
+        let _forcing = Forcing::start(self.address(), &self.head.refreshing);
         call()
     }
 
@@ -322,7 +323,7 @@ impl<K, V, S> Cache<K, V, S> {
         // An `async fn` looks its key up in its first poll: mark only that one.
         std::future::poll_fn(|cx| {
             if std::mem::take(&mut first) {
-                let _forcing = Forcing::start(self.address(), &self.refreshing);
+                let _forcing = Forcing::start(self.address(), &self.head.refreshing);
                 call.as_mut().poll(cx)
             } else {
                 call.as_mut().poll(cx)
@@ -341,7 +342,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// [`forced`](Self::forced), which makes no call.
     #[inline]
     pub(crate) fn may_be_forced(&self) -> bool {
-        self.refreshing.load(Ordering::Relaxed) != 0
+        self.head.refreshing.load(Ordering::Relaxed) != 0
     }
 
     /// What marks this cache in the thread-local of [`refresh`](Self::refresh).
@@ -507,7 +508,7 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
-        if !self.renew_for.is_zero() {
+        if !self.head.renew_for.is_zero() {
             self.renewing
                 .lock()
                 .retain(|(k, _, _)| !Lookup::matches(&key, k));
@@ -662,7 +663,7 @@ where
     /// assert_eq!((stats.hits, stats.misses, stats.len), (1, 1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        self.raw_stats().since(&self.baseline.lock())
+        self.raw_stats().since(&self.head.baseline.lock())
     }
 
     /// Starts the counters of [`stats`](Self::stats) from zero again (entries are kept).
@@ -680,7 +681,7 @@ where
     /// assert_eq!(cache.stats().hits, 1);
     /// ```
     pub fn reset_stats(&self) {
-        *self.baseline.lock() = self.raw_stats();
+        *self.head.baseline.lock() = self.raw_stats();
     }
 
     fn raw_stats(&self) -> Stats {
@@ -1013,7 +1014,7 @@ where
         };
         if due {
             let owned = key.to_key();
-            if !self.renew_for.is_zero() {
+            if !self.head.renew_for.is_zero() {
                 let started = Instant::now();
                 let served = (owned.clone(), value.clone(), started);
                 self.renewing.lock().push(served);
@@ -1029,7 +1030,7 @@ where
     fn renewed_meanwhile<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let renewing = self.renewing.lock();
         let value = renewing.iter().find_map(|(k, v, started)| {
-            (key.matches(k) && started.elapsed() < self.renew_for).then(|| v.clone())
+            (key.matches(k) && started.elapsed() < self.head.renew_for).then(|| v.clone())
         })?;
         drop(renewing);
         self.head.counters.record(Event::Hit);
@@ -1176,11 +1177,11 @@ where
     /// each place that makes one compiles the cache's drop again (a vtable holds it).
     #[inline]
     pub(crate) fn watch_expiry(&'static self) {
-        if !self.janitor.is_completed() {
+        if !self.head.janitor.is_completed() {
             #[cfg(feature = "metrics")]
-            watch_once(&self.janitor, self, self.store.has_ttl(), self);
+            watch_once(&self.head.janitor, self, self.store.has_ttl(), self);
             #[cfg(not(feature = "metrics"))]
-            watch_once(&self.janitor, self, self.store.has_ttl());
+            watch_once(&self.head.janitor, self, self.store.has_ttl());
         }
     }
 }
