@@ -139,6 +139,29 @@ fn at_once<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// A [`Store::LOCAL`] store's look, already taken: a unit struct, so that boxing it allocates
+/// nothing, of one type for every cache.
+struct Answered<const FOUND: bool>;
+
+impl<const FOUND: bool> Future for Answered<FOUND> {
+    type Output = bool;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<bool> {
+        Poll::Ready(FOUND)
+    }
+}
+
+/// A [`Store::LOCAL`] store's write, already made: as [`Answered`].
+struct Stored;
+
+impl Future for Stored {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+}
+
 /// The owned key a cache's steps were given.
 fn take<T: 'static>(key: &mut Slot) -> T {
     let Some(key) = slot(key).take() else {
@@ -170,7 +193,11 @@ where
         let (key, out) = (item::<K>(key), slot::<V>(out));
         if S::LOCAL {
             *out = at_once(self.store().get_async(hash, &key));
-            return Box::pin(std::future::ready(out.is_some()));
+            return if out.is_some() {
+                Box::pin(Answered::<true>)
+            } else {
+                Box::pin(Answered::<false>)
+            };
         }
         Box::pin(async move {
             *out = self.store().get_async(hash, &key).await;
@@ -208,7 +235,7 @@ where
             .insert_claimed_async(hash, key, value, cost, lease);
         if S::LOCAL {
             at_once(stored);
-            return Box::pin(std::future::ready(()));
+            return Box::pin(Stored);
         }
         Box::pin(stored)
     }
