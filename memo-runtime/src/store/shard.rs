@@ -345,44 +345,57 @@ impl Core {
 }
 
 /// The typed side of a shard, as its machinery sees it: one small vtable per key and value
-/// types. Numbers passed in are held unless a method says otherwise.
+/// types. Each method is handed the shard's slab, untyped; numbers passed in are held unless a
+/// method says otherwise.
 trait Entries {
-    /// The slab of entries, without their types.
-    fn slab(&self) -> &RawSlab;
-    /// The same, to write.
-    fn slab_mut(&mut self) -> &mut RawSlab;
     /// The hash of entry `at`'s key.
-    fn hash(&self, at: u32) -> u64;
-    /// The weight of entry `at`, if entries are weighed and it is held.
-    fn weigh(&self, at: u32) -> Option<u64>;
+    fn hash(&self, slab: &RawSlab, at: u32) -> u64;
+    /// The weight of entry `at` if it is held (of the entry being inserted for `None`), if
+    /// entries are weighed.
+    fn weigh(&self, slab: &RawSlab, at: Option<u32>) -> Option<u64>;
     /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
     /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
     /// is held at `at`. Its weight is the caller's to take out of the total first.
-    fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8>;
-    /// The weight of the entry being inserted, when entries are weighed.
-    fn weigh_new(&self) -> Option<u64>;
-    /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
-    /// one to the listener as replaced; the caller stamps it.
-    fn replace(&mut self, at: u32);
-    /// The entry being inserted is not stored: it goes to the listener as evicted.
-    fn decline(&mut self);
-    /// Stores the entry being inserted with `stamp` and `uses` (its weight is the caller's to
-    /// add); its number.
-    fn place(&mut self, stamp: Stamp, uses: u8) -> u32;
+    fn take(
+        &mut self,
+        slab: &mut RawSlab,
+        at: u32,
+        vacate: bool,
+        cause: RemovalCause,
+    ) -> Option<u8>;
+    /// Does with the entry being inserted what `new` says; the number it is stored at.
+    fn settle(&mut self, slab: &mut RawSlab, new: New) -> u32;
 }
 
-/// What the machinery reads of the entries through their untyped slab, compiled once: every
-/// place starts with the entry's [`Meta`] (see [`Slot`]).
-impl dyn Entries + '_ {
+/// What becomes of the entry being inserted ([`Entries::settle`]).
+#[derive(Clone, Copy)]
+enum New {
+    /// Its value takes the place of entry `at`'s (the same key); the old one goes to the
+    /// listener as replaced, and the caller stamps the entry.
+    Replace(u32),
+    /// It is not stored: it goes to the listener as evicted.
+    Decline,
+    /// It is stored with this stamp and `uses` byte (its weight is the caller's to add).
+    Place(Stamp, u8),
+}
+
+/// A shard's entries for its machinery: the untyped slab, read in code compiled once (every
+/// place starts with the entry's [`Meta`], see [`Slot`]), and the typed rest behind [`Entries`].
+struct Held<'a> {
+    slab: &'a mut RawSlab,
+    typed: &'a mut dyn Entries,
+}
+
+impl Held<'_> {
     /// How many entries are held.
     fn len(&self) -> usize {
-        self.slab().len()
+        self.slab.len()
     }
 
     /// The stamps and use count of entry `at`, if it is held.
     fn meta(&self, at: u32) -> Option<&Meta> {
         // SAFETY: a held place is a `Slot`, which starts with its `Meta`.
-        self.slab()
+        self.slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_ref() })
     }
@@ -390,27 +403,47 @@ impl dyn Entries + '_ {
     /// The same, to write.
     fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
         // SAFETY: as in `meta`; `&mut self` makes it the only reference.
-        self.slab_mut()
+        self.slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_mut() })
     }
 
     /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
     fn release(&mut self, at: u32) {
-        self.slab_mut().release(at);
+        self.slab.release(at);
     }
 
     /// Calls `each` with every held entry's stamps and use count.
     fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
         // SAFETY: as in `meta_mut`.
-        self.slab_mut()
+        self.slab
             .each(&mut |place| each(unsafe { place.cast::<Meta>().as_mut() }));
+    }
+
+    /// [`Entries::hash`].
+    fn hash(&self, at: u32) -> u64 {
+        self.typed.hash(self.slab, at)
+    }
+
+    /// [`Entries::weigh`].
+    fn weigh(&self, at: Option<u32>) -> Option<u64> {
+        self.typed.weigh(self.slab, at)
+    }
+
+    /// [`Entries::take`].
+    fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
+        self.typed.take(self.slab, at, vacate, cause)
+    }
+
+    /// [`Entries::settle`].
+    fn settle(&mut self, new: New) -> u32 {
+        self.typed.settle(self.slab, new)
     }
 }
 
-/// A shard's entries as [`Entries`], with the hasher of their keys when the operation needs one.
+/// A shard's typed side as [`Entries`], with the hasher of their keys when the operation needs
+/// one. Only ever handed the slab of the shard it was made from.
 struct Typed<'a, K, V, S> {
-    slab: &'a mut Slab<Slot<K, V>>,
     weigher: Option<Weigher<K, V>>,
     removed: &'a mut Removed<K, V>,
     hasher: Option<&'a S>,
@@ -418,61 +451,80 @@ struct Typed<'a, K, V, S> {
     new: Option<(K, V)>,
 }
 
+impl<K, V, S> Typed<'_, K, V, S> {
+    /// The typed slab of `slab`.
+    fn slab(slab: &RawSlab) -> &Slab<Slot<K, V>> {
+        // SAFETY: a `Typed` is handed only its own shard's slab (`Held`), a `Slab<Slot<K, V>>`.
+        unsafe { Slab::of_raw(slab) }
+    }
+
+    /// The same, to write.
+    fn slab_mut(slab: &mut RawSlab) -> &mut Slab<Slot<K, V>> {
+        // SAFETY: as in `slab`.
+        unsafe { Slab::of_raw_mut(slab) }
+    }
+}
+
 impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
-    fn slab(&self) -> &RawSlab {
-        self.slab.raw()
-    }
-
-    fn slab_mut(&mut self) -> &mut RawSlab {
-        self.slab.raw_mut()
-    }
-
-    fn hash(&self, at: u32) -> u64 {
+    fn hash(&self, slab: &RawSlab, at: u32) -> u64 {
         let hasher = self.hasher.expect("a hasher for operations that evict");
-        let slot = self
-            .slab
+        let slot = Self::slab(slab)
             .get(at)
             .expect("an entry popped since the last change");
         hasher.hash_one(&slot.key)
     }
 
-    fn weigh(&self, at: u32) -> Option<u64> {
+    fn weigh(&self, slab: &RawSlab, at: Option<u32>) -> Option<u64> {
         let weigh = self.weigher?;
-        let slot = self.slab.get(at)?;
-        Some(weigh(&slot.key, &slot.value))
+        let (key, value) = match at {
+            Some(at) => {
+                let slot = Self::slab(slab).get(at)?;
+                (&slot.key, &slot.value)
+            }
+            None => {
+                let (key, value) = self.new.as_ref().expect("an entry being inserted");
+                (key, value)
+            }
+        };
+        Some(weigh(key, value))
     }
 
-    fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
+    fn take(
+        &mut self,
+        slab: &mut RawSlab,
+        at: u32,
+        vacate: bool,
+        cause: RemovalCause,
+    ) -> Option<u8> {
+        let slab = Self::slab_mut(slab);
         let slot = if vacate {
-            self.slab.vacate(at)
+            slab.vacate(at)
         } else {
-            self.slab.remove(at)
+            slab.remove(at)
         }?;
         self.removed.push(slot.key, slot.value, cause);
         Some(slot.meta.uses.into_inner())
     }
 
-    fn weigh_new(&self) -> Option<u64> {
-        let weigh = self.weigher?;
-        let (key, value) = self.new.as_ref().expect("an entry being inserted");
-        Some(weigh(key, value))
-    }
-
-    fn replace(&mut self, at: u32) {
+    fn settle(&mut self, slab: &mut RawSlab, new: New) -> u32 {
         let (key, value) = self.new.take().expect("an entry being inserted");
-        let slot = self.slab.get_mut(at).expect("an entry just found");
-        let old = std::mem::replace(&mut slot.value, value);
-        self.removed.push(key, old, RemovalCause::Replaced);
-    }
-
-    fn decline(&mut self) {
-        let (key, value) = self.new.take().expect("an entry being inserted");
-        self.removed.push(key, value, RemovalCause::Evicted);
-    }
-
-    fn place(&mut self, stamp: Stamp, uses: u8) -> u32 {
-        let (key, value) = self.new.take().expect("an entry being inserted");
-        self.slab.insert(Slot::new(key, value, stamp, uses))
+        match new {
+            New::Replace(at) => {
+                let slot = Self::slab_mut(slab)
+                    .get_mut(at)
+                    .expect("an entry just found");
+                let old = std::mem::replace(&mut slot.value, value);
+                self.removed.push(key, old, RemovalCause::Replaced);
+                at
+            }
+            New::Decline => {
+                self.removed.push(key, value, RemovalCause::Evicted);
+                0
+            }
+            New::Place(stamp, uses) => {
+                Self::slab_mut(slab).insert(Slot::new(key, value, stamp, uses))
+            }
+        }
     }
 }
 
@@ -484,7 +536,7 @@ type NoHasher = foldhash::fast::RandomState;
 struct Ops<'a> {
     core: &'a mut Core,
     index: &'a mut Index,
-    entries: &'a mut dyn Entries,
+    entries: Held<'a>,
 }
 
 /// What [`Shard::find_cold`] looks for, by key `K`: a lookup's key, or the owned key of an
@@ -598,22 +650,31 @@ impl<K, V> Shard<K, V> {
             .map(|slot| (slot.key, slot.value))
     }
 
-    /// Runs `work` on the shard's machinery, with `hasher` for operations that hash keys.
-    fn ops<S: BuildHasher, R>(&mut self, hasher: Option<&S>, work: impl FnOnce(Ops<'_>) -> R) -> R
+    /// Runs `work` on the shard's machinery, with `hasher` for operations that hash keys and
+    /// `new`, the key and value an insert brings.
+    #[inline]
+    fn ops<S: BuildHasher, R>(
+        &mut self,
+        hasher: Option<&S>,
+        new: Option<(K, V)>,
+        work: impl FnOnce(Ops<'_>) -> R,
+    ) -> R
     where
         K: Hash,
     {
         let mut typed = Typed {
-            slab: &mut self.slab,
             weigher: self.weigher,
             removed: &mut self.removed,
             hasher,
-            new: None,
+            new,
         };
         work(Ops {
             core: &mut self.core,
             index: &mut self.index,
-            entries: &mut typed,
+            entries: Held {
+                slab: self.slab.raw_mut(),
+                typed: &mut typed,
+            },
         })
     }
 
@@ -782,6 +843,7 @@ impl<K, V> Shard<K, V> {
         clippy::too_many_arguments,
         reason = "the insert and the climber's share"
     )]
+    #[inline]
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hasher: &S,
@@ -800,19 +862,9 @@ impl<K, V> Shard<K, V> {
         }
         let report = self.core.climb(share);
         let found = self.find_cold(hash, &Owned(&key)).map(|(at, _)| at);
-        let mut typed = Typed {
-            slab: &mut self.slab,
-            weigher: self.weigher,
-            removed: &mut self.removed,
-            hasher: Some(hasher),
-            new: Some((key, value)),
-        };
-        let mut ops = Ops {
-            core: &mut self.core,
-            index: &mut self.index,
-            entries: &mut typed,
-        };
-        ops.insert(hash, found, stamp, now);
+        self.ops(Some(hasher), Some((key, value)), |mut ops| {
+            ops.insert(hash, found, stamp, now);
+        });
         report
     }
 
@@ -825,7 +877,7 @@ impl<K, V> Shard<K, V> {
         let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
         };
-        self.ops(None::<&NoHasher>, |mut ops| {
+        self.ops(None::<&NoHasher>, None, |mut ops| {
             ops.take_out(hash, at, RemovalCause::Invalidated)
         })
     }
@@ -835,7 +887,7 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash,
     {
-        self.ops(None::<&NoHasher>, |mut ops| ops.purge_expired(now))
+        self.ops(None::<&NoHasher>, None, |mut ops| ops.purge_expired(now))
     }
 }
 
@@ -845,13 +897,13 @@ impl Ops<'_> {
     fn insert(&mut self, hash: u64, found: Option<u32>, stamp: Stamp, now: u64) {
         self.core.expiring |= stamp.expires != 0;
         let weight = if self.core.weighed {
-            self.entries.weigh_new()
+            self.entries.weigh(None)
         } else {
             None
         };
         if let Some(at) = found {
             if self.replaces(at, weight) {
-                self.entries.replace(at);
+                self.entries.settle(New::Replace(at));
                 let meta = self.entries.meta_mut(at).expect("an entry just found");
                 meta.stamp(stamp);
                 *meta.refreshing.get_mut() = false;
@@ -867,13 +919,13 @@ impl Ops<'_> {
             // arrival, as Caffeine and moka count a rejected candidate, so that every stored
             // key is held, evicted, expired or removed.
             self.core.counts.evicted += 1;
-            self.entries.decline();
+            self.entries.settle(New::Decline);
             return;
         };
         if let Some(weight) = weight {
             self.core.weight.add(weight);
         }
-        let at = self.entries.place(stamp, uses);
+        let at = self.entries.settle(New::Place(stamp, uses));
         self.placed(hash, at, uses, stamp);
     }
 
@@ -881,7 +933,7 @@ impl Ops<'_> {
     /// afresh, as on removal: the slot keeps no weight of its own); if so, its weight is swapped
     /// in.
     fn replaces(&mut self, at: u32, weight: Option<u64>) -> bool {
-        let old = weight.and_then(|_| self.entries.weigh(at));
+        let old = weight.and_then(|_| self.entries.weigh(Some(at)));
         let Some((new, old)) = weight.zip(old) else {
             return true;
         };
@@ -896,7 +948,7 @@ impl Ops<'_> {
     /// [`Entries::take`]).
     fn take_entry(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
         if self.core.weighed
-            && let Some(weight) = self.entries.weigh(at)
+            && let Some(weight) = self.entries.weigh(Some(at))
         {
             self.core.weight.sub(weight);
         }
@@ -941,7 +993,7 @@ impl Ops<'_> {
     /// ring.
     fn placed(&mut self, hash: u64, at: u32, uses: u8, stamp: Stamp) {
         self.core.expiry.push(at, self.core.gone_at(stamp));
-        let entries = &*self.entries;
+        let entries = &self.entries;
         self.index.insert(hash, at, &|at| entries.hash(at));
         if self.core.ordered {
             self.enqueue(at, uses);
@@ -1022,7 +1074,7 @@ impl Ops<'_> {
 
     /// Drops every vacated number from the rings and frees it for new entries.
     fn release_vacated(&mut self) {
-        let entries = &mut *self.entries;
+        let entries = &mut self.entries;
         let core = &mut *self.core;
         for ring in [&mut core.main, &mut core.small] {
             ring.retain(|&at| {
@@ -1123,7 +1175,7 @@ impl Ops<'_> {
         if self.core.expiry.len() > 2 * self.len() + 64 {
             // Items of removed or restamped entries: keep those that stand for an entry's
             // current expiry.
-            let entries = &*self.entries;
+            let entries = &self.entries;
             self.core.expiry.retain(&mut |at, due| {
                 entries
                     .meta(at)
@@ -1190,7 +1242,7 @@ impl Ops<'_> {
     /// Removes every expired entry and returns how many left.
     fn purge_expired(&mut self, now: u64) -> usize {
         let grace = self.core.grace;
-        let entries = &*self.entries;
+        let entries = &self.entries;
         let mut expired = Vec::new();
         self.index.retain(&mut |at| {
             let gone = entries

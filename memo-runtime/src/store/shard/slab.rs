@@ -319,13 +319,31 @@ impl<T> Slab<T> {
     }
 
     /// The slab without its type, for the shard's machinery.
-    pub(super) const fn raw(&self) -> &RawSlab {
-        &self.raw
+    pub(super) const fn raw_mut(&mut self) -> &mut RawSlab {
+        &mut self.raw
+    }
+
+    /// The typed slab whose untyped side `raw` is.
+    ///
+    /// # Safety
+    ///
+    /// `raw` is the `raw` field of a `Slab<T>` (as [`raw_mut`](Self::raw_mut) hands it out).
+    pub(super) const unsafe fn of_raw(raw: &RawSlab) -> &Self {
+        const { assert!(size_of::<Self>() == size_of::<RawSlab>()) };
+        // SAFETY: the caller's promise; `raw` is this `repr(C)` struct's first field and the only
+        // one with a size, so the pointer covers the whole `Slab<T>`.
+        unsafe { &*std::ptr::from_ref(raw).cast::<Self>() }
     }
 
     /// The same, to write.
-    pub(super) const fn raw_mut(&mut self) -> &mut RawSlab {
-        &mut self.raw
+    ///
+    /// # Safety
+    ///
+    /// As for [`of_raw`](Self::of_raw).
+    pub(super) const unsafe fn of_raw_mut(raw: &mut RawSlab) -> &mut Self {
+        const { assert!(size_of::<Self>() == size_of::<RawSlab>()) };
+        // SAFETY: as in `of_raw`; `&mut` makes it the only reference.
+        unsafe { &mut *std::ptr::from_mut(raw).cast::<Self>() }
     }
 
     pub(super) const fn len(&self) -> usize {
