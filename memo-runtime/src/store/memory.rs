@@ -2,6 +2,7 @@
 //! and an eviction listener.
 
 use std::hash::BuildHasher;
+use std::marker::PhantomData;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -44,9 +45,7 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// assert!(store.is_empty());
 /// ```
 pub struct MemoryStore<K, V> {
-    /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking,
-    /// which would be compiled again for every key and value type.
-    shards: Vec<PaddedShard<K, V>>,
+    shards: Shards<K, V>,
     /// Everything but the entries, with the code that needs no key or value type.
     base: Base,
     /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), read on insert only.
@@ -56,6 +55,76 @@ pub struct MemoryStore<K, V> {
     /// Releases a shard and tells the listener what left it: set with the listener, so that a
     /// store without one compiles none of that for its key and value types.
     tell: Option<Tell<K, V>>,
+}
+
+/// A store's shards, held untyped so that dropping them is compiled once (a [`RawShard`] drops as
+/// the [`Shard`] it stands for: its slab by the slots' drop function, what it kept for the
+/// listener by the vector's), and typed where they are used.
+struct Shards<K, V> {
+    /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking.
+    raw: Vec<Padded<Locked<RawShard>>>,
+    /// Sent, shared and dropped as the typed shards would be.
+    _types: PhantomData<Vec<PaddedShard<K, V>>>,
+}
+
+// SAFETY: the raw shards are `Shard<K, V>`s (see `Shards::new`): sent as those would be.
+unsafe impl<K, V> Send for Shards<K, V> where PaddedShard<K, V>: Send {}
+// SAFETY: as for `Send`.
+unsafe impl<K, V> Sync for Shards<K, V> where PaddedShard<K, V>: Sync {}
+
+impl<K, V> Shards<K, V> {
+    /// The shards of a store `config` makes, holding `K` and `V`, and the rest of that store.
+    fn new(config: &Config) -> (Base, Self) {
+        let (base, raw) = Base::with_shards(config, Shard::<K, V>::kind());
+        let shards = Self {
+            raw,
+            _types: PhantomData,
+        };
+        (base, shards)
+    }
+
+    fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// The raw shard `raw` as what it is.
+    #[inline]
+    const fn typed(raw: &Padded<Locked<RawShard>>) -> &Locked<Shard<K, V>> {
+        const {
+            assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
+            assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
+        }
+        // SAFETY: the shards were built for `Shard<K, V>`'s slots (`Shard::kind`, in `new`), and
+        // a `RawShard` is laid out as a `Shard` (`repr(C)` field for field, see `RawShard`), so
+        // the `repr(C)` wrappers `Locked` and `Padded` of each are too (sizes and alignments
+        // checked above); `Padded` is `repr(C)` with the lock its only field.
+        unsafe { &*std::ptr::from_ref(raw).cast::<Locked<Shard<K, V>>>() }
+    }
+
+    /// Shard `shard`.
+    #[inline]
+    fn get(&self, shard: usize) -> &Locked<Shard<K, V>> {
+        Self::typed(&self.raw[shard])
+    }
+
+    /// Shard `shard`, unchecked.
+    ///
+    /// # Safety
+    ///
+    /// `shard` is below [`len`](Self::len).
+    #[inline]
+    unsafe fn get_unchecked(&self, shard: usize) -> &Locked<Shard<K, V>> {
+        // SAFETY: the caller's promise.
+        Self::typed(unsafe { self.raw.get_unchecked(shard) })
+    }
+
+    /// Every shard, to set up.
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard<K, V>> {
+        self.raw.iter_mut().map(|raw| {
+            // SAFETY: as in `typed`; `&mut self` makes it the only reference.
+            unsafe { &mut *std::ptr::from_mut(raw).cast::<Locked<Shard<K, V>>>() }.get_mut()
+        })
+    }
 }
 
 /// [`MemoryStore::tell`], for a store's key and value types.
@@ -104,23 +173,7 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let (base, shards) = Base::with_shards(config, Shard::<K, V>::kind());
-        let shards = std::mem::ManuallyDrop::new(shards);
-        const {
-            assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
-            assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
-        }
-        // SAFETY: the shards were built for these slots (`Shard::kind`), and a `RawShard` is laid
-        // out as a `Shard` (`repr(C)` field for field, see `RawShard`), so the `repr(C)` wrappers
-        // `Locked` and `Padded` of each are too: the vector's block holds `count` of them, of the
-        // same size and alignment (checked above), and is handed over whole.
-        let shards = unsafe {
-            Vec::from_raw_parts(
-                shards.as_ptr().cast_mut().cast::<PaddedShard<K, V>>(),
-                shards.len(),
-                shards.capacity(),
-            )
-        };
+        let (base, shards) = Shards::new(config);
         Self {
             shards,
             base,
@@ -166,7 +219,7 @@ impl<K, V> MemoryStore<K, V> {
                 .base
                 .max_weight
                 .map_or(u64::MAX, |max| weight::share(max, count, i));
-            shard.0.get_mut().weigh(weigher, budget);
+            shard.weigh(weigher, budget);
         }
         self.base.weighed = true;
         self
@@ -244,8 +297,8 @@ impl<K, V> MemoryStore<K, V> {
 
     /// [`eviction_listener`](Self::eviction_listener) with the listener boxed already.
     pub(crate) fn listening(mut self, listener: Listener<K, V>) -> Self {
-        for shard in &mut self.shards {
-            shard.0.get_mut().listen();
+        for shard in self.shards.iter_mut() {
+            shard.listen();
         }
         self.listener = Some(listener);
         self.tell = Some(Self::tell);
@@ -313,11 +366,11 @@ impl<K, V> MemoryStore<K, V> {
 
     #[inline]
     fn read(&self, shard: usize) -> ReadGuard<'_, Shard<K, V>> {
-        self.base.gate.read(shard, &self.shards[shard].0)
+        self.base.gate.read(shard, self.shards.get(shard))
     }
 
     fn write(&self, shard: usize) -> WriteGuard<'_, Shard<K, V>> {
-        self.base.gate.write(shard, &self.shards[shard].0)
+        self.base.gate.write(shard, self.shards.get(shard))
     }
 
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
@@ -460,7 +513,7 @@ impl<K, V> MemoryStore<K, V> {
     ) -> Result<Option<R>, SlowPath> {
         let shard = self.shard_of(hash);
         // SAFETY: `shard_of` masks to the shard count.
-        let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
+        let locked = unsafe { self.shards.get_unchecked(shard) };
         self.base
             .gate
             .try_hit(shard, locked, move |found| find(found, hash))
