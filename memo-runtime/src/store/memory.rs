@@ -3,6 +3,7 @@
 
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +11,7 @@ use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
-use super::shard::{RawShard, Renewal, Shard, SlabKind, Stamp};
+use super::shard::{Look, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp};
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
 #[cfg(any(test, feature = "test-util"))]
@@ -407,9 +408,7 @@ impl<K, V> MemoryStore<K, V> {
     where
         V: Clone,
     {
-        self.read(self.shard_of(hash))
-            .peek(hash, key, &|deadline| self.before(deadline))
-            .cloned()
+        self.read_cold(hash, key, Look::Peek, None)
     }
 
     /// [`Store::insert_with_ttl`] of a key of hash `hash` (its [`Store::hash_of`]).
@@ -519,36 +518,37 @@ impl<K, V> MemoryStore<K, V> {
             .try_hit(shard, locked, move |found| find(found, hash))
     }
 
-    /// A counted lookup off the gate's fast path (a read inside a read, a thread without a
-    /// stripe, a writer at work), out of line and given only the key, so that the hit path keeps
-    /// its values in registers.
+    /// A lookup of `key` (of hash `hash`) off the gate's fast path, as `look` says, and what it
+    /// saw of the entry into `seen`: the one copy, per key and value type, of every read but the
+    /// hit's fast path (a read inside a read, a thread without a stripe, a writer at work, a
+    /// peek, time to idle, a refresh). Out of line and given only the key, so that the hit path
+    /// keeps its values in registers.
     #[cold]
-    #[inline(never)]
-    fn get_through_read<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
-    where
-        K: std::hash::Hash + Eq,
-        V: Clone,
-    {
-        self.read_cold(hash, key, &|deadline| self.before(deadline))
-    }
-
-    /// A counted lookup of `key` (of hash `hash`) under the read lock, `before` asked about an
-    /// entry that expires: the one copy behind [`get_through_read`](Self::get_through_read) and
-    /// [`get_renewed`](Self::get_renewed).
     #[inline(never)]
     fn read_cold<L: Lookup<Key = K>>(
         &self,
         hash: u64,
         key: &L,
-        before: &dyn Fn(u64) -> bool,
+        look: Look,
+        seen: Option<&mut Seen>,
     ) -> Option<V>
     where
         V: Clone,
     {
-        let shard = self.read(self.shard_of(hash));
-        let value = shard.get_cold(hash, key, before).cloned();
-        if value.is_some() {
-            shard.count_hit();
+        let mut value = None;
+        let found = self.base.read_cold(
+            &self.shards.raw,
+            hash,
+            &Shard::<K, V>::key(key),
+            look,
+            &mut |slot| {
+                // SAFETY: `slot` is handed to `found` by `look` of this store's shard, a
+                // `Shard<K, V>`, and the value is cloned within that call.
+                value = Some(unsafe { Shard::<K, V>::value_at(slot) }.clone());
+            },
+        )?;
+        if let Some(seen) = seen {
+            *seen = found;
         }
         value
     }
@@ -580,16 +580,12 @@ impl<K, V> MemoryStore<K, V> {
         K: std::hash::Hash + Eq,
         V: Clone,
     {
-        let expires = std::cell::Cell::new(0);
-        let value = self.read_cold(hash, key, &|deadline| {
-            expires.set(deadline);
-            self.before(deadline)
-        })?;
-        let renewed = self.base.renewal(expires.get());
+        let mut seen = Seen::default();
+        let value = self.read_cold(hash, key, Look::Get, Some(&mut seen))?;
+        let renewed = self.base.renewal(seen.end);
         if let Some(renewed) = renewed {
-            let mut found = self.write(self.shard_of(hash));
-            found.renew(hash, key, renewed);
-            self.release(found);
+            self.base
+                .renew(&self.shards.raw, hash, &Shard::<K, V>::key(key), renewed);
         }
         Some((value, renewed.is_some()))
     }
@@ -679,6 +675,41 @@ impl Base {
             refresh_at: self.timing.refresh_at(expires, cost),
         };
         (stamp, self.now())
+    }
+
+    /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
+    /// as `look` says ([`RawShard::look`]); counted as a hit unless it is a peek or a refresh's
+    /// release. `found` reads the entry's value under the lock. Compiled once.
+    #[inline(never)]
+    fn read_cold(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
+        hash: u64,
+        key: &dyn SlotKey,
+        look: Look,
+        found: &mut dyn FnMut(NonNull<u8>),
+    ) -> Option<Seen> {
+        let at = shard_of(hash, self.mask);
+        let shard = self.gate.read(at, &shards[at].0);
+        let seen = shard.look(hash, key, look, |deadline| self.before(deadline), found)?;
+        if matches!(look, Look::Get | Look::Renewing) {
+            shard.count_hit();
+        }
+        Some(seen)
+    }
+
+    /// Moves the expiry of the entry `key` names in its shard of `shards` to `expires`, under
+    /// the shard's write lock (time to idle); nothing leaves, so the listener has nothing to hear.
+    #[inline(never)]
+    fn renew(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
+        hash: u64,
+        key: &dyn SlotKey,
+        expires: u64,
+    ) {
+        let at = shard_of(hash, self.mask);
+        self.gate.write(at, &shards[at].0).renew(hash, key, expires);
     }
 
     /// After a hit on an entry that expires at `expires` in a store with a time to idle: the
@@ -910,7 +941,7 @@ where
         });
         match found {
             Ok(found) => found,
-            Err(SlowPath) => self.get_through_read(hash, key),
+            Err(SlowPath) => self.read_cold(hash, key, Look::Get, None),
         }
     }
 
@@ -973,20 +1004,20 @@ where
     }
 
     fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        let shard = self.shard_of(hash);
-        let found = self.read(shard);
-        let value = found
-            .get_renewing(hash, key, |deadline| self.before(deadline))
-            .map(|(value, refresh)| (value.clone(), refresh));
-        if value.is_some() {
-            found.count_hit();
-        }
-        value
+        let mut seen = Seen::default();
+        let value = self.read_cold(hash, key, Look::Renewing, Some(&mut seen))?;
+        Some((value, seen.refresh))
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
         let hash = self.hash(key);
-        self.read(self.shard_of(hash)).release_refresh(hash, key);
+        self.base.read_cold(
+            &self.shards.raw,
+            hash,
+            &Shard::<K, V>::key(key),
+            Look::ReleaseRefresh,
+            &mut |_| {},
+        );
     }
 
     /// `true` only for a live entry: an expired one is removed too, as if already gone.

@@ -34,6 +34,8 @@ mod slab;
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use self::expiry::Expiry;
@@ -541,7 +543,7 @@ struct Ops<'a> {
 
 /// What [`Shard::find_cold`] looks for, by key `K`: a lookup's key, or the owned key of an
 /// insert (whose key type need not be a lookup's).
-trait Sought<K> {
+pub(crate) trait Sought<K> {
     fn is(&self, key: &K) -> bool;
 }
 
@@ -562,15 +564,141 @@ impl<K: Eq> Sought<K> for Owned<'_, K> {
     }
 }
 
-/// A [`Sought`] key as the index asks for it, by the number of its slot.
-struct InSlab<'a, K, V, Q> {
-    slab: &'a Slab<Slot<K, V>>,
-    sought: &'a Q,
+/// A key sought in a shard, compared with the key of the entry at a place of its slab: all that
+/// the finds off the hit path need of the key and value types ([`RawShard::find`]).
+pub(crate) trait SlotKey {
+    /// Whether the entry at `slot`, a held place of the shard's slab, has this key.
+    fn is(&self, slot: NonNull<u8>) -> bool;
 }
 
-impl<K, V, Q: Sought<K>> index::Sought for InSlab<'_, K, V, Q> {
+/// A [`Sought`] key among entries of `Slot<K, V>`, as a [`SlotKey`].
+pub(crate) struct KeyIn<'a, K, V, Q> {
+    sought: &'a Q,
+    _slots: PhantomData<fn(&Slot<K, V>)>,
+}
+
+impl<K, V, Q: Sought<K>> SlotKey for KeyIn<'_, K, V, Q> {
+    fn is(&self, slot: NonNull<u8>) -> bool {
+        // SAFETY: a `KeyIn` is made by the `Shard<K, V>` it searches (`Shard::key`), whose held
+        // places are `Slot<K, V>`s.
+        self.sought
+            .is(&unsafe { slot.cast::<Slot<K, V>>().as_ref() }.key)
+    }
+}
+
+/// A [`SlotKey`] as the index asks for it, by the number of its slot.
+struct InSlab<'a> {
+    slab: &'a RawSlab,
+    key: &'a dyn SlotKey,
+}
+
+impl index::Sought for InSlab<'_> {
     fn is(&self, number: u32) -> bool {
-        (self.slab.get(number)).is_some_and(|slot| self.sought.is(&slot.key))
+        (self.slab.get(number)).is_some_and(|slot| self.key.is(slot))
+    }
+}
+
+/// How a read off the hit path treats the entry it finds ([`RawShard::look`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// A hit: the entry is marked used.
+    Get,
+    /// A hit that also makes the caller the one to refresh the entry, when it is due.
+    Renewing,
+    /// Not a use: the entry is left unmarked.
+    Peek,
+    /// A refresh of the entry failed: a later caller may try again. Nothing is read.
+    ReleaseRefresh,
+}
+
+/// What [`RawShard::look`] saw of the entry it found.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Seen {
+    /// When the entry is gone for good (its time to live and the grace); 0 for never.
+    pub(crate) end: u64,
+    /// Whether this caller has become the one to refresh it ([`Look::Renewing`]).
+    pub(crate) refresh: bool,
+}
+
+impl RawShard {
+    /// The number and the place of the entry `key` names: the probe for every find off the hit
+    /// path, compiled once.
+    fn find(&self, hash: u64, key: &dyn SlotKey) -> Option<(u32, NonNull<u8>)> {
+        let at = self.index.find_dyn(
+            hash,
+            &InSlab {
+                slab: &self.slab,
+                key,
+            },
+        )?;
+        Some((at, self.slab.get(at)?))
+    }
+
+    /// The stamps and use count of the entry at `slot`, a held place of this shard's slab.
+    fn meta_at(&self, slot: NonNull<u8>) -> &Meta {
+        // SAFETY: a held place is a `Slot`, which starts with its `Meta`; it stays held while the
+        // shard is borrowed.
+        unsafe { slot.cast::<Meta>().as_ref() }
+    }
+
+    /// Finds the entry `key` names, unless it expired for good (`before(deadline)`: whether
+    /// time is still before `deadline`, asked only of an entry that expires), and treats it as
+    /// `look` says; `found` is called with its place, under the caller's lock, unless `look` is
+    /// [`Look::ReleaseRefresh`]. Every read off the hit path, compiled once.
+    pub(crate) fn look(
+        &self,
+        hash: u64,
+        key: &dyn SlotKey,
+        look: Look,
+        before: impl Fn(u64) -> bool,
+        found: &mut dyn FnMut(NonNull<u8>),
+    ) -> Option<Seen> {
+        let (_, slot) = self.find(hash, key)?;
+        let meta = self.meta_at(slot);
+        if look == Look::ReleaseRefresh {
+            meta.refreshing.store(false, Ordering::Release);
+            return Some(Seen::default());
+        }
+        let end = if meta.expires == 0 {
+            0
+        } else {
+            meta.end(self.renewal.grace)
+        };
+        if end != 0 && !before(end) {
+            return None;
+        }
+        if look != Look::Peek {
+            used(meta, self.cap);
+        }
+        found(slot);
+        let refresh = look == Look::Renewing && meta.refresh_due(&before) && meta.claim_refresh();
+        Some(Seen { end, refresh })
+    }
+
+    /// Moves the expiry of the entry `key` names to `expires` (time to idle: a hit renews it);
+    /// its old expiry item then names another due time and is dropped when it comes.
+    pub(crate) fn renew(&mut self, hash: u64, key: &dyn SlotKey, expires: u64) {
+        let Some((at, slot)) = self.find(hash, key) else {
+            return;
+        };
+        let stamp = Stamp {
+            expires,
+            refresh_at: 0,
+        };
+        // SAFETY: as in `meta`; `&mut self` makes it the only reference.
+        unsafe { slot.cast::<Meta>().as_mut() }.stamp(stamp);
+        self.core.expiry.push(at, self.core.gone_at(stamp));
+    }
+}
+
+/// Marks the entry of `meta` used: its count goes up while it is below `cap`.
+#[inline]
+fn used(meta: &Meta, cap: u8) {
+    // Write only while the count is below the cap: a warm entry's cache line stays shared
+    // between readers. Two readers may both write the same count; one hit is then lost.
+    let uses = meta.uses.load(Ordering::Relaxed);
+    if uses & USES < cap {
+        meta.uses.store(uses + 1, Ordering::Relaxed);
     }
 }
 
@@ -691,19 +819,39 @@ impl<K, V> Shard<K, V> {
         Some((at, unsafe { slab.get_unchecked(at) }))
     }
 
-    /// [`find`](Self::find) off the hit path: one probe loop for every key type, the compare
-    /// called through a pointer. Its one closure is compiled once per key and [`Sought`] type,
-    /// not once per caller.
+    /// [`find`](Self::find) off the hit path: one probe loop, compiled once, the key compared
+    /// through a pointer ([`RawShard::find`]).
     #[inline]
     fn find_cold<Q: Sought<K>>(&self, hash: u64, sought: &Q) -> Option<(u32, &Slot<K, V>)> {
-        let at = self.index.find_dyn(
-            hash,
-            &InSlab {
-                slab: &self.slab,
-                sought,
-            },
-        )?;
-        Some((at, self.slab.get(at)?))
+        let (at, slot) = self.raw().find(hash, &Self::key(sought))?;
+        // SAFETY: a held place of this shard's slab, a `Slot<K, V>`, borrowed with the shard.
+        Some((at, unsafe { slot.cast::<Slot<K, V>>().as_ref() }))
+    }
+
+    /// The shard without its types, for the code compiled once.
+    fn raw(&self) -> &RawShard {
+        // SAFETY: a `RawShard` is laid out as a `Shard` (see `RawShard`, and the assertions in
+        // `kind`), and is only read here.
+        unsafe { &*std::ptr::from_ref(self).cast::<RawShard>() }
+    }
+
+    /// `sought` as the code compiled once compares it with this shard's entries.
+    pub(crate) fn key<Q: Sought<K>>(sought: &Q) -> KeyIn<'_, K, V, Q> {
+        KeyIn {
+            sought,
+            _slots: PhantomData,
+        }
+    }
+
+    /// The value of the entry at `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a place that [`RawShard::look`] of a `Shard<K, V>` handed its `found`, and the
+    /// value is used within that call.
+    pub(crate) const unsafe fn value_at<'a>(slot: NonNull<u8>) -> &'a V {
+        // SAFETY: the caller's promise: a held place of a `Shard<K, V>`, a `Slot<K, V>`.
+        unsafe { &(*slot.cast::<Slot<K, V>>().as_ptr()).value }
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -718,19 +866,6 @@ impl<K, V> Shard<K, V> {
         self.live(hash, key, before).map(|slot| &slot.value)
     }
 
-    /// [`get`](Self::get) off the hit path (a reader that took the gate's slow way, a peek):
-    /// through [`find_cold`](Self::find_cold), so that the probe is not compiled again here.
-    pub(crate) fn get_cold<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
-    where
-        L: Lookup<Key = K>,
-    {
-        let (_, slot) = self.find_cold(hash, key)?;
-        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
-            return None;
-        }
-        Some(&self.used(slot).value)
-    }
-
     /// The live value for `key`, leaving it unmarked: a look that the policy does not count as
     /// a use (`contains_key`, `peek`).
     pub(crate) fn peek<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
@@ -742,47 +877,6 @@ impl<K, V> Shard<K, V> {
             return None;
         }
         Some(&slot.value)
-    }
-
-    /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
-    /// to refresh it: the entry is past its time to live (within the grace), or due early.
-    pub(crate) fn get_renewing<L>(
-        &self,
-        hash: u64,
-        key: &L,
-        before: impl Fn(u64) -> bool,
-    ) -> Option<(&V, bool)>
-    where
-        L: Lookup<Key = K>,
-    {
-        let (_, slot) = self.find_cold(hash, key)?;
-        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
-            return None;
-        }
-        let slot = self.used(slot);
-        Some((
-            &slot.value,
-            slot.meta.refresh_due(&before) && slot.meta.claim_refresh(),
-        ))
-    }
-
-    /// Moves the expiry of `key`'s entry to `expires` (time to idle: a hit renews it); its old
-    /// expiry item then names another due time and is dropped when it comes.
-    pub(crate) fn renew<L>(&mut self, hash: u64, key: &L, expires: u64)
-    where
-        L: Lookup<Key = K>,
-    {
-        let Some((at, _)) = self.find_cold(hash, key) else {
-            return;
-        };
-        let stamp = Stamp {
-            expires,
-            refresh_at: 0,
-        };
-        if let Some(slot) = self.slab.get_mut(at) {
-            slot.meta.stamp(stamp);
-        }
-        self.core.expiry.push(at, self.core.gone_at(stamp));
     }
 
     /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
@@ -815,23 +909,8 @@ impl<K, V> Shard<K, V> {
     /// `slot`, marked recently used.
     #[inline]
     fn used<'a>(&self, slot: &'a Slot<K, V>) -> &'a Slot<K, V> {
-        // Write only while the count is below the cap: a warm entry's cache line stays shared
-        // between readers. Two readers may both write the same count; one hit is then lost.
-        let uses = slot.meta.uses.load(Ordering::Relaxed);
-        if uses & USES < self.cap {
-            slot.meta.uses.store(uses + 1, Ordering::Relaxed);
-        }
+        used(&slot.meta, self.cap);
         slot
-    }
-
-    /// A refresh of `key` failed: let a later caller try again.
-    pub(crate) fn release_refresh<L>(&self, hash: u64, key: &L)
-    where
-        L: Lookup<Key = K>,
-    {
-        if let Some((_, slot)) = self.find_cold(hash, key) {
-            slot.meta.refreshing.store(false, Ordering::Release);
-        }
     }
 
     /// Inserts or replaces, making room first when the shard is full (by count or by weight).
