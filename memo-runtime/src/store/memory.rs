@@ -570,24 +570,15 @@ where
 
 impl<K, V> MemoryStore<K, V> {
     /// A counted lookup of `key` (of hash `hash`) that renews the entry's time to live (time to
-    /// idle), and whether it did.
-    /// The renewal takes the shard's write lock, so it is made at most once per sixteenth of the
-    /// time to live: a key read continuously writes a few times per period, not on every hit.
-    #[cold]
-    #[inline(never)]
+    /// idle), and whether it did (see [`Base::read_cold`]).
+    #[inline]
     pub(crate) fn get_renewed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)>
     where
-        K: std::hash::Hash + Eq,
         V: Clone,
     {
         let mut seen = Seen::default();
         let value = self.read_cold(hash, key, Look::Get, Some(&mut seen))?;
-        let renewed = self.base.renewal(seen.end);
-        if let Some(renewed) = renewed {
-            self.base
-                .renew(&self.shards.raw, hash, &Shard::<K, V>::key(key), renewed);
-        }
-        Some((value, renewed.is_some()))
+        Some((value, seen.renewed))
     }
 }
 
@@ -680,6 +671,11 @@ impl Base {
     /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
     /// as `look` says ([`RawShard::look`]); counted as a hit unless it is a peek or a refresh's
     /// release. `found` reads the entry's value under the lock. Compiled once.
+    ///
+    /// In a store with a time to idle, a hit renews the entry's time to live under the shard's
+    /// write lock, taken after the read lock is released, at most once per sixteenth of the time
+    /// to live ([`renewal`](Self::renewal)): a key read continuously writes a few times per
+    /// period, not on every hit. Nothing leaves then, so the listener has nothing to hear.
     #[inline(never)]
     fn read_cold(
         &self,
@@ -690,32 +686,27 @@ impl Base {
         found: &mut dyn FnMut(NonNull<u8>),
     ) -> Option<Seen> {
         let at = shard_of(hash, self.mask);
-        let shard = self.gate.read(at, &shards[at].0);
-        let seen = shard.look(hash, key, look, |deadline| self.before(deadline), found)?;
-        if matches!(look, Look::Get | Look::Renewing) {
-            shard.count_hit();
+        let mut seen = {
+            let shard = self.gate.read(at, &shards[at].0);
+            let seen = shard.look(hash, key, look, |deadline| self.before(deadline), found)?;
+            if matches!(look, Look::Get | Look::Renewing) {
+                shard.count_hit();
+            }
+            seen
+        };
+        if look == Look::Get
+            && self.timing.idle
+            && let Some(renewed) = self.renewal(seen.end)
+        {
+            self.gate.write(at, &shards[at].0).renew(hash, key, renewed);
+            seen.renewed = true;
         }
         Some(seen)
-    }
-
-    /// Moves the expiry of the entry `key` names in its shard of `shards` to `expires`, under
-    /// the shard's write lock (time to idle); nothing leaves, so the listener has nothing to hear.
-    #[inline(never)]
-    fn renew(
-        &self,
-        shards: &[Padded<Locked<RawShard>>],
-        hash: u64,
-        key: &dyn SlotKey,
-        expires: u64,
-    ) {
-        let at = shard_of(hash, self.mask);
-        self.gate.write(at, &shards[at].0).renew(hash, key, expires);
     }
 
     /// After a hit on an entry that expires at `expires` in a store with a time to idle: the
     /// entry's new expiry when a renewal is due (at most one per sixteenth of the time to live),
     /// or `None`.
-    #[inline(never)]
     fn renewal(&self, expires: u64) -> Option<u64> {
         let ttl = self.timing.ttl;
         let renewed_at = expires.saturating_sub(ttl);
@@ -932,7 +923,7 @@ where
     #[cfg_attr(debug_assertions, inline)]
     fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.base.timing.idle {
-            return self.get_renewed(hash, key).map(|(value, _)| value);
+            return self.read_cold(hash, key, Look::Get, None);
         }
         let found = self.try_hit(hash, |shard, hash| {
             shard

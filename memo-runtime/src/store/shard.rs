@@ -618,6 +618,8 @@ pub(crate) struct Seen {
     pub(crate) end: u64,
     /// Whether this caller has become the one to refresh it ([`Look::Renewing`]).
     pub(crate) refresh: bool,
+    /// Whether the read renewed its time to live (time to idle; set by the store).
+    pub(crate) renewed: bool,
 }
 
 impl RawShard {
@@ -672,7 +674,11 @@ impl RawShard {
         }
         found(slot);
         let refresh = look == Look::Renewing && meta.refresh_due(&before) && meta.claim_refresh();
-        Some(Seen { end, refresh })
+        Some(Seen {
+            end,
+            refresh,
+            renewed: false,
+        })
     }
 
     /// Moves the expiry of the entry `key` names to `expires` (time to idle: a hit renews it);
