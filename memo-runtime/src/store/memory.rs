@@ -11,7 +11,9 @@ use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
-use super::shard::{Look, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp};
+use super::shard::{
+    Entries, Look, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
+};
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
 #[cfg(any(test, feature = "test-util"))]
@@ -129,7 +131,7 @@ impl<K, V> Shards<K, V> {
 }
 
 /// [`MemoryStore::tell`], for a store's key and value types.
-type Tell<K, V> = for<'a> fn(&'a MemoryStore<K, V>, WriteGuard<'a, Shard<K, V>>);
+type Tell<K, V> = for<'a> fn(&'a MemoryStore<K, V>, WriteGuard<'a, RawShard>);
 
 /// A store apart from its entries: its gate, clock, timing and counters, with what the store
 /// does with them, compiled once in memo-runtime rather than for every key and value type.
@@ -313,15 +315,16 @@ impl<K, V> MemoryStore<K, V> {
 
     /// Releases a shard after a write, then tells the listener what left it meanwhile.
     #[inline]
-    fn release(&self, shard: WriteGuard<'_, Shard<K, V>>) {
+    fn release(&self, shard: WriteGuard<'_, RawShard>) {
         if let Some(tell) = self.tell {
             tell(self, shard);
         }
     }
 
     /// [`release`](Self::release) with a listener.
-    fn tell(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
-        let removed = shard.take_removed();
+    fn tell(&self, mut shard: WriteGuard<'_, RawShard>) {
+        // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
+        let removed = unsafe { Shard::<K, V>::of_raw_mut(&mut shard) }.take_removed();
         drop(shard);
         if let Some(listener) = &self.listener {
             for (key, value, cause) in removed {
@@ -370,8 +373,15 @@ impl<K, V> MemoryStore<K, V> {
         self.base.gate.read(shard, self.shards.get(shard))
     }
 
-    fn write(&self, shard: usize) -> WriteGuard<'_, Shard<K, V>> {
-        self.base.gate.write(shard, self.shards.get(shard))
+    /// Enters shard `shard` as its writer, untyped: the writes are compiled once (see
+    /// [`Base::put`]).
+    fn write(&self, shard: usize) -> WriteGuard<'_, RawShard> {
+        self.base.gate.write(shard, &self.shards.raw[shard].0)
+    }
+
+    /// This store's typed side of its shards, for their machinery.
+    fn entries(&self, new: Option<(K, V)>) -> Typed<'_, K, V, foldhash::fast::RandomState> {
+        Shard::entries(Some(&self.base.hasher), new)
     }
 
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
@@ -445,9 +455,10 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
-        let small = self.base.climber.share();
-        let mut shard = self.write(self.shard_of(hash));
-        let batch = shard.insert(&self.base.hasher, hash, key, value, stamp, now, small);
+        let mut typed = self.entries(Some((key, value)));
+        let (shard, batch) = self
+            .base
+            .put(&self.shards.raw, hash, &mut typed, stamp, now);
         self.release(shard);
         self.climb(batch);
     }
@@ -666,6 +677,25 @@ impl Base {
             refresh_at: self.timing.refresh_at(expires, cost),
         };
         (stamp, self.now())
+    }
+
+    /// Inserts the entry `typed` (the shards' typed side) brings under `hash` in its shard of
+    /// `shards` ([`RawShard::insert`]); the shard, still held for the listener's
+    /// ([`MemoryStore::release`]), and the misses to report to the climber. Compiled once.
+    #[inline(never)]
+    fn put<'a>(
+        &'a self,
+        shards: &'a [Padded<Locked<RawShard>>],
+        hash: u64,
+        typed: &mut dyn Entries,
+        stamp: Stamp,
+        now: u64,
+    ) -> (WriteGuard<'a, RawShard>, Batch) {
+        let small = self.climber.share();
+        let at = shard_of(hash, self.mask);
+        let mut shard = self.gate.write(at, &shards[at].0);
+        let batch = shard.insert(typed, hash, stamp, now, small);
+        (shard, batch)
     }
 
     /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
@@ -960,12 +990,14 @@ where
     /// The live value, read and removed under one lock.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
-        let mut shard = self.write(self.shard_of(hash));
+        let mut guard = self.write(self.shard_of(hash));
+        // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
+        let shard = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) };
         let value = shard
             .peek(hash, key, &|deadline| self.before(deadline))
             .cloned();
         let removed = shard.remove(hash, key);
-        self.release(shard);
+        self.release(guard);
         value.filter(|_| removed)
     }
 
@@ -1018,7 +1050,10 @@ where
 
     fn clear(&self) {
         for shard in 0..self.shards.len() {
-            let entries = self.write(shard).take_all();
+            let mut guard = self.write(shard);
+            // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
+            let entries = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) }.take_all();
+            drop(guard);
             match &self.listener {
                 Some(listener) => {
                     for (key, value) in entries {
@@ -1082,7 +1117,7 @@ where
         for shard in 0..self.shards.len() {
             let now = self.now();
             let mut shard = self.write(shard);
-            purged += shard.purge_expired(now);
+            purged += shard.purge_expired(&mut self.entries(None), now);
             self.release(shard);
         }
         purged

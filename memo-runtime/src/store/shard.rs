@@ -347,31 +347,41 @@ impl Core {
 }
 
 /// The typed side of a shard, as its machinery sees it: one small vtable per key and value
-/// types. Each method is handed the shard's slab, untyped; numbers passed in are held unless a
+/// types. Each method is handed the shard's untyped parts; numbers passed in are held unless a
 /// method says otherwise.
-trait Entries {
+pub(crate) trait Entries {
     /// The hash of entry `at`'s key.
-    fn hash(&self, slab: &RawSlab, at: u32) -> u64;
+    fn hash(&self, parts: &Parts<'_>, at: u32) -> u64;
     /// The weight of entry `at` if it is held (of the entry being inserted for `None`), if
     /// entries are weighed.
-    fn weigh(&self, slab: &RawSlab, at: Option<u32>) -> Option<u64>;
+    fn weigh(&self, parts: &Parts<'_>, at: Option<u32>) -> Option<u64>;
     /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
     /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
     /// is held at `at`. Its weight is the caller's to take out of the total first.
     fn take(
         &mut self,
-        slab: &mut RawSlab,
+        parts: &mut Parts<'_>,
         at: u32,
         vacate: bool,
         cause: RemovalCause,
     ) -> Option<u8>;
     /// Does with the entry being inserted what `new` says; the number it is stored at.
-    fn settle(&mut self, slab: &mut RawSlab, new: New) -> u32;
+    fn settle(&mut self, parts: &mut Parts<'_>, new: New) -> u32;
+    /// Whether the entry at `slot`, a held place, has the key being inserted.
+    fn is_new(&self, slot: NonNull<u8>) -> bool;
+}
+
+/// A shard's parts that hold or handle its entries, without their types: what [`Entries`]
+/// works on.
+pub(crate) struct Parts<'a> {
+    slab: &'a mut RawSlab,
+    removed: &'a mut RawRemoved,
+    weigher: Option<fn()>,
 }
 
 /// What becomes of the entry being inserted ([`Entries::settle`]).
 #[derive(Clone, Copy)]
-enum New {
+pub(crate) enum New {
     /// Its value takes the place of entry `at`'s (the same key); the old one goes to the
     /// listener as replaced, and the caller stamps the entry.
     Replace(u32),
@@ -381,23 +391,24 @@ enum New {
     Place(Stamp, u8),
 }
 
-/// A shard's entries for its machinery: the untyped slab, read in code compiled once (every
+/// A shard's entries for its machinery: the untyped parts, read in code compiled once (every
 /// place starts with the entry's [`Meta`], see [`Slot`]), and the typed rest behind [`Entries`].
 struct Held<'a> {
-    slab: &'a mut RawSlab,
+    parts: Parts<'a>,
     typed: &'a mut dyn Entries,
 }
 
 impl Held<'_> {
     /// How many entries are held.
     fn len(&self) -> usize {
-        self.slab.len()
+        self.parts.slab.len()
     }
 
     /// The stamps and use count of entry `at`, if it is held.
     fn meta(&self, at: u32) -> Option<&Meta> {
         // SAFETY: a held place is a `Slot`, which starts with its `Meta`.
-        self.slab
+        self.parts
+            .slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_ref() })
     }
@@ -405,82 +416,108 @@ impl Held<'_> {
     /// The same, to write.
     fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
         // SAFETY: as in `meta`; `&mut self` makes it the only reference.
-        self.slab
+        self.parts
+            .slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_mut() })
     }
 
     /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
     fn release(&mut self, at: u32) {
-        self.slab.release(at);
+        self.parts.slab.release(at);
     }
 
     /// Calls `each` with every held entry's stamps and use count.
     fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
         // SAFETY: as in `meta_mut`.
-        self.slab
+        self.parts
+            .slab
             .each(&mut |place| each(unsafe { place.cast::<Meta>().as_mut() }));
     }
 
     /// [`Entries::hash`].
     fn hash(&self, at: u32) -> u64 {
-        self.typed.hash(self.slab, at)
+        self.typed.hash(&self.parts, at)
     }
 
     /// [`Entries::weigh`].
     fn weigh(&self, at: Option<u32>) -> Option<u64> {
-        self.typed.weigh(self.slab, at)
+        self.typed.weigh(&self.parts, at)
     }
 
     /// [`Entries::take`].
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
-        self.typed.take(self.slab, at, vacate, cause)
+        self.typed.take(&mut self.parts, at, vacate, cause)
     }
 
     /// [`Entries::settle`].
     fn settle(&mut self, new: New) -> u32 {
-        self.typed.settle(self.slab, new)
+        self.typed.settle(&mut self.parts, new)
     }
 }
 
-/// A shard's typed side as [`Entries`], with the hasher of their keys when the operation needs
-/// one. Only ever handed the slab of the shard it was made from.
-struct Typed<'a, K, V, S> {
-    weigher: Option<Weigher<K, V>>,
-    removed: &'a mut Removed<K, V>,
+/// The key being inserted, as the finds off the hit path compare it.
+struct NewKey<'a>(&'a dyn Entries);
+
+impl SlotKey for NewKey<'_> {
+    fn is(&self, slot: NonNull<u8>) -> bool {
+        self.0.is_new(slot)
+    }
+}
+
+/// A shard's typed side as [`Entries`]: the key and value being inserted, if any, and the
+/// hasher of the keys when the operation needs one. Made by [`Shard::entries`], and handed only
+/// the parts of a `Shard<K, V>`.
+pub(crate) struct Typed<'a, K, V, S> {
     hasher: Option<&'a S>,
-    /// The key and value being inserted.
     new: Option<(K, V)>,
 }
 
 impl<K, V, S> Typed<'_, K, V, S> {
-    /// The typed slab of `slab`.
-    fn slab(slab: &RawSlab) -> &Slab<Slot<K, V>> {
-        // SAFETY: a `Typed` is handed only its own shard's slab (`Held`), a `Slab<Slot<K, V>>`.
-        unsafe { Slab::of_raw(slab) }
+    /// The typed slab of `parts`.
+    fn slab<'p>(parts: &'p Parts<'_>) -> &'p Slab<Slot<K, V>> {
+        // SAFETY: a `Typed` is handed only the parts of a `Shard<K, V>`, whose slab is a
+        // `Slab<Slot<K, V>>`.
+        unsafe { Slab::of_raw(parts.slab) }
     }
 
     /// The same, to write.
-    fn slab_mut(slab: &mut RawSlab) -> &mut Slab<Slot<K, V>> {
+    fn slab_mut<'p>(parts: &'p mut Parts<'_>) -> &'p mut Slab<Slot<K, V>> {
         // SAFETY: as in `slab`.
-        unsafe { Slab::of_raw_mut(slab) }
+        unsafe { Slab::of_raw_mut(parts.slab) }
+    }
+
+    /// What left the shard of `parts`, typed.
+    fn removed<'p>(parts: &'p mut Parts<'_>) -> &'p mut Removed<K, V> {
+        // SAFETY: as in `slab`: the shard's `removed` is a `Removed<K, V>`, laid out as a
+        // `RawRemoved` (`listener.rs` asserts it).
+        unsafe { &mut *std::ptr::from_mut(parts.removed).cast::<Removed<K, V>>() }
+    }
+
+    /// The weigher of the shard of `parts`, typed.
+    fn weigher(parts: &Parts<'_>) -> Option<Weigher<K, V>> {
+        // SAFETY: as in `slab`: the shard's weigher is a `Weigher<K, V>` (`Shard::weigh`), and
+        // function pointers of any signature have one layout.
+        parts
+            .weigher
+            .map(|weigher| unsafe { std::mem::transmute::<fn(), Weigher<K, V>>(weigher) })
     }
 }
 
-impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
-    fn hash(&self, slab: &RawSlab, at: u32) -> u64 {
+impl<K: Hash + Eq, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
+    fn hash(&self, parts: &Parts<'_>, at: u32) -> u64 {
         let hasher = self.hasher.expect("a hasher for operations that evict");
-        let slot = Self::slab(slab)
+        let slot = Self::slab(parts)
             .get(at)
             .expect("an entry popped since the last change");
         hasher.hash_one(&slot.key)
     }
 
-    fn weigh(&self, slab: &RawSlab, at: Option<u32>) -> Option<u64> {
-        let weigh = self.weigher?;
+    fn weigh(&self, parts: &Parts<'_>, at: Option<u32>) -> Option<u64> {
+        let weigh = Self::weigher(parts)?;
         let (key, value) = match at {
             Some(at) => {
-                let slot = Self::slab(slab).get(at)?;
+                let slot = Self::slab(parts).get(at)?;
                 (&slot.key, &slot.value)
             }
             None => {
@@ -493,40 +530,46 @@ impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
 
     fn take(
         &mut self,
-        slab: &mut RawSlab,
+        parts: &mut Parts<'_>,
         at: u32,
         vacate: bool,
         cause: RemovalCause,
     ) -> Option<u8> {
-        let slab = Self::slab_mut(slab);
+        let slab = Self::slab_mut(parts);
         let slot = if vacate {
             slab.vacate(at)
         } else {
             slab.remove(at)
         }?;
-        self.removed.push(slot.key, slot.value, cause);
+        Self::removed(parts).push(slot.key, slot.value, cause);
         Some(slot.meta.uses.into_inner())
     }
 
-    fn settle(&mut self, slab: &mut RawSlab, new: New) -> u32 {
+    fn settle(&mut self, parts: &mut Parts<'_>, new: New) -> u32 {
         let (key, value) = self.new.take().expect("an entry being inserted");
         match new {
             New::Replace(at) => {
-                let slot = Self::slab_mut(slab)
+                let slot = Self::slab_mut(parts)
                     .get_mut(at)
                     .expect("an entry just found");
                 let old = std::mem::replace(&mut slot.value, value);
-                self.removed.push(key, old, RemovalCause::Replaced);
+                Self::removed(parts).push(key, old, RemovalCause::Replaced);
                 at
             }
             New::Decline => {
-                self.removed.push(key, value, RemovalCause::Evicted);
+                Self::removed(parts).push(key, value, RemovalCause::Evicted);
                 0
             }
             New::Place(stamp, uses) => {
-                Self::slab_mut(slab).insert(Slot::new(key, value, stamp, uses))
+                Self::slab_mut(parts).insert(Slot::new(key, value, stamp, uses))
             }
         }
+    }
+
+    fn is_new(&self, slot: NonNull<u8>) -> bool {
+        let (key, _) = self.new.as_ref().expect("an entry being inserted");
+        // SAFETY: a held place of a `Shard<K, V>`, a `Slot<K, V>`.
+        Owned(key).is(&unsafe { slot.cast::<Slot<K, V>>().as_ref() }.key)
     }
 }
 
@@ -784,32 +827,27 @@ impl<K, V> Shard<K, V> {
             .map(|slot| (slot.key, slot.value))
     }
 
-    /// Runs `work` on the shard's machinery, with `hasher` for operations that hash keys and
-    /// `new`, the key and value an insert brings.
-    #[inline]
-    fn ops<S: BuildHasher, R>(
-        &mut self,
-        hasher: Option<&S>,
-        new: Option<(K, V)>,
-        work: impl FnOnce(Ops<'_>) -> R,
-    ) -> R
-    where
-        K: Hash,
-    {
-        let mut typed = Typed {
-            weigher: self.weigher,
-            removed: &mut self.removed,
-            hasher,
-            new,
-        };
-        work(Ops {
-            core: &mut self.core,
-            index: &mut self.index,
-            entries: Held {
-                slab: self.slab.raw_mut(),
-                typed: &mut typed,
-            },
-        })
+    /// This shard's typed side for its machinery ([`RawShard::insert`] and the other writes):
+    /// `hasher` for operations that hash keys, `new` the key and value an insert brings.
+    pub(crate) const fn entries<S>(hasher: Option<&S>, new: Option<(K, V)>) -> Typed<'_, K, V, S> {
+        Typed { hasher, new }
+    }
+
+    /// The shard without its types, to write.
+    fn raw_mut(&mut self) -> &mut RawShard {
+        // SAFETY: as in `raw`; `&mut self` makes it the only reference, and `RawShard`'s code
+        // writes the typed parts only through this shard's `Entries` (`entries`).
+        unsafe { &mut *std::ptr::from_mut(self).cast::<RawShard>() }
+    }
+
+    /// The shard `raw` is.
+    ///
+    /// # Safety
+    ///
+    /// `raw` was built for this shard's slots ([`kind`](Self::kind)).
+    pub(crate) const unsafe fn of_raw_mut(raw: &mut RawShard) -> &mut Self {
+        // SAFETY: the caller's promise; laid out alike (see `RawShard` and `kind`).
+        unsafe { &mut *std::ptr::from_mut(raw).cast::<Self>() }
     }
 
     /// The number and the entry of the key that `is`.
@@ -919,16 +957,12 @@ impl<K, V> Shard<K, V> {
         slot
     }
 
-    /// Inserts or replaces, making room first when the shard is full (by count or by weight).
-    /// The default policy may decline to store a new key (see `auto.rs`), and an entry heavier
-    /// than the shard's share of `max_weight` is never stored; both count as evictions.
-    /// `share` is the small queue's share of the shard (the store's climber's, `climb.rs`); the
-    /// misses to report to the climber come back (0 but once a batch).
+    /// [`RawShard::insert`] of `key` and `value`.
+    #[cfg(test)]
     #[allow(
         clippy::too_many_arguments,
         reason = "the insert and the climber's share"
     )]
-    #[inline]
     pub(crate) fn insert<S: BuildHasher>(
         &mut self,
         hasher: &S,
@@ -942,37 +976,81 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        if self.core.capacity == 0 {
-            return climb::Batch::default();
-        }
-        let report = self.core.climb(share);
-        let found = self.find_cold(hash, &Owned(&key)).map(|(at, _)| at);
-        self.ops(Some(hasher), Some((key, value)), |mut ops| {
-            ops.insert(hash, found, stamp, now);
-        });
-        report
+        let mut typed = Self::entries(Some(hasher), Some((key, value)));
+        self.raw_mut().insert(&mut typed, hash, stamp, now, share)
     }
 
     /// Removes `key`'s entry; `true` if there was one.
     pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
     where
         L: Lookup<Key = K>,
-        K: Hash,
+        K: Hash + Eq,
     {
         let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
         };
-        self.ops(None::<&NoHasher>, None, |mut ops| {
+        let mut typed = Self::entries(None::<&NoHasher>, None);
+        self.raw_mut().ops(&mut typed, |mut ops| {
             ops.take_out(hash, at, RemovalCause::Invalidated)
         })
     }
 
-    /// Removes every expired entry and returns how many left.
+    /// [`RawShard::purge_expired`].
+    #[cfg(test)]
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize
     where
-        K: Hash,
+        K: Hash + Eq,
     {
-        self.ops(None::<&NoHasher>, None, |mut ops| ops.purge_expired(now))
+        let mut typed = Self::entries(None::<&NoHasher>, None);
+        self.raw_mut().purge_expired(&mut typed, now)
+    }
+}
+
+impl RawShard {
+    /// Runs `work` on the shard's machinery, with `typed`, the typed side of this shard.
+    #[inline]
+    fn ops<R>(&mut self, typed: &mut dyn Entries, work: impl FnOnce(Ops<'_>) -> R) -> R {
+        work(Ops {
+            core: &mut self.core,
+            index: &mut self.index,
+            entries: Held {
+                parts: Parts {
+                    slab: &mut self.slab,
+                    removed: &mut self.removed,
+                    weigher: self.weigher,
+                },
+                typed,
+            },
+        })
+    }
+
+    /// Inserts or replaces the entry `typed` (this shard's typed side) brings, making room first
+    /// when the shard is full (by count or by weight). The default policy may decline to store
+    /// a new key (see `auto.rs`), and an entry heavier than the shard's share of `max_weight` is
+    /// never stored; both count as evictions. `share` is the small queue's share of the shard
+    /// (the store's climber's, `climb.rs`); the misses to report to the climber come back (0 but
+    /// once a batch).
+    pub(crate) fn insert(
+        &mut self,
+        typed: &mut dyn Entries,
+        hash: u64,
+        stamp: Stamp,
+        now: u64,
+        share: u32,
+    ) -> climb::Batch {
+        if self.core.capacity == 0 {
+            return climb::Batch::default();
+        }
+        let report = self.core.climb(share);
+        let found = self.find(hash, &NewKey(typed)).map(|(at, _)| at);
+        self.ops(typed, |mut ops| ops.insert(hash, found, stamp, now));
+        report
+    }
+
+    /// Removes every expired entry and returns how many left; `typed` is this shard's typed
+    /// side.
+    pub(crate) fn purge_expired(&mut self, typed: &mut dyn Entries, now: u64) -> usize {
+        self.ops(typed, |mut ops| ops.purge_expired(now))
     }
 }
 

@@ -318,16 +318,11 @@ impl<T> Slab<T> {
         }
     }
 
-    /// The slab without its type, for the shard's machinery.
-    pub(super) const fn raw_mut(&mut self) -> &mut RawSlab {
-        &mut self.raw
-    }
-
     /// The typed slab whose untyped side `raw` is.
     ///
     /// # Safety
     ///
-    /// `raw` is the `raw` field of a `Slab<T>` (as [`raw_mut`](Self::raw_mut) hands it out).
+    /// `raw` is the `raw` field of a `Slab<T>`.
     pub(super) const unsafe fn of_raw(raw: &RawSlab) -> &Self {
         const { assert!(size_of::<Self>() == size_of::<RawSlab>()) };
         // SAFETY: the caller's promise; `raw` is this `repr(C)` struct's first field and the only
