@@ -581,7 +581,9 @@ where
 
 impl<K, V> MemoryStore<K, V> {
     /// A counted lookup of `key` (of hash `hash`) that renews the entry's time to live (time to
-    /// idle), and whether it did (see [`Base::read_cold`]).
+    /// idle), and whether it did (see [`Base::read_cold`]): for a front that tells the store
+    /// behind it.
+    #[cfg(any(feature = "disk", feature = "redis"))]
     #[inline]
     pub(crate) fn get_renewed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)>
     where
@@ -696,6 +698,22 @@ impl Base {
         let mut shard = self.gate.write(at, &shards[at].0);
         let batch = shard.insert(typed, hash, stamp, now, small);
         (shard, batch)
+    }
+
+    /// Removes every expired entry of shard `at` of `shards` ([`RawShard::purge_expired`],
+    /// `typed` their typed side); the shard, still held for the listener's
+    /// ([`MemoryStore::release`]), and how many left. Compiled once.
+    #[inline(never)]
+    fn purge_expired<'a>(
+        &'a self,
+        shards: &'a [Padded<Locked<RawShard>>],
+        at: usize,
+        typed: &mut dyn Entries,
+    ) -> (WriteGuard<'a, RawShard>, usize) {
+        let now = self.now();
+        let mut shard = self.gate.write(at, &shards[at].0);
+        let purged = shard.purge_expired(typed, now);
+        (shard, purged)
     }
 
     /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
@@ -1113,11 +1131,11 @@ where
         if !self.expires() {
             return 0;
         }
+        let mut typed = self.entries(None);
         let mut purged = 0;
         for shard in 0..self.shards.len() {
-            let now = self.now();
-            let mut shard = self.write(shard);
-            purged += shard.purge_expired(&mut self.entries(None), now);
+            let (shard, count) = self.base.purge_expired(&self.shards.raw, shard, &mut typed);
+            purged += count;
             self.release(shard);
         }
         purged
