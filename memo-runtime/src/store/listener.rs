@@ -121,7 +121,10 @@ const _: () = {
 /// A boxed vector of the entries a shard's write removed, without their type, with the function
 /// that drops it: the one owner of the box, dropped in code compiled once.
 #[repr(transparent)]
-pub(crate) struct Kept(Option<(NonNull<u8>, unsafe fn(NonNull<u8>))>);
+pub(crate) struct Kept(Option<(NonNull<u8>, DropVec)>);
+
+/// Drops the boxed vector of a [`Kept`], which it was set with.
+type DropVec = unsafe fn(NonNull<u8>);
 
 impl Kept {
     const NONE: Self = Self(None);

@@ -347,68 +347,55 @@ impl Core {
 }
 
 /// The typed side of a shard, as its machinery sees it: one small vtable per key and value
-/// types. Each method is handed the shard's untyped parts; numbers passed in are held unless a
-/// method says otherwise.
+/// types. Entries are handed to it by their places in the slab, found, claimed and freed by the
+/// machinery.
 pub(crate) trait Entries {
-    /// The hash of entry `at`'s key.
-    fn hash(&self, parts: &Parts<'_>, at: u32) -> u64;
-    /// The weight of entry `at` if it is held (of the entry being inserted for `None`), if
-    /// entries are weighed.
-    fn weigh(&self, parts: &Parts<'_>, at: Option<u32>) -> Option<u64>;
-    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
-    /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
-    /// is held at `at`. Its weight is the caller's to take out of the total first.
-    fn take(
-        &mut self,
-        parts: &mut Parts<'_>,
-        at: u32,
-        vacate: bool,
-        cause: RemovalCause,
-    ) -> Option<u8>;
-    /// Does with the entry being inserted what `new` says; the number it is stored at.
-    fn settle(&mut self, parts: &mut Parts<'_>, new: New) -> u32;
+    /// The hash of the key of the entry at `slot`, a held place.
+    fn hash(&self, slot: NonNull<u8>) -> u64;
+    /// The weight by `weigher` (the shard's) of the entry at `slot`, a held place, or of the
+    /// entry being inserted for `None`.
+    fn weigh(&self, weigher: fn(), slot: Option<NonNull<u8>>) -> u64;
+    /// Reads the entry out of `slot`, a place just vacated, and hands it to the shard's
+    /// listener as `cause` (by `removed`, the shard's) or drops it; its `uses` byte.
+    fn take(&mut self, removed: &mut RawRemoved, slot: NonNull<u8>, cause: RemovalCause) -> u8;
+    /// Does with the entry being inserted what `new` says (`removed` as for `take`).
+    fn settle(&mut self, removed: &mut RawRemoved, new: Settle);
     /// Whether the entry at `slot`, a held place, has the key being inserted.
     fn is_new(&self, slot: NonNull<u8>) -> bool;
 }
 
-/// A shard's parts that hold or handle its entries, without their types: what [`Entries`]
-/// works on.
-pub(crate) struct Parts<'a> {
+/// What becomes of the entry being inserted ([`Entries::settle`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Settle {
+    /// Its value takes the place of the value at `slot`, a held place of the same key; the old
+    /// one goes to the listener as replaced, and the caller stamps the entry.
+    Replace(NonNull<u8>),
+    /// It is not stored: it goes to the listener as evicted.
+    Decline,
+    /// It is written at `slot`, a new place, with this stamp and `uses` byte.
+    Place(NonNull<u8>, Stamp, u8),
+}
+
+/// A shard's entries for its machinery: the untyped slab and the other parts that handle the
+/// entries, read in code compiled once (every place starts with the entry's [`Meta`], see
+/// [`Slot`]), and the typed rest behind [`Entries`].
+struct Held<'a> {
     slab: &'a mut RawSlab,
     removed: &'a mut RawRemoved,
     weigher: Option<fn()>,
-}
-
-/// What becomes of the entry being inserted ([`Entries::settle`]).
-#[derive(Clone, Copy)]
-pub(crate) enum New {
-    /// Its value takes the place of entry `at`'s (the same key); the old one goes to the
-    /// listener as replaced, and the caller stamps the entry.
-    Replace(u32),
-    /// It is not stored: it goes to the listener as evicted.
-    Decline,
-    /// It is stored with this stamp and `uses` byte (its weight is the caller's to add).
-    Place(Stamp, u8),
-}
-
-/// A shard's entries for its machinery: the untyped parts, read in code compiled once (every
-/// place starts with the entry's [`Meta`], see [`Slot`]), and the typed rest behind [`Entries`].
-struct Held<'a> {
-    parts: Parts<'a>,
     typed: &'a mut dyn Entries,
 }
 
 impl Held<'_> {
     /// How many entries are held.
     fn len(&self) -> usize {
-        self.parts.slab.len()
+        self.slab.len()
     }
 
     /// The stamps and use count of entry `at`, if it is held.
     fn meta(&self, at: u32) -> Option<&Meta> {
         // SAFETY: a held place is a `Slot`, which starts with its `Meta`.
-        self.parts
-            .slab
+        self.slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_ref() })
     }
@@ -416,43 +403,75 @@ impl Held<'_> {
     /// The same, to write.
     fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
         // SAFETY: as in `meta`; `&mut self` makes it the only reference.
-        self.parts
-            .slab
+        self.slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_mut() })
     }
 
     /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
     fn release(&mut self, at: u32) {
-        self.parts.slab.release(at);
+        self.slab.release(at);
     }
 
     /// Calls `each` with every held entry's stamps and use count.
     fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
         // SAFETY: as in `meta_mut`.
-        self.parts
-            .slab
+        self.slab
             .each(&mut |place| each(unsafe { place.cast::<Meta>().as_mut() }));
     }
 
-    /// [`Entries::hash`].
+    /// The hash of entry `at`'s key (popped since the last change).
     fn hash(&self, at: u32) -> u64 {
-        self.typed.hash(&self.parts, at)
+        let slot = self
+            .slab
+            .get(at)
+            .expect("an entry popped since the last change");
+        self.typed.hash(slot)
     }
 
-    /// [`Entries::weigh`].
+    /// The weight of entry `at` if it is held (of the entry being inserted for `None`), if
+    /// entries are weighed.
     fn weigh(&self, at: Option<u32>) -> Option<u64> {
-        self.typed.weigh(&self.parts, at)
+        let weigher = self.weigher?;
+        let slot = match at {
+            Some(at) => Some(self.slab.get(at)?),
+            None => None,
+        };
+        Some(self.typed.weigh(weigher, slot))
     }
 
-    /// [`Entries::take`].
+    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
+    /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
+    /// is held at `at`. Its weight is the caller's to take out of the total first.
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
-        self.typed.take(&mut self.parts, at, vacate, cause)
+        let slot = self.slab.vacate(at)?;
+        // Read out before the number may go to another entry.
+        let uses = self.typed.take(self.removed, slot, cause);
+        if !vacate {
+            self.slab.release(at);
+        }
+        Some(uses)
     }
 
-    /// [`Entries::settle`].
-    fn settle(&mut self, new: New) -> u32 {
-        self.typed.settle(&mut self.parts, new)
+    /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
+    /// one to the listener as replaced; the caller stamps it.
+    fn replace(&mut self, at: u32) {
+        let slot = self.slab.get(at).expect("an entry just found");
+        self.typed.settle(self.removed, Settle::Replace(slot));
+    }
+
+    /// The entry being inserted is not stored: it goes to the listener as evicted.
+    fn decline(&mut self) {
+        self.typed.settle(self.removed, Settle::Decline);
+    }
+
+    /// Stores the entry being inserted with `stamp` and `uses` (its weight is the caller's to
+    /// add); its number.
+    fn place(&mut self, stamp: Stamp, uses: u8) -> u32 {
+        let typed = &mut *self.typed;
+        let removed = &mut *self.removed;
+        self.slab
+            .insert_with(|slot| typed.settle(removed, Settle::Place(slot, stamp, uses)))
     }
 }
 
@@ -467,109 +486,79 @@ impl SlotKey for NewKey<'_> {
 
 /// A shard's typed side as [`Entries`]: the key and value being inserted, if any, and the
 /// hasher of the keys when the operation needs one. Made by [`Shard::entries`], and handed only
-/// the parts of a `Shard<K, V>`.
+/// the places and parts of a `Shard<K, V>`.
 pub(crate) struct Typed<'a, K, V, S> {
     hasher: Option<&'a S>,
     new: Option<(K, V)>,
 }
 
 impl<K, V, S> Typed<'_, K, V, S> {
-    /// The typed slab of `parts`.
-    fn slab<'p>(parts: &'p Parts<'_>) -> &'p Slab<Slot<K, V>> {
-        // SAFETY: a `Typed` is handed only the parts of a `Shard<K, V>`, whose slab is a
-        // `Slab<Slot<K, V>>`.
-        unsafe { Slab::of_raw(parts.slab) }
+    /// The entry at `slot`, a held place.
+    fn slot<'p>(slot: NonNull<u8>) -> &'p Slot<K, V> {
+        // SAFETY: a `Typed` is handed only places of a `Shard<K, V>`, `Slot<K, V>`s, held while
+        // the machinery's call lasts.
+        unsafe { &*slot.cast::<Slot<K, V>>().as_ptr() }
     }
 
-    /// The same, to write.
-    fn slab_mut<'p>(parts: &'p mut Parts<'_>) -> &'p mut Slab<Slot<K, V>> {
-        // SAFETY: as in `slab`.
-        unsafe { Slab::of_raw_mut(parts.slab) }
-    }
-
-    /// What left the shard of `parts`, typed.
-    fn removed<'p>(parts: &'p mut Parts<'_>) -> &'p mut Removed<K, V> {
-        // SAFETY: as in `slab`: the shard's `removed` is a `Removed<K, V>`, laid out as a
-        // `RawRemoved` (`listener.rs` asserts it).
-        unsafe { &mut *std::ptr::from_mut(parts.removed).cast::<Removed<K, V>>() }
-    }
-
-    /// The weigher of the shard of `parts`, typed.
-    fn weigher(parts: &Parts<'_>) -> Option<Weigher<K, V>> {
-        // SAFETY: as in `slab`: the shard's weigher is a `Weigher<K, V>` (`Shard::weigh`), and
-        // function pointers of any signature have one layout.
-        parts
-            .weigher
-            .map(|weigher| unsafe { std::mem::transmute::<fn(), Weigher<K, V>>(weigher) })
+    /// What left the shard, typed.
+    fn removed(removed: &mut RawRemoved) -> &mut Removed<K, V> {
+        // SAFETY: a `Typed` is handed only the parts of a `Shard<K, V>`, whose `removed` is a
+        // `Removed<K, V>`, laid out as a `RawRemoved` (`listener.rs` asserts it).
+        unsafe { &mut *std::ptr::from_mut(removed).cast::<Removed<K, V>>() }
     }
 }
 
 impl<K: Hash + Eq, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
-    fn hash(&self, parts: &Parts<'_>, at: u32) -> u64 {
+    fn hash(&self, slot: NonNull<u8>) -> u64 {
         let hasher = self.hasher.expect("a hasher for operations that evict");
-        let slot = Self::slab(parts)
-            .get(at)
-            .expect("an entry popped since the last change");
-        hasher.hash_one(&slot.key)
+        hasher.hash_one(&Self::slot(slot).key)
     }
 
-    fn weigh(&self, parts: &Parts<'_>, at: Option<u32>) -> Option<u64> {
-        let weigh = Self::weigher(parts)?;
-        let (key, value) = match at {
-            Some(at) => {
-                let slot = Self::slab(parts).get(at)?;
-                (&slot.key, &slot.value)
-            }
-            None => {
-                let (key, value) = self.new.as_ref().expect("an entry being inserted");
-                (key, value)
-            }
-        };
-        Some(weigh(key, value))
-    }
-
-    fn take(
-        &mut self,
-        parts: &mut Parts<'_>,
-        at: u32,
-        vacate: bool,
-        cause: RemovalCause,
-    ) -> Option<u8> {
-        let slab = Self::slab_mut(parts);
-        let slot = if vacate {
-            slab.vacate(at)
+    fn weigh(&self, weigher: fn(), slot: Option<NonNull<u8>>) -> u64 {
+        // SAFETY: the shard's weigher is a `Weigher<K, V>` (`Shard::weigh`), and function
+        // pointers of any signature have one layout.
+        let weigh = unsafe { std::mem::transmute::<fn(), Weigher<K, V>>(weigher) };
+        let (key, value) = if let Some(slot) = slot {
+            let slot = Self::slot(slot);
+            (&slot.key, &slot.value)
         } else {
-            slab.remove(at)
-        }?;
-        Self::removed(parts).push(slot.key, slot.value, cause);
-        Some(slot.meta.uses.into_inner())
+            let (key, value) = self.new.as_ref().expect("an entry being inserted");
+            (key, value)
+        };
+        weigh(key, value)
     }
 
-    fn settle(&mut self, parts: &mut Parts<'_>, new: New) -> u32 {
+    fn take(&mut self, removed: &mut RawRemoved, slot: NonNull<u8>, cause: RemovalCause) -> u8 {
+        // SAFETY: a place of a `Slot<K, V>` just vacated: its entry is read out once, here.
+        let slot = unsafe { slot.cast::<Slot<K, V>>().read() };
+        Self::removed(removed).push(slot.key, slot.value, cause);
+        slot.meta.uses.into_inner()
+    }
+
+    fn settle(&mut self, removed: &mut RawRemoved, new: Settle) {
         let (key, value) = self.new.take().expect("an entry being inserted");
         match new {
-            New::Replace(at) => {
-                let slot = Self::slab_mut(parts)
-                    .get_mut(at)
-                    .expect("an entry just found");
+            Settle::Replace(slot) => {
+                // SAFETY: a held place of a `Slot<K, V>`; the machinery holds the shard
+                // exclusively, so this is the only reference.
+                let slot = unsafe { slot.cast::<Slot<K, V>>().as_mut() };
                 let old = std::mem::replace(&mut slot.value, value);
-                Self::removed(parts).push(key, old, RemovalCause::Replaced);
-                at
+                Self::removed(removed).push(key, old, RemovalCause::Replaced);
             }
-            New::Decline => {
-                Self::removed(parts).push(key, value, RemovalCause::Evicted);
-                0
-            }
-            New::Place(stamp, uses) => {
-                Self::slab_mut(parts).insert(Slot::new(key, value, stamp, uses))
+            Settle::Decline => Self::removed(removed).push(key, value, RemovalCause::Evicted),
+            Settle::Place(slot, stamp, uses) => {
+                // SAFETY: a new place, with room for a `Slot<K, V>` (the slab's layout).
+                unsafe {
+                    slot.cast::<Slot<K, V>>()
+                        .write(Slot::new(key, value, stamp, uses))
+                };
             }
         }
     }
 
     fn is_new(&self, slot: NonNull<u8>) -> bool {
         let (key, _) = self.new.as_ref().expect("an entry being inserted");
-        // SAFETY: a held place of a `Shard<K, V>`, a `Slot<K, V>`.
-        Owned(key).is(&unsafe { slot.cast::<Slot<K, V>>().as_ref() }.key)
+        Owned(key).is(&Self::slot(slot).key)
     }
 }
 
@@ -680,6 +669,10 @@ impl RawShard {
     }
 
     /// The stamps and use count of the entry at `slot`, a held place of this shard's slab.
+    #[allow(
+        clippy::unused_self,
+        reason = "ties the reference to the borrow of the shard"
+    )]
     fn meta_at(&self, slot: NonNull<u8>) -> &Meta {
         // SAFETY: a held place is a `Slot`, which starts with its `Meta`; it stays held while the
         // shard is borrowed.
@@ -1014,11 +1007,9 @@ impl RawShard {
             core: &mut self.core,
             index: &mut self.index,
             entries: Held {
-                parts: Parts {
-                    slab: &mut self.slab,
-                    removed: &mut self.removed,
-                    weigher: self.weigher,
-                },
+                slab: &mut self.slab,
+                removed: &mut self.removed,
+                weigher: self.weigher,
                 typed,
             },
         })
@@ -1066,7 +1057,7 @@ impl Ops<'_> {
         };
         if let Some(at) = found {
             if self.replaces(at, weight) {
-                self.entries.settle(New::Replace(at));
+                self.entries.replace(at);
                 let meta = self.entries.meta_mut(at).expect("an entry just found");
                 meta.stamp(stamp);
                 *meta.refreshing.get_mut() = false;
@@ -1082,13 +1073,13 @@ impl Ops<'_> {
             // arrival, as Caffeine and moka count a rejected candidate, so that every stored
             // key is held, evicted, expired or removed.
             self.core.counts.evicted += 1;
-            self.entries.settle(New::Decline);
+            self.entries.decline();
             return;
         };
         if let Some(weight) = weight {
             self.core.weight.add(weight);
         }
-        let at = self.entries.settle(New::Place(stamp, uses));
+        let at = self.entries.place(stamp, uses);
         self.placed(hash, at, uses, stamp);
     }
 
