@@ -55,9 +55,10 @@ pub struct MemoryStore<K, V> {
     ttl_from: Option<TtlFrom<V>>,
     /// Told of every entry that leaves, after the shard's lock is released.
     listener: Option<Listener<K, V>>,
-    /// Releases a shard and tells the listener what left it: set with the listener, so that a
-    /// store without one compiles none of that for its key and value types.
-    tell: Option<Tell<K, V>>,
+    /// Releases a shard and tells the listener what left it ([`MemoryStore::tell`]): set with
+    /// the listener, so that a store without one compiles none of that for its key and value
+    /// types.
+    tell: Option<Tell>,
 }
 
 /// A store's shards, held untyped so that dropping them is compiled once (a [`RawShard`] drops as
@@ -130,8 +131,31 @@ impl<K, V> Shards<K, V> {
     }
 }
 
-/// [`MemoryStore::tell`], for a store's key and value types.
-type Tell<K, V> = for<'a> fn(&'a MemoryStore<K, V>, WriteGuard<'a, RawShard>);
+/// [`MemoryStore::tell`] of a store without its types, given its address.
+type Tell = for<'a> unsafe fn(NonNull<()>, WriteGuard<'a, RawShard>);
+
+/// How the code compiled once releases a shard after a write: told to a store's listener
+/// ([`MemoryStore::told`]), or just released.
+#[derive(Clone, Copy)]
+struct Told<'a> {
+    /// A store, borrowed for `'a`, without its types.
+    store: NonNull<()>,
+    /// Its [`MemoryStore::tell`].
+    tell: Tell,
+    _store: PhantomData<&'a ()>,
+}
+
+impl Told<'_> {
+    /// Releases `shard`, telling the listener of `told` what left it.
+    fn release(told: Option<Self>, shard: WriteGuard<'_, RawShard>) {
+        match told {
+            // SAFETY: `tell` is the `tell` of the store at `store`, set with it, which is
+            // borrowed for as long as `told` lives (`MemoryStore::told`).
+            Some(told) => unsafe { (told.tell)(told.store, shard) },
+            None => drop(shard),
+        }
+    }
+}
 
 /// A store apart from its entries: its gate, clock, timing and counters, with what the store
 /// does with them, compiled once in memo-runtime rather than for every key and value type.
@@ -308,25 +332,32 @@ impl<K, V> MemoryStore<K, V> {
         self
     }
 
-    /// Reports a shard's batch of misses to the climber (outside the shard's lock).
-    fn climb(&self, batch: Batch) {
-        self.base.climb(batch);
+    /// How the code compiled once releases this store's shards: telling its listener.
+    fn told(&self) -> Option<Told<'_>> {
+        self.tell.map(|tell| Told {
+            store: NonNull::from(self).cast(),
+            tell,
+            _store: PhantomData,
+        })
     }
 
     /// Releases a shard after a write, then tells the listener what left it meanwhile.
-    #[inline]
     fn release(&self, shard: WriteGuard<'_, RawShard>) {
-        if let Some(tell) = self.tell {
-            tell(self, shard);
-        }
+        Told::release(self.told(), shard);
     }
 
-    /// [`release`](Self::release) with a listener.
-    fn tell(&self, mut shard: WriteGuard<'_, RawShard>) {
+    /// [`release`](Self::release) with a listener, of the store at `store`.
+    ///
+    /// # Safety
+    ///
+    /// `store` points to a `MemoryStore<K, V>`, borrowed while the call lasts.
+    unsafe fn tell(store: NonNull<()>, mut shard: WriteGuard<'_, RawShard>) {
+        // SAFETY: the caller's promise.
+        let store = unsafe { store.cast::<Self>().as_ref() };
         // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
         let removed = unsafe { Shard::<K, V>::of_raw_mut(&mut shard) }.take_removed();
         drop(shard);
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = &store.listener {
             for (key, value, cause) in removed {
                 listener(key, value, cause);
             }
@@ -456,11 +487,8 @@ impl<K, V> MemoryStore<K, V> {
         K: std::hash::Hash + Eq,
     {
         let mut typed = self.entries(Some((key, value)));
-        let (shard, batch) = self
-            .base
-            .put(&self.shards.raw, hash, &mut typed, stamp, now);
-        self.release(shard);
-        self.climb(batch);
+        self.base
+            .put(&self.shards.raw, hash, &mut typed, stamp, now, self.told());
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -682,38 +710,43 @@ impl Base {
     }
 
     /// Inserts the entry `typed` (the shards' typed side) brings under `hash` in its shard of
-    /// `shards` ([`RawShard::insert`]); the shard, still held for the listener's
-    /// ([`MemoryStore::release`]), and the misses to report to the climber. Compiled once.
+    /// `shards` ([`RawShard::insert`]), then releases the shard as `told` says and reports the
+    /// misses to the climber. Compiled once.
     #[inline(never)]
-    fn put<'a>(
-        &'a self,
-        shards: &'a [Padded<Locked<RawShard>>],
+    fn put(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
         hash: u64,
         typed: &mut dyn Entries,
         stamp: Stamp,
         now: u64,
-    ) -> (WriteGuard<'a, RawShard>, Batch) {
+        told: Option<Told<'_>>,
+    ) {
         let small = self.climber.share();
         let at = shard_of(hash, self.mask);
         let mut shard = self.gate.write(at, &shards[at].0);
         let batch = shard.insert(typed, hash, stamp, now, small);
-        (shard, batch)
+        Told::release(told, shard);
+        self.climb(batch);
     }
 
-    /// Removes every expired entry of shard `at` of `shards` ([`RawShard::purge_expired`],
-    /// `typed` their typed side); the shard, still held for the listener's
-    /// ([`MemoryStore::release`]), and how many left. Compiled once.
+    /// Removes every expired entry of `shards` ([`RawShard::purge_expired`], `typed` their
+    /// typed side), releasing each shard as `told` says; how many left. Compiled once.
     #[inline(never)]
-    fn purge_expired<'a>(
-        &'a self,
-        shards: &'a [Padded<Locked<RawShard>>],
-        at: usize,
+    fn purge_expired(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
         typed: &mut dyn Entries,
-    ) -> (WriteGuard<'a, RawShard>, usize) {
-        let now = self.now();
-        let mut shard = self.gate.write(at, &shards[at].0);
-        let purged = shard.purge_expired(typed, now);
-        (shard, purged)
+        told: Option<Told<'_>>,
+    ) -> usize {
+        let mut purged = 0;
+        for (at, shard) in shards.iter().enumerate() {
+            let now = self.now();
+            let mut shard = self.gate.write(at, &shard.0);
+            purged += shard.purge_expired(typed, now);
+            Told::release(told, shard);
+        }
+        purged
     }
 
     /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
@@ -1131,14 +1164,8 @@ where
         if !self.expires() {
             return 0;
         }
-        let mut typed = self.entries(None);
-        let mut purged = 0;
-        for shard in 0..self.shards.len() {
-            let (shard, count) = self.base.purge_expired(&self.shards.raw, shard, &mut typed);
-            purged += count;
-            self.release(shard);
-        }
-        purged
+        self.base
+            .purge_expired(&self.shards.raw, &mut self.entries(None), self.told())
     }
 }
 
