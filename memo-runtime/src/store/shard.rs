@@ -85,16 +85,6 @@ struct Meta {
     refreshing: AtomicBool,
 }
 
-impl<K, V> Slot<K, V> {
-    fn new(key: K, value: V, stamp: Stamp, uses: u8) -> Self {
-        Self {
-            meta: Meta::new(stamp, uses),
-            key,
-            value,
-        }
-    }
-}
-
 impl Meta {
     fn new(stamp: Stamp, uses: u8) -> Self {
         let mut meta = Self {
@@ -372,8 +362,8 @@ pub(crate) enum Settle {
     Replace(NonNull<u8>),
     /// It is not stored: it goes to the listener as evicted.
     Decline,
-    /// It is written at `slot`, a new place, with this stamp and `uses` byte.
-    Place(NonNull<u8>, Stamp, u8),
+    /// Its key and value are written at `slot`, a new place (the caller writes its `meta`).
+    Place(NonNull<u8>),
 }
 
 /// A shard's entries for its machinery: the untyped slab and the other parts that handle the
@@ -470,8 +460,11 @@ impl Held<'_> {
     fn place(&mut self, stamp: Stamp, uses: u8) -> u32 {
         let typed = &mut *self.typed;
         let removed = &mut *self.removed;
-        self.slab
-            .insert_with(|slot| typed.settle(removed, Settle::Place(slot, stamp, uses)))
+        self.slab.insert_with(|slot| {
+            typed.settle(removed, Settle::Place(slot));
+            // SAFETY: a new place of a `Slot`, which starts with its `Meta` (`repr(C)`).
+            unsafe { slot.cast::<Meta>().write(Meta::new(stamp, uses)) };
+        })
     }
 }
 
@@ -537,23 +530,27 @@ impl<K: Hash + Eq, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
 
     fn settle(&mut self, removed: &mut RawRemoved, new: Settle) {
         let (key, value) = self.new.take().expect("an entry being inserted");
-        match new {
+        let (value, cause) = match new {
             Settle::Replace(slot) => {
                 // SAFETY: a held place of a `Slot<K, V>`; the machinery holds the shard
                 // exclusively, so this is the only reference.
                 let slot = unsafe { slot.cast::<Slot<K, V>>().as_mut() };
                 let old = std::mem::replace(&mut slot.value, value);
-                Self::removed(removed).push(key, old, RemovalCause::Replaced);
+                (old, RemovalCause::Replaced)
             }
-            Settle::Decline => Self::removed(removed).push(key, value, RemovalCause::Evicted),
-            Settle::Place(slot, stamp, uses) => {
-                // SAFETY: a new place, with room for a `Slot<K, V>` (the slab's layout).
+            Settle::Decline => (value, RemovalCause::Evicted),
+            Settle::Place(slot) => {
+                let slot = slot.cast::<Slot<K, V>>().as_ptr();
+                // SAFETY: a new place, with room for a `Slot<K, V>` (the slab's layout); its
+                // `meta` is the machinery's to write.
                 unsafe {
-                    slot.cast::<Slot<K, V>>()
-                        .write(Slot::new(key, value, stamp, uses))
-                };
+                    (&raw mut (*slot).key).write(key);
+                    (&raw mut (*slot).value).write(value);
+                }
+                return;
             }
-        }
+        };
+        Self::removed(removed).push(key, value, cause);
     }
 
     fn is_new(&self, slot: NonNull<u8>) -> bool {
@@ -1505,16 +1502,13 @@ mod tests {
     #[test]
     fn the_early_refresh_offset_is_exact() {
         let due = |expires, refresh_at, now| {
-            Slot::new(
-                0_u64,
-                0_u64,
+            Meta::new(
                 Stamp {
                     expires,
                     refresh_at,
                 },
                 0,
             )
-            .meta
             .refresh_due(&|deadline| now < deadline)
         };
         assert!(!due(0, 0, u64::MAX), "never expires");
