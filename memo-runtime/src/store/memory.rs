@@ -439,8 +439,7 @@ impl<K, V> MemoryStore<K, V> {
     ) where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = self.base.stamp_expiring(expires, cost);
-        self.put(hash, key, value, stamp, now);
+        self.put(hash, key, value, Timed::Expiring(expires, cost));
     }
 
     /// [`Store::peek`] of a key of hash `hash` (its [`Store::hash_of`]): for a front that was
@@ -462,33 +461,34 @@ impl<K, V> MemoryStore<K, V> {
     ) where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = self.base.stamp_ttl(ttl);
-        self.put(hash, key, value, stamp, now);
+        self.put(hash, key, value, Timed::Ttl(ttl));
     }
 
     /// [`Store::insert_timed`] of a key of hash `hash` (its [`Store::hash_of`]): timed as
     /// `ttl_from` says, else by the store's `ttl` (with `cost`, for early refresh).
+    #[inline]
     pub(crate) fn insert_timed_hashed(&self, hash: u64, key: K, value: V, cost: std::time::Duration)
     where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = match super::chosen(self.ttl_from, &value) {
-            Some(ttl) => self.base.stamp_ttl(ttl),
-            None => self.base.stamp(cost),
-        };
-        self.put(hash, key, value, stamp, now);
+        self.put(hash, key, value, Timed::Cost(cost));
     }
 
-    /// Stores `key` (of hash `hash`) and `value` stamped `stamp` at `now`: the one copy of the
-    /// insert for every way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
+    /// Stores `key` (of hash `hash`) and `value` timed as `timed` says (by the store's `ttl`
+    /// only where [`ttl_from`](Self::ttl_from) gives none): the one copy of the insert for every
+    /// way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
     #[inline(never)]
-    fn put(&self, hash: u64, key: K, value: V, stamp: Stamp, now: u64)
+    fn put(&self, hash: u64, key: K, value: V, timed: Timed)
     where
         K: std::hash::Hash + Eq,
     {
+        let timed = match timed {
+            Timed::Cost(_) => super::chosen(self.ttl_from, &value).map_or(timed, Timed::Ttl),
+            timed => timed,
+        };
         let mut typed = self.entries(Some((key, value)));
         self.base
-            .put(&self.shards.raw, hash, &mut typed, stamp, now, self.told());
+            .put(&self.shards.raw, hash, &mut typed, timed, self.told());
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -674,14 +674,12 @@ impl Base {
     }
 
     /// The stamp of a value that took `cost` to compute, stored now, and the time now.
-    #[inline(never)]
     fn stamp(&self, cost: std::time::Duration) -> (Stamp, u64) {
         let now = self.now();
         (self.timing.stamp(now, cost), now)
     }
 
     /// The stamp of a value given its own time to live, `ttl`, and the time now.
-    #[inline(never)]
     fn stamp_ttl(&self, ttl: std::time::Duration) -> (Stamp, u64) {
         if !self.expires() {
             self.timed.store(true, Ordering::Relaxed);
@@ -697,7 +695,6 @@ impl Base {
     /// The stamp of a value that expires at `expires` (0 for never) and took `cost`, and the
     /// time now.
     #[cfg(any(feature = "disk", feature = "redis"))]
-    #[inline(never)]
     fn stamp_expiring(&self, expires: u64, cost: std::time::Duration) -> (Stamp, u64) {
         if expires != 0 && !self.expires() {
             self.timed.store(true, Ordering::Relaxed);
@@ -718,10 +715,15 @@ impl Base {
         shards: &[Padded<Locked<RawShard>>],
         hash: u64,
         typed: &mut dyn Entries,
-        stamp: Stamp,
-        now: u64,
+        timed: Timed,
         told: Option<Told<'_>>,
     ) {
+        let (stamp, now) = match timed {
+            Timed::Cost(cost) => self.stamp(cost),
+            Timed::Ttl(ttl) => self.stamp_ttl(ttl),
+            #[cfg(any(feature = "disk", feature = "redis"))]
+            Timed::Expiring(expires, cost) => self.stamp_expiring(expires, cost),
+        };
         let small = self.climber.share();
         let at = shard_of(hash, self.mask);
         let mut shard = self.gate.write(at, &shards[at].0);
@@ -794,6 +796,19 @@ impl Base {
         let due = !self.before(renewed_at.saturating_add(ttl / 16));
         due.then(|| self.now().saturating_add(ttl))
     }
+}
+
+/// How an inserted value is timed: made into its stamp by code compiled once ([`Base::put`]).
+#[derive(Clone, Copy)]
+enum Timed {
+    /// By the store's `ttl`, its early refresh drawn for a computation that took this long.
+    Cost(std::time::Duration),
+    /// By a time to live of its own.
+    Ttl(std::time::Duration),
+    /// To expire at this reading of the store's clock (0 for never), its early refresh drawn
+    /// for a computation that took this long.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    Expiring(u64, std::time::Duration),
 }
 
 /// How a store times its entries: compiled once, not for each key and value type.
