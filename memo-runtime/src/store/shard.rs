@@ -18,10 +18,13 @@
 //!
 //! Compiled once: everything but the typed entries. The index, the rings, the ghost, the sketch,
 //! the expiry heap, the policies and their bookkeeping live in [`Core`] and run in [`Ops`],
-//! which is not generic; it reaches the entries only through [`Entries`], a trait object whose
-//! few methods (hash a key, take an entry out, weigh, place) are all that each key and value
-//! type adds; a slot's stamps and use count it reads in the untyped slab. The hit path (`find`, `get`, `live`) stays typed
-//! and inlined; only misses, inserts and removals make indirect calls.
+//! which is not generic, on a [`RawShard`]; it finds, claims and frees the entries' places in the
+//! untyped slab, reads their stamps and use counts there, and reaches the entries themselves
+//! only through [`Entries`], a trait object whose few methods (hash a key, weigh, move an entry
+//! out, move the new one in, compare with its key) are all that each key and value type adds.
+//! The reads off the hit path ([`RawShard::look`]) compare keys through [`SlotKey`] alone. The
+//! hit path (`find`, `get`, `live`) stays typed and inlined; only misses, inserts and removals
+//! make indirect calls.
 
 mod auto;
 pub(crate) mod climb;
@@ -183,8 +186,9 @@ pub(crate) struct Shard<K, V> {
 
 /// A [`Shard`] without its types, just built: the same fields in the same order (`repr(C)`),
 /// each laid out as its typed counterpart (a slab's typed side is a `repr(C)` wrapper of
-/// [`RawSlab`]; a weigher and a [`Removed`] are null pointers until set). The store builds its
-/// shards this way, in code compiled once, and [`Shard::from_raw`] gives them their types.
+/// [`RawSlab`]; a weigher and a [`Removed`] are null pointers until set). The store builds and
+/// keeps its shards this way, in code compiled once (a `RawShard` drops as the `Shard` it stands
+/// for), and views them as `Shard`s where it works with their types ([`Shard::of_raw_mut`]).
 #[repr(C)]
 pub(crate) struct RawShard {
     index: Index,
