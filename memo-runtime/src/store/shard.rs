@@ -439,12 +439,12 @@ impl Held<'_> {
     /// is held at `at`. Its weight is the caller's to take out of the total first.
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
         let slot = self.slab.vacate(at)?;
-        // Read out before the number may go to another entry.
-        let uses = self.typed.take(self.removed, slot, cause);
         if !vacate {
+            // Free before the entry is read out: nothing claims the number meanwhile, and an
+            // entry whose `Drop` panics (dropped here without a listener) leaves the slab whole.
             self.slab.release(at);
         }
-        Some(uses)
+        Some(self.typed.take(self.removed, slot, cause))
     }
 
     /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
@@ -587,7 +587,7 @@ impl<L: Lookup> Sought<L::Key> for L {
     }
 }
 
-/// The key of a [`Shard::insert`], sought as itself.
+/// The key being inserted, sought as itself ([`Entries::is_new`]).
 struct Owned<'a, K>(&'a K);
 
 impl<K: Eq> Sought<K> for Owned<'_, K> {
