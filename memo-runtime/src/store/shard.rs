@@ -499,6 +499,10 @@ impl<K, V, S> Typed<'_, K, V, S> {
 
     /// What left the shard, typed.
     fn removed(removed: &mut RawRemoved) -> &mut Removed<K, V> {
+        const {
+            assert!(size_of::<Removed<K, V>>() == size_of::<RawRemoved>());
+            assert!(align_of::<Removed<K, V>>() == align_of::<RawRemoved>());
+        }
         // SAFETY: a `Typed` is handed only the parts of a `Shard<K, V>`, whose `removed` is a
         // `Removed<K, V>`, laid out as a `RawRemoved` (`listener.rs` asserts it).
         unsafe { &mut *std::ptr::from_mut(removed).cast::<Removed<K, V>>() }
@@ -755,12 +759,15 @@ impl<K, V> Shard<K, V> {
 
     /// What [`RawShard::new`] needs to know of this shard's entries.
     pub(crate) fn kind() -> SlabKind {
-        const {
-            assert!(size_of::<Self>() == size_of::<RawShard>());
-            assert!(align_of::<Self>() == align_of::<RawShard>());
-        }
+        let () = Self::LAID_OUT_AS_RAW;
         Slab::<Slot<K, V>>::kind()
     }
+
+    /// A `Shard` and a [`RawShard`] have one size and alignment (their fields match, see
+    /// `RawShard`): checked wherever one is taken for the other.
+    const LAID_OUT_AS_RAW: () = assert!(
+        size_of::<Self>() == size_of::<RawShard>() && align_of::<Self>() == align_of::<RawShard>()
+    );
 
     /// Weighs entries with `weigher` and keeps their total within `budget` (`u64::MAX`: only
     /// weighs). Set on a new shard; entries held before are dropped.
@@ -829,6 +836,7 @@ impl<K, V> Shard<K, V> {
 
     /// The shard without its types, to write.
     fn raw_mut(&mut self) -> &mut RawShard {
+        let () = Self::LAID_OUT_AS_RAW;
         // SAFETY: as in `raw`; `&mut self` makes it the only reference, and `RawShard`'s code
         // writes the typed parts only through this shard's `Entries` (`entries`).
         unsafe { &mut *std::ptr::from_mut(self).cast::<RawShard>() }
@@ -840,7 +848,8 @@ impl<K, V> Shard<K, V> {
     ///
     /// `raw` was built for this shard's slots ([`kind`](Self::kind)).
     pub(crate) const unsafe fn of_raw_mut(raw: &mut RawShard) -> &mut Self {
-        // SAFETY: the caller's promise; laid out alike (see `RawShard` and `kind`).
+        let () = Self::LAID_OUT_AS_RAW;
+        // SAFETY: the caller's promise; laid out alike (see `RawShard` and `LAID_OUT_AS_RAW`).
         unsafe { &mut *std::ptr::from_mut(raw).cast::<Self>() }
     }
 
@@ -868,8 +877,9 @@ impl<K, V> Shard<K, V> {
 
     /// The shard without its types, for the code compiled once.
     fn raw(&self) -> &RawShard {
-        // SAFETY: a `RawShard` is laid out as a `Shard` (see `RawShard`, and the assertions in
-        // `kind`), and is only read here.
+        let () = Self::LAID_OUT_AS_RAW;
+        // SAFETY: a `RawShard` is laid out as a `Shard` (see `RawShard` and `LAID_OUT_AS_RAW`),
+        // and is only read here.
         unsafe { &*std::ptr::from_ref(self).cast::<RawShard>() }
     }
 
