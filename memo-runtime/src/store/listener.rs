@@ -5,6 +5,9 @@
 //! lock would wait for its own thread). Without a listener nothing is collected: evicted entries
 //! are dropped where they leave, as before, and hits never look at any of this.
 
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
 /// Why an entry left the cache, as told to an eviction listener.
 ///
 /// `clear()` reports every entry it removes as [`Invalidated`](Self::Invalidated): like
@@ -74,49 +77,94 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 /// What left a shard during one write, kept for the listener until the lock is released; only
 /// collected when the store has a listener.
 ///
-/// Laid out as [`RawRemoved`] (`repr(C)`, two pointers that are null when nothing is collected),
-/// so that a shard is built without its types.
+/// Laid out as [`RawRemoved`] (`repr(C)`, null pointers when nothing is collected), so that a
+/// shard is built without its types; what it keeps is dropped by [`Kept`], so that dropping a
+/// shard is compiled once.
 #[repr(C)]
 pub(crate) struct Removed<K, V> {
     /// How an entry is kept: set by [`collect`](Self::collect) only, so that a store without a
     /// listener compiles no code that keeps entries (`Vec::push` and its growth) for its key and
     /// value types.
     keep: Option<Keep<K, V>>,
-    /// Boxed: a null pointer until something is kept.
-    #[allow(
-        clippy::box_collection,
-        reason = "one pointer, null until something is kept, so that untyped code can build it"
-    )]
-    entries: Option<Box<Vec<(K, V, RemovalCause)>>>,
+    /// A `Vec<(K, V, RemovalCause)>`, boxed once something is kept.
+    entries: Kept,
+    /// It owns what it keeps.
+    _entries: PhantomData<Vec<(K, V, RemovalCause)>>,
 }
+
+// SAFETY: `entries` holds a `Vec<(K, V, RemovalCause)>` (or nothing), owned: sent and shared as
+// that vector would be.
+unsafe impl<K: Send, V: Send> Send for Removed<K, V> {}
+// SAFETY: as for `Send`.
+unsafe impl<K: Sync, V: Sync> Sync for Removed<K, V> {}
 
 /// [`Removed`] without its types, collecting nothing: what a shard built by untyped code holds.
 #[repr(C)]
 pub(crate) struct RawRemoved {
     keep: Option<fn()>,
-    entries: Option<std::ptr::NonNull<u8>>,
+    entries: Kept,
 }
 
 impl RawRemoved {
     /// Nothing collected, nothing to collect.
     pub(crate) const NONE: Self = Self {
         keep: None,
-        entries: None,
+        entries: Kept::NONE,
     };
 }
 
+const _: () = {
+    assert!(size_of::<Removed<u8, u8>>() == size_of::<RawRemoved>());
+    assert!(align_of::<Removed<u8, u8>>() == align_of::<RawRemoved>());
+};
+
+/// A boxed vector of the entries a shard's write removed, without their type, with the function
+/// that drops it: the one owner of the box, dropped in code compiled once.
+#[repr(transparent)]
+pub(crate) struct Kept(Option<(NonNull<u8>, DropVec)>);
+
+/// Drops the boxed vector of a [`Kept`], which it was set with.
+type DropVec = unsafe fn(NonNull<u8>);
+
+impl Kept {
+    const NONE: Self = Self(None);
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let Some((vec, drop)) = self.0 {
+            // SAFETY: `drop` is the drop of the vector's type, set with it (`Removed::keep`), and
+            // it runs once: its owner goes away.
+            unsafe { drop(vec) };
+        }
+    }
+}
+
 /// Keeps one entry that left.
-#[allow(clippy::box_collection, reason = "the field it fills")]
-type Keep<K, V> = fn(&mut Option<Box<Vec<(K, V, RemovalCause)>>>, K, V, RemovalCause);
+type Keep<K, V> = fn(&mut Kept, K, V, RemovalCause);
 
 impl<K, V> Removed<K, V> {
     /// Starts collecting (the store has a listener).
     pub(crate) fn collect(&mut self) {
-        self.keep = Some(|entries, key, value, cause| {
-            entries
-                .get_or_insert_with(Box::default)
-                .push((key, value, cause));
+        self.keep = Some(Self::keep);
+    }
+
+    /// Keeps an entry in `kept`, boxing a vector for it first if none is yet.
+    fn keep(kept: &mut Kept, key: K, value: V, cause: RemovalCause) {
+        /// # Safety
+        ///
+        /// `vec` came from `Box::into_raw` of a `Box<Vec<(K, V, RemovalCause)>>`, dropped once.
+        unsafe fn drop_vec<K, V>(vec: NonNull<u8>) {
+            // SAFETY: the caller's promise.
+            drop(unsafe { Box::from_raw(vec.cast::<Vec<(K, V, RemovalCause)>>().as_ptr()) });
+        }
+        let (vec, _) = *kept.0.get_or_insert_with(|| {
+            let vec = Box::leak(Box::<Vec<(K, V, RemovalCause)>>::default());
+            (NonNull::from(vec).cast(), drop_vec::<K, V>)
         });
+        // SAFETY: a `Kept` of a `Removed<K, V>` holds a `Vec<(K, V, RemovalCause)>`, reached
+        // through the `&mut` of its only owner.
+        unsafe { vec.cast::<Vec<(K, V, RemovalCause)>>().as_mut() }.push((key, value, cause));
     }
 
     /// Notes that `key`'s entry left; dropped here when nobody listens. Out of line: called
@@ -130,9 +178,9 @@ impl<K, V> Removed<K, V> {
 
     /// What was collected since the last call.
     pub(crate) fn take(&mut self) -> Vec<(K, V, RemovalCause)> {
-        self.entries
-            .as_deref_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        self.entries.0.map_or_else(Vec::new, |(vec, _)| {
+            // SAFETY: as in `keep`.
+            std::mem::take(unsafe { vec.cast::<Vec<(K, V, RemovalCause)>>().as_mut() })
+        })
     }
 }

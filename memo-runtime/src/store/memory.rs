@@ -2,6 +2,8 @@
 //! and an eviction listener.
 
 use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,7 +11,9 @@ use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
-use super::shard::{RawShard, Renewal, Shard, SlabKind, Stamp};
+use super::shard::{
+    Entries, Look, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
+};
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
 #[cfg(any(test, feature = "test-util"))]
@@ -44,22 +48,114 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// assert!(store.is_empty());
 /// ```
 pub struct MemoryStore<K, V> {
-    /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking,
-    /// which would be compiled again for every key and value type.
-    shards: Vec<PaddedShard<K, V>>,
+    shards: Shards<K, V>,
     /// Everything but the entries, with the code that needs no key or value type.
     base: Base,
     /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), read on insert only.
     ttl_from: Option<TtlFrom<V>>,
     /// Told of every entry that leaves, after the shard's lock is released.
     listener: Option<Listener<K, V>>,
-    /// Releases a shard and tells the listener what left it: set with the listener, so that a
-    /// store without one compiles none of that for its key and value types.
-    tell: Option<Tell<K, V>>,
+    /// Releases a shard and tells the listener what left it ([`MemoryStore::tell`]): set with
+    /// the listener, so that a store without one compiles none of that for its key and value
+    /// types.
+    tell: Option<Tell>,
 }
 
-/// [`MemoryStore::tell`], for a store's key and value types.
-type Tell<K, V> = for<'a> fn(&'a MemoryStore<K, V>, WriteGuard<'a, Shard<K, V>>);
+/// A store's shards, held untyped so that dropping them is compiled once (a [`RawShard`] drops as
+/// the [`Shard`] it stands for: its slab by the slots' drop function, what it kept for the
+/// listener by the vector's), and typed where they are used.
+struct Shards<K, V> {
+    /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking.
+    raw: Vec<Padded<Locked<RawShard>>>,
+    /// Sent, shared and dropped as the typed shards would be.
+    _types: PhantomData<Vec<PaddedShard<K, V>>>,
+}
+
+// SAFETY: the raw shards are `Shard<K, V>`s (see `Shards::new`): sent as those would be.
+unsafe impl<K, V> Send for Shards<K, V> where PaddedShard<K, V>: Send {}
+// SAFETY: as for `Send`.
+unsafe impl<K, V> Sync for Shards<K, V> where PaddedShard<K, V>: Sync {}
+
+impl<K, V> Shards<K, V> {
+    /// The shards of a store `config` makes, holding `K` and `V`, and the rest of that store.
+    fn new(config: &Config) -> (Base, Self) {
+        let (base, raw) = Base::with_shards(config, Shard::<K, V>::kind());
+        let shards = Self {
+            raw,
+            _types: PhantomData,
+        };
+        (base, shards)
+    }
+
+    fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// The raw shard `raw` as what it is.
+    #[inline]
+    const fn typed(raw: &Padded<Locked<RawShard>>) -> &Locked<Shard<K, V>> {
+        const {
+            assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
+            assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
+        }
+        // SAFETY: the shards were built for `Shard<K, V>`'s slots (`Shard::kind`, in `new`), and
+        // a `RawShard` is laid out as a `Shard` (`repr(C)` field for field, see `RawShard`), so
+        // the `repr(C)` wrappers `Locked` and `Padded` of each are too (sizes and alignments
+        // checked above); `Padded` is `repr(C)` with the lock its only field.
+        unsafe { &*std::ptr::from_ref(raw).cast::<Locked<Shard<K, V>>>() }
+    }
+
+    /// Shard `shard`.
+    #[inline]
+    fn get(&self, shard: usize) -> &Locked<Shard<K, V>> {
+        Self::typed(&self.raw[shard])
+    }
+
+    /// Shard `shard`, unchecked.
+    ///
+    /// # Safety
+    ///
+    /// `shard` is below [`len`](Self::len).
+    #[inline]
+    unsafe fn get_unchecked(&self, shard: usize) -> &Locked<Shard<K, V>> {
+        // SAFETY: the caller's promise.
+        Self::typed(unsafe { self.raw.get_unchecked(shard) })
+    }
+
+    /// Every shard, to set up.
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard<K, V>> {
+        self.raw.iter_mut().map(|raw| {
+            // SAFETY: as in `typed`; `&mut self` makes it the only reference.
+            unsafe { &mut *std::ptr::from_mut(raw).cast::<Locked<Shard<K, V>>>() }.get_mut()
+        })
+    }
+}
+
+/// [`MemoryStore::tell`] of a store without its types, given its address.
+type Tell = for<'a> unsafe fn(NonNull<()>, WriteGuard<'a, RawShard>);
+
+/// How the code compiled once releases a shard after a write: told to a store's listener
+/// ([`MemoryStore::told`]), or just released.
+#[derive(Clone, Copy)]
+struct Told<'a> {
+    /// A store, borrowed for `'a`, without its types.
+    store: NonNull<()>,
+    /// Its [`MemoryStore::tell`].
+    tell: Tell,
+    _store: PhantomData<&'a ()>,
+}
+
+impl Told<'_> {
+    /// Releases `shard`, telling the listener of `told` what left it.
+    fn release(told: Option<Self>, shard: WriteGuard<'_, RawShard>) {
+        match told {
+            // SAFETY: `tell` is the `tell` of the store at `store`, set with it, which is
+            // borrowed for as long as `told` lives (`MemoryStore::told`).
+            Some(told) => unsafe { (told.tell)(told.store, shard) },
+            None => drop(shard),
+        }
+    }
+}
 
 /// A store apart from its entries: its gate, clock, timing and counters, with what the store
 /// does with them, compiled once in memo-runtime rather than for every key and value type.
@@ -104,23 +200,7 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let (base, shards) = Base::with_shards(config, Shard::<K, V>::kind());
-        let shards = std::mem::ManuallyDrop::new(shards);
-        const {
-            assert!(size_of::<PaddedShard<K, V>>() == size_of::<Padded<Locked<RawShard>>>());
-            assert!(align_of::<PaddedShard<K, V>>() == align_of::<Padded<Locked<RawShard>>>());
-        }
-        // SAFETY: the shards were built for these slots (`Shard::kind`), and a `RawShard` is laid
-        // out as a `Shard` (`repr(C)` field for field, see `RawShard`), so the `repr(C)` wrappers
-        // `Locked` and `Padded` of each are too: the vector's block holds `count` of them, of the
-        // same size and alignment (checked above), and is handed over whole.
-        let shards = unsafe {
-            Vec::from_raw_parts(
-                shards.as_ptr().cast_mut().cast::<PaddedShard<K, V>>(),
-                shards.len(),
-                shards.capacity(),
-            )
-        };
+        let (base, shards) = Shards::new(config);
         Self {
             shards,
             base,
@@ -166,7 +246,7 @@ impl<K, V> MemoryStore<K, V> {
                 .base
                 .max_weight
                 .map_or(u64::MAX, |max| weight::share(max, count, i));
-            shard.0.get_mut().weigh(weigher, budget);
+            shard.weigh(weigher, budget);
         }
         self.base.weighed = true;
         self
@@ -244,32 +324,40 @@ impl<K, V> MemoryStore<K, V> {
 
     /// [`eviction_listener`](Self::eviction_listener) with the listener boxed already.
     pub(crate) fn listening(mut self, listener: Listener<K, V>) -> Self {
-        for shard in &mut self.shards {
-            shard.0.get_mut().listen();
+        for shard in self.shards.iter_mut() {
+            shard.listen();
         }
         self.listener = Some(listener);
         self.tell = Some(Self::tell);
         self
     }
 
-    /// Reports a shard's batch of misses to the climber (outside the shard's lock).
-    fn climb(&self, batch: Batch) {
-        self.base.climb(batch);
+    /// How the code compiled once releases this store's shards: telling its listener.
+    fn told(&self) -> Option<Told<'_>> {
+        self.tell.map(|tell| Told {
+            store: NonNull::from(self).cast(),
+            tell,
+            _store: PhantomData,
+        })
     }
 
     /// Releases a shard after a write, then tells the listener what left it meanwhile.
-    #[inline]
-    fn release(&self, shard: WriteGuard<'_, Shard<K, V>>) {
-        if let Some(tell) = self.tell {
-            tell(self, shard);
-        }
+    fn release(&self, shard: WriteGuard<'_, RawShard>) {
+        Told::release(self.told(), shard);
     }
 
-    /// [`release`](Self::release) with a listener.
-    fn tell(&self, mut shard: WriteGuard<'_, Shard<K, V>>) {
-        let removed = shard.take_removed();
+    /// [`release`](Self::release) with a listener, of the store at `store`.
+    ///
+    /// # Safety
+    ///
+    /// `store` points to a `MemoryStore<K, V>`, borrowed while the call lasts.
+    unsafe fn tell(store: NonNull<()>, mut shard: WriteGuard<'_, RawShard>) {
+        // SAFETY: the caller's promise.
+        let store = unsafe { store.cast::<Self>().as_ref() };
+        // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
+        let removed = unsafe { Shard::<K, V>::of_raw_mut(&mut shard) }.take_removed();
         drop(shard);
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = &store.listener {
             for (key, value, cause) in removed {
                 listener(key, value, cause);
             }
@@ -313,11 +401,18 @@ impl<K, V> MemoryStore<K, V> {
 
     #[inline]
     fn read(&self, shard: usize) -> ReadGuard<'_, Shard<K, V>> {
-        self.base.gate.read(shard, &self.shards[shard].0)
+        self.base.gate.read(shard, self.shards.get(shard))
     }
 
-    fn write(&self, shard: usize) -> WriteGuard<'_, Shard<K, V>> {
-        self.base.gate.write(shard, &self.shards[shard].0)
+    /// Enters shard `shard` as its writer, untyped: the writes are compiled once (see
+    /// [`Base::put`]).
+    fn write(&self, shard: usize) -> WriteGuard<'_, RawShard> {
+        self.base.gate.write(shard, &self.shards.raw[shard].0)
+    }
+
+    /// This store's typed side of its shards, for their machinery.
+    fn entries(&self, new: Option<(K, V)>) -> Typed<'_, K, V, foldhash::fast::RandomState> {
+        Shard::entries(Some(&self.base.hasher), new)
     }
 
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
@@ -344,8 +439,7 @@ impl<K, V> MemoryStore<K, V> {
     ) where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = self.base.stamp_expiring(expires, cost);
-        self.put(hash, key, value, stamp, now);
+        self.put(hash, key, value, Timed::Expiring(expires, cost));
     }
 
     /// [`Store::peek`] of a key of hash `hash` (its [`Store::hash_of`]): for a front that was
@@ -354,9 +448,7 @@ impl<K, V> MemoryStore<K, V> {
     where
         V: Clone,
     {
-        self.read(self.shard_of(hash))
-            .peek(hash, key, &|deadline| self.before(deadline))
-            .cloned()
+        self.read_cold(hash, key, Look::Peek, None)
     }
 
     /// [`Store::insert_with_ttl`] of a key of hash `hash` (its [`Store::hash_of`]).
@@ -369,35 +461,34 @@ impl<K, V> MemoryStore<K, V> {
     ) where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = self.base.stamp_ttl(ttl);
-        self.put(hash, key, value, stamp, now);
+        self.put(hash, key, value, Timed::Ttl(ttl));
     }
 
     /// [`Store::insert_timed`] of a key of hash `hash` (its [`Store::hash_of`]): timed as
     /// `ttl_from` says, else by the store's `ttl` (with `cost`, for early refresh).
+    #[inline]
     pub(crate) fn insert_timed_hashed(&self, hash: u64, key: K, value: V, cost: std::time::Duration)
     where
         K: std::hash::Hash + Eq,
     {
-        let (stamp, now) = match super::chosen(self.ttl_from, &value) {
-            Some(ttl) => self.base.stamp_ttl(ttl),
-            None => self.base.stamp(cost),
-        };
-        self.put(hash, key, value, stamp, now);
+        self.put(hash, key, value, Timed::Cost(cost));
     }
 
-    /// Stores `key` (of hash `hash`) and `value` stamped `stamp` at `now`: the one copy of the
-    /// insert for every way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
+    /// Stores `key` (of hash `hash`) and `value` timed as `timed` says (by the store's `ttl`
+    /// only where [`ttl_from`](Self::ttl_from) gives none): the one copy of the insert for every
+    /// way in (`insert_timed`, `insert_with_ttl`, `insert_expiring`).
     #[inline(never)]
-    fn put(&self, hash: u64, key: K, value: V, stamp: Stamp, now: u64)
+    fn put(&self, hash: u64, key: K, value: V, timed: Timed)
     where
         K: std::hash::Hash + Eq,
     {
-        let small = self.base.climber.share();
-        let mut shard = self.write(self.shard_of(hash));
-        let batch = shard.insert(&self.base.hasher, hash, key, value, stamp, now, small);
-        self.release(shard);
-        self.climb(batch);
+        let timed = match timed {
+            Timed::Cost(_) => super::chosen(self.ttl_from, &value).map_or(timed, Timed::Ttl),
+            timed => timed,
+        };
+        let mut typed = self.entries(Some((key, value)));
+        self.base
+            .put(&self.shards.raw, hash, &mut typed, timed, self.told());
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -460,42 +551,43 @@ impl<K, V> MemoryStore<K, V> {
     ) -> Result<Option<R>, SlowPath> {
         let shard = self.shard_of(hash);
         // SAFETY: `shard_of` masks to the shard count.
-        let locked = &unsafe { self.shards.get_unchecked(shard) }.0;
+        let locked = unsafe { self.shards.get_unchecked(shard) };
         self.base
             .gate
             .try_hit(shard, locked, move |found| find(found, hash))
     }
 
-    /// A counted lookup off the gate's fast path (a read inside a read, a thread without a
-    /// stripe, a writer at work), out of line and given only the key, so that the hit path keeps
-    /// its values in registers.
+    /// A lookup of `key` (of hash `hash`) off the gate's fast path, as `look` says, and what it
+    /// saw of the entry into `seen`: the one copy, per key and value type, of every read but the
+    /// hit's fast path (a read inside a read, a thread without a stripe, a writer at work, a
+    /// peek, time to idle, a refresh). Out of line and given only the key, so that the hit path
+    /// keeps its values in registers.
     #[cold]
-    #[inline(never)]
-    fn get_through_read<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
-    where
-        K: std::hash::Hash + Eq,
-        V: Clone,
-    {
-        self.read_cold(hash, key, &|deadline| self.before(deadline))
-    }
-
-    /// A counted lookup of `key` (of hash `hash`) under the read lock, `before` asked about an
-    /// entry that expires: the one copy behind [`get_through_read`](Self::get_through_read) and
-    /// [`get_renewed`](Self::get_renewed).
     #[inline(never)]
     fn read_cold<L: Lookup<Key = K>>(
         &self,
         hash: u64,
         key: &L,
-        before: &dyn Fn(u64) -> bool,
+        look: Look,
+        seen: Option<&mut Seen>,
     ) -> Option<V>
     where
         V: Clone,
     {
-        let shard = self.read(self.shard_of(hash));
-        let value = shard.get_cold(hash, key, before).cloned();
-        if value.is_some() {
-            shard.count_hit();
+        let mut value = None;
+        let found = self.base.read_cold(
+            &self.shards.raw,
+            hash,
+            &Shard::<K, V>::key(key),
+            look,
+            &mut |slot| {
+                // SAFETY: `slot` is handed to `found` by `look` of this store's shard, a
+                // `Shard<K, V>`, and the value is cloned within that call.
+                value = Some(unsafe { Shard::<K, V>::value_at(slot) }.clone());
+            },
+        )?;
+        if let Some(seen) = seen {
+            *seen = found;
         }
         value
     }
@@ -517,28 +609,17 @@ where
 
 impl<K, V> MemoryStore<K, V> {
     /// A counted lookup of `key` (of hash `hash`) that renews the entry's time to live (time to
-    /// idle), and whether it did.
-    /// The renewal takes the shard's write lock, so it is made at most once per sixteenth of the
-    /// time to live: a key read continuously writes a few times per period, not on every hit.
-    #[cold]
-    #[inline(never)]
+    /// idle), and whether it did (see [`Base::read_cold`]): for a front that tells the store
+    /// behind it.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    #[inline]
     pub(crate) fn get_renewed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)>
     where
-        K: std::hash::Hash + Eq,
         V: Clone,
     {
-        let expires = std::cell::Cell::new(0);
-        let value = self.read_cold(hash, key, &|deadline| {
-            expires.set(deadline);
-            self.before(deadline)
-        })?;
-        let renewed = self.base.renewal(expires.get());
-        if let Some(renewed) = renewed {
-            let mut found = self.write(self.shard_of(hash));
-            found.renew(hash, key, renewed);
-            self.release(found);
-        }
-        Some((value, renewed.is_some()))
+        let mut seen = Seen::default();
+        let value = self.read_cold(hash, key, Look::Get, Some(&mut seen))?;
+        Some((value, seen.renewed))
     }
 }
 
@@ -593,14 +674,12 @@ impl Base {
     }
 
     /// The stamp of a value that took `cost` to compute, stored now, and the time now.
-    #[inline(never)]
     fn stamp(&self, cost: std::time::Duration) -> (Stamp, u64) {
         let now = self.now();
         (self.timing.stamp(now, cost), now)
     }
 
     /// The stamp of a value given its own time to live, `ttl`, and the time now.
-    #[inline(never)]
     fn stamp_ttl(&self, ttl: std::time::Duration) -> (Stamp, u64) {
         if !self.expires() {
             self.timed.store(true, Ordering::Relaxed);
@@ -616,7 +695,6 @@ impl Base {
     /// The stamp of a value that expires at `expires` (0 for never) and took `cost`, and the
     /// time now.
     #[cfg(any(feature = "disk", feature = "redis"))]
-    #[inline(never)]
     fn stamp_expiring(&self, expires: u64, cost: std::time::Duration) -> (Stamp, u64) {
         if expires != 0 && !self.expires() {
             self.timed.store(true, Ordering::Relaxed);
@@ -628,16 +706,109 @@ impl Base {
         (stamp, self.now())
     }
 
+    /// Inserts the entry `typed` (the shards' typed side) brings under `hash` in its shard of
+    /// `shards` ([`RawShard::insert`]), then releases the shard as `told` says and reports the
+    /// misses to the climber. Compiled once.
+    #[inline(never)]
+    fn put(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
+        hash: u64,
+        typed: &mut dyn Entries,
+        timed: Timed,
+        told: Option<Told<'_>>,
+    ) {
+        let (stamp, now) = match timed {
+            Timed::Cost(cost) => self.stamp(cost),
+            Timed::Ttl(ttl) => self.stamp_ttl(ttl),
+            #[cfg(any(feature = "disk", feature = "redis"))]
+            Timed::Expiring(expires, cost) => self.stamp_expiring(expires, cost),
+        };
+        let small = self.climber.share();
+        let at = shard_of(hash, self.mask);
+        let mut shard = self.gate.write(at, &shards[at].0);
+        let batch = shard.insert(typed, hash, stamp, now, small);
+        Told::release(told, shard);
+        self.climb(batch);
+    }
+
+    /// Removes every expired entry of `shards` ([`RawShard::purge_expired`], `typed` their
+    /// typed side), releasing each shard as `told` says; how many left. Compiled once.
+    #[inline(never)]
+    fn purge_expired(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
+        typed: &mut dyn Entries,
+        told: Option<Told<'_>>,
+    ) -> usize {
+        let mut purged = 0;
+        for (at, shard) in shards.iter().enumerate() {
+            let now = self.now();
+            let mut shard = self.gate.write(at, &shard.0);
+            purged += shard.purge_expired(typed, now);
+            Told::release(told, shard);
+        }
+        purged
+    }
+
+    /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
+    /// as `look` says ([`RawShard::look`]); counted as a hit unless it is a peek or a refresh's
+    /// release. `found` reads the entry's value under the lock. Compiled once.
+    ///
+    /// In a store with a time to idle, a hit renews the entry's time to live under the shard's
+    /// write lock, taken after the read lock is released, at most once per sixteenth of the time
+    /// to live ([`renewal`](Self::renewal)): a key read continuously writes a few times per
+    /// period, not on every hit. Nothing leaves then, so the listener has nothing to hear.
+    #[inline(never)]
+    fn read_cold(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
+        hash: u64,
+        key: &dyn SlotKey,
+        look: Look,
+        found: &mut dyn FnMut(NonNull<u8>),
+    ) -> Option<Seen> {
+        let at = shard_of(hash, self.mask);
+        let mut seen = {
+            let shard = self.gate.read(at, &shards[at].0);
+            let seen = shard.look(hash, key, look, |deadline| self.before(deadline), found)?;
+            if matches!(look, Look::Get | Look::Renewing) {
+                shard.count_hit();
+            }
+            seen
+        };
+        if look == Look::Get
+            && self.timing.idle
+            && let Some(renewed) = self.renewal(seen.end)
+        {
+            self.gate.write(at, &shards[at].0).renew(hash, key, renewed);
+            seen.renewed = true;
+        }
+        Some(seen)
+    }
+
     /// After a hit on an entry that expires at `expires` in a store with a time to idle: the
     /// entry's new expiry when a renewal is due (at most one per sixteenth of the time to live),
     /// or `None`.
-    #[inline(never)]
     fn renewal(&self, expires: u64) -> Option<u64> {
         let ttl = self.timing.ttl;
         let renewed_at = expires.saturating_sub(ttl);
         let due = !self.before(renewed_at.saturating_add(ttl / 16));
         due.then(|| self.now().saturating_add(ttl))
     }
+}
+
+/// How an inserted value is timed: made into its stamp by code compiled once ([`Base::put`]).
+#[derive(Clone, Copy)]
+enum Timed {
+    /// By the store's `ttl`, its early refresh drawn for a computation that took this long.
+    Cost(std::time::Duration),
+    /// By a time to live of its own.
+    Ttl(std::time::Duration),
+    /// To expire at this reading of the store's clock (0 for never), its early refresh drawn
+    /// for a computation that took this long.
+    #[cfg(any(feature = "disk", feature = "redis"))]
+    Expiring(u64, std::time::Duration),
 }
 
 /// How a store times its entries: compiled once, not for each key and value type.
@@ -850,7 +1021,7 @@ where
     #[cfg_attr(debug_assertions, inline)]
     fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.base.timing.idle {
-            return self.get_renewed(hash, key).map(|(value, _)| value);
+            return self.read_cold(hash, key, Look::Get, None);
         }
         let found = self.try_hit(hash, |shard, hash| {
             shard
@@ -859,7 +1030,7 @@ where
         });
         match found {
             Ok(found) => found,
-            Err(SlowPath) => self.get_through_read(hash, key),
+            Err(SlowPath) => self.read_cold(hash, key, Look::Get, None),
         }
     }
 
@@ -887,12 +1058,14 @@ where
     /// The live value, read and removed under one lock.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
-        let mut shard = self.write(self.shard_of(hash));
+        let mut guard = self.write(self.shard_of(hash));
+        // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
+        let shard = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) };
         let value = shard
             .peek(hash, key, &|deadline| self.before(deadline))
             .cloned();
         let removed = shard.remove(hash, key);
-        self.release(shard);
+        self.release(guard);
         value.filter(|_| removed)
     }
 
@@ -922,20 +1095,20 @@ where
     }
 
     fn get_renewing_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<(V, bool)> {
-        let shard = self.shard_of(hash);
-        let found = self.read(shard);
-        let value = found
-            .get_renewing(hash, key, |deadline| self.before(deadline))
-            .map(|(value, refresh)| (value.clone(), refresh));
-        if value.is_some() {
-            found.count_hit();
-        }
-        value
+        let mut seen = Seen::default();
+        let value = self.read_cold(hash, key, Look::Renewing, Some(&mut seen))?;
+        Some((value, seen.refresh))
     }
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
         let hash = self.hash(key);
-        self.read(self.shard_of(hash)).release_refresh(hash, key);
+        self.base.read_cold(
+            &self.shards.raw,
+            hash,
+            &Shard::<K, V>::key(key),
+            Look::ReleaseRefresh,
+            &mut |_| {},
+        );
     }
 
     /// `true` only for a live entry: an expired one is removed too, as if already gone.
@@ -945,7 +1118,10 @@ where
 
     fn clear(&self) {
         for shard in 0..self.shards.len() {
-            let entries = self.write(shard).take_all();
+            let mut guard = self.write(shard);
+            // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
+            let entries = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) }.take_all();
+            drop(guard);
             match &self.listener {
                 Some(listener) => {
                     for (key, value) in entries {
@@ -1005,14 +1181,10 @@ where
         if !self.expires() {
             return 0;
         }
-        let mut purged = 0;
-        for shard in 0..self.shards.len() {
-            let now = self.now();
-            let mut shard = self.write(shard);
-            purged += shard.purge_expired(now);
-            self.release(shard);
-        }
-        purged
+        // Brings no entry: there is nothing to drop, so no drop of one is compiled here.
+        let mut typed = std::mem::ManuallyDrop::new(self.entries(None));
+        self.base
+            .purge_expired(&self.shards.raw, &mut *typed, self.told())
     }
 }
 

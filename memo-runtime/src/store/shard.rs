@@ -18,10 +18,13 @@
 //!
 //! Compiled once: everything but the typed entries. The index, the rings, the ghost, the sketch,
 //! the expiry heap, the policies and their bookkeeping live in [`Core`] and run in [`Ops`],
-//! which is not generic; it reaches the entries only through [`Entries`], a trait object whose
-//! few methods (hash a key, take an entry out, weigh, place) are all that each key and value
-//! type adds; a slot's stamps and use count it reads in the untyped slab. The hit path (`find`, `get`, `live`) stays typed
-//! and inlined; only misses, inserts and removals make indirect calls.
+//! which is not generic, on a [`RawShard`]; it finds, claims and frees the entries' places in the
+//! untyped slab, reads their stamps and use counts there, and reaches the entries themselves
+//! only through [`Entries`], a trait object whose few methods (hash a key, weigh, move an entry
+//! out, move the new one in, compare with its key) are all that each key and value type adds.
+//! The reads off the hit path ([`RawShard::look`]) compare keys through [`SlotKey`] alone. The
+//! hit path (`find`, `get`, `live`) stays typed and inlined; only misses, inserts and removals
+//! make indirect calls.
 
 mod auto;
 pub(crate) mod climb;
@@ -34,6 +37,8 @@ mod slab;
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use self::expiry::Expiry;
@@ -81,16 +86,6 @@ struct Meta {
     uses: AtomicU8,
     /// Set by the one caller that refreshes this entry while others keep being served.
     refreshing: AtomicBool,
-}
-
-impl<K, V> Slot<K, V> {
-    fn new(key: K, value: V, stamp: Stamp, uses: u8) -> Self {
-        Self {
-            meta: Meta::new(stamp, uses),
-            key,
-            value,
-        }
-    }
 }
 
 impl Meta {
@@ -191,8 +186,9 @@ pub(crate) struct Shard<K, V> {
 
 /// A [`Shard`] without its types, just built: the same fields in the same order (`repr(C)`),
 /// each laid out as its typed counterpart (a slab's typed side is a `repr(C)` wrapper of
-/// [`RawSlab`]; a weigher and a [`Removed`] are null pointers until set). The store builds its
-/// shards this way, in code compiled once, and [`Shard::from_raw`] gives them their types.
+/// [`RawSlab`]; a weigher and a [`Removed`] are null pointers until set). The store builds and
+/// keeps its shards this way, in code compiled once (a `RawShard` drops as the `Shard` it stands
+/// for), and views them as `Shard`s where it works with their types ([`Shard::of_raw_mut`]).
 #[repr(C)]
 pub(crate) struct RawShard {
     index: Index,
@@ -345,44 +341,55 @@ impl Core {
 }
 
 /// The typed side of a shard, as its machinery sees it: one small vtable per key and value
-/// types. Numbers passed in are held unless a method says otherwise.
-trait Entries {
-    /// The slab of entries, without their types.
-    fn slab(&self) -> &RawSlab;
-    /// The same, to write.
-    fn slab_mut(&mut self) -> &mut RawSlab;
-    /// The hash of entry `at`'s key.
-    fn hash(&self, at: u32) -> u64;
-    /// The weight of entry `at`, if entries are weighed and it is held.
-    fn weigh(&self, at: u32) -> Option<u64>;
-    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
-    /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
-    /// is held at `at`. Its weight is the caller's to take out of the total first.
-    fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8>;
-    /// The weight of the entry being inserted, when entries are weighed.
-    fn weigh_new(&self) -> Option<u64>;
-    /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
-    /// one to the listener as replaced; the caller stamps it.
-    fn replace(&mut self, at: u32);
-    /// The entry being inserted is not stored: it goes to the listener as evicted.
-    fn decline(&mut self);
-    /// Stores the entry being inserted with `stamp` and `uses` (its weight is the caller's to
-    /// add); its number.
-    fn place(&mut self, stamp: Stamp, uses: u8) -> u32;
+/// types. Entries are handed to it by their places in the slab, found, claimed and freed by the
+/// machinery.
+pub(crate) trait Entries {
+    /// The hash of the key of the entry at `slot`, a held place.
+    fn hash(&self, slot: NonNull<u8>) -> u64;
+    /// The weight by `weigher` (the shard's) of the entry at `slot`, a held place, or of the
+    /// entry being inserted for `None`.
+    fn weigh(&self, weigher: fn(), slot: Option<NonNull<u8>>) -> u64;
+    /// Reads the entry out of `slot`, a place just vacated, and hands it to the shard's
+    /// listener as `cause` (by `removed`, the shard's) or drops it; its `uses` byte.
+    fn take(&mut self, removed: &mut RawRemoved, slot: NonNull<u8>, cause: RemovalCause) -> u8;
+    /// Does with the entry being inserted what `new` says (`removed` as for `take`).
+    fn settle(&mut self, removed: &mut RawRemoved, new: Settle);
+    /// Whether the entry at `slot`, a held place, has the key being inserted.
+    fn is_new(&self, slot: NonNull<u8>) -> bool;
 }
 
-/// What the machinery reads of the entries through their untyped slab, compiled once: every
-/// place starts with the entry's [`Meta`] (see [`Slot`]).
-impl dyn Entries + '_ {
+/// What becomes of the entry being inserted ([`Entries::settle`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Settle {
+    /// Its value takes the place of the value at `slot`, a held place of the same key; the old
+    /// one goes to the listener as replaced, and the caller stamps the entry.
+    Replace(NonNull<u8>),
+    /// It is not stored: it goes to the listener as evicted.
+    Decline,
+    /// Its key and value are written at `slot`, a new place (the caller writes its `meta`).
+    Place(NonNull<u8>),
+}
+
+/// A shard's entries for its machinery: the untyped slab and the other parts that handle the
+/// entries, read in code compiled once (every place starts with the entry's [`Meta`], see
+/// [`Slot`]), and the typed rest behind [`Entries`].
+struct Held<'a> {
+    slab: &'a mut RawSlab,
+    removed: &'a mut RawRemoved,
+    weigher: Option<fn()>,
+    typed: &'a mut dyn Entries,
+}
+
+impl Held<'_> {
     /// How many entries are held.
     fn len(&self) -> usize {
-        self.slab().len()
+        self.slab.len()
     }
 
     /// The stamps and use count of entry `at`, if it is held.
     fn meta(&self, at: u32) -> Option<&Meta> {
         // SAFETY: a held place is a `Slot`, which starts with its `Meta`.
-        self.slab()
+        self.slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_ref() })
     }
@@ -390,89 +397,173 @@ impl dyn Entries + '_ {
     /// The same, to write.
     fn meta_mut(&mut self, at: u32) -> Option<&mut Meta> {
         // SAFETY: as in `meta`; `&mut self` makes it the only reference.
-        self.slab_mut()
+        self.slab
             .get(at)
             .map(|place| unsafe { place.cast::<Meta>().as_mut() })
     }
 
     /// Lets number `at`, of an entry taken out by `take(at, true, _)`, go to a new entry.
     fn release(&mut self, at: u32) {
-        self.slab_mut().release(at);
+        self.slab.release(at);
     }
 
     /// Calls `each` with every held entry's stamps and use count.
     fn each(&mut self, each: &mut dyn FnMut(&mut Meta)) {
         // SAFETY: as in `meta_mut`.
-        self.slab_mut()
+        self.slab
             .each(&mut |place| each(unsafe { place.cast::<Meta>().as_mut() }));
     }
-}
 
-/// A shard's entries as [`Entries`], with the hasher of their keys when the operation needs one.
-struct Typed<'a, K, V, S> {
-    slab: &'a mut Slab<Slot<K, V>>,
-    weigher: Option<Weigher<K, V>>,
-    removed: &'a mut Removed<K, V>,
-    hasher: Option<&'a S>,
-    /// The key and value being inserted.
-    new: Option<(K, V)>,
-}
-
-impl<K: Hash, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
-    fn slab(&self) -> &RawSlab {
-        self.slab.raw()
-    }
-
-    fn slab_mut(&mut self) -> &mut RawSlab {
-        self.slab.raw_mut()
-    }
-
+    /// The hash of entry `at`'s key (popped since the last change).
     fn hash(&self, at: u32) -> u64 {
-        let hasher = self.hasher.expect("a hasher for operations that evict");
         let slot = self
             .slab
             .get(at)
             .expect("an entry popped since the last change");
-        hasher.hash_one(&slot.key)
+        self.typed.hash(slot)
     }
 
-    fn weigh(&self, at: u32) -> Option<u64> {
-        let weigh = self.weigher?;
-        let slot = self.slab.get(at)?;
-        Some(weigh(&slot.key, &slot.value))
+    /// The weight of entry `at` if it is held (of the entry being inserted for `None`), if
+    /// entries are weighed.
+    fn weigh(&self, at: Option<u32>) -> Option<u64> {
+        let weigher = self.weigher?;
+        let slot = match at {
+            Some(at) => Some(self.slab.get(at)?),
+            None => None,
+        };
+        Some(self.typed.weigh(weigher, slot))
     }
 
+    /// Takes entry `at` out of the slab (keeping its number from new entries if `vacate`) and
+    /// hands it to the listener as `cause` (or drops it); its `uses` byte, or `None` if nothing
+    /// is held at `at`. Its weight is the caller's to take out of the total first.
     fn take(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
-        let slot = if vacate {
-            self.slab.vacate(at)
-        } else {
-            self.slab.remove(at)
-        }?;
-        self.removed.push(slot.key, slot.value, cause);
-        Some(slot.meta.uses.into_inner())
+        let slot = self.slab.vacate(at)?;
+        if !vacate {
+            // Free before the entry is read out: nothing claims the number meanwhile, and an
+            // entry whose `Drop` panics (dropped here without a listener) leaves the slab whole.
+            self.slab.release(at);
+        }
+        Some(self.typed.take(self.removed, slot, cause))
     }
 
-    fn weigh_new(&self) -> Option<u64> {
-        let weigh = self.weigher?;
-        let (key, value) = self.new.as_ref().expect("an entry being inserted");
-        Some(weigh(key, value))
-    }
-
+    /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
+    /// one to the listener as replaced; the caller stamps it.
     fn replace(&mut self, at: u32) {
-        let (key, value) = self.new.take().expect("an entry being inserted");
-        let slot = self.slab.get_mut(at).expect("an entry just found");
-        let old = std::mem::replace(&mut slot.value, value);
-        self.removed.push(key, old, RemovalCause::Replaced);
+        let slot = self.slab.get(at).expect("an entry just found");
+        self.typed.settle(self.removed, Settle::Replace(slot));
     }
 
+    /// The entry being inserted is not stored: it goes to the listener as evicted.
     fn decline(&mut self) {
-        let (key, value) = self.new.take().expect("an entry being inserted");
-        self.removed.push(key, value, RemovalCause::Evicted);
+        self.typed.settle(self.removed, Settle::Decline);
     }
 
+    /// Stores the entry being inserted with `stamp` and `uses` (its weight is the caller's to
+    /// add); its number.
     fn place(&mut self, stamp: Stamp, uses: u8) -> u32 {
+        let typed = &mut *self.typed;
+        let removed = &mut *self.removed;
+        self.slab.insert_with(|slot| {
+            typed.settle(removed, Settle::Place(slot));
+            // SAFETY: a new place of a `Slot`, which starts with its `Meta` (`repr(C)`).
+            unsafe { slot.cast::<Meta>().write(Meta::new(stamp, uses)) };
+        })
+    }
+}
+
+/// The key being inserted, as the finds off the hit path compare it.
+struct NewKey<'a>(&'a dyn Entries);
+
+impl SlotKey for NewKey<'_> {
+    fn is(&self, slot: NonNull<u8>) -> bool {
+        self.0.is_new(slot)
+    }
+}
+
+/// A shard's typed side as [`Entries`]: the key and value being inserted, if any, and the
+/// hasher of the keys when the operation needs one. Made by [`Shard::entries`], and handed only
+/// the places and parts of a `Shard<K, V>`.
+pub(crate) struct Typed<'a, K, V, S> {
+    hasher: Option<&'a S>,
+    new: Option<(K, V)>,
+}
+
+impl<K, V, S> Typed<'_, K, V, S> {
+    /// The entry at `slot`, a held place.
+    fn slot<'p>(slot: NonNull<u8>) -> &'p Slot<K, V> {
+        // SAFETY: a `Typed` is handed only places of a `Shard<K, V>`, `Slot<K, V>`s, held while
+        // the machinery's call lasts.
+        unsafe { &*slot.cast::<Slot<K, V>>().as_ptr() }
+    }
+
+    /// What left the shard, typed.
+    fn removed(removed: &mut RawRemoved) -> &mut Removed<K, V> {
+        const {
+            assert!(size_of::<Removed<K, V>>() == size_of::<RawRemoved>());
+            assert!(align_of::<Removed<K, V>>() == align_of::<RawRemoved>());
+        }
+        // SAFETY: a `Typed` is handed only the parts of a `Shard<K, V>`, whose `removed` is a
+        // `Removed<K, V>`, laid out as a `RawRemoved` (`listener.rs` asserts it).
+        unsafe { &mut *std::ptr::from_mut(removed).cast::<Removed<K, V>>() }
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
+    fn hash(&self, slot: NonNull<u8>) -> u64 {
+        let hasher = self.hasher.expect("a hasher for operations that evict");
+        hasher.hash_one(&Self::slot(slot).key)
+    }
+
+    fn weigh(&self, weigher: fn(), slot: Option<NonNull<u8>>) -> u64 {
+        // SAFETY: the shard's weigher is a `Weigher<K, V>` (`Shard::weigh`), and function
+        // pointers of any signature have one layout.
+        let weigh = unsafe { std::mem::transmute::<fn(), Weigher<K, V>>(weigher) };
+        let (key, value) = if let Some(slot) = slot {
+            let slot = Self::slot(slot);
+            (&slot.key, &slot.value)
+        } else {
+            let (key, value) = self.new.as_ref().expect("an entry being inserted");
+            (key, value)
+        };
+        weigh(key, value)
+    }
+
+    fn take(&mut self, removed: &mut RawRemoved, slot: NonNull<u8>, cause: RemovalCause) -> u8 {
+        // SAFETY: a place of a `Slot<K, V>` just vacated: its entry is read out once, here.
+        let slot = unsafe { slot.cast::<Slot<K, V>>().read() };
+        Self::removed(removed).push(slot.key, slot.value, cause);
+        slot.meta.uses.into_inner()
+    }
+
+    fn settle(&mut self, removed: &mut RawRemoved, new: Settle) {
         let (key, value) = self.new.take().expect("an entry being inserted");
-        self.slab.insert(Slot::new(key, value, stamp, uses))
+        let (value, cause) = match new {
+            Settle::Replace(slot) => {
+                // SAFETY: a held place of a `Slot<K, V>`; the machinery holds the shard
+                // exclusively, so this is the only reference.
+                let slot = unsafe { slot.cast::<Slot<K, V>>().as_mut() };
+                let old = std::mem::replace(&mut slot.value, value);
+                (old, RemovalCause::Replaced)
+            }
+            Settle::Decline => (value, RemovalCause::Evicted),
+            Settle::Place(slot) => {
+                let slot = slot.cast::<Slot<K, V>>().as_ptr();
+                // SAFETY: a new place, with room for a `Slot<K, V>` (the slab's layout); its
+                // `meta` is the machinery's to write.
+                unsafe {
+                    (&raw mut (*slot).key).write(key);
+                    (&raw mut (*slot).value).write(value);
+                }
+                return;
+            }
+        };
+        Self::removed(removed).push(key, value, cause);
+    }
+
+    fn is_new(&self, slot: NonNull<u8>) -> bool {
+        let (key, _) = self.new.as_ref().expect("an entry being inserted");
+        Owned(key).is(&Self::slot(slot).key)
     }
 }
 
@@ -484,12 +575,12 @@ type NoHasher = foldhash::fast::RandomState;
 struct Ops<'a> {
     core: &'a mut Core,
     index: &'a mut Index,
-    entries: &'a mut dyn Entries,
+    entries: Held<'a>,
 }
 
 /// What [`Shard::find_cold`] looks for, by key `K`: a lookup's key, or the owned key of an
 /// insert (whose key type need not be a lookup's).
-trait Sought<K> {
+pub(crate) trait Sought<K> {
     fn is(&self, key: &K) -> bool;
 }
 
@@ -500,7 +591,7 @@ impl<L: Lookup> Sought<L::Key> for L {
     }
 }
 
-/// The key of a [`Shard::insert`], sought as itself.
+/// The key being inserted, sought as itself ([`Entries::is_new`]).
 struct Owned<'a, K>(&'a K);
 
 impl<K: Eq> Sought<K> for Owned<'_, K> {
@@ -510,15 +601,151 @@ impl<K: Eq> Sought<K> for Owned<'_, K> {
     }
 }
 
-/// A [`Sought`] key as the index asks for it, by the number of its slot.
-struct InSlab<'a, K, V, Q> {
-    slab: &'a Slab<Slot<K, V>>,
-    sought: &'a Q,
+/// A key sought in a shard, compared with the key of the entry at a place of its slab: all that
+/// the finds off the hit path need of the key and value types ([`RawShard::find`]).
+pub(crate) trait SlotKey {
+    /// Whether the entry at `slot`, a held place of the shard's slab, has this key.
+    fn is(&self, slot: NonNull<u8>) -> bool;
 }
 
-impl<K, V, Q: Sought<K>> index::Sought for InSlab<'_, K, V, Q> {
+/// A [`Sought`] key among entries of `Slot<K, V>`, as a [`SlotKey`].
+pub(crate) struct KeyIn<'a, K, V, Q> {
+    sought: &'a Q,
+    _slots: PhantomData<fn(&Slot<K, V>)>,
+}
+
+impl<K, V, Q: Sought<K>> SlotKey for KeyIn<'_, K, V, Q> {
+    fn is(&self, slot: NonNull<u8>) -> bool {
+        // SAFETY: a `KeyIn` is made by the `Shard<K, V>` it searches (`Shard::key`), whose held
+        // places are `Slot<K, V>`s.
+        self.sought
+            .is(&unsafe { slot.cast::<Slot<K, V>>().as_ref() }.key)
+    }
+}
+
+/// A [`SlotKey`] as the index asks for it, by the number of its slot.
+struct InSlab<'a> {
+    slab: &'a RawSlab,
+    key: &'a dyn SlotKey,
+}
+
+impl index::Sought for InSlab<'_> {
     fn is(&self, number: u32) -> bool {
-        (self.slab.get(number)).is_some_and(|slot| self.sought.is(&slot.key))
+        (self.slab.get(number)).is_some_and(|slot| self.key.is(slot))
+    }
+}
+
+/// How a read off the hit path treats the entry it finds ([`RawShard::look`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// A hit: the entry is marked used.
+    Get,
+    /// A hit that also makes the caller the one to refresh the entry, when it is due.
+    Renewing,
+    /// Not a use: the entry is left unmarked.
+    Peek,
+    /// A refresh of the entry failed: a later caller may try again. Nothing is read.
+    ReleaseRefresh,
+}
+
+/// What [`RawShard::look`] saw of the entry it found.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Seen {
+    /// When the entry is gone for good (its time to live and the grace); 0 for never.
+    pub(crate) end: u64,
+    /// Whether this caller has become the one to refresh it ([`Look::Renewing`]).
+    pub(crate) refresh: bool,
+    /// Whether the read renewed its time to live (time to idle; set by the store).
+    pub(crate) renewed: bool,
+}
+
+impl RawShard {
+    /// The number and the place of the entry `key` names: the probe for every find off the hit
+    /// path, compiled once.
+    fn find(&self, hash: u64, key: &dyn SlotKey) -> Option<(u32, NonNull<u8>)> {
+        let at = self.index.find_dyn(
+            hash,
+            &InSlab {
+                slab: &self.slab,
+                key,
+            },
+        )?;
+        Some((at, self.slab.get(at)?))
+    }
+
+    /// The stamps and use count of the entry at `slot`, a held place of this shard's slab.
+    #[allow(
+        clippy::unused_self,
+        reason = "ties the reference to the borrow of the shard"
+    )]
+    fn meta_at(&self, slot: NonNull<u8>) -> &Meta {
+        // SAFETY: a held place is a `Slot`, which starts with its `Meta`; it stays held while the
+        // shard is borrowed.
+        unsafe { slot.cast::<Meta>().as_ref() }
+    }
+
+    /// Finds the entry `key` names, unless it expired for good (`before(deadline)`: whether
+    /// time is still before `deadline`, asked only of an entry that expires), and treats it as
+    /// `look` says; `found` is called with its place, under the caller's lock, unless `look` is
+    /// [`Look::ReleaseRefresh`]. Every read off the hit path, compiled once.
+    pub(crate) fn look(
+        &self,
+        hash: u64,
+        key: &dyn SlotKey,
+        look: Look,
+        before: impl Fn(u64) -> bool,
+        found: &mut dyn FnMut(NonNull<u8>),
+    ) -> Option<Seen> {
+        let (_, slot) = self.find(hash, key)?;
+        let meta = self.meta_at(slot);
+        if look == Look::ReleaseRefresh {
+            meta.refreshing.store(false, Ordering::Release);
+            return Some(Seen::default());
+        }
+        let end = if meta.expires == 0 {
+            0
+        } else {
+            meta.end(self.renewal.grace)
+        };
+        if end != 0 && !before(end) {
+            return None;
+        }
+        if look != Look::Peek {
+            used(meta, self.cap);
+        }
+        found(slot);
+        let refresh = look == Look::Renewing && meta.refresh_due(&before) && meta.claim_refresh();
+        Some(Seen {
+            end,
+            refresh,
+            renewed: false,
+        })
+    }
+
+    /// Moves the expiry of the entry `key` names to `expires` (time to idle: a hit renews it);
+    /// its old expiry item then names another due time and is dropped when it comes.
+    pub(crate) fn renew(&mut self, hash: u64, key: &dyn SlotKey, expires: u64) {
+        let Some((at, slot)) = self.find(hash, key) else {
+            return;
+        };
+        let stamp = Stamp {
+            expires,
+            refresh_at: 0,
+        };
+        // SAFETY: as in `meta`; `&mut self` makes it the only reference.
+        unsafe { slot.cast::<Meta>().as_mut() }.stamp(stamp);
+        self.core.expiry.push(at, self.core.gone_at(stamp));
+    }
+}
+
+/// Marks the entry of `meta` used: its count goes up while it is below `cap`.
+#[inline]
+fn used(meta: &Meta, cap: u8) {
+    // Write only while the count is below the cap: a warm entry's cache line stays shared
+    // between readers. Two readers may both write the same count; one hit is then lost.
+    let uses = meta.uses.load(Ordering::Relaxed);
+    if uses & USES < cap {
+        meta.uses.store(uses + 1, Ordering::Relaxed);
     }
 }
 
@@ -532,12 +759,15 @@ impl<K, V> Shard<K, V> {
 
     /// What [`RawShard::new`] needs to know of this shard's entries.
     pub(crate) fn kind() -> SlabKind {
-        const {
-            assert!(size_of::<Self>() == size_of::<RawShard>());
-            assert!(align_of::<Self>() == align_of::<RawShard>());
-        }
+        let () = Self::LAID_OUT_AS_RAW;
         Slab::<Slot<K, V>>::kind()
     }
+
+    /// A `Shard` and a [`RawShard`] have one size and alignment (their fields match, see
+    /// `RawShard`): checked wherever one is taken for the other.
+    const LAID_OUT_AS_RAW: () = assert!(
+        size_of::<Self>() == size_of::<RawShard>() && align_of::<Self>() == align_of::<RawShard>()
+    );
 
     /// Weighs entries with `weigher` and keeps their total within `budget` (`u64::MAX`: only
     /// weighs). Set on a new shard; entries held before are dropped.
@@ -598,23 +828,29 @@ impl<K, V> Shard<K, V> {
             .map(|slot| (slot.key, slot.value))
     }
 
-    /// Runs `work` on the shard's machinery, with `hasher` for operations that hash keys.
-    fn ops<S: BuildHasher, R>(&mut self, hasher: Option<&S>, work: impl FnOnce(Ops<'_>) -> R) -> R
-    where
-        K: Hash,
-    {
-        let mut typed = Typed {
-            slab: &mut self.slab,
-            weigher: self.weigher,
-            removed: &mut self.removed,
-            hasher,
-            new: None,
-        };
-        work(Ops {
-            core: &mut self.core,
-            index: &mut self.index,
-            entries: &mut typed,
-        })
+    /// This shard's typed side for its machinery ([`RawShard::insert`] and the other writes):
+    /// `hasher` for operations that hash keys, `new` the key and value an insert brings.
+    pub(crate) const fn entries<S>(hasher: Option<&S>, new: Option<(K, V)>) -> Typed<'_, K, V, S> {
+        Typed { hasher, new }
+    }
+
+    /// The shard without its types, to write.
+    fn raw_mut(&mut self) -> &mut RawShard {
+        let () = Self::LAID_OUT_AS_RAW;
+        // SAFETY: as in `raw`; `&mut self` makes it the only reference, and `RawShard`'s code
+        // writes the typed parts only through this shard's `Entries` (`entries`).
+        unsafe { &mut *std::ptr::from_mut(self).cast::<RawShard>() }
+    }
+
+    /// The shard `raw` is.
+    ///
+    /// # Safety
+    ///
+    /// `raw` was built for this shard's slots ([`kind`](Self::kind)).
+    pub(crate) const unsafe fn of_raw_mut(raw: &mut RawShard) -> &mut Self {
+        let () = Self::LAID_OUT_AS_RAW;
+        // SAFETY: the caller's promise; laid out alike (see `RawShard` and `LAID_OUT_AS_RAW`).
+        unsafe { &mut *std::ptr::from_mut(raw).cast::<Self>() }
     }
 
     /// The number and the entry of the key that `is`.
@@ -630,19 +866,40 @@ impl<K, V> Shard<K, V> {
         Some((at, unsafe { slab.get_unchecked(at) }))
     }
 
-    /// [`find`](Self::find) off the hit path: one probe loop for every key type, the compare
-    /// called through a pointer. Its one closure is compiled once per key and [`Sought`] type,
-    /// not once per caller.
+    /// [`find`](Self::find) off the hit path: one probe loop, compiled once, the key compared
+    /// through a pointer ([`RawShard::find`]).
     #[inline]
     fn find_cold<Q: Sought<K>>(&self, hash: u64, sought: &Q) -> Option<(u32, &Slot<K, V>)> {
-        let at = self.index.find_dyn(
-            hash,
-            &InSlab {
-                slab: &self.slab,
-                sought,
-            },
-        )?;
-        Some((at, self.slab.get(at)?))
+        let (at, slot) = self.raw().find(hash, &Self::key(sought))?;
+        // SAFETY: a held place of this shard's slab, a `Slot<K, V>`, borrowed with the shard.
+        Some((at, unsafe { slot.cast::<Slot<K, V>>().as_ref() }))
+    }
+
+    /// The shard without its types, for the code compiled once.
+    fn raw(&self) -> &RawShard {
+        let () = Self::LAID_OUT_AS_RAW;
+        // SAFETY: a `RawShard` is laid out as a `Shard` (see `RawShard` and `LAID_OUT_AS_RAW`),
+        // and is only read here.
+        unsafe { &*std::ptr::from_ref(self).cast::<RawShard>() }
+    }
+
+    /// `sought` as the code compiled once compares it with this shard's entries.
+    pub(crate) fn key<Q: Sought<K>>(sought: &Q) -> KeyIn<'_, K, V, Q> {
+        KeyIn {
+            sought,
+            _slots: PhantomData,
+        }
+    }
+
+    /// The value of the entry at `slot`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is a place that [`RawShard::look`] of a `Shard<K, V>` handed its `found`, and the
+    /// value is used within that call.
+    pub(crate) const unsafe fn value_at<'a>(slot: NonNull<u8>) -> &'a V {
+        // SAFETY: the caller's promise: a held place of a `Shard<K, V>`, a `Slot<K, V>`.
+        unsafe { &(*slot.cast::<Slot<K, V>>().as_ptr()).value }
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -657,19 +914,6 @@ impl<K, V> Shard<K, V> {
         self.live(hash, key, before).map(|slot| &slot.value)
     }
 
-    /// [`get`](Self::get) off the hit path (a reader that took the gate's slow way, a peek):
-    /// through [`find_cold`](Self::find_cold), so that the probe is not compiled again here.
-    pub(crate) fn get_cold<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
-    where
-        L: Lookup<Key = K>,
-    {
-        let (_, slot) = self.find_cold(hash, key)?;
-        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
-            return None;
-        }
-        Some(&self.used(slot).value)
-    }
-
     /// The live value for `key`, leaving it unmarked: a look that the policy does not count as
     /// a use (`contains_key`, `peek`).
     pub(crate) fn peek<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
@@ -681,47 +925,6 @@ impl<K, V> Shard<K, V> {
             return None;
         }
         Some(&slot.value)
-    }
-
-    /// Like [`get`](Self::get), and `true` beside the value when this caller has become the one
-    /// to refresh it: the entry is past its time to live (within the grace), or due early.
-    pub(crate) fn get_renewing<L>(
-        &self,
-        hash: u64,
-        key: &L,
-        before: impl Fn(u64) -> bool,
-    ) -> Option<(&V, bool)>
-    where
-        L: Lookup<Key = K>,
-    {
-        let (_, slot) = self.find_cold(hash, key)?;
-        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
-            return None;
-        }
-        let slot = self.used(slot);
-        Some((
-            &slot.value,
-            slot.meta.refresh_due(&before) && slot.meta.claim_refresh(),
-        ))
-    }
-
-    /// Moves the expiry of `key`'s entry to `expires` (time to idle: a hit renews it); its old
-    /// expiry item then names another due time and is dropped when it comes.
-    pub(crate) fn renew<L>(&mut self, hash: u64, key: &L, expires: u64)
-    where
-        L: Lookup<Key = K>,
-    {
-        let Some((at, _)) = self.find_cold(hash, key) else {
-            return;
-        };
-        let stamp = Stamp {
-            expires,
-            refresh_at: 0,
-        };
-        if let Some(slot) = self.slab.get_mut(at) {
-            slot.meta.stamp(stamp);
-        }
-        self.core.expiry.push(at, self.core.gone_at(stamp));
     }
 
     /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
@@ -754,30 +957,12 @@ impl<K, V> Shard<K, V> {
     /// `slot`, marked recently used.
     #[inline]
     fn used<'a>(&self, slot: &'a Slot<K, V>) -> &'a Slot<K, V> {
-        // Write only while the count is below the cap: a warm entry's cache line stays shared
-        // between readers. Two readers may both write the same count; one hit is then lost.
-        let uses = slot.meta.uses.load(Ordering::Relaxed);
-        if uses & USES < self.cap {
-            slot.meta.uses.store(uses + 1, Ordering::Relaxed);
-        }
+        used(&slot.meta, self.cap);
         slot
     }
 
-    /// A refresh of `key` failed: let a later caller try again.
-    pub(crate) fn release_refresh<L>(&self, hash: u64, key: &L)
-    where
-        L: Lookup<Key = K>,
-    {
-        if let Some((_, slot)) = self.find_cold(hash, key) {
-            slot.meta.refreshing.store(false, Ordering::Release);
-        }
-    }
-
-    /// Inserts or replaces, making room first when the shard is full (by count or by weight).
-    /// The default policy may decline to store a new key (see `auto.rs`), and an entry heavier
-    /// than the shard's share of `max_weight` is never stored; both count as evictions.
-    /// `share` is the small queue's share of the shard (the store's climber's, `climb.rs`); the
-    /// misses to report to the climber come back (0 but once a batch).
+    /// [`RawShard::insert`] of `key` and `value`.
+    #[cfg(test)]
     #[allow(
         clippy::too_many_arguments,
         reason = "the insert and the climber's share"
@@ -795,47 +980,79 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        if self.core.capacity == 0 {
-            return climb::Batch::default();
-        }
-        let report = self.core.climb(share);
-        let found = self.find_cold(hash, &Owned(&key)).map(|(at, _)| at);
-        let mut typed = Typed {
-            slab: &mut self.slab,
-            weigher: self.weigher,
-            removed: &mut self.removed,
-            hasher: Some(hasher),
-            new: Some((key, value)),
-        };
-        let mut ops = Ops {
-            core: &mut self.core,
-            index: &mut self.index,
-            entries: &mut typed,
-        };
-        ops.insert(hash, found, stamp, now);
-        report
+        let mut typed = Self::entries(Some(hasher), Some((key, value)));
+        self.raw_mut().insert(&mut typed, hash, stamp, now, share)
     }
 
     /// Removes `key`'s entry; `true` if there was one.
     pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
     where
         L: Lookup<Key = K>,
-        K: Hash,
+        K: Hash + Eq,
     {
         let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
         };
-        self.ops(None::<&NoHasher>, |mut ops| {
+        let mut typed = Self::entries(None::<&NoHasher>, None);
+        self.raw_mut().ops(&mut typed, |mut ops| {
             ops.take_out(hash, at, RemovalCause::Invalidated)
         })
     }
 
-    /// Removes every expired entry and returns how many left.
+    /// [`RawShard::purge_expired`].
+    #[cfg(test)]
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize
     where
-        K: Hash,
+        K: Hash + Eq,
     {
-        self.ops(None::<&NoHasher>, |mut ops| ops.purge_expired(now))
+        let mut typed = Self::entries(None::<&NoHasher>, None);
+        self.raw_mut().purge_expired(&mut typed, now)
+    }
+}
+
+impl RawShard {
+    /// Runs `work` on the shard's machinery, with `typed`, the typed side of this shard.
+    #[inline]
+    fn ops<R>(&mut self, typed: &mut dyn Entries, work: impl FnOnce(Ops<'_>) -> R) -> R {
+        work(Ops {
+            core: &mut self.core,
+            index: &mut self.index,
+            entries: Held {
+                slab: &mut self.slab,
+                removed: &mut self.removed,
+                weigher: self.weigher,
+                typed,
+            },
+        })
+    }
+
+    /// Inserts or replaces the entry `typed` (this shard's typed side) brings, making room first
+    /// when the shard is full (by count or by weight). The default policy may decline to store
+    /// a new key (see `auto.rs`), and an entry heavier than the shard's share of `max_weight` is
+    /// never stored; both count as evictions. `share` is the small queue's share of the shard
+    /// (the store's climber's, `climb.rs`); the misses to report to the climber come back (0 but
+    /// once a batch).
+    pub(crate) fn insert(
+        &mut self,
+        typed: &mut dyn Entries,
+        hash: u64,
+        stamp: Stamp,
+        now: u64,
+        share: u32,
+    ) -> climb::Batch {
+        if self.core.capacity == 0 {
+            return climb::Batch::default();
+        }
+        let report = self.core.climb(share);
+        let found = self.find(hash, &NewKey(typed)).map(|(at, _)| at);
+        self.ops(typed, |mut ops| ops.insert(hash, found, stamp, now));
+        report
+    }
+
+    /// Removes every expired entry and returns how many left; `typed` is this shard's typed
+    /// side.
+    pub(crate) fn purge_expired(&mut self, typed: &mut dyn Entries, now: u64) -> usize {
+        self.ops(typed, |mut ops| ops.purge_expired(now))
     }
 }
 
@@ -845,7 +1062,7 @@ impl Ops<'_> {
     fn insert(&mut self, hash: u64, found: Option<u32>, stamp: Stamp, now: u64) {
         self.core.expiring |= stamp.expires != 0;
         let weight = if self.core.weighed {
-            self.entries.weigh_new()
+            self.entries.weigh(None)
         } else {
             None
         };
@@ -881,7 +1098,7 @@ impl Ops<'_> {
     /// afresh, as on removal: the slot keeps no weight of its own); if so, its weight is swapped
     /// in.
     fn replaces(&mut self, at: u32, weight: Option<u64>) -> bool {
-        let old = weight.and_then(|_| self.entries.weigh(at));
+        let old = weight.and_then(|_| self.entries.weigh(Some(at)));
         let Some((new, old)) = weight.zip(old) else {
             return true;
         };
@@ -896,7 +1113,7 @@ impl Ops<'_> {
     /// [`Entries::take`]).
     fn take_entry(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
         if self.core.weighed
-            && let Some(weight) = self.entries.weigh(at)
+            && let Some(weight) = self.entries.weigh(Some(at))
         {
             self.core.weight.sub(weight);
         }
@@ -941,7 +1158,7 @@ impl Ops<'_> {
     /// ring.
     fn placed(&mut self, hash: u64, at: u32, uses: u8, stamp: Stamp) {
         self.core.expiry.push(at, self.core.gone_at(stamp));
-        let entries = &*self.entries;
+        let entries = &self.entries;
         self.index.insert(hash, at, &|at| entries.hash(at));
         if self.core.ordered {
             self.enqueue(at, uses);
@@ -1022,7 +1239,7 @@ impl Ops<'_> {
 
     /// Drops every vacated number from the rings and frees it for new entries.
     fn release_vacated(&mut self) {
-        let entries = &mut *self.entries;
+        let entries = &mut self.entries;
         let core = &mut *self.core;
         for ring in [&mut core.main, &mut core.small] {
             ring.retain(|&at| {
@@ -1123,7 +1340,7 @@ impl Ops<'_> {
         if self.core.expiry.len() > 2 * self.len() + 64 {
             // Items of removed or restamped entries: keep those that stand for an entry's
             // current expiry.
-            let entries = &*self.entries;
+            let entries = &self.entries;
             self.core.expiry.retain(&mut |at, due| {
                 entries
                     .meta(at)
@@ -1190,7 +1407,7 @@ impl Ops<'_> {
     /// Removes every expired entry and returns how many left.
     fn purge_expired(&mut self, now: u64) -> usize {
         let grace = self.core.grace;
-        let entries = &*self.entries;
+        let entries = &self.entries;
         let mut expired = Vec::new();
         self.index.retain(&mut |at| {
             let gone = entries
@@ -1299,16 +1516,13 @@ mod tests {
     #[test]
     fn the_early_refresh_offset_is_exact() {
         let due = |expires, refresh_at, now| {
-            Slot::new(
-                0_u64,
-                0_u64,
+            Meta::new(
                 Stamp {
                     expires,
                     refresh_at,
                 },
                 0,
             )
-            .meta
             .refresh_due(&|deadline| now < deadline)
         };
         assert!(!due(0, 0, u64::MAX), "never expires");

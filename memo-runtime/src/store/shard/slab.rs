@@ -205,8 +205,7 @@ impl RawSlab {
         self.places.is_live(at).then(|| unsafe { self.place(at) })
     }
 
-    /// A place for a new value, marked as holding one: the caller writes it before anything
-    /// reads it.
+    /// A place for a new value, not yet marked as holding one.
     ///
     /// # Panics
     ///
@@ -219,8 +218,33 @@ impl RawSlab {
             }
             self.filled += 1;
         }
+        at
+    }
+
+    /// Stores the value `write` writes at the place it is handed, and returns its number. The
+    /// place counts as holding a value once `write` returns: one that panics leaves none (and
+    /// loses the place).
+    ///
+    /// # Panics
+    ///
+    /// If more than `u32::MAX` values are held (a shard of 4 billion entries).
+    pub(super) fn insert_with(&mut self, write: impl FnOnce(NonNull<u8>)) -> u32 {
+        let at = self.claim();
+        // SAFETY: a place just claimed is below `filled`, and holds nothing.
+        write(unsafe { self.place(at) });
         self.places.mark(at);
         at
+    }
+
+    /// Takes the value at `at` out of the slab's keeping, keeping its number from the next
+    /// values stored until [`release`](Self::release): its place, to read the value out of (once)
+    /// before the slab changes again; `None` if nothing is held there.
+    pub(super) fn vacate(&mut self, at: u32) -> Option<NonNull<u8>> {
+        if !self.places.unmark(at) {
+            return None;
+        }
+        // SAFETY: the live bit was set, so the place is below `filled`.
+        Some(unsafe { self.place(at) })
     }
 
     /// Makes room for `additional` more places, moving the values (bitwise, as Rust moves).
@@ -318,16 +342,6 @@ impl<T> Slab<T> {
         }
     }
 
-    /// The slab without its type, for the shard's machinery.
-    pub(super) const fn raw(&self) -> &RawSlab {
-        &self.raw
-    }
-
-    /// The same, to write.
-    pub(super) const fn raw_mut(&mut self) -> &mut RawSlab {
-        &mut self.raw
-    }
-
     pub(super) const fn len(&self) -> usize {
         self.raw.places.len
     }
@@ -337,15 +351,16 @@ impl<T> Slab<T> {
     /// # Panics
     ///
     /// If more than `u32::MAX` values are held (a shard of 4 billion entries).
+    #[cfg(test)]
     pub(super) fn insert(&mut self, value: T) -> u32 {
-        let at = self.raw.claim();
-        // SAFETY: a place just claimed, with room for a `T`; it held nothing.
-        unsafe { self.raw.place(at).cast::<T>().write(value) };
-        at
+        // SAFETY: a place for a new value, with room for a `T`; it holds nothing.
+        self.raw
+            .insert_with(|place| unsafe { place.cast::<T>().write(value) })
     }
 
     /// The value numbered `at`, if it is still held.
     #[inline]
+    #[cfg(test)]
     pub(super) fn get(&self, at: u32) -> Option<&T> {
         if !self.raw.places.is_live(at) {
             return None;
@@ -367,6 +382,7 @@ impl<T> Slab<T> {
     }
 
     /// The value numbered `at`, if it is still held.
+    #[cfg(test)]
     pub(super) fn get_mut(&mut self, at: u32) -> Option<&mut T> {
         let place = self.raw.get(at)?;
         // SAFETY: as in `get`; `&mut self` makes it the only reference.
@@ -374,6 +390,7 @@ impl<T> Slab<T> {
     }
 
     /// Takes the value numbered `at` out; its number may be given to the next value stored.
+    #[cfg(test)]
     pub(super) fn remove(&mut self, at: u32) -> Option<T> {
         let value = self.vacate(at)?;
         self.raw.release(at);
@@ -389,12 +406,10 @@ impl<T> Slab<T> {
     /// Takes the value numbered `at` out, keeping its number from the next values stored until
     /// [`RawSlab::release`]: for a number an eviction ring still names.
     pub(super) fn vacate(&mut self, at: u32) -> Option<T> {
-        if !self.raw.places.unmark(at) {
-            return None;
-        }
-        // SAFETY: the live bit was set, so the place held a value; clearing the bit gave up our
-        // claim to it, so it is read out exactly once.
-        Some(unsafe { self.raw.place(at).cast::<T>().read() })
+        let place = self.raw.vacate(at)?;
+        // SAFETY: the place held a value; vacating it gave up the slab's claim to it, so it is
+        // read out exactly once.
+        Some(unsafe { place.cast::<T>().read() })
     }
 
     /// The values held, in slot order.
