@@ -108,13 +108,13 @@ fn slot<T: 'static>(slot: &mut Slot) -> &mut Option<T> {
     slot
 }
 
-/// The `Option<T>` a cache's steps were given to read.
-fn slot_ref<T: 'static>(slot: &Slot) -> &Option<T> {
+/// What the `Option<T>` a cache's steps were given to read holds.
+fn slot_ref<T: 'static>(slot: &Slot) -> Option<&T> {
     let slot: &dyn Any = slot;
-    let Some(slot) = slot.downcast_ref() else {
+    let Some(slot) = slot.downcast_ref::<Option<T>>() else {
         not_its_types()
     };
-    slot
+    slot.as_ref()
 }
 
 /// A cache's steps were lent a key or a value of other types than its own: a bug of the loop.
