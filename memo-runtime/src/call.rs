@@ -151,6 +151,17 @@ impl<const FOUND: bool> Future for Answered<FOUND> {
     }
 }
 
+/// A [`Store::LOCAL`] store's claim, which claims nothing: as [`Answered`].
+struct Unclaimed;
+
+impl Future for Unclaimed {
+    type Output = Claimed;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Claimed> {
+        Poll::Ready(Claimed::Compute(Lease::none()))
+    }
+}
+
 /// A [`Store::LOCAL`] store's write, already made: as [`Answered`].
 struct Stored;
 
@@ -206,11 +217,12 @@ where
     }
 
     fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed> {
-        let (key, out) = (item::<K>(key), slot::<V>(out));
         if S::LOCAL {
-            let claim = at_once(self.store().claim_async(hash, key));
-            return Box::pin(std::future::ready(self.claimed(claim, out)));
+            // Nothing to claim, nothing another process stored: compute.
+            self.head().counters.record(Event::Miss);
+            return Box::pin(Unclaimed);
         }
+        let (key, out) = (item::<K>(key), slot::<V>(out));
         Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
     }
 

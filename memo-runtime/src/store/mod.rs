@@ -314,9 +314,10 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
 
     #[doc(hidden)]
     /// Whether the store is this process's alone and answers at once: the futures of its
-    /// [`get_async`](Self::get_async), [`claim_async`](Self::claim_async) (which claims
-    /// nothing) and [`insert_claimed_async`](Self::insert_claimed_async) are ready when first
-    /// polled. The cache then takes those steps without futures of its own.
+    /// [`get_async`](Self::get_async) and [`insert_claimed_async`](Self::insert_claimed_async)
+    /// are ready when first polled, and it has nothing to claim (a miss does not call its
+    /// [`claim_async`](Self::claim_async)). The cache then takes those steps without futures of
+    /// its own.
     const LOCAL: bool = false;
 
     #[doc(hidden)]
