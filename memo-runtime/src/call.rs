@@ -227,6 +227,7 @@ where
     }
 
     fn found<'a>(&self, out: &'a Slot) -> Option<&'a Value> {
+        // A match rather than `map`, which would compile a closure per value type.
         match slot_ref::<V>(out) {
             Some(value) => Some(value),
             None => None,
