@@ -111,10 +111,11 @@ fn slot<T: 'static>(slot: &mut Slot) -> &mut Option<T> {
 /// What the `Option<T>` a cache's steps were given to read holds.
 fn slot_ref<T: 'static>(slot: &Slot) -> Option<&T> {
     let slot: &dyn Any = slot;
-    let Some(slot) = slot.downcast_ref::<Option<T>>() else {
-        not_its_types()
-    };
-    slot.as_ref()
+    match slot.downcast_ref::<Option<T>>() {
+        Some(Some(held)) => Some(held),
+        Some(None) => None,
+        None => not_its_types(),
+    }
 }
 
 /// A cache's steps were lent a key or a value of other types than its own: a bug of the loop.

@@ -59,8 +59,12 @@ pub fn cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.first()
-        .unwrap_or_else(|| resolve_cache(cell, id, scope, config))
+    // Matches rather than closures here and below: a debug build compiles each closure (and
+    // the std method taking it) again for every key and value type.
+    match cell.first() {
+        Some(cache) => cache,
+        None => resolve_cache(cell, id, scope, config),
+    }
 }
 
 /// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
@@ -73,15 +77,17 @@ fn resolve_cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    cell.resolve_boxed_at(
+    let cache = cell.resolve_boxed_at(
         id,
         scope,
         TypeId::of::<Cache<K, V>>(),
         new_cache::<K, V>,
         config,
-    )
-    .downcast_ref()
-    .unwrap_or_else(|| unreachable!("registered under its own type id"))
+    );
+    let Some(cache) = cache.downcast_ref() else {
+        unreachable!("registered under its own type id")
+    };
+    cache
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -761,7 +767,10 @@ where
     V: CacheValue,
     S: Store<L::Key, V> + 'static,
 {
-    let hash = hashed.unwrap_or_else(|| cache.store().hash_of(key));
+    let hash = match hashed {
+        Some(hash) => hash,
+        None => cache.store().hash_of(key),
+    };
     #[cfg(feature = "switch")]
     if crate::switch::is_disabled() {
         return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
@@ -1046,8 +1055,11 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         reason = "once per call that computes, where the body's cost dwarfs a copy"
     )]
     fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
-        let lead = self.lead_or(keep, Handover::<core::convert::Infallible>::none());
-        lead.map(|found| found.unwrap_or_else(|never| match never {}))
+        match self.lead_or(keep, Handover::<core::convert::Infallible>::none()) {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(never)) => match never {},
+            Err(lead) => Err(lead),
+        }
     }
 
     /// [`lead`](Self::lead), where a waiter whose leader failed takes its error by `handover`

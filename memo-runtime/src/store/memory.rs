@@ -333,12 +333,19 @@ impl<K, V> MemoryStore<K, V> {
     }
 
     /// How the code compiled once releases this store's shards: telling its listener.
+    #[allow(
+        clippy::manual_map,
+        reason = "a closure would be compiled again for every key and value type"
+    )]
     fn told(&self) -> Option<Told<'_>> {
-        self.tell.map(|tell| Told {
-            store: NonNull::from(self).cast(),
-            tell,
-            _store: PhantomData,
-        })
+        match self.tell {
+            Some(tell) => Some(Told {
+                store: NonNull::from(self).cast(),
+                tell,
+                _store: PhantomData,
+            }),
+            None => None,
+        }
     }
 
     /// Releases a shard after a write, then tells the listener what left it meanwhile.
