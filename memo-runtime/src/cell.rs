@@ -228,7 +228,7 @@ impl CacheCell {
                 .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
             Box::new(init(identity))
         };
-        let erased = self.resolve_boxed(id, scope, site, TypeId::of::<C>(), &mut make);
+        let erased = self.resolve_listed(id, scope, site, TypeId::of::<C>(), &mut make);
         erased
             .downcast_ref::<C>()
             .unwrap_or_else(|| unreachable!("registered under its own type id"))
@@ -248,14 +248,15 @@ impl CacheCell {
         with: A,
     ) -> Erased {
         let (scope, site) = at();
-        self.resolve_boxed(id, scope, Some(site), type_id, &mut |identity| {
+        self.resolve_listed(id, scope, Some(site), type_id, &mut |identity| {
             make(identity, with)
         })
     }
 
     /// [`resolve`](Self::resolve) without its types: in a test's own registry (feature
-    /// `test-util`), else [`resolve_listed`](Self::resolve_listed).
-    fn resolve_boxed(
+    /// `test-util`), else this cell's list first, else [`resolve_erased`](Self::resolve_erased).
+    /// Compiled once rather than once per memoized function.
+    fn resolve_listed(
         &self,
         id: &'static str,
         scope: &'static str,
@@ -268,20 +269,6 @@ impl CacheCell {
             let key = (id, instance(id, scope), type_id);
             return crate::testing::isolated_cache(key, &mut || make(identity(id, scope)));
         }
-        self.resolve_listed(id, scope, site, type_id, make)
-    }
-
-    /// [`resolve`](Self::resolve) without its types: this cell's list first, else
-    /// [`resolve_erased`](Self::resolve_erased). Compiled once rather than once per memoized
-    /// function.
-    fn resolve_listed(
-        &self,
-        id: &'static str,
-        scope: &'static str,
-        site: Option<TypeId>,
-        type_id: TypeId,
-        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
-    ) -> Erased {
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.
