@@ -234,3 +234,36 @@ fn impl_trait_arguments_can_stay_out_of_the_key() {
     );
     assert_eq!(describe_cache().len(), 1);
 }
+
+#[cached(maxsize = 100_000)]
+fn doubled(n: u64) -> u64 {
+    n * 2
+}
+
+/// A miss on the memory store allocates the flight's copy of the key and the flight, and
+/// nothing for its look at the store, its claim and its write (unit futures); with the
+/// `metrics` feature, the load's record adds one. The keys missed were held and invalidated, so
+/// the store and the flight table have room for them; what growth is left (the eviction rings)
+/// stays under one allocation per ten misses.
+#[test]
+fn a_miss_in_memory_allocates_only_its_flight() {
+    const MISSES: u64 = 1_000;
+    for n in 0..5_000 {
+        doubled(n);
+    }
+    for n in 0..MISSES {
+        assert!(doubled_cache().invalidate(&n));
+    }
+    let allocations = allocations_during(|| {
+        for n in 0..MISSES {
+            std::hint::black_box(doubled(n));
+        }
+    });
+    assert_eq!(doubled_cache().stats().misses, 5_000 + MISSES);
+    let per_miss = if cfg!(feature = "metrics") { 3 } else { 2 };
+    let expected = MISSES * per_miss;
+    assert!(
+        (expected..expected + MISSES / 10).contains(&allocations),
+        "{allocations} allocations for {MISSES} misses, {per_miss} each expected"
+    );
+}
