@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::block;
-use crate::call::{self, Boxed, Claimed, LeaderClaim};
+use crate::call::{self, Boxed, Claimed, Item, LeaderClaim, Slot, Value};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
@@ -807,7 +807,13 @@ where
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
         let mut found = None;
-        let Some(claim) = block::wait(call::lead(self, hash, &key, &mut found, true)) else {
+        let Some(claim) = block::wait(call::lead(
+            self,
+            hash,
+            Item::of(&key),
+            Slot::of(&mut found),
+            true,
+        )) else {
             return Ok(Self::found(found));
         };
         let started = Instant::now();
@@ -816,7 +822,13 @@ where
                 let cost = started.elapsed();
                 let mut key = Some(key);
                 block::wait(call::finish(
-                    self, hash, &mut key, claim, &value, true, cost,
+                    self,
+                    hash,
+                    Slot::of(&mut key),
+                    claim,
+                    Value::of(&value),
+                    true,
+                    cost,
                 ));
                 Ok(value)
             }
@@ -884,13 +896,24 @@ where
     ) -> Result<V, E> {
         let lookup = &key;
         let hash = self.store.hash_of(&lookup);
-        let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(hash, &lookup));
-        if let Some(value) = hit.await {
+        // A store in this process answers at once: its typed hit path, not the miss's look.
+        let hit = if S::LOCAL {
+            self.store.get_hashed(hash, &lookup)
+        } else {
+            let hit: Boxed<'_, Option<V>> = Box::pin(self.store.get_async(hash, &lookup));
+            hit.await
+        };
+        if let Some(value) = hit {
             return Ok(value);
         }
         let mut found = None;
-        let lead: Boxed<'_, Option<LeaderClaim<'_>>> =
-            Box::pin(call::lead(self, hash, &key, &mut found, false));
+        let lead: Boxed<'_, Option<LeaderClaim<'_>>> = Box::pin(call::lead(
+            self,
+            hash,
+            Item::of(&key),
+            Slot::of(&mut found),
+            false,
+        ));
         let Some(claim) = lead.await else {
             return Ok(Self::found(found));
         };
@@ -900,7 +923,13 @@ where
                 let cost = started.elapsed();
                 let mut key = Some(key);
                 let finish: Boxed<'_, ()> = Box::pin(call::finish(
-                    self, hash, &mut key, claim, &value, true, cost,
+                    self,
+                    hash,
+                    Slot::of(&mut key),
+                    claim,
+                    Value::of(&value),
+                    true,
+                    cost,
                 ));
                 finish.await;
                 Ok(value)
@@ -934,7 +963,13 @@ where
         keep: fn(&V) -> bool,
     ) -> V {
         let mut found = None;
-        let Some(claim) = block::wait(call::lead(self, hash, &key, &mut found, true)) else {
+        let Some(claim) = block::wait(call::lead(
+            self,
+            hash,
+            Item::of(&key),
+            Slot::of(&mut found),
+            true,
+        )) else {
             return Self::found(found);
         };
         let started = Instant::now();
@@ -943,7 +978,13 @@ where
         let mut key = Some(key);
         let kept = keep(&value);
         block::wait(call::finish(
-            self, hash, &mut key, claim, &value, kept, cost,
+            self,
+            hash,
+            Slot::of(&mut key),
+            claim,
+            Value::of(&value),
+            kept,
+            cost,
         ));
         value
     }
@@ -1158,12 +1199,12 @@ where
     /// The end of a forced refresh of the cache object's own (`get_or_compute`,
     /// `get_or_insert_with`): stores `value`, and returns it.
     fn forced_refresh(&self, hash: u64, key: K, value: V, started: Instant) -> V {
-        let (mut key, lent): (Option<K>, &call::Value) = (Some(key), &value);
+        let mut key = Some(key);
         block::wait(call::refreshed(
             self,
             hash,
-            &mut key,
-            Some(lent),
+            Slot::of(&mut key),
+            Some(Value::of(&value)),
             true,
             started,
         ));

@@ -8,14 +8,16 @@
 //! process, and runs the body in its own frame between [`begin`] and [`finish`], so that no
 //! function here is generic over a body.
 //!
-//! Nor over the key and value types: the loop holds them as `dyn Any` ([`Item`], [`Slot`],
-//! [`Value`]) and reaches the typed code (compare, clone, the store's steps) through [`Steps`],
-//! one object per cache. So the loop and its state machines are compiled once, not once per
-//! memoized function's key and value types (issue 18).
+//! Nor over the key and value types: the loop holds them lent without their types ([`Item`],
+//! [`Slot`], [`Value`]) and reaches the typed code (compare, clone, the store's steps) through
+//! [`Steps`], one object per cache. So the loop and its state machines are compiled once, not
+//! once per memoized function's key and value types (issue 18).
 
-use std::any::Any;
+use std::any::TypeId;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -27,15 +29,113 @@ use crate::store::{Lease, Store};
 /// A boxed future that borrows for `'a`: how a [`Steps`] object returns its awaited steps.
 pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A key lent to the loop: a `K` whose type only the cache's [`Steps`] know.
-pub(crate) type Item = dyn Any + Sync;
+/// A key (or value) lent to the loop: a `&T` whose type only the cache's [`Steps`] know, which
+/// they check by its `TypeId` as they take it back. Not `&dyn Any`, whose vtable compiles a
+/// `type_id` function for every type lent (issue 18).
+#[derive(Clone, Copy)]
+pub(crate) struct Item<'a> {
+    ptr: NonNull<()>,
+    type_id: TypeId,
+    _lent: PhantomData<&'a ()>,
+}
 
-/// A value lent to the loop: a `V` that the flight hands to waiters by itself.
-pub(crate) type Value = dyn Handed;
+// SAFETY: an `Item` is a `&T` of a `T: Sync` (`Item::of`), which is `Send` and `Sync`.
+unsafe impl Send for Item<'_> {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Item<'_> {}
+
+impl Item<'_> {
+    /// `item`, lent.
+    pub(crate) fn of<T: Sync + 'static>(item: &T) -> Item<'_> {
+        Item {
+            ptr: NonNull::from(item).cast(),
+            type_id: TypeId::of::<T>(),
+            _lent: PhantomData,
+        }
+    }
+}
+
+impl<'a> Item<'a> {
+    /// The `T` lent.
+    fn get<T: 'static>(self) -> &'a T {
+        if self.type_id != TypeId::of::<T>() {
+            not_its_types()
+        }
+        // SAFETY: made by `of::<T>` (the type id says so) from a `&'a T`.
+        unsafe { self.ptr.cast::<T>().as_ref() }
+    }
+}
 
 /// Where the loop puts a value (or takes an owned key from): the caller's `Option<V>` (or
-/// `Option<K>`).
-pub(crate) type Slot = dyn Any + Send;
+/// `Option<K>`), lent as an [`Item`] is.
+pub(crate) struct Slot<'a> {
+    ptr: NonNull<()>,
+    /// Of the `T` in the `Option<T>`.
+    type_id: TypeId,
+    _lent: PhantomData<&'a mut ()>,
+}
+
+// SAFETY: a `Slot` is a `&mut Option<T>` of a `T: Send` (`Slot::of`), which is `Send`.
+unsafe impl Send for Slot<'_> {}
+
+impl Slot<'_> {
+    /// `slot`, lent.
+    pub(crate) fn of<T: Send + 'static>(slot: &mut Option<T>) -> Slot<'_> {
+        Slot {
+            ptr: NonNull::from(slot).cast(),
+            type_id: TypeId::of::<T>(),
+            _lent: PhantomData,
+        }
+    }
+
+    /// The `Option<T>` lent, to fill or take from.
+    pub(crate) fn get<T: 'static>(&mut self) -> &mut Option<T> {
+        if self.type_id != TypeId::of::<T>() {
+            not_its_types()
+        }
+        // SAFETY: made by `of::<T>` (the type id says so) from a `&'a mut Option<T>`, which
+        // this `&mut self` borrows.
+        unsafe { self.ptr.cast::<Option<T>>().as_mut() }
+    }
+
+    /// The same slot, lent again for a shorter while.
+    pub(crate) fn reborrow(&mut self) -> Slot<'_> {
+        Slot {
+            ptr: self.ptr,
+            type_id: self.type_id,
+            _lent: PhantomData,
+        }
+    }
+
+    /// What the `Option<T>` lent holds.
+    fn held<T: 'static>(&self) -> Option<&T> {
+        if self.type_id != TypeId::of::<T>() {
+            not_its_types()
+        }
+        // SAFETY: as in `get`, read only.
+        match unsafe { self.ptr.cast::<Option<T>>().as_ref() } {
+            Some(held) => Some(held),
+            None => None,
+        }
+    }
+}
+
+/// A value lent to the loop: the `V`, and the same `V` as the flight hands it to waiters.
+#[derive(Clone, Copy)]
+pub(crate) struct Value<'a> {
+    item: Item<'a>,
+    pub(crate) handed: &'a dyn Handed,
+}
+
+impl Value<'_> {
+    /// `value`, lent.
+    pub(crate) fn of<T: Clone + Send + Sync + 'static>(value: &T) -> Value<'_> {
+        Value {
+            item: Item::of(value),
+            handed: value,
+        }
+    }
+}
 
 /// A leader's claim: its flight (none when a sync caller re-entered its key) and the store's
 /// lease.
@@ -65,57 +165,30 @@ pub(crate) trait Steps: Sync {
 
     /// Leads the computation of `key` (of hash `hash`), or joins the one running. `by_thread`:
     /// a sync caller, which may re-enter its own key.
-    fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_>;
+    fn join(&self, hash: u64, key: Item<'_>, by_thread: bool) -> RawJoin<'_>;
 
     /// A look at the store (counted as a hit when found): `true` with the value put in `out`.
-    fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool>;
+    fn look<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, bool>;
 
     /// The new leader's claim of the key in the store; a value found is put in `out`.
-    fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed>;
+    fn claim<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, Claimed>;
 
     /// The value [`claim`](Self::claim) put in `out`, lent.
-    fn found<'a>(&self, out: &'a Slot) -> Option<&'a Value>;
+    fn found<'a>(&self, out: &'a Slot<'_>) -> Option<Value<'a>>;
 
     /// Stores `value` under the key taken from `key` (an awaited write, ready at once but for a
     /// store outside the process), then ends the store's claim `lease`.
     fn store<'a>(
         &'a self,
         hash: u64,
-        key: &mut Slot,
-        value: &Value,
+        key: &mut Slot<'_>,
+        value: Value<'_>,
         cost: Duration,
         lease: Lease,
     ) -> Boxed<'a, ()>;
 
     /// A refresh of the key in `key` failed: the store lets a later read refresh it again.
-    fn release_refresh(&self, key: &Slot);
-}
-
-/// The `T` a cache's steps were lent.
-fn item<T: 'static>(item: &dyn Any) -> &T {
-    let Some(item) = item.downcast_ref() else {
-        not_its_types()
-    };
-    item
-}
-
-/// The `Option<T>` a cache's steps were given to fill or take from.
-fn slot<T: 'static>(slot: &mut Slot) -> &mut Option<T> {
-    let slot: &mut dyn Any = slot;
-    let Some(slot) = slot.downcast_mut() else {
-        not_its_types()
-    };
-    slot
-}
-
-/// What the `Option<T>` a cache's steps were given to read holds.
-fn slot_ref<T: 'static>(slot: &Slot) -> Option<&T> {
-    let slot: &dyn Any = slot;
-    match slot.downcast_ref::<Option<T>>() {
-        Some(Some(held)) => Some(held),
-        Some(None) => None,
-        None => not_its_types(),
-    }
+    fn release_refresh(&self, key: &Slot<'_>);
 }
 
 /// A cache's steps were lent a key or a value of other types than its own: a bug of the loop.
@@ -175,8 +248,8 @@ impl Future for Stored {
 }
 
 /// The owned key a cache's steps were given.
-fn take<T: 'static>(key: &mut Slot) -> T {
-    let Some(key) = slot(key).take() else {
+fn take<T: 'static>(key: &mut Slot<'_>) -> T {
+    let Some(key) = key.get().take() else {
         not_its_types()
     };
     key
@@ -196,13 +269,13 @@ where
         self.store().claim_reads()
     }
 
-    fn join(&self, hash: u64, key: &Item, by_thread: bool) -> RawJoin<'_> {
+    fn join(&self, hash: u64, key: Item<'_>, by_thread: bool) -> RawJoin<'_> {
         self.flights()
-            .join_raw(hash, item::<K>(key).clone(), by_thread)
+            .join_raw(hash, key.get::<K>().clone(), by_thread)
     }
 
-    fn look<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, bool> {
-        let (key, out) = (item::<K>(key), slot::<V>(out));
+    fn look<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, bool> {
+        let (key, out) = (key.get::<K>(), out.get::<V>());
         if S::LOCAL {
             *out = at_once(self.store().get_async(hash, &key));
             return if out.is_some() {
@@ -217,20 +290,23 @@ where
         })
     }
 
-    fn claim<'k>(&'k self, hash: u64, key: &'k Item, out: &'k mut Slot) -> Boxed<'k, Claimed> {
+    fn claim<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, Claimed> {
         if S::LOCAL {
             // Nothing to claim, nothing another process stored: compute.
             self.head().counters.record(Event::Miss);
             return Box::pin(Unclaimed);
         }
-        let (key, out) = (item::<K>(key), slot::<V>(out));
+        let (key, out) = (key.get::<K>(), out.get::<V>());
         Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
     }
 
-    fn found<'a>(&self, out: &'a Slot) -> Option<&'a Value> {
-        // A match rather than `map`, which would compile a closure per value type.
-        match slot_ref::<V>(out) {
-            Some(value) => Some(value),
+    #[allow(
+        clippy::manual_map,
+        reason = "`map` would compile a closure per value type"
+    )]
+    fn found<'a>(&self, out: &'a Slot<'_>) -> Option<Value<'a>> {
+        match out.held::<V>() {
+            Some(value) => Some(Value::of(value)),
             None => None,
         }
     }
@@ -238,12 +314,12 @@ where
     fn store<'a>(
         &'a self,
         hash: u64,
-        key: &mut Slot,
-        value: &Value,
+        key: &mut Slot<'_>,
+        value: Value<'_>,
         cost: Duration,
         lease: Lease,
     ) -> Boxed<'a, ()> {
-        let (key, value) = (take::<K>(key), item::<V>(value).clone());
+        let (key, value) = (take::<K>(key), value.item.get::<V>().clone());
         let stored = self
             .store()
             .insert_claimed_async(hash, key, value, cost, lease);
@@ -254,8 +330,8 @@ where
         Box::pin(stored)
     }
 
-    fn release_refresh(&self, key: &Slot) {
-        let Some(key) = slot_ref::<K>(key) else {
+    fn release_refresh(&self, key: &Slot<'_>) {
+        let Some(key) = key.held::<K>() else {
             not_its_types()
         };
         self.store().release_refresh(&key);
@@ -266,35 +342,23 @@ where
 /// at the entry point) lends them to the loop: made where the bounds are known.
 pub(crate) struct Lend<K, V> {
     /// The key, lent.
-    pub(crate) key: fn(&K) -> &Item,
+    pub(crate) key: fn(&K) -> Item<'_>,
     /// The caller's owned key, to take.
-    pub(crate) key_slot: fn(&mut Option<K>) -> &mut Slot,
+    pub(crate) key_slot: fn(&mut Option<K>) -> Slot<'_>,
     /// The value, lent.
-    pub(crate) value: fn(&V) -> &Value,
+    pub(crate) value: fn(&V) -> Value<'_>,
     /// The caller's slot for a value found.
-    pub(crate) value_slot: fn(&mut Option<V>) -> &mut Slot,
+    pub(crate) value_slot: fn(&mut Option<V>) -> Slot<'_>,
 }
 
 impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
     /// The one for `K` and `V`.
     pub(crate) const NEW: &'static Self = &Self {
-        key: lend,
-        key_slot: lend_slot,
-        value: lend_value,
-        value_slot: lend_slot,
+        key: Item::of,
+        key_slot: Slot::of,
+        value: Value::of,
+        value_slot: Slot::of,
     };
-}
-
-fn lend<T: Sync + 'static>(item: &T) -> &Item {
-    item
-}
-
-fn lend_value<T: Clone + Send + Sync + 'static>(value: &T) -> &Value {
-    value
-}
-
-fn lend_slot<T: Send + 'static>(slot: &mut Option<T>) -> &mut Slot {
-    slot
 }
 
 /// Where a call stands once [`begin`] answered.
@@ -315,8 +379,8 @@ pub(crate) enum Begun<'a> {
 pub(crate) async fn begin<'a>(
     steps: &'a dyn Steps,
     hash: u64,
-    key: &Item,
-    out: &mut Slot,
+    key: Item<'_>,
+    mut out: Slot<'_>,
     by_thread: bool,
     takes_errors: bool,
 ) -> Begun<'a> {
@@ -326,16 +390,16 @@ pub(crate) async fn begin<'a>(
                 // A value may have landed between the caller's miss and its taking the lead (a
                 // store whose claim reads the value looks there, in the same round trip). The
                 // claim makes callers in other processes sharing the store wait too.
-                let looked = !steps.claim_reads() && steps.look(hash, key, out).await;
+                let looked = !steps.claim_reads() && steps.look(hash, key, &mut out).await;
                 let claimed = if looked {
                     Claimed::Found
                 } else {
-                    steps.claim(hash, key, out).await
+                    steps.claim(hash, key, &mut out).await
                 };
                 return match claimed {
                     Claimed::Found => {
-                        if let Some(value) = steps.found(out) {
-                            leader.finish(value);
+                        if let Some(value) = steps.found(&out) {
+                            leader.finish(value.handed);
                         }
                         Begun::Value("hit")
                     }
@@ -347,7 +411,7 @@ pub(crate) async fn begin<'a>(
                 return Begun::Lead((None, Lease::none()));
             }
             RawJoin::Wait(flight) => {
-                if std::future::poll_fn(|cx| flight.poll_value(cx, out)).await {
+                if std::future::poll_fn(|cx| flight.poll_value(cx, &mut out)).await {
                     steps.head().counters.record(Event::Coalesced);
                     return Begun::Value("coalesced");
                 }
@@ -357,7 +421,7 @@ pub(crate) async fn begin<'a>(
                 }
                 // The leader gave up: look at the store again, unless its claim reads it (the
                 // waiter then begins again at once).
-                if !steps.claim_reads() && steps.look(hash, key, out).await {
+                if !steps.claim_reads() && steps.look(hash, key, &mut out).await {
                     return Begun::Value("coalesced");
                 }
             }
@@ -370,12 +434,12 @@ pub(crate) async fn begin<'a>(
 pub(crate) async fn lead<'a>(
     steps: &'a dyn Steps,
     hash: u64,
-    key: &Item,
-    out: &mut Slot,
+    key: Item<'_>,
+    mut out: Slot<'_>,
     by_thread: bool,
 ) -> Option<LeaderClaim<'a>> {
     loop {
-        match begin(steps, hash, key, out, by_thread, false).await {
+        match begin(steps, hash, key, out.reborrow(), by_thread, false).await {
             Begun::Value(_) => return None,
             Begun::Lead(claim) => return Some(claim),
             // Not asked for (`false`): this caller takes no error.
@@ -391,23 +455,25 @@ pub(crate) async fn lead<'a>(
 pub(crate) async fn refreshed(
     steps: &dyn Steps,
     hash: u64,
-    key: &mut Slot,
-    value: Option<&Value>,
+    mut key: Slot<'_>,
+    value: Option<Value<'_>>,
     kept: bool,
     started: Instant,
 ) {
     let stored = value.filter(|_| kept);
-    refresh_ended(steps, key, stored.is_none());
+    refresh_ended(steps, &key, stored.is_none());
     if let Some(value) = stored {
         let cost = started.elapsed();
-        steps.store(hash, key, value, cost, Lease::none()).await;
+        steps
+            .store(hash, &mut key, value, cost, Lease::none())
+            .await;
     }
 }
 
 /// A forced refresh of the key in `key` ended: counted. When it `failed` (its computation
 /// failed, or its value is not kept) the old value stays; the failure is counted and reported,
 /// and a later read may refresh the key again.
-pub(crate) fn refresh_ended(steps: &dyn Steps, key: &Slot, failed: bool) {
+pub(crate) fn refresh_ended(steps: &dyn Steps, key: &Slot<'_>, failed: bool) {
     steps.head().refresh_ended(failed);
     if failed {
         steps.release_refresh(key);
@@ -422,9 +488,9 @@ pub(crate) fn refresh_ended(steps: &dyn Steps, key: &Slot, failed: bool) {
 pub(crate) async fn finish(
     steps: &dyn Steps,
     hash: u64,
-    key: &mut Slot,
+    mut key: Slot<'_>,
     (leader, lease): LeaderClaim<'_>,
-    value: &Value,
+    value: Value<'_>,
     kept: bool,
     cost: Duration,
 ) {
@@ -433,14 +499,14 @@ pub(crate) async fn finish(
     if kept {
         if let Some(leader) = leader {
             // Stored, then the claim ended: other processes find the value once it is gone.
-            steps.store(hash, key, value, cost, lease).await;
-            leader.finish(value);
+            steps.store(hash, &mut key, value, cost, lease).await;
+            leader.finish(value.handed);
             return;
         }
     } else {
         steps.head().counters.record(Event::LoadError);
         if let Some(leader) = leader {
-            leader.finish(value);
+            leader.finish(value.handed);
         }
     }
     drop(lease);

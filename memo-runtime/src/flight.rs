@@ -21,7 +21,7 @@
 //! memoized function with its own key and value types adds little to its crate's build; the miss
 //! loop (`call.rs`) holds the untyped [`RawLeader`] and [`RawFlight`].
 
-use std::any::Any;
+use crate::call::Slot;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -80,12 +80,12 @@ pub(crate) trait Failure: Send {
 /// A leader's value as its flight hands it over: boxed once for the waiters, then cloned into
 /// each waiter's slot. One small vtable per value type; the flight's code has no type
 /// parameters.
-pub(crate) trait Handed: Any + Send + Sync {
+pub(crate) trait Handed: Send + Sync {
     /// A copy, boxed, for the flight to keep.
     fn boxed(&self) -> Box<dyn Handed>;
 
     /// Puts a copy in `out`, an `Option` of this type.
-    fn copy_into(&self, out: &mut dyn Any);
+    fn copy_into(&self, out: &mut Slot<'_>);
 }
 
 impl<V: Clone + Send + Sync + 'static> Handed for V {
@@ -93,11 +93,8 @@ impl<V: Clone + Send + Sync + 'static> Handed for V {
         Box::new(self.clone())
     }
 
-    fn copy_into(&self, out: &mut dyn Any) {
-        let Some(out) = out.downcast_mut::<Option<V>>() else {
-            unreachable!("a waiter's slot for its flight's value type")
-        };
-        *out = Some(self.clone());
+    fn copy_into(&self, out: &mut Slot<'_>) {
+        *out.get::<V>() = Some(self.clone());
     }
 }
 
@@ -162,7 +159,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
 }
 
 #[cfg(test)]
-impl<V: Clone + 'static> Flight<V> {
+impl<V: Clone + Send + 'static> Flight<V> {
     /// Waits for the leader on this thread, parked, as a sync caller does; `None` if it gave
     /// up (panicked) or failed.
     #[cfg(test)]
@@ -178,7 +175,9 @@ impl<V: Clone + 'static> Flight<V> {
     /// (panicked, or its future was dropped) and the caller must try again.
     pub(crate) fn poll_wait(&self, cx: &Context<'_>) -> Poll<Option<V>> {
         let mut out = None;
-        self.raw.poll_value(cx, &mut out).map(|_| out)
+        self.raw
+            .poll_value(cx, &mut Slot::of(&mut out))
+            .map(|_| out)
     }
 }
 
@@ -469,7 +468,7 @@ impl RawFlight {
     /// put in `out` (an `Option` of the table's `V`), taken under the flight's lock as a
     /// `Mutex<V>` would, or `false` if it gave up (panicked, or its future was dropped) or
     /// failed.
-    pub(crate) fn poll_value(&self, cx: &Context<'_>, out: &mut dyn Any) -> Poll<bool> {
+    pub(crate) fn poll_value(&self, cx: &Context<'_>, out: &mut Slot<'_>) -> Poll<bool> {
         self.poll_wait(cx).map(|settled| match &settled.state {
             State::Done(value) => {
                 let value: &dyn Handed = &**value;

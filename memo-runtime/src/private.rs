@@ -459,8 +459,9 @@ where
 
 /// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made
 /// ([`UNHASHED`] if it made none), so that the call hashes its key once (issue 19). The store is
-/// read out of line: the quick try was the hit path, and this copy would be the function's
-/// second.
+/// read by its code compiled once ([`MemoryStore::get_cold`]): the quick try was the hit path, and
+/// a function with a quick try has no `ttl`, so only a race with an insert, a reader off the
+/// gate's fast path or an entry the cache object gave a time to live finds a value here.
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
@@ -476,7 +477,7 @@ where
 {
     let hashed = (hashed != UNHASHED).then_some(hashed);
     answer(cache, &key, hashed, |hash, key| {
-        cache.store().get_out_of_line(hash, key)
+        cache.store().get_cold(hash, key)
     })
 }
 
@@ -893,7 +894,7 @@ impl<K: 'static, V: 'static> Lead<K, V> {
             run,
             ..
         } = self;
-        run.fail(steps, (lend.key_slot)(&mut Some(key)), failure);
+        run.fail(steps, &(lend.key_slot)(&mut Some(key)), failure);
     }
 }
 
@@ -916,8 +917,8 @@ impl Run {
     fn start(
         steps: &'static dyn Steps,
         mode: Mode,
-        (hash, key): (u64, &call::Item),
-        out: &mut call::Slot,
+        (hash, key): (u64, call::Item<'_>),
+        out: call::Slot<'_>,
         takes: bool,
     ) -> Started {
         match mode {
@@ -952,8 +953,8 @@ impl Run {
         self,
         steps: &'static dyn Steps,
         hash: u64,
-        key: &mut call::Slot,
-        value: &call::Value,
+        key: call::Slot<'_>,
+        value: call::Value<'_>,
         kept: bool,
     ) {
         match self {
@@ -982,7 +983,7 @@ impl Run {
 
     /// [`Lead::fail`].
     #[inline(never)]
-    fn fail(self, steps: &'static dyn Steps, key: &mut call::Slot, failure: Handing<'_>) {
+    fn fail(self, steps: &'static dyn Steps, key: &call::Slot<'_>, failure: Handing<'_>) {
         match self {
             #[cfg(feature = "switch")]
             Self::Bypass => {}

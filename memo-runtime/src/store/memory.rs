@@ -458,6 +458,17 @@ impl<K, V> MemoryStore<K, V> {
         self.read_cold(hash, key, Look::Peek, None)
     }
 
+    /// A counted lookup of a key of hash `hash` (its [`Store::hash_of`]) off the hit path, by
+    /// the code compiled once ([`Base::read_cold`]): a memoized function's lookup after its quick
+    /// try found nothing (where only an entry given a time to live of its own is found) and a
+    /// miss's look at the store. So no typed copy of the hit path is compiled for them.
+    pub(crate) fn get_cold<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
+    where
+        V: Clone,
+    {
+        self.read_cold(hash, key, Look::Get, None)
+    }
+
     /// [`Store::insert_with_ttl`] of a key of hash `hash` (its [`Store::hash_of`]).
     pub(crate) fn insert_with_ttl_hashed(
         &self,
@@ -597,20 +608,6 @@ impl<K, V> MemoryStore<K, V> {
             *seen = found;
         }
         value
-    }
-}
-
-impl<K, V> MemoryStore<K, V>
-where
-    K: std::hash::Hash + Eq + Clone + Send + Sync,
-    V: Clone + Send + Sync,
-{
-    /// [`Store::get_hashed`] out of line: the one copy of the hit path, per key and value type,
-    /// for the paths that are not a memoized function's first try (a miss's looks at the store,
-    /// the lookup after a quick try found nothing), which inline it.
-    #[inline(never)]
-    pub(crate) fn get_out_of_line<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
-        self.get_hashed(hash, key)
     }
 }
 
@@ -1041,8 +1038,8 @@ where
         }
     }
 
-    /// Out of line ([`MemoryStore::get_out_of_line`]): the miss's look at the store, and the
-    /// cache object's async hit.
+    /// The miss's look at the store ([`MemoryStore::get_cold`]); the cache object's async hit
+    /// reads [`get_hashed`](Store::get_hashed) instead.
     fn get_async<'a, L: Lookup<Key = K> + Sync>(
         &'a self,
         hash: u64,
@@ -1051,7 +1048,7 @@ where
     where
         V: Send + 'a,
     {
-        std::future::ready(self.get_out_of_line(hash, key))
+        std::future::ready(self.get_cold(hash, key))
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
