@@ -1,6 +1,7 @@
 //! The handle of a memoized function: store + single-flight + statistics.
 
 use std::hash::Hash;
+use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -213,12 +214,27 @@ impl<K, V, S> Cache<K, V, S> {
     pub(crate) fn from_parts(store: S, config: Option<&Config>, name: &'static str) -> Self {
         #[cfg(feature = "switch")]
         crate::switch::read_environment();
+        // Left, not dropped, if what follows panics: so no code to drop a store is compiled for
+        // making a memoized function's cache, which is never dropped (see `undropped`).
+        let store = ManuallyDrop::new(store);
+        let head = Head::new(name, config);
+        let flights = Flights::default();
         Self {
-            head: Head::new(name, config),
-            store,
-            flights: Flights::default(),
+            head,
+            store: ManuallyDrop::into_inner(store),
+            flights,
             renewing: parking_lot::Mutex::new(Vec::new()),
         }
+    }
+
+    /// This cache as the miss path, the janitor and the metrics hold it (`&dyn Steps`,
+    /// `&dyn Purge`): through `ManuallyDrop`, whose vtables hold a drop that does nothing. The
+    /// cache of a memoized function is never dropped (`cell::made_once`), so no code to drop
+    /// one is compiled for its key and value types.
+    pub(crate) fn undropped(&self) -> &ManuallyDrop<Self> {
+        // SAFETY: `ManuallyDrop<T>` is `repr(transparent)` over `T`, and a shared reference to
+        // it drops nothing.
+        unsafe { &*std::ptr::from_ref(self).cast::<ManuallyDrop<Self>>() }
     }
 
     /// The store behind this cache.
@@ -808,7 +824,7 @@ where
     ) -> Result<V, E> {
         let mut found = None;
         let Some(claim) = block::wait(call::lead(
-            self,
+            self.undropped(),
             hash,
             Item::of(&key),
             Slot::of(&mut found),
@@ -822,7 +838,7 @@ where
                 let cost = started.elapsed();
                 let mut key = Some(key);
                 block::wait(call::finish(
-                    self,
+                    self.undropped(),
                     hash,
                     Slot::of(&mut key),
                     claim,
@@ -908,7 +924,7 @@ where
         }
         let mut found = None;
         let lead: Boxed<'_, Option<LeaderClaim<'_>>> = Box::pin(call::lead(
-            self,
+            self.undropped(),
             hash,
             Item::of(&key),
             Slot::of(&mut found),
@@ -923,7 +939,7 @@ where
                 let cost = started.elapsed();
                 let mut key = Some(key);
                 let finish: Boxed<'_, ()> = Box::pin(call::finish(
-                    self,
+                    self.undropped(),
                     hash,
                     Slot::of(&mut key),
                     claim,
@@ -964,7 +980,7 @@ where
     ) -> V {
         let mut found = None;
         let Some(claim) = block::wait(call::lead(
-            self,
+            self.undropped(),
             hash,
             Item::of(&key),
             Slot::of(&mut found),
@@ -978,7 +994,7 @@ where
         let mut key = Some(key);
         let kept = keep(&value);
         block::wait(call::finish(
-            self,
+            self.undropped(),
             hash,
             Slot::of(&mut key),
             claim,
@@ -1201,7 +1217,7 @@ where
     fn forced_refresh(&self, hash: u64, key: K, value: V, started: Instant) -> V {
         let mut key = Some(key);
         block::wait(call::refreshed(
-            self,
+            self.undropped(),
             hash,
             Slot::of(&mut key),
             Some(Value::of(&value)),
@@ -1220,9 +1236,14 @@ where
     pub(crate) fn watch_expiry(&'static self) {
         if !self.head.janitor.is_completed() {
             #[cfg(feature = "metrics")]
-            watch_once(&self.head.janitor, self, self.store.has_ttl(), self);
+            watch_once(
+                &self.head.janitor,
+                self.undropped(),
+                self.store.has_ttl(),
+                self.undropped(),
+            );
             #[cfg(not(feature = "metrics"))]
-            watch_once(&self.head.janitor, self, self.store.has_ttl());
+            watch_once(&self.head.janitor, self.undropped(), self.store.has_ttl());
         }
     }
 }
@@ -1245,7 +1266,7 @@ fn watch_once(
     });
 }
 
-impl<K, V, S> janitor::Purge for Cache<K, V, S>
+impl<K, V, S> janitor::Purge for ManuallyDrop<Cache<K, V, S>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -1257,7 +1278,7 @@ where
 }
 
 #[cfg(feature = "metrics")]
-impl<K, V, S> crate::metrics::Observed for Cache<K, V, S>
+impl<K, V, S> crate::metrics::Observed for ManuallyDrop<Cache<K, V, S>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,

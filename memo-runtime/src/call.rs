@@ -16,6 +16,7 @@
 use std::any::TypeId;
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
@@ -255,7 +256,9 @@ fn take<T: 'static>(key: &mut Slot<'_>) -> T {
     key
 }
 
-impl<K, V, S> Steps for Cache<K, V, S>
+/// On a cache seen through `ManuallyDrop` ([`Cache::undropped`]), so that the vtable holds a drop
+/// that does nothing.
+impl<K, V, S> Steps for ManuallyDrop<Cache<K, V, S>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -266,7 +269,7 @@ where
     }
 
     fn claim_reads(&self) -> bool {
-        self.store().claim_reads()
+        Cache::store(self).claim_reads()
     }
 
     fn join(&self, hash: u64, key: Item<'_>, by_thread: bool) -> RawJoin<'_> {
@@ -277,7 +280,7 @@ where
     fn look<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, bool> {
         let (key, out) = (key.get::<K>(), out.get::<V>());
         if S::LOCAL {
-            *out = at_once(self.store().get_async(hash, &key));
+            *out = at_once(Cache::store(self).get_async(hash, &key));
             return if out.is_some() {
                 Box::pin(Answered::<true>)
             } else {
@@ -285,7 +288,7 @@ where
             };
         }
         Box::pin(async move {
-            *out = self.store().get_async(hash, &key).await;
+            *out = Cache::store(self).get_async(hash, &key).await;
             out.is_some()
         })
     }
@@ -297,7 +300,7 @@ where
             return Box::pin(Unclaimed);
         }
         let (key, out) = (key.get::<K>(), out.get::<V>());
-        Box::pin(async move { self.claimed(self.store().claim_async(hash, key).await, out) })
+        Box::pin(async move { self.claimed(Cache::store(self).claim_async(hash, key).await, out) })
     }
 
     #[allow(
@@ -320,9 +323,7 @@ where
         lease: Lease,
     ) -> Boxed<'a, ()> {
         let (key, value) = (take::<K>(key), value.item.get::<V>().clone());
-        let stored = self
-            .store()
-            .insert_claimed_async(hash, key, value, cost, lease);
+        let stored = Cache::store(self).insert_claimed_async(hash, key, value, cost, lease);
         if S::LOCAL {
             at_once(stored);
             return Box::pin(Stored);
@@ -334,7 +335,7 @@ where
         let Some(key) = key.held::<K>() else {
             not_its_types()
         };
-        self.store().release_refresh(&key);
+        Cache::store(self).release_refresh(&key);
     }
 }
 

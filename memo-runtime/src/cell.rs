@@ -22,7 +22,8 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::thread::ThreadId;
 
 type Erased = &'static (dyn Any + Send + Sync);
 
@@ -109,11 +110,78 @@ struct Resolved {
     next: *const Resolved,
 }
 
-/// The caches by id, instance (what encloses the function, so that the body and the companion
-/// agree) and type; each with the type of the closure of the body that claimed it, if one did.
-type Registry = HashMap<(&'static str, String, TypeId), Vec<(Option<TypeId>, Erased)>>;
+/// A cache's id, instance (what encloses the function, so that the body and the companion
+/// agree) and type.
+type Key = (&'static str, String, TypeId);
+
+/// The caches by [`Key`], each with the type of the closure of the body that claimed it, if one
+/// did; and the keys whose cache a thread is making now.
+#[derive(Default)]
+struct Registry {
+    caches: HashMap<Key, Vec<(Option<TypeId>, Erased)>>,
+    making: Vec<(Key, ThreadId)>,
+}
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+/// Told when a thread is done making a cache ([`Making`]).
+static MADE: Condvar = Condvar::new();
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The cache of `key` for `owner` (see [`claim`]), made by `make` if there is none: once, by one
+/// thread, while other callers of `key` wait. A cache is never dropped, so that no code to drop
+/// one is compiled for each key and value type (`private::new_cache`): none is made to be
+/// thrown away.
+fn made_once(
+    key: &Key,
+    owner: Option<TypeId>,
+    make: impl FnOnce() -> Box<dyn Any + Send + Sync>,
+) -> Erased {
+    let me = std::thread::current().id();
+    let mut registry = registry();
+    loop {
+        if let Some(found) = claim(registry.caches.entry(key.clone()).or_default(), owner) {
+            return found;
+        }
+        match registry.making.iter().find(|(making, _)| making == key) {
+            Some(&(_, thread)) if thread == me => panic!(
+                "the cache of `{}` is needed while it is being made: its configuration calls the \
+                 function",
+                key.0
+            ),
+            Some(_) => registry = MADE.wait(registry).unwrap_or_else(PoisonError::into_inner),
+            None => break,
+        }
+    }
+    registry.making.push((key.clone(), me));
+    drop(registry);
+    // Made outside the lock: the cache's configuration may call another memoized function.
+    let making = Making(key);
+    let cache: Erased = Box::leak(make());
+    registry = self::registry();
+    registry
+        .caches
+        .entry(key.clone())
+        .or_default()
+        .push((owner, cache));
+    drop(registry);
+    drop(making);
+    cache
+}
+
+/// A cache being made for this key: once dropped (made, or its making panicked), the callers
+/// waiting for it look again.
+struct Making<'a>(&'a Key);
+
+impl Drop for Making<'_> {
+    fn drop(&mut self) {
+        registry().making.retain(|(making, _)| making != self.0);
+        MADE.notify_all();
+    }
+}
 
 impl CacheCell {
     /// An empty cell.
@@ -236,9 +304,8 @@ impl CacheCell {
 
     /// [`get_or_init_at`](Self::get_or_init_at) past its fast path (the caller tried
     /// [`first`](Self::first) itself), for a caller that boxes its cache itself, under
-    /// `type_id` (its type's), with `make(identity, with)`: the memoized functions' `cache`,
-    /// which makes the box where the miss makes its `call::Steps`, so that the cache's drop
-    /// (each vtable holds it) is compiled once per key and value type rather than twice.
+    /// `type_id` (its type's), with `make(identity, with)`: the memoized functions' caches,
+    /// boxed so that no code to drop them is compiled (`private::register`).
     pub(crate) fn resolve_boxed_at<A: Copy>(
         &self,
         id: &'static str,
@@ -301,26 +368,10 @@ impl CacheCell {
         // A body claims its cache by its closure's type; a companion (or a function with
         // `impl Trait` arguments, whose instances share one cache) takes the first.
         let owner = site.filter(|_| is_body(id, scope, path));
-        let found = claim(
-            (REGISTRY.lock().unwrap_or_else(PoisonError::into_inner))
-                .entry(key.clone())
-                .or_default(),
-            owner,
-        );
-        let erased = found.unwrap_or_else(|| {
-            // Build outside the lock: the cache's configuration may call a memoized function.
-            let fresh = make(identity(id, scope));
-            let mut registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
-            let entries = registry.entry(key).or_default();
-            claim(entries, owner).unwrap_or_else(|| {
-                let erased: Erased = Box::leak(fresh);
-                entries.push((owner, erased));
-                erased
-            })
-        });
+        let erased = made_once(&key, owner, || make(identity(id, scope)));
         {
             // The first type resolved here takes the fast path; the lock keeps its writers apart.
-            let _registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+            let _registry = registry();
             if self.first.load(Ordering::Acquire).is_null()
                 && !is_generic(path)
                 && !is_generic_fn(id)
@@ -727,5 +778,56 @@ mod tests {
             *CELL.get_or_init::<Vec<u32>>("t#race", SCOPE, |_| unreachable!()),
             [2]
         );
+    }
+
+    #[test]
+    fn callers_racing_to_make_a_cache_make_it_once() {
+        static CELL: CacheCell = CacheCell::new();
+        const SCOPE: Scope = || "memo_runtime::cell::tests::once";
+        const THREADS: usize = 8;
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(THREADS);
+        let found: Vec<usize> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let cache: &'static Vec<u8> = CELL.get_or_init("t#once", SCOPE, |_| {
+                            made.fetch_add(1, Ordering::Relaxed);
+                            // Long enough for the others to arrive while it is being made.
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            vec![1]
+                        });
+                        std::ptr::from_ref(cache).addr()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            1,
+            "none made to be thrown away"
+        );
+        assert!(found.iter().all(|&a| a == found[0]), "one cache");
+    }
+
+    #[test]
+    fn a_cache_needed_while_it_is_made_is_a_clear_panic() {
+        static CELL: CacheCell = CacheCell::new();
+        const SCOPE: Scope = || "memo_runtime::cell::tests::again";
+        let again = std::panic::catch_unwind(|| {
+            let _: &'static Vec<u8> = CELL.get_or_init("t#again", SCOPE, |_| {
+                let _: &'static Vec<u8> = CELL.get_or_init("t#again", SCOPE, |_| vec![1]);
+                vec![2]
+            });
+        });
+        let message = again.unwrap_err().downcast::<String>().unwrap();
+        assert!(
+            message.contains("needed while it is being made"),
+            "{message}"
+        );
+        let cache: &'static Vec<u8> = CELL.get_or_init("t#again", SCOPE, |_| vec![3]);
+        assert_eq!(*cache, [3], "the key is free again");
     }
 }

@@ -29,6 +29,7 @@ use crate::flight::Handing;
 pub use crate::store::MemoryStore;
 use crate::store::{Store, Weight};
 use std::any::{Any, TypeId};
+use std::mem::ManuallyDrop;
 use std::time::Instant;
 
 use crate::trace::{Computation, Running};
@@ -84,10 +85,21 @@ fn resolve_cache<K: Shared, V: Shared>(
         new_cache::<K, V>,
         config,
     );
-    let Some(cache) = cache.downcast_ref() else {
-        unreachable!("registered under its own type id")
-    };
-    cache
+    registered(cache)
+}
+
+/// A cache boxed for the cell's registry, which never drops it (`cell::made_once`): in a
+/// `ManuallyDrop`, so that the box's vtable compiles no drop for the cache's types.
+fn register<C: Any + Send + Sync>(cache: C) -> Box<dyn Any + Send + Sync> {
+    Box::new(ManuallyDrop::new(cache))
+}
+
+/// The cache [`register`] boxed.
+fn registered<C: Any>(cache: &'static (dyn Any + Send + Sync)) -> &'static C {
+    match cache.downcast_ref::<ManuallyDrop<C>>() {
+        Some(cache) => cache,
+        None => unreachable!("registered under its own type id"),
+    }
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -101,12 +113,7 @@ const fn codec_of(json: bool) -> crate::Codec {
 }
 
 /// A memoized function's cache, named after the function's identity (see `cell`), boxed for
-/// the cell's registry.
-///
-/// Boxed as `dyn Any` here, in this module, where the miss makes its `&dyn Steps`
-/// ([`Miss::new`]): each vtable holds the cache's drop, and the two made in one module share one
-/// copy of it (made in the cell's, they compiled it twice per key and value type). A plain
-/// function, not a closure, which would add its `FnOnce` shim.
+/// the cell's registry. A plain function, not a closure, which would add its `FnOnce` shim.
 #[cold]
 #[inline(never)]
 fn new_cache<K: Shared, V: Shared>(
@@ -114,7 +121,7 @@ fn new_cache<K: Shared, V: Shared>(
     config: fn() -> Config,
 ) -> Box<dyn Any + Send + Sync> {
     let config = config();
-    Box::new(Cache::<K, V>::from_parts(
+    register(Cache::<K, V>::from_parts(
         MemoryStore::new(&config),
         Some(&config),
         name,
@@ -131,18 +138,34 @@ pub fn cache_with<K: Shared, V: Shared>(
     config: fn() -> Config,
     hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
 ) -> &'static Cache<K, V> {
-    cell.get_or_init_at(id, scope, |name| new_hooked_cache(name, config, hooks))
+    match cell.first() {
+        Some(cache) => cache,
+        None => registered(cell.resolve_boxed_at(
+            id,
+            scope,
+            TypeId::of::<Cache<K, V>>(),
+            new_hooked_cache::<K, V>,
+            (config, hooks),
+        )),
+    }
 }
+
+/// How a memoized function's store is made: its configuration, and what sets its `weight`,
+/// `on_evict` and `ttl_from` on it.
+type Recipe<S> = (fn() -> Config, fn(S) -> S);
 
 #[cold]
 #[inline(never)]
-fn new_hooked_cache<K, V>(
+fn new_hooked_cache<K: Shared, V: Shared>(
     name: &'static str,
-    config: fn() -> Config,
-    hooks: fn(MemoryStore<K, V>) -> MemoryStore<K, V>,
-) -> Cache<K, V> {
+    (config, hooks): Recipe<MemoryStore<K, V>>,
+) -> Box<dyn Any + Send + Sync> {
     let config = config();
-    Cache::from_parts(hooks(MemoryStore::new(&config)), Some(&config), name)
+    register(Cache::<K, V>::from_parts(
+        hooks(MemoryStore::new(&config)),
+        Some(&config),
+        name,
+    ))
 }
 
 /// The weight of an entry by the user's `weight = …`, which may return any integer.
@@ -277,21 +300,30 @@ pub fn store_cache<K: Shared, V: Shared, S: Open<K, V> + Send + Sync + 'static>(
     remote: Remote,
     hooks: fn(S) -> S,
 ) -> &'static Cache<K, V, S> {
-    cell.get_or_init_at(id, scope, |name| {
-        new_store_cache(name, config, remote, hooks)
-    })
+    match cell.first() {
+        Some(cache) => cache,
+        None => registered(cell.resolve_boxed_at(
+            id,
+            scope,
+            TypeId::of::<Cache<K, V, S>>(),
+            new_store_cache::<K, V, S>,
+            ((config, hooks), remote),
+        )),
+    }
 }
 
 #[cold]
 #[inline(never)]
-fn new_store_cache<K, V, S: Open<K, V>>(
+fn new_store_cache<K: Shared, V: Shared, S: Open<K, V> + Send + Sync + 'static>(
     name: &'static str,
-    config: fn() -> Config,
-    remote: Remote,
-    hooks: fn(S) -> S,
-) -> Cache<K, V, S> {
+    ((config, hooks), remote): (Recipe<S>, Remote),
+) -> Box<dyn Any + Send + Sync> {
     let config = config();
-    Cache::from_parts(hooks(S::open(name, &config, remote)), Some(&config), name)
+    register(Cache::<K, V, S>::from_parts(
+        hooks(S::open(name, &config, remote)),
+        Some(&config),
+        name,
+    ))
 }
 
 /// Stands for nothing when the `disk` feature is on; a sentence when it is off.
@@ -772,17 +804,21 @@ where
         Some(hash) => hash,
         None => cache.store().hash_of(key),
     };
-    #[cfg(feature = "switch")]
-    if crate::switch::is_disabled() {
-        return Err(Miss::with_mode(cache, hash, key, Mode::Bypass));
-    }
-    if cache.forced() {
-        return Err(Miss::with_mode(cache, hash, key, Mode::Refresh));
-    }
-    match found(hash, key) {
-        Some(value) => Ok(value),
-        None => Err(Miss::new(cache, hash, key)),
-    }
+    // One `Miss::new` for every way to compute, which inlines it once.
+    let mode = 'mode: {
+        #[cfg(feature = "switch")]
+        if crate::switch::is_disabled() {
+            break 'mode Mode::Bypass;
+        }
+        if cache.forced() {
+            break 'mode Mode::Refresh;
+        }
+        match found(hash, key) {
+            Some(value) => return Ok(value),
+            None => Mode::Lookup,
+        }
+    };
+    Err(Miss::new(cache, hash, key, mode))
 }
 
 /// Stands for nothing when the `tokio` feature is on; a sentence when it is off.
@@ -1000,9 +1036,13 @@ impl Run {
 }
 
 impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K, V> {
-    /// The miss of `key` (of hash `hash`): its owned key, and the cache's steps, made here where
-    /// the bounds are known.
-    fn new<L, S>(cache: &'static Cache<K, V, S>, hash: u64, key: &L) -> Self
+    /// The miss of `key` (of hash `hash`), to compute in `mode`: its owned key, and the
+    /// cache's steps, made here where the bounds are known.
+    // Forced: left to itself, LLVM calls it out of line from some functions' miss, which then
+    // grows more than the call saves (the 40-function crate of `docs/compile-cost.md`).
+    #[allow(clippy::inline_always, reason = "measured on the size of a build")]
+    #[inline(always)]
+    fn new<L, S>(cache: &'static Cache<K, V, S>, hash: u64, key: &L, mode: Mode) -> Self
     where
         L: Lookup<Key = K>,
         V: CacheValue,
@@ -1010,25 +1050,11 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
     {
         cache.watch_expiry();
         Self {
-            steps: cache,
+            steps: cache.undropped(),
             lend: Lend::NEW,
             hash,
             key: key.to_key(),
-            mode: Mode::Lookup,
-        }
-    }
-
-    /// A call that computes another way (caches switched off, or a forced refresh).
-    #[cold]
-    fn with_mode<L, S>(cache: &'static Cache<K, V, S>, hash: u64, key: &L, mode: Mode) -> Self
-    where
-        L: Lookup<Key = K>,
-        V: CacheValue,
-        S: Store<K, V> + 'static,
-    {
-        Self {
             mode,
-            ..Self::new(cache, hash, key)
         }
     }
 }
