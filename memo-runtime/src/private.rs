@@ -1071,26 +1071,18 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
 pub fn lead<K, V>(found: Result<V, Miss<K, V>>, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
     match found {
         Ok(value) => Ok(value),
-        Err(miss) => miss.lead(keep),
+        // No waiter takes an error of this function's: it returns none.
+        Err(miss) => match miss.lead_or(keep, Handover::<core::convert::Infallible>::none()) {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(never)) => match never {},
+            Err(lead) => Err(lead),
+        },
     }
 }
 
 impl<K: 'static, V: 'static> Miss<K, V> {
-    /// A miss, under single-flight: see [`lead`].
-    #[allow(
-        clippy::result_large_err,
-        reason = "once per call that computes, where the body's cost dwarfs a copy"
-    )]
-    fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
-        match self.lead_or(keep, Handover::<core::convert::Infallible>::none()) {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(never)) => match never {},
-            Err(lead) => Err(lead),
-        }
-    }
-
-    /// [`lead`](Self::lead), where a waiter whose leader failed takes its error by `handover`
-    /// (where it can be shared), returned as `Ok(Err(error))`.
+    /// A miss, under single-flight (see [`lead`]), where a waiter whose leader failed takes its
+    /// error by `handover` (where it can be shared), returned as `Ok(Err(error))`.
     #[allow(
         clippy::result_large_err,
         reason = "once per call that computes, where the body's cost dwarfs a copy"

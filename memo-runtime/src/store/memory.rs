@@ -1024,7 +1024,9 @@ where
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
     fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
-        if self.base.timing.idle {
+        // A debug build reads by the code compiled once: the fast path below would be compiled
+        // again for each key and value type, where a build's time counts for more than a hit's.
+        if cfg!(debug_assertions) || self.base.timing.idle {
             return self.read_cold(hash, key, Look::Get, None);
         }
         let found = self.try_hit(hash, |shard, hash| {
