@@ -512,3 +512,34 @@ pub(crate) async fn finish(
     }
     drop(lease);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_lent_comes_back_as_its_own_type() {
+        let (key, mut slot) = (7_u64, None::<String>);
+        assert_eq!(*Item::of(&key).get::<u64>(), 7);
+        let mut lent = Slot::of(&mut slot);
+        *lent.get::<String>() = Some("seven".to_string());
+        assert_eq!(lent.held::<String>().map(String::as_str), Some("seven"));
+        assert_eq!(slot.as_deref(), Some("seven"));
+        let value = "eight".to_string();
+        assert_eq!(Value::of(&value).item.get::<String>(), "eight");
+    }
+
+    #[test]
+    #[should_panic(expected = "its own key and value types")]
+    fn a_key_taken_back_as_another_type_panics() {
+        let key = 7_u32;
+        let _ = Item::of(&key).get::<u64>();
+    }
+
+    #[test]
+    #[should_panic(expected = "its own key and value types")]
+    fn a_slot_filled_as_another_type_panics() {
+        let mut slot = None::<u32>;
+        let _ = Slot::of(&mut slot).get::<u64>();
+    }
+}

@@ -830,4 +830,47 @@ mod tests {
         let cache: &'static Vec<u8> = CELL.get_or_init("t#again", SCOPE, |_| vec![3]);
         assert_eq!(*cache, [3], "the key is free again");
     }
+
+    #[test]
+    fn a_cache_whose_making_panicked_is_made_by_the_next_caller() {
+        static CELL: CacheCell = CacheCell::new();
+        const SCOPE: Scope = || "memo_runtime::cell::tests::retry";
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(2);
+        let outcomes: Vec<Option<usize>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let cache: &'static Vec<u8> = CELL.get_or_init("t#retry", SCOPE, |_| {
+                            let attempt = made.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            assert!(attempt > 0, "the first making fails");
+                            vec![1]
+                        });
+                        std::ptr::from_ref(cache).addr()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().ok()).collect()
+        });
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            2,
+            "made again after the panic, once"
+        );
+        assert_eq!(outcomes.iter().filter(|o| o.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn a_cache_made_while_another_is_made_does_not_wait_for_it() {
+        static OUTER: CacheCell = CacheCell::new();
+        static INNER: CacheCell = CacheCell::new();
+        const SCOPE: Scope = || "memo_runtime::cell::tests::nested";
+        let outer: &'static Vec<u8> = OUTER.get_or_init("t#outer", SCOPE, |_| {
+            let inner: &'static Vec<u8> = INNER.get_or_init("t#inner", SCOPE, |_| vec![2]);
+            vec![inner[0] + 1]
+        });
+        assert_eq!(*outer, [3]);
+    }
 }
