@@ -823,29 +823,14 @@ where
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E> {
         let mut found = None;
-        let Some(claim) = block::wait(call::lead(
-            self.undropped(),
-            hash,
-            Item::of(&key),
-            Slot::of(&mut found),
-            true,
-        )) else {
+        let Some(claim) = self.lead_blocking(hash, &key, &mut found) else {
             return Ok(Self::found(found));
         };
         let started = Instant::now();
         match init() {
             Ok(value) => {
                 let cost = started.elapsed();
-                let mut key = Some(key);
-                block::wait(call::finish(
-                    self.undropped(),
-                    hash,
-                    Slot::of(&mut key),
-                    claim,
-                    Value::of(&value),
-                    true,
-                    cost,
-                ));
+                self.finish_blocking(hash, key, claim, &value, true, cost);
                 Ok(value)
             }
             Err(err) => Err(self.count_failure(err)),
@@ -979,30 +964,45 @@ where
         keep: fn(&V) -> bool,
     ) -> V {
         let mut found = None;
-        let Some(claim) = block::wait(call::lead(
-            self.undropped(),
-            hash,
-            Item::of(&key),
-            Slot::of(&mut found),
-            true,
-        )) else {
+        let Some(claim) = self.lead_blocking(hash, &key, &mut found) else {
             return Self::found(found);
         };
         let started = Instant::now();
         let value = body();
         let cost = started.elapsed();
+        self.finish_blocking(hash, key, claim, &value, keep(&value), cost);
+        value
+    }
+
+    /// [`call::lead`] for a caller on its own thread (which may re-enter its key): `None` once
+    /// a value is in `found`, or the claim under which to compute.
+    fn lead_blocking(&self, hash: u64, key: &K, found: &mut Option<V>) -> Option<LeaderClaim<'_>> {
+        let lead = call::lead(self.undropped(), hash, Item::of(key), Slot::of(found), true);
+        block::wait(lead)
+    }
+
+    /// [`call::finish`] for a leader on its own thread: stores `value` if it is `kept`, and
+    /// hands it to the waiters; `cost` is what computing it took.
+    fn finish_blocking(
+        &self,
+        hash: u64,
+        key: K,
+        claim: LeaderClaim<'_>,
+        value: &V,
+        kept: bool,
+        cost: Duration,
+    ) {
         let mut key = Some(key);
-        let kept = keep(&value);
+        let (key, value) = (Slot::of(&mut key), Value::of(value));
         block::wait(call::finish(
             self.undropped(),
             hash,
-            Slot::of(&mut key),
+            key,
             claim,
-            Value::of(&value),
+            value,
             kept,
             cost,
         ));
-        value
     }
 
     /// The value [`call::lead`] put in the caller's slot when it ended with one.
