@@ -212,18 +212,20 @@ impl<K, V, S> Cache<K, V, S> {
     /// moved from call to call is copied each time, in code compiled for every key and value
     /// type.
     pub(crate) fn from_parts(store: S, config: Option<&Config>, name: &'static str) -> Self {
+        // Left, not dropped, should a call below panic: so no code to drop a store is compiled
+        // for making a memoized function's cache, which is never dropped (see `undropped`). The
+        // store is taken out last, after every call.
+        let store = ManuallyDrop::new(store);
         #[cfg(feature = "switch")]
         crate::switch::read_environment();
-        // Left, not dropped, if what follows panics: so no code to drop a store is compiled for
-        // making a memoized function's cache, which is never dropped (see `undropped`).
-        let store = ManuallyDrop::new(store);
         let head = Head::new(name, config);
         let flights = Flights::default();
         Self {
             head,
-            store: ManuallyDrop::into_inner(store),
             flights,
-            renewing: parking_lot::Mutex::new(Vec::new()),
+            store: ManuallyDrop::into_inner(store),
+            // Made by the compiler, not by a call that might panic with the store out.
+            renewing: const { parking_lot::Mutex::new(Vec::new()) },
         }
     }
 
