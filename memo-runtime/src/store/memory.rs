@@ -1277,7 +1277,11 @@ mod tests {
         assert_eq!(store.get(&&2), Some(20));
         mock.increment(Duration::from_millis(1_901));
         assert_eq!(store.get(&&2), None, "expired 2 s after its store");
-        assert_eq!(store.purge_expired(), 2);
+        // Both expired, so both are gone once purged; inserting 2 already took 1 out where the
+        // two share a shard, which the store's hash seed (random per process) decides.
+        let purged = store.purge_expired();
+        assert!((1..=2).contains(&purged), "{purged}");
+        assert!(store.is_empty());
     }
 
     /// Many threads mixing every operation on a small store: the bound holds at every moment and
