@@ -18,7 +18,6 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -32,10 +31,11 @@ pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A key (or value) lent to the loop: a `&T` whose type only the cache's [`Steps`] know, which
 /// they check by its `TypeId` as they take it back. Not `&dyn Any`, whose vtable compiles a
-/// `type_id` function for every type lent (issue 18).
+/// `type_id` function for every type lent (issue 18); and its pointer is cast with `as`, where
+/// `NonNull::cast` and `as_ref` would be compiled for each type in a debug build.
 #[derive(Clone, Copy)]
 pub(crate) struct Item<'a> {
-    ptr: NonNull<()>,
+    ptr: *const (),
     type_id: TypeId,
     _lent: PhantomData<&'a ()>,
 }
@@ -45,17 +45,27 @@ unsafe impl Send for Item<'_> {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Item<'_> {}
 
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
 impl Item<'_> {
     /// `item`, lent.
     pub(crate) fn of<T: Sync + 'static>(item: &T) -> Item<'_> {
         Item {
-            ptr: NonNull::from(item).cast(),
+            ptr: item as *const T as *const (),
             type_id: TypeId::of::<T>(),
             _lent: PhantomData,
         }
     }
 }
 
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
 impl<'a> Item<'a> {
     /// The `T` lent.
     fn get<T: 'static>(self) -> &'a T {
@@ -63,14 +73,14 @@ impl<'a> Item<'a> {
             not_its_types()
         }
         // SAFETY: made by `of::<T>` (the type id says so) from a `&'a T`.
-        unsafe { self.ptr.cast::<T>().as_ref() }
+        unsafe { &*(self.ptr as *const T) }
     }
 }
 
 /// Where the loop puts a value (or takes an owned key from): the caller's `Option<V>` (or
 /// `Option<K>`), lent as an [`Item`] is.
 pub(crate) struct Slot<'a> {
-    ptr: NonNull<()>,
+    ptr: *mut (),
     /// Of the `T` in the `Option<T>`.
     type_id: TypeId,
     _lent: PhantomData<&'a mut ()>,
@@ -79,11 +89,16 @@ pub(crate) struct Slot<'a> {
 // SAFETY: a `Slot` is a `&mut Option<T>` of a `T: Send` (`Slot::of`), which is `Send`.
 unsafe impl Send for Slot<'_> {}
 
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
 impl Slot<'_> {
     /// `slot`, lent.
     pub(crate) fn of<T: Send + 'static>(slot: &mut Option<T>) -> Slot<'_> {
         Slot {
-            ptr: NonNull::from(slot).cast(),
+            ptr: slot as *mut Option<T> as *mut (),
             type_id: TypeId::of::<T>(),
             _lent: PhantomData,
         }
@@ -96,7 +111,7 @@ impl Slot<'_> {
         }
         // SAFETY: made by `of::<T>` (the type id says so) from a `&'a mut Option<T>`, which
         // this `&mut self` borrows.
-        unsafe { self.ptr.cast::<Option<T>>().as_mut() }
+        unsafe { &mut *(self.ptr as *mut Option<T>) }
     }
 
     /// The same slot, lent again for a shorter while.
@@ -114,7 +129,7 @@ impl Slot<'_> {
             not_its_types()
         }
         // SAFETY: as in `get`, read only.
-        match unsafe { self.ptr.cast::<Option<T>>().as_ref() } {
+        match unsafe { &*(self.ptr as *const Option<T>) } {
             Some(held) => Some(held),
             None => None,
         }

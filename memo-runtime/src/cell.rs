@@ -264,19 +264,28 @@ impl CacheCell {
     /// for callers that keep the slow one out of line themselves.
     #[inline]
     pub(crate) fn first<C: Any + Send + Sync>(&self) -> Option<&'static C> {
+        let first = self.first_of(TypeId::of::<C>());
+        if first.is_null() {
+            return None;
+        }
+        // SAFETY: a cache registered under `TypeId::of::<C>()` is a leaked `C`.
+        Some(unsafe { &*first.cast_const().cast::<C>() })
+    }
+
+    /// [`first`](Self::first) without its type, which a debug build compiles once: the first
+    /// cache if it was registered under `type_id`, else null.
+    #[inline]
+    fn first_of(&self, type_id: TypeId) -> *mut () {
         #[cfg(feature = "test-util")]
         if crate::testing::isolated() {
-            return None;
+            return std::ptr::null_mut();
         }
         let first = self.first.load(Ordering::Acquire);
         // SAFETY: `first_type` was written before `first` was published (see `Sync`).
-        if !first.is_null()
-            && unsafe { (*self.first_type.get()).assume_init() } == TypeId::of::<C>()
-        {
-            // SAFETY: a cache registered under `TypeId::of::<C>()` is a leaked `C`.
-            return Some(unsafe { &*first.cast_const().cast::<C>() });
+        if !first.is_null() && unsafe { (*self.first_type.get()).assume_init() } == type_id {
+            return first;
         }
-        None
+        std::ptr::null_mut()
     }
 
     /// Not the first type, or a scope with generic arguments: walk this cell's list, else

@@ -143,10 +143,14 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     pub(crate) fn join_raw(&self, hash: u64, key: K, by_thread: bool) -> RawJoin<'_> {
         /// Whether two keys of this table are equal: a plain function, one per key type, where a
         /// closure over the key sought would add its `FnOnce` shim.
+        #[allow(
+            clippy::ptr_as_ptr,
+            reason = "a cast: `cast` is compiled per type in a debug build"
+        )]
         fn same<K: Eq>(stored: &Erased, sought: &Erased) -> bool {
             // SAFETY: every key in this table is a `K` (only `join_raw` adds them), and so is the
             // key sought, which `RawFlights::join` owns while it compares, under the table's lock.
-            unsafe { stored.ptr.cast::<K>().as_ref() == sought.ptr.cast::<K>().as_ref() }
+            unsafe { *(stored.ptr.as_ptr() as *const K) == *(sought.ptr.as_ptr() as *const K) }
         }
         self.raw.join(hash, Erased::new(key), same::<K>, by_thread)
     }
@@ -237,9 +241,13 @@ impl Erased {
     fn new<T>(value: T) -> Self {
         /// # Safety
         /// `ptr` comes from `Erased::new::<T>` and is dropped once.
+        #[allow(
+            clippy::ptr_as_ptr,
+            reason = "a cast: `cast` is compiled per type in a debug build"
+        )]
         unsafe fn drop_box<T>(ptr: NonNull<()>) {
             // SAFETY: the caller's promise: `ptr` is a leaked `Box<T>`.
-            drop(unsafe { Box::from_raw(ptr.cast::<T>().as_ptr()) });
+            drop(unsafe { Box::from_raw(ptr.as_ptr() as *mut T) });
         }
         Self {
             ptr: NonNull::from(Box::leak(Box::new(value))).cast(),

@@ -29,5 +29,9 @@ pub type TtlFrom<V> = fn(&V) -> Option<Duration>;
 /// The time to live `ttl_from` chooses for `value`, if any.
 #[inline]
 pub(crate) fn chosen<V>(ttl_from: Option<TtlFrom<V>>, value: &V) -> Option<Duration> {
-    ttl_from.and_then(|ttl_from| ttl_from(value))
+    // A match rather than `and_then`, which a debug build would compile for each value type.
+    match ttl_from {
+        Some(ttl_from) => ttl_from(value),
+        None => None,
+    }
 }
