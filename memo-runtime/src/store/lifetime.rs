@@ -26,7 +26,9 @@ use std::time::Duration;
 /// ```
 pub type TtlFrom<V> = fn(&V) -> Option<Duration>;
 
-/// The time to live `ttl_from` chooses for `value`, if any.
+/// The time to live `ttl_from` chooses for `value`, if any (the memory store reads its own,
+/// untyped, in `Base::put`).
+#[cfg(feature = "redis")]
 #[inline]
 pub(crate) fn chosen<V>(ttl_from: Option<TtlFrom<V>>, value: &V) -> Option<Duration> {
     ttl_from.and_then(|ttl_from| ttl_from(value))

@@ -12,7 +12,7 @@ use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{
-    Entries, Look, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
+    Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
 };
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
@@ -51,14 +51,8 @@ pub struct MemoryStore<K, V> {
     shards: Shards<K, V>,
     /// Everything but the entries, with the code that needs no key or value type.
     base: Base,
-    /// Each value's own time to live ([`ttl_from`](Self::ttl_from)), read on insert only.
-    ttl_from: Option<TtlFrom<V>>,
     /// Told of every entry that leaves, after the shard's lock is released.
     listener: Option<Listener<K, V>>,
-    /// Releases a shard and tells the listener what left it ([`MemoryStore::tell`]): set with
-    /// the listener, so that a store without one compiles none of that for its key and value
-    /// types.
-    tell: Option<Tell>,
 }
 
 /// A store's shards, held untyped so that dropping them is compiled once (a [`RawShard`] drops as
@@ -178,7 +172,16 @@ struct Base {
     weighed: bool,
     /// What the store was built with, as [`Cache::config`](crate::Cache::config) tells it.
     config: Config,
+    /// Each value's own time to live ([`MemoryStore::ttl_from`]), untyped; read on insert only.
+    ttl_from: Option<ValueTtl>,
+    /// Releases a shard and tells the listener what left it ([`MemoryStore::tell`]): set with
+    /// the listener, so that a store without one compiles none of that for its key and value
+    /// types.
+    tell: Option<Tell>,
 }
+
+/// A [`TtlFrom<V>`] without its type: called with a pointer to a `V`.
+type ValueTtl = unsafe fn(*const u8) -> Option<std::time::Duration>;
 
 impl<K, V> MemoryStore<K, V> {
     /// A store bounded and expired as `config` says.
@@ -204,9 +207,7 @@ impl<K, V> MemoryStore<K, V> {
         Self {
             shards,
             base,
-            ttl_from: None,
             listener: None,
-            tell: None,
         }
     }
 
@@ -279,7 +280,9 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn ttl_from(mut self, ttl_from: TtlFrom<V>) -> Self {
-        self.ttl_from = Some(ttl_from);
+        // SAFETY: a `fn(&V)` called through a `fn(*const u8)` is ABI-compatible (thin pointers
+        // of any sized type are), and `Base::put` calls it with a pointer to a `V` only.
+        self.base.ttl_from = Some(unsafe { std::mem::transmute::<TtlFrom<V>, ValueTtl>(ttl_from) });
         // Entries may expire even without a `ttl`: the clock is read.
         *self.base.timed.get_mut() = true;
         self
@@ -328,7 +331,7 @@ impl<K, V> MemoryStore<K, V> {
             shard.listen();
         }
         self.listener = Some(listener);
-        self.tell = Some(Self::tell);
+        self.base.tell = Some(Self::tell);
         self
     }
 
@@ -338,7 +341,7 @@ impl<K, V> MemoryStore<K, V> {
         reason = "a closure would be compiled again for every key and value type"
     )]
     fn told(&self) -> Option<Told<'_>> {
-        match self.tell {
+        match self.base.tell {
             Some(tell) => Some(Told {
                 store: NonNull::from(self).cast(),
                 tell,
@@ -417,9 +420,13 @@ impl<K, V> MemoryStore<K, V> {
         self.base.gate.write(shard, &self.shards.raw[shard].0)
     }
 
-    /// This store's typed side of its shards, for their machinery.
-    fn entries(&self, new: Option<(K, V)>) -> Typed<'_, K, V, foldhash::fast::RandomState> {
-        Shard::entries(Some(&self.base.hasher), new)
+    /// This store's typed side of its shards, for their machinery's writes that bring no entry.
+    #[inline]
+    fn entries(&self) -> Typed<'_>
+    where
+        K: std::hash::Hash + Eq,
+    {
+        Shard::<K, V>::entries(Some(&self.base.hasher))
     }
 
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
@@ -500,13 +507,10 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
-        let timed = match timed {
-            Timed::Cost(_) => super::chosen(self.ttl_from, &value).map_or(timed, Timed::Ttl),
-            timed => timed,
-        };
-        let mut typed = self.entries(Some((key, value)));
+        let mut place = NewEntry::new();
+        let typed = Shard::inserting(&self.base.hasher, key, value, &mut place);
         self.base
-            .put(&self.shards.raw, hash, &mut typed, timed, self.told());
+            .put(&self.shards.raw, hash, typed, timed, self.told());
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -650,6 +654,8 @@ impl Base {
             max_weight: config.max_weight,
             weighed: false,
             config: *config,
+            ttl_from: None,
+            tell: None,
         };
         (base, plan)
     }
@@ -711,17 +717,25 @@ impl Base {
     }
 
     /// Inserts the entry `typed` (the shards' typed side) brings under `hash` in its shard of
-    /// `shards` ([`RawShard::insert`]), then releases the shard as `told` says and reports the
-    /// misses to the climber. Compiled once.
+    /// `shards` ([`RawShard::insert`]), timed as `timed` says (by the store's `ttl_from` where
+    /// that gives a time to live, for [`Timed::Cost`]), then releases the shard as `told` says and
+    /// reports the misses to the climber. Compiled once.
     #[inline(never)]
     fn put(
         &self,
         shards: &[Padded<Locked<RawShard>>],
         hash: u64,
-        typed: &mut dyn Entries,
+        mut typed: Typed<'_>,
         timed: Timed,
         told: Option<Told<'_>>,
     ) {
+        let chosen = match (timed, self.ttl_from, typed.value()) {
+            // SAFETY: `ttl_from` is the store's `TtlFrom<V>` (`MemoryStore::ttl_from`), and
+            // `value` points to the `V` being inserted, borrowed for the call.
+            (Timed::Cost(_), Some(ttl_from), Some(value)) => unsafe { ttl_from(value.as_ptr()) },
+            _ => None,
+        };
+        let timed = chosen.map_or(timed, Timed::Ttl);
         let (stamp, now) = match timed {
             Timed::Cost(cost) => self.stamp(cost),
             Timed::Ttl(ttl) => self.stamp_ttl(ttl),
@@ -731,7 +745,7 @@ impl Base {
         let small = self.climber.share();
         let at = shard_of(hash, self.mask);
         let mut shard = self.gate.write(at, &shards[at].0);
-        let batch = shard.insert(typed, hash, stamp, now, small);
+        let batch = shard.insert(&mut typed, hash, stamp, now, small);
         Told::release(told, shard);
         self.climb(batch);
     }
@@ -742,14 +756,14 @@ impl Base {
     fn purge_expired(
         &self,
         shards: &[Padded<Locked<RawShard>>],
-        typed: &mut dyn Entries,
+        mut typed: Typed<'_>,
         told: Option<Told<'_>>,
     ) -> usize {
         let mut purged = 0;
         for (at, shard) in shards.iter().enumerate() {
             let now = self.now();
             let mut shard = self.gate.write(at, &shard.0);
-            purged += shard.purge_expired(typed, now);
+            purged += shard.purge_expired(&mut typed, now);
             Told::release(told, shard);
         }
         purged
@@ -1187,10 +1201,8 @@ where
         if !self.expires() {
             return 0;
         }
-        // Brings no entry: there is nothing to drop, so no drop of one is compiled here.
-        let mut typed = std::mem::ManuallyDrop::new(self.entries(None));
         self.base
-            .purge_expired(&self.shards.raw, &mut *typed, self.told())
+            .purge_expired(&self.shards.raw, self.entries(), self.told())
     }
 }
 
