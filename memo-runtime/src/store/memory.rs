@@ -12,7 +12,8 @@ use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{
-    Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
+    CloneAt, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
+    clone_value,
 };
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
@@ -337,18 +338,12 @@ impl<K, V> MemoryStore<K, V> {
 
     /// How the code compiled once releases this store's shards: telling its listener.
     #[allow(
-        clippy::manual_map,
-        reason = "a closure would be compiled again for every key and value type"
+        clippy::ptr_as_ptr,
+        clippy::ref_as_ptr,
+        reason = "a cast instantiates no function per key and value type"
     )]
     fn told(&self) -> Option<Told<'_>> {
-        match self.base.tell {
-            Some(tell) => Some(Told {
-                store: NonNull::from(self).cast(),
-                tell,
-                _store: PhantomData,
-            }),
-            None => None,
-        }
+        self.base.told(self as *const Self as *const ())
     }
 
     /// Releases a shard after a write, then tells the listener what left it meanwhile.
@@ -507,10 +502,14 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
-        let mut place = NewEntry::new();
-        let typed = Shard::inserting(&self.base.hasher, key, value, &mut place);
-        self.base
-            .put(&self.shards.raw, hash, typed, timed, self.told());
+        let mut place = NewEntry::new(key, value);
+        self.base.put(
+            &self.shards.raw,
+            hash,
+            Shard::inserting(&self.base.hasher, &mut place),
+            timed,
+            self.told(),
+        );
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -596,22 +595,28 @@ impl<K, V> MemoryStore<K, V> {
     where
         V: Clone,
     {
-        let mut value = None;
-        let found = self.base.read_cold(
-            &self.shards.raw,
-            hash,
-            &Shard::<K, V>::key(key),
-            look,
-            &mut |slot| {
-                // SAFETY: `slot` is handed to `found` by `look` of this store's shard, a
-                // `Shard<K, V>`, and the value is cloned within that call.
-                value = Some(unsafe { Shard::<K, V>::value_at(slot) }.clone());
-            },
-        )?;
-        if let Some(seen) = seen {
-            *seen = found;
+        let mut value = std::mem::MaybeUninit::<V>::uninit();
+        // SAFETY: `clone_value::<K, V>` clones the value of this store's entries (`Slot<K, V>`s)
+        // into a place for a `V`.
+        let read = unsafe {
+            self.base.read_cold(
+                &self.shards.raw,
+                hash,
+                &Shard::<K, V>::key(key),
+                look,
+                Some((
+                    clone_value::<K, V> as CloneAt,
+                    NonNull::from(&mut value).cast(),
+                )),
+                seen,
+            )
+        };
+        if read {
+            // SAFETY: the value was cloned into `value`.
+            Some(unsafe { value.assume_init() })
+        } else {
+            None
         }
-        value
     }
 }
 
@@ -716,6 +721,17 @@ impl Base {
         (stamp, self.now())
     }
 
+    /// How the code compiled once releases the shards of `store`, the store this is the base of:
+    /// telling its listener, if it has one.
+    fn told(&self, store: *const ()) -> Option<Told<'_>> {
+        let tell = self.tell?;
+        Some(Told {
+            store: NonNull::new(store.cast_mut())?,
+            tell,
+            _store: PhantomData,
+        })
+    }
+
     /// Inserts the entry `typed` (the shards' typed side) brings under `hash` in its shard of
     /// `shards` ([`RawShard::insert`]), timed as `timed` says (by the store's `ttl_from` where
     /// that gives a time to live, for [`Timed::Cost`]), then releases the shard as `told` says and
@@ -771,25 +787,77 @@ impl Base {
 
     /// A read of the entry `key` names in its shard of `shards`, under the shard's read lock,
     /// as `look` says ([`RawShard::look`]); counted as a hit unless it is a peek or a refresh's
-    /// release. `found` reads the entry's value under the lock. Compiled once.
+    /// release. With `read`, `clone(entry, out)` clones the entry's value into `out` under the
+    /// lock; `true` if it did. What the read saw of the entry goes into `seen`, if it found one.
+    /// Compiled once.
     ///
     /// In a store with a time to idle, a hit renews the entry's time to live under the shard's
     /// write lock, taken after the read lock is released, at most once per sixteenth of the time
     /// to live ([`renewal`](Self::renewal)): a key read continuously writes a few times per
     /// period, not on every hit. Nothing leaves then, so the listener has nothing to hear.
+    ///
+    /// # Safety
+    ///
+    /// With `read`, `clone` clones the value of an entry of these shards' slot type, and `out`
+    /// is a place for such a value, which the call may write (without dropping what it holds).
     #[inline(never)]
-    fn read_cold(
+    unsafe fn read_cold(
         &self,
         shards: &[Padded<Locked<RawShard>>],
         hash: u64,
         key: &dyn SlotKey,
         look: Look,
-        found: &mut dyn FnMut(NonNull<u8>),
-    ) -> Option<Seen> {
+        read: Option<(CloneAt, NonNull<u8>)>,
+        seen: Option<&mut Seen>,
+    ) -> bool {
         let at = shard_of(hash, self.mask);
+        let mut cloned = false;
+        // SAFETY: the caller's promise.
+        let found = unsafe { self.look_in(shards, at, hash, key, look, read, &mut cloned) };
+        let Some(found) = found else {
+            return false;
+        };
+        if let Some(seen) = seen {
+            *seen = found;
+        }
+        cloned
+    }
+
+    /// [`read_cold`](Self::read_cold) in shard `at`, setting `cloned` when `read` ran, and what
+    /// it saw.
+    ///
+    /// # Safety
+    ///
+    /// As for [`read_cold`](Self::read_cold).
+    #[allow(clippy::too_many_arguments, reason = "read_cold's, and its outcome")]
+    unsafe fn look_in(
+        &self,
+        shards: &[Padded<Locked<RawShard>>],
+        at: usize,
+        hash: u64,
+        key: &dyn SlotKey,
+        look: Look,
+        read: Option<(CloneAt, NonNull<u8>)>,
+        cloned: &mut bool,
+    ) -> Option<Seen> {
         let mut seen = {
             let shard = self.gate.read(at, &shards[at].0);
-            let seen = shard.look(hash, key, look, |deadline| self.before(deadline), found)?;
+            let mut found = |entry: NonNull<u8>| {
+                if let Some((clone, out)) = read {
+                    // SAFETY: `clone` and `out` are for the entries of these shards (the
+                    // caller's promise), and `entry` is a held place of this shard under its
+                    // read lock.
+                    unsafe { clone(entry, out) };
+                    *cloned = true;
+                }
+            };
+            let seen = shard.look(
+                hash,
+                key,
+                look,
+                |deadline| self.before(deadline),
+                &mut found,
+            )?;
             if matches!(look, Look::Get | Look::Renewing) {
                 shard.count_hit();
             }
@@ -1109,7 +1177,7 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
-        self.insert_timed_hashed(hash, key, value, cost);
+        self.put(hash, key, value, Timed::Cost(cost));
         drop(lease);
         std::future::ready(())
     }
@@ -1122,13 +1190,17 @@ where
 
     fn release_refresh<L: Lookup<Key = K>>(&self, key: &L) {
         let hash = self.hash(key);
-        self.base.read_cold(
-            &self.shards.raw,
-            hash,
-            &Shard::<K, V>::key(key),
-            Look::ReleaseRefresh,
-            &mut |_| {},
-        );
+        // SAFETY: nothing is read.
+        unsafe {
+            self.base.read_cold(
+                &self.shards.raw,
+                hash,
+                &Shard::<K, V>::key(key),
+                Look::ReleaseRefresh,
+                None,
+                None,
+            );
+        }
     }
 
     /// `true` only for a live entry: an expired one is removed too, as if already gone.

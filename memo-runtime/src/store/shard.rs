@@ -506,6 +506,41 @@ pub(crate) struct SlotType {
     drop: Option<unsafe fn(*mut u8)>,
     /// Whether two `Slot<K, V>`s have equal keys.
     same_key: unsafe fn(NonNull<u8>, NonNull<u8>) -> bool,
+    /// Hashes a `Slot<K, V>`'s key by the hasher of the store's type.
+    hash: HashAt,
+}
+
+/// The [`SlotType`] of `Slot<K, V>` with keys hashed by an `S`.
+struct TypeOf<K, V, S>(PhantomData<fn(K, V, S)>);
+
+impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
+    const TYPE: &'static SlotType = &SlotType {
+        size: size_of::<Slot<K, V>>(),
+        value_at: std::mem::offset_of!(Slot<K, V>, value),
+        value_size: size_of::<V>(),
+        drop: Slab::<Slot<K, V>>::DROP,
+        same_key: same_key::<K, V>,
+        hash: hash_at::<K, V, S>,
+    };
+}
+
+/// Clones the value of the `Slot<K, V>` at a place into a `V`'s place ([`clone_value`]).
+pub(crate) type CloneAt = unsafe fn(NonNull<u8>, NonNull<u8>);
+
+/// # Safety
+///
+/// `slot` points to a `Slot<K, V>`, borrowed while the call lasts, and `out` to a place for a `V`,
+/// written (without dropping what it held) by the call.
+#[allow(
+    clippy::ptr_as_ptr,
+    reason = "a cast instantiates no function per key and value type"
+)]
+pub(crate) unsafe fn clone_value<K, V: Clone>(slot: NonNull<u8>, out: NonNull<u8>) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let slot = &*(slot.as_ptr() as *const Slot<K, V>);
+        (out.as_ptr() as *mut V).write(slot.value.clone());
+    }
 }
 
 /// Hashes the key of the `Slot<K, V>` at a place by the hasher at a pointer ([`hash_at`]).
@@ -570,12 +605,18 @@ unsafe fn keep_at<K, V>(kept: &mut Kept, slot: NonNull<u8>, cause: RemovalCause)
 /// An entry being inserted, laid out as the slot it is to take: written by
 /// [`Shard::inserting`], then owned by the [`Typed`] made with it until settled (moved into the
 /// slab, handed to the listener, or dropped).
-pub(crate) struct NewEntry<K, V>(std::mem::MaybeUninit<Slot<K, V>>);
+#[repr(transparent)]
+pub(crate) struct NewEntry<K, V>(std::mem::ManuallyDrop<Slot<K, V>>);
 
 impl<K, V> NewEntry<K, V> {
-    /// A place for an entry, empty.
-    pub(crate) const fn new() -> Self {
-        Self(std::mem::MaybeUninit::uninit())
+    /// `key` and `value`, to be inserted: owned from now on by the [`Typed`] that
+    /// [`Shard::inserting`] makes of this, and dropped (if ever) by it alone.
+    pub(crate) const fn new(key: K, value: V) -> Self {
+        Self(std::mem::ManuallyDrop::new(Slot {
+            meta: Meta::empty(),
+            key,
+            value,
+        }))
     }
 }
 
@@ -588,7 +629,8 @@ impl<K, V> NewEntry<K, V> {
 /// `Typed` (moved out or dropped exactly once: by `settle`, or on drop if never settled).
 pub(crate) struct Typed<'a> {
     ty: &'static SlotType,
-    hasher: Option<(NonNull<()>, HashAt)>,
+    /// The hasher of the keys, a `S` of `ty` (`TypeOf<K, V, S>`), if the operation hashes.
+    hasher: Option<NonNull<()>>,
     new: Option<NonNull<u8>>,
     /// Borrows the hasher and the entry's place.
     _borrows: PhantomData<&'a mut ()>,
@@ -634,11 +676,11 @@ impl Drop for Typed<'_> {
 
 impl Entries for Typed<'_> {
     fn hash(&self, slot: NonNull<u8>) -> u64 {
-        let (hasher, hash) = self.hasher.expect("a hasher for operations that evict");
-        // SAFETY: `hash` is `hash_at` of this shard's types and of the hasher's type, set with
-        // the hasher (`Shard::entries`), borrowed for this `Typed`'s life; `slot` is a held place
-        // of the shard, a `Slot<K, V>`.
-        unsafe { hash(hasher, slot) }
+        let hasher = self.hasher.expect("a hasher for operations that evict");
+        // SAFETY: `ty.hash` is `hash_at` of this shard's types and of the hasher's type (both
+        // set by `Shard::entries` or `Shard::inserting`), the hasher borrowed for this `Typed`'s
+        // life; `slot` is a held place of the shard, a `Slot<K, V>`.
+        unsafe { (self.ty.hash)(hasher, slot) }
     }
 
     fn weigh(&self, weighing: Weighing, slot: Option<NonNull<u8>>) -> u64 {
@@ -870,17 +912,6 @@ fn used(meta: &Meta, cap: u8) {
     }
 }
 
-impl<K: Eq, V> Shard<K, V> {
-    /// What [`Typed`] needs of this shard's entry type.
-    const TYPE: &'static SlotType = &SlotType {
-        size: size_of::<Slot<K, V>>(),
-        value_at: std::mem::offset_of!(Slot<K, V>, value),
-        value_size: size_of::<V>(),
-        drop: Slab::<Slot<K, V>>::DROP,
-        same_key: same_key::<K, V>,
-    };
-}
-
 impl<K, V> Shard<K, V> {
     #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
@@ -972,34 +1003,34 @@ impl<K, V> Shard<K, V> {
         K: Hash + Eq,
     {
         Typed {
-            ty: Self::TYPE,
-            hasher: hasher
-                .map(|hasher| (NonNull::from(hasher).cast(), hash_at::<K, V, S> as HashAt)),
+            ty: TypeOf::<K, V, S>::TYPE,
+            hasher: match hasher {
+                Some(hasher) => NonNull::new(std::ptr::from_ref(hasher) as *mut ()),
+                None => None,
+            },
             new: None,
             _borrows: PhantomData,
         }
     }
 
-    /// This shard's typed side for [`RawShard::insert`] of `key` and `value`, written to `place`
-    /// and owned by the `Typed` from now on; `hasher` hashes keys.
+    /// This shard's typed side for [`RawShard::insert`] of the entry in `place`, which the
+    /// `Typed` owns from now on; `hasher` hashes keys.
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "a cast instantiates no function per key and value type"
+    )]
     pub(crate) fn inserting<'a, S: BuildHasher>(
         hasher: &'a S,
-        key: K,
-        value: V,
         place: &'a mut NewEntry<K, V>,
     ) -> Typed<'a>
     where
         K: Hash + Eq,
     {
-        let slot = place.0.write(Slot {
-            meta: Meta::empty(),
-            key,
-            value,
-        });
         Typed {
-            ty: Self::TYPE,
-            hasher: Some((NonNull::from(hasher).cast(), hash_at::<K, V, S>)),
-            new: Some(NonNull::from(slot).cast()),
+            ty: TypeOf::<K, V, S>::TYPE,
+            hasher: NonNull::new(std::ptr::from_ref(hasher) as *mut ()),
+            // A `NewEntry` is its `Slot` (`repr(transparent)`, as `ManuallyDrop` is).
+            new: NonNull::new(&raw mut *place as *mut u8),
             _borrows: PhantomData,
         }
     }
@@ -1059,17 +1090,6 @@ impl<K, V> Shard<K, V> {
             sought,
             _slots: PhantomData,
         }
-    }
-
-    /// The value of the entry at `slot`.
-    ///
-    /// # Safety
-    ///
-    /// `slot` is a place that [`RawShard::look`] of a `Shard<K, V>` handed its `found`, and the
-    /// value is used within that call.
-    pub(crate) const unsafe fn value_at<'a>(slot: NonNull<u8>) -> &'a V {
-        // SAFETY: the caller's promise: a held place of a `Shard<K, V>`, a `Slot<K, V>`.
-        unsafe { &(*slot.cast::<Slot<K, V>>().as_ptr()).value }
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -1150,8 +1170,8 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        let mut place = NewEntry::new();
-        let mut typed = Self::inserting(hasher, key, value, &mut place);
+        let mut place = NewEntry::new(key, value);
+        let mut typed = Self::inserting(hasher, &mut place);
         self.raw_mut().insert(&mut typed, hash, stamp, now, share)
     }
 
