@@ -12,8 +12,8 @@ use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{
-    CloneAt, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, Stamp, Typed,
-    clone_value,
+    CloneAt, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, SlotType, Stamp,
+    TypeOf, Typed, clone_value,
 };
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
@@ -415,15 +415,6 @@ impl<K, V> MemoryStore<K, V> {
         self.base.gate.write(shard, &self.shards.raw[shard].0)
     }
 
-    /// This store's typed side of its shards, for their machinery's writes that bring no entry.
-    #[inline]
-    fn entries(&self) -> Typed<'_>
-    where
-        K: std::hash::Hash + Eq,
-    {
-        Shard::<K, V>::entries(Some(&self.base.hasher))
-    }
-
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
     /// for a front that mirrors the expiry of the store behind it; its early refresh is drawn
     /// for a computation that took `cost`.
@@ -503,13 +494,20 @@ impl<K, V> MemoryStore<K, V> {
         K: std::hash::Hash + Eq,
     {
         let mut place = NewEntry::new(key, value);
-        self.base.put(
-            &self.shards.raw,
-            hash,
-            Shard::inserting(&self.base.hasher, &mut place),
-            timed,
-            self.told(),
-        );
+        // SAFETY: the table of this store's entries, hashed by its hasher, and an entry of
+        // them, given up.
+        unsafe {
+            self.base.put(
+                &self.shards.raw,
+                hash,
+                Entering {
+                    ty: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
+                    new: place.given(),
+                },
+                timed,
+                self.told(),
+            );
+        }
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -737,14 +735,20 @@ impl Base {
     /// that gives a time to live, for [`Timed::Cost`]), then releases the shard as `told` says and
     /// reports the misses to the climber. Compiled once.
     #[inline(never)]
-    fn put(
+    ///
+    /// # Safety
+    ///
+    /// `entering` is of these shards' types, hashed by the store's hasher (see [`Entering`]).
+    unsafe fn put(
         &self,
         shards: &[Padded<Locked<RawShard>>],
         hash: u64,
-        mut typed: Typed<'_>,
+        entering: Entering,
         timed: Timed,
         told: Option<Told<'_>>,
     ) {
+        // SAFETY: the caller's promise.
+        let mut typed = unsafe { Typed::of(entering.ty, Some(&self.hasher), Some(entering.new)) };
         let chosen = match (timed, self.ttl_from, typed.value()) {
             // SAFETY: `ttl_from` is the store's `TtlFrom<V>` (`MemoryStore::ttl_from`), and
             // `value` points to the `V` being inserted, borrowed for the call.
@@ -769,12 +773,22 @@ impl Base {
     /// Removes every expired entry of `shards` ([`RawShard::purge_expired`], `typed` their
     /// typed side), releasing each shard as `told` says; how many left. Compiled once.
     #[inline(never)]
-    fn purge_expired(
+    ///
+    /// # Safety
+    ///
+    /// `ty` is the table of these shards' types, hashed by the store's hasher
+    /// (`TypeOf<K, V, foldhash::fast::RandomState>`).
+    unsafe fn purge_expired(
         &self,
         shards: &[Padded<Locked<RawShard>>],
-        mut typed: Typed<'_>,
+        ty: &'static SlotType,
         told: Option<Told<'_>>,
     ) -> usize {
+        if !self.expires() {
+            return 0;
+        }
+        // SAFETY: the caller's promise; no entry.
+        let mut typed = unsafe { Typed::of(ty, Some(&self.hasher), None) };
         let mut purged = 0;
         for (at, shard) in shards.iter().enumerate() {
             let now = self.now();
@@ -882,6 +896,15 @@ impl Base {
         let due = !self.before(renewed_at.saturating_add(ttl / 16));
         due.then(|| self.now().saturating_add(ttl))
     }
+}
+
+/// The entry a store inserts, without its types ([`Base::put`]): `ty`, the table of the store's
+/// entry type with keys hashed by its hasher (`TypeOf<K, V, foldhash::fast::RandomState>`), and
+/// `new`, the entry ([`NewEntry::given`]), which `Base::put` owns from then on.
+#[derive(Clone, Copy)]
+struct Entering {
+    ty: &'static SlotType,
+    new: NonNull<u8>,
 }
 
 /// How an inserted value is timed: made into its stamp by code compiled once ([`Base::put`]).
@@ -1270,11 +1293,14 @@ where
     }
 
     fn purge_expired(&self) -> usize {
-        if !self.expires() {
-            return 0;
+        // SAFETY: the table of this store's entries, hashed by its hasher.
+        unsafe {
+            self.base.purge_expired(
+                &self.shards.raw,
+                TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
+                self.told(),
+            )
         }
-        self.base
-            .purge_expired(&self.shards.raw, self.entries(), self.told())
     }
 }
 

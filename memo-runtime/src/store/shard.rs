@@ -510,11 +510,11 @@ pub(crate) struct SlotType {
     hash: HashAt,
 }
 
-/// The [`SlotType`] of `Slot<K, V>` with keys hashed by an `S`.
-struct TypeOf<K, V, S>(PhantomData<fn(K, V, S)>);
+/// The [`SlotType`] of the entries of a `Shard<K, V>` with keys hashed by an `S`.
+pub(crate) struct TypeOf<K, V, S>(PhantomData<fn(K, V, S)>);
 
 impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
-    const TYPE: &'static SlotType = &SlotType {
+    pub(crate) const TYPE: &'static SlotType = &SlotType {
         size: size_of::<Slot<K, V>>(),
         value_at: std::mem::offset_of!(Slot<K, V>, value),
         value_size: size_of::<V>(),
@@ -609,6 +609,16 @@ unsafe fn keep_at<K, V>(kept: &mut Kept, slot: NonNull<u8>, cause: RemovalCause)
 pub(crate) struct NewEntry<K, V>(std::mem::ManuallyDrop<Slot<K, V>>);
 
 impl<K, V> NewEntry<K, V> {
+    /// The entry, laid out as its `Slot<K, V>`, to give up to a [`Typed`] ([`Typed::of`]).
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "a cast instantiates no function per key and value type"
+    )]
+    pub(crate) fn given(&mut self) -> NonNull<u8> {
+        // A `NewEntry` is its `Slot` (`repr(transparent)`, as `ManuallyDrop` is).
+        NonNull::from(self).cast()
+    }
+
     /// `key` and `value`, to be inserted: owned from now on by the [`Typed`] that
     /// [`Shard::inserting`] makes of this, and dropped (if ever) by it alone.
     pub(crate) const fn new(key: K, value: V) -> Self {
@@ -636,7 +646,28 @@ pub(crate) struct Typed<'a> {
     _borrows: PhantomData<&'a mut ()>,
 }
 
-impl Typed<'_> {
+impl<'a> Typed<'a> {
+    /// The typed side of a shard whose entries `ty` describes, hashing keys by `hasher` if
+    /// given, bringing the entry at `new` if any.
+    ///
+    /// # Safety
+    ///
+    /// The shard is a `Shard<K, V>` and `ty` is `TypeOf::<K, V, S>::TYPE`; `new`, if any, is
+    /// [`NewEntry::given`] of a `NewEntry<K, V>` borrowed for `'a`, which the `Typed` owns from
+    /// now on.
+    pub(crate) unsafe fn of<S>(
+        ty: &'static SlotType,
+        hasher: Option<&'a S>,
+        new: Option<NonNull<u8>>,
+    ) -> Self {
+        Self {
+            ty,
+            hasher: hasher.map(|hasher| NonNull::from(hasher).cast()),
+            new,
+            _borrows: PhantomData,
+        }
+    }
+
     /// The value of the entry being inserted, if any (not yet settled): a pointer to a `V` of
     /// the shard's types.
     pub(crate) fn value(&self) -> Option<NonNull<u8>> {
@@ -1002,23 +1033,13 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        Typed {
-            ty: TypeOf::<K, V, S>::TYPE,
-            hasher: match hasher {
-                Some(hasher) => NonNull::new(std::ptr::from_ref(hasher) as *mut ()),
-                None => None,
-            },
-            new: None,
-            _borrows: PhantomData,
-        }
+        // SAFETY: the table of this shard's types; no entry.
+        unsafe { Typed::of(TypeOf::<K, V, S>::TYPE, hasher, None) }
     }
 
     /// This shard's typed side for [`RawShard::insert`] of the entry in `place`, which the
     /// `Typed` owns from now on; `hasher` hashes keys.
-    #[allow(
-        clippy::ptr_as_ptr,
-        reason = "a cast instantiates no function per key and value type"
-    )]
+    #[cfg(test)]
     pub(crate) fn inserting<'a, S: BuildHasher>(
         hasher: &'a S,
         place: &'a mut NewEntry<K, V>,
@@ -1026,13 +1047,8 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        Typed {
-            ty: TypeOf::<K, V, S>::TYPE,
-            hasher: NonNull::new(std::ptr::from_ref(hasher) as *mut ()),
-            // A `NewEntry` is its `Slot` (`repr(transparent)`, as `ManuallyDrop` is).
-            new: NonNull::new(&raw mut *place as *mut u8),
-            _borrows: PhantomData,
-        }
+        // SAFETY: the table of this shard's types, and an entry of them, given up.
+        unsafe { Typed::of(TypeOf::<K, V, S>::TYPE, Some(hasher), Some(place.given())) }
     }
 
     /// The shard without its types, to write.
