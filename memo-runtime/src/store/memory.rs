@@ -1387,7 +1387,11 @@ mod tests {
         assert_eq!(store.get(&&2), Some(20));
         mock.increment(Duration::from_millis(1_901));
         assert_eq!(store.get(&&2), None, "expired 2 s after its store");
-        assert_eq!(store.purge_expired(), 2);
+        // Inserting 2 already swept 1 when their keys share a shard (one run in 64: the hasher's
+        // seed is random), so the purge takes one or both; both count as expired.
+        assert!(store.purge_expired() >= 1);
+        assert_eq!(store.counts().expired, 2);
+        assert!(store.is_empty());
     }
 
     /// Many threads mixing every operation on a small store: the bound holds at every moment and

@@ -623,7 +623,8 @@ impl<K, V> NewEntry<K, V> {
     /// [`Shard::inserting`] makes of this, and dropped (if ever) by it alone.
     pub(crate) const fn new(key: K, value: V) -> Self {
         Self(std::mem::ManuallyDrop::new(Slot {
-            meta: Meta::empty(),
+            // A constant: no call that could unwind with the key and value to drop.
+            meta: const { Meta::empty() },
             key,
             value,
         }))
