@@ -28,7 +28,7 @@ pub type TtlFrom<V> = fn(&V) -> Option<Duration>;
 
 /// The time to live `ttl_from` chooses for `value`, if any (the memory store reads its own,
 /// untyped, in `Base::put`).
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "disk", feature = "redis"))]
 #[inline]
 pub(crate) fn chosen<V>(ttl_from: Option<TtlFrom<V>>, value: &V) -> Option<Duration> {
     ttl_from.and_then(|ttl_from| ttl_from(value))
