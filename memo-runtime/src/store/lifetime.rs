@@ -26,7 +26,9 @@ use std::time::Duration;
 /// ```
 pub type TtlFrom<V> = fn(&V) -> Option<Duration>;
 
-/// The time to live `ttl_from` chooses for `value`, if any.
+/// The time to live `ttl_from` chooses for `value`, if any (the memory store reads its own,
+/// untyped, in `Base::put`).
+#[cfg(any(feature = "disk", feature = "redis"))]
 #[inline]
 pub(crate) fn chosen<V>(ttl_from: Option<TtlFrom<V>>, value: &V) -> Option<Duration> {
     // A match rather than `and_then`, which a debug build would compile for each value type.

@@ -84,8 +84,8 @@ pub(crate) type Listener<K, V> = Box<dyn Fn(K, V, RemovalCause) + Send + Sync>;
 pub(crate) struct Removed<K, V> {
     /// How an entry is kept: set by [`collect`](Self::collect) only, so that a store without a
     /// listener compiles no code that keeps entries (`Vec::push` and its growth) for its key and
-    /// value types.
-    keep: Option<Keep<K, V>>,
+    /// value types; without it, what leaves is dropped by code compiled once (the shard's).
+    keep: Option<KeepAt>,
     /// A `Vec<(K, V, RemovalCause)>`, boxed once something is kept.
     entries: Kept,
     /// It owns what it keeps.
@@ -101,7 +101,7 @@ unsafe impl<K: Sync, V: Sync> Sync for Removed<K, V> {}
 /// [`Removed`] without its types, collecting nothing: what a shard built by untyped code holds.
 #[repr(C)]
 pub(crate) struct RawRemoved {
-    keep: Option<fn()>,
+    keep: Option<KeepAt>,
     entries: Kept,
 }
 
@@ -111,6 +111,25 @@ impl RawRemoved {
         keep: None,
         entries: Kept::NONE,
     };
+
+    /// Keeps the entry at `entry` for the listener as `cause`, moving it out, if entries are
+    /// collected (`true`); otherwise leaves it for the caller to drop (`false`). Untyped: a
+    /// store without a listener compiles nothing of this per key and value type.
+    ///
+    /// # Safety
+    ///
+    /// This is the `removed` of a `Shard<K, V>`, and `entry` points to an entry of that shard's
+    /// slot type (`Slot<K, V>`), owned by the caller, which no longer owns it when `true` comes
+    /// back.
+    pub(crate) unsafe fn give(&mut self, entry: NonNull<u8>, cause: RemovalCause) -> bool {
+        let Some(keep) = self.keep else {
+            return false;
+        };
+        // SAFETY: `keep` was set for this shard's slot type (`Removed::collect`, called by
+        // `Shard::listen`), which `entry` is, by the caller's promise.
+        unsafe { keep(&mut self.entries, entry, cause) };
+        true
+    }
 }
 
 const _: () = {
@@ -140,17 +159,24 @@ impl Drop for Kept {
     }
 }
 
-/// Keeps one entry that left.
-type Keep<K, V> = fn(&mut Kept, K, V, RemovalCause);
+/// Keeps one entry that left, moved out of its slot, in a shard's [`Kept`] (see
+/// [`RawRemoved::give`]).
+///
+/// # Safety
+///
+/// The `Kept` is of a `Removed<K, V>` and the entry, owned by the caller and moved out by the
+/// call, is of the slot type of a `Shard<K, V>` (the function's own, set by `Shard::listen`).
+pub(crate) type KeepAt = unsafe fn(&mut Kept, NonNull<u8>, RemovalCause);
 
 impl<K, V> Removed<K, V> {
-    /// Starts collecting (the store has a listener).
-    pub(crate) fn collect(&mut self) {
-        self.keep = Some(Self::keep);
+    /// Starts collecting (the store has a listener) by `keep`, which moves an entry out of its
+    /// slot and keeps it with [`keep`](Self::keep).
+    pub(crate) fn collect(&mut self, keep: KeepAt) {
+        self.keep = Some(keep);
     }
 
     /// Keeps an entry in `kept`, boxing a vector for it first if none is yet.
-    fn keep(kept: &mut Kept, key: K, value: V, cause: RemovalCause) {
+    pub(crate) fn keep(kept: &mut Kept, key: K, value: V, cause: RemovalCause) {
         /// # Safety
         ///
         /// `vec` came from `Box::into_raw` of a `Box<Vec<(K, V, RemovalCause)>>`, dropped once.
@@ -165,15 +191,6 @@ impl<K, V> Removed<K, V> {
         // SAFETY: a `Kept` of a `Removed<K, V>` holds a `Vec<(K, V, RemovalCause)>`, reached
         // through the `&mut` of its only owner.
         unsafe { vec.cast::<Vec<(K, V, RemovalCause)>>().as_mut() }.push((key, value, cause));
-    }
-
-    /// Notes that `key`'s entry left; dropped here when nobody listens. Out of line: called
-    /// from several places of a shard's typed side, it would be copied into each.
-    #[inline(never)]
-    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
-        if let Some(keep) = self.keep {
-            keep(&mut self.entries, key, value, cause);
-        }
     }
 
     /// What was collected since the last call.

@@ -27,6 +27,7 @@ pub use disk::admin as disk_admin;
 #[cfg(feature = "disk")]
 pub use disk::{DiskOptions, DiskStore, default_root};
 pub use lifetime::TtlFrom;
+#[cfg(any(feature = "disk", feature = "redis"))]
 pub(crate) use lifetime::chosen;
 pub use listener::RemovalCause;
 pub use memory::MemoryStore;

@@ -47,7 +47,7 @@ pub(crate) use self::slab::Kind as SlabKind;
 use self::slab::{RawSlab, Slab};
 use super::Counts;
 use super::ghost::Ghost;
-use super::listener::{RawRemoved, RemovalCause, Removed};
+use super::listener::{Kept, RawRemoved, RemovalCause, Removed};
 use super::sketch::Sketch;
 use super::weight::{Tally, Weigher};
 use crate::config::Policy;
@@ -89,6 +89,18 @@ struct Meta {
 }
 
 impl Meta {
+    /// Unstamped and unused: the `meta` of an entry being inserted, written over when it is
+    /// placed.
+    const fn empty() -> Self {
+        Self {
+            expires: 0,
+            early_low: 0,
+            early_high: 0,
+            uses: AtomicU8::new(0),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
     fn new(stamp: Stamp, uses: u8) -> Self {
         let mut meta = Self {
             expires: 0,
@@ -178,8 +190,8 @@ pub(crate) struct Shard<K, V> {
     slab: Slab<Slot<K, V>>,
     /// The eviction order, the expiry heap, the policy's state and the counts.
     core: Core,
-    /// The weigher, if entries are weighed (their total is the core's `weight`).
-    weigher: Option<Weigher<K, V>>,
+    /// The weigher, if entries are weighed (their total is the core's `weight`), untyped.
+    weigher: Option<Weighing>,
     /// What left during the current write, for the store's listener (`listener.rs`).
     removed: Removed<K, V>,
 }
@@ -196,7 +208,7 @@ pub(crate) struct RawShard {
     renewal: Renewal,
     slab: RawSlab,
     core: Core,
-    weigher: Option<fn()>,
+    weigher: Option<Weighing>,
     removed: RawRemoved,
 }
 
@@ -348,7 +360,7 @@ pub(crate) trait Entries {
     fn hash(&self, slot: NonNull<u8>) -> u64;
     /// The weight by `weigher` (the shard's) of the entry at `slot`, a held place, or of the
     /// entry being inserted for `None`.
-    fn weigh(&self, weigher: fn(), slot: Option<NonNull<u8>>) -> u64;
+    fn weigh(&self, weighing: Weighing, slot: Option<NonNull<u8>>) -> u64;
     /// Reads the entry out of `slot`, a place just vacated, and hands it to the shard's
     /// listener as `cause` (by `removed`, the shard's) or drops it; its `uses` byte.
     fn take(&mut self, removed: &mut RawRemoved, slot: NonNull<u8>, cause: RemovalCause) -> u8;
@@ -376,7 +388,7 @@ pub(crate) enum Settle {
 struct Held<'a> {
     slab: &'a mut RawSlab,
     removed: &'a mut RawRemoved,
-    weigher: Option<fn()>,
+    weigher: Option<Weighing>,
     typed: &'a mut dyn Entries,
 }
 
@@ -481,89 +493,282 @@ impl SlotKey for NewKey<'_> {
     }
 }
 
-/// A shard's typed side as [`Entries`]: the key and value being inserted, if any, and the
-/// hasher of the keys when the operation needs one. Made by [`Shard::entries`], and handed only
-/// the places and parts of a `Shard<K, V>`.
-pub(crate) struct Typed<'a, K, V, S> {
-    hasher: Option<&'a S>,
-    new: Option<(K, V)>,
+/// What the shard's machinery needs of an entry's type beyond its [`Meta`], as sizes and plain
+/// functions: one small table of constants per key and value types ([`Shard::TYPE`]), read by
+/// [`Typed`], which is compiled once.
+pub(crate) struct SlotType {
+    /// The size of a `Slot<K, V>`.
+    size: usize,
+    /// Where its value starts, and the value's size.
+    value_at: usize,
+    value_size: usize,
+    /// Drops a `Slot<K, V>` in place (the slab's own, [`Slab::DROP`]); `None` if nothing to drop.
+    drop: Option<unsafe fn(*mut u8)>,
+    /// Whether two `Slot<K, V>`s have equal keys.
+    same_key: unsafe fn(NonNull<u8>, NonNull<u8>) -> bool,
+    /// Hashes a `Slot<K, V>`'s key by the hasher of the store's type.
+    hash: HashAt,
 }
 
-impl<K, V, S> Typed<'_, K, V, S> {
-    /// The entry at `slot`, a held place.
-    fn slot<'p>(slot: NonNull<u8>) -> &'p Slot<K, V> {
-        // SAFETY: a `Typed` is handed only places of a `Shard<K, V>`, `Slot<K, V>`s, held while
-        // the machinery's call lasts.
-        unsafe { &*slot.cast::<Slot<K, V>>().as_ptr() }
+/// The [`SlotType`] of the entries of a `Shard<K, V>` with keys hashed by an `S`.
+pub(crate) struct TypeOf<K, V, S>(PhantomData<fn(K, V, S)>);
+
+impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
+    pub(crate) const TYPE: &'static SlotType = &SlotType {
+        size: size_of::<Slot<K, V>>(),
+        value_at: std::mem::offset_of!(Slot<K, V>, value),
+        value_size: size_of::<V>(),
+        drop: Slab::<Slot<K, V>>::DROP,
+        same_key: same_key::<K, V>,
+        hash: hash_at::<K, V, S>,
+    };
+}
+
+/// Clones the value of the `Slot<K, V>` at a place into a `V`'s place ([`clone_value`]).
+pub(crate) type CloneAt = unsafe fn(NonNull<u8>, NonNull<u8>);
+
+/// # Safety
+///
+/// `slot` points to a `Slot<K, V>`, borrowed while the call lasts, and `out` to a place for a `V`,
+/// written (without dropping what it held) by the call.
+#[allow(
+    clippy::ptr_as_ptr,
+    reason = "a cast instantiates no function per key and value type"
+)]
+pub(crate) unsafe fn clone_value<K, V: Clone>(slot: NonNull<u8>, out: NonNull<u8>) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let slot = &*(slot.as_ptr() as *const Slot<K, V>);
+        (out.as_ptr() as *mut V).write(slot.value.clone());
+    }
+}
+
+/// Hashes the key of the `Slot<K, V>` at a place by the hasher at a pointer ([`hash_at`]).
+type HashAt = unsafe fn(NonNull<()>, NonNull<u8>) -> u64;
+
+/// Weighs the `Slot<K, V>` at a place by a weigher, a `Weigher<K, V>` as a `fn()` ([`weigh_at`]).
+type WeighAt = unsafe fn(fn(), NonNull<u8>) -> u64;
+
+/// A shard's weigher, untyped, with the function that applies it to an entry.
+#[derive(Clone, Copy)]
+pub(crate) struct Weighing {
+    /// The `Weigher<K, V>` set on the shard ([`Shard::weigh`]).
+    weigher: fn(),
+    /// [`weigh_at::<K, V>`](weigh_at).
+    at: WeighAt,
+}
+
+/// # Safety
+///
+/// `hasher` points to an `S`, and `slot` to a `Slot<K, V>`, both borrowed while the call lasts.
+unsafe fn hash_at<K: Hash, V, S: BuildHasher>(hasher: NonNull<()>, slot: NonNull<u8>) -> u64 {
+    // SAFETY: the caller's promise.
+    let (hasher, slot) = unsafe {
+        (
+            hasher.cast::<S>().as_ref(),
+            slot.cast::<Slot<K, V>>().as_ref(),
+        )
+    };
+    hasher.hash_one(&slot.key)
+}
+
+/// # Safety
+///
+/// `a` and `b` point to `Slot<K, V>`s, borrowed while the call lasts.
+unsafe fn same_key<K: Eq, V>(a: NonNull<u8>, b: NonNull<u8>) -> bool {
+    // SAFETY: the caller's promise.
+    unsafe { a.cast::<Slot<K, V>>().as_ref().key == b.cast::<Slot<K, V>>().as_ref().key }
+}
+
+/// # Safety
+///
+/// `weigher` is a `Weigher<K, V>` and `slot` points to a `Slot<K, V>`, borrowed while the call
+/// lasts.
+unsafe fn weigh_at<K, V>(weigher: fn(), slot: NonNull<u8>) -> u64 {
+    // SAFETY: the caller's promise; function pointers of any signature have one layout.
+    let weigh = unsafe { std::mem::transmute::<fn(), Weigher<K, V>>(weigher) };
+    // SAFETY: the caller's promise.
+    let slot = unsafe { slot.cast::<Slot<K, V>>().as_ref() };
+    weigh(&slot.key, &slot.value)
+}
+
+/// # Safety
+///
+/// As for [`KeepAt`](super::listener::KeepAt): `kept` is of a `Removed<K, V>`, and `slot` points to a `Slot<K, V>` that
+/// the caller owns and gives up.
+unsafe fn keep_at<K, V>(kept: &mut Kept, slot: NonNull<u8>, cause: RemovalCause) {
+    // SAFETY: the caller's promise: the entry is moved out once, here.
+    let slot = unsafe { slot.cast::<Slot<K, V>>().read() };
+    Removed::<K, V>::keep(kept, slot.key, slot.value, cause);
+}
+
+/// An entry being inserted, laid out as the slot it is to take: written by
+/// [`Shard::inserting`], then owned by the [`Typed`] made with it until settled (moved into the
+/// slab, handed to the listener, or dropped).
+#[repr(transparent)]
+pub(crate) struct NewEntry<K, V>(std::mem::ManuallyDrop<Slot<K, V>>);
+
+impl<K, V> NewEntry<K, V> {
+    /// The entry, laid out as its `Slot<K, V>`, to give up to a [`Typed`] ([`Typed::of`]).
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "a cast instantiates no function per key and value type"
+    )]
+    pub(crate) fn given(&mut self) -> NonNull<u8> {
+        // A `NewEntry` is its `Slot` (`repr(transparent)`, as `ManuallyDrop` is).
+        NonNull::from(self).cast()
     }
 
-    /// What left the shard, typed.
-    fn removed(removed: &mut RawRemoved) -> &mut Removed<K, V> {
-        const {
-            assert!(size_of::<Removed<K, V>>() == size_of::<RawRemoved>());
-            assert!(align_of::<Removed<K, V>>() == align_of::<RawRemoved>());
+    /// `key` and `value`, to be inserted: owned from now on by the [`Typed`] that
+    /// [`Shard::inserting`] makes of this, and dropped (if ever) by it alone.
+    pub(crate) const fn new(key: K, value: V) -> Self {
+        Self(std::mem::ManuallyDrop::new(Slot {
+            // A constant: no call that could unwind with the key and value to drop.
+            meta: const { Meta::empty() },
+            key,
+            value,
+        }))
+    }
+}
+
+/// A shard's typed side as [`Entries`], without its types: the entry being inserted, if any, as
+/// a place laid out as its slot, the hasher of the keys when the operation needs one, and the
+/// shard's [`SlotType`]. Made by [`Shard::entries`] or [`Shard::inserting`], and handed only the
+/// places and parts of that `Shard<K, V>`; compiled once.
+///
+/// Invariant: `new`, while `Some`, points to a `Slot<K, V>` of the shard's types, owned by this
+/// `Typed` (moved out or dropped exactly once: by `settle`, or on drop if never settled).
+pub(crate) struct Typed<'a> {
+    ty: &'static SlotType,
+    /// The hasher of the keys, a `S` of `ty` (`TypeOf<K, V, S>`), if the operation hashes.
+    hasher: Option<NonNull<()>>,
+    new: Option<NonNull<u8>>,
+    /// Borrows the hasher and the entry's place.
+    _borrows: PhantomData<&'a mut ()>,
+}
+
+impl<'a> Typed<'a> {
+    /// The typed side of a shard whose entries `ty` describes, hashing keys by `hasher` if
+    /// given, bringing the entry at `new` if any.
+    ///
+    /// # Safety
+    ///
+    /// The shard is a `Shard<K, V>` and `ty` is `TypeOf::<K, V, S>::TYPE`; `new`, if any, is
+    /// [`NewEntry::given`] of a `NewEntry<K, V>` borrowed for `'a`, which the `Typed` owns from
+    /// now on.
+    pub(crate) unsafe fn of<S>(
+        ty: &'static SlotType,
+        hasher: Option<&'a S>,
+        new: Option<NonNull<u8>>,
+    ) -> Self {
+        Self {
+            ty,
+            hasher: hasher.map(|hasher| NonNull::from(hasher).cast()),
+            new,
+            _borrows: PhantomData,
         }
-        // SAFETY: a `Typed` is handed only the parts of a `Shard<K, V>`, whose `removed` is a
-        // `Removed<K, V>`, laid out as a `RawRemoved` (`listener.rs` asserts it).
-        unsafe { &mut *std::ptr::from_mut(removed).cast::<Removed<K, V>>() }
+    }
+
+    /// The value of the entry being inserted, if any (not yet settled): a pointer to a `V` of
+    /// the shard's types.
+    pub(crate) fn value(&self) -> Option<NonNull<u8>> {
+        // SAFETY: within the `Slot<K, V>` at `new`, at its value's offset.
+        self.new.map(|new| unsafe { new.add(self.ty.value_at) })
+    }
+
+    /// Hands the entry at `entry` to the shard's listener as `cause` (by `removed`, the
+    /// shard's), or drops it if nobody listens.
+    ///
+    /// # Safety
+    ///
+    /// `entry` points to a `Slot<K, V>` of this shard's types, owned by the caller and given up.
+    unsafe fn give(&self, removed: &mut RawRemoved, entry: NonNull<u8>, cause: RemovalCause) {
+        // SAFETY: `removed` is this shard's, of its types (`Typed` is handed only the parts of
+        // its `Shard<K, V>`), and `entry` is given up, by the caller's promise.
+        if !unsafe { removed.give(entry, cause) }
+            && let Some(drop) = self.ty.drop
+        {
+            // SAFETY: not kept, so still owned: dropped once, here, by its type's drop.
+            unsafe { drop(entry.as_ptr()) };
+        }
     }
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher> Entries for Typed<'_, K, V, S> {
+impl Drop for Typed<'_> {
+    /// Drops an entry that was never settled (a shard of capacity 0, a panic meanwhile).
+    fn drop(&mut self) {
+        if let Some(new) = self.new.take()
+            && let Some(drop) = self.ty.drop
+        {
+            // SAFETY: owned, and never settled (see the invariant on `Typed`).
+            unsafe { drop(new.as_ptr()) };
+        }
+    }
+}
+
+impl Entries for Typed<'_> {
     fn hash(&self, slot: NonNull<u8>) -> u64 {
         let hasher = self.hasher.expect("a hasher for operations that evict");
-        hasher.hash_one(&Self::slot(slot).key)
+        // SAFETY: `ty.hash` is `hash_at` of this shard's types and of the hasher's type (both
+        // set by `Shard::entries` or `Shard::inserting`), the hasher borrowed for this `Typed`'s
+        // life; `slot` is a held place of the shard, a `Slot<K, V>`.
+        unsafe { (self.ty.hash)(hasher, slot) }
     }
 
-    fn weigh(&self, weigher: fn(), slot: Option<NonNull<u8>>) -> u64 {
-        // SAFETY: the shard's weigher is a `Weigher<K, V>` (`Shard::weigh`), and function
-        // pointers of any signature have one layout.
-        let weigh = unsafe { std::mem::transmute::<fn(), Weigher<K, V>>(weigher) };
-        let (key, value) = if let Some(slot) = slot {
-            let slot = Self::slot(slot);
-            (&slot.key, &slot.value)
-        } else {
-            let (key, value) = self.new.as_ref().expect("an entry being inserted");
-            (key, value)
-        };
-        weigh(key, value)
+    fn weigh(&self, weighing: Weighing, slot: Option<NonNull<u8>>) -> u64 {
+        let slot = slot.or(self.new).expect("an entry being inserted");
+        // SAFETY: the shard's weighing is of its types (`Shard::weigh`), and `slot` is a held
+        // place of the shard or the entry being inserted, both `Slot<K, V>`s.
+        unsafe { (weighing.at)(weighing.weigher, slot) }
     }
 
     fn take(&mut self, removed: &mut RawRemoved, slot: NonNull<u8>, cause: RemovalCause) -> u8 {
-        // SAFETY: a place of a `Slot<K, V>` just vacated: its entry is read out once, here.
-        let slot = unsafe { slot.cast::<Slot<K, V>>().read() };
-        Self::removed(removed).push(slot.key, slot.value, cause);
-        slot.meta.uses.into_inner()
+        // SAFETY: a place of a `Slot<K, V>` just vacated, which starts with its `Meta`.
+        let uses = unsafe { slot.cast::<Meta>().as_ref() }
+            .uses
+            .load(Ordering::Relaxed);
+        // SAFETY: the vacated entry is the caller's to give up, once, here.
+        unsafe { self.give(removed, slot, cause) };
+        uses
     }
 
     fn settle(&mut self, removed: &mut RawRemoved, new: Settle) {
-        let (key, value) = self.new.take().expect("an entry being inserted");
-        let (value, cause) = match new {
+        let entry = self.new.take().expect("an entry being inserted");
+        let cause = match new {
             Settle::Replace(slot) => {
-                // SAFETY: a held place of a `Slot<K, V>`; the machinery holds the shard
-                // exclusively, so this is the only reference.
-                let slot = unsafe { slot.cast::<Slot<K, V>>().as_mut() };
-                let old = std::mem::replace(&mut slot.value, value);
-                (old, RemovalCause::Replaced)
-            }
-            Settle::Decline => (value, RemovalCause::Evicted),
-            Settle::Place(slot) => {
-                let slot = slot.cast::<Slot<K, V>>().as_ptr();
-                // SAFETY: a new place, with room for a `Slot<K, V>` (the slab's layout); its
-                // `meta` is the machinery's to write.
+                let (at, size) = (self.ty.value_at, self.ty.value_size);
+                // SAFETY: two distinct `Slot<K, V>`s (a held place, which the machinery holds
+                // exclusively, and the entry being inserted): their values swap bytes, so the
+                // held slot has the new value and `entry` the new key with the old value.
                 unsafe {
-                    (&raw mut (*slot).key).write(key);
-                    (&raw mut (*slot).value).write(value);
+                    std::ptr::swap_nonoverlapping(
+                        slot.as_ptr().add(at),
+                        entry.as_ptr().add(at),
+                        size,
+                    );
+                }
+                RemovalCause::Replaced
+            }
+            Settle::Decline => RemovalCause::Evicted,
+            Settle::Place(slot) => {
+                // SAFETY: a new place, with room for a `Slot<K, V>` (the slab's layout), apart
+                // from the entry being inserted; the entry moves there whole (its `meta` is the
+                // machinery's to write after).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(entry.as_ptr(), slot.as_ptr(), self.ty.size);
                 }
                 return;
             }
         };
-        Self::removed(removed).push(key, value, cause);
+        // SAFETY: `entry` was this `Typed`'s, taken out of `new` above.
+        unsafe { self.give(removed, entry, cause) };
     }
 
     fn is_new(&self, slot: NonNull<u8>) -> bool {
-        let (key, _) = self.new.as_ref().expect("an entry being inserted");
-        Owned(key).is(&Self::slot(slot).key)
+        let entry = self.new.expect("an entry being inserted");
+        // SAFETY: `same_key` of this shard's types; `slot` a held place and `entry` the entry
+        // being inserted, both `Slot<K, V>`s.
+        unsafe { (self.ty.same_key)(entry, slot) }
     }
 }
 
@@ -588,16 +793,6 @@ impl<L: Lookup> Sought<L::Key> for L {
     #[inline]
     fn is(&self, key: &L::Key) -> bool {
         self.matches(key)
-    }
-}
-
-/// The key being inserted, sought as itself ([`Entries::is_new`]).
-struct Owned<'a, K>(&'a K);
-
-impl<K: Eq> Sought<K> for Owned<'_, K> {
-    #[inline]
-    fn is(&self, key: &K) -> bool {
-        self.0 == key
     }
 }
 
@@ -773,7 +968,12 @@ impl<K, V> Shard<K, V> {
     /// weighs). Set on a new shard; entries held before are dropped.
     pub(crate) fn weigh(&mut self, weigher: Weigher<K, V>, budget: u64) {
         drop(self.take_all());
-        self.weigher = Some(weigher);
+        self.weigher = Some(Weighing {
+            // SAFETY: function pointers of any signature have one layout; read back as a
+            // `Weigher<K, V>` by `weigh_at::<K, V>` only.
+            weigher: unsafe { std::mem::transmute::<Weigher<K, V>, fn()>(weigher) },
+            at: weigh_at::<K, V>,
+        });
         self.core.weighed = true;
         self.core.weight = Tally::new(budget);
         self.core.ordered |= budget != u64::MAX;
@@ -781,7 +981,7 @@ impl<K, V> Shard<K, V> {
 
     /// Collects what leaves the shard for a listener, to be taken by [`take_removed`](Self::take_removed).
     pub(crate) fn listen(&mut self) {
-        self.removed.collect();
+        self.removed.collect(keep_at::<K, V>);
     }
 
     /// What left the shard since the last call (with a listener; otherwise nothing is kept).
@@ -828,10 +1028,28 @@ impl<K, V> Shard<K, V> {
             .map(|slot| (slot.key, slot.value))
     }
 
-    /// This shard's typed side for its machinery ([`RawShard::insert`] and the other writes):
-    /// `hasher` for operations that hash keys, `new` the key and value an insert brings.
-    pub(crate) const fn entries<S>(hasher: Option<&S>, new: Option<(K, V)>) -> Typed<'_, K, V, S> {
-        Typed { hasher, new }
+    /// This shard's typed side for its machinery's writes that bring no entry (removals,
+    /// purges): `hasher` for operations that hash keys.
+    pub(crate) fn entries<S: BuildHasher>(hasher: Option<&S>) -> Typed<'_>
+    where
+        K: Hash + Eq,
+    {
+        // SAFETY: the table of this shard's types; no entry.
+        unsafe { Typed::of(TypeOf::<K, V, S>::TYPE, hasher, None) }
+    }
+
+    /// This shard's typed side for [`RawShard::insert`] of the entry in `place`, which the
+    /// `Typed` owns from now on; `hasher` hashes keys.
+    #[cfg(test)]
+    pub(crate) fn inserting<'a, S: BuildHasher>(
+        hasher: &'a S,
+        place: &'a mut NewEntry<K, V>,
+    ) -> Typed<'a>
+    where
+        K: Hash + Eq,
+    {
+        // SAFETY: the table of this shard's types, and an entry of them, given up.
+        unsafe { Typed::of(TypeOf::<K, V, S>::TYPE, Some(hasher), Some(place.given())) }
     }
 
     /// The shard without its types, to write.
@@ -889,17 +1107,6 @@ impl<K, V> Shard<K, V> {
             sought,
             _slots: PhantomData,
         }
-    }
-
-    /// The value of the entry at `slot`.
-    ///
-    /// # Safety
-    ///
-    /// `slot` is a place that [`RawShard::look`] of a `Shard<K, V>` handed its `found`, and the
-    /// value is used within that call.
-    pub(crate) const unsafe fn value_at<'a>(slot: NonNull<u8>) -> &'a V {
-        // SAFETY: the caller's promise: a held place of a `Shard<K, V>`, a `Slot<K, V>`.
-        unsafe { &(*slot.cast::<Slot<K, V>>().as_ptr()).value }
     }
 
     /// The live value for `key`, marking it recently used. Takes `&self`: runs under a read lock.
@@ -980,7 +1187,8 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        let mut typed = Self::entries(Some(hasher), Some((key, value)));
+        let mut place = NewEntry::new(key, value);
+        let mut typed = Self::inserting(hasher, &mut place);
         self.raw_mut().insert(&mut typed, hash, stamp, now, share)
     }
 
@@ -993,7 +1201,7 @@ impl<K, V> Shard<K, V> {
         let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
         };
-        let mut typed = Self::entries(None::<&NoHasher>, None);
+        let mut typed = Self::entries(None::<&NoHasher>);
         self.raw_mut().ops(&mut typed, |mut ops| {
             ops.take_out(hash, at, RemovalCause::Invalidated)
         })
@@ -1005,7 +1213,7 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash + Eq,
     {
-        let mut typed = Self::entries(None::<&NoHasher>, None);
+        let mut typed = Self::entries(None::<&NoHasher>);
         self.raw_mut().purge_expired(&mut typed, now)
     }
 }

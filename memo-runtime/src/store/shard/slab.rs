@@ -303,6 +303,16 @@ impl Drop for RawSlab {
     }
 }
 
+/// Drops the `T` at `value` ([`Slab::DROP`]).
+///
+/// # Safety
+///
+/// `value` points to a `T`, dropped once.
+unsafe fn drop_value<T>(value: *mut u8) {
+    // SAFETY: the caller's promise.
+    unsafe { value.cast::<T>().drop_in_place() };
+}
+
 /// What a raw slab needs to know of its values' type: their layout, how to drop one, and an
 /// aligned dangling pointer.
 #[derive(Clone, Copy)]
@@ -327,17 +337,20 @@ impl<T> Slab<T> {
         }
     }
 
+    /// How a `T` is dropped in place, if it needs to be: `drop(value)` with `value` pointing to a
+    /// `T`, dropped once. The one function per `T` that drops the slab's values and, for the
+    /// shard, entries that leave without a listener.
+    pub(super) const DROP: Option<unsafe fn(*mut u8)> = if std::mem::needs_drop::<T>() {
+        Some(drop_value::<T>)
+    } else {
+        None
+    };
+
     /// The [`Kind`] of `T`.
     pub(super) fn kind() -> Kind {
-        /// # Safety
-        /// `value` points to a `T`, dropped once.
-        unsafe fn drop_value<T>(value: *mut u8) {
-            // SAFETY: the caller's promise.
-            unsafe { value.cast::<T>().drop_in_place() };
-        }
         Kind {
             layout: Layout::new::<T>(),
-            drop: std::mem::needs_drop::<T>().then_some(drop_value::<T> as unsafe fn(*mut u8)),
+            drop: Self::DROP,
             dangling: NonNull::<T>::dangling().cast(),
         }
     }
