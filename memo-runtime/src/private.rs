@@ -491,7 +491,7 @@ where
 
 /// [`hit_or_miss`] after a [`QuickHit`] that found nothing: `hashed` is the key's hash it made
 /// ([`UNHASHED`] if it made none), so that the call hashes its key once (issue 19). The store is
-/// read by its code compiled once ([`MemoryStore::get_cold`]): the quick try was the hit path, and
+/// read by its code compiled once (`MemoryStore::get_cold`): the quick try was the hit path, and
 /// a function with a quick try has no `ttl`, so only a race with an insert, a reader off the
 /// gate's fast path or an entry the cache object gave a time to live finds a value here.
 #[allow(
