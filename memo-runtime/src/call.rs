@@ -355,26 +355,67 @@ where
 }
 
 /// How a miss whose types are not bounded (`private.rs`: its key and value are reported once,
-/// at the entry point) lends them to the loop: made where the bounds are known.
+/// at the entry point) lends them to the loop: made where the bounds are known, so that one
+/// existing proves them. Keys and slots are lent by inlined methods (no function of their own per
+/// type in an optimized build); a value by a function pointer, which brings its `Handed` vtable.
 pub(crate) struct Lend<K, V> {
-    /// The key, lent.
-    pub(crate) key: fn(&K) -> Item<'_>,
-    /// The caller's owned key, to take.
-    pub(crate) key_slot: fn(&mut Option<K>) -> Slot<'_>,
     /// The value, lent.
-    pub(crate) value: fn(&V) -> Value<'_>,
-    /// The caller's slot for a value found.
-    pub(crate) value_slot: fn(&mut Option<V>) -> Slot<'_>,
+    value: fn(&V) -> Value<'_>,
+    _types: PhantomData<fn(K)>,
 }
 
 impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
     /// The one for `K` and `V`.
     pub(crate) const NEW: &'static Self = &Self {
-        key: Item::of,
-        key_slot: Slot::of,
         value: Value::of,
-        value_slot: Slot::of,
+        _types: PhantomData,
     };
+}
+
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
+impl<K: 'static, V: 'static> Lend<K, V> {
+    /// The key, lent.
+    #[inline]
+    pub(crate) fn key<'a>(&self, key: &'a K) -> Item<'a> {
+        // `K: Sync`, as `NEW`, the only way to a `Lend`, requires.
+        Item {
+            ptr: key as *const K as *const (),
+            type_id: TypeId::of::<K>(),
+            _lent: PhantomData,
+        }
+    }
+
+    /// The caller's owned key, to take.
+    #[inline]
+    pub(crate) fn key_slot<'a>(&self, key: &'a mut Option<K>) -> Slot<'a> {
+        // `K: Send`, as `NEW` requires.
+        Slot {
+            ptr: key as *mut Option<K> as *mut (),
+            type_id: TypeId::of::<K>(),
+            _lent: PhantomData,
+        }
+    }
+
+    /// The value, lent.
+    #[inline]
+    pub(crate) fn value<'a>(&self, value: &'a V) -> Value<'a> {
+        (self.value)(value)
+    }
+
+    /// The caller's slot for a value found.
+    #[inline]
+    pub(crate) fn value_slot<'a>(&self, found: &'a mut Option<V>) -> Slot<'a> {
+        // `V: Send`, as `NEW` requires.
+        Slot {
+            ptr: found as *mut Option<V> as *mut (),
+            type_id: TypeId::of::<V>(),
+            _lent: PhantomData,
+        }
+    }
 }
 
 /// Where a call stands once [`begin`] answered.

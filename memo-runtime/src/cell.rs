@@ -25,7 +25,12 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::thread::ThreadId;
 
-type Erased = &'static (dyn Any + Send + Sync);
+/// A cache boxed for the registry, without its type: the registry's key holds its `TypeId`.
+/// Not `dyn Any`, whose vtable compiles a `type_id` function for every cache type (issue 18).
+pub(crate) type Boxed = Box<dyn Send + Sync>;
+
+/// A cache [`Boxed`] and leaked.
+pub(crate) type Erased = &'static (dyn Send + Sync);
 
 /// The `type_name` of a closure in the memoized function (or its companion): what the
 /// expansion passes as a cache's scope, called only when a cell resolves.
@@ -138,7 +143,7 @@ fn registry() -> MutexGuard<'static, Registry> {
 fn made_once(
     key: &Key,
     owner: Option<TypeId>,
-    make: impl FnOnce() -> Box<dyn Any + Send + Sync>,
+    make: impl FnOnce() -> Boxed,
 ) -> Erased {
     let me = std::thread::current().id();
     let mut registry = registry();
@@ -299,16 +304,15 @@ impl CacheCell {
         init: impl FnOnce(&'static str) -> C,
     ) -> &'static C {
         let mut init = Some(init);
-        let mut make = |identity: &'static str| -> Box<dyn Any + Send + Sync> {
+        let mut make = |identity: &'static str| -> Boxed {
             let init = init
                 .take()
                 .unwrap_or_else(|| unreachable!("a cache is made at most once per call"));
             Box::new(init(identity))
         };
         let erased = self.resolve_listed(id, scope, site, TypeId::of::<C>(), &mut make);
-        erased
-            .downcast_ref::<C>()
-            .unwrap_or_else(|| unreachable!("registered under its own type id"))
+        // SAFETY: registered under `TypeId::of::<C>()`, so boxed by `make` above as a `C`.
+        unsafe { &*std::ptr::from_ref(erased).cast::<C>() }
     }
 
     /// [`get_or_init_at`](Self::get_or_init_at) past its fast path (the caller tried
@@ -320,7 +324,7 @@ impl CacheCell {
         id: &'static str,
         at: At,
         type_id: TypeId,
-        make: fn(&'static str, A) -> Box<dyn Any + Send + Sync>,
+        make: fn(&'static str, A) -> Boxed,
         with: A,
     ) -> Erased {
         let (scope, site) = at();
@@ -338,7 +342,7 @@ impl CacheCell {
         scope: &'static str,
         site: Option<TypeId>,
         type_id: TypeId,
-        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
+        make: &mut dyn FnMut(&'static str) -> Boxed,
     ) -> Erased {
         #[cfg(feature = "test-util")]
         if crate::testing::isolated() {
@@ -370,7 +374,7 @@ impl CacheCell {
         scope: &'static str,
         site: Option<TypeId>,
         type_id: TypeId,
-        make: &mut dyn FnMut(&'static str) -> Box<dyn Any + Send + Sync>,
+        make: &mut dyn FnMut(&'static str) -> Boxed,
     ) -> Erased {
         let path = enclosing(scope);
         let key = (id, instance(id, scope), type_id);

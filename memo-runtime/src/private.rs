@@ -25,10 +25,11 @@ pub use instance::{instance_hit, instance_miss, instance_miss_async, instance_tr
 
 use crate::block;
 use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
+use crate::cell::{Boxed, Erased};
 use crate::flight::Handing;
 pub use crate::store::MemoryStore;
 use crate::store::{Store, Weight};
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::mem::ManuallyDrop;
 use std::time::Instant;
 
@@ -85,21 +86,24 @@ fn resolve_cache<K: Shared, V: Shared>(
         new_cache::<K, V>,
         config,
     );
-    registered(cache)
+    // SAFETY: `new_cache::<K, V>` boxes a `Cache<K, V>` with `register`.
+    unsafe { registered(cache) }
 }
 
 /// A cache boxed for the cell's registry, which never drops it (`cell::made_once`): in a
 /// `ManuallyDrop`, so that the box's vtable compiles no drop for the cache's types.
-fn register<C: Any + Send + Sync>(cache: C) -> Box<dyn Any + Send + Sync> {
+fn register<C: Send + Sync + 'static>(cache: C) -> Boxed {
     Box::new(ManuallyDrop::new(cache))
 }
 
 /// The cache [`register`] boxed.
-fn registered<C: Any>(cache: &'static (dyn Any + Send + Sync)) -> &'static C {
-    match cache.downcast_ref::<ManuallyDrop<C>>() {
-        Some(cache) => cache,
-        None => unreachable!("registered under its own type id"),
-    }
+///
+/// # Safety
+///
+/// `cache` was boxed by `register::<C>` (the registry's key holds `TypeId::of::<C>()`).
+unsafe fn registered<C>(cache: Erased) -> &'static C {
+    // SAFETY: the caller's promise.
+    unsafe { &*std::ptr::from_ref(cache).cast::<ManuallyDrop<C>>() }
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.
@@ -119,7 +123,7 @@ const fn codec_of(json: bool) -> crate::Codec {
 fn new_cache<K: Shared, V: Shared>(
     name: &'static str,
     config: fn() -> Config,
-) -> Box<dyn Any + Send + Sync> {
+) -> Boxed {
     let config = config();
     register(Cache::<K, V>::from_parts(
         MemoryStore::new(&config),
@@ -140,13 +144,16 @@ pub fn cache_with<K: Shared, V: Shared>(
 ) -> &'static Cache<K, V> {
     match cell.first() {
         Some(cache) => cache,
-        None => registered(cell.resolve_boxed_at(
-            id,
-            scope,
-            TypeId::of::<Cache<K, V>>(),
-            new_hooked_cache::<K, V>,
-            (config, hooks),
-        )),
+        // SAFETY: `new_hooked_cache::<K, V>` boxes a `Cache<K, V>` with `register`.
+        None => unsafe {
+            registered(cell.resolve_boxed_at(
+                id,
+                scope,
+                TypeId::of::<Cache<K, V>>(),
+                new_hooked_cache::<K, V>,
+                (config, hooks),
+            ))
+        },
     }
 }
 
@@ -159,7 +166,7 @@ type Recipe<S> = (fn() -> Config, fn(S) -> S);
 fn new_hooked_cache<K: Shared, V: Shared>(
     name: &'static str,
     (config, hooks): Recipe<MemoryStore<K, V>>,
-) -> Box<dyn Any + Send + Sync> {
+) -> Boxed {
     let config = config();
     register(Cache::<K, V>::from_parts(
         hooks(MemoryStore::new(&config)),
@@ -302,13 +309,16 @@ pub fn store_cache<K: Shared, V: Shared, S: Open<K, V> + Send + Sync + 'static>(
 ) -> &'static Cache<K, V, S> {
     match cell.first() {
         Some(cache) => cache,
-        None => registered(cell.resolve_boxed_at(
-            id,
-            scope,
-            TypeId::of::<Cache<K, V, S>>(),
-            new_store_cache::<K, V, S>,
-            ((config, hooks), remote),
-        )),
+        // SAFETY: `new_store_cache::<K, V, S>` boxes a `Cache<K, V, S>` with `register`.
+        None => unsafe {
+            registered(cell.resolve_boxed_at(
+                id,
+                scope,
+                TypeId::of::<Cache<K, V, S>>(),
+                new_store_cache::<K, V, S>,
+                ((config, hooks), remote),
+            ))
+        },
     }
 }
 
@@ -317,7 +327,7 @@ pub fn store_cache<K: Shared, V: Shared, S: Open<K, V> + Send + Sync + 'static>(
 fn new_store_cache<K: Shared, V: Shared, S: Open<K, V> + Send + Sync + 'static>(
     name: &'static str,
     ((config, hooks), remote): (Recipe<S>, Remote),
-) -> Box<dyn Any + Send + Sync> {
+) -> Boxed {
     let config = config();
     register(Cache::<K, V, S>::from_parts(
         hooks(S::open(name, &config, remote)),
@@ -913,8 +923,8 @@ impl<K: 'static, V: 'static> Lead<K, V> {
         run.finish(
             steps,
             hash,
-            (lend.key_slot)(&mut key),
-            (lend.value)(&value),
+            lend.key_slot(&mut key),
+            lend.value(&value),
             kept,
         );
         value
@@ -930,7 +940,7 @@ impl<K: 'static, V: 'static> Lead<K, V> {
             run,
             ..
         } = self;
-        run.fail(steps, &(lend.key_slot)(&mut Some(key)), failure);
+        run.fail(steps, &lend.key_slot(&mut Some(key)), failure);
     }
 }
 
@@ -1101,8 +1111,8 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         } = self;
         let mut found = None;
         loop {
-            let out = (lend.value_slot)(&mut found);
-            match Run::start(steps, mode, (hash, (lend.key)(&key)), out, handover.takes()) {
+            let out = lend.value_slot(&mut found);
+            match Run::start(steps, mode, (hash, lend.key(&key)), out, handover.takes()) {
                 Started::Value => {
                     let Some(found) = found else {
                         unreachable!("the loop ends with a value")

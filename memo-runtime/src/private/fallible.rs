@@ -267,13 +267,13 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                     Ok(value) => value,
                     Err(error) => {
                         trace.outcome("error");
-                        call::refresh_ended(steps, &(lend.key_slot)(&mut key), true);
+                        call::refresh_ended(steps, &lend.key_slot(&mut key), true);
                         return R::from_result(Err(error));
                     }
                 };
                 let kept = keep(&value);
                 trace.outcome(if kept { "refresh" } else { "error" });
-                let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+                let (key, lent) = (lend.key_slot(&mut key), lend.value(&value));
                 // The error type (perhaps not `Send`) is not held across this await.
                 call::refreshed(steps, hash, key, Some(lent), kept, started).await;
                 return R::from_result(Ok(value));
@@ -282,7 +282,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         let trace = Computation::start(steps.head().name, "call");
         let mut found = None;
         let claim = loop {
-            let (lent, out) = ((lend.key)(&key), (lend.value_slot)(&mut found));
+            let (lent, out) = (lend.key(&key), lend.value_slot(&mut found));
             match call::begin(steps, hash, lent, out, false, handover.takes()).await {
                 Begun::Value(outcome) => {
                     trace.outcome(outcome);
@@ -318,7 +318,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         trace.outcome(if kept { "miss" } else { "error" });
         let cost = started.elapsed();
         let mut key = Some(key);
-        let (key, lent) = ((lend.key_slot)(&mut key), (lend.value)(&value));
+        let (key, lent) = (lend.key_slot(&mut key), lend.value(&value));
         call::finish(steps, hash, key, claim, lent, kept, cost).await;
         R::from_result(Ok(value))
     }

@@ -1,13 +1,14 @@
 //! A scope of caches private to one test: [`isolate`].
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-type Erased = &'static (dyn Any + Send + Sync);
+use crate::cell::{Boxed, Erased};
+
 
 /// The caches of one scope, by function id, instance and type (as the process-wide registry).
 type Caches = HashMap<(&'static str, String, TypeId), Erased>;
@@ -86,7 +87,7 @@ pub(crate) fn active() -> bool {
 /// The innermost scope's cache for `key`, made by `make` if it has none yet.
 pub(crate) fn cache(
     key: (&'static str, String, TypeId),
-    make: &mut dyn FnMut() -> Box<dyn Any + Send + Sync>,
+    make: &mut dyn FnMut() -> Boxed,
 ) -> Erased {
     let found = SCOPES.with(|scopes| {
         scopes
