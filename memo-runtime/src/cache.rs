@@ -4,20 +4,21 @@ use std::hash::Hash;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::block;
+use crate::call::memory::Pair;
 use crate::call::{self, Boxed, Claimed, Item, LeaderClaim, Slot, Value};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::flight::{Flights, Handing};
+use crate::flight::{Flights, Handing, RawFlights};
 use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
-use crate::store::{Claim, Lease, MemoryStore, Store};
+use crate::store::{Claim, Lease, MemoryStore, RawMemory, Store};
 use crate::trace::Computation;
 
 /// Background refreshes of sync functions running at once, process-wide.
@@ -47,10 +48,13 @@ pub(crate) const MAX_REFRESH_THREADS: usize = 16;
 /// assert!(cache.invalidate("hello"));
 /// assert_eq!(cache.stats().misses, 1);
 /// ```
+#[repr(C)]
 pub struct Cache<K, V, S = MemoryStore<K, V>> {
-    store: S,
-    flights: Flights<K, V>,
+    /// First, then `flights` and `store` (`repr(C)`): a cache in memory starts as a
+    /// [`MemoryCache`] does, for the miss loop's code compiled once (`call/memory.rs`).
     head: Head,
+    flights: Flights<K, V>,
+    store: S,
     /// The value each background refresh running now replaces, served to the callers that find
     /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)), with
     /// when the refresh started; few at once.
@@ -86,6 +90,44 @@ pub(crate) struct Head {
     /// a refresh that hangs or starves leaves callers to compute, as before, instead of serving
     /// its old value for ever.
     renew_for: Duration,
+    /// The typed operations of the miss loop over this cache as a [`MemoryCache`]: set by the
+    /// first miss of a memoized function over memory (`call::memory::steps`), where its key's
+    /// and value's bounds are known; null before, and for every other cache.
+    pub(crate) pair: AtomicPtr<Pair>,
+}
+
+/// A memoized function's cache in memory without its key and value types: the start of every
+/// `Cache<K, V>` (`repr(C)`, both; asserted in [`Cache::untyped`]), which the miss loop reaches
+/// through one vtable for every key and value type (`call/memory.rs`).
+#[repr(C)]
+pub(crate) struct MemoryCache {
+    pub(crate) head: Head,
+    pub(crate) flights: RawFlights,
+    pub(crate) store: RawMemory,
+}
+
+impl<K, V> Cache<K, V> {
+    /// This cache without its types.
+    #[allow(
+        clippy::ptr_as_ptr,
+        clippy::ref_as_ptr,
+        reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+    )]
+    pub(crate) fn untyped(&self) -> &MemoryCache {
+        const {
+            // A `Flights<K, V>` starts with its `RawFlights` (`repr(C)`), a `MemoryStore<K, V>`
+            // with its `RawMemory`.
+            let () = MemoryStore::<K, V>::STARTS_RAW;
+            assert!(std::mem::offset_of!(Self, head) == std::mem::offset_of!(MemoryCache, head));
+            assert!(
+                std::mem::offset_of!(Self, flights) == std::mem::offset_of!(MemoryCache, flights)
+            );
+            assert!(std::mem::offset_of!(Self, store) == std::mem::offset_of!(MemoryCache, store));
+        }
+        // SAFETY: the fields of a `MemoryCache` start a `Cache<K, V>` at the same offsets
+        // (asserted above), each the untyped start of its own.
+        unsafe { &*(self as *const Self as *const MemoryCache) }
+    }
 }
 
 impl Head {
@@ -100,6 +142,7 @@ impl Head {
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
             renew_for: config.map_or(Duration::ZERO, renew_for),
+            pair: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 

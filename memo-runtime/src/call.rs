@@ -21,6 +21,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+pub(crate) mod memory;
+
 use crate::cache::{Cache, Head};
 use crate::flight::{Failure, Handed, RawJoin, RawLeader};
 use crate::stats::Event;
@@ -203,8 +205,9 @@ pub(crate) trait Steps: Sync {
         lease: Lease,
     ) -> Boxed<'a, ()>;
 
-    /// A refresh of the key in `key` failed: the store lets a later read refresh it again.
-    fn release_refresh(&self, key: &Slot<'_>);
+    /// A refresh of the key in `key` (of hash `hash`) failed: the store lets a later read
+    /// refresh it again.
+    fn release_refresh(&self, hash: u64, key: &Slot<'_>);
 }
 
 /// A cache's steps were lent a key or a value of other types than its own: a bug of the loop.
@@ -346,7 +349,7 @@ where
         Box::pin(stored)
     }
 
-    fn release_refresh(&self, key: &Slot<'_>) {
+    fn release_refresh(&self, _: u64, key: &Slot<'_>) {
         let Some(key) = key.held::<K>() else {
             not_its_types()
         };
@@ -376,6 +379,10 @@ impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
     clippy::ptr_as_ptr,
     clippy::ref_as_ptr,
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
+#[allow(
+    clippy::unused_self,
+    reason = "a `Lend` proves the bounds that lending needs: methods of it"
 )]
 impl<K: 'static, V: 'static> Lend<K, V> {
     /// The key, lent.
@@ -518,7 +525,7 @@ pub(crate) async fn refreshed(
     started: Instant,
 ) {
     let stored = value.filter(|_| kept);
-    refresh_ended(steps, &key, stored.is_none());
+    refresh_ended(steps, hash, &key, stored.is_none());
     if let Some(value) = stored {
         let cost = started.elapsed();
         steps
@@ -527,13 +534,13 @@ pub(crate) async fn refreshed(
     }
 }
 
-/// A forced refresh of the key in `key` ended: counted. When it `failed` (its computation
+/// A forced refresh of the key in `key` (of hash `hash`) ended: counted. When it `failed` (its computation
 /// failed, or its value is not kept) the old value stays; the failure is counted and reported,
 /// and a later read may refresh the key again.
-pub(crate) fn refresh_ended(steps: &dyn Steps, key: &Slot<'_>, failed: bool) {
+pub(crate) fn refresh_ended(steps: &dyn Steps, hash: u64, key: &Slot<'_>, failed: bool) {
     steps.head().refresh_ended(failed);
     if failed {
-        steps.release_refresh(key);
+        steps.release_refresh(hash, key);
     }
 }
 

@@ -140,11 +140,7 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// thread, while other callers of `key` wait. A cache is never dropped, so that no code to drop
 /// one is compiled for each key and value type (`private::new_cache`): none is made to be
 /// thrown away.
-fn made_once(
-    key: &Key,
-    owner: Option<TypeId>,
-    make: impl FnOnce() -> Boxed,
-) -> Erased {
+fn made_once(key: &Key, owner: Option<TypeId>, make: impl FnOnce() -> Boxed) -> Erased {
     let me = std::thread::current().id();
     let mut registry = registry();
     loop {

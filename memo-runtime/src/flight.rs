@@ -29,6 +29,7 @@ use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
+use crate::erased::{self, EqAt};
 use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -38,7 +39,9 @@ use hashbrown::HashTable;
 /// How many table shards (a power of two): misses of different keys rarely meet on one lock.
 const SHARDS: usize = 32;
 
-/// The in-flight computations of one cache, keyed by `K`, settled with a `V`.
+/// The in-flight computations of one cache, keyed by `K`, settled with a `V`. `repr(C)`: a
+/// [`RawFlights`] first, as a cache seen without its types holds it (`cache::MemoryCache`).
+#[repr(C)]
 pub(crate) struct Flights<K, V> {
     raw: RawFlights,
     /// The table owns `K`s and `V`s: it is `Send` and `Sync` as a lock over them would be.
@@ -141,18 +144,8 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     /// the types, for the miss loop: the leader settles with [`RawLeader::finish`] and a waiter
     /// takes the value with [`RawFlight::poll_value`], both with this table's `V`.
     pub(crate) fn join_raw(&self, hash: u64, key: K, by_thread: bool) -> RawJoin<'_> {
-        /// Whether two keys of this table are equal: a plain function, one per key type, where a
-        /// closure over the key sought would add its `FnOnce` shim.
-        #[allow(
-            clippy::ptr_as_ptr,
-            reason = "a cast: `cast` is compiled per type in a debug build"
-        )]
-        fn same<K: Eq>(stored: &Erased, sought: &Erased) -> bool {
-            // SAFETY: every key in this table is a `K` (only `join_raw` adds them), and so is the
-            // key sought, which `RawFlights::join` owns while it compares, under the table's lock.
-            unsafe { *(stored.ptr.as_ptr() as *const K) == *(sought.ptr.as_ptr() as *const K) }
-        }
-        self.raw.join(hash, Erased::new(key), same::<K>, by_thread)
+        self.raw
+            .join(hash, Erased::new(key), erased::eq::<K>, by_thread)
     }
 
     /// Number of computations in progress.
@@ -225,6 +218,35 @@ impl<K, V: Clone + Send + Sync + 'static> Leader<'_, K, V> {
     }
 }
 
+/// What code compiled once needs of a table's key type `K` to join a flight
+/// ([`RawFlights::join_lent`]).
+pub(crate) struct FlightKey {
+    /// Clones the `K` at a place into a flight's own key.
+    boxed: unsafe fn(*const ()) -> Erased,
+    /// Whether the `K`s at two places are equal.
+    eq: EqAt,
+}
+
+impl FlightKey {
+    /// The one for `K`.
+    pub(crate) const fn of<K: Clone + Eq + 'static>() -> Self {
+        /// # Safety
+        /// `key` points to a `K`, borrowed while the call lasts.
+        #[allow(
+            clippy::ptr_as_ptr,
+            reason = "a cast: `cast` is compiled per type in a debug build"
+        )]
+        unsafe fn boxed<K: Clone>(key: *const ()) -> Erased {
+            // SAFETY: the caller's promise.
+            Erased::new(unsafe { &*(key as *const K) }.clone())
+        }
+        Self {
+            boxed: boxed::<K>,
+            eq: erased::eq::<K>,
+        }
+    }
+}
+
 /// An owned value whose type only the typed side knows: a `Box<T>` without its `T`.
 struct Erased {
     ptr: NonNull<()>,
@@ -273,7 +295,7 @@ struct Entry {
 }
 
 /// [`Flights`] without its types.
-struct RawFlights {
+pub(crate) struct RawFlights {
     /// Dropped by [`RawFlights`]' own `drop`, so that a typed table's drop is a call to it
     /// rather than a copy of it per key and value type.
     shards: ManuallyDrop<Box<[Table]>>,
@@ -349,17 +371,34 @@ impl RawFlights {
         &self.shards[shard_of(hash, SHARDS - 1)]
     }
 
-    /// Joins the flight of a key that `same` finds equal to `key`, or registers `key` (of hash
-    /// `hash`) and leads it.
-    fn join(
+    /// [`Flights::join_raw`] of the key at `key`, a `K` of this table, which `of` (for `K`)
+    /// clones into the flight if it leads.
+    ///
+    /// # Safety
+    ///
+    /// `key` points to a `K`, borrowed while the call lasts, of the table's key type, and `of`
+    /// is `FlightKey::of::<K>()`.
+    pub(crate) unsafe fn join_lent(
         &self,
         hash: u64,
-        key: Erased,
-        same: fn(&Erased, &Erased) -> bool,
+        key: *const (),
+        of: &FlightKey,
         by_thread: bool,
     ) -> RawJoin<'_> {
+        // SAFETY: the caller's promise.
+        let key = unsafe { (of.boxed)(key) };
+        self.join(hash, key, of.eq, by_thread)
+    }
+
+    /// Joins the flight of a key that `eq` finds equal to `key`, or registers `key` (of hash
+    /// `hash`) and leads it.
+    fn join(&self, hash: u64, key: Erased, eq: EqAt, by_thread: bool) -> RawJoin<'_> {
         let mut table = lock(self.shard(hash));
-        if let Some(entry) = table.find(hash, |e| e.hash == hash && same(&e.key, &key)) {
+        // SAFETY: every key in this table is of its key type (`join_raw` and `join_lent` add
+        // them), as is `key`, which this call owns while it compares, under the table's lock.
+        let same =
+            |e: &Entry| e.hash == hash && unsafe { eq(e.key.ptr.as_ptr(), key.ptr.as_ptr()) };
+        if let Some(entry) = table.find(hash, same) {
             let join = if by_thread && entry.flight.leader == thread::current().id() {
                 RawJoin::Reentrant
             } else {

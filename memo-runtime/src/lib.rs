@@ -29,6 +29,7 @@ mod clock;
 #[cfg(any(feature = "disk", feature = "redis"))]
 mod codec;
 mod config;
+mod erased;
 mod flight;
 mod janitor;
 // Not public API: the stores' key encoding, for the expansion and memo-cli.

@@ -120,10 +120,7 @@ const fn codec_of(json: bool) -> crate::Codec {
 /// the cell's registry. A plain function, not a closure, which would add its `FnOnce` shim.
 #[cold]
 #[inline(never)]
-fn new_cache<K: Shared, V: Shared>(
-    name: &'static str,
-    config: fn() -> Config,
-) -> Boxed {
+fn new_cache<K: Shared, V: Shared>(name: &'static str, config: fn() -> Config) -> Boxed {
     let config = config();
     register(Cache::<K, V>::from_parts(
         MemoryStore::new(&config),
@@ -492,10 +489,10 @@ where
     // The lookup is forced inline too: out of line, it measured 0.8 ns more per hit.
     answer(
         cache,
-        &key,
-        None,
+        (&key, None),
         #[cfg_attr(not(debug_assertions), inline(always))]
         |hash, key| cache.hit(hash, key),
+        call::memory::steps,
     )
 }
 
@@ -518,9 +515,12 @@ where
     V: CacheValue,
 {
     let hashed = (hashed != UNHASHED).then_some(hashed);
-    answer(cache, &key, hashed, |hash, key| {
-        cache.store().get_cold(hash, key)
-    })
+    answer(
+        cache,
+        (&key, hashed),
+        |hash, key| cache.store().get_cold(hash, key),
+        call::memory::steps,
+    )
 }
 
 /// The first try of a memoized function whose entries never expire (no `ttl`), by autoref
@@ -648,7 +648,12 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, None, |hash, key| cache.hit(hash, key))
+    answer(
+        cache,
+        (&key, None),
+        |hash, key| cache.hit(hash, key),
+        any_steps,
+    )
 }
 
 /// [`hit_or_miss_in`] of an `async fn` over a store read over the network (`redis`, `tiered`):
@@ -671,9 +676,12 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    let first = answer(cache, &key, None, |hash, key| {
-        cache.store().get_local(hash, key)
-    });
+    let first = answer(
+        cache,
+        (&key, None),
+        |hash, key| cache.store().get_local(hash, key),
+        any_steps,
+    );
     async move {
         let miss = match first {
             Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -706,11 +714,12 @@ where
     V: CacheValue,
     S: Backend<L::Key, V>,
 {
-    answer(cache, &key, None, |hash, key| {
+    let renew = |hash, key: &L| {
         cache.hit_renewing(hash, key, |owned| {
             cache.spawn_refresh(owned, refresh, keep);
         })
-    })
+    };
+    answer(cache, (&key, None), renew, any_steps)
 }
 
 /// An `async fn` body as a `'static` future, for a background refresh.
@@ -737,11 +746,16 @@ where
     S: Backend<L::Key, V>,
 {
     #[cfg(feature = "tokio")]
-    return answer(cache, &key, None, |hash, key| {
-        cache.hit_renewing(hash, key, |owned| {
-            cache.spawn_refresh_task(owned, refresh, keep);
-        })
-    });
+    return answer(
+        cache,
+        (&key, None),
+        |hash, key| {
+            cache.hit_renewing(hash, key, |owned| {
+                cache.spawn_refresh_task(owned, refresh, keep);
+            })
+        },
+        any_steps,
+    );
     #[cfg(not(feature = "tokio"))]
     {
         let _ = (refresh, keep);
@@ -778,7 +792,7 @@ where
         let local = |hash, key: &L| {
             cache.renewal_hit(key, Some(cache.store().get_local_due(hash, key)?), start)
         };
-        let first = answer(cache, &key, None, local);
+        let first = answer(cache, (&key, None), local, any_steps);
         async move {
             let miss = match first {
                 Err(miss) if miss.mode == Mode::Lookup => miss,
@@ -793,6 +807,17 @@ where
     }
 }
 
+/// The miss loop's steps over `cache`, whatever its store, compiled for its key, value and
+/// store types (a memoized function's cache in memory takes [`call::memory::steps`] instead).
+fn any_steps<K, V, S>(cache: &'static Cache<K, V, S>) -> &'static dyn Steps
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V> + 'static,
+{
+    cache.undropped()
+}
+
 /// What every hit path shares: the key hashed by the store (once per call: the miss carries the
 /// hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
 /// compute it.
@@ -801,9 +826,9 @@ where
 #[cfg_attr(debug_assertions, inline)]
 fn answer<L, V, S>(
     cache: &'static Cache<L::Key, V, S>,
-    key: &L,
-    hashed: Option<u64>,
+    (key, hashed): (&L, Option<u64>),
     found: impl FnOnce(u64, &L) -> Option<V>,
+    steps: fn(&'static Cache<L::Key, V, S>) -> &'static dyn Steps,
 ) -> Result<V, Miss<L::Key, V>>
 where
     L: Lookup,
@@ -828,7 +853,7 @@ where
             None => Mode::Lookup,
         }
     };
-    Err(Miss::new(cache, hash, key, mode))
+    Err(Miss::new(cache, steps(cache), hash, key, mode))
 }
 
 /// Stands for nothing when the `tokio` feature is on; a sentence when it is off.
@@ -936,11 +961,12 @@ impl<K: 'static, V: 'static> Lead<K, V> {
         let Self {
             steps,
             lend,
+            hash,
             key,
             run,
             ..
         } = self;
-        run.fail(steps, &lend.key_slot(&mut Some(key)), failure);
+        run.fail(steps, (hash, &lend.key_slot(&mut Some(key))), failure);
     }
 }
 
@@ -1029,13 +1055,18 @@ impl Run {
 
     /// [`Lead::fail`].
     #[inline(never)]
-    fn fail(self, steps: &'static dyn Steps, key: &call::Slot<'_>, failure: Handing<'_>) {
+    fn fail(
+        self,
+        steps: &'static dyn Steps,
+        (hash, key): (u64, &call::Slot<'_>),
+        failure: Handing<'_>,
+    ) {
         match self {
             #[cfg(feature = "switch")]
             Self::Bypass => {}
             Self::Refresh(running, _) => {
                 running.exit().outcome("error");
-                call::refresh_ended(steps, key, true);
+                call::refresh_ended(steps, hash, key, true);
             }
             Self::Compute(running, claim, started) => {
                 running.exit().outcome("error");
@@ -1052,7 +1083,13 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
     // grows more than the call saves (the 40-function crate of `docs/compile-cost.md`).
     #[allow(clippy::inline_always, reason = "measured on the size of a build")]
     #[inline(always)]
-    fn new<L, S>(cache: &'static Cache<K, V, S>, hash: u64, key: &L, mode: Mode) -> Self
+    fn new<L, S>(
+        cache: &'static Cache<K, V, S>,
+        steps: &'static dyn Steps,
+        hash: u64,
+        key: &L,
+        mode: Mode,
+    ) -> Self
     where
         L: Lookup<Key = K>,
         V: CacheValue,
@@ -1060,7 +1097,7 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
     {
         cache.watch_expiry();
         Self {
-            steps: cache.undropped(),
+            steps,
             lend: Lend::NEW,
             hash,
             key: key.to_key(),

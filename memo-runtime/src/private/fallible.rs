@@ -267,7 +267,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                     Ok(value) => value,
                     Err(error) => {
                         trace.outcome("error");
-                        call::refresh_ended(steps, &lend.key_slot(&mut key), true);
+                        call::refresh_ended(steps, hash, &lend.key_slot(&mut key), true);
                         return R::from_result(Err(error));
                     }
                 };

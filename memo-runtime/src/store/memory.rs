@@ -12,8 +12,8 @@ use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{
-    CloneAt, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, SlotType, Stamp,
-    TypeOf, Typed, clone_value,
+    CloneAt, EntryOps, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, SlotType,
+    Stamp, TypeOf, Typed, clone_value,
 };
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
@@ -48,7 +48,9 @@ type PaddedShard<K, V> = Padded<Locked<Shard<K, V>>>;
 /// assert!(store.remove(&"a"));
 /// assert!(store.is_empty());
 /// ```
+#[repr(C)]
 pub struct MemoryStore<K, V> {
+    /// First, then `base` (`repr(C)`): a [`RawMemory`] starts every store.
     shards: Shards<K, V>,
     /// Everything but the entries, with the code that needs no key or value type.
     base: Base,
@@ -59,6 +61,7 @@ pub struct MemoryStore<K, V> {
 /// A store's shards, held untyped so that dropping them is compiled once (a [`RawShard`] drops as
 /// the [`Shard`] it stands for: its slab by the slots' drop function, what it kept for the
 /// listener by the vector's), and typed where they are used.
+#[repr(C)]
 struct Shards<K, V> {
     /// A vector rather than a boxed slice: built at its exact length, it needs no shrinking.
     raw: Vec<Padded<Locked<RawShard>>>,
@@ -593,10 +596,10 @@ impl<K, V> MemoryStore<K, V> {
     where
         V: Clone,
     {
-        let mut value = std::mem::MaybeUninit::<V>::uninit();
+        let mut value = None;
         // SAFETY: `clone_value::<K, V>` clones the value of this store's entries (`Slot<K, V>`s)
-        // into a place for a `V`.
-        let read = unsafe {
+        // into the `Option<V>` that `value` is, which holds `None`.
+        unsafe {
             self.base.read_cold(
                 &self.shards.raw,
                 hash,
@@ -607,13 +610,77 @@ impl<K, V> MemoryStore<K, V> {
                     NonNull::from(&mut value).cast(),
                 )),
                 seen,
+            );
+        }
+        value
+    }
+}
+
+/// A memory store without its key and value types: the start of every `MemoryStore<K, V>`
+/// (`repr(C)`, both), read by code compiled once given the store's [`EntryOps`] (the miss loop's
+/// steps over a memoized function's cache, `call/memory.rs`).
+#[repr(C)]
+pub(crate) struct RawMemory {
+    shards: Vec<Padded<Locked<RawShard>>>,
+    base: Base,
+}
+
+// SAFETY: a `RawMemory` is only ever the start of a `MemoryStore<K, V>` (`cache::MemoryCache`),
+// shared as the store is; the miss loop makes one only of keys and values that are `Send` and
+// `Sync` (`call::memory::steps`).
+unsafe impl Sync for RawMemory {}
+
+impl<K, V> MemoryStore<K, V> {
+    /// Evaluated where a store is seen as its [`RawMemory`]: both start with the same fields at
+    /// the same offsets.
+    pub(crate) const STARTS_RAW: () = {
+        assert!(std::mem::offset_of!(Self, shards.raw) == std::mem::offset_of!(RawMemory, shards));
+        assert!(std::mem::offset_of!(Self, base) == std::mem::offset_of!(RawMemory, base));
+    };
+}
+
+impl RawMemory {
+    /// A counted lookup of the key at `key` (of hash `hash`, the store's [`Store::hash_of`])
+    /// off the hit path, which clones the entry's value into the `Option<V>` at `out`: the
+    /// miss's look at the store, as [`MemoryStore::get_cold`]. Whether it found one.
+    ///
+    /// # Safety
+    ///
+    /// This starts a `MemoryStore<K, V>` ([`MemoryStore::STARTS_RAW`]) and `ops` is
+    /// `EntryOps::of::<K, V>()`; `key` points to a `K` and `out` to an `Option<V>` holding
+    /// `None`, both borrowed while the call lasts.
+    pub(crate) unsafe fn get_lent(
+        &self,
+        hash: u64,
+        key: *const (),
+        ops: &EntryOps,
+        out: NonNull<u8>,
+    ) -> bool {
+        let key = ops.key(key);
+        // SAFETY: the caller's promise: `fill` clones these shards' values into `out`.
+        unsafe {
+            self.base.read_cold(
+                &self.shards,
+                hash,
+                &key,
+                Look::Get,
+                Some((ops.fill, out)),
+                None,
             )
-        };
-        if read {
-            // SAFETY: the value was cloned into `value`.
-            Some(unsafe { value.assume_init() })
-        } else {
-            None
+        }
+    }
+
+    /// [`Store::release_refresh`] of the key at `key` (of hash `hash`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`get_lent`](Self::get_lent), without `out`.
+    pub(crate) unsafe fn release_refresh_lent(&self, hash: u64, key: *const (), ops: &EntryOps) {
+        let key = ops.key(key);
+        // SAFETY: nothing is read.
+        unsafe {
+            self.base
+                .read_cold(&self.shards, hash, &key, Look::ReleaseRefresh, None, None);
         }
     }
 }
@@ -812,8 +879,8 @@ impl Base {
     ///
     /// # Safety
     ///
-    /// With `read`, `clone` clones the value of an entry of these shards' slot type, and `out`
-    /// is a place for such a value, which the call may write (without dropping what it holds).
+    /// With `read`, `clone` is [`clone_value`] of these shards' slot type, and `out` points to
+    /// an `Option` of their value type that holds `None`, which the call may write.
     #[inline(never)]
     unsafe fn read_cold(
         &self,

@@ -31,8 +31,10 @@ pub use lifetime::TtlFrom;
 pub(crate) use lifetime::chosen;
 pub use listener::RemovalCause;
 pub use memory::MemoryStore;
+pub(crate) use memory::RawMemory;
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
+pub(crate) use shard::EntryOps;
 #[cfg(feature = "redis")]
 pub use tiered::TieredStore;
 pub use weight::{Weigher, Weight};

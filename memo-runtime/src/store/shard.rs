@@ -51,6 +51,7 @@ use super::listener::{Kept, RawRemoved, RemovalCause, Removed};
 use super::sketch::Sketch;
 use super::weight::{Tally, Weigher};
 use crate::config::Policy;
+use crate::erased::{self, EqAt};
 use crate::lookup::Lookup;
 
 /// The use count in a slot's `uses` byte.
@@ -504,8 +505,9 @@ pub(crate) struct SlotType {
     value_size: usize,
     /// Drops a `Slot<K, V>` in place (the slab's own, [`Slab::DROP`]); `None` if nothing to drop.
     drop: Option<unsafe fn(*mut u8)>,
-    /// Whether two `Slot<K, V>`s have equal keys.
-    same_key: unsafe fn(NonNull<u8>, NonNull<u8>) -> bool,
+    /// Where its key starts, and whether the `K`s at two places are equal.
+    key_at: usize,
+    key_eq: EqAt,
     /// Hashes a `Slot<K, V>`'s key by the hasher of the store's type.
     hash: HashAt,
 }
@@ -519,18 +521,20 @@ impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
         value_at: std::mem::offset_of!(Slot<K, V>, value),
         value_size: size_of::<V>(),
         drop: Slab::<Slot<K, V>>::DROP,
-        same_key: same_key::<K, V>,
+        key_at: std::mem::offset_of!(Slot<K, V>, key),
+        key_eq: erased::eq::<K>,
         hash: hash_at::<K, V, S>,
     };
 }
 
-/// Clones the value of the `Slot<K, V>` at a place into a `V`'s place ([`clone_value`]).
+/// Clones the value of the `Slot<K, V>` at a place into the `Option<V>` at another
+/// ([`clone_value`]).
 pub(crate) type CloneAt = unsafe fn(NonNull<u8>, NonNull<u8>);
 
 /// # Safety
 ///
-/// `slot` points to a `Slot<K, V>`, borrowed while the call lasts, and `out` to a place for a `V`,
-/// written (without dropping what it held) by the call.
+/// `slot` points to a `Slot<K, V>`, borrowed while the call lasts, and `out` to an `Option<V>`
+/// that holds `None` (nothing is dropped), written by the call.
 #[allow(
     clippy::ptr_as_ptr,
     reason = "a cast instantiates no function per key and value type"
@@ -539,7 +543,47 @@ pub(crate) unsafe fn clone_value<K, V: Clone>(slot: NonNull<u8>, out: NonNull<u8
     // SAFETY: the caller's promise.
     unsafe {
         let slot = &*(slot.as_ptr() as *const Slot<K, V>);
-        (out.as_ptr() as *mut V).write(slot.value.clone());
+        (out.as_ptr() as *mut Option<V>).write(Some(slot.value.clone()));
+    }
+}
+
+/// What code compiled once needs of a store's key and value types to read an entry by a lent
+/// key into a caller's `Option<V>` (`RawMemory::get_lent`).
+pub(crate) struct EntryOps {
+    /// Where a `Slot<K, V>`'s key starts, and whether the `K`s at two places are equal.
+    key_at: usize,
+    key_eq: EqAt,
+    /// [`clone_value::<K, V>`].
+    pub(crate) fill: CloneAt,
+}
+
+impl EntryOps {
+    /// The one for `Slot<K, V>`s.
+    pub(crate) const fn of<K: Eq, V: Clone>() -> Self {
+        Self {
+            key_at: std::mem::offset_of!(Slot<K, V>, key),
+            key_eq: erased::eq::<K>,
+            fill: clone_value::<K, V>,
+        }
+    }
+
+    /// The key at `key` as a [`SlotKey`] of these entries.
+    pub(crate) fn key(&self, key: *const ()) -> LentKey<'_> {
+        LentKey { key, ops: self }
+    }
+}
+
+/// A key lent without its type, as a [`SlotKey`] of the entries its [`EntryOps`] are of.
+pub(crate) struct LentKey<'a> {
+    key: *const (),
+    ops: &'a EntryOps,
+}
+
+impl SlotKey for LentKey<'_> {
+    fn is(&self, slot: NonNull<u8>) -> bool {
+        // SAFETY: a `LentKey` pairs a `K` with the `EntryOps` of the `Slot<K, V>`s of the shard
+        // it searches (`RawMemory::get_lent`), and `slot` is a held place of that shard.
+        unsafe { (self.ops.key_eq)(self.key, slot.as_ptr().add(self.ops.key_at).cast()) }
     }
 }
 
@@ -570,14 +614,6 @@ unsafe fn hash_at<K: Hash, V, S: BuildHasher>(hasher: NonNull<()>, slot: NonNull
         )
     };
     hasher.hash_one(&slot.key)
-}
-
-/// # Safety
-///
-/// `a` and `b` point to `Slot<K, V>`s, borrowed while the call lasts.
-unsafe fn same_key<K: Eq, V>(a: NonNull<u8>, b: NonNull<u8>) -> bool {
-    // SAFETY: the caller's promise.
-    unsafe { a.cast::<Slot<K, V>>().as_ref().key == b.cast::<Slot<K, V>>().as_ref().key }
 }
 
 /// # Safety
@@ -766,9 +802,10 @@ impl Entries for Typed<'_> {
 
     fn is_new(&self, slot: NonNull<u8>) -> bool {
         let entry = self.new.expect("an entry being inserted");
-        // SAFETY: `same_key` of this shard's types; `slot` a held place and `entry` the entry
-        // being inserted, both `Slot<K, V>`s.
-        unsafe { (self.ty.same_key)(entry, slot) }
+        let at = self.ty.key_at;
+        // SAFETY: `key_eq` and `key_at` of this shard's types; `slot` a held place and `entry`
+        // the entry being inserted, both `Slot<K, V>`s.
+        unsafe { (self.ty.key_eq)(entry.as_ptr().add(at).cast(), slot.as_ptr().add(at).cast()) }
     }
 }
 

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cell::{Boxed, Erased};
 
-
 /// The caches of one scope, by function id, instance and type (as the process-wide registry).
 type Caches = HashMap<(&'static str, String, TypeId), Erased>;
 

@@ -1,0 +1,298 @@
+//! The steps of a call that missed ([`Steps`]) over a memoized function's cache in memory,
+//! compiled once: the loop reaches every such cache as a [`MemoryCache`], through one vtable,
+//! and each key and value type adds only its table of typed operations ([`Pair`]): clone a key
+//! into a flight, compare keys, clone a value out of an entry, lend it, store an entry (issue 18).
+
+use std::any::TypeId;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Answered, Boxed, Claimed, Item, Slot, Steps, Stored, Unclaimed, Value, not_its_types};
+use crate::cache::{Cache, Head, MemoryCache};
+use crate::flight::{FlightKey, RawJoin};
+use crate::stats::Event;
+use crate::store::{EntryOps, Lease, MemoryStore, RawMemory};
+
+/// What the steps over a [`MemoryCache`] need of its key and value types `K` and `V`.
+pub(crate) struct Pair {
+    /// `TypeId`s of `K` and `V` (a function: `TypeId::of` is not `const` before Rust 1.91).
+    types: fn() -> [TypeId; 2],
+    /// Joins a flight by a lent `K`.
+    flight: FlightKey,
+    /// Reads an entry by a lent `K` into a caller's `Option<V>`.
+    entry: EntryOps,
+    /// The `K` in the `Option<K>` at a place; null for `None`.
+    key_in: unsafe fn(*const ()) -> *const (),
+    /// The value in a caller's `Option<V>`, lent.
+    found: for<'a> fn(&'a Slot<'_>) -> Option<Value<'a>>,
+    /// Stores, in the `MemoryStore<K, V>` that starts with a `RawMemory`, under a key of hash
+    /// `hash`, the `K` taken from the `Option<K>` at a place and a clone of the `V` at another,
+    /// computed in a time.
+    put: unsafe fn(&RawMemory, u64, *mut (), *const (), Duration),
+}
+
+/// The [`Pair`] of `K` and `V`.
+struct PairOf<K, V>(PhantomData<fn(K, V)>);
+
+impl<K, V> PairOf<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    const PAIR: &'static Pair = &Pair {
+        types: types::<K, V>,
+        flight: FlightKey::of::<K>(),
+        entry: EntryOps::of::<K, V>(),
+        key_in: key_in::<K>,
+        found: found::<V>,
+        put: put::<K, V>,
+    };
+}
+
+fn types<K: 'static, V: 'static>() -> [TypeId; 2] {
+    [TypeId::of::<K>(), TypeId::of::<V>()]
+}
+
+/// # Safety
+///
+/// `key` points to an `Option<K>`, borrowed while the call lasts.
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
+unsafe fn key_in<K>(key: *const ()) -> *const () {
+    // SAFETY: the caller's promise.
+    match unsafe { &*(key as *const Option<K>) } {
+        Some(key) => key as *const K as *const (),
+        None => std::ptr::null(),
+    }
+}
+
+#[allow(
+    clippy::manual_map,
+    reason = "`map` would compile a closure per value type"
+)]
+fn found<'a, V: Clone + Send + Sync + 'static>(out: &'a Slot<'_>) -> Option<Value<'a>> {
+    match out.held::<V>() {
+        Some(value) => Some(Value::of(value)),
+        None => None,
+    }
+}
+
+/// # Safety
+///
+/// `store` starts a `MemoryStore<K, V>` ([`MemoryStore::STARTS_RAW`]); `key` points to an `Option<K>`
+/// and `value` to a `V`, borrowed while the call lasts.
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+)]
+unsafe fn put<K, V>(store: &RawMemory, hash: u64, key: *mut (), value: *const (), cost: Duration)
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    // SAFETY: the caller's promise.
+    let (store, key, value) = unsafe {
+        (
+            &*(store as *const RawMemory as *const MemoryStore<K, V>),
+            &mut *(key as *mut Option<K>),
+            &*(value as *const V),
+        )
+    };
+    let Some(key) = key.take() else {
+        not_its_types()
+    };
+    store.insert_timed_hashed(hash, key, value.clone(), cost);
+}
+
+/// The steps of a memoized function's cache in memory, `cache`: its [`MemoryCache`], with its
+/// [`Pair`] set on the first call.
+pub(crate) fn steps<K, V>(cache: &'static Cache<K, V>) -> &'static dyn Steps
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    let cache = cache.untyped();
+    let pair = &cache.head.pair;
+    // Written once (a racing first miss writes the same), so later misses only read it.
+    if pair.load(Ordering::Relaxed).is_null() {
+        pair.store(
+            std::ptr::from_ref(PairOf::<K, V>::PAIR).cast_mut(),
+            Ordering::Release,
+        );
+    }
+    cache
+}
+
+impl MemoryCache {
+    /// The typed operations of this cache's key and value types.
+    fn pair(&self) -> &'static Pair {
+        let pair = self.head.pair.load(Ordering::Acquire);
+        // SAFETY: a `MemoryCache` is reached as steps only through `steps`, which set its pair
+        // (a constant) before.
+        match unsafe { pair.as_ref() } {
+            Some(pair) => pair,
+            None => unreachable!("a memory cache's steps are reached after its pair is set"),
+        }
+    }
+
+    /// The pair, if `key` and `value` (the type ids of an `Item` or `Slot`, `None` where no value
+    /// is lent) are this cache's key and value types.
+    fn checked(&self, key: TypeId, value: Option<TypeId>) -> &'static Pair {
+        let pair = self.pair();
+        let [k, v] = (pair.types)();
+        if key != k || value.is_some_and(|value| value != v) {
+            not_its_types()
+        }
+        pair
+    }
+}
+
+impl Steps for MemoryCache {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn claim_reads(&self) -> bool {
+        false
+    }
+
+    fn join(&self, hash: u64, key: Item<'_>, by_thread: bool) -> RawJoin<'_> {
+        let pair = self.checked(key.type_id, None);
+        // SAFETY: `key` lends a `K` (checked), and `pair.flight` is `FlightKey::of::<K>()`.
+        unsafe {
+            self.flights
+                .join_lent(hash, key.ptr, &pair.flight, by_thread)
+        }
+    }
+
+    fn look<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, bool> {
+        let pair = self.checked(key.type_id, Some(out.type_id));
+        // The slot's `Option<V>` holds `None`: the loop looks only while it has no value.
+        // SAFETY: this cache's store, with its types' operations; `key` lends a `K` and `out` an
+        // `Option<V>` (both checked).
+        let found = unsafe {
+            self.store.get_lent(
+                hash,
+                key.ptr,
+                &pair.entry,
+                NonNull::new_unchecked(out.ptr.cast()),
+            )
+        };
+        if found {
+            Box::pin(Answered::<true>)
+        } else {
+            Box::pin(Answered::<false>)
+        }
+    }
+
+    fn claim<'k>(&'k self, _: u64, _: Item<'k>, _: &'k mut Slot<'_>) -> Boxed<'k, Claimed> {
+        // Nothing to claim, nothing another process stored: compute.
+        self.head.counters.record(Event::Miss);
+        Box::pin(Unclaimed)
+    }
+
+    fn found<'a>(&self, out: &'a Slot<'_>) -> Option<Value<'a>> {
+        (self.pair().found)(out)
+    }
+
+    fn store<'a>(
+        &'a self,
+        hash: u64,
+        key: &mut Slot<'_>,
+        value: Value<'_>,
+        cost: Duration,
+        lease: Lease,
+    ) -> Boxed<'a, ()> {
+        let pair = self.checked(key.type_id, Some(value.item.type_id));
+        // SAFETY: this cache's store, which starts its `MemoryStore<K, V>`; `key` lends an
+        // `Option<K>` and `value` a `V` (both checked).
+        unsafe { (pair.put)(&self.store, hash, key.ptr, value.item.ptr, cost) };
+        drop(lease);
+        Box::pin(Stored)
+    }
+
+    fn release_refresh(&self, hash: u64, key: &Slot<'_>) {
+        let pair = self.checked(key.type_id, None);
+        // SAFETY: `key` lends an `Option<K>` (checked).
+        let key = unsafe { (pair.key_in)(key.ptr) };
+        if key.is_null() {
+            not_its_types()
+        }
+        // SAFETY: this cache's store, with its types' operations; `key` points to a `K`.
+        unsafe { self.store.release_refresh_lent(hash, key, &pair.entry) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::block;
+    use crate::store::Store;
+
+    fn leaked() -> &'static Cache<u64, String> {
+        Box::leak(Box::new(Cache::new(Config::new().maxsize(100))))
+    }
+
+    #[test]
+    fn a_miss_looks_leads_and_stores_and_the_next_caller_finds_the_value() {
+        let cache = leaked();
+        let steps = steps(cache);
+        let (key, hash) = (7_u64, cache.store().hash_of(&&7_u64));
+        let mut found = None::<String>;
+        let claim = block::wait(super::super::lead(
+            steps,
+            hash,
+            Item::of(&key),
+            Slot::of(&mut found),
+            true,
+        ))
+        .expect("nothing stored yet: lead");
+        let (mut owned, value) = (Some(key), "seven".to_string());
+        block::wait(super::super::finish(
+            steps,
+            hash,
+            Slot::of(&mut owned),
+            claim,
+            Value::of(&value),
+            true,
+            Duration::ZERO,
+        ));
+        assert_eq!(owned, None, "the key was taken into the store");
+        assert_eq!(cache.store().peek(&&7_u64).as_deref(), Some("seven"));
+        let again = block::wait(super::super::lead(
+            steps,
+            hash,
+            Item::of(&key),
+            Slot::of(&mut found),
+            true,
+        ));
+        assert!(again.is_none(), "the look found the stored value");
+        assert_eq!(found.as_deref(), Some("seven"));
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.hits), (1, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "its own key and value types")]
+    fn a_key_of_another_type_panics() {
+        let cache = leaked();
+        let key = 7_u32;
+        let _ = steps(cache).join(0, Item::of(&key), true);
+    }
+
+    #[test]
+    #[should_panic(expected = "its own key and value types")]
+    fn a_value_of_another_type_panics() {
+        let cache = leaked();
+        let (key, mut found) = (7_u64, None::<u32>);
+        drop(steps(cache).look(0, Item::of(&key), &mut Slot::of(&mut found)));
+    }
+}
