@@ -55,6 +55,17 @@ unsafe impl Sync for Item<'_> {}
 impl Item<'_> {
     /// `item`, lent.
     pub(crate) fn of<T: Sync + 'static>(item: &T) -> Item<'_> {
+        // SAFETY: `T: Sync`.
+        unsafe { Item::lent(item) }
+    }
+
+    /// `item`, lent where its bounds are not stated (see [`Lend`]).
+    ///
+    /// # Safety
+    ///
+    /// `T` is `Sync`.
+    #[inline]
+    unsafe fn lent<T: 'static>(item: &T) -> Item<'_> {
         Item {
             ptr: item as *const T as *const (),
             type_id: TypeId::of::<T>(),
@@ -99,6 +110,17 @@ unsafe impl Send for Slot<'_> {}
 impl Slot<'_> {
     /// `slot`, lent.
     pub(crate) fn of<T: Send + 'static>(slot: &mut Option<T>) -> Slot<'_> {
+        // SAFETY: `T: Send`.
+        unsafe { Slot::lent(slot) }
+    }
+
+    /// `slot`, lent where its bounds are not stated (see [`Lend`]).
+    ///
+    /// # Safety
+    ///
+    /// `T` is `Send`.
+    #[inline]
+    unsafe fn lent<T: 'static>(slot: &mut Option<T>) -> Slot<'_> {
         Slot {
             ptr: slot as *mut Option<T> as *mut (),
             type_id: TypeId::of::<T>(),
@@ -376,11 +398,6 @@ impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
 }
 
 #[allow(
-    clippy::ptr_as_ptr,
-    clippy::ref_as_ptr,
-    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
-)]
-#[allow(
     clippy::unused_self,
     reason = "a `Lend` proves the bounds that lending needs: methods of it"
 )]
@@ -388,23 +405,15 @@ impl<K: 'static, V: 'static> Lend<K, V> {
     /// The key, lent.
     #[inline]
     pub(crate) fn key<'a>(&self, key: &'a K) -> Item<'a> {
-        // `K: Sync`, as `NEW`, the only way to a `Lend`, requires.
-        Item {
-            ptr: key as *const K as *const (),
-            type_id: TypeId::of::<K>(),
-            _lent: PhantomData,
-        }
+        // SAFETY: `K: Sync`, as `NEW`, the only way to a `Lend`, requires.
+        unsafe { Item::lent(key) }
     }
 
     /// The caller's owned key, to take.
     #[inline]
     pub(crate) fn key_slot<'a>(&self, key: &'a mut Option<K>) -> Slot<'a> {
-        // `K: Send`, as `NEW` requires.
-        Slot {
-            ptr: key as *mut Option<K> as *mut (),
-            type_id: TypeId::of::<K>(),
-            _lent: PhantomData,
-        }
+        // SAFETY: `K: Send`, as `NEW` requires.
+        unsafe { Slot::lent(key) }
     }
 
     /// The value, lent.
@@ -416,12 +425,8 @@ impl<K: 'static, V: 'static> Lend<K, V> {
     /// The caller's slot for a value found.
     #[inline]
     pub(crate) fn value_slot<'a>(&self, found: &'a mut Option<V>) -> Slot<'a> {
-        // `V: Send`, as `NEW` requires.
-        Slot {
-            ptr: found as *mut Option<V> as *mut (),
-            type_id: TypeId::of::<V>(),
-            _lent: PhantomData,
-        }
+        // SAFETY: `V: Send`, as `NEW` requires.
+        unsafe { Slot::lent(found) }
     }
 }
 
@@ -534,9 +539,9 @@ pub(crate) async fn refreshed(
     }
 }
 
-/// A forced refresh of the key in `key` (of hash `hash`) ended: counted. When it `failed` (its computation
-/// failed, or its value is not kept) the old value stays; the failure is counted and reported,
-/// and a later read may refresh the key again.
+/// A forced refresh of the key in `key` (of hash `hash`) ended: counted. When it `failed` (its
+/// computation failed, or its value is not kept) the old value stays; the failure is counted
+/// and reported, and a later read may refresh the key again.
 pub(crate) fn refresh_ended(steps: &dyn Steps, hash: u64, key: &Slot<'_>, failed: bool) {
     steps.head().refresh_ended(failed);
     if failed {

@@ -819,8 +819,8 @@ where
 }
 
 /// What every hit path shares: the key hashed by the store (once per call: the miss carries the
-/// hash), the global switch (feature `switch`), then `found`'s value, or the [`Miss`] to
-/// compute it.
+/// hash; `hashed` if the caller made it), the global switch (feature `switch`), then `found`'s
+/// value, or the [`Miss`] to compute it over the cache's `steps`.
 #[allow(clippy::inline_always, reason = "measured on the hit path")]
 #[cfg_attr(not(debug_assertions), inline(always))]
 #[cfg_attr(debug_assertions, inline)]
