@@ -288,6 +288,18 @@ impl Future for Stored {
     }
 }
 
+/// The value in a caller's `Option<V>`, lent ([`Steps::found`]).
+#[allow(
+    clippy::manual_map,
+    reason = "`map` would compile a closure per value type"
+)]
+fn value_found<'a, V: Clone + Send + Sync + 'static>(out: &'a Slot<'_>) -> Option<Value<'a>> {
+    match out.held::<V>() {
+        Some(value) => Some(Value::of(value)),
+        None => None,
+    }
+}
+
 /// The owned key a cache's steps were given.
 fn take<T: 'static>(key: &mut Slot<'_>) -> T {
     let Some(key) = key.get().take() else {
@@ -343,15 +355,8 @@ where
         Box::pin(async move { self.claimed(Cache::store(self).claim_async(hash, key).await, out) })
     }
 
-    #[allow(
-        clippy::manual_map,
-        reason = "`map` would compile a closure per value type"
-    )]
     fn found<'a>(&self, out: &'a Slot<'_>) -> Option<Value<'a>> {
-        match out.held::<V>() {
-            Some(value) => Some(Value::of(value)),
-            None => None,
-        }
+        value_found::<V>(out)
     }
 
     fn store<'a>(

@@ -10,7 +10,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Answered, Boxed, Claimed, Item, Slot, Steps, Stored, Unclaimed, Value, not_its_types};
+use super::{
+    Answered, Boxed, Claimed, Item, Slot, Steps, Stored, Unclaimed, Value, not_its_types,
+    value_found,
+};
 use crate::cache::{Cache, Head, MemoryCache};
 use crate::flight::{FlightKey, RawJoin};
 use crate::stats::Event;
@@ -47,7 +50,7 @@ where
         flight: FlightKey::of::<K>(),
         entry: EntryOps::of::<K, V>(),
         key_in: key_in::<K>,
-        found: found::<V>,
+        found: value_found::<V>,
         put: put::<K, V>,
     };
 }
@@ -69,17 +72,6 @@ unsafe fn key_in<K>(key: *const ()) -> *const () {
     match unsafe { &*(key as *const Option<K>) } {
         Some(key) => key as *const K as *const (),
         None => std::ptr::null(),
-    }
-}
-
-#[allow(
-    clippy::manual_map,
-    reason = "`map` would compile a closure per value type"
-)]
-fn found<'a, V: Clone + Send + Sync + 'static>(out: &'a Slot<'_>) -> Option<Value<'a>> {
-    match out.held::<V>() {
-        Some(value) => Some(Value::of(value)),
-        None => None,
     }
 }
 
