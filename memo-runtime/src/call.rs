@@ -80,6 +80,11 @@ impl Item<'_> {
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
 impl<'a> Item<'a> {
+    /// The place lent and its type's id, for code compiled once that checks the type itself.
+    pub(crate) fn raw(self) -> (*const (), TypeId) {
+        (self.ptr, self.type_id)
+    }
+
     /// The `T` lent.
     fn get<T: 'static>(self) -> &'a T {
         if self.type_id != TypeId::of::<T>() {
@@ -138,6 +143,12 @@ impl Slot<'_> {
         unsafe { &mut *(self.ptr as *mut Option<T>) }
     }
 
+    /// The `Option` lent and its content's type id, for code compiled once that checks the type
+    /// itself.
+    pub(crate) fn raw(&mut self) -> (*mut (), TypeId) {
+        (self.ptr, self.type_id)
+    }
+
     /// The same slot, lent again for a shorter while.
     pub(crate) fn reborrow(&mut self) -> Slot<'_> {
         Slot {
@@ -160,11 +171,11 @@ impl Slot<'_> {
     }
 }
 
-/// A value lent to the loop: the `V`, and the same `V` as the flight hands it to waiters.
+/// A value lent to the loop: the `V`, and how the flight hands a `V` to waiters.
 #[derive(Clone, Copy)]
 pub(crate) struct Value<'a> {
-    item: Item<'a>,
-    pub(crate) handed: &'a dyn Handed,
+    pub(crate) item: Item<'a>,
+    pub(crate) handed: &'static Handed,
 }
 
 impl Value<'_> {
@@ -172,7 +183,7 @@ impl Value<'_> {
     pub(crate) fn of<T: Clone + Send + Sync + 'static>(value: &T) -> Value<'_> {
         Value {
             item: Item::of(value),
-            handed: value,
+            handed: const { &Handed::of::<T>() },
         }
     }
 }
@@ -386,18 +397,18 @@ where
 
 /// How a miss whose types are not bounded (`private.rs`: its key and value are reported once,
 /// at the entry point) lends them to the loop: made where the bounds are known, so that one
-/// existing proves them. Keys and slots are lent by inlined methods (no function of their own per
-/// type in an optimized build); a value by a function pointer, which brings its `Handed` vtable.
+/// existing proves them. Keys, values and slots are lent by inlined methods (no function of
+/// their own per type in an optimized build).
 pub(crate) struct Lend<K, V> {
-    /// The value, lent.
-    value: fn(&V) -> Value<'_>,
-    _types: PhantomData<fn(K)>,
+    /// How the flight hands a `V` to waiters.
+    handed: &'static Handed,
+    _types: PhantomData<fn(K, V)>,
 }
 
 impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
     /// The one for `K` and `V`.
     pub(crate) const NEW: &'static Self = &Self {
-        value: Value::of,
+        handed: &Handed::of::<V>(),
         _types: PhantomData,
     };
 }
@@ -424,7 +435,11 @@ impl<K: 'static, V: 'static> Lend<K, V> {
     /// The value, lent.
     #[inline]
     pub(crate) fn value<'a>(&self, value: &'a V) -> Value<'a> {
-        (self.value)(value)
+        Value {
+            // SAFETY: `V: Sync`, as `NEW` requires.
+            item: unsafe { Item::lent(value) },
+            handed: self.handed,
+        }
     }
 
     /// The caller's slot for a value found.
@@ -473,7 +488,7 @@ pub(crate) async fn begin<'a>(
                 return match claimed {
                     Claimed::Found => {
                         if let Some(value) = steps.found(&out) {
-                            leader.finish(value.handed);
+                            leader.finish(value);
                         }
                         Begun::Value("hit")
                     }
@@ -574,13 +589,13 @@ pub(crate) async fn finish(
         if let Some(leader) = leader {
             // Stored, then the claim ended: other processes find the value once it is gone.
             steps.store(hash, &mut key, value, cost, lease).await;
-            leader.finish(value.handed);
+            leader.finish(value);
             return;
         }
     } else {
         steps.head().counters.record(Event::LoadError);
         if let Some(leader) = leader {
-            leader.finish(value.handed);
+            leader.finish(value);
         }
     }
     drop(lease);

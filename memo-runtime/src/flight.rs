@@ -16,12 +16,13 @@
 //! itself.
 //!
 //! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
-//! as [`Erased`] boxes, compared through a plain function, and values as [`Handed`] boxes. Only
-//! [`Flights::join_raw`] and [`Handed`]'s two methods need the types (compare, box, clone), so a
+//! as [`Erased`] boxes, compared through a plain function, and values as [`Erased`] boxes too,
+//! copied out by their [`Handed`]. Only the key compare and [`Handed`]'s two functions need the
+//! types (compare, box, clone), so a
 //! memoized function with its own key and value types adds little to its crate's build; the miss
 //! loop (`call.rs`) holds the untyped [`RawLeader`] and [`RawFlight`].
 
-use crate::call::Slot;
+use crate::call::{Slot, Value};
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -29,7 +30,7 @@ use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
-use crate::erased::{self, EqAt};
+use crate::erased::{self, CloneInto, EqAt};
 use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -80,25 +81,32 @@ pub(crate) trait Failure: Send {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
 
-/// A leader's value as its flight hands it over: boxed once for the waiters, then cloned into
-/// each waiter's slot. One small vtable per value type; the flight's code has no type
-/// parameters.
-pub(crate) trait Handed: Send + Sync {
-    /// A copy, boxed, for the flight to keep.
-    fn boxed(&self) -> Box<dyn Handed>;
-
-    /// Puts a copy in `out`, an `Option` of this type.
-    fn copy_into(&self, out: &mut Slot<'_>);
+/// How a flight hands over a leader's value of type `V`, without the type: boxed once for the
+/// waiters, then cloned into each waiter's slot. One table of two plain functions per value type;
+/// the flight's code has no type parameters.
+pub(crate) struct Handed {
+    /// Clones the `V` at a place into a box the flight keeps.
+    boxed: unsafe fn(*const ()) -> Erased,
+    /// Clones the `V` at a place into the `Option<V>` at another, which holds `None`.
+    copy: CloneInto,
 }
 
-impl<V: Clone + Send + Sync + 'static> Handed for V {
-    fn boxed(&self) -> Box<dyn Handed> {
-        Box::new(self.clone())
+impl Handed {
+    /// The one for `V`.
+    pub(crate) const fn of<V: Clone + Send + Sync + 'static>() -> Self {
+        Self {
+            boxed: boxed::<V>,
+            copy: erased::clone_into::<V>,
+        }
     }
+}
 
-    fn copy_into(&self, out: &mut Slot<'_>) {
-        *out.get::<V>() = Some(self.clone());
-    }
+/// A leader's value, kept by its flight for the waiters: a `V` boxed, how to copy it out, and
+/// `V`'s type id, which the waiter's slot must hold.
+struct Kept {
+    value: Erased,
+    copy: CloneInto,
+    type_id: std::any::TypeId,
 }
 
 impl<E: Clone + Send + 'static> Failure for E {
@@ -214,8 +222,22 @@ impl<K, V> Leader<'_, K, V> {
 impl<K, V: Clone + Send + Sync + 'static> Leader<'_, K, V> {
     /// Hands `value` to the waiters and retires the flight.
     pub(crate) fn finish(self, value: &V) {
-        self.raw.finish(value);
+        self.raw.finish(Value::of(value));
     }
+}
+
+/// Clones the `T` at `value` into a box of its own.
+///
+/// # Safety
+///
+/// `value` points to a `T`, borrowed while the call lasts.
+#[allow(
+    clippy::ptr_as_ptr,
+    reason = "a cast: `cast` is compiled per type in a debug build"
+)]
+unsafe fn boxed<T: Clone>(value: *const ()) -> Erased {
+    // SAFETY: the caller's promise.
+    Erased::new(unsafe { &*(value as *const T) }.clone())
 }
 
 /// What code compiled once needs of a table's key type `K` to join a flight
@@ -230,16 +252,6 @@ pub(crate) struct FlightKey {
 impl FlightKey {
     /// The one for `K`.
     pub(crate) const fn of<K: Clone + Eq + 'static>() -> Self {
-        /// # Safety
-        /// `key` points to a `K`, borrowed while the call lasts.
-        #[allow(
-            clippy::ptr_as_ptr,
-            reason = "a cast: `cast` is compiled per type in a debug build"
-        )]
-        unsafe fn boxed<K: Clone>(key: *const ()) -> Erased {
-            // SAFETY: the caller's promise.
-            Erased::new(unsafe { &*(key as *const K) }.clone())
-        }
         Self {
             boxed: boxed::<K>,
             eq: erased::eq::<K>,
@@ -325,7 +337,7 @@ struct Waiting {
 enum State {
     Running,
     /// The leader's result, for the waiters that were there to see it: a `V` of the table's.
-    Done(Box<dyn Handed>),
+    Done(Kept),
     /// The leader's computation failed: a copy of its error for each waiter.
     Failed(Box<dyn Failure>),
     /// The leader panicked or was cancelled: someone else must compute.
@@ -467,10 +479,17 @@ impl RawLeader<'_> {
     /// Hands `value`, a `V` of the leader's table, to the waiters and retires the flight.
     ///
     /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
-    pub(crate) fn finish(mut self, value: &dyn Handed) {
+    pub(crate) fn finish(mut self, value: Value<'_>) {
         // After removal nobody new can join: if no one is waiting, skip the clone.
         if self.unregister() {
-            self.flight.settle(State::Done(value.boxed()));
+            let (ptr, type_id) = value.item.raw();
+            // SAFETY: `value` lends a `V` with its `Handed` (`Value::of`).
+            let boxed = unsafe { (value.handed.boxed)(ptr) };
+            self.flight.settle(State::Done(Kept {
+                value: boxed,
+                copy: value.handed.copy,
+                type_id,
+            }));
         }
         // Only now: if dropping the key or cloning the value panicked, `drop` abandons the
         // flight and the waiters move on instead of waiting for ever.
@@ -517,9 +536,15 @@ impl RawFlight {
     /// failed.
     pub(crate) fn poll_value(&self, cx: &Context<'_>, out: &mut Slot<'_>) -> Poll<bool> {
         self.poll_wait(cx).map(|settled| match &settled.state {
-            State::Done(value) => {
-                let value: &dyn Handed = &**value;
-                value.copy_into(out);
+            State::Done(kept) => {
+                let (ptr, type_id) = out.raw();
+                assert!(
+                    type_id == kept.type_id,
+                    "a flight's waiters wait for its value type"
+                );
+                // SAFETY: `kept.value` is a boxed `V` and `copy` its `Handed::copy`; `out` lends
+                // an `Option<V>` (its type id says so), which holds `None` while it waits.
+                unsafe { (kept.copy)(kept.value.ptr.as_ptr(), ptr) };
                 true
             }
             _ => false,

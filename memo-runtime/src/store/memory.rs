@@ -12,8 +12,8 @@ use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
 use super::shard::{
-    CloneAt, EntryOps, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, SlotType,
-    Stamp, TypeOf, Typed, clone_value,
+    EntryOps, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, SlotType, Stamp,
+    TypeOf, Typed, ValueAt,
 };
 use super::weight::{self, Weigher};
 use super::{Counts, Lease, Store};
@@ -597,8 +597,8 @@ impl<K, V> MemoryStore<K, V> {
         V: Clone,
     {
         let mut value = None;
-        // SAFETY: `clone_value::<K, V>` clones the value of this store's entries (`Slot<K, V>`s)
-        // into the `Option<V>` that `value` is, which holds `None`.
+        // SAFETY: the `ValueAt` of this store's entries (`Slot<K, V>`s), and the `Option<V>`
+        // that `value` is, which holds `None`.
         unsafe {
             self.base.read_cold(
                 &self.shards.raw,
@@ -606,7 +606,7 @@ impl<K, V> MemoryStore<K, V> {
                 &Shard::<K, V>::key(key),
                 look,
                 Some((
-                    clone_value::<K, V> as CloneAt,
+                    const { &ValueAt::of::<K, V>() },
                     NonNull::from(&mut value).cast(),
                 )),
                 seen,
@@ -657,14 +657,14 @@ impl RawMemory {
         out: NonNull<u8>,
     ) -> bool {
         let key = ops.key(key);
-        // SAFETY: the caller's promise: `fill` clones these shards' values into `out`.
+        // SAFETY: the caller's promise: `ops` are these shards' entries'.
         unsafe {
             self.base.read_cold(
                 &self.shards,
                 hash,
                 &key,
                 Look::Get,
-                Some((ops.fill, out)),
+                Some((&ops.value, out)),
                 None,
             )
         }
@@ -879,8 +879,8 @@ impl Base {
     ///
     /// # Safety
     ///
-    /// With `read`, `clone` is [`clone_value`] of these shards' slot type, and `out` points to
-    /// an `Option` of their value type that holds `None`, which the call may write.
+    /// With `read`, `at` is the [`ValueAt`] of these shards' slot type, and `out` points to an
+    /// `Option` of their value type that holds `None`, which the call may write.
     #[inline(never)]
     unsafe fn read_cold(
         &self,
@@ -888,7 +888,7 @@ impl Base {
         hash: u64,
         key: &dyn SlotKey,
         look: Look,
-        read: Option<(CloneAt, NonNull<u8>)>,
+        read: Option<(&ValueAt, NonNull<u8>)>,
         seen: Option<&mut Seen>,
     ) -> bool {
         let at = shard_of(hash, self.mask);
@@ -918,17 +918,16 @@ impl Base {
         hash: u64,
         key: &dyn SlotKey,
         look: Look,
-        read: Option<(CloneAt, NonNull<u8>)>,
+        read: Option<(&ValueAt, NonNull<u8>)>,
         cloned: &mut bool,
     ) -> Option<Seen> {
         let mut seen = {
             let shard = self.gate.read(at, &shards[at].0);
             let mut found = |entry: NonNull<u8>| {
-                if let Some((clone, out)) = read {
-                    // SAFETY: `clone` and `out` are for the entries of these shards (the
-                    // caller's promise), and `entry` is a held place of this shard under its
-                    // read lock.
-                    unsafe { clone(entry, out) };
+                if let Some((at, out)) = read {
+                    // SAFETY: `at` and `out` are for the entries of these shards (the caller's
+                    // promise), and `entry` is a held place of this shard under its read lock.
+                    unsafe { at.clone_value(entry, out) };
                     *cloned = true;
                 }
             };

@@ -51,7 +51,7 @@ use super::listener::{Kept, RawRemoved, RemovalCause, Removed};
 use super::sketch::Sketch;
 use super::weight::{Tally, Weigher};
 use crate::config::Policy;
-use crate::erased::{self, EqAt};
+use crate::erased::{self, CloneInto, EqAt};
 use crate::lookup::Lookup;
 
 /// The use count in a slot's `uses` byte.
@@ -527,34 +527,42 @@ impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
     };
 }
 
-/// Clones the value of the `Slot<K, V>` at a place into the `Option<V>` at another
-/// ([`clone_value`]).
-pub(crate) type CloneAt = unsafe fn(NonNull<u8>, NonNull<u8>);
+/// Where a `Slot<K, V>`'s value starts, and how a `V` is cloned into an `Option<V>`: how code
+/// compiled once reads an entry's value into a caller's `Option<V>` (`Base::read_cold`).
+pub(crate) struct ValueAt {
+    at: usize,
+    clone: CloneInto,
+}
 
-/// # Safety
-///
-/// `slot` points to a `Slot<K, V>`, borrowed while the call lasts, and `out` to an `Option<V>`
-/// that holds `None` (nothing is dropped), written by the call.
-#[allow(
-    clippy::ptr_as_ptr,
-    reason = "a cast instantiates no function per key and value type"
-)]
-pub(crate) unsafe fn clone_value<K, V: Clone>(slot: NonNull<u8>, out: NonNull<u8>) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        let slot = &*(slot.as_ptr() as *const Slot<K, V>);
-        (out.as_ptr() as *mut Option<V>).write(Some(slot.value.clone()));
+impl ValueAt {
+    /// The one for `Slot<K, V>`s.
+    pub(crate) const fn of<K, V: Clone>() -> Self {
+        Self {
+            at: std::mem::offset_of!(Slot<K, V>, value),
+            clone: erased::clone_into::<V>,
+        }
+    }
+
+    /// Clones the value of the `Slot<K, V>` at `slot` into the `Option<V>` at `out`.
+    ///
+    /// # Safety
+    ///
+    /// This is the `Slot<K, V>`'s `ValueAt`; `slot` is held while the call lasts, and `out`
+    /// points to an `Option<V>` that holds `None`.
+    pub(crate) unsafe fn clone_value(&self, slot: NonNull<u8>, out: NonNull<u8>) {
+        // SAFETY: the caller's promise.
+        unsafe { (self.clone)(slot.as_ptr().add(self.at).cast(), out.as_ptr().cast()) }
     }
 }
 
-/// What code compiled once needs of a store's key and value types to read an entry by a lent
-/// key into a caller's `Option<V>` (`RawMemory::get_lent`).
+/// What code compiled once needs of a store's key and value types to read an entry by a lent key
+/// into a caller's `Option<V>` (`RawMemory::get_lent`).
 pub(crate) struct EntryOps {
     /// Where a `Slot<K, V>`'s key starts, and whether the `K`s at two places are equal.
     key_at: usize,
     key_eq: EqAt,
-    /// [`clone_value::<K, V>`].
-    pub(crate) fill: CloneAt,
+    /// How its value is read.
+    pub(crate) value: ValueAt,
 }
 
 impl EntryOps {
@@ -563,7 +571,7 @@ impl EntryOps {
         Self {
             key_at: std::mem::offset_of!(Slot<K, V>, key),
             key_eq: erased::eq::<K>,
-            fill: clone_value::<K, V>,
+            value: ValueAt::of::<K, V>(),
         }
     }
 
