@@ -26,6 +26,9 @@
 //! one) reads the hits, which readers count on their own stripes of the gate, compares the
 //! sample's hit ratio with the previous one's and moves the share. Shards read the share on their
 //! next insert. A hit writes nothing for it.
+//!
+//! Stores of at least 4,000 entries follow shadow caches instead (`shadow.rs`), which find a
+//! wider share sooner and never probe.
 
 use std::sync::atomic::Ordering;
 
