@@ -98,10 +98,9 @@
 //! 81.68; `-P3-U10-K75-G4000` costs P3 at 160,000 (53.79) and OLTP at 5,000 (54.01, `D` 54.58);
 //! `-P4-U10` OLTP at 5,000 (54.06).
 //!
-//! `X` is not in the store: a shadow has to see every request of its sampled keys, hits
-//! included, and in the store a hit on a sampled key (1 key in 8 to 64) would then write the
-//! shadow, a shared write on the hit path. Fed misses alone, a shadow sees the real cache's
-//! policy, not its own.
+//! `X` is in the store for stores of at least 4,000 entries (`memo-runtime/src/store/shard/shadow.rs`,
+//! with epochs of half a shadow): a sampled hit is recorded in the reader's own stripe of the
+//! gate and drained on the miss path (see `docs/performance.md`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;

@@ -62,11 +62,11 @@ pub struct Config {
 pub enum Policy {
     /// The default, and the best hit ratio across the traces measured: S3-FIFO (Yang et al.,
     /// SOSP '23) with a `TinyLFU` door on its main queue. New keys enter a small FIFO queue (3 %,
-    /// widened by hill climbing on the hit ratio where a wider one pays, as when the popular keys
-    /// keep changing); those used again while there move to the main queue (CLOCK, up to 3
-    /// banked uses), the
-    /// others leave and are remembered in a ghost, whose window (how long ago a key may have left
-    /// and still count as returning) adapts as ARC sizes its lists. A returning key enters main
+    /// widened where a wider one pays, as when the popular keys keep changing: by hill climbing
+    /// on the hit ratio, or from 4,000 entries by shadow caches of sampled keys); those used
+    /// again while there move to the main queue (CLOCK, up to 3 banked uses), the others leave
+    /// and are remembered in a ghost, whose window (how long ago a key may have left and still
+    /// count as returning) adapts as ARC sizes its lists. A returning key enters main
     /// in place of an entry without uses, main's or the small queue's oldest, and only if a
     /// frequency sketch says it is asked for more often than main's; otherwise it is not stored
     /// this time (and remembered afresh). The ghost also remembers, further back, which keys came

@@ -22,19 +22,29 @@
 use std::cell::{RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering};
 
 use crate::stripe::{self, STRIPES};
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use crate::sync::{WriterGuard, WriterLock, lock_writers};
 
-/// A stripe's mark: 0 when outside, `shard + 1` while reading that shard; and the hits its
-/// thread counted, on the line it writes anyway.
+/// A stripe's mark: 0 when outside, `shard + 1` while reading that shard; and, on the line its
+/// thread writes anyway, the hits it counted and its last sampled hits (see [`Gate::drain`]).
 #[repr(align(128))]
 struct Mark {
     reading: AtomicUsize,
     hits: AtomicU64,
+    /// Sampled hits recorded by the owner (the next goes to `ring[recorded % RING]`, which every
+    /// hit writes) and read by the drainer. Not modelled by loom: a lossy record, which no
+    /// exclusion depends on.
+    recorded: StdAtomicU64,
+    drained: StdAtomicU64,
+    ring: [StdAtomicU64; RING],
 }
+
+/// Slots for sampled hits in a mark; the last `RING - 1` records are kept until drained, older
+/// ones are lost.
+pub(crate) const RING: usize = 8;
 
 impl Mark {
     /// Counts a hit by the stripe's owner, the only thread that writes its mark: a plain
@@ -43,6 +53,18 @@ impl Mark {
     fn count_hit(&self) {
         let hits = self.hits.load(Ordering::Relaxed);
         self.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Records a hit on a key of hash `hash` if `sampled`, by the stripe's owner: overwrites the
+    /// oldest record, never waits. Without a branch (a sampled key is a random one in 8 to 64,
+    /// whose branch would mispredict): an unsampled hit writes the next slot, not the count.
+    #[inline]
+    fn record(&self, hash: u64, sampled: bool) {
+        let n = self.recorded.load(Ordering::Relaxed);
+        #[allow(clippy::cast_possible_truncation, reason = "below RING")]
+        self.ring[(n % RING as u64) as usize].store(hash, Ordering::Relaxed);
+        self.recorded
+            .store(n.wrapping_add(u64::from(sampled)), Ordering::Release);
     }
 }
 
@@ -54,6 +76,9 @@ pub(crate) struct Gate {
     /// Reads inside a read of the same shard by the same thread: counted only so that leaving
     /// takes the same path as a shared read; nobody waits on this count.
     nested: AtomicUsize,
+    /// A hit on a key whose hash has none of these bits set is recorded for the shadows
+    /// (`shard/shadow.rs`); all ones: none is (a hash of 0 aside, whose record nobody reads).
+    sample: u64,
 }
 
 /// One shard's data with its writer flag. In this order (`repr(C)`): a hit reads the flag and
@@ -126,12 +151,54 @@ impl Gate {
         let unmarked = || Mark {
             reading: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
+            recorded: StdAtomicU64::new(0),
+            drained: StdAtomicU64::new(0),
+            ring: std::array::from_fn(|_| StdAtomicU64::new(0)),
         };
         Self {
             marks: Box::new(std::array::from_fn(|_| unmarked())),
             shared_hits: AtomicU64::new(0),
             nested: AtomicUsize::new(0),
+            sample: u64::MAX,
         }
+    }
+
+    /// Records hits on keys whose hash has none of the bits of `mask` set (see
+    /// [`drain`](Self::drain)).
+    pub(crate) fn sample(&mut self, mask: u64) {
+        self.sample = mask;
+    }
+
+    /// Whether a hit on a key of hash `hash` is recorded.
+    #[inline]
+    pub(crate) fn sampled(&self, hash: u64) -> bool {
+        hash & self.sample == 0
+    }
+
+    /// Hands the sampled hits recorded since the last drain to `feed`, stripe by stripe; how
+    /// many were lost, overwritten before this drain. One drainer at a time (the caller's lock).
+    pub(crate) fn drain(&self, mut feed: impl FnMut(u64)) -> u64 {
+        let mut lost = 0;
+        for mark in &self.marks[..stripe::high_water().min(STRIPES)] {
+            let recorded = mark.recorded.load(Ordering::Acquire);
+            let drained = mark.drained.load(Ordering::Relaxed);
+            let from = drained.max(recorded.saturating_sub(RING as u64 - 1));
+            lost += from - drained;
+            for n in from..recorded {
+                #[allow(clippy::cast_possible_truncation, reason = "below RING")]
+                feed(mark.ring[(n % RING as u64) as usize].load(Ordering::Relaxed));
+            }
+            mark.drained.store(recorded, Ordering::Relaxed);
+        }
+        lost
+    }
+
+    /// Sampled hits this thread recorded that wait for a drain.
+    pub(crate) fn undrained(&self) -> u64 {
+        self.marks.get(stripe::claimed()).map_or(0, |mark| {
+            let recorded = mark.recorded.load(Ordering::Relaxed);
+            recorded.saturating_sub(mark.drained.load(Ordering::Relaxed))
+        })
     }
 }
 
@@ -187,7 +254,7 @@ impl Gate {
         locked: &Locked<T>,
         find: impl Fn(&T) -> Option<R>,
     ) -> Option<R> {
-        self.hit_as(stripe::current(), shard, locked, find)
+        self.hit_as(stripe::current(), shard, locked, 1, find)
     }
 
     /// [`hit`](Self::hit) by the thread holding stripe `stripe` (see [`read_as`](Self::read_as)).
@@ -197,14 +264,15 @@ impl Gate {
         stripe: usize,
         shard: usize,
         locked: &Locked<T>,
+        hash: u64,
         find: impl Fn(&T) -> Option<R>,
     ) -> Option<R> {
-        self.try_hit_as(stripe, shard, locked, &find)
+        self.try_hit_as(stripe, shard, locked, hash, &find)
             .unwrap_or_else(|SlowPath| {
                 let guard = self.read_as(stripe, shard, locked);
                 let found = find(&guard);
                 if found.is_some() {
-                    guard.count_hit();
+                    self.count_hit(&guard, hash);
                 }
                 found
             })
@@ -223,9 +291,10 @@ impl Gate {
         &self,
         shard: usize,
         locked: &Locked<T>,
+        hash: u64,
         find: impl FnOnce(&T) -> Option<R>,
     ) -> Result<Option<R>, SlowPath> {
-        self.try_hit_as(stripe::claimed(), shard, locked, find)
+        self.try_hit_as(stripe::claimed(), shard, locked, hash, find)
     }
 
     /// [`try_hit`](Self::try_hit) by the thread holding stripe `stripe` (see
@@ -238,6 +307,7 @@ impl Gate {
         stripe: usize,
         shard: usize,
         locked: &Locked<T>,
+        hash: u64,
         find: impl FnOnce(&T) -> Option<R>,
     ) -> Result<Option<R>, SlowPath> {
         if stripe >= STRIPES {
@@ -259,6 +329,7 @@ impl Gate {
         let found = find(unsafe { &*locked.data.get() });
         if found.is_some() {
             mark.count_hit();
+            mark.record(hash, self.sampled(hash));
         }
         Ok(found)
     }
@@ -389,6 +460,18 @@ impl Gate {
         }
         wait_until(|| door.shared_readers.load(Ordering::SeqCst) == 0);
         writers
+    }
+
+    /// Counts a hit on a key of hash `hash` by the reader `guard`, recording it if sampled (a
+    /// reader without a mark of its own records nothing).
+    #[inline]
+    pub(crate) fn count_hit<T>(&self, guard: &ReadGuard<'_, T>, hash: u64) {
+        guard.count_hit();
+        if let Entry::Marked(mark) = guard.entry
+            && self.sampled(hash)
+        {
+            mark.record(hash, true);
+        }
     }
 
     /// Hits counted by all readers.
@@ -635,6 +718,55 @@ mod tests {
         assert_eq!(gate.hit(0, &locked, |&n| Some(n)), Some(8));
     }
 
+    /// A hit on a sampled key writes only the reader's own mark: nothing shared changes, the
+    /// record waits for a drain, and records not drained in time are overwritten, not waited on.
+    #[test]
+    fn sampled_hits_are_kept_on_the_readers_own_stripe() {
+        let mut gate = Gate::default();
+        gate.sample(0xff00);
+        let locked = Locked::new(7);
+        let (sampled, unsampled) = (0x1_0000_0001_u64, 0x100_u64);
+        assert!(gate.sampled(sampled) && !gate.sampled(unsampled));
+        let me = stripe::current();
+        let others = |gate: &Gate| -> u64 {
+            (gate.marks.iter().enumerate())
+                .filter(|&(i, _)| i != me)
+                .map(|(_, m)| m.recorded.load(Ordering::Relaxed) + m.hits.load(Ordering::Relaxed))
+                .sum()
+        };
+        let hit = |hash, found: bool| {
+            gate.try_hit(0, &locked, hash, |&n| found.then_some(n))
+                .ok()
+                .flatten()
+        };
+        for _ in 0..3 {
+            assert_eq!(hit(sampled, true), Some(7));
+        }
+        assert_eq!(hit(unsampled, true), Some(7));
+        assert_eq!(hit(sampled, false), None);
+        assert_eq!(gate.shared_hits.load(Ordering::Relaxed), 0);
+        assert_eq!(others(&gate), 0);
+        assert_eq!(gate.undrained(), 3);
+        let mut drained = Vec::new();
+        assert_eq!(gate.drain(|h| drained.push(h)), 0);
+        assert_eq!(drained, [sampled; 3]);
+        assert_eq!(gate.undrained(), 0);
+        // More than a ring's worth before the next drain: the oldest are lost.
+        for i in 0..RING as u64 + 5 {
+            assert_eq!(hit(sampled + (i << 16), true), Some(7));
+        }
+        drained.clear();
+        assert_eq!(gate.drain(|h| drained.push(h)), 6);
+        let kept: Vec<u64> = (6..RING as u64 + 5).map(|i| sampled + (i << 16)).collect();
+        assert_eq!(drained, kept);
+        // The slow path records too.
+        let guard = gate.read(0, &locked);
+        gate.count_hit(&guard, sampled);
+        drop(guard);
+        assert_eq!(gate.undrained(), 1);
+        assert_eq!(others(&gate), 0);
+    }
+
     #[test]
     fn hits_are_counted_on_marks_and_on_the_shared_path() {
         let gate = Gate::default();
@@ -716,7 +848,7 @@ mod loom {
             let first = pair.0.load(Ordering::Relaxed);
             Some((first, pair.1.load(Ordering::Relaxed)))
         };
-        gate.hit_as(stripe, 0, locked, read).unwrap()
+        gate.hit_as(stripe, 0, locked, 1, read).unwrap()
     }
 
     /// A reader beside a writer never sees the write half done, and counts its hits on its mark.

@@ -11,6 +11,7 @@ use super::gate::{Gate, Locked, ReadGuard, SlowPath, WriteGuard};
 use super::lifetime::TtlFrom;
 use super::listener::{Listener, RemovalCause};
 use super::shard::climb::{Batch, Climber};
+use super::shard::shadow::Shadows;
 use super::shard::{
     EntryOps, Look, NewEntry, RawShard, Renewal, Seen, Shard, SlabKind, SlotKey, SlotType, Stamp,
     TypeOf, Typed, ValueAt,
@@ -159,8 +160,10 @@ impl Told<'_> {
 /// does with them, compiled once in memo-runtime rather than for every key and value type.
 struct Base {
     gate: Gate,
-    /// The default policy's share of each shard for its small queue (`shard/climb.rs`).
+    /// The default policy's share of each shard for its small queue, by hill climbing
+    /// (`shard/climb.rs`), or by shadows in a store large enough for them (`shard/shadow.rs`).
     climber: Climber,
+    shadows: Option<Box<Shadows>>,
     /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
     mask: usize,
     hasher: foldhash::fast::RandomState,
@@ -576,7 +579,7 @@ impl<K, V> MemoryStore<K, V> {
         let locked = unsafe { self.shards.get_unchecked(shard) };
         self.base
             .gate
-            .try_hit(shard, locked, move |found| find(found, hash))
+            .try_hit(shard, locked, hash, move |found| find(found, hash))
     }
 
     /// A lookup of `key` (of hash `hash`) off the gate's fast path, as `look` says, and what it
@@ -713,9 +716,15 @@ impl Base {
     /// The parts of a store `config` makes that hold no entries, and the plan of its shards.
     fn new(config: &Config) -> (Self, Plan) {
         let plan = Plan::new(config);
+        let mut gate = Gate::new();
+        let shadows = Shadows::new(config).map(|(shadows, sample)| {
+            gate.sample(sample);
+            Box::new(shadows)
+        });
         let base = Self {
-            gate: Gate::new(),
+            gate,
             climber: Climber::new(config.maxsize.unwrap_or(0)),
+            shadows,
             mask: plan.count - 1,
             hasher: foldhash::fast::RandomState::default(),
             timing: plan.timing,
@@ -745,12 +754,23 @@ impl Base {
         self.timing.ttl != 0 || self.timed.load(Ordering::Relaxed)
     }
 
-    /// Reports a shard's batch of misses to the climber (outside the shard's lock).
+    /// Reports a shard's batch of misses to the climber (outside the shard's lock), and a miss
+    /// of a key of hash `hash` to the shadows.
     #[inline(never)]
-    fn climb(&self, batch: Batch) {
-        if batch.misses > 0 {
+    fn climb(&self, batch: Batch, hash: u64) {
+        if let Some(shadows) = &self.shadows {
+            shadows.missed(hash, &self.gate);
+        } else if batch.misses > 0 {
             self.climber.report(batch, || self.gate.hits());
         }
+    }
+
+    /// The small queue's share of each shard now (see `climber`).
+    #[inline]
+    fn share(&self) -> u32 {
+        self.shadows
+            .as_ref()
+            .map_or_else(|| self.climber.share(), |shadows| shadows.share())
     }
 
     /// The stamp of a value that took `cost` to compute, stored now, and the time now.
@@ -829,12 +849,12 @@ impl Base {
             #[cfg(any(feature = "disk", feature = "redis"))]
             Timed::Expiring(expires, cost) => self.stamp_expiring(expires, cost),
         };
-        let small = self.climber.share();
+        let small = self.share();
         let at = shard_of(hash, self.mask);
         let mut shard = self.gate.write(at, &shards[at].0);
         let batch = shard.insert(&mut typed, hash, stamp, now, small);
         Told::release(told, shard);
-        self.climb(batch);
+        self.climb(batch, hash);
     }
 
     /// Removes every expired entry of `shards` ([`RawShard::purge_expired`], `typed` their
@@ -939,7 +959,7 @@ impl Base {
                 &mut found,
             )?;
             if matches!(look, Look::Get | Look::Renewing) {
-                shard.count_hit();
+                self.gate.count_hit(&shard, hash);
             }
             seen
         };
@@ -1372,6 +1392,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::super::shard::climb;
     use super::*;
     use crate::config::Policy;
     use std::time::Duration;
@@ -1389,6 +1410,77 @@ mod tests {
             let at = store.base.timing.refresh_at(expires, cost);
             assert!(at >= 1 && at <= expires - 2_000_000_000, "due at {at}");
         }
+    }
+
+    /// Get-or-insert of `requests` keys from `key(i)`; the store's share after it.
+    fn share_after(store: &MemoryStore<u64, u64>, requests: u64, key: impl Fn(u64) -> u64) -> u32 {
+        for i in 0..requests {
+            let k = key(i);
+            if store.get(&&k).is_none() {
+                store.insert(k, k);
+            }
+        }
+        store.base.share()
+    }
+
+    /// A random number below `n` for request `i` (`splitmix64`).
+    fn draw(i: u64, n: u64) -> u64 {
+        let mut z = i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+
+    /// `tune/shift20k` of `benches/hitratio.rs`: 80 % of the requests go to a hot set of 2,000
+    /// keys that moves every 20,000 requests, the rest to 100,000 keys. The shadows widen the
+    /// small queue there, with hits recorded on the reader's stripe and few lost.
+    #[test]
+    fn shadows_widen_the_small_queue_for_a_hot_set_that_moves() {
+        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(10_000));
+        let shadows = store
+            .base
+            .shadows
+            .as_ref()
+            .expect("shadows from 4,000 entries");
+        let key = |i: u64| {
+            if draw(i, 10) < 8 {
+                1_000_000 + (i / 20_000) * 2_000 + draw(i ^ 0x5555, 2_000)
+            } else {
+                draw(i ^ 0xaaaa, 100_000)
+            }
+        };
+        assert_eq!(store.base.share(), climb::START);
+        let share = share_after(&store, 600_000, key);
+        assert!(share >= climb::ONE / 2, "share {share}");
+        // Of some 27,000 sampled hits (one key in 16, 72 % hits), at most 5 % lost: about 35
+        // alone, up to some 260 beside the other tests' threads.
+        assert!(shadows.lost() < 1_350, "lost {}", shadows.lost());
+    }
+
+    /// A hot set that stays (Zipf-like: popular keys stay popular): the small queue stays at
+    /// the policy's own share.
+    #[test]
+    fn shadows_keep_the_small_queue_for_a_hot_set_that_stays() {
+        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(10_000));
+        let key = |i: u64| {
+            if draw(i, 10) < 8 {
+                1_000_000 + draw(i ^ 0x5555, 8_000)
+            } else {
+                draw(i ^ 0xaaaa, 100_000)
+            }
+        };
+        assert_eq!(share_after(&store, 600_000, key), climb::START);
+    }
+
+    /// Stores below 4,000 entries, or of another policy, keep the climber.
+    #[test]
+    fn small_stores_and_other_policies_run_no_shadows() {
+        let small: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(3_999));
+        assert!(small.base.shadows.is_none());
+        let lru: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().maxsize(100_000).policy(Policy::Lru));
+        assert!(lru.base.shadows.is_none());
+        assert!(!small.base.gate.sampled(1) && !lru.base.gate.sampled(1 << 20));
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod expiry;
 mod fifo;
 mod index;
 mod lfu;
+pub(crate) mod shadow;
 mod slab;
 
 use std::collections::VecDeque;
@@ -990,7 +991,6 @@ fn used(meta: &Meta, cap: u8) {
 }
 
 impl<K, V> Shard<K, V> {
-    #[cfg(test)]
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
         let raw = RawShard::new(capacity, renewal, policy, Self::kind());
         // SAFETY: `raw` was built for this shard's slots (`kind`).
@@ -1085,7 +1085,6 @@ impl<K, V> Shard<K, V> {
 
     /// This shard's typed side for [`RawShard::insert`] of the entry in `place`, which the
     /// `Typed` owns from now on; `hasher` hashes keys.
-    #[cfg(test)]
     pub(crate) fn inserting<'a, S: BuildHasher>(
         hasher: &'a S,
         place: &'a mut NewEntry<K, V>,
@@ -1214,7 +1213,6 @@ impl<K, V> Shard<K, V> {
     }
 
     /// [`RawShard::insert`] of `key` and `value`.
-    #[cfg(test)]
     #[allow(
         clippy::too_many_arguments,
         reason = "the insert and the climber's share"
