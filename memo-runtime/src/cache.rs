@@ -94,6 +94,10 @@ pub(crate) struct Head {
     /// first miss of a memoized function over memory (`call::memory::steps`), where its key's
     /// and value's bounds are known; null before, and for every other cache.
     pub(crate) pair: AtomicPtr<Pair>,
+    /// This cache's store (a `MemoryStore<K, V>`) for the typed insert of [`Pair`], set before
+    /// `pair`: made from the whole cache, so that it reaches every field of the store, where a
+    /// `&MemoryCache` covers only the cache's untyped start.
+    pub(crate) store: AtomicPtr<()>,
 }
 
 /// A memoized function's cache in memory without its key and value types: the start of every
@@ -143,6 +147,7 @@ impl Head {
             refreshing: AtomicUsize::new(0),
             renew_for: config.map_or(Duration::ZERO, renew_for),
             pair: AtomicPtr::new(std::ptr::null_mut()),
+            store: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 

@@ -17,7 +17,7 @@ use super::{
 use crate::cache::{Cache, Head, MemoryCache};
 use crate::flight::{FlightKey, RawJoin};
 use crate::stats::Event;
-use crate::store::{EntryOps, Lease, MemoryStore, RawMemory};
+use crate::store::{EntryOps, Lease, MemoryStore};
 
 /// What the steps over a [`MemoryCache`] need of its key and value types `K` and `V`.
 pub(crate) struct Pair {
@@ -31,10 +31,9 @@ pub(crate) struct Pair {
     key_in: unsafe fn(*const ()) -> *const (),
     /// The value in a caller's `Option<V>`, lent.
     found: for<'a> fn(&'a Slot<'_>) -> Option<Value<'a>>,
-    /// Stores, in the `MemoryStore<K, V>` that starts with a `RawMemory`, under a key of hash
-    /// `hash`, the `K` taken from the `Option<K>` at a place and a clone of the `V` at another,
-    /// computed in a time.
-    put: unsafe fn(&RawMemory, u64, *mut (), *const (), Duration),
+    /// Stores, in the `MemoryStore<K, V>` at a place, under a key of hash `hash`, the `K` taken
+    /// from the `Option<K>` at a place and a clone of the `V` at another, computed in a time.
+    put: unsafe fn(*const (), u64, *mut (), *const (), Duration),
 }
 
 /// The [`Pair`] of `K` and `V`.
@@ -77,14 +76,14 @@ unsafe fn key_in<K>(key: *const ()) -> *const () {
 
 /// # Safety
 ///
-/// `store` starts a `MemoryStore<K, V>` ([`MemoryStore::STARTS_RAW`]); `key` points to an `Option<K>`
-/// and `value` to a `V`, borrowed while the call lasts.
+/// `store` points to a `MemoryStore<K, V>`, `key` to an `Option<K>` and `value` to a `V`, all
+/// borrowed while the call lasts.
 #[allow(
     clippy::ptr_as_ptr,
     clippy::ref_as_ptr,
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
-unsafe fn put<K, V>(store: &RawMemory, hash: u64, key: *mut (), value: *const (), cost: Duration)
+unsafe fn put<K, V>(store: *const (), hash: u64, key: *mut (), value: *const (), cost: Duration)
 where
     K: Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
@@ -92,7 +91,7 @@ where
     // SAFETY: the caller's promise.
     let (store, key, value) = unsafe {
         (
-            &*(store as *const RawMemory as *const MemoryStore<K, V>),
+            &*(store as *const MemoryStore<K, V>),
             &mut *(key as *mut Option<K>),
             &*(value as *const V),
         )
@@ -110,16 +109,18 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    let cache = cache.untyped();
-    let pair = &cache.head.pair;
-    // Written once (a racing first miss writes the same), so later misses only read it.
-    if pair.load(Ordering::Relaxed).is_null() {
-        pair.store(
+    let untyped = cache.untyped();
+    let head = &untyped.head;
+    // Written once (a racing first miss writes the same), so later misses only read them.
+    if head.pair.load(Ordering::Relaxed).is_null() {
+        let store = std::ptr::from_ref(cache.store()).cast::<()>();
+        head.store.store(store.cast_mut(), Ordering::Relaxed);
+        head.pair.store(
             std::ptr::from_ref(PairOf::<K, V>::PAIR).cast_mut(),
             Ordering::Release,
         );
     }
-    cache
+    untyped
 }
 
 impl MemoryCache {
@@ -203,9 +204,11 @@ impl Steps for MemoryCache {
         lease: Lease,
     ) -> Boxed<'a, ()> {
         let pair = self.checked(key.type_id, Some(value.item.type_id));
-        // SAFETY: this cache's store, which starts its `MemoryStore<K, V>`; `key` lends an
-        // `Option<K>` and `value` a `V` (both checked).
-        unsafe { (pair.put)(&self.store, hash, key.ptr, value.item.ptr, cost) };
+        // Set before the pair, which `checked` read with `Acquire`.
+        let store = self.head.store.load(Ordering::Relaxed);
+        // SAFETY: this cache's `MemoryStore<K, V>`; `key` lends an `Option<K>` and `value` a
+        // `V` (both checked).
+        unsafe { (pair.put)(store, hash, key.ptr, value.item.ptr, cost) };
         drop(lease);
         Box::pin(Stored)
     }
