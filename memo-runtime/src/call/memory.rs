@@ -230,6 +230,7 @@ mod tests {
     use super::*;
     use crate::Config;
     use crate::block;
+    use crate::call;
     use crate::store::Store;
 
     fn leaked() -> &'static Cache<u64, String> {
@@ -241,17 +242,19 @@ mod tests {
         let cache = leaked();
         let steps = steps(cache);
         let (key, hash) = (7_u64, cache.store().hash_of(&&7_u64));
+        let lead = |found: &mut Option<String>| {
+            block::wait(call::lead(
+                steps,
+                hash,
+                Item::of(&key),
+                Slot::of(found),
+                true,
+            ))
+        };
         let mut found = None::<String>;
-        let claim = block::wait(super::super::lead(
-            steps,
-            hash,
-            Item::of(&key),
-            Slot::of(&mut found),
-            true,
-        ))
-        .expect("nothing stored yet: lead");
+        let claim = lead(&mut found).expect("nothing stored yet: lead");
         let (mut owned, value) = (Some(key), "seven".to_string());
-        block::wait(super::super::finish(
+        block::wait(call::finish(
             steps,
             hash,
             Slot::of(&mut owned),
@@ -262,14 +265,10 @@ mod tests {
         ));
         assert_eq!(owned, None, "the key was taken into the store");
         assert_eq!(cache.store().peek(&&7_u64).as_deref(), Some("seven"));
-        let again = block::wait(super::super::lead(
-            steps,
-            hash,
-            Item::of(&key),
-            Slot::of(&mut found),
-            true,
-        ));
-        assert!(again.is_none(), "the look found the stored value");
+        assert!(
+            lead(&mut found).is_none(),
+            "the look found the stored value"
+        );
         assert_eq!(found.as_deref(), Some("seven"));
         let stats = cache.stats();
         assert_eq!((stats.misses, stats.hits), (1, 1));
