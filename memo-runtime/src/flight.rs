@@ -17,12 +17,13 @@
 //!
 //! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
 //! as [`Erased`] boxes, compared through a plain function, and values as [`Erased`] boxes too,
-//! copied out by their [`Handed`]. Only the key compare and [`Handed`]'s two functions need the
-//! types (compare, box, clone), so a
-//! memoized function with its own key and value types adds little to its crate's build; the miss
-//! loop (`call.rs`) holds the untyped [`RawLeader`] and [`RawFlight`].
+//! copied out by their [`Handed`]. Boxes are allocated, filled and freed here as well; only a
+//! compare, a clone and the drop glue of each type are its own ([`Boxing`], [`FlightKey`],
+//! [`Handed`]), so a memoized function with its own key and value types adds little to its crate's
+//! build; the miss loop (`call.rs`) holds the untyped [`RawLeader`] and [`RawFlight`].
 
 use crate::call::{Slot, Value};
+use std::alloc::Layout;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -30,7 +31,7 @@ use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
-use crate::erased::{self, CloneInto, EqAt};
+use crate::erased::{self, CloneInto, CloneTo, DropAt, EqAt};
 use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -82,11 +83,11 @@ pub(crate) trait Failure: Send {
 }
 
 /// How a flight hands over a leader's value of type `V`, without the type: boxed once for the
-/// waiters, then cloned into each waiter's slot. One table of two plain functions per value type;
-/// the flight's code has no type parameters.
+/// waiters, then cloned into each waiter's slot. One table per value type; the flight's code has
+/// no type parameters.
 pub(crate) struct Handed {
-    /// Clones the `V` at a place into a box the flight keeps.
-    boxed: unsafe fn(*const ()) -> Erased,
+    /// Boxes a clone of the `V` at a place for the flight to keep.
+    boxing: Boxing,
     /// Clones the `V` at a place into the `Option<V>` at another, which holds `None`.
     copy: CloneInto,
 }
@@ -95,7 +96,7 @@ impl Handed {
     /// The one for `V`.
     pub(crate) const fn of<V: Clone + Send + Sync + 'static>() -> Self {
         Self {
-            boxed: boxed::<V>,
+            boxing: Boxing::of::<V>(),
             copy: erased::clone_into::<V>,
         }
     }
@@ -128,7 +129,7 @@ impl<K, V> Default for Flights<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> Flights<K, V> {
+impl<K: Hash + Eq + Clone, V> Flights<K, V> {
     /// Leads the computation of `key`, or joins the one already running. `hash` is the key's
     /// hash by the cache's store: a call hashes its key once, and any good hash picks a shard.
     ///
@@ -226,25 +227,11 @@ impl<K, V: Clone + Send + Sync + 'static> Leader<'_, K, V> {
     }
 }
 
-/// Clones the `T` at `value` into a box of its own.
-///
-/// # Safety
-///
-/// `value` points to a `T`, borrowed while the call lasts.
-#[allow(
-    clippy::ptr_as_ptr,
-    reason = "a cast: `cast` is compiled per type in a debug build"
-)]
-unsafe fn boxed<T: Clone>(value: *const ()) -> Erased {
-    // SAFETY: the caller's promise.
-    Erased::new(unsafe { &*(value as *const T) }.clone())
-}
-
 /// What code compiled once needs of a table's key type `K` to join a flight
 /// ([`RawFlights::join_lent`]).
 pub(crate) struct FlightKey {
-    /// Clones the `K` at a place into a flight's own key.
-    boxed: unsafe fn(*const ()) -> Erased,
+    /// Boxes a clone of the `K` at a place: the flight's own key.
+    boxing: Boxing,
     /// Whether the `K`s at two places are equal.
     eq: EqAt,
 }
@@ -253,8 +240,27 @@ impl FlightKey {
     /// The one for `K`.
     pub(crate) const fn of<K: Clone + Eq + 'static>() -> Self {
         Self {
-            boxed: boxed::<K>,
+            boxing: Boxing::of::<K>(),
             eq: erased::eq::<K>,
+        }
+    }
+}
+
+/// What an [`Erased`] box needs of its value's type `T`: its layout, a clone into the box, a
+/// drop. Plain data and two functions per type; the boxing itself is compiled once.
+pub(crate) struct Boxing {
+    layout: Layout,
+    clone: CloneTo,
+    drop: DropAt,
+}
+
+impl Boxing {
+    /// The one for `T`.
+    const fn of<T: Clone>() -> Self {
+        Self {
+            layout: Layout::new::<T>(),
+            clone: erased::clone_to::<T>,
+            drop: erased::drop_at::<T>(),
         }
     }
 }
@@ -262,7 +268,7 @@ impl FlightKey {
 /// An owned value whose type only the typed side knows: a `Box<T>` without its `T`.
 struct Erased {
     ptr: NonNull<()>,
-    drop: unsafe fn(NonNull<()>),
+    boxing: &'static Boxing,
 }
 
 // SAFETY: built only by the typed wrappers, whose markers carry the `Send` bounds of their `K`
@@ -272,28 +278,104 @@ unsafe impl Send for Erased {}
 unsafe impl Sync for Erased {}
 
 impl Erased {
-    fn new<T>(value: T) -> Self {
-        /// # Safety
-        /// `ptr` comes from `Erased::new::<T>` and is dropped once.
-        #[allow(
-            clippy::ptr_as_ptr,
-            reason = "a cast: `cast` is compiled per type in a debug build"
-        )]
-        unsafe fn drop_box<T>(ptr: NonNull<()>) {
-            // SAFETY: the caller's promise: `ptr` is a leaked `Box<T>`.
-            drop(unsafe { Box::from_raw(ptr.as_ptr() as *mut T) });
+    /// Moves `value` into a box of its own.
+    fn new<T: Clone>(value: T) -> Self {
+        let value = ManuallyDrop::new(value);
+        // SAFETY: `value` is a `T`, of `Boxing::of::<T>()`, and is not dropped here: the box owns
+        // its bytes now.
+        unsafe {
+            Self::moved(
+                std::ptr::from_ref(&*value).cast(),
+                &const { Boxing::of::<T>() },
+            )
+        }
+    }
+
+    /// A box of a bitwise copy of the value at `value`, which the box then owns.
+    ///
+    /// # Safety
+    ///
+    /// `value` points to a value of `boxing`'s type, which the caller then forgets.
+    unsafe fn moved(value: *const (), boxing: &'static Boxing) -> Self {
+        let memory = Memory::new(boxing.layout);
+        // SAFETY: `memory` has room for the value; the caller's promise for the rest.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                value.cast::<u8>(),
+                memory.ptr.as_ptr(),
+                boxing.layout.size(),
+            );
         }
         Self {
-            ptr: NonNull::from(Box::leak(Box::new(value))).cast(),
-            drop: drop_box::<T>,
+            ptr: memory.keep(),
+            boxing,
+        }
+    }
+
+    /// A box of a clone of the value at `value`.
+    ///
+    /// # Safety
+    ///
+    /// `value` points to a value of `boxing`'s type, borrowed while the call lasts.
+    unsafe fn cloned(value: *const (), boxing: &'static Boxing) -> Self {
+        // Freed if the clone panics.
+        let memory = Memory::new(boxing.layout);
+        // SAFETY: `memory` has room for the value, uninitialised; the caller's promise for the
+        // rest.
+        unsafe { (boxing.clone)(value, memory.ptr.as_ptr().cast()) };
+        Self {
+            ptr: memory.keep(),
+            boxing,
         }
     }
 }
 
 impl Drop for Erased {
     fn drop(&mut self) {
-        // SAFETY: `drop` is the thunk `new` paired with `ptr`; this is the one drop.
-        unsafe { (self.drop)(self.ptr) }
+        // Freed even if the value's drop panics.
+        let _memory = Memory {
+            ptr: self.ptr.cast(),
+            layout: self.boxing.layout,
+        };
+        // SAFETY: `ptr` holds a value of `boxing`'s type (`moved`, `cloned`); this is its one
+        // drop.
+        unsafe { (self.boxing.drop)(self.ptr.as_ptr()) }
+    }
+}
+
+/// Memory for one value of `layout` (none for a zero-sized one), freed when dropped unless kept.
+struct Memory {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Memory {
+    fn new(layout: Layout) -> Self {
+        let ptr = if layout.size() == 0 {
+            // A dangling pointer, aligned: a zero-sized value needs no memory.
+            NonNull::new(std::ptr::without_provenance_mut(layout.align()))
+        } else {
+            // SAFETY: the size is not zero.
+            NonNull::new(unsafe { std::alloc::alloc(layout) })
+        };
+        Self {
+            ptr: ptr.unwrap_or_else(|| std::alloc::handle_alloc_error(layout)),
+            layout,
+        }
+    }
+
+    /// The memory, no longer freed here: its owner frees it.
+    fn keep(self) -> NonNull<()> {
+        ManuallyDrop::new(self).ptr.cast()
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        if self.layout.size() != 0 {
+            // SAFETY: allocated by `new` with this layout, and freed once.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        }
     }
 }
 
@@ -394,11 +476,11 @@ impl RawFlights {
         &self,
         hash: u64,
         key: *const (),
-        of: &FlightKey,
+        of: &'static FlightKey,
         by_thread: bool,
     ) -> RawJoin<'_> {
         // SAFETY: the caller's promise.
-        let key = unsafe { (of.boxed)(key) };
+        let key = unsafe { Erased::cloned(key, &of.boxing) };
         self.join(hash, key, of.eq, by_thread)
     }
 
@@ -484,7 +566,7 @@ impl RawLeader<'_> {
         if self.unregister() {
             let (ptr, type_id) = value.item.raw();
             // SAFETY: `value` lends a `V` with its `Handed` (`Value::of`).
-            let boxed = unsafe { (value.handed.boxed)(ptr) };
+            let boxed = unsafe { Erased::cloned(ptr, &value.handed.boxing) };
             self.flight.settle(State::Done(Kept {
                 value: boxed,
                 copy: value.handed.copy,
@@ -564,7 +646,7 @@ impl RawFlight {
 mod tests {
     use super::*;
 
-    impl<K: Hash + Eq, V> Flights<K, V> {
+    impl<K: Hash + Eq + Clone, V> Flights<K, V> {
         /// [`Flights::join`], hashing `key` as a store would.
         fn join_key(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
             use std::hash::BuildHasher;
@@ -713,8 +795,68 @@ mod tests {
         leader.finish(&1);
     }
 
+    /// A value that counts its clones and drops, of a given size and alignment.
+    struct Counted<T>(T, &'static AtomicUsize, &'static AtomicUsize);
+
+    impl<T: Clone> Clone for Counted<T> {
+        fn clone(&self) -> Self {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            Self(self.0.clone(), self.1, self.2)
+        }
+    }
+
+    impl<T> Drop for Counted<T> {
+        fn drop(&mut self) {
+            self.2.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[repr(align(64))]
+    #[derive(Clone, PartialEq, Eq, Debug)]
+    struct Aligned([u8; 3]);
+
+    /// Boxes moved and cloned without their type drop their value once, whatever its size and
+    /// alignment (none, a zero-sized one; more than the allocator's usual, 64).
+    fn erased_boxes_of<T: Clone + PartialEq + std::fmt::Debug + Send + 'static>(value: &T) {
+        let clones: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        let drops: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        let moved = Erased::new(Counted(value.clone(), clones, drops));
+        assert_eq!(moved.ptr.as_ptr().addr() % std::mem::align_of::<T>(), 0);
+        assert_eq!(
+            (
+                clones.load(Ordering::Relaxed),
+                drops.load(Ordering::Relaxed)
+            ),
+            (0, 0)
+        );
+        // SAFETY: `moved` holds a `Counted<T>`, of that boxing, borrowed meanwhile.
+        let copy =
+            unsafe { Erased::cloned(moved.ptr.as_ptr(), &const { Boxing::of::<Counted<T>>() }) };
+        assert_eq!(clones.load(Ordering::Relaxed), 1);
+        // SAFETY: `copy` holds a `Counted<T>`.
+        let inner = unsafe { &*copy.ptr.as_ptr().cast::<Counted<T>>() };
+        assert_eq!(&inner.0, value);
+        drop(moved);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        drop(copy);
+        assert_eq!(
+            (
+                clones.load(Ordering::Relaxed),
+                drops.load(Ordering::Relaxed)
+            ),
+            (1, 2)
+        );
+    }
+
+    #[test]
+    fn erased_boxes_drop_their_value_once() {
+        erased_boxes_of(&String::from("key"));
+        erased_boxes_of(&());
+        erased_boxes_of(&Aligned([1, 2, 3]));
+    }
+
     /// A key whose every value hashes alike: the table tells them apart by equality alone.
-    #[derive(PartialEq, Eq)]
+    #[derive(Clone, PartialEq, Eq)]
     struct Colliding(u32);
 
     impl std::hash::Hash for Colliding {
@@ -804,7 +946,7 @@ mod tests {
 mod loom {
     use super::*;
 
-    impl<K: Hash + Eq, V> Flights<K, V> {
+    impl<K: Hash + Eq + Clone, V> Flights<K, V> {
         /// [`Flights::join`], hashing `key` as a store would.
         fn join_key(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
             use std::hash::BuildHasher;
