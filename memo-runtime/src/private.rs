@@ -1019,6 +1019,22 @@ impl Run {
         }
     }
 
+    /// [`Run::start`] for a caller that takes no error (no waiter is handed one): `None` once a
+    /// value is in `out`, or what the lead is for.
+    #[inline(never)]
+    fn lead(
+        steps: &'static dyn Steps,
+        mode: Mode,
+        key: (u64, call::Item<'_>),
+        out: call::Slot<'_>,
+    ) -> Option<Self> {
+        match Self::start(steps, mode, key, out, false) {
+            Started::Value => None,
+            Started::Lead(run) => Some(run),
+            Started::Failed(_) => unreachable!("a caller that takes no error is handed none"),
+        }
+    }
+
     /// [`Lead::finish`]: stores `value` (kept) under the key taken from `key`, as the lead says.
     #[inline(never)]
     fn finish(
@@ -1116,15 +1132,43 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
     reason = "once per call that computes, where the body's cost dwarfs a copy"
 )]
 pub fn lead<K, V>(found: Result<V, Miss<K, V>>, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
-    match found {
-        Ok(value) => Ok(value),
-        // No waiter takes an error of this function's: it returns none.
-        Err(miss) => match miss.lead_or(keep, Handover::<core::convert::Infallible>::none()) {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(never)) => match never {},
-            Err(lead) => Err(lead),
+    let Miss {
+        steps,
+        lend,
+        hash,
+        key,
+        mode,
+    } = match found {
+        Ok(value) => return Ok(value),
+        Err(miss) => miss,
+    };
+    let mut found = None;
+    match Run::lead(
+        steps,
+        mode,
+        (hash, lend.key(&key)),
+        lend.value_slot(&mut found),
+    ) {
+        Some(run) => Err(Lead {
+            steps,
+            lend,
+            hash,
+            key,
+            keep,
+            run,
+        }),
+        None => match found {
+            Some(value) => Ok(value),
+            None => no_value(),
         },
     }
+}
+
+/// The loop ended without a value in the caller's slot: a bug.
+#[cold]
+#[inline(never)]
+fn no_value() -> ! {
+    unreachable!("the loop ends with a value")
 }
 
 impl<K: 'static, V: 'static> Miss<K, V> {
