@@ -80,6 +80,19 @@ impl Item<'_> {
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
 impl<'a> Item<'a> {
+    /// The `T` at `ptr`, lent, where `type_id` is `T`'s.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a `T: Sync` of that type id, borrowed for `'a`.
+    pub(crate) unsafe fn at(ptr: *const (), type_id: TypeId) -> Self {
+        Self {
+            ptr,
+            type_id,
+            _lent: PhantomData,
+        }
+    }
+
     /// The place lent and its type's id, for code compiled once that checks the type itself.
     pub(crate) fn raw(self) -> (*const (), TypeId) {
         (self.ptr, self.type_id)
@@ -401,7 +414,7 @@ where
 /// their own per type in an optimized build).
 pub(crate) struct Lend<K, V> {
     /// How the flight hands a `V` to waiters.
-    handed: &'static Handed,
+    pub(crate) handed: &'static Handed,
     _types: PhantomData<fn(K, V)>,
 }
 

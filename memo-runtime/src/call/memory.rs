@@ -11,13 +11,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{
-    Answered, Boxed, Claimed, Item, Slot, Steps, Stored, Unclaimed, Value, not_its_types,
-    value_found,
+    Answered, Boxed, Claimed, Item, Lend, Slot, Steps, Stored, Unclaimed, Value, not_its_types,
 };
 use crate::cache::{Cache, Head, MemoryCache};
-use crate::flight::{FlightKey, RawJoin};
+use crate::flight::{FlightKey, Handed, RawJoin};
 use crate::stats::Event;
-use crate::store::{EntryOps, Lease, MemoryStore};
+use crate::store::{EntryOps, Lease, MemoryStore, Timed};
 
 /// What the steps over a [`MemoryCache`] need of its key and value types `K` and `V`.
 pub(crate) struct Pair {
@@ -29,8 +28,10 @@ pub(crate) struct Pair {
     entry: EntryOps,
     /// The `K` in the `Option<K>` at a place; null for `None`.
     key_in: unsafe fn(*const ()) -> *const (),
-    /// The value in a caller's `Option<V>`, lent.
-    found: for<'a> fn(&'a Slot<'_>) -> Option<Value<'a>>,
+    /// The `V` in the `Option<V>` at a place; null for `None`.
+    value_in: unsafe fn(*const ()) -> *const (),
+    /// How a flight hands a `V` to waiters.
+    handed: &'static Handed,
     /// Stores, in the `MemoryStore<K, V>` at a place, under a key of hash `hash`, the `K` taken
     /// from the `Option<K>` at a place and a clone of the `V` at another, computed in a time.
     put: unsafe fn(*const (), u64, *mut (), *const (), Duration),
@@ -48,8 +49,9 @@ where
         types: types::<K, V>,
         flight: FlightKey::of::<K>(),
         entry: EntryOps::of::<K, V>(),
-        key_in: key_in::<K>,
-        found: value_found::<V>,
+        key_in: some_in::<K>,
+        value_in: some_in::<V>,
+        handed: Lend::<K, V>::NEW.handed,
         put: put::<K, V>,
     };
 }
@@ -58,18 +60,20 @@ fn types<K: 'static, V: 'static>() -> [TypeId; 2] {
     [TypeId::of::<K>(), TypeId::of::<V>()]
 }
 
+/// The `T` in the `Option<T>` at `option`; null for `None`.
+///
 /// # Safety
 ///
-/// `key` points to an `Option<K>`, borrowed while the call lasts.
+/// `option` points to an `Option<T>`, borrowed while the call lasts.
 #[allow(
     clippy::ptr_as_ptr,
     clippy::ref_as_ptr,
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
-unsafe fn key_in<K>(key: *const ()) -> *const () {
+unsafe fn some_in<T>(option: *const ()) -> *const () {
     // SAFETY: the caller's promise.
-    match unsafe { &*(key as *const Option<K>) } {
-        Some(key) => key as *const K as *const (),
+    match unsafe { &*(option as *const Option<T>) } {
+        Some(held) => held as *const T as *const (),
         None => std::ptr::null(),
     }
 }
@@ -89,17 +93,12 @@ where
     V: Clone + Send + Sync,
 {
     // SAFETY: the caller's promise.
-    let (store, key, value) = unsafe {
-        (
-            &*(store as *const MemoryStore<K, V>),
-            &mut *(key as *mut Option<K>),
-            &*(value as *const V),
-        )
-    };
+    let (key, value) = unsafe { (&mut *(key as *mut Option<K>), &*(value as *const V)) };
     let Some(key) = key.take() else {
         not_its_types()
     };
-    store.insert_timed_hashed(hash, key, value.clone(), cost);
+    // SAFETY: the caller's promise.
+    unsafe { MemoryStore::put_at(store, hash, key, value.clone(), Timed::Cost(cost)) };
 }
 
 /// The steps of a memoized function's cache in memory, `cache`: its [`MemoryCache`], with its
@@ -192,7 +191,18 @@ impl Steps for MemoryCache {
     }
 
     fn found<'a>(&self, out: &'a Slot<'_>) -> Option<Value<'a>> {
-        (self.pair().found)(out)
+        let pair = self.pair();
+        let [_, value_type] = (pair.types)();
+        if out.type_id != value_type {
+            not_its_types()
+        }
+        // SAFETY: `out` lends an `Option<V>` (checked).
+        let value = unsafe { (pair.value_in)(out.ptr) };
+        // SAFETY: `value`, if not null, points to the `V` that `out` lends.
+        (!value.is_null()).then(|| Value {
+            item: unsafe { Item::at(value, value_type) },
+            handed: pair.handed,
+        })
     }
 
     fn store<'a>(

@@ -499,21 +499,28 @@ impl<K, V> MemoryStore<K, V> {
     where
         K: std::hash::Hash + Eq,
     {
+        // SAFETY: this store.
+        unsafe { Self::put_at(std::ptr::from_ref(self).cast(), hash, key, value, timed) }
+    }
+
+    /// [`put`](Self::put) in the store at `store`: also the insert of a miss (`call::memory`),
+    /// which reaches the store by its address.
+    ///
+    /// # Safety
+    ///
+    /// `store` points to a `MemoryStore<K, V>`, borrowed while the call lasts.
+    pub(crate) unsafe fn put_at(store: *const (), hash: u64, key: K, value: V, timed: Timed)
+    where
+        K: std::hash::Hash + Eq,
+    {
         let mut place = NewEntry::new(key, value);
-        // SAFETY: the table of this store's entries, hashed by its hasher, and an entry of
-        // them, given up.
-        unsafe {
-            self.base.put(
-                &self.shards.raw,
-                hash,
-                Entering {
-                    ty: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
-                    new: place.given(),
-                },
-                timed,
-                self.told(),
-            );
-        }
+        let entering = Entering {
+            ty: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
+            new: place.given(),
+        };
+        // SAFETY: a `MemoryStore<K, V>` starts as its `RawMemory` (`STARTS_RAW`); the entry is
+        // of its types, given up.
+        unsafe { (*store.cast::<RawMemory>()).put(store, hash, entering, timed) }
     }
 
     /// The current reading of this store's clock, for a front that times its entries by the
@@ -643,6 +650,21 @@ impl<K, V> MemoryStore<K, V> {
 }
 
 impl RawMemory {
+    /// Stores the entry `entering` under a key of hash `hash`, timed as `timed` says: the
+    /// insert compiled once, for the store at `store`, which this starts.
+    ///
+    /// # Safety
+    ///
+    /// This starts the `MemoryStore<K, V>` at `store` ([`MemoryStore::STARTS_RAW`]), and
+    /// `entering` is an entry of its types, given up.
+    unsafe fn put(&self, store: *const (), hash: u64, entering: Entering, timed: Timed) {
+        // SAFETY: the caller's promise: the store's table, its entry and its listener.
+        unsafe {
+            self.base
+                .put(&self.shards, hash, entering, timed, self.base.told(store));
+        }
+    }
+
     /// A counted lookup of the key at `key` (of hash `hash`, the store's [`Store::hash_of`])
     /// off the hit path, which clones the entry's value into the `Option<V>` at `out`: the
     /// miss's look at the store, as [`MemoryStore::get_cold`]. Whether it found one.
@@ -995,7 +1017,7 @@ struct Entering {
 
 /// How an inserted value is timed: made into its stamp by code compiled once ([`Base::put`]).
 #[derive(Clone, Copy)]
-enum Timed {
+pub(crate) enum Timed {
     /// By the store's `ttl`, its early refresh drawn for a computation that took this long.
     Cost(std::time::Duration),
     /// By a time to live of its own.
