@@ -16,7 +16,7 @@
 //!     };
 //!     out_of_line(__memo_hash, move |__memo_hash| {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
-//!         match lead(hit_or_miss_hashed(__memo_cache, (name, &n), __memo_hash), always) {
+//!         match hit_or_lead((__memo_cache, always), (name, &n), __memo_hash) {
 //!             Ok(__memo_value) => __memo_value,
 //!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }
@@ -128,6 +128,14 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     let hashed = respan(quote!(#runtime::hit_or_miss_hashed), args_span);
     let hashed = lookup_and_compute(plan, func, &quote!(#hashed #hashed_args), &keep);
     let lookup_and_compute = lookup_and_compute(plan, func, &hit_or_miss, &keep);
+    // Where no `Result` is returned, the quick try's rest (and a debug build's call) leads in
+    // one step (`hit_or_lead`).
+    let (lookup_and_compute, hashed) = if plan.quick && plan.handover.is_none() {
+        let lead = |hash| hit_or_lead(plan, func, (&cache_arg, &keep, args_span), &hash);
+        (lead(quote!(#runtime::UNHASHED)), lead(quote!(__memo_hash)))
+    } else {
+        (lookup_and_compute, hashed)
+    };
     // Each function (and its companion) finds its cache through a `static` cell of its own.
     let cell = quote!(static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new(););
     let body = if plan.quick {
@@ -289,6 +297,43 @@ fn lookup_and_compute(
                 #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
             }
         },
+    }
+}
+
+/// The call of a sync function over memory that returns no `Result`, in one step: look, and
+/// on a miss lead, then run the body and finish (`hit_or_lead`), with the hash the quick try
+/// made (`hash`: `__memo_hash`, or `UNHASHED` without a try).
+fn hit_or_lead(
+    plan: &Plan,
+    func: &CachedFn,
+    (cache_arg, keep, args_span): (&proc_macro2::Ident, &TokenStream, Span),
+    hash: &TokenStream,
+) -> TokenStream {
+    let Plan {
+        runtime,
+        lookup,
+        output,
+        ..
+    } = plan;
+    // The cache and the keep, whose types both name the value's, travel as one argument,
+    // spanned at the return type: rustc reports a value that cannot be cached there.
+    let mut cache_keep = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#cache_arg, #keep),
+    );
+    cache_keep.set_span(output.span());
+    let mut args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#cache_keep, #lookup, #hash),
+    );
+    args.set_span(args_span);
+    let entry = respan(quote!(#runtime::hit_or_lead), args_span);
+    let block = &func.block;
+    quote! {
+        match #entry #args {
+            #runtime::Ok(__memo_value) => __memo_value,
+            #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),
+        }
     }
 }
 

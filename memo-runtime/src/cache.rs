@@ -401,7 +401,7 @@ impl<K, V, S> Cache<K, V, S> {
     /// Whether this lookup is a forced refresh (see [`refresh`](Self::refresh)).
     #[inline]
     pub(crate) fn forced(&self) -> bool {
-        self.may_be_forced() && refresh::take(self.address())
+        self.head.forced()
     }
 
     /// Whether a forced refresh of this cache may be under way on some thread: the cheap half of
@@ -411,7 +411,20 @@ impl<K, V, S> Cache<K, V, S> {
         self.head.refreshing.load(Ordering::Relaxed) != 0
     }
 
-    /// What marks this cache in the thread-local of [`refresh`](Self::refresh).
+    /// What marks this cache in the thread-local of [`refresh`](Self::refresh): its head's
+    /// address.
+    fn address(&self) -> usize {
+        self.head.address()
+    }
+}
+
+impl Head {
+    /// [`Cache::forced`], compiled once.
+    pub(crate) fn forced(&self) -> bool {
+        self.refreshing.load(Ordering::Relaxed) != 0 && refresh::take(self.address())
+    }
+
+    /// [`Cache::address`].
     fn address(&self) -> usize {
         std::ptr::from_ref(self).addr()
     }

@@ -839,21 +839,88 @@ where
         Some(hash) => hash,
         None => cache.store().hash_of(key),
     };
-    // One `Miss::new` for every way to compute, which inlines it once.
-    let mode = 'mode: {
-        #[cfg(feature = "switch")]
-        if crate::switch::is_disabled() {
-            break 'mode Mode::Bypass;
-        }
-        if cache.forced() {
-            break 'mode Mode::Refresh;
-        }
-        match found(hash, key) {
+    let mode = match unlooked(cache.head()) {
+        Some(mode) => mode,
+        None => match found(hash, key) {
             Some(value) => return Ok(value),
             None => Mode::Lookup,
-        }
+        },
     };
     Err(Miss::new(cache, steps(cache), hash, key, mode))
+}
+
+/// How a call to the cache of `head` computes without looking at its store, if it does not
+/// look: caches are switched off (`memo::disable()`), or this is a forced refresh.
+fn unlooked(head: &crate::cache::Head) -> Option<Mode> {
+    #[cfg(feature = "switch")]
+    if crate::switch::is_disabled() {
+        return Some(Mode::Bypass);
+    }
+    head.forced().then_some(Mode::Refresh)
+}
+
+/// `lead(hit_or_miss_hashed(cache, key, hashed), keep)` in one step (the cache and `keep` as
+/// one argument, where the expansion reports a value type that cannot be cached): the call of a sync
+/// function over memory that returns no `Result`, after its quick try (`hashed`, the hash the
+/// try made, or [`UNHASHED`]) or, in a debug build, in place of it. The store is read by its
+/// code compiled once, as in [`hit_or_miss_hashed`]; one function, not five, for each key and
+/// value type.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the borrowed view in place"
+)]
+#[allow(
+    clippy::result_large_err,
+    reason = "once per call that computes, where the body's cost dwarfs a copy"
+)]
+#[allow(
+    clippy::type_complexity,
+    reason = "the cache and the keep are one argument for the expansion's error span"
+)]
+pub fn hit_or_lead<L, V>(
+    (cache, keep): (&'static Cache<L::Key, V>, fn(&V) -> bool),
+    key: L,
+    hashed: u64,
+) -> Result<V, Lead<L::Key, V>>
+where
+    L: Lookup,
+    V: CacheValue,
+{
+    let hash = match hashed {
+        UNHASHED => cache.store().hash_of(&key),
+        hash => hash,
+    };
+    let mode = match unlooked(cache.head()) {
+        Some(mode) => mode,
+        None => match cache.store().get_cold(hash, &key) {
+            Some(value) => return Ok(value),
+            None => Mode::Lookup,
+        },
+    };
+    cache.watch_expiry();
+    let (steps, lend, key) = (call::memory::steps(cache), Lend::NEW, key.to_key());
+    // `Miss::lead`, written out: in one function, a debug build compiles some 120 lines fewer
+    // per key and value type than through a `Miss` (`docs/compile-cost.md`).
+    let mut found = None;
+    match Run::lead(
+        steps,
+        mode,
+        (hash, lend.key(&key)),
+        lend.value_slot(&mut found),
+    ) {
+        Some(run) => Err(Lead {
+            steps,
+            lend,
+            hash,
+            key,
+            keep,
+            run,
+        }),
+        None => match found {
+            Some(value) => Ok(value),
+            None => no_value(),
+        },
+    }
 }
 
 /// Stands for nothing when the `tokio` feature is on; a sentence when it is off.
@@ -1132,35 +1199,46 @@ impl<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static, V: 'static> Miss<K
     reason = "once per call that computes, where the body's cost dwarfs a copy"
 )]
 pub fn lead<K, V>(found: Result<V, Miss<K, V>>, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
-    let Miss {
-        steps,
-        lend,
-        hash,
-        key,
-        mode,
-    } = match found {
-        Ok(value) => return Ok(value),
-        Err(miss) => miss,
-    };
-    let mut found = None;
-    match Run::lead(
-        steps,
-        mode,
-        (hash, lend.key(&key)),
-        lend.value_slot(&mut found),
-    ) {
-        Some(run) => Err(Lead {
+    match found {
+        Ok(value) => Ok(value),
+        Err(miss) => miss.lead(keep),
+    }
+}
+
+impl<K: 'static, V: 'static> Miss<K, V> {
+    /// [`lead`] of this miss.
+    #[allow(
+        clippy::result_large_err,
+        reason = "once per call that computes, where the body's cost dwarfs a copy"
+    )]
+    fn lead(self, keep: fn(&V) -> bool) -> Result<V, Lead<K, V>> {
+        let Self {
             steps,
             lend,
             hash,
             key,
-            keep,
-            run,
-        }),
-        None => match found {
-            Some(value) => Ok(value),
-            None => no_value(),
-        },
+            mode,
+        } = self;
+        let mut found = None;
+        match Run::lead(
+            steps,
+            mode,
+            (hash, lend.key(&key)),
+            lend.value_slot(&mut found),
+        ) {
+            Some(run) => Err(Lead {
+                steps,
+                lend,
+                hash,
+                key,
+                keep,
+                run,
+            }),
+            None => match found {
+                Some(value) => Ok(value),
+                None => no_value(),
+            },
+        }
     }
 }
 

@@ -25,19 +25,19 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                     || ::memo::__private::at(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_hashed(
+                match ::memo::__private::hit_or_lead(
+                    (
                         __memo_cache,
-                        &__memo_key,
-                        __memo_hash,
+                        {
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<Option<String>>::new())
+                                .keep(false, true)
+                        },
                     ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Option<String>>::new())
-                            .keep(false, true)
-                    },
+                    &__memo_key,
+                    __memo_hash,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -60,13 +60,19 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
-        match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss(__memo_cache, &__memo_key),
-            {
-                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
-                (&&&::memo::__private::Outcome::<Option<String>>::new())
-                    .keep(false, true)
-            },
+        match ::memo::__private::hit_or_lead(
+            (
+                __memo_cache,
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Option<String>>::new())
+                        .keep(false, true)
+                },
+            ),
+            &__memo_key,
+            ::memo::__private::UNHASHED,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -22,19 +22,19 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                     || ::reexport::memo::__private::at(&|| ()),
                     ::reexport::memo::__private::preset::<0usize, 0u64>,
                 );
-                match ::reexport::memo::__private::lead(
-                    ::reexport::memo::__private::hit_or_miss_hashed(
+                match ::reexport::memo::__private::hit_or_lead(
+                    (
                         __memo_cache,
-                        (a, &b),
-                        __memo_hash,
+                        {
+                            use ::reexport::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                                .keep(false, false)
+                        },
                     ),
-                    {
-                        use ::reexport::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                            .keep(false, false)
-                    },
+                    (a, &b),
+                    __memo_hash,
                 ) {
                     ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
                     ::reexport::memo::__private::Err(__memo_lead) => {
@@ -58,15 +58,19 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             || ::reexport::memo::__private::at(&|| ()),
             ::reexport::memo::__private::preset::<0usize, 0u64>,
         );
-        match ::reexport::memo::__private::lead(
-            ::reexport::memo::__private::hit_or_miss(__memo_cache, (a, &b)),
-            {
-                use ::reexport::memo::__private::{
-                    KeepAny as _, KeepOption as _, KeepResult as _,
-                };
-                (&&&::reexport::memo::__private::Outcome::<u64>::new())
-                    .keep(false, false)
-            },
+        match ::reexport::memo::__private::hit_or_lead(
+            (
+                __memo_cache,
+                {
+                    use ::reexport::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::reexport::memo::__private::Outcome::<u64>::new())
+                        .keep(false, false)
+                },
+            ),
+            (a, &b),
+            ::reexport::memo::__private::UNHASHED,
         ) {
             ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
             ::reexport::memo::__private::Err(__memo_lead) => {

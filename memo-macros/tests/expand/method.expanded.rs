@@ -22,18 +22,19 @@ pub fn area(&self, scale: Scale) -> u64 {
                     || ::memo::__private::at(&|| ()),
                     ::memo::__private::preset::<1000usize, 0u64>,
                 );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_hashed(
+                match ::memo::__private::hit_or_lead(
+                    (
                         __memo_cache,
-                        (self, &scale),
-                        __memo_hash,
+                        {
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<u64>::new())
+                                .keep(false, false)
+                        },
                     ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
-                    },
+                    (self, &scale),
+                    __memo_hash,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -52,12 +53,18 @@ pub fn area(&self, scale: Scale) -> u64 {
             || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<1000usize, 0u64>,
         );
-        match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss(__memo_cache, (self, &scale)),
-            {
-                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
-                (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
-            },
+        match ::memo::__private::hit_or_lead(
+            (
+                __memo_cache,
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<u64>::new()).keep(false, false)
+                },
+            ),
+            (self, &scale),
+            ::memo::__private::UNHASHED,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

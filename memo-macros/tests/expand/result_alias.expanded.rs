@@ -23,19 +23,19 @@ fn parse(text: &str) -> Parsed<u32> {
                     || ::memo::__private::at(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_hashed(
+                match ::memo::__private::hit_or_lead(
+                    (
                         __memo_cache,
-                        text,
-                        __memo_hash,
+                        {
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<Parsed<u32>>::new())
+                                .keep(false, false)
+                        },
                     ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<Parsed<u32>>::new())
-                            .keep(false, false)
-                    },
+                    text,
+                    __memo_hash,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -54,12 +54,19 @@ fn parse(text: &str) -> Parsed<u32> {
             || ::memo::__private::at(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
-        match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss(__memo_cache, text),
-            {
-                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
-                (&&&::memo::__private::Outcome::<Parsed<u32>>::new()).keep(false, false)
-            },
+        match ::memo::__private::hit_or_lead(
+            (
+                __memo_cache,
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<Parsed<u32>>::new())
+                        .keep(false, false)
+                },
+            ),
+            text,
+            ::memo::__private::UNHASHED,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -38,19 +38,19 @@ pub fn page(url: &str) -> String {
                             .eviction_listener(log_eviction)
                     },
                 );
-                match ::memo::__private::lead(
-                    ::memo::__private::hit_or_miss_hashed(
+                match ::memo::__private::hit_or_lead(
+                    (
                         __memo_cache,
-                        url,
-                        __memo_hash,
+                        {
+                            use ::memo::__private::{
+                                KeepAny as _, KeepOption as _, KeepResult as _,
+                            };
+                            (&&&::memo::__private::Outcome::<String>::new())
+                                .keep(false, false)
+                        },
                     ),
-                    {
-                        use ::memo::__private::{
-                            KeepAny as _, KeepOption as _, KeepResult as _,
-                        };
-                        (&&&::memo::__private::Outcome::<String>::new())
-                            .keep(false, false)
-                    },
+                    url,
+                    __memo_hash,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -84,12 +84,18 @@ pub fn page(url: &str) -> String {
                     .eviction_listener(log_eviction)
             },
         );
-        match ::memo::__private::lead(
-            ::memo::__private::hit_or_miss(__memo_cache, url),
-            {
-                use ::memo::__private::{KeepAny as _, KeepOption as _, KeepResult as _};
-                (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
-            },
+        match ::memo::__private::hit_or_lead(
+            (
+                __memo_cache,
+                {
+                    use ::memo::__private::{
+                        KeepAny as _, KeepOption as _, KeepResult as _,
+                    };
+                    (&&&::memo::__private::Outcome::<String>::new()).keep(false, false)
+                },
+            ),
+            url,
+            ::memo::__private::UNHASHED,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {
