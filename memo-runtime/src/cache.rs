@@ -18,7 +18,7 @@ use crate::janitor;
 use crate::lookup::{KeyPart, Lookup};
 use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
-use crate::store::{Claim, Lease, MemoryStore, RawMemory, Store};
+use crate::store::{Claim, Lease, MemoryStore, RawMemory, SlabKind, Store};
 use crate::trace::Computation;
 
 /// Background refreshes of sync functions running at once, process-wide.
@@ -59,6 +59,51 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)), with
     /// when the refresh started; few at once.
     renewing: parking_lot::Mutex<Vec<(K, V, Instant)>>,
+}
+
+/// The parts of a memoized function's cache in memory, which hold no entries yet, without its
+/// key and value types: built by code compiled once, then moved into its [`Cache`]
+/// ([`Cache::memoized`]).
+pub(crate) struct MemoryParts {
+    head: Head,
+    flights: RawFlights,
+    store: RawMemory,
+}
+
+impl MemoryParts {
+    /// The parts of the cache that `config` makes, named `name`, whose store holds slots of
+    /// `kind` (`MemoryStore::slot_kind`).
+    #[inline(never)]
+    pub(crate) fn new(name: &'static str, config: &Config, kind: SlabKind) -> Self {
+        #[cfg(feature = "switch")]
+        crate::switch::read_environment();
+        Self {
+            head: Head::new(name, Some(config)),
+            flights: RawFlights::new(),
+            store: RawMemory::new(config, kind),
+        }
+    }
+}
+
+impl<K, V> Cache<K, V> {
+    /// The cache of a memoized function, of `parts` made for its store's slots: as
+    /// [`from_parts`](Self::from_parts) makes it, from parts built by code compiled once.
+    pub(crate) fn memoized(parts: MemoryParts) -> Self {
+        let MemoryParts {
+            head,
+            flights,
+            store,
+        } = parts;
+        // The flights first: a call that unwound after the store was typed would compile the
+        // store's drop for its key and value types.
+        let flights = Flights::from_raw(flights);
+        Self {
+            head,
+            flights,
+            store: MemoryStore::from_raw(store),
+            renewing: const { parking_lot::Mutex::new(Vec::new()) },
+        }
+    }
 }
 
 /// How long a cache built by `config` serves the old value of a key whose background refresh

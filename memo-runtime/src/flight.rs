@@ -122,8 +122,15 @@ impl<E: Clone + Send + 'static> Failure for E {
 
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
+        Self::from_raw(RawFlights::new())
+    }
+}
+
+impl<K, V> Flights<K, V> {
+    /// The table `raw`, of `K`s and `V`s from now on.
+    pub(crate) const fn from_raw(raw: RawFlights) -> Self {
         Self {
-            raw: RawFlights::new(),
+            raw,
             _types: PhantomData,
         }
     }
@@ -453,7 +460,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RawFlights {
     /// Out of line: compiled once here, not in each key and value type's cache constructor.
     #[inline(never)]
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             shards: ManuallyDrop::new((0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect()),
         }

@@ -11,6 +11,7 @@ pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
 pub use crate::cache::Cache;
+use crate::cache::MemoryParts;
 pub use crate::cell::{At, CacheCell, Scope, at};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
@@ -122,11 +123,8 @@ const fn codec_of(json: bool) -> crate::Codec {
 #[inline(never)]
 fn new_cache<K: Shared, V: Shared>(name: &'static str, config: fn() -> Config) -> Boxed {
     let config = config();
-    register(Cache::<K, V>::from_parts(
-        MemoryStore::new(&config),
-        Some(&config),
-        name,
-    ))
+    let parts = MemoryParts::new(name, &config, MemoryStore::<K, V>::slot_kind());
+    register(Cache::<K, V>::memoized(parts))
 }
 
 /// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the

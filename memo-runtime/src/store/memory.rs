@@ -76,16 +76,6 @@ unsafe impl<K, V> Send for Shards<K, V> where PaddedShard<K, V>: Send {}
 unsafe impl<K, V> Sync for Shards<K, V> where PaddedShard<K, V>: Sync {}
 
 impl<K, V> Shards<K, V> {
-    /// The shards of a store `config` makes, holding `K` and `V`, and the rest of that store.
-    fn new(config: &Config) -> (Base, Self) {
-        let (base, raw) = Base::with_shards(config, Shard::<K, V>::kind());
-        let shards = Self {
-            raw,
-            _types: PhantomData,
-        };
-        (base, shards)
-    }
-
     fn len(&self) -> usize {
         self.raw.len()
     }
@@ -210,12 +200,26 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        let (base, shards) = Shards::new(config);
+        Self::from_raw(RawMemory::new(config, Self::slot_kind()))
+    }
+
+    /// The store made of `raw`, built for this store's slots ([`slot_kind`](Self::slot_kind)):
+    /// the untyped parts moved in, without a call that could unwind with them.
+    pub(crate) fn from_raw(raw: RawMemory) -> Self {
+        let RawMemory { shards, base } = raw;
         Self {
-            shards,
+            shards: Shards {
+                raw: shards,
+                _types: PhantomData,
+            },
             base,
             listener: None,
         }
+    }
+
+    /// What this store's slots are, for [`RawMemory::new`].
+    pub(crate) fn slot_kind() -> SlabKind {
+        Shard::<K, V>::kind()
     }
 
     /// Weighs each entry with `weigher` and keeps the total within [`Config::max_weight`] at
@@ -650,6 +654,13 @@ impl<K, V> MemoryStore<K, V> {
 }
 
 impl RawMemory {
+    /// The store `config` makes, without its types: its shards hold slots of `kind`. Compiled
+    /// once, for every [`MemoryStore::new`] and memoized function's cache.
+    pub(crate) fn new(config: &Config, kind: SlabKind) -> Self {
+        let (base, shards) = Base::with_shards(config, kind);
+        Self { shards, base }
+    }
+
     /// Stores the entry `entering` under a key of hash `hash`, timed as `timed` says: the
     /// insert compiled once, for the store at `store`, which this starts.
     ///
