@@ -326,10 +326,15 @@ impl<K, V, S> Cache<K, V, S> {
     /// `&dyn Purge`): through `ManuallyDrop`, whose vtables hold a drop that does nothing. The
     /// cache of a memoized function is never dropped (`cell::made_once`), so no code to drop
     /// one is compiled for its key and value types.
+    #[allow(
+        clippy::ptr_as_ptr,
+        clippy::ref_as_ptr,
+        reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
+    )]
     pub(crate) fn undropped(&self) -> &ManuallyDrop<Self> {
         // SAFETY: `ManuallyDrop<T>` is `repr(transparent)` over `T`, and a shared reference to
         // it drops nothing.
-        unsafe { &*std::ptr::from_ref(self).cast::<ManuallyDrop<Self>>() }
+        unsafe { &*(self as *const Self as *const ManuallyDrop<Self>) }
     }
 
     /// The store behind this cache.

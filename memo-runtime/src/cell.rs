@@ -270,7 +270,7 @@ impl CacheCell {
             return None;
         }
         // SAFETY: a cache registered under `TypeId::of::<C>()` is a leaked `C`.
-        Some(unsafe { &*first.cast_const().cast::<C>() })
+        Some(unsafe { &*(first as *const C) })
     }
 
     /// [`first`](Self::first) without its type, which a debug build compiles once: the first

@@ -102,9 +102,13 @@ fn register<C: Send + Sync + 'static>(cache: C) -> Boxed {
 /// # Safety
 ///
 /// `cache` was boxed by `register::<C>` (the registry's key holds `TypeId::of::<C>()`).
+#[allow(
+    clippy::ptr_as_ptr,
+    reason = "a cast: `cast` would be compiled for each type in a debug build"
+)]
 unsafe fn registered<C>(cache: Erased) -> &'static C {
     // SAFETY: the caller's promise.
-    unsafe { &*std::ptr::from_ref(cache).cast::<ManuallyDrop<C>>() }
+    unsafe { &*(std::ptr::from_ref(cache) as *const ManuallyDrop<C>) }
 }
 
 /// The codec of `codec = "json"` (`json`), or the binary default.

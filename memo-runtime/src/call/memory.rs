@@ -103,6 +103,10 @@ where
 
 /// The steps of a memoized function's cache in memory, `cache`: its [`MemoryCache`], with its
 /// [`Pair`] set on the first call.
+#[allow(
+    clippy::ref_as_ptr,
+    reason = "a cast: `from_ref` would be compiled for each type in a debug build"
+)]
 pub(crate) fn steps<K, V>(cache: &'static Cache<K, V>) -> &'static dyn Steps
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -112,8 +116,8 @@ where
     let head = &untyped.head;
     // Written once (a racing first miss writes the same), so later misses only read them.
     if head.pair.load(Ordering::Relaxed).is_null() {
-        let store = std::ptr::from_ref(cache.store()).cast::<()>();
-        head.store.store(store.cast_mut(), Ordering::Relaxed);
+        let store = cache.store() as *const MemoryStore<K, V> as *mut ();
+        head.store.store(store, Ordering::Relaxed);
         head.pair.store(
             std::ptr::from_ref(PairOf::<K, V>::PAIR).cast_mut(),
             Ordering::Release,

@@ -600,6 +600,10 @@ impl<K, V> MemoryStore<K, V> {
     /// keeps its values in registers.
     #[cold]
     #[inline(never)]
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "a cast: `cast` would be compiled for each value type in a debug build"
+    )]
     fn read_cold<L: Lookup<Key = K>>(
         &self,
         hash: u64,
@@ -621,7 +625,7 @@ impl<K, V> MemoryStore<K, V> {
                 look,
                 Some((
                     const { &ValueAt::of::<K, V>() },
-                    NonNull::from(&mut value).cast(),
+                    NonNull::new_unchecked(&raw mut value as *mut u8),
                 )),
                 seen,
             );
