@@ -590,7 +590,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
     // The scope of the call (see the runtime's `cell`): the `type_name` of a closure in the
     // function names it with the impl's type and generic arguments resolved; its `TypeId` tells
     // apart the instances that `type_name` writes alike.
-    let scope = quote!(|| #runtime::at(&|| ()));
+    let scope = quote!(#runtime::scope(&|| ()));
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
         quote!(&__MEMO_CELL, #id, #scope, #config #remote_args),

@@ -41,8 +41,23 @@ pub type Scope = fn() -> &'static str;
 /// same-named types of two blocks) are still told apart.
 pub type At = fn() -> (&'static str, TypeId);
 
+/// The [`At`] of `closure`'s type: what the expansion passes, `scope(&|| ())`. A function of
+/// the type rather than a closure around [`at`], which a debug build would compile with its
+/// `FnOnce` shim for every memoized function.
+#[inline]
+pub fn scope<F>(closure: &F) -> At {
+    let _ = closure;
+    at_type::<F>
+}
+
 /// [`At`]'s answer for `closure`, whose type may borrow (`TypeId` ignores lifetimes).
 pub fn at<F>(closure: &F) -> (&'static str, TypeId) {
+    let _ = closure;
+    at_type::<F>()
+}
+
+/// [`at`] of a closure of type `F`.
+fn at_type<F>() -> (&'static str, TypeId) {
     trait NonStatic {
         fn id(&self) -> TypeId
         where
@@ -56,7 +71,6 @@ pub fn at<F>(closure: &F) -> (&'static str, TypeId) {
             TypeId::of::<T>()
         }
     }
-    let _ = closure;
     let phantom = std::marker::PhantomData::<F>;
     let erased: &dyn NonStatic = &phantom;
     // SAFETY: only the lifetime of the trait object changes; `id` reads no data, and a type's

@@ -12,7 +12,7 @@ pub use core::time::Duration;
 
 pub use crate::cache::Cache;
 use crate::cache::MemoryParts;
-pub use crate::cell::{At, CacheCell, Scope, at};
+pub use crate::cell::{At, CacheCell, Scope, at, scope};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 

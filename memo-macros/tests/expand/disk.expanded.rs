@@ -9,7 +9,7 @@ pub fn fetch(url: &str) -> Result<String, String> {
         >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 900000u64>,
             ::memo::__private::Remote {
                 store: "pages",
@@ -63,7 +63,7 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 900000u64>,
         ::memo::__private::Remote {
             store: "pages",

@@ -9,7 +9,7 @@ fn rate(currency: &str) -> f64 {
         >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "rate", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             || {
                 ::memo::__private::Config::new()
                     .ttl(::memo::__private::Duration::from_millis(600000u64))
@@ -78,7 +78,7 @@ fn rate_cache() -> &'static ::memo::__private::Cache<
     >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "rate", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         || {
             ::memo::__private::Config::new()
                 .ttl(::memo::__private::Duration::from_millis(600000u64))

@@ -16,7 +16,7 @@ pub fn word_count(text: &str) -> usize {
                 let __memo_cache = ::memo::__private::cache(
                     &__MEMO_CELL,
                     ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
                 match ::memo::__private::hit_or_lead(
@@ -49,7 +49,7 @@ pub fn word_count(text: &str) -> usize {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::hit_or_lead(
@@ -86,7 +86,7 @@ pub fn word_count_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "word_count", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 0u64>,
     )
 }

@@ -22,7 +22,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                 let __memo_cache = ::memo::__private::cache(
                     &__MEMO_CELL,
                     ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
                 match ::memo::__private::hit_or_lead(
@@ -57,7 +57,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::hit_or_lead(
@@ -96,7 +96,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<u64, Option<String>> {
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 0u64>,
     )
 }

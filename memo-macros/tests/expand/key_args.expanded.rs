@@ -19,7 +19,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                 let __memo_cache = ::reexport::memo::__private::cache(
                     &__MEMO_CELL,
                     ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-                    || ::reexport::memo::__private::at(&|| ()),
+                    ::reexport::memo::__private::scope(&|| ()),
                     ::reexport::memo::__private::preset::<0usize, 0u64>,
                 );
                 match ::reexport::memo::__private::hit_or_lead(
@@ -55,7 +55,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
         let __memo_cache = ::reexport::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-            || ::reexport::memo::__private::at(&|| ()),
+            ::reexport::memo::__private::scope(&|| ()),
             ::reexport::memo::__private::preset::<0usize, 0u64>,
         );
         match ::reexport::memo::__private::hit_or_lead(
@@ -98,7 +98,7 @@ fn sum_cache() -> &'static ::reexport::memo::__private::Cache<
     ::reexport::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "sum", "#", 0),
-        || ::reexport::memo::__private::at(&|| ()),
+        ::reexport::memo::__private::scope(&|| ()),
         ::reexport::memo::__private::preset::<0usize, 0u64>,
     )
 }

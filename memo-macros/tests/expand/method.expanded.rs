@@ -19,7 +19,7 @@ pub fn area(&self, scale: Scale) -> u64 {
                 let __memo_cache = ::memo::__private::cache(
                     &__MEMO_CELL,
                     ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<1000usize, 0u64>,
                 );
                 match ::memo::__private::hit_or_lead(
@@ -50,7 +50,7 @@ pub fn area(&self, scale: Scale) -> u64 {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<1000usize, 0u64>,
         );
         match ::memo::__private::hit_or_lead(
@@ -83,7 +83,7 @@ pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<1000usize, 0u64>,
     )
 }

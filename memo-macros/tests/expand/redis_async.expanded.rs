@@ -9,7 +9,7 @@ async fn profile(id: u64) -> Option<String> {
         >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 300000u64>,
             ::memo::__private::Remote {
                 store: "default",
@@ -63,7 +63,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
     >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "profile", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 300000u64>,
         ::memo::__private::Remote {
             store: "default",

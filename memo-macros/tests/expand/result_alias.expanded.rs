@@ -20,7 +20,7 @@ fn parse(text: &str) -> Parsed<u32> {
                 let __memo_cache = ::memo::__private::cache(
                     &__MEMO_CELL,
                     ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
-                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
                 match ::memo::__private::hit_or_lead(
@@ -51,7 +51,7 @@ fn parse(text: &str) -> Parsed<u32> {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
         match ::memo::__private::hit_or_lead(
@@ -88,7 +88,7 @@ fn parse_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "parse", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 0u64>,
     )
 }

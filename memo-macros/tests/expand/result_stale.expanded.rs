@@ -5,7 +5,7 @@ async fn read(path: &str) -> io::Result<String> {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "read", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             || {
                 ::memo::__private::Config::new()
                     .ttl(::memo::__private::Duration::from_millis(60000u64))
@@ -79,7 +79,7 @@ fn read_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "read", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         || {
             ::memo::__private::Config::new()
                 .ttl(::memo::__private::Duration::from_millis(60000u64))

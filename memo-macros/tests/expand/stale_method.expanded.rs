@@ -4,7 +4,7 @@ fn describe(&self, name: &str, mut n: u32) -> String {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "describe", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             || {
                 ::memo::__private::Config::new()
                     .ttl(::memo::__private::Duration::from_millis(10000u64))
@@ -70,7 +70,7 @@ fn describe_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "describe", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         || {
             ::memo::__private::Config::new()
                 .ttl(::memo::__private::Duration::from_millis(10000u64))

@@ -5,7 +5,7 @@ fn fetch(url: &str) -> Page {
         ::memo::__private::cache_with(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 600000u64>,
             |__memo_store: ::memo::__private::MemoryStore<::std::string::String, Page>| {
                 __memo_store
@@ -39,7 +39,7 @@ fn fetch_cache() -> &'static ::memo::__private::Cache<::std::string::String, Pag
     ::memo::__private::cache_with(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "fetch", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 600000u64>,
         |__memo_store: ::memo::__private::MemoryStore<::std::string::String, Page>| {
             __memo_store
@@ -62,7 +62,7 @@ fn login(user: u32) -> Result<Token, Error> {
         >(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "login", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 3600000u64>,
             ::memo::__private::Remote {
                 store: "default",
@@ -128,7 +128,7 @@ fn login_cache() -> &'static ::memo::__private::Cache<
     >(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "login", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<0usize, 3600000u64>,
         ::memo::__private::Remote {
             store: "default",

@@ -5,7 +5,7 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
         ::memo::__private::cache(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<100usize, 10000u64>,
         )
     };
@@ -41,7 +41,7 @@ fn api_call_cache() -> &'static ::memo::__private::Cache<
     ::memo::__private::cache(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "api_call", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         ::memo::__private::preset::<100usize, 10000u64>,
     )
 }

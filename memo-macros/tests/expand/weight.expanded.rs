@@ -16,7 +16,7 @@ pub fn page(url: &str) -> String {
                 let __memo_cache = ::memo::__private::cache_with(
                     &__MEMO_CELL,
                     ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
-                    || ::memo::__private::at(&|| ()),
+                    ::memo::__private::scope(&|| ()),
                     || ::memo::__private::Config::new().max_weight(1_000_000),
                     |
                         __memo_store: ::memo::__private::MemoryStore<
@@ -65,7 +65,7 @@ pub fn page(url: &str) -> String {
         let __memo_cache = ::memo::__private::cache_with(
             &__MEMO_CELL,
             ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
-            || ::memo::__private::at(&|| ()),
+            ::memo::__private::scope(&|| ()),
             || ::memo::__private::Config::new().max_weight(1_000_000),
             |
                 __memo_store: ::memo::__private::MemoryStore<
@@ -114,7 +114,7 @@ pub fn page_cache() -> &'static ::memo::__private::Cache<::std::string::String, 
     ::memo::__private::cache_with(
         &__MEMO_CELL,
         ::core::concat!(::core::module_path!(), "::", "page", "#", 0),
-        || ::memo::__private::at(&|| ()),
+        ::memo::__private::scope(&|| ()),
         || ::memo::__private::Config::new().max_weight(1_000_000),
         |__memo_store: ::memo::__private::MemoryStore<::std::string::String, String>| {
             __memo_store
