@@ -1379,6 +1379,35 @@ fn watch_once(
     });
 }
 
+impl MemoryCache {
+    /// [`Cache::watch_expiry`] of a memoized function's cache in memory, compiled once (its
+    /// purge through the function's `Pair`, set by its first miss before this); `observed` is
+    /// the typed cache for the metrics publisher.
+    pub(crate) fn watch_expiry(
+        &'static self,
+        #[cfg(feature = "metrics")] observed: &'static dyn crate::metrics::Observed,
+    ) {
+        if !self.head.janitor.is_completed() {
+            watch_once(
+                &self.head.janitor,
+                self,
+                self.store.expires(),
+                #[cfg(feature = "metrics")]
+                observed,
+            );
+        }
+    }
+}
+
+impl janitor::Purge for MemoryCache {
+    fn purge_expired(&self) -> usize {
+        // Set before the pair, which `pair` reads with `Acquire`.
+        let store = self.head.store.load(Ordering::Relaxed);
+        // SAFETY: this cache's store, which starts as its `RawMemory`, and its slots' type.
+        unsafe { self.store.purge_expired(store, self.pair().slot) }
+    }
+}
+
 impl<K, V, S> janitor::Purge for ManuallyDrop<Cache<K, V, S>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,

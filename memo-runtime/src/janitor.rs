@@ -10,8 +10,8 @@ use std::time::Duration;
 /// How often the sweep runs.
 pub(crate) const PERIOD: Duration = Duration::from_secs(1);
 
-/// A cache the sweep can purge.
-pub(crate) trait Purge: Send + Sync {
+/// A cache the sweep can purge (shared with the janitor's thread: `Sync`).
+pub(crate) trait Purge: Sync {
     fn purge_expired(&self) -> usize;
 }
 

@@ -899,8 +899,12 @@ where
             None => Mode::Lookup,
         },
     };
-    cache.watch_expiry();
     let (steps, lend, key) = (call::memory::steps(cache), Lend::NEW, key.to_key());
+    // After `steps`, which sets the pair that the purge reads.
+    cache.untyped().watch_expiry(
+        #[cfg(feature = "metrics")]
+        cache.undropped(),
+    );
     // `Miss::lead`, written out: in one function, a debug build compiles some 120 lines fewer
     // per key and value type than through a `Miss` (`docs/compile-cost.md`).
     let mut found = None;

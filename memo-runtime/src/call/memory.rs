@@ -16,7 +16,7 @@ use super::{
 use crate::cache::{Cache, Head, MemoryCache};
 use crate::flight::{FlightKey, Handed, RawJoin};
 use crate::stats::Event;
-use crate::store::{EntryOps, Lease, MemoryStore, Timed};
+use crate::store::{EntryOps, Lease, MemoryStore, SlotType, Timed, TypeOf};
 
 /// What the steps over a [`MemoryCache`] need of its key and value types `K` and `V`.
 pub(crate) struct Pair {
@@ -26,6 +26,8 @@ pub(crate) struct Pair {
     flight: FlightKey,
     /// Reads an entry by a lent `K` into a caller's `Option<V>`.
     entry: EntryOps,
+    /// The store's slots (`Slot<K, V>`), for its purge.
+    pub(crate) slot: &'static SlotType,
     /// The `K` in the `Option<K>` at a place; null for `None`.
     key_in: unsafe fn(*const ()) -> *const (),
     /// The `V` in the `Option<V>` at a place; null for `None`.
@@ -49,6 +51,7 @@ where
         types: types::<K, V>,
         flight: FlightKey::of::<K>(),
         entry: EntryOps::of::<K, V>(),
+        slot: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
         key_in: some_in::<K>,
         value_in: some_in::<V>,
         handed: Lend::<K, V>::NEW.handed,
@@ -128,7 +131,7 @@ where
 
 impl MemoryCache {
     /// The typed operations of this cache's key and value types.
-    fn pair(&self) -> &'static Pair {
+    pub(crate) fn pair(&self) -> &'static Pair {
         let pair = self.head.pair.load(Ordering::Acquire);
         // SAFETY: a `MemoryCache` is reached as steps only through `steps`, which set its pair
         // (a constant) before.
@@ -286,6 +289,32 @@ mod tests {
         assert_eq!(found.as_deref(), Some("seven"));
         let stats = cache.stats();
         assert_eq!((stats.misses, stats.hits), (1, 1));
+    }
+
+    /// The janitor purges a memoized function's cache through its view compiled once, as
+    /// `watch_expiry` registers it, and the listener hears of what left.
+    #[test]
+    fn the_janitor_purges_a_memory_cache_by_its_view_and_tells_the_listener() {
+        use crate::janitor::Purge;
+        use crate::store::RemovalCause;
+        use std::sync::{Arc, Mutex};
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let store = MemoryStore::new(&Config::new().maxsize(100)).eviction_listener({
+            let heard = Arc::clone(&heard);
+            move |key: u64, _: String, cause| heard.lock().unwrap().push((key, cause))
+        });
+        let cache: &'static Cache<u64, String> = Box::leak(Box::new(Cache::with_store(store)));
+        let (clock, mock) = crate::Clock::mock();
+        cache.set_clock(clock);
+        let _ = steps(cache); // as the first miss does: the pair, which the purge reads
+        cache.insert_with_ttl(1, "one".to_string(), Duration::from_secs(1));
+        cache.insert(2, "two".to_string());
+        assert_eq!(cache.untyped().purge_expired(), 0, "nothing expired yet");
+        mock.increment(Duration::from_secs(2));
+        assert_eq!(cache.untyped().purge_expired(), 1);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(&2).as_deref(), Some("two"));
+        assert_eq!(*heard.lock().unwrap(), [(1, RemovalCause::Expired)]);
     }
 
     #[test]

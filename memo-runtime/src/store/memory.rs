@@ -710,6 +710,26 @@ impl RawMemory {
         }
     }
 
+    /// [`Store::purge_expired`] of the store at `store`, which this starts, whose slots are of
+    /// `ty`: compiled once, for the janitor's sweep of every memoized function's cache.
+    ///
+    /// # Safety
+    ///
+    /// This starts the `MemoryStore<K, V>` at `store` ([`MemoryStore::STARTS_RAW`]), and `ty` is
+    /// its slots' `SlotType`.
+    pub(crate) unsafe fn purge_expired(&self, store: *const (), ty: &'static SlotType) -> usize {
+        // SAFETY: the caller's promise: the store's table, its slots and its listener.
+        unsafe {
+            self.base
+                .purge_expired(&self.shards, ty, self.base.told(store))
+        }
+    }
+
+    /// Whether any entry may expire ([`Store::has_ttl`]).
+    pub(crate) fn expires(&self) -> bool {
+        self.base.expires()
+    }
+
     /// [`Store::release_refresh`] of the key at `key` (of hash `hash`).
     ///
     /// # Safety
@@ -1416,12 +1436,11 @@ where
     }
 
     fn purge_expired(&self) -> usize {
-        // SAFETY: the table of this store's entries, hashed by its hasher.
+        // SAFETY: this store, which starts as its `RawMemory`, and its slots' type.
         unsafe {
-            self.base.purge_expired(
-                &self.shards.raw,
+            (*std::ptr::from_ref(self).cast::<RawMemory>()).purge_expired(
+                std::ptr::from_ref(self).cast(),
                 TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
-                self.told(),
             )
         }
     }
