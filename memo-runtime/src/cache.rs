@@ -94,13 +94,16 @@ impl<K, V> Cache<K, V> {
             flights,
             store,
         } = parts;
-        // The flights first: a call that unwound after the store was typed would compile the
-        // store's drop for its key and value types.
-        let flights = Flights::from_raw(flights);
+        // The one call first, while every part is untyped: a call that could unwind with a typed
+        // part would compile that part's drop for the key and value types.
+        let store = MemoryStore::from_raw(store);
         Self {
             head,
-            flights,
-            store: MemoryStore::from_raw(store),
+            flights: Flights {
+                raw: flights,
+                _types: std::marker::PhantomData,
+            },
+            store,
             renewing: const { parking_lot::Mutex::new(Vec::new()) },
         }
     }

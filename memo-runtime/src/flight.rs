@@ -45,9 +45,11 @@ const SHARDS: usize = 32;
 /// [`RawFlights`] first, as a cache seen without its types holds it (`cache::MemoryCache`).
 #[repr(C)]
 pub(crate) struct Flights<K, V> {
-    raw: RawFlights,
+    /// Visible to the cache, which types a table of its own parts without a call
+    /// (`Cache::memoized`).
+    pub(crate) raw: RawFlights,
     /// The table owns `K`s and `V`s: it is `Send` and `Sync` as a lock over them would be.
-    _types: PhantomData<std::sync::Mutex<(K, V)>>,
+    pub(crate) _types: PhantomData<std::sync::Mutex<(K, V)>>,
 }
 
 /// One computation in progress, shared by its leader and its waiters; it settles with a `V`
@@ -122,15 +124,8 @@ impl<E: Clone + Send + 'static> Failure for E {
 
 impl<K, V> Default for Flights<K, V> {
     fn default() -> Self {
-        Self::from_raw(RawFlights::new())
-    }
-}
-
-impl<K, V> Flights<K, V> {
-    /// The table `raw`, of `K`s and `V`s from now on.
-    pub(crate) const fn from_raw(raw: RawFlights) -> Self {
         Self {
-            raw,
+            raw: RawFlights::new(),
             _types: PhantomData,
         }
     }
