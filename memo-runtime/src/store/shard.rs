@@ -221,7 +221,7 @@ impl RawShard {
         Self {
             index: Index::new(),
             cap: match policy {
-                Policy::Auto => auto::CAP,
+                Policy::Auto => auto::cap(capacity),
                 Policy::Lru => clock::CAP,
                 Policy::Lfu => lfu::CAP,
                 Policy::Fifo => fifo::CAP,
@@ -1956,6 +1956,22 @@ mod tests {
             assert!(shard.len() <= capacity, "{policy:?} over its bound");
         }
         hits
+    }
+
+    /// A shard of fewer than 1,000 entries (a store of its own, whose small queue keeps its 3 %)
+    /// banks up to 15 uses per entry, a larger one 3 (`auto::cap`).
+    #[test]
+    fn small_shards_bank_more_uses() {
+        for (capacity, banked) in [(100, 15), (999, 15), (1_000, 3), (4_000, 3)] {
+            let mut shard = Shard::new(capacity, Renewal::default(), Policy::Auto);
+            put(&mut shard, 1, 0, 0);
+            for _ in 0..20 {
+                assert_eq!(get(&shard, 1, 0), Some(10));
+            }
+            let (_, slot) = shard.find(fixed().hash_one(1), |k| *k == 1).expect("held");
+            let uses = slot.meta.uses.load(Ordering::Relaxed) & USES;
+            assert_eq!(uses, banked, "capacity {capacity}");
+        }
     }
 
     /// With only seven distinct hashes, every ring entry stands for several keys: eviction may

@@ -38,14 +38,31 @@
 //! the window. The shares (small queue 3 %, 3 banked uses) and the door were chosen in the policy
 //! lab (`benches/hitratio/lab.rs`, `door-s3-g50-c3-drain-exact-tlfu-m1000`, with the adaptive
 //! window `-ad10_200_50_1_5_0_n1`) over the Zipf, loop, scan and ARC traces of
-//! `benches/hitratio.rs`, against moka and `quick_cache`.
+//! `benches/hitratio.rs`, against moka and `quick_cache`; a shard under 1,000 entries banks 15
+//! uses (`cap`), chosen on the `tune` rows.
 
+use super::climb::LEAST_CAPACITY;
 use super::{MAIN, Ops, USES};
 use crate::store::ghost::Recall;
 use crate::store::sketch::Sketch;
 
 /// Uses a main entry can bank: up to three laps of the hand without a hit.
 pub(super) const CAP: u8 = 3;
+
+/// Uses a main entry of a shard of fewer than [`LEAST_CAPACITY`] entries can bank: as many as
+/// the sketch counts. Such a shard is a whole store whose small queue keeps its 3 % (`climb.rs`),
+/// so frequency is all it goes by, and more banked uses tell the frequent keys from the
+/// lukewarm ones (see `docs/performance.md`).
+pub(super) const SMALL_CAP: u8 = 15;
+
+/// The uses a main entry of a shard of `capacity` entries can bank.
+pub(super) const fn cap(capacity: usize) -> u8 {
+    if capacity < LEAST_CAPACITY {
+        SMALL_CAP
+    } else {
+        CAP
+    }
+}
 
 /// The small queue's share of a shard to start with: 3 %, at least one entry (the climber moves
 /// it, `climb.rs`).

@@ -42,6 +42,9 @@ pub(crate) const ONE: u32 = 1 << 16;
 /// as `auto::small_target` takes it.
 pub(crate) const START: u32 = ONE / 33;
 
+/// The least store whose share climbs (see `Tune::least_capacity`).
+pub(crate) const LEAST_CAPACITY: usize = 1_000;
+
 /// The settings of the climber, chosen on the `today` and `tune/*` rows of
 /// `benches/hitratio.rs` (see `docs/performance.md`).
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +85,7 @@ const TUNE: Tune = Tune {
     factor: 2.0,
     least: 1.0 / 33.0,
     most: 0.8,
-    least_capacity: 1_000,
+    least_capacity: LEAST_CAPACITY,
 };
 
 /// Misses a shard counted since its last report.

@@ -19,7 +19,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 
 use super::climb::{ONE, START};
-use super::{Renewal, Shard, Stamp};
+use super::{Renewal, Shard, Stamp, auto};
 use crate::config::{Config, Policy};
 use crate::store::gate::{Gate, RING};
 use crate::sync::Mutex;
@@ -108,7 +108,12 @@ impl Shadows {
             rate /= 2;
         }
         let size = capacity / rate;
-        let shadow = || Shard::new(size, Renewal::default(), Policy::Auto);
+        let shadow = || {
+            let mut shadow = Shard::new(size, Renewal::default(), Policy::Auto);
+            // It stands for a shard of the store (of at least 1,000 entries), whatever its size.
+            shadow.cap = auto::CAP;
+            shadow
+        };
         let state = State {
             shadows: [shadow(), shadow()],
             hits: [0; 2],
@@ -232,4 +237,21 @@ fn mix(hash: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shadow stands for a shard of the store, of at least 1,000 entries: it banks uses as
+    /// such a shard does, even when it is smaller (`auto::cap`).
+    #[test]
+    fn shadows_bank_uses_as_the_shards_they_stand_for() {
+        let (shadows, _) = Shadows::new(&Config::new().maxsize(LEAST_STORE)).expect("shadows");
+        let state = shadows.state.lock().unwrap();
+        for shadow in &state.shadows {
+            assert!(shadow.capacity() < 1_000);
+            assert_eq!(shadow.cap, auto::CAP);
+        }
+    }
 }
