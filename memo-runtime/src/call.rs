@@ -120,6 +120,21 @@ pub(crate) struct Slot<'a> {
 // SAFETY: a `Slot` is a `&mut Option<T>` of a `T: Send` (`Slot::of`), which is `Send`.
 unsafe impl Send for Slot<'_> {}
 
+impl Slot<'_> {
+    /// The `Option<T>` at `ptr`, lent, where `type_id` is `T`'s.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to an `Option<T: Send>` of that type id, borrowed mutably for `'a`.
+    pub(crate) unsafe fn at<'a>(ptr: *mut (), type_id: TypeId) -> Slot<'a> {
+        Slot {
+            ptr,
+            type_id,
+            _lent: PhantomData,
+        }
+    }
+}
+
 #[allow(
     clippy::ptr_as_ptr,
     clippy::ref_as_ptr,

@@ -879,6 +879,10 @@ fn unlooked(head: &crate::cache::Head) -> Option<Mode> {
     clippy::type_complexity,
     reason = "the cache and the keep are one argument for the expansion's error span"
 )]
+#[allow(
+    clippy::ptr_as_ptr,
+    reason = "casts: `cast` would be compiled for each type in a debug build"
+)]
 pub fn hit_or_lead<L, V>(
     (cache, keep): (&'static Cache<L::Key, V>, fn(&V) -> bool),
     key: L,
@@ -888,35 +892,35 @@ where
     L: Lookup,
     V: CacheValue,
 {
+    let (untyped, store) = (cache.untyped(), cache.store());
     let hash = match hashed {
-        UNHASHED => cache.store().hash_of(&key),
+        UNHASHED => store.hash_of(&key),
         hash => hash,
     };
-    let mode = match unlooked(cache.head()) {
+    let mode = match unlooked(&untyped.head) {
         Some(mode) => mode,
-        None => match cache.store().get_cold(hash, &key) {
+        None => match store.get_cold(hash, &key) {
             Some(value) => return Ok(value),
             None => Mode::Lookup,
         },
     };
-    let (steps, lend, key) = (call::memory::steps(cache), Lend::NEW, key.to_key());
+    let (steps, key) = (call::memory::steps(cache), key.to_key());
     // After `steps`, which sets the pair that the purge reads.
-    cache.untyped().watch_expiry(
+    untyped.watch_expiry(
         #[cfg(feature = "metrics")]
         cache.undropped(),
     );
     // `Miss::lead`, written out: in one function, a debug build compiles some 120 lines fewer
-    // per key and value type than through a `Miss` (`docs/compile-cost.md`).
-    let mut found = None;
-    match Run::lead(
-        steps,
-        mode,
-        (hash, lend.key(&key)),
-        lend.value_slot(&mut found),
-    ) {
+    // per key and value type than through a `Miss` (`docs/compile-cost.md`). Lent with the
+    // pair's types, which `steps` set: casts, not a function per type.
+    let mut found = None::<V>;
+    // SAFETY: `key` is a `K` and `found` an `Option<V>` of this cache's pair.
+    let (lent, out) =
+        unsafe { untyped.lent(&raw const key as *const (), &raw mut found as *mut ()) };
+    match Run::lead(steps, mode, (hash, lent), out) {
         Some(run) => Err(Lead {
             steps,
-            lend,
+            lend: Lend::NEW,
             hash,
             key,
             keep,
