@@ -430,6 +430,9 @@ where
 pub(crate) struct Lend<K, V> {
     /// How the flight hands a `V` to waiters.
     pub(crate) handed: &'static Handed,
+    /// The type ids of `K` and `V`, which the lent places carry (one function, not a call of
+    /// `TypeId::of` per place lent).
+    types: fn() -> [TypeId; 2],
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -437,35 +440,43 @@ impl<K: Send + Sync + 'static, V: Clone + Send + Sync + 'static> Lend<K, V> {
     /// The one for `K` and `V`.
     pub(crate) const NEW: &'static Self = &Self {
         handed: &Handed::of::<V>(),
+        types: types::<K, V>,
         _types: PhantomData,
     };
 }
 
+/// The type ids of `K` and `V` (a function: `TypeId::of` is not `const` before Rust 1.91).
+pub(crate) fn types<K: 'static, V: 'static>() -> [TypeId; 2] {
+    [TypeId::of::<K>(), TypeId::of::<V>()]
+}
+
+// Casts, not `cast` or `from_ref`, which a debug build would compile for each type.
 #[allow(
-    clippy::unused_self,
-    reason = "a `Lend` proves the bounds that lending needs: methods of it"
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
 impl<K: 'static, V: 'static> Lend<K, V> {
     /// The key, lent.
     #[inline]
     pub(crate) fn key<'a>(&self, key: &'a K) -> Item<'a> {
-        // SAFETY: `K: Sync`, as `NEW`, the only way to a `Lend`, requires.
-        unsafe { Item::lent(key) }
+        // SAFETY: `K: Sync`, as `NEW`, the only way to a `Lend`, requires; its id is `K`'s.
+        unsafe { Item::at(key as *const K as *const (), (self.types)()[0]) }
     }
 
     /// The caller's owned key, to take.
     #[inline]
     pub(crate) fn key_slot<'a>(&self, key: &'a mut Option<K>) -> Slot<'a> {
-        // SAFETY: `K: Send`, as `NEW` requires.
-        unsafe { Slot::lent(key) }
+        // SAFETY: `K: Send`, as `NEW` requires; its id is `K`'s.
+        unsafe { Slot::at(key as *mut Option<K> as *mut (), (self.types)()[0]) }
     }
 
     /// The value, lent.
     #[inline]
     pub(crate) fn value<'a>(&self, value: &'a V) -> Value<'a> {
         Value {
-            // SAFETY: `V: Sync`, as `NEW` requires.
-            item: unsafe { Item::lent(value) },
+            // SAFETY: `V: Sync`, as `NEW` requires; its id is `V`'s.
+            item: unsafe { Item::at(value as *const V as *const (), (self.types)()[1]) },
             handed: self.handed,
         }
     }
@@ -473,8 +484,8 @@ impl<K: 'static, V: 'static> Lend<K, V> {
     /// The caller's slot for a value found.
     #[inline]
     pub(crate) fn value_slot<'a>(&self, found: &'a mut Option<V>) -> Slot<'a> {
-        // SAFETY: `V: Send`, as `NEW` requires.
-        unsafe { Slot::lent(found) }
+        // SAFETY: `V: Send`, as `NEW` requires; its id is `V`'s.
+        unsafe { Slot::at(found as *mut Option<V> as *mut (), (self.types)()[1]) }
     }
 }
 

@@ -48,7 +48,7 @@ where
     V: Clone + Send + Sync + 'static,
 {
     const PAIR: &'static Pair = &Pair {
-        types: types::<K, V>,
+        types: super::types::<K, V>,
         flight: FlightKey::of::<K>(),
         entry: EntryOps::of::<K, V>(),
         slot: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
@@ -57,10 +57,6 @@ where
         handed: Lend::<K, V>::NEW.handed,
         put: put::<K, V>,
     };
-}
-
-fn types<K: 'static, V: 'static>() -> [TypeId; 2] {
-    [TypeId::of::<K>(), TypeId::of::<V>()]
 }
 
 /// The `T` in the `Option<T>` at `option`; null for `None`.
