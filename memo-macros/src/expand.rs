@@ -324,12 +324,14 @@ fn hit_or_lead(
     cache_keep.set_span(output.span());
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
-        quote!(#cache_keep, #lookup, #hash),
+        quote!(#cache_keep, #lookup, #hash, &mut __memo_owned_key),
     );
     args.set_span(args_span);
     let entry = respan(quote!(#runtime::hit_or_lead), args_span);
     let block = &func.block;
+    // The owned key stays here, in the function's frame, while the body runs.
     quote! {
+        let mut __memo_owned_key = #runtime::None;
         match #entry #args {
             #runtime::Ok(__memo_value) => __memo_value,
             #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),

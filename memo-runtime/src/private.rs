@@ -883,11 +883,12 @@ fn unlooked(head: &crate::cache::Head) -> Option<Mode> {
     clippy::ptr_as_ptr,
     reason = "casts: `cast` would be compiled for each type in a debug build"
 )]
-pub fn hit_or_lead<L, V>(
+pub fn hit_or_lead<'k, L, V>(
     (cache, keep): (&'static Cache<L::Key, V>, fn(&V) -> bool),
     key: L,
     hashed: u64,
-) -> Result<V, Lead<L::Key, V>>
+    owned: &'k mut Option<L::Key>,
+) -> Result<V, LeadIn<'k, V>>
 where
     L: Lookup,
     V: CacheValue,
@@ -904,25 +905,34 @@ where
             None => Mode::Lookup,
         },
     };
-    let (steps, key) = (call::memory::steps(cache), key.to_key());
+    let steps = call::memory::steps(cache);
     // After `steps`, which sets the pair that the purge reads.
     untyped.watch_expiry(
         #[cfg(feature = "metrics")]
         cache.undropped(),
     );
-    // `Miss::lead`, written out: in one function, a debug build compiles some 120 lines fewer
-    // per key and value type than through a `Miss` (`docs/compile-cost.md`). Lent with the
-    // pair's types, which `steps` set: casts, not a function per type.
+    *owned = Some(key.to_key());
+    let Some(key) = owned else { no_value() };
+    // The key and the caller's slot for a value, lent with the pair's types, which `steps` set:
+    // casts, not a function per type. The owned key stays in the caller's `owned`, which the
+    // lead borrows, so nothing per type moves it.
     let mut found = None::<V>;
+    let [key_type, value_type] = untyped.types();
     // SAFETY: `key` is a `K` and `found` an `Option<V>` of this cache's pair.
-    let (lent, out) =
-        unsafe { untyped.lent(&raw const key as *const (), &raw mut found as *mut ()) };
+    let (lent, out) = unsafe {
+        (
+            call::Item::at(&raw const *key as *const (), key_type),
+            call::Slot::at(&raw mut found as *mut (), value_type),
+        )
+    };
     match Run::lead(steps, mode, (hash, lent), out) {
-        Some(run) => Err(Lead {
+        Some(run) => Err(LeadIn {
             steps,
-            lend: Lend::NEW,
             hash,
-            key,
+            // SAFETY: the caller's `Option<K>`, of the pair, borrowed for `'k`.
+            key: unsafe { call::Slot::at(std::ptr::from_mut(owned) as *mut (), key_type) },
+            value_type,
+            handed: Lend::<L::Key, V>::NEW.handed,
             keep,
             run,
         }),
@@ -930,6 +940,46 @@ where
             Some(value) => Ok(value),
             None => no_value(),
         },
+    }
+}
+
+/// A sync call over memory that runs the body ([`hit_or_lead`] gave it): the owned key stays in
+/// the caller's frame, lent here, so only the value's type is this type's.
+pub struct LeadIn<'k, V: 'static> {
+    steps: &'static dyn Steps,
+    hash: u64,
+    /// The caller's `Option<K>` with the owned key, to take.
+    key: call::Slot<'k>,
+    value_type: TypeId,
+    handed: &'static crate::flight::Handed,
+    keep: fn(&V) -> bool,
+    run: Run,
+}
+
+impl<V: 'static> LeadIn<'_, V> {
+    /// Stores `value` as the lead says (the waiting callers get it too), and returns it.
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "a cast: `cast` would be compiled for each type in a debug build"
+    )]
+    pub fn finish(self, value: V) -> V {
+        let Self {
+            steps,
+            hash,
+            key,
+            value_type,
+            handed,
+            keep,
+            run,
+        } = self;
+        let kept = keep(&value);
+        let lent = call::Value {
+            // SAFETY: `value` is a `V`, of `value_type`, borrowed for the call below.
+            item: unsafe { call::Item::at(&raw const value as *const (), value_type) },
+            handed,
+        };
+        run.finish(steps, hash, key, lent, kept);
+        value
     }
 }
 

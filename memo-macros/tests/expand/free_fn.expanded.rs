@@ -19,6 +19,7 @@ pub fn word_count(text: &str) -> usize {
                     ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
+                let mut __memo_owned_key = ::memo::__private::None;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -32,6 +33,7 @@ pub fn word_count(text: &str) -> usize {
                     ),
                     text,
                     __memo_hash,
+                    &mut __memo_owned_key,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -52,6 +54,7 @@ pub fn word_count(text: &str) -> usize {
             ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
+        let mut __memo_owned_key = ::memo::__private::None;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -64,6 +67,7 @@ pub fn word_count(text: &str) -> usize {
             ),
             text,
             ::memo::__private::UNHASHED,
+            &mut __memo_owned_key,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -25,6 +25,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                     ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
+                let mut __memo_owned_key = ::memo::__private::None;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -38,6 +39,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                     ),
                     &__memo_key,
                     __memo_hash,
+                    &mut __memo_owned_key,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -60,6 +62,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
+        let mut __memo_owned_key = ::memo::__private::None;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -73,6 +76,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ),
             &__memo_key,
             ::memo::__private::UNHASHED,
+            &mut __memo_owned_key,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

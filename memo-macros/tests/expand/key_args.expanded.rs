@@ -22,6 +22,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                     ::reexport::memo::__private::scope(&|| ()),
                     ::reexport::memo::__private::preset::<0usize, 0u64>,
                 );
+                let mut __memo_owned_key = ::reexport::memo::__private::None;
                 match ::reexport::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -35,6 +36,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                     ),
                     (a, &b),
                     __memo_hash,
+                    &mut __memo_owned_key,
                 ) {
                     ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
                     ::reexport::memo::__private::Err(__memo_lead) => {
@@ -58,6 +60,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             ::reexport::memo::__private::scope(&|| ()),
             ::reexport::memo::__private::preset::<0usize, 0u64>,
         );
+        let mut __memo_owned_key = ::reexport::memo::__private::None;
         match ::reexport::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -71,6 +74,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             ),
             (a, &b),
             ::reexport::memo::__private::UNHASHED,
+            &mut __memo_owned_key,
         ) {
             ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
             ::reexport::memo::__private::Err(__memo_lead) => {

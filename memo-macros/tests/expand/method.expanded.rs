@@ -22,6 +22,7 @@ pub fn area(&self, scale: Scale) -> u64 {
                     ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<1000usize, 0u64>,
                 );
+                let mut __memo_owned_key = ::memo::__private::None;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -35,6 +36,7 @@ pub fn area(&self, scale: Scale) -> u64 {
                     ),
                     (self, &scale),
                     __memo_hash,
+                    &mut __memo_owned_key,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -53,6 +55,7 @@ pub fn area(&self, scale: Scale) -> u64 {
             ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<1000usize, 0u64>,
         );
+        let mut __memo_owned_key = ::memo::__private::None;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -65,6 +68,7 @@ pub fn area(&self, scale: Scale) -> u64 {
             ),
             (self, &scale),
             ::memo::__private::UNHASHED,
+            &mut __memo_owned_key,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

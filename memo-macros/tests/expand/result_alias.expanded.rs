@@ -23,6 +23,7 @@ fn parse(text: &str) -> Parsed<u32> {
                     ::memo::__private::scope(&|| ()),
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
+                let mut __memo_owned_key = ::memo::__private::None;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -36,6 +37,7 @@ fn parse(text: &str) -> Parsed<u32> {
                     ),
                     text,
                     __memo_hash,
+                    &mut __memo_owned_key,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -54,6 +56,7 @@ fn parse(text: &str) -> Parsed<u32> {
             ::memo::__private::scope(&|| ()),
             ::memo::__private::preset::<0usize, 0u64>,
         );
+        let mut __memo_owned_key = ::memo::__private::None;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -67,6 +70,7 @@ fn parse(text: &str) -> Parsed<u32> {
             ),
             text,
             ::memo::__private::UNHASHED,
+            &mut __memo_owned_key,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -38,6 +38,7 @@ pub fn page(url: &str) -> String {
                             .eviction_listener(log_eviction)
                     },
                 );
+                let mut __memo_owned_key = ::memo::__private::None;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -51,6 +52,7 @@ pub fn page(url: &str) -> String {
                     ),
                     url,
                     __memo_hash,
+                    &mut __memo_owned_key,
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -84,6 +86,7 @@ pub fn page(url: &str) -> String {
                     .eviction_listener(log_eviction)
             },
         );
+        let mut __memo_owned_key = ::memo::__private::None;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -96,6 +99,7 @@ pub fn page(url: &str) -> String {
             ),
             url,
             ::memo::__private::UNHASHED,
+            &mut __memo_owned_key,
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -137,17 +137,10 @@ impl MemoryCache {
         }
     }
 
-    /// The `K` at `key` and the `Option<V>` at `out`, lent with this cache's types: what
-    /// `hit_or_lead` lends the loop, with no function of its own per type to lend them.
-    ///
-    /// # Safety
-    ///
-    /// The pair is set (`steps`); `key` points to a `K` and `out` to an `Option<V>` of it,
-    /// borrowed (`out` mutably) for `'a`.
-    pub(crate) unsafe fn lent<'a>(&self, key: *const (), out: *mut ()) -> (Item<'a>, Slot<'a>) {
-        let [key_type, value_type] = (self.pair().types)();
-        // SAFETY: the caller's promise.
-        unsafe { (Item::at(key, key_type), Slot::at(out, value_type)) }
+    /// The type ids of this cache's key and value types, by its pair (set by `steps`): what
+    /// `hit_or_lead` lends its places with, with no function of its own per type to lend them.
+    pub(crate) fn types(&self) -> [TypeId; 2] {
+        (self.pair().types)()
     }
 
     /// The pair, if `key` and `value` (the type ids of an `Item` or `Slot`, `None` where no value
