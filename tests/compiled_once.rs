@@ -155,9 +155,8 @@ fn per_function(names: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
 }
 
 /// Unoptimized, every generic function is a function of its own: the miss's layers, the
-/// flights' boxes and the cache's construction are compiled once, and what is left per memoized
-/// function stays within a count (`docs/compile-cost.md`: 91 functions of LLVM IR per pair in
-/// the 40-function crate, of which these are memo's runtime's by name).
+/// flights' boxes, the cache's construction and its purge are compiled once, and what is left
+/// per memoized function stays within a count (40 now; `docs/compile-cost.md` lists them).
 #[test]
 fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
     let names = per_function(&functions(&binary(false)));
@@ -171,6 +170,9 @@ fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
         "memo_runtime::store::memory::MemoryStore<K,V>::new",
         "memo_runtime::store::memory::MemoryStore<K,V>::insert_timed_hashed",
         "memo_runtime::call::value_found",
+        "memo_runtime::private::Lead<K,V>::finish",
+        "memo_runtime::cache::Cache<K,V,S>::watch_expiry",
+        "memo_runtime::flight::Flights<K,V>::from_raw",
     ] {
         assert!(
             !names.keys().any(|name| name.starts_with(gone)),
@@ -179,7 +181,7 @@ fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
     }
     let total: usize = names.values().sum();
     assert!(
-        total <= 60,
+        total <= 44,
         "{total} functions of the runtime per memoized function: {names:#?}"
     );
 }
