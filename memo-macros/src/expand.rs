@@ -15,8 +15,9 @@
 //!         Err(__memo_hash) => __memo_hash, // the key's hash, or `UNHASHED`
 //!     };
 //!     out_of_line(__memo_hash, move |__memo_hash| {
-//!         let __memo_cache = cache(&__MEMO_CELL, ID, preset::<100, 0>);
-//!         match hit_or_lead((__memo_cache, always), (name, &n), __memo_hash) {
+//!         let __memo_cache = cache(&__MEMO_CELL, ID, scope(&|| ()), preset::<100, 0>);
+//!         let mut __memo_owned_key = None; // the owned key, while the body runs
+//!         match hit_or_lead((__memo_cache, always), (name, &n), __memo_hash, &mut __memo_owned_key) {
 //!             Ok(__memo_value) => __memo_value,
 //!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }

@@ -862,11 +862,12 @@ fn unlooked(head: &crate::cache::Head) -> Option<Mode> {
 }
 
 /// `lead(hit_or_miss_hashed(cache, key, hashed), keep)` in one step (the cache and `keep` as
-/// one argument, where the expansion reports a value type that cannot be cached): the call of a sync
-/// function over memory that returns no `Result`, after its quick try (`hashed`, the hash the
-/// try made, or [`UNHASHED`]) or, in a debug build, in place of it. The store is read by its
-/// code compiled once, as in [`hit_or_miss_hashed`]; one function, not five, for each key and
-/// value type.
+/// one argument, where the expansion reports a value type that cannot be cached): the call of a
+/// sync function over memory that returns no `Result`, after its quick try (`hashed`, the hash
+/// the try made, or [`UNHASHED`]) or, in a debug build, in place of it. The store is read by
+/// its code compiled once, as in [`hit_or_miss_hashed`]; one function, not six, for each key and
+/// value type. On a miss the owned key goes into the caller's `owned`, which the [`LeadIn`]
+/// borrows while the body runs.
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
