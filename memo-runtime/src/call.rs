@@ -364,8 +364,7 @@ where
     }
 
     fn join(&self, hash: u64, key: Item<'_>, by_thread: bool) -> RawJoin<'_> {
-        self.flights()
-            .join_raw(hash, key.get::<K>().clone(), by_thread)
+        self.flights().join_raw(hash, key.get::<K>(), by_thread)
     }
 
     fn look<'k>(&'k self, hash: u64, key: Item<'k>, out: &'k mut Slot<'_>) -> Boxed<'k, bool> {

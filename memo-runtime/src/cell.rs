@@ -42,21 +42,16 @@ pub type Scope = fn() -> &'static str;
 pub type At = fn() -> (&'static str, TypeId);
 
 /// The [`At`] of `closure`'s type: what the expansion passes, `scope(&|| ())`. A function of
-/// the type rather than a closure around [`at`], which a debug build would compile with its
-/// `FnOnce` shim for every memoized function.
+/// the type rather than a closure, which a debug build would compile with its `FnOnce` shim for
+/// every memoized function.
 #[inline]
 pub fn scope<F>(closure: &F) -> At {
     let _ = closure;
     at_type::<F>
 }
 
-/// [`At`]'s answer for `closure`, whose type may borrow (`TypeId` ignores lifetimes).
-pub fn at<F>(closure: &F) -> (&'static str, TypeId) {
-    let _ = closure;
-    at_type::<F>()
-}
-
-/// [`at`] of a closure of type `F`.
+/// [`At`]'s answer for a closure of type `F`, whose type may borrow (`TypeId` ignores
+/// lifetimes).
 fn at_type<F>() -> (&'static str, TypeId) {
     trait NonStatic {
         fn id(&self) -> TypeId
@@ -700,10 +695,10 @@ mod tests {
 
     impl<F> Op<F> {
         fn run() -> (&'static str, TypeId) {
-            at(&|| ())
+            scope(&|| ())()
         }
         fn run_cache() -> (&'static str, TypeId) {
-            at(&|| ())
+            scope(&|| ())()
         }
     }
 

@@ -131,14 +131,14 @@ impl<K, V> Default for Flights<K, V> {
     }
 }
 
-impl<K: Hash + Eq + Clone, V> Flights<K, V> {
+impl<K: Hash + Eq + Clone + 'static, V> Flights<K, V> {
     /// Leads the computation of `key`, or joins the one already running. `hash` is the key's
     /// hash by the cache's store: a call hashes its key once, and any good hash picks a shard.
     ///
     /// With `by_thread`, a flight led by this very thread is [`Join::Reentrant`]. Async callers
     /// pass `false`: tasks move between threads and share them, so a thread says nothing there.
     #[cfg(test)]
-    pub(crate) fn join(&self, hash: u64, key: K, by_thread: bool) -> Join<'_, K, V> {
+    pub(crate) fn join(&self, hash: u64, key: &K, by_thread: bool) -> Join<'_, K, V> {
         match self.join_raw(hash, key, by_thread) {
             RawJoin::Lead(raw) => Join::Lead(Leader {
                 raw,
@@ -154,9 +154,16 @@ impl<K: Hash + Eq + Clone, V> Flights<K, V> {
     /// [`RawJoin::Reentrant`] (async callers pass `false`: tasks move between threads). Without
     /// the types, for the miss loop: the leader settles with [`RawLeader::finish`] and a waiter
     /// takes the value with [`RawFlight::poll_value`], both with this table's `V`.
-    pub(crate) fn join_raw(&self, hash: u64, key: K, by_thread: bool) -> RawJoin<'_> {
-        self.raw
-            .join(hash, Erased::new(key), erased::eq::<K>, by_thread)
+    pub(crate) fn join_raw(&self, hash: u64, key: &K, by_thread: bool) -> RawJoin<'_> {
+        // SAFETY: `key` is a `K` of this table, with its `FlightKey`.
+        unsafe {
+            self.raw.join_lent(
+                hash,
+                std::ptr::from_ref(key).cast(),
+                &const { FlightKey::of::<K>() },
+                by_thread,
+            )
+        }
     }
 
     /// Number of computations in progress.
@@ -280,40 +287,6 @@ unsafe impl Send for Erased {}
 unsafe impl Sync for Erased {}
 
 impl Erased {
-    /// Moves `value` into a box of its own.
-    fn new<T: Clone>(value: T) -> Self {
-        let value = ManuallyDrop::new(value);
-        // SAFETY: `value` is a `T`, of `Boxing::of::<T>()`, and is not dropped here: the box owns
-        // its bytes now.
-        unsafe {
-            Self::moved(
-                std::ptr::from_ref(&*value).cast(),
-                &const { Boxing::of::<T>() },
-            )
-        }
-    }
-
-    /// A box of a bitwise copy of the value at `value`, which the box then owns.
-    ///
-    /// # Safety
-    ///
-    /// `value` points to a value of `boxing`'s type, which the caller then forgets.
-    unsafe fn moved(value: *const (), boxing: &'static Boxing) -> Self {
-        let memory = Memory::new(boxing.layout);
-        // SAFETY: `memory` has room for the value; the caller's promise for the rest.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                value.cast::<u8>(),
-                memory.ptr.as_ptr(),
-                boxing.layout.size(),
-            );
-        }
-        Self {
-            ptr: memory.keep(),
-            boxing,
-        }
-    }
-
     /// A box of a clone of the value at `value`.
     ///
     /// # Safety
@@ -339,7 +312,7 @@ impl Drop for Erased {
             ptr: self.ptr.cast(),
             layout: self.boxing.layout,
         };
-        // SAFETY: `ptr` holds a value of `boxing`'s type (`moved`, `cloned`); this is its one
+        // SAFETY: `ptr` holds a value of `boxing`'s type (`cloned`); this is its one
         // drop.
         unsafe { (self.boxing.drop)(self.ptr.as_ptr()) }
     }
@@ -648,12 +621,16 @@ impl RawFlight {
 mod tests {
     use super::*;
 
-    impl<K: Hash + Eq + Clone, V> Flights<K, V> {
+    impl<K: Hash + Eq + Clone + 'static, V> Flights<K, V> {
         /// [`Flights::join`], hashing `key` as a store would.
+        #[allow(
+            clippy::needless_pass_by_value,
+            reason = "the tests pass keys as literals"
+        )]
         fn join_key(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
             use std::hash::BuildHasher;
             let hash = foldhash::fast::FixedState::default().hash_one(&key);
-            self.join(hash, key, by_thread)
+            self.join(hash, &key, by_thread)
         }
     }
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -817,37 +794,34 @@ mod tests {
     #[derive(Clone, PartialEq, Eq, Debug)]
     struct Aligned([u8; 3]);
 
-    /// Boxes moved and cloned without their type drop their value once, whatever its size and
+    /// Boxes of clones made without their type drop their value once, whatever its size and
     /// alignment (none, a zero-sized one; more than the allocator's usual, 64).
     fn erased_boxes_of<T: Clone + PartialEq + std::fmt::Debug + Send + 'static>(value: &T) {
         let clones: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
         let drops: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
-        let moved = Erased::new(Counted(value.clone(), clones, drops));
-        assert_eq!(moved.ptr.as_ptr().addr() % std::mem::align_of::<T>(), 0);
-        assert_eq!(
+        let counts = || {
             (
                 clones.load(Ordering::Relaxed),
-                drops.load(Ordering::Relaxed)
-            ),
-            (0, 0)
-        );
-        // SAFETY: `moved` holds a `Counted<T>`, of that boxing, borrowed meanwhile.
-        let copy =
-            unsafe { Erased::cloned(moved.ptr.as_ptr(), &const { Boxing::of::<Counted<T>>() }) };
-        assert_eq!(clones.load(Ordering::Relaxed), 1);
+                drops.load(Ordering::Relaxed),
+            )
+        };
+        let boxing = &const { Boxing::of::<Counted<T>>() };
+        let original = Counted(value.clone(), clones, drops);
+        // SAFETY: `original` is a `Counted<T>`, of that boxing, borrowed meanwhile.
+        let first = unsafe { Erased::cloned(std::ptr::from_ref(&original).cast(), boxing) };
+        assert_eq!(first.ptr.as_ptr().addr() % std::mem::align_of::<T>(), 0);
+        assert_eq!(counts(), (1, 0));
+        drop(original);
+        // SAFETY: `first` holds a `Counted<T>`, borrowed meanwhile.
+        let copy = unsafe { Erased::cloned(first.ptr.as_ptr(), boxing) };
+        assert_eq!(counts(), (2, 1));
         // SAFETY: `copy` holds a `Counted<T>`.
         let inner = unsafe { &*copy.ptr.as_ptr().cast::<Counted<T>>() };
         assert_eq!(&inner.0, value);
-        drop(moved);
-        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        drop(first);
+        assert_eq!(counts(), (2, 2));
         drop(copy);
-        assert_eq!(
-            (
-                clones.load(Ordering::Relaxed),
-                drops.load(Ordering::Relaxed)
-            ),
-            (1, 2)
-        );
+        assert_eq!(counts(), (2, 3), "each box dropped its value once");
     }
 
     #[test]
@@ -948,12 +922,16 @@ mod tests {
 mod loom {
     use super::*;
 
-    impl<K: Hash + Eq + Clone, V> Flights<K, V> {
+    impl<K: Hash + Eq + Clone + 'static, V> Flights<K, V> {
         /// [`Flights::join`], hashing `key` as a store would.
+        #[allow(
+            clippy::needless_pass_by_value,
+            reason = "the tests pass keys as literals"
+        )]
         fn join_key(&self, key: K, by_thread: bool) -> Join<'_, K, V> {
             use std::hash::BuildHasher;
             let hash = foldhash::fast::FixedState::default().hash_one(&key);
-            self.join(hash, key, by_thread)
+            self.join(hash, &key, by_thread)
         }
     }
     use ::loom::sync::atomic::{AtomicUsize, Ordering};

@@ -12,7 +12,7 @@ pub use core::time::Duration;
 
 pub use crate::cache::Cache;
 use crate::cache::MemoryParts;
-pub use crate::cell::{At, CacheCell, Scope, at, scope};
+pub use crate::cell::{At, CacheCell, Scope, scope};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 
@@ -1483,7 +1483,7 @@ mod tests {
             let cache: &Cache<u64, u64> = cache(
                 &CELL,
                 "private::tests::quick#3",
-                || at(&|| ()),
+                scope(&|| ()),
                 preset::<0, 0>,
             );
             let missed = QuickHit::quick_hit(&Quick(&7_u64, PhantomData::<u64>), &CELL);
@@ -1502,7 +1502,7 @@ mod tests {
         let cache: &Cache<u64, u64> = cache(
             &CELL,
             "private::tests::quick#0",
-            || at(&|| ()),
+            scope(&|| ()),
             preset::<0, 0>,
         );
         assert_eq!(quick!(&CELL, &7_u64, u64), None, "a miss");
@@ -1524,7 +1524,7 @@ mod tests {
         let cache: &Cache<(String, u32), String> = cache(
             &CELL,
             "private::tests::quick#1",
-            || at(&|| ()),
+            scope(&|| ()),
             preset::<100, 0>,
         );
         cache.insert(("a".to_string(), 1), "one".to_string());
@@ -1539,7 +1539,7 @@ mod tests {
         let cache: &Cache<u64, u64> = cache(
             &CELL,
             "private::tests::quick#2",
-            || at(&|| ()),
+            scope(&|| ()),
             preset::<0, 60_000>,
         );
         cache.insert(1, 2);
