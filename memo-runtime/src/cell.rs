@@ -132,7 +132,8 @@ type Key = (&'static str, String, TypeId);
 /// did; and the keys whose cache a thread is making now.
 #[derive(Default)]
 struct Registry {
-    caches: HashMap<Key, Vec<(Option<TypeId>, Erased)>>,
+    // foldhash, as the stores hash: std's default hasher would link its own seeding and SipHash.
+    caches: HashMap<Key, Vec<(Option<TypeId>, Erased)>, foldhash::fast::RandomState>,
     making: Vec<(Key, ThreadId)>,
 }
 

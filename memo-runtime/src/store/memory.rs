@@ -1107,9 +1107,9 @@ impl Timing {
             clippy::cast_sign_loss,
             reason = "a probabilistic margin need not be exact to the nanosecond"
         )]
+        // Not `mul_add`: on a CPU without FMA that links a software fallback into every binary.
         let margin = (duration_nanos(cost) as f64
-            * self.renewal_beta.mul_add(-crate::random::unit().ln(), 1.0))
-            as u64;
+            * (1.0 - self.renewal_beta * crate::random::unit().ln())) as u64;
         expires.saturating_sub(margin.min(self.ttl)).max(1)
     }
 
@@ -1212,8 +1212,7 @@ fn raw_shards(plan: &Plan, policy: Policy, kind: SlabKind) -> Vec<Padded<Locked<
 /// in one; `benches/hitratio.rs`). Hits never wait for one another whatever the count (readers
 /// mark their own stripe of the gate); only writers share a shard's lock.
 fn shard_count(maxsize: Option<usize>) -> usize {
-    static CPUS: LazyLock<usize> =
-        LazyLock::new(|| std::thread::available_parallelism().map_or(4, usize::from));
+    static CPUS: LazyLock<usize> = LazyLock::new(cpus);
     let mut count = (*CPUS * 32).next_power_of_two().clamp(64, 1024);
     if let Some(max) = maxsize {
         while count > 1 && max / count < MIN_SHARD {
@@ -1221,6 +1220,27 @@ fn shard_count(maxsize: Option<usize>) -> usize {
         }
     }
     count
+}
+
+/// The CPUs this process may run on. On Linux, its affinity mask: `available_parallelism` also
+/// reads the cgroup's quota, parsing files under `/proc` and `/sys` with code that adds some 20 KB
+/// to every binary, and a few shards too many cost a thread nothing.
+#[cfg(target_os = "linux")]
+fn cpus() -> usize {
+    unsafe extern "C" {
+        fn sched_getaffinity(pid: i32, size: usize, mask: *mut u64) -> i32;
+    }
+    let mut mask = [0u64; 16];
+    // SAFETY: `mask` is a writable `cpu_set_t` of `size_of_val(&mask)` bytes (1,024 CPUs).
+    let read = unsafe { sched_getaffinity(0, size_of_val(&mask), mask.as_mut_ptr()) } == 0;
+    let count: u32 = mask.iter().map(|word| word.count_ones()).sum();
+    if read && count > 0 { count as usize } else { 4 }
+}
+
+/// The CPUs this process may run on.
+#[cfg(not(target_os = "linux"))]
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(4, usize::from)
 }
 
 /// The fewest entries a shard of a bounded store holds, unless the bound is smaller still.
