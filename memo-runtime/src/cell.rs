@@ -440,10 +440,10 @@ fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Option<TypeId>) -> Opt
 /// apart); `enclosing` is [`enclosing`]`(scope)`.
 fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
     let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
-    let name = path.rsplit("::").next().unwrap_or(path);
+    let name = split_last(path).map_or(path, |(_, name)| name);
     let segment = own_segment(scope)
         .get(enclosing.len()..)
-        .map(|f| f.trim_start_matches("::"));
+        .map(|f| f.strip_prefix("::").unwrap_or(f));
     let segment = if is_generic_fn(id) {
         segment.map(|s| s.split('<').next().unwrap_or(s))
     } else {
@@ -501,7 +501,7 @@ pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
     } else {
         ""
     };
-    let identity = match (enclosing(scope), path.rsplit_once("::")) {
+    let identity = match (enclosing(scope), split_last(path)) {
         ("", _) | (_, None) => format!("{path}{arguments}"),
         (outer, Some((_, name))) => format!("{outer}::{name}{arguments}"),
     };
@@ -511,7 +511,26 @@ pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
 /// Whether `path` has generic arguments other than lifetimes, which `type_name` writes `'_`: an
 /// impl with lifetimes only (`Parser<'_>`) has one instance, and keeps the fast path.
 fn is_generic(path: &str) -> bool {
-    path.replace("'_, ", "").replace("<'_>", "").contains('<')
+    let bytes = path.as_bytes();
+    (0..bytes.len()).any(|at| bytes[at] == b'<' && !only_lifetimes(&bytes[at + 1..]))
+}
+
+/// Whether generic arguments (after their `<`) are lifetimes only: `'_>`, `'_, '_>`.
+fn only_lifetimes(mut arguments: &[u8]) -> bool {
+    loop {
+        match arguments {
+            [b'\'', b'_', b'>', ..] => return true,
+            [b'\'', b'_', b',', b' ', rest @ ..] => arguments = rest,
+            _ => return false,
+        }
+    }
+}
+
+/// `path` split at its last `::`, by bytes: a string pattern would link std's two-way search
+/// into every binary, for these few short names.
+fn split_last(path: &str) -> Option<(&str, &str)> {
+    let at = path.as_bytes().windows(2).rposition(|pair| pair == b"::")?;
+    Some((&path[..at], &path[at + 2..]))
 }
 
 /// What encloses the function that `scope` names: the scope without its trailing closures and
@@ -688,6 +707,11 @@ mod tests {
         assert!(is_generic("a::P<'_, u8>"));
         assert!(is_generic("<a::A as a::Tr>"));
         assert!(is_generic("a::L<a::P<'_>>"));
+        assert!(is_generic("a::P<'_, a::L<'_>>"));
+        assert!(is_generic("a::P<u8, '_>"));
+        assert!(!is_generic("a::P<'_>::Q<'_>"));
+        assert_eq!(split_last("a::b::c"), Some(("a::b", "c")));
+        assert_eq!(split_last("c"), None);
         let _: &'static Vec<u8> = GENERIC.get_or_init("t#generic", Length::<u8>::label, |_| vec![]);
         assert!(GENERIC.first::<Vec<u8>>().is_none());
     }
