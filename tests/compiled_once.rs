@@ -156,7 +156,7 @@ fn per_function(names: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
 
 /// Unoptimized, every generic function is a function of its own: the miss's layers, the
 /// flights' boxes, the cache's construction and its purge are compiled once, and what is left
-/// per memoized function stays within a count (40 now; `docs/compile-cost.md` lists them).
+/// per memoized function stays within a count (33 now; `docs/compile-cost.md` lists them).
 #[test]
 fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
     let names = per_function(&functions(&binary(false)));
@@ -173,6 +173,13 @@ fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
         "memo_runtime::private::Lead<K,V>::finish",
         "memo_runtime::cache::Cache<K,V,S>::watch_expiry",
         "memo_runtime::flight::Flights<K,V>::from_raw",
+        "memo_runtime::cell::CacheCell::first",
+        "memo_runtime::private::register",
+        "memo_runtime::store::memory::MemoryStore<K,V>::get_cold",
+        "<memo_runtime::store::memory::MemoryStore<K,V> as memo_runtime::store::Store<K,V>>::hash_of",
+        "memo_runtime::store::memory::MemoryStore<K,V>::slot_kind",
+        "memo_runtime::store::shard::slab::Slab<T>::kind",
+        "memo_runtime::cache::Cache<K,V,S>::store",
     ] {
         assert!(
             !names.keys().any(|name| name.starts_with(gone)),
@@ -181,7 +188,7 @@ fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
     }
     let total: usize = names.values().sum();
     assert!(
-        total <= 44,
+        total <= 36,
         "{total} functions of the runtime per memoized function: {names:#?}"
     );
 }

@@ -54,7 +54,9 @@ pub struct Cache<K, V, S = MemoryStore<K, V>> {
     /// [`MemoryCache`] does, for the miss loop's code compiled once (`call/memory.rs`).
     head: Head,
     flights: Flights<K, V>,
-    store: S,
+    /// Read directly by the memoized call's typed steps: an accessor is one more function per
+    /// key and value type in a debug build.
+    pub(crate) store: S,
     /// The value each background refresh running now replaces, served to the callers that find
     /// the store's entry expired meanwhile (see [`hit_renewing`](Self::hit_renewing)), with
     /// when the refresh started; few at once.
@@ -72,7 +74,7 @@ pub(crate) struct MemoryParts {
 
 impl MemoryParts {
     /// The parts of the cache that `config` makes, named `name`, whose store holds slots of
-    /// `kind` (`MemoryStore::slot_kind`).
+    /// `kind` (`MemoryStore::SLOT_KIND`).
     #[inline(never)]
     pub(crate) fn new(name: &'static str, config: &Config, kind: SlabKind) -> Self {
         #[cfg(feature = "switch")]

@@ -286,7 +286,7 @@ impl CacheCell {
     /// [`first`](Self::first) without its type, which a debug build compiles once: the first
     /// cache if it was registered under `type_id`, else null.
     #[inline]
-    fn first_of(&self, type_id: TypeId) -> *mut () {
+    pub(crate) fn first_of(&self, type_id: TypeId) -> *mut () {
         #[cfg(feature = "test-util")]
         if crate::testing::isolated() {
             return std::ptr::null_mut();

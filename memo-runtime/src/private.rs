@@ -29,7 +29,7 @@ use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
 use crate::cell::{Boxed, Erased};
 use crate::flight::Handing;
 pub use crate::store::MemoryStore;
-use crate::store::{Store, Weight};
+use crate::store::{Look, Store, Weight};
 use std::any::TypeId;
 use std::mem::ManuallyDrop;
 use std::time::Instant;
@@ -62,18 +62,26 @@ pub fn cache<K: Shared, V: Shared>(
     scope: At,
     config: fn() -> Config,
 ) -> &'static Cache<K, V> {
-    // Matches rather than closures here and below: a debug build compiles each closure (and
-    // the std method taking it) again for every key and value type.
-    match cell.first() {
-        Some(cache) => cache,
-        None => resolve_cache(cell, id, scope, config),
+    // No closures or typed helpers here and below: a debug build compiles each of them (and
+    // the std method taking a closure) again for every key and value type.
+    let first = cell.first_of(TypeId::of::<Cache<K, V>>());
+    if first.is_null() {
+        return resolve_cache(cell, id, scope, config);
     }
+    // SAFETY: the cell's first cache, registered under `Cache<K, V>`'s type id, is one.
+    unsafe { &*(first as *const Cache<K, V>) }
 }
 
 /// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
 /// stores nothing for it.
 #[cold]
 #[inline(never)]
+#[allow(
+    clippy::ptr_as_ptr,
+    clippy::cast_ptr_alignment,
+    reason = "a cast to the boxed cache's own type: `cast` would be compiled for each type in a \
+              debug build"
+)]
 fn resolve_cache<K: Shared, V: Shared>(
     cell: &'static CacheCell,
     id: &'static str,
@@ -87,8 +95,8 @@ fn resolve_cache<K: Shared, V: Shared>(
         new_cache::<K, V>,
         config,
     );
-    // SAFETY: `new_cache::<K, V>` boxes a `Cache<K, V>` with `register`.
-    unsafe { registered(cache) }
+    // SAFETY: `new_cache::<K, V>` boxed a `ManuallyDrop<Cache<K, V>>` ([`registered`]).
+    unsafe { &*(std::ptr::from_ref(cache) as *const Cache<K, V>) }
 }
 
 /// A cache boxed for the cell's registry, which never drops it (`cell::made_once`): in a
@@ -127,8 +135,9 @@ const fn codec_of(json: bool) -> crate::Codec {
 #[inline(never)]
 fn new_cache<K: Shared, V: Shared>(name: &'static str, config: fn() -> Config) -> Boxed {
     let config = config();
-    let parts = MemoryParts::new(name, &config, MemoryStore::<K, V>::slot_kind());
-    register(Cache::<K, V>::memoized(parts))
+    let parts = MemoryParts::new(name, &config, MemoryStore::<K, V>::SLOT_KIND);
+    // As `register` boxes it, without a function of its own per key and value type.
+    Box::new(ManuallyDrop::new(Cache::<K, V>::memoized(parts)))
 }
 
 /// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the
@@ -894,14 +903,16 @@ where
     L: Lookup,
     V: CacheValue,
 {
-    let (untyped, store) = (cache.untyped(), cache.store());
+    let (untyped, store) = (cache.untyped(), &cache.store);
+    // `hash` and `read_cold` rather than the `Store` methods over them: one function less each
+    // per key and value type in a debug build.
     let hash = match hashed {
-        UNHASHED => store.hash_of(&key),
+        UNHASHED => store.hash(&key),
         hash => hash,
     };
     let mode = match unlooked(&untyped.head) {
         Some(mode) => mode,
-        None => match store.get_cold(hash, &key) {
+        None => match store.read_cold(hash, &key, Look::Get, None) {
             Some(value) => return Ok(value),
             None => Mode::Lookup,
         },

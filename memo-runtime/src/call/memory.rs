@@ -115,7 +115,7 @@ where
     let head = &untyped.head;
     // Written once (a racing first miss writes the same), so later misses only read them.
     if head.pair.load(Ordering::Relaxed).is_null() {
-        let store = cache.store() as *const MemoryStore<K, V> as *mut ();
+        let store = &raw const cache.store as *mut ();
         head.store.store(store, Ordering::Relaxed);
         head.pair.store(
             std::ptr::from_ref(PairOf::<K, V>::PAIR).cast_mut(),

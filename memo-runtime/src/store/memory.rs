@@ -200,10 +200,10 @@ impl<K, V> MemoryStore<K, V> {
     /// ```
     #[must_use]
     pub fn new(config: &Config) -> Self {
-        Self::from_raw(RawMemory::new(config, Self::slot_kind()))
+        Self::from_raw(RawMemory::new(config, Self::SLOT_KIND))
     }
 
-    /// The store made of `raw`, built for this store's slots ([`slot_kind`](Self::slot_kind)):
+    /// The store made of `raw`, built for this store's slots ([`SLOT_KIND`](Self::SLOT_KIND)):
     /// the untyped parts moved in, without a call that could unwind with them.
     pub(crate) fn from_raw(raw: RawMemory) -> Self {
         let RawMemory { shards, base } = raw;
@@ -218,9 +218,7 @@ impl<K, V> MemoryStore<K, V> {
     }
 
     /// What this store's slots are, for [`RawMemory::new`].
-    pub(crate) fn slot_kind() -> SlabKind {
-        Shard::<K, V>::kind()
-    }
+    pub(crate) const SLOT_KIND: SlabKind = Shard::<K, V>::KIND;
 
     /// Weighs each entry with `weigher` and keeps the total within [`Config::max_weight`] at
     /// every instant: an insert evicts by the policy's order until the new entry fits. The bound
@@ -404,7 +402,7 @@ impl<K, V> MemoryStore<K, V> {
     }
 
     #[inline]
-    fn hash<T: std::hash::Hash + ?Sized>(&self, key: &T) -> u64 {
+    pub(crate) fn hash<T: std::hash::Hash + ?Sized>(&self, key: &T) -> u64 {
         self.base.hasher.hash_one(key)
     }
 
@@ -604,7 +602,7 @@ impl<K, V> MemoryStore<K, V> {
         clippy::ptr_as_ptr,
         reason = "a cast: `cast` would be compiled for each value type in a debug build"
     )]
-    fn read_cold<L: Lookup<Key = K>>(
+    pub(crate) fn read_cold<L: Lookup<Key = K>>(
         &self,
         hash: u64,
         key: &L,

@@ -618,12 +618,16 @@ pub(crate) struct Weighing {
     clippy::needless_borrows_for_generic_args,
     reason = "hashed as the lookup by a borrowed key is (see below)"
 )]
+#[allow(
+    clippy::ptr_as_ptr,
+    reason = "casts: `cast` and `as_ref` would be compiled for each type in a debug build"
+)]
 unsafe fn hash_at<K: Hash, V, S: BuildHasher>(hasher: NonNull<()>, slot: NonNull<u8>) -> u64 {
     // SAFETY: the caller's promise.
     let (hasher, slot) = unsafe {
         (
-            hasher.cast::<S>().as_ref(),
-            slot.cast::<Slot<K, V>>().as_ref(),
+            &*(hasher.as_ptr() as *const S),
+            &*(slot.as_ptr() as *const Slot<K, V>),
         )
     };
     // Hashed as `&&K`, the hit path's lookup by a borrowed key hashes it (`Hash` of a reference
@@ -663,11 +667,13 @@ impl<K, V> NewEntry<K, V> {
     /// The entry, laid out as its `Slot<K, V>`, to give up to a [`Typed`] ([`Typed::of`]).
     #[allow(
         clippy::ptr_as_ptr,
-        reason = "a cast instantiates no function per key and value type"
+        clippy::ref_as_ptr,
+        reason = "casts: `from` and `cast` would be compiled for each type in a debug build"
     )]
     pub(crate) fn given(&mut self) -> NonNull<u8> {
         // A `NewEntry` is its `Slot` (`repr(transparent)`, as `ManuallyDrop` is).
-        NonNull::from(self).cast()
+        // SAFETY: a reference is not null.
+        unsafe { NonNull::new_unchecked(self as *mut Self as *mut u8) }
     }
 
     /// `key` and `value`, to be inserted: owned from now on by the [`Typed`] that
@@ -862,11 +868,15 @@ pub(crate) struct KeyIn<'a, K, V, Q> {
 }
 
 impl<K, V, Q: Sought<K>> SlotKey for KeyIn<'_, K, V, Q> {
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "a cast: `cast` and `as_ref` would be compiled for each type in a debug build"
+    )]
     fn is(&self, slot: NonNull<u8>) -> bool {
         // SAFETY: a `KeyIn` is made by the `Shard<K, V>` it searches (`Shard::key`), whose held
         // places are `Slot<K, V>`s.
         self.sought
-            .is(&unsafe { slot.cast::<Slot<K, V>>().as_ref() }.key)
+            .is(&unsafe { &*(slot.as_ptr() as *const Slot<K, V>) }.key)
     }
 }
 
@@ -998,16 +1008,16 @@ fn used(meta: &Meta, cap: u8) {
 
 impl<K, V> Shard<K, V> {
     pub(crate) fn new(capacity: usize, renewal: Renewal, policy: Policy) -> Self {
-        let raw = RawShard::new(capacity, renewal, policy, Self::kind());
+        let raw = RawShard::new(capacity, renewal, policy, Self::KIND);
         // SAFETY: `raw` was built for this shard's slots (`kind`).
         unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(raw)) }
     }
 
     /// What [`RawShard::new`] needs to know of this shard's entries.
-    pub(crate) fn kind() -> SlabKind {
+    pub(crate) const KIND: SlabKind = {
         let () = Self::LAID_OUT_AS_RAW;
-        Slab::<Slot<K, V>>::kind()
-    }
+        Slab::<Slot<K, V>>::KIND
+    };
 
     /// A `Shard` and a [`RawShard`] have one size and alignment (their fields match, see
     /// `RawShard`): checked wherever one is taken for the other.

@@ -332,7 +332,7 @@ impl RawSlab {
 impl<T> Slab<T> {
     pub(super) fn new(limit: usize) -> Self {
         Self {
-            raw: RawSlab::of(limit, Self::kind()),
+            raw: RawSlab::of(limit, Self::KIND),
             _values: PhantomData,
         }
     }
@@ -346,14 +346,13 @@ impl<T> Slab<T> {
         None
     };
 
-    /// The [`Kind`] of `T`.
-    pub(super) fn kind() -> Kind {
-        Kind {
-            layout: Layout::new::<T>(),
-            drop: Self::DROP,
-            dangling: NonNull::<T>::dangling().cast(),
-        }
-    }
+    /// The [`Kind`] of `T`: a constant, which a debug build does not compile as a function per
+    /// `T`.
+    pub(super) const KIND: Kind = Kind {
+        layout: Layout::new::<T>(),
+        drop: Self::DROP,
+        dangling: NonNull::<T>::dangling().cast(),
+    };
 
     pub(super) const fn len(&self) -> usize {
         self.raw.places.len
