@@ -196,7 +196,7 @@ fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
 /// What memo adds to every binary once, whatever its functions: the runtime links none of the
 /// parts of std that cost the most bytes for little (`docs/compile-cost.md`): the cgroup parsing
 /// of `available_parallelism`, `std::thread`'s spawn (the janitor's thread is started by
-/// `pthread_create`), the random seeds and SipHash of std's `HashMap`, a software `fma`, and
+/// `pthread_create`), the random seeds and `SipHash` of std's `HashMap`, a software `fma`, and
 /// string searches by pattern.
 #[test]
 fn a_memoized_function_links_none_of_the_heavier_parts_of_std() {
