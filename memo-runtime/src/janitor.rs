@@ -4,6 +4,7 @@
 //! written keeps its expired entries until someone looks. One process-wide thread, started with the first cache
 //! that has a time to live, purges each watched cache once per [`PERIOD`].
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
@@ -47,8 +48,7 @@ fn start() {
     }
 
     extern "C" fn run(_: *mut c_void) -> *mut c_void {
-        // A panic (a value's `Drop`) ends the sweep, as it would end a `std::thread`, and must
-        // not unwind into C.
+        // Nothing may unwind into C (`sweep` catches the purges' panics itself).
         let _ = std::panic::catch_unwind(sweep);
         std::ptr::null_mut()
     }
@@ -80,7 +80,15 @@ fn sweep() {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         for cache in watched {
-            cache.purge_expired();
+            // A panic (a listener's, a value's `Drop`) ends the sweep of that cache only: the
+            // others are still purged.
+            let purged = std::panic::catch_unwind(AssertUnwindSafe(|| cache.purge_expired()));
+            if purged.is_err() {
+                WATCHED
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|watched| !std::ptr::addr_eq(*watched, cache));
+            }
         }
     }
 }
@@ -109,11 +117,24 @@ mod tests {
             .collect()
     }
 
+    struct Panicking(AtomicUsize);
+
+    impl Purge for Panicking {
+        fn purge_expired(&self) -> usize {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            panic!("a listener that panics");
+        }
+    }
+
+    /// One thread sweeps every cache, and a cache whose purge panics is dropped from the sweep
+    /// after its first panic, not the others with it.
     #[test]
     fn one_named_thread_purges_every_watched_cache_once_per_period() {
         static FIRST: Counted = Counted(AtomicUsize::new(0));
+        static PANICKING: Panicking = Panicking(AtomicUsize::new(0));
         static SECOND: Counted = Counted(AtomicUsize::new(0));
         watch(&FIRST);
+        watch(&PANICKING);
         watch(&SECOND);
         // Two periods each, waited for by count (up to a minute on a loaded machine).
         for _ in 0..600 {
@@ -129,6 +150,11 @@ mod tests {
         assert!(
             SECOND.0.load(Ordering::Relaxed) >= 2,
             "second not swept twice"
+        );
+        assert_eq!(
+            PANICKING.0.load(Ordering::Relaxed),
+            1,
+            "swept after it panicked"
         );
         #[cfg(target_os = "linux")]
         {
