@@ -254,55 +254,54 @@ mod tests {
     use crate::store::Store;
     use crate::store::memory::MemoryStore;
 
-    /// `check/shift200k` of `benches/hitratio.rs` at about 10,000 entries: 80 % of the requests
-    /// go to a hot set of 2,000 keys that moves every 200,000 requests, the rest to 100,000 keys.
-    /// Following the wide shadow, the store's main keeps a quarter of the shard, room for the
-    /// whole hot set: some 1,300 hits more in the last 400,000 requests than at the shadow's
-    /// 80 %.
-    #[test]
-    fn the_wide_share_leaves_main_room_for_the_hot_set() {
-        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(9_853));
-        let draw = |i: u64, n: u64| mix(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) % n;
+    /// A number from 0 to `n` drawn for request `i`, as the bench's traces draw them.
+    fn draw(i: u64, n: u64) -> u64 {
+        mix(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) % n
+    }
+
+    /// A hot-set trace of `requests` through a store of `maxsize` entries, read-through: 80 %
+    /// of them to the 2,000 keys `hot(i, j)` (`j` drawn below 2,000), the rest to 100,000 keys.
+    /// The hits from request `from` on.
+    fn hits_from(maxsize: usize, requests: u64, from: u64, hot: impl Fn(u64, u64) -> u64) -> u64 {
+        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(maxsize));
         let mut hits = 0;
-        for i in 0..1_000_000 {
+        for i in 0..requests {
             let k = if draw(i, 10) < 8 {
-                1_000_000 + (i / 200_000) * 2_000 + draw(i ^ 0x5555, 2_000)
+                hot(i, draw(i ^ 0x5555, 2_000))
             } else {
                 draw(i ^ 0xaaaa, 100_000)
             };
             if store.get(&&k).is_some() {
-                hits += u64::from(i >= 600_000);
+                hits += u64::from(i >= from);
             } else {
                 store.insert(k, k);
             }
         }
+        hits
+    }
+
+    /// `check/shift200k` of `benches/hitratio.rs` at about 10,000 entries: the hot set moves
+    /// every 200,000 requests. Following the wide shadow, the store's main keeps a quarter of
+    /// the shard, room for the whole hot set: some 1,300 hits more in the last 400,000
+    /// requests than at the shadow's 80 %.
+    #[test]
+    fn the_wide_share_leaves_main_room_for_the_hot_set() {
+        let hits = hits_from(9_853, 1_000_000, 600_000, |i, j| {
+            1_000_000 + (i / 200_000) * 2_000 + j
+        });
         // 322,270 to 322,320 over four runs; 320,994 following at 80 %.
         assert!(hits > 321_600, "hits {hits}");
     }
 
-    /// `tune/shift20k` of `benches/hitratio.rs` at 10,000 entries: 80 % of the requests go to a
-    /// hot set of 2,000 keys that moves every 20,000 requests, among the 100,000 keys the rest
-    /// go to, so that after 50 moves the hot sets come round again. Following the wide shadow, a
-    /// returning key passes main's door whatever the sketch counts (`auto.rs`): the sketch
-    /// still counts a hot set that moved on.
+    /// `tune/shift20k` of `benches/hitratio.rs` at 10,000 entries: the hot set moves every
+    /// 20,000 requests, among the 100,000 keys the rest go to, so that after 50 moves the hot
+    /// sets come round again. Following the wide shadow, a returning key passes main's door
+    /// whatever the sketch counts (`auto.rs`): the sketch still counts a hot set that moved on.
     #[test]
     fn a_wide_small_queue_lets_returning_keys_past_the_door() {
-        let store: MemoryStore<u64, u64> = MemoryStore::new(&Config::new().maxsize(10_000));
-        let draw = |i: u64, n: u64| mix(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) % n;
-        let mut hits = 0;
-        for i in 0..2_000_000 {
-            let k = if draw(i, 10) < 8 {
-                ((i / 20_000) * 2_000 + draw(i ^ 0x5555, 2_000)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    % 100_000
-            } else {
-                draw(i ^ 0xaaaa, 100_000)
-            };
-            if store.get(&&k).is_some() {
-                hits += u64::from(i >= 1_000_000);
-            } else {
-                store.insert(k, k);
-            }
-        }
+        let hits = hits_from(10_000, 2_000_000, 1_000_000, |i, j| {
+            ((i / 20_000) * 2_000 + j).wrapping_mul(0x9e37_79b9_7f4a_7c15) % 100_000
+        });
         // 725,199 to 725,216 over two runs; 723,478 to 723,549 with the door.
         assert!(hits > 724_400, "hits {hits}");
     }
