@@ -1235,9 +1235,14 @@ fn cpus() -> usize {
     let read = unsafe { sched_getaffinity(0, size_of_val(&mask), mask.as_mut_ptr()) } == 0;
     let count: u32 = mask.iter().map(|word| word.count_ones()).sum();
     let affinity = if read && count > 0 { count as usize } else { 4 };
-    let quota = std::fs::read_to_string("/sys/fs/cgroup/cpu.max").ok();
-    quota
-        .as_deref()
+    let cpu_max = std::fs::read_to_string("/sys/fs/cgroup/cpu.max").ok();
+    capped(affinity, cpu_max.as_deref())
+}
+
+/// `affinity` CPUs, no more than a cgroup v2 `cpu_max` allows, if one was read.
+#[cfg(target_os = "linux")]
+fn capped(affinity: usize, cpu_max: Option<&str>) -> usize {
+    cpu_max
         .and_then(quota_cpus)
         .map_or(affinity, |quota| quota.min(affinity))
 }
@@ -1497,6 +1502,11 @@ mod tests {
         assert_eq!(quota_cpus("150000 100000\n"), Some(2));
         assert_eq!(quota_cpus("5000 100000\n"), Some(1));
         assert_eq!(quota_cpus(""), None);
+        // A quota caps the affinity mask, never raises it.
+        assert_eq!(capped(64, Some("200000 100000\n")), 2);
+        assert_eq!(capped(2, Some("800000 100000\n")), 2);
+        assert_eq!(capped(64, Some("max 100000\n")), 64);
+        assert_eq!(capped(64, None), 64);
         // std also finds a quota set above the process's own cgroup, so it may count fewer.
         let std = std::thread::available_parallelism().map_or(1, usize::from);
         assert!(cpus() >= std, "{} CPUs, std {std}", cpus());
