@@ -199,7 +199,10 @@ fn logged_refresh(store: &str, key: &str) -> String {
         .create(true)
         .open(log)
         .unwrap();
-    writeln!(file, "{store} {}", std::process::id()).unwrap();
+    // One write of the whole line: `writeln!` writes in pieces, and the two stores' refreshes
+    // (in two processes) then interleave within a line.
+    let line = format!("{store} {}\n", std::process::id());
+    file.write_all(line.as_bytes()).unwrap();
     // Long enough that the other process finds the value due meanwhile.
     std::thread::sleep(Duration::from_millis(500));
     "refreshed".to_string()
