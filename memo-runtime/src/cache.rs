@@ -4,7 +4,7 @@ use std::hash::Hash;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::block;
@@ -140,6 +140,9 @@ pub(crate) struct Head {
     /// a refresh that hangs or starves leaves callers to compute, as before, instead of serving
     /// its old value for ever.
     renew_for: Duration,
+    /// How many background refreshes have ended: a caller that missed the store and found no
+    /// refresh running looks again if one ended meanwhile (its value was stored before).
+    renewals_ended: AtomicU64,
     /// The typed operations of the miss loop over this cache as a [`MemoryCache`]: set by the
     /// first miss of a memoized function over memory (`call::memory::steps`), where its key's
     /// and value's bounds are known; null before, and for every other cache.
@@ -196,6 +199,7 @@ impl Head {
             janitor: Once::new(),
             refreshing: AtomicUsize::new(0),
             renew_for: config.map_or(Duration::ZERO, renew_for),
+            renewals_ended: AtomicU64::new(0),
             pair: AtomicPtr::new(std::ptr::null_mut()),
             store: AtomicPtr::new(std::ptr::null_mut()),
         }
@@ -1170,10 +1174,34 @@ where
         &self,
         hash: u64,
         key: &L,
-        start_refresh: impl FnOnce(K),
+        start_refresh: impl Fn(K) + Copy,
     ) -> Option<V> {
+        let since = self.renewals_ended();
         let found = self.store.get_renewing_hashed(hash, key);
-        self.renewal_hit(key, found, start_refresh)
+        self.renewal_hit(key, found, start_refresh).or_else(|| {
+            // A refresh that ended after the read stored its value: read again.
+            if !self.renewal_ended_since(since) {
+                return None;
+            }
+            let found = self.store.get_renewing_hashed(hash, key);
+            self.renewal_hit(key, found, start_refresh)
+        })
+    }
+
+    /// A count of the background refreshes ended, taken before a read of the store: see
+    /// [`renewal_ended_since`](Self::renewal_ended_since).
+    #[inline]
+    pub(crate) fn renewals_ended(&self) -> u64 {
+        self.head.renewals_ended.load(Ordering::Acquire)
+    }
+
+    /// Whether a background refresh ended since `since` ([`renewals_ended`](Self::renewals_ended)),
+    /// asked after the store missed and [`renewal_hit`](Self::renewal_hit) found no refresh
+    /// running: one that ended between the two stored its value, so the store is read again. (A
+    /// refresh stores its value, then leaves `renewing`, then counts.)
+    #[cold]
+    pub(crate) fn renewal_ended_since(&self, since: u64) -> bool {
+        self.renewals_ended() != since
     }
 
     /// [`hit_renewing`](Self::hit_renewing) of what the store answered (`found`: the value, and
@@ -1219,6 +1247,7 @@ where
         if let Some(at) = renewing.iter().position(|(k, _, _)| k == key) {
             renewing.remove(at);
         }
+        self.head.renewals_ended.fetch_add(1, Ordering::Release);
     }
 
     /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
@@ -1447,5 +1476,35 @@ where
 impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::racing::Racing;
+
+    /// A caller whose read misses while a background refresh runs is served the old value; one
+    /// whose read misses just before the refresh ends (stores its value, leaves `renewing`) and
+    /// who looks at `renewing` just after reads the new value: it never computes.
+    #[test]
+    fn a_refresh_that_ends_between_a_read_and_the_look_at_renewing_is_read() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(60))
+            .refresh_early(1.0);
+        let store = Racing::new(&config);
+        let cache: &'static Cache<u32, u32, Racing<u32, u32>> =
+            Box::leak(Box::new(Cache::from_parts(store, Some(&config), "")));
+        let not_due = |_: u32| panic!("no refresh is due");
+        let hash = cache.store.hash_of(&&1);
+        cache.renewing.lock().push((1, 10, Instant::now()));
+        assert_eq!(cache.hit_renewing(hash, &&1, not_due), Some(10), "running");
+        cache.store.on_miss(move || {
+            cache.store.inner.insert(1, 20);
+            cache.renewed(&1);
+        });
+        assert_eq!(cache.hit_renewing(hash, &&1, not_due), Some(20), "ended");
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (2, 0), "{stats:?}");
     }
 }

@@ -800,6 +800,7 @@ where
     #[cfg(feature = "tokio")]
     {
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
+        let since = cache.renewals_ended();
         let local = |hash, key: &L| {
             cache.renewal_hit(key, Some(cache.store().get_local_due(hash, key)?), start)
         };
@@ -810,10 +811,18 @@ where
                 other => return other,
             };
             let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
-            match cache.renewal_hit(&&miss.key, found, start) {
-                Some(value) => Ok(value),
-                None => Err(miss),
+            if let Some(value) = cache.renewal_hit(&&miss.key, found, start) {
+                return Ok(value);
             }
+            // A refresh that ended after the read stored its value: read again (see
+            // `Cache::hit_renewing`).
+            if cache.renewal_ended_since(since) {
+                let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
+                if let Some(value) = cache.renewal_hit(&&miss.key, found, start) {
+                    return Ok(value);
+                }
+            }
+            Err(miss)
         }
     }
 }

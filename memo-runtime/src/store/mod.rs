@@ -8,6 +8,8 @@ mod ghost;
 mod lifetime;
 pub(crate) mod listener;
 mod memory;
+#[cfg(test)]
+pub(crate) mod racing;
 #[cfg(feature = "redis")]
 mod redis;
 // Not public API: the names of a Redis store's keys, which memo-cli reads.
@@ -501,6 +503,8 @@ fn process_hash<L: Lookup>(key: &L) -> u64 {
 mod sealed {
     pub trait Sealed {}
     impl<K, V> Sealed for super::MemoryStore<K, V> {}
+    #[cfg(test)]
+    impl<K, V> Sealed for super::racing::Racing<K, V> {}
     #[cfg(feature = "disk")]
     impl<K, V> Sealed for super::DiskStore<K, V> {}
     #[cfg(feature = "redis")]
