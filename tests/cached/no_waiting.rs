@@ -44,6 +44,33 @@ fn early_refresh_keeps_every_caller_of_a_hot_key_from_waiting() {
     assert_eq!(stats.hits, READS as u64);
 }
 
+static DIAL_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "200ms", refresh = "early")]
+fn dial(sensor: u32) -> usize {
+    assert!(sensor > 0);
+    DIAL_RUNS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// The README's limit of early refresh: a key that no call reads within the lead before its
+/// expiry is computed by its next caller, as without the option (`stale` is for such keys).
+#[test]
+fn a_key_unread_through_its_lead_is_computed_by_its_next_caller() {
+    let (clock, mock) = Clock::mock();
+    dial_cache().set_clock(clock);
+    assert_eq!(dial(1), 1);
+    mock.increment(Duration::from_millis(150));
+    assert_eq!(
+        dial(1),
+        1,
+        "before the lead (the body costs next to nothing): a hit"
+    );
+    mock.increment(Duration::from_millis(60));
+    assert_eq!(dial(1), 2, "past the expiry, unread through the lead");
+    let stats = dial_cache().stats();
+    assert_eq!((stats.misses, stats.refreshes), (2, 0), "{stats:?}");
+}
+
 #[cached(ttl = "200ms", stale = "100ms")]
 fn meter(sensor: u32) -> usize {
     assert!(sensor > 0);
