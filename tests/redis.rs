@@ -1182,6 +1182,14 @@ mod issue19 {
             }
         }
 
+        /// What the reader saw, whose first read left `warm`.
+        fn reading(&self, warm: Stats) -> Reading {
+            Reading {
+                warm,
+                late: self.late.get(),
+            }
+        }
+
         /// Called before each read but the first (the one that computes).
         fn tick(&self) {
             let now = Instant::now();
@@ -1195,11 +1203,13 @@ mod issue19 {
     fn read_continuously(window: Duration, stats: impl Fn() -> Stats, read: impl Fn()) -> Reading {
         init();
         let gaps = Gaps::new(window);
-        let warm = calls::read_continuously(READS, PAUSE, || gaps.tick(), stats, read);
-        Reading {
-            warm,
-            late: gaps.late.get(),
-        }
+        gaps.reading(calls::read_continuously(
+            READS,
+            PAUSE,
+            || gaps.tick(),
+            stats,
+            read,
+        ))
     }
 
     /// No caller computed or waited after the first but (on a loaded machine) late ones.
@@ -1216,8 +1226,8 @@ mod issue19 {
     #[test]
     fn early_refresh_keeps_every_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_gauge_cache().stats();
-        let warm = read_continuously(BODY, stats, || assert_eq!(redis_gauge(1), 1));
-        assert_nobody_waited(&warm, &stats());
+        let reading = read_continuously(BODY, stats, || assert_eq!(redis_gauge(1), 1));
+        assert_nobody_waited(&reading, &stats());
     }
 
     #[cached(store = redis, ttl = "300ms", stale = "300ms")]
@@ -1229,8 +1239,8 @@ mod issue19 {
     #[test]
     fn stale_keeps_every_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_meter_cache().stats();
-        let warm = read_continuously(STALE, stats, || assert_eq!(redis_meter(1), 1));
-        assert_nobody_waited(&warm, &stats());
+        let reading = read_continuously(STALE, stats, || assert_eq!(redis_meter(1), 1));
+        assert_nobody_waited(&reading, &stats());
     }
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", refresh = "early")]
@@ -1242,8 +1252,8 @@ mod issue19 {
     #[test]
     fn early_refresh_keeps_every_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_gauge_cache().stats();
-        let warm = read_continuously(BODY, stats, || assert_eq!(tiered_gauge(1), 1));
-        assert_nobody_waited(&warm, &stats());
+        let reading = read_continuously(BODY, stats, || assert_eq!(tiered_gauge(1), 1));
+        assert_nobody_waited(&reading, &stats());
     }
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
@@ -1255,8 +1265,8 @@ mod issue19 {
     #[test]
     fn stale_keeps_every_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_meter_cache().stats();
-        let warm = read_continuously(STALE, stats, || assert_eq!(tiered_meter(1), 1));
-        assert_nobody_waited(&warm, &stats());
+        let reading = read_continuously(STALE, stats, || assert_eq!(tiered_meter(1), 1));
+        assert_nobody_waited(&reading, &stats());
     }
 
     async fn read_continuously_async<F: Future<Output = usize>>(
@@ -1267,10 +1277,7 @@ mod issue19 {
         init();
         let gaps = Gaps::new(window);
         let warm = calls::read_continuously_async(READS, PAUSE, || gaps.tick(), stats, read).await;
-        Reading {
-            warm,
-            late: gaps.late.get(),
-        }
+        gaps.reading(warm)
     }
 
     #[cached(store = redis, ttl = "300ms", refresh = "early")]
@@ -1282,8 +1289,9 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_tide_cache().stats();
-        let warm = read_continuously_async(BODY, stats, || super::assert_send(redis_tide(1))).await;
-        assert_nobody_waited(&warm, &stats());
+        let reading =
+            read_continuously_async(BODY, stats, || super::assert_send(redis_tide(1))).await;
+        assert_nobody_waited(&reading, &stats());
     }
 
     #[cached(store = redis, ttl = "300ms", stale = "300ms")]
@@ -1295,9 +1303,9 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_swell_cache().stats();
-        let warm =
+        let reading =
             read_continuously_async(STALE, stats, || super::assert_send(redis_swell(1))).await;
-        assert_nobody_waited(&warm, &stats());
+        assert_nobody_waited(&reading, &stats());
     }
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", refresh = "early")]
@@ -1309,9 +1317,9 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_tide_cache().stats();
-        let warm =
+        let reading =
             read_continuously_async(BODY, stats, || super::assert_send(tiered_tide(1))).await;
-        assert_nobody_waited(&warm, &stats());
+        assert_nobody_waited(&reading, &stats());
     }
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
@@ -1323,9 +1331,9 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_swell_cache().stats();
-        let warm =
+        let reading =
             read_continuously_async(STALE, stats, || super::assert_send(tiered_swell(1))).await;
-        assert_nobody_waited(&warm, &stats());
+        assert_nobody_waited(&reading, &stats());
     }
 
     static DIALS: AtomicUsize = AtomicUsize::new(0);
