@@ -827,6 +827,39 @@ async fn a_caller_cancelled_at_any_await_point_leaves_nothing_behind() {
     assert!(tiered >= 3, "only {tiered} cancelled");
 }
 
+static RENEWING_CANCELLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, ttl = "10m", refresh = "early")]
+async fn renewing_cancelled(n: u64) -> u64 {
+    RENEWING_CANCELLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    n * 2
+}
+
+static TIERED_RENEWING_CANCELLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 1000, ttl = "10m", stale = "1m")]
+async fn tiered_renewing_cancelled(n: u64) -> u64 {
+    TIERED_RENEWING_CANCELLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    n * 2
+}
+
+/// [`a_caller_cancelled_at_any_await_point_leaves_nothing_behind`] for functions that renew
+/// (`refresh = "early"`, `stale`), whose hit reads the value with its `PTTL` and may read the
+/// store again after a refresh ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewing_caller_cancelled_at_any_await_point_leaves_nothing_behind() {
+    init();
+    let pause = Duration::from_micros(300);
+    let runs = || RENEWING_CANCELLED_RUNS.load(Ordering::SeqCst);
+    let cancelled = most_cancelled(renewing_cancelled, runs, pause).await;
+    assert!(cancelled >= 3, "only {cancelled} cancelled");
+    let runs = || TIERED_RENEWING_CANCELLED_RUNS.load(Ordering::SeqCst);
+    let tiered = most_cancelled(tiered_renewing_cancelled, runs, pause).await;
+    assert!(tiered >= 3, "only {tiered} cancelled");
+}
+
 /// [`calls::cancel_at_every_await`] of `call` (whose value is twice its key) over up to three
 /// passes, each over keys of its own, until one cancels at 3 await points or more: the most any
 /// pass cancelled. A reply that beats a poll, as on a loaded machine, leaves fewer to cancel;
