@@ -70,9 +70,9 @@ pub enum Policy {
     /// in place of an entry without uses, main's or the small queue's oldest, and only if a
     /// frequency sketch says it is asked for more often than main's (or, once the small queue has
     /// widened past half the store, where recency pays, whatever the sketch says); otherwise it
-    /// is not stored this time (and remembered afresh). The ghost also remembers, further back, which keys came
-    /// back before: such a key, asked for again at intervals too long for the ghost, takes the
-    /// place of the main entry under the hand if that one is unused. One-hit wonders and scans
+    /// is not stored this time (and remembered afresh). The ghost also remembers, further back,
+    /// which keys came back before: such a key, asked for again at intervals too long for the
+    /// ghost, takes the place of the main entry under the hand if that one is unused. One-hit wonders and scans
     /// pass through the small queue without disturbing main, and a loop over more keys than the
     /// cache holds keeps a fixed part of itself cached, near the optimum, instead of churning (as
     /// LRU does, to no hits at all).
