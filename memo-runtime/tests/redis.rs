@@ -682,12 +682,14 @@ mod trust {
         false
     }
 
-    /// Cancelled at random await points (polled a random number of times, then dropped), 300
-    /// async callers of a `redis` store and 200 of a `tiered` one leave no lock behind: once
-    /// their releases have run, which takes a round trip, not the 10 s lease, no lock key is
-    /// left for a later caller to wait on.
+    /// Cancelled at random await points (polled a random number of times, then dropped), at
+    /// least 100 async callers of a `redis` store and 100 of a `tiered` one leave no lock behind:
+    /// once their releases have run, which takes a round trip, not the 10 s lease, no lock key is
+    /// left for a later caller to wait on. (A loaded machine lets more calls finish between two
+    /// polls: the callers go on until that many were cancelled.)
     #[test]
     fn cancelled_async_callers_leave_no_lock_behind() {
+        const CANCELLED: u32 = 100;
         let server = RedisServer::start();
         let client = RedisClient::new(
             RedisConfig::from_url(&server.url())
@@ -702,19 +704,15 @@ mod trust {
             Cache::with_store(options("cancel-tiered", &client).open_tiered(&config())),
         ));
         let seed = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
-        let mut cancelled = 0;
-        for key in 0..500_u64 {
+        // Cancelled callers of each store: redis, tiered.
+        let mut cancelled = [0_u32; 2];
+        let mut key = 0_u64;
+        while cancelled.iter().any(|&count| count < CANCELLED) {
+            assert!(key < 20_000, "only {cancelled:?} of {key} cancelled");
             let polls = 1 + random(&seed, 8);
             let body = async move { format!("value {key}") };
-            let finished = if key < 300 {
-                let call = async move {
-                    match hit_or_miss_async_in(redis, &key).await {
-                        Ok(value) => value,
-                        Err(miss) => miss.compute_async(body, keep).await,
-                    }
-                };
-                poll_then_drop(call, polls, || random(&seed, 1500))
-            } else {
+            let on_tiered = key % 2 == 1;
+            let finished = if on_tiered {
                 let call = async move {
                     match hit_or_miss_async_in(tiered, &key).await {
                         Ok(value) => value,
@@ -722,10 +720,18 @@ mod trust {
                     }
                 };
                 poll_then_drop(call, polls, || random(&seed, 1500))
+            } else {
+                let call = async move {
+                    match hit_or_miss_async_in(redis, &key).await {
+                        Ok(value) => value,
+                        Err(miss) => miss.compute_async(body, keep).await,
+                    }
+                };
+                poll_then_drop(call, polls, || random(&seed, 1500))
             };
-            cancelled += u32::from(!finished);
+            cancelled[usize::from(on_tiered)] += u32::from(!finished);
+            key += 1;
         }
-        assert!(cancelled > 150, "only {cancelled} of 500 cancelled");
         let deadline = Instant::now() + Duration::from_secs(2);
         while locks_left(server.port()) != 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -829,6 +835,99 @@ mod trust {
         );
         let stats = cache.stats();
         assert_eq!((stats.backend_errors, stats.skipped), (1, 1), "{stats:?}");
+    }
+
+    /// A server 15 ms away (each reply held back 15 ms; the command timeout, 100 ms, is the
+    /// call's budget): a process waiting on another's lock polls for a second, 15 ms a round
+    /// trip, far more than its budget in all. Answered polls are the lock's wait, not a slow
+    /// server: it takes the holder's value, and the key is computed once. Redis and tiered.
+    #[test]
+    fn a_waiter_far_from_the_server_waits_out_the_holder() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::from_millis(15));
+        let client = stubborn(&proxy.url());
+        // Two caches of one name: two processes sharing the server (each its own flights).
+        let redis = || options("far", &client).open::<u64, String>(&config());
+        waits_out_the_holder(
+            server.port(),
+            &Cache::with_store(redis()),
+            &Cache::with_store(redis()),
+        );
+        let tiered = || options("far-tiered", &client).open_tiered::<u64, String>(&config());
+        waits_out_the_holder(
+            server.port(),
+            &Cache::with_store(tiered()),
+            &Cache::with_store(tiered()),
+        );
+    }
+
+    /// A server that freezes (`SIGSTOP`) while a process waits on another's lock: the waiter's
+    /// poll times out once, within what its call has left, and it computes; it does not wait on.
+    #[test]
+    fn a_waiter_whose_server_freezes_computes_after_one_timeout() {
+        let server = RedisServer::start();
+        let client = stubborn(&server.url());
+        let holder = Cache::with_store(options("freeze", &client).open::<u64, String>(&config()));
+        let waiter = Cache::with_store(options("freeze", &client).open::<u64, String>(&config()));
+        std::thread::scope(|scope| {
+            let held = scope.spawn(|| {
+                holder.get_or_compute(&1, |key| {
+                    std::thread::sleep(Duration::from_secs(1));
+                    format!("holder's {key}")
+                })
+            });
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !command(server.port(), "KEYS *:lock").starts_with("*1") {
+                assert!(Instant::now() < deadline, "the holder never took its lock");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let computed =
+                scope.spawn(|| waiter.get_or_compute(&1, |key| format!("waiter's {key}")));
+            std::thread::sleep(Duration::from_millis(200));
+            server.pause();
+            assert_eq!(computed.join().unwrap(), "waiter's 1");
+            server.resume();
+            assert_eq!(held.join().unwrap(), "holder's 1");
+        });
+        let stats = waiter.stats();
+        assert_eq!((stats.misses, stats.backend_errors), (1, 1), "{stats:?}");
+    }
+
+    /// `waiter` asks for the key `holder` is computing (for a second, under its lock): one run,
+    /// the holder's value for both, and nothing counted against the waiter.
+    fn waits_out_the_holder<S: Store<u64, String>>(
+        port: u16,
+        holder: &Cache<u64, String, S>,
+        waiter: &Cache<u64, String, S>,
+    ) {
+        let runs = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            let held = scope.spawn(|| {
+                holder.get_or_compute(&1, |key| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_secs(1));
+                    format!("holder's {key}")
+                })
+            });
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !command(port, "KEYS *:lock").starts_with("*1") {
+                assert!(Instant::now() < deadline, "the holder never took its lock");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let taken = waiter.get_or_compute(&1, |key| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                format!("waiter's {key}")
+            });
+            assert_eq!(taken, "holder's 1");
+            assert_eq!(held.join().unwrap(), "holder's 1");
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let stats = waiter.stats();
+        assert_eq!(
+            (stats.misses, stats.skipped, stats.backend_errors),
+            (0, 0, 0),
+            "{stats:?}"
+        );
     }
 
     /// The claim's reply lost to a timeout after Redis ran it (replies held back 300 ms, a

@@ -9,6 +9,10 @@
 //! Commands find their call's budget in a thread-local that is set only while the call's own
 //! store code runs ([`Budget::enter`] for sync code, [`within`] around each poll of a future), so
 //! it follows an async call from thread to thread and never leaks into another call or task.
+//!
+//! A caller waiting on another process's lock polls the server until the holder's value is
+//! there: that time is the lock's wait (bounded by its own timeout), not a slow server. Its polls
+//! ([`waiting`]) are bounded by what the call has left, and charged only if they time out.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -22,24 +26,35 @@ thread_local! {
 
 /// What one call has left of its command timeout; clones share it.
 #[derive(Clone, Debug)]
-pub(crate) struct Budget(Arc<AtomicU64>);
+pub(crate) struct Budget {
+    left: Arc<AtomicU64>,
+    /// Whether an answered command is charged its time (not for the polls of a lock's wait).
+    charges_answers: bool,
+}
 
 impl Budget {
     /// A call's budget: `total` for all its commands.
     pub(crate) fn new(total: Duration) -> Self {
-        Self(Arc::new(AtomicU64::new(nanos(total))))
+        Self {
+            left: Arc::new(AtomicU64::new(nanos(total))),
+            charges_answers: true,
+        }
     }
 
     /// What is left.
     pub(crate) fn left(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::Relaxed))
+        Duration::from_nanos(self.left.load(Ordering::Relaxed))
     }
 
-    /// Takes `took` off what is left.
+    /// Charges a command that was answered (or failed) after `took`: taken off what is left,
+    /// unless the command was a poll of a lock's wait.
     pub(crate) fn charge(&self, took: Duration) {
+        if !self.charges_answers {
+            return;
+        }
         let took = nanos(took);
         let _ = self
-            .0
+            .left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 Some(left.saturating_sub(took))
             });
@@ -47,7 +62,7 @@ impl Budget {
 
     /// Nothing is left: a command timed out, so the server is not answering this call.
     pub(crate) fn spend(&self) {
-        self.0.store(0, Ordering::Relaxed);
+        self.left.store(0, Ordering::Relaxed);
     }
 
     /// Makes this the budget of the commands this thread sends until the guard drops.
@@ -81,6 +96,23 @@ pub(crate) async fn within<F: Future>(budget: &Budget, fut: F) -> F::Output {
     .await
 }
 
+/// Runs `fut`, a poll of a lock's wait, with the current call's budget (if any) charging only
+/// a command that times out.
+pub(crate) async fn waiting<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _entered = current().map(|budget| {
+            Budget {
+                charges_answers: false,
+                ..budget
+            }
+            .enter()
+        });
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
+
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -106,5 +138,35 @@ mod tests {
         }
         assert!(current().is_none(), "left behind after the call");
         assert_eq!(budget.left(), Duration::ZERO);
+    }
+
+    /// Polls `fut` once: it must be ready (no command is sent here).
+    fn ready(fut: impl Future<Output = ()>) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::pin::pin!(fut).poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_lock_s_wait_is_charged_only_its_timeouts() {
+        let budget = Budget::new(Duration::from_millis(100));
+        ready(within(
+            &budget,
+            waiting(async {
+                let current = current().expect("the call's budget, while waiting");
+                assert_eq!(current.left(), Duration::from_millis(100));
+                current.charge(Duration::from_millis(60));
+            }),
+        ));
+        assert_eq!(
+            budget.left(),
+            Duration::from_millis(100),
+            "an answer charged"
+        );
+        ready(within(
+            &budget,
+            waiting(async { current().unwrap().spend() }),
+        ));
+        assert_eq!(budget.left(), Duration::ZERO, "a timeout not charged");
+        ready(waiting(async { assert!(current().is_none()) }));
     }
 }

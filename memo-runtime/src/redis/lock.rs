@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 
+use super::budget;
 use super::client::{ReadOrLock, RedisClient, Stored, Subscription, Write};
 use super::error::Error;
 use super::redlock::RedlockGuard;
@@ -179,17 +180,24 @@ impl Locks {
         let token = new_token();
         let deadline = Instant::now() + self.config.wait;
         let mut poll = self.config.poll_min;
+        let mut held = false;
         loop {
             // Read before the round, so that a release announced during it still wakes us.
             let seen = self.notices.generation();
             let armed = self.arm(lock_key, &token);
-            let found = self
+            let round = self
                 .client
-                .read_or_lock(value_key, lock_key, &token, self.lease_ms())
-                .await;
+                .read_or_lock(value_key, lock_key, &token, self.lease_ms());
+            // Once the key is held, the rounds are the wait for its holder's value.
+            let found = if held {
+                budget::waiting(round).await
+            } else {
+                round.await
+            };
             if let Some(claimed) = self.answer(armed, found) {
                 return claimed;
             }
+            held = true;
             let now = Instant::now();
             if now >= deadline {
                 return Claimed::TimedOut;
