@@ -20,6 +20,7 @@ use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{Claim, Lease, MemoryStore, RawMemory, SlabKind, Store};
 use crate::trace::Computation;
+use crate::writes::Writes;
 
 /// Background refreshes of sync functions running at once, process-wide.
 pub(crate) const MAX_REFRESH_THREADS: usize = 16;
@@ -143,6 +144,8 @@ pub(crate) struct Head {
     /// How many background refreshes have ended: a caller that missed the store and found no
     /// refresh running looks again if one ended meanwhile (its value was stored before).
     renewals_ended: AtomicU64,
+    /// What an invalidation refuses: the stores of values computed before it.
+    pub(crate) writes: Box<Writes>,
     /// The typed operations of the miss loop over this cache as a [`MemoryCache`]: set by the
     /// first miss of a memoized function over memory (`call::memory::steps`), where its key's
     /// and value's bounds are known; null before, and for every other cache.
@@ -200,6 +203,7 @@ impl Head {
             refreshing: AtomicUsize::new(0),
             renew_for: config.map_or(Duration::ZERO, renew_for),
             renewals_ended: AtomicU64::new(0),
+            writes: Box::new(Writes::new()),
             pair: AtomicPtr::new(std::ptr::null_mut()),
             store: AtomicPtr::new(std::ptr::null_mut()),
         }
@@ -600,6 +604,11 @@ where
 
     /// Removes `key`'s entry, so the next call computes again; `true` if there was a live one.
     ///
+    /// A computation of `key` begun before (a miss's, a refresh's) still answers the callers
+    /// waiting for it, but its value is not stored and later callers do not wait for it; a
+    /// store of such a value under way finishes first, then the entry is removed. (Within this
+    /// process: on disk and Redis another process's computation may still store its value.)
+    ///
     /// The name memoized functions' handles use (`f_cache().invalidate(..)`, as `cached` does);
     /// [`remove`](Self::remove) does the same and returns the value. An expired entry counts as
     /// gone: `false`.
@@ -617,7 +626,7 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
-        self.forget_renewing(key);
+        self.outdate(key);
         self.store.remove(&key)
     }
 
@@ -636,16 +645,22 @@ where
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
-        self.forget_renewing(key);
+        self.outdate(key);
         self.store.take(&key)
     }
 
-    /// Stops serving an old value of `key` in place of a refresh (see
-    /// [`hit_renewing`](Self::hit_renewing)): the key is gone.
-    fn forget_renewing<Q>(&self, key: &Q)
+    /// Before `key`'s entry is removed: a computation of it in progress is no longer joined by
+    /// later callers, and neither its value nor a running refresh's is stored (see
+    /// [`crate::writes`]; those storing now finish first, so the removal comes after them); an
+    /// old value of `key` is no longer served in place of a refresh (see
+    /// [`hit_renewing`](Self::hit_renewing)).
+    fn outdate<Q>(&self, key: &Q)
     where
         Q: ?Sized + KeyPart<Owned = K>,
     {
+        let hash = self.store.hash_of(&key);
+        self.flights.detach(hash, &key.to_key());
+        self.head.writes.invalidate(hash);
         if !self.head.renew_for.is_zero() {
             self.renewing
                 .lock()
@@ -667,6 +682,9 @@ where
     /// assert_eq!(cache.stats().misses, 1); // statistics are kept
     /// ```
     pub fn clear(&self) {
+        // As `outdate`, for every key.
+        self.flights.raw.detach_all();
+        self.head.writes.invalidate_all();
         self.renewing.lock().clear();
         self.store.clear();
     }
@@ -874,8 +892,8 @@ where
         let hash = self.store.hash_of(&key);
         if self.forced() {
             let owned = key.to_key();
-            let started = Instant::now();
-            return self.forced_refresh(hash, owned, compute(key), started);
+            let since = call::Since::now(&self.head, hash);
+            return self.forced_refresh(hash, owned, compute(key), since);
         }
         if let Some(value) = self.hit(hash, &key) {
             return value;
@@ -900,8 +918,8 @@ where
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         let hash = self.store.hash_of(&&key);
         if self.forced() {
-            let started = Instant::now();
-            return self.forced_refresh(hash, key, init(), started);
+            let since = call::Since::now(&self.head, hash);
+            return self.forced_refresh(hash, key, init(), since);
         }
         if let Some(value) = self.hit(hash, &&key) {
             return value;
@@ -1177,15 +1195,25 @@ where
         start_refresh: impl Fn(K) + Copy,
     ) -> Option<V> {
         let since = self.renewals_ended();
+        let read = (hash, self.generation(hash));
         let found = self.store.get_renewing_hashed(hash, key);
-        self.renewal_hit(key, found, start_refresh).or_else(|| {
-            // A refresh that ended after the read stored its value: read again.
-            if !self.renewal_ended_since(since) {
-                return None;
-            }
-            let found = self.store.get_renewing_hashed(hash, key);
-            self.renewal_hit(key, found, start_refresh)
-        })
+        self.renewal_hit(key, read, found, start_refresh)
+            .or_else(|| {
+                // A refresh that ended after the read stored its value: read again.
+                if !self.renewal_ended_since(since) {
+                    return None;
+                }
+                let read = (hash, self.generation(hash));
+                let found = self.store.get_renewing_hashed(hash, key);
+                self.renewal_hit(key, read, found, start_refresh)
+            })
+    }
+
+    /// The generation of the stripe of keys of hash `hash` (see [`crate::writes`]), taken
+    /// before a read whose value may be served in place of a refresh.
+    #[inline]
+    pub(crate) fn generation(&self, hash: u64) -> u64 {
+        self.head.writes.generation(hash)
     }
 
     /// A count of the background refreshes ended, taken before a read of the store: see
@@ -1205,10 +1233,13 @@ where
     }
 
     /// [`hit_renewing`](Self::hit_renewing) of what the store answered (`found`: the value, and
-    /// whether this caller refreshes it), for a store read awaited by the caller.
+    /// whether this caller refreshes it), for a store read awaited by the caller. `read`: the
+    /// key's hash and its stripe's [`generation`](Self::generation) before the read; the value
+    /// is not served in place of the refresh if the key may have been invalidated since.
     pub(crate) fn renewal_hit<L: Lookup<Key = K>>(
         &self,
         key: &L,
+        (hash, generation): (u64, u64),
         found: Option<(V, bool)>,
         start_refresh: impl FnOnce(K),
     ) -> Option<V> {
@@ -1219,8 +1250,12 @@ where
             let owned = key.to_key();
             if !self.head.renew_for.is_zero() {
                 let started = Instant::now();
-                let served = (owned.clone(), value.clone(), started);
-                self.renewing.lock().push(served);
+                let mut renewing = self.renewing.lock();
+                // Under the lock an invalidation takes to forget the key's old values, after it
+                // moved the generation on: either it forgets this one, or this one is not kept.
+                if self.head.writes.unchanged(hash, generation) {
+                    renewing.push((owned.clone(), value.clone(), started));
+                }
             }
             start_refresh(owned);
         }
@@ -1328,20 +1363,32 @@ where
     ) where
         F: Future<Output = Option<V>>,
     {
+        let hash = self.store.hash_of(&&key);
+        // Before the refresh reads its sources: an invalidation from now on refuses its value.
+        let generation = self.head.writes.generation(hash);
         let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
         if let Some(lease) = claim.await {
             let started = Instant::now();
             match compute(key.clone()).await {
                 Some(value) if keep(&value) => {
-                    let (hash, cost) = (self.store.hash_of(&&key), started.elapsed());
-                    let store: Boxed<'_, ()> = Box::pin(self.store.insert_claimed_async(
-                        hash,
-                        key.clone(),
-                        value,
-                        cost,
-                        lease,
-                    ));
-                    store.await;
+                    let cost = started.elapsed();
+                    if let Some(writing) = self.head.writes.begin(hash, generation) {
+                        let store = || -> Boxed<'_, ()> {
+                            Box::pin(self.store.insert_claimed_async(
+                                hash,
+                                key.clone(),
+                                value,
+                                cost,
+                                lease,
+                            ))
+                        };
+                        writing.during(store).await;
+                    } else {
+                        // The key was invalidated meanwhile: its value is not stored, and a later
+                        // read may refresh it again.
+                        drop(lease);
+                        self.store.release_refresh(&&key);
+                    }
                 }
                 _ => {
                     drop(lease);
@@ -1361,7 +1408,7 @@ where
 
     /// The end of a forced refresh of the cache object's own (`get_or_compute`,
     /// `get_or_insert_with`): stores `value`, and returns it.
-    fn forced_refresh(&self, hash: u64, key: K, value: V, started: Instant) -> V {
+    fn forced_refresh(&self, hash: u64, key: K, value: V, since: call::Since) -> V {
         let mut key = Some(key);
         block::wait(call::refreshed(
             self.undropped(),
@@ -1369,7 +1416,7 @@ where
             Slot::of(&mut key),
             Some(Value::of(&value)),
             true,
-            started,
+            since,
         ));
         value
     }
@@ -1483,6 +1530,7 @@ impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
 mod tests {
     use super::*;
     use crate::store::racing::Racing;
+    use std::sync::atomic::AtomicBool;
 
     /// A caller whose read misses while a background refresh runs is served the old value; one
     /// whose read misses just before the refresh ends (stores its value, leaves `renewing`) and
@@ -1506,5 +1554,125 @@ mod tests {
         assert_eq!(cache.hit_renewing(hash, &&1, not_due), Some(20), "ended");
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (2, 0), "{stats:?}");
+    }
+
+    /// An invalidation between a read that found the value due (its caller refreshes it) and
+    /// that value's serving in the refresh's place: it is not served after the invalidation.
+    #[test]
+    fn an_invalidation_between_a_due_read_and_its_serving_in_place_of_the_refresh_wins() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(60))
+            .refresh_early(1e12);
+        let cache: &'static Cache<u32, u32> = Box::leak(Box::new(Cache::new(config)));
+        let hash = cache.store.hash_of(&&1);
+        cache.store.insert_timed(1, 10, Duration::from_secs(1));
+        let read = (hash, cache.generation(hash));
+        let found = cache.store.get_renewing_hashed(hash, &&1);
+        assert_eq!(found, Some((10, true)));
+        assert!(cache.invalidate(&1u32));
+        let mut refreshes = 0;
+        let served = cache.renewal_hit(&&1, read, found, |_| refreshes += 1);
+        assert_eq!(
+            served,
+            Some(10),
+            "read before the invalidation: its caller's"
+        );
+        assert_eq!(refreshes, 1);
+        let after = cache.hit_renewing(hash, &&1, |_| panic!("nothing to refresh"));
+        assert_eq!(after, None, "served after the invalidation");
+    }
+
+    /// A computation begun before an invalidation (or a `clear`): a caller after it computes
+    /// anew rather than joining it, and its value is not stored; its own caller gets it.
+    #[test]
+    fn a_computation_begun_before_an_invalidation_is_neither_joined_nor_stored() {
+        let invalidate = |cache: &Cache<u32, u32>| assert!(!cache.invalidate(&1u32));
+        let clear = |cache: &Cache<u32, u32>| cache.clear();
+        for outdate in [&invalidate as &(dyn Fn(&Cache<u32, u32>) + Sync), &clear] {
+            let cache = Cache::new(Config::new().ttl(Duration::from_secs(60)));
+            let (started, release) = (AtomicBool::new(false), AtomicBool::new(false));
+            std::thread::scope(|scope| {
+                let leader = scope.spawn(|| {
+                    cache.get_or_insert_with(1, || {
+                        started.store(true, Ordering::SeqCst);
+                        while !release.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        1
+                    })
+                });
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                outdate(&cache);
+                let (sent, next) = std::sync::mpsc::channel();
+                let cache = &cache;
+                scope.spawn(move || sent.send(cache.get_or_insert_with(1, || 2)).unwrap());
+                let next = next.recv_timeout(Duration::from_secs(10));
+                release.store(true, Ordering::SeqCst);
+                assert_eq!(next, Ok(2), "joined the computation begun before");
+                assert_eq!(leader.join().unwrap(), 1);
+            });
+            assert_eq!(cache.get(&1), Some(2), "the value begun before was stored");
+            assert_eq!(cache.stats().misses, 2);
+        }
+    }
+
+    /// An eviction listener that invalidates, called inside a miss's store: the invalidation
+    /// does not wait for the store it runs in.
+    #[test]
+    fn a_listener_that_invalidates_from_inside_a_store_does_not_wait_for_it() {
+        static CACHE: std::sync::OnceLock<&'static Cache<u32, u32>> = std::sync::OnceLock::new();
+        let cache: &'static Cache<u32, u32> = CACHE.get_or_init(|| {
+            Box::leak(Box::new(
+                Cache::builder()
+                    .maxsize(1)
+                    .eviction_listener(|_, _, _| {
+                        if let Some(cache) = CACHE.get() {
+                            cache.invalidate(&2u32);
+                        }
+                    })
+                    .build(),
+            ))
+        });
+        cache.insert(1, 10);
+        let (sent, stored) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sent.send(cache.get_or_insert_with(2, || 20)).unwrap());
+        assert_eq!(stored.recv_timeout(Duration::from_secs(10)), Ok(20), "hung");
+    }
+
+    /// A background refresh during which the key is invalidated and then stored anew: the
+    /// refresh's value, computed from what it read before, is not stored over the newer one.
+    #[test]
+    fn a_refresh_begun_before_an_invalidation_does_not_store_its_value() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(60))
+            .refresh_early(1e12);
+        let cache: &'static Cache<u32, u32> = Box::leak(Box::new(Cache::new(config)));
+        cache.insert(1, 10);
+        let compute = |_| {
+            assert!(cache.invalidate(&1u32));
+            cache.insert(1, 30);
+            std::future::ready(Some(20))
+        };
+        block::wait(cache.refresh_in_background(1, compute, |_| true));
+        assert_eq!(cache.get(&1), Some(30), "the value went backwards");
+    }
+
+    /// A forced refresh during which the key is invalidated and then stored anew: as a
+    /// background refresh, its value is not stored over the newer one (its caller gets it).
+    #[test]
+    fn a_forced_refresh_begun_before_an_invalidation_does_not_store_its_value() {
+        let cache: Cache<u32, u32> = Cache::new(Config::new());
+        cache.insert(1, 10);
+        let refreshed = cache.refresh(|| {
+            cache.get_or_compute(&1, |_| {
+                assert!(cache.invalidate(&1u32));
+                cache.insert(1, 30);
+                20
+            })
+        });
+        assert_eq!(refreshed, 20);
+        assert_eq!(cache.get(&1), Some(30), "the value went backwards");
     }
 }

@@ -513,7 +513,10 @@ pub(crate) async fn begin<'a>(
 ) -> Begun<'a> {
     loop {
         match steps.join(hash, key, by_thread) {
-            RawJoin::Lead(leader) => {
+            RawJoin::Lead(mut leader) => {
+                // Before the computation reads its sources: an invalidation from now on refuses
+                // its value.
+                leader.generation = steps.head().writes.generation(hash);
                 // A value may have landed between the caller's miss and its taking the lead (a
                 // store whose claim reads the value looks there, in the same round trip). The
                 // claim makes callers in other processes sharing the store wait too.
@@ -575,24 +578,45 @@ pub(crate) async fn lead<'a>(
     }
 }
 
+/// When a forced refresh started: its time (for its cost) and the generation of its key's
+/// stripe (an invalidation since refuses its value: see [`crate::writes`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Since {
+    at: Instant,
+    generation: u64,
+}
+
+impl Since {
+    /// Now, for a computation of a key of hash `hash` over the cache of `head`.
+    pub(crate) fn now(head: &Head, hash: u64) -> Self {
+        Self {
+            at: Instant::now(),
+            generation: head.writes.generation(hash),
+        }
+    }
+}
+
 /// The end of a forced refresh (`f_cache().refresh(..)`, a computation run whether or not the
 /// key was cached): stores `value` under the key taken from `key` if it is `kept` (an awaited
-/// write, as [`finish`]'s); `value` is `None` when the computation failed. Nobody waits for a
-/// forced refresh, so there is no flight to settle and no claim to end.
+/// write, as [`finish`]'s), unless the key's stripe was invalidated `since` it started; `value`
+/// is `None` when the computation failed. Nobody waits for a forced refresh, so there is no
+/// flight to settle and no claim to end.
 pub(crate) async fn refreshed(
     steps: &dyn Steps,
     hash: u64,
     mut key: Slot<'_>,
     value: Option<Value<'_>>,
     kept: bool,
-    started: Instant,
+    since: Since,
 ) {
     let stored = value.filter(|_| kept);
     refresh_ended(steps, hash, &key, stored.is_none());
-    if let Some(value) = stored {
-        let cost = started.elapsed();
-        steps
-            .store(hash, &mut key, value, cost, Lease::none())
+    if let Some(value) = stored
+        && let Some(writing) = steps.head().writes.begin(hash, since.generation)
+    {
+        let cost = since.at.elapsed();
+        writing
+            .during(|| steps.store(hash, &mut key, value, cost, Lease::none()))
             .await;
     }
 }
@@ -626,7 +650,16 @@ pub(crate) async fn finish(
     if kept {
         if let Some(leader) = leader {
             // Stored, then the claim ended: other processes find the value once it is gone.
-            steps.store(hash, &mut key, value, cost, lease).await;
+            // Not stored if the key's stripe was invalidated since the lead began (its waiters
+            // joined before: they asked at the same time).
+            match steps.head().writes.begin(hash, leader.generation) {
+                Some(writing) => {
+                    writing
+                        .during(|| steps.store(hash, &mut key, value, cost, lease))
+                        .await;
+                }
+                None => drop(lease),
+            }
             leader.finish(value);
             return;
         }

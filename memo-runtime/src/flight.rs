@@ -166,6 +166,19 @@ impl<K: Hash + Eq + Clone + 'static, V> Flights<K, V> {
         }
     }
 
+    /// Takes the computation of `key` (of hash `hash`) in progress out of the table: it goes on
+    /// for its leader and waiters, and later callers start another (the key was invalidated).
+    pub(crate) fn detach(&self, hash: u64, key: &K) {
+        // SAFETY: `key` is a `K` of this table, compared with its `K`s by `K`'s equality.
+        unsafe {
+            self.raw.detach(
+                hash,
+                std::ptr::from_ref(key).cast(),
+                const { FlightKey::of::<K>() }.eq,
+            );
+        }
+    }
+
     /// Number of computations in progress.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -417,6 +430,9 @@ pub(crate) struct RawLeader<'a> {
     hash: u64,
     flight: Arc<RawFlight>,
     finished: bool,
+    /// The generation of the key's stripe when the lead began (`crate::writes`), set by the
+    /// miss loop: its value is stored only if no invalidation came since.
+    pub(crate) generation: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -496,7 +512,35 @@ impl RawFlights {
             hash,
             flight,
             finished: false,
+            generation: 0,
         })
+    }
+
+    /// [`Flights::detach`] of the key at `key`, which `eq` compares with the table's.
+    ///
+    /// # Safety
+    ///
+    /// `key` points to a `K` of the table's key type, borrowed while the call lasts, and `eq` is
+    /// `erased::eq::<K>`.
+    unsafe fn detach(&self, hash: u64, key: *const (), eq: EqAt) {
+        let mut table = lock(self.shard(hash));
+        // SAFETY: the caller's promise; every key in the table is a `K`.
+        let same = |e: &Entry| e.hash == hash && unsafe { eq(e.key.ptr.as_ptr(), key) };
+        let detached = table
+            .find_entry(hash, same)
+            .ok()
+            .map(|entry| entry.remove().0);
+        drop(table);
+        // The key copy drops outside the lock (a user `Drop`).
+        drop(detached);
+    }
+
+    /// Takes every computation in progress out of the table (the cache was cleared).
+    pub(crate) fn detach_all(&self) {
+        for shard in self.shards.iter() {
+            let detached = std::mem::take(&mut *lock(shard));
+            drop(detached);
+        }
     }
 
     /// Unregisters `flight`, handing its key back.

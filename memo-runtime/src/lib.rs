@@ -58,6 +58,7 @@ mod sync;
 pub mod testing;
 mod trace;
 mod warm;
+mod writes;
 
 #[doc(hidden)]
 pub mod private;

@@ -802,7 +802,13 @@ where
         let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
         let since = cache.renewals_ended();
         let local = |hash, key: &L| {
-            cache.renewal_hit(key, Some(cache.store().get_local_due(hash, key)?), start)
+            let read = (hash, cache.generation(hash));
+            cache.renewal_hit(
+                key,
+                read,
+                Some(cache.store().get_local_due(hash, key)?),
+                start,
+            )
         };
         let first = answer(cache, (&key, None), local, any_steps);
         async move {
@@ -810,15 +816,17 @@ where
                 Err(miss) if miss.mode == Mode::Lookup => miss,
                 other => return other,
             };
+            let read = (miss.hash, cache.generation(miss.hash));
             let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
-            if let Some(value) = cache.renewal_hit(&&miss.key, found, start) {
+            if let Some(value) = cache.renewal_hit(&&miss.key, read, found, start) {
                 return Ok(value);
             }
             // A refresh that ended after the read stored its value: read again (see
             // `Cache::hit_renewing`).
             if cache.renewal_ended_since(since) {
+                let read = (miss.hash, cache.generation(miss.hash));
                 let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
-                if let Some(value) = cache.renewal_hit(&&miss.key, found, start) {
+                if let Some(value) = cache.renewal_hit(&&miss.key, read, found, start) {
                     return Ok(value);
                 }
             }
@@ -1074,7 +1082,7 @@ enum Run {
     #[cfg(feature = "switch")]
     Bypass,
     /// A forced refresh, started at this instant: store the value if kept.
-    Refresh(Running, Instant),
+    Refresh(Running, call::Since),
     /// The leader's computation, started at this instant: store the value if kept, then release
     /// the claim.
     Compute(Running, LeaderClaim<'static>, Instant),
@@ -1146,7 +1154,10 @@ impl Run {
             Mode::Bypass => Started::Lead(Self::Bypass),
             Mode::Refresh => {
                 let trace = Computation::start(steps.head().name, "refresh");
-                Started::Lead(Self::Refresh(trace.enter(), Instant::now()))
+                Started::Lead(Self::Refresh(
+                    trace.enter(),
+                    call::Since::now(steps.head(), hash),
+                ))
             }
             Mode::Lookup => {
                 let trace = Computation::start(steps.head().name, "call");
@@ -1196,18 +1207,11 @@ impl Run {
         match self {
             #[cfg(feature = "switch")]
             Self::Bypass => {}
-            Self::Refresh(running, started) => {
+            Self::Refresh(running, since) => {
                 running
                     .exit()
                     .outcome(if kept { "refresh" } else { "error" });
-                block::wait(call::refreshed(
-                    steps,
-                    hash,
-                    key,
-                    Some(value),
-                    kept,
-                    started,
-                ));
+                block::wait(call::refreshed(steps, hash, key, Some(value), kept, since));
             }
             Self::Compute(running, claim, started) => {
                 running.exit().outcome(if kept { "miss" } else { "error" });

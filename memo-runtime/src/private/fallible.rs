@@ -261,7 +261,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             Mode::Bypass => return body.await,
             Mode::Refresh => {
                 let mut key = Some(key);
-                let started = Instant::now();
+                let since = call::Since::now(steps.head(), hash);
                 let trace = Computation::start(steps.head().name, "refresh");
                 let value = match trace.run_async(body).await.into_result() {
                     Ok(value) => value,
@@ -275,7 +275,7 @@ impl<K: 'static, V: 'static> Miss<K, V> {
                 trace.outcome(if kept { "refresh" } else { "error" });
                 let (key, lent) = (lend.key_slot(&mut key), lend.value(&value));
                 // The error type (perhaps not `Send`) is not held across this await.
-                call::refreshed(steps, hash, key, Some(lent), kept, started).await;
+                call::refreshed(steps, hash, key, Some(lent), kept, since).await;
                 return R::from_result(Ok(value));
             }
         }
