@@ -99,15 +99,19 @@ impl Writes {
 }
 
 /// Waits until the stores of `stripe` in progress are only this thread's own (a store whose
-/// code invalidates cannot wait for itself). A store in this process takes microseconds; one
-/// over the network at most its call's budget.
+/// code invalidates cannot wait for itself), for at most [`SETTLE`]. A store in this process
+/// takes microseconds; one over the network at most its call's budget. The bound is for a store
+/// whose task cannot run while this thread waits (an async caller on this very thread, in a
+/// single-threaded runtime): its value may then land after the invalidation, as it could
+/// before generations.
 fn settle(stripe: &AtomicU64) {
     let own = OWN.with(|own| {
         let at = std::ptr::from_ref(stripe) as usize;
         own.borrow().iter().filter(|&&mine| mine == at).count() as u64
     });
+    let deadline = std::time::Instant::now() + SETTLE;
     let mut spins = 0_u32;
-    while stripe.load(Ordering::Acquire) & WRITERS > own {
+    while stripe.load(Ordering::Acquire) & WRITERS > own && std::time::Instant::now() < deadline {
         spins += 1;
         if spins < 100 {
             std::thread::yield_now();
@@ -116,6 +120,9 @@ fn settle(stripe: &AtomicU64) {
         }
     }
 }
+
+/// How long an invalidation waits for the stores under way (see [`settle`]).
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Writing<'_> {
     /// Runs the store `make` starts (a store in this process writes as it is made) as this
@@ -217,6 +224,17 @@ mod tests {
                 "returned before the store ended"
             );
         });
+    }
+
+    /// A store whose task this thread would have to run (it never ends here): the
+    /// invalidation gives up waiting rather than hang.
+    #[test]
+    fn an_invalidation_waits_for_a_store_that_never_ends_a_bounded_time() {
+        let writes = Writes::new();
+        let hash = 7 << 60;
+        let _never = writes.begin(hash, writes.generation(hash)).unwrap();
+        writes.invalidate(hash);
+        assert!(writes.begin(hash, 0).is_none());
     }
 
     #[test]
