@@ -455,6 +455,10 @@ impl Gate {
         let writers = lock_writers(door.writers);
         door.writing.store(true, Ordering::SeqCst);
         loom_seq_cst();
+        // Read again after `writing` is raised: a thread that claimed its stripe since the
+        // caller's reading, and saw `writing` still lowered, raised the high water before (all
+        // `SeqCst`), so its mark is scanned.
+        let claimed = claimed.max(stripe::high_water());
         for mark in &self.marks[..claimed.min(STRIPES)] {
             wait_until(|| mark.reading.load(Ordering::SeqCst) != shard + 1);
         }
@@ -602,6 +606,59 @@ impl<T> Drop for WriteGuard<'_, T> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    /// A writer that read the high water before a thread claimed a fresh stripe above it, and
+    /// that thread entered before the writer raised `writing`: the writer still waits for it
+    /// (`write_as` with the earlier reading is `write` in that interleaving).
+    #[test]
+    fn a_reader_on_a_stripe_claimed_after_the_writer_looked_is_waited_for() {
+        let (gate, locked) = (Gate::default(), Locked::new(0_u64));
+        let (stop, wrote) = (AtomicBool::new(false), AtomicBool::new(false));
+        let (go, reader_goes) = std::sync::mpsc::channel::<()>();
+        let reader_goes = std::sync::Mutex::new(reader_goes);
+        let _ = stripe::current();
+        // What `write` reads first.
+        let claimed = stripe::high_water();
+        std::thread::scope(|scope| {
+            // Threads claim stripes (and keep them) until one claims one at or above
+            // `claimed`; that one reads, and holds its read until told.
+            let (told, claims) = std::sync::mpsc::channel();
+            loop {
+                let (told, stop, gate, locked, reader_goes) =
+                    (told.clone(), &stop, &gate, &locked, &reader_goes);
+                scope.spawn(move || {
+                    let mine = stripe::current();
+                    if (claimed..STRIPES).contains(&mine) {
+                        let read = gate.read(0, locked);
+                        let seen = *read;
+                        told.send((mine, true)).unwrap();
+                        reader_goes.lock().unwrap().recv().unwrap();
+                        assert_eq!(seen, *read, "the value changed under a read");
+                    } else {
+                        told.send((mine, false)).unwrap();
+                        while !stop.load(Ordering::SeqCst) {
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+                let (mine, reading) = claims.recv().unwrap();
+                if reading {
+                    break;
+                }
+                assert!(mine < STRIPES, "no stripe left");
+            }
+            let (gate, locked, wrote) = (&gate, &locked, &wrote);
+            scope.spawn(move || {
+                *gate.write_as(stripe::current(), claimed, 0, locked) += 1;
+                wrote.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let during = wrote.load(Ordering::SeqCst);
+            go.send(()).unwrap();
+            stop.store(true, Ordering::SeqCst);
+            assert!(!during, "a writer wrote while a reader held the shard");
+        });
+    }
 
     /// Writers keep two fields equal; readers must never see them differ.
     #[test]
