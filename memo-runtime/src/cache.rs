@@ -1296,6 +1296,14 @@ where
         keep: fn(&V) -> bool,
     ) {
         static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        /// Gives the refresh's place back however its thread ends (a listener or weigher that
+        /// panics in the store's insert unwinds it): leaked, places would run out for good.
+        struct Place;
+        impl Drop for Place {
+            fn drop(&mut self) {
+                RUNNING.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
             self.store.release_refresh(&&key);
@@ -1307,6 +1315,7 @@ where
         let spawned = std::thread::Builder::new()
             .name("memo-refresh".into())
             .spawn(move || {
+                let _place = Place;
                 let compute = |key: K| {
                     let trace = Computation::start(self.head.name, "refresh");
                     let computed =
@@ -1320,7 +1329,6 @@ where
                     std::future::ready(computed)
                 };
                 block::wait(self.refresh_in_background(key, compute, keep));
-                RUNNING.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
@@ -1363,6 +1371,10 @@ where
     ) where
         F: Future<Output = Option<V>>,
     {
+        let _ends = Renewal {
+            cache: self,
+            key: key.clone(),
+        };
         let hash = self.store.hash_of(&&key);
         // Before the refresh reads its sources: an invalidation from now on refuses its value.
         let generation = self.head.writes.generation(hash);
@@ -1396,7 +1408,6 @@ where
                 }
             }
         }
-        self.renewed(&key);
     }
 
     /// A refresh of `key` failed (an error, a panic, nothing to run on): the old value stays;
@@ -1439,6 +1450,30 @@ where
             #[cfg(not(feature = "metrics"))]
             watch_once(&self.head.janitor, self.undropped(), self.store.has_ttl());
         }
+    }
+}
+
+/// The end of a background refresh of `key`, however it ends (its value stored or given up, a
+/// panic in the store's insert, its task dropped): its old value is no longer served in the new
+/// one's place ([`Cache::renewed`]).
+struct Renewal<'a, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    cache: &'a Cache<K, V, S>,
+    key: K,
+}
+
+impl<K, V, S> Drop for Renewal<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    fn drop(&mut self) {
+        self.cache.renewed(&self.key);
     }
 }
 
@@ -1674,5 +1709,40 @@ mod tests {
         });
         assert_eq!(refreshed, 20);
         assert_eq!(cache.get(&1), Some(30), "the value went backwards");
+    }
+
+    /// Background refreshes whose store's insert panics (an eviction listener): each gives its
+    /// place back and stops serving the old value, so refreshes go on past the process's limit
+    /// of places.
+    #[test]
+    fn a_refresh_whose_insert_panics_gives_its_place_back() {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        #[allow(clippy::unnecessary_wraps, reason = "a refresh's signature")]
+        fn refresh(key: u32) -> Option<u32> {
+            RUNS.fetch_add(1, Ordering::SeqCst);
+            Some(key)
+        }
+        let cache: &'static Cache<u32, u32> = Box::leak(Box::new(
+            Cache::builder()
+                .ttl(Duration::from_secs(60))
+                .eviction_listener(|_, _, cause| {
+                    assert!(cause != crate::RemovalCause::Replaced, "the listener fails");
+                })
+                .build(),
+        ));
+        for run in 1..=2 * MAX_REFRESH_THREADS {
+            cache.invalidate(&1u32);
+            cache.insert(1, 0);
+            cache.renewing.lock().push((1, 0, Instant::now()));
+            cache.spawn_refresh(1, refresh, |_| true);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while RUNS.load(Ordering::SeqCst) < run || !cache.renewing.lock().is_empty() {
+                assert!(
+                    Instant::now() < deadline,
+                    "refresh {run} never ran or never ended"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 }
