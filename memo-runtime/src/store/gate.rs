@@ -609,54 +609,61 @@ mod tests {
 
     /// A writer that read the high water before a thread claimed a fresh stripe above it, and
     /// that thread entered before the writer raised `writing`: the writer still waits for it
-    /// (`write_as` with the earlier reading is `write` in that interleaving).
+    /// (`write_as` with the earlier reading is `write` in that interleaving). Threads claim
+    /// stripes (and keep them, blocked) until one claims one at or above the writer's reading;
+    /// that one reads, and holds its read until told. With no stripe left above the reading,
+    /// no thread of this process can enter that way, and there is nothing to test.
     #[test]
     fn a_reader_on_a_stripe_claimed_after_the_writer_looked_is_waited_for() {
         let (gate, locked) = (Gate::default(), Locked::new(0_u64));
-        let (stop, wrote) = (AtomicBool::new(false), AtomicBool::new(false));
+        let wrote = AtomicBool::new(false);
+        let keep = std::sync::RwLock::new(());
         let (go, reader_goes) = std::sync::mpsc::channel::<()>();
         let reader_goes = std::sync::Mutex::new(reader_goes);
         let _ = stripe::current();
         // What `write` reads first.
         let claimed = stripe::high_water();
         std::thread::scope(|scope| {
-            // Threads claim stripes (and keep them) until one claims one at or above
-            // `claimed`; that one reads, and holds its read until told.
+            // Held while the others keep their stripes, and the reader's word: both let go
+            // however this closure ends, so that the scope's threads end too.
+            let (kept, go) = (keep.write().unwrap(), go);
             let (told, claims) = std::sync::mpsc::channel();
-            loop {
-                let (told, stop, gate, locked, reader_goes) =
-                    (told.clone(), &stop, &gate, &locked, &reader_goes);
+            let reading = loop {
+                let (told, keep, gate, locked, reader_goes) =
+                    (told.clone(), &keep, &gate, &locked, &reader_goes);
                 scope.spawn(move || {
                     let mine = stripe::current();
                     if (claimed..STRIPES).contains(&mine) {
                         let read = gate.read(0, locked);
                         let seen = *read;
                         told.send((mine, true)).unwrap();
-                        reader_goes.lock().unwrap().recv().unwrap();
+                        let _ = reader_goes.lock().unwrap().recv();
                         assert_eq!(seen, *read, "the value changed under a read");
                     } else {
                         told.send((mine, false)).unwrap();
-                        while !stop.load(Ordering::SeqCst) {
-                            std::thread::yield_now();
-                        }
+                        drop(keep.read());
                     }
                 });
-                let (mine, reading) = claims.recv().unwrap();
-                if reading {
-                    break;
+                match claims.recv().unwrap() {
+                    (_, true) => break true,
+                    (mine, false) if mine >= STRIPES => break false,
+                    _ => {}
                 }
-                assert!(mine < STRIPES, "no stripe left");
+            };
+            if reading {
+                let (gate, locked, wrote) = (&gate, &locked, &wrote);
+                scope.spawn(move || {
+                    *gate.write_as(stripe::current(), claimed, 0, locked) += 1;
+                    wrote.store(true, Ordering::SeqCst);
+                });
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let during = wrote.load(Ordering::SeqCst);
+                go.send(()).unwrap();
+                drop(kept);
+                assert!(!during, "a writer wrote while a reader held the shard");
+            } else {
+                drop(kept);
             }
-            let (gate, locked, wrote) = (&gate, &locked, &wrote);
-            scope.spawn(move || {
-                *gate.write_as(stripe::current(), claimed, 0, locked) += 1;
-                wrote.store(true, Ordering::SeqCst);
-            });
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let during = wrote.load(Ordering::SeqCst);
-            go.send(()).unwrap();
-            stop.store(true, Ordering::SeqCst);
-            assert!(!during, "a writer wrote while a reader held the shard");
         });
     }
 
