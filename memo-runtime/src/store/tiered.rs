@@ -209,10 +209,16 @@ where
 
     /// Keeps a local copy of a value read from Redis whose time to live has `fresh_ms` left
     /// there (negative: served stale; `None`: none), so that it goes stale here when it does
-    /// there.
+    /// there and never outlives the entry.
     fn keep_fetched(&self, hash: u64, key: K, value: V, fresh_ms: Option<i64>) {
-        let Some(fresh_ms) = fresh_ms.filter(|_| self.ttl_from.is_none()) else {
+        let Some(fresh_ms) = fresh_ms else {
             return self.keep_local(hash, key, value, std::time::Duration::ZERO);
+        };
+        let fresh_ms = if super::chosen(self.ttl_from, &value).is_some() {
+            // Its own time to live, which Redis holds without `stale`'s margin: all of its PTTL.
+            fresh_ms.saturating_add(self.l2.stale_ms())
+        } else {
+            fresh_ms
         };
         let now = self.l1.clock_now();
         let expires = if fresh_ms >= 0 {
@@ -222,6 +228,16 @@ where
         };
         self.l1
             .insert_expiring_hashed(hash, key, value, expires.max(1), self.l2.cost());
+    }
+
+    /// The value of `key` in Redis and how long its time to live has left there (as
+    /// [`RedisStore::peek_fresh_for_async`]), in one round trip. Under time to idle the read
+    /// renews the entry to a full `idle` (one `GETEX`), as long as a new copy here lives.
+    async fn read_remote(&self, key: &K) -> Option<(V, Option<i64>)> {
+        if self.l2.config().idle.is_some() {
+            return Some((self.l2.peek_async(key).await?, None));
+        }
+        self.l2.peek_fresh_for_async(key).await
     }
 
     /// [`Store::get_renewing_hashed`] of a store that renews entries: the local copy decides whether
@@ -253,15 +269,15 @@ where
         }))
     }
 
-    /// The value of `key` (of hash `hash`) from Redis (the local copy missed), kept here: a hit
-    /// that refreshes nothing.
+    /// The value of `key` (of hash `hash`) from Redis (the local copy missed), kept here until
+    /// it expires there: a hit that refreshes nothing.
     fn fetch(&self, hash: u64, key: K) -> Option<V> {
         wait(self.fetch_async(hash, key))
     }
 
     /// [`fetch`](Self::fetch), awaited.
     async fn fetch_async(&self, hash: u64, key: K) -> Option<V> {
-        let (value, fresh_ms) = self.l2.peek_fresh_for_async(&key).await?;
+        let (value, fresh_ms) = self.read_remote(&key).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
         self.keep_fetched(hash, key, value.clone(), fresh_ms);
         Some(value)
@@ -296,13 +312,7 @@ where
         } else if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
-        if self.renews() {
-            return self.fetch(hash, key.to_key());
-        }
-        let value = self.l2.peek(key)?;
-        self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(hash, key.to_key(), value.clone(), std::time::Duration::ZERO);
-        Some(value)
+        self.fetch(hash, key.to_key())
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
@@ -360,17 +370,7 @@ where
         if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
-        let owned = key.to_key();
-        if self.renews() {
-            let (value, fresh_ms) = self.l2.peek_fresh_for_async(&owned).await?;
-            self.l2_hits.fetch_add(1, Ordering::Relaxed);
-            self.keep_fetched(hash, owned, value.clone(), fresh_ms);
-            return Some(value);
-        }
-        let value = self.l2.peek_async(&owned).await?;
-        self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(hash, owned, value.clone(), std::time::Duration::ZERO);
-        Some(value)
+        self.fetch_async(hash, key.to_key()).await
     }
 
     async fn claim_async<'a>(&'a self, hash: u64, key: &'a K) -> Claim<V>
@@ -380,13 +380,11 @@ where
         if let Some(value) = self.l1.peek_hashed(hash, &key) {
             return Claim::Found(value);
         }
-        match self.l2.claim_async(hash, key).await {
-            Claim::Found(value) => {
-                self.keep_local(hash, key.clone(), value.clone(), std::time::Duration::ZERO);
-                Claim::Found(value)
-            }
-            compute @ Claim::Compute(_) => compute,
-        }
+        // A value the claim found was stored by another process moments ago, but the claim
+        // does not say how long it has left in Redis (a jittered or `ttl_from` time to live may
+        // be shorter than this store's): no copy is kept, so that none outlives the entry. The
+        // next call's read (one round trip, with the `PTTL`) keeps one.
+        self.l2.claim_async(hash, key).await
     }
 
     async fn insert_async<'a>(&'a self, key: K, value: V)
@@ -500,5 +498,86 @@ impl<K, V> std::fmt::Debug for TieredStore<K, V> {
         f.debug_struct("TieredStore")
             .field("remote", &self.l2)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::wait;
+    use crate::redis::{RedisClient, RedisConfig};
+    use crate::testing::RedisServer;
+    use std::time::Duration;
+
+    fn open<V>(server: &RedisServer, name: &str, config: &Config) -> TieredStore<u64, V>
+    where
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        RedisOptions::new(name).client(client).open_tiered(config)
+    }
+
+    fn ten_minutes() -> Config {
+        Config::new().maxsize(100).ttl(Duration::from_secs(600))
+    }
+
+    /// The local copy of `key`, if any.
+    fn local<V>(store: &TieredStore<u64, V>, key: u64) -> Option<V>
+    where
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        store.get_local(store.hash_of(&&key), &&key)
+    }
+
+    /// A read of a store of `u64` values that may copy one.
+    type ReadCopy = fn(&TieredStore<u64, u64>) -> Option<u64>;
+
+    /// A copy read from Redis goes when the entry does there, not a whole ttl after the read
+    /// (the copies' clock is a mock; Redis's entry lives 2 s). Sync and async reads, a store
+    /// with `ttl_from`, and a value found by a claim (which keeps no copy).
+    #[test]
+    fn a_copy_read_from_redis_does_not_outlive_the_entry() {
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        let with_ttl_from = |name| {
+            open::<u64>(&server, name, &ten_minutes()).ttl_from(|_| Some(Duration::from_secs(600)))
+        };
+        let reads: [(&str, TieredStore<u64, u64>, ReadCopy); 3] = [
+            (
+                "get",
+                open(&server, "outlive-get", &ten_minutes()),
+                |store| store.get(&&1),
+            ),
+            (
+                "get_async",
+                open(&server, "outlive-async", &ten_minutes()),
+                |store| wait(store.get_async(store.hash_of(&&1), &&1)),
+            ),
+            (
+                "get, ttl_from",
+                with_ttl_from("outlive-ttl-from"),
+                |store| store.get(&&1),
+            ),
+        ];
+        for (read, store, call) in reads {
+            let (clock, mock) = Clock::mock();
+            store.set_clock(clock);
+            store.remote().insert_with_ttl(1, 7, Duration::from_secs(2));
+            assert_eq!(call(&store), Some(7), "{read}");
+            assert_eq!(local(&store, 1), Some(7), "{read}: copied");
+            mock.increment(Duration::from_millis(2100));
+            assert_eq!(
+                local(&store, 1),
+                None,
+                "{read}: the copy outlives the entry"
+            );
+        }
+        let store = open::<u64>(&server, "outlive-claim", &ten_minutes());
+        store.remote().insert(1, 7);
+        let claim = wait(store.claim_async(store.hash_of(&&1), &1));
+        assert!(matches!(claim, Claim::Found(7)));
+        assert_eq!(local(&store, 1), None, "a claim's value is copied");
     }
 }
