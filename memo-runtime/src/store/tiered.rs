@@ -127,7 +127,12 @@ impl<F: FnOnce()> Drop for Unsettled<F> {
 /// An `insert` (a computed value) or an `invalidate` is published after it reaches Redis, and
 /// the other processes drop their L1 copy when the message arrives (about a round trip later).
 /// A message missed (the subscription was reconnecting) leaves a copy until its time to live
-/// ends: give tiered caches a `ttl`.
+/// ends: give tiered caches a `ttl`. A copy read from Redis ends when the entry does there (its
+/// `PTTL` comes in the same round trip as the value).
+///
+/// Once `invalidate` or `clear` returns, no call of this process gets the removed value: a read
+/// that found it in Redis just before keeps no copy, and neither does one in another process
+/// once the message has arrived there.
 pub struct TieredStore<K, V> {
     l1: Arc<MemoryStore<K, V>>,
     l2: RedisStore<K, V>,
@@ -560,7 +565,7 @@ where
         });
     }
 
-    /// Redis first, then the local copy (see [`Fills`]): a read of this process that found
+    /// Redis first, then the local copy (see `Fills`): a read of this process that found
     /// the value in Redis before the `DEL` keeps no copy after it.
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let owned = key.to_key();
@@ -775,12 +780,16 @@ mod tests {
             let store = open::<Held>(&server, &format!("fill-race-{round}"), &config);
             let other = open::<Held>(&server, &format!("fill-race-{round}"), &config);
             subscribed(&store, &other, Held(1999));
-            let removals: [(&str, &dyn Fn(u64)); 3] = [
+            let removals: [(&str, &dyn Fn(u64)); 4] = [
                 ("remove", &|key| assert!(store.remove(&&key))),
                 ("clear", &|_| store.clear()),
                 ("another process's remove", &|key| {
                     assert!(other.remove(&&key));
                     // Its announcement is heard once a later one is.
+                    subscribed(&store, &other, Held(1999));
+                }),
+                ("another process's clear", &|_| {
+                    other.clear();
                     subscribed(&store, &other, Held(1999));
                 }),
             ];
