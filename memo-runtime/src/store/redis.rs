@@ -750,10 +750,17 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// How long the time to live of a value with `pttl_ms` left in Redis has left (the rest
-    /// is `stale`); `None` when it never expires.
+    /// is `stale`); `None` when it never expires. A key gone by the `PTTL` (-2: it expired or
+    /// was deleted just after the `GET`) has nothing left.
     fn fresh_for(&self, pttl_ms: i64) -> Option<i64> {
+        (pttl_ms != -1).then(|| pttl_ms.max(0).saturating_sub(self.stale_ms()))
+    }
+
+    /// How long a value is served past its time to live while it is refreshed, in ms: what
+    /// Redis holds it for beyond it (0 for a store that refreshes nothing).
+    pub(crate) fn stale_ms(&self) -> i64 {
         let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
-        (pttl_ms >= 0).then(|| pttl_ms.saturating_sub(i64::try_from(stale).unwrap_or(i64::MAX)))
+        i64::try_from(stale).unwrap_or(i64::MAX)
     }
 
     /// Whether the value of `key`, with `pttl_ms` left in Redis, is due for a refresh that

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,6 +25,97 @@ use crate::redis::{Subscription, wait};
 const EVICT: u8 = 0;
 const CLEAR: u8 = 1;
 
+/// How many stripes [`Fills`] spreads the keys over.
+const STRIPES: usize = 64;
+
+/// What keeps a copy read from Redis from landing after a removal or a newer value.
+///
+/// A read of Redis and the keeping of its value are two steps: a removal (here, or announced
+/// by another process) or a write of a newer value can come between them, and the copy kept
+/// after it would be the old value, served here for a time to live. So each stripe of keys
+/// counts the removals and writes that reached it. A fill notes the count before its read and
+/// keeps its copy under the stripe's read lock only if the count has not moved; a removal or
+/// a write, once Redis has answered it, moves the count and changes the local copy under the
+/// write lock. A fill's check then either comes first (the change drops or replaces its copy)
+/// or sees the count moved (and keeps nothing): no moment serves the old copy after the
+/// change returned.
+struct Fills {
+    stripes: [RwLock<u64>; STRIPES],
+}
+
+impl Fills {
+    fn new() -> Self {
+        Self {
+            stripes: std::array::from_fn(|_| RwLock::new(0)),
+        }
+    }
+
+    /// The stripe of a key of hash `hash` (the local copies'), by its high bits: the copies'
+    /// shards take the low ones.
+    fn stripe(&self, hash: u64) -> &RwLock<u64> {
+        &self.stripes[usize::try_from(hash >> 58).unwrap_or(0) % STRIPES]
+    }
+
+    /// The count a fill of a key of hash `hash` starts from, taken before its read of Redis.
+    fn seen(&self, hash: u64) -> u64 {
+        *self.stripe(hash).read()
+    }
+
+    /// Runs `keep` (the insert of a copy read from Redis) unless a change reached the stripe
+    /// since `seen`.
+    fn fill(&self, hash: u64, seen: u64, keep: impl FnOnce()) {
+        let count = self.stripe(hash).read();
+        if *count == seen {
+            keep();
+        }
+    }
+
+    /// Runs `remove` (of a local copy, after its removal from Redis) with the stripe's count
+    /// moved.
+    fn remove<T>(&self, hash: u64, remove: impl FnOnce() -> T) -> T {
+        let mut count = self.stripe(hash).write();
+        *count = count.wrapping_add(1);
+        remove()
+    }
+
+    /// Runs `keep` (the local copy of a value this process wrote to Redis, the count `seen`
+    /// taken before the write) with the stripe's count moved; `keep` is told whether no other
+    /// change came since `seen`.
+    fn wrote<T>(&self, hash: u64, seen: u64, keep: impl FnOnce(bool) -> T) -> T {
+        let mut count = self.stripe(hash).write();
+        let alone = *count == seen;
+        *count = count.wrapping_add(1);
+        keep(alone)
+    }
+
+    /// Runs `clear` (of every local copy) with every stripe's count moved.
+    fn clear(&self, clear: impl FnOnce()) {
+        let mut counts: Vec<_> = self.stripes.iter().map(RwLock::write).collect();
+        for count in &mut counts {
+            **count = count.wrapping_add(1);
+        }
+        clear();
+    }
+}
+
+/// Runs its closure when dropped before [`settled`](Self::settled): what an async write,
+/// cancelled while Redis may or may not have taken its value, does to the local copy.
+struct Unsettled<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Unsettled<F> {
+    fn settled(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for Unsettled<F> {
+    fn drop(&mut self) {
+        if let Some(cancelled) = self.0.take() {
+            cancelled();
+        }
+    }
+}
+
 /// Local copies in front of a [`RedisStore`], kept coherent across processes by pub/sub.
 ///
 /// # Concurrent calls on the same key
@@ -35,10 +127,17 @@ const CLEAR: u8 = 1;
 /// An `insert` (a computed value) or an `invalidate` is published after it reaches Redis, and
 /// the other processes drop their L1 copy when the message arrives (about a round trip later).
 /// A message missed (the subscription was reconnecting) leaves a copy until its time to live
-/// ends: give tiered caches a `ttl`.
+/// ends: give tiered caches a `ttl`. A copy read from Redis ends when the entry does there (its
+/// `PTTL` comes in the same round trip as the value).
+///
+/// Once `invalidate` or `clear` returns, no call of this process gets the removed value: a read
+/// that found it in Redis just before keeps no copy, and neither does one in another process
+/// once the message has arrived there.
 pub struct TieredStore<K, V> {
     l1: Arc<MemoryStore<K, V>>,
     l2: RedisStore<K, V>,
+    /// Orders the copies read from Redis after the removals and writes that race them.
+    fills: Arc<Fills>,
     channel: Vec<u8>,
     origin: [u8; 16],
     l2_hits: AtomicU64,
@@ -77,15 +176,17 @@ impl RedisOptions {
         let origin: [u8; 16] = crate::redis::new_token()[..16]
             .try_into()
             .unwrap_or([0; 16]);
+        let fills = Arc::new(Fills::new());
         let subscription = l2.client().map(|client| {
-            let l1 = Arc::clone(&l1);
+            let (l1, fills) = (Arc::clone(&l1), Arc::clone(&fills));
             client.subscribe_detached(&channel, move |message| {
-                evicted(&l1, &origin, &message);
+                evicted(&l1, &fills, &origin, &message);
             })
         });
         TieredStore {
             l1,
             l2,
+            fills,
             channel,
             origin,
             l2_hits: AtomicU64::new(0),
@@ -95,8 +196,9 @@ impl RedisOptions {
     }
 }
 
-/// Applies one message of another process to this one's L1.
-fn evicted<K, V>(l1: &MemoryStore<K, V>, origin: &[u8; 16], message: &[u8])
+/// Applies one message of another process to this one's L1: a copy its fill read from Redis
+/// before the other process's change is not kept after it.
+fn evicted<K, V>(l1: &MemoryStore<K, V>, fills: &Fills, origin: &[u8; 16], message: &[u8])
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + DeserializeOwned + 'static,
     V: Clone + Send + Sync + 'static,
@@ -108,10 +210,11 @@ where
         return;
     }
     match rest.split_first() {
-        Some((&CLEAR, _)) => l1.clear(),
+        Some((&CLEAR, _)) => fills.clear(|| l1.clear()),
         Some((&EVICT, key)) => {
             if let Ok(key) = postcard::from_bytes::<K>(key) {
-                l1.remove(&&key);
+                let hash = l1.hash_of(&&key);
+                fills.remove(hash, || l1.remove(&&key));
             }
         }
         _ => {}
@@ -209,10 +312,18 @@ where
 
     /// Keeps a local copy of a value read from Redis whose time to live has `fresh_ms` left
     /// there (negative: served stale; `None`: none), so that it goes stale here when it does
-    /// there.
-    fn keep_fetched(&self, hash: u64, key: K, value: V, fresh_ms: Option<i64>) {
-        let Some(fresh_ms) = fresh_ms.filter(|_| self.ttl_from.is_none()) else {
-            return self.keep_local(hash, key, value, std::time::Duration::ZERO);
+    /// there and never outlives the entry; unless a removal or a write of the key came since
+    /// `seen` (the count its fill took before the read).
+    fn keep_fetched(&self, hash: u64, seen: u64, key: K, value: V, fresh_ms: Option<i64>) {
+        let Some(fresh_ms) = fresh_ms else {
+            let keep = || self.keep_local(hash, key, value, std::time::Duration::ZERO);
+            return self.fills.fill(hash, seen, keep);
+        };
+        let fresh_ms = if super::chosen(self.ttl_from, &value).is_some() {
+            // Its own time to live, which Redis holds without `stale`'s margin: all of its PTTL.
+            fresh_ms.saturating_add(self.l2.stale_ms())
+        } else {
+            fresh_ms
         };
         let now = self.l1.clock_now();
         let expires = if fresh_ms >= 0 {
@@ -220,8 +331,37 @@ where
         } else {
             now.saturating_sub(fresh_ms.unsigned_abs().saturating_mul(1_000_000))
         };
-        self.l1
-            .insert_expiring_hashed(hash, key, value, expires.max(1), self.l2.cost());
+        let cost = self.l2.cost();
+        let keep = || {
+            self.l1
+                .insert_expiring_hashed(hash, key, value, expires.max(1), cost);
+        };
+        self.fills.fill(hash, seen, keep);
+    }
+
+    /// Keeps `value`, which this process has just written to Redis, as the local copy (by
+    /// `keep`), with every fill of the key that read Redis before the write kept out. If another
+    /// write or a removal of the key came since `seen` (taken before the write), which of the
+    /// two Redis holds is unknown here: the local copy is dropped, for the next read to take
+    /// Redis's.
+    fn keep_written(&self, hash: u64, seen: u64, key: K, value: V, keep: impl FnOnce(K, V)) {
+        self.fills.wrote(hash, seen, |alone| {
+            if alone {
+                keep(key, value);
+            } else {
+                self.l1.remove(&&key);
+            }
+        });
+    }
+
+    /// The value of `key` in Redis and how long its time to live has left there (as
+    /// [`RedisStore::peek_fresh_for_async`]), in one round trip. Under time to idle the read
+    /// renews the entry to a full `idle` (one `GETEX`), as long as a new copy here lives.
+    async fn read_remote(&self, key: &K) -> Option<(V, Option<i64>)> {
+        if self.l2.config().idle.is_some() {
+            return Some((self.l2.peek_async(key).await?, None));
+        }
+        self.l2.peek_fresh_for_async(key).await
     }
 
     /// [`Store::get_renewing_hashed`] of a store that renews entries: the local copy decides whether
@@ -245,25 +385,27 @@ where
     /// [`get_due`](Self::get_due) past a local miss: the value read from Redis with its
     /// `PTTL`, kept here, then asked again.
     async fn fetch_due(&self, hash: u64, key: &K) -> Option<(V, bool)> {
+        let seen = self.fills.seen(hash);
         let (value, fresh_ms) = self.l2.peek_fresh_for_async(key).await?;
-        self.keep_fetched(hash, key.clone(), value.clone(), fresh_ms);
+        self.keep_fetched(hash, seen, key.clone(), value.clone(), fresh_ms);
         Some(self.l1.get_renewing_hashed(hash, &key).unwrap_or_else(|| {
             self.l2_hits.fetch_add(1, Ordering::Relaxed);
             (value, false)
         }))
     }
 
-    /// The value of `key` (of hash `hash`) from Redis (the local copy missed), kept here: a hit
-    /// that refreshes nothing.
+    /// The value of `key` (of hash `hash`) from Redis (the local copy missed), kept here until
+    /// it expires there: a hit that refreshes nothing.
     fn fetch(&self, hash: u64, key: K) -> Option<V> {
         wait(self.fetch_async(hash, key))
     }
 
     /// [`fetch`](Self::fetch), awaited.
     async fn fetch_async(&self, hash: u64, key: K) -> Option<V> {
-        let (value, fresh_ms) = self.l2.peek_fresh_for_async(&key).await?;
+        let seen = self.fills.seen(hash);
+        let (value, fresh_ms) = self.read_remote(&key).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_fetched(hash, key, value.clone(), fresh_ms);
+        self.keep_fetched(hash, seen, key, value.clone(), fresh_ms);
         Some(value)
     }
 }
@@ -296,13 +438,7 @@ where
         } else if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
-        if self.renews() {
-            return self.fetch(hash, key.to_key());
-        }
-        let value = self.l2.peek(key)?;
-        self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(hash, key.to_key(), value.clone(), std::time::Duration::ZERO);
-        Some(value)
+        self.fetch(hash, key.to_key())
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
@@ -360,17 +496,7 @@ where
         if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
-        let owned = key.to_key();
-        if self.renews() {
-            let (value, fresh_ms) = self.l2.peek_fresh_for_async(&owned).await?;
-            self.l2_hits.fetch_add(1, Ordering::Relaxed);
-            self.keep_fetched(hash, owned, value.clone(), fresh_ms);
-            return Some(value);
-        }
-        let value = self.l2.peek_async(&owned).await?;
-        self.l2_hits.fetch_add(1, Ordering::Relaxed);
-        self.keep_local(hash, owned, value.clone(), std::time::Duration::ZERO);
-        Some(value)
+        self.fetch_async(hash, key.to_key()).await
     }
 
     async fn claim_async<'a>(&'a self, hash: u64, key: &'a K) -> Claim<V>
@@ -380,13 +506,11 @@ where
         if let Some(value) = self.l1.peek_hashed(hash, &key) {
             return Claim::Found(value);
         }
-        match self.l2.claim_async(hash, key).await {
-            Claim::Found(value) => {
-                self.keep_local(hash, key.clone(), value.clone(), std::time::Duration::ZERO);
-                Claim::Found(value)
-            }
-            compute @ Claim::Compute(_) => compute,
-        }
+        // A value the claim found was stored by another process moments ago, but the claim
+        // does not say how long it has left in Redis (a jittered or `ttl_from` time to live may
+        // be shorter than this store's): no copy is kept, so that none outlives the entry. The
+        // next call's read (one round trip, with the `PTTL`) keeps one.
+        self.l2.claim_async(hash, key).await
     }
 
     async fn insert_async<'a>(&'a self, key: K, value: V)
@@ -413,35 +537,50 @@ where
         K: Send + 'a,
         V: Send + 'a,
     {
+        let seen = self.fills.seen(hash);
         let head = self.evict_head();
+        // Cancelled, Redis may or may not hold the new value: no copy here, old or new.
+        let unsettled = Unsettled(Some(|| {
+            self.fills.remove(hash, || self.l1.remove(&&key));
+        }));
         self.l2
             .insert_then_async(&key, &value, lease, Some((&self.channel, &head)))
             .await;
-        self.keep_local(hash, key, value, cost);
+        unsettled.settled();
+        self.keep_written(hash, seen, key, value, |key, value| {
+            self.keep_local(hash, key, value, cost);
+        });
     }
 
     fn insert_with_ttl(&self, key: K, value: V, ttl: std::time::Duration) {
         let head = self.evict_head();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let announce = Some((&self.channel[..], &head[..]));
+        let hash = self.hash_of(&&key);
+        let seen = self.fills.seen(hash);
         self.l2
             .write_then(&key, &value, Lease::none(), announce, Some(ttl_ms));
-        self.l1.insert_with_ttl(key, value, ttl);
+        self.keep_written(hash, seen, key, value, |key, value| {
+            self.l1.insert_with_ttl_hashed(hash, key, value, ttl);
+        });
     }
 
+    /// Redis first, then the local copy (see `Fills`): a read of this process that found
+    /// the value in Redis before the `DEL` keeps no copy after it.
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let owned = key.to_key();
-        let local = self.l1.remove(key);
         let remote = self.l2.remove(key);
+        let local = self.fills.remove(self.hash_of(key), || self.l1.remove(key));
         if let Some(encoded) = crate::key::encode(&owned) {
             self.announce(Some(&encoded));
         }
         local || remote
     }
 
+    /// Redis first, then the local copies, as [`remove`](Self::remove).
     fn clear(&self) {
-        self.l1.clear();
         self.l2.clear();
+        self.fills.clear(|| self.l1.clear());
         self.announce(None);
     }
 
@@ -500,5 +639,370 @@ impl<K, V> std::fmt::Debug for TieredStore<K, V> {
         f.debug_struct("TieredStore")
             .field("remote", &self.l2)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::wait;
+    use crate::redis::{RedisClient, RedisConfig};
+    use crate::testing::RedisServer;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    /// Tests that hold a fill: each owns the values `slot * 1000 ..` and its slot of these.
+    static ARMED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+    static REACHED: [AtomicBool; 8] = [const { AtomicBool::new(false) }; 8];
+    static RELEASED: [AtomicBool; 8] = [const { AtomicBool::new(false) }; 8];
+
+    /// A value whose decoding, once armed, waits for the test's release: a read of Redis held
+    /// between its `GET` and the keeping of its copy.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Held(u64);
+
+    impl Serialize for Held {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_u64(self.0)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Held {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let value = u64::deserialize(deserializer)?;
+            let slot = usize::try_from(value / 1000).unwrap();
+            if ARMED[slot]
+                .compare_exchange(value, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                REACHED[slot].store(true, Ordering::SeqCst);
+                until("the test releases the read", || {
+                    RELEASED[slot].load(Ordering::SeqCst)
+                });
+            }
+            Ok(Held(value))
+        }
+    }
+
+    /// Holds the next decoding of `value` until [`release`].
+    fn arm(value: u64) {
+        let slot = usize::try_from(value / 1000).unwrap();
+        REACHED[slot].store(false, Ordering::SeqCst);
+        RELEASED[slot].store(false, Ordering::SeqCst);
+        ARMED[slot].store(value, Ordering::SeqCst);
+    }
+
+    /// Waits for a read to have fetched `value` from Redis and be held.
+    fn reached(value: u64) {
+        let slot = usize::try_from(value / 1000).unwrap();
+        until("a read reaches the held value", || {
+            REACHED[slot].load(Ordering::SeqCst)
+        });
+    }
+
+    fn release(value: u64) {
+        RELEASED[usize::try_from(value / 1000).unwrap()].store(true, Ordering::SeqCst);
+    }
+
+    /// Waits (up to 10 s) for `done`.
+    fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited for: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn open<V>(server: &RedisServer, name: &str, config: &Config) -> TieredStore<u64, V>
+    where
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        RedisOptions::new(name).client(client).open_tiered(config)
+    }
+
+    fn ten_minutes() -> Config {
+        Config::new().maxsize(100).ttl(Duration::from_secs(600))
+    }
+
+    /// The local copy of `key`, if any.
+    fn local<V>(store: &TieredStore<u64, V>, key: u64) -> Option<V>
+    where
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        store.get_local(store.hash_of(&&key), &&key)
+    }
+
+    /// Makes sure `reader` hears `writer`'s announcements: `writer` removes a key `reader`
+    /// holds until `reader` drops it.
+    fn subscribed<V>(reader: &TieredStore<u64, V>, writer: &TieredStore<u64, V>, value: V)
+    where
+        V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        let probe = u64::MAX;
+        reader.insert(probe, value);
+        until("the reader's subscription hears the writer", || {
+            writer.remove(&&probe);
+            local(reader, probe).is_none()
+        });
+    }
+
+    /// The ways a read of this process fills its copy from Redis.
+    type Read = fn(&TieredStore<u64, Held>, u64) -> Option<Held>;
+
+    fn reads() -> [(&'static str, Config, Read); 3] {
+        let stale = ten_minutes().stale(Duration::from_secs(600));
+        [
+            ("get", ten_minutes(), |store, key| store.get(&&key)),
+            ("get_async", ten_minutes(), |store, key| {
+                wait(store.get_async(store.hash_of(&&key), &&key))
+            }),
+            ("get_renewing (stale)", stale, |store, key| {
+                wait(store.get_renewing_async(store.hash_of(&&key), &key)).map(|found| found.0)
+            }),
+        ]
+    }
+
+    /// A read that fetched the value from Redis before a `remove` (here, or in another
+    /// process) or a `clear` keeps no copy after it: no call after it returned gets the value.
+    /// Before, the copy was kept and served for the ttl.
+    #[test]
+    fn a_read_that_fetched_before_a_removal_keeps_no_copy_after_it() {
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        for (round, (read, config, call)) in reads().into_iter().enumerate() {
+            let round = u64::try_from(round).unwrap();
+            let store = open::<Held>(&server, &format!("fill-race-{round}"), &config);
+            let other = open::<Held>(&server, &format!("fill-race-{round}"), &config);
+            subscribed(&store, &other, Held(1999));
+            let removals: [(&str, &dyn Fn(u64)); 4] = [
+                ("remove", &|key| assert!(store.remove(&&key))),
+                ("clear", &|_| store.clear()),
+                ("another process's remove", &|key| {
+                    assert!(other.remove(&&key));
+                    // Its announcement is heard once a later one is.
+                    subscribed(&store, &other, Held(1999));
+                }),
+                ("another process's clear", &|_| {
+                    other.clear();
+                    subscribed(&store, &other, Held(1999));
+                }),
+            ];
+            for (key, (removal, remove)) in (0..).zip(removals) {
+                let value = 1000 + round * 10 + key;
+                store.remote().insert(key, Held(value));
+                arm(value);
+                std::thread::scope(|scope| {
+                    let reader = scope.spawn(|| call(&store, key));
+                    reached(value);
+                    remove(key);
+                    release(value);
+                    // Its read came before the removal: it may return the value.
+                    assert_eq!(reader.join().unwrap(), Some(Held(value)), "{read}");
+                });
+                assert_eq!(store.remote().peek(&&key), None, "{read}, {removal}");
+                assert_eq!(local(&store, key), None, "{read}, {removal}: a copy");
+                assert_eq!(call(&store, key), None, "{read}, {removal}: served");
+            }
+        }
+    }
+
+    /// A read of this process while an `invalidate` runs (its key's encoding, before the `DEL`,
+    /// slowed on the invalidating thread to hold the moment open) leaves no copy after it
+    /// returned. Before, the copy was dropped first and the read put the old value back.
+    #[test]
+    fn a_read_during_invalidate_keeps_no_copy_after_it() {
+        use std::cell::Cell;
+        thread_local! { static SLOW: Cell<bool> = const { Cell::new(false) }; }
+        #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Deserialize)]
+        struct SlowKey(u64);
+        impl Serialize for SlowKey {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if SLOW.with(Cell::get) {
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                s.serialize_newtype_struct("SlowKey", &self.0)
+            }
+        }
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let cache: crate::TieredCache<SlowKey, u64> = crate::Cache::builder()
+            .maxsize(100)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(RedisOptions::new("slow-invalidate").client(client))
+            .build();
+        cache.insert(SlowKey(1), 1);
+        assert_eq!(cache.get(&SlowKey(1)), Some(1));
+        std::thread::scope(|scope| {
+            let invalidating = scope.spawn(|| {
+                SLOW.with(|slow| slow.set(true));
+                cache.invalidate(&SlowKey(1))
+            });
+            std::thread::sleep(Duration::from_millis(10));
+            let _ = cache.get(&SlowKey(1));
+            assert!(invalidating.join().unwrap(), "a live entry was invalidated");
+        });
+        assert_eq!(cache.store().remote().peek(&&SlowKey(1)), None);
+        assert_eq!(
+            cache.get(&SlowKey(1)),
+            None,
+            "served after invalidate returned"
+        );
+    }
+
+    /// A read that fetched an older value from Redis before this process wrote a new one does
+    /// not replace the new one's copy. Before, it did, and the old value was served for the
+    /// ttl.
+    #[test]
+    fn a_read_that_fetched_before_a_write_keeps_the_newer_copy() {
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        for (round, (read, config, call)) in reads().into_iter().enumerate() {
+            let round = u64::try_from(round).unwrap();
+            let store = open::<Held>(&server, &format!("write-race-{round}"), &config);
+            let (old, new) = (2000 + round * 10, 2000 + round * 10 + 5);
+            store.remote().insert(1, Held(old));
+            arm(old);
+            std::thread::scope(|scope| {
+                let reader = scope.spawn(|| call(&store, 1));
+                reached(old);
+                store.insert(1, Held(new));
+                release(old);
+                // Its read came before the write: it may return either value.
+                let got = reader.join().unwrap();
+                assert!(
+                    [Some(Held(old)), Some(Held(new))].contains(&got),
+                    "{read}: {got:?}"
+                );
+            });
+            assert_eq!(store.remote().peek(&&1), Some(Held(new)), "{read}");
+            assert_eq!(
+                call(&store, 1),
+                Some(Held(new)),
+                "{read}: the older value served"
+            );
+        }
+    }
+
+    /// `clear` while readers fill copies in a loop: after it returns, no key is served.
+    #[test]
+    fn clear_racing_many_readers_leaves_no_copy() {
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        let store = open::<u64>(&server, "clear-race", &ten_minutes());
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for reader in 0..4 {
+                let (store, done) = (&store, &done);
+                scope.spawn(move || {
+                    while !done.load(Ordering::SeqCst) {
+                        for key in 0..20 {
+                            let _ = store.get(&&(key * 4 + reader));
+                        }
+                    }
+                });
+            }
+            let kept = (0..50).find_map(|round| {
+                for key in 0..80 {
+                    store.remote().insert(key, round);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                store.clear();
+                let kept: Vec<u64> = (0..80).filter(|key| store.get(&key).is_some()).collect();
+                (!kept.is_empty()).then_some((round, kept))
+            });
+            done.store(true, Ordering::SeqCst);
+            assert_eq!(kept, None, "(round, keys served after clear() returned)");
+        });
+    }
+
+    /// An async write dropped at its await leaves no copy that Redis may not hold: the next
+    /// read here gets what Redis has. Before, the old copy stayed.
+    #[test]
+    fn a_cancelled_async_write_leaves_no_stale_copy() {
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        let store = open::<u64>(&server, "cancelled-write", &ten_minutes());
+        let mut cancelled = 0;
+        for round in 0..20 {
+            store.insert(1, round * 2);
+            let mut write = Box::pin(store.insert_async(1, round * 2 + 1));
+            let pending = write
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+                .is_pending();
+            cancelled += u32::from(pending);
+            drop(write);
+            std::thread::sleep(Duration::from_millis(50));
+            let remote = store.remote().peek(&&1);
+            assert_eq!(store.get(&&1), remote, "round {round}");
+        }
+        assert!(cancelled >= 5, "only {cancelled} writes cancelled");
+    }
+
+    /// A read of a store of `u64` values that may copy one.
+    type ReadCopy = fn(&TieredStore<u64, u64>) -> Option<u64>;
+
+    /// A copy read from Redis goes when the entry does there, not a whole ttl after the read
+    /// (the copies' clock is a mock; Redis's entry lives 2 s). Sync and async reads, a store
+    /// with `ttl_from`, and a value found by a claim (which keeps no copy).
+    #[test]
+    fn a_copy_read_from_redis_does_not_outlive_the_entry() {
+        if !RedisServer::installed() {
+            return;
+        }
+        let server = RedisServer::start();
+        let with_ttl_from = |name| {
+            open::<u64>(&server, name, &ten_minutes()).ttl_from(|_| Some(Duration::from_secs(600)))
+        };
+        let reads: [(&str, TieredStore<u64, u64>, ReadCopy); 3] = [
+            (
+                "get",
+                open(&server, "outlive-get", &ten_minutes()),
+                |store| store.get(&&1),
+            ),
+            (
+                "get_async",
+                open(&server, "outlive-async", &ten_minutes()),
+                |store| wait(store.get_async(store.hash_of(&&1), &&1)),
+            ),
+            (
+                "get, ttl_from",
+                with_ttl_from("outlive-ttl-from"),
+                |store| store.get(&&1),
+            ),
+        ];
+        for (read, store, call) in reads {
+            let (clock, mock) = Clock::mock();
+            store.set_clock(clock);
+            store.remote().insert_with_ttl(1, 7, Duration::from_secs(2));
+            assert_eq!(call(&store), Some(7), "{read}");
+            assert_eq!(local(&store, 1), Some(7), "{read}: copied");
+            mock.increment(Duration::from_millis(2100));
+            assert_eq!(
+                local(&store, 1),
+                None,
+                "{read}: the copy outlives the entry"
+            );
+        }
+        let store = open::<u64>(&server, "outlive-claim", &ten_minutes());
+        store.remote().insert(1, 7);
+        let claim = wait(store.claim_async(store.hash_of(&&1), &1));
+        assert!(matches!(claim, Claim::Found(7)));
+        assert_eq!(local(&store, 1), None, "a claim's value is copied");
     }
 }
