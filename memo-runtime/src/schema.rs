@@ -931,3 +931,72 @@ mod attacks {
         assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
 }
+
+#[cfg(test)]
+mod pinned {
+    #![allow(dead_code, reason = "only the shapes of these types are read")]
+
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::HashMap;
+
+    #[derive(Deserialize)]
+    struct Account {
+        balance: u64,
+        limit: u32,
+    }
+    #[derive(Deserialize)]
+    enum Kind {
+        Admin,
+        Guest(u8),
+        Named { name: String, level: Option<i16> },
+    }
+    #[derive(Deserialize)]
+    struct Row {
+        kind: Kind,
+        tags: HashMap<String, Vec<Kind>>,
+        at: std::time::SystemTime,
+        took: std::time::Duration,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        N(u32),
+    }
+
+    type Mixed = (char, [u16; 2], Option<bool>, Box<[f64]>, Result<u8, i128>);
+
+    /// Fingerprints are in every stored key: a release that changed them for types that
+    /// trace would drop every stored entry. These are the ones of the first release.
+    #[test]
+    fn fingerprints_of_traceable_types_do_not_change() {
+        assert_eq!(shape::<u32>().as_deref(), Some("u32"));
+        assert_eq!(
+            shape::<Row>().as_deref(),
+            Some(concat!(
+                "Row{kind:enum Kind,tags:map{str:[enum Kind]},",
+                "at:SystemTime{secs_since_epoch:u64,nanos_since_epoch:u32},",
+                "took:Duration{secs:u64,nanos:u32}}",
+                ";/0:Kind[Admin,Guest,Named];/0:Kind::Admin=unit;/0:Kind::Guest=u8",
+                ";/0:Kind::Named={name:str,level:option<i16>}",
+                ";/1/v/0:Kind[Admin,Guest,Named];/1/v/0:Kind::Admin=unit;/1/v/0:Kind::Guest=u8",
+                ";/1/v/0:Kind::Named={name:str,level:option<i16>}",
+            ))
+        );
+        assert_eq!(
+            shape::<Mixed>().as_deref(),
+            Some(concat!(
+                "(char,(u16,u16),option<bool>,[f64],enum Result)",
+                ";/4:Result[Ok,Err];/4:Result::Ok=u8;/4:Result::Err=i128",
+            ))
+        );
+        assert_eq!(fingerprint::<u32, String>(0), 0x1100_7996_629f_1259);
+        assert_eq!(fingerprint::<u32, Account>(0), 0x2d57_ed70_4298_a4f1);
+        assert_eq!(fingerprint::<(u8, String), Kind>(3), 0xb612_dbaa_9bf3_b932);
+        assert_eq!(fingerprint::<Account, Row>(0), 0x1290_5768_897b_dd97);
+        assert_eq!(fingerprint::<Mixed, ()>(1), 0x0b80_b490_9664_3c61);
+        // Named, not traced: the name is what is pinned.
+        assert_eq!(shape::<Loose>(), None);
+        assert_eq!(fingerprint::<u8, Loose>(0), 0x288d_9d33_0e0a_af08);
+    }
+}
