@@ -16,10 +16,21 @@
 //! [`BYTES`]), and the shape names the one it accepted (`str#2`): the fields around it are traced
 //! as any others.
 //!
-//! Types whose `Deserialize` needs a self-describing format (`#[serde(untagged)]`,
-//! `#[serde(flatten)]`, `serde_json::Value`), recursive types, and types that refuse every
-//! sample or panic on one cannot be traced; they are fingerprinted by their type name instead
-//! (`std::any::type_name`), and `#[cached(version = N)]` is the way to mark their layout changes.
+//! A struct field that fails on every sample, or whose `Deserialize` needs a self-describing
+//! format (`serde_json::Value`, `#[serde(untagged)]` enums, `rust_decimal::Decimal` by default),
+//! is left out of the next passes and written as what was traced of it before it failed
+//! (`amount:?3:any`, `tags:?4:[any`): the struct's other fields, their names, order and types,
+//! are traced. Its own content is not, so a change to it is not seen. The struct then cannot be
+//! built (unless the field may be missing: an `Option`, `#[serde(default)]`), so nothing after
+//! it is asked for; that is allowed only where nothing of the type follows it (the type's root,
+//! the last field or element, a map's value, an `Option`'s content), else the type is named.
+//!
+//! Types whose `Deserialize` needs a self-describing format at the root or in place of a field
+//! (`#[serde(untagged)]`, `#[serde(flatten)]`, `serde_json::Value`), recursive types, types that
+//! refuse every sample or panic on one, and structs holding such a field in a variant or with
+//! more of the type after them cannot be traced; they are fingerprinted by their type name
+//! instead (`std::any::type_name`), and `#[cached(version = N)]` is the way to mark their layout
+//! changes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -140,18 +151,25 @@ fn trace<T: DeserializeOwned>(readable: bool) -> Option<String> {
     let mut root = String::new();
     loop {
         tracer.out.clear();
+        tracer.path.clear();
         tracer.incomplete = false;
         tracer.blamed = None;
+        tracer.exhausted = None;
+        tracer.ended.clear();
+        let left_out = tracer.opaque.len();
+        tracer.last_index = None;
         // A `Deserialize` may panic on a sample it never meets in real data (`parse().unwrap()`).
         let passed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             T::deserialize(Tracing {
                 tracer: &mut tracer,
                 depth: 0,
             })
-            .is_ok()
+            .is_ok_or_opaque()
         }));
         match passed {
             Ok(true) => {}
+            // A field was left out: trace the rest without it.
+            Ok(false) if tracer.opaque.len() > left_out => continue,
             // A sample refused: the last leaf answered is offered its next one in the next
             // pass. Not after a panic, which `catch_unwind` does not keep from being printed.
             Ok(false) => {
@@ -202,6 +220,19 @@ struct Tracer {
     /// taken to come from. `None` when what failed last is not a leaf (a request the tracer
     /// refuses: no sample helps then).
     blamed: Option<(String, usize)>,
+    /// Struct fields left out of the trace, by path, with what was written of them before they
+    /// failed on every sample of their last leaf, or asked for a self-describing format.
+    opaque: BTreeMap<String, String>,
+    /// Where the last leaf answered in this pass was offered its last sample (`""`), or asked
+    /// for a self-describing format (`"any"`), what to add to the description of the field it
+    /// is in: no other sample helps a failure then.
+    exhausted: Option<&'static str>,
+    /// The path of the last struct or map whose every entry was asked for in this pass.
+    ended: String,
+    /// Where in `out` the index of the last leaf's sample is written, where that was its last
+    /// sample: a left-out field's description leaves it out, so that samples added later do
+    /// not change it.
+    last_index: Option<std::ops::Range<usize>>,
 }
 
 /// What is known of the enum met at one path.
@@ -220,9 +251,28 @@ struct Tracing<'t> {
     depth: usize,
 }
 
-/// Why a trace stopped: the type cannot be traced.
+/// Why a trace stopped.
 #[derive(Debug)]
-struct Untraceable;
+enum Untraceable {
+    /// The type cannot be traced, as far as this pass went.
+    Failed,
+    /// A struct's `Deserialize` misses this field (one the tracer left out, or not).
+    Missing(&'static str),
+    /// The value ended at a struct missing only fields left out, with nothing after it left to
+    /// trace: the shape written is whole.
+    Opaque,
+}
+
+/// Whether a deserialization ended with the shape written whole.
+trait Whole {
+    fn is_ok_or_opaque(&self) -> bool;
+}
+
+impl<R> Whole for Result<R, Untraceable> {
+    fn is_ok_or_opaque(&self) -> bool {
+        matches!(self, Ok(_) | Err(Untraceable::Opaque))
+    }
+}
 
 impl std::fmt::Display for Untraceable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -234,7 +284,11 @@ impl std::error::Error for Untraceable {}
 
 impl de::Error for Untraceable {
     fn custom<T: std::fmt::Display>(_: T) -> Self {
-        Self
+        Self::Failed
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Self::Missing(field)
     }
 }
 
@@ -247,13 +301,29 @@ impl Tracing<'_> {
     /// Refuses a request that no sample helps with.
     fn refuse(&mut self) -> Untraceable {
         self.tracer.blamed = None;
-        Untraceable
+        self.tracer.exhausted = None;
+        Untraceable::Failed
+    }
+
+    /// `value`, or a refusal where it ended at a left-out field with more of the type after it
+    /// (`more`), which the trace would miss.
+    fn unless_more<R>(
+        &mut self,
+        value: Result<R, Untraceable>,
+        more: bool,
+    ) -> Result<R, Untraceable> {
+        match value {
+            Err(Untraceable::Opaque) if more => Err(self.refuse()),
+            value => value,
+        }
     }
 
     /// The sample the leaf here is offered in this pass, with its name (and the sample's index
-    /// where not the first) written to the shape.
-    fn leaf<T: Copy>(&mut self, name: &str, samples: &[T]) -> T {
+    /// where not the first) written to the shape; and, where it is the last sample, the length
+    /// of the shape before the index.
+    fn leaf<T: Copy>(&mut self, name: &str, samples: &[T]) -> (T, Option<usize>) {
         let tracer = &mut *self.tracer;
+        tracer.exhausted = None;
         let index = tracer
             .samples
             .get(&tracer.path)
@@ -266,10 +336,25 @@ impl Tracing<'_> {
             None => tracer.blamed = Some((tracer.path.clone(), samples.len())),
         }
         tracer.out.push_str(name);
+        let named = tracer.out.len();
         if index > 0 {
             let _ = write!(tracer.out, "#{index}");
         }
-        samples[index]
+        tracer.last_index = (index + 1 == samples.len()).then_some(named..tracer.out.len());
+        (
+            samples[index],
+            (index + 1 == samples.len()).then_some(named),
+        )
+    }
+
+    /// What was written of field `index` of the struct here before it failed, where it is left
+    /// out of the trace.
+    fn left_out(&self, index: usize) -> Option<&str> {
+        if self.tracer.opaque.is_empty() {
+            return None;
+        }
+        let path = format!("{}/{index}", self.tracer.path);
+        self.tracer.opaque.get(&path).map(String::as_str)
     }
 
     /// A deserializer one level deeper, or an error past [`MAX_DEPTH`].
@@ -292,7 +377,10 @@ impl Tracing<'_> {
     ) -> Result<R, Untraceable> {
         let len = self.tracer.path.len();
         let _ = write!(self.tracer.path, "/{segment}");
-        let value = deserialize(self.deeper()?);
+        let value = match self.deeper() {
+            Ok(tracing) => deserialize(tracing),
+            Err(error) => Err(error),
+        };
         self.tracer.path.truncate(len);
         value
     }
@@ -310,9 +398,11 @@ impl Tracing<'_> {
             tracing: self.deeper()?,
             left: count,
             index: 0,
-        })?;
-        self.put(close);
-        Ok(value)
+        });
+        if value.is_ok_or_opaque() {
+            self.put(close);
+        }
+        value
     }
 }
 
@@ -322,8 +412,16 @@ impl Tracing<'_> {
 macro_rules! primitive {
     ($($method:ident => $visit:ident($samples:expr $(, $owned:ident)?), $name:literal;)*) => {$(
         fn $method<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Untraceable> {
-            let sample = self.leaf($name, $samples);
-            visitor.$visit(sample$(.$owned())?)
+            let (sample, last) = self.leaf($name, $samples);
+            let value = visitor.$visit(sample$(.$owned())?);
+            if let Some(named) = last {
+                if value.is_err() {
+                    self.tracer.out.truncate(named);
+                    self.tracer.last_index = None;
+                }
+                self.tracer.exhausted = Some("");
+            }
+            value
         }
     )*};
 }
@@ -358,7 +456,9 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
     }
 
     fn deserialize_any<V: Visitor<'de>>(mut self, _: V) -> Result<V::Value, Untraceable> {
-        Err(self.refuse())
+        let error = self.refuse();
+        self.tracer.exhausted = Some("any");
+        Err(error)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Untraceable> {
@@ -367,9 +467,11 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
 
     fn deserialize_option<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Untraceable> {
         self.put("option<");
-        let value = visitor.visit_some(self.deeper()?)?;
-        self.put(">");
-        Ok(value)
+        let value = visitor.visit_some(self.deeper()?);
+        if value.is_ok_or_opaque() {
+            self.put(">");
+        }
+        value
     }
 
     fn deserialize_unit<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Untraceable> {
@@ -393,9 +495,11 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
     ) -> Result<V::Value, Untraceable> {
         self.put(name);
         self.put("(");
-        let value = visitor.visit_newtype_struct(self.deeper()?)?;
-        self.put(")");
-        Ok(value)
+        let value = visitor.visit_newtype_struct(self.deeper()?);
+        if value.is_ok_or_opaque() {
+            self.put(")");
+        }
+        value
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Untraceable> {
@@ -426,9 +530,11 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
             names: &[],
             entries: 1,
             next: 0,
-        })?;
-        self.put("}");
-        Ok(value)
+        });
+        if value.is_ok_or_opaque() {
+            self.put("}");
+        }
+        value
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -439,14 +545,27 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
     ) -> Result<V::Value, Untraceable> {
         self.put(name);
         self.put("{");
-        let value = visitor.visit_map(Fields {
+        let value = match visitor.visit_map(Fields {
             tracing: self.deeper()?,
             names: fields,
             entries: fields.len(),
             next: 0,
-        })?;
-        self.put("}");
-        Ok(value)
+        }) {
+            // The `Deserialize` asked for every field and misses one left out.
+            Err(Untraceable::Missing(field)) => match fields.iter().position(|&f| f == field) {
+                Some(index)
+                    if self.left_out(index).is_some() && self.tracer.ended == self.tracer.path =>
+                {
+                    Err(Untraceable::Opaque)
+                }
+                _ => Err(self.refuse()),
+            },
+            value => value,
+        };
+        if value.is_ok_or_opaque() {
+            self.put("}");
+        }
+        value
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -486,8 +605,10 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
             })
         });
         let content = std::mem::replace(&mut self.tracer.out, outer);
-        let value = value?;
-        let known = (self.tracer.enums.get_mut(&path)).ok_or(Untraceable)?;
+        self.tracer.last_index = None;
+        // A left-out field in a variant: the variant's content is not whole.
+        let value = self.unless_more(value, true)?;
+        let known = (self.tracer.enums.get_mut(&path)).ok_or(Untraceable::Failed)?;
         known.complete[index] = !self.tracer.incomplete;
         known.contents[index].get_or_insert(content);
         self.tracer.incomplete = incomplete || known.complete.contains(&false);
@@ -517,9 +638,9 @@ impl<'de> SeqAccess<'de> for Elements<'_> {
             self.tracing.put(",");
         }
         self.index += 1;
-        (self.tracing)
-            .at(self.index - 1, |tracing| seed.deserialize(tracing))
-            .map(Some)
+        let value = (self.tracing).at(self.index - 1, |tracing| seed.deserialize(tracing));
+        let more = self.left > 0;
+        self.tracing.unless_more(value, more).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -542,18 +663,21 @@ impl<'de> MapAccess<'de> for Fields<'_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Untraceable> {
+        self.skip_left_out();
         if self.next == self.entries {
+            let tracer = &mut *self.tracing.tracer;
+            tracer.ended.clone_from(&tracer.path);
             return Ok(None);
         }
         if self.next > 0 {
             self.tracing.put(",");
         }
-        let key = match self.names.get(self.next) {
-            Some(&field) => {
-                self.tracing.put(field);
-                seed.deserialize(IntoDeserializer::<Untraceable>::into_deserializer(field))?
-            }
-            None => (self.tracing).at("k", |tracing| seed.deserialize(tracing))?,
+        let key = if let Some(&field) = self.names.get(self.next) {
+            self.tracing.put(field);
+            seed.deserialize(IntoDeserializer::<Untraceable>::into_deserializer(field))?
+        } else {
+            let key = (self.tracing).at("k", |tracing| seed.deserialize(tracing));
+            self.tracing.unless_more(key, true)?
         };
         self.next += 1;
         self.tracing.put(":");
@@ -569,11 +693,59 @@ impl<'de> MapAccess<'de> for Fields<'_> {
         } else {
             (self.next - 1).to_string()
         };
-        (self.tracing).at(at, |tracing| seed.deserialize(tracing))
+        let start = self.tracing.tracer.out.len();
+        let value = (self.tracing).at(&at, |tracing| seed.deserialize(tracing));
+        match value {
+            // This field fails on every sample of its last leaf: leave it out from the next
+            // pass, described by what was written of it.
+            Err(Untraceable::Failed)
+                if !self.names.is_empty() && self.tracing.tracer.exhausted.is_some() =>
+            {
+                let tracer = &mut *self.tracing.tracer;
+                let path = format!("{}/{at}", tracer.path);
+                tracer.enums.retain(|met, _| {
+                    met.strip_prefix(&path)
+                        .is_none_or(|rest| !rest.is_empty() && !rest.starts_with('/'))
+                });
+                let mut described = tracer.out.get(start..).unwrap_or_default().to_owned();
+                if let Some(index) = tracer.last_index.take()
+                    && index.start >= start
+                    && index.end <= tracer.out.len()
+                {
+                    described.replace_range(index.start - start..index.end - start, "");
+                }
+                described.push_str(tracer.exhausted.take().unwrap_or_default());
+                tracer.opaque.insert(path, described);
+                Err(Untraceable::Failed)
+            }
+            value => {
+                self.skip_left_out();
+                let more = self.next < self.entries;
+                self.tracing.unless_more(value, more)
+            }
+        }
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.entries - self.next)
+    }
+}
+
+impl Fields<'_> {
+    /// Writes the fields left out from the next one on, up to one to trace.
+    fn skip_left_out(&mut self) {
+        while let Some(&field) = self.names.get(self.next) {
+            let Some(described) = self.tracing.left_out(self.next) else {
+                break;
+            };
+            // Length-prefixed: a description is a cut-off shape (`[any`, `Money(str`).
+            let text = format!("{field}:?{}:{described}", described.len());
+            if self.next > 0 {
+                self.tracing.put(",");
+            }
+            self.tracing.put(&text);
+            self.next += 1;
+        }
     }
 }
 
@@ -1061,6 +1233,53 @@ mod pinned {
         N(u32),
     }
 
+    /// Falls back to a default where the sample is refused (as `serde_with::DefaultOnError`).
+    struct OrDefault<T>(Option<T>);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for OrDefault<T> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(Self(T::deserialize(d).ok()))
+        }
+    }
+
+    /// Asks for a self-describing format.
+    struct Any;
+
+    impl<'de> Deserialize<'de> for Any {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(de::IgnoredAny).map(|_| Self)
+        }
+    }
+
+    /// Refuses the empty string.
+    struct Full;
+
+    impl<'de> Deserialize<'de> for Full {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Refusing;
+            impl de::Visitor<'_> for Refusing {
+                type Value = Full;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string, not empty")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Full, E> {
+                    if v.is_empty() {
+                        return Err(E::custom("empty"));
+                    }
+                    Ok(Full)
+                }
+            }
+            d.deserialize_str(Refusing)
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Lenient {
+        any: OrDefault<Any>,
+        empty: OrDefault<Full>,
+        n: u8,
+    }
+
     type Mixed = (char, [u16; 2], Option<bool>, Box<[f64]>, Result<u8, i128>);
 
     /// Fingerprints are in every stored key: a release that changed them for types that
@@ -1092,6 +1311,11 @@ mod pinned {
         assert_eq!(fingerprint::<(u8, String), Kind>(3), 0xb612_dbaa_9bf3_b932);
         assert_eq!(fingerprint::<Account, Row>(0), 0x1290_5768_897b_dd97);
         assert_eq!(fingerprint::<Mixed, ()>(1), 0x0b80_b490_9664_3c61);
+        // Refusals a `Deserialize` recovers from leave the shape as it was.
+        assert_eq!(
+            shape::<Lenient>().as_deref(),
+            Some("Lenient{any:,empty:str,n:u8}")
+        );
         // Named, not traced: the name is what is pinned.
         assert_eq!(shape::<Loose>(), None);
         assert_eq!(fingerprint::<u8, Loose>(0), 0x288d_9d33_0e0a_af08);
@@ -1305,24 +1529,111 @@ mod review2 {
         apart::<IpAddr, SocketAddr>();
     }
 
-    #[test]
-    fn a_leaf_that_rejects_every_sample_still_falls_back_to_the_name() {
-        /// Accepts nothing the tracer offers.
-        struct Picky;
-        impl<'de> Deserialize<'de> for Picky {
-            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                match String::deserialize(d)?.as_str() {
-                    "picky" => Ok(Self),
-                    _ => Err(de::Error::custom("not picky")),
-                }
+    /// Accepts nothing the tracer offers, refusing after the string is read.
+    struct Picky;
+
+    impl<'de> Deserialize<'de> for Picky {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            match String::deserialize(d)?.as_str() {
+                "picky" => Ok(Self),
+                _ => Err(de::Error::custom("not picky")),
             }
         }
-        #[derive(Deserialize)]
-        struct Holder {
-            p: Picky,
-            n: u8,
+    }
+
+    /// Asks for a self-describing format, as `rust_decimal::Decimal` does by default.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct Dec;
+
+    impl<'de> Deserialize<'de> for Dec {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(de::IgnoredAny).map(|_| Self)
         }
+    }
+
+    /// Refuses every sample in its visitor.
+    struct Never;
+
+    impl<'de> Deserialize<'de> for Never {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_bytes(de::IgnoredAny)?;
+            Err(de::Error::custom("never"))
+        }
+    }
+
+    accounts! {
+        picky: Picky;
+        decimal: Dec;
+        never: Never;
+        listed: Vec<Dec>;
+        maybe: Option<Dec>;
+    }
+
+    reordering_is_seen! {
+        a_field_that_refuses_every_sample_is_left_out_and_the_others_traced: picky;
+        a_field_that_needs_a_self_describing_format_is_left_out_and_the_others_traced: decimal;
+        a_field_whose_visitor_refuses_everything_is_left_out_and_the_others_traced: never;
+        a_list_of_such_leaves_is_left_out_and_the_others_traced: listed;
+        an_optional_such_leaf_is_left_out_and_the_others_traced: maybe;
+    }
+
+    #[test]
+    fn a_left_out_field_is_named_by_what_it_asked_for() {
+        assert_eq!(
+            shape::<decimal::Before>().as_deref(),
+            Some("Before{id:?3:any,balance:u64,limit:u64}")
+        );
+        assert_eq!(
+            shape::<listed::LeafLast>().as_deref(),
+            Some("LeafLast{balance:u64,limit:u64,id:?4:[any}")
+        );
+        apart::<decimal::Before, picky::Before>();
+        apart::<decimal::Before, listed::Before>();
+        apart::<decimal::Before, maybe::Before>();
+        apart::<picky::Before, never::Before>();
+        // Containers where nothing follows the struct.
+        apart::<Vec<decimal::Before>, Vec<decimal::Reordered>>();
+        apart::<Option<decimal::Before>, Option<decimal::Reordered>>();
+        apart::<HashMap<u8, decimal::Before>, HashMap<u8, decimal::Reordered>>();
+        apart::<(u8, decimal::Before), (u8, decimal::Reordered)>();
+        apart::<(u8, decimal::Before), (i8, decimal::Before)>();
+    }
+
+    #[derive(Deserialize)]
+    struct Outer<A, B> {
+        a: A,
+        b: B,
+    }
+
+    #[derive(Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+    struct Key {
+        n: u8,
+        d: Dec,
+    }
+
+    #[derive(Deserialize)]
+    enum Either<A> {
+        Left(A),
+        Right(u8),
+    }
+
+    #[test]
+    fn what_follows_a_struct_missing_a_field_is_not_left_untraced() {
+        // The struct cannot be built: what comes after it is never asked for, so the type falls
+        // back to its name rather than be traced in part.
+        assert_eq!(shape::<(decimal::Before, u8)>(), None);
+        assert_eq!(shape::<Outer<decimal::Before, u8>>(), None);
+        assert_eq!(shape::<std::collections::BTreeMap<Key, u8>>(), None);
+        assert_eq!(shape::<Vec<(decimal::Before, u8)>>(), None);
+        assert_eq!(shape::<Either<decimal::Before>>(), None);
+        assert_eq!(shape::<Dec>(), None);
         assert_eq!(shape::<Picky>(), None);
-        assert_eq!(shape::<Holder>(), None);
+        assert_eq!(shape::<(Dec, u8)>(), None);
+        // As the last field: nothing is missed.
+        apart::<Outer<u8, decimal::Before>, Outer<u8, decimal::Reordered>>();
+        apart::<Outer<u8, decimal::Before>, Outer<i8, decimal::Before>>();
+        // A field that can be missing (an `Option`, `#[serde(default)]`) lets the struct be
+        // built: what follows is traced.
+        apart::<Outer<maybe::Before, u8>, Outer<maybe::Before, i8>>();
     }
 }
