@@ -14,7 +14,9 @@
 //! `DateTime` wants RFC 3339, `IpAddr` an address) is offered the next one of a fixed list in
 //! the next pass (`"0"`, a nil UUID, a date, `"0.0.0.0"`, 16 zero bytes, `0`: [`STRINGS`],
 //! [`BYTES`]), and the shape names the one it accepted (`str#2`): the fields around it are traced
-//! as any others.
+//! as any others. A value that is such a leaf alone (a `Uuid` key, in newtypes and options
+//! too) is named by its type instead, as it was before samples were retried: the name says as
+//! much, and the entries stored under it stay found.
 //!
 //! A struct field that fails on every sample, or whose `Deserialize` needs a self-describing
 //! format (`serde_json::Value`, `#[serde(untagged)]` enums, `rust_decimal::Decimal` by default),
@@ -182,6 +184,12 @@ fn trace<T: DeserializeOwned>(readable: bool) -> Option<String> {
                 continue;
             }
             Err(_) => return None,
+        }
+        // The value is one leaf (in newtypes and options) that refused its first sample (a
+        // `Uuid` key): its type's name tells as much, and is what was used before samples
+        // were retried, so the stores of such keys keep their entries.
+        if tracer.samples.get("").is_some_and(|&index| index > 0) {
+            return None;
         }
         root.clone_from(&tracer.out);
         if !tracer.incomplete {
@@ -1316,6 +1324,15 @@ mod pinned {
             shape::<Lenient>().as_deref(),
             Some("Lenient{any:,empty:str,n:u8}")
         );
+        // A leaf alone that refuses its first sample is named, in that form, as it was.
+        assert_eq!(
+            fingerprint::<std::net::IpAddr, std::net::SocketAddr>(0),
+            0x4e88_c357_8c2a_5982
+        );
+        assert_eq!(
+            fingerprint::<Option<std::net::Ipv4Addr>, u8>(0),
+            0xbab9_a8c9_a284_5f8a
+        );
         // Named, not traced: the name is what is pinned.
         assert_eq!(shape::<Loose>(), None);
         assert_eq!(fingerprint::<u8, Loose>(0), 0x288d_9d33_0e0a_af08);
@@ -1521,12 +1538,27 @@ mod review2 {
         );
     }
 
+    #[derive(Deserialize)]
+    struct Holder<T> {
+        held: T,
+    }
+
     #[test]
     fn such_leaves_are_told_from_plain_strings_and_bytes() {
-        apart::<Id, String>();
-        apart::<Stamp, String>();
-        apart::<Id, Stamp>();
-        apart::<IpAddr, SocketAddr>();
+        apart::<Holder<Id>, Holder<String>>();
+        apart::<Holder<Stamp>, Holder<String>>();
+        apart::<Holder<Id>, Holder<Stamp>>();
+        apart::<Holder<IpAddr>, Holder<SocketAddr>>();
+        apart::<(Id, u8), (String, u8)>();
+    }
+
+    #[test]
+    fn such_a_leaf_alone_is_named_as_it_was() {
+        assert_eq!(shape::<Id>(), None);
+        assert_eq!(shape::<Option<Stamp>>(), None);
+        assert_eq!(trace::<IpAddr>(true), None);
+        assert!(trace::<IpAddr>(false).is_some());
+        assert_ne!(fingerprint::<Id, u8>(0), fingerprint::<Stamp, u8>(0));
     }
 
     /// Accepts nothing the tracer offers, refusing after the string is read.
