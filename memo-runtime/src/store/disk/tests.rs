@@ -1381,3 +1381,81 @@ fn two_processes_reading_a_stale_key_refresh_it_once() {
     assert_eq!(executions, 1, "one refresh across the two processes");
     assert_eq!(store.get(&"shared"), Some(2));
 }
+
+/// A broken disk (damaged rows, refused writes, a writer that panics, a database that cannot be
+/// reopened, a fork) never fails or hangs a call, and never serves a removed value here.
+mod disk_faults {
+    use super::*;
+
+    /// Plants `size` in every row of the store's database.
+    fn plant_size(root: &Path, size: i64) {
+        let conn = rusqlite::Connection::open(db_file(root)).unwrap();
+        conn.execute("UPDATE entries SET size = ?1", [size])
+            .unwrap();
+    }
+
+    /// Rows of the store's database, in any namespace.
+    fn rows(root: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(db_file(root)).unwrap();
+        conn.query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// A large value's row whose `size` was damaged to `size`: a miss, counted, and the row goes.
+    fn a_damaged_size_is_a_miss(tag: &str, size: i64) {
+        let tmp = TempDir::new(tag);
+        {
+            let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+            store.insert(1, vec![1; 40_000]);
+            store.flush();
+        }
+        plant_size(&tmp.0, size);
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        assert_eq!(store.get(&&1), None);
+        store.flush();
+        assert_eq!(store.counts().errors, 1);
+        assert_eq!(rows(&tmp.0), 0);
+    }
+
+    /// Allocated up front, this size aborted the process.
+    #[test]
+    fn a_huge_size_column_is_a_miss() {
+        a_damaged_size_is_a_miss("size-huge", 1 << 46);
+    }
+
+    #[test]
+    fn a_negative_size_column_is_a_miss() {
+        a_damaged_size_is_a_miss("size-negative", -1);
+    }
+
+    #[test]
+    fn a_size_column_other_than_the_files_is_a_miss() {
+        a_damaged_size_is_a_miss("size-other", 100 << 20);
+    }
+
+    /// Summing two planted sizes overflowed in the writer, whose thread died; `clear` then waited
+    /// for ever.
+    #[test]
+    fn huge_size_columns_do_not_stop_the_writer() {
+        let tmp = TempDir::new("size-sum");
+        {
+            let store = open(&tmp.0, &Config::new());
+            store.insert("a".into(), 1);
+            store.insert("b".into(), 2);
+            store.flush();
+        }
+        plant_size(&tmp.0, i64::MAX / 2 + 1);
+        let (done, finished) = std::sync::mpsc::channel();
+        let root = tmp.0.clone();
+        std::thread::spawn(move || {
+            let store = open(&root, &Config::new());
+            store.clear();
+            store.insert("c".into(), 3);
+            let _ = done.send((store.len(), store.keys()));
+        });
+        let (len, keys) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("clear still waits");
+        assert_eq!((len, keys), (1, vec!["c".to_string()]));
+    }
+}

@@ -401,17 +401,17 @@ fn commit_rows(
                         let (old_count, old_bytes) =
                             remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
                         delta.count -= old_count;
-                        delta.bytes -= old_bytes;
+                        delta.bytes = delta.bytes.saturating_sub(old_bytes);
                         add.execute(row)?;
                     }
                     delta.count += 1;
-                    delta.bytes += size;
+                    delta.bytes = delta.bytes.saturating_add(size);
                 }
                 Kind::Delete => {
                     let (count, bytes) = remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
                     let delta = delta(&mut deltas, &op.ns);
                     delta.count -= count;
-                    delta.bytes -= bytes;
+                    delta.bytes = delta.bytes.saturating_sub(bytes);
                 }
                 Kind::Touch { expires } => {
                     touch.execute(params![ns, key, expires])?;
@@ -458,7 +458,8 @@ fn io_error(err: std::io::Error) -> rusqlite::Error {
 }
 
 /// Deletes the rows `sql` selects (`params`), `RETURNING size, file`; notes their files in
-/// `dropped`; returns how many rows and bytes went.
+/// `dropped`; returns how many rows and bytes went. A `size` no value can have (a damaged or
+/// planted row) counts as nothing, so that sums of them never overflow.
 fn remove_rows(
     conn: &Connection,
     sql: &str,
@@ -470,11 +471,18 @@ fn remove_rows(
     let mut rows = statement.query(params)?;
     while let Some(row) = rows.next()? {
         count += 1;
-        bytes += row.get::<_, i64>(0)?;
+        let size = row.get::<_, i64>(0)?;
+        if (0..=MAX_SIZE).contains(&size) {
+            bytes = bytes.saturating_add(size);
+        }
         dropped.extend(row.get::<_, Option<String>>(1)?);
     }
     Ok((count, bytes))
 }
+
+/// The largest value a row can hold: the largest that decodes.
+#[allow(clippy::cast_possible_wrap, reason = "256 MiB")]
+const MAX_SIZE: i64 = crate::codec::MAX_DECODE as i64;
 
 /// Adds `count` entries and `bytes` to the totals of `ns`.
 fn add_to_space(conn: &Connection, ns: &[u8], count: i64, bytes: i64) -> rusqlite::Result<()> {
@@ -516,9 +524,10 @@ fn evict(
     let mut total = || {
         totals
             .query_row([ns], |row| {
+                // Negative (damaged) totals are nothing, not a huge amount to evict.
                 Ok((
-                    row.get::<_, i64>(0)?.unsigned_abs(),
-                    row.get::<_, i64>(1)?.unsigned_abs(),
+                    u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
                 ))
             })
             .optional()
