@@ -1401,6 +1401,16 @@ mod disk_faults {
             .unwrap()
     }
 
+    /// Makes the writer's connection refuse every write (as a disk that refuses them does).
+    fn refuse_writes(store: &DiskStore<u32, Vec<u8>>, refuse: bool) {
+        let writer = store.db.shared.writer.lock().unwrap();
+        writer
+            .as_ref()
+            .unwrap()
+            .pragma_update(None, "query_only", refuse)
+            .unwrap();
+    }
+
     /// A large value's row whose `size` was damaged to `size`: a miss, counted, and the row goes.
     fn a_damaged_size_is_a_miss(tag: &str, size: i64) {
         let tmp = TempDir::new(tag);
@@ -1457,5 +1467,150 @@ mod disk_faults {
             .recv_timeout(Duration::from_secs(30))
             .expect("clear still waits");
         assert_eq!((len, keys), (1, vec!["c".to_string()]));
+    }
+
+    /// A panic in the writer fails its batch (counted), and the thread goes on: `clear`, `len`,
+    /// `keys` and `flush` return, and later writes land.
+    #[test]
+    fn a_panic_in_the_writer_fails_its_batch_only() {
+        let tmp = TempDir::new("writer-panic");
+        let (done, finished) = std::sync::mpsc::channel();
+        let root = tmp.0.clone();
+        std::thread::spawn(move || {
+            let store = open(&root, &Config::new());
+            store.insert("a".into(), 1);
+            store.insert(writer::PANIC_KEY.into(), 2);
+            store.flush();
+            let errors = store.counts().errors;
+            store.insert("b".into(), 3);
+            let keys = store.keys();
+            store.clear();
+            let _ = done.send((errors, keys, store.len()));
+        });
+        let (errors, mut keys, len) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the store still waits for its writer");
+        keys.sort();
+        assert_eq!(errors, 1);
+        // The failed batch's values are removed from disk too; only the later write landed.
+        assert_eq!((keys, len), (vec!["b".to_string()], 0));
+    }
+
+    /// A batch failed for another function's large value (its file cannot be written; a full
+    /// disk does the same) and took the removal of key 1 with it: the removal is written alone.
+    #[test]
+    fn a_removal_in_a_failed_batch_is_written_alone() {
+        let tmp = TempDir::new("lost-delete");
+        let small: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        let large: DiskStore<u32, Vec<u8>> = options(&tmp.0)
+            .function("tests::large", 1)
+            .open(&Config::new());
+        small.insert(1, vec![1; 10]);
+        small.flush();
+        let values = tmp.0.join("test").join("values");
+        std::fs::write(&values, b"").unwrap();
+        large.insert(2, vec![2; 40_000]);
+        assert!(small.remove(&&1));
+        small.flush();
+        assert_eq!(small.get(&&1), None, "the removed value is served again");
+        assert_eq!(large.get(&&2), None);
+        assert!(small.counts().errors + large.counts().errors >= 1);
+        // Other processes see it gone too.
+        assert_eq!(rows(&tmp.0), 0);
+    }
+
+    /// A large value whose write failed does not bring back the value it replaced.
+    #[test]
+    fn a_failed_overwrite_does_not_serve_the_old_value() {
+        let tmp = TempDir::new("lost-put");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+        store.flush();
+        // Writable by the group: refused for new files; the old one still reads.
+        let values = tmp.0.join("test").join("values");
+        std::fs::set_permissions(&values, std::os::unix::fs::PermissionsExt::from_mode(0o770))
+            .unwrap();
+        store.insert(1, vec![2; 40_000]);
+        store.flush();
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.counts().errors, 1);
+        assert_eq!(rows(&tmp.0), 0);
+    }
+
+    /// The disk refuses a removal and its retry: this process reads the key as gone until a
+    /// later write lands, which writes the removal too. (Other processes read the row until
+    /// then.)
+    #[test]
+    fn a_removal_the_disk_refuses_is_never_read_back_here() {
+        let tmp = TempDir::new("refused-delete");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+        store.insert(2, vec![2; 10]);
+        store.flush();
+        refuse_writes(&store, true);
+        assert!(store.remove(&&1));
+        assert!(store.remove(&&2));
+        store.flush();
+        assert!(store.counts().errors >= 1);
+        assert_eq!(rows(&tmp.0), 2, "refused");
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.get(&&2), None);
+        refuse_writes(&store, false);
+        store.insert(3, vec![3; 10]);
+        store.flush();
+        assert_eq!(rows(&tmp.0), 1);
+        assert_eq!(store.keys(), vec![3]);
+        assert_eq!(store.get(&&1), None);
+    }
+
+    /// The same for a `clear`: the namespace reads as empty here until the clear lands; keys
+    /// stored after it are read.
+    #[test]
+    fn a_clear_the_disk_refuses_is_never_read_back_here() {
+        let tmp = TempDir::new("refused-clear");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+        store.insert(2, vec![2; 10]);
+        store.flush();
+        refuse_writes(&store, true);
+        store.clear();
+        assert!(store.counts().errors >= 1);
+        assert_eq!(rows(&tmp.0), 2, "refused");
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.get(&&2), None);
+        refuse_writes(&store, false);
+        store.insert(3, vec![3; 10]);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.get(&&3), Some(vec![3; 10]));
+    }
+
+    /// More refused removals than are kept one by one: their namespace reads as empty here, and
+    /// is cleared once the disk takes writes again.
+    #[test]
+    fn many_refused_removals_clear_their_namespace() {
+        let tmp = TempDir::new("refused-many");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        let other: DiskStore<u32, Vec<u8>> = options(&tmp.0)
+            .function("tests::other", 1)
+            .open(&Config::new());
+        store.insert(u32::MAX, vec![1; 40_000]);
+        other.insert(1, vec![1; 10]);
+        store.flush();
+        refuse_writes(&store, true);
+        for key in 0..=16_384 {
+            store.remove(&&key);
+        }
+        store.flush();
+        assert_eq!(
+            store.get(&&u32::MAX),
+            None,
+            "never removed, but in the cleared namespace"
+        );
+        assert_eq!(other.get(&&1), Some(vec![1; 10]));
+        refuse_writes(&store, false);
+        store.insert(0, vec![0; 10]);
+        assert_eq!(store.keys(), vec![0]);
+        assert_eq!(other.keys(), vec![1]);
     }
 }
