@@ -97,6 +97,9 @@ pub(super) struct Shared {
     pub(super) spaces: Mutex<HashMap<Arc<[u8]>, Arc<Space>>>,
     last_log: Mutex<Option<Instant>>,
     recovered: AtomicBool,
+    /// The database was damaged and could not be reopened: the stores keep entries in memory
+    /// only from then on, and each write the writer drops is counted.
+    lost: AtomicBool,
     /// The identity of the `cache.db` the connections opened: a process that finds its file
     /// damaged moves it aside only if it is still the one named `cache.db`.
     file_id: Mutex<Option<FileId>>,
@@ -179,6 +182,7 @@ impl Db {
             spaces: Mutex::new(HashMap::new()),
             last_log: Mutex::new(None),
             recovered: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             file_id: Mutex::new(file_id),
             held: Mutex::new(HashSet::new()),
         });
@@ -186,14 +190,15 @@ impl Db {
         Self { shared, writer }
     }
 
-    /// Whether writes reach the disk (the database opened and its writer runs).
+    /// Whether writes reach the disk: the database opened and its writer runs, and it was not
+    /// lost to damage.
     pub(super) fn is_usable(&self) -> bool {
-        self.writer.is_some()
+        self.writer.is_some() && !self.shared.lost.load(Ordering::Acquire)
     }
 
-    /// Waits until every write queued so far is committed (or failed).
+    /// Waits until every write queued so far is committed (or failed), if a writer runs.
     pub(super) fn flush(&self) {
-        if self.is_usable() {
+        if self.writer.is_some() {
             self.shared.queue.flush();
         }
     }
@@ -222,8 +227,9 @@ impl Drop for Db {
 }
 
 impl Shared {
-    /// Runs `op` on the reader connection; `None` when the database is not usable or `op` failed
-    /// (counted on `space` and reported; a damaged file is moved aside and rebuilt).
+    /// Runs `op` on the reader connection; `None` when there is none (the database was lost)
+    /// or `op` failed (either counted on `space` and reported; a damaged file is moved aside and
+    /// rebuilt).
     pub(super) fn read<T>(
         &self,
         space: &Space,
@@ -231,7 +237,12 @@ impl Shared {
     ) -> Option<T> {
         let result = {
             let reader = lock(&self.reader);
-            op(reader.as_ref()?)
+            let Some(conn) = reader.as_ref() else {
+                drop(reader);
+                space.count_error(&"the database could not be reopened");
+                return None;
+            };
+            op(conn)
         };
         result.map_err(|err| self.failed(space, &err)).ok()
     }
@@ -276,6 +287,8 @@ impl Shared {
         let mut reader = lock(&self.reader);
         writer.take();
         reader.take();
+        // Until both connections are back.
+        self.lost.store(true, Ordering::Release);
         let _opening = OpenLock::take(&self.dir);
         let file = self.dir.join("cache.db");
         let mut file_id = lock(&self.file_id);
@@ -284,11 +297,25 @@ impl Shared {
         }
         *file_id = None;
         let Ok(id) = check_files(&file) else {
+            self.lost_for_good();
             return;
         };
         *reader = open_connection(&file).ok();
         *writer = open_connection(&file).ok();
         *file_id = Some(id);
+        if reader.is_some() && writer.is_some() {
+            self.lost.store(false, Ordering::Release);
+        } else {
+            self.lost_for_good();
+        }
+    }
+
+    /// Warns that the database could not be reopened: the stores are in memory only now.
+    fn lost_for_good(&self) {
+        crate::trace::warn(&format!(
+            "the disk cache in {} could not be reopened; caching in memory only",
+            self.dir.display()
+        ));
     }
 }
 

@@ -1613,4 +1613,36 @@ mod disk_faults {
         assert_eq!(store.keys(), vec![0]);
         assert_eq!(other.keys(), vec![1]);
     }
+
+    /// The database turned out damaged, and what is now `cache.db` cannot be opened: the store
+    /// says it is in memory only, counts each write it drops, and calls go on.
+    #[test]
+    fn a_database_that_cannot_be_reopened_is_not_persistent() {
+        let tmp = TempDir::new("lost-db");
+        let store = open(&tmp.0, &Config::new());
+        store.insert("a".into(), 1);
+        store.flush();
+        // Another process moved the damaged file aside, and something else is there now.
+        let dir = tmp.0.join("test");
+        for side in ["", "-wal", "-shm"] {
+            let _ = std::fs::rename(
+                dir.join(format!("cache.db{side}")),
+                dir.join(format!("elsewhere.db{side}")),
+            );
+        }
+        std::fs::write(db_file(&tmp.0), vec![0x55_u8; 8192]).unwrap();
+        let damaged = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        store.db.shared.trouble(&damaged);
+        assert!(!store.is_persistent());
+        let before = store.counts().errors;
+        store.insert("b".into(), 2);
+        store.flush();
+        assert_eq!(store.counts().errors, before + 1, "the dropped write");
+        let cache = Cache::with_store(store);
+        assert_eq!(cache.get_or_compute(&"c".to_string(), |_| 3), 3);
+        assert_eq!(cache.get("b"), Some(2), "kept in memory");
+    }
 }

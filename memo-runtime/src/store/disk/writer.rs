@@ -382,6 +382,11 @@ fn write(shared: &Shared, batch: &[Op]) -> Outcome {
         "a test asked the writer to panic"
     );
     let Some(result) = with_writer(shared, |conn| commit(conn, shared, batch)) else {
+        count_batch(
+            shared,
+            batch,
+            &"the database could not be reopened; the write is lost",
+        );
         return Outcome::Dropped;
     };
     let Err(err) = result else {
