@@ -100,6 +100,8 @@ pub(super) struct Shared {
     /// The database was damaged and could not be reopened: the stores keep entries in memory
     /// only from then on, and each write the writer drops is counted.
     lost: AtomicBool,
+    /// A forked child found its parent's database (counted once on each store).
+    fork_seen: AtomicBool,
     /// The identity of the `cache.db` the connections opened: a process that finds its file
     /// damaged moves it aside only if it is still the one named `cache.db`.
     file_id: Mutex<Option<FileId>>,
@@ -183,6 +185,7 @@ impl Db {
             last_log: Mutex::new(None),
             recovered: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            fork_seen: AtomicBool::new(false),
             file_id: Mutex::new(file_id),
             held: Mutex::new(HashSet::new()),
         });
@@ -190,10 +193,17 @@ impl Db {
         Self { shared, writer }
     }
 
-    /// Whether writes reach the disk: the database opened and its writer runs, and it was not
-    /// lost to damage.
+    /// Whether writes reach the disk: the database opened and its writer runs, it was not lost
+    /// to damage, and this is the process that opened it (not a child forked since).
     pub(super) fn is_usable(&self) -> bool {
-        self.writer.is_some() && !self.shared.lost.load(Ordering::Acquire)
+        if self.writer.is_none() || self.shared.lost.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.shared.queue.forked() {
+            self.shared.forked();
+            return false;
+        }
+        true
     }
 
     /// Waits until every write queued so far is committed (or failed), if a writer runs.
@@ -221,7 +231,12 @@ impl Db {
 impl Drop for Db {
     fn drop(&mut self) {
         if let Some(writer) = self.writer.take() {
-            writer.stop(&self.shared.queue);
+            if self.shared.queue.forked() {
+                // The thread is the parent's, and the queue's lock may have been copied held.
+                std::mem::forget(writer);
+            } else {
+                writer.stop(&self.shared.queue);
+            }
         }
     }
 }
@@ -245,6 +260,19 @@ impl Shared {
             op(conn)
         };
         result.map_err(|err| self.failed(space, &err)).ok()
+    }
+
+    /// A forked child uses its parent's database: counted once on each of its stores (the
+    /// lock is tried, not waited for: the fork may have copied it held).
+    #[cold]
+    fn forked(&self) {
+        if !self.fork_seen.swap(true, Ordering::AcqRel)
+            && let Ok(spaces) = self.spaces.try_lock()
+        {
+            for space in spaces.values() {
+                space.count_error(&"a forked child cannot use its parent's disk cache");
+            }
+        }
     }
 
     /// Counts and reports a failure; moves a damaged database aside.

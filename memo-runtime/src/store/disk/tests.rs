@@ -1645,4 +1645,55 @@ mod disk_faults {
         assert_eq!(cache.get_or_compute(&"c".to_string(), |_| 3), 3);
         assert_eq!(cache.get("b"), Some(2), "kept in memory");
     }
+
+    /// A child forked without exec has no writer thread: its calls compute and are counted, and
+    /// nothing waits for the writer (it waited for ever).
+    #[test]
+    fn a_forked_child_computes_and_does_not_hang() {
+        let tmp = TempDir::new("fork");
+        let store = open(&tmp.0, &Config::new());
+        store.insert("a".into(), 1);
+        store.flush();
+        // SAFETY: the child only calls the store and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            store.insert("b".into(), 2);
+            let fine = !store.is_persistent()
+                && store.len() == 2
+                && store.get(&"b") == Some(2)
+                && store.counts().errors == 1;
+            store.flush();
+            store.clear();
+            drop(store);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(if fine { 0 } else { 3 }) };
+        }
+        let mut status = 0;
+        let mut ended = false;
+        for _ in 0..300 {
+            // SAFETY: waits for the child forked above.
+            if unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) } == pid {
+                ended = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !ended {
+            // SAFETY: the child forked above.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &raw mut status, 0);
+            }
+        }
+        assert!(ended, "the forked child still waits after 30 s");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status}"
+        );
+        // The parent's store is untouched.
+        store.insert("c".into(), 3);
+        store.flush();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.counts().errors, 0);
+    }
 }

@@ -38,6 +38,10 @@ const MAX_QUEUED: usize = 65_536;
 /// Refused removals kept one by one, at most; past them, their namespaces are cleared instead.
 const MAX_RETRY: usize = MAX_BATCH;
 
+/// Bumped in the child of each `fork`: the writer threads stay in the parent, so a queue
+/// started under another count has no writer (see [`Queue::forked`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
 /// A queued write.
 #[derive(Clone)]
 pub(super) struct Op {
@@ -101,6 +105,8 @@ pub(super) struct Queue {
     work: Condvar,
     /// Wakes callers waiting for a commit.
     done: Condvar,
+    /// [`FORKS`] when the writer started.
+    born: AtomicU64,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -152,8 +158,18 @@ impl State {
 }
 
 impl Queue {
+    /// Whether this process is a child forked after the writer started: it has no writer
+    /// thread, and the parent's connections are not its to use. Checked before the queue's
+    /// lock, which the fork may have copied held.
+    pub(super) fn forked(&self) -> bool {
+        FORKS.load(Ordering::Relaxed) != self.born.load(Ordering::Relaxed)
+    }
+
     /// Queues a write of `key` in namespace `ns`.
     pub(super) fn push(&self, ns: &Arc<[u8]>, key: Vec<u8>, kind: Kind) {
+        if self.forked() {
+            return;
+        }
         let state = lock(&self.state);
         if !state.running {
             return;
@@ -196,6 +212,9 @@ impl Queue {
 
     /// The uncommitted write of `key`, if any (`Gone` for a key of a namespace being cleared).
     pub(super) fn pending(&self, ns: &[u8], key: &[u8]) -> Option<Pending> {
+        if self.forked() {
+            return None;
+        }
         let state = lock(&self.state);
         if let Some((_, pending)) = state.pending.get(ns).and_then(|keys| keys.get(key)) {
             return Some(pending.clone());
@@ -205,6 +224,9 @@ impl Queue {
 
     /// Waits until every write queued so far is committed (or failed).
     pub(super) fn flush(&self) {
+        if self.forked() {
+            return;
+        }
         let state = lock(&self.state);
         let target = state.next;
         drop(self.wait_while(state, |state| state.committed < target));
@@ -325,6 +347,19 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer; `None` if no thread could be spawned (then writes are dropped).
     pub(super) fn start(shared: &Arc<Shared>) -> Option<Self> {
+        static AT_FORK: std::sync::Once = std::sync::Once::new();
+        extern "C" fn in_child() {
+            FORKS.fetch_add(1, Ordering::Relaxed);
+        }
+        AT_FORK.call_once(|| {
+            // SAFETY: `in_child` only bumps an atomic, which is async-signal-safe, as code run
+            // in a forked child must be. If registering fails, a child hangs as it did before.
+            let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        });
+        shared
+            .queue
+            .born
+            .store(FORKS.load(Ordering::Relaxed), Ordering::Relaxed);
         lock(&shared.queue.state).running = true;
         let for_thread = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
