@@ -97,6 +97,11 @@ pub(super) struct Shared {
     pub(super) spaces: Mutex<HashMap<Arc<[u8]>, Arc<Space>>>,
     last_log: Mutex<Option<Instant>>,
     recovered: AtomicBool,
+    /// The database was damaged and could not be reopened: the stores keep entries in memory
+    /// only from then on, and each write the writer drops is counted.
+    lost: AtomicBool,
+    /// A forked child found its parent's database (counted once on each store).
+    fork_seen: AtomicBool,
     /// The identity of the `cache.db` the connections opened: a process that finds its file
     /// damaged moves it aside only if it is still the one named `cache.db`.
     file_id: Mutex<Option<FileId>>,
@@ -179,6 +184,8 @@ impl Db {
             spaces: Mutex::new(HashMap::new()),
             last_log: Mutex::new(None),
             recovered: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            fork_seen: AtomicBool::new(false),
             file_id: Mutex::new(file_id),
             held: Mutex::new(HashSet::new()),
         });
@@ -186,14 +193,22 @@ impl Db {
         Self { shared, writer }
     }
 
-    /// Whether writes reach the disk (the database opened and its writer runs).
+    /// Whether writes reach the disk: the database opened and its writer runs, it was not lost
+    /// to damage, and this is the process that opened it (not a child forked since).
     pub(super) fn is_usable(&self) -> bool {
-        self.writer.is_some()
+        if self.writer.is_none() || self.shared.lost.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.shared.queue.forked() {
+            self.shared.forked();
+            return false;
+        }
+        true
     }
 
-    /// Waits until every write queued so far is committed (or failed).
+    /// Waits until every write queued so far is committed (or failed), if a writer runs.
     pub(super) fn flush(&self) {
-        if self.is_usable() {
+        if self.writer.is_some() {
             self.shared.queue.flush();
         }
     }
@@ -216,14 +231,20 @@ impl Db {
 impl Drop for Db {
     fn drop(&mut self) {
         if let Some(writer) = self.writer.take() {
-            writer.stop(&self.shared.queue);
+            if self.shared.queue.forked() {
+                // The thread is the parent's, and the queue's lock may have been copied held.
+                std::mem::forget(writer);
+            } else {
+                writer.stop(&self.shared.queue);
+            }
         }
     }
 }
 
 impl Shared {
-    /// Runs `op` on the reader connection; `None` when the database is not usable or `op` failed
-    /// (counted on `space` and reported; a damaged file is moved aside and rebuilt).
+    /// Runs `op` on the reader connection; `None` when there is none (the database was lost)
+    /// or `op` failed (either counted on `space` and reported; a damaged file is moved aside and
+    /// rebuilt).
     pub(super) fn read<T>(
         &self,
         space: &Space,
@@ -231,9 +252,27 @@ impl Shared {
     ) -> Option<T> {
         let result = {
             let reader = lock(&self.reader);
-            op(reader.as_ref()?)
+            let Some(conn) = reader.as_ref() else {
+                drop(reader);
+                space.count_error(&"the database could not be reopened");
+                return None;
+            };
+            op(conn)
         };
         result.map_err(|err| self.failed(space, &err)).ok()
+    }
+
+    /// A forked child uses its parent's database: counted once on each of its stores (the
+    /// lock is tried, not waited for: the fork may have copied it held).
+    #[cold]
+    fn forked(&self) {
+        if !self.fork_seen.swap(true, Ordering::AcqRel)
+            && let Ok(spaces) = self.spaces.try_lock()
+        {
+            for space in spaces.values() {
+                space.count_error(&"a forked child cannot use its parent's disk cache");
+            }
+        }
     }
 
     /// Counts and reports a failure; moves a damaged database aside.
@@ -276,6 +315,8 @@ impl Shared {
         let mut reader = lock(&self.reader);
         writer.take();
         reader.take();
+        // Until both connections are back.
+        self.lost.store(true, Ordering::Release);
         let _opening = OpenLock::take(&self.dir);
         let file = self.dir.join("cache.db");
         let mut file_id = lock(&self.file_id);
@@ -284,11 +325,25 @@ impl Shared {
         }
         *file_id = None;
         let Ok(id) = check_files(&file) else {
+            self.lost_for_good();
             return;
         };
         *reader = open_connection(&file).ok();
         *writer = open_connection(&file).ok();
         *file_id = Some(id);
+        if reader.is_some() && writer.is_some() {
+            self.lost.store(false, Ordering::Release);
+        } else {
+            self.lost_for_good();
+        }
+    }
+
+    /// Warns that the database could not be reopened: the stores are in memory only now.
+    fn lost_for_good(&self) {
+        crate::trace::warn(&format!(
+            "the disk cache in {} could not be reopened; caching in memory only",
+            self.dir.display()
+        ));
     }
 }
 

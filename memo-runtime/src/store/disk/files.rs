@@ -90,8 +90,11 @@ pub(super) enum Found {
 }
 
 /// The value of `key` in namespace `ns` from the file `name` under `dir`, `size` bytes long.
+///
+/// `size` comes from the row, which may be damaged: a size no value has, or that is not the
+/// file's, is `Wrong` before anything that long is allocated.
 pub(super) fn read(dir: &Path, name: &str, ns: &[u8], key: &[u8], size: usize) -> Found {
-    if name.contains(['/', '\\']) || name.starts_with('.') {
+    if name.contains(['/', '\\']) || name.starts_with('.') || size > crate::codec::MAX_DECODE {
         return Found::Wrong;
     }
     let opened = OpenOptions::new()
@@ -102,6 +105,12 @@ pub(super) fn read(dir: &Path, name: &str, ns: &[u8], key: &[u8], size: usize) -
         return Found::Gone;
     };
     let expected = header(ns, key, size);
+    if file
+        .metadata()
+        .is_ok_and(|meta| meta.len() != (expected.len() + size) as u64)
+    {
+        return Found::Wrong;
+    }
     let mut bytes = Vec::with_capacity(expected.len() + size);
     // One byte more than the file should hold, to see a file that is too long.
     let limit = (expected.len() + size + 1) as u64;

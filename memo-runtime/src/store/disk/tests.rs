@@ -1381,3 +1381,319 @@ fn two_processes_reading_a_stale_key_refresh_it_once() {
     assert_eq!(executions, 1, "one refresh across the two processes");
     assert_eq!(store.get(&"shared"), Some(2));
 }
+
+/// A broken disk (damaged rows, refused writes, a writer that panics, a database that cannot be
+/// reopened, a fork) never fails or hangs a call, and never serves a removed value here.
+mod disk_faults {
+    use super::*;
+
+    /// Plants `size` in every row of the store's database.
+    fn plant_size(root: &Path, size: i64) {
+        let conn = rusqlite::Connection::open(db_file(root)).unwrap();
+        conn.execute("UPDATE entries SET size = ?1", [size])
+            .unwrap();
+    }
+
+    /// Rows of the store's database, in any namespace.
+    fn rows(root: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(db_file(root)).unwrap();
+        conn.query_row("SELECT count(*) FROM entries", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// Makes the writer's connection refuse every write (as a disk that refuses them does).
+    fn refuse_writes(store: &DiskStore<u32, Vec<u8>>, refuse: bool) {
+        let writer = store.db.shared.writer.lock().unwrap();
+        writer
+            .as_ref()
+            .unwrap()
+            .pragma_update(None, "query_only", refuse)
+            .unwrap();
+    }
+
+    /// A large value's row whose `size` was damaged to `size`: a miss, counted, and the row goes.
+    fn a_damaged_size_is_a_miss(tag: &str, size: i64) {
+        let tmp = TempDir::new(tag);
+        {
+            let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+            store.insert(1, vec![1; 40_000]);
+            store.flush();
+        }
+        plant_size(&tmp.0, size);
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        assert_eq!(store.get(&&1), None);
+        store.flush();
+        assert_eq!(store.counts().errors, 1);
+        assert_eq!(rows(&tmp.0), 0);
+    }
+
+    /// Allocated up front, this size aborted the process.
+    #[test]
+    fn a_huge_size_column_is_a_miss() {
+        a_damaged_size_is_a_miss("size-huge", 1 << 46);
+    }
+
+    #[test]
+    fn a_negative_size_column_is_a_miss() {
+        a_damaged_size_is_a_miss("size-negative", -1);
+    }
+
+    #[test]
+    fn a_size_column_other_than_the_files_is_a_miss() {
+        a_damaged_size_is_a_miss("size-other", 100 << 20);
+    }
+
+    /// Summing two planted sizes overflowed in the writer, whose thread died; `clear` then waited
+    /// for ever.
+    #[test]
+    fn huge_size_columns_do_not_stop_the_writer() {
+        let tmp = TempDir::new("size-sum");
+        {
+            let store = open(&tmp.0, &Config::new());
+            store.insert("a".into(), 1);
+            store.insert("b".into(), 2);
+            store.flush();
+        }
+        plant_size(&tmp.0, i64::MAX / 2 + 1);
+        let (done, finished) = std::sync::mpsc::channel();
+        let root = tmp.0.clone();
+        std::thread::spawn(move || {
+            let store = open(&root, &Config::new());
+            store.clear();
+            store.insert("c".into(), 3);
+            let _ = done.send((store.len(), store.keys()));
+        });
+        let (len, keys) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("clear still waits");
+        assert_eq!((len, keys), (1, vec!["c".to_string()]));
+    }
+
+    /// A panic in the writer fails its batch (counted), and the thread goes on: `clear`, `len`,
+    /// `keys` and `flush` return, and later writes land.
+    #[test]
+    fn a_panic_in_the_writer_fails_its_batch_only() {
+        let tmp = TempDir::new("writer-panic");
+        let (done, finished) = std::sync::mpsc::channel();
+        let root = tmp.0.clone();
+        std::thread::spawn(move || {
+            let store = open(&root, &Config::new());
+            store.insert("a".into(), 1);
+            store.insert(writer::PANIC_KEY.into(), 2);
+            store.flush();
+            let errors = store.counts().errors;
+            store.insert("b".into(), 3);
+            let keys = store.keys();
+            store.clear();
+            let _ = done.send((errors, keys, store.len()));
+        });
+        let (errors, mut keys, len) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the store still waits for its writer");
+        keys.sort();
+        assert_eq!(errors, 1);
+        // The failed batch's values are removed from disk too; only the later write landed.
+        assert_eq!((keys, len), (vec!["b".to_string()], 0));
+    }
+
+    /// A batch failed for another function's large value (its file cannot be written; a full
+    /// disk does the same) and took the removal of key 1 with it: the removal is written alone.
+    #[test]
+    fn a_removal_in_a_failed_batch_is_written_alone() {
+        let tmp = TempDir::new("lost-delete");
+        let small: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        let large: DiskStore<u32, Vec<u8>> = options(&tmp.0)
+            .function("tests::large", 1)
+            .open(&Config::new());
+        small.insert(1, vec![1; 10]);
+        small.flush();
+        let values = tmp.0.join("test").join("values");
+        std::fs::write(&values, b"").unwrap();
+        large.insert(2, vec![2; 40_000]);
+        assert!(small.remove(&&1));
+        small.flush();
+        assert_eq!(small.get(&&1), None, "the removed value is served again");
+        assert_eq!(large.get(&&2), None);
+        assert!(small.counts().errors + large.counts().errors >= 1);
+        // Other processes see it gone too.
+        assert_eq!(rows(&tmp.0), 0);
+    }
+
+    /// A large value whose write failed does not bring back the value it replaced.
+    #[test]
+    fn a_failed_overwrite_does_not_serve_the_old_value() {
+        let tmp = TempDir::new("lost-put");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+        store.flush();
+        // Writable by the group: refused for new files; the old one still reads.
+        let values = tmp.0.join("test").join("values");
+        std::fs::set_permissions(&values, std::os::unix::fs::PermissionsExt::from_mode(0o770))
+            .unwrap();
+        store.insert(1, vec![2; 40_000]);
+        store.flush();
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.counts().errors, 1);
+        assert_eq!(rows(&tmp.0), 0);
+    }
+
+    /// The disk refuses a removal and its retry: this process reads the key as gone until a
+    /// later write lands, which writes the removal too. (Other processes read the row until
+    /// then.)
+    #[test]
+    fn a_removal_the_disk_refuses_is_never_read_back_here() {
+        let tmp = TempDir::new("refused-delete");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+        store.insert(2, vec![2; 10]);
+        store.flush();
+        refuse_writes(&store, true);
+        assert!(store.remove(&&1));
+        assert!(store.remove(&&2));
+        store.flush();
+        assert!(store.counts().errors >= 1);
+        assert_eq!(rows(&tmp.0), 2, "refused");
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.get(&&2), None);
+        refuse_writes(&store, false);
+        store.insert(3, vec![3; 10]);
+        store.flush();
+        assert_eq!(rows(&tmp.0), 1);
+        assert_eq!(store.keys(), vec![3]);
+        assert_eq!(store.get(&&1), None);
+    }
+
+    /// The same for a `clear`: the namespace reads as empty here until the clear lands; keys
+    /// stored after it are read.
+    #[test]
+    fn a_clear_the_disk_refuses_is_never_read_back_here() {
+        let tmp = TempDir::new("refused-clear");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        store.insert(1, vec![1; 40_000]);
+        store.insert(2, vec![2; 10]);
+        store.flush();
+        refuse_writes(&store, true);
+        store.clear();
+        assert!(store.counts().errors >= 1);
+        assert_eq!(rows(&tmp.0), 2, "refused");
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.get(&&2), None);
+        refuse_writes(&store, false);
+        store.insert(3, vec![3; 10]);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.get(&&1), None);
+        assert_eq!(store.get(&&3), Some(vec![3; 10]));
+    }
+
+    /// More refused removals than are kept one by one: their namespace reads as empty here, and
+    /// is cleared once the disk takes writes again.
+    #[test]
+    fn many_refused_removals_clear_their_namespace() {
+        let tmp = TempDir::new("refused-many");
+        let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+        let other: DiskStore<u32, Vec<u8>> = options(&tmp.0)
+            .function("tests::other", 1)
+            .open(&Config::new());
+        store.insert(u32::MAX, vec![1; 40_000]);
+        other.insert(1, vec![1; 10]);
+        store.flush();
+        refuse_writes(&store, true);
+        for key in 0..=16_384 {
+            store.remove(&&key);
+        }
+        store.flush();
+        assert_eq!(
+            store.get(&&u32::MAX),
+            None,
+            "never removed, but in the cleared namespace"
+        );
+        assert_eq!(other.get(&&1), Some(vec![1; 10]));
+        refuse_writes(&store, false);
+        store.insert(0, vec![0; 10]);
+        assert_eq!(store.keys(), vec![0]);
+        assert_eq!(other.keys(), vec![1]);
+    }
+
+    /// The database turned out damaged, and what is now `cache.db` cannot be opened: the store
+    /// says it is in memory only, counts each write it drops, and calls go on.
+    #[test]
+    fn a_database_that_cannot_be_reopened_is_not_persistent() {
+        let tmp = TempDir::new("lost-db");
+        let store = open(&tmp.0, &Config::new());
+        store.insert("a".into(), 1);
+        store.flush();
+        // Another process moved the damaged file aside, and something else is there now.
+        let dir = tmp.0.join("test");
+        for side in ["", "-wal", "-shm"] {
+            let _ = std::fs::rename(
+                dir.join(format!("cache.db{side}")),
+                dir.join(format!("elsewhere.db{side}")),
+            );
+        }
+        std::fs::write(db_file(&tmp.0), vec![0x55_u8; 8192]).unwrap();
+        let damaged = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        store.db.shared.trouble(&damaged);
+        assert!(!store.is_persistent());
+        let before = store.counts().errors;
+        store.insert("b".into(), 2);
+        store.flush();
+        assert_eq!(store.counts().errors, before + 1, "the dropped write");
+        let cache = Cache::with_store(store);
+        assert_eq!(cache.get_or_compute(&"c".to_string(), |_| 3), 3);
+        assert_eq!(cache.get("b"), Some(2), "kept in memory");
+    }
+
+    /// A child forked without exec has no writer thread: its calls compute and are counted, and
+    /// nothing waits for the writer (it waited for ever).
+    #[test]
+    fn a_forked_child_computes_and_does_not_hang() {
+        let tmp = TempDir::new("fork");
+        let store = open(&tmp.0, &Config::new());
+        store.insert("a".into(), 1);
+        store.flush();
+        // SAFETY: the child only calls the store and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            store.insert("b".into(), 2);
+            let fine = !store.is_persistent()
+                && store.len() == 2
+                && store.get(&"b") == Some(2)
+                && store.counts().errors == 1;
+            store.flush();
+            store.clear();
+            drop(store);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(if fine { 0 } else { 3 }) };
+        }
+        let mut status = 0;
+        let mut ended = false;
+        for _ in 0..300 {
+            // SAFETY: waits for the child forked above.
+            if unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) } == pid {
+                ended = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !ended {
+            // SAFETY: the child forked above.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &raw mut status, 0);
+            }
+        }
+        assert!(ended, "the forked child still waits after 30 s");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status}"
+        );
+        // The parent's store is untouched.
+        store.insert("c".into(), 3);
+        store.flush();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.counts().errors, 0);
+    }
+}

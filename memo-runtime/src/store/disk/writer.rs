@@ -7,8 +7,15 @@
 //! commit, a write is answered from the queue (`pending`), so the process that wrote it reads it
 //! back at once; other processes see it after the commit, which also bumps the shared change
 //! counter.
+//!
+//! A batch the disk refuses is counted on each function it wrote for, and its removals are tried
+//! again alone (a value whose write failed is removed too: the row is no longer its key's value).
+//! If the disk refuses those as well, this process reads the keys (or the namespace of a
+//! `Clear`) as gone until a later batch commits the removals; other processes keep reading the
+//! rows on disk meanwhile, as they do any write of this process not yet committed.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -28,7 +35,15 @@ const MAX_BATCH: usize = 16_384;
 /// Queued writes past which writers wait for the disk to catch up.
 const MAX_QUEUED: usize = 65_536;
 
+/// Refused removals kept one by one, at most; past them, their namespaces are cleared instead.
+const MAX_RETRY: usize = MAX_BATCH;
+
+/// Bumped in the child of each `fork`: the writer threads stay in the parent, so a queue
+/// started under another count has no writer (see [`Queue::forked`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
 /// A queued write.
+#[derive(Clone)]
 pub(super) struct Op {
     seq: u64,
     ns: Arc<[u8]>,
@@ -36,6 +51,7 @@ pub(super) struct Op {
     kind: Kind,
 }
 
+#[derive(Clone)]
 pub(super) enum Kind {
     /// Store `value`, expiring at `expires` (Unix milliseconds; 0 for never).
     Put {
@@ -70,6 +86,10 @@ struct State {
     ops: Vec<Op>,
     /// By namespace, the writes that are not committed yet.
     pending: HashMap<Arc<[u8]>, Keys>,
+    /// By namespace, the sequence number of a `Clear` not committed yet: its rows read as gone.
+    cleared: HashMap<Arc<[u8]>, u64>,
+    /// Removals the disk refused, tried again first in the next batch (their keys read as gone).
+    retry: Vec<Op>,
     next: u64,
     committed: u64,
     flush: bool,
@@ -85,15 +105,71 @@ pub(super) struct Queue {
     work: Condvar,
     /// Wakes callers waiting for a commit.
     done: Condvar,
+    /// [`FORKS`] when the writer started.
+    born: AtomicU64,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl State {
+    /// Whether `op` is the newest write of its key (or, a `Clear`, of its namespace) queued.
+    fn is_newest(&self, op: &Op) -> bool {
+        match op.kind {
+            Kind::Clear => self.cleared.get(&op.ns) == Some(&op.seq),
+            Kind::Put { .. } | Kind::Delete => self
+                .pending
+                .get(&op.ns)
+                .and_then(|keys| keys.get(&op.key))
+                .is_some_and(|(seq, _)| *seq == op.seq),
+            Kind::Touch { .. } | Kind::Release { .. } => false,
+        }
+    }
+
+    /// Replaces the refused removals of each namespace by a `Clear` of it (the disk has refused
+    /// writes for long): memory stays bounded, and the namespace reads as empty here until the
+    /// clear lands. It takes the sequence number of the namespace's newest refused removal, so
+    /// that writes queued since stay newer, and `flush` does not wait for it.
+    #[cold]
+    fn clear_retried(&mut self) {
+        let mut newest: HashMap<Arc<[u8]>, u64> = HashMap::new();
+        for op in std::mem::take(&mut self.retry) {
+            let seq = newest.entry(op.ns).or_default();
+            *seq = (*seq).max(op.seq);
+        }
+        for (ns, seq) in newest {
+            if let Some(keys) = self.pending.get_mut(&ns) {
+                keys.retain(|_, (_, pending)| !matches!(pending, Pending::Gone));
+                if keys.is_empty() {
+                    self.pending.remove(&ns);
+                }
+            }
+            let seq = seq.max(self.cleared.get(&ns).copied().unwrap_or(0));
+            self.cleared.insert(Arc::clone(&ns), seq);
+            self.retry.push(Op {
+                seq,
+                ns,
+                key: Arc::from(&[][..]),
+                kind: Kind::Clear,
+            });
+        }
+    }
+}
+
 impl Queue {
+    /// Whether this process is a child forked after the writer started: it has no writer
+    /// thread, and the parent's connections are not its to use. Checked before the queue's
+    /// lock, which the fork may have copied held.
+    pub(super) fn forked(&self) -> bool {
+        FORKS.load(Ordering::Relaxed) != self.born.load(Ordering::Relaxed)
+    }
+
     /// Queues a write of `key` in namespace `ns`.
     pub(super) fn push(&self, ns: &Arc<[u8]>, key: Vec<u8>, kind: Kind) {
+        if self.forked() {
+            return;
+        }
         let state = lock(&self.state);
         if !state.running {
             return;
@@ -110,6 +186,8 @@ impl Queue {
             Kind::Delete => Some(Pending::Gone),
             Kind::Clear => {
                 state.pending.remove(ns);
+                state.cleared.insert(Arc::clone(ns), seq);
+                state.retry.retain(|op| op.ns != *ns);
                 None
             }
             Kind::Release { .. } | Kind::Touch { .. } => None,
@@ -132,15 +210,23 @@ impl Queue {
         });
     }
 
-    /// The uncommitted write of `key`, if any.
+    /// The uncommitted write of `key`, if any (`Gone` for a key of a namespace being cleared).
     pub(super) fn pending(&self, ns: &[u8], key: &[u8]) -> Option<Pending> {
+        if self.forked() {
+            return None;
+        }
         let state = lock(&self.state);
-        let (_, pending) = state.pending.get(ns)?.get(key)?;
-        Some(pending.clone())
+        if let Some((_, pending)) = state.pending.get(ns).and_then(|keys| keys.get(key)) {
+            return Some(pending.clone());
+        }
+        state.cleared.contains_key(ns).then_some(Pending::Gone)
     }
 
     /// Waits until every write queued so far is committed (or failed).
     pub(super) fn flush(&self) {
+        if self.forked() {
+            return;
+        }
         let state = lock(&self.state);
         let target = state.next;
         drop(self.wait_while(state, |state| state.committed < target));
@@ -187,27 +273,70 @@ impl Queue {
         state.flush = false;
         let take = state.ops.len().min(MAX_BATCH);
         let rest = state.ops.split_off(take);
-        Some(std::mem::replace(&mut state.ops, rest))
+        // Refused removals first (they are older), unless a newer write of the key replaced them.
+        let mut batch = std::mem::take(&mut state.retry);
+        batch.retain(|op| state.is_newest(op));
+        batch.extend(std::mem::replace(&mut state.ops, rest));
+        Some(batch)
     }
 
-    /// `batch` is committed (or failed): its writes leave `pending`.
-    fn done(&self, batch: &[Op]) {
+    /// `batch` is committed, or failed as `outcome` says: its writes leave `pending`, except
+    /// those the disk refused to remove, which stay gone here and are tried again.
+    fn done(&self, batch: Vec<Op>, outcome: Outcome) {
         let mut state = lock(&self.state);
+        let last = batch.iter().map(|op| op.seq).max();
         for op in batch {
-            if let Some(keys) = state.pending.get_mut(&op.ns)
-                && keys.get(&op.key).is_some_and(|(seq, _)| *seq == op.seq)
-            {
+            if !state.is_newest(&op) {
+                // Not a key's write, or a later one decides what the key reads as.
+                continue;
+            }
+            let clear = matches!(op.kind, Kind::Clear);
+            if outcome == Outcome::Refused {
+                // Kept gone here (a `Clear` by its mark), and removed with the next batch.
+                if !clear
+                    && let Some(entry) = state
+                        .pending
+                        .get_mut(&op.ns)
+                        .and_then(|keys| keys.get_mut(&op.key))
+                {
+                    entry.1 = Pending::Gone;
+                }
+                let kind = if clear { Kind::Clear } else { Kind::Delete };
+                state.retry.push(Op { kind, ..op });
+            } else if clear {
+                state.cleared.remove(&op.ns);
+            } else if let Some(keys) = state.pending.get_mut(&op.ns) {
                 keys.remove(&op.key);
                 if keys.is_empty() {
                     state.pending.remove(&op.ns);
                 }
             }
         }
-        if let Some(last) = batch.last() {
-            state.committed = last.seq;
+        if state.retry.len() > MAX_RETRY {
+            state.clear_retried();
+        }
+        if let Some(last) = last {
+            state.committed = state.committed.max(last);
         }
         self.done.notify_all();
     }
+
+    /// The writer thread ended (it does not, short of a bug): nobody waits for it any more.
+    fn writer_ended(&self) {
+        lock(&self.state).running = false;
+        self.done.notify_all();
+    }
+}
+
+/// What became of a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Committed; or it failed, and its removals (its failed values' too) committed alone.
+    Written,
+    /// It failed, and so did its removals: they are kept as gone, and tried again.
+    Refused,
+    /// No database to write to (it could not be reopened): nothing reads it here any more.
+    Dropped,
 }
 
 /// The writer thread of one database.
@@ -218,6 +347,19 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer; `None` if no thread could be spawned (then writes are dropped).
     pub(super) fn start(shared: &Arc<Shared>) -> Option<Self> {
+        static AT_FORK: std::sync::Once = std::sync::Once::new();
+        extern "C" fn in_child() {
+            FORKS.fetch_add(1, Ordering::Relaxed);
+        }
+        AT_FORK.call_once(|| {
+            // SAFETY: `in_child` only bumps an atomic, which is async-signal-safe, as code run
+            // in a forked child must be. If registering fails, a child hangs as it did before.
+            let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        });
+        shared
+            .queue
+            .born
+            .store(FORKS.load(Ordering::Relaxed), Ordering::Relaxed);
         lock(&shared.queue.state).running = true;
         let for_thread = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
@@ -240,46 +382,116 @@ impl Writer {
 }
 
 fn run(shared: &Shared) {
-    sweep(shared);
+    /// Releases the waiters however the thread ends.
+    struct Ended<'a>(&'a Queue);
+    impl Drop for Ended<'_> {
+        fn drop(&mut self) {
+            self.0.writer_ended();
+        }
+    }
+    let _ended = Ended(&shared.queue);
+    // A panic here (a bug, or data no check foresaw) must not take the thread with it: callers
+    // of `flush`, `clear`, `len` and `keys` wait for it.
+    let _ = catch_unwind(AssertUnwindSafe(|| sweep(shared)));
     while let Some(batch) = shared.queue.next_batch() {
-        let result = {
-            let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            match conn.as_mut() {
-                Some(conn) => commit(conn, shared, &batch),
-                None => Ok(()),
-            }
-        };
-        match result {
-            Ok(()) => {
-                if let Some(version) = &shared.version {
-                    let before = version.bump();
-                    // Nobody else wrote since this process last looked: its fronts stay valid.
-                    let _ = shared.known.compare_exchange(
-                        before,
-                        before + 1,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
-                }
-            }
-            Err(err) => {
-                // The whole batch is lost: count it once for each function it wrote for.
-                let spaces = shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
-                let mut counted: Vec<&Arc<[u8]>> = Vec::new();
-                for op in &batch {
-                    if !counted.contains(&&op.ns) {
-                        counted.push(&op.ns);
-                        if let Some(space) = spaces.get(&op.ns) {
-                            space.count_error(&err);
-                        }
-                    }
-                }
-                drop(spaces);
-                shared.trouble(&err);
-                release_alone(shared, &batch);
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| write(shared, &batch))).unwrap_or_else(|_| {
+                count_batch(shared, &batch, &"the disk writer panicked");
+                let _ = catch_unwind(AssertUnwindSafe(|| release_alone(shared, &batch)));
+                Outcome::Refused
+            });
+        shared.queue.done(batch, outcome);
+    }
+}
+
+/// A key whose value tests store to make the writer panic (its encoding ends so).
+#[cfg(test)]
+pub(super) const PANIC_KEY: &str = "panic-in-the-writer";
+
+/// Writes `batch`; if it fails, its removals alone.
+fn write(shared: &Shared, batch: &[Op]) -> Outcome {
+    #[cfg(test)]
+    assert!(
+        !batch.iter().any(|op| matches!(op.kind, Kind::Put { .. })
+            && op.key.ends_with(PANIC_KEY.as_bytes())),
+        "a test asked the writer to panic"
+    );
+    let Some(result) = with_writer(shared, |conn| commit(conn, shared, batch)) else {
+        count_batch(
+            shared,
+            batch,
+            &"the database could not be reopened; the write is lost",
+        );
+        return Outcome::Dropped;
+    };
+    let Err(err) = result else {
+        committed(shared);
+        return Outcome::Written;
+    };
+    count_batch(shared, batch, &err);
+    shared.trouble(&err);
+    // Without them, this process and others would read removed (or overwritten) values again.
+    let removals: Vec<Op> = batch.iter().filter_map(removal).collect();
+    if removals.is_empty() {
+        return Outcome::Written;
+    }
+    match with_writer(shared, |conn| commit(conn, shared, &removals)) {
+        Some(Ok(())) => {
+            committed(shared);
+            Outcome::Written
+        }
+        Some(Err(err)) => {
+            shared.report(&err);
+            release_alone(shared, batch);
+            Outcome::Refused
+        }
+        None => Outcome::Dropped,
+    }
+}
+
+/// Runs `op` on the writer connection; `None` if there is none.
+fn with_writer<T>(shared: &Shared, op: impl FnOnce(&mut Connection) -> T) -> Option<T> {
+    let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    conn.as_mut().map(op)
+}
+
+/// What `op` removes, written alone when its batch failed: a failed value's key goes too, since
+/// its row (if any) holds a value the function replaced. Locks are released again. Expiry moves
+/// are dropped (a row then expires sooner).
+fn removal(op: &Op) -> Option<Op> {
+    match op.kind {
+        Kind::Put { .. } => Some(Op {
+            kind: Kind::Delete,
+            ..op.clone()
+        }),
+        Kind::Delete | Kind::Clear | Kind::Release { .. } => Some(op.clone()),
+        Kind::Touch { .. } => None,
+    }
+}
+
+/// A batch committed: other processes are told, through the change counter.
+fn committed(shared: &Shared) {
+    if let Some(version) = &shared.version {
+        let before = version.bump();
+        // Nobody else wrote since this process last looked: its fronts stay valid.
+        let _ =
+            shared
+                .known
+                .compare_exchange(before, before + 1, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// Counts the failure of `batch` once for each function it wrote for.
+fn count_batch(shared: &Shared, batch: &[Op], err: &dyn std::fmt::Display) {
+    let spaces = shared.spaces.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut counted: Vec<&Arc<[u8]>> = Vec::new();
+    for op in batch {
+        if !counted.contains(&&op.ns) {
+            counted.push(&op.ns);
+            if let Some(space) = spaces.get(&op.ns) {
+                space.count_error(err);
             }
         }
-        shared.queue.done(&batch);
     }
 }
 
@@ -401,17 +613,17 @@ fn commit_rows(
                         let (old_count, old_bytes) =
                             remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
                         delta.count -= old_count;
-                        delta.bytes -= old_bytes;
+                        delta.bytes = delta.bytes.saturating_sub(old_bytes);
                         add.execute(row)?;
                     }
                     delta.count += 1;
-                    delta.bytes += size;
+                    delta.bytes = delta.bytes.saturating_add(size);
                 }
                 Kind::Delete => {
                     let (count, bytes) = remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
                     let delta = delta(&mut deltas, &op.ns);
                     delta.count -= count;
-                    delta.bytes -= bytes;
+                    delta.bytes = delta.bytes.saturating_sub(bytes);
                 }
                 Kind::Touch { expires } => {
                     touch.execute(params![ns, key, expires])?;
@@ -458,7 +670,8 @@ fn io_error(err: std::io::Error) -> rusqlite::Error {
 }
 
 /// Deletes the rows `sql` selects (`params`), `RETURNING size, file`; notes their files in
-/// `dropped`; returns how many rows and bytes went.
+/// `dropped`; returns how many rows and bytes went. A `size` no value can have (a damaged or
+/// planted row) counts as nothing, so that sums of them never overflow.
 fn remove_rows(
     conn: &Connection,
     sql: &str,
@@ -470,11 +683,18 @@ fn remove_rows(
     let mut rows = statement.query(params)?;
     while let Some(row) = rows.next()? {
         count += 1;
-        bytes += row.get::<_, i64>(0)?;
+        let size = row.get::<_, i64>(0)?;
+        if (0..=MAX_SIZE).contains(&size) {
+            bytes = bytes.saturating_add(size);
+        }
         dropped.extend(row.get::<_, Option<String>>(1)?);
     }
     Ok((count, bytes))
 }
+
+/// The largest value a row can hold: the largest that decodes.
+#[allow(clippy::cast_possible_wrap, reason = "256 MiB")]
+const MAX_SIZE: i64 = crate::codec::MAX_DECODE as i64;
 
 /// Adds `count` entries and `bytes` to the totals of `ns`.
 fn add_to_space(conn: &Connection, ns: &[u8], count: i64, bytes: i64) -> rusqlite::Result<()> {
@@ -516,9 +736,10 @@ fn evict(
     let mut total = || {
         totals
             .query_row([ns], |row| {
+                // Negative (damaged) totals are nothing, not a huge amount to evict.
                 Ok((
-                    row.get::<_, i64>(0)?.unsigned_abs(),
-                    row.get::<_, i64>(1)?.unsigned_abs(),
+                    u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
                 ))
             })
             .optional()
