@@ -1381,3 +1381,89 @@ fn two_processes_reading_a_stale_key_refresh_it_once() {
     assert_eq!(executions, 1, "one refresh across the two processes");
     assert_eq!(store.get(&"shared"), Some(2));
 }
+
+thread_local! {
+    /// What a test has this thread do once, between its next read from disk and the front's
+    /// update (see [`after_read`]).
+    static AFTER_READ: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs, once, what the test set on this thread for the moment between a read from disk and
+/// the front's update.
+pub(super) fn after_read() {
+    let hook = AFTER_READ.with(|hook| hook.borrow_mut().take());
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
+/// `get("k")` right after `change` returned, and again once all is committed, when a reader
+/// of this process missed the front (the key was evicted), read the row ("k" = 1) and came
+/// to keep it in the front after `change` queued its write; the writer thread is held
+/// meanwhile, so nothing commits before the reader is done.
+fn get_after_a_change_during_a_read(
+    change: impl FnOnce(&DiskStore<String, u64>) + Send,
+) -> (Option<u64>, Option<u64>) {
+    let tmp = TempDir::new("read-across");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("k".into(), 1);
+    store.flush();
+    store.front.remove(&"k");
+    let shared = &store.db.shared;
+    let (read, was_read) = std::sync::mpsc::channel();
+    let (go, wait) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            AFTER_READ.with(|hook| {
+                *hook.borrow_mut() = Some(Box::new(move || {
+                    read.send(()).unwrap();
+                    wait.recv().unwrap();
+                }));
+            });
+            store.get(&"k")
+        });
+        was_read.recv().unwrap();
+        let commits = shared.writer.lock().unwrap();
+        let queued = shared.queue.queued();
+        let changing = scope.spawn(|| change(&store));
+        while shared.queue.queued() == queued {
+            std::thread::yield_now();
+        }
+        go.send(()).unwrap();
+        assert_eq!(
+            reader.join().unwrap(),
+            Some(1),
+            "the reader read the old row"
+        );
+        drop(commits);
+        changing.join().unwrap();
+    });
+    let after = store.get(&"k");
+    store.flush();
+    (after, store.get(&"k"))
+}
+
+// Review 1: a reader that read the row before `clear` queued its write kept the row's value in
+// the front after it (the change counter had not moved), and the commit, this process's own,
+// left the front current: `get` served the cleared value for good.
+#[test]
+fn a_read_from_disk_during_clear_does_not_bring_the_value_back() {
+    let got = get_after_a_change_during_a_read(Store::clear);
+    assert_eq!(got, (None, None));
+}
+
+// Review 1: the same as `clear`, for `remove` (`invalidate`).
+#[test]
+fn a_read_from_disk_during_remove_does_not_bring_the_value_back() {
+    let got = get_after_a_change_during_a_read(|store| assert!(store.remove(&"k")));
+    assert_eq!(got, (None, None));
+}
+
+// Review 1: the same for `insert`: the old value read before it replaced the new one in the
+// front.
+#[test]
+fn a_read_from_disk_during_insert_does_not_bring_the_old_value_back() {
+    let got = get_after_a_change_during_a_read(|store| store.insert("k".into(), 2));
+    assert_eq!(got, (Some(2), Some(2)));
+}

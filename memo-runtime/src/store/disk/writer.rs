@@ -139,6 +139,12 @@ impl Queue {
         Some(pending.clone())
     }
 
+    /// How many writes were queued so far (tests wait for a write of another thread).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> u64 {
+        lock(&self.state).next
+    }
+
     /// Waits until every write queued so far is committed (or failed).
     pub(super) fn flush(&self) {
         let state = lock(&self.state);
