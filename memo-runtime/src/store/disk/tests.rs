@@ -1524,3 +1524,24 @@ fn an_insert_is_not_undone_by_a_read_begun_before_it_while_another_process_write
         "rounds of 10,000 that read an older value"
     );
 }
+
+// A clear through the directory (the CLI's `clear`, "as its cache's `clear()` does") run in a
+// process whose store of the function held the value in its front: the commit was the
+// process's own, so the front stayed current and served the value.
+#[test]
+fn a_clear_through_the_directory_empties_the_fronts_of_its_process() {
+    let tmp = TempDir::new("admin-clear");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("a".into(), 1);
+    store.flush();
+    assert_eq!(store.get(&"a"), Some(1));
+    let dir = admin::DiskDirectory::open(store.dir()).unwrap();
+    let function = dir
+        .functions()
+        .into_iter()
+        .find(|function| function.function == "tests::f")
+        .unwrap();
+    dir.clear(&function);
+    assert_eq!(store.get(&"a"), None);
+    assert_eq!(store.len(), 0);
+}
