@@ -15,11 +15,11 @@ mod db;
 mod encoded;
 mod files;
 mod lock;
+mod own_writes;
 mod perms;
 mod timer;
 mod version;
 mod writer;
-mod writes;
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -32,8 +32,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::db::{Db, Space};
+use self::own_writes::OwnWrites;
 use self::writer::{Kind, Pending};
-use self::writes::Writes;
 use super::{Claim, Counts, Lease, MemoryStore, Store, TtlFrom};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
@@ -56,7 +56,7 @@ struct Before {
     version: u64,
     /// The key's hash (the front's).
     hash: u64,
-    /// [`Writes::stamp`] of the key.
+    /// [`OwnWrites::stamp`] of the key.
     writes: u64,
 }
 
@@ -259,7 +259,7 @@ impl DiskOptions {
         DiskStore {
             front: MemoryStore::new(&front),
             epoch: AtomicU64::new(epoch),
-            writes: Writes::default(),
+            writes: OwnWrites::default(),
             db,
             ns,
             space,
@@ -355,7 +355,7 @@ pub struct DiskStore<K, V> {
     epoch: AtomicU64,
     /// This process's writes of the store's keys, so that a read that began before one does
     /// not put an older value into the front after it.
-    writes: Writes,
+    writes: OwnWrites,
     db: Arc<Db>,
     ns: Arc<[u8]>,
     space: Arc<Space>,

@@ -15,7 +15,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 /// read of another from filling the front.
 const STRIPES: usize = 64;
 
-pub(super) struct Writes {
+pub(super) struct OwnWrites {
     /// Writes counted, by stripe.
     counts: [AtomicU64; STRIPES],
     /// Held (shared) while a value read from disk enters the front, (exclusive) while a count
@@ -23,7 +23,7 @@ pub(super) struct Writes {
     gate: RwLock<()>,
 }
 
-impl Default for Writes {
+impl Default for OwnWrites {
     fn default() -> Self {
         Self {
             counts: [const { AtomicU64::new(0) }; STRIPES],
@@ -32,7 +32,7 @@ impl Default for Writes {
     }
 }
 
-impl Writes {
+impl OwnWrites {
     /// The count of the stripe of a key of hash `hash`: taken before a read, and compared under
     /// [`hold`](Self::hold) before its value enters the front.
     pub(super) fn stamp(&self, hash: u64) -> u64 {
