@@ -305,6 +305,74 @@ fn hand_made_stores_of_one_name_with_other_value_types_keep_apart() {
     assert_eq!(counts.len(), 1);
 }
 
+std::thread_local! {
+    /// Whether this thread encodes a [`Slow`] key slowly.
+    static SLOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A key whose encoding takes a millisecond on a thread that asks for it: `invalidate`'s, so that
+/// the moment between its front's change and its write's queueing is long enough for a reader.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+struct Slow(u64);
+
+impl serde::Serialize for Slow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if SLOW.get() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        serializer.serialize_newtype_struct("Slow", &self.0)
+    }
+}
+
+/// Of `rounds` rounds of `insert`, a flush, then `change` (`clear` or `invalidate`, encoding
+/// slowly) while two threads read the key: those in which `get` after `change` returned found a
+/// value.
+fn rounds_served_after(change: fn(&memo::DiskCache<Slow, u64>), rounds: u64) -> u64 {
+    use memo::{Cache, DiskOptions};
+    use std::sync::atomic::AtomicBool;
+    let cache: memo::DiskCache<Slow, u64> = Cache::builder()
+        .maxsize(100)
+        .ttl(std::time::Duration::from_secs(600))
+        .disk_options(DiskOptions::new("read-during-change").root(cache_dir().join("review-1")))
+        .build();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let _ = cache.get(&Slow(1));
+                }
+            });
+        }
+        let mut served = 0;
+        for round in 0..rounds {
+            cache.insert(Slow(1), round);
+            cache.store().flush();
+            SLOW.set(true);
+            change(&cache);
+            SLOW.set(false);
+            served += u64::from(cache.get(&Slow(1)).is_some());
+        }
+        done.store(true, Ordering::Relaxed);
+        served
+    })
+}
+
+// Review 1: a reader of this process whose front missed read the row before `clear` (or
+// `invalidate`) queued its write and kept it in the front after; the commit was this process's
+// own, so the front stayed current and served the value after `clear` returned, for good.
+#[test]
+fn a_cleared_or_invalidated_value_is_not_served_after_it_returned() {
+    init();
+    let clear = rounds_served_after(memo::Cache::clear, 1000);
+    let invalidate = rounds_served_after(|cache| assert!(cache.invalidate(&Slow(1))), 1000);
+    assert_eq!(
+        (clear, invalidate),
+        (0, 0),
+        "rounds of 1000 that served the old value"
+    );
+}
+
 /// A generic function on disk: each instance has a namespace of its own (its identity names the
 /// type arguments), so instances never read each other's values.
 #[cached(store = disk)]

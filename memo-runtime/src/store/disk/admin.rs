@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::db::{Db, Space};
 use super::writer::Kind;
@@ -156,5 +157,14 @@ impl DiskDirectory {
             .queue
             .push(&Arc::from(&function.namespace[..]), Vec::new(), Kind::Clear);
         self.db.flush();
+        // The fronts of this process too: the commit was its own, so `known` moved with it
+        // and the counter alone would leave them current. Readers that began before the
+        // commit keep nothing (the counter moved); those between it and this, nothing stale.
+        let shared = &self.db.shared;
+        let _exclusive = shared
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        shared.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -89,7 +89,9 @@ pub(super) struct Shared {
     pub(super) version: Option<Version>,
     /// The last count of [`Version`] whose changes this process's in-memory fronts reflect.
     pub(super) known: AtomicU64,
-    /// Bumped each time a change by another process is seen; a front older than it is cleared.
+    /// Bumped each time a change by another process is seen (or a clear through
+    /// [`DiskDirectory`](super::admin::DiskDirectory) by this one); a front older than it is
+    /// cleared.
     pub(super) epoch: AtomicU64,
     /// Held (shared) while a value read from disk enters a front, (exclusive) while `epoch` moves.
     pub(super) gate: RwLock<()>,

@@ -132,8 +132,8 @@ where
     /// [`Store::claim_async`](crate::Store::claim_async) for the disk: take `key`'s lock row,
     /// or wait for the process holding it; between polls the task sleeps on a timer, so an
     /// async caller's executor thread is free while another process computes.
-    pub(super) async fn claim_key_async(&self, key: &K) -> Claim<V> {
-        let mut claiming = match self.claim_start(key) {
+    pub(super) async fn claim_key_async(&self, hash: u64, key: &K) -> Claim<V> {
+        let mut claiming = match self.claim_start(hash, key) {
             Ok(claiming) => claiming,
             Err(done) => return done,
         };
@@ -147,7 +147,7 @@ where
 
     /// A claim of `key` about to make its first attempt, or its answer when there is nothing
     /// to coordinate (the database is unusable, the key cannot be encoded).
-    fn claim_start(&self, key: &K) -> Result<Claiming<'_>, Claim<V>> {
+    fn claim_start(&self, hash: u64, key: &K) -> Result<Claiming<'_>, Claim<V>> {
         if !self.db.is_usable() {
             return Err(Claim::Compute(Lease::none()));
         }
@@ -157,6 +157,7 @@ where
         };
         let token = new_token();
         Ok(Claiming {
+            hash,
             encoded,
             token,
             // Registered before the row can exist, so no other caller here takes it for stale.
@@ -182,14 +183,14 @@ where
                     claiming.held.keep = true;
                     let claim = self.lock_claim(encoded.clone(), token);
                     // The value may have been committed between this caller's miss and its lock.
-                    if let Some(value) = self.load_encoded(key, encoded, false) {
+                    if let Some(value) = self.load_encoded(claiming.hash, key, encoded, false) {
                         drop(claim);
                         return Next::Done(Claim::Found(value));
                     }
                     return Next::Done(Claim::Compute(Lease::holding(claim)));
                 }
                 Some(Attempt::Held(pid, holder)) => {
-                    if let Some(value) = self.load_encoded(key, encoded, false) {
+                    if let Some(value) = self.load_encoded(claiming.hash, key, encoded, false) {
                         return Next::Done(Claim::Found(value));
                     }
                     if !self.drop_if_abandoned(encoded, pid, holder) {
@@ -310,6 +311,8 @@ impl Drop for LockClaim {
 /// A claim under way: the key's encoding, the lock token it tries with (registered while it
 /// may hold a row), when it started and its next pause.
 struct Claiming<'a> {
+    /// The key's hash (the front's), which the call carries.
+    hash: u64,
     encoded: Vec<u8>,
     token: i64,
     held: Held<'a>,

@@ -15,6 +15,7 @@ mod db;
 mod encoded;
 mod files;
 mod lock;
+mod own_writes;
 mod perms;
 mod timer;
 mod version;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::db::{Db, Space};
+use self::own_writes::OwnWrites;
 use self::writer::{Kind, Pending};
 use super::{Claim, Counts, Lease, MemoryStore, Store, TtlFrom};
 #[cfg(any(test, feature = "test-util"))]
@@ -47,6 +49,16 @@ const FRONT_MAX_BYTES: usize = files::LARGE;
 
 /// Entries the in-memory front holds when the store has no `maxsize`.
 const FRONT_ENTRIES: usize = 1 << 17;
+
+/// What a read from disk notes as it begins, to tell whether its value may enter the front.
+struct Before {
+    /// The change counter.
+    version: u64,
+    /// The key's hash (the front's).
+    hash: u64,
+    /// [`OwnWrites::stamp`] of the key.
+    writes: u64,
+}
 
 /// Where and how a [`DiskStore`] keeps its entries.
 ///
@@ -247,6 +259,7 @@ impl DiskOptions {
         DiskStore {
             front: MemoryStore::new(&front),
             epoch: AtomicU64::new(epoch),
+            writes: OwnWrites::default(),
             db,
             ns,
             space,
@@ -340,6 +353,9 @@ pub struct DiskStore<K, V> {
     front: MemoryStore<K, V>,
     /// The epoch of the database this front reflects.
     epoch: AtomicU64,
+    /// This process's writes of the store's keys, so that a read that began before one does
+    /// not put an older value into the front after it.
+    writes: OwnWrites,
     db: Arc<Db>,
     ns: Arc<[u8]>,
     space: Arc<Space>,
@@ -439,7 +455,7 @@ impl<K, V> DiskStore<K, V> {
             }
             return Some(value);
         }
-        self.load(key, true)
+        self.load(hash, key, true)
     }
 
     /// Whether an entry of this time-to-idle store that expires at `expires_ms` is due for a
@@ -563,7 +579,7 @@ where
         {
             return Some(found);
         }
-        let value = self.load(key, false)?;
+        let value = self.load(hash, key, false)?;
         if let Some(found) = self.front.get_renewing_hashed(hash, key) {
             return Some(found);
         }
@@ -593,7 +609,7 @@ where
     /// the front if no other process wrote meanwhile. `count`: a hit is counted.
     #[cold]
     #[inline(never)]
-    fn load<L: Lookup<Key = K>>(&self, key: &L, count: bool) -> Option<V> {
+    fn load<L: Lookup<Key = K>>(&self, hash: u64, key: &L, count: bool) -> Option<V> {
         if !self.db.is_usable() {
             return None;
         }
@@ -602,7 +618,7 @@ where
             self.count_error("a key could not be encoded");
             return None;
         };
-        let found = self.load_encoded(&owned, &encoded, count);
+        let found = self.load_encoded(hash, &owned, &encoded, count);
         if found.is_none() {
             // For the claim that follows on this thread: the key is encoded once per call.
             encoded::park(owned, encoded);
@@ -610,10 +626,16 @@ where
         found
     }
 
-    /// [`load`](Self::load) of `key` encoded as `encoded`.
-    fn load_encoded(&self, key: &K, encoded: &[u8], count: bool) -> Option<V> {
+    /// [`load`](Self::load) of `key` (of hash `hash`, the front's) encoded as `encoded`.
+    fn load_encoded(&self, hash: u64, key: &K, encoded: &[u8], count: bool) -> Option<V> {
         let shared = &self.db.shared;
-        let before = shared.version.as_ref().map(version::Version::get);
+        // Before the queue is looked at: a write of this process counted before now is found
+        // there or on disk; one counted after keeps this read's value out of the front.
+        let before = shared.version.as_ref().map(|version| Before {
+            version: version.get(),
+            hash,
+            writes: self.writes.stamp(hash),
+        });
         let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, encoded) {
             Some(Pending::Gone) => return None,
             Some(Pending::Put { value, expires }) => (value, expires),
@@ -666,10 +688,12 @@ where
         if count {
             self.disk_hits.fetch_add(1, Ordering::Relaxed);
         }
+        #[cfg(test)]
+        tests::after_read();
         if let Some(before) = before
             && bytes.len() < FRONT_MAX_BYTES
         {
-            self.remember(key.clone(), value.clone(), expires, before);
+            self.remember(key.clone(), value.clone(), expires, &before);
         }
         Some(value)
     }
@@ -693,11 +717,24 @@ where
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
             self.count_error("a key or value could not be encoded");
+            self.writes.wrote(Some(hash));
             self.front
                 .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
             return;
         };
-        if bytes.len() < FRONT_MAX_BYTES {
+        let small = bytes.len() < FRONT_MAX_BYTES;
+        let bytes = bytes.into();
+        self.db.shared.queue.push(
+            &self.ns,
+            encoded,
+            Kind::Put {
+                value: bytes,
+                expires,
+            },
+        );
+        // Queued first: a read that begins after the count finds the write.
+        self.writes.wrote(Some(hash));
+        if small {
             // Checked first, so a change seen now does not clear this value right after.
             self.front_is_current();
             self.front
@@ -705,16 +742,11 @@ where
         } else {
             self.front.remove(&&key);
         }
-        let value = bytes.into();
-        self.db
-            .shared
-            .queue
-            .push(&self.ns, encoded, Kind::Put { value, expires });
     }
 
-    /// Keeps a value read from disk in the front, unless a write by another process may have
-    /// come after the read began (`before`: the change counter then).
-    fn remember(&self, key: K, value: V, expires_ms: i64, before: u64) {
+    /// Keeps a value read from disk in the front, unless a write by another process, or one of
+    /// this key by this process, may have come after the read began.
+    fn remember(&self, key: K, value: V, expires_ms: i64, before: &Before) {
         let shared = &self.db.shared;
         let Some(version) = &shared.version else {
             return;
@@ -723,9 +755,11 @@ where
             .gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if version.get() == before
-            && shared.known.load(Ordering::Acquire) == before
+        let _writes = self.writes.hold();
+        if version.get() == before.version
+            && shared.known.load(Ordering::Acquire) == before.version
             && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
+            && self.writes.stamp(before.hash) == before.writes
         {
             let cost = self.cost(Duration::ZERO);
             self.front
@@ -760,7 +794,7 @@ where
         {
             return Some(value);
         }
-        self.load(key, true)
+        self.load(hash, key, true)
     }
 
     fn peek<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
@@ -769,7 +803,7 @@ where
         {
             return Some(value);
         }
-        self.load(key, false)
+        self.load(self.front.hash_of(key), key, false)
     }
 
     fn insert(&self, key: K, value: V) {
@@ -854,19 +888,25 @@ where
         self.take(key).is_some()
     }
 
+    /// The delete is queued, then counted, then the front's copy goes: a read that began
+    /// before it keeps nothing after.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let value = self.peek(key);
-        self.front.remove(key);
         if let Some(encoded) = key::encode(&key.to_key()) {
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
         }
+        self.writes.wrote(Some(self.front.hash_of(key)));
+        self.front.remove(key);
         value
     }
 
+    /// Committed, then counted, then the front is emptied: until the commit, a row read is
+    /// not answered by the queue (the clear is not per key).
     fn clear(&self) {
-        self.front.clear();
         self.db.shared.queue.push(&self.ns, Vec::new(), Kind::Clear);
         self.db.flush();
+        self.writes.wrote(None);
+        self.front.clear();
     }
 
     fn len(&self) -> usize {
@@ -941,11 +981,11 @@ where
     }
 
     /// Waits for another process's lock without blocking the executor's thread.
-    async fn claim_async<'a>(&'a self, _: u64, key: &'a K) -> Claim<V>
+    async fn claim_async<'a>(&'a self, hash: u64, key: &'a K) -> Claim<V>
     where
         V: Send + 'a,
     {
-        self.claim_key_async(key).await
+        self.claim_key_async(hash, key).await
     }
 
     fn config(&self) -> Config {

@@ -608,6 +608,7 @@ fn child() {
             println!("value={value}");
         }
         "refresh" => refresh_stale_key(&root),
+        "noise" => commit_noise(&root, &store),
         other => panic!("unknown role {other}"),
     }
     // Writes still queued are committed at exit (the `atexit` flush); make sure in tests.
@@ -1696,4 +1697,167 @@ mod disk_faults {
         assert_eq!(store.len(), 2);
         assert_eq!(store.counts().errors, 0);
     }
+}
+
+thread_local! {
+    /// What a test has this thread do once, between its next read from disk and the front's
+    /// update (see [`after_read`]).
+    static AFTER_READ: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs, once, what the test set on this thread for the moment between a read from disk and
+/// the front's update.
+pub(super) fn after_read() {
+    let hook = AFTER_READ.with(|hook| hook.borrow_mut().take());
+    if let Some(hook) = hook {
+        hook();
+    }
+}
+
+/// `get("k")` right after `change` returned, and again once all is committed, when a reader
+/// of this process missed the front (the key was evicted), read the row ("k" = 1) and came
+/// to keep it in the front after `change` queued its write; the writer thread is held
+/// meanwhile, so nothing commits before the reader is done.
+fn get_after_a_change_during_a_read(
+    change: impl FnOnce(&DiskStore<String, u64>) + Send,
+) -> (Option<u64>, Option<u64>) {
+    let tmp = TempDir::new("read-across");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("k".into(), 1);
+    store.flush();
+    store.front.remove(&"k");
+    let shared = &store.db.shared;
+    let (read, was_read) = std::sync::mpsc::channel();
+    let (go, wait) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            AFTER_READ.with(|hook| {
+                *hook.borrow_mut() = Some(Box::new(move || {
+                    read.send(()).unwrap();
+                    wait.recv().unwrap();
+                }));
+            });
+            store.get(&"k")
+        });
+        was_read.recv().unwrap();
+        let commits = shared.writer.lock().unwrap();
+        let queued = shared.queue.queued();
+        let changing = scope.spawn(|| change(&store));
+        while shared.queue.queued() == queued {
+            std::thread::yield_now();
+        }
+        go.send(()).unwrap();
+        assert_eq!(
+            reader.join().unwrap(),
+            Some(1),
+            "the reader read the old row"
+        );
+        drop(commits);
+        changing.join().unwrap();
+    });
+    let after = store.get(&"k");
+    store.flush();
+    (after, store.get(&"k"))
+}
+
+// Review 1: a reader that read the row before `clear` queued its write kept the row's value in
+// the front after it (the change counter had not moved), and the commit, this process's own,
+// left the front current: `get` served the cleared value for good.
+#[test]
+fn a_read_from_disk_during_clear_does_not_bring_the_value_back() {
+    let got = get_after_a_change_during_a_read(Store::clear);
+    assert_eq!(got, (None, None));
+}
+
+// Review 1: the same as `clear`, for `remove` (`invalidate`).
+#[test]
+fn a_read_from_disk_during_remove_does_not_bring_the_value_back() {
+    let got = get_after_a_change_during_a_read(|store| assert!(store.remove(&"k")));
+    assert_eq!(got, (None, None));
+}
+
+// Review 1: the same for `insert`: the old value read before it replaced the new one in the
+// front.
+#[test]
+fn a_read_from_disk_during_insert_does_not_bring_the_old_value_back() {
+    let got = get_after_a_change_during_a_read(|store| store.insert("k".into(), 2));
+    assert_eq!(got, (Some(2), Some(2)));
+}
+
+/// The child "noise": commits a key every 200 us until `root/stop` exists (30 s at most).
+fn commit_noise(root: &Path, store: &DiskStore<String, u64>) {
+    let stop = root.join("stop");
+    for i in 0..150_000 {
+        if stop.exists() {
+            break;
+        }
+        store.insert("noise".into(), i);
+        store.flush();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    println!("RESULT stopped");
+}
+
+/// Of `rounds` inserts of one key while two threads read it and another process commits writes
+/// of another key (so this process's fronts are cleared often, and its readers miss): those
+/// after which `get`, at once or once committed, returned an older value.
+fn rounds_going_back(rounds: u64) -> u64 {
+    use std::sync::atomic::AtomicBool;
+    let tmp = TempDir::new("insert-noise");
+    let store = open(&tmp.0, &Config::new());
+    let child = spawn_child(&tmp.0, "noise", &[]);
+    let done = AtomicBool::new(false);
+    let back = std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let _ = store.get(&"k");
+                }
+            });
+        }
+        let mut back = 0;
+        for round in 0..rounds {
+            store.insert("k".into(), round);
+            let at_once = store.get(&"k");
+            store.flush();
+            back += u64::from(at_once != Some(round) || store.get(&"k") != Some(round));
+        }
+        done.store(true, Ordering::Relaxed);
+        back
+    });
+    std::fs::write(tmp.0.join("stop"), b"").unwrap();
+    assert_eq!(result_of(&child.wait_with_output().unwrap()), "stopped");
+    back
+}
+
+// Review 1, the same for `insert` with the front missing because another process wrote.
+#[test]
+fn an_insert_is_not_undone_by_a_read_begun_before_it_while_another_process_writes() {
+    assert_eq!(
+        rounds_going_back(10_000),
+        0,
+        "rounds of 10,000 that read an older value"
+    );
+}
+
+// A clear through the directory (the CLI's `clear`, "as its cache's `clear()` does") run in a
+// process whose store of the function held the value in its front: the commit was the
+// process's own, so the front stayed current and served the value.
+#[test]
+fn a_clear_through_the_directory_empties_the_fronts_of_its_process() {
+    let tmp = TempDir::new("admin-clear");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("a".into(), 1);
+    store.flush();
+    assert_eq!(store.get(&"a"), Some(1));
+    let dir = admin::DiskDirectory::open(store.dir()).unwrap();
+    let function = dir
+        .functions()
+        .into_iter()
+        .find(|function| function.function == "tests::f")
+        .unwrap();
+    dir.clear(&function);
+    assert_eq!(store.get(&"a"), None);
+    assert_eq!(store.len(), 0);
 }

@@ -222,6 +222,12 @@ impl Queue {
         state.cleared.contains_key(ns).then_some(Pending::Gone)
     }
 
+    /// How many writes were queued so far (tests wait for a write of another thread).
+    #[cfg(test)]
+    pub(super) fn queued(&self) -> u64 {
+        lock(&self.state).next
+    }
+
     /// Waits until every write queued so far is committed (or failed).
     pub(super) fn flush(&self) {
         if self.forked() {
