@@ -347,8 +347,13 @@ pub fn default_root() -> PathBuf {
 /// key and length). Value files that no row names (a process killed between writing one and
 /// committing its row, a failed write) are removed an hour after they were written, when a
 /// process next opens the directory. A full or read-only disk makes calls compute as if
-/// uncached. Each failure is counted in [`Counts::errors`] (`Stats::backend_errors`) and logged
-/// at most once a minute; nothing panics.
+/// uncached. A removal or `clear` the disk refuses is retried alone, and until it commits the
+/// keys read as gone in this process (other processes still read the old rows). A row whose
+/// size does not match its file is a miss; a panic in the writer fails its batch only; a
+/// database that cannot be reopened makes the store not persistent; in a child forked without
+/// exec the store computes and keeps values in memory. Each failure is counted in
+/// [`Counts::errors`] (`Stats::backend_errors`) and logged at most once a minute; nothing
+/// panics.
 pub struct DiskStore<K, V> {
     front: MemoryStore<K, V>,
     /// The epoch of the database this front reflects.
