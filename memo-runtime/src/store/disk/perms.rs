@@ -6,8 +6,9 @@
 //! - its root (`$MEMO_CACHE_DIR`, `~/.cache/memo`, …) is a directory owned by the user (the
 //!   effective uid) and not writable by group or others;
 //! - no component of the root's path is a symlink owned by another user (root's own symlinks,
-//!   such as `/var/run`, are trusted), and no directory above the root is writable by everyone
-//!   without the sticky bit (anyone could swap the root there);
+//!   such as `/var/run`, are trusted), and no directory above the root is owned by another user
+//!   (not root), or writable by everyone or by a group other than the user's own without the
+//!   sticky bit (they could swap the root there);
 //! - the store's directory under the root (and its `values/`) is a real directory (not a
 //!   symlink), owned by the user and not writable by others; it is created `0700`, and one
 //!   that others may only read or enter is tightened to `0700`;
@@ -49,13 +50,7 @@ pub(super) fn store_dir(dir: &Path) -> Result<PathBuf> {
     DirBuilder::new().recursive(true).mode(0o700).create(root)?;
     let root = root.canonicalize()?;
     for above in root.ancestors().skip(1) {
-        let meta = std::fs::metadata(above)?;
-        if meta.mode() & 0o1002 == 0o002 {
-            return Err(refused(
-                above,
-                "is writable by everyone without the sticky bit",
-            ));
-        }
+        check_above(above, &std::fs::metadata(above)?)?;
     }
     let meta = std::fs::metadata(&root)?;
     if meta.uid() != uid() {
@@ -73,6 +68,37 @@ pub(super) fn store_dir(dir: &Path) -> Result<PathBuf> {
     let dir = root.join(name);
     private_dir(&dir)?;
     Ok(dir)
+}
+
+/// Refuses a directory above the root whose owner or writers could rename the root away and put
+/// their own in its place: one owned by another user (not root), one writable by everyone, or
+/// by a group other than the user's own, without the sticky bit (which keeps others from
+/// renaming what is not theirs). The user's own group (a group of one, as most systems give each
+/// user) may write to it, as a `umask` of `002` has it.
+fn check_above(above: &Path, meta: &Metadata) -> Result<()> {
+    if ![0, uid()].contains(&meta.uid()) {
+        return Err(refused(above, &format!("is owned by uid {}", meta.uid())));
+    }
+    let sticky = meta.mode() & 0o1000 != 0;
+    if !sticky && meta.mode() & 0o002 != 0 {
+        return Err(refused(
+            above,
+            "is writable by everyone without the sticky bit",
+        ));
+    }
+    if !sticky && meta.mode() & 0o020 != 0 && meta.gid() != gid() {
+        return Err(refused(
+            above,
+            &format!("is writable by group {} without the sticky bit", meta.gid()),
+        ));
+    }
+    Ok(())
+}
+
+/// The effective gid of this process.
+fn gid() -> u32 {
+    // SAFETY: `getegid` has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
 }
 
 /// Refuses a symlink owned by another user (not root) among `path` and the directories above

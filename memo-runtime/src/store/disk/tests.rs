@@ -1034,6 +1034,40 @@ fn a_root_another_user_owns_is_refused() {
     }
 }
 
+/// A directory above the root that another user owns, or that another group may write to
+/// without the sticky bit: they could rename the root away and put their own there. The
+/// user's own group may write to it (a `umask` of `002`).
+#[test]
+fn a_root_under_a_directory_others_can_rename_in_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        eprintln!("skipped: needs root, to act as two users");
+        return;
+    }
+    let under = |tag: &str, mode: u32, owner: Option<u32>, group: Option<u32>| {
+        let tmp = TempDir::new(tag);
+        let above = tmp.0.join("above");
+        std::fs::create_dir(&above).unwrap();
+        std::fs::set_permissions(&above, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&above, owner, group).unwrap();
+        let root = above.join("mine");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        (tmp, root)
+    };
+    let (_tmp, theirs) = under("above-owner", 0o755, Some(65534), None);
+    assert_refused(&theirs);
+    let (_tmp, group_writable) = under("above-group", 0o775, None, Some(65534));
+    assert_refused(&group_writable);
+    let (_tmp, sticky) = under("above-sticky", 0o1775, None, Some(65534));
+    assert!(open(&sticky, &Config::new()).is_persistent(), "sticky");
+    let (_tmp, own_group) = under("above-own-group", 0o775, None, None);
+    assert!(
+        open(&own_group, &Config::new()).is_persistent(),
+        "own group"
+    );
+}
+
 #[test]
 fn a_root_others_can_write_to_is_refused() {
     use std::os::unix::fs::PermissionsExt;
