@@ -16,7 +16,7 @@
 //! A store runs user code (an eviction listener, a weigher, `Clone`, `Drop`) that may itself
 //! invalidate: the thread's own stores in progress are not waited for ([`Writing::during`]).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,8 +26,10 @@ const WRITERS: u64 = (1 << 16) - 1;
 const GENERATION: u64 = WRITERS + 1;
 
 thread_local! {
-    /// The stripes (their addresses) this thread is storing into now, inside a store's code.
-    static OWN: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The stripe (its address) this thread is storing into now, inside a store's code, and how
+    /// many of its stores into it are under way; a store into another, nested, keeps the outer
+    /// one's aside ([`Mine`]) and forgets it meanwhile (a wait for it is bounded).
+    static OWN: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// A cache's stripes of generations and stores in progress.
@@ -105,10 +107,10 @@ impl Writes {
 /// single-threaded runtime): its value may then land after the invalidation, as it could
 /// before generations.
 fn settle(stripe: &AtomicU64) {
-    let own = OWN.with(|own| {
-        let at = std::ptr::from_ref(stripe) as usize;
-        own.borrow().iter().filter(|&&mine| mine == at).count() as u64
-    });
+    let own = match OWN.get() {
+        (at, count) if at == std::ptr::from_ref(stripe) as usize => count,
+        _ => 0,
+    };
     let deadline = std::time::Instant::now() + SETTLE;
     let mut spins = 0_u32;
     while stripe.load(Ordering::Acquire) & WRITERS > own && std::time::Instant::now() < deadline {
@@ -143,25 +145,22 @@ impl Writing<'_> {
     }
 }
 
-/// A stripe this thread stores into, while it does: taken off its own when dropped, even by a
-/// panic.
-struct Mine(usize);
+/// A stripe this thread stores into, while it does: what it set aside is put back when
+/// dropped, even by a panic.
+struct Mine((usize, u64));
 
 impl Mine {
     fn enter(at: usize) -> Self {
-        OWN.with(|own| own.borrow_mut().push(at));
-        Self(at)
+        let outer = OWN.get();
+        let count = if outer.0 == at { outer.1 + 1 } else { 1 };
+        OWN.set((at, count));
+        Self(outer)
     }
 }
 
 impl Drop for Mine {
     fn drop(&mut self) {
-        OWN.with(|own| {
-            let mut own = own.borrow_mut();
-            if let Some(at) = own.iter().rposition(|&mine| mine == self.0) {
-                own.swap_remove(at);
-            }
-        });
+        OWN.set(self.0);
     }
 }
 
@@ -243,6 +242,6 @@ mod tests {
         let hash = 5 << 60;
         let storing = writes.begin(hash, writes.generation(hash)).unwrap();
         ready(storing.during(|| async { writes.invalidate(hash) }));
-        assert!(OWN.with(|own| own.borrow().is_empty()));
+        assert_eq!(OWN.get(), (0, 0));
     }
 }
