@@ -1034,6 +1034,30 @@ fn a_root_another_user_owns_is_refused() {
     }
 }
 
+/// A row keeps the expiry the build that wrote it gave it: a later build's `ttl` applies to the
+/// rows it writes (as the README says); a new `version` sets the old rows aside.
+#[test]
+fn a_row_keeps_the_expiry_its_writer_gave_it_until_the_version_changes() {
+    let tmp = TempDir::new("writers-ttl");
+    {
+        let store = open(&tmp.0, &Config::new());
+        store.insert("a".into(), 1);
+        store.flush();
+    }
+    let (clock, mock) = Clock::mock();
+    let store = open(&tmp.0, &Config::new().ttl(Duration::from_secs(60)));
+    store.set_clock(clock.clone());
+    mock.increment(Duration::from_secs(24 * 3600));
+    assert_eq!(store.get(&"a"), Some(1), "kept as its writer stored it");
+    store.insert("b".into(), 2);
+    mock.increment(Duration::from_secs(61));
+    assert_eq!(store.get(&"b"), None, "this build's rows expire");
+    let next: DiskStore<String, u64> = options(&tmp.0)
+        .function("tests::f", 2)
+        .open(&Config::new().ttl(Duration::from_secs(60)));
+    assert_eq!(next.get(&"a"), None, "another version");
+}
+
 /// A directory above the root that another user owns, or that another group may write to
 /// without the sticky bit: they could rename the root away and put their own there. The
 /// user's own group may write to it (a `umask` of `002`).
