@@ -19,7 +19,7 @@
 //! (`Hash`, `Drop` of an evicted entry) must not write to the same store: that write would wait
 //! for its own thread. A write from inside a read is detected and panics instead of hanging.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering};
@@ -228,12 +228,46 @@ thread_local! {
     /// The shards (their `Locked` addresses) this thread reads through a shared count: a read
     /// inside one of them enters freely instead of waiting for a writer that waits for it.
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The same for reads made after `HELD` was destroyed (from another thread-local's
+    /// destructor): without a destructor of its own, it lasts as long as the thread.
+    static LATE: [Cell<usize>; LATE_HELD] = const { [const { Cell::new(0) }; LATE_HELD] };
 }
+
+/// Shards a thread may read at once, one inside another, after `HELD` is gone; past them a
+/// read is not remembered (a read nested inside it may then wait for a writer).
+const LATE_HELD: usize = 4;
 
 /// Whether this thread reads the shard at `locked` through a shared count.
 fn holds(locked: usize) -> bool {
     HELD.try_with(|held| held.borrow().contains(&locked))
-        .unwrap_or(false)
+        .unwrap_or_else(|_| LATE.with(|late| late.iter().any(|at| at.get() == locked)))
+}
+
+/// Remembers that this thread reads the shard at `locked` through a shared count; whether it
+/// could (see [`LATE_HELD`]).
+fn hold(locked: usize) -> bool {
+    HELD.try_with(|held| held.borrow_mut().push(locked)).is_ok()
+        || LATE.with(|late| {
+            let free = late.iter().find(|at| at.get() == 0);
+            free.inspect(|at| at.set(locked)).is_some()
+        })
+}
+
+/// Forgets one read of the shard at `locked` that [`hold`] remembered.
+fn unhold(locked: usize) {
+    let held = HELD.try_with(|held| {
+        let mut held = held.borrow_mut();
+        if let Some(at) = held.iter().rposition(|&a| a == locked) {
+            held.swap_remove(at);
+        }
+    });
+    if held.is_err() {
+        LATE.with(|late| {
+            if let Some(at) = late.iter().find(|at| at.get() == locked) {
+                at.set(0);
+            }
+        });
+    }
 }
 
 /// Exclusive access to a shard. Not `Send`, like the reader's guard.
@@ -401,12 +435,13 @@ impl Gate {
             readers.fetch_add(1, Ordering::SeqCst);
             loom_seq_cst();
             if !door.writing.load(Ordering::SeqCst) {
-                // As in `enter`, with the shared count in place of the mark.
-                HELD.with(|held| held.borrow_mut().push(door.address));
+                // As in `enter`, with the shared count in place of the mark. Nothing between
+                // counting in and the entry that counts out may panic: `hold` does not, even
+                // from a thread-local's destructor.
                 return Entry::Shared {
                     readers,
                     hits: &self.shared_hits,
-                    held: Some(door.address),
+                    held: hold(door.address).then_some(door.address),
                 };
             }
             readers.fetch_sub(1, Ordering::Release);
@@ -553,12 +588,7 @@ impl Drop for Entry<'_> {
             Entry::Marked(mark) => mark.reading.store(0, Ordering::Release),
             Entry::Shared { readers, held, .. } => {
                 if let Some(address) = held {
-                    let _ = HELD.try_with(|shards| {
-                        let mut shards = shards.borrow_mut();
-                        if let Some(at) = shards.iter().rposition(|&a| a == address) {
-                            shards.swap_remove(at);
-                        }
-                    });
+                    unhold(address);
                 }
                 readers.fetch_sub(1, Ordering::Release);
             }
@@ -837,6 +867,62 @@ mod tests {
             s.spawn(|| gate.read(0, &locked).count_hit());
         });
         assert_eq!(gate.hits(), 3);
+    }
+
+    /// A read from a thread-local's destructor, after the thread's record of the shards it
+    /// holds was destroyed, neither panics (which would abort the process) nor leaves the
+    /// shard's shared count raised (every later writer would wait for ever); a read inside it
+    /// is still known for one.
+    #[test]
+    fn a_read_from_a_thread_local_destructor_counts_out() {
+        use std::sync::OnceLock;
+        use std::sync::atomic::AtomicU8;
+        static GATE: OnceLock<Gate> = OnceLock::new();
+        static LOCKED: OnceLock<Locked<u64>> = OnceLock::new();
+        /// 1: the late read was served, and a read inside it nested; 2: it panicked.
+        static LATE_READ: AtomicU8 = AtomicU8::new(0);
+        struct ReadsOnDrop;
+        impl Drop for ReadsOnDrop {
+            fn drop(&mut self) {
+                let (gate, locked) = (GATE.get().unwrap(), LOCKED.get().unwrap());
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let outer = gate.read(0, locked);
+                    let inner = gate.read(0, locked);
+                    let nested = matches!(inner.entry,
+                        Entry::Shared { readers, .. } if std::ptr::eq(readers, &gate.nested));
+                    *outer + *inner == 0 && nested
+                }));
+                LATE_READ.store(
+                    if read.is_ok_and(|ok| ok) { 1 } else { 2 },
+                    Ordering::SeqCst,
+                );
+            }
+        }
+        thread_local! { static READS_ON_DROP: ReadsOnDrop = const { ReadsOnDrop }; }
+        let (gate, locked) = (
+            GATE.get_or_init(Gate::default),
+            LOCKED.get_or_init(|| Locked::new(0)),
+        );
+        std::thread::spawn(|| {
+            // Registered first, destroyed last: after `HELD`, which the read below registers.
+            READS_ON_DROP.with(|_| ());
+            stripe::go_without_stripe();
+            drop(gate.read(0, locked));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(LATE_READ.load(Ordering::SeqCst), 1, "the late read failed");
+        let (wrote, written) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            *gate.write(0, locked) += 1;
+            let _ = wrote.send(());
+        });
+        assert!(
+            written
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .is_ok(),
+            "a writer waits for ever: the late read left the shard's shared count raised"
+        );
     }
 
     #[test]
