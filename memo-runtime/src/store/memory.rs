@@ -1350,18 +1350,25 @@ where
         self.insert_with_ttl_hashed(self.hash(&key), key, value, ttl);
     }
 
-    /// The live value, read and removed under one lock.
+    /// The live value, removed under one lock. The entry comes out whole, and is cloned (for a
+    /// listener) and dropped after the lock is released: a value's `Clone` or `Drop` may read
+    /// the store.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let mut guard = self.write(self.shard_of(hash));
         // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
-        let shard = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) };
-        let value = shard
-            .peek(hash, key, &|deadline| self.before(deadline))
-            .cloned();
-        let removed = shard.remove(hash, key);
+        let taken = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) }
+            .take(hash, key, &|deadline| self.before(deadline));
         self.release(guard);
-        value.filter(|_| removed)
+        let (key, value, live) = taken?;
+        match &self.listener {
+            Some(listener) => {
+                let kept = live.then(|| value.clone());
+                listener(key, value, RemovalCause::Invalidated);
+                kept
+            }
+            None => live.then_some(value),
+        }
     }
 
     fn insert(&self, key: K, value: V) {
@@ -1746,6 +1753,64 @@ mod tests {
         );
         mock.increment(Duration::from_secs(20));
         assert_eq!(live(&store), 0, "everything expired by ttl × 1.2");
+    }
+
+    /// A value whose `Clone` and `Drop` read the store they are in, as the gate allows inside a
+    /// read: `remove` and `take` clone and drop it after the write, not under it, where the read
+    /// would wait for its own thread's writer.
+    #[test]
+    fn a_value_that_reads_its_store_can_be_removed_and_taken() {
+        use std::sync::OnceLock;
+        static STORE: OnceLock<MemoryStore<u64, Reads>> = OnceLock::new();
+        static TOLD: Mutex<Vec<(u64, RemovalCause)>> = Mutex::new(Vec::new());
+        /// Reads key 0 (its own shard) when cloned or dropped.
+        #[derive(PartialEq, Eq, Debug)]
+        struct Reads(u64);
+        fn read_back() {
+            thread_local! { static READING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+            if !READING.with(|reading| reading.replace(true)) {
+                let _ = STORE.get().map(|store| store.get(&&0_u64));
+                READING.with(|reading| reading.set(false));
+            }
+        }
+        impl Clone for Reads {
+            fn clone(&self) -> Self {
+                read_back();
+                Self(self.0)
+            }
+        }
+        impl Drop for Reads {
+            fn drop(&mut self) {
+                read_back();
+            }
+        }
+        let store = STORE.get_or_init(|| {
+            MemoryStore::new(&Config::new().maxsize(100))
+                .eviction_listener(|key, _, cause| TOLD.lock().unwrap().push((key, cause)))
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            store.insert(0, Reads(1));
+            assert_eq!(store.get(&&0_u64), Some(Reads(1)), "a read inside a read");
+            assert!(store.remove(&&0_u64));
+            store.insert(0, Reads(2));
+            assert_eq!(store.take(&&0_u64), Some(Reads(2)));
+            assert_eq!(store.take(&&0_u64), None);
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "remove or take waits for ever: a value's `Clone` or `Drop` read under the write"
+        );
+        let told = TOLD.lock().unwrap().clone();
+        assert_eq!(
+            told,
+            [
+                (0, RemovalCause::Invalidated),
+                (0, RemovalCause::Invalidated)
+            ]
+        );
+        assert_eq!(store.len(), 0);
     }
 
     use crate::store::RemovalCause;

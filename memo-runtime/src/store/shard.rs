@@ -700,6 +700,10 @@ pub(crate) struct Typed<'a> {
     /// The hasher of the keys, a `S` of `ty` (`TypeOf<K, V, S>`), if the operation hashes.
     hasher: Option<NonNull<()>>,
     new: Option<NonNull<u8>>,
+    /// Where the entry taken next goes instead of to the listener or its drop: a place for a
+    /// `Slot<K, V>` of the shard's types, owned by the caller (see [`Shard::take`]); `None` once
+    /// filled.
+    out: Option<NonNull<u8>>,
     /// Borrows the hasher and the entry's place.
     _borrows: PhantomData<&'a mut ()>,
 }
@@ -722,6 +726,7 @@ impl<'a> Typed<'a> {
             ty,
             hasher: hasher.map(|hasher| NonNull::from(hasher).cast()),
             new,
+            out: None,
             _borrows: PhantomData,
         }
     }
@@ -784,6 +789,12 @@ impl Entries for Typed<'_> {
         let uses = unsafe { slot.cast::<Meta>().as_ref() }
             .uses
             .load(Ordering::Relaxed);
+        if let Some(out) = self.out.take() {
+            // SAFETY: the vacated entry, the caller's to give up, moves whole to the place for a
+            // `Slot<K, V>` set by `Shard::take`, apart from the slab.
+            unsafe { std::ptr::copy_nonoverlapping(slot.as_ptr(), out.as_ptr(), self.ty.size) };
+            return uses;
+        }
         // SAFETY: the vacated entry is the caller's to give up, once, here.
         unsafe { self.give(removed, slot, cause) };
         uses
@@ -1181,19 +1192,6 @@ impl<K, V> Shard<K, V> {
         self.live(hash, key, before).map(|slot| &slot.value)
     }
 
-    /// The live value for `key`, leaving it unmarked: a look that the policy does not count as
-    /// a use (`contains_key`, `peek`).
-    pub(crate) fn peek<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
-    where
-        L: Lookup<Key = K>,
-    {
-        let (_, slot) = self.find_cold(hash, key)?;
-        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
-            return None;
-        }
-        Some(&slot.value)
-    }
-
     /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
     /// live as for a miss. Needing no clock, it makes no call (see `MemoryStore::get_untimed`).
     #[inline]
@@ -1252,6 +1250,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes `key`'s entry; `true` if there was one.
+    #[cfg(test)]
     pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
     where
         L: Lookup<Key = K>,
@@ -1264,6 +1263,35 @@ impl<K, V> Shard<K, V> {
         self.raw_mut().ops(&mut typed, |mut ops| {
             ops.take_out(hash, at, RemovalCause::Invalidated)
         })
+    }
+
+    /// Takes `key`'s entry out and hands it back, with whether it was live (`before` as for
+    /// [`get`](Self::get)): not to the listener nor dropped, so that the caller clones or drops
+    /// it, user code, after releasing the shard.
+    pub(crate) fn take<L>(
+        &mut self,
+        hash: u64,
+        key: &L,
+        before: &dyn Fn(u64) -> bool,
+    ) -> Option<(K, V, bool)>
+    where
+        L: Lookup<Key = K>,
+        K: Hash + Eq,
+    {
+        let (at, slot) = self.find_cold(hash, key)?;
+        let live = slot.meta.expires == 0 || before(slot.meta.end(self.renewal.grace));
+        let mut out = std::mem::MaybeUninit::<Slot<K, V>>::uninit();
+        let mut typed = Self::entries(None::<&NoHasher>);
+        typed.out = Some(NonNull::from(&mut out).cast());
+        self.raw_mut().ops(&mut typed, |mut ops| {
+            ops.take_out(hash, at, RemovalCause::Invalidated)
+        });
+        if typed.out.is_some() {
+            return None;
+        }
+        // SAFETY: `Typed::take` moved the entry into `out`, the only place that owns it now.
+        let slot = unsafe { out.assume_init() };
+        Some((slot.key, slot.value, live))
     }
 
     /// [`RawShard::purge_expired`].
