@@ -15,9 +15,10 @@
 //! holds, remembered per thread), and another shard through the shared count. Writers exclude each other with a
 //! mutex and are expected to be rare and short (misses).
 //!
-//! As with any read-write lock, user code that runs inside a read (`Eq`, `Clone`) or a write
-//! (`Hash`, `Drop` of an evicted entry) must not write to the same store: that write would wait
-//! for its own thread. A write from inside a read is detected and panics instead of hanging.
+//! As with any read-write lock, user code that runs inside a read (`Eq`, `Clone`) must not write
+//! to the same shard, and user code that runs inside a write (`Eq` and `Hash` of an insert, a
+//! weigher, `Drop` of an evicted entry) must not read or write it: that access would wait for its
+//! own thread. Such an access is detected and panics instead of hanging.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
@@ -231,11 +232,27 @@ thread_local! {
     /// The same for reads made after `HELD` was destroyed (from another thread-local's
     /// destructor): without a destructor of its own, it lasts as long as the thread.
     static LATE: [Cell<usize>; LATE_HELD] = const { [const { Cell::new(0) }; LATE_HELD] };
+    /// The shard (its `Locked` address) this thread writes, or 0; without a destructor too.
+    /// Not under loom, whose threads share one.
+    #[cfg(not(loom))]
+    static WRITING: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Shards a thread may read at once, one inside another, after `HELD` is gone; past them a
 /// read is not remembered (a read nested inside it may then wait for a writer).
 const LATE_HELD: usize = 4;
+
+/// Panics if this thread writes the shard at `locked`: user code run inside the write reads or
+/// writes that shard, and would wait for its own thread for ever.
+fn refuse_own_write(locked: usize) {
+    #[cfg(not(loom))]
+    assert!(
+        WRITING.with(Cell::get) != locked,
+        "memo: a key's `Eq` or `Hash`, a value's `Drop` or a weigher used the cache it was written to"
+    );
+    #[cfg(loom)]
+    let _ = locked;
+}
 
 /// Whether this thread reads the shard at `locked` through a shared count.
 fn holds(locked: usize) -> bool {
@@ -274,6 +291,9 @@ fn unhold(locked: usize) {
 pub(crate) struct WriteGuard<'a, T> {
     locked: &'a Locked<T>,
     _writers: WriterGuard<'a, ()>,
+    /// What [`WRITING`] held before this write, put back when it ends.
+    #[cfg(not(loom))]
+    outer: usize,
     _this_thread: PhantomData<*const ()>,
 }
 
@@ -404,6 +424,7 @@ impl Gate {
                     return Entry::Marked(mark);
                 }
                 mark.reading.store(0, Ordering::Release);
+                refuse_own_write(door.address);
                 wait_while(door.writing);
             }
         }
@@ -445,6 +466,7 @@ impl Gate {
                 };
             }
             readers.fetch_sub(1, Ordering::Release);
+            refuse_own_write(door.address);
             wait_while(door.writing);
         }
     }
@@ -463,8 +485,11 @@ impl Gate {
         shard: usize,
         locked: &'a Locked<T>,
     ) -> WriteGuard<'a, T> {
+        let writers = self.enter_writer(stripe, claimed, shard, locked.door());
         WriteGuard {
-            _writers: self.enter_writer(stripe, claimed, shard, locked.door()),
+            _writers: writers,
+            #[cfg(not(loom))]
+            outer: WRITING.with(|writing| writing.replace(locked.door().address)),
             locked,
             _this_thread: PhantomData,
         }
@@ -487,6 +512,7 @@ impl Gate {
             !marked && !holds(door.address),
             "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
         );
+        refuse_own_write(door.address);
         let writers = lock_writers(door.writers);
         door.writing.store(true, Ordering::SeqCst);
         loom_seq_cst();
@@ -628,6 +654,8 @@ impl<T> DerefMut for WriteGuard<'_, T> {
 
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(not(loom))]
+        WRITING.with(|writing| writing.set(self.outer));
         self.locked.writing.store(false, Ordering::Release);
     }
 }
@@ -867,6 +895,37 @@ mod tests {
             s.spawn(|| gate.read(0, &locked).count_hit());
         });
         assert_eq!(gate.hits(), 3);
+    }
+
+    /// A read or a write of a shard from inside this thread's own write of it (user code run
+    /// under the write) panics rather than waits for ever; the write goes on, and a read of
+    /// another shard inside it is served.
+    #[test]
+    fn a_read_inside_the_threads_own_write_panics() {
+        let gate: &'static Gate = Box::leak(Box::default());
+        let locked: &'static Locked<u64> = Box::leak(Box::new(Locked::new(0)));
+        let other: &'static Locked<u64> = Box::leak(Box::new(Locked::new(7)));
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut write = gate.write(0, locked);
+            let try_it = |access: &dyn Fn()| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(access)).is_err()
+            };
+            let refused = [
+                try_it(&|| drop(gate.read(0, locked))),
+                try_it(&|| drop(gate.write(0, locked))),
+            ];
+            assert_eq!(*gate.read(1, other), 7);
+            *write += 1;
+            drop(write);
+            let _ = done.send((refused, *gate.read(0, locked)));
+        });
+        let outcome = finished.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(
+            outcome.ok(),
+            Some(([true, true], 1)),
+            "a read or write inside a write waits for ever"
+        );
     }
 
     /// A read from a thread-local's destructor, after the thread's record of the shards it

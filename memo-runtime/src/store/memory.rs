@@ -1813,6 +1813,50 @@ mod tests {
         assert_eq!(store.len(), 0);
     }
 
+    /// A key whose `Eq` reads the store it is inserted into: the insert's find runs it under
+    /// the write, where the read would wait for its own thread; it panics instead, and the
+    /// store goes on.
+    #[test]
+    fn a_key_that_reads_its_store_while_inserted_panics() {
+        use std::sync::OnceLock;
+        static STORE: OnceLock<MemoryStore<Key, u64>> = OnceLock::new();
+        #[derive(Hash, Clone, Debug)]
+        struct Key(u64);
+        impl PartialEq for Key {
+            fn eq(&self, other: &Self) -> bool {
+                thread_local! { static IN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+                // Reads its own key (its own shard), once.
+                if !IN.with(|within| within.replace(true)) {
+                    let _ = STORE.get().map(|store| store.peek(&self));
+                    IN.with(|within| within.set(false));
+                }
+                self.0 == other.0
+            }
+        }
+        impl Eq for Key {}
+        let store = STORE.get_or_init(|| MemoryStore::new(&Config::new().maxsize(100)));
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            store.insert(Key(1), 1);
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.insert(Key(1), 2);
+            }));
+            let _ = done.send(again.is_err());
+        });
+        assert_eq!(
+            finished.recv_timeout(Duration::from_secs(5)).ok(),
+            Some(true),
+            "an insert whose key's `Eq` reads the store waits for ever, or does not panic"
+        );
+        // The shard was released: another thread reads and writes it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            store.insert(Key(2), 2);
+            let _ = done.send(store.len());
+        });
+        assert_eq!(finished.recv_timeout(Duration::from_secs(5)).ok(), Some(2));
+    }
+
     use crate::store::RemovalCause;
     use std::sync::{Arc, Mutex};
 
