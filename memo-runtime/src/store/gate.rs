@@ -948,7 +948,7 @@ mod tests {
                     let outer = gate.read(0, locked);
                     let inner = gate.read(0, locked);
                     let nested = matches!(inner.entry,
-                        Entry::Shared { readers, .. } if std::ptr::eq(readers, &gate.nested));
+                        Entry::Shared { readers, .. } if std::ptr::eq(readers, &raw const gate.nested));
                     *outer + *inner == 0 && nested
                 }));
                 LATE_READ.store(

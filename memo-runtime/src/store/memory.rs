@@ -1820,8 +1820,13 @@ mod tests {
     fn a_key_that_reads_its_store_while_inserted_panics() {
         use std::sync::OnceLock;
         static STORE: OnceLock<MemoryStore<Key, u64>> = OnceLock::new();
-        #[derive(Hash, Clone, Debug)]
+        #[derive(Clone, Debug)]
         struct Key(u64);
+        impl std::hash::Hash for Key {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
+            }
+        }
         impl PartialEq for Key {
             fn eq(&self, other: &Self) -> bool {
                 thread_local! { static IN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
@@ -1878,6 +1883,102 @@ mod tests {
     }
 
     const POLICIES: [Policy; 4] = [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo];
+
+    /// Fills a store of 64 entries with keys below 1000, inserts 100 more while `user_code`
+    /// (the weigher, a value's `Drop`) panics on those keys, then 100 more once it does not; the
+    /// entries held, and those of them found, for each policy. On another thread, so that an
+    /// insert that spins for ever fails the test rather than hangs it.
+    fn panics_while_evicting<V: Clone + Send + Sync + 'static>(
+        store: fn(Policy) -> MemoryStore<u64, V>,
+        value: fn(u64) -> V,
+        user_code_panics: &'static std::sync::atomic::AtomicBool,
+    ) -> Vec<(Policy, usize, usize, Option<u64>)> {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for policy in POLICIES {
+                let store = store(policy);
+                for key in 0..64 {
+                    store.insert(key, value(key));
+                }
+                user_code_panics.store(true, Ordering::SeqCst);
+                for key in 1000..1100 {
+                    let _ = catch_unwind(AssertUnwindSafe(|| store.insert(key, value(key))));
+                }
+                user_code_panics.store(false, Ordering::SeqCst);
+                for key in 2000..2100 {
+                    store.insert(key, value(key));
+                }
+                let found = (0..3000).filter(|key| store.peek(&key).is_some()).count();
+                held.push((policy, store.len(), found, store.weight()));
+            }
+            let _ = done.send(held);
+        });
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an insert spins for ever, or panics once the user code does not")
+    }
+
+    /// A weigher that panics while the shard evicts (or removes) an entry leaves the entry
+    /// whole: it stays where its policy and its key find it, and later inserts evict as usual.
+    #[test]
+    fn a_weigher_that_panics_while_evicting_leaves_the_entry_whole() {
+        static PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        #[allow(clippy::trivially_copy_pass_by_ref, reason = "a weigher's signature")]
+        fn weigh(key: &u64, _: &u64) -> u64 {
+            assert!(
+                *key >= 1000 || !PANICS.load(Ordering::SeqCst),
+                "a weigher that panics on an old key"
+            );
+            1
+        }
+        let store =
+            |policy| MemoryStore::new(&Config::new().maxsize(64).policy(policy)).weigher(weigh);
+        for (policy, held, found, weight) in panics_while_evicting(store, |key| key, &PANICS) {
+            assert!(held <= 64, "{policy:?}: {held} held");
+            assert_eq!(found, held, "{policy:?}: entries held but not found");
+            assert_eq!(
+                weight,
+                Some(held as u64),
+                "{policy:?}: the weight total drifted"
+            );
+        }
+        // A removal whose weigher panics leaves the entry too.
+        let store = store(Policy::Lru);
+        store.insert(1, 1);
+        PANICS.store(true, Ordering::SeqCst);
+        let removed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.remove(&&1_u64)));
+        PANICS.store(false, Ordering::SeqCst);
+        assert!(removed.is_err());
+        assert_eq!((store.peek(&&1_u64), store.weight()), (Some(1), Some(1)));
+        assert!(store.remove(&&1_u64));
+        assert_eq!((store.len(), store.weight()), (0, Some(0)));
+    }
+
+    /// A value whose `Drop` panics while the shard evicts it leaves the shard's books right (the
+    /// small queue's count went wrong, and under the default policy every later insert
+    /// panicked on an overflow, or in a release build evicted by a count wrapped round).
+    #[test]
+    fn a_drop_that_panics_while_evicting_leaves_the_books_right() {
+        static PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        #[derive(Clone)]
+        struct Bomb(u64);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                assert!(
+                    self.0 >= 1000 || !PANICS.load(Ordering::SeqCst) || std::thread::panicking(),
+                    "a value whose `Drop` panics"
+                );
+            }
+        }
+        let store = |policy| MemoryStore::new(&Config::new().maxsize(64).policy(policy));
+        for (policy, held, found, _) in panics_while_evicting(store, Bomb, &PANICS) {
+            assert!(held <= 64, "{policy:?}: {held} held");
+            assert_eq!(found, held, "{policy:?}: entries held but not found");
+        }
+    }
 
     #[test]
     fn weight_bound_holds_under_every_policy() {
