@@ -15,11 +15,12 @@
 //! holds, remembered per thread), and another shard through the shared count. Writers exclude each other with a
 //! mutex and are expected to be rare and short (misses).
 //!
-//! As with any read-write lock, user code that runs inside a read (`Eq`, `Clone`) or a write
-//! (`Hash`, `Drop` of an evicted entry) must not write to the same store: that write would wait
-//! for its own thread. A write from inside a read is detected and panics instead of hanging.
+//! As with any read-write lock, user code that runs inside a read (`Eq`, `Clone`) must not write
+//! to the same shard, and user code that runs inside a write (`Eq` and `Hash` of an insert, a
+//! weigher, `Drop` of an evicted entry) must not read or write it: that access would wait for its
+//! own thread. Such an access is detected and panics instead of hanging.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering};
@@ -228,18 +229,71 @@ thread_local! {
     /// The shards (their `Locked` addresses) this thread reads through a shared count: a read
     /// inside one of them enters freely instead of waiting for a writer that waits for it.
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The same for reads made after `HELD` was destroyed (from another thread-local's
+    /// destructor): without a destructor of its own, it lasts as long as the thread.
+    static LATE: [Cell<usize>; LATE_HELD] = const { [const { Cell::new(0) }; LATE_HELD] };
+    /// The shard (its `Locked` address) this thread writes, or 0; without a destructor too.
+    /// Not under loom, whose threads share one.
+    #[cfg(not(loom))]
+    static WRITING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Shards a thread may read at once, one inside another, after `HELD` is gone; past them a
+/// read is not remembered (a read nested inside it may then wait for a writer).
+const LATE_HELD: usize = 4;
+
+/// Panics if this thread writes the shard at `locked`: user code run inside the write reads or
+/// writes that shard, and would wait for its own thread for ever.
+fn refuse_own_write(locked: usize) {
+    #[cfg(not(loom))]
+    assert!(
+        WRITING.with(Cell::get) != locked,
+        "memo: a key's `Eq` or `Hash`, a value's `Drop` or a weigher used the cache it was written to"
+    );
+    #[cfg(loom)]
+    let _ = locked;
 }
 
 /// Whether this thread reads the shard at `locked` through a shared count.
 fn holds(locked: usize) -> bool {
     HELD.try_with(|held| held.borrow().contains(&locked))
-        .unwrap_or(false)
+        .unwrap_or_else(|_| LATE.with(|late| late.iter().any(|at| at.get() == locked)))
+}
+
+/// Remembers that this thread reads the shard at `locked` through a shared count; whether it
+/// could (see [`LATE_HELD`]).
+fn hold(locked: usize) -> bool {
+    HELD.try_with(|held| held.borrow_mut().push(locked)).is_ok()
+        || LATE.with(|late| {
+            let free = late.iter().find(|at| at.get() == 0);
+            free.inspect(|at| at.set(locked)).is_some()
+        })
+}
+
+/// Forgets one read of the shard at `locked` that [`hold`] remembered.
+fn unhold(locked: usize) {
+    let held = HELD.try_with(|held| {
+        let mut held = held.borrow_mut();
+        if let Some(at) = held.iter().rposition(|&a| a == locked) {
+            held.swap_remove(at);
+        }
+    });
+    if held.is_err() {
+        LATE.with(|late| {
+            if let Some(at) = late.iter().find(|at| at.get() == locked) {
+                at.set(0);
+            }
+        });
+    }
 }
 
 /// Exclusive access to a shard. Not `Send`, like the reader's guard.
 pub(crate) struct WriteGuard<'a, T> {
     locked: &'a Locked<T>,
     _writers: WriterGuard<'a, ()>,
+    /// What [`WRITING`] held before this write, put back when it ends.
+    #[cfg(not(loom))]
+    outer: usize,
     _this_thread: PhantomData<*const ()>,
 }
 
@@ -370,6 +424,7 @@ impl Gate {
                     return Entry::Marked(mark);
                 }
                 mark.reading.store(0, Ordering::Release);
+                refuse_own_write(door.address);
                 wait_while(door.writing);
             }
         }
@@ -401,15 +456,17 @@ impl Gate {
             readers.fetch_add(1, Ordering::SeqCst);
             loom_seq_cst();
             if !door.writing.load(Ordering::SeqCst) {
-                // As in `enter`, with the shared count in place of the mark.
-                HELD.with(|held| held.borrow_mut().push(door.address));
+                // As in `enter`, with the shared count in place of the mark. Nothing between
+                // counting in and the entry that counts out may panic: `hold` does not, even
+                // from a thread-local's destructor.
                 return Entry::Shared {
                     readers,
                     hits: &self.shared_hits,
-                    held: Some(door.address),
+                    held: hold(door.address).then_some(door.address),
                 };
             }
             readers.fetch_sub(1, Ordering::Release);
+            refuse_own_write(door.address);
             wait_while(door.writing);
         }
     }
@@ -428,8 +485,11 @@ impl Gate {
         shard: usize,
         locked: &'a Locked<T>,
     ) -> WriteGuard<'a, T> {
+        let writers = self.enter_writer(stripe, claimed, shard, locked.door());
         WriteGuard {
-            _writers: self.enter_writer(stripe, claimed, shard, locked.door()),
+            _writers: writers,
+            #[cfg(not(loom))]
+            outer: WRITING.with(|writing| writing.replace(locked.door().address)),
             locked,
             _this_thread: PhantomData,
         }
@@ -452,6 +512,7 @@ impl Gate {
             !marked && !holds(door.address),
             "memo: a key's `Eq` or a value's `Clone` wrote to the cache it was read from"
         );
+        refuse_own_write(door.address);
         let writers = lock_writers(door.writers);
         door.writing.store(true, Ordering::SeqCst);
         loom_seq_cst();
@@ -553,12 +614,7 @@ impl Drop for Entry<'_> {
             Entry::Marked(mark) => mark.reading.store(0, Ordering::Release),
             Entry::Shared { readers, held, .. } => {
                 if let Some(address) = held {
-                    let _ = HELD.try_with(|shards| {
-                        let mut shards = shards.borrow_mut();
-                        if let Some(at) = shards.iter().rposition(|&a| a == address) {
-                            shards.swap_remove(at);
-                        }
-                    });
+                    unhold(address);
                 }
                 readers.fetch_sub(1, Ordering::Release);
             }
@@ -598,6 +654,8 @@ impl<T> DerefMut for WriteGuard<'_, T> {
 
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(not(loom))]
+        WRITING.with(|writing| writing.set(self.outer));
         self.locked.writing.store(false, Ordering::Release);
     }
 }
@@ -844,6 +902,93 @@ mod tests {
             s.spawn(|| gate.read(0, &locked).count_hit());
         });
         assert_eq!(gate.hits(), 3);
+    }
+
+    /// A read or a write of a shard from inside this thread's own write of it (user code run
+    /// under the write) panics rather than waits for ever; the write goes on, and a read of
+    /// another shard inside it is served.
+    #[test]
+    fn a_read_inside_the_threads_own_write_panics() {
+        let gate: &'static Gate = Box::leak(Box::default());
+        let locked: &'static Locked<u64> = Box::leak(Box::new(Locked::new(0)));
+        let other: &'static Locked<u64> = Box::leak(Box::new(Locked::new(7)));
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut write = gate.write(0, locked);
+            let try_it = |access: &dyn Fn()| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(access)).is_err()
+            };
+            let refused = [
+                try_it(&|| drop(gate.read(0, locked))),
+                try_it(&|| drop(gate.write(0, locked))),
+            ];
+            assert_eq!(*gate.read(1, other), 7);
+            *write += 1;
+            drop(write);
+            let _ = done.send((refused, *gate.read(0, locked)));
+        });
+        let outcome = finished.recv_timeout(std::time::Duration::from_secs(5));
+        assert_eq!(
+            outcome.ok(),
+            Some(([true, true], 1)),
+            "a read or write inside a write waits for ever"
+        );
+    }
+
+    /// A read from a thread-local's destructor, after the thread's record of the shards it
+    /// holds was destroyed, neither panics (which would abort the process) nor leaves the
+    /// shard's shared count raised (every later writer would wait for ever); a read inside it
+    /// is still known for one.
+    #[test]
+    fn a_read_from_a_thread_local_destructor_counts_out() {
+        use std::sync::OnceLock;
+        use std::sync::atomic::AtomicU8;
+        static GATE: OnceLock<Gate> = OnceLock::new();
+        static LOCKED: OnceLock<Locked<u64>> = OnceLock::new();
+        /// 1: the late read was served, and a read inside it nested; 2: it panicked.
+        static LATE_READ: AtomicU8 = AtomicU8::new(0);
+        struct ReadsOnDrop;
+        impl Drop for ReadsOnDrop {
+            fn drop(&mut self) {
+                let (gate, locked) = (GATE.get().unwrap(), LOCKED.get().unwrap());
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let outer = gate.read(0, locked);
+                    let inner = gate.read(0, locked);
+                    let nested = matches!(inner.entry,
+                        Entry::Shared { readers, .. } if std::ptr::eq(readers, &raw const gate.nested));
+                    *outer + *inner == 0 && nested
+                }));
+                LATE_READ.store(
+                    if read.is_ok_and(|ok| ok) { 1 } else { 2 },
+                    Ordering::SeqCst,
+                );
+            }
+        }
+        thread_local! { static READS_ON_DROP: ReadsOnDrop = const { ReadsOnDrop }; }
+        let (gate, locked) = (
+            GATE.get_or_init(Gate::default),
+            LOCKED.get_or_init(|| Locked::new(0)),
+        );
+        std::thread::spawn(|| {
+            // Registered first, destroyed last: after `HELD`, which the read below registers.
+            READS_ON_DROP.with(|_| ());
+            stripe::go_without_stripe();
+            drop(gate.read(0, locked));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(LATE_READ.load(Ordering::SeqCst), 1, "the late read failed");
+        let (wrote, written) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            *gate.write(0, locked) += 1;
+            let _ = wrote.send(());
+        });
+        assert!(
+            written
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .is_ok(),
+            "a writer waits for ever: the late read left the shard's shared count raised"
+        );
     }
 
     #[test]

@@ -1350,18 +1350,25 @@ where
         self.insert_with_ttl_hashed(self.hash(&key), key, value, ttl);
     }
 
-    /// The live value, read and removed under one lock.
+    /// The live value, removed under one lock. The entry comes out whole, and is cloned (for a
+    /// listener) and dropped after the lock is released: a value's `Clone` or `Drop` may read
+    /// the store.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let hash = self.hash(key);
         let mut guard = self.write(self.shard_of(hash));
         // SAFETY: every shard of this store is a `Shard<K, V>` (`Shards::new`).
-        let shard = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) };
-        let value = shard
-            .peek(hash, key, &|deadline| self.before(deadline))
-            .cloned();
-        let removed = shard.remove(hash, key);
+        let taken = unsafe { Shard::<K, V>::of_raw_mut(&mut guard) }
+            .take(hash, key, &|deadline| self.before(deadline));
         self.release(guard);
-        value.filter(|_| removed)
+        let (key, value, live) = taken?;
+        match &self.listener {
+            Some(listener) => {
+                let kept = live.then(|| value.clone());
+                listener(key, value, RemovalCause::Invalidated);
+                kept
+            }
+            None => live.then_some(value),
+        }
     }
 
     fn insert(&self, key: K, value: V) {
@@ -1748,6 +1755,113 @@ mod tests {
         assert_eq!(live(&store), 0, "everything expired by ttl × 1.2");
     }
 
+    /// A value whose `Clone` and `Drop` read the store they are in, as the gate allows inside a
+    /// read: `remove` and `take` clone and drop it after the write, not under it, where the read
+    /// would wait for its own thread's writer.
+    #[test]
+    fn a_value_that_reads_its_store_can_be_removed_and_taken() {
+        use std::sync::OnceLock;
+        static STORE: OnceLock<MemoryStore<u64, Reads>> = OnceLock::new();
+        static TOLD: Mutex<Vec<(u64, RemovalCause)>> = Mutex::new(Vec::new());
+        /// Reads key 0 (its own shard) when cloned or dropped.
+        #[derive(PartialEq, Eq, Debug)]
+        struct Reads(u64);
+        fn read_back() {
+            thread_local! { static READING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+            if !READING.with(|reading| reading.replace(true)) {
+                let _ = STORE.get().map(|store| store.get(&&0_u64));
+                READING.with(|reading| reading.set(false));
+            }
+        }
+        impl Clone for Reads {
+            fn clone(&self) -> Self {
+                read_back();
+                Self(self.0)
+            }
+        }
+        impl Drop for Reads {
+            fn drop(&mut self) {
+                read_back();
+            }
+        }
+        let store = STORE.get_or_init(|| {
+            MemoryStore::new(&Config::new().maxsize(100))
+                .eviction_listener(|key, _, cause| TOLD.lock().unwrap().push((key, cause)))
+        });
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            store.insert(0, Reads(1));
+            assert_eq!(store.get(&&0_u64), Some(Reads(1)), "a read inside a read");
+            assert!(store.remove(&&0_u64));
+            store.insert(0, Reads(2));
+            assert_eq!(store.take(&&0_u64), Some(Reads(2)));
+            assert_eq!(store.take(&&0_u64), None);
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "remove or take waits for ever: a value's `Clone` or `Drop` read under the write"
+        );
+        let told = TOLD.lock().unwrap().clone();
+        assert_eq!(
+            told,
+            [
+                (0, RemovalCause::Invalidated),
+                (0, RemovalCause::Invalidated)
+            ]
+        );
+        assert_eq!(store.len(), 0);
+    }
+
+    /// A key whose `Eq` reads the store it is inserted into: the insert's find runs it under
+    /// the write, where the read would wait for its own thread; it panics instead, and the
+    /// store goes on.
+    #[test]
+    fn a_key_that_reads_its_store_while_inserted_panics() {
+        use std::sync::OnceLock;
+        static STORE: OnceLock<MemoryStore<Key, u64>> = OnceLock::new();
+        #[derive(Clone, Debug)]
+        struct Key(u64);
+        impl std::hash::Hash for Key {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
+            }
+        }
+        impl PartialEq for Key {
+            fn eq(&self, other: &Self) -> bool {
+                thread_local! { static IN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) }; }
+                // Reads its own key (its own shard), once.
+                if !IN.with(|within| within.replace(true)) {
+                    let _ = STORE.get().map(|store| store.peek(&self));
+                    IN.with(|within| within.set(false));
+                }
+                self.0 == other.0
+            }
+        }
+        impl Eq for Key {}
+        let store = STORE.get_or_init(|| MemoryStore::new(&Config::new().maxsize(100)));
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            store.insert(Key(1), 1);
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.insert(Key(1), 2);
+            }));
+            let _ = done.send(again.is_err());
+        });
+        assert_eq!(
+            finished.recv_timeout(Duration::from_secs(5)).ok(),
+            Some(true),
+            "an insert whose key's `Eq` reads the store waits for ever, or does not panic"
+        );
+        // The shard was released: another thread reads and writes it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            store.insert(Key(2), 2);
+            let _ = done.send(store.len());
+        });
+        assert_eq!(finished.recv_timeout(Duration::from_secs(5)).ok(), Some(2));
+    }
+
     use crate::store::RemovalCause;
     use std::sync::{Arc, Mutex};
 
@@ -1769,6 +1883,102 @@ mod tests {
     }
 
     const POLICIES: [Policy; 4] = [Policy::Auto, Policy::Lru, Policy::Lfu, Policy::Fifo];
+
+    /// Fills a store of 64 entries with keys below 1000, inserts 100 more while `user_code`
+    /// (the weigher, a value's `Drop`) panics on those keys, then 100 more once it does not; the
+    /// entries held, and those of them found, for each policy. On another thread, so that an
+    /// insert that spins for ever fails the test rather than hangs it.
+    fn panics_while_evicting<V: Clone + Send + Sync + 'static>(
+        store: fn(Policy) -> MemoryStore<u64, V>,
+        value: fn(u64) -> V,
+        user_code_panics: &'static std::sync::atomic::AtomicBool,
+    ) -> Vec<(Policy, usize, usize, Option<u64>)> {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for policy in POLICIES {
+                let store = store(policy);
+                for key in 0..64 {
+                    store.insert(key, value(key));
+                }
+                user_code_panics.store(true, Ordering::SeqCst);
+                for key in 1000..1100 {
+                    let _ = catch_unwind(AssertUnwindSafe(|| store.insert(key, value(key))));
+                }
+                user_code_panics.store(false, Ordering::SeqCst);
+                for key in 2000..2100 {
+                    store.insert(key, value(key));
+                }
+                let found = (0..3000).filter(|key| store.peek(&key).is_some()).count();
+                held.push((policy, store.len(), found, store.weight()));
+            }
+            let _ = done.send(held);
+        });
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an insert spins for ever, or panics once the user code does not")
+    }
+
+    /// A weigher that panics while the shard evicts (or removes) an entry leaves the entry
+    /// whole: it stays where its policy and its key find it, and later inserts evict as usual.
+    #[test]
+    fn a_weigher_that_panics_while_evicting_leaves_the_entry_whole() {
+        static PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        #[allow(clippy::trivially_copy_pass_by_ref, reason = "a weigher's signature")]
+        fn weigh(key: &u64, _: &u64) -> u64 {
+            assert!(
+                *key >= 1000 || !PANICS.load(Ordering::SeqCst),
+                "a weigher that panics on an old key"
+            );
+            1
+        }
+        let store =
+            |policy| MemoryStore::new(&Config::new().maxsize(64).policy(policy)).weigher(weigh);
+        for (policy, held, found, weight) in panics_while_evicting(store, |key| key, &PANICS) {
+            assert!(held <= 64, "{policy:?}: {held} held");
+            assert_eq!(found, held, "{policy:?}: entries held but not found");
+            assert_eq!(
+                weight,
+                Some(held as u64),
+                "{policy:?}: the weight total drifted"
+            );
+        }
+        // A removal whose weigher panics leaves the entry too.
+        let store = store(Policy::Lru);
+        store.insert(1, 1);
+        PANICS.store(true, Ordering::SeqCst);
+        let removed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.remove(&&1_u64)));
+        PANICS.store(false, Ordering::SeqCst);
+        assert!(removed.is_err());
+        assert_eq!((store.peek(&&1_u64), store.weight()), (Some(1), Some(1)));
+        assert!(store.remove(&&1_u64));
+        assert_eq!((store.len(), store.weight()), (0, Some(0)));
+    }
+
+    /// A value whose `Drop` panics while the shard evicts it leaves the shard's books right (the
+    /// small queue's count went wrong, and under the default policy every later insert
+    /// panicked on an overflow, or in a release build evicted by a count wrapped round).
+    #[test]
+    fn a_drop_that_panics_while_evicting_leaves_the_books_right() {
+        static PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        #[derive(Clone)]
+        struct Bomb(u64);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                assert!(
+                    self.0 >= 1000 || !PANICS.load(Ordering::SeqCst) || std::thread::panicking(),
+                    "a value whose `Drop` panics"
+                );
+            }
+        }
+        let store = |policy| MemoryStore::new(&Config::new().maxsize(64).policy(policy));
+        for (policy, held, found, _) in panics_while_evicting(store, Bomb, &PANICS) {
+            assert!(held <= 64, "{policy:?}: {held} held");
+            assert_eq!(found, held, "{policy:?}: entries held but not found");
+        }
+    }
 
     #[test]
     fn weight_bound_holds_under_every_policy() {

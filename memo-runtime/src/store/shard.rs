@@ -700,6 +700,10 @@ pub(crate) struct Typed<'a> {
     /// The hasher of the keys, a `S` of `ty` (`TypeOf<K, V, S>`), if the operation hashes.
     hasher: Option<NonNull<()>>,
     new: Option<NonNull<u8>>,
+    /// Where the entry taken next goes instead of to the listener or its drop: a place for a
+    /// `Slot<K, V>` of the shard's types, owned by the caller (see [`Shard::take`]); `None` once
+    /// filled.
+    out: Option<NonNull<u8>>,
     /// Borrows the hasher and the entry's place.
     _borrows: PhantomData<&'a mut ()>,
 }
@@ -722,6 +726,7 @@ impl<'a> Typed<'a> {
             ty,
             hasher: hasher.map(|hasher| NonNull::from(hasher).cast()),
             new,
+            out: None,
             _borrows: PhantomData,
         }
     }
@@ -784,6 +789,12 @@ impl Entries for Typed<'_> {
         let uses = unsafe { slot.cast::<Meta>().as_ref() }
             .uses
             .load(Ordering::Relaxed);
+        if let Some(out) = self.out.take() {
+            // SAFETY: the vacated entry, the caller's to give up, moves whole to the place for a
+            // `Slot<K, V>` set by `Shard::take`, apart from the slab.
+            unsafe { std::ptr::copy_nonoverlapping(slot.as_ptr(), out.as_ptr(), self.ty.size) };
+            return uses;
+        }
         // SAFETY: the vacated entry is the caller's to give up, once, here.
         unsafe { self.give(removed, slot, cause) };
         uses
@@ -839,6 +850,19 @@ struct Ops<'a> {
     core: &'a mut Core,
     index: &'a mut Index,
     entries: Held<'a>,
+}
+
+/// Puts a number popped off `ring` back at its front when dropped (see [`Ops::popped`]); the pop
+/// left room, so this does not allocate while unwinding.
+struct Requeue<'a> {
+    ring: &'a mut VecDeque<u32>,
+    at: u32,
+}
+
+impl Drop for Requeue<'_> {
+    fn drop(&mut self) {
+        self.ring.push_front(self.at);
+    }
 }
 
 /// What [`Shard::find_cold`] looks for, by key `K`: a lookup's key, or the owned key of an
@@ -1181,19 +1205,6 @@ impl<K, V> Shard<K, V> {
         self.live(hash, key, before).map(|slot| &slot.value)
     }
 
-    /// The live value for `key`, leaving it unmarked: a look that the policy does not count as
-    /// a use (`contains_key`, `peek`).
-    pub(crate) fn peek<L>(&self, hash: u64, key: &L, before: &dyn Fn(u64) -> bool) -> Option<&V>
-    where
-        L: Lookup<Key = K>,
-    {
-        let (_, slot) = self.find_cold(hash, key)?;
-        if slot.meta.expires != 0 && !before(slot.meta.end(self.renewal.grace)) {
-            return None;
-        }
-        Some(&slot.value)
-    }
-
     /// Like [`get`](Self::get) for an entry that never expires; `None` for one with a time to
     /// live as for a miss. Needing no clock, it makes no call (see `MemoryStore::get_untimed`).
     #[inline]
@@ -1252,6 +1263,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Removes `key`'s entry; `true` if there was one.
+    #[cfg(test)]
     pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
     where
         L: Lookup<Key = K>,
@@ -1264,6 +1276,35 @@ impl<K, V> Shard<K, V> {
         self.raw_mut().ops(&mut typed, |mut ops| {
             ops.take_out(hash, at, RemovalCause::Invalidated)
         })
+    }
+
+    /// Takes `key`'s entry out and hands it back, with whether it was live (`before` as for
+    /// [`get`](Self::get)): not to the listener nor dropped, so that the caller clones or drops
+    /// it, user code, after releasing the shard.
+    pub(crate) fn take<L>(
+        &mut self,
+        hash: u64,
+        key: &L,
+        before: &dyn Fn(u64) -> bool,
+    ) -> Option<(K, V, bool)>
+    where
+        L: Lookup<Key = K>,
+        K: Hash + Eq,
+    {
+        let (at, slot) = self.find_cold(hash, key)?;
+        let live = slot.meta.expires == 0 || before(slot.meta.end(self.renewal.grace));
+        let mut out = std::mem::MaybeUninit::<Slot<K, V>>::uninit();
+        let mut typed = Self::entries(None::<&NoHasher>);
+        typed.out = Some(NonNull::from(&mut out).cast());
+        self.raw_mut().ops(&mut typed, |mut ops| {
+            ops.take_out(hash, at, RemovalCause::Invalidated)
+        });
+        if typed.out.is_some() {
+            return None;
+        }
+        // SAFETY: `Typed::take` moved the entry into `out`, the only place that owns it now.
+        let slot = unsafe { out.assume_init() };
+        Some((slot.key, slot.value, live))
     }
 
     /// [`RawShard::purge_expired`].
@@ -1376,15 +1417,37 @@ impl Ops<'_> {
         true
     }
 
-    /// Takes entry `at` out of the slab and its weight out of the total (see
-    /// [`Entries::take`]).
-    fn take_entry(&mut self, at: u32, vacate: bool, cause: RemovalCause) -> Option<u8> {
-        if self.core.weighed
-            && let Some(weight) = self.entries.weigh(Some(at))
-        {
+    /// The weight of entry `at`, if entries are weighed: the weigher is user code, asked before
+    /// the entry is touched, so that one that panics leaves the entry whole.
+    fn weight_of(&self, at: u32) -> Option<u64> {
+        if self.core.weighed {
+            self.entries.weigh(Some(at))
+        } else {
+            None
+        }
+    }
+
+    /// Takes entry `at`, of weight `weight` ([`weight_of`](Self::weight_of)), out of the slab
+    /// (see [`Entries::take`]), its weight out of the total and, in a bounded shard, out of the
+    /// small queue's count; `false` if nothing is held at `at`. The books are kept before the
+    /// entry is dropped, whose `Drop` may panic.
+    fn take_entry(
+        &mut self,
+        at: u32,
+        weight: Option<u64>,
+        vacate: bool,
+        cause: RemovalCause,
+    ) -> bool {
+        let Some(meta) = self.entries.meta(at) else {
+            return false;
+        };
+        if self.core.ordered && meta.uses.load(Ordering::Relaxed) & MAIN == 0 {
+            self.core.small_len = self.core.small_len.saturating_sub(1);
+        }
+        if let Some(weight) = weight {
             self.core.weight.sub(weight);
         }
-        self.entries.take(at, vacate, cause)
+        self.entries.take(at, vacate, cause).is_some()
     }
 
     /// Makes room for a new entry of weight `weight` (if weighed) under `hash`; the new entry's
@@ -1405,7 +1468,12 @@ impl Ops<'_> {
         }
         if let Some(weight) = weight {
             while !self.core.weight.fits(weight) && self.entries.len() > 0 {
+                let held = self.len();
                 self.evict_one(now);
+                if self.len() == held {
+                    // Nothing could leave: the new entry does not come in (see below).
+                    return None;
+                }
             }
             if self.entries.len() == 0 {
                 // Nothing left to weigh: forget any drift of a weigher that was not
@@ -1413,12 +1481,15 @@ impl Ops<'_> {
                 self.core.weight.clear();
             }
         }
-        match self.core.policy {
+        let uses = match self.core.policy {
             Policy::Auto => self.admit_auto(hash, now),
             Policy::Lru => Some(self.admit_clock(now)),
             Policy::Lfu => Some(self.admit_lfu(now)),
             Policy::Fifo => Some(self.admit_fifo(now)),
-        }
+        };
+        // No room was made (the rings lost track of the entries held, which only a bug could
+        // do): the new entry does not come in, rather than go past the bound.
+        uses.filter(|_| self.len() < self.core.capacity)
     }
 
     /// Entry `at`, just put in the slab under `hash`, joins the index, the expiry heap and its
@@ -1456,7 +1527,10 @@ impl Ops<'_> {
     fn enqueue(&mut self, at: u32, uses: u8) {
         let core = &mut *self.core;
         let (ring, live) = if uses & MAIN != 0 {
-            (&mut core.main, self.entries.len() - core.small_len)
+            (
+                &mut core.main,
+                self.entries.len().saturating_sub(core.small_len),
+            )
         } else {
             core.small_len += 1;
             (&mut core.small, core.small_len)
@@ -1490,7 +1564,7 @@ impl Ops<'_> {
             }
             // A vacated number: free for the next entry now that no ring names it.
             self.entries.release(at);
-            core.vacated -= 1;
+            core.vacated = core.vacated.saturating_sub(1);
         }
         None
     }
@@ -1523,7 +1597,25 @@ impl Ops<'_> {
     /// Like [`pop`](Self::pop), with the hash of the entry's key.
     fn pop_hashed(&mut self, main: bool) -> Option<(u64, u32)> {
         let at = self.pop(main)?;
-        Some((self.entries.hash(at), at))
+        Some((self.popped(at, |entries| entries.hash(at)), at))
+    }
+
+    /// Runs `work`, user code (a key's `Hash`, the weigher), on entry `at`, just popped off its
+    /// ring: if it panics, the number goes back to the front of the ring, where the policy finds
+    /// the entry, still held and indexed, again.
+    fn popped<R>(&mut self, at: u32, work: impl FnOnce(&Held<'_>) -> R) -> R {
+        let main = (self.entries.meta(at))
+            .is_some_and(|meta| meta.uses.load(Ordering::Relaxed) & MAIN != 0);
+        let core = &mut *self.core;
+        let ring = if main {
+            &mut core.main
+        } else {
+            &mut core.small
+        };
+        let requeue = Requeue { ring, at };
+        let done = work(&self.entries);
+        std::mem::forget(requeue);
+        done
     }
 
     /// Entry `at`'s stamps and use count (popped since the last change).
@@ -1546,29 +1638,29 @@ impl Ops<'_> {
 
     /// Removes entry `at` (popped off its ring), counted as expired or evicted.
     fn drop_slot(&mut self, at: u32, expired: bool) {
-        let hash = self.entries.hash(at);
+        let hash = self.popped(at, |entries| entries.hash(at));
         self.drop_hashed(hash, at, expired);
     }
 
     /// [`drop_slot`](Self::drop_slot) with the hash of the entry's key known.
     fn drop_hashed(&mut self, hash: u64, at: u32, expired: bool) {
+        if self.entries.meta(at).is_none() {
+            return;
+        }
+        let weight = if self.core.weighed {
+            self.popped(at, |entries| entries.weigh(Some(at)))
+        } else {
+            None
+        };
         self.unindex(hash, at);
         let cause = if expired {
+            self.core.counts.expired += 1;
             RemovalCause::Expired
         } else {
+            self.core.counts.evicted += 1;
             RemovalCause::Evicted
         };
-        let Some(uses) = self.take_entry(at, false, cause) else {
-            return;
-        };
-        if uses & MAIN == 0 {
-            self.core.small_len -= 1;
-        }
-        if expired {
-            self.core.counts.expired += 1;
-        } else {
-            self.core.counts.evicted += 1;
-        }
+        self.take_entry(at, weight, false, cause);
     }
 
     /// Takes entry `at`'s number out of the index.
@@ -1597,12 +1689,12 @@ impl Ops<'_> {
                 // Due later within this unit.
                 break;
             }
+            // User code (`Hash`, the weigher) first: if it panics, nothing has changed.
+            let (hash, weight) = (self.entries.hash(at), self.weight_of(at));
             self.core.expiry.pop();
-            let hash = self.entries.hash(at);
             self.unindex(hash, at);
-            if self.take_vacating(at, RemovalCause::Expired) {
-                self.core.counts.expired += 1;
-            }
+            self.core.counts.expired += 1;
+            self.take_vacating(at, weight, RemovalCause::Expired);
         }
         if self.core.expiry.len() > 2 * self.len() + 64 {
             // Items of removed or restamped entries: keep those that stand for an entry's
@@ -1649,23 +1741,25 @@ impl Ops<'_> {
     /// Takes entry `at`, found under `hash`, out of the table and its ring, as `cause`; `true`
     /// if it was held.
     fn take_out(&mut self, hash: u64, at: u32, cause: RemovalCause) -> bool {
+        let weight = self.weight_of(at);
         let removed = self.index.remove(hash, at);
         debug_assert!(removed, "found under this hash a moment ago");
-        self.take_vacating(at, cause)
+        self.take_vacating(at, weight, cause)
     }
 
-    /// Takes entry `at`, already out of the index, out of the slab, as `cause`; in a bounded
-    /// shard its number stays in its ring, vacated (see the module doc). `true` if it was held.
-    fn take_vacating(&mut self, at: u32, cause: RemovalCause) -> bool {
+    /// Takes entry `at`, of weight `weight`, already out of the index, out of the slab, as
+    /// `cause`; in a bounded shard its number stays in its ring, vacated (see the module doc).
+    /// `true` if it was held.
+    fn take_vacating(&mut self, at: u32, weight: Option<u64>, cause: RemovalCause) -> bool {
         let ordered = self.core.ordered;
-        let Some(uses) = self.take_entry(at, ordered, cause) else {
+        if self.entries.meta(at).is_none() {
             return false;
-        };
+        }
         if ordered {
-            if uses & MAIN == 0 {
-                self.core.small_len -= 1;
-            }
             self.core.vacated += 1;
+        }
+        self.take_entry(at, weight, ordered, cause);
+        if ordered {
             self.compact_vacated();
         }
         true
@@ -1675,30 +1769,32 @@ impl Ops<'_> {
     fn purge_expired(&mut self, now: u64) -> usize {
         let grace = self.core.grace;
         let entries = &self.entries;
-        let mut expired = Vec::new();
-        self.index.retain(&mut |at| {
-            let gone = entries
+        let gone = |at| {
+            entries
                 .meta(at)
-                .is_some_and(|meta| meta.is_expired(now, grace));
-            if gone {
-                expired.push(at);
-            }
-            !gone
+                .is_some_and(|meta| meta.is_expired(now, grace))
+        };
+        let expired: Vec<u32> = self.index.iter().filter(|&at| gone(at)).collect();
+        // The weigher, user code, before anything changes: if it panics, nothing has.
+        let weights: Vec<Option<u64>> = expired.iter().map(|&at| self.weight_of(at)).collect();
+        let entries = &self.entries;
+        self.index.retain(&mut |at| {
+            !entries
+                .meta(at)
+                .is_some_and(|meta| meta.is_expired(now, grace))
         });
         let bounded = self.core.ordered;
-        for &at in &expired {
-            let Some(uses) = self.take_entry(at, bounded, RemovalCause::Expired) else {
-                continue;
-            };
-            if bounded && uses & MAIN == 0 {
-                self.core.small_len -= 1;
+        self.core.counts.expired += expired.len() as u64;
+        for (&at, weight) in expired.iter().zip(weights) {
+            if bounded {
+                self.core.vacated += 1;
             }
+            self.take_entry(at, weight, bounded, RemovalCause::Expired);
         }
         if !expired.is_empty() && bounded {
             // One pass over the rings frees the purged entries' numbers with any vacated before.
             self.release_vacated();
         }
-        self.core.counts.expired += expired.len() as u64;
         expired.len()
     }
 }

@@ -200,7 +200,7 @@ impl Ops<'_> {
     /// from main.
     pub(super) fn evict_auto(&mut self, now: u64) {
         loop {
-            let main_len = self.len() - self.core.small_len;
+            let main_len = self.len().saturating_sub(self.core.small_len);
             if self.core.small_len >= self.core.small_target || main_len == 0 {
                 let Some((hash, index)) = self.pop_hashed(false) else {
                     if main_len == 0 {

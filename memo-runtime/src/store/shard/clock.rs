@@ -14,7 +14,12 @@ impl Ops<'_> {
     /// Makes room for a new key if the shard is full; the new entry's `uses` byte.
     pub(super) fn admit_clock(&mut self, now: u64) -> u8 {
         while self.len() >= self.core.capacity {
+            let held = self.len();
             self.evict_clock(now);
+            if self.len() == held {
+                // Nothing could leave (see `make_room`).
+                break;
+            }
         }
         MAIN
     }
