@@ -837,15 +837,16 @@ mod trust {
         assert_eq!((stats.backend_errors, stats.skipped), (1, 1), "{stats:?}");
     }
 
-    /// A server 15 ms away (each reply held back 15 ms; the command timeout, 100 ms, is the
-    /// call's budget): a process waiting on another's lock polls for a second, 15 ms a round
-    /// trip, far more than its budget in all. Answered polls are the lock's wait, not a slow
-    /// server: it takes the holder's value, and the key is computed once. Redis and tiered.
+    /// A server 40 ms away (each reply held back 40 ms; the command timeout, 250 ms, is the
+    /// call's budget, of which the read and the first claim take 80 ms): a process waiting on
+    /// another's lock polls for a second and a half, 40 ms a round trip, far more than its
+    /// budget in all. Answered polls are the lock's wait, not a slow server: it takes the
+    /// holder's value, and the key is computed once. Redis and tiered.
     #[test]
     fn a_waiter_far_from_the_server_waits_out_the_holder() {
         let server = RedisServer::start();
-        let proxy = SlowProxy::start(server.port(), Duration::from_millis(15));
-        let client = stubborn(&proxy.url());
+        let proxy = SlowProxy::start(server.port(), Duration::from_millis(40));
+        let client = stubborn_within(&proxy.url(), Duration::from_millis(250));
         // Two caches of one name: two processes sharing the server (each its own flights).
         let redis = || options("far", &client).open::<u64, String>(&config());
         waits_out_the_holder(
@@ -893,7 +894,7 @@ mod trust {
         assert_eq!((stats.misses, stats.backend_errors), (1, 1), "{stats:?}");
     }
 
-    /// `waiter` asks for the key `holder` is computing (for a second, under its lock): one run,
+    /// `waiter` asks for the key `holder` is computing (1.5 s, under its lock): one run,
     /// the holder's value for both, and nothing counted against the waiter.
     fn waits_out_the_holder<S: Store<u64, String>>(
         port: u16,
@@ -905,7 +906,7 @@ mod trust {
             let held = scope.spawn(|| {
                 holder.get_or_compute(&1, |key| {
                     runs.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_secs(1));
+                    std::thread::sleep(Duration::from_millis(1500));
                     format!("holder's {key}")
                 })
             });
