@@ -511,6 +511,86 @@ fn an_instance_cache_on_tiered_is_the_objects_own() {
     assert_eq!(again.runs.load(Ordering::SeqCst), 0);
 }
 
+/// Another process (here another cache object over the same names: its own flights, its own
+/// copies, its own client's lock token) invalidates a key while this one computes it: the value
+/// computed before is its caller's alone, and neither Redis nor a local copy keeps it.
+fn a_value_computed_before_an_invalidation_elsewhere_is_not_stored<S>(
+    here: Arc<Cache<String, String, S>>,
+    there: &Cache<String, String, S>,
+    invalidate: impl Fn(&Cache<String, String, S>),
+) where
+    S: memo::Store<String, String> + Send + Sync + 'static,
+{
+    let (started, on_start) = std::sync::mpsc::channel();
+    let (go, on_go) = std::sync::mpsc::channel::<()>();
+    let leader = std::thread::spawn(move || {
+        here.get_or_compute("k", |_| {
+            started.send(()).unwrap();
+            on_go.recv().unwrap();
+            "old".to_string()
+        });
+        here
+    });
+    on_start.recv().unwrap();
+    invalidate(there);
+    go.send(()).unwrap();
+    let here = leader.join().unwrap();
+    assert_eq!(
+        here.get("k"),
+        None,
+        "stored by a computation begun before the invalidation"
+    );
+    assert_eq!(there.get("k"), None);
+    let runs = AtomicUsize::new(0);
+    let computed = there.get_or_compute("k", |_| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        "new".to_string()
+    });
+    assert_eq!((computed.as_str(), runs.load(Ordering::SeqCst)), ("new", 1));
+    assert_eq!(here.get("k").as_deref(), Some("new"));
+}
+
+#[test]
+fn a_redis_value_computed_before_another_process_invalidated_it_is_not_stored() {
+    init();
+    let open = || memo::Cache::builder().redis("begun-before").build();
+    let invalidate = |cache: &memo::RedisCache<String, String>| {
+        assert!(!cache.invalidate("k"), "nothing stored yet");
+    };
+    a_value_computed_before_an_invalidation_elsewhere_is_not_stored(
+        Arc::new(open()),
+        &open(),
+        invalidate,
+    );
+    let open = || memo::Cache::builder().redis("begun-before-clear").build();
+    a_value_computed_before_an_invalidation_elsewhere_is_not_stored(
+        Arc::new(open()),
+        &open(),
+        Cache::clear,
+    );
+}
+
+#[test]
+fn a_tiered_value_computed_before_another_process_invalidated_it_is_not_stored() {
+    init();
+    let open = |name| memo::Cache::builder().maxsize(10).tiered(name).build();
+    let invalidate = |cache: &memo::TieredCache<String, String>| {
+        assert!(!cache.invalidate("k"), "nothing stored yet");
+    };
+    let name = "begun-before-tiered";
+    a_value_computed_before_an_invalidation_elsewhere_is_not_stored(
+        Arc::new(open(name)),
+        &open(name),
+        invalidate,
+    );
+    let name = "begun-before-tiered-clear";
+    a_value_computed_before_an_invalidation_elsewhere_is_not_stored(
+        Arc::new(open(name)),
+        &open(name),
+        Cache::clear,
+    );
+}
+
 static REDIS_FAILURES: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(store = redis, ttl = "10m")]
@@ -646,6 +726,9 @@ fn the_same_cache_works_against_a_cluster() {
         let compute = |key: &str| format!("value of {key}");
         assert_eq!(cache.get_or_compute(key, compute), compute(key));
         assert_eq!(cache.get(key), Some(compute(key)));
+        // An invalidation deletes the value and its lock in one script: one slot too.
+        assert!(cache.invalidate(key));
+        assert_eq!(cache.get(key), None);
     }
     assert_eq!(cache.stats().backend_errors, 0);
     // Async hits too, on a bare executor thread.

@@ -104,15 +104,21 @@ pub(crate) enum ReadOrLock {
     Held,
 }
 
-/// A holder's last step in one round trip: stores the value (`ARGV[2]`: its time to live in ms, 0
-/// for none), publishes `ARGV[6]` on `ARGV[5]` if given (a tiered store's announcement), then
-/// deletes the lock if it still holds our token and tells the waiters on `ARGV[4]`. Replies 1 if
-/// the lock was still ours, else 0 (the value is stored either way).
-const SET_UNLOCK_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
+/// A holder's last step in one round trip, only while the lock still holds our token: stores the
+/// value (`ARGV[2]`: its time to live in ms, 0 for none), publishes `ARGV[6]` on `ARGV[5]` if
+/// given (a tiered store's announcement), deletes the lock and tells the waiters on `ARGV[4]`.
+/// Replies 1 if it did, else 0 and stores nothing: the lock was lost to its lease or removed with
+/// the key by an invalidation ([`del_with_lock`](RedisClient::del_with_lock)), which a value
+/// computed before it must not undo.
+const SET_UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[2]) ~= ARGV[3] then return 0 end \
+     if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
      else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
      if ARGV[5] then redis.call('publish', ARGV[5], ARGV[6]) end \
-     if redis.call('get', KEYS[2]) == ARGV[3] then \
-     redis.call('del', KEYS[2]) redis.call('publish', ARGV[4], KEYS[2]) return 1 else return 0 end";
+     redis.call('del', KEYS[2]) redis.call('publish', ARGV[4], KEYS[2]) return 1";
+
+/// Deletes a value and its lock: whether the value was there.
+const DEL_WITH_LOCK: &str = "local n = redis.call('del', KEYS[1]) redis.call('del', KEYS[2]) \
+     if n > 0 then return 1 else return 0 end";
 
 /// Extends the lease only while the lock still holds our token.
 const EXTEND: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
@@ -364,6 +370,15 @@ impl RedisClient {
         self.call(move |conn| ops::del(conn, key)).await
     }
 
+    /// `DEL value_key lock_key` in one round trip (a script: on a cluster both keys need one hash
+    /// tag): whether the value was there. A holder of the lock then stores nothing
+    /// ([`set_and_unlock`](Self::set_and_unlock)), so a value computed before an invalidation
+    /// does not come back after it.
+    pub(crate) fn del_with_lock(&self, value_key: &[u8], lock_key: &[u8]) -> Result<bool, Error> {
+        let keys = vec![value_key.to_vec(), lock_key.to_vec()];
+        wait(self.call(move |conn| ops::scripted(conn, DEL_WITH_LOCK, keys, Vec::new())))
+    }
+
     /// `SET lock_key token NX PX lease_ms`: whether this caller now holds the lock.
     pub fn lock(&self, lock_key: &[u8], token: &[u8], lease_ms: u64) -> Result<bool, Error> {
         wait(self.lock_async(lock_key, token, lease_ms))
@@ -449,8 +464,8 @@ impl RedisClient {
 
     /// `SET value_key value [PX ttl_ms]`, then
     /// [`unlock_and_publish`](Self::unlock_and_publish), in one round trip (a script: on a
-    /// cluster both keys need one hash tag): whether the lock was still ours. A `ttl_ms` of 0
-    /// counts as 1.
+    /// cluster both keys need one hash tag), only while the lock holds our token: whether it did
+    /// (`false`: the lock was lost, and nothing was stored). A `ttl_ms` of 0 counts as 1.
     pub(crate) async fn set_and_unlock(&self, stored: Stored<'_>) -> Result<bool, Error> {
         let (keys, args) = stored.into_parts();
         self.call(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))

@@ -6,7 +6,8 @@
 //! releases by compare-and-delete, publishing the lock key on a channel. Waiters wake on that
 //! message or on a poll (backoff with jitter) and try the script again (a holder that died leaves
 //! a lock that expires with its lease). Past the wait timeout they compute themselves. This is an
-//! efficiency lock: losing it costs a duplicate computation, never a wrong value.
+//! efficiency lock: losing it costs a duplicate computation, never a wrong value. A holder whose
+//! lock is gone (lost to its lease, or deleted with the value by an invalidation) stores nothing.
 //!
 //! No lock outlives its caller: the release is armed before the request that may take the lock
 //! is sent, so a caller cancelled at any await point, or a reply lost to a timeout after Redis

@@ -66,7 +66,8 @@ struct Outgoing<'a> {
 
 impl Outgoing<'_> {
     /// Sends the write, releasing the lock if one is held and publishing `announce` (channel and
-    /// message head) beside it, within the call's budget: whether the lock was still ours.
+    /// message head) beside it, within the call's budget: whether it was stored (`false`: the
+    /// lock was no longer ours, and Redis stored nothing).
     async fn send(mut self, announce: Option<(&[u8], &[u8])>) -> Result<bool, Error> {
         let guard = self.guard.take();
         let write = self.write(announce);
@@ -1025,19 +1026,25 @@ impl<K, V> RedisStore<K, V> {
     /// Stores `value` under `key`, ending the claim `lease` holds and publishing `announce`
     /// (channel and message head, to which the encoded key is added: a tiered store's
     /// announcement of the new value) in the same round trip, within the call's budget.
+    ///
+    /// `false` if Redis refused it: the claim's lock was gone, lost to its lease or removed by an
+    /// invalidation since the claim, so the value may be older than what Redis now holds. `true`
+    /// otherwise, also when the write failed (what Redis holds is then unknown).
     pub(crate) async fn insert_then_async(
         &self,
         key: &K,
         value: &V,
         lease: Lease,
         announce: Option<(&[u8], &[u8])>,
-    ) where
+    ) -> bool
+    where
         K: Serialize,
         V: Serialize,
     {
-        if let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) {
-            self.record(out.send(announce).await);
-        }
+        let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
+            return true;
+        };
+        self.record(out.send(announce).await).unwrap_or(true)
     }
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
@@ -1192,7 +1199,8 @@ where
         let Some(names) = self.names_of(&key.to_key()) else {
             return false;
         };
-        self.record(remote.client.del(&names.value))
+        // With its lock: a computation begun before, in any process, stores nothing.
+        self.record(remote.client.del_with_lock(&names.value, &names.lock))
             .unwrap_or(false)
     }
 

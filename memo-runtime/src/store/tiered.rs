@@ -543,10 +543,16 @@ where
         let unsettled = Unsettled(Some(|| {
             self.fills.remove(hash, || self.l1.remove(&&key));
         }));
-        self.l2
+        let stored = self
+            .l2
             .insert_then_async(&key, &value, lease, Some((&self.channel, &head)))
             .await;
         unsettled.settled();
+        if !stored {
+            // Refused: invalidated in some process since the claim. No copy here either.
+            self.fills.remove(hash, || self.l1.remove(&&key));
+            return;
+        }
         self.keep_written(hash, seen, key, value, |key, value| {
             self.keep_local(hash, key, value, cost);
         });
