@@ -4,7 +4,9 @@
 //! poll, with backoff from 1 ms to 50 ms, until the value is committed, or the row is gone (the
 //! holder's computation was not stored, e.g. an `Err`: one of them computes), or the lease has
 //! passed or its holder has died (one of them takes the row over). The row is released in the
-//! same transaction as the value it guarded, so no waiter sees neither.
+//! same transaction as the value it guarded, so no waiter sees neither; that value is stored only
+//! while the row still holds the holder's token. A removal of the key (`invalidate`, `clear`)
+//! deletes the row at once, so a value computed before it, in any process, is not stored.
 //!
 //! A row of this process whose token no caller here holds any more is stale (its release was
 //! lost with a failed write) and is taken over at once: a process never waits for itself.
@@ -242,6 +244,21 @@ impl<K, V> DiskStore<K, V> {
         None
     }
 
+    /// Deletes the lock row of the key encoded as `encoded` (of every key, for `None`) at once,
+    /// ahead of the removal of its value: whoever holds it, in any process, then stores nothing
+    /// (`Kind::Put`'s token), so a value computed before the removal does not come back after
+    /// it. A claim taken after this call is not touched.
+    pub(super) fn unlock(&self, encoded: Option<&[u8]>) {
+        self.db.shared.read(&self.space, |conn| match encoded {
+            Some(key) => conn
+                .prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?
+                .execute(params![&self.ns[..], key]),
+            None => conn
+                .prepare_cached("DELETE FROM locks WHERE ns = ?1")?
+                .execute(params![&self.ns[..]]),
+        });
+    }
+
     /// The claim of the lock row of the key encoded as `encoded`, taken with `token`.
     fn lock_claim(&self, encoded: Vec<u8>, token: i64) -> LockClaim {
         LockClaim {
@@ -294,6 +311,11 @@ impl LockClaim {
     /// The encoding of the key whose row this is.
     pub(super) fn encoded(&self) -> &[u8] {
         &self.encoded
+    }
+
+    /// The token the row holds while it is this claim's.
+    pub(super) fn token(&self) -> i64 {
+        self.token
     }
 }
 

@@ -594,11 +594,18 @@ where
 
     /// Stores `value` under `key` (of hash `hash`, the front's; `encoded`, if its claim carried
     /// it), computed in `cost`, to expire a time to live from now.
-    fn insert_costed(&self, hash: u64, key: K, encoded: Option<Vec<u8>>, value: V, cost: Duration) {
+    fn insert_costed(
+        &self,
+        hash: u64,
+        key: K,
+        claim: Option<&lock::LockClaim>,
+        value: V,
+        cost: Duration,
+    ) {
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
             let fresh = self.now_ms().saturating_add(ttl);
-            return self.put(hash, key, encoded, value, fresh, cost);
+            return self.put(hash, key, claim, value, fresh, cost);
         }
         let fresh = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
@@ -607,7 +614,7 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        self.put(hash, key, encoded, value, fresh, cost);
+        self.put(hash, key, claim, value, fresh, cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -703,21 +710,23 @@ where
         Some(value)
     }
 
-    /// Stores `value` under `key` (of hash `hash`; `encoded`, or encoded here), computed in
-    /// `cost`, its time to live ending at `fresh` (Unix milliseconds; 0 for never; the row is
-    /// kept `stale` longer): in the front (unless large) and, through the write queue, on disk.
+    /// Stores `value` under `key` (of hash `hash`), computed in `cost`, its time to live ending
+    /// at `fresh` (Unix milliseconds; 0 for never; the row is kept `stale` longer): in the front
+    /// (unless large) and, through the write queue, on disk. A `claim`'s value (whose key it
+    /// encoded already) is stored only while the claim's lock row is still its own.
     fn put(
         &self,
         hash: u64,
         key: K,
-        encoded: Option<Vec<u8>>,
+        claim: Option<&lock::LockClaim>,
         value: V,
         fresh: i64,
         cost: Duration,
     ) {
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
-        let encoded = encoded.or_else(|| key::encode(&key));
+        let encoded =
+            claim.map_or_else(|| key::encode(&key), |claim| Some(claim.encoded().to_vec()));
         let bytes = self.codec.encode(&value);
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
@@ -729,21 +738,34 @@ where
         };
         let small = bytes.len() < FRONT_MAX_BYTES;
         let bytes = bytes.into();
+        let token = claim.map(lock::LockClaim::token);
+        // A claim's value refused by the writer moves the epoch (`writer::refused`), perhaps
+        // before the copy below is made: then the copy goes too.
+        let epoch = self.db.shared.epoch.load(Ordering::Acquire);
         self.db.shared.queue.push(
             &self.ns,
             encoded,
             Kind::Put {
                 value: bytes,
                 expires,
+                token,
             },
         );
         // Queued first: a read that begins after the count finds the write.
         self.writes.wrote(Some(hash));
+        #[cfg(test)]
+        tests::after_queued(&self.db);
         if small {
+            let refusable = token.map(|_| key.clone());
             // Checked first, so a change seen now does not clear this value right after.
             self.front_is_current();
             self.front
                 .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
+            if let Some(key) = refusable
+                && self.db.shared.epoch.load(Ordering::Acquire) != epoch
+            {
+                self.front.remove(&&key);
+            }
         } else {
             self.front.remove(&&key);
         }
@@ -838,8 +860,7 @@ where
     {
         match lease.take::<lock::LockClaim>() {
             Ok(claim) => {
-                let encoded = Some(claim.encoded().to_vec());
-                self.insert_costed(hash, key, encoded, value, cost);
+                self.insert_costed(hash, key, Some(&claim), value, cost);
                 drop(claim);
             }
             Err(lease) => {
@@ -898,6 +919,7 @@ where
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let value = self.peek(key);
         if let Some(encoded) = key::encode(&key.to_key()) {
+            self.unlock(Some(&encoded));
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
         }
         self.writes.wrote(Some(self.front.hash_of(key)));
@@ -908,6 +930,7 @@ where
     /// Committed, then counted, then the front is emptied: until the commit, a row read is
     /// not answered by the queue (the clear is not per key).
     fn clear(&self) {
+        self.unlock(None);
         self.db.shared.queue.push(&self.ns, Vec::new(), Kind::Clear);
         self.db.flush();
         self.writes.wrote(None);

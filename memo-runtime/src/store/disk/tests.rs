@@ -629,6 +629,59 @@ fn another_process_invalidating_is_seen_here() {
     assert_eq!(store.get(&"b"), Some(5));
 }
 
+std::thread_local! {
+    /// Whether this thread's next `DiskStore::put` waits for its write to be committed before
+    /// it keeps the value in the front.
+    static COMMIT_BEFORE_FRONT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Called by `DiskStore::put` between queueing a write and keeping the value in the front.
+pub(super) fn after_queued(db: &Db) {
+    if COMMIT_BEFORE_FRONT.replace(false) {
+        db.flush();
+    }
+}
+
+/// Another store of the function (another process's, as far as the database goes: its own
+/// front, flights and generations) removes a key, or clears, while this one computes it: the
+/// value computed before is its caller's alone, neither stored nor kept in the front, also when
+/// the writer refuses it before the front takes it (`raced`).
+#[test]
+fn a_value_computed_before_another_store_removed_its_key_is_not_stored() {
+    let tmp = TempDir::new("begun-before");
+    let here = std::sync::Arc::new(Cache::with_store(open(&tmp.0, &Config::new())));
+    let there = Cache::with_store(open(&tmp.0, &Config::new()));
+    for (key, clear) in [("removed", false), ("cleared", true), ("raced", false)] {
+        let (started, on_start) = std::sync::mpsc::channel();
+        let (go, on_go) = std::sync::mpsc::channel::<()>();
+        let leader = {
+            let here = std::sync::Arc::clone(&here);
+            std::thread::spawn(move || {
+                here.get_or_compute(key, |_| {
+                    started.send(()).unwrap();
+                    on_go.recv().unwrap();
+                    COMMIT_BEFORE_FRONT.set(key == "raced");
+                    1
+                })
+            })
+        };
+        on_start.recv().unwrap();
+        if clear {
+            there.clear();
+        } else {
+            assert!(!there.invalidate(key), "nothing stored yet");
+        }
+        go.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), 1, "its own caller gets it");
+        here.store().flush();
+        assert_eq!(here.get(key), None, "{key}: stored, or kept in the front");
+        assert_eq!(there.get(key), None, "{key}");
+        assert_eq!(there.get_or_compute(key, |_| 2), 2);
+        there.store().flush();
+        assert_eq!(here.get(key), Some(2), "{key}");
+    }
+}
+
 #[test]
 fn two_processes_missing_one_key_compute_it_once() {
     let tmp = TempDir::new("cross-flight");

@@ -53,10 +53,14 @@ pub(super) struct Op {
 
 #[derive(Clone)]
 pub(super) enum Kind {
-    /// Store `value`, expiring at `expires` (Unix milliseconds; 0 for never).
+    /// Store `value`, expiring at `expires` (Unix milliseconds; 0 for never); with a `token`
+    /// (a claim's), only while the key's lock row still holds it: a removal since the claim
+    /// (in any process) deleted the row (`DiskStore::unlock`), and the value may be older than
+    /// that removal.
     Put {
         value: Arc<[u8]>,
         expires: i64,
+        token: Option<i64>,
     },
     Delete,
     /// Move the expiry of a stored value to `expires` (time to idle: it was used).
@@ -179,7 +183,7 @@ impl Queue {
         let seq = state.next;
         let key: Arc<[u8]> = key.into();
         let pending = match &kind {
-            Kind::Put { value, expires } => Some(Pending::Put {
+            Kind::Put { value, expires, .. } => Some(Pending::Put {
                 value: Arc::clone(value),
                 expires: *expires,
             }),
@@ -475,6 +479,13 @@ fn removal(op: &Op) -> Option<Op> {
     }
 }
 
+/// A claim's value was not stored (its lock is gone): every front of this process is read again,
+/// as when another process wrote.
+fn refused(shared: &Shared) {
+    let _exclusive = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
+    shared.epoch.fetch_add(1, Ordering::AcqRel);
+}
+
 /// A batch committed: other processes are told, through the change counter.
 fn committed(shared: &Shared) {
     if let Some(version) = &shared.version {
@@ -599,10 +610,20 @@ fn commit_rows(
         let mut touch = tx.prepare_cached(
             "UPDATE entries SET expires = ?3 WHERE ns = ?1 AND key = ?2 AND expires > 0",
         )?;
+        let mut holds = tx.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3)",
+        )?;
         for op in batch {
             let (ns, key) = (&op.ns[..], &op.key[..]);
             match &op.kind {
-                Kind::Put { value, expires } => {
+                Kind::Put {
+                    token: Some(token), ..
+                } if !holds.query_row(params![ns, key, token], |row| row.get::<_, bool>(0))? => {
+                    // The lock is gone: removed since the claim. This process's fronts may hold
+                    // the value (`DiskStore::put`): they are read again.
+                    refused(shared);
+                }
+                Kind::Put { value, expires, .. } => {
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
                         let name = files::write(&shared.dir, ns, key, value).map_err(io_error)?;
