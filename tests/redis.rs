@@ -550,10 +550,26 @@ fn a_value_computed_before_an_invalidation_elsewhere_is_not_stored<S>(
     assert_eq!(here.get("k").as_deref(), Some("new"));
 }
 
+/// The options of a store called `name` over a client of its own, patient enough (2 s a call)
+/// that a loaded machine takes no claim or removal past its budget: a store that then computes
+/// without its lock (or keeps the lock) would store, as documented.
+fn patient(name: &str) -> RedisOptions {
+    let url = std::env::var("MEMO_REDIS_URL").unwrap();
+    let config = RedisConfig::from_url(&url)
+        .unwrap()
+        .command_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2));
+    RedisOptions::new(name).client(RedisClient::new(config).unwrap())
+}
+
 #[test]
 fn a_redis_value_computed_before_another_process_invalidated_it_is_not_stored() {
     init();
-    let open = || memo::Cache::builder().redis("begun-before").build();
+    let open = || {
+        memo::Cache::builder()
+            .redis_options(patient("begun-before"))
+            .build()
+    };
     let invalidate = |cache: &memo::RedisCache<String, String>| {
         assert!(!cache.invalidate("k"), "nothing stored yet");
     };
@@ -562,7 +578,11 @@ fn a_redis_value_computed_before_another_process_invalidated_it_is_not_stored() 
         &open(),
         invalidate,
     );
-    let open = || memo::Cache::builder().redis("begun-before-clear").build();
+    let open = || {
+        memo::Cache::builder()
+            .redis_options(patient("begun-before-clear"))
+            .build()
+    };
     a_value_computed_before_an_invalidation_elsewhere_is_not_stored(
         Arc::new(open()),
         &open(),
@@ -573,7 +593,12 @@ fn a_redis_value_computed_before_another_process_invalidated_it_is_not_stored() 
 #[test]
 fn a_tiered_value_computed_before_another_process_invalidated_it_is_not_stored() {
     init();
-    let open = |name| memo::Cache::builder().maxsize(10).tiered(name).build();
+    let open = |name| {
+        memo::Cache::builder()
+            .maxsize(10)
+            .tiered_options(patient(name))
+            .build()
+    };
     let invalidate = |cache: &memo::TieredCache<String, String>| {
         assert!(!cache.invalidate("k"), "nothing stored yet");
     };
