@@ -3,6 +3,8 @@
 
 #[cfg(feature = "disk")]
 mod disk;
+#[cfg(any(feature = "disk", feature = "redis"))]
+mod fills;
 mod gate;
 mod ghost;
 mod lifetime;

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::fills::Fills;
 use super::redis::RedisStore;
 use super::{Claim, Counts, Lease, MemoryStore, RedisOptions, Store, TtlFrom};
 #[cfg(any(test, feature = "test-util"))]
@@ -24,79 +24,6 @@ use crate::redis::{Subscription, wait};
 /// Messages on the invalidation channel: this process's id, then what to drop.
 const EVICT: u8 = 0;
 const CLEAR: u8 = 1;
-
-/// How many stripes [`Fills`] spreads the keys over.
-const STRIPES: usize = 64;
-
-/// What keeps a copy read from Redis from landing after a removal or a newer value.
-///
-/// A read of Redis and the keeping of its value are two steps: a removal (here, or announced
-/// by another process) or a write of a newer value can come between them, and the copy kept
-/// after it would be the old value, served here for a time to live. So each stripe of keys
-/// counts the removals and writes that reached it. A fill notes the count before its read and
-/// keeps its copy under the stripe's read lock only if the count has not moved; a removal or
-/// a write, once Redis has answered it, moves the count and changes the local copy under the
-/// write lock. A fill's check then either comes first (the change drops or replaces its copy)
-/// or sees the count moved (and keeps nothing): no moment serves the old copy after the
-/// change returned.
-struct Fills {
-    stripes: [RwLock<u64>; STRIPES],
-}
-
-impl Fills {
-    fn new() -> Self {
-        Self {
-            stripes: std::array::from_fn(|_| RwLock::new(0)),
-        }
-    }
-
-    /// The stripe of a key of hash `hash` (the local copies'), by its high bits: the copies'
-    /// shards take the low ones.
-    fn stripe(&self, hash: u64) -> &RwLock<u64> {
-        &self.stripes[usize::try_from(hash >> 58).unwrap_or(0) % STRIPES]
-    }
-
-    /// The count a fill of a key of hash `hash` starts from, taken before its read of Redis.
-    fn seen(&self, hash: u64) -> u64 {
-        *self.stripe(hash).read()
-    }
-
-    /// Runs `keep` (the insert of a copy read from Redis) unless a change reached the stripe
-    /// since `seen`.
-    fn fill(&self, hash: u64, seen: u64, keep: impl FnOnce()) {
-        let count = self.stripe(hash).read();
-        if *count == seen {
-            keep();
-        }
-    }
-
-    /// Runs `remove` (of a local copy, after its removal from Redis) with the stripe's count
-    /// moved.
-    fn remove<T>(&self, hash: u64, remove: impl FnOnce() -> T) -> T {
-        let mut count = self.stripe(hash).write();
-        *count = count.wrapping_add(1);
-        remove()
-    }
-
-    /// Runs `keep` (the local copy of a value this process wrote to Redis, the count `seen`
-    /// taken before the write) with the stripe's count moved; `keep` is told whether no other
-    /// change came since `seen`.
-    fn wrote<T>(&self, hash: u64, seen: u64, keep: impl FnOnce(bool) -> T) -> T {
-        let mut count = self.stripe(hash).write();
-        let alone = *count == seen;
-        *count = count.wrapping_add(1);
-        keep(alone)
-    }
-
-    /// Runs `clear` (of every local copy) with every stripe's count moved.
-    fn clear(&self, clear: impl FnOnce()) {
-        let mut counts: Vec<_> = self.stripes.iter().map(RwLock::write).collect();
-        for count in &mut counts {
-            **count = count.wrapping_add(1);
-        }
-        clear();
-    }
-}
 
 /// Runs its closure when dropped before [`settled`](Self::settled): what an async write,
 /// cancelled while Redis may or may not have taken its value, does to the local copy.
@@ -210,11 +137,11 @@ where
         return;
     }
     match rest.split_first() {
-        Some((&CLEAR, _)) => fills.clear(|| l1.clear()),
+        Some((&CLEAR, _)) => fills.change_all(|| l1.clear()),
         Some((&EVICT, key)) => {
             if let Ok(key) = postcard::from_bytes::<K>(key) {
                 let hash = l1.hash_of(&&key);
-                fills.remove(hash, || l1.remove(&&key));
+                fills.change(hash, || l1.remove(&&key));
             }
         }
         _ => {}
@@ -541,7 +468,7 @@ where
         let head = self.evict_head();
         // Cancelled, Redis may or may not hold the new value: no copy here, old or new.
         let unsettled = Unsettled(Some(|| {
-            self.fills.remove(hash, || self.l1.remove(&&key));
+            self.fills.change(hash, || self.l1.remove(&&key));
         }));
         let stored = self
             .l2
@@ -550,7 +477,7 @@ where
         unsettled.settled();
         if !stored {
             // Refused: invalidated in some process since the claim. No copy here either.
-            self.fills.remove(hash, || self.l1.remove(&&key));
+            self.fills.change(hash, || self.l1.remove(&&key));
             return;
         }
         self.keep_written(hash, seen, key, value, |key, value| {
@@ -576,7 +503,7 @@ where
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let owned = key.to_key();
         let remote = self.l2.remove(key);
-        let local = self.fills.remove(self.hash_of(key), || self.l1.remove(key));
+        let local = self.fills.change(self.hash_of(key), || self.l1.remove(key));
         if let Some(encoded) = crate::key::encode(&owned) {
             self.announce(Some(&encoded));
         }
@@ -586,7 +513,7 @@ where
     /// Redis first, then the local copies, as [`remove`](Self::remove).
     fn clear(&self) {
         self.l2.clear();
-        self.fills.clear(|| self.l1.clear());
+        self.fills.change_all(|| self.l1.clear());
         self.announce(None);
     }
 

@@ -15,7 +15,6 @@ mod db;
 mod encoded;
 mod files;
 mod lock;
-mod own_writes;
 mod perms;
 mod timer;
 mod version;
@@ -32,8 +31,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use self::db::{Db, Space};
-use self::own_writes::OwnWrites;
 use self::writer::{Kind, Pending};
+use super::fills::Fills;
 use super::{Claim, Counts, Lease, MemoryStore, Store, TtlFrom};
 #[cfg(any(test, feature = "test-util"))]
 use crate::clock::Clock;
@@ -56,8 +55,8 @@ struct Before {
     version: u64,
     /// The key's hash (the front's).
     hash: u64,
-    /// [`OwnWrites::stamp`] of the key.
-    writes: u64,
+    /// [`Fills::seen`] of the key.
+    seen: u64,
 }
 
 /// Where and how a [`DiskStore`] keeps its entries.
@@ -259,7 +258,7 @@ impl DiskOptions {
         DiskStore {
             front: MemoryStore::new(&front),
             epoch: AtomicU64::new(epoch),
-            writes: OwnWrites::default(),
+            fills: Fills::new(),
             db,
             ns,
             space,
@@ -359,8 +358,9 @@ pub struct DiskStore<K, V> {
     /// The epoch of the database this front reflects.
     epoch: AtomicU64,
     /// This process's writes of the store's keys, so that a read that began before one does
-    /// not put an older value into the front after it.
-    writes: OwnWrites,
+    /// not put an older value into the front after it: its own write moves the change counter
+    /// only when it commits, and a reader keeps its value if the counter has not moved.
+    fills: Fills,
     db: Arc<Db>,
     ns: Arc<[u8]>,
     space: Arc<Space>,
@@ -646,7 +646,7 @@ where
         let before = shared.version.as_ref().map(|version| Before {
             version: version.get(),
             hash,
-            writes: self.writes.stamp(hash),
+            seen: self.fills.seen(hash),
         });
         let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, encoded) {
             Some(Pending::Gone) => return None,
@@ -731,7 +731,7 @@ where
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
             self.count_error("a key or value could not be encoded");
-            self.writes.wrote(Some(hash));
+            self.fills.change(hash, || ());
             self.front
                 .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
             return;
@@ -752,7 +752,7 @@ where
             },
         );
         // Queued first: a read that begins after the count finds the write.
-        self.writes.wrote(Some(hash));
+        self.fills.change(hash, || ());
         #[cfg(test)]
         tests::after_queued(&self.db);
         if small {
@@ -782,16 +782,16 @@ where
             .gate
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _writes = self.writes.hold();
-        if version.get() == before.version
-            && shared.known.load(Ordering::Acquire) == before.version
-            && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
-            && self.writes.stamp(before.hash) == before.writes
-        {
-            let cost = self.cost(Duration::ZERO);
-            self.front
-                .insert_expiring(key, value, self.front_expiry(expires_ms), cost);
-        }
+        self.fills.fill(before.hash, before.seen, || {
+            if version.get() == before.version
+                && shared.known.load(Ordering::Acquire) == before.version
+                && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
+            {
+                let cost = self.cost(Duration::ZERO);
+                self.front
+                    .insert_expiring(key, value, self.front_expiry(expires_ms), cost);
+            }
+        });
     }
 }
 
@@ -922,7 +922,7 @@ where
             self.unlock(Some(&encoded));
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
         }
-        self.writes.wrote(Some(self.front.hash_of(key)));
+        self.fills.change(self.front.hash_of(key), || ());
         self.front.remove(key);
         value
     }
@@ -933,7 +933,7 @@ where
         self.unlock(None);
         self.db.shared.queue.push(&self.ns, Vec::new(), Kind::Clear);
         self.db.flush();
-        self.writes.wrote(None);
+        self.fills.change_all(|| ());
         self.front.clear();
     }
 
