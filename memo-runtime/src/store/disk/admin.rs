@@ -152,6 +152,11 @@ impl DiskDirectory {
     /// Removes every entry of `function`, as its cache's `clear()` does (processes holding
     /// copies in memory drop them).
     pub fn clear(&self, function: &StoredFunction) {
+        // Its lock rows first: a computation under way in a program stores nothing after this.
+        self.db.shared.read(&self.space, |conn| {
+            conn.prepare_cached("DELETE FROM locks WHERE ns = ?1")?
+                .execute(rusqlite::params![function.namespace])
+        });
         self.db
             .shared
             .queue

@@ -645,13 +645,14 @@ pub(super) fn after_queued(db: &Db) {
 /// Another store of the function (another process's, as far as the database goes: its own
 /// front, flights and generations) removes a key, or clears, while this one computes it: the
 /// value computed before is its caller's alone, neither stored nor kept in the front, also when
-/// the writer refuses it before the front takes it (`raced`).
+/// the writer refuses it before the front takes it (`raced`), and after the CLI's `clear`.
 #[test]
 fn a_value_computed_before_another_store_removed_its_key_is_not_stored() {
     let tmp = TempDir::new("begun-before");
     let here = std::sync::Arc::new(Cache::with_store(open(&tmp.0, &Config::new())));
     let there = Cache::with_store(open(&tmp.0, &Config::new()));
-    for (key, clear) in [("removed", false), ("cleared", true), ("raced", false)] {
+    let directory = admin::DiskDirectory::open(here.store().dir()).unwrap();
+    for key in ["removed", "cleared", "raced", "cleared by the directory"] {
         let (started, on_start) = std::sync::mpsc::channel();
         let (go, on_go) = std::sync::mpsc::channel::<()>();
         let leader = {
@@ -666,10 +667,14 @@ fn a_value_computed_before_another_store_removed_its_key_is_not_stored() {
             })
         };
         on_start.recv().unwrap();
-        if clear {
-            there.clear();
-        } else {
-            assert!(!there.invalidate(key), "nothing stored yet");
+        match key {
+            "cleared" => there.clear(),
+            "cleared by the directory" => {
+                let functions = directory.functions();
+                let function = functions.iter().find(|f| f.function == "tests::f");
+                directory.clear(function.unwrap());
+            }
+            _ => assert!(!there.invalidate(key), "nothing stored yet"),
         }
         go.send(()).unwrap();
         assert_eq!(leader.join().unwrap(), 1, "its own caller gets it");
