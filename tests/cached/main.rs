@@ -12,6 +12,8 @@ mod hashes;
 #[cfg(feature = "test-util")]
 mod idle;
 mod instance;
+#[cfg(feature = "test-util")]
+mod isolation;
 mod keys;
 mod methods;
 #[cfg(feature = "test-util")]
