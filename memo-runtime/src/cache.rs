@@ -1363,50 +1363,58 @@ where
     /// another process holds it, that one refreshes, and its value replaces this one), computes
     /// it with `compute`, stores the value if kept (an awaited write, ending the claim) or else
     /// keeps the old one; then the old value is no longer served in the new one's place.
-    async fn refresh_in_background<F>(
+    fn refresh_in_background<F>(
         &self,
         key: K,
         compute: impl FnOnce(K) -> F,
         keep: fn(&V) -> bool,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         F: Future<Output = Option<V>>,
     {
-        let _ends = Renewal {
+        // Made now, not at the first poll: a task dropped before it ran (its runtime shut down)
+        // ends the refresh too, and gives its claim back.
+        let mut ends = Renewal {
             cache: self,
-            key: key.clone(),
+            key,
+            settled: false,
         };
-        let hash = self.store.hash_of(&&key);
-        // Before the refresh reads its sources: an invalidation from now on refuses its value.
-        let generation = self.head.writes.generation(hash);
-        let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
-        if let Some(lease) = claim.await {
-            let started = Instant::now();
-            match compute(key.clone()).await {
-                Some(value) if keep(&value) => {
-                    let cost = started.elapsed();
-                    if let Some(writing) = self.head.writes.begin(hash, generation) {
-                        let store = || -> Boxed<'_, ()> {
-                            Box::pin(self.store.insert_claimed_async(
-                                hash,
-                                key.clone(),
-                                value,
-                                cost,
-                                lease,
-                            ))
-                        };
-                        writing.during(store).await;
-                    } else {
-                        // The key was invalidated meanwhile: its value is not stored, and a later
-                        // read may refresh it again.
+        async move {
+            let key = ends.key.clone();
+            let hash = self.store.hash_of(&&key);
+            // Before the refresh reads its sources: an invalidation from now on refuses its value.
+            let generation = self.head.writes.generation(hash);
+            let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
+            if let Some(lease) = claim.await {
+                let started = Instant::now();
+                match compute(key.clone()).await {
+                    Some(value) if keep(&value) => {
+                        let cost = started.elapsed();
+                        if let Some(writing) = self.head.writes.begin(hash, generation) {
+                            let store = || -> Boxed<'_, ()> {
+                                Box::pin(self.store.insert_claimed_async(
+                                    hash,
+                                    key.clone(),
+                                    value,
+                                    cost,
+                                    lease,
+                                ))
+                            };
+                            writing.during(store).await;
+                        } else {
+                            // The key was invalidated meanwhile: its value is not stored, and a
+                            // later read may refresh it again.
+                            drop(lease);
+                            self.store.release_refresh(&&key);
+                        }
+                    }
+                    _ => {
                         drop(lease);
-                        self.store.release_refresh(&&key);
+                        self.refresh_failed(&key);
                     }
                 }
-                _ => {
-                    drop(lease);
-                    self.refresh_failed(&key);
-                }
             }
+            ends.settle();
         }
     }
 
@@ -1464,6 +1472,22 @@ where
 {
     cache: &'a Cache<K, V, S>,
     key: K,
+    /// Whether the refresh ran to its end, which gave the key's claim back itself. Dropped
+    /// before (its task dropped, a panic in the store's insert), it failed: the claim is given
+    /// back here, so that a later read refreshes the key again.
+    settled: bool,
+}
+
+impl<K, V, S> Renewal<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    /// The refresh ran to its end.
+    fn settle(&mut self) {
+        self.settled = true;
+    }
 }
 
 impl<K, V, S> Drop for Renewal<'_, K, V, S>
@@ -1473,6 +1497,9 @@ where
     S: Store<K, V>,
 {
     fn drop(&mut self) {
+        if !self.settled {
+            self.cache.refresh_failed(&self.key);
+        }
         self.cache.renewed(&self.key);
     }
 }

@@ -4,6 +4,8 @@ mod alloc_count;
 mod asynchronous;
 #[path = "../support/calls.rs"]
 mod calls;
+#[cfg(all(feature = "tokio", feature = "test-util"))]
+mod cancellation;
 mod concurrency;
 mod errors;
 mod forced;
@@ -11,6 +13,7 @@ mod generics;
 mod hashes;
 #[cfg(feature = "test-util")]
 mod idle;
+mod identity;
 mod instance;
 #[cfg(feature = "test-util")]
 mod isolation;
