@@ -428,7 +428,10 @@ impl CacheCell {
 
 /// The cache of `entries` for `owner`: the one it claimed, else one no body claimed (made by the
 /// companion), now its own; for no owner, the first.
-pub(crate) fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Option<TypeId>) -> Option<Erased> {
+pub(crate) fn claim(
+    entries: &mut [(Option<TypeId>, Erased)],
+    owner: Option<TypeId>,
+) -> Option<Erased> {
     let Some(owner) = owner else {
         return entries.first().map(|entry| entry.1);
     };

@@ -70,7 +70,11 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
         let old = cache.peek(&7).expect("the stale value stays");
         let live = runtime();
         live.block_on(async {
-            assert_eq!(reading(7).await, old, "round {round}: stale while it refreshes");
+            assert_eq!(
+                reading(7).await,
+                old,
+                "round {round}: stale while it refreshes"
+            );
             let refreshed = yield_until(|| cache.peek(&7).is_some_and(|v| v != old)).await;
             assert!(
                 refreshed,
@@ -83,4 +87,168 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
         });
         assert_eq!(cache.stats().refreshes, refreshes + 2, "round {round}");
     }
+}
+
+/// Fails the test binary (it cannot fail the test from its thread) if not dropped within a
+/// minute: a caller left waiting for a computation nobody runs.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn start(what: &'static str) -> Self {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                wait.recv_timeout(Duration::from_secs(60))
+            {
+                eprintln!("watchdog: {what} hung");
+                std::process::exit(101);
+            }
+        });
+        Self(Some(done))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+/// Pending `steps` times (waking itself), then ready: a body with await points.
+async fn steps(steps: u32) {
+    let mut left = steps;
+    std::future::poll_fn(|cx| {
+        if left == 0 {
+            return std::task::Poll::Ready(());
+        }
+        left -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+/// Calls of one key dropped at each poll in turn, with others waiting on it. For `polls` = 1,
+/// 2, …: a leader of key `base + polls` is polled once; two waiters join it; the first waiter
+/// is dropped after the leader's second poll, the leader after its `polls`-th; the second waiter
+/// must then get the key's value (and wait for nothing that is not running), a caller after it
+/// must hit, and the key must have run at most twice. Ends when the leader finishes within its
+/// polls; returns how many leaders were dropped.
+async fn drop_at_every_poll<F: Future<Output = u64>>(
+    base: u64,
+    call: impl Fn(u64) -> F,
+    expected: impl Fn(u64) -> u64,
+    runs: impl Fn() -> usize,
+) -> u64 {
+    use std::task::{Context, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    for polls in 1..=100_u64 {
+        let key = base + polls;
+        let before = runs();
+        let mut leader = Box::pin(call(key));
+        let mut first = Some(Box::pin(call(key)));
+        let mut second = Box::pin(call(key));
+        let mut finished = false;
+        for poll in 1..=polls {
+            if leader.as_mut().poll(&mut cx).is_ready() {
+                finished = true;
+                break;
+            }
+            if poll == 1 {
+                let waiting = first.as_mut().unwrap().as_mut().poll(&mut cx).is_pending()
+                    && second.as_mut().poll(&mut cx).is_pending();
+                assert!(waiting, "key {key}: the waiters wait for the leader");
+            }
+            if poll == 2 {
+                drop(first.take());
+            }
+        }
+        drop(leader);
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(20), second)
+            .await
+            .unwrap_or_else(|_| panic!("key {key}: the waiter is held"));
+        assert_eq!(second, expected(key), "key {key}: the waiter");
+        let computed = runs();
+        assert_eq!(call(key).await, expected(key), "key {key}: the next caller");
+        assert_eq!(runs(), computed, "key {key}: the next caller hit");
+        let executions = computed - before;
+        assert!(
+            (1..=2).contains(&executions),
+            "key {key}: {executions} executions"
+        );
+        if finished {
+            return polls - 1;
+        }
+    }
+    panic!("a call did not finish within 100 polls");
+}
+
+static DROPPED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn dropped_runs() -> usize {
+    DROPPED_RUNS.load(Ordering::SeqCst)
+}
+
+#[cached(ttl = "1h")]
+async fn with_ttl(n: u64) -> u64 {
+    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    steps(3).await;
+    n * 3
+}
+
+#[cached(ttl = "1h")]
+async fn fallible(n: u64) -> Result<u64, String> {
+    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    steps(2).await;
+    if n == u64::MAX {
+        return Err("never".into());
+    }
+    steps(1).await;
+    Ok(n * 3)
+}
+
+#[cached(ttl = "1h", stale = "1h")]
+async fn with_stale(n: u64) -> Result<u64, std::io::Error> {
+    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    steps(3).await;
+    Ok(n * 3)
+}
+
+#[cached(ttl = "1h", refresh = "early")]
+async fn with_early(n: u64) -> u64 {
+    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    steps(3).await;
+    n * 3
+}
+
+#[cached(ttl = "1h", cache_err = true)]
+async fn cached_err(n: u64) -> Result<u64, String> {
+    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    steps(3).await;
+    Ok(n * 3)
+}
+
+/// Every memory-store shape of an `async fn` (a ttl, a `Result` stored by its `Ok`, `stale`,
+/// early refresh, `cache_err`), its leader dropped at each await point with waiters on the key.
+#[tokio::test]
+async fn callers_dropped_at_every_poll_leave_the_waiters_served() {
+    let _watchdog = Watchdog::start("callers_dropped_at_every_poll_leave_the_waiters_served");
+    let triple = |n: u64| n * 3;
+    let dropped = drop_at_every_poll(0, with_ttl, triple, dropped_runs).await;
+    assert_eq!(
+        dropped, 3,
+        "with_ttl: dropped at each of its body's await points"
+    );
+    let call = |n| async move { fallible(n).await.unwrap() };
+    let dropped = drop_at_every_poll(1000, call, triple, dropped_runs).await;
+    assert_eq!(dropped, 3, "fallible");
+    let call = |n| async move { with_stale(n).await.unwrap() };
+    let dropped = drop_at_every_poll(2000, call, triple, dropped_runs).await;
+    assert_eq!(dropped, 3, "with_stale");
+    let dropped = drop_at_every_poll(3000, with_early, triple, dropped_runs).await;
+    assert_eq!(dropped, 3, "with_early");
+    let call = |n| async move { cached_err(n).await.unwrap() };
+    let dropped = drop_at_every_poll(4000, call, triple, dropped_runs).await;
+    assert_eq!(dropped, 3, "cached_err");
 }

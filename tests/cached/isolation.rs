@@ -112,14 +112,28 @@ fn two_scopes_computing_one_key_at_once_never_share_a_value() {
                 let first = fixture(round, true);
                 let again = fixture(round, true);
                 let stats = fixture_cache().stats();
-                (first, again, stats.misses, stats.hits, fixture_cache().len())
+                (
+                    first,
+                    again,
+                    stats.misses,
+                    stats.hits,
+                    fixture_cache().len(),
+                )
             }
         };
         let a = std::thread::spawn(thread(1, to_b, from_b));
         let b = std::thread::spawn(thread(2, to_a, from_a));
         let (a, b) = (a.join().unwrap(), b.join().unwrap());
-        assert_eq!(a, (round * 1000 + 1, round * 1000 + 1, 1, 1, 1), "round {round}");
-        assert_eq!(b, (round * 1000 + 2, round * 1000 + 2, 1, 1, 1), "round {round}");
+        assert_eq!(
+            a,
+            (round * 1000 + 1, round * 1000 + 1, 1, 1, 1),
+            "round {round}"
+        );
+        assert_eq!(
+            b,
+            (round * 1000 + 2, round * 1000 + 2, 1, 1, 1),
+            "round {round}"
+        );
         assert_eq!(FIXTURE_RUNS.load(Ordering::SeqCst) - before, 2);
     }
     assert!(

@@ -11,9 +11,9 @@ mod errors;
 mod forced;
 mod generics;
 mod hashes;
+mod identity;
 #[cfg(feature = "test-util")]
 mod idle;
-mod identity;
 mod instance;
 #[cfg(feature = "test-util")]
 mod isolation;
@@ -23,6 +23,7 @@ mod methods;
 mod no_waiting;
 mod options;
 mod outcomes;
+mod panics;
 #[cfg(feature = "test-util")]
 mod renewal;
 mod signature;

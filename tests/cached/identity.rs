@@ -1,0 +1,202 @@
+//! Whose cache a call and a companion reach: functions a `macro_rules!` makes, the default
+//! methods of a generic trait, generic functions; and what `invalidate`, `remove` and `clear`
+//! through one function's companion leave of another's entries.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memo::cached;
+
+/// Makes a cached `$name` whose value is `n + $add`, counting its executions in `$runs`.
+macro_rules! adder {
+    ($vis:vis $name:ident, $add:expr, $runs:ident) => {
+        $vis static $runs: ::std::sync::atomic::AtomicUsize = ::std::sync::atomic::AtomicUsize::new(0);
+
+        #[cached]
+        $vis fn $name(n: u64) -> u64 {
+            $runs.fetch_add(1, ::std::sync::atomic::Ordering::SeqCst);
+            n + $add
+        }
+    };
+}
+
+mod tens {
+    use memo::cached;
+    adder!(pub(super) add, 10, RUNS);
+}
+
+mod hundreds {
+    use memo::cached;
+    adder!(pub(super) add, 100, RUNS);
+}
+
+// Two in one module, under two names.
+adder!(add_one, 1, ONE_RUNS);
+adder!(add_two, 2, TWO_RUNS);
+
+/// One macro, two modules, one name: two caches, each its own value; clearing one leaves the
+/// other whole.
+#[test]
+fn a_macros_function_in_two_modules_keeps_two_caches() {
+    assert_eq!(tens::add(1), 11);
+    assert_eq!(hundreds::add(1), 101);
+    assert_eq!(tens::add(1), 11);
+    assert_eq!(hundreds::add(1), 101);
+    assert_eq!(tens::RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(hundreds::RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(tens::add_cache().remove(&1), Some(11));
+    assert_eq!(
+        hundreds::add_cache().get(&1),
+        Some(101),
+        "the other kept its own"
+    );
+    hundreds::add_cache().clear();
+    assert_eq!(tens::add(1), 11);
+    assert_eq!(tens::add(1), 11);
+    assert_eq!(tens::RUNS.load(Ordering::SeqCst), 2, "computed again once");
+    assert_eq!(hundreds::add(1), 101);
+    assert_eq!(hundreds::RUNS.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_macros_functions_in_one_module_keep_two_caches() {
+    assert_eq!(add_one(5), 6);
+    assert_eq!(add_two(5), 7);
+    assert!(add_one_cache().invalidate(&5));
+    assert_eq!(add_two_cache().peek(&5), Some(7));
+    assert_eq!(add_two(5), 7);
+    assert_eq!(add_one(5), 6);
+    assert_eq!(ONE_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(TWO_RUNS.load(Ordering::SeqCst), 1);
+}
+
+/// The same macro, expanded twice with one name in two blocks of one function: two functions
+/// that `type_name` writes alike (`…::blocks::look`), each with its own cache and companion.
+#[test]
+fn a_macros_function_in_two_blocks_of_one_function() {
+    let (first, first_cache) = {
+        adder!(look, 1000, RUNS);
+        (look(1), look_cache())
+    };
+    let (second, second_cache) = {
+        adder!(look, 2000, RUNS);
+        assert_eq!(look(1), 2001);
+        (look(1), look_cache())
+    };
+    assert_eq!((first, second), (1001, 2001));
+    assert!(!std::ptr::eq(first_cache, second_cache));
+    assert_eq!(first_cache.stats().misses, 1);
+    assert_eq!(second_cache.stats().hits, 1);
+    assert!(first_cache.invalidate(&1));
+    assert_eq!(
+        second_cache.get(&1),
+        Some(2001),
+        "the other block's entry stays"
+    );
+}
+
+/// A generic trait whose default method is cached: each implementation (of each instance of
+/// the trait) has its own cache, reached by its companion.
+trait Repo<T: Default + std::fmt::Debug> {
+    const NAME: &'static str;
+
+    #[cached]
+    fn get(id: u64) -> String {
+        format!("{}:{id}:{:?}", Self::NAME, T::default())
+    }
+
+    #[cached(ttl = "1h")]
+    async fn fetch(id: u64) -> Result<String, String> {
+        if id == 0 {
+            return Err(format!("{}: no id 0", Self::NAME));
+        }
+        Ok(format!("{} fetched {id} {:?}", Self::NAME, T::default()))
+    }
+}
+
+struct Users;
+struct Orders;
+
+impl Repo<u8> for Users {
+    const NAME: &'static str = "users";
+}
+
+impl Repo<bool> for Users {
+    const NAME: &'static str = "flags";
+}
+
+impl Repo<u8> for Orders {
+    const NAME: &'static str = "orders";
+}
+
+#[test]
+fn default_methods_of_a_generic_trait_keep_a_cache_per_implementation() {
+    assert_eq!(<Users as Repo<u8>>::get(1), "users:1:0");
+    assert_eq!(<Users as Repo<bool>>::get(1), "flags:1:false");
+    assert_eq!(<Orders as Repo<u8>>::get(1), "orders:1:0");
+    assert_eq!(<Users as Repo<u8>>::get(1), "users:1:0");
+    assert_eq!(<Users as Repo<u8>>::get_cache().stats().hits, 1);
+    assert!(<Users as Repo<bool>>::get_cache().invalidate(&1));
+    assert_eq!(
+        <Orders as Repo<u8>>::get_cache().peek(&1).as_deref(),
+        Some("orders:1:0")
+    );
+    assert_eq!(
+        <Users as Repo<u8>>::get_cache().peek(&1).as_deref(),
+        Some("users:1:0")
+    );
+    assert_eq!(<Users as Repo<bool>>::get(1), "flags:1:false");
+    assert_eq!(<Users as Repo<bool>>::get_cache().stats().misses, 2);
+}
+
+#[test]
+fn async_default_methods_of_a_generic_trait() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(
+            <Users as Repo<u8>>::fetch(2).await.as_deref(),
+            Ok("users fetched 2 0")
+        );
+        assert_eq!(
+            <Orders as Repo<u8>>::fetch(2).await.as_deref(),
+            Ok("orders fetched 2 0")
+        );
+        assert_eq!(
+            <Users as Repo<bool>>::fetch(0).await,
+            Err("flags: no id 0".to_string())
+        );
+        assert_eq!(
+            <Users as Repo<u8>>::fetch(2).await.as_deref(),
+            Ok("users fetched 2 0")
+        );
+    });
+    assert_eq!(<Users as Repo<u8>>::fetch_cache().stats().hits, 1);
+    assert_eq!(
+        <Orders as Repo<u8>>::fetch_cache().get(&2).as_deref(),
+        Some("orders fetched 2 0")
+    );
+    assert!(<Users as Repo<bool>>::fetch_cache().is_empty());
+}
+
+static SCALED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A generic function whose value depends on its const parameter.
+#[cached]
+fn scaled<const N: u64>(n: u64) -> u64 {
+    SCALED_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * N
+}
+
+#[test]
+fn a_const_generic_functions_instances_keep_apart_and_invalidate_apart() {
+    assert_eq!(scaled::<2>(5), 10);
+    assert_eq!(scaled::<3>(5), 15);
+    assert_eq!(scaled::<2>(5), 10);
+    assert!(scaled_cache::<3>().invalidate(&5));
+    assert_eq!(scaled_cache::<2>().peek(&5), Some(10));
+    assert_eq!(scaled::<3>(5), 15);
+    assert_eq!(scaled::<2>(5), 10);
+    assert_eq!(SCALED_RUNS.load(Ordering::SeqCst), 3);
+}
