@@ -89,6 +89,59 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
     }
 }
 
+static GAUGE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Due for an early refresh at every read (`beta` that large makes any cost lead the expiry).
+#[cached(ttl = "1h", refresh = "early", beta = 1e12)]
+async fn gauge(id: u32) -> usize {
+    let run = GAUGE_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    // A cost the early refresh can measure.
+    std::thread::sleep(Duration::from_millis(1));
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    run * 100 + id as usize
+}
+
+/// Early refreshes dropped with their runtime after each number of the runtime's turns (before
+/// the task ran, in the body, between the body and the store): whichever point it died at (or
+/// if it finished), the next read on a live runtime refreshes the key again.
+#[test]
+fn an_early_refresh_dropped_at_any_point_leaves_the_key_to_be_refreshed() {
+    let cache = gauge_cache();
+    assert_eq!(runtime().block_on(gauge(3)), 103);
+    for turns in 0..12 {
+        let refreshes = cache.stats().refreshes;
+        let doomed = runtime();
+        doomed.block_on(async {
+            assert_eq!(gauge(3).await % 100, 3, "turns {turns}");
+            for _ in 0..turns {
+                tokio::task::yield_now().await;
+            }
+        });
+        drop(doomed);
+        assert_eq!(
+            cache.stats().refreshes,
+            refreshes + 1,
+            "turns {turns}: a refresh began"
+        );
+        let old = cache.peek(&3).expect("the value stays");
+        runtime().block_on(async {
+            assert_eq!(
+                gauge(3).await,
+                old,
+                "turns {turns}: served while it refreshes"
+            );
+            let refreshed = yield_until(|| cache.peek(&3).is_some_and(|v| v != old)).await;
+            assert!(
+                refreshed,
+                "turns {turns}: the key was refreshed on the live runtime: {:?}",
+                cache.stats()
+            );
+        });
+        assert_eq!(cache.stats().refreshes, refreshes + 2, "turns {turns}");
+    }
+}
+
 /// Fails the test binary (it cannot fail the test from its thread) if not dropped within a
 /// minute: a caller left waiting for a computation nobody runs.
 struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
