@@ -1,6 +1,7 @@
 //! The handle of a memoized function: store + single-flight + statistics.
 
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
@@ -1247,6 +1248,14 @@ where
             return self.renewed_meanwhile(key);
         };
         if due {
+            // The read claimed the key's refresh for this caller. Until the refresh starts,
+            // user code runs (the key's and the value's `Clone`): a panic there gives the claim
+            // back, or no read would refresh the key again.
+            let claim = Unstarted {
+                store: &self.store,
+                key,
+                _types: PhantomData,
+            };
             let owned = key.to_key();
             if !self.head.renew_for.is_zero() {
                 let started = Instant::now();
@@ -1257,6 +1266,7 @@ where
                     renewing.push((owned.clone(), value.clone(), started));
                 }
             }
+            std::mem::forget(claim);
             start_refresh(owned);
         }
         Some(value)
@@ -1304,6 +1314,16 @@ where
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        // Before a place is taken: a key's `Clone` that panics takes none, and gives the read's
+        // claim of the refresh back.
+        let owned = &key;
+        let claim = Unstarted {
+            store: &self.store,
+            key: &owned,
+            _types: PhantomData,
+        };
+        let retry = key.clone();
+        std::mem::forget(claim);
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
             self.store.release_refresh(&&key);
@@ -1311,7 +1331,6 @@ where
             return;
         }
         self.head.counters.record(Event::Refresh);
-        let retry = key.clone();
         let spawned = std::thread::Builder::new()
             .name("memo-refresh".into())
             .spawn(move || {
@@ -1501,6 +1520,20 @@ where
             self.cache.refresh_failed(&self.key);
         }
         self.cache.renewed(&self.key);
+    }
+}
+
+/// A store's claim of a key's background refresh, taken by a read, that no refresh took over
+/// yet: given back if dropped (a panic before the refresh started); forgotten once it starts.
+struct Unstarted<'a, K, V, S: Store<K, V>, L: Lookup<Key = K>> {
+    store: &'a S,
+    key: &'a L,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, S: Store<K, V>, L: Lookup<Key = K>> Drop for Unstarted<'_, K, V, S, L> {
+    fn drop(&mut self) {
+        self.store.release_refresh(self.key);
     }
 }
 

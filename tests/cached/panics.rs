@@ -103,3 +103,134 @@ async fn waiters_of_a_panicking_async_leader_compute_and_get_no_error() {
     assert_eq!(async_fallible_cache().stats().hits, hits + 1, "stored");
     assert_eq!(ASYNC_RUNS.load(Ordering::SeqCst), 2);
 }
+
+/// Clones from now on until the one that panics (0: none panics).
+static CLONES_LEFT: AtomicUsize = AtomicUsize::new(0);
+static FRAGILE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A value whose clone panics when `CLONES_LEFT` counts down to it.
+#[derive(Debug, PartialEq)]
+struct Fragile(usize);
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        let left = CLONES_LEFT.load(Ordering::SeqCst);
+        if left > 0 {
+            CLONES_LEFT.store(left - 1, Ordering::SeqCst);
+            assert!(left != 1, "a clone that panics");
+        }
+        Self(self.0)
+    }
+}
+
+#[cached(ttl = "10s", stale = "1h")]
+fn fragile(n: u32) -> Fragile {
+    Fragile(FRAGILE_RUNS.fetch_add(1, Ordering::SeqCst) * 10 + n as usize)
+}
+
+#[cached(ttl = "10s", refresh = "early")]
+fn fragile_early(n: u32) -> Fragile {
+    // A cost the early refresh measures: a read a millisecond before the expiry is due.
+    std::thread::sleep(Duration::from_millis(2));
+    Fragile(FRAGILE_RUNS.fetch_add(1, Ordering::SeqCst) * 10 + n as usize)
+}
+
+/// A due read (stale, or in the early refresh's lead) whose value's clone panics at each point
+/// of the read in turn: the panic reaches that caller alone, and the next read refreshes the
+/// key (the refresh the panicking read claimed was given back).
+fn a_panicking_clone_on_a_due_read(
+    call: fn(u32) -> Fragile,
+    cache: &'static memo::Cache<u32, Fragile>,
+    age: impl Fn(),
+) {
+    call(1);
+    for clones in 1..=6 {
+        age();
+        let old = cache.peek(&1).expect("the key's value");
+        CLONES_LEFT.store(clones, Ordering::SeqCst);
+        let read = std::panic::catch_unwind(|| call(1));
+        CLONES_LEFT.store(0, Ordering::SeqCst);
+        if let Ok(value) = read {
+            assert_eq!(value.0 % 10, 1, "clone {clones}: this key's value");
+        }
+        // Refreshes, unless the read above did.
+        assert_eq!(call(1).0 % 10, 1, "clone {clones}: this key's value");
+        let refreshed =
+            crate::calls::eventually(|| cache.peek(&1).is_some_and(|now| now.0 > old.0));
+        assert!(
+            refreshed,
+            "clone {clones}: the next read refreshed the key: {:?}",
+            cache.stats()
+        );
+    }
+}
+
+#[test]
+fn a_stale_read_whose_clone_panics_leaves_the_key_to_be_refreshed() {
+    let (clock, time) = memo::Clock::mock();
+    fragile_cache().set_clock(clock);
+    a_panicking_clone_on_a_due_read(fragile, fragile_cache(), || {
+        time.increment(Duration::from_secs(11));
+    });
+}
+
+#[test]
+fn an_early_read_whose_clone_panics_leaves_the_key_to_be_refreshed() {
+    let (clock, time) = memo::Clock::mock();
+    fragile_early_cache().set_clock(clock);
+    a_panicking_clone_on_a_due_read(fragile_early, fragile_early_cache(), || {
+        time.increment(Duration::from_millis(9_999));
+    });
+}
+
+/// Clones of a `TouchyKey` from now on until the one that panics (0: none panics).
+static KEY_CLONES_LEFT: AtomicUsize = AtomicUsize::new(0);
+static TOUCHY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A key whose clone panics when `KEY_CLONES_LEFT` counts down to it.
+#[derive(Debug, Hash, PartialEq, Eq)]
+struct TouchyKey(u32);
+
+impl Clone for TouchyKey {
+    fn clone(&self) -> Self {
+        let left = KEY_CLONES_LEFT.load(Ordering::SeqCst);
+        if left > 0 {
+            KEY_CLONES_LEFT.store(left - 1, Ordering::SeqCst);
+            assert!(left != 1, "a key's clone that panics");
+        }
+        Self(self.0)
+    }
+}
+
+#[cached(ttl = "10s", stale = "1h")]
+fn touchy(key: TouchyKey) -> usize {
+    TOUCHY_RUNS.fetch_add(1, Ordering::SeqCst) * 10 + key.0 as usize
+}
+
+/// The same with the key's clone panicking at each point of a stale read in turn (taking its
+/// owned copy, keeping the old value, starting the refresh).
+#[test]
+fn a_stale_read_whose_key_clone_panics_leaves_the_key_to_be_refreshed() {
+    let (clock, time) = memo::Clock::mock();
+    let cache = touchy_cache();
+    cache.set_clock(clock);
+    touchy(TouchyKey(1));
+    for clones in 1..=6 {
+        time.increment(Duration::from_secs(11));
+        let old = cache.peek(&TouchyKey(1)).expect("the key's value");
+        KEY_CLONES_LEFT.store(clones, Ordering::SeqCst);
+        let read = std::panic::catch_unwind(|| touchy(TouchyKey(1)));
+        KEY_CLONES_LEFT.store(0, Ordering::SeqCst);
+        if let Ok(value) = read {
+            assert_eq!(value % 10, 1, "clone {clones}: this key's value");
+        }
+        assert_eq!(touchy(TouchyKey(1)) % 10, 1, "clone {clones}");
+        let refreshed =
+            crate::calls::eventually(|| cache.peek(&TouchyKey(1)).is_some_and(|now| now > old));
+        assert!(
+            refreshed,
+            "clone {clones}: the next read refreshed the key: {:?}",
+            cache.stats()
+        );
+    }
+}
