@@ -75,9 +75,9 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
                 old,
                 "round {round}: stale while it refreshes"
             );
-            let refreshed = yield_until(|| cache.peek(&7).is_some_and(|v| v != old)).await;
+            let renewed = yield_until(|| cache.peek(&7).is_some_and(|v| v != old)).await;
             assert!(
-                refreshed,
+                renewed,
                 "round {round}: the key was refreshed on the live runtime: {:?}",
                 cache.stats()
             );
@@ -131,9 +131,9 @@ fn an_early_refresh_dropped_at_any_point_leaves_the_key_to_be_refreshed() {
                 old,
                 "turns {turns}: served while it refreshes"
             );
-            let refreshed = yield_until(|| cache.peek(&3).is_some_and(|v| v != old)).await;
+            let renewed = yield_until(|| cache.peek(&3).is_some_and(|v| v != old)).await;
             assert!(
-                refreshed,
+                renewed,
                 "turns {turns}: the key was refreshed on the live runtime: {:?}",
                 cache.stats()
             );

@@ -37,7 +37,10 @@ fn waiters_of_a_panicking_fallible_leader_compute_and_get_no_error() {
             })
         })
         .collect();
-    let results: Vec<_> = callers.into_iter().map(|c| c.join()).collect();
+    let results: Vec<_> = callers
+        .into_iter()
+        .map(std::thread::JoinHandle::join)
+        .collect();
     assert_eq!(
         results.iter().filter(|r| r.is_err()).count(),
         1,
@@ -70,9 +73,7 @@ async fn one_step() {
 async fn async_fallible(n: u32) -> Result<u32, String> {
     let run = ASYNC_RUNS.fetch_add(1, Ordering::SeqCst);
     one_step().await;
-    if run == 0 {
-        panic!("the first computation panics");
-    }
+    assert!(run != 0, "the first computation panics");
     one_step().await;
     Ok(n * 10)
 }

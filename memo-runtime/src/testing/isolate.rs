@@ -91,22 +91,22 @@ pub(crate) fn cache(
     owner: Option<TypeId>,
     make: &mut dyn FnMut() -> Boxed,
 ) -> Erased {
-    let claimed = |scopes: &mut Vec<(Caches, PathBuf)>| {
+    let claimed = |scopes: &mut Vec<(Caches, PathBuf)>, key: &_| {
         let (caches, _) = scopes.last_mut()?;
-        claim(caches.entry(key.clone()).or_default(), owner)
+        claim(caches.get_mut(key)?, owner)
     };
-    if let Some(found) = SCOPES.with(|scopes| claimed(&mut scopes.borrow_mut())) {
+    if let Some(found) = SCOPES.with(|scopes| claimed(&mut scopes.borrow_mut(), &key)) {
         return found;
     }
     // Made outside the borrow: making a cache may call another memoized function.
     let fresh: Erased = Box::leak(make());
     SCOPES.with(|scopes| {
         let mut scopes = scopes.borrow_mut();
-        if let Some(found) = claimed(&mut scopes) {
+        if let Some(found) = claimed(&mut scopes, &key) {
             return found;
         }
         if let Some((caches, _)) = scopes.last_mut() {
-            caches.entry(key.clone()).or_default().push((owner, fresh));
+            caches.entry(key).or_default().push((owner, fresh));
         }
         fresh
     })
