@@ -200,3 +200,34 @@ fn a_const_generic_functions_instances_keep_apart_and_invalidate_apart() {
     assert_eq!(scaled::<2>(5), 10);
     assert_eq!(SCALED_RUNS.load(Ordering::SeqCst), 3);
 }
+
+/// A generic method of a generic impl: each pair of the impl's and the method's arguments has a
+/// cache of its own, and each companion reaches its own.
+struct Shelf<U>(std::marker::PhantomData<U>);
+
+impl<U: Default + std::fmt::Debug> Shelf<U> {
+    #[cached]
+    fn pair<T: Default + std::fmt::Debug>(n: u64) -> String {
+        format!("{n}:{:?}:{:?}", U::default(), T::default())
+    }
+}
+
+#[test]
+fn a_generic_method_of_a_generic_impl_keeps_a_cache_per_pair() {
+    assert_eq!(Shelf::<u8>::pair::<bool>(1), "1:0:false");
+    assert_eq!(Shelf::<bool>::pair::<u8>(1), "1:false:0");
+    assert_eq!(Shelf::<u8>::pair::<Vec<u8>>(1), "1:0:[]");
+    assert_eq!(Shelf::<Vec<u8>>::pair::<u8>(1), "1:[]:0");
+    assert_eq!(Shelf::<u8>::pair::<bool>(1), "1:0:false");
+    assert_eq!(Shelf::<u8>::pair_cache::<bool>().stats().hits, 1);
+    assert!(Shelf::<bool>::pair_cache::<u8>().invalidate(&1));
+    assert_eq!(
+        Shelf::<u8>::pair_cache::<bool>().peek(&1).as_deref(),
+        Some("1:0:false")
+    );
+    assert_eq!(
+        Shelf::<Vec<u8>>::pair_cache::<u8>().peek(&1).as_deref(),
+        Some("1:[]:0")
+    );
+    assert!(Shelf::<bool>::pair_cache::<u8>().is_empty());
+}
