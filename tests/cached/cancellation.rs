@@ -305,3 +305,68 @@ async fn callers_dropped_at_every_poll_leave_the_waiters_served() {
     let dropped = drop_at_every_poll(4000, call, triple, dropped_runs).await;
     assert_eq!(dropped, 3, "cached_err");
 }
+
+/// Two leaders in a row dropped: for each pair (`first`, `then`) of poll counts, the leader of
+/// key `base + i` is dropped after `first` polls, the waiter that takes over after `then`
+/// polls of its own, and a third caller (waiting since the start) must get the value, with at
+/// most three executions and the next caller hitting.
+async fn drop_two_leaders<F: Future<Output = u64>>(
+    base: u64,
+    call: impl Fn(u64) -> F,
+    expected: impl Fn(u64) -> u64,
+    runs: impl Fn() -> usize,
+) {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut key = base;
+    for first in 1..=4_u64 {
+        for then in 1..=4_u64 {
+            key += 1;
+            let before = runs();
+            let mut leader = Box::pin(call(key));
+            let mut next = Box::pin(call(key));
+            let mut last = Box::pin(call(key));
+            assert!(leader.as_mut().poll(&mut cx).is_pending(), "key {key}");
+            assert!(next.as_mut().poll(&mut cx).is_pending(), "key {key}: waits");
+            assert!(last.as_mut().poll(&mut cx).is_pending(), "key {key}: waits");
+            for _ in 1..first {
+                if let Poll::Ready(value) = leader.as_mut().poll(&mut cx) {
+                    assert_eq!(value, expected(key), "key {key}: the leader");
+                    break;
+                }
+            }
+            drop(leader);
+            for _ in 0..then {
+                if let Poll::Ready(value) = next.as_mut().poll(&mut cx) {
+                    assert_eq!(value, expected(key), "key {key}: the second caller");
+                    break;
+                }
+            }
+            drop(next);
+            let last = tokio::time::timeout(Duration::from_secs(20), last)
+                .await
+                .unwrap_or_else(|_| panic!("key {key}: the last caller is held"));
+            assert_eq!(last, expected(key), "key {key} ({first}, {then})");
+            let computed = runs();
+            assert_eq!(call(key).await, expected(key), "key {key}: the next caller");
+            assert_eq!(runs(), computed, "key {key}: the next caller hit");
+            assert!(
+                computed - before <= 3,
+                "key {key}: {} executions",
+                computed - before
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_leaders_dropped_in_a_row_leave_the_last_waiter_served() {
+    let _watchdog = Watchdog::start("two_leaders_dropped_in_a_row_leave_the_last_waiter_served");
+    let triple = |n: u64| n * 3;
+    drop_two_leaders(10_000, with_ttl, triple, dropped_runs).await;
+    let call = |n| async move { fallible(n).await.unwrap() };
+    drop_two_leaders(11_000, call, triple, dropped_runs).await;
+    let call = |n| async move { with_stale(n).await.unwrap() };
+    drop_two_leaders(12_000, call, triple, dropped_runs).await;
+    drop_two_leaders(13_000, with_early, triple, dropped_runs).await;
+}
