@@ -231,3 +231,97 @@ fn a_generic_method_of_a_generic_impl_keeps_a_cache_per_pair() {
     );
     assert!(Shelf::<bool>::pair_cache::<u8>().is_empty());
 }
+
+/// Background refreshes recompute from the key alone: in a generic impl and a trait's default
+/// method, each instance's refresh runs its own body.
+#[cfg(feature = "test-util")]
+mod refreshed {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use memo::{Clock, cached};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    trait Name {
+        const NAME: &'static str;
+    }
+
+    struct Bin<N>(std::marker::PhantomData<N>);
+
+    impl<N: Name> Bin<N> {
+        #[cached(ttl = "10s", stale = "1h")]
+        fn label(n: u32) -> String {
+            format!("{}{n}#{}", N::NAME, RUNS.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+
+    trait Stock {
+        const NAME: &'static str;
+
+        #[cached(ttl = "10s", refresh = "early", beta = 1e12)]
+        fn level(n: u32) -> String {
+            std::thread::sleep(Duration::from_millis(1));
+            format!("{}{n}#{}", Self::NAME, RUNS.fetch_add(1, Ordering::SeqCst))
+        }
+    }
+
+    struct Red;
+    struct Blue;
+
+    impl Name for Red {
+        const NAME: &'static str = "red";
+    }
+
+    impl Name for Blue {
+        const NAME: &'static str = "blue";
+    }
+
+    impl Stock for Red {
+        const NAME: &'static str = "red";
+    }
+
+    impl Stock for Blue {
+        const NAME: &'static str = "blue";
+    }
+
+    /// Reads `read` until its cache holds a refreshed value (bounded), asserting every answer
+    /// starts with `prefix`.
+    fn refreshed_with(prefix: &str, read: fn(u32) -> String, peek: impl Fn() -> Option<String>) {
+        let first = read(1);
+        assert!(first.starts_with(prefix), "{first}");
+        let done = crate::calls::eventually(|| {
+            let value = read(1);
+            assert!(
+                value.starts_with(prefix),
+                "{value}: another instance's value"
+            );
+            peek().is_some_and(|now| now != first)
+        });
+        assert!(done, "{prefix}: refreshed");
+        let now = peek().unwrap();
+        assert!(now.starts_with(prefix), "{now}: another instance's refresh");
+    }
+
+    #[test]
+    fn each_instance_refreshes_with_its_own_body() {
+        let (clock, time) = Clock::mock();
+        Bin::<Red>::label_cache().set_clock(clock.clone());
+        Bin::<Blue>::label_cache().set_clock(clock);
+        assert!(Bin::<Red>::label(1).starts_with("red1"));
+        assert!(Bin::<Blue>::label(1).starts_with("blue1"));
+        time.increment(Duration::from_secs(11));
+        refreshed_with("red1#", Bin::<Red>::label, || {
+            Bin::<Red>::label_cache().peek(&1)
+        });
+        refreshed_with("blue1#", Bin::<Blue>::label, || {
+            Bin::<Blue>::label_cache().peek(&1)
+        });
+        refreshed_with("red1#", <Red as Stock>::level, || {
+            <Red as Stock>::level_cache().peek(&1)
+        });
+        refreshed_with("blue1#", <Blue as Stock>::level, || {
+            <Blue as Stock>::level_cache().peek(&1)
+        });
+    }
+}
