@@ -235,3 +235,49 @@ fn a_stale_read_whose_key_clone_panics_leaves_the_key_to_be_refreshed() {
         );
     }
 }
+
+/// Whether the weigher's next call panics.
+static WEIGHER_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static WEIGHED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn weigh(_: &u32, _: &usize) -> u64 {
+    assert!(
+        !WEIGHER_PANICS.swap(false, Ordering::SeqCst),
+        "a weigher that panics"
+    );
+    1
+}
+
+#[cached(ttl = "10s", stale = "1h", maxweight = 1_000, weight = weigh)]
+fn weighed(n: u32) -> usize {
+    WEIGHED_RUNS.fetch_add(1, Ordering::SeqCst) * 10 + n as usize
+}
+
+/// A background refresh whose store (here the weigher) panics: that refresh is lost, the old
+/// value stays, and a later read refreshes the key.
+#[test]
+fn a_refresh_whose_insert_panics_leaves_the_key_to_be_refreshed() {
+    let (clock, time) = memo::Clock::mock();
+    let cache = weighed_cache();
+    cache.set_clock(clock);
+    weighed(1);
+    for round in 0..3 {
+        time.increment(Duration::from_secs(11));
+        let old = cache.peek(&1).expect("the key's value");
+        WEIGHER_PANICS.store(true, Ordering::SeqCst);
+        assert_eq!(weighed(1), old, "round {round}: stale");
+        assert!(
+            crate::calls::eventually(|| !WEIGHER_PANICS.load(Ordering::SeqCst)),
+            "round {round}: the refresh's insert weighed its value"
+        );
+        let refreshed = crate::calls::eventually(|| {
+            assert_eq!(weighed(1) % 10, 1, "round {round}");
+            cache.peek(&1).is_some_and(|now| now > old)
+        });
+        assert!(
+            refreshed,
+            "round {round}: refreshed again: {:?}",
+            cache.stats()
+        );
+    }
+}
