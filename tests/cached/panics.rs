@@ -240,7 +240,7 @@ fn a_stale_read_whose_key_clone_panics_leaves_the_key_to_be_refreshed() {
 static WEIGHER_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static WEIGHED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-fn weigh(_: &u32, _: &usize) -> u64 {
+fn weigh() -> u64 {
     assert!(
         !WEIGHER_PANICS.swap(false, Ordering::SeqCst),
         "a weigher that panics"
@@ -248,7 +248,7 @@ fn weigh(_: &u32, _: &usize) -> u64 {
     1
 }
 
-#[cached(ttl = "10s", stale = "1h", maxweight = 1_000, weight = weigh)]
+#[cached(ttl = "10s", stale = "1h", maxweight = 1_000, weight = |_n, _v| weigh())]
 fn weighed(n: u32) -> usize {
     WEIGHED_RUNS.fetch_add(1, Ordering::SeqCst) * 10 + n as usize
 }
