@@ -406,6 +406,9 @@ impl<K, V, S> Cache<K, V, S> {
     /// the cached one, and stores the new value (counted in [`Stats::refreshes`], not as a hit or a
     /// miss). Only the outermost lookup in this cache is forced: recursive calls inside the body
     /// hit as usual. A value the cache does not keep (an `Err`) leaves the old one in place.
+    /// A computation of the key begun before (a background refresh, another caller's miss)
+    /// still answers its callers, but its value, read from older sources, is not stored over
+    /// the new one.
     ///
     /// For an `async fn`, see [`refresh_async`](Self::refresh_async).
     ///

@@ -22,6 +22,8 @@ mod methods;
 #[cfg(feature = "test-util")]
 mod no_waiting;
 mod options;
+#[cfg(feature = "test-util")]
+mod ordering;
 mod outcomes;
 mod panics;
 #[cfg(feature = "test-util")]
