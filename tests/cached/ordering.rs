@@ -117,3 +117,59 @@ fn a_miss_older_than_a_forced_refresh_does_not_store_its_value() {
     );
     assert_eq!(version(2), Version(502));
 }
+
+/// Lets a computation of `async_version` go on once set.
+static ASYNC_RELEASED: AtomicBool = AtomicBool::new(false);
+
+#[cached(ttl = "1h")]
+async fn async_version(n: u32) -> Version {
+    let seen = SOURCE.load(Ordering::SeqCst);
+    if HOLD.swap(false, Ordering::SeqCst) {
+        std::future::poll_fn(|cx| {
+            if ASYNC_RELEASED.load(Ordering::SeqCst) {
+                return std::task::Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+    Version(seen * 100 + n as usize)
+}
+
+/// The same for an `async fn` and `refresh_async`.
+#[test]
+fn an_async_miss_older_than_a_forced_refresh_does_not_store_its_value() {
+    use std::task::{Context, Waker};
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cache = async_version_cache();
+        HOLD.store(true, Ordering::SeqCst);
+        SOURCE.store(6, Ordering::SeqCst);
+        let mut miss = Box::pin(async_version(3));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            miss.as_mut().poll(&mut cx).is_pending(),
+            "the miss read version 6"
+        );
+        SOURCE.store(7, Ordering::SeqCst);
+        assert_eq!(
+            cache.refresh_async(async_version(3)).await,
+            Version(703),
+            "forced"
+        );
+        ASYNC_RELEASED.store(true, Ordering::SeqCst);
+        assert_eq!(miss.await, Version(603), "the miss's caller gets its value");
+        assert_eq!(
+            cache.peek(&3),
+            Some(Version(703)),
+            "not stored over the refresh's"
+        );
+        assert_eq!(async_version(3).await, Version(703));
+    });
+}
