@@ -309,3 +309,29 @@ mod disk {
         assert_eq!(Two::go(), "const two 1");
     }
 }
+
+/// The companion of an instance that `type_name` writes alike: `Op::<F>::run_cache()` for the
+/// second closure must be that closure's cache, not the first's.
+fn run_cache_of<F: Fn(u64) -> u64>(_: &Op<F>) -> &'static memo::Cache<u64, u64> {
+    Op::<F>::run_cache()
+}
+
+#[test]
+#[ignore = "broke: the companion of instances that type_name writes alike (closures as type arguments) takes the first one's cache"]
+fn the_companion_of_a_closure_instance_is_its_own() {
+    let add = Op(|n| n + 100);
+    let double = Op(|n| n * 200);
+    assert_eq!(add.run(1), 101);
+    assert_eq!(double.run(1), 200);
+    assert_eq!(
+        run_cache_of(&double).get(&1),
+        Some(200),
+        "not the other closure's value"
+    );
+    assert!(run_cache_of(&double).invalidate(&1));
+    assert_eq!(
+        run_cache_of(&add).get(&1),
+        Some(101),
+        "the other closure's entry stays"
+    );
+}

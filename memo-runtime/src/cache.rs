@@ -1,6 +1,7 @@
 //! The handle of a memoized function: store + single-flight + statistics.
 
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
@@ -405,6 +406,9 @@ impl<K, V, S> Cache<K, V, S> {
     /// the cached one, and stores the new value (counted in [`Stats::refreshes`], not as a hit or a
     /// miss). Only the outermost lookup in this cache is forced: recursive calls inside the body
     /// hit as usual. A value the cache does not keep (an `Err`) leaves the old one in place.
+    /// A computation of the key begun before (a background refresh, another caller's miss)
+    /// still answers its callers, but its value, read from older sources, is not stored over
+    /// the new one.
     ///
     /// For an `async fn`, see [`refresh_async`](Self::refresh_async).
     ///
@@ -1247,6 +1251,14 @@ where
             return self.renewed_meanwhile(key);
         };
         if due {
+            // The read claimed the key's refresh for this caller. Until the refresh starts,
+            // user code runs (the key's and the value's `Clone`): a panic there gives the claim
+            // back, or no read would refresh the key again.
+            let claim = Unstarted {
+                store: &self.store,
+                key,
+                _types: PhantomData,
+            };
             let owned = key.to_key();
             if !self.head.renew_for.is_zero() {
                 let started = Instant::now();
@@ -1257,6 +1269,7 @@ where
                     renewing.push((owned.clone(), value.clone(), started));
                 }
             }
+            std::mem::forget(claim);
             start_refresh(owned);
         }
         Some(value)
@@ -1304,6 +1317,16 @@ where
                 RUNNING.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        // Before a place is taken: a key's `Clone` that panics takes none, and gives the read's
+        // claim of the refresh back.
+        let owned = &key;
+        let claim = Unstarted {
+            store: &self.store,
+            key: &owned,
+            _types: PhantomData,
+        };
+        let retry = key.clone();
+        std::mem::forget(claim);
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
             self.store.release_refresh(&&key);
@@ -1311,7 +1334,6 @@ where
             return;
         }
         self.head.counters.record(Event::Refresh);
-        let retry = key.clone();
         let spawned = std::thread::Builder::new()
             .name("memo-refresh".into())
             .spawn(move || {
@@ -1363,50 +1385,58 @@ where
     /// another process holds it, that one refreshes, and its value replaces this one), computes
     /// it with `compute`, stores the value if kept (an awaited write, ending the claim) or else
     /// keeps the old one; then the old value is no longer served in the new one's place.
-    async fn refresh_in_background<F>(
+    fn refresh_in_background<F>(
         &self,
         key: K,
         compute: impl FnOnce(K) -> F,
         keep: fn(&V) -> bool,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         F: Future<Output = Option<V>>,
     {
-        let _ends = Renewal {
+        // Made now, not at the first poll: a task dropped before it ran (its runtime shut down)
+        // ends the refresh too, and gives its claim back.
+        let mut ends = Renewal {
             cache: self,
-            key: key.clone(),
+            key,
+            settled: false,
         };
-        let hash = self.store.hash_of(&&key);
-        // Before the refresh reads its sources: an invalidation from now on refuses its value.
-        let generation = self.head.writes.generation(hash);
-        let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
-        if let Some(lease) = claim.await {
-            let started = Instant::now();
-            match compute(key.clone()).await {
-                Some(value) if keep(&value) => {
-                    let cost = started.elapsed();
-                    if let Some(writing) = self.head.writes.begin(hash, generation) {
-                        let store = || -> Boxed<'_, ()> {
-                            Box::pin(self.store.insert_claimed_async(
-                                hash,
-                                key.clone(),
-                                value,
-                                cost,
-                                lease,
-                            ))
-                        };
-                        writing.during(store).await;
-                    } else {
-                        // The key was invalidated meanwhile: its value is not stored, and a later
-                        // read may refresh it again.
+        async move {
+            let key = ends.key.clone();
+            let hash = self.store.hash_of(&&key);
+            // Before the refresh reads its sources: an invalidation from now on refuses its value.
+            let generation = self.head.writes.generation(hash);
+            let claim: Boxed<'_, Option<Lease>> = Box::pin(self.store.claim_refresh_async(&key));
+            if let Some(lease) = claim.await {
+                let started = Instant::now();
+                match compute(key.clone()).await {
+                    Some(value) if keep(&value) => {
+                        let cost = started.elapsed();
+                        if let Some(writing) = self.head.writes.begin(hash, generation) {
+                            let store = || -> Boxed<'_, ()> {
+                                Box::pin(self.store.insert_claimed_async(
+                                    hash,
+                                    key.clone(),
+                                    value,
+                                    cost,
+                                    lease,
+                                ))
+                            };
+                            writing.during(store).await;
+                        } else {
+                            // The key was invalidated meanwhile: its value is not stored, and a
+                            // later read may refresh it again.
+                            drop(lease);
+                            self.store.release_refresh(&&key);
+                        }
+                    }
+                    _ => {
                         drop(lease);
-                        self.store.release_refresh(&&key);
+                        self.refresh_failed(&key);
                     }
                 }
-                _ => {
-                    drop(lease);
-                    self.refresh_failed(&key);
-                }
             }
+            ends.settle();
         }
     }
 
@@ -1464,6 +1494,22 @@ where
 {
     cache: &'a Cache<K, V, S>,
     key: K,
+    /// Whether the refresh ran to its end, which gave the key's claim back itself. Dropped
+    /// before (its task dropped, a panic in the store's insert), it failed: the claim is given
+    /// back here, so that a later read refreshes the key again.
+    settled: bool,
+}
+
+impl<K, V, S> Renewal<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    /// The refresh ran to its end.
+    fn settle(&mut self) {
+        self.settled = true;
+    }
 }
 
 impl<K, V, S> Drop for Renewal<'_, K, V, S>
@@ -1473,7 +1519,24 @@ where
     S: Store<K, V>,
 {
     fn drop(&mut self) {
+        if !self.settled {
+            self.cache.refresh_failed(&self.key);
+        }
         self.cache.renewed(&self.key);
+    }
+}
+
+/// A store's claim of a key's background refresh, taken by a read, that no refresh took over
+/// yet: given back if dropped (a panic before the refresh started); forgotten once it starts.
+struct Unstarted<'a, K, V, S: Store<K, V>, L: Lookup<Key = K>> {
+    store: &'a S,
+    key: &'a L,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, S: Store<K, V>, L: Lookup<Key = K>> Drop for Unstarted<'_, K, V, S, L> {
+    fn drop(&mut self) {
+        self.store.release_refresh(self.key);
     }
 }
 

@@ -587,8 +587,12 @@ pub(crate) struct Since {
 }
 
 impl Since {
-    /// Now, for a computation of a key of hash `hash` over the cache of `head`.
+    /// Now, for a forced refresh of a key of hash `hash` over the cache of `head`. The
+    /// computations of its stripe begun before (a background refresh, a miss) read older
+    /// sources: as after an invalidation, their values are no longer stored, so that none
+    /// replaces the refresh's newer one.
     pub(crate) fn now(head: &Head, hash: u64) -> Self {
+        head.writes.invalidate(hash);
         Self {
             at: Instant::now(),
             generation: head.writes.generation(hash),

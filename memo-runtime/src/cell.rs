@@ -353,7 +353,10 @@ impl CacheCell {
         #[cfg(feature = "test-util")]
         if crate::testing::isolated() {
             let key = (id, instance(id, scope), type_id);
-            return crate::testing::isolated_cache(key, &mut || make(identity(id, scope)));
+            // Claimed as in the process-wide registry: instances that `type_name` writes alike
+            // are told apart by their body's closure type.
+            let owner = site.filter(|_| is_body(id, scope, enclosing(scope)));
+            return crate::testing::isolated_cache(key, owner, &mut || make(identity(id, scope)));
         }
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
@@ -425,7 +428,10 @@ impl CacheCell {
 
 /// The cache of `entries` for `owner`: the one it claimed, else one no body claimed (made by the
 /// companion), now its own; for no owner, the first.
-fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Option<TypeId>) -> Option<Erased> {
+pub(crate) fn claim(
+    entries: &mut [(Option<TypeId>, Erased)],
+    owner: Option<TypeId>,
+) -> Option<Erased> {
     let Some(owner) = owner else {
         return entries.first().map(|entry| entry.1);
     };

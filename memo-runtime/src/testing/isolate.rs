@@ -7,10 +7,11 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cell::{Boxed, Erased};
+use crate::cell::{Boxed, Erased, claim};
 
-/// The caches of one scope, by function id, instance and type (as the process-wide registry).
-type Caches = HashMap<(&'static str, String, TypeId), Erased>;
+/// The caches of one scope, by function id, instance and type, each with the type of the
+/// closure of the body that claimed it (as the process-wide registry keeps them).
+type Caches = HashMap<(&'static str, String, TypeId), Vec<(Option<TypeId>, Erased)>>;
 
 thread_local! {
     /// How many scopes are open on this thread: the hit path's one check.
@@ -83,28 +84,31 @@ pub(crate) fn active() -> bool {
     DEPTH.with(Cell::get) > 0
 }
 
-/// The innermost scope's cache for `key`, made by `make` if it has none yet.
+/// The innermost scope's cache for `key` and `owner` (claimed as `cell::claim` does), made by
+/// `make` if it has none yet.
 pub(crate) fn cache(
     key: (&'static str, String, TypeId),
+    owner: Option<TypeId>,
     make: &mut dyn FnMut() -> Boxed,
 ) -> Erased {
-    let found = SCOPES.with(|scopes| {
-        scopes
-            .borrow()
-            .last()
-            .and_then(|(caches, _)| caches.get(&key).copied())
-    });
-    if let Some(found) = found {
+    let claimed = |scopes: &mut Vec<(Caches, PathBuf)>, key: &_| {
+        let (caches, _) = scopes.last_mut()?;
+        claim(caches.get_mut(key)?, owner)
+    };
+    if let Some(found) = SCOPES.with(|scopes| claimed(&mut scopes.borrow_mut(), &key)) {
         return found;
     }
     // Made outside the borrow: making a cache may call another memoized function.
     let fresh: Erased = Box::leak(make());
     SCOPES.with(|scopes| {
         let mut scopes = scopes.borrow_mut();
-        match scopes.last_mut() {
-            Some((caches, _)) => *caches.entry(key).or_insert(fresh),
-            None => fresh,
+        if let Some(found) = claimed(&mut scopes, &key) {
+            return found;
         }
+        if let Some((caches, _)) = scopes.last_mut() {
+            caches.entry(key).or_default().push((owner, fresh));
+        }
+        fresh
     })
 }
 
