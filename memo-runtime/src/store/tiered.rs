@@ -293,10 +293,8 @@ impl<K, V> TieredStore<K, V> {
 
     /// Tells the other processes to drop the key encoded as `evicted` (`None`: everything).
     fn announce(&self, evicted: Option<&[u8]>) {
-        if let Some(client) = self.l2.client() {
-            // A failure is counted by the breaker; the TTL bounds what it leaves behind.
-            let _ = client.publish(&self.channel, &self.message(evicted));
-        }
+        // One that does not reach Redis is retried (see the Redis store's pending removals).
+        self.l2.announce(&self.channel, self.message(evicted));
     }
 }
 
