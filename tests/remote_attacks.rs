@@ -8,8 +8,6 @@
 //! `MEMO_TEST_ROLE` set (see [`child`]).
 #![cfg(feature = "redis")]
 
-#[path = "support/child.rs"]
-mod child;
 #[path = "../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -125,30 +123,22 @@ fn removals_during_a_frozen_server_return_and_leave_no_removed_value_served() {
 
     // This store is served none of them at once, though Redis may still hold them: its
     // removals did not all reach the server.
-    let served = |stores: &[(&str, &dyn Fn(&String) -> Option<String>)]| -> Vec<String> {
-        let mut served = Vec::new();
-        for key in &keys {
-            for (store, get) in stores {
-                if let Some(value) = get(key) {
-                    served.push(format!("{store}: {key} = {value}"));
-                }
-            }
-        }
-        served
-    };
-    let writer_get = |key: &String| writer.get(key);
-    let reader_get = |key: &String| reader.get(key);
-    let plain_get = |key: &String| plain.get(key);
-    let here = served(&[("writer", &writer_get)]);
+    let writer_get = |key: &str| writer.get(key);
+    let reader_get = |key: &str| reader.get(key);
+    let plain_get = |key: &str| plain.get(key);
+    let here = served_of(&keys, &[("writer", &writer_get)]);
     assert!(here.is_empty(), "removed values served: {here:?}");
     // Nor, once Redis has done the removals and told the other processes, is any other store.
     let deadline = std::time::Instant::now() + HUNG;
     loop {
-        let everywhere = served(&[
-            ("writer", &writer_get),
-            ("reader", &reader_get),
-            ("plain", &plain_get),
-        ]);
+        let everywhere = served_of(
+            &keys,
+            &[
+                ("writer", &writer_get),
+                ("reader", &reader_get),
+                ("plain", &plain_get),
+            ],
+        );
         if everywhere.is_empty() {
             break;
         }
@@ -158,4 +148,208 @@ fn removals_during_a_frozen_server_return_and_leave_no_removed_value_served() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A store's name and its read of a key.
+type Get<'a> = (&'a str, &'a dyn Fn(&str) -> Option<String>);
+
+/// What each of `gets` is served for each of `keys`, as `store: key = value`.
+fn served_of(keys: &[String], gets: &[Get<'_>]) -> Vec<String> {
+    let mut found = Vec::new();
+    for key in keys {
+        for (store, get) in gets {
+            if let Some(value) = get(key) {
+                found.push(format!("{store}: {key} = {value}"));
+            }
+        }
+    }
+    found
+}
+
+/// The tiered store a child process opens: named `MEMO_TEST_NAME`, over `MEMO_TEST_URL` (a
+/// proxy that may hold replies back), with a 5 s command timeout so that a held reply keeps it
+/// waiting.
+fn child_store() -> Tiered {
+    let url = std::env::var("MEMO_TEST_URL").unwrap();
+    let name = std::env::var("MEMO_TEST_NAME").unwrap();
+    let patient = RedisConfig::from_url(&url)
+        .unwrap()
+        .command_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
+    let client = RedisClient::new(patient).unwrap();
+    Cache::with_store(
+        RedisOptions::new(&name)
+            .client(client)
+            .open_tiered(&config()),
+    )
+}
+
+/// A value of `key` that shows whether it is whole: its key, a length, then that many bytes
+/// made from the key.
+fn long_value_of(key: &str, len: usize) -> String {
+    let body: String = key.chars().cycle().take(len).collect();
+    format!("{key}|{len}|{body}")
+}
+
+/// Whether `value` is a whole [`long_value_of`] `key`.
+fn is_whole(key: &str, value: &str) -> bool {
+    let mut parts = value.splitn(3, '|');
+    let (Some(of), Some(len), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    len.parse().is_ok_and(|len: usize| {
+        of == key && body == long_value_of(key, len).rsplit('|').next().unwrap()
+    })
+}
+
+/// What this binary does when run as a child process (killed by the parent, so it never ends
+/// on its own).
+#[test]
+fn child() {
+    let Ok(role) = std::env::var("MEMO_TEST_ROLE") else {
+        return;
+    };
+    let store = child_store();
+    match role.as_str() {
+        "invalidate" => {
+            // Connected and subscribed before the parent slows the replies down.
+            assert_eq!(store.get("k"), Some(value_of("k")));
+            println!("READY");
+            std::io::stdin().read_line(&mut String::new()).unwrap();
+            store.invalidate("k");
+            println!("RETURNED");
+        }
+        "write" => {
+            for round in 0.. {
+                for n in 0..20 {
+                    let key = format!("w{n}");
+                    store.insert(
+                        key.clone(),
+                        long_value_of(&key, 1 + (round * 7919 + n) % 200_000),
+                    );
+                }
+                if round == 0 {
+                    println!("WRITING");
+                }
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Runs this binary as `role` against `url`, over the store named `name`; its stdout piped.
+fn spawn(role: &str, url: &str, name: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", role)
+        .env("MEMO_TEST_URL", url)
+        .env("MEMO_TEST_NAME", name)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the child's lines until one contains `marker`.
+fn wait_for(lines: &mut impl Iterator<Item = std::io::Result<String>>, marker: &str) {
+    for line in lines.by_ref() {
+        if line.unwrap().contains(marker) {
+            return;
+        }
+    }
+    panic!("the child ended before {marker}");
+}
+
+/// Fails unless, within [`HUNG`], none of `gets` serves a value of `key`.
+fn eventually_unserved(key: &str, gets: &[Get<'_>]) {
+    let deadline = std::time::Instant::now() + HUNG;
+    let keys = [key.to_string()];
+    loop {
+        let served = served_of(&keys, gets);
+        if served.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a removed value still served {HUNG:?} after its remover died: {served:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process killed (`kill -9`) in the middle of an `invalidate`, once Redis deleted the value
+/// (the reply held back by a proxy), or just after it returned: the other processes' local
+/// copies go too, and no store is served the removed value.
+#[test]
+fn a_process_killed_during_or_after_its_invalidation_leaves_no_removed_value_served() {
+    use std::io::{BufRead as _, Write as _};
+    for (name, delay) in [
+        ("killed-mid-invalidation", Duration::from_secs(3)),
+        ("killed-after-invalidation", Duration::ZERO),
+    ] {
+        let server = RedisServer::start();
+        let proxy = redis_server::SlowProxy::start(server.port(), Duration::ZERO);
+        let reader = tiered(&server.url(), name);
+        let plain = remote(&server.url(), name);
+        assert_eq!(reader.get_or_compute("k", value_of), value_of("k"));
+        assert_eq!(plain.get("k"), Some(value_of("k")));
+        assert_eq!(reader.store().held(), 1, "{name}: a copy in the reader");
+        let mut child = spawn("invalidate", &proxy.url(), name);
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        wait_for(&mut lines, "READY");
+        proxy.set_delay(delay);
+        writeln!(stdin).unwrap();
+        if delay.is_zero() {
+            wait_for(&mut lines, "RETURNED");
+        } else {
+            // Deleted in Redis; the child waits for the reply.
+            let deadline = std::time::Instant::now() + HUNG;
+            while plain.get("k").is_some() {
+                assert!(std::time::Instant::now() < deadline, "never deleted");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let reader_get = |key: &str| reader.get(key);
+        let plain_get = |key: &str| plain.get(key);
+        eventually_unserved(
+            "k",
+            &[
+                (&format!("{name} reader"), &reader_get),
+                ("plain", &plain_get),
+            ],
+        );
+        assert_eq!(reader.store().held(), 0, "{name}: the copy went");
+    }
+}
+
+/// A tiered process killed (`kill -9`) while it writes values of up to 200 kB: every value the
+/// others are served afterwards is whole and of its own key.
+#[test]
+fn a_tiered_process_killed_mid_write_leaves_no_torn_value() {
+    use std::io::BufRead as _;
+    let server = RedisServer::start();
+    let name = "killed-mid-write";
+    let mut child = spawn("write", &server.url(), name);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for(&mut lines, "WRITING");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let reader = tiered(&server.url(), name);
+    let plain = remote(&server.url(), name);
+    let mut found = 0;
+    for n in 0..20 {
+        let key = format!("w{n}");
+        for value in [reader.get(&key), plain.get(&key)].into_iter().flatten() {
+            assert!(is_whole(&key, &value), "{key}: a torn or foreign value");
+            found += 1;
+        }
+    }
+    assert_eq!(found, 40, "every key written in the first round is there");
+    assert_eq!(reader.stats().backend_errors, 0);
 }

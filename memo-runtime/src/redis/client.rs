@@ -32,6 +32,11 @@ const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
 const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
 
+/// Deletes a value and publishes a message in one round trip: a process killed in between
+/// cannot leave the deletion untold. Replies 1 if there was a value.
+const DEL_NOTIFY: &str = "local n = redis.call('del', KEYS[1]) \
+     redis.call('publish', ARGV[1], ARGV[2]) return n";
+
 /// A claim in one round trip: the value if there is one, else the lock if it is free.
 /// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
 const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
@@ -362,6 +367,17 @@ impl RedisClient {
     pub async fn del_async(&self, key: &[u8]) -> Result<bool, Error> {
         let key = key.to_vec();
         self.call(move |conn| ops::del(conn, key)).await
+    }
+
+    /// `DEL key`, then `message` published on `channel`, in one round trip (a script): whether
+    /// there was a value.
+    pub(crate) fn del_and_publish(
+        &self,
+        key: &[u8],
+        channel: &[u8],
+        message: &[u8],
+    ) -> Result<bool, Error> {
+        wait(self.script(DEL_NOTIFY, key, [channel, message]))
     }
 
     /// `SET lock_key token NX PX lease_ms`: whether this caller now holds the lock.

@@ -733,6 +733,38 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
+    /// Removes `key`, publishing `announce` (channel and message) in the same round trip if
+    /// given; a removal that does not reach Redis is retried (see [`Pending`]). Whether there
+    /// was a value.
+    pub(crate) fn remove_announcing(&self, key: &K, announce: Option<(&[u8], Vec<u8>)>) -> bool
+    where
+        K: Serialize,
+    {
+        let Some(remote) = self.remote() else {
+            return false;
+        };
+        let Some(names) = self.encoded_names(key) else {
+            return false;
+        };
+        let removed = self.record(match &announce {
+            Some((channel, message)) => {
+                remote
+                    .client
+                    .del_and_publish(&names.value, channel, message)
+            }
+            None => remote.client.del(&names.value),
+        });
+        if removed.is_none() {
+            self.pending.add(&remote.client, &self.prefix, |removals| {
+                removals.keys.insert(names.value);
+                if let Some((channel, message)) = announce {
+                    removals.messages.push((channel.to_vec(), message));
+                }
+            });
+        }
+        removed.unwrap_or(false)
+    }
+
     /// Publishes `message` on `channel` (what tells other processes' tiered copies of a
     /// removal); one that does not reach Redis is retried with the store's pending removals.
     pub(crate) fn announce(&self, channel: &[u8], message: Vec<u8>) {
@@ -1315,19 +1347,7 @@ where
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
-        let Some(remote) = self.remote() else {
-            return false;
-        };
-        let Some(names) = self.encoded_names(&key.to_key()) else {
-            return false;
-        };
-        let removed = self.record(remote.client.del(&names.value));
-        if removed.is_none() {
-            self.pending.add(&remote.client, &self.prefix, |removals| {
-                removals.keys.insert(names.value);
-            });
-        }
-        removed.unwrap_or(false)
+        self.remove_announcing(&key.to_key(), None)
     }
 
     fn clear(&self) {

@@ -567,11 +567,12 @@ where
     /// the value in Redis before the `DEL` keeps no copy after it.
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let owned = key.to_key();
-        let remote = self.l2.remove(key);
+        // The message goes in the deletion's round trip: a process killed after the one is
+        // never without the other.
+        let message = crate::key::encode(&owned).map(|encoded| self.message(Some(&encoded)));
+        let announce = message.map(|message| (&self.channel[..], message));
+        let remote = self.l2.remove_announcing(&owned, announce);
         let local = self.fills.remove(self.hash_of(key), || self.l1.remove(key));
-        if let Some(encoded) = crate::key::encode(&owned) {
-            self.announce(Some(&encoded));
-        }
         local || remote
     }
 
