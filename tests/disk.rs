@@ -238,8 +238,85 @@ fn child() {
             shared_lookup_id_cache().store().flush();
             println!("RESULT {own} {shared}");
         }
+        "remove" => remove_until_killed(),
         other => panic!("unknown role {other}"),
     }
+}
+
+/// The store of [`a_value_removed_before_a_kill_is_never_read_again`], under `root`.
+fn removals(root: &Path) -> memo::Cache<String, String, memo::DiskStore<String, String>> {
+    use memo::{Cache, Config, DiskOptions};
+    Cache::with_store(DiskOptions::new("removals").root(root).open(&Config::new()))
+}
+
+/// The child of [`a_value_removed_before_a_kill_is_never_read_again`]: stores `r0`..`r9` (under
+/// `MEMO_TEST_ROOT`), says `READY`, then removes them one by one, saying `REMOVED <key>` once
+/// each `invalidate` returned and waiting for a line between them (the parent kills it there).
+fn remove_until_killed() {
+    let store = removals(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+    for n in 0..10 {
+        store.insert(format!("r{n}"), format!("value of r{n}"));
+    }
+    store.store().flush();
+    println!("READY");
+    for n in 0..10 {
+        assert!(store.invalidate(&format!("r{n}")));
+        println!("REMOVED r{n}");
+        std::io::stdin().read_line(&mut String::new()).unwrap();
+    }
+}
+
+/// A process killed (`kill -9`) just after its `invalidate` returned: the removal is on disk,
+/// so a process that opens the store afterwards never reads the value. Killed after the first,
+/// the second and the third removal of a child each.
+#[test]
+fn a_value_removed_before_a_kill_is_never_read_again() {
+    use std::io::{BufRead as _, Write as _};
+    init();
+    let mut removed = Vec::new();
+    for kill_after in 1..=3 {
+        let root = cache_dir().join(format!("killed-after-removal-{kill_after}"));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("MEMO_TEST_ROLE", "remove")
+            .env("MEMO_TEST_ROOT", &root)
+            .env("MEMO_CACHE_DIR", cache_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some((_, key)) = line.split_once("REMOVED ") {
+                removed.push((root.clone(), key.to_string()));
+                seen += 1;
+                if seen == kill_after {
+                    break;
+                }
+                writeln!(stdin).unwrap();
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen, kill_after, "the child ended early");
+    }
+    // This process opens the stores only now: what it reads is what the disk holds.
+    let mut served = Vec::new();
+    for (root, key) in &removed {
+        if let Some(value) = removals(root).get(key) {
+            served.push(format!("{key} = {value}"));
+        }
+    }
+    assert!(
+        served.is_empty(),
+        "of {} values removed before a kill, served: {served:?}",
+        removed.len()
+    );
 }
 
 /// Runs `exe` (this binary or a copy) as the child `role`, as program `name`.
