@@ -434,7 +434,10 @@ impl RedisOptions {
 /// to 1 s) on a fresh connection, so a server that comes back is used again within 2 s. Failures are counted in
 /// [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval; requests
 /// not sent, because the breaker is open or the call has spent its deadline, are counted apart
-/// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. A lock taken with
+/// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. An `invalidate`,
+/// `remove` or `clear` that does not reach Redis is retried in the background until it does,
+/// and the keys it covers are not read meanwhile (calls compute), so no removed value is served
+/// once the server answers again. A lock taken with
 /// Redlock keeps its own bounds (its servers answer in parallel).
 ///
 /// # Length
