@@ -21,7 +21,7 @@ use redis_server::RedisServer;
 /// How long a call against a frozen server may take before the test calls it hung: far past
 /// any budget (a command timeout of 100 ms, a bulk timeout for `clear`'s `SCAN`), so only a
 /// hang trips it.
-const HUNG: Duration = Duration::from_secs(30);
+const HUNG: Duration = Duration::from_secs(10);
 
 /// A client of `url` of its own, with a 100 ms command timeout and the default breaker.
 fn client(url: &str) -> RedisClient {
@@ -219,6 +219,13 @@ fn child() {
             store.invalidate("k");
             println!("RETURNED");
         }
+        "replace" => {
+            assert_eq!(store.get("k"), Some(value_of("k")));
+            println!("READY");
+            std::io::stdin().read_line(&mut String::new()).unwrap();
+            store.insert("k".to_string(), "new value of k".to_string());
+            println!("RETURNED");
+        }
         "write" => {
             for round in 0.. {
                 for n in 0..20 {
@@ -352,4 +359,48 @@ fn a_tiered_process_killed_mid_write_leaves_no_torn_value() {
     }
     assert_eq!(found, 40, "every key written in the first round is there");
     assert_eq!(reader.stats().backend_errors, 0);
+}
+
+/// A process killed (`kill -9`) in the middle of a tiered `insert`, once Redis holds the new
+/// value (the reply held back by a proxy): the other processes' local copies of the old value
+/// go too, and every store is served the new one.
+#[test]
+fn a_process_killed_during_a_tiered_insert_leaves_no_old_copy_served() {
+    use std::io::{BufRead as _, Write as _};
+    let server = RedisServer::start();
+    let proxy = redis_server::SlowProxy::start(server.port(), Duration::ZERO);
+    let name = "killed-mid-insert";
+    let reader = tiered(&server.url(), name);
+    let plain = remote(&server.url(), name);
+    assert_eq!(reader.get_or_compute("k", value_of), value_of("k"));
+    assert_eq!(reader.store().held(), 1, "a copy in the reader");
+    let mut child = spawn("replace", &proxy.url(), name);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for(&mut lines, "READY");
+    proxy.set_delay(Duration::from_secs(3));
+    writeln!(stdin).unwrap();
+    // Stored in Redis; the child waits for the reply.
+    let deadline = std::time::Instant::now() + HUNG;
+    while plain.get("k") != Some("new value of k".to_string()) {
+        assert!(std::time::Instant::now() < deadline, "never stored");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let keys = ["k".to_string()];
+    let old = |key: &str| reader.get(key).filter(|value| *value == value_of(key));
+    let deadline = std::time::Instant::now() + HUNG;
+    loop {
+        let stale = served_of(&keys, &[("reader", &old)]);
+        if stale.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced value still served {HUNG:?} after its writer died: {stale:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(reader.get("k").as_deref(), Some("new value of k"));
 }

@@ -32,6 +32,12 @@ const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
 const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
 
+/// Stores a value (`ARGV[2]`: its time to live in ms, `0` for none) and publishes a message in
+/// one round trip: a process killed in between cannot leave the new value untold.
+const SET_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
+     else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     redis.call('publish', ARGV[3], ARGV[4]) return 1";
+
 /// Deletes a value and publishes a message in one round trip: a process killed in between
 /// cannot leave the deletion untold. Replies 1 if there was a value.
 const DEL_NOTIFY: &str = "local n = redis.call('del', KEYS[1]) \
@@ -437,17 +443,26 @@ impl RedisClient {
         self.script(UNLOCK_NOTIFY, lock_key, [token, channel]).await
     }
 
-    /// The `SET` of `write`, then its announcement if any (a second round trip; a write with a
-    /// lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead). An
-    /// announcement that fails is not reported: the time to live bounds what it leaves behind.
+    /// The `SET` of `write`, with its announcement if any in the same round trip (a script: a
+    /// process killed in between cannot leave other processes' copies of the old value; a
+    /// write with a lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead).
     pub(crate) async fn write(&self, write: Write<'_>) -> Result<(), Error> {
-        let stored = self.store(write.key, write.bytes, write.ttl_ms).await;
-        if let Some(announce) = write.announce {
-            let _ = self
-                .publish_async(announce.channel, &announce.message())
-                .await;
-        }
-        stored
+        let Some(announce) = write.announce else {
+            return self.store(write.key, write.bytes, write.ttl_ms).await;
+        };
+        let ttl = write.ttl_ms.map_or(0, |ttl| ttl.max(1)).to_string();
+        self.script(
+            SET_NOTIFY,
+            write.key,
+            [
+                write.bytes,
+                ttl.as_bytes(),
+                announce.channel,
+                &announce.message(),
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.
