@@ -238,8 +238,176 @@ fn child() {
             shared_lookup_id_cache().store().flush();
             println!("RESULT {own} {shared}");
         }
+        "remove" => remove_until_killed(),
+        "write" => write_until_killed(),
         other => panic!("unknown role {other}"),
     }
+}
+
+/// The store of [`a_value_removed_before_a_kill_is_never_read_again`], under `root`.
+fn removals(root: &Path) -> memo::Cache<String, String, memo::DiskStore<String, String>> {
+    use memo::{Cache, Config, DiskOptions};
+    Cache::with_store(DiskOptions::new("removals").root(root).open(&Config::new()))
+}
+
+/// The child of [`a_value_removed_before_a_kill_is_never_read_again`]: stores `r0`..`r9` (under
+/// `MEMO_TEST_ROOT`), says `READY`, then removes them one by one, saying `REMOVED <key>` once
+/// each `invalidate` returned and waiting for a line between them (the parent kills it there).
+fn remove_until_killed() {
+    let store = removals(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+    for n in 0..10 {
+        store.insert(format!("r{n}"), format!("value of r{n}"));
+    }
+    store.store().flush();
+    println!("READY");
+    for n in 0..10 {
+        assert!(store.invalidate(&format!("r{n}")));
+        println!("REMOVED r{n}");
+        std::io::stdin().read_line(&mut String::new()).unwrap();
+    }
+}
+
+/// A process killed (`kill -9`) just after its `invalidate` returned: the removal is on disk,
+/// so a process that opens the store afterwards never reads the value. Killed after the first,
+/// the second and the third removal of a child each.
+#[test]
+fn a_value_removed_before_a_kill_is_never_read_again() {
+    use std::io::{BufRead as _, Write as _};
+    init();
+    let mut removed = Vec::new();
+    for kill_after in 1..=3 {
+        let root = cache_dir().join(format!("killed-after-removal-{kill_after}"));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("MEMO_TEST_ROLE", "remove")
+            .env("MEMO_TEST_ROOT", &root)
+            .env("MEMO_CACHE_DIR", cache_dir())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = 0;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some((_, key)) = line.split_once("REMOVED ") {
+                removed.push((root.clone(), key.to_string()));
+                seen += 1;
+                if seen == kill_after {
+                    break;
+                }
+                writeln!(stdin).unwrap();
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen, kill_after, "the child ended early");
+    }
+    // This process opens the stores only now: what it reads is what the disk holds.
+    let mut served = Vec::new();
+    for (root, key) in &removed {
+        if let Some(value) = removals(root).get(key) {
+            served.push(format!("{key} = {value}"));
+        }
+    }
+    assert!(
+        served.is_empty(),
+        "of {} values removed before a kill, served: {served:?}",
+        removed.len()
+    );
+}
+
+/// A value of `key` written `seq`-th that shows whether it is whole: its key, its number, then
+/// bytes made from both (40 kB for odd numbers, stored in a file of its own; 100 bytes else).
+fn numbered_value(key: &str, seq: u64) -> String {
+    let len = if seq % 2 == 1 { 40_000 } else { 100 };
+    let body: String = format!("{key}:{seq};").chars().cycle().take(len).collect();
+    format!("{key}|{seq}|{body}")
+}
+
+/// Whether `value` is a whole [`numbered_value`] of `key`.
+fn is_numbered_value_of(key: &str, value: &str) -> bool {
+    value
+        .split('|')
+        .nth(1)
+        .and_then(|seq| seq.parse().ok())
+        .is_some_and(|seq| value == numbered_value(key, seq))
+}
+
+/// The child of [`a_clear_beside_a_writer_killed_mid_batch_leaves_no_old_or_torn_value`]:
+/// writes `once0`..`once9` once, then `w0`..`w19` under `MEMO_TEST_ROOT` again and again with
+/// new numbers, saying
+/// `WRITING` after the first round, until it is killed.
+fn write_until_killed() {
+    let store = removals(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+    // Written once: the clear must remove them whatever the writer does after.
+    for n in 0..10 {
+        let key = format!("once{n}");
+        store.insert(key.clone(), numbered_value(&key, n));
+    }
+    for seq in 0.. {
+        let key = format!("w{}", seq % 20);
+        store.insert(key.clone(), numbered_value(&key, seq));
+        if seq == 19 {
+            store.store().flush();
+            println!("WRITING");
+        }
+    }
+}
+
+/// One process `clear`s while another writes, then the writer is killed (`kill -9`) in the
+/// middle of its batches: a process that opens the store afterwards reads no value the clear
+/// removed (each value is written once, with its own number) and no torn one.
+#[test]
+fn a_clear_beside_a_writer_killed_mid_batch_leaves_no_old_or_torn_value() {
+    use std::io::BufRead as _;
+    init();
+    let root = cache_dir().join("clear-beside-writer");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "write")
+        .env("MEMO_TEST_ROOT", &root)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|line| line.unwrap().contains("WRITING")),
+        "the child ended before WRITING"
+    );
+    let keys: Vec<String> = (0..20)
+        .map(|n| format!("w{n}"))
+        .chain((0..10).map(|n| format!("once{n}")))
+        .collect();
+    let clearer = removals(&root);
+    // What the disk holds just before the clear: each of these values must be gone after it.
+    let before: Vec<String> = keys.iter().filter_map(|key| clearer.peek(key)).collect();
+    assert!(before.len() >= 10, "the writer's values are on disk");
+    clearer.clear();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A store opened now reads the disk.
+    let fresh = removals(&root);
+    let mut found = 0;
+    for key in &keys {
+        if let Some(value) = fresh.get(key) {
+            found += 1;
+            assert!(
+                is_numbered_value_of(key, &value),
+                "{key}: a torn or foreign value"
+            );
+            assert!(!before.contains(&value), "{key}: a value the clear removed");
+        }
+    }
+    assert!(found > 0, "the writer wrote after the clear");
+    assert_eq!(fresh.stats().backend_errors, 0);
 }
 
 /// Runs `exe` (this binary or a copy) as the child `role`, as program `name`.

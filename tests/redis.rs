@@ -169,6 +169,7 @@ fn child() {
             }
             println!("RESULT served={redis},{tiered}");
         }
+        "renewing" => renewing_child(),
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
@@ -232,6 +233,110 @@ fn processes_reading_a_stale_redis_or_tiered_key_refresh_it_once() {
     }
     assert_eq!(stale_shared("s"), "refreshed");
     assert_eq!(tiered_stale_shared("s"), "refreshed");
+}
+
+/// A value that names the process and run that computed it; a background refresh (on a
+/// `memo-refresh` thread) takes 4 s, four times the time to live, so that it outlasts the bound
+/// on serving the value it replaces.
+fn numbered(key: &str, runs: &AtomicUsize) -> String {
+    let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+    if std::thread::current().name() == Some("memo-refresh") {
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    format!("{key} by {} #{run}", std::process::id())
+}
+
+static LASTING: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = redis, ttl = "1s", stale = "1m")]
+fn lasting(key: &str) -> String {
+    numbered(key, &LASTING)
+}
+
+static TIERED_LASTING: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 10, ttl = "1s", stale = "1m")]
+fn tiered_lasting(key: &str) -> String {
+    numbered(key, &TIERED_LASTING)
+}
+
+/// The child of [`a_refresh_running_in_another_process_serves_the_old_value_at_most_a_ttl`]:
+/// reads the parent's stale values (starting a 4 s refresh of each), says `READY <values>`,
+/// waits for the parent's invalidation, then reads both keys until their refreshes are over
+/// (5 s), counting the reads begun a time to live or more after the invalidation that were
+/// served the old value (none may be), and the reads made then (some must be).
+fn renewing_child() {
+    let ttl = Duration::from_secs(1);
+    let old = (lasting("r"), tiered_lasting("r"));
+    println!("READY {}|{}", old.0, old.1);
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    let invalidated = std::time::Instant::now();
+    let (mut late_reads, mut late_old) = (0, Vec::new());
+    while invalidated.elapsed() < Duration::from_secs(5) {
+        let began = invalidated.elapsed();
+        let now = (lasting("r"), tiered_lasting("r"));
+        if began >= ttl {
+            late_reads += 1;
+            for (value, old) in [(&now.0, &old.0), (&now.1, &old.1)] {
+                if value == old {
+                    late_old.push(format!("{value} read {began:?} after"));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "RESULT late_reads>0:{} late_old={late_old:?}",
+        late_reads > 0
+    );
+}
+
+/// README (`store = redis`): "with `stale` or early refresh, a process whose background refresh
+/// of the key is running serves the old value until that refresh ends, at most a `ttl`". Another
+/// process's `invalidate` does not reach that process's old value, but a time to live after the
+/// invalidation no process serves it, though the refresh (4 s) still runs: Redis and tiered.
+#[test]
+fn a_refresh_running_in_another_process_serves_the_old_value_at_most_a_ttl() {
+    use std::io::{BufRead as _, BufReader};
+    init();
+    let first = (lasting("r"), tiered_lasting("r"));
+    // Past the time to live (Redis keeps wall time), within `stale`.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "renewing")
+        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // (The harness prints `test child ... ` before the child's first line.)
+    let ready = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find_map(|line| Some(line.split_once("READY ")?.1.to_string()))
+        .expect("the child ended before READY");
+    // The child was served the stale values, and refreshes them now.
+    assert_eq!(ready, format!("{}|{}", first.0, first.1));
+    assert!(lasting_cache().invalidate("r"));
+    assert!(tiered_lasting_cache().invalidate("r"));
+    writeln!(stdin).unwrap();
+    // Here, the invalidation is seen at once.
+    assert_ne!(lasting("r"), first.0);
+    assert_ne!(tiered_lasting("r"), first.1);
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{rest:?}\n{stderr}");
+    let result = rest
+        .iter()
+        .find_map(|line| Some(line.split_once("RESULT ")?.1))
+        .unwrap_or_else(|| panic!("no RESULT in {rest:?}"));
+    assert_eq!(result, "late_reads>0:true late_old=[]");
 }
 
 /// Runs this binary as `role`, against this binary's server.

@@ -245,11 +245,24 @@ mod redis {
 
     use super::redis_server::RedisServer;
 
-    /// The server of this binary's Redis functions, for the life of the process.
+    static PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+    extern "C" fn stop() {
+        super::redis_server::command(
+            PORT.load(std::sync::atomic::Ordering::Relaxed),
+            "SHUTDOWN NOSAVE",
+        );
+    }
+
+    /// The server of this binary's Redis functions, for the life of the process (statics are
+    /// never dropped: it is shut down when the process exits).
     fn init() {
         static SERVER: OnceLock<RedisServer> = OnceLock::new();
         SERVER.get_or_init(|| {
             let server = RedisServer::start();
+            PORT.store(server.port(), std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: `stop` is an `extern "C" fn` that only sends one command.
+            unsafe { libc::atexit(stop) };
             // SAFETY: every Redis test calls `init` before any Redis cache is opened, and no
             // foreign code reads the environment meanwhile.
             unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };

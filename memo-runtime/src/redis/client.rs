@@ -32,6 +32,12 @@ const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
 const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
 
+/// Stores a value (`ARGV[2]`: its time to live in ms, `0` for none) and publishes a message in
+/// one round trip: a process killed in between cannot leave the new value untold.
+const SET_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
+     else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     redis.call('publish', ARGV[3], ARGV[4]) return 1";
+
 /// A claim in one round trip: the value if there is one, else the lock if it is free.
 /// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
 const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
@@ -116,8 +122,10 @@ const SET_UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[2]) ~= ARGV[3] then r
      if ARGV[5] then redis.call('publish', ARGV[5], ARGV[6]) end \
      redis.call('del', KEYS[2]) redis.call('publish', ARGV[4], KEYS[2]) return 1";
 
-/// Deletes a value and its lock: whether the value was there.
+/// Deletes a value and its lock, then publishes `ARGV[2]` on `ARGV[1]` if given: whether the
+/// value was there.
 const DEL_WITH_LOCK: &str = "local n = redis.call('del', KEYS[1]) redis.call('del', KEYS[2]) \
+     if ARGV[1] then redis.call('publish', ARGV[1], ARGV[2]) end \
      if n > 0 then return 1 else return 0 end";
 
 /// Extends the lease only while the lock still holds our token.
@@ -370,13 +378,22 @@ impl RedisClient {
         self.call(move |conn| ops::del(conn, key)).await
     }
 
-    /// `DEL value_key lock_key` in one round trip (a script: on a cluster both keys need one hash
-    /// tag): whether the value was there. A holder of the lock then stores nothing
-    /// ([`set_and_unlock`](Self::set_and_unlock)), so a value computed before an invalidation
-    /// does not come back after it.
-    pub(crate) fn del_with_lock(&self, value_key: &[u8], lock_key: &[u8]) -> Result<bool, Error> {
+    /// `DEL value_key lock_key`, then `announce` (channel and message) published if given, in
+    /// one round trip (a script: on a cluster both keys need one hash tag; a process killed in
+    /// between cannot leave the deletion untold): whether the value was there. A holder of the
+    /// lock then stores nothing ([`set_and_unlock`](Self::set_and_unlock)), so a value computed
+    /// before an invalidation does not come back after it.
+    pub(crate) fn del_with_lock(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+        announce: Option<(&[u8], &[u8])>,
+    ) -> Result<bool, Error> {
         let keys = vec![value_key.to_vec(), lock_key.to_vec()];
-        wait(self.call(move |conn| ops::scripted(conn, DEL_WITH_LOCK, keys, Vec::new())))
+        let args = announce.map_or_else(Vec::new, |(channel, message)| {
+            vec![channel.to_vec(), message.to_vec()]
+        });
+        wait(self.call(move |conn| ops::scripted(conn, DEL_WITH_LOCK, keys, args)))
     }
 
     /// `SET lock_key token NX PX lease_ms`: whether this caller now holds the lock.
@@ -436,17 +453,26 @@ impl RedisClient {
         self.script(UNLOCK_NOTIFY, lock_key, [token, channel]).await
     }
 
-    /// The `SET` of `write`, then its announcement if any (a second round trip; a write with a
-    /// lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead). An
-    /// announcement that fails is not reported: the time to live bounds what it leaves behind.
+    /// The `SET` of `write`, with its announcement if any in the same round trip (a script: a
+    /// process killed in between cannot leave other processes' copies of the old value; a
+    /// write with a lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead).
     pub(crate) async fn write(&self, write: Write<'_>) -> Result<(), Error> {
-        let stored = self.store(write.key, write.bytes, write.ttl_ms).await;
-        if let Some(announce) = write.announce {
-            let _ = self
-                .publish_async(announce.channel, &announce.message())
-                .await;
-        }
-        stored
+        let Some(announce) = write.announce else {
+            return self.store(write.key, write.bytes, write.ttl_ms).await;
+        };
+        let ttl = write.ttl_ms.map_or(0, |ttl| ttl.max(1)).to_string();
+        self.script(
+            SET_NOTIFY,
+            write.key,
+            [
+                write.bytes,
+                ttl.as_bytes(),
+                announce.channel,
+                &announce.message(),
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.

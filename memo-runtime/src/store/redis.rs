@@ -387,6 +387,7 @@ impl RedisOptions {
                 cost_ns: AtomicU64::new(0),
             }),
             refreshing: Mutex::new(HashMap::new()),
+            pending: Arc::default(),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
@@ -434,7 +435,10 @@ impl RedisOptions {
 /// to 1 s) on a fresh connection, so a server that comes back is used again within 2 s. Failures are counted in
 /// [`Counts::errors`] (`Stats::backend_errors`) and logged at most once an interval; requests
 /// not sent, because the breaker is open or the call has spent its deadline, are counted apart
-/// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. A lock taken with
+/// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. An `invalidate`,
+/// `remove` or `clear` that does not reach Redis is retried in the background until it does,
+/// and the keys it covers are not read meanwhile (calls compute), so no removed value is served
+/// once the server answers again. A lock taken with
 /// Redlock keeps its own bounds (its servers answer in parallel).
 ///
 /// # Length
@@ -457,12 +461,115 @@ pub struct RedisStore<K, V> {
     /// refresh per key. A mark older than a time to live (a refresh another process took, whose
     /// value this one never stored) lets a later read refresh the key again.
     refreshing: Mutex<HashMap<K, std::time::Instant>>,
+    /// Removals (and their messages) that did not reach Redis: see [`Pending`].
+    pending: Arc<Pending>,
     hits: AtomicU64,
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
     skipped: AtomicU64,
     config: Config,
     types: PhantomData<fn() -> (K, V)>,
+}
+
+/// The name of the lock of the value named `value`.
+fn lock_name(value: &[u8]) -> Vec<u8> {
+    [value, redis_names::LOCK_SUFFIX.as_bytes()].concat()
+}
+
+/// The removals of a store that did not reach Redis (down, frozen, the breaker open): an
+/// `invalidate`, `remove` or `clear` that returned while the value stayed there. Until Redis has
+/// done them, the store reads none of the keys they cover (a call computes, as with Redis
+/// down), so neither this process nor, through it, a local copy is served a value it removed;
+/// a thread of the store's retries them, and publishes the messages that tell the other
+/// processes' tiered copies, until Redis answers.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Whether a key or the whole store is pending: the one load a read pays otherwise.
+    covers_any: std::sync::atomic::AtomicBool,
+    removals: Mutex<Removals>,
+}
+
+#[derive(Debug, Default)]
+struct Removals {
+    /// A `clear`: every key of the store.
+    all: bool,
+    /// The value keys removed.
+    keys: std::collections::HashSet<Vec<u8>>,
+    /// Messages to publish once the removals are done: channel and message.
+    messages: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Whether a thread retries them now.
+    retrying: bool,
+}
+
+impl Removals {
+    fn is_empty(&self) -> bool {
+        !self.all && self.keys.is_empty() && self.messages.is_empty()
+    }
+}
+
+impl Pending {
+    /// Whether a read of the value key `value` waits for a removal Redis has not done.
+    fn covers(&self, value: &[u8]) -> bool {
+        self.covers_any.load(Ordering::Acquire) && {
+            let removals = self.removals.lock();
+            removals.all || removals.keys.contains(value)
+        }
+    }
+
+    /// Adds what `add` puts in, and starts the retries if none run.
+    fn add(self: &Arc<Self>, client: &RedisClient, prefix: &[u8], add: impl FnOnce(&mut Removals)) {
+        let mut removals = self.removals.lock();
+        add(&mut removals);
+        self.covers_any
+            .store(removals.all || !removals.keys.is_empty(), Ordering::Release);
+        if removals.retrying || removals.is_empty() {
+            return;
+        }
+        let (pending, client, prefix) = (Arc::clone(self), client.clone(), prefix.to_vec());
+        let spawned = std::thread::Builder::new()
+            .name("memo-redis-retry".into())
+            .spawn(move || pending.retry(&client, &prefix));
+        // Without a thread, the next removal tries again; reads stay refused meanwhile.
+        removals.retrying = spawned.is_ok();
+    }
+
+    /// Retries the removals, then their messages, until Redis has done them all: every 100 ms,
+    /// doubling to 1 s (a failed command is counted by the client's breaker).
+    fn retry(&self, client: &RedisClient, prefix: &[u8]) {
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            let (all, keys, messages) = {
+                let removals = self.removals.lock();
+                let keys: Vec<Vec<u8>> = removals.keys.iter().cloned().collect();
+                (removals.all, keys, removals.messages.clone())
+            };
+            let done = (!all || client.scan_del(prefix).is_ok())
+                && keys
+                    .iter()
+                    .all(|key| client.del_with_lock(key, &lock_name(key), None).is_ok())
+                && messages
+                    .iter()
+                    .all(|(channel, message)| client.publish(channel, message).is_ok());
+            if !done {
+                continue;
+            }
+            let mut removals = self.removals.lock();
+            // What came meanwhile stays for the next round.
+            removals.all &= !all;
+            for key in &keys {
+                removals.keys.remove(key);
+            }
+            removals.messages.drain(..messages.len());
+            self.covers_any
+                .store(removals.all || !removals.keys.is_empty(), Ordering::Release);
+            if removals.is_empty() {
+                removals.retrying = false;
+                return;
+            }
+        }
+    }
 }
 
 /// How a store that refreshes entries in the background times them. Values stay plain codec
@@ -600,17 +707,30 @@ impl<K, V> RedisStore<K, V> {
     /// The names of a key encoded as `encoded`, whose text is `text` (`None`: it has none).
     fn names(&self, encoded: Vec<u8>, text: Option<&str>) -> Names {
         let value = redis_names::value_name(&self.prefix, &encoded, text);
-        let mut lock = value.clone();
-        lock.extend_from_slice(redis_names::LOCK_SUFFIX.as_bytes());
         Names {
+            lock: lock_name(&value),
             value,
-            lock,
             encoded,
         }
     }
 
     /// The names of `key`; `None` (counted) if it cannot be encoded.
+    /// `None` too, counted as skipped, while a removal of the key that did not reach Redis is
+    /// pending (see [`Pending`]): the value there may be the one removed.
     fn names_of(&self, key: &K) -> Option<Names>
+    where
+        K: Serialize,
+    {
+        let names = self.encoded_names(key)?;
+        if self.pending.covers(&names.value) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(names)
+    }
+
+    /// The names of `key`, removed or not; `None` (counted) if it cannot be encoded.
+    fn encoded_names(&self, key: &K) -> Option<Names>
     where
         K: Serialize,
     {
@@ -619,6 +739,56 @@ impl<K, V> RedisStore<K, V> {
         } else {
             self.failed(&"a key could not be encoded");
             None
+        }
+    }
+
+    /// Removes `key`, publishing `announce` (channel and message) in the same round trip if
+    /// given; a removal that does not reach Redis is retried (see [`Pending`]). Whether there
+    /// was a value.
+    pub(crate) fn remove_announcing(&self, key: &K, announce: Option<(&[u8], Vec<u8>)>) -> bool
+    where
+        K: Serialize,
+    {
+        let Some(remote) = self.remote() else {
+            return false;
+        };
+        let Some(names) = self.encoded_names(key) else {
+            return false;
+        };
+        // With its lock: a computation begun before, in any process, stores nothing.
+        let message = announce
+            .as_ref()
+            .map(|(channel, message)| (*channel, &message[..]));
+        let removed = self.record(
+            remote
+                .client
+                .del_with_lock(&names.value, &names.lock, message),
+        );
+        if removed.is_none() {
+            self.pending.add(&remote.client, &self.prefix, |removals| {
+                removals.keys.insert(names.value);
+                if let Some((channel, message)) = announce {
+                    removals.messages.push((channel.to_vec(), message));
+                }
+            });
+        }
+        removed.unwrap_or(false)
+    }
+
+    /// Publishes `message` on `channel` (what tells other processes' tiered copies of a
+    /// removal); one that does not reach Redis is retried with the store's pending removals.
+    pub(crate) fn announce(&self, channel: &[u8], message: Vec<u8>) {
+        let Some(remote) = self.remote() else {
+            return;
+        };
+        if self
+            .record(remote.client.publish(channel, &message))
+            .is_none()
+        {
+            let channel = channel.to_vec();
+            self.pending.add(&remote.client, &self.prefix, |removals| {
+                removals.messages.push((channel, message));
+            });
         }
     }
 
@@ -1193,20 +1363,17 @@ where
     }
 
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
-        let Some(remote) = self.remote() else {
-            return false;
-        };
-        let Some(names) = self.names_of(&key.to_key()) else {
-            return false;
-        };
-        // With its lock: a computation begun before, in any process, stores nothing.
-        self.record(remote.client.del_with_lock(&names.value, &names.lock))
-            .unwrap_or(false)
+        self.remove_announcing(&key.to_key(), None)
     }
 
     fn clear(&self) {
-        if let Some(remote) = self.remote() {
-            self.record(remote.client.scan_del(&self.prefix));
+        if let Some(remote) = self.remote()
+            && self.record(remote.client.scan_del(&self.prefix)).is_none()
+        {
+            self.pending.add(&remote.client, &self.prefix, |removals| {
+                removals.all = true;
+                removals.keys.clear();
+            });
         }
     }
 

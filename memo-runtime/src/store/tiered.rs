@@ -220,10 +220,8 @@ impl<K, V> TieredStore<K, V> {
 
     /// Tells the other processes to drop the key encoded as `evicted` (`None`: everything).
     fn announce(&self, evicted: Option<&[u8]>) {
-        if let Some(client) = self.l2.client() {
-            // A failure is counted by the breaker; the TTL bounds what it leaves behind.
-            let _ = client.publish(&self.channel, &self.message(evicted));
-        }
+        // One that does not reach Redis is retried (see the Redis store's pending removals).
+        self.l2.announce(&self.channel, self.message(evicted));
     }
 }
 
@@ -502,11 +500,12 @@ where
     /// the value in Redis before the `DEL` keeps no copy after it.
     fn remove<L: Lookup<Key = K>>(&self, key: &L) -> bool {
         let owned = key.to_key();
-        let remote = self.l2.remove(key);
+        // The message goes in the deletion's round trip: a process killed after the one is
+        // never without the other.
+        let message = crate::key::encode(&owned).map(|encoded| self.message(Some(&encoded)));
+        let announce = message.map(|message| (&self.channel[..], message));
+        let remote = self.l2.remove_announcing(&owned, announce);
         let local = self.fills.change(self.hash_of(key), || self.l1.remove(key));
-        if let Some(encoded) = crate::key::encode(&owned) {
-            self.announce(Some(&encoded));
-        }
         local || remote
     }
 

@@ -215,6 +215,13 @@ impl Db {
         }
     }
 
+    /// Waits until a removal queued is committed (see the queue's `flush_removal`).
+    pub(super) fn flush_removal(&self) {
+        if self.writer.is_some() {
+            self.shared.queue.flush_removal();
+        }
+    }
+
     /// Registers (or finds) the space of namespace `ns`.
     pub(super) fn space(&self, ns: &Arc<[u8]>, maxsize: Option<u64>, max_bytes: u64) -> Arc<Space> {
         let mut spaces = lock(&self.shared.spaces);

@@ -914,13 +914,15 @@ where
         self.take(key).is_some()
     }
 
-    /// The delete is queued, then counted, then the front's copy goes: a read that began
-    /// before it keeps nothing after.
+    /// The delete is committed, then counted, then the front's copy goes: a read that began
+    /// before it keeps nothing after, and a process killed once it returned leaves the value
+    /// gone from disk.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let value = self.peek(key);
         if let Some(encoded) = key::encode(&key.to_key()) {
             self.unlock(Some(&encoded));
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
+            self.db.flush_removal();
         }
         self.fills.change(self.front.hash_of(key), || ());
         self.front.remove(key);

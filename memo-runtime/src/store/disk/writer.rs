@@ -242,6 +242,21 @@ impl Queue {
         drop(self.wait_while(state, |state| state.committed < target));
     }
 
+    /// [`flush`](Self::flush) for a removal, unless the disk refuses removals now (some wait to
+    /// be retried): their keys read as gone in this process until they commit, and waiting for
+    /// each commit the disk refuses would only slow the caller.
+    pub(super) fn flush_removal(&self) {
+        if self.forked() {
+            return;
+        }
+        let state = lock(&self.state);
+        if !state.retry.is_empty() {
+            return;
+        }
+        let target = state.next;
+        drop(self.wait_while(state, |state| state.committed < target));
+    }
+
     /// Asks the writer to commit at once, and waits while `waiting` holds (and the writer runs).
     fn wait_while<'a>(
         &'a self,
