@@ -153,10 +153,12 @@ impl DiskDirectory {
     /// copies in memory drop them).
     pub fn clear(&self, function: &StoredFunction) {
         // Its lock rows first: a computation under way in a program stores nothing after this.
-        self.db.shared.read(&self.space, |conn| {
-            conn.prepare_cached("DELETE FROM locks WHERE ns = ?1")?
-                .execute(rusqlite::params![function.namespace])
-        });
+        if self.db.is_usable() {
+            self.db.shared.read(&self.space, |conn| {
+                conn.prepare_cached("DELETE FROM locks WHERE ns = ?1")?
+                    .execute(rusqlite::params![function.namespace])
+            });
+        }
         self.db
             .shared
             .queue

@@ -249,6 +249,10 @@ impl<K, V> DiskStore<K, V> {
     /// (`Kind::Put`'s token), so a value computed before the removal does not come back after
     /// it. A claim taken after this call is not touched.
     pub(super) fn unlock(&self, encoded: Option<&[u8]>) {
+        if !self.db.is_usable() {
+            // Not this process's database to change (a forked child), or none.
+            return;
+        }
         self.db.shared.read(&self.space, |conn| match encoded {
             Some(key) => conn
                 .prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?
