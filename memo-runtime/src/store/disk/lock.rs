@@ -8,8 +8,9 @@
 //! while the row still holds the holder's token. A removal of the key (`invalidate`, `clear`)
 //! deletes the row at once, so a value computed before it, in any process, is not stored.
 //!
-//! A row of this process whose token no caller here holds any more is stale (its release was
-//! lost with a failed write) and is taken over at once: a process never waits for itself.
+//! A row of this process whose token no caller here holds any more is released or stale (its
+//! release was lost with a failed write) and is taken over once this process's queued writes are
+//! committed (its value among them): a process never waits for itself.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
@@ -278,7 +279,14 @@ impl<K, V> DiskStore<K, V> {
     fn drop_if_abandoned(&self, encoded: &[u8], pid: i64, holder: i64) -> bool {
         let shared = &self.db.shared;
         let abandoned = if pid == i64::from(std::process::id()) {
-            !lock(&shared.held).contains(&holder)
+            let released = !lock(&shared.held).contains(&holder);
+            if released {
+                // Its value and release may still be queued: committed first, the value is
+                // stored under the row it was computed under, then the row goes (a row taken
+                // over before would refuse the value).
+                self.db.flush();
+            }
+            released
         } else {
             is_dead(pid)
         };

@@ -1390,6 +1390,39 @@ fn a_background_refresh_claims_the_key_only_when_no_one_holds_it() {
     assert!(claim_refresh(&b, &cold).is_some());
 }
 
+/// A claim's value and release still queued when this process claims the key again (a due
+/// read's refresh right after the miss): the row is its own, its token no longer held, so it is
+/// taken over; the queued value must be stored first, under the row it was computed under (a
+/// row taken over before would refuse it). The writer is held back meanwhile.
+#[test]
+fn a_value_queued_under_a_released_row_is_stored_when_the_row_is_taken_over() {
+    let tmp = TempDir::new("queued-release");
+    let config = Config::new()
+        .ttl(Duration::from_secs(60))
+        .stale(Duration::from_secs(60));
+    let store = open(&tmp.0, &config);
+    let key = "hot".to_string();
+    let (held, on_held) = std::sync::mpsc::channel();
+    let writer = {
+        let shared = Arc::clone(&store.db);
+        std::thread::spawn(move || {
+            let _writer = shared.shared.writer.lock().unwrap();
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        })
+    };
+    on_held.recv().unwrap();
+    let Claim::Compute(lease) = wait(store.claim_async(store.hash_of(&&key), &key)) else {
+        panic!("a miss computes")
+    };
+    let cost = Duration::from_millis(5);
+    wait(store.insert_claimed_async(store.hash_of(&&key), key.clone(), 1, cost, lease));
+    drop(wait(store.claim_refresh_async(&key)).expect("its own released row"));
+    writer.join().unwrap();
+    store.flush();
+    assert_eq!(open(&tmp.0, &config).get(&"hot"), Some(1), "stored on disk");
+}
+
 /// Issue 19: with `stale`, the row outlives the time to live by `stale`, and the value is
 /// served (due for a refresh) until then; without a read from disk it is gone past both.
 #[test]
