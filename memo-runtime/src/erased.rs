@@ -1,51 +1,122 @@
-//! Plain functions over values without their types, one per type, for code compiled once to call
-//! through a pointer: so a key type shared by many caches compiles each once.
+//! What code compiled once does to values whose types it does not know: one plain function per
+//! type ([`TypeOps`]) for all of it, called through a pointer. One function rather than one per
+//! operation, as each adds its own symbol, unwind entry and pointer to a binary for each key and
+//! value type; and a key type shared by many caches compiles once.
 
-/// Whether the `T`s at two places are equal ([`eq`]).
-pub(crate) type EqAt = unsafe fn(*const (), *const ()) -> bool;
-
-/// # Safety
-///
-/// `a` and `b` point to `T`s, borrowed while the call lasts.
-#[allow(
-    clippy::ptr_as_ptr,
-    reason = "a cast instantiates no function per type in a debug build"
-)]
-pub(crate) unsafe fn eq<T: Eq>(a: *const (), b: *const ()) -> bool {
-    // SAFETY: the caller's promise.
-    unsafe { *(a as *const T) == *(b as *const T) }
+/// What an [`TypeOps`] function does to the `T`s at its two places `a` and `b`.
+#[derive(Clone, Copy)]
+pub(crate) enum Op {
+    /// Whether the `T`s at `a` and `b` are equal: non-null if so. A value's `TypeOps`
+    /// ([`value_ops`]) answers null: values are never compared.
+    Eq,
+    /// Clones the `T` at `a` into the `Option<T>` at `b`, which holds `None` (nothing is
+    /// dropped).
+    CloneInto,
+    /// Clones the `T` at `a` into memory for a `T` at `b`, uninitialised (nothing is dropped).
+    CloneTo,
+    /// The `T` in the `Option<T>` at `a`; null for `None`.
+    SomeIn,
 }
 
-/// Clones the `T` at a place into the `Option<T>` at another ([`clone_into`]).
-pub(crate) type CloneInto = unsafe fn(*const (), *mut ());
-
+/// The [`Op`]s of one type: [`key_ops`] or [`value_ops`].
+///
 /// # Safety
 ///
-/// `value` points to a `T` and `out` to an `Option<T>` that holds `None` (nothing is dropped),
-/// both borrowed while the call lasts.
+/// `a` and `b` point to what the [`Op`] names, of the function's type, borrowed while the call
+/// lasts (`b` unused by [`Op::SomeIn`]).
+pub(crate) type TypeOps = unsafe fn(Op, *const (), *mut ()) -> *const ();
+
+/// The [`TypeOps`] of a key type, which compares.
+///
+/// # Safety
+///
+/// As for [`TypeOps`].
 #[allow(
     clippy::ptr_as_ptr,
     reason = "a cast instantiates no function per type in a debug build"
 )]
-pub(crate) unsafe fn clone_into<T: Clone>(value: *const (), out: *mut ()) {
-    // SAFETY: the caller's promise.
-    unsafe { (out as *mut Option<T>).write(Some((*(value as *const T)).clone())) }
+pub(crate) unsafe fn key_ops<T: Clone + Eq>(op: Op, a: *const (), b: *mut ()) -> *const () {
+    match op {
+        // SAFETY: the caller's promise.
+        Op::Eq if unsafe { *(a as *const T) == *(b as *const T) } => a,
+        Op::Eq => std::ptr::null(),
+        // SAFETY: the caller's promise.
+        _ => unsafe { value_ops::<T>(op, a, b) },
+    }
 }
 
-/// Clones the `T` at a place into memory for a `T` at another, uninitialised ([`clone_to`]).
-pub(crate) type CloneTo = unsafe fn(*const (), *mut ());
-
+/// The [`TypeOps`] of a value type, which need not compare.
+///
 /// # Safety
 ///
-/// `value` points to a `T`, borrowed while the call lasts, and `out` to memory for a `T`, which
-/// holds none (nothing is dropped).
+/// As for [`TypeOps`].
 #[allow(
     clippy::ptr_as_ptr,
-    reason = "a cast instantiates no function per type in a debug build"
+    clippy::ref_as_ptr,
+    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
-pub(crate) unsafe fn clone_to<T: Clone>(value: *const (), out: *mut ()) {
+#[inline]
+pub(crate) unsafe fn value_ops<T: Clone>(op: Op, a: *const (), b: *mut ()) -> *const () {
+    match op {
+        Op::Eq => std::ptr::null(),
+        // SAFETY: the caller's promise.
+        Op::CloneInto => unsafe {
+            (b as *mut Option<T>).write(Some((*(a as *const T)).clone()));
+            b
+        },
+        // SAFETY: the caller's promise.
+        Op::CloneTo => unsafe {
+            std::ptr::write(b as *mut T, (*(a as *const T)).clone());
+            b
+        },
+        // SAFETY: the caller's promise.
+        Op::SomeIn => match unsafe { &*(a as *const Option<T>) } {
+            Some(held) => held as *const T as *const (),
+            None => std::ptr::null(),
+        },
+    }
+}
+
+/// Whether the `T`s at `a` and `b` are equal, by `T`'s [`key_ops`].
+///
+/// # Safety
+///
+/// `ops` is `key_ops::<T>`; `a` and `b` point to `T`s, borrowed while the call lasts.
+pub(crate) unsafe fn eq(ops: TypeOps, a: *const (), b: *const ()) -> bool {
     // SAFETY: the caller's promise.
-    unsafe { std::ptr::write(out as *mut T, (*(value as *const T)).clone()) }
+    !unsafe { ops(Op::Eq, a, b.cast_mut()) }.is_null()
+}
+
+/// Clones the `T` at `value` into the `Option<T>` at `out`, which holds `None`.
+///
+/// # Safety
+///
+/// `ops` is `T`'s; `value` points to a `T` and `out` to an `Option<T>` that holds `None`, both
+/// borrowed while the call lasts.
+pub(crate) unsafe fn clone_into(ops: TypeOps, value: *const (), out: *mut ()) {
+    // SAFETY: the caller's promise.
+    unsafe { ops(Op::CloneInto, value, out) };
+}
+
+/// Clones the `T` at `value` into memory for a `T` at `out`, which holds none.
+///
+/// # Safety
+///
+/// `ops` is `T`'s; `value` points to a `T`, borrowed while the call lasts, and `out` to memory
+/// for a `T`.
+pub(crate) unsafe fn clone_to(ops: TypeOps, value: *const (), out: *mut ()) {
+    // SAFETY: the caller's promise.
+    unsafe { ops(Op::CloneTo, value, out) };
+}
+
+/// The `T` in the `Option<T>` at `option`; null for `None`.
+///
+/// # Safety
+///
+/// `ops` is `T`'s; `option` points to an `Option<T>`, borrowed while the call lasts.
+pub(crate) unsafe fn some_in(ops: TypeOps, option: *const ()) -> *const () {
+    // SAFETY: the caller's promise.
+    unsafe { ops(Op::SomeIn, option, std::ptr::null_mut()) }
 }
 
 /// Drops the `T` at a place ([`drop_at`]).
@@ -59,4 +130,47 @@ pub(crate) const fn drop_at<T>() -> DropAt {
     // SAFETY: `*mut T` (`T: Sized`) and `*mut ()` are ABI-compatible; callers pass a pointer to a
     // `T`, as `drop_in_place` requires.
     unsafe { std::mem::transmute::<unsafe fn(*mut T), DropAt>(drop) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each [`Op`] of a key's and a value's [`TypeOps`] does what it names, on a type that owns
+    /// memory (a clone that shared it would be freed twice).
+    #[test]
+    fn each_op_does_what_it_names() {
+        let key: TypeOps = key_ops::<String>;
+        let value: TypeOps = value_ops::<String>;
+        let (a, b, c) = (
+            String::from("one"),
+            String::from("one"),
+            String::from("two"),
+        );
+        let at = |s: &String| std::ptr::from_ref(s).cast::<()>();
+        // SAFETY: each pointer is to a `String`, as each op asks, borrowed meanwhile.
+        unsafe {
+            assert!(eq(key, at(&a), at(&b)));
+            assert!(!eq(key, at(&a), at(&c)));
+            assert!(!eq(value, at(&a), at(&b)), "values are never compared");
+        }
+        for ops in [key, value] {
+            let mut out: Option<String> = None;
+            let mut to = std::mem::MaybeUninit::<String>::uninit();
+            // SAFETY: `out` is an `Option<String>` holding `None`, `to` memory for a `String`.
+            let to = unsafe {
+                clone_into(ops, at(&c), std::ptr::from_mut(&mut out).cast());
+                clone_to(ops, at(&c), to.as_mut_ptr().cast());
+                to.assume_init()
+            };
+            assert_eq!((out.as_deref(), to.as_str()), (Some("two"), "two"));
+            // SAFETY: `out` and `none` are `Option<String>`s.
+            unsafe {
+                let inner = some_in(ops, std::ptr::from_ref(&out).cast());
+                assert_eq!(inner, std::ptr::from_ref(out.as_ref().unwrap()).cast());
+                let none: Option<String> = None;
+                assert!(some_in(ops, std::ptr::from_ref(&none).cast()).is_null());
+            }
+        }
+    }
 }

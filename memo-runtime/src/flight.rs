@@ -31,7 +31,7 @@ use std::ptr::NonNull;
 use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 
-use crate::erased::{self, CloneInto, CloneTo, DropAt, EqAt};
+use crate::erased::{self, DropAt, TypeOps};
 use crate::spread::shard_of;
 use crate::sync::thread::{self, ThreadId};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -88,27 +88,23 @@ pub(crate) trait Failure: Send {
 /// waiters, then cloned into each waiter's slot. One table per value type; the flight's code has
 /// no type parameters.
 pub(crate) struct Handed {
-    /// Boxes a clone of the `V` at a place for the flight to keep.
+    /// Boxes a clone of the `V` at a place for the flight to keep; its `ops` copy it out.
     boxing: Boxing,
-    /// Clones the `V` at a place into the `Option<V>` at another, which holds `None`.
-    copy: CloneInto,
 }
 
 impl Handed {
     /// The one for `V`.
     pub(crate) const fn of<V: Clone + Send + Sync + 'static>() -> Self {
         Self {
-            boxing: Boxing::of::<V>(),
-            copy: erased::clone_into::<V>,
+            boxing: Boxing::of::<V>(erased::value_ops::<V>),
         }
     }
 }
 
-/// A leader's value, kept by its flight for the waiters: a `V` boxed, how to copy it out, and
-/// `V`'s type id, which the waiter's slot must hold.
+/// A leader's value, kept by its flight for the waiters: a `V` boxed (with `V`'s [`TypeOps`], which
+/// copy it out) and `V`'s type id, which the waiter's slot must hold.
 struct Kept {
     value: Erased,
-    copy: CloneInto,
     type_id: std::any::TypeId,
 }
 
@@ -174,7 +170,7 @@ impl<K: Hash + Eq + Clone + 'static, V> Flights<K, V> {
             self.raw.detach(
                 hash,
                 std::ptr::from_ref(key).cast(),
-                const { FlightKey::of::<K>() }.eq,
+                const { FlightKey::of::<K>() }.boxing.ops,
             );
         }
     }
@@ -252,36 +248,33 @@ impl<K, V: Clone + Send + Sync + 'static> Leader<'_, K, V> {
 /// What code compiled once needs of a table's key type `K` to join a flight
 /// ([`RawFlights::join_lent`]).
 pub(crate) struct FlightKey {
-    /// Boxes a clone of the `K` at a place: the flight's own key.
+    /// Boxes a clone of the `K` at a place: the flight's own key; its `ops` compare keys.
     boxing: Boxing,
-    /// Whether the `K`s at two places are equal.
-    eq: EqAt,
 }
 
 impl FlightKey {
     /// The one for `K`.
     pub(crate) const fn of<K: Clone + Eq + 'static>() -> Self {
         Self {
-            boxing: Boxing::of::<K>(),
-            eq: erased::eq::<K>,
+            boxing: Boxing::of::<K>(erased::key_ops::<K>),
         }
     }
 }
 
-/// What an [`Erased`] box needs of its value's type `T`: its layout, a clone into the box, a
-/// drop. Plain data and two functions per type; the boxing itself is compiled once.
+/// What an [`Erased`] box needs of its value's type `T`: its layout, its [`TypeOps`] (a clone into
+/// the box), a drop. Plain data and two functions per type; the boxing itself is compiled once.
 pub(crate) struct Boxing {
     layout: Layout,
-    clone: CloneTo,
+    ops: TypeOps,
     drop: DropAt,
 }
 
 impl Boxing {
-    /// The one for `T`.
-    const fn of<T: Clone>() -> Self {
+    /// The one for `T`, whose [`TypeOps`] are `ops`.
+    const fn of<T>(ops: TypeOps) -> Self {
         Self {
             layout: Layout::new::<T>(),
-            clone: erased::clone_to::<T>,
+            ops,
             drop: erased::drop_at::<T>(),
         }
     }
@@ -310,7 +303,7 @@ impl Erased {
         let memory = Memory::new(boxing.layout);
         // SAFETY: `memory` has room for the value, uninitialised; the caller's promise for the
         // rest.
-        unsafe { (boxing.clone)(value, memory.ptr.as_ptr().cast()) };
+        unsafe { erased::clone_to(boxing.ops, value, memory.ptr.as_ptr().cast()) };
         Self {
             ptr: memory.keep(),
             boxing,
@@ -472,17 +465,19 @@ impl RawFlights {
     ) -> RawJoin<'_> {
         // SAFETY: the caller's promise.
         let key = unsafe { Erased::cloned(key, &of.boxing) };
-        self.join(hash, key, of.eq, by_thread)
+        self.join(hash, key, by_thread)
     }
 
-    /// Joins the flight of a key that `eq` finds equal to `key`, or registers `key` (of hash
+    /// Joins the flight of a key equal to `key` by its [`TypeOps`], or registers `key` (of hash
     /// `hash`) and leads it.
-    fn join(&self, hash: u64, key: Erased, eq: EqAt, by_thread: bool) -> RawJoin<'_> {
+    fn join(&self, hash: u64, key: Erased, by_thread: bool) -> RawJoin<'_> {
+        let ops = key.boxing.ops;
         let mut table = lock(self.shard(hash));
         // SAFETY: every key in this table is of its key type (`join_raw` and `join_lent` add
         // them), as is `key`, which this call owns while it compares, under the table's lock.
-        let same =
-            |e: &Entry| e.hash == hash && unsafe { eq(e.key.ptr.as_ptr(), key.ptr.as_ptr()) };
+        let same = |e: &Entry| {
+            e.hash == hash && unsafe { erased::eq(ops, e.key.ptr.as_ptr(), key.ptr.as_ptr()) }
+        };
         if let Some(entry) = table.find(hash, same) {
             let join = if by_thread && entry.flight.leader == thread::current().id() {
                 RawJoin::Reentrant
@@ -516,16 +511,17 @@ impl RawFlights {
         })
     }
 
-    /// [`Flights::detach`] of the key at `key`, which `eq` compares with the table's.
+    /// [`Flights::detach`] of the key at `key`, which `ops` compare with the table's.
     ///
     /// # Safety
     ///
-    /// `key` points to a `K` of the table's key type, borrowed while the call lasts, and `eq` is
-    /// `erased::eq::<K>`.
-    unsafe fn detach(&self, hash: u64, key: *const (), eq: EqAt) {
+    /// `key` points to a `K` of the table's key type, borrowed while the call lasts, and `ops`
+    /// are `erased::key_ops::<K>`.
+    unsafe fn detach(&self, hash: u64, key: *const (), ops: TypeOps) {
         let mut table = lock(self.shard(hash));
         // SAFETY: the caller's promise; every key in the table is a `K`.
-        let same = |e: &Entry| e.hash == hash && unsafe { eq(e.key.ptr.as_ptr(), key) };
+        let same =
+            |e: &Entry| e.hash == hash && unsafe { erased::eq(ops, e.key.ptr.as_ptr(), key) };
         let detached = table
             .find_entry(hash, same)
             .ok()
@@ -588,7 +584,6 @@ impl RawLeader<'_> {
             let boxed = unsafe { Erased::cloned(ptr, &value.handed.boxing) };
             self.flight.settle(State::Done(Kept {
                 value: boxed,
-                copy: value.handed.copy,
                 type_id,
             }));
         }
@@ -643,9 +638,10 @@ impl RawFlight {
                     type_id == kept.type_id,
                     "a flight's waiters wait for its value type"
                 );
-                // SAFETY: `kept.value` is a boxed `V` and `copy` its `Handed::copy`; `out` lends
-                // an `Option<V>` (its type id says so), which holds `None` while it waits.
-                unsafe { (kept.copy)(kept.value.ptr.as_ptr(), ptr) };
+                // SAFETY: `kept.value` is a boxed `V` with `V`'s ops; `out` lends an `Option<V>`
+                // (its type id says so), which holds `None` while it waits.
+                let value = &kept.value;
+                unsafe { erased::clone_into(value.boxing.ops, value.ptr.as_ptr(), ptr) };
                 true
             }
             _ => false,
@@ -849,7 +845,7 @@ mod tests {
                 drops.load(Ordering::Relaxed),
             )
         };
-        let boxing = &const { Boxing::of::<Counted<T>>() };
+        let boxing = &const { Boxing::of::<Counted<T>>(erased::value_ops::<Counted<T>>) };
         let original = Counted(value.clone(), clones, drops);
         // SAFETY: `original` is a `Counted<T>`, of that boxing, borrowed meanwhile.
         let first = unsafe { Erased::cloned(std::ptr::from_ref(&original).cast(), boxing) };

@@ -14,6 +14,7 @@ use super::{
     Answered, Boxed, Claimed, Item, Lend, Slot, Steps, Stored, Unclaimed, Value, not_its_types,
 };
 use crate::cache::{Cache, Head, MemoryCache};
+use crate::erased::{self, TypeOps};
 use crate::flight::{FlightKey, Handed, RawJoin};
 use crate::stats::Event;
 use crate::store::{EntryOps, Lease, MemoryStore, SlotType, Timed, TypeOf};
@@ -28,10 +29,9 @@ pub(crate) struct Pair {
     entry: EntryOps,
     /// The store's slots (`Slot<K, V>`), for its purge.
     pub(crate) slot: &'static SlotType,
-    /// The `K` in the `Option<K>` at a place; null for `None`.
-    key_in: unsafe fn(*const ()) -> *const (),
-    /// The `V` in the `Option<V>` at a place; null for `None`.
-    value_in: unsafe fn(*const ()) -> *const (),
+    /// The [`TypeOps`] of `K` and of `V`: the `K` in an `Option<K>`, the `V` in an `Option<V>`.
+    key_ops: TypeOps,
+    value_ops: TypeOps,
     /// How a flight hands a `V` to waiters.
     handed: &'static Handed,
     /// Stores, in the `MemoryStore<K, V>` at a place, under a key of hash `hash`, the `K` taken
@@ -52,29 +52,11 @@ where
         flight: FlightKey::of::<K>(),
         entry: EntryOps::of::<K, V>(),
         slot: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
-        key_in: some_in::<K>,
-        value_in: some_in::<V>,
+        key_ops: erased::key_ops::<K>,
+        value_ops: erased::value_ops::<V>,
         handed: Lend::<K, V>::NEW.handed,
         put: put::<K, V>,
     };
-}
-
-/// The `T` in the `Option<T>` at `option`; null for `None`.
-///
-/// # Safety
-///
-/// `option` points to an `Option<T>`, borrowed while the call lasts.
-#[allow(
-    clippy::ptr_as_ptr,
-    clippy::ref_as_ptr,
-    reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
-)]
-unsafe fn some_in<T>(option: *const ()) -> *const () {
-    // SAFETY: the caller's promise.
-    match unsafe { &*(option as *const Option<T>) } {
-        Some(held) => held as *const T as *const (),
-        None => std::ptr::null(),
-    }
 }
 
 /// # Safety
@@ -206,7 +188,7 @@ impl Steps for MemoryCache {
             not_its_types()
         }
         // SAFETY: `out` lends an `Option<V>` (checked).
-        let value = unsafe { (pair.value_in)(out.ptr) };
+        let value = unsafe { erased::some_in(pair.value_ops, out.ptr) };
         // SAFETY: `value`, if not null, points to the `V` that `out` lends.
         (!value.is_null()).then(|| Value {
             item: unsafe { Item::at(value, value_type) },
@@ -235,7 +217,7 @@ impl Steps for MemoryCache {
     fn release_refresh(&self, hash: u64, key: &Slot<'_>) {
         let pair = self.checked(key.type_id, None);
         // SAFETY: `key` lends an `Option<K>` (checked).
-        let key = unsafe { (pair.key_in)(key.ptr) };
+        let key = unsafe { erased::some_in(pair.key_ops, key.ptr) };
         if key.is_null() {
             not_its_types()
         }

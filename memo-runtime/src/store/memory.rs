@@ -429,7 +429,7 @@ impl<K, V> MemoryStore<K, V> {
     #[cfg(any(feature = "disk", feature = "redis"))]
     pub(crate) fn insert_expiring(&self, key: K, value: V, expires: u64, cost: std::time::Duration)
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
     {
         self.insert_expiring_hashed(self.hash(&key), key, value, expires, cost);
     }
@@ -445,7 +445,7 @@ impl<K, V> MemoryStore<K, V> {
         expires: u64,
         cost: std::time::Duration,
     ) where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
     {
         self.put(hash, key, value, Timed::Expiring(expires, cost));
     }
@@ -478,7 +478,7 @@ impl<K, V> MemoryStore<K, V> {
         value: V,
         ttl: std::time::Duration,
     ) where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
     {
         self.put(hash, key, value, Timed::Ttl(ttl));
     }
@@ -488,7 +488,7 @@ impl<K, V> MemoryStore<K, V> {
     #[inline]
     pub(crate) fn insert_timed_hashed(&self, hash: u64, key: K, value: V, cost: std::time::Duration)
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
     {
         self.put(hash, key, value, Timed::Cost(cost));
     }
@@ -499,7 +499,7 @@ impl<K, V> MemoryStore<K, V> {
     #[inline(never)]
     fn put(&self, hash: u64, key: K, value: V, timed: Timed)
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
     {
         // SAFETY: this store.
         unsafe { Self::put_at(std::ptr::from_ref(self).cast(), hash, key, value, timed) }
@@ -513,7 +513,7 @@ impl<K, V> MemoryStore<K, V> {
     /// `store` points to a `MemoryStore<K, V>`, borrowed while the call lasts.
     pub(crate) unsafe fn put_at(store: *const (), hash: u64, key: K, value: V, timed: Timed)
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
     {
         let mut place = NewEntry::new(key, value);
         let entering = Entering {
@@ -564,7 +564,7 @@ impl<K, V> MemoryStore<K, V> {
     #[cfg_attr(debug_assertions, inline)]
     pub(crate) fn get_untimed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V>
     where
-        K: std::hash::Hash + Eq,
+        K: std::hash::Hash + Eq + Clone,
         V: Clone,
     {
         self.try_hit(hash, |shard, hash| shard.get_untimed(hash, key).cloned())

@@ -52,7 +52,7 @@ use super::listener::{Kept, RawRemoved, RemovalCause, Removed};
 use super::sketch::Sketch;
 use super::weight::{Tally, Weigher};
 use crate::config::Policy;
-use crate::erased::{self, CloneInto, EqAt};
+use crate::erased::{self, TypeOps};
 use crate::lookup::Lookup;
 
 /// The use count in a slot's `uses` byte.
@@ -506,9 +506,9 @@ pub(crate) struct SlotType {
     value_size: usize,
     /// Drops a `Slot<K, V>` in place (the slab's own, [`Slab::DROP`]); `None` if nothing to drop.
     drop: Option<unsafe fn(*mut u8)>,
-    /// Where its key starts, and whether the `K`s at two places are equal.
+    /// Where its key starts, and the key type's [`TypeOps`] (which compare keys).
     key_at: usize,
-    key_eq: EqAt,
+    key_ops: TypeOps,
     /// Hashes a `Slot<K, V>`'s key by the hasher of the store's type.
     hash: HashAt,
 }
@@ -516,14 +516,14 @@ pub(crate) struct SlotType {
 /// The [`SlotType`] of the entries of a `Shard<K, V>` with keys hashed by an `S`.
 pub(crate) struct TypeOf<K, V, S>(PhantomData<fn(K, V, S)>);
 
-impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
+impl<K: Hash + Eq + Clone, V, S: BuildHasher> TypeOf<K, V, S> {
     pub(crate) const TYPE: &'static SlotType = &SlotType {
         size: size_of::<Slot<K, V>>(),
         value_at: std::mem::offset_of!(Slot<K, V>, value),
         value_size: size_of::<V>(),
         drop: Slab::<Slot<K, V>>::DROP,
         key_at: std::mem::offset_of!(Slot<K, V>, key),
-        key_eq: erased::eq::<K>,
+        key_ops: erased::key_ops::<K>,
         hash: hash_at::<K, V, S>,
     };
 }
@@ -532,7 +532,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> TypeOf<K, V, S> {
 /// compiled once reads an entry's value into a caller's `Option<V>` (`Base::read_cold`).
 pub(crate) struct ValueAt {
     at: usize,
-    clone: CloneInto,
+    ops: TypeOps,
 }
 
 impl ValueAt {
@@ -540,7 +540,7 @@ impl ValueAt {
     pub(crate) const fn of<K, V: Clone>() -> Self {
         Self {
             at: std::mem::offset_of!(Slot<K, V>, value),
-            clone: erased::clone_into::<V>,
+            ops: erased::value_ops::<V>,
         }
     }
 
@@ -552,26 +552,32 @@ impl ValueAt {
     /// points to an `Option<V>` that holds `None`.
     pub(crate) unsafe fn clone_value(&self, slot: NonNull<u8>, out: NonNull<u8>) {
         // SAFETY: the caller's promise.
-        unsafe { (self.clone)(slot.as_ptr().add(self.at).cast(), out.as_ptr().cast()) }
+        unsafe {
+            erased::clone_into(
+                self.ops,
+                slot.as_ptr().add(self.at).cast(),
+                out.as_ptr().cast(),
+            );
+        }
     }
 }
 
 /// What code compiled once needs of a store's key and value types to read an entry by a lent key
 /// into a caller's `Option<V>` (`RawMemory::get_lent`).
 pub(crate) struct EntryOps {
-    /// Where a `Slot<K, V>`'s key starts, and whether the `K`s at two places are equal.
+    /// Where a `Slot<K, V>`'s key starts, and the key type's [`TypeOps`] (which compare keys).
     key_at: usize,
-    key_eq: EqAt,
+    key_ops: TypeOps,
     /// How its value is read.
     pub(crate) value: ValueAt,
 }
 
 impl EntryOps {
     /// The one for `Slot<K, V>`s.
-    pub(crate) const fn of<K: Eq, V: Clone>() -> Self {
+    pub(crate) const fn of<K: Clone + Eq, V: Clone>() -> Self {
         Self {
             key_at: std::mem::offset_of!(Slot<K, V>, key),
-            key_eq: erased::eq::<K>,
+            key_ops: erased::key_ops::<K>,
             value: ValueAt::of::<K, V>(),
         }
     }
@@ -592,7 +598,13 @@ impl SlotKey for LentKey<'_> {
     fn is(&self, slot: NonNull<u8>) -> bool {
         // SAFETY: a `LentKey` pairs a `K` with the `EntryOps` of the `Slot<K, V>`s of the shard
         // it searches (`RawMemory::get_lent`), and `slot` is a held place of that shard.
-        unsafe { (self.ops.key_eq)(self.key, slot.as_ptr().add(self.ops.key_at).cast()) }
+        unsafe {
+            erased::eq(
+                self.ops.key_ops,
+                self.key,
+                slot.as_ptr().add(self.ops.key_at).cast(),
+            )
+        }
     }
 }
 
@@ -835,9 +847,15 @@ impl Entries for Typed<'_> {
     fn is_new(&self, slot: NonNull<u8>) -> bool {
         let entry = self.new.expect("an entry being inserted");
         let at = self.ty.key_at;
-        // SAFETY: `key_eq` and `key_at` of this shard's types; `slot` a held place and `entry`
+        // SAFETY: `key_ops` and `key_at` of this shard's types; `slot` a held place and `entry`
         // the entry being inserted, both `Slot<K, V>`s.
-        unsafe { (self.ty.key_eq)(entry.as_ptr().add(at).cast(), slot.as_ptr().add(at).cast()) }
+        unsafe {
+            erased::eq(
+                self.ty.key_ops,
+                entry.as_ptr().add(at).cast(),
+                slot.as_ptr().add(at).cast(),
+            )
+        }
     }
 }
 
@@ -1117,7 +1135,7 @@ impl<K, V> Shard<K, V> {
     /// purges): `hasher` for operations that hash keys.
     pub(crate) fn entries<S: BuildHasher>(hasher: Option<&S>) -> Typed<'_>
     where
-        K: Hash + Eq,
+        K: Hash + Eq + Clone,
     {
         // SAFETY: the table of this shard's types; no entry.
         unsafe { Typed::of(TypeOf::<K, V, S>::TYPE, hasher, None) }
@@ -1130,7 +1148,7 @@ impl<K, V> Shard<K, V> {
         place: &'a mut NewEntry<K, V>,
     ) -> Typed<'a>
     where
-        K: Hash + Eq,
+        K: Hash + Eq + Clone,
     {
         // SAFETY: the table of this shard's types, and an entry of them, given up.
         unsafe { Typed::of(TypeOf::<K, V, S>::TYPE, Some(hasher), Some(place.given())) }
@@ -1255,7 +1273,7 @@ impl<K, V> Shard<K, V> {
         share: u32,
     ) -> climb::Batch
     where
-        K: Hash + Eq,
+        K: Hash + Eq + Clone,
     {
         let mut place = NewEntry::new(key, value);
         let mut typed = Self::inserting(hasher, &mut place);
@@ -1267,7 +1285,7 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn remove<L>(&mut self, hash: u64, key: &L) -> bool
     where
         L: Lookup<Key = K>,
-        K: Hash + Eq,
+        K: Hash + Eq + Clone,
     {
         let Some((at, _)) = self.find_cold(hash, key) else {
             return false;
@@ -1289,7 +1307,7 @@ impl<K, V> Shard<K, V> {
     ) -> Option<(K, V, bool)>
     where
         L: Lookup<Key = K>,
-        K: Hash + Eq,
+        K: Hash + Eq + Clone,
     {
         let (at, slot) = self.find_cold(hash, key)?;
         let live = slot.meta.expires == 0 || before(slot.meta.end(self.renewal.grace));
@@ -1311,7 +1329,7 @@ impl<K, V> Shard<K, V> {
     #[cfg(test)]
     pub(crate) fn purge_expired(&mut self, now: u64) -> usize
     where
-        K: Hash + Eq,
+        K: Hash + Eq + Clone,
     {
         let mut typed = Self::entries(None::<&NoHasher>);
         self.raw_mut().purge_expired(&mut typed, now)
