@@ -111,6 +111,56 @@ impl<K, V> Cache<K, V> {
             renewing: const { parking_lot::Mutex::new(Vec::new()) },
         }
     }
+
+    /// Evaluated where a cache in memory is built as a `Cache<(), ()>` ([`Cache::new_boxed`]): its
+    /// fields, and its store's, sit at the same offsets whatever the key and value types.
+    const LAID_OUT_AS_UNTYPED: () = {
+        type Untyped = Cache<(), ()>;
+        assert!(size_of::<Self>() == size_of::<Untyped>());
+        assert!(align_of::<Self>() == align_of::<Untyped>());
+        assert!(std::mem::offset_of!(Self, head) == std::mem::offset_of!(Untyped, head));
+        assert!(std::mem::offset_of!(Self, flights) == std::mem::offset_of!(Untyped, flights));
+        assert!(std::mem::offset_of!(Self, store) == std::mem::offset_of!(Untyped, store));
+        assert!(std::mem::offset_of!(Self, renewing) == std::mem::offset_of!(Untyped, renewing));
+        let () = MemoryStore::<K, V>::LAID_OUT_AS_UNTYPED;
+    };
+}
+
+impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Cache<K, V> {
+    /// A memoized function's cache in memory named `name`, boxed for the cell's registry as
+    /// `private::register` boxes a cache: built and boxed by code compiled once as a
+    /// `Cache<(), ()>`, then typed in place. Its new parts hold the same bytes whatever the types
+    /// (no entries, no listener), but for the empty `renewing`, whose pointer is aligned for its
+    /// items: written again here. A plain function, not a closure, which would add its `FnOnce`
+    /// shim.
+    #[cold]
+    #[inline(never)]
+    #[allow(
+        clippy::ptr_as_ptr,
+        reason = "casts: `cast` would be compiled for each type in a debug build, `Box::new` too"
+    )]
+    pub(crate) fn new_boxed(name: &'static str, config: fn() -> Config) -> crate::cell::Boxed {
+        let () = Self::LAID_OUT_AS_UNTYPED;
+        let cache = untyped_boxed(name, &config(), MemoryStore::<K, V>::SLOT_KIND) as *mut Self;
+        // SAFETY: `cache` is a box of a `Cache<(), ()>`, laid out as a `Cache<K, V>`
+        // (`LAID_OUT_AS_UNTYPED`), whose `renewing` holds nothing to drop; boxed in a
+        // `ManuallyDrop`, as `register` boxes a cache.
+        unsafe {
+            std::ptr::addr_of_mut!((*cache).renewing)
+                .write(const { parking_lot::Mutex::new(Vec::new()) });
+            Box::from_raw(cache as *mut ManuallyDrop<Self> as *mut (dyn Send + Sync))
+        }
+    }
+}
+
+/// [`Cache::new_boxed`] without its types: a `Cache<(), ()>` of the parts `config` makes, in a
+/// `ManuallyDrop` (no drop of a typed cache is compiled, even this one's).
+#[inline(never)]
+fn untyped_boxed(name: &'static str, config: &Config, kind: SlabKind) -> *mut Cache<(), ()> {
+    let cache = ManuallyDrop::new(Cache::<(), ()>::memoized(MemoryParts::new(
+        name, config, kind,
+    )));
+    Box::into_raw(Box::new(cache)).cast()
 }
 
 /// How long a cache built by `config` serves the old value of a key whose background refresh

@@ -16,6 +16,9 @@ pub(crate) enum Op {
     CloneTo,
     /// The `T` in the `Option<T>` at `a`; null for `None`.
     SomeIn,
+    /// Moves the `T` out of the `Option<T>` at `a`, which then holds `None`, into memory for a
+    /// `T` at `b`: `b`, or null for `None` (nothing moved).
+    TakeTo,
 }
 
 /// The [`Op`]s of one type: [`key_ops`] or [`value_ops`].
@@ -74,6 +77,15 @@ pub(crate) unsafe fn value_ops<T: Clone>(op: Op, a: *const (), b: *mut ()) -> *c
             Some(held) => held as *const T as *const (),
             None => std::ptr::null(),
         },
+        // SAFETY: the caller's promise.
+        Op::TakeTo => match unsafe { (*(a as *mut Option<T>)).take() } {
+            // SAFETY: the caller's promise.
+            Some(taken) => unsafe {
+                (b as *mut T).write(taken);
+                b
+            },
+            None => std::ptr::null(),
+        },
     }
 }
 
@@ -117,6 +129,18 @@ pub(crate) unsafe fn clone_to(ops: TypeOps, value: *const (), out: *mut ()) {
 pub(crate) unsafe fn some_in(ops: TypeOps, option: *const ()) -> *const () {
     // SAFETY: the caller's promise.
     unsafe { ops(Op::SomeIn, option, std::ptr::null_mut()) }
+}
+
+/// Moves the `T` out of the `Option<T>` at `option` (which then holds `None`) into memory for a
+/// `T` at `out`; `false` if it held `None`.
+///
+/// # Safety
+///
+/// `ops` is `T`'s; `option` points to an `Option<T>`, borrowed mutably while the call lasts, and
+/// `out` to memory for a `T`, which holds none.
+pub(crate) unsafe fn take_to(ops: TypeOps, option: *mut (), out: *mut ()) -> bool {
+    // SAFETY: the caller's promise.
+    !unsafe { ops(Op::TakeTo, option, out) }.is_null()
 }
 
 /// Drops the `T` at a place ([`drop_at`]).
@@ -171,6 +195,18 @@ mod tests {
                 let none: Option<String> = None;
                 assert!(some_in(ops, std::ptr::from_ref(&none).cast()).is_null());
             }
+            let mut taken = std::mem::MaybeUninit::<String>::uninit();
+            let option = std::ptr::from_mut(&mut out).cast();
+            // SAFETY: `option` is an `Option<String>`, `taken` memory for a `String`.
+            unsafe {
+                assert!(take_to(ops, option, taken.as_mut_ptr().cast()));
+                assert!(
+                    !take_to(ops, option, taken.as_mut_ptr().cast()),
+                    "nothing left"
+                );
+                assert_eq!(taken.assume_init(), "two");
+            }
+            assert_eq!(out, None);
         }
     }
 }

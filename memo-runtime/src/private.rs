@@ -11,7 +11,6 @@ pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
 pub use crate::cache::Cache;
-use crate::cache::MemoryParts;
 pub use crate::cell::{At, CacheCell, Scope, scope};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
@@ -92,10 +91,10 @@ fn resolve_cache<K: Shared, V: Shared>(
         id,
         scope,
         TypeId::of::<Cache<K, V>>(),
-        new_cache::<K, V>,
+        Cache::<K, V>::new_boxed,
         config,
     );
-    // SAFETY: `new_cache::<K, V>` boxed a `ManuallyDrop<Cache<K, V>>` ([`registered`]).
+    // SAFETY: `Cache::new_boxed` boxed a `ManuallyDrop<Cache<K, V>>` ([`registered`]).
     unsafe { &*(std::ptr::from_ref(cache) as *const Cache<K, V>) }
 }
 
@@ -127,17 +126,6 @@ const fn codec_of(json: bool) -> crate::Codec {
     } else {
         crate::Codec::Binary
     }
-}
-
-/// A memoized function's cache, named after the function's identity (see `cell`), boxed for
-/// the cell's registry. A plain function, not a closure, which would add its `FnOnce` shim.
-#[cold]
-#[inline(never)]
-fn new_cache<K: Shared, V: Shared>(name: &'static str, config: fn() -> Config) -> Boxed {
-    let config = config();
-    let parts = MemoryParts::new(name, &config, MemoryStore::<K, V>::SLOT_KIND);
-    // As `register` boxes it, without a function of its own per key and value type.
-    Box::new(ManuallyDrop::new(Cache::<K, V>::memoized(parts)))
 }
 
 /// [`cache`] for `#[cached(weight = …, on_evict = …)]`: `hooks` sets the weigher and the

@@ -17,7 +17,7 @@ use crate::cache::{Cache, Head, MemoryCache};
 use crate::erased::{self, TypeOps};
 use crate::flight::{FlightKey, Handed, RawJoin};
 use crate::stats::Event;
-use crate::store::{EntryOps, Lease, MemoryStore, SlotType, Timed, TypeOf};
+use crate::store::{EntryOps, EntryPlace, Lease, MemoryStore, RawMemory, SlotType, Timed, TypeOf};
 
 /// What the steps over a [`MemoryCache`] need of its key and value types `K` and `V`.
 pub(crate) struct Pair {
@@ -35,9 +35,13 @@ pub(crate) struct Pair {
     /// How a flight hands a `V` to waiters.
     handed: &'static Handed,
     /// Stores, in the `MemoryStore<K, V>` at a place, under a key of hash `hash`, the `K` taken
-    /// from the `Option<K>` at a place and a clone of the `V` at another, computed in a time.
-    put: unsafe fn(*const (), u64, *mut (), *const (), Duration),
+    /// from the `Option<K>` at a place and a clone of the `V` at another, computed in a time:
+    /// [`put_in_place`], compiled once, where the entry fits on its stack.
+    put: Put,
 }
+
+/// [`Pair::put`].
+type Put = unsafe fn(&Pair, *const (), u64, *mut (), *const (), Duration);
 
 /// The [`Pair`] of `K` and `V`.
 struct PairOf<K, V>(PhantomData<fn(K, V)>);
@@ -55,21 +59,61 @@ where
         key_ops: erased::key_ops::<K>,
         value_ops: erased::value_ops::<V>,
         handed: Lend::<K, V>::NEW.handed,
-        put: put::<K, V>,
+        put: if TypeOf::<K, V, foldhash::fast::RandomState>::FITS_PLACE {
+            put_in_place
+        } else {
+            put::<K, V>
+        },
     };
 }
 
+/// [`Pair::put`] of a pair whose entries fit on the stack ([`EntryPlace`]): the entry is built
+/// there by code compiled once.
+///
 /// # Safety
 ///
-/// `store` points to a `MemoryStore<K, V>`, `key` to an `Option<K>` and `value` to a `V`, all
-/// borrowed while the call lasts.
+/// `pair` is the pair of the `MemoryStore<K, V>` at `store`, `key` points to an `Option<K>` and
+/// `value` to a `V`, all borrowed while the call lasts.
+unsafe fn put_in_place(
+    pair: &Pair,
+    store: *const (),
+    hash: u64,
+    key: *mut (),
+    value: *const (),
+    cost: Duration,
+) {
+    let mut place = EntryPlace::new();
+    // SAFETY: the caller's promise; the pair's slots fit (`FITS_PLACE`, or this is not its put).
+    let entry = unsafe {
+        pair.slot
+            .fill(&mut place, (pair.key_ops, key), (pair.value_ops, value))
+    };
+    let Some(entry) = entry else { not_its_types() };
+    // SAFETY: a `MemoryStore<K, V>` starts as its `RawMemory` (`STARTS_RAW`); the entry is of its
+    // types, given up.
+    unsafe {
+        (*store.cast::<RawMemory>()).put_entry(store, hash, (pair.slot, entry), Timed::Cost(cost));
+    }
+}
+
+/// [`Pair::put`] of a pair whose entries do not fit on the stack.
+///
+/// # Safety
+///
+/// As for [`put_in_place`].
 #[allow(
     clippy::ptr_as_ptr,
     clippy::ref_as_ptr,
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
-unsafe fn put<K, V>(store: *const (), hash: u64, key: *mut (), value: *const (), cost: Duration)
-where
+unsafe fn put<K, V>(
+    _: &Pair,
+    store: *const (),
+    hash: u64,
+    key: *mut (),
+    value: *const (),
+    cost: Duration,
+) where
     K: Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
@@ -209,7 +253,7 @@ impl Steps for MemoryCache {
         let store = self.head.store.load(Ordering::Relaxed);
         // SAFETY: this cache's `MemoryStore<K, V>`; `key` lends an `Option<K>` and `value` a
         // `V` (both checked).
-        unsafe { (pair.put)(store, hash, key.ptr, value.item.ptr, cost) };
+        unsafe { (pair.put)(pair, store, hash, key.ptr, value.item.ptr, cost) };
         drop(lease);
         Box::pin(Stored)
     }
@@ -273,6 +317,72 @@ mod tests {
         assert_eq!(found.as_deref(), Some("seven"));
         let stats = cache.stats();
         assert_eq!((stats.misses, stats.hits), (1, 1));
+    }
+
+    /// Leads a miss of `key` in a new cache and finishes it with `value`, through the pair's
+    /// `put`: the store holds the value and the key was taken from the caller.
+    fn stored<K, V>(key: &K, value: &V) -> &'static Cache<K, V>
+    where
+        K: Hash + Eq + Clone + Send + Sync + std::fmt::Debug + 'static,
+        V: Clone + Send + Sync + PartialEq + std::fmt::Debug + 'static,
+    {
+        let cache: &'static Cache<K, V> =
+            Box::leak(Box::new(Cache::new(Config::new().maxsize(100))));
+        let steps = steps(cache);
+        let hash = cache.store().hash_of(&key);
+        let mut found = None::<V>;
+        let claim = block::wait(call::lead(
+            steps,
+            hash,
+            Item::of(key),
+            Slot::of(&mut found),
+            true,
+        ))
+        .expect("nothing stored yet: lead");
+        let mut owned = Some(key.clone());
+        block::wait(call::finish(
+            steps,
+            hash,
+            Slot::of(&mut owned),
+            claim,
+            Value::of(value),
+            true,
+            Duration::ZERO,
+        ));
+        assert_eq!(owned, None, "the key was taken into the store");
+        assert_eq!(cache.store().peek(&key).as_ref(), Some(value));
+        cache
+    }
+
+    /// An entry that fits on the stack is built there by code compiled once; one too large or
+    /// too aligned for it goes through its types' own insert. Either way the store holds what
+    /// was given, and each key and value is dropped once.
+    #[test]
+    fn a_miss_stores_entries_on_the_stack_or_by_their_types() {
+        use std::sync::Arc;
+        #[derive(Clone, Debug, PartialEq)]
+        struct Large([u64; 40]);
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        #[repr(align(32))]
+        struct Aligned(u64);
+        type Of<K, V> = TypeOf<K, V, foldhash::fast::RandomState>;
+        const {
+            assert!(Of::<(u64, Arc<()>), Arc<()>>::FITS_PLACE);
+            assert!(!Of::<u64, Large>::FITS_PLACE);
+            assert!(!Of::<Aligned, String>::FITS_PLACE);
+        }
+
+        let (key, value) = (Arc::new(()), Arc::new(()));
+        let cache = stored(&(7, Arc::clone(&key)), &Arc::clone(&value));
+        assert_eq!((Arc::strong_count(&key), Arc::strong_count(&value)), (2, 2));
+        assert!(cache.invalidate(&(7, Arc::clone(&key))));
+        assert_eq!((Arc::strong_count(&key), Arc::strong_count(&value)), (1, 1));
+
+        let cache = stored(&3_u64, &Large([3; 40]));
+        assert_eq!(cache.get(&3), Some(Large([3; 40])));
+
+        let cache = stored(&Aligned(5), &"five".to_string());
+        assert_eq!(cache.get(&Aligned(5)).as_deref(), Some("five"));
     }
 
     /// The janitor purges a memoized function's cache through its view compiled once, as

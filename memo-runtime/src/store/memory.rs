@@ -647,6 +647,16 @@ pub(crate) struct RawMemory {
 unsafe impl Sync for RawMemory {}
 
 impl<K, V> MemoryStore<K, V> {
+    /// Evaluated where a store is built as a `MemoryStore<(), ()>` (`Cache::new_boxed`): its fields
+    /// sit at the same offsets whatever the key and value types.
+    pub(crate) const LAID_OUT_AS_UNTYPED: () = {
+        type Untyped = MemoryStore<(), ()>;
+        assert!(size_of::<Self>() == size_of::<Untyped>());
+        assert!(std::mem::offset_of!(Self, shards) == std::mem::offset_of!(Untyped, shards));
+        assert!(std::mem::offset_of!(Self, base) == std::mem::offset_of!(Untyped, base));
+        assert!(std::mem::offset_of!(Self, listener) == std::mem::offset_of!(Untyped, listener));
+    };
+
     /// Evaluated where a store is seen as its [`RawMemory`]: both start with the same fields at
     /// the same offsets.
     pub(crate) const STARTS_RAW: () = {
@@ -676,6 +686,24 @@ impl RawMemory {
             self.base
                 .put(&self.shards, hash, entering, timed, self.base.told(store));
         }
+    }
+
+    /// [`put`](Self::put) of the entry at `new`, of slot type `ty`, built by code compiled once
+    /// (`SlotType::fill`).
+    ///
+    /// # Safety
+    ///
+    /// As for `put`: `ty` is `TypeOf::<K, V, foldhash::fast::RandomState>::TYPE` of the store's
+    /// types, and `new` an entry of them, given up.
+    pub(crate) unsafe fn put_entry(
+        &self,
+        store: *const (),
+        hash: u64,
+        (ty, new): (&'static SlotType, NonNull<u8>),
+        timed: Timed,
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { self.put(store, hash, Entering { ty, new }, timed) }
     }
 
     /// A counted lookup of the key at `key` (of hash `hash`, the store's [`Store::hash_of`])

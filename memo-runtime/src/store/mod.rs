@@ -39,7 +39,7 @@ pub(crate) use memory::{RawMemory, Timed};
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
 pub(crate) use shard::EntryOps;
-pub(crate) use shard::{Look, SlabKind, SlotType, TypeOf};
+pub(crate) use shard::{EntryPlace, Look, SlabKind, SlotType, TypeOf};
 #[cfg(feature = "redis")]
 pub use tiered::TieredStore;
 pub use weight::{Weigher, Weight};

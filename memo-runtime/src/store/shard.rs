@@ -513,8 +513,56 @@ pub(crate) struct SlotType {
     hash: HashAt,
 }
 
+impl SlotType {
+    /// Builds in `place` an entry of these types, unstamped: a clone of the `V` at `value` and
+    /// the `K` taken out of the `Option<K>` at `key`, to give up to its store
+    /// (`RawMemory::put_entry`). `None`, with nothing cloned or taken, if `key` holds `None`.
+    ///
+    /// # Safety
+    ///
+    /// These are `Slot<K, V>`s that fit in an [`EntryPlace`] ([`TypeOf::FITS_PLACE`]), and
+    /// `key_ops` and `value_ops` are `K`'s and `V`'s; `key` points to an `Option<K>` and `value`
+    /// to a `V`, both borrowed while the call lasts.
+    pub(crate) unsafe fn fill(
+        &self,
+        place: &mut EntryPlace,
+        (key_ops, key): (TypeOps, *mut ()),
+        (value_ops, value): (TypeOps, *const ()),
+    ) -> Option<NonNull<u8>> {
+        let at = NonNull::from(place).cast::<u8>();
+        // SAFETY: the caller's promise; each part is written at its offset within the place.
+        unsafe {
+            if erased::some_in(key_ops, key).is_null() {
+                return None;
+            }
+            // The clone first: if it panics, nothing was taken.
+            erased::clone_to(value_ops, value, at.as_ptr().add(self.value_at).cast());
+            erased::take_to(key_ops, key, at.as_ptr().add(self.key_at).cast());
+            at.cast::<Meta>().write(Meta::empty());
+        }
+        Some(at)
+    }
+}
+
+/// Memory on the stack for an entry being inserted, laid out as its slot, where the slot fits
+/// ([`TypeOf::FITS_PLACE`]): so that code compiled once builds it ([`SlotType::fill`]).
+#[repr(C, align(16))]
+pub(crate) struct EntryPlace(std::mem::MaybeUninit<[u8; 256]>);
+
+impl EntryPlace {
+    pub(crate) const fn new() -> Self {
+        Self(std::mem::MaybeUninit::uninit())
+    }
+}
+
 /// The [`SlotType`] of the entries of a `Shard<K, V>` with keys hashed by an `S`.
 pub(crate) struct TypeOf<K, V, S>(PhantomData<fn(K, V, S)>);
+
+impl<K, V, S> TypeOf<K, V, S> {
+    /// Whether a `Slot<K, V>` fits in an [`EntryPlace`].
+    pub(crate) const FITS_PLACE: bool = size_of::<Slot<K, V>>() <= size_of::<EntryPlace>()
+        && align_of::<Slot<K, V>>() <= align_of::<EntryPlace>();
+}
 
 impl<K: Hash + Eq + Clone, V, S: BuildHasher> TypeOf<K, V, S> {
     pub(crate) const TYPE: &'static SlotType = &SlotType {
