@@ -213,8 +213,8 @@ fn a_debug_build_compiles_few_functions_of_the_runtime_per_memoized_function() {
 /// What memo adds to every binary once, whatever its functions: the runtime links none of the
 /// parts of std that cost the most bytes for little (`docs/compile-cost.md`): the cgroup parsing
 /// of `available_parallelism`, `std::thread`'s spawn (the janitor's thread is started by
-/// `pthread_create`), the random seeds and `SipHash` of std's `HashMap`, a software `fma`, and
-/// string searches by pattern.
+/// `pthread_create`), the random seeds and `SipHash` of std's `HashMap`, a software `fma`,
+/// string searches by pattern, and `read_to_string`'s growing reads (of the cgroup's quota).
 #[test]
 fn a_memoized_function_links_none_of_the_heavier_parts_of_std() {
     let names = functions(&binary(true));
@@ -224,6 +224,7 @@ fn a_memoized_function_links_none_of_the_heavier_parts_of_std() {
         "fma_fallback",
         "core::str::pattern::TwoWaySearcher",
         "str>::replace",
+        "std::fs::read_to_string",
     ];
     if cfg!(target_os = "linux") {
         heavy.extend([

@@ -1263,8 +1263,14 @@ fn cpus() -> usize {
     let read = unsafe { sched_getaffinity(0, size_of_val(&mask), mask.as_mut_ptr()) } == 0;
     let count: u32 = mask.iter().map(|word| word.count_ones()).sum();
     let affinity = if read && count > 0 { count as usize } else { 4 };
-    let cpu_max = std::fs::read_to_string("/sys/fs/cgroup/cpu.max").ok();
-    capped(affinity, cpu_max.as_deref())
+    // Read into a buffer of our own: `read_to_string` would link std's growing reads.
+    let mut text = [0u8; 64];
+    let read = std::fs::File::open("/sys/fs/cgroup/cpu.max")
+        .and_then(|mut file| std::io::Read::read(&mut file, &mut text));
+    let cpu_max = read
+        .ok()
+        .and_then(|len| std::str::from_utf8(&text[..len]).ok());
+    capped(affinity, cpu_max)
 }
 
 /// `affinity` CPUs, no more than a cgroup v2 `cpu_max` allows, if one was read.
