@@ -89,10 +89,11 @@ impl MemoryParts {
     }
 }
 
-impl<K, V> Cache<K, V> {
-    /// The cache of a memoized function, of `parts` made for its store's slots: as
-    /// [`from_parts`](Self::from_parts) makes it, from parts built by code compiled once.
-    pub(crate) fn memoized(parts: MemoryParts) -> Self {
+impl Cache<(), ()> {
+    /// The cache of a memoized function, of `parts` made for its store's slots, before it is
+    /// typed in place ([`Cache::new_boxed`]). Nothing here may depend on the key and value types
+    /// but their layout ([`Cache::LAID_OUT_AS_UNTYPED`]).
+    fn memoized(parts: MemoryParts) -> Self {
         let MemoryParts {
             head,
             flights,
@@ -111,7 +112,9 @@ impl<K, V> Cache<K, V> {
             renewing: const { parking_lot::Mutex::new(Vec::new()) },
         }
     }
+}
 
+impl<K, V> Cache<K, V> {
     /// Evaluated where a cache in memory is built as a `Cache<(), ()>` ([`Cache::new_boxed`]): its
     /// fields, and its store's, sit at the same offsets whatever the key and value types.
     const LAID_OUT_AS_UNTYPED: () = {
@@ -129,10 +132,10 @@ impl<K, V> Cache<K, V> {
 impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Cache<K, V> {
     /// A memoized function's cache in memory named `name`, boxed for the cell's registry as
     /// `private::register` boxes a cache: built and boxed by code compiled once as a
-    /// `Cache<(), ()>`, then typed in place. Its new parts hold the same bytes whatever the types
-    /// (no entries, no listener), but for the empty `renewing`, whose pointer is aligned for its
-    /// items: written again here. A plain function, not a closure, which would add its `FnOnce`
-    /// shim.
+    /// `Cache<(), ()>` whose shards hold slots of `K` and `V` (their `SlabKind`), then typed in
+    /// place. Its new parts hold the same bytes whatever the types (no entries, no listener), but
+    /// for the empty `renewing`, whose pointer is aligned for its items: written again here. A
+    /// plain function, not a closure, which would add its `FnOnce` shim.
     #[cold]
     #[inline(never)]
     #[allow(
@@ -157,9 +160,7 @@ impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Cache<K, V> {
 /// `ManuallyDrop` (no drop of a typed cache is compiled, even this one's).
 #[inline(never)]
 fn untyped_boxed(name: &'static str, config: &Config, kind: SlabKind) -> *mut Cache<(), ()> {
-    let cache = ManuallyDrop::new(Cache::<(), ()>::memoized(MemoryParts::new(
-        name, config, kind,
-    )));
+    let cache = ManuallyDrop::new(Cache::memoized(MemoryParts::new(name, config, kind)));
     Box::into_raw(Box::new(cache)).cast()
 }
 
@@ -1679,6 +1680,40 @@ mod tests {
     use super::*;
     use crate::store::racing::Racing;
     use std::sync::atomic::AtomicBool;
+
+    /// A memoized function's cache, built as a `Cache<(), ()>` and typed in place, works as one
+    /// built for its types: its `renewing` is aligned for its items, whatever their alignment,
+    /// and its store holds, serves and invalidates entries.
+    #[test]
+    fn a_cache_built_untyped_and_typed_in_place_works_as_its_types() {
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        #[repr(align(32))]
+        struct Aligned(u64);
+        fn check<K, V>(key: &K, value: &V)
+        where
+            K: Clone + Hash + Eq + Send + Sync + std::fmt::Debug + 'static,
+            V: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static,
+        {
+            let boxed = Cache::<K, V>::new_boxed("typed in place", || Config::new().maxsize(10));
+            // SAFETY: `new_boxed` boxes a `ManuallyDrop<Cache<K, V>>`; leaked, as the registry
+            // keeps it.
+            #[allow(clippy::cast_ptr_alignment, reason = "the box's own type")]
+            let cache = unsafe { &*Box::into_raw(boxed).cast::<ManuallyDrop<Cache<K, V>>>() };
+            let dangling = cache.renewing.lock().as_ptr().addr();
+            assert_eq!(dangling % align_of::<(K, V, Instant)>(), 0);
+            cache
+                .renewing
+                .lock()
+                .push((key.clone(), value.clone(), Instant::now()));
+            cache.renewing.lock().clear();
+            assert_eq!(cache.get_or_compute(key, |_| value.clone()), *value);
+            assert_eq!(cache.get(key).as_ref(), Some(value));
+            assert!(cache.invalidate(key));
+            assert_eq!(cache.len(), 0);
+        }
+        check(&Aligned(3), &());
+        check(&"k".to_string(), &"v".to_string());
+    }
 
     /// A caller whose read misses while a background refresh runs is served the old value; one
     /// whose read misses just before the refresh ends (stores its value, leaves `renewing`) and

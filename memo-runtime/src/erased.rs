@@ -1,7 +1,8 @@
-//! What code compiled once does to values whose types it does not know: one plain function per
-//! type ([`TypeOps`]) for all of it, called through a pointer. One function rather than one per
-//! operation, as each adds its own symbol, unwind entry and pointer to a binary for each key and
-//! value type; and a key type shared by many caches compiles once.
+//! What code compiled once does to values whose types it does not know: compare, clone, lend
+//! and move them, by one plain function per type ([`TypeOps`]) called through a pointer (their
+//! drop is their drop glue, [`drop_at`]). One function rather than one per operation, as each
+//! adds its own symbol, unwind entry and pointer to a binary for each key and value type; and a
+//! key type shared by many caches compiles once.
 
 /// What an [`TypeOps`] function does to the `T`s at its two places `a` and `b`.
 #[derive(Clone, Copy)]
@@ -17,7 +18,7 @@ pub(crate) enum Op {
     /// The `T` in the `Option<T>` at `a`; null for `None`.
     SomeIn,
     /// Moves the `T` out of the `Option<T>` at `a`, which then holds `None`, into memory for a
-    /// `T` at `b`: `b`, or null for `None` (nothing moved).
+    /// `T` at `b`: `b`, or null for `None` (nothing moved). `a` is written: borrowed mutably.
     TakeTo,
 }
 
@@ -26,7 +27,8 @@ pub(crate) enum Op {
 /// # Safety
 ///
 /// `a` and `b` point to what the [`Op`] names, of the function's type, borrowed while the call
-/// lasts (`b` unused by [`Op::SomeIn`]).
+/// lasts, mutably where the op writes (`b` unused by [`Op::SomeIn`]; `a` written by
+/// [`Op::TakeTo`]).
 pub(crate) type TypeOps = unsafe fn(Op, *const (), *mut ()) -> *const ();
 
 /// The [`TypeOps`] of a key type, which compares.

@@ -96,7 +96,7 @@ impl Handed {
     /// The one for `V`.
     pub(crate) const fn of<V: Clone + Send + Sync + 'static>() -> Self {
         Self {
-            boxing: Boxing::of::<V>(erased::value_ops::<V>),
+            boxing: Boxing::value::<V>(),
         }
     }
 }
@@ -256,13 +256,13 @@ impl FlightKey {
     /// The one for `K`.
     pub(crate) const fn of<K: Clone + Eq + 'static>() -> Self {
         Self {
-            boxing: Boxing::of::<K>(erased::key_ops::<K>),
+            boxing: Boxing::key::<K>(),
         }
     }
 }
 
 /// What an [`Erased`] box needs of its value's type `T`: its layout, its [`TypeOps`] (a clone into
-/// the box), a drop. Plain data and two functions per type; the boxing itself is compiled once.
+/// the box; a key's compare too), a drop. Plain data and two functions per type; the boxing itself is compiled once.
 pub(crate) struct Boxing {
     layout: Layout,
     ops: TypeOps,
@@ -270,11 +270,20 @@ pub(crate) struct Boxing {
 }
 
 impl Boxing {
-    /// The one for `T`, whose [`TypeOps`] are `ops`.
-    const fn of<T>(ops: TypeOps) -> Self {
+    /// The one for a key type `T`, whose ops compare.
+    const fn key<T: Clone + Eq>() -> Self {
         Self {
             layout: Layout::new::<T>(),
-            ops,
+            ops: erased::key_ops::<T>,
+            drop: erased::drop_at::<T>(),
+        }
+    }
+
+    /// The one for a value type `T`.
+    const fn value<T: Clone>() -> Self {
+        Self {
+            layout: Layout::new::<T>(),
+            ops: erased::value_ops::<T>,
             drop: erased::drop_at::<T>(),
         }
     }
@@ -845,7 +854,7 @@ mod tests {
                 drops.load(Ordering::Relaxed),
             )
         };
-        let boxing = &const { Boxing::of::<Counted<T>>(erased::value_ops::<Counted<T>>) };
+        let boxing = &const { Boxing::value::<Counted<T>>() };
         let original = Counted(value.clone(), clones, drops);
         // SAFETY: `original` is a `Counted<T>`, of that boxing, borrowed meanwhile.
         let first = unsafe { Erased::cloned(std::ptr::from_ref(&original).cast(), boxing) };

@@ -27,9 +27,10 @@ pub(crate) struct Pair {
     flight: FlightKey,
     /// Reads an entry by a lent `K` into a caller's `Option<V>`.
     entry: EntryOps,
-    /// The store's slots (`Slot<K, V>`), for its purge.
+    /// The store's slots (`Slot<K, V>`), for its purge and to build an entry.
     pub(crate) slot: &'static SlotType,
-    /// The [`TypeOps`] of `K` and of `V`: the `K` in an `Option<K>`, the `V` in an `Option<V>`.
+    /// The [`TypeOps`] of `K` and of `V`: the `K` or `V` in an `Option`, a clone of the value
+    /// for a new entry.
     key_ops: TypeOps,
     value_ops: TypeOps,
     /// How a flight hands a `V` to waiters.
@@ -72,8 +73,8 @@ where
 ///
 /// # Safety
 ///
-/// `pair` is the pair of the `MemoryStore<K, V>` at `store`, `key` points to an `Option<K>` and
-/// `value` to a `V`, all borrowed while the call lasts.
+/// `pair` is the pair of the `MemoryStore<K, V>` at `store`, `key` points to an `Option<K>`,
+/// borrowed mutably, and `value` to a `V`, all borrowed while the call lasts.
 unsafe fn put_in_place(
     pair: &Pair,
     store: *const (),
@@ -83,11 +84,8 @@ unsafe fn put_in_place(
     cost: Duration,
 ) {
     let mut place = EntryPlace::new();
-    // SAFETY: the caller's promise; the pair's slots fit (`FITS_PLACE`, or this is not its put).
-    let entry = unsafe {
-        pair.slot
-            .fill(&mut place, (pair.key_ops, key), (pair.value_ops, value))
-    };
+    // SAFETY: the caller's promise.
+    let entry = unsafe { pair.slot.fill(&mut place, key, (pair.value_ops, value)) };
     let Some(entry) = entry else { not_its_types() };
     // SAFETY: a `MemoryStore<K, V>` starts as its `RawMemory` (`STARTS_RAW`); the entry is of its
     // types, given up.
@@ -383,6 +381,58 @@ mod tests {
 
         let cache = stored(&Aligned(5), &"five".to_string());
         assert_eq!(cache.get(&Aligned(5)).as_deref(), Some("five"));
+    }
+
+    /// A value whose clone panics while a miss's entry is built on the stack leaves the key
+    /// with the caller and nothing in the store, and drops nothing twice.
+    #[test]
+    fn a_value_whose_clone_panics_leaves_the_key_with_the_caller() {
+        use std::sync::Arc;
+        #[derive(Debug, PartialEq)]
+        struct Panicky(Arc<()>);
+        impl Clone for Panicky {
+            fn clone(&self) -> Self {
+                panic!("a clone that panics")
+            }
+        }
+        const { assert!(TypeOf::<(u64, Arc<()>), Panicky, foldhash::fast::RandomState>::FITS_PLACE) };
+        let cache: &'static Cache<(u64, Arc<()>), Panicky> =
+            Box::leak(Box::new(Cache::new(Config::new().maxsize(100))));
+        let steps = steps(cache);
+        let (held, value) = (Arc::new(()), Panicky(Arc::new(())));
+        let key = (7, Arc::clone(&held));
+        let hash = cache.store().hash_of(&&key);
+        let mut found = None::<Panicky>;
+        let claim = block::wait(call::lead(
+            steps,
+            hash,
+            Item::of(&key),
+            Slot::of(&mut found),
+            true,
+        ))
+        .expect("nothing stored yet: lead");
+        let mut owned = Some(key.clone());
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            block::wait(call::finish(
+                steps,
+                hash,
+                Slot::of(&mut owned),
+                claim,
+                Value::of(&value),
+                true,
+                Duration::ZERO,
+            ));
+        }));
+        assert!(finished.is_err(), "the clone panicked");
+        assert_eq!(owned.as_ref(), Some(&key), "the key is still the caller's");
+        assert_eq!(cache.len(), 0);
+        drop((owned, key));
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "each copy of the key dropped once"
+        );
+        assert_eq!(Arc::strong_count(&value.0), 1);
     }
 
     /// The janitor purges a memoized function's cache through its view compiled once, as

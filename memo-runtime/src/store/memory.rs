@@ -205,6 +205,9 @@ impl<K, V> MemoryStore<K, V> {
 
     /// The store made of `raw`, built for this store's slots ([`SLOT_KIND`](Self::SLOT_KIND)):
     /// the untyped parts moved in, without a call that could unwind with them.
+    ///
+    /// Nothing here may depend on `K` and `V` but their layout: a memoized function's store is
+    /// built as a `MemoryStore<(), ()>` and typed in place (`Cache::new_boxed`).
     pub(crate) fn from_raw(raw: RawMemory) -> Self {
         let RawMemory { shards, base } = raw;
         Self {
@@ -1069,7 +1072,8 @@ impl Base {
 
 /// The entry a store inserts, without its types ([`Base::put`]): `ty`, the table of the store's
 /// entry type with keys hashed by its hasher (`TypeOf<K, V, foldhash::fast::RandomState>`), and
-/// `new`, the entry ([`NewEntry::given`]), which `Base::put` owns from then on.
+/// `new`, a place holding the entry ([`NewEntry::given`], or `SlotType::fill`'s), which
+/// `Base::put` owns from then on.
 #[derive(Clone, Copy)]
 struct Entering {
     ty: &'static SlotType,

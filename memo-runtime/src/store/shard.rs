@@ -511,33 +511,40 @@ pub(crate) struct SlotType {
     key_ops: TypeOps,
     /// Hashes a `Slot<K, V>`'s key by the hasher of the store's type.
     hash: HashAt,
+    /// Whether a `Slot<K, V>` fits in an [`EntryPlace`] ([`TypeOf::FITS_PLACE`]).
+    fits_place: bool,
 }
 
 impl SlotType {
     /// Builds in `place` an entry of these types, unstamped: a clone of the `V` at `value` and
     /// the `K` taken out of the `Option<K>` at `key`, to give up to its store
-    /// (`RawMemory::put_entry`). `None`, with nothing cloned or taken, if `key` holds `None`.
+    /// (`RawMemory::put_entry`). `None`, with nothing cloned or taken, if `key` holds `None`; if
+    /// the clone panics, nothing was taken.
+    ///
+    /// # Panics
+    ///
+    /// If a `Slot<K, V>` does not fit in an [`EntryPlace`] (the pair's insert is its typed one).
     ///
     /// # Safety
     ///
-    /// These are `Slot<K, V>`s that fit in an [`EntryPlace`] ([`TypeOf::FITS_PLACE`]), and
-    /// `key_ops` and `value_ops` are `K`'s and `V`'s; `key` points to an `Option<K>` and `value`
-    /// to a `V`, both borrowed while the call lasts.
+    /// `value_ops` are `V`'s; `key` points to an `Option<K>`, borrowed mutably, and `value` to a
+    /// `V`, borrowed, while the call lasts.
     pub(crate) unsafe fn fill(
         &self,
         place: &mut EntryPlace,
-        (key_ops, key): (TypeOps, *mut ()),
+        key: *mut (),
         (value_ops, value): (TypeOps, *const ()),
     ) -> Option<NonNull<u8>> {
+        assert!(self.fits_place, "an entry that does not fit its place");
         let at = NonNull::from(place).cast::<u8>();
-        // SAFETY: the caller's promise; each part is written at its offset within the place.
+        // SAFETY: the caller's promise; the slot fits, and each part is written at its offset
+        // within the place.
         unsafe {
-            if erased::some_in(key_ops, key).is_null() {
+            if erased::some_in(self.key_ops, key).is_null() {
                 return None;
             }
-            // The clone first: if it panics, nothing was taken.
             erased::clone_to(value_ops, value, at.as_ptr().add(self.value_at).cast());
-            erased::take_to(key_ops, key, at.as_ptr().add(self.key_at).cast());
+            erased::take_to(self.key_ops, key, at.as_ptr().add(self.key_at).cast());
             at.cast::<Meta>().write(Meta::empty());
         }
         Some(at)
@@ -573,6 +580,7 @@ impl<K: Hash + Eq + Clone, V, S: BuildHasher> TypeOf<K, V, S> {
         key_at: std::mem::offset_of!(Slot<K, V>, key),
         key_ops: erased::key_ops::<K>,
         hash: hash_at::<K, V, S>,
+        fits_place: Self::FITS_PLACE,
     };
 }
 
@@ -774,9 +782,9 @@ impl<'a> Typed<'a> {
     ///
     /// # Safety
     ///
-    /// The shard is a `Shard<K, V>` and `ty` is `TypeOf::<K, V, S>::TYPE`; `new`, if any, is
-    /// [`NewEntry::given`] of a `NewEntry<K, V>` borrowed for `'a`, which the `Typed` owns from
-    /// now on.
+    /// The shard is a `Shard<K, V>` and `ty` is `TypeOf::<K, V, S>::TYPE`; `new`, if any, is a
+    /// place holding a `Slot<K, V>` borrowed for `'a` ([`NewEntry::given`], or
+    /// [`SlotType::fill`]'s), which the `Typed` owns from now on.
     pub(crate) unsafe fn of<S>(
         ty: &'static SlotType,
         hasher: Option<&'a S>,
