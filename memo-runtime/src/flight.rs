@@ -99,6 +99,10 @@ impl Handed {
             boxing: Boxing::value::<V>(),
         }
     }
+    /// `V`'s ops.
+    pub(crate) fn ops(&self) -> TypeOps {
+        self.boxing.ops
+    }
 }
 
 /// A leader's value, kept by its flight for the waiters: a `V` boxed (with `V`'s [`TypeOps`], which

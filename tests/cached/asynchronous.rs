@@ -162,7 +162,7 @@ async fn async_methods_work() {
 static STEPPED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Pending `steps` times (waking itself at once), then ready: a body with await points.
-async fn steps(steps: u32) {
+pub(crate) async fn steps(steps: u32) {
     let mut left = steps;
     std::future::poll_fn(|cx| {
         if left == 0 {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use memo::{Clock, cached};
 
+use crate::asynchronous::steps;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -165,20 +167,6 @@ impl Drop for Watchdog {
     fn drop(&mut self) {
         drop(self.0.take());
     }
-}
-
-/// Pending `steps` times (waking itself), then ready: a body with await points.
-async fn steps(steps: u32) {
-    let mut left = steps;
-    std::future::poll_fn(|cx| {
-        if left == 0 {
-            return std::task::Poll::Ready(());
-        }
-        left -= 1;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await;
 }
 
 /// Calls of one key dropped at each poll in turn, with others waiting on it. For `polls` = 1,

@@ -14,7 +14,7 @@ use super::{
     Answered, Boxed, Claimed, Item, Lend, Slot, Steps, Stored, Unclaimed, Value, not_its_types,
 };
 use crate::cache::{Cache, Head, MemoryCache};
-use crate::erased::{self, TypeOps};
+use crate::erased;
 use crate::flight::{FlightKey, Handed, RawJoin};
 use crate::stats::Event;
 use crate::store::{EntryOps, EntryPlace, Lease, MemoryStore, RawMemory, SlotType, Timed, TypeOf};
@@ -27,13 +27,9 @@ pub(crate) struct Pair {
     flight: FlightKey,
     /// Reads an entry by a lent `K` into a caller's `Option<V>`.
     entry: EntryOps,
-    /// The store's slots (`Slot<K, V>`), for its purge and to build an entry.
+    /// The store's slots (`Slot<K, V>`), for its purge and to build an entry; `K`'s ops.
     pub(crate) slot: &'static SlotType,
-    /// The [`TypeOps`] of `K` and of `V`: the `K` or `V` in an `Option`, a clone of the value
-    /// for a new entry.
-    key_ops: TypeOps,
-    value_ops: TypeOps,
-    /// How a flight hands a `V` to waiters.
+    /// How a flight hands a `V` to waiters; `V`'s ops.
     handed: &'static Handed,
     /// Stores, in the `MemoryStore<K, V>` at a place, under a key of hash `hash`, the `K` taken
     /// from the `Option<K>` at a place and a clone of the `V` at another, computed in a time:
@@ -57,8 +53,6 @@ where
         flight: FlightKey::of::<K>(),
         entry: EntryOps::of::<K, V>(),
         slot: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
-        key_ops: erased::key_ops::<K>,
-        value_ops: erased::value_ops::<V>,
         handed: Lend::<K, V>::NEW.handed,
         put: if TypeOf::<K, V, foldhash::fast::RandomState>::FITS_PLACE {
             put_in_place
@@ -85,7 +79,7 @@ unsafe fn put_in_place(
 ) {
     let mut place = EntryPlace::new();
     // SAFETY: the caller's promise.
-    let entry = unsafe { pair.slot.fill(&mut place, key, (pair.value_ops, value)) };
+    let entry = unsafe { pair.slot.fill(&mut place, key, (pair.handed.ops(), value)) };
     let Some(entry) = entry else { not_its_types() };
     // SAFETY: a `MemoryStore<K, V>` starts as its `RawMemory` (`STARTS_RAW`); the entry is of its
     // types, given up.
@@ -230,7 +224,7 @@ impl Steps for MemoryCache {
             not_its_types()
         }
         // SAFETY: `out` lends an `Option<V>` (checked).
-        let value = unsafe { erased::some_in(pair.value_ops, out.ptr) };
+        let value = unsafe { erased::some_in(pair.handed.ops(), out.ptr) };
         // SAFETY: `value`, if not null, points to the `V` that `out` lends.
         (!value.is_null()).then(|| Value {
             item: unsafe { Item::at(value, value_type) },
@@ -259,7 +253,7 @@ impl Steps for MemoryCache {
     fn release_refresh(&self, hash: u64, key: &Slot<'_>) {
         let pair = self.checked(key.type_id, None);
         // SAFETY: `key` lends an `Option<K>` (checked).
-        let key = unsafe { erased::some_in(pair.key_ops, key.ptr) };
+        let key = unsafe { erased::some_in(pair.slot.key_ops(), key.ptr) };
         if key.is_null() {
             not_its_types()
         }
@@ -317,15 +311,13 @@ mod tests {
         assert_eq!((stats.misses, stats.hits), (1, 1));
     }
 
-    /// Leads a miss of `key` in a new cache and finishes it with `value`, through the pair's
-    /// `put`: the store holds the value and the key was taken from the caller.
-    fn stored<K, V>(key: &K, value: &V) -> &'static Cache<K, V>
+    /// Leads a miss of `key` in `cache` and finishes it with `value`, the caller's owned key in
+    /// `owned`, as a memoized call does: through the pair's `put`.
+    fn lead_and_finish<K, V>(cache: &'static Cache<K, V>, key: &K, owned: &mut Option<K>, value: &V)
     where
-        K: Hash + Eq + Clone + Send + Sync + std::fmt::Debug + 'static,
-        V: Clone + Send + Sync + PartialEq + std::fmt::Debug + 'static,
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
     {
-        let cache: &'static Cache<K, V> =
-            Box::leak(Box::new(Cache::new(Config::new().maxsize(100))));
         let steps = steps(cache);
         let hash = cache.store().hash_of(&key);
         let mut found = None::<V>;
@@ -337,16 +329,28 @@ mod tests {
             true,
         ))
         .expect("nothing stored yet: lead");
-        let mut owned = Some(key.clone());
         block::wait(call::finish(
             steps,
             hash,
-            Slot::of(&mut owned),
+            Slot::of(owned),
             claim,
             Value::of(value),
             true,
             Duration::ZERO,
         ));
+    }
+
+    /// [`lead_and_finish`] in a new cache: the store holds the value and the key was taken from
+    /// the caller.
+    fn stored<K, V>(key: &K, value: &V) -> &'static Cache<K, V>
+    where
+        K: Hash + Eq + Clone + Send + Sync + std::fmt::Debug + 'static,
+        V: Clone + Send + Sync + PartialEq + std::fmt::Debug + 'static,
+    {
+        let cache: &'static Cache<K, V> =
+            Box::leak(Box::new(Cache::new(Config::new().maxsize(100))));
+        let mut owned = Some(key.clone());
+        lead_and_finish(cache, key, &mut owned, value);
         assert_eq!(owned, None, "the key was taken into the store");
         assert_eq!(cache.store().peek(&key).as_ref(), Some(value));
         cache
@@ -398,30 +402,11 @@ mod tests {
         const { assert!(TypeOf::<(u64, Arc<()>), Panicky, foldhash::fast::RandomState>::FITS_PLACE) };
         let cache: &'static Cache<(u64, Arc<()>), Panicky> =
             Box::leak(Box::new(Cache::new(Config::new().maxsize(100))));
-        let steps = steps(cache);
         let (held, value) = (Arc::new(()), Panicky(Arc::new(())));
         let key = (7, Arc::clone(&held));
-        let hash = cache.store().hash_of(&&key);
-        let mut found = None::<Panicky>;
-        let claim = block::wait(call::lead(
-            steps,
-            hash,
-            Item::of(&key),
-            Slot::of(&mut found),
-            true,
-        ))
-        .expect("nothing stored yet: lead");
         let mut owned = Some(key.clone());
         let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            block::wait(call::finish(
-                steps,
-                hash,
-                Slot::of(&mut owned),
-                claim,
-                Value::of(&value),
-                true,
-                Duration::ZERO,
-            ));
+            lead_and_finish(cache, &key, &mut owned, &value);
         }));
         assert!(finished.is_err(), "the clone panicked");
         assert_eq!(owned.as_ref(), Some(&key), "the key is still the caller's");

@@ -516,6 +516,11 @@ pub(crate) struct SlotType {
 }
 
 impl SlotType {
+    /// The key type's ops.
+    pub(crate) fn key_ops(&self) -> TypeOps {
+        self.key_ops
+    }
+
     /// Builds in `place` an entry of these types, unstamped: a clone of the `V` at `value` and
     /// the `K` taken out of the `Option<K>` at `key`, to give up to its store
     /// (`RawMemory::put_entry`). `None`, with nothing cloned or taken, if `key` holds `None`; if
