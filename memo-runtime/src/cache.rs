@@ -2,7 +2,7 @@
 
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -91,7 +91,7 @@ impl MemoryParts {
 
 impl Cache<(), ()> {
     /// The cache of a memoized function, of `parts` made for its store's slots, before it is
-    /// typed in place ([`Cache::new_boxed`]). Nothing here may depend on the key and value types
+    /// typed in place ([`boxed_memoized`]). Nothing here may depend on the key and value types
     /// but their layout ([`Cache::LAID_OUT_AS_UNTYPED`]).
     fn memoized(parts: MemoryParts) -> Self {
         let MemoryParts {
@@ -115,7 +115,7 @@ impl Cache<(), ()> {
 }
 
 impl<K, V> Cache<K, V> {
-    /// Evaluated where a cache in memory is built as a `Cache<(), ()>` ([`Cache::new_boxed`]): its
+    /// Evaluated where a cache in memory is built as a `Cache<(), ()>` ([`boxed_memoized`]): its
     /// fields, and its store's, sit at the same offsets whatever the key and value types.
     const LAID_OUT_AS_UNTYPED: () = {
         type Untyped = Cache<(), ()>;
@@ -129,39 +129,72 @@ impl<K, V> Cache<K, V> {
     };
 }
 
-impl<K: Send + Sync + 'static, V: Send + Sync + 'static> Cache<K, V> {
-    /// A memoized function's cache in memory named `name`, boxed for the cell's registry as
-    /// `private::register` boxes a cache: built and boxed by code compiled once as a
-    /// `Cache<(), ()>` whose shards hold slots of `K` and `V` (their `SlabKind`), then typed in
-    /// place. Its new parts hold the same bytes whatever the types (no entries, no listener), but
-    /// for the empty `renewing`, whose pointer is aligned for its items: written again here. A
-    /// plain function, not a closure, which would add its `FnOnce` shim.
-    #[cold]
-    #[inline(never)]
-    #[allow(
-        clippy::ptr_as_ptr,
-        reason = "casts: `cast` would be compiled for each type in a debug build, `Box::new` too"
-    )]
-    pub(crate) fn new_boxed(name: &'static str, config: fn() -> Config) -> crate::cell::Boxed {
-        let () = Self::LAID_OUT_AS_UNTYPED;
-        let cache = untyped_boxed(name, &config(), MemoryStore::<K, V>::SLOT_KIND) as *mut Self;
-        // SAFETY: `cache` is a box of a `Cache<(), ()>`, laid out as a `Cache<K, V>`
-        // (`LAID_OUT_AS_UNTYPED`), whose `renewing` holds nothing to drop; boxed in a
-        // `ManuallyDrop`, as `register` boxes a cache.
-        unsafe {
-            std::ptr::addr_of_mut!((*cache).renewing)
-                .write(const { parking_lot::Mutex::new(Vec::new()) });
-            Box::from_raw(cache as *mut ManuallyDrop<Self> as *mut (dyn Send + Sync))
+impl<K, V> Cache<K, V> {
+    /// What building this cache asks of its types ([`boxed_memoized`]), as constants.
+    pub(crate) const KIND: &'static CacheKind = &CacheKind {
+        slots: {
+            let () = Self::LAID_OUT_AS_UNTYPED;
+            MemoryStore::<K, V>::SLOT_KIND
+        },
+        empty_renewing: empty_vec_bytes::<(K, V, Instant)>(),
+    };
+}
+
+/// What building a memoized function's `Cache<K, V>` in memory asks of `K` and `V`, as constants
+/// ([`Cache::KIND`]): so that the code that builds it ([`boxed_memoized`]) is compiled once.
+#[derive(Clone, Copy)]
+pub(crate) struct CacheKind {
+    /// Its store's slots.
+    slots: SlabKind,
+    /// An empty `renewing`: a `Vec` whose dangling pointer is aligned for its items.
+    empty_renewing: VecBytes,
+}
+
+/// The bytes of a `Vec` of some type (all have one size).
+type VecBytes = [MaybeUninit<u8>; size_of::<Vec<()>>()];
+
+/// The bytes of an empty `Vec<T>`, whose pointer, dangling, is an address without provenance.
+const fn empty_vec_bytes<T>() -> VecBytes {
+    union Bytes<T> {
+        vec: ManuallyDrop<Vec<T>>,
+        bytes: VecBytes,
+    }
+    assert!(size_of::<Vec<T>>() == size_of::<VecBytes>());
+    // SAFETY: both fields have one size (checked); any bytes are `MaybeUninit<u8>`s.
+    unsafe {
+        Bytes {
+            vec: ManuallyDrop::new(Vec::<T>::new()),
         }
+        .bytes
     }
 }
 
-/// [`Cache::new_boxed`] without its types: a `Cache<(), ()>` of the parts `config` makes, in a
-/// `ManuallyDrop` (no drop of a typed cache is compiled, even this one's).
+/// A memoized function's cache in memory named `name`, of the types `kind` is of (the `Cache<K,
+/// V>` whose [`KIND`](Cache::KIND) it is), boxed for the cell's registry as `private::register`
+/// boxes a cache: built and boxed as a `Cache<(), ()>`, which is laid out as every `Cache<K, V>`
+/// (`LAID_OUT_AS_UNTYPED`), whose shards hold slots of `K` and `V`. Its new parts hold the same
+/// bytes whatever the types (no entries, no listener), but for the empty `renewing`, written from
+/// `kind`. Compiled once.
+#[cold]
 #[inline(never)]
-fn untyped_boxed(name: &'static str, config: &Config, kind: SlabKind) -> *mut Cache<(), ()> {
-    let cache = ManuallyDrop::new(Cache::memoized(MemoryParts::new(name, config, kind)));
-    Box::into_raw(Box::new(cache)).cast()
+pub(crate) fn boxed_memoized(
+    name: &'static str,
+    (config, kind): (fn() -> Config, &'static CacheKind),
+) -> crate::cell::Boxed {
+    let cache = Box::into_raw(Box::new(ManuallyDrop::new(Cache::memoized(
+        MemoryParts::new(name, &config(), kind.slots),
+    ))));
+    let untyped = cache.cast::<Cache<(), ()>>();
+    // SAFETY: `renewing` of the new cache holds nothing to drop; an empty `Vec` of `kind`'s
+    // item type takes its place, as the box becomes a `Cache<K, V>`'s.
+    unsafe {
+        let renewing = &(*untyped).renewing;
+        renewing
+            .data_ptr()
+            .cast::<VecBytes>()
+            .write(kind.empty_renewing);
+        Box::from_raw(cache as *mut (dyn Send + Sync))
+    }
 }
 
 /// How long a cache built by `config` serves the old value of a key whose background refresh
@@ -1694,8 +1727,9 @@ mod tests {
             K: Clone + Hash + Eq + Send + Sync + std::fmt::Debug + 'static,
             V: Clone + PartialEq + Send + Sync + std::fmt::Debug + 'static,
         {
-            let boxed = Cache::<K, V>::new_boxed("typed in place", || Config::new().maxsize(10));
-            // SAFETY: `new_boxed` boxes a `ManuallyDrop<Cache<K, V>>`; leaked, as the registry
+            let config = || Config::new().maxsize(10);
+            let boxed = boxed_memoized("typed in place", (config, Cache::<K, V>::KIND));
+            // SAFETY: `boxed_memoized` boxes a `ManuallyDrop<Cache<K, V>>`; leaked, as the registry
             // keeps it.
             #[allow(clippy::cast_ptr_alignment, reason = "the box's own type")]
             let cache = unsafe { &*Box::into_raw(boxed).cast::<ManuallyDrop<Cache<K, V>>>() };

@@ -148,7 +148,7 @@ fn registry() -> MutexGuard<'static, Registry> {
 
 /// The cache of `key` for `owner` (see [`claim`]), made by `make` if there is none: once, by one
 /// thread, while other callers of `key` wait. A cache is never dropped, so that no code to drop
-/// one is compiled for each key and value type (`Cache::new_boxed`): none is made to be
+/// one is compiled for each key and value type (`cache::boxed_memoized`): none is made to be
 /// thrown away.
 fn made_once(key: &Key, owner: Option<TypeId>, make: impl FnOnce() -> Boxed) -> Erased {
     let me = std::thread::current().id();

@@ -24,6 +24,7 @@ pub use fallible::{
 pub use instance::{instance_hit, instance_miss, instance_miss_async, instance_try_miss};
 
 use crate::block;
+use crate::cache::{CacheKind, boxed_memoized};
 use crate::call::{self, Begun, LeaderClaim, Lend, Steps};
 use crate::cell::{Boxed, Erased};
 use crate::flight::Handing;
@@ -64,38 +65,34 @@ pub fn cache<K: Shared, V: Shared>(
     // No closures or typed helpers here and below: a debug build compiles each of them (and
     // the std method taking a closure) again for every key and value type.
     let first = cell.first_of(TypeId::of::<Cache<K, V>>());
-    if first.is_null() {
-        return resolve_cache(cell, id, scope, config);
-    }
-    // SAFETY: the cell's first cache, registered under `Cache<K, V>`'s type id, is one.
+    let first = if first.is_null() {
+        resolve_memoized(
+            cell,
+            (id, scope),
+            TypeId::of::<Cache<K, V>>(),
+            (config, Cache::<K, V>::KIND),
+        )
+    } else {
+        first
+    };
+    // SAFETY: the cell's first cache, registered under `Cache<K, V>`'s type id, is one, boxed by
+    // `boxed_memoized` as its `KIND` says or by another call to this function.
     unsafe { &*(first as *const Cache<K, V>) }
 }
 
-/// [`cache`] the first time, out of line: its arguments travel in registers, so the hit path
-/// stores nothing for it.
+/// [`cache`] the first time, out of line and compiled once: the cache registered under
+/// `type_id`, a `Cache<K, V>`'s, made by `boxed_memoized` from that type's `kind`.
 #[cold]
 #[inline(never)]
-#[allow(
-    clippy::ptr_as_ptr,
-    clippy::cast_ptr_alignment,
-    reason = "a cast to the boxed cache's own type: `cast` would be compiled for each type in a \
-              debug build"
-)]
-fn resolve_cache<K: Shared, V: Shared>(
+fn resolve_memoized(
     cell: &'static CacheCell,
-    id: &'static str,
-    scope: At,
-    config: fn() -> Config,
-) -> &'static Cache<K, V> {
-    let cache = cell.resolve_boxed_at(
-        id,
-        scope,
-        TypeId::of::<Cache<K, V>>(),
-        Cache::<K, V>::new_boxed,
-        config,
-    );
-    // SAFETY: `Cache::new_boxed` boxed a `ManuallyDrop<Cache<K, V>>` ([`registered`]).
-    unsafe { &*(std::ptr::from_ref(cache) as *const Cache<K, V>) }
+    (id, scope): (&'static str, At),
+    type_id: TypeId,
+    made: (fn() -> Config, &'static CacheKind),
+) -> *mut () {
+    std::ptr::from_ref(cell.resolve_boxed_at(id, scope, type_id, boxed_memoized, made))
+        .cast_mut()
+        .cast()
 }
 
 /// A cache boxed for the cell's registry, which never drops it (`cell::made_once`): in a

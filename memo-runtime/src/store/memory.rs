@@ -207,7 +207,7 @@ impl<K, V> MemoryStore<K, V> {
     /// the untyped parts moved in, without a call that could unwind with them.
     ///
     /// Nothing here may depend on `K` and `V` but their layout: a memoized function's store is
-    /// built as a `MemoryStore<(), ()>` and typed in place (`Cache::new_boxed`).
+    /// built as a `MemoryStore<(), ()>` and typed in place (`cache::boxed_memoized`).
     pub(crate) fn from_raw(raw: RawMemory) -> Self {
         let RawMemory { shards, base } = raw;
         Self {
@@ -650,8 +650,8 @@ pub(crate) struct RawMemory {
 unsafe impl Sync for RawMemory {}
 
 impl<K, V> MemoryStore<K, V> {
-    /// Evaluated where a store is built as a `MemoryStore<(), ()>` (`Cache::new_boxed`): its fields
-    /// sit at the same offsets whatever the key and value types.
+    /// Evaluated where a store is built as a `MemoryStore<(), ()>` (`cache::boxed_memoized`): its
+    /// fields sit at the same offsets whatever the key and value types.
     pub(crate) const LAID_OUT_AS_UNTYPED: () = {
         type Untyped = MemoryStore<(), ()>;
         assert!(size_of::<Self>() == size_of::<Untyped>());
