@@ -17,7 +17,9 @@
 //!     out_of_line(__memo_hash, move |__memo_hash| {
 //!         let __memo_cache = cache(&__MEMO_CELL, ID, scope(&|| ()), preset::<100, 0>);
 //!         let mut __memo_owned_key = None; // the owned key, while the body runs
-//!         match hit_or_lead((__memo_cache, always), (name, &n), __memo_hash, &mut __memo_owned_key) {
+//!         let mut __memo_lead_place = LeadPlace::NEW; // and the lead
+//!         let places = (&mut __memo_owned_key, &mut __memo_lead_place);
+//!         match hit_or_lead((__memo_cache, always), (name, &n), __memo_hash, places) {
 //!             Ok(__memo_value) => __memo_value,
 //!             Err(__memo_lead) => __memo_lead.finish((move || -> String { BODY })()),
 //!         }
@@ -325,14 +327,15 @@ fn hit_or_lead(
     cache_keep.set_span(output.span());
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
-        quote!(#cache_keep, #lookup, #hash, &mut __memo_owned_key),
+        quote!(#cache_keep, #lookup, #hash, (&mut __memo_owned_key, &mut __memo_lead_place)),
     );
     args.set_span(args_span);
     let entry = respan(quote!(#runtime::hit_or_lead), args_span);
     let block = &func.block;
-    // The owned key stays here, in the function's frame, while the body runs.
+    // The owned key and the lead stay here, in the function's frame, while the body runs.
     quote! {
         let mut __memo_owned_key = #runtime::None;
+        let mut __memo_lead_place = #runtime::LeadPlace::NEW;
         match #entry #args {
             #runtime::Ok(__memo_value) => __memo_value,
             #runtime::Err(__memo_lead) => __memo_lead.finish((move || -> #output #block)()),

@@ -877,8 +877,8 @@ fn unlooked(head: &crate::cache::Head) -> Option<Mode> {
 /// sync function over memory that returns no `Result`, after its quick try (`hashed`, the hash
 /// the try made, or [`UNHASHED`]) or, in a debug build, in place of it. The store is read by
 /// its code compiled once, as in [`hit_or_miss_hashed`]; one function, not six, for each key and
-/// value type. On a miss the owned key goes into the caller's `owned`, which the [`LeadIn`]
-/// borrows while the body runs.
+/// value type. On a miss the owned key goes into the caller's `owned` and the lead into its
+/// `place`, which the [`LeadIn`] borrows while the body runs: only a pointer to them moves.
 #[allow(
     clippy::needless_pass_by_value,
     reason = "callers build the borrowed view in place"
@@ -899,7 +899,7 @@ pub fn hit_or_lead<'k, L, V>(
     (cache, keep): (&'static Cache<L::Key, V>, fn(&V) -> bool),
     key: L,
     hashed: u64,
-    owned: &'k mut Option<L::Key>,
+    (owned, place): (&'k mut Option<L::Key>, &'k mut LeadPlace),
 ) -> Result<V, LeadIn<'k, V>>
 where
     L: Lookup,
@@ -919,55 +919,59 @@ where
             None => Mode::Lookup,
         },
     };
-    let steps = call::memory::steps(cache);
-    // After `steps`, which sets the pair that the purge reads.
+    // Sets the cache's pair, which the lead and the purge read.
+    call::memory::steps(cache);
     untyped.watch_expiry(
         #[cfg(feature = "metrics")]
         cache.undropped(),
     );
     *owned = Some(key.to_key());
     let Some(key) = owned else { no_value() };
-    // The key and the caller's slot for a value, lent with the pair's types, which `steps` set:
-    // casts, not a function per type. The owned key stays in the caller's `owned`, which the
+    // The owned key and the caller's slot for a value, lent with the pair's types, which `steps`
+    // set: casts, not a function per type. The owned key stays in the caller's place, which the
     // lead borrows, so nothing per type moves it.
+    let lent = &raw const *key as *const ();
     let mut found = None::<V>;
-    let [key_type, value_type] = untyped.types();
-    // SAFETY: `key` is a `K` and `found` an `Option<V>` of this cache's pair.
-    let (lent, out) = unsafe {
-        (
-            call::Item::at(&raw const *key as *const (), key_type),
-            call::Slot::at(&raw mut found as *mut (), value_type),
+    // SAFETY: `lent` is the key in `owned`, an `Option<K>`, and `found` an `Option<V>`, of this
+    // cache's pair (set by `steps`); the lead keeps `owned`'s address only while the caller's
+    // place, borrowed for `'k`, holds it.
+    let leads = unsafe {
+        RawLead::start_in(
+            &mut place.0,
+            (untyped, mode, hash),
+            (lent, std::ptr::from_mut(owned) as *mut ()),
+            &raw mut found as *mut (),
         )
     };
-    match Run::lead(steps, mode, (hash, lent), out) {
-        Some(run) => Err(LeadIn {
-            steps,
-            hash,
-            // SAFETY: the caller's `Option<K>`, of the pair, borrowed for `'k`.
-            key: unsafe { call::Slot::at(std::ptr::from_mut(owned) as *mut (), key_type) },
-            value_type,
-            handed: Lend::<L::Key, V>::NEW.handed,
+    if leads {
+        Err(LeadIn {
+            lead: &mut place.0,
             keep,
-            run,
-        }),
-        None => match found {
+        })
+    } else {
+        match found {
             Some(value) => Ok(value),
             None => no_value(),
-        },
+        }
     }
 }
 
-/// A sync call over memory that runs the body ([`hit_or_lead`] gave it): the owned key stays in
-/// the caller's frame, lent here, so only the value's type is this type's.
+/// Where a sync call over memory ([`hit_or_lead`]) keeps its lead while the body runs: in the
+/// memoized function's frame, beside the owned key, so that only a pointer to it moves. Declared
+/// after the key, so dropped before it: a panicking body drops the lead, which hands the key's
+/// flight to a waiting caller.
+pub struct LeadPlace(Option<RawLead>);
+
+impl LeadPlace {
+    /// An empty place.
+    pub const NEW: Self = Self(None);
+}
+
+/// A sync call over memory that runs the body ([`hit_or_lead`] gave it): the lead in the
+/// caller's [`LeadPlace`], and what of it is the value's type.
 pub struct LeadIn<'k, V: 'static> {
-    steps: &'static dyn Steps,
-    hash: u64,
-    /// The caller's `Option<K>` with the owned key, to take.
-    key: call::Slot<'k>,
-    value_type: TypeId,
-    handed: &'static crate::flight::Handed,
+    lead: &'k mut Option<RawLead>,
     keep: fn(&V) -> bool,
-    run: Run,
 }
 
 impl<V: 'static> LeadIn<'_, V> {
@@ -977,23 +981,93 @@ impl<V: 'static> LeadIn<'_, V> {
         reason = "a cast: `cast` would be compiled for each type in a debug build"
     )]
     pub fn finish(self, value: V) -> V {
-        let Self {
+        let kept = (self.keep)(&value);
+        // SAFETY: `value` is a `V`, of the lead's value type, borrowed for the call.
+        unsafe { RawLead::finish(self.lead, &raw const value as *const (), kept) };
+        value
+    }
+}
+
+/// A lead of a sync call over memory without its types (compiled once): what [`Run::finish`]
+/// needs besides the body's value.
+struct RawLead {
+    steps: &'static dyn Steps,
+    hash: u64,
+    /// The caller's `Option<K>` with the owned key, to take, beside its [`LeadPlace`].
+    key: *mut (),
+    /// The type ids of the key and the value.
+    types: [TypeId; 2],
+    handed: &'static crate::flight::Handed,
+    run: Run,
+}
+
+impl RawLead {
+    /// [`Run::lead`] of a call over `cache` in `mode` that missed the `K` at `lent` (of hash
+    /// `hash`), the key in the `Option<K>` at `key`, into `place`: `true` if the caller computes
+    /// (the lead is in `place`), `false` once a value is in the `Option<V>` at `out`.
+    ///
+    /// # Safety
+    ///
+    /// `cache`'s pair is set, of `K` and `V`; `key` points to an `Option<K>` holding the key
+    /// `lent` points to, that outlives `place`'s lead, and `out` to an `Option<V>` holding `None`,
+    /// borrowed while the call lasts.
+    #[inline(never)]
+    unsafe fn start_in(
+        place: &mut Option<Self>,
+        (cache, mode, hash): (&'static crate::cache::MemoryCache, Mode, u64),
+        (lent, key): (*const (), *mut ()),
+        out: *mut (),
+    ) -> bool {
+        let types = cache.types();
+        // SAFETY: the caller's promise.
+        let (lent, out) = unsafe {
+            (
+                call::Item::at(lent, types[0]),
+                call::Slot::at(out, types[1]),
+            )
+        };
+        let steps: &'static dyn Steps = cache;
+        let Some(run) = Run::lead(steps, mode, (hash, lent), out) else {
+            return false;
+        };
+        *place = Some(Self {
             steps,
             hash,
             key,
-            value_type,
-            handed,
-            keep,
+            types,
+            handed: cache.handed(),
             run,
-        } = self;
-        let kept = keep(&value);
-        let lent = call::Value {
-            // SAFETY: `value` is a `V`, of `value_type`, borrowed for the call below.
-            item: unsafe { call::Item::at(&raw const value as *const (), value_type) },
+        });
+        true
+    }
+
+    /// [`Run::finish`] of the lead in `place`, with the `V` at `value`.
+    ///
+    /// # Safety
+    ///
+    /// `value` points to a `V` of the lead's value type, borrowed while the call lasts; the
+    /// lead's key is still in its place.
+    #[inline(never)]
+    unsafe fn finish(place: &mut Option<Self>, value: *const (), kept: bool) {
+        let Some(Self {
+            steps,
+            hash,
+            key,
+            types,
             handed,
+            run,
+        }) = place.take()
+        else {
+            no_value()
         };
-        run.finish(steps, hash, key, lent, kept);
-        value
+        // SAFETY: the caller's promise, and `start_in`'s.
+        let (key, item) = unsafe {
+            (
+                call::Slot::at(key, types[0]),
+                call::Item::at(value, types[1]),
+            )
+        };
+        run.finish(steps, hash, key, call::Value { item, handed }, kept);
     }
 }
 

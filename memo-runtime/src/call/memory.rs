@@ -25,8 +25,6 @@ pub(crate) struct Pair {
     types: fn() -> [TypeId; 2],
     /// Joins a flight by a lent `K`.
     flight: FlightKey,
-    /// Reads an entry by a lent `K` into a caller's `Option<V>`.
-    entry: EntryOps,
     /// The store's slots (`Slot<K, V>`), for its purge and to build an entry; `K`'s ops.
     pub(crate) slot: &'static SlotType,
     /// How a flight hands a `V` to waiters; `V`'s ops.
@@ -35,6 +33,13 @@ pub(crate) struct Pair {
     /// from the `Option<K>` at a place and a clone of the `V` at another, computed in a time:
     /// [`put_in_place`], compiled once, where the entry fits on its stack.
     put: Put,
+}
+
+impl Pair {
+    /// How an entry is read by a lent `K` into a caller's `Option<V>`.
+    fn entry(&self) -> EntryOps {
+        EntryOps::of(self.slot, self.handed.ops())
+    }
 }
 
 /// [`Pair::put`].
@@ -51,7 +56,6 @@ where
     const PAIR: &'static Pair = &Pair {
         types: super::types::<K, V>,
         flight: FlightKey::of::<K>(),
-        entry: EntryOps::of::<K, V>(),
         slot: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
         handed: Lend::<K, V>::NEW.handed,
         put: if TypeOf::<K, V, foldhash::fast::RandomState>::FITS_PLACE {
@@ -161,6 +165,11 @@ impl MemoryCache {
         (self.pair().types)()
     }
 
+    /// How a flight hands this cache's values to waiters, by its pair (set by `steps`).
+    pub(crate) fn handed(&self) -> &'static Handed {
+        self.pair().handed
+    }
+
     /// The pair, if `key` and `value` (the type ids of an `Item` or `Slot`, `None` where no value
     /// is lent) are this cache's key and value types.
     fn checked(&self, key: TypeId, value: Option<TypeId>) -> &'static Pair {
@@ -200,7 +209,7 @@ impl Steps for MemoryCache {
             self.store.get_lent(
                 hash,
                 key.ptr,
-                &pair.entry,
+                &pair.entry(),
                 NonNull::new_unchecked(out.ptr.cast()),
             )
         };
@@ -258,7 +267,7 @@ impl Steps for MemoryCache {
             not_its_types()
         }
         // SAFETY: this cache's store, with its types' operations; `key` points to a `K`.
-        unsafe { self.store.release_refresh_lent(hash, key, &pair.entry) };
+        unsafe { self.store.release_refresh_lent(hash, key, &pair.entry()) };
     }
 }
 

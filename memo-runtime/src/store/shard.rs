@@ -634,12 +634,17 @@ pub(crate) struct EntryOps {
 }
 
 impl EntryOps {
-    /// The one for `Slot<K, V>`s.
-    pub(crate) const fn of<K: Clone + Eq, V: Clone>() -> Self {
+    /// The one for the entries `slot` describes, whose value type's ops are `value_ops`: made
+    /// when needed, from what their tables hold already, rather than a table of its own per key
+    /// and value type.
+    pub(crate) fn of(slot: &SlotType, value_ops: TypeOps) -> Self {
         Self {
-            key_at: std::mem::offset_of!(Slot<K, V>, key),
-            key_ops: erased::key_ops::<K>,
-            value: ValueAt::of::<K, V>(),
+            key_at: slot.key_at,
+            key_ops: slot.key_ops,
+            value: ValueAt {
+                at: slot.value_at,
+                ops: value_ops,
+            },
         }
     }
 
