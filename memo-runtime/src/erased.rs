@@ -60,7 +60,6 @@ pub(crate) unsafe fn key_ops<T: Clone + Eq>(op: Op, a: *const (), b: *mut ()) ->
     clippy::ref_as_ptr,
     reason = "casts: `cast` and `from_ref` would be compiled for each type in a debug build"
 )]
-#[inline]
 pub(crate) unsafe fn value_ops<T: Clone>(op: Op, a: *const (), b: *mut ()) -> *const () {
     match op {
         Op::Eq => std::ptr::null(),
