@@ -1631,6 +1631,136 @@ mod tests {
         assert_eq!(cache.get(&1), Some(2), "the entry is live");
     }
 
+    use std::hash::Hash;
+
+    /// A sync call over memory as the expansion writes it (`hit_or_lead`): the owned key and the
+    /// lead in this frame, the body run between the two.
+    fn call_as_expanded<K, L>(
+        cache: &'static Cache<K, String>,
+        lookup: L,
+        body: impl FnOnce() -> String,
+    ) -> String
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+        L: Lookup<Key = K>,
+    {
+        let mut owned_key = None;
+        let mut lead_place = LeadPlace::NEW;
+        match hit_or_lead(
+            (cache, always),
+            lookup,
+            UNHASHED,
+            (&mut owned_key, &mut lead_place),
+        ) {
+            Ok(value) => value,
+            Err(lead) => lead.finish(body()),
+        }
+    }
+
+    /// The lead reads the lent key and later takes the owned one, both in the caller's
+    /// `Option<K>`: one place reached by two pointers, which Miri checks (`cargo miri test
+    /// lead_in_the_callers_frame`). Each copy of the key is dropped once.
+    #[test]
+    fn a_lead_in_the_callers_frame_reads_and_takes_its_key() {
+        use std::sync::Arc;
+        static CELL: CacheCell = CacheCell::new();
+        let cache: &Cache<(Arc<str>, u64), String> = cache(
+            &CELL,
+            "private::tests::lead#0",
+            scope(&|| ()),
+            preset::<100, 0>,
+        );
+        let name: Arc<str> = Arc::from("seven");
+        let computed = call_as_expanded(cache, (&name, &7_u64), || "computed".to_string());
+        assert_eq!(computed, "computed");
+        let again = call_as_expanded(cache, (&name, &7_u64), || unreachable!("stored"));
+        assert_eq!(again, "computed");
+        assert_eq!(Arc::strong_count(&name), 2, "the stored key, and ours");
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.hits), (1, 1));
+        assert!(cache.invalidate(&(Arc::clone(&name), 7)));
+        assert_eq!(
+            Arc::strong_count(&name),
+            1,
+            "each copy of the key dropped once"
+        );
+    }
+
+    /// A key that counts its compares: a caller that finds another's flight of its key compares
+    /// the keys, so the leader knows it waits without a timing.
+    #[derive(Clone, Debug)]
+    struct Counted(std::sync::Arc<()>);
+
+    /// Every `Counted` is equal to every other: all hash alike.
+    impl Hash for Counted {
+        fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+    }
+
+    static COMPARED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl PartialEq for Counted {
+        fn eq(&self, _: &Self) -> bool {
+            COMPARED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            true
+        }
+    }
+
+    impl Eq for Counted {}
+
+    /// A body that panics while another caller waits on its key, in the caller's frame: the
+    /// panic drops the lead in its place, and the waiter computes the key itself, then finds it
+    /// stored. Each copy of the key is dropped once (the key in the place is the panicking
+    /// caller's, dropped after its lead).
+    #[test]
+    fn a_lead_in_the_callers_frame_that_panics_hands_the_key_to_a_waiter() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, mpsc};
+        static CELL: CacheCell = CacheCell::new();
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let cache: &'static Cache<Counted, String> = cache(
+            &CELL,
+            "private::tests::lead#1",
+            scope(&|| ()),
+            preset::<100, 0>,
+        );
+        let key = Counted(Arc::new(()));
+        let (leading, led) = mpsc::channel();
+        let leader = std::thread::spawn({
+            let key = key.clone();
+            move || {
+                call_as_expanded(cache, &key, || {
+                    RUNS.fetch_add(1, Ordering::SeqCst);
+                    leading.send(()).unwrap();
+                    // Until the waiter found this flight.
+                    while COMPARED.load(Ordering::SeqCst) == 0 {
+                        std::thread::yield_now();
+                    }
+                    panic!("the leader's body panics")
+                })
+            }
+        });
+        led.recv().unwrap();
+        let waiter = std::thread::spawn({
+            let key = key.clone();
+            move || {
+                call_as_expanded(cache, &key, || {
+                    RUNS.fetch_add(1, Ordering::SeqCst);
+                    "the waiter's".to_string()
+                })
+            }
+        });
+        assert!(leader.join().is_err(), "the panic reaches its caller");
+        assert_eq!(waiter.join().unwrap(), "the waiter's");
+        assert_eq!(RUNS.load(Ordering::SeqCst), 2, "the waiter computed once");
+        assert_eq!(
+            call_as_expanded(cache, &key, || unreachable!("stored")),
+            "the waiter's"
+        );
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.hits), (2, 1));
+        assert_eq!(Arc::strong_count(&key.0), 2, "the stored key, and ours");
+    }
+
     #[test]
     fn a_key_that_cannot_be_cached_has_no_quick_hit_and_no_error() {
         static CELL: CacheCell = CacheCell::new();
