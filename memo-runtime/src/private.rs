@@ -926,7 +926,13 @@ where
         cache.undropped(),
     );
     *owned = Some(key.to_key());
-    let Some(key) = owned else { no_value() };
+    // One pointer to the caller's `Option<K>`, the lent key read through it: a borrow of `owned`
+    // taken after the key's would end the key's before the lead reads it (Stacked Borrows).
+    let owned = std::ptr::from_mut(owned);
+    // SAFETY: `owned` is the caller's `Option<K>`, just written, borrowed for `'k`.
+    let Some(key) = (unsafe { &*owned }) else {
+        no_value()
+    };
     // The owned key and the caller's slot for a value, lent with the pair's types, which `steps`
     // set: casts, not a function per type. The owned key stays in the caller's place, which the
     // lead borrows, so nothing per type moves it.
@@ -939,7 +945,7 @@ where
         RawLead::start_in(
             &mut place.0,
             (untyped, mode, hash),
-            (lent, std::ptr::from_mut(owned) as *mut ()),
+            (lent, owned as *mut ()),
             &raw mut found as *mut (),
         )
     };

@@ -715,9 +715,9 @@ impl RawMemory {
     ///
     /// # Safety
     ///
-    /// This starts a `MemoryStore<K, V>` ([`MemoryStore::STARTS_RAW`]) and `ops` is
-    /// `EntryOps::of::<K, V>()`; `key` points to a `K` and `out` to an `Option<V>` holding
-    /// `None`, both borrowed while the call lasts.
+    /// This starts a `MemoryStore<K, V>` ([`MemoryStore::STARTS_RAW`]) and `ops` are its
+    /// `Slot<K, V>`s' (`EntryOps::of` their `SlotType` and `V`'s ops); `key` points to a `K` and
+    /// `out` to an `Option<V>` holding `None`, both borrowed while the call lasts.
     pub(crate) unsafe fn get_lent(
         &self,
         hash: u64,
