@@ -20,6 +20,7 @@ pub fn word_count(text: &str) -> usize {
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
                 let mut __memo_owned_key = ::memo::__private::None;
+                let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -33,7 +34,7 @@ pub fn word_count(text: &str) -> usize {
                     ),
                     text,
                     __memo_hash,
-                    &mut __memo_owned_key,
+                    (&mut __memo_owned_key, &mut __memo_lead_place),
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -55,6 +56,7 @@ pub fn word_count(text: &str) -> usize {
             ::memo::__private::preset::<0usize, 0u64>,
         );
         let mut __memo_owned_key = ::memo::__private::None;
+        let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -67,7 +69,7 @@ pub fn word_count(text: &str) -> usize {
             ),
             text,
             ::memo::__private::UNHASHED,
-            &mut __memo_owned_key,
+            (&mut __memo_owned_key, &mut __memo_lead_place),
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -26,6 +26,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
                 let mut __memo_owned_key = ::memo::__private::None;
+                let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -39,7 +40,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
                     ),
                     &__memo_key,
                     __memo_hash,
-                    &mut __memo_owned_key,
+                    (&mut __memo_owned_key, &mut __memo_lead_place),
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -63,6 +64,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ::memo::__private::preset::<0usize, 0u64>,
         );
         let mut __memo_owned_key = ::memo::__private::None;
+        let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -76,7 +78,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
             ),
             &__memo_key,
             ::memo::__private::UNHASHED,
-            &mut __memo_owned_key,
+            (&mut __memo_owned_key, &mut __memo_lead_place),
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -23,6 +23,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                     ::reexport::memo::__private::preset::<0usize, 0u64>,
                 );
                 let mut __memo_owned_key = ::reexport::memo::__private::None;
+                let mut __memo_lead_place = ::reexport::memo::__private::LeadPlace::NEW;
                 match ::reexport::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -36,7 +37,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
                     ),
                     (a, &b),
                     __memo_hash,
-                    &mut __memo_owned_key,
+                    (&mut __memo_owned_key, &mut __memo_lead_place),
                 ) {
                     ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
                     ::reexport::memo::__private::Err(__memo_lead) => {
@@ -61,6 +62,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             ::reexport::memo::__private::preset::<0usize, 0u64>,
         );
         let mut __memo_owned_key = ::reexport::memo::__private::None;
+        let mut __memo_lead_place = ::reexport::memo::__private::LeadPlace::NEW;
         match ::reexport::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -74,7 +76,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
             ),
             (a, &b),
             ::reexport::memo::__private::UNHASHED,
-            &mut __memo_owned_key,
+            (&mut __memo_owned_key, &mut __memo_lead_place),
         ) {
             ::reexport::memo::__private::Ok(__memo_value) => __memo_value,
             ::reexport::memo::__private::Err(__memo_lead) => {

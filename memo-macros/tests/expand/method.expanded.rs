@@ -23,6 +23,7 @@ pub fn area(&self, scale: Scale) -> u64 {
                     ::memo::__private::preset::<1000usize, 0u64>,
                 );
                 let mut __memo_owned_key = ::memo::__private::None;
+                let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -36,7 +37,7 @@ pub fn area(&self, scale: Scale) -> u64 {
                     ),
                     (self, &scale),
                     __memo_hash,
-                    &mut __memo_owned_key,
+                    (&mut __memo_owned_key, &mut __memo_lead_place),
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -56,6 +57,7 @@ pub fn area(&self, scale: Scale) -> u64 {
             ::memo::__private::preset::<1000usize, 0u64>,
         );
         let mut __memo_owned_key = ::memo::__private::None;
+        let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -68,7 +70,7 @@ pub fn area(&self, scale: Scale) -> u64 {
             ),
             (self, &scale),
             ::memo::__private::UNHASHED,
-            &mut __memo_owned_key,
+            (&mut __memo_owned_key, &mut __memo_lead_place),
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

@@ -24,6 +24,7 @@ fn parse(text: &str) -> Parsed<u32> {
                     ::memo::__private::preset::<0usize, 0u64>,
                 );
                 let mut __memo_owned_key = ::memo::__private::None;
+                let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -37,7 +38,7 @@ fn parse(text: &str) -> Parsed<u32> {
                     ),
                     text,
                     __memo_hash,
-                    &mut __memo_owned_key,
+                    (&mut __memo_owned_key, &mut __memo_lead_place),
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -57,6 +58,7 @@ fn parse(text: &str) -> Parsed<u32> {
             ::memo::__private::preset::<0usize, 0u64>,
         );
         let mut __memo_owned_key = ::memo::__private::None;
+        let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -70,7 +72,7 @@ fn parse(text: &str) -> Parsed<u32> {
             ),
             text,
             ::memo::__private::UNHASHED,
-            &mut __memo_owned_key,
+            (&mut __memo_owned_key, &mut __memo_lead_place),
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {

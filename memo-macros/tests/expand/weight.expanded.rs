@@ -39,6 +39,7 @@ pub fn page(url: &str) -> String {
                     },
                 );
                 let mut __memo_owned_key = ::memo::__private::None;
+                let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
                 match ::memo::__private::hit_or_lead(
                     (
                         __memo_cache,
@@ -52,7 +53,7 @@ pub fn page(url: &str) -> String {
                     ),
                     url,
                     __memo_hash,
-                    &mut __memo_owned_key,
+                    (&mut __memo_owned_key, &mut __memo_lead_place),
                 ) {
                     ::memo::__private::Ok(__memo_value) => __memo_value,
                     ::memo::__private::Err(__memo_lead) => {
@@ -87,6 +88,7 @@ pub fn page(url: &str) -> String {
             },
         );
         let mut __memo_owned_key = ::memo::__private::None;
+        let mut __memo_lead_place = ::memo::__private::LeadPlace::NEW;
         match ::memo::__private::hit_or_lead(
             (
                 __memo_cache,
@@ -99,7 +101,7 @@ pub fn page(url: &str) -> String {
             ),
             url,
             ::memo::__private::UNHASHED,
-            &mut __memo_owned_key,
+            (&mut __memo_owned_key, &mut __memo_lead_place),
         ) {
             ::memo::__private::Ok(__memo_value) => __memo_value,
             ::memo::__private::Err(__memo_lead) => {
