@@ -127,9 +127,7 @@ impl<K, V> Cache<K, V> {
         assert!(std::mem::offset_of!(Self, renewing) == std::mem::offset_of!(Untyped, renewing));
         let () = MemoryStore::<K, V>::LAID_OUT_AS_UNTYPED;
     };
-}
 
-impl<K, V> Cache<K, V> {
     /// What building this cache asks of its types ([`boxed_memoized`]), as constants.
     pub(crate) const KIND: &'static CacheKind = &CacheKind {
         slots: {
@@ -142,7 +140,6 @@ impl<K, V> Cache<K, V> {
 
 /// What building a memoized function's `Cache<K, V>` in memory asks of `K` and `V`, as constants
 /// ([`Cache::KIND`]): so that the code that builds it ([`boxed_memoized`]) is compiled once.
-#[derive(Clone, Copy)]
 pub(crate) struct CacheKind {
     /// Its store's slots.
     slots: SlabKind,

@@ -99,6 +99,7 @@ impl Handed {
             boxing: Boxing::value::<V>(),
         }
     }
+
     /// `V`'s ops.
     pub(crate) fn ops(&self) -> TypeOps {
         self.boxing.ops
@@ -266,7 +267,8 @@ impl FlightKey {
 }
 
 /// What an [`Erased`] box needs of its value's type `T`: its layout, its [`TypeOps`] (a clone into
-/// the box; a key's compare too), a drop. Plain data and two functions per type; the boxing itself is compiled once.
+/// the box; a key's compare too), a drop. Plain data and two functions per type; the boxing
+/// itself is compiled once.
 pub(crate) struct Boxing {
     layout: Layout,
     ops: TypeOps,
