@@ -2,10 +2,11 @@
 //!
 //! `cargo bench --bench hitratio` prints `BENCH hit_pct/<trace>/<size>/<impl> <value> pct` lines and
 //! writes `target/bench/hitratio.json`. Every implementation sees the same requests: on each one it
-//! looks the key up and, on a miss, inserts it. `impl` is one of `memo` (the default policy),
-//! `memo_lru`, `memo_lfu`, `memo_fifo` (the `policy =` choices, all through the real
-//! `memo_runtime::Cache`), `moka` (`moka::sync`), `quick_cache` (`quick_cache::sync`), `lru` (the
-//! `lru` crate) and `opt` (Bélády's offline optimum, which may also decline to store a key).
+//! looks the key up and, on a miss, inserts it; none holds more than `size` entries. `impl` is
+//! one of `memo` (the default policy), `memo_lru`, `memo_lfu`, `memo_fifo` (the `policy =`
+//! choices, all through the real `memo_runtime::Cache`), `moka` (`moka::sync`), `quick_cache`
+//! (`quick_cache::sync`), `lru` (the `lru` crate) and `opt` (Bélády's offline optimum, which may
+//! also decline to store a key).
 //!
 //! Traces:
 //! - `zipf0.7`, `zipf0.9`, `zipf1.1`: Zipf over 1,000,000 keys, 10,000,000 requests, fixed seed.

@@ -13,7 +13,9 @@
 //! loop key, never counted while cached, loses to an uncached one; the default policy's model
 //! (`door-s3-g50-c3-drain-exact-tlfu-m1000-ad10_200_50_1_5_0_n1`) gains nothing from them
 //! (33.40 % → 33.45 %; −0.1 to −0.5 on `shift20k` and P3), since there a new key joins the small
-//! queue without meeting the sketch.
+//! queue without meeting the sketch. With moka's rule on every new key and one banked use
+//! (`door-s1-g50-c1-drain-exact-tlfu-n1-hc`), 39.79 %, but 2 to 40 points lower on nearly every
+//! other `tune` and `check` row (`docs/performance.md`, eighth study).
 //!
 //! # Adapting per workload (issue 23, second study)
 //!
