@@ -997,13 +997,11 @@ impl<V: 'static> LeadIn<'_, V> {
 /// A lead of a sync call over memory without its types (compiled once): what [`Run::finish`]
 /// needs besides the body's value.
 struct RawLead {
-    steps: &'static dyn Steps,
+    /// The cache, whose pair gives the types and how a value is handed to waiters.
+    cache: &'static crate::cache::MemoryCache,
     hash: u64,
     /// The caller's `Option<K>` with the owned key, to take, beside its [`LeadPlace`].
     key: *mut (),
-    /// The type ids of the key and the value.
-    types: [TypeId; 2],
-    handed: &'static crate::flight::Handed,
     run: Run,
 }
 
@@ -1037,11 +1035,9 @@ impl RawLead {
             return false;
         };
         *place = Some(Self {
-            steps,
+            cache,
             hash,
             key,
-            types,
-            handed: cache.handed(),
             run,
         });
         true
@@ -1056,16 +1052,15 @@ impl RawLead {
     #[inline(never)]
     unsafe fn finish(place: &mut Option<Self>, value: *const (), kept: bool) {
         let Some(Self {
-            steps,
+            cache,
             hash,
             key,
-            types,
-            handed,
             run,
         }) = place.take()
         else {
             no_value()
         };
+        let types = cache.types();
         // SAFETY: the caller's promise, and `start_in`'s.
         let (key, item) = unsafe {
             (
@@ -1073,7 +1068,8 @@ impl RawLead {
                 call::Item::at(value, types[1]),
             )
         };
-        run.finish(steps, hash, key, call::Value { item, handed }, kept);
+        let handed = cache.handed();
+        run.finish(cache, hash, key, call::Value { item, handed }, kept);
     }
 }
 
@@ -1723,6 +1719,9 @@ mod tests {
         use std::sync::{Arc, mpsc};
         static CELL: CacheCell = CacheCell::new();
         static RUNS: AtomicUsize = AtomicUsize::new(0);
+        // Compares seen when the leader's body starts: none, so the one it waits for is the
+        // waiter's, finding its flight.
+        static COMPARED_AT_START: AtomicUsize = AtomicUsize::new(usize::MAX);
         let cache: &'static Cache<Counted, String> = cache(
             &CELL,
             "private::tests::lead#1",
@@ -1736,6 +1735,7 @@ mod tests {
             move || {
                 call_as_expanded(cache, &key, || {
                     RUNS.fetch_add(1, Ordering::SeqCst);
+                    COMPARED_AT_START.store(COMPARED.load(Ordering::SeqCst), Ordering::SeqCst);
                     leading.send(()).unwrap();
                     // Until the waiter found this flight.
                     while COMPARED.load(Ordering::SeqCst) == 0 {
@@ -1756,6 +1756,11 @@ mod tests {
             }
         });
         assert!(leader.join().is_err(), "the panic reaches its caller");
+        assert_eq!(
+            COMPARED_AT_START.load(Ordering::SeqCst),
+            0,
+            "the waiter came while the leader ran"
+        );
         assert_eq!(waiter.join().unwrap(), "the waiter's");
         assert_eq!(RUNS.load(Ordering::SeqCst), 2, "the waiter computed once");
         assert_eq!(
