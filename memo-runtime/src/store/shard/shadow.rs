@@ -284,13 +284,22 @@ mod tests {
     /// every 200,000 requests. Following the wide shadow, the store's main keeps a quarter of
     /// the shard, room for the whole hot set: some 1,300 hits more in the last 400,000
     /// requests than at the shadow's 80 %.
+    ///
+    /// A store's hash seed picks the keys its shadows sample. In about one store in 30 the
+    /// narrow shadow leads a calm epoch by chance and the store narrows for a while (318,714
+    /// to 321,963 in 4 of 140 runs), so the test takes the median of five stores.
     #[test]
     fn the_wide_share_leaves_main_room_for_the_hot_set() {
-        let hits = hits_from(9_853, 1_000_000, 600_000, |i, j| {
-            1_000_000 + (i / 200_000) * 2_000 + j
-        });
-        // 322,270 to 322,320 over four runs; 320,994 following at 80 %.
-        assert!(hits > 321_600, "hits {hits}");
+        let mut hits: Vec<u64> = (0..5)
+            .map(|_| {
+                hits_from(9_853, 1_000_000, 600_000, |i, j| {
+                    1_000_000 + (i / 200_000) * 2_000 + j
+                })
+            })
+            .collect();
+        hits.sort_unstable();
+        // 322,096 to 322,332 in the other runs; 320,994 following at 80 %.
+        assert!(hits[2] > 321_600, "hits {hits:?}");
     }
 
     /// `tune/shift20k` of `benches/hitratio.rs` at 10,000 entries: the hot set moves every
