@@ -170,6 +170,20 @@ fn child() {
             println!("RESULT served={redis},{tiered}");
         }
         "renewing" => renewing_child(),
+        "frozen_read" => {
+            let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
+            assert_eq!(square(6), 36);
+            let before = SQUARES.load(Ordering::Relaxed);
+            println!("READY");
+            line();
+            println!("CALLING");
+            assert_eq!(square(6), 36);
+            println!(
+                "RESULT executions={} errors={}",
+                SQUARES.load(Ordering::Relaxed) - before,
+                square_cache().stats().backend_errors
+            );
+        }
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
@@ -421,6 +435,50 @@ fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
     // The child computed once, after the invalidation; everything else came from the parent.
     assert!(rest.contains("RESULT executions=1 hits>=3:true"), "{rest}");
     assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
+}
+
+/// `?command_timeout=` in `MEMO_REDIS_URL` is the timeout of `store = redis` functions. A child
+/// has `square(6)` in Redis, then reads it again while the server is frozen (`SIGSTOP`) for
+/// 600 ms: with a timeout of 10 s the read waits and hits; with the default 100 ms it times
+/// out, and the child computes and counts the error.
+#[test]
+fn the_urls_command_timeout_is_the_functions() {
+    use std::io::{BufRead as _, BufReader};
+    let server = RedisServer::start();
+    let frozen_read = |url: String| {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("MEMO_TEST_ROLE", "frozen_read")
+            .env("MEMO_REDIS_URL", url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut wait_for = |marker: &str| {
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                if line.contains(marker) {
+                    return line;
+                }
+            }
+            panic!("the child ended before {marker}");
+        };
+        wait_for("READY");
+        server.pause();
+        writeln!(stdin).unwrap();
+        wait_for("CALLING");
+        std::thread::sleep(Duration::from_millis(600));
+        server.resume();
+        let result = wait_for("RESULT");
+        assert!(child.wait().unwrap().success(), "{result}");
+        result
+    };
+    let patient = frozen_read(format!("{}?command_timeout=10s", server.url()));
+    assert!(patient.contains("executions=0 errors=0"), "{patient}");
+    let hasty = frozen_read(server.url());
+    assert!(hasty.contains("executions=1 errors=1"), "{hasty}");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! password with `redis://:password@host`). A cluster is named by its own scheme,
 //! `redis+cluster://host:port,host:port` (`rediss+cluster://` with TLS), listing seed nodes: one
 //! string in one environment variable says everything, and a plain `redis://` URL can never be
-//! mistaken for a cluster (a flag beside the URL would be one more thing to forget).
+//! mistaken for a cluster (a flag beside the URL would be one more thing to forget). For the same
+//! reason the URL's query may set the timeouts, as redis-py's `socket_timeout` does:
+//! `redis://cache:6379/0?command_timeout=250ms&connect_timeout=1s` (`ms` or `s`).
 
 use std::time::Duration;
 
@@ -64,20 +66,29 @@ impl RedisConfig {
 
     /// One server (`redis://`, `rediss://`, `unix://`) or a cluster's seed nodes
     /// (`redis+cluster://host:port,host:port`, `rediss+cluster://…`); user and password apply
-    /// to every node of a cluster.
+    /// to every node of a cluster. The query may set [`connect_timeout`](Self::connect_timeout),
+    /// [`command_timeout`](Self::command_timeout) and [`bulk_timeout`](Self::bulk_timeout), in
+    /// whole `ms` or `s`.
     ///
     /// # Examples
     ///
     /// ```
     /// use memo::redis::RedisConfig;
+    /// use std::time::Duration;
     ///
     /// let config = RedisConfig::from_url("rediss://app:secret@cache.internal:6380/2")?;
     /// assert!(!config.is_cluster());
     /// assert!(RedisConfig::from_url("http://nope").is_err());
+    ///
+    /// let slow_network = RedisConfig::from_url("redis://cache:6379/0?command_timeout=250ms")?;
+    /// assert_eq!(slow_network.timeouts().command, Duration::from_millis(250));
+    /// assert_eq!(slow_network.nodes(), ["redis://cache:6379/0"]);
+    /// assert!(RedisConfig::from_url("redis://cache?command_timeout=250").is_err());
     /// # Ok::<(), memo::redis::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<Self, Error> {
-        let url = url.trim();
+        let (url, timeouts) = take_timeouts(url.trim())?;
+        let url = url.as_str();
         let (nodes, cluster) = match url.split_once("+cluster://") {
             Some((scheme, rest)) => (cluster_nodes(scheme, rest)?, true),
             None => (vec![url.to_string()], false),
@@ -90,12 +101,22 @@ impl RedisConfig {
         Ok(Self {
             nodes,
             cluster,
-            connect_timeout: Duration::from_millis(250),
-            command_timeout: Duration::from_millis(100),
-            bulk_timeout: Duration::from_secs(5),
+            connect_timeout: timeouts.connect,
+            command_timeout: timeouts.command,
+            bulk_timeout: timeouts.bulk,
             breaker: BreakerConfig::default(),
             root_cert: None,
         })
+    }
+
+    /// The timeouts in force.
+    #[must_use]
+    pub const fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: self.connect_timeout,
+            command: self.command_timeout,
+            bulk: self.bulk_timeout,
+        }
     }
 
     /// How long a connection attempt may take (default 250 ms).
@@ -178,6 +199,73 @@ impl std::fmt::Debug for RedisConfig {
     }
 }
 
+/// The timeouts of a [`RedisConfig`] (see its methods of the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a connection attempt may take (default 250 ms).
+    pub connect: Duration,
+    /// The most one command, or one memoized call's commands together, may wait (default 100 ms).
+    pub command: Duration,
+    /// The bound on multi-round-trip work (default 5 s).
+    pub bulk: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_millis(250),
+            command: Duration::from_millis(100),
+            bulk: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `url` without the timeouts its query sets, and the timeouts (the defaults where unset); the
+/// rest of the query stays for the `redis` crate (`protocol=resp3`).
+fn take_timeouts(url: &str) -> Result<(String, Timeouts), Error> {
+    let mut timeouts = Timeouts::default();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), timeouts));
+    };
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "connect_timeout" => &mut timeouts.connect,
+            "command_timeout" => &mut timeouts.command,
+            "bulk_timeout" => &mut timeouts.bulk,
+            _ => {
+                rest.push(pair);
+                continue;
+            }
+        };
+        *slot = parse_timeout(value).ok_or_else(|| {
+            Error::Config(format!(
+                "`{name}={value}`: expected a whole number of `ms` or `s` above 0, e.g. `{name}=250ms`"
+            ))
+        })?;
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, timeouts))
+}
+
+/// `250ms` or `2s`; `None` for anything else, zero included.
+fn parse_timeout(value: &str) -> Option<Duration> {
+    let (number, unit) = match value.strip_suffix("ms") {
+        Some(number) => (number, Duration::from_millis(1)),
+        None => (value.strip_suffix('s')?, Duration::from_secs(1)),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let duration = unit.checked_mul(number.parse().ok()?)?;
+    (!duration.is_zero()).then_some(duration)
+}
+
 /// `redis+cluster://user:pw@a:1,b:2/` → `["redis://user:pw@a:1", "redis://user:pw@b:2"]`.
 fn cluster_nodes(scheme: &str, rest: &str) -> Result<Vec<String>, Error> {
     if scheme != "redis" && scheme != "rediss" {
@@ -236,6 +324,65 @@ mod tests {
         assert!(RedisConfig::from_url("redis+cluster://").is_err());
         assert!(RedisConfig::from_url("mongo+cluster://a:1").is_err());
         assert!(RedisConfig::from_url("not a url").is_err());
+    }
+
+    #[test]
+    fn the_query_sets_the_timeouts_and_keeps_the_rest() {
+        let config = RedisConfig::from_url(
+            "redis://h:1/2?connect_timeout=2s&protocol=resp3&command_timeout=250ms&bulk_timeout=30s",
+        )
+        .unwrap();
+        assert_eq!(
+            config.timeouts(),
+            Timeouts {
+                connect: Duration::from_secs(2),
+                command: Duration::from_millis(250),
+                bulk: Duration::from_secs(30),
+            }
+        );
+        assert_eq!(config.nodes(), ["redis://h:1/2?protocol=resp3"]);
+        assert_eq!(config.host(), "h:1");
+        let cluster = RedisConfig::from_url("redis+cluster://a:1,b:2?command_timeout=1s").unwrap();
+        assert_eq!(cluster.nodes(), ["redis://a:1", "redis://b:2"]);
+        assert_eq!(cluster.timeouts().command, Duration::from_secs(1));
+        let plain = RedisConfig::from_url("redis://h:1?").unwrap();
+        assert_eq!(plain.nodes(), ["redis://h:1"]);
+        // The defaults the README and the docs state.
+        assert_eq!(
+            plain.timeouts(),
+            Timeouts {
+                connect: Duration::from_millis(250),
+                command: Duration::from_millis(100),
+                bulk: Duration::from_secs(5),
+            }
+        );
+        // A builder method called after the URL wins.
+        let set = RedisConfig::from_url("redis://h:1?command_timeout=1s")
+            .unwrap()
+            .command_timeout(Duration::from_millis(20));
+        assert_eq!(set.timeouts().command, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_timeout_without_a_unit_is_an_error_naming_the_form() {
+        for value in [
+            "250",
+            "0ms",
+            "0s",
+            "1.5s",
+            "-1s",
+            "ms",
+            "2m",
+            "",
+            "99999999999999999999s",
+        ] {
+            let url = format!("redis://h:1?command_timeout={value}");
+            let Err(Error::Config(why)) = RedisConfig::from_url(&url) else {
+                panic!("{url} was accepted");
+            };
+            assert!(why.contains("`ms` or `s`"), "{why}");
+        }
+        assert!(RedisConfig::from_url("redis://h:1?connect_timeout").is_err());
     }
 
     #[test]

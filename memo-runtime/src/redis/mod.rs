@@ -24,7 +24,7 @@ pub(crate) use crate::block::wait;
 pub use breaker::{Breaker, BreakerConfig};
 pub use claim::DistributedLock;
 pub use client::{RedisClient, Subscription};
-pub use config::{DEFAULT_URL, RedisConfig};
+pub use config::{DEFAULT_URL, RedisConfig, Timeouts};
 pub use error::{Error, ServerError};
 pub(crate) use lock::new_token;
 pub use lock::{Claimed, LockConfig, LockGuard, Locks};
