@@ -35,9 +35,13 @@ fn init() {
         PORT.store(server.port(), Ordering::Relaxed);
         // SAFETY: `stop` is an `extern "C" fn` that only sends one command.
         unsafe { libc::atexit(stop) };
+        // A command timeout ten times the default: a loaded machine can stall a process past
+        // 100 ms, and these tests count executions across processes. The default's own
+        // promises are tested on clients of their own (`memo-runtime/tests/redis.rs`).
+        let url = format!("{}?command_timeout=1s", server.url());
         // SAFETY: every test calls `init` first, before any cache is opened, and no foreign
         // code reads the environment meanwhile.
-        unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };
+        unsafe { std::env::set_var("MEMO_REDIS_URL", url) };
         Some(server)
     });
 }
