@@ -398,46 +398,74 @@ fn a_second_process_hits_what_the_first_computed() {
     assert_eq!(SQUARES.load(Ordering::Relaxed), 1);
 }
 
+/// A child of `role` that the test talks to: the child waits for a line on its stdin before
+/// each step and marks its progress on its stdout.
+struct Conversation {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Conversation {
+    fn start(role: &str, url: &str) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("MEMO_TEST_ROLE", role)
+            .env("MEMO_REDIS_URL", url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Reads the child's output up to the line that contains `marker`, and returns that line.
+    fn wait_for(&mut self, marker: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains(marker) {
+                return line;
+            }
+        }
+        panic!("the child ended before {marker}");
+    }
+
+    /// Lets the child take its next step.
+    fn go_on(&mut self) {
+        writeln!(self.stdin).unwrap();
+    }
+
+    /// What the child printed after `RESULT `, once it has exited successfully.
+    fn result(mut self) -> String {
+        let line = self.wait_for("RESULT ");
+        assert!(self.child.wait().unwrap().success(), "{line}");
+        line.split_once("RESULT ").unwrap().1.trim().to_string()
+    }
+}
+
 #[test]
 fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
-    use std::io::{BufRead as _, BufReader};
     init();
     assert_eq!(shout("hi"), "HI");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
     assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "tiered")
-        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut wait_for = |marker: &str| {
-        for line in lines.by_ref() {
-            if line.unwrap().contains(marker) {
-                return;
-            }
-        }
-        panic!("the child ended before {marker}");
-    };
-    wait_for("READY");
+    let mut child = Conversation::start("tiered", &std::env::var("MEMO_REDIS_URL").unwrap());
+    child.wait_for("READY");
     shout_cache().insert("hi".to_string(), "NEW".to_string());
-    writeln!(stdin).unwrap();
-    wait_for("SEEN");
+    child.go_on();
+    child.wait_for("SEEN");
     assert!(shout_cache().invalidate("hi"));
-    writeln!(stdin).unwrap();
-    let mut rest = String::new();
-    for line in lines {
-        rest.push_str(&line.unwrap());
-        rest.push('\n');
-    }
-    assert!(child.wait().unwrap().success(), "{rest}");
+    child.go_on();
     // The child computed once, after the invalidation; everything else came from the parent.
-    assert!(rest.contains("RESULT executions=1 hits>=3:true"), "{rest}");
+    assert_eq!(child.result(), "executions=1 hits>=3:true");
     assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
 }
 
@@ -447,42 +475,20 @@ fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
 /// out, and the child computes and counts the error.
 #[test]
 fn the_urls_command_timeout_is_the_functions() {
-    use std::io::{BufRead as _, BufReader};
     let server = RedisServer::start();
-    let frozen_read = |url: String| {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-            .env("MEMO_TEST_ROLE", "frozen_read")
-            .env("MEMO_REDIS_URL", url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut wait_for = |marker: &str| {
-            for line in lines.by_ref() {
-                let line = line.unwrap();
-                if line.contains(marker) {
-                    return line;
-                }
-            }
-            panic!("the child ended before {marker}");
-        };
-        wait_for("READY");
+    let frozen_read = |url: &str| {
+        let mut child = Conversation::start("frozen_read", url);
+        child.wait_for("READY");
         server.pause();
-        writeln!(stdin).unwrap();
-        wait_for("CALLING");
+        child.go_on();
+        child.wait_for("CALLING");
         std::thread::sleep(Duration::from_millis(600));
         server.resume();
-        let result = wait_for("RESULT");
-        assert!(child.wait().unwrap().success(), "{result}");
-        result
+        child.result()
     };
-    let patient = frozen_read(format!("{}?command_timeout=10s", server.url()));
-    assert!(patient.contains("executions=0 errors=0"), "{patient}");
-    let hasty = frozen_read(server.url());
-    assert!(hasty.contains("executions=1 errors=1"), "{hasty}");
+    let patient = frozen_read(&format!("{}?command_timeout=10s", server.url()));
+    assert_eq!(patient, "executions=0 errors=0");
+    assert_eq!(frozen_read(&server.url()), "executions=1 errors=1");
 }
 
 #[test]
