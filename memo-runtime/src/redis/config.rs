@@ -201,6 +201,7 @@ impl std::fmt::Debug for RedisConfig {
 
 /// The timeouts of a [`RedisConfig`] (see its methods of the same names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// How long a connection attempt may take (default 250 ms).
     pub connect: Duration,
