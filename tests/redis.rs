@@ -177,15 +177,16 @@ fn child() {
         "frozen_read" => {
             let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
             assert_eq!(square(6), 36);
-            let before = SQUARES.load(Ordering::Relaxed);
+            let executions = SQUARES.load(Ordering::Relaxed);
+            let errors = square_cache().stats().backend_errors;
             println!("READY");
             line();
             println!("CALLING");
             assert_eq!(square(6), 36);
             println!(
                 "RESULT executions={} errors={}",
-                SQUARES.load(Ordering::Relaxed) - before,
-                square_cache().stats().backend_errors
+                SQUARES.load(Ordering::Relaxed) - executions,
+                square_cache().stats().backend_errors - errors
             );
         }
         "prefixed" => {
