@@ -59,6 +59,10 @@ impl Fills {
     /// Runs `keep` (of the copy of a value this process wrote to the shared store, the count
     /// `seen` taken before the write) with the stripe's count moved; `keep` is told whether no
     /// other change came since `seen`.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "tiered stores' alone")
+    )]
     pub(crate) fn wrote<T>(&self, hash: u64, seen: u64, keep: impl FnOnce(bool) -> T) -> T {
         let mut count = self.stripe(hash).write();
         let alone = *count == seen;

@@ -429,7 +429,7 @@ impl<K, V> MemoryStore<K, V> {
     /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
     /// for a front that mirrors the expiry of the store behind it; its early refresh is drawn
     /// for a computation that took `cost`.
-    #[cfg(any(feature = "disk", feature = "redis"))]
+    #[cfg(feature = "disk")]
     pub(crate) fn insert_expiring(&self, key: K, value: V, expires: u64, cost: std::time::Duration)
     where
         K: std::hash::Hash + Eq + Clone,

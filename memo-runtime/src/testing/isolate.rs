@@ -113,6 +113,7 @@ pub(crate) fn cache(
 }
 
 /// The innermost scope's directory for disk stores, if a scope is open.
+#[cfg(feature = "disk")]
 pub(crate) fn disk_root() -> Option<PathBuf> {
     if !active() {
         return None;

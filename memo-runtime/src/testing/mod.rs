@@ -7,11 +7,11 @@ mod isolate;
 #[cfg(feature = "redis")]
 mod redis_server;
 
+#[cfg(all(feature = "test-util", feature = "disk"))]
+pub(crate) use isolate::disk_root as isolated_disk_root;
 #[cfg(feature = "test-util")]
 pub use isolate::{Isolated, isolate};
 #[cfg(feature = "test-util")]
-pub(crate) use isolate::{
-    active as isolated, cache as isolated_cache, disk_root as isolated_disk_root,
-};
+pub(crate) use isolate::{active as isolated, cache as isolated_cache};
 #[cfg(feature = "redis")]
 pub use redis_server::{RedisCluster, RedisServer, command as redis_command};
