@@ -32,7 +32,8 @@
 //!
 //! After the rows, per group (`today`, `tune`, `check`): `hitratio/<group>/rows/memo_within_0.2_of_best_peer`
 //! (of moka, `quick_cache` and lru; and the number of rows), `hitratio/<group>/rows/memo_at_least_best_of_moka_quick_cache`,
-//! and the mean gap to `opt` in points of memo and of each peer.
+//! and the mean gap to `opt` in points of memo and of each peer (and of each lab policy that ran,
+//! with its own count of rows within 0.2 of the best peer).
 //!
 //! Arguments filter the rows: each one is a substring that `<group>/<row>/` must contain (all of
 //! them), so `today/` selects a group and `/3877/` one size (not also `38770`).
@@ -228,13 +229,29 @@ fn summarize(table: &[Row], report: &mut Report) {
             at_least as f64,
             "rows",
         );
-        for imp in ["memo"].iter().chain(&PEERS) {
+        let labs: BTreeSet<&str> = complete
+            .iter()
+            .flat_map(|c| c.keys().copied().filter(|i| i.starts_with("lab_")))
+            .filter(|i| complete.iter().all(|c| c.contains_key(i)))
+            .collect();
+        for imp in ["memo"].iter().chain(&PEERS).chain(&labs) {
             let gap =
                 complete.iter().map(|c| c["opt"] - c[imp]).sum::<f64>() / complete.len() as f64;
             report.figure(
                 &format!("hitratio/{group}/mean_gap_to_opt/{imp}"),
                 gap,
                 "points",
+            );
+        }
+        for imp in &labs {
+            let within = complete
+                .iter()
+                .filter(|c| c[imp] >= best(c, &PEERS) - 0.2)
+                .count();
+            report.figure(
+                &format!("hitratio/{group}/rows/{imp}_within_0.2_of_best_peer"),
+                within as f64,
+                "rows",
             );
         }
         let mut worst: Vec<(f64, String)> = cells

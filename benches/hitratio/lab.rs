@@ -8,6 +8,8 @@
 //! Except the references that tell what a shared write per hit would buy: `tinylfu_lru[_hc]`
 //! (moka's policy), `wtlfu1_hc` and the door's `-hc` switch count every hit in the sketch as it
 //! happens (moka and Caffeine do), and `tinylfu_lru` moves a hit entry to the LRU's young end.
+//! `caffeine` is Caffeine's released policy as it runs, unsharded (`caffeine.rs`): the anchor
+//! issue 23 names.
 //! Measured (issue 23): on `check/loopmix50/11652` moka's policy needs the hits counted (26.6 %
 //! without, 41.7 % with; moka 42.5 %), because there every new key meets the sketch and a cached
 //! loop key, never counted while cached, loses to an uncached one; the default policy's model
@@ -107,8 +109,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
+#[path = "caffeine.rs"]
+mod caffeine;
+
 /// Lab policies by name (`lab_<name>` rows).
-pub(crate) const NAMES: [&str; 6] = [
+pub(crate) const NAMES: [&str; 7] = [
+    "caffeine",
     "s3fifo",
     "s3fifo_1shard",
     "wtlfu1",
@@ -123,6 +129,10 @@ pub(crate) fn hits(name: &str, requests: &[u64], size: usize) -> u64 {
         None => (name, store_shards(size)),
     };
     match name {
+        "caffeine" => run(requests, size, 1, caffeine::Caffeine::new),
+        "caffeine_fixed" => run(requests, size, 1, |c| {
+            caffeine::Caffeine::with_climber(c, false)
+        }),
         "s3fifo" => run(requests, size, shards, S3Fifo::new),
         "wtlfu1" => run(requests, size, shards, |c| Wtlfu::new(c, 0.01, false)),
         "wtlfu1_hc" => run(requests, size, shards, |c| {
