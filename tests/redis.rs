@@ -92,6 +92,14 @@ fn shout(word: &str) -> String {
     word.to_uppercase()
 }
 
+static TIERED_SQUARES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_square(n: u64) -> u64 {
+    TIERED_SQUARES.fetch_add(1, Ordering::Relaxed);
+    n * n
+}
+
 #[cached(store = tiered, maxsize = 100, ttl = "10m")]
 async fn whisper(word: String) -> String {
     SHOUTS.fetch_add(1, Ordering::Relaxed);
@@ -174,27 +182,43 @@ fn child() {
             println!("RESULT served={redis},{tiered}");
         }
         "renewing" => renewing_child(),
-        "frozen_read" => {
-            let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
-            assert_eq!(square(6), 36);
-            let executions = SQUARES.load(Ordering::Relaxed);
-            let errors = square_cache().stats().backend_errors;
-            println!("READY");
-            line();
-            println!("CALLING");
-            assert_eq!(square(6), 36);
-            println!(
-                "RESULT executions={} errors={}",
-                SQUARES.load(Ordering::Relaxed) - executions,
-                square_cache().stats().backend_errors - errors
-            );
-        }
+        // The same key twice: the second call reads Redis.
+        "frozen_read" => frozen_read_child(6, square, &SQUARES, || {
+            square_cache().stats().backend_errors
+        }),
+        // Another key first, which opens the client: `6`, not in this process's copies, is then
+        // read from Redis.
+        "tiered_frozen_read" => frozen_read_child(5, tiered_square, &TIERED_SQUARES, || {
+            tiered_square_cache().stats().backend_errors
+        }),
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Calls `square(first)`, then, when the parent says so, `square(6)`, and prints the executions
+/// and backend errors of that second call.
+fn frozen_read_child(
+    first: u64,
+    square: fn(u64) -> u64,
+    executions: &AtomicUsize,
+    errors: impl Fn() -> u64,
+) {
+    let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
+    assert_eq!(square(first), first * first);
+    let (executions_before, errors_before) = (executions.load(Ordering::Relaxed), errors());
+    println!("READY");
+    line();
+    println!("CALLING");
+    assert_eq!(square(6), 36);
+    println!(
+        "RESULT executions={} errors={}",
+        executions.load(Ordering::Relaxed) - executions_before,
+        errors() - errors_before
+    );
 }
 
 /// Issue 19: a stale value read by several processes, refreshed by the one that takes its lock;
@@ -477,19 +501,40 @@ fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
 #[test]
 fn the_urls_command_timeout_is_the_functions() {
     let server = RedisServer::start();
-    let frozen_read = |url: &str| {
-        let mut child = Conversation::start("frozen_read", url);
-        child.wait_for("READY");
-        server.pause();
-        child.go_on();
-        child.wait_for("CALLING");
-        std::thread::sleep(Duration::from_millis(600));
-        server.resume();
-        child.result()
-    };
-    let patient = frozen_read(&format!("{}?command_timeout=10s", server.url()));
+    let patient = frozen_read(&server, "frozen_read", "?command_timeout=10s");
     assert_eq!(patient, "executions=0 errors=0");
-    assert_eq!(frozen_read(&server.url()), "executions=1 errors=1");
+    assert_eq!(
+        frozen_read(&server, "frozen_read", ""),
+        "executions=1 errors=1"
+    );
+}
+
+/// The same for `store = tiered`, whose client the URL configures too: a child that holds no copy
+/// of `tiered_square(6)` reads it from the frozen server.
+#[test]
+fn the_urls_command_timeout_is_the_tiered_functions() {
+    let server = RedisServer::start();
+    let mut writer = Conversation::start("tiered_frozen_read", &server.url());
+    writer.wait_for("READY");
+    writer.go_on();
+    assert_eq!(writer.result(), "executions=1 errors=0");
+    let patient = frozen_read(&server, "tiered_frozen_read", "?command_timeout=10s");
+    assert_eq!(patient, "executions=0 errors=0");
+    let hasty = frozen_read(&server, "tiered_frozen_read", "");
+    assert_eq!(hasty, "executions=1 errors=1");
+}
+
+/// Runs a child of `role` over `server`'s URL with `query`, freezing the server (`SIGSTOP`) for
+/// 600 ms around the child's second call; returns the child's result.
+fn frozen_read(server: &RedisServer, role: &str, query: &str) -> String {
+    let mut child = Conversation::start(role, &format!("{}{query}", server.url()));
+    child.wait_for("READY");
+    server.pause();
+    child.go_on();
+    child.wait_for("CALLING");
+    std::thread::sleep(Duration::from_millis(600));
+    server.resume();
+    child.result()
 }
 
 #[test]
