@@ -64,7 +64,7 @@ impl Caffeine {
         Self::with_climber(maximum, true)
     }
 
-    /// Without the climber the window stays at 1 %, as moka's does.
+    /// Without the climber (`adapts: false`) the window stays at 1 %.
     pub(super) fn with_climber(maximum: usize, adapts: bool) -> Self {
         let window_maximum = maximum - (0.99 * maximum as f64) as usize;
         let protected_maximum = (0.8 * (maximum - window_maximum) as f64) as usize;
