@@ -59,10 +59,7 @@ impl Fills {
     /// Runs `keep` (of the copy of a value this process wrote to the shared store, the count
     /// `seen` taken before the write) with the stripe's count moved; `keep` is told whether no
     /// other change came since `seen`.
-    #[cfg_attr(
-        not(feature = "redis"),
-        allow(dead_code, reason = "tiered stores' alone")
-    )]
+    #[cfg(feature = "redis")]
     pub(crate) fn wrote<T>(&self, hash: u64, seen: u64, keep: impl FnOnce(bool) -> T) -> T {
         let mut count = self.stripe(hash).write();
         let alone = *count == seen;
@@ -102,9 +99,18 @@ mod tests {
         let seen = fills.seen(key);
         fills.change_all(|| ());
         assert!(!kept(seen));
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_write_tells_whether_no_other_change_came_since_its_read() {
+        let fills = Fills::new();
+        let key = 7 << 58;
         let seen = fills.seen(key);
         assert!(fills.wrote(key, seen, |alone| alone));
-        assert!(!kept(seen), "the write moved the count");
+        let mut kept = false;
+        fills.fill(key, seen, || kept = true);
+        assert!(!kept, "the write moved the count");
         let seen = fills.seen(key);
         fills.change(key, || ());
         assert!(!fills.wrote(key, seen, |alone| alone));
