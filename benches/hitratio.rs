@@ -32,8 +32,8 @@
 //!
 //! After the rows, per group (`today`, `tune`, `check`): `hitratio/<group>/rows/memo_within_0.2_of_best_peer`
 //! (of moka, `quick_cache` and lru; and the number of rows), `hitratio/<group>/rows/memo_at_least_best_of_moka_quick_cache`,
-//! and the mean gap to `opt` in points of memo and of each peer (and of each lab policy that ran,
-//! with its own count of rows within 0.2 of the best peer).
+//! the mean gap to `opt` in points of memo and of each peer (and of each lab policy that ran), and
+//! how often each peer (and lab policy) is itself within 0.2 points of the best peer.
 //!
 //! Arguments filter the rows: each one is a substring that `<group>/<row>/` must contain (all of
 //! them), so `today/` selects a group and `/3877/` one size (not also `38770`).
@@ -243,7 +243,7 @@ fn summarize(table: &[Row], report: &mut Report) {
                 "points",
             );
         }
-        for imp in &labs {
+        for imp in PEERS.iter().chain(&labs) {
             let within = complete
                 .iter()
                 .filter(|c| c[imp] >= best(c, &PEERS) - 0.2)
