@@ -310,6 +310,16 @@ fn tiered_lasting(key: &str) -> String {
 /// served the old value (none may be), and the reads made then (some must be).
 fn renewing_child() {
     let ttl = Duration::from_secs(1);
+    // A tiered store hears other processes' invalidations once its subscription is in place,
+    // some time after its first call; one published before is missed (the `ttl` is the safety
+    // net). So the child waits until a message removes its copy of `probe`, which the parent
+    // invalidates over and over.
+    tiered_lasting("probe");
+    println!("PROBING");
+    while tiered_lasting_cache().get(&"probe".to_string()).is_some() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("LISTENING");
     let old = (lasting("r"), tiered_lasting("r"));
     println!("READY {}|{}", old.0, old.1);
     std::io::stdin().read_line(&mut String::new()).unwrap();
@@ -357,6 +367,27 @@ fn a_refresh_running_in_another_process_serves_the_old_value_at_most_a_ttl() {
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // (The harness prints `test child ... ` before the child's first line.)
+    let mut wait_for = |marker: &str| {
+        let found = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .any(|l| l.contains(marker));
+        assert!(found, "the child ended before {marker}");
+    };
+    wait_for("PROBING");
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let invalidating = {
+        let listening = Arc::clone(&listening);
+        std::thread::spawn(move || {
+            while !listening.load(Ordering::Relaxed) {
+                tiered_lasting_cache().invalidate("probe");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    wait_for("LISTENING");
+    listening.store(true, Ordering::Relaxed);
+    invalidating.join().unwrap();
     let ready = lines
         .by_ref()
         .map(Result::unwrap)
