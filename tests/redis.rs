@@ -153,6 +153,11 @@ fn child() {
             assert_eq!(shout("hi"), "HI");
             assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
             assert_eq!(shout("hi"), "HI"); // from the L1
+            // `probe` is the parent's: read from Redis, not computed.
+            listen(
+                || drop(shout("probe")),
+                || shout_cache().get(&"probe".to_string()).is_some(),
+            );
             let line = || std::io::stdin().read_line(&mut String::new()).unwrap();
             println!("READY");
             line();
@@ -310,16 +315,10 @@ fn tiered_lasting(key: &str) -> String {
 /// served the old value (none may be), and the reads made then (some must be).
 fn renewing_child() {
     let ttl = Duration::from_secs(1);
-    // A tiered store hears other processes' invalidations once its subscription is in place,
-    // some time after its first call; one published before is missed (the `ttl` is the safety
-    // net). So the child waits until a message removes its copy of `probe`, which the parent
-    // invalidates over and over.
-    tiered_lasting("probe");
-    println!("PROBING");
-    while tiered_lasting_cache().get(&"probe".to_string()).is_some() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    println!("LISTENING");
+    listen(
+        || drop(tiered_lasting("probe")),
+        || tiered_lasting_cache().get(&"probe".to_string()).is_some(),
+    );
     let old = (lasting("r"), tiered_lasting("r"));
     println!("READY {}|{}", old.0, old.1);
     std::io::stdin().read_line(&mut String::new()).unwrap();
@@ -350,67 +349,57 @@ fn renewing_child() {
 /// invalidation no process serves it, though the refresh (4 s) still runs: Redis and tiered.
 #[test]
 fn a_refresh_running_in_another_process_serves_the_old_value_at_most_a_ttl() {
-    use std::io::{BufRead as _, BufReader};
     init();
     let first = (lasting("r"), tiered_lasting("r"));
     // Past the time to live (Redis keeps wall time), within `stale`.
     std::thread::sleep(Duration::from_millis(1_200));
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "renewing")
-        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // (The harness prints `test child ... ` before the child's first line.)
-    let mut wait_for = |marker: &str| {
-        let found = lines
-            .by_ref()
-            .map(Result::unwrap)
-            .any(|l| l.contains(marker));
-        assert!(found, "the child ended before {marker}");
-    };
-    wait_for("PROBING");
-    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let invalidating = {
-        let listening = Arc::clone(&listening);
-        std::thread::spawn(move || {
-            while !listening.load(Ordering::Relaxed) {
-                tiered_lasting_cache().invalidate("probe");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
-    wait_for("LISTENING");
-    listening.store(true, Ordering::Relaxed);
-    invalidating.join().unwrap();
-    let ready = lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find_map(|line| Some(line.split_once("READY ")?.1.to_string()))
-        .expect("the child ended before READY");
+    let mut child = Conversation::start("renewing", &std::env::var("MEMO_REDIS_URL").unwrap());
+    until_listening(&mut child, || {
+        tiered_lasting_cache().invalidate("probe");
+    });
+    let ready = child.wait_for("READY ");
     // The child was served the stale values, and refreshes them now.
-    assert_eq!(ready, format!("{}|{}", first.0, first.1));
+    assert_eq!(
+        ready.split_once("READY ").unwrap().1,
+        format!("{}|{}", first.0, first.1)
+    );
     assert!(lasting_cache().invalidate("r"));
     assert!(tiered_lasting_cache().invalidate("r"));
-    writeln!(stdin).unwrap();
+    child.go_on();
     // Here, the invalidation is seen at once.
     assert_ne!(lasting("r"), first.0);
     assert_ne!(tiered_lasting("r"), first.1);
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(status.success(), "{rest:?}\n{stderr}");
-    let result = rest
-        .iter()
-        .find_map(|line| Some(line.split_once("RESULT ")?.1))
-        .unwrap_or_else(|| panic!("no RESULT in {rest:?}"));
-    assert_eq!(result, "late_reads>0:true late_old=[]");
+    assert_eq!(child.result(), "late_reads>0:true late_old=[]");
+}
+
+/// A tiered store hears other processes' changes once its subscription is in place, some time
+/// after its first call; a message published before is missed (the `ttl` is the safety net). So
+/// before a test's messages the child ([`listen`]) takes a copy of a probe key, and `invalidate`
+/// removes that key over and over until the child sees its copy go.
+fn until_listening(child: &mut Conversation, invalidate: impl Fn() + Sync) {
+    child.wait_for("PROBING");
+    let listening = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !listening.load(Ordering::Relaxed) {
+                invalidate();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        child.wait_for("LISTENING");
+        listening.store(true, Ordering::Relaxed);
+    });
+}
+
+/// The child's half of [`until_listening`]: `read` takes a copy of the probe key; then waits
+/// until `held` says a message from the parent removed it.
+fn listen(read: impl FnOnce(), held: impl Fn() -> bool) {
+    read();
+    println!("PROBING");
+    while held() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("LISTENING");
 }
 
 /// Runs this binary as `role`, against this binary's server.
@@ -513,7 +502,11 @@ fn a_new_value_or_an_invalidation_evicts_other_processes_copies() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(runtime.block_on(whisper("HI".into())), "hi");
     assert_eq!(SHOUTS.load(Ordering::Relaxed), 2);
+    shout_cache().insert("probe".to_string(), "PROBE".to_string());
     let mut child = Conversation::start("tiered", &std::env::var("MEMO_REDIS_URL").unwrap());
+    until_listening(&mut child, || {
+        shout_cache().invalidate("probe");
+    });
     child.wait_for("READY");
     shout_cache().insert("hi".to_string(), "NEW".to_string());
     child.go_on();

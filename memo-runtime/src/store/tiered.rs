@@ -54,8 +54,9 @@ impl<F: FnOnce()> Drop for Unsettled<F> {
 /// An `insert` (a computed value) or an `invalidate` is published after it reaches Redis, and
 /// the other processes drop their L1 copy when the message arrives (about a round trip later).
 /// A message missed (the subscription was connecting, in the store's first milliseconds, or
-/// reconnecting) leaves a copy until its time to live ends: give tiered caches a `ttl`. A copy read from Redis ends when the entry does there (its
-/// `PTTL` comes in the same round trip as the value).
+/// reconnecting) leaves a copy until its time to live ends: give tiered caches a `ttl`. A copy
+/// read from Redis ends when the entry does there (its `PTTL` comes in the same round trip as
+/// the value).
 ///
 /// Once `invalidate` or `clear` returns, no call of this process gets the removed value: a read
 /// that found it in Redis just before keeps no copy, and neither does one in another process
