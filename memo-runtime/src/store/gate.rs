@@ -35,16 +35,11 @@ use crate::sync::{WriterGuard, WriterLock, lock_writers};
 struct Mark {
     reading: AtomicUsize,
     hits: AtomicU64,
-    /// Sampled hits recorded by the owner (the next goes to `ring[recorded % RING]`, which every
-    /// hit writes) and read by the drainer. Not modelled by loom: a lossy record, which no
-    /// exclusion depends on.
-    recorded: StdAtomicU64,
-    drained: StdAtomicU64,
-    ring: [StdAtomicU64; RING],
+    sampled: Record,
 }
 
-/// Slots for sampled hits in a mark; the last `RING - 1` records are kept until drained, older
-/// ones are lost.
+/// Slots for sampled hits in a [`Record`]; the last `RING - 1` records are kept until drained,
+/// older ones are lost.
 pub(crate) const RING: usize = 8;
 
 impl Mark {
@@ -55,23 +50,71 @@ impl Mark {
         let hits = self.hits.load(Ordering::Relaxed);
         self.hits.store(hits.wrapping_add(1), Ordering::Relaxed);
     }
+}
+
+/// The last sampled hits of a stripe's owner, or of all readers without a mark of their own,
+/// for the shadows (`shard/shadow.rs`) to drain. Not modelled by loom: a lossy record, which no
+/// exclusion depends on.
+struct Record {
+    /// Hits recorded: the next goes to `ring[recorded % RING]`.
+    recorded: StdAtomicU64,
+    drained: StdAtomicU64,
+    ring: [StdAtomicU64; RING],
+}
+
+impl Record {
+    fn new() -> Self {
+        Self {
+            recorded: StdAtomicU64::new(0),
+            drained: StdAtomicU64::new(0),
+            ring: std::array::from_fn(|_| StdAtomicU64::new(0)),
+        }
+    }
 
     /// Records a hit on a key of hash `hash` if `sampled`, by the stripe's owner: overwrites the
     /// oldest record, never waits. Without a branch (a sampled key is a random one in 8 to 64,
     /// whose branch would mispredict): an unsampled hit writes the next slot, not the count.
     #[inline]
-    fn record(&self, hash: u64, sampled: bool) {
+    fn owned(&self, hash: u64, sampled: bool) {
         let n = self.recorded.load(Ordering::Relaxed);
         #[allow(clippy::cast_possible_truncation, reason = "below RING")]
         self.ring[(n % RING as u64) as usize].store(hash, Ordering::Relaxed);
         self.recorded
             .store(n.wrapping_add(u64::from(sampled)), Ordering::Release);
     }
+
+    /// Records a sampled hit by any thread (the readers without a mark, who write shared counts
+    /// on every hit already). A drain that runs between taking a slot and writing it feeds the
+    /// slot's earlier hash: a lossy record, as overwritten ones are.
+    fn shared(&self, hash: u64) {
+        let n = self.recorded.fetch_add(1, Ordering::AcqRel);
+        #[allow(clippy::cast_possible_truncation, reason = "below RING")]
+        self.ring[(n % RING as u64) as usize].store(hash, Ordering::Release);
+    }
+
+    /// Hands the hits recorded since the last drain to `feed`; how many were overwritten first.
+    fn drain(&self, feed: &mut impl FnMut(u64)) -> u64 {
+        let recorded = self.recorded.load(Ordering::Acquire);
+        let drained = self.drained.load(Ordering::Relaxed);
+        let from = drained.max(recorded.saturating_sub(RING as u64 - 1));
+        for n in from..recorded {
+            #[allow(clippy::cast_possible_truncation, reason = "below RING")]
+            feed(self.ring[(n % RING as u64) as usize].load(Ordering::Acquire));
+        }
+        self.drained.store(recorded, Ordering::Relaxed);
+        from - drained
+    }
+
+    /// Hits recorded that wait for a drain.
+    fn undrained(&self) -> u64 {
+        let recorded = self.recorded.load(Ordering::Relaxed);
+        recorded.saturating_sub(self.drained.load(Ordering::Relaxed))
+    }
 }
 
 /// The per-stripe reader marks of one store.
 pub(crate) struct Gate {
-    marks: Box<[Mark; STRIPES]>,
+    marks: Box<Marks>,
     /// Hits of readers without a mark of their own.
     shared_hits: AtomicU64,
     /// Reads inside a read of the same shard by the same thread: counted only so that leaving
@@ -80,6 +123,13 @@ pub(crate) struct Gate {
     /// A hit on a key whose hash has none of these bits set is recorded for the shadows
     /// (`shard/shadow.rs`); all ones: none is (a hash of 0 aside, whose record nobody reads).
     sample: u64,
+}
+
+/// The stripes' marks, and the sampled hits of the readers without one (kept here, not in the
+/// [`Gate`], whose fields the hit path reads beside the store's).
+struct Marks {
+    owned: [Mark; STRIPES],
+    shared: Record,
 }
 
 /// One shard's data with its writer flag. In this order (`repr(C)`): a hit reads the flag and
@@ -152,12 +202,13 @@ impl Gate {
         let unmarked = || Mark {
             reading: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
-            recorded: StdAtomicU64::new(0),
-            drained: StdAtomicU64::new(0),
-            ring: std::array::from_fn(|_| StdAtomicU64::new(0)),
+            sampled: Record::new(),
         };
         Self {
-            marks: Box::new(std::array::from_fn(|_| unmarked())),
+            marks: Box::new(Marks {
+                owned: std::array::from_fn(|_| unmarked()),
+                shared: Record::new(),
+            }),
             shared_hits: AtomicU64::new(0),
             nested: AtomicUsize::new(0),
             sample: u64::MAX,
@@ -176,30 +227,23 @@ impl Gate {
         hash & self.sample == 0
     }
 
-    /// Hands the sampled hits recorded since the last drain to `feed`, stripe by stripe; how
-    /// many were lost, overwritten before this drain. One drainer at a time (the caller's lock).
+    /// Hands the sampled hits recorded since the last drain to `feed`, stripe by stripe and then
+    /// the readers' without one; how many were lost, overwritten before this drain. One drainer
+    /// at a time (the caller's lock).
     pub(crate) fn drain(&self, mut feed: impl FnMut(u64)) -> u64 {
-        let mut lost = 0;
-        for mark in &self.marks[..stripe::high_water().min(STRIPES)] {
-            let recorded = mark.recorded.load(Ordering::Acquire);
-            let drained = mark.drained.load(Ordering::Relaxed);
-            let from = drained.max(recorded.saturating_sub(RING as u64 - 1));
-            lost += from - drained;
-            for n in from..recorded {
-                #[allow(clippy::cast_possible_truncation, reason = "below RING")]
-                feed(mark.ring[(n % RING as u64) as usize].load(Ordering::Relaxed));
-            }
-            mark.drained.store(recorded, Ordering::Relaxed);
-        }
-        lost
+        let owned = &self.marks.owned[..stripe::high_water().min(STRIPES)];
+        (owned.iter().map(|mark| &mark.sampled))
+            .chain([&self.marks.shared])
+            .map(|record| record.drain(&mut feed))
+            .sum()
     }
 
-    /// Sampled hits this thread recorded that wait for a drain.
+    /// Sampled hits this thread recorded that wait for a drain (for a thread without a stripe,
+    /// all such threads').
     pub(crate) fn undrained(&self) -> u64 {
-        self.marks.get(stripe::claimed()).map_or(0, |mark| {
-            let recorded = mark.recorded.load(Ordering::Relaxed);
-            recorded.saturating_sub(mark.drained.load(Ordering::Relaxed))
-        })
+        (self.marks.owned.get(stripe::claimed()))
+            .map_or(&self.marks.shared, |mark| &mark.sampled)
+            .undrained()
     }
 }
 
@@ -368,7 +412,7 @@ impl Gate {
             return Err(SlowPath);
         }
         // SAFETY: checked just above; `marks` has `STRIPES` entries.
-        let mark = unsafe { self.marks.get_unchecked(stripe) };
+        let mark = unsafe { self.marks.owned.get_unchecked(stripe) };
         if mark.reading.load(Ordering::Relaxed) != 0 {
             return Err(SlowPath);
         }
@@ -383,7 +427,7 @@ impl Gate {
         let found = find(unsafe { &*locked.data.get() });
         if found.is_some() {
             mark.count_hit();
-            mark.record(hash, self.sampled(hash));
+            mark.sampled.owned(hash, self.sampled(hash));
         }
         Ok(found)
     }
@@ -412,7 +456,7 @@ impl Gate {
     /// Enters the shard behind `door` as a reader: returns once no writer may write it until
     /// the entry is dropped.
     fn enter<'a>(&'a self, stripe: usize, shard: usize, door: Door<'a>) -> Entry<'a> {
-        if let Some(mark) = self.marks.get(stripe)
+        if let Some(mark) = self.marks.owned.get(stripe)
             && mark.reading.load(Ordering::Relaxed) == 0
         {
             loop {
@@ -434,9 +478,7 @@ impl Gate {
     /// A reader whose mark is taken (a read inside a read) or who has no stripe.
     #[cold]
     fn enter_unmarked<'a>(&'a self, stripe: usize, shard: usize, door: Door<'a>) -> Entry<'a> {
-        let marked = self
-            .marks
-            .get(stripe)
+        let marked = (self.marks.owned.get(stripe))
             .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
         if marked || holds(door.address) {
             self.nested.fetch_add(1, Ordering::Relaxed);
@@ -504,9 +546,7 @@ impl Gate {
         shard: usize,
         door: Door<'a>,
     ) -> WriterGuard<'a, ()> {
-        let marked = self
-            .marks
-            .get(stripe)
+        let marked = (self.marks.owned.get(stripe))
             .is_some_and(|mark| mark.reading.load(Ordering::Relaxed) == shard + 1);
         assert!(
             !marked && !holds(door.address),
@@ -520,28 +560,29 @@ impl Gate {
         // caller's reading, and saw `writing` still lowered, raised the high water before (all
         // `SeqCst`), so its mark is scanned.
         let claimed = claimed.max(stripe::high_water());
-        for mark in &self.marks[..claimed.min(STRIPES)] {
+        for mark in &self.marks.owned[..claimed.min(STRIPES)] {
             wait_until(|| mark.reading.load(Ordering::SeqCst) != shard + 1);
         }
         wait_until(|| door.shared_readers.load(Ordering::SeqCst) == 0);
         writers
     }
 
-    /// Counts a hit on a key of hash `hash` by the reader `guard`, recording it if sampled (a
-    /// reader without a mark of its own records nothing).
+    /// Counts a hit on a key of hash `hash` by the reader `guard`, recording it if sampled.
     #[inline]
     pub(crate) fn count_hit<T>(&self, guard: &ReadGuard<'_, T>, hash: u64) {
         guard.count_hit();
-        if let Entry::Marked(mark) = guard.entry
-            && self.sampled(hash)
-        {
-            mark.record(hash, true);
+        if self.sampled(hash) {
+            match guard.entry {
+                Entry::Marked(mark) => mark.sampled.owned(hash, true),
+                Entry::Shared { .. } => self.marks.shared.shared(hash),
+            }
         }
     }
 
     /// Hits counted by all readers.
     pub(crate) fn hits(&self) -> u64 {
         self.marks
+            .owned
             .iter()
             .map(|mark| mark.hits.load(Ordering::Relaxed))
             .fold(self.shared_hits.load(Ordering::Relaxed), u64::wrapping_add)
@@ -844,6 +885,28 @@ mod tests {
     /// record waits for a drain, and records not drained in time are overwritten, not waited on.
     #[test]
     fn sampled_hits_are_kept_on_the_readers_own_stripe() {
+        on_a_stripe(sampled_hits_kept_on_this_threads_stripe);
+    }
+
+    /// Runs `test` on a thread that holds a stripe: the test's own thread may have found them
+    /// all taken (other tests hold more than `STRIPES` threads for a while).
+    fn on_a_stripe(test: fn()) {
+        for _ in 0..1_000 {
+            let ran = std::thread::spawn(move || {
+                stripe::current() < STRIPES && {
+                    test();
+                    true
+                }
+            });
+            if ran.join().unwrap() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no stripe free for 10 s");
+    }
+
+    fn sampled_hits_kept_on_this_threads_stripe() {
         let mut gate = Gate::default();
         gate.sample(0xff00);
         let locked = Locked::new(7);
@@ -851,9 +914,11 @@ mod tests {
         assert!(gate.sampled(sampled) && !gate.sampled(unsampled));
         let me = stripe::current();
         let others = |gate: &Gate| -> u64 {
-            (gate.marks.iter().enumerate())
+            (gate.marks.owned.iter().enumerate())
                 .filter(|&(i, _)| i != me)
-                .map(|(_, m)| m.recorded.load(Ordering::Relaxed) + m.hits.load(Ordering::Relaxed))
+                .map(|(_, m)| {
+                    m.sampled.recorded.load(Ordering::Relaxed) + m.hits.load(Ordering::Relaxed)
+                })
                 .sum()
         };
         let hit = |hash, found: bool| {
@@ -887,6 +952,75 @@ mod tests {
         drop(guard);
         assert_eq!(gate.undrained(), 1);
         assert_eq!(others(&gate), 0);
+    }
+
+    /// A thread without a stripe records its sampled hits too, in the gate's shared record,
+    /// which is drained with the marks; it writes no mark.
+    #[test]
+    fn sampled_hits_of_threads_without_a_stripe_are_kept_too() {
+        let mut gate = Gate::default();
+        gate.sample(0xff00);
+        let locked = Locked::new(7);
+        let (sampled, unsampled) = (0x1_0000_0001_u64, 0x100_u64);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                stripe::go_without_stripe();
+                for hash in [sampled, unsampled, sampled + 1] {
+                    let guard = gate.read(0, &locked);
+                    gate.count_hit(&guard, hash);
+                }
+                assert_eq!(gate.undrained(), 2);
+            });
+        });
+        assert_eq!(gate.hits(), 3);
+        let marked: u64 = (gate.marks.owned.iter())
+            .map(|m| m.sampled.recorded.load(Ordering::Relaxed))
+            .sum();
+        assert_eq!(marked, 0);
+        let mut drained = Vec::new();
+        assert_eq!(gate.drain(|h| drained.push(h)), 0);
+        assert_eq!(drained, [sampled, sampled + 1]);
+        assert_eq!(gate.marks.shared.undrained(), 0);
+    }
+
+    /// Threads without a stripe recording at once while another drains: every sampled hit is
+    /// drained or counted lost, once.
+    #[test]
+    fn shared_records_and_drains_account_for_every_hit() {
+        let mut gate = Gate::default();
+        gate.sample(0xff00);
+        let locked = Locked::new(());
+        let (mut drained, mut lost) = (0, 0);
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..4_u64)
+                .map(|t| {
+                    let (gate, locked) = (&gate, &locked);
+                    s.spawn(move || {
+                        stripe::go_without_stripe();
+                        for i in 0..20_000_u64 {
+                            let guard = gate.read(0, locked);
+                            gate.count_hit(&guard, (t << 32 | i) << 16);
+                        }
+                    })
+                })
+                .collect();
+            loop {
+                let finished = readers
+                    .iter()
+                    .all(std::thread::ScopedJoinHandle::is_finished);
+                lost += gate.drain(|_| drained += 1);
+                if finished {
+                    break;
+                }
+            }
+        });
+        let waiting = gate.marks.shared.undrained();
+        assert_eq!(
+            drained + lost + waiting,
+            80_000,
+            "{drained} {lost} {waiting}"
+        );
+        assert!(drained > 0, "nothing drained");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! A shadow must see the hits of its keys too, but a hit must not write shared memory: a hit on
 //! a sampled key is recorded in the reading thread's own stripe of the gate (a few slots, the
 //! oldest overwritten), and the shadows drain the stripes on the miss path, before a sampled
-//! miss or when the missing thread's slots fill.
+//! miss or when the missing thread's slots fill. Threads without a stripe (beyond a process's
+//! first 64), which write shared counts on every hit anyway, record theirs in slots they share.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
@@ -77,7 +78,8 @@ struct State {
     current: usize,
     leader: usize,
     leading: u32,
-    /// Sampled hits overwritten before a drain.
+    /// Sampled hits drained, and those overwritten before a drain.
+    drained: u64,
     lost: u64,
 }
 
@@ -132,6 +134,7 @@ impl Shadows {
             current: 0,
             leader: 0,
             leading: 0,
+            drained: 0,
             lost: 0,
         };
         let shadows = Self {
@@ -159,7 +162,12 @@ impl Shadows {
             return;
         };
         let mut moved = None;
-        let lost = gate.drain(|hit| moved = state.request(hit).or(moved));
+        let mut drained = 0;
+        let lost = gate.drain(|hit| {
+            drained += 1;
+            moved = state.request(hit).or(moved);
+        });
+        state.drained += drained;
         state.lost += lost;
         if sampled {
             moved = state.request(hash).or(moved);
@@ -169,10 +177,11 @@ impl Shadows {
         }
     }
 
-    /// Sampled hits lost so far (for tests).
+    /// Sampled hits drained and lost so far (for tests).
     #[cfg(test)]
-    pub(crate) fn lost(&self) -> u64 {
-        self.state.lock().unwrap().lost
+    pub(crate) fn drained_and_lost(&self) -> (u64, u64) {
+        let state = self.state.lock().unwrap();
+        (state.drained, state.lost)
     }
 }
 
