@@ -1593,14 +1593,14 @@ mod tests {
 
     /// `tune/shift20k` of `benches/hitratio.rs`: 80 % of the requests go to a hot set of 2,000
     /// keys that moves every 20,000 requests, the rest to 100,000 keys. The shadows widen the
-    /// small queue there, with hits recorded on the reader's stripe and few lost.
+    /// small queue there, with the reader's hits recorded for them and few lost.
     #[test]
     fn shadows_widen_the_small_queue_for_a_hot_set_that_moves() {
         widen_for_a_hot_set_that_moves();
     }
 
-    /// As above, read by a thread without a stripe of its own (a process's threads beyond the
-    /// first 64): its hits reach the shadows through the gate's shared record.
+    /// As above, read by a thread without a stripe of its own (one that found all 64 taken by
+    /// live threads): its hits reach the shadows through the gate's shared record.
     #[cfg(not(loom))]
     #[test]
     fn shadows_see_the_hits_of_threads_without_a_stripe() {

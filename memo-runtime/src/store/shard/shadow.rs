@@ -14,8 +14,9 @@
 //! A shadow must see the hits of its keys too, but a hit must not write shared memory: a hit on
 //! a sampled key is recorded in the reading thread's own stripe of the gate (a few slots, the
 //! oldest overwritten), and the shadows drain the stripes on the miss path, before a sampled
-//! miss or when the missing thread's slots fill. Threads without a stripe (beyond a process's
-//! first 64), which write shared counts on every hit anyway, record theirs in slots they share.
+//! miss or when the missing thread's slots fill. Threads without a stripe (that found all 64
+//! taken by live threads), which write shared counts on every hit anyway, record theirs in slots
+//! they share, as do reads inside a read.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
