@@ -984,6 +984,26 @@ mod tests {
         assert_eq!(gate.marks.shared.undrained(), 0);
     }
 
+    /// A read inside a read of the same shard, by a thread with a stripe, goes through the
+    /// shared count; its sampled hit is recorded in the shared record, not lost.
+    #[test]
+    fn sampled_hits_of_reads_inside_a_read_are_kept_too() {
+        on_a_stripe(|| {
+            let mut gate = Gate::default();
+            gate.sample(0xff00);
+            let locked = Locked::new(7);
+            let sampled = 0x1_0000_0001_u64;
+            let outer = gate.read(0, &locked);
+            let inner = gate.read(0, &locked);
+            gate.count_hit(&inner, sampled);
+            drop((inner, outer));
+            assert_eq!(gate.marks.shared.undrained(), 1);
+            let mut drained = Vec::new();
+            assert_eq!(gate.drain(|h| drained.push(h)), 0);
+            assert_eq!(drained, [sampled]);
+        });
+    }
+
     /// Threads without a stripe recording at once while another drains: the drains account for
     /// every sampled hit (fed or counted lost), and feed only hashes that were recorded (or a
     /// slot's first 0, racing its first write).

@@ -1572,15 +1572,18 @@ mod tests {
         }
     }
 
-    /// Get-or-insert of `requests` keys from `key(i)`; the store's share after it.
-    fn share_after(store: &MemoryStore<u64, u64>, requests: u64, key: impl Fn(u64) -> u64) -> u32 {
+    /// Get-or-insert of `requests` keys from `key(i)`; the hits on keys the gate samples.
+    fn read_through(store: &MemoryStore<u64, u64>, requests: u64, key: impl Fn(u64) -> u64) -> u64 {
+        let mut sampled_hits = 0;
         for i in 0..requests {
             let k = key(i);
-            if store.get(&&k).is_none() {
+            if store.get(&&k).is_some() {
+                sampled_hits += u64::from(store.base.gate.sampled(store.hash(&k)));
+            } else {
                 store.insert(k, k);
             }
         }
-        store.base.share()
+        sampled_hits
     }
 
     /// A random number below `n` for request `i` (`splitmix64`).
@@ -1627,15 +1630,7 @@ mod tests {
             }
         };
         assert_eq!(store.base.share(), climb::START);
-        let mut sampled_hits = 0;
-        for i in 0..600_000 {
-            let k = key(i);
-            if store.get(&&k).is_some() {
-                sampled_hits += u64::from(store.base.gate.sampled(store.hash(&k)));
-            } else {
-                store.insert(k, k);
-            }
-        }
+        let sampled_hits = read_through(&store, 600_000, key);
         let share = store.base.share();
         assert!(share >= climb::ONE / 2, "share {share}");
         // Every sampled hit reached the shadows or was counted lost, but the last few.
@@ -1662,7 +1657,8 @@ mod tests {
                 draw(i ^ 0xaaaa, 100_000)
             }
         };
-        assert_eq!(share_after(&store, 600_000, key), climb::START);
+        read_through(&store, 600_000, key);
+        assert_eq!(store.base.share(), climb::START);
     }
 
     /// Stores below 4,000 entries, or of another policy, keep the climber.
