@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::flight::{Flights, Handing, RawFlights};
 use crate::janitor;
-use crate::lookup::{KeyPart, Lookup};
+use crate::lookup::Lookup;
 use crate::refresh::{self, Forcing};
 use crate::stats::{Counters, Event, Stats};
 use crate::store::{Claim, Lease, MemoryStore, RawMemory, SlabKind, Store};
@@ -600,9 +600,9 @@ where
     /// let stats = cache.stats();
     /// assert_eq!((stats.hits, stats.misses), (1, 1));
     /// ```
-    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    pub fn get<L>(&self, key: L) -> Option<V>
     where
-        Q: ?Sized + KeyPart<Owned = K>,
+        L: Lookup<Key = K>,
     {
         let value = self.store.get(&key);
         if value.is_none() {
@@ -627,9 +627,9 @@ where
     /// assert!(!cache.contains_key(&1));
     /// assert_eq!(cache.stats().hits, 0);
     /// ```
-    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    pub fn peek<L>(&self, key: L) -> Option<V>
     where
-        Q: ?Sized + KeyPart<Owned = K>,
+        L: Lookup<Key = K>,
     {
         self.store.peek(&key)
     }
@@ -645,9 +645,9 @@ where
     /// cache.insert("tea".to_string(), 3);
     /// assert!(cache.contains_key("tea"));
     /// ```
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    pub fn contains_key<L>(&self, key: L) -> bool
     where
-        Q: ?Sized + KeyPart<Owned = K>,
+        L: Lookup<Key = K>,
     {
         self.peek(key).is_some()
     }
@@ -691,8 +691,9 @@ where
     ///
     /// A computation of `key` begun before (a miss's, a refresh's) still answers the callers
     /// waiting for it, but its value is not stored and later callers do not wait for it; a
-    /// store of such a value under way finishes first, then the entry is removed. (Within this
-    /// process: on disk and Redis another process's computation may still store its value.)
+    /// store of such a value under way finishes first, then the entry is removed. On disk, Redis
+    /// and tiered this holds across processes too, except for a computation that ran without the
+    /// key's lock (`docs/cache-object.md` says which).
     ///
     /// The name memoized functions' handles use (`f_cache().invalidate(..)`, as `cached` does);
     /// [`remove`](Self::remove) does the same and returns the value. An expired entry counts as
@@ -706,12 +707,19 @@ where
     /// assert!(cache.invalidate("tea"));
     /// assert!(!cache.invalidate("tea")); // already gone
     /// assert_eq!(cache.get_or_compute("tea", |_| 4), 4); // computed again
+    ///
+    /// // A key of several parts, as a function of several arguments has: the borrowed tuple.
+    /// let pairs: memo::Cache<(String, u32), u32> = memo::Cache::builder().build();
+    /// pairs.insert(("tea".to_string(), 2), 6);
+    /// assert_eq!(pairs.get(("tea", &2)), Some(6));
+    /// assert!(pairs.invalidate(("tea", &2)));
+    /// assert!(!pairs.contains_key(&("tea".to_string(), 2))); // or the owned key, by reference
     /// ```
-    pub fn invalidate<Q>(&self, key: &Q) -> bool
+    pub fn invalidate<L>(&self, key: L) -> bool
     where
-        Q: ?Sized + KeyPart<Owned = K>,
+        L: Lookup<Key = K>,
     {
-        self.outdate(key);
+        self.outdate(&key);
         self.store.remove(&key)
     }
 
@@ -726,11 +734,11 @@ where
     /// assert_eq!(cache.remove("tea"), Some(3));
     /// assert_eq!(cache.remove("tea"), None); // already gone
     /// ```
-    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    pub fn remove<L>(&self, key: L) -> Option<V>
     where
-        Q: ?Sized + KeyPart<Owned = K>,
+        L: Lookup<Key = K>,
     {
-        self.outdate(key);
+        self.outdate(&key);
         self.store.take(&key)
     }
 
@@ -739,17 +747,15 @@ where
     /// [`crate::writes`]; those storing now finish first, so the removal comes after them); an
     /// old value of `key` is no longer served in place of a refresh (see
     /// [`hit_renewing`](Self::hit_renewing)).
-    fn outdate<Q>(&self, key: &Q)
+    fn outdate<L>(&self, key: &L)
     where
-        Q: ?Sized + KeyPart<Owned = K>,
+        L: Lookup<Key = K>,
     {
-        let hash = self.store.hash_of(&key);
+        let hash = self.store.hash_of(key);
         self.flights.detach(hash, &key.to_key());
         self.head.writes.invalidate(hash);
         if !self.head.renew_for.is_zero() {
-            self.renewing
-                .lock()
-                .retain(|(k, _, _)| !Lookup::matches(&key, k));
+            self.renewing.lock().retain(|(k, _, _)| !key.matches(k));
         }
     }
 

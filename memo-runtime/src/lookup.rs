@@ -63,7 +63,7 @@ where
 /// assert!(view.matches(&("alice".to_string(), 7)));
 /// assert_eq!(view.to_key(), ("alice".to_string(), 7));
 /// ```
-pub trait Lookup: Hash {
+pub trait Lookup: Hash + Copy {
     /// The owned key this view stands for.
     type Key: Hash + Eq + Clone + Send + Sync + 'static;
 

@@ -69,9 +69,53 @@ fn slices_are_keyed_by_vec() {
     let owned: Vec<u64> = (1..=3).collect();
     assert_eq!(sum(&owned), 6);
     assert_eq!(SUM_RUNS.load(Ordering::SeqCst), 1);
+    // A hit looks the slice up as it is: no `Vec` is built (the value is a `u64`, no allocation).
+    let values = [1, 2, 3];
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            std::hint::black_box(sum(&values));
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "a hit on a slice argument allocates nothing"
+    );
     let cache: &'static memo::Cache<Vec<u64>, u64> = sum_cache();
     assert!(cache.invalidate(&[1, 2, 3][..]));
     assert!(!cache.invalidate(&vec![1, 2, 3]));
+}
+
+static CLONES: AtomicUsize = AtomicUsize::new(0);
+
+/// A key part that counts its clones.
+#[derive(Hash, PartialEq, Eq)]
+struct Counted(u32);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, Ordering::SeqCst);
+        Self(self.0)
+    }
+}
+
+#[cached]
+fn double(n: Counted) -> u32 {
+    n.0 * 2
+}
+
+#[test]
+fn an_argument_taken_by_value_is_not_cloned_on_a_hit() {
+    assert_eq!(double(Counted(4)), 8);
+    let clones_at_the_miss = CLONES.load(Ordering::SeqCst);
+    for _ in 0..100 {
+        assert_eq!(double(Counted(4)), 8);
+    }
+    assert_eq!(double_cache().stats().hits, 100);
+    assert_eq!(
+        CLONES.load(Ordering::SeqCst),
+        clones_at_the_miss,
+        "a hit looks the argument up by reference"
+    );
 }
 
 #[derive(Clone, Hash, PartialEq, Eq, Debug)]
@@ -109,6 +153,11 @@ fn several_arguments_are_keyed_by_a_tuple() {
     let cache: &'static memo::Cache<(String, usize, char), String> = concat_cache();
     assert!(cache.invalidate(&("ab".to_string(), 3, '-')));
     assert_eq!(cache.len(), 1);
+    // Or by the tuple of borrowed parts, as the call looks it up.
+    assert_eq!(cache.get(("ab", &2, &'-')).as_deref(), Some("ab-ab"));
+    assert!(cache.contains_key(("ab", &2, &'-')));
+    assert!(cache.invalidate(("ab", &2, &'-')));
+    assert!(cache.is_empty());
 }
 
 static BUMP_RUNS: AtomicUsize = AtomicUsize::new(0);
