@@ -861,6 +861,43 @@ mod tests {
         });
     }
 
+    /// A thread with a stripe may not write a shard inside its own read of it either (a key's
+    /// `Eq` or a value's `Clone` inserting into the cache it is read from): the write panics
+    /// rather than waits for ever for the read it is inside.
+    #[test]
+    fn a_write_inside_a_read_on_a_stripe_panics() {
+        let gate: &'static Gate = Box::leak(Box::default());
+        let locked: &'static Locked<u64> = Box::leak(Box::new(Locked::new(0)));
+        for _ in 0..1_000 {
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                if stripe::current() >= STRIPES {
+                    let _ = done.send(None);
+                    return;
+                }
+                let reading = gate.read(0, locked);
+                assert!(matches!(reading.entry, Entry::Marked(_)));
+                let write = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    drop(gate.write(0, locked));
+                }));
+                drop(reading);
+                *gate.write(0, locked) += 1;
+                let _ = done.send(Some((write.is_err(), *gate.read(0, locked))));
+            });
+            match finished.recv_timeout(std::time::Duration::from_secs(5)) {
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                outcome => {
+                    return assert_eq!(
+                        outcome.ok(),
+                        Some(Some((true, 1))),
+                        "a write inside a read waits for ever"
+                    );
+                }
+            }
+        }
+        panic!("no thread found a free stripe");
+    }
+
     /// The hit path counts only what it found, lets a hit inside a hit through, and clears its
     /// mark when the lookup panics, so that a writer does not wait for it forever.
     #[test]
