@@ -422,20 +422,33 @@ fn an_unusable_directory_caches_in_memory_and_counts_the_error() {
 
 #[test]
 fn a_full_disk_counts_errors_and_calls_go_on() {
-    let tmp = TempDir::new("full");
-    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
-    store.insert(0, vec![0; 10]);
-    store.flush();
-    {
-        // SQLite's own page limit: the same SQLITE_FULL error a full disk gives.
-        let writer = store.db.shared.writer.lock().unwrap();
-        let conn = writer.as_ref().unwrap();
+    // SQLite's own page limit: the same SQLITE_FULL error a full disk gives.
+    calls_go_on_when_writes_fail("full", |conn| {
         let pages: i64 = conn
             .query_row("PRAGMA page_count", [], |row| row.get(0))
             .unwrap();
         conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
             .unwrap();
-    }
+    });
+}
+
+#[test]
+fn a_read_only_database_counts_errors_and_calls_go_on() {
+    // The SQLITE_READONLY error a read-only disk gives (file modes do not stop root).
+    calls_go_on_when_writes_fail("read-only", |conn| {
+        conn.execute_batch("PRAGMA query_only = 1").unwrap();
+    });
+}
+
+/// After `refuse` makes the writer's connection fail every write: calls compute once and
+/// return, the errors are counted, the value committed before is still read, and the values
+/// the database refused are kept in memory.
+fn calls_go_on_when_writes_fail(name: &str, refuse: impl FnOnce(&rusqlite::Connection)) {
+    let tmp = TempDir::new(name);
+    let store: DiskStore<u32, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    store.insert(0, vec![0; 10]);
+    store.flush();
+    refuse(store.db.shared.writer.lock().unwrap().as_ref().unwrap());
     let cache = Cache::with_store(store);
     for i in 1..=3_u8 {
         let value = cache.get_or_compute(&u32::from(i), |_| vec![i; 20_000]);
@@ -443,8 +456,11 @@ fn a_full_disk_counts_errors_and_calls_go_on() {
         cache.store().flush();
     }
     assert!(cache.stats().backend_errors >= 1, "{:?}", cache.stats());
-    // The value committed before the disk filled is still there.
     assert_eq!(cache.get(&0), Some(vec![0; 10]));
+    for i in 1..=3_u8 {
+        let value = cache.get_or_compute(&u32::from(i), |_| unreachable!("kept in memory"));
+        assert_eq!(value, vec![i; 20_000]);
+    }
 }
 
 /// Runs this test binary again as another process, for the test `child` (below), with `role`.
