@@ -484,7 +484,9 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         extra_args: quote!(, __memo_refresh, __memo_keep),
         renew: quote! {
             #requirement
-            #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+            // `unused_braces`: the copied body is the tail of the closure's block, which rustc
+            // calls needless braces when the body is written on one line (`{ n }`).
+            #[allow(unused_variables, unused_mut, unused_braces, clippy::needless_pass_by_value)]
             let __memo_refresh: fn(#key_type) -> #refreshed = #refresh;
             let __memo_keep = #keep;
         },
