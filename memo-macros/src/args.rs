@@ -391,6 +391,19 @@ fn store_of(expr: &Expr) -> syn::Result<StoreKind> {
                 "`disk(...)` takes the store's name as a string: `store = disk(\"pages\")`",
             )),
         },
+        // `store = "tiered"`, as other crates spell their options: the name without quotes.
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(name),
+            ..
+        }) if ["memory", "disk", "redis", "tiered"].contains(&name.value().as_str()) => {
+            Err(syn::Error::new_spanned(
+                name,
+                format_args!(
+                    "`store` expects a name without quotes: `store = {}`",
+                    name.value()
+                ),
+            ))
+        }
         _ => Err(syn::Error::new_spanned(
             expr,
             format_args!("unknown store; {STORES}"),
@@ -736,6 +749,15 @@ mod tests {
                 "{errs:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_quoted_store_name_is_told_to_drop_its_quotes() {
+        assert_eq!(
+            errors(quote!(store = "tiered")),
+            ["`store` expects a name without quotes: `store = tiered`"]
+        );
+        assert!(errors(quote!(store = "postgres"))[0].starts_with("unknown store; expected"));
     }
 
     #[test]
