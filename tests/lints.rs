@@ -56,6 +56,17 @@ pub async fn read_text(path: &str) -> std::io::Result<String> {
     Ok(path.to_uppercase())
 }
 
+/// A body on one line, refreshed in the background: its braces are the user's, not needless
+/// braces around the copy the refresh runs (`unused_braces`).
+#[rustfmt::skip]
+#[cached(ttl = "1m", stale = "10s")]
+pub async fn one_line(n: u32) -> u32 { n * 2 }
+
+/// The same in a sync function, refreshed early.
+#[rustfmt::skip]
+#[cached(ttl = "1m", refresh = "early")]
+pub fn tripled(n: u32) -> u32 { n * 3 }
+
 /// A `Result` with `cache_err`: stored whole.
 #[cached(cache_err = true)]
 fn checked(n: u64) -> Result<u64, String> {
@@ -111,6 +122,7 @@ fn strict_lints_compile() {
     assert_eq!(parse("7"), Ok(7));
     assert_eq!(find(3), Some(2));
     assert_eq!(checked(0), Err("zero".to_owned()));
+    assert_eq!(tripled(2), 6);
     init();
     assert_eq!(Shape { side: 2 }.area(3), 12);
     assert_eq!(Shape::halved(8).side, 4);

@@ -42,11 +42,26 @@ const STORES: &str = "expected `memory`, `disk`, `disk(\"name\")`, `redis`, or `
 pub(crate) struct Opt<T> {
     name: &'static str,
     value: Option<(Path, T)>,
+    /// The span of the value's last token, for options whose expansion points at the whole
+    /// option ([`Opt::written`]).
+    end: Option<Span>,
+}
+
+/// Where an option was written, from its name to the end of its value (`store = disk`): a
+/// macro call spanned over it (`expand::require_at`) underlines the option, not the attribute.
+#[derive(Clone, Copy)]
+pub(crate) struct Written {
+    pub(crate) start: Span,
+    pub(crate) end: Span,
 }
 
 impl<T> Opt<T> {
     const fn new(name: &'static str) -> Self {
-        Self { name, value: None }
+        Self {
+            name,
+            value: None,
+            end: None,
+        }
     }
 
     /// Records the option; a second occurrence is an error at its path.
@@ -59,6 +74,32 @@ impl<T> Opt<T> {
         }
         self.value = Some((path.clone(), value));
         Ok(())
+    }
+
+    /// [`Opt::set`], also recording where the value ends (`value`'s last token).
+    fn set_written(&mut self, path: &Path, value: T, written: &impl ToTokens) -> syn::Result<()> {
+        self.set(path, value)?;
+        self.end = written
+            .to_token_stream()
+            .into_iter()
+            .last()
+            .map(|t| t.span());
+        Ok(())
+    }
+
+    /// Where the option was written, from its name to the end of its value (its name alone when
+    /// the value's end was not recorded).
+    pub(crate) fn written(&self) -> Option<Written> {
+        let path = self.path()?;
+        let start = path
+            .to_token_stream()
+            .into_iter()
+            .next()
+            .map_or_else(Span::call_site, |t| t.span());
+        Some(Written {
+            start,
+            end: self.end.unwrap_or(start),
+        })
     }
 
     pub(crate) fn get(&self) -> Option<&T> {
@@ -192,12 +233,13 @@ impl Args {
             self.jitter.set(path, expr)
         } else if path.is_ident(STALE) {
             let expr = value_of(meta, "stale = \"30s\"")?;
+            let written = expr.to_token_stream();
             let stale = ttl_of(expr).map_err(|err| retarget(err, "ttl", "stale"))?;
-            self.stale.set(path, stale)
+            self.stale.set_written(path, stale, &written)
         } else if path.is_ident(REFRESH) {
             refuse_refresh_flag(meta)?;
             let mode = choice_of(meta, "refresh mode", &["early"])?;
-            self.refresh.set(path, mode)
+            self.refresh.set_written(path, mode.clone(), &mode)
         } else if path.is_ident(BETA) {
             let expr = value_of(meta, "beta = 1.0")?;
             check_beta(&expr)?;
@@ -216,7 +258,7 @@ impl Args {
             self.cache_none.set(path, flag)
         } else if path.is_ident(STORE) {
             let expr = value_of(meta, "store = disk")?;
-            self.store.set(path, store_of(&expr)?)
+            self.store.set_written(path, store_of(&expr)?, &expr)
         } else if path.is_ident(CODEC) {
             let codec = choice_of(meta, "codec", &["binary", "json"])?;
             self.codec.set(path, codec)
@@ -349,6 +391,19 @@ fn store_of(expr: &Expr) -> syn::Result<StoreKind> {
                 "`disk(...)` takes the store's name as a string: `store = disk(\"pages\")`",
             )),
         },
+        // `store = "tiered"`, as other crates spell their options: the name without quotes.
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(name),
+            ..
+        }) if ["memory", "disk", "redis", "tiered"].contains(&name.value().as_str()) => {
+            Err(syn::Error::new_spanned(
+                name,
+                format_args!(
+                    "`store` expects a name without quotes: `store = {}`",
+                    name.value()
+                ),
+            ))
+        }
         _ => Err(syn::Error::new_spanned(
             expr,
             format_args!("unknown store; {STORES}"),
@@ -694,6 +749,15 @@ mod tests {
                 "{errs:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_quoted_store_name_is_told_to_drop_its_quotes() {
+        assert_eq!(
+            errors(quote!(store = "tiered")),
+            ["`store` expects a name without quotes: `store = tiered`"]
+        );
+        assert!(errors(quote!(store = "postgres"))[0].starts_with("unknown store; expected"));
     }
 
     #[test]

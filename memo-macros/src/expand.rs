@@ -38,7 +38,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::args::Args;
+use crate::args::{Args, Written};
 use crate::item::CachedFn;
 use crate::validate::{Plan, Remote, RemoteKind, validate};
 
@@ -445,14 +445,14 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         renews,
         ..
     } = plan;
-    if !*renews {
+    let Some(renewal) = renews else {
         return HitEntry {
             entry: hit_entry,
             extra_args: quote!(),
             renew: quote!(),
             keep: keep.clone(),
         };
-    }
+    };
     let fallible = plan.handover.is_some();
     let refresh = crate::renew::refresh_fn(func, key_type, (output, value), fallible, runtime);
     // One entry for every store (the cache's type says which); an `async fn` over a store read
@@ -470,7 +470,7 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         (
             quote!(#runtime::#entry),
             quote!(#runtime::BoxFuture<#runtime::Option<#value>>),
-            quote!(#runtime::require_tokio!();),
+            require_at(runtime, "require_tokio", *renewal),
         )
     } else {
         (
@@ -484,7 +484,9 @@ fn hit_entry_of(plan: &Plan, func: &CachedFn, hit_entry: TokenStream) -> HitEntr
         extra_args: quote!(, __memo_refresh, __memo_keep),
         renew: quote! {
             #requirement
-            #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+            // `unused_braces`: the copied body is the tail of the closure's block, which rustc
+            // calls needless braces when the body is written on one line (`{ n }`).
+            #[allow(unused_variables, unused_mut, unused_braces, clippy::needless_pass_by_value)]
             let __memo_refresh: fn(#key_type) -> #refreshed = #refresh;
             let __memo_keep = #keep;
         },
@@ -528,6 +530,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             json,
             redlock,
             version,
+            written,
         }) => {
             // The key and value types' serde shapes, traced when the cache is made.
             let shape = quote! {{
@@ -542,7 +545,6 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             };
             let awaits = is_async && *kind != RemoteKind::Disk;
             let store_ty = format_ident!("{}Store", capitalized(store));
-            let require = format_ident!("require_{feature}");
             let hit = if awaits {
                 quote!(hit_or_miss_async_in)
             } else {
@@ -567,7 +569,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 StoreParts {
                     find: TokenStream::new(),
                     store_type: quote!(, #runtime::#store_ty<#key_type, #value>),
-                    require: quote!(#runtime::#require!();),
+                    require: require_at(runtime, &format!("require_{feature}"), *written),
                     hit_entry: quote!(#runtime::#hit),
                     awaits,
                 },
@@ -614,6 +616,15 @@ fn capitalized(word: &str) -> String {
     chars.next().map_or_else(String::new, |first| {
         first.to_ascii_uppercase().to_string() + chars.as_str()
     })
+}
+
+/// `#runtime::require_disk!();` (or another `require_…`), spanned over the option that needs the
+/// feature as it was written (`store = disk`): without the feature, the sentence the runtime's
+/// macro stops the build with underlines that option, not the whole attribute.
+fn require_at(runtime: &TokenStream, name: &str, written: Written) -> TokenStream {
+    let path = respan(runtime.clone(), written.start);
+    let name = proc_macro2::Ident::new(name, written.end);
+    quote_spanned!(written.end=> #path::#name!();)
 }
 
 /// `tokens` with every span set to `span`.

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, GenericParam, Ident, Lifetime, ReceiverKind, Type, TypePath, TypeReference};
 
-use crate::args::{Args, StoreKind, Ttl};
+use crate::args::{Args, StoreKind, Ttl, Written};
 use crate::item::{Arg, CachedFn};
 
 /// The most arguments keyed without `key = ...` (the runtime's largest `Lookup` tuple).
@@ -38,8 +38,9 @@ pub(crate) struct Plan {
     /// handed to its waiters (`Handover`).
     pub(crate) handover: Option<TokenStream>,
     /// Entries are refreshed in the background (`stale`, `refresh = "early"`): the expansion
-    /// passes a copy of the body that runs from the owned key.
-    pub(crate) renews: bool,
+    /// passes a copy of the body that runs from the owned key. Where the option was written
+    /// (the first of them), for the error of an `async fn` without the `tokio` feature.
+    pub(crate) renews: Option<Written>,
     /// `store = disk`, `redis` or `tiered`: where, under which name, and in which codec.
     pub(crate) remote: Option<Remote>,
     /// `weight`, `on_evict`, `ttl_from`: a `fn(S) -> S` that sets them on the new store `S`.
@@ -66,6 +67,8 @@ pub(crate) struct Remote {
     pub(crate) redlock: bool,
     /// `version = N` (0 without it).
     pub(crate) version: u64,
+    /// Where `store = …` was written, for the error of a store whose feature is off.
+    pub(crate) written: Written,
 }
 
 /// Which store outside the process.
@@ -149,7 +152,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
     let quick = func.sig.asyncness.is_none()
         && args.cache.get().is_none()
         && remote.is_none()
-        && !renews
+        && renews.is_none()
         && args.ttl.get().is_none()
         && args.idle.get().is_none();
     errors.finish(Plan {
@@ -417,20 +420,23 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
         json,
         redlock,
         version: args.version.get().copied().unwrap_or(0),
+        written: args.store.written()?,
     })
 }
 
 /// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a
 /// time to live and a key made of the arguments themselves.
-fn check_renewal(args: &Args, errors: &mut Errors) -> bool {
+fn check_renewal(args: &Args, errors: &mut Errors) -> Option<Written> {
     if let (Some(path), None) = (args.beta.path(), args.refresh.get()) {
         errors.at(
             path,
             "`beta` weighs early refresh, which is off; add `refresh = \"early\"`",
         );
     }
-    let Some(option) = args.stale.path().or(args.refresh.path()) else {
-        return false;
+    let (option, written) = match (args.stale.path(), args.refresh.path()) {
+        (Some(stale), _) => (stale, args.stale.written()?),
+        (None, Some(refresh)) => (refresh, args.refresh.written()?),
+        (None, None) => return None,
     };
     let name = option.to_token_stream().to_string();
     if args.ttl.get().is_none() {
@@ -450,7 +456,7 @@ fn check_renewal(args: &Args, errors: &mut Errors) -> bool {
             ),
         );
     }
-    true
+    Some(written)
 }
 
 fn check_signature(func: &CachedFn, errors: &mut Errors) {

@@ -21,7 +21,7 @@ pub type DiskCache<K, V> = Cache<K, V, DiskStore<K, V>>;
 pub type RedisCache<K, V> = Cache<K, V, RedisStore<K, V>>;
 
 /// A cache in Redis with a copy of each entry in this process's memory, as
-/// [`CacheBuilder::tiered`] builds it (feature `redis`; the attribute's `store = "tiered"`).
+/// [`CacheBuilder::tiered`] builds it (feature `redis`; the attribute's `store = tiered`).
 #[cfg(feature = "redis")]
 pub type TieredCache<K, V> = Cache<K, V, TieredStore<K, V>>;
 

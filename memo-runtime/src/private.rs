@@ -344,8 +344,8 @@ macro_rules! __memo_require_disk {
 macro_rules! __memo_require_disk {
     () => {
         ::core::compile_error!(
-            "`store = disk` needs memo's `disk` feature: \
-             memo = { version = \"...\", features = [\"disk\"] }"
+            "`store = disk` needs the `disk` feature of memo-kit (the package of `memo`): \
+             memo-kit = { version = \"...\", features = [\"disk\"] }"
         );
     };
 }
@@ -426,8 +426,8 @@ macro_rules! __memo_require_redis {
 macro_rules! __memo_require_redis {
     () => {
         ::core::compile_error!(
-            "`store = redis` needs memo's `redis` feature: \
-             memo = { version = \"...\", features = [\"redis\"] }"
+            "`store = redis` and `store = tiered` need the `redis` feature of memo-kit (the \
+             package of `memo`): memo-kit = { version = \"...\", features = [\"redis\"] }"
         );
     };
 }
@@ -1088,8 +1088,8 @@ macro_rules! __memo_require_tokio {
 macro_rules! __memo_require_tokio {
     () => {
         ::core::compile_error!(
-            "`stale` and `refresh` on an `async fn` need memo's `tokio` feature: \
-             memo = { version = \"...\", features = [\"tokio\"] }"
+            "`stale` and `refresh` on an `async fn` need the `tokio` feature of memo-kit (the \
+             package of `memo`): memo-kit = { version = \"...\", features = [\"tokio\"] }"
         );
     };
 }
