@@ -244,6 +244,43 @@ fn on_evict_may_call_back_into_its_cache() {
     assert!(ECHOED.load(Ordering::SeqCst) > 0);
 }
 
+/// What `evicts_here`'s listener heard: (key, cause, the thread it ran on).
+static HEARD_ON: std::sync::Mutex<Vec<(u64, memo::RemovalCause, std::thread::ThreadId)>> =
+    std::sync::Mutex::new(Vec::new());
+
+#[cached(
+    maxsize = 1,
+    policy = "fifo",
+    on_evict = |n, _value, cause| {
+        HEARD_ON.lock().unwrap().push((n, cause, std::thread::current().id()));
+    },
+)]
+fn evicts_here(n: u64) -> u64 {
+    n
+}
+
+/// README: `on_evict` runs "on the thread that removed the entry": the call whose insert
+/// evicted, the thread that invalidated.
+#[test]
+fn on_evict_runs_on_the_thread_that_removed_the_entry() {
+    use memo::RemovalCause::{Evicted, Invalidated};
+    let evicting = std::thread::spawn(|| {
+        evicts_here(1);
+        evicts_here(2); // evicts 1
+        std::thread::current().id()
+    });
+    let evicting = evicting.join().unwrap();
+    let invalidating = std::thread::spawn(|| {
+        assert!(evicts_here_cache().invalidate(&2));
+        std::thread::current().id()
+    });
+    let invalidating = invalidating.join().unwrap();
+    assert_eq!(
+        *HEARD_ON.lock().unwrap(),
+        [(1, Evicted, evicting), (2, Invalidated, invalidating)]
+    );
+}
+
 #[cached(maxsize = 100, ttl = "5m", policy = "lru")]
 fn settled(n: u64) -> u64 {
     n
