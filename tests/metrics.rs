@@ -3,8 +3,13 @@
 
 #![cfg(feature = "metrics")]
 
+#[path = "support/calls.rs"]
+mod calls;
+
+use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memo::cached;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -17,6 +22,63 @@ fn square(n: u64) -> u64 {
 #[cached]
 fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
     text.parse()
+}
+
+/// Comparisons of two `Waited` keys so far: a caller compares its key with the one in flight
+/// (under the flight table's lock, which the leader takes to finish), and so waits for it.
+static COMPARED: AtomicUsize = AtomicUsize::new(0);
+
+/// A key whose comparisons are counted.
+#[derive(Clone, Debug)]
+struct Waited(u64);
+
+impl Hash for Waited {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Waited {
+    fn eq(&self, other: &Self) -> bool {
+        COMPARED.fetch_add(1, Ordering::SeqCst);
+        self.0 == other.0
+    }
+}
+
+impl Eq for Waited {}
+
+/// Computes until two other callers wait for it (10 s at most, a bound against a hang): nothing
+/// else compares these keys, the store holding none while it computes.
+#[cached]
+fn joined(key: Waited) -> u64 {
+    assert!(calls::eventually(|| COMPARED.load(Ordering::SeqCst) >= 2));
+    key.0
+}
+
+/// One entry at a time: each new key evicts the one before.
+#[cached(maxsize = 1, policy = "fifo")]
+fn evicted(n: u64) -> u64 {
+    n
+}
+
+/// Expires on the mock clock (see the test).
+#[cfg(feature = "test-util")]
+#[cached(ttl = "10s")]
+fn expiring(n: u64) -> u64 {
+    n
+}
+
+#[cached]
+fn refreshed(n: u64) -> u64 {
+    n
+}
+
+/// A Redis cache whose server dies (see the test): its reads of a key whose removal did not
+/// reach Redis are not even tried.
+#[cfg(feature = "redis")]
+#[cached(store = redis)]
+fn remote(n: u64) -> u64 {
+    n
 }
 
 /// A disk cache whose directory cannot be made (see the test): each call is a backend error.
@@ -77,6 +139,26 @@ fn promtool_accepts(text: &str) {
     );
 }
 
+/// The counters of `function` in the order of the README's list: hits, misses, coalesced,
+/// evictions, expired, load errors, refreshes.
+fn counters(text: &str, function: &str) -> [Option<f64>; 7] {
+    [
+        "memo_hits_total",
+        "memo_misses_total",
+        "memo_coalesced_total",
+        "memo_evictions_total",
+        "memo_expired_total",
+        "memo_load_errors_total",
+        "memo_refreshes_total",
+    ]
+    .map(|metric| value(text, &format!("{metric}{{fn=\"metrics::{function}\"}}")))
+}
+
+/// `counts` as a scrape shows them.
+fn shown(counts: [u32; 7]) -> [Option<f64>; 7] {
+    counts.map(|n| Some(f64::from(n)))
+}
+
 fn value(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(line_start))?
@@ -98,6 +180,13 @@ fn a_scrape_shows_the_calls_made() {
         assert_eq!(stored(1), 2);
         file
     };
+    #[cfg(feature = "redis")]
+    let mut server = {
+        let server = memo::testing::RedisServer::start();
+        // SAFETY: as above: before any Redis cache opens.
+        unsafe { std::env::set_var("MEMO_REDIS_URL", server.url()) };
+        server
+    };
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).unwrap();
@@ -108,33 +197,61 @@ fn a_scrape_shows_the_calls_made() {
     assert!(parse("42").is_ok());
     assert!(parse("42").is_ok());
     assert!(parse("x").is_err());
+    // Three callers of key 1: whichever leads computes until the other two wait for it.
+    std::thread::scope(|s| {
+        let callers = [(); 3].map(|()| s.spawn(|| joined(Waited(1))));
+        assert!(callers.into_iter().all(|c| c.join().unwrap() == 1));
+    });
+    for n in [1, 2, 3] {
+        evicted(n);
+    }
+    #[cfg(feature = "test-util")]
+    {
+        let (clock, mock) = memo::Clock::mock();
+        expiring_cache().set_clock(clock);
+        expiring(1);
+        expiring(2);
+        mock.increment(std::time::Duration::from_secs(60));
+        // Frees both, or those the background sweep has not freed yet: two expired either way
+        // (an expired entry recomputed in place is replaced, not counted as expired).
+        expiring_cache().purge_expired();
+        expiring(3);
+    }
+    refreshed(1);
+    for _ in 0..3 {
+        refreshed_cache().refresh(|| refreshed(1));
+    }
+    #[cfg(feature = "redis")]
+    {
+        remote(1);
+        server.kill();
+        // Not done in Redis (one backend error): the key is read there no more until it is.
+        remote_cache().invalidate(&1);
+        remote(1);
+    }
     memo::publish_metrics();
 
     let text = scrape(move || handle.render());
     let square_fn = r#"{fn="metrics::square"}"#;
-    let parse_fn = r#"{fn="metrics::parse"}"#;
-    assert_eq!(
-        value(&text, &format!("memo_hits_total{square_fn}")),
-        Some(4.0),
-        "{text}"
-    );
-    assert_eq!(
-        value(&text, &format!("memo_misses_total{square_fn}")),
-        Some(3.0)
-    );
+    // Hits, misses, coalesced, evictions, expired, load errors, refreshes: each function's, and
+    // any two counters differ for some function (a scrape showing one for the other fails).
+    let expected = [
+        ("square", [4, 3, 0, 0, 0, 0, 0]),
+        ("parse", [1, 2, 0, 0, 0, 1, 0]),
+        ("joined", [0, 1, 2, 0, 0, 0, 0]),
+        ("evicted", [0, 3, 0, 2, 0, 0, 0]),
+        ("refreshed", [0, 1, 0, 0, 0, 0, 3]),
+        #[cfg(feature = "test-util")]
+        ("expiring", [0, 3, 0, 0, 2, 0, 0]),
+    ];
+    for (function, counts) in expected {
+        assert_eq!(
+            counters(&text, function),
+            shown(counts),
+            "{function}:\n{text}"
+        );
+    }
     assert_eq!(value(&text, &format!("memo_entries{square_fn}")), Some(3.0));
-    assert_eq!(
-        value(&text, &format!("memo_hits_total{parse_fn}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        value(&text, &format!("memo_misses_total{parse_fn}")),
-        Some(2.0)
-    );
-    assert_eq!(
-        value(&text, &format!("memo_load_errors_total{parse_fn}")),
-        Some(1.0)
-    );
     assert_eq!(
         value(&text, &format!("memo_load_seconds_count{square_fn}")),
         Some(3.0)
@@ -149,6 +266,32 @@ fn a_scrape_shows_the_calls_made() {
         assert!(line.contains(r#"backend="disk""#), "{line}");
         assert!(line.ends_with(" 1"), "{line}");
         assert!(!text.contains(r#"memo_backend_errors_total{fn="metrics::square""#));
+        assert_eq!(
+            backend_counters(&text, "stored", "disk"),
+            [Some(1.0), Some(0.0)],
+            "{text}"
+        );
         std::fs::remove_file(file).unwrap();
     }
+    // The read, the claim and the store of the call after the removal: each not tried.
+    #[cfg(feature = "redis")]
+    assert_eq!(
+        backend_counters(&text, "remote", "redis"),
+        [Some(1.0), Some(3.0)],
+        "{text}"
+    );
+}
+
+/// `memo_backend_errors_total` and `memo_backend_skipped_total` of `function`, whose store is
+/// `backend`.
+#[cfg(any(feature = "disk", feature = "redis"))]
+fn backend_counters(text: &str, function: &str, backend: &str) -> [Option<f64>; 2] {
+    ["memo_backend_errors_total", "memo_backend_skipped_total"].map(|metric| {
+        let line = text.lines().find(|l| {
+            l.starts_with(&format!("{metric}{{"))
+                && l.contains(&format!("fn=\"metrics::{function}\""))
+        })?;
+        assert!(line.contains(&format!("backend=\"{backend}\"")), "{line}");
+        line.rsplit(' ').next()?.parse().ok()
+    })
 }

@@ -3,7 +3,13 @@
 
 #![cfg(feature = "tracing")]
 
+#[path = "support/calls.rs"]
+mod calls;
+
+use std::cell::Cell;
 use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memo::cached;
@@ -11,12 +17,25 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Each span's `function`, `outcome` and `kind`, by id (its index + 1); and each event's
-/// `backend` field (empty for events without one).
+/// Each span's `function`, `outcome` and `kind`, by id (its index + 1); each event's `backend`
+/// field (empty for events without one); and the `function` of each warning.
 #[derive(Clone, Default)]
 struct Recorder {
     spans: Arc<Mutex<Vec<(String, String, String)>>>,
     events: Arc<Mutex<Vec<String>>>,
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    /// The `(outcome, kind)` of each span of `function`, in the order they opened.
+    fn spans_of(&self, function: &str) -> Vec<(String, String)> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .filter(|(f, _, _)| f == function)
+            .map(|(_, outcome, kind)| (outcome.clone(), kind.clone()))
+            .collect()
+    }
 }
 
 struct Fields<'a>(&'a mut (String, String, String));
@@ -56,6 +75,9 @@ impl Subscriber for Recorder {
     fn event(&self, event: &Event<'_>) {
         let mut fields = (String::new(), String::new(), String::new());
         event.record(&mut Fields(&mut fields));
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.warnings.lock().unwrap().push(fields.0.clone());
+        }
         self.events.lock().unwrap().push(fields.0);
     }
     fn enter(&self, _: &Id) {}
@@ -88,6 +110,113 @@ fn each_computation_is_a_span_with_its_outcome_and_hits_are_silent() {
     assert!(spans.iter().all(|(_, _, kind)| kind == "call"));
 }
 
+/// Comparisons of two `Gate`s so far: a caller compares its key with the one in flight (under
+/// the flight table's lock, which the leader takes to finish), and so waits for it.
+static GATE_COMPARED: AtomicUsize = AtomicUsize::new(0);
+/// Whether a `Gate` clone paused, and whether it may go on.
+static GATE_PAUSED: AtomicBool = AtomicBool::new(false);
+static GATE_RELEASED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set on a thread whose next `Gate` clone pauses: a caller clones its key after it missed
+    /// the store and before it looks for a computation in flight (its span opens after).
+    static PAUSE_NEXT_CLONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A key that lets the test order two callers of one key without timing them.
+#[derive(Debug)]
+struct Gate(u32);
+
+impl Hash for Gate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        GATE_COMPARED.fetch_add(1, Ordering::SeqCst);
+        self.0 == other.0
+    }
+}
+
+impl Eq for Gate {}
+
+impl Clone for Gate {
+    fn clone(&self) -> Self {
+        if PAUSE_NEXT_CLONE.replace(false) {
+            GATE_PAUSED.store(true, Ordering::SeqCst);
+            assert!(calls::eventually(|| GATE_RELEASED.load(Ordering::SeqCst)));
+        }
+        Self(self.0)
+    }
+}
+
+static GATED_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Key 1 computes until another caller waits for it.
+#[cached]
+fn gated(key: Gate) -> u32 {
+    if key.0 == 1 {
+        GATED_STARTED.store(true, Ordering::SeqCst);
+        assert!(calls::eventually(
+            || GATE_COMPARED.load(Ordering::SeqCst) > 0
+        ));
+    }
+    key.0 * 10
+}
+
+/// README: "a `memo.compute` span per computation (`function`, `outcome`: miss, error,
+/// coalesced, hit, refresh) ...; nothing on plain hits": a caller that waited for another's
+/// computation says `coalesced`; one that missed, then found the value stored before it could
+/// take the lead, says `hit`; a forced refresh says `refresh` (kind `refresh`); plain hits open
+/// no span.
+#[test]
+fn waiters_late_leaders_and_forced_refreshes_say_so_and_plain_hits_stay_silent() {
+    let recorder = Recorder::default();
+    let traced = |call: fn() -> u32| {
+        let recorder = recorder.clone();
+        move || tracing::subscriber::with_default(recorder, call)
+    };
+    // Coalesced: the leader computes key 1 until the second caller has joined its flight.
+    let leader = std::thread::spawn(traced(|| gated(Gate(1))));
+    assert!(calls::eventually(|| GATED_STARTED.load(Ordering::SeqCst)));
+    assert_eq!(traced(|| gated(Gate(1)))(), 10);
+    assert_eq!(leader.join().unwrap(), 10);
+    // Hit: the late caller missed key 2, then paused before looking for a computation; the
+    // other computed and stored it meanwhile (its span opened first).
+    let late = std::thread::spawn(traced(|| {
+        PAUSE_NEXT_CLONE.set(true);
+        gated(Gate(2))
+    }));
+    assert!(calls::eventually(|| GATE_PAUSED.load(Ordering::SeqCst)));
+    assert_eq!(traced(|| gated(Gate(2)))(), 20);
+    GATE_RELEASED.store(true, Ordering::SeqCst);
+    assert_eq!(late.join().unwrap(), 20);
+    // Plain hits, then a forced refresh.
+    assert_eq!(traced(|| gated(Gate(1)) + gated(Gate(2)))(), 30);
+    assert_eq!(traced(|| gated_cache().refresh(|| gated(Gate(2))))(), 20);
+    let stats = gated_cache().stats();
+    assert_eq!(
+        (stats.misses, stats.coalesced, stats.hits, stats.refreshes),
+        (2, 1, 3, 1),
+        "the callers did what their spans say"
+    );
+    let span = |outcome: &str, kind: &str| (outcome.to_string(), kind.to_string());
+    assert_eq!(
+        recorder.spans_of("tracing::gated"),
+        [
+            span("miss", "call"),
+            span("coalesced", "call"),
+            span("miss", "call"),
+            span("hit", "call"),
+            span("refresh", "refresh"),
+        ],
+        "one span per computation, with its outcome; none for the plain hits"
+    );
+    assert!(recorder.warnings.lock().unwrap().is_empty());
+}
+
 #[cfg(feature = "disk")]
 #[cached(store = disk("tracing"))]
 fn stored(n: u32) -> u32 {
@@ -117,5 +246,61 @@ fn each_backend_error_is_an_event() {
         u64::try_from(disk_events).unwrap(),
         errors,
         "one event per counted error: {events:?}"
+    );
+}
+
+/// Whether `quote` fails.
+#[cfg(feature = "test-util")]
+static QUOTE_FAILS: AtomicBool = AtomicBool::new(false);
+#[cfg(feature = "test-util")]
+static QUOTE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(feature = "test-util")]
+#[cached(ttl = "10s", stale = "1h")]
+fn quote(n: u32) -> Result<u32, String> {
+    let run = u32::try_from(QUOTE_RUNS.fetch_add(1, Ordering::SeqCst)).unwrap();
+    if QUOTE_FAILS.load(Ordering::SeqCst) {
+        return Err(format!("quote {n} failed"));
+    }
+    Ok(n * 100 + run)
+}
+
+/// README: a background refresh is a `memo.compute` span (kind and outcome `refresh`, or
+/// outcome `error`), and each that fails is one warning; serving the stale value opens no span.
+/// Background refreshes run on threads of their own: the recorder is the process's subscriber
+/// (the other tests' threads keep theirs), and only `quote`'s spans are read.
+#[cfg(feature = "test-util")]
+#[test]
+fn background_refreshes_are_spans_and_each_failed_one_a_warning() {
+    let recorder = Recorder::default();
+    tracing::subscriber::set_global_default(recorder.clone()).unwrap();
+    let cache = quote_cache();
+    let (clock, mock) = memo::Clock::mock();
+    cache.set_clock(clock);
+    assert_eq!(quote(1), Ok(100));
+    mock.increment(std::time::Duration::from_secs(11));
+    QUOTE_FAILS.store(true, Ordering::SeqCst);
+    assert_eq!(quote(1), Ok(100), "stale, while it refreshes");
+    assert!(calls::eventually(|| cache.stats().refresh_failures == 1));
+    QUOTE_FAILS.store(false, Ordering::SeqCst);
+    assert_eq!(quote(1), Ok(100), "still stale: the failed refresh kept it");
+    assert!(calls::eventually(|| cache.peek(&1) == Some(102)));
+    assert!(calls::eventually(|| cache.stats().refreshes == 2));
+    assert_eq!(cache.stats().refresh_failures, 1);
+    let span = |outcome: &str, kind: &str| (outcome.to_string(), kind.to_string());
+    assert_eq!(
+        recorder.spans_of("tracing::quote"),
+        [
+            span("miss", "call"),
+            span("error", "refresh"),
+            span("refresh", "refresh"),
+        ],
+        "one span per computation and refresh; none for the stale reads"
+    );
+    let warnings = recorder.warnings.lock().unwrap().clone();
+    let quote_warnings = warnings.iter().filter(|f| *f == "tracing::quote").count();
+    assert_eq!(
+        quote_warnings, 1,
+        "one warning per failed refresh: {warnings:?}"
     );
 }

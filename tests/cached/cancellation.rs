@@ -44,7 +44,8 @@ async fn reading(id: u32) -> usize {
 /// A program that runs each call on a runtime of its own (`Runtime::new()?.block_on(..)` in a
 /// sync wrapper, or one `#[tokio::test]` after another): the refresh a stale read started dies
 /// with its runtime, before it ran or in its body. The next read on a live runtime refreshes
-/// the key: the old value is not served for the whole `stale` window.
+/// the key: the old value is not served for the whole `stale` window. The dropped refresh is
+/// counted in `refresh_failures` (CHANGELOG), the one that ran is not.
 #[test]
 fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
     let (clock, time) = Clock::mock();
@@ -55,6 +56,7 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
         let cache = reading_cache();
         time.increment(Duration::from_secs(11));
         let refreshes = cache.stats().refreshes;
+        let failures = cache.stats().refresh_failures;
         let runs = READING_RUNS.load(Ordering::SeqCst);
         READING_HOLDS.store(true, Ordering::SeqCst);
         let doomed = runtime();
@@ -68,6 +70,11 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
         });
         drop(doomed);
         assert_eq!(cache.stats().refreshes, refreshes + 1, "round {round}");
+        assert_eq!(
+            cache.stats().refresh_failures,
+            failures + 1,
+            "round {round}: the dropped refresh failed"
+        );
         READING_HOLDS.store(false, Ordering::SeqCst);
         let old = cache.peek(&7).expect("the stale value stays");
         let live = runtime();
@@ -88,6 +95,11 @@ fn a_refresh_dropped_with_its_runtime_leaves_the_key_to_be_refreshed() {
             assert_eq!(new % 100, 7, "round {round}");
         });
         assert_eq!(cache.stats().refreshes, refreshes + 2, "round {round}");
+        assert_eq!(
+            cache.stats().refresh_failures,
+            failures + 1,
+            "round {round}: the live refresh did not fail"
+        );
     }
 }
 

@@ -145,6 +145,46 @@ fn warm_fills_a_cache_concurrently_with_progress() {
     assert_eq!(cache.stats().hits, 1);
 }
 
+/// Bodies of `meeting` running now, and the most that ran at once.
+static MEETING: AtomicUsize = AtomicUsize::new(0);
+static MOST_MEETING: AtomicUsize = AtomicUsize::new(0);
+static MET_ON: std::sync::Mutex<Vec<std::thread::ThreadId>> = std::sync::Mutex::new(Vec::new());
+/// Set by a body that waited in vain: the others do not wait.
+static MEETING_MISSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Waits (up to 10 s, a bound against a hang, never reached when the bodies run together) until
+/// four bodies run at once.
+#[cached]
+fn meeting(n: u64) -> u64 {
+    MET_ON.lock().unwrap().push(std::thread::current().id());
+    let running = MEETING.fetch_add(1, Ordering::SeqCst) + 1;
+    MOST_MEETING.fetch_max(running, Ordering::SeqCst);
+    if !MEETING_MISSED.load(Ordering::SeqCst)
+        && !crate::calls::eventually(|| MOST_MEETING.load(Ordering::SeqCst) >= 4)
+    {
+        MEETING_MISSED.store(true, Ordering::SeqCst);
+    }
+    MEETING.fetch_sub(1, Ordering::SeqCst);
+    n
+}
+
+/// README: `memo::warm` "fills it concurrently": on its `threads` threads at once, each body on
+/// a thread of its own while they all run.
+#[test]
+fn warm_runs_the_bodies_on_its_threads_at_once() {
+    memo::warm(0..4_u64, 4, |n| assert_eq!(meeting(n), n), |_, _| {});
+    assert_eq!(
+        MOST_MEETING.load(Ordering::SeqCst),
+        4,
+        "four bodies at once"
+    );
+    let mut threads = MET_ON.lock().unwrap().clone();
+    threads.sort_unstable_by_key(|id| format!("{id:?}"));
+    threads.dedup();
+    assert_eq!(threads.len(), 4, "on four threads");
+    assert_eq!(meeting_cache().len(), 4);
+}
+
 static FIFO_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(maxsize = 2, policy = "fifo")]
@@ -242,6 +282,43 @@ fn on_evict_may_call_back_into_its_cache() {
     }
     assert!(echo_cache().len() <= 2);
     assert!(ECHOED.load(Ordering::SeqCst) > 0);
+}
+
+/// What `evicts_here`'s listener heard: (key, cause, the thread it ran on).
+static HEARD_ON: std::sync::Mutex<Vec<(u64, memo::RemovalCause, std::thread::ThreadId)>> =
+    std::sync::Mutex::new(Vec::new());
+
+#[cached(
+    maxsize = 1,
+    policy = "fifo",
+    on_evict = |n, _value, cause| {
+        HEARD_ON.lock().unwrap().push((n, cause, std::thread::current().id()));
+    },
+)]
+fn evicts_here(n: u64) -> u64 {
+    n
+}
+
+/// README: `on_evict` runs "on the thread that removed the entry": the call whose insert
+/// evicted, the thread that invalidated.
+#[test]
+fn on_evict_runs_on_the_thread_that_removed_the_entry() {
+    use memo::RemovalCause::{Evicted, Invalidated};
+    let evicting = std::thread::spawn(|| {
+        evicts_here(1);
+        evicts_here(2); // evicts 1
+        std::thread::current().id()
+    });
+    let evicting = evicting.join().unwrap();
+    let invalidating = std::thread::spawn(|| {
+        assert!(evicts_here_cache().invalidate(&2));
+        std::thread::current().id()
+    });
+    let invalidating = invalidating.join().unwrap();
+    assert_eq!(
+        *HEARD_ON.lock().unwrap(),
+        [(1, Evicted, evicting), (2, Invalidated, invalidating)]
+    );
 }
 
 #[cached(maxsize = 100, ttl = "5m", policy = "lru")]

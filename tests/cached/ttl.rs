@@ -247,4 +247,50 @@ mod issue21 {
         assert!(login(0).is_err());
         assert_eq!(LOGINS.load(Ordering::SeqCst), 5, "errors are not stored");
     }
+
+    static KEPT_LOGINS: AtomicUsize = AtomicUsize::new(0);
+
+    /// `login` with its errors kept, as the whole `Result`.
+    #[cached(ttl = "1h", ttl_from = token_ttl, cache_err = true)]
+    fn kept_login(user: u32) -> Result<Token, String> {
+        KEPT_LOGINS.fetch_add(1, Ordering::SeqCst);
+        if user == 0 {
+            return Err("no such user".to_string());
+        }
+        Ok(Token {
+            expires_in: u64::from(user),
+        })
+    }
+
+    /// README: "an `Err` kept by `cache_err` gets the `ttl`": an error lives the function's
+    /// hour, neither for ever nor the time `ttl_from` gives the `Ok` values.
+    #[test]
+    fn an_error_kept_by_cache_err_lives_the_ttl() {
+        let (clock, mock) = Clock::mock();
+        kept_login_cache().set_clock(clock);
+        assert!(kept_login(0).is_err());
+        kept_login(10).unwrap();
+        mock.increment(Duration::from_secs(10));
+        assert!(kept_login(0).is_err());
+        kept_login(10).unwrap();
+        assert_eq!(
+            KEPT_LOGINS.load(Ordering::SeqCst),
+            3,
+            "the error is kept; the 10 s token expired"
+        );
+        mock.increment(Duration::from_millis(3_600_000 - 10_001));
+        assert!(kept_login(0).is_err());
+        assert_eq!(
+            KEPT_LOGINS.load(Ordering::SeqCst),
+            3,
+            "the error is kept until the hour is up"
+        );
+        mock.increment(Duration::from_millis(1));
+        assert!(kept_login(0).is_err());
+        assert_eq!(
+            KEPT_LOGINS.load(Ordering::SeqCst),
+            4,
+            "the error expired at the ttl"
+        );
+    }
 }

@@ -19,6 +19,24 @@ use super::error::Error;
 /// The URL used when neither `MEMO_REDIS_URL` nor `REDIS_URL` is set.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 
+/// The URL the environment names: `MEMO_REDIS_URL`, else `REDIS_URL`, else [`DEFAULT_URL`].
+pub(crate) fn env_url() -> String {
+    url_of(
+        std::env::var("MEMO_REDIS_URL").ok(),
+        std::env::var("REDIS_URL").ok(),
+    )
+}
+
+/// [`env_url`] from the values of `MEMO_REDIS_URL` and `REDIS_URL` (`None`: unset, or not
+/// Unicode); a blank one counts as unset.
+fn url_of(memo_redis_url: Option<String>, redis_url: Option<String>) -> String {
+    [memo_redis_url, redis_url]
+        .into_iter()
+        .flatten()
+        .find(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_URL.to_string())
+}
+
 /// How to reach Redis and how long to wait for it.
 ///
 /// # Examples
@@ -57,11 +75,7 @@ impl RedisConfig {
     /// # Ok::<(), memo::redis::Error>(())
     /// ```
     pub fn from_env() -> Result<Self, Error> {
-        let url = ["MEMO_REDIS_URL", "REDIS_URL"]
-            .iter()
-            .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()))
-            .unwrap_or_else(|| DEFAULT_URL.to_string());
-        Self::from_url(&url)
+        Self::from_url(&env_url())
     }
 
     /// One server (`redis://`, `rediss://`, `unix://`) or a cluster's seed nodes
@@ -316,6 +330,21 @@ pub(crate) fn node_url(seed: &str, host_port: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README: the server is `MEMO_REDIS_URL`'s, then `REDIS_URL`'s, then
+    /// `redis://127.0.0.1:6379`; a blank variable counts as unset.
+    #[test]
+    fn memo_redis_url_then_redis_url_then_the_default() {
+        let some = |url: &str| Some(url.to_string());
+        let memo = "redis://memo:1";
+        let redis = "redis://redis:2";
+        assert_eq!(url_of(some(memo), some(redis)), memo);
+        assert_eq!(url_of(some(memo), None), memo);
+        assert_eq!(url_of(None, some(redis)), redis);
+        assert_eq!(url_of(some(" "), some(redis)), redis);
+        assert_eq!(url_of(None, None), "redis://127.0.0.1:6379");
+        assert_eq!(url_of(some(""), some(" \t")), DEFAULT_URL);
+    }
 
     #[test]
     fn cluster_urls_split_into_nodes_with_credentials() {

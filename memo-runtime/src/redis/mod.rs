@@ -24,6 +24,7 @@ pub(crate) use crate::block::wait;
 pub use breaker::{Breaker, BreakerConfig};
 pub use claim::DistributedLock;
 pub use client::{RedisClient, Subscription};
+pub(crate) use config::env_url;
 pub use config::{DEFAULT_URL, RedisConfig, Timeouts};
 pub use error::{Error, ServerError};
 pub(crate) use lock::new_token;

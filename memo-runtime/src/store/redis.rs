@@ -212,14 +212,6 @@ fn shared(url: &str, choice: &LockChoice) -> Result<Arc<Remote>, Error> {
     Ok(remote)
 }
 
-/// The URL `RedisConfig::from_env` reads: `MEMO_REDIS_URL`, else `REDIS_URL`, else the default.
-fn env_url() -> String {
-    ["MEMO_REDIS_URL", "REDIS_URL"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|url| !url.trim().is_empty()))
-        .unwrap_or_else(|| crate::redis::DEFAULT_URL.to_string())
-}
-
 /// How a [`RedisStore`] names and encodes its entries, and which server it uses.
 ///
 /// # Examples
@@ -349,7 +341,7 @@ impl RedisOptions {
     pub(crate) fn open_shaped<K, V>(&self, config: &Config, fingerprint: u64) -> RedisStore<K, V> {
         let remote = match &self.client {
             Some(client) => Ok(Arc::new(Remote::new(client.clone(), &self.lock))),
-            None => shared(&env_url(), &self.lock),
+            None => shared(&crate::redis::env_url(), &self.lock),
         };
         let fallback = remote
             .as_ref()
