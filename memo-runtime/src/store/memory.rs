@@ -2213,6 +2213,46 @@ mod tests {
         assert_eq!(log.len(), 6);
     }
 
+    /// A value stored over its key's expired one (the call that missed because it expired) is
+    /// told and counted as expired, as moka tells it; over a live one, as replaced. Both with
+    /// and without room for it in place (a weighed store whose new value does not fit).
+    #[test]
+    fn a_value_stored_over_an_expired_one_tells_it_expired() {
+        for weighed in [false, true] {
+            let config = Config::new().ttl(Duration::from_secs(10));
+            let store = if weighed {
+                MemoryStore::new(&config.maxsize(100).max_weight(10)).weigher(by_value)
+            } else {
+                MemoryStore::new(&config)
+            };
+            let (store, log) = logged(store);
+            let (clock, mock) = Clock::mock();
+            store.set_clock(clock);
+            store.insert(1, 1);
+            store.insert(1, 2); // live: replaced
+            store.insert(2, 5);
+            mock.increment(Duration::from_secs(11));
+            assert_eq!(store.get(&&1), None);
+            // Weighed, 9 does not fit beside 2's 5: the expired value leaves before it comes in.
+            store.insert(1, if weighed { 9 } else { 3 });
+            let told: Vec<_> = (log.lock().unwrap().iter())
+                .filter(|&&(k, ..)| k == 1)
+                .copied()
+                .collect();
+            assert_eq!(
+                told,
+                [
+                    (1, 1, RemovalCause::Replaced),
+                    (1, 2, RemovalCause::Expired)
+                ],
+                "weighed: {weighed}"
+            );
+            // Weighed, 2's expired value leaves too, to make room.
+            let expired = if weighed { 2 } else { 1 };
+            assert_eq!(store.counts().expired, expired, "weighed: {weighed}");
+        }
+    }
+
     /// The listener runs after the shard's lock is released: it may read and write the store.
     #[test]
     fn a_listener_may_call_back_into_the_store() {

@@ -376,8 +376,9 @@ pub(crate) trait Entries {
 #[derive(Clone, Copy)]
 pub(crate) enum Settle {
     /// Its value takes the place of the value at `slot`, a held place of the same key; the old
-    /// one goes to the listener as replaced, and the caller stamps the entry.
-    Replace(NonNull<u8>),
+    /// one goes to the listener with the cause given (replaced, or expired if it had), and the
+    /// caller stamps the entry.
+    Replace(NonNull<u8>, RemovalCause),
     /// It is not stored: it goes to the listener as evicted.
     Decline,
     /// Its key and value are written at `slot`, a new place (the caller writes its `meta`).
@@ -463,9 +464,10 @@ impl Held<'_> {
 
     /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
     /// one to the listener as replaced; the caller stamps it.
-    fn replace(&mut self, at: u32) {
+    fn replace(&mut self, at: u32, cause: RemovalCause) {
         let slot = self.slab.get(at).expect("an entry just found");
-        self.typed.settle(self.removed, Settle::Replace(slot));
+        self.typed
+            .settle(self.removed, Settle::Replace(slot, cause));
     }
 
     /// The entry being inserted is not stored: it goes to the listener as evicted.
@@ -881,7 +883,7 @@ impl Entries for Typed<'_> {
     fn settle(&mut self, removed: &mut RawRemoved, new: Settle) {
         let entry = self.new.take().expect("an entry being inserted");
         let cause = match new {
-            Settle::Replace(slot) => {
+            Settle::Replace(slot, cause) => {
                 let (at, size) = (self.ty.value_at, self.ty.value_size);
                 // SAFETY: two distinct `Slot<K, V>`s (a held place, which the machinery holds
                 // exclusively, and the entry being inserted): their values swap bytes, so the
@@ -893,7 +895,7 @@ impl Entries for Typed<'_> {
                         size,
                     );
                 }
-                RemovalCause::Replaced
+                cause
             }
             Settle::Decline => RemovalCause::Evicted,
             Settle::Place(slot) => {
@@ -1459,8 +1461,16 @@ impl Ops<'_> {
             None
         };
         if let Some(at) = found {
+            // An old value past its time (and grace) is told and counted as expired, as moka
+            // tells it, not as replaced: its key was missed because it expired.
+            let cause = if self.expired_at(at, now) {
+                self.core.counts.expired += 1;
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Replaced
+            };
             if self.replaces(at, weight) {
-                self.entries.replace(at);
+                self.entries.replace(at, cause);
                 let meta = self.entries.meta_mut(at).expect("an entry just found");
                 meta.stamp(stamp);
                 *meta.refreshing.get_mut() = false;
@@ -1469,7 +1479,7 @@ impl Ops<'_> {
             }
             // The new value does not fit beside the others in place: the old one leaves, and the
             // new one comes in as a new entry, making room by the policy.
-            self.take_out(hash, at, RemovalCause::Replaced);
+            self.take_out(hash, at, cause);
         }
         let Some(uses) = self.make_room(hash, weight, now) else {
             // Declined, or heavier than the whole shard may hold: counted as evicted on
