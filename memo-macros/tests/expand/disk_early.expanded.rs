@@ -29,7 +29,7 @@ fn rate(currency: &str) -> f64 {
             ::core::convert::identity,
         )
     };
-    #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+    #[allow(unused_variables, unused_mut, unused_braces, clippy::needless_pass_by_value)]
     let __memo_refresh: fn(::std::string::String) -> ::memo::__private::Option<f64> = |
         __memo_key: ::std::string::String,
     | -> ::memo::__private::Option<f64> {

@@ -29,7 +29,7 @@ async fn profile(id: u64) -> Option<String> {
         )
     };
     ::memo::__private::require_tokio!();
-    #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+    #[allow(unused_variables, unused_mut, unused_braces, clippy::needless_pass_by_value)]
     let __memo_refresh: fn(
         u64,
     ) -> ::memo::__private::BoxFuture<::memo::__private::Option<Option<String>>> = |

@@ -14,7 +14,7 @@ async fn read(path: &str) -> io::Result<String> {
         )
     };
     ::memo::__private::require_tokio!();
-    #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+    #[allow(unused_variables, unused_mut, unused_braces, clippy::needless_pass_by_value)]
     let __memo_refresh: fn(
         ::std::string::String,
     ) -> ::memo::__private::BoxFuture<

@@ -13,7 +13,7 @@ fn describe(&self, name: &str, mut n: u32) -> String {
             },
         )
     };
-    #[allow(unused_variables, unused_mut, clippy::needless_pass_by_value)]
+    #[allow(unused_variables, unused_mut, unused_braces, clippy::needless_pass_by_value)]
     let __memo_refresh: fn(
         (Self, ::std::string::String, u32),
     ) -> ::memo::__private::Option<String> = |
