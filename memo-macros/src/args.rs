@@ -395,7 +395,10 @@ fn store_of(expr: &Expr) -> syn::Result<StoreKind> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(name),
             ..
-        }) if ["memory", "disk", "redis", "tiered"].contains(&name.value().as_str()) => {
+        }) if name
+            .parse::<Expr>()
+            .is_ok_and(|unquoted| store_of(&unquoted).is_ok()) =>
+        {
             Err(syn::Error::new_spanned(
                 name,
                 format_args!(
@@ -756,6 +759,10 @@ mod tests {
         assert_eq!(
             errors(quote!(store = "tiered")),
             ["`store` expects a name without quotes: `store = tiered`"]
+        );
+        assert_eq!(
+            errors(quote!(store = "disk(\"pages\")")),
+            ["`store` expects a name without quotes: `store = disk(\"pages\")`"]
         );
         assert!(errors(quote!(store = "postgres"))[0].starts_with("unknown store; expected"));
     }

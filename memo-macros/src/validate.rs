@@ -420,7 +420,7 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
         json,
         redlock,
         version: args.version.get().copied().unwrap_or(0),
-        written: args.store.written()?,
+        written: args.store.written().expect("a remote store was written"),
     })
 }
 
