@@ -2,7 +2,8 @@
 //!
 //! `#[memo::cached]` stores a function's results in a concurrent in-memory cache keyed by its
 //! arguments. Concurrent callers of one missing key run the body once and share the value; callers
-//! of other keys never wait for them; hits take no lock and write no shared counter. `async fn`
+//! of other keys never wait for them; hits on a warm entry take no lock and write nothing
+//! another thread writes (the README's Limits say the exceptions). `async fn`
 //! works the same way, and survives the computing caller being cancelled.
 //!
 //! # Example

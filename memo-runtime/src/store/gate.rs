@@ -866,6 +866,7 @@ mod tests {
     /// rather than waits for ever for the read it is inside.
     #[test]
     fn a_write_inside_a_read_on_a_stripe_panics() {
+        use std::sync::mpsc::RecvTimeoutError;
         let gate: &'static Gate = Box::leak(Box::default());
         let locked: &'static Locked<u64> = Box::leak(Box::new(Locked::new(0)));
         for _ in 0..1_000 {
@@ -886,13 +887,9 @@ mod tests {
             });
             match finished.recv_timeout(std::time::Duration::from_secs(5)) {
                 Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                outcome => {
-                    return assert_eq!(
-                        outcome.ok(),
-                        Some(Some((true, 1))),
-                        "a write inside a read waits for ever"
-                    );
-                }
+                Ok(Some(outcome)) => return assert_eq!(outcome, (true, 1)),
+                Err(RecvTimeoutError::Timeout) => panic!("a write inside a read waits for ever"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the reading thread panicked"),
             }
         }
         panic!("no thread found a free stripe");

@@ -376,8 +376,8 @@ pub(crate) trait Entries {
 #[derive(Clone, Copy)]
 pub(crate) enum Settle {
     /// Its value takes the place of the value at `slot`, a held place of the same key; the old
-    /// one goes to the listener with the cause given (replaced, or expired if it had), and the
-    /// caller stamps the entry.
+    /// one goes to the listener as `cause` (replaced, or expired if it had), and the caller
+    /// stamps the entry.
     Replace(NonNull<u8>, RemovalCause),
     /// It is not stored: it goes to the listener as evicted.
     Decline,
@@ -463,7 +463,7 @@ impl Held<'_> {
     }
 
     /// Puts the value being inserted in place of entry `at`'s (the same key), handing the old
-    /// one to the listener as replaced; the caller stamps it.
+    /// one to the listener as `cause`; the caller stamps it.
     fn replace(&mut self, at: u32, cause: RemovalCause) {
         let slot = self.slab.get(at).expect("an entry just found");
         self.typed
@@ -1461,16 +1461,18 @@ impl Ops<'_> {
             None
         };
         if let Some(at) = found {
-            // An old value past its time (and grace) is told and counted as expired, as moka
-            // tells it, not as replaced: its key was missed because it expired.
-            let cause = if self.expired_at(at, now) {
-                self.core.counts.expired += 1;
+            // An old value past its time to live (and its `stale` grace) is told and counted as
+            // expired, as moka tells it, not as replaced. Counted once it is out: the weigher,
+            // user code, runs first.
+            let expired = self.expired_at(at, now);
+            let cause = if expired {
                 RemovalCause::Expired
             } else {
                 RemovalCause::Replaced
             };
             if self.replaces(at, weight) {
                 self.entries.replace(at, cause);
+                self.core.counts.expired += u64::from(expired);
                 let meta = self.entries.meta_mut(at).expect("an entry just found");
                 meta.stamp(stamp);
                 *meta.refreshing.get_mut() = false;
@@ -1480,6 +1482,7 @@ impl Ops<'_> {
             // The new value does not fit beside the others in place: the old one leaves, and the
             // new one comes in as a new entry, making room by the policy.
             self.take_out(hash, at, cause);
+            self.core.counts.expired += u64::from(expired);
         }
         let Some(uses) = self.make_room(hash, weight, now) else {
             // Declined, or heavier than the whole shard may hold: counted as evicted on
