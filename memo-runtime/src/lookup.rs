@@ -63,6 +63,12 @@ where
 /// assert!(view.matches(&("alice".to_string(), 7)));
 /// assert_eq!(view.to_key(), ("alice".to_string(), 7));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a borrowed form of a cache key",
+    label = "look the key up by reference",
+    note = "pass `&key` (`\"text\"` for a `String` key), or for a key of several parts the tuple of \
+            borrowed parts: `(\"ab\", &3)` for a `(String, u32)` key"
+)]
 pub trait Lookup: Hash + Copy {
     /// The owned key this view stands for.
     type Key: Hash + Eq + Clone + Send + Sync + 'static;
