@@ -434,8 +434,11 @@ fn check_renewal(args: &Args, errors: &mut Errors) -> Option<Written> {
         );
     }
     let (option, written) = match (args.stale.path(), args.refresh.path()) {
-        (Some(stale), _) => (stale, args.stale.written()?),
-        (None, Some(refresh)) => (refresh, args.refresh.written()?),
+        (Some(stale), _) => (stale, args.stale.written().expect("`stale` was written")),
+        (None, Some(refresh)) => (
+            refresh,
+            args.refresh.written().expect("`refresh` was written"),
+        ),
         (None, None) => return None,
     };
     let name = option.to_token_stream().to_string();
