@@ -17,7 +17,9 @@ use crate::cache::{Cache, Head, MemoryCache};
 use crate::erased;
 use crate::flight::{FlightKey, Handed, RawJoin};
 use crate::stats::Event;
-use crate::store::{EntryOps, EntryPlace, Lease, MemoryStore, RawMemory, SlotType, Timed, TypeOf};
+use crate::store::{
+    EntryOps, EntryPlace, Lease, MemoryStore, RawMemory, SlotType, StoreHasher, Timed, TypeOf,
+};
 
 /// What the steps over a [`MemoryCache`] need of its key and value types `K` and `V`.
 pub(crate) struct Pair {
@@ -56,9 +58,9 @@ where
     const PAIR: &'static Pair = &Pair {
         types: super::types::<K, V>,
         flight: FlightKey::of::<K>(),
-        slot: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
+        slot: TypeOf::<K, V, StoreHasher>::TYPE,
         handed: Lend::<K, V>::NEW.handed,
-        put: if TypeOf::<K, V, foldhash::fast::RandomState>::FITS_PLACE {
+        put: if TypeOf::<K, V, StoreHasher>::FITS_PLACE {
             put_in_place
         } else {
             put::<K, V>
@@ -376,7 +378,7 @@ mod tests {
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         #[repr(align(32))]
         struct Aligned(u64);
-        type Of<K, V> = TypeOf<K, V, foldhash::fast::RandomState>;
+        type Of<K, V> = TypeOf<K, V, StoreHasher>;
         const {
             assert!(Of::<(u64, Arc<()>), Arc<()>>::FITS_PLACE);
             assert!(!Of::<u64, Large>::FITS_PLACE);
@@ -408,7 +410,7 @@ mod tests {
                 panic!("a clone that panics")
             }
         }
-        const { assert!(TypeOf::<(u64, Arc<()>), Panicky, foldhash::fast::RandomState>::FITS_PLACE) };
+        const { assert!(TypeOf::<(u64, Arc<()>), Panicky, StoreHasher>::FITS_PLACE) };
         let cache: &'static Cache<(u64, Arc<()>), Panicky> =
             Box::leak(Box::new(Cache::new(Config::new().maxsize(100))));
         let (held, value) = (Arc::new(()), Panicky(Arc::new(())));

@@ -146,6 +146,14 @@ impl Told<'_> {
     }
 }
 
+/// The stores' hasher: a seed of each store's own and one the process draws.
+#[cfg(not(test))]
+pub(crate) type StoreHasher = foldhash::fast::RandomState;
+/// The same hasher, whose shared seed a test may give each store apart
+/// ([`MemoryStore::reseed`]); 8 bytes larger, and a hash reads the seed through a pointer.
+#[cfg(test)]
+pub(crate) type StoreHasher = foldhash::fast::SeedableRandomState;
+
 /// A store apart from its entries: its gate, clock, timing and counters, with what the store
 /// does with them, compiled once in memo-runtime rather than for every key and value type.
 struct Base {
@@ -156,7 +164,7 @@ struct Base {
     shadows: Option<Box<Shadows>>,
     /// `shards.len() - 1`; the shard is picked from the hash's middle bits.
     mask: usize,
-    hasher: foldhash::fast::RandomState,
+    hasher: StoreHasher,
     /// The time to live, its jitter and early refresh.
     timing: Timing,
     /// Whether an entry was given a time to live of its own ([`Store::insert_with_ttl`]): the
@@ -404,6 +412,19 @@ impl<K, V> MemoryStore<K, V> {
         self.base.clock.set(clock);
     }
 
+    /// Hashes keys with both seeds drawn from `seed`, the process's shared seed too: stores of
+    /// one process are then as independent as stores of many (for tests of the policy, whose
+    /// sampled keys the seeds pick). Before any entry is stored.
+    #[cfg(test)]
+    pub(crate) fn reseed(&mut self, seed: u64)
+    where
+        Self: Store<K, V>,
+    {
+        assert!(self.is_empty(), "entries hashed with the old seeds");
+        let shared = Box::leak(Box::new(foldhash::SharedSeed::from_u64(seed)));
+        self.base.hasher = StoreHasher::with_seed(seed, shared);
+    }
+
     #[inline]
     pub(crate) fn hash<T: std::hash::Hash + ?Sized>(&self, key: &T) -> u64 {
         self.base.hasher.hash_one(key)
@@ -520,7 +541,7 @@ impl<K, V> MemoryStore<K, V> {
     {
         let mut place = NewEntry::new(key, value);
         let entering = Entering {
-            ty: TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
+            ty: TypeOf::<K, V, StoreHasher>::TYPE,
             new: place.given(),
         };
         // SAFETY: a `MemoryStore<K, V>` starts as its `RawMemory` (`STARTS_RAW`); the entry is
@@ -696,7 +717,7 @@ impl RawMemory {
     ///
     /// # Safety
     ///
-    /// As for `put`: `ty` is `TypeOf::<K, V, foldhash::fast::RandomState>::TYPE` of the store's
+    /// As for `put`: `ty` is `TypeOf::<K, V, StoreHasher>::TYPE` of the store's
     /// types, and `new` an entry of them, given up.
     pub(crate) unsafe fn put_entry(
         &self,
@@ -812,7 +833,7 @@ impl Base {
             climber: Climber::new(config.maxsize.unwrap_or(0)),
             shadows,
             mask: plan.count - 1,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: StoreHasher::default(),
             timing: plan.timing,
             timed: AtomicBool::new(false),
             clock: ClockCell::default(),
@@ -950,7 +971,7 @@ impl Base {
     /// # Safety
     ///
     /// `ty` is the table of these shards' types, hashed by the store's hasher
-    /// (`TypeOf<K, V, foldhash::fast::RandomState>`).
+    /// (`TypeOf<K, V, StoreHasher>`).
     unsafe fn purge_expired(
         &self,
         shards: &[Padded<Locked<RawShard>>],
@@ -1071,7 +1092,7 @@ impl Base {
 }
 
 /// The entry a store inserts, without its types ([`Base::put`]): `ty`, the table of the store's
-/// entry type with keys hashed by its hasher (`TypeOf<K, V, foldhash::fast::RandomState>`), and
+/// entry type with keys hashed by its hasher (`TypeOf<K, V, StoreHasher>`), and
 /// `new`, a place holding the entry ([`NewEntry::given`], or `SlotType::fill`'s), which
 /// `Base::put` owns from then on.
 #[derive(Clone, Copy)]
@@ -1526,7 +1547,7 @@ where
         unsafe {
             (*std::ptr::from_ref(self).cast::<RawMemory>()).purge_expired(
                 std::ptr::from_ref(self).cast(),
-                TypeOf::<K, V, foldhash::fast::RandomState>::TYPE,
+                TypeOf::<K, V, StoreHasher>::TYPE,
             )
         }
     }
@@ -2092,7 +2113,7 @@ mod tests {
     #[test]
     fn consecutive_keys_reach_every_shard_whatever_the_seed() {
         use std::hash::{Hash, Hasher};
-        // `foldhash::fast::RandomState` is this hasher with a per-store seed and one shared seed
+        // `StoreHasher` is this hasher with a per-store seed and one shared seed
         // drawn per process by `SharedSeed::from_u64`.
         let spread = |shared: &foldhash::SharedSeed, shards: usize, keys: u64| {
             let mut count = vec![0_u64; shards];

@@ -35,7 +35,7 @@ pub use lifetime::TtlFrom;
 pub(crate) use lifetime::chosen;
 pub use listener::RemovalCause;
 pub use memory::MemoryStore;
-pub(crate) use memory::{RawMemory, Timed};
+pub(crate) use memory::{RawMemory, StoreHasher, Timed};
 #[cfg(feature = "redis")]
 pub use redis::{RedisOptions, RedisStore};
 pub(crate) use shard::EntryOps;

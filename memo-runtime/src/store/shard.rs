@@ -929,7 +929,7 @@ impl Entries for Typed<'_> {
 
 /// The hasher type of operations that hash no key (removals, purges); the same type as the
 /// stores', so that they share its vtable.
-type NoHasher = foldhash::fast::RandomState;
+type NoHasher = super::memory::StoreHasher;
 
 /// The shard's machinery at work on one write: compiled once, not per key and value types.
 struct Ops<'a> {
