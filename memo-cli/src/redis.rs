@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use clap::Subcommand;
+use memo_runtime::redis::DEFAULT_URL;
 use memo_runtime::store::redis_names::{self, LOCK_SUFFIX, ValueName};
 use redis::{Connection, cmd};
 
@@ -56,11 +57,11 @@ pub(crate) fn run(
     action: RedisAction,
 ) -> Result<(), String> {
     let url = url
-        .or_else(|| std::env::var("MEMO_REDIS_URL").ok())
-        .or_else(|| std::env::var("REDIS_URL").ok())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string());
+        .or_else(|| set_var("MEMO_REDIS_URL"))
+        .or_else(|| set_var("REDIS_URL"))
+        .unwrap_or_else(|| DEFAULT_URL.to_string());
     let prefix = prefix
-        .or_else(|| std::env::var("MEMO_REDIS_PREFIX").ok())
+        .or_else(|| set_var("MEMO_REDIS_PREFIX"))
         .filter(|prefix| !prefix.trim().is_empty())
         .unwrap_or_else(|| "memo".to_string());
     let mut conn = redis::Client::open(url.as_str())
@@ -121,6 +122,14 @@ pub(crate) fn run(
 }
 
 /// Every value and lock of memo's under `prefix`, by namespace, in the order of their keys.
+/// The environment variable `name`, where set and not blank: a blank one counts as unset, as
+/// it does for the programs that wrote the entries (`memo_runtime`'s `RedisConfig::from_env`).
+fn set_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
 fn scan(conn: &mut Connection, prefix: &str) -> redis::RedisResult<Found> {
     let pattern = format!("{}:*", glob_escape(prefix));
     let mut found = Found {

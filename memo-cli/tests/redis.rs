@@ -52,6 +52,20 @@ impl Shop {
             .output()
             .unwrap()
     }
+
+    /// The command without `--url`, in an environment naming the server as `env` says.
+    fn cli_in(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let url = self.server.url();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_memo-cli"));
+        command
+            .arg("redis")
+            .args(args)
+            .env_remove("MEMO_REDIS_PREFIX");
+        for (name, value) in env {
+            command.env(name, value.replace("{url}", &url));
+        }
+        command.output().unwrap()
+    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -117,4 +131,28 @@ fn an_unknown_function_is_an_error_naming_those_there_are() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("app::price, app::stock"), "{err}");
+}
+
+/// The server comes from `MEMO_REDIS_URL`, else `REDIS_URL`, a blank one counting as unset, as
+/// for the program that wrote the entries.
+#[test]
+fn the_server_comes_from_the_environment_as_the_programs_find_it() {
+    let shop = Shop::open();
+    let listed = |env: &[(&str, &str)]| {
+        let out = shop.cli_in(env, &["functions"]);
+        out.status.success().then(|| stdout(&out).lines().count())
+    };
+    let (unused, server) = ("redis://127.0.0.1:1", "{url}");
+    assert_eq!(
+        listed(&[("MEMO_REDIS_URL", server), ("REDIS_URL", unused)]),
+        Some(2)
+    );
+    assert_eq!(
+        listed(&[("MEMO_REDIS_URL", " "), ("REDIS_URL", server)]),
+        Some(2)
+    );
+    assert_eq!(
+        listed(&[("MEMO_REDIS_URL", unused), ("REDIS_URL", server)]),
+        None
+    );
 }
