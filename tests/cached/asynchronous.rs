@@ -62,13 +62,26 @@ async fn slow(n: u64) -> u64 {
     n + 1
 }
 
+/// Polls `call` once: whether it is still pending (a leader in its body, or a waiter that
+/// joined it).
+async fn pending<F: Future>(call: &mut std::pin::Pin<Box<F>>) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx).is_pending())).await
+}
+
+/// The leader gives up (its future is dropped mid-computation) with waiters joined to it. The
+/// order is set by polls, not by sleeps: a leader task not yet run when the waiters came (a
+/// loaded machine) made a waiter the leader, and the cancelled caller a waiter, run once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_hands_over_to_a_waiter() {
-    // The leader gives up after 30 ms (its future is dropped mid-computation).
-    let leader = tokio::spawn(tokio::time::timeout(Duration::from_millis(30), slow(7)));
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let waiters: Vec<_> = (0..16).map(|_| tokio::spawn(slow(7))).collect();
-    assert!(leader.await.unwrap().is_err(), "the leader timed out");
+    let mut leader = Box::pin(slow(7));
+    assert!(pending(&mut leader).await, "the leader is in its body");
+    assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
+    let mut waiters: Vec<_> = (0..16).map(|_| Box::pin(slow(7))).collect();
+    for waiter in &mut waiters {
+        assert!(pending(waiter).await, "a waiter joins the leader");
+    }
+    drop(leader);
+    let waiters: Vec<_> = waiters.into_iter().map(tokio::spawn).collect();
     for waiter in waiters {
         assert_eq!(waiter.await.unwrap(), 8, "every surviving caller is served");
     }
@@ -88,13 +101,17 @@ async fn patient(n: u64) -> u64 {
     n
 }
 
+/// A waiter dropped while its leader computes. The leader is in its body before the waiter
+/// comes, and the waiter is dropped after it joined, by polls, not sleeps: a leader task not
+/// yet run when the waiter came (a loaded machine) left the waiter to lead, and run twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_that_gives_up_holds_nobody_back() {
-    let leader = tokio::spawn(patient(3));
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let impatient = tokio::time::timeout(Duration::from_millis(10), patient(3)).await;
-    assert!(impatient.is_err());
-    assert_eq!(leader.await.unwrap(), 3);
+    let mut leader = Box::pin(patient(3));
+    assert!(pending(&mut leader).await, "the leader is in its body");
+    let mut impatient = Box::pin(patient(3));
+    assert!(pending(&mut impatient).await, "the waiter joins the leader");
+    drop(impatient);
+    assert_eq!(leader.await, 3);
     assert_eq!(patient(3).await, 3);
     assert_eq!(PATIENT_RUNS.load(Ordering::SeqCst), 1);
 }

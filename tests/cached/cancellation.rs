@@ -2,6 +2,7 @@
 //! runtime that ran them: every later caller gets the right value, a key is computed again
 //! where it must be, and nothing is left waiting or claimed.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -191,13 +192,13 @@ async fn drop_at_every_poll<F: Future<Output = u64>>(
     base: u64,
     call: impl Fn(u64) -> F,
     expected: impl Fn(u64) -> u64,
-    runs: impl Fn() -> usize,
+    runs: impl Fn(u64) -> usize,
 ) -> u64 {
     use std::task::{Context, Waker};
     let mut cx = Context::from_waker(Waker::noop());
     for polls in 1..=100_u64 {
         let key = base + polls;
-        let before = runs();
+        let before = runs(key);
         let mut leader = Box::pin(call(key));
         let mut first = Some(Box::pin(call(key)));
         let mut second = Box::pin(call(key));
@@ -222,9 +223,9 @@ async fn drop_at_every_poll<F: Future<Output = u64>>(
             .await
             .unwrap_or_else(|_| panic!("key {key}: the waiter is held"));
         assert_eq!(second, expected(key), "key {key}: the waiter");
-        let computed = runs();
+        let computed = runs(key);
         assert_eq!(call(key).await, expected(key), "key {key}: the next caller");
-        assert_eq!(runs(), computed, "key {key}: the next caller hit");
+        assert_eq!(runs(key), computed, "key {key}: the next caller hit");
         let executions = computed - before;
         assert!(
             (1..=2).contains(&executions),
@@ -237,22 +238,30 @@ async fn drop_at_every_poll<F: Future<Output = u64>>(
     panic!("a call did not finish within 100 polls");
 }
 
-static DROPPED_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Executions of each key of the functions below. Counted by key, not in one total: the two
+/// tests that drop their calls run at once, on keys of their own, and a total counts the other
+/// test's executions too.
+static DROPPED_RUNS: std::sync::Mutex<BTreeMap<u64, usize>> =
+    std::sync::Mutex::new(BTreeMap::new());
 
-fn dropped_runs() -> usize {
-    DROPPED_RUNS.load(Ordering::SeqCst)
+fn dropped_run(n: u64) {
+    *DROPPED_RUNS.lock().unwrap().entry(n).or_default() += 1;
+}
+
+fn dropped_runs(n: u64) -> usize {
+    DROPPED_RUNS.lock().unwrap().get(&n).copied().unwrap_or(0)
 }
 
 #[cached(ttl = "1h")]
 async fn with_ttl(n: u64) -> u64 {
-    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    dropped_run(n);
     steps(3).await;
     n * 3
 }
 
 #[cached(ttl = "1h")]
 async fn fallible(n: u64) -> Result<u64, String> {
-    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    dropped_run(n);
     steps(2).await;
     if n == u64::MAX {
         return Err("never".into());
@@ -263,21 +272,21 @@ async fn fallible(n: u64) -> Result<u64, String> {
 
 #[cached(ttl = "1h", stale = "1h")]
 async fn with_stale(n: u64) -> Result<u64, std::io::Error> {
-    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    dropped_run(n);
     steps(3).await;
     Ok(n * 3)
 }
 
 #[cached(ttl = "1h", refresh = "early")]
 async fn with_early(n: u64) -> u64 {
-    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    dropped_run(n);
     steps(3).await;
     n * 3
 }
 
 #[cached(ttl = "1h", cache_err = true)]
 async fn cached_err(n: u64) -> Result<u64, String> {
-    DROPPED_RUNS.fetch_add(1, Ordering::SeqCst);
+    dropped_run(n);
     steps(3).await;
     Ok(n * 3)
 }
@@ -314,7 +323,7 @@ async fn drop_two_leaders<F: Future<Output = u64>>(
     base: u64,
     call: impl Fn(u64) -> F,
     expected: impl Fn(u64) -> u64,
-    runs: impl Fn() -> usize,
+    runs: impl Fn(u64) -> usize,
 ) {
     use std::task::{Context, Poll, Waker};
     let mut cx = Context::from_waker(Waker::noop());
@@ -322,7 +331,7 @@ async fn drop_two_leaders<F: Future<Output = u64>>(
     for first in 1..=4_u64 {
         for then in 1..=4_u64 {
             key += 1;
-            let before = runs();
+            let before = runs(key);
             let mut leader = Box::pin(call(key));
             let mut next = Box::pin(call(key));
             let mut last = Box::pin(call(key));
@@ -347,9 +356,9 @@ async fn drop_two_leaders<F: Future<Output = u64>>(
                 .await
                 .unwrap_or_else(|_| panic!("key {key}: the last caller is held"));
             assert_eq!(last, expected(key), "key {key} ({first}, {then})");
-            let computed = runs();
+            let computed = runs(key);
             assert_eq!(call(key).await, expected(key), "key {key}: the next caller");
-            assert_eq!(runs(), computed, "key {key}: the next caller hit");
+            assert_eq!(runs(key), computed, "key {key}: the next caller hit");
             assert!(
                 computed - before <= 3,
                 "key {key}: {} executions",

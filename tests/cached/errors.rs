@@ -201,6 +201,9 @@ fn recovers(n: u32) -> Result<u32, Opaque> {
     if run == 0 { Err(Opaque(n)) } else { Ok(n) }
 }
 
+/// The rest are served by the second leader: they waited on it, or, started after it stored
+/// its value, hit it (a caller the scheduler held past both bodies, on a loaded machine; 2
+/// runs in 36 at 32 test threads), but none computed.
 #[test]
 fn after_a_failure_that_cannot_be_shared_the_next_leader_serves_the_rest() {
     let results = at_once(|| recovers(5));
@@ -211,7 +214,10 @@ fn after_a_failure_that_cannot_be_shared_the_next_leader_serves_the_rest() {
         "one waiter took over"
     );
     let stats = recovers_cache().stats();
-    assert_eq!((stats.misses, stats.coalesced), (2, CALLERS as u64 - 2));
+    assert_eq!(
+        (stats.misses, stats.coalesced + stats.hits),
+        (2, CALLERS as u64 - 2)
+    );
     assert_eq!(recovers(5).unwrap(), 5);
 }
 
