@@ -28,7 +28,7 @@ const LAG: usize = 25;
 /// after a first read that fills the cache; returns the statistics after the first read.
 ///
 /// The cache's clock moves by reads, a body by real time: on a loaded machine the reader ran
-/// on while a refresh thread waited to be scheduled, past the value's window (2 runs in 136 at
+/// on while a refresh thread waited to be scheduled, past the value's window (2 runs in 176 at
 /// 32 test threads). So the clock stops, between reads, for a body [`LAG`] reads behind until
 /// it ends (`ended`, the bodies ended, against the misses and refreshes begun): a read still
 /// never waits, and a refresh that began too late or not at all is still a miss.
