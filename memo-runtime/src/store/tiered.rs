@@ -880,9 +880,12 @@ mod tests {
                 .is_pending();
             cancelled += u32::from(pending);
             drop(write);
+            // A write Redis had taken may still land: the copy and Redis agree once it has (a
+            // stale copy never does; it would be served for the ttl).
             std::thread::sleep(Duration::from_millis(50));
-            let remote = store.remote().peek(&&1);
-            assert_eq!(store.get(&&1), remote, "round {round}");
+            until(&format!("round {round}: the copy as in Redis"), || {
+                store.get(&&1) == store.remote().peek(&&1)
+            });
         }
         assert!(cancelled >= 5, "only {cancelled} writes cancelled");
     }
