@@ -57,11 +57,11 @@ pub(crate) fn run(
     action: RedisAction,
 ) -> Result<(), String> {
     let url = url
-        .or_else(|| set_var("MEMO_REDIS_URL"))
-        .or_else(|| set_var("REDIS_URL"))
+        .or_else(|| var_unless_blank("MEMO_REDIS_URL"))
+        .or_else(|| var_unless_blank("REDIS_URL"))
         .unwrap_or_else(|| DEFAULT_URL.to_string());
     let prefix = prefix
-        .or_else(|| set_var("MEMO_REDIS_PREFIX"))
+        .or_else(|| var_unless_blank("MEMO_REDIS_PREFIX"))
         .filter(|prefix| !prefix.trim().is_empty())
         .unwrap_or_else(|| "memo".to_string());
     let mut conn = redis::Client::open(url.as_str())
@@ -124,7 +124,7 @@ pub(crate) fn run(
 /// Every value and lock of memo's under `prefix`, by namespace, in the order of their keys.
 /// The environment variable `name`, where set and not blank: a blank one counts as unset, as
 /// it does for the programs that wrote the entries (`memo_runtime`'s `RedisConfig::from_env`).
-fn set_var(name: &str) -> Option<String> {
+fn var_unless_blank(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .filter(|value| !value.trim().is_empty())

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use memo::cached;
 
+use crate::calls::poll_once;
+
 static FETCHES: AtomicUsize = AtomicUsize::new(0);
 
 /// Pretends to fetch a page: 50 ms of waiting, then its "body".
@@ -62,23 +64,17 @@ async fn slow(n: u64) -> u64 {
     n + 1
 }
 
-/// Polls `call` once: whether it is still pending (a leader in its body, or a waiter that
-/// joined it).
-async fn pending<F: Future>(call: &mut std::pin::Pin<Box<F>>) -> bool {
-    std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx).is_pending())).await
-}
-
 /// The leader gives up (its future is dropped mid-computation) with waiters joined to it. The
 /// order is set by polls, not by sleeps: a leader task not yet run when the waiters came (a
 /// loaded machine) made a waiter the leader, and the cancelled caller a waiter, run once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_hands_over_to_a_waiter() {
     let mut leader = Box::pin(slow(7));
-    assert!(pending(&mut leader).await, "the leader is in its body");
+    assert!(!poll_once(leader.as_mut()), "the leader is in its body");
     assert_eq!(SLOW_RUNS.load(Ordering::SeqCst), 1);
     let mut waiters: Vec<_> = (0..16).map(|_| Box::pin(slow(7))).collect();
     for waiter in &mut waiters {
-        assert!(pending(waiter).await, "a waiter joins the leader");
+        assert!(!poll_once(waiter.as_mut()), "a waiter joins the leader");
     }
     drop(leader);
     let waiters: Vec<_> = waiters.into_iter().map(tokio::spawn).collect();
@@ -107,9 +103,12 @@ async fn patient(n: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_that_gives_up_holds_nobody_back() {
     let mut leader = Box::pin(patient(3));
-    assert!(pending(&mut leader).await, "the leader is in its body");
+    assert!(!poll_once(leader.as_mut()), "the leader is in its body");
     let mut impatient = Box::pin(patient(3));
-    assert!(pending(&mut impatient).await, "the waiter joins the leader");
+    assert!(
+        !poll_once(impatient.as_mut()),
+        "the waiter joins the leader"
+    );
     drop(impatient);
     assert_eq!(leader.await, 3);
     assert_eq!(patient(3).await, 3);

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memo::{Cache, cached};
 
+use crate::calls::poll_once;
+
 static DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// A value that counts its drops, to see a cache go with its object.
@@ -157,12 +159,6 @@ impl Feed {
         }
         format!("item {id}")
     }
-}
-
-/// Polls `future` once, without a runtime: `true` if it finished.
-fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    future.poll(&mut context).is_ready()
 }
 
 /// Runs `future` to its end; one left waiting for a cancelled leader would hang, so it fails.

@@ -145,3 +145,9 @@ pub(crate) async fn cancel_at_every_await<F: Future<Output = u64>>(
     }
     panic!("a call did not finish within 200 polls");
 }
+
+/// Polls `future` once, without a runtime: `true` if it finished.
+pub(crate) fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    future.poll(&mut context).is_ready()
+}
