@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memo::cached;
 
@@ -110,15 +110,17 @@ async fn an_async_fn_returns_its_error_and_stores_only_ok() {
 /// Callers of one cold key at once.
 const CALLERS: usize = 8;
 
-/// Calls `call` from [`CALLERS`] threads that start together; the leader's body holds the key
-/// for a while (see [`hold`]), so that the other callers wait on it.
-fn at_once<R: Send>(call: impl Fn() -> R + Sync) -> Vec<R> {
+/// Calls `call` from [`CALLERS`] threads that start together, counting in `calling` those that
+/// have begun; the leader's body holds the key until all have (see [`hold`]), so that the other
+/// callers wait on it.
+fn at_once<R: Send>(calling: &AtomicUsize, call: impl Fn() -> R + Sync) -> Vec<R> {
     let barrier = Barrier::new(CALLERS);
     thread::scope(|s| {
         let handles: Vec<_> = (0..CALLERS)
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
+                    calling.fetch_add(1, Ordering::SeqCst);
                     call()
                 })
             })
@@ -127,23 +129,30 @@ fn at_once<R: Send>(call: impl Fn() -> R + Sync) -> Vec<R> {
     })
 }
 
-/// The body of a leader: long enough for the callers that started with it to wait on it.
-fn hold() {
+/// The body of a leader: waits until every caller has begun its call (a thread the scheduler
+/// held back at the barrier would otherwise come after the leader and compute again), then
+/// 200 ms more for them to reach the wait.
+fn hold(calling: &AtomicUsize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calling.load(Ordering::SeqCst) < CALLERS && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
     thread::sleep(Duration::from_millis(200));
 }
 
 static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static SHARED_CALLING: AtomicUsize = AtomicUsize::new(0);
 
 #[cached]
 fn shared_failure(n: u32) -> Result<u32, String> {
     SHARED_RUNS.fetch_add(1, Ordering::SeqCst);
-    hold();
+    hold(&SHARED_CALLING);
     Err(format!("{n} failed"))
 }
 
 #[test]
 fn waiters_of_a_failed_leader_get_a_clone_of_its_error() {
-    let results = at_once(|| shared_failure(1));
+    let results = at_once(&SHARED_CALLING, || shared_failure(1));
     assert!(
         results
             .iter()
@@ -164,6 +173,7 @@ fn waiters_of_a_failed_leader_get_a_clone_of_its_error() {
 }
 
 static OWN_RUNS: AtomicUsize = AtomicUsize::new(0);
+static OWN_CALLING: AtomicUsize = AtomicUsize::new(0);
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MOST_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
@@ -172,14 +182,14 @@ fn unshared_failure(n: u32) -> Result<u32, Opaque> {
     OWN_RUNS.fetch_add(1, Ordering::SeqCst);
     let running = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     MOST_RUNNING.fetch_max(running, Ordering::SeqCst);
-    hold();
+    hold(&OWN_CALLING);
     RUNNING.fetch_sub(1, Ordering::SeqCst);
     Err(Opaque(n))
 }
 
 #[test]
 fn waiters_of_a_leader_failing_with_an_error_not_clone_compute_one_at_a_time() {
-    let results = at_once(|| unshared_failure(2));
+    let results = at_once(&OWN_CALLING, || unshared_failure(2));
     assert!(results.iter().all(|r| r.as_ref().unwrap_err().0 == 2));
     assert_eq!(
         OWN_RUNS.load(Ordering::SeqCst),
@@ -193,11 +203,12 @@ fn waiters_of_a_leader_failing_with_an_error_not_clone_compute_one_at_a_time() {
 }
 
 static RECOVER_RUNS: AtomicUsize = AtomicUsize::new(0);
+static RECOVER_CALLING: AtomicUsize = AtomicUsize::new(0);
 
 #[cached]
 fn recovers(n: u32) -> Result<u32, Opaque> {
     let run = RECOVER_RUNS.fetch_add(1, Ordering::SeqCst);
-    hold();
+    hold(&RECOVER_CALLING);
     if run == 0 { Err(Opaque(n)) } else { Ok(n) }
 }
 
@@ -206,7 +217,7 @@ fn recovers(n: u32) -> Result<u32, Opaque> {
 /// runs in 36 at 32 test threads), but none computed.
 #[test]
 fn after_a_failure_that_cannot_be_shared_the_next_leader_serves_the_rest() {
-    let results = at_once(|| recovers(5));
+    let results = at_once(&RECOVER_CALLING, || recovers(5));
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
     assert_eq!(
         RECOVER_RUNS.load(Ordering::SeqCst),
