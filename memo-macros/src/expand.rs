@@ -562,7 +562,14 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                         store: #name,
                         json: #json,
                         shape: #shape,
-                        version: #version,
+                        version: {
+                            const VERSION: u64 = #runtime::crate_version(
+                                #version,
+                                ::core::option_env!("CARGO_PKG_VERSION"),
+                                ::core::option_env!("CARGO_BIN_NAME"),
+                            );
+                            VERSION
+                        },
                         redlock: #redlock,
                     }, #hooks)
                 },

@@ -184,6 +184,72 @@ pub fn ttl_of<V>(ttl_from: impl FnOnce(&V) -> Option<Duration>, value: &V) -> Op
 /// the process (see `key::fingerprint`).
 pub type Fingerprint = fn(u64) -> u64;
 
+/// `version = N` of a function of a crate whose package has this version (`CARGO_PKG_VERSION`)
+/// and, for a binary, this name (`CARGO_BIN_NAME`): a function's path names its crate by name
+/// alone, and two crates of one name can be linked into one program (a package's library and
+/// binary; two semver-incompatible versions of one dependency). Only the part of the package's
+/// version that semver keeps compatible counts (`1` of `1.4.2`, `0.3` of `0.3.1`): cargo never
+/// links two versions that agree on it, and a release that cargo would take in place of the last
+/// keeps its entries. Without either (a build outside cargo), or without a store outside the
+/// process, `version` itself. A `const fn`: the expansion takes it in a constant, off the hit path.
+#[must_use]
+pub const fn crate_version(version: u64, package: Option<&str>, bin: Option<&str>) -> u64 {
+    let (package, bin) = match (package, bin) {
+        (None, None) => return version,
+        (package, bin) => (bytes_of(package), bytes_of(bin)),
+    };
+    if !cfg!(any(feature = "disk", feature = "redis")) {
+        return version;
+    }
+    // 64-bit FNV-1a, as `key::fnv64`, over the version, the compatible part and the binary.
+    let mut hash = fnv(0xcbf2_9ce4_8422_2325, &version.to_le_bytes(), usize::MAX);
+    hash = fnv(hash, b"|", usize::MAX);
+    hash = fnv(hash, package, compatible_len(package));
+    hash = fnv(hash, b"|", usize::MAX);
+    fnv(hash, bin, usize::MAX)
+}
+
+const fn bytes_of(text: Option<&str>) -> &[u8] {
+    match text {
+        Some(text) => text.as_bytes(),
+        None => b"",
+    }
+}
+
+/// `hash` taking the first `len` of `bytes` (all of them, at most).
+const fn fnv(mut hash: u64, bytes: &[u8], len: usize) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() && i < len {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// How much of a version semver keeps compatible: the major (`1` of `1.4.2`), the minor too
+/// under 1 (`0.3` of `0.3.1`), all of `0.0.x`.
+const fn compatible_len(version: &[u8]) -> usize {
+    let major = part_end(version, 0);
+    if !(major == 1 && version[0] == b'0') || major >= version.len() {
+        return major;
+    }
+    let minor = part_end(version, major + 1);
+    if minor == major + 2 && version[major + 1] == b'0' {
+        version.len()
+    } else {
+        minor
+    }
+}
+
+/// Where the part of a version starting at `at` ends (at a `.`, `-`, `+`, or the end).
+const fn part_end(version: &[u8], mut at: usize) -> usize {
+    while at < version.len() && !matches!(version[at], b'.' | b'-' | b'+') {
+        at += 1;
+    }
+    at
+}
+
 /// What `store = disk`, `redis` or `tiered` say of their store, as the expansion writes it.
 #[derive(Clone, Copy)]
 pub struct Remote {
@@ -193,7 +259,7 @@ pub struct Remote {
     pub json: bool,
     /// The key and value types' [`Fingerprint`].
     pub shape: Fingerprint,
-    /// `version = N`.
+    /// `version = N`, told apart by the crate that wrote the function ([`crate_version`]).
     pub version: u64,
     /// `lock = "redlock"`.
     pub redlock: bool,
@@ -1777,5 +1843,27 @@ mod tests {
         static CELL: CacheCell = CacheCell::new();
         // `f64` is not `Hash`: the fallback answers, and only `hit_or_miss` would report it.
         assert_eq!(quick!(&CELL, &1.5_f64, u64), None);
+    }
+}
+
+#[cfg(all(test, any(feature = "disk", feature = "redis")))]
+mod crate_version_tests {
+    use super::crate_version;
+
+    #[test]
+    fn crates_of_one_name_are_told_apart_and_compatible_releases_are_not() {
+        let lib = crate_version(0, Some("1.4.2"), None);
+        assert_eq!(lib, crate_version(0, Some("1.9.0"), None));
+        assert_ne!(lib, crate_version(0, Some("2.0.0"), None));
+        assert_ne!(lib, crate_version(0, Some("1.4.2"), Some("app")));
+        assert_ne!(lib, crate_version(1, Some("1.4.2"), None));
+        let zero = crate_version(0, Some("0.3.1"), None);
+        assert_eq!(zero, crate_version(0, Some("0.3.7-beta.1"), None));
+        assert_ne!(zero, crate_version(0, Some("0.4.0"), None));
+        assert_ne!(
+            crate_version(0, Some("0.0.1"), None),
+            crate_version(0, Some("0.0.2"), None)
+        );
+        assert_eq!(crate_version(7, None, None), 7);
     }
 }

@@ -22,7 +22,14 @@ pub fn fetch(url: &str) -> Result<String, String> {
                     >::NEW)
                         .fingerprint()
                 },
-                version: 0,
+                version: {
+                    const VERSION: u64 = ::memo::__private::crate_version(
+                        0,
+                        ::core::option_env!("CARGO_PKG_VERSION"),
+                        ::core::option_env!("CARGO_BIN_NAME"),
+                    );
+                    VERSION
+                },
                 redlock: false,
             },
             ::core::convert::identity,
@@ -76,7 +83,14 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
                 >::NEW)
                     .fingerprint()
             },
-            version: 0,
+            version: {
+                const VERSION: u64 = ::memo::__private::crate_version(
+                    0,
+                    ::core::option_env!("CARGO_PKG_VERSION"),
+                    ::core::option_env!("CARGO_BIN_NAME"),
+                );
+                VERSION
+            },
             redlock: false,
         },
         ::core::convert::identity,

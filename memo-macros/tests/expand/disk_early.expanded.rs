@@ -23,7 +23,14 @@ fn rate(currency: &str) -> f64 {
                     (&::memo::__private::Shape::<::std::string::String, f64>::NEW)
                         .fingerprint()
                 },
-                version: 0,
+                version: {
+                    const VERSION: u64 = ::memo::__private::crate_version(
+                        0,
+                        ::core::option_env!("CARGO_PKG_VERSION"),
+                        ::core::option_env!("CARGO_BIN_NAME"),
+                    );
+                    VERSION
+                },
                 redlock: false,
             },
             ::core::convert::identity,
@@ -92,7 +99,14 @@ fn rate_cache() -> &'static ::memo::__private::Cache<
                 (&::memo::__private::Shape::<::std::string::String, f64>::NEW)
                     .fingerprint()
             },
-            version: 0,
+            version: {
+                const VERSION: u64 = ::memo::__private::crate_version(
+                    0,
+                    ::core::option_env!("CARGO_PKG_VERSION"),
+                    ::core::option_env!("CARGO_BIN_NAME"),
+                );
+                VERSION
+            },
             redlock: false,
         },
         ::core::convert::identity,

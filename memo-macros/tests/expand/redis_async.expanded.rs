@@ -18,7 +18,14 @@ async fn profile(id: u64) -> Option<String> {
                     use ::memo::__private::{Shaped as _, Unshaped as _};
                     (&::memo::__private::Shape::<u64, Option<String>>::NEW).fingerprint()
                 },
-                version: 0,
+                version: {
+                    const VERSION: u64 = ::memo::__private::crate_version(
+                        0,
+                        ::core::option_env!("CARGO_PKG_VERSION"),
+                        ::core::option_env!("CARGO_BIN_NAME"),
+                    );
+                    VERSION
+                },
                 redlock: false,
             },
             ::core::convert::identity,
@@ -72,7 +79,14 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
                 use ::memo::__private::{Shaped as _, Unshaped as _};
                 (&::memo::__private::Shape::<u64, Option<String>>::NEW).fingerprint()
             },
-            version: 0,
+            version: {
+                const VERSION: u64 = ::memo::__private::crate_version(
+                    0,
+                    ::core::option_env!("CARGO_PKG_VERSION"),
+                    ::core::option_env!("CARGO_BIN_NAME"),
+                );
+                VERSION
+            },
             redlock: false,
         },
         ::core::convert::identity,

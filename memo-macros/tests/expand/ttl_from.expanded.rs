@@ -75,7 +75,14 @@ fn login(user: u32) -> Result<Token, Error> {
                     >::NEW)
                         .fingerprint()
                 },
-                version: 0,
+                version: {
+                    const VERSION: u64 = ::memo::__private::crate_version(
+                        0,
+                        ::core::option_env!("CARGO_PKG_VERSION"),
+                        ::core::option_env!("CARGO_BIN_NAME"),
+                    );
+                    VERSION
+                },
                 redlock: false,
             },
             |
@@ -141,7 +148,14 @@ fn login_cache() -> &'static ::memo::__private::Cache<
                 >::NEW)
                     .fingerprint()
             },
-            version: 0,
+            version: {
+                const VERSION: u64 = ::memo::__private::crate_version(
+                    0,
+                    ::core::option_env!("CARGO_PKG_VERSION"),
+                    ::core::option_env!("CARGO_BIN_NAME"),
+                );
+                VERSION
+            },
             redlock: false,
         },
         |
