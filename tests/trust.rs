@@ -215,6 +215,70 @@ mod disk {
         }
     }
 
+    /// A value postcard cannot carry: with `max` left out, the next program would read
+    /// `count` in its place (`Some(3)`, 9, `[42]` for what was `None`, 1, `[9, 1, 42]`).
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub(super) struct Stats {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub(super) max: Option<u32>,
+        pub(super) count: u32,
+        pub(super) values: Vec<u32>,
+    }
+
+    pub(super) fn skipped() -> Stats {
+        Stats {
+            max: None,
+            count: 1,
+            values: vec![9, 1, 42],
+        }
+    }
+
+    /// A key postcard cannot tell apart: `Num(0)` and `Name("")` are both the byte 0.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum Id {
+        Num(u64),
+        Name(String),
+    }
+
+    /// Each value comes back as it was or not at all: what the codec cannot carry is computed
+    /// by every program (counted as an error where it is written), never read back as another.
+    #[test]
+    fn what_a_codec_cannot_carry_is_computed_again_not_read_back_as_another_value() {
+        for codec in [Codec::Binary, Codec::Json] {
+            let dir = format!("unfaithful-{}", codec.name());
+            let _ = std::fs::remove_dir_all(root().join(&dir));
+            let first: Cache<u32, Stats, _> = account_store(&dir, codec, 0);
+            let whole = Stats {
+                max: Some(3),
+                ..skipped()
+            };
+            first.insert(0, skipped());
+            first.insert(1, whole.clone());
+            let next: Cache<u32, Stats, _> = account_store(&dir, codec, 0);
+            let expected = (codec == Codec::Json).then(skipped);
+            assert_eq!(next.get(&0), expected, "{codec:?}: a field left out");
+            assert_eq!(next.get(&1), Some(whole), "{codec:?}");
+            let errors = u64::from(codec == Codec::Binary);
+            assert_eq!(first.stats().backend_errors, errors, "{codec:?}");
+
+            // JSON writes all three as `null`.
+            let first: Cache<u32, Vec<Option<Option<f64>>>, _> = account_store(&dir, codec, 0);
+            let odd = vec![Some(None), Some(Some(f64::NAN)), None];
+            first.insert(2, odd.clone());
+            let next: Cache<u32, Vec<Option<Option<f64>>>, _> = account_store(&dir, codec, 0);
+            let read = next.get(&2).map(|values| format!("{values:?}"));
+            let expected = (codec == Codec::Binary).then(|| format!("{odd:?}"));
+            assert_eq!(read, expected, "{codec:?}: null, null and null");
+
+            let first: Cache<Id, String, _> = account_store(&dir, codec, 0);
+            first.insert(Id::Num(0), "number 0".to_string());
+            let next: Cache<Id, String, _> = account_store(&dir, codec, 0);
+            assert_eq!(next.get(&Id::Name(String::new())), None, "{codec:?}");
+            assert_eq!(next.get(&Id::Num(0)), None, "{codec:?}");
+        }
+    }
+
     static VERSIONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     #[cached(store = disk, version = 3)]
@@ -322,6 +386,31 @@ mod redis {
             assert_eq!(OrderId(7).describe().await, "order #7");
             assert_eq!(OrderId(7).describe().await, "order #7");
         });
+    }
+
+    /// As on disk: what postcard cannot carry is computed again by the next program, never
+    /// read back as another value or another key's.
+    #[cfg(feature = "disk")]
+    #[test]
+    fn what_the_codec_cannot_carry_is_never_read_back_from_redis_as_another_value() {
+        use memo::{Cache, Config, RedisOptions};
+
+        use super::disk::{Id, Stats, skipped};
+
+        init();
+        let options = || RedisOptions::new("unfaithful").function("app::stats", 0);
+        let first = Cache::with_store(options().open::<u32, Stats>(&Config::new()));
+        first.insert(0, skipped());
+        let next = Cache::with_store(options().open::<u32, Stats>(&Config::new()));
+        assert_eq!(next.get(&0), None, "a field left out");
+        assert_eq!(first.stats().backend_errors, 1);
+
+        let first = Cache::with_store(options().open::<Id, String>(&Config::new()));
+        first.insert(Id::Num(42), "number 42".to_string());
+        first.insert(Id::Name("42".to_string()), "name 42".to_string());
+        let next = Cache::with_store(options().open::<Id, String>(&Config::new()));
+        assert_eq!(next.get(&Id::Name("42".to_string())), None);
+        assert_eq!(next.get(&Id::Num(42)), None);
     }
 }
 

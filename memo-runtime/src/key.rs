@@ -3,7 +3,8 @@
 //!
 //! Each part is length-prefixed (a LEB128 length, then the bytes), never joined with a separator,
 //! so no two different part lists give the same bytes (`("a:b", "c")` and `("a", "b:c")` differ).
-//! The key itself is encoded with postcard, which is injective for a given type; the
+//! The key itself is encoded with postcard, injective for a given type where the type's
+//! `Serialize` is (the stores keep only keys whose bytes decode back to them, `faithful.rs`); the
 //! [`fingerprint`] of the key and value types' serde shapes (and the user's `version`) keeps
 //! entries written under another layout out of reach: a build whose types changed never decodes
 //! an old entry.

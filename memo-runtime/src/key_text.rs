@@ -15,6 +15,7 @@
 
 use std::fmt::{self, Display, Write as _};
 
+use serde::de::DeserializeOwned;
 use serde::ser::{self, Serialize};
 
 /// The longest key text kept in clear, in bytes.
@@ -22,8 +23,17 @@ pub(crate) const MAX_TEXT: usize = 100;
 
 /// `key`'s postcard bytes and its text (`None` where it has none, see the module's docs);
 /// `None` where postcard could not encode it either (its `Serialize` failed, or a sequence did
-/// not tell its length).
-pub(crate) fn encode<K: Serialize + ?Sized>(key: &K) -> Option<(Vec<u8>, Option<String>)> {
+/// not tell its length), or where the bytes do not decode to `key` (see `faithful.rs`): the text
+/// is injective only where the bytes are.
+pub(crate) fn encode<K: Serialize + DeserializeOwned + PartialEq>(
+    key: &K,
+) -> Option<(Vec<u8>, Option<String>)> {
+    let (bytes, text) = written(key)?;
+    crate::faithful::decodes_to(&bytes, key).then_some((bytes, text))
+}
+
+/// `key`'s bytes and text as its `Serialize` writes them, unchecked.
+fn written<K: Serialize + ?Sized>(key: &K) -> Option<(Vec<u8>, Option<String>)> {
     let mut text = Text {
         bytes: Vec::new(),
         out: String::new(),
@@ -492,7 +502,7 @@ mod tests {
 
     use serde::Serialize;
 
-    use super::encode;
+    use super::written as encode;
 
     fn readable<K: Serialize + ?Sized>(key: &K) -> Option<String> {
         encode(key).unwrap().1

@@ -30,6 +30,8 @@ mod clock;
 mod codec;
 mod config;
 mod erased;
+#[cfg(any(feature = "disk", feature = "redis"))]
+mod faithful;
 mod flight;
 mod janitor;
 // Not public API: the stores' key encoding, for the expansion and memo-cli.

@@ -711,7 +711,7 @@ impl<K, V> RedisStore<K, V> {
     /// pending (see [`Pending`]): the value there may be the one removed.
     fn names_of(&self, key: &K) -> Option<Names>
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         let names = self.encoded_names(key)?;
         if self.pending.covers(&names.value) {
@@ -724,7 +724,7 @@ impl<K, V> RedisStore<K, V> {
     /// The names of `key`, removed or not; `None` (counted) if it cannot be encoded.
     fn encoded_names(&self, key: &K) -> Option<Names>
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         if let Some((encoded, text)) = crate::key_text::encode(key) {
             Some(self.names(encoded, text.as_deref()))
@@ -739,7 +739,7 @@ impl<K, V> RedisStore<K, V> {
     /// was a value.
     pub(crate) fn remove_announcing(&self, key: &K, announce: Option<(&[u8], Vec<u8>)>) -> bool
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         let Some(remote) = self.remote() else {
             return false;
@@ -784,12 +784,13 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
-    /// The bytes stored for `value`: the codec's, and nothing else.
+    /// The bytes stored for `value`: the codec's, and nothing else; `None` where they would
+    /// not decode to it (see `faithful.rs`).
     fn wrap(&self, value: &V) -> Option<Vec<u8>>
     where
-        V: Serialize,
+        V: Serialize + DeserializeOwned,
     {
-        self.codec.encode(value)
+        crate::faithful::value_bytes(self.codec, value)
     }
 
     /// The value in `bytes`; damaged bytes are a counted miss.
@@ -807,7 +808,7 @@ impl<K, V> RedisStore<K, V> {
     /// The value of `key` (a hit counted when `count`; a miss parked for the claim).
     fn read(&self, key: &K, count: bool) -> Option<V>
     where
-        K: Clone + Serialize + 'static,
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
         wait(self.read_async(key, count))
@@ -817,7 +818,7 @@ impl<K, V> RedisStore<K, V> {
     /// (`store = tiered`), in one `GETEX`; failures are counted, as for any command.
     pub(crate) fn renew(&self, key: &K)
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         let Some(((remote, names), ms)) = self.remote_names(key).zip(self.renew_ms()) else {
             return;
@@ -860,7 +861,7 @@ impl<K, V> RedisStore<K, V> {
     /// the value when it is due and this caller is the one of this process to refresh it.
     async fn read_due_async(&self, key: &K) -> Option<(V, bool)>
     where
-        K: std::hash::Hash + Eq + Clone + Serialize + 'static,
+        K: std::hash::Hash + Eq + Clone + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
         let (value, pttl) = self.read_timed(key, true).await?;
@@ -872,7 +873,7 @@ impl<K, V> RedisStore<K, V> {
     /// hit: what a tiered store times its local copy by.
     pub(crate) async fn peek_fresh_for_async(&self, key: &K) -> Option<(V, Option<i64>)>
     where
-        K: Clone + Serialize + 'static,
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
         let (value, pttl) = self.read_timed(key, false).await?;
@@ -883,7 +884,7 @@ impl<K, V> RedisStore<K, V> {
     /// `count`; a miss parked for the claim, as [`read`](Self::read)'s) and its `PTTL`.
     async fn read_timed(&self, key: &K, count: bool) -> Option<(V, i64)>
     where
-        K: Clone + Serialize + 'static,
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
@@ -1036,7 +1037,7 @@ impl<K, V> RedisStore<K, V> {
     /// encoded again), else new ones; `None` (counted) if the key cannot be encoded.
     fn unpark(&self, remote: &Remote, key: &K) -> Option<(Names, Budget)>
     where
-        K: Eq + Serialize + 'static,
+        K: Eq + Serialize + DeserializeOwned + 'static,
     {
         let parked = PARKED.with(|slot| slot.borrow_mut().take());
         if let Some(parked) = parked.and_then(|parked| parked.downcast::<Parked<K>>().ok())
@@ -1050,7 +1051,7 @@ impl<K, V> RedisStore<K, V> {
     /// [`read`](Self::read), awaited.
     async fn read_async(&self, key: &K, count: bool) -> Option<V>
     where
-        K: Clone + Serialize + 'static,
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
         let (remote, names) = self.remote_names(key)?;
@@ -1087,7 +1088,7 @@ impl<K, V> RedisStore<K, V> {
     /// The remote and `key`'s names; `None` (counted) if either is unusable.
     fn remote_names(&self, key: &K) -> Option<(&Remote, Names)>
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         let remote = self.remote()?;
         Some((remote, self.names_of(key)?))
@@ -1096,7 +1097,7 @@ impl<K, V> RedisStore<K, V> {
     /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
     pub(crate) async fn peek_async(&self, key: &K) -> Option<V>
     where
-        K: Clone + Serialize + 'static,
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
         self.read_async(key, false).await
@@ -1138,7 +1139,7 @@ impl<K, V> RedisStore<K, V> {
     /// unusable or the key cannot be encoded.
     fn unclaimed(&self, key: &K) -> Option<(&Remote, Claiming)>
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
@@ -1156,7 +1157,7 @@ impl<K, V> RedisStore<K, V> {
     /// The claim `lease` holds, if this store made it; else the claim of a plain insert.
     fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming)>
     where
-        K: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
     {
         match lease.take::<Claiming>() {
             Ok(claiming) => Some((self.remote()?, claiming)),
@@ -1177,8 +1178,8 @@ impl<K, V> RedisStore<K, V> {
         announce: Option<(&[u8], &[u8])>,
         ttl_ms: Option<u64>,
     ) where
-        K: Serialize,
-        V: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned,
     {
         if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
             self.record(wait(out.send(announce)));
@@ -1200,8 +1201,8 @@ impl<K, V> RedisStore<K, V> {
         announce: Option<(&[u8], &[u8])>,
     ) -> bool
     where
-        K: Serialize,
-        V: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned,
     {
         let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
             return true;
@@ -1220,8 +1221,8 @@ impl<K, V> RedisStore<K, V> {
         ttl_ms: Option<u64>,
     ) -> Option<Outgoing<'_>>
     where
-        K: Serialize,
-        V: Serialize,
+        K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned,
     {
         let (remote, claiming) = self.claiming(key, lease)?;
         let Some(bytes) = self.wrap(value) else {

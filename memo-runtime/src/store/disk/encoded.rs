@@ -5,8 +5,9 @@ use std::any::Any;
 use std::cell::RefCell;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::key;
+use crate::faithful;
 
 thread_local! {
     /// This thread's last read that missed: a [`Parked`] of its store's key type (a claim of
@@ -28,12 +29,14 @@ pub(super) fn park<K: 'static>(key: K, encoded: Vec<u8>) {
 
 /// The encoding of `key`: the one this thread parked for it, else a new one; `None` if it cannot
 /// be encoded.
-pub(super) fn encoding_of<K: Eq + Serialize + 'static>(key: &K) -> Option<Vec<u8>> {
+pub(super) fn encoding_of<K: Eq + Serialize + DeserializeOwned + 'static>(
+    key: &K,
+) -> Option<Vec<u8>> {
     let parked = PARKED.with(|slot| slot.borrow_mut().take());
     if let Some(parked) = parked.and_then(|parked| parked.downcast::<Parked<K>>().ok())
         && parked.key == *key
     {
         return Some(parked.encoded);
     }
-    key::encode(key)
+    faithful::key_bytes(key)
 }

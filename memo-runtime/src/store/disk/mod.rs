@@ -39,8 +39,8 @@ use crate::clock::Clock;
 use crate::clock::{ClockCell, unix_millis};
 use crate::codec::Codec;
 use crate::config::Config;
-use crate::key;
 use crate::lookup::Lookup;
+use crate::{faithful, key};
 
 /// Values whose encoding is at least this long are kept in files and read from disk each time
 /// rather than kept in the in-memory front.
@@ -455,7 +455,7 @@ impl<K, V> DiskStore<K, V> {
         if self.front_is_current()
             && let Some((value, renewed)) = self.front.get_renewed(hash, key)
         {
-            if renewed && let Some(encoded) = key::encode(&key.to_key()) {
+            if renewed && let Some(encoded) = faithful::key_bytes(&key.to_key()) {
                 self.touch(encoded);
             }
             return Some(value);
@@ -725,9 +725,11 @@ where
     ) {
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
-        let encoded =
-            claim.map_or_else(|| key::encode(&key), |claim| Some(claim.encoded().to_vec()));
-        let bytes = self.codec.encode(&value);
+        let encoded = claim.map_or_else(
+            || faithful::key_bytes(&key),
+            |claim| Some(claim.encoded().to_vec()),
+        );
+        let bytes = faithful::value_bytes(self.codec, &value);
         let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
             // Cannot be written: kept in memory only.
             self.count_error("a key or value could not be encoded");
@@ -891,7 +893,7 @@ where
     where
         V: 'a,
     {
-        std::future::ready(match key::encode(key) {
+        std::future::ready(match faithful::key_bytes(key) {
             Some(encoded) => self.claim_refresh_key(encoded),
             None => Some(Lease::none()),
         })
@@ -919,7 +921,7 @@ where
     /// gone from disk.
     fn take<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         let value = self.peek(key);
-        if let Some(encoded) = key::encode(&key.to_key()) {
+        if let Some(encoded) = faithful::key_bytes(&key.to_key()) {
             self.unlock(Some(&encoded));
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
             self.db.flush_removal();

@@ -1,0 +1,556 @@
+//! Whether an encoding gives back what was encoded, checked before a key or value is stored
+//! outside the process: a format that cannot carry what a type's `Serialize` says returns
+//! another value without an error. Postcard does not describe itself, so a field left out by
+//! `#[serde(skip_serializing_if = …)]` has the next field read in its place; JSON writes
+//! `Some(None)`, `Some(())` and NaN as `null`, read back as `None`; two keys of an untagged enum
+//! or a `#[serde(skip)]` field may encode alike and share an entry.
+//!
+//! A key is decoded and compared with `==`: a key that passes is the only one of its type with
+//! those bytes. A value need not be `PartialEq`, so what its `Serialize` says (every call, field
+//! names included) is hashed before and after the round trip. Either failing, the store counts an
+//! error and the function's value is returned, not stored.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::quality::{FixedState, FoldHasher};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::ser;
+
+use crate::codec::Codec;
+
+/// `key`'s postcard bytes, if they decode to `key` (the Redis store checks the bytes it writes
+/// with the key's text, `key_text.rs`).
+#[cfg(feature = "disk")]
+pub(crate) fn key_bytes<K: Serialize + DeserializeOwned + PartialEq>(key: &K) -> Option<Vec<u8>> {
+    let bytes = postcard::to_allocvec(key).ok()?;
+    decodes_to(&bytes, key).then_some(bytes)
+}
+
+/// Whether postcard `bytes` are `key`'s and nothing else.
+pub(crate) fn decodes_to<K: DeserializeOwned + PartialEq>(bytes: &[u8], key: &K) -> bool {
+    matches!(postcard::take_from_bytes::<K>(bytes), Ok((decoded, [])) if decoded == *key)
+}
+
+/// `value` in `codec`, if what it decodes to serializes as `value` does.
+pub(crate) fn value_bytes<V: Serialize + DeserializeOwned>(
+    codec: Codec,
+    value: &V,
+) -> Option<Vec<u8>> {
+    let bytes = codec.encode(value)?;
+    let decoded: V = codec.decode(&bytes)?;
+    let human = codec == Codec::Json;
+    let alike = |order| Some(digest(value, human, order)? == digest(&decoded, human, order)?);
+    // In order first, one stream: what almost every value passes; a `HashSet` or `HashMap`
+    // decoded anew iterates in another order, and is compared again element by element.
+    (alike(Order::Kept)? || alike(Order::Any)?).then_some(bytes)
+}
+
+/// Whether a sequence's elements and a map's entries count in their order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    Kept,
+    Any,
+}
+
+/// A hash of every call `value`'s `Serialize` makes; `None` if it fails.
+pub(crate) fn digest<T: Serialize + ?Sized>(
+    value: &T,
+    human_readable: bool,
+    order: Order,
+) -> Option<u64> {
+    let mut digest = Digest {
+        hasher: FixedState::default().build_hasher(),
+        human_readable,
+        order,
+    };
+    value.serialize(&mut digest).ok()?;
+    Some(digest.hasher.finish())
+}
+
+/// Hashes a tag per call, then its data; compounds end with [`Call::End`], so that where a
+/// sequence ends is part of the hash whether or not it told its length.
+struct Digest {
+    hasher: FoldHasher<'static>,
+    human_readable: bool,
+    order: Order,
+}
+
+#[derive(Clone, Copy, Hash)]
+enum Call {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    I128,
+    U8,
+    U16,
+    U32,
+    U64,
+    U128,
+    F32,
+    F64,
+    Char,
+    Str,
+    Bytes,
+    None,
+    Some,
+    Unit,
+    UnitStruct,
+    UnitVariant,
+    NewtypeStruct,
+    NewtypeVariant,
+    Seq,
+    Tuple,
+    TupleStruct,
+    TupleVariant,
+    Map,
+    Struct,
+    StructVariant,
+    Field,
+    Skipped,
+    End,
+}
+
+impl Digest {
+    fn put(&mut self, call: Call, data: impl Hash) {
+        call.hash(&mut self.hasher);
+        data.hash(&mut self.hasher);
+    }
+}
+
+/// The digest's error: only what a `Serialize` raises itself.
+#[derive(Debug)]
+pub(crate) struct Failed;
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the value's Serialize failed")
+    }
+}
+
+impl std::error::Error for Failed {}
+
+impl ser::Error for Failed {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Self
+    }
+}
+
+macro_rules! plain {
+    ($($method:ident($type:ty) => $call:ident),* $(,)?) => {
+        $(fn $method(self, v: $type) -> Result<(), Failed> {
+            self.put(Call::$call, v);
+            Ok(())
+        })*
+    };
+}
+
+impl<'a> ser::Serializer for &'a mut Digest {
+    type Ok = ();
+    type Error = Failed;
+    type SerializeSeq = Unordered<'a>;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Unordered<'a>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    plain! {
+        serialize_bool(bool) => Bool,
+        serialize_i8(i8) => I8,
+        serialize_i16(i16) => I16,
+        serialize_i32(i32) => I32,
+        serialize_i64(i64) => I64,
+        serialize_i128(i128) => I128,
+        serialize_u8(u8) => U8,
+        serialize_u16(u16) => U16,
+        serialize_u32(u32) => U32,
+        serialize_u64(u64) => U64,
+        serialize_u128(u128) => U128,
+        serialize_char(char) => Char,
+        serialize_str(&str) => Str,
+        serialize_bytes(&[u8]) => Bytes,
+        serialize_unit_struct(&'static str) => UnitStruct,
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), Failed> {
+        self.put(Call::F32, v.to_bits());
+        Ok(())
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Failed> {
+        self.put(Call::F64, v.to_bits());
+        Ok(())
+    }
+
+    fn serialize_none(self) -> Result<(), Failed> {
+        self.put(Call::None, ());
+        Ok(())
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Failed> {
+        self.put(Call::Some, ());
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Failed> {
+        self.put(Call::Unit, ());
+        Ok(())
+    }
+
+    fn serialize_unit_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+    ) -> Result<(), Failed> {
+        self.put(Call::UnitVariant, (name, index, variant));
+        Ok(())
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Failed> {
+        self.put(Call::NewtypeStruct, name);
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Failed> {
+        self.put(Call::NewtypeVariant, (name, index, variant));
+        value.serialize(self)
+    }
+
+    fn serialize_seq(self, len: Option<usize>) -> Result<Unordered<'a>, Failed> {
+        self.put(Call::Seq, len);
+        Ok(Unordered::new(self))
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Self, Failed> {
+        self.put(Call::Tuple, len);
+        Ok(self)
+    }
+
+    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self, Failed> {
+        self.put(Call::TupleStruct, (name, len));
+        Ok(self)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self, Failed> {
+        self.put(Call::TupleVariant, (name, index, variant, len));
+        Ok(self)
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Unordered<'a>, Failed> {
+        self.put(Call::Map, len);
+        Ok(Unordered::new(self))
+    }
+
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self, Failed> {
+        self.put(Call::Struct, (name, len));
+        Ok(self)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self, Failed> {
+        self.put(Call::StructVariant, (name, index, variant, len));
+        Ok(self)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.human_readable
+    }
+}
+
+/// An element, a map's key or value, or a field: its value's calls, in order.
+fn element<T: Serialize + ?Sized>(digest: &mut Digest, value: &T) -> Result<(), Failed> {
+    value.serialize(digest)
+}
+
+fn end(digest: &mut Digest) {
+    digest.put(Call::End, ());
+}
+
+macro_rules! compound {
+    ($($trait:ident :: $method:ident),* $(,)?) => {
+        $(impl ser::$trait for &mut Digest {
+            type Ok = ();
+            type Error = Failed;
+
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Failed> {
+                element(self, value)
+            }
+
+            fn end(self) -> Result<(), Failed> {
+                end(self);
+                Ok(())
+            }
+        })*
+    };
+}
+
+compound! {
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+}
+
+/// A sequence's elements or a map's entries: in the digest's stream where their order counts,
+/// else hashed each alone and summed.
+struct Unordered<'a> {
+    digest: &'a mut Digest,
+    sum: u64,
+    count: u64,
+    /// A map entry's key, until its value comes.
+    key: Option<u64>,
+}
+
+impl<'a> Unordered<'a> {
+    fn new(digest: &'a mut Digest) -> Self {
+        Self {
+            digest,
+            sum: 0,
+            count: 0,
+            key: None,
+        }
+    }
+
+    fn add<T: Serialize + ?Sized>(&mut self, value: &T, key: Option<u64>) -> Result<(), Failed> {
+        self.count += 1;
+        if self.digest.order == Order::Kept {
+            return value.serialize(&mut *self.digest);
+        }
+        let mut hasher = FixedState::default().build_hasher();
+        key.hash(&mut hasher);
+        digest(value, self.digest.human_readable, Order::Any)
+            .ok_or(Failed)?
+            .hash(&mut hasher);
+        self.sum = self.sum.wrapping_add(hasher.finish());
+        Ok(())
+    }
+
+    fn finish(self) {
+        self.digest.put(Call::End, (self.sum, self.count));
+    }
+}
+
+impl ser::SerializeSeq for Unordered<'_> {
+    type Ok = ();
+    type Error = Failed;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Failed> {
+        self.add(value, None)
+    }
+
+    fn end(self) -> Result<(), Failed> {
+        self.finish();
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Unordered<'_> {
+    type Ok = ();
+    type Error = Failed;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Failed> {
+        if self.digest.order == Order::Kept {
+            return key.serialize(&mut *self.digest);
+        }
+        self.key = Some(digest(key, self.digest.human_readable, Order::Any).ok_or(Failed)?);
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Failed> {
+        let key = self.key.take();
+        self.add(value, key)
+    }
+
+    fn end(self) -> Result<(), Failed> {
+        self.finish();
+        Ok(())
+    }
+}
+
+macro_rules! fields {
+    ($($trait:ident),* $(,)?) => {
+        $(impl ser::$trait for &mut Digest {
+            type Ok = ();
+            type Error = Failed;
+
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Failed> {
+                self.put(Call::Field, key);
+                element(self, value)
+            }
+
+            fn skip_field(&mut self, key: &'static str) -> Result<(), Failed> {
+                self.put(Call::Skipped, key);
+                Ok(())
+            }
+
+            fn end(self) -> Result<(), Failed> {
+                end(self);
+                Ok(())
+            }
+        })*
+    };
+}
+
+fields!(SerializeStruct, SerializeStructVariant);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// Postcard writes nothing for `max` when it is `None`, and reads `count` in its place.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Stats {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u32>,
+        count: u32,
+        values: Vec<u32>,
+    }
+
+    #[test]
+    fn a_value_with_a_field_left_out_is_refused_in_binary_and_kept_in_json() {
+        let skipped = Stats {
+            max: None,
+            count: 1,
+            values: vec![9, 1, 42],
+        };
+        // What postcard would give back: another value, without an error.
+        let bytes = Codec::Binary.encode(&skipped).unwrap();
+        assert_eq!(
+            Codec::Binary.decode::<Stats>(&bytes),
+            Some(Stats {
+                max: Some(3),
+                count: 9,
+                values: vec![42],
+            })
+        );
+        assert_eq!(value_bytes(Codec::Binary, &skipped), None);
+        assert_eq!(value_bytes(Codec::Binary, &vec![skipped.clone()]), None);
+        let json = value_bytes(Codec::Json, &skipped).unwrap();
+        assert_eq!(Codec::Json.decode::<Stats>(&json), Some(skipped.clone()));
+        let whole = Stats {
+            max: Some(3),
+            ..skipped
+        };
+        let bytes = value_bytes(Codec::Binary, &whole).unwrap();
+        assert_eq!(Codec::Binary.decode::<Stats>(&bytes), Some(whole));
+    }
+
+    #[test]
+    fn json_refuses_what_it_writes_as_null_and_keeps_floats_exact() {
+        assert_eq!(value_bytes(Codec::Json, &vec![Some(None::<u8>)]), None);
+        assert_eq!(value_bytes(Codec::Json, &Some(())), None);
+        assert_eq!(value_bytes(Codec::Json, &Some(f64::NAN)), None);
+        assert_eq!(value_bytes(Codec::Json, &f64::INFINITY), None);
+        assert!(value_bytes(Codec::Json, &vec![None::<Option<u8>>, Some(Some(7))]).is_some());
+        assert!(value_bytes(Codec::Binary, &vec![Some(None::<u8>), Some(Some(7))]).is_some());
+        assert!(value_bytes(Codec::Binary, &Some(f64::NAN)).is_some());
+        // A float serde_json's fast parser reads one bit off.
+        let float = f64::from_bits(0x305f_050c_368d_cc74);
+        let bytes = value_bytes(Codec::Json, &float).unwrap();
+        assert_eq!(
+            Codec::Json.decode::<f64>(&bytes).map(f64::to_bits),
+            Some(float.to_bits())
+        );
+    }
+
+    #[test]
+    fn maps_and_sets_decoded_in_another_order_are_the_same_value() {
+        let map: HashMap<String, Vec<u32>> = (0..200).map(|n| (n.to_string(), vec![n])).collect();
+        let set: HashSet<u64> = (0..200).collect();
+        for codec in [Codec::Binary, Codec::Json] {
+            assert!(value_bytes(codec, &map).is_some());
+            assert!(value_bytes(codec, &set).is_some());
+        }
+        // The order still counts where it is the value's own.
+        for order in [Order::Kept, Order::Any] {
+            let pairs = |pair: (u8, u8)| digest(&vec![pair], false, order);
+            assert_ne!(pairs((1, 2)), pairs((2, 1)));
+            let list = |list: &[u8]| digest(list, false, order);
+            assert_ne!(list(&[1, 2, 3]), list(&[1, 2]));
+        }
+        // In order, a sequence is its order too; in any order, not.
+        assert_ne!(
+            digest(&vec![1, 2], false, Order::Kept),
+            digest(&vec![2, 1], false, Order::Kept)
+        );
+        assert_eq!(
+            digest(&vec![1, 2], false, Order::Any),
+            digest(&vec![2, 1], false, Order::Any)
+        );
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Num(u64),
+        Name(String),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    struct Request {
+        id: u32,
+        #[serde(skip)]
+        lang: String,
+    }
+
+    #[cfg(feature = "disk")]
+    #[test]
+    fn keys_that_do_not_decode_to_themselves_are_refused() {
+        // Postcard writes `Num(0)` and `Name("")` alike, and cannot read an untagged enum back.
+        assert_eq!(
+            postcard::to_allocvec(&Id::Num(0)).unwrap(),
+            postcard::to_allocvec(&Id::Name(String::new())).unwrap()
+        );
+        assert_eq!(key_bytes(&Id::Num(0)), None);
+        assert_eq!(key_bytes(&Id::Name(String::new())), None);
+        // Two keys that differ only in a skipped field: the one decoding gives back keeps it.
+        let english = Request {
+            id: 1,
+            lang: String::new(),
+        };
+        let french = Request {
+            id: 1,
+            lang: "fr".into(),
+        };
+        assert!(key_bytes(&english).is_some());
+        assert_eq!(key_bytes(&french), None);
+        assert_eq!(
+            key_bytes(&("a".to_string(), 7_u32)),
+            postcard::to_allocvec(&("a", 7_u32)).ok()
+        );
+    }
+}
