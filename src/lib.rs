@@ -99,8 +99,8 @@
 //!
 //! A memoized function's cache is shared by the whole process, and so by tests running in
 //! parallel. [`testing::isolate()`] (feature `test-util`, in `[dev-dependencies]`) gives the calls
-//! of one test's thread caches of their own, and `store = disk` functions a fresh directory, until
-//! the guard is dropped:
+//! of one test's thread caches of their own, `store = disk` functions a fresh directory, and
+//! `store = redis` functions a key prefix of the scope's own, until the guard is dropped:
 //!
 //! ```
 //! # #[cfg(feature = "test-util")] {

@@ -388,6 +388,30 @@ mod redis {
         });
     }
 
+    static GREETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[cached(store = redis)]
+    fn greet(name: &str) -> String {
+        GREETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("hi {name}")
+    }
+
+    /// A scope's Redis functions start their keys with its own prefix: the second scope does
+    /// not find what the first stored on the same server.
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn each_isolated_scope_has_redis_entries_of_its_own() {
+        init();
+        for scope in 1..=2 {
+            let _scope = memo::testing::isolate();
+            assert_eq!(greet("two"), "hi two");
+            assert_eq!(greet("two"), "hi two");
+            let stats = greet_cache().stats();
+            assert_eq!((stats.misses, stats.hits), (1, 1), "scope {scope}");
+        }
+        assert_eq!(GREETS.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     /// As on disk: what postcard cannot carry is computed again by the next program, never
     /// read back as another value or another key's.
     #[cfg(feature = "disk")]

@@ -353,6 +353,8 @@ impl RedisOptions {
         let space = format!("{}/{}", self.name, self.codec.name());
         let ns = key::namespace(&space, &self.function, fingerprint);
         let start = key_prefix(self.prefix.as_deref(), std::env::var(PREFIX_VAR).ok());
+        #[cfg(feature = "test-util")]
+        let start = crate::testing::isolated_redis_prefix().unwrap_or(start);
         let shown = if self.function.is_empty() {
             &self.name
         } else {

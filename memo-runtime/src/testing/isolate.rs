@@ -21,8 +21,10 @@ thread_local! {
 }
 
 /// Until it is dropped, every memoized function called **on this thread** uses a cache of its
-/// own, made empty at its first call in the scope, and `store = disk` functions keep their
-/// entries in a fresh directory: tests running in parallel (each `#[test]` runs on a thread of
+/// own, made empty at its first call in the scope, `store = disk` functions keep their entries in
+/// a fresh directory, and `store = redis` and `tiered` functions start their keys with the
+/// scope's own prefix (`memo-isolated-<pid>-<n>`, in place of `memo` or `MEMO_REDIS_PREFIX`; the
+/// entries stay on the server): tests running in parallel (each `#[test]` runs on a thread of
 /// its own) never see each other's entries or counts, and need no environment variable.
 ///
 /// `f_cache()` inside the scope returns the scope's cache, so its `stats()` count only the
@@ -119,4 +121,17 @@ pub(crate) fn disk_root() -> Option<PathBuf> {
         return None;
     }
     SCOPES.with(|scopes| scopes.borrow().last().map(|(_, dir)| dir.clone()))
+}
+
+/// The innermost scope's start of Redis keys, if a scope is open: the name of its directory.
+#[cfg(feature = "redis")]
+pub(crate) fn redis_prefix() -> Option<String> {
+    if !active() {
+        return None;
+    }
+    SCOPES.with(|scopes| {
+        let scopes = scopes.borrow();
+        let (_, dir) = scopes.last()?;
+        Some(dir.file_name()?.to_string_lossy().into_owned())
+    })
 }

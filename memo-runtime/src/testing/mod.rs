@@ -9,6 +9,8 @@ mod redis_server;
 
 #[cfg(all(feature = "test-util", feature = "disk"))]
 pub(crate) use isolate::disk_root as isolated_disk_root;
+#[cfg(all(feature = "test-util", feature = "redis"))]
+pub(crate) use isolate::redis_prefix as isolated_redis_prefix;
 #[cfg(feature = "test-util")]
 pub use isolate::{Isolated, isolate};
 #[cfg(feature = "test-util")]
