@@ -98,6 +98,7 @@ impl RedisConfig {
     /// assert_eq!(slow_network.timeouts().command, Duration::from_millis(250));
     /// assert_eq!(slow_network.nodes(), ["redis://cache:6379/0"]);
     /// assert!(RedisConfig::from_url("redis://cache?command_timeout=250").is_err());
+    /// assert!(RedisConfig::from_url("redis://cache?comand_timeout=250ms").is_err());
     /// # Ok::<(), memo::redis::Error>(())
     /// ```
     pub fn from_url(url: &str) -> Result<Self, Error> {
@@ -249,6 +250,13 @@ fn take_timeouts(url: &str) -> Result<(String, Timeouts), Error> {
             "connect_timeout" => &mut timeouts.connect,
             "command_timeout" => &mut timeouts.command,
             "bulk_timeout" => &mut timeouts.bulk,
+            // The redis crate ignores what it does not know: a misspelled timeout would leave
+            // the default in force without a word.
+            _ if name.contains("timeout") => {
+                return Err(Error::Config(format!(
+                    "`{name}`: expected `connect_timeout`, `command_timeout` or `bulk_timeout`"
+                )));
+            }
             _ => {
                 rest.push(pair);
                 continue;

@@ -363,7 +363,7 @@ impl RedisOptions {
         let prefix = redis_names::store_prefix(&start, shown, self.codec.name(), key::fnv64(&ns));
         RedisStore {
             remote: remote.map_err(|err| {
-                crate::trace::backend_error("redis", &err);
+                warn_unusable(&err);
                 err.to_string()
             }),
             prefix,
@@ -1419,6 +1419,22 @@ impl<K, V> std::fmt::Debug for RedisStore<K, V> {
 
 /// The start of every key: the one given in code, else the environment's (unless blank), else
 /// [`DEFAULT_PREFIX`].
+/// Says once per distinct error that the server cannot be used (a URL that does not parse, a
+/// client that cannot be built): every call of the store's functions then computes, and a typo
+/// in `MEMO_REDIS_URL` must not pass unseen.
+/// Whether it warned.
+fn warn_unusable(err: &Error) -> bool {
+    static WARNED: LazyLock<Mutex<std::collections::HashSet<String>>> =
+        LazyLock::new(Mutex::default);
+    let line = format!("redis: {err}; calls compute, nothing is kept in Redis");
+    let first = WARNED.lock().insert(line.clone());
+    if first {
+        crate::trace::warn(&line);
+    }
+    crate::trace::backend_error("redis", err);
+    first
+}
+
 fn key_prefix(given: Option<&str>, env: Option<String>) -> String {
     given
         .map(str::to_string)
@@ -1429,6 +1445,16 @@ fn key_prefix(given: Option<&str>, env: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_that_cannot_be_used_is_said_once_per_reason() {
+        let typo = RedisConfig::from_url("redis://cache?comand_timeout=5ms").unwrap_err();
+        assert!(typo.to_string().contains("`comand_timeout`"), "{typo}");
+        assert!(warn_unusable(&typo));
+        assert!(!warn_unusable(&typo), "once");
+        let unparsed = RedisConfig::from_url("notaurl").unwrap_err();
+        assert!(warn_unusable(&unparsed), "another reason: {unparsed}");
+    }
 
     #[test]
     fn a_value_and_its_lock_share_a_hash_tag() {
