@@ -23,7 +23,7 @@ use std::hash::Hash;
 /// assert_eq!(7_u32.to_owned_part(), 7);
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be part of a cache key: it is not `Hash + Eq` (with an owned form that is `Clone + Send + Sync + 'static`)",
+    message = "`{Self}` cannot be part of a cache key: it must be `Hash + Eq`, and its owned form `Clone + Send + Sync + 'static`",
     label = "part of the cache key",
     note = "choose the key yourself with `key = ...`, e.g. `#[cached(key = id)]` to key by another argument, \
             or `#[cached(key = x.to_bits(), key_type = u64)]` to key by a value derived from this one"
