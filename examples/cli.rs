@@ -1,6 +1,7 @@
 //! A command-line tool whose second run is instant: it lists the headings of web pages, with the
-//! pages cached on disk by the scraper recipe (`scraper.rs`), shared by every run and by runs
-//! going on at the same time (each page is downloaded once).
+//! pages cached on disk by the scraper recipe's code (`scraper.rs`, a module here: its entries are
+//! this tool's, `cli::scraper::fetch`, apart from the scraper example's own), shared by every run
+//! and by runs going on at the same time (each page is downloaded once).
 //!
 //! ```sh
 //! cargo run --example cli -- titles http://127.0.0.1:8000/a http://127.0.0.1:8000/b

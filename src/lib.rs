@@ -47,7 +47,7 @@
 //! | `key_type = T` | the type of `key = expr` when it is not an argument or a tuple of arguments |
 //! | `cache_err = true` | also cache `Err` results, storing the whole `Result` (by default only `Ok` values are stored: see [Results](#results)) |
 //! | `cache_none = true` | also cache `None` results (by default only `Some` is stored) |
-//! | `store = disk` / `disk("name")` | keep entries on disk, kept across runs and shared by the processes of one program (by every program naming it, with `disk("name")`) (feature `disk`); `memory` is the default |
+//! | `store = disk` / `disk("name")` | keep entries on disk, kept across runs and shared by the processes of one program (with `disk("name")`, by every program naming it: an entry by the functions of one path, such as a library's) (feature `disk`); `memory` is the default |
 //! | `store = redis` | keep entries in Redis (feature `redis`): the server of `MEMO_REDIS_URL` (`redis+cluster://…` for Redis Cluster), shared by processes, one computation per missing key across them; every hit is a `GET` |
 //! | `store = tiered` | `store = redis` with a local copy bounded by `maxsize`: hits from memory, copies in other processes dropped by pub/sub on a new value or an `invalidate` |
 //! | `codec = "json"` | with `store = disk`, `redis` or `tiered`: values as JSON instead of compact binary (postcard) |

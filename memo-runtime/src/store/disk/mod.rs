@@ -62,7 +62,8 @@ struct Before {
 /// Where and how a [`DiskStore`] keeps its entries.
 ///
 /// A store is a directory under a root ([`default_root`], or [`root`](Self::root)): a store
-/// made with [`new`](Self::new) is shared by every program of the user that names it; the
+/// made with [`new`](Self::new) is shared by every program of the user that names it (an entry
+/// by the functions of one path and types: a library's function that two programs call); the
 /// store of [`program`](Self::program) (`#[cached(store = disk)]` with no name) is the running
 /// program's alone. The root must be the user's own, writable by no one else (see
 /// [`DiskStore`]'s `# Trust`).
