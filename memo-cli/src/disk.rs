@@ -47,10 +47,9 @@ pub(crate) fn run(root: &Path, action: DiskAction) -> Result<(), String> {
                 let functions = store.functions();
                 let entries: u64 = functions.iter().map(|f| f.entries).sum();
                 let bytes: u64 = functions.iter().map(|f| f.bytes).sum();
-                println!(
-                    "{name}\t{} functions\t{entries} entries\t{bytes} bytes",
-                    functions.len()
-                );
+                let count = functions.len();
+                let noun = if count == 1 { "function" } else { "functions" };
+                println!("{name}\t{count} {noun}\t{entries} entries\t{bytes} bytes");
             }
         }
         DiskAction::Functions { store } => {

@@ -676,16 +676,69 @@ fn unknown_option(path: &Path) -> String {
         }
         _ => None,
     };
-    match hint {
-        Some(hint) => format!("unknown `cached` option `{name}`: {hint}"),
-        None => format!("unknown `cached` option `{name}`; {VALID}"),
+    match (hint, nearest(&name)) {
+        (Some(hint), _) => format!("unknown `cached` option `{name}`: {hint}"),
+        (None, Some(near)) => format!("unknown `cached` option `{name}`: did you mean `{near}`?"),
+        (None, None) => format!("unknown `cached` option `{name}`; {VALID}"),
     }
+}
+
+/// The option `name` is a slip of (at most two letters changed, added, removed or swapped),
+/// if one is and no other as near.
+fn nearest(name: &str) -> Option<&'static str> {
+    let options = VALID.split('`').skip(1).step_by(2);
+    let mut scored: Vec<(usize, &'static str)> = options
+        .map(|option| (distance(name, option), option))
+        .filter(|&(d, _)| d <= 2.min(name.len() / 2))
+        .collect();
+    scored.sort_unstable();
+    match scored.as_slice() {
+        [(d, option), rest @ ..] if rest.first().is_none_or(|(next, _)| next > d) => Some(option),
+        _ => None,
+    }
+}
+
+/// Letters changed, added, removed or swapped to turn `a` into `b` (Damerau–Levenshtein, the
+/// optimal string alignment variant).
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use quote::quote;
+
+    #[test]
+    fn a_slip_of_an_option_is_named() {
+        assert_eq!(nearest("tll"), Some("ttl"));
+        assert_eq!(nearest("maxsiez"), Some("maxsize"));
+        assert_eq!(nearest("verison"), Some("version"));
+        assert_eq!(nearest("stroe"), Some("store"));
+        assert_eq!(nearest("keys"), Some("key"));
+        assert_eq!(nearest("frobnicate"), None);
+        assert_eq!(nearest("x"), None);
+    }
 
     fn errors(tokens: TokenStream) -> Vec<String> {
         match Args::from_tokens(tokens) {

@@ -29,7 +29,19 @@ pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(format!("`{text}` has a number without a unit: {expected}")),
+            "" => {
+                let after = rest.trim_start();
+                let word = &after[..after
+                    .find(|c: char| !c.is_ascii_alphabetic())
+                    .unwrap_or(after.len())];
+                return Err(match word {
+                    "" => format!("`{text}` has a number without a unit: {expected}"),
+                    "ms" | "s" | "m" | "h" | "d" => {
+                        format!("`{text}` has a space before its unit: {expected}")
+                    }
+                    other => format!("unknown unit `{other}` in `{text}`: {expected}"),
+                });
+            }
             other => return Err(format!("unknown unit `{other}` in `{text}`: {expected}")),
         };
         rest = rest[unit_len..].trim_start();
@@ -76,5 +88,9 @@ mod tests {
         ] {
             assert!(parse_millis(bad).is_err(), "{bad:?} should be rejected");
         }
+        let said = |bad: &str| parse_millis(bad).unwrap_err();
+        assert!(said("5 minutes").starts_with("unknown unit `minutes`"));
+        assert!(said("1 h").contains("a space before its unit"));
+        assert!(said("10").contains("without a unit"));
     }
 }

@@ -12,7 +12,9 @@ mod validate;
 
 use proc_macro::TokenStream;
 
-/// Memoizes a function. See the `memo` crate for the options and the generated `f_cache()` handle.
+// Documented where the `memo` crate re-exports it: rustdoc would add a doc of its own here after
+// that one, on the facade's page.
+#[allow(missing_docs, reason = "documented by the facade's re-export")]
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), item.into()).into()

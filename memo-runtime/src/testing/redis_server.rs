@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 ///
 /// The constructors and [`restart`](Self::restart) panic when `redis-server` is not installed or
 /// does not answer within 10 s: they are for tests. [`RedisServer::installed`] tells beforehand.
+#[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     dir: std::path::PathBuf,
@@ -210,6 +211,7 @@ impl Drop for RedisServer {
 /// Three masters (no replicas) sharing the 16384 slots, on free loopback ports; stopped on drop.
 ///
 /// Needs `redis-server` 7 or later.
+#[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
 }
