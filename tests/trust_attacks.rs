@@ -233,6 +233,28 @@ mod disk {
         (first(), second())
     }
 
+    struct Op<F>(F);
+
+    impl<F: Fn(u64) -> u64> Op<F> {
+        #[cached(store = disk, key = n)]
+        fn run(&self, n: u64) -> u64 {
+            (self.0)(n)
+        }
+    }
+
+    /// `type_name` writes both instances `…::disk::Op<…::{{closure}}>::run`: their entries on
+    /// disk are named apart by their bodies' types (a new user read 11 for 20).
+    #[test]
+    fn closures_as_type_arguments_on_disk() {
+        init();
+        let add = Op(|n| n + 1);
+        let double = Op(|n| n * 2);
+        assert_eq!(add.run(10), 11);
+        assert_eq!(double.run(10), 20, "not the other closure's entry");
+        assert_eq!(add.run(10), 11);
+        assert_eq!(double.run(10), 20);
+    }
+
     #[test]
     fn inner_functions_of_two_functions_on_disk() {
         init();

@@ -150,7 +150,7 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// thread, while other callers of `key` wait. A cache is never dropped, so that no code to drop
 /// one is compiled for each key and value type (`cache::boxed_memoized`): none is made to be
 /// thrown away.
-fn made_once(key: &Key, owner: Option<TypeId>, make: impl FnOnce() -> Boxed) -> Erased {
+fn made_once(key: &Key, owner: Owner, make: impl FnOnce() -> Boxed) -> Erased {
     let me = std::thread::current().id();
     let mut registry = registry();
     loop {
@@ -177,7 +177,7 @@ fn made_once(key: &Key, owner: Option<TypeId>, make: impl FnOnce() -> Boxed) -> 
         .caches
         .entry(key.clone())
         .or_default()
-        .push((owner, cache));
+        .push((owner.body, cache));
     drop(registry);
     drop(making);
     cache
@@ -355,8 +355,8 @@ impl CacheCell {
             let key = (id, instance(id, scope), type_id);
             // Claimed as in the process-wide registry: instances that `type_name` writes alike
             // are told apart by their body's closure type.
-            let owner = site.filter(|_| is_body(id, scope, enclosing(scope)));
-            return crate::testing::isolated_cache(key, owner, &mut || make(identity(id, scope)));
+            let owner = Owner::of(id, scope, site);
+            return crate::testing::isolated_cache(key, owner, &mut || make(owner.name(id, scope)));
         }
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
@@ -389,8 +389,8 @@ impl CacheCell {
         let key = (id, instance(id, scope), type_id);
         // A body claims its cache by its closure's type; a companion (or a function with
         // `impl Trait` arguments, whose instances share one cache) takes the first.
-        let owner = site.filter(|_| is_body(id, scope, path));
-        let erased = made_once(&key, owner, || make(identity(id, scope)));
+        let owner = Owner::of(id, scope, site);
+        let erased = made_once(&key, owner, || make(owner.name(id, scope)));
         {
             // The first type resolved here takes the fast path; the lock keeps its writers apart.
             let _registry = registry();
@@ -426,18 +426,56 @@ impl CacheCell {
     }
 }
 
-/// The cache of `entries` for `owner`: the one it claimed, else one no body claimed (made by the
-/// companion), now its own; for no owner, the first.
-pub(crate) fn claim(
-    entries: &mut [(Option<TypeId>, Erased)],
-    owner: Option<TypeId>,
-) -> Option<Erased> {
-    let Some(owner) = owner else {
+/// Who asks for a cache: a function's body, by its closure's type, or its companion (`None`).
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    pub(crate) body: Option<TypeId>,
+    /// `type_name` writes closures in the function's path (`app::Op<app::main::{{closure}}>`),
+    /// so its instances are told apart by the body's type alone, outside the process too.
+    closures: bool,
+}
+
+impl Owner {
+    /// The owner of a call of `id` from `scope`, whose closure's type is `site`.
+    fn of(id: &str, scope: &str, site: Option<TypeId>) -> Self {
+        Self {
+            body: site.filter(|_| is_body(id, scope, enclosing(scope))),
+            closures: own_segment(scope).contains("{{closure}}"),
+        }
+    }
+
+    /// The name of the cache this owner makes: the function's [`identity`], and for a body
+    /// whose path names closures, a hash of its type, so that the instances' entries on disk
+    /// or in Redis are their own. A closure's type is the build's: a build of other code or
+    /// features may start those entries afresh.
+    fn name(self, id: &'static str, scope: &str) -> &'static str {
+        let identity = identity(id, scope);
+        match self.body.filter(|_| self.closures) {
+            Some(body) => {
+                use std::hash::{Hash as _, Hasher as _};
+                let mut hasher = std::hash::DefaultHasher::new();
+                body.hash(&mut hasher);
+                let name = format!("{identity}#{:016x}", hasher.finish());
+                Box::leak(name.into_boxed_str())
+            }
+            None => identity,
+        }
+    }
+}
+
+/// The cache of `entries` for `owner`: the one its body claimed, else one no body claimed (made
+/// by the companion), now its own (not where the path names closures: that one is named for no
+/// instance); for the companion, the first.
+pub(crate) fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Owner) -> Option<Erased> {
+    let Some(body) = owner.body else {
         return entries.first().map(|entry| entry.1);
     };
-    let index = (entries.iter().position(|entry| entry.0 == Some(owner)))
-        .or_else(|| entries.iter().position(|entry| entry.0.is_none()))?;
-    entries[index].0 = Some(owner);
+    let index = (entries.iter().position(|entry| entry.0 == Some(body))).or_else(|| {
+        (!owner.closures)
+            .then(|| entries.iter().position(|entry| entry.0.is_none()))
+            .flatten()
+    })?;
+    entries[index].0 = Some(body);
     Some(entries[index].1)
 }
 
@@ -741,8 +779,26 @@ mod tests {
         Op::<F>::run_cache
     }
 
+    fn add_owner<F>(f: &F) -> (Owner, &'static str) {
+        let (scope, site) = body_of(f)();
+        (
+            Owner::of("memo_runtime::cell::tests::run#3", scope, Some(site)),
+            scope,
+        )
+    }
+
+    fn companion_owner<F>(f: &F) -> (Owner, &'static str) {
+        let (scope, site) = companion_of(f)();
+        (
+            Owner::of("memo_runtime::cell::tests::run#3", scope, Some(site)),
+            scope,
+        )
+    }
+
     /// Two closures are one `type_name` (`…::{{closure}}`): the bodies of their instances claim
-    /// a cache each; a companion takes the first.
+    /// a cache each, named apart; a companion takes the first, and what a companion made first
+    /// no body claims (its name is no instance's, and a store outside the process must not
+    /// hand it to whichever body comes first in each process).
     #[test]
     fn instances_that_type_name_writes_alike_get_a_cache_each() {
         static BODY: CacheCell = CacheCell::new();
@@ -752,12 +808,16 @@ mod tests {
         let _ = (add(1), double(1));
         assert_eq!(body_of(&add)().0, body_of(&double)().0, "one name");
         assert_ne!(body_of(&add)().1, body_of(&double)().1, "two types");
-        // The companion first: the body of the first instance claims what it made.
+        let names: Vec<&str> = [add_owner(&add), add_owner(&double), companion_owner(&add)]
+            .into_iter()
+            .map(|(owner, scope)| owner.name(id, scope))
+            .collect();
+        assert!(names[0] != names[1] && names[1] != names[2], "{names:?}");
+        assert_eq!(names[2], identity(id, companion_of(&add)().0));
         let companion: &'static Vec<u8> =
-            COMPANION.get_or_init_at(id, companion_of(&add), |_| vec![1]);
-        let first: &'static Vec<u8> =
-            BODY.get_or_init_at(id, body_of(&add), |_| unreachable!("made by the companion"));
-        assert!(std::ptr::eq(companion, first));
+            COMPANION.get_or_init_at(id, companion_of(&add), |_| vec![0]);
+        let first: &'static Vec<u8> = BODY.get_or_init_at(id, body_of(&add), |_| vec![1]);
+        assert!(!std::ptr::eq(companion, first));
         let second: &'static Vec<u8> = BODY.get_or_init_at(id, body_of(&double), |_| vec![2]);
         assert_eq!((first[0], second[0]), (1, 2));
         let again: &'static Vec<u8> =

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cell::{Boxed, Erased, claim};
+use crate::cell::{Boxed, Erased, Owner, claim};
 
 /// The caches of one scope, by function id, instance and type, each with the type of the
 /// closure of the body that claimed it (as the process-wide registry keeps them).
@@ -90,7 +90,7 @@ pub(crate) fn active() -> bool {
 /// `make` if it has none yet.
 pub(crate) fn cache(
     key: (&'static str, String, TypeId),
-    owner: Option<TypeId>,
+    owner: Owner,
     make: &mut dyn FnMut() -> Boxed,
 ) -> Erased {
     let claimed = |scopes: &mut Vec<(Caches, PathBuf)>, key: &_| {
@@ -108,7 +108,7 @@ pub(crate) fn cache(
             return found;
         }
         if let Some((caches, _)) = scopes.last_mut() {
-            caches.entry(key).or_default().push((owner, fresh));
+            caches.entry(key).or_default().push((owner.body, fresh));
         }
         fresh
     })
