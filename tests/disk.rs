@@ -863,7 +863,7 @@ mod issue19 {
     use memo::{Cache, Clock, DiskStore, Stats, cached};
 
     use super::init;
-    use crate::calls::{self, assert_nobody_waited, eventually};
+    use crate::calls::{self, Reads, assert_nobody_waited, eventually};
 
     const READS: usize = 1_000;
     const STEP: Duration = Duration::from_millis(2);
@@ -871,15 +871,18 @@ mod issue19 {
 
     type Disk<V> = Cache<u32, V, DiskStore<u32, V>>;
 
-    fn read_continuously(cache: &Disk<usize>, read: impl Fn()) -> Stats {
+    fn read_continuously(cache: &Disk<usize>, reads: &Reads, read: impl Fn()) -> Stats {
         let (clock, mock) = Clock::mock();
         cache.store().set_clock(clock);
         let tick = || mock.increment(STEP);
-        calls::read_continuously(READS, PAUSE, tick, || cache.stats(), read)
+        calls::read_continuously(reads, READS, PAUSE, tick, || cache.stats(), read)
     }
+
+    static GAUGE_READS: Reads = Reads::new();
 
     #[cached(store = disk("issue19"), ttl = "200ms", refresh = "early")]
     fn gauge(sensor: u32) -> usize {
+        GAUGE_READS.body_runs();
         std::thread::sleep(Duration::from_millis(20));
         sensor as usize
     }
@@ -887,12 +890,15 @@ mod issue19 {
     #[test]
     fn early_refresh_keeps_every_caller_of_a_hot_disk_key_from_waiting() {
         init();
-        let warm = read_continuously(gauge_cache(), || assert_eq!(gauge(1), 1));
-        assert_nobody_waited(&warm, &gauge_cache().stats());
+        let warm = read_continuously(gauge_cache(), &GAUGE_READS, || assert_eq!(gauge(1), 1));
+        assert_nobody_waited(&warm, &gauge_cache().stats(), &GAUGE_READS);
     }
+
+    static METER_READS: Reads = Reads::new();
 
     #[cached(store = disk("issue19"), ttl = "200ms", stale = "100ms")]
     fn meter(sensor: u32) -> usize {
+        METER_READS.body_runs();
         std::thread::sleep(Duration::from_millis(20));
         sensor as usize
     }
@@ -900,8 +906,8 @@ mod issue19 {
     #[test]
     fn stale_keeps_every_caller_of_a_hot_disk_key_from_waiting() {
         init();
-        let warm = read_continuously(meter_cache(), || assert_eq!(meter(1), 1));
-        assert_nobody_waited(&warm, &meter_cache().stats());
+        let warm = read_continuously(meter_cache(), &METER_READS, || assert_eq!(meter(1), 1));
+        assert_nobody_waited(&warm, &meter_cache().stats(), &METER_READS);
     }
 
     static DIALS: AtomicUsize = AtomicUsize::new(0);
@@ -992,16 +998,20 @@ mod issue19 {
 
         async fn read_continuously_async<F: Future<Output = usize>>(
             cache: &Disk<usize>,
+            reads: &Reads,
             read: impl Fn() -> F,
         ) -> Stats {
             let (clock, mock) = Clock::mock();
             cache.store().set_clock(clock);
             let tick = || mock.increment(STEP);
-            calls::read_continuously_async(READS, PAUSE, tick, || cache.stats(), read).await
+            calls::read_continuously_async(reads, READS, PAUSE, tick, || cache.stats(), read).await
         }
+
+        static TIDE_READS: Reads = Reads::new();
 
         #[cached(store = disk("issue19"), ttl = "200ms", refresh = "early")]
         async fn tide(port: u32) -> usize {
+            TIDE_READS.body_runs_async().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
             port as usize
         }
@@ -1009,12 +1019,16 @@ mod issue19 {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn early_refresh_keeps_every_async_caller_of_a_hot_disk_key_from_waiting() {
             init();
-            let warm = read_continuously_async(tide_cache(), || assert_send(tide(1))).await;
-            assert_nobody_waited(&warm, &tide_cache().stats());
+            let read = || assert_send(tide(1));
+            let warm = read_continuously_async(tide_cache(), &TIDE_READS, read).await;
+            assert_nobody_waited(&warm, &tide_cache().stats(), &TIDE_READS);
         }
+
+        static SWELL_READS: Reads = Reads::new();
 
         #[cached(store = disk("issue19"), ttl = "200ms", stale = "100ms")]
         async fn swell(port: u32) -> usize {
+            SWELL_READS.body_runs_async().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
             port as usize
         }
@@ -1022,8 +1036,9 @@ mod issue19 {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn stale_keeps_every_async_caller_of_a_hot_disk_key_from_waiting() {
             init();
-            let warm = read_continuously_async(swell_cache(), || assert_send(swell(1))).await;
-            assert_nobody_waited(&warm, &swell_cache().stats());
+            let read = || assert_send(swell(1));
+            let warm = read_continuously_async(swell_cache(), &SWELL_READS, read).await;
+            assert_nobody_waited(&warm, &swell_cache().stats(), &SWELL_READS);
         }
     }
 }

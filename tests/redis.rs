@@ -1535,7 +1535,7 @@ mod issue19 {
     use memo::{Stats, cached};
 
     use super::{PORT, init, redis_server};
-    use crate::calls::{self, eventually};
+    use crate::calls::{self, Reads, eventually};
 
     const READS: usize = 1_500;
     const PAUSE: Duration = Duration::from_millis(2);
@@ -1574,20 +1574,40 @@ mod issue19 {
             }
         }
 
-        /// Called before each read but the first (the one that computes).
+        /// Called before each read but the first (the one that computes): a read is late when
+        /// the pause since the last read ended passed the window. The reads' own time does not
+        /// count: a read that waited for a body is no reason for the next to.
         fn tick(&self) {
             let now = Instant::now();
-            let last = self.last.replace(Some(now));
-            if last.is_some_and(|last| now.duration_since(last) > self.window) {
+            if self
+                .last
+                .get()
+                .is_some_and(|last| now.duration_since(last) > self.window)
+            {
                 self.late.set(self.late.get() + 1);
             }
         }
+
+        /// Called after each read.
+        fn read_ended(&self) {
+            self.last.set(Some(Instant::now()));
+        }
     }
 
-    fn read_continuously(window: Duration, stats: impl Fn() -> Stats, read: impl Fn()) -> Reading {
+    fn read_continuously(
+        window: Duration,
+        reads: &Reads,
+        stats: impl Fn() -> Stats,
+        read: impl Fn(),
+    ) -> Reading {
         init();
         let gaps = Gaps::new(window);
+        let read = || {
+            read();
+            gaps.read_ended();
+        };
         gaps.reading(calls::read_continuously(
+            reads,
             READS,
             PAUSE,
             || gaps.tick(),
@@ -1597,12 +1617,15 @@ mod issue19 {
     }
 
     /// No caller computed or waited after the first but (on a loaded machine) late ones.
-    fn assert_nobody_waited(reading: &Reading, stats: &Stats) {
-        calls::assert_none_but_late_waited(&reading.warm, stats, reading.late);
+    fn assert_nobody_waited(reading: &Reading, stats: &Stats, reads: &Reads) {
+        calls::assert_none_but_late_waited(&reading.warm, stats, reads, reading.late);
     }
+
+    static REDIS_GAUGE_READS: Reads = Reads::new();
 
     #[cached(store = redis, ttl = "300ms", refresh = "early")]
     fn redis_gauge(sensor: u32) -> usize {
+        REDIS_GAUGE_READS.body_runs();
         std::thread::sleep(BODY);
         sensor as usize
     }
@@ -1610,12 +1633,16 @@ mod issue19 {
     #[test]
     fn early_refresh_keeps_every_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_gauge_cache().stats();
-        let reading = read_continuously(BODY, stats, || assert_eq!(redis_gauge(1), 1));
-        assert_nobody_waited(&reading, &stats());
+        let read = || assert_eq!(redis_gauge(1), 1);
+        let reading = read_continuously(BODY, &REDIS_GAUGE_READS, stats, read);
+        assert_nobody_waited(&reading, &stats(), &REDIS_GAUGE_READS);
     }
+
+    static REDIS_METER_READS: Reads = Reads::new();
 
     #[cached(store = redis, ttl = "300ms", stale = "300ms")]
     fn redis_meter(sensor: u32) -> usize {
+        REDIS_METER_READS.body_runs();
         std::thread::sleep(BODY);
         sensor as usize
     }
@@ -1623,12 +1650,16 @@ mod issue19 {
     #[test]
     fn stale_keeps_every_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_meter_cache().stats();
-        let reading = read_continuously(STALE, stats, || assert_eq!(redis_meter(1), 1));
-        assert_nobody_waited(&reading, &stats());
+        let read = || assert_eq!(redis_meter(1), 1);
+        let reading = read_continuously(STALE, &REDIS_METER_READS, stats, read);
+        assert_nobody_waited(&reading, &stats(), &REDIS_METER_READS);
     }
+
+    static TIERED_GAUGE_READS: Reads = Reads::new();
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", refresh = "early")]
     fn tiered_gauge(sensor: u32) -> usize {
+        TIERED_GAUGE_READS.body_runs();
         std::thread::sleep(BODY);
         sensor as usize
     }
@@ -1636,12 +1667,16 @@ mod issue19 {
     #[test]
     fn early_refresh_keeps_every_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_gauge_cache().stats();
-        let reading = read_continuously(BODY, stats, || assert_eq!(tiered_gauge(1), 1));
-        assert_nobody_waited(&reading, &stats());
+        let read = || assert_eq!(tiered_gauge(1), 1);
+        let reading = read_continuously(BODY, &TIERED_GAUGE_READS, stats, read);
+        assert_nobody_waited(&reading, &stats(), &TIERED_GAUGE_READS);
     }
+
+    static TIERED_METER_READS: Reads = Reads::new();
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
     fn tiered_meter(sensor: u32) -> usize {
+        TIERED_METER_READS.body_runs();
         std::thread::sleep(BODY);
         sensor as usize
     }
@@ -1649,23 +1684,37 @@ mod issue19 {
     #[test]
     fn stale_keeps_every_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_meter_cache().stats();
-        let reading = read_continuously(STALE, stats, || assert_eq!(tiered_meter(1), 1));
-        assert_nobody_waited(&reading, &stats());
+        let read = || assert_eq!(tiered_meter(1), 1);
+        let reading = read_continuously(STALE, &TIERED_METER_READS, stats, read);
+        assert_nobody_waited(&reading, &stats(), &TIERED_METER_READS);
     }
 
     async fn read_continuously_async<F: Future<Output = usize>>(
         window: Duration,
+        reads: &Reads,
         stats: impl Fn() -> Stats,
         read: impl Fn() -> F,
     ) -> Reading {
         init();
         let gaps = Gaps::new(window);
-        let warm = calls::read_continuously_async(READS, PAUSE, || gaps.tick(), stats, read).await;
+        let tick = || gaps.tick();
+        let read = || {
+            let reading = read();
+            async {
+                let value = reading.await;
+                gaps.read_ended();
+                value
+            }
+        };
+        let warm = calls::read_continuously_async(reads, READS, PAUSE, tick, stats, read).await;
         gaps.reading(warm)
     }
 
+    static REDIS_TIDE_READS: Reads = Reads::new();
+
     #[cached(store = redis, ttl = "300ms", refresh = "early")]
     async fn redis_tide(port: u32) -> usize {
+        REDIS_TIDE_READS.body_runs_async().await;
         tokio::time::sleep(BODY).await;
         port as usize
     }
@@ -1673,13 +1722,16 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_tide_cache().stats();
-        let reading =
-            read_continuously_async(BODY, stats, || super::assert_send(redis_tide(1))).await;
-        assert_nobody_waited(&reading, &stats());
+        let read = || super::assert_send(redis_tide(1));
+        let reading = read_continuously_async(BODY, &REDIS_TIDE_READS, stats, read).await;
+        assert_nobody_waited(&reading, &stats(), &REDIS_TIDE_READS);
     }
+
+    static REDIS_SWELL_READS: Reads = Reads::new();
 
     #[cached(store = redis, ttl = "300ms", stale = "300ms")]
     async fn redis_swell(port: u32) -> usize {
+        REDIS_SWELL_READS.body_runs_async().await;
         tokio::time::sleep(BODY).await;
         port as usize
     }
@@ -1687,13 +1739,16 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_redis_key_from_waiting() {
         let stats = || redis_swell_cache().stats();
-        let reading =
-            read_continuously_async(STALE, stats, || super::assert_send(redis_swell(1))).await;
-        assert_nobody_waited(&reading, &stats());
+        let read = || super::assert_send(redis_swell(1));
+        let reading = read_continuously_async(STALE, &REDIS_SWELL_READS, stats, read).await;
+        assert_nobody_waited(&reading, &stats(), &REDIS_SWELL_READS);
     }
+
+    static TIERED_TIDE_READS: Reads = Reads::new();
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", refresh = "early")]
     async fn tiered_tide(port: u32) -> usize {
+        TIERED_TIDE_READS.body_runs_async().await;
         tokio::time::sleep(BODY).await;
         port as usize
     }
@@ -1701,13 +1756,16 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_tide_cache().stats();
-        let reading =
-            read_continuously_async(BODY, stats, || super::assert_send(tiered_tide(1))).await;
-        assert_nobody_waited(&reading, &stats());
+        let read = || super::assert_send(tiered_tide(1));
+        let reading = read_continuously_async(BODY, &TIERED_TIDE_READS, stats, read).await;
+        assert_nobody_waited(&reading, &stats(), &TIERED_TIDE_READS);
     }
+
+    static TIERED_SWELL_READS: Reads = Reads::new();
 
     #[cached(store = tiered, maxsize = 10, ttl = "300ms", stale = "300ms")]
     async fn tiered_swell(port: u32) -> usize {
+        TIERED_SWELL_READS.body_runs_async().await;
         tokio::time::sleep(BODY).await;
         port as usize
     }
@@ -1715,9 +1773,9 @@ mod issue19 {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_tiered_key_from_waiting() {
         let stats = || tiered_swell_cache().stats();
-        let reading =
-            read_continuously_async(STALE, stats, || super::assert_send(tiered_swell(1))).await;
-        assert_nobody_waited(&reading, &stats());
+        let read = || super::assert_send(tiered_swell(1));
+        let reading = read_continuously_async(STALE, &TIERED_SWELL_READS, stats, read).await;
+        assert_nobody_waited(&reading, &stats(), &TIERED_SWELL_READS);
     }
 
     static DIALS: AtomicUsize = AtomicUsize::new(0);

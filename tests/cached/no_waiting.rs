@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use memo::{Clock, cached};
 
-use crate::calls::{self, assert_nobody_waited, eventually};
+use crate::calls::{self, Reads, assert_nobody_waited, eventually};
 
 /// Reads over ten time-to-live periods of the cache's clock.
 const READS: usize = 1_000;
@@ -35,6 +35,7 @@ const LAG: usize = 25;
 fn read_continuously(
     cache: &memo::Cache<u32, usize>,
     ended: &AtomicUsize,
+    reads: &Reads,
     read: impl Fn(),
 ) -> memo::Stats {
     let (clock, mock) = Clock::mock();
@@ -50,20 +51,22 @@ fn read_continuously(
         }
         if behind.get() > LAG {
             assert!(
-                eventually(|| ended.load(Ordering::SeqCst) >= begun),
+                reads.between_reads(|| ended.load(Ordering::SeqCst) >= begun),
                 "a body never ended"
             );
             behind.set(0);
         }
         mock.increment(STEP);
     };
-    calls::read_continuously(READS, PAUSE, tick, || cache.stats(), read)
+    calls::read_continuously(reads, READS, PAUSE, tick, || cache.stats(), read)
 }
 
 static GAUGE_ENDED: AtomicUsize = AtomicUsize::new(0);
+static GAUGE_READS: Reads = Reads::new();
 
 #[cached(ttl = "200ms", refresh = "early")]
 fn gauge(sensor: u32) -> usize {
+    GAUGE_READS.body_runs();
     assert!(sensor > 0);
     std::thread::sleep(Duration::from_millis(20));
     GAUGE_ENDED.fetch_add(1, Ordering::SeqCst);
@@ -72,9 +75,10 @@ fn gauge(sensor: u32) -> usize {
 
 #[test]
 fn early_refresh_keeps_every_caller_of_a_hot_key_from_waiting() {
-    let warm = read_continuously(gauge_cache(), &GAUGE_ENDED, || assert_eq!(gauge(1), 1));
+    let read = || assert_eq!(gauge(1), 1);
+    let warm = read_continuously(gauge_cache(), &GAUGE_ENDED, &GAUGE_READS, read);
     let stats = gauge_cache().stats();
-    assert_nobody_waited(&warm, &stats);
+    assert_nobody_waited(&warm, &stats, &GAUGE_READS);
     assert_eq!(stats.hits, READS as u64);
 }
 
@@ -106,9 +110,11 @@ fn a_key_unread_through_its_lead_is_computed_by_its_next_caller() {
 }
 
 static METER_ENDED: AtomicUsize = AtomicUsize::new(0);
+static METER_READS: Reads = Reads::new();
 
 #[cached(ttl = "200ms", stale = "100ms")]
 fn meter(sensor: u32) -> usize {
+    METER_READS.body_runs();
     assert!(sensor > 0);
     std::thread::sleep(Duration::from_millis(20));
     METER_ENDED.fetch_add(1, Ordering::SeqCst);
@@ -117,8 +123,9 @@ fn meter(sensor: u32) -> usize {
 
 #[test]
 fn stale_keeps_every_caller_of_a_hot_key_from_waiting() {
-    let warm = read_continuously(meter_cache(), &METER_ENDED, || assert_eq!(meter(1), 1));
-    assert_nobody_waited(&warm, &meter_cache().stats());
+    let read = || assert_eq!(meter(1), 1);
+    let warm = read_continuously(meter_cache(), &METER_ENDED, &METER_READS, read);
+    assert_nobody_waited(&warm, &meter_cache().stats(), &METER_READS);
 }
 
 static LEDGER_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -210,8 +217,11 @@ fn a_refresh_that_hangs_past_a_ttl_leaves_callers_to_compute() {
 mod asynchronous {
     use super::*;
 
+    static TIDE_READS: Reads = Reads::new();
+
     #[cached(ttl = "200ms", refresh = "early")]
     async fn tide(port: u32) -> usize {
+        TIDE_READS.body_runs_async().await;
         assert!(port > 0);
         tokio::time::sleep(Duration::from_millis(20)).await;
         port as usize
@@ -220,22 +230,26 @@ mod asynchronous {
     /// [`read_continuously`] of an `async fn`, awaited.
     async fn read_continuously_async<F: Future<Output = usize>>(
         cache: &memo::Cache<u32, usize>,
+        reads: &Reads,
         read: impl Fn() -> F,
     ) -> memo::Stats {
         let (clock, mock) = Clock::mock();
         cache.set_clock(clock);
         let tick = || mock.increment(STEP);
-        calls::read_continuously_async(READS, PAUSE, tick, || cache.stats(), read).await
+        calls::read_continuously_async(reads, READS, PAUSE, tick, || cache.stats(), read).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_refresh_keeps_every_async_caller_of_a_hot_key_from_waiting() {
-        let warm = read_continuously_async(tide_cache(), || tide(1)).await;
-        assert_nobody_waited(&warm, &tide_cache().stats());
+        let warm = read_continuously_async(tide_cache(), &TIDE_READS, || tide(1)).await;
+        assert_nobody_waited(&warm, &tide_cache().stats(), &TIDE_READS);
     }
+
+    static SWELL_READS: Reads = Reads::new();
 
     #[cached(ttl = "200ms", stale = "100ms")]
     async fn swell(port: u32) -> usize {
+        SWELL_READS.body_runs_async().await;
         assert!(port > 0);
         tokio::time::sleep(Duration::from_millis(20)).await;
         port as usize
@@ -243,7 +257,7 @@ mod asynchronous {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stale_keeps_every_async_caller_of_a_hot_key_from_waiting() {
-        let warm = read_continuously_async(swell_cache(), || swell(1)).await;
-        assert_nobody_waited(&warm, &swell_cache().stats());
+        let warm = read_continuously_async(swell_cache(), &SWELL_READS, || swell(1)).await;
+        assert_nobody_waited(&warm, &swell_cache().stats(), &SWELL_READS);
     }
 }

@@ -1,9 +1,95 @@
 //! How the facade's tests call and wait: callers released together, a condition awaited while
-//! background refreshes run, and the count that says no caller waited.
+//! background refreshes run, and the counts that say no caller waited (its misses, and the
+//! bodies that ran while their reader waited, [`Reads`]).
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+
+/// The reads of one key read continuously, as its body sees them: a body run while the reader
+/// reads waits (up to 5 s) for the reader's next read, which comes only if the reader did not
+/// wait for the body, whether the body ran in the read or elsewhere while the read waited.
+pub(crate) struct Reads {
+    reading: AtomicBool,
+    done: AtomicUsize,
+    waited: AtomicUsize,
+}
+
+impl Reads {
+    pub(crate) const fn new() -> Self {
+        Self {
+            reading: AtomicBool::new(false),
+            done: AtomicUsize::new(0),
+            waited: AtomicUsize::new(0),
+        }
+    }
+
+    /// Called first by the body: while the key is read continuously, returns once the reader
+    /// read again (or stopped), counting a reader that did not within 5 s.
+    pub(crate) fn body_runs(&self) {
+        let Some(begun) = self.begun() else { return };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.read_again(begun) {
+            if Instant::now() > deadline {
+                self.waited.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// [`body_runs`](Self::body_runs) of an `async fn`'s body, which must not block its
+    /// runtime's thread.
+    pub(crate) async fn body_runs_async(&self) {
+        let Some(begun) = self.begun() else { return };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.read_again(begun) {
+            if Instant::now() > deadline {
+                self.waited.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The reads done when a body began, if it is to wait for the next: not once a body
+    /// waited in vain, which fails the test already (each would cost its 5 s).
+    fn begun(&self) -> Option<usize> {
+        (self.reading.load(Ordering::SeqCst) && self.waited.load(Ordering::SeqCst) == 0)
+            .then(|| self.done.load(Ordering::SeqCst))
+    }
+
+    fn read_again(&self, begun: usize) -> bool {
+        !self.reading.load(Ordering::SeqCst) || self.done.load(Ordering::SeqCst) > begun
+    }
+
+    fn start(&self) {
+        self.reading.store(true, Ordering::SeqCst);
+    }
+
+    fn read(&self) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// While the reader waits for bodies on purpose, between its reads (`done` holds once they
+    /// ended): they need not wait for it. Whether `done` held.
+    pub(crate) fn between_reads(&self, done: impl Fn() -> bool) -> bool {
+        self.reading.store(false, Ordering::SeqCst);
+        let ended = eventually(done);
+        self.reading.store(true, Ordering::SeqCst);
+        ended
+    }
+
+    fn stop(&self) {
+        self.reading.store(false, Ordering::SeqCst);
+    }
+
+    /// The bodies whose reader did not read again within 5 s: it waited for them.
+    fn waited(&self) -> u64 {
+        self.waited.load(Ordering::SeqCst) as u64
+    }
+}
 
 /// Waits (up to 10 s) until `done` holds: background refreshes run on threads of their own.
 pub(crate) fn eventually(done: impl Fn() -> bool) -> bool {
@@ -18,19 +104,30 @@ pub(crate) fn eventually(done: impl Fn() -> bool) -> bool {
 }
 
 /// Asserts that reading a key continuously left `misses` and `coalesced` at their warm-up
-/// values (`warm`: a caller that waited for a computation is one or the other), that the key
-/// was refreshed every period or so, and that the store never failed.
-pub(crate) fn assert_nobody_waited(warm: &memo::Stats, stats: &memo::Stats) {
-    assert_none_but_late_waited(warm, stats, 0);
+/// values (`warm`: a caller that waited for a computation is one or the other), that no body
+/// ran while its reader waited for it (`reads`, counted by the bodies), that the key was
+/// refreshed every period or so, and that the store never failed.
+pub(crate) fn assert_nobody_waited(warm: &memo::Stats, stats: &memo::Stats, reads: &Reads) {
+    assert_none_but_late_waited(warm, stats, reads, 0);
 }
 
 /// [`assert_nobody_waited`] of a reader in real time, of whose reads `late` came after a pause
 /// longer than the key's window for a refresh nobody waits for: those may have waited.
-pub(crate) fn assert_none_but_late_waited(warm: &memo::Stats, stats: &memo::Stats, late: u64) {
+pub(crate) fn assert_none_but_late_waited(
+    warm: &memo::Stats,
+    stats: &memo::Stats,
+    reads: &Reads,
+    late: u64,
+) {
     let waited = (stats.misses - warm.misses) + (stats.coalesced - warm.coalesced);
     assert!(
         waited <= late,
         "no caller computed or waited after the first but {late} late ones: {stats:?}"
+    );
+    assert!(
+        reads.waited() <= late,
+        "{} bodies ran while their reader waited for them, {late} late reads",
+        reads.waited()
     );
     assert!(stats.refreshes >= 5, "refreshed every period: {stats:?}");
     assert_eq!(stats.backend_errors, 0, "{stats:?}");
@@ -55,6 +152,7 @@ pub(crate) fn at_once<T: Send + 'static>(threads: usize, call: fn() -> T) -> Vec
 /// `tick` (which advances a mock clock, or does nothing) and followed by `pause` of real time;
 /// returns the statistics after the first read, for [`assert_nobody_waited`].
 pub(crate) fn read_continuously(
+    tracked: &Reads,
     reads: usize,
     pause: Duration,
     tick: impl Fn(),
@@ -63,16 +161,20 @@ pub(crate) fn read_continuously(
 ) -> memo::Stats {
     read();
     let warm = stats();
+    tracked.start();
     for _ in 0..reads {
         tick();
         read();
+        tracked.read();
         std::thread::sleep(pause);
     }
+    tracked.stop();
     warm
 }
 
 /// [`read_continuously`] of an `async fn` whose every call gives 1, awaited.
 pub(crate) async fn read_continuously_async<F: Future<Output = usize>>(
+    tracked: &Reads,
     reads: usize,
     pause: Duration,
     tick: impl Fn(),
@@ -81,11 +183,14 @@ pub(crate) async fn read_continuously_async<F: Future<Output = usize>>(
 ) -> memo::Stats {
     read().await;
     let warm = stats();
+    tracked.start();
     for _ in 0..reads {
         tick();
         assert_eq!(read().await, 1);
+        tracked.read();
         tokio::time::sleep(pause).await;
     }
+    tracked.stop();
     warm
 }
 
