@@ -132,31 +132,31 @@ mod disk {
         assert_eq!(OrderId(7).describe(), "order #7");
     }
 
-    mod before {
+    pub(super) mod before {
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        pub(super) struct Account {
-            pub(super) balance: u64,
-            pub(super) limit: u64,
+        pub(crate) struct Account {
+            pub(crate) balance: u64,
+            pub(crate) limit: u64,
         }
 
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        pub(super) enum Plan {
+        pub(crate) enum Plan {
             Free,
             Pro,
         }
     }
 
-    mod after {
+    pub(super) mod after {
         /// The same name; two fields swapped, and `limit` became signed.
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        pub(super) struct Account {
-            pub(super) limit: i64,
-            pub(super) balance: u64,
+        pub(crate) struct Account {
+            pub(crate) limit: i64,
+            pub(crate) balance: u64,
         }
 
         /// The same variants, reordered.
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        pub(super) enum Plan {
+        pub(crate) enum Plan {
             Pro,
             Free,
         }
@@ -287,12 +287,32 @@ mod disk {
         n + 1
     }
 
+    /// `version = 3` caches, and reaches the store: `versioned` reads what was written under
+    /// its name at version 3, and not what was written at version 0 (the fingerprint takes the
+    /// version with the crate's, `__private::crate_version`).
     #[test]
-    fn version_is_accepted_and_caches() {
+    fn the_version_names_the_entries() {
         init();
         assert_eq!(versioned(1), 2);
         assert_eq!(versioned(1), 2);
         assert_eq!(VERSIONED.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let store = |version| {
+            let version = memo::__private::crate_version(
+                version,
+                option_env!("CARGO_PKG_VERSION"),
+                option_env!("CARGO_BIN_NAME"),
+            );
+            let options = DiskOptions::program().function("trust::disk::versioned", version);
+            Cache::with_store(options.open::<u64, u64>(&Config::new()))
+        };
+        let (current, old) = (store(3), store(0));
+        current.insert(40, 1000);
+        old.insert(41, 2000);
+        current.store().flush();
+        old.store().flush();
+        assert_eq!(versioned(40), 1000, "the entry of version 3");
+        assert_eq!(versioned(41), 42, "not the entry of version 0");
+        assert_eq!(VERSIONED.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }
 
@@ -386,6 +406,55 @@ mod redis {
             assert_eq!(OrderId(7).describe().await, "order #7");
             assert_eq!(OrderId(7).describe().await, "order #7");
         });
+    }
+
+    /// As on disk: a build whose key or value types changed misses in Redis, never decodes
+    /// the entries of the last.
+    #[cfg(feature = "disk")]
+    #[test]
+    fn a_changed_layout_is_a_redis_miss_not_garbage() {
+        use memo::{Cache, Codec, Config, RedisOptions, RedisStore};
+
+        use super::disk::{after, before};
+
+        fn open<K, V>(codec: Codec, version: u64) -> Cache<K, V, RedisStore<K, V>>
+        where
+            K: serde::de::DeserializeOwned,
+            V: serde::de::DeserializeOwned,
+        {
+            let name = format!("layout-{}", codec.name());
+            let options = RedisOptions::new(&name).function("app::account", version);
+            Cache::with_store(options.codec(codec).open(&Config::new()))
+        }
+
+        init();
+        for codec in [Codec::Binary, Codec::Json] {
+            let account = before::Account {
+                balance: 1001,
+                limit: 50,
+            };
+            let old: Cache<u32, before::Account, _> = open(codec, 0);
+            old.insert(1, account.clone());
+            assert_eq!(old.get(&1), Some(account));
+            let new: Cache<u32, after::Account, _> = open(codec, 0);
+            assert_eq!(new.get(&1), None, "{codec:?}: fields reordered and retyped");
+
+            let old: Cache<u32, before::Plan, _> = open(codec, 0);
+            old.insert(1, before::Plan::Free);
+            let new: Cache<u32, after::Plan, _> = open(codec, 0);
+            assert_eq!(new.get(&1), None, "{codec:?}: variants reordered");
+
+            let old: Cache<u32, String, _> = open(codec, 0);
+            old.insert(5, "id=5".to_string());
+            let new: Cache<i32, String, _> = open(codec, 0);
+            assert_eq!(new.get(&-3), None, "{codec:?}: key type changed");
+            assert_eq!(new.get(&5), None, "{codec:?}: key type changed");
+
+            let bumped: Cache<u32, String, _> = open(codec, 1);
+            assert_eq!(bumped.get(&5), None, "{codec:?}: version bumped");
+            let same: Cache<u32, String, _> = open(codec, 0);
+            assert_eq!(same.get(&5).as_deref(), Some("id=5"), "{codec:?}");
+        }
     }
 
     static GREETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
