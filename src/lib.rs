@@ -34,7 +34,7 @@
 //! | option | meaning |
 //! |---|---|
 //! | `maxsize = N` | keep at most `N` entries; unbounded when omitted |
-//! | `maxweight = N`, `weight = \|k, v\| v.len()` | keep the total weight of the entries (as `weight` weighs them: any integer, bytes usually) at most `N`; an entry heavier than its shard's share (`N` split over up to 16 shards of at least 65,536) is not stored |
+//! | `maxweight = N`, `weight = \|_, v\| v.len()` | keep the total weight of the entries (as `weight` weighs them: any integer, bytes usually) at most `N`; an entry heavier than its shard's share (`N` split over up to 16 shards of at least 65,536) is not stored |
 //! | `on_evict = \|k, v, cause\| ...` | call this with every entry that leaves and its [`RemovalCause`]: `Expired`, `Evicted`, `Invalidated`, `Replaced` (after the cache's lock is released: it may use the cache) |
 //! | `policy = "auto"` | which entries a full cache evicts: `"auto"` (S3-FIFO with `TinyLFU` admission, the default), `"lru"`, `"lfu"`, `"fifo"` |
 //! | `ttl = "10s"` | entries expire after a duration: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"1d"`, `"1h30m"`, or any `Duration` expression |

@@ -612,8 +612,11 @@ fn a_restarted_server_fails_no_call_and_returns_no_wrong_value() {
             })
         })
         .collect();
+    // A worker whose call failed has stopped counting: the wait ends (within 60 s) and the
+    // joins below show its panic, instead of waiting for ever.
     let wait_for = |at_least: usize| {
-        while calls.load(Ordering::Relaxed) < at_least {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while calls.load(Ordering::Relaxed) < at_least && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
@@ -628,6 +631,10 @@ fn a_restarted_server_fails_no_call_and_returns_no_wrong_value() {
     for worker in workers {
         worker.join().unwrap();
     }
+    assert!(
+        calls.load(Ordering::Relaxed) >= restarted + 500,
+        "the calls went on"
+    );
     assert!(cache.stats().backend_errors > 0);
     // Recovered: a value stored now is found again.
     let client = cache.store().client().unwrap().clone();

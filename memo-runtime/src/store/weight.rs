@@ -22,7 +22,7 @@
 /// ```
 pub type Weigher<K, V> = fn(&K, &V) -> u64;
 
-/// An integer a weigher may return (`#[cached(weight = |k, v| v.len())]` returns a `usize`);
+/// An integer a weigher may return (`#[cached(weight = |_, v| v.len())]` returns a `usize`);
 /// negative weights count as 0, weights past `u64::MAX` as `u64::MAX`.
 ///
 /// # Examples
