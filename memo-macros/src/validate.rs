@@ -502,8 +502,9 @@ fn check_generics(func: &CachedFn, key_type: &Type, output: &Type, errors: &mut 
             errors.at(
                 found,
                 format_args!(
-                    "`#[cached]` keeps one cache per instance of a generic function, so its {what} \
-                     type cannot depend on a type parameter; {}",
+                    "the {what} type of a cached generic function cannot name a type parameter: \
+                     each instance has a cache of its own, but all of one key type and one value \
+                     type; {}",
                     if what == "key" {
                         "choose a key that does not with `key = ..., key_type = ...`"
                     } else {

@@ -40,7 +40,7 @@ use crate::trace::{Computation, Running};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached: a cached function must return a `Clone + Send + Sync + 'static` type",
     label = "this return type is stored in the cache",
-    note = "return an owned type; to share one large value without copying it, put it in an `Arc`; a `Result` whose error is not `Clone`: spell it `…Result<…>` (e.g. `Result<T, E>`, `io::Result<T>`), which caches `Ok` values only and asks nothing of the error"
+    note = "return an owned type; to share one large value without copying it, put it in an `Arc`; a `Result` whose error is not `Clone`: spell it `…Result<…>` (e.g. `Result<T, E>`, `io::Result<T>`), which caches `Ok` values only and asks nothing of the error, and without `cache_err = true`, which stores the error too"
 )]
 pub trait CacheValue: Clone + Send + Sync + 'static {}
 
