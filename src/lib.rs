@@ -100,7 +100,10 @@
 //! A memoized function's cache is shared by the whole process, and so by tests running in
 //! parallel. [`testing::isolate()`] (feature `test-util`, in `[dev-dependencies]`) gives the calls
 //! of one test's thread caches of their own, `store = disk` functions a fresh directory, and
-//! `store = redis` functions a key prefix of the scope's own, until the guard is dropped:
+//! `store = redis` functions a key prefix of the scope's own (and with
+//! [`.redis_url(&server.url())`](testing::Isolated::redis_url), a server), until the guard is
+//! dropped. Threads the test starts, and tasks of a multi-thread runtime, use the process-wide
+//! caches; a `#[tokio::test]` (current-thread) runs on the test's thread:
 //!
 //! ```
 //! # #[cfg(feature = "test-util")] {

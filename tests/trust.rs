@@ -481,6 +481,27 @@ mod redis {
         assert_eq!(GREETS.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
+    #[cached(store = redis)]
+    fn wave(name: &str) -> String {
+        format!("bye {name}")
+    }
+
+    /// A scope may name the server its Redis functions use, where the process's
+    /// `MEMO_REDIS_URL` names another.
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_scope_may_name_its_own_redis_server() {
+        init();
+        let own = RedisServer::start();
+        {
+            let _scope = memo::testing::isolate().redis_url(&own.url());
+            assert_eq!(wave("own"), "bye own");
+            assert_eq!(wave_cache().stats().backend_errors, 0);
+        }
+        let keys = super::redis_server::command(own.port(), "DBSIZE");
+        assert_eq!(keys.trim(), ":1", "the entry is on the scope's server");
+    }
+
     /// As on disk: what postcard cannot carry is computed again by the next program, never
     /// read back as another value or another key's.
     #[cfg(feature = "disk")]

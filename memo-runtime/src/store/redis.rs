@@ -341,7 +341,7 @@ impl RedisOptions {
     pub(crate) fn open_shaped<K, V>(&self, config: &Config, fingerprint: u64) -> RedisStore<K, V> {
         let remote = match &self.client {
             Some(client) => Ok(Arc::new(Remote::new(client.clone(), &self.lock))),
-            None => shared(&crate::redis::env_url(), &self.lock),
+            None => shared(&server_url(), &self.lock),
         };
         let fallback = remote
             .as_ref()
@@ -1422,6 +1422,16 @@ impl<K, V> std::fmt::Debug for RedisStore<K, V> {
 /// Says once per distinct error that the server cannot be used (a URL that does not parse, a
 /// client that cannot be built): every call of the store's functions then computes, and a typo
 /// in `MEMO_REDIS_URL` must not pass unseen.
+/// The server of a store given no client: the one the test's scope names
+/// ([`Isolated::redis_url`](crate::testing::Isolated::redis_url)), else the environment's.
+fn server_url() -> String {
+    #[cfg(feature = "test-util")]
+    if let Some(url) = crate::testing::isolated_redis_url() {
+        return url;
+    }
+    crate::redis::env_url()
+}
+
 /// Whether it warned.
 fn warn_unusable(err: &Error) -> bool {
     static WARNED: LazyLock<Mutex<std::collections::HashSet<String>>> =

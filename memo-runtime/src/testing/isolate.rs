@@ -16,8 +16,9 @@ type Caches = HashMap<(&'static str, String, TypeId), Vec<(Option<TypeId>, Erase
 thread_local! {
     /// How many scopes are open on this thread: the hit path's one check.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// The open scopes, innermost last.
-    static SCOPES: RefCell<Vec<(Caches, PathBuf)>> = const { RefCell::new(Vec::new()) };
+    /// The open scopes, innermost last: their caches, their directory, and the Redis server
+    /// their functions use, if they name one ([`Isolated::redis_url`]).
+    static SCOPES: RefCell<Vec<(Caches, PathBuf, Option<String>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Until it is dropped, every memoized function called **on this thread** uses a cache of its
@@ -42,7 +43,9 @@ pub fn isolate() -> Isolated {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    SCOPES.with(|scopes| scopes.borrow_mut().push((Caches::new(), dir.clone())));
+    SCOPES.with(|scopes| {
+        scopes.borrow_mut().push((Caches::new(), dir.clone(), None));
+    });
     DEPTH.with(|depth| depth.set(depth.get() + 1));
     Isolated {
         dir,
@@ -65,6 +68,27 @@ impl Isolated {
     pub fn disk_root(&self) -> &Path {
         &self.dir
     }
+
+    /// Points this scope's `store = redis` and `tiered` functions at the server of `url` (a
+    /// [`RedisServer`](super::RedisServer)'s, say) in place of `MEMO_REDIS_URL`, which a test
+    /// would have to set for the whole process.
+    ///
+    /// ```no_run
+    /// let server = memo::testing::RedisServer::start();
+    /// let _scope = memo::testing::isolate().redis_url(&server.url());
+    /// // `store = redis` functions called on this thread now use `server`.
+    /// ```
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis_url(self, url: &str) -> Self {
+        SCOPES.with(|scopes| {
+            let mut scopes = scopes.borrow_mut();
+            if let Some(scope) = scopes.iter_mut().rev().find(|(_, dir, _)| *dir == self.dir) {
+                scope.2 = Some(url.to_string());
+            }
+        });
+        self
+    }
 }
 
 impl Drop for Isolated {
@@ -72,7 +96,7 @@ impl Drop for Isolated {
         DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
         SCOPES.with(|scopes| {
             let mut scopes = scopes.borrow_mut();
-            if let Some(index) = scopes.iter().rposition(|(_, dir)| *dir == self.dir) {
+            if let Some(index) = scopes.iter().rposition(|(_, dir, _)| *dir == self.dir) {
                 scopes.remove(index);
             }
         });
@@ -93,8 +117,8 @@ pub(crate) fn cache(
     owner: Owner,
     make: &mut dyn FnMut() -> Boxed,
 ) -> Erased {
-    let claimed = |scopes: &mut Vec<(Caches, PathBuf)>, key: &_| {
-        let (caches, _) = scopes.last_mut()?;
+    let claimed = |scopes: &mut Vec<(Caches, PathBuf, Option<String>)>, key: &_| {
+        let (caches, _, _) = scopes.last_mut()?;
         claim(caches.get_mut(key)?, owner)
     };
     if let Some(found) = SCOPES.with(|scopes| claimed(&mut scopes.borrow_mut(), &key)) {
@@ -107,7 +131,7 @@ pub(crate) fn cache(
         if let Some(found) = claimed(&mut scopes, &key) {
             return found;
         }
-        if let Some((caches, _)) = scopes.last_mut() {
+        if let Some((caches, _, _)) = scopes.last_mut() {
             caches.entry(key).or_default().push((owner.body, fresh));
         }
         fresh
@@ -120,7 +144,7 @@ pub(crate) fn disk_root() -> Option<PathBuf> {
     if !active() {
         return None;
     }
-    SCOPES.with(|scopes| scopes.borrow().last().map(|(_, dir)| dir.clone()))
+    SCOPES.with(|scopes| scopes.borrow().last().map(|(_, dir, _)| dir.clone()))
 }
 
 /// The innermost scope's start of Redis keys, if a scope is open: the name of its directory.
@@ -131,7 +155,16 @@ pub(crate) fn redis_prefix() -> Option<String> {
     }
     SCOPES.with(|scopes| {
         let scopes = scopes.borrow();
-        let (_, dir) = scopes.last()?;
+        let (_, dir, _) = scopes.last()?;
         Some(dir.file_name()?.to_string_lossy().into_owned())
     })
+}
+
+/// The Redis server the innermost scope named, if a scope is open and named one.
+#[cfg(feature = "redis")]
+pub(crate) fn redis_url() -> Option<String> {
+    if !active() {
+        return None;
+    }
+    SCOPES.with(|scopes| scopes.borrow().last()?.2.clone())
 }

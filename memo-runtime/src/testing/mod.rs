@@ -9,11 +9,11 @@ mod redis_server;
 
 #[cfg(all(feature = "test-util", feature = "disk"))]
 pub(crate) use isolate::disk_root as isolated_disk_root;
-#[cfg(all(feature = "test-util", feature = "redis"))]
-pub(crate) use isolate::redis_prefix as isolated_redis_prefix;
 #[cfg(feature = "test-util")]
 pub use isolate::{Isolated, isolate};
 #[cfg(feature = "test-util")]
 pub(crate) use isolate::{active as isolated, cache as isolated_cache};
+#[cfg(all(feature = "test-util", feature = "redis"))]
+pub(crate) use isolate::{redis_prefix as isolated_redis_prefix, redis_url as isolated_redis_url};
 #[cfg(feature = "redis")]
 pub use redis_server::{RedisCluster, RedisServer, command as redis_command};
