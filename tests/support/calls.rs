@@ -30,11 +30,7 @@ impl Reads {
     pub(crate) fn body_runs(&self) {
         let Some(begun) = self.begun() else { return };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.read_again(begun) {
-            if Instant::now() > deadline {
-                self.waited.fetch_add(1, Ordering::SeqCst);
-                return;
-            }
+        while self.waits_on(begun, deadline) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -44,11 +40,7 @@ impl Reads {
     pub(crate) async fn body_runs_async(&self) {
         let Some(begun) = self.begun() else { return };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.read_again(begun) {
-            if Instant::now() > deadline {
-                self.waited.fetch_add(1, Ordering::SeqCst);
-                return;
-            }
+        while self.waits_on(begun, deadline) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -60,8 +52,17 @@ impl Reads {
             .then(|| self.done.load(Ordering::SeqCst))
     }
 
-    fn read_again(&self, begun: usize) -> bool {
-        !self.reading.load(Ordering::SeqCst) || self.done.load(Ordering::SeqCst) > begun
+    /// Whether a body begun at `begun` reads waits on: its reader has not read again (nor
+    /// stopped), and `deadline` has not passed (then it counts the reader as waiting for it).
+    fn waits_on(&self, begun: usize, deadline: Instant) -> bool {
+        if !self.reading.load(Ordering::SeqCst) || self.done.load(Ordering::SeqCst) > begun {
+            return false;
+        }
+        if Instant::now() > deadline {
+            self.waited.fetch_add(1, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     fn start(&self) {
