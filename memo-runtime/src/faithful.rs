@@ -24,13 +24,16 @@ use crate::codec::Codec;
 /// with the key's text, `key_text.rs`).
 #[cfg(feature = "disk")]
 pub(crate) fn key_bytes<K: Serialize + DeserializeOwned + PartialEq>(key: &K) -> Option<Vec<u8>> {
-    let bytes = postcard::to_allocvec(key).ok()?;
+    let bytes = crate::key::encode(key)?;
     decodes_to(&bytes, key).then_some(bytes)
 }
 
-/// Whether postcard `bytes` are `key`'s and nothing else.
+/// Whether postcard `bytes` are `key`'s and nothing else (keys are postcard whatever the
+/// codec of the values).
 pub(crate) fn decodes_to<K: DeserializeOwned + PartialEq>(bytes: &[u8], key: &K) -> bool {
-    matches!(postcard::take_from_bytes::<K>(bytes), Ok((decoded, [])) if decoded == *key)
+    Codec::Binary
+        .decode::<K>(bytes)
+        .is_some_and(|decoded| decoded == *key)
 }
 
 /// `value` in `codec`, if what it decodes to serializes as `value` does.
@@ -118,6 +121,12 @@ impl Digest {
     fn put(&mut self, call: Call, data: impl Hash) {
         call.hash(&mut self.hasher);
         data.hash(&mut self.hasher);
+    }
+
+    /// A compound begun with `call`: its elements follow in the stream.
+    fn opened(&mut self, call: Call, data: impl Hash) -> &mut Self {
+        self.put(call, data);
+        self
     }
 }
 
@@ -238,13 +247,11 @@ impl<'a> ser::Serializer for &'a mut Digest {
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Self, Failed> {
-        self.put(Call::Tuple, len);
-        Ok(self)
+        Ok(self.opened(Call::Tuple, len))
     }
 
     fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self, Failed> {
-        self.put(Call::TupleStruct, (name, len));
-        Ok(self)
+        Ok(self.opened(Call::TupleStruct, (name, len)))
     }
 
     fn serialize_tuple_variant(
@@ -254,8 +261,7 @@ impl<'a> ser::Serializer for &'a mut Digest {
         variant: &'static str,
         len: usize,
     ) -> Result<Self, Failed> {
-        self.put(Call::TupleVariant, (name, index, variant, len));
-        Ok(self)
+        Ok(self.opened(Call::TupleVariant, (name, index, variant, len)))
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Unordered<'a>, Failed> {
@@ -264,8 +270,7 @@ impl<'a> ser::Serializer for &'a mut Digest {
     }
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self, Failed> {
-        self.put(Call::Struct, (name, len));
-        Ok(self)
+        Ok(self.opened(Call::Struct, (name, len)))
     }
 
     fn serialize_struct_variant(
@@ -275,8 +280,7 @@ impl<'a> ser::Serializer for &'a mut Digest {
         variant: &'static str,
         len: usize,
     ) -> Result<Self, Failed> {
-        self.put(Call::StructVariant, (name, index, variant, len));
-        Ok(self)
+        Ok(self.opened(Call::StructVariant, (name, index, variant, len)))
     }
 
     fn is_human_readable(&self) -> bool {
