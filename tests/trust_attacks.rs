@@ -339,7 +339,7 @@ fn run_cache_of<F: Fn(u64) -> u64>(_: &Op<F>) -> &'static memo::Cache<u64, u64> 
 }
 
 #[test]
-#[ignore = "broke: the companion of instances that type_name writes alike (closures as type arguments) takes the first one's cache"]
+#[ignore = "broke: the companion of instances that type_name writes alike (closures as type arguments) is the first one's cache, or, called first, one no instance uses"]
 fn the_companion_of_a_closure_instance_is_its_own() {
     let add = Op(|n| n + 100);
     let double = Op(|n| n * 200);
