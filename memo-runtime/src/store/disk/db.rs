@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS entries (
     -- The file under `values/` holding a large value (then `value` is empty).
     file TEXT,
     size INTEGER NOT NULL,
-    expires INTEGER NOT NULL
+    expires INTEGER NOT NULL,
+    -- The row's check (`checksum.rs`); NULL in rows written by builds before it, read as misses.
+    sum INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_key ON entries (ns, key);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires > 0;
@@ -439,11 +441,25 @@ pub(super) fn open_connection(file: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(SCHEMA)?;
+    add_checksums(&conn)?;
     // Reads a page of each table, so that a damaged file fails here rather than later.
     conn.query_row("SELECT count(*) FROM spaces", [], |_| Ok(()))?;
     conn.query_row("SELECT 1 FROM entries LIMIT 1", [], |_| Ok(()))
         .optional()?;
     Ok(conn)
+}
+
+/// Adds the `sum` column to a database made before it (callers hold the [`OpenLock`], so no
+/// other process adds it meanwhile). Builds before it name their columns, and go on writing rows
+/// without a check, which this one reads as misses.
+fn add_checksums(conn: &Connection) -> rusqlite::Result<()> {
+    let has_sum = conn
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'sum'")?
+        .exists([])?;
+    if !has_sum {
+        conn.execute_batch("ALTER TABLE entries ADD COLUMN sum INTEGER")?;
+    }
+    Ok(())
 }
 
 /// Whether `err` says the file is not a sound database.

@@ -7,10 +7,12 @@
 //! - `version.rs`: the change counter every process of the directory maps, which tells a process
 //!   whether the values in its front are still those on disk.
 //! - `files.rs`: large values, in files beside the database.
+//! - `checksum.rs`: the check each row keeps of its value.
 //! - `lock.rs`: the per-key claim that makes processes missing one key compute it once.
 //! - `perms.rs`: the checks that make a store's directory and files the user's own.
 
 pub mod admin;
+mod checksum;
 mod db;
 mod encoded;
 mod files;
@@ -342,9 +344,11 @@ pub fn default_root() -> PathBuf {
 /// A damaged database is moved aside (`cache.db.corrupt-<time>`, then `.1`, `.2`, …) and
 /// rebuilt, with a warning; processes that find it damaged at once converge on one new
 /// database (one moves it aside; the others see that `cache.db` is no longer the file they
-/// opened, and open the new one). A value that does not decode is a miss; so is a value file
-/// that does not hold this key's value of the recorded length (each starts with its namespaced
-/// key and length). Value files that no row names (a process killed between writing one and
+/// opened, and open the new one). Each row keeps a checksum (XXH3) of its namespace, key and
+/// value: a value changed since it was written (in its row or its file) is a miss, as is one
+/// that does not decode, a row written by a build that kept no checksum, and a value file that
+/// does not hold this key's value of the recorded length (each starts with its namespaced key
+/// and length). Value files that no row names (a process killed between writing one and
 /// committing its row, a failed write) are removed an hour after they were written, when a
 /// process next opens the directory. A full or read-only disk makes calls compute as if
 /// uncached. A removal or `clear` the disk refuses is retried alone, and until it commits the
@@ -655,21 +659,35 @@ where
             None => {
                 let row = shared.read(&self.space, |conn| {
                     conn.prepare_cached(
-                        "SELECT value, expires, file, size FROM entries WHERE ns = ?1 AND key = ?2",
+                        "SELECT value, expires, file, size, sum FROM entries \
+                         WHERE ns = ?1 AND key = ?2",
                     )?
                     .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
                     })
                     .optional()
                 });
-                let (bytes, expires, file, size): (Vec<u8>, i64, Option<String>, i64) =
-                    row.flatten()?;
-                match file {
-                    None => (bytes.into(), expires),
+                let (bytes, expires, file, size, sum): (
+                    Vec<u8>,
+                    i64,
+                    Option<String>,
+                    i64,
+                    Option<i64>,
+                ) = row.flatten()?;
+                // Written by a build that stored no check: a miss, overwritten by this one.
+                let sum = sum?;
+                let bytes = match file {
+                    None => bytes,
                     Some(name) => {
                         let size = usize::try_from(size).unwrap_or(usize::MAX);
                         match files::read(&shared.dir, &name, &self.ns, encoded, size) {
-                            files::Found::Value(bytes) => (bytes.into(), expires),
+                            files::Found::Value(bytes) => bytes,
                             // Removed meanwhile by another process: a miss.
                             files::Found::Gone => return None,
                             files::Found::Wrong => {
@@ -680,7 +698,14 @@ where
                             }
                         }
                     }
+                };
+                if checksum::of(&self.ns, encoded, &bytes) != sum {
+                    // Changed since it was written: a miss, and the row goes.
+                    self.count_error("a stored value does not match its check");
+                    shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete);
+                    return None;
                 }
+                (bytes.into(), expires)
             }
         };
         if expires > 0 && expires <= self.now_ms() {

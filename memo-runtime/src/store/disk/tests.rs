@@ -320,6 +320,126 @@ fn a_value_that_does_not_decode_is_deleted_and_counted_once() {
     assert_eq!(cache.stats().backend_errors, 1, "counted once");
 }
 
+/// A value that another decodes: what a flipped bit or a torn write can leave.
+#[test]
+fn a_value_changed_on_disk_is_a_miss_not_another_value() {
+    let tmp = TempDir::new("changed");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("a".into(), 1);
+    store.flush();
+    let conn = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    let two = Codec::Binary.encode(&2_u64).unwrap();
+    conn.execute("UPDATE entries SET value = ?1", [&two])
+        .unwrap();
+    drop(store);
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    assert_eq!(
+        cache.get_or_compute("a", |_| 3),
+        3,
+        "computed, not the changed 2"
+    );
+    assert_eq!(cache.stats().backend_errors, 1);
+    cache.store().flush();
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    assert_eq!(
+        cache.get_or_compute("a", |_| unreachable!("stored again")),
+        3
+    );
+}
+
+/// The check covers a large value in its file as one in its row.
+#[test]
+fn a_value_file_changed_after_its_header_is_a_miss() {
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = TempDir::new("changed-file");
+    let store: DiskStore<String, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    store.insert("big".into(), vec![7; files::LARGE * 2]);
+    store.flush();
+    drop(store);
+    let folder = tmp.0.join("test").join("values");
+    let file = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap();
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .open(file.path())
+        .unwrap();
+    // Within the value, past the header: the length and the key still match.
+    let len = handle.metadata().unwrap().len();
+    handle.seek(SeekFrom::Start(len - 100)).unwrap();
+    handle.write_all(&[8]).unwrap();
+    drop(handle);
+    let cache = Cache::with_store(options(&tmp.0).open::<String, Vec<u8>>(&Config::new()));
+    let value = cache.get_or_compute("big", |_| vec![9; 3]);
+    assert!(
+        value == vec![9; 3],
+        "computed, not the changed file: {} bytes read",
+        value.len()
+    );
+    assert_eq!(cache.stats().backend_errors, 1);
+}
+
+/// Rows written by a build that stored no check are read as misses (not faults), and the value
+/// computed again replaces them.
+#[test]
+fn a_row_without_a_check_is_a_miss_and_is_replaced() {
+    let tmp = TempDir::new("unchecked");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("a".into(), 1);
+    store.flush();
+    let conn = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    conn.execute("UPDATE entries SET sum = NULL", []).unwrap();
+    drop(store);
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    assert_eq!(cache.get_or_compute("a", |_| 2), 2);
+    assert_eq!(cache.stats().backend_errors, 0, "not a fault");
+    cache.store().flush();
+    let sums: i64 = conn
+        .query_row("SELECT count(sum) FROM entries", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(sums, 1, "replaced by a row with its check");
+}
+
+/// A database made before rows had a check gains the column when opened; a build before it goes
+/// on writing (its rows are misses here), and this one's rows are read.
+#[test]
+fn a_database_made_before_the_check_is_opened_and_gains_it() {
+    let tmp = TempDir::new("before-check");
+    std::fs::create_dir_all(tmp.0.join("test")).unwrap();
+    let file = db_file(&tmp.0);
+    let old = rusqlite::Connection::open(&file).unwrap();
+    old.execute_batch(
+        "CREATE TABLE entries (id INTEGER PRIMARY KEY, ns BLOB NOT NULL, key BLOB NOT NULL,
+             value BLOB NOT NULL, file TEXT, size INTEGER NOT NULL, expires INTEGER NOT NULL);
+         CREATE UNIQUE INDEX entries_key ON entries (ns, key);",
+    )
+    .unwrap();
+    let store = open(&tmp.0, &Config::new());
+    assert!(store.is_persistent());
+    let columns: Vec<String> = old
+        .prepare("SELECT name FROM pragma_table_info('entries')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(columns.iter().any(|name| name == "sum"), "{columns:?}");
+    // What the build before writes, naming its columns.
+    let ns = store.ns.to_vec();
+    let key = key::encode(&"old".to_string()).unwrap();
+    let value = Codec::Binary.encode(&5_u64).unwrap();
+    old.execute(
+        "INSERT INTO entries (ns, key, value, size, expires, file) VALUES (?1, ?2, ?3, 1, 0, NULL)",
+        rusqlite::params![ns, key, value],
+    )
+    .unwrap();
+    store.insert("new".into(), 6);
+    store.flush();
+    drop(store);
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    assert_eq!(cache.get_or_compute("new", |_| unreachable!("read")), 6);
+    assert_eq!(cache.get_or_compute("old", |_| 7), 7, "unchecked: computed");
+    assert_eq!(cache.stats().backend_errors, 0);
+}
+
 #[test]
 fn a_garbage_file_is_moved_aside_and_rebuilt() {
     let tmp = TempDir::new("garbage-file");

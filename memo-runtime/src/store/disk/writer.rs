@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::checksum;
 use super::db::{Shared, Space};
 use super::files;
 
@@ -617,8 +618,8 @@ fn commit_rows(
     let mut deltas: Vec<Delta<'_>> = Vec::new();
     {
         let mut add = tx.prepare_cached(
-            "INSERT INTO entries (ns, key, value, size, expires, file)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ns, key) DO NOTHING",
+            "INSERT INTO entries (ns, key, value, size, expires, file, sum)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, key) DO NOTHING",
         )?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
@@ -647,7 +648,8 @@ fn commit_rows(
                     } else {
                         (&value[..], None)
                     };
-                    let row = params![ns, key, inline, size, expires, file];
+                    let sum = checksum::of(ns, key, value);
+                    let row = params![ns, key, inline, size, expires, file, sum];
                     let delta = delta(&mut deltas, &op.ns);
                     delta.grew = true;
                     if add.execute(row)? == 0 {
