@@ -777,6 +777,7 @@ where
                 value: bytes,
                 expires,
                 token,
+                now: self.now_ms(),
             },
         );
         // Queued first: a read that begins after the count finds the write.

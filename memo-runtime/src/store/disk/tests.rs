@@ -145,6 +145,28 @@ fn ttl_expires_on_disk_and_in_memory() {
     assert_eq!(store.len(), 0);
 }
 
+/// A value stored over its key's expired row counts that row as expired, as the memory store
+/// counts one stored over an expired entry; over a live one, it does not.
+#[test]
+fn a_value_stored_over_an_expired_row_counts_it_expired() {
+    let tmp = TempDir::new("ttl-over");
+    let store = open(&tmp.0, &Config::new().ttl(Duration::from_secs(60)));
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock);
+    store.insert("a".into(), 1);
+    store.insert("b".into(), 1);
+    store.flush();
+    mock.increment(Duration::from_secs(61));
+    store.insert("a".into(), 2);
+    store.flush();
+    assert_eq!(store.counts().expired, 1, "a's row had expired");
+    store.insert("a".into(), 3);
+    store.flush();
+    assert_eq!(store.counts().expired, 1, "a's second row had not");
+    assert_eq!(store.purge_expired(), 1, "b's row");
+    assert_eq!(store.counts().expired, 2);
+}
+
 /// Time to idle on disk: hits served from memory renew the row too, so another process (a
 /// second store on the directory) finds the entry past its first expiry; unread, it expires.
 #[test]

@@ -62,6 +62,9 @@ pub(super) enum Kind {
         value: Arc<[u8]>,
         expires: i64,
         token: Option<i64>,
+        /// When it was stored (Unix milliseconds, the store's clock): a row it replaces whose
+        /// lifetime had passed by then counts as expired, as in memory.
+        now: i64,
     },
     Delete,
     /// Move the expiry of a stored value to `expires` (time to idle: it was used).
@@ -577,6 +580,8 @@ struct Delta<'a> {
     bytes: i64,
     /// Whether the namespace's bounds need checking (something was stored).
     grew: bool,
+    /// Rows replaced after their lifetime had passed.
+    expired: u64,
 }
 
 /// The delta of `ns` in `deltas`, added if missing (a batch touches few namespaces).
@@ -587,6 +592,7 @@ fn delta<'a, 'b>(deltas: &'b mut Vec<Delta<'a>>, ns: &'a Arc<[u8]>) -> &'b mut D
             count: 0,
             bytes: 0,
             grew: false,
+            expired: 0,
         });
         deltas.len() - 1
     });
@@ -629,6 +635,10 @@ fn commit_rows(
         let mut holds = tx.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3)",
         )?;
+        let mut lapsed = tx.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM entries
+             WHERE ns = ?1 AND key = ?2 AND expires > 0 AND expires <= ?3)",
+        )?;
         for op in batch {
             let (ns, key) = (&op.ns[..], &op.key[..]);
             match &op.kind {
@@ -639,7 +649,12 @@ fn commit_rows(
                     // the value (`DiskStore::put`): they are read again.
                     refused(shared);
                 }
-                Kind::Put { value, expires, .. } => {
+                Kind::Put {
+                    value,
+                    expires,
+                    now,
+                    ..
+                } => {
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
                         let name = files::write(&shared.dir, ns, key, value).map_err(io_error)?;
@@ -654,6 +669,9 @@ fn commit_rows(
                     delta.grew = true;
                     if add.execute(row)? == 0 {
                         // Stored before: the old row goes, and the new one is the newest.
+                        if lapsed.query_row(params![ns, key, now], |row| row.get::<_, bool>(0))? {
+                            delta.expired += 1;
+                        }
                         let (old_count, old_bytes) =
                             remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
                         delta.count -= old_count;
@@ -690,19 +708,39 @@ fn commit_rows(
             }
         }
     }
+    let expired = settle(&tx, shared, deltas, dropped)?;
+    tx.commit()?;
+    for (space, count) in expired {
+        space.expired.fetch_add(count, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Adds what a batch changed to each namespace's totals and evicts what its bounds require;
+/// returns the replaced rows to count as expired once the batch commits.
+fn settle(
+    tx: &Connection,
+    shared: &Shared,
+    deltas: Vec<Delta<'_>>,
+    dropped: &mut Vec<String>,
+) -> rusqlite::Result<Vec<(Arc<Space>, u64)>> {
+    let mut expired = Vec::new();
     for delta in deltas {
-        add_to_space(&tx, delta.ns, delta.count, delta.bytes)?;
+        add_to_space(tx, delta.ns, delta.count, delta.bytes)?;
         let space = shared
             .spaces
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(delta.ns)
             .cloned();
+        if let (Some(space), 1..) = (&space, delta.expired) {
+            expired.push((Arc::clone(space), delta.expired));
+        }
         if let (true, Some(space)) = (delta.grew, space) {
-            evict(&tx, delta.ns, &space, dropped)?;
+            evict(tx, delta.ns, &space, dropped)?;
         }
     }
-    tx.commit()
+    Ok(expired)
 }
 
 /// Deletes one key's row.
