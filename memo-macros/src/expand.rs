@@ -161,7 +161,9 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         #(#cfgs)*
         #[doc = #doc]
         #[must_use]
-        #[allow(dead_code)]
+        // The options' expressions (a `weight` closure's unused `key`) are warned of once, in
+        // the function, not again in this copy of them.
+        #[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
         #vis fn #companion #generics () -> &'static #runtime::Cache<#key_type, #value #store_type> #where_clause {
             #cell
             #find

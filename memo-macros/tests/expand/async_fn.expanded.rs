@@ -34,7 +34,7 @@ async fn fetch(url: &str) -> Result<String, Error> {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     <Result<String, Error> as ::memo::__private::Fallible>::Ok,

@@ -53,7 +53,7 @@ pub fn fetch(url: &str) -> Result<String, String> {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 pub fn fetch_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     <Result<String, String> as ::memo::__private::Fallible>::Ok,

@@ -71,7 +71,7 @@ fn rate(currency: &str) -> f64 {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn rate_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     f64,

@@ -83,7 +83,7 @@ pub fn word_count(text: &str) -> usize {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 pub fn word_count_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     usize,

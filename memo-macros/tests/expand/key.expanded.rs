@@ -96,7 +96,7 @@ fn profile(user: &User, verbose: bool) -> Option<String> {
 
  Its key is `u64`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn profile_cache() -> &'static ::memo::__private::Cache<u64, Option<String>> {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache(

@@ -95,7 +95,7 @@ fn sum(a: &[u64], b: u64, log: &mut Vec<String>) -> u64 {
 
  Its key is `(::std::vec::Vec<u64>, u64)`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn sum_cache() -> &'static ::reexport::memo::__private::Cache<
     (::std::vec::Vec<u64>, u64),
     u64,

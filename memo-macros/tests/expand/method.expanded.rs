@@ -83,7 +83,7 @@ pub fn area(&self, scale: Scale) -> u64 {
 
  Its key is `(Self, Scale)`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache(

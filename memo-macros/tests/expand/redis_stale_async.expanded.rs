@@ -86,7 +86,7 @@ async fn profile(id: u64) -> Option<String> {
 
  Its key is `u64`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn profile_cache() -> &'static ::memo::__private::Cache<
     u64,
     Option<String>,

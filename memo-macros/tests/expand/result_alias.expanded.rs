@@ -85,7 +85,7 @@ fn parse(text: &str) -> Parsed<u32> {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn parse_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     Parsed<u32>,

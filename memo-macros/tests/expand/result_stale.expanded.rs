@@ -70,7 +70,7 @@ async fn read(path: &str) -> io::Result<String> {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn read_cache() -> &'static ::memo::__private::Cache<
     ::std::string::String,
     <io::Result<String> as ::memo::__private::Fallible>::Ok,

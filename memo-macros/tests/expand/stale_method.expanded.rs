@@ -61,7 +61,7 @@ fn describe(&self, name: &str, mut n: u32) -> String {
 
  Its key is `(Self,::std::string::String, u32)`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn describe_cache() -> &'static ::memo::__private::Cache<
     (Self, ::std::string::String, u32),
     String,

@@ -33,7 +33,7 @@ fn fetch(url: &str) -> Page {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn fetch_cache() -> &'static ::memo::__private::Cache<::std::string::String, Page> {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache_with(
@@ -118,7 +118,7 @@ fn login(user: u32) -> Result<Token, Error> {
 
  Its key is `u32`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn login_cache() -> &'static ::memo::__private::Cache<
     u32,
     <Result<Token, Error> as ::memo::__private::Fallible>::Ok,

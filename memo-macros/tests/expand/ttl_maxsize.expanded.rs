@@ -32,7 +32,7 @@ fn api_call(endpoint: &str, page: u32) -> Result<String, std::io::Error> {
 
  Its key is `(::std::string::String, u32)`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 fn api_call_cache() -> &'static ::memo::__private::Cache<
     (::std::string::String, u32),
     <Result<String, std::io::Error> as ::memo::__private::Fallible>::Ok,

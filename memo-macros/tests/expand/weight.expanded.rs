@@ -114,7 +114,7 @@ pub fn page(url: &str) -> String {
 
  Its key is `::std::string::String`.*/
 #[must_use]
-#[allow(dead_code)]
+#[allow(dead_code, warnings, unused, clippy::all, clippy::pedantic, clippy::nursery)]
 pub fn page_cache() -> &'static ::memo::__private::Cache<::std::string::String, String> {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache_with(
