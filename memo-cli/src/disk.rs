@@ -124,8 +124,9 @@ fn names(functions: &[StoredFunction]) -> String {
     names.join(", ")
 }
 
-/// `{"key": …, "value": …, "bytes": n, "expires_ms": n}`: the key as text where it is one (else
-/// its bytes in hex), the value as JSON for a JSON store (else hex).
+/// `{"key": …, "value": …, "bytes": n, "expires_ms": n, "expired": b}`: the key as text where it
+/// is one (else its bytes in hex), the value as JSON for a JSON store (else hex); `expired` for a
+/// row past its lifetime that no sweep has removed yet (no program reads it).
 fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Value {
     let key = memo_runtime::key::text_of(&entry.key).unwrap_or_else(|| hex(&entry.key));
     let value: serde_json::Value = match &entry.value {
@@ -140,5 +141,15 @@ fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Val
         "value": value,
         "bytes": entry.size,
         "expires_ms": entry.expires_ms,
+        "expired": entry.expires_ms.is_some_and(|at| at <= now_ms()),
     })
+}
+
+/// Milliseconds since the Unix epoch, as the stores write `expires`.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
 }

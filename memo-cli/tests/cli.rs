@@ -103,6 +103,7 @@ fn shows_entries_as_json_with_text_keys() {
     assert_eq!(entries[1]["key"], "pear");
     assert_eq!(entries[1]["value"], 5);
     assert!(entries[0]["expires_ms"].is_null());
+    assert_eq!(entries[0]["expired"], false);
     // A binary store's value is shown as its bytes; a number key is not text.
     let stock = stdout(&root.cli(&["show", "shop", "app::stock"]));
     let entry: serde_json::Value = serde_json::from_str(stock.trim()).unwrap();
@@ -111,6 +112,25 @@ fn shows_entries_as_json_with_text_keys() {
         entry["value"].as_str().unwrap().starts_with("0x0c"),
         "{entry}"
     );
+}
+
+/// A row past its lifetime stays until a sweep removes it; `show` says it is expired.
+#[test]
+fn shows_which_rows_have_expired() {
+    let root = Root::new();
+    let store = DiskOptions::new("shop")
+        .root(&root.0)
+        .function("app::quote", 0)
+        .codec(Codec::Json)
+        .open(&Config::new().ttl(std::time::Duration::from_millis(1)));
+    let cache: Cache<String, u64, _> = Cache::with_store(store);
+    cache.insert("old".to_string(), 1);
+    cache.store().flush();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let shown = stdout(&root.cli(&["show", "shop", "quote"]));
+    let entry: serde_json::Value = serde_json::from_str(shown.trim()).unwrap();
+    assert_eq!(entry["key"], "old");
+    assert_eq!(entry["expired"], true, "{entry}");
 }
 
 #[test]
