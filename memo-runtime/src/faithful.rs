@@ -517,6 +517,189 @@ mod tests {
         );
     }
 
+    /// Each value's bytes in `codec`, decoded: the value itself (floats to the bit).
+    fn kept<T: Serialize + DeserializeOwned + std::fmt::Debug>(codec: Codec, value: &T) {
+        let bytes = value_bytes(codec, value)
+            .unwrap_or_else(|| panic!("{codec:?} refused {value:?}, which it carries"));
+        let decoded: T = codec.decode(&bytes).unwrap();
+        assert_eq!(format!("{decoded:?}"), format!("{value:?}"), "{codec:?}");
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Settings {
+        user_id: u64,
+        display_name: String,
+        retries: Option<u32>,
+    }
+
+    impl Default for Settings {
+        fn default() -> Self {
+            Self {
+                user_id: 7,
+                display_name: "anon".into(),
+                retries: Some(3),
+            }
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Marker;
+
+    /// What users cache most, none of it refused: a false refusal would turn the store off for
+    /// the type (an audit of such types in both codecs, disk and Redis, found none).
+    #[test]
+    fn common_types_are_kept_in_both_codecs() {
+        use std::borrow::Cow;
+        use std::collections::BTreeMap;
+        use std::net::IpAddr;
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let bytes: HashMap<String, Vec<u8>> = (0..64_u8)
+            .map(|n| (format!("k{n}"), vec![n; usize::from(n % 5)]))
+            .collect();
+        let nested: HashMap<String, HashSet<u32>> =
+            (0..20).map(|n| (n.to_string(), (0..n).collect())).collect();
+        for codec in [Codec::Binary, Codec::Json] {
+            kept(codec, &Duration::new(5, 123_456_789));
+            kept(
+                codec,
+                &(UNIX_EPOCH + Duration::new(1_700_000_000, 987_654_321)),
+            );
+            kept(codec, &"2001:db8::ff00:42:8329".parse::<IpAddr>().unwrap());
+            kept(codec, &IpAddr::from([192, 168, 1, 20]));
+            kept(codec, &['\0', 'é', '🦀']);
+            kept(codec, &(i128::MIN, u128::MAX, i64::MIN, u64::MAX));
+            kept(
+                codec,
+                &BTreeMap::from([("b".to_string(), 2), ("a".to_string(), 1)]),
+            );
+            kept(codec, &BTreeMap::from([(-5_i32, "m".to_string())]));
+            assert!(value_bytes(codec, &bytes).is_some());
+            assert!(value_bytes(codec, &nested).is_some());
+            kept(codec, &Box::<str>::from("boxed ✓"));
+            kept(codec, &Cow::<'static, str>::Borrowed("borrowed"));
+            kept(codec, &"nul:\0 é 🦀 \u{202e} \"q\" \\ \n".to_string());
+            kept(codec, &(Marker, (), Vec::<u32>::new(), String::new()));
+            kept(codec, &vec![Ok::<u32, String>(5), Err("boom".into())]);
+            kept(codec, &Settings::default());
+            kept(codec, &Some(Some(3_u32)));
+            kept(
+                codec,
+                &(0..40_000_u32)
+                    .map(|n| (n % 251) as u8)
+                    .collect::<Vec<u8>>(),
+            );
+            kept(
+                codec,
+                &[0.1, 1e300, -0.0, 5e-324, f64::MIN_POSITIVE / 3.0, f64::MAX],
+            );
+            kept(
+                codec,
+                &[
+                    0.1_f32,
+                    -0.0,
+                    f32::from_bits(1),
+                    f32::MIN_POSITIVE / 3.0,
+                    f32::MAX,
+                ],
+            );
+        }
+        kept(Codec::Binary, &Some(None::<u32>));
+        kept(
+            Codec::Json,
+            &serde_json::json!({
+                "floats": [0.1, 1e300, -0.0, 5e-324, 1.0],
+                "ints": [u64::MAX, i64::MIN, 9_007_199_254_740_993_u64],
+                "nested": {"z": [1, {"x": null}, [], {}], "a": true, "s": "\0é"},
+            }),
+        );
+        kept(Codec::Json, &Tagged::Struct { x: -1 });
+        kept(Codec::Json, &Adjacent::Pair(1, "p".into()));
+        kept(Codec::Json, &Shape::Num(0));
+        let json = value_bytes(Codec::Json, &flattened()).unwrap();
+        assert_eq!(Codec::Json.decode(&json), Some(flattened()));
+        // Keys: postcard, compared with `==`.
+        #[cfg(feature = "disk")]
+        {
+            assert!(key_bytes(&"héllo\0".to_string()).is_some());
+            assert!(key_bytes(&(42_u64, "x".to_string())).is_some());
+            assert!(key_bytes(&vec!["a".to_string(), String::new()]).is_some());
+            assert!(key_bytes(&(true, '🦀', i128::MIN, u128::MAX)).is_some());
+            assert!(key_bytes(&(Some(Duration::from_millis(1500)), None::<u32>, ())).is_some());
+            assert!(key_bytes(&"2001:db8::1".parse::<IpAddr>().unwrap()).is_some());
+        }
+    }
+
+    /// Internally tagged.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    enum Tagged {
+        Struct { x: i32 },
+    }
+
+    /// Adjacently tagged.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "t", content = "c")]
+    enum Adjacent {
+        Pair(u32, String),
+    }
+
+    /// Untagged, as a value.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        Num(u64),
+        Name(String),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Flattened {
+        id: u32,
+        #[serde(flatten)]
+        extra: HashMap<String, u32>,
+    }
+
+    fn flattened() -> Flattened {
+        Flattened {
+            id: 1,
+            extra: (0..8).map(|n| (format!("e{n}"), n)).collect(),
+        }
+    }
+
+    /// Postcard does not describe itself, so it cannot read a type whose `Deserialize` asks the
+    /// format what comes next (`deserialize_any`, identifiers), and cannot write a map of
+    /// unknown length (`flatten`): stored, each would be a damaged entry on every read. JSON
+    /// carries them all.
+    #[test]
+    fn types_postcard_cannot_read_back_are_refused_in_binary() {
+        let value = serde_json::json!({"a": [0.1, 1], "b": null});
+        let written = Codec::Binary.encode(&value).unwrap();
+        assert_eq!(Codec::Binary.decode::<serde_json::Value>(&written), None);
+        assert_eq!(value_bytes(Codec::Binary, &value), None);
+        assert_eq!(value_bytes(Codec::Binary, &vec![value]), None);
+        // Written, but not read back.
+        assert!(Codec::Binary.encode(&Tagged::Struct { x: -1 }).is_some());
+        assert!(
+            Codec::Binary
+                .encode(&Adjacent::Pair(1, "p".into()))
+                .is_some()
+        );
+        assert!(Codec::Binary.encode(&Shape::Name("n".into())).is_some());
+        assert_eq!(value_bytes(Codec::Binary, &Tagged::Struct { x: -1 }), None);
+        assert_eq!(
+            value_bytes(Codec::Binary, &Adjacent::Pair(1, "p".into())),
+            None
+        );
+        assert_eq!(value_bytes(Codec::Binary, &Shape::Name("n".into())), None);
+        assert_eq!(Codec::Binary.encode(&flattened()), None);
+        assert_eq!(value_bytes(Codec::Binary, &flattened()), None);
+        // A time before 1970 has no `Serialize` in either.
+        let before = std::time::UNIX_EPOCH - std::time::Duration::from_secs(1);
+        assert_eq!(value_bytes(Codec::Binary, &before), None);
+        assert_eq!(value_bytes(Codec::Json, &before), None);
+    }
+
     #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
     #[serde(untagged)]
     enum Id {
