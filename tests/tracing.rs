@@ -24,6 +24,8 @@ struct Recorder {
     spans: Arc<Mutex<Vec<(String, String, String)>>>,
     events: Arc<Mutex<Vec<String>>>,
     warnings: Arc<Mutex<Vec<String>>>,
+    /// The message of each warning.
+    warning_lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
@@ -53,6 +55,17 @@ impl Visit for Fields<'_> {
     fn record_debug(&mut self, _: &Field, _: &dyn Debug) {}
 }
 
+/// An event's message.
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
 impl Subscriber for Recorder {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
@@ -77,6 +90,9 @@ impl Subscriber for Recorder {
         event.record(&mut Fields(&mut fields));
         if *event.metadata().level() == tracing::Level::WARN {
             self.warnings.lock().unwrap().push(fields.0.clone());
+            let mut line = Message(String::new());
+            event.record(&mut line);
+            self.warning_lines.lock().unwrap().push(line.0);
         }
         self.events.lock().unwrap().push(fields.0);
     }
@@ -247,6 +263,77 @@ fn each_backend_error_is_an_event() {
         errors,
         "one event per counted error: {events:?}"
     );
+}
+
+/// A key postcard cannot read back (it does not describe itself).
+#[cfg(any(feature = "disk", feature = "redis"))]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Untagged {
+    Num(u32),
+    Name(String),
+}
+
+/// Three values of a type the binary codec cannot carry (`serde_json::Value`: postcard writes it
+/// but cannot read it back), then three keys it cannot carry, into `values` and `keys`: each
+/// refusal is counted, and each store says its first once, with the type and the way out.
+#[cfg(any(feature = "disk", feature = "redis"))]
+fn refusals_are_said_once<S, T>(
+    values: &memo::Cache<u32, serde_json::Value, S>,
+    keys: &memo::Cache<Untagged, u32, T>,
+) where
+    S: memo::Store<u32, serde_json::Value>,
+    T: memo::Store<Untagged, u32>,
+{
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        for n in 0..3 {
+            values.insert(n, serde_json::json!({ "n": n }));
+            keys.insert(Untagged::Num(n), n);
+        }
+    });
+    assert_eq!(values.stats().backend_errors, 3);
+    assert_eq!(keys.stats().backend_errors, 3);
+    let lines = recorder.warning_lines.lock().unwrap().clone();
+    let said = |what: &str| lines.iter().filter(|line| line.contains(what)).count();
+    assert_eq!(said("was not stored"), 2, "{lines:#?}");
+    assert_eq!(
+        said("a value of type `serde_json::value::Value`"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(said("codec = \"json\" can"), 1, "{lines:#?}");
+    assert_eq!(said("a key of type `tracing::Untagged`"), 1, "{lines:#?}");
+}
+
+/// A disk store that refuses a key or value says so once, not only in `backend_errors`: a
+/// type that is always refused turns the store off for its function.
+#[cfg(feature = "disk")]
+#[test]
+fn a_disk_store_says_once_what_it_refuses_and_why() {
+    let dir = std::env::temp_dir().join(format!("memo-tracing-refused-{}", std::process::id()));
+    let open = |name: &str| memo::DiskOptions::new(name).root(&dir);
+    let values: memo::DiskCache<u32, serde_json::Value> =
+        memo::Cache::builder().disk_options(open("values")).build();
+    let keys: memo::DiskCache<Untagged, u32> =
+        memo::Cache::builder().disk_options(open("keys")).build();
+    refusals_are_said_once(&values, &keys);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// As on disk, in Redis.
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_store_says_once_what_it_refuses_and_why() {
+    use memo::redis::{RedisClient, RedisConfig};
+    let server = memo::testing::RedisServer::start();
+    let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    let open = |name: &str| memo::RedisOptions::new(name).client(client());
+    let values: memo::RedisCache<u32, serde_json::Value> =
+        memo::Cache::builder().redis_options(open("values")).build();
+    let keys: memo::RedisCache<Untagged, u32> =
+        memo::Cache::builder().redis_options(open("keys")).build();
+    refusals_are_said_once(&values, &keys);
 }
 
 /// Whether `quote` fails.

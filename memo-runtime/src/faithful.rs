@@ -11,6 +11,7 @@
 //! error and the function's value is returned, not stored.
 
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use foldhash::quality::{FixedState, FoldHasher};
 
@@ -20,34 +21,139 @@ use serde::ser;
 
 use crate::codec::Codec;
 
+/// Why a key or value is not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its `Serialize` fails in the format.
+    Unwritable,
+    /// Its bytes do not decode as its type.
+    Unreadable,
+    /// It decodes to another key or value.
+    Changed,
+}
+
 /// `key`'s postcard bytes, if they decode to `key` (the Redis store checks the bytes it writes
 /// with the key's text, `key_text.rs`).
 #[cfg(feature = "disk")]
 pub(crate) fn key_bytes<K: Serialize + DeserializeOwned + PartialEq>(key: &K) -> Option<Vec<u8>> {
-    let bytes = crate::key::encode(key)?;
-    decodes_to(&bytes, key).then_some(bytes)
+    key_check(key).ok()
+}
+
+/// [`key_bytes`], or why there are none.
+pub(crate) fn key_check<K: Serialize + DeserializeOwned + PartialEq>(
+    key: &K,
+) -> Result<Vec<u8>, Refused> {
+    let bytes = crate::key::encode(key).ok_or(Refused::Unwritable)?;
+    match Codec::Binary.decode::<K>(&bytes) {
+        None => Err(Refused::Unreadable),
+        Some(decoded) if decoded == *key => Ok(bytes),
+        Some(_) => Err(Refused::Changed),
+    }
 }
 
 /// Whether postcard `bytes` are `key`'s and nothing else (keys are postcard whatever the
-/// codec of the values).
+/// codec of the values): the Redis store's check of the bytes it writes with a key's text.
+#[cfg(feature = "redis")]
 pub(crate) fn decodes_to<K: DeserializeOwned + PartialEq>(bytes: &[u8], key: &K) -> bool {
     Codec::Binary
         .decode::<K>(bytes)
         .is_some_and(|decoded| decoded == *key)
 }
 
-/// `value` in `codec`, if what it decodes to serializes as `value` does.
+/// `value` in `codec`, if what it decodes to serializes as `value` does; else why not.
 pub(crate) fn value_bytes<V: Serialize + DeserializeOwned>(
     codec: Codec,
     value: &V,
-) -> Option<Vec<u8>> {
-    let bytes = codec.encode(value)?;
-    let decoded: V = codec.decode(&bytes)?;
+) -> Result<Vec<u8>, Refused> {
+    let bytes = codec.encode(value).ok_or(Refused::Unwritable)?;
+    let decoded: V = codec.decode(&bytes).ok_or(Refused::Unreadable)?;
     let human = codec == Codec::Json;
     let alike = |order| Some(digest(value, human, order)? == digest(&decoded, human, order)?);
     // In order first, one stream: what almost every value passes; a `HashSet` or `HashMap`
     // decoded anew iterates in another order, and is compared again element by element.
-    (alike(Order::Kept)? || alike(Order::Any)?).then_some(bytes)
+    if alike(Order::Kept) == Some(true) || alike(Order::Any) == Some(true) {
+        Ok(bytes)
+    } else {
+        Err(Refused::Changed)
+    }
+}
+
+/// Says once per store, through [`trace::warn`](crate::trace::warn) (a `tracing` warning, else
+/// a line on standard error), what it refused and why, as the stores say that a backend cannot
+/// be used: a type that is always refused turns its function's store off, which a count in
+/// `backend_errors` alone left unseen. Each refusal is still counted.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals(AtomicBool);
+
+impl Refusals {
+    /// Warns with `line` (which store refused what, and why: [`key_refusal`],
+    /// [`value_refusal`]) if this is the store's first refusal; whether it warned.
+    pub(crate) fn warn(&self, line: impl FnOnce() -> String) -> bool {
+        if self.0.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        crate::trace::warn(&format_args!(
+            "{}; such calls compute each time, counted in backend_errors (said once per function)",
+            line()
+        ));
+        true
+    }
+}
+
+/// Why `key` was not stored, as [`Refusals`] says it.
+pub(crate) fn key_refusal<K: Serialize + DeserializeOwned + PartialEq>(key: &K) -> String {
+    // Postcard's bytes are the Redis store's too, whose key text alone may fail to be written.
+    let refused = key_check(key).err().unwrap_or(Refused::Unwritable);
+    let why = match refused {
+        Refused::Unwritable => {
+            "its Serialize fails in postcard (the keys' encoding, whatever the codec), which \
+             must know the length of each sequence and map first"
+        }
+        Refused::Unreadable => {
+            "postcard (the keys' encoding, whatever the codec) writes it but cannot read it \
+             back, as with untagged and internally tagged enums; key by another type (key = ...)"
+        }
+        Refused::Changed => {
+            "it reads back as another key, so that two keys would share an entry (a \
+             #[serde(skip)] field, an untagged enum); key by another type (key = ...)"
+        }
+    };
+    format!(
+        "a key of type `{}` was not stored: {why}",
+        std::any::type_name::<K>()
+    )
+}
+
+/// Why a value of `V` was not stored in `codec`, as [`Refusals`] says it.
+pub(crate) fn value_refusal<V: ?Sized>(codec: Codec, refused: Refused) -> String {
+    let why = match (refused, codec) {
+        (Refused::Unwritable, Codec::Binary) => {
+            "its Serialize fails in postcard, which must know the length of each sequence and \
+             map first (#[serde(flatten)] does not tell it); codec = \"json\" can write it"
+        }
+        (Refused::Unwritable, Codec::Json) => {
+            "its Serialize fails in JSON (a map whose keys are not strings or numbers, for one)"
+        }
+        (Refused::Unreadable, Codec::Binary) => {
+            "postcard writes it but cannot read it back: it does not describe itself, so it \
+             cannot read a type that asks what comes next (serde_json::Value, tagged and \
+             untagged enums, #[serde(flatten)], rust_decimal::Decimal); codec = \"json\" can"
+        }
+        (Refused::Unreadable, Codec::Json) => "JSON writes it but cannot read it back",
+        (Refused::Changed, Codec::Binary) => {
+            "it reads back as another value: postcard reads the next field in place of one \
+             that #[serde(skip_serializing_if = ...)] left out; codec = \"json\" keeps it"
+        }
+        (Refused::Changed, Codec::Json) => {
+            "it reads back as another value: JSON writes Some(None), Some(()), NaN and the \
+             infinities as null"
+        }
+    };
+    format!(
+        "a value of type `{}` was not stored with codec = \"{}\": {why}",
+        std::any::type_name::<V>(),
+        codec.name()
+    )
 }
 
 /// Whether a sequence's elements and a map's entries count in their order.
@@ -461,8 +567,8 @@ mod tests {
                 values: vec![42],
             })
         );
-        assert_eq!(value_bytes(Codec::Binary, &skipped), None);
-        assert_eq!(value_bytes(Codec::Binary, &vec![skipped.clone()]), None);
+        assert_eq!(value_bytes(Codec::Binary, &skipped), Err(Refused::Changed));
+        assert!(value_bytes(Codec::Binary, &vec![skipped.clone()]).is_err());
         let json = value_bytes(Codec::Json, &skipped).unwrap();
         assert_eq!(Codec::Json.decode::<Stats>(&json), Some(skipped.clone()));
         let whole = Stats {
@@ -475,13 +581,19 @@ mod tests {
 
     #[test]
     fn json_refuses_what_it_writes_as_null_and_keeps_floats_exact() {
-        assert_eq!(value_bytes(Codec::Json, &vec![Some(None::<u8>)]), None);
-        assert_eq!(value_bytes(Codec::Json, &Some(())), None);
-        assert_eq!(value_bytes(Codec::Json, &Some(f64::NAN)), None);
-        assert_eq!(value_bytes(Codec::Json, &f64::INFINITY), None);
-        assert!(value_bytes(Codec::Json, &vec![None::<Option<u8>>, Some(Some(7))]).is_some());
-        assert!(value_bytes(Codec::Binary, &vec![Some(None::<u8>), Some(Some(7))]).is_some());
-        assert!(value_bytes(Codec::Binary, &Some(f64::NAN)).is_some());
+        assert_eq!(
+            value_bytes(Codec::Json, &vec![Some(None::<u8>)]),
+            Err(Refused::Changed)
+        );
+        assert_eq!(value_bytes(Codec::Json, &Some(())), Err(Refused::Changed));
+        assert_eq!(
+            value_bytes(Codec::Json, &Some(f64::NAN)),
+            Err(Refused::Changed)
+        );
+        assert!(value_bytes(Codec::Json, &f64::INFINITY).is_err());
+        assert!(value_bytes(Codec::Json, &vec![None::<Option<u8>>, Some(Some(7))]).is_ok());
+        assert!(value_bytes(Codec::Binary, &vec![Some(None::<u8>), Some(Some(7))]).is_ok());
+        assert!(value_bytes(Codec::Binary, &Some(f64::NAN)).is_ok());
         // A float serde_json's fast parser reads one bit off.
         let float = f64::from_bits(0x305f_050c_368d_cc74);
         let bytes = value_bytes(Codec::Json, &float).unwrap();
@@ -496,8 +608,8 @@ mod tests {
         let map: HashMap<String, Vec<u32>> = (0..200).map(|n| (n.to_string(), vec![n])).collect();
         let set: HashSet<u64> = (0..200).collect();
         for codec in [Codec::Binary, Codec::Json] {
-            assert!(value_bytes(codec, &map).is_some());
-            assert!(value_bytes(codec, &set).is_some());
+            assert!(value_bytes(codec, &map).is_ok());
+            assert!(value_bytes(codec, &set).is_ok());
         }
         // The order still counts where it is the value's own.
         for order in [Order::Kept, Order::Any] {
@@ -515,6 +627,237 @@ mod tests {
             digest(&vec![1, 2], false, Order::Any),
             digest(&vec![2, 1], false, Order::Any)
         );
+    }
+
+    /// Each value's bytes in `codec`, decoded: the value itself (floats to the bit).
+    fn kept<T: Serialize + DeserializeOwned + std::fmt::Debug>(codec: Codec, value: &T) {
+        let bytes = value_bytes(codec, value).unwrap_or_else(|why| {
+            panic!("{codec:?} refused {value:?} ({why:?}), which it carries")
+        });
+        let decoded: T = codec.decode(&bytes).unwrap();
+        assert_eq!(format!("{decoded:?}"), format!("{value:?}"), "{codec:?}");
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Settings {
+        user_id: u64,
+        display_name: String,
+        retries: Option<u32>,
+    }
+
+    impl Default for Settings {
+        fn default() -> Self {
+            Self {
+                user_id: 7,
+                display_name: "anon".into(),
+                retries: Some(3),
+            }
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Marker;
+
+    /// What users cache most, none of it refused: a false refusal would turn the store off for
+    /// the type (an audit of such types in both codecs, disk and Redis, found none).
+    #[test]
+    fn common_types_are_kept_in_both_codecs() {
+        use std::borrow::Cow;
+        use std::collections::BTreeMap;
+        use std::net::IpAddr;
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let bytes: HashMap<String, Vec<u8>> = (0..64_u8)
+            .map(|n| (format!("k{n}"), vec![n; usize::from(n % 5)]))
+            .collect();
+        let nested: HashMap<String, HashSet<u32>> =
+            (0..20).map(|n| (n.to_string(), (0..n).collect())).collect();
+        for codec in [Codec::Binary, Codec::Json] {
+            kept(codec, &Duration::new(5, 123_456_789));
+            kept(
+                codec,
+                &(UNIX_EPOCH + Duration::new(1_700_000_000, 987_654_321)),
+            );
+            kept(codec, &"2001:db8::ff00:42:8329".parse::<IpAddr>().unwrap());
+            kept(codec, &IpAddr::from([192, 168, 1, 20]));
+            kept(codec, &['\0', 'é', '🦀']);
+            kept(codec, &(i128::MIN, u128::MAX, i64::MIN, u64::MAX));
+            kept(
+                codec,
+                &BTreeMap::from([("b".to_string(), 2), ("a".to_string(), 1)]),
+            );
+            kept(codec, &BTreeMap::from([(-5_i32, "m".to_string())]));
+            assert!(value_bytes(codec, &bytes).is_ok());
+            assert!(value_bytes(codec, &nested).is_ok());
+            kept(codec, &Box::<str>::from("boxed ✓"));
+            kept(codec, &Cow::<'static, str>::Borrowed("borrowed"));
+            kept(codec, &"nul:\0 é 🦀 \u{202e} \"q\" \\ \n".to_string());
+            kept(codec, &(Marker, (), Vec::<u32>::new(), String::new()));
+            kept(codec, &vec![Ok::<u32, String>(5), Err("boom".into())]);
+            kept(codec, &Settings::default());
+            kept(codec, &Some(Some(3_u32)));
+            kept(
+                codec,
+                &(0..40_000_u32)
+                    .map(|n| (n % 251) as u8)
+                    .collect::<Vec<u8>>(),
+            );
+            kept(
+                codec,
+                &[0.1, 1e300, -0.0, 5e-324, f64::MIN_POSITIVE / 3.0, f64::MAX],
+            );
+            kept(
+                codec,
+                &[
+                    0.1_f32,
+                    -0.0,
+                    f32::from_bits(1),
+                    f32::MIN_POSITIVE / 3.0,
+                    f32::MAX,
+                ],
+            );
+        }
+        kept(Codec::Binary, &Some(None::<u32>));
+        kept(
+            Codec::Json,
+            &serde_json::json!({
+                "floats": [0.1, 1e300, -0.0, 5e-324, 1.0],
+                "ints": [u64::MAX, i64::MIN, 9_007_199_254_740_993_u64],
+                "nested": {"z": [1, {"x": null}, [], {}], "a": true, "s": "\0é"},
+            }),
+        );
+        kept(Codec::Json, &Tagged::Struct { x: -1 });
+        kept(Codec::Json, &Adjacent::Pair(1, "p".into()));
+        kept(Codec::Json, &Shape::Num(0));
+        let json = value_bytes(Codec::Json, &flattened()).unwrap();
+        assert_eq!(Codec::Json.decode(&json), Some(flattened()));
+        // Keys: postcard, compared with `==`.
+        #[cfg(feature = "disk")]
+        {
+            assert!(key_bytes(&"héllo\0".to_string()).is_some());
+            assert!(key_bytes(&(42_u64, "x".to_string())).is_some());
+            assert!(key_bytes(&vec!["a".to_string(), String::new()]).is_some());
+            assert!(key_bytes(&(true, '🦀', i128::MIN, u128::MAX)).is_some());
+            assert!(key_bytes(&(Some(Duration::from_millis(1500)), None::<u32>, ())).is_some());
+            assert!(key_bytes(&"2001:db8::1".parse::<IpAddr>().unwrap()).is_some());
+        }
+    }
+
+    /// Internally tagged.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    enum Tagged {
+        Struct { x: i32 },
+    }
+
+    /// Adjacently tagged.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "t", content = "c")]
+    enum Adjacent {
+        Pair(u32, String),
+    }
+
+    /// Untagged, as a value.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        Num(u64),
+        Name(String),
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Flattened {
+        id: u32,
+        #[serde(flatten)]
+        extra: HashMap<String, u32>,
+    }
+
+    fn flattened() -> Flattened {
+        Flattened {
+            id: 1,
+            extra: (0..8).map(|n| (format!("e{n}"), n)).collect(),
+        }
+    }
+
+    /// Postcard does not describe itself, so it cannot read a type whose `Deserialize` asks the
+    /// format what comes next (`deserialize_any`, identifiers), and cannot write a map of
+    /// unknown length (`flatten`): stored, each would be a damaged entry on every read. JSON
+    /// carries them all.
+    #[test]
+    fn types_postcard_cannot_read_back_are_refused_in_binary() {
+        let value = serde_json::json!({"a": [0.1, 1], "b": null});
+        let written = Codec::Binary.encode(&value).unwrap();
+        assert_eq!(Codec::Binary.decode::<serde_json::Value>(&written), None);
+        assert_eq!(value_bytes(Codec::Binary, &value), Err(Refused::Unreadable));
+        assert_eq!(
+            value_bytes(Codec::Binary, &vec![value]),
+            Err(Refused::Unreadable)
+        );
+        // Written, but not read back.
+        assert!(Codec::Binary.encode(&Tagged::Struct { x: -1 }).is_some());
+        assert!(
+            Codec::Binary
+                .encode(&Adjacent::Pair(1, "p".into()))
+                .is_some()
+        );
+        assert!(Codec::Binary.encode(&Shape::Name("n".into())).is_some());
+        assert_eq!(
+            value_bytes(Codec::Binary, &Tagged::Struct { x: -1 }),
+            Err(Refused::Unreadable)
+        );
+        assert_eq!(
+            value_bytes(Codec::Binary, &Adjacent::Pair(1, "p".into())),
+            Err(Refused::Unreadable)
+        );
+        assert_eq!(
+            value_bytes(Codec::Binary, &Shape::Name("n".into())),
+            Err(Refused::Unreadable)
+        );
+        assert_eq!(Codec::Binary.encode(&flattened()), None);
+        assert_eq!(
+            value_bytes(Codec::Binary, &flattened()),
+            Err(Refused::Unwritable)
+        );
+        // A time before 1970 has no `Serialize` in either.
+        let before = std::time::UNIX_EPOCH - std::time::Duration::from_secs(1);
+        assert_eq!(
+            value_bytes(Codec::Binary, &before),
+            Err(Refused::Unwritable)
+        );
+        assert_eq!(value_bytes(Codec::Json, &before), Err(Refused::Unwritable));
+    }
+
+    /// A store says its first refusal, not each: a type that is always refused is one line.
+    #[test]
+    fn a_store_says_its_first_refusal_and_why() {
+        let refusals = Refusals::default();
+        let said = (0..3)
+            .filter(|_| refusals.warn(|| "test store: a refusal".into()))
+            .count();
+        assert_eq!(said, 1);
+        // Each line names the type, says why, and the way out where there is one.
+        let value = serde_json::json!({"a": 1});
+        let refused = value_bytes(Codec::Binary, &value).unwrap_err();
+        let line = value_refusal::<serde_json::Value>(Codec::Binary, refused);
+        assert!(line.contains("`serde_json::value::Value`"), "{line}");
+        assert!(line.contains("cannot read it back"), "{line}");
+        assert!(line.contains("codec = \"json\" can"), "{line}");
+        let refused = value_bytes(Codec::Json, &Some(())).unwrap_err();
+        let line = value_refusal::<Option<()>>(Codec::Json, refused);
+        assert!(line.contains("reads back as another value"), "{line}");
+        let line = value_refusal::<Flattened>(Codec::Binary, Refused::Unwritable);
+        assert!(line.contains("#[serde(flatten)]"), "{line}");
+        #[cfg(feature = "disk")]
+        {
+            let line = key_refusal(&Request {
+                id: 1,
+                lang: "fr".into(),
+            });
+            assert!(line.contains("reads back as another key"), "{line}");
+            assert!(line.contains("key = ..."), "{line}");
+            assert!(key_refusal(&Id::Num(0)).contains("cannot read it back"));
+        }
     }
 
     #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -368,6 +368,7 @@ impl RedisOptions {
             }),
             prefix,
             codec: self.codec,
+            refusals: crate::faithful::Refusals::default(),
             ttl_ms: config
                 .lifetime()
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
@@ -445,6 +446,8 @@ pub struct RedisStore<K, V> {
     /// `<prefix>:<function>:<codec>:<fingerprint>:`: every key of this store starts with it.
     prefix: Vec<u8>,
     codec: Codec,
+    /// Says the first key or value refused (see `faithful.rs`).
+    refusals: crate::faithful::Refusals,
     ttl_ms: Option<u64>,
     jitter: Option<f64>,
     /// Each value's own time to live ([`ttl_from`](Self::ttl_from)).
@@ -731,7 +734,9 @@ impl<K, V> RedisStore<K, V> {
         if let Some((encoded, text)) = crate::key_text::encode(key) {
             Some(self.names(encoded, text.as_deref()))
         } else {
-            self.failed(&"a key could not be encoded");
+            self.refused("a key could not be encoded", || {
+                crate::faithful::key_refusal(key)
+            });
             None
         }
     }
@@ -786,13 +791,34 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
-    /// The bytes stored for `value`: the codec's, and nothing else; `None` where they would
-    /// not decode to it (see `faithful.rs`).
+    /// The bytes stored for `value`: the codec's, and nothing else; `None` (counted, the
+    /// store's first said) where they would not decode to it (see `faithful.rs`).
     fn wrap(&self, value: &V) -> Option<Vec<u8>>
     where
         V: Serialize + DeserializeOwned,
     {
         crate::faithful::value_bytes(self.codec, value)
+            .map_err(|refused| {
+                self.refused("a value could not be encoded", || {
+                    crate::faithful::value_refusal::<V>(self.codec, refused)
+                });
+            })
+            .ok()
+    }
+
+    /// Counts a key or value that is not stored because its encoding does not give it back
+    /// (`faithful.rs`), and says the store's first: `why`, a [`faithful::key_refusal`] or
+    /// [`faithful::value_refusal`].
+    ///
+    /// [`faithful::key_refusal`]: crate::faithful::key_refusal
+    /// [`faithful::value_refusal`]: crate::faithful::value_refusal
+    #[cold]
+    fn refused(&self, what: &'static str, why: impl FnOnce() -> String) {
+        self.failed(&what);
+        self.refusals.warn(|| {
+            let prefix = String::from_utf8_lossy(&self.prefix);
+            format!("redis store `{}`: {}", prefix.trim_end_matches(':'), why())
+        });
     }
 
     /// The value in `bytes`; damaged bytes are a counted miss.
@@ -1227,10 +1253,7 @@ impl<K, V> RedisStore<K, V> {
         V: Serialize + DeserializeOwned,
     {
         let (remote, claiming) = self.claiming(key, lease)?;
-        let Some(bytes) = self.wrap(value) else {
-            self.failed(&"a value could not be encoded");
-            return None;
-        };
+        let bytes = self.wrap(value)?;
         Some(Outgoing {
             client: &remote.client,
             names: claiming.names,

@@ -266,6 +266,7 @@ impl DiskOptions {
             ns,
             space,
             codec: self.codec,
+            refusals: faithful::Refusals::default(),
             ttl_ms: config
                 .lifetime()
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)),
@@ -370,6 +371,8 @@ pub struct DiskStore<K, V> {
     ns: Arc<[u8]>,
     space: Arc<Space>,
     codec: Codec,
+    /// Says the first key or value refused (see `faithful.rs`).
+    refusals: faithful::Refusals,
     ttl_ms: Option<u64>,
     /// Whether a hit renews the time to live (time to idle): the front renews its copy, and the
     /// row's expiry follows (at most once per sixteenth of the time to live).
@@ -556,6 +559,19 @@ where
         self.space.count_error(&what);
     }
 
+    /// Counts a key or value that is not stored because its encoding does not give it back
+    /// (`faithful.rs`), and says the store's first: `why`, a [`faithful::key_refusal`] or
+    /// [`faithful::value_refusal`].
+    #[cold]
+    fn count_refused(&self, what: &'static str, why: impl FnOnce() -> String) {
+        self.count_error(what);
+        self.refusals.warn(|| {
+            let (space, function, _) = key::parse_namespace(&self.ns).unwrap_or_default();
+            let store = if function.is_empty() { space } else { function };
+            format!("disk store of `{store}`: {}", why())
+        });
+    }
+
     /// The early-refresh lead's cost: `measured` when there is one (remembered), else the last
     /// measured here.
     fn cost(&self, measured: Duration) -> Duration {
@@ -632,7 +648,9 @@ where
         }
         let owned = key.to_key();
         let Some(encoded) = encoded::encoding_of(&owned) else {
-            self.count_error("a key could not be encoded");
+            self.count_refused("a key could not be encoded", || {
+                faithful::key_refusal(&owned)
+            });
             return None;
         };
         let found = self.load_encoded(hash, &owned, &encoded, count);
@@ -755,14 +773,26 @@ where
             || faithful::key_bytes(&key),
             |claim| Some(claim.encoded().to_vec()),
         );
-        let bytes = faithful::value_bytes(self.codec, &value);
-        let (Some(encoded), Some(bytes)) = (encoded, bytes) else {
-            // Cannot be written: kept in memory only.
-            self.count_error("a key or value could not be encoded");
-            self.fills.change(hash, || ());
-            self.front
-                .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
-            return;
+        let (encoded, bytes) = match (encoded, faithful::value_bytes(self.codec, &value)) {
+            (Some(encoded), Ok(bytes)) => (encoded, bytes),
+            (encoded, bytes) => {
+                // Cannot be written: kept in memory only.
+                self.count_refused("a key or value could not be encoded", || match bytes {
+                    Err(refused) if encoded.is_some() => {
+                        faithful::value_refusal::<V>(self.codec, refused)
+                    }
+                    _ => faithful::key_refusal(&key),
+                });
+                self.fills.change(hash, || ());
+                self.front.insert_expiring_hashed(
+                    hash,
+                    key,
+                    value,
+                    self.front_expiry(expires),
+                    cost,
+                );
+                return;
+            }
         };
         let small = bytes.len() < FRONT_MAX_BYTES;
         let bytes = bytes.into();
