@@ -107,6 +107,8 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // rustc reports a key that cannot be cached at the call, and a value that cannot be cached at
     // the argument whose type holds it: span them at the arguments and the return type.
     let args_span = sig.paren_token.span.join();
+    // Spanned at the return type, where rustc reports a value that cannot be cached; declared
+    // with this span too, as a return type a `macro_rules!` passes in as tokens has its hygiene.
     let cache_arg = proc_macro2::Ident::new("__memo_cache", output.span());
     let HitEntry {
         entry,
@@ -142,11 +144,16 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     // Each function (and its companion) finds its cache through a `static` cell of its own.
     let cell = quote!(static __MEMO_CELL: #runtime::CacheCell = #runtime::CacheCell::new(););
     let body = if plan.quick {
-        quick_body(plan, &cell, &find, (&lookup_and_compute, &hashed))
+        quick_body(
+            plan,
+            (&cell, &cache_arg),
+            &find,
+            (&lookup_and_compute, &hashed),
+        )
     } else {
         quote! {
             #require
-            let __memo_cache = { #cell #find };
+            let #cache_arg = { #cell #find };
             #prelude
             #renew
             #lookup_and_compute
@@ -381,7 +388,7 @@ fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenS
 /// runs the behaviour tests in release for the other form.
 fn quick_body(
     plan: &Plan,
-    cell: &TokenStream,
+    (cell, cache_arg): (&TokenStream, &proc_macro2::Ident),
     find: &TokenStream,
     (lookup_and_compute, hashed): (&TokenStream, &TokenStream),
 ) -> TokenStream {
@@ -411,13 +418,13 @@ fn quick_body(
                 #runtime::Err(__memo_hash) => __memo_hash,
             };
             #runtime::out_of_line(__memo_hash, move |__memo_hash| {
-                let __memo_cache = #find;
+                let #cache_arg = #find;
                 #hashed
             })
         }
         #[cfg(debug_assertions)]
         {
-            let __memo_cache = #find;
+            let #cache_arg = #find;
             #lookup_and_compute
         }
     }

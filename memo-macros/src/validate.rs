@@ -569,9 +569,12 @@ fn keep(args: &Args, output: &Type, runtime: &TokenStream) -> (TokenStream, Toke
     ] {
         if let Some(path) = opt.path() {
             let check = Ident::new(check, path.span());
-            let call = quote_spanned!(path.span()=> #runtime::#check(__memo_outcome));
+            // Declared with the option's span as it is used, as an option a `macro_rules!`
+            // passes in as tokens has that macro's hygiene.
+            let outcome = Ident::new("__memo_outcome", path.span());
+            let call = quote_spanned!(path.span()=> #runtime::#check(#outcome));
             asserts.extend(quote! {
-                let __memo_outcome: #runtime::PhantomData<#output> = #runtime::PhantomData;
+                let #outcome: #runtime::PhantomData<#output> = #runtime::PhantomData;
                 #call;
             });
         }

@@ -19,6 +19,35 @@ macro_rules! adder {
     };
 }
 
+/// Makes a cached `$name` whose options and return type come in as bare tokens (not `ty`
+/// fragments), so they carry this macro's hygiene, not the attribute's.
+macro_rules! from_tokens {
+    ($name:ident($n:ident), $runs:ident, [$($opts:tt)*], $body:expr, $($ret:tt)*) => {
+        static $runs: AtomicUsize = AtomicUsize::new(0);
+
+        #[cached($($opts)*)]
+        fn $name($n: u32) -> $($ret)* {
+            $runs.fetch_add(1, Ordering::SeqCst);
+            $body
+        }
+    };
+}
+
+from_tokens!(
+    widened(n),
+    WIDENED_RUNS,
+    [maxsize = 10],
+    u64::from(n) * 2,
+    u64
+);
+from_tokens!(
+    checked(n),
+    CHECKED_RUNS,
+    [cache_err = true],
+    Err(n.to_string()),
+    Result<u64, String>
+);
+
 mod tens {
     use memo::cached;
     adder!(pub(super) add, 10, RUNS);
@@ -35,6 +64,19 @@ adder!(add_two, 2, TWO_RUNS);
 
 /// One macro, two modules, one name: two caches, each its own value; clearing one leaves the
 /// other whole.
+#[test]
+fn a_function_whose_return_type_and_options_a_macro_passes_as_tokens_is_cached() {
+    assert_eq!((widened(2), widened(2)), (4, 4));
+    assert_eq!(WIDENED_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(checked(3), Err("3".to_string()));
+    assert_eq!(checked(3), Err("3".to_string()));
+    assert_eq!(
+        CHECKED_RUNS.load(Ordering::SeqCst),
+        1,
+        "cache_err keeps errors"
+    );
+}
+
 #[test]
 fn a_macros_function_in_two_modules_keeps_two_caches() {
     assert_eq!(tens::add(1), 11);
