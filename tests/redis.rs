@@ -186,6 +186,13 @@ fn child() {
             }
             println!("RESULT served={redis},{tiered}");
         }
+        "held" => {
+            let held = std::env::var("MEMO_TEST_HELD").unwrap();
+            let [function, role, key] = held.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("{held}");
+            };
+            println!("RESULT {}", on_held(function, role, key.parse().unwrap()));
+        }
         "renewing" => renewing_child(),
         // The same key twice: the second call reads Redis.
         "frozen_read" => frozen_read_child(6, square, &SQUARES, || {
@@ -864,6 +871,201 @@ fn a_tiered_value_computed_before_another_process_invalidated_it_is_not_stored()
         &open(name),
         Cache::clear,
     );
+}
+
+static OUTDATED: calls::Held = calls::Held::new();
+
+#[cached(store = redis, ttl = "10m")]
+fn outdated(sensor: u64) -> String {
+    format!("{sensor}: run {}", OUTDATED.run())
+}
+
+static CLEARED: calls::Held = calls::Held::new();
+
+#[cached(store = redis, ttl = "10m")]
+fn cleared(sensor: u64) -> String {
+    format!("{sensor}: run {}", CLEARED.run())
+}
+
+static OUTDATED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = redis, ttl = "10m")]
+fn outdated_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", OUTDATED_ELSEWHERE.run())
+}
+
+static CLEARED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = redis, ttl = "10m")]
+fn cleared_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", CLEARED_ELSEWHERE.run())
+}
+
+static TIERED_OUTDATED: calls::Held = calls::Held::new();
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_outdated(sensor: u64) -> String {
+    format!("{sensor}: run {}", TIERED_OUTDATED.run())
+}
+
+static TIERED_CLEARED: calls::Held = calls::Held::new();
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_cleared(sensor: u64) -> String {
+    format!("{sensor}: run {}", TIERED_CLEARED.run())
+}
+
+static TIERED_OUTDATED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_outdated_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", TIERED_OUTDATED_ELSEWHERE.run())
+}
+
+static TIERED_CLEARED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = tiered, maxsize = 10, ttl = "10m")]
+fn tiered_cleared_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", TIERED_CLEARED_ELSEWHERE.run())
+}
+
+/// What `role` (`peek`, `invalidate`, `clear`) does to `key` of the function of this name, of
+/// those above, as text.
+fn on_held(function: &str, role: &str, key: u64) -> String {
+    fn on<S: memo::Store<u64, String>>(
+        cache: &Cache<u64, String, S>,
+        role: &str,
+        key: u64,
+    ) -> String {
+        match role {
+            "peek" => format!("{:?}", cache.get(&key)),
+            "invalidate" => cache.invalidate(&key).to_string(),
+            "clear" => {
+                cache.clear();
+                "cleared".to_string()
+            }
+            other => panic!("unknown role {other}"),
+        }
+    }
+    match function {
+        "outdated" => on(outdated_cache(), role, key),
+        "cleared" => on(cleared_cache(), role, key),
+        "outdated_elsewhere" => on(outdated_elsewhere_cache(), role, key),
+        "cleared_elsewhere" => on(cleared_elsewhere_cache(), role, key),
+        "tiered_outdated" => on(tiered_outdated_cache(), role, key),
+        "tiered_cleared" => on(tiered_cleared_cache(), role, key),
+        "tiered_outdated_elsewhere" => on(tiered_outdated_elsewhere_cache(), role, key),
+        "tiered_cleared_elsewhere" => on(tiered_cleared_elsewhere_cache(), role, key),
+        other => panic!("unknown function {other}"),
+    }
+}
+
+/// [`on_held`] in another process (this binary as the child `held`).
+fn on_held_elsewhere(function: &str, role: &str, key: u64) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "held")
+        .env("MEMO_TEST_HELD", format!("{function} {role} {key}"))
+        .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+        .output()
+        .unwrap();
+    result(&out)
+}
+
+/// After `outdate(key)` (an `invalidate` or `clear` of `function`'s cache, here or in another
+/// process) returns, a computation of `key` begun before it in this process is not stored: its
+/// caller gets its value, neither this process (its copy, for tiered) nor another finds it,
+/// and the next call computes again (and is stored). Three rounds, keys 1 to 3.
+fn begun_before_is_not_stored(
+    function: &str,
+    held: &'static calls::Held,
+    call: fn(u64) -> String,
+    outdate: impl Fn(u64),
+) {
+    init();
+    for key in 1..=3 {
+        let runs = held.runs();
+        let first = calls::begun_before(held, call, key, || outdate(key));
+        let run = |n: usize| format!("{key}: run {}", runs + n);
+        assert_eq!(first, run(1), "{function}: its own caller's value");
+        let here = on_held(function, "peek", key);
+        assert_eq!(here, "None", "{function}({key}): not stored");
+        let elsewhere = on_held_elsewhere(function, "peek", key);
+        assert_eq!(elsewhere, "None", "{function}({key}): elsewhere");
+        assert_eq!(call(key), run(2), "{function}({key}): computed again");
+        assert_eq!(call(key), run(2));
+        assert_eq!(held.runs(), runs + 2);
+        let elsewhere = on_held_elsewhere(function, "peek", key);
+        assert_eq!(elsewhere, format!("Some({:?})", run(2)));
+    }
+}
+
+#[test]
+fn a_redis_value_computed_before_an_invalidate_is_not_stored() {
+    let invalidate = |key| assert_eq!(on_held("outdated", "invalidate", key), "false");
+    begun_before_is_not_stored("outdated", &OUTDATED, outdated, invalidate);
+    assert_eq!(outdated_cache().stats().backend_errors, 0);
+}
+
+#[test]
+fn a_redis_value_computed_before_a_clear_is_not_stored() {
+    begun_before_is_not_stored("cleared", &CLEARED, cleared, |_| cleared_cache().clear());
+    assert_eq!(cleared_cache().stats().backend_errors, 0);
+}
+
+/// The invalidation in another process: the lock it deleted is what refuses the value.
+#[test]
+fn a_redis_value_computed_before_an_invalidate_in_another_process_is_not_stored() {
+    let function = "outdated_elsewhere";
+    let invalidate = |key| assert_eq!(on_held_elsewhere(function, "invalidate", key), "false");
+    begun_before_is_not_stored(
+        function,
+        &OUTDATED_ELSEWHERE,
+        outdated_elsewhere,
+        invalidate,
+    );
+    assert_eq!(outdated_elsewhere_cache().stats().backend_errors, 0);
+}
+
+#[test]
+fn a_redis_value_computed_before_a_clear_in_another_process_is_not_stored() {
+    let function = "cleared_elsewhere";
+    let clear = |key| assert_eq!(on_held_elsewhere(function, "clear", key), "cleared");
+    begun_before_is_not_stored(function, &CLEARED_ELSEWHERE, cleared_elsewhere, clear);
+    assert_eq!(cleared_elsewhere_cache().stats().backend_errors, 0);
+}
+
+#[test]
+fn a_tiered_value_computed_before_an_invalidate_is_not_stored() {
+    let function = "tiered_outdated";
+    let invalidate = |key| assert_eq!(on_held(function, "invalidate", key), "false");
+    begun_before_is_not_stored(function, &TIERED_OUTDATED, tiered_outdated, invalidate);
+    assert_eq!(tiered_outdated_cache().stats().backend_errors, 0);
+}
+
+#[test]
+fn a_tiered_value_computed_before_a_clear_is_not_stored() {
+    let clear = |_| tiered_cleared_cache().clear();
+    begun_before_is_not_stored("tiered_cleared", &TIERED_CLEARED, tiered_cleared, clear);
+    assert_eq!(tiered_cleared_cache().stats().backend_errors, 0);
+}
+
+#[test]
+fn a_tiered_value_computed_before_an_invalidate_in_another_process_is_not_stored() {
+    let function = "tiered_outdated_elsewhere";
+    let invalidate = |key| assert_eq!(on_held_elsewhere(function, "invalidate", key), "false");
+    let (held, call) = (&TIERED_OUTDATED_ELSEWHERE, tiered_outdated_elsewhere);
+    begun_before_is_not_stored(function, held, call, invalidate);
+    assert_eq!(tiered_outdated_elsewhere_cache().stats().backend_errors, 0);
+}
+
+#[test]
+fn a_tiered_value_computed_before_a_clear_in_another_process_is_not_stored() {
+    let function = "tiered_cleared_elsewhere";
+    let clear = |key| assert_eq!(on_held_elsewhere(function, "clear", key), "cleared");
+    let (held, call) = (&TIERED_CLEARED_ELSEWHERE, tiered_cleared_elsewhere);
+    begun_before_is_not_stored(function, held, call, clear);
+    assert_eq!(tiered_cleared_elsewhere_cache().stats().backend_errors, 0);
 }
 
 static REDIS_FAILURES: AtomicUsize = AtomicUsize::new(0);

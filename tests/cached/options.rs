@@ -1,8 +1,11 @@
-//! `maxsize`, the handle's operations, and `crate = path`.
+//! `maxsize`, the handle's operations (a computation begun before an `invalidate` or `clear` is
+//! not stored), and `crate = path`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memo::cached;
+
+use crate::calls::{self, Held};
 
 #[cached(maxsize = 10)]
 fn square(n: u64) -> u64 {
@@ -78,6 +81,44 @@ fn handle_reports_and_controls_the_cache() {
     cache.clear();
     assert_eq!(cache.len(), 0);
     assert_eq!(cache.stats().hits, 2, "clear keeps the counters");
+}
+
+static OUTDATED: Held = Held::new();
+
+#[cached]
+fn outdated(sensor: u64) -> String {
+    format!("{sensor}: run {}", OUTDATED.run())
+}
+
+static CLEARED: Held = Held::new();
+
+#[cached]
+fn cleared(sensor: u64) -> String {
+    format!("{sensor}: run {}", CLEARED.run())
+}
+
+/// After `invalidate` returns, a computation of the key begun before it is not stored: its
+/// caller gets its value, and the next call computes again.
+#[test]
+fn a_value_computed_before_an_invalidate_is_not_stored() {
+    let invalidate = || assert!(!outdated_cache().invalidate(&1), "nothing stored yet");
+    let first = calls::begun_before(&OUTDATED, outdated, 1, invalidate);
+    assert_eq!(first, "1: run 1", "its own caller's value");
+    assert_eq!(outdated_cache().get(&1), None, "not stored");
+    assert_eq!(outdated(1), "1: run 2", "computed again");
+    assert_eq!(outdated(1), "1: run 2");
+    assert_eq!(OUTDATED.runs(), 2);
+}
+
+/// As [`a_value_computed_before_an_invalidate_is_not_stored`], for `clear`.
+#[test]
+fn a_value_computed_before_a_clear_is_not_stored() {
+    let first = calls::begun_before(&CLEARED, cleared, 1, || cleared_cache().clear());
+    assert_eq!(first, "1: run 1", "its own caller's value");
+    assert_eq!(cleared_cache().get(&1), None, "not stored");
+    assert_eq!(cleared(1), "1: run 2", "computed again");
+    assert_eq!(cleared(1), "1: run 2");
+    assert_eq!(CLEARED.runs(), 2);
 }
 
 const NO_ENTRIES: usize = 0;

@@ -134,6 +134,58 @@ pub(crate) fn assert_none_but_late_waited(
     assert_eq!(stats.backend_errors, 0, "{stats:?}");
 }
 
+/// A body whose run is held while it runs for [`begun_before`], until the test lets it end: the
+/// test sees the computation begin, changes the cache meanwhile (an `invalidate`, a `clear`),
+/// then releases it.
+pub(crate) struct Held {
+    runs: AtomicUsize,
+    armed: AtomicBool,
+    gate: Barrier,
+}
+
+impl Held {
+    pub(crate) const fn new() -> Self {
+        Self {
+            runs: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            gate: Barrier::new(2),
+        }
+    }
+
+    /// Called by the body: the number of this run (1 for the first); a run for
+    /// [`begun_before`] returns once it released it.
+    pub(crate) fn run(&self) -> usize {
+        let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.gate.wait();
+            self.gate.wait();
+        }
+        run
+    }
+
+    /// How many times the body ran.
+    pub(crate) fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+/// Calls `call(key)` on a thread of its own, whose body (held by `held`) has begun when
+/// `outdate` runs (an `invalidate` of `key`, a `clear`), and ends after it; what the call
+/// returned to its caller.
+pub(crate) fn begun_before(
+    held: &'static Held,
+    call: fn(u64) -> String,
+    key: u64,
+    outdate: impl FnOnce(),
+) -> String {
+    held.armed.store(true, Ordering::SeqCst);
+    let caller = std::thread::spawn(move || call(key));
+    held.gate.wait();
+    outdate();
+    held.gate.wait();
+    caller.join().unwrap()
+}
+
 /// Runs `call` on `threads` threads released together; what each returned, in order.
 pub(crate) fn at_once<T: Send + 'static>(threads: usize, call: fn() -> T) -> Vec<T> {
     let barrier = Arc::new(Barrier::new(threads));
