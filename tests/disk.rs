@@ -1,5 +1,6 @@
 //! `#[cached(store = disk)]` end to end: persistence through the attribute, namespaces,
-//! invalidation through the handle, serde types, JSON values, the program's own store.
+//! invalidation through the handle (a computation begun before it is not stored), serde types,
+//! JSON values, the program's own store.
 //!
 //! Processes: the test binary runs itself (or a copy of itself, another program) with
 //! `MEMO_TEST_ROLE` set (see [`child`]).
@@ -208,6 +209,137 @@ fn a_call_invalidated_at_once_on_a_new_store_is_computed_again_without_waiting()
     assert!(stall_cache().store().is_persistent());
 }
 
+static OUTDATED: calls::Held = calls::Held::new();
+
+#[cached(store = disk)]
+fn outdated(sensor: u64) -> String {
+    format!("{sensor}: run {}", OUTDATED.run())
+}
+
+static CLEARED: calls::Held = calls::Held::new();
+
+#[cached(store = disk)]
+fn cleared(sensor: u64) -> String {
+    format!("{sensor}: run {}", CLEARED.run())
+}
+
+static OUTDATED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = disk)]
+fn outdated_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", OUTDATED_ELSEWHERE.run())
+}
+
+static CLEARED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = disk)]
+fn cleared_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", CLEARED_ELSEWHERE.run())
+}
+
+/// The handle of the function of this name, of those above.
+fn held_cache(function: &str) -> &'static memo::DiskCache<u64, String> {
+    match function {
+        "outdated" => outdated_cache(),
+        "cleared" => cleared_cache(),
+        "outdated_elsewhere" => outdated_elsewhere_cache(),
+        "cleared_elsewhere" => cleared_elsewhere_cache(),
+        other => panic!("unknown function {other}"),
+    }
+}
+
+/// Runs this binary as the child `role` (`peek`, `invalidate`, `clear`) of `function`'s `key`:
+/// what it printed.
+fn run_on(role: &str, function: &str, key: u64) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", role)
+        .env("MEMO_TEST_FUNCTION", function)
+        .env("MEMO_TEST_KEY", key.to_string())
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap();
+    child::result(&out)
+}
+
+/// What the child `role` of [`run_on`] does, and prints.
+fn held_child(role: &str) {
+    let cache = held_cache(&std::env::var("MEMO_TEST_FUNCTION").unwrap());
+    let key: u64 = std::env::var("MEMO_TEST_KEY").unwrap().parse().unwrap();
+    match role {
+        "peek" => println!("RESULT {:?}", cache.get(&key)),
+        "invalidate" => println!("RESULT {}", cache.invalidate(&key)),
+        "clear" => {
+            cache.clear();
+            println!("RESULT cleared");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// After `outdate(key)` (an `invalidate` or `clear` of `function`'s cache, here or in another
+/// process) returns, a computation of `key` begun before it in this process is not stored: its
+/// caller gets its value, neither this process nor another finds it, and the next call
+/// computes again (and is stored). Three rounds, keys 1 to 3: a value served in the moments
+/// before the disk's writer refuses it is seen in one of them.
+fn begun_before_is_not_stored(
+    function: &str,
+    held: &'static calls::Held,
+    call: fn(u64) -> String,
+    outdate: impl Fn(u64),
+) {
+    init();
+    let cache = held_cache(function);
+    for key in 1..=3 {
+        let runs = held.runs();
+        let first = calls::begun_before(held, call, key, || outdate(key));
+        let run = |n: usize| format!("{key}: run {}", runs + n);
+        assert_eq!(first, run(1), "{function}: its own caller's value");
+        // Before the writes are flushed: a value waiting for the disk would be served now.
+        assert_eq!(cache.get(&key), None, "{function}({key}): not stored");
+        cache.store().flush();
+        let peek = run_on("peek", function, key);
+        assert_eq!(peek, "None", "{function}({key}): elsewhere");
+        assert_eq!(call(key), run(2), "{function}({key}): computed again");
+        assert_eq!(call(key), run(2));
+        assert_eq!(held.runs(), runs + 2);
+        cache.store().flush();
+        assert_eq!(run_on("peek", function, key), format!("Some({:?})", run(2)));
+    }
+    assert_eq!(cache.stats().backend_errors, 0);
+}
+
+#[test]
+fn a_disk_value_computed_before_an_invalidate_is_not_stored() {
+    let invalidate = |key| assert!(!outdated_cache().invalidate(&key), "nothing stored yet");
+    begun_before_is_not_stored("outdated", &OUTDATED, outdated, invalidate);
+}
+
+#[test]
+fn a_disk_value_computed_before_a_clear_is_not_stored() {
+    begun_before_is_not_stored("cleared", &CLEARED, cleared, |_| cleared_cache().clear());
+}
+
+/// The invalidation in another process: the lock it deleted is what refuses the value.
+#[test]
+fn a_disk_value_computed_before_an_invalidate_in_another_process_is_not_stored() {
+    let function = "outdated_elsewhere";
+    let invalidate = |key| assert_eq!(run_on("invalidate", function, key), "false");
+    begun_before_is_not_stored(
+        function,
+        &OUTDATED_ELSEWHERE,
+        outdated_elsewhere,
+        invalidate,
+    );
+}
+
+#[test]
+fn a_disk_value_computed_before_a_clear_in_another_process_is_not_stored() {
+    let function = "cleared_elsewhere";
+    let clear = |key| assert_eq!(run_on("clear", function, key), "cleared");
+    begun_before_is_not_stored(function, &CLEARED_ELSEWHERE, cleared_elsewhere, clear);
+}
+
 /// What a program computes: its name, from the parent.
 fn program() -> String {
     std::env::var("MEMO_TEST_PROGRAM").unwrap_or_default()
@@ -238,6 +370,7 @@ fn child() {
             shared_lookup_id_cache().store().flush();
             println!("RESULT {own} {shared}");
         }
+        "peek" | "invalidate" | "clear" => held_child(&role),
         "remove" => remove_until_killed(),
         "write" => write_until_killed(),
         other => panic!("unknown role {other}"),

@@ -113,6 +113,32 @@ pub(super) struct Shared {
     pub(super) held: Mutex<HashSet<i64>>,
 }
 
+impl Shared {
+    /// Another process wrote: every front of this process must be read again.
+    #[cold]
+    pub(super) fn observe(&self) {
+        let Some(version) = &self.version else {
+            return;
+        };
+        let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let now = version.get();
+        if self.known.swap(now, Ordering::AcqRel) != now {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The epoch once the changes by other processes counted so far are seen: while it stays,
+    /// no other process has written (a key's removal, a clear) since. `None` without a change
+    /// counter: other processes' writes are not seen.
+    pub(super) fn epoch_now(&self) -> Option<u64> {
+        let version = self.version.as_ref()?;
+        if version.get() != self.known.load(Ordering::Acquire) {
+            self.observe();
+        }
+        Some(self.epoch.load(Ordering::Acquire))
+    }
+}
+
 /// A cache directory's database, opened once per process.
 pub(super) struct Db {
     pub(super) shared: Arc<Shared>,

@@ -6,7 +6,11 @@
 //! passed or its holder has died (one of them takes the row over). The row is released in the
 //! same transaction as the value it guarded, so no waiter sees neither; that value is stored only
 //! while the row still holds the holder's token. A removal of the key (`invalidate`, `clear`)
-//! deletes the row at once, so a value computed before it, in any process, is not stored.
+//! deletes the row at once, so a value computed before it, in any process, is not stored. Nor is
+//! it read back here meanwhile: a value whose claim saw another process write since it was taken
+//! is queued only if its row is still there ([`DiskStore::row_of`]), and a queued value is not
+//! read from the queue once a write of another process is seen after it was queued (the writer,
+//! which checks the row, decides).
 //!
 //! A row of this process whose token no caller here holds any more is released or stale (its
 //! release was lost with a failed write) and is taken over once this process's queued writes are
@@ -175,6 +179,7 @@ where
         let shared = &self.db.shared;
         let (encoded, token) = (&claiming.encoded, claiming.token);
         loop {
+            let seen = shared.epoch_now();
             let attempt = shared.read(&self.space, |conn| {
                 try_lock(conn, &self.ns, encoded, token, self.lease)
             });
@@ -184,7 +189,7 @@ where
                 Some(Attempt::Taken) => {
                     // From here the claim (which unregisters it) owns the token.
                     claiming.held.keep = true;
-                    let claim = self.lock_claim(encoded.clone(), token);
+                    let claim = self.lock_claim(encoded.clone(), token, seen);
                     // The value may have been committed between this caller's miss and its lock.
                     if let Some(value) = self.load_encoded(claiming.hash, key, encoded, false) {
                         drop(claim);
@@ -226,6 +231,7 @@ impl<K, V> DiskStore<K, V> {
         let mut held = Held::new(&self.db.shared, token);
         // Twice at most: once more after removing a lock its holder abandoned.
         for _ in 0..2 {
+            let seen = self.db.shared.epoch_now();
             let attempt = self.db.shared.read(&self.space, |conn| {
                 try_lock(conn, &self.ns, &encoded, token, self.lease)
             });
@@ -233,7 +239,7 @@ impl<K, V> DiskStore<K, V> {
                 None => return Some(Lease::none()),
                 Some(Attempt::Taken) => {
                     held.keep = true;
-                    return Some(Lease::holding(self.lock_claim(encoded, token)));
+                    return Some(Lease::holding(self.lock_claim(encoded, token, seen)));
                 }
                 Some(Attempt::Held(pid, holder)) => {
                     if !self.drop_if_abandoned(&encoded, pid, holder) {
@@ -264,13 +270,43 @@ impl<K, V> DiskStore<K, V> {
         });
     }
 
-    /// The claim of the lock row of the key encoded as `encoded`, taken with `token`.
-    fn lock_claim(&self, encoded: Vec<u8>, token: i64) -> LockClaim {
+    /// The claim of the lock row of the key encoded as `encoded`, taken with `token` after the
+    /// epoch `seen`.
+    fn lock_claim(&self, encoded: Vec<u8>, token: i64, seen: Option<u64>) -> LockClaim {
         LockClaim {
             db: Arc::clone(&self.db),
             ns: Arc::clone(&self.ns),
             encoded,
             token,
+            seen,
+        }
+    }
+
+    /// Whether `claim`'s lock row is still its own, as its value is about to be stored. A
+    /// removal of the key (or a clear) deletes the row at once, in any process: one in this
+    /// process refuses the value before it gets here (`crate::writes`); one in another is
+    /// seen as a move of the epoch (its commit bumps the change counter before it returns),
+    /// and then the row is read. The writer checks the row again as it commits.
+    pub(super) fn row_of(&self, claim: &LockClaim) -> Row {
+        let shared = &self.db.shared;
+        let seen = shared.epoch_now();
+        if seen.is_some() && seen == claim.seen {
+            return Row::Held { seen };
+        }
+        let held = shared.read(&self.space, |conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3)",
+            )?
+            .query_row(
+                params![&self.ns[..], &claim.encoded[..], claim.token],
+                |row| row.get::<_, bool>(0),
+            )
+        });
+        // A read that failed (counted) leaves it to the writer.
+        if held == Some(false) {
+            Row::Gone
+        } else {
+            Row::Held { seen }
         }
     }
 
@@ -317,6 +353,16 @@ pub(super) struct LockClaim {
     ns: Arc<[u8]>,
     encoded: Vec<u8>,
     token: i64,
+    /// The epoch (`Shared::epoch_now`) before the row was taken.
+    seen: Option<u64>,
+}
+
+/// A claim's lock row as its value is about to be stored ([`DiskStore::row_of`]).
+pub(super) enum Row {
+    /// Deleted since the claim (by a removal of the key): the value is older than the removal.
+    Gone,
+    /// Its own as of the epoch `seen`, as far as this process can tell.
+    Held { seen: Option<u64> },
 }
 
 impl LockClaim {

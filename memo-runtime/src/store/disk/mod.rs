@@ -527,7 +527,7 @@ where
             return !self.db.is_usable();
         };
         if version.get() != shared.known.load(Ordering::Acquire) {
-            self.observe_change();
+            shared.observe();
         }
         let epoch = shared.epoch.load(Ordering::Acquire);
         if self.epoch.load(Ordering::Acquire) != epoch {
@@ -535,23 +535,6 @@ where
             self.epoch.store(epoch, Ordering::Release);
         }
         true
-    }
-
-    /// Another process wrote: every front of this process must be read again.
-    #[cold]
-    fn observe_change(&self) {
-        let shared = &self.db.shared;
-        let Some(version) = &shared.version else {
-            return;
-        };
-        let _exclusive = shared
-            .gate
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = version.get();
-        if shared.known.swap(now, Ordering::AcqRel) != now {
-            shared.epoch.fetch_add(1, Ordering::AcqRel);
-        }
     }
 
     /// Counts a failure that has no SQLite error behind it (encoding, decoding).
@@ -671,9 +654,20 @@ where
             hash,
             seen: self.fills.seen(hash),
         });
-        let (bytes, expires): (Arc<[u8]>, i64) = match shared.queue.pending(&self.ns, encoded) {
+        let mut pending = shared.queue.pending(&self.ns, encoded);
+        if let Some(Pending::Put {
+            seen: Some(seen), ..
+        }) = pending
+            && shared.epoch_now() != Some(seen)
+        {
+            // A claim's value, queued before a write of another process was seen (perhaps
+            // the removal of its key, which deleted its lock row): the writer decides.
+            self.db.flush();
+            pending = shared.queue.pending(&self.ns, encoded);
+        }
+        let (bytes, expires): (Arc<[u8]>, i64) = match pending {
             Some(Pending::Gone) => return None,
-            Some(Pending::Put { value, expires }) => (value, expires),
+            Some(Pending::Put { value, expires, .. }) => (value, expires),
             None => {
                 let row = shared.read(&self.space, |conn| {
                     conn.prepare_cached(
@@ -767,6 +761,18 @@ where
         fresh: i64,
         cost: Duration,
     ) {
+        // A claim's value whose lock row another process deleted (removing its key) is older
+        // than that removal: not queued, where this process would read it back until the
+        // writer refused it.
+        let seen = match claim.map(|claim| self.row_of(claim)) {
+            Some(lock::Row::Gone) => {
+                self.fills.change(hash, || ());
+                self.front.remove(&&key);
+                return;
+            }
+            Some(lock::Row::Held { seen }) => seen,
+            None => None,
+        };
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
         let encoded = claim.map_or_else(
@@ -808,6 +814,7 @@ where
                 expires,
                 token,
                 now: self.now_ms(),
+                seen,
             },
         );
         // Queued first: a read that begins after the count finds the write.

@@ -791,6 +791,9 @@ std::thread_local! {
     /// Whether this thread's next `DiskStore::put` waits for its write to be committed before
     /// it keeps the value in the front.
     static COMMIT_BEFORE_FRONT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// What this thread's next `DiskStore::put` runs once its write is queued.
+    static WHEN_QUEUED: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Called by `DiskStore::put` between queueing a write and keeping the value in the front.
@@ -798,6 +801,46 @@ pub(super) fn after_queued(db: &Db) {
     if COMMIT_BEFORE_FRONT.replace(false) {
         db.flush();
     }
+    if let Some(run) = WHEN_QUEUED.take() {
+        run();
+    }
+}
+
+/// A removal in another process that lands while this one stores a value computed before it
+/// (the value queued, not yet committed): once the removal is seen, the value is not read back
+/// from the queue, as the writer refuses it (its lock row is gone). A removal that landed
+/// before the store is seen by the store itself (`tests/disk.rs`, `…in_another_process…`).
+#[test]
+fn a_value_queued_as_another_process_removes_its_key_is_not_read_back() {
+    let tmp = TempDir::new("removed-while-queued");
+    let here = std::sync::Arc::new(Cache::with_store(open(&tmp.0, &Config::new())));
+    // The other process: a connection and a change counter of its own.
+    let dir = here.store().dir().to_path_buf();
+    let conn = rusqlite::Connection::open(dir.join("cache.db")).unwrap();
+    let counter = version::Version::open(&dir.join("version")).unwrap();
+    let read = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (cache, read_back) = (std::sync::Arc::clone(&here), std::sync::Arc::clone(&read));
+    let remove_then_read = move || {
+        {
+            // The writer waits: the removal lands before the value's commit.
+            let _writer = cache.store().db.shared.writer.lock().unwrap();
+            conn.execute_batch("DELETE FROM locks; DELETE FROM entries;")
+                .unwrap();
+            counter.bump();
+        }
+        *read_back.lock().unwrap() = Some(cache.store().get(&"k"));
+    };
+    let computed = here.get_or_compute("k", |_| {
+        WHEN_QUEUED.set(Some(Box::new(remove_then_read)));
+        1
+    });
+    assert_eq!(computed, 1, "its own caller gets it");
+    let read = read.lock().unwrap().take();
+    assert_eq!(read, Some(None), "read back after the removal");
+    here.store().flush();
+    assert_eq!(here.get("k"), None);
+    assert_eq!(here.get_or_compute("k", |_| 2), 2);
+    assert_eq!(here.store().counts().errors, 0);
 }
 
 /// Another store of the function (another process's, as far as the database goes: its own

@@ -5,8 +5,9 @@
 //! WAL append plus SQLite's bookkeeping); the writer waits up to [`WINDOW`] after the first queued
 //! write for others, then commits them all at once, and a write costs a few microseconds. Until its
 //! commit, a write is answered from the queue (`pending`), so the process that wrote it reads it
-//! back at once; other processes see it after the commit, which also bumps the shared change
-//! counter.
+//! back at once (a claim's value only while no write of another process is seen since it was
+//! queued: that write may have removed its key); other processes see it after the commit, which
+//! also bumps the shared change counter.
 //!
 //! A batch the disk refuses is counted on each function it wrote for, and its removals are tried
 //! again alone (a value whose write failed is removed too: the row is no longer its key's value).
@@ -65,6 +66,9 @@ pub(super) enum Kind {
         /// When it was stored (Unix milliseconds, the store's clock): a row it replaces whose
         /// lifetime had passed by then counts as expired, as in memory.
         now: i64,
+        /// A claim's value: the epoch (`Shared::epoch_now`) at which its lock row was known to
+        /// be its own. A read that sees another epoch does not take it from the queue.
+        seen: Option<u64>,
     },
     Delete,
     /// Move the expiry of a stored value to `expires` (time to idle: it was used).
@@ -82,7 +86,12 @@ pub(super) enum Kind {
 /// A write not yet committed, as a read sees it.
 #[derive(Clone)]
 pub(super) enum Pending {
-    Put { value: Arc<[u8]>, expires: i64 },
+    /// `seen`: as [`Kind::Put`]'s.
+    Put {
+        value: Arc<[u8]>,
+        expires: i64,
+        seen: Option<u64>,
+    },
     Gone,
 }
 
@@ -187,9 +196,15 @@ impl Queue {
         let seq = state.next;
         let key: Arc<[u8]> = key.into();
         let pending = match &kind {
-            Kind::Put { value, expires, .. } => Some(Pending::Put {
+            Kind::Put {
+                value,
+                expires,
+                seen,
+                ..
+            } => Some(Pending::Put {
                 value: Arc::clone(value),
                 expires: *expires,
+                seen: *seen,
             }),
             Kind::Delete => Some(Pending::Gone),
             Kind::Clear => {
