@@ -8,9 +8,9 @@
 //! while the row still holds the holder's token. A removal of the key (`invalidate`, `clear`)
 //! deletes the row at once, so a value computed before it, in any process, is not stored. Nor is
 //! it read back here meanwhile: a value whose claim saw another process write since it was taken
-//! is queued only if its row is still there ([`DiskStore::row_of`]), and a queued value is not
-//! read from the queue once a write of another process is seen after it was queued (the writer,
-//! which checks the row, decides).
+//! is queued only if its row is still there ([`DiskStore::row_of`]), and once a write of another
+//! process is seen after it was queued, a queued value is read from the queue only while its row
+//! is still there ([`DiskStore::holds`]; else the disk says, without waiting for the writer).
 //!
 //! A row of this process whose token no caller here holds any more is released or stale (its
 //! release was lost with a failed write) and is taken over once this process's queued writes are
@@ -288,26 +288,36 @@ impl<K, V> DiskStore<K, V> {
     /// seen as a move of the epoch (its commit bumps the change counter before it returns),
     /// and then the row is read. The writer checks the row again as it commits.
     pub(super) fn row_of(&self, claim: &LockClaim) -> Row {
-        let shared = &self.db.shared;
-        let seen = shared.epoch_now();
+        let seen = self.db.shared.epoch_now();
         if seen.is_some() && seen == claim.seen {
             return Row::Held { seen };
         }
-        let held = shared.read(&self.space, |conn| {
-            conn.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3)",
-            )?
-            .query_row(
-                params![&self.ns[..], &claim.encoded[..], claim.token],
-                |row| row.get::<_, bool>(0),
-            )
-        });
         // A read that failed (counted) leaves it to the writer.
-        if held == Some(false) {
+        if self.lock_row(&claim.encoded, claim.token) == Some(false) {
             Row::Gone
         } else {
             Row::Held { seen }
         }
+    }
+
+    /// Whether the lock row of the key encoded as `encoded` holds `token`; `None` if the read
+    /// failed (counted).
+    fn lock_row(&self, encoded: &[u8], token: i64) -> Option<bool> {
+        self.db.shared.read(&self.space, |conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3)",
+            )?
+            .query_row(params![&self.ns[..], encoded, token], |row| {
+                row.get::<_, bool>(0)
+            })
+        })
+    }
+
+    /// Whether a value queued under the lock row of `encoded` taken with `token` may still be
+    /// read from the queue: the row is still there (a read that failed says no: the disk
+    /// decides).
+    pub(super) fn holds(&self, encoded: &[u8], token: i64) -> bool {
+        self.lock_row(encoded, token) == Some(true)
     }
 
     /// Removes the lock row `holder` of process `pid` holds on the key encoded as `encoded` if

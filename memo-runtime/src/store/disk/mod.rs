@@ -656,14 +656,18 @@ where
         });
         let mut pending = shared.queue.pending(&self.ns, encoded);
         if let Some(Pending::Put {
-            seen: Some(seen), ..
+            token: Some(token),
+            seen: Some(seen),
+            ..
         }) = pending
             && shared.epoch_now() != Some(seen)
+            && !self.holds(encoded, token)
         {
-            // A claim's value, queued before a write of another process was seen (perhaps
-            // the removal of its key, which deleted its lock row): the writer decides.
-            self.db.flush();
-            pending = shared.queue.pending(&self.ns, encoded);
+            // A claim's value, queued before a write of another process was seen, whose lock
+            // row is gone: removed with its key (the writer refuses the value), or released by
+            // the value's commit. The disk says which, without waiting for this process's
+            // writer (which may wait on another process's transaction).
+            pending = None;
         }
         let (bytes, expires): (Arc<[u8]>, i64) = match pending {
             Some(Pending::Gone) => return None,

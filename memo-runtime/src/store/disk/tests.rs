@@ -2211,3 +2211,39 @@ fn a_clear_through_the_directory_empties_the_fronts_of_its_process() {
     assert_eq!(store.get(&"a"), None);
     assert_eq!(store.len(), 0);
 }
+
+// Attack: a value computed here is queued; another process then commits (its change counter
+// moves) and begins a long write transaction (an eviction, a large clear). A read of the value
+// here, a hit in this process, waited for this process's writer (`load_encoded`'s flush), itself
+// waiting on the other process's transaction, up to the busy timeout (10 s).
+#[test]
+fn a_value_queued_here_is_read_without_waiting_for_another_processes_transaction() {
+    let tmp = TempDir::new("hit-waits");
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    let dir = cache.store().dir().to_path_buf();
+    let other = rusqlite::Connection::open(dir.join("cache.db")).unwrap();
+    let counter = version::Version::open(&dir.join("version")).unwrap();
+    let shared = &cache.store().db.shared;
+    let commits = shared.writer.lock().unwrap();
+    assert_eq!(cache.get_or_compute("k", |_| 1), 1);
+    // The other process commits, then holds the write lock.
+    counter.bump();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    drop(commits);
+    let took = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let start = std::time::Instant::now();
+            let got = cache.store().get(&"k");
+            (got, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        other.execute_batch("ROLLBACK").unwrap();
+        reader.join().unwrap()
+    });
+    assert_eq!(took.0, Some(1));
+    assert!(
+        took.1 < Duration::from_millis(500),
+        "a hit waited {:?} for another process's transaction",
+        took.1
+    );
+}

@@ -5,9 +5,9 @@
 //! WAL append plus SQLite's bookkeeping); the writer waits up to [`WINDOW`] after the first queued
 //! write for others, then commits them all at once, and a write costs a few microseconds. Until its
 //! commit, a write is answered from the queue (`pending`), so the process that wrote it reads it
-//! back at once (a claim's value only while no write of another process is seen since it was
-//! queued: that write may have removed its key); other processes see it after the commit, which
-//! also bumps the shared change counter.
+//! back at once (a claim's value, once a write of another process is seen since it was queued,
+//! only while its lock row is there: that write may have removed its key); other processes see
+//! it after the commit, which also bumps the shared change counter.
 //!
 //! A batch the disk refuses is counted on each function it wrote for, and its removals are tried
 //! again alone (a value whose write failed is removed too: the row is no longer its key's value).
@@ -67,7 +67,8 @@ pub(super) enum Kind {
         /// lifetime had passed by then counts as expired, as in memory.
         now: i64,
         /// A claim's value: the epoch (`Shared::epoch_now`) at which its lock row was known to
-        /// be its own. A read that sees another epoch does not take it from the queue.
+        /// be its own. A read that sees another epoch takes it from the queue only while its
+        /// lock row is still there.
         seen: Option<u64>,
     },
     Delete,
@@ -86,10 +87,11 @@ pub(super) enum Kind {
 /// A write not yet committed, as a read sees it.
 #[derive(Clone)]
 pub(super) enum Pending {
-    /// `seen`: as [`Kind::Put`]'s.
+    /// `token`, `seen`: as [`Kind::Put`]'s.
     Put {
         value: Arc<[u8]>,
         expires: i64,
+        token: Option<i64>,
         seen: Option<u64>,
     },
     Gone,
@@ -199,11 +201,13 @@ impl Queue {
             Kind::Put {
                 value,
                 expires,
+                token,
                 seen,
                 ..
             } => Some(Pending::Put {
                 value: Arc::clone(value),
                 expires: *expires,
+                token: *token,
                 seen: *seen,
             }),
             Kind::Delete => Some(Pending::Gone),
