@@ -2247,3 +2247,86 @@ fn a_value_queued_here_is_read_without_waiting_for_another_processes_transaction
         took.1
     );
 }
+
+// Attack: in one process, with no other process on the directory, the epoch (which makes a
+// claim's value cost a read of its lock row, and a read of a queued claim value wait for the
+// writer) must never move; this process's own commits are not another process's writes.
+#[test]
+fn a_process_alone_never_sees_its_own_commits_as_another_processes() {
+    use std::sync::atomic::AtomicBool;
+    let tmp = TempDir::new("alone");
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut i = 0_u64;
+            while !done.load(Ordering::Relaxed) {
+                cache.store().insert(format!("noise{}", i % 64), i);
+                std::thread::sleep(Duration::from_micros(100));
+                i += 1;
+            }
+        });
+        for i in 0..2_000_u64 {
+            let key = format!("k{i}");
+            assert_eq!(cache.get_or_compute(key.as_str(), |_| i), i);
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(
+        cache.store().db.shared.epoch.load(Ordering::Acquire),
+        0,
+        "the epoch moved with no other process: fronts cleared, rows read, reads waiting"
+    );
+}
+
+// Attack: an expired row swept (`purge_expired`, on the reader's connection) while a value
+// stored over it waits in the queue is counted once, by the sweep; the value's commit then
+// finds no row to count.
+#[test]
+fn an_expired_row_swept_while_a_value_over_it_is_queued_is_counted_once() {
+    let tmp = TempDir::new("ttl-sweep-over");
+    let store = open(&tmp.0, &Config::new().ttl(Duration::from_secs(60)));
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock);
+    store.insert("a".into(), 1);
+    store.flush();
+    mock.increment(Duration::from_secs(61));
+    {
+        let _commits = store.db.shared.writer.lock().unwrap();
+        store.insert("a".into(), 2);
+        assert_eq!(store.purge_expired(), 1);
+    }
+    store.flush();
+    assert_eq!(
+        store.counts().expired,
+        1,
+        "swept, then replaced: one expiry"
+    );
+    assert_eq!(store.get(&"a"), Some(2));
+}
+
+// Attack: a row whose `sum` is not an integer (planted as text) is a miss, and the value
+// computed again replaces it; no loop, no crash.
+#[test]
+fn a_row_whose_check_is_text_is_a_miss_and_is_replaced() {
+    let tmp = TempDir::new("text-sum");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("a".into(), 1);
+    store.flush();
+    drop(store);
+    let conn = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    conn.execute("UPDATE entries SET sum = 'not a number'", [])
+        .unwrap();
+    let runs = AtomicUsize::new(0);
+    let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+    for _ in 0..3 {
+        let value = cache.get_or_compute("a", |_| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            2
+        });
+        assert_eq!(value, 2);
+        cache.store().flush();
+        cache.store().front.clear();
+    }
+    assert_eq!(runs.load(Ordering::Relaxed), 1, "computed once, then read");
+}
