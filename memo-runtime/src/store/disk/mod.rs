@@ -669,6 +669,8 @@ where
             // writer (which may wait on another process's transaction).
             pending = None;
         }
+        // The row read from disk (its file and check), for a removal of it as a fault.
+        let mut read = None;
         let (bytes, expires): (Arc<[u8]>, i64) = match pending {
             Some(Pending::Gone) => return None,
             Some(Pending::Put { value, expires, .. }) => (value, expires),
@@ -698,18 +700,18 @@ where
                 ) = row.flatten()?;
                 // Written by a build that stored no check: a miss, overwritten by this one.
                 let sum = sum?;
-                let bytes = match file {
+                let bytes = match &file {
                     None => bytes,
                     Some(name) => {
                         let size = usize::try_from(size).unwrap_or(usize::MAX);
-                        match files::read(&shared.dir, &name, &self.ns, encoded, size) {
+                        match files::read(&shared.dir, name, &self.ns, encoded, size) {
                             files::Found::Value(bytes) => bytes,
                             // Removed meanwhile by another process: a miss.
                             files::Found::Gone => return None,
                             files::Found::Wrong => {
                                 // Swapped or cut short: a miss, and the row goes.
                                 self.count_error("a value file is not this key's value");
-                                shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete);
+                                self.discard(encoded, &[], file, sum);
                                 return None;
                             }
                         }
@@ -718,9 +720,10 @@ where
                 if checksum::of(&self.ns, encoded, &bytes) != sum {
                     // Changed since it was written: a miss, and the row goes.
                     self.count_error("a stored value does not match its check");
-                    shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete);
+                    self.discard(encoded, &bytes, file, sum);
                     return None;
                 }
+                read = Some((file, sum));
                 (bytes.into(), expires)
             }
         };
@@ -736,7 +739,10 @@ where
             // Damaged: a miss, and removed, so that it is counted once and the next insert
             // overwrites it.
             self.count_error("a stored value did not decode");
-            shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete);
+            match read {
+                Some((file, sum)) => self.discard(encoded, &bytes, file, sum),
+                None => shared.queue.push(&self.ns, encoded.to_vec(), Kind::Delete),
+            }
             return None;
         };
         if count {
@@ -750,6 +756,18 @@ where
             self.remember(key.clone(), value.clone(), expires, &before);
         }
         Some(value)
+    }
+
+    /// Removes the row of `encoded` found faulty as it was read (its value `bytes`, kept in the
+    /// row unless in `file`; its check `sum`), unless another process replaced it since: its
+    /// sound value stays.
+    fn discard(&self, encoded: &[u8], bytes: &[u8], file: Option<String>, sum: i64) {
+        let kind = Kind::Discard {
+            value: if file.is_none() { bytes } else { &[] }.into(),
+            file,
+            sum,
+        };
+        self.db.shared.queue.push(&self.ns, encoded.to_vec(), kind);
     }
 
     /// Stores `value` under `key` (of hash `hash`), computed in `cost`, its time to live ending

@@ -2330,3 +2330,42 @@ fn a_row_whose_check_is_text_is_a_miss_and_is_replaced() {
     }
     assert_eq!(runs.load(Ordering::Relaxed), 1, "computed once, then read");
 }
+
+// Attack: a damaged row (its value no longer matches its check) is removed by a write queued
+// when it was read; if another process stores a sound value of the key before that removal
+// commits, the removal deletes the sound value (another process's work, unseen here).
+#[test]
+fn a_damaged_row_replaced_before_its_removal_commits_keeps_the_new_value() {
+    let tmp = TempDir::new("damaged-replaced");
+    let store = open(&tmp.0, &Config::new());
+    store.insert("a".into(), 1);
+    store.flush();
+    let dir = store.dir().to_path_buf();
+    let conn = rusqlite::Connection::open(dir.join("cache.db")).unwrap();
+    let counter = version::Version::open(&dir.join("version")).unwrap();
+    let two = Codec::Binary.encode(&2_u64).unwrap();
+    conn.execute("UPDATE entries SET value = ?1", [&two])
+        .unwrap();
+    store.front.remove(&"a");
+    let (ns, key) = (store.ns.to_vec(), key::encode(&"a".to_string()).unwrap());
+    let three = Codec::Binary.encode(&3_u64).unwrap();
+    {
+        let _commits = store.db.shared.writer.lock().unwrap();
+        assert_eq!(store.get(&"a"), None, "damaged: a miss");
+        // The other process replaces the row with a sound one, and commits.
+        conn.execute("DELETE FROM entries", []).unwrap();
+        conn.execute(
+            "INSERT INTO entries (ns, key, value, size, expires, file, sum)
+             VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)",
+            rusqlite::params![ns, key, three, three.len(), checksum::of(&ns, &key, &three)],
+        )
+        .unwrap();
+        counter.bump();
+    }
+    store.flush();
+    assert_eq!(
+        store.get(&"a"),
+        Some(3),
+        "the other process's sound value was deleted as damaged"
+    );
+}

@@ -72,6 +72,13 @@ pub(super) enum Kind {
         seen: Option<u64>,
     },
     Delete,
+    /// Remove the key's row as a read found it (its inline `value`, `file` and `sum`), a fault,
+    /// but not a row another process stored since (a sound value of the key).
+    Discard {
+        value: Arc<[u8]>,
+        file: Option<String>,
+        sum: i64,
+    },
     /// Move the expiry of a stored value to `expires` (time to idle: it was used).
     Touch {
         expires: i64,
@@ -137,7 +144,7 @@ impl State {
     fn is_newest(&self, op: &Op) -> bool {
         match op.kind {
             Kind::Clear => self.cleared.get(&op.ns) == Some(&op.seq),
-            Kind::Put { .. } | Kind::Delete => self
+            Kind::Put { .. } | Kind::Delete | Kind::Discard { .. } => self
                 .pending
                 .get(&op.ns)
                 .and_then(|keys| keys.get(&op.key))
@@ -210,7 +217,7 @@ impl Queue {
                 token: *token,
                 seen: *seen,
             }),
-            Kind::Delete => Some(Pending::Gone),
+            Kind::Delete | Kind::Discard { .. } => Some(Pending::Gone),
             Kind::Clear => {
                 state.pending.remove(ns);
                 state.cleared.insert(Arc::clone(ns), seq);
@@ -512,7 +519,9 @@ fn removal(op: &Op) -> Option<Op> {
             kind: Kind::Delete,
             ..op.clone()
         }),
-        Kind::Delete | Kind::Clear | Kind::Release { .. } => Some(op.clone()),
+        Kind::Delete | Kind::Discard { .. } | Kind::Clear | Kind::Release { .. } => {
+            Some(op.clone())
+        }
         Kind::Touch { .. } => None,
     }
 }
@@ -700,8 +709,14 @@ fn commit_rows(
                     delta.count += 1;
                     delta.bytes = delta.bytes.saturating_add(size);
                 }
-                Kind::Delete => {
-                    let (count, bytes) = remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?;
+                Kind::Delete | Kind::Discard { .. } => {
+                    let (count, bytes) = match &op.kind {
+                        Kind::Discard { value, file, sum } => {
+                            let row = params![ns, key, &value[..], file, sum];
+                            remove_rows(&tx, DISCARD_ROW, row, dropped)?
+                        }
+                        _ => remove_rows(&tx, DELETE_KEY, params![ns, key], dropped)?,
+                    };
                     let delta = delta(&mut deltas, &op.ns);
                     delta.count -= count;
                     delta.bytes = delta.bytes.saturating_sub(bytes);
@@ -764,6 +779,10 @@ fn settle(
 
 /// Deletes one key's row.
 const DELETE_KEY: &str = "DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNING size, file";
+
+/// Deletes one key's row if it is still the one a read found faulty (`Kind::Discard`).
+const DISCARD_ROW: &str = "DELETE FROM entries WHERE ns = ?1 AND key = ?2 AND value = ?3 \
+     AND file IS ?4 AND sum = ?5 RETURNING size, file";
 
 /// A failure to write a value's file, as the batch's error.
 fn io_error(err: std::io::Error) -> rusqlite::Error {
