@@ -2369,3 +2369,28 @@ fn a_damaged_row_replaced_before_its_removal_commits_keeps_the_new_value() {
         "the other process's sound value was deleted as damaged"
     );
 }
+
+// Attack: processes opening a database made before the check at once (the `ALTER TABLE` in
+// each): every one opens it, adds the column or finds it added, and stores.
+#[test]
+fn processes_opening_a_database_made_before_the_check_at_once_all_use_it() {
+    let tmp = TempDir::new("before-check-race");
+    std::fs::create_dir_all(tmp.0.join("test")).unwrap();
+    let old = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    old.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    old.execute_batch(
+        "CREATE TABLE entries (id INTEGER PRIMARY KEY, ns BLOB NOT NULL, key BLOB NOT NULL,
+             value BLOB NOT NULL, file TEXT, size INTEGER NOT NULL, expires INTEGER NOT NULL);
+         CREATE UNIQUE INDEX entries_key ON entries (ns, key);",
+    )
+    .unwrap();
+    drop(old);
+    let children: Vec<_> = (0..4).map(|_| spawn_child(&tmp.0, "plant", &[])).collect();
+    for child in children {
+        assert_eq!(result_of(&child.wait_with_output().unwrap()), "planted");
+    }
+    let store = open(&tmp.0, &Config::new());
+    assert_eq!(store.get(&"a"), Some(666));
+    assert_eq!(store.counts().errors, 0);
+}
