@@ -675,9 +675,11 @@ where
             Some(Pending::Gone) => return None,
             Some(Pending::Put { value, expires, .. }) => (value, expires),
             None => {
+                // The check read as an integer whatever its column's type: one declared
+                // otherwise (TEXT) keeps it as text, which would fail every read.
                 let row = shared.read(&self.space, |conn| {
                     conn.prepare_cached(
-                        "SELECT value, expires, file, size, sum FROM entries \
+                        "SELECT value, expires, file, size, CAST(sum AS INTEGER) FROM entries \
                          WHERE ns = ?1 AND key = ?2",
                     )?
                     .query_row(rusqlite::params![&self.ns[..], encoded], |row| {

@@ -2394,3 +2394,31 @@ fn processes_opening_a_database_made_before_the_check_at_once_all_use_it() {
     assert_eq!(store.get(&"a"), Some(666));
     assert_eq!(store.counts().errors, 0);
 }
+
+// Attack: a database whose `sum` column was made with another type (TEXT affinity: a build
+// that declared it so): the checks written read back as text.
+#[test]
+fn a_check_column_of_another_type_does_not_make_every_call_compute() {
+    let tmp = TempDir::new("text-sum-column");
+    std::fs::create_dir_all(tmp.0.join("test")).unwrap();
+    let old = rusqlite::Connection::open(db_file(&tmp.0)).unwrap();
+    old.execute_batch(
+        "CREATE TABLE entries (id INTEGER PRIMARY KEY, ns BLOB NOT NULL, key BLOB NOT NULL,
+             value BLOB NOT NULL, file TEXT, size INTEGER NOT NULL, expires INTEGER NOT NULL,
+             sum TEXT);
+         CREATE UNIQUE INDEX entries_key ON entries (ns, key);",
+    )
+    .unwrap();
+    drop(old);
+    let runs = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let cache = Cache::with_store(open(&tmp.0, &Config::new()));
+        let value = cache.get_or_compute("a", |_| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            2
+        });
+        assert_eq!(value, 2);
+        cache.store().flush();
+    }
+    assert_eq!(runs.load(Ordering::Relaxed), 1, "computed once, then read");
+}

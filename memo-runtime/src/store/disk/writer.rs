@@ -782,7 +782,7 @@ const DELETE_KEY: &str = "DELETE FROM entries WHERE ns = ?1 AND key = ?2 RETURNI
 
 /// Deletes one key's row if it is still the one a read found faulty (`Kind::Discard`).
 const DISCARD_ROW: &str = "DELETE FROM entries WHERE ns = ?1 AND key = ?2 AND value = ?3 \
-     AND file IS ?4 AND sum = ?5 RETURNING size, file";
+     AND file IS ?4 AND CAST(sum AS INTEGER) = ?5 RETURNING size, file";
 
 /// A failure to write a value's file, as the batch's error.
 fn io_error(err: std::io::Error) -> rusqlite::Error {
