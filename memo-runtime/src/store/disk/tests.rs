@@ -2422,3 +2422,36 @@ fn a_check_column_of_another_type_does_not_make_every_call_compute() {
     }
     assert_eq!(runs.load(Ordering::Relaxed), 1, "computed once, then read");
 }
+
+// Attack: clears here while another process writes large values (files under `values/`) and
+// is killed mid-write: every row left reads back as its own value, sound, or is a miss; no
+// fault is counted here.
+#[test]
+fn clears_while_another_process_writes_large_values_and_is_killed_leave_sound_rows() {
+    use std::io::BufRead;
+    let tmp = TempDir::new("clear-large");
+    let store: DiskStore<u64, Vec<u8>> = options(&tmp.0).open(&Config::new());
+    let mut child = spawn_child(&tmp.0, "write-large", &[]);
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|line| line.unwrap().contains("RESULT writing")));
+    for _ in 0..20 {
+        store.clear();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut found = 0;
+    for i in 0..50_u64 {
+        if let Some(value) = store.get(&&i) {
+            found += 1;
+            assert_eq!(
+                value,
+                vec![7; 40_000 + usize::try_from(i).unwrap()],
+                "key {i}"
+            );
+        }
+    }
+    assert!(found > 0, "the child wrote after the clears");
+    assert_eq!(store.counts().errors, 0);
+}
