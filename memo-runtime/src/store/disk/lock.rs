@@ -260,7 +260,8 @@ impl<K, V> DiskStore<K, V> {
             // Not this process's database to change (a forked child), or none.
             return;
         }
-        self.db.shared.read(&self.space, |conn| match encoded {
+        let shared = &self.db.shared;
+        let removed = shared.read(&self.space, |conn| match encoded {
             Some(key) => conn
                 .prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?
                 .execute(params![&self.ns[..], key]),
@@ -268,6 +269,13 @@ impl<K, V> DiskStore<K, V> {
                 .prepare_cached("DELETE FROM locks WHERE ns = ?1")?
                 .execute(params![&self.ns[..]]),
         });
+        if removed.is_some_and(|rows| rows > 0) {
+            // A claim was under way, perhaps of another store of this process (whose flights
+            // this removal does not reach): its value must find its row gone (`row_of`) and,
+            // queued already, not be read back; as after a removal by another process.
+            let _exclusive = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
+            shared.epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// The claim of the lock row of the key encoded as `encoded`, taken with `token` after the

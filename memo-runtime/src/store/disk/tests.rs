@@ -2455,3 +2455,31 @@ fn clears_while_another_process_writes_large_values_and_is_killed_leave_sound_ro
     assert!(found > 0, "the child wrote after the clears");
     assert_eq!(store.counts().errors, 0);
 }
+
+// Attack: as `a_value_computed_before_another_store_removed_its_key_is_not_stored`, read at
+// once rather than after the writer committed: the other store's removal (this process's own
+// commit, which does not move the epoch) is not seen by `row_of`, and the value is served from
+// the front after the removal returned.
+#[test]
+fn a_value_computed_before_another_store_removed_its_key_is_not_read_back_at_once() {
+    let tmp = TempDir::new("begun-before-at-once");
+    let here = std::sync::Arc::new(Cache::with_store(open(&tmp.0, &Config::new())));
+    let there = Cache::with_store(open(&tmp.0, &Config::new()));
+    let (started, on_start) = std::sync::mpsc::channel();
+    let (go, on_go) = std::sync::mpsc::channel::<()>();
+    let leader = {
+        let here = std::sync::Arc::clone(&here);
+        std::thread::spawn(move || {
+            here.get_or_compute("k", |_| {
+                started.send(()).unwrap();
+                on_go.recv().unwrap();
+                1
+            })
+        })
+    };
+    on_start.recv().unwrap();
+    assert!(!there.invalidate("k"));
+    go.send(()).unwrap();
+    assert_eq!(leader.join().unwrap(), 1, "its own caller gets it");
+    assert_eq!(here.get("k"), None, "read back after the removal returned");
+}
