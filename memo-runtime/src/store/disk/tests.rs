@@ -2483,3 +2483,25 @@ fn a_value_computed_before_another_store_removed_its_key_is_not_read_back_at_onc
     assert_eq!(leader.join().unwrap(), 1, "its own caller gets it");
     assert_eq!(here.get("k"), None, "read back after the removal returned");
 }
+
+// Attack: a value over an expired row whose write fails (its batch refused) does not count the
+// row expired: the count follows the commit.
+#[test]
+fn a_failed_write_over_an_expired_row_does_not_count_it() {
+    let tmp = TempDir::new("ttl-over-failed");
+    let store: DiskStore<u32, Vec<u8>> =
+        options(&tmp.0).open(&Config::new().ttl(Duration::from_secs(60)));
+    let (clock, mock) = Clock::mock();
+    store.set_clock(clock);
+    store.insert(1, vec![1; 40_000]);
+    store.flush();
+    mock.increment(Duration::from_secs(61));
+    // Writable by the group: a new value file is refused, and with it the batch.
+    let values = tmp.0.join("test").join("values");
+    std::fs::set_permissions(&values, std::os::unix::fs::PermissionsExt::from_mode(0o770)).unwrap();
+    store.insert(1, vec![2; 40_000]);
+    store.flush();
+    assert_eq!(store.counts().errors, 1);
+    assert_eq!(store.counts().expired, 0, "counted for a write that failed");
+    assert_eq!(store.get(&&1), None);
+}
