@@ -670,63 +670,17 @@ where
             pending = None;
         }
         // The row read from disk (its file and check), for a removal of it as a fault.
-        let mut read = None;
-        let (bytes, expires): (Arc<[u8]>, i64) = match pending {
+        let (bytes, expires, read): (Arc<[u8]>, i64, _) = match pending {
             Some(Pending::Gone) => return None,
-            Some(Pending::Put { value, expires, .. }) => (value, expires),
+            Some(Pending::Put { value, expires, .. }) => (value, expires, None),
             None => {
-                // The check read as an integer whatever its column's type: one declared
-                // otherwise (TEXT) keeps it as text, which would fail every read.
-                let row = shared.read(&self.space, |conn| {
-                    conn.prepare_cached(
-                        "SELECT value, expires, file, size, CAST(sum AS INTEGER) FROM entries \
-                         WHERE ns = ?1 AND key = ?2",
-                    )?
-                    .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    })
-                    .optional()
-                });
-                let (bytes, expires, file, size, sum): (
-                    Vec<u8>,
-                    i64,
-                    Option<String>,
-                    i64,
-                    Option<i64>,
-                ) = row.flatten()?;
-                // Written by a build that stored no check: a miss, overwritten by this one.
-                let sum = sum?;
-                let bytes = match &file {
-                    None => bytes,
-                    Some(name) => {
-                        let size = usize::try_from(size).unwrap_or(usize::MAX);
-                        match files::read(&shared.dir, name, &self.ns, encoded, size) {
-                            files::Found::Value(bytes) => bytes,
-                            // Removed meanwhile by another process: a miss.
-                            files::Found::Gone => return None,
-                            files::Found::Wrong => {
-                                // Swapped or cut short: a miss, and the row goes.
-                                self.count_error("a value file is not this key's value");
-                                self.discard(encoded, &[], file, sum);
-                                return None;
-                            }
-                        }
-                    }
-                };
-                if checksum::of(&self.ns, encoded, &bytes) != sum {
-                    // Changed since it was written: a miss, and the row goes.
-                    self.count_error("a stored value does not match its check");
-                    self.discard(encoded, &bytes, file, sum);
-                    return None;
-                }
-                read = Some((file, sum));
-                (bytes.into(), expires)
+                let Stored {
+                    bytes,
+                    expires,
+                    file,
+                    sum,
+                } = self.stored(encoded)?;
+                (bytes.into(), expires, Some((file, sum)))
             }
         };
         if expires > 0 && expires <= self.now_ms() {
@@ -758,6 +712,65 @@ where
             self.remember(key.clone(), value.clone(), expires, &before);
         }
         Some(value)
+    }
+
+    /// The value of the row of `encoded` on disk (from its file if large), its expiry, and its
+    /// file and check (for [`discard`](Self::discard)), if it is there and sound: a value
+    /// changed since it was written (or a file that is not this key's) is a miss, counted and
+    /// discarded; a row written by a build that stored no check is a miss.
+    fn stored(&self, encoded: &[u8]) -> Option<Stored> {
+        let shared = &self.db.shared;
+        // The check read as an integer whatever its column's type: one declared otherwise
+        // (TEXT) keeps it as text, which would fail every read.
+        let row = shared.read(&self.space, |conn| {
+            conn.prepare_cached(
+                "SELECT value, expires, file, size, CAST(sum AS INTEGER) FROM entries \
+                 WHERE ns = ?1 AND key = ?2",
+            )?
+            .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()
+        });
+        let (bytes, expires, file, size, sum): (Vec<u8>, i64, Option<String>, i64, Option<i64>) =
+            row.flatten()?;
+        // Written by a build that stored no check: a miss, overwritten by this one.
+        let sum = sum?;
+        let bytes = match &file {
+            None => bytes,
+            Some(name) => {
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                match files::read(&shared.dir, name, &self.ns, encoded, size) {
+                    files::Found::Value(bytes) => bytes,
+                    // Removed meanwhile by another process: a miss.
+                    files::Found::Gone => return None,
+                    files::Found::Wrong => {
+                        // Swapped or cut short: a miss, and the row goes.
+                        self.count_error("a value file is not this key's value");
+                        self.discard(encoded, &[], file, sum);
+                        return None;
+                    }
+                }
+            }
+        };
+        if checksum::of(&self.ns, encoded, &bytes) != sum {
+            // Changed since it was written: a miss, and the row goes.
+            self.count_error("a stored value does not match its check");
+            self.discard(encoded, &bytes, file, sum);
+            return None;
+        }
+        Some(Stored {
+            bytes,
+            expires,
+            file,
+            sum,
+        })
     }
 
     /// Removes the row of `encoded` found faulty as it was read (its value `bytes`, kept in the
@@ -1123,6 +1136,16 @@ impl<K, V> std::fmt::Debug for DiskStore<K, V> {
             .field("dir", &self.db.shared.dir)
             .finish_non_exhaustive()
     }
+}
+
+/// A sound row as [`DiskStore::stored`] read it.
+struct Stored {
+    /// The value's bytes, from the row or its file.
+    bytes: Vec<u8>,
+    expires: i64,
+    /// The file of a large value, and the row's check: what a discard of the row matches.
+    file: Option<String>,
+    sum: i64,
 }
 
 #[cfg(test)]
