@@ -2279,6 +2279,49 @@ fn a_process_alone_never_sees_its_own_commits_as_another_processes() {
     );
 }
 
+/// What a test runs on the writer's thread between its bump of the change counter and `known`
+/// following it, for the directory named (tests of other directories run alongside).
+type BetweenBump = Box<dyn FnOnce() + Send>;
+static BETWEEN_BUMP: std::sync::Mutex<Option<(PathBuf, BetweenBump)>> = std::sync::Mutex::new(None);
+
+/// Called by `writer::committed` between the bump and `known`'s update.
+pub(super) fn between_bump_and_known(shared: &db::Shared) {
+    let mut hook = BETWEEN_BUMP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if hook.as_ref().is_some_and(|(dir, _)| *dir == shared.dir)
+        && let Some((_, run)) = hook.take()
+    {
+        drop(hook);
+        run();
+    }
+}
+
+/// A reader of this process that looks between the writer's bump of the change counter and
+/// `known`'s update does not take the process's own commit for another process's: the epoch
+/// stays (fronts kept, no lock-row reads). The reader is started in that moment and given time
+/// to look; with the writer holding the gate across it, it waits for `known` instead.
+#[test]
+fn a_reader_between_a_commit_and_its_count_does_not_move_the_epoch() {
+    let tmp = TempDir::new("between-bump");
+    let store = open(&tmp.0, &Config::new());
+    let (looked, reader) = std::sync::mpsc::channel();
+    let shared = Arc::clone(&store.db.shared);
+    *BETWEEN_BUMP.lock().unwrap() = Some((
+        shared.dir.clone(),
+        Box::new(move || {
+            let handle = std::thread::spawn(move || shared.epoch_now());
+            std::thread::sleep(Duration::from_millis(50));
+            looked.send(handle).unwrap();
+        }),
+    ));
+    store.insert("a".into(), 1);
+    store.flush();
+    let epoch = reader.recv().unwrap().join().unwrap();
+    assert_eq!(epoch, Some(0), "the process's own commit moved the epoch");
+    assert_eq!(store.db.shared.epoch.load(Ordering::Acquire), 0);
+}
+
 // Attack: an expired row swept (`purge_expired`, on the reader's connection) while a value
 // stored over it waits in the queue is counted once, by the sweep; the value's commit then
 // finds no row to count.

@@ -536,7 +536,14 @@ fn refused(shared: &Shared) {
 /// A batch committed: other processes are told, through the change counter.
 fn committed(shared: &Shared) {
     if let Some(version) = &shared.version {
+        // Held (shared) from the bump until `known` follows it: a reader of this process that
+        // sees the bump first waits here to observe it (`Shared::observe`, exclusive), rather
+        // than take this process's own commit for another's and move the epoch. Nobody holding
+        // the gate waits for the writer.
+        let _shared = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
         let before = version.bump();
+        #[cfg(test)]
+        super::tests::between_bump_and_known(shared);
         // Nobody else wrote since this process last looked: its fronts stay valid.
         let _ =
             shared
