@@ -279,6 +279,36 @@ mod disk {
         }
     }
 
+    /// A value whose `Serialize` leaves a part out: another program would read `token` back as
+    /// `None`. What it serializes is the same before and after, so only its `==` tells.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub(super) struct Session {
+        pub(super) user: String,
+        #[serde(skip)]
+        pub(super) token: Option<String>,
+    }
+
+    pub(super) fn session_of(user: &str) -> Session {
+        Session {
+            user: user.to_string(),
+            token: Some(format!("token of {user}")),
+        }
+    }
+
+    #[cached(store = disk)]
+    fn session(user: String) -> Session {
+        session_of(&user)
+    }
+
+    #[test]
+    fn a_value_that_would_read_back_unequal_is_not_written_to_disk() {
+        init();
+        assert_eq!(session("ada".into()), session_of("ada"));
+        assert_eq!(session("ada".into()), session_of("ada"), "kept in memory");
+        assert_eq!(session_cache().len(), 0, "no row for the next program");
+        assert_eq!(session_cache().stats().backend_errors, 1);
+    }
+
     static VERSIONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     #[cached(store = disk, version = 3)]
@@ -500,6 +530,28 @@ mod redis {
         }
         let keys = super::redis_server::command(own.port(), "DBSIZE");
         assert_eq!(keys.trim(), ":1", "the entry is on the scope's server");
+    }
+
+    static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[cfg(feature = "disk")]
+    #[cached(store = redis)]
+    fn session(user: String) -> super::disk::Session {
+        SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        super::disk::session_of(&user)
+    }
+
+    /// A value that would read back not `==` to itself is computed by every call, never read
+    /// back from Redis without its skipped field.
+    #[cfg(feature = "disk")]
+    #[test]
+    fn a_value_that_would_read_back_unequal_is_not_written_to_redis() {
+        init();
+        for _ in 0..2 {
+            assert_eq!(session("ada".into()), super::disk::session_of("ada"));
+        }
+        assert_eq!(SESSIONS.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(session_cache().stats().backend_errors, 2);
     }
 
     /// As on disk: what postcard cannot carry is computed again by the next program, never

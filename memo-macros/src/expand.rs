@@ -580,6 +580,10 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                             VERSION
                         },
                         redlock: #redlock,
+                        equal: {
+                            use #runtime::{Comparable as _, Incomparable as _};
+                            (&#runtime::Compare::<#value>::NEW).equal()
+                        },
                     }, #hooks)
                 },
                 StoreParts {

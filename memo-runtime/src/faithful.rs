@@ -7,8 +7,10 @@
 //!
 //! A key is decoded and compared with `==`: a key that passes is the only one of its type with
 //! those bytes. A value need not be `PartialEq`, so what its `Serialize` says (every call, field
-//! names included) is hashed before and after the round trip. Either failing, the store counts an
-//! error and the function's value is returned, not stored.
+//! names included) is hashed before and after the round trip; where `#[cached]` finds the value
+//! type `PartialEq` ([`Equal`]), the value decoded must also be `==` to it, which tells a
+//! `#[serde(skip)]` field or a lossy `#[serde(with = …)]`, that `Serialize` does not show. Either
+//! failing, the store counts an error and the function's value is returned, not stored.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::ser;
 
 use crate::codec::Codec;
+pub(crate) use crate::private::Equal;
 
 /// Why a key or value is not stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub(crate) enum Refused {
     Unreadable,
     /// It decodes to another key or value.
     Changed,
+    /// It decodes to a value that serializes alike but is not `==` to it.
+    Unequal,
 }
 
 /// `key`'s postcard bytes, if they decode to `key` (the Redis store checks the bytes it writes
@@ -60,10 +65,12 @@ pub(crate) fn decodes_to<K: DeserializeOwned + PartialEq>(bytes: &[u8], key: &K)
         .is_some_and(|decoded| decoded == *key)
 }
 
-/// `value` in `codec`, if what it decodes to serializes as `value` does; else why not.
-pub(crate) fn value_bytes<V: Serialize + DeserializeOwned>(
+/// `value` in `codec`, if what it decodes to serializes as `value` does (and, with `equal`, is
+/// `==` to it); else why not.
+pub(crate) fn value_bytes<V: Serialize + DeserializeOwned + 'static>(
     codec: Codec,
     value: &V,
+    equal: Option<Equal>,
 ) -> Result<Vec<u8>, Refused> {
     let bytes = codec.encode(value).ok_or(Refused::Unwritable)?;
     let decoded: V = codec.decode(&bytes).ok_or(Refused::Unreadable)?;
@@ -71,10 +78,13 @@ pub(crate) fn value_bytes<V: Serialize + DeserializeOwned>(
     let alike = |order| Some(digest(value, human, order)? == digest(&decoded, human, order)?);
     // In order first, one stream: what almost every value passes; a `HashSet` or `HashMap`
     // decoded anew iterates in another order, and is compared again element by element.
-    if alike(Order::Kept) == Some(true) || alike(Order::Any) == Some(true) {
-        Ok(bytes)
-    } else {
-        Err(Refused::Changed)
+    if alike(Order::Kept) != Some(true) && alike(Order::Any) != Some(true) {
+        return Err(Refused::Changed);
+    }
+    // A value not `==` to itself (a NaN in it) cannot be compared: its serialization was.
+    match equal {
+        Some(equal) if equal(value, value) && !equal(value, &decoded) => Err(Refused::Unequal),
+        _ => Ok(bytes),
     }
 }
 
@@ -113,7 +123,7 @@ pub(crate) fn key_refusal<K: Serialize + DeserializeOwned + PartialEq>(key: &K) 
             "postcard (the keys' encoding, whatever the codec) writes it but cannot read it \
              back, as with untagged and internally tagged enums; key by another type (key = ...)"
         }
-        Refused::Changed => {
+        Refused::Changed | Refused::Unequal => {
             "it reads back as another key, so that two keys would share an entry (a \
              #[serde(skip)] field, an untagged enum); key by another type (key = ...)"
         }
@@ -147,6 +157,11 @@ pub(crate) fn value_refusal<V: ?Sized>(codec: Codec, refused: Refused) -> String
         (Refused::Changed, Codec::Json) => {
             "it reads back as another value: JSON writes Some(None), Some(()), NaN and the \
              infinities as null"
+        }
+        (Refused::Unequal, _) => {
+            "it reads back as a value not == to it: a #[serde(skip)] field comes back as its \
+             default, a lossy #[serde(with = ...)] as what it wrote; keep this function in \
+             memory, or serialize all that == compares"
         }
     };
     format!(
@@ -540,6 +555,76 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
+    use crate::private::{Comparable as _, Compare, Incomparable as _};
+
+    /// [`super::value_bytes`] without `==`: what a store opened by hand checks.
+    fn value_bytes<V: Serialize + DeserializeOwned + 'static>(
+        codec: Codec,
+        value: &V,
+    ) -> Result<Vec<u8>, Refused> {
+        super::value_bytes(codec, value, None)
+    }
+
+    /// A field `Serialize` does not show: it comes back as its default.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Session {
+        user: String,
+        #[serde(skip)]
+        token: Option<String>,
+    }
+
+    /// Compares only the id, as a type whose other fields are caches may.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct ById {
+        id: u32,
+        #[serde(skip)]
+        seen: u32,
+    }
+
+    impl PartialEq for ById {
+        fn eq(&self, other: &Self) -> bool {
+            self.id == other.id
+        }
+    }
+
+    // `(&Compare::<V>::NEW).equal()` as the expansion writes it: the borrow picks the impl.
+    #[allow(clippy::needless_borrow)]
+    #[test]
+    fn a_value_that_reads_back_unequal_is_refused_where_it_has_eq() {
+        let equal = (&Compare::<Session>::NEW).equal();
+        assert!(equal.is_some());
+        let session = Session {
+            user: "ada".into(),
+            token: Some("secret".into()),
+        };
+        for codec in [Codec::Binary, Codec::Json] {
+            // What `Serialize` says is the same before and after: only `==` tells them apart.
+            assert!(value_bytes(codec, &session).is_ok());
+            assert_eq!(
+                super::value_bytes(codec, &session, equal),
+                Err(Refused::Unequal)
+            );
+            let untouched = Session {
+                token: None,
+                ..session.clone()
+            };
+            assert!(super::value_bytes(codec, &untouched, equal).is_ok());
+            // Equal as its own `==` says, which is the type's to decide.
+            let by_id = ById { id: 7, seen: 3 };
+            let equal = (&Compare::<ById>::NEW).equal();
+            let bytes = super::value_bytes(codec, &by_id, equal).unwrap();
+            assert_eq!(codec.decode::<ById>(&bytes).map(|back| back.seen), Some(0));
+        }
+        // A value not `==` to itself is checked by its serialization alone.
+        let equal = (&Compare::<Vec<Option<f64>>>::NEW).equal();
+        assert!(super::value_bytes(Codec::Binary, &vec![Some(f64::NAN)], equal).is_ok());
+        assert_eq!(
+            super::value_bytes(Codec::Json, &vec![Some(f64::NAN)], equal),
+            Err(Refused::Changed)
+        );
+        // A type without `==` has none to check.
+        assert!((&Compare::<std::fs::File>::NEW).equal().is_none());
+    }
 
     /// Postcard writes nothing for `max` when it is `None`, and reads `count` in its place.
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -629,9 +714,14 @@ mod tests {
         );
     }
 
-    /// Each value's bytes in `codec`, decoded: the value itself (floats to the bit).
-    fn kept<T: Serialize + DeserializeOwned + std::fmt::Debug>(codec: Codec, value: &T) {
-        let bytes = value_bytes(codec, value).unwrap_or_else(|why| {
+    /// Each value's bytes in `codec`, decoded: the value itself (floats to the bit), `==` to it
+    /// as `#[cached]` checks.
+    fn kept<T>(codec: Codec, value: &T)
+    where
+        T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug + 'static,
+    {
+        let equal = Compare::<T>::NEW.equal();
+        let bytes = super::value_bytes(codec, value, equal).unwrap_or_else(|why| {
             panic!("{codec:?} refused {value:?} ({why:?}), which it carries")
         });
         let decoded: T = codec.decode(&bytes).unwrap();

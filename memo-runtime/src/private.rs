@@ -263,6 +263,51 @@ pub struct Remote {
     pub version: u64,
     /// `lock = "redlock"`.
     pub redlock: bool,
+    /// The value type's `==`, where it has one ([`Compare`]).
+    pub equal: Option<Equal>,
+}
+
+/// A value type's `==`, erased so that the options of a store, which do not name the type, can
+/// carry it ([`Compare`]).
+pub type Equal = fn(&dyn core::any::Any, &dyn core::any::Any) -> bool;
+
+/// [`Equal`] of `V`.
+fn equal<V: PartialEq + 'static>(a: &dyn core::any::Any, b: &dyn core::any::Any) -> bool {
+    matches!((a.downcast_ref::<V>(), b.downcast_ref::<V>()), (Some(a), Some(b)) if a == b)
+}
+
+/// The value type's `==`, where it has one, by autoref specialization:
+/// `(&Compare::<V>::NEW).equal()`. A store outside the process then stores a value only if it
+/// reads back `==` to it (`faithful.rs`); [`Incomparable`] answers `None` for other types.
+pub struct Compare<V>(PhantomData<V>);
+
+impl<V> Compare<V> {
+    /// The one value, to take a reference of.
+    pub const NEW: Self = Self(PhantomData);
+}
+
+/// [`Compare`] of a `PartialEq` type.
+pub trait Comparable {
+    fn equal(&self) -> Option<Equal>;
+}
+
+impl<V: PartialEq + 'static> Comparable for Compare<V> {
+    #[inline]
+    fn equal(&self) -> Option<Equal> {
+        Some(equal::<V>)
+    }
+}
+
+/// [`Compare`] of any other type.
+pub trait Incomparable {
+    fn equal(&self) -> Option<Equal>;
+}
+
+impl<V> Incomparable for &Compare<V> {
+    #[inline]
+    fn equal(&self) -> Option<Equal> {
+        None
+    }
 }
 
 /// The [`Fingerprint`] of `K` and `V`, by autoref specialization:
@@ -350,6 +395,7 @@ impl<K, V> Open<K, V> for DiskStore<K, V> {
         options
             .function(function, remote.version)
             .codec(codec_of(remote.json))
+            .equal(remote.equal)
             .open_shaped(config, (remote.shape)(remote.version))
     }
 }
@@ -469,7 +515,8 @@ where
 fn redis_options(function: &str, remote: Remote) -> crate::RedisOptions {
     let options = crate::RedisOptions::new(remote.store)
         .function(function, remote.version)
-        .codec(codec_of(remote.json));
+        .codec(codec_of(remote.json))
+        .equal(remote.equal);
     if remote.redlock {
         options.redlock()
     } else {

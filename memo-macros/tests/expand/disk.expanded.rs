@@ -31,6 +31,13 @@ pub fn fetch(url: &str) -> Result<String, String> {
                     VERSION
                 },
                 redlock: false,
+                equal: {
+                    use ::memo::__private::{Comparable as _, Incomparable as _};
+                    (&::memo::__private::Compare::<
+                        <Result<String, String> as ::memo::__private::Fallible>::Ok,
+                    >::NEW)
+                        .equal()
+                },
             },
             ::core::convert::identity,
         )
@@ -92,6 +99,13 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
                 VERSION
             },
             redlock: false,
+            equal: {
+                use ::memo::__private::{Comparable as _, Incomparable as _};
+                (&::memo::__private::Compare::<
+                    <Result<String, String> as ::memo::__private::Fallible>::Ok,
+                >::NEW)
+                    .equal()
+            },
         },
         ::core::convert::identity,
     )

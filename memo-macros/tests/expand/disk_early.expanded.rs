@@ -32,6 +32,10 @@ fn rate(currency: &str) -> f64 {
                     VERSION
                 },
                 redlock: false,
+                equal: {
+                    use ::memo::__private::{Comparable as _, Incomparable as _};
+                    (&::memo::__private::Compare::<f64>::NEW).equal()
+                },
             },
             ::core::convert::identity,
         )
@@ -108,6 +112,10 @@ fn rate_cache() -> &'static ::memo::__private::Cache<
                 VERSION
             },
             redlock: false,
+            equal: {
+                use ::memo::__private::{Comparable as _, Incomparable as _};
+                (&::memo::__private::Compare::<f64>::NEW).equal()
+            },
         },
         ::core::convert::identity,
     )

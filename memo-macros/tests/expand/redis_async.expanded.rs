@@ -27,6 +27,10 @@ async fn profile(id: u64) -> Option<String> {
                     VERSION
                 },
                 redlock: false,
+                equal: {
+                    use ::memo::__private::{Comparable as _, Incomparable as _};
+                    (&::memo::__private::Compare::<Option<String>>::NEW).equal()
+                },
             },
             ::core::convert::identity,
         )
@@ -88,6 +92,10 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
                 VERSION
             },
             redlock: false,
+            equal: {
+                use ::memo::__private::{Comparable as _, Incomparable as _};
+                (&::memo::__private::Compare::<Option<String>>::NEW).equal()
+            },
         },
         ::core::convert::identity,
     )

@@ -84,6 +84,13 @@ fn login(user: u32) -> Result<Token, Error> {
                     VERSION
                 },
                 redlock: false,
+                equal: {
+                    use ::memo::__private::{Comparable as _, Incomparable as _};
+                    (&::memo::__private::Compare::<
+                        <Result<Token, Error> as ::memo::__private::Fallible>::Ok,
+                    >::NEW)
+                        .equal()
+                },
             },
             |
                 __memo_store: ::memo::__private::DiskStore<
@@ -157,6 +164,13 @@ fn login_cache() -> &'static ::memo::__private::Cache<
                 VERSION
             },
             redlock: false,
+            equal: {
+                use ::memo::__private::{Comparable as _, Incomparable as _};
+                (&::memo::__private::Compare::<
+                    <Result<Token, Error> as ::memo::__private::Fallible>::Ok,
+                >::NEW)
+                    .equal()
+            },
         },
         |
             __memo_store: ::memo::__private::DiskStore<

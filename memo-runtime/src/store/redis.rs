@@ -232,6 +232,8 @@ pub struct RedisOptions {
     function: String,
     pub(super) version: u64,
     codec: Codec,
+    /// The value type's `==`, where `#[cached]` finds it (`faithful.rs`).
+    equal: Option<crate::faithful::Equal>,
     client: Option<RedisClient>,
     lock: LockChoice,
     prefix: Option<String>,
@@ -246,6 +248,7 @@ impl RedisOptions {
             function: String::new(),
             version: 0,
             codec: Codec::Binary,
+            equal: None,
             client: None,
             lock: LockChoice::Single,
             prefix: None,
@@ -268,6 +271,12 @@ impl RedisOptions {
     #[must_use]
     pub const fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Stores a value only if it decodes to one `equal` calls `==` to it (`faithful.rs`).
+    pub(crate) const fn equal(mut self, equal: Option<crate::faithful::Equal>) -> Self {
+        self.equal = equal;
         self
     }
 
@@ -368,6 +377,7 @@ impl RedisOptions {
             }),
             prefix,
             codec: self.codec,
+            equal: self.equal,
             refusals: crate::faithful::Refusals::default(),
             ttl_ms: config
                 .lifetime()
@@ -446,6 +456,7 @@ pub struct RedisStore<K, V> {
     /// `<prefix>:<function>:<codec>:<fingerprint>:`: every key of this store starts with it.
     prefix: Vec<u8>,
     codec: Codec,
+    equal: Option<crate::faithful::Equal>,
     /// Says the first key or value refused (see `faithful.rs`).
     refusals: crate::faithful::Refusals,
     ttl_ms: Option<u64>,
@@ -795,9 +806,9 @@ impl<K, V> RedisStore<K, V> {
     /// store's first said) where they would not decode to it (see `faithful.rs`).
     fn wrap(&self, value: &V) -> Option<Vec<u8>>
     where
-        V: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned + 'static,
     {
-        crate::faithful::value_bytes(self.codec, value)
+        crate::faithful::value_bytes(self.codec, value, self.equal)
             .map_err(|refused| {
                 self.refused("a value could not be encoded", || {
                     crate::faithful::value_refusal::<V>(self.codec, refused)
@@ -1207,7 +1218,7 @@ impl<K, V> RedisStore<K, V> {
         ttl_ms: Option<u64>,
     ) where
         K: Serialize + DeserializeOwned + Eq,
-        V: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned + 'static,
     {
         if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
             self.record(wait(out.send(announce)));
@@ -1230,7 +1241,7 @@ impl<K, V> RedisStore<K, V> {
     ) -> bool
     where
         K: Serialize + DeserializeOwned + Eq,
-        V: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned + 'static,
     {
         let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
             return true;
@@ -1250,7 +1261,7 @@ impl<K, V> RedisStore<K, V> {
     ) -> Option<Outgoing<'_>>
     where
         K: Serialize + DeserializeOwned + Eq,
-        V: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned + 'static,
     {
         let (remote, claiming) = self.claiming(key, lease)?;
         let bytes = self.wrap(value)?;

@@ -91,6 +91,8 @@ pub struct DiskOptions {
     function: String,
     version: u64,
     codec: Codec,
+    /// The value type's `==`, where `#[cached]` finds it (`faithful.rs`).
+    equal: Option<faithful::Equal>,
     max_bytes: u64,
     memory: Option<usize>,
     lease: Duration,
@@ -108,6 +110,7 @@ impl DiskOptions {
             function: String::new(),
             version: 0,
             codec: Codec::Binary,
+            equal: None,
             max_bytes: 1 << 30,
             memory: None,
             lease: Duration::from_secs(60),
@@ -167,6 +170,12 @@ impl DiskOptions {
     #[must_use]
     pub const fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Stores a value only if it decodes to one `equal` calls `==` to it (`faithful.rs`).
+    pub(crate) const fn equal(mut self, equal: Option<faithful::Equal>) -> Self {
+        self.equal = equal;
         self
     }
 
@@ -266,6 +275,7 @@ impl DiskOptions {
             ns,
             space,
             codec: self.codec,
+            equal: self.equal,
             refusals: faithful::Refusals::default(),
             ttl_ms: config
                 .lifetime()
@@ -371,6 +381,7 @@ pub struct DiskStore<K, V> {
     ns: Arc<[u8]>,
     space: Arc<Space>,
     codec: Codec,
+    equal: Option<faithful::Equal>,
     /// Says the first key or value refused (see `faithful.rs`).
     refusals: faithful::Refusals,
     ttl_ms: Option<u64>,
@@ -816,7 +827,10 @@ where
             || faithful::key_bytes(&key),
             |claim| Some(claim.encoded().to_vec()),
         );
-        let (encoded, bytes) = match (encoded, faithful::value_bytes(self.codec, &value)) {
+        let (encoded, bytes) = match (
+            encoded,
+            faithful::value_bytes(self.codec, &value, self.equal),
+        ) {
             (Some(encoded), Ok(bytes)) => (encoded, bytes),
             (encoded, bytes) => {
                 // Cannot be written: kept in memory only.
