@@ -124,9 +124,10 @@ fn names(functions: &[StoredFunction]) -> String {
     names.join(", ")
 }
 
-/// `{"key": …, "value": …, "bytes": n, "expires_ms": n, "expired": b}`: the key as text where it
-/// is one (else its bytes in hex), the value as JSON for a JSON store (else hex); `expired` for a
-/// row past its lifetime that no sweep has removed yet (no program reads it).
+/// `{"key": …, "value": …, "bytes": n, "expires_ms": n, "expired": b, "intact": b}`: the key as
+/// text where it is one (else its bytes in hex), the value as JSON for a JSON store (else hex);
+/// `expired` for a row past its lifetime that no sweep has removed yet, `intact` false for a
+/// value that does not match its stored check (no program reads either).
 fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Value {
     let key = memo_runtime::key::text_of(&entry.key).unwrap_or_else(|| hex(&entry.key));
     let value: serde_json::Value = match &entry.value {
@@ -142,6 +143,7 @@ fn entry_json(function: &StoredFunction, entry: &StoredEntry) -> serde_json::Val
         "bytes": entry.size,
         "expires_ms": entry.expires_ms,
         "expired": entry.expires_ms.is_some_and(|at| at <= now_ms()),
+        "intact": entry.intact,
     })
 }
 

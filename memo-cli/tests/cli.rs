@@ -133,6 +133,67 @@ fn shows_which_rows_have_expired() {
     assert_eq!(entry["expired"], true, "{entry}");
 }
 
+/// The entries `show` prints, one JSON object a line.
+fn shown(root: &Root, args: &[&str]) -> Vec<serde_json::Value> {
+    stdout(&root.cli(args))
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn shows_which_values_changed_since_they_were_written() {
+    let root = Root::new();
+    let prices = root.prices();
+    let db = root.0.join("shop").join("cache.db");
+    // A value changed on disk: "5" is now "6", which still decodes.
+    let changed = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             db.execute(\"UPDATE entries SET value = CAST('6' AS BLOB) WHERE value = CAST('5' AS BLOB)\")\n\
+             db.commit()",
+        )
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(changed.success());
+    let entries = shown(&root, &["show", "shop", "price"]);
+    let intact: Vec<_> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["key"].as_str().unwrap(),
+                entry["intact"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(intact, [("apple", true), ("pear", false)], "{entries:?}");
+    drop(prices);
+
+    // A value of its own file, sound and then cut short.
+    let store = DiskOptions::new("shop")
+        .root(&root.0)
+        .function("app::page", 0)
+        .open(&Config::new());
+    let pages: Cache<u64, String, _> = Cache::with_store(store);
+    pages.insert(1, "p".repeat(40_000));
+    pages.store().flush();
+    let entry = &shown(&root, &["show", "shop", "page"])[0];
+    assert_eq!(entry["intact"], true, "{entry}");
+    let file = std::fs::read_dir(root.0.join("shop").join("values"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    let entry = &shown(&root, &["show", "shop", "page"])[0];
+    assert_eq!(entry["intact"], false, "{entry}");
+}
+
 #[test]
 fn clearing_a_function_leaves_the_others_and_reaches_running_programs() {
     let root = Root::new();

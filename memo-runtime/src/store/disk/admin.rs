@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::db::{Db, Space};
 use super::writer::Kind;
+use super::{checksum, files};
 
 /// The entries of one function in a store's directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +46,21 @@ pub struct StoredEntry {
     pub size: u64,
     /// When it expires, in milliseconds since the Unix epoch (`None`: never).
     pub expires_ms: Option<i64>,
+    /// Whether its value is the one written, as the check stored with it says (in its row or
+    /// its file). A program reads only such values: one changed since (a flipped bit, a write
+    /// cut short) is a miss and deleted when read, and a row of an earlier build, which kept
+    /// no check, is a miss and written again.
+    pub intact: bool,
+}
+
+/// An `entries` row as read.
+struct Row {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    file: Option<String>,
+    size: i64,
+    expires: i64,
+    sum: Option<i64>,
 }
 
 /// A store's directory, opened for inspection (`<root>/<name>`, see `DiskOptions::path`).
@@ -122,31 +138,50 @@ impl DiskDirectory {
     pub fn entries(&self, function: &StoredFunction, limit: usize) -> Vec<StoredEntry> {
         self.db.flush();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.db
+        let rows = self
+            .db
             .shared
             .read(&self.space, |conn| {
                 let mut statement = conn.prepare(
-                    "SELECT key, value, file, size, expires FROM entries WHERE ns = ?1 \
-                     ORDER BY id LIMIT ?2",
+                    "SELECT key, value, file, size, expires, CAST(sum AS INTEGER) FROM entries \
+                     WHERE ns = ?1 ORDER BY id LIMIT ?2",
                 )?;
                 let rows =
                     statement.query_map(rusqlite::params![function.namespace, limit], |row| {
-                        let file: Option<String> = row.get(2)?;
-                        let expires: i64 = row.get(4)?;
-                        Ok(StoredEntry {
+                        Ok(Row {
                             key: row.get(0)?,
-                            value: if file.is_some() {
-                                None
-                            } else {
-                                Some(row.get(1)?)
-                            },
-                            size: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
-                            expires_ms: (expires > 0).then_some(expires),
+                            value: row.get(1)?,
+                            file: row.get(2)?,
+                            size: row.get(3)?,
+                            expires: row.get(4)?,
+                            sum: row.get(5)?,
                         })
                     })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        rows.into_iter()
+            .map(|row| self.entry(&function.namespace, row))
+            .collect()
+    }
+
+    /// `row` as shown, its value checked (read from its file if it has one).
+    fn entry(&self, ns: &[u8], row: Row) -> StoredEntry {
+        let size = usize::try_from(row.size).unwrap_or(usize::MAX);
+        let intact = row.sum.is_some_and(|sum| match &row.file {
+            None => checksum::of(ns, &row.key, &row.value) == sum,
+            Some(name) => matches!(
+                files::read(&self.db.shared.dir, name, ns, &row.key, size),
+                files::Found::Value(bytes) if checksum::of(ns, &row.key, &bytes) == sum
+            ),
+        });
+        StoredEntry {
+            value: row.file.is_none().then_some(row.value),
+            key: row.key,
+            size: u64::try_from(row.size).unwrap_or(0),
+            expires_ms: (row.expires > 0).then_some(row.expires),
+            intact,
+        }
     }
 
     /// Removes every entry of `function`, as its cache's `clear()` does (processes holding
