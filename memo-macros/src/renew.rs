@@ -56,18 +56,21 @@ pub(crate) fn refresh_fn(
     let mut part = parts.iter();
     if let Some(receiver) = receiver {
         let from = part.next();
+        // Spanned as the receiver's `self`, as the body's renamed `self` is: a `macro_rules!`
+        // that passes both in gives them its caller's hygiene, not the attribute's.
+        let this = Ident::new("__memo_self", receiver.self_token.span);
         rebinds.push(match &receiver.kind {
-            ReceiverKind::Reference(_, _, None) => quote!(let __memo_self: &Self = &#from;),
+            ReceiverKind::Reference(_, _, None) => quote!(let #this: &Self = &#from;),
             ReceiverKind::Reference(_, _, Some(_)) => {
-                quote!(let __memo_self: &mut Self = &mut #from;)
+                quote!(let #this: &mut Self = &mut #from;)
             }
             ReceiverKind::Typed(_, ty) => {
                 let ty = anonymous_lifetimes(ty);
-                quote!(let __memo_self: #ty = #from;)
+                quote!(let #this: #ty = #from;)
             }
             _ => {
                 let mutability = receiver.mutability;
-                quote!(let #mutability __memo_self: Self = #from;)
+                quote!(let #mutability #this: Self = #from;)
             }
         });
     }
