@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,12 @@ pub(super) struct Space {
     pub(super) evicted: AtomicU64,
     pub(super) expired: AtomicU64,
     pub(super) errors: AtomicU64,
+    /// The stores of this namespace open in this process: a program may open one twice, as
+    /// diskcache's users open `Cache(directory)` wherever they need it.
+    pub(super) handles: AtomicUsize,
+    /// Changes of entries by one of them while another was open: each clears its front when it
+    /// finds one it has not seen, as it does for another process's.
+    pub(super) changes: AtomicU64,
 }
 
 impl Space {
@@ -260,6 +266,8 @@ impl Db {
                 evicted: AtomicU64::new(0),
                 expired: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
+                handles: AtomicUsize::new(0),
+                changes: AtomicU64::new(0),
             })
         }))
     }

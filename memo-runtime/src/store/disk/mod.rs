@@ -154,11 +154,12 @@ impl DiskOptions {
     /// Namespaces the entries by a function's identity (`#[cached]` passes the resolved path,
     /// e.g. `app::Celsius::boiling`) and a `version` to set old entries aside by hand, so that
     /// functions sharing a store never see each other's entries. The key and value types' serde
-    /// shapes are always part of the namespace (a fingerprint of their field names, order and types): a build whose types
-    /// changed never decodes an entry of the old layout.
+    /// shapes are always part of the namespace (a fingerprint of their field names, order and
+    /// types): a build whose types changed never decodes an entry of the old layout.
     ///
-    /// Open one store per namespace in a process: two stores of one namespace in one process
-    /// each keep their own in-memory front, and one does not see the other's writes there.
+    /// Two stores of one namespace opened in one process share its entries as two processes
+    /// do: each keeps its own in-memory copies, and drops them when the other changes an entry,
+    /// before it next reads.
     #[must_use]
     pub fn function(mut self, path: &str, version: u64) -> Self {
         self.function = path.to_string();
@@ -267,10 +268,12 @@ impl DiskOptions {
             i64::try_from(stale.as_millis()).unwrap_or(i64::MAX)
         });
         let epoch = db.shared.epoch.load(Ordering::Acquire);
+        space.handles.fetch_add(1, Ordering::AcqRel);
         DiskStore {
             front: MemoryStore::new(&front),
             epoch: AtomicU64::new(epoch),
             fills: Fills::new(),
+            changes: AtomicU64::new(space.changes.load(Ordering::Acquire)),
             db,
             ns,
             space,
@@ -377,6 +380,8 @@ pub struct DiskStore<K, V> {
     /// not put an older value into the front after it: its own write moves the change counter
     /// only when it commits, and a reader keeps its value if the counter has not moved.
     fills: Fills,
+    /// The count of [`Space::changes`] this front reflects.
+    changes: AtomicU64,
     db: Arc<Db>,
     ns: Arc<[u8]>,
     space: Arc<Space>,
@@ -406,6 +411,12 @@ pub struct DiskStore<K, V> {
     waits: AtomicU64,
     config: Config,
     types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Drop for DiskStore<K, V> {
+    fn drop(&mut self) {
+        self.space.handles.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl<K, V> DiskStore<K, V> {
@@ -533,6 +544,11 @@ where
     /// nothing on disk trusts its front.
     #[inline]
     fn front_is_current(&self) -> bool {
+        let changes = self.space.changes.load(Ordering::Acquire);
+        if self.changes.load(Ordering::Acquire) != changes {
+            self.front.clear();
+            self.changes.store(changes, Ordering::Release);
+        }
         let shared = &self.db.shared;
         let Some(version) = &shared.version else {
             return !self.db.is_usable();
@@ -546,6 +562,23 @@ where
             self.epoch.store(epoch, Ordering::Release);
         }
         true
+    }
+
+    /// After this store changed or removed entries (queued, so that a read finds it): the
+    /// other stores of its namespace open in this process clear their fronts before they next
+    /// read. Nothing while it is the only one.
+    fn changed(&self) {
+        let space = &self.space;
+        if space.handles.load(Ordering::Acquire) > 1 {
+            let before = space.changes.fetch_add(1, Ordering::AcqRel);
+            // Its own front has the change: current still, unless it missed another's.
+            let _ = self.changes.compare_exchange(
+                before,
+                before + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Counts a failure that has no SQLite error behind it (encoding, decoding).
@@ -870,6 +903,7 @@ where
         );
         // Queued first: a read that begins after the count finds the write.
         self.fills.change(hash, || ());
+        self.changed();
         #[cfg(test)]
         tests::after_queued(&self.db);
         if small {
@@ -1041,6 +1075,7 @@ where
             self.db.shared.queue.push(&self.ns, encoded, Kind::Delete);
             self.db.flush_removal();
         }
+        self.changed();
         self.fills.change(self.front.hash_of(key), || ());
         self.front.remove(key);
         value
@@ -1052,6 +1087,7 @@ where
         self.unlock(None);
         self.db.shared.queue.push(&self.ns, Vec::new(), Kind::Clear);
         self.db.flush();
+        self.changed();
         self.fills.change_all(|| ());
         self.front.clear();
     }

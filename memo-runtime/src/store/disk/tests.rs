@@ -82,6 +82,70 @@ fn entries_survive_reopening() {
     assert_eq!(store.get(&"a"), None);
 }
 
+/// Two stores of one namespace in one process, as a program that opens its cache directory
+/// wherever it needs it: each sees the other's writes, removals and clears at once.
+#[test]
+fn two_stores_of_one_namespace_in_a_process_see_each_others_changes() {
+    let tmp = TempDir::new("siblings");
+    let a = open(&tmp.0, &Config::new());
+    let b = open(&tmp.0, &Config::new());
+    a.insert("k".into(), 1);
+    assert_eq!(b.get(&"k"), Some(1), "held in b's front from here");
+    assert_eq!(a.get(&"k"), Some(1));
+    a.insert("k".into(), 2);
+    assert_eq!(b.get(&"k"), Some(2));
+    assert_eq!(b.peek(&"k"), Some(2));
+    assert!(a.remove(&"k"));
+    assert_eq!(b.get(&"k"), None);
+    b.insert("j".into(), 10);
+    assert_eq!(a.get(&"j"), Some(10));
+    assert!(b.remove(&"j"));
+    assert_eq!(a.get(&"j"), None);
+    b.insert("m".into(), 5);
+    assert_eq!(a.get(&"m"), Some(5));
+    b.clear();
+    assert_eq!(a.get(&"m"), None);
+    // A store alone moves no count: its own writes never clear its front.
+    drop(b);
+    let changes = a.space.changes.load(Ordering::Acquire);
+    for n in 0..100 {
+        a.insert(format!("n{n}"), n);
+    }
+    assert_eq!(a.space.changes.load(Ordering::Acquire), changes);
+    assert_eq!(a.front.len(), 100, "nothing cleared");
+}
+
+/// While one store of a namespace writes a key over and over, another in the same process
+/// never reads a value older than one whose write had returned before its read began.
+#[test]
+fn a_second_store_never_reads_older_than_a_write_that_returned() {
+    use std::sync::atomic::AtomicU64;
+    let tmp = TempDir::new("siblings-race");
+    let a = open(&tmp.0, &Config::new());
+    let b = open(&tmp.0, &Config::new());
+    a.insert("k".into(), 0);
+    let written = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for n in 1..=2_000 {
+                a.insert("k".into(), n);
+                written.store(n, Ordering::Release);
+            }
+        });
+        let mut reads = 0;
+        while written.load(Ordering::Acquire) < 2_000 || reads == 0 {
+            let before = written.load(Ordering::Acquire);
+            let read = b.get(&"k").unwrap();
+            assert!(
+                read >= before,
+                "read {read} after the write of {before} returned"
+            );
+            reads += 1;
+        }
+    });
+    assert_eq!(b.get(&"k"), Some(2_000));
+}
+
 #[cfg(unix)]
 #[test]
 fn directory_and_files_are_private() {
