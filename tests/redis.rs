@@ -2252,3 +2252,44 @@ mod issue19 {
         assert!(*low < 90_000 && *high > 110_000, "spread: {low}..{high} ms");
     }
 }
+
+/// Attacks of session attack2 on the Redis, tiered and renewal paths.
+mod attack2 {
+    use super::*;
+
+    static PARTINGS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, idle = "2s")]
+    async fn parting(n: u64) -> String {
+        PARTINGS.fetch_add(1, Ordering::SeqCst);
+        format!("bye {n}")
+    }
+
+    /// The `PTTL` of the one Redis key matching `pattern`; `None` when there is none.
+    fn pttl_of(pattern: &str) -> Option<i64> {
+        let port = PORT.load(Ordering::Relaxed);
+        let keys = redis_cli(port, &["--scan", "--pattern", pattern]);
+        let key = keys.lines().next()?;
+        redis_cli(port, &["PTTL", key]).trim().parse().ok()
+    }
+
+    /// `idle` on an `async fn` over `store = tiered`: the README's "a tiered copy's renewal
+    /// renews the shared key" holds for async callers too. Read every 300 ms for 3 s, past the
+    /// 2 s period, from this process's copy: the shared key in Redis must still be there, or
+    /// every other process computes the key again although it is in use.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_tiered_copys_renewal_renews_the_shared_key() {
+        init();
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            assert_eq!(parting(1).await, "bye 1");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(PARTINGS.load(Ordering::SeqCst), 1, "one computation");
+        let pttl = pttl_of("memo:redis::attack2::parting:*");
+        assert!(
+            pttl.is_some_and(|pttl| pttl > 0),
+            "the shared key expired while its copy was used: PTTL {pttl:?}"
+        );
+    }
+}

@@ -848,12 +848,20 @@ impl<K, V> RedisStore<K, V> {
     where
         K: Serialize + DeserializeOwned + Eq,
     {
+        wait(self.renew_async(key));
+    }
+
+    /// [`renew`](Self::renew), awaited: what an `async fn`'s hit on a copy renews with.
+    pub(crate) async fn renew_async(&self, key: &K)
+    where
+        K: Serialize + DeserializeOwned + Eq,
+    {
         let Some(((remote, names), ms)) = self.remote_names(key).zip(self.renew_ms()) else {
             return;
         };
         let budget = Self::budget(remote);
         let renewed = budget::within(&budget, remote.client.get_renewing(&names.value, Some(ms)));
-        if let Err(err) = wait(renewed) {
+        if let Err(err) = renewed.await {
             self.missed(&err);
         }
     }
