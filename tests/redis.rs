@@ -2292,4 +2292,62 @@ mod attack2 {
             "the shared key expired while its copy was used: PTTL {pttl:?}"
         );
     }
+
+    static SIGNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = redis, ttl = "10m", stale = "10m")]
+    fn redis_sign(n: u64) -> String {
+        SIGNS.fetch_add(1, Ordering::SeqCst);
+        format!("computed {n}")
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "10m", stale = "10m")]
+    fn tiered_sign(n: u64) -> String {
+        SIGNS.fetch_add(1, Ordering::SeqCst);
+        format!("computed {n}")
+    }
+
+    #[cached(ttl = "10m", stale = "10m")]
+    fn memory_sign(n: u64) -> String {
+        SIGNS.fetch_add(1, Ordering::SeqCst);
+        format!("computed {n}")
+    }
+
+    /// `insert_with_ttl` on the handle of a function with `stale`: the value lives the time to
+    /// live it was given (here 5 minutes), as in memory, and is served without a refresh
+    /// meanwhile. Before, Redis held it `PX` = that ttl with no `stale` margin, so a hit read
+    /// its `PTTL` as already past its time to live (5 min left of a 10 min `stale`) and
+    /// refreshed it at once: the value inserted was replaced by a computed one on the first
+    /// call; on tiered too (its copy times itself by that `PTTL`).
+    #[test]
+    fn a_value_inserted_with_its_own_ttl_is_not_refreshed_before_it() {
+        init();
+        let calls: [(&str, &dyn Fn(u64) -> String, &dyn Fn(u64, String)); 3] = [
+            ("memory", &memory_sign, &|n, v| {
+                memory_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
+            }),
+            ("redis", &redis_sign, &|n, v| {
+                redis_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
+            }),
+            ("tiered", &tiered_sign, &|n, v| {
+                tiered_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
+            }),
+        ];
+        let mut served = Vec::new();
+        for (store, call, insert) in calls {
+            insert(1, "inserted".to_string());
+            for _ in 0..5 {
+                served.push(format!("{store}: {}", call(1)));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            SIGNS.load(Ordering::SeqCst),
+            0,
+            "computations (refreshes) of an inserted value; served: {served:?}"
+        );
+        assert_eq!(redis_sign(1), "inserted");
+        assert_eq!(tiered_sign(1), "inserted");
+    }
 }

@@ -1205,7 +1205,8 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// [`insert_then_async`](Self::insert_then_async), for a sync caller, with the value's time
-    /// to live given (`None`: none).
+    /// to live given (`None`: none). Redis holds it `stale` past that (its `PX`), as every value
+    /// of a store with `stale`: a hit reads the last `stale` of its `PTTL` as served stale.
     pub(crate) fn write_then(
         &self,
         key: &K,
@@ -1217,6 +1218,8 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned,
     {
+        let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
+        let ttl_ms = ttl_ms.map(|ttl| ttl.saturating_add(stale));
         if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
             self.record(wait(out.send(announce)));
         }
