@@ -2350,4 +2350,64 @@ mod attack2 {
         assert_eq!(redis_sign(1), "inserted");
         assert_eq!(tiered_sign(1), "inserted");
     }
+
+    static HOLD_REFRESH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static REFRESH_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static END_REFRESH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Key 1's refresh, once held, waits for the test and fails.
+    #[cached(store = redis, ttl = "1s", stale = "10m")]
+    fn frozen_dial(n: u64) -> Result<String, String> {
+        if n == 1 && HOLD_REFRESH.load(Ordering::SeqCst) {
+            REFRESH_HELD.store(true, Ordering::SeqCst);
+            while !END_REFRESH.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err("the refresh failed".into());
+        }
+        Ok(format!("dial {n}"))
+    }
+
+    /// A frozen server adds at most the command timeout **in total** to a call: one command
+    /// of the call times out, the rest are not sent. Here a hit of a `stale` function reads a
+    /// frozen server (its `GET` times out) while a background refresh of another key ends (it
+    /// fails): before, the hit path, seeing a refresh end during its read, read again with a
+    /// budget of its own, and the call paid two timeouts (two backend errors counted, where the
+    /// second command should have been skipped).
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_read_that_timed_out_is_not_sent_again_when_a_refresh_ends_meanwhile() {
+        let server = memo::testing::RedisServer::start();
+        let url = format!("{}?command_timeout=400ms", server.url());
+        let _scope = memo::testing::isolate().redis_url(&url);
+        assert_eq!(frozen_dial(1).as_deref(), Ok("dial 1"));
+        assert_eq!(frozen_dial(2).as_deref(), Ok("dial 2"));
+        std::thread::sleep(Duration::from_millis(1200));
+        HOLD_REFRESH.store(true, Ordering::SeqCst);
+        // Stale: served, and its refresh starts (and waits).
+        assert_eq!(frozen_dial(1).as_deref(), Ok("dial 1"));
+        let start = std::time::Instant::now();
+        while !REFRESH_HELD.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(10), "no refresh");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let before = frozen_dial_cache().stats();
+        server.pause();
+        let ender = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(150));
+            END_REFRESH.store(true, Ordering::SeqCst);
+        });
+        let started = std::time::Instant::now();
+        let got = frozen_dial(2);
+        let took = started.elapsed();
+        ender.join().unwrap();
+        server.resume();
+        let after = frozen_dial_cache().stats();
+        assert_eq!(got.as_deref(), Ok("dial 2"), "computed");
+        assert_eq!(
+            after.backend_errors - before.backend_errors,
+            1,
+            "commands of one call that timed out (took {took:?}; before {before:?}, after {after:?})"
+        );
+    }
 }

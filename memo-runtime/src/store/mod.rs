@@ -491,6 +491,14 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     fn skipped(&self) -> u64 {
         0
     }
+
+    #[doc(hidden)]
+    /// How many requests to the backend have failed or not been sent so far (errors and
+    /// [`skipped`](Self::skipped)): a call that sees it move across its read does not read
+    /// again, as its deadline may be spent. 0 for a store with no backend to fail.
+    fn faults(&self) -> u64 {
+        0
+    }
 }
 
 /// `key`'s hash by a hasher seeded once per process: [`Store::hash_of`] of a store that hashes

@@ -1441,6 +1441,10 @@ where
     fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
+
+    fn faults(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+    }
 }
 
 impl<K, V> std::fmt::Debug for RedisStore<K, V> {

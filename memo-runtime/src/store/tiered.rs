@@ -579,6 +579,10 @@ where
     fn skipped(&self) -> u64 {
         self.l2.skipped()
     }
+
+    fn faults(&self) -> u64 {
+        self.l2.faults()
+    }
 }
 
 impl<K, V> std::fmt::Debug for TieredStore<K, V> {
