@@ -2410,4 +2410,75 @@ mod attack2 {
             "commands of one call that timed out (took {took:?}; before {before:?}, after {after:?})"
         );
     }
+
+    /// A tiered cache named `name` over its own client of `url` (a process of its own, as far
+    /// as connections and subscriptions go).
+    fn tiered_at(url: &str, name: &str) -> memo::TieredCache<String, String> {
+        let config = RedisConfig::from_url(url)
+            .unwrap()
+            .command_timeout(Duration::from_secs(1));
+        Cache::builder()
+            .maxsize(100)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
+            .build()
+    }
+
+    /// Waits (up to 10 s) until `cache` serves `expected` for `key`.
+    fn serves(cache: &memo::TieredCache<String, String>, key: &str, expected: Option<&str>) {
+        let start = std::time::Instant::now();
+        while cache.get(key).as_deref() != expected {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{key}: served {:?}, never {expected:?}",
+                cache.get(key)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `store = tiered` against Redis Cluster (the README's `redis+cluster://`): a new value
+    /// or an invalidation in one process drops the other processes' copies, with keys spread
+    /// over every master's slots (announcements are published from scripts that run on the
+    /// key's master).
+    #[test]
+    fn tiered_copies_follow_new_values_and_invalidations_on_a_cluster() {
+        let cluster = RedisCluster::start();
+        let url = cluster.url();
+        let (writer, reader) = (
+            tiered_at(&url, "tiered-cluster"),
+            tiered_at(&url, "tiered-cluster"),
+        );
+        let keys: Vec<String> = (0..12).map(|i| format!("user:{i}")).collect();
+        // The reader hears the writer once a probe's invalidation reaches it.
+        writer.insert("probe".into(), "0".into());
+        serves(&reader, "probe", Some("0"));
+        let start = std::time::Instant::now();
+        while reader.get("probe").is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "never subscribed"
+            );
+            writer.invalidate("probe");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for key in &keys {
+            writer.insert(key.clone(), "old".into());
+            serves(&reader, key, Some("old"));
+        }
+        for key in &keys {
+            writer.insert(key.clone(), "new".into());
+        }
+        for key in &keys {
+            serves(&reader, key, Some("new"));
+        }
+        for key in &keys {
+            assert!(writer.invalidate(key), "{key}");
+        }
+        for key in &keys {
+            serves(&reader, key, None);
+        }
+        assert_eq!(writer.stats().backend_errors, 0);
+        assert_eq!(reader.stats().backend_errors, 0);
+    }
 }
