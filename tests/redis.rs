@@ -2286,6 +2286,9 @@ mod attack2 {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         assert_eq!(PARTINGS.load(Ordering::SeqCst), 1, "one computation");
+        let stats = parting_cache().stats();
+        assert_eq!(stats.misses, 1, "{stats:?}");
+        assert!(stats.hits >= 8, "{stats:?}");
         let pttl = pttl_of("memo:redis::attack2::parting:*");
         assert!(
             pttl.is_some_and(|pttl| pttl > 0),
@@ -2480,5 +2483,79 @@ mod attack2 {
         }
         assert_eq!(writer.stats().backend_errors, 0);
         assert_eq!(reader.stats().backend_errors, 0);
+    }
+
+    static LEFT_ENTERED: AtomicUsize = AtomicUsize::new(0);
+    static LEFT_GO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static RIGHT_ENTERED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Its first run waits for the test.
+    #[cached(store = redis, ttl = "10m")]
+    async fn left_hand(n: u64) -> String {
+        if LEFT_ENTERED.fetch_add(1, Ordering::SeqCst) == 0 {
+            while !LEFT_GO.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        format!("left {n}")
+    }
+
+    /// Its first run waits until it is cancelled.
+    #[cached(store = redis, ttl = "10m")]
+    async fn right_hand(n: u64) -> String {
+        if RIGHT_ENTERED.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        format!("right {n}")
+    }
+
+    /// Waits (up to 10 s, yielding to the runtime) until `done`.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Two functions of one key type on one executor thread: a caller of `right_hand(1)` that
+    /// waits for the leader of its key in this process, and whose leader is cancelled, leads
+    /// in its place; its claim must be of its own function's key. Before, the claim took the
+    /// names its thread's last read had parked, and a caller of `left_hand(1)` that missed on
+    /// the same thread meanwhile (and waits for its own leader) had parked those of
+    /// `left_hand`'s key: `right_hand(1)` claimed `left_hand`'s key, waited for its value and
+    /// returned it ("left 1").
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_that_leads_after_its_leader_is_cancelled_claims_its_own_key() {
+        init();
+        let right_leader = tokio::spawn(right_hand(1));
+        until("right's leader computes", || {
+            RIGHT_ENTERED.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let right_waiter = tokio::spawn(right_hand(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left_leader = tokio::spawn(left_hand(1));
+        until("left's leader computes", || {
+            LEFT_ENTERED.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let left_waiter = tokio::spawn(left_hand(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        right_leader.abort();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        LEFT_GO.store(true, Ordering::SeqCst);
+        assert_eq!(left_leader.await.unwrap(), "left 1");
+        assert_eq!(left_waiter.await.unwrap(), "left 1");
+        assert_eq!(
+            right_waiter.await.unwrap(),
+            "right 1",
+            "another function's value"
+        );
+        assert_eq!(right_hand(1).await, "right 1");
+        assert_eq!(left_hand(1).await, "left 1");
     }
 }

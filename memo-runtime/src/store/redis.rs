@@ -1076,12 +1076,22 @@ impl<K, V> RedisStore<K, V> {
         K: Eq + Serialize + DeserializeOwned + 'static,
     {
         let parked = PARKED.with(|slot| slot.borrow_mut().take());
+        // Parked by a read of this store: another store of the same key type (another function)
+        // may have parked since, on this thread, names of its own for an equal key (an async
+        // caller waiting for its leader, as this one did, while the thread ran other tasks).
         if let Some(parked) = parked.and_then(|parked| parked.downcast::<Parked<K>>().ok())
             && parked.key == *key
+            && self.names_its_value(&parked.names.value)
         {
             return Some((parked.names, parked.budget));
         }
         Some((self.names_of(key)?, Self::budget(remote)))
+    }
+
+    /// Whether `value` is the name of a value of this store: its prefix, then the key's hash
+    /// tag.
+    fn names_its_value(&self, value: &[u8]) -> bool {
+        value.strip_prefix(&self.prefix[..]).and_then(<[u8]>::first) == Some(&b'{')
     }
 
     /// [`read`](Self::read), awaited.
