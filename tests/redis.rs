@@ -2558,4 +2558,46 @@ mod attack2 {
         assert_eq!(right_hand(1).await, "right 1");
         assert_eq!(left_hand(1).await, "left 1");
     }
+
+    /// A frozen server adds at most the command timeout in total to a call, whatever its lock:
+    /// under `lock = "redlock"` (the lock on three healthy servers of its own, the values on
+    /// a frozen one), a miss's read times out, and the claim that follows must not wait a
+    /// second timeout for its own read of the frozen store. Before, the Redlock's claim read
+    /// the value from the store's server without the call's budget: two timeouts, two backend
+    /// errors counted for one call.
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_redlock_claim_after_a_read_that_timed_out_adds_no_second_timeout() {
+        use memo::redis::RedlockConfig;
+        let store_server = memo::testing::RedisServer::start();
+        let lock_servers: Vec<memo::testing::RedisServer> = (0..3)
+            .map(|_| memo::testing::RedisServer::start())
+            .collect();
+        let urls: Vec<String> = lock_servers.iter().map(|server| server.url()).collect();
+        let config = RedisConfig::from_url(&store_server.url())
+            .unwrap()
+            .command_timeout(Duration::from_millis(300));
+        let store: memo::RedisStore<String, String> = RedisOptions::new("redlock-frozen")
+            .client(RedisClient::new(config).unwrap())
+            .redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            .open(&Config::new().ttl(Duration::from_secs(60)));
+        let cache = Cache::with_store(store);
+        let compute = |key: &str| format!("value of {key}");
+        assert_eq!(cache.get_or_compute("warm", compute), compute("warm"));
+        assert_eq!(cache.get_or_compute("warm", compute), compute("warm"));
+        let before = cache.stats();
+        assert_eq!(before.backend_errors, 0, "{before:?}");
+        store_server.pause();
+        let started = std::time::Instant::now();
+        let got = cache.get_or_compute("cold", compute);
+        let took = started.elapsed();
+        store_server.resume();
+        let after = cache.stats();
+        assert_eq!(got, compute("cold"));
+        assert_eq!(
+            after.backend_errors - before.backend_errors,
+            1,
+            "commands of one call that timed out (took {took:?}; {after:?})"
+        );
+    }
 }

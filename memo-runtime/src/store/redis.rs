@@ -175,12 +175,15 @@ impl RemoteLock {
     }
 
     /// A Redlock bounds its rounds itself (the servers answer in parallel): it is left out of
-    /// the call's budget.
+    /// the call's budget. Not its reads of the value, though, which go to the store's server:
+    /// a call whose budget is spent (that server did not answer it) claims nothing, as no
+    /// command is sent past the call's deadline.
     async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
         match self {
             Self::Single(locks) => {
                 budget::within(budget, locks.claim_async(value_key, lock_key)).await
             }
+            Self::Redlock(_) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
             Self::Redlock(redlock) => redlock.claim_async(value_key, lock_key).await,
         }
     }
