@@ -2600,4 +2600,44 @@ mod attack2 {
             "commands of one call that timed out (took {took:?}; {after:?})"
         );
     }
+
+    /// `refresh` (a forced refresh) promises that a computation of the key begun before it,
+    /// "another caller's miss", is not stored over the new value. Across processes (two
+    /// caches over clients of their own, one namespace) on Redis: a miss in one, begun before
+    /// the other's forced refresh and holding the key's lock, stores its older value after
+    /// the refresh stored its new one, and every later call got the older value. The forced
+    /// refresh's write now deletes the key's lock first, as an invalidation does.
+    #[test]
+    fn a_miss_begun_elsewhere_before_a_forced_refresh_does_not_replace_its_value() {
+        let server = RedisServer::start();
+        let open = || cache_at(&server.url(), "forced-elsewhere", |options| options);
+        let (here, elsewhere) = (open(), open());
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let old = scope.spawn(|| {
+                elsewhere.get_or_compute("k", |_| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "old".to_string()
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let new = here.refresh(|| here.get_or_compute("k", |_| "new".to_string()));
+            assert_eq!(new, "new");
+            assert_eq!(here.get("k").as_deref(), Some("new"));
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
+        });
+        assert_eq!(
+            here.get("k").as_deref(),
+            Some("new"),
+            "the older value stored over"
+        );
+        assert_eq!(elsewhere.get("k").as_deref(), Some("new"));
+    }
 }

@@ -62,6 +62,9 @@ struct Outgoing<'a> {
     guard: Option<LockGuard>,
     bytes: Vec<u8>,
     ttl_ms: Option<u64>,
+    /// A forced refresh's write: the key's lock is deleted first, so that a computation of
+    /// the key begun before, in any process, stores nothing over the new value.
+    outdates: bool,
 }
 
 impl Outgoing<'_> {
@@ -72,6 +75,11 @@ impl Outgoing<'_> {
         let guard = self.guard.take();
         let write = self.write(announce);
         let sent = async {
+            if self.outdates {
+                // As an invalidation does, without the value: whoever holds the lock now
+                // began before, and its write is refused.
+                self.client.del_async(&self.names.lock).await?;
+            }
             match guard {
                 Some(guard) => guard.set_and_release(self.client, write).await,
                 None => self.client.write(write).await.map(|()| true),
@@ -1203,16 +1211,18 @@ impl<K, V> RedisStore<K, V> {
         ))
     }
 
-    /// The claim `lease` holds, if this store made it; else the claim of a plain insert.
-    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming)>
+    /// The claim `lease` holds, if this store made it; else the claim of a plain insert; and
+    /// whether the lease is a forced refresh's ([`Lease::forced`]).
+    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming, bool)>
     where
         K: Serialize + DeserializeOwned + Eq,
     {
         match lease.take::<Claiming>() {
-            Ok(claiming) => Some((self.remote()?, claiming)),
+            Ok(claiming) => Some((self.remote()?, claiming, false)),
             Err(lease) => {
-                drop(lease);
-                self.unclaimed(key)
+                let forced = lease.take::<super::Forced>().is_ok();
+                let (remote, claiming) = self.unclaimed(key)?;
+                Some((remote, claiming, forced))
             }
         }
     }
@@ -1276,7 +1286,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned,
     {
-        let (remote, claiming) = self.claiming(key, lease)?;
+        let (remote, claiming, outdates) = self.claiming(key, lease)?;
         let bytes = self.wrap(value)?;
         Some(Outgoing {
             client: &remote.client,
@@ -1285,6 +1295,7 @@ impl<K, V> RedisStore<K, V> {
             guard: claiming.guard,
             bytes,
             ttl_ms,
+            outdates,
         })
     }
 
