@@ -2298,6 +2298,9 @@ mod attack2 {
 
     static SIGNS: AtomicUsize = AtomicUsize::new(0);
 
+    /// A store's name, its function, and an `insert_with_ttl` on its handle.
+    type SignCall<'a> = (&'a str, &'a dyn Fn(u64) -> String, &'a dyn Fn(u64, String));
+
     #[cached(store = redis, ttl = "10m", stale = "10m")]
     fn redis_sign(n: u64) -> String {
         SIGNS.fetch_add(1, Ordering::SeqCst);
@@ -2325,7 +2328,7 @@ mod attack2 {
     #[test]
     fn a_value_inserted_with_its_own_ttl_is_not_refreshed_before_it() {
         init();
-        let calls: [(&str, &dyn Fn(u64) -> String, &dyn Fn(u64, String)); 3] = [
+        let calls: [SignCall<'_>; 3] = [
             ("memory", &memory_sign, &|n, v| {
                 memory_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
             }),
@@ -2573,7 +2576,10 @@ mod attack2 {
         let lock_servers: Vec<memo::testing::RedisServer> = (0..3)
             .map(|_| memo::testing::RedisServer::start())
             .collect();
-        let urls: Vec<String> = lock_servers.iter().map(|server| server.url()).collect();
+        let urls: Vec<String> = lock_servers
+            .iter()
+            .map(memo::testing::RedisServer::url)
+            .collect();
         let config = RedisConfig::from_url(&store_server.url())
             .unwrap()
             .command_timeout(Duration::from_millis(300));
