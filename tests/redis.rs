@@ -2252,3 +2252,398 @@ mod issue19 {
         assert!(*low < 90_000 && *high > 110_000, "spread: {low}..{high} ms");
     }
 }
+
+/// Attacks of session attack2 on the Redis, tiered and renewal paths.
+mod attack2 {
+    use super::*;
+
+    static PARTINGS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, idle = "2s")]
+    async fn parting(n: u64) -> String {
+        PARTINGS.fetch_add(1, Ordering::SeqCst);
+        format!("bye {n}")
+    }
+
+    /// The `PTTL` of the one Redis key matching `pattern`; `None` when there is none.
+    fn pttl_of(pattern: &str) -> Option<i64> {
+        let port = PORT.load(Ordering::Relaxed);
+        let keys = redis_cli(port, &["--scan", "--pattern", pattern]);
+        let key = keys.lines().next()?;
+        redis_cli(port, &["PTTL", key]).trim().parse().ok()
+    }
+
+    /// `idle` on an `async fn` over `store = tiered`: the README's "a tiered copy's renewal
+    /// renews the shared key" holds for async callers too. Read every 300 ms for 3 s, past the
+    /// 2 s period, from this process's copy: the shared key in Redis must still be there, or
+    /// every other process computes the key again although it is in use.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_tiered_copys_renewal_renews_the_shared_key() {
+        init();
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            assert_eq!(parting(1).await, "bye 1");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert_eq!(PARTINGS.load(Ordering::SeqCst), 1, "one computation");
+        let stats = parting_cache().stats();
+        assert_eq!(stats.misses, 1, "{stats:?}");
+        assert!(stats.hits >= 8, "{stats:?}");
+        let pttl = pttl_of("memo:redis::attack2::parting:*");
+        assert!(
+            pttl.is_some_and(|pttl| pttl > 0),
+            "the shared key expired while its copy was used: PTTL {pttl:?}"
+        );
+    }
+
+    static SIGNS: AtomicUsize = AtomicUsize::new(0);
+
+    /// A store's name, its function, and an `insert_with_ttl` on its handle.
+    type SignCall<'a> = (&'a str, &'a dyn Fn(u64) -> String, &'a dyn Fn(u64, String));
+
+    #[cached(store = redis, ttl = "10m", stale = "10m")]
+    fn redis_sign(n: u64) -> String {
+        SIGNS.fetch_add(1, Ordering::SeqCst);
+        format!("computed {n}")
+    }
+
+    #[cached(store = tiered, maxsize = 10, ttl = "10m", stale = "10m")]
+    fn tiered_sign(n: u64) -> String {
+        SIGNS.fetch_add(1, Ordering::SeqCst);
+        format!("computed {n}")
+    }
+
+    #[cached(ttl = "10m", stale = "10m")]
+    fn memory_sign(n: u64) -> String {
+        SIGNS.fetch_add(1, Ordering::SeqCst);
+        format!("computed {n}")
+    }
+
+    /// `insert_with_ttl` on the handle of a function with `stale`: the value lives the time to
+    /// live it was given (here 5 minutes), as in memory, and is served without a refresh
+    /// meanwhile. Before, Redis held it `PX` = that ttl with no `stale` margin, so a hit read
+    /// its `PTTL` as already past its time to live (5 min left of a 10 min `stale`) and
+    /// refreshed it at once: the value inserted was replaced by a computed one on the first
+    /// call; on tiered too (its copy times itself by that `PTTL`).
+    #[test]
+    fn a_value_inserted_with_its_own_ttl_is_not_refreshed_before_it() {
+        init();
+        let calls: [SignCall<'_>; 3] = [
+            ("memory", &memory_sign, &|n, v| {
+                memory_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
+            }),
+            ("redis", &redis_sign, &|n, v| {
+                redis_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
+            }),
+            ("tiered", &tiered_sign, &|n, v| {
+                tiered_sign_cache().insert_with_ttl(n, v, Duration::from_secs(300));
+            }),
+        ];
+        let mut served = Vec::new();
+        for (store, call, insert) in calls {
+            insert(1, "inserted".to_string());
+            for _ in 0..5 {
+                served.push(format!("{store}: {}", call(1)));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            SIGNS.load(Ordering::SeqCst),
+            0,
+            "computations (refreshes) of an inserted value; served: {served:?}"
+        );
+        assert_eq!(redis_sign(1), "inserted");
+        assert_eq!(tiered_sign(1), "inserted");
+    }
+
+    static HOLD_REFRESH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static REFRESH_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static END_REFRESH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Key 1's refresh, once held, waits for the test and fails.
+    #[cached(store = redis, ttl = "1s", stale = "10m")]
+    fn frozen_dial(n: u64) -> Result<String, String> {
+        if n == 1 && HOLD_REFRESH.load(Ordering::SeqCst) {
+            REFRESH_HELD.store(true, Ordering::SeqCst);
+            while !END_REFRESH.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err("the refresh failed".into());
+        }
+        Ok(format!("dial {n}"))
+    }
+
+    /// A frozen server adds at most the command timeout **in total** to a call: one command
+    /// of the call times out, the rest are not sent. Here a hit of a `stale` function reads a
+    /// frozen server (its `GET` times out) while a background refresh of another key ends (it
+    /// fails): before, the hit path, seeing a refresh end during its read, read again with a
+    /// budget of its own, and the call paid two timeouts (two backend errors counted, where the
+    /// second command should have been skipped).
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_read_that_timed_out_is_not_sent_again_when_a_refresh_ends_meanwhile() {
+        let server = memo::testing::RedisServer::start();
+        let url = format!("{}?command_timeout=400ms", server.url());
+        let _scope = memo::testing::isolate().redis_url(&url);
+        assert_eq!(frozen_dial(1).as_deref(), Ok("dial 1"));
+        assert_eq!(frozen_dial(2).as_deref(), Ok("dial 2"));
+        std::thread::sleep(Duration::from_millis(1200));
+        HOLD_REFRESH.store(true, Ordering::SeqCst);
+        // Stale: served, and its refresh starts (and waits).
+        assert_eq!(frozen_dial(1).as_deref(), Ok("dial 1"));
+        let start = std::time::Instant::now();
+        while !REFRESH_HELD.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(10), "no refresh");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let before = frozen_dial_cache().stats();
+        server.pause();
+        let ender = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(150));
+            END_REFRESH.store(true, Ordering::SeqCst);
+        });
+        let started = std::time::Instant::now();
+        let got = frozen_dial(2);
+        let took = started.elapsed();
+        ender.join().unwrap();
+        server.resume();
+        let after = frozen_dial_cache().stats();
+        assert_eq!(got.as_deref(), Ok("dial 2"), "computed");
+        assert_eq!(
+            after.backend_errors - before.backend_errors,
+            1,
+            "commands of one call that timed out (took {took:?}; before {before:?}, after {after:?})"
+        );
+    }
+
+    /// A tiered cache named `name` over its own client of `url` (a process of its own, as far
+    /// as connections and subscriptions go).
+    fn tiered_at(url: &str, name: &str) -> memo::TieredCache<String, String> {
+        let config = RedisConfig::from_url(url)
+            .unwrap()
+            .command_timeout(Duration::from_secs(1));
+        Cache::builder()
+            .maxsize(100)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
+            .build()
+    }
+
+    /// Waits (up to 10 s) until `cache` serves `expected` for `key`.
+    fn serves(cache: &memo::TieredCache<String, String>, key: &str, expected: Option<&str>) {
+        let start = std::time::Instant::now();
+        while cache.get(key).as_deref() != expected {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{key}: served {:?}, never {expected:?}",
+                cache.get(key)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `store = tiered` against Redis Cluster (the README's `redis+cluster://`): a new value
+    /// or an invalidation in one process drops the other processes' copies, with keys spread
+    /// over every master's slots (announcements are published from scripts that run on the
+    /// key's master).
+    #[test]
+    fn tiered_copies_follow_new_values_and_invalidations_on_a_cluster() {
+        let cluster = RedisCluster::start();
+        let url = cluster.url();
+        let (writer, reader) = (
+            tiered_at(&url, "tiered-cluster"),
+            tiered_at(&url, "tiered-cluster"),
+        );
+        let keys: Vec<String> = (0..12).map(|i| format!("user:{i}")).collect();
+        // The reader hears the writer once a probe's invalidation reaches it.
+        writer.insert("probe".into(), "0".into());
+        serves(&reader, "probe", Some("0"));
+        let start = std::time::Instant::now();
+        while reader.get("probe").is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "never subscribed"
+            );
+            writer.invalidate("probe");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for key in &keys {
+            writer.insert(key.clone(), "old".into());
+            serves(&reader, key, Some("old"));
+        }
+        for key in &keys {
+            writer.insert(key.clone(), "new".into());
+        }
+        for key in &keys {
+            serves(&reader, key, Some("new"));
+        }
+        for key in &keys {
+            assert!(writer.invalidate(key), "{key}");
+        }
+        for key in &keys {
+            serves(&reader, key, None);
+        }
+        assert_eq!(writer.stats().backend_errors, 0);
+        assert_eq!(reader.stats().backend_errors, 0);
+    }
+
+    static LEFT_ENTERED: AtomicUsize = AtomicUsize::new(0);
+    static LEFT_GO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static RIGHT_ENTERED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Its first run waits for the test.
+    #[cached(store = redis, ttl = "10m")]
+    async fn left_hand(n: u64) -> String {
+        if LEFT_ENTERED.fetch_add(1, Ordering::SeqCst) == 0 {
+            while !LEFT_GO.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        format!("left {n}")
+    }
+
+    /// Its first run waits until it is cancelled.
+    #[cached(store = redis, ttl = "10m")]
+    async fn right_hand(n: u64) -> String {
+        if RIGHT_ENTERED.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::future::pending::<()>().await;
+        }
+        format!("right {n}")
+    }
+
+    /// Waits (up to 10 s, yielding to the runtime) until `done`.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "waited for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Two functions of one key type on one executor thread: a caller of `right_hand(1)` that
+    /// waits for the leader of its key in this process, and whose leader is cancelled, leads
+    /// in its place; its claim must be of its own function's key. Before, the claim took the
+    /// names its thread's last read had parked, and a caller of `left_hand(1)` that missed on
+    /// the same thread meanwhile (and waits for its own leader) had parked those of
+    /// `left_hand`'s key: `right_hand(1)` claimed `left_hand`'s key, waited for its value and
+    /// returned it ("left 1").
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_that_leads_after_its_leader_is_cancelled_claims_its_own_key() {
+        init();
+        let right_leader = tokio::spawn(right_hand(1));
+        until("right's leader computes", || {
+            RIGHT_ENTERED.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let right_waiter = tokio::spawn(right_hand(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left_leader = tokio::spawn(left_hand(1));
+        until("left's leader computes", || {
+            LEFT_ENTERED.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let left_waiter = tokio::spawn(left_hand(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        right_leader.abort();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        LEFT_GO.store(true, Ordering::SeqCst);
+        assert_eq!(left_leader.await.unwrap(), "left 1");
+        assert_eq!(left_waiter.await.unwrap(), "left 1");
+        assert_eq!(
+            right_waiter.await.unwrap(),
+            "right 1",
+            "another function's value"
+        );
+        assert_eq!(right_hand(1).await, "right 1");
+        assert_eq!(left_hand(1).await, "left 1");
+    }
+
+    /// A frozen server adds at most the command timeout in total to a call, whatever its lock:
+    /// under `lock = "redlock"` (the lock on three healthy servers of its own, the values on
+    /// a frozen one), a miss's read times out, and the claim that follows must not wait a
+    /// second timeout for its own read of the frozen store. Before, the Redlock's claim read
+    /// the value from the store's server without the call's budget: two timeouts, two backend
+    /// errors counted for one call.
+    #[cfg(feature = "test-util")]
+    #[test]
+    fn a_redlock_claim_after_a_read_that_timed_out_adds_no_second_timeout() {
+        use memo::redis::RedlockConfig;
+        let store_server = memo::testing::RedisServer::start();
+        let lock_servers: Vec<memo::testing::RedisServer> = (0..3)
+            .map(|_| memo::testing::RedisServer::start())
+            .collect();
+        let urls: Vec<String> = lock_servers
+            .iter()
+            .map(memo::testing::RedisServer::url)
+            .collect();
+        let config = RedisConfig::from_url(&store_server.url())
+            .unwrap()
+            .command_timeout(Duration::from_millis(300));
+        let store: memo::RedisStore<String, String> = RedisOptions::new("redlock-frozen")
+            .client(RedisClient::new(config).unwrap())
+            .redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            .open(&Config::new().ttl(Duration::from_secs(60)));
+        let cache = Cache::with_store(store);
+        let compute = |key: &str| format!("value of {key}");
+        assert_eq!(cache.get_or_compute("warm", compute), compute("warm"));
+        assert_eq!(cache.get_or_compute("warm", compute), compute("warm"));
+        let before = cache.stats();
+        assert_eq!(before.backend_errors, 0, "{before:?}");
+        store_server.pause();
+        let started = std::time::Instant::now();
+        let got = cache.get_or_compute("cold", compute);
+        let took = started.elapsed();
+        store_server.resume();
+        let after = cache.stats();
+        assert_eq!(got, compute("cold"));
+        assert_eq!(
+            after.backend_errors - before.backend_errors,
+            1,
+            "commands of one call that timed out (took {took:?}; {after:?})"
+        );
+    }
+
+    /// `refresh` (a forced refresh) promises that a computation of the key begun before it,
+    /// "another caller's miss", is not stored over the new value. Across processes (two
+    /// caches over clients of their own, one namespace) on Redis: a miss in one, begun before
+    /// the other's forced refresh and holding the key's lock, stores its older value after
+    /// the refresh stored its new one, and every later call got the older value. The forced
+    /// refresh's write now deletes the key's lock first, as an invalidation does.
+    #[test]
+    fn a_miss_begun_elsewhere_before_a_forced_refresh_does_not_replace_its_value() {
+        let server = RedisServer::start();
+        let open = || cache_at(&server.url(), "forced-elsewhere", |options| options);
+        let (here, elsewhere) = (open(), open());
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let old = scope.spawn(|| {
+                elsewhere.get_or_compute("k", |_| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "old".to_string()
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let new = here.refresh(|| here.get_or_compute("k", |_| "new".to_string()));
+            assert_eq!(new, "new");
+            assert_eq!(here.get("k").as_deref(), Some("new"));
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
+        });
+        assert_eq!(
+            here.get("k").as_deref(),
+            Some("new"),
+            "the older value stored over"
+        );
+        assert_eq!(elsewhere.get("k").as_deref(), Some("new"));
+    }
+}

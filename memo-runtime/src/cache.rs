@@ -1286,12 +1286,15 @@ where
         start_refresh: impl Fn(K) + Copy,
     ) -> Option<V> {
         let since = self.renewals_ended();
+        let faults = self.store.faults();
         let read = (hash, self.generation(hash));
         let found = self.store.get_renewing_hashed(hash, key);
         self.renewal_hit(key, read, found, start_refresh)
             .or_else(|| {
-                // A refresh that ended after the read stored its value: read again.
-                if !self.renewal_ended_since(since) {
+                // A refresh that ended after the read stored its value: read again. Not after
+                // a read the backend failed (a frozen server): the call's deadline may be
+                // spent, and a second read would add a second timeout to it.
+                if !self.renewal_ended_since(since) || self.store.faults() != faults {
                     return None;
                 }
                 let read = (hash, self.generation(hash));

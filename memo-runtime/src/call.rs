@@ -620,7 +620,7 @@ pub(crate) async fn refreshed(
     {
         let cost = since.at.elapsed();
         writing
-            .during(|| steps.store(hash, &mut key, value, cost, Lease::none()))
+            .during(|| steps.store(hash, &mut key, value, cost, Lease::forced()))
             .await;
     }
 }

@@ -914,14 +914,15 @@ where
                 Err(miss) if miss.mode == Mode::Lookup => miss,
                 other => return other,
             };
+            let faults = cache.store().faults();
             let read = (miss.hash, cache.generation(miss.hash));
             let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
             if let Some(value) = cache.renewal_hit(&&miss.key, read, found, start) {
                 return Ok(value);
             }
-            // A refresh that ended after the read stored its value: read again (see
-            // `Cache::hit_renewing`).
-            if cache.renewal_ended_since(since) {
+            // A refresh that ended after the read stored its value: read again, unless the
+            // read failed (see `Cache::hit_renewing`).
+            if cache.renewal_ended_since(since) && cache.store().faults() == faults {
                 let read = (miss.hash, cache.generation(miss.hash));
                 let found = cache.store().get_renewing_async(miss.hash, &miss.key).await;
                 if let Some(value) = cache.renewal_hit(&&miss.key, read, found, start) {

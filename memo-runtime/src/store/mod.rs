@@ -142,6 +142,14 @@ impl Lease {
         Self(Some(Held::Claim(Box::new(claim))))
     }
 
+    /// What a forced refresh writes its value under: no claim, but a mark that tells a store
+    /// shared by processes (Redis, tiered) that computations of the key begun before, in any
+    /// process, are not to store their values over this one (a store in memory or on disk
+    /// treats it as [`none`](Self::none)).
+    pub(crate) fn forced() -> Self {
+        Self::holding(Forced)
+    }
+
     /// The claim [`holding`](Self::holding) made, if this lease holds a `T`; else the lease.
     #[cfg_attr(
         not(any(feature = "redis", feature = "disk")),
@@ -157,6 +165,9 @@ impl Lease {
         }
     }
 }
+
+/// The mark of a [`Lease::forced`].
+pub(crate) struct Forced;
 
 impl Drop for Lease {
     fn drop(&mut self) {
@@ -489,6 +500,14 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// store's open circuit breaker): [`Stats::skipped`](crate::Stats::skipped), kept apart from
     /// [`Counts::errors`] so that real failures stand out.
     fn skipped(&self) -> u64 {
+        0
+    }
+
+    #[doc(hidden)]
+    /// How many requests to the backend have failed or not been sent so far (errors and
+    /// [`skipped`](Self::skipped)): a call that sees it move across its read does not read
+    /// again, as its deadline may be spent. 0 for a store with no backend to fail.
+    fn faults(&self) -> u64 {
         0
     }
 }

@@ -62,6 +62,9 @@ struct Outgoing<'a> {
     guard: Option<LockGuard>,
     bytes: Vec<u8>,
     ttl_ms: Option<u64>,
+    /// A forced refresh's write: the key's lock is deleted first, so that a computation of
+    /// the key begun before, in any process, stores nothing over the new value.
+    outdates: bool,
 }
 
 impl Outgoing<'_> {
@@ -72,6 +75,11 @@ impl Outgoing<'_> {
         let guard = self.guard.take();
         let write = self.write(announce);
         let sent = async {
+            if self.outdates {
+                // As an invalidation does, without the value: whoever holds the lock now
+                // began before, and its write is refused.
+                self.client.del_async(&self.names.lock).await?;
+            }
             match guard {
                 Some(guard) => guard.set_and_release(self.client, write).await,
                 None => self.client.write(write).await.map(|()| true),
@@ -175,12 +183,15 @@ impl RemoteLock {
     }
 
     /// A Redlock bounds its rounds itself (the servers answer in parallel): it is left out of
-    /// the call's budget.
+    /// the call's budget. Not its reads of the value, though, which go to the store's server:
+    /// a call whose budget is spent (that server did not answer it) claims nothing, as no
+    /// command is sent past the call's deadline.
     async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
         match self {
             Self::Single(locks) => {
                 budget::within(budget, locks.claim_async(value_key, lock_key)).await
             }
+            Self::Redlock(_) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
             Self::Redlock(redlock) => redlock.claim_async(value_key, lock_key).await,
         }
     }
@@ -859,12 +870,20 @@ impl<K, V> RedisStore<K, V> {
     where
         K: Serialize + DeserializeOwned + Eq,
     {
+        wait(self.renew_async(key));
+    }
+
+    /// [`renew`](Self::renew), awaited: what an `async fn`'s hit on a copy renews with.
+    pub(crate) async fn renew_async(&self, key: &K)
+    where
+        K: Serialize + DeserializeOwned + Eq,
+    {
         let Some(((remote, names), ms)) = self.remote_names(key).zip(self.renew_ms()) else {
             return;
         };
         let budget = Self::budget(remote);
         let renewed = budget::within(&budget, remote.client.get_renewing(&names.value, Some(ms)));
-        if let Err(err) = wait(renewed) {
+        if let Err(err) = renewed.await {
             self.missed(&err);
         }
     }
@@ -1079,12 +1098,22 @@ impl<K, V> RedisStore<K, V> {
         K: Eq + Serialize + DeserializeOwned + 'static,
     {
         let parked = PARKED.with(|slot| slot.borrow_mut().take());
+        // Parked by a read of this store: another store of the same key type (another function)
+        // may have parked since, on this thread, names of its own for an equal key (an async
+        // caller waiting for its leader, as this one did, while the thread ran other tasks).
         if let Some(parked) = parked.and_then(|parked| parked.downcast::<Parked<K>>().ok())
             && parked.key == *key
+            && self.names_its_value(&parked.names.value)
         {
             return Some((parked.names, parked.budget));
         }
         Some((self.names_of(key)?, Self::budget(remote)))
+    }
+
+    /// Whether `value` is the name of a value of this store: its prefix, then the key's hash
+    /// tag.
+    fn names_its_value(&self, value: &[u8]) -> bool {
+        value.strip_prefix(&self.prefix[..]).and_then(<[u8]>::first) == Some(&b'{')
     }
 
     /// [`read`](Self::read), awaited.
@@ -1193,22 +1222,25 @@ impl<K, V> RedisStore<K, V> {
         ))
     }
 
-    /// The claim `lease` holds, if this store made it; else the claim of a plain insert.
-    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming)>
+    /// The claim `lease` holds, if this store made it; else the claim of a plain insert; and
+    /// whether the lease is a forced refresh's ([`Lease::forced`]).
+    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming, bool)>
     where
         K: Serialize + DeserializeOwned + Eq,
     {
         match lease.take::<Claiming>() {
-            Ok(claiming) => Some((self.remote()?, claiming)),
+            Ok(claiming) => Some((self.remote()?, claiming, false)),
             Err(lease) => {
-                drop(lease);
-                self.unclaimed(key)
+                let forced = lease.take::<super::Forced>().is_ok();
+                let (remote, claiming) = self.unclaimed(key)?;
+                Some((remote, claiming, forced))
             }
         }
     }
 
     /// [`insert_then_async`](Self::insert_then_async), for a sync caller, with the value's time
-    /// to live given (`None`: none).
+    /// to live given (`None`: none). Redis holds it `stale` past that (its `PX`), as every value
+    /// of a store with `stale`: a hit reads the last `stale` of its `PTTL` as served stale.
     pub(crate) fn write_then(
         &self,
         key: &K,
@@ -1220,6 +1252,8 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
+        let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
+        let ttl_ms = ttl_ms.map(|ttl| ttl.saturating_add(stale));
         if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
             self.record(wait(out.send(announce)));
         }
@@ -1263,7 +1297,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
-        let (remote, claiming) = self.claiming(key, lease)?;
+        let (remote, claiming, outdates) = self.claiming(key, lease)?;
         let bytes = self.wrap(value)?;
         Some(Outgoing {
             client: &remote.client,
@@ -1272,6 +1306,7 @@ impl<K, V> RedisStore<K, V> {
             guard: claiming.guard,
             bytes,
             ttl_ms,
+            outdates,
         })
     }
 
@@ -1440,6 +1475,10 @@ where
 
     fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    fn faults(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
     }
 }
 

@@ -382,8 +382,13 @@ where
         self.get_due(hash, key)
     }
 
-    /// The local copy, by the call's hash (the async hit path's first step).
+    /// The local copy, by the call's hash (the async hit path's first step). None under time
+    /// to idle: a hit that renews its copy renews the shared key too, an awaited round trip
+    /// that [`get_async`](Store::get_async) makes.
     fn get_local<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
+        if self.l2.config().idle.is_some() {
+            return None;
+        }
         self.l1.get_hashed(hash, key)
     }
 
@@ -419,7 +424,16 @@ where
     where
         V: Send + 'a,
     {
-        if let Some(value) = self.l1.get_hashed(hash, key) {
+        if self.l2.config().idle.is_some() {
+            // Time to idle: as `get_hashed`, a renewal of the copy renews the shared entry,
+            // awaited here (an `async fn`'s hit).
+            if let Some((value, renewed)) = self.l1.get_renewed(hash, key) {
+                if renewed {
+                    self.l2.renew_async(&key.to_key()).await;
+                }
+                return Some(value);
+            }
+        } else if let Some(value) = self.l1.get_hashed(hash, key) {
             return Some(value);
         }
         self.fetch_async(hash, key.to_key()).await
@@ -564,6 +578,10 @@ where
 
     fn skipped(&self) -> u64 {
         self.l2.skipped()
+    }
+
+    fn faults(&self) -> u64 {
+        self.l2.faults()
     }
 }
 
