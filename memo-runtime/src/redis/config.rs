@@ -7,7 +7,8 @@
 //! string in one environment variable says everything, and a plain `redis://` URL can never be
 //! mistaken for a cluster (a flag beside the URL would be one more thing to forget). For the same
 //! reason the URL's query may set the timeouts, as redis-py's `socket_timeout` does:
-//! `redis://cache:6379/0?command_timeout=250ms&connect_timeout=1s` (`ms` or `s`).
+//! `redis://cache:6379/0?command_timeout=250ms&connect_timeout=1s` (`ms` or `s`); redis-py's
+//! own `socket_timeout=0.25` and `socket_connect_timeout=1` (seconds) are read too.
 
 use std::time::Duration;
 
@@ -82,7 +83,8 @@ impl RedisConfig {
     /// (`redis+cluster://host:port,host:port`, `rediss+cluster://…`); user and password apply
     /// to every node of a cluster. The query may set [`connect_timeout`](Self::connect_timeout),
     /// [`command_timeout`](Self::command_timeout) and [`bulk_timeout`](Self::bulk_timeout), in
-    /// whole `ms` or `s`.
+    /// whole `ms` or `s`; redis-py's `socket_connect_timeout` and `socket_timeout` set the first
+    /// two, in its seconds as well (`socket_timeout=0.25`).
     ///
     /// # Examples
     ///
@@ -96,6 +98,8 @@ impl RedisConfig {
     ///
     /// let slow_network = RedisConfig::from_url("redis://cache:6379/0?command_timeout=250ms")?;
     /// assert_eq!(slow_network.timeouts().command, Duration::from_millis(250));
+    /// let from_redis_py = RedisConfig::from_url("redis://cache:6379/0?socket_timeout=0.25")?;
+    /// assert_eq!(from_redis_py.timeouts().command, Duration::from_millis(250));
     /// assert_eq!(slow_network.nodes(), ["redis://cache:6379/0"]);
     /// assert!(RedisConfig::from_url("redis://cache?command_timeout=250").is_err());
     /// assert!(RedisConfig::from_url("redis://cache?comand_timeout=250ms").is_err());
@@ -246,15 +250,19 @@ fn take_timeouts(url: &str) -> Result<(String, Timeouts), Error> {
     let mut rest = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match name {
-            "connect_timeout" => &mut timeouts.connect,
-            "command_timeout" => &mut timeouts.command,
-            "bulk_timeout" => &mut timeouts.bulk,
+        // redis-py's names take its seconds (`socket_timeout=0.25`) as well.
+        let (slot, seconds) = match name {
+            "connect_timeout" => (&mut timeouts.connect, false),
+            "command_timeout" => (&mut timeouts.command, false),
+            "bulk_timeout" => (&mut timeouts.bulk, false),
+            "socket_connect_timeout" => (&mut timeouts.connect, true),
+            "socket_timeout" => (&mut timeouts.command, true),
             // The redis crate ignores what it does not know: a misspelled timeout would leave
             // the default in force without a word.
             _ if name.contains("timeout") => {
                 return Err(Error::Config(format!(
-                    "`{name}`: expected `connect_timeout`, `command_timeout` or `bulk_timeout`"
+                    "`{name}`: expected `connect_timeout`, `command_timeout` or `bulk_timeout` \
+                     (or redis-py's `socket_connect_timeout`, `socket_timeout`)"
                 )));
             }
             _ => {
@@ -262,9 +270,16 @@ fn take_timeouts(url: &str) -> Result<(String, Timeouts), Error> {
                 continue;
             }
         };
-        *slot = parse_timeout(value).ok_or_else(|| {
+        let parsed = parse_timeout(value).or_else(|| seconds.then(|| parse_seconds(value))?);
+        *slot = parsed.ok_or_else(|| {
+            let or_seconds = if seconds {
+                " or of seconds (`0.25`)"
+            } else {
+                ""
+            };
             Error::Config(format!(
-                "`{name}={value}`: expected a whole number of `ms` or `s` above 0, e.g. `{name}=250ms`"
+                "`{name}={value}`: expected a whole number of `ms` or `s` above 0{or_seconds}, \
+                 e.g. `{name}=250ms`"
             ))
         })?;
     }
@@ -286,6 +301,15 @@ fn parse_timeout(value: &str) -> Option<Duration> {
         return None;
     }
     let duration = unit.checked_mul(number.parse().ok()?)?;
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// Seconds as redis-py reads them (`0.25`, `5`); `None` for anything else, zero included.
+fn parse_seconds(value: &str) -> Option<Duration> {
+    if !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let duration = Duration::try_from_secs_f64(value.parse().ok()?).ok()?;
     (!duration.is_zero()).then_some(duration)
 }
 
@@ -394,6 +418,23 @@ mod tests {
                 bulk: Duration::from_secs(5),
             }
         );
+        // redis-py's names and seconds.
+        let py = RedisConfig::from_url("redis://h:1?socket_timeout=0.25&socket_connect_timeout=2")
+            .unwrap();
+        assert_eq!(py.timeouts().command, Duration::from_millis(250));
+        assert_eq!(py.timeouts().connect, Duration::from_secs(2));
+        assert_eq!(py.nodes(), ["redis://h:1"]);
+        for wrong in [
+            "socket_timeout=0",
+            "socket_timeout=-1",
+            "socket_timeout=x",
+            "socket_timeout=1e3",
+        ] {
+            assert!(
+                RedisConfig::from_url(&format!("redis://h:1?{wrong}")).is_err(),
+                "{wrong}"
+            );
+        }
         // A builder method called after the URL wins.
         let set = RedisConfig::from_url("redis://h:1?command_timeout=1s")
             .unwrap()
