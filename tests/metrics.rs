@@ -230,9 +230,34 @@ fn a_scrape_shows_the_calls_made() {
         remote_cache().invalidate(&1);
         remote(1);
     }
+    // Cache objects publish when asked, under their name; one without a name, nothing.
+    let prices: memo::Cache<u32, u32> = memo::Cache::builder()
+        .maxsize(5)
+        .build()
+        .named("shop::price");
+    let unnamed: memo::Cache<u32, u32> = memo::Cache::builder().maxsize(5).build();
+    for cache in [&prices, &unnamed] {
+        cache.get_or_insert_with(1, || 3);
+        cache.get_or_insert_with(1, || 3);
+        cache.publish_metrics();
+    }
     memo::publish_metrics();
 
     let text = scrape(move || handle.render());
+    let prices_fn = r#"{fn="shop::price"}"#;
+    for (metric, expected) in [
+        ("memo_hits_total", 1.0),
+        ("memo_misses_total", 1.0),
+        ("memo_entries", 1.0),
+        ("memo_load_seconds_count", 1.0),
+    ] {
+        assert_eq!(
+            value(&text, &format!("{metric}{prices_fn}")),
+            Some(expected),
+            "{metric}:\n{text}"
+        );
+    }
+    assert!(!text.contains(r#"fn="""#), "{text}");
     let square_fn = r#"{fn="metrics::square"}"#;
     // Hits, misses, coalesced, evictions, expired, load errors, refreshes: each function's, and
     // any two counters differ for some function (a scrape showing one for the other fails).

@@ -447,7 +447,8 @@ impl<K, V, S> Cache<K, V, S> {
         &self.store
     }
 
-    /// Names the cache (`module::function`) for metrics and logs.
+    /// Names the cache (`module::function`) for logs and metrics: its load times are recorded
+    /// under this name, and [`publish_metrics`](Self::publish_metrics) publishes its counters.
     ///
     /// # Examples
     ///
@@ -911,6 +912,28 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         self.raw_stats().since(&self.head.baseline.lock())
+    }
+
+    /// Publishes this cache's counters now (feature `metrics`), labelled `fn` = its
+    /// [`name`](Self::named), as every memoized function's are each second: a cache object may
+    /// be dropped, so no thread reads it unless it asks (call this before each scrape, or on a
+    /// timer). A cache without a name publishes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memo::{Cache, Config};
+    ///
+    /// let prices: Cache<u32, u32> = Cache::new(Config::new()).named("shop::price");
+    /// prices.get_or_compute(&1, |n| n * 3);
+    /// prices.publish_metrics(); // memo_misses_total{fn="shop::price"} 1, memo_entries 1, …
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        let name = self.head.name;
+        if !name.is_empty() {
+            crate::metrics::publish_one(name, &self.stats(), self.backend());
+        }
     }
 
     /// Starts the counters of [`stats`](Self::stats) from zero again (entries are kept).

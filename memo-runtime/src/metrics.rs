@@ -124,33 +124,37 @@ pub fn publish() {
         .clone();
     describe();
     for cache in observed {
-        let name = cache.name();
-        let stats = cache.stats();
-        let counters = [
-            ("memo_hits_total", stats.hits),
-            ("memo_misses_total", stats.misses),
-            ("memo_coalesced_total", stats.coalesced),
-            ("memo_evictions_total", stats.evictions),
-            ("memo_expired_total", stats.expired),
-            ("memo_load_errors_total", stats.load_errors),
-            ("memo_refreshes_total", stats.refreshes),
-        ];
-        for (metric, value) in counters {
-            metrics::counter!(metric, "fn" => name).absolute(value);
-        }
-        let backend = cache.backend();
-        if backend != "memory" {
-            metrics::counter!("memo_backend_errors_total", "fn" => name, "backend" => backend)
-                .absolute(stats.backend_errors);
-            metrics::counter!("memo_backend_skipped_total", "fn" => name, "backend" => backend)
-                .absolute(stats.skipped);
-        }
-        #[allow(clippy::cast_precision_loss, reason = "a gauge is an f64")]
-        metrics::gauge!("memo_entries", "fn" => name).set(stats.len as f64);
+        publish_one(cache.name(), &cache.stats(), cache.backend());
     }
 }
 
-/// Records how long one computation of `name` took.
+/// Sets the counters of the cache `name` (its `stats`, over `backend`).
+pub(crate) fn publish_one(name: &'static str, stats: &Stats, backend: &'static str) {
+    let counters = [
+        ("memo_hits_total", stats.hits),
+        ("memo_misses_total", stats.misses),
+        ("memo_coalesced_total", stats.coalesced),
+        ("memo_evictions_total", stats.evictions),
+        ("memo_expired_total", stats.expired),
+        ("memo_load_errors_total", stats.load_errors),
+        ("memo_refreshes_total", stats.refreshes),
+    ];
+    for (metric, value) in counters {
+        metrics::counter!(metric, "fn" => name).absolute(value);
+    }
+    if backend != "memory" {
+        metrics::counter!("memo_backend_errors_total", "fn" => name, "backend" => backend)
+            .absolute(stats.backend_errors);
+        metrics::counter!("memo_backend_skipped_total", "fn" => name, "backend" => backend)
+            .absolute(stats.skipped);
+    }
+    #[allow(clippy::cast_precision_loss, reason = "a gauge is an f64")]
+    metrics::gauge!("memo_entries", "fn" => name).set(stats.len as f64);
+}
+
+/// Records how long one computation of `name` took (a cache without a name has no metrics).
 pub(crate) fn record_load(name: &'static str, took: Duration) {
-    metrics::histogram!("memo_load_seconds", "fn" => name).record(took.as_secs_f64());
+    if !name.is_empty() {
+        metrics::histogram!("memo_load_seconds", "fn" => name).record(took.as_secs_f64());
+    }
 }
