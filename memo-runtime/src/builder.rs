@@ -141,6 +141,8 @@ impl<K, V, B> CacheBuilder<K, V, B> {
     /// `max-age`, a token's expiry), in memory, on disk and in Redis alike; where it answers
     /// `None`, [`ttl`](Self::ttl) applies (and [`jitter`](Self::jitter) spreads that one only).
     /// Every insert reads it, a hit never does, and [`Cache::insert_with_ttl`] wins over it.
+    /// A `fn` or a closure that captures nothing (it is kept as a function pointer): a value
+    /// that needs more context carries it.
     ///
     /// moka calls this `expire_after` (its `Expiry`); the name here is the attribute's,
     /// `#[cached(ttl_from = …)]`.
@@ -167,8 +169,8 @@ impl<K, V, B> CacheBuilder<K, V, B> {
         self
     }
 
-    /// Spreads each entry's time to live by up to ± this fraction (0 to 1), so that entries
-    /// stored together do not expire together.
+    /// Spreads each entry's time to live by up to ± this fraction (clamped to 0..=1, as
+    /// [`Config::jitter`] does), so that entries stored together do not expire together.
     ///
     /// # Examples
     ///
@@ -178,9 +180,11 @@ impl<K, V, B> CacheBuilder<K, V, B> {
     /// let cache: memo::Cache<u32, u32> =
     ///     memo::Cache::builder().ttl(Duration::from_secs(60)).jitter(0.1).build();
     /// assert_eq!(cache.config().jitter, Some(0.1));
+    /// let wide: memo::Cache<u32, u32> = memo::Cache::builder().jitter(5.0).build();
+    /// assert_eq!(wide.config().jitter, Some(1.0));
     /// ```
     pub fn jitter(mut self, fraction: f64) -> Self {
-        self.config.jitter = Some(fraction);
+        self.config = self.config.jitter(fraction);
         self
     }
 
@@ -367,7 +371,8 @@ impl<K, V> CacheBuilder<K, V> {
     }
 
     /// Weighs each entry (bytes, usually) for [`max_weight`](Self::max_weight) and
-    /// [`Cache::weight`]: quick, and the same answer for the same entry every time.
+    /// [`Cache::weight`]: quick, and the same answer for the same entry every time. A `fn` or a
+    /// closure that captures nothing (it is kept as a function pointer, which a hit never calls).
     ///
     /// # Examples
     ///
