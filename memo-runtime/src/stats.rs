@@ -126,6 +126,52 @@ impl Stats {
     }
 }
 
+/// One line, as `functools`' `cache_info()` prints: the calls and the hit ratio, the entries,
+/// then each other count that is not zero.
+///
+/// # Examples
+///
+/// ```
+/// use memo::{Cache, Config};
+///
+/// let cache: Cache<u32, u32> = Cache::new(Config::new());
+/// for _ in 0..4 {
+///     cache.get_or_compute(&1, |n| n + 1);
+/// }
+/// assert_eq!(cache.stats().to_string(), "hits 3, misses 1 (hit ratio 75.0 %), entries 1");
+/// ```
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "hits {}, misses {} (hit ratio {:.1} %), entries {}",
+            self.hits,
+            self.misses,
+            self.hit_ratio() * 100.0,
+            self.len
+        )?;
+        if let Some(weight) = self.weight {
+            write!(f, ", weight {weight}")?;
+        }
+        let others = [
+            ("coalesced", self.coalesced),
+            ("evictions", self.evictions),
+            ("expired", self.expired),
+            ("load errors", self.load_errors),
+            ("refreshes", self.refreshes),
+            ("refresh failures", self.refresh_failures),
+            ("backend errors", self.backend_errors),
+            ("skipped", self.skipped),
+        ];
+        for (name, count) in others {
+            if count > 0 {
+                write!(f, ", {name} {count}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a counter counts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
@@ -256,6 +302,28 @@ mod tests {
         assert_eq!(stats.coalesced, (STRIPES as u64 + 16) * 1000);
         assert_eq!(stats.misses, (STRIPES as u64 + 16) * 2);
         assert_eq!(stats.len, 7);
+    }
+
+    #[test]
+    fn display_names_the_counts_that_are_not_zero() {
+        let stats = Stats {
+            hits: 1,
+            misses: 3,
+            coalesced: 0,
+            evictions: 2,
+            backend_errors: 5,
+            len: 7,
+            weight: Some(70),
+            ..Stats::default()
+        };
+        assert_eq!(
+            stats.to_string(),
+            "hits 1, misses 3 (hit ratio 25.0 %), entries 7, weight 70, evictions 2, backend errors 5"
+        );
+        assert_eq!(
+            Stats::default().to_string(),
+            "hits 0, misses 0 (hit ratio 0.0 %), entries 0"
+        );
     }
 
     #[test]
