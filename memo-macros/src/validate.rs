@@ -599,6 +599,17 @@ fn key(
         );
         return None;
     }
+    if let (
+        Some(Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        })),
+        None,
+    ) = (args.key.get(), args.key_type.path())
+    {
+        errors.at(text, quoted_key(text, func));
+        return None;
+    }
     let parts = match (args.key.get(), args.key_type.get()) {
         (Some(expr), Some(ty)) => {
             let ty = with_static_lifetimes(ty.clone());
@@ -609,6 +620,55 @@ fn key(
         (None, _) => all_parts(func, args.cache.get().is_none(), errors)?,
     };
     Some(combine(parts, func.sig.paren_token.span.join()))
+}
+
+/// cached's `key = "T"` (the key's type, with `convert = …` computing it): `key` is an
+/// expression here; a string naming an argument is told to lose its quotes.
+fn quoted_key(text: &syn::LitStr, func: &CachedFn) -> String {
+    let value = text.value();
+    let peers =
+        "(cached's `key = \"T\"` is `key_type = T` here, and its `convert = …` is `key = …`)";
+    let named = syn::parse_str::<Ident>(value.trim())
+        .ok()
+        .filter(|ident| func.arg(ident).is_some() || (ident == "self" && func.receiver.is_some()));
+    if let Some(ident) = named {
+        return format!(
+            "`key` is an expression over the arguments, not a string: write `key = {ident}` {peers}"
+        );
+    }
+    let example = match syn::parse_str::<Type>(&value) {
+        Ok(ty) => format!(
+            "write `key = <expression>, key_type = {}`",
+            tidy(&ty.to_token_stream().to_string())
+        ),
+        Err(_) => "write `key = <expression>, key_type = T`, e.g. `key = user.id, key_type = u64`"
+            .to_string(),
+    };
+    format!("`key` is an expression over the arguments, not a string: {example} {peers}")
+}
+
+/// Token text as people write it: `Option<String>`, not `Option < String >`.
+fn tidy(text: &str) -> String {
+    let mut out = text.to_string();
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ::", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        while out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    out
 }
 
 /// Without `key = ...`: the receiver (if any, and if `keyed`: a cache held by the receiver is
