@@ -664,6 +664,11 @@ fn unknown_option(path: &Path) -> String {
              `ty = \"…\"`: `maxsize = N`, `policy = \"lru\"`, `ttl = \"…\"`, `store = …`; \
              `key_type = T` gives only the type of `key = …`",
         ),
+        "create" => Some(
+            "memo builds the cache from options, in place of cached's `create = …`: `maxsize = N`, \
+             `policy = \"lru\"`, `ttl = \"…\"`, `store = …` (or `cache = …` naming a \
+             `memo::Cache` built with `memo::Cache::builder()`)",
+        ),
         "key_ty" => Some("the key's type is given with `key_type = T`, beside `key = …`"),
         "disk" => Some(
             "cached's `disk = true` is `store = disk` in memo (or `store = disk(\"name\")` for a \
@@ -853,6 +858,10 @@ mod tests {
             (
                 quote!(ty = "SizedCache<u32, u32>"),
                 "`ty`: memo picks the cache's store and policy by options",
+            ),
+            (
+                quote!(create = r"{ SizedCache::with_size(1) }"),
+                "`create`: memo builds the cache from options",
             ),
             (
                 quote!(disk = true),

@@ -6,4 +6,10 @@ fn f(x: u32) -> u32 {
     x
 }
 
+// Nor is `create` memo's `crate`: it builds cached's cache.
+#[cached(create = "{ SizedCache::with_size(1) }")]
+fn g(x: u32) -> u32 {
+    x
+}
+
 fn main() {}
