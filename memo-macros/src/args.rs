@@ -637,9 +637,12 @@ fn check_maxweight(expr: &Expr) -> syn::Result<()> {
 fn unknown_option(path: &Path) -> String {
     let name = path.to_token_stream().to_string().replace(' ', "");
     let hint = match name.as_str() {
-        "max_size" | "size" | "capacity" | "max_capacity" => {
-            Some("`max_size` is spelled `maxsize` in memo")
-        }
+        "max_size" => Some("`max_size` is spelled `maxsize` in memo"),
+        "size" => Some("memo's bound on the number of entries is `maxsize = N` (cached's `size`)"),
+        "capacity" | "max_capacity" | "max_entries" => Some(
+            "memo's bound on the number of entries is `maxsize = N` (moka's `max_capacity`, \
+             cached's `size`)",
+        ),
         "ttl_secs" | "ttl_millis" | "time" | "time_to_live" | "expire" => Some(
             "write the time to live as `ttl = \"60s\"` (or \"500ms\", \"5m\", \"1h\") or `ttl = Duration::from_secs(60)`",
         ),
@@ -652,10 +655,32 @@ fn unknown_option(path: &Path) -> String {
         "option" => Some(
             "memo caches only `Some` values by default; use `cache_none = true` to cache `None` too",
         ),
-        "convert" | "key_fn" => {
-            Some("give the key as an expression over the arguments: `key = ...`")
+        "convert" | "key_fn" => Some(
+            "give the key as an expression over the arguments: `key = ...` (cached's `convert = …` \
+             is `key = …` in memo, and its `key = \"T\"` is `key_type = T`)",
+        ),
+        "ty" | "type" => Some(
+            "memo picks the cache's store and policy by options, in place of cached's cache type \
+             `ty = \"…\"`: `maxsize = N`, `policy = \"lru\"`, `ttl = \"…\"`, `store = …`; \
+             `key_type = T` gives only the type of `key = …`",
+        ),
+        "create" => Some(
+            "memo builds the cache from options, in place of cached's `create = …`: `maxsize = N`, \
+             `policy = \"lru\"`, `ttl = \"…\"`, `store = …` (or `cache = …` naming a \
+             `memo::Cache` built with `memo::Cache::builder()`)",
+        ),
+        "key_ty" => Some("the key's type is given with `key_type = T`, beside `key = …`"),
+        "disk" => Some(
+            "cached's `disk = true` is `store = disk` in memo (or `store = disk(\"name\")` for a \
+             directory of its own)",
+        ),
+        "redis" => Some(
+            "cached's `redis = true` is `store = redis` in memo (or `store = tiered` to keep a \
+             bounded copy in the process too)",
+        ),
+        "memory" | "tiered" | "in_memory" => {
+            Some("where entries live is chosen with `store = memory`, `disk`, `redis` or `tiered`")
         }
-        "ty" | "type" | "key_ty" => Some("the key's type is given with `key_type = T`"),
         "unbound" => Some("omit `maxsize` for an unbounded cache"),
         "sync_writes" => {
             Some("memo always runs concurrent misses of one key once; there is nothing to set")
@@ -664,7 +689,11 @@ fn unknown_option(path: &Path) -> String {
             "a time to live read from the value is `ttl_from = |value| ...` in memo, returning an \
              `Option<Duration>`, beside `ttl = ...` for the values it answers `None` for",
         ),
-        "max_weight" | "max_bytes" => Some("`max_weight` is spelled `maxweight` in memo"),
+        "max_weight" => Some("`max_weight` is spelled `maxweight` in memo"),
+        "max_bytes" => Some(
+            "memo's bound on the total weight of the entries is `maxweight = N`, beside \
+             `weight = |key, value| ...`",
+        ),
         "weigher" | "getsizeof" => {
             Some("the weigher is `weight = |key, value| ...` in memo, beside `maxweight = N`")
         }
@@ -802,6 +831,51 @@ mod tests {
             let errs = errors(peer);
             assert!(
                 errs[0].contains("is `ttl_from = |value| ...` in memo"),
+                "{errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn peers_options_name_what_was_written_and_memos_spelling() {
+        for (peer, said) in [
+            (
+                quote!(capacity = 10),
+                "`capacity`: memo's bound on the number of entries is `maxsize = N`",
+            ),
+            (
+                quote!(size = 10),
+                "`size`: memo's bound on the number of entries is `maxsize = N`",
+            ),
+            (
+                quote!(max_capacity = 10),
+                "`max_capacity`: memo's bound on the number of entries is `maxsize = N`",
+            ),
+            (
+                quote!(max_size = 10),
+                "`max_size`: `max_size` is spelled `maxsize` in memo",
+            ),
+            (
+                quote!(ty = "SizedCache<u32, u32>"),
+                "`ty`: memo picks the cache's store and policy by options",
+            ),
+            (
+                quote!(create = r"{ SizedCache::with_size(1) }"),
+                "`create`: memo builds the cache from options",
+            ),
+            (
+                quote!(disk = true),
+                "`disk`: cached's `disk = true` is `store = disk` in memo",
+            ),
+            (
+                quote!(redis = true),
+                "`redis`: cached's `redis = true` is `store = redis` in memo",
+            ),
+        ] {
+            let errs = errors(peer);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].starts_with(&format!("unknown `cached` option {said}")),
                 "{errs:?}"
             );
         }

@@ -599,6 +599,17 @@ fn key(
         );
         return None;
     }
+    if let (
+        Some(Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        })),
+        None,
+    ) = (args.key.get(), args.key_type.path())
+    {
+        errors.at(text, quoted_key(text, func));
+        return None;
+    }
     let parts = match (args.key.get(), args.key_type.get()) {
         (Some(expr), Some(ty)) => {
             let ty = with_static_lifetimes(ty.clone());
@@ -611,11 +622,71 @@ fn key(
     Some(combine(parts, func.sig.paren_token.span.join()))
 }
 
+/// cached's `key = "T"` (the key's type, with `convert = …` computing it): `key` is an
+/// expression here; a string naming an argument is told to lose its quotes.
+fn quoted_key(text: &syn::LitStr, func: &CachedFn) -> String {
+    let value = text.value();
+    let peers =
+        "(cached's `key = \"T\"` is `key_type = T` here, and its `convert = …` is `key = …`)";
+    let named = syn::parse_str::<Ident>(value.trim())
+        .ok()
+        .filter(|ident| func.arg(ident).is_some() || (ident == "self" && func.receiver.is_some()));
+    if let Some(ident) = named {
+        return format!(
+            "`key` is an expression over the arguments, not a string: write `key = {ident}` {peers}"
+        );
+    }
+    let example = match syn::parse_str::<Type>(&value) {
+        Ok(ty) => format!(
+            "write `key = <expression>, key_type = {}`",
+            tidy(&ty.to_token_stream().to_string())
+        ),
+        Err(_) => "write `key = <expression>, key_type = T`, e.g. `key = user.id, key_type = u64`"
+            .to_string(),
+    };
+    format!("`key` is an expression over the arguments, not a string: {example} {peers}")
+}
+
+/// Token text as people write it: `Option<String>`, not `Option < String >`.
+fn tidy(text: &str) -> String {
+    let mut out = text.to_string();
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ::", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        while out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    out
+}
+
 /// Without `key = ...`: the receiver (if any, and if `keyed`: a cache held by the receiver is
 /// the receiver's alone) and every argument.
 fn all_parts(func: &CachedFn, keyed: bool, errors: &mut Errors) -> Option<Vec<Part>> {
     let mut parts = Vec::new();
     let mut ok = true;
+    let items: Vec<(String, Type)> = func
+        .receiver
+        .iter()
+        .filter(|_| keyed)
+        .map(|receiver| ("self".to_string(), receiver_type(receiver)))
+        .chain(func.args.iter().filter_map(|arg| {
+            arg.ident
+                .as_ref()
+                .map(|ident| (ident.to_string(), arg.ty.clone()))
+        }))
+        .collect();
     if let Some(receiver) = func.receiver.as_ref().filter(|_| keyed) {
         if let ReceiverKind::Reference(_, _, Some(_)) = &receiver.kind {
             errors.at(receiver, MUT_IN_KEY);
@@ -631,7 +702,7 @@ fn all_parts(func: &CachedFn, keyed: bool, errors: &mut Errors) -> Option<Vec<Pa
         }
     }
     for arg in &func.args {
-        match arg_part(arg, errors) {
+        match arg_part(arg, &items, errors) {
             Some(part) => parts.push(part),
             None => ok = false,
         }
@@ -671,6 +742,19 @@ fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<V
         );
         return None;
     };
+    let items: Vec<(String, Type)> = idents
+        .iter()
+        .filter_map(|ident| {
+            if ident == "self" {
+                func.receiver
+                    .as_ref()
+                    .map(|r| (ident.to_string(), receiver_type(r)))
+            } else {
+                func.arg(ident)
+                    .map(|arg| (ident.to_string(), arg.ty.clone()))
+            }
+        })
+        .collect();
     let mut parts = Vec::new();
     for ident in &idents {
         if ident == "self" {
@@ -686,7 +770,7 @@ fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<V
             };
             parts.push(receiver_part(receiver)?);
         } else if let Some(arg) = func.arg(ident) {
-            parts.push(arg_part(arg, errors)?);
+            parts.push(arg_part(arg, &items, errors)?);
         } else {
             errors.at(
                 ident,
@@ -728,6 +812,15 @@ fn combine(parts: Vec<Part>, args_span: Span) -> (Type, TokenStream, TokenStream
     }
 }
 
+/// The receiver's type: `&Self`, `Self`, or as written (`self: Arc<Self>`).
+fn receiver_type(receiver: &syn::Receiver) -> Type {
+    match &receiver.kind {
+        ReceiverKind::Reference(..) => syn::parse_quote!(&Self),
+        ReceiverKind::Typed(_, ty) => (**ty).clone(),
+        _ => syn::parse_quote!(Self),
+    }
+}
+
 fn receiver_part(receiver: &syn::Receiver) -> Option<Part> {
     let self_token = &receiver.self_token;
     let self_type: Type = syn::parse_quote_spanned!(self_token.span=> Self);
@@ -750,7 +843,8 @@ const MUT_IN_KEY: &str = "a `&mut` argument is not keyed by default: on a hit th
      its writes through this reference would not happen; if that is intended, choose the key with \
      `key = ...` (leaving this argument out)";
 
-fn arg_part(arg: &Arg, errors: &mut Errors) -> Option<Part> {
+/// `arg` is part of the key, with `items` (each keyed name and its type) for a suggestion.
+fn arg_part(arg: &Arg, items: &[(String, Type)], errors: &mut Errors) -> Option<Part> {
     let Some(ident) = &arg.ident else {
         errors.at(
             &arg.pat,
@@ -777,8 +871,191 @@ fn arg_part(arg: &Arg, errors: &mut Errors) -> Option<Part> {
         );
         return None;
     }
+    // `&T` is keyed by an owned `T`; a borrow anywhere else would have to outlive the call.
+    let below = match unwrap_group(&arg.ty) {
+        Type::Reference(reference) => &*reference.elem,
+        other => other,
+    };
+    if find_key_borrow(below).is_some() {
+        errors.at(&arg.ty, borrowed_key(ident, &arg.ty, items));
+        return None;
+    }
     Some(owned_part(quote!(#ident), &arg.ty))
 }
+
+/// The error for an argument `ident: ty` whose type holds a borrow below its top level, with a
+/// `key = …, key_type = …` keying every item in `items` by an owned copy where one is plain.
+fn borrowed_key(ident: &Ident, ty: &Type, items: &[(String, Type)]) -> String {
+    let ty_text = tidy(&ty.to_token_stream().to_string());
+    let owned: Option<Vec<(String, String)>> = items
+        .iter()
+        .map(|(name, ty)| owned_copy(name, ty))
+        .collect();
+    let suggestion = match owned.as_deref() {
+        Some([(expr, ty)]) => format!("`key = {expr}, key_type = {ty}`"),
+        Some(parts) if !parts.is_empty() => {
+            let (exprs, tys): (Vec<&str>, Vec<&str>) = parts
+                .iter()
+                .map(|(expr, ty)| (expr.as_str(), ty.as_str()))
+                .unzip();
+            format!(
+                "`key = ({}), key_type = ({})`",
+                exprs.join(", "),
+                tys.join(", ")
+            )
+        }
+        _ => "`key = <expression>, key_type = <its owned type>` (`String` for `&str`, \
+              `Vec<T>` for `&[T]`)"
+            .to_string(),
+    };
+    format!(
+        "`{ident}: {ty_text}` holds a borrow, so `{ident}` cannot be part of the key as it is (the \
+         cache keeps its keys after the call returns): key by an owned copy with {suggestion}"
+    )
+}
+
+/// An expression making an owned copy of `name: ty`, and its type, where one is plain.
+fn owned_copy(name: &str, ty: &Type) -> Option<(String, String)> {
+    let text = |ty: &Type| tidy(&ty.to_token_stream().to_string());
+    match unwrap_group(ty) {
+        Type::Reference(TypeReference {
+            mutability: None,
+            elem,
+            ..
+        }) => {
+            if find_key_borrow(elem).is_none() {
+                Some(owned_of_ref(name, elem))
+            } else {
+                owned_collection(name, elem)
+            }
+        }
+        Type::Tuple(tuple) if find_key_borrow(ty).is_some() => {
+            let parts: Option<Vec<(String, String)>> = tuple
+                .elems
+                .iter()
+                .enumerate()
+                .map(|(i, elem)| owned_copy(&format!("{name}.{i}"), elem))
+                .collect();
+            let (exprs, tys): (Vec<String>, Vec<String>) = parts?.into_iter().unzip();
+            let comma = if tys.len() == 1 { "," } else { "" };
+            Some((
+                format!("({}{comma})", exprs.join(", ")),
+                format!("({}{comma})", tys.join(", ")),
+            ))
+        }
+        other if find_key_borrow(other).is_none() => {
+            let copy = matches!(other, Type::Path(TypePath { qself: None, path, .. })
+                if path.get_ident().is_some_and(|ident| COPY_PRIMITIVES.contains(&ident.to_string().as_str())));
+            if copy {
+                Some((name.to_string(), text(other)))
+            } else {
+                Some((format!("{name}.clone()"), text(other)))
+            }
+        }
+        Type::Path(TypePath {
+            qself: None, path, ..
+        }) => {
+            let last = path.segments.last()?;
+            let syn::PathArguments::AngleBracketed(generic) = &last.arguments else {
+                return None;
+            };
+            let [syn::GenericArgument::Type(inner)] =
+                generic.args.iter().collect::<Vec<_>>().as_slice()
+            else {
+                return None;
+            };
+            if last.ident == "Vec" {
+                return owned_collection(name, unwrap_group(ty));
+            }
+            if last.ident != "Option" {
+                return None;
+            }
+            let Type::Reference(TypeReference {
+                mutability: None,
+                elem,
+                ..
+            }) = unwrap_group(inner)
+            else {
+                return None;
+            };
+            if find_key_borrow(elem).is_some() {
+                return None;
+            }
+            let (expr, owned) = match unwrap_group(elem) {
+                Type::Path(p) if p.path.is_ident("str") => {
+                    (format!("{name}.map(str::to_owned)"), "String".to_string())
+                }
+                Type::Slice(slice) => (
+                    format!("{name}.map(<[{}]>::to_vec)", text(&slice.elem)),
+                    format!("Vec<{}>", text(&slice.elem)),
+                ),
+                other => (format!("{name}.cloned()"), text(other)),
+            };
+            Some((expr, format!("Option<{owned}>")))
+        }
+        _ => None,
+    }
+}
+
+/// `Vec<&T>` or `[&T]` named `name`: its items copied into a `Vec`.
+fn owned_collection(name: &str, ty: &Type) -> Option<(String, String)> {
+    let item = match unwrap_group(ty) {
+        Type::Slice(slice) => &*slice.elem,
+        Type::Path(TypePath {
+            qself: None, path, ..
+        }) => {
+            let last = path.segments.last().filter(|last| last.ident == "Vec")?;
+            match &last.arguments {
+                syn::PathArguments::AngleBracketed(generic) => match generic.args.first() {
+                    Some(syn::GenericArgument::Type(item)) if generic.args.len() == 1 => item,
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let Type::Reference(TypeReference {
+        mutability: None,
+        elem,
+        ..
+    }) = unwrap_group(item)
+    else {
+        return None;
+    };
+    if find_key_borrow(elem).is_some() {
+        return None;
+    }
+    let (copy, owned) = owned_of_ref("x", elem);
+    Some((
+        format!("{name}.iter().map(|&x| {copy}).collect()"),
+        format!("Vec<{owned}>"),
+    ))
+}
+
+/// An owned copy of `name: &elem`, and its type.
+fn owned_of_ref(name: &str, elem: &Type) -> (String, String) {
+    let text = |ty: &Type| tidy(&ty.to_token_stream().to_string());
+    match unwrap_group(elem) {
+        Type::Slice(slice) => (
+            format!("{name}.to_vec()"),
+            format!("Vec<{}>", text(&slice.elem)),
+        ),
+        Type::Path(p) if p.path.is_ident("str") => {
+            (format!("{name}.to_owned()"), "String".to_string())
+        }
+        Type::Path(p) if p.path.is_ident("Path") => {
+            (format!("{name}.to_path_buf()"), "PathBuf".to_string())
+        }
+        other => (format!("{name}.clone()"), text(other)),
+    }
+}
+
+/// Types whose copies need no `.clone()`.
+const COPY_PRIMITIVES: &[&str] = &[
+    "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "bool",
+    "char",
+];
 
 /// `x: &T` is viewed as `x` and owned as `T` (`String` for `str`, `Vec<T>` for `[T]`);
 /// `x: T` is viewed as `&x` and owned as `T`.
@@ -895,6 +1172,39 @@ fn find_borrow(ty: &Type) -> Option<TokenStream> {
             if lifetime.ident != "static" && self.0.is_none() {
                 self.0 = Some(lifetime.to_token_stream());
             }
+        }
+    }
+    let mut borrow = Borrow(None);
+    borrow.visit_type_mut(&mut ty.clone());
+    borrow.0
+}
+
+/// A reference or lifetime in `ty` that is not `'static`, as a key type holds one: the
+/// arguments and results of `fn(&str)` and `Fn(&str)` borrow only while they are called.
+fn find_key_borrow(ty: &Type) -> Option<TokenStream> {
+    struct Borrow(Option<TokenStream>);
+    impl VisitMut for Borrow {
+        fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
+            if reference
+                .lifetime
+                .as_ref()
+                .is_none_or(|l| l.ident != "static")
+                && self.0.is_none()
+            {
+                self.0 = Some(reference.to_token_stream());
+            }
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+            if lifetime.ident != "static" && self.0.is_none() {
+                self.0 = Some(lifetime.to_token_stream());
+            }
+        }
+        fn visit_type_fn_ptr_mut(&mut self, _: &mut syn::TypeFnPtr) {}
+        fn visit_parenthesized_generic_arguments_mut(
+            &mut self,
+            _: &mut syn::ParenthesizedGenericArguments,
+        ) {
         }
     }
     let mut borrow = Borrow(None);

@@ -316,3 +316,58 @@ fn a_miss_in_memory_allocates_only_its_flight() {
         "{allocations} allocations for {MISSES} misses, {per_miss} each expected"
     );
 }
+
+// A borrow below an argument's top level cannot be the key as it is: the compile error suggests
+// an owned copy, which these use as suggested.
+
+#[cached(key = name.map(str::to_owned), key_type = Option<String>)]
+fn greet(name: Option<&str>) -> String {
+    format!("hello {}", name.unwrap_or("you"))
+}
+
+#[cached(key = words.iter().map(|&x| x.to_owned()).collect(), key_type = Vec<String>)]
+fn join(words: &[&str]) -> String {
+    words.join(" ")
+}
+
+#[cached(key = (pair.0, pair.1.to_owned()), key_type = (u32, String))]
+fn label(pair: (u32, &str)) -> String {
+    format!("{}{}", pair.0, pair.1)
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+struct Item(u32);
+
+#[cached(key = (items.iter().map(|&x| x.clone()).collect(), scale), key_type = (Vec<Item>, u32))]
+fn total(items: Vec<&Item>, scale: u32) -> u32 {
+    items.iter().map(|item| item.0).sum::<u32>() * scale
+}
+
+// A `'static` borrow is keyed as it is.
+#[cached]
+fn level(name: Option<&'static str>) -> usize {
+    name.map_or(0, str::len)
+}
+
+// A `fn` pointer borrows its argument only while it is called: it is keyed as it is.
+#[cached]
+fn apply(f: fn(&str) -> usize) -> usize {
+    f("four")
+}
+
+#[test]
+fn borrowed_parts_are_keyed_by_an_owned_copy() {
+    assert_eq!(greet(Some("ann")), "hello ann");
+    assert!(greet_cache().contains_key(&Some("ann".to_string())));
+    assert_eq!(join(&["a", "b"]), "a b");
+    assert!(join_cache().contains_key(&vec!["a".to_string(), "b".to_string()]));
+    assert_eq!(label((1, "x")), "1x");
+    assert!(label_cache().contains_key(&(1, "x".to_string())));
+    assert_eq!(total(vec![&Item(1), &Item(2)], 2), 6);
+    assert!(total_cache().contains_key(&(vec![Item(1), Item(2)], 2)));
+    assert_eq!(level(Some("info")), 4);
+    assert_eq!(level(Some("info")), 4);
+    assert_eq!(level_cache().stats().hits, 1);
+    // (Whether two `fn` pointers to one function are equal is not guaranteed: no hit is asserted.)
+    assert_eq!(apply(str::len), 4);
+}
