@@ -442,9 +442,14 @@ fn check_maxsize(expr: &Expr) -> syn::Result<()> {
     }
 }
 
-/// The value of a numeric literal (`0.1`, `2`); `None` for any other expression.
+/// The value of a numeric literal (`0.1`, `2`, `-1.0`); `None` for any other expression.
 fn literal_number(expr: &Expr) -> syn::Result<Option<f64>> {
     match expr {
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => Ok(literal_number(expr)?.map(|number| -number)),
         Expr::Lit(ExprLit {
             lit: Lit::Float(float),
             ..
