@@ -885,7 +885,10 @@ where
         self.store.config()
     }
 
-    /// Where the entries live: `"memory"`, `"disk"`, `"redis"` or `"tiered"`.
+    /// Where the entries live: `"memory"`, `"disk"`, `"redis"` or `"tiered"`: the store this
+    /// cache was built with. A disk store whose directory was refused keeps its entries in
+    /// memory and is still `"disk"` here: its `store().is_persistent()` is false, and the
+    /// refusal is counted in `stats().backend_errors`.
     ///
     /// # Examples
     ///
