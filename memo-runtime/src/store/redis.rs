@@ -1023,7 +1023,8 @@ impl<K, V> RedisStore<K, V> {
     {
         let ttl = std::time::Duration::from_millis(self.ttl_ms.unwrap_or(0));
         let now = std::time::Instant::now();
-        match self.refreshing.lock().entry(key.clone()) {
+        let mut refreshing = self.refreshing.lock();
+        match refreshing.entry(key.clone()) {
             Entry::Occupied(mut started) => {
                 if started.get().elapsed() < ttl {
                     return false;
@@ -1032,6 +1033,13 @@ impl<K, V> RedisStore<K, V> {
             }
             Entry::Vacant(vacant) => {
                 vacant.insert(now);
+                // Marks a refresh left (another process held the lock, and its value was not
+                // stored here) go once older than a time to live, at each doubling: the map
+                // holds the keys refreshed within one, not every key ever refreshed.
+                let len = refreshing.len();
+                if len >= 64 && len.is_power_of_two() {
+                    refreshing.retain(|_, started| started.elapsed() < ttl);
+                }
             }
         }
         true
@@ -1537,6 +1545,26 @@ mod tests {
         assert!(!warn_unusable(&typo), "once");
         let unparsed = RedisConfig::from_url("notaurl").unwrap_err();
         assert!(warn_unusable(&unparsed), "another reason: {unparsed}");
+    }
+
+    #[test]
+    fn marks_of_refreshes_older_than_a_time_to_live_go() {
+        let config = Config::new()
+            .ttl(std::time::Duration::from_millis(1))
+            .stale(std::time::Duration::from_secs(1));
+        let store: RedisStore<u32, u32> = RedisOptions::new("t").open(&config);
+        for round in 0..20 {
+            for key in 0..100 {
+                assert!(store.mark_refreshing(&(round * 100 + key)));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // Left marks of 2,000 keys: at most those of the last rounds stay.
+        assert!(
+            store.refreshing.lock().len() <= 256,
+            "{}",
+            store.refreshing.lock().len()
+        );
     }
 
     #[test]
