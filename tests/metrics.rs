@@ -230,34 +230,10 @@ fn a_scrape_shows_the_calls_made() {
         remote_cache().invalidate(&1);
         remote(1);
     }
-    // Cache objects publish when asked, under their name; one without a name, nothing.
-    let prices: memo::Cache<u32, u32> = memo::Cache::builder()
-        .maxsize(5)
-        .build()
-        .named("shop::price");
-    let unnamed: memo::Cache<u32, u32> = memo::Cache::builder().maxsize(5).build();
-    for cache in [&prices, &unnamed] {
-        cache.get_or_insert_with(1, || 3);
-        cache.get_or_insert_with(1, || 3);
-        cache.publish_metrics();
-    }
-    memo::publish_metrics();
+    publish_all();
 
     let text = scrape(move || handle.render());
-    let prices_fn = r#"{fn="shop::price"}"#;
-    for (metric, expected) in [
-        ("memo_hits_total", 1.0),
-        ("memo_misses_total", 1.0),
-        ("memo_entries", 1.0),
-        ("memo_load_seconds_count", 1.0),
-    ] {
-        assert_eq!(
-            value(&text, &format!("{metric}{prices_fn}")),
-            Some(expected),
-            "{metric}:\n{text}"
-        );
-    }
-    assert!(!text.contains(r#"fn="""#), "{text}");
+    cache_objects_are_shown(&text);
     let square_fn = r#"{fn="metrics::square"}"#;
     // Hits, misses, coalesced, evictions, expired, load errors, refreshes: each function's, and
     // any two counters differ for some function (a scrape showing one for the other fails).
@@ -306,6 +282,40 @@ fn a_scrape_shows_the_calls_made() {
         [Some(1.0), Some(3.0)],
         "{text}"
     );
+}
+
+/// Publishes two cache objects' counters, then every memoized function's: cache objects publish
+/// when asked, under their name; one without a name, nothing.
+fn publish_all() {
+    let prices: memo::Cache<u32, u32> = memo::Cache::builder()
+        .maxsize(5)
+        .build()
+        .named("shop::price");
+    let unnamed: memo::Cache<u32, u32> = memo::Cache::builder().maxsize(5).build();
+    for cache in [&prices, &unnamed] {
+        cache.get_or_insert_with(1, || 3);
+        cache.get_or_insert_with(1, || 3);
+        cache.publish_metrics();
+    }
+    memo::publish_metrics();
+}
+
+/// What [`publish_all`] published of the cache objects, and nothing under an empty name.
+fn cache_objects_are_shown(text: &str) {
+    let prices_fn = r#"{fn="shop::price"}"#;
+    for (metric, expected) in [
+        ("memo_hits_total", 1.0),
+        ("memo_misses_total", 1.0),
+        ("memo_entries", 1.0),
+        ("memo_load_seconds_count", 1.0),
+    ] {
+        assert_eq!(
+            value(text, &format!("{metric}{prices_fn}")),
+            Some(expected),
+            "{metric}:\n{text}"
+        );
+    }
+    assert!(!text.contains(r#"fn="""#), "{text}");
 }
 
 /// `memo_backend_errors_total` and `memo_backend_skipped_total` of `function`, whose store is
