@@ -1155,61 +1155,56 @@ fn find_type(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
 
 /// A reference or lifetime in `ty` that is not `'static`.
 fn find_borrow(ty: &Type) -> Option<TokenStream> {
-    struct Borrow(Option<TokenStream>);
-    impl VisitMut for Borrow {
-        fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
-            if reference
-                .lifetime
-                .as_ref()
-                .is_none_or(|l| l.ident != "static")
-                && self.0.is_none()
-            {
-                self.0 = Some(reference.to_token_stream());
-            }
-            syn::visit_mut::visit_type_reference_mut(self, reference);
-        }
-        fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
-            if lifetime.ident != "static" && self.0.is_none() {
-                self.0 = Some(lifetime.to_token_stream());
-            }
-        }
-    }
-    let mut borrow = Borrow(None);
-    borrow.visit_type_mut(&mut ty.clone());
-    borrow.0
+    first_borrow(ty, false)
 }
 
 /// A reference or lifetime in `ty` that is not `'static`, as a key type holds one: the
 /// arguments and results of `fn(&str)` and `Fn(&str)` borrow only while they are called.
 fn find_key_borrow(ty: &Type) -> Option<TokenStream> {
-    struct Borrow(Option<TokenStream>);
+    first_borrow(ty, true)
+}
+
+/// The first reference or lifetime in `ty` that is not `'static`; with `held`, not those of
+/// function pointers' and `Fn` traits' signatures.
+fn first_borrow(ty: &Type, held: bool) -> Option<TokenStream> {
+    struct Borrow {
+        found: Option<TokenStream>,
+        held: bool,
+    }
     impl VisitMut for Borrow {
         fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
             if reference
                 .lifetime
                 .as_ref()
                 .is_none_or(|l| l.ident != "static")
-                && self.0.is_none()
+                && self.found.is_none()
             {
-                self.0 = Some(reference.to_token_stream());
+                self.found = Some(reference.to_token_stream());
             }
             syn::visit_mut::visit_type_reference_mut(self, reference);
         }
         fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
-            if lifetime.ident != "static" && self.0.is_none() {
-                self.0 = Some(lifetime.to_token_stream());
+            if lifetime.ident != "static" && self.found.is_none() {
+                self.found = Some(lifetime.to_token_stream());
             }
         }
-        fn visit_type_fn_ptr_mut(&mut self, _: &mut syn::TypeFnPtr) {}
+        fn visit_type_fn_ptr_mut(&mut self, pointer: &mut syn::TypeFnPtr) {
+            if !self.held {
+                syn::visit_mut::visit_type_fn_ptr_mut(self, pointer);
+            }
+        }
         fn visit_parenthesized_generic_arguments_mut(
             &mut self,
-            _: &mut syn::ParenthesizedGenericArguments,
+            arguments: &mut syn::ParenthesizedGenericArguments,
         ) {
+            if !self.held {
+                syn::visit_mut::visit_parenthesized_generic_arguments_mut(self, arguments);
+            }
         }
     }
-    let mut borrow = Borrow(None);
+    let mut borrow = Borrow { found: None, held };
     borrow.visit_type_mut(&mut ty.clone());
-    borrow.0
+    borrow.found
 }
 
 /// A `fn() -> Config` for `cache()`. Literal options name a shared preset (no code per function);
