@@ -241,12 +241,22 @@ fn a_scrape_shows_the_calls_made() {
         cache.get_or_insert_with(1, || 3);
         cache.publish_metrics();
     }
+    // Attack 3: `reset_stats` starts `stats()` from zero, not the published counters, which a
+    // scrape takes as totals since the process began (Prometheus counters never go down; the
+    // exporter keeps the larger of two values, so the hits after a reset were shown as 2, not
+    // 3, until they outgrew the hits before it).
+    prices.reset_stats();
+    prices.get_or_insert_with(1, || 3);
+    prices.get_or_insert_with(1, || 3);
+    prices.publish_metrics();
+    assert_eq!(prices.stats().hits, 2);
+    square_cache().reset_stats();
     memo::publish_metrics();
 
     let text = scrape(move || handle.render());
     let prices_fn = r#"{fn="shop::price"}"#;
     for (metric, expected) in [
-        ("memo_hits_total", 1.0),
+        ("memo_hits_total", 3.0),
         ("memo_misses_total", 1.0),
         ("memo_entries", 1.0),
         ("memo_load_seconds_count", 1.0),
