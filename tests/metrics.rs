@@ -168,6 +168,57 @@ fn value(text: &str, line_start: &str) -> Option<f64> {
         .ok()
 }
 
+/// Cache objects publish when asked, under their name; one without a name, nothing.
+fn cache_objects_publish_when_asked() {
+    let prices: memo::Cache<u32, u32> = memo::Cache::builder()
+        .maxsize(5)
+        .build()
+        .named("shop::price");
+    let unnamed: memo::Cache<u32, u32> = memo::Cache::builder().maxsize(5).build();
+    for cache in [&prices, &unnamed] {
+        cache.get_or_insert_with(1, || 3);
+        cache.get_or_insert_with(1, || 3);
+        cache.publish_metrics();
+    }
+    // Attack 3: `reset_stats` starts `stats()` from zero, not the published counters, which a
+    // scrape takes as totals since the process began (Prometheus counters never go down; the
+    // exporter keeps the larger of two values, so the hits after a reset were shown as 2, not
+    // 3, until they outgrew the hits before it).
+    prices.reset_stats();
+    prices.get_or_insert_with(1, || 3);
+    prices.get_or_insert_with(1, || 3);
+    prices.publish_metrics();
+    assert_eq!(prices.stats().hits, 2);
+}
+
+/// Each memoized function's counters in the scrape `text`: the calls made.
+fn memoized_counters_shown(text: &str) {
+    let square_fn = r#"{fn="metrics::square"}"#;
+    // Hits, misses, coalesced, evictions, expired, load errors, refreshes: each function's, and
+    // any two counters differ for some function (a scrape showing one for the other fails).
+    let expected = [
+        ("square", [4, 3, 0, 0, 0, 0, 0]),
+        ("parse", [1, 2, 0, 0, 0, 1, 0]),
+        ("joined", [0, 1, 2, 0, 0, 0, 0]),
+        ("evicted", [0, 3, 0, 2, 0, 0, 0]),
+        ("refreshed", [0, 1, 0, 0, 0, 0, 3]),
+        #[cfg(feature = "test-util")]
+        ("expiring", [0, 4, 0, 0, 2, 0, 0]),
+    ];
+    for (function, counts) in expected {
+        assert_eq!(
+            counters(text, function),
+            shown(counts),
+            "{function}:\n{text}"
+        );
+    }
+    assert_eq!(value(text, &format!("memo_entries{square_fn}")), Some(3.0));
+    assert_eq!(
+        value(text, &format!("memo_load_seconds_count{square_fn}")),
+        Some(3.0)
+    );
+}
+
 #[test]
 fn a_scrape_shows_the_calls_made() {
     #[cfg(feature = "redis")]
@@ -230,34 +281,27 @@ fn a_scrape_shows_the_calls_made() {
         remote_cache().invalidate(&1);
         remote(1);
     }
-    publish_all();
+    cache_objects_publish_when_asked();
+    // A memoized function's published counters go on after its `reset_stats` too.
+    square_cache().reset_stats();
+    memo::publish_metrics();
 
     let text = scrape(move || handle.render());
-    cache_objects_are_shown(&text);
-    let square_fn = r#"{fn="metrics::square"}"#;
-    // Hits, misses, coalesced, evictions, expired, load errors, refreshes: each function's, and
-    // any two counters differ for some function (a scrape showing one for the other fails).
-    let expected = [
-        ("square", [4, 3, 0, 0, 0, 0, 0]),
-        ("parse", [1, 2, 0, 0, 0, 1, 0]),
-        ("joined", [0, 1, 2, 0, 0, 0, 0]),
-        ("evicted", [0, 3, 0, 2, 0, 0, 0]),
-        ("refreshed", [0, 1, 0, 0, 0, 0, 3]),
-        #[cfg(feature = "test-util")]
-        ("expiring", [0, 4, 0, 0, 2, 0, 0]),
-    ];
-    for (function, counts) in expected {
+    let prices_fn = r#"{fn="shop::price"}"#;
+    for (metric, expected) in [
+        ("memo_hits_total", 3.0),
+        ("memo_misses_total", 1.0),
+        ("memo_entries", 1.0),
+        ("memo_load_seconds_count", 1.0),
+    ] {
         assert_eq!(
-            counters(&text, function),
-            shown(counts),
-            "{function}:\n{text}"
+            value(&text, &format!("{metric}{prices_fn}")),
+            Some(expected),
+            "{metric}:\n{text}"
         );
     }
-    assert_eq!(value(&text, &format!("memo_entries{square_fn}")), Some(3.0));
-    assert_eq!(
-        value(&text, &format!("memo_load_seconds_count{square_fn}")),
-        Some(3.0)
-    );
+    assert!(!text.contains(r#"fn="""#), "{text}");
+    memoized_counters_shown(&text);
     promtool_accepts(&text);
     #[cfg(feature = "disk")]
     {
@@ -282,40 +326,6 @@ fn a_scrape_shows_the_calls_made() {
         [Some(1.0), Some(3.0)],
         "{text}"
     );
-}
-
-/// Publishes two cache objects' counters, then every memoized function's: cache objects publish
-/// when asked, under their name; one without a name, nothing.
-fn publish_all() {
-    let prices: memo::Cache<u32, u32> = memo::Cache::builder()
-        .maxsize(5)
-        .build()
-        .named("shop::price");
-    let unnamed: memo::Cache<u32, u32> = memo::Cache::builder().maxsize(5).build();
-    for cache in [&prices, &unnamed] {
-        cache.get_or_insert_with(1, || 3);
-        cache.get_or_insert_with(1, || 3);
-        cache.publish_metrics();
-    }
-    memo::publish_metrics();
-}
-
-/// What [`publish_all`] published of the cache objects, and nothing under an empty name.
-fn cache_objects_are_shown(text: &str) {
-    let prices_fn = r#"{fn="shop::price"}"#;
-    for (metric, expected) in [
-        ("memo_hits_total", 1.0),
-        ("memo_misses_total", 1.0),
-        ("memo_entries", 1.0),
-        ("memo_load_seconds_count", 1.0),
-    ] {
-        assert_eq!(
-            value(text, &format!("{metric}{prices_fn}")),
-            Some(expected),
-            "{metric}:\n{text}"
-        );
-    }
-    assert!(!text.contains(r#"fn="""#), "{text}");
 }
 
 /// `memo_backend_errors_total` and `memo_backend_skipped_total` of `function`, whose store is

@@ -920,7 +920,9 @@ where
     /// Publishes this cache's counters now (feature `metrics`), labelled `fn` = its
     /// [`name`](Self::named), as every memoized function's are each second: a cache object may
     /// be dropped, so no thread reads it unless it asks (call this before each scrape, or on a
-    /// timer). A cache without a name publishes nothing.
+    /// timer). A cache without a name publishes nothing. The counters are counted since the
+    /// cache was made: [`reset_stats`](Self::reset_stats) starts `stats()` again, not them
+    /// (a scrape's counters only grow).
     ///
     /// # Examples
     ///
@@ -935,11 +937,13 @@ where
     pub fn publish_metrics(&self) {
         let name = self.head.name;
         if !name.is_empty() {
-            crate::metrics::publish_one(name, &self.stats(), self.backend());
+            crate::metrics::publish_one(name, &self.raw_stats(), self.backend());
         }
     }
 
-    /// Starts the counters of [`stats`](Self::stats) from zero again (entries are kept).
+    /// Starts the counters of [`stats`](Self::stats) from zero again (entries are kept). The
+    /// counters published as metrics (feature `metrics`) go on from where they were: a scrape's
+    /// counters never go down.
     ///
     /// # Examples
     ///
@@ -1725,8 +1729,10 @@ where
         self.head.name
     }
 
+    /// Counted since the cache was made: [`reset_stats`](Cache::reset_stats) starts `stats()`
+    /// again, not the published counters, which only grow.
     fn stats(&self) -> Stats {
-        Cache::stats(self)
+        self.raw_stats()
     }
 
     fn backend(&self) -> &'static str {

@@ -257,6 +257,10 @@ fn take_timeouts(url: &str) -> Result<(String, Timeouts), Error> {
             "bulk_timeout" => (&mut timeouts.bulk, false),
             "socket_connect_timeout" => (&mut timeouts.connect, true),
             "socket_timeout" => (&mut timeouts.command, true),
+            // redis-py's too, with nothing to set here: whether a command that timed out is
+            // sent again (never: the call computes), and how long its blocking pool waits for a
+            // connection. Dropped, not refused as a misspelled timeout.
+            "retry_on_timeout" | "timeout" => continue,
             // The redis crate ignores what it does not know: a misspelled timeout would leave
             // the default in force without a word.
             _ if name.contains("timeout") => {
@@ -435,6 +439,15 @@ mod tests {
                 "{wrong}"
             );
         }
+        // Attack 3: redis-py's other query names with "timeout" in them (`retry_on_timeout`, its
+        // pool's `timeout`) were refused as misspelled timeouts, so a redis-py URL did not work
+        // as it is.
+        let py = RedisConfig::from_url(
+            "redis://h:1/0?socket_timeout=5&retry_on_timeout=true&timeout=20&health_check_interval=30",
+        )
+        .unwrap();
+        assert_eq!(py.timeouts().command, Duration::from_secs(5));
+        assert_eq!(py.nodes(), ["redis://h:1/0?health_check_interval=30"]);
         // A builder method called after the URL wins.
         let set = RedisConfig::from_url("redis://h:1?command_timeout=1s")
             .unwrap()

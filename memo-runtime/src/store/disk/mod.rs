@@ -546,8 +546,13 @@ where
     fn front_is_current(&self) -> bool {
         let changes = self.space.changes.load(Ordering::Acquire);
         if self.changes.load(Ordering::Acquire) != changes {
-            self.front.clear();
-            self.changes.store(changes, Ordering::Release);
+            // With every stripe's count moved: a read of this store from disk that began before
+            // (it may have read a value the other store's write replaced, not yet committed)
+            // keeps nothing in the front after the clear.
+            self.fills.change_all(|| {
+                self.front.clear();
+                self.changes.store(changes, Ordering::Release);
+            });
         }
         let shared = &self.db.shared;
         let Some(version) = &shared.version else {

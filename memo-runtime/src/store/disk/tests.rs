@@ -147,6 +147,54 @@ fn a_second_store_never_reads_older_than_a_write_that_returned() {
 }
 
 #[cfg(unix)]
+// Attack 3: a reader of store `a` read "k" = 1 from disk; store `b` (same namespace) wrote
+// "k" = 2 (queued, its commit held) and moved the shared count; another call on `a` saw the
+// count, cleared `a`'s front and took the count as seen; the first reader then kept 1 in the
+// front (its own fills and the commit counter had not moved): `a` served 1 for good.
+#[test]
+fn a_read_of_one_store_during_anothers_write_does_not_keep_the_old_value() {
+    let tmp = TempDir::new("siblings-read-across");
+    let a = open(&tmp.0, &Config::new());
+    let b = open(&tmp.0, &Config::new());
+    a.insert("k".into(), 1);
+    a.flush();
+    a.front.remove(&"k");
+    let shared = &a.db.shared;
+    let (read, was_read) = std::sync::mpsc::channel();
+    let (go, wait) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            AFTER_READ.with(|hook| {
+                *hook.borrow_mut() = Some(Box::new(move || {
+                    read.send(()).unwrap();
+                    wait.recv().unwrap();
+                }));
+            });
+            a.get(&"k")
+        });
+        was_read.recv().unwrap();
+        let commits = shared.writer.lock().unwrap();
+        b.insert("k".into(), 2);
+        // Another call on `a` meanwhile: it sees `b`'s change and clears `a`'s front.
+        assert_eq!(a.get(&"other"), None);
+        go.send(()).unwrap();
+        assert_eq!(
+            reader.join().unwrap(),
+            Some(1),
+            "the reader read the old row"
+        );
+        drop(commits);
+    });
+    assert_eq!(
+        a.get(&"k"),
+        Some(2),
+        "a kept the value read before b's write"
+    );
+    a.flush();
+    assert_eq!(a.get(&"k"), Some(2));
+    assert_eq!(b.get(&"k"), Some(2));
+}
+
 #[test]
 fn directory_and_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
