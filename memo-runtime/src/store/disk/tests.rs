@@ -156,23 +156,9 @@ fn a_read_of_one_store_during_anothers_write_does_not_keep_the_old_value() {
     let tmp = TempDir::new("siblings-read-across");
     let a = open(&tmp.0, &Config::new());
     let b = open(&tmp.0, &Config::new());
-    a.insert("k".into(), 1);
-    a.flush();
-    a.front.remove(&"k");
     let shared = &a.db.shared;
-    let (read, was_read) = std::sync::mpsc::channel();
-    let (go, wait) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
-        let reader = scope.spawn(|| {
-            AFTER_READ.with(|hook| {
-                *hook.borrow_mut() = Some(Box::new(move || {
-                    read.send(()).unwrap();
-                    wait.recv().unwrap();
-                }));
-            });
-            a.get(&"k")
-        });
-        was_read.recv().unwrap();
+        let (reader, go) = read_paused_after_the_row(scope, &a);
         let commits = shared.writer.lock().unwrap();
         b.insert("k".into(), 2);
         // Another call on `a` meanwhile: it sees `b`'s change and clears `a`'s front.
@@ -2177,6 +2163,34 @@ pub(super) fn after_read() {
     }
 }
 
+/// Stores "k" = 1 in `store`'s row only, and starts a `get("k")` of it on a thread of `scope`
+/// that reads the row, then waits until `go` is sent before it keeps the value in the front:
+/// returns once the row is read, with the thread and `go`.
+fn read_paused_after_the_row<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    store: &'scope DiskStore<String, u64>,
+) -> (
+    std::thread::ScopedJoinHandle<'scope, Option<u64>>,
+    std::sync::mpsc::Sender<()>,
+) {
+    store.insert("k".into(), 1);
+    store.flush();
+    store.front.remove(&"k");
+    let (read, was_read) = std::sync::mpsc::channel();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let reader = scope.spawn(move || {
+        AFTER_READ.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move || {
+                read.send(()).unwrap();
+                wait.recv().unwrap();
+            }));
+        });
+        store.get(&"k")
+    });
+    was_read.recv().unwrap();
+    (reader, go)
+}
+
 /// `get("k")` right after `change` returned, and again once all is committed, when a reader
 /// of this process missed the front (the key was evicted), read the row ("k" = 1) and came
 /// to keep it in the front after `change` queued its write; the writer thread is held
@@ -2186,23 +2200,9 @@ fn get_after_a_change_during_a_read(
 ) -> (Option<u64>, Option<u64>) {
     let tmp = TempDir::new("read-across");
     let store = open(&tmp.0, &Config::new());
-    store.insert("k".into(), 1);
-    store.flush();
-    store.front.remove(&"k");
     let shared = &store.db.shared;
-    let (read, was_read) = std::sync::mpsc::channel();
-    let (go, wait) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
-        let reader = scope.spawn(|| {
-            AFTER_READ.with(|hook| {
-                *hook.borrow_mut() = Some(Box::new(move || {
-                    read.send(()).unwrap();
-                    wait.recv().unwrap();
-                }));
-            });
-            store.get(&"k")
-        });
-        was_read.recv().unwrap();
+        let (reader, go) = read_paused_after_the_row(scope, &store);
         let commits = shared.writer.lock().unwrap();
         let queued = shared.queue.queued();
         let changing = scope.spawn(|| change(&store));
