@@ -244,7 +244,7 @@ impl Config {
     }
 
     /// Spreads each entry's time to live uniformly over `ttl × (1 ± fraction)`; the fraction is
-    /// clamped to 0..=1.
+    /// clamped to 0..=1 (NaN is no jitter).
     ///
     /// # Examples
     ///
@@ -255,10 +255,15 @@ impl Config {
     /// let config = Config::new().ttl(Duration::from_secs(60)).jitter(0.1); // 54 s to 66 s
     /// assert_eq!(config.jitter, Some(0.1));
     /// assert_eq!(Config::new().jitter(1.5).jitter, Some(1.0)); // clamped
+    /// assert_eq!(Config::new().jitter(f64::NAN).jitter, None);
     /// ```
     #[must_use]
     pub const fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = Some(fraction.clamp(0.0, 1.0));
+        self.jitter = if fraction.is_nan() {
+            None
+        } else {
+            Some(fraction.clamp(0.0, 1.0))
+        };
         self
     }
 
