@@ -7,6 +7,7 @@ mod args;
 mod duration;
 mod expand;
 mod item;
+mod key_hint;
 mod renew;
 mod validate;
 
