@@ -2647,3 +2647,92 @@ mod attack2 {
         assert_eq!(elsewhere.get("k").as_deref(), Some("new"));
     }
 }
+
+mod attack4 {
+    use super::*;
+
+    /// The forced refresh of `eae2095` under `lock = "redlock"`: the key's lock lives on the
+    /// lock servers, not on the store's server, so the `DEL` of the lock name on the store's
+    /// server refuses nothing. A miss in another process, begun before the refresh and holding
+    /// the Redlock, must still not store its older value over the refreshed one.
+    #[test]
+    fn a_redlock_miss_begun_elsewhere_before_a_forced_refresh_does_not_replace_its_value() {
+        use memo::redis::RedlockConfig;
+        let server = RedisServer::start();
+        let lock_servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls: Vec<String> = lock_servers.iter().map(RedisServer::url).collect();
+        let open = || {
+            cache_at(&server.url(), "forced-redlock", |options| {
+                options.redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            })
+        };
+        let (here, elsewhere) = (open(), open());
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let old = scope.spawn(|| {
+                elsewhere.get_or_compute("k", |_| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "old".to_string()
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let new = here.refresh(|| here.get_or_compute("k", |_| "new".to_string()));
+            assert_eq!(new, "new");
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
+        });
+        assert_eq!(
+            here.get("k").as_deref(),
+            Some("new"),
+            "the older value stored over the refreshed one"
+        );
+    }
+
+    /// The README: "an `invalidate` anywhere is seen by the next call everywhere, and a
+    /// computation begun before it, in any process, stores nothing", under `lock = "redlock"`
+    /// too: the invalidation deletes the value and the lock name on the store's server, which a
+    /// Redlock holder's write did not look at.
+    #[test]
+    fn a_redlock_miss_begun_elsewhere_before_an_invalidate_stores_nothing() {
+        use memo::redis::RedlockConfig;
+        let server = RedisServer::start();
+        let lock_servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls: Vec<String> = lock_servers.iter().map(RedisServer::url).collect();
+        let open = || {
+            cache_at(&server.url(), "invalidated-redlock", |options| {
+                options.redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            })
+        };
+        let (here, elsewhere) = (open(), open());
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let old = scope.spawn(|| {
+                elsewhere.get_or_compute("k", |_| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "old".to_string()
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            here.invalidate("k");
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
+        });
+        assert_eq!(
+            here.get("k"),
+            None,
+            "computed before the invalidate, stored after it"
+        );
+    }
+}
