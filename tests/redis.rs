@@ -2735,4 +2735,83 @@ mod attack4 {
             "computed before the invalidate, stored after it"
         );
     }
+
+    /// A tiered cache named `name` over its own client of `url` (a process of its own).
+    fn tiered_at(url: &str, name: &str) -> memo::TieredCache<String, String> {
+        let config = RedisConfig::from_url(url)
+            .unwrap()
+            .command_timeout(Duration::from_secs(1));
+        Cache::builder()
+            .maxsize(100)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
+            .build()
+    }
+
+    /// Runs `elsewhere`'s miss of "k" (computing "old") until `meanwhile` has run in `here`.
+    fn begun_before(
+        here: &memo::TieredCache<String, String>,
+        elsewhere: &memo::TieredCache<String, String>,
+        meanwhile: impl FnOnce(&memo::TieredCache<String, String>),
+    ) {
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let old = scope.spawn(|| {
+                elsewhere.get_or_compute("k", |_| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "old".to_string()
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            meanwhile(here);
+            // The announcement of `meanwhile` reaches `elsewhere` before its value is done.
+            std::thread::sleep(Duration::from_millis(300));
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// eae2095 on `store = tiered`: the miss begun elsewhere before the forced refresh stores
+    /// nothing in Redis, nor in its own process's copy.
+    #[test]
+    fn a_tiered_miss_begun_elsewhere_before_a_forced_refresh_keeps_no_copy_of_its_value() {
+        let server = RedisServer::start();
+        let here = tiered_at(&server.url(), "forced-tiered");
+        let elsewhere = tiered_at(&server.url(), "forced-tiered");
+        begun_before(&here, &elsewhere, |here| {
+            let new = here.refresh(|| here.get_or_compute("k", |_| "new".to_string()));
+            assert_eq!(new, "new");
+        });
+        assert_eq!(here.get("k").as_deref(), Some("new"));
+        assert_eq!(
+            elsewhere.get("k").as_deref(),
+            Some("new"),
+            "the older value kept in the copy of the process that computed it"
+        );
+    }
+
+    /// The README's invalidate on `store = tiered`: a computation begun before it, in any
+    /// process, stores nothing, not even in its own process's copy.
+    #[test]
+    fn a_tiered_miss_begun_elsewhere_before_an_invalidate_keeps_no_copy_of_its_value() {
+        let server = RedisServer::start();
+        let here = tiered_at(&server.url(), "invalidated-tiered");
+        let elsewhere = tiered_at(&server.url(), "invalidated-tiered");
+        begun_before(&here, &elsewhere, |here| {
+            here.invalidate("k");
+        });
+        assert_eq!(here.get("k"), None);
+        assert_eq!(
+            elsewhere.get("k"),
+            None,
+            "the older value kept in the copy of the process that computed it"
+        );
+    }
 }
