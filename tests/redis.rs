@@ -2873,4 +2873,88 @@ mod attack4 {
             Some("newer")
         );
     }
+
+    static GREETINGS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = tiered, maxsize = 10, idle = "4s")]
+    async fn greeting(n: u64) -> String {
+        GREETINGS.fetch_add(1, Ordering::SeqCst);
+        format!("hi {n}")
+    }
+
+    /// How many `GETEX` the server has answered.
+    fn getex_calls() -> u64 {
+        let port = PORT.load(Ordering::Relaxed);
+        redis_cli(port, &["INFO", "commandstats"])
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_getex:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// b0d6800: an async hit on a tiered copy under `idle` renews the shared key, but at most
+    /// once per sixteenth of the period (the README: "no write on every hit"): 200 hits in a
+    /// burst send at most one `GETEX` or two, not one each.
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_tiered_hits_under_idle_renew_the_shared_key_once_per_sixteenth() {
+        init();
+        assert_eq!(greeting(1).await, "hi 1");
+        let before = getex_calls();
+        for _ in 0..200 {
+            assert_eq!(greeting(1).await, "hi 1");
+        }
+        let sent = getex_calls() - before;
+        assert_eq!(GREETINGS.load(Ordering::SeqCst), 1);
+        assert!(sent <= 2, "{sent} GETEX for 200 hits");
+    }
+
+    #[cached(store = redis, ttl = "10m")]
+    async fn north(n: u64) -> String {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        format!("north {n}")
+    }
+
+    #[cached(store = redis, ttl = "10m")]
+    async fn south(n: u64) -> String {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        format!("south {n}")
+    }
+
+    /// d8672a8 under cancellation at every point of the async miss path: on one executor
+    /// thread, callers of two functions of one key type, leaders cancelled after 0..40 ms
+    /// (before their read, during it, during the claim, the body, the write): every answer,
+    /// and every value left in Redis, is its own function's.
+    #[tokio::test(flavor = "current_thread")]
+    async fn cancelled_leaders_of_two_functions_on_one_thread_leave_each_its_own_values() {
+        init();
+        for delay in 0..40u64 {
+            let key = 10_000 + delay;
+            let mut tasks = Vec::new();
+            for round in 0..3 {
+                let cancelled_north = tokio::spawn(tokio::time::timeout(
+                    Duration::from_millis(delay),
+                    north(key),
+                ));
+                let north_waiter = tokio::spawn(north(key));
+                let cancelled_south = tokio::spawn(tokio::time::timeout(
+                    Duration::from_millis(delay / 2 + round),
+                    south(key),
+                ));
+                let south_waiter = tokio::spawn(south(key));
+                tasks.push((cancelled_north, north_waiter, cancelled_south, south_waiter));
+            }
+            for (cancelled_north, north_waiter, cancelled_south, south_waiter) in tasks {
+                if let Ok(got) = cancelled_north.await.unwrap() {
+                    assert_eq!(got, format!("north {key}"));
+                }
+                if let Ok(got) = cancelled_south.await.unwrap() {
+                    assert_eq!(got, format!("south {key}"));
+                }
+                assert_eq!(north_waiter.await.unwrap(), format!("north {key}"));
+                assert_eq!(south_waiter.await.unwrap(), format!("south {key}"));
+            }
+            assert_eq!(north(key).await, format!("north {key}"), "delay {delay}");
+            assert_eq!(south(key).await, format!("south {key}"), "delay {delay}");
+        }
+    }
 }
