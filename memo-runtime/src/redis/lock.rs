@@ -371,12 +371,12 @@ impl LockGuard {
     ) -> Result<bool, Error> {
         match self.0 {
             Held::Single(guard) => guard.set_and_release(write).await,
-            Held::Redlock(guard) => {
+            Held::Redlock(mut guard) => {
                 // Fenced (its lock name on the store's server holds its token): stored only
                 // if no invalidation or forced refresh deleted that name meanwhile.
                 let stored = match guard.fence() {
                     Some((lock_key, token, channel)) => {
-                        store
+                        let stored = store
                             .set_and_unlock(Stored {
                                 value_key: write.key,
                                 bytes: write.bytes,
@@ -386,7 +386,13 @@ impl LockGuard {
                                 channel,
                                 announce: write.announce,
                             })
-                            .await
+                            .await;
+                        if stored.is_ok() {
+                            // Deleted by the write, or by whoever refused it: nothing to
+                            // release there.
+                            guard.unfenced();
+                        }
+                        stored
                     }
                     None => store.write(write).await.map(|()| true),
                 };

@@ -533,6 +533,11 @@ impl RedlockGuard {
         self.fence.store(true, Ordering::Relaxed);
     }
 
+    /// The fence is gone (the write took it): neither renewed nor released any more.
+    pub(super) fn unfenced(&mut self) {
+        self.fence.store(false, Ordering::Relaxed);
+    }
+
     /// The lock name, token and release channel of our fence on the store's server, if fenced.
     pub(super) fn fence(&self) -> Option<(&[u8], &[u8], &[u8])> {
         self.fence.load(Ordering::Relaxed).then_some((
