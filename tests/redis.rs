@@ -2957,4 +2957,52 @@ mod attack4 {
             assert_eq!(south(key).await, format!("south {key}"), "delay {delay}");
         }
     }
+
+    /// The Redlock fence where the store's server is one of the lock servers (the lock name
+    /// there already holds the holder's token): an invalidate still refuses the holder's write,
+    /// and an undisturbed miss stores its value, once.
+    #[test]
+    fn a_redlock_over_the_store_s_own_server_is_fenced_too() {
+        use memo::redis::RedlockConfig;
+        let server = RedisServer::start();
+        let others: Vec<RedisServer> = (0..2).map(|_| RedisServer::start()).collect();
+        let mut urls: Vec<String> = others.iter().map(RedisServer::url).collect();
+        urls.push(server.url());
+        let open = || {
+            cache_at(&server.url(), "redlock-on-store", |options| {
+                options.redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            })
+        };
+        let (here, elsewhere) = (open(), open());
+        assert_eq!(here.get_or_compute("plain", |_| "one".to_string()), "one");
+        assert_eq!(elsewhere.get("plain").as_deref(), Some("one"));
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let old = scope.spawn(|| {
+                elsewhere.get_or_compute("k", |_| {
+                    entered.store(true, Ordering::SeqCst);
+                    while !go.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "old".to_string()
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            here.invalidate("k");
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(old.join().unwrap(), "old");
+        });
+        assert_eq!(
+            here.get("k"),
+            None,
+            "computed before the invalidate, stored after it"
+        );
+        assert_eq!(here.get_or_compute("k", |_| "new".to_string()), "new");
+        assert_eq!(elsewhere.get("k").as_deref(), Some("new"));
+        let stats = here.stats();
+        assert_eq!(stats.backend_errors, 0, "{stats:?}");
+    }
 }
