@@ -3005,4 +3005,70 @@ mod attack4 {
         let stats = here.stats();
         assert_eq!(stats.backend_errors, 0, "{stats:?}");
     }
+
+    static VANE_HOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static VANE_HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static VANE_END: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static VANE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Its refresh, once held, waits for the test.
+    #[cached(store = redis, lock = "redlock", ttl = "1s", stale = "10m")]
+    fn vane(n: u64) -> String {
+        let run = VANE_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+        if VANE_HOLD.load(Ordering::SeqCst) {
+            VANE_HELD.store(true, Ordering::SeqCst);
+            while !VANE_END.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        format!("vane {n} run {run}")
+    }
+
+    /// The README's invalidate ("a computation begun before it, in any process, stores
+    /// nothing") against a background refresh under `lock = "redlock"`: refreshes took no lock
+    /// there (the Redlock's rounds are for misses), so the `DEL` of the value and its lock name
+    /// that another process's invalidate sends refused nothing, and the refresh begun before it
+    /// stored its value after it ("vane 1 run 2"). As under the single-server lock, the refresh
+    /// now holds the lock name on the store's server (`SET NX`) and its write is refused.
+    #[test]
+    fn a_background_refresh_under_redlock_begun_before_an_invalidate_elsewhere_stores_nothing() {
+        init();
+        let lock_servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls: Vec<String> = lock_servers.iter().map(RedisServer::url).collect();
+        // SAFETY: no other function of this binary takes `lock = "redlock"` from the environment.
+        unsafe { std::env::set_var("MEMO_REDLOCK_URLS", urls.join(",")) };
+        assert_eq!(vane(1), "vane 1 run 1");
+        VANE_HOLD.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert_eq!(
+            vane(1),
+            "vane 1 run 1",
+            "served stale while its refresh runs"
+        );
+        let start = std::time::Instant::now();
+        while !VANE_HELD.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(10), "no refresh");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let port = PORT.load(Ordering::Relaxed);
+        let keys = redis_cli(
+            port,
+            &["--scan", "--pattern", "memo:redis::attack4::vane:*"],
+        );
+        let key = keys
+            .lines()
+            .find(|key| !key.ends_with(":lock"))
+            .unwrap()
+            .to_string();
+        // Another process's invalidate: the value and its lock name, in one DEL.
+        redis_cli(port, &["DEL", &key, &format!("{key}:lock")]);
+        VANE_END.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(VANE_RUNS.load(Ordering::SeqCst), 2, "one refresh");
+        assert_eq!(
+            redis_cli(port, &["GET", &key]).trim(),
+            "",
+            "the refresh begun before the invalidate stored its value after it"
+        );
+    }
 }

@@ -127,11 +127,14 @@ struct Remote {
     fallback: Option<String>,
 }
 
-/// The stampede lock of a store: on its own server, or on a majority of independent ones.
+/// The stampede lock of a store: on its own server, or on a majority of independent ones
+/// (and, for background refreshes, which take no Redlock round, the lock on its own server:
+/// a refresh holds the key's lock name there, which an invalidation or a forced refresh in
+/// another process deletes, refusing its write).
 #[derive(Debug)]
 enum RemoteLock {
     Single(Locks),
-    Redlock(Redlock),
+    Redlock(Redlock, Locks),
 }
 
 /// Which lock [`RedisOptions`] asked for.
@@ -162,7 +165,10 @@ impl Remote {
                 .transpose()
         });
         let (lock, fallback) = match redlock {
-            Ok(Some(redlock)) => (RemoteLock::Redlock(redlock), None),
+            Ok(Some(redlock)) => {
+                let refreshes = Locks::new(client.clone(), LockConfig::default());
+                (RemoteLock::Redlock(redlock, refreshes), None)
+            }
             Ok(None) => (RemoteLock::single(&client), None),
             Err(err) => {
                 let why = format!(
@@ -194,8 +200,8 @@ impl RemoteLock {
             Self::Single(locks) => {
                 budget::within(budget, locks.claim_async(value_key, lock_key)).await
             }
-            Self::Redlock(_) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
-            Self::Redlock(redlock) => redlock.claim_async(value_key, lock_key).await,
+            Self::Redlock(..) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
+            Self::Redlock(redlock, _) => redlock.claim_async(value_key, lock_key).await,
         }
     }
 }
@@ -1074,8 +1080,8 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// [`Store::claim_refresh_async`]: the key's lock, taken only if free (`taken`: what the `SET NX`
-    /// answered; `None` when refreshes take no lock, under Redlock, whose rounds are for
-    /// misses), kept in the lease for the write of the new value, which releases it.
+    /// answered on the store's own server, under Redlock too; `None` for a store with no
+    /// remote), kept in the lease for the write of the new value, which releases it.
     fn refresh_lease(
         &self,
         names: Names,
@@ -1102,11 +1108,11 @@ impl<K, V> RedisStore<K, V> {
         }))
     }
 
-    /// The single server's lock of a store, if it has one (not under Redlock).
+    /// The lock on the store's own server: its stampede lock, or under Redlock the lock its
+    /// background refreshes take.
     fn single_lock(&self) -> Option<&Locks> {
         match &self.remote.as_ref().ok()?.lock {
-            RemoteLock::Single(locks) => Some(locks),
-            RemoteLock::Redlock(_) => None,
+            RemoteLock::Single(locks) | RemoteLock::Redlock(_, locks) => Some(locks),
         }
     }
 
