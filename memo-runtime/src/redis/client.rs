@@ -38,10 +38,13 @@ const SET_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV
      else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
      redis.call('publish', ARGV[3], ARGV[4]) return 1";
 
-/// A claim in one round trip: the value if there is one, else the lock if it is free.
+/// A claim in one round trip: the value if there is one, else the lock if it is free (or
+/// already ours: a Redlock's fence on a store that is also one of its servers).
 /// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
 const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
      if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
+     if redis.call('get', KEYS[2]) == ARGV[1] then \
+     redis.call('pexpire', KEYS[2], ARGV[2]) return {2} end \
      return {0}";
 
 /// A value to write: `SET key bytes [PX ttl_ms]`, then `announce` published.

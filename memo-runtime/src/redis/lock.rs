@@ -333,6 +333,14 @@ impl LockGuard {
         Self(Held::Redlock(guard))
     }
 
+    /// A Redlock's guard whose lock name on the store's server now holds its token too.
+    pub(super) fn fenced(mut self) -> Self {
+        if let Held::Redlock(guard) = &mut self.0 {
+            guard.fenced();
+        }
+        self
+    }
+
     /// This holder's random token.
     #[must_use]
     pub fn token(&self) -> &[u8] {
@@ -363,10 +371,33 @@ impl LockGuard {
     ) -> Result<bool, Error> {
         match self.0 {
             Held::Single(guard) => guard.set_and_release(write).await,
-            Held::Redlock(guard) => {
-                let stored = store.write(write).await;
+            Held::Redlock(mut guard) => {
+                // Fenced (its lock name on the store's server holds its token): stored only
+                // if no invalidation or forced refresh deleted that name meanwhile.
+                let stored = match guard.fence() {
+                    Some((lock_key, token, channel)) => {
+                        let stored = store
+                            .set_and_unlock(Stored {
+                                value_key: write.key,
+                                bytes: write.bytes,
+                                ttl_ms: write.ttl_ms,
+                                lock_key,
+                                token,
+                                channel,
+                                announce: write.announce,
+                            })
+                            .await;
+                        if stored.is_ok() {
+                            // Deleted by the write, or by whoever refused it: nothing to
+                            // release there.
+                            guard.unfenced();
+                        }
+                        stored
+                    }
+                    None => store.write(write).await.map(|()| true),
+                };
                 drop(guard);
-                stored.map(|()| true)
+                stored
             }
         }
     }

@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
-use super::client::{RedisClient, Subscription};
+use super::client::{ReadOrLock, RedisClient, Subscription};
 use super::config::RedisConfig;
 use super::error::Error;
 use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token};
@@ -368,7 +368,7 @@ async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Cl
         )
         .await
         {
-            Ok(guard) => return acquired(&shared, &value_key, guard).await,
+            Ok(guard) => return acquired(&shared, &value_key, &lock_key, guard).await,
             Err(Refused::Unavailable(err)) => return Claimed::Unavailable(err),
             Err(Refused::Held { .. } | Refused::Expired { .. }) => {}
         }
@@ -387,14 +387,24 @@ async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Cl
     }
 }
 
-/// The lock is ours; the value may have been stored between our read and our lock.
-async fn acquired(shared: &Shared, value_key: &[u8], guard: LockGuard) -> Claimed {
-    match shared.store.get_async(value_key).await {
-        Ok(Some(value)) => {
+/// The lock is ours; the value may have been stored between our read and our lock. The read
+/// also fences the key on the store's server (its lock name, with our token, in the same round
+/// trip): an invalidation or a forced refresh deletes that name, and our write is then refused,
+/// as under the single-server lock. Another holder's fence (its lease lost to us) leaves ours
+/// unfenced: it writes as before.
+async fn acquired(shared: &Shared, value_key: &[u8], lock_key: &[u8], guard: LockGuard) -> Claimed {
+    let lease_ms = millis(shared.config.lock.lease);
+    let read = shared
+        .store
+        .read_or_lock(value_key, lock_key, guard.token(), lease_ms)
+        .await;
+    match read {
+        Ok(ReadOrLock::Value(value)) => {
             let _ = guard.release_async().await;
             Claimed::Value(value)
         }
-        Ok(None) => Claimed::Compute(guard),
+        Ok(ReadOrLock::Locked) => Claimed::Compute(guard.fenced()),
+        Ok(ReadOrLock::Held) => Claimed::Compute(guard),
         Err(err) => Claimed::Unavailable(err),
     }
 }
@@ -491,18 +501,21 @@ pub(super) struct RedlockGuard {
     renewal: Option<oneshot::Sender<()>>,
     lost: Arc<AtomicBool>,
     released: bool,
+    /// Whether the lock name on the store's server holds our token too (renewed with the
+    /// lease, released with the lock): our write is then refused once it is deleted.
+    fence: Arc<AtomicBool>,
 }
 
 impl RedlockGuard {
     fn start(shared: &Arc<Shared>, lock_key: Vec<u8>, token: Vec<u8>, lease: Duration) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
+        let fence = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = oneshot::channel();
         shared.driver.detach(renew(
             Arc::clone(shared),
-            lock_key.clone(),
-            token.clone(),
+            (lock_key.clone(), token.clone()),
             lease,
-            Arc::clone(&lost),
+            (Arc::clone(&lost), Arc::clone(&fence)),
             stopped,
         ));
         Self {
@@ -512,7 +525,26 @@ impl RedlockGuard {
             renewal: Some(stop),
             lost,
             released: false,
+            fence,
         }
+    }
+
+    pub(super) fn fenced(&mut self) {
+        self.fence.store(true, Ordering::Relaxed);
+    }
+
+    /// The fence is gone (the write took it): neither renewed nor released any more.
+    pub(super) fn unfenced(&mut self) {
+        self.fence.store(false, Ordering::Relaxed);
+    }
+
+    /// The lock name, token and release channel of our fence on the store's server, if fenced.
+    pub(super) fn fence(&self) -> Option<(&[u8], &[u8], &[u8])> {
+        self.fence.load(Ordering::Relaxed).then_some((
+            &self.lock_key[..],
+            &self.token[..],
+            &self.shared.config.lock.channel[..],
+        ))
     }
 
     pub(super) fn token(&self) -> &[u8] {
@@ -535,11 +567,23 @@ impl RedlockGuard {
             let _ = stop.send(());
         }
         self.released = true;
-        release(
-            Arc::clone(&self.shared),
+        let shared = Arc::clone(&self.shared);
+        let fenced = self.fence.load(Ordering::Relaxed);
+        let (lock_key, token) = (
             std::mem::take(&mut self.lock_key),
             std::mem::take(&mut self.token),
-        )
+        );
+        async move {
+            if fenced {
+                // Compare-and-delete: a fence the write already took deletes nothing.
+                let channel = &shared.config.lock.channel;
+                let _ = shared
+                    .store
+                    .unlock_and_publish_async(&lock_key, &token, channel)
+                    .await;
+            }
+            release(shared, lock_key, token).await
+        }
     }
 }
 
@@ -559,10 +603,9 @@ impl Drop for RedlockGuard {
 /// refused that no majority can hold it any more.
 async fn renew(
     shared: Arc<Shared>,
-    lock_key: Vec<u8>,
-    token: Vec<u8>,
+    (lock_key, token): (Vec<u8>, Vec<u8>),
     lease: Duration,
-    lost: Arc<AtomicBool>,
+    (lost, fence): (Arc<AtomicBool>, Arc<AtomicBool>),
     mut stopped: oneshot::Receiver<()>,
 ) {
     let lease_ms = millis(lease);
@@ -571,6 +614,11 @@ async fn renew(
         tokio::select! {
             _ = &mut stopped => return,
             () = tokio::time::sleep(lease / 3) => {}
+        }
+        if fence.load(Ordering::Relaxed) {
+            // The fence on the store's server lives as long as the lock; gone (deleted by an
+            // invalidation or a forced refresh), the write will be refused, which is the point.
+            let _ = shared.store.extend_async(&lock_key, &token, lease_ms).await;
         }
         let extended = everywhere(&shared.servers, |server| {
             let (key, token) = (lock_key.clone(), token.clone());

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
@@ -54,6 +54,9 @@ struct Parked<K> {
 }
 
 /// A value on its way to Redis: its key's names and bytes, the call's budget, and the lock the
+/// The fewest marks of refreshes at which `refreshing` is swept.
+const MIN_SWEEP: usize = 64;
+
 /// write releases (none for a plain insert, or a claim that timed out or failed).
 struct Outgoing<'a> {
     client: &'a RedisClient,
@@ -124,11 +127,14 @@ struct Remote {
     fallback: Option<String>,
 }
 
-/// The stampede lock of a store: on its own server, or on a majority of independent ones.
+/// The stampede lock of a store: on its own server, or on a majority of independent ones
+/// (and, for background refreshes, which take no Redlock round, the lock on its own server:
+/// a refresh holds the key's lock name there, which an invalidation or a forced refresh in
+/// another process deletes, refusing its write).
 #[derive(Debug)]
 enum RemoteLock {
     Single(Locks),
-    Redlock(Redlock),
+    Redlock(Redlock, Locks),
 }
 
 /// Which lock [`RedisOptions`] asked for.
@@ -159,7 +165,10 @@ impl Remote {
                 .transpose()
         });
         let (lock, fallback) = match redlock {
-            Ok(Some(redlock)) => (RemoteLock::Redlock(redlock), None),
+            Ok(Some(redlock)) => {
+                let refreshes = Locks::new(client.clone(), LockConfig::default());
+                (RemoteLock::Redlock(redlock, refreshes), None)
+            }
             Ok(None) => (RemoteLock::single(&client), None),
             Err(err) => {
                 let why = format!(
@@ -191,8 +200,8 @@ impl RemoteLock {
             Self::Single(locks) => {
                 budget::within(budget, locks.claim_async(value_key, lock_key)).await
             }
-            Self::Redlock(_) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
-            Self::Redlock(redlock) => redlock.claim_async(value_key, lock_key).await,
+            Self::Redlock(..) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
+            Self::Redlock(redlock, _) => redlock.claim_async(value_key, lock_key).await,
         }
     }
 }
@@ -403,6 +412,9 @@ impl RedisOptions {
                 cost_ns: AtomicU64::new(0),
             }),
             refreshing: Mutex::new(HashMap::new()),
+            sweep_at: AtomicUsize::new(MIN_SWEEP),
+            #[cfg(test)]
+            sweeps: AtomicUsize::new(0),
             pending: Arc::default(),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
@@ -480,6 +492,11 @@ pub struct RedisStore<K, V> {
     /// refresh per key. A mark older than a time to live (a refresh another process took, whose
     /// value this one never stored) lets a later read refresh the key again.
     refreshing: Mutex<HashMap<K, std::time::Instant>>,
+    /// The size of `refreshing` at which its marks older than a time to live are swept next
+    /// (changed under its lock): twice what a sweep left, so sweeps cost O(1) per mark.
+    sweep_at: AtomicUsize,
+    #[cfg(test)]
+    sweeps: AtomicUsize,
     /// Removals (and their messages) that did not reach Redis: see [`Pending`].
     pending: Arc<Pending>,
     hits: AtomicU64,
@@ -1034,11 +1051,16 @@ impl<K, V> RedisStore<K, V> {
             Entry::Vacant(vacant) => {
                 vacant.insert(now);
                 // Marks a refresh left (another process held the lock, and its value was not
-                // stored here) go once older than a time to live, at each doubling: the map
-                // holds the keys refreshed within one, not every key ever refreshed.
-                let len = refreshing.len();
-                if len >= 64 && len.is_power_of_two() {
+                // stored here) go once older than a time to live, each time the map doubles
+                // from what the last sweep left: it holds the keys refreshed within one, not
+                // every key ever refreshed, and a map that keeps its size (marks added and
+                // removed) is not swept at each addition.
+                if refreshing.len() >= self.sweep_at.load(Ordering::Relaxed) {
                     refreshing.retain(|_, started| started.elapsed() < ttl);
+                    let next = refreshing.len().saturating_mul(2).max(MIN_SWEEP);
+                    self.sweep_at.store(next, Ordering::Relaxed);
+                    #[cfg(test)]
+                    self.sweeps.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -1058,8 +1080,8 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// [`Store::claim_refresh_async`]: the key's lock, taken only if free (`taken`: what the `SET NX`
-    /// answered; `None` when refreshes take no lock, under Redlock, whose rounds are for
-    /// misses), kept in the lease for the write of the new value, which releases it.
+    /// answered on the store's own server, under Redlock too; `None` for a store with no
+    /// remote), kept in the lease for the write of the new value, which releases it.
     fn refresh_lease(
         &self,
         names: Names,
@@ -1086,11 +1108,11 @@ impl<K, V> RedisStore<K, V> {
         }))
     }
 
-    /// The single server's lock of a store, if it has one (not under Redlock).
+    /// The lock on the store's own server: its stampede lock, or under Redlock the lock its
+    /// background refreshes take.
     fn single_lock(&self) -> Option<&Locks> {
         match &self.remote.as_ref().ok()?.lock {
-            RemoteLock::Single(locks) => Some(locks),
-            RemoteLock::Redlock(_) => None,
+            RemoteLock::Single(locks) | RemoteLock::Redlock(_, locks) => Some(locks),
         }
     }
 
@@ -1545,6 +1567,29 @@ mod tests {
         assert!(!warn_unusable(&typo), "once");
         let unparsed = RedisConfig::from_url("notaurl").unwrap_err();
         assert!(warn_unusable(&unparsed), "another reason: {unparsed}");
+    }
+
+    /// b1ce23b swept at each power of two the map reached: 63 refreshes running, a 64th that
+    /// starts and ends, again and again, swept all 64 marks at each start (1,000 sweeps here).
+    #[test]
+    fn a_map_of_marks_that_keeps_its_size_is_not_swept_at_each_mark() {
+        let config = Config::new()
+            .ttl(std::time::Duration::from_secs(60))
+            .stale(std::time::Duration::from_secs(1));
+        let store: RedisStore<u32, u32> = RedisOptions::new("t").open(&config);
+        for key in 0..63 {
+            assert!(store.mark_refreshing(&key));
+        }
+        for key in 1_000..2_000 {
+            assert!(store.mark_refreshing(&key));
+            store.refreshed(&key, std::time::Duration::ZERO);
+        }
+        assert_eq!(store.refreshing.lock().len(), 63);
+        assert!(
+            store.sweeps.load(Ordering::Relaxed) <= 1,
+            "{:?}",
+            store.sweeps
+        );
     }
 
     #[test]
