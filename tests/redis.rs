@@ -2254,6 +2254,33 @@ mod issue19 {
 }
 
 /// Attacks of session attack2 on the Redis, tiered and renewal paths.
+/// Runs `elsewhere`'s miss of "k", computing "old", held from its start until `meanwhile` has
+/// run; asserts its own callers got "old".
+fn miss_held_across<S: memo::Store<String, String>>(
+    elsewhere: &Cache<String, String, S>,
+    meanwhile: impl FnOnce(),
+) {
+    let entered = std::sync::atomic::AtomicBool::new(false);
+    let go = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let old = scope.spawn(|| {
+            elsewhere.get_or_compute("k", |_| {
+                entered.store(true, Ordering::SeqCst);
+                while !go.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                "old".to_string()
+            })
+        });
+        while !entered.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        meanwhile();
+        go.store(true, Ordering::SeqCst);
+        assert_eq!(old.join().unwrap(), "old", "its own callers get it");
+    });
+}
+
 mod attack2 {
     use super::*;
 
@@ -2618,26 +2645,10 @@ mod attack2 {
         let server = RedisServer::start();
         let open = || cache_at(&server.url(), "forced-elsewhere", |options| options);
         let (here, elsewhere) = (open(), open());
-        let entered = std::sync::atomic::AtomicBool::new(false);
-        let go = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let old = scope.spawn(|| {
-                elsewhere.get_or_compute("k", |_| {
-                    entered.store(true, Ordering::SeqCst);
-                    while !go.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    "old".to_string()
-                })
-            });
-            while !entered.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        miss_held_across(&elsewhere, || {
             let new = here.refresh(|| here.get_or_compute("k", |_| "new".to_string()));
             assert_eq!(new, "new");
             assert_eq!(here.get("k").as_deref(), Some("new"));
-            go.store(true, Ordering::SeqCst);
-            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
         });
         assert_eq!(
             here.get("k").as_deref(),
@@ -2667,25 +2678,9 @@ mod attack4 {
             })
         };
         let (here, elsewhere) = (open(), open());
-        let entered = std::sync::atomic::AtomicBool::new(false);
-        let go = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let old = scope.spawn(|| {
-                elsewhere.get_or_compute("k", |_| {
-                    entered.store(true, Ordering::SeqCst);
-                    while !go.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    "old".to_string()
-                })
-            });
-            while !entered.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        miss_held_across(&elsewhere, || {
             let new = here.refresh(|| here.get_or_compute("k", |_| "new".to_string()));
             assert_eq!(new, "new");
-            go.store(true, Ordering::SeqCst);
-            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
         });
         assert_eq!(
             here.get("k").as_deref(),
@@ -2710,24 +2705,8 @@ mod attack4 {
             })
         };
         let (here, elsewhere) = (open(), open());
-        let entered = std::sync::atomic::AtomicBool::new(false);
-        let go = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let old = scope.spawn(|| {
-                elsewhere.get_or_compute("k", |_| {
-                    entered.store(true, Ordering::SeqCst);
-                    while !go.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    "old".to_string()
-                })
-            });
-            while !entered.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        miss_held_across(&elsewhere, || {
             here.invalidate("k");
-            go.store(true, Ordering::SeqCst);
-            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
         });
         assert_eq!(
             here.get("k"),
@@ -2754,26 +2733,10 @@ mod attack4 {
         elsewhere: &memo::TieredCache<String, String>,
         meanwhile: impl FnOnce(&memo::TieredCache<String, String>),
     ) {
-        let entered = std::sync::atomic::AtomicBool::new(false);
-        let go = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let old = scope.spawn(|| {
-                elsewhere.get_or_compute("k", |_| {
-                    entered.store(true, Ordering::SeqCst);
-                    while !go.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    "old".to_string()
-                })
-            });
-            while !entered.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        miss_held_across(elsewhere, || {
             meanwhile(here);
             // The announcement of `meanwhile` reaches `elsewhere` before its value is done.
             std::thread::sleep(Duration::from_millis(300));
-            go.store(true, Ordering::SeqCst);
-            assert_eq!(old.join().unwrap(), "old", "its own callers get it");
         });
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -2976,24 +2939,8 @@ mod attack4 {
         let (here, elsewhere) = (open(), open());
         assert_eq!(here.get_or_compute("plain", |_| "one".to_string()), "one");
         assert_eq!(elsewhere.get("plain").as_deref(), Some("one"));
-        let entered = std::sync::atomic::AtomicBool::new(false);
-        let go = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let old = scope.spawn(|| {
-                elsewhere.get_or_compute("k", |_| {
-                    entered.store(true, Ordering::SeqCst);
-                    while !go.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    "old".to_string()
-                })
-            });
-            while !entered.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        miss_held_across(&elsewhere, || {
             here.invalidate("k");
-            go.store(true, Ordering::SeqCst);
-            assert_eq!(old.join().unwrap(), "old");
         });
         assert_eq!(
             here.get("k"),
