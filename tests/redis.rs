@@ -2254,6 +2254,19 @@ mod issue19 {
 }
 
 /// Attacks of session attack2 on the Redis, tiered and renewal paths.
+/// A tiered cache named `name` over its own client of `url` (a process of its own, as far as
+/// connections and subscriptions go).
+fn tiered_at(url: &str, name: &str) -> memo::TieredCache<String, String> {
+    let config = RedisConfig::from_url(url)
+        .unwrap()
+        .command_timeout(Duration::from_secs(1));
+    Cache::builder()
+        .maxsize(100)
+        .ttl(Duration::from_secs(600))
+        .tiered_options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
+        .build()
+}
+
 /// Runs `elsewhere`'s miss of "k", computing "old", held from its start until `meanwhile` has
 /// run; asserts its own callers got "old".
 fn miss_held_across<S: memo::Store<String, String>>(
@@ -2442,19 +2455,6 @@ mod attack2 {
             1,
             "commands of one call that timed out (took {took:?}; before {before:?}, after {after:?})"
         );
-    }
-
-    /// A tiered cache named `name` over its own client of `url` (a process of its own, as far
-    /// as connections and subscriptions go).
-    fn tiered_at(url: &str, name: &str) -> memo::TieredCache<String, String> {
-        let config = RedisConfig::from_url(url)
-            .unwrap()
-            .command_timeout(Duration::from_secs(1));
-        Cache::builder()
-            .maxsize(100)
-            .ttl(Duration::from_secs(600))
-            .tiered_options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
-            .build()
     }
 
     /// Waits (up to 10 s) until `cache` serves `expected` for `key`.
@@ -2713,18 +2713,6 @@ mod attack4 {
             None,
             "computed before the invalidate, stored after it"
         );
-    }
-
-    /// A tiered cache named `name` over its own client of `url` (a process of its own).
-    fn tiered_at(url: &str, name: &str) -> memo::TieredCache<String, String> {
-        let config = RedisConfig::from_url(url)
-            .unwrap()
-            .command_timeout(Duration::from_secs(1));
-        Cache::builder()
-            .maxsize(100)
-            .ttl(Duration::from_secs(600))
-            .tiered_options(RedisOptions::new(name).client(RedisClient::new(config).unwrap()))
-            .build()
     }
 
     /// Runs `elsewhere`'s miss of "k" (computing "old") until `meanwhile` has run in `here`.

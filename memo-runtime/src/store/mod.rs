@@ -14,6 +14,8 @@ mod memory;
 pub(crate) mod racing;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod refresh_marks;
 // Not public API: the names of a Redis store's keys, which memo-cli reads.
 #[cfg(feature = "redis")]
 #[doc(hidden)]

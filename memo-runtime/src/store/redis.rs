@@ -11,15 +11,15 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::refresh_marks::RefreshMarks;
 use super::{Claim, Counts, Lease, Store, TtlFrom, redis_names};
 use crate::codec::Codec;
 use crate::config::Config;
@@ -54,9 +54,6 @@ struct Parked<K> {
 }
 
 /// A value on its way to Redis: its key's names and bytes, the call's budget, and the lock the
-/// The fewest marks of refreshes at which `refreshing` is swept.
-const MIN_SWEEP: usize = 64;
-
 /// write releases (none for a plain insert, or a claim that timed out or failed).
 struct Outgoing<'a> {
     client: &'a RedisClient,
@@ -411,10 +408,7 @@ impl RedisOptions {
                 beta: config.refresh_early.unwrap_or(0.0),
                 cost_ns: AtomicU64::new(0),
             }),
-            refreshing: Mutex::new(HashMap::new()),
-            sweep_at: AtomicUsize::new(MIN_SWEEP),
-            #[cfg(test)]
-            sweeps: AtomicUsize::new(0),
+            refreshing: Mutex::new(RefreshMarks::new()),
             pending: Arc::default(),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
@@ -488,15 +482,8 @@ pub struct RedisStore<K, V> {
     ttl_from: Option<TtlFrom<V>>,
     /// How entries are refreshed in the background (`stale`, early refresh); `None`: never.
     renewal: Option<Renewal>,
-    /// The keys this process refreshes in the background now, with when each started: one
-    /// refresh per key. A mark older than a time to live (a refresh another process took, whose
-    /// value this one never stored) lets a later read refresh the key again.
-    refreshing: Mutex<HashMap<K, std::time::Instant>>,
-    /// The size of `refreshing` at which its marks older than a time to live are swept next
-    /// (changed under its lock): twice what a sweep left, so sweeps cost O(1) per mark.
-    sweep_at: AtomicUsize,
-    #[cfg(test)]
-    sweeps: AtomicUsize,
+    /// The keys this process refreshes in the background now (see `refresh_marks.rs`).
+    refreshing: Mutex<RefreshMarks<K>>,
     /// Removals (and their messages) that did not reach Redis: see [`Pending`].
     pending: Arc<Pending>,
     hits: AtomicU64,
@@ -1039,32 +1026,7 @@ impl<K, V> RedisStore<K, V> {
         K: std::hash::Hash + Eq + Clone,
     {
         let ttl = std::time::Duration::from_millis(self.ttl_ms.unwrap_or(0));
-        let now = std::time::Instant::now();
-        let mut refreshing = self.refreshing.lock();
-        match refreshing.entry(key.clone()) {
-            Entry::Occupied(mut started) => {
-                if started.get().elapsed() < ttl {
-                    return false;
-                }
-                started.insert(now);
-            }
-            Entry::Vacant(vacant) => {
-                vacant.insert(now);
-                // Marks a refresh left (another process held the lock, and its value was not
-                // stored here) go once older than a time to live, each time the map doubles
-                // from what the last sweep left: it holds the keys refreshed within one, not
-                // every key ever refreshed, and a map that keeps its size (marks added and
-                // removed) is not swept at each addition.
-                if refreshing.len() >= self.sweep_at.load(Ordering::Relaxed) {
-                    refreshing.retain(|_, started| started.elapsed() < ttl);
-                    let next = refreshing.len().saturating_mul(2).max(MIN_SWEEP);
-                    self.sweep_at.store(next, Ordering::Relaxed);
-                    #[cfg(test)]
-                    self.sweeps.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        true
+        self.refreshing.lock().start(key, ttl)
     }
 
     /// A value of `key` computed in `cost` was stored (or its refresh given up): a later read
@@ -1075,7 +1037,7 @@ impl<K, V> RedisStore<K, V> {
     {
         if let Some(renewal) = &self.renewal {
             renewal.measured(cost);
-            self.refreshing.lock().remove(key);
+            self.refreshing.lock().end(key);
         }
     }
 
@@ -1586,9 +1548,9 @@ mod tests {
         }
         assert_eq!(store.refreshing.lock().len(), 63);
         assert!(
-            store.sweeps.load(Ordering::Relaxed) <= 1,
+            store.refreshing.lock().sweeps <= 1,
             "{:?}",
-            store.sweeps
+            store.refreshing.lock().sweeps
         );
     }
 
