@@ -658,6 +658,7 @@ fn an_unusable_directory_caches_in_memory_and_counts_the_error() {
     assert_eq!(runs.load(Ordering::Relaxed), 1);
     assert_eq!(cache.stats().backend_errors, 1);
     assert_eq!(cache.len(), 1);
+    assert_eq!(cache.backend(), "disk", "the store it was built with");
 }
 
 #[test]
