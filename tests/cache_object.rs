@@ -170,6 +170,7 @@ fn expired_is_gone<S: Store<u32, u32>>(cache: &Cache<u32, u32, S>, lists_keys: b
     assert_eq!(cache.len(), 1, "not counted");
     if lists_keys {
         assert_eq!(cache.keys(), [1], "not listed");
+        assert_eq!(cache.entries(), [(1, 10)], "not listed");
     }
     assert!(!cache.invalidate(&2), "already gone");
     cache.insert_with_ttl(3, 30, Duration::from_millis(100));
@@ -205,6 +206,110 @@ fn disk_expired_is_gone() {
 fn redis_expired_is_gone() {
     let (cache, _server) = redis(Cache::builder().ttl(Duration::from_secs(3600)));
     expired_is_gone(&cache, false);
+}
+
+/// `entries` lists every live entry; `retain` removes those `keep` refuses and counts them, and
+/// `keep` may call the cache. Neither counts a hit.
+fn entries_and_retain<S: Store<u32, u32>>(cache: &Cache<u32, u32, S>) {
+    for n in 0..10 {
+        cache.insert(n, n * 10);
+    }
+    let mut entries = cache.entries();
+    entries.sort_unstable();
+    assert_eq!(entries, (0..10).map(|n| (n, n * 10)).collect::<Vec<_>>());
+    let removed = cache.retain(|key, value| {
+        assert_eq!(cache.peek(key), Some(*value), "`keep` may call the cache");
+        key % 2 == 0
+    });
+    assert_eq!(removed, 5);
+    let mut keys = cache.keys();
+    keys.sort_unstable();
+    assert_eq!(keys, [0, 2, 4, 6, 8]);
+    assert_eq!(cache.retain(|_, _| true), 0);
+    assert_eq!(cache.stats().hits, 0);
+}
+
+#[test]
+fn memory_entries_and_retain() {
+    let told = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&told);
+    let cache = Cache::builder()
+        .maxsize(100)
+        .eviction_listener(move |_, _, cause| {
+            assert_eq!(cause, memo::RemovalCause::Invalidated);
+            counted.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    entries_and_retain(&cache);
+    assert_eq!(
+        told.load(Ordering::SeqCst),
+        5,
+        "the listener is told of each removal"
+    );
+}
+
+#[test]
+fn disk_entries_and_retain() {
+    let disk = disk("retain", Cache::builder().maxsize(100));
+    entries_and_retain(&disk.cache);
+    let reopened: DiskCache<u32, u32> = Cache::builder()
+        .disk_options(DiskOptions::new("retain").root(&disk.dir))
+        .build();
+    assert_eq!(
+        reopened.len(),
+        5,
+        "removed from the file, not only this handle's front"
+    );
+}
+
+/// With `store = tiered`, the entries this process holds a copy of; each removal reaches Redis.
+/// With `store = redis`, none: the store cannot list its keys.
+#[test]
+fn tiered_and_redis_entries_and_retain() {
+    let server = RedisServer::start();
+    let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+    let tiered: TieredCache<u32, u32> = Cache::builder()
+        .maxsize(100)
+        .tiered_options(RedisOptions::new("object-retain").client(client()))
+        .build();
+    entries_and_retain(&tiered);
+    let shared: RedisCache<u32, u32> = Cache::builder()
+        .redis_options(RedisOptions::new("object-retain").client(client()))
+        .build();
+    assert_eq!(shared.len(), 5, "removed from Redis too");
+    assert_eq!(shared.get(&1), None);
+    assert!(shared.entries().is_empty());
+    assert_eq!(shared.retain(|_, _| false), 0);
+    assert_eq!(shared.len(), 5);
+}
+
+/// `retain` removes as `invalidate` does: a refresh of a removed key running meanwhile stores
+/// nothing.
+#[test]
+fn retain_outdates_a_computation_in_progress() {
+    let cache: Arc<Cache<u32, u32>> = Arc::new(Cache::builder().build());
+    cache.insert(1, 10);
+    let (entered, go) = (
+        Arc::new(std::sync::Barrier::new(2)),
+        Arc::new(std::sync::Barrier::new(2)),
+    );
+    let refresh = std::thread::spawn({
+        let (cache, entered, go) = (Arc::clone(&cache), Arc::clone(&entered), Arc::clone(&go));
+        move || {
+            cache.refresh(|| {
+                cache.get_or_compute(&1, |_| {
+                    entered.wait();
+                    go.wait();
+                    11
+                })
+            })
+        }
+    });
+    entered.wait();
+    assert_eq!(cache.retain(|_, _| false), 1);
+    go.wait();
+    assert_eq!(refresh.join().unwrap(), 11, "its caller gets the value");
+    assert_eq!(cache.peek(&1), None, "but it is not stored");
 }
 
 /// `len()` counts the namespace's values with SCAN: never 0 while entries exist, and only this

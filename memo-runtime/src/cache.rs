@@ -970,7 +970,8 @@ where
         )
     }
 
-    /// The keys of the live entries, where the store can list them (the in-memory store can).
+    /// The keys of the live entries, where the store can list them: in memory and on disk all,
+    /// with `store = tiered` those with a copy in this process, with `store = redis` none.
     ///
     /// # Examples
     ///
@@ -986,6 +987,60 @@ where
     /// ```
     pub fn keys(&self) -> Vec<K> {
         self.store.keys()
+    }
+
+    /// The live entries, each key with its value, where the store can list its keys (as
+    /// [`keys`](Self::keys)): moka's `iter()`, cachetools' `items()`. A snapshot, read key by
+    /// key, neither counted nor a use of the entries (as [`peek`](Self::peek)); an entry removed
+    /// while it is read is left out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: memo::Cache<String, u32> = memo::Cache::builder().build();
+    /// cache.insert("tea".to_string(), 3);
+    /// cache.insert("coffee".to_string(), 4);
+    /// let mut entries = cache.entries();
+    /// entries.sort();
+    /// assert_eq!(entries, [("coffee".to_string(), 4), ("tea".to_string(), 3)]);
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn entries(&self) -> Vec<(K, V)> {
+        self.store
+            .keys()
+            .into_iter()
+            .filter_map(|key| self.store.peek(&&key).map(|value| (key, value)))
+            .collect()
+    }
+
+    /// Removes every entry for which `keep` answers `false`, as
+    /// [`HashMap::retain`](std::collections::HashMap::retain) does; returns how many were
+    /// removed. moka's `invalidate_entries_if` with the answer reversed.
+    ///
+    /// Each removal is an [`invalidate`](Self::invalidate) (a computation of that key in
+    /// progress stores nothing; the eviction listener is told `Invalidated`). `keep` runs on a
+    /// snapshot ([`entries`](Self::entries)), outside the store's locks, so it may call the
+    /// cache; a key first stored after the snapshot is kept, and a value stored for a listed key
+    /// after the snapshot is removed with it (computed again at its next call). Only the
+    /// entries the store can list: in memory and on disk all, with `store = tiered` those with
+    /// a copy in this process, with `store = redis` none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sessions: memo::Cache<(u32, String), String> = memo::Cache::builder().build();
+    /// sessions.insert((7, "web".to_string()), "a".to_string());
+    /// sessions.insert((7, "phone".to_string()), "b".to_string());
+    /// sessions.insert((8, "web".to_string()), "c".to_string());
+    /// // Log user 7 out everywhere.
+    /// assert_eq!(sessions.retain(|(user, _), _| *user != 7), 2);
+    /// assert_eq!(sessions.keys(), [(8, "web".to_string())]);
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+        self.entries()
+            .into_iter()
+            .filter(|(key, value)| !keep(key, value) && self.invalidate(key))
+            .count()
     }
 
     /// The value for `key`: from the cache, or computed by `compute` (from the key's borrowed
