@@ -514,29 +514,77 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct Removals {
-    /// A `clear`: every key of the store.
-    all: bool,
-    /// The value keys removed.
-    keys: std::collections::HashSet<Vec<u8>>,
+    /// How many removals were added. Each pending one keeps the count at its last add, so that
+    /// a round of retries does not take as done a removal that failed again while it ran (a
+    /// value stored meanwhile, by another process, would stay).
+    added: u64,
+    /// A `clear` (every key of the store), at its last add.
+    all: Option<u64>,
+    /// The value keys removed, each at its last add.
+    keys: std::collections::HashMap<Vec<u8>, u64>,
     /// Messages to publish once the removals are done: channel and message.
     messages: Vec<(Vec<u8>, Vec<u8>)>,
     /// Whether a thread retries them now.
     retrying: bool,
 }
 
+/// What a round of retries sends: the removals pending when it began.
+struct Round {
+    added: u64,
+    all: bool,
+    keys: Vec<Vec<u8>>,
+    messages: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
 impl Removals {
     fn is_empty(&self) -> bool {
-        !self.all && self.keys.is_empty() && self.messages.is_empty()
+        self.all.is_none() && self.keys.is_empty() && self.messages.is_empty()
+    }
+
+    fn covers_any(&self) -> bool {
+        self.all.is_some() || !self.keys.is_empty()
+    }
+
+    fn covers(&self, value: &[u8]) -> bool {
+        self.all.is_some() || self.keys.contains_key(value)
+    }
+
+    /// The removal of the value key `value`.
+    fn remove(&mut self, value: Vec<u8>) {
+        self.added += 1;
+        self.keys.insert(value, self.added);
+    }
+
+    /// The removal of every key.
+    fn remove_all(&mut self) {
+        self.added += 1;
+        self.all = Some(self.added);
+        self.keys.clear();
+    }
+
+    fn round(&self) -> Round {
+        Round {
+            added: self.added,
+            all: self.all.is_some(),
+            keys: self.keys.keys().cloned().collect(),
+            messages: self.messages.clone(),
+        }
+    }
+
+    /// Takes out what `round` did; what was added since it began stays.
+    fn done(&mut self, round: &Round) {
+        if self.all.is_some_and(|at| at <= round.added) {
+            self.all = None;
+        }
+        self.keys.retain(|_, at| *at > round.added);
+        self.messages.drain(..round.messages.len());
     }
 }
 
 impl Pending {
     /// Whether a read of the value key `value` waits for a removal Redis has not done.
     fn covers(&self, value: &[u8]) -> bool {
-        self.covers_any.load(Ordering::Acquire) && {
-            let removals = self.removals.lock();
-            removals.all || removals.keys.contains(value)
-        }
+        self.covers_any.load(Ordering::Acquire) && self.removals.lock().covers(value)
     }
 
     /// Adds what `add` puts in, and starts the retries if none run.
@@ -544,7 +592,7 @@ impl Pending {
         let mut removals = self.removals.lock();
         add(&mut removals);
         self.covers_any
-            .store(removals.all || !removals.keys.is_empty(), Ordering::Release);
+            .store(removals.covers_any(), Ordering::Release);
         if removals.retrying || removals.is_empty() {
             return;
         }
@@ -563,30 +611,23 @@ impl Pending {
         loop {
             std::thread::sleep(pause);
             pause = (pause * 2).min(std::time::Duration::from_secs(1));
-            let (all, keys, messages) = {
-                let removals = self.removals.lock();
-                let keys: Vec<Vec<u8>> = removals.keys.iter().cloned().collect();
-                (removals.all, keys, removals.messages.clone())
-            };
-            let done = (!all || client.scan_del(prefix).is_ok())
-                && keys
+            let round = self.removals.lock().round();
+            let done = (!round.all || client.scan_del(prefix).is_ok())
+                && round
+                    .keys
                     .iter()
                     .all(|key| client.del_with_lock(key, &lock_name(key), None).is_ok())
-                && messages
+                && round
+                    .messages
                     .iter()
                     .all(|(channel, message)| client.publish(channel, message).is_ok());
             if !done {
                 continue;
             }
             let mut removals = self.removals.lock();
-            // What came meanwhile stays for the next round.
-            removals.all &= !all;
-            for key in &keys {
-                removals.keys.remove(key);
-            }
-            removals.messages.drain(..messages.len());
+            removals.done(&round);
             self.covers_any
-                .store(removals.all || !removals.keys.is_empty(), Ordering::Release);
+                .store(removals.covers_any(), Ordering::Release);
             if removals.is_empty() {
                 removals.retrying = false;
                 return;
@@ -791,7 +832,7 @@ impl<K, V> RedisStore<K, V> {
         );
         if removed.is_none() {
             self.pending.add(&remote.client, &self.prefix, |removals| {
-                removals.keys.insert(names.value);
+                removals.remove(names.value);
                 if let Some((channel, message)) = announce {
                     removals.messages.push((channel.to_vec(), message));
                 }
@@ -1426,10 +1467,8 @@ where
         if let Some(remote) = self.remote()
             && self.record(remote.client.scan_del(&self.prefix)).is_none()
         {
-            self.pending.add(&remote.client, &self.prefix, |removals| {
-                removals.all = true;
-                removals.keys.clear();
-            });
+            self.pending
+                .add(&remote.client, &self.prefix, Removals::remove_all);
         }
     }
 
@@ -1520,6 +1559,37 @@ fn key_prefix(given: Option<&str>, env: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A removal that failed again while a round of retries ran stays pending when the round
+    /// ends: the round's `DEL` came before it, so a value stored between the two (by another
+    /// process) must still go. Before, the round took the key (or the `clear`) as done.
+    #[test]
+    fn a_removal_that_fails_again_during_a_round_stays_pending() {
+        let mut removals = Removals::default();
+        removals.remove(b"a".to_vec());
+        removals.remove(b"b".to_vec());
+        removals
+            .messages
+            .push((b"channel".to_vec(), b"one".to_vec()));
+        let round = removals.round();
+        removals.remove(b"a".to_vec());
+        removals
+            .messages
+            .push((b"channel".to_vec(), b"two".to_vec()));
+        removals.done(&round);
+        assert!(removals.covers(b"a"), "a failed again meanwhile");
+        assert!(!removals.covers(b"b"));
+        assert_eq!(removals.messages, [(b"channel".to_vec(), b"two".to_vec())]);
+
+        removals.remove_all();
+        let round = removals.round();
+        removals.remove_all();
+        removals.done(&round);
+        assert!(removals.covers(b"c"), "the second clear is still pending");
+        let round = removals.round();
+        removals.done(&round);
+        assert!(removals.is_empty());
+    }
 
     #[test]
     fn a_server_that_cannot_be_used_is_said_once_per_reason() {
