@@ -655,6 +655,10 @@ where
 
     /// Stores `value` under `key` (e.g. to warm the cache), replacing any previous value.
     ///
+    /// As after [`invalidate`](Self::invalidate), a computation of `key` begun before (a
+    /// miss's, a refresh's) still answers its own callers, but its value, read from older
+    /// sources, is not stored over this one, and later callers do not wait for it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -667,11 +671,13 @@ where
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn insert(&self, key: K, value: V) {
+        self.supersede(&key);
         self.store.insert(key, value);
     }
 
     /// Stores `value` under `key` to expire after `ttl`, in place of the cache's own time to
-    /// live (none, or the `ttl` it was built with), replacing any previous value.
+    /// live (none, or the `ttl` it was built with), replacing any previous value; as
+    /// [`insert`](Self::insert), over any computation of `key` begun before.
     ///
     /// # Examples
     ///
@@ -685,6 +691,7 @@ where
     /// assert_eq!(cache.get("token"), None); // expired
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        self.supersede(&key);
         self.store.insert_with_ttl(key, value, ttl);
     }
 
@@ -757,6 +764,19 @@ where
         self.head.writes.invalidate(hash);
         if !self.head.renew_for.is_zero() {
             self.renewing.lock().retain(|(k, _, _)| !key.matches(k));
+        }
+    }
+
+    /// Before a value is put in `key`'s place by hand ([`insert`](Self::insert)): as
+    /// [`outdate`](Self::outdate), so that a computation of `key` begun before (a miss's, a
+    /// refresh's), which read older sources, neither stores its value over the new one nor is
+    /// joined by later callers, and the old value is no longer served in place of a refresh.
+    fn supersede(&self, key: &K) {
+        let hash = self.store.hash_of(&key);
+        self.flights.detach(hash, key);
+        self.head.writes.invalidate(hash);
+        if !self.head.renew_for.is_zero() {
+            self.renewing.lock().retain(|(k, _, _)| k != key);
         }
     }
 
@@ -1871,6 +1891,55 @@ mod tests {
             assert_eq!(cache.get(&1), Some(2), "the value begun before was stored");
             assert_eq!(cache.stats().misses, 2);
         }
+    }
+
+    /// A computation begun before an `insert` (or `insert_with_ttl`) of its key: its value,
+    /// computed from what it read before, is not stored over the inserted one (its own caller
+    /// gets it).
+    #[test]
+    fn a_computation_begun_before_an_insert_does_not_store_over_it() {
+        let insert = |cache: &Cache<u32, u32>| cache.insert(1, 20);
+        let with_ttl =
+            |cache: &Cache<u32, u32>| cache.insert_with_ttl(1, 20, Duration::from_secs(60));
+        for put in [&insert as &(dyn Fn(&Cache<u32, u32>) + Sync), &with_ttl] {
+            let cache = Cache::new(Config::new().ttl(Duration::from_secs(60)));
+            let (started, release) = (AtomicBool::new(false), AtomicBool::new(false));
+            std::thread::scope(|scope| {
+                let leader = scope.spawn(|| {
+                    cache.get_or_insert_with(1, || {
+                        started.store(true, Ordering::SeqCst);
+                        while !release.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        10
+                    })
+                });
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                put(&cache);
+                release.store(true, Ordering::SeqCst);
+                assert_eq!(leader.join().unwrap(), 10);
+            });
+            assert_eq!(cache.get(&1), Some(20), "the older value overwrote the insert");
+        }
+    }
+
+    /// A background refresh during which the key is inserted anew: as after an invalidation,
+    /// the refresh's older value is not stored over the inserted one.
+    #[test]
+    fn a_refresh_begun_before_an_insert_does_not_store_over_it() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(60))
+            .refresh_early(1e12);
+        let cache: &'static Cache<u32, u32> = Box::leak(Box::new(Cache::new(config)));
+        cache.insert(1, 10);
+        let compute = |_| {
+            cache.insert(1, 30);
+            std::future::ready(Some(20))
+        };
+        block::wait(cache.refresh_in_background(1, compute, |_| true));
+        assert_eq!(cache.get(&1), Some(30), "the value went backwards");
     }
 
     /// An eviction listener that invalidates, called inside a miss's store: the invalidation
