@@ -180,7 +180,11 @@ impl Heard {
     }
 
     fn hear(&self, key: u64, value: u64, cause: memo::RemovalCause) {
-        assert_eq!(key_of(value), key, "told of value {value:#x} under key {key}");
+        assert_eq!(
+            key_of(value),
+            key,
+            "told of value {value:#x} under key {key}"
+        );
         let version = usize::try_from(value % STRIDE).unwrap();
         let now = self.sequence.fetch_add(1, Ordering::SeqCst);
         if self.at[version].swap(now, Ordering::SeqCst) != 0 {
@@ -299,7 +303,11 @@ fn the_eviction_listener_is_told_of_each_value_once_and_never_of_one_still_serve
     });
     cache.clear();
     assert_eq!(cache.len(), 0);
-    assert_eq!(heard.twice.load(Ordering::SeqCst), 0, "told twice of a value");
+    assert_eq!(
+        heard.twice.load(Ordering::SeqCst),
+        0,
+        "told twice of a value"
+    );
     let untold: Vec<_> = inserted
         .lock()
         .unwrap()

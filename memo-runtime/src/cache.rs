@@ -1921,7 +1921,11 @@ mod tests {
                 release.store(true, Ordering::SeqCst);
                 assert_eq!(leader.join().unwrap(), 10);
             });
-            assert_eq!(cache.get(&1), Some(20), "the older value overwrote the insert");
+            assert_eq!(
+                cache.get(&1),
+                Some(20),
+                "the older value overwrote the insert"
+            );
         }
     }
 
