@@ -193,6 +193,15 @@ impl Heard {
         *self.cause[version].lock().unwrap() = Some(cause);
     }
 
+    /// Asserts that the listener was not told of `value` before `began` (of its sequence).
+    fn assert_not_told_before(&self, value: u64, began: u64) {
+        let at = self.heard_at(value);
+        assert!(
+            at == 0 || at > began,
+            "{value:#x} read, told of its leaving at {at} before the read began at {began}"
+        );
+    }
+
     /// When the listener heard of `value`: 0 if not yet.
     fn heard_at(&self, value: u64) -> u64 {
         self.at[usize::try_from(value % STRIDE).unwrap()].load(Ordering::SeqCst)
@@ -246,11 +255,7 @@ fn the_eviction_listener_is_told_of_each_value_once_and_never_of_one_still_serve
                         50..=64 => {
                             let got = cache.get(&key);
                             if let Some(value) = got {
-                                let at = heard.heard_at(value);
-                                assert!(
-                                    at == 0 || at > began,
-                                    "{value:#x} read, told of its leaving at {at} before the read began at {began}"
-                                );
+                                heard.assert_not_told_before(value, began);
                             }
                             got
                         }

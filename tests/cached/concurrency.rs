@@ -194,7 +194,7 @@ impl Floors {
         self.0[key].fetch_max(version, Ordering::SeqCst);
     }
 
-    fn check(&self, key: usize, floor: u64, (read_key, version): (usize, u64)) {
+    fn check(key: usize, floor: u64, (read_key, version): (usize, u64)) {
         assert_eq!(read_key, key, "another key's value");
         assert!(
             version >= floor,
@@ -232,7 +232,7 @@ fn a_call_after_an_invalidation_never_reads_an_older_version_and_every_call_coun
                         continue;
                     }
                     let floor = FLOORS.0[key].load(Ordering::SeqCst);
-                    FLOORS.check(key, floor, versioned(key));
+                    Floors::check(key, floor, versioned(key));
                     calls.fetch_add(1, Ordering::SeqCst);
                 }
             });
@@ -280,7 +280,7 @@ fn an_async_call_after_an_invalidation_never_reads_an_older_version_and_every_ca
                             continue;
                         }
                         let floor = FLOORS.0[key].load(Ordering::SeqCst);
-                        FLOORS.check(key, floor, async_versioned(key).await);
+                        Floors::check(key, floor, async_versioned(key).await);
                         CALLS.fetch_add(1, Ordering::SeqCst);
                     }
                 })

@@ -1770,6 +1770,10 @@ mod tests {
     /// from the first hit on). Entries without one are still renewed.
     #[test]
     fn a_hit_does_not_renew_an_entry_past_its_own_time_to_live() {
+        #[allow(
+            clippy::trivially_copy_pass_by_ref,
+            reason = "a `ttl_from`'s signature"
+        )]
         fn own(value: &u64) -> Option<Duration> {
             (*value >= 20).then_some(Duration::from_secs(1))
         }
