@@ -194,6 +194,18 @@ impl Floors {
         self.0[key].fetch_max(version, Ordering::SeqCst);
     }
 
+    /// A `clear`: from then on no read returns a version older than the one each source had
+    /// when it began.
+    fn clear(&self, sources: &[std::sync::atomic::AtomicU64; 8], clear: impl FnOnce()) {
+        let before = sources
+            .each_ref()
+            .map(|source| source.load(Ordering::SeqCst));
+        clear();
+        for (floor, version) in self.0.iter().zip(before) {
+            floor.fetch_max(version, Ordering::SeqCst);
+        }
+    }
+
     fn check(key: usize, floor: u64, (read_key, version): (usize, u64)) {
         assert_eq!(read_key, key, "another key's value");
         assert!(
@@ -207,8 +219,8 @@ const VERSIONED_THREADS: usize = 6;
 const VERSIONED_CALLS: usize = 20_000;
 
 /// Threads calling a small bounded function over 8 keys while others update a key's source
-/// and invalidate it (or insert its new value): a call begun after an invalidation (or an
-/// insert) returned never reads a version
+/// and invalidate it (or insert its new value, or clear the cache): a call begun after an
+/// invalidation (an insert, a clear) returned never reads a version
 /// computed from the source before it (neither a stored value nor a computation it joins), and
 /// every call is counted once, each run of the body as a miss.
 #[test]
@@ -221,6 +233,10 @@ fn a_call_after_an_invalidation_never_reads_an_older_version_and_every_call_coun
             s.spawn(move || {
                 for i in 0..VERSIONED_CALLS {
                     let key = (i * 7 + t * 3) % 8;
+                    if i % 200 == 199 {
+                        FLOORS.clear(&SOURCES, || versioned_cache().clear());
+                        continue;
+                    }
                     if (i + t) % 10 == 0 {
                         FLOORS.update(&SOURCES, key, |version| {
                             if i % 20 == 0 {
@@ -269,6 +285,10 @@ fn an_async_call_after_an_invalidation_never_reads_an_older_version_and_every_ca
                 tokio::spawn(async move {
                     for i in 0..VERSIONED_CALLS {
                         let key = (i * 7 + t * 3) % 8;
+                        if i % 200 == 199 {
+                            FLOORS.clear(&ASYNC_SOURCES, || async_versioned_cache().clear());
+                            continue;
+                        }
                         if (i + t) % 10 == 0 {
                             FLOORS.update(&ASYNC_SOURCES, key, |version| {
                                 if i % 20 == 0 {
