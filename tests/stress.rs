@@ -221,13 +221,27 @@ impl Heard {
 /// once the cache is cleared, every value inserted has been told.
 #[test]
 fn the_eviction_listener_is_told_of_each_value_once_and_never_of_one_still_served() {
+    listener_attack(|builder| builder.maxsize(MAXSIZE));
+}
+
+/// [`the_eviction_listener_is_told_of_each_value_once_and_never_of_one_still_served`] in a cache
+/// bounded by weight, where an entry heavier than its shard's share is told of at once.
+#[test]
+fn the_eviction_listener_of_a_weighed_cache_is_told_of_each_value_once() {
+    // 16 shards of 64 KiB (`weigh`: up to 60 KiB a value).
+    listener_attack(|builder| builder.max_weight(16 << 16).weigher(weigh));
+}
+
+/// The attack of the listener tests on a cache `bounded` as they say, with a time to live.
+fn listener_attack(
+    bounded: impl FnOnce(memo::CacheBuilder<u64, u64>) -> memo::CacheBuilder<u64, u64>,
+) {
     use memo::RemovalCause;
     use std::sync::Arc;
     const THREADS: usize = 4;
     const OPS: u64 = 50_000;
     let heard = Arc::new(Heard::new(THREADS * usize::try_from(OPS).unwrap() + 2));
-    let cache: Cache<u64, u64> = Cache::builder()
-        .maxsize(MAXSIZE)
+    let cache: Cache<u64, u64> = bounded(Cache::builder())
         .ttl(Duration::from_secs(10))
         .eviction_listener({
             let heard = Arc::clone(&heard);
@@ -307,7 +321,7 @@ fn the_eviction_listener_is_told_of_each_value_once_and_never_of_one_still_serve
         }
     });
     cache.clear();
-    assert_eq!(cache.len(), 0);
+    assert_eq!((cache.len(), cache.weight().unwrap_or(0)), (0, 0));
     assert_eq!(
         heard.twice.load(Ordering::SeqCst),
         0,
