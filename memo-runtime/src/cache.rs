@@ -771,10 +771,17 @@ where
     /// [`outdate`](Self::outdate), so that a computation of `key` begun before (a miss's, a
     /// refresh's), which read older sources, neither stores its value over the new one nor is
     /// joined by later callers, and the old value is no longer served in place of a refresh.
+    /// In memory the stores under way (a few microseconds, on other threads) are waited for;
+    /// a store over the network is not: an insert made from a task would wait for a store of
+    /// another task of its runtime, which cannot run meanwhile.
     fn supersede(&self, key: &K) {
         let hash = self.store.hash_of(&key);
         self.flights.detach(hash, key);
-        self.head.writes.invalidate(hash);
+        if S::LOCAL {
+            self.head.writes.invalidate(hash);
+        } else {
+            self.head.writes.refuse_older(hash);
+        }
         if !self.head.renew_for.is_zero() {
             self.renewing.lock().retain(|(k, _, _)| k != key);
         }
