@@ -655,6 +655,10 @@ where
 
     /// Stores `value` under `key` (e.g. to warm the cache), replacing any previous value.
     ///
+    /// As after [`invalidate`](Self::invalidate), a computation of `key` begun before (a
+    /// miss's, a refresh's) still answers its own callers, but its value, read from older
+    /// sources, is not stored over this one, and later callers do not wait for it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -667,11 +671,13 @@ where
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn insert(&self, key: K, value: V) {
+        self.supersede(&key);
         self.store.insert(key, value);
     }
 
     /// Stores `value` under `key` to expire after `ttl`, in place of the cache's own time to
-    /// live (none, or the `ttl` it was built with), replacing any previous value.
+    /// live (none, or the `ttl` it was built with), replacing any previous value; as
+    /// [`insert`](Self::insert), over any computation of `key` begun before.
     ///
     /// # Examples
     ///
@@ -685,6 +691,7 @@ where
     /// assert_eq!(cache.get("token"), None); // expired
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        self.supersede(&key);
         self.store.insert_with_ttl(key, value, ttl);
     }
 
@@ -757,6 +764,26 @@ where
         self.head.writes.invalidate(hash);
         if !self.head.renew_for.is_zero() {
             self.renewing.lock().retain(|(k, _, _)| !key.matches(k));
+        }
+    }
+
+    /// Before a value is put in `key`'s place by hand ([`insert`](Self::insert)): as
+    /// [`outdate`](Self::outdate), so that a computation of `key` begun before (a miss's, a
+    /// refresh's), which read older sources, neither stores its value over the new one nor is
+    /// joined by later callers, and the old value is no longer served in place of a refresh.
+    /// In memory the stores under way (a few microseconds, on other threads) are waited for;
+    /// a store over the network is not: an insert made from a task would wait for a store of
+    /// another task of its runtime, which cannot run meanwhile.
+    fn supersede(&self, key: &K) {
+        let hash = self.store.hash_of(&key);
+        self.flights.detach(hash, key);
+        if S::LOCAL {
+            self.head.writes.invalidate(hash);
+        } else {
+            self.head.writes.refuse_older(hash);
+        }
+        if !self.head.renew_for.is_zero() {
+            self.renewing.lock().retain(|(k, _, _)| k != key);
         }
     }
 
@@ -1368,7 +1395,7 @@ where
         &self,
         hash: u64,
         key: &L,
-        start_refresh: impl Fn(K) + Copy,
+        start_refresh: impl Fn(K, Option<Instant>) + Copy,
     ) -> Option<V> {
         let since = self.renewals_ended();
         let faults = self.store.faults();
@@ -1415,12 +1442,14 @@ where
     /// whether this caller refreshes it), for a store read awaited by the caller. `read`: the
     /// key's hash and its stripe's [`generation`](Self::generation) before the read; the value
     /// is not served in place of the refresh if the key may have been invalidated since.
+    /// `start_refresh` is handed the owned key and when the refresh started, which names its
+    /// record in `renewing` (see [`renewed`](Self::renewed)): `None` where it has none.
     pub(crate) fn renewal_hit<L: Lookup<Key = K>>(
         &self,
         key: &L,
         (hash, generation): (u64, u64),
         found: Option<(V, bool)>,
-        start_refresh: impl FnOnce(K),
+        start_refresh: impl FnOnce(K, Option<Instant>),
     ) -> Option<V> {
         let Some((value, due)) = found else {
             return self.renewed_meanwhile(key);
@@ -1435,6 +1464,7 @@ where
                 _types: PhantomData,
             };
             let owned = key.to_key();
+            let mut record = None;
             if !self.head.renew_for.is_zero() {
                 let started = Instant::now();
                 let mut renewing = self.renewing.lock();
@@ -1442,10 +1472,11 @@ where
                 // moved the generation on: either it forgets this one, or this one is not kept.
                 if self.head.writes.unchanged(hash, generation) {
                     renewing.push((owned.clone(), value.clone(), started));
+                    record = Some(started);
                 }
             }
             std::mem::forget(claim);
-            start_refresh(owned);
+            start_refresh(owned, record);
         }
         Some(value)
     }
@@ -1463,14 +1494,42 @@ where
         Some(value)
     }
 
-    /// A background refresh of `key` ended (its value stored, or given up): its old value is no
-    /// longer served in its place. The first of `key`'s goes: refreshes of one key end in order.
-    fn renewed(&self, key: &K) {
-        let mut renewing = self.renewing.lock();
-        if let Some(at) = renewing.iter().position(|(k, _, _)| k == key) {
-            renewing.remove(at);
+    /// A background refresh of `key` whose record in `renewing` is `since` (when it started;
+    /// `None` for none) ended (its value stored, or given up): its old value is no longer
+    /// served in its place. Its own record goes, not another refresh's of the key: an
+    /// invalidation dropped the record of a refresh begun before it, and a refresh of the new
+    /// value may have one already.
+    fn renewed(&self, key: &K, since: Option<Instant>) {
+        if let Some(since) = since {
+            let mut renewing = self.renewing.lock();
+            if let Some(at) = renewing
+                .iter()
+                .position(|(k, _, started)| k == key && *started == since)
+            {
+                renewing.remove(at);
+            }
         }
         self.head.renewals_ended.fetch_add(1, Ordering::Release);
+    }
+
+    /// Gives back the store's claim of `key`'s refresh, taken by the read that started the
+    /// refresh whose record is `since`, unless `key` was invalidated (or replaced) since: in
+    /// memory the claim then went with the entry it was taken on, and the one the key holds now
+    /// may be another refresh's. The refresh's record in `renewing` says which (an invalidation
+    /// drops it); a refresh without one gives the claim back, as does one over a store whose
+    /// claims are not its entries' (disk, Redis: their own marks of the keys they refresh).
+    fn give_back_refresh(&self, key: &K, since: Option<Instant>) {
+        let outdated = S::LOCAL
+            && since.is_some_and(|since| {
+                !self
+                    .renewing
+                    .lock()
+                    .iter()
+                    .any(|(k, _, started)| k == key && *started == since)
+            });
+        if !outdated {
+            self.store.release_refresh(&key);
+        }
     }
 
     /// Recomputes `key` on a thread of its own; the old value is served meanwhile, and stays if
@@ -1480,6 +1539,7 @@ where
     pub(crate) fn spawn_refresh(
         &'static self,
         key: K,
+        since: Option<Instant>,
         refresh: fn(K) -> Option<V>,
         keep: fn(&V) -> bool,
     ) {
@@ -1505,7 +1565,7 @@ where
         if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_REFRESH_THREADS {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
             self.store.release_refresh(&&key);
-            self.renewed(&key);
+            self.renewed(&key, since);
             return;
         }
         self.head.counters.record(Event::Refresh);
@@ -1525,12 +1585,12 @@ where
                     });
                     std::future::ready(computed)
                 };
-                block::wait(self.refresh_in_background(key, compute, keep));
+                block::wait(self.refresh_in_background(key, since, compute, keep));
             });
         if spawned.is_err() {
             RUNNING.fetch_sub(1, Ordering::AcqRel);
-            self.refresh_failed(&retry);
-            self.renewed(&retry);
+            self.refresh_failed(&retry, since);
+            self.renewed(&retry, since);
         }
     }
 
@@ -1541,19 +1601,20 @@ where
     pub(crate) fn spawn_refresh_task(
         &'static self,
         key: K,
+        since: Option<Instant>,
         refresh: fn(K) -> crate::private::BoxFuture<Option<V>>,
         keep: fn(&V) -> bool,
     ) {
         self.head.counters.record(Event::Refresh);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // Not called from within a tokio runtime: nothing to run the refresh on.
-            self.refresh_failed(&key);
-            self.renewed(&key);
+            self.refresh_failed(&key, since);
+            self.renewed(&key, since);
             return;
         };
         let spawner = runtime.clone();
         let compute = move |key: K| async move { spawner.spawn(refresh(key)).await.ok().flatten() };
-        runtime.spawn(self.refresh_in_background(key, compute, keep));
+        runtime.spawn(self.refresh_in_background(key, since, compute, keep));
     }
 
     /// A background refresh of `key`, sync or async: claims the key from the store (when
@@ -1563,6 +1624,7 @@ where
     fn refresh_in_background<F>(
         &self,
         key: K,
+        since: Option<Instant>,
         compute: impl FnOnce(K) -> F,
         keep: fn(&V) -> bool,
     ) -> impl Future<Output = ()>
@@ -1574,6 +1636,7 @@ where
         let mut ends = Renewal {
             cache: self,
             key,
+            since,
             settled: false,
         };
         async move {
@@ -1602,12 +1665,12 @@ where
                             // The key was invalidated meanwhile: its value is not stored, and a
                             // later read may refresh it again.
                             drop(lease);
-                            self.store.release_refresh(&&key);
+                            self.give_back_refresh(&key, since);
                         }
                     }
                     _ => {
                         drop(lease);
-                        self.refresh_failed(&key);
+                        self.refresh_failed(&key, since);
                     }
                 }
             }
@@ -1615,11 +1678,11 @@ where
         }
     }
 
-    /// A refresh of `key` failed (an error, a panic, nothing to run on): the old value stays;
-    /// counted and reported, and a later read may try again.
-    fn refresh_failed(&self, key: &K) {
+    /// A refresh of `key`, started at `since`, failed (an error, a panic, nothing to run on):
+    /// the old value stays; counted and reported, and a later read may try again.
+    fn refresh_failed(&self, key: &K, since: Option<Instant>) {
         self.head.refresh_failed();
-        self.store.release_refresh(&key);
+        self.give_back_refresh(key, since);
     }
 
     /// The end of a forced refresh of the cache object's own (`get_or_compute`,
@@ -1669,6 +1732,8 @@ where
 {
     cache: &'a Cache<K, V, S>,
     key: K,
+    /// When the refresh started: its record in `renewing` (`None` for none).
+    since: Option<Instant>,
     /// Whether the refresh ran to its end, which gave the key's claim back itself. Dropped
     /// before (its task dropped, a panic in the store's insert), it failed: the claim is given
     /// back here, so that a later read refreshes the key again.
@@ -1695,9 +1760,9 @@ where
 {
     fn drop(&mut self) {
         if !self.settled {
-            self.cache.refresh_failed(&self.key);
+            self.cache.refresh_failed(&self.key, self.since);
         }
-        self.cache.renewed(&self.key);
+        self.cache.renewed(&self.key, self.since);
     }
 }
 
@@ -1853,13 +1918,14 @@ mod tests {
         let store = Racing::new(&config);
         let cache: &'static Cache<u32, u32, Racing<u32, u32>> =
             Box::leak(Box::new(Cache::from_parts(store, Some(&config), "")));
-        let not_due = |_: u32| panic!("no refresh is due");
+        let not_due = |_: u32, _| panic!("no refresh is due");
         let hash = cache.store.hash_of(&&1);
-        cache.renewing.lock().push((1, 10, Instant::now()));
+        let started = Instant::now();
+        cache.renewing.lock().push((1, 10, started));
         assert_eq!(cache.hit_renewing(hash, &&1, not_due), Some(10), "running");
         cache.store.on_miss(move || {
             cache.store.inner.insert(1, 20);
-            cache.renewed(&1);
+            cache.renewed(&1, Some(started));
         });
         assert_eq!(cache.hit_renewing(hash, &&1, not_due), Some(20), "ended");
         let stats = cache.stats();
@@ -1881,14 +1947,14 @@ mod tests {
         assert_eq!(found, Some((10, true)));
         assert!(cache.invalidate(&1u32));
         let mut refreshes = 0;
-        let served = cache.renewal_hit(&&1, read, found, |_| refreshes += 1);
+        let served = cache.renewal_hit(&&1, read, found, |_, _| refreshes += 1);
         assert_eq!(
             served,
             Some(10),
             "read before the invalidation: its caller's"
         );
         assert_eq!(refreshes, 1);
-        let after = cache.hit_renewing(hash, &&1, |_| panic!("nothing to refresh"));
+        let after = cache.hit_renewing(hash, &&1, |_, _| panic!("nothing to refresh"));
         assert_eq!(after, None, "served after the invalidation");
     }
 
@@ -1928,6 +1994,59 @@ mod tests {
         }
     }
 
+    /// A computation begun before an `insert` (or `insert_with_ttl`) of its key: its value,
+    /// computed from what it read before, is not stored over the inserted one (its own caller
+    /// gets it).
+    #[test]
+    fn a_computation_begun_before_an_insert_does_not_store_over_it() {
+        let insert = |cache: &Cache<u32, u32>| cache.insert(1, 20);
+        let with_ttl =
+            |cache: &Cache<u32, u32>| cache.insert_with_ttl(1, 20, Duration::from_secs(60));
+        for put in [&insert as &(dyn Fn(&Cache<u32, u32>) + Sync), &with_ttl] {
+            let cache = Cache::new(Config::new().ttl(Duration::from_secs(60)));
+            let (started, release) = (AtomicBool::new(false), AtomicBool::new(false));
+            std::thread::scope(|scope| {
+                let leader = scope.spawn(|| {
+                    cache.get_or_insert_with(1, || {
+                        started.store(true, Ordering::SeqCst);
+                        while !release.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        10
+                    })
+                });
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                put(&cache);
+                release.store(true, Ordering::SeqCst);
+                assert_eq!(leader.join().unwrap(), 10);
+            });
+            assert_eq!(
+                cache.get(&1),
+                Some(20),
+                "the older value overwrote the insert"
+            );
+        }
+    }
+
+    /// A background refresh during which the key is inserted anew: as after an invalidation,
+    /// the refresh's older value is not stored over the inserted one.
+    #[test]
+    fn a_refresh_begun_before_an_insert_does_not_store_over_it() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(60))
+            .refresh_early(1e12);
+        let cache: &'static Cache<u32, u32> = Box::leak(Box::new(Cache::new(config)));
+        cache.insert(1, 10);
+        let compute = |_| {
+            cache.insert(1, 30);
+            std::future::ready(Some(20))
+        };
+        block::wait(cache.refresh_in_background(1, None, compute, |_| true));
+        assert_eq!(cache.get(&1), Some(30), "the value went backwards");
+    }
+
     /// An eviction listener that invalidates, called inside a miss's store: the invalidation
     /// does not wait for the store it runs in.
     #[test]
@@ -1965,8 +2084,52 @@ mod tests {
             cache.insert(1, 30);
             std::future::ready(Some(20))
         };
-        block::wait(cache.refresh_in_background(1, compute, |_| true));
+        block::wait(cache.refresh_in_background(1, None, compute, |_| true));
         assert_eq!(cache.get(&1), Some(30), "the value went backwards");
+    }
+
+    /// A background refresh begun before an invalidation, which ends (refused) while a second
+    /// refresh of the key's new value runs: it leaves that refresh's claim and its old value's
+    /// record alone, so that no third refresh starts and callers past the new value's expiry
+    /// are still served while the second one runs. (It gave back "its" claim by key, the second
+    /// refresh's, so the next read started a third; and dropped the key's first record in
+    /// `renewing`, the second refresh's: the invalidation had dropped its own.)
+    #[test]
+    fn a_refresh_refused_by_an_invalidation_leaves_the_next_refresh_alone() {
+        let config = Config::new()
+            .ttl(Duration::from_secs(60))
+            .refresh_early(1e12);
+        let cache: &'static Cache<u32, u32> = Box::leak(Box::new(Cache::new(config)));
+        let hash = cache.store.hash_of(&&1);
+        cache.store.insert_timed(1, 10, Duration::from_secs(1));
+        let records = std::cell::RefCell::new(Vec::new());
+        let start = |_: u32, record| records.borrow_mut().push(record);
+        let started = || records.borrow().len();
+        assert_eq!(cache.hit_renewing(hash, &&1, start), Some(10));
+        assert_eq!(started(), 1, "the first refresh is due and claimed");
+        let compute = |_| {
+            assert!(cache.invalidate(&1u32));
+            cache.store.insert_timed(1, 30, Duration::from_secs(1));
+            // The new value's own refresh, claimed by a read and running meanwhile.
+            assert_eq!(cache.hit_renewing(hash, &&1, start), Some(30));
+            assert_eq!(started(), 2, "the second refresh is due and claimed");
+            std::future::ready(Some(20))
+        };
+        let first = records.borrow()[0];
+        assert!(first.is_some(), "the first refresh has a record");
+        block::wait(cache.refresh_in_background(1, first, compute, |_| true));
+        assert_eq!(cache.peek(&1), Some(30), "the refused value was stored");
+        let third = cache.store.get_renewing_hashed(hash, &&1);
+        assert_eq!(
+            third,
+            Some((30, false)),
+            "a third refresh claimed the key while the second runs"
+        );
+        assert_eq!(
+            cache.renewing.lock().len(),
+            1,
+            "the second refresh's record was dropped"
+        );
     }
 
     /// A forced refresh during which the key is invalidated and then stored anew: as a
@@ -2008,8 +2171,9 @@ mod tests {
         for run in 1..=2 * MAX_REFRESH_THREADS {
             cache.invalidate(&1u32);
             cache.insert(1, 0);
-            cache.renewing.lock().push((1, 0, Instant::now()));
-            cache.spawn_refresh(1, refresh, |_| true);
+            let started = Instant::now();
+            cache.renewing.lock().push((1, 0, started));
+            cache.spawn_refresh(1, Some(started), refresh, |_| true);
             let deadline = Instant::now() + Duration::from_secs(10);
             while RUNS.load(Ordering::SeqCst) < run || !cache.renewing.lock().is_empty() {
                 assert!(

@@ -219,7 +219,9 @@ impl Config {
 
     /// Expires entries `idle` after their last use: a hit renews the entry (at most once per
     /// sixteenth of `idle`, so that a hot key does not write on every hit), as moka's
-    /// `time_to_idle` and Caffeine's `expireAfterAccess`. It takes the place of a `ttl`.
+    /// `time_to_idle` and Caffeine's `expireAfterAccess`. It takes the place of a `ttl`. An
+    /// entry given a time to live of its own (`insert_with_ttl`, `ttl_from`) keeps it: a hit
+    /// does not renew it.
     ///
     /// # Examples
     ///

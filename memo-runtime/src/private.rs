@@ -824,8 +824,8 @@ where
     S: Backend<L::Key, V>,
 {
     let renew = |hash, key: &L| {
-        cache.hit_renewing(hash, key, |owned| {
-            cache.spawn_refresh(owned, refresh, keep);
+        cache.hit_renewing(hash, key, |owned, since| {
+            cache.spawn_refresh(owned, since, refresh, keep);
         })
     };
     answer(cache, (&key, None), renew, any_steps)
@@ -859,8 +859,8 @@ where
         cache,
         (&key, None),
         |hash, key| {
-            cache.hit_renewing(hash, key, |owned| {
-                cache.spawn_refresh_task(owned, refresh, keep);
+            cache.hit_renewing(hash, key, |owned, since| {
+                cache.spawn_refresh_task(owned, since, refresh, keep);
             })
         },
         any_steps,
@@ -897,7 +897,7 @@ where
     }
     #[cfg(feature = "tokio")]
     {
-        let start = move |owned| cache.spawn_refresh_task(owned, refresh, keep);
+        let start = move |owned, since| cache.spawn_refresh_task(owned, since, refresh, keep);
         let since = cache.renewals_ended();
         let local = |hash, key: &L| {
             let read = (hash, cache.generation(hash));

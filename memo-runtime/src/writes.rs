@@ -89,6 +89,13 @@ impl Writes {
         settle(stripe);
     }
 
+    /// Refuses every store of a value of `hash`'s stripe computed before now, without waiting
+    /// for those already storing ([`invalidate`](Self::invalidate) waits): for a write that
+    /// may be made from a task whose runtime must go on running the stores under way.
+    pub(crate) fn refuse_older(&self, hash: u64) {
+        self.stripe(hash).fetch_add(GENERATION, Ordering::AcqRel);
+    }
+
     /// [`invalidate`](Self::invalidate) of every stripe (`clear`).
     pub(crate) fn invalidate_all(&self) {
         for stripe in &self.stripes {

@@ -62,3 +62,52 @@ fn a_function_without_arguments_keeps_one_value_per_instance() {
     assert_eq!(type_label::<u16>(), "u16");
     assert_eq!(type_label_cache::<u16>().stats().hits, 1);
 }
+
+static RACED_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A value that names its instance.
+#[cached]
+fn raced<T: 'static>(n: u64) -> (u64, &'static str) {
+    RACED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    (n, std::any::type_name::<T>())
+}
+
+/// Threads making the first calls of four instances of one function at once, on the same keys:
+/// each instance's cache is made once (its key computed once, by one caller) and each caller
+/// gets its own instance's value.
+#[test]
+fn the_first_calls_of_several_instances_at_once_keep_apart() {
+    fn call(t: usize) -> (u64, &'static str) {
+        let n = (t / 4 % 2) as u64;
+        match t % 4 {
+            0 => raced::<u8>(n),
+            1 => raced::<u16>(n),
+            2 => raced::<String>(n),
+            _ => raced::<()>(n),
+        }
+    }
+    let barrier = std::sync::Barrier::new(32);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    (t, call(t))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let names = ["u8", "u16", "alloc::string::String", "()"];
+    for (t, (n, name)) in results {
+        assert_eq!((n, name), ((t / 4 % 2) as u64, names[t % 4]), "caller {t}");
+    }
+    assert_eq!(
+        RACED_RUNS.load(std::sync::atomic::Ordering::SeqCst),
+        8,
+        "each instance's two keys computed once"
+    );
+    assert_eq!(raced_cache::<u8>().len() + raced_cache::<()>().len(), 4);
+}

@@ -261,3 +261,125 @@ mod asynchronous {
         assert_nobody_waited(&warm, &swell_cache().stats(), &SWELL_READS);
     }
 }
+
+/// Callers released together on a key of each kind below: how many run at once.
+const CROWD: usize = 32;
+
+static EXPIRED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = "10s")]
+fn expiring(key: u32) -> usize {
+    assert!(key > 0);
+    let run = EXPIRED_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    std::thread::sleep(Duration::from_millis(20));
+    run
+}
+
+/// A crowd of callers of a key past its time to live: one of them computes it again, the
+/// others wait and share that value; none is served the expired one.
+#[test]
+fn a_crowd_on_an_expired_key_computes_it_once_and_none_reads_the_expired_value() {
+    let (clock, mock) = Clock::mock();
+    expiring_cache().set_clock(clock);
+    assert_eq!(expiring(1), 1);
+    for round in 2..=6 {
+        mock.increment(Duration::from_secs(10));
+        let before = expiring_cache().stats();
+        for value in calls::at_once(CROWD, || expiring(1)) {
+            assert_eq!(
+                value, round,
+                "round {round}: the expired value, or a second run"
+            );
+        }
+        let stats = expiring_cache().stats().since(&before);
+        assert_eq!(stats.misses, 1, "{stats:?}");
+        assert_eq!(stats.hits + stats.coalesced, CROWD as u64 - 1, "{stats:?}");
+    }
+    assert_eq!(EXPIRED_RUNS.load(Ordering::SeqCst), 6);
+}
+
+static CROWDED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static RELEASE_CROWDED: AtomicBool = AtomicBool::new(false);
+
+/// Run 2, the first refresh, is held until the test lets it go.
+fn crowded_run() -> usize {
+    let run = CROWDED_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        assert!(eventually(|| RELEASE_CROWDED.load(Ordering::SeqCst)));
+    }
+    run
+}
+
+#[cached(ttl = "10s", stale = "1m")]
+fn crowded_stale(key: u32) -> usize {
+    assert!(key > 0);
+    crowded_run()
+}
+
+static EARLY_RUNS: AtomicUsize = AtomicUsize::new(0);
+static RELEASE_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// A large `β`: every hit is due.
+#[cached(ttl = "10s", refresh = "early", beta = 1e12)]
+fn crowded_early(key: u32) -> usize {
+    assert!(key > 0);
+    let run = EARLY_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    if run == 2 {
+        assert!(eventually(|| RELEASE_EARLY.load(Ordering::SeqCst)));
+    }
+    run
+}
+
+/// A crowd of callers of a key due for a refresh (`stale`: past its time to live; early: any
+/// hit): exactly one refresh starts, nobody waits for it (it is held until every caller
+/// returned) and every caller gets the old value; once it ends, its value is read.
+fn a_crowd_on_a_due_key(
+    cache: &'static memo::Cache<u32, usize>,
+    call: fn() -> usize,
+    runs: &AtomicUsize,
+    release: &AtomicBool,
+    advance: Duration,
+) {
+    let (clock, mock) = Clock::mock();
+    cache.set_clock(clock);
+    assert_eq!(call(), 1);
+    mock.increment(advance);
+    for value in calls::at_once(CROWD, call) {
+        assert_eq!(value, 1, "a caller waited for the refresh, or computed");
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.misses, stats.coalesced), (1, 0), "{stats:?}");
+    assert_eq!(stats.hits, CROWD as u64, "{stats:?}");
+    assert_eq!(stats.refreshes, 1, "one refresh for the crowd: {stats:?}");
+    assert!(
+        eventually(|| runs.load(Ordering::SeqCst) == 2),
+        "the refresh ran"
+    );
+    release.store(true, Ordering::SeqCst);
+    assert!(
+        eventually(|| cache.peek(&1) == Some(2)),
+        "the refresh's value"
+    );
+}
+
+#[test]
+fn a_crowd_on_a_stale_key_starts_one_refresh_and_none_waits() {
+    a_crowd_on_a_due_key(
+        crowded_stale_cache(),
+        || crowded_stale(1),
+        &CROWDED_RUNS,
+        &RELEASE_CROWDED,
+        Duration::from_secs(11),
+    );
+}
+
+#[test]
+fn a_crowd_on_a_key_due_early_starts_one_refresh_and_none_waits() {
+    a_crowd_on_a_due_key(
+        crowded_early_cache(),
+        || crowded_early(1),
+        &EARLY_RUNS,
+        &RELEASE_EARLY,
+        Duration::ZERO,
+    );
+}

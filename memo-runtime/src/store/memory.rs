@@ -895,6 +895,7 @@ impl Base {
         let stamp = Stamp {
             expires: now.saturating_add(duration_nanos(ttl)).max(1),
             refresh_at: 0,
+            own: true,
         };
         (stamp, now)
     }
@@ -909,6 +910,7 @@ impl Base {
         let stamp = Stamp {
             expires,
             refresh_at: self.timing.refresh_at(expires, cost),
+            own: false,
         };
         (stamp, self.now())
     }
@@ -1138,6 +1140,7 @@ impl Timing {
         Stamp {
             expires,
             refresh_at: self.refresh_at(expires, cost),
+            own: false,
         }
     }
 
@@ -1760,6 +1763,40 @@ mod tests {
         assert!(store.purge_expired() >= 1);
         assert_eq!(store.counts().expired, 2);
         assert!(store.is_empty());
+    }
+
+    /// Time to idle and a time to live of the entry's own (`insert_with_ttl`, `ttl_from`): a
+    /// hit does not keep the entry past that time to live (it did: renewed for the idle period
+    /// from the first hit on). Entries without one are still renewed.
+    #[test]
+    fn a_hit_does_not_renew_an_entry_past_its_own_time_to_live() {
+        #[allow(
+            clippy::trivially_copy_pass_by_ref,
+            reason = "a `ttl_from`'s signature"
+        )]
+        fn own(value: &u64) -> Option<Duration> {
+            (*value >= 20).then_some(Duration::from_secs(1))
+        }
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::new(&Config::new().idle(Duration::from_secs(10))).ttl_from(own);
+        let (clock, mock) = Clock::mock();
+        store.set_clock(clock);
+        store.insert_with_ttl(1, 10, Duration::from_secs(1));
+        store.insert(2, 20);
+        store.insert(3, 3);
+        mock.increment(Duration::from_millis(700));
+        for key in 1..=3 {
+            assert!(store.get(&&key).is_some());
+        }
+        mock.increment(Duration::from_millis(700));
+        assert_eq!(
+            store.get(&&1),
+            None,
+            "read past its own time to live of 1 s"
+        );
+        assert_eq!(store.get(&&2), None, "read past the 1 s `ttl_from` gave it");
+        mock.increment(Duration::from_secs(9));
+        assert_eq!(store.get(&&3), Some(3), "renewed by its hit");
     }
 
     /// Many threads mixing every operation on a small store: the bound holds at every moment and

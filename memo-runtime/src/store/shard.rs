@@ -59,8 +59,10 @@ use crate::lookup::Lookup;
 const USES: u8 = 0x7F;
 /// Set in a slot's `uses` byte while its number is in the `main` ring (not `small`).
 const MAIN: u8 = 0x80;
-/// The longest early refresh a slot records (2^48 ns, 78 hours; see `Meta::early_low`).
-const EARLY: u64 = (1 << 48) - 1;
+/// The longest early refresh a slot records (2^47 ns, 39 hours; see `Meta::early_low`).
+const EARLY: u64 = (1 << 47) - 1;
+/// Set in a slot's `early_high` when its time to live is its own (see `Stamp::own`).
+const OWN: u16 = 1 << 15;
 
 /// An entry: key, value, and its stamps and use count; 32 bytes for `u64` keys and values.
 ///
@@ -78,9 +80,10 @@ struct Meta {
     /// When the time to live ends (0 = never); the entry may be served stale for the shard's
     /// `grace` after that.
     expires: u64,
-    /// How long before `expires` an early refresh is due (0 = at `expires`), in 48 bits split in
+    /// How long before `expires` an early refresh is due (0 = at `expires`), in 47 bits split in
     /// two: an offset in 6 bytes where a second stamp would take 8 and round the slot up to 40.
-    /// A longer lead is cut to 78 hours, so such a refresh starts a little later than drawn.
+    /// A longer lead is cut to 39 hours, so such a refresh starts a little later than drawn.
+    /// The top bit of `early_high` is [`OWN`]: the entry's time to live is its own.
     early_low: u32,
     early_high: u16,
     /// Hits counted up to the shard's cap (`USES`), and which ring holds the number (`MAIN`).
@@ -123,11 +126,16 @@ impl Meta {
         } else {
             stamp.expires.saturating_sub(stamp.refresh_at).min(EARLY)
         };
-        #[allow(clippy::cast_possible_truncation, reason = "split into 32 + 16 bits")]
+        #[allow(clippy::cast_possible_truncation, reason = "split into 32 + 15 bits")]
         {
             self.early_low = early as u32;
-            self.early_high = (early >> 32) as u16;
+            self.early_high = (early >> 32) as u16 | if stamp.own { OWN } else { 0 };
         }
+    }
+
+    /// Whether the entry's time to live is its own ([`Stamp::own`]): a hit does not renew it.
+    fn has_own_ttl(&self) -> bool {
+        self.early_high & OWN != 0
     }
 
     /// Whether an expiry item due at `due` stands for this entry's current expiry (not for an
@@ -150,7 +158,7 @@ impl Meta {
 
     /// Past its time to live, or its early refresh is due (`before` as for `Shard::get`).
     fn refresh_due(&self, before: &dyn Fn(u64) -> bool) -> bool {
-        let early = u64::from(self.early_low) | u64::from(self.early_high) << 32;
+        let early = u64::from(self.early_low) | u64::from(self.early_high & !OWN) << 32;
         // `early` is at most `expires`: it was cut from `expires - refresh_at`.
         self.expires != 0 && !before(self.expires - early)
     }
@@ -166,6 +174,9 @@ impl Meta {
 pub(crate) struct Stamp {
     pub(crate) expires: u64,
     pub(crate) refresh_at: u64,
+    /// Its time to live is its own (`insert_with_ttl`, `ttl_from`), not the store's: a hit in a
+    /// store with a time to idle does not renew it.
+    pub(crate) own: bool,
 }
 
 /// How a shard serves entries near the end of their time to live.
@@ -1090,17 +1101,23 @@ impl RawShard {
     }
 
     /// Moves the expiry of the entry `key` names to `expires` (time to idle: a hit renews it);
-    /// its old expiry item then names another due time and is dropped when it comes.
+    /// its old expiry item then names another due time and is dropped when it comes. An entry
+    /// with a time to live of its own keeps it: the hit read it, or one it replaced.
     pub(crate) fn renew(&mut self, hash: u64, key: &dyn SlotKey, expires: u64) {
         let Some((at, slot)) = self.find(hash, key) else {
             return;
         };
+        // SAFETY: as in `meta`; `&mut self` makes it the only reference.
+        let meta = unsafe { slot.cast::<Meta>().as_mut() };
+        if meta.has_own_ttl() {
+            return;
+        }
         let stamp = Stamp {
             expires,
             refresh_at: 0,
+            own: false,
         };
-        // SAFETY: as in `meta`; `&mut self` makes it the only reference.
-        unsafe { slot.cast::<Meta>().as_mut() }.stamp(stamp);
+        meta.stamp(stamp);
         self.core.expiry.push(at, self.core.gone_at(stamp));
     }
 }
@@ -1940,6 +1957,7 @@ mod tests {
             Stamp {
                 expires,
                 refresh_at: 0,
+                own: false,
             },
             now,
             climb::START,
@@ -1972,18 +1990,23 @@ mod tests {
         assert_eq!(std::mem::size_of::<Slot<u64, u64>>(), 32);
     }
 
-    /// An early refresh falls due exactly when drawn, whatever the lead up to 78 hours.
+    /// An early refresh falls due exactly when drawn, whatever the lead up to 39 hours.
     #[test]
     fn the_early_refresh_offset_is_exact() {
         let due = |expires, refresh_at, now| {
-            Meta::new(
-                Stamp {
-                    expires,
-                    refresh_at,
-                },
-                0,
-            )
-            .refresh_due(&|deadline| now < deadline)
+            let due = |own| {
+                Meta::new(
+                    Stamp {
+                        expires,
+                        refresh_at,
+                        own,
+                    },
+                    0,
+                )
+                .refresh_due(&|deadline| now < deadline)
+            };
+            assert_eq!(due(false), due(true), "the mark of an own time to live");
+            due(false)
         };
         assert!(!due(0, 0, u64::MAX), "never expires");
         assert!(!due(100, 0, 99) && due(100, 0, 100), "no early refresh");
@@ -1993,15 +2016,15 @@ mod tests {
         let expires = 100 * hours;
         assert!(!due(
             expires,
-            expires - 77 * hours - 1,
-            expires - 77 * hours - 2
+            expires - 38 * hours - 1,
+            expires - 38 * hours - 2
         ));
         assert!(due(
             expires,
-            expires - 77 * hours - 1,
-            expires - 77 * hours - 1
+            expires - 38 * hours - 1,
+            expires - 38 * hours - 1
         ));
-        // A longer lead is cut to 2^48 ns.
+        // A longer lead is cut to 2^47 ns.
         assert!(!due(expires, 1, expires - EARLY - 1) && due(expires, 1, expires - EARLY));
     }
 

@@ -1791,8 +1791,8 @@ fn refresh_stale_key(root: &Path) {
     let cache: &'static Cache<String, u64, DiskStore<String, u64>> =
         Box::leak(Box::new(Cache::from_parts(store, Some(&config), "")));
     let hash = cache.store().hash_of(&"shared");
-    let served = cache.hit_renewing(hash, &"shared", |owned| {
-        cache.spawn_refresh(owned, |key| Some(count_and_compute(key)), |_| true);
+    let served = cache.hit_renewing(hash, &"shared", |owned, since| {
+        cache.spawn_refresh(owned, since, |key| Some(count_and_compute(key)), |_| true);
     });
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while cache.store().peek(&"shared") != Some(2) {
