@@ -304,7 +304,8 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     #[doc(hidden)]
     /// Called when a forced refresh of `key` (of hash `hash`) begins, before its body runs: a
     /// store shared by processes marks the key as being refreshed since now (Redis: its lock
-    /// name, taken over with a token of the refresh's own), so that a computation of it begun
+    /// name, taken over with a token of the refresh's own; the disk: its lock row, likewise),
+    /// so that a computation of it begun
     /// before, in any process, stores nothing, and the refresh's own write, given this lease,
     /// goes through only while the mark holds (a later refresh or an invalidation takes it).
     /// Dropping the lease (the body failed, panicked, was cancelled) gives the mark back. The
