@@ -373,6 +373,7 @@ fn child() {
         "peek" | "invalidate" | "clear" => held_child(&role),
         "remove" => remove_until_killed(),
         "write" => write_until_killed(),
+        "refresh" => refresh_held(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -450,6 +451,119 @@ fn a_value_removed_before_a_kill_is_never_read_again() {
         served.is_empty(),
         "of {} values removed before a kill, served: {served:?}",
         removed.len()
+    );
+}
+
+/// The store of [`of_two_forced_refreshes_across_processes_on_disk_the_later_begun_stays`],
+/// under `root`.
+fn refreshed(root: &Path) -> memo::Cache<String, String, memo::DiskStore<String, String>> {
+    use memo::{Cache, Config, DiskOptions};
+    Cache::with_store(
+        DiskOptions::new("refreshed")
+            .root(root)
+            .open(&Config::new()),
+    )
+}
+
+/// The child of [`of_two_forced_refreshes_across_processes_on_disk_the_later_begun_stays`]:
+/// a forced refresh of "k" (under `MEMO_TEST_ROOT`; a plain miss if `MEMO_TEST_MISS` is set)
+/// that says `ENTERED` once its body runs and computes "older" once a line comes; then
+/// `RESULT <its value>` once stored.
+fn refresh_held() {
+    let cache = refreshed(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+    let call = || {
+        cache.get_or_compute("k", |_| {
+            println!("ENTERED");
+            std::io::stdin().read_line(&mut String::new()).unwrap();
+            "older".to_string()
+        })
+    };
+    let older = if std::env::var_os("MEMO_TEST_MISS").is_some() {
+        call()
+    } else {
+        cache.refresh(call)
+    };
+    cache.store().flush();
+    println!("RESULT {older}");
+}
+
+/// The disk twin of `tests/redis.rs`'s `of_two_forced_refreshes_across_processes_the_later_begun_stays`:
+/// of two forced refreshes of one key in two processes, the one begun first (the child's) ends
+/// last; the value of the one begun later must stay, as in memory. Before, a forced refresh on
+/// disk wrote unconditionally, and the child's "older" replaced "newer".
+#[test]
+fn of_two_forced_refreshes_across_processes_on_disk_the_later_begun_stays() {
+    init();
+    let root = cache_dir().join("two-refreshes");
+    let _ = std::fs::remove_dir_all(&root);
+    let cache = refreshed(&root);
+    assert_eq!(cache.get_or_compute("k", |_| "start".to_string()), "start");
+    cache.store().flush();
+    refreshed_over_a_child(&root, &cache, false);
+}
+
+/// A miss begun in another process before a forced refresh (of a key not stored yet), ended
+/// after it: its value is not stored over the refresh's. It holds the key's lock row, which
+/// the refresh takes over when it begins. Before, the refresh took nothing and the miss's
+/// value replaced its own.
+#[test]
+fn a_disk_miss_begun_in_another_process_before_a_forced_refresh_stores_nothing() {
+    init();
+    let root = cache_dir().join("miss-then-refresh");
+    let _ = std::fs::remove_dir_all(&root);
+    let cache = refreshed(&root);
+    refreshed_over_a_child(&root, &cache, true);
+}
+
+/// Runs the child's refresh of "k" (its miss, if `miss`) from before to after `cache`'s own
+/// forced refresh, which computes "newer": that value must stay.
+fn refreshed_over_a_child(
+    root: &Path,
+    cache: &memo::Cache<String, String, memo::DiskStore<String, String>>,
+    miss: bool,
+) {
+    use std::io::{BufRead as _, Write as _};
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if miss {
+        child.env("MEMO_TEST_MISS", "1");
+    }
+    let mut child = child
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "refresh")
+        .env("MEMO_TEST_ROOT", root)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.by_ref().any(|line| line.unwrap().contains("ENTERED")),
+        "the child's refresh did not begin"
+    );
+    let newer = cache.refresh(|| cache.get_or_compute("k", |_| "newer".to_string()));
+    assert_eq!(newer, "newer");
+    cache.store().flush();
+    writeln!(stdin).unwrap();
+    // Read to the end: the child's last lines must not find the pipe closed.
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let result = rest.iter().find_map(|line| {
+        line.split_once("RESULT ")
+            .map(|(_, value)| value.to_string())
+    });
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        result.as_deref(),
+        Some("older"),
+        "its caller gets its value"
+    );
+    assert_eq!(cache.get("k").as_deref(), Some("newer"));
+    assert_eq!(
+        refreshed(root).get("k").as_deref(),
+        Some("newer"),
+        "read from the disk by a new handle"
     );
 }
 

@@ -1309,15 +1309,27 @@ static QUOTES: AtomicUsize = AtomicUsize::new(0);
 /// Set by `quote`'s body: its forced refresh has computed and is storing.
 static QUOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether `quote`'s body holds the server's writes for a while: the write that follows it
+/// is then surely not answered before the executor's thread has run another task.
+static QUOTE_PAUSES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[cached(store = redis, ttl = "10m")]
 async fn quote(n: usize) -> usize {
+    if QUOTE_PAUSES.load(Ordering::SeqCst) {
+        redis_cli(
+            PORT.load(Ordering::Relaxed),
+            &["CLIENT", "PAUSE", "100", "WRITE"],
+        );
+    }
     QUOTED.store(true, Ordering::SeqCst);
     QUOTES.fetch_add(1, Ordering::SeqCst) + n
 }
 
 /// A forced refresh of an `async fn` on Redis awaits its write: on a runtime of one thread,
 /// another task runs while the value travels to Redis (a write that blocked the thread would
-/// let it run only once the refresh returned).
+/// let it run only once the refresh returned). The body pauses the server's writes: the
+/// forced refresh's mark (before the body) left one round trip after it, whose reply could
+/// come before the other task's turn, and the test failed 2 runs in 6 without the pause.
 #[test]
 fn a_forced_async_refresh_leaves_the_executor_thread_free_while_it_writes() {
     init();
@@ -1342,7 +1354,9 @@ fn a_forced_async_refresh_leaves_the_executor_thread_free_while_it_writes() {
             }
         });
         tokio::task::yield_now().await;
+        QUOTE_PAUSES.store(true, Ordering::SeqCst);
         assert_eq!(quote_cache().refresh_async(quote(1)).await, 2);
+        QUOTE_PAUSES.store(false, Ordering::SeqCst);
         done.store(true, Ordering::SeqCst);
         other.await.expect("the other task");
         assert_eq!(quote(1).await, 2, "stored");
@@ -2807,14 +2821,12 @@ mod attack4 {
         );
     }
 
-    /// Not fixed: eae2095 deletes the key's lock when the forced refresh writes, which refuses a
-    /// miss holding the lock, but a forced refresh takes no lock and writes unconditionally, so
-    /// the refresh begun first and ended last stores its value over the later one's (Some("older")
-    /// here, Some("newer") in memory). A fix needs the refresh to mark the key when it begins
-    /// (a lock of its own, renewed while its body runs, its write conditional on it): a new
-    /// step of the store at the refresh's start, not confined to its write.
+    /// eae2095 deleted the key's lock when a forced refresh wrote, which refused a miss holding
+    /// the lock, but the refresh took no lock and wrote unconditionally, so the refresh begun
+    /// first and ended last stored its value over the later one's (Some("older") here,
+    /// Some("newer") in memory). A forced refresh now takes the key's lock name when it begins
+    /// (`Store::mark_refresh_async`), and its write goes through only while it holds it.
     #[test]
-    #[ignore = "a forced refresh marks nothing when it begins: needs a store step at its start"]
     fn of_two_forced_refreshes_across_processes_the_later_begun_stays() {
         let server = RedisServer::start();
         let open = || cache_at(&server.url(), "two-refreshes", |options| options);
@@ -2823,6 +2835,216 @@ mod attack4 {
             overlapping_refreshes(&first, &second).as_deref(),
             Some("newer")
         );
+    }
+
+    /// [`of_two_forced_refreshes_across_processes_the_later_begun_stays`] under
+    /// `lock = "redlock"`: the mark is the key's lock name on the store's server, where a
+    /// Redlock holder keeps its fence, so the refresh path is the same there.
+    #[test]
+    fn of_two_forced_refreshes_under_redlock_the_later_begun_stays() {
+        use memo::redis::RedlockConfig;
+        let server = RedisServer::start();
+        let lock_servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls: Vec<String> = lock_servers.iter().map(RedisServer::url).collect();
+        let open = || {
+            cache_at(&server.url(), "two-refreshes-redlock", |options| {
+                options.redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            })
+        };
+        let (first, second) = (open(), open());
+        assert_eq!(
+            overlapping_refreshes(&first, &second).as_deref(),
+            Some("newer")
+        );
+    }
+
+    /// [`of_two_forced_refreshes_across_processes_the_later_begun_stays`] on `store = tiered`:
+    /// the refused write keeps no copy in its own process either.
+    #[test]
+    fn of_two_tiered_forced_refreshes_the_later_begun_stays_in_both_processes() {
+        let server = RedisServer::start();
+        let first = tiered_at(&server.url(), "two-refreshes-tiered");
+        let second = tiered_at(&server.url(), "two-refreshes-tiered");
+        assert_eq!(
+            overlapping_refreshes(&first, &second).as_deref(),
+            Some("newer")
+        );
+        assert_eq!(
+            first.get("k").as_deref(),
+            Some("newer"),
+            "the older refresh's copy kept in its own process"
+        );
+    }
+
+    /// An invalidate in another process while a forced refresh computes wins, as in one
+    /// process: the refresh's caller gets its value, and nothing is stored. Before, the
+    /// refresh wrote unconditionally, after the invalidate.
+    #[test]
+    fn an_invalidate_elsewhere_during_a_forced_refresh_wins() {
+        let server = RedisServer::start();
+        let open = || cache_at(&server.url(), "invalidated-refresh", |options| options);
+        let (here, elsewhere) = (open(), open());
+        assert_eq!(here.get_or_compute("k", |_| "start".to_string()), "start");
+        let entered = std::sync::atomic::AtomicBool::new(false);
+        let go = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let refresh = scope.spawn(|| {
+                here.refresh(|| {
+                    here.get_or_compute("k", |_| {
+                        entered.store(true, Ordering::SeqCst);
+                        while !go.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        "refreshed".to_string()
+                    })
+                })
+            });
+            while !entered.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(elsewhere.invalidate("k"));
+            go.store(true, Ordering::SeqCst);
+            assert_eq!(refresh.join().unwrap(), "refreshed", "its caller gets it");
+        });
+        assert_eq!(elsewhere.get("k"), None, "stored after the invalidate");
+        assert_eq!(here.get("k"), None);
+    }
+
+    /// The lock names on the server at `port` whose key matches `pattern`.
+    fn locks_at(port: u16, pattern: &str) -> usize {
+        redis_cli(port, &["--scan", "--pattern", pattern])
+            .lines()
+            .count()
+    }
+
+    /// Whether the lock names matching `pattern` are gone within 2 s: a mark left behind
+    /// would hold for its lease (10 s), and another process's miss would wait for it (5 s).
+    fn locks_gone(port: u16, pattern: &str) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if locks_at(port, pattern) == 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// A forced refresh whose body panics gives its mark back: another process's miss of the
+    /// key then leads at once (its claim takes the lock) and stores its value.
+    #[test]
+    fn a_forced_refresh_whose_body_panics_leaves_no_mark() {
+        let server = RedisServer::start();
+        let open = || cache_at(&server.url(), "panicked-refresh", |options| options);
+        let (here, elsewhere) = (open(), open());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            here.refresh(|| here.get_or_compute("k", |_| panic!("the body failed")))
+        }));
+        assert!(panicked.is_err());
+        assert!(
+            locks_gone(server.port(), "*:lock"),
+            "the mark outlived its refresh"
+        );
+        assert_eq!(elsewhere.get_or_compute("k", |_| "b".to_string()), "b");
+        assert_eq!(here.get("k").as_deref(), Some("b"));
+    }
+
+    static STALLS: AtomicUsize = AtomicUsize::new(0);
+    /// Whether `stalled`'s body never ends (as a refresh that is cancelled).
+    static STALLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    #[cached(store = redis, ttl = "10m")]
+    async fn stalled(n: u64) -> u64 {
+        STALLS.fetch_add(1, Ordering::SeqCst);
+        if STALLING.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        n * 2
+    }
+
+    /// An async forced refresh cancelled at any await point (its mark's round trip, its body)
+    /// gives its mark back at once: the next miss of the key (the one caller of this process
+    /// that claims it in Redis, as another process's would) finds no lock to wait for, computes
+    /// once and stores. A mark left behind would hold the key for its lease (10 s), as an
+    /// earlier bug held a miss's lock for 5 s. Checked with the mark's release disarmed
+    /// (`take_async` not releasing when dropped before its reply): the first pass fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_async_forced_refresh_leaves_no_mark() {
+        use std::task::{Context, Waker};
+        init();
+        let port = PORT.load(Ordering::Relaxed);
+        for polls in 1..=4_u64 {
+            let key = 100 + polls;
+            let pattern = format!("memo:redis::attack4::stalled:*{{{key}}}:lock");
+            STALLING.store(true, Ordering::SeqCst);
+            let mut refresh = Box::pin(stalled_cache().refresh_async(stalled(key)));
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..polls {
+                assert!(refresh.as_mut().poll(&mut cx).is_pending());
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
+            drop(refresh);
+            STALLING.store(false, Ordering::SeqCst);
+            let gone = tokio::task::spawn_blocking(move || locks_gone(port, &pattern));
+            assert!(
+                gone.await.unwrap(),
+                "{polls} polls: the mark outlived its refresh"
+            );
+            let before = STALLS.load(Ordering::SeqCst);
+            assert_eq!(stalled(key).await, key * 2);
+            assert_eq!(stalled(key).await, key * 2, "stored");
+            assert_eq!(STALLS.load(Ordering::SeqCst) - before, 1, "{polls} polls");
+        }
+    }
+
+    /// How many times the server at `port` ran `command` (at top level or from a script).
+    fn runs_of(port: u16, command: &str) -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        redis_cli(port, &["INFO", "commandstats"])
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The round trips of a forced refresh of a cached key, counted by `INFO commandstats`:
+    /// two, as before the mark (then a `DEL` of the lock name and the value's `SET`): the
+    /// mark's `SET PX` and one script that writes the value only while the mark holds it
+    /// (its `GET`, `SET`, `DEL` and `PUBLISH` run inside it).
+    #[test]
+    fn a_forced_refresh_takes_two_round_trips() {
+        let server = RedisServer::start();
+        let cache = cache_at(&server.url(), "refresh-trips", |options| options);
+        assert_eq!(cache.get_or_compute("k", |_| "old".to_string()), "old");
+        let port = server.port();
+        let runs = || {
+            ["set", "get", "del", "publish"]
+                .map(|name| (name, runs_of(port, name)))
+                .to_vec()
+                .into_iter()
+                .chain([("script", runs_of(port, "eval") + runs_of(port, "evalsha"))])
+                .collect::<Vec<_>>()
+        };
+        let before = runs();
+        let new = cache.refresh(|| cache.get_or_compute("k", |_| "new".to_string()));
+        assert_eq!(new, "new");
+        let ran: Vec<(&str, u64)> = before
+            .iter()
+            .zip(runs())
+            .map(|((name, before), (_, after))| (*name, after - before))
+            .collect();
+        assert_eq!(
+            ran,
+            [
+                ("set", 2),
+                ("get", 1),
+                ("del", 1),
+                ("publish", 1),
+                ("script", 1)
+            ],
+            "the mark's SET, then one script"
+        );
+        assert_eq!(cache.get("k").as_deref(), Some("new"));
     }
 
     static GREETINGS: AtomicUsize = AtomicUsize::new(0);

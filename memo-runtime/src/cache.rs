@@ -1095,7 +1095,7 @@ where
         let hash = self.store.hash_of(&key);
         if self.forced() {
             let owned = key.to_key();
-            let since = call::Since::now(&self.head, hash);
+            let since = self.forced_since(hash, &owned);
             return self.forced_refresh(hash, owned, compute(key), since);
         }
         if let Some(value) = self.hit(hash, &key) {
@@ -1121,7 +1121,7 @@ where
     pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
         let hash = self.store.hash_of(&&key);
         if self.forced() {
-            let since = call::Since::now(&self.head, hash);
+            let since = self.forced_since(hash, &key);
             return self.forced_refresh(hash, key, init(), since);
         }
         if let Some(value) = self.hit(hash, &&key) {
@@ -1683,6 +1683,15 @@ where
     fn refresh_failed(&self, key: &K, since: Option<Instant>) {
         self.head.refresh_failed();
         self.give_back_refresh(key, since);
+    }
+
+    /// The start of a forced refresh of the cache object's own: see [`call::Since::now`].
+    fn forced_since(&self, hash: u64, key: &K) -> call::Since {
+        block::wait(call::Since::now(
+            self.undropped(),
+            hash,
+            call::Item::of(key),
+        ))
     }
 
     /// The end of a forced refresh of the cache object's own (`get_or_compute`,

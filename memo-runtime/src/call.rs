@@ -269,6 +269,21 @@ pub(crate) trait Steps: Sync {
     /// A refresh of the key in `key` (of hash `hash`) failed: the store lets a later read
     /// refresh it again.
     fn release_refresh(&self, hash: u64, key: &Slot<'_>);
+
+    /// A forced refresh of `key` (of hash `hash`) begins: the store's mark, which its write
+    /// goes with ([`Store::mark_refresh_async`](crate::Store::mark_refresh_async)).
+    fn mark_refresh<'k>(&'k self, hash: u64, key: Item<'k>) -> Boxed<'k, Lease>;
+}
+
+/// A [`Store::LOCAL`] store's mark of a forced refresh, which marks nothing: as [`Answered`].
+pub(crate) struct Unmarked;
+
+impl Future for Unmarked {
+    type Output = Lease;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Lease> {
+        Poll::Ready(Lease::none())
+    }
 }
 
 /// A cache's steps were lent a key or a value of other types than its own: a bug of the loop.
@@ -412,6 +427,14 @@ where
             return Box::pin(Stored);
         }
         Box::pin(stored)
+    }
+
+    fn mark_refresh<'k>(&'k self, hash: u64, key: Item<'k>) -> Boxed<'k, Lease> {
+        if S::LOCAL {
+            return Box::pin(Unmarked);
+        }
+        let key = key.get::<K>();
+        Box::pin(Cache::store(self).mark_refresh_async(hash, key))
     }
 
     fn release_refresh(&self, _: u64, key: &Slot<'_>) {
@@ -578,24 +601,30 @@ pub(crate) async fn lead<'a>(
     }
 }
 
-/// When a forced refresh started: its time (for its cost) and the generation of its key's
-/// stripe (an invalidation since refuses its value: see [`crate::writes`]).
-#[derive(Clone, Copy)]
+/// When a forced refresh started: its time (for its cost), the generation of its key's
+/// stripe (an invalidation since refuses its value: see [`crate::writes`]), and the store's
+/// mark of the key (a later refresh or an invalidation in another process takes it, refusing
+/// the value there too), given back when this is dropped without a write.
 pub(crate) struct Since {
     at: Instant,
     generation: u64,
+    mark: Lease,
 }
 
 impl Since {
-    /// Now, for a forced refresh of a key of hash `hash` over the cache of `head`. The
+    /// Now, for a forced refresh of `key` (of hash `hash`) over the cache of `steps`. The
     /// computations of its stripe begun before (a background refresh, a miss) read older
     /// sources: as after an invalidation, their values are no longer stored, so that none
-    /// replaces the refresh's newer one.
-    pub(crate) fn now(head: &Head, hash: u64) -> Self {
+    /// replaces the refresh's newer one; the store's mark does the same across processes.
+    pub(crate) async fn now(steps: &dyn Steps, hash: u64, key: Item<'_>) -> Self {
+        let head = steps.head();
         head.writes.invalidate(hash);
+        let generation = head.writes.generation(hash);
+        let mark = steps.mark_refresh(hash, key).await;
         Self {
             at: Instant::now(),
-            generation: head.writes.generation(hash),
+            generation,
+            mark,
         }
     }
 }
@@ -620,7 +649,7 @@ pub(crate) async fn refreshed(
     {
         let cost = since.at.elapsed();
         writing
-            .during(|| steps.store(hash, &mut key, value, cost, Lease::forced()))
+            .during(|| steps.store(hash, &mut key, value, cost, since.mark))
             .await;
     }
 }

@@ -1329,10 +1329,8 @@ impl Run {
             Mode::Bypass => Started::Lead(Self::Bypass),
             Mode::Refresh => {
                 let trace = Computation::start(steps.head().name, "refresh");
-                Started::Lead(Self::Refresh(
-                    trace.enter(),
-                    call::Since::now(steps.head(), hash),
-                ))
+                let since = block::wait(call::Since::now(steps, hash, key));
+                Started::Lead(Self::Refresh(trace.enter(), since))
             }
             Mode::Lookup => {
                 let trace = Computation::start(steps.head().name, "call");

@@ -837,6 +837,40 @@ mod trust {
         assert_eq!((stats.backend_errors, stats.skipped), (1, 1), "{stats:?}");
     }
 
+    /// A forced refresh on a slow server (each reply 110 ms late, a command timeout of 100 ms):
+    /// its mark's `SET` times out, which spends the call's budget, and nothing else of the call
+    /// is sent; the value is computed and returned, the failure counted, and no value is
+    /// written unmarked (only the mark's release follows, in the background).
+    #[test]
+    fn a_forced_refresh_on_a_slow_server_sends_nothing_past_its_marks_timeout() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let client = stubborn(&proxy.url());
+        let cache =
+            Cache::with_store(options("slow-refresh", &client).open::<u64, String>(&config()));
+        assert_eq!(cache.get_or_compute(&1, |_| "old".to_string()), "old");
+        proxy.set_delay(Duration::from_millis(110));
+        let (sets, scripts) = (
+            runs_of(server.port(), "set"),
+            runs_of(server.port(), "eval"),
+        );
+        let new = cache.refresh(|| cache.get_or_compute(&1, |_| "new".to_string()));
+        assert_eq!(new, "new");
+        std::thread::sleep(Duration::from_millis(400));
+        // The mark's `SET` (its reply cut by the deadline), then its release (one script).
+        assert_eq!(runs_of(server.port(), "set") - sets, 1);
+        assert_eq!(runs_of(server.port(), "eval") - scripts, 1);
+        let stats = cache.stats();
+        assert_eq!((stats.backend_errors, stats.refreshes), (1, 1), "{stats:?}");
+        proxy.set_delay(Duration::ZERO);
+        assert_eq!(cache.get(&1).as_deref(), Some("old"), "written unmarked");
+        assert_eq!(
+            command(server.port(), "KEYS *lock"),
+            "*0\r\n",
+            "the mark left behind"
+        );
+    }
+
     /// A server 40 ms away (each reply held back 40 ms; the command timeout, 250 ms, is the
     /// call's budget, of which the read and the first claim take 80 ms): a process waiting on
     /// another's lock polls for a second and a half, 40 ms a round trip, far more than its

@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{
-    Answered, Boxed, Claimed, Item, Lend, Slot, Steps, Stored, Unclaimed, Value, not_its_types,
+    Answered, Boxed, Claimed, Item, Lend, Slot, Steps, Stored, Unclaimed, Unmarked, Value,
+    not_its_types,
 };
 use crate::cache::{Cache, Head, MemoryCache};
 use crate::erased;
@@ -259,6 +260,10 @@ impl Steps for MemoryCache {
         unsafe { (pair.put)(pair, store, hash, key.ptr, value.item.ptr, cost) };
         drop(lease);
         Box::pin(Stored)
+    }
+
+    fn mark_refresh<'k>(&'k self, _: u64, _: Item<'k>) -> Boxed<'k, Lease> {
+        Box::pin(Unmarked)
     }
 
     fn release_refresh(&self, hash: u64, key: &Slot<'_>) {

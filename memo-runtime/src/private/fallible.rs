@@ -260,8 +260,8 @@ impl<K: 'static, V: 'static> Miss<K, V> {
             #[cfg(feature = "switch")]
             Mode::Bypass => return body.await,
             Mode::Refresh => {
+                let since = call::Since::now(steps, hash, lend.key(&key)).await;
                 let mut key = Some(key);
-                let since = call::Since::now(steps.head(), hash);
                 let trace = Computation::start(steps.head().name, "refresh");
                 let value = match trace.run_async(body).await.into_result() {
                     Ok(value) => value,

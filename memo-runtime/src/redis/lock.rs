@@ -278,6 +278,27 @@ impl Locks {
         self.tried(armed, locked)
     }
 
+    /// Takes `lock_key` whoever holds it (`SET PX`, no `NX`): what a forced refresh marks its key
+    /// with when it begins. The holder it replaces (a miss, a background refresh, an earlier
+    /// forced refresh) began before, and its write, conditional on its token, is refused; ours
+    /// is refused in turn if a later refresh or an invalidation replaces or deletes it. Renewed
+    /// and released as any lock; armed before it is sent, so a cancelled caller leaves nothing.
+    pub(crate) async fn take_async(&self, lock_key: &[u8]) -> Result<LockGuard, Error> {
+        let token = new_token();
+        let mut armed = self.arm(lock_key, &token);
+        match self
+            .client
+            .set_px_async(lock_key, &token, self.lease_ms())
+            .await
+        {
+            Ok(()) => Ok(self.held(armed)),
+            Err(err) => {
+                armed.released = unsent(&err);
+                Err(err)
+            }
+        }
+    }
+
     /// What a [`try_claim_async`](Self::try_claim_async) got: the lock, or nothing to release.
     fn tried(
         &self,
@@ -373,7 +394,7 @@ impl LockGuard {
             Held::Single(guard) => guard.set_and_release(write).await,
             Held::Redlock(mut guard) => {
                 // Fenced (its lock name on the store's server holds its token): stored only
-                // if no invalidation or forced refresh deleted that name meanwhile.
+                // if no invalidation deleted that name, nor a forced refresh took it, meanwhile.
                 let stored = match guard.fence() {
                     Some((lock_key, token, channel)) => {
                         let stored = store

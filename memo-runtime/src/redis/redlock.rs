@@ -389,7 +389,8 @@ async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Cl
 
 /// The lock is ours; the value may have been stored between our read and our lock. The read
 /// also fences the key on the store's server (its lock name, with our token, in the same round
-/// trip): an invalidation or a forced refresh deletes that name, and our write is then refused,
+/// trip): an invalidation deletes that name, or a forced refresh takes it over, and our write is
+/// then refused,
 /// as under the single-server lock. Another holder's fence (its lease lost to us) leaves ours
 /// unfenced: it writes as before.
 async fn acquired(shared: &Shared, value_key: &[u8], lock_key: &[u8], guard: LockGuard) -> Claimed {
@@ -617,7 +618,8 @@ async fn renew(
         }
         if fence.load(Ordering::Relaxed) {
             // The fence on the store's server lives as long as the lock; gone (deleted by an
-            // invalidation or a forced refresh), the write will be refused, which is the point.
+            // invalidation, taken over by a forced refresh), the write will be refused, which is
+            // the point.
             let _ = shared.store.extend_async(&lock_key, &token, lease_ms).await;
         }
         let extended = everywhere(&shared.servers, |server| {

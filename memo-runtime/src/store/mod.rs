@@ -144,14 +144,6 @@ impl Lease {
         Self(Some(Held::Claim(Box::new(claim))))
     }
 
-    /// What a forced refresh writes its value under: no claim, but a mark that tells a store
-    /// shared by processes (Redis, tiered) that computations of the key begun before, in any
-    /// process, are not to store their values over this one (a store in memory or on disk
-    /// treats it as [`none`](Self::none)).
-    pub(crate) fn forced() -> Self {
-        Self::holding(Forced)
-    }
-
     /// The claim [`holding`](Self::holding) made, if this lease holds a `T`; else the lease.
     #[cfg_attr(
         not(any(feature = "redis", feature = "disk")),
@@ -167,9 +159,6 @@ impl Lease {
         }
     }
 }
-
-/// The mark of a [`Lease::forced`].
-pub(crate) struct Forced;
 
 impl Drop for Lease {
     fn drop(&mut self) {
@@ -310,6 +299,27 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     {
         let _ = key;
         std::future::ready(Some(Lease::none()))
+    }
+
+    #[doc(hidden)]
+    /// Called when a forced refresh of `key` (of hash `hash`) begins, before its body runs: a
+    /// store shared by processes marks the key as being refreshed since now (Redis: its lock
+    /// name, taken over with a token of the refresh's own; the disk: its lock row, likewise),
+    /// so that a computation of it begun
+    /// before, in any process, stores nothing, and the refresh's own write, given this lease,
+    /// goes through only while the mark holds (a later refresh or an invalidation takes it).
+    /// Dropping the lease (the body failed, panicked, was cancelled) gives the mark back. The
+    /// default marks nothing, at once.
+    fn mark_refresh_async<'a>(
+        &'a self,
+        hash: u64,
+        key: &'a K,
+    ) -> impl Future<Output = Lease> + Send + 'a
+    where
+        V: 'a,
+    {
+        let _ = (hash, key);
+        std::future::ready(Lease::none())
     }
 
     /// Like [`get`](Self::get), without counting: for inspection.

@@ -62,9 +62,6 @@ struct Outgoing<'a> {
     guard: Option<LockGuard>,
     bytes: Vec<u8>,
     ttl_ms: Option<u64>,
-    /// A forced refresh's write: the key's lock is deleted first, so that a computation of
-    /// the key begun before, in any process, stores nothing over the new value.
-    outdates: bool,
 }
 
 impl Outgoing<'_> {
@@ -75,11 +72,6 @@ impl Outgoing<'_> {
         let guard = self.guard.take();
         let write = self.write(announce);
         let sent = async {
-            if self.outdates {
-                // As an invalidation does, without the value: whoever holds the lock now
-                // began before, and its write is refused.
-                self.client.del_async(&self.names.lock).await?;
-            }
             match guard {
                 Some(guard) => guard.set_and_release(self.client, write).await,
                 None => self.client.write(write).await.map(|()| true),
@@ -113,6 +105,9 @@ struct Claiming {
     guard: Option<LockGuard>,
 }
 
+/// The lease of a forced refresh whose mark could not be taken: its value is not written.
+struct Unmarked;
+
 /// What a [`RedisStore`] talks to: its server's client and the lock it claims missing keys
 /// through.
 #[derive(Debug)]
@@ -125,9 +120,9 @@ struct Remote {
 }
 
 /// The stampede lock of a store: on its own server, or on a majority of independent ones
-/// (and, for background refreshes, which take no Redlock round, the lock on its own server:
-/// a refresh holds the key's lock name there, which an invalidation or a forced refresh in
-/// another process deletes, refusing its write).
+/// (and, for background and forced refreshes, which take no Redlock round, the lock on its own
+/// server: a refresh holds the key's lock name there, which an invalidation in another process
+/// deletes and a forced refresh begun later takes over, refusing its write).
 #[derive(Debug)]
 enum RemoteLock {
     Single(Locks),
@@ -1255,18 +1250,47 @@ impl<K, V> RedisStore<K, V> {
         ))
     }
 
-    /// The claim `lease` holds, if this store made it; else the claim of a plain insert; and
-    /// whether the lease is a forced refresh's ([`Lease::forced`]).
-    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming, bool)>
+    /// The claim `lease` holds, if this store made it; else the claim of a plain insert;
+    /// `None` for a forced refresh whose mark could not be taken ([`Unmarked`]), or (counted) if
+    /// the store is unusable or the key cannot be encoded.
+    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming)>
     where
         K: Serialize + DeserializeOwned + Eq,
     {
         match lease.take::<Claiming>() {
-            Ok(claiming) => Some((self.remote()?, claiming, false)),
-            Err(lease) => {
-                let forced = lease.take::<super::Forced>().is_ok();
-                let (remote, claiming) = self.unclaimed(key)?;
-                Some((remote, claiming, forced))
+            Ok(claiming) => Some((self.remote()?, claiming)),
+            Err(lease) => match lease.take::<Unmarked>() {
+                Ok(Unmarked) => None,
+                Err(_) => self.unclaimed(key),
+            },
+        }
+    }
+
+    /// [`Store::mark_refresh_async`]: the key's lock name on the store's server (under Redlock
+    /// too: where misses keep their fence), taken with a token of ours whoever held it, within
+    /// a budget the write then shares. A mark not taken (Redis failed, counted; the key cannot
+    /// be encoded, or its removal is pending) leaves the write undone: a value not stored is a
+    /// later miss, one stored over a newer one is wrong until it expires.
+    async fn mark_refresh(&self, key: &K) -> Lease
+    where
+        K: Serialize + DeserializeOwned + Eq,
+    {
+        let (Some(remote), Some(locks)) = (self.remote(), self.single_lock()) else {
+            return Lease::holding(Unmarked);
+        };
+        let Some(names) = self.names_of(key) else {
+            return Lease::holding(Unmarked);
+        };
+        let budget = Self::budget(remote);
+        match budget::within(&budget, locks.take_async(&names.lock)).await {
+            Ok(guard) => Lease::holding(Claiming {
+                names,
+                budget,
+                guard: Some(guard),
+            }),
+            Err(err) => {
+                self.missed(&err);
+                Lease::holding(Unmarked)
             }
         }
     }
@@ -1330,7 +1354,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
-        let (remote, claiming, outdates) = self.claiming(key, lease)?;
+        let (remote, claiming) = self.claiming(key, lease)?;
         let bytes = self.wrap(value)?;
         Some(Outgoing {
             client: &remote.client,
@@ -1339,7 +1363,6 @@ impl<K, V> RedisStore<K, V> {
             guard: claiming.guard,
             bytes,
             ttl_ms,
-            outdates,
         })
     }
 
@@ -1435,6 +1458,13 @@ where
             None => None,
         };
         self.refresh_lease(names, taken)
+    }
+
+    async fn mark_refresh_async<'a>(&'a self, _: u64, key: &'a K) -> Lease
+    where
+        V: 'a,
+    {
+        self.mark_refresh(key).await
     }
 
     /// Stores the value and releases the lock in one round trip (one script); the hash is

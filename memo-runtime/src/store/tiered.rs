@@ -420,6 +420,15 @@ where
         self.l2.claim_refresh_async(key).await
     }
 
+    /// The Redis mark of the key (see [`Store::mark_refresh_async`]): a refused write keeps
+    /// no copy here either.
+    async fn mark_refresh_async<'a>(&'a self, hash: u64, key: &'a K) -> Lease
+    where
+        V: 'a,
+    {
+        self.l2.mark_refresh_async(hash, key).await
+    }
+
     async fn get_async<'a, L: Lookup<Key = K> + Sync>(&'a self, hash: u64, key: &'a L) -> Option<V>
     where
         V: Send + 'a,

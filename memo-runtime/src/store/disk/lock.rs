@@ -118,6 +118,25 @@ impl Drop for Held<'_> {
     }
 }
 
+/// Takes the lock of one key whoever holds it: a forced refresh's mark.
+fn take_lock(
+    conn: &Connection,
+    ns: &[u8],
+    key: &[u8],
+    token: i64,
+    lease: Duration,
+) -> rusqlite::Result<()> {
+    let expires = wall_ms().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let pid = i64::from(std::process::id());
+    conn.prepare_cached(
+        "INSERT INTO locks (ns, key, pid, token, expires) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (ns, key) DO UPDATE SET pid = excluded.pid, token = excluded.token,
+         expires = excluded.expires",
+    )?
+    .execute(params![ns, key, pid, token, expires])?;
+    Ok(())
+}
+
 /// Whether process `pid` of this machine has ended (a lock it holds will never be released).
 fn is_dead(pid: i64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
@@ -249,6 +268,39 @@ impl<K, V> DiskStore<K, V> {
             }
         }
         None
+    }
+
+    /// [`Store::mark_refresh_async`](crate::Store::mark_refresh_async) for the disk: `key`'s
+    /// lock row, taken whoever holds it. A holder it replaces (a miss, a background refresh, an
+    /// earlier forced refresh, in any process) began before, and its value is refused (its
+    /// token is gone); this refresh's value is refused in turn if a later one takes the row,
+    /// or a removal deletes it. A database that failed (counted) marks nothing.
+    pub(super) fn mark_refresh_key(&self, encoded: Vec<u8>) -> Lease {
+        if !self.db.is_usable() {
+            return Lease::none();
+        }
+        let token = new_token();
+        let mut held = Held::new(&self.db.shared, token);
+        let shared = &self.db.shared;
+        let replaced = shared.read(&self.space, |conn| {
+            let replaced = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2)")?
+                .query_row(params![&self.ns[..], &encoded], |row| row.get::<_, bool>(0))?;
+            take_lock(conn, &self.ns, &encoded, token, self.lease)?;
+            Ok(replaced)
+        });
+        let Some(replaced) = replaced else {
+            return Lease::none();
+        };
+        if replaced {
+            // A claim of this process may hold the row (another store of the key's namespace):
+            // as after `unlock`, its value must find the row no longer its own.
+            let _exclusive = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
+            shared.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        held.keep = true;
+        // No epoch seen: the write reads the row back (`row_of`) before it is queued.
+        Lease::holding(self.lock_claim(encoded, token, None))
     }
 
     /// Deletes the lock row of the key encoded as `encoded` (of every key, for `None`) at once,

@@ -1053,6 +1053,22 @@ where
         })
     }
 
+    /// The key's lock row, taken over whoever holds it (see `lock.rs`): a forced refresh's
+    /// value is then stored only while the row is still its own, as a miss's.
+    fn mark_refresh_async<'a>(
+        &'a self,
+        _: u64,
+        key: &'a K,
+    ) -> impl Future<Output = Lease> + Send + 'a
+    where
+        V: 'a,
+    {
+        std::future::ready(match faithful::key_bytes(key) {
+            Some(encoded) => self.mark_refresh_key(encoded),
+            None => Lease::none(),
+        })
+    }
+
     fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
         let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
         let hash = self.front.hash_of(&&key);
