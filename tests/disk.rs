@@ -237,6 +237,13 @@ fn cleared_elsewhere(sensor: u64) -> String {
     format!("{sensor}: run {}", CLEARED_ELSEWHERE.run())
 }
 
+static INSERTED_ELSEWHERE: calls::Held = calls::Held::new();
+
+#[cached(store = disk)]
+fn inserted_elsewhere(sensor: u64) -> String {
+    format!("{sensor}: run {}", INSERTED_ELSEWHERE.run())
+}
+
 /// The handle of the function of this name, of those above.
 fn held_cache(function: &str) -> &'static memo::DiskCache<u64, String> {
     match function {
@@ -244,6 +251,7 @@ fn held_cache(function: &str) -> &'static memo::DiskCache<u64, String> {
         "cleared" => cleared_cache(),
         "outdated_elsewhere" => outdated_elsewhere_cache(),
         "cleared_elsewhere" => cleared_elsewhere_cache(),
+        "inserted_elsewhere" => inserted_elsewhere_cache(),
         other => panic!("unknown function {other}"),
     }
 }
@@ -272,6 +280,11 @@ fn held_child(role: &str) {
         "clear" => {
             cache.clear();
             println!("RESULT cleared");
+        }
+        "insert" => {
+            cache.insert(key, "inserted".to_string());
+            cache.store().flush();
+            println!("RESULT inserted");
         }
         other => panic!("unknown role {other}"),
     }
@@ -340,6 +353,21 @@ fn a_disk_value_computed_before_a_clear_in_another_process_is_not_stored() {
     begun_before_is_not_stored(function, &CLEARED_ELSEWHERE, cleared_elsewhere, clear);
 }
 
+/// A value inserted in another process while a computation of its key runs here stays: the
+/// computation's older value is not stored over it (as `Cache::insert` in this process).
+#[test]
+fn a_disk_value_computed_before_an_insert_in_another_process_is_not_stored_over_it() {
+    init();
+    let function = "inserted_elsewhere";
+    let insert = || assert_eq!(run_on("insert", function, 1), "inserted");
+    let first = calls::begun_before(&INSERTED_ELSEWHERE, inserted_elsewhere, 1, insert);
+    assert_eq!(first, "1: run 1", "its own caller's value");
+    let cache = inserted_elsewhere_cache();
+    cache.store().flush();
+    assert_eq!(run_on("peek", function, 1), "Some(\"inserted\")");
+    assert_eq!(inserted_elsewhere(1), "inserted");
+}
+
 /// What a program computes: its name, from the parent.
 fn program() -> String {
     std::env::var("MEMO_TEST_PROGRAM").unwrap_or_default()
@@ -370,7 +398,7 @@ fn child() {
             shared_lookup_id_cache().store().flush();
             println!("RESULT {own} {shared}");
         }
-        "peek" | "invalidate" | "clear" => held_child(&role),
+        "peek" | "invalidate" | "clear" | "insert" => held_child(&role),
         "remove" => remove_until_killed(),
         "write" => write_until_killed(),
         "refresh" => refresh_held(),

@@ -404,3 +404,50 @@ fn a_process_killed_during_a_tiered_insert_leaves_no_old_copy_served() {
     }
     assert_eq!(reader.get("k").as_deref(), Some("new value of k"));
 }
+
+/// A miss in one process computing while another process inserts the key: the inserted value
+/// stays, as in memory (`Cache::insert` supersedes a computation begun before it), where the
+/// miss's older value was stored over it.
+fn an_insert_elsewhere_supersedes_a_miss<S>(
+    first: &Cache<String, String, S>,
+    second: &Cache<String, String, S>,
+) where
+    S: memo::Store<String, String>,
+{
+    let (entered, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|scope| {
+        let miss = scope.spawn(|| {
+            first.get_or_insert_with("k".to_string(), || {
+                entered.wait();
+                go.wait();
+                "older".to_string()
+            })
+        });
+        entered.wait();
+        second.insert("k".to_string(), "inserted".to_string());
+        go.wait();
+        assert_eq!(miss.join().unwrap(), "older", "its own caller gets it");
+    });
+    assert_eq!(second.get("k").as_deref(), Some("inserted"));
+    assert_eq!(first.peek("k").as_deref(), Some("inserted"));
+}
+
+#[test]
+fn an_insert_in_another_process_supersedes_a_redis_miss() {
+    let server = RedisServer::start();
+    let url = server.url();
+    an_insert_elsewhere_supersedes_a_miss(
+        &remote(&url, "insert-over"),
+        &remote(&url, "insert-over"),
+    );
+}
+
+#[test]
+fn an_insert_in_another_process_supersedes_a_tiered_miss() {
+    let server = RedisServer::start();
+    let url = server.url();
+    an_insert_elsewhere_supersedes_a_miss(
+        &tiered(&url, "insert-over"),
+        &tiered(&url, "insert-over"),
+    );
+}

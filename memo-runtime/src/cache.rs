@@ -657,7 +657,9 @@ where
     ///
     /// As after [`invalidate`](Self::invalidate), a computation of `key` begun before (a
     /// miss's, a refresh's) still answers its own callers, but its value, read from older
-    /// sources, is not stored over this one, and later callers do not wait for it.
+    /// sources, is not stored over this one, and later callers do not wait for it. On disk,
+    /// Redis and tiered this holds across processes too: the write takes the key's lock away
+    /// with it (in the same transaction, or the same round trip).
     ///
     /// # Examples
     ///

@@ -32,11 +32,13 @@ const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
 const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
 
-/// Stores a value (`ARGV[2]`: its time to live in ms, `0` for none) and publishes a message in
-/// one round trip: a process killed in between cannot leave the new value untold.
+/// Stores a value (`ARGV[2]`: its time to live in ms, `0` for none), deletes its lock
+/// `KEYS[2]` if given and publishes `ARGV[4]` on `ARGV[3]` if given, in one round trip: a
+/// process killed in between cannot leave the new value untold.
 const SET_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
      else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
-     redis.call('publish', ARGV[3], ARGV[4]) return 1";
+     if KEYS[2] then redis.call('del', KEYS[2]) end \
+     if ARGV[3] then redis.call('publish', ARGV[3], ARGV[4]) end return 1";
 
 /// A claim in one round trip: the value if there is one, else the lock if it is free (or
 /// already ours: a Redlock's fence on a store that is also one of its servers).
@@ -54,6 +56,9 @@ pub(crate) struct Write<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) ttl_ms: Option<u64>,
     pub(crate) announce: Option<Announce<'a>>,
+    /// The key's lock name, deleted with the write (a plain insert's): a computation of the key
+    /// begun before, in any process, then stores nothing over the new value.
+    pub(crate) outdates: Option<&'a [u8]>,
 }
 
 /// A value to store as its lock is released ([`RedisClient::set_and_unlock`]).
@@ -460,22 +465,19 @@ impl RedisClient {
     /// process killed in between cannot leave other processes' copies of the old value; a
     /// write with a lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead).
     pub(crate) async fn write(&self, write: Write<'_>) -> Result<(), Error> {
-        let Some(announce) = write.announce else {
+        if write.announce.is_none() && write.outdates.is_none() {
             return self.store(write.key, write.bytes, write.ttl_ms).await;
-        };
+        }
+        let keys = [Some(write.key), write.outdates].into_iter().flatten();
+        let keys = keys.map(<[u8]>::to_vec).collect();
         let ttl = write.ttl_ms.map_or(0, |ttl| ttl.max(1)).to_string();
-        self.script(
-            SET_NOTIFY,
-            write.key,
-            [
-                write.bytes,
-                ttl.as_bytes(),
-                announce.channel,
-                &announce.message(),
-            ],
-        )
-        .await
-        .map(|_| ())
+        let mut args = vec![write.bytes.to_vec(), ttl.into_bytes()];
+        if let Some(announce) = write.announce {
+            args.extend([announce.channel.to_vec(), announce.message()]);
+        }
+        self.call(move |conn| ops::scripted(conn, SET_NOTIFY, keys, args))
+            .await
+            .map(|_| ())
     }
 
     /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.

@@ -62,6 +62,10 @@ struct Outgoing<'a> {
     guard: Option<LockGuard>,
     bytes: Vec<u8>,
     ttl_ms: Option<u64>,
+    /// A plain insert's: the key's lock name is deleted with the write, so that a computation of
+    /// the key begun before, in any process, stores nothing over the inserted value (as
+    /// `Cache::insert` does in this process).
+    outdates: bool,
 }
 
 impl Outgoing<'_> {
@@ -91,6 +95,7 @@ impl Outgoing<'_> {
                 head,
                 key: &self.names.encoded,
             }),
+            outdates: self.outdates.then_some(&self.names.lock[..]),
         }
     }
 }
@@ -1250,18 +1255,21 @@ impl<K, V> RedisStore<K, V> {
         ))
     }
 
-    /// The claim `lease` holds, if this store made it; else the claim of a plain insert;
-    /// `None` for a forced refresh whose mark could not be taken ([`Unmarked`]), or (counted) if
-    /// the store is unusable or the key cannot be encoded.
-    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming)>
+    /// The claim `lease` holds, if this store made it; else the claim of a plain insert, with
+    /// `true`: its write outdates computations begun before; `None` for a forced refresh whose
+    /// mark could not be taken ([`Unmarked`]), or (counted) if the store is unusable or the key
+    /// cannot be encoded.
+    fn claiming(&self, key: &K, lease: Lease) -> Option<(&Remote, Claiming, bool)>
     where
         K: Serialize + DeserializeOwned + Eq,
     {
         match lease.take::<Claiming>() {
-            Ok(claiming) => Some((self.remote()?, claiming)),
+            Ok(claiming) => Some((self.remote()?, claiming, false)),
             Err(lease) => match lease.take::<Unmarked>() {
                 Ok(Unmarked) => None,
-                Err(_) => self.unclaimed(key),
+                Err(_) => self
+                    .unclaimed(key)
+                    .map(|(remote, claiming)| (remote, claiming, true)),
             },
         }
     }
@@ -1354,7 +1362,7 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
-        let (remote, claiming) = self.claiming(key, lease)?;
+        let (remote, claiming, outdates) = self.claiming(key, lease)?;
         let bytes = self.wrap(value)?;
         Some(Outgoing {
             client: &remote.client,
@@ -1363,6 +1371,7 @@ impl<K, V> RedisStore<K, V> {
             guard: claiming.guard,
             bytes,
             ttl_ms,
+            outdates,
         })
     }
 

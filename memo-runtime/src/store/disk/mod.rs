@@ -534,6 +534,18 @@ impl<K, V> DiskStore<K, V> {
     }
 }
 
+/// Where a value written to disk comes from, which decides what it does to its key's lock row.
+#[derive(Clone, Copy)]
+enum Claimed<'a> {
+    /// A claim's: stored only while the key's lock row is still its own.
+    Lock(&'a lock::LockClaim),
+    /// A computation that ran without the lock (its claim timed out or failed): stored as is.
+    Unclaimed,
+    /// A plain insert: the key's lock row goes with the write, so that a computation of the key
+    /// begun before, in any process, stores nothing over it.
+    Inserted,
+}
+
 impl<K, V> DiskStore<K, V>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
@@ -647,18 +659,11 @@ where
 
     /// Stores `value` under `key` (of hash `hash`, the front's; `encoded`, if its claim carried
     /// it), computed in `cost`, to expire a time to live from now.
-    fn insert_costed(
-        &self,
-        hash: u64,
-        key: K,
-        claim: Option<&lock::LockClaim>,
-        value: V,
-        cost: Duration,
-    ) {
+    fn insert_costed(&self, hash: u64, key: K, claimed: Claimed<'_>, value: V, cost: Duration) {
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
             let fresh = self.now_ms().saturating_add(ttl);
-            return self.put(hash, key, claim, value, fresh, cost);
+            return self.put(hash, key, claimed, value, fresh, cost);
         }
         let fresh = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
@@ -667,7 +672,7 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        self.put(hash, key, claim, value, fresh, cost);
+        self.put(hash, key, claimed, value, fresh, cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -836,17 +841,14 @@ where
 
     /// Stores `value` under `key` (of hash `hash`), computed in `cost`, its time to live ending
     /// at `fresh` (Unix milliseconds; 0 for never; the row is kept `stale` longer): in the front
-    /// (unless large) and, through the write queue, on disk. A `claim`'s value (whose key it
-    /// encoded already) is stored only while the claim's lock row is still its own.
-    fn put(
-        &self,
-        hash: u64,
-        key: K,
-        claim: Option<&lock::LockClaim>,
-        value: V,
-        fresh: i64,
-        cost: Duration,
-    ) {
+    /// (unless large) and, through the write queue, on disk. A claim's value (whose key it
+    /// encoded already) is stored only while the claim's lock row is still its own; a plain
+    /// insert's takes the key's lock row away (see [`Claimed`]).
+    fn put(&self, hash: u64, key: K, claimed: Claimed<'_>, value: V, fresh: i64, cost: Duration) {
+        let claim = match claimed {
+            Claimed::Lock(claim) => Some(claim),
+            Claimed::Unclaimed | Claimed::Inserted => None,
+        };
         // A claim's value whose lock row another process deleted (removing its key) is older
         // than that removal: not queued, where this process would read it back until the
         // writer refused it.
@@ -904,6 +906,7 @@ where
                 token,
                 now: self.now_ms(),
                 seen,
+                outdates: matches!(claimed, Claimed::Inserted),
             },
         );
         // Queued first: a read that begins after the count finds the write.
@@ -991,12 +994,12 @@ where
 
     fn insert(&self, key: K, value: V) {
         let hash = self.front.hash_of(&&key);
-        self.insert_costed(hash, key, None, value, Duration::ZERO);
+        self.insert_costed(hash, key, Claimed::Inserted, value, Duration::ZERO);
     }
 
     fn insert_timed(&self, key: K, value: V, cost: Duration) {
         let hash = self.front.hash_of(&&key);
-        self.insert_costed(hash, key, None, value, cost);
+        self.insert_costed(hash, key, Claimed::Inserted, value, cost);
     }
 
     /// The key's encoding comes with its claim's lease (the lock row is the key's); the lock is
@@ -1016,11 +1019,11 @@ where
     {
         match lease.take::<lock::LockClaim>() {
             Ok(claim) => {
-                self.insert_costed(hash, key, Some(&claim), value, cost);
+                self.insert_costed(hash, key, Claimed::Lock(&claim), value, cost);
                 drop(claim);
             }
             Err(lease) => {
-                self.insert_costed(hash, key, None, value, cost);
+                self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
                 drop(lease);
             }
         }
@@ -1075,7 +1078,7 @@ where
         self.put(
             hash,
             key,
-            None,
+            Claimed::Inserted,
             value,
             self.now_ms().saturating_add(ttl),
             Duration::ZERO,

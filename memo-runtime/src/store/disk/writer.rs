@@ -70,6 +70,9 @@ pub(super) enum Kind {
         /// be its own. A read that sees another epoch takes it from the queue only while its
         /// lock row is still there.
         seen: Option<u64>,
+        /// A plain insert's: the key's lock row goes with the write, whoever holds it, so that a
+        /// computation of the key begun before, in any process, stores nothing over it.
+        outdates: bool,
     },
     Delete,
     /// Remove the key's row as a read found it (its inline `value`, `file` and `sum`), a fault,
@@ -664,6 +667,7 @@ fn commit_rows(
         )?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
+        let mut unlock = tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?;
         let mut touch = tx.prepare_cached(
             "UPDATE entries SET expires = ?3 WHERE ns = ?1 AND key = ?2 AND expires > 0",
         )?;
@@ -688,8 +692,12 @@ fn commit_rows(
                     value,
                     expires,
                     now,
+                    outdates,
                     ..
                 } => {
+                    if *outdates {
+                        unlock.execute(params![ns, key])?;
+                    }
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
                         let name = files::write(&shared.dir, ns, key, value).map_err(io_error)?;
@@ -735,14 +743,7 @@ fn commit_rows(
                     release.execute(params![ns, key, token])?;
                 }
                 Kind::Clear => {
-                    remove_rows(
-                        &tx,
-                        "DELETE FROM entries WHERE ns = ?1 RETURNING size, file",
-                        params![ns],
-                        dropped,
-                    )?;
-                    tx.prepare_cached("UPDATE spaces SET count = 0, bytes = 0 WHERE ns = ?1")?
-                        .execute(params![ns])?;
+                    clear_rows(&tx, ns, dropped)?;
                     let delta = delta(&mut deltas, &op.ns);
                     (delta.count, delta.bytes) = (0, 0);
                 }
@@ -754,6 +755,20 @@ fn commit_rows(
     for (space, count) in expired {
         space.expired.fetch_add(count, Ordering::Relaxed);
     }
+    Ok(())
+}
+
+/// Removes every entry of namespace `ns` (their files' names added to `dropped`) and zeroes its
+/// totals.
+fn clear_rows(conn: &Connection, ns: &[u8], dropped: &mut Vec<String>) -> rusqlite::Result<()> {
+    remove_rows(
+        conn,
+        "DELETE FROM entries WHERE ns = ?1 RETURNING size, file",
+        params![ns],
+        dropped,
+    )?;
+    conn.prepare_cached("UPDATE spaces SET count = 0, bytes = 0 WHERE ns = ?1")?
+        .execute(params![ns])?;
     Ok(())
 }
 
