@@ -311,38 +311,35 @@ mod disk {
 
     static VERSIONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-    #[cached(store = disk, version = 3)]
-    fn versioned(n: u64) -> u64 {
-        VERSIONED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        n + 1
+    /// A memoized function of one path and one code at each use, `version = …` as given: what
+    /// it returns for 1.
+    macro_rules! versioned {
+        ($($version:tt)*) => {{
+            #[cached(store = disk $($version)*)]
+            fn versioned(n: u64) -> u64 {
+                VERSIONED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                n + 1
+            }
+            versioned(1)
+        }};
     }
 
-    /// `version = 3` caches, and reaches the store: `versioned` reads what was written under
-    /// its name at version 3, and not what was written at version 0 (the fingerprint takes the
-    /// version with the crate's, `__private::crate_version`).
+    /// `version = 3` names the entries in the store: a function of the same path, code and
+    /// version reads what another wrote there, and one of another version does not.
     #[test]
     fn the_version_names_the_entries() {
         init();
-        assert_eq!(versioned(1), 2);
-        assert_eq!(versioned(1), 2);
-        assert_eq!(VERSIONED.load(std::sync::atomic::Ordering::Relaxed), 1);
-        let store = |version| {
-            let version = memo::__private::crate_version(
-                version,
-                option_env!("CARGO_PKG_VERSION"),
-                option_env!("CARGO_BIN_NAME"),
-            );
-            let options = DiskOptions::program().function("trust::disk::versioned", version);
-            Cache::with_store(options.open::<u64, u64>(&Config::new()))
-        };
-        let (current, old) = (store(3), store(0));
-        current.insert(40, 1000);
-        old.insert(41, 2000);
-        current.store().flush();
-        old.store().flush();
-        assert_eq!(versioned(40), 1000, "the entry of version 3");
-        assert_eq!(versioned(41), 42, "not the entry of version 0");
-        assert_eq!(VERSIONED.load(std::sync::atomic::Ordering::Relaxed), 2);
+        let runs = || VERSIONED.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(versioned!(, version = 3), 2);
+        assert_eq!(runs(), 1);
+        assert_eq!(versioned!(, version = 3), 2);
+        assert_eq!(
+            runs(),
+            1,
+            "read from the store: same path, code and version"
+        );
+        assert_eq!(versioned!(), 2);
+        assert_eq!(runs(), 2, "version 0: entries of its own");
     }
 }
 

@@ -522,6 +522,11 @@ struct StoreParts {
 /// How the cache is found: the call is spanned at the return type, so a return type that cannot
 /// be cached is reported there, once. A cache outside the process also gets its store's name,
 /// its codec, the fingerprint of its key and value types' shapes and its `version`, which keep
+/// `version = N` with the hash of the function's code ([`Remote::code`]).
+fn mixed_version(version: u64, code: u64) -> u64 {
+    (version ^ code).wrapping_mul(0x0100_0000_01b3)
+}
+
 /// entries of another layout out of reach.
 fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
     let Plan {
@@ -539,6 +544,7 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
             json,
             redlock,
             version,
+            code,
             written,
         }) => {
             // The key and value types' serde shapes, traced when the cache is made.
@@ -546,7 +552,8 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
                 use #runtime::{Shaped as _, Unshaped as _};
                 (&#runtime::Shape::<#key_type, #value>::NEW).fingerprint()
             }};
-            let version = proc_macro2::Literal::u64_unsuffixed(*version);
+            // The function's own code counts as part of its version.
+            let version = proc_macro2::Literal::u64_unsuffixed(mixed_version(*version, *code));
             let (store, feature) = match kind {
                 RemoteKind::Disk => ("disk", "disk"),
                 RemoteKind::Redis => ("redis", "redis"),

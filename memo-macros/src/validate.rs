@@ -2,7 +2,7 @@
 //!
 //! Every independent mistake is collected and reported together, each at its own token.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
@@ -68,6 +68,10 @@ pub(crate) struct Remote {
     pub(crate) redlock: bool,
     /// `version = N` (0 without it).
     pub(crate) version: u64,
+    /// A hash of the function's own code (its signature, body and `key = …`): an edit of it
+    /// sets the old entries aside, and same-named functions of two blocks (or two expansions of
+    /// one `macro_rules!`) keep apart.
+    pub(crate) code: u64,
     /// Where `store = …` was written, for the error of a store whose feature is off.
     pub(crate) written: Written,
 }
@@ -137,7 +141,7 @@ pub(crate) fn validate(args: &Args, func: &CachedFn) -> syn::Result<Plan> {
         key.unwrap_or_else(|| (syn::parse_quote!(()), quote!(), quote!(&())));
     let prelude = quote!(#asserts #key_prelude);
     let config = config(args, &runtime);
-    let remote = check_remote(args, &mut errors);
+    let remote = check_remote(args, func, &mut errors);
     check_weight(args, &mut errors);
     check_ttl_from(args, &mut errors);
     let generic = check_generics(func, &key_type, &output, &mut errors);
@@ -340,7 +344,7 @@ fn hooks(
 
 /// `store = disk`, `redis` or `tiered`, with its name and codec; `codec` needs one of them, and
 /// each rejects the options it cannot honour, at the option.
-fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
+fn check_remote(args: &Args, func: &CachedFn, errors: &mut Errors) -> Option<Remote> {
     let json = args
         .codec
         .get()
@@ -421,8 +425,42 @@ fn check_remote(args: &Args, errors: &mut Errors) -> Option<Remote> {
         json,
         redlock,
         version: args.version.get().copied().unwrap_or(0),
+        code: code_hash(func, args.key.get()),
         written: args.store.written().expect("a remote store was written"),
     })
+}
+
+/// [`Remote::code`]: 64-bit FNV-1a over the tokens of the signature, the body and the key
+/// expression, each token's text and each group's delimiters: the same whatever the layout and
+/// the comments around them.
+fn code_hash(func: &CachedFn, key: Option<&Expr>) -> u64 {
+    fn hash_tokens(hash: u64, tokens: TokenStream) -> u64 {
+        tokens.into_iter().fold(hash, |hash, token| match token {
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::None => ("", ""),
+                };
+                let hash = hash_text(hash, open);
+                hash_text(hash_tokens(hash, group.stream()), close)
+            }
+            TokenTree::Ident(ident) => hash_text(hash, &ident.to_string()),
+            TokenTree::Punct(punct) => hash_text(hash, punct.as_char().encode_utf8(&mut [0; 4])),
+            TokenTree::Literal(literal) => hash_text(hash, &literal.to_string()),
+        })
+    }
+    fn hash_text(hash: u64, text: &str) -> u64 {
+        // A separator after each token: `a b` and `ab` differ.
+        text.bytes().chain([0]).fold(hash, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+    let mut hash = 0xcbf2_9ce4_8422_2325;
+    hash = hash_tokens(hash, func.sig.to_token_stream());
+    hash = hash_tokens(hash, func.block.to_token_stream());
+    key.map_or(hash, |key| hash_tokens(hash, key.to_token_stream()))
 }
 
 /// `stale` and `refresh` recompute an entry in the background from its owned key, so they need a
@@ -1059,4 +1097,78 @@ fn config(args: &Args, runtime: &TokenStream) -> TokenStream {
         config = quote_spanned!(policy.span()=> #config.policy(#runtime::Policy::#variant));
     }
     quote!(|| #config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(item: TokenStream, key: Option<&Expr>) -> u64 {
+        code_hash(&CachedFn::parse(item).unwrap(), key)
+    }
+
+    #[test]
+    fn the_code_hash_follows_the_code_alone() {
+        let base = code_of(
+            quote!(
+                fn f(n: u64) -> u64 {
+                    n * 2
+                }
+            ),
+            None,
+        );
+        let laid_out = code_of(
+            syn::parse_str(
+                "/// Doubles.\n#[inline]\nfn f(n: u64) -> u64 {\n    // twice\n    n * 2\n}",
+            )
+            .unwrap(),
+            None,
+        );
+        assert_eq!(base, laid_out, "layout, comments and other attributes");
+        let edited = code_of(
+            quote!(
+                fn f(n: u64) -> u64 {
+                    n * 3
+                }
+            ),
+            None,
+        );
+        assert_ne!(base, edited, "the body");
+        let renamed = code_of(
+            quote!(
+                fn f(m: u64) -> u64 {
+                    m * 2
+                }
+            ),
+            None,
+        );
+        assert_ne!(base, renamed, "the signature");
+        let keyed = code_of(
+            quote!(
+                fn f(n: u64) -> u64 {
+                    n * 2
+                }
+            ),
+            Some(&syn::parse_quote!(n)),
+        );
+        assert_ne!(base, keyed, "the key");
+        let joined = code_of(
+            quote!(
+                fn f(n: u64) -> u64 {
+                    n * 2
+                }
+            ),
+            None,
+        );
+        assert_eq!(base, joined);
+        let spaced = code_of(
+            quote!(
+                fn f(n: u64) -> u64 {
+                    n * 2
+                }
+            ),
+            None,
+        );
+        assert_eq!(base, spaced);
+    }
 }

@@ -24,7 +24,7 @@ pub fn fetch(url: &str) -> Result<String, String> {
                 },
                 version: {
                     const VERSION: u64 = ::memo::__private::crate_version(
-                        0,
+                        8233952582334220172,
                         ::core::option_env!("CARGO_PKG_VERSION"),
                         ::core::option_env!("CARGO_BIN_NAME"),
                     );
@@ -92,7 +92,7 @@ pub fn fetch_cache() -> &'static ::memo::__private::Cache<
             },
             version: {
                 const VERSION: u64 = ::memo::__private::crate_version(
-                    0,
+                    8233952582334220172,
                     ::core::option_env!("CARGO_PKG_VERSION"),
                     ::core::option_env!("CARGO_BIN_NAME"),
                 );

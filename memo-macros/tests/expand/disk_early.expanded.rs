@@ -25,7 +25,7 @@ fn rate(currency: &str) -> f64 {
                 },
                 version: {
                     const VERSION: u64 = ::memo::__private::crate_version(
-                        0,
+                        12352974949683488221,
                         ::core::option_env!("CARGO_PKG_VERSION"),
                         ::core::option_env!("CARGO_BIN_NAME"),
                     );
@@ -105,7 +105,7 @@ fn rate_cache() -> &'static ::memo::__private::Cache<
             },
             version: {
                 const VERSION: u64 = ::memo::__private::crate_version(
-                    0,
+                    12352974949683488221,
                     ::core::option_env!("CARGO_PKG_VERSION"),
                     ::core::option_env!("CARGO_BIN_NAME"),
                 );

@@ -24,7 +24,7 @@ async fn profile(id: u64) -> Option<String> {
                 },
                 version: {
                     const VERSION: u64 = ::memo::__private::crate_version(
-                        0,
+                        3608934007119226424,
                         ::core::option_env!("CARGO_PKG_VERSION"),
                         ::core::option_env!("CARGO_BIN_NAME"),
                     );
@@ -119,7 +119,7 @@ fn profile_cache() -> &'static ::memo::__private::Cache<
             },
             version: {
                 const VERSION: u64 = ::memo::__private::crate_version(
-                    0,
+                    3608934007119226424,
                     ::core::option_env!("CARGO_PKG_VERSION"),
                     ::core::option_env!("CARGO_BIN_NAME"),
                 );

@@ -77,7 +77,7 @@ fn login(user: u32) -> Result<Token, Error> {
                 },
                 version: {
                     const VERSION: u64 = ::memo::__private::crate_version(
-                        0,
+                        1402973631336810410,
                         ::core::option_env!("CARGO_PKG_VERSION"),
                         ::core::option_env!("CARGO_BIN_NAME"),
                     );
@@ -157,7 +157,7 @@ fn login_cache() -> &'static ::memo::__private::Cache<
             },
             version: {
                 const VERSION: u64 = ::memo::__private::crate_version(
-                    0,
+                    1402973631336810410,
                     ::core::option_env!("CARGO_PKG_VERSION"),
                     ::core::option_env!("CARGO_BIN_NAME"),
                 );
