@@ -321,6 +321,37 @@ fn a_disk_store_says_once_what_it_refuses_and_why() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// With the feature on and no subscriber set, a store's warning is a line on standard error,
+/// as without the feature: it was lost (a new user with `tracing` on heard nothing).
+#[cfg(feature = "disk")]
+#[test]
+fn a_warning_without_a_subscriber_goes_to_standard_error() {
+    let dir = std::env::temp_dir().join(format!("memo-tracing-unheard-{}", std::process::id()));
+    if std::env::var_os("MEMO_TEST_UNHEARD").is_some() {
+        let values: memo::DiskCache<u32, serde_json::Value> = memo::Cache::builder()
+            .disk_options(memo::DiskOptions::new("unheard").root(&dir))
+            .build();
+        values.insert(0, serde_json::json!({ "n": 0 }));
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_warning_without_a_subscriber_goes_to_standard_error",
+            "--nocapture",
+        ])
+        .env("MEMO_TEST_UNHEARD", "1")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("memo: ") && stderr.contains("was not stored"),
+        "{stderr}"
+    );
+}
+
 /// As on disk, in Redis.
 #[cfg(feature = "redis")]
 #[test]

@@ -1,7 +1,8 @@
 //! What memo tells `tracing` (feature `tracing`): a `memo.compute` span around each computation,
 //! with `function` and `outcome` (`miss`, `error`, `coalesced`, `hit`, `refresh`), a warning
-//! when a refresh fails, and an event per backend error (a disk or Redis failure). Plain hits emit nothing. Without the feature, all of this
-//! compiles to nothing.
+//! when a refresh fails, and an event per backend error (a disk or Redis failure). Plain hits
+//! emit nothing. Without the feature, all of this compiles to nothing, and a store's warnings
+//! are lines on standard error, as they are with it while no subscriber is set.
 
 /// One computation of a memoized function, traced as a span.
 pub(crate) struct Computation {
@@ -94,11 +95,16 @@ pub(crate) fn backend_error(backend: &'static str, error: &dyn std::fmt::Display
 }
 
 /// A warning about a store (its backend down, damaged or misconfigured): a `tracing` event with
-/// the `tracing` feature, else a line on standard error. Callers limit how often.
+/// the `tracing` feature where a subscriber listens, else a line on standard error (a program
+/// that turned the feature on but set no subscriber would hear nothing). Callers limit how often.
 #[cfg(any(feature = "disk", feature = "redis"))]
 pub(crate) fn warn(line: &dyn std::fmt::Display) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(target: "memo", "{line}");
-    #[cfg(not(feature = "tracing"))]
+    if !tracing::dispatcher::get_default(|dispatch| {
+        dispatch.is::<tracing::subscriber::NoSubscriber>()
+    }) {
+        tracing::warn!(target: "memo", "{line}");
+        return;
+    }
     eprintln!("memo: {line}");
 }
