@@ -705,6 +705,18 @@ fn unknown_option(path: &Path) -> String {
         "eviction_listener" | "on_evicted" | "on_remove" | "listener" => {
             Some("the eviction listener is `on_evict = |key, value, cause| ...` in memo")
         }
+        "time_refresh" => Some(
+            "an entry whose time to live each hit renews is `idle = \"10m\"` in memo (cached's \
+             `time_refresh`), in place of `ttl`",
+        ),
+        "name" => Some(
+            "memo names a function's cache after it: `fn_name_cache()` is its handle, and its \
+             metrics are labelled with the function's path; there is nothing to name",
+        ),
+        "with_cached_flag" => Some(
+            "memo returns the value alone, with no `Return<T>` wrapper: `f_cache().stats()` counts \
+             the hits, and `f_cache().contains_key(..)` tells whether a key is cached",
+        ),
         "in_impl" => {
             Some("not needed: `#[cached]` works on methods and associated functions as they are")
         }
@@ -875,6 +887,18 @@ mod tests {
             (
                 quote!(redis = true),
                 "`redis`: cached's `redis = true` is `store = redis` in memo",
+            ),
+            (
+                quote!(time_refresh = true),
+                "`time_refresh`: an entry whose time to live each hit renews is `idle",
+            ),
+            (
+                quote!(name = "FIB"),
+                "`name`: memo names a function's cache after it: `fn_name_cache()`",
+            ),
+            (
+                quote!(with_cached_flag = true),
+                "`with_cached_flag`: memo returns the value alone",
             ),
         ] {
             let errs = errors(peer);
