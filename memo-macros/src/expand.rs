@@ -184,12 +184,13 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
 ///
 /// ```text
 /// fn name(&self, id: u64) -> String {
-///     let __memo_cache = &(self.names);
+///     // The cache, and whether it is this function's (the first to call with it).
+///     let __memo_cache = instance(&(self.names), { static OWNER: Owner = ..; &OWNER });
 ///     let __memo_key = &id;
-///     match instance_hit(__memo_cache, &__memo_key) {
+///     match instance_hit(&__memo_cache, &__memo_key) {
 ///         Ok(__memo_value) => __memo_value,
 ///         // The hash the lookup made goes to the miss: the key is hashed once.
-///         Err(__memo_hash) => instance_miss(__memo_cache, __memo_hash, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
+///         Err(__memo_hash) => instance_miss(&__memo_cache, __memo_hash, Lookup::to_key(&__memo_key), move || -> String { BODY }, keep),
 ///     }
 /// }
 /// ```
@@ -211,27 +212,28 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
     } = func;
     // Spanned at the expression, so a field of another type is reported there.
     let cache_ref = quote_spanned!(cache.span()=> &(#cache));
+    let name = &sig.ident;
     let body = match (&plan.handover, sig.asyncness.is_some()) {
         (None, false) => quote! {
             let __memo_key = #lookup;
-            match #runtime::instance_hit(__memo_cache, &__memo_key) {
+            match #runtime::instance_hit(&__memo_cache, &__memo_key) {
                 #runtime::Ok(__memo_value) => __memo_value,
                 #runtime::Err(__memo_hash) => {
                     let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
                     #runtime::instance_miss(
-                        __memo_cache, __memo_hash, __memo_owned, move || -> #output #block, #keep,
+                        &__memo_cache, __memo_hash, __memo_owned, move || -> #output #block, #keep,
                     )
                 }
             }
         },
         (Some(_), false) => quote! {
             let __memo_key = #lookup;
-            match #runtime::instance_hit(__memo_cache, &__memo_key) {
+            match #runtime::instance_hit(&__memo_cache, &__memo_key) {
                 #runtime::Ok(__memo_value) => #runtime::Ok(__memo_value),
                 #runtime::Err(__memo_hash) => {
                     let __memo_owned = #runtime::Lookup::to_key(&__memo_key);
                     #runtime::instance_try_miss(
-                        __memo_cache, __memo_hash, __memo_owned, move || -> #output #block,
+                        &__memo_cache, __memo_hash, __memo_owned, move || -> #output #block,
                     )
                 }
             }
@@ -247,7 +249,8 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
         },
         (Some(_), true) => quote! {
             let __memo_owned = #runtime::Lookup::to_key(&#lookup);
-            __memo_cache.try_get_or_insert_with_async(
+            #runtime::instance_try_miss_async(
+                __memo_cache,
                 __memo_owned,
                 #runtime::returns::<#output, _>(async move #block),
             ).await
@@ -256,7 +259,11 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
     quote! {
         #(#attrs)*
         #vis #sig {
-            let __memo_cache = #cache_ref;
+            let __memo_cache = #runtime::instance(#cache_ref, {
+                static __MEMO_OWNER: #runtime::Owner =
+                    #runtime::Owner::new(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)));
+                &__MEMO_OWNER
+            });
             #prelude
             #body
         }

@@ -236,6 +236,8 @@ pub(crate) struct Head {
     /// `pair`: made from the whole cache, so that it reaches every field of the store, where a
     /// `&MemoryCache` covers only the cache's untyped start.
     pub(crate) store: AtomicPtr<()>,
+    /// The function that uses this cache through `cache = …` (the first to call); null before.
+    pub(crate) owner: AtomicPtr<crate::private::Owner>,
 }
 
 /// A memoized function's cache in memory without its key and value types: the start of every
@@ -288,7 +290,43 @@ impl Head {
             writes: Box::new(Writes::new()),
             pair: AtomicPtr::new(std::ptr::null_mut()),
             store: AtomicPtr::new(std::ptr::null_mut()),
+            owner: AtomicPtr::new(std::ptr::null_mut()),
         }
+    }
+
+    /// Whether the function `owner` may use this cache through `cache = …`: the first to ask
+    /// owns it. Another gets `false` (it would read the first one's values under the same
+    /// keys), said once.
+    pub(crate) fn is_owned_by(&self, owner: &'static crate::private::Owner) -> bool {
+        let mark = std::ptr::from_ref(owner).cast_mut();
+        // A load first: a call that owns the cache writes nothing.
+        let mut held = self.owner.load(Ordering::Relaxed);
+        if held.is_null() {
+            held = match self.owner.compare_exchange(
+                std::ptr::null_mut(),
+                mark,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(held) => held,
+            };
+        }
+        if held == mark {
+            return true;
+        }
+        if owner.warned.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        // SAFETY: an owner is a `static` of a memoized function's expansion.
+        let first = unsafe { &*held }.name;
+        crate::trace::warn(&format_args!(
+            "`{}` uses the cache `{first}` uses (`cache = …`): the two would read each other's \
+             values under the same keys, so `{}` computes every call; give each function a cache \
+             of its own",
+            owner.name, owner.name
+        ));
+        false
     }
 
     /// The leader's last step when its computation failed (an `Err` of a function whose cache

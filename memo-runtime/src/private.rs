@@ -21,7 +21,10 @@ use fallible::Plain;
 pub use fallible::{
     Fallible, FallibleLead, Handover, ShareClone, ShareNone, Sharing, lead_fallible,
 };
-pub use instance::{instance_hit, instance_miss, instance_miss_async, instance_try_miss};
+pub use instance::{
+    Instance, Owner, instance, instance_hit, instance_miss, instance_miss_async, instance_try_miss,
+    instance_try_miss_async,
+};
 
 use crate::block;
 use crate::cache::{CacheKind, boxed_memoized};

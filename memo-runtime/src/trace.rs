@@ -97,7 +97,6 @@ pub(crate) fn backend_error(backend: &'static str, error: &dyn std::fmt::Display
 /// A warning about a store (its backend down, damaged or misconfigured): a `tracing` event with
 /// the `tracing` feature where a subscriber listens, else a line on standard error (a program
 /// that turned the feature on but set no subscriber would hear nothing). Callers limit how often.
-#[cfg(any(feature = "disk", feature = "redis"))]
 pub(crate) fn warn(line: &dyn std::fmt::Display) {
     #[cfg(feature = "tracing")]
     if !tracing::dispatcher::get_default(|dispatch| {

@@ -213,3 +213,72 @@ fn a_cancelled_async_caller_of_an_instance_cache_leaves_nothing_behind() {
     assert_eq!(feed.runs.load(Ordering::SeqCst), 1, "computed once");
     assert_eq!(feed.items.stats().hits, 1);
 }
+
+/// Two methods given one field: each would read the other's values under the same keys.
+struct Repo {
+    names: Cache<u64, String>,
+    runs: AtomicUsize,
+}
+
+impl Repo {
+    #[cached(cache = self.names)]
+    fn user_name(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("user-{id}")
+    }
+
+    #[cached(cache = self.names)]
+    fn team_name(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("team-{id}")
+    }
+
+    #[cached(cache = self.names)]
+    async fn group_name(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("group-{id}")
+    }
+
+    #[cached(cache = self.names)]
+    fn label(&self, id: u64) -> Result<String, String> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("label-{id}"))
+    }
+
+    #[cached(cache = self.names)]
+    async fn tag(&self, id: u64) -> Result<String, String> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("tag-{id}"))
+    }
+}
+
+/// The first method to call with a cache keeps it; another given the same cache computes every
+/// call without it (a new user read `user-1` from `team_name(1)`).
+#[test]
+fn a_second_method_given_the_same_cache_computes_its_own_values() {
+    let repo = Repo {
+        names: Cache::builder().build(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_eq!(repo.user_name(1), "user-1");
+    assert_eq!(repo.user_name(1), "user-1");
+    assert_eq!(repo.runs.load(Ordering::SeqCst), 1, "the first one's cache");
+    assert_eq!(repo.team_name(1), "team-1");
+    assert_eq!(repo.team_name(1), "team-1");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(repo.group_name(1)), "group-1");
+    is_send(&repo.group_name(1));
+    assert_eq!(repo.label(1).as_deref(), Ok("label-1"));
+    assert_eq!(runtime.block_on(repo.tag(1)).as_deref(), Ok("tag-1"));
+    is_send(&repo.tag(1));
+    assert_eq!(
+        repo.runs.load(Ordering::SeqCst),
+        6,
+        "the others compute each call"
+    );
+    assert_eq!(repo.user_name(1), "user-1");
+    assert_eq!(repo.names.len(), 1, "only the first one's value");
+    assert_eq!(repo.runs.load(Ordering::SeqCst), 6);
+}

@@ -2,27 +2,81 @@
 //! instance of its type). The expansion looks the borrowed key up here, and a miss runs the body
 //! under the cache object's own single-flight, with the hash the lookup made (a sync call hashes
 //! its key once).
+//!
+//! One cache serves one function: a second function given the same cache (two methods with
+//! `cache = self.cache`) would read the first one's values under the same keys, so it computes
+//! every call without it ([`Owner`], said once).
 
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::task::{Context, Poll};
 
 use crate::cache::Cache;
 use crate::lookup::Lookup;
 use crate::store::Store;
 
-/// A counted hit by the borrowed key (no owned key is built); on a miss, the key's hash (by
-/// [`Store::hash_of`]), for [`instance_miss`] or [`instance_try_miss`].
+/// A function whose cache is `cache = …`'s: a `static` of its expansion, whose address tells it
+/// apart (its atomic keeps two such statics from being merged into one).
+pub struct Owner {
+    /// The function's path, for the warning.
+    pub(crate) name: &'static str,
+    /// Whether this function was told that its cache is another's.
+    pub(crate) warned: AtomicBool,
+}
+
+impl Owner {
+    /// The owner mark of the function `name`.
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            warned: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The cache of a `cache = …` function, and whether it is that function's own (the first
+/// function to call with it), as [`instance`] found.
+pub struct Instance<'a, K, V, S> {
+    cache: &'a Cache<K, V, S>,
+    owned: bool,
+}
+
+/// `cache` as the function `owner` may use it: see [`Owner`].
 #[inline]
-pub fn instance_hit<K, V, S, L>(cache: &Cache<K, V, S>, key: &L) -> Result<V, u64>
+pub fn instance<'a, K, V, S>(
+    cache: &'a Cache<K, V, S>,
+    owner: &'static Owner,
+) -> Instance<'a, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+{
+    Instance {
+        cache,
+        owned: cache.head().is_owned_by(owner),
+    }
+}
+
+/// A counted hit by the borrowed key (no owned key is built); on a miss, the key's hash (by
+/// [`Store::hash_of`]), for [`instance_miss`] or [`instance_try_miss`]. A cache that is another
+/// function's is not read.
+#[inline]
+pub fn instance_hit<K, V, S, L>(instance: &Instance<'_, K, V, S>, key: &L) -> Result<V, u64>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
     L: Lookup<Key = K>,
 {
+    let cache = instance.cache;
     let hash = cache.store().hash_of(key);
+    if !instance.owned {
+        return Err(hash);
+    }
     cache.hit(hash, key).ok_or(hash)
 }
 
@@ -30,7 +84,7 @@ where
 /// concurrent callers of `key`, and its value is stored where `keep` says (`Some`, unless
 /// `cache_none`); a value not kept is returned to this caller alone.
 pub fn instance_miss<K, V, S>(
-    cache: &Cache<K, V, S>,
+    instance: &Instance<'_, K, V, S>,
     hash: u64,
     key: K,
     body: impl FnOnce() -> V,
@@ -41,14 +95,17 @@ where
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
 {
-    let kept = cache.try_compute(hash, key, || kept(body(), keep));
+    if !instance.owned {
+        return body();
+    }
+    let kept = instance.cache.try_compute(hash, key, || kept(body(), keep));
     kept.unwrap_or_else(|value| value)
 }
 
 /// [`instance_miss`] of a function returning a `Result`: an `Err` is returned to this caller
 /// and not stored ([`Cache::try_get_or_insert_with`]).
 pub fn instance_try_miss<K, V, S, E>(
-    cache: &Cache<K, V, S>,
+    instance: &Instance<'_, K, V, S>,
     hash: u64,
     key: K,
     body: impl FnOnce() -> Result<V, E>,
@@ -58,12 +115,15 @@ where
     V: Clone + Send + Sync + 'static,
     S: Store<K, V>,
 {
-    cache.try_compute(hash, key, body)
+    if !instance.owned {
+        return body();
+    }
+    instance.cache.try_compute(hash, key, body)
 }
 
 /// [`instance_miss`] for an `async fn`.
 pub async fn instance_miss_async<K, V, S, F>(
-    cache: &Cache<K, V, S>,
+    instance: Instance<'_, K, V, S>,
     key: K,
     body: F,
     keep: fn(&V) -> bool,
@@ -74,13 +134,35 @@ where
     S: Store<K, V>,
     F: Future<Output = V>,
 {
+    if !instance.owned {
+        return body.await;
+    }
     let kept = Kept {
         body: Box::pin(body),
         keep,
     };
-    match cache.try_get_or_insert_with_async(key, kept).await {
+    match instance.cache.try_get_or_insert_with_async(key, kept).await {
         Ok(value) | Err(value) => value,
     }
+}
+
+/// [`instance_try_miss`] for an `async fn`: an `Err` is returned to this caller and not
+/// stored ([`Cache::try_get_or_insert_with_async`]).
+pub async fn instance_try_miss_async<K, V, S, E, F>(
+    instance: Instance<'_, K, V, S>,
+    key: K,
+    body: F,
+) -> Result<V, E>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: Store<K, V>,
+    F: Future<Output = Result<V, E>>,
+{
+    if !instance.owned {
+        return body.await;
+    }
+    instance.cache.try_get_or_insert_with_async(key, body).await
 }
 
 /// `body`'s value as `Ok` where `keep` stores it, else as `Err` (returned, not stored). A named
