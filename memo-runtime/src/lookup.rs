@@ -26,7 +26,9 @@ use std::hash::Hash;
     message = "`{Self}` cannot be part of a cache key: it must be `Hash + Eq`, and its owned form `Clone + Send + Sync + 'static`",
     label = "part of the cache key",
     note = "choose the key yourself with `key = ...`, e.g. `#[cached(key = id)]` to key by another argument, \
-            or `#[cached(key = x.to_bits(), key_type = u64)]` to key by a value derived from this one"
+            or `#[cached(key = x.to_bits(), key_type = u64)]` to key by a value derived from this one; \
+            for a method, `#[cached(cache = self.field)]` keeps a cache per instance in a `memo::Cache` field \
+            and leaves `self` out of the key (a `key = ...` without `self` is shared by every instance)"
 )]
 pub trait KeyPart: Hash + Eq {
     /// The owned form stored in the cache (`String` for `str`).
