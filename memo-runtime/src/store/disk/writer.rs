@@ -667,7 +667,7 @@ fn commit_rows(
         )?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
-        let mut unlock = tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?;
+        let mut unlocks = Unlocks::new(&tx)?;
         let mut touch = tx.prepare_cached(
             "UPDATE entries SET expires = ?3 WHERE ns = ?1 AND key = ?2 AND expires > 0",
         )?;
@@ -696,7 +696,7 @@ fn commit_rows(
                     ..
                 } => {
                     if *outdates {
-                        unlock.execute(params![ns, key])?;
+                        unlocks.unlock(ns, key)?;
                     }
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
@@ -756,6 +756,43 @@ fn commit_rows(
         space.expired.fetch_add(count, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// What a plain insert's write does to its key's lock row (`Kind::Put`'s `outdates`): deletes
+/// it, in a namespace that holds any. Whether one does is asked once a batch: none can be taken
+/// while the batch's transaction holds the database, so a batch of inserts with no computation
+/// under way pays one probe.
+struct Unlocks<'c> {
+    any: rusqlite::CachedStatement<'c>,
+    unlock: rusqlite::CachedStatement<'c>,
+    /// The namespaces asked about in this batch, and whether they hold a lock row.
+    known: Vec<(Vec<u8>, bool)>,
+}
+
+impl<'c> Unlocks<'c> {
+    fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            any: conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1)")?,
+            unlock: conn.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?,
+            known: Vec::new(),
+        })
+    }
+
+    fn unlock(&mut self, ns: &[u8], key: &[u8]) -> rusqlite::Result<()> {
+        let locked = if let Some(&(_, locked)) = self.known.iter().find(|(known, _)| known == ns) {
+            locked
+        } else {
+            let locked = self
+                .any
+                .query_row(params![ns], |row| row.get::<_, bool>(0))?;
+            self.known.push((ns.to_vec(), locked));
+            locked
+        };
+        if locked {
+            self.unlock.execute(params![ns, key])?;
+        }
+        Ok(())
+    }
 }
 
 /// Removes every entry of namespace `ns` (their files' names added to `dropped`) and zeroes its
