@@ -428,9 +428,14 @@ async fn claim(
 /// The lock is ours; the value may have been stored between our read and our lock. The read
 /// also fences the key on the store's server (its lock name, with our token, in the same round
 /// trip): an invalidation deletes that name, or a forced refresh takes it over, and our write is
-/// then refused,
-/// as under the single-server lock. Another holder's fence (its lease lost to us) leaves ours
-/// unfenced: it writes as before.
+/// then refused, as under the single-server lock.
+///
+/// A name held by someone else (a forced refresh's mark, a background refresh, a holder of
+/// the single-server lock, an earlier Redlock holder that lost its lease) is a computation of
+/// the key under way: we wait for its value, as a waiter of the single-server lock does,
+/// polling the same script until the value is there or the name is free and ours, and compute
+/// only fenced. Computing unfenced, our plain write could land after that computation's value
+/// or an invalidation, and put back an older value. Past the wait, [`Claimed::TimedOut`].
 ///
 /// A read-or-lock whose reply was lost (a timeout) may still have taken the name: the guard
 /// then counts it as its fence, so that the lock's release deletes it (compare-and-delete).
@@ -439,25 +444,43 @@ async fn acquired(
     (value_key, lock_key): (&[u8], &[u8]),
     guard: LockGuard,
     budget: Option<&Budget>,
-    _deadline: Instant,
+    deadline: Instant,
 ) -> Claimed {
-    let lease_ms = millis(shared.config.lock.lease);
-    let read = shared
-        .store
-        .read_or_lock(value_key, lock_key, guard.token(), lease_ms);
-    match charged(budget, read).await {
-        Ok(ReadOrLock::Value(value)) => {
-            let _ = guard.release_async().await;
-            Claimed::Value(value)
-        }
-        Ok(ReadOrLock::Locked) => Claimed::Compute(guard.fenced()),
-        Ok(ReadOrLock::Held) => Claimed::Compute(guard),
-        Err(err) => {
-            if !unsent(&err) {
-                drop(guard.fenced());
+    let lock = &shared.config.lock;
+    let lease_ms = millis(lock.lease);
+    let mut poll = lock.poll_min;
+    let mut held = false;
+    loop {
+        let round = shared
+            .store
+            .read_or_lock(value_key, lock_key, guard.token(), lease_ms);
+        // Once the name is held, the rounds are the wait for its holder's value.
+        let read = if held {
+            polled(budget, round).await
+        } else {
+            charged(budget, round).await
+        };
+        match read {
+            Ok(ReadOrLock::Value(value)) => {
+                let _ = guard.release_async().await;
+                return Claimed::Value(value);
             }
-            Claimed::Unavailable(err)
+            Ok(ReadOrLock::Locked) => return Claimed::Compute(guard.fenced()),
+            Ok(ReadOrLock::Held) => {}
+            Err(err) => {
+                if !unsent(&err) {
+                    drop(guard.fenced());
+                }
+                return Claimed::Unavailable(err);
+            }
         }
+        held = true;
+        let now = Instant::now();
+        if now >= deadline {
+            return Claimed::TimedOut;
+        }
+        tokio::time::sleep(jitter(poll).min(deadline - now)).await;
+        poll = (poll * 2).min(lock.poll_max);
     }
 }
 
