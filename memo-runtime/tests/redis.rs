@@ -1401,6 +1401,51 @@ mod redlock_budget {
         (stats.backend_errors, stats.skipped)
     }
 
+    /// The round trips of a Redlock miss on the store's server, counted with `MONITOR`: the
+    /// read, the claim's read, the read-or-lock after the round (which fences the key), and
+    /// the script that writes the value and releases the fence; a hit is one `GET`. The
+    /// Redlock's rounds go to the lock servers only (their `SET NX`, then their release).
+    #[test]
+    fn a_redlock_miss_is_four_round_trips_on_the_store_s_server_and_a_hit_one() {
+        let server = RedisServer::start();
+        let (locks, urls) = lock_servers();
+        let cache = redlocked(
+            "trips-redlock",
+            &server.url(),
+            Duration::from_secs(2),
+            &urls,
+        );
+        assert_eq!(
+            cache.get_or_compute(&0, |n| format!("value {n}")),
+            "value 0"
+        );
+        let monitor = Monitor::start(server.port());
+        let sets = lock_sets(&locks);
+        let mark = monitor.mark();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        assert_eq!(monitor.sent_since(mark), ["get", "get", "eval", "eval"]);
+        assert_eq!(
+            lock_sets(&locks) - sets,
+            3,
+            "one round, on every lock server"
+        );
+        let mark = monitor.mark();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        assert_eq!(monitor.sent_since(mark), ["get"]);
+        assert_eq!(
+            command(server.port(), "KEYS *:lock"),
+            "*0\r\n",
+            "a fence left"
+        );
+        assert_eq!(faults(&cache.stats()), (0, 0));
+    }
+
     /// The README's promise for `store = redis` (a slow server adds at most the command
     /// timeout in total to a call) under `lock = "redlock"`: the store's server answers each
     /// command 110 ms late, the call's budget is 200 ms. The miss's read takes 110 ms of it;
