@@ -2729,6 +2729,129 @@ mod attack4 {
         );
     }
 
+    type Redlocked = Cache<String, String, memo::RedisStore<String, String>>;
+
+    /// Two caches of one namespace on `server` (two processes, as far as Redis goes), their
+    /// lock a Redlock over three servers of their own (returned, to be kept alive).
+    fn redlocked_pair(
+        server: &RedisServer,
+        name: &str,
+    ) -> (Vec<RedisServer>, Redlocked, Redlocked) {
+        use memo::redis::RedlockConfig;
+        let lock_servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls: Vec<String> = lock_servers.iter().map(RedisServer::url).collect();
+        let open = || {
+            cache_at(&server.url(), name, |options| {
+                options.redlock_with(RedlockConfig::from_urls(&urls).unwrap())
+            })
+        };
+        let (here, elsewhere) = (open(), open());
+        (lock_servers, here, elsewhere)
+    }
+
+    /// Runs a forced refresh of "k" in `here`, its body ("new") held until `meanwhile` has run,
+    /// and, begun while the refresh holds its mark, a miss of "k" in `elsewhere` (body "old"),
+    /// held until the refresh ended; `meanwhile` runs once the miss holds the Redlock (and has
+    /// fenced, or tried to: its body started, or 500 ms passed) and is told whether the miss's
+    /// body had started. Returns what the miss's callers got.
+    fn a_miss_during_a_forced_refresh(
+        lock_server: &RedisServer,
+        here: &Redlocked,
+        elsewhere: &Redlocked,
+        meanwhile: impl FnOnce(bool),
+    ) -> String {
+        use std::sync::atomic::AtomicBool;
+        let (refreshing, refresh_go) = (AtomicBool::new(false), AtomicBool::new(false));
+        let (missing, miss_go) = (AtomicBool::new(false), AtomicBool::new(false));
+        let hold = |entered: &AtomicBool, go: &AtomicBool, value: &str| {
+            entered.store(true, Ordering::SeqCst);
+            while !go.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            value.to_string()
+        };
+        let until = |what: &str, done: &dyn Fn() -> bool| {
+            let start = std::time::Instant::now();
+            while !done() {
+                assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        std::thread::scope(|scope| {
+            let refresh = scope.spawn(|| {
+                here.refresh(|| here.get_or_compute("k", |_| hold(&refreshing, &refresh_go, "new")))
+            });
+            until("no refresh", &|| refreshing.load(Ordering::SeqCst));
+            let miss =
+                scope.spawn(|| elsewhere.get_or_compute("k", |_| hold(&missing, &miss_go, "old")));
+            until("the miss never held the Redlock", &|| {
+                redis_cli(lock_server.port(), &["--scan", "--pattern", "*:lock"])
+                    .lines()
+                    .count()
+                    == 1
+            });
+            let start = std::time::Instant::now();
+            while !missing.load(Ordering::SeqCst) && start.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            meanwhile(missing.load(Ordering::SeqCst));
+            refresh_go.store(true, Ordering::SeqCst);
+            assert_eq!(
+                refresh.join().unwrap(),
+                "new",
+                "the refresh's callers get its value"
+            );
+            miss_go.store(true, Ordering::SeqCst);
+            miss.join().unwrap()
+        })
+    }
+
+    /// A forced refresh marks its key by taking the lock name on the store's server (`SET PX`).
+    /// A Redlock miss in another process that wins the majority meanwhile fences the key there
+    /// with `SET NX`, which the mark refuses: the miss computed unfenced, and its write, a plain
+    /// `SET`, stored its value ("old", begun before the refresh ended) over the refresh's: every
+    /// later call got "old". A Redlock holder whose fence is held now waits for that holder's
+    /// value, as a waiter of the single-server lock does, and computes only fenced.
+    #[test]
+    fn a_redlock_miss_that_finds_a_forced_refresh_s_mark_does_not_store_over_its_value() {
+        let server = RedisServer::start();
+        let (locks, here, elsewhere) = redlocked_pair(&server, "marked-redlock");
+        let got = a_miss_during_a_forced_refresh(&locks[0], &here, &elsewhere, |_| {});
+        assert_eq!(
+            here.get("k").as_deref(),
+            Some("new"),
+            "the miss's value stored over the refresh's"
+        );
+        assert_eq!(got, "new", "the miss's callers get the refresh's value");
+        assert_eq!(elsewhere.get("k").as_deref(), Some("new"));
+    }
+
+    /// The same miss, unfenced behind a forced refresh's mark, with an invalidate landing
+    /// while both compute: the invalidate deletes the value and the mark (the refresh's write
+    /// is refused), and the miss's plain `SET` stored a value whose computation began before
+    /// the invalidate, after it. Now a miss computes only once it holds the fence, so any
+    /// value it stores was computed after the invalidate.
+    #[test]
+    fn a_redlock_miss_behind_a_forced_refresh_s_mark_stores_nothing_begun_before_an_invalidate() {
+        let server = RedisServer::start();
+        let (locks, here, elsewhere) = redlocked_pair(&server, "marked-invalidated");
+        let mut begun_before = false;
+        let got = a_miss_during_a_forced_refresh(&locks[0], &here, &elsewhere, |started| {
+            begun_before = started;
+            here.invalidate("k");
+        });
+        if begun_before {
+            assert_eq!(
+                here.get("k"),
+                None,
+                "computed before the invalidate, stored after it ({got})"
+            );
+        } else {
+            assert_eq!(got, "old", "computed after the invalidate");
+            assert_eq!(here.get("k").as_deref(), Some("old"));
+        }
+    }
+
     /// Runs `elsewhere`'s miss of "k" (computing "old") until `meanwhile` has run in `here`.
     fn begun_before(
         here: &memo::TieredCache<String, String>,

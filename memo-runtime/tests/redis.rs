@@ -1346,3 +1346,250 @@ mod trust {
         assert_eq!(monitor.sent_since(mark), ["get"]);
     }
 }
+
+// ---- A Redlock miss within the call's budget: its reads of the store's server are charged ----
+
+mod redlock_budget {
+    use std::time::Duration;
+
+    use memo_runtime::redis::{BreakerConfig, RedisClient, RedisConfig, RedlockConfig};
+    use memo_runtime::{Cache, Config, RedisOptions, RedisStore, Stats};
+
+    use super::redis_server::{Monitor, RedisServer, SlowProxy, command};
+
+    /// Three lock servers, healthy, and their URLs.
+    fn lock_servers() -> (Vec<RedisServer>, Vec<String>) {
+        let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls = servers.iter().map(RedisServer::url).collect();
+        (servers, urls)
+    }
+
+    /// A cache named `name` whose values are at `url` (a client of its own, whose breaker never
+    /// opens, with a command timeout of `timeout`: each call's budget) and whose lock is a
+    /// Redlock over `lock_urls`.
+    fn redlocked(
+        name: &str,
+        url: &str,
+        timeout: Duration,
+        lock_urls: &[String],
+    ) -> Cache<u64, String, RedisStore<u64, String>> {
+        let config = RedisConfig::from_url(url)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .command_timeout(timeout)
+            .breaker(BreakerConfig {
+                threshold: u32::MAX,
+                ..BreakerConfig::default()
+            });
+        let store = RedisOptions::new(name)
+            .client(RedisClient::new(config).unwrap())
+            .redlock_with(RedlockConfig::from_urls(lock_urls).unwrap())
+            .open(&Config::new().ttl(Duration::from_secs(60)));
+        Cache::with_store(store)
+    }
+
+    /// How many `SET` (the Redlock's `SET NX`) the lock servers ran.
+    fn lock_sets(servers: &[RedisServer]) -> u64 {
+        servers
+            .iter()
+            .map(|server| super::trust_runs_of(server.port(), "set"))
+            .sum()
+    }
+
+    /// `(backend_errors, skipped)`.
+    fn faults(stats: &Stats) -> (u64, u64) {
+        (stats.backend_errors, stats.skipped)
+    }
+
+    /// The round trips of a Redlock miss on the store's server, counted with `MONITOR`: the
+    /// read, the claim's read, the read-or-lock after the round (which fences the key), and
+    /// the script that writes the value and releases the fence; a hit is one `GET`. The
+    /// Redlock's rounds go to the lock servers only (their `SET NX`, then their release).
+    #[test]
+    fn a_redlock_miss_is_four_round_trips_on_the_store_s_server_and_a_hit_one() {
+        let server = RedisServer::start();
+        let (locks, urls) = lock_servers();
+        let cache = redlocked(
+            "trips-redlock",
+            &server.url(),
+            Duration::from_secs(2),
+            &urls,
+        );
+        assert_eq!(
+            cache.get_or_compute(&0, |n| format!("value {n}")),
+            "value 0"
+        );
+        let monitor = Monitor::start(server.port());
+        let sets = lock_sets(&locks);
+        let mark = monitor.mark();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        assert_eq!(monitor.sent_since(mark), ["get", "get", "eval", "eval"]);
+        assert_eq!(
+            lock_sets(&locks) - sets,
+            3,
+            "one round, on every lock server"
+        );
+        let mark = monitor.mark();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        assert_eq!(monitor.sent_since(mark), ["get"]);
+        assert_eq!(
+            command(server.port(), "KEYS *:lock"),
+            "*0\r\n",
+            "a fence left"
+        );
+        assert_eq!(faults(&cache.stats()), (0, 0));
+    }
+
+    /// The README's promise for `store = redis` (a slow server adds at most the command
+    /// timeout in total to a call) under `lock = "redlock"`: the store's server answers each
+    /// command 110 ms late, the call's budget is 200 ms. The miss's read takes 110 ms of it;
+    /// the claim's read of the value, bounded by the 90 ms left, times out, and nothing else
+    /// is sent: no Redlock round, no claim script, no write. Before, the Redlock's claim read
+    /// the value with a full command timeout of its own (only a budget of exactly nothing
+    /// was checked): it was answered, the round taken, the claim script and the write sent
+    /// past the deadline (`["get", "get", "eval", "eval", "eval"]`, the lock servers ran 3
+    /// `SET`, and the stats were (1, 0)).
+    #[test]
+    fn a_slow_store_server_gets_no_redlock_command_past_the_calls_deadline() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let (locks, urls) = lock_servers();
+        let cache = redlocked(
+            "slow-redlock",
+            &proxy.url(),
+            Duration::from_millis(200),
+            &urls,
+        );
+        assert_eq!(cache.get(&0), None, "connected before the slowdown");
+        proxy.set_delay(Duration::from_millis(110));
+        let monitor = Monitor::start(server.port());
+        let (mark, sets) = (monitor.mark(), lock_sets(&locks));
+        let before = cache.stats();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            monitor.sent_since(mark),
+            ["get", "get"],
+            "the read, then the claim's read cut by the deadline"
+        );
+        assert_eq!(
+            lock_sets(&locks) - sets,
+            0,
+            "a Redlock round past the deadline"
+        );
+        let after = cache.stats();
+        assert_eq!(
+            (
+                after.backend_errors - before.backend_errors,
+                after.skipped - before.skipped
+            ),
+            (1, 1),
+            "one command timed out, the write skipped: {after:?}"
+        );
+    }
+
+    /// The claim's read-or-lock on the store's server after the Redlock is won is charged too:
+    /// replies 110 ms late, a budget of 300 ms. The read and the claim's read take 220 ms;
+    /// the read-or-lock, bounded by the 80 ms left, times out (the script ran: the lock name
+    /// it took there is released with the Redlock, not left for its lease), and the write
+    /// is skipped. Before, the read-or-lock had a full timeout and the write what the call's
+    /// own commands had left: the call made four round trips of 110 ms on a budget of 300,
+    /// and its stats said nothing of it (0, 0). (With the read-or-lock's timeout but not the
+    /// release of the name it took, that name stays for its lease: `DBSIZE` is 1.)
+    #[test]
+    fn a_redlock_claim_s_read_or_lock_is_charged_to_the_call() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let (_locks, urls) = lock_servers();
+        let cache = redlocked(
+            "slow-fence",
+            &proxy.url(),
+            Duration::from_millis(300),
+            &urls,
+        );
+        assert_eq!(cache.get(&0), None, "connected before the slowdown");
+        proxy.set_delay(Duration::from_millis(110));
+        let before = cache.stats();
+        assert_eq!(
+            cache.get_or_compute(&1, |n| format!("value {n}")),
+            "value 1"
+        );
+        let after = cache.stats();
+        assert_eq!(
+            faults(&after),
+            (before.backend_errors + 1, before.skipped + 1),
+            "the read-or-lock timed out, the write skipped: {after:?}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while command(server.port(), "DBSIZE") != ":0\r\n" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a value written past the deadline, or a lock name left: {}",
+                command(server.port(), "KEYS *")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A store server that freezes (`SIGSTOP`) while a Redlock waiter polls it for another
+    /// process's value: the poll times out within what the call has left, and the call's
+    /// write is then not sent. Before, the poll had a full command timeout of its own and the
+    /// write the call's whole budget: two timeouts, two backend errors, for one call.
+    #[test]
+    fn a_redlock_waiter_whose_store_server_freezes_pays_one_timeout() {
+        let server = RedisServer::start();
+        let (locks, urls) = lock_servers();
+        let timeout = Duration::from_millis(100);
+        let holder = redlocked("freeze-redlock", &server.url(), timeout, &urls);
+        let waiter = redlocked("freeze-redlock", &server.url(), timeout, &urls);
+        std::thread::scope(|scope| {
+            let held = scope.spawn(|| {
+                holder.get_or_compute(&1, |key| {
+                    std::thread::sleep(Duration::from_secs(1));
+                    format!("holder's {key}")
+                })
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !command(locks[0].port(), "KEYS *:lock").starts_with("*1") {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the holder never took its lock"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let computed =
+                scope.spawn(|| waiter.get_or_compute(&1, |key| format!("waiter's {key}")));
+            std::thread::sleep(Duration::from_millis(200));
+            server.pause();
+            assert_eq!(computed.join().unwrap(), "waiter's 1");
+            server.resume();
+            assert_eq!(held.join().unwrap(), "holder's 1");
+        });
+        let stats = waiter.stats();
+        assert_eq!(
+            (stats.misses, stats.backend_errors, stats.skipped),
+            (1, 1, 1),
+            "{stats:?}"
+        );
+    }
+}
+
+/// [`trust`]'s `runs_of`, for the modules after it.
+fn trust_runs_of(port: u16, command_name: &str) -> u64 {
+    let info = command(port, "INFO commandstats");
+    let prefix = format!("cmdstat_{command_name}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}

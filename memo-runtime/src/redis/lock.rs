@@ -530,7 +530,7 @@ async fn renew(
 }
 
 /// Whether a request surely never reached Redis: nothing to release after it.
-fn unsent(err: &Error) -> bool {
+pub(super) fn unsent(err: &Error) -> bool {
     match err {
         Error::Open | Error::Deadline | Error::Closed | Error::Config(_) => true,
         Error::Redis(err) => err.0.is_connection_refusal(),

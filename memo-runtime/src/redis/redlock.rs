@@ -36,10 +36,11 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
+use super::budget::{self, Budget};
 use super::client::{ReadOrLock, RedisClient, Subscription};
 use super::config::RedisConfig;
 use super::error::Error;
-use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token};
+use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token, unsent};
 use super::runtime::{Driver, Reply};
 use crate::block::wait;
 
@@ -263,10 +264,24 @@ impl Redlock {
         value_key: &[u8],
         lock_key: &[u8],
     ) -> impl Future<Output = Claimed> + Send + 'static {
+        self.claim_within(value_key, lock_key, None)
+    }
+
+    /// [`claim_async`](Self::claim_async) for a memoized call: its commands to the store's
+    /// server (the reads of the value, the read-or-lock after the round) are charged to the
+    /// call's `budget`, as its other commands are; the polls of a wait only when they time out.
+    /// The rounds on the lock servers keep their own bounds.
+    pub(crate) fn claim_within(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+        budget: Option<Budget>,
+    ) -> impl Future<Output = Claimed> + Send + 'static {
         let claim = claim(
             Arc::clone(&self.shared),
             value_key.to_vec(),
             lock_key.to_vec(),
+            budget,
         );
         let result = self.shared.run(claim);
         async move { settle(result.await) }
@@ -343,10 +358,30 @@ fn settle(result: Result<Claimed, Error>) -> Claimed {
     }
 }
 
+/// A command to the store's server, charged to the call's budget if it has one.
+async fn charged<F: Future>(budget: Option<&Budget>, command: F) -> F::Output {
+    match budget {
+        Some(budget) => budget::within(budget, command).await,
+        None => command.await,
+    }
+}
+
+/// A poll of the store's server while another caller computes: the lock's wait, not a slow
+/// server, so bounded by what the call has left and charged only if it times out.
+async fn polled<F: Future>(budget: Option<&Budget>, poll: F) -> F::Output {
+    charged(budget, budget::waiting(poll)).await
+}
+
 /// The waiter's loop of [`Locks::claim`](super::Locks::claim), with a round over every server
 /// in place of one `SET NX`.
-async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Claimed {
-    match shared.store.get_async(&value_key).await {
+async fn claim(
+    shared: Arc<Shared>,
+    value_key: Vec<u8>,
+    lock_key: Vec<u8>,
+    budget: Option<Budget>,
+) -> Claimed {
+    let budget = budget.as_ref();
+    match charged(budget, shared.store.get_async(&value_key)).await {
         Ok(Some(value)) => return Claimed::Value(value),
         Ok(None) => {}
         Err(err) => return Claimed::Unavailable(err),
@@ -368,7 +403,10 @@ async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Cl
         )
         .await
         {
-            Ok(guard) => return acquired(&shared, &value_key, &lock_key, guard).await,
+            Ok(guard) => {
+                let keys = (&value_key[..], &lock_key[..]);
+                return acquired(&shared, keys, guard, budget, deadline).await;
+            }
             Err(Refused::Unavailable(err)) => return Claimed::Unavailable(err),
             Err(Refused::Held { .. } | Refused::Expired { .. }) => {}
         }
@@ -379,7 +417,7 @@ async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Cl
         // The random back-off, cut short by a release announced on any server.
         let _ = tokio::time::timeout(jitter(poll).min(deadline - now), released).await;
         poll = (poll * 2).min(lock.poll_max);
-        match shared.store.get_async(&value_key).await {
+        match polled(budget, shared.store.get_async(&value_key)).await {
             Ok(Some(value)) => return Claimed::Value(value),
             Ok(None) => {}
             Err(err) => return Claimed::Unavailable(err),
@@ -390,23 +428,59 @@ async fn claim(shared: Arc<Shared>, value_key: Vec<u8>, lock_key: Vec<u8>) -> Cl
 /// The lock is ours; the value may have been stored between our read and our lock. The read
 /// also fences the key on the store's server (its lock name, with our token, in the same round
 /// trip): an invalidation deletes that name, or a forced refresh takes it over, and our write is
-/// then refused,
-/// as under the single-server lock. Another holder's fence (its lease lost to us) leaves ours
-/// unfenced: it writes as before.
-async fn acquired(shared: &Shared, value_key: &[u8], lock_key: &[u8], guard: LockGuard) -> Claimed {
-    let lease_ms = millis(shared.config.lock.lease);
-    let read = shared
-        .store
-        .read_or_lock(value_key, lock_key, guard.token(), lease_ms)
-        .await;
-    match read {
-        Ok(ReadOrLock::Value(value)) => {
-            let _ = guard.release_async().await;
-            Claimed::Value(value)
+/// then refused, as under the single-server lock.
+///
+/// A name held by someone else (a forced refresh's mark, a background refresh, a holder of
+/// the single-server lock, an earlier Redlock holder that lost its lease) is a computation of
+/// the key under way: we wait for its value, as a waiter of the single-server lock does,
+/// polling the same script until the value is there or the name is free and ours, and compute
+/// only fenced. Computing unfenced, our plain write could land after that computation's value
+/// or an invalidation, and put back an older value. Past the wait, [`Claimed::TimedOut`].
+///
+/// A read-or-lock whose reply was lost (a timeout) may still have taken the name: the guard
+/// then counts it as its fence, so that the lock's release deletes it (compare-and-delete).
+async fn acquired(
+    shared: &Shared,
+    (value_key, lock_key): (&[u8], &[u8]),
+    guard: LockGuard,
+    budget: Option<&Budget>,
+    deadline: Instant,
+) -> Claimed {
+    let lock = &shared.config.lock;
+    let lease_ms = millis(lock.lease);
+    let mut poll = lock.poll_min;
+    let mut held = false;
+    loop {
+        let round = shared
+            .store
+            .read_or_lock(value_key, lock_key, guard.token(), lease_ms);
+        // Once the name is held, the rounds are the wait for its holder's value.
+        let read = if held {
+            polled(budget, round).await
+        } else {
+            charged(budget, round).await
+        };
+        match read {
+            Ok(ReadOrLock::Value(value)) => {
+                let _ = guard.release_async().await;
+                return Claimed::Value(value);
+            }
+            Ok(ReadOrLock::Locked) => return Claimed::Compute(guard.fenced()),
+            Ok(ReadOrLock::Held) => {}
+            Err(err) => {
+                if !unsent(&err) {
+                    drop(guard.fenced());
+                }
+                return Claimed::Unavailable(err);
+            }
         }
-        Ok(ReadOrLock::Locked) => Claimed::Compute(guard.fenced()),
-        Ok(ReadOrLock::Held) => Claimed::Compute(guard),
-        Err(err) => Claimed::Unavailable(err),
+        held = true;
+        let now = Instant::now();
+        if now >= deadline {
+            return Claimed::TimedOut;
+        }
+        tokio::time::sleep(jitter(poll).min(deadline - now)).await;
+        poll = (poll * 2).min(lock.poll_max);
     }
 }
 

@@ -188,17 +188,19 @@ impl RemoteLock {
         Self::Single(Locks::new(client.clone(), LockConfig::default()))
     }
 
-    /// A Redlock bounds its rounds itself (the servers answer in parallel): it is left out of
-    /// the call's budget. Not its reads of the value, though, which go to the store's server:
-    /// a call whose budget is spent (that server did not answer it) claims nothing, as no
-    /// command is sent past the call's deadline.
+    /// A Redlock bounds its rounds itself (the servers answer in parallel): they are left out
+    /// of the call's budget. Not its commands to the store's server, though (its reads of the
+    /// value, its read-or-lock after the round, its polls while another caller computes): they
+    /// share the call's budget, so that no command is sent past the call's deadline.
     async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
         match self {
             Self::Single(locks) => {
                 budget::within(budget, locks.claim_async(value_key, lock_key)).await
             }
-            Self::Redlock(..) if budget.left().is_zero() => Claimed::Unavailable(Error::Deadline),
-            Self::Redlock(redlock, _) => redlock.claim_async(value_key, lock_key).await,
+            Self::Redlock(redlock, _) => {
+                let budget = Some(budget.clone());
+                redlock.claim_within(value_key, lock_key, budget).await
+            }
         }
     }
 }
@@ -460,8 +462,9 @@ impl RedisOptions {
 /// ([`Store::skipped`], `Stats::skipped`), so that real failures stand out. An `invalidate`,
 /// `remove` or `clear` that does not reach Redis is retried in the background until it does,
 /// and the keys it covers are not read meanwhile (calls compute), so no removed value is served
-/// once the server answers again. A lock taken with
-/// Redlock keeps its own bounds (its servers answer in parallel).
+/// once the server answers again. Under [`RedisOptions::redlock`] the claim's commands to the
+/// store's server share the call's deadline too; the rounds on the lock servers keep their own
+/// bounds (those servers answer in parallel).
 ///
 /// # Length
 ///
