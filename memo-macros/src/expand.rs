@@ -185,7 +185,8 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
 /// ```text
 /// fn name(&self, id: u64) -> String {
 ///     // The cache, and whether it is this function's (the first to call with it).
-///     let __memo_cache = instance(&(self.names), { static OWNER: Owner = ..; &OWNER });
+///     // A closure's type tells apart the instances of a generic function.
+///     let __memo_cache = instance(&(self.names), { static OWNER: Owner = ..; &OWNER }, &|| ());
 ///     let __memo_key = &id;
 ///     match instance_hit(&__memo_cache, &__memo_key) {
 ///         Ok(__memo_value) => __memo_value,
@@ -263,7 +264,7 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
                 static __MEMO_OWNER: #runtime::Owner =
                     #runtime::Owner::new(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)));
                 &__MEMO_OWNER
-            });
+            }, &|| ());
             #prelude
             #body
         }

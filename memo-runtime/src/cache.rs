@@ -236,8 +236,9 @@ pub(crate) struct Head {
     /// `pair`: made from the whole cache, so that it reaches every field of the store, where a
     /// `&MemoryCache` covers only the cache's untyped start.
     pub(crate) store: AtomicPtr<()>,
-    /// The function that uses this cache through `cache = …` (the first to call); null before.
-    pub(crate) owner: AtomicPtr<crate::private::Owner>,
+    /// The function that uses this cache through `cache = …` (the first to call), and which
+    /// instance of it (a generic function's instances are as many functions); unset before.
+    pub(crate) owner: std::sync::OnceLock<(&'static crate::private::Owner, std::any::TypeId)>,
 }
 
 /// A memoized function's cache in memory without its key and value types: the start of every
@@ -290,36 +291,36 @@ impl Head {
             writes: Box::new(Writes::new()),
             pair: AtomicPtr::new(std::ptr::null_mut()),
             store: AtomicPtr::new(std::ptr::null_mut()),
-            owner: AtomicPtr::new(std::ptr::null_mut()),
+            owner: std::sync::OnceLock::new(),
         }
     }
 
-    /// Whether the function `owner` may use this cache through `cache = …`: the first to ask
-    /// owns it. Another gets `false` (it would read the first one's values under the same
-    /// keys), said once.
-    pub(crate) fn is_owned_by(&self, owner: &'static crate::private::Owner) -> bool {
-        let mark = std::ptr::from_ref(owner).cast_mut();
-        // A load first: a call that owns the cache writes nothing.
-        let mut held = self.owner.load(Ordering::Relaxed);
-        if held.is_null() {
-            held = match self.owner.compare_exchange(
-                std::ptr::null_mut(),
-                mark,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(held) => held,
-            };
-        }
-        if held == mark {
+    /// Whether the function `owner`, in its instance `instance` (the `TypeId` of a closure of
+    /// its body: a generic function's instances differ), may use this cache through
+    /// `cache = …`: the first to ask owns it. Another gets `false` (it would read the first
+    /// one's values under the same keys), said once.
+    pub(crate) fn is_owned_by(
+        &self,
+        owner: &'static crate::private::Owner,
+        instance: std::any::TypeId,
+    ) -> bool {
+        // One load where the cache is owned already: a call that owns it writes nothing.
+        let held = *self.owner.get_or_init(|| (owner, instance));
+        if std::ptr::eq(held.0, owner) && held.1 == instance {
             return true;
         }
         if owner.warned.swap(true, Ordering::Relaxed) {
             return false;
         }
-        // SAFETY: an owner is a `static` of a memoized function's expansion.
-        let first = unsafe { &*held }.name;
+        let first = held.0.name;
+        if std::ptr::eq(held.0, owner) {
+            crate::trace::warn(&format_args!(
+                "two instances of the generic `{first}` use one cache (`cache = …`): they would \
+                 read each other's values under the same keys, so the later one computes every \
+                 call; give each instance a cache of its own"
+            ));
+            return false;
+        }
         crate::trace::warn(&format_args!(
             "`{}` uses the cache `{first}` uses (`cache = …`): the two would read each other's \
              values under the same keys, so `{}` computes every call; give each function a cache \

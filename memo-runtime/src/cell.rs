@@ -50,6 +50,14 @@ pub fn scope<F>(closure: &F) -> At {
     at_type::<F>
 }
 
+/// The `TypeId` of `closure`'s type, which may borrow: one for each instance of a generic
+/// function the closure is written in.
+#[inline]
+pub(crate) fn type_id<F>(closure: &F) -> TypeId {
+    let _ = closure;
+    at_type::<F>().1
+}
+
 /// [`At`]'s answer for a closure of type `F`, whose type may borrow (`TypeId` ignores
 /// lifetimes).
 fn at_type<F>() -> (&'static str, TypeId) {

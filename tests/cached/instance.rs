@@ -282,3 +282,85 @@ fn a_second_method_given_the_same_cache_computes_its_own_values() {
     assert_eq!(repo.names.len(), 1, "only the first one's value");
     assert_eq!(repo.runs.load(Ordering::SeqCst), 6);
 }
+
+/// A kind of name, for the generic method below.
+trait Kind {
+    const NAME: &'static str;
+}
+
+struct User;
+struct Team;
+
+impl Kind for User {
+    const NAME: &'static str = "user";
+}
+
+impl Kind for Team {
+    const NAME: &'static str = "team";
+}
+
+/// One generic method given one field: its instances are two functions, as two methods are.
+struct Directory {
+    names: Cache<u64, String>,
+    runs: AtomicUsize,
+}
+
+impl Directory {
+    #[cached(cache = self.names)]
+    fn name_of<T: Kind>(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("{}-{id}", T::NAME)
+    }
+}
+
+/// The instances of a generic method given one cache are two functions: the second computes
+/// its own values (`name_of::<Team>(1)` returned `user-1`, the `static` owner mark of the
+/// expansion being one for all instances).
+#[test]
+fn a_second_instance_of_a_generic_method_given_the_same_cache_computes_its_own_values() {
+    let directory = Directory {
+        names: Cache::builder().build(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_eq!(directory.name_of::<User>(1), "user-1");
+    assert_eq!(directory.name_of::<User>(1), "user-1");
+    assert_eq!(directory.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(directory.name_of::<Team>(1), "team-1");
+    assert_eq!(directory.name_of::<Team>(1), "team-1");
+    assert_eq!(directory.name_of::<User>(1), "user-1");
+}
+
+/// Two objects of one type given one cache (an `Arc`): one method, so one function, cached.
+struct Shared {
+    names: std::sync::Arc<Cache<u64, String>>,
+    runs: std::sync::Arc<AtomicUsize>,
+}
+
+impl Shared {
+    #[cached(cache = self.names)]
+    fn name_of(&self, id: u64) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        format!("name-{id}")
+    }
+}
+
+/// One cache shared by two objects of one method stays cached for both: the owner is the
+/// method, not the object.
+#[test]
+fn one_cache_given_to_two_objects_of_one_method_is_cached_for_both() {
+    let names = std::sync::Arc::new(Cache::builder().build());
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let first = Shared {
+        names: names.clone(),
+        runs: runs.clone(),
+    };
+    let second = Shared { names, runs };
+    assert_eq!(first.name_of(1), "name-1");
+    drop(first);
+    assert_eq!(second.name_of(1), "name-1");
+    assert_eq!(
+        second.runs.load(Ordering::SeqCst),
+        1,
+        "the second object hit"
+    );
+}

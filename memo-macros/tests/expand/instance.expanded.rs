@@ -7,6 +7,7 @@ fn lookup(&self, name: &str, n: u32) -> Result<String, std::io::Error> {
             );
             &__MEMO_OWNER
         },
+        &|| (),
     );
     let __memo_key = (name, &n);
     match ::memo::__private::instance_hit(&__memo_cache, &__memo_key) {

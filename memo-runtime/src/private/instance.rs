@@ -18,7 +18,8 @@ use crate::lookup::Lookup;
 use crate::store::Store;
 
 /// A function whose cache is `cache = …`'s: a `static` of its expansion, whose address tells it
-/// apart (its atomic keeps two such statics from being merged into one).
+/// apart (its atomic keeps two such statics from being merged into one). The instances of a
+/// generic function share it, and are told apart by a closure's type ([`instance`]).
 pub struct Owner {
     /// The function's path, for the warning.
     pub(crate) name: &'static str,
@@ -44,11 +45,14 @@ pub struct Instance<'a, K, V, S> {
     owned: bool,
 }
 
-/// `cache` as the function `owner` may use it: see [`Owner`].
+/// `cache` as the function `owner` may use it: see [`Owner`]. `body` is a closure of the
+/// function's body (`&|| ()`), whose type tells apart the instances of a generic function,
+/// which share `owner`: each is a function of its own.
 #[inline]
-pub fn instance<'a, K, V, S>(
+pub fn instance<'a, K, V, S, F>(
     cache: &'a Cache<K, V, S>,
     owner: &'static Owner,
+    body: &F,
 ) -> Instance<'a, K, V, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -57,7 +61,7 @@ where
 {
     Instance {
         cache,
-        owned: cache.head().is_owned_by(owner),
+        owned: cache.head().is_owned_by(owner, crate::cell::type_id(body)),
     }
 }
 
