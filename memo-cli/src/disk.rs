@@ -55,11 +55,12 @@ pub(crate) fn run(root: &Path, action: DiskAction) -> Result<(), String> {
         DiskAction::Functions { store } => {
             for function in open(root, &store)?.functions() {
                 println!(
-                    "{}\t{} entries\t{} bytes\t{}",
+                    "{}\t{} entries\t{} bytes\t{}\t{:016x}",
                     function.function,
                     function.entries,
                     function.bytes,
-                    function.codec()
+                    function.codec(),
+                    function.fingerprint
                 );
             }
         }
@@ -69,15 +70,16 @@ pub(crate) fn run(root: &Path, action: DiskAction) -> Result<(), String> {
             limit,
         } => {
             let store = open(root, &store)?;
-            let function = find(&store, &function)?;
-            for entry in store.entries(&function, limit) {
-                println!("{}", entry_json(&function, &entry));
+            for function in find(&store, &function)? {
+                for entry in store.entries(&function, limit) {
+                    println!("{}", entry_json(&function, &entry));
+                }
             }
         }
         DiskAction::Clear { store, function } => {
             let store = open(root, &store)?;
             let functions = match function {
-                Some(name) => vec![find(&store, &name)?],
+                Some(name) => find(&store, &name)?,
                 None => store.functions(),
             };
             for function in functions {
@@ -97,31 +99,39 @@ fn open(root: &Path, name: &str) -> Result<DiskDirectory, String> {
     DiskDirectory::open(&dir).ok_or_else(|| format!("no disk store at {}", dir.display()))
 }
 
-/// The function whose identity is `name` or ends with `::name`; an error names the candidates.
-fn find(store: &DiskDirectory, name: &str) -> Result<StoredFunction, String> {
+/// The namespaces of the function whose identity is `name` or ends with `::name`: one, or
+/// several where the function changed (its code's hash and its types' shapes are part of its
+/// fingerprint, so each build's entries are a namespace of their own). An error names the
+/// candidates.
+fn find(store: &DiskDirectory, name: &str) -> Result<Vec<StoredFunction>, String> {
     let functions = store.functions();
     let suffix = format!("::{name}");
-    let matching: Vec<&StoredFunction> = functions
+    let matching: Vec<StoredFunction> = functions
         .iter()
         .filter(|f| f.function == name || f.function.ends_with(&suffix))
+        .cloned()
         .collect();
-    match matching.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(format!(
+    let identities: std::collections::BTreeSet<&str> =
+        matching.iter().map(|f| f.function.as_str()).collect();
+    match identities.len() {
+        1 => Ok(matching),
+        0 => Err(format!(
             "no function `{name}` in {}; it has: {}",
             store.path().display(),
             names(&functions)
         )),
-        many => Err(format!(
+        _ => Err(format!(
             "`{name}` names several functions: {}",
-            names(&many.iter().map(|f| (*f).clone()).collect::<Vec<_>>())
+            names(&matching)
         )),
     }
 }
 
+/// The functions' identities, each once, in order.
 fn names(functions: &[StoredFunction]) -> String {
-    let names: Vec<&str> = functions.iter().map(|f| f.function.as_str()).collect();
-    names.join(", ")
+    let names: std::collections::BTreeSet<&str> =
+        functions.iter().map(|f| f.function.as_str()).collect();
+    names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 /// `{"key": …, "value": …, "bytes": n, "expires_ms": n, "expired": b, "intact": b}`: the key as
