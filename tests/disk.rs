@@ -1317,3 +1317,141 @@ mod issue19 {
         }
     }
 }
+
+/// The version of each key's source that [`disk_versioned`]'s body reads.
+static DISK_SOURCES: [std::sync::atomic::AtomicU64; 4] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+/// What the readers may no longer see of each key: the version of the last insert or
+/// invalidation that returned.
+static DISK_FLOORS: [std::sync::atomic::AtomicU64; 4] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+/// Writers of one key take turns.
+static DISK_TURNS: [std::sync::Mutex<()>; 4] = [const { std::sync::Mutex::new(()) }; 4];
+
+#[cached(store = disk)]
+fn disk_versioned(key: usize) -> (usize, u64) {
+    let version = DISK_SOURCES[key].load(Ordering::SeqCst);
+    std::thread::yield_now();
+    (key, version)
+}
+
+/// `tests/cached/concurrency.rs`'s versioned attack on disk: threads call a disk function
+/// over 4 keys while others update a key's source and insert its new value (or invalidate
+/// it); a call begun after the insert (the invalidation) returned never reads a version older
+/// than it.
+#[test]
+fn a_disk_call_after_an_insert_or_invalidate_never_reads_an_older_version() {
+    init();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for i in 0..3_000 {
+                    let key = (i * 7 + t * 3) % 4;
+                    if (i + t) % 10 == 0 {
+                        let _turn = DISK_TURNS[key].lock().unwrap();
+                        let version = DISK_SOURCES[key].fetch_add(1, Ordering::SeqCst) + 1;
+                        if i % 20 == 0 {
+                            disk_versioned_cache().insert(key, (key, version));
+                        } else {
+                            disk_versioned_cache().invalidate(&key);
+                        }
+                        DISK_FLOORS[key].fetch_max(version, Ordering::SeqCst);
+                        continue;
+                    }
+                    let floor = DISK_FLOORS[key].load(Ordering::SeqCst);
+                    let (read_key, version) = disk_versioned(key);
+                    assert_eq!(read_key, key);
+                    assert!(
+                        version >= floor,
+                        "key {key}: version {version} read after an insert or invalidate of \
+                         version {floor} returned"
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// The versioned attack over two stores of one namespace in one process (two
+/// `DiskOptions::open` of one function, which see each other's changes): computations on
+/// either, and inserts (or invalidations, if `invalidate`) on either; a call begun after one
+/// returned must not read a version older than it.
+fn two_disk_handles_after(name: &str, invalidate: bool) {
+    let sources: [std::sync::atomic::AtomicU64; 4] =
+        [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+    let floors: [std::sync::atomic::AtomicU64; 4] =
+        [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+    let turns: [std::sync::Mutex<()>; 4] = [const { std::sync::Mutex::new(()) }; 4];
+    let open = || {
+        memo::Cache::with_store(
+            memo::DiskOptions::new(name)
+                .root(cache_dir())
+                .function("tests::two_handles", 0)
+                .open::<usize, (usize, u64)>(&memo::Config::new()),
+        )
+    };
+    let handles = [open(), open()];
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (handles, sources, floors, turns) = (&handles, &sources, &floors, &turns);
+            s.spawn(move || {
+                for i in 0..3_000 {
+                    let key = (i * 7 + t * 3) % 4;
+                    let cache = &handles[(i / 3 + t) % 2];
+                    if (i + t) % 10 == 0 {
+                        let _turn = turns[key].lock().unwrap();
+                        let version = sources[key].fetch_add(1, Ordering::SeqCst) + 1;
+                        if invalidate {
+                            cache.invalidate(&key);
+                        } else {
+                            cache.insert(key, (key, version));
+                        }
+                        floors[key].fetch_max(version, Ordering::SeqCst);
+                        continue;
+                    }
+                    let floor = floors[key].load(Ordering::SeqCst);
+                    let mut ran = false;
+                    let (read_key, version) = cache.get_or_insert_with(key, || {
+                        ran = true;
+                        let version = sources[key].load(Ordering::SeqCst);
+                        std::thread::yield_now();
+                        (key, version)
+                    });
+                    assert_eq!(read_key, key);
+                    assert!(
+                        version >= floor,
+                        "key {key}: version {version} read after an insert or invalidate of \
+                         version {floor} returned (computed by this caller: {ran}; stored now: \
+                         {:?} and {:?})",
+                        handles[0].peek(&key),
+                        handles[1].peek(&key),
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// An insert on one of two handles of a namespace: a later call on either reads it (or newer).
+#[test]
+fn two_disk_handles_after_an_insert_never_read_an_older_version() {
+    init();
+    two_disk_handles_after("two-handles-insert", false);
+}
+
+/// An invalidate on one of two handles of a namespace, while the other computes the key: a
+/// call begun on the other handle after the invalidate returned joins that handle's
+/// computation begun before it (the invalidate detached the flights of its own handle only),
+/// and returns its older version (`version 160 read after an insert or invalidate of version
+/// 161 returned (computed by this caller: false; stored now: None and None)`: the older value
+/// is rightly not stored, but its joiners get it). The same holds across processes: a call
+/// begun in process X after an invalidate in Y returned joins X's computation begun before it.
+/// Not from this round's changes (an insert leaves a value the later call hits); a mend would
+/// tell a handle's flights of another handle's (another process's) removal, as the `Space`'s
+/// change count tells its front.
+#[test]
+#[ignore = "a call joins another handle's computation begun before an invalidate: older version"]
+fn two_disk_handles_after_an_invalidate_never_read_an_older_version() {
+    init();
+    two_disk_handles_after("two-handles-invalidate", true);
+}
