@@ -1455,3 +1455,49 @@ fn two_disk_handles_after_an_invalidate_never_read_an_older_version() {
     init();
     two_disk_handles_after("two-handles-invalidate", true);
 }
+
+/// One key, computed, inserted and invalidated on one disk handle by turns of threads: a read
+/// begun after an insert returned must not return a version older than it. Before, an insert
+/// did not wait for a store under way (as one over the network is not waited for): a miss begun
+/// after an invalidate, before the insert, queued its value after the insert's and put it in the
+/// handle's memory, where the next read found it (`read 44 after the insert of 45 returned`),
+/// until the writer refused it.
+#[test]
+fn a_disk_read_after_an_insert_never_returns_a_computation_begun_before() {
+    init();
+    let cache = memo::Cache::with_store(
+        memo::DiskOptions::new("one-key-inserts")
+            .root(cache_dir())
+            .function("tests::one_key_inserts", 0)
+            .open::<u32, u64>(&memo::Config::new()),
+    );
+    let source = std::sync::atomic::AtomicU64::new(0);
+    let floor = std::sync::atomic::AtomicU64::new(0);
+    let turn = std::sync::Mutex::new(());
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (cache, source, floor, turn) = (&cache, &source, &floor, &turn);
+            s.spawn(move || {
+                for i in 0..20_000 {
+                    if (i + t) % 3 == 0 {
+                        let _turn = turn.lock().unwrap();
+                        let version = source.fetch_add(1, Ordering::SeqCst) + 1;
+                        if i % 2 == 0 {
+                            cache.insert(0, version);
+                        } else {
+                            cache.invalidate(&0);
+                        }
+                        floor.fetch_max(version, Ordering::SeqCst);
+                        continue;
+                    }
+                    let least = floor.load(Ordering::SeqCst);
+                    let read = cache.get_or_insert_with(0, || source.load(Ordering::SeqCst));
+                    assert!(
+                        read >= least,
+                        "read {read} after the insert of {least} returned"
+                    );
+                }
+            });
+        }
+    });
+}

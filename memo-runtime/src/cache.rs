@@ -812,13 +812,15 @@ where
     /// [`outdate`](Self::outdate), so that a computation of `key` begun before (a miss's, a
     /// refresh's), which read older sources, neither stores its value over the new one nor is
     /// joined by later callers, and the old value is no longer served in place of a refresh.
-    /// In memory the stores under way (a few microseconds, on other threads) are waited for;
-    /// a store over the network is not: an insert made from a task would wait for a store of
-    /// another task of its runtime, which cannot run meanwhile.
+    /// In memory and on disk the stores under way (a few microseconds, on other threads) are
+    /// waited for (on disk, one not waited for queued its older value after the insert's, and
+    /// a read after the insert returned was served it); a store over the network is not: an
+    /// insert made from a task would wait for a store of another task of its runtime, which
+    /// cannot run meanwhile.
     fn supersede(&self, key: &K) {
         let hash = self.store.hash_of(&key);
         self.flights.detach(hash, key);
-        if S::LOCAL {
+        if S::STORES_AT_ONCE {
             self.head.writes.invalidate(hash);
         } else {
             self.head.writes.refuse_older(hash);

@@ -352,6 +352,14 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     const LOCAL: bool = false;
 
     #[doc(hidden)]
+    /// Whether the future of its [`insert_claimed_async`](Self::insert_claimed_async) has stored
+    /// the value (or queued it, to be read back at once) before it is first polled: a store
+    /// under way then ends within microseconds on its own thread, and `Cache::insert` waits for
+    /// it, as an invalidation does, so that its older value does not land after the insert.
+    /// The default: [`LOCAL`](Self::LOCAL) stores only.
+    const STORES_AT_ONCE: bool = Self::LOCAL;
+
+    #[doc(hidden)]
     /// Whether [`claim_async`](Self::claim_async) reads the value itself (in the round trip that takes the
     /// lock), so that the cache need not look again before claiming. The default: no.
     fn claim_reads(&self) -> bool {

@@ -959,6 +959,9 @@ where
     K: std::hash::Hash + Eq + Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
     V: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
 {
+    /// Its writes are queued when called ([`insert_claimed_async`](Store::insert_claimed_async)).
+    const STORES_AT_ONCE: bool = true;
+
     #[inline]
     fn get<L: Lookup<Key = K>>(&self, key: &L) -> Option<V> {
         self.get_hashed(self.front.hash_of(key), key)
