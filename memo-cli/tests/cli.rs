@@ -231,8 +231,8 @@ fn an_unknown_or_ambiguous_function_is_an_error_naming_the_candidates() {
 
 /// A function edited since its entries were stored has two namespaces (its code's hash is part
 /// of its fingerprint): `show` and `clear` by its name reach both, as `memo-cli redis` does,
-/// and `functions` tells them apart by their fingerprint. Before, each answered "`price` names
-/// several functions: app::price, app::price", and nothing could name either one.
+/// and `functions` tells them apart by their fingerprint. Before, each answered that `price`
+/// names several functions, `app::price` and `app::price`, and nothing could name either one.
 #[test]
 fn a_function_edited_since_its_entries_were_stored_is_still_found_by_its_name() {
     let root = Root::new();
