@@ -3352,3 +3352,50 @@ mod attack4 {
         );
     }
 }
+
+/// `tests/disk.rs`'s one-key attack on a tiered cache (and a Redis one): threads compute,
+/// insert and invalidate one key by turns; a read begun after an insert or invalidate returned
+/// must not return a version older than it (the local copies included).
+fn one_key_after_inserts<S: memo::Store<String, u64>>(cache: &Cache<String, u64, S>) {
+    let source = std::sync::atomic::AtomicU64::new(0);
+    let floor = std::sync::atomic::AtomicU64::new(0);
+    let turn = std::sync::Mutex::new(());
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (source, floor, turn) = (&source, &floor, &turn);
+            s.spawn(move || {
+                for i in 0..3_000 {
+                    if (i + t) % 3 == 0 {
+                        let _turn = turn.lock().unwrap();
+                        let version = source.fetch_add(1, Ordering::SeqCst) + 1;
+                        if i % 2 == 0 {
+                            cache.insert("k".to_string(), version);
+                        } else {
+                            cache.invalidate("k");
+                        }
+                        floor.fetch_max(version, Ordering::SeqCst);
+                        continue;
+                    }
+                    let least = floor.load(Ordering::SeqCst);
+                    let read =
+                        cache.get_or_insert_with("k".to_string(), || source.load(Ordering::SeqCst));
+                    assert!(read >= least, "read {read} after the insert of {least} returned");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_tiered_read_after_an_insert_never_returns_a_computation_begun_before() {
+    init();
+    let cache: memo::TieredCache<String, u64> = memo::Cache::builder()
+        .maxsize(10)
+        .tiered_options(patient("one-key-inserts-tiered"))
+        .build();
+    one_key_after_inserts(&cache);
+    let cache: memo::RedisCache<String, u64> = memo::Cache::builder()
+        .redis_options(patient("one-key-inserts-redis"))
+        .build();
+    one_key_after_inserts(&cache);
+}
