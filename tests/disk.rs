@@ -1501,3 +1501,48 @@ fn a_disk_read_after_an_insert_never_returns_a_computation_begun_before() {
         }
     });
 }
+
+/// An insert made while a forced refresh of its key computes, in one process: the insert
+/// began later, so it stays; the refresh's caller gets its own value.
+#[test]
+fn an_insert_during_a_forced_refresh_on_disk_stays() {
+    init();
+    for round in 0..20_u64 {
+        let cache = memo::Cache::with_store(
+            memo::DiskOptions::new("insert-during-refresh")
+                .root(cache_dir())
+                .function("tests::insert_during_refresh", round)
+                .open::<u32, u64>(&memo::Config::new()),
+        );
+        cache.insert(0, 1);
+        let (entered, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            let refreshing = s.spawn(|| {
+                cache.refresh(|| {
+                    cache.get_or_insert_with(0, || {
+                        entered.wait();
+                        go.wait();
+                        2
+                    })
+                })
+            });
+            entered.wait();
+            cache.insert(0, 3);
+            go.wait();
+            assert_eq!(refreshing.join().unwrap(), 2, "the refresh's caller");
+        });
+        assert_eq!(
+            cache.get(&0),
+            Some(3),
+            "round {round}: the insert began later"
+        );
+        cache.store().flush();
+        let other = memo::Cache::with_store(
+            memo::DiskOptions::new("insert-during-refresh")
+                .root(cache_dir())
+                .function("tests::insert_during_refresh", round)
+                .open::<u32, u64>(&memo::Config::new()),
+        );
+        assert_eq!(other.get(&0), Some(3), "round {round}: on disk");
+    }
+}

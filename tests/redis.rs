@@ -3379,7 +3379,10 @@ fn one_key_after_inserts<S: memo::Store<String, u64>>(cache: &Cache<String, u64,
                     let least = floor.load(Ordering::SeqCst);
                     let read =
                         cache.get_or_insert_with("k".to_string(), || source.load(Ordering::SeqCst));
-                    assert!(read >= least, "read {read} after the insert of {least} returned");
+                    assert!(
+                        read >= least,
+                        "read {read} after the insert of {least} returned"
+                    );
                 }
             });
         }
@@ -3398,4 +3401,53 @@ fn a_tiered_read_after_an_insert_never_returns_a_computation_begun_before() {
         .redis_options(patient("one-key-inserts-redis"))
         .build();
     one_key_after_inserts(&cache);
+}
+
+/// An insert made while a forced refresh of its key computes: the insert began later, so it
+/// stays (in Redis, and in the tiered copy of this process and of another); the refresh's
+/// caller gets its own value.
+#[test]
+fn an_insert_during_a_forced_refresh_on_tiered_stays() {
+    init();
+    let open = || -> memo::TieredCache<String, u64> {
+        memo::Cache::builder()
+            .maxsize(10)
+            .tiered_options(patient("insert-during-refresh"))
+            .build()
+    };
+    let (cache, elsewhere) = (open(), open());
+    for round in 0..10_u64 {
+        cache.insert("k".to_string(), round * 10 + 1);
+        // Another process's copy goes when the insert's message arrives.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while elsewhere.get("k") != Some(round * 10 + 1) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (entered, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            let refreshing = s.spawn(|| {
+                cache.refresh(|| {
+                    cache.get_or_insert_with("k".to_string(), || {
+                        entered.wait();
+                        go.wait();
+                        round * 10 + 2
+                    })
+                })
+            });
+            entered.wait();
+            cache.insert("k".to_string(), round * 10 + 3);
+            go.wait();
+            assert_eq!(refreshing.join().unwrap(), round * 10 + 2);
+        });
+        assert_eq!(cache.get("k"), Some(round * 10 + 3), "round {round}: here");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while elsewhere.get("k") != Some(round * 10 + 3) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            elsewhere.get("k"),
+            Some(round * 10 + 3),
+            "round {round}: elsewhere"
+        );
+    }
 }
