@@ -1546,3 +1546,31 @@ fn an_insert_during_a_forced_refresh_on_disk_stays() {
         assert_eq!(other.get(&0), Some(3), "round {round}: on disk");
     }
 }
+
+/// `entries` and `retain` on one of two handles of a namespace see the other's changes at once.
+#[test]
+fn entries_and_retain_of_a_disk_handle_see_another_handles_changes() {
+    init();
+    let open = || {
+        memo::Cache::with_store(
+            memo::DiskOptions::new("entries-two-handles")
+                .root(cache_dir())
+                .function("tests::entries_two_handles", 0)
+                .open::<u32, u64>(&memo::Config::new()),
+        )
+    };
+    let (a, b) = (open(), open());
+    a.insert(1, 10);
+    assert_eq!(b.entries(), [(1, 10)]);
+    b.insert(2, 20);
+    b.insert(1, 11);
+    let mut entries = a.entries();
+    entries.sort_unstable();
+    assert_eq!(entries, [(1, 11), (2, 20)]);
+    assert_eq!(a.retain(|key, _| *key != 1), 1);
+    assert_eq!(b.entries(), [(2, 20)]);
+    assert_eq!(b.get(&1), None);
+    b.invalidate(&2);
+    assert!(a.entries().is_empty());
+    assert_eq!(a.retain(|_, _| false), 0);
+}
