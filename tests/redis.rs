@@ -1206,6 +1206,16 @@ fn the_same_cache_works_against_a_cluster() {
         // An invalidation deletes the value and its lock in one script: one slot too.
         assert!(cache.invalidate(key));
         assert_eq!(cache.get(key), None);
+        // An insert writes the value and deletes its lock in one script: one slot too.
+        cache.insert(key.to_string(), format!("inserted {key}"));
+        assert_eq!(cache.get(key), Some(format!("inserted {key}")));
+        cache.insert_with_ttl(
+            key.to_string(),
+            format!("for a while {key}"),
+            Duration::from_secs(60),
+        );
+        assert_eq!(cache.get(key), Some(format!("for a while {key}")));
+        assert!(cache.invalidate(key));
     }
     assert_eq!(cache.stats().backend_errors, 0);
     // Async hits too, on a bare executor thread.
