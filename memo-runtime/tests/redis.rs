@@ -789,7 +789,7 @@ mod trust {
 
     /// How many times the server ran `command` at top level or from a script (`INFO
     /// commandstats`).
-    fn runs_of(port: u16, command_name: &str) -> u64 {
+    pub(super) fn runs_of(port: u16, command_name: &str) -> u64 {
         let info = command(port, "INFO commandstats");
         let prefix = format!("cmdstat_{command_name}:calls=");
         info.lines()
@@ -1392,7 +1392,7 @@ mod redlock_budget {
     fn lock_sets(servers: &[RedisServer]) -> u64 {
         servers
             .iter()
-            .map(|server| super::trust_runs_of(server.port(), "set"))
+            .map(|server| super::trust::runs_of(server.port(), "set"))
             .sum()
     }
 
@@ -1581,15 +1581,4 @@ mod redlock_budget {
             "{stats:?}"
         );
     }
-}
-
-/// [`trust`]'s `runs_of`, for the modules after it.
-fn trust_runs_of(port: u16, command_name: &str) -> u64 {
-    let info = command(port, "INFO commandstats");
-    let prefix = format!("cmdstat_{command_name}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
 }
