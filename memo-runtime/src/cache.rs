@@ -800,12 +800,7 @@ where
     where
         L: Lookup<Key = K>,
     {
-        let hash = self.store.hash_of(key);
-        self.flights.detach(hash, &key.to_key());
-        self.head.writes.invalidate(hash);
-        if !self.head.renew_for.is_zero() {
-            self.renewing.lock().retain(|(k, _, _)| !key.matches(k));
-        }
+        self.outdate_hashed(self.store.hash_of(key), &key.to_key(), true);
     }
 
     /// Before a value is put in `key`'s place by hand ([`insert`](Self::insert)): as
@@ -818,9 +813,14 @@ where
     /// insert made from a task would wait for a store of another task of its runtime, which
     /// cannot run meanwhile.
     fn supersede(&self, key: &K) {
-        let hash = self.store.hash_of(&key);
+        self.outdate_hashed(self.store.hash_of(&key), key, S::STORES_AT_ONCE);
+    }
+
+    /// [`outdate`](Self::outdate) and [`supersede`](Self::supersede) of `key` (of hash `hash`):
+    /// the stores of `key` under way are waited for if `waits`, else only refused.
+    fn outdate_hashed(&self, hash: u64, key: &K, waits: bool) {
         self.flights.detach(hash, key);
-        if S::STORES_AT_ONCE {
+        if waits {
             self.head.writes.invalidate(hash);
         } else {
             self.head.writes.refuse_older(hash);

@@ -1357,6 +1357,8 @@ mod redlock_budget {
 
     use super::redis_server::{Monitor, RedisServer, SlowProxy, command};
 
+    type Redlocked = Cache<u64, String, RedisStore<u64, String>>;
+
     /// Three lock servers, healthy, and their URLs.
     fn lock_servers() -> (Vec<RedisServer>, Vec<String>) {
         let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
@@ -1367,12 +1369,7 @@ mod redlock_budget {
     /// A cache named `name` whose values are at `url` (a client of its own, whose breaker never
     /// opens, with a command timeout of `timeout`: each call's budget) and whose lock is a
     /// Redlock over `lock_urls`.
-    fn redlocked(
-        name: &str,
-        url: &str,
-        timeout: Duration,
-        lock_urls: &[String],
-    ) -> Cache<u64, String, RedisStore<u64, String>> {
+    fn redlocked(name: &str, url: &str, timeout: Duration, lock_urls: &[String]) -> Redlocked {
         let config = RedisConfig::from_url(url)
             .unwrap()
             .connect_timeout(Duration::from_secs(2))
@@ -1388,6 +1385,21 @@ mod redlock_budget {
         Cache::with_store(store)
     }
 
+    /// A cache of [`redlocked`] named `name`, with a budget of `budget`, over a store server
+    /// whose replies come 110 ms late once the cache has connected: the server, its proxy, the
+    /// lock servers and the cache.
+    fn slowed(
+        name: &str,
+        budget: Duration,
+    ) -> (RedisServer, SlowProxy, Vec<RedisServer>, Redlocked) {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let (locks, urls) = lock_servers();
+        let cache = redlocked(name, &proxy.url(), budget, &urls);
+        assert_eq!(cache.get(&0), None, "connected before the slowdown");
+        proxy.set_delay(Duration::from_millis(110));
+        (server, proxy, locks, cache)
+    }
     /// How many `SET` (the Redlock's `SET NX`) the lock servers ran.
     fn lock_sets(servers: &[RedisServer]) -> u64 {
         servers
@@ -1457,17 +1469,7 @@ mod redlock_budget {
     /// `SET`, and the stats were (1, 0)).
     #[test]
     fn a_slow_store_server_gets_no_redlock_command_past_the_calls_deadline() {
-        let server = RedisServer::start();
-        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
-        let (locks, urls) = lock_servers();
-        let cache = redlocked(
-            "slow-redlock",
-            &proxy.url(),
-            Duration::from_millis(200),
-            &urls,
-        );
-        assert_eq!(cache.get(&0), None, "connected before the slowdown");
-        proxy.set_delay(Duration::from_millis(110));
+        let (server, _proxy, locks, cache) = slowed("slow-redlock", Duration::from_millis(200));
         let monitor = Monitor::start(server.port());
         let (mark, sets) = (monitor.mark(), lock_sets(&locks));
         let before = cache.stats();
@@ -1507,17 +1509,7 @@ mod redlock_budget {
     /// release of the name it took, that name stays for its lease: `DBSIZE` is 1.)
     #[test]
     fn a_redlock_claim_s_read_or_lock_is_charged_to_the_call() {
-        let server = RedisServer::start();
-        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
-        let (_locks, urls) = lock_servers();
-        let cache = redlocked(
-            "slow-fence",
-            &proxy.url(),
-            Duration::from_millis(300),
-            &urls,
-        );
-        assert_eq!(cache.get(&0), None, "connected before the slowdown");
-        proxy.set_delay(Duration::from_millis(110));
+        let (server, _proxy, _locks, cache) = slowed("slow-fence", Duration::from_millis(300));
         let before = cache.stats();
         assert_eq!(
             cache.get_or_compute(&1, |n| format!("value {n}")),
