@@ -312,6 +312,30 @@ fn retain_outdates_a_computation_in_progress() {
     assert_eq!(cache.peek(&1), None, "but it is not stored");
 }
 
+/// `retain` works on its snapshot (`docs/cache-object.md`): a key first stored while it runs is
+/// kept, and a value stored for a refused key while it runs is removed with it.
+#[test]
+fn retain_keeps_a_key_stored_after_its_snapshot() {
+    let cache: Cache<u32, u32> = Cache::builder().build();
+    cache.insert(1, 10);
+    let removed = cache.retain(|_, _| {
+        cache.insert(2, 20);
+        cache.insert(1, 11);
+        false
+    });
+    assert_eq!(removed, 1);
+    assert_eq!(
+        cache.peek(&2),
+        Some(20),
+        "first stored after the snapshot: kept"
+    );
+    assert_eq!(
+        cache.peek(&1),
+        None,
+        "refused in the snapshot: removed, new value too"
+    );
+}
+
 /// `len()` counts the namespace's values with SCAN: never 0 while entries exist, and only this
 /// cache's (not another namespace's, nor the lock keys).
 #[test]

@@ -422,3 +422,42 @@ fn background_refreshes_are_spans_and_each_failed_one_a_warning() {
         "one warning per failed refresh: {warnings:?}"
     );
 }
+
+/// Two methods given one cache (`cache = self.names` on both).
+struct Names {
+    names: memo::Cache<u64, String>,
+}
+
+impl Names {
+    #[cached(cache = self.names)]
+    fn user(&self, id: u64) -> String {
+        format!("user-{id}")
+    }
+
+    #[cached(cache = self.names)]
+    fn team(&self, id: u64) -> String {
+        format!("team-{id}")
+    }
+}
+
+/// The README's `cache = self.lookups` row: a second function given the same cache computes
+/// every call, "said once".
+#[test]
+fn a_second_function_given_the_same_cache_is_told_once() {
+    let recorder = Recorder::default();
+    let names = Names {
+        names: memo::Cache::builder().build(),
+    };
+    tracing::subscriber::with_default(recorder.clone(), || {
+        assert_eq!(names.user(1), "user-1");
+        for _ in 0..3 {
+            assert_eq!(names.team(1), "team-1");
+        }
+    });
+    let lines = recorder.warning_lines.lock().unwrap().clone();
+    let said = lines
+        .iter()
+        .filter(|line| line.contains("uses the cache") && line.contains("team"))
+        .count();
+    assert_eq!(said, 1, "{lines:#?}");
+}
