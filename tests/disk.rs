@@ -1640,3 +1640,104 @@ fn a_read_on_one_disk_handle_after_an_insert_on_another_never_returns_older() {
         }
     });
 }
+
+/// Promises of the docs that no other test held, each asserted by counts and values.
+mod promises {
+    use std::process::Command;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use memo::{Cache, Codec, DiskCache, DiskOptions, cached};
+
+    use super::init;
+
+    #[cached(store = disk("promises-json"), codec = "json")]
+    fn lines(n: u32) -> Vec<String> {
+        (0..n).map(|i| format!("{i:0>1000}")).collect()
+    }
+
+    /// README (`codec = "json"`): any language reads a disk store's JSON values, "the `value`
+    /// column of a disk store's SQLite `entries` table; from 32 KiB the file its `file` column
+    /// names, past a header (`DiskStore`'s docs); the `key` column stays postcard". Python
+    /// reads both through the layout the docs give, and the key column is the key's postcard.
+    #[test]
+    fn json_values_small_and_large_are_read_by_another_language_as_documented() {
+        init();
+        assert_eq!(lines(2).len(), 2); // about 2 KB: in the row
+        assert_eq!(lines(40).len(), 40); // about 40 KB: in a file
+        lines_cache().store().flush();
+        let dir = lines_cache().store().dir().to_path_buf();
+        let read = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import json, sqlite3, struct, sys, os\n\
+                 d = sys.argv[1]\n\
+                 rows = sqlite3.connect(os.path.join(d, 'cache.db')).execute(\n\
+                 \x20   'SELECT key, value, file FROM entries ORDER BY length(value)').fetchall()\n\
+                 for key, value, file in rows:\n\
+                 \x20   if file is None:\n\
+                 \x20       v = json.loads(value)\n\
+                 \x20   else:\n\
+                 \x20       b = open(os.path.join(d, 'values', file), 'rb').read()\n\
+                 \x20       assert b[:8] == b'memoval1', b[:8]\n\
+                 \x20       at = 8\n\
+                 \x20       for _ in range(2):\n\
+                 \x20           (n,) = struct.unpack_from('<I', b, at)\n\
+                 \x20           at += 4 + n\n\
+                 \x20       (n,) = struct.unpack_from('<Q', b, at)\n\
+                 \x20       at += 8\n\
+                 \x20       assert len(b) - at == n, (len(b), at, n)\n\
+                 \x20       v = json.loads(b[at:])\n\
+                 \x20   print(bytes(key).hex(), 'file' if file else 'row', len(v), v[-1][-3:])",
+            )
+            .arg(&dir)
+            .output()
+            .expect("python3 runs");
+        assert!(read.status.success(), "{read:?}");
+        let hex = |n: u32| {
+            (Codec::Binary.encode(&n).unwrap().iter())
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        };
+        let mut printed: Vec<String> = String::from_utf8_lossy(&read.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        printed.sort();
+        let mut expected = vec![
+            format!("{} row 2 001", hex(2)),
+            format!("{} file 40 039", hex(40)),
+        ];
+        expected.sort();
+        assert_eq!(printed, expected);
+    }
+
+    /// docs/cache-object.md: "Building never fails: a disk directory that cannot be used … makes
+    /// the cache keep its entries in memory only, with the failure counted". Built through the
+    /// builder on a root under a regular file (no one can make a directory there): the value is
+    /// computed once and then served from memory, and the failure is counted once.
+    #[test]
+    fn a_disk_cache_built_on_an_unusable_directory_keeps_values_in_memory() {
+        init();
+        let file = super::cache_dir().join("promises-a-file");
+        std::fs::create_dir_all(super::cache_dir()).unwrap();
+        std::fs::write(&file, b"").unwrap();
+        let cache: DiskCache<u32, u32> = Cache::builder()
+            .disk_options(DiskOptions::new("unusable").root(file.join("below")))
+            .build();
+        assert!(!cache.store().is_persistent());
+        assert_eq!(cache.backend(), "disk");
+        let runs = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let value = cache.get_or_insert_with(1, || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                10
+            });
+            assert_eq!(value, 10);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "kept in memory");
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (2, 1));
+        assert_eq!(stats.backend_errors, 1, "counted once");
+        assert_eq!(cache.get(&1), Some(10));
+    }
+}

@@ -26,6 +26,7 @@ mod options;
 mod ordering;
 mod outcomes;
 mod panics;
+mod promises;
 #[cfg(feature = "test-util")]
 mod renewal;
 mod signature;

@@ -325,9 +325,12 @@ pub fn default_root() -> PathBuf {
 /// Entries live in SQLite (WAL, `synchronous = NORMAL`) in the store's directory, keyed by the
 /// function (identity and fingerprint of the types' shapes) and the encoded key, with an indexed expiry column; values
 /// are encoded by a [`Codec`], and those of 32 KiB or more are kept in files beside the database
-/// (`values/`). Recently used values are also kept decoded in memory, and a hit
-/// there costs about as much as an in-memory cache's: a counter that every process bumps after
-/// writing, mapped from a file beside the database, tells when they must be read again.
+/// (`values/`, the file the row's `file` column names): a header, then the value's bytes as a
+/// row would hold them. The header is `memoval1`, the namespace and the key each after its
+/// `u32` length, and the value's `u64` length (all little-endian). Recently used values are
+/// also kept decoded in memory, and a hit there costs about as much as an in-memory cache's: a
+/// counter that every process bumps after writing, mapped from a file beside the database,
+/// tells when they must be read again.
 ///
 /// Writes are committed in groups by one thread per database (within about a millisecond), and
 /// read back from the queue until then; `clear`, `len` and `keys` wait for the queue first.

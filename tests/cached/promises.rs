@@ -1,0 +1,80 @@
+//! Promises of the docs that no other test held, each asserted by counts and values.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use memo::{Cache, Policy};
+
+/// `Cache::entries` (docs/cache-object.md's table, its rustdoc): "neither counted nor a use of
+/// the entries (as `peek`)"; `keys` and a `retain` that keeps everything read the same snapshot.
+/// Under `Policy::Lru` with two entries, an entry that was used is kept over the other when a
+/// third comes in, so each look here must leave the older entry to be evicted.
+#[test]
+fn entries_keys_and_retain_neither_count_nor_use_an_entry() {
+    type Look = fn(&Cache<u32, u32>);
+    let looks: [(&str, Look); 3] = [
+        ("entries", |cache| {
+            let mut entries = cache.entries();
+            entries.sort_unstable();
+            assert_eq!(entries, [(1, 10), (2, 20)]);
+        }),
+        ("keys", |cache| assert_eq!(cache.keys().len(), 2)),
+        ("retain", |cache| assert_eq!(cache.retain(|_, _| true), 0)),
+    ];
+    for (name, look) in looks {
+        let cache: Cache<u32, u32> = Cache::builder().maxsize(2).policy(Policy::Lru).build();
+        cache.insert(1, 10);
+        cache.insert(2, 20);
+        look(&cache);
+        cache.insert(3, 30);
+        let mut keys = cache.keys();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [2, 3],
+            "`{name}` is not a use of key 1: the oldest goes"
+        );
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.hits, stats.misses),
+            (0, 0),
+            "`{name}` counts nothing"
+        );
+    }
+}
+
+/// `memo::warm`'s rustdoc: "Calls `call` on every item, on up to `threads` threads at once,
+/// reporting progress as `progress(done, total)` after each item": never more bodies at once
+/// than `threads`, each item called once, and `done` reported once for each of 1..=total.
+#[test]
+fn warm_runs_at_most_its_threads_at_once_and_reports_each_item_once() {
+    const ITEMS: usize = 40;
+    let running = AtomicUsize::new(0);
+    let most = AtomicUsize::new(0);
+    let called = Mutex::new(Vec::new());
+    let reported = Mutex::new(Vec::new());
+    memo::warm(
+        0..ITEMS,
+        2,
+        |item| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            // Long enough for a third thread, were there one, to be in a body meanwhile.
+            std::thread::sleep(Duration::from_millis(2));
+            called.lock().unwrap().push(item);
+            running.fetch_sub(1, Ordering::SeqCst);
+        },
+        |done, total| {
+            assert_eq!(total, ITEMS);
+            reported.lock().unwrap().push(done);
+        },
+    );
+    assert!(most.load(Ordering::SeqCst) <= 2, "{most:?} bodies at once");
+    let mut called = called.into_inner().unwrap();
+    called.sort_unstable();
+    assert_eq!(called, (0..ITEMS).collect::<Vec<_>>(), "each item once");
+    let mut reported = reported.into_inner().unwrap();
+    reported.sort_unstable();
+    assert_eq!(reported, (1..=ITEMS).collect::<Vec<_>>(), "after each item");
+}
