@@ -3461,3 +3461,75 @@ fn an_insert_during_a_forced_refresh_on_tiered_stays() {
         );
     }
 }
+
+/// Promises of the docs that no other test held, each asserted by counts and values.
+mod promises {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use memo::redis::{RedisClient, RedisConfig};
+    use memo::testing::{RedisServer, redis_command};
+    use memo::{Cache, RedisCache, RedisOptions};
+
+    /// `memo::testing::RedisServer`'s docs (and the README's `redis` feature): a server "without
+    /// persistence on `127.0.0.1` and a free port, killed on drop"; `restart` "starts it again on
+    /// the same port (empty: nothing is persisted)"; each test's own server sees no other's keys.
+    #[test]
+    fn a_private_server_keeps_nothing_across_a_restart_and_stops_on_drop() {
+        let mut server = RedisServer::start();
+        let other = RedisServer::start();
+        let port = server.port();
+        assert_ne!(port, other.port());
+        assert_eq!(server.url(), format!("redis://127.0.0.1:{port}"));
+        assert!(redis_command(port, "SET promised 1").contains("OK"));
+        assert!(redis_command(port, "GET promised").contains('1'));
+        assert!(
+            redis_command(other.port(), "EXISTS promised").contains(":0"),
+            "another test's server does not see it"
+        );
+        assert!(
+            redis_command(port, "CONFIG GET bind").contains("127.0.0.1"),
+            "loopback"
+        );
+        server.restart();
+        assert_eq!(server.port(), port, "the same port");
+        assert!(
+            redis_command(port, "EXISTS promised").contains(":0"),
+            "nothing persisted across the restart"
+        );
+        assert!(redis_command(port, "PING").contains("PONG"));
+        drop(server);
+        assert_eq!(
+            redis_command(port, "PING"),
+            "",
+            "nothing answers on its port once dropped"
+        );
+        assert!(redis_command(other.port(), "PING").contains("PONG"));
+    }
+
+    /// docs/cache-object.md: "Building never fails: … a Redis server that is down makes the cache
+    /// compute as if uncached, with the failure counted in `stats().backend_errors`". Built
+    /// through the builder against a server killed before the first call: every call computes
+    /// and returns its value, nothing is served from anywhere, and the failure is counted.
+    #[test]
+    fn a_redis_cache_whose_server_is_down_computes_every_call_and_counts_it() {
+        let mut server = RedisServer::start();
+        let client = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        server.kill();
+        let cache: RedisCache<u32, u32> = Cache::builder()
+            .redis_options(RedisOptions::new("promises-down").client(client))
+            .build();
+        let runs = AtomicUsize::new(0);
+        for round in 1..=3 {
+            let value = cache.get_or_insert_with(1, || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                10
+            });
+            assert_eq!(value, 10);
+            assert_eq!(runs.load(Ordering::SeqCst), round, "computed each call");
+        }
+        assert_eq!(cache.get(&1), None, "nothing kept");
+        let stats = cache.stats();
+        assert!(stats.backend_errors >= 1, "{stats:?}");
+        assert_eq!(stats.hits, 0, "{stats:?}");
+    }
+}
