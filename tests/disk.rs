@@ -1741,3 +1741,28 @@ mod promises {
         assert_eq!(cache.get(&1), Some(10));
     }
 }
+
+/// `memo::testing::isolate`'s docs: a scope's `store = disk` functions keep their entries in a
+/// fresh directory, and "its directory removed" when the scope ends.
+#[cfg(feature = "test-util")]
+mod isolated {
+    use memo::cached;
+
+    #[cached(store = disk)]
+    fn scoped(n: u64) -> u64 {
+        n
+    }
+
+    #[test]
+    fn a_scopes_disk_directory_is_removed_when_it_ends() {
+        let scope = memo::testing::isolate();
+        let root = scope.disk_root().to_path_buf();
+        assert_eq!(scoped(1), 1);
+        scoped_cache().store().flush();
+        assert!(scoped_cache().store().is_persistent());
+        assert!(scoped_cache().store().dir().starts_with(&root));
+        assert!(scoped_cache().store().dir().exists());
+        drop(scope);
+        assert!(!root.exists(), "{root:?} is left");
+    }
+}

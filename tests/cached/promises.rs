@@ -78,3 +78,82 @@ fn warm_runs_at_most_its_threads_at_once_and_reports_each_item_once() {
     reported.sort_unstable();
     assert_eq!(reported, (1..=ITEMS).collect::<Vec<_>>(), "after each item");
 }
+
+/// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
+/// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
+/// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
+/// by one test alone, so the process-wide counts are that test's.
+#[cfg(feature = "test-util")]
+mod isolate {
+    use memo::cached;
+
+    #[cached]
+    fn on_threads(n: u64) -> u64 {
+        n
+    }
+
+    #[test]
+    fn threads_the_test_starts_use_the_process_wide_caches() {
+        let _scope = memo::testing::isolate();
+        assert_eq!(on_threads(1), 1);
+        let elsewhere = std::thread::spawn(|| {
+            on_threads(1);
+            on_threads(1);
+            let stats = on_threads_cache().stats();
+            (stats.misses, stats.hits)
+        });
+        assert_eq!(
+            elsewhere.join().unwrap(),
+            (1, 1),
+            "the thread's calls: a cache of their own, not the scope's entry"
+        );
+        let stats = on_threads_cache().stats();
+        assert_eq!(
+            (stats.misses, stats.hits),
+            (1, 0),
+            "the scope's: its own call"
+        );
+    }
+
+    #[cached]
+    async fn on_a_runtime(n: u64) -> u64 {
+        n
+    }
+
+    #[test]
+    fn a_current_thread_runtime_keeps_the_scope_and_a_multi_thread_ones_tasks_do_not() {
+        let _scope = memo::testing::isolate();
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(current.block_on(on_a_runtime(2)), 2);
+        assert_eq!(current.block_on(on_a_runtime(2)), 2);
+        let stats = on_a_runtime_cache().stats();
+        assert_eq!(
+            (stats.misses, stats.hits),
+            (1, 1),
+            "on the test's thread: the scope"
+        );
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let on_a_worker = multi.block_on(async {
+            tokio::spawn(async {
+                on_a_runtime(2).await;
+                on_a_runtime(2).await;
+                let stats = on_a_runtime_cache().stats();
+                (stats.misses, stats.hits)
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(
+            on_a_worker,
+            (1, 1),
+            "a worker's task: the process-wide cache"
+        );
+        let stats = on_a_runtime_cache().stats();
+        assert_eq!((stats.misses, stats.hits), (1, 1), "the scope's, unchanged");
+    }
+}
