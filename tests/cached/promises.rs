@@ -79,6 +79,75 @@ fn warm_runs_at_most_its_threads_at_once_and_reports_each_item_once() {
     assert_eq!(reported, (1..=ITEMS).collect::<Vec<_>>(), "after each item");
 }
 
+static TTL_READS: AtomicUsize = AtomicUsize::new(0);
+static WEIGHS: AtomicUsize = AtomicUsize::new(0);
+
+/// A value's own time to live, counted.
+fn counted_ttl(value: &u32) -> Option<Duration> {
+    TTL_READS.fetch_add(1, Ordering::SeqCst);
+    Some(Duration::from_secs(u64::from(*value)))
+}
+
+/// `CacheBuilder::ttl_from`'s docs: "Every insert reads it, a hit never does"; the README's
+/// `ttl_from`, and docs/coming-from.md: "It is read when a value is stored, not on each read".
+/// `CacheBuilder::weigher`'s: a function pointer "which a hit never calls". Counted on the cache
+/// object and through the attribute.
+#[test]
+fn a_hit_reads_neither_ttl_from_nor_the_weigher() {
+    let cache: Cache<u32, u32> = Cache::builder()
+        .ttl(Duration::from_secs(60))
+        .ttl_from(counted_ttl)
+        .build();
+    cache.insert(1, 300);
+    assert_eq!(TTL_READS.load(Ordering::SeqCst), 1, "the insert reads it");
+    for _ in 0..10 {
+        assert_eq!(cache.get(&1), Some(300));
+        assert_eq!(cache.get_or_insert_with(1, || unreachable!("a hit")), 300);
+    }
+    assert_eq!(TTL_READS.load(Ordering::SeqCst), 1, "no hit read it");
+    assert_eq!(cache.get_or_insert_with(2, || 5), 5);
+    assert_eq!(
+        TTL_READS.load(Ordering::SeqCst),
+        2,
+        "the miss's store reads it"
+    );
+    assert_eq!(tokens(7), 7);
+    assert_eq!(tokens(7), 7);
+    assert_eq!(tokens(7), 7);
+    assert_eq!(
+        TTL_READS.load(Ordering::SeqCst),
+        3,
+        "the attribute's hits neither"
+    );
+    assert_eq!(tokens_cache().stats().hits, 2);
+
+    let weighed: Cache<u32, u32> = Cache::builder()
+        .max_weight(1_000)
+        .weigher(|_, value| {
+            WEIGHS.fetch_add(1, Ordering::SeqCst);
+            u64::from(*value)
+        })
+        .build();
+    weighed.insert(1, 10);
+    let on_insert = WEIGHS.load(Ordering::SeqCst);
+    assert!(on_insert >= 1);
+    for _ in 0..10 {
+        assert_eq!(weighed.get(&1), Some(10));
+        assert_eq!(weighed.get_or_insert_with(1, || unreachable!("a hit")), 10);
+    }
+    assert_eq!(
+        WEIGHS.load(Ordering::SeqCst),
+        on_insert,
+        "no hit weighed it"
+    );
+    assert_eq!(weighed.weight(), Some(10));
+}
+
+#[memo::cached(ttl = "1h", ttl_from = counted_ttl)]
+fn tokens(n: u32) -> u32 {
+    n
+}
+
 /// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
 /// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
 /// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
