@@ -148,6 +148,49 @@ fn tokens(n: u32) -> u32 {
     n
 }
 
+/// `MemoryStore::eviction_listener`'s docs: the listener runs "after the shard's lock is
+/// released, so it may use the store … A panic in it reaches that caller, and the entries not
+/// yet told of are dropped". A listener that panics at the first entry it is told of: `clear`
+/// panics, every value it removed is dropped (none leaks), and the cache goes on.
+#[test]
+fn a_panicking_listener_reaches_its_caller_and_drops_the_entries_not_told_of() {
+    use std::sync::Arc;
+    let told = Arc::new(AtomicUsize::new(0));
+    let cache: Cache<u32, Arc<()>> = Cache::builder()
+        .eviction_listener({
+            let told = Arc::clone(&told);
+            move |_, _, _| {
+                told.fetch_add(1, Ordering::SeqCst);
+                panic!("the listener fails");
+            }
+        })
+        .build();
+    let values: Vec<Arc<()>> = (0..5).map(|_| Arc::new(())).collect();
+    for (n, value) in (0..).zip(&values) {
+        cache.insert(n, Arc::clone(value));
+    }
+    let cleared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.clear()));
+    assert!(cleared.is_err(), "the listener's panic reaches the caller");
+    assert_eq!(
+        told.load(Ordering::SeqCst),
+        1,
+        "told of one, then it panicked"
+    );
+    // Shard by shard: those not reached before the panic are still held.
+    let held: Vec<u32> = cache.keys();
+    assert!(held.len() < values.len(), "{held:?}");
+    for (n, value) in (0..).zip(&values) {
+        let expected = if held.contains(&n) { 2 } else { 1 };
+        assert_eq!(
+            Arc::strong_count(value),
+            expected,
+            "value {n}: held or dropped"
+        );
+    }
+    cache.insert(9, Arc::clone(&values[0]));
+    assert!(cache.get(&9).is_some(), "the cache goes on");
+}
+
 /// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
 /// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
 /// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
