@@ -191,6 +191,37 @@ fn a_panicking_listener_reaches_its_caller_and_drops_the_entries_not_told_of() {
     assert!(cache.get(&9).is_some(), "the cache goes on");
 }
 
+/// `Config`'s docs: `maxsize` "`Some(0)` caches nothing"; `idle` "takes the place of `ttl`
+/// (setting one clears the other)", in either order, on the builder too.
+#[test]
+fn maxsize_zero_caches_nothing_and_ttl_and_idle_replace_each_other() {
+    let nothing: Cache<u32, u32> = Cache::new(memo::Config::new().maxsize(0));
+    let runs = AtomicUsize::new(0);
+    for round in 1..=3 {
+        let value = nothing.get_or_compute(&1, |n| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            n + 1
+        });
+        assert_eq!(value, 2);
+        assert_eq!(runs.load(Ordering::SeqCst), round, "computed every call");
+    }
+    nothing.insert(2, 3);
+    assert_eq!((nothing.len(), nothing.get(&2)), (0, None));
+
+    let (ttl, idle) = (Duration::from_secs(5), Duration::from_secs(7));
+    let config = memo::Config::new().ttl(ttl).idle(idle);
+    assert_eq!((config.ttl, config.idle), (None, Some(idle)));
+    let config = memo::Config::new().idle(idle).ttl(ttl);
+    assert_eq!((config.ttl, config.idle), (Some(ttl), None));
+    let built: Cache<u32, u32> = Cache::builder().ttl(ttl).idle(idle).build();
+    assert_eq!(
+        (built.config().ttl, built.config().idle),
+        (None, Some(idle))
+    );
+    let built: Cache<u32, u32> = Cache::builder().idle(idle).ttl(ttl).build();
+    assert_eq!((built.config().ttl, built.config().idle), (Some(ttl), None));
+}
+
 /// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
 /// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
 /// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
