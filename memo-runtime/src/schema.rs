@@ -1207,6 +1207,20 @@ mod attacks {
         let _ = shape::<Wide>();
         assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
+
+    /// docs/fingerprints.md: "A type too large to trace in 2^20 steps is fingerprinted by its
+    /// type name, as an untraceable one is."
+    #[test]
+    fn a_type_too_large_to_trace_is_fingerprinted_by_its_name() {
+        /// Of `Wide`'s form, 2^10 leaves: traced.
+        type Narrower = P<P<P<P<P<P<P<P<P<P<Kind>>>>>>>>>>;
+        assert!(shape::<Narrower>().is_some());
+        assert_eq!(shape::<Wide>(), None);
+        assert_eq!(
+            shape_or_name::<Wide>(),
+            format!("?{}", std::any::type_name::<Wide>())
+        );
+    }
 }
 
 #[cfg(test)]
