@@ -222,6 +222,119 @@ fn maxsize_zero_caches_nothing_and_ttl_and_idle_replace_each_other() {
     assert_eq!((built.config().ttl, built.config().idle), (Some(ttl), None));
 }
 
+/// docs/cache-object.md: "An `Err` is returned to the caller that computed it only; a caller
+/// that was waiting then computes in turn"; `try_get_or_insert_with`'s docs: "Callers that were
+/// waiting for this one then compute in turn, one at a time". Callers of one key released
+/// together, each computation failing with its own caller's number: each caller gets its own
+/// error, every caller computed, never two at once, and nothing is stored.
+#[test]
+fn the_cache_objects_waiters_of_a_failed_computation_compute_in_turn() {
+    use std::sync::{Arc, Barrier};
+    const CALLERS: usize = 4;
+    let cache: Arc<Cache<u32, u32>> = Arc::new(Cache::builder().build());
+    let (running, most, runs) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let (cache, running, most, runs, barrier) = (
+                Arc::clone(&cache),
+                Arc::clone(&running),
+                Arc::clone(&most),
+                Arc::clone(&runs),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache.try_get_or_insert_with(1, || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Long enough for the other callers to be waiting on this one.
+                    std::thread::sleep(Duration::from_millis(20));
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Err::<u32, usize>(caller)
+                })
+            })
+        })
+        .collect();
+    for (caller, thread) in callers.into_iter().enumerate() {
+        assert_eq!(thread.join().unwrap(), Err(caller), "its own error");
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        CALLERS,
+        "each computed in turn"
+    );
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one at a time");
+    assert!(cache.is_empty());
+}
+
+/// The same of `try_get_or_insert_with_async`, tasks on a multi-thread runtime.
+#[test]
+fn the_cache_objects_async_waiters_of_a_failed_computation_compute_in_turn() {
+    use std::sync::Arc;
+    const CALLERS: usize = 4;
+    let cache: Arc<Cache<u32, u32>> = Arc::new(Cache::builder().build());
+    let (running, most, runs) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(async {
+        let barrier = Arc::new(tokio::sync::Barrier::new(CALLERS));
+        let tasks: Vec<_> = (0..CALLERS)
+            .map(|caller| {
+                let (cache, running, most, runs, barrier) = (
+                    Arc::clone(&cache),
+                    Arc::clone(&running),
+                    Arc::clone(&most),
+                    Arc::clone(&runs),
+                    Arc::clone(&barrier),
+                );
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    cache
+                        .try_get_or_insert_with_async(1, async move {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Err::<u32, usize>(caller)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    });
+    assert_eq!(
+        results,
+        (0..CALLERS).map(Err).collect::<Vec<_>>(),
+        "its own error"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        CALLERS,
+        "each computed in turn"
+    );
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one at a time");
+    assert!(cache.is_empty());
+}
+
 /// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
 /// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
 /// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
