@@ -335,6 +335,88 @@ fn the_cache_objects_async_waiters_of_a_failed_computation_compute_in_turn() {
     assert!(cache.is_empty());
 }
 
+/// `Cache`'s docs: "If the computing caller panics, the panic reaches that caller and one of
+/// the waiters computes instead". Callers of one key released together, the first computation
+/// panicking: its caller gets the panic, one waiter computes, the rest share its value.
+#[test]
+fn the_cache_objects_panicking_leader_hands_the_key_to_a_waiter() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::{Arc, Barrier};
+    const CALLERS: usize = 4;
+    let cache: Arc<Cache<u32, usize>> = Arc::new(Cache::builder().build());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (cache, runs, barrier) =
+                (Arc::clone(&cache), Arc::clone(&runs), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                catch_unwind(AssertUnwindSafe(|| {
+                    cache.get_or_insert_with(1, || {
+                        let run = runs.fetch_add(1, Ordering::SeqCst);
+                        // Long enough for the other callers to be waiting on this one.
+                        std::thread::sleep(Duration::from_millis(20));
+                        assert!(run > 0, "the first computation panics");
+                        run
+                    })
+                }))
+                .ok()
+            })
+        })
+        .collect();
+    let results: Vec<Option<usize>> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_none()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().flatten().all(|&value| value == 1),
+        "{results:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one waiter took over");
+    assert_eq!(cache.get(&1), Some(1));
+}
+
+/// docs/cache-object.md: "if the computing future is dropped, a waiting caller takes over";
+/// `get_or_insert_with_async`'s docs: "If the computing caller's future is dropped, a waiting
+/// caller computes instead". Polled by hand: the leader's computation never ends, a second
+/// caller waits for it, the leader's future is dropped, and the second computes and stores.
+#[test]
+fn the_cache_objects_dropped_async_leader_hands_the_key_to_a_waiter() {
+    use std::task::{Context, Poll, Waker};
+    let cache: Cache<u32, u32> = Cache::builder().build();
+    let mut context = Context::from_waker(Waker::noop());
+    let leader_began = AtomicUsize::new(0);
+    let mut leader = Box::pin(cache.get_or_insert_with_async(1, async {
+        leader_began.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<u32>().await
+    }));
+    assert!(leader.as_mut().poll(&mut context).is_pending());
+    assert_eq!(leader_began.load(Ordering::SeqCst), 1, "it computes");
+    let waiter_runs = AtomicUsize::new(0);
+    let mut waiter = Box::pin(cache.get_or_insert_with_async(1, async {
+        waiter_runs.fetch_add(1, Ordering::SeqCst);
+        20
+    }));
+    assert!(waiter.as_mut().poll(&mut context).is_pending(), "it waits");
+    assert_eq!(waiter_runs.load(Ordering::SeqCst), 0);
+    drop(leader);
+    let mut polls = 0;
+    let value = loop {
+        if let Poll::Ready(value) = waiter.as_mut().poll(&mut context) {
+            break value;
+        }
+        polls += 1;
+        assert!(polls < 1_000, "the waiter never took over");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(value, 20);
+    assert_eq!(waiter_runs.load(Ordering::SeqCst), 1, "the waiter computed");
+    assert_eq!(cache.get(&1), Some(20), "and stored");
+}
+
 /// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
 /// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
 /// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
