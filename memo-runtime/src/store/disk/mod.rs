@@ -367,8 +367,8 @@ pub fn default_root() -> PathBuf {
 /// does not hold this key's value of the recorded length (each starts with its namespaced key
 /// and length). Value files that no row names (a process killed between writing one and
 /// committing its row, a failed write) are removed an hour after they were written, when a
-/// process next opens the directory. A full or read-only disk makes calls compute as if
-/// uncached. A removal or `clear` the disk refuses is retried alone, and until it commits the
+/// process next opens the directory. A full or read-only disk fails no call: the value is
+/// returned and kept in memory only. A removal or `clear` the disk refuses is retried alone, and until it commits the
 /// keys read as gone in this process (other processes still read the old rows). A row whose
 /// size does not match its file is a miss; a panic in the writer fails its batch only; a
 /// database that cannot be reopened makes the store not persistent; in a child forked without
