@@ -495,3 +495,63 @@ mod isolate {
         assert_eq!((stats.misses, stats.hits), (1, 1), "the scope's, unchanged");
     }
 }
+
+/// README (`on_evict`): `Expired` "also a value past its `ttl` and `stale` that its key's next
+/// call stores over, as moka tells it". Time moved by hand past the `ttl` (no `stale`), and past
+/// `ttl` + `stale`: the next call computes, and the value it replaces is told `Expired`, never
+/// `Replaced`.
+#[cfg(feature = "test-util")]
+mod told_expired {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use memo::{Clock, RemovalCause, cached};
+
+    static TTL_LEFT: Mutex<Vec<(u32, u32, RemovalCause)>> = Mutex::new(Vec::new());
+    static STALE_LEFT: Mutex<Vec<(u32, u32, RemovalCause)>> = Mutex::new(Vec::new());
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    fn run() -> u32 {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[cached(ttl = "10s", on_evict = |k, v, cause| TTL_LEFT.lock().unwrap().push((k, v, cause)))]
+    fn timed(n: u32) -> u32 {
+        n * 1_000 + run()
+    }
+
+    #[cached(
+        ttl = "10s",
+        stale = "5s",
+        on_evict = |k, v, cause| STALE_LEFT.lock().unwrap().push((k, v, cause))
+    )]
+    fn lingering(n: u32) -> u32 {
+        n * 1_000 + run()
+    }
+
+    #[test]
+    fn a_value_stored_over_an_expired_one_tells_it_expired() {
+        let (clock, mock) = Clock::mock();
+        timed_cache().set_clock(clock);
+        let first = timed(1);
+        mock.increment(Duration::from_secs(11));
+        let second = timed(1);
+        assert_ne!(first, second, "computed again past the ttl");
+        assert_eq!(
+            *TTL_LEFT.lock().unwrap(),
+            [(1, first, RemovalCause::Expired)]
+        );
+
+        let (clock, mock) = Clock::mock();
+        lingering_cache().set_clock(clock);
+        let first = lingering(2);
+        mock.increment(Duration::from_secs(16));
+        let second = lingering(2);
+        assert_ne!(first, second, "computed again past ttl + stale");
+        assert_eq!(lingering(2), second);
+        assert_eq!(
+            *STALE_LEFT.lock().unwrap(),
+            [(2, first, RemovalCause::Expired)]
+        );
+    }
+}
