@@ -1694,9 +1694,11 @@ mod promises {
             .expect("python3 runs");
         assert!(read.status.success(), "{read:?}");
         let hex = |n: u32| {
-            (Codec::Binary.encode(&n).unwrap().iter())
-                .map(|byte| format!("{byte:02x}"))
-                .collect::<String>()
+            use std::fmt::Write as _;
+            (Codec::Binary.encode(&n).unwrap().iter()).fold(String::new(), |mut out, byte| {
+                let _ = write!(out, "{byte:02x}");
+                out
+            })
         };
         let mut printed: Vec<String> = String::from_utf8_lossy(&read.stdout)
             .lines()

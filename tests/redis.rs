@@ -3468,7 +3468,7 @@ mod promises {
 
     use memo::redis::{RedisClient, RedisConfig};
     use memo::testing::{RedisServer, redis_command};
-    use memo::{Cache, RedisCache, RedisOptions};
+    use memo::{Cache, RedisCache, RedisOptions, Store};
 
     /// `memo::testing::RedisServer`'s docs (and the README's `redis` feature): a server "without
     /// persistence on `127.0.0.1` and a free port, killed on drop"; `restart` "starts it again on
@@ -3531,5 +3531,30 @@ mod promises {
         let stats = cache.stats();
         assert!(stats.backend_errors >= 1, "{stats:?}");
         assert_eq!(stats.hits, 0, "{stats:?}");
+    }
+
+    /// `Stats::len`'s docs: "with `store = redis`, 0 and with `tiered` the local copies:
+    /// `Cache::len` counts Redis's with a `SCAN`".
+    #[test]
+    fn stats_len_is_zero_on_redis_and_the_copies_on_tiered() {
+        let server = RedisServer::start();
+        let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let shared: RedisCache<u32, u32> = Cache::builder()
+            .redis_options(RedisOptions::new("promises-len").client(client()))
+            .build();
+        for n in 0..3 {
+            shared.insert(n, n);
+        }
+        assert_eq!((shared.stats().len, shared.len()), (0, 3));
+        let tiered: memo::TieredCache<u32, u32> = Cache::builder()
+            .maxsize(2)
+            .tiered_options(RedisOptions::new("promises-len-tiered").client(client()))
+            .build();
+        for n in 0..5 {
+            tiered.insert(n, n);
+        }
+        let copies = tiered.store().held();
+        assert!(copies <= 2, "{copies} copies");
+        assert_eq!((tiered.stats().len, tiered.len()), (copies, 5));
     }
 }

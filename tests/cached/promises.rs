@@ -83,6 +83,11 @@ static TTL_READS: AtomicUsize = AtomicUsize::new(0);
 static WEIGHS: AtomicUsize = AtomicUsize::new(0);
 
 /// A value's own time to live, counted.
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    clippy::unnecessary_wraps,
+    reason = "ttl_from's signature"
+)]
 fn counted_ttl(value: &u32) -> Option<Duration> {
     TTL_READS.fetch_add(1, Ordering::SeqCst);
     Some(Duration::from_secs(u64::from(*value)))
