@@ -1713,6 +1713,38 @@ mod promises {
         assert_eq!(printed, expected);
     }
 
+    /// docs/cache-object.md: "the tuple of borrowed parts on a key of several …: `get(("tea",
+    /// &2))` or `invalidate(("tea", &2))` on a `(String, u32)` key, on every store". On disk,
+    /// through a second handle too (what the first wrote is found by the borrowed form).
+    #[test]
+    fn a_key_of_several_parts_is_looked_up_by_its_borrowed_parts_on_disk() {
+        init();
+        let open = || -> DiskCache<(String, u32), u32> {
+            Cache::builder()
+                .disk_options(DiskOptions::new("promises-pairs").root(super::cache_dir()))
+                .build()
+        };
+        let (cache, other) = (open(), open());
+        cache.insert(("tea".to_string(), 2), 6);
+        cache.store().flush();
+        assert_eq!(cache.get(("tea", &2)), Some(6));
+        assert_eq!(
+            other.get(("tea", &2)),
+            Some(6),
+            "another handle, from the file"
+        );
+        assert!(other.contains_key(("tea", &2)));
+        assert_eq!(cache.get(("tea", &3)), None);
+        assert!(cache.invalidate(("tea", &2)));
+        assert!(!cache.invalidate(("tea", &2)));
+        assert_eq!(cache.get(("tea", &2)), None);
+        cache.store().flush();
+        assert_eq!(other.get(("tea", &2)), None, "removed from the file");
+        assert_eq!(cache.get_or_compute(("tea", &2), |(_, n)| n * 4), 8);
+        assert_eq!(cache.get(&("tea".to_string(), 2)), Some(8));
+        assert_eq!(cache.remove(("tea", &2)), Some(8));
+    }
+
     /// docs/cache-object.md: "Building never fails: a disk directory that cannot be used … makes
     /// the cache keep its entries in memory only, with the failure counted". Built through the
     /// builder on a root under a regular file (no one can make a directory there): the value is

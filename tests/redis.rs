@@ -3557,4 +3557,60 @@ mod promises {
         assert!(copies <= 2, "{copies} copies");
         assert_eq!((tiered.stats().len, tiered.len()), (copies, 5));
     }
+
+    /// docs/cache-object.md: "the tuple of borrowed parts on a key of several …: `get(("tea",
+    /// &2))` or `invalidate(("tea", &2))` on a `(String, u32)` key, on every store". In Redis
+    /// and tiered (a second tiered cache, which holds no copy yet, reads what the first stored).
+    #[test]
+    fn a_key_of_several_parts_is_looked_up_by_its_borrowed_parts_in_redis() {
+        let server = RedisServer::start();
+        let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let shared: RedisCache<(String, u32), u32> = Cache::builder()
+            .redis_options(RedisOptions::new("promises-pairs").client(client()))
+            .build();
+        let tiered = || -> memo::TieredCache<(String, u32), u32> {
+            Cache::builder()
+                .maxsize(10)
+                .tiered_options(RedisOptions::new("promises-pairs-tiered").client(client()))
+                .build()
+        };
+        let (local, other) = (tiered(), tiered());
+        for (cache, reader) in [
+            (&shared as &dyn Pairs, &shared as &dyn Pairs),
+            (&local, &other),
+        ] {
+            cache.put(("tea".to_string(), 2), 6);
+            assert_eq!(cache.find(("tea", &2)), Some(6));
+            assert_eq!(cache.find(("tea", &3)), None);
+            assert!(cache.drop_key(("tea", &2)));
+            assert!(!cache.drop_key(("tea", &2)));
+            assert_eq!(cache.find(("tea", &2)), None);
+            assert_eq!(cache.compute(("tea", &2)), 8);
+            // Read first here (a tiered cache of its own holds no copy yet): from Redis.
+            assert_eq!(reader.find(("tea", &2)), Some(8));
+        }
+    }
+
+    /// The lookups the test above makes, over either store.
+    trait Pairs {
+        fn put(&self, key: (String, u32), value: u32);
+        fn find(&self, key: (&str, &u32)) -> Option<u32>;
+        fn drop_key(&self, key: (&str, &u32)) -> bool;
+        fn compute(&self, key: (&str, &u32)) -> u32;
+    }
+
+    impl<S: Store<(String, u32), u32>> Pairs for Cache<(String, u32), u32, S> {
+        fn put(&self, key: (String, u32), value: u32) {
+            self.insert(key, value);
+        }
+        fn find(&self, key: (&str, &u32)) -> Option<u32> {
+            self.get(key)
+        }
+        fn drop_key(&self, key: (&str, &u32)) -> bool {
+            self.invalidate(key)
+        }
+        fn compute(&self, key: (&str, &u32)) -> u32 {
+            self.get_or_compute(key, |(_, n)| n * 4)
+        }
+    }
 }
