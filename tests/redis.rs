@@ -3613,4 +3613,37 @@ mod promises {
             self.get_or_compute(key, |(_, n)| n * 4)
         }
     }
+
+    /// `LockConfig::wait`: "How long a waiter waits for the holder's value before computing it
+    /// itself"; `Claimed::TimedOut`: "The holder did not finish within the wait timeout: compute
+    /// without the lock". A holder that keeps the lock: a second claimant gets `TimedOut`, not
+    /// the lock, and the holder's lock stays; once the holder releases it, the next claimant
+    /// gets it.
+    #[test]
+    fn a_waiter_whose_holder_outlasts_the_wait_computes_without_the_lock() {
+        use memo::redis::{Claimed, LockConfig, Locks};
+        use std::time::Duration;
+        let server = RedisServer::start();
+        let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let config = LockConfig {
+            wait: Duration::from_millis(300),
+            ..LockConfig::default()
+        };
+        let (holder, waiter) = (
+            Locks::new(client(), config.clone()),
+            Locks::new(client(), config),
+        );
+        let Claimed::Compute(guard) = holder.claim(b"{promised}:v", b"{promised}:lock") else {
+            panic!("the first claimant holds the lock");
+        };
+        let claimed = waiter.claim(b"{promised}:v", b"{promised}:lock");
+        assert!(matches!(claimed, Claimed::TimedOut), "{claimed:?}");
+        assert!(
+            redis_command(server.port(), "EXISTS {promised}:lock").contains(":1"),
+            "the holder's lock stays"
+        );
+        drop(guard);
+        let claimed = waiter.claim(b"{promised}:v", b"{promised}:lock");
+        assert!(matches!(claimed, Claimed::Compute(_)), "{claimed:?}");
+    }
 }
