@@ -3646,4 +3646,49 @@ mod promises {
         let claimed = waiter.claim(b"{promised}:v", b"{promised}:lock");
         assert!(matches!(claimed, Claimed::Compute(_)), "{claimed:?}");
     }
+
+    /// The defaults the docs state: `BreakerConfig::default` "5 failures; 250 ms back-off
+    /// doubling to 1 s; a log line at most every 10 s" (the README's "probes at least once a
+    /// second"); `LockConfig::default` "A 10 s lease …, a 5 s wait, polls from 5 ms to 100 ms,
+    /// channel `memo:released`" (the README's "the lock's 5 s"); a `RedlockConfig` takes the
+    /// same lock, warns at most once per 10 s, and needs `N / 2 + 1` servers.
+    #[test]
+    fn the_documented_defaults_of_the_breaker_the_lock_and_redlock() {
+        use memo::redis::{BreakerConfig, LockConfig, RedlockConfig};
+        use std::time::Duration;
+        let breaker = BreakerConfig::default();
+        assert_eq!(
+            (
+                breaker.threshold,
+                breaker.base,
+                breaker.cap,
+                breaker.log_interval
+            ),
+            (
+                5,
+                Duration::from_millis(250),
+                Duration::from_secs(1),
+                Duration::from_secs(10)
+            )
+        );
+        let lock = LockConfig::default();
+        assert_eq!(
+            (lock.lease, lock.wait, lock.poll_min, lock.poll_max),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+                Duration::from_millis(5),
+                Duration::from_millis(100)
+            )
+        );
+        assert_eq!(lock.channel, b"memo:released");
+        let urls = |n: u16| (1..=n).map(|port| format!("redis://127.0.0.1:{port}"));
+        let redlock = RedlockConfig::from_urls(urls(5)).unwrap();
+        assert_eq!(redlock.lock, LockConfig::default());
+        assert_eq!(redlock.log_interval, Duration::from_secs(10));
+        let quorums: Vec<usize> = (1..=6)
+            .map(|n| RedlockConfig::from_urls(urls(n)).unwrap().quorum())
+            .collect();
+        assert_eq!(quorums, [1, 2, 2, 3, 3, 4]);
+    }
 }
