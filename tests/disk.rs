@@ -1745,6 +1745,71 @@ mod promises {
         assert_eq!(cache.remove(("tea", &2)), Some(8));
     }
 
+    /// `DiskOptions::new`'s docs: the store is "a subdirectory of the cache directory
+    /// (characters other than ASCII letters, digits, `-`, `_` and `.` become `_`)": a name never
+    /// reaches outside the root, nor names the root itself.
+    #[test]
+    fn a_store_name_is_one_directory_under_the_root() {
+        init();
+        let root = super::cache_dir().join("promises-names");
+        let path = |name: &str| DiskOptions::new(name).root(&root).path();
+        for (name, dir) in [
+            ("sessions-v1.2_x", "sessions-v1.2_x"),
+            ("../escape", ".._escape"),
+            ("a/b c", "a_b_c"),
+            ("/etc", "_etc"),
+            ("été", "_t_"),
+            ("", "_"),
+            (".", "_"),
+            ("..", "_"),
+        ] {
+            assert_eq!(path(name), root.join(dir), "{name:?}");
+        }
+        let cache: DiskCache<u32, u32> = Cache::builder()
+            .disk_options(DiskOptions::new("../escape").root(&root))
+            .build();
+        assert!(cache.store().is_persistent());
+        cache.insert(1, 1);
+        cache.store().flush();
+        assert!(root.join(".._escape").is_dir());
+        assert!(
+            !super::cache_dir().join("escape").exists(),
+            "outside the root"
+        );
+    }
+
+    /// `DiskOptions::max_bytes`: "Bounds the encoded values of this function to `bytes` in
+    /// total …; the entries stored longest ago go first"; the builder's `maxsize` likewise ("the
+    /// disk store evicts the oldest"). The entries kept are the newest ones.
+    #[test]
+    fn a_full_disk_store_keeps_its_newest_entries() {
+        init();
+        let root = super::cache_dir().join("promises-bounds");
+        let bytes: DiskCache<u32, Vec<u8>> = Cache::builder()
+            .disk_options(DiskOptions::new("bytes").root(&root).max_bytes(10_000))
+            .build();
+        for n in 0..20 {
+            bytes.insert(n, vec![7; 1_000]);
+        }
+        bytes.store().flush();
+        let mut kept = bytes.keys();
+        kept.sort_unstable();
+        let newest = u32::try_from(kept.len()).unwrap();
+        assert!((1..=10).contains(&newest), "{kept:?}");
+        assert_eq!(kept, (20 - newest..20).collect::<Vec<_>>());
+        let entries: DiskCache<u32, u32> = Cache::builder()
+            .maxsize(10)
+            .disk_options(DiskOptions::new("entries").root(&root))
+            .build();
+        for n in 0..25 {
+            entries.insert(n, n);
+        }
+        entries.store().flush();
+        let mut kept = entries.keys();
+        kept.sort_unstable();
+        assert_eq!(kept, (15..25).collect::<Vec<_>>());
+    }
+
     /// docs/cache-object.md: "Building never fails: a disk directory that cannot be used … makes
     /// the cache keep its entries in memory only, with the failure counted". Built through the
     /// builder on a root under a regular file (no one can make a directory there): the value is
