@@ -3691,4 +3691,59 @@ mod promises {
             .collect();
         assert_eq!(quorums, [1, 2, 2, 3, 3, 4]);
     }
+
+    /// `lock = "redlock"` and a background refresh: docs/redlock.md ("background refreshes take
+    /// that name with `SET NX`") and `RedisStore`'s lock ("for background and forced refreshes,
+    /// which take no Redlock round, the lock on its own server"). Two stores of one namespace
+    /// under Redlock: the first refresh of a key takes its lock name on the store's server, the
+    /// second finds it held (so one process refreshes a key), and the value's write releases it.
+    #[test]
+    fn under_redlock_a_background_refresh_takes_the_keys_lock_on_the_stores_server() {
+        use memo::redis::RedlockConfig;
+        use std::time::Duration;
+        let server = RedisServer::start();
+        let lock_server = RedisServer::start();
+        let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let config = memo::Config::new()
+            .ttl(Duration::from_secs(60))
+            .stale(Duration::from_secs(60));
+        let open = || {
+            RedisOptions::new("promises-redlock-refresh")
+                .client(client())
+                .redlock_with(RedlockConfig::from_urls([lock_server.url()]).unwrap())
+                .open::<u64, u64>(&config)
+        };
+        let (a, b) = (open(), open());
+        a.insert(1, 10);
+        let locks = |port: u16| {
+            let reply = redis_command(port, "KEYS *:lock");
+            reply
+                .strip_prefix('*')
+                .and_then(|rest| rest.split("\r\n").next())
+                .and_then(|count| count.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        };
+        assert_eq!(locks(server.port()), 0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lease = runtime
+            .block_on(a.claim_refresh_async(&1))
+            .expect("the key's lock is free");
+        assert_eq!(locks(server.port()), 1, "taken on the store's server");
+        assert_eq!(locks(lock_server.port()), 0, "no Redlock round");
+        assert!(
+            runtime.block_on(b.claim_refresh_async(&1)).is_none(),
+            "held by a's refresh: b goes on serving its value"
+        );
+        runtime.block_on(a.insert_claimed_async(a.hash_of(&&1), 1, 11, Duration::ZERO, lease));
+        assert_eq!(b.get(&&1), Some(11));
+        assert_eq!(locks(server.port()), 0, "released with the value");
+        drop(
+            runtime
+                .block_on(b.claim_refresh_async(&1))
+                .expect("free again"),
+        );
+    }
 }
