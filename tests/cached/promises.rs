@@ -422,6 +422,29 @@ fn the_cache_objects_dropped_async_leader_hands_the_key_to_a_waiter() {
     assert_eq!(cache.get(&1), Some(20), "and stored");
 }
 
+/// `Stats::hit_ratio`: "Hits over all calls (`hits / (hits + misses + coalesced)`), or 0
+/// before the first call"; its `Display` prints that ratio, then each other count not zero.
+#[test]
+fn the_hit_ratio_counts_coalesced_calls_among_all_calls() {
+    let mut stats = memo::Stats::default();
+    assert!(
+        stats.hit_ratio().abs() < f64::EPSILON,
+        "0 before the first call"
+    );
+    stats.hits = 2;
+    stats.misses = 1;
+    stats.coalesced = 1;
+    assert!(
+        (stats.hit_ratio() - 0.5).abs() < 1e-12,
+        "{}",
+        stats.hit_ratio()
+    );
+    assert_eq!(
+        stats.to_string(),
+        "hits 2, misses 1 (hit ratio 50.0 %), entries 0, coalesced 1"
+    );
+}
+
 /// `memo::testing::isolate`'s docs: "Threads the test starts use the process-wide caches; a
 /// `#[tokio::test]` (a current-thread runtime) runs on the test's thread"; and the crate docs:
 /// "tasks of a multi-thread runtime use the process-wide caches". Each function here is called
