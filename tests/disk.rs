@@ -1810,6 +1810,62 @@ mod promises {
         assert_eq!(kept, (15..25).collect::<Vec<_>>());
     }
 
+    /// A value whose `Serialize` leaves a field out (read back unequal) and a key that does not
+    /// decode back to itself (an untagged enum).
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Lossy {
+        user: String,
+        #[serde(skip)]
+        token: Option<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+    #[serde(untagged)]
+    enum Untagged {
+        Num(u32),
+        Name(String),
+    }
+
+    static LOSSY_RUNS: AtomicUsize = AtomicUsize::new(0);
+    static UNTAGGED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(store = disk)]
+    fn lossy(user: String) -> Lossy {
+        LOSSY_RUNS.fetch_add(1, Ordering::SeqCst);
+        Lossy {
+            token: Some(format!("token of {user}")),
+            user,
+        }
+    }
+
+    #[cached(store = disk)]
+    fn untagged(key: Untagged) -> u32 {
+        UNTAGGED_RUNS.fetch_add(1, Ordering::SeqCst);
+        match key {
+            Untagged::Num(n) => n,
+            Untagged::Name(name) => u32::try_from(name.len()).unwrap(),
+        }
+    }
+
+    /// The README: a key or value that does not decode back to itself "is not stored (Redis:
+    /// computed each call; disk, tiered: kept in memory only), counted in `backend_errors`"
+    /// (Redis: `tests/trust.rs`; tiered: `tests/redis.rs`). On disk: computed once, served from
+    /// memory after, no row written for the next program.
+    #[test]
+    fn a_key_or_value_that_does_not_decode_back_is_kept_in_memory_only_on_disk() {
+        init();
+        for _ in 0..3 {
+            assert_eq!(lossy("ada".into()).token.as_deref(), Some("token of ada"));
+            assert_eq!(untagged(Untagged::Num(4)), 4);
+        }
+        assert_eq!(LOSSY_RUNS.load(Ordering::SeqCst), 1, "kept in memory");
+        assert_eq!(UNTAGGED_RUNS.load(Ordering::SeqCst), 1, "kept in memory");
+        assert_eq!(lossy_cache().len(), 0, "no row");
+        assert_eq!(untagged_cache().len(), 0, "no row");
+        assert!(lossy_cache().stats().backend_errors >= 1);
+        assert!(untagged_cache().stats().backend_errors >= 1);
+    }
+
     /// docs/cache-object.md: "Building never fails: a disk directory that cannot be used … makes
     /// the cache keep its entries in memory only, with the failure counted". Built through the
     /// builder on a root under a regular file (no one can make a directory there): the value is

@@ -3746,4 +3746,40 @@ mod promises {
                 .expect("free again"),
         );
     }
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Lossy {
+        user: String,
+        #[serde(skip)]
+        token: Option<String>,
+    }
+
+    static LOSSY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[memo::cached(store = tiered, maxsize = 10)]
+    fn lossy_tiered(user: String) -> Lossy {
+        LOSSY_RUNS.fetch_add(1, Ordering::SeqCst);
+        Lossy {
+            token: Some(format!("token of {user}")),
+            user,
+        }
+    }
+
+    /// The README: a value that does not decode back to itself "is not stored (Redis: computed
+    /// each call; disk, tiered: kept in memory only), counted in `backend_errors`" (Redis:
+    /// `tests/trust.rs`). Tiered: computed once, served from the copy after, nothing in Redis.
+    #[test]
+    fn a_value_that_does_not_decode_back_is_kept_in_memory_only_on_tiered() {
+        let server = RedisServer::start();
+        let _scope = memo::testing::isolate().redis_url(&server.url());
+        for _ in 0..3 {
+            assert_eq!(
+                lossy_tiered("ada".into()).token.as_deref(),
+                Some("token of ada")
+            );
+        }
+        assert_eq!(LOSSY_RUNS.load(Ordering::SeqCst), 1, "kept in memory");
+        assert_eq!(lossy_tiered_cache().len(), 0, "nothing in Redis");
+        assert_eq!(lossy_tiered_cache().stats().backend_errors, 1);
+    }
 }
