@@ -341,7 +341,7 @@ impl Shared {
         if last.is_none_or(|at| at.elapsed() >= LOG_INTERVAL) {
             *last = Some(Instant::now());
             crate::trace::warn(&format!(
-                "the disk cache in {} failed ({err}); calls go on uncached",
+                "the disk cache in {} failed ({err}); calls go on, keeping values in memory only",
                 self.dir.display()
             ));
         }
