@@ -129,6 +129,7 @@ fn tiered_borrowed_keys_and_counts() {
 /// the other key is evicted; `contains_key` and `peek` are not, so the looked-at key is.
 #[test]
 fn lru_get_marks_used_contains_key_and_peek_do_not() {
+    type Look = fn(&Cache<u32, u32>);
     let evicted_after = |look: &dyn Fn(&Cache<u32, u32>)| {
         let cache = Cache::builder().maxsize(2).policy(Policy::Lru).build();
         cache.insert(1, 10);
@@ -155,6 +156,29 @@ fn lru_get_marks_used_contains_key_and_peek_do_not() {
         [2, 3],
         "`peek` does not"
     );
+    // docs/cache-object.md: `entries` is "neither counted nor a use of the entries (as
+    // `peek`)"; `keys` and a `retain` that keeps everything read the same snapshot.
+    let looks: [(&str, Look); 3] = [
+        ("entries", |cache| {
+            let mut entries = cache.entries();
+            entries.sort_unstable();
+            assert_eq!(entries, [(1, 10), (2, 20)]);
+        }),
+        ("keys", |cache| assert_eq!(cache.keys().len(), 2)),
+        ("retain", |cache| assert_eq!(cache.retain(|_, _| true), 0)),
+    ];
+    for (name, look) in looks {
+        let uncounted = |cache: &Cache<u32, u32>| {
+            look(cache);
+            let stats = cache.stats();
+            assert_eq!(
+                (stats.hits, stats.misses),
+                (0, 0),
+                "`{name}` counts nothing"
+            );
+        };
+        assert_eq!(evicted_after(&uncounted), [2, 3], "`{name}` does not");
+    }
 }
 
 /// An expired entry is gone for every method alike.

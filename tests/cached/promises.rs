@@ -4,45 +4,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use memo::{Cache, Policy};
-
-/// `Cache::entries` (docs/cache-object.md's table, its rustdoc): "neither counted nor a use of
-/// the entries (as `peek`)"; `keys` and a `retain` that keeps everything read the same snapshot.
-/// Under `Policy::Lru` with two entries, an entry that was used is kept over the other when a
-/// third comes in, so each look here must leave the older entry to be evicted.
-#[test]
-fn entries_keys_and_retain_neither_count_nor_use_an_entry() {
-    type Look = fn(&Cache<u32, u32>);
-    let looks: [(&str, Look); 3] = [
-        ("entries", |cache| {
-            let mut entries = cache.entries();
-            entries.sort_unstable();
-            assert_eq!(entries, [(1, 10), (2, 20)]);
-        }),
-        ("keys", |cache| assert_eq!(cache.keys().len(), 2)),
-        ("retain", |cache| assert_eq!(cache.retain(|_, _| true), 0)),
-    ];
-    for (name, look) in looks {
-        let cache: Cache<u32, u32> = Cache::builder().maxsize(2).policy(Policy::Lru).build();
-        cache.insert(1, 10);
-        cache.insert(2, 20);
-        look(&cache);
-        cache.insert(3, 30);
-        let mut keys = cache.keys();
-        keys.sort_unstable();
-        assert_eq!(
-            keys,
-            [2, 3],
-            "`{name}` is not a use of key 1: the oldest goes"
-        );
-        let stats = cache.stats();
-        assert_eq!(
-            (stats.hits, stats.misses),
-            (0, 0),
-            "`{name}` counts nothing"
-        );
-    }
-}
+use memo::Cache;
 
 /// `memo::warm`'s rustdoc: "Calls `call` on every item, on up to `threads` threads at once,
 /// reporting progress as `progress(done, total)` after each item": never more bodies at once
@@ -235,46 +197,30 @@ fn maxsize_zero_caches_nothing_and_ttl_and_idle_replace_each_other() {
 #[test]
 fn the_cache_objects_waiters_of_a_failed_computation_compute_in_turn() {
     use std::sync::{Arc, Barrier};
-    const CALLERS: usize = 4;
     let cache: Arc<Cache<u32, u32>> = Arc::new(Cache::builder().build());
-    let (running, most, runs) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let bodies = Arc::new(Bodies::default());
     let barrier = Arc::new(Barrier::new(CALLERS));
     let callers: Vec<_> = (0..CALLERS)
         .map(|caller| {
-            let (cache, running, most, runs, barrier) = (
+            let (cache, bodies, barrier) = (
                 Arc::clone(&cache),
-                Arc::clone(&running),
-                Arc::clone(&most),
-                Arc::clone(&runs),
+                Arc::clone(&bodies),
                 Arc::clone(&barrier),
             );
             std::thread::spawn(move || {
                 barrier.wait();
                 cache.try_get_or_insert_with(1, || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
+                    bodies.begin();
                     // Long enough for the other callers to be waiting on this one.
                     std::thread::sleep(Duration::from_millis(20));
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    running.fetch_sub(1, Ordering::SeqCst);
+                    bodies.end();
                     Err::<u32, usize>(caller)
                 })
             })
         })
         .collect();
-    for (caller, thread) in callers.into_iter().enumerate() {
-        assert_eq!(thread.join().unwrap(), Err(caller), "its own error");
-    }
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        CALLERS,
-        "each computed in turn"
-    );
-    assert_eq!(most.load(Ordering::SeqCst), 1, "one at a time");
+    let results: Vec<_> = callers.into_iter().map(|t| t.join().unwrap()).collect();
+    bodies.assert_each_failed_in_turn(&results);
     assert!(cache.is_empty());
 }
 
@@ -282,13 +228,8 @@ fn the_cache_objects_waiters_of_a_failed_computation_compute_in_turn() {
 #[test]
 fn the_cache_objects_async_waiters_of_a_failed_computation_compute_in_turn() {
     use std::sync::Arc;
-    const CALLERS: usize = 4;
     let cache: Arc<Cache<u32, u32>> = Arc::new(Cache::builder().build());
-    let (running, most, runs) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
+    let bodies = Arc::new(Bodies::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
@@ -298,22 +239,18 @@ fn the_cache_objects_async_waiters_of_a_failed_computation_compute_in_turn() {
         let barrier = Arc::new(tokio::sync::Barrier::new(CALLERS));
         let tasks: Vec<_> = (0..CALLERS)
             .map(|caller| {
-                let (cache, running, most, runs, barrier) = (
+                let (cache, bodies, barrier) = (
                     Arc::clone(&cache),
-                    Arc::clone(&running),
-                    Arc::clone(&most),
-                    Arc::clone(&runs),
+                    Arc::clone(&bodies),
                     Arc::clone(&barrier),
                 );
                 tokio::spawn(async move {
                     barrier.wait().await;
                     cache
                         .try_get_or_insert_with_async(1, async move {
-                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                            most.fetch_max(now, Ordering::SeqCst);
+                            bodies.begin();
                             tokio::time::sleep(Duration::from_millis(20)).await;
-                            runs.fetch_add(1, Ordering::SeqCst);
-                            running.fetch_sub(1, Ordering::SeqCst);
+                            bodies.end();
                             Err::<u32, usize>(caller)
                         })
                         .await
@@ -326,18 +263,46 @@ fn the_cache_objects_async_waiters_of_a_failed_computation_compute_in_turn() {
         }
         results
     });
-    assert_eq!(
-        results,
-        (0..CALLERS).map(Err).collect::<Vec<_>>(),
-        "its own error"
-    );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        CALLERS,
-        "each computed in turn"
-    );
-    assert_eq!(most.load(Ordering::SeqCst), 1, "one at a time");
+    bodies.assert_each_failed_in_turn(&results);
     assert!(cache.is_empty());
+}
+
+/// Callers of one key in the two tests above.
+const CALLERS: usize = 4;
+
+/// The bodies of the callers of one key: how many ran, and the most at once.
+#[derive(Default)]
+struct Bodies {
+    running: AtomicUsize,
+    most: AtomicUsize,
+    runs: AtomicUsize,
+}
+
+impl Bodies {
+    fn begin(&self) {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Each caller got its own error, every caller computed, never two at once.
+    fn assert_each_failed_in_turn(&self, results: &[Result<u32, usize>]) {
+        assert_eq!(
+            results,
+            (0..CALLERS).map(Err).collect::<Vec<_>>(),
+            "its own error"
+        );
+        assert_eq!(
+            self.runs.load(Ordering::SeqCst),
+            CALLERS,
+            "each computed in turn"
+        );
+        assert_eq!(self.most.load(Ordering::SeqCst), 1, "one at a time");
+    }
 }
 
 /// `Cache`'s docs: "If the computing caller panics, the panic reaches that caller and one of
