@@ -9,7 +9,10 @@
 //! (moka's policy), `wtlfu1_hc` and the door's `-hc` switch count every hit in the sketch as it
 //! happens (moka and Caffeine do), and `tinylfu_lru` moves a hit entry to the LRU's young end.
 //! `caffeine` is Caffeine's released policy as it runs, unsharded (`caffeine.rs`): the anchor
-//! issue 23 names.
+//! issue 23 names. `moka` is moka's own policy as the bench drives it (`moka.rs`, within 0.13 of
+//! moka on 58 of the 62 rows); `moka_shards`, `moka_ring<n>`, `lru_ring<n>` and `sw…` are the
+//! shapes a store without a shared write per hit could run it in, and a store switching between
+//! them and the default (`docs/performance.md`, twelfth study).
 //! Measured (issue 23): on `check/loopmix50/11652` moka's policy needs the hits counted (26.6 %
 //! without, 41.7 % with; moka 42.5 %), because there every new key meets the sketch and a cached
 //! loop key, never counted while cached, loses to an uncached one; the default policy's model
@@ -111,6 +114,8 @@ use std::hash::BuildHasher;
 
 #[path = "caffeine.rs"]
 mod caffeine;
+#[path = "moka.rs"]
+mod moka;
 
 /// Lab policies by name (`lab_<name>` rows).
 pub(crate) const NAMES: [&str; 7] = [
@@ -124,6 +129,9 @@ pub(crate) const NAMES: [&str; 7] = [
 ];
 
 pub(crate) fn hits(name: &str, requests: &[u64], size: usize) -> u64 {
+    if let Some(hits) = moka::hits(name, requests, size) {
+        return hits;
+    }
     let (name, shards) = match name.strip_suffix("_1shard") {
         Some(base) => (base, 1),
         None => (name, store_shards(size)),
