@@ -27,6 +27,14 @@ pub(crate) enum DiskAction {
         store: String,
         function: Option<String>,
     },
+    /// Removes the entries that earlier versions of the store's functions left: of each
+    /// function, keeps the namespace written last (each edit of its code or types starts one).
+    Prune {
+        store: String,
+        /// Lists what would be removed, and removes nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub(crate) fn run(root: &Path, action: DiskAction) -> Result<(), String> {
@@ -87,6 +95,19 @@ pub(crate) fn run(root: &Path, action: DiskAction) -> Result<(), String> {
                 println!(
                     "cleared {} ({} entries)",
                     function.function, function.entries
+                );
+            }
+        }
+        DiskAction::Prune { store, dry_run } => {
+            let store = open(root, &store)?;
+            for function in store.superseded() {
+                if !dry_run {
+                    store.forget(&function);
+                }
+                let verb = if dry_run { "would prune" } else { "pruned" };
+                println!(
+                    "{verb} {} {:016x} ({} entries)",
+                    function.function, function.fingerprint, function.entries
                 );
             }
         }

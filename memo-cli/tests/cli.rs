@@ -261,3 +261,43 @@ fn a_function_edited_since_its_entries_were_stored_is_still_found_by_its_name() 
     assert_eq!(edited.get("plum"), None);
     assert!(shown(&root, &["show", "shop", "price"]).is_empty());
 }
+
+/// `prune` after an edit: of `app::price`'s two namespaces, the one written last stays and the
+/// earlier one's entries go (its program's copies in memory too), and it is no longer listed;
+/// `app::stock`, of one namespace, is left alone. `--dry-run` names the same and removes nothing.
+#[test]
+fn prune_keeps_the_namespace_of_each_function_written_last() {
+    let root = Root::new();
+    let prices = root.prices();
+    let stock = root.stock();
+    let edited = Cache::with_store(
+        DiskOptions::new("shop")
+            .root(&root.0)
+            .function("app::price", 1)
+            .codec(Codec::Json)
+            .open::<String, u64>(&Config::new()),
+    );
+    edited.insert("plum".to_string(), 8);
+    edited.store().flush();
+    let dry = stdout(&root.cli(&["prune", "shop", "--dry-run"]));
+    assert_eq!(dry.lines().count(), 1, "{dry}");
+    assert!(dry.starts_with("would prune app::price "), "{dry}");
+    assert!(dry.ends_with("(2 entries)\n"), "{dry}");
+    assert_eq!(stdout(&root.cli(&["functions", "shop"])).lines().count(), 3);
+    let pruned = stdout(&root.cli(&["prune", "shop"]));
+    assert_eq!(pruned, dry.replace("would prune", "pruned"));
+    let functions = stdout(&root.cli(&["functions", "shop"]));
+    assert_eq!(functions.lines().count(), 2, "{functions}");
+    assert_eq!(
+        prices.get("apple"),
+        None,
+        "the earlier version's entries are gone"
+    );
+    assert_eq!(edited.get("plum"), Some(8));
+    assert_eq!(stock.get(&7).as_deref(), Some("seven crates"));
+    assert_eq!(
+        stdout(&root.cli(&["prune", "shop"])),
+        "",
+        "nothing left to prune"
+    );
+}

@@ -184,6 +184,49 @@ impl DiskDirectory {
         }
     }
 
+    /// The namespaces that a later version of their function set aside. Each edit of a
+    /// function's code or of its types' shapes starts a namespace, and the earlier ones' entries
+    /// stay until cleared or expired; of the namespaces of one function and store, all but the
+    /// one written last (holding the newest row; an empty one counts as never written).
+    #[must_use]
+    pub fn superseded(&self) -> Vec<StoredFunction> {
+        let functions = self.functions();
+        let newest: std::collections::HashMap<Vec<u8>, i64> = self
+            .db
+            .shared
+            .read(&self.space, |conn| {
+                let mut statement = conn.prepare("SELECT ns, MAX(id) FROM entries GROUP BY ns")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()
+            })
+            .unwrap_or_default();
+        let written = |function: &StoredFunction| newest.get(&function.namespace).copied();
+        let mut superseded = Vec::new();
+        for function in &functions {
+            let later = functions.iter().any(|other| {
+                other.function == function.function
+                    && other.space == function.space
+                    && (written(other), &other.namespace) > (written(function), &function.namespace)
+            });
+            if later {
+                superseded.push(function.clone());
+            }
+        }
+        superseded
+    }
+
+    /// Removes `function` from the directory: its entries, as [`clear`](Self::clear), and then
+    /// its totals, so that it is no longer listed (unless a program stores in it again).
+    pub fn forget(&self, function: &StoredFunction) {
+        self.clear(function);
+        if self.db.is_usable() {
+            self.db.shared.read(&self.space, |conn| {
+                conn.prepare_cached("DELETE FROM spaces WHERE ns = ?1 AND count = 0")?
+                    .execute(rusqlite::params![function.namespace])
+            });
+        }
+    }
+
     /// Removes every entry of `function`, as its cache's `clear()` does (processes holding
     /// copies in memory drop them).
     pub fn clear(&self, function: &StoredFunction) {
