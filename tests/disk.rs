@@ -402,6 +402,7 @@ fn child() {
         "remove" => remove_until_killed(),
         "write" => write_until_killed(),
         "refresh" => refresh_held(),
+        "changer" => change_on_request(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -1441,19 +1442,124 @@ fn two_disk_handles_after_an_insert_never_read_an_older_version() {
 
 /// An invalidate on one of two handles of a namespace, while the other computes the key: a
 /// call begun on the other handle after the invalidate returned joins that handle's
-/// computation begun before it (the invalidate detached the flights of its own handle only),
-/// and returns its older version (`version 160 read after an insert or invalidate of version
-/// 161 returned (computed by this caller: false; stored now: None and None)`: the older value
-/// is rightly not stored, but its joiners get it). The same holds across processes: a call
-/// begun in process X after an invalidate in Y returned joins X's computation begun before it.
-/// Not from this round's changes (an insert leaves a value the later call hits); a mend would
-/// tell a handle's flights of another handle's (another process's) removal, as the `Space`'s
-/// change count tells its front.
+/// computation begun before it (the invalidate detaches the flights of its own handle only).
+/// Before, it returned the older version (`version 160 read after an insert or invalidate of
+/// version 161 returned (computed by this caller: false; stored now: None and None)`: the older
+/// value was rightly not stored, but its joiners got it); now a leader hands its value over
+/// only if its store saw no change by another handle or process since the lead began.
 #[test]
-#[ignore = "a call joins another handle's computation begun before an invalidate: older version"]
 fn two_disk_handles_after_an_invalidate_never_read_an_older_version() {
     init();
     two_disk_handles_after("two-handles-invalidate", true);
+}
+
+/// The cache of [`a_call_after_a_change_in_another_process_never_reads_an_older_version`] (and
+/// of its child).
+fn changed_elsewhere() -> memo::Cache<u32, u64, memo::DiskStore<u32, u64>> {
+    memo::Cache::with_store(
+        memo::DiskOptions::new("changed-elsewhere")
+            .root(cache_dir())
+            .function("tests::changed_elsewhere", 0)
+            .open(&memo::Config::new()),
+    )
+}
+
+/// The child of [`a_call_after_a_change_in_another_process_never_reads_an_older_version`]: for
+/// each line read, inserts the number it holds under key 0 (committed), or invalidates key 0
+/// for an empty line, and says `DONE` once that returned.
+fn change_on_request() {
+    use std::io::Write as _;
+    let cache = changed_elsewhere();
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lines() {
+        match line.unwrap().trim() {
+            "" => {
+                cache.invalidate(&0);
+            }
+            version => {
+                cache.insert(0, version.parse().unwrap());
+                cache.store().flush();
+            }
+        }
+        writeln!(out, "DONE").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// [`two_disk_handles_after_an_invalidate_never_read_an_older_version`] across processes: the
+/// invalidations and inserts (committed) are another process's, each asked for (and its return
+/// awaited) by one of this process's calling threads. Another process's change reaches this one
+/// only through the database and its change counter, which move the process's epoch (not a
+/// count of the namespace's stores, as in one process): a call begun after one returned must
+/// not be handed the value of a computation here begun before it (before, `read 2 after an
+/// invalidate or insert in another process of 3 returned (computed by this caller: false)`).
+#[test]
+fn a_call_after_a_change_in_another_process_never_reads_an_older_version() {
+    use std::io::{BufRead as _, Write as _};
+    init();
+    let cache = changed_elsewhere();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "changer")
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // One invalidation at a time: the child's pipes go with the turn.
+    let turn = std::sync::Mutex::new((stdin, lines));
+    let source = std::sync::atomic::AtomicU64::new(0);
+    let floor = std::sync::atomic::AtomicU64::new(0);
+    let changes = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (cache, turn, source, floor) = (&cache, &turn, &source, &floor);
+            let changes = &changes;
+            s.spawn(move || {
+                for i in 0..3_000 {
+                    if (i + t) % 4 == 0 {
+                        let mut turn = turn.lock().unwrap();
+                        let (stdin, lines) = &mut *turn;
+                        let version = source.fetch_add(1, Ordering::SeqCst) + 1;
+                        if version % 2 == 0 {
+                            writeln!(stdin, "{version}").unwrap();
+                        } else {
+                            writeln!(stdin).unwrap();
+                        }
+                        let done =
+                            lines.find_map(|line| line.unwrap().contains("DONE").then_some(()));
+                        assert!(done.is_some(), "the child ended");
+                        floor.fetch_max(version, Ordering::SeqCst);
+                        changes.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let least = floor.load(Ordering::SeqCst);
+                    let mut ran = false;
+                    let read = cache.get_or_insert_with(0, || {
+                        ran = true;
+                        let version = source.load(Ordering::SeqCst);
+                        std::thread::yield_now();
+                        version
+                    });
+                    assert!(
+                        read >= least,
+                        "read {read} after an invalidate or insert in another process of \
+                         {least} returned (computed by this caller: {ran})"
+                    );
+                }
+            });
+        }
+    });
+    let (stdin, lines) = turn.into_inner().unwrap();
+    drop(stdin);
+    // Read to the end: the child's last lines must not find the pipe closed.
+    lines.for_each(drop);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(changes.load(Ordering::Relaxed), 2_250);
+    assert_eq!(cache.stats().backend_errors, 0);
 }
 
 /// One key, computed, inserted and invalidated on one disk handle by turns of threads: a read
@@ -1576,15 +1682,15 @@ fn entries_and_retain_of_a_disk_handle_see_another_handles_changes() {
 }
 
 /// [`a_disk_read_after_an_insert_never_returns_a_computation_begun_before`] over two handles of
-/// one namespace: computations, reads and invalidations on one, inserts on the other. A call on
-/// the first begun after an insert on the second returned reads the value of a computation
-/// begun before the insert (`read 38 after the insert of 39 returned (computed by this caller:
-/// false)`, each run): the insert detaches the flights of its own handle only, so the call
-/// joins the other handle's computation (with one calling thread, which joins nothing, it
-/// holds). As [`two_disk_handles_after_an_invalidate_never_read_an_older_version`], and across
-/// processes alike; a mend would tell a handle's flights of another's change.
+/// one namespace: computations, reads and invalidations on one, inserts on the other. Before, a
+/// call on the first begun after an insert on the second returned read the value of a
+/// computation begun before the insert (`read 38 after the insert of 39 returned (computed by
+/// this caller: false)`, each run): that value, queued after the insert's (not yet committed),
+/// was read back from the queue and the front in its place until the writer refused it. Now a
+/// claim's value is not queued over an insert or removal of its key queued since the claim,
+/// nor kept in the front once its store saw another's change, and an insert that takes a
+/// claim's lock row away moves the epoch, as a removal does.
 #[test]
-#[ignore = "a call joins another handle's computation begun before an insert: older version"]
 fn a_read_on_one_disk_handle_after_an_insert_on_another_never_returns_older() {
     init();
     let open = || {

@@ -273,6 +273,13 @@ pub(crate) trait Steps: Sync {
     /// A forced refresh of `key` (of hash `hash`) begins: the store's mark, which its write
     /// goes with ([`Store::mark_refresh_async`](crate::Store::mark_refresh_async)).
     fn mark_refresh<'k>(&'k self, hash: u64, key: Item<'k>) -> Boxed<'k, Lease>;
+
+    /// The store's count of the changes its other handles and other processes made, as far as
+    /// it has seen them ([`Store::changes_seen`]): a leader hands its value to the callers that
+    /// joined it only while the count stays what it was when the lead began. In memory, 0.
+    fn changes(&self) -> u64 {
+        0
+    }
 }
 
 /// A [`Store::LOCAL`] store's mark of a forced refresh, which marks nothing: as [`Answered`].
@@ -443,6 +450,13 @@ where
         };
         Cache::store(self).release_refresh(&key);
     }
+
+    fn changes(&self) -> u64 {
+        if S::LOCAL {
+            return 0;
+        }
+        Cache::store(self).changes_seen()
+    }
 }
 
 /// How a miss whose types are not bounded (`private.rs`: its key and value are reported once,
@@ -538,8 +552,10 @@ pub(crate) async fn begin<'a>(
         match steps.join(hash, key, by_thread) {
             RawJoin::Lead(mut leader) => {
                 // Before the computation reads its sources: an invalidation from now on refuses
-                // its value.
+                // its value, and a change by another handle or process keeps it from the
+                // callers that join (they may have begun after that change).
                 leader.generation = steps.head().writes.generation(hash);
+                leader.changes = steps.changes();
                 // A value may have landed between the caller's miss and its taking the lead (a
                 // store whose claim reads the value looks there, in the same round trip). The
                 // claim makes callers in other processes sharing the store wait too.
@@ -552,7 +568,7 @@ pub(crate) async fn begin<'a>(
                 return match claimed {
                     Claimed::Found => {
                         if let Some(value) = steps.found(&out) {
-                            leader.finish(value);
+                            leader.finish(value, &|| steps.changes());
                         }
                         Begun::Value("hit")
                     }
@@ -668,7 +684,10 @@ pub(crate) fn refresh_ended(steps: &dyn Steps, hash: u64, key: &Slot<'_>, failed
 /// awaited write, ready at once but for a store outside the process), then hands it to the
 /// waiters and ends the store's claim.
 ///
-/// Callers that were waiting get the leader's value either way: they asked at the same time.
+/// Callers that were waiting get the leader's value either way: they asked at the same time;
+/// unless another handle or process changed the store since the lead began (which does not
+/// detach this flight, as an invalidation here does): a waiter may have begun after that
+/// change, so they all look at the store again ([`RawLeader::finish`]).
 pub(crate) async fn finish(
     steps: &dyn Steps,
     hash: u64,
@@ -693,13 +712,13 @@ pub(crate) async fn finish(
                 }
                 None => drop(lease),
             }
-            leader.finish(value);
+            leader.finish(value, &|| steps.changes());
             return;
         }
     } else {
         steps.head().counters.record(Event::LoadError);
         if let Some(leader) = leader {
-            leader.finish(value);
+            leader.finish(value, &|| steps.changes());
         }
     }
     drop(lease);

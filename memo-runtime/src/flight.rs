@@ -13,7 +13,9 @@
 //! whose computation failed hands its waiters a copy of the error ([`RawLeader::fail`]) where the error
 //! can be cloned, and abandons the flight otherwise. A sync
 //! leader that calls back into its own key is told so ([`RawJoin::Reentrant`]) instead of waiting for
-//! itself.
+//! itself. A store shared with other handles or processes, whose changes do not detach this
+//! table's flights, may have changed since the leader began: its value is then not handed over
+//! (the waiters look at the store again; see [`RawLeader::finish`]).
 //!
 //! The table, its locks, joining, settling and waiting are compiled once, here: they hold keys
 //! as [`Erased`] boxes, compared through a plain function, and values as [`Erased`] boxes too,
@@ -246,7 +248,7 @@ impl<K, V> Leader<'_, K, V> {
 impl<K, V: Clone + Send + Sync + 'static> Leader<'_, K, V> {
     /// Hands `value` to the waiters and retires the flight.
     pub(crate) fn finish(self, value: &V) {
-        self.raw.finish(Value::of(value));
+        self.raw.finish(Value::of(value), &|| 0);
     }
 }
 
@@ -418,7 +420,8 @@ enum State {
     Done(Kept),
     /// The leader's computation failed: a copy of its error for each waiter.
     Failed(Box<dyn Failure>),
-    /// The leader panicked or was cancelled: someone else must compute.
+    /// The leader panicked or was cancelled, or its value may be older than a change a waiter
+    /// began after ([`RawLeader::finish`]): the waiters look again, and one may compute.
     Abandoned,
 }
 
@@ -441,6 +444,11 @@ pub(crate) struct RawLeader<'a> {
     /// The generation of the key's stripe when the lead began (`crate::writes`), set by the
     /// miss loop: its value is stored only if no invalidation came since.
     pub(crate) generation: u64,
+    /// The store's count of the changes made by its other handles and other processes, as it
+    /// stood when the lead began (`Store::changes_seen`), set by the miss loop: such a change
+    /// does not detach this flight, so its value is handed to the waiters only if the count
+    /// has not moved once nobody can join any more.
+    pub(crate) changes: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -523,6 +531,7 @@ impl RawFlights {
             flight,
             finished: false,
             generation: 0,
+            changes: 0,
         })
     }
 
@@ -588,19 +597,27 @@ impl RawLeader<'_> {
         self.finished = true;
     }
 
-    /// Hands `value`, a `V` of the leader's table, to the waiters and retires the flight.
+    /// Hands `value`, a `V` of the leader's table, to the waiters and retires the flight; unless
+    /// `changes()`, the store's count of changes by others now, is not [`changes`](Self::changes):
+    /// then a waiter may have begun after such a change (one of the key, which would have made
+    /// the value older than it), and the waiters look at the store again instead.
     ///
     /// Call it after the value is stored, so a caller arriving after the flight is gone finds it.
-    pub(crate) fn finish(mut self, value: Value<'_>) {
-        // After removal nobody new can join: if no one is waiting, skip the clone.
+    pub(crate) fn finish(mut self, value: Value<'_>, changes: &dyn Fn() -> u64) {
+        // After removal nobody new can join: if no one is waiting, skip the clone. The count is
+        // read after it too, so that it covers every change a waiter began after.
         if self.unregister() {
-            let (ptr, type_id) = value.item.raw();
-            // SAFETY: `value` lends a `V` with its `Handed` (`Value::of`).
-            let boxed = unsafe { Erased::cloned(ptr, &value.handed.boxing) };
-            self.flight.settle(State::Done(Kept {
-                value: boxed,
-                type_id,
-            }));
+            if changes() == self.changes {
+                let (ptr, type_id) = value.item.raw();
+                // SAFETY: `value` lends a `V` with its `Handed` (`Value::of`).
+                let boxed = unsafe { Erased::cloned(ptr, &value.handed.boxing) };
+                self.flight.settle(State::Done(Kept {
+                    value: boxed,
+                    type_id,
+                }));
+            } else {
+                self.flight.settle(State::Abandoned);
+            }
         }
         // Only now: if dropping the key or cloning the value panicked, `drop` abandons the
         // flight and the waiters move on instead of waiting for ever.

@@ -48,6 +48,15 @@ impl Fills {
         }
     }
 
+    /// Runs `keep` (the keeping of a copy that checks for itself whether it may) with no change
+    /// of the stripe of a key of hash `hash`, nor of every stripe, under way: one that comes
+    /// after it drops or replaces the copy.
+    #[cfg(feature = "disk")]
+    pub(crate) fn during<T>(&self, hash: u64, keep: impl FnOnce() -> T) -> T {
+        let _count = self.stripe(hash).read();
+        keep()
+    }
+
     /// Runs `change` (of the key's copy, after the shared store's) with the count of the
     /// stripe of a key of hash `hash` moved.
     pub(crate) fn change<T>(&self, hash: u64, change: impl FnOnce() -> T) -> T {

@@ -367,6 +367,16 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
+    /// A count that moves (never back) whenever this handle sees a change made by another
+    /// handle of its entries or by another process: what keeps a computation begun before such
+    /// a change (which does not detach this cache's computations, as its own `invalidate` and
+    /// `insert` do) from handing its older value to callers that began after it. Read by a
+    /// miss, never by a hit. The default, for a store nobody else changes: 0.
+    fn changes_seen(&self) -> u64 {
+        0
+    }
+
+    #[doc(hidden)]
     /// Called by the one caller in this process that is about to compute `key` after a miss
     /// (the [`Cache`](crate::Cache) has already made the others of this process wait for it):
     /// a store shared by several processes makes the callers of other processes wait too, or

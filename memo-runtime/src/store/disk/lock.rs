@@ -11,6 +11,10 @@
 //! is queued only if its row is still there ([`DiskStore::row_of`]), and once a write of another
 //! process is seen after it was queued, a queued value is read from the queue only while its row
 //! is still there ([`DiskStore::holds`]; else the disk says, without waiting for the writer).
+//! A plain insert deletes the row with its own write, when the writer commits it (and moves the
+//! epoch then if the row was this process's); until then, a claim's value is not queued over an
+//! insert or removal of its key that another store of this process queued since the claim
+//! (`Queue::push_claimed`).
 //!
 //! A row of this process whose token no caller here holds any more is released or stale (its
 //! release was lost with a failed write) and is taken over once this process's queued writes are
@@ -339,6 +343,8 @@ impl<K, V> DiskStore<K, V> {
             encoded,
             token,
             seen,
+            queued: self.db.shared.queue.seq(),
+            foreign: self.foreign.load(Ordering::Acquire),
         }
     }
 
@@ -348,15 +354,18 @@ impl<K, V> DiskStore<K, V> {
     /// seen as a move of the epoch (its commit bumps the change counter before it returns),
     /// and then the row is read. The writer checks the row again as it commits.
     pub(super) fn row_of(&self, claim: &LockClaim) -> Row {
-        let seen = self.db.shared.epoch_now();
+        let shared = &self.db.shared;
+        let seen = shared.epoch_now();
+        // Read before the row is: a removal's move of it after the check shows.
+        let epoch = seen.unwrap_or_else(|| shared.epoch.load(Ordering::Acquire));
         if seen.is_some() && seen == claim.seen {
-            return Row::Held { seen };
+            return Row::Held { seen, epoch };
         }
         // A read that failed (counted) leaves it to the writer.
         if self.lock_row(&claim.encoded, claim.token) == Some(false) {
             Row::Gone
         } else {
-            Row::Held { seen }
+            Row::Held { seen, epoch }
         }
     }
 
@@ -425,14 +434,22 @@ pub(super) struct LockClaim {
     token: i64,
     /// The epoch (`Shared::epoch_now`) before the row was taken.
     seen: Option<u64>,
+    /// The write queue's count ([`Queue::seq`](super::writer::Queue::seq)) once the row was
+    /// taken: an insert or removal of the key queued after it outdates the value.
+    pub(super) queued: u64,
+    /// The changes of the namespace by the process's other stores that this store had seen
+    /// (`DiskStore::foreign`) once the row was taken: one seen after keeps the value out of
+    /// its front.
+    pub(super) foreign: u64,
 }
 
 /// A claim's lock row as its value is about to be stored ([`DiskStore::row_of`]).
 pub(super) enum Row {
     /// Deleted since the claim (by a removal of the key): the value is older than the removal.
     Gone,
-    /// Its own as of the epoch `seen`, as far as this process can tell.
-    Held { seen: Option<u64> },
+    /// Its own as of the epoch `seen`, as far as this process can tell; `epoch`: the process's
+    /// epoch then, with or without a change counter (a move of it since may be a removal).
+    Held { seen: Option<u64>, epoch: u64 },
 }
 
 impl LockClaim {

@@ -274,6 +274,7 @@ impl DiskOptions {
             epoch: AtomicU64::new(epoch),
             fills: Fills::new(),
             changes: AtomicU64::new(space.changes.load(Ordering::Acquire)),
+            foreign: AtomicU64::new(0),
             db,
             ns,
             space,
@@ -385,6 +386,11 @@ pub struct DiskStore<K, V> {
     fills: Fills,
     /// The count of [`Space::changes`] this front reflects.
     changes: AtomicU64,
+    /// How many times this store found a change by another store of its namespace in this
+    /// process (and cleared its front): with the process's epoch, what tells a computation
+    /// whether the namespace changed under it ([`Store::changes_seen`]), as another store's
+    /// `invalidate` and `insert` do not reach this store's computations.
+    foreign: AtomicU64,
     db: Arc<Db>,
     ns: Arc<[u8]>,
     space: Arc<Space>,
@@ -567,6 +573,7 @@ where
             self.fills.change_all(|| {
                 self.front.clear();
                 self.changes.store(changes, Ordering::Release);
+                self.foreign.fetch_add(1, Ordering::AcqRel);
             });
         }
         let shared = &self.db.shared;
@@ -848,22 +855,17 @@ where
     /// encoded already) is stored only while the claim's lock row is still its own; a plain
     /// insert's takes the key's lock row away (see [`Claimed`]).
     fn put(&self, hash: u64, key: K, claimed: Claimed<'_>, value: V, fresh: i64, cost: Duration) {
-        let claim = match claimed {
-            Claimed::Lock(claim) => Some(claim),
-            Claimed::Unclaimed | Claimed::Inserted => None,
-        };
         // A claim's value whose lock row another process deleted (removing its key) is older
         // than that removal: not queued, where this process would read it back until the
-        // writer refused it.
-        let seen = match claim.map(|claim| self.row_of(claim)) {
-            Some(lock::Row::Gone) => {
-                self.fills.change(hash, || ());
-                self.front.remove(&&key);
-                return;
-            }
-            Some(lock::Row::Held { seen }) => seen,
-            None => None,
+        // writer refused it. A claim's: with the epoch before its row was found its own.
+        let (held, seen) = match claimed {
+            Claimed::Lock(claim) => match self.row_of(claim) {
+                lock::Row::Gone => return self.refuse(hash, &key),
+                lock::Row::Held { seen, epoch } => (Some((claim, epoch)), seen),
+            },
+            Claimed::Unclaimed | Claimed::Inserted => (None, None),
         };
+        let claim = held.map(|(claim, _)| claim);
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
         let encoded = claim.map_or_else(
@@ -895,42 +897,83 @@ where
             }
         };
         let small = bytes.len() < FRONT_MAX_BYTES;
-        let bytes = bytes.into();
-        let token = claim.map(lock::LockClaim::token);
-        // A claim's value refused by the writer moves the epoch (`writer::refused`), perhaps
-        // before the copy below is made: then the copy goes too.
-        let epoch = self.db.shared.epoch.load(Ordering::Acquire);
-        self.db.shared.queue.push(
-            &self.ns,
-            encoded,
-            Kind::Put {
-                value: bytes,
-                expires,
-                token,
-                now: self.now_ms(),
-                seen,
-                outdates: matches!(claimed, Claimed::Inserted),
-            },
-        );
+        let kind = Kind::Put {
+            value: bytes.into(),
+            expires,
+            token: claim.map(lock::LockClaim::token),
+            now: self.now_ms(),
+            seen,
+            outdates: matches!(claimed, Claimed::Inserted),
+        };
+        let queue = &self.db.shared.queue;
+        if let Some(claim) = claim {
+            // An insert or removal of the key queued by another store of this process since
+            // the claim (this store's own are refused before: `crate::writes`) is newer.
+            if !queue.push_claimed(&self.ns, encoded, kind, claim.queued) {
+                return self.refuse(hash, &key);
+            }
+        } else {
+            queue.push(&self.ns, encoded, kind);
+        }
         // Queued first: a read that begins after the count finds the write.
         self.fills.change(hash, || ());
         self.changed();
         #[cfg(test)]
         tests::after_queued(&self.db);
-        if small {
-            let refusable = token.map(|_| key.clone());
-            // Checked first, so a change seen now does not clear this value right after.
-            self.front_is_current();
-            self.front
-                .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
-            if let Some(key) = refusable
-                && self.db.shared.epoch.load(Ordering::Acquire) != epoch
+        if !small {
+            self.front.remove(&&key);
+            return;
+        }
+        // Checked first, so a change seen now does not clear this value right after.
+        self.front_is_current();
+        let expiry = self.front_expiry(expires);
+        match held {
+            Some(held) => self.keep_claimed(hash, key, value, (expiry, cost), held),
+            None => self
+                .front
+                .insert_expiring_hashed(hash, key, value, expiry, cost),
+        }
+    }
+
+    /// A claim's value not stored (it is older than a change of its key): nor kept in the
+    /// front, where a copy read before would be older still.
+    fn refuse(&self, hash: u64, key: &K) {
+        self.fills.change(hash, || ());
+        self.front.remove(&key);
+    }
+
+    /// Keeps the value of `claim`, queued, in the front (with its stamp there and cost),
+    /// unless a change its write may not outlast was seen since: a move of the epoch since
+    /// `epoch` (read before the claim's lock row was found its own: a removal of the key by
+    /// another store or process, the writer refusing the value, an insert taking the row away)
+    /// or a change of the namespace by another store of this process since the claim
+    /// ([`foreign`](Self::foreign): its insert, which the writer has not committed yet).
+    /// Checked under the gate and the key's stripe, which those moves take exclusively: either
+    /// the check sees a move, or the move comes after the copy, and the next read clears the
+    /// front first.
+    fn keep_claimed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        (expiry, cost): (u64, Duration),
+        (claim, epoch): (&lock::LockClaim, u64),
+    ) {
+        let shared = &self.db.shared;
+        let _shared = shared
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.fills.during(hash, || {
+            if shared.epoch.load(Ordering::Acquire) == epoch
+                && self.foreign.load(Ordering::Acquire) == claim.foreign
             {
+                self.front
+                    .insert_expiring_hashed(hash, key, value, expiry, cost);
+            } else {
                 self.front.remove(&&key);
             }
-        } else {
-            self.front.remove(&&key);
-        }
+        });
     }
 
     /// Keeps a value read from disk in the front, unless a write by another process, or one of
@@ -1191,6 +1234,15 @@ where
             expired: self.space.expired.load(Ordering::Relaxed),
             errors: self.space.errors.load(Ordering::Relaxed),
         }
+    }
+
+    /// The process's epoch (another process's commit seen, a removal that took a lock row,
+    /// a value refused) and this store's count of changes by the namespace's other stores in
+    /// this process, once those made so far are seen: each of them moves one.
+    fn changes_seen(&self) -> u64 {
+        self.front_is_current();
+        let epoch = self.db.shared.epoch.load(Ordering::Acquire);
+        epoch.wrapping_add(self.foreign.load(Ordering::Acquire))
     }
 
     /// Waits for another process's lock without blocking the executor's thread.

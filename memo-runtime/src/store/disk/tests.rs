@@ -987,6 +987,123 @@ fn a_value_computed_before_another_store_removed_its_key_is_not_stored() {
     }
 }
 
+/// A call begun on one store after another store of the namespace removed a key (or cleared)
+/// returned, while this store computes the key: it joins that computation (another store's
+/// removal does not reach this one's flights), and must not be handed the value computed before
+/// the removal; it looks again, and computes. Before, it got the leader's 1.
+#[test]
+fn a_call_begun_after_another_stores_removal_is_not_handed_a_value_computed_before() {
+    let tmp = TempDir::new("joined-after-removal");
+    let here = std::sync::Arc::new(Cache::with_store(open(&tmp.0, &Config::new())));
+    let there = Cache::with_store(open(&tmp.0, &Config::new()));
+    for key in ["removed", "cleared"] {
+        let (started, on_start) = std::sync::mpsc::channel();
+        let (go, on_go) = std::sync::mpsc::channel::<()>();
+        let leader = {
+            let here = std::sync::Arc::clone(&here);
+            std::thread::spawn(move || {
+                here.get_or_compute(key, |_| {
+                    started.send(()).unwrap();
+                    on_go.recv().unwrap();
+                    1
+                })
+            })
+        };
+        on_start.recv().unwrap();
+        if key == "cleared" {
+            there.clear();
+        } else {
+            assert!(!there.invalidate(key), "nothing stored yet");
+        }
+        // Begun after the removal returned; pending: it waits for the leader.
+        let mut joined =
+            std::pin::pin!(here.get_or_insert_with_async(key.to_string(), async { 2 }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            joined.as_mut().poll(&mut cx).is_pending(),
+            "{key}: it joins"
+        );
+        go.send(()).unwrap();
+        assert_eq!(leader.join().unwrap(), 1, "its own caller gets it");
+        assert_eq!(
+            wait(joined),
+            2,
+            "{key}: handed the value computed before the removal"
+        );
+        assert_eq!(here.get(key), Some(2), "{key}");
+        here.store().flush();
+        assert_eq!(there.get(key), Some(2), "{key}");
+    }
+}
+
+/// A claim's value of a key that another store of the namespace inserted since the claim was
+/// taken, with the insert's write still queued or already committed: the insert is newer, and
+/// this store reads it, never the claim's value (which the writer refuses). Before, the value
+/// was queued after the insert's, and read back in its place until the writer refused it.
+#[test]
+fn a_claims_value_is_not_read_over_another_stores_insert_made_since() {
+    for committed in [false, true] {
+        let tmp = TempDir::new("claim-then-insert");
+        let (a, b) = (open(&tmp.0, &Config::new()), open(&tmp.0, &Config::new()));
+        let key = "k".to_string();
+        let hash = a.hash_of(&&key);
+        let Claim::Compute(lease) = wait(a.claim_async(hash, &key)) else {
+            panic!("a miss computes")
+        };
+        // Not committed: the writer waits meanwhile.
+        let writer = (!committed).then(|| a.db.shared.writer.lock().unwrap());
+        b.insert(key.clone(), 2);
+        if committed {
+            b.flush();
+        }
+        wait(a.insert_claimed_async(hash, key.clone(), 1, Duration::ZERO, lease));
+        assert_eq!(a.get(&"k"), Some(2), "committed: {committed}");
+        drop(writer);
+        a.flush();
+        assert_eq!(a.get(&"k"), Some(2), "committed: {committed}");
+        assert_eq!(open(&tmp.0, &Config::new()).get(&"k"), Some(2));
+    }
+}
+
+/// A claim's value queued just before another store of the namespace inserts the key, and a
+/// read of this store finds that insert, all before the value is kept in the front: it is not
+/// kept there, where the next read would find it over the insert.
+#[test]
+fn a_claims_value_queued_before_another_stores_insert_is_not_kept_over_it() {
+    let tmp = TempDir::new("queued-then-inserted");
+    let a = std::sync::Arc::new(open(&tmp.0, &Config::new()));
+    let b = std::sync::Arc::new(open(&tmp.0, &Config::new()));
+    let key = "k".to_string();
+    let hash = a.hash_of(&&key);
+    let Claim::Compute(lease) = wait(a.claim_async(hash, &key)) else {
+        panic!("a miss computes")
+    };
+    let read = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (here, there, read_back) = (
+        std::sync::Arc::clone(&a),
+        std::sync::Arc::clone(&b),
+        std::sync::Arc::clone(&read),
+    );
+    WHEN_QUEUED.set(Some(Box::new(move || {
+        there.insert("k".to_string(), 2);
+        *read_back.lock().unwrap() = Some(here.get(&"k"));
+    })));
+    wait(a.insert_claimed_async(hash, key, 1, Duration::ZERO, lease));
+    assert_eq!(
+        *read.lock().unwrap(),
+        Some(Some(2)),
+        "read after the insert"
+    );
+    assert_eq!(
+        a.get(&"k"),
+        Some(2),
+        "the claim's value kept over the insert"
+    );
+    a.flush();
+    assert_eq!(a.get(&"k"), Some(2));
+    assert_eq!(b.get(&"k"), Some(2));
+}
+
 #[test]
 fn two_processes_missing_one_key_compute_it_once() {
     let tmp = TempDir::new("cross-flight");
@@ -2205,9 +2322,9 @@ fn get_after_a_change_during_a_read(
     std::thread::scope(|scope| {
         let (reader, go) = read_paused_after_the_row(scope, &store);
         let commits = shared.writer.lock().unwrap();
-        let queued = shared.queue.queued();
+        let queued = shared.queue.seq();
         let changing = scope.spawn(|| change(&store));
-        while shared.queue.queued() == queued {
+        while shared.queue.seq() == queued {
             std::thread::yield_now();
         }
         go.send(()).unwrap();

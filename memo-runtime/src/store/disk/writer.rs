@@ -107,8 +107,11 @@ pub(super) enum Pending {
     Gone,
 }
 
-/// The newest uncommitted `Put` or `Delete` of each key of a namespace, with its sequence number.
-type Keys = HashMap<Arc<[u8]>, (u64, Pending)>;
+/// The newest uncommitted `Put` or `Delete` of each key of a namespace, with its sequence number,
+/// and the sequence number of the newest uncommitted write of the key that outdates the
+/// computations of it begun before (an insert or a removal; 0 for none: see
+/// [`Queue::push_claimed`]).
+type Keys = HashMap<Arc<[u8]>, (u64, Pending, u64)>;
 
 #[derive(Default)]
 struct State {
@@ -151,7 +154,7 @@ impl State {
                 .pending
                 .get(&op.ns)
                 .and_then(|keys| keys.get(&op.key))
-                .is_some_and(|(seq, _)| *seq == op.seq),
+                .is_some_and(|(seq, ..)| *seq == op.seq),
             Kind::Touch { .. } | Kind::Release { .. } => false,
         }
     }
@@ -169,7 +172,7 @@ impl State {
         }
         for (ns, seq) in newest {
             if let Some(keys) = self.pending.get_mut(&ns) {
-                keys.retain(|_, (_, pending)| !matches!(pending, Pending::Gone));
+                keys.retain(|_, (_, pending, _)| !matches!(pending, Pending::Gone));
                 if keys.is_empty() {
                     self.pending.remove(&ns);
                 }
@@ -196,17 +199,62 @@ impl Queue {
 
     /// Queues a write of `key` in namespace `ns`.
     pub(super) fn push(&self, ns: &Arc<[u8]>, key: Vec<u8>, kind: Kind) {
+        self.push_since(ns, key, kind, None);
+    }
+
+    /// Queues a claim's value (a `Put` with its token) of `key` in namespace `ns`, unless an
+    /// insert or a removal of the key (or a clear of the namespace), by any store of this
+    /// process, was queued after `since` (the [`seq`](Self::seq) when the claim was taken) and is
+    /// not committed yet: the value may be older than it, and queued after it, it would be read
+    /// back in its place until the writer refused it. Whether it was queued. (Once committed,
+    /// such a write has taken the claim's lock row away: `DiskStore::row_of` sees that.)
+    pub(super) fn push_claimed(
+        &self,
+        ns: &Arc<[u8]>,
+        key: Vec<u8>,
+        kind: Kind,
+        since: u64,
+    ) -> bool {
+        self.push_since(ns, key, kind, Some(since))
+    }
+
+    /// How many writes were queued so far: where a claim's [`push_claimed`](Self::push_claimed)
+    /// counts from.
+    pub(super) fn seq(&self) -> u64 {
+        lock(&self.state).next
+    }
+
+    /// [`push`](Self::push), or with `since`, [`push_claimed`](Self::push_claimed).
+    fn push_since(&self, ns: &Arc<[u8]>, key: Vec<u8>, kind: Kind, since: Option<u64>) -> bool {
         if self.forked() {
-            return;
+            return true;
         }
         let state = lock(&self.state);
         if !state.running {
-            return;
+            return true;
         }
         let mut state = self.wait_while(state, |state| state.ops.len() >= MAX_QUEUED);
+        if let Some(since) = since {
+            let outdated = state
+                .pending
+                .get(&ns[..])
+                .and_then(|keys| keys.get(&key[..]))
+                .is_some_and(|&(_, _, outdating)| outdating > since);
+            if outdated || state.cleared.get(&ns[..]).is_some_and(|&seq| seq > since) {
+                return false;
+            }
+        }
         state.next += 1;
         let seq = state.next;
         let key: Arc<[u8]> = key.into();
+        let outdates = matches!(kind, Kind::Put { outdates: true, .. } | Kind::Delete);
+        let outdating = |keys: &Keys| {
+            if outdates {
+                seq
+            } else {
+                keys.get(&key).map_or(0, |&(_, _, outdating)| outdating)
+            }
+        };
         let pending = match &kind {
             Kind::Put {
                 value,
@@ -230,11 +278,9 @@ impl Queue {
             Kind::Release { .. } | Kind::Touch { .. } => None,
         };
         if let Some(pending) = pending {
-            state
-                .pending
-                .entry(Arc::clone(ns))
-                .or_default()
-                .insert(Arc::clone(&key), (seq, pending));
+            let keys = state.pending.entry(Arc::clone(ns)).or_default();
+            let outdating = outdating(keys);
+            keys.insert(Arc::clone(&key), (seq, pending, outdating));
         }
         if state.ops.is_empty() {
             self.work.notify_one();
@@ -245,6 +291,7 @@ impl Queue {
             key,
             kind,
         });
+        true
     }
 
     /// The uncommitted write of `key`, if any (`Gone` for a key of a namespace being cleared).
@@ -253,16 +300,10 @@ impl Queue {
             return None;
         }
         let state = lock(&self.state);
-        if let Some((_, pending)) = state.pending.get(ns).and_then(|keys| keys.get(key)) {
+        if let Some((_, pending, _)) = state.pending.get(ns).and_then(|keys| keys.get(key)) {
             return Some(pending.clone());
         }
         state.cleared.contains_key(ns).then_some(Pending::Gone)
-    }
-
-    /// How many writes were queued so far (tests wait for a write of another thread).
-    #[cfg(test)]
-    pub(super) fn queued(&self) -> u64 {
-        lock(&self.state).next
     }
 
     /// Waits until every write queued so far is committed (or failed).
@@ -529,8 +570,9 @@ fn removal(op: &Op) -> Option<Op> {
     }
 }
 
-/// A claim's value was not stored (its lock is gone): every front of this process is read again,
-/// as when another process wrote.
+/// A claim's value was not stored (its lock is gone), or an insert took the lock of a claim of
+/// this process away: every front of this process is read again, as when another process
+/// wrote, and a claim's value checks its lock row (`DiskStore::row_of`).
 fn refused(shared: &Shared) {
     let _exclusive = shared.gate.write().unwrap_or_else(PoisonError::into_inner);
     shared.epoch.fetch_add(1, Ordering::AcqRel);
@@ -695,8 +737,12 @@ fn commit_rows(
                     outdates,
                     ..
                 } => {
-                    if *outdates {
-                        unlocks.unlock(ns, key)?;
+                    if *outdates && unlocks.unlock(ns, key)? {
+                        // A claim of this process, perhaps of another store of the namespace,
+                        // whose value is now older than this one: as for a removal
+                        // (`DiskStore::unlock`), its value must find its row gone, and not be
+                        // read back meanwhile (before this batch leaves the queue).
+                        refused(shared);
                     }
                     let size = i64::try_from(value.len()).unwrap_or(i64::MAX);
                     let (inline, file) = if value.len() >= files::LARGE {
@@ -773,12 +819,14 @@ impl<'c> Unlocks<'c> {
     fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
         Ok(Self {
             any: conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1)")?,
-            unlock: conn.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2")?,
+            unlock: conn
+                .prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 RETURNING pid")?,
             known: Vec::new(),
         })
     }
 
-    fn unlock(&mut self, ns: &[u8], key: &[u8]) -> rusqlite::Result<()> {
+    /// Deletes the lock row of `key` in `ns`; whether it was this process's.
+    fn unlock(&mut self, ns: &[u8], key: &[u8]) -> rusqlite::Result<bool> {
         let locked = if let Some(&(_, locked)) = self.known.iter().find(|(known, _)| known == ns) {
             locked
         } else {
@@ -788,10 +836,16 @@ impl<'c> Unlocks<'c> {
             self.known.push((ns.to_vec(), locked));
             locked
         };
-        if locked {
-            self.unlock.execute(params![ns, key])?;
+        if !locked {
+            return Ok(false);
         }
-        Ok(())
+        let own = i64::from(std::process::id());
+        let mut rows = self.unlock.query(params![ns, key])?;
+        let mut mine = false;
+        while let Some(row) = rows.next()? {
+            mine |= row.get::<_, i64>(0)? == own;
+        }
+        Ok(mine)
     }
 }
 
