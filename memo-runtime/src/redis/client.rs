@@ -42,12 +42,27 @@ const SET_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV
 
 /// A claim in one round trip: the value if there is one, else the lock if it is free (or
 /// already ours: a Redlock's fence on a store that is also one of its servers).
-/// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
+/// Replies `{1, value}`, `{2}` (locked: ours now) or `{0, token}` (held by another caller, whose
+/// token a waiter that times out fences its own write with).
 const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
      if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
-     if redis.call('get', KEYS[2]) == ARGV[1] then \
+     local t = redis.call('get', KEYS[2]) if t == ARGV[1] then \
      redis.call('pexpire', KEYS[2], ARGV[2]) return {2} end \
-     return {0}";
+     return {0, t}";
+
+/// The value if there is one, else the token its lock name holds: `{1, value}`, `{0, token}`
+/// or `{0}` (no lock). What a Redlock waiter polls the store's server with.
+const READ_OR_PEEK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
+     local t = redis.call('get', KEYS[2]) if t then return {0, t} end return {0}";
+
+/// A write fenced by another caller's lock (a waiter's that timed out): stores the value
+/// (`ARGV[2]`: its time to live in ms, 0 for none) and publishes `ARGV[5]` on `ARGV[4]` if given,
+/// only while the lock `KEYS[2]` still holds the token `ARGV[3]` seen before the value's
+/// computation began; replies 1 if it did, else 0. The lock is left to its holder.
+const SET_IF_HELD: &str = "if redis.call('get', KEYS[2]) ~= ARGV[3] then return 0 end \
+     if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
+     else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     if ARGV[4] then redis.call('publish', ARGV[4], ARGV[5]) end return 1";
 
 /// A value to write: `SET key bytes [PX ttl_ms]`, then `announce` published.
 #[derive(Clone, Copy, Debug)]
@@ -114,8 +129,17 @@ pub(crate) enum ReadOrLock {
     Value(Vec<u8>),
     /// No value, and the lock is now ours.
     Locked,
-    /// No value, and another caller holds the lock.
-    Held,
+    /// No value, and another caller holds the lock: its token.
+    Held(Vec<u8>),
+}
+
+/// What [`RedisClient::read_or_peek`] found.
+#[derive(Debug)]
+pub(crate) enum Peeked {
+    /// The value.
+    Value(Vec<u8>),
+    /// No value; the token the lock holds, if any.
+    Absent(Option<Vec<u8>>),
 }
 
 /// A holder's last step in one round trip, only while the lock still holds our token: stores the
@@ -436,6 +460,16 @@ impl RedisClient {
             .await
     }
 
+    /// The value of `value_key`, else the token `lock_key` holds (if any), in one round trip.
+    pub(crate) async fn read_or_peek(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+    ) -> Result<Peeked, Error> {
+        let keys = [value_key.to_vec(), lock_key.to_vec()];
+        self.call(move |conn| ops::read_or_peek(conn, keys)).await
+    }
+
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
     pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
         wait(self.script(UNLOCK, lock_key, [token]))
@@ -478,6 +512,27 @@ impl RedisClient {
         self.call(move |conn| ops::scripted(conn, SET_NOTIFY, keys, args))
             .await
             .map(|_| ())
+    }
+
+    /// The `SET` of `write` (and its announcement), only while `lock_key` still holds
+    /// `token`, another caller's (a script): whether it did. What a caller that waited for that
+    /// caller's value in vain writes its own with: an invalidation, an insert or a forced
+    /// refresh since it looked deletes or replaces the token, and the value, computed before
+    /// them, is then not stored; so does the holder's release (its value is there).
+    pub(crate) async fn write_if_held(
+        &self,
+        write: Write<'_>,
+        lock_key: &[u8],
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        let keys = vec![write.key.to_vec(), lock_key.to_vec()];
+        let ttl = write.ttl_ms.map_or(0, |ttl| ttl.max(1)).to_string();
+        let mut args = vec![write.bytes.to_vec(), ttl.into_bytes(), token.to_vec()];
+        if let Some(announce) = write.announce {
+            args.extend([announce.channel.to_vec(), announce.message()]);
+        }
+        self.call(move |conn| ops::scripted(conn, SET_IF_HELD, keys, args))
+            .await
     }
 
     /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.
@@ -835,7 +890,7 @@ fn install_crypto_provider() {
 
 /// The commands, as futures over an owned connection.
 mod ops {
-    use super::{Conn, Error, READ_OR_LOCK, ReadOrLock, Value, cmd};
+    use super::{Conn, Error, Peeked, READ_OR_LOCK, READ_OR_PEEK, ReadOrLock, Value, cmd};
     use ::redis::aio::ConnectionLike;
 
     pub(super) async fn get(
@@ -915,7 +970,29 @@ mod ops {
             Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
                 Ok([Value::Int(1), Value::BulkString(value)]) => Ok(ReadOrLock::Value(value)),
                 Err(reply) if matches!(reply[..], [Value::Int(2)]) => Ok(ReadOrLock::Locked),
-                Err(reply) if matches!(reply[..], [Value::Int(0)]) => Ok(ReadOrLock::Held),
+                Ok([Value::Int(0), Value::BulkString(token)]) => Ok(ReadOrLock::Held(token)),
+                _ => Err(unexpected()),
+            },
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(super) async fn read_or_peek(
+        mut conn: Conn,
+        [value_key, lock_key]: [Vec<u8>; 2],
+    ) -> Result<Peeked, Error> {
+        let reply: Value = cmd("EVAL")
+            .arg(READ_OR_PEEK)
+            .arg(2)
+            .arg(value_key)
+            .arg(lock_key)
+            .query_async(&mut conn)
+            .await?;
+        match reply {
+            Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
+                Ok([Value::Int(1), Value::BulkString(value)]) => Ok(Peeked::Value(value)),
+                Ok([Value::Int(0), Value::BulkString(token)]) => Ok(Peeked::Absent(Some(token))),
+                Err(reply) if matches!(reply[..], [Value::Int(0)]) => Ok(Peeked::Absent(None)),
                 _ => Err(unexpected()),
             },
             _ => Err(unexpected()),

@@ -53,13 +53,13 @@ struct Parked<K> {
     budget: Budget,
 }
 
-/// A value on its way to Redis: its key's names and bytes, the call's budget, and the lock the
-/// write releases (none for a plain insert, or a claim that timed out or failed).
+/// A value on its way to Redis: its key's names and bytes, the call's budget, and what the write
+/// is conditional on (the lock it releases; none for a plain insert, or a claim that failed).
 struct Outgoing<'a> {
     client: &'a RedisClient,
     names: Names,
     budget: Budget,
-    guard: Option<LockGuard>,
+    fence: Fence,
     bytes: Vec<u8>,
     ttl_ms: Option<u64>,
     /// A plain insert's: the key's lock name is deleted with the write, so that a computation of
@@ -73,12 +73,17 @@ impl Outgoing<'_> {
     /// message head) beside it, within the call's budget: whether it was stored (`false`: the
     /// lock was no longer ours, and Redis stored nothing).
     async fn send(mut self, announce: Option<(&[u8], &[u8])>) -> Result<bool, Error> {
-        let guard = self.guard.take();
+        let fence = std::mem::replace(&mut self.fence, Fence::None);
         let write = self.write(announce);
         let sent = async {
-            match guard {
-                Some(guard) => guard.set_and_release(self.client, write).await,
-                None => self.client.write(write).await.map(|()| true),
+            match fence {
+                Fence::Lock(guard) => guard.set_and_release(self.client, write).await,
+                Fence::Seen(token) => {
+                    let lock = &self.names.lock;
+                    self.client.write_if_held(write, lock, &token).await
+                }
+                Fence::Unfenced => Ok(false),
+                Fence::None => self.client.write(write).await.map(|()| true),
             }
         };
         budget::within(&self.budget, sent).await
@@ -102,12 +107,32 @@ impl Outgoing<'_> {
 
 /// What a call that computes holds from its claim to the write of its value (in its
 /// [`Lease`]; the body runs in between, perhaps on another thread): the key's names, the call's
-/// budget, and the lock (none when the claim timed out or failed), released in the write's own
-/// round trip, or in the background when the lease is dropped without a write.
+/// budget, and its write's [`Fence`] (the lock, released in the write's own round trip, or in
+/// the background when the lease is dropped without a write).
 struct Claiming {
     names: Names,
     budget: Budget,
-    guard: Option<LockGuard>,
+    fence: Fence,
+}
+
+/// What the write of a computed value is conditional on.
+enum Fence {
+    /// The key's lock, ours: the write goes through only while it holds our token (an
+    /// invalidation or insert deletes it, a forced refresh takes it over), and releases it.
+    Lock(LockGuard),
+    /// The token of the lock of another computation of the key, which this caller waited for
+    /// in vain (its wait timed out), seen before its own computation began: the write goes
+    /// through only while the lock still holds it, and leaves it to its holder. An invalidation,
+    /// insert or forced refresh since then deletes or replaces it, and the value, computed
+    /// before them, is not stored over them (nor is it once the holder released, its value
+    /// stored). A plain write would put that older value back.
+    Seen(Vec<u8>),
+    /// A caller whose wait timed out with no token seen: nothing fences its write, which is
+    /// not sent (its caller still gets the value).
+    Unfenced,
+    /// Nothing: a plain insert's write (which deletes the lock itself: `outdates`), or that of
+    /// a claim Redis failed.
+    None,
 }
 
 /// The lease of a forced refresh whose mark could not be taken: its value is not written.
@@ -192,10 +217,16 @@ impl RemoteLock {
     /// of the call's budget. Not its commands to the store's server, though (its reads of the
     /// value, its read-or-lock after the round, its polls while another caller computes): they
     /// share the call's budget, so that no command is sent past the call's deadline.
-    async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
+    /// Beside [`Claimed::TimedOut`], the token of the holder waited for (see [`Fence::Seen`]).
+    async fn claim_async(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+        budget: &Budget,
+    ) -> (Claimed, Option<Vec<u8>>) {
         match self {
             Self::Single(locks) => {
-                budget::within(budget, locks.claim_async(value_key, lock_key)).await
+                budget::within(budget, locks.claim_watching(value_key, lock_key)).await
             }
             Self::Redlock(redlock, _) => {
                 let budget = Some(budget.clone());
@@ -443,7 +474,9 @@ impl RedisOptions {
 /// Callers in all processes that miss one key at the same time compute it once: the first takes
 /// the key's lock (`SET NX PX` with a random token, renewed while the body runs) and the others
 /// wait for its value (woken by pub/sub, polling as a fallback), up to a 5 s wait after which
-/// they compute themselves. A lock whose holder died expires with its lease (10 s); a holder
+/// they compute themselves (their write goes through only while the lock still holds the token
+/// of the holder they waited for: see `Fence::Seen`). A lock whose holder died expires with its
+/// lease (10 s); a holder
 /// cancelled (an async caller dropped at any await point) or whose claim's reply timed out
 /// releases it at once, the release having been armed before the request was sent. With
 /// [`RedisOptions::redlock`] the lock is taken on a majority of several servers instead.
@@ -1096,21 +1129,21 @@ impl<K, V> RedisStore<K, V> {
         let Some(remote) = self.remote() else {
             return Some(Lease::none());
         };
-        let guard = match taken {
-            None => None,
-            Some(Ok(Some(guard))) => Some(guard),
+        let fence = match taken {
+            None => Fence::None,
+            Some(Ok(Some(guard))) => Fence::Lock(guard),
             // Held: a miss computes it, or another process refreshes it.
             Some(Ok(None)) => return None,
             Some(Err(err)) => {
                 // Refreshed anyway; its write fails too if Redis is gone, counted.
                 self.missed(&err);
-                None
+                Fence::None
             }
         };
         Some(Lease::holding(Claiming {
             names,
             budget: Self::budget(remote),
-            guard,
+            fence,
         }))
     }
 
@@ -1213,28 +1246,34 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// What [`Locks::claim`] answered, as the cache's [`Claim`]. A caller that computes keeps
-    /// the key's names, its call's budget and its lock in its lease, for the write of its value
-    /// (which releases the lock); dropped with no write, the lease releases it.
-    fn claimed(&self, names: Names, claimed: Claimed, budget: Budget) -> Claim<V>
+    /// the key's names, its call's budget and its write's [`Fence`] in its lease: its lock
+    /// (which the write releases; dropped with no write, the lease releases it), or, past a
+    /// wait that timed out, the token `seen` of the holder it waited for.
+    fn claimed(
+        &self,
+        names: Names,
+        (claimed, seen): (Claimed, Option<Vec<u8>>),
+        budget: Budget,
+    ) -> Claim<V>
     where
         V: DeserializeOwned,
     {
-        let guard = match claimed {
+        let fence = match claimed {
             Claimed::Value(bytes) => match self.unwrap(&bytes) {
                 Some(value) => return Claim::Found(value),
-                None => None,
+                None => Fence::None,
             },
-            Claimed::Compute(guard) => Some(guard),
-            Claimed::TimedOut => None,
+            Claimed::Compute(guard) => Fence::Lock(guard),
+            Claimed::TimedOut => seen.map_or(Fence::Unfenced, Fence::Seen),
             Claimed::Unavailable(err) => {
                 self.missed(&err);
-                None
+                Fence::None
             }
         };
         Claim::Compute(Lease::holding(Claiming {
             names,
             budget,
-            guard,
+            fence,
         }))
     }
 
@@ -1247,13 +1286,13 @@ impl<K, V> RedisStore<K, V> {
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
-        let guard = None;
+        let fence = Fence::None;
         Some((
             remote,
             Claiming {
                 names,
                 budget,
-                guard,
+                fence,
             },
         ))
     }
@@ -1297,7 +1336,7 @@ impl<K, V> RedisStore<K, V> {
             Ok(guard) => Lease::holding(Claiming {
                 names,
                 budget,
-                guard: Some(guard),
+                fence: Fence::Lock(guard),
             }),
             Err(err) => {
                 self.missed(&err);
@@ -1371,7 +1410,7 @@ impl<K, V> RedisStore<K, V> {
             client: &remote.client,
             names: claiming.names,
             budget: claiming.budget,
-            guard: claiming.guard,
+            fence: claiming.fence,
             bytes,
             ttl_ms,
             outdates,
