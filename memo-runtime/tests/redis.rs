@@ -997,10 +997,12 @@ mod trust {
         assert_eq!(runs_of(server.port(), "eval") - claims, 10);
     }
 
-    /// With `idle`, a hit is one `GETEX` that renews the key's time to live as it reads it (no
-    /// second command), counted with `MONITOR`; the key lives a full period from the hit.
+    /// With `idle`, a hit is one script that renews the key's time to live as it reads it (no
+    /// second command: the script's own `GET` and `PEXPIRE` run inside it, unless the value has
+    /// a time to live of its own), counted with `MONITOR`; the key lives a full period from the
+    /// hit.
     #[test]
-    fn an_idle_hit_is_one_getex() {
+    fn an_idle_hit_is_one_round_trip() {
         let server = RedisServer::start();
         let client = stubborn(&server.url());
         let idle = Config::new().idle(Duration::from_secs(600));
@@ -1019,7 +1021,7 @@ mod trust {
         assert_eq!(cache.get_or_compute(&1, compute), "value 1");
         assert_eq!(
             monitor.sent_since(mark),
-            ["getex"],
+            ["eval"],
             "one round trip, one command"
         );
         let pttl: i64 = command(server.port(), &format!("PTTL {name}"))

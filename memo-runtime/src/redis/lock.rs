@@ -424,6 +424,7 @@ impl LockGuard {
                                 token,
                                 channel,
                                 announce: write.announce,
+                                own: write.own,
                             })
                             .await;
                         if stored.is_ok() {
@@ -494,6 +495,7 @@ impl SingleGuard {
             token: &self.token,
             channel: &self.channel,
             announce: write.announce,
+            own: write.own,
         }
     }
 

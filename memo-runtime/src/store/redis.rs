@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::key;
 use crate::lookup::Lookup;
 use crate::redis::budget::{self, Budget};
-use crate::redis::client::{Announce, Write};
+use crate::redis::client::{Announce, Own, Write};
 use crate::redis::{
     Claimed, Error, LockConfig, LockGuard, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
     wait,
@@ -66,6 +66,9 @@ struct Outgoing<'a> {
     /// the key begun before, in any process, stores nothing over the inserted value (as
     /// `Cache::insert` does in this process).
     outdates: bool,
+    /// In a store with time to idle, the name of the mark of a value with a time to live of its
+    /// own, and that time to live if this value has one (see [`Own`]).
+    own: Option<(Vec<u8>, Option<u64>)>,
 }
 
 impl Outgoing<'_> {
@@ -101,6 +104,10 @@ impl Outgoing<'_> {
                 key: &self.names.encoded,
             }),
             outdates: self.outdates.then_some(&self.names.lock[..]),
+            own: self.own.as_ref().map(|(key, ttl_ms)| Own {
+                key,
+                ttl_ms: *ttl_ms,
+            }),
         }
     }
 }
@@ -535,6 +542,12 @@ fn lock_name(value: &[u8]) -> Vec<u8> {
     [value, redis_names::LOCK_SUFFIX.as_bytes()].concat()
 }
 
+/// In a store with time to idle, the name of the mark of the value named `value` when it has a
+/// time to live of its own, which hits do not renew (see [`Own`]).
+fn own_name(value: &[u8]) -> Vec<u8> {
+    [value, redis_names::OWN_TTL_SUFFIX.as_bytes()].concat()
+}
+
 /// The removals of a store that did not reach Redis (down, frozen, the breaker open): an
 /// `invalidate`, `remove` or `clear` that returned while the value stayed there. Until Redis has
 /// done them, the store reads none of the keys they cover (a call computes, as with Redis
@@ -946,7 +959,8 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// Renews `key`'s time to live (time to idle) for a hit served by a copy in the process
-    /// (`store = tiered`), in one `GETEX`; failures are counted, as for any command.
+    /// (`store = tiered`), in one script (not a value with a time to live of its own: see
+    /// [`Own`]); failures are counted, as for any command.
     pub(crate) fn renew(&self, key: &K)
     where
         K: Serialize + DeserializeOwned + Eq,
@@ -963,7 +977,8 @@ impl<K, V> RedisStore<K, V> {
             return;
         };
         let budget = Self::budget(remote);
-        let renewed = budget::within(&budget, remote.client.get_renewing(&names.value, Some(ms)));
+        let own = own_name(&names.value);
+        let renewed = budget::within(&budget, remote.client.get_idle(&names.value, &own, ms));
         if let Err(err) = renewed.await {
             self.missed(&err);
         }
@@ -1191,14 +1206,38 @@ impl<K, V> RedisStore<K, V> {
         K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
+        self.read_owned_async(key, count)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`read_async`](Self::read_async), with, in a store with time to idle, the `PTTL` of a
+    /// value with a time to live of its own (which the read does not renew: see [`Own`]).
+    pub(crate) async fn read_owned_async(&self, key: &K, count: bool) -> Option<(V, Option<i64>)>
+    where
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
+        V: DeserializeOwned,
+    {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
+        let Some(renew_ms) = self.renew_ms() else {
+            let got = budget::within(&budget, remote.client.get_renewing(&names.value, None));
+            let got = got.await;
+            let value = self.answered(key, names, budget, got, count)?;
+            return Some((value, None));
+        };
+        let own = own_name(&names.value);
         let got = budget::within(
             &budget,
-            remote.client.get_renewing(&names.value, self.renew_ms()),
+            remote.client.get_idle(&names.value, &own, renew_ms),
         )
         .await;
-        self.answered(key, names, budget, got, count)
+        let (got, pttl) = match got {
+            Ok(Some((bytes, pttl))) => (Ok(Some(bytes)), pttl),
+            Ok(None) => (Ok(None), None),
+            Err(err) => (Err(err), None),
+        };
+        Some((self.answered(key, names, budget, got, count)?, pttl))
     }
 
     /// The value a `GET` answered, if it holds one (a hit counted when `count`).
@@ -1229,15 +1268,6 @@ impl<K, V> RedisStore<K, V> {
     {
         let remote = self.remote()?;
         Some((remote, self.names_of(key)?))
-    }
-
-    /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
-    pub(crate) async fn peek_async(&self, key: &K) -> Option<V>
-    where
-        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
-        V: DeserializeOwned,
-    {
-        self.read_async(key, false).await
     }
 
     /// `<prefix>:<function>:<codec>:<fingerprint>:`, the start of every key of this store.
@@ -1361,7 +1391,7 @@ impl<K, V> RedisStore<K, V> {
     {
         let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
         let ttl_ms = ttl_ms.map(|ttl| ttl.saturating_add(stale));
-        if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
+        if let Some(out) = self.outgoing(key, value, lease, (ttl_ms, ttl_ms.is_some())) {
             self.record(wait(out.send(announce)));
         }
     }
@@ -1384,7 +1414,8 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
-        let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
+        let own = super::chosen(self.ttl_from, value).is_some();
+        let Some(out) = self.outgoing(key, value, lease, (self.entry_ttl(value), own)) else {
             return true;
         };
         self.record(out.send(announce).await).unwrap_or(true)
@@ -1392,13 +1423,15 @@ impl<K, V> RedisStore<K, V> {
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
     /// a plain insert's; `None` (counted) if the store is unusable or the key or value cannot be
-    /// encoded (a claim's lock is then released in the background).
+    /// encoded (a claim's lock is then released in the background). `ttl_ms` is the value's
+    /// time to live, `own` whether it is its own (`insert_with_ttl`, `ttl_from`): in a store with
+    /// time to idle, marked so that no hit renews it.
     fn outgoing(
         &self,
         key: &K,
         value: &V,
         lease: Lease,
-        ttl_ms: Option<u64>,
+        (ttl_ms, own): (Option<u64>, bool),
     ) -> Option<Outgoing<'_>>
     where
         K: Serialize + DeserializeOwned + Eq,
@@ -1406,7 +1439,11 @@ impl<K, V> RedisStore<K, V> {
     {
         let (remote, claiming, outdates) = self.claiming(key, lease)?;
         let bytes = self.wrap(value)?;
+        let own = self
+            .renew_ms()
+            .map(|_| (own_name(&claiming.names.value), ttl_ms.filter(|_| own)));
         Some(Outgoing {
+            own,
             client: &remote.client,
             names: claiming.names,
             budget: claiming.budget,
