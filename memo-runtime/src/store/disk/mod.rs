@@ -339,7 +339,10 @@ pub fn default_root() -> PathBuf {
 /// (holder, expiry) and the others poll, with backoff, until the value appears or the lock is
 /// gone (then one of them computes) or its lease passes (a holder that died). The wait blocks
 /// the calling thread, also under an `async fn` (a cross-process wait is rare: it needs another
-/// process computing the same key at the same moment).
+/// process computing the same key at the same moment). A waiter that gives up (held past its
+/// own lease and a second: a process with a longer lease) computes, and its value is stored
+/// only while the row still holds the token of the holder it waited for: not over a removal,
+/// a forced refresh or that holder's value, which came after its computation began.
 ///
 /// # Trust
 ///
@@ -539,8 +542,11 @@ impl<K, V> DiskStore<K, V> {
 enum Claimed<'a> {
     /// A claim's: stored only while the key's lock row is still its own.
     Lock(&'a lock::LockClaim),
-    /// A computation that ran without the lock (its claim timed out or failed): stored as is.
+    /// A computation that ran without the lock (its claim failed): stored as is.
     Unclaimed,
+    /// A computation whose wait for another caller's lock row timed out: stored only while
+    /// that row still holds the token seen then (`lock::Waited`).
+    Seen(i64),
     /// A plain insert: the key's lock row goes with the write, so that a computation of the key
     /// begun before, in any process, stores nothing over it.
     Inserted,
@@ -847,12 +853,22 @@ where
     fn put(&self, hash: u64, key: K, claimed: Claimed<'_>, value: V, fresh: i64, cost: Duration) {
         let claim = match claimed {
             Claimed::Lock(claim) => Some(claim),
-            Claimed::Unclaimed | Claimed::Inserted => None,
+            Claimed::Unclaimed | Claimed::Seen(_) | Claimed::Inserted => None,
         };
+        let encoded = claim.map_or_else(
+            || faithful::key_bytes(&key),
+            |claim| Some(claim.encoded().to_vec()),
+        );
         // A claim's value whose lock row another process deleted (removing its key) is older
         // than that removal: not queued, where this process would read it back until the
-        // writer refused it.
-        let seen = match claim.map(|claim| self.row_of(claim)) {
+        // writer refused it. So is a value whose wait timed out, once the row it waited on has
+        // gone.
+        let row = match (claimed, &encoded) {
+            (Claimed::Lock(claim), _) => Some(self.row_of(claim)),
+            (Claimed::Seen(holder), Some(encoded)) => Some(self.row_holding(encoded, holder)),
+            _ => None,
+        };
+        let seen = match row {
             Some(lock::Row::Gone) => {
                 self.fills.change(hash, || ());
                 self.front.remove(&&key);
@@ -863,10 +879,6 @@ where
         };
         let expires = self.row_expiry(fresh);
         let cost = self.cost(cost);
-        let encoded = claim.map_or_else(
-            || faithful::key_bytes(&key),
-            |claim| Some(claim.encoded().to_vec()),
-        );
         let (encoded, bytes) = match (
             encoded,
             faithful::value_bytes(self.codec, &value, self.equal),
@@ -893,7 +905,11 @@ where
         };
         let small = bytes.len() < FRONT_MAX_BYTES;
         let bytes = bytes.into();
-        let token = claim.map(lock::LockClaim::token);
+        let token = match claimed {
+            Claimed::Lock(claim) => Some(claim.token()),
+            Claimed::Seen(holder) => Some(holder),
+            Claimed::Unclaimed | Claimed::Inserted => None,
+        };
         // A claim's value refused by the writer moves the epoch (`writer::refused`), perhaps
         // before the copy below is made: then the copy goes too.
         let epoch = self.db.shared.epoch.load(Ordering::Acquire);
@@ -1025,10 +1041,17 @@ where
                 self.insert_costed(hash, key, Claimed::Lock(&claim), value, cost);
                 drop(claim);
             }
-            Err(lease) => {
-                self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
-                drop(lease);
-            }
+            Err(lease) => match lease.take::<lock::Waited>() {
+                Ok(lock::Waited {
+                    holder: Some(holder),
+                }) => self.insert_costed(hash, key, Claimed::Seen(holder), value, cost),
+                // A wait that timed out with no holder seen: nothing fences the value.
+                Ok(lock::Waited { holder: None }) => {}
+                Err(lease) => {
+                    self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
+                    drop(lease);
+                }
+            },
         }
         std::future::ready(())
     }
