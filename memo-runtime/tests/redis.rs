@@ -1347,6 +1347,37 @@ mod trust {
         assert_eq!(renewing, Some((10, false)));
         assert_eq!(monitor.sent_since(mark), ["get"]);
     }
+
+    /// A background refresh whose claim of the key's lock failed (its `SET NX` timed out on a
+    /// slow server) must not compute and write unfenced: an invalidation in another process
+    /// during its computation would be undone by its plain write of a value computed before.
+    /// Before, it refreshed anyway (`Fence::None`), with a fresh budget for its write.
+    #[test]
+    fn a_refresh_whose_claim_failed_stores_nothing_over_a_later_invalidation() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let slow = stubborn(&proxy.url());
+        let config = config().stale(Duration::from_secs(60));
+        let here = options("refresh-unclaimed", &slow).open::<u64, u64>(&config);
+        let direct = stubborn(&server.url());
+        let there = options("refresh-unclaimed", &direct).open::<u64, u64>(&config);
+        here.insert(1, 10);
+        proxy.set_delay(Duration::from_millis(150));
+        let lease = block_on(here.claim_refresh_async(&1));
+        proxy.set_delay(Duration::ZERO);
+        // The claim's `SET NX` reaches Redis late, and its armed release follows it.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(there.remove(&&1), "invalidated in another process");
+        if let Some(lease) = lease {
+            let cost = Duration::from_millis(5);
+            block_on(here.insert_claimed_async(here.hash_of(&&1), 1, 11, cost, lease));
+        }
+        assert_eq!(
+            there.get(&&1),
+            None,
+            "a refresh begun before the invalidation stored its value after it"
+        );
+    }
 }
 
 // ---- A Redlock miss within the call's budget: its reads of the store's server are charged ----

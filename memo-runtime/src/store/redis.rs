@@ -1135,7 +1135,8 @@ impl<K, V> RedisStore<K, V> {
 
     /// [`Store::claim_refresh_async`]: the key's lock, taken only if free (`taken`: what the `SET NX`
     /// answered on the store's own server, under Redlock too; `None` for a store with no
-    /// remote), kept in the lease for the write of the new value, which releases it.
+    /// remote), kept in the lease for the write of the new value, which releases it. `None`
+    /// when the lock is held, or could not be taken (Redis failed): no refresh then.
     fn refresh_lease(
         &self,
         names: Names,
@@ -1150,9 +1151,11 @@ impl<K, V> RedisStore<K, V> {
             // Held: a miss computes it, or another process refreshes it.
             Some(Ok(None)) => return None,
             Some(Err(err)) => {
-                // Refreshed anyway; its write fails too if Redis is gone, counted.
+                // Not refreshed (the old value is served on, until its `stale` ends): a value
+                // computed without the lock would be written unfenced, over an invalidation
+                // made meanwhile in another process. Counted.
                 self.missed(&err);
-                Fence::None
+                return None;
             }
         };
         Some(Lease::holding(Claiming {
@@ -1545,7 +1548,13 @@ where
             Some(locks) => Some(locks.try_claim_async(&names.lock).await),
             None => None,
         };
-        self.refresh_lease(names, taken)
+        let failed = matches!(taken, Some(Err(_)));
+        let lease = self.refresh_lease(names, taken);
+        if failed {
+            // Not refreshed: a later read may try again.
+            self.refreshed(key, std::time::Duration::ZERO);
+        }
+        lease
     }
 
     async fn mark_refresh_async<'a>(&'a self, _: u64, key: &'a K) -> Lease
