@@ -3641,6 +3641,56 @@ mod attack6_idle {
         }
     }
 
+    /// Under `idle` a tiered copy has no time to live to end it: a message missed (the
+    /// subscription reconnecting) would leave it served for as long as it is read. Its
+    /// renewals (one each sixteenth of `idle`) read the shared value: one that finds it gone
+    /// or replaced drops the copy, so the next read takes Redis's. Before, the copy of a value
+    /// deleted (or replaced) without a message was served on forever.
+    #[test]
+    fn an_idle_tiered_copy_goes_when_its_renewal_finds_the_value_gone_or_replaced() {
+        let server = RedisServer::start();
+        let cache: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .idle(Duration::from_millis(1600))
+            .tiered_options(own(&server, "idle-copy-missed").codec(memo::Codec::Json))
+            .build();
+        let raw = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let name_of = |key: &str| {
+            let names = redis_cli(server.port(), &["--scan", "--pattern", "memo:*"]);
+            names
+                .lines()
+                .find(|name| name.ends_with(&format!("{{{key}}}")))
+                .unwrap_or_else(|| panic!("no value of {key} in {names}"))
+                .to_string()
+        };
+        // Read until the copy gives way to `expected` (up to 3 s: a renewal comes each 100 ms).
+        let served_after = |key: &str, expected: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                let value = cache.get_or_compute(key, |_| "recomputed".to_string());
+                if value == expected {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{key}: the copy {value:?} is still served in place of {expected:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        assert_eq!(cache.get_or_compute("gone", |_| "old".to_string()), "old");
+        // Deleted without a message (as if the invalidation's message were missed).
+        assert!(raw.del(name_of("gone").as_bytes()).unwrap());
+        served_after("gone", "recomputed");
+        assert_eq!(
+            cache.get_or_compute("replaced", |_| "old".to_string()),
+            "old"
+        );
+        raw.set_px(name_of("replaced").as_bytes(), br#""new""#, 60_000)
+            .unwrap();
+        served_after("replaced", "new");
+    }
+
     #[test]
     fn an_entry_with_its_own_ttl_is_not_renewed_by_a_redis_hit_in_another_process() {
         let server = RedisServer::start();

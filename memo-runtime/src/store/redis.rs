@@ -960,27 +960,38 @@ impl<K, V> RedisStore<K, V> {
 
     /// Renews `key`'s time to live (time to idle) for a hit served by a copy in the process
     /// (`store = tiered`), in one script (not a value with a time to live of its own: see
-    /// [`Own`]); failures are counted, as for any command.
-    pub(crate) fn renew(&self, key: &K)
+    /// [`Own`]); failures are counted, as for any command. Whether Redis still holds `copy`
+    /// (`false`: the value is gone, or another, though no message said so: the copy must go,
+    /// or nothing would ever end it under time to idle); `true` also when Redis did not answer.
+    pub(crate) fn renew(&self, key: &K, copy: &V) -> bool
     where
         K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned + 'static,
     {
-        wait(self.renew_async(key));
+        wait(self.renew_async(key, copy))
     }
 
     /// [`renew`](Self::renew), awaited: what an `async fn`'s hit on a copy renews with.
-    pub(crate) async fn renew_async(&self, key: &K)
+    pub(crate) async fn renew_async(&self, key: &K, copy: &V) -> bool
     where
         K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned + 'static,
     {
         let Some(((remote, names), ms)) = self.remote_names(key).zip(self.renew_ms()) else {
-            return;
+            return true;
         };
         let budget = Self::budget(remote);
         let own = own_name(&names.value);
         let renewed = budget::within(&budget, remote.client.get_idle(&names.value, &own, ms));
-        if let Err(err) = renewed.await {
-            self.missed(&err);
+        match renewed.await {
+            // Compared as bytes: an encoding that differs for one value (a map's order) only
+            // costs a read of Redis.
+            Ok(Some((bytes, _))) => self.wrap(copy).is_none_or(|mine| mine == bytes),
+            Ok(None) => false,
+            Err(err) => {
+                self.missed(&err);
+                true
+            }
         }
     }
 

@@ -370,10 +370,12 @@ where
 
     fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.l2.config().idle.is_some() {
-            // Time to idle: a renewal of the copy here renews the shared entry too.
+            // Time to idle: a renewal of the copy here renews the shared entry too, and ends
+            // the copy if the entry is gone or another (a message missed).
             if let Some((value, renewed)) = self.l1.get_renewed(hash, key) {
-                if renewed {
-                    self.l2.renew(&key.to_key());
+                if renewed && !self.l2.renew(&key.to_key(), &value) {
+                    self.fills.change(hash, || self.l1.remove(key));
+                    return self.fetch(hash, key.to_key());
                 }
                 return Some(value);
             }
@@ -453,8 +455,9 @@ where
             // Time to idle: as `get_hashed`, a renewal of the copy renews the shared entry,
             // awaited here (an `async fn`'s hit).
             if let Some((value, renewed)) = self.l1.get_renewed(hash, key) {
-                if renewed {
-                    self.l2.renew_async(&key.to_key()).await;
+                if renewed && !self.l2.renew_async(&key.to_key(), &value).await {
+                    self.fills.change(hash, || self.l1.remove(key));
+                    return self.fetch_async(hash, key.to_key()).await;
                 }
                 return Some(value);
             }
