@@ -1348,6 +1348,39 @@ mod trust {
         assert_eq!(monitor.sent_since(mark), ["get"]);
     }
 
+    /// A miss whose claim failed with an error reply (`BUSY`: a script holds the server) and
+    /// whose write, after its computation, goes through: an invalidation in another process
+    /// during that computation must not be undone by the value, computed before it. Before, it
+    /// was written unfenced (a plain `SET`).
+    #[test]
+    fn a_miss_whose_claim_failed_stores_nothing_over_a_later_invalidation() {
+        let server = RedisServer::start();
+        let port = server.port();
+        assert!(command(port, "CONFIG SET busy-reply-threshold 20").starts_with("+OK"));
+        let client = stubborn(&server.url());
+        let here =
+            Cache::with_store(options("claim-failed", &client).open::<u64, String>(&config()));
+        let direct = stubborn(&server.url());
+        let there = options("claim-failed", &direct).open::<u64, String>(&config());
+        assert!(client.get(b"warm").unwrap().is_none(), "connected");
+        assert!(direct.get(b"warm").unwrap().is_none(), "connected");
+        // A script that keeps the server busy: other commands are answered `BUSY` at once.
+        let busy = std::thread::spawn(move || command(port, "EVAL \"while true do end\" 0"));
+        std::thread::sleep(Duration::from_millis(200));
+        let value = here.get_or_compute(&1, |_| {
+            assert!(command(port, "SCRIPT KILL").starts_with("+OK"), "killed");
+            assert!(!there.remove(&&1), "invalidated in another process");
+            "old".to_string()
+        });
+        let _ = busy.join();
+        assert_eq!(value, "old", "its caller gets it");
+        assert_eq!(
+            there.get(&&1),
+            None,
+            "a value computed before the invalidation was stored after it"
+        );
+    }
+
     /// A background refresh whose claim of the key's lock failed (its `SET NX` timed out on a
     /// slow server) must not compute and write unfenced: an invalidation in another process
     /// during its computation would be undone by its plain write of a value computed before.

@@ -86,6 +86,8 @@ impl Outgoing<'_> {
                     self.client.write_if_held(write, lock, &token).await
                 }
                 Fence::Unfenced => Ok(false),
+                // Not sent: see `outgoing`.
+                Fence::Failed => Ok(true),
                 Fence::None => self.client.write(write).await.map(|()| true),
             }
         };
@@ -137,8 +139,12 @@ enum Fence {
     /// A caller whose wait timed out with no token seen: nothing fences its write, which is
     /// not sent (its caller still gets the value).
     Unfenced,
-    /// Nothing: a plain insert's write (which deletes the lock itself: `outdates`), or that of
-    /// a claim Redis failed.
+    /// A claim Redis failed (an error reply, a timeout, the breaker open): nothing fences the
+    /// write either, which is not sent (counted as a request not sent, `skipped`). Sent once
+    /// Redis answers again, it would land over an invalidation made elsewhere meanwhile.
+    Failed,
+    /// Nothing: a plain insert's write (which deletes the lock itself: `outdates`), or a
+    /// background refresh's on a store with no lock.
     None,
 }
 
@@ -225,19 +231,30 @@ impl RemoteLock {
     /// value, its read-or-lock after the round, its polls while another caller computes): they
     /// share the call's budget, so that no command is sent past the call's deadline.
     /// Beside [`Claimed::TimedOut`], the token of the holder waited for (see [`Fence::Seen`]).
+    ///
+    /// A Redlock that hears from fewer than a majority of its servers claims on the store's
+    /// server instead (the failure returned, to be counted): a claim that failed stores nothing
+    /// ([`Fence::Failed`]), and the store's server can still fence the write.
     async fn claim_async(
         &self,
         value_key: &[u8],
         lock_key: &[u8],
         budget: &Budget,
-    ) -> (Claimed, Option<Vec<u8>>) {
+    ) -> ((Claimed, Option<Vec<u8>>), Option<Error>) {
         match self {
             Self::Single(locks) => {
-                budget::within(budget, locks.claim_watching(value_key, lock_key)).await
+                let claimed = locks.claim_watching(value_key, lock_key);
+                (budget::within(budget, claimed).await, None)
             }
-            Self::Redlock(redlock, _) => {
-                let budget = Some(budget.clone());
-                redlock.claim_within(value_key, lock_key, budget).await
+            Self::Redlock(redlock, locks) => {
+                let within = Some(budget.clone());
+                match redlock.claim_within(value_key, lock_key, within).await {
+                    (Claimed::Unavailable(err @ Error::NoQuorum { .. }), _) => {
+                        let claimed = locks.claim_watching(value_key, lock_key);
+                        (budget::within(budget, claimed).await, Some(err))
+                    }
+                    claimed => (claimed, None),
+                }
             }
         }
     }
@@ -1311,7 +1328,7 @@ impl<K, V> RedisStore<K, V> {
             Claimed::TimedOut => seen.map_or(Fence::Unfenced, Fence::Seen),
             Claimed::Unavailable(err) => {
                 self.missed(&err);
-                Fence::None
+                Fence::Failed
             }
         };
         Claim::Compute(Lease::holding(Claiming {
@@ -1452,6 +1469,10 @@ impl<K, V> RedisStore<K, V> {
         V: Serialize + DeserializeOwned + 'static,
     {
         let (remote, claiming, outdates) = self.claiming(key, lease)?;
+        if matches!(claiming.fence, Fence::Failed) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let bytes = self.wrap(value)?;
         let own = self
             .renew_ms()
@@ -1532,10 +1553,13 @@ where
         else {
             return Claim::Compute(Lease::none());
         };
-        let claimed = remote
+        let (claimed, fault) = remote
             .lock
             .claim_async(&names.value, &names.lock, &budget)
             .await;
+        if let Some(err) = fault {
+            self.missed(&err);
+        }
         self.claimed(names, claimed, budget)
     }
 
