@@ -1725,6 +1725,42 @@ mod attack6 {
         }
     }
 
+    /// Under `idle`, an entry given a time to live of its own keeps it (docs/cache-object.md),
+    /// on disk too: a read of it from disk (another process's, here another handle's) must not
+    /// move its row to a full `idle`, or the handle that inserted it, once its memory copy has
+    /// expired, reads it back from disk past its time to live.
+    #[test]
+    fn a_disk_entry_with_its_own_ttl_is_not_renewed_under_idle() {
+        init();
+        let open = || {
+            memo::Cache::with_store(
+                memo::DiskOptions::new("own-ttl-idle")
+                    .root(cache_dir())
+                    .function("tests::own_ttl_idle", 0)
+                    .open::<String, String>(&memo::Config::new().idle(Duration::from_secs(600))),
+            )
+        };
+        let (here, elsewhere) = (open(), open());
+        here.insert_with_ttl(
+            "token".to_string(),
+            "t".to_string(),
+            Duration::from_millis(600),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            elsewhere.get("token").as_deref(),
+            Some("t"),
+            "read from disk"
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(here.get("token"), None, "served here past its time to live");
+        assert_eq!(
+            elsewhere.get("token"),
+            None,
+            "served elsewhere past its time to live"
+        );
+    }
+
     #[test]
     fn a_timed_out_disk_waiters_value_computed_before_an_invalidation_is_not_stored() {
         init();

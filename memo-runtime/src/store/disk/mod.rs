@@ -636,6 +636,36 @@ where
         measured
     }
 
+    /// Keeps `value` in the front until the row's expiry `expires_ms` (less `stale`); a value
+    /// with a time to live of its own (`own`) as such, which no hit renews under time to idle.
+    fn keep_front(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        (expires_ms, own): (i64, bool),
+        cost: Duration,
+    ) where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        if own && expires_ms > 0 {
+            let left = expires_ms
+                .saturating_sub(self.stale_ms)
+                .saturating_sub(self.now_ms())
+                .max(1);
+            let ttl = Duration::from_millis(left.unsigned_abs());
+            self.front.insert_with_ttl_hashed(hash, key, value, ttl);
+        } else {
+            self.front.insert_expiring_hashed(
+                hash,
+                key,
+                value,
+                self.front_expiry(expires_ms),
+                cost,
+            );
+        }
+    }
+
     /// The row expiry of a value whose time to live ends at `fresh_ms` (0: never): `stale`
     /// later.
     const fn row_expiry(&self, fresh_ms: i64) -> i64 {
@@ -669,7 +699,7 @@ where
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
             let fresh = self.now_ms().saturating_add(ttl);
-            return self.put(hash, key, claimed, value, fresh, cost);
+            return self.put(hash, key, claimed, value, (fresh, true), cost);
         }
         let fresh = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
@@ -678,7 +708,7 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        self.put(hash, key, claimed, value, fresh, cost);
+        self.put(hash, key, claimed, value, (fresh, false), cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -730,23 +760,30 @@ where
             pending = None;
         }
         // The row read from disk (its file and check), for a removal of it as a fault.
-        let (bytes, expires, read): (Arc<[u8]>, i64, _) = match pending {
+        let (bytes, expires, own, read): (Arc<[u8]>, i64, bool, _) = match pending {
             Some(Pending::Gone) => return None,
-            Some(Pending::Put { value, expires, .. }) => (value, expires, None),
+            Some(Pending::Put {
+                value,
+                expires,
+                own,
+                ..
+            }) => (value, expires, own, None),
             None => {
                 let Stored {
                     bytes,
                     expires,
+                    own,
                     file,
                     sum,
                 } = self.stored(encoded)?;
-                (bytes.into(), expires, Some((file, sum)))
+                (bytes.into(), expires, own, Some((file, sum)))
             }
         };
         if expires > 0 && expires <= self.now_ms() {
             return None;
         }
-        let expires = if count && self.renewal_due(expires) {
+        // A value with a time to live of its own keeps it: no hit renews it.
+        let expires = if count && !own && self.renewal_due(expires) {
             self.touch(encoded.to_vec())
         } else {
             expires
@@ -769,7 +806,7 @@ where
         if let Some(before) = before
             && bytes.len() < FRONT_MAX_BYTES
         {
-            self.remember(key.clone(), value.clone(), expires, &before);
+            self.remember(key.clone(), value.clone(), (expires, own), &before);
         }
         Some(value)
     }
@@ -784,22 +821,19 @@ where
         // (TEXT) keeps it as text, which would fail every read.
         let row = shared.read(&self.space, |conn| {
             conn.prepare_cached(
-                "SELECT value, expires, file, size, CAST(sum AS INTEGER) FROM entries \
-                 WHERE ns = ?1 AND key = ?2",
+                "SELECT value, expires, file, size, CAST(sum AS INTEGER), own IS NOT NULL \
+                 FROM entries WHERE ns = ?1 AND key = ?2",
             )?
             .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
                 Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
+                    (row.get(0)?, row.get(1)?),
+                    (row.get(2)?, row.get(3)?, row.get(4)?),
+                    row.get(5)?,
                 ))
             })
             .optional()
         });
-        let (bytes, expires, file, size, sum): (Vec<u8>, i64, Option<String>, i64, Option<i64>) =
-            row.flatten()?;
+        let ((bytes, expires), (file, size, sum), own): StoredRow = row.flatten()?;
         // Written by a build that stored no check: a miss, overwritten by this one.
         let sum = sum?;
         let bytes = match &file {
@@ -828,6 +862,7 @@ where
         Some(Stored {
             bytes,
             expires,
+            own,
             file,
             sum,
         })
@@ -850,7 +885,17 @@ where
     /// (unless large) and, through the write queue, on disk. A claim's value (whose key it
     /// encoded already) is stored only while the claim's lock row is still its own; a plain
     /// insert's takes the key's lock row away (see [`Claimed`]).
-    fn put(&self, hash: u64, key: K, claimed: Claimed<'_>, value: V, fresh: i64, cost: Duration) {
+    /// `own`: `fresh` is the value's own time to live (`insert_with_ttl`, `ttl_from`), which no
+    /// hit renews under time to idle.
+    fn put(
+        &self,
+        hash: u64,
+        key: K,
+        claimed: Claimed<'_>,
+        value: V,
+        (fresh, own): (i64, bool),
+        cost: Duration,
+    ) {
         let claim = match claimed {
             Claimed::Lock(claim) => Some(claim),
             Claimed::Unclaimed | Claimed::Seen(_) | Claimed::Inserted => None,
@@ -923,6 +968,7 @@ where
                 now: self.now_ms(),
                 seen,
                 outdates: matches!(claimed, Claimed::Inserted),
+                own,
             },
         );
         // Queued first: a read that begins after the count finds the write.
@@ -934,8 +980,7 @@ where
             let refusable = token.map(|_| key.clone());
             // Checked first, so a change seen now does not clear this value right after.
             self.front_is_current();
-            self.front
-                .insert_expiring_hashed(hash, key, value, self.front_expiry(expires), cost);
+            self.keep_front(hash, key, value, (expires, own), cost);
             if let Some(key) = refusable
                 && self.db.shared.epoch.load(Ordering::Acquire) != epoch
             {
@@ -948,7 +993,7 @@ where
 
     /// Keeps a value read from disk in the front, unless a write by another process, or one of
     /// this key by this process, may have come after the read began.
-    fn remember(&self, key: K, value: V, expires_ms: i64, before: &Before) {
+    fn remember(&self, key: K, value: V, (expires_ms, own): (i64, bool), before: &Before) {
         let shared = &self.db.shared;
         let Some(version) = &shared.version else {
             return;
@@ -963,8 +1008,7 @@ where
                 && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
             {
                 let cost = self.cost(Duration::ZERO);
-                self.front
-                    .insert_expiring(key, value, self.front_expiry(expires_ms), cost);
+                self.keep_front(before.hash, key, value, (expires_ms, own), cost);
             }
         });
     }
@@ -1106,7 +1150,7 @@ where
             key,
             Claimed::Inserted,
             value,
-            self.now_ms().saturating_add(ttl),
+            (self.now_ms().saturating_add(ttl), true),
             Duration::ZERO,
         );
     }
@@ -1238,11 +1282,16 @@ impl<K, V> std::fmt::Debug for DiskStore<K, V> {
     }
 }
 
+/// A row as read: value and expiry, then file, size and check, then whether `own`.
+type StoredRow = ((Vec<u8>, i64), (Option<String>, i64, Option<i64>), bool);
+
 /// A sound row as [`DiskStore::stored`] read it.
 struct Stored {
     /// The value's bytes, from the row or its file.
     bytes: Vec<u8>,
     expires: i64,
+    /// Whether `expires` is the value's own time to live (the row's `own`).
+    own: bool,
     /// The file of a large value, and the row's check: what a discard of the row matches.
     file: Option<String>,
     sum: i64,
