@@ -1381,6 +1381,50 @@ mod trust {
         );
     }
 
+    /// [`a_miss_whose_claim_failed_stores_nothing_over_a_later_invalidation`] on tiered stores:
+    /// nor does the process keep a copy of the value (the invalidation's message came during
+    /// its computation, before its write).
+    #[test]
+    fn a_tiered_miss_whose_claim_failed_keeps_no_copy_over_a_later_invalidation() {
+        let server = RedisServer::start();
+        let port = server.port();
+        assert!(command(port, "CONFIG SET busy-reply-threshold 20").starts_with("+OK"));
+        let client = stubborn(&server.url());
+        let here = Cache::with_store(
+            options("claim-failed-tiered", &client).open_tiered::<u64, String>(&config()),
+        );
+        let direct = stubborn(&server.url());
+        let there: TieredStore<u64, String> =
+            options("claim-failed-tiered", &direct).open_tiered(&config());
+        assert!(client.get(b"warm").unwrap().is_none(), "connected");
+        assert!(direct.get(b"warm").unwrap().is_none(), "connected");
+        // Subscribed (a message sent before would be missed): `there`'s removal of a key `here`
+        // holds reaches it.
+        here.insert(2, "two".to_string());
+        assert!(there.remove(&&2));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while here.store().held() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the removal's message never came"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let busy = std::thread::spawn(move || command(port, "EVAL \"while true do end\" 0"));
+        std::thread::sleep(Duration::from_millis(200));
+        let value = here.get_or_compute(&1, |_| {
+            assert!(command(port, "SCRIPT KILL").starts_with("+OK"), "killed");
+            assert!(!there.remove(&&1), "invalidated in another process");
+            // Its message arrives before the computation ends.
+            std::thread::sleep(Duration::from_millis(200));
+            "old".to_string()
+        });
+        let _ = busy.join();
+        assert_eq!(value, "old", "its caller gets it");
+        assert_eq!(there.get(&&1), None, "stored in Redis");
+        assert_eq!(here.get(&1), None, "kept as a copy here");
+    }
+
     /// A background refresh whose claim of the key's lock failed (its `SET NX` timed out on a
     /// slow server) must not compute and write unfenced: an invalidation in another process
     /// during its computation would be undone by its plain write of a value computed before.

@@ -85,9 +85,10 @@ impl Outgoing<'_> {
                     let lock = &self.names.lock;
                     self.client.write_if_held(write, lock, &token).await
                 }
-                Fence::Unfenced => Ok(false),
-                // Not sent: see `outgoing`.
-                Fence::Failed => Ok(true),
+                // Not sent (`Failed` counted in `outgoing`): not stored, so a tiered store
+                // keeps no copy either (a removal's message may have come during the
+                // computation).
+                Fence::Unfenced | Fence::Failed => Ok(false),
                 Fence::None => self.client.write(write).await.map(|()| true),
             }
         };
@@ -140,8 +141,10 @@ enum Fence {
     /// not sent (its caller still gets the value).
     Unfenced,
     /// A claim Redis failed (an error reply, a timeout, the breaker open): nothing fences the
-    /// write either, which is not sent (counted as a request not sent, `skipped`). Sent once
-    /// Redis answers again, it would land over an invalidation made elsewhere meanwhile.
+    /// write either, which is not sent (counted as a request not sent, `skipped`), and a tiered
+    /// store keeps no copy. Sent once Redis answers again, it would land over an invalidation
+    /// made elsewhere meanwhile (whose message, heard during the computation, would not stop
+    /// the copy either).
     Failed,
     /// Nothing: a plain insert's write (which deletes the lock itself: `outdates`), or a
     /// background refresh's on a store with no lock.
@@ -1470,8 +1473,8 @@ impl<K, V> RedisStore<K, V> {
     {
         let (remote, claiming, outdates) = self.claiming(key, lease)?;
         if matches!(claiming.fence, Fence::Failed) {
+            // Not sent (see `Fence::Failed`): a request not sent.
             self.skipped.fetch_add(1, Ordering::Relaxed);
-            return None;
         }
         let bytes = self.wrap(value)?;
         let own = self
