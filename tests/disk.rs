@@ -2027,3 +2027,133 @@ mod isolated {
         assert!(!root.exists(), "{root:?} is left");
     }
 }
+
+/// Attacks of session attack6 on the disk store.
+mod attack6 {
+    use super::*;
+    use std::sync::Barrier;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    /// Waits (up to 10 s) for `done`.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited for: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A handle of the namespace `name` whose claims are honoured `lease` (a process of its
+    /// own, as far as flights and leases go).
+    fn open(
+        name: &str,
+        lease: Duration,
+    ) -> memo::Cache<String, String, memo::DiskStore<String, String>> {
+        memo::Cache::with_store(
+            memo::DiskOptions::new(name)
+                .root(cache_dir())
+                .function("tests::timed_out_waiter", 0)
+                .lease(lease)
+                .open(&memo::Config::new()),
+        )
+    }
+
+    /// A holder (lease 60 s) stays in its body past a waiter's wait (its lease of 1 s, plus
+    /// 1 s); the waiter computes, and another handle invalidates the key during that
+    /// computation: the waiter's value, begun before, is its caller's alone, not stored. Before,
+    /// a waiter that timed out stored its value as is. Without the invalidation it is stored.
+    fn timed_out_waiter(name: &str, invalidate: bool) {
+        let holder = open(name, Duration::from_secs(60));
+        let waiter = open(name, Duration::from_secs(1));
+        let other = open(name, Duration::from_secs(60));
+        let (held, release) = (AtomicBool::new(false), AtomicBool::new(false));
+        let (entered, go) = (Barrier::new(2), Barrier::new(2));
+        std::thread::scope(|s| {
+            let holding = s.spawn(|| {
+                holder.get_or_compute("k", |_| {
+                    held.store(true, Ordering::SeqCst);
+                    until("the test releases the holder", || {
+                        release.load(Ordering::SeqCst)
+                    });
+                    "holder's".to_string()
+                })
+            });
+            until("the holder computes", || held.load(Ordering::SeqCst));
+            let waiting = s.spawn(|| {
+                waiter.get_or_compute("k", |_| {
+                    entered.wait();
+                    go.wait();
+                    "waiter's".to_string()
+                })
+            });
+            entered.wait();
+            if invalidate {
+                other.invalidate("k");
+            }
+            go.wait();
+            assert_eq!(waiting.join().unwrap(), "waiter's", "its caller gets it");
+            let expected = (!invalidate).then(|| "waiter's".to_string());
+            assert_eq!(
+                other.get("k"),
+                expected,
+                "on disk (invalidated: {invalidate})"
+            );
+            assert_eq!(
+                waiter.get("k"),
+                expected,
+                "here (invalidated: {invalidate})"
+            );
+            release.store(true, Ordering::SeqCst);
+            assert_eq!(holding.join().unwrap(), "holder's");
+        });
+        if invalidate {
+            assert_eq!(other.get("k"), None, "the holder's write is refused too");
+        }
+    }
+
+    /// Under `idle`, an entry given a time to live of its own keeps it (docs/cache-object.md),
+    /// on disk too: a read of it from disk (another process's, here another handle's) must not
+    /// move its row to a full `idle`, or the handle that inserted it, once its memory copy has
+    /// expired, reads it back from disk past its time to live.
+    #[test]
+    fn a_disk_entry_with_its_own_ttl_is_not_renewed_under_idle() {
+        init();
+        let open = || {
+            memo::Cache::with_store(
+                memo::DiskOptions::new("own-ttl-idle")
+                    .root(cache_dir())
+                    .function("tests::own_ttl_idle", 0)
+                    .open::<String, String>(&memo::Config::new().idle(Duration::from_secs(600))),
+            )
+        };
+        let (here, elsewhere) = (open(), open());
+        here.insert_with_ttl(
+            "token".to_string(),
+            "t".to_string(),
+            Duration::from_millis(600),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            elsewhere.get("token").as_deref(),
+            Some("t"),
+            "read from disk"
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(here.get("token"), None, "served here past its time to live");
+        assert_eq!(
+            elsewhere.get("token"),
+            None,
+            "served elsewhere past its time to live"
+        );
+    }
+
+    #[test]
+    fn a_timed_out_disk_waiters_value_computed_before_an_invalidation_is_not_stored() {
+        init();
+        std::thread::scope(|s| {
+            s.spawn(|| timed_out_waiter("timed-out-waiter-kept", false));
+            timed_out_waiter("timed-out-waiter-invalidated", true);
+        });
+    }
+}

@@ -668,7 +668,7 @@ fn farewell(n: u64) -> String {
     format!("bye {n}")
 }
 
-/// `idle` on Redis: each hit renews the key's time to live in its one round trip (`GETEX`), and
+/// `idle` on Redis: each hit renews the key's time to live in its one round trip (a script), and
 /// a tiered store's hits from its copy renew the shared key too: read every 300 ms for 3 s, past
 /// the 2 s period, an entry is computed once and the Redis key is still there.
 #[test]
@@ -3188,19 +3188,19 @@ mod attack4 {
         format!("hi {n}")
     }
 
-    /// How many `GETEX` the server has answered.
+    /// How many renewals (`PEXPIRE`, in the script of an idle read) the server has answered.
     fn getex_calls() -> u64 {
         let port = PORT.load(Ordering::Relaxed);
         redis_cli(port, &["INFO", "commandstats"])
             .lines()
-            .find_map(|line| line.strip_prefix("cmdstat_getex:calls="))
+            .find_map(|line| line.strip_prefix("cmdstat_pexpire:calls="))
             .and_then(|rest| rest.split(',').next()?.parse().ok())
             .unwrap_or(0)
     }
 
     /// b0d6800: an async hit on a tiered copy under `idle` renews the shared key, but at most
     /// once per sixteenth of the period (the README: "no write on every hit"): 200 hits in a
-    /// burst send at most one `GETEX` or two, not one each.
+    /// burst send at most one renewal or two, not one each.
     #[tokio::test(flavor = "current_thread")]
     async fn async_tiered_hits_under_idle_renew_the_shared_key_once_per_sixteenth() {
         init();
@@ -3211,7 +3211,7 @@ mod attack4 {
         }
         let sent = getex_calls() - before;
         assert_eq!(GREETINGS.load(Ordering::SeqCst), 1);
-        assert!(sent <= 2, "{sent} GETEX for 200 hits");
+        assert!(sent <= 2, "{sent} renewals for 200 hits");
     }
 
     #[cached(store = redis, ttl = "10m")]
@@ -3781,5 +3781,271 @@ mod promises {
         assert_eq!(LOSSY_RUNS.load(Ordering::SeqCst), 1, "kept in memory");
         assert_eq!(lossy_tiered_cache().len(), 0, "nothing in Redis");
         assert_eq!(lossy_tiered_cache().stats().backend_errors, 1);
+    }
+}
+
+/// Attacks of session attack6 on the Redis and tiered paths.
+mod attack6 {
+    use super::*;
+    use std::sync::Barrier;
+    use std::sync::atomic::AtomicBool;
+
+    /// Waits (up to 10 s) for `done`.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited for: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Three processes (cache objects over clients of their own): `holder` computes "k" and
+    /// stays in its body (frozen, as far as the others can tell) past the 5 s a waiter waits;
+    /// `waiter` then computes "k" itself, and `other` invalidates "k" during that computation.
+    /// The waiter's value, begun before the invalidation, is its caller's alone: neither Redis
+    /// nor a local copy keeps it. Before, the timed-out waiter wrote it with a plain `SET`.
+    /// Without the invalidation (`invalidate` false) the waiter's value is stored.
+    fn timed_out_waiter<S>(open: &(impl Fn() -> Cache<String, String, S> + Sync), invalidate: bool)
+    where
+        S: memo::Store<String, String> + Send + Sync + 'static,
+    {
+        let (holder, waiter, other) = (open(), open(), open());
+        let (held, release) = (AtomicBool::new(false), AtomicBool::new(false));
+        let (entered, go) = (Barrier::new(2), Barrier::new(2));
+        std::thread::scope(|s| {
+            let holding = s.spawn(|| {
+                holder.get_or_compute("k", |_| {
+                    held.store(true, Ordering::SeqCst);
+                    until("the test releases the holder", || {
+                        release.load(Ordering::SeqCst)
+                    });
+                    "holder's".to_string()
+                })
+            });
+            until("the holder computes", || held.load(Ordering::SeqCst));
+            let waiting = s.spawn(|| {
+                waiter.get_or_compute("k", |_| {
+                    entered.wait();
+                    go.wait();
+                    "waiter's".to_string()
+                })
+            });
+            // The waiter's wait for the holder (5 s) ended: it computes.
+            entered.wait();
+            if !invalidate {
+                go.wait();
+                assert_eq!(waiting.join().unwrap(), "waiter's");
+                assert_eq!(other.get("k").as_deref(), Some("waiter's"), "stored");
+                release.store(true, Ordering::SeqCst);
+                assert_eq!(holding.join().unwrap(), "holder's");
+                return;
+            }
+            other.invalidate("k");
+            go.wait();
+            assert_eq!(waiting.join().unwrap(), "waiter's", "its caller gets it");
+            assert_eq!(
+                other.get("k"),
+                None,
+                "Redis kept a value computed before the invalidation"
+            );
+            assert_eq!(waiter.get("k"), None, "a local copy kept it");
+            release.store(true, Ordering::SeqCst);
+            assert_eq!(holding.join().unwrap(), "holder's");
+        });
+        if invalidate {
+            // The holder began before the invalidation too: its write was refused.
+            assert_eq!(other.get("k"), None);
+            assert_eq!(holder.get("k"), None);
+        }
+    }
+
+    /// [`timed_out_waiter`] with and without the invalidation, at once (each waits 5 s).
+    fn timed_out_waiter_begun_before<S>(open: impl Fn(&str) -> Cache<String, String, S> + Sync)
+    where
+        S: memo::Store<String, String> + Send + Sync + 'static,
+    {
+        std::thread::scope(|s| {
+            let kept = s.spawn(|| timed_out_waiter(&|| open("kept"), false));
+            timed_out_waiter(&|| open("invalidated"), true);
+            kept.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn a_timed_out_waiters_redis_value_computed_before_an_invalidation_is_not_stored() {
+        init();
+        timed_out_waiter_begun_before(|name| -> memo::RedisCache<String, String> {
+            memo::Cache::builder()
+                .redis_options(patient(&format!("timed-out-waiter-redis-{name}")))
+                .build()
+        });
+    }
+
+    #[test]
+    fn a_timed_out_waiters_tiered_value_computed_before_an_invalidation_is_not_stored() {
+        init();
+        timed_out_waiter_begun_before(|name| -> memo::TieredCache<String, String> {
+            memo::Cache::builder()
+                .maxsize(10)
+                .tiered_options(patient(&format!("timed-out-waiter-tiered-{name}")))
+                .build()
+        });
+    }
+}
+
+mod attack6_idle {
+    use super::*;
+
+    /// The options of a store called `name` on `server`, over a client of its own (a server
+    /// of these tests' own: their renewals are not counted by another test's).
+    fn own(server: &RedisServer, name: &str) -> RedisOptions {
+        let config = RedisConfig::from_url(&server.url())
+            .unwrap()
+            .command_timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2));
+        RedisOptions::new(name).client(RedisClient::new(config).unwrap())
+    }
+
+    /// An entry given a time to live of its own keeps it under `idle` (docs/cache-object.md:
+    /// "except an entry given a time to live of its own (`insert_with_ttl`, `ttl_from`), which
+    /// keeps it"), on Redis as in memory: a hit must not renew it to a full `idle`, or a token
+    /// inserted to expire in 1 s is served for the next ten minutes.
+    fn own_ttl_kept<S: memo::Store<String, String>>(cache: &Cache<String, String, S>) {
+        cache.insert_with_ttl(
+            "token".to_string(),
+            "t".to_string(),
+            Duration::from_millis(600),
+        );
+        assert_eq!(cache.get("token").as_deref(), Some("t"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(cache.get("token").as_deref(), Some("t"));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            cache.get("token"),
+            None,
+            "served past the time to live it was given"
+        );
+    }
+
+    /// Another process's read of a value inserted with a time to live of its own (`elsewhere`,
+    /// a cache over the same names) neither renews it nor keeps a copy past it; a plain insert
+    /// after it is renewed by hits again (its mark went with it).
+    fn own_ttl_kept_elsewhere<S: memo::Store<String, String>>(
+        cache: &Cache<String, String, S>,
+        elsewhere: &Cache<String, String, S>,
+    ) {
+        cache.insert_with_ttl(
+            "other".to_string(),
+            "o".to_string(),
+            Duration::from_millis(600),
+        );
+        assert_eq!(elsewhere.get("other").as_deref(), Some("o"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(elsewhere.get("other").as_deref(), Some("o"));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            elsewhere.get("other"),
+            None,
+            "served elsewhere past its time to live"
+        );
+        assert_eq!(cache.get("other"), None);
+
+        cache.insert_with_ttl(
+            "plain".to_string(),
+            "1".to_string(),
+            Duration::from_secs(60),
+        );
+        cache.insert("plain".to_string(), "2".to_string());
+        // The `idle` of 1 s, renewed by a read every 300 ms (of Redis: no copy is kept here).
+        for _ in 0..8 {
+            assert_eq!(elsewhere.store().peek(&"plain").as_deref(), Some("2"));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Under `idle` a tiered copy has no time to live to end it: a message missed (the
+    /// subscription reconnecting) would leave it served for as long as it is read. Its
+    /// renewals (one each sixteenth of `idle`) read the shared value: one that finds it gone
+    /// or replaced drops the copy, so the next read takes Redis's. Before, the copy of a value
+    /// deleted (or replaced) without a message was served on forever.
+    #[test]
+    fn an_idle_tiered_copy_goes_when_its_renewal_finds_the_value_gone_or_replaced() {
+        let server = RedisServer::start();
+        let cache: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .idle(Duration::from_millis(1600))
+            .tiered_options(own(&server, "idle-copy-missed").codec(memo::Codec::Json))
+            .build();
+        let raw = RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let name_of = |key: &str| {
+            let names = redis_cli(server.port(), &["--scan", "--pattern", "memo:*"]);
+            names
+                .lines()
+                .find(|name| name.ends_with(&format!("{{{key}}}")))
+                .unwrap_or_else(|| panic!("no value of {key} in {names}"))
+                .to_string()
+        };
+        // Read until the copy gives way to `expected` (up to 3 s: a renewal comes each 100 ms).
+        let served_after = |key: &str, expected: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                let value = cache.get_or_compute(key, |_| "recomputed".to_string());
+                if value == expected {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{key}: the copy {value:?} is still served in place of {expected:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        assert_eq!(cache.get_or_compute("gone", |_| "old".to_string()), "old");
+        // Deleted without a message (as if the invalidation's message were missed).
+        assert!(raw.del(name_of("gone").as_bytes()).unwrap());
+        served_after("gone", "recomputed");
+        assert_eq!(
+            cache.get_or_compute("replaced", |_| "old".to_string()),
+            "old"
+        );
+        raw.set_px(name_of("replaced").as_bytes(), br#""new""#, 60_000)
+            .unwrap();
+        served_after("replaced", "new");
+    }
+
+    #[test]
+    fn an_entry_with_its_own_ttl_is_not_renewed_by_a_redis_hit_in_another_process() {
+        let server = RedisServer::start();
+        let open = || -> memo::RedisCache<String, String> {
+            memo::Cache::builder()
+                .idle(Duration::from_secs(1))
+                .redis_options(own(&server, "own-ttl-idle-redis-elsewhere"))
+                .build()
+        };
+        own_ttl_kept_elsewhere(&open(), &open());
+        let open = || -> memo::TieredCache<String, String> {
+            memo::Cache::builder()
+                .maxsize(10)
+                .idle(Duration::from_secs(1))
+                .tiered_options(own(&server, "own-ttl-idle-tiered-elsewhere"))
+                .build()
+        };
+        own_ttl_kept_elsewhere(&open(), &open());
+    }
+
+    #[test]
+    fn an_entry_with_its_own_ttl_is_not_renewed_by_a_redis_hit_under_idle() {
+        let server = RedisServer::start();
+        let cache: memo::RedisCache<String, String> = memo::Cache::builder()
+            .idle(Duration::from_secs(600))
+            .redis_options(own(&server, "own-ttl-idle-redis"))
+            .build();
+        own_ttl_kept(&cache);
+        let cache: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .idle(Duration::from_secs(600))
+            .tiered_options(own(&server, "own-ttl-idle-tiered"))
+            .build();
+        own_ttl_kept(&cache);
     }
 }

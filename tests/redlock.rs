@@ -210,3 +210,121 @@ fn without_the_servers_the_lock_falls_back_to_the_stores_server() {
         assert!(stderr.contains("MEMO_REDLOCK_URLS is not set"), "{stderr}");
     }
 }
+
+/// Attacks of session attack6 on the Redlock paths.
+mod attack6 {
+    use super::*;
+    use memo::redis::{RedisClient, RedisConfig, RedlockConfig};
+    use memo::{Cache, RedisOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Waits (up to 10 s) for `done`.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited for: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The options of a store called `name` on `store`, locked with Redlock over `locks`, on
+    /// clients and a Redlock of their own (a process of its own), patient (2 s a call).
+    fn options(store: &RedisServer, locks: &[RedisServer], name: &str) -> RedisOptions {
+        let patient = |config: RedisConfig| {
+            config
+                .command_timeout(Duration::from_secs(2))
+                .connect_timeout(Duration::from_secs(2))
+        };
+        let client = RedisClient::new(patient(RedisConfig::from_url(&store.url()).unwrap()));
+        let redlock = RedlockConfig::from_urls(locks.iter().map(RedisServer::url))
+            .unwrap()
+            .map_servers(patient);
+        RedisOptions::new(name)
+            .client(client.unwrap())
+            .redlock_with(redlock)
+    }
+
+    /// `tests/redis.rs`'s `timed_out_waiter` under Redlock: a holder stays in its body past a
+    /// waiter's 5 s wait; the waiter computes, and an invalidation lands during its
+    /// computation (`invalidate`): its value, begun before, is not stored, neither in Redis
+    /// nor as a local copy. Before, the waiter wrote it with a plain `SET`. Without the
+    /// invalidation, it is stored.
+    fn timed_out_waiter<S>(open: &(impl Fn() -> Cache<String, String, S> + Sync), invalidate: bool)
+    where
+        S: memo::Store<String, String> + Send + Sync + 'static,
+    {
+        let (holder, waiter, other) = (open(), open(), open());
+        let (held, release) = (AtomicBool::new(false), AtomicBool::new(false));
+        let (entered, go) = (Barrier::new(2), Barrier::new(2));
+        std::thread::scope(|s| {
+            let holding = s.spawn(|| {
+                holder.get_or_compute("k", |_| {
+                    held.store(true, Ordering::SeqCst);
+                    until("the test releases the holder", || {
+                        release.load(Ordering::SeqCst)
+                    });
+                    "holder's".to_string()
+                })
+            });
+            until("the holder computes", || held.load(Ordering::SeqCst));
+            let waiting = s.spawn(|| {
+                waiter.get_or_compute("k", |_| {
+                    entered.wait();
+                    go.wait();
+                    "waiter's".to_string()
+                })
+            });
+            entered.wait();
+            if invalidate {
+                other.invalidate("k");
+            }
+            go.wait();
+            assert_eq!(waiting.join().unwrap(), "waiter's", "its caller gets it");
+            let expected = (!invalidate).then(|| "waiter's".to_string());
+            assert_eq!(
+                other.get("k"),
+                expected,
+                "in Redis (invalidated: {invalidate})"
+            );
+            assert_eq!(
+                waiter.get("k"),
+                expected,
+                "here (invalidated: {invalidate})"
+            );
+            release.store(true, Ordering::SeqCst);
+            assert_eq!(holding.join().unwrap(), "holder's");
+        });
+        if invalidate {
+            assert_eq!(other.get("k"), None, "the holder's write is refused too");
+        }
+    }
+
+    #[test]
+    fn a_timed_out_redlock_waiters_value_computed_before_an_invalidation_is_not_stored() {
+        let servers = Servers::start();
+        let (store, locks) = (&servers.store, &servers.locks[..3]);
+        std::thread::scope(|s| {
+            for (name, invalidate) in [("redis-kept", false), ("redis-invalidated", true)] {
+                s.spawn(move || {
+                    let open = || -> memo::RedisCache<String, String> {
+                        Cache::builder()
+                            .redis_options(options(store, locks, name))
+                            .build()
+                    };
+                    timed_out_waiter(&open, invalidate);
+                });
+            }
+            for (name, invalidate) in [("tiered-kept", false), ("tiered-invalidated", true)] {
+                s.spawn(move || {
+                    let open = || -> memo::TieredCache<String, String> {
+                        Cache::builder()
+                            .maxsize(10)
+                            .tiered_options(options(store, locks, name))
+                            .build()
+                    };
+                    timed_out_waiter(&open, invalidate);
+                });
+            }
+        });
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use clap::Subcommand;
 use memo_runtime::redis::DEFAULT_URL;
-use memo_runtime::store::redis_names::{self, LOCK_SUFFIX, ValueName};
+use memo_runtime::store::redis_names::{self, LOCK_SUFFIX, OWN_TTL_SUFFIX, ValueName};
 use redis::{Connection, cmd};
 
 use crate::hex;
@@ -45,7 +45,8 @@ impl Namespace {
     }
 }
 
-/// A value's name and key text; locks are kept beside them, for `clear`.
+/// A value's name and key text; locks (and `idle`'s marks of values with a time to live of
+/// their own) are kept beside them, for `clear`.
 struct Found {
     values: BTreeMap<Namespace, Vec<(Vec<u8>, String)>>,
     locks: BTreeMap<Namespace, Vec<Vec<u8>>>,
@@ -156,8 +157,9 @@ fn scan(conn: &mut Connection, prefix: &str) -> redis::RedisResult<Found> {
                     .entry(Namespace::of(&value))
                     .or_default()
                     .push((name, key));
-            } else if let Some(value) = text
-                .strip_suffix(LOCK_SUFFIX)
+            } else if let Some(value) = [LOCK_SUFFIX, OWN_TTL_SUFFIX]
+                .iter()
+                .find_map(|suffix| text.strip_suffix(suffix))
                 .and_then(|value| redis_names::parse(prefix, value))
             {
                 found

@@ -997,10 +997,12 @@ mod trust {
         assert_eq!(runs_of(server.port(), "eval") - claims, 10);
     }
 
-    /// With `idle`, a hit is one `GETEX` that renews the key's time to live as it reads it (no
-    /// second command), counted with `MONITOR`; the key lives a full period from the hit.
+    /// With `idle`, a hit is one script that renews the key's time to live as it reads it (no
+    /// second command: the script's own `GET` and `PEXPIRE` run inside it, unless the value has
+    /// a time to live of its own), counted with `MONITOR`; the key lives a full period from the
+    /// hit.
     #[test]
-    fn an_idle_hit_is_one_getex() {
+    fn an_idle_hit_is_one_round_trip() {
         let server = RedisServer::start();
         let client = stubborn(&server.url());
         let idle = Config::new().idle(Duration::from_secs(600));
@@ -1019,7 +1021,7 @@ mod trust {
         assert_eq!(cache.get_or_compute(&1, compute), "value 1");
         assert_eq!(
             monitor.sent_since(mark),
-            ["getex"],
+            ["eval"],
             "one round trip, one command"
         );
         let pttl: i64 = command(server.port(), &format!("PTTL {name}"))
@@ -1344,6 +1346,114 @@ mod trust {
         let renewing = plain.get_renewing_hashed(plain.hash_of(&&1), &&1);
         assert_eq!(renewing, Some((10, false)));
         assert_eq!(monitor.sent_since(mark), ["get"]);
+    }
+
+    /// A miss whose claim failed with an error reply (`BUSY`: a script holds the server) and
+    /// whose write, after its computation, goes through: an invalidation in another process
+    /// during that computation must not be undone by the value, computed before it. Before, it
+    /// was written unfenced (a plain `SET`).
+    #[test]
+    fn a_miss_whose_claim_failed_stores_nothing_over_a_later_invalidation() {
+        let server = RedisServer::start();
+        let port = server.port();
+        assert!(command(port, "CONFIG SET busy-reply-threshold 20").starts_with("+OK"));
+        let client = stubborn(&server.url());
+        let here =
+            Cache::with_store(options("claim-failed", &client).open::<u64, String>(&config()));
+        let direct = stubborn(&server.url());
+        let there = options("claim-failed", &direct).open::<u64, String>(&config());
+        assert!(client.get(b"warm").unwrap().is_none(), "connected");
+        assert!(direct.get(b"warm").unwrap().is_none(), "connected");
+        // A script that keeps the server busy: other commands are answered `BUSY` at once.
+        let busy = std::thread::spawn(move || command(port, "EVAL \"while true do end\" 0"));
+        std::thread::sleep(Duration::from_millis(200));
+        let value = here.get_or_compute(&1, |_| {
+            assert!(command(port, "SCRIPT KILL").starts_with("+OK"), "killed");
+            assert!(!there.remove(&&1), "invalidated in another process");
+            "old".to_string()
+        });
+        let _ = busy.join();
+        assert_eq!(value, "old", "its caller gets it");
+        assert_eq!(
+            there.get(&&1),
+            None,
+            "a value computed before the invalidation was stored after it"
+        );
+    }
+
+    /// [`a_miss_whose_claim_failed_stores_nothing_over_a_later_invalidation`] on tiered stores:
+    /// nor does the process keep a copy of the value (the invalidation's message came during
+    /// its computation, before its write).
+    #[test]
+    fn a_tiered_miss_whose_claim_failed_keeps_no_copy_over_a_later_invalidation() {
+        let server = RedisServer::start();
+        let port = server.port();
+        assert!(command(port, "CONFIG SET busy-reply-threshold 20").starts_with("+OK"));
+        let client = stubborn(&server.url());
+        let here = Cache::with_store(
+            options("claim-failed-tiered", &client).open_tiered::<u64, String>(&config()),
+        );
+        let direct = stubborn(&server.url());
+        let there: TieredStore<u64, String> =
+            options("claim-failed-tiered", &direct).open_tiered(&config());
+        assert!(client.get(b"warm").unwrap().is_none(), "connected");
+        assert!(direct.get(b"warm").unwrap().is_none(), "connected");
+        // Subscribed (a message sent before would be missed): `there`'s removal of a key `here`
+        // holds reaches it.
+        here.insert(2, "two".to_string());
+        assert!(there.remove(&&2));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while here.store().held() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the removal's message never came"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let busy = std::thread::spawn(move || command(port, "EVAL \"while true do end\" 0"));
+        std::thread::sleep(Duration::from_millis(200));
+        let value = here.get_or_compute(&1, |_| {
+            assert!(command(port, "SCRIPT KILL").starts_with("+OK"), "killed");
+            assert!(!there.remove(&&1), "invalidated in another process");
+            // Its message arrives before the computation ends.
+            std::thread::sleep(Duration::from_millis(200));
+            "old".to_string()
+        });
+        let _ = busy.join();
+        assert_eq!(value, "old", "its caller gets it");
+        assert_eq!(there.get(&&1), None, "stored in Redis");
+        assert_eq!(here.get(&1), None, "kept as a copy here");
+    }
+
+    /// A background refresh whose claim of the key's lock failed (its `SET NX` timed out on a
+    /// slow server) must not compute and write unfenced: an invalidation in another process
+    /// during its computation would be undone by its plain write of a value computed before.
+    /// Before, it refreshed anyway (`Fence::None`), with a fresh budget for its write.
+    #[test]
+    fn a_refresh_whose_claim_failed_stores_nothing_over_a_later_invalidation() {
+        let server = RedisServer::start();
+        let proxy = SlowProxy::start(server.port(), Duration::ZERO);
+        let slow = stubborn(&proxy.url());
+        let config = config().stale(Duration::from_secs(60));
+        let here = options("refresh-unclaimed", &slow).open::<u64, u64>(&config);
+        let direct = stubborn(&server.url());
+        let there = options("refresh-unclaimed", &direct).open::<u64, u64>(&config);
+        here.insert(1, 10);
+        proxy.set_delay(Duration::from_millis(150));
+        let lease = block_on(here.claim_refresh_async(&1));
+        proxy.set_delay(Duration::ZERO);
+        // The claim's `SET NX` reaches Redis late, and its armed release follows it.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(there.remove(&&1), "invalidated in another process");
+        if let Some(lease) = lease {
+            let cost = Duration::from_millis(5);
+            block_on(here.insert_claimed_async(here.hash_of(&&1), 1, 11, cost, lease));
+        }
+        assert_eq!(
+            there.get(&&1),
+            None,
+            "a refresh begun before the invalidation stored its value after it"
+        );
     }
 }
 

@@ -42,12 +42,27 @@ const SET_NOTIFY: &str = "if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV
 
 /// A claim in one round trip: the value if there is one, else the lock if it is free (or
 /// already ours: a Redlock's fence on a store that is also one of its servers).
-/// Replies `{1, value}`, `{2}` (locked: ours now) or `{0}` (held by another caller).
+/// Replies `{1, value}`, `{2}` (locked: ours now) or `{0, token}` (held by another caller, whose
+/// token a waiter that times out fences its own write with).
 const READ_OR_LOCK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
      if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end \
-     if redis.call('get', KEYS[2]) == ARGV[1] then \
+     local t = redis.call('get', KEYS[2]) if t == ARGV[1] then \
      redis.call('pexpire', KEYS[2], ARGV[2]) return {2} end \
-     return {0}";
+     return {0, t}";
+
+/// The value if there is one, else the token its lock name holds: `{1, value}`, `{0, token}`
+/// or `{0}` (no lock). What a Redlock waiter polls the store's server with.
+const READ_OR_PEEK: &str = "local v = redis.call('get', KEYS[1]) if v then return {1, v} end \
+     local t = redis.call('get', KEYS[2]) if t then return {0, t} end return {0}";
+
+/// A write fenced by another caller's lock (a waiter's that timed out): stores the value
+/// (`ARGV[2]`: its time to live in ms, 0 for none) and publishes `ARGV[5]` on `ARGV[4]` if given,
+/// only while the lock `KEYS[2]` still holds the token `ARGV[3]` seen before the value's
+/// computation began; replies 1 if it did, else 0. The lock is left to its holder.
+const SET_IF_HELD: &str = "if redis.call('get', KEYS[2]) ~= ARGV[3] then return 0 end \
+     if ARGV[2] == '0' then redis.call('set', KEYS[1], ARGV[1]) \
+     else redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+     if ARGV[4] then redis.call('publish', ARGV[4], ARGV[5]) end return 1";
 
 /// A value to write: `SET key bytes [PX ttl_ms]`, then `announce` published.
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +74,76 @@ pub(crate) struct Write<'a> {
     /// The key's lock name, deleted with the write (a plain insert's): a computation of the key
     /// begun before, in any process, then stores nothing over the new value.
     pub(crate) outdates: Option<&'a [u8]>,
+    /// A store with time to idle's mark of a value with a time to live of its own.
+    pub(crate) own: Option<Own<'a>>,
 }
+
+/// In a store with time to idle (whose hits renew a value's time to live), the name beside a
+/// value that says it has a time to live of its own (`insert_with_ttl`, `ttl_from`), which a hit
+/// must not renew: set with the value's `PX` by such a write, deleted by any other, in the
+/// write's script (and only if the write went through). Values stay plain bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Own<'a> {
+    /// `<value name>:ttl`, in the value's hash tag.
+    pub(crate) key: &'a [u8],
+    /// The value's own time to live in ms; `None` for a value timed by the store (the mark goes).
+    pub(crate) ttl_ms: Option<u64>,
+}
+
+impl Own<'_> {
+    /// The mark's last argument: its `PX`, or empty to delete it.
+    fn arg(&self) -> Vec<u8> {
+        self.ttl_ms
+            .map_or_else(Vec::new, |ttl| ttl.max(1).to_string().into_bytes())
+    }
+}
+
+/// `body`, a write's script replying 1 when it wrote, with a store with time to idle's mark
+/// ([`Own`]) set or deleted after it when it wrote: the mark's name is the last key, its `PX`
+/// (empty: delete) the last argument, which `body` does not see.
+fn marked(body: &str) -> String {
+    format!(
+        "local K, A = {{}}, {{}} for i = 1, #KEYS - 1 do K[i] = KEYS[i] end \
+         for i = 1, #ARGV - 1 do A[i] = ARGV[i] end local m, f = KEYS[#KEYS], ARGV[#ARGV] \
+         local r = (function() {} end)() \
+         if r == 1 then if f == '' then redis.call('del', m) \
+         else redis.call('set', m, '1', 'PX', f) end end return r",
+        body.replace("KEYS", "K").replace("ARGV", "A")
+    )
+}
+
+/// [`SET_NOTIFY`], [`SET_UNLOCK_NOTIFY`] and [`SET_IF_HELD`] with the mark ([`marked`]).
+static MARKED_SET_NOTIFY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| marked(SET_NOTIFY));
+static MARKED_SET_UNLOCK_NOTIFY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| marked(SET_UNLOCK_NOTIFY));
+static MARKED_SET_IF_HELD: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| marked(SET_IF_HELD));
+
+/// `script`, or `with_mark` with `own`'s name and argument added last.
+fn with_own(
+    script: &'static str,
+    with_mark: &'static std::sync::LazyLock<String>,
+    own: Option<Own<'_>>,
+    keys: &mut Vec<Vec<u8>>,
+    args: &mut Vec<Vec<u8>>,
+) -> &'static str {
+    match own {
+        None => script,
+        Some(own) => {
+            keys.push(own.key.to_vec());
+            args.push(own.arg());
+            with_mark
+        }
+    }
+}
+
+/// A read of a store with time to idle: the value, its time to live renewed unless its mark
+/// ([`Own`]) says it has its own, whose `PTTL` is then replied beside it: `{1, value}`,
+/// `{1, value, pttl}` or `{0}`.
+const RENEW: &str = "local v = redis.call('get', KEYS[1]) if not v then return {0} end \
+     if redis.call('exists', KEYS[2]) == 1 then return {1, v, redis.call('pttl', KEYS[1])} end \
+     redis.call('pexpire', KEYS[1], ARGV[1]) return {1, v}";
 
 /// A value to store as its lock is released ([`RedisClient::set_and_unlock`]).
 pub(crate) struct Stored<'a> {
@@ -73,6 +157,8 @@ pub(crate) struct Stored<'a> {
     /// A message to publish once the value is stored, and its channel (a tiered store's
     /// announcement of the new value).
     pub(crate) announce: Option<Announce<'a>>,
+    /// A store with time to idle's mark of a value with a time to live of its own.
+    pub(crate) own: Option<Own<'a>>,
 }
 
 /// A message published beside a write: on `channel`, `head` then the encoded key.
@@ -114,8 +200,17 @@ pub(crate) enum ReadOrLock {
     Value(Vec<u8>),
     /// No value, and the lock is now ours.
     Locked,
-    /// No value, and another caller holds the lock.
-    Held,
+    /// No value, and another caller holds the lock: its token.
+    Held(Vec<u8>),
+}
+
+/// What [`RedisClient::read_or_peek`] found.
+#[derive(Debug)]
+pub(crate) enum Peeked {
+    /// The value.
+    Value(Vec<u8>),
+    /// No value; the token the lock holds, if any.
+    Absent(Option<Vec<u8>>),
 }
 
 /// A holder's last step in one round trip, only while the lock still holds our token: stores the
@@ -436,6 +531,16 @@ impl RedisClient {
             .await
     }
 
+    /// The value of `value_key`, else the token `lock_key` holds (if any), in one round trip.
+    pub(crate) async fn read_or_peek(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+    ) -> Result<Peeked, Error> {
+        let keys = [value_key.to_vec(), lock_key.to_vec()];
+        self.call(move |conn| ops::read_or_peek(conn, keys)).await
+    }
+
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.
     pub fn unlock(&self, lock_key: &[u8], token: &[u8]) -> Result<bool, Error> {
         wait(self.script(UNLOCK, lock_key, [token]))
@@ -465,19 +570,54 @@ impl RedisClient {
     /// process killed in between cannot leave other processes' copies of the old value; a
     /// write with a lock held goes through [`set_and_unlock`](Self::set_and_unlock) instead).
     pub(crate) async fn write(&self, write: Write<'_>) -> Result<(), Error> {
-        if write.announce.is_none() && write.outdates.is_none() {
+        if write.announce.is_none() && write.outdates.is_none() && write.own.is_none() {
             return self.store(write.key, write.bytes, write.ttl_ms).await;
         }
         let keys = [Some(write.key), write.outdates].into_iter().flatten();
-        let keys = keys.map(<[u8]>::to_vec).collect();
+        let mut keys = keys.map(<[u8]>::to_vec).collect();
         let ttl = write.ttl_ms.map_or(0, |ttl| ttl.max(1)).to_string();
         let mut args = vec![write.bytes.to_vec(), ttl.into_bytes()];
         if let Some(announce) = write.announce {
             args.extend([announce.channel.to_vec(), announce.message()]);
         }
-        self.call(move |conn| ops::scripted(conn, SET_NOTIFY, keys, args))
+        let script = with_own(
+            SET_NOTIFY,
+            &MARKED_SET_NOTIFY,
+            write.own,
+            &mut keys,
+            &mut args,
+        );
+        self.call(move |conn| ops::scripted(conn, script, keys, args))
             .await
             .map(|_| ())
+    }
+
+    /// The `SET` of `write` (and its announcement), only while `lock_key` still holds
+    /// `token`, another caller's (a script): whether it did. What a caller that waited for that
+    /// caller's value in vain writes its own with: an invalidation, an insert or a forced
+    /// refresh since it looked deletes or replaces the token, and the value, computed before
+    /// them, is then not stored; so does the holder's release (its value is there).
+    pub(crate) async fn write_if_held(
+        &self,
+        write: Write<'_>,
+        lock_key: &[u8],
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        let mut keys = vec![write.key.to_vec(), lock_key.to_vec()];
+        let ttl = write.ttl_ms.map_or(0, |ttl| ttl.max(1)).to_string();
+        let mut args = vec![write.bytes.to_vec(), ttl.into_bytes(), token.to_vec()];
+        if let Some(announce) = write.announce {
+            args.extend([announce.channel.to_vec(), announce.message()]);
+        }
+        let script = with_own(
+            SET_IF_HELD,
+            &MARKED_SET_IF_HELD,
+            write.own,
+            &mut keys,
+            &mut args,
+        );
+        self.call(move |conn| ops::scripted(conn, script, keys, args))
+            .await
     }
 
     /// `script` over `key` with `args`, replying 1 or 0: whether it did its work.
@@ -498,8 +638,29 @@ impl RedisClient {
     /// cluster both keys need one hash tag), only while the lock holds our token: whether it did
     /// (`false`: the lock was lost, and nothing was stored). A `ttl_ms` of 0 counts as 1.
     pub(crate) async fn set_and_unlock(&self, stored: Stored<'_>) -> Result<bool, Error> {
-        let (keys, args) = stored.into_parts();
-        self.call(move |conn| ops::scripted(conn, SET_UNLOCK_NOTIFY, keys, args))
+        let own = stored.own;
+        let (mut keys, mut args) = stored.into_parts();
+        let script = with_own(
+            SET_UNLOCK_NOTIFY,
+            &MARKED_SET_UNLOCK_NOTIFY,
+            own,
+            &mut keys,
+            &mut args,
+        );
+        self.call(move |conn| ops::scripted(conn, script, keys, args))
+            .await
+    }
+
+    /// A read of a store with time to idle ([`RENEW`]): the value, its time to live renewed to
+    /// `renew_ms` unless the mark `own` says it has its own, whose `PTTL` then comes beside it.
+    pub(crate) async fn get_idle(
+        &self,
+        key: &[u8],
+        own: &[u8],
+        renew_ms: u64,
+    ) -> Result<Option<(Vec<u8>, Option<i64>)>, Error> {
+        let keys = [key.to_vec(), own.to_vec()];
+        self.call(move |conn| ops::get_idle(conn, keys, renew_ms))
             .await
     }
 
@@ -835,7 +996,7 @@ fn install_crypto_provider() {
 
 /// The commands, as futures over an owned connection.
 mod ops {
-    use super::{Conn, Error, READ_OR_LOCK, ReadOrLock, Value, cmd};
+    use super::{Conn, Error, Peeked, READ_OR_LOCK, READ_OR_PEEK, RENEW, ReadOrLock, Value, cmd};
     use ::redis::aio::ConnectionLike;
 
     pub(super) async fn get(
@@ -915,7 +1076,55 @@ mod ops {
             Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
                 Ok([Value::Int(1), Value::BulkString(value)]) => Ok(ReadOrLock::Value(value)),
                 Err(reply) if matches!(reply[..], [Value::Int(2)]) => Ok(ReadOrLock::Locked),
-                Err(reply) if matches!(reply[..], [Value::Int(0)]) => Ok(ReadOrLock::Held),
+                Ok([Value::Int(0), Value::BulkString(token)]) => Ok(ReadOrLock::Held(token)),
+                _ => Err(unexpected()),
+            },
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(super) async fn get_idle(
+        mut conn: Conn,
+        [key, own]: [Vec<u8>; 2],
+        renew_ms: u64,
+    ) -> Result<Option<(Vec<u8>, Option<i64>)>, Error> {
+        let reply: Value = cmd("EVAL")
+            .arg(RENEW)
+            .arg(2)
+            .arg(key)
+            .arg(own)
+            .arg(renew_ms.max(1))
+            .query_async(&mut conn)
+            .await?;
+        let Value::Array(reply) = reply else {
+            return Err(unexpected());
+        };
+        match &reply[..] {
+            [Value::Int(0)] => Ok(None),
+            [Value::Int(1), Value::BulkString(value)] => Ok(Some((value.clone(), None))),
+            [Value::Int(1), Value::BulkString(value), Value::Int(pttl)] => {
+                Ok(Some((value.clone(), Some(*pttl))))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub(super) async fn read_or_peek(
+        mut conn: Conn,
+        [value_key, lock_key]: [Vec<u8>; 2],
+    ) -> Result<Peeked, Error> {
+        let reply: Value = cmd("EVAL")
+            .arg(READ_OR_PEEK)
+            .arg(2)
+            .arg(value_key)
+            .arg(lock_key)
+            .query_async(&mut conn)
+            .await?;
+        match reply {
+            Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
+                Ok([Value::Int(1), Value::BulkString(value)]) => Ok(Peeked::Value(value)),
+                Ok([Value::Int(0), Value::BulkString(token)]) => Ok(Peeked::Absent(Some(token))),
+                Err(reply) if matches!(reply[..], [Value::Int(0)]) => Ok(Peeked::Absent(None)),
                 _ => Err(unexpected()),
             },
             _ => Err(unexpected()),

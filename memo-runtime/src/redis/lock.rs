@@ -177,11 +177,23 @@ impl Locks {
     /// Dropping the future at any await point leaves no lock behind: the release is armed before
     /// the request that takes the lock is sent.
     pub async fn claim_async(&self, value_key: &[u8], lock_key: &[u8]) -> Claimed {
+        self.claim_watching(value_key, lock_key).await.0
+    }
+
+    /// [`claim_async`](Self::claim_async), with, beside [`Claimed::TimedOut`], the token of
+    /// the holder the caller waited for, as its last round saw it: the fence of the caller's
+    /// own write (see [`RedisClient::write_if_held`]).
+    pub(crate) async fn claim_watching(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+    ) -> (Claimed, Option<Vec<u8>>) {
         self.listen();
         let token = new_token();
         let deadline = Instant::now() + self.config.wait;
         let mut poll = self.config.poll_min;
         let mut held = false;
+        let mut holder = None;
         loop {
             // Read before the round, so that a release announced during it still wakes us.
             let seen = self.notices.generation();
@@ -195,13 +207,13 @@ impl Locks {
             } else {
                 round.await
             };
-            if let Some(claimed) = self.answer(armed, found) {
-                return claimed;
+            if let Some(claimed) = self.answer(armed, found, &mut holder) {
+                return (claimed, None);
             }
             held = true;
             let now = Instant::now();
             if now >= deadline {
-                return Claimed::TimedOut;
+                return (Claimed::TimedOut, holder);
             }
             let released = Arc::clone(&self.notices).after(seen);
             self.client
@@ -228,17 +240,23 @@ impl Locks {
     }
 
     /// What one round of the claim found: the value, the lock (the armed release becomes its
-    /// guard, renewed from now on), or `None`: wait for the holder. Only a request that surely
-    /// never reached Redis disarms the release.
-    fn answer(&self, mut armed: SingleGuard, found: Result<ReadOrLock, Error>) -> Option<Claimed> {
+    /// guard, renewed from now on), or `None`: wait for the holder, whose token goes in `seen`.
+    /// Only a request that surely never reached Redis disarms the release.
+    fn answer(
+        &self,
+        mut armed: SingleGuard,
+        found: Result<ReadOrLock, Error>,
+        seen: &mut Option<Vec<u8>>,
+    ) -> Option<Claimed> {
         match found {
             Ok(ReadOrLock::Locked) => Some(Claimed::Compute(self.held(armed))),
             Ok(ReadOrLock::Value(value)) => {
                 armed.released = true;
                 Some(Claimed::Value(value))
             }
-            Ok(ReadOrLock::Held) => {
+            Ok(ReadOrLock::Held(holder)) => {
                 armed.released = true;
+                *seen = Some(holder);
                 None
             }
             Err(err) => {
@@ -406,6 +424,7 @@ impl LockGuard {
                                 token,
                                 channel,
                                 announce: write.announce,
+                                own: write.own,
                             })
                             .await;
                         if stored.is_ok() {
@@ -476,6 +495,7 @@ impl SingleGuard {
             token: &self.token,
             channel: &self.channel,
             announce: write.announce,
+            own: write.own,
         }
     }
 

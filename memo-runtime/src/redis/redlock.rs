@@ -37,7 +37,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 use super::budget::{self, Budget};
-use super::client::{ReadOrLock, RedisClient, Subscription};
+use super::client::{Peeked, ReadOrLock, RedisClient, Subscription};
 use super::config::RedisConfig;
 use super::error::Error;
 use super::lock::{Claimed, LockConfig, LockGuard, jitter, new_token, unsent};
@@ -264,19 +264,22 @@ impl Redlock {
         value_key: &[u8],
         lock_key: &[u8],
     ) -> impl Future<Output = Claimed> + Send + 'static {
-        self.claim_within(value_key, lock_key, None)
+        let claim = self.claim_within(value_key, lock_key, None);
+        async move { claim.await.0 }
     }
 
     /// [`claim_async`](Self::claim_async) for a memoized call: its commands to the store's
     /// server (the reads of the value, the read-or-lock after the round) are charged to the
     /// call's `budget`, as its other commands are; the polls of a wait only when they time out.
-    /// The rounds on the lock servers keep their own bounds.
+    /// The rounds on the lock servers keep their own bounds. Beside [`Claimed::TimedOut`], the
+    /// token the key's lock name on the store's server held at the wait's last look (see
+    /// [`Locks::claim_watching`](super::Locks::claim_watching)).
     pub(crate) fn claim_within(
         &self,
         value_key: &[u8],
         lock_key: &[u8],
         budget: Option<Budget>,
-    ) -> impl Future<Output = Claimed> + Send + 'static {
+    ) -> impl Future<Output = (Claimed, Option<Vec<u8>>)> + Send + 'static {
         let claim = claim(
             Arc::clone(&self.shared),
             value_key.to_vec(),
@@ -349,12 +352,13 @@ impl Shared {
     }
 }
 
-/// [`Shared::run`]'s result as a claim: past the bound, the caller stops waiting.
-fn settle(result: Result<Claimed, Error>) -> Claimed {
+/// [`Shared::run`]'s result as a claim: past the bound, the caller stops waiting (having seen
+/// no token it could fence its write with).
+fn settle(result: Result<(Claimed, Option<Vec<u8>>), Error>) -> (Claimed, Option<Vec<u8>>) {
     match result {
         Ok(claimed) => claimed,
-        Err(Error::Timeout) => Claimed::TimedOut,
-        Err(err) => Claimed::Unavailable(err),
+        Err(Error::Timeout) => (Claimed::TimedOut, None),
+        Err(err) => (Claimed::Unavailable(err), None),
     }
 }
 
@@ -373,23 +377,26 @@ async fn polled<F: Future>(budget: Option<&Budget>, poll: F) -> F::Output {
 }
 
 /// The waiter's loop of [`Locks::claim`](super::Locks::claim), with a round over every server
-/// in place of one `SET NX`.
+/// in place of one `SET NX`. Its polls read the key's lock name on the store's server beside
+/// the value: the token there (the holder's fence) at the last poll is, past the wait, the
+/// fence of the caller's own write.
 async fn claim(
     shared: Arc<Shared>,
     value_key: Vec<u8>,
     lock_key: Vec<u8>,
     budget: Option<Budget>,
-) -> Claimed {
+) -> (Claimed, Option<Vec<u8>>) {
     let budget = budget.as_ref();
     match charged(budget, shared.store.get_async(&value_key)).await {
-        Ok(Some(value)) => return Claimed::Value(value),
+        Ok(Some(value)) => return (Claimed::Value(value), None),
         Ok(None) => {}
-        Err(err) => return Claimed::Unavailable(err),
+        Err(err) => return (Claimed::Unavailable(err), None),
     }
     let token = new_token();
     let lock = &shared.config.lock;
     let deadline = Instant::now() + lock.wait;
     let mut poll = lock.poll_min;
+    let mut seen = None;
     loop {
         // Registered before the round, so a release during it still wakes us.
         let released = shared.released.notified();
@@ -407,20 +414,20 @@ async fn claim(
                 let keys = (&value_key[..], &lock_key[..]);
                 return acquired(&shared, keys, guard, budget, deadline).await;
             }
-            Err(Refused::Unavailable(err)) => return Claimed::Unavailable(err),
+            Err(Refused::Unavailable(err)) => return (Claimed::Unavailable(err), None),
             Err(Refused::Held { .. } | Refused::Expired { .. }) => {}
         }
         let now = Instant::now();
         if now >= deadline {
-            return Claimed::TimedOut;
+            return (Claimed::TimedOut, seen);
         }
         // The random back-off, cut short by a release announced on any server.
         let _ = tokio::time::timeout(jitter(poll).min(deadline - now), released).await;
         poll = (poll * 2).min(lock.poll_max);
-        match polled(budget, shared.store.get_async(&value_key)).await {
-            Ok(Some(value)) => return Claimed::Value(value),
-            Ok(None) => {}
-            Err(err) => return Claimed::Unavailable(err),
+        match polled(budget, shared.store.read_or_peek(&value_key, &lock_key)).await {
+            Ok(Peeked::Value(value)) => return (Claimed::Value(value), None),
+            Ok(Peeked::Absent(holder)) => seen = holder,
+            Err(err) => return (Claimed::Unavailable(err), None),
         }
     }
 }
@@ -445,7 +452,7 @@ async fn acquired(
     guard: LockGuard,
     budget: Option<&Budget>,
     deadline: Instant,
-) -> Claimed {
+) -> (Claimed, Option<Vec<u8>>) {
     let lock = &shared.config.lock;
     let lease_ms = millis(lock.lease);
     let mut poll = lock.poll_min;
@@ -460,24 +467,24 @@ async fn acquired(
         } else {
             charged(budget, round).await
         };
-        match read {
+        let seen = match read {
             Ok(ReadOrLock::Value(value)) => {
                 let _ = guard.release_async().await;
-                return Claimed::Value(value);
+                return (Claimed::Value(value), None);
             }
-            Ok(ReadOrLock::Locked) => return Claimed::Compute(guard.fenced()),
-            Ok(ReadOrLock::Held) => {}
+            Ok(ReadOrLock::Locked) => return (Claimed::Compute(guard.fenced()), None),
+            Ok(ReadOrLock::Held(holder)) => holder,
             Err(err) => {
                 if !unsent(&err) {
                     drop(guard.fenced());
                 }
-                return Claimed::Unavailable(err);
+                return (Claimed::Unavailable(err), None);
             }
-        }
+        };
         held = true;
         let now = Instant::now();
         if now >= deadline {
-            return Claimed::TimedOut;
+            return (Claimed::TimedOut, Some(seen));
         }
         tokio::time::sleep(jitter(poll).min(deadline - now)).await;
         poll = (poll * 2).min(lock.poll_max);

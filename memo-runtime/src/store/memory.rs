@@ -447,19 +447,10 @@ impl<K, V> MemoryStore<K, V> {
         self.base.gate.write(shard, &self.shards.raw[shard].0)
     }
 
-    /// Stores `value` to expire at `expires` (a reading of this store's clock; 0 for never),
-    /// for a front that mirrors the expiry of the store behind it; its early refresh is drawn
-    /// for a computation that took `cost`.
-    #[cfg(feature = "disk")]
-    pub(crate) fn insert_expiring(&self, key: K, value: V, expires: u64, cost: std::time::Duration)
-    where
-        K: std::hash::Hash + Eq + Clone,
-    {
-        self.insert_expiring_hashed(self.hash(&key), key, value, expires, cost);
-    }
-
-    /// [`insert_expiring`](Self::insert_expiring) of a key of hash `hash` (its
-    /// [`Store::hash_of`]).
+    /// Stores `value` (under `key`, of hash `hash`: its [`Store::hash_of`]) to expire at
+    /// `expires` (a reading of this store's clock; 0 for never), for a front that mirrors the
+    /// expiry of the store behind it; its early refresh is drawn for a computation that took
+    /// `cost`.
     #[cfg(any(feature = "disk", feature = "redis"))]
     pub(crate) fn insert_expiring_hashed(
         &self,

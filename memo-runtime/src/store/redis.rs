@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::key;
 use crate::lookup::Lookup;
 use crate::redis::budget::{self, Budget};
-use crate::redis::client::{Announce, Write};
+use crate::redis::client::{Announce, Own, Write};
 use crate::redis::{
     Claimed, Error, LockConfig, LockGuard, Locks, RedisClient, RedisConfig, Redlock, RedlockConfig,
     wait,
@@ -53,19 +53,22 @@ struct Parked<K> {
     budget: Budget,
 }
 
-/// A value on its way to Redis: its key's names and bytes, the call's budget, and the lock the
-/// write releases (none for a plain insert, or a claim that timed out or failed).
+/// A value on its way to Redis: its key's names and bytes, the call's budget, and what the write
+/// is conditional on (the lock it releases; none for a plain insert, or a claim that failed).
 struct Outgoing<'a> {
     client: &'a RedisClient,
     names: Names,
     budget: Budget,
-    guard: Option<LockGuard>,
+    fence: Fence,
     bytes: Vec<u8>,
     ttl_ms: Option<u64>,
     /// A plain insert's: the key's lock name is deleted with the write, so that a computation of
     /// the key begun before, in any process, stores nothing over the inserted value (as
     /// `Cache::insert` does in this process).
     outdates: bool,
+    /// In a store with time to idle, the name of the mark of a value with a time to live of its
+    /// own, and that time to live if this value has one (see [`Own`]).
+    own: Option<(Vec<u8>, Option<u64>)>,
 }
 
 impl Outgoing<'_> {
@@ -73,12 +76,20 @@ impl Outgoing<'_> {
     /// message head) beside it, within the call's budget: whether it was stored (`false`: the
     /// lock was no longer ours, and Redis stored nothing).
     async fn send(mut self, announce: Option<(&[u8], &[u8])>) -> Result<bool, Error> {
-        let guard = self.guard.take();
+        let fence = std::mem::replace(&mut self.fence, Fence::None);
         let write = self.write(announce);
         let sent = async {
-            match guard {
-                Some(guard) => guard.set_and_release(self.client, write).await,
-                None => self.client.write(write).await.map(|()| true),
+            match fence {
+                Fence::Lock(guard) => guard.set_and_release(self.client, write).await,
+                Fence::Seen(token) => {
+                    let lock = &self.names.lock;
+                    self.client.write_if_held(write, lock, &token).await
+                }
+                // Not sent (`Failed` counted in `outgoing`): not stored, so a tiered store
+                // keeps no copy either (a removal's message may have come during the
+                // computation).
+                Fence::Unfenced | Fence::Failed => Ok(false),
+                Fence::None => self.client.write(write).await.map(|()| true),
             }
         };
         budget::within(&self.budget, sent).await
@@ -96,18 +107,48 @@ impl Outgoing<'_> {
                 key: &self.names.encoded,
             }),
             outdates: self.outdates.then_some(&self.names.lock[..]),
+            own: self.own.as_ref().map(|(key, ttl_ms)| Own {
+                key,
+                ttl_ms: *ttl_ms,
+            }),
         }
     }
 }
 
 /// What a call that computes holds from its claim to the write of its value (in its
 /// [`Lease`]; the body runs in between, perhaps on another thread): the key's names, the call's
-/// budget, and the lock (none when the claim timed out or failed), released in the write's own
-/// round trip, or in the background when the lease is dropped without a write.
+/// budget, and its write's [`Fence`] (the lock, released in the write's own round trip, or in
+/// the background when the lease is dropped without a write).
 struct Claiming {
     names: Names,
     budget: Budget,
-    guard: Option<LockGuard>,
+    fence: Fence,
+}
+
+/// What the write of a computed value is conditional on.
+enum Fence {
+    /// The key's lock, ours: the write goes through only while it holds our token (an
+    /// invalidation or insert deletes it, a forced refresh takes it over), and releases it.
+    Lock(LockGuard),
+    /// The token of the lock of another computation of the key, which this caller waited for
+    /// in vain (its wait timed out), seen before its own computation began: the write goes
+    /// through only while the lock still holds it, and leaves it to its holder. An invalidation,
+    /// insert or forced refresh since then deletes or replaces it, and the value, computed
+    /// before them, is not stored over them (nor is it once the holder released, its value
+    /// stored). A plain write would put that older value back.
+    Seen(Vec<u8>),
+    /// A caller whose wait timed out with no token seen: nothing fences its write, which is
+    /// not sent (its caller still gets the value).
+    Unfenced,
+    /// A claim Redis failed (an error reply, a timeout, the breaker open): nothing fences the
+    /// write either, which is not sent (counted as a request not sent, `skipped`), and a tiered
+    /// store keeps no copy. Sent once Redis answers again, it would land over an invalidation
+    /// made elsewhere meanwhile (whose message, heard during the computation, would not stop
+    /// the copy either).
+    Failed,
+    /// Nothing: a plain insert's write (which deletes the lock itself: `outdates`), or a
+    /// background refresh's on a store with no lock.
+    None,
 }
 
 /// The lease of a forced refresh whose mark could not be taken: its value is not written.
@@ -192,14 +233,31 @@ impl RemoteLock {
     /// of the call's budget. Not its commands to the store's server, though (its reads of the
     /// value, its read-or-lock after the round, its polls while another caller computes): they
     /// share the call's budget, so that no command is sent past the call's deadline.
-    async fn claim_async(&self, value_key: &[u8], lock_key: &[u8], budget: &Budget) -> Claimed {
+    /// Beside [`Claimed::TimedOut`], the token of the holder waited for (see [`Fence::Seen`]).
+    ///
+    /// A Redlock that hears from fewer than a majority of its servers claims on the store's
+    /// server instead (the failure returned, to be counted): a claim that failed stores nothing
+    /// ([`Fence::Failed`]), and the store's server can still fence the write.
+    async fn claim_async(
+        &self,
+        value_key: &[u8],
+        lock_key: &[u8],
+        budget: &Budget,
+    ) -> ((Claimed, Option<Vec<u8>>), Option<Error>) {
         match self {
             Self::Single(locks) => {
-                budget::within(budget, locks.claim_async(value_key, lock_key)).await
+                let claimed = locks.claim_watching(value_key, lock_key);
+                (budget::within(budget, claimed).await, None)
             }
-            Self::Redlock(redlock, _) => {
-                let budget = Some(budget.clone());
-                redlock.claim_within(value_key, lock_key, budget).await
+            Self::Redlock(redlock, locks) => {
+                let within = Some(budget.clone());
+                match redlock.claim_within(value_key, lock_key, within).await {
+                    (Claimed::Unavailable(err @ Error::NoQuorum { .. }), _) => {
+                        let claimed = locks.claim_watching(value_key, lock_key);
+                        (budget::within(budget, claimed).await, Some(err))
+                    }
+                    claimed => (claimed, None),
+                }
             }
         }
     }
@@ -443,7 +501,9 @@ impl RedisOptions {
 /// Callers in all processes that miss one key at the same time compute it once: the first takes
 /// the key's lock (`SET NX PX` with a random token, renewed while the body runs) and the others
 /// wait for its value (woken by pub/sub, polling as a fallback), up to a 5 s wait after which
-/// they compute themselves. A lock whose holder died expires with its lease (10 s); a holder
+/// they compute themselves (their write goes through only while the lock still holds the token
+/// of the holder they waited for: see `Fence::Seen`). A lock whose holder died expires with its
+/// lease (10 s); a holder
 /// cancelled (an async caller dropped at any await point) or whose claim's reply timed out
 /// releases it at once, the release having been armed before the request was sent. With
 /// [`RedisOptions::redlock`] the lock is taken on a majority of several servers instead.
@@ -500,6 +560,12 @@ pub struct RedisStore<K, V> {
 /// The name of the lock of the value named `value`.
 fn lock_name(value: &[u8]) -> Vec<u8> {
     [value, redis_names::LOCK_SUFFIX.as_bytes()].concat()
+}
+
+/// In a store with time to idle, the name of the mark of the value named `value` when it has a
+/// time to live of its own, which hits do not renew (see [`Own`]).
+fn own_name(value: &[u8]) -> Vec<u8> {
+    [value, redis_names::OWN_TTL_SUFFIX.as_bytes()].concat()
 }
 
 /// The removals of a store that did not reach Redis (down, frozen, the breaker open): an
@@ -913,26 +979,39 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// Renews `key`'s time to live (time to idle) for a hit served by a copy in the process
-    /// (`store = tiered`), in one `GETEX`; failures are counted, as for any command.
-    pub(crate) fn renew(&self, key: &K)
+    /// (`store = tiered`), in one script (not a value with a time to live of its own: see
+    /// [`Own`]); failures are counted, as for any command. Whether Redis still holds `copy`
+    /// (`false`: the value is gone, or another, though no message said so: the copy must go,
+    /// or nothing would ever end it under time to idle); `true` also when Redis did not answer.
+    pub(crate) fn renew(&self, key: &K, copy: &V) -> bool
     where
         K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned + 'static,
     {
-        wait(self.renew_async(key));
+        wait(self.renew_async(key, copy))
     }
 
     /// [`renew`](Self::renew), awaited: what an `async fn`'s hit on a copy renews with.
-    pub(crate) async fn renew_async(&self, key: &K)
+    pub(crate) async fn renew_async(&self, key: &K, copy: &V) -> bool
     where
         K: Serialize + DeserializeOwned + Eq,
+        V: Serialize + DeserializeOwned + 'static,
     {
         let Some(((remote, names), ms)) = self.remote_names(key).zip(self.renew_ms()) else {
-            return;
+            return true;
         };
         let budget = Self::budget(remote);
-        let renewed = budget::within(&budget, remote.client.get_renewing(&names.value, Some(ms)));
-        if let Err(err) = renewed.await {
-            self.missed(&err);
+        let own = own_name(&names.value);
+        let renewed = budget::within(&budget, remote.client.get_idle(&names.value, &own, ms));
+        match renewed.await {
+            // Compared as bytes: an encoding that differs for one value (a map's order) only
+            // costs a read of Redis.
+            Ok(Some((bytes, _))) => self.wrap(copy).is_none_or(|mine| mine == bytes),
+            Ok(None) => false,
+            Err(err) => {
+                self.missed(&err);
+                true
+            }
         }
     }
 
@@ -1087,7 +1166,8 @@ impl<K, V> RedisStore<K, V> {
 
     /// [`Store::claim_refresh_async`]: the key's lock, taken only if free (`taken`: what the `SET NX`
     /// answered on the store's own server, under Redlock too; `None` for a store with no
-    /// remote), kept in the lease for the write of the new value, which releases it.
+    /// remote), kept in the lease for the write of the new value, which releases it. `None`
+    /// when the lock is held, or could not be taken (Redis failed): no refresh then.
     fn refresh_lease(
         &self,
         names: Names,
@@ -1096,21 +1176,23 @@ impl<K, V> RedisStore<K, V> {
         let Some(remote) = self.remote() else {
             return Some(Lease::none());
         };
-        let guard = match taken {
-            None => None,
-            Some(Ok(Some(guard))) => Some(guard),
+        let fence = match taken {
+            None => Fence::None,
+            Some(Ok(Some(guard))) => Fence::Lock(guard),
             // Held: a miss computes it, or another process refreshes it.
             Some(Ok(None)) => return None,
             Some(Err(err)) => {
-                // Refreshed anyway; its write fails too if Redis is gone, counted.
+                // Not refreshed (the old value is served on, until its `stale` ends): a value
+                // computed without the lock would be written unfenced, over an invalidation
+                // made meanwhile in another process. Counted.
                 self.missed(&err);
-                None
+                return None;
             }
         };
         Some(Lease::holding(Claiming {
             names,
             budget: Self::budget(remote),
-            guard,
+            fence,
         }))
     }
 
@@ -1158,14 +1240,38 @@ impl<K, V> RedisStore<K, V> {
         K: Clone + Eq + Serialize + DeserializeOwned + 'static,
         V: DeserializeOwned,
     {
+        self.read_owned_async(key, count)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`read_async`](Self::read_async), with, in a store with time to idle, the `PTTL` of a
+    /// value with a time to live of its own (which the read does not renew: see [`Own`]).
+    pub(crate) async fn read_owned_async(&self, key: &K, count: bool) -> Option<(V, Option<i64>)>
+    where
+        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
+        V: DeserializeOwned,
+    {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
+        let Some(renew_ms) = self.renew_ms() else {
+            let got = budget::within(&budget, remote.client.get_renewing(&names.value, None));
+            let got = got.await;
+            let value = self.answered(key, names, budget, got, count)?;
+            return Some((value, None));
+        };
+        let own = own_name(&names.value);
         let got = budget::within(
             &budget,
-            remote.client.get_renewing(&names.value, self.renew_ms()),
+            remote.client.get_idle(&names.value, &own, renew_ms),
         )
         .await;
-        self.answered(key, names, budget, got, count)
+        let (got, pttl) = match got {
+            Ok(Some((bytes, pttl))) => (Ok(Some(bytes)), pttl),
+            Ok(None) => (Ok(None), None),
+            Err(err) => (Err(err), None),
+        };
+        Some((self.answered(key, names, budget, got, count)?, pttl))
     }
 
     /// The value a `GET` answered, if it holds one (a hit counted when `count`).
@@ -1198,43 +1304,40 @@ impl<K, V> RedisStore<K, V> {
         Some((remote, self.names_of(key)?))
     }
 
-    /// The value of `key`, awaited, without counting a hit (the tiered store counts its own).
-    pub(crate) async fn peek_async(&self, key: &K) -> Option<V>
-    where
-        K: Clone + Eq + Serialize + DeserializeOwned + 'static,
-        V: DeserializeOwned,
-    {
-        self.read_async(key, false).await
-    }
-
     /// `<prefix>:<function>:<codec>:<fingerprint>:`, the start of every key of this store.
     pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
 
     /// What [`Locks::claim`] answered, as the cache's [`Claim`]. A caller that computes keeps
-    /// the key's names, its call's budget and its lock in its lease, for the write of its value
-    /// (which releases the lock); dropped with no write, the lease releases it.
-    fn claimed(&self, names: Names, claimed: Claimed, budget: Budget) -> Claim<V>
+    /// the key's names, its call's budget and its write's [`Fence`] in its lease: its lock
+    /// (which the write releases; dropped with no write, the lease releases it), or, past a
+    /// wait that timed out, the token `seen` of the holder it waited for.
+    fn claimed(
+        &self,
+        names: Names,
+        (claimed, seen): (Claimed, Option<Vec<u8>>),
+        budget: Budget,
+    ) -> Claim<V>
     where
         V: DeserializeOwned,
     {
-        let guard = match claimed {
+        let fence = match claimed {
             Claimed::Value(bytes) => match self.unwrap(&bytes) {
                 Some(value) => return Claim::Found(value),
-                None => None,
+                None => Fence::None,
             },
-            Claimed::Compute(guard) => Some(guard),
-            Claimed::TimedOut => None,
+            Claimed::Compute(guard) => Fence::Lock(guard),
+            Claimed::TimedOut => seen.map_or(Fence::Unfenced, Fence::Seen),
             Claimed::Unavailable(err) => {
                 self.missed(&err);
-                None
+                Fence::Failed
             }
         };
         Claim::Compute(Lease::holding(Claiming {
             names,
             budget,
-            guard,
+            fence,
         }))
     }
 
@@ -1247,13 +1350,13 @@ impl<K, V> RedisStore<K, V> {
     {
         let (remote, names) = self.remote_names(key)?;
         let budget = Self::budget(remote);
-        let guard = None;
+        let fence = Fence::None;
         Some((
             remote,
             Claiming {
                 names,
                 budget,
-                guard,
+                fence,
             },
         ))
     }
@@ -1297,7 +1400,7 @@ impl<K, V> RedisStore<K, V> {
             Ok(guard) => Lease::holding(Claiming {
                 names,
                 budget,
-                guard: Some(guard),
+                fence: Fence::Lock(guard),
             }),
             Err(err) => {
                 self.missed(&err);
@@ -1322,7 +1425,7 @@ impl<K, V> RedisStore<K, V> {
     {
         let stale = self.renewal.as_ref().map_or(0, |renewal| renewal.stale_ms);
         let ttl_ms = ttl_ms.map(|ttl| ttl.saturating_add(stale));
-        if let Some(out) = self.outgoing(key, value, lease, ttl_ms) {
+        if let Some(out) = self.outgoing(key, value, lease, (ttl_ms, ttl_ms.is_some())) {
             self.record(wait(out.send(announce)));
         }
     }
@@ -1345,7 +1448,8 @@ impl<K, V> RedisStore<K, V> {
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
-        let Some(out) = self.outgoing(key, value, lease, self.entry_ttl(value)) else {
+        let own = super::chosen(self.ttl_from, value).is_some();
+        let Some(out) = self.outgoing(key, value, lease, (self.entry_ttl(value), own)) else {
             return true;
         };
         self.record(out.send(announce).await).unwrap_or(true)
@@ -1353,25 +1457,35 @@ impl<K, V> RedisStore<K, V> {
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
     /// a plain insert's; `None` (counted) if the store is unusable or the key or value cannot be
-    /// encoded (a claim's lock is then released in the background).
+    /// encoded (a claim's lock is then released in the background). `ttl_ms` is the value's
+    /// time to live, `own` whether it is its own (`insert_with_ttl`, `ttl_from`): in a store with
+    /// time to idle, marked so that no hit renews it.
     fn outgoing(
         &self,
         key: &K,
         value: &V,
         lease: Lease,
-        ttl_ms: Option<u64>,
+        (ttl_ms, own): (Option<u64>, bool),
     ) -> Option<Outgoing<'_>>
     where
         K: Serialize + DeserializeOwned + Eq,
         V: Serialize + DeserializeOwned + 'static,
     {
         let (remote, claiming, outdates) = self.claiming(key, lease)?;
+        if matches!(claiming.fence, Fence::Failed) {
+            // Not sent (see `Fence::Failed`): a request not sent.
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
         let bytes = self.wrap(value)?;
+        let own = self
+            .renew_ms()
+            .map(|_| (own_name(&claiming.names.value), ttl_ms.filter(|_| own)));
         Some(Outgoing {
+            own,
             client: &remote.client,
             names: claiming.names,
             budget: claiming.budget,
-            guard: claiming.guard,
+            fence: claiming.fence,
             bytes,
             ttl_ms,
             outdates,
@@ -1442,10 +1556,13 @@ where
         else {
             return Claim::Compute(Lease::none());
         };
-        let claimed = remote
+        let (claimed, fault) = remote
             .lock
             .claim_async(&names.value, &names.lock, &budget)
             .await;
+        if let Some(err) = fault {
+            self.missed(&err);
+        }
         self.claimed(names, claimed, budget)
     }
 
@@ -1469,7 +1586,13 @@ where
             Some(locks) => Some(locks.try_claim_async(&names.lock).await),
             None => None,
         };
-        self.refresh_lease(names, taken)
+        let failed = matches!(taken, Some(Err(_)));
+        let lease = self.refresh_lease(names, taken);
+        if failed {
+            // Not refreshed: a later read may try again.
+            self.refreshed(key, std::time::Duration::ZERO);
+        }
+        lease
     }
 
     async fn mark_refresh_async<'a>(&'a self, _: u64, key: &'a K) -> Lease

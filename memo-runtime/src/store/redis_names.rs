@@ -3,6 +3,7 @@
 //! ```text
 //! <prefix>:<function>:<codec>:<fingerprint>:{<key>}        a value
 //! <prefix>:<function>:<codec>:<fingerprint>:{<key>}:lock   its stampede lock
+//! <prefix>:<function>:<codec>:<fingerprint>:{<key>}:ttl    with `idle`: it has a ttl of its own
 //! ```
 //!
 //! `<function>` is the function's identity (`app::fetch`; a hand-made store's name), `<codec>`
@@ -13,6 +14,10 @@
 
 /// What every lock name ends with.
 pub const LOCK_SUFFIX: &str = ":lock";
+
+/// What the name ends with that marks a value of a store with time to idle as having a time to
+/// live of its own (`insert_with_ttl`, `ttl_from`), which hits do not renew.
+pub const OWN_TTL_SUFFIX: &str = ":ttl";
 
 /// The start of every name of one store: `<prefix>:<function>:<codec>:<fingerprint>:`.
 #[must_use]

@@ -282,10 +282,13 @@ where
 
     /// The value of `key` in Redis and how long its time to live has left there (as
     /// [`RedisStore::peek_fresh_for_async`]), in one round trip. Under time to idle the read
-    /// renews the entry to a full `idle` (one `GETEX`), as long as a new copy here lives.
+    /// renews the entry to a full `idle` (one script), as long as a new copy here lives.
+    /// A value with a time to live of its own (`insert_with_ttl`, `ttl_from`, in any process) is
+    /// not renewed, and its `PTTL` comes back: [`fetch_async`](Self::fetch_async) keeps its copy
+    /// that long, unrenewed, as the copy of a value inserted here is.
     async fn read_remote(&self, key: &K) -> Option<(V, Option<i64>)> {
         if self.l2.config().idle.is_some() {
-            return Some((self.l2.peek_async(key).await?, None));
+            return self.l2.read_owned_async(key, false).await;
         }
         self.l2.peek_fresh_for_async(key).await
     }
@@ -331,6 +334,19 @@ where
         let seen = self.fills.seen(hash);
         let (value, fresh_ms) = self.read_remote(&key).await?;
         self.l2_hits.fetch_add(1, Ordering::Relaxed);
+        if self.l2.config().idle.is_some() {
+            // Time to idle: a copy renewed by its hits (and renewing the shared key), unless
+            // the value has a time to live of its own, which it keeps.
+            let copy = value.clone();
+            self.fills.fill(hash, seen, || match fresh_ms {
+                Some(ms) => {
+                    let ttl = std::time::Duration::from_millis(ms.max(1).unsigned_abs());
+                    self.l1.insert_with_ttl_hashed(hash, key, copy, ttl);
+                }
+                None => self.keep_local(hash, key, copy, std::time::Duration::ZERO),
+            });
+            return Some(value);
+        }
         self.keep_fetched(hash, seen, key, value.clone(), fresh_ms);
         Some(value)
     }
@@ -354,10 +370,12 @@ where
 
     fn get_hashed<L: Lookup<Key = K>>(&self, hash: u64, key: &L) -> Option<V> {
         if self.l2.config().idle.is_some() {
-            // Time to idle: a renewal of the copy here renews the shared entry too.
+            // Time to idle: a renewal of the copy here renews the shared entry too, and ends
+            // the copy if the entry is gone or another (a message missed).
             if let Some((value, renewed)) = self.l1.get_renewed(hash, key) {
-                if renewed {
-                    self.l2.renew(&key.to_key());
+                if renewed && !self.l2.renew(&key.to_key(), &value) {
+                    self.fills.change(hash, || self.l1.remove(key));
+                    return self.fetch(hash, key.to_key());
                 }
                 return Some(value);
             }
@@ -437,8 +455,9 @@ where
             // Time to idle: as `get_hashed`, a renewal of the copy renews the shared entry,
             // awaited here (an `async fn`'s hit).
             if let Some((value, renewed)) = self.l1.get_renewed(hash, key) {
-                if renewed {
-                    self.l2.renew_async(&key.to_key()).await;
+                if renewed && !self.l2.renew_async(&key.to_key(), &value).await {
+                    self.fills.change(hash, || self.l1.remove(key));
+                    return self.fetch_async(hash, key.to_key()).await;
                 }
                 return Some(value);
             }

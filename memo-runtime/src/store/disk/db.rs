@@ -42,7 +42,10 @@ CREATE TABLE IF NOT EXISTS entries (
     size INTEGER NOT NULL,
     expires INTEGER NOT NULL,
     -- The row's check (`checksum.rs`); NULL in rows written by builds before it, read as misses.
-    sum INTEGER
+    sum INTEGER,
+    -- 1: the value has a time to live of its own (`insert_with_ttl`, `ttl_from`), which a hit
+    -- of a store with time to idle does not renew; NULL: timed by the store.
+    own INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entries_key ON entries (ns, key);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires > 0;
@@ -492,6 +495,14 @@ fn add_checksums(conn: &Connection) -> rusqlite::Result<()> {
         .exists([])?;
     if !has_sum {
         conn.execute_batch("ALTER TABLE entries ADD COLUMN sum INTEGER")?;
+    }
+    // And the `own` column (see the schema), to a database made before it: builds before it
+    // renew every row under time to idle, as they did.
+    let has_own = conn
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'own'")?
+        .exists([])?;
+    if !has_own {
+        conn.execute_batch("ALTER TABLE entries ADD COLUMN own INTEGER")?;
     }
     Ok(())
 }

@@ -194,6 +194,7 @@ where
             held: Held::new(&self.db.shared, token),
             started: Instant::now(),
             pause: FIRST_PAUSE,
+            holder: None,
         })
     }
 
@@ -224,6 +225,8 @@ where
                     if let Some(value) = self.load_encoded(claiming.hash, key, encoded, false) {
                         return Next::Done(Claim::Found(value));
                     }
+                    // `(0, 0)`: a busy key, no holder seen.
+                    claiming.holder = (pid != 0 || holder != 0).then_some(holder);
                     if !self.drop_if_abandoned(encoded, pid, holder) {
                         break;
                     }
@@ -231,8 +234,13 @@ where
             }
         }
         if claiming.started.elapsed() > self.lease + Duration::from_secs(1) {
-            // Held past any lease (the holder keeps renewing it?): stop waiting.
-            return Next::Done(Claim::Compute(Lease::none()));
+            // Held past this store's lease (another process's lease is longer, or the row was
+            // taken again and again): stop waiting. The value is stored only while the row
+            // still holds the holder's token seen last (see `Waited`).
+            let waited = Waited {
+                holder: claiming.holder,
+            };
+            return Next::Done(Claim::Compute(Lease::holding(waited)));
         }
         if claiming.pause == FIRST_PAUSE {
             self.waits.fetch_add(1, Ordering::Relaxed);
@@ -369,6 +377,21 @@ impl<K, V> DiskStore<K, V> {
         }
     }
 
+    /// Whether the lock row of the key encoded as `encoded` still holds `token`, another
+    /// caller's, seen before a value was computed without the lock ([`Waited`]): as
+    /// [`row_of`](Self::row_of), read at once.
+    pub(super) fn row_holding(&self, encoded: &[u8], token: i64) -> Row {
+        let shared = &self.db.shared;
+        let seen = shared.epoch_now();
+        // Read before the row is, as in `row_of`.
+        let epoch = seen.unwrap_or_else(|| shared.epoch.load(Ordering::Acquire));
+        if self.lock_row(encoded, token) == Some(false) {
+            Row::Gone
+        } else {
+            Row::Held { seen, epoch }
+        }
+    }
+
     /// Whether the lock row of the key encoded as `encoded` holds `token`; `None` if the read
     /// failed (counted).
     fn lock_row(&self, encoded: &[u8], token: i64) -> Option<bool> {
@@ -485,6 +508,18 @@ struct Claiming<'a> {
     held: Held<'a>,
     started: Instant,
     pause: Duration,
+    /// The token of the lock row's holder at the last attempt, if one was seen.
+    holder: Option<i64>,
+}
+
+/// The lease of a claim whose wait for another caller's lock row timed out: the token that
+/// row held at its last look (`None`: none seen). Its value is stored only while the row still
+/// holds that token: a removal of the key (which deletes the row), a forced refresh (which
+/// takes it) or the holder's own value (whose commit releases it) since the computation began
+/// must not be undone by that value, computed before them. With no token seen, it is not
+/// stored.
+pub(super) struct Waited {
+    pub(super) holder: Option<i64>,
 }
 
 /// What a claim does after one attempt.

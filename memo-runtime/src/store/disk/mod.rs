@@ -343,7 +343,10 @@ pub fn default_root() -> PathBuf {
 /// (holder, expiry) and the others poll, with backoff, until the value appears or the lock is
 /// gone (then one of them computes) or its lease passes (a holder that died). The wait blocks
 /// the calling thread, also under an `async fn` (a cross-process wait is rare: it needs another
-/// process computing the same key at the same moment).
+/// process computing the same key at the same moment). A waiter that gives up (held past its
+/// own lease and a second: a process with a longer lease) computes, and its value is stored
+/// only while the row still holds the token of the holder it waited for: not over a removal,
+/// a forced refresh or that holder's value, which came after its computation began.
 ///
 /// # Trust
 ///
@@ -548,8 +551,11 @@ impl<K, V> DiskStore<K, V> {
 enum Claimed<'a> {
     /// A claim's: stored only while the key's lock row is still its own.
     Lock(&'a lock::LockClaim),
-    /// A computation that ran without the lock (its claim timed out or failed): stored as is.
+    /// A computation that ran without the lock (its claim failed): stored as is.
     Unclaimed,
+    /// A computation whose wait for another caller's lock row timed out: stored only while
+    /// that row still holds the token seen then (`lock::Waited`).
+    Seen(i64),
     /// A plain insert: the key's lock row goes with the write, so that a computation of the key
     /// begun before, in any process, stores nothing over it.
     Inserted,
@@ -640,6 +646,36 @@ where
         measured
     }
 
+    /// Keeps `value` in the front until the row's expiry `expires_ms` (less `stale`); a value
+    /// with a time to live of its own (`own`) as such, which no hit renews under time to idle.
+    fn keep_front(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        (expires_ms, own): (i64, bool),
+        cost: Duration,
+    ) where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        if own && expires_ms > 0 {
+            let left = expires_ms
+                .saturating_sub(self.stale_ms)
+                .saturating_sub(self.now_ms())
+                .max(1);
+            let ttl = Duration::from_millis(left.unsigned_abs());
+            self.front.insert_with_ttl_hashed(hash, key, value, ttl);
+        } else {
+            self.front.insert_expiring_hashed(
+                hash,
+                key,
+                value,
+                self.front_expiry(expires_ms),
+                cost,
+            );
+        }
+    }
+
     /// The row expiry of a value whose time to live ends at `fresh_ms` (0: never): `stale`
     /// later.
     const fn row_expiry(&self, fresh_ms: i64) -> i64 {
@@ -673,7 +709,7 @@ where
         if let Some(ttl) = super::chosen(self.ttl_from, &value) {
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
             let fresh = self.now_ms().saturating_add(ttl);
-            return self.put(hash, key, claimed, value, fresh, cost);
+            return self.put(hash, key, claimed, value, (fresh, true), cost);
         }
         let fresh = self.ttl_ms.map_or(0, |ttl| {
             let ttl = self
@@ -682,7 +718,7 @@ where
             self.now_ms()
                 .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
-        self.put(hash, key, claimed, value, fresh, cost);
+        self.put(hash, key, claimed, value, (fresh, false), cost);
     }
 
     /// The value of `key` from the write queue or the database (the front missed); kept in
@@ -734,23 +770,30 @@ where
             pending = None;
         }
         // The row read from disk (its file and check), for a removal of it as a fault.
-        let (bytes, expires, read): (Arc<[u8]>, i64, _) = match pending {
+        let (bytes, expires, own, read): (Arc<[u8]>, i64, bool, _) = match pending {
             Some(Pending::Gone) => return None,
-            Some(Pending::Put { value, expires, .. }) => (value, expires, None),
+            Some(Pending::Put {
+                value,
+                expires,
+                own,
+                ..
+            }) => (value, expires, own, None),
             None => {
                 let Stored {
                     bytes,
                     expires,
+                    own,
                     file,
                     sum,
                 } = self.stored(encoded)?;
-                (bytes.into(), expires, Some((file, sum)))
+                (bytes.into(), expires, own, Some((file, sum)))
             }
         };
         if expires > 0 && expires <= self.now_ms() {
             return None;
         }
-        let expires = if count && self.renewal_due(expires) {
+        // A value with a time to live of its own keeps it: no hit renews it.
+        let expires = if count && !own && self.renewal_due(expires) {
             self.touch(encoded.to_vec())
         } else {
             expires
@@ -773,7 +816,7 @@ where
         if let Some(before) = before
             && bytes.len() < FRONT_MAX_BYTES
         {
-            self.remember(key.clone(), value.clone(), expires, &before);
+            self.remember(key.clone(), value.clone(), (expires, own), &before);
         }
         Some(value)
     }
@@ -788,22 +831,19 @@ where
         // (TEXT) keeps it as text, which would fail every read.
         let row = shared.read(&self.space, |conn| {
             conn.prepare_cached(
-                "SELECT value, expires, file, size, CAST(sum AS INTEGER) FROM entries \
-                 WHERE ns = ?1 AND key = ?2",
+                "SELECT value, expires, file, size, CAST(sum AS INTEGER), own IS NOT NULL \
+                 FROM entries WHERE ns = ?1 AND key = ?2",
             )?
             .query_row(rusqlite::params![&self.ns[..], encoded], |row| {
                 Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
+                    (row.get(0)?, row.get(1)?),
+                    (row.get(2)?, row.get(3)?, row.get(4)?),
+                    row.get(5)?,
                 ))
             })
             .optional()
         });
-        let (bytes, expires, file, size, sum): (Vec<u8>, i64, Option<String>, i64, Option<i64>) =
-            row.flatten()?;
+        let ((bytes, expires), (file, size, sum), own): StoredRow = row.flatten()?;
         // Written by a build that stored no check: a miss, overwritten by this one.
         let sum = sum?;
         let bytes = match &file {
@@ -832,6 +872,7 @@ where
         Some(Stored {
             bytes,
             expires,
+            own,
             file,
             sum,
         })
@@ -854,24 +895,44 @@ where
     /// (unless large) and, through the write queue, on disk. A claim's value (whose key it
     /// encoded already) is stored only while the claim's lock row is still its own; a plain
     /// insert's takes the key's lock row away (see [`Claimed`]).
-    fn put(&self, hash: u64, key: K, claimed: Claimed<'_>, value: V, fresh: i64, cost: Duration) {
-        // A claim's value whose lock row another process deleted (removing its key) is older
-        // than that removal: not queued, where this process would read it back until the
-        // writer refused it. A claim's: with the epoch before its row was found its own.
-        let (held, seen) = match claimed {
-            Claimed::Lock(claim) => match self.row_of(claim) {
-                lock::Row::Gone => return self.refuse(hash, &key),
-                lock::Row::Held { seen, epoch } => (Some((claim, epoch)), seen),
-            },
-            Claimed::Unclaimed | Claimed::Inserted => (None, None),
+    /// `own`: `fresh` is the value's own time to live (`insert_with_ttl`, `ttl_from`), which no
+    /// hit renews under time to idle.
+    fn put(
+        &self,
+        hash: u64,
+        key: K,
+        claimed: Claimed<'_>,
+        value: V,
+        (fresh, own): (i64, bool),
+        cost: Duration,
+    ) {
+        let claim = match claimed {
+            Claimed::Lock(claim) => Some(claim),
+            Claimed::Unclaimed | Claimed::Seen(_) | Claimed::Inserted => None,
         };
-        let claim = held.map(|(claim, _)| claim);
-        let expires = self.row_expiry(fresh);
-        let cost = self.cost(cost);
         let encoded = claim.map_or_else(
             || faithful::key_bytes(&key),
             |claim| Some(claim.encoded().to_vec()),
         );
+        // Another store of this process changing the namespace from now on keeps the value out
+        // of the front (a claim noted it when its row was taken).
+        let foreign = claim.map_or_else(|| self.foreign.load(Ordering::Acquire), |c| c.foreign);
+        // A claim's value whose lock row another process deleted (removing its key) is older
+        // than that removal: not queued, where this process would read it back until the
+        // writer refused it. So is a value whose wait timed out, once the row it waited on has
+        // gone. `epoch`: the process's, before the row was found held.
+        let row = match (claimed, &encoded) {
+            (Claimed::Lock(claim), _) => Some(self.row_of(claim)),
+            (Claimed::Seen(holder), Some(encoded)) => Some(self.row_holding(encoded, holder)),
+            _ => None,
+        };
+        let (seen, epoch) = match row {
+            Some(lock::Row::Gone) => return self.refuse(hash, &key),
+            Some(lock::Row::Held { seen, epoch }) => (seen, Some(epoch)),
+            None => (None, None),
+        };
+        let expires = self.row_expiry(fresh);
+        let cost = self.cost(cost);
         let (encoded, bytes) = match (
             encoded,
             faithful::value_bytes(self.codec, &value, self.equal),
@@ -886,24 +947,24 @@ where
                     _ => faithful::key_refusal(&key),
                 });
                 self.fills.change(hash, || ());
-                self.front.insert_expiring_hashed(
-                    hash,
-                    key,
-                    value,
-                    self.front_expiry(expires),
-                    cost,
-                );
+                self.keep_front(hash, key, value, (expires, own), cost);
                 return;
             }
         };
         let small = bytes.len() < FRONT_MAX_BYTES;
+        let token = match claimed {
+            Claimed::Lock(claim) => Some(claim.token()),
+            Claimed::Seen(holder) => Some(holder),
+            Claimed::Unclaimed | Claimed::Inserted => None,
+        };
         let kind = Kind::Put {
             value: bytes.into(),
             expires,
-            token: claim.map(lock::LockClaim::token),
+            token,
             now: self.now_ms(),
             seen,
             outdates: matches!(claimed, Claimed::Inserted),
+            own,
         };
         let queue = &self.db.shared.queue;
         if let Some(claim) = claim {
@@ -926,12 +987,11 @@ where
         }
         // Checked first, so a change seen now does not clear this value right after.
         self.front_is_current();
-        let expiry = self.front_expiry(expires);
-        match held {
-            Some(held) => self.keep_claimed(hash, key, value, (expiry, cost), held),
-            None => self
-                .front
-                .insert_expiring_hashed(hash, key, value, expiry, cost),
+        match epoch {
+            Some(epoch) => {
+                self.keep_fenced(hash, key, value, (expires, own), cost, (epoch, foreign))
+            }
+            None => self.keep_front(hash, key, value, (expires, own), cost),
         }
     }
 
@@ -942,22 +1002,23 @@ where
         self.front.remove(&key);
     }
 
-    /// Keeps the value of `claim`, queued, in the front (with its stamp there and cost),
-    /// unless a change its write may not outlast was seen since: a move of the epoch since
-    /// `epoch` (read before the claim's lock row was found its own: a removal of the key by
-    /// another store or process, the writer refusing the value, an insert taking the row away)
-    /// or a change of the namespace by another store of this process since the claim
-    /// ([`foreign`](Self::foreign): its insert, which the writer has not committed yet).
-    /// Checked under the gate and the key's stripe, which those moves take exclusively: either
-    /// the check sees a move, or the move comes after the copy, and the next read clears the
-    /// front first.
-    fn keep_claimed(
+    /// Keeps a fenced value (a claim's, or a timed-out waiter's), queued, in the front (as
+    /// [`keep_front`](Self::keep_front)), unless a change its write may not outlast was seen
+    /// since: a move of the epoch since `epoch` (read before its lock row was found held: a
+    /// removal of the key by another store or process, the writer refusing the value, an insert
+    /// taking the row away) or a change of the namespace by another store of this process
+    /// since `foreign` ([`foreign`](Self::foreign): its insert, which the writer has not
+    /// committed yet). Checked under the gate and the key's stripe, which those moves take
+    /// exclusively: either the check sees a move, or the move comes after the copy, and the
+    /// next read clears the front first.
+    fn keep_fenced(
         &self,
         hash: u64,
         key: K,
         value: V,
-        (expiry, cost): (u64, Duration),
-        (claim, epoch): (&lock::LockClaim, u64),
+        expiry: (i64, bool),
+        cost: Duration,
+        (epoch, foreign): (u64, u64),
     ) {
         let shared = &self.db.shared;
         let _shared = shared
@@ -966,10 +1027,9 @@ where
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.fills.during(hash, || {
             if shared.epoch.load(Ordering::Acquire) == epoch
-                && self.foreign.load(Ordering::Acquire) == claim.foreign
+                && self.foreign.load(Ordering::Acquire) == foreign
             {
-                self.front
-                    .insert_expiring_hashed(hash, key, value, expiry, cost);
+                self.keep_front(hash, key, value, expiry, cost);
             } else {
                 self.front.remove(&&key);
             }
@@ -978,7 +1038,7 @@ where
 
     /// Keeps a value read from disk in the front, unless a write by another process, or one of
     /// this key by this process, may have come after the read began.
-    fn remember(&self, key: K, value: V, expires_ms: i64, before: &Before) {
+    fn remember(&self, key: K, value: V, (expires_ms, own): (i64, bool), before: &Before) {
         let shared = &self.db.shared;
         let Some(version) = &shared.version else {
             return;
@@ -993,8 +1053,7 @@ where
                 && self.epoch.load(Ordering::Acquire) == shared.epoch.load(Ordering::Acquire)
             {
                 let cost = self.cost(Duration::ZERO);
-                self.front
-                    .insert_expiring(key, value, self.front_expiry(expires_ms), cost);
+                self.keep_front(before.hash, key, value, (expires_ms, own), cost);
             }
         });
     }
@@ -1071,10 +1130,17 @@ where
                 self.insert_costed(hash, key, Claimed::Lock(&claim), value, cost);
                 drop(claim);
             }
-            Err(lease) => {
-                self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
-                drop(lease);
-            }
+            Err(lease) => match lease.take::<lock::Waited>() {
+                Ok(lock::Waited {
+                    holder: Some(holder),
+                }) => self.insert_costed(hash, key, Claimed::Seen(holder), value, cost),
+                // A wait that timed out with no holder seen: nothing fences the value.
+                Ok(lock::Waited { holder: None }) => {}
+                Err(lease) => {
+                    self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
+                    drop(lease);
+                }
+            },
         }
         std::future::ready(())
     }
@@ -1129,7 +1195,7 @@ where
             key,
             Claimed::Inserted,
             value,
-            self.now_ms().saturating_add(ttl),
+            (self.now_ms().saturating_add(ttl), true),
             Duration::ZERO,
         );
     }
@@ -1270,11 +1336,16 @@ impl<K, V> std::fmt::Debug for DiskStore<K, V> {
     }
 }
 
+/// A row as read: value and expiry, then file, size and check, then whether `own`.
+type StoredRow = ((Vec<u8>, i64), (Option<String>, i64, Option<i64>), bool);
+
 /// A sound row as [`DiskStore::stored`] read it.
 struct Stored {
     /// The value's bytes, from the row or its file.
     bytes: Vec<u8>,
     expires: i64,
+    /// Whether `expires` is the value's own time to live (the row's `own`).
+    own: bool,
     /// The file of a large value, and the row's check: what a discard of the row matches.
     file: Option<String>,
     sum: i64,

@@ -73,6 +73,9 @@ pub(super) enum Kind {
         /// A plain insert's: the key's lock row goes with the write, whoever holds it, so that a
         /// computation of the key begun before, in any process, stores nothing over it.
         outdates: bool,
+        /// Whether `expires` is the value's own time to live (`insert_with_ttl`, `ttl_from`),
+        /// which a `Touch` (time to idle) does not move.
+        own: bool,
     },
     Delete,
     /// Remove the key's row as a read found it (its inline `value`, `file` and `sum`), a fault,
@@ -97,12 +100,13 @@ pub(super) enum Kind {
 /// A write not yet committed, as a read sees it.
 #[derive(Clone)]
 pub(super) enum Pending {
-    /// `token`, `seen`: as [`Kind::Put`]'s.
+    /// `token`, `seen`, `own`: as [`Kind::Put`]'s.
     Put {
         value: Arc<[u8]>,
         expires: i64,
         token: Option<i64>,
         seen: Option<u64>,
+        own: bool,
     },
     Gone,
 }
@@ -261,12 +265,14 @@ impl Queue {
                 expires,
                 token,
                 seen,
+                own,
                 ..
             } => Some(Pending::Put {
                 value: Arc::clone(value),
                 expires: *expires,
                 token: *token,
                 seen: *seen,
+                own: *own,
             }),
             Kind::Delete | Kind::Discard { .. } => Some(Pending::Gone),
             Kind::Clear => {
@@ -704,14 +710,15 @@ fn commit_rows(
     let mut deltas: Vec<Delta<'_>> = Vec::new();
     {
         let mut add = tx.prepare_cached(
-            "INSERT INTO entries (ns, key, value, size, expires, file, sum)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ns, key) DO NOTHING",
+            "INSERT INTO entries (ns, key, value, size, expires, file, sum, own)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (ns, key) DO NOTHING",
         )?;
         let mut release =
             tx.prepare_cached("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
         let mut unlocks = Unlocks::new(&tx)?;
         let mut touch = tx.prepare_cached(
-            "UPDATE entries SET expires = ?3 WHERE ns = ?1 AND key = ?2 AND expires > 0",
+            "UPDATE entries SET expires = ?3 WHERE ns = ?1 AND key = ?2 AND expires > 0
+             AND own IS NULL",
         )?;
         let mut holds = tx.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3)",
@@ -735,6 +742,7 @@ fn commit_rows(
                     expires,
                     now,
                     outdates,
+                    own,
                     ..
                 } => {
                     if *outdates && unlocks.unlock(ns, key)? {
@@ -753,7 +761,8 @@ fn commit_rows(
                         (&value[..], None)
                     };
                     let sum = checksum::of(ns, key, value);
-                    let row = params![ns, key, inline, size, expires, file, sum];
+                    let own = own.then_some(1_i64);
+                    let row = params![ns, key, inline, size, expires, file, sum, own];
                     let delta = delta(&mut deltas, &op.ns);
                     delta.grew = true;
                     if add.execute(row)? == 0 {
