@@ -451,3 +451,211 @@ fn an_insert_in_another_process_supersedes_a_tiered_miss() {
         &tiered(&url, "insert-over"),
     );
 }
+
+/// Joiners: a call in one process that misses joins that process's own computation of the key
+/// (stampede protection). One begun after another process's `invalidate` returned must not be
+/// handed the value of a computation begun before it: that value is rightly refused by Redis
+/// (the invalidate deleted the computation's lock, which fences its write), and its joiners
+/// must look again rather than take it. Two caches of one namespace, each with a client of its
+/// own, stand for the two processes: each has its own computations in flight, as a process has.
+mod joiners {
+    use super::*;
+    use redis_server::Monitor;
+
+    /// Waits until the server has seen a command since `mark` (the joiner's read that missed),
+    /// then leaves the joiner time to join the computation in flight (microseconds after its
+    /// read: the monitor's own settling waits 100 ms more).
+    fn joining(monitor: &Monitor, mark: usize) {
+        let deadline = std::time::Instant::now() + HUNG;
+        while monitor.sent_since(mark).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the joiner never read"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// In `first`, a computation of `k` begins (its body waits); `second` invalidates `k` and
+    /// returns; then a call in `first` misses and joins the computation; the body ends. The
+    /// computing caller gets its own value; the joiner, begun after the invalidate, must not get
+    /// it (`older`): it computes (or reads) a newer one.
+    fn a_call_begun_after_an_invalidate_elsewhere<S>(
+        port: u16,
+        first: &Cache<String, String, S>,
+        second: &Cache<String, String, S>,
+    ) where
+        S: memo::Store<String, String>,
+    {
+        let monitor = Monitor::start(port);
+        let (entered, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|scope| {
+            let leader = scope.spawn(|| {
+                first.get_or_insert_with("k".to_string(), || {
+                    entered.wait();
+                    go.wait();
+                    "older".to_string()
+                })
+            });
+            entered.wait();
+            second.invalidate("k");
+            let mark = monitor.mark();
+            let joiner =
+                scope.spawn(|| first.get_or_insert_with("k".to_string(), || "newer".to_string()));
+            joining(&monitor, mark);
+            go.wait();
+            assert_eq!(leader.join().unwrap(), "older", "its own caller gets it");
+            assert_eq!(
+                joiner.join().unwrap(),
+                "newer",
+                "a call begun after the invalidate returned was handed the value of a \
+                 computation begun before it"
+            );
+        });
+        assert_eq!(second.get("k").as_deref(), Some("newer"));
+        assert_eq!(first.get("k").as_deref(), Some("newer"));
+    }
+
+    /// [`a_call_begun_after_an_invalidate_elsewhere`] with async callers on a runtime of their
+    /// own, the body waiting on a signal.
+    fn an_async_call_begun_after_an_invalidate_elsewhere<S>(
+        port: u16,
+        first: Cache<String, String, S>,
+        second: &Cache<String, String, S>,
+    ) where
+        S: memo::Store<String, String> + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = std::sync::Arc::new(first);
+        let monitor = Monitor::start(port);
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let leader = runtime.spawn({
+            let first = std::sync::Arc::clone(&first);
+            async move {
+                first
+                    .get_or_insert_with_async("k".to_string(), async move {
+                        entered_tx.send(()).unwrap();
+                        go_rx.await.unwrap();
+                        "older".to_string()
+                    })
+                    .await
+            }
+        });
+        entered.recv_timeout(HUNG).unwrap();
+        second.invalidate("k");
+        let mark = monitor.mark();
+        let joiner = runtime.spawn({
+            let first = std::sync::Arc::clone(&first);
+            async move {
+                first
+                    .get_or_insert_with_async("k".to_string(), async { "newer".to_string() })
+                    .await
+            }
+        });
+        joining(&monitor, mark);
+        go.send(()).unwrap();
+        assert_eq!(
+            runtime.block_on(leader).unwrap(),
+            "older",
+            "its own caller gets it"
+        );
+        assert_eq!(
+            runtime.block_on(joiner).unwrap(),
+            "newer",
+            "an async call begun after the invalidate returned was handed the value of a \
+             computation begun before it"
+        );
+        assert_eq!(second.get("k").as_deref(), Some("newer"));
+        assert_eq!(first.get("k").as_deref(), Some("newer"));
+    }
+
+    /// A Redis cache named `name` over its own client of `url`, its lock a Redlock over
+    /// `lock_urls`.
+    fn redlocked(url: &str, name: &str, lock_urls: &[String]) -> Remote {
+        Cache::with_store(
+            RedisOptions::new(name)
+                .client(client(url))
+                .redlock_with(memo::redis::RedlockConfig::from_urls(lock_urls).unwrap())
+                .open(&Config::new().ttl(Duration::from_secs(600))),
+        )
+    }
+
+    fn lock_servers() -> (Vec<RedisServer>, Vec<String>) {
+        let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+        let urls = servers.iter().map(RedisServer::url).collect();
+        (servers, urls)
+    }
+
+    #[test]
+    fn a_redis_call_begun_after_an_invalidate_elsewhere_is_not_handed_an_older_value() {
+        let server = RedisServer::start();
+        let url = server.url();
+        a_call_begun_after_an_invalidate_elsewhere(
+            server.port(),
+            &remote(&url, "joiners"),
+            &remote(&url, "joiners"),
+        );
+    }
+
+    #[test]
+    fn a_tiered_call_begun_after_an_invalidate_elsewhere_is_not_handed_an_older_value() {
+        let server = RedisServer::start();
+        let url = server.url();
+        a_call_begun_after_an_invalidate_elsewhere(
+            server.port(),
+            &tiered(&url, "joiners"),
+            &tiered(&url, "joiners"),
+        );
+    }
+
+    #[test]
+    fn a_redlock_call_begun_after_an_invalidate_elsewhere_is_not_handed_an_older_value() {
+        let server = RedisServer::start();
+        let url = server.url();
+        let (_locks, lock_urls) = lock_servers();
+        a_call_begun_after_an_invalidate_elsewhere(
+            server.port(),
+            &redlocked(&url, "joiners", &lock_urls),
+            &redlocked(&url, "joiners", &lock_urls),
+        );
+    }
+
+    #[test]
+    fn an_async_redis_call_begun_after_an_invalidate_elsewhere_is_not_handed_an_older_value() {
+        let server = RedisServer::start();
+        let url = server.url();
+        an_async_call_begun_after_an_invalidate_elsewhere(
+            server.port(),
+            remote(&url, "joiners"),
+            &remote(&url, "joiners"),
+        );
+    }
+
+    #[test]
+    fn an_async_tiered_call_begun_after_an_invalidate_elsewhere_is_not_handed_an_older_value() {
+        let server = RedisServer::start();
+        let url = server.url();
+        an_async_call_begun_after_an_invalidate_elsewhere(
+            server.port(),
+            tiered(&url, "joiners"),
+            &tiered(&url, "joiners"),
+        );
+    }
+
+    #[test]
+    fn an_async_redlock_call_begun_after_an_invalidate_elsewhere_is_not_handed_an_older_value() {
+        let server = RedisServer::start();
+        let url = server.url();
+        let (_locks, lock_urls) = lock_servers();
+        an_async_call_begun_after_an_invalidate_elsewhere(
+            server.port(),
+            redlocked(&url, "joiners", &lock_urls),
+            &redlocked(&url, "joiners", &lock_urls),
+        );
+    }
+}

@@ -371,7 +371,9 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     /// handle of its entries or by another process: what keeps a computation begun before such
     /// a change (which does not detach this cache's computations, as its own `invalidate` and
     /// `insert` do) from handing its older value to callers that began after it. Read by a
-    /// miss, never by a hit. The default, for a store nobody else changes: 0.
+    /// miss, never by a hit. Redis (and tiered) count their computations' writes refused for a
+    /// lost lock, which another process's change of the key takes. The default, for a store
+    /// nobody else changes: 0.
     fn changes_seen(&self) -> u64 {
         0
     }

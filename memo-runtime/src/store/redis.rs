@@ -470,6 +470,7 @@ impl RedisOptions {
             }),
             refreshing: Mutex::new(RefreshMarks::new()),
             pending: Arc::default(),
+            fences_lost: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             errors: AtomicU64::new(u64::from(fallback.is_some())),
             skipped: AtomicU64::new(0),
@@ -549,6 +550,11 @@ pub struct RedisStore<K, V> {
     refreshing: Mutex<RefreshMarks<K>>,
     /// Removals (and their messages) that did not reach Redis: see [`Pending`].
     pending: Arc<Pending>,
+    /// Writes of this store's computations that Redis refused (their lock was gone: another
+    /// process or handle invalidated or inserted the key, or the lease ran out):
+    /// [`Store::changes_seen`], which keeps the value of such a computation from the callers
+    /// that joined it (they may have begun after that change).
+    fences_lost: AtomicU64,
     hits: AtomicU64,
     errors: AtomicU64,
     /// Requests not sent: the breaker was open, or the call had spent its deadline.
@@ -1452,7 +1458,12 @@ impl<K, V> RedisStore<K, V> {
         let Some(out) = self.outgoing(key, value, lease, (self.entry_ttl(value), own)) else {
             return true;
         };
-        self.record(out.send(announce).await).unwrap_or(true)
+        let stored = self.record(out.send(announce).await).unwrap_or(true);
+        if !stored {
+            // Before the leader hands its value over (`RawLeader::finish` reads the count).
+            self.fences_lost.fetch_add(1, Ordering::SeqCst);
+        }
+        stored
     }
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
@@ -1535,6 +1546,14 @@ where
     }
 
     /// The claim reads the value in its round trip: the cache's second look would be one more.
+    /// The writes of this store's computations that Redis refused: their lock was taken away
+    /// by a change elsewhere since the claim (or ran out), so a call that joined such a
+    /// computation may have begun after that change, and looks again instead of taking its
+    /// value. An atomic load, read by a miss only: no round trip.
+    fn changes_seen(&self) -> u64 {
+        self.fences_lost.load(Ordering::SeqCst)
+    }
+
     fn claim_reads(&self) -> bool {
         true
     }

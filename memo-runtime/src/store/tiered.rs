@@ -589,6 +589,12 @@ where
         "tiered"
     }
 
+    /// Redis's count of this store's refused writes (see `RedisStore`'s): a refused value is
+    /// neither kept here nor handed to the callers that joined its computation.
+    fn changes_seen(&self) -> u64 {
+        self.l2.changes_seen()
+    }
+
     /// The claim reads Redis in its round trip, after a look at the local copies.
     fn claim_reads(&self) -> bool {
         true
