@@ -3533,6 +3533,49 @@ mod promises {
         assert_eq!(stats.hits, 0, "{stats:?}");
     }
 
+    /// A Redis that is down still leaves one computation per key in a process: callers of the
+    /// key released together share it (a write not sent tells of no change elsewhere, so the
+    /// callers that joined are handed its value), and, with `store = tiered` as with `redis`,
+    /// nothing is kept (README: "Redis down or failing a claim: calls compute and keep no
+    /// copy"): the next call computes again.
+    #[test]
+    fn with_redis_down_callers_of_one_key_share_one_computation_and_nothing_is_kept() {
+        use memo::TieredCache;
+        let mut server = RedisServer::start();
+        let client = || RedisClient::new(RedisConfig::from_url(&server.url()).unwrap()).unwrap();
+        let redis: RedisCache<u32, u32> = Cache::builder()
+            .redis_options(RedisOptions::new("promises-down-shared").client(client()))
+            .build();
+        let tiered: TieredCache<u32, u32> = Cache::builder()
+            .maxsize(10)
+            .tiered_options(RedisOptions::new("promises-down-shared-tiered").client(client()))
+            .build();
+        server.kill();
+        let shared = |name: &str, call: &(dyn Fn(&dyn Fn() -> u32) -> u32 + Sync)| {
+            let runs = AtomicUsize::new(0);
+            let body = || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                // Long enough for the other callers to join this computation.
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                10
+            };
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        assert_eq!(call(&body), 10);
+                    });
+                }
+            });
+            assert_eq!(runs.load(Ordering::SeqCst), 1, "{name}: one computation");
+            assert_eq!(call(&|| 11), 11, "{name}: nothing kept");
+        };
+        shared("redis", &|body| redis.get_or_insert_with(1, body));
+        shared("tiered", &|body| tiered.get_or_insert_with(1, body));
+        assert_eq!(tiered.store().held(), 0, "no copy");
+    }
+
     /// `Stats::len`'s docs: "with `store = redis`, 0 and with `tiered` the local copies:
     /// `Cache::len` counts Redis's with a `SCAN`".
     #[test]

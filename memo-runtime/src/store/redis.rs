@@ -1458,8 +1458,10 @@ impl<K, V> RedisStore<K, V> {
         let Some(out) = self.outgoing(key, value, lease, (self.entry_ttl(value), own)) else {
             return true;
         };
+        // A write not sent (a failed claim's) is not stored either, but tells of no change.
+        let fenced = matches!(out.fence, Fence::Lock(_) | Fence::Seen(_));
         let stored = self.record(out.send(announce).await).unwrap_or(true);
-        if !stored {
+        if !stored && fenced {
             // Before the leader hands its value over (`RawLeader::finish` reads the count).
             self.fences_lost.fetch_add(1, Ordering::SeqCst);
         }
@@ -1545,7 +1547,6 @@ where
         self.refreshed(&key.to_key(), std::time::Duration::ZERO);
     }
 
-    /// The claim reads the value in its round trip: the cache's second look would be one more.
     /// The writes of this store's computations that Redis refused: their lock was taken away
     /// by a change elsewhere since the claim (or ran out), so a call that joined such a
     /// computation may have begun after that change, and looks again instead of taking its
@@ -1554,6 +1555,7 @@ where
         self.fences_lost.load(Ordering::SeqCst)
     }
 
+    /// The claim reads the value in its round trip: the cache's second look would be one more.
     fn claim_reads(&self) -> bool {
         true
     }
