@@ -87,7 +87,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     } = func;
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
-    let id = cache_id(plan, name, nonce);
+    let id = cache_id(plan, func, name, nonce);
     let StoreParts {
         find,
         store_type,
@@ -362,9 +362,29 @@ fn hit_or_lead(
 
 /// The id of the function's cache: its module path, name and `nonce`, which ends with `g` for a
 /// generic function (the runtime then keys its caches by instance).
-fn cache_id(plan: &Plan, name: &str, nonce: usize) -> TokenStream {
+///
+/// A generic function with `impl Trait` arguments ends it with `i<count>g`, the count of its
+/// type and const parameters: `type_name` writes the `impl Trait` arguments' types after them
+/// (`f<u8, &str>`), and the companion (`f_cache::<u8>()`) cannot name them, so the runtime keys
+/// the instance by the first `count` alone (the companion was once a cache apart, its
+/// `invalidate` and `clear` reaching none of the calls).
+fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStream {
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
-    let generic_mark = if plan.generic {
+    let impl_trait_args = func.sig.inputs.iter().any(|input| {
+        matches!(input, syn::FnArg::Typed(typed)
+            if crate::validate::find_type(&typed.ty, &|t| matches!(t, syn::Type::ImplTrait(_))).is_some())
+    });
+    let generic_mark = if plan.generic && impl_trait_args {
+        let count = func
+            .sig
+            .generics
+            .params
+            .iter()
+            .filter(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
+            .count();
+        let mark = format!("i{count}g");
+        quote!(, #mark)
+    } else if plan.generic {
         quote!(, "g")
     } else {
         quote!()
@@ -690,6 +710,7 @@ fn tidy(tokens: &str) -> String {
         ("< ", "<"),
         (" >", ">"),
         ("& ", "&"),
+        ("as::std::borrow::ToOwned>", "as ToOwned>"),
         ("( ", "("),
         (" )", ")"),
     ]

@@ -78,7 +78,9 @@ pub(crate) fn refresh_fn(
         let from = part.next();
         let binding = &arg.pat;
         let ty = anonymous_lifetimes(&arg.ty);
-        rebinds.push(match &arg.ty {
+        // The type as written, seen through the invisible group of a `macro_rules!`'s `$t:ty`
+        // (whose `&str` was once bound by value, a type error).
+        rebinds.push(match crate::validate::unwrap_group(&arg.ty) {
             Type::Reference(r) if r.mutability.is_some() => quote!(let #binding: #ty = &mut #from;),
             Type::Reference(_) => quote!(let #binding: #ty = &#from;),
             _ => quote!(let #binding: #ty = #from;),

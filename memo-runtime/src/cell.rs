@@ -501,7 +501,10 @@ fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
     } else {
         segment
     };
-    segment == Some(name)
+    // With `impl Trait` arguments, the instances that differ in their types alone share one
+    // cache (the first made, as the companion finds it), as a function whose only parameters
+    // are `impl Trait` arguments does.
+    segment == Some(name) && explicit_parameters(id).is_none()
 }
 
 /// What tells the caches of the function `id` apart, called from `scope`: what encloses it (an
@@ -509,7 +512,7 @@ fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
 fn instance(id: &str, scope: &str) -> String {
     let path = enclosing(scope);
     if is_generic_fn(id) {
-        format!("{path}::{}", own_arguments(scope))
+        format!("{path}::{}", own_arguments(id, scope))
     } else {
         path.to_string()
     }
@@ -530,11 +533,64 @@ fn own_segment(scope: &str) -> &str {
     function
 }
 
-/// The function's own generic arguments as `scope` writes them (`<u32, &str>`), or `""`.
-fn own_arguments(scope: &str) -> &str {
+/// The function's own generic arguments as `scope` writes them (`<u32, &str>`), or `""`;
+/// for a generic function with `impl Trait` arguments ([`explicit_parameters`]), without the
+/// types of those arguments, which its companion cannot name.
+fn own_arguments(id: &str, scope: &str) -> String {
     let function = own_segment(scope);
     let segment = &function[enclosing(scope).len()..];
-    segment.find('<').map_or("", |start| &segment[start..])
+    let Some(start) = segment.find('<') else {
+        return String::new();
+    };
+    let written = &segment[start..];
+    let Some(count) = explicit_parameters(id) else {
+        return written.to_string();
+    };
+    // The arguments between the outer brackets, split at their top-level commas; lifetimes
+    // (written `'_`) come first and are kept.
+    let inner = written
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .unwrap_or(written);
+    let mut arguments = Vec::new();
+    let (mut depth, mut from) = (0_usize, 0);
+    let bytes = inner.as_bytes();
+    for (at, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' if at == 0 || bytes[at - 1] != b'-' => depth = depth.saturating_sub(1),
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                arguments.push(inner[from..at].trim());
+                from = at + 1;
+            }
+            _ => {}
+        }
+    }
+    arguments.push(inner[from..].trim());
+    let mut types = 0;
+    let kept: Vec<&str> = arguments
+        .into_iter()
+        .filter(|argument| {
+            argument.starts_with('\'') || {
+                types += 1;
+                types <= count
+            }
+        })
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("<{}>", kept.join(", "))
+    }
+}
+
+/// The number of type and const parameters of a generic function with `impl Trait` arguments,
+/// whose id the expansion ends with `i<count>g`; `None` for another function.
+fn explicit_parameters(id: &str) -> Option<usize> {
+    let (_, nonce) = id.rsplit_once('#')?;
+    let (_, count) = nonce.strip_suffix('g')?.split_once('i')?;
+    count.parse().ok()
 }
 
 /// The identity of the memoized function with this `id` (`module::function#nonce`) called from
@@ -549,9 +605,9 @@ fn own_arguments(scope: &str) -> &str {
 pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
     let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
     let arguments = if is_generic_fn(id) {
-        own_arguments(scope)
+        own_arguments(id, scope)
     } else {
-        ""
+        String::new()
     };
     let identity = match (enclosing(scope), split_last(path)) {
         ("", _) | (_, None) => format!("{path}{arguments}"),
@@ -712,6 +768,37 @@ mod tests {
             "a::B<fn() -> u8>"
         );
         assert_eq!(enclosing("f"), "");
+    }
+
+    #[test]
+    fn impl_trait_arguments_leave_a_generic_functions_instance() {
+        let id = "app::f#4i2g";
+        assert_eq!(explicit_parameters(id), Some(2));
+        assert_eq!(explicit_parameters("app::f#4g"), None);
+        assert_eq!(explicit_parameters("app::f#4"), None);
+        let scope =
+            "app::f<'_, alloc::vec::Vec<(u8, u16)>, 3, &str, app::Op<fn() -> u8>>::{{closure}}";
+        assert_eq!(
+            own_arguments(id, scope),
+            "<'_, alloc::vec::Vec<(u8, u16)>, 3>"
+        );
+        assert_eq!(
+            instance(id, scope),
+            instance(
+                id,
+                "app::f_cache<'_, alloc::vec::Vec<(u8, u16)>, 3>::{{closure}}"
+            )
+        );
+        assert_eq!(
+            identity(id, scope),
+            "app::f<'_, alloc::vec::Vec<(u8, u16)>, 3>"
+        );
+        assert!(!is_body(id, scope, enclosing(scope)));
+        assert_eq!(
+            own_arguments("app::f#4g", scope),
+            own_arguments("app::f#4g", scope)
+        );
+        assert!(own_arguments("app::f#4g", scope).ends_with("app::Op<fn() -> u8>>"));
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! Signatures and options that once made `#[cached]` return another call's value, reach a cache
+//! other than the function's, or refuse a function it can cache.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use memo::{Cache, cached};
+
+static SHARED: LazyLock<Cache<(Account, u32), u32>> = LazyLock::new(|| Cache::builder().build());
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Account {
+    base: u32,
+}
+
+impl Account {
+    /// A cache that `self` does not hold serves every account: `self` stays in the key (it was
+    /// once left out, so the second account read the first one's sum).
+    #[cached(cache = SHARED)]
+    fn plus(&self, n: u32) -> u32 {
+        self.base + n
+    }
+}
+
+#[test]
+fn a_cache_held_elsewhere_keys_by_self() {
+    let first = Account { base: 100 };
+    let second = Account { base: 200 };
+    assert_eq!(first.plus(1), 101);
+    assert_eq!(second.plus(1), 201, "another account's value");
+    assert_eq!(first.plus(1), 101);
+    assert_eq!(SHARED.len(), 2);
+    assert_eq!(SHARED.stats().hits, 1);
+}
+
+mod mine {
+    /// A type of the user's that happens to be named `Path`.
+    #[derive(Clone, Debug, Hash, PartialEq, Eq)]
+    pub(crate) struct Path(pub(crate) u32);
+}
+
+static OWN_PATH_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Keyed by `mine::Path` itself: the companion was once a `Cache<PathBuf, _>`, a cache apart
+/// from the function's, so its `invalidate` and `clear` reached nothing.
+#[cached]
+fn own_path(path: &mine::Path) -> u32 {
+    OWN_PATH_RUNS.fetch_add(1, Ordering::SeqCst);
+    path.0 * 10
+}
+
+#[test]
+fn a_users_type_named_path_is_keyed_by_itself() {
+    use mine::Path;
+    assert_eq!(own_path(&Path(1)), 10);
+    assert_eq!(own_path(&Path(1)), 10);
+    let companion: &Cache<Path, u32> = own_path_cache();
+    assert_eq!(companion.len(), 1, "the companion is the function's cache");
+    companion.clear();
+    assert_eq!(own_path(&Path(1)), 10);
+    assert_eq!(
+        OWN_PATH_RUNS.load(Ordering::SeqCst),
+        2,
+        "cleared, computed again"
+    );
+}
+
+/// `&std::path::Path` (a path written out) is keyed by `PathBuf`: it was once keyed by the
+/// unsized `Path`, a compile error about `[u8]`.
+#[cached]
+fn path_len(path: &std::path::Path) -> usize {
+    path.as_os_str().len()
+}
+
+#[cached]
+fn os_len(text: &std::ffi::OsStr) -> usize {
+    text.len()
+}
+
+#[test]
+fn std_paths_written_out_are_keyed_by_their_owned_form() {
+    assert_eq!(path_len(std::path::Path::new("abc")), 3);
+    assert_eq!(path_len(std::path::Path::new("abc")), 3);
+    let companion: &Cache<std::path::PathBuf, usize> = path_len_cache();
+    assert_eq!(companion.stats().hits, 1);
+    assert_eq!(os_len(std::ffi::OsStr::new("ab")), 2);
+    let _: &Cache<std::ffi::OsString, usize> = os_len_cache();
+}
+
+/// A function pointer or an `Fn` trait object taking a reference borrows nothing while stored:
+/// these return types were once refused as borrowing.
+#[cached]
+fn measure(double: bool) -> fn(&str) -> usize {
+    if double {
+        |s: &str| s.len() * 2
+    } else {
+        str::len
+    }
+}
+
+#[cached]
+fn offset(by: usize) -> Arc<dyn Fn(&str) -> usize + Send + Sync> {
+    Arc::new(move |s: &str| s.len() + by)
+}
+
+#[test]
+fn functions_taking_references_can_be_returned() {
+    assert_eq!(measure(true)("abc"), 6);
+    assert_eq!(measure(false)("abc"), 3);
+    assert_eq!(measure(true)("ab"), 4);
+    assert_eq!(offset(10)("ab"), 12);
+    assert_eq!(offset(10)("abc"), 13);
+    assert_eq!(measure_cache().stats().hits, 1);
+    assert_eq!(offset_cache().stats().hits, 1);
+}
+
+/// A `macro_rules!` passing a reference type as `$t:ty`: with `stale`, the background refresh
+/// once bound the owned key part by value to it, a type error.
+macro_rules! refreshed_len {
+    ($name:ident, $t:ty) => {
+        #[cached(ttl = "1h", stale = "1h")]
+        fn $name(text: $t) -> usize {
+            text.len()
+        }
+    };
+}
+
+refreshed_len!(refreshed_len, &str);
+
+#[test]
+fn a_reference_type_a_macro_passes_is_refreshed() {
+    assert_eq!(refreshed_len("abcd"), 4);
+    assert_eq!(refreshed_len("abcd"), 4);
+    assert_eq!(refreshed_len_cache().stats().hits, 1);
+}
+
+static LABELLED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A generic function with an `impl Trait` argument left out of the key: its companion
+/// (`labelled_cache::<u8>()`) was once a cache apart from the calls' (whose instance `type_name`
+/// writes with the argument's type, `labelled<u8, &str>`), so `clear` reached none of them.
+#[cached(key = n)]
+fn labelled<T: Default + std::fmt::Debug>(n: u32, label: impl std::fmt::Display) -> String {
+    LABELLED_RUNS.fetch_add(1, Ordering::SeqCst);
+    let _ = label.to_string();
+    format!("{:?} {n}", T::default())
+}
+
+#[test]
+fn a_generic_functions_companion_is_its_cache_with_impl_trait_arguments() {
+    assert_eq!(labelled::<u8>(1, "x"), "0 1");
+    assert_eq!(labelled::<u8>(1, 7), "0 1");
+    assert_eq!(
+        LABELLED_RUNS.load(Ordering::SeqCst),
+        1,
+        "the label is not in the key"
+    );
+    assert_eq!(labelled_cache::<u8>().len(), 1);
+    labelled_cache::<u8>().clear();
+    assert_eq!(labelled::<u8>(1, "x"), "0 1");
+    assert_eq!(
+        LABELLED_RUNS.load(Ordering::SeqCst),
+        2,
+        "cleared, computed again"
+    );
+    // Another instance keeps apart.
+    assert_eq!(labelled::<bool>(1, "x"), "false 1");
+    assert_eq!(LABELLED_RUNS.load(Ordering::SeqCst), 3);
+    assert_eq!(labelled_cache::<bool>().len(), 1);
+    assert_eq!(labelled_cache::<u8>().len(), 1);
+}
