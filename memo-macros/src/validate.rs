@@ -875,6 +875,15 @@ const MUT_IN_KEY: &str = "a `&mut` argument is not keyed by default: on a hit th
 
 /// `arg` is part of the key, with `items` (each keyed name and its type) for a suggestion.
 fn arg_part(arg: &Arg, items: &[(String, Type)], errors: &mut Errors) -> Option<Part> {
+    // Once keyed as any other, then `cannot find value` where its `cfg` is off.
+    if let Some(cfg) = &arg.cfg {
+        errors.at(
+            cfg,
+            "an argument under `#[cfg(...)]` cannot be keyed by default, as it may not exist: choose \
+             the key with `key = ...` (leaving this argument out)",
+        );
+        return None;
+    }
     let Some(ident) = &arg.ident else {
         errors.at(
             &arg.pat,

@@ -169,3 +169,27 @@ fn a_generic_functions_companion_is_its_cache_with_impl_trait_arguments() {
     assert_eq!(labelled_cache::<bool>().len(), 1);
     assert_eq!(labelled_cache::<u8>().len(), 1);
 }
+
+static TAGGED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// The bound of an `impl Trait` argument names a lifetime, which `type_name` then writes in the
+/// function's instance (`tagged<'_, u8, &str>`) but not in its companion's.
+#[cached(key = n)]
+fn tagged<'a, T: Default + std::fmt::Debug>(n: u32, tag: impl std::fmt::Display + 'a) -> String {
+    TAGGED_RUNS.fetch_add(1, Ordering::SeqCst);
+    let _ = tag.to_string();
+    format!("{:?} {n}", T::default())
+}
+
+#[test]
+fn a_lifetime_of_an_impl_trait_bound_leaves_the_instance_too() {
+    assert_eq!(tagged::<u8>(1, "x"), "0 1");
+    assert_eq!(tagged_cache::<u8>().len(), 1);
+    tagged_cache::<u8>().clear();
+    assert_eq!(tagged::<u8>(1, "y"), "0 1");
+    assert_eq!(
+        TAGGED_RUNS.load(Ordering::SeqCst),
+        2,
+        "cleared, computed again"
+    );
+}
