@@ -64,9 +64,17 @@ pub(crate) fn refresh_fn(
             ReceiverKind::Reference(_, _, Some(_)) => {
                 quote!(let #this: &mut Self = &mut #from;)
             }
+            // A typed reference (`self: &Self`, `self: &Arc<Self>`) is keyed by what it points
+            // at, so it is lent the key's part (it was once bound to the part itself, a type
+            // error).
             ReceiverKind::Typed(_, ty) => {
+                let by_reference = matches!(crate::validate::unwrap_group(ty), Type::Reference(_));
                 let ty = anonymous_lifetimes(ty);
-                quote!(let #this: #ty = #from;)
+                if by_reference {
+                    quote!(let #this: #ty = &#from;)
+                } else {
+                    quote!(let #this: #ty = #from;)
+                }
             }
             _ => {
                 let mutability = receiver.mutability;

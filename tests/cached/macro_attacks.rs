@@ -193,3 +193,33 @@ fn a_lifetime_of_an_impl_trait_bound_leaves_the_instance_too() {
         "cleared, computed again"
     );
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Shelf(u32);
+
+impl Shelf {
+    /// A typed reference receiver, with `stale`: the background refresh once bound the key's
+    /// owned `Self` to `&Self`, a type error.
+    #[cached(ttl = "1h", stale = "1h")]
+    #[allow(clippy::needless_arbitrary_self_type)]
+    fn typed(self: &Self, n: u32) -> u32 {
+        self.0 + n
+    }
+
+    #[cached(ttl = "1h", refresh = "early")]
+    fn shared(self: &Arc<Self>, n: u32) -> u32 {
+        self.0 * n
+    }
+}
+
+#[test]
+fn typed_reference_receivers_are_refreshed() {
+    assert_eq!(Shelf(1).typed(2), 3);
+    assert_eq!(Shelf(1).typed(2), 3);
+    assert_eq!(Shelf(2).typed(2), 4);
+    assert_eq!(Shelf::typed_cache().stats().hits, 1);
+    let shelf = Arc::new(Shelf(3));
+    assert_eq!(shelf.shared(2), 6);
+    assert_eq!(shelf.shared(2), 6);
+    let _: &Cache<(Arc<Shelf>, u32), u32> = Shelf::shared_cache();
+}
