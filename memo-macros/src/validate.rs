@@ -723,12 +723,21 @@ fn all_parts(func: &CachedFn, keyed: bool, errors: &mut Errors) -> Option<Vec<Pa
 
 /// `key = arg` or `key = (a, b)`: parts named by the arguments; anything else needs `key_type`.
 fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
-    let named = |expr: &Expr| -> Option<Ident> {
+    // Seen through the invisible groups of a `macro_rules!`'s `$k:expr` (`key = $k` naming an
+    // argument was once refused as an expression of unknown type).
+    fn ungrouped(expr: &Expr) -> &Expr {
         match expr {
+            Expr::Group(group) => ungrouped(&group.expr),
+            other => other,
+        }
+    }
+    let named = |expr: &Expr| -> Option<Ident> {
+        match ungrouped(expr) {
             Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident().cloned(),
             _ => None,
         }
     };
+    let expr = ungrouped(expr);
     let elems: Vec<&Expr> = match expr {
         Expr::Tuple(t) => t.elems.iter().collect(),
         Expr::Paren(p) => vec![&*p.expr],

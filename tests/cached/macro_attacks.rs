@@ -223,3 +223,28 @@ fn typed_reference_receivers_are_refreshed() {
     assert_eq!(shelf.shared(2), 6);
     let _: &Cache<(Arc<Shelf>, u32), u32> = Shelf::shared_cache();
 }
+
+/// Options a `macro_rules!` passes as `$v:expr`, each in an invisible group: `key = $k` naming
+/// an argument was refused (its type "cannot be read"), and `ttl = $ttl` of `"10s"` was taken
+/// for a `Duration` expression (a type error).
+macro_rules! keyed_by {
+    ($name:ident($a:ident, $b:ident), $key:expr, $ttl:expr, $max:expr) => {
+        #[cached(key = $key, ttl = $ttl, maxsize = $max)]
+        fn $name($a: u32, $b: u32) -> u32 {
+            $a * 10 + $b
+        }
+    };
+}
+
+keyed_by!(by_first(first, second), first, "10s", 5);
+keyed_by!(by_both(first, second), (first, second), "1m", 5);
+
+#[test]
+fn options_a_macro_passes_as_expressions_are_read_as_written() {
+    assert_eq!(by_first(1, 2), 12);
+    assert_eq!(by_first(1, 3), 12, "keyed by the first argument alone");
+    let _: &Cache<u32, u32> = by_first_cache();
+    assert_eq!(by_both(1, 2), 12);
+    assert_eq!(by_both(1, 3), 13);
+    let _: &Cache<(u32, u32), u32> = by_both_cache();
+}
