@@ -248,3 +248,33 @@ fn options_a_macro_passes_as_expressions_are_read_as_written() {
     assert_eq!(by_both(1, 3), 13);
     let _: &Cache<(u32, u32), u32> = by_both_cache();
 }
+
+/// A trait's default method whose bounds on `Self` are in its `where` clause: the companion
+/// once lacked them, an error that `Self` "cannot be cached".
+trait Make: From<u32> {
+    #[cached]
+    fn make(n: u32) -> Self
+    where
+        Self: Clone + Send + Sync + 'static,
+    {
+        Self::from(n)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Made(u32);
+
+impl From<u32> for Made {
+    fn from(n: u32) -> Self {
+        Self(n)
+    }
+}
+
+impl Make for Made {}
+
+#[test]
+fn a_default_methods_where_clause_reaches_its_companion() {
+    assert_eq!(Made::make(3), Made(3));
+    assert_eq!(Made::make(3), Made(3));
+    assert_eq!(<Made as Make>::make_cache().stats().hits, 1);
+}
