@@ -394,8 +394,9 @@ fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStre
 
 /// A generic function's companion takes its parameters (`parse_cache::<u32>()`): its generics
 /// and its `where` clause; so does a function with a `where` clause (with its lifetimes), whose
-/// bounds the key and value types may need (a trait's default method `where Self: Clone + Send
-/// + Sync + 'static`, once an error at its companion); nothing for another function.
+/// bounds the key and value types may need (a trait's default method bounding `Self` by
+/// `Clone + Send + Sync + 'static` there, once an error at its companion); nothing for another
+/// function.
 fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenStream) {
     if plan.generic || sig.generics.where_clause.is_some() {
         (
