@@ -94,7 +94,7 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
         require,
         hit_entry,
         awaits,
-    } = store_parts(plan, &id, sig.asyncness.is_some());
+    } = store_parts(plan, &id, sig.asyncness.is_some(), &scope_of(plan, func));
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
@@ -370,11 +370,7 @@ fn hit_or_lead(
 /// `invalidate` and `clear` reaching none of the calls).
 fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStream {
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
-    let impl_trait_args = func.sig.inputs.iter().any(|input| {
-        matches!(input, syn::FnArg::Typed(typed)
-            if crate::validate::find_type(&typed.ty, &|t| matches!(t, syn::Type::ImplTrait(_))).is_some())
-    });
-    let generic_mark = if plan.generic && impl_trait_args {
+    let generic_mark = if plan.generic && has_impl_trait_args(func) {
         let count = func
             .sig
             .generics
@@ -390,6 +386,53 @@ fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStre
         quote!()
     };
     quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #generic_mark))
+}
+
+/// Whether an argument's type is (or holds) `impl Trait`.
+fn has_impl_trait_args(func: &CachedFn) -> bool {
+    func.sig.inputs.iter().any(|input| {
+        matches!(input, syn::FnArg::Typed(typed)
+            if crate::validate::find_type(&typed.ty, &|t| matches!(t, syn::Type::ImplTrait(_))).is_some())
+    })
+}
+
+/// The scope of the call (see the runtime's `cell`): the `type_name` of a closure in the
+/// function names it with the impl's type and generic arguments resolved; its `TypeId` tells
+/// apart the instances that `type_name` writes alike.
+///
+/// A generic function with `impl Trait` arguments is told apart by a type of its own type and
+/// const parameters alone (`scope_marked`), declared here: the closure's type also names the
+/// `impl Trait` arguments' types, which make no instance (see `cache_id`), yet the instances of
+/// its parameters that `type_name` writes alike (two closures) keep apart.
+fn scope_of(plan: &Plan, func: &CachedFn) -> TokenStream {
+    let runtime = &plan.runtime;
+    if !(plan.generic && has_impl_trait_args(func)) {
+        return quote!(#runtime::scope(&|| ()));
+    }
+    let mut declared = Vec::new();
+    let mut used = Vec::new();
+    let mut pointers = Vec::new();
+    for param in &func.sig.generics.params {
+        match param {
+            syn::GenericParam::Type(param) => {
+                let ident = &param.ident;
+                declared.push(quote!(#ident: ?::core::marker::Sized));
+                used.push(quote!(#ident));
+                pointers.push(quote!(fn() -> *const #ident));
+            }
+            syn::GenericParam::Const(param) => {
+                let (ident, ty) = (&param.ident, &param.ty);
+                declared.push(quote!(const #ident: #ty));
+                used.push(quote!(#ident));
+            }
+            syn::GenericParam::Lifetime(_) => {}
+        }
+    }
+    quote! {{
+        #[allow(dead_code, non_camel_case_types)]
+        struct __MemoInstance<#(#declared),*>((#(#pointers,)*));
+        #runtime::scope_marked(&|| (), #runtime::PhantomData::<__MemoInstance<#(#used),*>>)
+    }}
 }
 
 /// A generic function's companion takes its parameters (`parse_cache::<u32>()`): its generics
@@ -559,7 +602,7 @@ fn mixed_version(version: u64, code: u64) -> u64 {
 }
 
 /// entries of another layout out of reach.
-fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
+fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool, scope: &TokenStream) -> StoreParts {
     let Plan {
         runtime,
         key_type,
@@ -653,10 +696,6 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
         ),
     };
     let path = respan(finder, output.span());
-    // The scope of the call (see the runtime's `cell`): the `type_name` of a closure in the
-    // function names it with the impl's type and generic arguments resolved; its `TypeId` tells
-    // apart the instances that `type_name` writes alike.
-    let scope = quote!(#runtime::scope(&|| ()));
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
         quote!(&__MEMO_CELL, #id, #scope, #config #remote_args),

@@ -50,6 +50,22 @@ pub fn scope<F>(closure: &F) -> At {
     at_type::<F>
 }
 
+/// [`scope`] for a generic function with `impl Trait` arguments: the scope is `closure`'s, and
+/// the instance is told apart by `M`, a type of the function's own type and const parameters
+/// alone (the expansion's), not by the closure's type, which names the `impl Trait` arguments'
+/// types too: the calls of one instance with arguments of several types share its cache, which
+/// its companion (which cannot name them) finds.
+#[inline]
+pub fn scope_marked<F, M>(closure: &F, marker: std::marker::PhantomData<M>) -> At {
+    let _ = (closure, marker);
+    at_marked::<F, M>
+}
+
+/// [`At`]'s answer for [`scope_marked`].
+fn at_marked<F, M>() -> (&'static str, TypeId) {
+    (std::any::type_name::<F>(), at_type::<M>().1)
+}
+
 /// The `TypeId` of `closure`'s type, which may borrow: one for each instance of a generic
 /// function the closure is written in.
 #[inline]
@@ -448,7 +464,9 @@ impl Owner {
     fn of(id: &str, scope: &str, site: Option<TypeId>) -> Self {
         Self {
             body: site.filter(|_| is_body(id, scope, enclosing(scope))),
-            closures: own_segment(scope).contains("{{closure}}"),
+            // Not the `impl Trait` arguments' types, which make no instance (`own_arguments`).
+            closures: enclosing(scope).contains("{{closure}}")
+                || own_arguments(id, scope).contains("{{closure}}"),
         }
     }
 
@@ -501,10 +519,7 @@ fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
     } else {
         segment
     };
-    // With `impl Trait` arguments, the instances that differ in their types alone share one
-    // cache (the first made, as the companion finds it), as a function whose only parameters
-    // are `impl Trait` arguments does.
-    segment == Some(name) && explicit_parameters(id).is_none()
+    segment == Some(name)
 }
 
 /// What tells the caches of the function `id` apart, called from `scope`: what encloses it (an
@@ -784,7 +799,11 @@ mod tests {
         let companion = "app::f_cache<alloc::vec::Vec<(u8, u16)>, 3>::{{closure}}";
         assert_eq!(instance(id, scope), instance(id, companion));
         assert_eq!(identity(id, scope), "app::f<alloc::vec::Vec<(u8, u16)>, 3>");
-        assert!(!is_body(id, scope, enclosing(scope)));
+        assert!(is_body(id, scope, enclosing(scope)));
+        assert!(
+            !Owner::of(id, scope, None).closures,
+            "an impl Trait argument's closure"
+        );
         // Without `impl Trait` arguments, every argument written makes the instance.
         assert!(own_arguments("app::f#4g", scope).ends_with(", &str, app::Op<fn() -> u8>>"));
     }

@@ -278,3 +278,31 @@ fn a_default_methods_where_clause_reaches_its_companion() {
     assert_eq!(Made::make(3), Made(3));
     assert_eq!(<Made as Make>::make_cache().stats().hits, 1);
 }
+
+static APPLIED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Closures as a type argument, which `type_name` writes alike, beside an `impl Trait`
+/// argument: each closure is an instance of its own, whatever the `impl Trait` argument's type.
+#[cached(key = n)]
+fn applied<F: Fn(u32) -> u32>(f: F, n: u32, tag: impl std::fmt::Display) -> u32 {
+    APPLIED_RUNS.fetch_add(1, Ordering::SeqCst);
+    let _ = tag.to_string();
+    f(n)
+}
+
+#[test]
+fn closures_as_type_arguments_keep_apart_beside_impl_trait_arguments() {
+    let plus_one = |x: u32| x + 1;
+    assert_eq!(applied(plus_one, 1, "a"), 2);
+    assert_eq!(
+        applied(|x: u32| x + 2, 1, "a"),
+        3,
+        "another closure's value"
+    );
+    assert_eq!(applied(plus_one, 1, 7), 2);
+    assert_eq!(
+        APPLIED_RUNS.load(Ordering::SeqCst),
+        2,
+        "one instance, whatever the tag"
+    );
+}
