@@ -33,6 +33,37 @@ fn a_cache_held_elsewhere_keys_by_self() {
     assert_eq!(SHARED.stats().hits, 1);
 }
 
+static SHARED_PAGES: LazyLock<Cache<(Account, u32), String>> =
+    LazyLock::new(|| Cache::builder().build());
+
+impl Account {
+    /// The same, for an `async fn`.
+    #[cached(cache = SHARED_PAGES)]
+    async fn page(&self, n: u32) -> String {
+        format!("{} page {n}", self.base)
+    }
+}
+
+#[test]
+fn an_async_method_with_a_cache_held_elsewhere_keys_by_self() {
+    let (first, second) = (Account { base: 1 }, Account { base: 2 });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let pages = runtime.block_on(async {
+        (
+            first.page(7).await,
+            second.page(7).await,
+            first.page(7).await,
+        )
+    });
+    assert_eq!(
+        pages,
+        ("1 page 7".into(), "2 page 7".into(), "1 page 7".into())
+    );
+    assert_eq!(SHARED_PAGES.stats().hits, 1);
+}
+
 mod mine {
     /// A type of the user's that happens to be named `Path`.
     #[derive(Clone, Debug, Hash, PartialEq, Eq)]
