@@ -213,6 +213,16 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
     } = func;
     // Spanned at the expression, so a field of another type is reported there.
     let cache_ref = quote_spanned!(cache.span()=> &(#cache));
+    // The type telling the function's instances apart: a closure's, or with `impl Trait`
+    // arguments one of its own parameters alone, so that the calls of one instance with
+    // arguments of several types are one function of the cache (not a second one, which
+    // computed every call).
+    let body_type = match instance_marker(plan, func) {
+        Some((declared, marker)) => {
+            quote!({ #declared &#runtime::PhantomData::<#marker> })
+        }
+        None => quote!(&|| ()),
+    };
     let name = &sig.ident;
     let body = match (&plan.handover, sig.asyncness.is_some()) {
         (None, false) => quote! {
@@ -264,7 +274,7 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
                 static __MEMO_OWNER: #runtime::Owner =
                     #runtime::Owner::new(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)));
                 &__MEMO_OWNER
-            }, &|| ());
+            }, #body_type);
             #prelude
             #body
         }
@@ -406,8 +416,21 @@ fn has_impl_trait_args(func: &CachedFn) -> bool {
 /// its parameters that `type_name` writes alike (two closures) keep apart.
 fn scope_of(plan: &Plan, func: &CachedFn) -> TokenStream {
     let runtime = &plan.runtime;
+    match instance_marker(plan, func) {
+        Some((declared, marker)) => quote! {{
+            #declared
+            #runtime::scope_marked(&|| (), #runtime::PhantomData::<#marker>)
+        }},
+        None => quote!(#runtime::scope(&|| ())),
+    }
+}
+
+/// What tells an instance of the function apart where the closure's type would say too much:
+/// for a generic function with `impl Trait` arguments, a struct of its own type and const
+/// parameters alone (declared by the first tokens), and its type for this instance.
+fn instance_marker(plan: &Plan, func: &CachedFn) -> Option<(TokenStream, TokenStream)> {
     if !(plan.generic && has_impl_trait_args(func)) {
-        return quote!(#runtime::scope(&|| ()));
+        return None;
     }
     let mut declared = Vec::new();
     let mut used = Vec::new();
@@ -428,11 +451,13 @@ fn scope_of(plan: &Plan, func: &CachedFn) -> TokenStream {
             syn::GenericParam::Lifetime(_) => {}
         }
     }
-    quote! {{
-        #[allow(dead_code, non_camel_case_types)]
-        struct __MemoInstance<#(#declared),*>((#(#pointers,)*));
-        #runtime::scope_marked(&|| (), #runtime::PhantomData::<__MemoInstance<#(#used),*>>)
-    }}
+    Some((
+        quote! {
+            #[allow(dead_code, non_camel_case_types)]
+            struct __MemoInstance<#(#declared),*>((#(#pointers,)*));
+        },
+        quote!(__MemoInstance<#(#used),*>),
+    ))
 }
 
 /// A generic function's companion takes its parameters (`parse_cache::<u32>()`): its generics

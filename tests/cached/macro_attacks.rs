@@ -337,3 +337,31 @@ fn closures_as_type_arguments_keep_apart_beside_impl_trait_arguments() {
         "one instance, whatever the tag"
     );
 }
+
+struct Labels {
+    cache: Cache<u32, String>,
+    runs: AtomicUsize,
+}
+
+impl Labels {
+    /// A cache held by `self`, on a generic method with an `impl Trait` argument: the calls with
+    /// a tag of another type were once a second function of the cache, which computes every call.
+    #[cached(cache = self.cache, key = n)]
+    fn label<T: Default + std::fmt::Debug>(&self, n: u32, tag: impl std::fmt::Display) -> String {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let _ = tag.to_string();
+        format!("{:?} {n}", T::default())
+    }
+}
+
+#[test]
+fn an_instance_caches_generic_method_is_one_function_whatever_its_impl_trait_types() {
+    let labels = Labels {
+        cache: Cache::builder().build(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_eq!(labels.label::<u8>(1, "x"), "0 1");
+    assert_eq!(labels.label::<u8>(1, 7), "0 1");
+    assert_eq!(labels.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(labels.cache.stats().hits, 1);
+}
