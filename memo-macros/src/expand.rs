@@ -217,12 +217,10 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
     // arguments one of its own parameters alone, so that the calls of one instance with
     // arguments of several types are one function of the cache (not a second one, which
     // computed every call).
-    let body_type = match instance_marker(plan, func) {
-        Some((declared, marker)) => {
-            quote!({ #declared &#runtime::PhantomData::<#marker> })
-        }
-        None => quote!(&|| ()),
-    };
+    let body_type = instance_marker(plan, func).map_or_else(
+        || quote!(&|| ()),
+        |(declared, marker)| quote!({ #declared &#runtime::PhantomData::<#marker> }),
+    );
     let name = &sig.ident;
     let body = match (&plan.handover, sig.asyncness.is_some()) {
         (None, false) => quote! {
@@ -416,13 +414,15 @@ fn has_impl_trait_args(func: &CachedFn) -> bool {
 /// its parameters that `type_name` writes alike (two closures) keep apart.
 fn scope_of(plan: &Plan, func: &CachedFn) -> TokenStream {
     let runtime = &plan.runtime;
-    match instance_marker(plan, func) {
-        Some((declared, marker)) => quote! {{
-            #declared
-            #runtime::scope_marked(&|| (), #runtime::PhantomData::<#marker>)
-        }},
-        None => quote!(#runtime::scope(&|| ())),
-    }
+    instance_marker(plan, func).map_or_else(
+        || quote!(#runtime::scope(&|| ())),
+        |(declared, marker)| {
+            quote! {{
+                #declared
+                #runtime::scope_marked(&|| (), #runtime::PhantomData::<#marker>)
+            }}
+        },
+    )
 }
 
 /// What tells an instance of the function apart where the closure's type would say too much:
