@@ -213,14 +213,6 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
     } = func;
     // Spanned at the expression, so a field of another type is reported there.
     let cache_ref = quote_spanned!(cache.span()=> &(#cache));
-    // The type telling the function's instances apart: a closure's, or with `impl Trait`
-    // arguments one of its own parameters alone, so that the calls of one instance with
-    // arguments of several types are one function of the cache (not a second one, which
-    // computed every call).
-    let body_type = instance_marker(plan, func).map_or_else(
-        || quote!(&|| ()),
-        |(declared, marker)| quote!({ #declared &#runtime::PhantomData::<#marker> }),
-    );
     let name = &sig.ident;
     let body = match (&plan.handover, sig.asyncness.is_some()) {
         (None, false) => quote! {
@@ -272,7 +264,7 @@ fn expand_instance(plan: &Plan, func: &CachedFn, cache: &syn::Expr) -> TokenStre
                 static __MEMO_OWNER: #runtime::Owner =
                     #runtime::Owner::new(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)));
                 &__MEMO_OWNER
-            }, #body_type);
+            }, &|| ());
             #prelude
             #body
         }

@@ -382,6 +382,10 @@ impl CacheCell {
             let owner = Owner::of(id, scope, site);
             return crate::testing::isolated_cache(key, owner, &mut || make(owner.name(id, scope)));
         }
+        // A generic function with `impl Trait` arguments gives a site of its own parameters alone
+        // (`scope_marked`), alike in every instance of an impl around it: there, what encloses
+        // the function tells those instances apart.
+        let marked = explicit_parameters(id).is_some();
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.
@@ -391,6 +395,7 @@ impl CacheCell {
             if resolved.type_id == type_id
                 && resolved.site == site
                 && (site.is_some() || resolved.scope == scope)
+                && (!marked || enclosing(resolved.scope) == enclosing(scope))
             {
                 return resolved.cache;
             }

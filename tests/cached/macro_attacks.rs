@@ -338,30 +338,22 @@ fn closures_as_type_arguments_keep_apart_beside_impl_trait_arguments() {
     );
 }
 
-struct Labels {
-    cache: Cache<u32, String>,
-    runs: AtomicUsize,
-}
+struct Scaled<U>(std::marker::PhantomData<U>);
 
-impl Labels {
-    /// A cache held by `self`, on a generic method with an `impl Trait` argument: the calls with
-    /// a tag of another type were once a second function of the cache, which computes every call.
-    #[cached(cache = self.cache, key = n)]
-    fn label<T: Default + std::fmt::Debug>(&self, n: u32, tag: impl std::fmt::Display) -> String {
-        self.runs.fetch_add(1, Ordering::SeqCst);
+impl<U: Default + std::fmt::Debug> Scaled<U> {
+    /// A generic method of a generic impl with an `impl Trait` argument: each instance of the
+    /// impl keeps its own cache, though the method's own parameters are alike.
+    #[cached(key = n)]
+    fn describe<T: Default + std::fmt::Debug>(n: u32, tag: impl std::fmt::Display) -> String {
         let _ = tag.to_string();
-        format!("{:?} {n}", T::default())
+        format!("{:?} {:?} {n}", U::default(), T::default())
     }
 }
 
 #[test]
-fn an_instance_caches_generic_method_is_one_function_whatever_its_impl_trait_types() {
-    let labels = Labels {
-        cache: Cache::builder().build(),
-        runs: AtomicUsize::new(0),
-    };
-    assert_eq!(labels.label::<u8>(1, "x"), "0 1");
-    assert_eq!(labels.label::<u8>(1, 7), "0 1");
-    assert_eq!(labels.runs.load(Ordering::SeqCst), 1);
-    assert_eq!(labels.cache.stats().hits, 1);
+fn a_generic_impls_instances_keep_apart_in_a_method_with_impl_trait_arguments() {
+    assert_eq!(Scaled::<u8>::describe::<bool>(1, "x"), "0 false 1");
+    assert_eq!(Scaled::<String>::describe::<bool>(1, "x"), "\"\" false 1");
+    assert_eq!(Scaled::<u8>::describe::<bool>(1, 2), "0 false 1");
+    assert_eq!(Scaled::<String>::describe_cache::<bool>().len(), 1);
 }
