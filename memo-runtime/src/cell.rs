@@ -61,9 +61,16 @@ pub fn scope_marked<F, M>(closure: &F, marker: std::marker::PhantomData<M>) -> A
     at_marked::<F, M>
 }
 
-/// [`At`]'s answer for [`scope_marked`].
+/// [`At`]'s answer for [`scope_marked`]: the closure's own type where what encloses the function
+/// names closures (`app::Op<app::main::{{closure}}>`), whose instances `type_name` writes alike
+/// and `M` (of the function's parameters alone) would not tell apart.
 fn at_marked<F, M>() -> (&'static str, TypeId) {
-    (std::any::type_name::<F>(), at_type::<M>().1)
+    let (scope, closure) = at_type::<F>();
+    if enclosing(scope).contains("{{closure}}") {
+        (scope, closure)
+    } else {
+        (scope, at_type::<M>().1)
+    }
 }
 
 /// The `TypeId` of `closure`'s type, which may borrow: one for each instance of a generic

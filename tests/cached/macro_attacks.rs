@@ -357,3 +357,23 @@ fn a_generic_impls_instances_keep_apart_in_a_method_with_impl_trait_arguments() 
     assert_eq!(Scaled::<u8>::describe::<bool>(1, 2), "0 false 1");
     assert_eq!(Scaled::<String>::describe_cache::<bool>().len(), 1);
 }
+
+struct Op<F>(F);
+
+impl<F: Fn(u32) -> u32> Op<F> {
+    /// The same in an impl whose instances `type_name` writes alike (closures as its argument):
+    /// each keeps its own cache.
+    #[cached(key = n)]
+    fn applied<T: Default + Into<u32>>(&self, n: u32, tag: impl std::fmt::Display) -> u32 {
+        let _ = tag.to_string();
+        (self.0)(n) + T::default().into()
+    }
+}
+
+#[test]
+fn closures_as_an_impls_arguments_keep_apart_in_a_method_with_impl_trait_arguments() {
+    let plus_one = Op(|x: u32| x + 1);
+    let plus_two = Op(|x: u32| x + 2);
+    assert_eq!(plus_one.applied::<u8>(1, "x"), 2);
+    assert_eq!(plus_two.applied::<u8>(1, "x"), 3, "another closure's value");
+}
