@@ -356,7 +356,14 @@ fn value_of(meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<Expr> {
         let name = meta.path.to_token_stream();
         return Err(meta.error(format_args!("`{name}` needs a value, e.g. `{example}`")));
     }
-    meta.value()?.parse()
+    // A value a `macro_rules!` passes as `$v:expr` comes in an invisible group, which would hide
+    // a literal (`ttl = $ttl` of `"10s"` was once taken for a `Duration` expression, a type
+    // error) or an argument's name (`key = $k`): the whole value needs none.
+    let mut value: Expr = meta.value()?.parse()?;
+    while let Expr::Group(group) = value {
+        value = *group.expr;
+    }
+    Ok(value)
 }
 
 /// `memory`, `disk`, or `disk("name")` with a name that makes a directory name.

@@ -87,14 +87,14 @@ fn expand(plan: &Plan, func: &CachedFn, nonce: usize) -> TokenStream {
     } = func;
     let name = sig.ident.to_string();
     let name = name.strip_prefix("r#").unwrap_or(&name);
-    let id = cache_id(plan, name, nonce);
+    let id = cache_id(plan, func, name, nonce);
     let StoreParts {
         find,
         store_type,
         require,
         hit_entry,
         awaits,
-    } = store_parts(plan, &id, sig.asyncness.is_some());
+    } = store_parts(plan, &id, sig.asyncness.is_some(), &scope_of(plan, func));
     // Named after the attribute, so a clash with a user item is reported at `#[cached]`.
     let companion = format_ident!("{}_cache", name, span = Span::call_site());
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
@@ -362,9 +362,25 @@ fn hit_or_lead(
 
 /// The id of the function's cache: its module path, name and `nonce`, which ends with `g` for a
 /// generic function (the runtime then keys its caches by instance).
-fn cache_id(plan: &Plan, name: &str, nonce: usize) -> TokenStream {
+///
+/// A generic function with `impl Trait` arguments ends it with `i<count>g`, the count of its
+/// type and const parameters: `type_name` writes the `impl Trait` arguments' types after them
+/// (`f<u8, &str>`), and the companion (`f_cache::<u8>()`) cannot name them, so the runtime keys
+/// the instance by the first `count` alone (the companion was once a cache apart, its
+/// `invalidate` and `clear` reaching none of the calls).
+fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStream {
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
-    let generic_mark = if plan.generic {
+    let generic_mark = if plan.generic && has_impl_trait_args(func) {
+        let count = func
+            .sig
+            .generics
+            .params
+            .iter()
+            .filter(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
+            .count();
+        let mark = format!("i{count}g");
+        quote!(, #mark)
+    } else if plan.generic {
         quote!(, "g")
     } else {
         quote!()
@@ -372,10 +388,77 @@ fn cache_id(plan: &Plan, name: &str, nonce: usize) -> TokenStream {
     quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #generic_mark))
 }
 
+/// Whether an argument's type is (or holds) `impl Trait`.
+fn has_impl_trait_args(func: &CachedFn) -> bool {
+    func.sig.inputs.iter().any(|input| {
+        matches!(input, syn::FnArg::Typed(typed)
+            if crate::validate::find_type(&typed.ty, &|t| matches!(t, syn::Type::ImplTrait(_))).is_some())
+    })
+}
+
+/// The scope of the call (see the runtime's `cell`): the `type_name` of a closure in the
+/// function names it with the impl's type and generic arguments resolved; its `TypeId` tells
+/// apart the instances that `type_name` writes alike.
+///
+/// A generic function with `impl Trait` arguments is told apart by a type of its own type and
+/// const parameters alone (`scope_marked`), declared here: the closure's type also names the
+/// `impl Trait` arguments' types, which make no instance (see `cache_id`), yet the instances of
+/// its parameters that `type_name` writes alike (two closures) keep apart.
+fn scope_of(plan: &Plan, func: &CachedFn) -> TokenStream {
+    let runtime = &plan.runtime;
+    instance_marker(plan, func).map_or_else(
+        || quote!(#runtime::scope(&|| ())),
+        |(declared, marker)| {
+            quote! {{
+                #declared
+                #runtime::scope_marked(&|| (), #runtime::PhantomData::<#marker>)
+            }}
+        },
+    )
+}
+
+/// What tells an instance of the function apart where the closure's type would say too much:
+/// for a generic function with `impl Trait` arguments, a struct of its own type and const
+/// parameters alone (declared by the first tokens), and its type for this instance.
+fn instance_marker(plan: &Plan, func: &CachedFn) -> Option<(TokenStream, TokenStream)> {
+    if !(plan.generic && has_impl_trait_args(func)) {
+        return None;
+    }
+    let mut declared = Vec::new();
+    let mut used = Vec::new();
+    let mut pointers = Vec::new();
+    for param in &func.sig.generics.params {
+        match param {
+            syn::GenericParam::Type(param) => {
+                let ident = &param.ident;
+                declared.push(quote!(#ident: ?::core::marker::Sized));
+                used.push(quote!(#ident));
+                pointers.push(quote!(fn() -> *const #ident));
+            }
+            syn::GenericParam::Const(param) => {
+                let (ident, ty) = (&param.ident, &param.ty);
+                declared.push(quote!(const #ident: #ty));
+                used.push(quote!(#ident));
+            }
+            syn::GenericParam::Lifetime(_) => {}
+        }
+    }
+    Some((
+        quote! {
+            #[allow(dead_code, non_camel_case_types)]
+            struct __MemoInstance<#(#declared),*>((#(#pointers,)*));
+        },
+        quote!(__MemoInstance<#(#used),*>),
+    ))
+}
+
 /// A generic function's companion takes its parameters (`parse_cache::<u32>()`): its generics
-/// and its `where` clause; nothing for another function.
+/// and its `where` clause; so does a function with a `where` clause (with its lifetimes), whose
+/// bounds the key and value types may need (a trait's default method bounding `Self` by
+/// `Clone + Send + Sync + 'static` there, once an error at its companion); nothing for another
+/// function.
 fn companion_generics(plan: &Plan, sig: &syn::Signature) -> (TokenStream, TokenStream) {
-    if plan.generic {
+    if plan.generic || sig.generics.where_clause.is_some() {
         (
             sig.generics.to_token_stream(),
             sig.generics.where_clause.to_token_stream(),
@@ -536,7 +619,7 @@ fn mixed_version(version: u64, code: u64) -> u64 {
 }
 
 /// entries of another layout out of reach.
-fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
+fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool, scope: &TokenStream) -> StoreParts {
     let Plan {
         runtime,
         key_type,
@@ -630,10 +713,6 @@ fn store_parts(plan: &Plan, id: &TokenStream, is_async: bool) -> StoreParts {
         ),
     };
     let path = respan(finder, output.span());
-    // The scope of the call (see the runtime's `cell`): the `type_name` of a closure in the
-    // function names it with the impl's type and generic arguments resolved; its `TypeId` tells
-    // apart the instances that `type_name` writes alike.
-    let scope = quote!(#runtime::scope(&|| ()));
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
         quote!(&__MEMO_CELL, #id, #scope, #config #remote_args),
@@ -690,6 +769,7 @@ fn tidy(tokens: &str) -> String {
         ("< ", "<"),
         (" >", ">"),
         ("& ", "&"),
+        ("as::std::borrow::ToOwned>", "as ToOwned>"),
         ("( ", "("),
         (" )", ")"),
     ]

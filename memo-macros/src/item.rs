@@ -11,6 +11,8 @@ pub(crate) struct Arg {
     pub(crate) ident: Option<Ident>,
     pub(crate) pat: Pat,
     pub(crate) ty: Type,
+    /// Its `#[cfg(...)]`, if any: an argument that may not exist cannot be keyed by default.
+    pub(crate) cfg: Option<Attribute>,
 }
 
 /// The function, split into what the expansion keeps and what it inspects.
@@ -61,6 +63,11 @@ impl CachedFn {
                     },
                     pat: (*typed.pat).clone(),
                     ty: (*typed.ty).clone(),
+                    cfg: typed
+                        .attrs
+                        .iter()
+                        .find(|a| a.path().is_ident("cfg"))
+                        .cloned(),
                 }),
             }
         }

@@ -64,9 +64,17 @@ pub(crate) fn refresh_fn(
             ReceiverKind::Reference(_, _, Some(_)) => {
                 quote!(let #this: &mut Self = &mut #from;)
             }
+            // A typed reference (`self: &Self`, `self: &Arc<Self>`) is keyed by what it points
+            // at, so it is lent the key's part (it was once bound to the part itself, a type
+            // error).
             ReceiverKind::Typed(_, ty) => {
+                let by_reference = matches!(crate::validate::unwrap_group(ty), Type::Reference(_));
                 let ty = anonymous_lifetimes(ty);
-                quote!(let #this: #ty = #from;)
+                if by_reference {
+                    quote!(let #this: #ty = &#from;)
+                } else {
+                    quote!(let #this: #ty = #from;)
+                }
             }
             _ => {
                 let mutability = receiver.mutability;
@@ -78,7 +86,9 @@ pub(crate) fn refresh_fn(
         let from = part.next();
         let binding = &arg.pat;
         let ty = anonymous_lifetimes(&arg.ty);
-        rebinds.push(match &arg.ty {
+        // The type as written, seen through the invisible group of a `macro_rules!`'s `$t:ty`
+        // (whose `&str` was once bound by value, a type error).
+        rebinds.push(match crate::validate::unwrap_group(&arg.ty) {
             Type::Reference(r) if r.mutability.is_some() => quote!(let #binding: #ty = &mut #from;),
             Type::Reference(_) => quote!(let #binding: #ty = &#from;),
             _ => quote!(let #binding: #ty = #from;),

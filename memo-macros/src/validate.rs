@@ -563,7 +563,7 @@ fn check_output(output: &Type, errors: &mut Errors) {
             "a cached function cannot return `impl Trait`: the cache stores values of a type it can name; \
              return a concrete type (or a `Box<dyn Trait>`/`Arc<dyn Trait>`)",
         );
-    } else if let Some(borrowed) = find_borrow(output) {
+    } else if let Some(borrowed) = find_key_borrow(output) {
         errors.at(
             borrowed,
             "a cached function returns clones of a stored value, so its return type cannot borrow: \
@@ -656,9 +656,28 @@ fn key(
             return Some((ty, prelude, quote!(&__memo_key)));
         }
         (Some(expr), None) => key_expr_parts(expr, func, errors)?,
-        (None, _) => all_parts(func, args.cache.get().is_none(), errors)?,
+        // A cache that `self` holds (`cache = self.lookups`) is its instance's alone, so the key
+        // leaves `self` out; one held elsewhere (`cache = SHARED`) serves every instance, so
+        // `self` stays in the key, as with the function's own cache.
+        (None, _) => all_parts(
+            func,
+            args.cache.get().is_none_or(|cache| !reads_self(cache)),
+            errors,
+        )?,
     };
     Some(combine(parts, func.sig.paren_token.span.join()))
+}
+
+/// Whether `expr` reads `self` (in its macro calls too).
+fn reads_self(expr: &Expr) -> bool {
+    fn in_tokens(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(ident) => ident == "self",
+            TokenTree::Group(group) => in_tokens(group.stream()),
+            _ => false,
+        })
+    }
+    in_tokens(expr.to_token_stream())
 }
 
 /// Without `key = ...`: the receiver (if any, and if `keyed`: a cache held by the receiver is
@@ -678,17 +697,9 @@ fn all_parts(func: &CachedFn, keyed: bool, errors: &mut Errors) -> Option<Vec<Pa
         }))
         .collect();
     if let Some(receiver) = func.receiver.as_ref().filter(|_| keyed) {
-        if let ReceiverKind::Reference(_, _, Some(_)) = &receiver.kind {
-            errors.at(receiver, MUT_IN_KEY);
-            ok = false;
-        } else if let Some(part) = receiver_part(receiver) {
-            parts.push(part);
-        } else {
-            errors.at(
-                receiver,
-                "`#[cached]` cannot key by this receiver; give `key = ...`",
-            );
-            ok = false;
+        match receiver_part(receiver, errors) {
+            Some(part) => parts.push(part),
+            None => ok = false,
         }
     }
     for arg in &func.args {
@@ -712,12 +723,21 @@ fn all_parts(func: &CachedFn, keyed: bool, errors: &mut Errors) -> Option<Vec<Pa
 
 /// `key = arg` or `key = (a, b)`: parts named by the arguments; anything else needs `key_type`.
 fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<Vec<Part>> {
-    let named = |expr: &Expr| -> Option<Ident> {
+    // Seen through the invisible groups of a `macro_rules!`'s `$k:expr` (`key = $k` naming an
+    // argument was once refused as an expression of unknown type).
+    fn ungrouped(expr: &Expr) -> &Expr {
         match expr {
+            Expr::Group(group) => ungrouped(&group.expr),
+            other => other,
+        }
+    }
+    let named = |expr: &Expr| -> Option<Ident> {
+        match ungrouped(expr) {
             Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident().cloned(),
             _ => None,
         }
     };
+    let expr = ungrouped(expr);
     let elems: Vec<&Expr> = match expr {
         Expr::Tuple(t) => t.elems.iter().collect(),
         Expr::Paren(p) => vec![&*p.expr],
@@ -758,7 +778,7 @@ fn key_expr_parts(expr: &Expr, func: &CachedFn, errors: &mut Errors) -> Option<V
                 );
                 return None;
             };
-            parts.push(receiver_part(receiver)?);
+            parts.push(receiver_part(receiver, errors)?);
         } else if let Some(arg) = func.arg(ident) {
             parts.push(arg_part(arg, &items, errors)?);
         } else {
@@ -811,7 +831,11 @@ fn receiver_type(receiver: &syn::Receiver) -> Type {
     }
 }
 
-fn receiver_part(receiver: &syn::Receiver) -> Option<Part> {
+/// The receiver as a part of the key; `None` once its refusal is reported. A `&mut` receiver,
+/// as `&mut self` or `self: &mut Self`, is refused as a `&mut` argument is (`key = self` of
+/// one was once keyed by `()`, every call one entry); so is a typed receiver that borrows below
+/// its top (`self: Pin<&mut Self>`), which a `'static` key cannot hold.
+fn receiver_part(receiver: &syn::Receiver, errors: &mut Errors) -> Option<Part> {
     let self_token = &receiver.self_token;
     let self_type: Type = syn::parse_quote_spanned!(self_token.span=> Self);
     match &receiver.kind {
@@ -823,8 +847,33 @@ fn receiver_part(receiver: &syn::Receiver) -> Option<Part> {
             lookup: quote!(&#self_token),
             ty: self_type,
         }),
-        ReceiverKind::Typed(_, ty) => Some(owned_part(quote!(#self_token), ty)),
-        _ => None,
+        ReceiverKind::Typed(_, ty) => {
+            let below = match unwrap_group(ty) {
+                Type::Reference(TypeReference {
+                    mutability: Some(_),
+                    ..
+                }) => {
+                    errors.at(receiver, MUT_IN_KEY);
+                    return None;
+                }
+                Type::Reference(reference) => &*reference.elem,
+                other => other,
+            };
+            if find_key_borrow(below).is_some() {
+                errors.at(
+                    receiver,
+                    "this receiver borrows, and a cache key must own its parts: `#[cached]` cannot \
+                     key by it; choose the key with `key = ...`",
+                );
+                return None;
+            }
+            Some(owned_part(quote!(#self_token), ty))
+        }
+        // `&mut self` (and a receiver syn may parse in time, such as `&pin mut self`).
+        _ => {
+            errors.at(receiver, MUT_IN_KEY);
+            None
+        }
     }
 }
 
@@ -835,6 +884,15 @@ const MUT_IN_KEY: &str = "a `&mut` argument is not keyed by default: on a hit th
 
 /// `arg` is part of the key, with `items` (each keyed name and its type) for a suggestion.
 fn arg_part(arg: &Arg, items: &[(String, Type)], errors: &mut Errors) -> Option<Part> {
+    // Once keyed as any other, then `cannot find value` where its `cfg` is off.
+    if let Some(cfg) = &arg.cfg {
+        errors.at(
+            cfg,
+            "an argument under `#[cfg(...)]` cannot be keyed by default, as it may not exist: choose \
+             the key with `key = ...` (leaving this argument out)",
+        );
+        return None;
+    }
     let Some(ident) = &arg.ident else {
         errors.at(
             &arg.pat,
@@ -897,7 +955,12 @@ fn owned_part(ident: TokenStream, ty: &Type) -> Part {
     }
 }
 
-/// The owned form of a borrowed type, spelled as users know it.
+/// The owned form of a borrowed type, spelled as users know it: `String` for `str`, `Vec<T>`
+/// for `[T]`. `Path`, `OsStr` and `CStr` (and a `str` written with its path) are owned as
+/// `<T as ToOwned>::Owned`, the type the lookup's `KeyPart` owns them as: a type of the user's
+/// named `Path` is its own owned form, not `PathBuf` (whose companion was once a cache apart
+/// from the function's), and `&std::path::Path` is owned as `PathBuf` (once keyed by the
+/// unsized `Path`).
 fn owned_of_borrowed(elem: &Type) -> Type {
     let span = elem.span();
     match unwrap_group(elem) {
@@ -907,15 +970,19 @@ fn owned_of_borrowed(elem: &Type) -> Type {
         }
         Type::Path(TypePath {
             qself: None, path, ..
-        }) if path.segments.len() == 1 => {
-            let owned: Option<Type> = match path.segments[0].ident.to_string().as_str() {
-                "str" => Some(syn::parse_quote_spanned!(span=> ::std::string::String)),
-                "Path" => Some(syn::parse_quote_spanned!(span=> ::std::path::PathBuf)),
-                "OsStr" => Some(syn::parse_quote_spanned!(span=> ::std::ffi::OsString)),
-                "CStr" => Some(syn::parse_quote_spanned!(span=> ::std::ffi::CString)),
-                _ => None,
-            };
-            owned.unwrap_or_else(|| elem.clone())
+        }) if path.segments.len() == 1 && path.segments[0].ident == "str" => {
+            syn::parse_quote_spanned!(span=> ::std::string::String)
+        }
+        Type::Path(TypePath {
+            qself: None, path, ..
+        }) if path.segments.last().is_some_and(|last| {
+            last.arguments.is_none()
+                && ["str", "Path", "OsStr", "CStr"]
+                    .iter()
+                    .any(|name| last.ident == name)
+        }) =>
+        {
+            syn::parse_quote_spanned!(span=> <#elem as ::std::borrow::ToOwned>::Owned)
         }
         _ => elem.clone(),
     }
@@ -948,7 +1015,7 @@ fn with_static_lifetimes(mut ty: Type) -> Type {
 }
 
 /// The first type inside `ty` (itself included) matching `pred`.
-fn find_type(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
+pub(crate) fn find_type(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
     struct Find<'a> {
         pred: &'a dyn Fn(&Type) -> bool,
         found: Option<Type>,
@@ -969,23 +1036,13 @@ fn find_type(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
     find.found
 }
 
-/// A reference or lifetime in `ty` that is not `'static`.
-fn find_borrow(ty: &Type) -> Option<TokenStream> {
-    first_borrow(ty, false)
-}
-
-/// A reference or lifetime in `ty` that is not `'static`, as a key type holds one: the
-/// arguments and results of `fn(&str)` and `Fn(&str)` borrow only while they are called.
+/// A reference or lifetime in `ty` that is not `'static`, as a stored key or value holds one:
+/// the arguments and results of `fn(&str)` and `Fn(&str)` borrow only while they are called (a
+/// function returning `fn(&str) -> usize` or `Arc<dyn Fn(&str) -> usize + Send + Sync>` was
+/// once refused as borrowing).
 pub(crate) fn find_key_borrow(ty: &Type) -> Option<TokenStream> {
-    first_borrow(ty, true)
-}
-
-/// The first reference or lifetime in `ty` that is not `'static`; with `held`, not those of
-/// function pointers' and `Fn` traits' signatures.
-fn first_borrow(ty: &Type, held: bool) -> Option<TokenStream> {
     struct Borrow {
         found: Option<TokenStream>,
-        held: bool,
     }
     impl VisitMut for Borrow {
         fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
@@ -1004,21 +1061,14 @@ fn first_borrow(ty: &Type, held: bool) -> Option<TokenStream> {
                 self.found = Some(lifetime.to_token_stream());
             }
         }
-        fn visit_type_fn_ptr_mut(&mut self, pointer: &mut syn::TypeFnPtr) {
-            if !self.held {
-                syn::visit_mut::visit_type_fn_ptr_mut(self, pointer);
-            }
-        }
+        fn visit_type_fn_ptr_mut(&mut self, _: &mut syn::TypeFnPtr) {}
         fn visit_parenthesized_generic_arguments_mut(
             &mut self,
-            arguments: &mut syn::ParenthesizedGenericArguments,
+            _: &mut syn::ParenthesizedGenericArguments,
         ) {
-            if !self.held {
-                syn::visit_mut::visit_parenthesized_generic_arguments_mut(self, arguments);
-            }
         }
     }
-    let mut borrow = Borrow { found: None, held };
+    let mut borrow = Borrow { found: None };
     borrow.visit_type_mut(&mut ty.clone());
     borrow.found
 }

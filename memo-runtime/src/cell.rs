@@ -50,6 +50,29 @@ pub fn scope<F>(closure: &F) -> At {
     at_type::<F>
 }
 
+/// [`scope`] for a generic function with `impl Trait` arguments: the scope is `closure`'s, and
+/// the instance is told apart by `M`, a type of the function's own type and const parameters
+/// alone (the expansion's), not by the closure's type, which names the `impl Trait` arguments'
+/// types too: the calls of one instance with arguments of several types share its cache, which
+/// its companion (which cannot name them) finds.
+#[inline]
+pub fn scope_marked<F, M>(closure: &F, marker: std::marker::PhantomData<M>) -> At {
+    let _ = (closure, marker);
+    at_marked::<F, M>
+}
+
+/// [`At`]'s answer for [`scope_marked`]: the closure's own type where what encloses the function
+/// names closures (`app::Op<app::main::{{closure}}>`), whose instances `type_name` writes alike
+/// and `M` (of the function's parameters alone) would not tell apart.
+fn at_marked<F, M>() -> (&'static str, TypeId) {
+    let (scope, closure) = at_type::<F>();
+    if enclosing(scope).contains("{{closure}}") {
+        (scope, closure)
+    } else {
+        (scope, at_type::<M>().1)
+    }
+}
+
 /// The `TypeId` of `closure`'s type, which may borrow: one for each instance of a generic
 /// function the closure is written in.
 #[inline]
@@ -366,6 +389,10 @@ impl CacheCell {
             let owner = Owner::of(id, scope, site);
             return crate::testing::isolated_cache(key, owner, &mut || make(owner.name(id, scope)));
         }
+        // A generic function with `impl Trait` arguments gives a site of its own parameters alone
+        // (`scope_marked`), alike in every instance of an impl around it: there, what encloses
+        // the function tells those instances apart.
+        let marked = explicit_parameters(id).is_some();
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.
@@ -375,6 +402,7 @@ impl CacheCell {
             if resolved.type_id == type_id
                 && resolved.site == site
                 && (site.is_some() || resolved.scope == scope)
+                && (!marked || enclosing(resolved.scope) == enclosing(scope))
             {
                 return resolved.cache;
             }
@@ -448,7 +476,9 @@ impl Owner {
     fn of(id: &str, scope: &str, site: Option<TypeId>) -> Self {
         Self {
             body: site.filter(|_| is_body(id, scope, enclosing(scope))),
-            closures: own_segment(scope).contains("{{closure}}"),
+            // Not the `impl Trait` arguments' types, which make no instance (`own_arguments`).
+            closures: enclosing(scope).contains("{{closure}}")
+                || own_arguments(id, scope).contains("{{closure}}"),
         }
     }
 
@@ -509,7 +539,7 @@ fn is_body(id: &str, scope: &str, enclosing: &str) -> bool {
 fn instance(id: &str, scope: &str) -> String {
     let path = enclosing(scope);
     if is_generic_fn(id) {
-        format!("{path}::{}", own_arguments(scope))
+        format!("{path}::{}", own_arguments(id, scope))
     } else {
         path.to_string()
     }
@@ -530,11 +560,65 @@ fn own_segment(scope: &str) -> &str {
     function
 }
 
-/// The function's own generic arguments as `scope` writes them (`<u32, &str>`), or `""`.
-fn own_arguments(scope: &str) -> &str {
+/// The function's own generic arguments as `scope` writes them (`<u32, &str>`), or `""`;
+/// for a generic function with `impl Trait` arguments ([`explicit_parameters`]), without the
+/// types of those arguments, which its companion cannot name.
+fn own_arguments(id: &str, scope: &str) -> String {
     let function = own_segment(scope);
     let segment = &function[enclosing(scope).len()..];
-    segment.find('<').map_or("", |start| &segment[start..])
+    let Some(start) = segment.find('<') else {
+        return String::new();
+    };
+    let written = &segment[start..];
+    let Some(count) = explicit_parameters(id) else {
+        return written.to_string();
+    };
+    // The arguments between the outer brackets, split at their top-level commas. Lifetimes
+    // (written `'_`, first) are left out: a bound of an `impl Trait` argument (`impl Display +
+    // 'a`) makes `'a` early-bound in the function, written, and not in its companion.
+    let inner = written
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .unwrap_or(written);
+    let mut arguments = Vec::new();
+    let (mut depth, mut from) = (0_usize, 0);
+    let bytes = inner.as_bytes();
+    for (at, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' if at == 0 || bytes[at - 1] != b'-' => depth = depth.saturating_sub(1),
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 0 => {
+                arguments.push(inner[from..at].trim());
+                from = at + 1;
+            }
+            _ => {}
+        }
+    }
+    arguments.push(inner[from..].trim());
+    let mut types = 0;
+    let kept: Vec<&str> = arguments
+        .into_iter()
+        .filter(|argument| {
+            !argument.starts_with('\'') && {
+                types += 1;
+                types <= count
+            }
+        })
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("<{}>", kept.join(", "))
+    }
+}
+
+/// The number of type and const parameters of a generic function with `impl Trait` arguments,
+/// whose id the expansion ends with `i<count>g`; `None` for another function.
+fn explicit_parameters(id: &str) -> Option<usize> {
+    let (_, nonce) = id.rsplit_once('#')?;
+    let (_, count) = nonce.strip_suffix('g')?.split_once('i')?;
+    count.parse().ok()
 }
 
 /// The identity of the memoized function with this `id` (`module::function#nonce`) called from
@@ -549,9 +633,9 @@ fn own_arguments(scope: &str) -> &str {
 pub(crate) fn identity(id: &'static str, scope: &str) -> &'static str {
     let path = id.rsplit_once('#').map_or(id, |(path, _)| path);
     let arguments = if is_generic_fn(id) {
-        own_arguments(scope)
+        own_arguments(id, scope)
     } else {
-        ""
+        String::new()
     };
     let identity = match (enclosing(scope), split_last(path)) {
         ("", _) | (_, None) => format!("{path}{arguments}"),
@@ -712,6 +796,28 @@ mod tests {
             "a::B<fn() -> u8>"
         );
         assert_eq!(enclosing("f"), "");
+    }
+
+    #[test]
+    fn impl_trait_arguments_leave_a_generic_functions_instance() {
+        let id = "app::f#4i2g";
+        assert_eq!(explicit_parameters(id), Some(2));
+        assert_eq!(explicit_parameters("app::f#4g"), None);
+        assert_eq!(explicit_parameters("app::f#4"), None);
+        let scope =
+            "app::f<'_, alloc::vec::Vec<(u8, u16)>, 3, &str, app::Op<fn() -> u8>>::{{closure}}";
+        assert_eq!(own_arguments(id, scope), "<alloc::vec::Vec<(u8, u16)>, 3>");
+        // The companion, whose lifetime a bound of an `impl Trait` argument did not make early.
+        let companion = "app::f_cache<alloc::vec::Vec<(u8, u16)>, 3>::{{closure}}";
+        assert_eq!(instance(id, scope), instance(id, companion));
+        assert_eq!(identity(id, scope), "app::f<alloc::vec::Vec<(u8, u16)>, 3>");
+        assert!(is_body(id, scope, enclosing(scope)));
+        assert!(
+            !Owner::of(id, scope, None).closures,
+            "an impl Trait argument's closure"
+        );
+        // Without `impl Trait` arguments, every argument written makes the instance.
+        assert!(own_arguments("app::f#4g", scope).ends_with(", &str, app::Op<fn() -> u8>>"));
     }
 
     #[test]

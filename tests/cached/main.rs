@@ -18,6 +18,7 @@ mod instance;
 #[cfg(feature = "test-util")]
 mod isolation;
 mod keys;
+mod macro_attacks;
 mod methods;
 #[cfg(feature = "test-util")]
 mod no_waiting;
