@@ -989,7 +989,7 @@ where
         self.front_is_current();
         match epoch {
             Some(epoch) => {
-                self.keep_fenced(hash, key, value, (expires, own), cost, (epoch, foreign))
+                self.keep_fenced(hash, key, value, (expires, own), cost, (epoch, foreign));
             }
             None => self.keep_front(hash, key, value, (expires, own), cost),
         }
