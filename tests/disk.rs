@@ -10,6 +10,8 @@
 mod calls;
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/timed_out.rs"]
+mod timed_out;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -2031,18 +2033,7 @@ mod isolated {
 /// Attacks of session attack6 on the disk store.
 mod attack6 {
     use super::*;
-    use std::sync::Barrier;
-    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
-
-    /// Waits (up to 10 s) for `done`.
-    fn until(what: &str, done: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "waited for: {what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
 
     /// A handle of the namespace `name` whose claims are honoured `lease` (a process of its
     /// own, as far as flights and leases go).
@@ -2059,57 +2050,13 @@ mod attack6 {
         )
     }
 
-    /// A holder (lease 60 s) stays in its body past a waiter's wait (its lease of 1 s, plus
-    /// 1 s); the waiter computes, and another handle invalidates the key during that
-    /// computation: the waiter's value, begun before, is its caller's alone, not stored. Before,
-    /// a waiter that timed out stored its value as is. Without the invalidation it is stored.
+    /// `timed_out::timed_out_waiter` on disk: the holder's lease is 60 s, the waiter's 1 s
+    /// (it waits its lease and 1 s more).
     fn timed_out_waiter(name: &str, invalidate: bool) {
         let holder = open(name, Duration::from_secs(60));
         let waiter = open(name, Duration::from_secs(1));
         let other = open(name, Duration::from_secs(60));
-        let (held, release) = (AtomicBool::new(false), AtomicBool::new(false));
-        let (entered, go) = (Barrier::new(2), Barrier::new(2));
-        std::thread::scope(|s| {
-            let holding = s.spawn(|| {
-                holder.get_or_compute("k", |_| {
-                    held.store(true, Ordering::SeqCst);
-                    until("the test releases the holder", || {
-                        release.load(Ordering::SeqCst)
-                    });
-                    "holder's".to_string()
-                })
-            });
-            until("the holder computes", || held.load(Ordering::SeqCst));
-            let waiting = s.spawn(|| {
-                waiter.get_or_compute("k", |_| {
-                    entered.wait();
-                    go.wait();
-                    "waiter's".to_string()
-                })
-            });
-            entered.wait();
-            if invalidate {
-                other.invalidate("k");
-            }
-            go.wait();
-            assert_eq!(waiting.join().unwrap(), "waiter's", "its caller gets it");
-            let expected = (!invalidate).then(|| "waiter's".to_string());
-            assert_eq!(
-                other.get("k"),
-                expected,
-                "on disk (invalidated: {invalidate})"
-            );
-            assert_eq!(
-                waiter.get("k"),
-                expected,
-                "here (invalidated: {invalidate})"
-            );
-            release.store(true, Ordering::SeqCst);
-            assert_eq!(holding.join().unwrap(), "holder's");
-        });
-        if invalidate {
-            assert_eq!(other.get("k"), None, "the holder's write is refused too");
-        }
+        timed_out::timed_out_waiter([&holder, &waiter, &other], invalidate, "on disk");
     }
 
     /// Under `idle`, an entry given a time to live of its own keeps it (docs/cache-object.md),

@@ -11,6 +11,8 @@ mod calls;
 mod child;
 #[path = "../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/timed_out.rs"]
+mod timed_out;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -3830,76 +3832,14 @@ mod promises {
 /// Attacks of session attack6 on the Redis and tiered paths.
 mod attack6 {
     use super::*;
-    use std::sync::Barrier;
-    use std::sync::atomic::AtomicBool;
 
-    /// Waits (up to 10 s) for `done`.
-    fn until(what: &str, done: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "waited for: {what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Three processes (cache objects over clients of their own): `holder` computes "k" and
-    /// stays in its body (frozen, as far as the others can tell) past the 5 s a waiter waits;
-    /// `waiter` then computes "k" itself, and `other` invalidates "k" during that computation.
-    /// The waiter's value, begun before the invalidation, is its caller's alone: neither Redis
-    /// nor a local copy keeps it. Before, the timed-out waiter wrote it with a plain `SET`.
-    /// Without the invalidation (`invalidate` false) the waiter's value is stored.
+    /// `timed_out::timed_out_waiter` over three handles `open` gives.
     fn timed_out_waiter<S>(open: &(impl Fn() -> Cache<String, String, S> + Sync), invalidate: bool)
     where
         S: memo::Store<String, String> + Send + Sync + 'static,
     {
         let (holder, waiter, other) = (open(), open(), open());
-        let (held, release) = (AtomicBool::new(false), AtomicBool::new(false));
-        let (entered, go) = (Barrier::new(2), Barrier::new(2));
-        std::thread::scope(|s| {
-            let holding = s.spawn(|| {
-                holder.get_or_compute("k", |_| {
-                    held.store(true, Ordering::SeqCst);
-                    until("the test releases the holder", || {
-                        release.load(Ordering::SeqCst)
-                    });
-                    "holder's".to_string()
-                })
-            });
-            until("the holder computes", || held.load(Ordering::SeqCst));
-            let waiting = s.spawn(|| {
-                waiter.get_or_compute("k", |_| {
-                    entered.wait();
-                    go.wait();
-                    "waiter's".to_string()
-                })
-            });
-            // The waiter's wait for the holder (5 s) ended: it computes.
-            entered.wait();
-            if !invalidate {
-                go.wait();
-                assert_eq!(waiting.join().unwrap(), "waiter's");
-                assert_eq!(other.get("k").as_deref(), Some("waiter's"), "stored");
-                release.store(true, Ordering::SeqCst);
-                assert_eq!(holding.join().unwrap(), "holder's");
-                return;
-            }
-            other.invalidate("k");
-            go.wait();
-            assert_eq!(waiting.join().unwrap(), "waiter's", "its caller gets it");
-            assert_eq!(
-                other.get("k"),
-                None,
-                "Redis kept a value computed before the invalidation"
-            );
-            assert_eq!(waiter.get("k"), None, "a local copy kept it");
-            release.store(true, Ordering::SeqCst);
-            assert_eq!(holding.join().unwrap(), "holder's");
-        });
-        if invalidate {
-            // The holder began before the invalidation too: its write was refused.
-            assert_eq!(other.get("k"), None);
-            assert_eq!(holder.get("k"), None);
-        }
+        timed_out::timed_out_waiter([&holder, &waiter, &other], invalidate, "in Redis");
     }
 
     /// [`timed_out_waiter`] with and without the invalidation, at once (each waits 5 s).

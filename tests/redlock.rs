@@ -10,6 +10,8 @@
 mod child;
 #[path = "../memo-runtime/tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/timed_out.rs"]
+mod timed_out;
 
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
@@ -216,16 +218,6 @@ mod attack6 {
     use super::*;
     use memo::redis::{RedisClient, RedisConfig, RedlockConfig};
     use memo::{Cache, RedisOptions};
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Waits (up to 10 s) for `done`.
-    fn until(what: &str, done: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < deadline, "waited for: {what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
 
     /// The options of a store called `name` on `store`, locked with Redlock over `locks`, on
     /// clients and a Redlock of their own (a process of its own), patient (2 s a call).
@@ -244,59 +236,13 @@ mod attack6 {
             .redlock_with(redlock)
     }
 
-    /// `tests/redis.rs`'s `timed_out_waiter` under Redlock: a holder stays in its body past a
-    /// waiter's 5 s wait; the waiter computes, and an invalidation lands during its
-    /// computation (`invalidate`): its value, begun before, is not stored, neither in Redis
-    /// nor as a local copy. Before, the waiter wrote it with a plain `SET`. Without the
-    /// invalidation, it is stored.
+    /// `timed_out::timed_out_waiter` over three handles `open` gives.
     fn timed_out_waiter<S>(open: &(impl Fn() -> Cache<String, String, S> + Sync), invalidate: bool)
     where
         S: memo::Store<String, String> + Send + Sync + 'static,
     {
         let (holder, waiter, other) = (open(), open(), open());
-        let (held, release) = (AtomicBool::new(false), AtomicBool::new(false));
-        let (entered, go) = (Barrier::new(2), Barrier::new(2));
-        std::thread::scope(|s| {
-            let holding = s.spawn(|| {
-                holder.get_or_compute("k", |_| {
-                    held.store(true, Ordering::SeqCst);
-                    until("the test releases the holder", || {
-                        release.load(Ordering::SeqCst)
-                    });
-                    "holder's".to_string()
-                })
-            });
-            until("the holder computes", || held.load(Ordering::SeqCst));
-            let waiting = s.spawn(|| {
-                waiter.get_or_compute("k", |_| {
-                    entered.wait();
-                    go.wait();
-                    "waiter's".to_string()
-                })
-            });
-            entered.wait();
-            if invalidate {
-                other.invalidate("k");
-            }
-            go.wait();
-            assert_eq!(waiting.join().unwrap(), "waiter's", "its caller gets it");
-            let expected = (!invalidate).then(|| "waiter's".to_string());
-            assert_eq!(
-                other.get("k"),
-                expected,
-                "in Redis (invalidated: {invalidate})"
-            );
-            assert_eq!(
-                waiter.get("k"),
-                expected,
-                "here (invalidated: {invalidate})"
-            );
-            release.store(true, Ordering::SeqCst);
-            assert_eq!(holding.join().unwrap(), "holder's");
-        });
-        if invalidate {
-            assert_eq!(other.get("k"), None, "the holder's write is refused too");
-        }
+        timed_out::timed_out_waiter([&holder, &waiter, &other], invalidate, "in Redis");
     }
 
     #[test]
