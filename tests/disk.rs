@@ -25,6 +25,18 @@ fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("memo-disk-tests")
 }
 
+/// A handle of the store `store` under the test directory, for the function `function` at
+/// `version`: `u32` keys, `u64` values, no options. Two such handles of one namespace are two
+/// processes' as far as the store's flights and copies go.
+fn handle(store: &str, function: &str, version: u64) -> memo::DiskCache<u32, u64> {
+    memo::Cache::with_store(
+        memo::DiskOptions::new(store)
+            .root(cache_dir())
+            .function(function, version)
+            .open::<u32, u64>(&memo::Config::new()),
+    )
+}
+
 /// One cache directory for this test binary (the caches are process-wide statics).
 fn init() {
     static INIT: Once = Once::new();
@@ -1573,12 +1585,7 @@ fn a_call_after_a_change_in_another_process_never_reads_an_older_version() {
 #[test]
 fn a_disk_read_after_an_insert_never_returns_a_computation_begun_before() {
     init();
-    let cache = memo::Cache::with_store(
-        memo::DiskOptions::new("one-key-inserts")
-            .root(cache_dir())
-            .function("tests::one_key_inserts", 0)
-            .open::<u32, u64>(&memo::Config::new()),
-    );
+    let cache = handle("one-key-inserts", "tests::one_key_inserts", 0);
     let source = std::sync::atomic::AtomicU64::new(0);
     let floor = std::sync::atomic::AtomicU64::new(0);
     let turn = std::sync::Mutex::new(());
@@ -1616,11 +1623,10 @@ fn a_disk_read_after_an_insert_never_returns_a_computation_begun_before() {
 fn an_insert_during_a_forced_refresh_on_disk_stays() {
     init();
     for round in 0..20_u64 {
-        let cache = memo::Cache::with_store(
-            memo::DiskOptions::new("insert-during-refresh")
-                .root(cache_dir())
-                .function("tests::insert_during_refresh", round)
-                .open::<u32, u64>(&memo::Config::new()),
+        let cache = handle(
+            "insert-during-refresh",
+            "tests::insert_during_refresh",
+            round,
         );
         cache.insert(0, 1);
         let (entered, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
@@ -1645,11 +1651,10 @@ fn an_insert_during_a_forced_refresh_on_disk_stays() {
             "round {round}: the insert began later"
         );
         cache.store().flush();
-        let other = memo::Cache::with_store(
-            memo::DiskOptions::new("insert-during-refresh")
-                .root(cache_dir())
-                .function("tests::insert_during_refresh", round)
-                .open::<u32, u64>(&memo::Config::new()),
+        let other = handle(
+            "insert-during-refresh",
+            "tests::insert_during_refresh",
+            round,
         );
         assert_eq!(other.get(&0), Some(3), "round {round}: on disk");
     }
@@ -1659,14 +1664,7 @@ fn an_insert_during_a_forced_refresh_on_disk_stays() {
 #[test]
 fn entries_and_retain_of_a_disk_handle_see_another_handles_changes() {
     init();
-    let open = || {
-        memo::Cache::with_store(
-            memo::DiskOptions::new("entries-two-handles")
-                .root(cache_dir())
-                .function("tests::entries_two_handles", 0)
-                .open::<u32, u64>(&memo::Config::new()),
-        )
-    };
+    let open = || handle("entries-two-handles", "tests::entries_two_handles", 0);
     let (a, b) = (open(), open());
     a.insert(1, 10);
     assert_eq!(b.entries(), [(1, 10)]);
@@ -1695,14 +1693,7 @@ fn entries_and_retain_of_a_disk_handle_see_another_handles_changes() {
 #[test]
 fn a_read_on_one_disk_handle_after_an_insert_on_another_never_returns_older() {
     init();
-    let open = || {
-        memo::Cache::with_store(
-            memo::DiskOptions::new("one-key-two-handles")
-                .root(cache_dir())
-                .function("tests::one_key_two_handles", 0)
-                .open::<u32, u64>(&memo::Config::new()),
-        )
-    };
+    let open = || handle("one-key-two-handles", "tests::one_key_two_handles", 0);
     let (reader, writer) = (open(), open());
     let source = std::sync::atomic::AtomicU64::new(0);
     let floor = std::sync::atomic::AtomicU64::new(0);

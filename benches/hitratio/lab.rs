@@ -621,6 +621,13 @@ enum Fallback {
 }
 
 impl DoorParams {
+    /// These parameters with a small queue's share of `share`.
+    fn with_small(&self, share: f64) -> Self {
+        let mut params = self.clone();
+        params.small = share;
+        params
+    }
+
     /// The knobs of the miniature simulation and of set dueling (`M`, `H`, `E`, `F`, `P`, `U`, `G`,
     /// `K`, `Q`); `false` for another tag.
     fn set_adaptation(&mut self, tag: &str, v: f64) -> bool {
@@ -1265,6 +1272,24 @@ impl Policy for TinyLfuLru {
     }
 }
 
+/// The sampling of a miniature simulation for a store of `size` entries: 1 key in `rate` (as
+/// large as leaves each shadow at least `params.mini` entries, at most 64), shadows of
+/// `mini_size` entries, and the door's shadow at each of `params.shares`.
+fn door_shadows(size: usize, params: &DoorParams) -> (usize, usize, Vec<Door>) {
+    let least = params.mini.expect("mini");
+    let mut rate = 64_usize;
+    while rate > 1 && size / rate < least {
+        rate /= 2;
+    }
+    let mini_size = (size / rate).max(1);
+    let shadows = params
+        .shares
+        .iter()
+        .map(|&s| Door::new(mini_size, &params.with_small(s)))
+        .collect();
+    (rate, mini_size, shadows)
+}
+
 /// Miniature simulation (Waldspurger, Saemundsson, Ahmad and Park, "Cache Modeling and
 /// Optimization using Miniature Simulations", USENIX ATC '17) of the door at several small-queue
 /// shares: 1 key in `rate` by hash (`rate` as large as leaves each shadow at least `least`
@@ -1275,22 +1300,7 @@ impl Policy for TinyLfuLru {
 /// What the store would see: a sampled key's requests, hits included, update the shadows. In the
 /// store that is one key in `rate` taking a lock on its hits, like a miss.
 fn run_mini(requests: &[u64], size: usize, shards: usize, params: &DoorParams) -> u64 {
-    let least = params.mini.expect("mini");
-    let mut rate = 64_usize;
-    while rate > 1 && size / rate < least {
-        rate /= 2;
-    }
-    let mini_size = (size / rate).max(1);
-    let with_share = |share: f64| {
-        let mut p = params.clone();
-        p.small = share;
-        p
-    };
-    let mut shadows: Vec<Door> = params
-        .shares
-        .iter()
-        .map(|&s| Door::new(mini_size, &with_share(s)))
-        .collect();
+    let (rate, mini_size, mut shadows) = door_shadows(size, params);
     let mut epoch_hits = vec![0_u64; shadows.len()];
     let mut score = vec![0.0_f64; shadows.len()];
     let epoch = (params.epoch * mini_size).max(params.least_epoch);
@@ -1303,7 +1313,7 @@ fn run_mini(requests: &[u64], size: usize, shards: usize, params: &DoorParams) -
         .map(|i| {
             Door::new(
                 size / shards + usize::from(i < size % shards),
-                &with_share(params.shares[0]),
+                &params.with_small(params.shares[0]),
             )
         })
         .collect();
@@ -1373,11 +1383,6 @@ fn run_mini(requests: &[u64], size: usize, shards: usize, params: &DoorParams) -
 /// write lock, and a hit writes nothing. A store of fewer shards than leaders does not adapt.
 fn run_duel(requests: &[u64], size: usize, shards: usize, params: &DoorParams) -> u64 {
     let leaders = params.duel.expect("duel");
-    let with_share = |share: f64| {
-        let mut p = params.clone();
-        p.small = share;
-        p
-    };
     let choices = &params.shares;
     let led = leaders * choices.len();
     let adapts = shards > led;
@@ -1390,7 +1395,7 @@ fn run_duel(requests: &[u64], size: usize, shards: usize, params: &DoorParams) -
             };
             Door::new(
                 size / shards + usize::from(i < size % shards),
-                &with_share(share),
+                &params.with_small(share),
             )
         })
         .collect();

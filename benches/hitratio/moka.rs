@@ -29,7 +29,7 @@
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
-use super::{Door, DoorParams, Policy, lab_seed, store_shards};
+use super::{Door, DoorParams, Policy, door_shadows, lab_seed, store_shards};
 
 /// moka's `FrequencySketch`.
 pub(super) struct MokaSketch {
@@ -439,23 +439,8 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
     if params.mini.is_none() || size < params.mini_from {
         return super::run(requests, size, shards, |c| Door::new(c, &params));
     }
-    let least = params.mini.expect("mini");
-    let mut rate = 64_usize;
-    while rate > 1 && size / rate < least {
-        rate /= 2;
-    }
-    let mini_size = (size / rate).max(1);
-    let with_share = |share: f64| {
-        let mut p = params.clone();
-        p.small = share;
-        p
-    };
     // Shadows: the door at each share, then moka's shape, then an LRU.
-    let mut doors: Vec<Door> = params
-        .shares
-        .iter()
-        .map(|&s| Door::new(mini_size, &with_share(s)))
-        .collect();
+    let (rate, mini_size, mut doors) = door_shadows(size, &params);
     let mut others: Vec<(usize, Moka)> = Vec::new();
     if cands.contains('m') {
         others.push((
@@ -487,7 +472,7 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
             let c = size / shards + usize::from(i < size % shards);
             Part {
                 capacity: c,
-                door: Some(Door::new(c, &with_share(params.shares[0]))),
+                door: Some(Door::new(c, &params.with_small(params.shares[0]))),
                 moka: None,
                 sketch: Some(MokaSketch::new(c)),
                 door_sketch: None,
@@ -587,7 +572,7 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
             switches += 1;
             for part in &mut parts {
                 if family == 0 {
-                    part.become_door(&with_share(params.shares[door_share]));
+                    part.become_door(&params.with_small(params.shares[door_share]));
                 } else {
                     part.become_moka(others[family - 1].0 == 2);
                 }

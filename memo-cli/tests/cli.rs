@@ -36,6 +36,21 @@ impl Root {
         cache
     }
 
+    /// `app::price` edited since [`prices`](Self::prices) stored its entries (version 1: a
+    /// namespace of its own), with one entry.
+    fn edited_prices(&self) -> Cache<String, u64, DiskStore<String, u64>> {
+        let cache = Cache::with_store(
+            DiskOptions::new("shop")
+                .root(&self.0)
+                .function("app::price", 1)
+                .codec(Codec::Json)
+                .open(&Config::new()),
+        );
+        cache.insert("plum".to_string(), 8);
+        cache.store().flush();
+        cache
+    }
+
     /// `app::stock` (binary values, number keys) in the same store, with one entry.
     fn stock(&self) -> Cache<u64, String, DiskStore<u64, String>> {
         let store = DiskOptions::new("shop")
@@ -237,15 +252,7 @@ fn an_unknown_or_ambiguous_function_is_an_error_naming_the_candidates() {
 fn a_function_edited_since_its_entries_were_stored_is_still_found_by_its_name() {
     let root = Root::new();
     let _prices = root.prices();
-    let edited = Cache::with_store(
-        DiskOptions::new("shop")
-            .root(&root.0)
-            .function("app::price", 1)
-            .codec(Codec::Json)
-            .open::<String, u64>(&Config::new()),
-    );
-    edited.insert("plum".to_string(), 8);
-    edited.store().flush();
+    let edited = root.edited_prices();
     let functions = stdout(&root.cli(&["functions", "shop"]));
     let lines: Vec<&str> = functions.lines().collect();
     assert_eq!(lines.len(), 2, "{functions}");
@@ -270,15 +277,7 @@ fn prune_keeps_the_namespace_of_each_function_written_last() {
     let root = Root::new();
     let prices = root.prices();
     let stock = root.stock();
-    let edited = Cache::with_store(
-        DiskOptions::new("shop")
-            .root(&root.0)
-            .function("app::price", 1)
-            .codec(Codec::Json)
-            .open::<String, u64>(&Config::new()),
-    );
-    edited.insert("plum".to_string(), 8);
-    edited.store().flush();
+    let edited = root.edited_prices();
     let dry = stdout(&root.cli(&["prune", "shop", "--dry-run"]));
     assert_eq!(dry.lines().count(), 1, "{dry}");
     assert!(dry.starts_with("would prune app::price "), "{dry}");
