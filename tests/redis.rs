@@ -205,12 +205,37 @@ fn child() {
         "tiered_frozen_read" => frozen_read_child(5, tiered_square, &TIERED_SQUARES, || {
             tiered_square_cache().stats().backend_errors
         }),
+        "passwords" => passwords_child(),
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
         }
         other => panic!("unknown role {other}"),
     }
+}
+
+/// Uses a server that refuses this process's password (through `MEMO_REDIS_URL`) and one
+/// that is down, and prints what a user would log of them: each error's `Display` and `Debug`,
+/// the configuration's `Debug`, the counts. The stores' own warnings go to standard error.
+fn passwords_child() {
+    for _ in 0..3 {
+        assert_eq!(square(11), 121);
+    }
+    let down = std::env::var("MEMO_TEST_DOWN_URL").unwrap();
+    let config = RedisConfig::from_url(&down).unwrap();
+    println!("{config:?}");
+    let client = RedisClient::new(config).unwrap();
+    let err = client.get(b"k").unwrap_err();
+    println!("{err} {err:?}");
+    let cache: memo::RedisCache<u64, u64> = Cache::builder()
+        .redis_options(RedisOptions::new("passwords").client(client))
+        .build();
+    for n in 0..3 {
+        assert_eq!(cache.get_or_insert_with(n, || n + 1), n + 1);
+    }
+    let refused = square_cache().stats().backend_errors;
+    let unreachable = cache.stats().backend_errors;
+    println!("RESULT counted={}", refused > 0 && unreachable > 0);
 }
 
 /// Calls `square(first)`, then, when the parent says so, `square(6)`, and prints the executions
@@ -3471,6 +3496,48 @@ mod promises {
     use memo::redis::{RedisClient, RedisConfig};
     use memo::testing::{RedisServer, redis_command};
     use memo::{Cache, RedisCache, RedisOptions, Store};
+
+    /// `RedisConfig`'s docs: "Passwords stay out of logs and `Debug` output". A server that
+    /// refuses the password and one that is down: the warnings the stores log, the errors and
+    /// the configuration a user would print never carry the password.
+    #[test]
+    fn passwords_stay_out_of_logs_errors_and_debug_output() {
+        let server = RedisServer::start();
+        let port = server.port();
+        assert!(redis_command(port, "ACL SETUSER app on >s3cret-right ~* &* +@all").contains("OK"));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let down = closed.local_addr().unwrap().port();
+        drop(closed);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("MEMO_TEST_ROLE", "passwords")
+            .env(
+                "MEMO_REDIS_URL",
+                format!("redis://app:s3cret-wrong@127.0.0.1:{port}"),
+            )
+            .env(
+                "MEMO_TEST_DOWN_URL",
+                format!("redis://app:s3cret-down@127.0.0.1:{down}"),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(super::result(&out), "counted=true");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stderr
+                .lines()
+                .filter(|line| line.starts_with("memo: "))
+                .count()
+                >= 2,
+            "each store warned: {stderr}"
+        );
+        assert!(stdout.contains("app:***@127.0.0.1"), "{stdout}");
+        assert!(
+            !stdout.contains("s3cret") && !stderr.contains("s3cret"),
+            "{stdout}\n{stderr}"
+        );
+    }
 
     /// `memo::testing::RedisServer`'s docs (and the README's `redis` feature): a server "without
     /// persistence on `127.0.0.1` and a free port, killed on drop"; `restart` "starts it again on

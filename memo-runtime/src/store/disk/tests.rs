@@ -704,6 +704,23 @@ fn calls_go_on_when_writes_fail(name: &str, refuse: impl FnOnce(&rusqlite::Conne
     }
 }
 
+/// The disk store's docs: each failure is counted and "logged at most once a minute". Five
+/// refused writes in a row: five errors, one line on standard error.
+#[test]
+fn failures_are_each_counted_and_logged_at_most_once_a_minute() {
+    let tmp = TempDir::new("logged-once");
+    let out = child_command(None, &tmp.0, "refused-writes", &[])
+        .output()
+        .unwrap();
+    assert_eq!(result_of(&out), "errors=5");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = stderr
+        .lines()
+        .filter(|line| line.contains("the disk cache in"))
+        .count();
+    assert_eq!(said, 1, "{stderr}");
+}
+
 /// Runs this test binary again as another process, for the test `child` (below), with `role`.
 fn spawn_child(root: &Path, role: &str, extra: &[(&str, String)]) -> std::process::Child {
     child_command(None, root, role, extra).spawn().unwrap()
@@ -765,6 +782,27 @@ fn child_command(uid: Option<u32>, root: &Path, role: &str, extra: &[(&str, Stri
     command
 }
 
+/// The child of [`failures_are_each_counted_and_logged_at_most_once_a_minute`]: every write
+/// refused (read-only), five times.
+fn refused_writes(root: &Path) {
+    let store: DiskStore<u32, Vec<u8>> = options(root).open(&Config::new());
+    store.insert(0, vec![0; 10]);
+    store.flush();
+    let writer = store.db.shared.writer.lock().unwrap();
+    writer
+        .as_ref()
+        .unwrap()
+        .execute_batch("PRAGMA query_only = 1")
+        .unwrap();
+    drop(writer);
+    let cache = Cache::with_store(store);
+    for i in 1..=5 {
+        cache.insert(i, vec![1; 20]);
+        cache.store().flush();
+    }
+    println!("RESULT errors={}", cache.stats().backend_errors);
+}
+
 /// What another process does, when this binary is run by `spawn_child`; nothing otherwise.
 #[test]
 fn child() {
@@ -810,6 +848,7 @@ fn child() {
                 runs.load(Ordering::Relaxed)
             );
         }
+        "refused-writes" => refused_writes(&root),
         "hold-lock" => {
             // Takes the key's lock row, says so, and computes until it is killed.
             let cache = Cache::with_store(store);
