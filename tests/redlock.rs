@@ -173,7 +173,12 @@ fn two_of_five_lock_servers_down_still_one_execution() {
     servers.locks[3].kill();
     servers.locks[4].kill();
     let outputs = servers.run("two-down", 3, true);
-    errors(&outputs);
+    // Each process counted the servers that failed its claims, a majority answering.
+    assert!(
+        errors(&outputs).iter().all(|&errors| errors >= 1),
+        "{:?}",
+        errors(&outputs)
+    );
     assert_eq!(servers.executions("two-down"), 1);
     assert_eq!(servers.executions("two-down-tiered"), 1);
 }

@@ -265,7 +265,7 @@ impl Redlock {
         lock_key: &[u8],
     ) -> impl Future<Output = Claimed> + Send + 'static {
         let claim = self.claim_within(value_key, lock_key, None);
-        async move { claim.await.0 }
+        async move { claim.await.0.0 }
     }
 
     /// [`claim_async`](Self::claim_async) for a memoized call: its commands to the store's
@@ -274,31 +274,36 @@ impl Redlock {
     /// The rounds on the lock servers keep their own bounds. Beside [`Claimed::TimedOut`], the
     /// token the key's lock name on the store's server held at the wait's last look (see
     /// [`Locks::claim_watching`](super::Locks::claim_watching)).
+    ///
+    /// With them, the failures of the lock servers' requests during the claim (a round that
+    /// still won a majority too), for the caller's counts.
     pub(crate) fn claim_within(
         &self,
         value_key: &[u8],
         lock_key: &[u8],
         budget: Option<Budget>,
-    ) -> impl Future<Output = (Claimed, Option<Vec<u8>>)> + Send + 'static {
-        let claim = claim(
-            Arc::clone(&self.shared),
-            value_key.to_vec(),
-            lock_key.to_vec(),
-            budget,
-        );
-        let result = self.shared.run(claim);
-        async move { settle(result.await) }
+    ) -> impl Future<Output = ((Claimed, Option<Vec<u8>>), Vec<Error>)> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        let (value_key, lock_key) = (value_key.to_vec(), lock_key.to_vec());
+        let result = self.shared.run(async move {
+            let mut faults = Vec::new();
+            let claimed = claim(shared, value_key, lock_key, budget, &mut faults).await;
+            (claimed, faults)
+        });
+        async move {
+            match result.await {
+                Ok((claimed, faults)) => (claimed, faults),
+                Err(err) => (settle(Err(err)), Vec::new()),
+            }
+        }
     }
 
     /// One round of the algorithm for `lock_key` with this `lease`, no retry and no value: the
     /// guard holds the lock (renewed until dropped), or why not.
     pub fn try_lock(&self, lock_key: &[u8], lease: Duration) -> Result<LockGuard, Refused> {
-        let attempt = attempt(
-            Arc::clone(&self.shared),
-            lock_key.to_vec(),
-            new_token(),
-            lease,
-        );
+        let (shared, lock_key) = (Arc::clone(&self.shared), lock_key.to_vec());
+        let attempt =
+            async move { attempt(shared, lock_key, new_token(), lease, &mut Vec::new()).await };
         wait(self.shared.run(attempt)).unwrap_or_else(|err| Err(Refused::Unavailable(err)))
     }
 
@@ -385,6 +390,7 @@ async fn claim(
     value_key: Vec<u8>,
     lock_key: Vec<u8>,
     budget: Option<Budget>,
+    faults: &mut Vec<Error>,
 ) -> (Claimed, Option<Vec<u8>>) {
     let budget = budget.as_ref();
     match charged(budget, shared.store.get_async(&value_key)).await {
@@ -407,6 +413,7 @@ async fn claim(
             lock_key.clone(),
             token.clone(),
             lock.lease,
+            faults,
         )
         .await
         {
@@ -491,12 +498,14 @@ async fn acquired(
     }
 }
 
-/// One round: `SET NX PX` everywhere at once, then the majority and validity checks.
+/// One round: `SET NX PX` everywhere at once, then the majority and validity checks. The
+/// servers' failures are added to `faults`.
 async fn attempt(
     shared: Arc<Shared>,
     lock_key: Vec<u8>,
     token: Vec<u8>,
     lease: Duration,
+    faults: &mut Vec<Error>,
 ) -> Result<LockGuard, Refused> {
     let lease_ms = millis(lease);
     let start = Instant::now();
@@ -508,6 +517,11 @@ async fn attempt(
     let elapsed = start.elapsed();
     let granted = votes.iter().filter(|vote| matches!(vote, Ok(true))).count();
     let answered = votes.iter().filter(|vote| vote.is_ok()).count();
+    let why = votes
+        .iter()
+        .find_map(|vote| vote.as_ref().err())
+        .map_or_else(String::new, ToString::to_string);
+    faults.extend(votes.into_iter().filter_map(Result::err));
     let quorum = shared.config.quorum();
     let drift = lease / 100 + Duration::from_millis(2);
     let refused = if granted >= quorum {
@@ -517,10 +531,6 @@ async fn attempt(
         }
         Refused::Expired { elapsed }
     } else if answered < quorum {
-        let why = votes
-            .iter()
-            .find_map(|vote| vote.as_ref().err())
-            .map_or_else(String::new, ToString::to_string);
         shared.warn(answered, &why);
         Refused::Unavailable(Error::NoQuorum {
             answered,

@@ -235,28 +235,29 @@ impl RemoteLock {
     /// share the call's budget, so that no command is sent past the call's deadline.
     /// Beside [`Claimed::TimedOut`], the token of the holder waited for (see [`Fence::Seen`]).
     ///
-    /// A Redlock that hears from fewer than a majority of its servers claims on the store's
-    /// server instead (the failure returned, to be counted): a claim that failed stores nothing
+    /// With the claim, the lock servers' failed requests, to be counted. A Redlock that hears
+    /// from fewer than a majority of its servers claims on the store's server instead: a claim
+    /// that failed stores nothing
     /// ([`Fence::Failed`]), and the store's server can still fence the write.
     async fn claim_async(
         &self,
         value_key: &[u8],
         lock_key: &[u8],
         budget: &Budget,
-    ) -> ((Claimed, Option<Vec<u8>>), Option<Error>) {
+    ) -> ((Claimed, Option<Vec<u8>>), Vec<Error>) {
         match self {
             Self::Single(locks) => {
                 let claimed = locks.claim_watching(value_key, lock_key);
-                (budget::within(budget, claimed).await, None)
+                (budget::within(budget, claimed).await, Vec::new())
             }
             Self::Redlock(redlock, locks) => {
                 let within = Some(budget.clone());
                 match redlock.claim_within(value_key, lock_key, within).await {
-                    (Claimed::Unavailable(err @ Error::NoQuorum { .. }), _) => {
+                    ((Claimed::Unavailable(Error::NoQuorum { .. }), _), faults) => {
                         let claimed = locks.claim_watching(value_key, lock_key);
-                        (budget::within(budget, claimed).await, Some(err))
+                        (budget::within(budget, claimed).await, faults)
                     }
-                    claimed => (claimed, None),
+                    answer => answer,
                 }
             }
         }
@@ -1577,12 +1578,12 @@ where
         else {
             return Claim::Compute(Lease::none());
         };
-        let (claimed, fault) = remote
+        let (claimed, faults) = remote
             .lock
             .claim_async(&names.value, &names.lock, &budget)
             .await;
-        if let Some(err) = fault {
-            self.missed(&err);
+        for err in &faults {
+            self.missed(err);
         }
         self.claimed(names, claimed, budget)
     }
