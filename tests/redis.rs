@@ -206,11 +206,115 @@ fn child() {
             tiered_square_cache().stats().backend_errors
         }),
         "passwords" => passwords_child(),
+        "invalidate" => {
+            let key = std::env::var("MEMO_TEST_KEY").unwrap();
+            failing_cache().invalidate(key.as_str());
+            maybe_cache().invalidate(key.as_str());
+            failing_async_cache().invalidate(key.as_str());
+            tiered_failing_cache().invalidate(key.as_str());
+            println!("RESULT invalidated");
+        }
         "prefixed" => {
             assert_eq!(tagged(1), "tag 1");
             println!("RESULT executions={}", TAGS.load(Ordering::Relaxed));
         }
         other => panic!("unknown role {other}"),
+    }
+}
+
+/// The bodies of `failing` and `maybe`: the first call waits for the test, then fails
+/// (`None`, read as "older"); later calls give "newer".
+static OLDER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+static ENTERED: std::sync::Barrier = std::sync::Barrier::new(2);
+static GO: std::sync::Barrier = std::sync::Barrier::new(2);
+
+fn older_then_newer() -> Option<String> {
+    if OLDER.swap(false, Ordering::SeqCst) {
+        ENTERED.wait();
+        GO.wait();
+        return None;
+    }
+    Some("newer".to_string())
+}
+
+#[cached(store = redis, ttl = "10m")]
+fn failing(key: &str) -> Result<String, String> {
+    let _ = key;
+    older_then_newer().ok_or_else(|| "older".to_string())
+}
+
+#[cached(store = redis, ttl = "10m")]
+fn maybe(key: &str) -> Option<String> {
+    let _ = key;
+    older_then_newer()
+}
+
+#[cached(store = redis, ttl = "10m")]
+async fn failing_async(key: &str) -> Result<String, String> {
+    let _ = key;
+    older_then_newer().ok_or_else(|| "older".to_string())
+}
+
+#[cached(store = tiered, ttl = "10m")]
+fn tiered_failing(key: &str) -> Result<String, String> {
+    let _ = key;
+    older_then_newer().ok_or_else(|| "older".to_string())
+}
+
+/// A result that is not stored goes to the callers that joined its computation (an `Err`
+/// they take a copy of, a `None`), unless another process changed the key since it began: a
+/// call begun after another process's `invalidate` returned computes instead of taking the
+/// older result. Sync and async, Redis and tiered.
+#[test]
+fn a_call_begun_after_an_invalidate_in_another_process_is_not_handed_an_older_error() {
+    init();
+    let monitor = redis_server::Monitor::start(PORT.load(Ordering::Relaxed));
+    for function in ["failing", "maybe", "failing_async", "tiered_failing"] {
+        OLDER.store(true, Ordering::SeqCst);
+        let key = format!("after-invalidate-{function}");
+        let call = || match function {
+            "failing" => failing(&key).unwrap_or_else(|older| older),
+            "maybe" => maybe(&key).unwrap_or_else(|| "older".to_string()),
+            // On a runtime of the caller's thread, which the leader's body blocks.
+            "failing_async" => tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(failing_async(&key))
+                .unwrap_or_else(|older| older),
+            _ => tiered_failing(&key).unwrap_or_else(|older| older),
+        };
+        std::thread::scope(|scope| {
+            let leader = scope.spawn(call);
+            ENTERED.wait();
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+                .env("MEMO_TEST_ROLE", "invalidate")
+                .env("MEMO_TEST_KEY", &key)
+                .env("MEMO_REDIS_URL", std::env::var("MEMO_REDIS_URL").unwrap())
+                .output()
+                .unwrap();
+            assert_eq!(result(&out), "invalidated");
+            let mark = monitor.mark();
+            let joiner = scope.spawn(call);
+            // The joiner read Redis (and missed): it joins the computation microseconds later.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !monitor.named_since(mark, &key) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the joiner never read"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            GO.wait();
+            assert_eq!(leader.join().unwrap(), "older", "its own caller gets it");
+            assert_eq!(
+                joiner.join().unwrap(),
+                "newer",
+                "{function}: a call begun after another process's invalidate returned was \
+                 handed the result of a computation begun before it"
+            );
+        });
     }
 }
 

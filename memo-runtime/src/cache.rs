@@ -332,12 +332,14 @@ impl Head {
 
     /// The leader's last step when its computation failed (an `Err` of a function whose cache
     /// holds only `Ok` values): nothing is stored; the waiters get a copy of the error from
-    /// `failure`, or without it try again; the store's claim ends.
+    /// `failure`, or without it (or after a change `changes()` counts) try again; the store's
+    /// claim ends.
     pub(crate) fn failed(
         &self,
         (leader, lease): LeaderClaim<'_>,
         failure: Handing<'_>,
         cost: Duration,
+        changes: &dyn Fn() -> u64,
     ) {
         #[cfg(feature = "metrics")]
         crate::metrics::record_load(self.name, cost);
@@ -345,7 +347,7 @@ impl Head {
         let _ = cost;
         self.counters.record(Event::LoadError);
         if let Some(leader) = leader {
-            leader.fail(failure);
+            leader.fail(failure, changes);
         }
         drop(lease);
     }

@@ -270,6 +270,13 @@ pub(crate) trait Steps: Sync {
     /// refresh it again.
     fn release_refresh(&self, hash: u64, key: &Slot<'_>);
 
+    /// Ends the claim `lease` holds of a computation whose result is not stored, before the
+    /// callers that joined it take that result ([`Store::release_async`]). In memory, a drop.
+    fn release(&self, lease: Lease) -> Boxed<'_, ()> {
+        drop(lease);
+        Box::pin(Stored)
+    }
+
     /// A forced refresh of `key` (of hash `hash`) begins: the store's mark, which its write
     /// goes with ([`Store::mark_refresh_async`](crate::Store::mark_refresh_async)).
     fn mark_refresh<'k>(&'k self, hash: u64, key: Item<'k>) -> Boxed<'k, Lease>;
@@ -449,6 +456,14 @@ where
             not_its_types()
         };
         Cache::store(self).release_refresh(&key);
+    }
+
+    fn release(&self, lease: Lease) -> Boxed<'_, ()> {
+        if S::LOCAL {
+            drop(lease);
+            return Box::pin(Stored);
+        }
+        Box::pin(Cache::store(self).release_async(lease))
     }
 
     fn changes(&self) -> u64 {
@@ -718,10 +733,29 @@ pub(crate) async fn finish(
     } else {
         steps.head().counters.record(Event::LoadError);
         if let Some(leader) = leader {
+            // Released first: a lock another process's change took away keeps this result from
+            // the callers that joined.
+            steps.release(lease).await;
             leader.finish(value, &|| steps.changes());
+            return;
         }
     }
     drop(lease);
+}
+
+/// [`Head::failed`] for a caller whose computation failed with an error its waiters may take
+/// (`shared`): the store's claim is released first, so that a lock another process's change
+/// took away keeps that error from them.
+pub(crate) async fn release_failed<'a>(
+    steps: &dyn Steps,
+    (leader, lease): LeaderClaim<'a>,
+    shared: bool,
+) -> LeaderClaim<'a> {
+    if shared && leader.is_some() {
+        steps.release(lease).await;
+        return (leader, Lease::none());
+    }
+    (leader, lease)
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ impl<K, V> Leader<'_, K, V> {
     /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
     /// (an error that cannot be cloned), try again, one of them as the next leader.
     pub(crate) fn fail(self, failure: Handing<'_>) {
-        self.raw.fail(failure);
+        self.raw.fail(failure, &|| 0);
     }
 }
 
@@ -582,18 +582,21 @@ impl RawLeader<'_> {
     }
 
     /// Unregisters the flight and settles it: as failed with `failed()`'s error, which the
-    /// waiters take a copy of (built only if one waits), or as abandoned (they try again).
-    fn retire(&self, failed: Handing<'_>) {
+    /// waiters take a copy of (built only if one waits), or as abandoned (they try again),
+    /// also when `changes()`, read after the unregistering as in [`finish`](Self::finish),
+    /// moved from [`changes`](Self::changes).
+    fn retire(&self, failed: Handing<'_>, changes: &dyn Fn() -> u64) {
         let waited = self.unregister();
-        let failed = failed.filter(|_| waited);
+        let failed = failed.filter(|_| waited && changes() == self.changes);
         self.flight
             .settle(failed.map_or(State::Abandoned, |failed| State::Failed(failed())));
     }
 
     /// The computation failed: the waiters take a copy of `failure()`'s error, or, without one
-    /// (an error that cannot be cloned), try again, one of them as the next leader.
-    pub(crate) fn fail(mut self, failure: Handing<'_>) {
-        self.retire(failure);
+    /// (an error that cannot be cloned) or after a change `changes()` counts, try again, one of
+    /// them as the next leader.
+    pub(crate) fn fail(mut self, failure: Handing<'_>, changes: &dyn Fn() -> u64) {
+        self.retire(failure, changes);
         self.finished = true;
     }
 
@@ -628,7 +631,7 @@ impl RawLeader<'_> {
 impl Drop for RawLeader<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.retire(None);
+            self.retire(None, &|| 0);
         }
     }
 }

@@ -1414,7 +1414,11 @@ impl Run {
             }
             Self::Compute(running, claim, started) => {
                 running.exit().outcome("error");
-                steps.head().failed(claim, failure, started.elapsed());
+                let cost = started.elapsed();
+                let claim = block::wait(call::release_failed(steps, claim, failure.is_some()));
+                steps
+                    .head()
+                    .failed(claim, failure, cost, &|| steps.changes());
             }
         }
     }

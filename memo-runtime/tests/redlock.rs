@@ -176,6 +176,34 @@ fn only_the_owner_releases() {
     }
 }
 
+/// A claim's lock is fenced on the store's server (its lock name there holds its token), which
+/// an invalidation deletes: its release then says the lock was no longer all ours, as a
+/// single-server lock's does, so that a result not stored is not handed to callers that
+/// joined after that change.
+#[test]
+fn a_release_after_the_fence_was_taken_away_says_the_lock_was_lost() {
+    let (servers, urls) = five();
+    let store = RedisServer::start();
+    let redlock = redlock(RedlockConfig::from_urls(&urls).unwrap(), &store.url());
+    for taken_away in [false, true] {
+        let Claimed::Compute(guard) = redlock.claim(b"{fenced}:v", b"{fenced}:lock") else {
+            panic!("a cold key is computed")
+        };
+        assert_eq!(
+            command(store.port(), "EXISTS {fenced}:lock"),
+            ":1\r\n",
+            "fenced"
+        );
+        if taken_away {
+            assert_eq!(command(store.port(), "DEL {fenced}:lock"), ":1\r\n");
+        }
+        assert_eq!(guard.release().unwrap(), !taken_away);
+        for server in &servers {
+            assert_eq!(command(server.port(), "EXISTS {fenced}:lock"), ":0\r\n");
+        }
+    }
+}
+
 #[test]
 fn a_round_that_leaves_no_validity_is_refused() {
     let (servers, urls) = five();

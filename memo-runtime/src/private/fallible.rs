@@ -153,6 +153,11 @@ impl<R> Handover<R> {
         Self(None)
     }
 
+    /// `failed` (an `Err`) boxed for the waiters, if it can be shared.
+    fn boxed(self, failed: &R) -> Option<Box<dyn Failure>> {
+        self.0.map(|sharer| (sharer.boxed)(failed))
+    }
+
     /// Calls `fail` with the way to box `failed` (an `Err`) for the waiters, if it can be shared.
     fn fail(self, failed: &R, fail: impl FnOnce(Handing<'_>)) {
         match self.0 {
@@ -302,16 +307,36 @@ impl<K: 'static, V: 'static> Miss<K, V> {
         };
         let started = Instant::now();
         // The `Result` ends with this statement: the future holds no error across the store's
-        // write (it is `Send` whatever the error type).
-        let value = match trace.run_async(body).await.into_result() {
-            Ok(value) => value,
+        // write or release (it is `Send` whatever the error type); an error the waiters may
+        // take is held boxed (`Send`), and the caller gets a copy of it.
+        let computed = match trace.run_async(body).await.into_result() {
+            Ok(value) => Ok(value),
             Err(error) => {
                 trace.outcome("error");
                 let failed = R::from_result(Err(error));
-                handover.fail(&failed, |failure| {
-                    steps.head().failed(claim, failure, started.elapsed());
-                });
-                return failed;
+                let Some(boxed) = handover.boxed(&failed) else {
+                    let changes = || steps.changes();
+                    steps
+                        .head()
+                        .failed(claim, None, started.elapsed(), &changes);
+                    return failed;
+                };
+                Err(boxed)
+            }
+        };
+        let value = match computed {
+            Ok(value) => value,
+            Err(boxed) => {
+                let cost = started.elapsed();
+                // Released before the waiters take the error (see `release_failed`).
+                let claim = call::release_failed(steps, claim, true).await;
+                let changes = || steps.changes();
+                steps
+                    .head()
+                    .failed(claim, Some(&|| boxed.clone_box()), cost, &changes);
+                return handover
+                    .unbox(boxed)
+                    .unwrap_or_else(|| unreachable!("a shared error unboxes"));
             }
         };
         let kept = keep(&value);

@@ -472,10 +472,14 @@ struct SingleGuard {
 impl SingleGuard {
     async fn release(mut self) -> Result<bool, Error> {
         self.stop_renewal();
-        self.released = true;
-        self.client
+        let result = self
+            .client
             .unlock_and_publish_async(&self.lock_key, &self.token, &self.channel)
-            .await
+            .await;
+        // Not done (a timeout, never sent, or the caller gone mid-wait): the drop releases in
+        // the background, rather than leave the lock to its lease.
+        self.released = result.is_ok();
+        result
     }
 
     async fn set_and_release(mut self, write: Write<'_>) -> Result<bool, Error> {

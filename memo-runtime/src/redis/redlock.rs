@@ -647,14 +647,19 @@ impl RedlockGuard {
         self.lost.load(Ordering::Relaxed)
     }
 
+    /// Whether the lock was still ours: on a majority of the servers, and its fence on the
+    /// store's server (which an invalidation deletes) too.
     pub(super) async fn release(mut self) -> Result<bool, Error> {
         let release = self.take_release();
         let quorum = self.shared.config.quorum();
-        self.shared.run(release).await.map(|held| held >= quorum)
+        let released = self.shared.run(release).await;
+        released.map(|(fence_held, held)| fence_held && held >= quorum)
     }
 
-    /// Stops the renewal and marks the guard released: the returned future does the release.
-    fn take_release(&mut self) -> impl Future<Output = usize> + Send + 'static {
+    /// Stops the renewal and marks the guard released: the returned future does the release,
+    /// answering whether the fence was still ours (or there was none) and on how many servers
+    /// the lock was.
+    fn take_release(&mut self) -> impl Future<Output = (bool, usize)> + Send + 'static {
         if let Some(stop) = self.renewal.take() {
             let _ = stop.send(());
         }
@@ -666,15 +671,17 @@ impl RedlockGuard {
             std::mem::take(&mut self.token),
         );
         async move {
+            let mut fence_held = true;
             if fenced {
                 // Compare-and-delete: a fence the write already took deletes nothing.
                 let channel = &shared.config.lock.channel;
-                let _ = shared
+                let unlocked = shared
                     .store
                     .unlock_and_publish_async(&lock_key, &token, channel)
                     .await;
+                fence_held = !matches!(unlocked, Ok(false));
             }
-            release(shared, lock_key, token).await
+            (fence_held, release(shared, lock_key, token).await)
         }
     }
 }

@@ -379,6 +379,17 @@ pub trait Store<K, V>: Send + Sync + sealed::Sealed {
     }
 
     #[doc(hidden)]
+    /// Ends the claim `lease` holds of a computation whose result is not stored (an `Err`, a
+    /// `None`), before the callers that joined it take that result: a store shared by
+    /// processes releases its lock now, and a lock that another's change took away counts in
+    /// [`changes_seen`](Self::changes_seen), as a refused write does, so that they look again
+    /// (they may have begun after that change). The default drops the lease.
+    fn release_async(&self, lease: Lease) -> impl Future<Output = ()> + Send + '_ {
+        drop(lease);
+        std::future::ready(())
+    }
+
+    #[doc(hidden)]
     /// Called by the one caller in this process that is about to compute `key` after a miss
     /// (the [`Cache`](crate::Cache) has already made the others of this process wait for it):
     /// a store shared by several processes makes the callers of other processes wait too, or

@@ -1556,6 +1556,27 @@ where
         self.fences_lost.load(Ordering::SeqCst)
     }
 
+    /// Releases the computation's lock and waits for the answer (within the call's deadline):
+    /// a lock no longer ours was taken away by a change elsewhere, counted as a refused write
+    /// is. Another fence (a waiter's, or none) holds nothing to release.
+    async fn release_async(&self, lease: Lease) {
+        let Ok(Claiming {
+            budget,
+            fence: Fence::Lock(guard),
+            ..
+        }) = lease.take::<Claiming>()
+        else {
+            return;
+        };
+        match budget::within(&budget, guard.release_async()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.fences_lost.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(err) => self.missed(&err),
+        }
+    }
+
     /// The claim reads the value in its round trip: the cache's second look would be one more.
     fn claim_reads(&self) -> bool {
         true

@@ -595,6 +595,10 @@ where
         self.l2.changes_seen()
     }
 
+    fn release_async(&self, lease: Lease) -> impl Future<Output = ()> + Send + '_ {
+        self.l2.release_async(lease)
+    }
+
     /// The claim reads Redis in its round trip, after a look at the local copies.
     fn claim_reads(&self) -> bool {
         true

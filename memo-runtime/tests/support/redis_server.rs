@@ -139,6 +139,13 @@ impl Monitor {
             .collect()
     }
 
+    /// Whether a command naming `needle` (a key) was sent since `mark`.
+    pub(crate) fn named_since(&self, mark: usize, needle: &str) -> bool {
+        self.lines.lock().unwrap()[mark..]
+            .iter()
+            .any(|line| line.contains(needle))
+    }
+
     /// Waits until no new line came for 100 ms (the stream lags the server a little).
     fn settle(&self) {
         let mut last = usize::MAX;
