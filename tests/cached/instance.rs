@@ -136,6 +136,51 @@ fn callers_of_one_key_on_one_instance_compute_once() {
     assert_eq!(catalog.runs.load(Ordering::SeqCst), 1);
 }
 
+/// A lookup whose first computation fails once the test lets it; the later ones succeed.
+struct Flaky {
+    values: Cache<u32, String>,
+    runs: AtomicUsize,
+    entered: std::sync::Barrier,
+    go: std::sync::Barrier,
+}
+
+impl Flaky {
+    #[cached(cache = self.values)]
+    fn lookup(&self, n: u32) -> Result<String, String> {
+        if self.runs.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.entered.wait();
+            self.go.wait();
+            return Err(format!("{n} failed"));
+        }
+        Ok(format!("{n} found"))
+    }
+}
+
+/// The README's `cache = …` row: unlike a function's own cache (whose waiters take a clone of
+/// a `Clone` error), callers waiting on a call whose result is not stored compute in turn.
+#[test]
+fn callers_waiting_on_a_failed_call_compute_in_turn() {
+    let flaky = Flaky {
+        values: Cache::builder().build(),
+        runs: AtomicUsize::new(0),
+        entered: std::sync::Barrier::new(2),
+        go: std::sync::Barrier::new(2),
+    };
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| flaky.lookup(1));
+        flaky.entered.wait();
+        let waiter = s.spawn(|| flaky.lookup(1));
+        // Time for the waiter to miss and wait on the leader (a computation of its own would be
+        // a second run now).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(flaky.runs.load(Ordering::SeqCst), 1, "the waiter waits");
+        flaky.go.wait();
+        assert_eq!(leader.join().unwrap(), Err("1 failed".to_string()));
+        assert_eq!(waiter.join().unwrap(), Ok("1 found".to_string()));
+    });
+    assert_eq!(flaky.runs.load(Ordering::SeqCst), 2);
+}
+
 /// A feed whose first computation of each key waits for [`Feed::release`]; the later ones do not.
 struct Feed {
     items: Cache<u32, String>,
