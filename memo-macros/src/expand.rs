@@ -368,9 +368,17 @@ fn hit_or_lead(
 /// (`f<u8, &str>`), and the companion (`f_cache::<u8>()`) cannot name them, so the runtime keys
 /// the instance by the first `count` alone (the companion was once a cache apart, its
 /// `invalidate` and `clear` reaching none of the calls).
+///
+/// A function with a receiver puts an `s` after the nonce: its body and companion give the
+/// runtime one site, of `Self` (`scope_self`), by which both claim the instance's cache.
 fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStream {
     let nonce = proc_macro2::Literal::usize_unsuffixed(nonce);
-    let generic_mark = if plan.generic && has_impl_trait_args(func) {
+    let receiver = if func.sig.receiver().is_some() {
+        "s"
+    } else {
+        ""
+    };
+    let generic = if plan.generic && has_impl_trait_args(func) {
         let count = func
             .sig
             .generics
@@ -378,14 +386,15 @@ fn cache_id(plan: &Plan, func: &CachedFn, name: &str, nonce: usize) -> TokenStre
             .iter()
             .filter(|param| !matches!(param, syn::GenericParam::Lifetime(_)))
             .count();
-        let mark = format!("i{count}g");
-        quote!(, #mark)
+        format!("i{count}g")
     } else if plan.generic {
-        quote!(, "g")
+        "g".to_string()
     } else {
-        quote!()
+        String::new()
     };
-    quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #generic_mark))
+    let mark = format!("{receiver}{generic}");
+    let mark = (!mark.is_empty()).then(|| quote!(, #mark));
+    quote!(::core::concat!(::core::module_path!(), "::", #name, "#", #nonce #mark))
 }
 
 /// Whether an argument's type is (or holds) `impl Trait`.
@@ -400,34 +409,60 @@ fn has_impl_trait_args(func: &CachedFn) -> bool {
 /// function names it with the impl's type and generic arguments resolved; its `TypeId` tells
 /// apart the instances that `type_name` writes alike.
 ///
-/// A generic function with `impl Trait` arguments is told apart by a type of its own type and
-/// const parameters alone (`scope_marked`), declared here: the closure's type also names the
-/// `impl Trait` arguments' types, which make no instance (see `cache_id`), yet the instances of
-/// its parameters that `type_name` writes alike (two closures) keep apart.
+/// A function with a receiver is told apart by a type of `Self` and its own type parameters
+/// (`scope_self`), alike in its body and its companion, which both name `Self`: the companion
+/// then finds its own instance's cache. A generic function with
+/// `impl Trait` arguments and no receiver is told apart by a type of its own type and const
+/// parameters alone (`scope_marked`): the closure's type also names the `impl Trait` arguments'
+/// types, which make no instance (see `cache_id`), yet the instances of its parameters that
+/// `type_name` writes alike (two closures) keep apart. A function without a receiver cannot
+/// know it is in an `impl`, where alone `Self` compiles.
 fn scope_of(plan: &Plan, func: &CachedFn) -> TokenStream {
     let runtime = &plan.runtime;
+    let receiver = func.sig.receiver().is_some();
     instance_marker(plan, func).map_or_else(
         || quote!(#runtime::scope(&|| ())),
         |(declared, marker)| {
-            quote! {{
-                #declared
-                #runtime::scope_marked(&|| (), #runtime::PhantomData::<#marker>)
-            }}
+            let scope = if receiver {
+                quote!(scope_self)
+            } else {
+                quote!(scope_marked)
+            };
+            let scope = quote!(#runtime::#scope(&|| (), #runtime::PhantomData::<#marker>));
+            if declared.is_empty() {
+                scope
+            } else {
+                quote!({ #declared #scope })
+            }
         },
     )
 }
 
-/// What tells an instance of the function apart where the closure's type would say too much:
-/// for a generic function with `impl Trait` arguments, a struct of its own type and const
-/// parameters alone (declared by the first tokens), and its type for this instance.
+/// What tells an instance of the function apart where the closure's type would say too much or
+/// too little, and what declares it. With a receiver, a tuple of `Self` and the function's own
+/// type parameters (as `PhantomData`, which takes unsized ones), a type that the body and the
+/// companion write alike: a type declared in each would be two (a const parameter is in the
+/// scope, which the runtime compares too). For a generic function with `impl Trait` arguments,
+/// a struct of its own type and const parameters alone, declared by the first tokens (the
+/// companion takes the first instance written alike).
 fn instance_marker(plan: &Plan, func: &CachedFn) -> Option<(TokenStream, TokenStream)> {
+    let runtime = &plan.runtime;
+    let params = &func.sig.generics.params;
+    if func.sig.receiver().is_some() {
+        let types = params.iter().filter_map(|param| match param {
+            syn::GenericParam::Type(param) => Some(&param.ident),
+            _ => None,
+        });
+        let marker = quote!((#runtime::PhantomData<Self>, #(#runtime::PhantomData<#types>,)*));
+        return Some((TokenStream::new(), marker));
+    }
     if !(plan.generic && has_impl_trait_args(func)) {
         return None;
     }
     let mut declared = Vec::new();
     let mut used = Vec::new();
     let mut pointers = Vec::new();
-    for param in &func.sig.generics.params {
+    for param in params {
         match param {
             syn::GenericParam::Type(param) => {
                 let ident = &param.ident;

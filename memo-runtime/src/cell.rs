@@ -14,8 +14,13 @@
 //! generic arguments resolved (`app::Length<app::Feet>::label::{{closure}}`). Each instance gets
 //! a cache of its own, and the scope gives the function its identity for the stores outside
 //! the process. `type_name` is not injective (two closures, or two same-named types of two
-//! blocks, are written alike), so the body also claims its cache by the closure's `TypeId`;
-//! the companion, whose closure is another type, takes the first instance of that name.
+//! blocks, are written alike), so the body also claims its cache by the closure's `TypeId`.
+//! A function with a receiver is in an `impl` or a trait, so its body and its companion both
+//! name `Self`: both pass a type of `Self` and the function's own type parameters
+//! ([`scope_self`]) and claim the instance's cache by its `TypeId`, whichever comes first, and
+//! name it alike for the stores outside the process. The companion of a function without one
+//! (which cannot know it is in an `impl`), whose closure is another type, takes the first
+//! instance of that name.
 
 use std::any::{Any, TypeId};
 use std::cell::UnsafeCell;
@@ -69,8 +74,24 @@ fn at_marked<F, M>() -> (&'static str, TypeId) {
     if enclosing(scope).contains("{{closure}}") {
         (scope, closure)
     } else {
-        (scope, at_type::<M>().1)
+        (scope, non_static_id::<M>())
     }
+}
+
+/// [`scope`] for a function with a receiver, whose body and companion both name `Self`: the
+/// scope is `closure`'s, and the instance is `M`, a type of `Self` and the function's own type
+/// parameters (the expansion's), alike in the body and the companion. Both claim the
+/// instance's cache by it, so the companion of an instance that `type_name` writes alike (two
+/// closures, two same-named types of two blocks as the impl's arguments) is that instance's.
+#[inline]
+pub fn scope_self<F, M>(closure: &F, marker: std::marker::PhantomData<M>) -> At {
+    let _ = (closure, marker);
+    at_self::<F, M>
+}
+
+/// [`At`]'s answer for [`scope_self`].
+fn at_self<F, M>() -> (&'static str, TypeId) {
+    (std::any::type_name::<F>(), non_static_id::<M>())
 }
 
 /// The `TypeId` of `closure`'s type, which may borrow: one for each instance of a generic
@@ -78,12 +99,17 @@ fn at_marked<F, M>() -> (&'static str, TypeId) {
 #[inline]
 pub(crate) fn type_id<F>(closure: &F) -> TypeId {
     let _ = closure;
-    at_type::<F>().1
+    non_static_id::<F>()
 }
 
 /// [`At`]'s answer for a closure of type `F`, whose type may borrow (`TypeId` ignores
 /// lifetimes).
 fn at_type<F>() -> (&'static str, TypeId) {
+    (std::any::type_name::<F>(), non_static_id::<F>())
+}
+
+/// The `TypeId` of `T`, whose type may borrow (`TypeId` ignores lifetimes).
+fn non_static_id<T>() -> TypeId {
     trait NonStatic {
         fn id(&self) -> TypeId
         where
@@ -97,13 +123,13 @@ fn at_type<F>() -> (&'static str, TypeId) {
             TypeId::of::<T>()
         }
     }
-    let phantom = std::marker::PhantomData::<F>;
+    let phantom = std::marker::PhantomData::<T>;
     let erased: &dyn NonStatic = &phantom;
     // SAFETY: only the lifetime of the trait object changes; `id` reads no data, and a type's
     // `TypeId` does not depend on its lifetimes (the `typeid` crate does the same).
     let erased =
         unsafe { std::mem::transmute::<&dyn NonStatic, &(dyn NonStatic + 'static)>(erased) };
-    (std::any::type_name::<F>(), erased.id())
+    erased.id()
 }
 
 /// A `static`-friendly slot that resolves to one leaked cache per (function, instance, type).
@@ -385,14 +411,18 @@ impl CacheCell {
         if crate::testing::isolated() {
             let key = (id, instance(id, scope), type_id);
             // Claimed as in the process-wide registry: instances that `type_name` writes alike
-            // are told apart by their body's closure type.
+            // are told apart by their body's closure type, or with a receiver by `Self`.
             let owner = Owner::of(id, scope, site);
             return crate::testing::isolated_cache(key, owner, &mut || make(owner.name(id, scope)));
         }
-        // A generic function with `impl Trait` arguments gives a site of its own parameters alone
-        // (`scope_marked`), alike in every instance of an impl around it: there, what encloses
-        // the function tells those instances apart.
-        let marked = explicit_parameters(id).is_some();
+        // A generic function with `impl Trait` arguments and no receiver gives a site of its own
+        // parameters alone (`scope_marked`), alike in every instance of an impl around it:
+        // there, what encloses the function tells those instances apart. With a receiver, the
+        // site is of `Self` and the function's own type parameters (`scope_self`), and a generic
+        // function's const parameters are in its scope alone.
+        let with_self = is_self_marked(id);
+        let marked = !with_self && explicit_parameters(id).is_some();
+        let by_scope = with_self && is_generic_fn(id);
         // SAFETY: non-null nodes are leaked `Resolved`s, published with `Release` and never freed.
         let mut node = self.resolved.load(Ordering::Acquire).cast_const();
         // SAFETY: as in `get_or_init`.
@@ -401,7 +431,7 @@ impl CacheCell {
             // One closure type has one name: with a site, its compare is enough.
             if resolved.type_id == type_id
                 && resolved.site == site
-                && (site.is_some() || resolved.scope == scope)
+                && ((site.is_some() && !by_scope) || resolved.scope == scope)
                 && (!marked || enclosing(resolved.scope) == enclosing(scope))
             {
                 return resolved.cache;
@@ -423,8 +453,8 @@ impl CacheCell {
     ) -> Erased {
         let path = enclosing(scope);
         let key = (id, instance(id, scope), type_id);
-        // A body claims its cache by its closure's type; a companion (or a function with
-        // `impl Trait` arguments, whose instances share one cache) takes the first.
+        // A body claims its cache by its closure's type, and with a receiver the body and the
+        // companion by their instance's marker; a companion without one takes the first.
         let owner = Owner::of(id, scope, site);
         let erased = made_once(&key, owner, || make(owner.name(id, scope)));
         {
@@ -462,7 +492,8 @@ impl CacheCell {
     }
 }
 
-/// Who asks for a cache: a function's body, by its closure's type, or its companion (`None`).
+/// Who asks for a cache: a function's body, by its closure's type, or its companion (`None`);
+/// for a function with a receiver, either, by its instance's marker ([`scope_self`]).
 #[derive(Clone, Copy)]
 pub(crate) struct Owner {
     pub(crate) body: Option<TypeId>,
@@ -475,7 +506,7 @@ impl Owner {
     /// The owner of a call of `id` from `scope`, whose closure's type is `site`.
     fn of(id: &str, scope: &str, site: Option<TypeId>) -> Self {
         Self {
-            body: site.filter(|_| is_body(id, scope, enclosing(scope))),
+            body: site.filter(|_| is_self_marked(id) || is_body(id, scope, enclosing(scope))),
             // Not the `impl Trait` arguments' types, which make no instance (`own_arguments`).
             closures: enclosing(scope).contains("{{closure}}")
                 || own_arguments(id, scope).contains("{{closure}}"),
@@ -483,8 +514,9 @@ impl Owner {
     }
 
     /// The name of the cache this owner makes: the function's [`identity`], and for a body
-    /// whose path names closures, a hash of its type, so that the instances' entries on disk
-    /// or in Redis are their own. A closure's type is the build's: a build of other code or
+    /// whose path names closures, a hash of its type (with a receiver, of its instance's marker,
+    /// so that the companion names the same entries), so that the instances' entries on disk or
+    /// in Redis are their own. A closure's type is the build's: a build of other code or
     /// features may start those entries afresh.
     fn name(self, id: &'static str, scope: &str) -> &'static str {
         let identity = identity(id, scope);
@@ -503,7 +535,8 @@ impl Owner {
 
 /// The cache of `entries` for `owner`: the one its body claimed, else one no body claimed (made
 /// by the companion), now its own (not where the path names closures: that one is named for no
-/// instance); for the companion, the first.
+/// instance); for the companion, the first. With a receiver, the body and the companion are
+/// owners alike, by their instance's marker: each finds the one the other made.
 pub(crate) fn claim(entries: &mut [(Option<TypeId>, Erased)], owner: Owner) -> Option<Erased> {
     let Some(body) = owner.body else {
         return entries.first().map(|entry| entry.1);
@@ -543,6 +576,13 @@ fn instance(id: &str, scope: &str) -> String {
     } else {
         path.to_string()
     }
+}
+
+/// Whether `id` is a function's with a receiver, whose body and companion give one site, of
+/// `Self` ([`scope_self`]): the expansion puts an `s` in its nonce.
+fn is_self_marked(id: &str) -> bool {
+    id.rsplit_once('#')
+        .is_some_and(|(_, nonce)| nonce.as_bytes().contains(&b's'))
 }
 
 /// Whether `id` is a generic function's: the expansion ends the nonce of a function with type or
@@ -941,6 +981,56 @@ mod tests {
             first,
             BODY.get_or_init_at(id, body_of(&add), |_| unreachable!("made once"))
         ));
+    }
+
+    impl<F> Op<F> {
+        fn seen() -> (&'static str, TypeId) {
+            scope_self(
+                &|| (),
+                std::marker::PhantomData::<(std::marker::PhantomData<Self>,)>,
+            )()
+        }
+        fn seen_cache() -> (&'static str, TypeId) {
+            scope_self(
+                &|| (),
+                std::marker::PhantomData::<(std::marker::PhantomData<Self>,)>,
+            )()
+        }
+    }
+
+    fn seen_of<F>(_: &F) -> (At, At) {
+        (Op::<F>::seen, Op::<F>::seen_cache)
+    }
+
+    /// With a receiver (an `s` in the nonce), the body and the companion give one site, of
+    /// `Self`: each instance's companion is its body's cache, whichever comes first, and both
+    /// name it alike (with a hash of the site, the path naming closures).
+    #[test]
+    fn with_a_receiver_the_companion_is_its_instances_cache() {
+        static BODY: CacheCell = CacheCell::new();
+        static COMPANION: CacheCell = CacheCell::new();
+        let id = "memo_runtime::cell::tests::seen#5s";
+        let (add, double) = (|n: u8| n + 1, |n: u8| n * 2);
+        let _ = (add(1), double(1));
+        let ((add_body, add_companion), (double_body, double_companion)) =
+            (seen_of(&add), seen_of(&double));
+        assert_eq!(add_body().0, double_body().0, "one name");
+        assert_eq!(add_body().1, add_companion().1, "one site");
+        let owner = |at: At| {
+            let (scope, site) = at();
+            Owner::of(id, scope, Some(site)).name(id, scope)
+        };
+        assert_eq!(owner(double_body), owner(double_companion));
+        assert_ne!(owner(add_body), owner(double_body));
+        let made: &'static Vec<u8> = COMPANION.get_or_init_at(id, double_companion, |_| vec![2]);
+        let first: &'static Vec<u8> = BODY.get_or_init_at(id, add_body, |_| vec![1]);
+        let second: &'static Vec<u8> =
+            BODY.get_or_init_at(id, double_body, |_| unreachable!("made by the companion"));
+        assert!(std::ptr::eq(made, second));
+        assert_eq!(first[0], 1);
+        let companion: &'static Vec<u8> =
+            COMPANION.get_or_init_at(id, add_companion, |_| unreachable!("made by the body"));
+        assert!(std::ptr::eq(first, companion));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub use core::result::Result::{Err, Ok};
 pub use core::time::Duration;
 
 pub use crate::cache::Cache;
-pub use crate::cell::{At, CacheCell, Scope, scope, scope_marked};
+pub use crate::cell::{At, CacheCell, Scope, scope, scope_marked, scope_self};
 pub use crate::config::{Config, Policy};
 pub use crate::lookup::Lookup;
 

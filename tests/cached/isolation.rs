@@ -30,6 +30,27 @@ fn closures_as_type_arguments_keep_apart_in_a_scope() {
     assert_eq!(double.run(10), 20);
 }
 
+fn run_cache_of<F: Fn(u64) -> u64>(_: &Op<F>) -> &'static memo::Cache<u64, u64> {
+    Op::<F>::run_cache()
+}
+
+/// In a scope as outside one, the companion of an instance that `type_name` writes alike is
+/// that instance's cache, whether it comes before its calls or after (it was the first's).
+#[test]
+fn the_companion_of_a_closure_instance_is_its_own_in_a_scope() {
+    let _scope = memo::testing::isolate();
+    let add = Op(|n| n + 1);
+    let double = Op(|n| n * 2);
+    run_cache_of(&double).insert(5, 500);
+    assert_eq!(add.run(5), 6);
+    assert_eq!(double.run(5), 500, "the entry its companion stored");
+    assert_eq!(double.run(10), 20);
+    assert_eq!(run_cache_of(&add).get(&10), None);
+    assert_eq!(run_cache_of(&double).get(&10), Some(20));
+    assert!(run_cache_of(&double).invalidate(&10));
+    assert_eq!(run_cache_of(&add).get(&5), Some(6));
+}
+
 trait Unit {
     const SUFFIX: &'static str;
 }

@@ -390,13 +390,9 @@ impl<T: std::fmt::Debug> Tagged<T> {
     }
 }
 
-/// Fails (`("Unit 1", "Unit 1")`): the caches of a function with `impl Trait` arguments are
-/// found by what `type_name` writes of what encloses it, alike for the two `Tagged<…::Unit>`,
-/// so that the companion, which cannot name those arguments' types, finds them; telling them
-/// apart needs the impl's instance (`Self` in a method) in the registry's key, and in the
-/// companion's (docs/fingerprints.md).
+/// The two `Tagged<…::Unit>` are one to `type_name`: the method's body and its companion find
+/// the instance's cache by `Self` (they once shared one, `("Unit 1", "Unit 1")`).
 #[test]
-#[ignore = "same-named types of two blocks as an impl's arguments share a cache with impl Trait arguments"]
 fn same_named_types_of_two_blocks_keep_apart_in_a_method_with_impl_trait_arguments() {
     let first = {
         #[derive(Debug)]
@@ -410,4 +406,125 @@ fn same_named_types_of_two_blocks_keep_apart_in_a_method_with_impl_trait_argumen
         Tagged(Unit(7)).shown(1, "x")
     };
     assert_eq!((first.as_str(), second.as_str()), ("Unit 1", "Unit(7) 1"));
+}
+
+impl<T: std::fmt::Debug> Tagged<T> {
+    /// A method with a receiver and a const parameter, which the instance's site (of `Self`
+    /// and the type parameters) leaves out: its scope tells the values apart.
+    #[cached(key = n)]
+    fn nth<const N: usize>(&self, n: u32) -> String {
+        format!("{:?} {n} {N}", self.0)
+    }
+}
+
+#[test]
+fn a_methods_const_arguments_keep_apart_with_a_receiver() {
+    let tagged = Tagged(1_u8);
+    assert_eq!(tagged.nth::<1>(5), "1 5 1");
+    assert_eq!(tagged.nth::<2>(5), "1 5 2", "not the other value's");
+    assert_eq!(tagged.nth::<1>(5), "1 5 1");
+    assert_eq!(
+        Tagged::<u8>::nth_cache::<2>().get(&5).as_deref(),
+        Some("1 5 2")
+    );
+    assert_eq!(Tagged::<u8>::nth_cache::<1>().len(), 1);
+}
+
+/// The companion of an instance of `Tagged`, from a value of it: its own type may be a block's.
+fn shown_cache_of<T: std::fmt::Debug>(_: &Tagged<T>) -> &'static Cache<u32, String> {
+    Tagged::<T>::shown_cache()
+}
+
+/// The companion of each `Tagged<…::Unit>` reaches its instance's entries alone (it was the
+/// first instance's cache, whichever it was asked for).
+#[test]
+fn the_companion_of_same_named_types_of_two_blocks_in_a_method_with_impl_trait_arguments() {
+    let first = {
+        #[derive(Debug)]
+        struct Unit;
+        Tagged(Unit)
+    };
+    let second = {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Unit(u8);
+        Tagged(Unit(7))
+    };
+    assert_eq!(first.shown(2, "x"), "Unit 2");
+    assert_eq!(second.shown(2, 'y'), "Unit(7) 2");
+    assert_eq!(
+        shown_cache_of(&second).get(&2).as_deref(),
+        Some("Unit(7) 2")
+    );
+    assert!(shown_cache_of(&second).invalidate(&2));
+    assert_eq!(
+        shown_cache_of(&first).get(&2).as_deref(),
+        Some("Unit 2"),
+        "the other's stays"
+    );
+    assert!(!shown_cache_of(&second).contains_key(&2));
+    shown_cache_of(&second).insert(3, "inserted".to_string());
+    assert_eq!(
+        second.shown(3, "x"),
+        "inserted",
+        "the companion's entry is the call's"
+    );
+    assert_eq!(first.shown(3, "x"), "Unit 3");
+}
+
+/// A trait's default method with a receiver: every implementor's instance is the method's.
+trait Described: std::fmt::Debug {
+    #[cached(key = n)]
+    fn described(&self, n: u32) -> String {
+        format!("{self:?} {n}")
+    }
+}
+
+/// The companion of an implementor of `Described`, from a value of it.
+fn described_cache_of<T: Described>(_: &T) -> &'static Cache<u32, String> {
+    T::described_cache()
+}
+
+/// Two same-named types of two blocks, one to `type_name`, implement a trait whose default
+/// method is memoized: each call and each companion reaches its own type's entries (the
+/// companion was the first type's cache).
+#[test]
+fn a_default_method_with_a_receiver_keeps_same_named_types_of_two_blocks_apart() {
+    let first = {
+        #[derive(Debug)]
+        struct Unit;
+        impl Described for Unit {}
+        Unit
+    };
+    let second = {
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Unit(u8);
+        impl Described for Unit {}
+        Unit(7)
+    };
+    assert_eq!(first.described(1), "Unit 1");
+    assert_eq!(second.described(1), "Unit(7) 1");
+    assert_eq!(
+        described_cache_of(&second).get(&1).as_deref(),
+        Some("Unit(7) 1")
+    );
+    assert_eq!(
+        described_cache_of(&first).get(&1).as_deref(),
+        Some("Unit 1")
+    );
+    assert!(described_cache_of(&second).invalidate(&1));
+    assert_eq!(
+        described_cache_of(&first).len(),
+        1,
+        "the other's entry stays"
+    );
+    assert!(!described_cache_of(&second).contains_key(&1));
+    described_cache_of(&second).insert(4, "inserted".to_string());
+    assert_eq!(
+        second.described(4),
+        "inserted",
+        "the companion's entry is the call's"
+    );
+    assert_eq!(first.described(4), "Unit 4");
 }

@@ -18,8 +18,13 @@ pub fn area(&self, scale: Scale) -> u64 {
             move |__memo_hash| {
                 let __memo_cache = ::memo::__private::cache(
                     &__MEMO_CELL,
-                    ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-                    ::memo::__private::scope(&|| ()),
+                    ::core::concat!(::core::module_path!(), "::", "area", "#", 0, "s"),
+                    ::memo::__private::scope_self(
+                        &|| (),
+                        ::memo::__private::PhantomData::<
+                            (::memo::__private::PhantomData<Self>,),
+                        >,
+                    ),
                     ::memo::__private::preset::<1000usize, 0u64>,
                 );
                 let mut __memo_owned_key = ::memo::__private::None;
@@ -52,8 +57,11 @@ pub fn area(&self, scale: Scale) -> u64 {
     {
         let __memo_cache = ::memo::__private::cache(
             &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-            ::memo::__private::scope(&|| ()),
+            ::core::concat!(::core::module_path!(), "::", "area", "#", 0, "s"),
+            ::memo::__private::scope_self(
+                &|| (),
+                ::memo::__private::PhantomData::<(::memo::__private::PhantomData<Self>,)>,
+            ),
             ::memo::__private::preset::<1000usize, 0u64>,
         );
         let mut __memo_owned_key = ::memo::__private::None;
@@ -88,8 +96,11 @@ pub fn area_cache() -> &'static ::memo::__private::Cache<(Self, Scale), u64> {
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache(
         &__MEMO_CELL,
-        ::core::concat!(::core::module_path!(), "::", "area", "#", 0),
-        ::memo::__private::scope(&|| ()),
+        ::core::concat!(::core::module_path!(), "::", "area", "#", 0, "s"),
+        ::memo::__private::scope_self(
+            &|| (),
+            ::memo::__private::PhantomData::<(::memo::__private::PhantomData<Self>,)>,
+        ),
         ::memo::__private::preset::<1000usize, 0u64>,
     )
 }

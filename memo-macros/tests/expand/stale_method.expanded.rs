@@ -3,8 +3,11 @@ fn describe(&self, name: &str, mut n: u32) -> String {
         static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
         ::memo::__private::cache(
             &__MEMO_CELL,
-            ::core::concat!(::core::module_path!(), "::", "describe", "#", 0),
-            ::memo::__private::scope(&|| ()),
+            ::core::concat!(::core::module_path!(), "::", "describe", "#", 0, "s"),
+            ::memo::__private::scope_self(
+                &|| (),
+                ::memo::__private::PhantomData::<(::memo::__private::PhantomData<Self>,)>,
+            ),
             || {
                 ::memo::__private::Config::new()
                     .ttl(::memo::__private::Duration::from_millis(10000u64))
@@ -69,8 +72,11 @@ fn describe_cache() -> &'static ::memo::__private::Cache<
     static __MEMO_CELL: ::memo::__private::CacheCell = ::memo::__private::CacheCell::new();
     ::memo::__private::cache(
         &__MEMO_CELL,
-        ::core::concat!(::core::module_path!(), "::", "describe", "#", 0),
-        ::memo::__private::scope(&|| ()),
+        ::core::concat!(::core::module_path!(), "::", "describe", "#", 0, "s"),
+        ::memo::__private::scope_self(
+            &|| (),
+            ::memo::__private::PhantomData::<(::memo::__private::PhantomData<Self>,)>,
+        ),
         || {
             ::memo::__private::Config::new()
                 .ttl(::memo::__private::Duration::from_millis(10000u64))
