@@ -1332,7 +1332,8 @@ impl<K, V> RedisStore<K, V> {
         let fence = match claimed {
             Claimed::Value(bytes) => match self.unwrap(&bytes) {
                 Some(value) => return Claim::Found(value),
-                None => Fence::None,
+                // Damaged again (see `reclaim`): computed, and not stored.
+                None => Fence::Unfenced,
             },
             Claimed::Compute(guard) => Fence::Lock(guard),
             Claimed::TimedOut => seen.map_or(Fence::Unfenced, Fence::Seen),
@@ -1346,6 +1347,32 @@ impl<K, V> RedisStore<K, V> {
             budget,
             fence,
         }))
+    }
+
+    /// The claim of a key whose claim found a value that does not decode (counted): the value
+    /// is deleted if it is still those bytes, and the key claimed again. A claim that finds a
+    /// value takes no lock, so the value computed in its place was written unfenced (over an
+    /// invalidation made elsewhere during the computation, the value computed before it), and
+    /// every process that missed meanwhile computed too, where the lock makes them wait.
+    async fn reclaim(
+        &self,
+        remote: &Remote,
+        names: &Names,
+        bytes: &[u8],
+        budget: &Budget,
+    ) -> (Claimed, Option<Vec<u8>>) {
+        let discarded = remote.client.discard(&names.value, bytes);
+        if let Err(err) = budget::within(budget, discarded).await {
+            return (Claimed::Unavailable(err), None);
+        }
+        let (claimed, faults) = remote
+            .lock
+            .claim_async(&names.value, &names.lock, budget)
+            .await;
+        for err in &faults {
+            self.missed(err);
+        }
+        claimed
     }
 
     /// What storing `value` under `key` takes when no claim came first (a plain insert, a forced
@@ -1491,9 +1518,17 @@ impl<K, V> RedisStore<K, V> {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         let bytes = self.wrap(value)?;
-        let own = self
-            .renew_ms()
-            .map(|_| (own_name(&claiming.names.value), ttl_ms.filter(|_| own)));
+        // A store without time to idle marks a value with a time to live of its own too (and
+        // leaves the mark of its other values alone, a plain `SET`): a build of the same
+        // function with `idle` (the namespace leaves the options out) shares its entries, and
+        // its hits would renew such a value to a full `idle`, serving it long past its own.
+        let own = match self.renew_ms() {
+            Some(_) => Some((own_name(&claiming.names.value), ttl_ms.filter(|_| own))),
+            None => own
+                .then_some(ttl_ms)
+                .flatten()
+                .map(|ttl| (own_name(&claiming.names.value), Some(ttl))),
+        };
         Some(Outgoing {
             own,
             client: &remote.client,
@@ -1585,6 +1620,13 @@ where
         for err in &faults {
             self.missed(err);
         }
+        let claimed = match claimed {
+            (Claimed::Value(bytes), _) => match self.unwrap(&bytes) {
+                Some(value) => return Claim::Found(value),
+                None => self.reclaim(remote, &names, &bytes, &budget).await,
+            },
+            claimed => claimed,
+        };
         self.claimed(names, claimed, budget)
     }
 
