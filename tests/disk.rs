@@ -2095,3 +2095,77 @@ mod attack6 {
         });
     }
 }
+
+/// Runs `sql` on the database at `db` from another process (Python's `sqlite3`).
+fn sqlite(db: &Path, sql: &str) {
+    let status = Command::new("python3")
+        .args(["-c", "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=10)\nc.executescript(sys.argv[2])\nc.close()"])
+        .arg(db)
+        .arg(sql)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{sql}");
+}
+
+/// A claim the database failed (a lock row it could not write: a disk error, a busy database
+/// past its timeout) leaves the computation without a lock row to fence its write, as Redis's
+/// failed claim does (`Fence::Failed`): stored anyway, the value computed before another
+/// handle's (another process's) `insert` landed over it, and every later call read the older
+/// value. Such a value is not stored (its caller still gets it).
+#[test]
+fn a_disk_value_computed_past_a_failed_claim_is_not_stored_over_an_insert_elsewhere() {
+    init();
+    let here = handle("attack7-failed-claim", "f", 1);
+    let elsewhere = handle("attack7-failed-claim", "f", 1);
+    let db = here.store().dir().join("cache.db");
+    // Lock rows cannot be written: the claim fails (counted).
+    sqlite(
+        &db,
+        "CREATE TRIGGER refuse_locks BEFORE INSERT ON locks \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    );
+    let computed = here.get_or_compute(&7, |_| {
+        sqlite(&db, "DROP TRIGGER refuse_locks;");
+        elsewhere.insert(7, 2);
+        1
+    });
+    assert_eq!(computed, 1);
+    assert!(here.stats().backend_errors >= 1, "the claim did not fail");
+    assert_eq!(
+        handle("attack7-failed-claim", "f", 1).get(&7),
+        Some(2),
+        "a value computed before another handle's insert was stored over it"
+    );
+    assert_eq!(elsewhere.get(&7), Some(2));
+}
+
+/// The same for a forced refresh (`Cache::refresh`) whose lock row the database failed to
+/// take: its value, computed before another handle's insert, was stored over it.
+#[test]
+fn a_disk_forced_refresh_whose_mark_failed_is_not_stored_over_an_insert_elsewhere() {
+    init();
+    let here = handle("attack7-failed-mark", "f", 1);
+    let elsewhere = handle("attack7-failed-mark", "f", 1);
+    let db = here.store().dir().join("cache.db");
+    here.insert(8, 1);
+    sqlite(
+        &db,
+        "CREATE TRIGGER refuse_locks BEFORE INSERT ON locks \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    );
+    let computed = here.refresh(|| {
+        here.get_or_compute(&8, |_| {
+            sqlite(&db, "DROP TRIGGER refuse_locks;");
+            elsewhere.insert(8, 3);
+            2
+        })
+    });
+    assert_eq!(computed, 2);
+    assert!(here.stats().backend_errors >= 1, "the mark did not fail");
+    assert_eq!(
+        handle("attack7-failed-mark", "f", 1).get(&8),
+        Some(3),
+        "a forced refresh's value computed before another handle's insert was stored over it"
+    );
+    assert_eq!(here.get(&8), Some(3));
+}
