@@ -4233,4 +4233,87 @@ mod attack7 {
             "both handles computed the key"
         );
     }
+
+    /// A leader's fenced write whose reply never came (a server slow for a moment: the write
+    /// was sent, and Redis refused it, the lock having been deleted by another process's
+    /// `invalidate` during the computation) was taken as stored: the callers that joined the
+    /// computation, one of them begun after that `invalidate` returned, were handed its value,
+    /// computed before it (and a tiered store kept a copy of it). A fenced write whose outcome
+    /// is unknown counts as a change seen, as a refused one does (`Store::changes_seen`): they
+    /// look again, and no copy is kept.
+    #[test]
+    fn a_joiner_is_not_handed_a_value_whose_fenced_write_timed_out() {
+        let server = RedisServer::start();
+        let proxy = redis_server::SlowProxy::start(server.port(), Duration::ZERO);
+        let slow = |name: &str| {
+            let config = RedisConfig::from_url(&proxy.url())
+                .unwrap()
+                .command_timeout(Duration::from_millis(100))
+                .connect_timeout(Duration::from_secs(2));
+            RedisOptions::new(name).client(RedisClient::new(config).unwrap())
+        };
+        let name = "timed-out-fenced-write";
+        let here: memo::RedisCache<String, String> = memo::Cache::builder()
+            .ttl(Duration::from_secs(600))
+            .redis_options(slow(name))
+            .build();
+        let elsewhere: memo::RedisCache<String, String> = memo::Cache::builder()
+            .ttl(Duration::from_secs(600))
+            .redis_options(own(&server, name))
+            .build();
+        joiner_after_a_timed_out_write(&here, &elsewhere, &proxy);
+        let name = "timed-out-fenced-write-tiered";
+        let here: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(slow(name))
+            .build();
+        let elsewhere: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(own(&server, name))
+            .build();
+        joiner_after_a_timed_out_write(&here, &elsewhere, &proxy);
+        assert_eq!(
+            memo::Store::held(here.store()),
+            0,
+            "a copy of the refused value kept"
+        );
+    }
+
+    /// `here` (over `proxy`) computes a key; meanwhile `elsewhere` invalidates it and a call on
+    /// `here` joins the computation; the computation's write goes out slow.
+    fn joiner_after_a_timed_out_write<S: memo::Store<String, String>>(
+        here: &Cache<String, String, S>,
+        elsewhere: &Cache<String, String, S>,
+        proxy: &redis_server::SlowProxy,
+    ) {
+        let (started, begun) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let joined = std::thread::scope(|scope| {
+            let leader = scope.spawn(move || {
+                here.get_or_compute("k", |_| {
+                    started.send(()).unwrap();
+                    finished.recv().unwrap();
+                    "before the invalidate".to_string()
+                })
+            });
+            begun.recv().unwrap();
+            elsewhere.invalidate("k");
+            // Begun after the invalidate returned: joins the leader's computation.
+            let joiner = scope.spawn(|| here.get_or_compute("k", |_| "after".to_string()));
+            std::thread::sleep(Duration::from_millis(300));
+            // The leader's write goes out, and its reply comes past the call's deadline.
+            proxy.set_delay(Duration::from_millis(250));
+            finish.send(()).unwrap();
+            assert_eq!(leader.join().unwrap(), "before the invalidate");
+            joiner.join().unwrap()
+        });
+        proxy.set_delay(Duration::ZERO);
+        assert_eq!(
+            joined, "after",
+            "a call begun after another process's invalidate got the value computed before it"
+        );
+        assert_eq!(elsewhere.get("k"), None, "Redis stored the refused write");
+    }
 }

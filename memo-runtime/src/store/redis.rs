@@ -1469,8 +1469,9 @@ impl<K, V> RedisStore<K, V> {
     /// announcement of the new value) in the same round trip, within the call's budget.
     ///
     /// `false` if Redis refused it: the claim's lock was gone, lost to its lease or removed by an
-    /// invalidation since the claim, so the value may be older than what Redis now holds. `true`
-    /// otherwise, also when the write failed (what Redis holds is then unknown).
+    /// invalidation since the claim, so the value may be older than what Redis now holds; also
+    /// when a fenced write's reply never came (it may have been refused), or when it was not
+    /// sent. `true` otherwise, also when a plain insert's write failed.
     pub(crate) async fn insert_then_async(
         &self,
         key: &K,
@@ -1488,12 +1489,20 @@ impl<K, V> RedisStore<K, V> {
         };
         // A write not sent (a failed claim's) is not stored either, but tells of no change.
         let fenced = matches!(out.fence, Fence::Lock(_) | Fence::Seen(_));
-        let stored = self.record(out.send(announce).await).unwrap_or(true);
-        if !stored && fenced {
+        let sent = out.send(announce).await;
+        // A fenced write sent whose reply never came (a timeout, a connection lost) may have
+        // been refused as well: taken as stored, its value was handed to the callers that
+        // joined, one of them perhaps begun after the change elsewhere that refused it.
+        let unknown = matches!(sent, Err(Error::Timeout | Error::Redis(_)));
+        let stored = self.record(sent).unwrap_or(true);
+        let lost = (!stored || unknown) && fenced;
+        if lost {
             // Before the leader hands its value over (`RawLeader::finish` reads the count).
             self.fences_lost.fetch_add(1, Ordering::SeqCst);
         }
-        stored
+        // Nor does a tiered store keep a copy of it (the message of the change that refused
+        // it may have come during the computation).
+        stored && !lost
     }
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
