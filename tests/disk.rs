@@ -417,6 +417,13 @@ fn child() {
         "write" => write_until_killed(),
         "refresh" => refresh_held(),
         "changer" => change_on_request(),
+        "hold" => hold_until_killed(),
+        "open" => {
+            let store = holders(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+            assert_eq!(store.get("other"), None);
+            store.store().flush();
+            println!("RESULT opened");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -2168,4 +2175,87 @@ fn a_disk_forced_refresh_whose_mark_failed_is_not_stored_over_an_insert_elsewher
         "a forced refresh's value computed before another handle's insert was stored over it"
     );
     assert_eq!(here.get(&8), Some(3));
+}
+
+/// The store of [`a_lock_row_of_a_killed_process_goes_once_another_opens_the_store`].
+fn holders(root: &Path) -> memo::Cache<String, String, memo::DiskStore<String, String>> {
+    use memo::{Cache, Config, DiskOptions};
+    Cache::with_store(DiskOptions::new("holders").root(root).open(&Config::new()))
+}
+
+/// The child of [`a_lock_row_of_a_killed_process_goes_once_another_opens_the_store`]: computes
+/// `k` under its lock row until killed.
+fn hold_until_killed() {
+    let store = holders(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+    store.get_or_compute("k", |_| {
+        println!("COMPUTING");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
+}
+
+/// How many lock rows the database under `root` holds.
+fn lock_rows(root: &Path) -> String {
+    let dir = std::fs::read_dir(root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.join("cache.db").exists())
+        .map_or_else(|| root.to_path_buf(), |dir| dir);
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM locks').fetchone()[0])",
+        ])
+        .arg(dir.join("cache.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A process killed (`kill -9`) while it computed a key leaves the key's lock row, which only a
+/// later claim of that key removed (its holder being dead): a key no process asks for again
+/// (an earlier build's, an argument seen once) kept its row in the database forever. A process
+/// that opens the store removes the rows of holders that are gone.
+#[test]
+fn a_lock_row_of_a_killed_process_goes_once_another_opens_the_store() {
+    use std::io::BufRead as _;
+    init();
+    let root = cache_dir().join("killed-holder");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "hold")
+        .env("MEMO_TEST_ROOT", &root)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let computing = lines
+        .map_while(Result::ok)
+        .any(|line| line.contains("COMPUTING"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(computing, "the child ended early");
+    assert_eq!(lock_rows(&root), "1", "the killed holder's row");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "open")
+        .env("MEMO_TEST_ROOT", &root)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap();
+    assert_eq!(child::result(&out), "opened");
+    assert_eq!(
+        lock_rows(&root),
+        "0",
+        "a lock row of a process that is gone, left for good"
+    );
 }

@@ -142,7 +142,7 @@ fn take_lock(
 }
 
 /// Whether process `pid` of this machine has ended (a lock it holds will never be released).
-fn is_dead(pid: i64) -> bool {
+pub(super) fn is_dead(pid: i64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
