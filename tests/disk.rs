@@ -2201,7 +2201,7 @@ fn lock_rows(root: &Path) -> String {
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| path.join("cache.db").exists())
-        .map_or_else(|| root.to_path_buf(), |dir| dir);
+        .unwrap_or_else(|| root.to_path_buf());
     let out = Command::new("python3")
         .args([
             "-c",
