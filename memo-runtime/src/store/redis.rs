@@ -598,8 +598,10 @@ struct Removals {
     all: Option<u64>,
     /// The value keys removed, each at its last add.
     keys: std::collections::HashMap<Vec<u8>, u64>,
-    /// Messages to publish once the removals are done: channel and message.
-    messages: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Messages to publish once the removals are done (channel and message), each at its last
+    /// add: one per distinct message, however many removals asked for it (see
+    /// [`announce`](Self::announce)).
+    messages: std::collections::HashMap<(Vec<u8>, Vec<u8>), u64>,
     /// Whether a thread retries them now.
     retrying: bool,
 }
@@ -631,6 +633,15 @@ impl Removals {
         self.keys.insert(value, self.added);
     }
 
+    /// A message to publish once the removals are done. One already pending is not added
+    /// again, only moved to this add (a round under way does not take it as published): a key
+    /// invalidated again and again while Redis is down grew the list at each call, without
+    /// bound, and each copy was published once Redis came back.
+    fn announce(&mut self, channel: Vec<u8>, message: Vec<u8>) {
+        self.added += 1;
+        self.messages.insert((channel, message), self.added);
+    }
+
     /// The removal of every key.
     fn remove_all(&mut self) {
         self.added += 1;
@@ -643,7 +654,7 @@ impl Removals {
             added: self.added,
             all: self.all.is_some(),
             keys: self.keys.keys().cloned().collect(),
-            messages: self.messages.clone(),
+            messages: self.messages.keys().cloned().collect(),
         }
     }
 
@@ -653,7 +664,7 @@ impl Removals {
             self.all = None;
         }
         self.keys.retain(|_, at| *at > round.added);
-        self.messages.drain(..round.messages.len());
+        self.messages.retain(|_, at| *at > round.added);
     }
 }
 
@@ -910,7 +921,7 @@ impl<K, V> RedisStore<K, V> {
             self.pending.add(&remote.client, &self.prefix, |removals| {
                 removals.remove(names.value);
                 if let Some((channel, message)) = announce {
-                    removals.messages.push((channel.to_vec(), message));
+                    removals.announce(channel.to_vec(), message);
                 }
             });
         }
@@ -929,7 +940,7 @@ impl<K, V> RedisStore<K, V> {
         {
             let channel = channel.to_vec();
             self.pending.add(&remote.client, &self.prefix, |removals| {
-                removals.messages.push((channel, message));
+                removals.announce(channel, message);
             });
         }
     }
@@ -1806,18 +1817,19 @@ mod tests {
         let mut removals = Removals::default();
         removals.remove(b"a".to_vec());
         removals.remove(b"b".to_vec());
-        removals
-            .messages
-            .push((b"channel".to_vec(), b"one".to_vec()));
+        removals.announce(b"channel".to_vec(), b"one".to_vec());
+        removals.announce(b"channel".to_vec(), b"again".to_vec());
         let round = removals.round();
         removals.remove(b"a".to_vec());
-        removals
-            .messages
-            .push((b"channel".to_vec(), b"two".to_vec()));
+        removals.announce(b"channel".to_vec(), b"two".to_vec());
+        // Asked for again during the round: published again after it.
+        removals.announce(b"channel".to_vec(), b"again".to_vec());
         removals.done(&round);
         assert!(removals.covers(b"a"), "a failed again meanwhile");
         assert!(!removals.covers(b"b"));
-        assert_eq!(removals.messages, [(b"channel".to_vec(), b"two".to_vec())]);
+        let mut left: Vec<_> = removals.messages.keys().map(|(_, m)| m.clone()).collect();
+        left.sort();
+        assert_eq!(left, [b"again".to_vec(), b"two".to_vec()]);
 
         removals.remove_all();
         let round = removals.round();
@@ -1827,6 +1839,27 @@ mod tests {
         let round = removals.round();
         removals.done(&round);
         assert!(removals.is_empty());
+    }
+
+    /// A tiered store's key invalidated again and again while Redis is down: each removal's
+    /// message (what tells the other processes' copies) was added to the pending ones, a list
+    /// that grew with every call until Redis came back (memory without bound for a hot key),
+    /// and was then published as many times. One pending message per distinct message.
+    #[test]
+    fn a_key_removed_again_and_again_while_redis_is_down_keeps_one_pending_message() {
+        let config = RedisConfig::from_url("redis://127.0.0.1:1")
+            .unwrap()
+            .connect_timeout(std::time::Duration::from_millis(50));
+        let store: RedisStore<String, String> = RedisOptions::new("down-messages")
+            .client(RedisClient::new(config).unwrap())
+            .open(&Config::new());
+        let key = "hot".to_string();
+        for _ in 0..1000 {
+            store.remove_announcing(&key, Some((b"channel", b"evict hot".to_vec())));
+        }
+        let removals = store.pending.removals.lock();
+        assert!(removals.covers(&store.encoded_names(&key).unwrap().value));
+        assert_eq!(removals.messages.len(), 1, "pending messages");
     }
 
     #[test]
