@@ -417,6 +417,13 @@ fn child() {
         "write" => write_until_killed(),
         "refresh" => refresh_held(),
         "changer" => change_on_request(),
+        "hold" => hold_until_killed(),
+        "open" => {
+            let store = holders(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+            assert_eq!(store.get("other"), None);
+            store.store().flush();
+            println!("RESULT opened");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -2094,4 +2101,161 @@ mod attack6 {
             timed_out_waiter("timed-out-waiter-invalidated", true);
         });
     }
+}
+
+/// Runs `sql` on the database at `db` from another process (Python's `sqlite3`).
+fn sqlite(db: &Path, sql: &str) {
+    let status = Command::new("python3")
+        .args(["-c", "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=10)\nc.executescript(sys.argv[2])\nc.close()"])
+        .arg(db)
+        .arg(sql)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{sql}");
+}
+
+/// A claim the database failed (a lock row it could not write: a disk error, a busy database
+/// past its timeout) leaves the computation without a lock row to fence its write, as Redis's
+/// failed claim does (`Fence::Failed`): stored anyway, the value computed before another
+/// handle's (another process's) `insert` landed over it, and every later call read the older
+/// value. Such a value is not stored (its caller still gets it).
+#[test]
+fn a_disk_value_computed_past_a_failed_claim_is_not_stored_over_an_insert_elsewhere() {
+    init();
+    let here = handle("attack7-failed-claim", "f", 1);
+    let elsewhere = handle("attack7-failed-claim", "f", 1);
+    let db = here.store().dir().join("cache.db");
+    // Lock rows cannot be written: the claim fails (counted).
+    sqlite(
+        &db,
+        "CREATE TRIGGER refuse_locks BEFORE INSERT ON locks \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    );
+    let computed = here.get_or_compute(&7, |_| {
+        sqlite(&db, "DROP TRIGGER refuse_locks;");
+        elsewhere.insert(7, 2);
+        1
+    });
+    assert_eq!(computed, 1);
+    assert!(here.stats().backend_errors >= 1, "the claim did not fail");
+    assert_eq!(
+        handle("attack7-failed-claim", "f", 1).get(&7),
+        Some(2),
+        "a value computed before another handle's insert was stored over it"
+    );
+    assert_eq!(elsewhere.get(&7), Some(2));
+}
+
+/// The same for a forced refresh (`Cache::refresh`) whose lock row the database failed to
+/// take: its value, computed before another handle's insert, was stored over it.
+#[test]
+fn a_disk_forced_refresh_whose_mark_failed_is_not_stored_over_an_insert_elsewhere() {
+    init();
+    let here = handle("attack7-failed-mark", "f", 1);
+    let elsewhere = handle("attack7-failed-mark", "f", 1);
+    let db = here.store().dir().join("cache.db");
+    here.insert(8, 1);
+    sqlite(
+        &db,
+        "CREATE TRIGGER refuse_locks BEFORE INSERT ON locks \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    );
+    let computed = here.refresh(|| {
+        here.get_or_compute(&8, |_| {
+            sqlite(&db, "DROP TRIGGER refuse_locks;");
+            elsewhere.insert(8, 3);
+            2
+        })
+    });
+    assert_eq!(computed, 2);
+    assert!(here.stats().backend_errors >= 1, "the mark did not fail");
+    assert_eq!(
+        handle("attack7-failed-mark", "f", 1).get(&8),
+        Some(3),
+        "a forced refresh's value computed before another handle's insert was stored over it"
+    );
+    assert_eq!(here.get(&8), Some(3));
+}
+
+/// The store of [`a_lock_row_of_a_killed_process_goes_once_another_opens_the_store`].
+fn holders(root: &Path) -> memo::Cache<String, String, memo::DiskStore<String, String>> {
+    use memo::{Cache, Config, DiskOptions};
+    Cache::with_store(DiskOptions::new("holders").root(root).open(&Config::new()))
+}
+
+/// The child of [`a_lock_row_of_a_killed_process_goes_once_another_opens_the_store`]: computes
+/// `k` under its lock row until killed.
+fn hold_until_killed() {
+    let store = holders(Path::new(&std::env::var("MEMO_TEST_ROOT").unwrap()));
+    store.get_or_compute("k", |_| {
+        println!("COMPUTING");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
+}
+
+/// How many lock rows the database under `root` holds.
+fn lock_rows(root: &Path) -> String {
+    let dir = std::fs::read_dir(root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.join("cache.db").exists())
+        .unwrap_or_else(|| root.to_path_buf());
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM locks').fetchone()[0])",
+        ])
+        .arg(dir.join("cache.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A process killed (`kill -9`) while it computed a key leaves the key's lock row, which only a
+/// later claim of that key removed (its holder being dead): a key no process asks for again
+/// (an earlier build's, an argument seen once) kept its row in the database forever. A process
+/// that opens the store removes the rows of holders that are gone.
+#[test]
+fn a_lock_row_of_a_killed_process_goes_once_another_opens_the_store() {
+    use std::io::BufRead as _;
+    init();
+    let root = cache_dir().join("killed-holder");
+    let _ = std::fs::remove_dir_all(&root);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "hold")
+        .env("MEMO_TEST_ROOT", &root)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let computing = lines
+        .map_while(Result::ok)
+        .any(|line| line.contains("COMPUTING"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(computing, "the child ended early");
+    assert_eq!(lock_rows(&root), "1", "the killed holder's row");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", "open")
+        .env("MEMO_TEST_ROOT", &root)
+        .env("MEMO_CACHE_DIR", cache_dir())
+        .output()
+        .unwrap();
+    assert_eq!(child::result(&out), "opened");
+    assert_eq!(
+        lock_rows(&root),
+        "0",
+        "a lock row of a process that is gone, left for good"
+    );
 }

@@ -4203,3 +4203,221 @@ mod attack6_idle {
         own_ttl_kept(&cache);
     }
 }
+
+mod attack7 {
+    use super::*;
+
+    /// The options of a store called `name` on `server`, over a client of its own.
+    fn own(server: &RedisServer, name: &str) -> RedisOptions {
+        let config = RedisConfig::from_url(&server.url())
+            .unwrap()
+            .command_timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2));
+        RedisOptions::new(name).client(RedisClient::new(config).unwrap())
+    }
+
+    /// The `PTTL` of the only value of the store called `name` (its name ends with the key's
+    /// hash tag).
+    fn pttl_of(server: &RedisServer, name: &str) -> i64 {
+        let names = redis_cli(
+            server.port(),
+            &["--scan", "--pattern", &format!("*{name}*")],
+        );
+        let value = names
+            .lines()
+            .find(|line| line.ends_with('}'))
+            .unwrap_or_else(|| panic!("no value in {names}"));
+        redis_cli(server.port(), &["PTTL", value])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Two builds of one function (the code hash, hence the namespace, leaves out the
+    /// attribute's options), one with `ttl` and one with `idle`: a value the first gives a time
+    /// to live of its own (`insert_with_ttl`, `ttl_from`: a token that expires in 2 s) must not
+    /// be renewed by the second's hits to a full `idle`, or it is served for ten minutes.
+    #[test]
+    fn an_own_ttl_written_by_a_build_without_idle_is_not_renewed_by_one_with_idle() {
+        let server = RedisServer::start();
+        let name = "own-ttl-across-builds";
+        let plain: memo::RedisCache<String, String> = memo::Cache::builder()
+            .ttl(Duration::from_secs(600))
+            .redis_options(own(&server, name))
+            .build();
+        let idle: memo::RedisCache<String, String> = memo::Cache::builder()
+            .idle(Duration::from_secs(600))
+            .redis_options(own(&server, name))
+            .build();
+        plain.insert_with_ttl("token".to_string(), "t".to_string(), Duration::from_secs(2));
+        assert_eq!(idle.get("token").as_deref(), Some("t"));
+        let left = pttl_of(&server, name);
+        assert!(
+            (1..=2000).contains(&left),
+            "the idle build's hit renewed a value of its own time to live (2 s) to {left} ms"
+        );
+        // A plain insert after it by the build without idle: renewed by the idle build's hits.
+        plain.insert("token".to_string(), "u".to_string());
+        plain.insert_with_ttl("other".to_string(), "o".to_string(), Duration::from_secs(2));
+        plain.insert("other".to_string(), "p".to_string());
+        assert_eq!(idle.get("other").as_deref(), Some("p"));
+    }
+
+    /// The name of the value of `key` in the store called `name`.
+    fn value_name(server: &RedisServer, name: &str, key: &str) -> String {
+        let names = redis_cli(
+            server.port(),
+            &["--scan", "--pattern", &format!("*{name}*")],
+        );
+        names
+            .lines()
+            .find(|line| line.ends_with(&format!("{{{key}}}")))
+            .unwrap_or_else(|| panic!("no value of {key} in {names}"))
+            .to_string()
+    }
+
+    /// A value in Redis that does not decode (written by a build whose `Serialize` changed
+    /// with no change of the types' shapes, or damaged) is a miss, counted; but the claim that
+    /// found it took no lock, and the value computed in its place was written unfenced (a
+    /// plain `SET`): an `invalidate` made elsewhere during the computation was overwritten by
+    /// the value computed before it (read by the next call), and a second handle (another
+    /// process) that missed meanwhile computed too, where the lock would have made it wait.
+    #[test]
+    fn a_value_that_does_not_decode_is_replaced_under_the_keys_lock() {
+        let server = RedisServer::start();
+        let name = "undecodable-claim";
+        let open = || -> memo::RedisCache<String, String> {
+            memo::Cache::builder()
+                .ttl(Duration::from_secs(600))
+                .redis_options(own(&server, name).codec(memo::Codec::Json))
+                .build()
+        };
+        let (here, elsewhere) = (open(), open());
+        let damage = |key: &str| {
+            let value = value_name(&server, name, key);
+            redis_cli(server.port(), &["SET", &value, "{not json"]);
+        };
+
+        assert_eq!(here.get_or_compute("k", |_| "first".to_string()), "first");
+        damage("k");
+        let computed = here.get_or_compute("k", |_| {
+            elsewhere.invalidate("k");
+            "before the invalidate".to_string()
+        });
+        assert_eq!(computed, "before the invalidate");
+        assert_eq!(
+            elsewhere.get("k"),
+            None,
+            "a value computed before another handle's invalidate was stored over it"
+        );
+
+        assert_eq!(here.get_or_compute("s", |_| "first".to_string()), "first");
+        damage("s");
+        let runs = AtomicUsize::new(0);
+        let (started, begun) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                here.get_or_compute("s", |_| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    started.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(500));
+                    "computed once".to_string()
+                })
+            });
+            begun.recv().unwrap();
+            let got = elsewhere.get_or_compute("s", |_| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                "computed twice".to_string()
+            });
+            assert_eq!(got, "computed once");
+        });
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "both handles computed the key"
+        );
+    }
+
+    /// A leader's fenced write whose reply never came (a server slow for a moment: the write
+    /// was sent, and Redis refused it, the lock having been deleted by another process's
+    /// `invalidate` during the computation) was taken as stored: the callers that joined the
+    /// computation, one of them begun after that `invalidate` returned, were handed its value,
+    /// computed before it (and a tiered store kept a copy of it). A fenced write whose outcome
+    /// is unknown counts as a change seen, as a refused one does (`Store::changes_seen`): they
+    /// look again, and no copy is kept.
+    #[test]
+    fn a_joiner_is_not_handed_a_value_whose_fenced_write_timed_out() {
+        let server = RedisServer::start();
+        let proxy = redis_server::SlowProxy::start(server.port(), Duration::ZERO);
+        let slow = |name: &str| {
+            let config = RedisConfig::from_url(&proxy.url())
+                .unwrap()
+                .command_timeout(Duration::from_millis(100))
+                .connect_timeout(Duration::from_secs(2));
+            RedisOptions::new(name).client(RedisClient::new(config).unwrap())
+        };
+        let name = "timed-out-fenced-write";
+        let here: memo::RedisCache<String, String> = memo::Cache::builder()
+            .ttl(Duration::from_secs(600))
+            .redis_options(slow(name))
+            .build();
+        let elsewhere: memo::RedisCache<String, String> = memo::Cache::builder()
+            .ttl(Duration::from_secs(600))
+            .redis_options(own(&server, name))
+            .build();
+        joiner_after_a_timed_out_write(&here, &elsewhere, &proxy);
+        let name = "timed-out-fenced-write-tiered";
+        let here: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(slow(name))
+            .build();
+        let elsewhere: memo::TieredCache<String, String> = memo::Cache::builder()
+            .maxsize(10)
+            .ttl(Duration::from_secs(600))
+            .tiered_options(own(&server, name))
+            .build();
+        joiner_after_a_timed_out_write(&here, &elsewhere, &proxy);
+        assert_eq!(
+            memo::Store::held(here.store()),
+            0,
+            "a copy of the refused value kept"
+        );
+    }
+
+    /// `here` (over `proxy`) computes a key; meanwhile `elsewhere` invalidates it and a call on
+    /// `here` joins the computation; the computation's write goes out slow.
+    fn joiner_after_a_timed_out_write<S: memo::Store<String, String>>(
+        here: &Cache<String, String, S>,
+        elsewhere: &Cache<String, String, S>,
+        proxy: &redis_server::SlowProxy,
+    ) {
+        let (started, begun) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let joined = std::thread::scope(|scope| {
+            let leader = scope.spawn(move || {
+                here.get_or_compute("k", |_| {
+                    started.send(()).unwrap();
+                    finished.recv().unwrap();
+                    "before the invalidate".to_string()
+                })
+            });
+            begun.recv().unwrap();
+            elsewhere.invalidate("k");
+            // Begun after the invalidate returned: joins the leader's computation.
+            let joiner = scope.spawn(|| here.get_or_compute("k", |_| "after".to_string()));
+            std::thread::sleep(Duration::from_millis(300));
+            // The leader's write goes out, and its reply comes past the call's deadline.
+            proxy.set_delay(Duration::from_millis(250));
+            finish.send(()).unwrap();
+            assert_eq!(leader.join().unwrap(), "before the invalidate");
+            joiner.join().unwrap()
+        });
+        proxy.set_delay(Duration::ZERO);
+        assert_eq!(
+            joined, "after",
+            "a call begun after another process's invalidate got the value computed before it"
+        );
+        assert_eq!(elsewhere.get("k"), None, "Redis stored the refused write");
+    }
+}

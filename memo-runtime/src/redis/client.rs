@@ -28,6 +28,11 @@ use crate::block::wait;
 const UNLOCK: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      return redis.call('del', KEYS[1]) else return 0 end";
 
+/// Deletes a value only if it still holds `ARGV[1]` (the bytes a read found damaged): a value
+/// stored since by another caller stays.
+const DISCARD: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('del', KEYS[1]) else return 0 end";
+
 /// The same, then tells the waiters on `ARGV[2]` (one round trip for both).
 const UNLOCK_NOTIFY: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], KEYS[1]) return 1 else return 0 end";
@@ -539,6 +544,11 @@ impl RedisClient {
     ) -> Result<Peeked, Error> {
         let keys = [value_key.to_vec(), lock_key.to_vec()];
         self.call(move |conn| ops::read_or_peek(conn, keys)).await
+    }
+
+    /// Deletes `key` if it still holds `bytes` ([`DISCARD`]): whether it did.
+    pub(crate) async fn discard(&self, key: &[u8], bytes: &[u8]) -> Result<bool, Error> {
+        self.script(DISCARD, key, [bytes]).await
     }
 
     /// Deletes `lock_key` if it still holds `token` (a compare-and-delete script): whether it did.

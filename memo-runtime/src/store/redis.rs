@@ -598,8 +598,10 @@ struct Removals {
     all: Option<u64>,
     /// The value keys removed, each at its last add.
     keys: std::collections::HashMap<Vec<u8>, u64>,
-    /// Messages to publish once the removals are done: channel and message.
-    messages: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Messages to publish once the removals are done (channel and message), each at its last
+    /// add: one per distinct message, however many removals asked for it (see
+    /// [`announce`](Self::announce)).
+    messages: std::collections::HashMap<(Vec<u8>, Vec<u8>), u64>,
     /// Whether a thread retries them now.
     retrying: bool,
 }
@@ -631,6 +633,15 @@ impl Removals {
         self.keys.insert(value, self.added);
     }
 
+    /// A message to publish once the removals are done. One already pending is not added
+    /// again, only moved to this add (a round under way does not take it as published): a key
+    /// invalidated again and again while Redis is down grew the list at each call, without
+    /// bound, and each copy was published once Redis came back.
+    fn announce(&mut self, channel: Vec<u8>, message: Vec<u8>) {
+        self.added += 1;
+        self.messages.insert((channel, message), self.added);
+    }
+
     /// The removal of every key.
     fn remove_all(&mut self) {
         self.added += 1;
@@ -643,7 +654,7 @@ impl Removals {
             added: self.added,
             all: self.all.is_some(),
             keys: self.keys.keys().cloned().collect(),
-            messages: self.messages.clone(),
+            messages: self.messages.keys().cloned().collect(),
         }
     }
 
@@ -653,7 +664,7 @@ impl Removals {
             self.all = None;
         }
         self.keys.retain(|_, at| *at > round.added);
-        self.messages.drain(..round.messages.len());
+        self.messages.retain(|_, at| *at > round.added);
     }
 }
 
@@ -910,7 +921,7 @@ impl<K, V> RedisStore<K, V> {
             self.pending.add(&remote.client, &self.prefix, |removals| {
                 removals.remove(names.value);
                 if let Some((channel, message)) = announce {
-                    removals.messages.push((channel.to_vec(), message));
+                    removals.announce(channel.to_vec(), message);
                 }
             });
         }
@@ -929,7 +940,7 @@ impl<K, V> RedisStore<K, V> {
         {
             let channel = channel.to_vec();
             self.pending.add(&remote.client, &self.prefix, |removals| {
-                removals.messages.push((channel, message));
+                removals.announce(channel, message);
             });
         }
     }
@@ -1332,7 +1343,8 @@ impl<K, V> RedisStore<K, V> {
         let fence = match claimed {
             Claimed::Value(bytes) => match self.unwrap(&bytes) {
                 Some(value) => return Claim::Found(value),
-                None => Fence::None,
+                // Damaged again (see `reclaim`): computed, and not stored.
+                None => Fence::Unfenced,
             },
             Claimed::Compute(guard) => Fence::Lock(guard),
             Claimed::TimedOut => seen.map_or(Fence::Unfenced, Fence::Seen),
@@ -1346,6 +1358,32 @@ impl<K, V> RedisStore<K, V> {
             budget,
             fence,
         }))
+    }
+
+    /// The claim of a key whose claim found a value that does not decode (counted): the value
+    /// is deleted if it is still those bytes, and the key claimed again. A claim that finds a
+    /// value takes no lock, so the value computed in its place was written unfenced (over an
+    /// invalidation made elsewhere during the computation, the value computed before it), and
+    /// every process that missed meanwhile computed too, where the lock makes them wait.
+    async fn reclaim(
+        &self,
+        remote: &Remote,
+        names: &Names,
+        bytes: &[u8],
+        budget: &Budget,
+    ) -> (Claimed, Option<Vec<u8>>) {
+        let discarded = remote.client.discard(&names.value, bytes);
+        if let Err(err) = budget::within(budget, discarded).await {
+            return (Claimed::Unavailable(err), None);
+        }
+        let (claimed, faults) = remote
+            .lock
+            .claim_async(&names.value, &names.lock, budget)
+            .await;
+        for err in &faults {
+            self.missed(err);
+        }
+        claimed
     }
 
     /// What storing `value` under `key` takes when no claim came first (a plain insert, a forced
@@ -1442,8 +1480,9 @@ impl<K, V> RedisStore<K, V> {
     /// announcement of the new value) in the same round trip, within the call's budget.
     ///
     /// `false` if Redis refused it: the claim's lock was gone, lost to its lease or removed by an
-    /// invalidation since the claim, so the value may be older than what Redis now holds. `true`
-    /// otherwise, also when the write failed (what Redis holds is then unknown).
+    /// invalidation since the claim, so the value may be older than what Redis now holds; also
+    /// when a fenced write's reply never came (it may have been refused), or when it was not
+    /// sent. `true` otherwise, also when a plain insert's write failed.
     pub(crate) async fn insert_then_async(
         &self,
         key: &K,
@@ -1461,12 +1500,20 @@ impl<K, V> RedisStore<K, V> {
         };
         // A write not sent (a failed claim's) is not stored either, but tells of no change.
         let fenced = matches!(out.fence, Fence::Lock(_) | Fence::Seen(_));
-        let stored = self.record(out.send(announce).await).unwrap_or(true);
-        if !stored && fenced {
+        let sent = out.send(announce).await;
+        // A fenced write sent whose reply never came (a timeout, a connection lost) may have
+        // been refused as well: taken as stored, its value was handed to the callers that
+        // joined, one of them perhaps begun after the change elsewhere that refused it.
+        let unknown = matches!(sent, Err(Error::Timeout | Error::Redis(_)));
+        let stored = self.record(sent).unwrap_or(true);
+        let lost = (!stored || unknown) && fenced;
+        if lost {
             // Before the leader hands its value over (`RawLeader::finish` reads the count).
             self.fences_lost.fetch_add(1, Ordering::SeqCst);
         }
-        stored
+        // Nor does a tiered store keep a copy of it (the message of the change that refused
+        // it may have come during the computation).
+        stored && !lost
     }
 
     /// What a write of `value` under `key` takes (see [`Outgoing`]): the claim `lease` holds, or
@@ -1491,9 +1538,17 @@ impl<K, V> RedisStore<K, V> {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         let bytes = self.wrap(value)?;
-        let own = self
-            .renew_ms()
-            .map(|_| (own_name(&claiming.names.value), ttl_ms.filter(|_| own)));
+        // A store without time to idle marks a value with a time to live of its own too (and
+        // leaves the mark of its other values alone, a plain `SET`): a build of the same
+        // function with `idle` (the namespace leaves the options out) shares its entries, and
+        // its hits would renew such a value to a full `idle`, serving it long past its own.
+        let own = match self.renew_ms() {
+            Some(_) => Some((own_name(&claiming.names.value), ttl_ms.filter(|_| own))),
+            None => own
+                .then_some(ttl_ms)
+                .flatten()
+                .map(|ttl| (own_name(&claiming.names.value), Some(ttl))),
+        };
         Some(Outgoing {
             own,
             client: &remote.client,
@@ -1606,6 +1661,13 @@ where
         for err in &faults {
             self.missed(err);
         }
+        let claimed = match claimed {
+            (Claimed::Value(bytes), _) => match self.unwrap(&bytes) {
+                Some(value) => return Claim::Found(value),
+                None => self.reclaim(remote, &names, &bytes, &budget).await,
+            },
+            claimed => claimed,
+        };
         self.claimed(names, claimed, budget)
     }
 
@@ -1776,18 +1838,19 @@ mod tests {
         let mut removals = Removals::default();
         removals.remove(b"a".to_vec());
         removals.remove(b"b".to_vec());
-        removals
-            .messages
-            .push((b"channel".to_vec(), b"one".to_vec()));
+        removals.announce(b"channel".to_vec(), b"one".to_vec());
+        removals.announce(b"channel".to_vec(), b"again".to_vec());
         let round = removals.round();
         removals.remove(b"a".to_vec());
-        removals
-            .messages
-            .push((b"channel".to_vec(), b"two".to_vec()));
+        removals.announce(b"channel".to_vec(), b"two".to_vec());
+        // Asked for again during the round: published again after it.
+        removals.announce(b"channel".to_vec(), b"again".to_vec());
         removals.done(&round);
         assert!(removals.covers(b"a"), "a failed again meanwhile");
         assert!(!removals.covers(b"b"));
-        assert_eq!(removals.messages, [(b"channel".to_vec(), b"two".to_vec())]);
+        let mut left: Vec<_> = removals.messages.keys().map(|(_, m)| m.clone()).collect();
+        left.sort();
+        assert_eq!(left, [b"again".to_vec(), b"two".to_vec()]);
 
         removals.remove_all();
         let round = removals.round();
@@ -1797,6 +1860,27 @@ mod tests {
         let round = removals.round();
         removals.done(&round);
         assert!(removals.is_empty());
+    }
+
+    /// A tiered store's key invalidated again and again while Redis is down: each removal's
+    /// message (what tells the other processes' copies) was added to the pending ones, a list
+    /// that grew with every call until Redis came back (memory without bound for a hot key),
+    /// and was then published as many times. One pending message per distinct message.
+    #[test]
+    fn a_key_removed_again_and_again_while_redis_is_down_keeps_one_pending_message() {
+        let config = RedisConfig::from_url("redis://127.0.0.1:1")
+            .unwrap()
+            .connect_timeout(std::time::Duration::from_millis(50));
+        let store: RedisStore<String, String> = RedisOptions::new("down-messages")
+            .client(RedisClient::new(config).unwrap())
+            .open(&Config::new());
+        let key = "hot".to_string();
+        for _ in 0..1000 {
+            store.remove_announcing(&key, Some((b"channel", b"evict hot".to_vec())));
+        }
+        let removals = store.pending.removals.lock();
+        assert!(removals.covers(&store.encoded_names(&key).unwrap().value));
+        assert_eq!(removals.messages.len(), 1, "pending messages");
     }
 
     #[test]

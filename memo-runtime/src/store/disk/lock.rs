@@ -142,7 +142,7 @@ fn take_lock(
 }
 
 /// Whether process `pid` of this machine has ended (a lock it holds will never be released).
-fn is_dead(pid: i64) -> bool {
+pub(super) fn is_dead(pid: i64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -204,12 +204,13 @@ where
         let (encoded, token) = (&claiming.encoded, claiming.token);
         loop {
             let seen = shared.epoch_now();
+            let failed = self.failed_claim(seen);
             let attempt = shared.read(&self.space, |conn| {
                 try_lock(conn, &self.ns, encoded, token, self.lease)
             });
             match attempt {
-                // The database failed (counted): compute without coordination.
-                None => return Next::Done(Claim::Compute(Lease::none())),
+                // The database failed (counted): compute without coordination (see `Failed`).
+                None => return Next::Done(Claim::Compute(Lease::holding(failed))),
                 Some(Attempt::Taken) => {
                     // From here the claim (which unregisters it) owns the token.
                     claiming.held.keep = true;
@@ -252,6 +253,15 @@ where
 }
 
 impl<K, V> DiskStore<K, V> {
+    /// The lease of a claim the database fails now, `seen` the epoch read before it (see
+    /// [`Failed`]).
+    fn failed_claim(&self, seen: Option<u64>) -> Failed {
+        Failed {
+            epoch: seen.unwrap_or_else(|| self.db.shared.epoch.load(Ordering::Acquire)),
+            foreign: self.foreign.load(Ordering::Acquire),
+        }
+    }
+
     /// [`Store::claim_refresh_async`](crate::Store::claim_refresh_async) for the disk: `key`'s lock row if
     /// no caller holds it (a miss computing it, or another process's refresh), without waiting.
     pub(super) fn claim_refresh_key(&self, encoded: Vec<u8>) -> Option<Lease> {
@@ -267,7 +277,8 @@ impl<K, V> DiskStore<K, V> {
                 try_lock(conn, &self.ns, &encoded, token, self.lease)
             });
             match attempt {
-                None => return Some(Lease::none()),
+                // Refreshed, and its value not written (see `Failed`).
+                None => return Some(Lease::holding(self.failed_claim(seen))),
                 Some(Attempt::Taken) => {
                     held.keep = true;
                     return Some(Lease::holding(self.lock_claim(encoded, token, seen)));
@@ -286,7 +297,8 @@ impl<K, V> DiskStore<K, V> {
     /// lock row, taken whoever holds it. A holder it replaces (a miss, a background refresh, an
     /// earlier forced refresh, in any process) began before, and its value is refused (its
     /// token is gone); this refresh's value is refused in turn if a later one takes the row,
-    /// or a removal deletes it. A database that failed (counted) marks nothing.
+    /// or a removal deletes it. A database that failed (counted) marks nothing, and the
+    /// refresh's value is then not written (see [`Failed`]).
     pub(super) fn mark_refresh_key(&self, encoded: Vec<u8>) -> Lease {
         if !self.db.is_usable() {
             return Lease::none();
@@ -294,6 +306,7 @@ impl<K, V> DiskStore<K, V> {
         let token = new_token();
         let mut held = Held::new(&self.db.shared, token);
         let shared = &self.db.shared;
+        let failed = self.failed_claim(shared.epoch_now());
         let replaced = shared.read(&self.space, |conn| {
             let replaced = conn
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM locks WHERE ns = ?1 AND key = ?2)")?
@@ -302,7 +315,7 @@ impl<K, V> DiskStore<K, V> {
             Ok(replaced)
         });
         let Some(replaced) = replaced else {
-            return Lease::none();
+            return Lease::holding(failed);
         };
         if replaced {
             // A claim of this process may hold the row (another store of the key's namespace):
@@ -520,6 +533,17 @@ struct Claiming<'a> {
 /// stored.
 pub(super) struct Waited {
     pub(super) holder: Option<i64>,
+}
+
+/// The lease of a claim the database failed (counted: a disk error, a database busy past its
+/// timeout): no lock row fences its value, which is not written. Stored as is, it would land
+/// over a change of the key made elsewhere during the computation (another process's insert or
+/// removal), and every later call would read the value computed before it; Redis's failed claim
+/// writes nothing either (`Fence::Failed`). `epoch` and `foreign` as they stood before the
+/// attempt: the value is kept in memory only while neither has moved.
+pub(super) struct Failed {
+    pub(super) epoch: u64,
+    pub(super) foreign: u64,
 }
 
 /// What a claim does after one attempt.

@@ -559,6 +559,9 @@ enum Claimed<'a> {
     /// A plain insert: the key's lock row goes with the write, so that a computation of the key
     /// begun before, in any process, stores nothing over it.
     Inserted,
+    /// A computation whose claim the database failed (`lock::Failed`): not written (see
+    /// there), kept in memory only.
+    Failed(&'a lock::Failed),
 }
 
 impl<K, V> DiskStore<K, V>
@@ -908,6 +911,9 @@ where
     ) {
         let claim = match claimed {
             Claimed::Lock(claim) => Some(claim),
+            Claimed::Failed(failed) => {
+                return self.keep_unclaimed(hash, key, value, failed, (fresh, own), cost);
+            }
             Claimed::Unclaimed | Claimed::Seen(_) | Claimed::Inserted => None,
         };
         let encoded = claim.map_or_else(
@@ -955,7 +961,7 @@ where
         let token = match claimed {
             Claimed::Lock(claim) => Some(claim.token()),
             Claimed::Seen(holder) => Some(holder),
-            Claimed::Unclaimed | Claimed::Inserted => None,
+            Claimed::Unclaimed | Claimed::Inserted | Claimed::Failed(_) => None,
         };
         let kind = Kind::Put {
             value: bytes.into(),
@@ -993,6 +999,28 @@ where
             }
             None => self.keep_front(hash, key, value, (expires, own), cost),
         }
+    }
+
+    /// The value of a computation whose claim the database failed (see `lock::Failed`): not
+    /// written, and kept in the front (the disk failing, calls still find their values in
+    /// memory) only while no change by another store or process was seen since the claim.
+    fn keep_unclaimed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        failed: &lock::Failed,
+        (fresh, own): (i64, bool),
+        cost: Duration,
+    ) where
+        K: std::hash::Hash + Eq + Clone,
+    {
+        let expires = self.row_expiry(fresh);
+        let cost = self.cost(cost);
+        self.fills.change(hash, || ());
+        self.front_is_current();
+        let fence = (failed.epoch, failed.foreign);
+        self.keep_fenced(hash, key, value, (expires, own), cost, fence);
     }
 
     /// A claim's value not stored (it is older than a change of its key): nor kept in the
@@ -1136,10 +1164,15 @@ where
                 }) => self.insert_costed(hash, key, Claimed::Seen(holder), value, cost),
                 // A wait that timed out with no holder seen: nothing fences the value.
                 Ok(lock::Waited { holder: None }) => {}
-                Err(lease) => {
-                    self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
-                    drop(lease);
-                }
+                Err(lease) => match lease.take::<lock::Failed>() {
+                    Ok(failed) => {
+                        self.insert_costed(hash, key, Claimed::Failed(&failed), value, cost);
+                    }
+                    Err(lease) => {
+                        self.insert_costed(hash, key, Claimed::Unclaimed, value, cost);
+                        drop(lease);
+                    }
+                },
             },
         }
         std::future::ready(())

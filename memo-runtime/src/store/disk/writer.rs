@@ -617,15 +617,37 @@ fn count_batch(shared: &Shared, batch: &[Op], err: &dyn std::fmt::Display) {
     }
 }
 
-/// Removes the orphaned value files of the directory (see [`files::sweep`]), once, when the
-/// writer starts.
+/// Removes the orphaned value files of the directory (see [`files::sweep`]) and the lock rows
+/// of processes that are gone ([`abandoned_locks`]), once, when the writer starts.
 fn sweep(shared: &Shared) {
     let conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(conn) = conn.as_ref()
-        && let Err(err) = files::sweep(&shared.dir, conn, files::ORPHAN_AGE)
-    {
-        shared.report(&err);
+    if let Some(conn) = conn.as_ref() {
+        if let Err(err) = files::sweep(&shared.dir, conn, files::ORPHAN_AGE) {
+            shared.report(&err);
+        }
+        if let Err(err) = abandoned_locks(conn) {
+            shared.report(&err);
+        }
     }
+}
+
+/// Deletes the lock rows whose holder process has ended (killed while it computed): a claim of
+/// the key removes such a row, but a key no process asks for again (an earlier build's, an
+/// argument seen once) kept it in the database for good. A row of a live process stays.
+fn abandoned_locks(conn: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(Vec<u8>, Vec<u8>, i64, i64)> = conn
+        .prepare("SELECT ns, key, pid, token FROM locks")?
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = conn.prepare("DELETE FROM locks WHERE ns = ?1 AND key = ?2 AND token = ?3")?;
+    for (ns, key, pid, token) in rows {
+        if super::lock::is_dead(pid) {
+            delete.execute(params![ns, key, token])?;
+        }
+    }
+    Ok(())
 }
 
 /// The locks a failed batch was to release, released in a transaction of their own: a lock
