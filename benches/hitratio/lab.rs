@@ -12,7 +12,10 @@
 //! issue 23 names. `moka` is moka's own policy as the bench drives it (`moka.rs`, within 0.13 of
 //! moka on 58 of the 62 rows); `moka_shards`, `moka_ring<n>`, `lru_ring<n>` and `sw…` are the
 //! shapes a store without a shared write per hit could run it in, and a store switching between
-//! them and the default (`docs/performance.md`, twelfth study).
+//! them and the default (`docs/performance.md`, twelfth study). `quick` is `quick_cache`'s own
+//! policy as the bench drives it (`quick.rs`, within 0.13 of `quick_cache` on 60 of the 62 rows);
+//! `quick_shards` and `quick_1shard` run it over the store's shards and unsharded, and `sw…` with
+//! `q` (`Q`: starting in it) switch to its shape (thirteenth study).
 //! Measured (issue 23): on `check/loopmix50/11652` moka's policy needs the hits counted (26.6 %
 //! without, 41.7 % with; moka 42.5 %), because there every new key meets the sketch and a cached
 //! loop key, never counted while cached, loses to an uncached one; the default policy's model
@@ -116,6 +119,8 @@ use std::hash::BuildHasher;
 mod caffeine;
 #[path = "moka.rs"]
 mod moka;
+#[path = "quick.rs"]
+mod quick;
 
 /// Lab policies by name (`lab_<name>` rows).
 pub(crate) const NAMES: [&str; 7] = [
@@ -130,6 +135,9 @@ pub(crate) const NAMES: [&str; 7] = [
 
 pub(crate) fn hits(name: &str, requests: &[u64], size: usize) -> u64 {
     if let Some(hits) = moka::hits(name, requests, size) {
+        return hits;
+    }
+    if let Some(hits) = quick::hits(name, requests, size) {
         return hits;
     }
     let (name, shards) = match name.strip_suffix("_1shard") {

@@ -24,11 +24,13 @@
 //! deques at the thread's next miss, the older ones lost, as `store/gate.rs` records them),
 //! `lru_ring<n>` (the same without admission: an LRU ordered by the drained hits), `lru_shards`
 //! (an exact LRU split over the store's shards), and `sw…:<door>` (`run_switch`: a store whose
-//! shards follow whichever shadow leads, of the door's shares, of moka's shape, of an LRU).
+//! shards follow whichever shadow leads, of the door's shares, of moka's shape, of an LRU, of
+//! `quick_cache`'s shape: `quick.rs`, thirteenth study).
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
+use super::quick::QuickShard;
 use super::{Door, DoorParams, Policy, door_shadows, lab_seed, store_shards};
 
 /// moka's `FrequencySketch`.
@@ -341,6 +343,8 @@ struct Part {
     capacity: usize,
     door: Option<Door>,
     moka: Option<Moka>,
+    /// `quick_cache`'s shape (thirteenth study): a hit only raises the entry's count.
+    quick: Option<QuickShard>,
     /// moka's sketch while the shard runs the door; the door's while it runs moka's shape.
     sketch: Option<MokaSketch>,
     door_sketch: Option<super::Sketch>,
@@ -348,9 +352,10 @@ struct Part {
 
 impl Part {
     fn holds(&self, key: u64) -> bool {
-        match (&self.door, &self.moka) {
-            (Some(d), _) => d.entries.contains_key(&key),
-            (_, Some(m)) => m.holds(key),
+        match (&self.door, &self.moka, &self.quick) {
+            (Some(d), _, _) => d.entries.contains_key(&key),
+            (_, Some(m), _) => m.holds(key),
+            (_, _, Some(q)) => q.holds(key),
             _ => unreachable!(),
         }
     }
@@ -378,6 +383,21 @@ impl Part {
             }
             return hit;
         }
+        if let Some(q) = &mut self.quick {
+            if q.holds(key) {
+                q.hit(key);
+                return true;
+            }
+            q.miss(key);
+            self.sketch
+                .as_mut()
+                .expect("sketch")
+                .increment(moka_hash(key));
+            if let Some(s) = &mut self.door_sketch {
+                s.increment(super::key_hash(key));
+            }
+            return false;
+        }
         let m = self.moka.as_mut().expect("a mode");
         if m.holds(key) {
             return true;
@@ -391,6 +411,21 @@ impl Part {
 
     /// Runs the door (at `params`) from now on, or moka's shape (`admit_all`: an LRU).
     fn become_door(&mut self, params: &DoorParams) {
+        if let Some(q) = self.quick.take() {
+            let mut d = Door::new(self.capacity, params);
+            d.sketch = self.door_sketch.take().or(d.sketch);
+            let (hot, cold) = q.rings();
+            for k in hot {
+                d.entries.insert(k, 0);
+                d.main.push_back(k);
+            }
+            for k in cold {
+                d.entries.insert(k, 0);
+                d.small.push_back(k);
+            }
+            self.door = Some(d);
+            return;
+        }
         let Some(mut m) = self.moka.take() else {
             return;
         };
@@ -412,18 +447,47 @@ impl Part {
             m.admit_all = admit_all;
             return;
         }
+        if let Some(q) = self.quick.take() {
+            let (hot, cold) = q.rings();
+            let keys: Vec<u64> = hot.into_iter().chain(cold).collect();
+            let sketch = self.sketch.take().expect("sketch");
+            self.moka = Some(Moka::with(self.capacity, &keys, sketch, admit_all));
+            return;
+        }
         let mut d = self.door.take().expect("a mode");
         let keys: Vec<u64> = d.main.iter().chain(&d.small).copied().collect();
         self.door_sketch = d.sketch.take();
         let sketch = self.sketch.take().expect("sketch");
         self.moka = Some(Moka::with(self.capacity, &keys, sketch, admit_all));
     }
+
+    /// Runs `quick_cache`'s shape: the door's main (or moka's deque) becomes the hot ring, its
+    /// small queue the cold one, each entry's uses its references (at most 2).
+    fn become_quick(&mut self) {
+        if self.quick.is_some() {
+            return;
+        }
+        if let Some(mut d) = self.door.take() {
+            self.door_sketch = d.sketch.take();
+            let uses = |k: &u64| (*k, d.entries.get(k).copied().unwrap_or(0));
+            let hot: Vec<(u64, u8)> = d.main.iter().map(uses).collect();
+            let cold: Vec<(u64, u8)> = d.small.iter().map(uses).collect();
+            self.quick = Some(QuickShard::with(self.capacity, &hot, &cold));
+            return;
+        }
+        let mut m = self.moka.take().expect("a mode");
+        let hot: Vec<(u64, u8)> = m.keys().into_iter().map(|k| (k, 0)).collect();
+        self.sketch = Some(m.take_sketch());
+        self.quick = Some(QuickShard::with(self.capacity, &hot, &[]));
+    }
 }
 
-/// Switch knobs: `sw<lead in tenths of a point of an epoch's requests>_<epochs in a row>_<m|l|ml>`
+/// Switch knobs: `sw<lead in tenths of a point of an epoch's requests>_<epochs in a row>_<m|l|q…>`
 /// then `:` and the door's name with its shadows (`M…`, `G…`): `run_mini`'s shares, and a shadow
-/// of moka's shape (`m`), of an LRU (`l`) beside them; every shard follows the family whose
-/// shadow leads the followed one by the lead that many epochs in a row.
+/// of moka's shape (`m`), of an LRU (`l`), of `quick_cache`'s shape (`q`; `Q` starts the shards in
+/// it) beside them; every shard follows the family whose shadow leads the followed one by the
+/// lead that many epochs in a row. After the candidates, optionally `_<slots>_<warm-up
+/// epochs>_<lead back to the door>`.
 #[allow(clippy::too_many_lines, reason = "a lab model, read top to bottom")]
 pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
     let (knobs, door) = name.split_once(':').expect("sw…:door…");
@@ -434,6 +498,10 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
     let slots: usize = k.get(3).map_or(8, |s| s.parse().expect("slots"));
     // Epochs before the families are compared (the shadows fill first).
     let warm: usize = k.get(4).map_or(0, |s| s.parse().expect("epochs"));
+    // The lead the door's shadow needs to take the shards back (‰), if not `family_lead`'s.
+    let back_lead: f64 = k
+        .get(5)
+        .map_or(family_lead, |s| s.parse::<f64>().expect("a lead") / 1000.0);
     let params = DoorParams::parse(door);
     let shards = store_shards(size);
     if params.mini.is_none() || size < params.mini_from {
@@ -441,18 +509,26 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
     }
     // Shadows: the door at each share, then moka's shape, then an LRU.
     let (rate, mini_size, mut doors) = door_shadows(size, &params);
-    let mut others: Vec<(usize, Moka)> = Vec::new();
+    let mut others: Vec<(usize, Box<dyn Policy>)> = Vec::new();
     if cands.contains('m') {
         others.push((
             1,
-            Moka::with(mini_size, &[], MokaSketch::new(mini_size), false),
+            Box::new(Moka::with(
+                mini_size,
+                &[],
+                MokaSketch::new(mini_size),
+                false,
+            )),
         ));
     }
     if cands.contains('l') {
         others.push((
             2,
-            Moka::with(mini_size, &[], MokaSketch::new(mini_size), true),
+            Box::new(Moka::with(mini_size, &[], MokaSketch::new(mini_size), true)),
         ));
+    }
+    if cands.contains(['q', 'Q']) {
+        others.push((3, Box::new(QuickShard::new(mini_size))));
     }
     let n = doors.len() + others.len();
     let mut epoch_hits = vec![0_u64; n];
@@ -462,20 +538,23 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
     let mut door_share = 0;
     let (mut leader, mut leading) = (0, 0);
     // The family followed (0 the door, else the shadow's index in `others` + 1), and its rival.
-    let mut family = 0;
+    // `Q`: the shards start in `quick_cache`'s shape.
+    let start_quick = cands.contains('Q');
+    let mut family = if start_quick { others.len() } else { 0 };
     let (mut rival, mut rival_leading) = (0, 0);
     let mut switches = 0;
-    let mut epochs_in = [0_usize; 3];
+    let mut epochs_in = [0_usize; 4];
     let hasher = foldhash::fast::FixedState::with_seed(lab_seed());
     let mut parts: Vec<Part> = (0..shards)
         .map(|i| {
             let c = size / shards + usize::from(i < size % shards);
             Part {
                 capacity: c,
-                door: Some(Door::new(c, &params.with_small(params.shares[0]))),
+                door: (!start_quick).then(|| Door::new(c, &params.with_small(params.shares[0]))),
                 moka: None,
+                quick: start_quick.then(|| QuickShard::new(c)),
                 sketch: Some(MokaSketch::new(c)),
-                door_sketch: None,
+                door_sketch: start_quick.then(|| Door::new(c, &params).sketch).flatten(),
             }
         })
         .collect();
@@ -552,8 +631,8 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
             .max_by(|&a, &b| family_score(a).total_cmp(&family_score(b)))
             .expect("families");
         let judged = epochs_in.iter().sum::<usize>() >= warm;
-        if judged && top != family && family_score(top) > family_score(family) + family_lead * scale
-        {
+        let lead = if top == 0 { back_lead } else { family_lead };
+        if judged && top != family && family_score(top) > family_score(family) + lead * scale {
             rival_leading = if rival == top { rival_leading + 1 } else { 1 };
             rival = top;
         } else {
@@ -571,17 +650,17 @@ pub(super) fn run_switch(requests: &[u64], size: usize, name: &str) -> u64 {
             family = top;
             switches += 1;
             for part in &mut parts {
-                if family == 0 {
-                    part.become_door(&params.with_small(params.shares[door_share]));
-                } else {
-                    part.become_moka(others[family - 1].0 == 2);
+                match if family == 0 { 0 } else { others[family - 1].0 } {
+                    0 => part.become_door(&params.with_small(params.shares[door_share])),
+                    3 => part.become_quick(),
+                    kind => part.become_moka(kind == 2),
                 }
             }
         }
     }
     if std::env::var("LAB_DEBUG").is_ok() {
         eprintln!(
-            "switch {size}: {switches} switches, epochs in door/moka/lru {epochs_in:?}, ring lost {} of {}",
+            "switch {size}: {switches} switches, epochs in door/moka/lru/quick {epochs_in:?}, ring lost {} of {}",
             ring.lost, ring.recorded
         );
     }
