@@ -270,15 +270,22 @@ fn held_cache(function: &str) -> &'static memo::DiskCache<u64, String> {
     }
 }
 
+/// This binary run again as the child `role` (see [`child`]), in this test's cache directory.
+fn child_command(role: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("MEMO_TEST_ROLE", role)
+        .env("MEMO_CACHE_DIR", cache_dir());
+    command
+}
+
 /// Runs this binary as the child `role` (`peek`, `invalidate`, `clear`) of `function`'s `key`:
 /// what it printed.
 fn run_on(role: &str, function: &str, key: u64) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", role)
+    let out = child_command(role)
         .env("MEMO_TEST_FUNCTION", function)
         .env("MEMO_TEST_KEY", key.to_string())
-        .env("MEMO_CACHE_DIR", cache_dir())
         .output()
         .unwrap();
     child::result(&out)
@@ -462,11 +469,8 @@ fn a_value_removed_before_a_kill_is_never_read_again() {
     for kill_after in 1..=3 {
         let root = cache_dir().join(format!("killed-after-removal-{kill_after}"));
         let _ = std::fs::remove_dir_all(&root);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-            .env("MEMO_TEST_ROLE", "remove")
+        let mut child = child_command("remove")
             .env("MEMO_TEST_ROOT", &root)
-            .env("MEMO_CACHE_DIR", cache_dir())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -573,15 +577,12 @@ fn refreshed_over_a_child(
     miss: bool,
 ) {
     use std::io::{BufRead as _, Write as _};
-    let mut child = Command::new(std::env::current_exe().unwrap());
+    let mut child = child_command("refresh");
     if miss {
         child.env("MEMO_TEST_MISS", "1");
     }
     let mut child = child
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "refresh")
         .env("MEMO_TEST_ROOT", root)
-        .env("MEMO_CACHE_DIR", cache_dir())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -664,11 +665,8 @@ fn a_clear_beside_a_writer_killed_mid_batch_leaves_no_old_or_torn_value() {
     init();
     let root = cache_dir().join("clear-beside-writer");
     let _ = std::fs::remove_dir_all(&root);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "write")
+    let mut child = child_command("write")
         .env("MEMO_TEST_ROOT", &root)
-        .env("MEMO_CACHE_DIR", cache_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1519,10 +1517,7 @@ fn a_call_after_a_change_in_another_process_never_reads_an_older_version() {
     use std::io::{BufRead as _, Write as _};
     init();
     let cache = changed_elsewhere();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "changer")
-        .env("MEMO_CACHE_DIR", cache_dir())
+    let mut child = child_command("changer")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -2228,11 +2223,8 @@ fn a_lock_row_of_a_killed_process_goes_once_another_opens_the_store() {
     init();
     let root = cache_dir().join("killed-holder");
     let _ = std::fs::remove_dir_all(&root);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "hold")
+    let mut child = child_command("hold")
         .env("MEMO_TEST_ROOT", &root)
-        .env("MEMO_CACHE_DIR", cache_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -2245,11 +2237,8 @@ fn a_lock_row_of_a_killed_process_goes_once_another_opens_the_store() {
     child.wait().unwrap();
     assert!(computing, "the child ended early");
     assert_eq!(lock_rows(&root), "1", "the killed holder's row");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env("MEMO_TEST_ROLE", "open")
+    let out = child_command("open")
         .env("MEMO_TEST_ROOT", &root)
-        .env("MEMO_CACHE_DIR", cache_dir())
         .output()
         .unwrap();
     assert_eq!(child::result(&out), "opened");

@@ -4052,7 +4052,7 @@ mod attack6_idle {
 
     /// The options of a store called `name` on `server`, over a client of its own (a server
     /// of these tests' own: their renewals are not counted by another test's).
-    fn own(server: &RedisServer, name: &str) -> RedisOptions {
+    pub(super) fn own(server: &RedisServer, name: &str) -> RedisOptions {
         let config = RedisConfig::from_url(&server.url())
             .unwrap()
             .command_timeout(Duration::from_secs(2))
@@ -4205,16 +4205,8 @@ mod attack6_idle {
 }
 
 mod attack7 {
+    use super::attack6_idle::own;
     use super::*;
-
-    /// The options of a store called `name` on `server`, over a client of its own.
-    fn own(server: &RedisServer, name: &str) -> RedisOptions {
-        let config = RedisConfig::from_url(&server.url())
-            .unwrap()
-            .command_timeout(Duration::from_secs(2))
-            .connect_timeout(Duration::from_secs(2));
-        RedisOptions::new(name).client(RedisClient::new(config).unwrap())
-    }
 
     /// The `PTTL` of the only value of the store called `name` (its name ends with the key's
     /// hash tag).
