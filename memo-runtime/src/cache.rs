@@ -714,8 +714,9 @@ where
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn insert(&self, key: K, value: V) {
-        self.supersede(&key);
+        let hash = self.supersede(&key);
         self.store.insert(key, value);
+        self.flights.raw.detach_hash(hash);
     }
 
     /// Stores `value` under `key` to expire after `ttl`, in place of the cache's own time to
@@ -734,8 +735,9 @@ where
     /// assert_eq!(cache.get("token"), None); // expired
     /// ```
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.supersede(&key);
+        let hash = self.supersede(&key);
         self.store.insert_with_ttl(key, value, ttl);
+        self.flights.raw.detach_hash(hash);
     }
 
     /// Removes `key`'s entry, so the next call computes again; `true` if there was a live one.
@@ -770,8 +772,10 @@ where
     where
         L: Lookup<Key = K>,
     {
-        self.outdate(&key);
-        self.store.remove(&key)
+        let hash = self.outdate(&key);
+        let removed = self.store.remove(&key);
+        self.flights.raw.detach_hash(hash);
+        removed
     }
 
     /// Removes `key`'s entry and returns its value, if it held a live one (as moka's `remove`
@@ -789,20 +793,30 @@ where
     where
         L: Lookup<Key = K>,
     {
-        self.outdate(&key);
-        self.store.take(&key)
+        let hash = self.outdate(&key);
+        let taken = self.store.take(&key);
+        self.flights.raw.detach_hash(hash);
+        taken
     }
 
     /// Before `key`'s entry is removed: a computation of it in progress is no longer joined by
     /// later callers, and neither its value nor a running refresh's is stored (see
     /// [`crate::writes`]; those storing now finish first, so the removal comes after them); an
     /// old value of `key` is no longer served in place of a refresh (see
-    /// [`hit_renewing`](Self::hit_renewing)).
-    fn outdate<L>(&self, key: &L)
+    /// [`hit_renewing`](Self::hit_renewing)). Returns the key's hash.
+    ///
+    /// The caller detaches the flights of that hash again once the store's change returned (as
+    /// do [`insert`](Self::insert) and [`clear`](Self::clear)): a miss that began in between
+    /// (after this detach, before the change) may have found the old value in the store (its
+    /// look, or its claim) and hands it to whoever joins it; left in the table, it was joined by
+    /// a call begun after the invalidate returned, which took that older value.
+    fn outdate<L>(&self, key: &L) -> u64
     where
         L: Lookup<Key = K>,
     {
-        self.outdate_hashed(self.store.hash_of(key), &key.to_key(), true);
+        let hash = self.store.hash_of(key);
+        self.outdate_hashed(hash, &key.to_key(), true);
+        hash
     }
 
     /// Before a value is put in `key`'s place by hand ([`insert`](Self::insert)): as
@@ -813,9 +827,11 @@ where
     /// waited for (on disk, one not waited for queued its older value after the insert's, and
     /// a read after the insert returned was served it); a store over the network is not: an
     /// insert made from a task would wait for a store of another task of its runtime, which
-    /// cannot run meanwhile.
-    fn supersede(&self, key: &K) {
-        self.outdate_hashed(self.store.hash_of(&key), key, S::STORES_AT_ONCE);
+    /// cannot run meanwhile. Returns the key's hash, for the second detach (see `outdate`).
+    fn supersede(&self, key: &K) -> u64 {
+        let hash = self.store.hash_of(&key);
+        self.outdate_hashed(hash, key, S::STORES_AT_ONCE);
+        hash
     }
 
     /// [`outdate`](Self::outdate) and [`supersede`](Self::supersede) of `key` (of hash `hash`):
@@ -851,6 +867,8 @@ where
         self.head.writes.invalidate_all();
         self.renewing.lock().clear();
         self.store.clear();
+        // Again: a miss begun meanwhile may have read a value the clear removed (`outdate`).
+        self.flights.raw.detach_all();
     }
 
     /// How many live entries are held (expired ones are freed first, and not counted).

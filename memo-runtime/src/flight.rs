@@ -555,6 +555,21 @@ impl RawFlights {
         drop(detached);
     }
 
+    /// Takes the computations in progress of the keys of hash `hash` out of the table, as
+    /// [`Flights::detach`] does, without the key (an insert's went into the store): one of
+    /// another key of the same hash goes too, and goes on for its callers while later ones
+    /// start another.
+    pub(crate) fn detach_hash(&self, hash: u64) {
+        let mut table = lock(self.shard(hash));
+        let mut detached = Vec::new();
+        while let Ok(entry) = table.find_entry(hash, |e| e.hash == hash) {
+            detached.push(entry.remove().0);
+        }
+        drop(table);
+        // The key copies drop outside the lock (a user `Drop`).
+        drop(detached);
+    }
+
     /// Takes every computation in progress out of the table (the cache was cleared).
     pub(crate) fn detach_all(&self) {
         for shard in self.shards.iter() {
@@ -736,6 +751,31 @@ mod tests {
         });
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(flights.len(), 0);
+    }
+
+    /// `detach_hash` sets aside the flights of every key of the hash (an insert's key went
+    /// into the store), not another hash's; a detached flight still answers its waiters.
+    #[test]
+    fn detach_hash_sets_aside_the_flights_of_that_hash_only() {
+        let flights = Flights::<u32, u32>::default();
+        let Join::Lead(first) = flights.join(7, &1, false) else {
+            panic!("first key leads")
+        };
+        let Join::Wait(waiter) = flights.join(7, &1, false) else {
+            panic!("its second caller waits")
+        };
+        let Join::Lead(_same_hash) = flights.join(7, &2, false) else {
+            panic!("another key of the hash leads")
+        };
+        let Join::Lead(_other) = flights.join(8, &3, false) else {
+            panic!("a key of another hash leads")
+        };
+        flights.raw.detach_hash(7);
+        assert_eq!(flights.len(), 1, "the other hash's flight stays");
+        assert!(matches!(flights.join(7, &1, false), Join::Lead(_)));
+        assert!(matches!(flights.join(7, &2, false), Join::Lead(_)));
+        first.finish(&5);
+        assert_eq!(waiter.wait(), Some(5), "joined before the detach");
     }
 
     #[test]
