@@ -657,16 +657,21 @@ mod issue21 {
     }
 
     /// The two values in Redis live 5 s (from the value) and 60 s (the `ttl`), as `redis-cli`
-    /// reads their `PTTL`.
+    /// reads their `PTTL`; the one with a time to live of its own has a mark beside it (`…:ttl`,
+    /// which a build of the function with `idle` reads), living as long.
     fn set_as_they_say(server: &super::RedisServer) {
         let keys = memo::testing::redis_command(server.port(), "KEYS memo:*");
-        let mut pttls: Vec<i64> = keys
-            .split("\r\n")
-            .filter(|line| line.starts_with("memo:"))
-            .map(|name| {
-                let reply = memo::testing::redis_command(server.port(), &format!("PTTL {name}"));
-                reply.trim_start_matches(':').trim().parse().unwrap()
-            })
+        let names = || keys.split("\r\n").filter(|line| line.starts_with("memo:"));
+        let pttl = |name: &str| -> i64 {
+            let reply = memo::testing::redis_command(server.port(), &format!("PTTL {name}"));
+            reply.trim_start_matches(':').trim().parse().unwrap()
+        };
+        let marks: Vec<&str> = names().filter(|name| name.ends_with(":ttl")).collect();
+        assert_eq!(marks.len(), 1, "{keys:?}");
+        assert!(0 < pttl(marks[0]) && pttl(marks[0]) <= 5_000, "{keys:?}");
+        let mut pttls: Vec<i64> = names()
+            .filter(|name| !name.ends_with(":ttl"))
+            .map(pttl)
             .collect();
         pttls.sort_unstable();
         let [short, long] = pttls[..] else {
